@@ -1,0 +1,78 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using System.Reflection;
+
+namespace Irr.Cli;
+
+/// <summary>
+/// The <c>irr</c> command line. Each command lives in its own file and is registered in
+/// <see cref="BuildRoot"/>. Errors never reach the user as stack traces: they are printed as
+/// <c>error: …</c> with a non-zero exit code (set <c>IRR_DEBUG=1</c> to see the trace).
+/// </summary>
+public static class Program
+{
+    /// <summary>Exit code for bad input or a failed step.</summary>
+    public const int ExitFailure = 1;
+
+    /// <summary>Exit code for an internal error (a bug in irr).</summary>
+    public const int ExitInternalError = 70;
+
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>Parses and runs one command line, writing to the given streams.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        try
+        {
+            return BuildRoot().Parse(args).Invoke(config);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return ExitFailure;
+        }
+        catch (Exception e)
+        {
+            error.WriteLine($"internal error: {e.GetType().Name}: {e.Message}");
+            error.WriteLine(Environment.GetEnvironmentVariable("IRR_DEBUG") == "1"
+                ? e.ToString()
+                : "This is a bug in irr. Run again with IRR_DEBUG=1 for details, and please report it.");
+            return ExitInternalError;
+        }
+    }
+
+    /// <summary>The root command with every subcommand.</summary>
+    /// <remarks>
+    /// A plain command named "irr" rather than <see cref="RootCommand"/>, whose name is the
+    /// executable's ("Irr.Cli"): the tool is installed as <c>irr</c> and its help should say so.
+    /// </remarks>
+    public static Command BuildRoot()
+    {
+        var root = new Command("irr",
+            "Restore the safety alignment of a fine-tuned LLM after the fact with IRR " +
+            "(Identify, Remove, Recalibrate; Wu et al., ACL 2025 Findings).")
+        {
+            new HelpOption(),
+            new VersionOption { Action = new PrintVersion() },
+        };
+        // `irr` on its own shows the help, like `irr --help`.
+        root.SetAction(parseResult => new HelpAction().Invoke(parseResult));
+        return root;
+    }
+
+    /// <summary>The version of irr, e.g. "0.1.0".</summary>
+    public static string Version { get; } =
+        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+
+    // The built-in --version prints the entry assembly's version, which is the test host's under xunit.
+    private sealed class PrintVersion : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            parseResult.InvocationConfiguration.Output.WriteLine(Version);
+            return 0;
+        }
+    }
+}
