@@ -6,7 +6,7 @@ namespace Irr.Bench;
 /// <summary>
 /// Benchmarks for the numeric core. Each prints progress lines and, last, one summary line:
 ///   gemm --size N [--threads T] [--op nt|nn|tn]  ->  gemm n=N threads=T gflops=X
-///   cholesky --size N [--threads T]              ->  cholesky n=N seconds=X
+///   cholesky --size N                            ->  cholesky n=N seconds=X
 /// Figures are the best of several timed repetitions after a warm-up run.
 /// </summary>
 public static class Program
@@ -16,8 +16,9 @@ public static class Program
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
             Console.WriteLine("usage: Irr.Bench gemm --size N [--threads T] [--op nt|nn|tn] [--reps R]");
-            Console.WriteLine("       Irr.Bench cholesky --size N [--threads T] [--reps R]");
-            Console.WriteLine("       Irr.Bench convert [--size N]");
+            Console.WriteLine("       Irr.Bench cholesky --size N [--reps R]     (threads: IRR_NUM_THREADS)");
+            Console.WriteLine("       Irr.Bench convert [--size N]      (N K elements)");
+            Console.WriteLine("       Irr.Bench kernel [--threads T]");
             return args.Length == 0 ? 2 : 0;
         }
         try
@@ -90,28 +91,44 @@ internal static unsafe class Benchmarks
         return 0;
     }
 
+    /// <summary>
+    /// The micro-kernel alone on L1-resident panels (KC = 256), on one thread and then on every
+    /// thread at once: the ceiling the GEMM driver can reach on this machine.
+    /// </summary>
     public static int Kernel(Options o)
     {
-        int kc = 256;
-        float* ap = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(6 * 256 * 4, 64);
-        float* bp = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(16 * 256 * 4, 64);
-        float* c = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(6 * 16 * 4, 64);
-        for (int i = 0; i < 6 * 256; i++) ap[i] = 0.001f;
-        for (int i = 0; i < 16 * 256; i++) bp[i] = 0.001f;
-        int iters = 200000;
-        double best = BestOf(5, () => { for (int i = 0; i < iters; i++) GemmKernels.Kernel6x16(kc, ap, bp, c, 16, 1f, 1f); });
-        Console.WriteLine($"kernel gflops={2.0 * 6 * 16 * kc * iters / best / 1e9:F1}");
-        double best2 = BestOf(5, () => ThreadTeam.Shared.Run(2, (tid, cnt) =>
-        {
-            float* a2 = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(6 * 256 * 4, 64);
-            float* b2 = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(16 * 256 * 4, 64);
-            float* c2 = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(6 * 16 * 4, 64);
-            for (int i = 0; i < 6 * 256; i++) a2[i] = 0.001f;
-            for (int i = 0; i < 16 * 256; i++) b2[i] = 0.001f;
-            for (int i = 0; i < iters; i++) GemmKernels.Kernel6x16(kc, a2, b2, c2, 16, 1f, 1f);
-        }));
-        Console.WriteLine($"kernel dual gflops={2 * 2.0 * 6 * 16 * kc * iters / best2 / 1e9:F1}");
+        const int kc = 256, iters = 200_000;
+        var kernel = GemmKernels.Best;
+        int nr = GemmKernels.NR(kernel), threads = Math.Min(o.Threads, ThreadTeam.Shared.Size);
+        var panels = new Panels[threads];
+        for (int t = 0; t < threads; t++) panels[t] = new Panels(kc, nr);
+        double flops = 2.0 * GemmKernels.MR * nr * kc * iters;
+        double one = BestOf(5, () => panels[0].Run(kernel, kc, nr, iters));
+        double all = BestOf(5, () => ThreadTeam.Shared.Run(threads, (tid, _) => panels[tid].Run(kernel, kc, nr, iters)));
+        Console.WriteLine($"kernel={kernel} 1 thread: {flops / one / 1e9:F1} GFLOP/s");
+        Console.WriteLine($"kernel threads={threads} gflops={threads * flops / all / 1e9:F1}");
         return 0;
+    }
+
+    private sealed class Panels
+    {
+        private readonly float* a, b, c;
+
+        public Panels(int kc, int nr)
+        {
+            a = Alloc(GemmKernels.MR * kc);
+            b = Alloc(nr * kc);
+            c = Alloc(GemmKernels.MR * nr);
+            for (int i = 0; i < GemmKernels.MR * kc; i++) a[i] = 1e-3f;
+            for (int i = 0; i < nr * kc; i++) b[i] = 1e-3f;
+        }
+
+        public void Run(GemmKernel kernel, int kc, int nr, int iters)
+        {
+            for (int i = 0; i < iters; i++) GemmKernels.Full(kernel, kc, a, b, c, nr, 1f, 1f);
+        }
+
+        private static float* Alloc(int count) => (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)count * sizeof(float), 64);
     }
 
     public static int Cholesky(Options o)

@@ -103,12 +103,13 @@ public class CholeskyTests
         Assert.Equal([2f, 0f, 1f, 2f], a);
         Assert.True(Cholesky.InverseFromFactor(a, 2).Success);
         Assert.Equal([5f / 16, -2f / 16, -2f / 16, 4f / 16], a);
-        // A⁻¹ = UᵀU: U = [[√5/4, −2/(4√5)], [0, 2/√5·... ]] — check the product instead of the entries.
+        // A⁻¹ = UᵀU with U = [[u11, u12], [0, u22]]: u11² = 5/16, u11·u12 = −2/16, u12² + u22² = 4/16,
+        // so U = [[√5/4, −1/(2√5)], [0, 1/√5]].
         Assert.True(Cholesky.UpperFactor(a, 2).Success);
+        Assert.Equal(Math.Sqrt(5) / 4, a[0], 6);
+        Assert.Equal(-1 / (2 * Math.Sqrt(5)), a[1], 6);
         Assert.Equal(0f, a[2]);
-        Assert.Equal(5.0 / 16, a[0] * (double)a[0], 6);
-        Assert.Equal(-2.0 / 16, a[0] * (double)a[1], 6);
-        Assert.Equal(4.0 / 16, a[1] * (double)a[1] + a[3] * (double)a[3], 6);
+        Assert.Equal(1 / Math.Sqrt(5), a[3], 6);
     }
 
     [Theory]
