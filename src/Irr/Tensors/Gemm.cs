@@ -27,9 +27,9 @@ public enum Transpose
 /// time. Packing absorbs the transposes, so all four (op(A), op(B)) combinations run the same kernel.
 /// </para>
 /// <para>
-/// Work is split over the <see cref="ThreadTeam"/>: by rows of C when there are enough of them,
-/// otherwise by columns. The order of the k-summation does not depend on the split, so the result
-/// is identical for any number of threads. C must not overlap A or B.
+/// Work is split over the <see cref="ThreadTeam"/> into independent bands of C (rows when C is
+/// tall, columns when it is wide). The order of the k-summation does not depend on the split, so
+/// the result is identical for any number of threads. C must not overlap A or B.
 /// </para>
 /// </remarks>
 public static unsafe class Gemm
