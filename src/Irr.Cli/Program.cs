@@ -6,14 +6,16 @@ using System.Reflection;
 namespace Irr.Cli;
 
 /// <summary>
-/// The <c>irr</c> command line. Each command lives in its own file and is registered in
-/// <see cref="BuildRoot"/>. Errors never reach the user as stack traces: they are printed as
-/// <c>error: …</c> with a non-zero exit code (set <c>IRR_DEBUG=1</c> to see the trace).
+/// The <c>irr</c> command line. Each command lives in its own file (<c>XxxCommand.Create()</c>) and is
+/// registered in <see cref="BuildRoot"/>. Errors never reach the user as stack traces: input problems
+/// (<see cref="IrrException"/>, I/O errors) print <c>error: …</c> and exit with 2; a bug prints
+/// <c>internal error: …</c> and exits with 70 (set <c>IRR_DEBUG=1</c> to see the trace). Usage errors
+/// found by the parser exit with 1.
 /// </summary>
 public static class Program
 {
-    /// <summary>Exit code for bad input or a failed step.</summary>
-    public const int ExitFailure = 1;
+    /// <summary>Exit code for bad input: a malformed or missing file, an invalid value (<see cref="IrrException"/>).</summary>
+    public const int ExitBadInput = 2;
 
     /// <summary>Exit code for an internal error (a bug in irr).</summary>
     public const int ExitInternalError = 70;
@@ -21,17 +23,26 @@ public static class Program
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
     /// <summary>Parses and runs one command line, writing to the given streams.</summary>
-    public static int Run(string[] args, TextWriter output, TextWriter error)
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(BuildRoot(), args, output, error);
+
+    /// <summary>Parses and runs one command line against the given root command.</summary>
+    internal static int Run(Command root, string[] args, TextWriter output, TextWriter error)
     {
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         try
         {
-            return BuildRoot().Parse(args).Invoke(config);
+            return root.Parse(args).Invoke(config);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
+        catch (IrrException e)
         {
             error.WriteLine($"error: {e.Message}");
-            return ExitFailure;
+            return ExitBadInput;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The runtime's messages name the path ("Could not find file '/x/model.safetensors'.").
+            error.WriteLine($"error: {e.Message}");
+            return ExitBadInput;
         }
         catch (Exception e)
         {

@@ -1,3 +1,5 @@
+using Irr;
+
 namespace Irr.Tests.Cli;
 
 public class CliTests
@@ -43,6 +45,49 @@ public class CliTests
         var (code, _, error) = Run("frobnicate");
         Assert.NotEqual(0, code);
         Assert.Contains("frobnicate", error);
+        Assert.DoesNotContain("   at ", error);
+    }
+}
+
+public class CliErrorTests
+{
+    private static (int Code, string Out, string Err) RunWith(Exception toThrow)
+    {
+        var root = new System.CommandLine.Command("irr");
+        var fail = new System.CommandLine.Command("fail");
+        fail.SetAction((System.CommandLine.ParseResult _) => (int)ThrowIt(toThrow));
+        root.Add(fail);
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = Irr.Cli.Program.Run(root, ["fail"], output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private static object ThrowIt(Exception e) => throw e;
+
+    [Fact]
+    public void InputProblemsExitWithTwoAndOneLine()
+    {
+        var (code, _, error) = RunWith(new IrrException("model.safetensors: header is truncated"));
+        Assert.Equal(2, code);
+        Assert.Equal("error: model.safetensors: header is truncated", error.TrimEnd());
+    }
+
+    [Fact]
+    public void MissingFilesExitWithTwo()
+    {
+        var (code, _, error) = RunWith(new FileNotFoundException("Could not find file '/nowhere/config.json'."));
+        Assert.Equal(2, code);
+        Assert.Contains("/nowhere/config.json", error);
+        Assert.DoesNotContain("   at ", error);
+    }
+
+    [Fact]
+    public void BugsAreReportedWithoutAStackTrace()
+    {
+        var (code, _, error) = RunWith(new InvalidOperationException("boom"));
+        Assert.Equal(70, code);
+        Assert.Contains("internal error: InvalidOperationException: boom", error);
         Assert.DoesNotContain("   at ", error);
     }
 }
