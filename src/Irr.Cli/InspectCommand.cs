@@ -1,0 +1,194 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Irr.IO;
+
+namespace Irr.Cli;
+
+/// <summary>
+/// <c>irr inspect PATH</c>: what a model directory, a PEFT adapter directory or a single
+/// .safetensors file holds. The description is built once as JSON; <c>--json</c> prints it and
+/// the default prints it as aligned text.
+/// </summary>
+internal static class InspectCommand
+{
+    public static Command Create()
+    {
+        var path = new Argument<string>("PATH") { Description = "A model directory, a PEFT adapter directory, or a .safetensors file" };
+        var tensors = new Option<bool>("--tensors") { Description = "List every tensor: name, dtype and shape" };
+        var json = new Option<bool>("--json") { Description = "Print machine-readable JSON" };
+        var noCheck = new Option<bool>("--no-check") { Description = "Do not check a model's tensors against its config.json" };
+        var command = new Command("inspect", "Describe a model, an adapter or a safetensors file (architecture, parameters, dtypes, shards)")
+        {
+            path, tensors, json, noCheck,
+        };
+        command.SetAction(parseResult =>
+        {
+            var description = Describe(parseResult.GetValue(path)!, parseResult.GetValue(tensors), !parseResult.GetValue(noCheck));
+            var output = parseResult.InvocationConfiguration.Output;
+            if (parseResult.GetValue(json))
+                output.WriteLine(description.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            else
+                WriteText(description, output);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The description of whatever is at <paramref name="path"/>.</summary>
+    internal static JsonObject Describe(string path, bool listTensors, bool check)
+    {
+        if (File.Exists(path))
+        {
+            if (!path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+                throw new IrrException($"{path}: not a .safetensors file (irr inspects model directories, adapter directories and .safetensors files)");
+            using var file = SafetensorsFile.Open(path);
+            var o = new JsonObject { ["kind"] = "safetensors", ["path"] = path };
+            AddTensorSummary(o, file.Tensors, [(file, Path.GetFileName(path))], listTensors);
+            o["metadata"] = new JsonObject(file.Metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
+            return o;
+        }
+        if (!Directory.Exists(path)) throw new IrrException($"{path}: no such file or directory");
+        if (File.Exists(Path.Combine(path, LoraAdapter.ConfigFile))) return DescribeAdapter(path, listTensors);
+        return DescribeModel(path, listTensors, check);
+    }
+
+    private static JsonObject DescribeModel(string path, bool listTensors, bool check)
+    {
+        using var model = ModelDirectory.Open(path, validate: check);
+        var c = model.Config;
+        var o = new JsonObject
+        {
+            ["kind"] = "model",
+            ["path"] = path,
+            ["architecture"] = c.Architecture,
+            ["model_type"] = c.ModelType,
+            ["num_hidden_layers"] = c.NumHiddenLayers,
+            ["hidden_size"] = c.HiddenSize,
+            ["intermediate_size"] = c.IntermediateSize,
+            ["num_attention_heads"] = c.NumAttentionHeads,
+            ["num_key_value_heads"] = c.NumKeyValueHeads,
+            ["head_dim"] = c.HeadDim,
+            ["vocab_size"] = c.VocabSize,
+            ["tie_word_embeddings"] = c.TieWordEmbeddings,
+            ["max_position_embeddings"] = c.MaxPositionEmbeddings,
+            ["rope_theta"] = c.RopeTheta,
+            ["rope_scaling"] = c.RopeScaling is { } rs
+                ? new JsonObject { ["rope_type"] = rs.Type, ["factor"] = rs.Factor }
+                : null,
+            ["torch_dtype"] = c.TorchDType?.ToTorchName(),
+        };
+        var files = model.Shards.Select(s => (s, Path.GetFileName(s.Path))).ToArray();
+        AddTensorSummary(o, model.Tensors, files, listTensors);
+        o["checked_against_config"] = check;
+        return o;
+    }
+
+    private static JsonObject DescribeAdapter(string path, bool listTensors)
+    {
+        using var adapter = LoraAdapter.Open(path);
+        var c = adapter.Config;
+        var o = new JsonObject
+        {
+            ["kind"] = "lora_adapter",
+            ["path"] = path,
+            ["r"] = c.R,
+            ["lora_alpha"] = c.LoraAlpha,
+            ["use_rslora"] = c.UseRslora,
+            ["scale"] = c.Scale,
+            ["target_modules"] = c.TargetModulesRegex is { } regex
+                ? regex
+                : new JsonArray(c.TargetModules.Select(t => (JsonNode?)t).ToArray()),
+            ["bias"] = c.Bias,
+            ["base_model_name_or_path"] = c.BaseModelNameOrPath,
+            ["adapted_layers"] = adapter.Pairs.Count,
+            ["full_replacements"] = new JsonArray(adapter.Replacements.Keys.Order(StringComparer.Ordinal).Select(k => (JsonNode?)k).ToArray()),
+            ["warnings"] = new JsonArray(adapter.Warnings.Select(w => (JsonNode?)w).ToArray()),
+        };
+        AddTensorSummary(o, adapter.File.Tensors, [(adapter.File, LoraAdapter.WeightsFile)], listTensors);
+        return o;
+    }
+
+    private static void AddTensorSummary(JsonObject o, IEnumerable<TensorInfo> all, (SafetensorsFile File, string Name)[] files, bool listTensors)
+    {
+        var list = all.ToList();
+        o["tensor_count"] = list.Count;
+        o["parameters"] = list.Sum(t => t.ElementCount);
+        o["dtypes"] = new JsonObject(list.GroupBy(t => t.DType).OrderByDescending(g => g.Count())
+            .Select(g => KeyValuePair.Create(g.Key.ToString(), (JsonNode?)g.Count())));
+        o["files"] = new JsonArray(files.Select(f => (JsonNode?)new JsonObject { ["name"] = f.Name, ["bytes"] = f.File.FileLength }).ToArray());
+        o["total_bytes"] = files.Sum(f => f.File.FileLength);
+        if (!listTensors) return;
+        o["tensors"] = new JsonArray(files.SelectMany(f => f.File.Tensors.Select(t => (JsonNode?)new JsonObject
+        {
+            ["name"] = t.Name,
+            ["dtype"] = t.DType.ToString(),
+            ["shape"] = new JsonArray(t.Shape.Select(d => (JsonNode?)d).ToArray()),
+            ["file"] = f.Name,
+        })).ToArray());
+    }
+
+    private static void WriteText(JsonObject d, TextWriter output)
+    {
+        var rows = new List<(string Key, string Value)>();
+        string kind = (string)d["kind"]!;
+        rows.Add((kind switch { "model" => "Model", "lora_adapter" => "LoRA adapter", _ => "File" }, (string)d["path"]!));
+        if (kind == "model")
+        {
+            rows.Add(("Architecture", $"{d["architecture"]} ({d["model_type"]})"));
+            rows.Add(("Layers", $"{d["num_hidden_layers"]}"));
+            rows.Add(("Hidden size", $"{d["hidden_size"]} (intermediate {d["intermediate_size"]})"));
+            rows.Add(("Heads", $"{d["num_attention_heads"]} query, {d["num_key_value_heads"]} key/value, head_dim {d["head_dim"]}"));
+            rows.Add(("Vocabulary", $"{d["vocab_size"]}{((bool)d["tie_word_embeddings"]! ? ", embeddings tied to lm_head" : "")}"));
+            string rope = $"theta {d["rope_theta"]}";
+            if (d["rope_scaling"] is JsonObject rs) rope += $", {rs["rope_type"]} scaling ×{rs["factor"]}";
+            rows.Add(("RoPE", rope));
+            rows.Add(("torch_dtype", d["torch_dtype"]?.ToString() ?? "(not given)"));
+        }
+        else if (kind == "lora_adapter")
+        {
+            rows.Add(("Rank, alpha", $"r {d["r"]}, alpha {d["lora_alpha"]}, scale {Number((double)d["scale"]!)}{((bool)d["use_rslora"]! ? " (rsLoRA: alpha/√r)" : " (alpha/r)")}"));
+            rows.Add(("Targets", d["target_modules"] is JsonArray targets ? string.Join(", ", targets.Select(t => (string)t!)) : $"regex {d["target_modules"]}"));
+            rows.Add(("Adapted layers", $"{d["adapted_layers"]}"));
+            if (d["full_replacements"] is JsonArray { Count: > 0 } full) rows.Add(("Replaces", string.Join(", ", full.Select(t => (string)t!))));
+            rows.Add(("Base model", d["base_model_name_or_path"]?.ToString() ?? "(not given)"));
+        }
+        long parameters = (long)d["parameters"]!;
+        rows.Add(("Parameters", parameters < 1000 ? $"{parameters}" : $"{Grouped(parameters)} ({Scaled(parameters, "")})"));
+        rows.Add(("Tensors", $"{d["tensor_count"]}, stored as {string.Join(", ", ((JsonObject)d["dtypes"]!).Select(kv => $"{kv.Key} ({kv.Value})"))}"));
+        var files = (JsonArray)d["files"]!;
+        rows.Add((files.Count == 1 ? "File" : "Shards", files.Count == 1 ? (string)files[0]!["name"]! : $"{files.Count}: {files[0]!["name"]} … {files[^1]!["name"]}"));
+        rows.Add(("Size", $"{Grouped((long)d["total_bytes"]!)} bytes ({Scaled((long)d["total_bytes"]!, "B")})"));
+        if (d["metadata"] is JsonObject { Count: > 0 } meta) rows.Add(("Metadata", string.Join(", ", meta.Select(kv => $"{kv.Key}={kv.Value}"))));
+        if (d["warnings"] is JsonArray { Count: > 0 } warnings)
+            foreach (var w in warnings) rows.Add(("Warning", (string)w!));
+        if (kind == "model" && !(bool)d["checked_against_config"]!) rows.Add(("Note", "tensors not checked against config.json (--no-check)"));
+
+        int width = rows.Max(r => r.Key.Length) + 2;
+        foreach (var (key, value) in rows) output.WriteLine(key.PadRight(width) + value);
+
+        if (d["tensors"] is JsonArray tensors)
+        {
+            output.WriteLine();
+            var lines = tensors.Select(t => (Name: (string)t!["name"]!, DType: (string)t["dtype"]!, Shape: "[" + string.Join(", ", ((JsonArray)t["shape"]!).Select(x => x!.ToString())) + "]", File: (string)t["file"]!)).ToList();
+            int nameWidth = lines.Max(l => l.Name.Length) + 2, shapeWidth = lines.Max(l => l.Shape.Length) + 2;
+            foreach (var l in lines)
+                output.WriteLine($"{l.Name.PadRight(nameWidth)}{l.DType,-6}{(files.Count > 1 ? l.Shape.PadRight(shapeWidth) + l.File : l.Shape)}");
+        }
+    }
+
+    private static string Grouped(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+
+    // 1.10 B parameters, 2.20 GB: decimal units as Hugging Face uses.
+    private static string Scaled(long n, string unit)
+    {
+        string[] prefixes = unit == "B" ? ["B", "kB", "MB", "GB", "TB"] : ["", "K", "M", "B", "T"];
+        double v = n;
+        int i = 0;
+        while (v >= 1000 && i < prefixes.Length - 1) { v /= 1000; i++; }
+        return unit == "B" || i > 0 ? $"{Number(v)} {prefixes[i]}".TrimEnd() : Number(v);
+    }
+
+    private static string Number(double v) => v.ToString(v >= 100 ? "0" : v >= 10 ? "0.0" : "0.00", CultureInfo.InvariantCulture);
+}

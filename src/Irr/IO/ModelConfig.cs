@@ -1,0 +1,313 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Irr.IO;
+
+/// <summary><c>rope_scaling</c> of a Llama-family config: <c>llama3</c> or <c>linear</c>.</summary>
+/// <param name="Type">"llama3" or "linear".</param>
+/// <param name="Factor">The scaling factor.</param>
+/// <param name="LowFreqFactor">llama3 only.</param>
+/// <param name="HighFreqFactor">llama3 only.</param>
+/// <param name="OriginalMaxPositionEmbeddings">llama3 only.</param>
+public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositionEmbeddings);
+
+/// <summary>
+/// The parts of a Hugging Face <c>config.json</c> that IRR uses, for <c>LlamaForCausalLM</c>,
+/// <c>MistralForCausalLM</c> and <c>Qwen2ForCausalLM</c>. Missing optional keys take the
+/// transformers defaults; the core dimensions are required.
+/// </summary>
+public sealed class ModelConfig
+{
+    /// <summary>The architectures IRR runs.</summary>
+    public static readonly IReadOnlyDictionary<string, string> SupportedArchitectures = new Dictionary<string, string>
+    {
+        ["LlamaForCausalLM"] = "llama",
+        ["MistralForCausalLM"] = "mistral",
+        ["Qwen2ForCausalLM"] = "qwen2",
+    };
+
+    /// <summary>The seven linear layers of a decoder layer, in the order of the forward pass.</summary>
+    public static readonly IReadOnlyList<string> LinearModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+    /// <summary>The path it was read from (for messages).</summary>
+    public string Source { get; private init; } = "config.json";
+
+    /// <summary>e.g. LlamaForCausalLM.</summary>
+    public string Architecture { get; private init; } = "";
+
+    /// <summary>e.g. llama.</summary>
+    public string ModelType { get; private init; } = "";
+
+    /// <summary>hidden_size.</summary>
+    public int HiddenSize { get; private init; }
+
+    /// <summary>intermediate_size.</summary>
+    public int IntermediateSize { get; private init; }
+
+    /// <summary>num_hidden_layers.</summary>
+    public int NumHiddenLayers { get; private init; }
+
+    /// <summary>num_attention_heads.</summary>
+    public int NumAttentionHeads { get; private init; }
+
+    /// <summary>num_key_value_heads (defaults to num_attention_heads).</summary>
+    public int NumKeyValueHeads { get; private init; }
+
+    /// <summary>head_dim (defaults to hidden_size / num_attention_heads).</summary>
+    public int HeadDim { get; private init; }
+
+    /// <summary>vocab_size.</summary>
+    public int VocabSize { get; private init; }
+
+    /// <summary>max_position_embeddings.</summary>
+    public int MaxPositionEmbeddings { get; private init; }
+
+    /// <summary>rms_norm_eps.</summary>
+    public double RmsNormEps { get; private init; }
+
+    /// <summary>rope_theta.</summary>
+    public double RopeTheta { get; private init; }
+
+    /// <summary>rope_scaling, or null for none.</summary>
+    public RopeScaling? RopeScaling { get; private init; }
+
+    /// <summary>tie_word_embeddings: lm_head shares embed_tokens.</summary>
+    public bool TieWordEmbeddings { get; private init; }
+
+    /// <summary>bos_token_id, if any.</summary>
+    public int? BosTokenId { get; private init; }
+
+    /// <summary>eos_token_id (an int or a list in config.json).</summary>
+    public IReadOnlyList<int> EosTokenIds { get; private init; } = [];
+
+    /// <summary>torch_dtype (or dtype), if given.</summary>
+    public TensorDType? TorchDType { get; private init; }
+
+    /// <summary>Biases on q_proj, k_proj and v_proj (Qwen2, or Llama's attention_bias).</summary>
+    public bool QkvBias { get; private init; }
+
+    /// <summary>Bias on o_proj (Llama's attention_bias).</summary>
+    public bool OutputBias { get; private init; }
+
+    /// <summary>Biases on gate_proj, up_proj and down_proj (Llama's mlp_bias).</summary>
+    public bool MlpBias { get; private init; }
+
+    /// <summary>The JSON as read, for writing it back with changes.</summary>
+    public JsonObject Json { get; private init; } = [];
+
+    /// <summary>Reads and validates a config.json.</summary>
+    public static ModelConfig Load(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IrrException($"{path}: cannot read: {e.Message}", e);
+        }
+        return Parse(text, path);
+    }
+
+    /// <summary>Parses config.json text; <paramref name="source"/> names it in errors.</summary>
+    public static ModelConfig Parse(string json, string source)
+    {
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(json) as JsonObject ?? throw new IrrException($"{source}: not a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new IrrException($"{source}: not valid JSON: {e.Message}", e);
+        }
+        var r = new Reader(root, source);
+
+        string? modelType = r.String("model_type");
+        string? architecture = r.StringArrayFirst("architectures");
+        if (architecture is null && modelType is not null)
+            architecture = SupportedArchitectures.FirstOrDefault(kv => kv.Value == modelType).Key;
+        if (architecture is null || !SupportedArchitectures.TryGetValue(architecture, out string? expectedType))
+            throw new IrrException($"{source}: unsupported architecture '{architecture ?? modelType ?? "(none given)"}' " +
+                                   "(irr supports LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM)");
+        modelType ??= expectedType;
+
+        int hidden = r.RequiredInt("hidden_size");
+        int heads = r.RequiredInt("num_attention_heads");
+        int kvHeads = r.Int("num_key_value_heads") ?? heads;
+        int headDim = r.Int("head_dim") ?? (heads > 0 ? hidden / heads : 0);
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0)
+            throw new IrrException($"{source}: num_attention_heads {heads} is not a positive multiple of num_key_value_heads {kvHeads}");
+        if (headDim <= 0 || r.Int("head_dim") is null && hidden % heads != 0)
+            throw new IrrException($"{source}: hidden_size {hidden} is not divisible by num_attention_heads {heads} and head_dim is not given");
+
+        string act = r.String("hidden_act") ?? "silu";
+        if (act != "silu")
+            throw new IrrException($"{source}: hidden_act '{act}' is not supported (Llama-family models use silu)");
+
+        bool qwen2 = modelType == "qwen2";
+        bool attentionBias = r.Bool("attention_bias") ?? false;
+        var config = new ModelConfig
+        {
+            Source = source,
+            Architecture = architecture,
+            ModelType = modelType,
+            HiddenSize = hidden,
+            IntermediateSize = r.RequiredInt("intermediate_size"),
+            NumHiddenLayers = r.RequiredInt("num_hidden_layers"),
+            NumAttentionHeads = heads,
+            NumKeyValueHeads = kvHeads,
+            HeadDim = headDim,
+            VocabSize = r.RequiredInt("vocab_size"),
+            MaxPositionEmbeddings = r.Int("max_position_embeddings") ?? 2048,
+            RmsNormEps = r.Double("rms_norm_eps") ?? 1e-6,
+            RopeTheta = r.Double("rope_theta") ?? 10000.0,
+            RopeScaling = ReadRopeScaling(r, source),
+            TieWordEmbeddings = r.Bool("tie_word_embeddings") ?? false,
+            BosTokenId = r.Int("bos_token_id"),
+            EosTokenIds = r.IntOrIntList("eos_token_id"),
+            TorchDType = ReadTorchDType(r, source),
+            QkvBias = qwen2 || attentionBias,
+            OutputBias = !qwen2 && attentionBias,
+            MlpBias = !qwen2 && (r.Bool("mlp_bias") ?? false),
+            Json = root,
+        };
+        foreach (var (name, value) in new[] { ("hidden_size", hidden), ("intermediate_size", config.IntermediateSize), ("num_hidden_layers", config.NumHiddenLayers), ("vocab_size", config.VocabSize) })
+            if (value <= 0) throw new IrrException($"{source}: {name} must be positive, not {value}");
+        return config;
+    }
+
+    /// <summary>
+    /// Every tensor a checkpoint of this config holds, with its shape, in the order Hugging Face
+    /// lists a state dict. <c>lm_head.weight</c> is absent when the embeddings are tied.
+    /// </summary>
+    public IEnumerable<(string Name, long[] Shape)> ExpectedTensors()
+    {
+        long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)NumKeyValueHeads * HeadDim, inter = IntermediateSize;
+        yield return ("model.embed_tokens.weight", [VocabSize, h]);
+        for (int i = 0; i < NumHiddenLayers; i++)
+        {
+            string p = $"model.layers.{i}.";
+            yield return (p + "self_attn.q_proj.weight", [q, h]);
+            if (QkvBias) yield return (p + "self_attn.q_proj.bias", [q]);
+            yield return (p + "self_attn.k_proj.weight", [kv, h]);
+            if (QkvBias) yield return (p + "self_attn.k_proj.bias", [kv]);
+            yield return (p + "self_attn.v_proj.weight", [kv, h]);
+            if (QkvBias) yield return (p + "self_attn.v_proj.bias", [kv]);
+            yield return (p + "self_attn.o_proj.weight", [h, q]);
+            if (OutputBias) yield return (p + "self_attn.o_proj.bias", [h]);
+            yield return (p + "mlp.gate_proj.weight", [inter, h]);
+            if (MlpBias) yield return (p + "mlp.gate_proj.bias", [inter]);
+            yield return (p + "mlp.up_proj.weight", [inter, h]);
+            if (MlpBias) yield return (p + "mlp.up_proj.bias", [inter]);
+            yield return (p + "mlp.down_proj.weight", [h, inter]);
+            if (MlpBias) yield return (p + "mlp.down_proj.bias", [h]);
+            yield return (p + "input_layernorm.weight", [h]);
+            yield return (p + "post_attention_layernorm.weight", [h]);
+        }
+        yield return ("model.norm.weight", [h]);
+        if (!TieWordEmbeddings) yield return ("lm_head.weight", [VocabSize, h]);
+    }
+
+    /// <summary>
+    /// Tensors a checkpoint may hold beyond <see cref="ExpectedTensors"/> without being wrong:
+    /// a tied <c>lm_head.weight</c> and old <c>rotary_emb.inv_freq</c> buffers.
+    /// </summary>
+    public static bool IsTolerated(string name, ModelConfig config) =>
+        (name == "lm_head.weight" && config.TieWordEmbeddings) ||
+        (name.StartsWith("model.layers.", StringComparison.Ordinal) && name.EndsWith(".self_attn.rotary_emb.inv_freq", StringComparison.Ordinal));
+
+    /// <summary>The name of linear module <paramref name="module"/> of layer <paramref name="layer"/>, e.g. model.layers.3.mlp.down_proj.weight.</summary>
+    public static string LinearWeightName(int layer, string module) =>
+        $"model.layers.{layer}.{(module is "gate_proj" or "up_proj" or "down_proj" ? "mlp" : "self_attn")}.{module}.weight";
+
+    /// <summary>A one-line summary: "LlamaForCausalLM, 22 layers, hidden 2048, 32 heads (4 KV)".</summary>
+    public override string ToString() =>
+        $"{Architecture}, {NumHiddenLayers} layers, hidden {HiddenSize}, {NumAttentionHeads} heads ({NumKeyValueHeads} KV)";
+
+    private static RopeScaling? ReadRopeScaling(Reader r, string source)
+    {
+        var node = r.Node("rope_scaling");
+        if (node is null) return null;
+        if (node is not JsonObject o) throw new IrrException($"{source}: rope_scaling must be an object or null");
+        var s = new Reader(o, source + ": rope_scaling");
+        string type = s.String("rope_type") ?? s.String("type") ?? throw new IrrException($"{source}: rope_scaling has no rope_type");
+        switch (type)
+        {
+            case "default":
+                return null;
+            case "linear":
+                return new RopeScaling("linear", s.RequiredDouble("factor"), 0, 0, 0);
+            case "llama3":
+                return new RopeScaling("llama3", s.RequiredDouble("factor"), s.RequiredDouble("low_freq_factor"),
+                    s.RequiredDouble("high_freq_factor"), s.RequiredInt("original_max_position_embeddings"));
+            default:
+                throw new IrrException($"{source}: rope_scaling type '{type}' is not supported (irr supports llama3 and linear)");
+        }
+    }
+
+    private static TensorDType? ReadTorchDType(Reader r, string source)
+    {
+        string? name = r.String("torch_dtype") ?? r.String("dtype");
+        if (name is null) return null;
+        return TensorDTypes.TryParseTorch(name, out var t) ? t : throw new IrrException($"{source}: torch_dtype '{name}' is not one of bfloat16, float16, float32");
+    }
+
+    /// <summary>Typed access to JSON keys with errors that name the file and key.</summary>
+    internal sealed class Reader(JsonObject o, string source)
+    {
+        public JsonNode? Node(string key) => o.TryGetPropertyValue(key, out var v) ? v : null;
+
+        public string? String(string key) => Node(key) switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue(out string? s) => s,
+            _ => throw Bad(key, "a string"),
+        };
+
+        public string? StringArrayFirst(string key) => Node(key) switch
+        {
+            null => null,
+            JsonArray { Count: > 0 } a when a[0] is JsonValue v && v.TryGetValue(out string? s) => s,
+            JsonArray { Count: 0 } => null,
+            _ => throw Bad(key, "a list of strings"),
+        };
+
+        public int? Int(string key)
+        {
+            var n = Node(key);
+            if (n is null) return null;
+            if (n is JsonValue v && v.TryGetValue(out JsonElement e) && e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i)) return i;
+            throw Bad(key, "an integer");
+        }
+
+        public int RequiredInt(string key) => Int(key) ?? throw new IrrException($"{source}: missing \"{key}\"");
+
+        public double? Double(string key)
+        {
+            var n = Node(key);
+            if (n is null) return null;
+            if (n is JsonValue v && v.TryGetValue(out JsonElement e) && e.ValueKind == JsonValueKind.Number) return e.GetDouble();
+            throw Bad(key, "a number");
+        }
+
+        public double RequiredDouble(string key) => Double(key) ?? throw new IrrException($"{source}: missing \"{key}\"");
+
+        public bool? Bool(string key)
+        {
+            var n = Node(key);
+            if (n is null) return null;
+            if (n is JsonValue v && v.TryGetValue(out JsonElement e) && e.ValueKind is JsonValueKind.True or JsonValueKind.False) return e.GetBoolean();
+            throw Bad(key, "true or false");
+        }
+
+        public IReadOnlyList<int> IntOrIntList(string key)
+        {
+            var n = Node(key);
+            if (n is null) return [];
+            if (n is JsonArray a)
+                return a.Select((x, i) => x is JsonValue v && v.TryGetValue(out JsonElement e) && e.TryGetInt32(out int id) ? id : throw Bad($"{key}[{i}]", "an integer")).ToArray();
+            return [Int(key)!.Value];
+        }
+
+        private IrrException Bad(string key, string what) => new($"{source}: \"{key}\" must be {what}");
+    }
+}
