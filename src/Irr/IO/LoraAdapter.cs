@@ -65,16 +65,8 @@ public sealed class LoraConfig
     /// <summary>Parses adapter_config.json text; <paramref name="source"/> names it in errors.</summary>
     public static LoraConfig Parse(string text, string source)
     {
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(text) as JsonObject ?? throw new IrrException($"{source}: not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new IrrException($"{source}: not valid JSON: {e.Message}", e);
-        }
-        var r = new ModelConfig.Reader(root, source);
+        var root = JsonConfig.ParseObject(text, source);
+        var r = new JsonConfig(root, source);
         string peftType = r.String("peft_type") ?? "LORA";
         if (peftType != "LORA")
             throw new IrrException($"{source}: peft_type '{peftType}' is not supported (irr merges LoRA adapters)");
@@ -175,10 +167,7 @@ public sealed class LoraAdapter : IDisposable
         string configPath = System.IO.Path.Combine(path, ConfigFile);
         if (!System.IO.File.Exists(configPath))
             throw new IrrException($"{path}: no {ConfigFile} (not a PEFT adapter directory)");
-        string text;
-        try { text = System.IO.File.ReadAllText(configPath); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new IrrException($"{configPath}: cannot read: {e.Message}", e); }
-        var config = LoraConfig.Parse(text, configPath);
+        var config = LoraConfig.Parse(JsonConfig.ReadText(configPath), configPath);
         string weightsPath = System.IO.Path.Combine(path, WeightsFile);
         if (!System.IO.File.Exists(weightsPath))
         {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Irr.IO;
@@ -98,28 +97,14 @@ public sealed class ModelConfig
     /// <summary>Reads and validates a config.json.</summary>
     public static ModelConfig Load(string path)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IrrException($"{path}: cannot read: {e.Message}", e);
-        }
-        return Parse(text, path);
+        return Parse(JsonConfig.ReadText(path), path);
     }
 
     /// <summary>Parses config.json text; <paramref name="source"/> names it in errors.</summary>
     public static ModelConfig Parse(string json, string source)
     {
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new IrrException($"{source}: not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new IrrException($"{source}: not valid JSON: {e.Message}", e);
-        }
-        var r = new Reader(root, source);
+        var root = JsonConfig.ParseObject(json, source);
+        var r = new JsonConfig(root, source);
 
         string? modelType = r.String("model_type");
         string? architecture = r.StringArrayFirst("architectures");
@@ -223,12 +208,12 @@ public sealed class ModelConfig
     public override string ToString() =>
         $"{Architecture}, {NumHiddenLayers} layers, hidden {HiddenSize}, {NumAttentionHeads} heads ({NumKeyValueHeads} KV)";
 
-    private static RopeScaling? ReadRopeScaling(Reader r, string source)
+    private static RopeScaling? ReadRopeScaling(JsonConfig r, string source)
     {
         var node = r.Node("rope_scaling");
         if (node is null) return null;
         if (node is not JsonObject o) throw new IrrException($"{source}: rope_scaling must be an object or null");
-        var s = new Reader(o, source + ": rope_scaling");
+        var s = new JsonConfig(o, source + ": rope_scaling");
         string type = s.String("rope_type") ?? s.String("type") ?? throw new IrrException($"{source}: rope_scaling has no rope_type");
         switch (type)
         {
@@ -244,70 +229,10 @@ public sealed class ModelConfig
         }
     }
 
-    private static TensorDType? ReadTorchDType(Reader r, string source)
+    private static TensorDType? ReadTorchDType(JsonConfig r, string source)
     {
         string? name = r.String("torch_dtype") ?? r.String("dtype");
         if (name is null) return null;
         return TensorDTypes.TryParseTorch(name, out var t) ? t : throw new IrrException($"{source}: torch_dtype '{name}' is not one of bfloat16, float16, float32");
-    }
-
-    /// <summary>Typed access to JSON keys with errors that name the file and key.</summary>
-    internal sealed class Reader(JsonObject o, string source)
-    {
-        public JsonNode? Node(string key) => o.TryGetPropertyValue(key, out var v) ? v : null;
-
-        public string? String(string key) => Node(key) switch
-        {
-            null => null,
-            JsonValue v when v.TryGetValue(out string? s) => s,
-            _ => throw Bad(key, "a string"),
-        };
-
-        public string? StringArrayFirst(string key) => Node(key) switch
-        {
-            null => null,
-            JsonArray { Count: > 0 } a when a[0] is JsonValue v && v.TryGetValue(out string? s) => s,
-            JsonArray { Count: 0 } => null,
-            _ => throw Bad(key, "a list of strings"),
-        };
-
-        public int? Int(string key)
-        {
-            var n = Node(key);
-            if (n is null) return null;
-            if (n is JsonValue v && v.TryGetValue(out JsonElement e) && e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i)) return i;
-            throw Bad(key, "an integer");
-        }
-
-        public int RequiredInt(string key) => Int(key) ?? throw new IrrException($"{source}: missing \"{key}\"");
-
-        public double? Double(string key)
-        {
-            var n = Node(key);
-            if (n is null) return null;
-            if (n is JsonValue v && v.TryGetValue(out JsonElement e) && e.ValueKind == JsonValueKind.Number) return e.GetDouble();
-            throw Bad(key, "a number");
-        }
-
-        public double RequiredDouble(string key) => Double(key) ?? throw new IrrException($"{source}: missing \"{key}\"");
-
-        public bool? Bool(string key)
-        {
-            var n = Node(key);
-            if (n is null) return null;
-            if (n is JsonValue v && v.TryGetValue(out JsonElement e) && e.ValueKind is JsonValueKind.True or JsonValueKind.False) return e.GetBoolean();
-            throw Bad(key, "true or false");
-        }
-
-        public IReadOnlyList<int> IntOrIntList(string key)
-        {
-            var n = Node(key);
-            if (n is null) return [];
-            if (n is JsonArray a)
-                return a.Select((x, i) => x is JsonValue v && v.TryGetValue(out JsonElement e) && e.TryGetInt32(out int id) ? id : throw Bad($"{key}[{i}]", "an integer")).ToArray();
-            return [Int(key)!.Value];
-        }
-
-        private IrrException Bad(string key, string what) => new($"{source}: \"{key}\" must be {what}");
     }
 }
