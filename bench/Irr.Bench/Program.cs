@@ -19,6 +19,7 @@ public static class Program
             Console.WriteLine("       Irr.Bench cholesky --size N [--reps R]     (threads: IRR_NUM_THREADS)");
             Console.WriteLine("       Irr.Bench convert [--size N]      (N K elements)");
             Console.WriteLine("       Irr.Bench kernel [--threads T]");
+            Console.WriteLine("       Irr.Bench read [--dir DIR]                 (a 1.1 B-parameter bf16 checkpoint, made once in DIR)");
             return args.Length == 0 ? 2 : 0;
         }
         try
@@ -30,6 +31,7 @@ public static class Program
                 "cholesky" => Benchmarks.Cholesky(opts),
                 "convert" => Benchmarks.Convert(opts),
                 "kernel" => Benchmarks.Kernel(opts),
+                "read" => CheckpointBenchmarks.Read(opts),
                 _ => Fail($"unknown benchmark '{args[0]}' (expected gemm, cholesky or convert)"),
             };
         }
@@ -46,12 +48,13 @@ public static class Program
     }
 }
 
-internal sealed record Options(int Size, int Threads, string Op, int Reps)
+internal sealed record Options(int Size, int Threads, string Op, int Reps, string? Dir)
 {
     public static Options Parse(ReadOnlySpan<string> args)
     {
         int size = 1024, threads = ThreadTeam.DefaultThreads, reps = 0;
         string op = "nt";
+        string? dir = null;
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];
@@ -61,11 +64,12 @@ internal sealed record Options(int Size, int Threads, string Op, int Reps)
                 case "--size": size = PositiveInt(name, value); break;
                 case "--threads": threads = PositiveInt(name, value); break;
                 case "--reps": reps = PositiveInt(name, value); break;
+                case "--dir": dir = value; break;
                 case "--op": op = value is "nt" or "nn" or "tn" ? value : throw new ArgumentException($"--op must be nt, nn or tn, not '{value}'"); break;
                 default: throw new ArgumentException($"unknown option '{name}'");
             }
         }
-        return new Options(size, threads, op, reps);
+        return new Options(size, threads, op, reps, dir);
     }
 
     private static int PositiveInt(string name, string value) =>
