@@ -105,4 +105,58 @@ public class InspectCommandTests
         Assert.Equal(0, code);
         Assert.Contains("not checked against config.json", listing);
     }
+
+    public static TheoryData<string> BadInputs() => new()
+    {
+        "truncated", "header-too-long", "broken-json", "overlap", "out-of-range", "unknown-dtype",
+        "missing-shard", "index-outside", "tensor-missing", "tensor-extra",
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInputs))]
+    public void EveryKindOfBadInputIsOneLineAndExitCodeTwo(string kind)
+    {
+        using var dir = new TempDir();
+        string F32(string name, string offsets, int count) => $$$"""{"{{{name}}}":{"dtype":"F32","shape":[{{{count}}}],"data_offsets":{{{offsets}}}}}""";
+        string path = kind switch
+        {
+            "truncated" => WriteBytes(dir["t.safetensors"], RawSafetensors.Build(F32("w", "[0,16]", 4), new byte[16])[..^3]),
+            "header-too-long" => WriteBytes(dir["h.safetensors"], [0xFF, 0xFF, 0, 0, 0, 0, 0, 0, (byte)'{', (byte)'}']),
+            "broken-json" => RawSafetensors.Write(dir["j.safetensors"], "{\"w\": [", []),
+            "overlap" => RawSafetensors.Write(dir["o.safetensors"], """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}""", new byte[12]),
+            "out-of-range" => RawSafetensors.Write(dir["r.safetensors"], F32("w", "[8,24]", 4), new byte[16]),
+            "unknown-dtype" => RawSafetensors.Write(dir["d.safetensors"], """{"w":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}}""", new byte[1]),
+            _ => dir["m"],
+        };
+        if (kind is "missing-shard" or "index-outside")
+        {
+            TinyModels.Create(path, maxShardBytes: 4096);
+            if (kind == "missing-shard") File.Delete(Directory.GetFiles(path, "model-00003-of-*")[0]);
+            else
+            {
+                string index = Path.Combine(path, "model.safetensors.index.json");
+                File.WriteAllText(index, File.ReadAllText(index).Replace("\"model-00001-of-", "\"../model-00001-of-"));
+            }
+        }
+        if (kind == "tensor-missing") TinyModels.Create(path, include: (n, _) => n != "model.layers.0.mlp.gate_proj.weight");
+        if (kind == "tensor-extra")
+        {
+            TinyModels.Create(path, TinyModels.LlamaConfig.Replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"));
+            File.WriteAllText(Path.Combine(path, "config.json"), TinyModels.LlamaConfig);
+        }
+
+        var (code, output, error) = Run("inspect", path);
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        var lines = error.TrimEnd().Split('\n');
+        Assert.Single(lines);
+        Assert.StartsWith("error: " + path, lines[0]);
+        Assert.DoesNotContain("Exception", lines[0]);
+    }
+
+    private static string WriteBytes(string path, byte[] bytes)
+    {
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
 }
