@@ -71,6 +71,22 @@ public static unsafe class Gemm
     }
 
     /// <summary>
+    /// The lower triangle (diagonal included) of <c>C (n×n) = alpha · op(A) · op(B) + beta · C</c>, at
+    /// about half the cost of <see cref="Compute"/>. Entries above the diagonal are left unspecified
+    /// (tiles that cross the diagonal are computed whole): causal attention scores, for example.
+    /// </summary>
+    public static void ComputeLower(Transpose transA, Transpose transB, int n, int k,
+        float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        float beta, Span<float> c, int ldc)
+    {
+        CheckOperand(nameof(a), a.Length, transA == Transpose.No ? n : k, transA == Transpose.No ? k : n, lda);
+        CheckOperand(nameof(b), b.Length, transB == Transpose.No ? k : n, transB == Transpose.No ? n : k, ldb);
+        CheckOperand(nameof(c), c.Length, n, n, ldc);
+        fixed (float* pa = a, pb = b, pc = c)
+            Run(GemmKernels.Best, transA, transB, n, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, lowerOnly: true, ThreadTeam.DefaultThreads);
+    }
+
+    /// <summary>
     /// The Linear layer <c>y = x · Wᵀ</c>: C (m×n) (+)= A (m×k) · Bᵀ where B is stored n×k, all contiguous.
     /// </summary>
     public static void MatMulTransposeB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate = false)

@@ -1,0 +1,281 @@
+using System.Numerics.Tensors;
+using Irr.Tensors;
+
+namespace Irr.Model;
+
+/// <summary>
+/// The layers of a Llama-family decoder as <c>XxxForward</c>/<c>XxxBackward</c> pairs with the same
+/// argument order (after llm.c), matching Hugging Face's float32 computation. Tokens of all the
+/// sequences in a batch are packed into one stream of T rows (no padding); shapes are in comments.
+/// Backward functions accumulate (+=) into gradients, so a caller can sum over several uses; a
+/// gradient it does not want is passed as an empty span and is not computed.
+/// </summary>
+internal static class Layers
+{
+    // ---- embedding ------------------------------------------------------------------------------
+
+    // out (T,C) = wte (V,C)[tokens (T)]
+    public static void EmbeddingForward(Span<float> output, ReadOnlySpan<int> tokens, ReadOnlySpan<float> wte, int channels)
+    {
+        for (int t = 0; t < tokens.Length; t++)
+            wte.Slice(tokens[t] * channels, channels).CopyTo(output.Slice(t * channels, channels));
+    }
+
+    // dwte (V,C)[tokens[t]] += dout (T,C)[t]
+    public static void EmbeddingBackward(Span<float> dwte, ReadOnlySpan<float> doutput, ReadOnlySpan<int> tokens, int channels)
+    {
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            var row = dwte.Slice(tokens[t] * channels, channels);
+            TensorPrimitives.Add(row, doutput.Slice(t * channels, channels), row);
+        }
+    }
+
+    // ---- RMSNorm: y = x · rstd · w, rstd = 1/√(mean(x²) + eps) ----------------------------------
+
+    // out (T,C), rstd (T) = RMSNorm(x (T,C)) · weight (C)
+    public static void RmsNormForward(Span<float> output, Span<float> rstd, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, int rows, int channels, float eps)
+    {
+        for (int t = 0; t < rows; t++)
+        {
+            var xt = x.Slice(t * channels, channels);
+            var ot = output.Slice(t * channels, channels);
+            float r = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(xt) / channels + eps);
+            rstd[t] = r;
+            TensorPrimitives.Multiply(xt, r, ot);          // HF: hidden_states * rsqrt(variance + eps)
+            TensorPrimitives.Multiply(ot, weight, ot);     //     then weight * hidden_states
+        }
+    }
+
+    // dx (T,C) += ∂/∂x, dweight (C) += Σ_t dout·x·rstd, from dout (T,C), x, weight, rstd
+    //   with n = x·rstd:  dx = rstd · (g − n · mean(g·n)),  g = dout·w
+    public static void RmsNormBackward(Span<float> dx, Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int rows, int channels)
+    {
+        var g = new float[channels];
+        var n = new float[channels];
+        for (int t = 0; t < rows; t++)
+        {
+            var xt = x.Slice(t * channels, channels);
+            var dt = doutput.Slice(t * channels, channels);
+            float r = rstd[t];
+            TensorPrimitives.Multiply(xt, r, n);
+            if (!dweight.IsEmpty) TensorPrimitives.FusedMultiplyAdd(dt, n, dweight, dweight);
+            if (dx.IsEmpty) continue;
+            TensorPrimitives.Multiply(dt, weight, g);
+            float mean = TensorPrimitives.Dot(g, n) / channels;
+            var dxt = dx.Slice(t * channels, channels);
+            // dx += r·g − r·mean·n
+            TensorPrimitives.FusedMultiplyAdd(g, r, dxt, dxt);
+            TensorPrimitives.FusedMultiplyAdd(n, -r * mean, dxt, dxt);
+        }
+    }
+
+    // ---- linear: y = x·Wᵀ + b ---------------------------------------------------------------------
+
+    // out (T,OC) = x (T,C) · weight (OC,C)ᵀ + bias (OC)
+    public static void LinearForward(Span<float> output, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int rows, int channels, int outChannels)
+    {
+        Gemm.MatMulTransposeB(x, weight, output, rows, outChannels, channels);
+        if (!bias.IsEmpty)
+            for (int t = 0; t < rows; t++)
+            {
+                var ot = output.Slice(t * outChannels, outChannels);
+                TensorPrimitives.Add(ot, bias, ot);
+            }
+    }
+
+    // dx (T,C) += dout (T,OC) · weight (OC,C);  dweight (OC,C) += doutᵀ · x;  dbias (OC) += Σ_t dout
+    public static void LinearBackward(Span<float> dx, Span<float> dweight, Span<float> dbias, ReadOnlySpan<float> doutput, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, int rows, int channels, int outChannels)
+    {
+        if (!dx.IsEmpty) Gemm.MatMul(doutput, weight, dx, rows, channels, outChannels, accumulate: true);
+        if (!dweight.IsEmpty) Gemm.MatMulTransposeA(doutput, x, dweight, outChannels, channels, rows, accumulate: true);
+        if (!dbias.IsEmpty)
+            for (int t = 0; t < rows; t++) TensorPrimitives.Add(dbias, doutput.Slice(t * outChannels, outChannels), dbias);
+    }
+
+    // ---- rotary embeddings, Hugging Face's rotate_half convention ---------------------------------
+    //   for i < D/2, with angle a = pos · invFreq[i]:
+    //     x'[i]       = x[i]·cos a − x[i + D/2]·sin a
+    //     x'[i + D/2] = x[i + D/2]·cos a + x[i]·sin a
+
+    // x (T, heads·D) rotated in place by the angles of positions (T); cos, sin (maxPos, D/2)
+    public static void RopeForward(Span<float> x, ReadOnlySpan<int> positions, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int heads, int headDim)
+        => Rotate(x, positions, cos, sin, heads, headDim, 1f);
+
+    // dx (T, heads·D) in place: the rotation is orthogonal, so the gradient rotates by the opposite angle
+    public static void RopeBackward(Span<float> dx, ReadOnlySpan<int> positions, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int heads, int headDim)
+        => Rotate(dx, positions, cos, sin, heads, headDim, -1f);
+
+    private static void Rotate(Span<float> x, ReadOnlySpan<int> positions, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, int heads, int headDim, float direction)
+    {
+        int half = headDim / 2;
+        for (int t = 0; t < positions.Length; t++)
+        {
+            var c = cos.Slice(positions[t] * half, half);
+            var s = sin.Slice(positions[t] * half, half);
+            for (int h = 0; h < heads; h++)
+            {
+                var v = x.Slice((t * heads + h) * headDim, headDim);
+                for (int i = 0; i < half; i++)
+                {
+                    float a = v[i], b = v[i + half], si = direction * s[i];
+                    v[i] = a * c[i] - b * si;
+                    v[i + half] = b * c[i] + a * si;
+                }
+            }
+        }
+    }
+
+    // ---- SwiGLU: m = silu(g) · u, silu(g) = g·σ(g) -----------------------------------------------
+
+    // out (T,I) = silu(gate (T,I)) · up (T,I)
+    public static void SwiGluForward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    {
+        for (int i = 0; i < output.Length; i++)
+        {
+            float g = gate[i];
+            output[i] = g / (1f + MathF.Exp(-g)) * up[i];
+        }
+    }
+
+    // dgate += dout·u·σ(g)·(1 + g·(1 − σ(g))),  dup += dout·silu(g)
+    public static void SwiGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> doutput, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    {
+        for (int i = 0; i < doutput.Length; i++)
+        {
+            float g = gate[i], s = 1f / (1f + MathF.Exp(-g)), d = doutput[i];
+            dgate[i] += d * up[i] * s * (1f + g * (1f - s));
+            dup[i] += d * g * s;
+        }
+    }
+
+    // ---- causal grouped-query attention over packed sequences -------------------------------------
+    //   head h reads key/value head h / (H / KVH); scores S = Q·Kᵀ/√D masked to j ≤ i; P = softmax(S); O = P·V
+
+    // out (T, H·D), probs (Σ_s len_s², H) = attention of q (T, H·D), k, v (T, KVH·D); sequences [starts[s], starts[s+1])
+    public static void AttentionForward(Span<float> output, Span<float> probs, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim)
+    {
+        int qStride = heads * headDim, kvStride = kvHeads * headDim, group = heads / kvHeads;
+        float scale = 1f / MathF.Sqrt(headDim);
+        long probOffset = 0;
+        for (int s = 0; s + 1 < starts.Length; s++)
+        {
+            int t0 = starts[s], len = starts[s + 1] - t0;
+            for (int h = 0; h < heads; h++)
+            {
+                int kvh = h / group;
+                var p = probs.Slice((int)(probOffset + (long)h * len * len), len * len);
+                // S (len,len) = Q_h (len,D) · K_kvh (len,D)ᵀ · scale, lower triangle only
+                Gemm.ComputeLower(Transpose.No, Transpose.Yes, len, headDim, scale, q.Slice(t0 * qStride + h * headDim), qStride,
+                    k.Slice(t0 * kvStride + kvh * headDim), kvStride, 0f, p, len);
+                CausalSoftmax(p, len);
+                // O_h (len,D) = P (len,len) · V_kvh (len,D)
+                Gemm.Compute(Transpose.No, Transpose.No, len, headDim, len, 1f, p, len, v.Slice(t0 * kvStride + kvh * headDim), kvStride, 0f, output.Slice(t0 * qStride + h * headDim), qStride);
+            }
+            probOffset += (long)heads * len * len;
+        }
+    }
+
+    // dq, dk, dv (+=) from dout (T, H·D), with the probs the forward saved:
+    //   dV_kvh += Pᵀ·dO_h;  dP = dO_h·V_kvhᵀ;  dS = P ∘ (dP − rowsum(dP ∘ P));  dQ_h += dS·K·scale;  dK_kvh += dSᵀ·Q·scale
+    public static void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> probs,
+        ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim)
+    {
+        int qStride = heads * headDim, kvStride = kvHeads * headDim, group = heads / kvHeads;
+        float scale = 1f / MathF.Sqrt(headDim);
+        long probOffset = 0;
+        float[] dp = [];
+        for (int s = 0; s + 1 < starts.Length; s++)
+        {
+            int t0 = starts[s], len = starts[s + 1] - t0;
+            if (dp.Length < len * len) dp = new float[len * len];
+            var dpS = dp.AsSpan(0, len * len);
+            for (int h = 0; h < heads; h++)
+            {
+                int kvh = h / group;
+                var p = probs.Slice((int)(probOffset + (long)h * len * len), len * len);
+                var dO = doutput.Slice(t0 * qStride + h * headDim);
+                var qh = q.Slice(t0 * qStride + h * headDim);
+                var kh = k.Slice(t0 * kvStride + kvh * headDim);
+                var vh = v.Slice(t0 * kvStride + kvh * headDim);
+                // dV (len,D) += Pᵀ (len,len) · dO (len,D)
+                Gemm.Compute(Transpose.Yes, Transpose.No, len, headDim, len, 1f, p, len, dO, qStride, 1f, dv.Slice(t0 * kvStride + kvh * headDim), kvStride);
+                // dP (len,len) = dO (len,D) · V (len,D)ᵀ
+                Gemm.Compute(Transpose.No, Transpose.Yes, len, len, headDim, 1f, dO, qStride, vh, kvStride, 0f, dpS, len);
+                // dS = P ∘ (dP − Σ_j dP_ij P_ij), row by row (zero above the diagonal since P is)
+                for (int i = 0; i < len; i++)
+                {
+                    var pi = p.Slice(i * len, i + 1);
+                    var di = dpS.Slice(i * len, len);
+                    float dot = TensorPrimitives.Dot(pi, di[..(i + 1)]);
+                    TensorPrimitives.Subtract(di[..(i + 1)], dot, di[..(i + 1)]);
+                    TensorPrimitives.Multiply(di[..(i + 1)], pi, di[..(i + 1)]);
+                    di[(i + 1)..].Clear();
+                }
+                // dQ (len,D) += dS · K · scale;  dK (len,D) += dSᵀ · Q · scale
+                Gemm.Compute(Transpose.No, Transpose.No, len, headDim, len, scale, dpS, len, kh, kvStride, 1f, dq.Slice(t0 * qStride + h * headDim), qStride);
+                Gemm.Compute(Transpose.Yes, Transpose.No, len, headDim, len, scale, dpS, len, qh, qStride, 1f, dk.Slice(t0 * kvStride + kvh * headDim), kvStride);
+            }
+            probOffset += (long)heads * len * len;
+        }
+    }
+
+    /// <summary>Number of floats <see cref="AttentionForward"/> saves for a batch: Σ_s len_s² · heads.</summary>
+    public static long AttentionProbsLength(ReadOnlySpan<int> starts, int heads)
+    {
+        long n = 0;
+        for (int s = 0; s + 1 < starts.Length; s++) n += (long)(starts[s + 1] - starts[s]) * (starts[s + 1] - starts[s]);
+        return n * heads;
+    }
+
+    // Row-wise softmax of the lower triangle of p (len,len) in place; the upper triangle becomes 0.
+    private static void CausalSoftmax(Span<float> p, int len)
+    {
+        for (int i = 0; i < len; i++)
+        {
+            var row = p.Slice(i * len, i + 1);
+            float max = TensorPrimitives.Max(row);
+            TensorPrimitives.Subtract(row, max, row);
+            TensorPrimitives.Exp(row, row);
+            TensorPrimitives.Divide(row, TensorPrimitives.Sum(row), row);
+            p.Slice(i * len + i + 1, len - i - 1).Clear();
+        }
+    }
+
+    // ---- cross-entropy with Hugging Face's shift ---------------------------------------------------
+    //   position t predicts targets[t] (the caller has already shifted: targets[t] = labels[t + 1]
+    //   within a sequence, −100 for the last token and for unlabelled ones)
+
+    /// <summary>
+    /// For rows of <paramref name="logits"/> (R,V) with a target ≠ −100: adds −log softmax(logits)[target]
+    /// to <paramref name="losses"/> (R) and, if <paramref name="dlogits"/> is not empty, writes
+    /// <c>(softmax − onehot) · gradScale</c> into it (0 for unlabelled rows). Returns the number of labelled rows.
+    /// </summary>
+    public static int CrossEntropyForwardBackward(Span<float> losses, Span<float> dlogits, ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int vocab, float gradScale)
+    {
+        int labelled = 0;
+        for (int r = 0; r < targets.Length; r++)
+        {
+            var row = logits.Slice(r * vocab, vocab);
+            int y = targets[r];
+            if (y == -100)
+            {
+                if (!dlogits.IsEmpty) dlogits.Slice(r * vocab, vocab).Clear();
+                continue;
+            }
+            if ((uint)y >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(targets), $"Target {y} is outside the vocabulary of {vocab}.");
+            labelled++;
+            float max = TensorPrimitives.Max(row);
+            double sum = 0;
+            for (int j = 0; j < vocab; j++) sum += Math.Exp(row[j] - max);
+            double lse = max + Math.Log(sum);
+            losses[r] += (float)(lse - row[y]);
+            if (dlogits.IsEmpty) continue;
+            var d = dlogits.Slice(r * vocab, vocab);
+            for (int j = 0; j < vocab; j++) d[j] = (float)Math.Exp(row[j] - lse) * gradScale;
+            d[y] -= gradScale;
+        }
+        return labelled;
+    }
+}
