@@ -1,0 +1,377 @@
+using System.Numerics.Tensors;
+using Irr.IO;
+
+namespace Irr.Model;
+
+/// <summary>Called with the input of a target linear module (rows × columns) as a layer runs.</summary>
+/// <param name="layer">Decoder layer index.</param>
+/// <param name="module">q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj.</param>
+/// <param name="input">The module's input activations, row-major (T × in).</param>
+/// <param name="rows">T.</param>
+/// <param name="columns">The module's input size.</param>
+public delegate void ModuleInputHook(int layer, string module, ReadOnlySpan<float> input, int rows, int columns);
+
+/// <summary>The loss of a batch and, per position, the log-probability of its target.</summary>
+/// <param name="Loss">Mean next-token cross-entropy over labelled targets (NaN if there are none).</param>
+/// <param name="LabelledTokens">Number of labelled targets.</param>
+/// <param name="TargetLogProbs">log p(target) at each position (T); NaN where the target is −100.</param>
+public sealed record LossResult(double Loss, int LabelledTokens, float[] TargetLogProbs);
+
+/// <summary>
+/// A Llama-family decoder (<c>LlamaForCausalLM</c>, <c>MistralForCausalLM</c>, <c>Qwen2ForCausalLM</c>)
+/// computed in float32 as Hugging Face does, over packed batches of variable-length sequences.
+/// Weights come from an <see cref="IWeightSource"/>, one matrix at a time, so a checkpoint is
+/// streamed rather than loaded. The backward pass keeps only each layer's input (activation
+/// checkpointing) and recomputes a layer's activations when it reaches it, so memory grows with one
+/// layer's activations, not the model's.
+/// </summary>
+public sealed class Transformer
+{
+    /// <summary>Rows of tokens whose logits are formed at once (bounds the T × V logits buffer).</summary>
+    private const int LogitRows = 256;
+
+    private readonly Rope rope;
+    private float[] scratch = [];
+
+    /// <summary>A model over <paramref name="weights"/>, with optional trainable LoRA matrices.</summary>
+    public Transformer(IWeightSource weights, LoraWeights? lora = null)
+    {
+        Weights = weights;
+        Config = weights.Config;
+        Lora = lora;
+        rope = new Rope(Config);
+    }
+
+    /// <summary>The weights.</summary>
+    public IWeightSource Weights { get; }
+
+    /// <summary>The configuration.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>LoRA matrices in use, if any.</summary>
+    public LoraWeights? Lora { get; }
+
+    private string LmHead => Config.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+
+    // ---- forward ------------------------------------------------------------------------------
+
+    /// <summary>The token embeddings of a batch (T, C).</summary>
+    public float[] Embed(Batch batch)
+    {
+        int c = Config.HiddenSize;
+        var x = new float[batch.TokenCount * c];
+        // Read only the embedding rows the batch uses.
+        foreach (var group in Enumerable.Range(0, batch.TokenCount).GroupBy(t => batch.Tokens[t]))
+        {
+            if ((uint)group.Key >= (uint)Config.VocabSize)
+                throw new IrrException($"token id {group.Key} is outside the vocabulary of {Config.VocabSize}");
+            var row = x.AsSpan(group.First() * c, c);
+            Weights.LoadRows("model.embed_tokens.weight", group.Key, 1, row);
+            foreach (int t in group.Skip(1)) row.CopyTo(x.AsSpan(t * c, c));
+        }
+        return x;
+    }
+
+    /// <summary>
+    /// Runs decoder layer <paramref name="layer"/> on <paramref name="hidden"/> (T, C) in place,
+    /// calling <paramref name="hook"/> with each linear module's input.
+    /// </summary>
+    public void LayerForward(int layer, Span<float> hidden, Batch batch, ModuleInputHook? hook = null)
+        => Forward(layer, hidden, batch, new LayerState(Config, batch, keep: false), hook);
+
+    /// <summary>The final RMSNorm of the last hidden states (T, C), in place.</summary>
+    public void FinalNorm(Span<float> hidden, int rows)
+    {
+        var w = LoadCopy("model.norm.weight");
+        var rstd = new float[rows];
+        var normed = new float[hidden.Length];
+        Layers.RmsNormForward(normed, rstd, hidden, w, rows, Config.HiddenSize, (float)Config.RmsNormEps);
+        normed.CopyTo(hidden);
+    }
+
+    /// <summary>Hidden states after every layer and the final norm (T, C).</summary>
+    public float[] Hidden(Batch batch, ModuleInputHook? hook = null)
+    {
+        var x = Embed(batch);
+        var state = new LayerState(Config, batch, keep: false); // buffers shared by all layers
+        for (int l = 0; l < Config.NumHiddenLayers; l++) Forward(l, x, batch, state, hook);
+        FinalNorm(x, batch.TokenCount);
+        return x;
+    }
+
+    /// <summary>Logits (rows, V) for the positions <paramref name="rows"/> of final hidden states (T, C).</summary>
+    public float[] LogitsOf(ReadOnlySpan<float> hidden, ReadOnlySpan<int> rows)
+    {
+        int c = Config.HiddenSize, v = Config.VocabSize;
+        var h = new float[rows.Length * c];
+        for (int i = 0; i < rows.Length; i++) hidden.Slice(rows[i] * c, c).CopyTo(h.AsSpan(i * c, c));
+        var logits = new float[rows.Length * v];
+        var w = Weights.Load(LmHead, ref scratch);
+        Layers.LinearForward(logits, h, w, [], rows.Length, c, v);
+        return logits;
+    }
+
+    /// <summary>Logits of every position (T, V).</summary>
+    public float[] Logits(Batch batch)
+    {
+        var h = Hidden(batch);
+        return LogitsOf(h, Enumerable.Range(0, batch.TokenCount).ToArray());
+    }
+
+    /// <summary>The mean next-token loss of a labelled batch, and each target's log-probability.</summary>
+    public LossResult Loss(Batch batch)
+    {
+        var h = Hidden(batch);
+        return HeadLoss(h, batch.ShiftedTargets(), null, default);
+    }
+
+    // ---- backward -----------------------------------------------------------------------------
+
+    /// <summary>
+    /// Forward and backward on a labelled batch: adds <c>lossScale · ∂(mean loss)/∂θ</c> into
+    /// <paramref name="gradients"/> for the parameters it holds (base weights and LoRA matrices by
+    /// name; others are not computed). Returns the loss.
+    /// </summary>
+    public LossResult ForwardBackward(Batch batch, Gradients gradients, float lossScale = 1f)
+    {
+        int t = batch.TokenCount, c = Config.HiddenSize, layers = Config.NumHiddenLayers;
+        // Forward, keeping each layer's input (activation checkpoints).
+        var inputs = new float[layers + 1][];
+        var x = Embed(batch);
+        var state = new LayerState(Config, batch, keep: false);
+        for (int l = 0; l < layers; l++)
+        {
+            inputs[l] = (float[])x.Clone();
+            Forward(l, x, batch, state, null);
+        }
+        inputs[layers] = (float[])x.Clone();
+        var finalWeight = LoadCopy("model.norm.weight");
+        var rstd = new float[t];
+        var h = new float[t * c];
+        Layers.RmsNormForward(h, rstd, x, finalWeight, t, c, (float)Config.RmsNormEps);
+
+        // Head and loss.
+        var dh = new float[t * c];
+        var result = HeadLoss(h, batch.ShiftedTargets(), gradients, (dh, lossScale));
+
+        // Final norm.
+        var dx = new float[t * c];
+        Layers.RmsNormBackward(dx, gradients.Of("model.norm.weight"), dh, inputs[layers], finalWeight, rstd, t, c);
+
+        // Layers in reverse, recomputing each one's activations from its checkpoint.
+        state = new LayerState(Config, batch, keep: true);
+        for (int l = layers - 1; l >= 0; l--)
+        {
+            Forward(l, inputs[l], batch, state, null); // inputs[l] becomes the layer's output; state keeps the rest
+            Backward(l, dx, batch, state, gradients);  // dx: ∂L/∂output → ∂L/∂input, in place
+            inputs[l] = [];
+        }
+        if (gradients.Wants("model.embed_tokens.weight"))
+            Layers.EmbeddingBackward(gradients.Of("model.embed_tokens.weight"), dx, batch.Tokens, c);
+        return result;
+    }
+
+    // ---- one decoder layer ---------------------------------------------------------------------
+
+    // A layer's activations (for the backward pass when `keep`) and its gradient buffers, sized for
+    // one batch and reused by every layer.
+    private sealed class LayerState
+    {
+        public LayerState(ModelConfig config, Batch batch, bool keep)
+        {
+            Keep = keep;
+            int t = batch.TokenCount, c = config.HiddenSize, q = config.NumAttentionHeads * config.HeadDim;
+            int kv = config.NumKeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
+            X = keep ? new float[t * c] : [];
+            X2 = keep ? new float[t * c] : [];
+            A = new float[t * c]; B = new float[t * c]; Rstd1 = new float[t]; Rstd2 = new float[t];
+            Q = new float[t * q]; O = new float[t * q]; K = new float[t * kv]; V = new float[t * kv];
+            Probs = new float[Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads)];
+            G = new float[t * inter]; U = new float[t * inter]; M = new float[t * inter];
+            Residual = new float[t * c];
+            Norm = new float[c];
+        }
+
+        public readonly bool Keep;
+        public readonly float[] X, X2, A, B, Rstd1, Rstd2, Q, O, K, V, Probs, G, U, M, Residual, Norm;
+        public readonly Dictionary<string, float[]> LoraHidden = new(StringComparer.Ordinal); // x·Aᵀ per module
+        public float[] Grad(ref float[]? buffer, int length) => buffer ??= new float[length];
+        public float[]? Dm, Dg, Du, Db, DO, Dq, Dk, Dv, Da;
+    }
+
+    // x (T,C) → x + attn(norm(x)) → + mlp(norm(·)), in place
+    private void Forward(int layer, Span<float> x, Batch batch, LayerState s, ModuleInputHook? hook)
+    {
+        var cfg = Config;
+        int t = batch.TokenCount, c = cfg.HiddenSize, heads = cfg.NumAttentionHeads, kvHeads = cfg.NumKeyValueHeads, d = cfg.HeadDim;
+        int qDim = heads * d, kvDim = kvHeads * d, inter = cfg.IntermediateSize;
+        string p = $"model.layers.{layer}.";
+        float eps = (float)cfg.RmsNormEps;
+        if (s.Keep) x.CopyTo(s.X);
+
+        // a (T,C) = RMSNorm(x) · input_layernorm
+        LoadSmall(p + "input_layernorm.weight", s.Norm);
+        Layers.RmsNormForward(s.A, s.Rstd1, x, s.Norm, t, c, eps);
+        hook?.Invoke(layer, "q_proj", s.A, t, c);
+        hook?.Invoke(layer, "k_proj", s.A, t, c);
+        hook?.Invoke(layer, "v_proj", s.A, t, c);
+
+        // q (T,H·D), k, v (T,KVH·D) = a · W{q,k,v}ᵀ (+ bias), then RoPE on q and k
+        Linear(layer, "q_proj", s.A, s.Q, t, c, qDim, s);
+        Linear(layer, "k_proj", s.A, s.K, t, c, kvDim, s);
+        Linear(layer, "v_proj", s.A, s.V, t, c, kvDim, s);
+        rope.Ensure(batch.Positions.Max() + 1);
+        Layers.RopeForward(s.Q, batch.Positions, rope.Cos, rope.Sin, heads, d);
+        Layers.RopeForward(s.K, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
+
+        // o (T,H·D) = causal GQA attention;  x2 = x + o · W_oᵀ
+        Layers.AttentionForward(s.O, s.Probs, s.Q, s.K, s.V, batch.Starts, heads, kvHeads, d);
+        hook?.Invoke(layer, "o_proj", s.O, t, qDim);
+        Linear(layer, "o_proj", s.O, s.Residual, t, qDim, c, s);
+        TensorPrimitives.Add(x, s.Residual, x);
+        if (s.Keep) x.CopyTo(s.X2);
+
+        // b = RMSNorm(x2) · post_attention_layernorm
+        LoadSmall(p + "post_attention_layernorm.weight", s.Norm);
+        Layers.RmsNormForward(s.B, s.Rstd2, x, s.Norm, t, c, eps);
+        hook?.Invoke(layer, "gate_proj", s.B, t, c);
+        hook?.Invoke(layer, "up_proj", s.B, t, c);
+
+        // m (T,I) = silu(b·W_gᵀ) · (b·W_uᵀ);  x3 = x2 + m · W_dᵀ
+        Linear(layer, "gate_proj", s.B, s.G, t, c, inter, s);
+        Linear(layer, "up_proj", s.B, s.U, t, c, inter, s);
+        Layers.SwiGluForward(s.M, s.G, s.U);
+        hook?.Invoke(layer, "down_proj", s.M, t, inter);
+        Linear(layer, "down_proj", s.M, s.Residual, t, inter, c, s);
+        TensorPrimitives.Add(x, s.Residual, x);
+    }
+
+    // dx (T,C): ∂L/∂(layer output) in, ∂L/∂(layer input) out; accumulates the requested gradients
+    private void Backward(int layer, float[] dx, Batch batch, LayerState s, Gradients g)
+    {
+        var cfg = Config;
+        int t = batch.TokenCount, c = cfg.HiddenSize, heads = cfg.NumAttentionHeads, kvHeads = cfg.NumKeyValueHeads, d = cfg.HeadDim;
+        int qDim = heads * d, kvDim = kvHeads * d, inter = cfg.IntermediateSize;
+        string p = $"model.layers.{layer}.";
+
+        // x3 = x2 + m·W_dᵀ: the residual passes dx through; m = silu(g)·u; g, u = b·W{g,u}ᵀ
+        var dm = Zero(s.Grad(ref s.Dm, t * inter));
+        LinearBackward(layer, "down_proj", dm, dx, s.M, t, inter, c, s, g);
+        var dg = Zero(s.Grad(ref s.Dg, t * inter));
+        var du = Zero(s.Grad(ref s.Du, t * inter));
+        Layers.SwiGluBackward(dg, du, dm, s.G, s.U);
+        var db = Zero(s.Grad(ref s.Db, t * c));
+        LinearBackward(layer, "gate_proj", db, dg, s.B, t, c, inter, s, g);
+        LinearBackward(layer, "up_proj", db, du, s.B, t, c, inter, s, g);
+        LoadSmall(p + "post_attention_layernorm.weight", s.Norm);
+        Layers.RmsNormBackward(dx, g.Of(p + "post_attention_layernorm.weight"), db, s.X2, s.Norm, s.Rstd2, t, c);
+
+        // x2 = x + o·W_oᵀ; o = attention(q, k, v); q, k rotated; q, k, v = a·W{q,k,v}ᵀ
+        var dO = Zero(s.Grad(ref s.DO, t * qDim));
+        LinearBackward(layer, "o_proj", dO, dx, s.O, t, qDim, c, s, g);
+        var dq = Zero(s.Grad(ref s.Dq, t * qDim));
+        var dk = Zero(s.Grad(ref s.Dk, t * kvDim));
+        var dv = Zero(s.Grad(ref s.Dv, t * kvDim));
+        Layers.AttentionBackward(dq, dk, dv, dO, s.Probs, s.Q, s.K, s.V, batch.Starts, heads, kvHeads, d);
+        Layers.RopeBackward(dq, batch.Positions, rope.Cos, rope.Sin, heads, d);
+        Layers.RopeBackward(dk, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
+        var da = Zero(s.Grad(ref s.Da, t * c));
+        LinearBackward(layer, "q_proj", da, dq, s.A, t, c, qDim, s, g);
+        LinearBackward(layer, "k_proj", da, dk, s.A, t, c, kvDim, s, g);
+        LinearBackward(layer, "v_proj", da, dv, s.A, t, c, kvDim, s, g);
+        LoadSmall(p + "input_layernorm.weight", s.Norm);
+        Layers.RmsNormBackward(dx, g.Of(p + "input_layernorm.weight"), da, s.X, s.Norm, s.Rstd1, t, c);
+    }
+
+    private static float[] Zero(float[] buffer)
+    {
+        Array.Clear(buffer);
+        return buffer;
+    }
+
+    // y (T,out) = x (T,in) · Wᵀ + bias + scale·(x·Aᵀ)·Bᵀ
+    private void Linear(int layer, string module, ReadOnlySpan<float> x, Span<float> y, int t, int inDim, int outDim, LayerState s)
+    {
+        string name = ModelConfig.LinearWeightName(layer, module);
+        string bias = name[..^"weight".Length] + "bias";
+        float[] b = Weights.Contains(bias) ? LoadCopy(bias) : [];
+        var w = Weights.Load(name, ref scratch);
+        Layers.LinearForward(y, x, w, b, t, inDim, outDim);
+        if (Lora is not null && Lora.TryGet(name, out var lora))
+        {
+            // xa (T,r) = x · Aᵀ;  y += scale · xa · Bᵀ
+            if (!s.LoraHidden.TryGetValue(module, out var xa)) s.LoraHidden[module] = xa = new float[t * Lora.Rank];
+            Layers.LinearForward(xa, x, lora.A, [], t, inDim, Lora.Rank);
+            Tensors.Gemm.Compute(Tensors.Transpose.No, Tensors.Transpose.Yes, t, outDim, Lora.Rank, Lora.Scale, xa, Lora.Rank, lora.B, Lora.Rank, 1f, y, outDim);
+        }
+    }
+
+    // dx (T,in) += dy·W (+ LoRA path); dW, dbias, dA, dB as requested
+    private void LinearBackward(int layer, string module, Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int t, int inDim, int outDim, LayerState s, Gradients g)
+    {
+        string name = ModelConfig.LinearWeightName(layer, module);
+        string bias = name[..^"weight".Length] + "bias";
+        var w = Weights.Load(name, ref scratch);
+        Layers.LinearBackward(dx, g.Of(name), g.Of(bias), dy, x, w, t, inDim, outDim);
+        if (Lora is not null && Lora.TryGet(name, out var lora))
+        {
+            int r = Lora.Rank;
+            var xa = s.LoraHidden[module];
+            // dB (out,r) += scale · dyᵀ·xa;  dxa (T,r) = scale · dy·B;  dA (r,in) += dxaᵀ·x;  dx += dxa·A
+            var dB = g.Of(LoraWeights.ParameterName(name, 'B'));
+            if (!dB.IsEmpty) Tensors.Gemm.Compute(Tensors.Transpose.Yes, Tensors.Transpose.No, outDim, r, t, Lora.Scale, dy, outDim, xa, r, 1f, dB, r);
+            var dxa = new float[t * r];
+            Tensors.Gemm.Compute(Tensors.Transpose.No, Tensors.Transpose.No, t, r, outDim, Lora.Scale, dy, outDim, lora.B, r, 0f, dxa, r);
+            Layers.LinearBackward(dx, g.Of(LoraWeights.ParameterName(name, 'A')), [], dxa, x, lora.A, t, inDim, r);
+        }
+    }
+
+    private void LoadSmall(string name, Span<float> destination)
+    {
+        float[] own = [];
+        Weights.Load(name, ref own).CopyTo(destination);
+    }
+
+    private float[] LoadCopy(string name)
+    {
+        float[] own = [];
+        return Weights.Load(name, ref own).ToArray();
+    }
+
+    // ---- head and loss -------------------------------------------------------------------------
+
+    // Logits (rows of LogitRows at a time) = h · W_lmᵀ, cross-entropy against targets; with a
+    // gradient request, dh (T,C) += ∂L/∂h · scale and the lm_head gradient as requested.
+    private LossResult HeadLoss(float[] h, int[] targets, Gradients? gradients, (float[] Dh, float Scale) back)
+    {
+        int t = targets.Length, c = Config.HiddenSize, v = Config.VocabSize;
+        int labelled = targets.Count(y => y != -100);
+        var logProbs = new float[t];
+        Array.Fill(logProbs, float.NaN);
+        if (labelled == 0) return new LossResult(double.NaN, 0, logProbs);
+        var w = Weights.Load(LmHead, ref scratch); // held while nothing else loads into scratch
+        var dW = gradients is null ? Span<float>.Empty : gradients.Of(LmHead);
+        float gradScale = back.Dh is null ? 0f : back.Scale / labelled;
+        double total = 0;
+        var logits = new float[Math.Min(LogitRows, t) * v];
+        for (int r0 = 0; r0 < t; r0 += LogitRows)
+        {
+            int rows = Math.Min(LogitRows, t - r0);
+            var chunk = logits.AsSpan(0, rows * v);
+            var hChunk = h.AsSpan(r0 * c, rows * c);
+            Layers.LinearForward(chunk, hChunk, w, [], rows, c, v);
+            var losses = new float[rows];
+            Layers.CrossEntropyForwardBackward(losses, back.Dh is null ? Span<float>.Empty : chunk, chunk, targets.AsSpan(r0, rows), v, gradScale);
+            for (int i = 0; i < rows; i++)
+                if (targets[r0 + i] != -100)
+                {
+                    total += losses[i];
+                    logProbs[r0 + i] = -losses[i];
+                }
+            if (back.Dh is null) continue;
+            // chunk now holds dlogits (rows,V): dh += dlogits·W_lm;  dW_lm += dlogitsᵀ·h
+            Layers.LinearBackward(back.Dh.AsSpan(r0 * c, rows * c), dW, [], chunk, hChunk, w, rows, c, v);
+        }
+        return new LossResult(total / labelled, labelled, logProbs);
+    }
+}
