@@ -33,8 +33,12 @@ public sealed class Batch
     /// <summary>S.</summary>
     public int SequenceCount => Starts.Length - 1;
 
-    /// <summary>Packs sequences (and their labels, each the same length as its sequence).</summary>
-    public static Batch Create(IReadOnlyList<IReadOnlyList<int>> sequences, IReadOnlyList<IReadOnlyList<int>>? labels = null)
+    /// <summary>
+    /// Packs sequences (and their labels, each the same length as its sequence). With
+    /// <paramref name="firstPositions"/>, sequence s starts at that position (tokens continuing a
+    /// sequence whose earlier tokens are in a KV cache).
+    /// </summary>
+    public static Batch Create(IReadOnlyList<IReadOnlyList<int>> sequences, IReadOnlyList<IReadOnlyList<int>>? labels = null, IReadOnlyList<int>? firstPositions = null)
     {
         if (labels is not null && labels.Count != sequences.Count)
             throw new ArgumentException($"{labels.Count} label sequences for {sequences.Count} token sequences.", nameof(labels));
@@ -54,7 +58,7 @@ public sealed class Batch
             for (int i = 0; i < seq.Count; i++, t++)
             {
                 tokens[t] = seq[i];
-                positions[t] = i;
+                positions[t] = (firstPositions?[s] ?? 0) + i;
                 if (packedLabels is not null) packedLabels[t] = labels![s][i];
             }
         }

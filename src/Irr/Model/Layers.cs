@@ -221,6 +221,37 @@ internal static class Layers
         }
     }
 
+    // out (T, H·D) = attention of each token's query q (T, H·D) over its own sequence's cached keys and
+    // values at positions 0 … its position (the cache already holds this token's key and value)
+    public static void AttentionCachedForward(Span<float> output, ReadOnlySpan<float> q, KvCache cache, int layer,
+        ReadOnlySpan<int> cacheSequenceOfToken, ReadOnlySpan<int> positions, int heads, int kvHeads, int headDim)
+    {
+        int qStride = heads * headDim, kvStride = kvHeads * headDim, group = heads / kvHeads;
+        float scale = 1f / MathF.Sqrt(headDim);
+        float[] scores = [];
+        for (int t = 0; t < positions.Length; t++)
+        {
+            int len = positions[t] + 1;
+            if (scores.Length < len) scores = new float[Math.Max(len, 2 * scores.Length)];
+            var sc = scores.AsSpan(0, len);
+            var keys = cache.Keys(cacheSequenceOfToken[t], layer, len);
+            var values = cache.Values(cacheSequenceOfToken[t], layer, len);
+            for (int h = 0; h < heads; h++)
+            {
+                int kvh = h / group;
+                var qh = q.Slice(t * qStride + h * headDim, headDim);
+                for (int j = 0; j < len; j++) sc[j] = TensorPrimitives.Dot(qh, keys.Slice(j * kvStride + kvh * headDim, headDim)) * scale;
+                float max = TensorPrimitives.Max(sc);
+                TensorPrimitives.Subtract(sc, max, sc);
+                TensorPrimitives.Exp(sc, sc);
+                TensorPrimitives.Divide(sc, TensorPrimitives.Sum(sc), sc);
+                var o = output.Slice(t * qStride + h * headDim, headDim);
+                o.Clear();
+                for (int j = 0; j < len; j++) TensorPrimitives.FusedMultiplyAdd(values.Slice(j * kvStride + kvh * headDim, headDim), sc[j], o, o);
+            }
+        }
+    }
+
     /// <summary>Number of floats <see cref="AttentionForward"/> saves for a batch: Σ_s len_s² · heads.</summary>
     public static long AttentionProbsLength(ReadOnlySpan<int> starts, int heads)
     {

@@ -99,6 +99,25 @@ public sealed class Transformer
         return x;
     }
 
+    /// <summary>
+    /// Runs new tokens through the model with a KV cache: <paramref name="newTokens"/>[i] continues
+    /// cache sequence <paramref name="cacheSequences"/>[i] (from its cached length), and is stored
+    /// in the cache. Returns the logits (S, V) of each sequence's last new token.
+    /// </summary>
+    public float[] NextTokenLogits(IReadOnlyList<IReadOnlyList<int>> newTokens, KvCache cache, IReadOnlyList<int> cacheSequences)
+    {
+        var batch = Batch.Create(newTokens, null, cacheSequences.Select(cache.Length).ToArray());
+        var state = new LayerState(Config, batch, keep: false, withProbs: false) { Cache = cache };
+        state.CacheSequenceOfToken = new int[batch.TokenCount];
+        for (int i = 0; i < batch.SequenceCount; i++)
+            for (int t = batch.Starts[i]; t < batch.Starts[i + 1]; t++) state.CacheSequenceOfToken[t] = cacheSequences[i];
+        var x = Embed(batch);
+        for (int l = 0; l < Config.NumHiddenLayers; l++) Forward(l, x, batch, state, null);
+        for (int i = 0; i < batch.SequenceCount; i++) cache.SetLength(cacheSequences[i], cache.Length(cacheSequences[i]) + newTokens[i].Count);
+        FinalNorm(x, batch.TokenCount);
+        return LogitsOf(x, batch.Starts.Skip(1).Select(e => e - 1).ToArray());
+    }
+
     /// <summary>Logits (rows, V) for the positions <paramref name="rows"/> of final hidden states (T, C).</summary>
     public float[] LogitsOf(ReadOnlySpan<float> hidden, ReadOnlySpan<int> rows)
     {
@@ -177,7 +196,7 @@ public sealed class Transformer
     // one batch and reused by every layer.
     private sealed class LayerState
     {
-        public LayerState(ModelConfig config, Batch batch, bool keep)
+        public LayerState(ModelConfig config, Batch batch, bool keep, bool withProbs = true)
         {
             Keep = keep;
             int t = batch.TokenCount, c = config.HiddenSize, q = config.NumAttentionHeads * config.HeadDim;
@@ -186,13 +205,15 @@ public sealed class Transformer
             X2 = keep ? new float[t * c] : [];
             A = new float[t * c]; B = new float[t * c]; Rstd1 = new float[t]; Rstd2 = new float[t];
             Q = new float[t * q]; O = new float[t * q]; K = new float[t * kv]; V = new float[t * kv];
-            Probs = new float[Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads)];
+            Probs = withProbs ? new float[Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads)] : [];
             G = new float[t * inter]; U = new float[t * inter]; M = new float[t * inter];
             Residual = new float[t * c];
             Norm = new float[c];
         }
 
         public readonly bool Keep;
+        public KvCache? Cache;
+        public int[] CacheSequenceOfToken = [];
         public readonly float[] X, X2, A, B, Rstd1, Rstd2, Q, O, K, V, Probs, G, U, M, Residual, Norm;
         public readonly Dictionary<string, float[]> LoraHidden = new(StringComparer.Ordinal); // x·Aᵀ per module
         public float[] Grad(ref float[]? buffer, int length) => buffer ??= new float[length];
@@ -224,8 +245,17 @@ public sealed class Transformer
         Layers.RopeForward(s.Q, batch.Positions, rope.Cos, rope.Sin, heads, d);
         Layers.RopeForward(s.K, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
 
-        // o (T,H·D) = causal GQA attention;  x2 = x + o · W_oᵀ
-        Layers.AttentionForward(s.O, s.Probs, s.Q, s.K, s.V, batch.Starts, heads, kvHeads, d);
+        // o (T,H·D) = causal GQA attention (over the batch, or over each sequence's KV cache);  x2 = x + o · W_oᵀ
+        if (s.Cache is { } cache)
+        {
+            for (int i = 0; i < t; i++)
+                cache.Store(s.CacheSequenceOfToken[i], layer, batch.Positions[i], s.K.AsSpan(i * kvDim, kvDim), s.V.AsSpan(i * kvDim, kvDim));
+            Layers.AttentionCachedForward(s.O, s.Q, cache, layer, s.CacheSequenceOfToken, batch.Positions, heads, kvHeads, d);
+        }
+        else
+        {
+            Layers.AttentionForward(s.O, s.Probs, s.Q, s.K, s.V, batch.Starts, heads, kvHeads, d);
+        }
         hook?.Invoke(layer, "o_proj", s.O, t, qDim);
         Linear(layer, "o_proj", s.O, s.Residual, t, qDim, c, s);
         TensorPrimitives.Add(x, s.Residual, x);

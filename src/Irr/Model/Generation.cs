@@ -1,0 +1,110 @@
+using System.Numerics.Tensors;
+
+namespace Irr.Model;
+
+/// <summary>How <see cref="Generation.Generate"/> decodes.</summary>
+public sealed record GenerationOptions
+{
+    /// <summary>Most tokens generated per prompt.</summary>
+    public int MaxNewTokens { get; init; } = 256;
+
+    /// <summary>Generation of a prompt stops after any of these ids (which is kept in the output).</summary>
+    public IReadOnlyCollection<int> EosTokenIds { get; init; } = [];
+
+    /// <summary>0 (the default) decodes greedily; otherwise logits are divided by it and sampled.</summary>
+    public float Temperature { get; init; }
+
+    /// <summary>Nucleus sampling: keep the most likely tokens whose probabilities sum to at least this (1 = off).</summary>
+    public float TopP { get; init; } = 1f;
+
+    /// <summary>Keep only the k most likely tokens (0 = off).</summary>
+    public int TopK { get; init; }
+
+    /// <summary>Seed of the sampler; prompt i uses its own stream derived from it, so results do not depend on batching.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Prompts decoded together.</summary>
+    public int BatchSize { get; init; } = 8;
+}
+
+/// <summary>Autoregressive decoding with a KV cache: greedy, or temperature / top-k / top-p sampling.</summary>
+public static class Generation
+{
+    /// <summary>
+    /// The tokens generated after each prompt (not including the prompt), ending with an EOS id if
+    /// one was produced. <paramref name="progress"/> is called with the number of tokens each decoding
+    /// step produced.
+    /// </summary>
+    public static IReadOnlyList<int[]> Generate(Transformer model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Action<int>? progress = null)
+    {
+        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be at least 1.");
+        var results = new int[prompts.Count][];
+        for (int b0 = 0; b0 < prompts.Count; b0 += options.BatchSize)
+        {
+            int n = Math.Min(options.BatchSize, prompts.Count - b0);
+            var cache = new KvCache(model.Config, n);
+            var outputs = Enumerable.Range(0, n).Select(_ => new List<int>()).ToArray();
+            var samplers = Enumerable.Range(0, n).Select(i => new Random(HashCode.Combine(options.Seed, b0 + i))).ToArray();
+            var active = Enumerable.Range(0, n).Where(i => options.MaxNewTokens > 0).ToList();
+            IReadOnlyList<IReadOnlyList<int>> next = active.Select(i => prompts[b0 + i]).ToList();
+            while (active.Count > 0)
+            {
+                var logits = model.NextTokenLogits(next, cache, active);
+                int v = model.Config.VocabSize;
+                var stillActive = new List<int>();
+                var nextTokens = new List<IReadOnlyList<int>>();
+                for (int k = 0; k < active.Count; k++)
+                {
+                    int i = active[k];
+                    int token = Pick(logits.AsSpan(k * v, v), options, samplers[i]);
+                    outputs[i].Add(token);
+                    if (options.EosTokenIds.Contains(token) || outputs[i].Count >= options.MaxNewTokens) continue;
+                    stillActive.Add(i);
+                    nextTokens.Add([token]);
+                }
+                progress?.Invoke(active.Count);
+                active = stillActive;
+                next = nextTokens;
+            }
+            for (int i = 0; i < n; i++) results[b0 + i] = [.. outputs[i]];
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// The next token from one row of logits: the first maximum when greedy; otherwise, as
+    /// transformers' logits warpers do, temperature, then top-k, then top-p, then a draw.
+    /// </summary>
+    public static int Pick(ReadOnlySpan<float> logits, GenerationOptions options, Random rng)
+    {
+        if (options.Temperature <= 0) return TensorPrimitives.IndexOfMax(logits);
+        int v = logits.Length;
+        var scaled = new float[v];
+        TensorPrimitives.Divide(logits, options.Temperature, scaled);
+        var order = Enumerable.Range(0, v).OrderByDescending(i => scaled[i]).ThenBy(i => i).ToArray();
+        int keep = options.TopK > 0 ? Math.Min(options.TopK, v) : v;
+        float max = scaled[order[0]];
+        var p = new double[keep];
+        double z = 0;
+        for (int r = 0; r < keep; r++) z += p[r] = Math.Exp(scaled[order[r]] - max);
+        for (int r = 0; r < keep; r++) p[r] /= z;
+        if (options.TopP < 1f)
+        {
+            // Keep the smallest prefix (by probability) whose mass reaches top_p, at least one token.
+            double mass = 0;
+            int r = 0;
+            while (r < keep && mass < options.TopP) mass += p[r++];
+            keep = Math.Max(1, r);
+            z = 0;
+            for (int i = 0; i < keep; i++) z += p[i];
+            for (int i = 0; i < keep; i++) p[i] /= z;
+        }
+        double u = rng.NextDouble(), acc = 0;
+        for (int r = 0; r < keep; r++)
+        {
+            acc += p[r];
+            if (u < acc) return order[r];
+        }
+        return order[keep - 1];
+    }
+}
