@@ -154,14 +154,18 @@ public sealed class Transformer
     public LossResult ForwardBackward(Batch batch, Gradients gradients, float lossScale = 1f)
     {
         int t = batch.TokenCount, c = Config.HiddenSize, layers = Config.NumHiddenLayers;
-        // Forward, keeping each layer's input (activation checkpoints).
+        // Keep every layer's activations when they fit the budget (backward ≈ 2 forwards); otherwise
+        // keep only each layer's input and recompute the rest layer by layer (≈ 3 forwards).
+        bool keepAll = LayerState.KeptBytes(Config, batch, Lora) * layers <= ActivationMemoryBudget;
         var inputs = new float[layers + 1][];
+        var states = new LayerState[layers];
         var x = Embed(batch);
-        var state = new LayerState(Config, batch, keep: false);
+        var shared = keepAll ? null : new LayerState(Config, batch, keep: false);
         for (int l = 0; l < layers; l++)
         {
-            inputs[l] = (float[])x.Clone();
-            Forward(l, x, batch, state, null);
+            if (keepAll) states[l] = new LayerState(Config, batch, keep: true);
+            else inputs[l] = (float[])x.Clone();
+            Forward(l, x, batch, keepAll ? states[l] : shared!, null);
         }
         inputs[layers] = (float[])x.Clone();
         var finalWeight = LoadCopy("model.norm.weight");
@@ -177,18 +181,27 @@ public sealed class Transformer
         var dx = new float[t * c];
         Layers.RmsNormBackward(dx, gradients.Of("model.norm.weight"), dh, inputs[layers], finalWeight, rstd, t, c);
 
-        // Layers in reverse, recomputing each one's activations from its checkpoint.
-        state = new LayerState(Config, batch, keep: true);
+        // Layers in reverse (recomputing each one's activations from its checkpoint if not kept).
+        var buffers = new GradientBuffers();
+        var replay = keepAll ? null : new LayerState(Config, batch, keep: true);
         for (int l = layers - 1; l >= 0; l--)
         {
-            Forward(l, inputs[l], batch, state, null); // inputs[l] becomes the layer's output; state keeps the rest
-            Backward(l, dx, batch, state, gradients);  // dx: ∂L/∂output → ∂L/∂input, in place
+            var state = keepAll ? states[l] : replay!;
+            if (!keepAll) Forward(l, inputs[l], batch, state, null); // inputs[l] becomes the layer's output
+            Backward(l, dx, batch, state, buffers, gradients);          // dx: ∂L/∂output → ∂L/∂input, in place
             inputs[l] = [];
+            states[l] = null!;
         }
         if (gradients.Wants("model.embed_tokens.weight"))
             Layers.EmbeddingBackward(gradients.Of("model.embed_tokens.weight"), dx, batch.Tokens, c);
         return result;
     }
+
+    /// <summary>
+    /// Bytes of activations the backward pass may keep for all layers at once (default 2 GiB);
+    /// above it, activations are recomputed layer by layer from per-layer checkpoints.
+    /// </summary>
+    public long ActivationMemoryBudget { get; set; } = 2L << 30;
 
     // ---- one decoder layer ---------------------------------------------------------------------
 
@@ -211,12 +224,33 @@ public sealed class Transformer
             Norm = new float[c];
         }
 
+        // Bytes a kept state holds for a batch (the activations the backward pass reads).
+        public static long KeptBytes(ModelConfig config, Batch batch, LoraWeights? lora)
+        {
+            long t = batch.TokenCount, c = config.HiddenSize, q = config.NumAttentionHeads * config.HeadDim;
+            long kv = config.NumKeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
+            long floats = t * (6 * c + 2 * q + 2 * kv + 3 * inter + 2) + Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads)
+                          + (lora is null ? 0 : t * lora.Rank * lora.TargetModules.Count);
+            return floats * sizeof(float);
+        }
+
         public readonly bool Keep;
         public KvCache? Cache;
         public int[] CacheSequenceOfToken = [];
         public readonly float[] X, X2, A, B, Rstd1, Rstd2, Q, O, K, V, Probs, G, U, M, Residual, Norm;
         public readonly Dictionary<string, float[]> LoraHidden = new(StringComparer.Ordinal); // x·Aᵀ per module
-        public float[] Grad(ref float[]? buffer, int length) => buffer ??= new float[length];
+    }
+
+    // Scratch gradients of one layer's backward pass, shared by all layers.
+    private sealed class GradientBuffers
+    {
+        public float[] Get(ref float[]? buffer, int length)
+        {
+            if (buffer is null || buffer.Length != length) buffer = new float[length];
+            else Array.Clear(buffer);
+            return buffer;
+        }
+
         public float[]? Dm, Dg, Du, Db, DO, Dq, Dk, Dv, Da;
     }
 
@@ -277,7 +311,7 @@ public sealed class Transformer
     }
 
     // dx (T,C): ∂L/∂(layer output) in, ∂L/∂(layer input) out; accumulates the requested gradients
-    private void Backward(int layer, float[] dx, Batch batch, LayerState s, Gradients g)
+    private void Backward(int layer, float[] dx, Batch batch, LayerState s, GradientBuffers buf, Gradients g)
     {
         var cfg = Config;
         int t = batch.TokenCount, c = cfg.HiddenSize, heads = cfg.NumAttentionHeads, kvHeads = cfg.NumKeyValueHeads, d = cfg.HeadDim;
@@ -285,38 +319,32 @@ public sealed class Transformer
         string p = $"model.layers.{layer}.";
 
         // x3 = x2 + m·W_dᵀ: the residual passes dx through; m = silu(g)·u; g, u = b·W{g,u}ᵀ
-        var dm = Zero(s.Grad(ref s.Dm, t * inter));
+        var dm = buf.Get(ref buf.Dm, t * inter);
         LinearBackward(layer, "down_proj", dm, dx, s.M, t, inter, c, s, g);
-        var dg = Zero(s.Grad(ref s.Dg, t * inter));
-        var du = Zero(s.Grad(ref s.Du, t * inter));
+        var dg = buf.Get(ref buf.Dg, t * inter);
+        var du = buf.Get(ref buf.Du, t * inter);
         Layers.SwiGluBackward(dg, du, dm, s.G, s.U);
-        var db = Zero(s.Grad(ref s.Db, t * c));
+        var db = buf.Get(ref buf.Db, t * c);
         LinearBackward(layer, "gate_proj", db, dg, s.B, t, c, inter, s, g);
         LinearBackward(layer, "up_proj", db, du, s.B, t, c, inter, s, g);
         LoadSmall(p + "post_attention_layernorm.weight", s.Norm);
         Layers.RmsNormBackward(dx, g.Of(p + "post_attention_layernorm.weight"), db, s.X2, s.Norm, s.Rstd2, t, c);
 
         // x2 = x + o·W_oᵀ; o = attention(q, k, v); q, k rotated; q, k, v = a·W{q,k,v}ᵀ
-        var dO = Zero(s.Grad(ref s.DO, t * qDim));
+        var dO = buf.Get(ref buf.DO, t * qDim);
         LinearBackward(layer, "o_proj", dO, dx, s.O, t, qDim, c, s, g);
-        var dq = Zero(s.Grad(ref s.Dq, t * qDim));
-        var dk = Zero(s.Grad(ref s.Dk, t * kvDim));
-        var dv = Zero(s.Grad(ref s.Dv, t * kvDim));
+        var dq = buf.Get(ref buf.Dq, t * qDim);
+        var dk = buf.Get(ref buf.Dk, t * kvDim);
+        var dv = buf.Get(ref buf.Dv, t * kvDim);
         Layers.AttentionBackward(dq, dk, dv, dO, s.Probs, s.Q, s.K, s.V, batch.Starts, heads, kvHeads, d);
         Layers.RopeBackward(dq, batch.Positions, rope.Cos, rope.Sin, heads, d);
         Layers.RopeBackward(dk, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
-        var da = Zero(s.Grad(ref s.Da, t * c));
+        var da = buf.Get(ref buf.Da, t * c);
         LinearBackward(layer, "q_proj", da, dq, s.A, t, c, qDim, s, g);
         LinearBackward(layer, "k_proj", da, dk, s.A, t, c, kvDim, s, g);
         LinearBackward(layer, "v_proj", da, dv, s.A, t, c, kvDim, s, g);
         LoadSmall(p + "input_layernorm.weight", s.Norm);
         Layers.RmsNormBackward(dx, g.Of(p + "input_layernorm.weight"), da, s.X, s.Norm, s.Rstd1, t, c);
-    }
-
-    private static float[] Zero(float[] buffer)
-    {
-        Array.Clear(buffer);
-        return buffer;
     }
 
     // y (T,out) = x (T,in) · Wᵀ + bias + scale·(x·Aᵀ)·Bᵀ
