@@ -20,7 +20,7 @@ internal static class CheckpointBenchmarks
     public static int Read(Options o)
     {
         string dir = o.Dir ?? Path.Combine(Path.GetTempPath(), "irr-bench-tinyllama-bf16");
-        if (!File.Exists(Path.Combine(dir, "config.json"))) Create(dir);
+        if (!File.Exists(Path.Combine(dir, "config.json"))) Create(dir, Config);
         long bytes = Directory.GetFiles(dir, "*.safetensors").Sum(f => new FileInfo(f).Length);
         Warm(dir);
 
@@ -49,11 +49,11 @@ internal static class CheckpointBenchmarks
         return 0;
     }
 
-    // Writes the checkpoint with pseudo-random bf16 values (finite, |x| < 0.1), in 5 GB shards (one file).
-    private static void Create(string dir)
+    // Writes a checkpoint of a config with pseudo-random bf16 values (finite, |x| < 2⁻⁶), in 5 GB shards.
+    internal static void Create(string dir, string configJson)
     {
         Console.WriteLine($"creating the benchmark checkpoint in {dir} …");
-        var config = ModelConfig.Parse(Config, "config.json");
+        var config = ModelConfig.Parse(configJson, "config.json");
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, TensorDType.BF16, t.Shape)).ToList();
         using var output = OutputDirectory.Create(dir, [], overwrite: true);
         using (var writer = CheckpointWriter.Create(output, specs))
@@ -76,7 +76,7 @@ internal static class CheckpointBenchmarks
             }
             writer.Complete();
         }
-        File.WriteAllText(output.PathOf("config.json"), Config);
+        File.WriteAllText(output.PathOf("config.json"), configJson);
         output.Commit();
     }
 
@@ -91,12 +91,12 @@ internal static class CheckpointBenchmarks
         }
     }
 
-    private static void ResetPeakMemory()
+    internal static void ResetPeakMemory()
     {
         try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    private static long PeakMemory() => StatusKb("VmHWM:") * 1024;
+    internal static long PeakMemory() => StatusKb("VmHWM:") * 1024;
 
     private static long CurrentMemory() => StatusKb("VmRSS:") * 1024;
 

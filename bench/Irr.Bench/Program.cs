@@ -20,6 +20,7 @@ public static class Program
             Console.WriteLine("       Irr.Bench convert [--size N]      (N K elements)");
             Console.WriteLine("       Irr.Bench kernel [--threads T]");
             Console.WriteLine("       Irr.Bench read [--dir DIR]                 (a 1.1 B-parameter bf16 checkpoint, made once in DIR)");
+            Console.WriteLine("       Irr.Bench model --preset 125m|7b [--size TOKENS] [--dir DIR]");
             return args.Length == 0 ? 2 : 0;
         }
         try
@@ -32,6 +33,7 @@ public static class Program
                 "convert" => Benchmarks.Convert(opts),
                 "kernel" => Benchmarks.Kernel(opts),
                 "read" => CheckpointBenchmarks.Read(opts),
+                "model" => ModelBenchmarks.Run(opts, opts.Preset),
                 _ => Fail($"unknown benchmark '{args[0]}' (expected gemm, cholesky or convert)"),
             };
         }
@@ -48,13 +50,14 @@ public static class Program
     }
 }
 
-internal sealed record Options(int Size, int Threads, string Op, int Reps, string? Dir)
+internal sealed record Options(int Size, int Threads, string Op, int Reps, string? Dir, string Preset)
 {
     public static Options Parse(ReadOnlySpan<string> args)
     {
         int size = 1024, threads = ThreadTeam.DefaultThreads, reps = 0;
         string op = "nt";
         string? dir = null;
+        string preset = "125m";
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];
@@ -65,11 +68,12 @@ internal sealed record Options(int Size, int Threads, string Op, int Reps, strin
                 case "--threads": threads = PositiveInt(name, value); break;
                 case "--reps": reps = PositiveInt(name, value); break;
                 case "--dir": dir = value; break;
+                case "--preset": preset = value; break;
                 case "--op": op = value is "nt" or "nn" or "tn" ? value : throw new ArgumentException($"--op must be nt, nn or tn, not '{value}'"); break;
                 default: throw new ArgumentException($"unknown option '{name}'");
             }
         }
-        return new Options(size, threads, op, reps, dir);
+        return new Options(size, threads, op, reps, dir, preset);
     }
 
     private static int PositiveInt(string name, string value) =>

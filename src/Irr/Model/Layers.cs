@@ -131,21 +131,30 @@ internal static class Layers
     // out (T,I) = silu(gate (T,I)) · up (T,I)
     public static void SwiGluForward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
-        for (int i = 0; i < output.Length; i++)
-        {
-            float g = gate[i];
-            output[i] = g / (1f + MathF.Exp(-g)) * up[i];
-        }
+        TensorPrimitives.Sigmoid(gate, output);
+        TensorPrimitives.Multiply(output, gate, output);
+        TensorPrimitives.Multiply(output, up, output);
     }
 
     // dgate += dout·u·σ(g)·(1 + g·(1 − σ(g))),  dup += dout·silu(g)
     public static void SwiGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> doutput, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
-        for (int i = 0; i < doutput.Length; i++)
+        const int chunk = 4096;
+        Span<float> s = stackalloc float[chunk], silu = stackalloc float[chunk], tmp = stackalloc float[chunk];
+        for (int i0 = 0; i0 < doutput.Length; i0 += chunk)
         {
-            float g = gate[i], s = 1f / (1f + MathF.Exp(-g)), d = doutput[i];
-            dgate[i] += d * up[i] * s * (1f + g * (1f - s));
-            dup[i] += d * g * s;
+            int n = Math.Min(chunk, doutput.Length - i0);
+            ReadOnlySpan<float> g = gate.Slice(i0, n), u = up.Slice(i0, n), d = doutput.Slice(i0, n);
+            Span<float> sn = s[..n], siluN = silu[..n], t = tmp[..n];
+            TensorPrimitives.Sigmoid(g, sn);
+            TensorPrimitives.Multiply(g, sn, siluN);                   // silu(g) = g·σ
+            TensorPrimitives.FusedMultiplyAdd(d, siluN, dup.Slice(i0, n), dup.Slice(i0, n));
+            // σ·(1 + g·(1 − σ)) = σ + silu − silu·σ
+            TensorPrimitives.Multiply(siluN, sn, t);
+            TensorPrimitives.Subtract(siluN, t, t);
+            TensorPrimitives.Add(t, sn, t);
+            TensorPrimitives.Multiply(t, u, t);
+            TensorPrimitives.FusedMultiplyAdd(d, t, dgate.Slice(i0, n), dgate.Slice(i0, n));
         }
     }
 
@@ -286,6 +295,7 @@ internal static class Layers
     public static int CrossEntropyForwardBackward(Span<float> losses, Span<float> dlogits, ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int vocab, float gradScale)
     {
         int labelled = 0;
+        var e = new float[vocab];
         for (int r = 0; r < targets.Length; r++)
         {
             var row = logits.Slice(r * vocab, vocab);
@@ -297,14 +307,16 @@ internal static class Layers
             }
             if ((uint)y >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(targets), $"Target {y} is outside the vocabulary of {vocab}.");
             labelled++;
+            // log Σ exp(z) = max + log Σ exp(z − max), the exponentials in float (each ≤ 1), summed in pairs
             float max = TensorPrimitives.Max(row);
-            double sum = 0;
-            for (int j = 0; j < vocab; j++) sum += Math.Exp(row[j] - max);
-            double lse = max + Math.Log(sum);
-            losses[r] += (float)(lse - row[y]);
+            TensorPrimitives.Subtract(row, max, e);
+            TensorPrimitives.Exp(e, e);
+            double sum = TensorPrimitives.Sum(e);
+            losses[r] += (float)(max + Math.Log(sum) - row[y]);
             if (dlogits.IsEmpty) continue;
+            // ∂/∂z = softmax − onehot, scaled
             var d = dlogits.Slice(r * vocab, vocab);
-            for (int j = 0; j < vocab; j++) d[j] = (float)Math.Exp(row[j] - lse) * gradScale;
+            TensorPrimitives.Multiply(e, (float)(gradScale / sum), d);
             d[y] -= gradScale;
         }
         return labelled;
