@@ -29,9 +29,9 @@ public static class UnicodeNormalizer
     /// <summary>Normalizes <paramref name="text"/> to <paramref name="form"/>.</summary>
     public static string Normalize(string text, NormalizationForm form)
     {
-        // Below U+0300 nothing decomposes canonically and nothing composes (quick check "yes"),
-        // except compatibility mappings in Latin-1 (NBSP, ª, ², ¼ …), which start at U+00A0.
-        char limit = form is NormalizationForm.NFC or NormalizationForm.NFD ? '\u0300' : '\u00A0';
+        // Text below U+0300 is already NFC (its quick check is "yes" for all of it); for the other forms
+        // Latin-1 has mappings (À → A + ◌̀, NBSP → space, ² → 2 …), which start at U+00A0.
+        char limit = form == NormalizationForm.NFC ? '\u0300' : '\u00A0';
         int i = 0;
         while (i < text.Length && text[i] < limit) i++;
         if (i == text.Length) return text;
