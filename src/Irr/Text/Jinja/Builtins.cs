@@ -197,9 +197,9 @@ internal static partial class Builtins
         bool integers = a is not double && b is not double;
         switch (op)
         {
-            case "+": return integers ? Py.ToLong(a) + Py.ToLong(b) : Py.ToDouble(a) + Py.ToDouble(b);
-            case "-": return integers ? Py.ToLong(a) - Py.ToLong(b) : Py.ToDouble(a) - Py.ToDouble(b);
-            case "*": return integers ? Py.ToLong(a) * Py.ToLong(b) : Py.ToDouble(a) * Py.ToDouble(b);
+            case "+": return integers ? Py.ToLong(a) + Py.ToLong(b) : (object)(Py.ToDouble(a) + Py.ToDouble(b));
+            case "-": return integers ? Py.ToLong(a) - Py.ToLong(b) : (object)(Py.ToDouble(a) - Py.ToDouble(b));
+            case "*": return integers ? Py.ToLong(a) * Py.ToLong(b) : (object)(Py.ToDouble(a) * Py.ToDouble(b));
             case "/":
                 if (Py.ToDouble(b) == 0) throw new JinjaError("division by zero");
                 return Py.ToDouble(a) / Py.ToDouble(b);

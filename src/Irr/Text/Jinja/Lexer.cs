@@ -111,7 +111,7 @@ internal sealed class Lexer
             trimNewline = endModifier != '+';
             if (tokens.Count > 0 && tokens[0].IsName("raw"))
             {
-                if (tokens.Count != 2) throw Error(open, "'raw' takes no arguments");
+                if (tokens.Count != 1) throw Error(open, "'raw' takes no arguments");
                 pos = ReadRaw(pieces, end, ref stripLeading, ref trimNewline);
                 continue;
             }

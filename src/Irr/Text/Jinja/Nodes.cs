@@ -197,7 +197,16 @@ internal abstract class Stmt(int line)
     {
         foreach (var s in body)
         {
-            var flow = s.Render(ctx);
+            Flow flow;
+            try
+            {
+                flow = s.Render(ctx);
+            }
+            catch (JinjaError e) when (!e.Data.Contains("line"))
+            {
+                e.Data["line"] = s.Line;
+                throw;
+            }
             if (flow != Flow.Normal) return flow;
         }
         return Flow.Normal;

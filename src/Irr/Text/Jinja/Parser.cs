@@ -15,6 +15,7 @@ internal sealed class Parser
 
     private readonly List<TemplatePiece> pieces;
     private readonly string name;
+    private readonly Stack<(string Opener, string EndTag)> openBlocks = new();
     private int index;
 
     private Parser(List<TemplatePiece> pieces, string name)
@@ -86,7 +87,9 @@ internal sealed class Parser
 
     private List<Stmt> ExpectBlockEnd(int loopDepth, string opener, int line, string endTag, out Token end, params string[] alsoEnd)
     {
+        openBlocks.Push((opener, endTag));
         var (body, found) = ParseBody(loopDepth, [endTag, .. alsoEnd]);
+        openBlocks.Pop();
         if (found is null) throw Error(line, $"'{opener}' is not closed ('{{% {endTag} %}}' missing)");
         end = found.Value;
         return body;
@@ -202,6 +205,9 @@ internal sealed class Parser
                 CurrentEndTag().ExpectEnd();
                 return new BlockStmt(body, line);
             }
+            case var t when t.StartsWith("end", StringComparison.Ordinal) || t is "elif" or "else":
+                throw Error(line, openBlocks.Count == 0 ? $"unexpected '{t}'"
+                    : $"unexpected '{t}' inside '{openBlocks.Peek().Opener}' (expected '{{% {openBlocks.Peek().EndTag} %}}')");
             default:
                 throw Error(line, UnsupportedTags.Contains(tag.Value) ? $"unsupported tag '{tag.Value}'" : $"unknown tag '{tag.Value}'");
         }
