@@ -19,10 +19,12 @@ public static class Program
             Console.WriteLine("       Irr.Bench cholesky --size N [--reps R]     (threads: IRR_NUM_THREADS)");
             Console.WriteLine("       Irr.Bench convert [--size N]      (N K elements)");
             Console.WriteLine("       Irr.Bench kernel [--threads T]");
+            Console.WriteLine("       Irr.Bench tokenize [--tokenizer PATH] [--size MB] [--reps R]");
             return args.Length == 0 ? 2 : 0;
         }
         try
         {
+            if (args[0] == "tokenize") return TokenizeBenchmark.Run(args.AsSpan(1));
             var opts = Options.Parse(args.AsSpan(1));
             return args[0] switch
             {
@@ -30,7 +32,7 @@ public static class Program
                 "cholesky" => Benchmarks.Cholesky(opts),
                 "convert" => Benchmarks.Convert(opts),
                 "kernel" => Benchmarks.Kernel(opts),
-                _ => Fail($"unknown benchmark '{args[0]}' (expected gemm, cholesky or convert)"),
+                _ => Fail($"unknown benchmark '{args[0]}' (expected gemm, cholesky, convert, kernel or tokenize)"),
             };
         }
         catch (ArgumentException e)

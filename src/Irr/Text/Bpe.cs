@@ -12,12 +12,12 @@ namespace Irr.Text;
 internal sealed class BpeModel
 {
     private const int CacheCapacity = 100_000;
-    private const int MaxCachedLength = 256;
+    private const int MaxCachedLength = 100; // longer words rarely repeat (HF: 256); the limit does not change results
 
     private readonly Dictionary<string, int> vocab;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> vocabBySpan;
     private readonly string?[] idToToken;
-    private readonly Dictionary<long, long> merges; // (left id, right id) -> (rank << 32 | new id)
+    private readonly PairTable merges; // (left id, right id) -> (rank << 32 | new id)
     private readonly int[] bmpCharIds; // id of each single BMP character, or -1
     private readonly int[] byteIds; // id of <0xNN>, or -1
     private readonly int? unkId;
@@ -49,7 +49,7 @@ internal sealed class BpeModel
             unkId = vocab.TryGetValue(unkToken, out int u) ? u : throw badUnk(unkToken);
 
         int prefixLength = prefix?.Length ?? 0;
-        merges = new Dictionary<long, long>(mergeList.Count);
+        merges = new PairTable(mergeList.Count);
         for (int rank = 0; rank < mergeList.Count; rank++)
         {
             var (a, b) = mergeList[rank];
@@ -58,7 +58,7 @@ internal sealed class BpeModel
             if (b.Length < prefixLength) throw badMerge(rank, $"\"{b}\" is shorter than continuing_subword_prefix");
             string merged = a + b[prefixLength..];
             if (!vocab.TryGetValue(merged, out int newId)) throw badMerge(rank, $"the merged token \"{merged}\" is not in the vocabulary");
-            merges[Key(aId, bId)] = ((long)rank << 32) | (uint)newId;
+            merges.Set(Key(aId, bId), ((long)rank << 32) | (uint)newId);
         }
 
         bmpCharIds = new int[char.MaxValue + 1];
@@ -71,6 +71,63 @@ internal sealed class BpeModel
     }
 
     private static long Key(int a, int b) => ((long)a << 32) | (uint)b;
+
+    /// <summary>
+    /// An open-addressing hash table from a pair key (left &lt;&lt; 32 | right, never negative) to a value, for
+    /// the merges: the hottest lookup of encoding. (Dictionary&lt;long, …&gt; hashes a long as hi ^ lo, which
+    /// sends every pair with the same left ^ right to one bucket.) Fibonacci hashing, linear probing.
+    /// </summary>
+    private sealed class PairTable
+    {
+        private readonly long[] keys;
+        private readonly long[] values;
+        private readonly int shift;
+
+        public PairTable(int count)
+        {
+            int bits = Math.Max(4, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)Math.Max(1, count) * 2));
+            keys = new long[1 << bits];
+            values = new long[1 << bits];
+            Array.Fill(keys, -1L);
+            shift = 64 - bits;
+        }
+
+        private int Slot(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> shift);
+
+        /// <summary>Adds or replaces (a later duplicate merge replaces an earlier one, as in HF's map).</summary>
+        public void Set(long key, long value)
+        {
+            int mask = keys.Length - 1;
+            for (int i = Slot(key); ; i = (i + 1) & mask)
+            {
+                if (keys[i] == key || keys[i] < 0)
+                {
+                    keys[i] = key;
+                    values[i] = value;
+                    return;
+                }
+            }
+        }
+
+        public bool TryGetValue(long key, out long value)
+        {
+            int mask = keys.Length - 1;
+            for (int i = Slot(key); ; i = (i + 1) & mask)
+            {
+                long k = keys[i];
+                if (k == key)
+                {
+                    value = values[i];
+                    return true;
+                }
+                if (k < 0)
+                {
+                    value = 0;
+                    return false;
+                }
+            }
+        }
+    }
 
     public int VocabSize => vocab.Count;
 
@@ -107,7 +164,54 @@ internal sealed class BpeModel
     private sealed class Scratch
     {
         public Symbol[] Symbols = new Symbol[64];
-        public readonly PriorityQueue<(int Pos, int NewId), long> Queue = new();
+        public readonly MergeQueue Queue = new();
+    }
+
+    /// <summary>A binary min-heap of candidate merges keyed by (rank &lt;&lt; 32 | position).</summary>
+    private sealed class MergeQueue
+    {
+        private (long Key, int NewId)[] heap = new (long, int)[64];
+        private int count;
+
+        public void Clear() => count = 0;
+
+        public void Push(long key, int newId)
+        {
+            if (count == heap.Length) Array.Resize(ref heap, count * 2);
+            int i = count++;
+            while (i > 0)
+            {
+                int parent = (i - 1) >> 1;
+                if (heap[parent].Key <= key) break;
+                heap[i] = heap[parent];
+                i = parent;
+            }
+            heap[i] = (key, newId);
+        }
+
+        public bool TryPop(out long key, out int newId)
+        {
+            if (count == 0)
+            {
+                key = 0;
+                newId = 0;
+                return false;
+            }
+            (key, newId) = heap[0];
+            var last = heap[--count];
+            int i = 0;
+            while (true)
+            {
+                int child = 2 * i + 1;
+                if (child >= count) break;
+                if (child + 1 < count && heap[child + 1].Key < heap[child].Key) child++;
+                if (heap[child].Key >= last.Key) break;
+                heap[i] = heap[child];
+                i = child;
+            }
+            heap[i] = last;
+            return true;
+        }
     }
 
     private int[] MergeWord(ReadOnlySpan<char> word)
@@ -190,26 +294,28 @@ internal sealed class BpeModel
         queue.Clear();
         for (int k = 0; k + 1 < count; k++) Push(queue, k, sym[k].Id, sym[k + 1].Id);
 
-        while (queue.TryDequeue(out var top, out _))
+        while (queue.TryPop(out long key, out int newId))
         {
-            ref var left = ref sym[top.Pos];
+            int pos = (int)key;
+            ref var left = ref sym[pos];
             if (left.Removed || left.Next < 0) continue;
             int nextPos = left.Next;
             ref var right = ref sym[nextPos];
-            if (!merges.TryGetValue(Key(left.Id, right.Id), out long m) || (int)m != top.NewId) continue;
+            // A stale entry: the pair at this position has changed since it was queued.
+            if (!merges.TryGetValue(Key(left.Id, right.Id), out long m) || (int)m != newId) continue;
 
-            left.Id = top.NewId;
+            left.Id = newId;
             left.Next = right.Next;
             right.Removed = true;
-            if (right.Next >= 0) sym[right.Next].Prev = top.Pos;
+            if (right.Next >= 0) sym[right.Next].Prev = pos;
             if (left.Prev >= 0) Push(queue, left.Prev, sym[left.Prev].Id, left.Id);
-            if (left.Next >= 0) Push(queue, top.Pos, left.Id, sym[left.Next].Id);
+            if (left.Next >= 0) Push(queue, pos, left.Id, sym[left.Next].Id);
         }
     }
 
-    private void Push(PriorityQueue<(int Pos, int NewId), long> queue, int pos, int a, int b)
+    private void Push(MergeQueue queue, int pos, int a, int b)
     {
         if (merges.TryGetValue(Key(a, b), out long m))
-            queue.Enqueue((pos, (int)m), (m & unchecked((long)0xFFFF_FFFF_0000_0000)) | (uint)pos);
+            queue.Push((m & unchecked((long)0xFFFF_FFFF_0000_0000)) | (uint)pos, (int)m);
     }
 }

@@ -33,15 +33,19 @@ internal static class ByteLevelAlphabet
     }
 
     /// <summary>The UTF-8 bytes of <paramref name="text"/>, each written as its alphabet character.</summary>
-    public static string Encode(ReadOnlySpan<char> text)
+    public static string Encode(string text)
     {
+        if (System.Text.Ascii.IsValid(text))
+            return string.Create(text.Length, text, static (dst, src) =>
+            {
+                for (int i = 0; i < src.Length; i++) dst[i] = ByteToChar[src[i]];
+            });
         int max = Encoding.UTF8.GetMaxByteCount(text.Length);
         Span<byte> bytes = max <= 1024 ? stackalloc byte[max] : new byte[max];
         int n = Encoding.UTF8.GetBytes(text, bytes);
-        return string.Create(n, bytes[..n].ToArray(), static (dst, src) =>
-        {
-            for (int i = 0; i < src.Length; i++) dst[i] = ByteToChar[src[i]];
-        });
+        Span<char> chars = n <= 1024 ? stackalloc char[n] : new char[n];
+        for (int i = 0; i < n; i++) chars[i] = ByteToChar[bytes[i]];
+        return new string(chars[..n]);
     }
 
     /// <summary>The byte a character stands for, or -1 when it is not in the alphabet.</summary>

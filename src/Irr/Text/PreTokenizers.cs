@@ -32,16 +32,19 @@ internal abstract class PreTokenizer
     /// <summary>Applies <paramref name="split"/> to every piece and puts the non-empty results in place.</summary>
     protected static void SplitEach(List<PreToken> pieces, Action<PreToken, List<PreToken>> split)
     {
+        if (pieces.Count == 1)
+        {
+            // The usual case (one piece per segment): no copy of the input list is needed.
+            var only = pieces[0];
+            pieces.Clear();
+            split(only, pieces);
+            pieces.RemoveAll(static p => p.Text.Length == 0);
+            return;
+        }
         var input = pieces.ToArray();
         pieces.Clear();
-        var output = new List<PreToken>();
-        foreach (var piece in input)
-        {
-            output.Clear();
-            split(piece, output);
-            foreach (var p in output)
-                if (p.Text.Length > 0) pieces.Add(p);
-        }
+        foreach (var piece in input) split(piece, pieces);
+        pieces.RemoveAll(static p => p.Text.Length == 0);
     }
 }
 
@@ -74,8 +77,23 @@ internal sealed class SplitPreTokenizer(string? literal, SplitRegex? regex, Spli
 
     public override void PreTokenize(List<PreToken> pieces) => SplitEach(pieces, (piece, output) =>
     {
-        foreach (var (start, end) in Split(piece.Text, FindMatches(piece.Text), behavior, invert))
-            output.Add(new PreToken(piece.Text[start..end], piece.AtStart && start == 0));
+        string text = piece.Text;
+        if (behavior == SplitDelimiterBehavior.Isolated && !invert && regex is not null)
+        {
+            // The byte-level case (Llama-3, Qwen2): every match and every gap is a piece, in order.
+            int prev = 0;
+            foreach (var (start, length) in regex.Matches(text))
+            {
+                if (length == 0) continue;
+                if (prev < start) output.Add(new PreToken(text[prev..start], piece.AtStart && prev == 0));
+                output.Add(new PreToken(text.Substring(start, length), piece.AtStart && start == 0));
+                prev = start + length;
+            }
+            if (prev < text.Length) output.Add(new PreToken(prev == 0 ? text : text[prev..], piece.AtStart && prev == 0));
+            return;
+        }
+        foreach (var (start, end) in Split(text, FindMatches(text), behavior, invert))
+            output.Add(new PreToken(text[start..end], piece.AtStart && start == 0));
     });
 
     private List<(int Start, int Length)> FindMatches(string text)

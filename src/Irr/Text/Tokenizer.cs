@@ -123,24 +123,19 @@ public sealed class Tokenizer
     /// </summary>
     public int[] Encode(string text, bool addSpecialTokens = false)
     {
-        var ids = new List<int>();
+        var ids = new List<int>(text.Length / 3 + 4);
         text = ReplaceLoneSurrogates(text);
         var pieces = new List<PreToken>();
-        var split = new List<(int Start, int End, AddedToken? Token)>();
-        var inner = new List<(int Start, int End, AddedToken? Token)>();
-        rawMatcher.Split(text, split);
-        foreach (var (start, end, token) in split)
+        foreach (var (start, end, token) in SplitOnAddedTokens(rawMatcher, text))
         {
             if (token is not null)
             {
                 ids.Add(token.Id);
                 continue;
             }
-            string segment = text[start..end];
+            string segment = Slice(text, start, end);
             string normalized = normalizer?.Normalize(segment) ?? segment;
-            inner.Clear();
-            normalizedMatcher.Split(normalized, inner);
-            foreach (var (s, e, t) in inner)
+            foreach (var (s, e, t) in SplitOnAddedTokens(normalizedMatcher, normalized))
             {
                 if (t is not null)
                 {
@@ -148,7 +143,7 @@ public sealed class Tokenizer
                     continue;
                 }
                 pieces.Clear();
-                pieces.Add(new PreToken(normalized[s..e], start == 0 && s == 0));
+                pieces.Add(new PreToken(Slice(normalized, s, e), start == 0 && s == 0));
                 preTokenizer?.PreTokenize(pieces);
                 foreach (var piece in pieces) model.Tokenize(piece.Text, ids);
             }
@@ -156,6 +151,16 @@ public sealed class Tokenizer
         if (addSpecialTokens) PostProcessor?.AddSpecialTokens(ids);
         return ids.ToArray();
     }
+
+    private static List<(int Start, int End, AddedToken? Token)> SplitOnAddedTokens(AddedTokenMatcher matcher, string text)
+    {
+        var split = new List<(int, int, AddedToken?)>(1);
+        if (matcher.IsEmpty) split.Add((0, text.Length, null));
+        else matcher.Split(text, split);
+        return split;
+    }
+
+    private static string Slice(string s, int start, int end) => start == 0 && end == s.Length ? s : s[start..end];
 
     /// <summary>
     /// Decodes ids to text through the decoder, as HF's <c>decode</c>. Special added tokens are kept
