@@ -5,13 +5,7 @@ namespace Irr.Tests.Cli;
 /// <summary><c>irr tokenize</c> and <c>irr chat-format</c> in process, on the TinyLlama model directory of tests/fixtures.</summary>
 public class TextCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Irr.Cli.Program.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliTests.Run(args);
 
     private static readonly string Model = Fixtures.TinyLlamaDir;
 

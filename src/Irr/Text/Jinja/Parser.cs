@@ -307,26 +307,21 @@ internal sealed class Parser
             return expr;
         }
 
-        private Expr ParseOr()
-        {
-            var left = ParseAnd();
-            while (Peek().IsName("or"))
-            {
-                int l = Next().Line;
-                left = new BinaryExpr("or", left, ParseAnd(), l);
-            }
-            return left;
-        }
+        private Expr ParseOr() => ParseLeftAssociative(ParseAnd, "or");
 
-        private Expr ParseAnd()
+        private Expr ParseAnd() => ParseLeftAssociative(ParseNot, "and");
+
+        /// <summary><c>next (op next)*</c>, grouped to the left; the operators are names (or, and) or symbols.</summary>
+        private Expr ParseLeftAssociative(Func<Expr> next, params string[] ops)
         {
-            var left = ParseNot();
-            while (Peek().IsName("and"))
+            var left = next();
+            while (true)
             {
-                int l = Next().Line;
-                left = new BinaryExpr("and", left, ParseNot(), l);
+                var t = Peek();
+                if (!((t.Kind == TokenKind.Operator || t.Kind == TokenKind.Name) && ops.Contains(t.Value))) return left;
+                Next();
+                left = new BinaryExpr(t.Value, left, next(), t.Line);
             }
-            return left;
         }
 
         private Expr ParseNot()
@@ -370,49 +365,13 @@ internal sealed class Parser
             return rest.Count == 0 ? first : new CompareExpr(first, rest, l);
         }
 
-        private Expr ParseMath1()
-        {
-            var left = ParseConcat();
-            while (Peek().Is("+") || Peek().Is("-"))
-            {
-                var t = Next();
-                left = new BinaryExpr(t.Value, left, ParseConcat(), t.Line);
-            }
-            return left;
-        }
+        private Expr ParseMath1() => ParseLeftAssociative(ParseConcat, "+", "-");
 
-        private Expr ParseConcat()
-        {
-            var left = ParseMath2();
-            while (Peek().Is("~"))
-            {
-                var t = Next();
-                left = new BinaryExpr("~", left, ParseMath2(), t.Line);
-            }
-            return left;
-        }
+        private Expr ParseConcat() => ParseLeftAssociative(ParseMath2, "~");
 
-        private Expr ParseMath2()
-        {
-            var left = ParsePow();
-            while (Peek().Is("*") || Peek().Is("/") || Peek().Is("//") || Peek().Is("%"))
-            {
-                var t = Next();
-                left = new BinaryExpr(t.Value, left, ParsePow(), t.Line);
-            }
-            return left;
-        }
+        private Expr ParseMath2() => ParseLeftAssociative(ParsePow, "*", "/", "//", "%");
 
-        private Expr ParsePow()
-        {
-            var left = ParseUnary(withFilter: true);
-            while (Peek().Is("**"))
-            {
-                var t = Next();
-                left = new BinaryExpr("**", left, ParseUnary(withFilter: true), t.Line);
-            }
-            return left;
-        }
+        private Expr ParsePow() => ParseLeftAssociative(() => ParseUnary(withFilter: true), "**");
 
         private Expr ParseUnary(bool withFilter)
         {
