@@ -22,6 +22,7 @@ internal sealed class BpeModel
     private readonly int[] byteIds; // id of <0xNN>, or -1
     private readonly int? unkId;
     private readonly bool byteFallback, fuseUnk, ignoreMerges;
+
     private readonly string? prefix, suffix;
     private readonly ConcurrentDictionary<string, int[]> cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> cacheBySpan;
@@ -66,9 +67,19 @@ internal sealed class BpeModel
         if (prefix is null && suffix is null)
             foreach (var (token, id) in vocab)
                 if (token.Length == 1 && !char.IsSurrogate(token[0])) bmpCharIds[token[0]] = id;
+        // SentencePiece-style vocabularies (Llama-2, Mistral) have "▁" only at the start of a token or in
+        // tokens of "▁" alone. Then no merge can join a character to a following "▁", so a word can be cut
+        // before each run of "▁" and each part merged on its own with the same result (the merges inside
+        // one part never depend on another). With no pre-tokenizer the whole text is one word; cut, its
+        // parts are ordinary words the cache can serve.
+        SplitAtMetaspaceRuns = !ignoreMerges && prefix is null && suffix is null && vocab.ContainsKey("\u2581")
+            && !vocab.Keys.Any(t => t.IndexOf('\u2581', 1) > 0 && t.AsSpan().ContainsAnyExcept('\u2581'));
         byteIds = new int[256];
         for (int b = 0; b < 256; b++) byteIds[b] = vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
     }
+
+    /// <summary>Whether words are cut before each run of "▁" (see the constructor); tests turn it off to compare.</summary>
+    internal bool SplitAtMetaspaceRuns { get; set; }
 
     private static long Key(int a, int b) => ((long)a << 32) | (uint)b;
 
@@ -137,6 +148,23 @@ internal sealed class BpeModel
 
     /// <summary>Appends the ids of one pre-tokenized word.</summary>
     public void Tokenize(ReadOnlySpan<char> word, List<int> output)
+    {
+        if (!SplitAtMetaspaceRuns)
+        {
+            TokenizeWord(word, output);
+            return;
+        }
+        int start = 0;
+        for (int i = 1; i < word.Length; i++)
+        {
+            if (word[i] != '\u2581' || word[i - 1] == '\u2581') continue;
+            TokenizeWord(word[start..i], output);
+            start = i;
+        }
+        TokenizeWord(word[start..], output);
+    }
+
+    private void TokenizeWord(ReadOnlySpan<char> word, List<int> output)
     {
         if (word.IsEmpty) return;
         if (ignoreMerges && vocabBySpan.TryGetValue(word, out int whole))

@@ -15,6 +15,13 @@ internal abstract class PreTokenizer
     /// <summary>Replaces <paramref name="pieces"/> by their splits, in order; empty pieces are dropped.</summary>
     public abstract void PreTokenize(List<PreToken> pieces);
 
+    /// <summary>
+    /// When this pre-tokenizer amounts to "split at a regex, keeping matches and gaps, then write the
+    /// bytes in the byte-level alphabet" (GPT-2, Llama-3, Qwen2), that regex: the tokenizer can then hand
+    /// each word's bytes to the model without making strings. Null otherwise.
+    /// </summary>
+    public virtual SplitRegex? ByteLevelWordRegex => null;
+
     public static PreTokenizer? FromJson(JsonCursor json)
     {
         if (json.IsNull) return null;
@@ -50,6 +57,9 @@ internal abstract class PreTokenizer
 
 internal sealed class SequencePreTokenizer(PreTokenizer[] steps) : PreTokenizer
 {
+    public override SplitRegex? ByteLevelWordRegex { get; } =
+        steps is [SplitPreTokenizer { IsolatedRegex: { } regex }, ByteLevelPreTokenizer { IsPlainMapping: true }] ? regex : null;
+
     public override void PreTokenize(List<PreToken> pieces)
     {
         foreach (var step in steps) step.PreTokenize(pieces);
@@ -65,6 +75,9 @@ internal enum SplitDelimiterBehavior { Removed, Isolated, MergedWithPrevious, Me
 /// </summary>
 internal sealed class SplitPreTokenizer(string? literal, SplitRegex? regex, SplitDelimiterBehavior behavior, bool invert) : PreTokenizer
 {
+    /// <summary>The regex, when matches and gaps are all kept as pieces (Isolated, not inverted).</summary>
+    public SplitRegex? IsolatedRegex => behavior == SplitDelimiterBehavior.Isolated && !invert ? regex : null;
+
     public static SplitPreTokenizer Read(JsonCursor json)
     {
         var (literal, regex) = ReplaceNormalizer.ParsePattern(json.Required("pattern"));
@@ -176,6 +189,11 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     internal const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
     private static readonly Lazy<SplitRegex> Gpt2 = new(() => SplitRegex.FromPattern(Gpt2Pattern));
+
+    /// <summary>Only the byte mapping: no prefix space, no regex split.</summary>
+    public bool IsPlainMapping => !addPrefixSpace && !useRegex;
+
+    public override SplitRegex? ByteLevelWordRegex => !addPrefixSpace && useRegex ? Gpt2.Value : null;
 
     public override void PreTokenize(List<PreToken> pieces)
     {

@@ -50,10 +50,10 @@ internal sealed class SplitRegex
     public static SplitRegex FromPattern(string pattern) => new(pattern);
 
     /// <summary>Non-overlapping matches, left to right, as (start, length) in UTF-16 units of <paramref name="text"/>.</summary>
-    public List<(int Start, int Length)> Matches(string text)
+    public List<(int Start, int Length)> Matches(ReadOnlySpan<char> text)
     {
         var result = new List<(int, int)>();
-        if (text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0)
+        if (text.IndexOfAnyInRange('\uD800', '\uDFFF') < 0)
         {
             foreach (var m in regex.EnumerateMatches(text)) result.Add((m.Index, m.Length));
             return result;

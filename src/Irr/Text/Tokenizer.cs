@@ -14,6 +14,7 @@ public sealed class Tokenizer
     private readonly BpeModel model;
     private readonly Normalizer? normalizer;
     private readonly PreTokenizer? preTokenizer;
+    private readonly SplitRegex? byteLevelWords;
     private readonly Decoder? decoder;
     private readonly AddedTokenMatcher rawMatcher;
     private readonly AddedTokenMatcher normalizedMatcher;
@@ -26,6 +27,7 @@ public sealed class Tokenizer
         this.model = model;
         this.normalizer = normalizer;
         this.preTokenizer = preTokenizer;
+        byteLevelWords = preTokenizer?.ByteLevelWordRegex;
         PostProcessor = postProcessor;
         this.decoder = decoder;
         AddedTokens = addedTokens;
@@ -38,6 +40,9 @@ public sealed class Tokenizer
         normalizedMatcher = new AddedTokenMatcher(addedTokens.Where(t => t.Normalized)
             .Select(t => (normalizer?.Normalize(t.Content) ?? t.Content, t)));
     }
+
+    /// <summary>The BPE model.</summary>
+    internal BpeModel Model => model;
 
     /// <summary>The <c>added_tokens</c> of the file, in file order.</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; }
@@ -142,6 +147,11 @@ public sealed class Tokenizer
                     ids.Add(t.Id);
                     continue;
                 }
+                if (byteLevelWords is not null)
+                {
+                    EncodeByteLevelWords(normalized.AsSpan(s, e - s), ids);
+                    continue;
+                }
                 pieces.Clear();
                 pieces.Add(new PreToken(Slice(normalized, s, e), start == 0 && s == 0));
                 preTokenizer?.PreTokenize(pieces);
@@ -150,6 +160,33 @@ public sealed class Tokenizer
         }
         if (addSpecialTokens) PostProcessor?.AddSpecialTokens(ids);
         return ids.ToArray();
+    }
+
+    /// <summary>
+    /// The byte-level pre-tokenizers' work without strings: each regex match and each gap between
+    /// matches is a word, whose UTF-8 bytes, written in the byte-level alphabet, go to the model.
+    /// </summary>
+    private void EncodeByteLevelWords(ReadOnlySpan<char> text, List<int> ids)
+    {
+        int prev = 0;
+        foreach (var (start, length) in byteLevelWords!.Matches(text))
+        {
+            if (length == 0) continue;
+            if (prev < start) EncodeByteLevelWord(text[prev..start], ids);
+            EncodeByteLevelWord(text.Slice(start, length), ids);
+            prev = start + length;
+        }
+        if (prev < text.Length) EncodeByteLevelWord(text[prev..], ids);
+    }
+
+    private void EncodeByteLevelWord(ReadOnlySpan<char> word, List<int> ids)
+    {
+        int max = System.Text.Encoding.UTF8.GetMaxByteCount(word.Length);
+        Span<byte> bytes = max <= 512 ? stackalloc byte[max] : new byte[max];
+        int n = System.Text.Encoding.UTF8.GetBytes(word, bytes);
+        Span<char> chars = n <= 512 ? stackalloc char[n] : new char[n];
+        for (int i = 0; i < n; i++) chars[i] = ByteLevelAlphabet.ByteToChar[bytes[i]];
+        model.Tokenize(chars[..n], ids);
     }
 
     private static List<(int Start, int End, AddedToken? Token)> SplitOnAddedTokens(AddedTokenMatcher matcher, string text)

@@ -73,3 +73,33 @@ public class UnicodeNormalizerTests
     public void NormalizesAsUnicodeSays(string input, NormalizationForm form, string expected) =>
         Assert.Equal(expected, UnicodeNormalizer.Normalize(input, form));
 }
+
+/// <summary>
+/// Cutting SentencePiece-style words before each run of "▁" (so the word cache works without a
+/// pre-tokenizer) must not change any id: compared with merging whole segments, on random text.
+/// </summary>
+public class MetaspaceRunSplittingTests
+{
+    [Fact]
+    public void TinyLlamaGivesTheSameIdsWithAndWithoutCutting()
+    {
+        var cut = Irr.Text.Tokenizer.Load(Path.Combine(Fixtures.TinyLlamaDir, "tokenizer.json"));
+        var whole = Irr.Text.Tokenizer.Load(Path.Combine(Fixtures.TinyLlamaDir, "tokenizer.json"));
+        Assert.True(cut.Model.SplitAtMetaspaceRuns);
+        whole.Model.SplitAtMetaspaceRuns = false;
+        var rng = new Random(99);
+        string[] words = ["the", "▁", " ", "  ", "   ", "\n", "\t", "Hello", "world", "don't", "1234", "é", "中文", "😀", "<s>", "a", "__init__", "()", ".", "\u00A0"];
+        for (int n = 0; n < 3000; n++)
+        {
+            var sb = new System.Text.StringBuilder();
+            int count = rng.Next(0, 12);
+            for (int i = 0; i < count; i++)
+                sb.Append(rng.Next(4) == 0 ? ByteLevelStyleTests.RandomText(rng, rng.Next(1, 4)) : words[rng.Next(words.Length)]);
+            string s = sb.ToString();
+            Assert.Equal(whole.Encode(s), cut.Encode(s));
+        }
+    }
+
+    [SharedFixtureFact(Fixtures.Llama3Json)]
+    public void ByteLevelVocabulariesAreNotCut() => Assert.False(Fixtures.Llama3.Model.SplitAtMetaspaceRuns);
+}
