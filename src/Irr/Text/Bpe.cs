@@ -40,8 +40,9 @@ internal sealed class BpeModel
         this.byteFallback = byteFallback;
         this.fuseUnk = fuseUnk;
         this.ignoreMerges = ignoreMerges;
-        prefix = continuingSubwordPrefix;
-        suffix = endOfWordSuffix;
+        // An empty prefix or suffix (Qwen writes "") changes nothing.
+        prefix = string.IsNullOrEmpty(continuingSubwordPrefix) ? null : continuingSubwordPrefix;
+        suffix = string.IsNullOrEmpty(endOfWordSuffix) ? null : endOfWordSuffix;
         int maxId = vocab.Count == 0 ? -1 : vocab.Values.Max();
         idToToken = new string?[maxId + 1];
         foreach (var (token, id) in vocab) idToToken[id] = token;
@@ -73,7 +74,7 @@ internal sealed class BpeModel
         // one part never depend on another). With no pre-tokenizer the whole text is one word; cut, its
         // parts are ordinary words the cache can serve.
         SplitAtMetaspaceRuns = !ignoreMerges && prefix is null && suffix is null && vocab.ContainsKey("\u2581")
-            && !vocab.Keys.Any(t => t.IndexOf('\u2581', 1) > 0 && t.AsSpan().ContainsAnyExcept('\u2581'));
+            && !vocab.Keys.Any(t => t.Length > 1 && t.IndexOf('\u2581', 1) > 0 && t.AsSpan().ContainsAnyExcept('\u2581'));
         byteIds = new int[256];
         for (int b = 0; b < 256; b++) byteIds[b] = vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
     }

@@ -70,7 +70,7 @@ public sealed class Tokenizer
         if (root.GetNonNull("added_tokens") is { } added)
         {
             foreach (var t in added.Items())
-                addedTokens.Add(new AddedToken(t.Required("content").AsString(), t.Required("id").AsInt(), t.Bool("special", false),
+                addedTokens.Add(new AddedToken(t.Required("content").AsString(), NonNegative(t.Required("id")), t.Bool("special", false),
                     t.Bool("single_word", false), t.Bool("lstrip", false), t.Bool("rstrip", false), t.Bool("normalized", !t.Bool("special", false))));
         }
         return new Tokenizer(ReadModel(root.Required("model")),
@@ -80,6 +80,8 @@ public sealed class Tokenizer
             root.GetNonNull("decoder") is { } d ? Decoder.FromJson(d) : null,
             addedTokens);
     }
+
+    private static int NonNegative(JsonCursor id) => id.AsInt() is >= 0 and var v ? v : throw id.Error($"expected a non-negative id, found {id.Describe()}");
 
     private static BpeModel ReadModel(JsonCursor model)
     {
@@ -91,7 +93,8 @@ public sealed class Tokenizer
 
         var vocabJson = model.Required("vocab");
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (token, id) in vocabJson.Properties()) vocab[token] = id.AsInt();
+        foreach (var (token, id) in vocabJson.Properties())
+            vocab[token] = NonNegative(id);
 
         var mergesJson = model.Required("merges");
         var merges = new List<(string, string)>(mergesJson.ArrayLength);

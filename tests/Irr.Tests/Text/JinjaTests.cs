@@ -176,3 +176,33 @@ public class JinjaTests
     [InlineData("{% set n = 1 %}{% set n.x = 2 %}", "chat template line 1: cannot assign attribute on non-namespace object 'n'")]
     public void RuntimeErrorsNameTheLine(string template, string message) => Assert.Equal(message, Fails(template));
 }
+
+public class JinjaEdgeTests
+{
+    [Fact]
+    public void SortingIncomparableValuesIsAnInputError()
+    {
+        var e = Assert.Throws<IrrException>(() => ChatTemplate.Parse("{{ [1, 'a']|sort }}").Render(new Dictionary<string, JsonElement>()));
+        // Which pair the sort compares first is its own business; the message names the types.
+        Assert.StartsWith("chat template line 1: '<' not supported between instances of '", e.Message);
+    }
+
+    [Fact]
+    public void DictsortIsStableOnEqualValues() =>
+        Assert.Equal("[('b', 1), ('a', 1), ('c', 0)]|[('c', 0), ('b', 1), ('a', 1)]",
+            ChatTemplate.Parse("{{ {'b': 1, 'a': 1, 'c': 0}|dictsort(false, 'value', true) }}|{{ {'b': 1, 'a': 1, 'c': 0}|dictsort(false, 'value') }}")
+                .Render(new Dictionary<string, JsonElement>()));
+}
+
+public class JinjaSortTests
+{
+    private static string R(string t) => ChatTemplate.Parse(t).Render(new Dictionary<string, JsonElement>());
+
+    [Theory]
+    // Python's sorted() is stable in both directions; jinja2 compares strings case-insensitively by default.
+    [InlineData("{{ ['b', 'A', 'a', 'B']|sort }}", "['A', 'a', 'b', 'B']")]
+    [InlineData("{{ ['b', 'A', 'a', 'B']|sort(case_sensitive=true) }}", "['A', 'B', 'a', 'b']")]
+    [InlineData("{{ ['b', 'A', 'a', 'B']|sort(reverse=true) }}", "['b', 'B', 'A', 'a']")]
+    [InlineData("{{ {'B': 1, 'a': 2}|dictsort }}", "[('a', 2), ('B', 1)]")]
+    public void SortLikePython(string template, string expected) => Assert.Equal(expected, R(template));
+}

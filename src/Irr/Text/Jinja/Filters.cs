@@ -72,12 +72,9 @@ internal static partial class Builtins
             case "sort":
             {
                 bool reverse = Py.Truthy(Arg(0, "reverse", false));
+                bool caseSensitive = Py.Truthy(Arg(1, "case_sensitive", false));
                 var attribute = Arg(2, "attribute", null);
-                var items = Py.Iterate(v).ToList();
-                var keyed = items.Select(x => (Item: x, Key: attribute is null ? x : GetAttributePath(x, attribute))).ToList();
-                var sorted = keyed.Order(Comparer<(object? Item, object? Key)>.Create((p, q) => Py.Compare(p.Key, q.Key, "<"))).Select(p => p.Item).ToList();
-                if (reverse) sorted.Reverse();
-                return sorted;
+                return SortStable(Py.Iterate(v), x => SortKey(attribute is null ? x : GetAttributePath(x, attribute), caseSensitive), reverse);
             }
             case "unique":
             {
@@ -129,12 +126,16 @@ internal static partial class Builtins
             case "dictsort":
             {
                 if (v is not OrderedDictionary<string, object?> d) throw new JinjaError("dictsort expects a mapping");
-                bool byValue = Py.Str(Arg(1, "by", "key")) == "value";
+                bool caseSensitive = Py.Truthy(Arg(0, "case_sensitive", false));
+                int k = Py.Str(Arg(1, "by", "key")) switch
+                {
+                    "key" => 0,
+                    "value" => 1,
+                    _ => throw new JinjaError("You can only sort by either \"key\" or \"value\""),
+                };
                 bool reverse = Py.Truthy(Arg(2, "reverse", false));
-                var pairs = d.Select(kv => new PyTuple([kv.Key, kv.Value])).ToList();
-                pairs.Sort((p, q) => Py.Compare(p.Items[byValue ? 1 : 0], q.Items[byValue ? 1 : 0], "<"));
-                if (reverse) pairs.Reverse();
-                return pairs.Cast<object?>().ToList();
+                var pairs = d.Select(kv => (object?)new PyTuple([kv.Key, kv.Value])).ToList();
+                return SortStable(pairs, p => SortKey(((PyTuple)p!).Items[k], caseSensitive), reverse);
             }
             case "int":
                 return v switch
@@ -201,6 +202,25 @@ internal static partial class Builtins
         throw new JinjaError($"unsupported filter '{name}'");
     }
 
+    /// <summary>Python's <c>sorted(items, key=key, reverse=reverse)</c>: stable in both directions.</summary>
+    private static List<object?> SortStable(IReadOnlyList<object?> items, Func<object?, object?> key, bool reverse)
+    {
+        var comparer = Comparer<object?>.Create((p, q) => Py.Compare(p, q, "<"));
+        try
+        {
+            return (reverse ? items.OrderByDescending(key, comparer) : items.OrderBy(key, comparer)).ToList();
+        }
+        catch (InvalidOperationException e) when (e.InnerException is JinjaError inner)
+        {
+            // The sort wraps what the comparison throws (e.g. comparing a string with a number).
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(inner);
+            throw;
+        }
+    }
+
+    /// <summary>jinja2 sorts strings case-insensitively unless <c>case_sensitive</c>.</summary>
+    private static object? SortKey(object? value, bool caseSensitive) => !caseSensitive && value is string s ? s.ToLowerInvariant() : value;
+
     /// <summary>jinja2's attribute lookup for filters: "a.b" follows dots, digits index.</summary>
     private static object? GetAttributePath(object? value, object? attribute)
     {
@@ -255,7 +275,7 @@ internal static partial class Builtins
                         args.Count > 0 && args[0] is string k && d.TryGetValue(k, out var v) ? v : args.Count > 1 ? args[1] : null),
                     _ => null,
                 };
-            case List<object?> l when name is "append" or "extend" or "pop" or "insert" or "remove" or "clear" or "sort" or "reverse":
+            case List<object?> when name is "append" or "extend" or "pop" or "insert" or "remove" or "clear" or "sort" or "reverse":
                 return new Callable(name, (_, _) => throw new JinjaError($"unsupported: list.{name}() changes the list, which the sandbox transformers renders in forbids"));
             case List<object?> l2 when name == "index":
                 return new Callable(name, (args, _) =>

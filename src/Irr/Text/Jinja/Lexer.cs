@@ -22,7 +22,7 @@ internal readonly record struct Token(TokenKind Kind, string Value, int Line)
 /// <summary>One piece of a template: literal text, a <c>{{ … }}</c> output, or a <c>{% … %}</c> statement (its tokens).</summary>
 internal abstract record TemplatePiece(int Line);
 
-internal sealed record TextPiece(string Text, int Line) : TemplatePiece(Line);
+internal sealed record TextPiece(string Text) : TemplatePiece(0);
 
 internal sealed record OutputPiece(List<Token> Tokens, int Line) : TemplatePiece(Line);
 
@@ -80,14 +80,14 @@ internal sealed class Lexer
             stripLeading = trimNewline = false;
             if (open < 0)
             {
-                AddText(pieces, text, pos);
+                AddText(pieces, text);
                 return pieces;
             }
             char kind = src[open + 1];
             char modifier = open + 2 < src.Length ? src[open + 2] : '\0';
             if (modifier == '-') text = text.TrimEnd(WhiteSpace);
             else if (kind != '{' && modifier != '+') text = LStripBlock(text, open);
-            AddText(pieces, text, pos);
+            AddText(pieces, text);
 
             int inner = open + 2 + (modifier is '-' or '+' ? 1 : 0);
             if (kind == '#')
@@ -122,9 +122,9 @@ internal sealed class Lexer
 
     private static readonly char[] WhiteSpace = Enumerable.Range(0, 0x3001).Select(i => (char)i).Where(IsSpace).ToArray();
 
-    private static void AddText(List<TemplatePiece> pieces, string text, int pos)
+    private static void AddText(List<TemplatePiece> pieces, string text)
     {
-        if (text.Length > 0) pieces.Add(new TextPiece(text, 0));
+        if (text.Length > 0) pieces.Add(new TextPiece(text));
     }
 
     /// <summary>lstrip_blocks: removes spaces/tabs before a tag that starts its line.</summary>
@@ -160,7 +160,7 @@ internal sealed class Lexer
             else if (trimNewline && text.StartsWith('\n')) text = text[1..];
             if (modifier == '-') text = text.TrimEnd(WhiteSpace);
             else if (modifier != '+') text = LStripBlock(text, i);
-            AddText(pieces, text, from);
+            AddText(pieces, text);
             stripLeading = endModifier == '-';
             trimNewline = endModifier != '+';
             return end;

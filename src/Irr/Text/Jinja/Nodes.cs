@@ -372,7 +372,7 @@ internal sealed class MacroStmt(string name, List<(string Name, Expr? Default)> 
         {
             if (args.Count > parameters.Count) throw new JinjaError($"macro '{name}' takes not more than {parameters.Count} argument(s)");
             var scope = new Scope(definitionScope);
-            var call = new RenderContext(scope) { LoopDepth = 0 };
+            var call = new RenderContext(scope);
             for (int i = 0; i < parameters.Count; i++)
             {
                 var (p, dflt) = parameters[i];
