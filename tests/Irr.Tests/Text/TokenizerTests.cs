@@ -65,6 +65,45 @@ public class SentencePieceStyleTests
     }
 }
 
+/// <summary>The added-token flags lstrip, rstrip, single_word and normalized, on the tiny SentencePiece vocabulary.</summary>
+public class AddedTokenFlagTests
+{
+    private static readonly Tokenizer Tok = Tokenizer.FromJson(With().ToJsonString());
+
+    private static JsonObject With()
+    {
+        var json = TinyVocabularies.SentencePiece();
+        var added = json["added_tokens"]!.AsArray();
+        added.Add(Token(270, "<x>", lstrip: true));
+        added.Add(Token(271, "<y>", rstrip: true));
+        added.Add(Token(272, "<z>", singleWord: true));
+        added.Add(Token(273, "ab", normalized: true));
+        return json;
+    }
+
+    private static JsonObject Token(int id, string content, bool lstrip = false, bool rstrip = false, bool singleWord = false, bool normalized = false) => new()
+    {
+        ["id"] = id, ["content"] = content, ["single_word"] = singleWord, ["lstrip"] = lstrip, ["rstrip"] = rstrip,
+        ["normalized"] = normalized, ["special"] = false,
+    };
+
+    [Theory]
+    // lstrip: the match takes the space on its left, so "a" is alone: ▁a, <x>, ▁ b.
+    [InlineData("a <x>b", new[] { 264, 270, 259, 261 })]
+    // rstrip: the match takes both spaces on its right.
+    [InlineData("a<y>  b", new[] { 264, 271, 259, 261 })]
+    // Without the flags the spaces stay with the text: "a " → ▁a ▁.
+    [InlineData("a <y>b", new[] { 264, 259, 271, 259, 261 })]
+    // single_word: inside a word it is no match, so its characters fall back to bytes < z > = 3+0x3C, 3+0x7A, 3+0x3E.
+    [InlineData("a<z>", new[] { 264, 63, 125, 65 })]
+    // … and between spaces it is: "a " → ▁a ▁; " b" → ▁▁ b.
+    [InlineData("a <z> b", new[] { 264, 259, 272, 268, 261 })]
+    // normalized: matched in the normalized text against its normalized content "▁ab".
+    [InlineData("ab ab", new[] { 273, 273 })]
+    [InlineData("xab", new[] { 259, 3 + 0x78, 263 })]
+    public void FlagsChangeWhatTheMatchTakes(string text, int[] expected) => Assert.Equal(expected, Tok.Encode(text));
+}
+
 public class ByteLevelStyleTests
 {
     private static readonly Tokenizer Tok = Tokenizer.FromJson(TinyVocabularies.ByteLevel().ToJsonString());
