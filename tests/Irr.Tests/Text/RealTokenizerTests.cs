@@ -103,3 +103,25 @@ public class MetaspaceRunSplittingTests
     [SharedFixtureFact(Fixtures.Llama3Json)]
     public void ByteLevelVocabulariesAreNotCut() => Assert.False(Fixtures.Llama3.Model.SplitAtMetaspaceRuns);
 }
+
+/// <summary>400 random strings (combining marks, Hangul, compatibility characters …) normalized by CPython's unicodedata.</summary>
+public class UnicodeNormalizationReferenceTests
+{
+    public static TheoryData<string> Forms() => new() { "NFC", "NFD", "NFKC", "NFKD" };
+
+    [Theory]
+    [MemberData(nameof(Forms))]
+    public void AgreesWithPython(string form)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Fixtures.Local("references/unicode_normalization.json")));
+        var f = Enum.Parse<NormalizationForm>(form);
+        int n = 0;
+        foreach (var c in doc.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            string text = c.GetProperty("text").GetString()!;
+            Assert.True(c.GetProperty(form).GetString() == UnicodeNormalizer.Normalize(text, f), $"{form} of {string.Join(" ", text.EnumerateRunes().Select(r => r.Value.ToString("X4")))}");
+            n++;
+        }
+        Assert.Equal(400, n);
+    }
+}
