@@ -21,10 +21,12 @@ public static class Program
             Console.WriteLine("       Irr.Bench kernel [--threads T]");
             Console.WriteLine("       Irr.Bench read [--dir DIR]                 (a 1.1 B-parameter bf16 checkpoint, made once in DIR)");
             Console.WriteLine("       Irr.Bench model --preset 125m|7b [--size TOKENS] [--dir DIR]");
+            Console.WriteLine("       Irr.Bench tokenize [--tokenizer PATH] [--size MB] [--reps R]");
             return args.Length == 0 ? 2 : 0;
         }
         try
         {
+            if (args[0] == "tokenize") return TokenizeBenchmark.Run(args.AsSpan(1));
             var opts = Options.Parse(args.AsSpan(1));
             return args[0] switch
             {
@@ -34,7 +36,7 @@ public static class Program
                 "kernel" => Benchmarks.Kernel(opts),
                 "read" => CheckpointBenchmarks.Read(opts),
                 "model" => ModelBenchmarks.Run(opts, opts.Preset),
-                _ => Fail($"unknown benchmark '{args[0]}' (expected gemm, cholesky or convert)"),
+                _ => Fail($"unknown benchmark '{args[0]}' (expected gemm, cholesky, convert, kernel, read, model or tokenize)"),
             };
         }
         catch (ArgumentException e)

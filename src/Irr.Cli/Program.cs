@@ -68,6 +68,8 @@ public static class Program
             new HelpOption(),
             new VersionOption { Action = new PrintVersion() },
             InspectCommand.Create(),
+            TokenizeCommand.Create(),
+            ChatFormatCommand.Create(),
         };
         // `irr` on its own shows the help, like `irr --help`.
         root.SetAction(parseResult => new HelpAction().Invoke(parseResult));

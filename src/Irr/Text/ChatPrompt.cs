@@ -1,0 +1,66 @@
+namespace Irr.Text;
+
+/// <summary>The system prompt choices of every irr command: none, the Llama-2 default, or literal text.</summary>
+public static class SystemPrompt
+{
+    /// <summary>The Llama-2 default system prompt, exactly as IRR-SPEC gives it.</summary>
+    public const string Llama2Default =
+        "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe. " +
+        "Your answers should not include any harmful, unethical, racist, sexist, toxic, dangerous, or illegal content. " +
+        "Please ensure that your responses are socially unbiased and positive in nature.\n\n" +
+        "If a question does not make any sense, or is not factually coherent, explain why instead of answering something " +
+        "not correct. If you don't know the answer to a question, please don't share false information.";
+
+    /// <summary>The text for an option value: <c>none</c> → null, <c>llama2</c> → <see cref="Llama2Default"/>, anything else is the prompt itself.</summary>
+    public static string? Resolve(string? option) => option switch
+    {
+        null or "none" => null,
+        "llama2" => Llama2Default,
+        _ => option,
+    };
+}
+
+/// <summary>An encoded training example: token ids and labels (−100 where no loss is taken).</summary>
+/// <param name="InputIds">prompt ids ++ answer ids ++ [eos], truncated.</param>
+/// <param name="Labels">−100 on prompt tokens, the ids on answer tokens and eos.</param>
+public sealed record EncodedExample(int[] InputIds, int[] Labels);
+
+/// <summary>
+/// Formatting per IRR-SPEC "Formatting": the prompt is the model's chat template rendered with
+/// [system?, user] and <c>add_generation_prompt=true</c>; the tokens are encode(prompt) ++ encode(answer)
+/// ++ [eos] (no special tokens added by encoding), and only answer tokens and eos carry labels.
+/// </summary>
+public static class ChatPrompt
+{
+    /// <summary>The label value that excludes a token from the loss.</summary>
+    public const int IgnoreIndex = -100;
+
+    /// <summary>The prompt text: the chat template over [system?, user] with the generation prompt.</summary>
+    /// <exception cref="IrrException">The model has no chat template, or rendering failed.</exception>
+    public static string Render(PretrainedTokenizer tokenizer, string user, string? systemPrompt)
+    {
+        var messages = new List<ChatMessage>();
+        if (systemPrompt is not null) messages.Add(new ChatMessage("system", systemPrompt));
+        messages.Add(new ChatMessage("user", user));
+        return tokenizer.ApplyChatTemplate(messages, addGenerationPrompt: true);
+    }
+
+    /// <summary>Tokens and labels of one record, truncated to the first <paramref name="maxLength"/> tokens.</summary>
+    /// <exception cref="IrrException">No chat template, no usable eos_token, or <paramref name="maxLength"/> is not positive.</exception>
+    public static EncodedExample Encode(PretrainedTokenizer tokenizer, TrainingRecord record, string? systemPrompt, int maxLength)
+    {
+        if (maxLength <= 0) throw new IrrException($"the maximum length must be positive, not {maxLength}");
+        int[] prompt = tokenizer.Encode(Render(tokenizer, record.User, systemPrompt));
+        int[] answer = tokenizer.Encode(record.Answer);
+        int total = prompt.Length + answer.Length + 1;
+        var ids = new int[total];
+        var labels = new int[total];
+        prompt.CopyTo(ids, 0);
+        answer.CopyTo(ids, prompt.Length);
+        ids[^1] = tokenizer.EosTokenId;
+        Array.Fill(labels, IgnoreIndex, 0, prompt.Length);
+        Array.Copy(ids, prompt.Length, labels, prompt.Length, answer.Length + 1);
+        int keep = Math.Min(total, maxLength);
+        return new EncodedExample(ids[..keep], labels[..keep]);
+    }
+}

@@ -1,0 +1,289 @@
+using System.Globalization;
+using System.Text;
+
+namespace Irr.Text.Jinja;
+
+/// <summary>
+/// jinja2's default <c>Undefined</c>: prints as "", is falsy, iterates as empty, has length 0, equals
+/// only another Undefined; arithmetic, attribute access and calls on it fail with <see cref="Hint"/>.
+/// </summary>
+internal sealed class Undefined(string hint)
+{
+    public string Hint { get; } = hint;
+
+    public override string ToString() => "";
+}
+
+/// <summary>The object made by <c>namespace()</c>: attributes that <c>{% set ns.x = … %}</c> can change from inside loops.</summary>
+internal sealed class Namespace
+{
+    public Dictionary<string, object?> Attributes { get; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>A Python tuple (printed with parentheses; made by <c>items()</c>, <c>a, b</c> and <c>(a, b)</c>).</summary>
+internal sealed class PyTuple(object?[] items)
+{
+    public object?[] Items { get; } = items;
+}
+
+/// <summary>Something a template can call: a global function, a macro or a bound method.</summary>
+internal sealed class Callable(string name, Func<List<object?>, Dictionary<string, object?>, object?> invoke)
+{
+    public string Name { get; } = name;
+
+    public object? Invoke(List<object?> args, Dictionary<string, object?> kwargs) => invoke(args, kwargs);
+}
+
+/// <summary>The <c>loop</c> variable of a for loop.</summary>
+internal sealed class LoopContext(IReadOnlyList<object?> items, int depth0)
+{
+    public int Index0 { get; set; }
+
+    public object? Attribute(string name) => name switch
+    {
+        "index0" => (long)Index0,
+        "index" => (long)Index0 + 1,
+        "revindex" => (long)(items.Count - Index0),
+        "revindex0" => (long)(items.Count - Index0 - 1),
+        "first" => Index0 == 0,
+        "last" => Index0 == items.Count - 1,
+        "length" => (long)items.Count,
+        "depth" => (long)depth0 + 1,
+        "depth0" => (long)depth0,
+        "previtem" => Index0 > 0 ? items[Index0 - 1] : new Undefined("there is no previous item"),
+        "nextitem" => Index0 + 1 < items.Count ? items[Index0 + 1] : new Undefined("there is no next item"),
+        "cycle" => new Callable("loop.cycle", (args, _) =>
+            args.Count == 0 ? throw new JinjaError("no items for cycling given") : args[Index0 % args.Count]),
+        _ => new Undefined($"'LoopContext' object has no attribute '{name}'"),
+    };
+}
+
+/// <summary>A problem found while rendering; the template adds the line.</summary>
+internal class JinjaError(string message) : Exception(message);
+
+/// <summary>What <c>raise_exception(message)</c> throws.</summary>
+internal sealed class RaisedError(string message) : JinjaError(message);
+
+/// <summary>Python's semantics for the values a template handles: None, bool, long, double, string, list, dict, tuple.</summary>
+internal static class Py
+{
+    public static bool Truthy(object? v) => v switch
+    {
+        null => false,
+        bool b => b,
+        long l => l != 0,
+        double d => d != 0,
+        string s => s.Length > 0,
+        Undefined => false,
+        List<object?> l => l.Count > 0,
+        PyTuple t => t.Items.Length > 0,
+        OrderedDictionary<string, object?> d => d.Count > 0,
+        _ => true,
+    };
+
+    public static string TypeName(object? v) => v switch
+    {
+        null => "NoneType",
+        bool => "bool",
+        long => "int",
+        double => "float",
+        string => "str",
+        List<object?> => "list",
+        PyTuple => "tuple",
+        OrderedDictionary<string, object?> => "dict",
+        Undefined => "Undefined",
+        Namespace => "Namespace",
+        LoopContext => "LoopContext",
+        Callable => "function",
+        _ => v.GetType().Name,
+    };
+
+    /// <summary>Python's <c>str()</c>.</summary>
+    public static string Str(object? v) => v switch
+    {
+        string s => s,
+        Undefined => "",
+        _ => Repr(v),
+    };
+
+    /// <summary>Python's <c>repr()</c>.</summary>
+    public static string Repr(object? v) => v switch
+    {
+        null => "None",
+        bool b => b ? "True" : "False",
+        long l => l.ToString(CultureInfo.InvariantCulture),
+        double d => FloatRepr(d),
+        string s => StringRepr(s),
+        Undefined => "Undefined",
+        List<object?> l => "[" + string.Join(", ", l.Select(Repr)) + "]",
+        PyTuple t => t.Items.Length == 1 ? "(" + Repr(t.Items[0]) + ",)" : "(" + string.Join(", ", t.Items.Select(Repr)) + ")",
+        OrderedDictionary<string, object?> d => "{" + string.Join(", ", d.Select(kv => StringRepr(kv.Key) + ": " + Repr(kv.Value))) + "}",
+        Namespace => "<Namespace>",
+        _ => $"<{TypeName(v)}>",
+    };
+
+    /// <summary>Python's float repr: the shortest round-trip digits, fixed notation for 1e-4 ≤ |x| &lt; 1e16.</summary>
+    public static string FloatRepr(double d)
+    {
+        if (double.IsNaN(d)) return "nan";
+        if (double.IsInfinity(d)) return d > 0 ? "inf" : "-inf";
+        if (d == 0) return double.IsNegative(d) ? "-0.0" : "0.0";
+        // Shortest round-trip digits: .NET's "R" gives them; read digits and exponent from it.
+        string shortest = d.ToString("R", CultureInfo.InvariantCulture);
+        bool negative = shortest.StartsWith('-');
+        if (negative) shortest = shortest[1..];
+        int exp = 0;
+        int e = shortest.IndexOfAny(['E', 'e']);
+        if (e >= 0)
+        {
+            exp = int.Parse(shortest[(e + 1)..], CultureInfo.InvariantCulture);
+            shortest = shortest[..e];
+        }
+        int dot = shortest.IndexOf('.');
+        string digits = dot < 0 ? shortest : shortest.Remove(dot, 1);
+        int pointPos = (dot < 0 ? shortest.Length : dot) + exp; // position of the decimal point within digits
+        int lead = 0;
+        while (lead < digits.Length - 1 && digits[lead] == '0') { lead++; pointPos--; }
+        digits = digits[lead..].TrimEnd('0');
+        if (digits.Length == 0) digits = "0";
+        int exp10 = pointPos - 1; // scientific exponent
+        string body;
+        if (exp10 >= -4 && exp10 < 16)
+        {
+            if (pointPos <= 0) body = "0." + new string('0', -pointPos) + digits;
+            else if (pointPos >= digits.Length) body = digits + new string('0', pointPos - digits.Length) + ".0";
+            else body = digits[..pointPos] + "." + digits[pointPos..];
+        }
+        else
+        {
+            string mantissa = digits.Length == 1 ? digits : digits[0] + "." + digits[1..];
+            body = mantissa + "e" + (exp10 < 0 ? "-" : "+") + Math.Abs(exp10).ToString("00", CultureInfo.InvariantCulture);
+        }
+        return negative ? "-" + body : body;
+    }
+
+    public static string StringRepr(string s)
+    {
+        char quote = s.Contains('\'') && !s.Contains('"') ? '"' : '\'';
+        var sb = new StringBuilder().Append(quote);
+        foreach (var rune in s.EnumerateRunes())
+        {
+            int c = rune.Value;
+            if (c == quote || c == '\\') sb.Append('\\').Append((char)c);
+            else if (c == '\n') sb.Append("\\n");
+            else if (c == '\r') sb.Append("\\r");
+            else if (c == '\t') sb.Append("\\t");
+            else if (c < 0x20 || c == 0x7F) sb.Append($"\\x{c:x2}");
+            else if (!IsPrintable(rune)) sb.Append(c <= 0xFF ? $"\\x{c:x2}" : c <= 0xFFFF ? $"\\u{c:x4}" : $"\\U{c:x8}");
+            else sb.Append(rune.ToString());
+        }
+        return sb.Append(quote).ToString();
+    }
+
+    private static bool IsPrintable(Rune r)
+    {
+        var cat = Rune.GetUnicodeCategory(r);
+        return r.Value == ' ' || cat is not (UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.Surrogate
+            or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned or UnicodeCategory.LineSeparator
+            or UnicodeCategory.ParagraphSeparator or UnicodeCategory.SpaceSeparator);
+    }
+
+    public static bool IsNumber(object? v) => v is long or double or bool;
+
+    public static double ToDouble(object? v) => v switch
+    {
+        long l => l,
+        double d => d,
+        bool b => b ? 1 : 0,
+        _ => throw new JinjaError($"expected a number, got {TypeName(v)}"),
+    };
+
+    /// <summary>Python's <c>==</c>.</summary>
+    public static bool Equal(object? a, object? b)
+    {
+        if (a is Undefined || b is Undefined) return a is Undefined && b is Undefined;
+        if (IsNumber(a) && IsNumber(b))
+            return a is double || b is double ? ToDouble(a) == ToDouble(b) : ToLong(a) == ToLong(b);
+        return (a, b) switch
+        {
+            (null, null) => true,
+            (string x, string y) => x == y,
+            (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => Equal(p.First, p.Second)),
+            (PyTuple x, PyTuple y) => x.Items.Length == y.Items.Length && x.Items.Zip(y.Items).All(p => Equal(p.First, p.Second)),
+            (OrderedDictionary<string, object?> x, OrderedDictionary<string, object?> y) =>
+                x.Count == y.Count && x.All(kv => y.TryGetValue(kv.Key, out var v) && Equal(kv.Value, v)),
+            _ => ReferenceEquals(a, b),
+        };
+    }
+
+    public static long ToLong(object? v) => v switch
+    {
+        long l => l,
+        bool b => b ? 1 : 0,
+        _ => throw new JinjaError($"expected an integer, got {TypeName(v)}"),
+    };
+
+    /// <summary>Python's ordering (&lt;): numbers, strings by code point, lists and tuples lexicographically.</summary>
+    public static int Compare(object? a, object? b, string op)
+    {
+        if (IsNumber(a) && IsNumber(b)) return ToDouble(a).CompareTo(ToDouble(b));
+        if (a is string x && b is string y) return CompareCodePoints(x, y);
+        if (a is List<object?> la && b is List<object?> lb) return CompareSequences(la, lb, op);
+        if (a is PyTuple ta && b is PyTuple tb) return CompareSequences(ta.Items, tb.Items, op);
+        if (a is Undefined u) throw new JinjaError(u.Hint);
+        if (b is Undefined v) throw new JinjaError(v.Hint);
+        throw new JinjaError($"'{op}' not supported between instances of '{TypeName(a)}' and '{TypeName(b)}'");
+    }
+
+    private static int CompareSequences(IReadOnlyList<object?> a, IReadOnlyList<object?> b, string op)
+    {
+        for (int i = 0; i < Math.Min(a.Count, b.Count); i++)
+            if (!Equal(a[i], b[i])) return Compare(a[i], b[i], op);
+        return a.Count.CompareTo(b.Count);
+    }
+
+    public static int CompareCodePoints(string x, string y)
+    {
+        var ex = x.EnumerateRunes();
+        var ey = y.EnumerateRunes();
+        while (true)
+        {
+            bool hx = ex.MoveNext(), hy = ey.MoveNext();
+            if (!hx || !hy) return hx.CompareTo(hy);
+            int c = ex.Current.Value.CompareTo(ey.Current.Value);
+            if (c != 0) return c;
+        }
+    }
+
+    /// <summary>Python's iteration: lists, tuples, dict keys, string characters; Undefined is empty.</summary>
+    public static IReadOnlyList<object?> Iterate(object? v) => v switch
+    {
+        List<object?> l => l,
+        PyTuple t => t.Items,
+        OrderedDictionary<string, object?> d => d.Keys.Cast<object?>().ToList(),
+        string s => s.EnumerateRunes().Select(r => (object?)r.ToString()).ToList(),
+        Undefined => [],
+        _ => throw new JinjaError($"'{TypeName(v)}' object is not iterable"),
+    };
+
+    /// <summary>Python's <c>len()</c>.</summary>
+    public static long Length(object? v) => v switch
+    {
+        string s => s.EnumerateRunes().Count(),
+        List<object?> l => l.Count,
+        PyTuple t => t.Items.Length,
+        OrderedDictionary<string, object?> d => d.Count,
+        Undefined => 0,
+        _ => throw new JinjaError($"object of type '{TypeName(v)}' has no len()"),
+    };
+
+    /// <summary>Python's <c>in</c>.</summary>
+    public static bool Contains(object? container, object? item) => container switch
+    {
+        string s when item is string sub => s.Contains(sub, StringComparison.Ordinal),
+        string => throw new JinjaError($"'in <string>' requires string as left operand, not {TypeName(item)}"),
+        OrderedDictionary<string, object?> d => item is string k && d.ContainsKey(k),
+        Undefined => false,
+        _ => Iterate(container).Any(x => Equal(x, item)),
+    };
+}

@@ -1,0 +1,81 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Irr.Text;
+
+/// <summary>
+/// A <c>Regex</c> pattern of <c>tokenizer.json</c> (HF compiles it with Oniguruma) run by .NET's engine.
+/// Both engines agree on the classes these patterns use (<c>\p{L}</c>, <c>\p{N}</c>, <c>\s</c> is
+/// White_Space in both), except that .NET matches UTF-16 code units: a letter outside the BMP is two
+/// surrogates to it, not a <c>\p{L}</c>. So text with surrogate pairs is matched in a projection where
+/// each pair stands as one BMP character of the same general category, and the offsets are mapped back.
+/// </summary>
+internal sealed class SplitRegex
+{
+    private readonly Regex regex;
+    private readonly char[] representative = new char[32];
+
+    private SplitRegex(string pattern)
+    {
+        regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+        for (int cat = 0; cat < representative.Length; cat++) representative[cat] = '\uE000';
+        var taken = new bool[representative.Length];
+        for (int c = 0xA1; c <= 0xFFFD; c++)
+        {
+            char ch = (char)c;
+            if (char.IsSurrogate(ch)) continue;
+            int cat = (int)char.GetUnicodeCategory(ch);
+            if (taken[cat] || pattern.Contains(ch) || pattern.Contains(char.ToUpperInvariant(ch)) || pattern.Contains(char.ToLowerInvariant(ch))) continue;
+            representative[cat] = ch;
+            taken[cat] = true;
+        }
+    }
+
+    public override string ToString() => regex.ToString();
+
+    /// <summary>Compiles the pattern at <paramref name="json"/> (a string); a pattern .NET rejects is an error naming it.</summary>
+    public static SplitRegex Create(JsonCursor json)
+    {
+        try
+        {
+            return FromPattern(json.AsString());
+        }
+        catch (ArgumentException e)
+        {
+            throw json.Error($"regular expression not supported: {e.Message}");
+        }
+    }
+
+    /// <summary>Compiles a pattern known to be valid.</summary>
+    public static SplitRegex FromPattern(string pattern) => new(pattern);
+
+    /// <summary>Non-overlapping matches, left to right, as (start, length) in UTF-16 units of <paramref name="text"/>.</summary>
+    public List<(int Start, int Length)> Matches(ReadOnlySpan<char> text)
+    {
+        var result = new List<(int, int)>();
+        if (text.IndexOfAnyInRange('\uD800', '\uDFFF') < 0)
+        {
+            foreach (var m in regex.EnumerateMatches(text)) result.Add((m.Index, m.Length));
+            return result;
+        }
+        // Project: one char per code point; map[i] is the offset in text of projected char i.
+        var projected = new char[text.Length];
+        var map = new int[text.Length + 1];
+        int n = 0;
+        for (int i = 0; i < text.Length; i++)
+        {
+            map[n] = i;
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                var cat = CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(text[i], text[i + 1]));
+                projected[n++] = representative[(int)cat];
+                i++;
+            }
+            else projected[n++] = char.IsSurrogate(text[i]) ? '\uFFFD' : text[i];
+        }
+        map[n] = text.Length;
+        foreach (var m in regex.EnumerateMatches(projected.AsSpan(0, n)))
+            result.Add((map[m.Index], map[m.Index + m.Length] - map[m.Index]));
+        return result;
+    }
+}

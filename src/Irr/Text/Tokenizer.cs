@@ -1,0 +1,250 @@
+namespace Irr.Text;
+
+/// <summary>
+/// A Hugging Face <c>tokenizer.json</c> with a <c>BPE</c> model, encoding and decoding exactly as the
+/// Rust <c>tokenizers</c> library does: added tokens are matched first (the ones with
+/// <c>normalized: false</c> in the raw text, the others in the normalized text), each remaining piece
+/// is normalized, pre-tokenized and given to the BPE model, and the post-processor adds BOS/EOS when
+/// special tokens are requested. Both families used by Llama-type models are supported: byte-level BPE
+/// (Llama-3, Qwen2, GPT-2) and SentencePiece-style BPE with byte fallback (Llama-2, Mistral, TinyLlama).
+/// Instances are immutable and safe to use from several threads.
+/// </summary>
+public sealed class Tokenizer
+{
+    private readonly BpeModel model;
+    private readonly Normalizer? normalizer;
+    private readonly PreTokenizer? preTokenizer;
+    private readonly SplitRegex? byteLevelWords;
+    private readonly Decoder? decoder;
+    private readonly AddedTokenMatcher rawMatcher;
+    private readonly AddedTokenMatcher normalizedMatcher;
+    private readonly Dictionary<string, AddedToken> addedByContent = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, AddedToken> addedById = [];
+
+    private Tokenizer(BpeModel model, Normalizer? normalizer, PreTokenizer? preTokenizer, PostProcessor? postProcessor,
+        Decoder? decoder, IReadOnlyList<AddedToken> addedTokens)
+    {
+        this.model = model;
+        this.normalizer = normalizer;
+        this.preTokenizer = preTokenizer;
+        byteLevelWords = preTokenizer?.ByteLevelWordRegex;
+        PostProcessor = postProcessor;
+        this.decoder = decoder;
+        AddedTokens = addedTokens;
+        foreach (var t in addedTokens)
+        {
+            addedByContent.TryAdd(t.Content, t);
+            addedById.TryAdd(t.Id, t);
+        }
+        rawMatcher = new AddedTokenMatcher(addedTokens.Where(t => !t.Normalized).Select(t => (t.Content, t)));
+        normalizedMatcher = new AddedTokenMatcher(addedTokens.Where(t => t.Normalized)
+            .Select(t => (normalizer?.Normalize(t.Content) ?? t.Content, t)));
+    }
+
+    /// <summary>The BPE model.</summary>
+    internal BpeModel Model => model;
+
+    /// <summary>The <c>added_tokens</c> of the file, in file order.</summary>
+    public IReadOnlyList<AddedToken> AddedTokens { get; }
+
+    internal PostProcessor? PostProcessor { get; }
+
+    /// <summary>The number of ids: the model's vocabulary together with added tokens outside it.</summary>
+    public int VocabSize => Math.Max(model.VocabSize, addedById.Count == 0 ? 0 : addedById.Keys.Max() + 1);
+
+    /// <summary>Loads <c>tokenizer.json</c> from <paramref name="path"/>.</summary>
+    /// <exception cref="IrrException">The file is missing, is not JSON, or uses something not supported; the message names the JSON path.</exception>
+    public static Tokenizer Load(string path)
+    {
+        if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
+        return FromJson(File.ReadAllText(path), Path.GetFileName(path));
+    }
+
+    /// <summary>Reads a tokenizer from the text of a <c>tokenizer.json</c>; <paramref name="fileName"/> names it in errors.</summary>
+    /// <exception cref="IrrException">The JSON is malformed or uses something not supported; the message names the JSON path.</exception>
+    public static Tokenizer FromJson(string json, string fileName = "tokenizer.json")
+    {
+        using var doc = JsonCursor.Parse(json, fileName);
+        var root = JsonCursor.Root(doc, fileName);
+        var addedTokens = new List<AddedToken>();
+        if (root.GetNonNull("added_tokens") is { } added)
+        {
+            foreach (var t in added.Items())
+                addedTokens.Add(new AddedToken(t.Required("content").AsString(), NonNegative(t.Required("id")), t.Bool("special", false),
+                    t.Bool("single_word", false), t.Bool("lstrip", false), t.Bool("rstrip", false), t.Bool("normalized", !t.Bool("special", false))));
+        }
+        return new Tokenizer(ReadModel(root.Required("model")),
+            root.GetNonNull("normalizer") is { } n ? Normalizer.FromJson(n) : null,
+            root.GetNonNull("pre_tokenizer") is { } p ? PreTokenizer.FromJson(p) : null,
+            root.GetNonNull("post_processor") is { } pp ? PostProcessor.FromJson(pp) : null,
+            root.GetNonNull("decoder") is { } d ? Decoder.FromJson(d) : null,
+            addedTokens);
+    }
+
+    private static int NonNegative(JsonCursor id) => id.AsInt() is >= 0 and var v ? v : throw id.Error($"expected a non-negative id, found {id.Describe()}");
+
+    private static BpeModel ReadModel(JsonCursor model)
+    {
+        string type = model.GetNonNull("type")?.AsString() ?? (model.Get("merges") is not null ? "BPE" : "");
+        if (type != "BPE")
+            throw model.Error($"model type '{type}' is not supported (only BPE)");
+        if (model.GetNonNull("dropout") is { } dropout && dropout.AsDouble() != 0)
+            throw dropout.Error("BPE dropout makes encoding random and is not supported; set it to null");
+
+        var vocabJson = model.Required("vocab");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var (token, id) in vocabJson.Properties())
+            vocab[token] = NonNegative(id);
+
+        var mergesJson = model.Required("merges");
+        var merges = new List<(string, string)>(mergesJson.ArrayLength);
+        foreach (var m in mergesJson.Items()) merges.Add(ReadMerge(m));
+
+        return new BpeModel(vocab, merges, model.String("unk_token"), model.Bool("byte_fallback", false), model.Bool("fuse_unk", false),
+            model.Bool("ignore_merges", false), model.String("continuing_subword_prefix"), model.String("end_of_word_suffix"),
+            (rank, problem) => new IrrException($"{mergesJson.Where}[{rank}]: {problem}"),
+            unk => model.Required("unk_token").Error($"\"{unk}\" is not in the vocabulary"));
+    }
+
+    /// <summary>A merge as <c>"a b"</c> (exactly one U+0020; other whitespace such as NBSP is part of tokens) or <c>["a", "b"]</c>.</summary>
+    private static (string, string) ReadMerge(JsonCursor m)
+    {
+        if (m.Kind == System.Text.Json.JsonValueKind.String)
+        {
+            string s = m.AsString();
+            int space = s.IndexOf(' ');
+            if (space > 0 && space < s.Length - 1 && s.IndexOf(' ', space + 1) < 0) return (s[..space], s[(space + 1)..]);
+        }
+        else if (m.Kind == System.Text.Json.JsonValueKind.Array && m.ArrayLength == 2)
+        {
+            var parts = m.Items().ToArray();
+            if (parts[0].Kind == System.Text.Json.JsonValueKind.String && parts[1].Kind == System.Text.Json.JsonValueKind.String)
+                return (parts[0].AsString(), parts[1].AsString());
+        }
+        throw m.Error($"expected \"a b\" or [\"a\",\"b\"], found {m.Describe()}");
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="text"/>. Added tokens in the text (e.g. <c>&lt;s&gt;</c>) are recognised as
+    /// their ids. With <paramref name="addSpecialTokens"/> the post-processor adds BOS/EOS, as HF's
+    /// <c>encode(text, add_special_tokens=True)</c>.
+    /// </summary>
+    public int[] Encode(string text, bool addSpecialTokens = false)
+    {
+        var ids = new List<int>(text.Length / 3 + 4);
+        text = ReplaceLoneSurrogates(text);
+        var pieces = new List<PreToken>();
+        foreach (var (start, end, token) in SplitOnAddedTokens(rawMatcher, text))
+        {
+            if (token is not null)
+            {
+                ids.Add(token.Id);
+                continue;
+            }
+            string segment = Slice(text, start, end);
+            string normalized = normalizer?.Normalize(segment) ?? segment;
+            foreach (var (s, e, t) in SplitOnAddedTokens(normalizedMatcher, normalized))
+            {
+                if (t is not null)
+                {
+                    ids.Add(t.Id);
+                    continue;
+                }
+                if (byteLevelWords is not null)
+                {
+                    EncodeByteLevelWords(normalized.AsSpan(s, e - s), ids);
+                    continue;
+                }
+                pieces.Clear();
+                pieces.Add(new PreToken(Slice(normalized, s, e), start == 0 && s == 0));
+                preTokenizer?.PreTokenize(pieces);
+                foreach (var piece in pieces) model.Tokenize(piece.Text, ids);
+            }
+        }
+        if (addSpecialTokens) PostProcessor?.AddSpecialTokens(ids);
+        return ids.ToArray();
+    }
+
+    /// <summary>
+    /// The byte-level pre-tokenizers' work without strings: each regex match and each gap between
+    /// matches is a word, whose UTF-8 bytes, written in the byte-level alphabet, go to the model.
+    /// </summary>
+    private void EncodeByteLevelWords(ReadOnlySpan<char> text, List<int> ids)
+    {
+        int prev = 0;
+        foreach (var (start, length) in byteLevelWords!.Matches(text))
+        {
+            if (length == 0) continue;
+            if (prev < start) EncodeByteLevelWord(text[prev..start], ids);
+            EncodeByteLevelWord(text.Slice(start, length), ids);
+            prev = start + length;
+        }
+        if (prev < text.Length) EncodeByteLevelWord(text[prev..], ids);
+    }
+
+    private void EncodeByteLevelWord(ReadOnlySpan<char> word, List<int> ids)
+    {
+        int max = System.Text.Encoding.UTF8.GetMaxByteCount(word.Length);
+        Span<byte> bytes = max <= 512 ? stackalloc byte[max] : new byte[max];
+        int n = System.Text.Encoding.UTF8.GetBytes(word, bytes);
+        Span<char> chars = n <= 512 ? stackalloc char[n] : new char[n];
+        for (int i = 0; i < n; i++) chars[i] = ByteLevelAlphabet.ByteToChar[bytes[i]];
+        model.Tokenize(chars[..n], ids);
+    }
+
+    private static List<(int Start, int End, AddedToken? Token)> SplitOnAddedTokens(AddedTokenMatcher matcher, string text)
+    {
+        var split = new List<(int, int, AddedToken?)>(1);
+        if (matcher.IsEmpty) split.Add((0, text.Length, null));
+        else matcher.Split(text, split);
+        return split;
+    }
+
+    private static string Slice(string s, int start, int end) => start == 0 && end == s.Length ? s : s[start..end];
+
+    /// <summary>
+    /// Decodes ids to text through the decoder, as HF's <c>decode</c>. Special added tokens are kept
+    /// unless <paramref name="skipSpecialTokens"/> (transformers' default is to keep them).
+    /// </summary>
+    /// <exception cref="IrrException">An id is not in the vocabulary.</exception>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    {
+        var tokens = new List<string>();
+        foreach (int id in ids)
+        {
+            if (addedById.TryGetValue(id, out var added))
+            {
+                if (!(skipSpecialTokens && added.Special)) tokens.Add(added.Content);
+                continue;
+            }
+            tokens.Add(model.IdToToken(id) ?? throw new IrrException($"token id {id} is not in the vocabulary (ids run from 0 to {VocabSize - 1})"));
+        }
+        return decoder is null ? string.Join(" ", tokens) : string.Concat(decoder.DecodeChain(tokens));
+    }
+
+    /// <summary>The id of a token string (an added token or a vocabulary entry), or null.</summary>
+    public int? TokenToId(string token) => addedByContent.TryGetValue(token, out var t) ? t.Id : model.TokenToId(token);
+
+    /// <summary>The string of an id (an added token's content or a vocabulary entry), or null.</summary>
+    public string? IdToToken(int id) => addedById.TryGetValue(id, out var t) ? t.Content : model.IdToToken(id);
+
+    /// <summary>
+    /// Replaces the post-processor by BOS/EOS per transformers' <c>add_bos_token</c>/<c>add_eos_token</c>
+    /// (what <c>LlamaTokenizerFast.update_post_processor</c> does).
+    /// </summary>
+    internal Tokenizer WithBosEosPostProcessor(int? bos, int? eos) =>
+        new(model, normalizer, preTokenizer, TemplateProcessing.BosEos(bos, eos), decoder, AddedTokens);
+
+    /// <summary>.NET strings may hold unpaired surrogates, which UTF-8 (and Rust strings) cannot: they become U+FFFD.</summary>
+    private static string ReplaceLoneSurrogates(string text)
+    {
+        if (text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0) return text;
+        var chars = text.ToCharArray();
+        for (int i = 0; i < chars.Length; i++)
+        {
+            if (char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1])) i++;
+            else if (char.IsSurrogate(chars[i])) chars[i] = '\uFFFD';
+        }
+        return new string(chars);
+    }
+}
