@@ -13,9 +13,7 @@ public class TorchDTypeReferenceTests
 {
     private static (uint[] F32, ushort[] Bf16, ushort[] F16) Load()
     {
-        string dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "Irr.slnx"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("no Irr.slnx above the test assembly");
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "tests", "fixtures", "torch", "dtype_reference.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Text.Fixtures.Local("torch/dtype_reference.json")));
         T[] Hex<T>(string key, Func<string, T> parse) => doc.RootElement.GetProperty(key).EnumerateArray().Select(e => parse(e.GetString()!)).ToArray();
         return (Hex("f32", s => uint.Parse(s, NumberStyles.HexNumber)), Hex("bf16", s => ushort.Parse(s, NumberStyles.HexNumber)), Hex("f16", s => ushort.Parse(s, NumberStyles.HexNumber)));
     }
