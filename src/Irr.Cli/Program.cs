@@ -70,6 +70,9 @@ public static class Program
             InspectCommand.Create(),
             TokenizeCommand.Create(),
             ChatFormatCommand.Create(),
+            ScoreCommand.Create(),
+            GenerateCommand.Create(),
+            TrainCommand.Create(),
         };
         // `irr` on its own shows the help, like `irr --help`.
         root.SetAction(parseResult => new HelpAction().Invoke(parseResult));

@@ -100,7 +100,9 @@ internal static class TinyModels
             foreach (var spec in specs)
             {
                 var values = new float[spec.ElementCount];
-                for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1) * 0.1f;
+                // Norm weights near 1 as in trained models; everything else small.
+                float offset = spec.Name.EndsWith("norm.weight", StringComparison.Ordinal) ? 1f : 0f;
+                for (int i = 0; i < values.Length; i++) values[i] = offset + (float)(rng.NextDouble() * 2 - 1) * 0.1f;
                 writer.Write(spec.Name, values);
             }
             writer.Complete();

@@ -34,8 +34,8 @@ public class LayersTests
         // x = [3, 4]: mean(x²) = 12.5, rstd = 1/√(12.5 + eps); weight [2, 0.5].
         float[] x = [3, 4], w = [2, 0.5f], y = new float[2], rstd = new float[1];
         Layers.RmsNormForward(y, rstd, x, w, 1, 2, 0f);
-        Assert.Equal(3 / Math.Sqrt(12.5) * 2, y[0], 6);
-        Assert.Equal(4 / Math.Sqrt(12.5) * 0.5, y[1], 6);
+        Assert.Equal(3 / Math.Sqrt(12.5) * 2, y[0], 1e-6);
+        Assert.Equal(4 / Math.Sqrt(12.5) * 0.5, y[1], 1e-6);
     }
 
     [Fact]
@@ -84,10 +84,10 @@ public class LayersTests
         float[] x = [1, 2, 3, 4];
         float[] cos = [1, 1, MathF.Cos(1), MathF.Cos(0.5f)], sin = [0, 0, MathF.Sin(1), MathF.Sin(0.5f)];
         Layers.RopeForward(x, [1], cos, sin, heads: 1, headDim: 4);
-        Assert.Equal(1 * Math.Cos(1) - 3 * Math.Sin(1), x[0], 5);
-        Assert.Equal(2 * Math.Cos(0.5) - 4 * Math.Sin(0.5), x[1], 5);
-        Assert.Equal(3 * Math.Cos(1) + 1 * Math.Sin(1), x[2], 5);
-        Assert.Equal(4 * Math.Cos(0.5) + 2 * Math.Sin(0.5), x[3], 5);
+        Assert.Equal(1 * Math.Cos(1) - 3 * Math.Sin(1), x[0], 1e-5);
+        Assert.Equal(2 * Math.Cos(0.5) - 4 * Math.Sin(0.5), x[1], 1e-5);
+        Assert.Equal(3 * Math.Cos(1) + 1 * Math.Sin(1), x[2], 1e-5);
+        Assert.Equal(4 * Math.Cos(0.5) + 2 * Math.Sin(0.5), x[3], 1e-5);
         // Position 0 is the identity.
         float[] y = [1, 2, 3, 4];
         Layers.RopeForward(y, [0], cos, sin, 1, 4);
@@ -164,7 +164,7 @@ public class LayersTests
             [4, 4, 40, 40], [4.5f, 4.5f, 45, 45], [5, 5, 50, 50],      // sequence 2 sees only its own tokens
         ];
         for (int t = 0; t < 5; t++)
-            for (int h = 0; h < H; h++) Assert.Equal(expected[t][h], output[t * H + h], 5);
+            for (int h = 0; h < H; h++) Assert.Equal(expected[t][h], output[t * H + h], 1e-5);
     }
 
     [Fact]
@@ -189,7 +189,7 @@ public class LayersTests
         var uniform = new float[V];
         var l = new float[1];
         Layers.CrossEntropyForwardBackward(l, [], uniform, [3], V, 1f);
-        Assert.Equal(Math.Log(V), l[0], 5);
+        Assert.Equal(Math.Log(V), l[0], 1e-5);
     }
 
     [Fact]

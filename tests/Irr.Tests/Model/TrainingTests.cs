@@ -15,13 +15,13 @@ public class TrainingTests
         float[] p = [1f], m = [0f], v = [0f];
         Trainer.AdamW(p, [0.5f], m, v, 1, 0.1, new TrainingOptions { WeightDecay = 0.01 }, decay: true);
         // float32 arithmetic: a few ulps of 0.9 (6e−8 each)
-        Assert.Equal(0.899, p[0], 6);
-        Assert.Equal(0.05, m[0], 7);
-        Assert.Equal(0.00025, v[0], 9);
+        Assert.Equal(0.899, p[0], 1e-6);
+        Assert.Equal(0.05, m[0], 1e-7);
+        Assert.Equal(0.00025, v[0], 1e-9);
         // Second step with g = −0.5: m = 0.9·0.05 − 0.05 = −0.005, v = 0.999·0.00025 + 0.00025
         Trainer.AdamW(p, [-0.5f], m, v, 2, 0.1, new TrainingOptions(), decay: false);
         double mHat = -0.005 / (1 - 0.81), vHat = (0.999 * 0.00025 + 0.001 * 0.25) / (1 - 0.998001);
-        Assert.Equal(0.899 - 0.1 * mHat / (Math.Sqrt(vHat) + 1e-8), p[0], 5);
+        Assert.Equal(0.899 - 0.1 * mHat / (Math.Sqrt(vHat) + 1e-8), p[0], 1e-5);
     }
 
     [Fact]
@@ -31,9 +31,9 @@ public class TrainingTests
         // 100 steps, 10 of warm-up: step 5 is halfway up; step 10 is the peak.
         Assert.Equal(0.5, Trainer.LearningRateAt(5, 100, o));
         Assert.Equal(1.0, Trainer.LearningRateAt(10, 100, o));
-        Assert.Equal(0.5, Trainer.LearningRateAt(55, 100, o), 9);                                  // linear: half-way down
-        Assert.Equal(0.5, Trainer.LearningRateAt(55, 100, o with { Schedule = LearningRateSchedule.Cosine }), 9);
-        Assert.Equal(0.5 * (1 + Math.Cos(Math.PI * 0.25)), Trainer.LearningRateAt(25, 100, o with { Schedule = LearningRateSchedule.Cosine, WarmupRatio = 0 }), 9);
+        Assert.Equal(0.5, Trainer.LearningRateAt(55, 100, o), 1e-9);                                  // linear: half-way down
+        Assert.Equal(0.5, Trainer.LearningRateAt(55, 100, o with { Schedule = LearningRateSchedule.Cosine }), 1e-9);
+        Assert.Equal(0.5 * (1 + Math.Cos(Math.PI * 0.25)), Trainer.LearningRateAt(25, 100, o with { Schedule = LearningRateSchedule.Cosine, WarmupRatio = 0 }), 1e-9);
         Assert.Equal(1.0, Trainer.LearningRateAt(99, 100, o with { Schedule = LearningRateSchedule.Constant }));
         Assert.Equal(12, Trainer.TotalSteps(45, new TrainingOptions { Epochs = 3, BatchSize = 4, GradientAccumulationSteps = 3 })); // 12 micro → 4 steps × 3
     }
@@ -121,6 +121,6 @@ public class TrainingTests
         using var merged = CheckpointWeights.Open(basePath, dir["adapter"]);
         Assert.Equal(Math.Sqrt(4) is var sqrtR ? 8 / sqrtR : 0, merged.Adapter!.Config.Scale);
         var reproduced = new Transformer(merged).Logits(batch);
-        for (int i = 0; i < trained.Length; i++) Assert.Equal(trained[i], reproduced[i], 4);
+        for (int i = 0; i < trained.Length; i++) Assert.Equal(trained[i], reproduced[i], 1e-4);
     }
 }

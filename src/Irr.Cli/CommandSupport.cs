@@ -1,0 +1,98 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Irr.IO;
+using Irr.Model;
+using Irr.Text;
+using Spectre.Console;
+
+namespace Irr.Cli;
+
+/// <summary>What the model-running commands share: options, loading, progress bars and atomic output files.</summary>
+internal static class CommandSupport
+{
+    public static Option<string> ModelOption() => new("--model") { Description = "Hugging Face model directory (config.json, *.safetensors, tokenizer files)", Required = true };
+
+    public static Option<string?> AdapterOption() => new("--adapter") { Description = "PEFT LoRA adapter directory to merge into --model on the fly" };
+
+    public static Option<string> SystemPromptOption() => new("--system-prompt") { Description = "none, llama2 (the Llama-2 default system prompt) or literal text", DefaultValueFactory = _ => "none" };
+
+    public static Option<int> MaxLengthOption(int defaultValue) => new("--max-length") { Description = $"keep the first N tokens of each record (default {defaultValue})", DefaultValueFactory = _ => defaultValue };
+
+    public static Option<int> BatchSizeOption(int defaultValue, string what) => new("--batch-size") { Description = $"{what} per batch (default {defaultValue})", DefaultValueFactory = _ => defaultValue };
+
+    /// <summary>The weights (streamed, with the adapter merged on the fly) and the tokenizer (the base model's).</summary>
+    public static (CheckpointWeights Weights, PretrainedTokenizer Tokenizer) Load(string model, string? adapter)
+    {
+        var tokenizer = PretrainedTokenizer.Load(model);
+        var weights = CheckpointWeights.Open(model, adapter);
+        return (weights, tokenizer);
+    }
+
+    /// <summary>
+    /// The ids that end generation: the tokenizer config's eos_token, config.json's eos_token_id and
+    /// generation_config.json's eos_token_id (int or list), as transformers' generate uses.
+    /// </summary>
+    public static HashSet<int> EosIds(string modelDir, ModelConfig config, PretrainedTokenizer tokenizer)
+    {
+        var ids = new HashSet<int>(config.EosTokenIds);
+        ids.UnionWith(GenerationConfig.Load(modelDir).EosTokenIds);
+        if (tokenizer.Config.EosToken is not null) ids.Add(tokenizer.EosTokenId);
+        return ids;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with a progress bar on standard error (so results on standard output
+    /// stay clean): <c>report(done, tokens)</c> advances it and updates the tokens/s figure.
+    /// </summary>
+    public static void WithProgress(ParseResult parseResult, string description, double total, Action<Action<double, long>> work)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parseResult.InvocationConfiguration.Error) });
+        var clock = Stopwatch.StartNew();
+        console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(description, maxValue: Math.Max(total, 1e-9));
+                long tokens = 0;
+                work((done, newTokens) =>
+                {
+                    tokens += newTokens;
+                    task.Increment(done);
+                    double seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
+                    task.Description = $"{description} · {tokens / seconds:F0} tokens/s";
+                });
+                task.Value = task.MaxValue;
+            });
+    }
+
+    /// <summary>Writes a file whole or not at all: into a temporary name beside it, then renamed.</summary>
+    public static void WriteAtomically(string path, Action<TextWriter> write)
+    {
+        string full = Path.GetFullPath(path);
+        string? dir = Path.GetDirectoryName(full);
+        if (dir is not null) Directory.CreateDirectory(dir);
+        string temporary = Path.Combine(dir ?? ".", $".{Path.GetFileName(full)}.irr-tmp-{Environment.ProcessId}");
+        try
+        {
+            using (var writer = new StreamWriter(temporary, false, new System.Text.UTF8Encoding(false)))
+                write(writer);
+            File.Move(temporary, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temporary)) File.Delete(temporary);
+        }
+    }
+
+    /// <summary>The records of a data file encoded per IRR-SPEC "Formatting".</summary>
+    public static List<EncodedExample> Encode(PretrainedTokenizer tokenizer, IReadOnlyList<TrainingRecord> records, string? systemPrompt, int maxLength) =>
+        records.Select(r => ChatPrompt.Encode(tokenizer, r, systemPrompt, maxLength)).ToList();
+
+    /// <summary>Groups consecutive items into batches of at most <paramref name="size"/>.</summary>
+    public static IEnumerable<(int Start, T[] Items)> Batches<T>(IReadOnlyList<T> items, int size)
+    {
+        if (size < 1) throw new IrrException($"--batch-size must be at least 1, not {size}");
+        for (int i = 0; i < items.Count; i += size) yield return (i, items.Skip(i).Take(size).ToArray());
+    }
+}
