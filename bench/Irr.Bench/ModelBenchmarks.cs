@@ -51,11 +51,24 @@ internal static class ModelBenchmarks
         var sequences = Enumerable.Range(0, batchSize).Select(_ => Enumerable.Range(0, tokens).Select(_ => rng.Next(config.VocabSize)).ToArray()).ToList();
         var batch = Batch.Create(sequences.Select(s => (IReadOnlyList<int>)s).ToList(), sequences.Select(s => (IReadOnlyList<int>)s).ToList());
         var model = new Transformer(weights);
-        int reps = o.Reps > 0 ? o.Reps : 3;
+        int reps = o.Reps > 0 ? o.Reps : 5;
 
-        double forward = Benchmarks.BestOf(reps, () => model.Loss(batch));
+        // Forward and forward+backward alternate, so drifts of the shared machine's speed hit both alike.
         var grads = Gradients.For(config, config.ExpectedTensors().Select(t => t.Name));
-        double both = Benchmarks.BestOf(reps, () => { grads.Clear(); model.ForwardBackward(batch, grads); });
+        model.Loss(batch);
+        var times = new List<(double Forward, double Both)>();
+        for (int r = 0; r < reps; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            model.Loss(batch);
+            double f = sw.Elapsed.TotalSeconds;
+            grads.Clear();
+            sw.Restart();
+            model.ForwardBackward(batch, grads);
+            times.Add((f, sw.Elapsed.TotalSeconds));
+            Console.WriteLine($"  pass {r + 1}: forward {f:F3} s, forward+backward {times[^1].Both:F3} s (GC pauses so far {GC.GetTotalPauseDuration().TotalSeconds:F2} s, gen2 {GC.CollectionCount(2)})");
+        }
+        double forward = times.Min(x => x.Forward), both = times.Min(x => x.Both);
         double gemm = GemmRate(2048);
 
         long t = batch.TokenCount;

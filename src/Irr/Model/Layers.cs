@@ -210,8 +210,8 @@ internal static class Layers
                 var vh = v.Slice(t0 * kvStride + kvh * headDim);
                 // dV (len,D) += Pᵀ (len,len) · dO (len,D)
                 Gemm.Compute(Transpose.Yes, Transpose.No, len, headDim, len, 1f, p, len, dO, qStride, 1f, dv.Slice(t0 * kvStride + kvh * headDim), kvStride);
-                // dP (len,len) = dO (len,D) · V (len,D)ᵀ
-                Gemm.Compute(Transpose.No, Transpose.Yes, len, len, headDim, 1f, dO, qStride, vh, kvStride, 0f, dpS, len);
+                // dP (len,len) = dO (len,D) · V (len,D)ᵀ, lower triangle only (P is zero above it)
+                Gemm.ComputeLower(Transpose.No, Transpose.Yes, len, headDim, 1f, dO, qStride, vh, kvStride, 0f, dpS, len);
                 // dS = P ∘ (dP − Σ_j dP_ij P_ij), row by row (zero above the diagonal since P is)
                 for (int i = 0; i < len; i++)
                 {

@@ -27,8 +27,11 @@ public sealed record LossResult(double Loss, int LabelledTokens, float[] TargetL
 /// </summary>
 public sealed class Transformer
 {
-    /// <summary>Rows of tokens whose logits are formed at once (bounds the T × V logits buffer).</summary>
-    private const int LogitRows = 256;
+    /// <summary>
+    /// Logits formed at once: at most 256 rows (measured faster than larger chunks) and 32 MB, which
+    /// bounds the rows × V buffer of the head for large vocabularies.
+    /// </summary>
+    private const int LogitRows = 256, LogitBudget = 1 << 23;
 
     private readonly Rope rope;
     private float[] scratch = [];
@@ -77,7 +80,10 @@ public sealed class Transformer
     /// calling <paramref name="hook"/> with each linear module's input.
     /// </summary>
     public void LayerForward(int layer, Span<float> hidden, Batch batch, ModuleInputHook? hook = null)
-        => Forward(layer, hidden, batch, new LayerState(Config, batch, keep: false), hook);
+    {
+        try { Forward(layer, hidden, batch, new LayerState(Config, batch, keep: false, pool), hook); }
+        finally { pool.ReturnAll(); }
+    }
 
     /// <summary>The final RMSNorm of the last hidden states (T, C), in place.</summary>
     public void FinalNorm(Span<float> hidden, int rows)
@@ -93,8 +99,12 @@ public sealed class Transformer
     public float[] Hidden(Batch batch, ModuleInputHook? hook = null)
     {
         var x = Embed(batch);
-        var state = new LayerState(Config, batch, keep: false); // buffers shared by all layers
-        for (int l = 0; l < Config.NumHiddenLayers; l++) Forward(l, x, batch, state, hook);
+        try
+        {
+            var state = new LayerState(Config, batch, keep: false, pool); // buffers shared by all layers
+            for (int l = 0; l < Config.NumHiddenLayers; l++) Forward(l, x, batch, state, hook);
+        }
+        finally { pool.ReturnAll(); }
         FinalNorm(x, batch.TokenCount);
         return x;
     }
@@ -107,7 +117,7 @@ public sealed class Transformer
     public float[] NextTokenLogits(IReadOnlyList<IReadOnlyList<int>> newTokens, KvCache cache, IReadOnlyList<int> cacheSequences)
     {
         var batch = Batch.Create(newTokens, null, cacheSequences.Select(cache.Length).ToArray());
-        var state = new LayerState(Config, batch, keep: false, withProbs: false) { Cache = cache };
+        var state = new LayerState(Config, batch, keep: false, new BufferPool(), withProbs: false) { Cache = cache };
         state.CacheSequenceOfToken = new int[batch.TokenCount];
         for (int i = 0; i < batch.SequenceCount; i++)
             for (int t = batch.Starts[i]; t < batch.Starts[i + 1]; t++) state.CacheSequenceOfToken[t] = cacheSequences[i];
@@ -153,6 +163,12 @@ public sealed class Transformer
     /// </summary>
     public LossResult ForwardBackward(Batch batch, Gradients gradients, float lossScale = 1f)
     {
+        try { return ForwardBackwardPooled(batch, gradients, lossScale); }
+        finally { pool.ReturnAll(); }
+    }
+
+    private LossResult ForwardBackwardPooled(Batch batch, Gradients gradients, float lossScale)
+    {
         int t = batch.TokenCount, c = Config.HiddenSize, layers = Config.NumHiddenLayers;
         // Keep every layer's activations when they fit the budget (backward ≈ 2 forwards); otherwise
         // keep only each layer's input and recompute the rest layer by layer (≈ 3 forwards).
@@ -160,11 +176,15 @@ public sealed class Transformer
         var inputs = new float[layers + 1][];
         var states = new LayerState[layers];
         var x = Embed(batch);
-        var shared = keepAll ? null : new LayerState(Config, batch, keep: false);
+        var shared = keepAll ? null : new LayerState(Config, batch, keep: false, pool);
         for (int l = 0; l < layers; l++)
         {
-            if (keepAll) states[l] = new LayerState(Config, batch, keep: true);
-            else inputs[l] = (float[])x.Clone();
+            if (keepAll) states[l] = new LayerState(Config, batch, keep: true, pool);
+            else
+            {
+                inputs[l] = pool.Rent(t * c);
+                x.CopyTo(inputs[l], 0);
+            }
             Forward(l, x, batch, keepAll ? states[l] : shared!, null);
         }
         inputs[layers] = (float[])x.Clone();
@@ -183,7 +203,7 @@ public sealed class Transformer
 
         // Layers in reverse (recomputing each one's activations from its checkpoint if not kept).
         var buffers = new GradientBuffers();
-        var replay = keepAll ? null : new LayerState(Config, batch, keep: true);
+        var replay = keepAll ? null : new LayerState(Config, batch, keep: true, pool);
         for (int l = layers - 1; l >= 0; l--)
         {
             var state = keepAll ? states[l] : replay!;
@@ -205,23 +225,58 @@ public sealed class Transformer
 
     // ---- one decoder layer ---------------------------------------------------------------------
 
-    // A layer's activations (for the backward pass when `keep`) and its gradient buffers, sized for
-    // one batch and reused by every layer.
+    /// <summary>
+    /// Activation buffers by exact length, handed out during a pass and taken back at its end, so
+    /// repeated passes over batches of the same shape reuse memory instead of faulting in fresh pages
+    /// (which costs seconds per pass on a VM whose host reclaims freed memory).
+    /// </summary>
+    private sealed class BufferPool
+    {
+        private readonly Dictionary<int, Stack<float[]>> free = [];
+        private readonly List<float[]> lent = [];
+
+        // An array of exactly `length` floats with unspecified contents.
+        public float[] Rent(int length)
+        {
+            if (length == 0) return [];
+            var buffer = free.TryGetValue(length, out var stack) && stack.Count > 0 ? stack.Pop() : new float[length];
+            lent.Add(buffer);
+            return buffer;
+        }
+
+        // Takes back everything lent; arrays of shapes not seen again are dropped after the next pass.
+        public void ReturnAll()
+        {
+            var keep = lent.Select(b => b.Length).ToHashSet();
+            foreach (int length in free.Keys.Where(l => !keep.Contains(l)).ToList()) free.Remove(length);
+            foreach (var b in lent)
+            {
+                if (!free.TryGetValue(b.Length, out var stack)) free[b.Length] = stack = new Stack<float[]>();
+                stack.Push(b);
+            }
+            lent.Clear();
+        }
+    }
+
+    private readonly BufferPool pool = new();
+
+    // A layer's activations (for the backward pass when `keep`), sized for one batch. Every buffer
+    // is fully written by the forward pass before it is read, so pooled contents do not matter.
     private sealed class LayerState
     {
-        public LayerState(ModelConfig config, Batch batch, bool keep, bool withProbs = true)
+        public LayerState(ModelConfig config, Batch batch, bool keep, BufferPool pool, bool withProbs = true)
         {
             Keep = keep;
             int t = batch.TokenCount, c = config.HiddenSize, q = config.NumAttentionHeads * config.HeadDim;
             int kv = config.NumKeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
-            X = keep ? new float[t * c] : [];
-            X2 = keep ? new float[t * c] : [];
-            A = new float[t * c]; B = new float[t * c]; Rstd1 = new float[t]; Rstd2 = new float[t];
-            Q = new float[t * q]; O = new float[t * q]; K = new float[t * kv]; V = new float[t * kv];
-            Probs = withProbs ? new float[Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads)] : [];
-            G = new float[t * inter]; U = new float[t * inter]; M = new float[t * inter];
-            Residual = new float[t * c];
-            Norm = new float[c];
+            X = keep ? pool.Rent(t * c) : [];
+            X2 = keep ? pool.Rent(t * c) : [];
+            A = pool.Rent(t * c); B = pool.Rent(t * c); Rstd1 = pool.Rent(t); Rstd2 = pool.Rent(t);
+            Q = pool.Rent(t * q); O = pool.Rent(t * q); K = pool.Rent(t * kv); V = pool.Rent(t * kv);
+            Probs = withProbs ? pool.Rent(checked((int)Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads))) : [];
+            G = pool.Rent(t * inter); U = pool.Rent(t * inter); M = pool.Rent(t * inter);
+            Residual = pool.Rent(t * c);
+            Norm = pool.Rent(c);
         }
 
         // Bytes a kept state holds for a batch (the activations the backward pass reads).
@@ -398,7 +453,7 @@ public sealed class Transformer
 
     // ---- head and loss -------------------------------------------------------------------------
 
-    // Logits (rows of LogitRows at a time) = h · W_lmᵀ, cross-entropy against targets; with a
+    // Logits (a chunk of rows at a time) = h · W_lmᵀ, cross-entropy against targets; with a
     // gradient request, dh (T,C) += ∂L/∂h · scale and the lm_head gradient as requested.
     private LossResult HeadLoss(float[] h, int[] targets, Gradients? gradients, (float[] Dh, float Scale) back)
     {
@@ -411,10 +466,11 @@ public sealed class Transformer
         var dW = gradients is null ? Span<float>.Empty : gradients.Of(LmHead);
         float gradScale = back.Dh is null ? 0f : back.Scale / labelled;
         double total = 0;
-        var logits = new float[Math.Min(LogitRows, t) * v];
-        for (int r0 = 0; r0 < t; r0 += LogitRows)
+        int chunkRows = Math.Clamp(LogitBudget / v, 16, LogitRows);
+        var logits = new float[chunkRows * v];
+        for (int r0 = 0; r0 < t; r0 += chunkRows)
         {
-            int rows = Math.Min(LogitRows, t - r0);
+            int rows = Math.Min(chunkRows, t - r0);
             var chunk = logits.AsSpan(0, rows * v);
             var hChunk = h.AsSpan(r0 * c, rows * c);
             Layers.LinearForward(chunk, hChunk, w, [], rows, c, v);
