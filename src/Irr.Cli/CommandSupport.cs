@@ -16,9 +16,9 @@ internal static class CommandSupport
 
     public static Option<string> SystemPromptOption() => new("--system-prompt") { Description = "none, llama2 (the Llama-2 default system prompt) or literal text", DefaultValueFactory = _ => "none" };
 
-    public static Option<int> MaxLengthOption(int defaultValue) => new("--max-length") { Description = $"keep the first N tokens of each record (default {defaultValue})", DefaultValueFactory = _ => defaultValue };
+    public static Option<int> MaxLengthOption(int defaultValue) => new("--max-length") { Description = $"keep the first N tokens of each record", DefaultValueFactory = _ => defaultValue };
 
-    public static Option<int> BatchSizeOption(int defaultValue, string what) => new("--batch-size") { Description = $"{what} per batch (default {defaultValue})", DefaultValueFactory = _ => defaultValue };
+    public static Option<int> BatchSizeOption(int defaultValue, string what) => new("--batch-size") { Description = $"{what} per batch", DefaultValueFactory = _ => defaultValue };
 
     /// <summary>The weights (streamed, with the adapter merged on the fly) and the tokenizer (the base model's).</summary>
     public static (CheckpointWeights Weights, PretrainedTokenizer Tokenizer) Load(string model, string? adapter)

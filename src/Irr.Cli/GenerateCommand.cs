@@ -14,9 +14,9 @@ internal static class GenerateCommand
         var adapter = CommandSupport.AdapterOption();
         var prompts = new Option<string>("--prompts") { Description = "prompts: JSON array or JSONL of strings, {prompt}, or {instruction, input}", Required = true };
         var system = CommandSupport.SystemPromptOption();
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "most tokens generated per prompt (default 256)", DefaultValueFactory = _ => 256 };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "most tokens generated per prompt", DefaultValueFactory = _ => 256 };
         var temperature = new Option<float>("--temperature") { Description = "0 (the default) decodes greedily; above 0 samples" };
-        var topP = new Option<float>("--top-p") { Description = "nucleus sampling mass (default 1: off)", DefaultValueFactory = _ => 1f };
+        var topP = new Option<float>("--top-p") { Description = "nucleus sampling: keep the most likely tokens up to this probability mass (1: off)", DefaultValueFactory = _ => 1f };
         var topK = new Option<int>("--top-k") { Description = "sample among the k most likely tokens (default 0: off)" };
         var seed = new Option<int>("--seed") { Description = "sampling seed (default 0)" };
         var batchSize = CommandSupport.BatchSizeOption(8, "prompts");
