@@ -1,0 +1,238 @@
+using System.Numerics.Tensors;
+using Irr.Tensors;
+
+namespace Irr.Realign;
+
+/// <summary>How the removal mask of a block is chosen (IRR-SPEC step 3).</summary>
+public enum RealignMethod
+{
+    /// <summary>Remove the deltas whose sign conflicts with the safety vector, except a fraction s with the lowest Fisher.</summary>
+    Irr,
+    /// <summary>Score F on conflicts and −F elsewhere over the whole block; keep the lowest fraction s (removes all conflicts first, then the least safety-important agreeing deltas).</summary>
+    IrrMore,
+    /// <summary>Ablation without the sign test: score F over the whole block; keep the lowest fraction s.</summary>
+    FisherOnly,
+}
+
+/// <summary>Options of the per-matrix identify/remove/recalibrate step.</summary>
+public sealed record ObsOptions
+{
+    /// <summary>Mask rule.</summary>
+    public RealignMethod Method { get; init; } = RealignMethod.Irr;
+
+    /// <summary>s: the fraction of candidates kept (0 removes every conflicting delta).</summary>
+    public double Sparsity { get; init; }
+
+    /// <summary>Columns per block.</summary>
+    public int BlockSize { get; init; } = 128;
+
+    /// <summary>Damping as a fraction of mean(diag H).</summary>
+    public double PercDamp { get; init; } = 0.01;
+
+    /// <summary>false: "w/o recalibration" — removed deltas become 0, the rest keep their values.</summary>
+    public bool Recalibrate { get; init; } = true;
+
+    /// <summary>Retries with 10× the damping after a failed Cholesky factorisation.</summary>
+    public int MaxDampingRetries { get; init; } = 4;
+}
+
+/// <summary>The upper Cholesky factor of the damped inverse Hessian of one module input, shared by the modules that read it.</summary>
+/// <param name="U">Upper-triangular U (cols × cols) with (H + λI)⁻¹ = UᵀU.</param>
+/// <param name="Columns">cols.</param>
+/// <param name="Dead">Columns whose H_jj was 0 (set to 1 before damping).</param>
+/// <param name="Lambda">The damping λ added to the diagonal.</param>
+/// <param name="PercDamp">The percdamp that produced λ (after retries).</param>
+/// <param name="Retries">Failed factorisations before this one.</param>
+public sealed record HessianFactor(float[] U, int Columns, bool[] Dead, double Lambda, double PercDamp, int Retries);
+
+/// <summary>What one matrix's realignment did.</summary>
+/// <param name="Parameters">rows × cols.</param>
+/// <param name="Conflicts">Deltas whose sign conflicted with the safety vector, counted per block on the compensated values.</param>
+/// <param name="Removed">Deltas removed.</param>
+/// <param name="Error">SparseGPT's loss Σ e²/2.</param>
+/// <param name="Untouched">True when nothing was removed: the matrix is exactly its input.</param>
+public sealed record ObsResult(long Parameters, long Conflicts, long Removed, double Error, bool Untouched);
+
+/// <summary>
+/// IRR's per-matrix step (IRR-SPEC step 3.3): on the delta W = Δ (rows × cols), block by block of
+/// columns, choose the removal mask from the current (compensated) block, zero the removed deltas and
+/// spread the error over the columns not yet processed with SparseGPT's OBS update
+/// (Frantar &amp; Alistarh 2023, Algorithm 1), using U, the upper Cholesky factor of H⁻¹.
+/// </summary>
+public static class ObsRecalibrator
+{
+    /// <summary>
+    /// Dead inputs (H_jj = 0 → 1), damping λ = percdamp·mean(diag H), and U = chol((H + λI)⁻¹) (upper).
+    /// A failed factorisation retries with 10× the damping (0.01 if percdamp is 0), up to the retry limit;
+    /// the last failure is returned as null with the Cholesky result.
+    /// </summary>
+    /// <param name="hessian">H (cols × cols), symmetric; not modified.</param>
+    /// <param name="columns">cols.</param>
+    /// <param name="options">percdamp and the retry limit.</param>
+    /// <param name="failure">The Cholesky outcome of the last attempt when it failed.</param>
+    public static HessianFactor? Factor(ReadOnlySpan<float> hessian, int columns, ObsOptions options, out CholeskyResult failure)
+    {
+        int n = columns;
+        var dead = new bool[n];
+        var h = hessian.ToArray();
+        double diagSum = 0;
+        for (int j = 0; j < n; j++)
+        {
+            ref float d = ref h[j * n + j];
+            if (d == 0f) { d = 1f; dead[j] = true; }
+            diagSum += d;
+        }
+        double mean = diagSum / Math.Max(n, 1);
+        double percdamp = options.PercDamp;
+        failure = CholeskyResult.Ok;
+        for (int attempt = 0; attempt <= options.MaxDampingRetries; attempt++)
+        {
+            if (attempt > 0) percdamp = percdamp == 0 ? 0.01 : percdamp * 10;
+            float lambda = (float)(percdamp * mean);
+            var u = (float[])h.Clone();
+            for (int j = 0; j < n; j++) u[j * n + j] += lambda;                  // H += λI
+            var r = Cholesky.InverseUpperFactor(u, n);                          // U = chol((H + λI)⁻¹), upper
+            if (r.Success) return new HessianFactor(u, n, dead, lambda, percdamp, attempt);
+            failure = r;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Realigns one matrix in place: <paramref name="w"/> holds Δ = W_F − W_A (rows × cols) on entry and
+    /// the edited delta on return. <paramref name="removed"/> (rows × cols), if not empty, receives the
+    /// removal mask.
+    /// </summary>
+    public static ObsResult Apply(Span<float> w, int rows, int columns, HessianFactor factor, ReadOnlySpan<float> safetyVector,
+        ReadOnlySpan<float> fisher, ObsOptions options, Span<bool> removed = default)
+        => Apply(w, rows, columns, factor, safetyVector, fisher, options, removed, fixedMask: default);
+
+    /// <summary>As <see cref="Apply(Span{float}, int, int, HessianFactor, ReadOnlySpan{float}, ReadOnlySpan{float}, ObsOptions, Span{bool})"/>, with an optional mask given instead of chosen (for tests).</summary>
+    internal static ObsResult Apply(Span<float> w, int rows, int columns, HessianFactor factor, ReadOnlySpan<float> safetyVector,
+        ReadOnlySpan<float> fisher, ObsOptions options, Span<bool> removed, ReadOnlySpan<bool> fixedMask)
+    {
+        int n = columns, bs = Math.Max(1, options.BlockSize);
+        if (factor.Columns != n) throw new ArgumentException($"The factor is {factor.Columns} wide, the matrix {n}.", nameof(factor));
+        if (w.Length != (long)rows * n || safetyVector.Length != w.Length || fisher.Length != w.Length)
+            throw new ArgumentException("Delta, safety vector and Fisher must all be rows × cols.");
+        if (!removed.IsEmpty) removed.Clear();
+        var u = factor.U;
+
+        // Dead inputs: W[:, j] = 0.
+        for (int j = 0; j < n; j++)
+            if (factor.Dead[j])
+                for (int r = 0; r < rows; r++) w[r * n + j] = 0f;
+
+        long conflicts = 0, removedCount = 0;
+        double error = 0;
+        var mask = new bool[rows * bs];
+        var e = new float[rows * bs];               // E (rows × block): the scaled errors of the block
+        for (int i1 = 0; i1 < n; i1 += bs)
+        {
+            int i2 = Math.Min(i1 + bs, n), width = i2 - i1;
+            var blockMask = mask.AsSpan(0, rows * width);
+            // R: chosen from the block's current, compensated values, fixed for the block.
+            conflicts += fixedMask.IsEmpty
+                ? ChooseMask(w, safetyVector, fisher, rows, n, i1, width, options, blockMask)
+                : CopyMask(fixedMask, rows, n, i1, width, blockMask, w, safetyVector);
+            var err = e.AsSpan(0, rows * width);
+            for (int i = i1; i < i2; i++)
+            {
+                float d = u[i * n + i];
+                for (int r = 0; r < rows; r++)
+                {
+                    // q = W[:, i] with the removed entries set to 0;  e = (W[:, i] − q) / U_ii
+                    float value = w[r * n + i];
+                    bool remove = blockMask[r * width + (i - i1)];
+                    float er = remove ? value / d : 0f;
+                    err[r * width + (i - i1)] = er;
+                    if (!remove) continue;
+                    removedCount++;
+                    if (!removed.IsEmpty) removed[r * n + i] = true;
+                    error += 0.5 * er * (double)er;                          // Σ e²/2
+                    w[r * n + i] = 0f;                                       // W[:, i] = q
+                    // W[:, i+1:i2] −= e ⊗ U[i, i+1:i2]  (inside the block)
+                    if (options.Recalibrate && i + 1 < i2)
+                    {
+                        var row = w.Slice(r * n + i + 1, i2 - i - 1);
+                        TensorPrimitives.FusedMultiplyAdd(u.AsSpan(i * n + i + 1, i2 - i - 1), -er, row, row);
+                    }
+                }
+            }
+            // W[:, i2:] −= E · U[i1:i2, i2:]  (lazy update of the remaining columns)
+            if (options.Recalibrate && i2 < n)
+                Gemm.Compute(Transpose.No, Transpose.No, rows, n - i2, width, -1f, err, width, u.AsSpan(i1 * n + i2), n, 1f, w[i2..], n);
+        }
+        return new ObsResult((long)rows * n, conflicts, removedCount, error, removedCount == 0);
+    }
+
+    // sign(W) ≠ sign(v), three-valued with sign(±0) = 0
+    private static bool Conflict(float w, float v) => Math.Sign(w) != Math.Sign(v);
+
+    // The block's removal mask (rows × width) per the method; returns the block's conflict count.
+    private static long ChooseMask(ReadOnlySpan<float> w, ReadOnlySpan<float> v, ReadOnlySpan<float> f, int rows, int n, int i1, int width,
+        ObsOptions o, Span<bool> mask)
+    {
+        mask.Clear();
+        int count = rows * width;
+        long conflicts = 0;
+        var positions = new List<int>(o.Method == RealignMethod.Irr ? count / 2 : count); // block positions r·width + c, row-major
+        var keys = new List<float>(positions.Capacity);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < width; c++)
+            {
+                int at = r * n + i1 + c;
+                bool conflict = Conflict(w[at], v[at]);
+                if (conflict) conflicts++;
+                switch (o.Method)
+                {
+                    case RealignMethod.Irr when conflict:
+                        positions.Add(r * width + c); keys.Add(f[at]); break;
+                    case RealignMethod.IrrMore:
+                        positions.Add(r * width + c); keys.Add(conflict ? f[at] : -f[at]); break;
+                    case RealignMethod.FisherOnly:
+                        positions.Add(r * width + c); keys.Add(f[at]); break;
+                }
+            }
+        // Keep the first ⌊count·s⌋ in ascending key order (stable: row-major position breaks ties), remove the rest.
+        long keep = (long)(positions.Count * o.Sparsity);
+        foreach (int p in LowestRemainder(keys, positions, keep)) mask[p] = true;
+        return conflicts;
+    }
+
+    // Positions not among the `keep` lowest keys, where equal keys are ordered by position (positions ascend).
+    private static IEnumerable<int> LowestRemainder(List<float> keys, List<int> positions, long keep)
+    {
+        if (keep >= keys.Count) yield break;
+        if (keep <= 0)
+        {
+            foreach (int p in positions) yield return p;
+            yield break;
+        }
+        var sorted = keys.ToArray();
+        Array.Sort(sorted);
+        float threshold = sorted[keep - 1];
+        long below = 0;
+        foreach (float k in keys) if (k < threshold) below++;
+        long tiesKept = keep - below; // the first `tiesKept` keys equal to the threshold, in position order, are kept
+        for (int i = 0; i < keys.Count; i++)
+        {
+            float k = keys[i];
+            if (k < threshold) continue;
+            if (k == threshold && tiesKept > 0) { tiesKept--; continue; }
+            yield return positions[i];
+        }
+    }
+
+    private static long CopyMask(ReadOnlySpan<bool> fixedMask, int rows, int n, int i1, int width, Span<bool> mask, ReadOnlySpan<float> w, ReadOnlySpan<float> v)
+    {
+        long conflicts = 0;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < width; c++)
+            {
+                mask[r * width + c] = fixedMask[r * n + i1 + c];
+                if (Conflict(w[r * n + i1 + c], v[r * n + i1 + c])) conflicts++;
+            }
+        return conflicts;
+    }
+}
