@@ -73,6 +73,9 @@ public static class Program
             ScoreCommand.Create(),
             GenerateCommand.Create(),
             TrainCommand.Create(),
+            SafetyVectorCommand.Create(),
+            FisherCommand.Create(),
+            RealignCommand.Create(),
         };
         // `irr` on its own shows the help, like `irr --help`.
         root.SetAction(parseResult => new HelpAction().Invoke(parseResult));

@@ -42,7 +42,7 @@ public sealed class CheckpointWriterOptions
 /// </summary>
 public sealed class CheckpointWriter : IDisposable
 {
-    private readonly OutputDirectory output;
+    private readonly Func<string, string> pathOf;
     private readonly CheckpointWriterOptions options;
     private readonly List<List<TensorSpec>> shards;
     private readonly string[] fileNames;
@@ -51,9 +51,9 @@ public sealed class CheckpointWriter : IDisposable
     private byte[] buffer = [];
     private bool completed;
 
-    private CheckpointWriter(OutputDirectory output, CheckpointWriterOptions options, List<List<TensorSpec>> shards)
+    private CheckpointWriter(Func<string, string> pathOf, CheckpointWriterOptions options, List<List<TensorSpec>> shards)
     {
-        this.output = output;
+        this.pathOf = pathOf;
         this.options = options;
         this.shards = shards;
         int n = shards.Count;
@@ -67,12 +67,41 @@ public sealed class CheckpointWriter : IDisposable
 
     /// <summary>Plans the files for <paramref name="tensors"/> (written later in this order).</summary>
     public static CheckpointWriter Create(OutputDirectory output, IReadOnlyList<TensorSpec> tensors, CheckpointWriterOptions? options = null)
+        => Create(output.PathOf, tensors, options);
+
+    /// <summary>Plans files whose paths <paramref name="pathOf"/> gives from their names.</summary>
+    internal static CheckpointWriter Create(Func<string, string> pathOf, IReadOnlyList<TensorSpec> tensors, CheckpointWriterOptions? options = null)
     {
         options ??= new CheckpointWriterOptions();
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in tensors)
             if (!names.Add(t.Name)) throw new ArgumentException($"Tensor '{t.Name}' is listed twice.", nameof(tensors));
-        return new CheckpointWriter(output, options, PlanShards(tensors, options.MaxShardBytes));
+        return new CheckpointWriter(pathOf, options, PlanShards(tensors, options.MaxShardBytes));
+    }
+
+    /// <summary>
+    /// Writes one safetensors file at <paramref name="path"/> whole or not at all: into a temporary
+    /// name beside it, renamed when <paramref name="write"/> has written every planned tensor.
+    /// </summary>
+    public static void WriteFile(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string> metadata, Action<CheckpointWriter> write)
+    {
+        string full = Path.GetFullPath(path);
+        string dir = Path.GetDirectoryName(full) ?? ".";
+        Directory.CreateDirectory(dir);
+        string temporary = Path.Combine(dir, $".{Path.GetFileName(full)}.irr-tmp-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
+        try
+        {
+            using (var writer = Create(_ => temporary, tensors, new CheckpointWriterOptions { MaxShardBytes = long.MaxValue, Metadata = metadata }))
+            {
+                write(writer);
+                writer.Complete();
+            }
+            File.Move(temporary, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temporary)) File.Delete(temporary);
+        }
     }
 
     /// <summary>Splits tensors, in order, into shards of at most <paramref name="maxBytes"/> (a larger tensor goes alone).</summary>
@@ -197,7 +226,7 @@ public sealed class CheckpointWriter : IDisposable
             offset += t.ByteLength;
         }
         byte[] header = SafetensorsFile.EncodeHeader(options.Metadata, entries);
-        stream = new FileStream(output.PathOf(fileNames[shard]), FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        stream = new FileStream(pathOf(fileNames[shard]), FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
         Span<byte> length = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
         stream.Write(length);
@@ -223,7 +252,7 @@ public sealed class CheckpointWriter : IDisposable
             ["weight_map"] = weightMap,
         };
         string json = JsonSerializer.Serialize(index, new JsonSerializerOptions { WriteIndented = true }) + "\n";
-        File.WriteAllText(output.PathOf($"{options.FilePrefix}.safetensors.index.json"), json, SafetensorsFile.Utf8);
+        File.WriteAllText(pathOf($"{options.FilePrefix}.safetensors.index.json"), json, SafetensorsFile.Utf8);
     }
 
     private void EnsureBuffer(int bytes)

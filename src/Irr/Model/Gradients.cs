@@ -9,6 +9,8 @@ public sealed class Gradients
 {
     private readonly Dictionary<string, float[]> buffers = new(StringComparer.Ordinal);
 
+    private Gradients() { }
+
     /// <summary>Zeroed buffers for the named tensors, with the lengths <paramref name="lengthOf"/> gives.</summary>
     public Gradients(IEnumerable<string> names, Func<string, long> lengthOf)
     {
@@ -20,6 +22,23 @@ public sealed class Gradients
     {
         var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape.Aggregate(1L, (a, d) => a * d), StringComparer.Ordinal);
         return new Gradients(names, n => shapes.TryGetValue(n, out long len) ? len : throw new ArgumentException($"'{n}' is not a tensor of {config.Architecture}."));
+    }
+
+    /// <summary>
+    /// Buffers for <paramref name="modules"/> (q_proj …) of every layer, where all layers share one
+    /// buffer per module: valid only for a caller that consumes a layer's gradients before the backward
+    /// pass reaches the next layer (the <c>afterLayer</c> callback of the backward pass) and clears them.
+    /// </summary>
+    public static Gradients SharedAcrossLayers(IO.ModelConfig config, IReadOnlyList<string> modules)
+    {
+        var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape.Aggregate(1L, (a, d) => a * d), StringComparer.Ordinal);
+        var g = new Gradients();
+        foreach (string module in modules)
+        {
+            var shared = new float[checked((int)shapes[IO.ModelConfig.LinearWeightName(0, module)])];
+            for (int l = 0; l < config.NumHiddenLayers; l++) g.buffers[IO.ModelConfig.LinearWeightName(l, module)] = shared;
+        }
+        return g;
     }
 
     /// <summary>The names with buffers.</summary>

@@ -161,13 +161,18 @@ public sealed class Transformer
     /// <paramref name="gradients"/> for the parameters it holds (base weights and LoRA matrices by
     /// name; others are not computed). Returns the loss.
     /// </summary>
-    public LossResult ForwardBackward(Batch batch, Gradients gradients, float lossScale = 1f)
+    /// <param name="batch">The labelled batch.</param>
+    /// <param name="gradients">Where the gradients go (accumulated).</param>
+    /// <param name="lossScale">Multiplies the gradients.</param>
+    /// <param name="afterLayer">Called after the backward pass of each decoder layer, in reverse order,
+    /// when that layer's gradients are complete.</param>
+    public LossResult ForwardBackward(Batch batch, Gradients gradients, float lossScale = 1f, Action<int>? afterLayer = null)
     {
-        try { return ForwardBackwardPooled(batch, gradients, lossScale); }
+        try { return ForwardBackwardPooled(batch, gradients, lossScale, afterLayer); }
         finally { pool.ReturnAll(); }
     }
 
-    private LossResult ForwardBackwardPooled(Batch batch, Gradients gradients, float lossScale)
+    private LossResult ForwardBackwardPooled(Batch batch, Gradients gradients, float lossScale, Action<int>? afterLayer)
     {
         int t = batch.TokenCount, c = Config.HiddenSize, layers = Config.NumHiddenLayers;
         // Keep every layer's activations when they fit the budget (backward ≈ 2 forwards); otherwise
@@ -211,6 +216,7 @@ public sealed class Transformer
             Backward(l, dx, batch, state, buffers, gradients);          // dx: ∂L/∂output → ∂L/∂input, in place
             inputs[l] = [];
             states[l] = null!;
+            afterLayer?.Invoke(l);
         }
         if (gradients.Wants("model.embed_tokens.weight"))
             Layers.EmbeddingBackward(gradients.Of("model.embed_tokens.weight"), dx, batch.Tokens, c);

@@ -24,6 +24,9 @@ public interface IWeightSource
 
     /// <summary>Rows [first, first + count) of a 2-D tensor as float32.</summary>
     void LoadRows(string name, int first, int count, Span<float> destination);
+
+    /// <summary>How the tensor is stored (F32 for weights that only exist in memory).</summary>
+    TensorDType StorageType(string name);
 }
 
 /// <summary>Weights streamed from a Hugging Face checkpoint, optionally with a LoRA adapter merged on the fly.</summary>
@@ -100,6 +103,9 @@ public sealed class CheckpointWeights : IWeightSource, IDisposable
         Model.ReadRowsSingle(name, first, count, destination);
     }
 
+    /// <inheritdoc/>
+    public TensorDType StorageType(string name) => Model.Info(name).DType;
+
     /// <summary>Releases the files.</summary>
     public void Dispose()
     {
@@ -163,6 +169,12 @@ public sealed class ParameterSet : IWeightSource
 
     /// <inheritdoc/>
     public bool Contains(string name) => tensors.ContainsKey(name) || (fallback?.Contains(name) ?? false);
+
+    /// <inheritdoc/>
+    public TensorDType StorageType(string name) => !tensors.ContainsKey(name) && fallback is not null ? fallback.StorageType(name) : TensorDType.F32;
+
+    /// <summary>Drops every resident tensor (reads fall back again).</summary>
+    public void Clear() => tensors.Clear();
 
     /// <inheritdoc/>
     public ReadOnlySpan<float> Load(string name, ref float[] scratch)

@@ -166,6 +166,26 @@ public static class ObsRecalibrator
         return new ObsResult((long)rows * n, conflicts, removedCount, error, removedCount == 0);
     }
 
+    /// <summary>
+    /// Identification only (a dry run): the conflicts and the removals the mask rule chooses on the
+    /// uncompensated delta, block by block, without a Hessian.
+    /// </summary>
+    public static (long Conflicts, long Removed) Identify(ReadOnlySpan<float> w, int rows, int columns, ReadOnlySpan<float> safetyVector,
+        ReadOnlySpan<float> fisher, ObsOptions options)
+    {
+        int bs = Math.Max(1, options.BlockSize);
+        var mask = new bool[rows * bs];
+        long conflicts = 0, removed = 0;
+        for (int i1 = 0; i1 < columns; i1 += bs)
+        {
+            int width = Math.Min(bs, columns - i1);
+            var blockMask = mask.AsSpan(0, rows * width);
+            conflicts += ChooseMask(w, safetyVector, fisher, rows, columns, i1, width, options, blockMask);
+            foreach (bool b in blockMask) if (b) removed++;
+        }
+        return (conflicts, removed);
+    }
+
     // sign(W) ≠ sign(v), three-valued with sign(±0) = 0
     private static bool Conflict(float w, float v) => Math.Sign(w) != Math.Sign(v);
 

@@ -1,0 +1,309 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Irr.IO;
+using Irr.Model;
+using Irr.Tensors;
+
+namespace Irr.Realign;
+
+/// <summary>Options of <see cref="Realigner"/>.</summary>
+public sealed record RealignOptions
+{
+    /// <summary>Target modules M.</summary>
+    public IReadOnlyList<string> Modules { get; init; } = TargetModules.All;
+
+    /// <summary>The per-matrix step's options (method, sparsity, block size, damping, recalibration).</summary>
+    public ObsOptions Obs { get; init; } = new();
+
+    /// <summary>Storage type of the output; null keeps each tensor's type in the fine-tuned model.</summary>
+    public TensorDType? OutputDType { get; init; }
+
+    /// <summary>Calibration sequences run through a layer at once (bounds the activation memory).</summary>
+    public int CalibrationBatchSize { get; init; } = 8;
+}
+
+/// <summary>What realignment did to one target matrix.</summary>
+/// <param name="Layer">Decoder layer.</param>
+/// <param name="Module">q_proj …</param>
+/// <param name="Parameters">Entries of the matrix.</param>
+/// <param name="Conflicts">Deltas whose sign conflicted with the safety vector (per block, on compensated values).</param>
+/// <param name="Removed">Deltas removed.</param>
+/// <param name="Lambda">Damping λ added to diag H (NaN in a dry run).</param>
+/// <param name="PercDamp">percdamp that gave λ, after retries.</param>
+/// <param name="DampingRetries">Failed Cholesky factorisations before λ worked.</param>
+/// <param name="ObsError">SparseGPT's loss Σ e²/2 (0 in a dry run).</param>
+/// <param name="Seconds">Time for this matrix (its share of the factorisation included).</param>
+public sealed record ModuleReport(int Layer, string Module, long Parameters, long Conflicts, long Removed,
+    double Lambda, double PercDamp, int DampingRetries, double ObsError, double Seconds)
+{
+    /// <summary>Removed as a percentage of the parameters.</summary>
+    public double RemovedPercent => Parameters == 0 ? 0 : 100.0 * Removed / Parameters;
+}
+
+/// <summary>The result of a realignment: per module, and the time of each phase.</summary>
+public sealed class RealignReport
+{
+    /// <summary>Per target matrix, in layer order.</summary>
+    public List<ModuleReport> Modules { get; } = [];
+
+    /// <summary>Seconds per phase: load, forward, hessian, cholesky, obs, write.</summary>
+    public Dictionary<string, double> PhaseSeconds { get; } = new() { ["load"] = 0, ["forward"] = 0, ["hessian"] = 0, ["cholesky"] = 0, ["obs"] = 0, ["write"] = 0 };
+
+    /// <summary>Calibration tokens (N).</summary>
+    public long CalibrationTokens { get; set; }
+
+    /// <summary>Whether this was identification only.</summary>
+    public bool DryRun { get; set; }
+}
+
+/// <summary>
+/// IRR step 3 (IRR-SPEC): layer by layer, collect each target module's calibration inputs from the
+/// model as it is being repaired, form <c>H = (2/N) Σ x xᵀ</c>, and realign every target matrix with
+/// <see cref="ObsRecalibrator"/>; then run the layer again with the new weights to produce the next
+/// layer's inputs. Weights stream from the checkpoints: at any time one decoder layer is resident in
+/// float32, with the Hessians of its target modules and the calibration activations.
+/// </summary>
+public sealed class Realigner
+{
+    private readonly IWeightSource aligned, finetuned;
+    private readonly SafetensorsFile safetyVector, fisher;
+    private readonly RealignOptions options;
+    private readonly ModelConfig config;
+
+    // The linear modules that read the same input: q/k/v the normed hidden state, gate/up the post-attention one.
+    private static readonly string[][] InputGroups = [["q_proj", "k_proj", "v_proj"], ["o_proj"], ["gate_proj", "up_proj"], ["down_proj"]];
+
+    /// <summary>θ_A, θ_F (a model, or θ_A with a LoRA adapter), the safety vector and the Fisher, checked against each other.</summary>
+    public Realigner(IWeightSource aligned, IWeightSource finetuned, SafetensorsFile safetyVector, SafetensorsFile fisher, RealignOptions options)
+    {
+        this.aligned = aligned;
+        this.finetuned = finetuned;
+        this.safetyVector = safetyVector;
+        this.fisher = fisher;
+        this.options = options;
+        config = finetuned.Config;
+        SafetyVector.CheckSameShapes(aligned, finetuned, options.Modules);
+        CheckVectorFile(safetyVector, "safety vector");
+        CheckVectorFile(fisher, "Fisher");
+    }
+
+    /// <summary>The tensors of the output model, in order, with their storage types.</summary>
+    public IReadOnlyList<TensorSpec> OutputSpecs() =>
+        config.ExpectedTensors().Select(t => new TensorSpec(t.Name, options.OutputDType ?? finetuned.StorageType(t.Name), t.Shape)).ToList();
+
+    /// <summary>Identification only: per target matrix, the conflicts and the removals the rule picks on the uncompensated deltas.</summary>
+    public RealignReport Identify(Action<ModuleReport>? progress = null)
+    {
+        var report = new RealignReport { DryRun = true };
+        float[] a = [], f = [];
+        foreach (string name in TargetModules.WeightNames(config, options.Modules))
+        {
+            var clock = Stopwatch.StartNew();
+            var (layer, module) = TargetModules.Parse(config, name);
+            var (delta, v, fi, rows, cols) = LoadMatrix(name, ref a, ref f, out _);
+            var (conflicts, removed) = ObsRecalibrator.Identify(delta, rows, cols, v, fi, options.Obs);
+            var m = new ModuleReport(layer, module, (long)rows * cols, conflicts, removed, double.NaN, double.NaN, 0, 0, clock.Elapsed.TotalSeconds);
+            report.Modules.Add(m);
+            progress?.Invoke(m);
+        }
+        return report;
+    }
+
+    /// <summary>
+    /// Realigns the model. <paramref name="calibration"/> are the token sequences of the calibration set
+    /// (already formatted and truncated); <paramref name="emit"/> receives every output tensor, in
+    /// <see cref="OutputSpecs"/> order, as float32 values already rounded to the output storage type;
+    /// <paramref name="progress"/> is called after each target matrix.
+    /// </summary>
+    public RealignReport Run(IReadOnlyList<int[]> calibration, Action<string, float[]> emit, Action<ModuleReport>? progress = null)
+    {
+        if (calibration.Count == 0) throw new IrrException("no calibration examples");
+        var report = new RealignReport();
+        var phases = report.PhaseSeconds;
+        var clock = new Stopwatch();
+        void Phase(string name, Action action)
+        {
+            clock.Restart();
+            action();
+            phases[name] += clock.Elapsed.TotalSeconds;
+        }
+
+        var specs = OutputSpecs().ToDictionary(s => s.Name, s => s.DType);
+        var chunks = calibration.Chunk(Math.Max(1, options.CalibrationBatchSize))
+            .Select(c => Batch.Create(c.Select(s => (IReadOnlyList<int>)s).ToList())).ToList();
+        report.CalibrationTokens = chunks.Sum(b => (long)b.TokenCount);
+        var hidden = new List<float[]>();
+        var embedder = new Transformer(finetuned);
+        Phase("forward", () => hidden.AddRange(chunks.Select(embedder.Embed)));
+        Phase("write", () => EmitCopy("model.embed_tokens.weight", specs, emit));
+
+        var layerWeights = new ParameterSet(config, fallback: finetuned);
+        var model = new Transformer(layerWeights);
+        var targets = options.Modules.ToHashSet();
+        float[] scratchA = [], scratchF = [];
+        for (int layer = 0; layer < config.NumHiddenLayers; layer++)
+        {
+            // This layer's weights from θ_F, resident in float32 while it is realigned.
+            string prefix = $"model.layers.{layer}.";
+            var layerNames = config.ExpectedTensors().Select(t => t.Name).Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+            Phase("load", () =>
+            {
+                foreach (string name in layerNames)
+                {
+                    float[] own = [];
+                    var values = finetuned.Load(name, ref own).ToArray();
+                    SafetyVector.RequireFinite(values, name, "fine-tuned model");
+                    layerWeights.Set(name, values);
+                }
+            });
+
+            // Hessians of the inputs the target modules read, from the layer before any edit: H = (2/N) Σ x xᵀ.
+            var groups = InputGroups.Where(g => g.Any(targets.Contains)).ToList();
+            var hessians = groups.ToDictionary(g => g[0], g => (float[]?)null);
+            long tokens = 0;
+            double hessianSeconds = 0;
+            var hessianClock = new Stopwatch();
+            Phase("forward", () =>
+            {
+                for (int c = 0; c < chunks.Count; c++)
+                {
+                    var x = (float[])hidden[c].Clone(); // the inputs stay for the second pass
+                    model.LayerForward(layer, x, chunks[c], (l, module, input, rows, cols) =>
+                    {
+                        if (!hessians.ContainsKey(module)) return;
+                        hessianClock.Restart();
+                        var h = hessians[module] ??= new float[cols * cols];
+                        Syrk.AddXtX(input, rows, cols, 1f, h);
+                        hessianSeconds += hessianClock.Elapsed.TotalSeconds;
+                    });
+                    tokens += chunks[c].TokenCount;
+                }
+            });
+            phases["forward"] -= hessianSeconds;
+            phases["hessian"] += hessianSeconds;
+
+            foreach (var group in groups)
+            {
+                var h = hessians[group[0]]!;
+                TensorPrimitives.Multiply(h, 2f / tokens, h);
+                if (FloatChecks.FirstNonFinite(h) >= 0)
+                    throw new IrrException($"layer {layer}: the calibration inputs of {string.Join("/", group)} are not finite (the model produces NaN or ∞ on the calibration data)");
+                HessianFactor? factor = null;
+                var failure = CholeskyResult.Ok;
+                double choleskySeconds = 0;
+                Phase("cholesky", () =>
+                {
+                    var c = Stopwatch.StartNew();
+                    factor = ObsRecalibrator.Factor(h, (int)Math.Sqrt(h.Length), options.Obs, out failure);
+                    choleskySeconds = c.Elapsed.TotalSeconds;
+                });
+                hessians[group[0]] = null;
+                var modules = group.Where(targets.Contains).ToList();
+                if (factor is null)
+                    throw new IrrException($"layer {layer}, {string.Join("/", modules)}: the Hessian is not positive definite even with {options.Obs.MaxDampingRetries} retries of 10× the damping ({failure})");
+                foreach (string module in modules)
+                {
+                    var moduleClock = Stopwatch.StartNew();
+                    string name = ModelConfig.LinearWeightName(layer, module);
+                    ObsResult result = default!;
+                    float[] edited = [];
+                    Phase("obs", () => (result, edited) = Realign(name, factor, layerWeights[name], ref scratchA, ref scratchF, specs[name]));
+                    layerWeights.Set(name, edited);
+                    var m = new ModuleReport(layer, module, result.Parameters, result.Conflicts, result.Removed, factor.Lambda, factor.PercDamp,
+                        factor.Retries, result.Error, moduleClock.Elapsed.TotalSeconds + choleskySeconds / modules.Count);
+                    report.Modules.Add(m);
+                    progress?.Invoke(m);
+                }
+            }
+
+            // The realigned layer produces the next layer's inputs.
+            Phase("forward", () =>
+            {
+                for (int c = 0; c < chunks.Count; c++) model.LayerForward(layer, hidden[c], chunks[c]);
+            });
+            Phase("write", () =>
+            {
+                foreach (string name in layerNames) emit(name, Rounded(layerWeights[name], specs[name]));
+            });
+            layerWeights.Clear();
+        }
+        Phase("write", () =>
+        {
+            foreach (var spec in OutputSpecs().Where(s => !s.Name.StartsWith("model.layers.", StringComparison.Ordinal) && s.Name != "model.embed_tokens.weight"))
+                EmitCopy(spec.Name, specs, emit);
+        });
+        return report;
+    }
+
+    // One target matrix: Δ = W_F − W_A, the IRR step, and the new weight (rounded to the storage type).
+    private (ObsResult, float[]) Realign(string name, HessianFactor factor, float[] wf, ref float[] scratchA, ref float[] scratchF, TensorDType dtype)
+    {
+        var (delta, v, f, rows, cols) = LoadMatrix(name, ref scratchA, ref scratchF, out var wa);
+        var removed = new bool[delta.Length];
+        var result = ObsRecalibrator.Apply(delta, rows, cols, factor, v, f, options.Obs, removed);
+        if (result.Untouched) return (result, wf);                         // exactly θ_F
+        var edited = new float[delta.Length];
+        if (options.Obs.Recalibrate)
+            TensorPrimitives.Add(wa, delta, edited);                       // W_A + Δ'
+        else
+            for (int i = 0; i < edited.Length; i++) edited[i] = removed[i] ? wa[i] : wf[i]; // θ_A where removed, θ_F elsewhere, exactly
+        return (result, Rounded(edited, dtype));
+    }
+
+    // Δ = W_F − W_A, v and F of a target, checked finite and of the same shape.
+    private (float[] Delta, float[] V, float[] F, int Rows, int Cols) LoadMatrix(string name, ref float[] scratchA, ref float[] scratchF, out float[] wa)
+    {
+        var shape = config.ExpectedTensors().First(t => t.Name == name).Shape;
+        int rows = (int)shape[0], cols = (int)shape[1];
+        wa = aligned.Load(name, ref scratchA).ToArray();
+        var wf = finetuned.Load(name, ref scratchF);
+        SafetyVector.RequireFinite(wa, name, "aligned model");
+        SafetyVector.RequireFinite(wf, name, "fine-tuned model");
+        var delta = new float[wa.Length];
+        TensorPrimitives.Subtract(wf, wa, delta);
+        var v = safetyVector.ReadSingle(name);
+        var f = fisher.ReadSingle(name);
+        SafetyVector.RequireFinite(v, name, safetyVector.Path);
+        SafetyVector.RequireFinite(f, name, fisher.Path);
+        return (delta, v, f, rows, cols);
+    }
+
+    private void EmitCopy(string name, Dictionary<string, TensorDType> specs, Action<string, float[]> emit)
+    {
+        float[] own = [];
+        var values = finetuned.Load(name, ref own).ToArray();
+        SafetyVector.RequireFinite(values, name, "fine-tuned model");
+        emit(name, Rounded(values, specs[name]));
+    }
+
+    // The values a float32 array has once stored as `dtype` (between layers the edited weights are cast
+    // to the storage type before the layer is run again, as the reference stores them).
+    private static float[] Rounded(float[] values, TensorDType dtype)
+    {
+        if (dtype == TensorDType.F32) return values;
+        var type = dtype.ToDType();
+        var bytes = new byte[values.Length * dtype.SizeOf()];
+        var result = new float[values.Length];
+        DTypes.FromSingle(type, values, bytes);
+        DTypes.ToSingle(type, bytes, result);
+        return result;
+    }
+
+    // The safety vector / Fisher file has every target with the weight's shape and a float type.
+    private void CheckVectorFile(SafetensorsFile file, string what)
+    {
+        var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);
+        var missing = new List<string>();
+        foreach (string name in TargetModules.WeightNames(config, options.Modules))
+        {
+            if (!file.TryGet(name, out var info)) { missing.Add(name); continue; }
+            if (!info.Shape.SequenceEqual(shapes[name]))
+                throw new IrrException($"{file.Path}: tensor '{name}' is {info.ShapeText} but the model's weight is [{string.Join(", ", shapes[name])}]");
+            if (!info.DType.IsFloatingSupported())
+                throw new IrrException($"{file.Path}: tensor '{name}' has unsupported dtype {info.DType}");
+        }
+        if (missing.Count > 0)
+            throw new IrrException($"{file.Path}: the {what} lacks {missing.Count} target weight{(missing.Count == 1 ? "" : "s")}: " +
+                                   $"{string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")} (was it computed for other --modules?)");
+    }
+}

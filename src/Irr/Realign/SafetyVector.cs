@@ -1,0 +1,57 @@
+using Irr.IO;
+using Irr.Model;
+using System.Numerics.Tensors;
+using Irr.Tensors;
+
+namespace Irr.Realign;
+
+/// <summary>
+/// IRR step 1: the safety vector <c>v = W_A − W_U</c> (aligned minus unaligned: it points from unsafe to
+/// safe) for every target weight, stored as float32 under the full Hugging Face name.
+/// </summary>
+public static class SafetyVector
+{
+    /// <summary>
+    /// Computes and writes the safety vector, streaming one tensor at a time. <paramref name="progress"/>
+    /// is called after each tensor.
+    /// </summary>
+    public static void Compute(IWeightSource aligned, IWeightSource unaligned, IReadOnlyList<string> modules, string output,
+        IReadOnlyDictionary<string, string> metadata, Action<string>? progress = null)
+    {
+        CheckSameShapes(aligned, unaligned, modules);
+        var names = TargetModules.WeightNames(aligned.Config, modules).ToList();
+        var shapes = aligned.Config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);
+        var specs = names.Select(n => new TensorSpec(n, TensorDType.F32, shapes[n])).ToList();
+        CheckpointWriter.WriteFile(output, specs, metadata, writer =>
+        {
+            float[] a = [], u = [];
+            foreach (string name in names)
+            {
+                var wa = aligned.Load(name, ref a);
+                var wu = unaligned.Load(name, ref u);
+                var v = new float[wa.Length];
+                TensorPrimitives.Subtract(wa, wu, v);                 // v = W_A − W_U
+                RequireFinite(wa, name, "aligned model");
+                RequireFinite(wu, name, "unaligned model");
+                writer.Write(name, v);
+                progress?.Invoke(name);
+            }
+        });
+    }
+
+    /// <summary>Both models have the same dimensions and target shapes, or an <see cref="IrrException"/> names the difference.</summary>
+    internal static void CheckSameShapes(IWeightSource a, IWeightSource b, IReadOnlyList<string> modules)
+    {
+        var (ca, cb) = (a.Config, b.Config);
+        if (ca.HiddenSize != cb.HiddenSize || ca.IntermediateSize != cb.IntermediateSize || ca.NumHiddenLayers != cb.NumHiddenLayers ||
+            ca.NumAttentionHeads != cb.NumAttentionHeads || ca.NumKeyValueHeads != cb.NumKeyValueHeads || ca.HeadDim != cb.HeadDim || ca.VocabSize != cb.VocabSize)
+            throw new IrrException($"{cb.Source}: the models do not share an architecture ({cb} against {ca}, vocab {cb.VocabSize} against {ca.VocabSize})");
+    }
+
+    /// <summary>An <see cref="IrrException"/> naming the tensor if it holds NaN or ±∞.</summary>
+    internal static void RequireFinite(ReadOnlySpan<float> values, string tensor, string where)
+    {
+        long i = FloatChecks.FirstNonFinite(values);
+        if (i >= 0) throw new IrrException($"{where}: tensor '{tensor}' has a non-finite value ({values[(int)i]}) at element {i}");
+    }
+}

@@ -1,0 +1,34 @@
+using Irr.IO;
+
+namespace Irr.Realign;
+
+/// <summary>The target modules M of IRR: names of linear layers inside each decoder layer.</summary>
+public static class TargetModules
+{
+    /// <summary>All seven, in the order of the forward pass.</summary>
+    public static IReadOnlyList<string> All => ModelConfig.LinearModules;
+
+    /// <summary>"all" or a comma-separated list such as "q_proj,v_proj" (validated, in forward order).</summary>
+    public static IReadOnlyList<string> Parse(string? text)
+    {
+        if (text is null || text.Trim() == "all") return All;
+        var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (string n in names)
+            if (!All.Contains(n)) throw new IrrException($"--modules: '{n}' is not one of {string.Join(", ", All)} (or 'all')");
+        if (names.Length == 0) throw new IrrException("--modules is empty");
+        return All.Where(names.Contains).ToArray();
+    }
+
+    /// <summary>Every target weight name of a model, layer by layer.</summary>
+    public static IEnumerable<string> WeightNames(ModelConfig config, IReadOnlyList<string> modules) =>
+        Enumerable.Range(0, config.NumHiddenLayers).SelectMany(l => modules.Select(m => ModelConfig.LinearWeightName(l, m)));
+
+    /// <summary>The layer and module of a target weight name.</summary>
+    public static (int Layer, string Module) Parse(ModelConfig config, string weightName)
+    {
+        foreach (int l in Enumerable.Range(0, config.NumHiddenLayers))
+            foreach (string m in All)
+                if (ModelConfig.LinearWeightName(l, m) == weightName) return (l, m);
+        throw new ArgumentException($"'{weightName}' is not a linear weight.", nameof(weightName));
+    }
+}
