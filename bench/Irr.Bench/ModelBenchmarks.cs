@@ -20,7 +20,7 @@ internal static class ModelBenchmarks
          "num_attention_heads": 12, "num_key_value_heads": 12, "vocab_size": 32000, "rms_norm_eps": 1e-5, "max_position_embeddings": 2048}
         """;
 
-    private const string Config7B = """
+    internal const string Config7BJson = """
         {"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
          "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000, "rms_norm_eps": 1e-5,
          "max_position_embeddings": 4096, "torch_dtype": "bfloat16"}
@@ -91,7 +91,7 @@ internal static class ModelBenchmarks
     private static int Streamed(Options o)
     {
         string dir = o.Dir ?? Path.Combine(Path.GetTempPath(), "irr-bench-llama2-7b-bf16");
-        if (!File.Exists(Path.Combine(dir, "config.json"))) CheckpointBenchmarks.Create(dir, Config7B);
+        if (!File.Exists(Path.Combine(dir, "config.json"))) CheckpointBenchmarks.Create(dir, Config7BJson);
         int tokens = o.Size == 1024 ? 512 : o.Size;
         var rng = new Random(3);
         var seq = Enumerable.Range(0, tokens).Select(_ => rng.Next(32000)).ToArray();

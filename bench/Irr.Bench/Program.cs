@@ -21,6 +21,8 @@ public static class Program
             Console.WriteLine("       Irr.Bench kernel [--threads T]");
             Console.WriteLine("       Irr.Bench read [--dir DIR]                 (a 1.1 B-parameter bf16 checkpoint, made once in DIR)");
             Console.WriteLine("       Irr.Bench model --preset 125m|7b [--size TOKENS] [--dir DIR]");
+            Console.WriteLine("       Irr.Bench obs --size N [--reps R]");
+            Console.WriteLine("       Irr.Bench realign [--dir DIR]               (the 7B scale run; inputs made once in DIR)");
             Console.WriteLine("       Irr.Bench tokenize [--tokenizer PATH] [--size MB] [--reps R]");
             return args.Length == 0 ? 2 : 0;
         }
@@ -36,7 +38,9 @@ public static class Program
                 "kernel" => Benchmarks.Kernel(opts),
                 "read" => CheckpointBenchmarks.Read(opts),
                 "model" => ModelBenchmarks.Run(opts, opts.Preset),
-                _ => Fail($"unknown benchmark '{args[0]}' (expected gemm, cholesky, convert, kernel, read, model or tokenize)"),
+                "obs" => RealignBenchmarks.Obs(opts),
+                "realign" => RealignBenchmarks.Realign(opts),
+                _ => Fail($"unknown benchmark '{args[0]}' (expected gemm, cholesky, convert, kernel, read, model, obs, realign or tokenize)"),
             };
         }
         catch (ArgumentException e)

@@ -77,11 +77,13 @@ public sealed class Transformer
 
     /// <summary>
     /// Runs decoder layer <paramref name="layer"/> on <paramref name="hidden"/> (T, C) in place,
-    /// calling <paramref name="hook"/> with each linear module's input.
+    /// calling <paramref name="hook"/> with each linear module's input. With <paramref name="stopAfter"/>
+    /// the pass ends right after the hook of that module (only the module inputs are wanted; then
+    /// <paramref name="hidden"/> is left unchanged or partly updated and must not be used).
     /// </summary>
-    public void LayerForward(int layer, Span<float> hidden, Batch batch, ModuleInputHook? hook = null)
+    public void LayerForward(int layer, Span<float> hidden, Batch batch, ModuleInputHook? hook = null, string? stopAfter = null)
     {
-        try { Forward(layer, hidden, batch, new LayerState(Config, batch, keep: false, pool), hook); }
+        try { Forward(layer, hidden, batch, new LayerState(Config, batch, keep: false, pool), hook, stopAfter); }
         finally { pool.ReturnAll(); }
     }
 
@@ -316,7 +318,7 @@ public sealed class Transformer
     }
 
     // x (T,C) → x + attn(norm(x)) → + mlp(norm(·)), in place
-    private void Forward(int layer, Span<float> x, Batch batch, LayerState s, ModuleInputHook? hook)
+    private void Forward(int layer, Span<float> x, Batch batch, LayerState s, ModuleInputHook? hook, string? stopAfter = null)
     {
         var cfg = Config;
         int t = batch.TokenCount, c = cfg.HiddenSize, heads = cfg.NumAttentionHeads, kvHeads = cfg.NumKeyValueHeads, d = cfg.HeadDim;
@@ -329,8 +331,11 @@ public sealed class Transformer
         LoadSmall(p + "input_layernorm.weight", s.Norm);
         Layers.RmsNormForward(s.A, s.Rstd1, x, s.Norm, t, c, eps);
         hook?.Invoke(layer, "q_proj", s.A, t, c);
+        if (stopAfter == "q_proj") return;
         hook?.Invoke(layer, "k_proj", s.A, t, c);
+        if (stopAfter == "k_proj") return;
         hook?.Invoke(layer, "v_proj", s.A, t, c);
+        if (stopAfter == "v_proj") return;
 
         // q (T,H·D), k, v (T,KVH·D) = a · W{q,k,v}ᵀ (+ bias), then RoPE on q and k
         Linear(layer, "q_proj", s.A, s.Q, t, c, qDim, s);
@@ -352,6 +357,7 @@ public sealed class Transformer
             Layers.AttentionForward(s.O, s.Probs, s.Q, s.K, s.V, batch.Starts, heads, kvHeads, d);
         }
         hook?.Invoke(layer, "o_proj", s.O, t, qDim);
+        if (stopAfter == "o_proj") return;
         Linear(layer, "o_proj", s.O, s.Residual, t, qDim, c, s);
         TensorPrimitives.Add(x, s.Residual, x);
         if (s.Keep) x.CopyTo(s.X2);
@@ -360,13 +366,16 @@ public sealed class Transformer
         LoadSmall(p + "post_attention_layernorm.weight", s.Norm);
         Layers.RmsNormForward(s.B, s.Rstd2, x, s.Norm, t, c, eps);
         hook?.Invoke(layer, "gate_proj", s.B, t, c);
+        if (stopAfter == "gate_proj") return;
         hook?.Invoke(layer, "up_proj", s.B, t, c);
+        if (stopAfter == "up_proj") return;
 
         // m (T,I) = silu(b·W_gᵀ) · (b·W_uᵀ);  x3 = x2 + m · W_dᵀ
         Linear(layer, "gate_proj", s.B, s.G, t, c, inter, s);
         Linear(layer, "up_proj", s.B, s.U, t, c, inter, s);
         Layers.SwiGluForward(s.M, s.G, s.U);
         hook?.Invoke(layer, "down_proj", s.M, t, inter);
+        if (stopAfter == "down_proj") return;
         Linear(layer, "down_proj", s.M, s.Residual, t, inter, c, s);
         TensorPrimitives.Add(x, s.Residual, x);
     }

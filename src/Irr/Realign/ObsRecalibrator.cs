@@ -135,30 +135,12 @@ public static class ObsRecalibrator
             conflicts += fixedMask.IsEmpty
                 ? ChooseMask(w, safetyVector, fisher, rows, n, i1, width, options, blockMask)
                 : CopyMask(fixedMask, rows, n, i1, width, blockMask, w, safetyVector);
+            // Column by column inside the block. Each row's sequence depends only on that row, so rows
+            // are processed independently (row-major: a row's block stays in L1) and split over threads.
+            var (removedHere, errorHere) = BlockRows(w, rows, n, i1, width, u, blockMask, e, removed, options.Recalibrate);
+            removedCount += removedHere;
+            error += errorHere;
             var err = e.AsSpan(0, rows * width);
-            for (int i = i1; i < i2; i++)
-            {
-                float d = u[i * n + i];
-                for (int r = 0; r < rows; r++)
-                {
-                    // q = W[:, i] with the removed entries set to 0;  e = (W[:, i] − q) / U_ii
-                    float value = w[r * n + i];
-                    bool remove = blockMask[r * width + (i - i1)];
-                    float er = remove ? value / d : 0f;
-                    err[r * width + (i - i1)] = er;
-                    if (!remove) continue;
-                    removedCount++;
-                    if (!removed.IsEmpty) removed[r * n + i] = true;
-                    error += 0.5 * er * (double)er;                          // Σ e²/2
-                    w[r * n + i] = 0f;                                       // W[:, i] = q
-                    // W[:, i+1:i2] −= e ⊗ U[i, i+1:i2]  (inside the block)
-                    if (options.Recalibrate && i + 1 < i2)
-                    {
-                        var row = w.Slice(r * n + i + 1, i2 - i - 1);
-                        TensorPrimitives.FusedMultiplyAdd(u.AsSpan(i * n + i + 1, i2 - i - 1), -er, row, row);
-                    }
-                }
-            }
             // W[:, i2:] −= E · U[i1:i2, i2:]  (lazy update of the remaining columns)
             if (options.Recalibrate && i2 < n)
                 Gemm.Compute(Transpose.No, Transpose.No, rows, n - i2, width, -1f, err, width, u.AsSpan(i1 * n + i2), n, 1f, w[i2..], n);
@@ -186,56 +168,114 @@ public static class ObsRecalibrator
         return (conflicts, removed);
     }
 
+    // For every row r and column i of the block, in column order:
+    //   q = W[r, i] if kept, 0 if removed;  e = (W[r, i] − q) / U_ii;  W[r, i] = q;  W[r, i+1:i2] −= e · U[i, i+1:i2]
+    // E[r, i − i1] = e. Returns the removals and Σ e²/2.
+    private static unsafe (long Removed, double Error) BlockRows(Span<float> w, int rows, int n, int i1, int width, float[] u,
+        ReadOnlySpan<bool> blockMask, float[] e, Span<bool> removed, bool recalibrate)
+    {
+        fixed (float* pw = w)
+        fixed (bool* pm = blockMask, pr = removed)
+        {
+            float* wp = pw;
+            bool* mp = pm, rp = pr;
+            bool track = !removed.IsEmpty;
+            var partial = new (long Removed, double Error)[ThreadTeam.Shared.Size];
+            int threads = (long)rows * width * width < 1 << 20 ? 1 : ThreadTeam.DefaultThreads;
+            ThreadTeam.Shared.Run(threads, (tid, count) =>
+            {
+                var (r0, r1) = ThreadTeam.Split(rows, count, tid);
+                long removedCount = 0;
+                double error = 0;
+                for (int r = r0; r < r1; r++)
+                {
+                    var row = new Span<float>(wp + (long)r * n + i1, width);
+                    var err = e.AsSpan(r * width, width);
+                    for (int c = 0; c < width; c++)
+                    {
+                        if (!mp[r * width + c]) { err[c] = 0f; continue; }
+                        int i = i1 + c;
+                        float er = row[c] / u[(long)i * n + i];
+                        err[c] = er;
+                        removedCount++;
+                        error += 0.5 * er * (double)er;                                  // Σ e²/2
+                        if (track) rp[(long)r * n + i] = true;
+                        row[c] = 0f;                                                     // W[r, i] = q
+                        if (recalibrate && c + 1 < width)                                // W[r, i+1:i2] −= e·U[i, i+1:i2]
+                            TensorPrimitives.FusedMultiplyAdd(u.AsSpan((int)((long)i * n + i + 1), width - c - 1), -er, row[(c + 1)..], row[(c + 1)..]);
+                    }
+                }
+                partial[tid] = (removedCount, error);
+            });
+            return (partial.Sum(p => p.Removed), partial.Sum(p => p.Error));
+        }
+    }
+
     // sign(W) ≠ sign(v), three-valued with sign(±0) = 0
-    private static bool Conflict(float w, float v) => Math.Sign(w) != Math.Sign(v);
+    private static bool Conflict(float w, float v) => (w > 0f) != (v > 0f) || (w < 0f) != (v < 0f);
 
     // The block's removal mask (rows × width) per the method; returns the block's conflict count.
     private static long ChooseMask(ReadOnlySpan<float> w, ReadOnlySpan<float> v, ReadOnlySpan<float> f, int rows, int n, int i1, int width,
         ObsOptions o, Span<bool> mask)
     {
-        mask.Clear();
         int count = rows * width;
         long conflicts = 0;
-        var positions = new List<int>(o.Method == RealignMethod.Irr ? count / 2 : count); // block positions r·width + c, row-major
-        var keys = new List<float>(positions.Capacity);
+        for (int r = 0; r < rows; r++)
+        {
+            var wr = w.Slice(r * n + i1, width);
+            var vr = v.Slice(r * n + i1, width);
+            var mr = mask.Slice(r * width, width);
+            for (int c = 0; c < width; c++)
+            {
+                bool conflict = Conflict(wr[c], vr[c]);
+                mr[c] = conflict;
+                if (conflict) conflicts++;
+            }
+        }
+        // Candidates in row-major order with their scores: the conflicts (irr), or every entry
+        // scored F on conflicts and −F elsewhere (irr-more), or every entry scored F (fisher-only).
+        long candidates = o.Method == RealignMethod.Irr ? conflicts : count;
+        long keep = (long)(candidates * o.Sparsity);                        // ⌊|C|·s⌋, a double product truncated
+        if (o.Method == RealignMethod.Irr && keep == 0) return conflicts;   // remove every conflict
+        var positions = new int[candidates];
+        var keys = new float[candidates];
+        int k = 0;
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < width; c++)
             {
-                int at = r * n + i1 + c;
-                bool conflict = Conflict(w[at], v[at]);
-                if (conflict) conflicts++;
+                int p = r * width + c, at = r * n + i1 + c;
                 switch (o.Method)
                 {
-                    case RealignMethod.Irr when conflict:
-                        positions.Add(r * width + c); keys.Add(f[at]); break;
+                    case RealignMethod.Irr when mask[p]:
+                        positions[k] = p; keys[k++] = f[at]; break;
                     case RealignMethod.IrrMore:
-                        positions.Add(r * width + c); keys.Add(conflict ? f[at] : -f[at]); break;
+                        positions[k] = p; keys[k++] = mask[p] ? f[at] : -f[at]; break;
                     case RealignMethod.FisherOnly:
-                        positions.Add(r * width + c); keys.Add(f[at]); break;
+                        positions[k] = p; keys[k++] = f[at]; break;
                 }
             }
-        // Keep the first ⌊count·s⌋ in ascending key order (stable: row-major position breaks ties), remove the rest.
-        long keep = (long)(positions.Count * o.Sparsity);
+        // Keep the first `keep` in ascending key order (stable: row-major position breaks ties), remove the rest.
+        mask.Clear();
         foreach (int p in LowestRemainder(keys, positions, keep)) mask[p] = true;
         return conflicts;
     }
 
     // Positions not among the `keep` lowest keys, where equal keys are ordered by position (positions ascend).
-    private static IEnumerable<int> LowestRemainder(List<float> keys, List<int> positions, long keep)
+    private static IEnumerable<int> LowestRemainder(float[] keys, int[] positions, long keep)
     {
-        if (keep >= keys.Count) yield break;
+        if (keep >= keys.Length) yield break;
         if (keep <= 0)
         {
             foreach (int p in positions) yield return p;
             yield break;
         }
-        var sorted = keys.ToArray();
+        var sorted = (float[])keys.Clone();
         Array.Sort(sorted);
         float threshold = sorted[keep - 1];
         long below = 0;
         foreach (float k in keys) if (k < threshold) below++;
         long tiesKept = keep - below; // the first `tiesKept` keys equal to the threshold, in position order, are kept
-        for (int i = 0; i < keys.Count; i++)
+        for (int i = 0; i < keys.Length; i++)
         {
             float k = keys[i];
             if (k < threshold) continue;

@@ -95,12 +95,11 @@ public sealed class Realigner
     public RealignReport Identify(Action<ModuleReport>? progress = null)
     {
         var report = new RealignReport { DryRun = true };
-        float[] a = [], f = [];
         foreach (string name in TargetModules.WeightNames(config, options.Modules))
         {
             var clock = Stopwatch.StartNew();
             var (layer, module) = TargetModules.Parse(config, name);
-            var (delta, v, fi, rows, cols) = LoadMatrix(name, ref a, ref f, out _);
+            var (delta, v, fi, rows, cols) = LoadMatrix(name, null, out _);
             var (conflicts, removed) = ObsRecalibrator.Identify(delta, rows, cols, v, fi, options.Obs);
             var m = new ModuleReport(layer, module, (long)rows * cols, conflicts, removed, double.NaN, double.NaN, 0, 0, clock.Elapsed.TotalSeconds);
             report.Modules.Add(m);
@@ -140,7 +139,6 @@ public sealed class Realigner
         var layerWeights = new ParameterSet(config, fallback: finetuned);
         var model = new Transformer(layerWeights);
         var targets = options.Modules.ToHashSet();
-        float[] scratchA = [], scratchF = [];
         for (int layer = 0; layer < config.NumHiddenLayers; layer++)
         {
             // This layer's weights from θ_F, resident in float32 while it is realigned.
@@ -150,8 +148,7 @@ public sealed class Realigner
             {
                 foreach (string name in layerNames)
                 {
-                    float[] own = [];
-                    var values = finetuned.Load(name, ref own).ToArray();
+                    var values = LoadArray(finetuned, name);
                     SafetyVector.RequireFinite(values, name, "fine-tuned model");
                     layerWeights.Set(name, values);
                 }
@@ -159,6 +156,7 @@ public sealed class Realigner
 
             // Hessians of the inputs the target modules read, from the layer before any edit: H = (2/N) Σ x xᵀ.
             var groups = InputGroups.Where(g => g.Any(targets.Contains)).ToList();
+            string lastInput = groups[^1][^1]; // the first pass only needs the module inputs: it stops there
             var hessians = groups.ToDictionary(g => g[0], g => (float[]?)null);
             long tokens = 0;
             double hessianSeconds = 0;
@@ -175,7 +173,7 @@ public sealed class Realigner
                         var h = hessians[module] ??= new float[cols * cols];
                         Syrk.AddXtX(input, rows, cols, 1f, h);
                         hessianSeconds += hessianClock.Elapsed.TotalSeconds;
-                    });
+                    }, stopAfter: lastInput);
                     tokens += chunks[c].TokenCount;
                 }
             });
@@ -207,7 +205,7 @@ public sealed class Realigner
                     string name = ModelConfig.LinearWeightName(layer, module);
                     ObsResult result = default!;
                     float[] edited = [];
-                    Phase("obs", () => (result, edited) = Realign(name, factor, layerWeights[name], ref scratchA, ref scratchF, specs[name]));
+                    Phase("obs", () => (result, edited) = Realign(name, factor, layerWeights[name], specs[name]));
                     layerWeights.Set(name, edited);
                     var m = new ModuleReport(layer, module, result.Parameters, result.Conflicts, result.Removed, factor.Lambda, factor.PercDamp,
                         factor.Retries, result.Error, moduleClock.Elapsed.TotalSeconds + choleskySeconds / modules.Count);
@@ -226,6 +224,10 @@ public sealed class Realigner
                 foreach (string name in layerNames) emit(name, Rounded(layerWeights[name], specs[name]));
             });
             layerWeights.Clear();
+            // A layer's worth of large arrays just became garbage; on a machine with free memory the GC
+            // would let the heap grow by gigabytes before collecting, so collect (and compact) now.
+            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         }
         Phase("write", () =>
         {
@@ -236,9 +238,9 @@ public sealed class Realigner
     }
 
     // One target matrix: Δ = W_F − W_A, the IRR step, and the new weight (rounded to the storage type).
-    private (ObsResult, float[]) Realign(string name, HessianFactor factor, float[] wf, ref float[] scratchA, ref float[] scratchF, TensorDType dtype)
+    private (ObsResult, float[]) Realign(string name, HessianFactor factor, float[] wf, TensorDType dtype)
     {
-        var (delta, v, f, rows, cols) = LoadMatrix(name, ref scratchA, ref scratchF, out var wa);
+        var (delta, v, f, rows, cols) = LoadMatrix(name, wf, out var wa);
         var removed = new bool[delta.Length];
         var result = ObsRecalibrator.Apply(delta, rows, cols, factor, v, f, options.Obs, removed);
         if (result.Untouched) return (result, wf);                         // exactly θ_F
@@ -250,13 +252,13 @@ public sealed class Realigner
         return (result, Rounded(edited, dtype));
     }
 
-    // Δ = W_F − W_A, v and F of a target, checked finite and of the same shape.
-    private (float[] Delta, float[] V, float[] F, int Rows, int Cols) LoadMatrix(string name, ref float[] scratchA, ref float[] scratchF, out float[] wa)
+    // Δ = W_F − W_A, v and F of a target (W_F given, or loaded), checked finite.
+    private (float[] Delta, float[] V, float[] F, int Rows, int Cols) LoadMatrix(string name, float[]? wf, out float[] wa)
     {
         var shape = config.ExpectedTensors().First(t => t.Name == name).Shape;
         int rows = (int)shape[0], cols = (int)shape[1];
-        wa = aligned.Load(name, ref scratchA).ToArray();
-        var wf = finetuned.Load(name, ref scratchF);
+        wa = LoadArray(aligned, name);
+        wf ??= LoadArray(finetuned, name);
         SafetyVector.RequireFinite(wa, name, "aligned model");
         SafetyVector.RequireFinite(wf, name, "fine-tuned model");
         var delta = new float[wa.Length];
@@ -268,10 +270,18 @@ public sealed class Realigner
         return (delta, v, f, rows, cols);
     }
 
-    private void EmitCopy(string name, Dictionary<string, TensorDType> specs, Action<string, float[]> emit)
+    // A tensor as a float32 array of its own (the source's buffer when it filled a fresh one; never mutated here).
+    private static float[] LoadArray(IWeightSource source, string name)
     {
         float[] own = [];
-        var values = finetuned.Load(name, ref own).ToArray();
+        var span = source.Load(name, ref own);
+        return own.Length == span.Length && span.Length > 0 && System.Runtime.CompilerServices.Unsafe.AreSame(
+            ref System.Runtime.InteropServices.MemoryMarshal.GetReference(span), ref own[0]) ? own : span.ToArray();
+    }
+
+    private void EmitCopy(string name, Dictionary<string, TensorDType> specs, Action<string, float[]> emit)
+    {
+        var values = LoadArray(finetuned, name);
         SafetyVector.RequireFinite(values, name, "fine-tuned model");
         emit(name, Rounded(values, specs[name]));
     }
