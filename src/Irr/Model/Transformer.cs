@@ -275,24 +275,24 @@ public sealed class Transformer
         public LayerState(ModelConfig config, Batch batch, bool keep, BufferPool pool, bool withProbs = true)
         {
             Keep = keep;
-            int t = batch.TokenCount, c = config.HiddenSize, q = config.NumAttentionHeads * config.HeadDim;
-            int kv = config.NumKeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
-            X = keep ? pool.Rent(t * c) : [];
-            X2 = keep ? pool.Rent(t * c) : [];
-            A = pool.Rent(t * c); B = pool.Rent(t * c); Rstd1 = pool.Rent(t); Rstd2 = pool.Rent(t);
-            Q = pool.Rent(t * q); O = pool.Rent(t * q); K = pool.Rent(t * kv); V = pool.Rent(t * kv);
-            Probs = withProbs ? pool.Rent(checked((int)Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads))) : [];
-            G = pool.Rent(t * inter); U = pool.Rent(t * inter); M = pool.Rent(t * inter);
-            Residual = pool.Rent(t * c);
-            Norm = pool.Rent(c);
+            int t = batch.TokenCount, c = config.HiddenSize, qDim = config.NumAttentionHeads * config.HeadDim;
+            int kvDim = config.NumKeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
+            AttnResidual = keep ? pool.Rent(t * c) : [];
+            MlpResidual = keep ? pool.Rent(t * c) : [];
+            AttnNorm = pool.Rent(t * c); MlpNorm = pool.Rent(t * c); AttnRstd = pool.Rent(t); MlpRstd = pool.Rent(t);
+            QueryStates = pool.Rent(t * qDim); AttnOutput = pool.Rent(t * qDim); KeyStates = pool.Rent(t * kvDim); ValueStates = pool.Rent(t * kvDim);
+            AttnProbs = withProbs ? pool.Rent(checked((int)Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads))) : [];
+            MlpGate = pool.Rent(t * inter); MlpUp = pool.Rent(t * inter); MlpAct = pool.Rent(t * inter);
+            BranchOutput = pool.Rent(t * c);
+            NormWeight = pool.Rent(c);
         }
 
         // Bytes a kept state holds for a batch (the activations the backward pass reads).
         public static long KeptBytes(ModelConfig config, Batch batch, LoraWeights? lora)
         {
-            long t = batch.TokenCount, c = config.HiddenSize, q = config.NumAttentionHeads * config.HeadDim;
-            long kv = config.NumKeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
-            long floats = t * (6 * c + 2 * q + 2 * kv + 3 * inter + 2) + Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads)
+            long t = batch.TokenCount, c = config.HiddenSize, qDim = config.NumAttentionHeads * config.HeadDim;
+            long kvDim = config.NumKeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
+            long floats = t * (6 * c + 2 * qDim + 2 * kvDim + 3 * inter + 2) + Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads)
                           + (lora is null ? 0 : t * lora.Rank * lora.TargetModules.Count);
             return floats * sizeof(float);
         }
@@ -300,11 +300,29 @@ public sealed class Transformer
         public readonly bool Keep;
         public KvCache? Cache;
         public int[] CacheSequenceOfToken = [];
-        public readonly float[] X, X2, A, B, Rstd1, Rstd2, Q, O, K, V, Probs, G, U, M, Residual, Norm;
+
+        // T = tokens of the batch, C = hidden_size, NH / NKV = attention / key-value heads, HD = head_dim,
+        // I = intermediate_size, L_s = length of sequence s. In forward order:
+        public readonly float[] AttnResidual;  // (T, C) layer input, the residual stream attention adds to: for input_layernorm's backward (only if keep, else empty)
+        public readonly float[] AttnNorm;      // (T, C) input_layernorm(attn_residual): what q_proj/k_proj/v_proj read
+        public readonly float[] AttnRstd;      // (T) input_layernorm's 1/√(mean(x²) + eps) per token
+        public readonly float[] QueryStates;   // (T, NH·HD) q_proj(attn_norm), then rotated by RoPE in place
+        public readonly float[] KeyStates;     // (T, NKV·HD) k_proj(attn_norm), then rotated by RoPE in place
+        public readonly float[] ValueStates;   // (T, NKV·HD) v_proj(attn_norm)
+        public readonly float[] AttnProbs;     // (Σ_s NH·L_s·L_s) causal softmax(q·kᵀ/√HD), (NH, L_s, L_s) per sequence s (empty without withProbs)
+        public readonly float[] AttnOutput;    // (T, NH·HD) attn_probs · value_states (or over the KV cache), heads side by side: what o_proj reads
+        public readonly float[] MlpResidual;   // (T, C) attn_residual + o_proj(attn_output), the residual stream the MLP adds to (only if keep, else empty)
+        public readonly float[] MlpNorm;       // (T, C) post_attention_layernorm(mlp_residual): what gate_proj/up_proj read
+        public readonly float[] MlpRstd;       // (T) post_attention_layernorm's 1/√(mean(x²) + eps) per token
+        public readonly float[] MlpGate;       // (T, I) gate_proj(mlp_norm), before SiLU
+        public readonly float[] MlpUp;         // (T, I) up_proj(mlp_norm)
+        public readonly float[] MlpAct;        // (T, I) silu(mlp_gate) · mlp_up (SwiGLU): what down_proj reads
+        public readonly float[] BranchOutput;  // (T, C) o_proj(attn_output), then down_proj(mlp_act): scratch for what a block adds to the residual stream
+        public readonly float[] NormWeight;    // (C) weight of the RMSNorm at hand (input_layernorm, then post_attention_layernorm)
         public readonly Dictionary<string, float[]> LoraHidden = new(StringComparer.Ordinal); // x·Aᵀ per module
     }
 
-    // Scratch gradients of one layer's backward pass, shared by all layers.
+    // Scratch gradients of one layer's backward pass, shared by all layers (shapes as in LayerState).
     private sealed class GradientBuffers
     {
         public float[] Get(ref float[]? buffer, int length)
@@ -314,7 +332,15 @@ public sealed class Transformer
             return buffer;
         }
 
-        public float[]? Dm, Dg, Du, Db, DO, Dq, Dk, Dv, Da;
+        public float[]? DMlpAct;       // (T, I) ∂L/∂mlp_act, from down_proj's backward
+        public float[]? DMlpGate;      // (T, I) ∂L/∂mlp_gate
+        public float[]? DMlpUp;        // (T, I) ∂L/∂mlp_up
+        public float[]? DMlpNorm;      // (T, C) ∂L/∂mlp_norm, summed over gate_proj and up_proj
+        public float[]? DAttnOutput;   // (T, NH·HD) ∂L/∂attn_output, from o_proj's backward
+        public float[]? DQueryStates;  // (T, NH·HD) ∂L/∂query_states, then (RoPE backward, in place) ∂L/∂q_proj output
+        public float[]? DKeyStates;    // (T, NKV·HD) ∂L/∂key_states, then (RoPE backward, in place) ∂L/∂k_proj output
+        public float[]? DValueStates;  // (T, NKV·HD) ∂L/∂value_states
+        public float[]? DAttnNorm;     // (T, C) ∂L/∂attn_norm, summed over q_proj, k_proj and v_proj
     }
 
     // x (T,C) → x + attn(norm(x)) → + mlp(norm(·)), in place
@@ -325,7 +351,7 @@ public sealed class Transformer
         int qDim = heads * d, kvDim = kvHeads * d, inter = cfg.IntermediateSize;
         string p = $"model.layers.{layer}.";
         float eps = (float)cfg.RmsNormEps;
-        if (s.Keep) x.CopyTo(s.X);
+        if (s.Keep) x.CopyTo(s.AttnResidual);
 
         // The input of a module goes to the hook; with stopAfter the pass ends at that module's input.
         bool Input(string module, float[] input, int columns)
@@ -334,47 +360,48 @@ public sealed class Transformer
             return stopAfter == module;
         }
 
-        // a (T,C) = RMSNorm(x) · input_layernorm
-        LoadSmall(p + "input_layernorm.weight", s.Norm);
-        Layers.RmsNormForward(s.A, s.Rstd1, x, s.Norm, t, c, eps);
-        if (Input("q_proj", s.A, c) || Input("k_proj", s.A, c) || Input("v_proj", s.A, c)) return;
+        // attn_norm (T,C) = RMSNorm(x) · input_layernorm
+        LoadSmall(p + "input_layernorm.weight", s.NormWeight);
+        Layers.RmsNormForward(s.AttnNorm, s.AttnRstd, x, s.NormWeight, t, c, eps);
+        if (Input("q_proj", s.AttnNorm, c) || Input("k_proj", s.AttnNorm, c) || Input("v_proj", s.AttnNorm, c)) return;
 
-        // q (T,H·D), k, v (T,KVH·D) = a · W{q,k,v}ᵀ (+ bias), then RoPE on q and k
-        Linear(layer, "q_proj", s.A, s.Q, t, c, qDim, s);
-        Linear(layer, "k_proj", s.A, s.K, t, c, kvDim, s);
-        Linear(layer, "v_proj", s.A, s.V, t, c, kvDim, s);
+        // query (T,H·D), key, value (T,KVH·D) = attn_norm · W{q,k,v}ᵀ (+ bias), then RoPE on query and key
+        Linear(layer, "q_proj", s.AttnNorm, s.QueryStates, t, c, qDim, s);
+        Linear(layer, "k_proj", s.AttnNorm, s.KeyStates, t, c, kvDim, s);
+        Linear(layer, "v_proj", s.AttnNorm, s.ValueStates, t, c, kvDim, s);
         rope.Ensure(batch.Positions.Max() + 1);
-        Layers.RopeForward(s.Q, batch.Positions, rope.Cos, rope.Sin, heads, d);
-        Layers.RopeForward(s.K, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
+        Layers.RopeForward(s.QueryStates, batch.Positions, rope.Cos, rope.Sin, heads, d);
+        Layers.RopeForward(s.KeyStates, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
 
-        // o (T,H·D) = causal GQA attention (over the batch, or over each sequence's KV cache);  x2 = x + o · W_oᵀ
+        // attn_output (T,H·D) = causal GQA attention (over the batch, or over each sequence's KV cache);
+        // mlp_residual = x + attn_output · W_oᵀ
         if (s.Cache is { } cache)
         {
             for (int i = 0; i < t; i++)
-                cache.Store(s.CacheSequenceOfToken[i], layer, batch.Positions[i], s.K.AsSpan(i * kvDim, kvDim), s.V.AsSpan(i * kvDim, kvDim));
-            Layers.AttentionCachedForward(s.O, s.Q, cache, layer, s.CacheSequenceOfToken, batch.Positions, heads, kvHeads, d);
+                cache.Store(s.CacheSequenceOfToken[i], layer, batch.Positions[i], s.KeyStates.AsSpan(i * kvDim, kvDim), s.ValueStates.AsSpan(i * kvDim, kvDim));
+            Layers.AttentionCachedForward(s.AttnOutput, s.QueryStates, cache, layer, s.CacheSequenceOfToken, batch.Positions, heads, kvHeads, d);
         }
         else
         {
-            Layers.AttentionForward(s.O, s.Probs, s.Q, s.K, s.V, batch.Starts, heads, kvHeads, d);
+            Layers.AttentionForward(s.AttnOutput, s.AttnProbs, s.QueryStates, s.KeyStates, s.ValueStates, batch.Starts, heads, kvHeads, d);
         }
-        if (Input("o_proj", s.O, qDim)) return;
-        Linear(layer, "o_proj", s.O, s.Residual, t, qDim, c, s);
-        TensorPrimitives.Add(x, s.Residual, x);
-        if (s.Keep) x.CopyTo(s.X2);
+        if (Input("o_proj", s.AttnOutput, qDim)) return;
+        Linear(layer, "o_proj", s.AttnOutput, s.BranchOutput, t, qDim, c, s);
+        TensorPrimitives.Add(x, s.BranchOutput, x);
+        if (s.Keep) x.CopyTo(s.MlpResidual);
 
-        // b = RMSNorm(x2) · post_attention_layernorm
-        LoadSmall(p + "post_attention_layernorm.weight", s.Norm);
-        Layers.RmsNormForward(s.B, s.Rstd2, x, s.Norm, t, c, eps);
-        if (Input("gate_proj", s.B, c) || Input("up_proj", s.B, c)) return;
+        // mlp_norm = RMSNorm(mlp_residual) · post_attention_layernorm
+        LoadSmall(p + "post_attention_layernorm.weight", s.NormWeight);
+        Layers.RmsNormForward(s.MlpNorm, s.MlpRstd, x, s.NormWeight, t, c, eps);
+        if (Input("gate_proj", s.MlpNorm, c) || Input("up_proj", s.MlpNorm, c)) return;
 
-        // m (T,I) = silu(b·W_gᵀ) · (b·W_uᵀ);  x3 = x2 + m · W_dᵀ
-        Linear(layer, "gate_proj", s.B, s.G, t, c, inter, s);
-        Linear(layer, "up_proj", s.B, s.U, t, c, inter, s);
-        Layers.SwiGluForward(s.M, s.G, s.U);
-        if (Input("down_proj", s.M, inter)) return;
-        Linear(layer, "down_proj", s.M, s.Residual, t, inter, c, s);
-        TensorPrimitives.Add(x, s.Residual, x);
+        // mlp_act (T,I) = silu(mlp_norm·W_gᵀ) · (mlp_norm·W_uᵀ);  output = mlp_residual + mlp_act · W_dᵀ
+        Linear(layer, "gate_proj", s.MlpNorm, s.MlpGate, t, c, inter, s);
+        Linear(layer, "up_proj", s.MlpNorm, s.MlpUp, t, c, inter, s);
+        Layers.SwiGluForward(s.MlpAct, s.MlpGate, s.MlpUp);
+        if (Input("down_proj", s.MlpAct, inter)) return;
+        Linear(layer, "down_proj", s.MlpAct, s.BranchOutput, t, inter, c, s);
+        TensorPrimitives.Add(x, s.BranchOutput, x);
     }
 
     // dx (T,C): ∂L/∂(layer output) in, ∂L/∂(layer input) out; accumulates the requested gradients
@@ -385,33 +412,35 @@ public sealed class Transformer
         int qDim = heads * d, kvDim = kvHeads * d, inter = cfg.IntermediateSize;
         string p = $"model.layers.{layer}.";
 
-        // x3 = x2 + m·W_dᵀ: the residual passes dx through; m = silu(g)·u; g, u = b·W{g,u}ᵀ
-        var dm = buf.Get(ref buf.Dm, t * inter);
-        LinearBackward(layer, "down_proj", dm, dx, s.M, t, inter, c, s, g);
-        var dg = buf.Get(ref buf.Dg, t * inter);
-        var du = buf.Get(ref buf.Du, t * inter);
-        Layers.SwiGluBackward(dg, du, dm, s.G, s.U);
-        var db = buf.Get(ref buf.Db, t * c);
-        LinearBackward(layer, "gate_proj", db, dg, s.B, t, c, inter, s, g);
-        LinearBackward(layer, "up_proj", db, du, s.B, t, c, inter, s, g);
-        LoadSmall(p + "post_attention_layernorm.weight", s.Norm);
-        Layers.RmsNormBackward(dx, g.Of(p + "post_attention_layernorm.weight"), db, s.X2, s.Norm, s.Rstd2, t, c);
+        // output = mlp_residual + mlp_act·W_dᵀ: the residual passes dx through; mlp_act = silu(mlp_gate)·mlp_up;
+        // mlp_gate, mlp_up = mlp_norm·W{g,u}ᵀ
+        var dMlpAct = buf.Get(ref buf.DMlpAct, t * inter);
+        LinearBackward(layer, "down_proj", dMlpAct, dx, s.MlpAct, t, inter, c, s, g);
+        var dMlpGate = buf.Get(ref buf.DMlpGate, t * inter);
+        var dMlpUp = buf.Get(ref buf.DMlpUp, t * inter);
+        Layers.SwiGluBackward(dMlpGate, dMlpUp, dMlpAct, s.MlpGate, s.MlpUp);
+        var dMlpNorm = buf.Get(ref buf.DMlpNorm, t * c);
+        LinearBackward(layer, "gate_proj", dMlpNorm, dMlpGate, s.MlpNorm, t, c, inter, s, g);
+        LinearBackward(layer, "up_proj", dMlpNorm, dMlpUp, s.MlpNorm, t, c, inter, s, g);
+        LoadSmall(p + "post_attention_layernorm.weight", s.NormWeight);
+        Layers.RmsNormBackward(dx, g.Of(p + "post_attention_layernorm.weight"), dMlpNorm, s.MlpResidual, s.NormWeight, s.MlpRstd, t, c);
 
-        // x2 = x + o·W_oᵀ; o = attention(q, k, v); q, k rotated; q, k, v = a·W{q,k,v}ᵀ
-        var dO = buf.Get(ref buf.DO, t * qDim);
-        LinearBackward(layer, "o_proj", dO, dx, s.O, t, qDim, c, s, g);
-        var dq = buf.Get(ref buf.Dq, t * qDim);
-        var dk = buf.Get(ref buf.Dk, t * kvDim);
-        var dv = buf.Get(ref buf.Dv, t * kvDim);
-        Layers.AttentionBackward(dq, dk, dv, dO, s.Probs, s.Q, s.K, s.V, batch.Starts, heads, kvHeads, d);
-        Layers.RopeBackward(dq, batch.Positions, rope.Cos, rope.Sin, heads, d);
-        Layers.RopeBackward(dk, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
-        var da = buf.Get(ref buf.Da, t * c);
-        LinearBackward(layer, "q_proj", da, dq, s.A, t, c, qDim, s, g);
-        LinearBackward(layer, "k_proj", da, dk, s.A, t, c, kvDim, s, g);
-        LinearBackward(layer, "v_proj", da, dv, s.A, t, c, kvDim, s, g);
-        LoadSmall(p + "input_layernorm.weight", s.Norm);
-        Layers.RmsNormBackward(dx, g.Of(p + "input_layernorm.weight"), da, s.X, s.Norm, s.Rstd1, t, c);
+        // mlp_residual = x + attn_output·W_oᵀ; attn_output = attention(query, key, value); query, key rotated;
+        // query, key, value = attn_norm·W{q,k,v}ᵀ
+        var dAttnOutput = buf.Get(ref buf.DAttnOutput, t * qDim);
+        LinearBackward(layer, "o_proj", dAttnOutput, dx, s.AttnOutput, t, qDim, c, s, g);
+        var dQueryStates = buf.Get(ref buf.DQueryStates, t * qDim);
+        var dKeyStates = buf.Get(ref buf.DKeyStates, t * kvDim);
+        var dValueStates = buf.Get(ref buf.DValueStates, t * kvDim);
+        Layers.AttentionBackward(dQueryStates, dKeyStates, dValueStates, dAttnOutput, s.AttnProbs, s.QueryStates, s.KeyStates, s.ValueStates, batch.Starts, heads, kvHeads, d);
+        Layers.RopeBackward(dQueryStates, batch.Positions, rope.Cos, rope.Sin, heads, d);
+        Layers.RopeBackward(dKeyStates, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
+        var dAttnNorm = buf.Get(ref buf.DAttnNorm, t * c);
+        LinearBackward(layer, "q_proj", dAttnNorm, dQueryStates, s.AttnNorm, t, c, qDim, s, g);
+        LinearBackward(layer, "k_proj", dAttnNorm, dKeyStates, s.AttnNorm, t, c, kvDim, s, g);
+        LinearBackward(layer, "v_proj", dAttnNorm, dValueStates, s.AttnNorm, t, c, kvDim, s, g);
+        LoadSmall(p + "input_layernorm.weight", s.NormWeight);
+        Layers.RmsNormBackward(dx, g.Of(p + "input_layernorm.weight"), dAttnNorm, s.AttnResidual, s.NormWeight, s.AttnRstd, t, c);
     }
 
     // y (T,out) = x (T,in) · Wᵀ + bias + scale·(x·Aᵀ)·Bᵀ
