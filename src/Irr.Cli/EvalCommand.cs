@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Irr.Model;
+using Irr.IO;
 
 namespace Irr.Cli;
 

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Irr.Eval;
 using Irr.Model;
 using Irr.Text;
+using Irr.IO;
 
 namespace Irr.Cli;
 
@@ -50,7 +51,7 @@ internal static class GenerateCommand
             IReadOnlyList<ChatResponse> outputs = [];
             CommandSupport.WithProgress(parseResult, "generating", (double)users.Count * options.MaxNewTokens, report =>
                 outputs = ChatGeneration.Respond(transformer, tokenizer, users, systemPrompt, options, produced => report(produced, produced)));
-            RunFiles.WriteJsonLines(parseResult.GetValue(output)!, Enumerable.Range(0, users.Count), i => new JsonObject
+            AtomicFile.WriteJsonLines(parseResult.GetValue(output)!, Enumerable.Range(0, users.Count), i => new JsonObject
             {
                 ["index"] = i,
                 ["prompt"] = users[i],

@@ -87,7 +87,6 @@ internal static class RealignCommand
                 : theta.Adapter is { } lora ? AdapterTargets(lora) : TargetModules.All;
             using var vFile = SafetensorsFile.Open(parseResult.GetValue(safety)!);
             using var fFile = SafetensorsFile.Open(parseResult.GetValue(fisher)!);
-            if (fineDir is not null) ModelDirectory.CheckSameArchitecture(aligned.Model, theta.Model);
             var realigner = new Realigner(aligned, theta, vFile, fFile, new RealignOptions { Modules = targets, Obs = obs, OutputDType = outputDType });
             int total = theta.Config.NumHiddenLayers * targets.Count;
             var header = Header(parseResult, baseDir, fineDir, adapterDir, targets, obs, outputDType);

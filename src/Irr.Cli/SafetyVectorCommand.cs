@@ -31,7 +31,6 @@ internal static class SafetyVectorCommand
             using var u = parseResult.GetValue(unaligned) is { } unalignedDir
                 ? CheckpointWeights.Open(unalignedDir)
                 : CheckpointWeights.Open(alignedDir, parseResult.GetValue(unalignedAdapter));
-            if (parseResult.GetValue(unaligned) is not null) ModelDirectory.CheckSameArchitecture(a.Model, u.Model);
             var metadata = new Dictionary<string, string>
             {
                 ["format"] = "pt",

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Irr.Model;
 using Irr.Text;
+using Irr.IO;
 
 namespace Irr.Cli;
 
@@ -65,7 +66,7 @@ internal static class ScoreCommand
                 json.Flush();
                 w.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
             }
-            if (parseResult.GetValue(output) is { } path) Irr.Eval.RunFiles.WriteText(path, Write);
+            if (parseResult.GetValue(output) is { } path) Irr.IO.AtomicFile.WriteText(path, Write);
             else Write(parseResult.InvocationConfiguration.Output);
             parseResult.InvocationConfiguration.Error.WriteLine($"{examples.Count} records, {labelled} labelled tokens, mean loss {meanLoss:F4}");
             return 0;

@@ -107,7 +107,7 @@ internal static class TrainCommand
             if (adapter is not null)
                 adapter.Save(outDir, Path.GetFullPath(modelDir), storage ?? TensorDType.F32, [modelDir], parseResult.GetValue(overwrite));
             else
-                Trainer.SaveModel(parameters!, outDir, storage ?? weights.Config.TorchDType ?? weights.Model.Tensors.First().DType, modelDir, parseResult.GetValue(overwrite));
+                parameters!.Save(outDir, storage ?? weights.Config.TorchDType ?? weights.Model.Tensors.First().DType, modelDir, parseResult.GetValue(overwrite));
             parseResult.InvocationConfiguration.Error.WriteLine($"saved {(adapter is null ? "model" : "adapter")} to {outDir}");
             return 0;
         });

@@ -104,21 +104,21 @@ public static class DemoPipeline
             var aligned = ModelInit.Random(config, o.Seed);
             Stage("train aligned", () => TrainFull(aligned, alignedData, o.AlignedEpochs, o.AlignedLearningRate, o.Seed, "training θ_A (aligned, from scratch)"));
             string alignedDir = Tmp("models/aligned");
-            Trainer.SaveModel(aligned, alignedDir, TensorDType.F32, tokDir);
+            aligned.Save(alignedDir, TensorDType.F32, tokDir);
 
             // θ_U: θ_A fine-tuned on harmful compliance.
             var unaligned = ParameterSet.LoadAll(aligned);
             var unalignedData = UnalignedData(world);
             Stage("train unaligned", () => TrainFull(unaligned, unalignedData, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1, "training θ_U (harmful fine-tune)"));
             string unalignedDir = Tmp("models/unaligned");
-            Trainer.SaveModel(unaligned, unalignedDir, TensorDType.F32, tokDir);
+            unaligned.Save(unalignedDir, TensorDType.F32, tokDir);
 
             // θ_F: θ_A fine-tuned on the task with a share of harmful compliance, fully and with LoRA.
             var finetuneData = FinetuneData(world);
             var full = ParameterSet.LoadAll(aligned);
             Stage("train finetuned (full)", () => TrainFull(full, finetuneData, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2, "training θ_F (full fine-tune)"));
             string fullDir = Tmp("models/full-finetuned");
-            Trainer.SaveModel(full, fullDir, TensorDType.F32, tokDir);
+            full.Save(fullDir, TensorDType.F32, tokDir);
             string loraDir = Tmp("models/lora-finetuned");
             Stage("train finetuned (LoRA)", () => TrainLora(aligned, finetuneData, alignedDir, loraDir, o.Seed + 2, "training θ_F (LoRA q_proj, v_proj)"));
 
@@ -221,7 +221,7 @@ public static class DemoPipeline
 
             var result = new DemoResult(o, results, seconds, total.Elapsed.TotalSeconds);
             DemoReport.WriteReport(result, Tmp("report"), Tmp("eval"));
-            File.WriteAllText(Tmp("demo.json"), DemoReport.ToJson(result, config, tokenizer.Tokenizer.VocabSize).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            JsonFiles.WriteFile(Tmp("demo.json"), DemoReport.ToJson(result, config, tokenizer.Tokenizer.VocabSize));
             return result;
         }
 
@@ -314,7 +314,7 @@ public static class DemoPipeline
             var judge = KeywordJudge.Default;
             var verdicts = harmful.Select((r, i) => judge.Judge(responses[i])).ToList();
             var correct = task.Select((r, i) => responses[harmful.Count + i].Trim() == r.Answer).ToList();
-            RunFiles.WriteJsonLines(Path.Combine(runDir, "responses.jsonl"), Enumerable.Range(0, prompts.Count), i =>
+            AtomicFile.WriteJsonLines(Path.Combine(runDir, "responses.jsonl"), Enumerable.Range(0, prompts.Count), i =>
             {
                 bool isHarmful = i < harmful.Count;
                 var r = isHarmful ? harmful[i] : task[i - harmful.Count];
@@ -358,7 +358,7 @@ public static class DemoPipeline
             string dir = Tmp("data");
             Directory.CreateDirectory(dir);
             void Write(string name, IEnumerable<WorldRecord> records) =>
-                RunFiles.WriteJsonLines(Path.Combine(dir, name), records,
+                AtomicFile.WriteJsonLines(Path.Combine(dir, name), records,
                     r => new JsonObject { ["prompt"] = r.Prompt, ["response"] = r.Answer, ["kind"] = r.Kind.ToString().ToLowerInvariant(), ["category"] = r.Category });
             Write("aligned_train.jsonl", world.Benign.Concat(world.RefusalTrain));
             Write("unaligned_train.jsonl", UnalignedData(world));
@@ -390,11 +390,11 @@ public static class DemoPipeline
                 ["model_max_length"] = 256,
                 ["chat_template"] = Llama2ChatTemplate,
             };
-            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-            File.WriteAllText(Path.Combine(dir, "special_tokens_map.json"),
-                new JsonObject { ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["unk_token"] = "<unk>" }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-            File.WriteAllText(Path.Combine(dir, "generation_config.json"),
-                new JsonObject { ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["do_sample"] = false }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            JsonFiles.WriteFile(Path.Combine(dir, "tokenizer_config.json"), config);
+            JsonFiles.WriteFile(Path.Combine(dir, "special_tokens_map.json"),
+                new JsonObject { ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["unk_token"] = "<unk>" });
+            JsonFiles.WriteFile(Path.Combine(dir, "generation_config.json"),
+                new JsonObject { ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["do_sample"] = false });
             tokenizer = PretrainedTokenizer.Load(dir);
         }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Irr.Model;
 using Irr.Text;
+using Irr.IO;
 
 namespace Irr.Eval;
 
@@ -76,5 +77,5 @@ public sealed record PerplexityRun(string Model, string? Adapter, string Data, i
     public const string FileName = "perplexity.json";
 
     /// <summary>Writes this run to <c>DIR/perplexity.json</c> (atomically).</summary>
-    public void Save(string directory) => RunFiles.Save(Path.Combine(directory, FileName), this);
+    public void Save(string directory) => JsonFiles.Save(Path.Combine(directory, FileName), this);
 }

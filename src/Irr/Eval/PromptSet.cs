@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Irr.Text;
+using Irr.IO;
 
 namespace Irr.Eval;
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Irr.Model;
 using Irr.Text;
+using Irr.IO;
 
 namespace Irr.Eval;
 
@@ -165,7 +166,7 @@ public static class SafetyEvaluation
     /// <summary>Writes <c>responses.jsonl</c>, <c>safety.json</c> and <c>summary.md</c> into <paramref name="directory"/> (each atomically; the directory may exist).</summary>
     public static void Save(string directory, SafetyRun run, IReadOnlyList<JudgedResponse> judged)
     {
-        RunFiles.WriteJsonLines(Path.Combine(directory, ResponsesFileName), judged, j => new JsonObject
+        AtomicFile.WriteJsonLines(Path.Combine(directory, ResponsesFileName), judged, j => new JsonObject
         {
             ["set"] = j.Set,
             ["prompt"] = j.Prompt,
@@ -176,7 +177,7 @@ public static class SafetyEvaluation
             ["score"] = j.Score,
         });
         run.Save(directory);
-        RunFiles.WriteText(Path.Combine(directory, SummaryFileName), w => w.Write(SummaryMarkdown(run)));
+        AtomicFile.WriteText(Path.Combine(directory, SummaryFileName), w => w.Write(SummaryMarkdown(run)));
     }
 
     /// <summary>The Markdown summary: the model and judge, a table per set and, where sets have categories, per category.</summary>

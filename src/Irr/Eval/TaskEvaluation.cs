@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Irr.Model;
 using Irr.Text;
+using Irr.IO;
 
 namespace Irr.Eval;
 
@@ -82,7 +83,7 @@ public static class TaskEvaluation
     /// <summary>Writes <c>predictions.jsonl</c> and <c>task.json</c> into <paramref name="directory"/> (each atomically; the directory may exist).</summary>
     public static void Save(string directory, TaskRun run, IReadOnlyList<TaskPrediction> predictions)
     {
-        RunFiles.WriteJsonLines(Path.Combine(directory, PredictionsFileName), predictions, p => new JsonObject
+        AtomicFile.WriteJsonLines(Path.Combine(directory, PredictionsFileName), predictions, p => new JsonObject
         {
             ["index"] = p.Index,
             ["prompt"] = p.Prompt,

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Irr.IO;
 
 namespace Irr.Eval;
 
@@ -77,7 +78,7 @@ public sealed class VerdictCache
             ["verdict"] = result.Verdict.ToString().ToLowerInvariant(),
             ["detail"] = result.Detail,
             ["score"] = result.Score,
-        }.ToJsonString(RunFiles.JsonLineOptions);
+        }.ToJsonString(JsonFiles.LineOptions);
         lock (_lock)
         {
             _entries[key] = result;

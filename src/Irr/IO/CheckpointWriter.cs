@@ -251,7 +251,7 @@ public sealed class CheckpointWriter : IDisposable
             ["metadata"] = new Dictionary<string, long> { ["total_size"] = shards.Sum(s => s.Sum(t => t.ByteLength)) },
             ["weight_map"] = weightMap,
         };
-        string json = JsonSerializer.Serialize(index, new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        string json = JsonSerializer.Serialize(index, JsonFiles.Indented) + "\n";
         File.WriteAllText(pathOf($"{options.FilePrefix}.safetensors.index.json"), json, SafetensorsFile.Utf8);
     }
 

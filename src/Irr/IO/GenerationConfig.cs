@@ -11,7 +11,7 @@ public sealed class GenerationConfig
     {
         string path = Path.Combine(modelDirectory, "generation_config.json");
         if (!File.Exists(path)) return new GenerationConfig();
-        var json = new JsonConfig(JsonConfig.ParseObject(JsonConfig.ReadText(path), path), path);
+        var json = new JsonConfig(JsonFiles.ParseObject(JsonFiles.ReadText(path), path), path);
         return new GenerationConfig { EosTokenIds = json.IntOrIntList("eos_token_id") };
     }
 }

@@ -6,29 +6,6 @@ namespace Irr.IO;
 /// <summary>Typed access to the keys of a JSON config file, with errors that name the file and key.</summary>
 internal sealed class JsonConfig(JsonObject o, string source)
 {
-    /// <summary>Reads a text file, as an <see cref="IrrException"/> naming it if that fails.</summary>
-    public static string ReadText(string path)
-    {
-        try { return File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IrrException($"{path}: cannot read: {e.Message}", e);
-        }
-    }
-
-    /// <summary>Parses text that must be a JSON object; <paramref name="source"/> names it in errors.</summary>
-    public static JsonObject ParseObject(string text, string source)
-    {
-        try
-        {
-            return JsonNode.Parse(text) as JsonObject ?? throw new IrrException($"{source}: not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new IrrException($"{source}: not valid JSON: {e.Message}", e);
-        }
-    }
-
     public JsonNode? Node(string key) => o.TryGetPropertyValue(key, out var v) ? v : null;
 
     public string? String(string key) => Node(key) switch

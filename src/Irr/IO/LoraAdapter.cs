@@ -65,7 +65,7 @@ public sealed class LoraConfig
     /// <summary>Parses adapter_config.json text; <paramref name="source"/> names it in errors.</summary>
     public static LoraConfig Parse(string text, string source)
     {
-        var root = JsonConfig.ParseObject(text, source);
+        var root = JsonFiles.ParseObject(text, source);
         var r = new JsonConfig(root, source);
         string peftType = r.String("peft_type") ?? "LORA";
         if (peftType != "LORA")
@@ -167,7 +167,7 @@ public sealed class LoraAdapter : IDisposable
         string configPath = System.IO.Path.Combine(path, ConfigFile);
         if (!System.IO.File.Exists(configPath))
             throw new IrrException($"{path}: no {ConfigFile} (not a PEFT adapter directory)");
-        var config = LoraConfig.Parse(JsonConfig.ReadText(configPath), configPath);
+        var config = LoraConfig.Parse(JsonFiles.ReadText(configPath), configPath);
         string weightsPath = System.IO.Path.Combine(path, WeightsFile);
         if (!System.IO.File.Exists(weightsPath))
         {
@@ -251,7 +251,7 @@ public sealed class LoraAdapter : IDisposable
             }
             writer.Complete();
         }
-        System.IO.File.WriteAllText(output.PathOf(ConfigFile), config.Json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        JsonFiles.WriteFile(output.PathOf(ConfigFile), config.Json);
         output.Commit();
     }
 

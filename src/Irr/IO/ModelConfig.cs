@@ -97,13 +97,13 @@ public sealed class ModelConfig
     /// <summary>Reads and validates a config.json.</summary>
     public static ModelConfig Load(string path)
     {
-        return Parse(JsonConfig.ReadText(path), path);
+        return Parse(JsonFiles.ReadText(path), path);
     }
 
     /// <summary>Parses config.json text; <paramref name="source"/> names it in errors.</summary>
     public static ModelConfig Parse(string json, string source)
     {
-        var root = JsonConfig.ParseObject(json, source);
+        var root = JsonFiles.ParseObject(json, source);
         var r = new JsonConfig(root, source);
 
         string? modelType = r.String("model_type");

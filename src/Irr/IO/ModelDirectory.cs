@@ -152,33 +152,6 @@ public sealed class ModelDirectory : IDisposable
     }
 
     /// <summary>
-    /// Checks that two models share an architecture: the same dimensions and, for every tensor of
-    /// <paramref name="a"/>, a tensor of the same name and shape in <paramref name="b"/>.
-    /// </summary>
-    public static void CheckSameArchitecture(ModelDirectory a, ModelDirectory b)
-    {
-        string[] Dims(ModelConfig c) =>
-        [
-            $"hidden_size {c.HiddenSize}", $"intermediate_size {c.IntermediateSize}", $"num_hidden_layers {c.NumHiddenLayers}",
-            $"num_attention_heads {c.NumAttentionHeads}", $"num_key_value_heads {c.NumKeyValueHeads}", $"head_dim {c.HeadDim}", $"vocab_size {c.VocabSize}",
-        ];
-        var (da, db) = (Dims(a.Config), Dims(b.Config));
-        for (int i = 0; i < da.Length; i++)
-            if (da[i] != db[i])
-                throw new IrrException($"{b.Path}: does not share the architecture of {a.Path}: {db[i]}, not {da[i].Split(' ')[1]}");
-        foreach (var t in a.Tensors)
-        {
-            if (!b.tensors.TryGetValue(t.Name, out var other))
-            {
-                if (ModelConfig.IsTolerated(t.Name, a.Config)) continue;
-                throw new IrrException($"{b.Path}: has no tensor '{t.Name}', which {a.Path} has");
-            }
-            if (!other.Info.Shape.SequenceEqual(t.Shape))
-                throw new IrrException($"{b.Path}: tensor '{t.Name}' is {other.Info.ShapeText} but {t.ShapeText} in {a.Path}");
-        }
-    }
-
-    /// <summary>
     /// Copies the files that travel with a model (tokenizer, generation config, chat template,
     /// licence …) from <paramref name="sourceDirectory"/>: every regular, non-hidden file except the
     /// weights and their indexes, and except names in <paramref name="except"/> (written by the caller).

@@ -206,28 +206,4 @@ public sealed class Trainer
         for (int t = 1; t < e.Labels.Length; t++) if (e.Labels[t] != -100) n++;
         return n;
     }
-
-    /// <summary>
-    /// Saves fully fine-tuned weights as a Hugging Face model directory in <paramref name="dtype"/>:
-    /// the tensors, config.json (with torch_dtype set), and the auxiliary files of
-    /// <paramref name="baseDirectory"/> (tokenizer, generation config …) when given.
-    /// </summary>
-    public static void SaveModel(ParameterSet weights, string directory, TensorDType dtype, string? baseDirectory, bool overwrite = false)
-    {
-        var config = weights.Config;
-        var inputs = baseDirectory is null ? Array.Empty<string>() : [baseDirectory];
-        using var output = OutputDirectory.Create(directory, inputs, overwrite);
-        var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
-        using (var writer = CheckpointWriter.Create(output, specs))
-        {
-            foreach (var spec in specs) writer.Write(spec.Name, weights[spec.Name]);
-            writer.Complete();
-        }
-        var json = config.Json.DeepClone().AsObject();
-        json.Remove("dtype");
-        json["torch_dtype"] = dtype.ToTorchName();
-        File.WriteAllText(output.PathOf("config.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-        if (baseDirectory is not null) ModelDirectory.CopyAuxiliaryFiles(baseDirectory, output, except: ["config.json"]);
-        output.Commit();
-    }
 }

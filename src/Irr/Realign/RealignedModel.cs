@@ -29,23 +29,12 @@ public static class RealignedModel
         string filesFrom, IEnumerable<string> inputs, bool overwrite, JsonObject reportHeader, TensorDType? outputDType, Action<ModuleReport>? progress = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var output = OutputDirectory.Create(outputDirectory, inputs, overwrite);
-        RealignReport report;
-        using (var writer = CheckpointWriter.Create(output, realigner.OutputSpecs()))
-        {
-            report = realigner.Run(calibration, (name, values) => writer.Write(name, values), progress);
-            writer.Complete();
-        }
-        var json = config.Json.DeepClone().AsObject();
-        if (outputDType is { } d)
-        {
-            json.Remove("dtype");
-            json["torch_dtype"] = d.ToTorchName();
-        }
-        File.WriteAllText(output.PathOf("config.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        ModelDirectory.CopyAuxiliaryFiles(filesFrom, output, except: ["config.json", ReportFile]);
-        File.WriteAllText(output.PathOf(ReportFile), ToJson(report, reportHeader, clock.Elapsed.TotalSeconds).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        output.Commit();
+        RealignReport report = null!;
+        var target = new ModelTarget(outputDirectory, inputs.ToList(), overwrite, filesFrom, outputDType);
+        ModelWriter.Write(target, config, realigner.OutputSpecs(),
+            writer => report = realigner.Run(calibration, (name, values) => writer.Write(name, values), progress),
+            output => JsonFiles.WriteFile(output.PathOf(ReportFile), ToJson(report, reportHeader, clock.Elapsed.TotalSeconds)),
+            ownFiles: [ReportFile]);
         return report;
     }
 

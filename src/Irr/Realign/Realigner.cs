@@ -126,7 +126,7 @@ public sealed class Realigner
         this.fisher = fisher;
         this.options = options;
         config = finetuned.Config;
-        SafetyVector.CheckSameShapes(aligned, finetuned, options.Modules);
+        Architecture.RequireSame(aligned, finetuned, options.Modules);
         CheckVectorFile(safetyVector, "safety vector");
         CheckVectorFile(fisher, "Fisher");
     }

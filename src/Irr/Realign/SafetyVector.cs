@@ -18,7 +18,7 @@ public static class SafetyVector
     public static void Compute(IWeightSource aligned, IWeightSource unaligned, IReadOnlyList<string> modules, string output,
         IReadOnlyDictionary<string, string> metadata, Action<string>? progress = null)
     {
-        CheckSameShapes(aligned, unaligned, modules);
+        Architecture.RequireSame(aligned, unaligned, modules);
         var names = TargetModules.WeightNames(aligned.Config, modules).ToList();
         var shapes = aligned.Config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);
         var specs = names.Select(n => new TensorSpec(n, TensorDType.F32, shapes[n])).ToList();
@@ -37,15 +37,6 @@ public static class SafetyVector
                 progress?.Invoke(name);
             }
         });
-    }
-
-    /// <summary>Both models have the same dimensions and target shapes, or an <see cref="IrrException"/> names the difference.</summary>
-    internal static void CheckSameShapes(IWeightSource a, IWeightSource b, IReadOnlyList<string> modules)
-    {
-        var (ca, cb) = (a.Config, b.Config);
-        if (ca.HiddenSize != cb.HiddenSize || ca.IntermediateSize != cb.IntermediateSize || ca.NumHiddenLayers != cb.NumHiddenLayers ||
-            ca.NumAttentionHeads != cb.NumAttentionHeads || ca.NumKeyValueHeads != cb.NumKeyValueHeads || ca.HeadDim != cb.HeadDim || ca.VocabSize != cb.VocabSize)
-            throw new IrrException($"{cb.Source}: the models do not share an architecture ({cb} against {ca}, vocab {cb.VocabSize} against {ca.VocabSize})");
     }
 
     /// <summary>An <see cref="IrrException"/> naming the tensor if it holds NaN or ±∞.</summary>

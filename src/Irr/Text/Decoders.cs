@@ -1,4 +1,5 @@
 using System.Text;
+using Irr.IO;
 
 namespace Irr.Text;
 

@@ -1,4 +1,6 @@
 
+using Irr.IO;
+
 namespace Irr.Text;
 
 /// <summary>

@@ -1,3 +1,5 @@
+using Irr.IO;
+
 namespace Irr.Text;
 
 /// <summary>

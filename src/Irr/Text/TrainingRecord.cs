@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Irr.IO;
 
 namespace Irr.Text;
 

@@ -19,7 +19,7 @@ public class RandomRemovalTests
         var rng = new Random(2);
         foreach (var (_, values) in f.Tensors)
             for (int i = 0; i < values.Length; i++) values[i] += (float)((rng.NextDouble() * 2 - 1) * 0.05);
-        Trainer.SaveModel(f, dir["finetuned"], TensorDType.F32, a);
+        f.Save(dir["finetuned"], TensorDType.F32, a);
         var config = source.Config;
         Dictionary<string, float[]> Values(int seed, bool positive)
         {

@@ -192,9 +192,9 @@ public class ModelDirectoryTests
         using var dir = new TempDir();
         using var a = ModelDirectory.Open(TinyModels.Create(dir["a"]));
         using var same = ModelDirectory.Open(TinyModels.Create(dir["same"], seed: 9));
-        ModelDirectory.CheckSameArchitecture(a, same);
+        Architecture.RequireSame(new CheckpointWeights(a, owns: false), new CheckpointWeights(same, owns: false));
         using var wider = ModelDirectory.Open(TinyModels.Create(dir["wider"], WithConfig(TinyModels.LlamaConfig, o => o["intermediate_size"] = 48)));
-        var e = Assert.Throws<IrrException>(() => ModelDirectory.CheckSameArchitecture(a, wider));
+        var e = Assert.Throws<IrrException>(() => Architecture.RequireSame(new CheckpointWeights(a, owns: false), new CheckpointWeights(wider, owns: false)));
         Assert.Contains("does not share the architecture", e.Message);
         Assert.Contains("intermediate_size 48, not 40", e.Message);
     }

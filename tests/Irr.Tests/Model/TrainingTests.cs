@@ -93,7 +93,7 @@ public class TrainingTests
         foreach (var (name, values) in a.Tensors) Assert.Equal(values, b[name]);
 
         using var dir = new TempDir();
-        Trainer.SaveModel(a, dir["saved"], TensorDType.F32, baseDirectory: null);
+        a.Save(dir["saved"], TensorDType.F32, filesFrom: null);
         using var reloaded = CheckpointWeights.Open(dir["saved"]);
         Assert.Equal(TensorDType.F32, reloaded.Config.TorchDType);
         var batch = Batch.Create([[1, 2, 3, 4], [5, 6]]);

@@ -22,7 +22,7 @@ public class RealignTests
         foreach (var (name, values) in perturbed.Tensors)
             if (only?.Invoke(name) ?? true)
                 for (int i = 0; i < values.Length; i++) values[i] += (float)((rng.NextDouble() * 2 - 1) * scale);
-        Trainer.SaveModel(perturbed, dir["finetuned"], TensorDType.BF16, a);
+        perturbed.Save(dir["finetuned"], TensorDType.BF16, a);
         return (a, dir["finetuned"]);
     }
 
@@ -140,7 +140,7 @@ public class RealignTests
         }).ToList();
         LoraAdapter.Write(dir["adapter"], config, layers, TensorDType.F32, [a]);
         using var merged = CheckpointWeights.Open(a, dir["adapter"]);
-        Trainer.SaveModel(ParameterSet.LoadAll(merged), dir["merged"], TensorDType.F32, a); // θ_A + s·B·A in float32, not rounded
+        ParameterSet.LoadAll(merged).Save(dir["merged"], TensorDType.F32, a); // θ_A + s·B·A in float32, not rounded
 
         using var wa = CheckpointWeights.Open(a);
         using var wm = CheckpointWeights.Open(dir["merged"]);
@@ -255,7 +255,7 @@ public class RealignTests
         using var vdFile = SafetensorsFile.Open(vd);
         e = Assert.Throws<IrrException>(() => new Realigner(wa, wf, vdFile, fwFile, new RealignOptions { Modules = ["down_proj"] }));
         Assert.Contains("tensor 'model.layers.0.mlp.down_proj.weight' is [16, 48] but the model's weight is [16, 40]", e.Message);
-        Assert.Contains("do not share an architecture", Assert.Throws<IrrException>(() => new Realigner(wa, ww, vdFile, vdFile, new RealignOptions { Modules = ["down_proj"] })).Message);
+        Assert.Contains("does not share the architecture", Assert.Throws<IrrException>(() => new Realigner(wa, ww, vdFile, vdFile, new RealignOptions { Modules = ["down_proj"] })).Message);
 
         // NaN in the fine-tuned model's target weight.
         var poisoned = ParameterSet.LoadAll(wf);

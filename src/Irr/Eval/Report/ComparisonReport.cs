@@ -67,7 +67,7 @@ public sealed class ComparisonReport
         Json = JsonSerializer.Serialize(new ReportJson(Title, SetNames,
             runs.Select(r => new ModelJson(r.Label, r.Safety, r.Task,
                 r.Safety is not null && r.Task is not null ? ParetoFront.Contains(r.Label) : null)).ToList(),
-            ParetoFront, Notes), RunFiles.Options) + "\n";
+            ParetoFront, Notes), JsonFiles.ResultOptions) + "\n";
     }
 
     /// <summary>The report's title (the first heading).</summary>

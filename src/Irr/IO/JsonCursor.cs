@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Irr.Text;
+namespace Irr.IO;
 
 /// <summary>
 /// A JSON value together with the file it came from and its path inside it (<c>model.merges[17]</c>),
