@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Irr.IO;
+using Irr.Jobs;
 using Irr.Model;
 using Irr.Text;
 using Spectre.Console;
@@ -81,6 +82,41 @@ internal static class CommandSupport
                 });
                 task.Value = task.MaxValue;
             });
+    }
+
+    /// <summary>
+    /// Runs a job with progress bars on standard error (so results on standard output stay clean): one bar per
+    /// stage the job reports, with the rate of what the stage processes (tokens/s …) when it counts that.
+    /// </summary>
+    public static T Run<T>(ParseResult parseResult, IJob<T> job)
+    {
+        job.Validate(); // before the bars: a bad option is one line, not a bar and a line
+        var console = ConsoleFor(parseResult.InvocationConfiguration.Error);
+        T result = default!;
+        console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var tasks = new Dictionary<string, (ProgressTask Task, Stopwatch Clock)>(StringComparer.Ordinal);
+                result = job.Run(p =>
+                {
+                    if (!tasks.TryGetValue(p.Stage, out var entry))
+                    {
+                        foreach (var (t, _) in tasks.Values) t.Value = t.MaxValue; // the previous stage is over
+                        tasks[p.Stage] = entry = (ctx.AddTask(Markup.Escape(p.Stage), maxValue: Math.Max(p.Total, 1e-9)), Stopwatch.StartNew());
+                    }
+                    entry.Task.MaxValue = Math.Max(p.Total, 1e-9);
+                    entry.Task.Value = p.Done;
+                    if (p.Processed > 0)
+                    {
+                        double seconds = Math.Max(entry.Clock.Elapsed.TotalSeconds, 1e-3);
+                        entry.Task.Description = Markup.Escape($"{p.Stage} · {p.Processed / seconds:F0} {p.Unit}/s");
+                    }
+                });
+                foreach (var (t, _) in tasks.Values) t.Value = t.MaxValue;
+            });
+        return result;
     }
 
     /// <summary>The records of a data file encoded per IRR-SPEC "Formatting".</summary>

@@ -1,0 +1,93 @@
+using System.Reflection;
+
+namespace Irr.Jobs;
+
+/// <summary>Where a running job is: one stage at a time, with cumulative counts inside the stage.</summary>
+/// <param name="Stage">What the stage does, e.g. "realigning (64 matrices)".</param>
+/// <param name="Done">Units of work done in the stage (matrices, batches, tokens …).</param>
+/// <param name="Total">Units of work in the stage.</param>
+/// <param name="Processed">Items processed so far in the stage, for a rate (tokens, responses), or 0.</param>
+/// <param name="Unit">What <paramref name="Processed"/> counts, e.g. "tokens".</param>
+public sealed record JobProgress(string Stage, double Done, double Total, long Processed = 0, string Unit = "tokens");
+
+/// <summary>
+/// One step of IRR's work as a validated record, in mergekit's manner: it owns its inputs, the validation of its
+/// options (with the library's own error messages), its data preparation, the provenance it records, and its run.
+/// The <c>irr</c> commands build a job from their options and run it; <c>irr demo</c> and <c>irr run</c> compose the
+/// same jobs.
+/// </summary>
+public interface IJob
+{
+    /// <summary>The command that runs this job ("realign", "eval safety" …).</summary>
+    string Command { get; }
+
+    /// <summary>The files and directories the job reads (for provenance and for <c>irr run</c>'s rerun check).</summary>
+    IReadOnlyList<string> Inputs { get; }
+
+    /// <summary>The file or directory the job writes, or null when it writes nothing (a dry run).</summary>
+    string? Output { get; }
+
+    /// <summary>Checks the options without touching any file.</summary>
+    /// <exception cref="IrrException">An option is out of range or options conflict; the message names the option.</exception>
+    void Validate();
+
+    /// <summary>Validates, then runs the job; returns its result (see the job's own <c>Run</c>).</summary>
+    /// <exception cref="IrrException">Bad input: the message names the file, tensor or line.</exception>
+    object? Execute(Action<JobProgress>? progress = null);
+}
+
+/// <summary>A job with a typed result.</summary>
+/// <typeparam name="TResult">What <see cref="Run"/> returns.</typeparam>
+public interface IJob<out TResult> : IJob
+{
+    /// <summary>Validates, then runs the job; <paramref name="progress"/> receives its stages.</summary>
+    /// <exception cref="IrrException">Bad input: the message names the file, tensor or line.</exception>
+    TResult Run(Action<JobProgress>? progress = null);
+
+    object? IJob.Execute(Action<JobProgress>? progress) => Run(progress);
+}
+
+/// <summary>A stage of a job's progress: counts up and reports to the job's progress callback.</summary>
+/// <param name="sink">The job's progress callback, or null.</param>
+/// <param name="name">The stage's description.</param>
+/// <param name="total">Units of work in the stage.</param>
+/// <param name="unit">What the processed count counts.</param>
+public sealed class ProgressStage(Action<JobProgress>? sink, string name, double total, string unit = "tokens")
+{
+    private double done;
+    private long processed;
+
+    /// <summary>Starts a stage and reports it at 0.</summary>
+    public static ProgressStage Start(Action<JobProgress>? sink, string name, double total, string unit = "tokens")
+    {
+        var stage = new ProgressStage(sink, name, total, unit);
+        stage.Advance(0);
+        return stage;
+    }
+
+    /// <summary>Adds <paramref name="units"/> of work done and <paramref name="items"/> items processed.</summary>
+    public void Advance(double units = 1, long items = 0)
+    {
+        done += units;
+        processed += items;
+        sink?.Invoke(new JobProgress(name, done, total, processed, unit));
+    }
+}
+
+/// <summary>What every job records about itself.</summary>
+public static class Provenance
+{
+    /// <summary>The version of the irr library, e.g. "0.1.0" (recorded in every report and metadata block).</summary>
+    public static string Version { get; } =
+        typeof(Provenance).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+
+    /// <summary>A path as recorded in provenance: absolute.</summary>
+    public static string PathOf(string path) => Path.GetFullPath(path);
+
+    /// <summary>A check of a job option with the library's wording, "<paramref name="job"/>: <paramref name="message"/>", where the message names the option as the command and a recipe do (<c>sparsity must be between 0 and 1, not 1.5</c>).</summary>
+    /// <exception cref="IrrException">The check failed.</exception>
+    public static void Require(bool ok, string job, string message)
+    {
+        if (!ok) throw new IrrException($"{job}: {message}");
+    }
+}

@@ -1,0 +1,65 @@
+using Irr.IO;
+using Irr.Jobs;
+
+namespace Irr.Realign;
+
+/// <summary>
+/// IRR step 1 as a job (<c>irr safety-vector</c>): the safety vector <c>v = W_A − W_U</c> of every target weight,
+/// written as float32 safetensors under the full Hugging Face names (IRR-SPEC step 1).
+/// </summary>
+public sealed record SafetyVectorJob : IJob<int>
+{
+    /// <summary>The aligned model θ_A (a Hugging Face model directory).</summary>
+    public required string Aligned { get; init; }
+
+    /// <summary>The unaligned model θ_U as a model directory (θ_A fine-tuned on harmful answers); or give <see cref="UnalignedAdapter"/>.</summary>
+    public string? Unaligned { get; init; }
+
+    /// <summary>θ_U as a PEFT LoRA adapter on <see cref="Aligned"/>; or give <see cref="Unaligned"/>.</summary>
+    public string? UnalignedAdapter { get; init; }
+
+    /// <summary>Target modules M, in forward order (<see cref="TargetModules.Parse(string?)"/>).</summary>
+    public IReadOnlyList<string> Modules { get; init; } = TargetModules.All;
+
+    /// <summary>The safety-vector file to write (.safetensors).</summary>
+    public required string OutputPath { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "safety-vector";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => [Aligned, Unaligned ?? UnalignedAdapter!];
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require((Unaligned is null) != (UnalignedAdapter is null), Command, "give exactly one of unaligned and unaligned-adapter");
+        Provenance.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
+    }
+
+    /// <summary>The metadata block of the safetensors file: what was subtracted from what, for which modules.</summary>
+    public Dictionary<string, string> Metadata() => new()
+    {
+        ["format"] = "pt",
+        ["irr"] = "safety-vector",
+        ["aligned"] = Provenance.PathOf(Aligned),
+        ["unaligned"] = Provenance.PathOf(Unaligned ?? UnalignedAdapter!),
+        ["modules"] = string.Join(",", Modules),
+    };
+
+    /// <summary>Computes and writes the safety vector, one tensor at a time; returns the number of tensors written.</summary>
+    /// <exception cref="IrrException">A model is missing or malformed, the two do not share an architecture, or a weight is not finite.</exception>
+    public int Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        using var a = CheckpointWeights.Open(Aligned);
+        using var u = Unaligned is not null ? CheckpointWeights.Open(Unaligned) : CheckpointWeights.Open(Aligned, UnalignedAdapter);
+        int total = a.Config.NumHiddenLayers * Modules.Count;
+        var stage = ProgressStage.Start(progress, "safety vector", total);
+        SafetyVector.Compute(a, u, Modules, OutputPath, Metadata(), _ => stage.Advance());
+        return total;
+    }
+}
