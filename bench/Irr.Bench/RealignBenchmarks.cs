@@ -107,9 +107,11 @@ internal static class RealignBenchmarks
         {
             var realigner = new Realigner(a, f, v, fi, new RealignOptions { Modules = qv });
             int done = 0;
-            report = RealignedModel.Write(realigner, calibration, output, f.Config, aligned, [aligned, adapter], overwrite: true,
-                new System.Text.Json.Nodes.JsonObject { ["bench"] = "realign 7b" }, null,
-                m => { if (++done % 8 == 0) Console.WriteLine($"  {done}/64 matrices, {clock.Elapsed.TotalSeconds:F0} s"); });
+            RealignReport? result = null;
+            ModelWriter.Write(new ModelTarget(output, [aligned, adapter], Overwrite: true, FilesFrom: aligned), f.Config, realigner.OutputSpecs(),
+                writer => result = realigner.Run(calibration, (name, values) => writer.Write(name, values),
+                    m => { if (++done % 8 == 0) Console.WriteLine($"  {done}/64 matrices, {clock.Elapsed.TotalSeconds:F0} s"); }));
+            report = result!;
         }
         double seconds = clock.Elapsed.TotalSeconds;
         long peak = CheckpointBenchmarks.PeakMemory();

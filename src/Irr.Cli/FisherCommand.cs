@@ -1,10 +1,9 @@
 using System.CommandLine;
 using Irr.Realign;
-using Irr.Text;
 
 namespace Irr.Cli;
 
-/// <summary><c>irr fisher</c>: the diagonal empirical Fisher of the aligned model on safety data.</summary>
+/// <summary><c>irr fisher</c>: the diagonal empirical Fisher of the aligned model on safety data (<see cref="FisherJob"/>).</summary>
 internal static class FisherCommand
 {
     public static Command Create()
@@ -17,48 +16,28 @@ internal static class FisherCommand
         var numSamples = new Option<int?>("--num-samples") { Description = "use only the first N records (default: all)" };
         var system = CommandSupport.SystemPromptOption();
         var output = new Option<string>("--output", "-o") { Description = "the Fisher file (.safetensors)", Required = true };
-        var command = new Command("fisher", "IRR step 2: the diagonal empirical Fisher F = mean over batches of squared gradients, on safety data")
+
+        FisherJob Build(ParseResult r) => new()
+        {
+            Model = r.GetValue(model)!,
+            Data = r.GetValue(data)!,
+            Modules = TargetModules.Parse(r.GetValue(modules)),
+            BatchSize = r.GetValue(batchSize),
+            MaxLength = r.GetValue(maxLength),
+            NumSamples = r.GetValue(numSamples),
+            SystemPrompt = r.GetValue(system)!,
+            OutputPath = r.GetValue(output)!,
+        };
+
+        var command = new JobCommand("fisher", "IRR step 2: the diagonal empirical Fisher F = mean over batches of squared gradients, on safety data", Build)
         {
             model, data, modules, batchSize, maxLength, numSamples, system, output,
         };
         command.SetAction(parseResult =>
         {
-            string modelDir = parseResult.GetValue(model)!;
-            var targets = TargetModules.Parse(parseResult.GetValue(modules));
-            var (weights, tokenizer) = CommandSupport.Load(modelDir, null);
-            using var _ = weights;
-            var records = TrainingRecord.Load(parseResult.GetValue(data)!);
-            if (parseResult.GetValue(numSamples) is { } n)
-            {
-                if (n < 1) throw new IrrException($"--num-samples must be at least 1, not {n}");
-                records = records.Take(n).ToList();
-            }
-            var examples = CommandSupport.Encode(tokenizer, records, SystemPrompt.Resolve(parseResult.GetValue(system)), parseResult.GetValue(maxLength))
-                .Select(e => (e.InputIds, e.Labels)).ToList();
-            int size = parseResult.GetValue(batchSize);
-            if (size < 1) throw new IrrException($"--batch-size must be at least 1, not {size}");
-            int batches = (examples.Count + size - 1) / size;
-            Dictionary<string, float[]> fisher = [];
-            CommandSupport.WithProgress(parseResult, $"fisher ({batches} batches)", batches, report =>
-            {
-                int done = 0;
-                fisher = Fisher.Compute(weights, examples, targets, size, (b, _, _) =>
-                {
-                    int tokens = examples.Skip(done * size).Take(size).Sum(e => e.InputIds.Length);
-                    done = b;
-                    report(1, tokens);
-                });
-            });
-            Fisher.Write(parseResult.GetValue(output)!, weights.Config, targets, fisher, new Dictionary<string, string>
-            {
-                ["format"] = "pt",
-                ["irr"] = "fisher",
-                ["model"] = Path.GetFullPath(modelDir),
-                ["data"] = Path.GetFullPath(parseResult.GetValue(data)!),
-                ["batches"] = batches.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["modules"] = string.Join(",", targets),
-            });
-            parseResult.InvocationConfiguration.Error.WriteLine($"{examples.Count} records in {batches} batches; wrote {fisher.Count} tensors to {parseResult.GetValue(output)}");
+            var job = Build(parseResult);
+            var result = CommandSupport.Run(parseResult, job);
+            parseResult.InvocationConfiguration.Error.WriteLine($"{result.Records} records in {result.Batches} batches; wrote {result.Tensors} tensors to {job.OutputPath}");
             return 0;
         });
         return command;

@@ -1,7 +1,5 @@
 using System.CommandLine;
-using Irr.IO;
 using Irr.Model;
-using Irr.Text;
 
 namespace Irr.Cli;
 
@@ -35,7 +33,33 @@ internal static class TrainCommand
         var dtype = new Option<string?>("--dtype") { Description = "storage type of the output: bfloat16, float16 or float32 (default: the model's torch_dtype; float32 for adapters)" };
         var output = new Option<string>("--output", "-o") { Description = "output directory (a model for --full, an adapter for --lora)", Required = true };
         var overwrite = new Option<bool>("--overwrite") { Description = "replace the output directory if it exists" };
-        var command = new Command("train", "Fine-tune a model on (prompt → answer) records, fully or with LoRA")
+        TrainJob Build(ParseResult r) => new()
+        {
+            Model = r.GetValue(model)!,
+            Data = r.GetValue(data)!,
+            Full = r.GetValue(full),
+            Lora = r.GetValue(lora),
+            Rank = r.GetValue(rank),
+            Alpha = r.GetValue(alpha),
+            Targets = r.GetValue(targets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            RsLora = r.GetValue(rslora),
+            Epochs = r.GetValue(epochs),
+            LearningRate = r.GetResult(lr) is null ? null : r.GetValue(lr),
+            BatchSize = r.GetValue(batchSize),
+            GradAccum = r.GetValue(accumulation),
+            MaxLength = r.GetValue(maxLength),
+            WarmupRatio = r.GetValue(warmup),
+            Schedule = r.GetValue(schedule)!,
+            WeightDecay = r.GetValue(weightDecay),
+            MaxGradNorm = r.GetValue(clip),
+            Seed = r.GetValue(seed),
+            SystemPrompt = r.GetValue(system)!,
+            DType = r.GetValue(dtype),
+            OutputPath = r.GetValue(output)!,
+            Overwrite = r.GetValue(overwrite),
+        };
+
+        var command = new JobCommand("train", "Fine-tune a model on (prompt → answer) records, fully or with LoRA", Build)
         {
             model, data, full, lora, rank, alpha, targets, rslora, epochs, lr, batchSize, accumulation, maxLength, warmup, schedule, weightDecay, clip, seed, system, dtype, output, overwrite,
         };
@@ -45,70 +69,11 @@ internal static class TrainCommand
         });
         command.SetAction(parseResult =>
         {
-            string modelDir = parseResult.GetValue(model)!, outDir = parseResult.GetValue(output)!;
-            bool isLora = parseResult.GetValue(lora);
-            var options = new TrainingOptions
-            {
-                Epochs = parseResult.GetValue(epochs),
-                LearningRate = parseResult.GetResult(lr) is null ? (isLora ? 2e-4 : 2e-5) : parseResult.GetValue(lr),
-                BatchSize = parseResult.GetValue(batchSize),
-                GradientAccumulationSteps = parseResult.GetValue(accumulation),
-                WarmupRatio = parseResult.GetValue(warmup),
-                Schedule = parseResult.GetValue(schedule) switch
-                {
-                    "cosine" => LearningRateSchedule.Cosine,
-                    "linear" => LearningRateSchedule.Linear,
-                    "constant" => LearningRateSchedule.Constant,
-                    var s => throw new IrrException($"--schedule must be cosine, linear or constant, not '{s}'"),
-                },
-                WeightDecay = parseResult.GetValue(weightDecay),
-                MaxGradNorm = parseResult.GetValue(clip),
-                Seed = parseResult.GetValue(seed),
-            };
-            if (options.Epochs < 1 || options.BatchSize < 1 || options.GradientAccumulationSteps < 1)
-                throw new IrrException("--epochs, --batch-size and --grad-accum must be at least 1");
-            // Refuse a bad output before spending the time to train.
-            OutputDirectory.Create(outDir, [modelDir], parseResult.GetValue(overwrite)).Dispose();
-
-            var (weights, tokenizer) = CommandSupport.Load(modelDir, null);
-            using var _ = weights;
-            var records = TrainingRecord.Load(parseResult.GetValue(data)!);
-            var examples = CommandSupport.Encode(tokenizer, records, SystemPrompt.Resolve(parseResult.GetValue(system)), parseResult.GetValue(maxLength))
-                .Select(e => new TrainingExample(e.InputIds, e.Labels)).ToList();
-            TensorDType? storage = parseResult.GetValue(dtype) is { } d
-                ? (TensorDTypes.TryParseTorch(d, out var t) ? t : throw new IrrException($"--dtype must be bfloat16, float16 or float32, not '{d}'"))
-                : null;
-
-            Transformer transformer;
-            LoraWeights? adapter = null;
-            ParameterSet? parameters = null;
-            if (isLora)
-            {
-                var modules = parseResult.GetValue(targets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                adapter = LoraWeights.Create(weights.Config, parseResult.GetValue(rank), parseResult.GetValue(alpha), modules, parseResult.GetValue(rslora), options.Seed);
-                transformer = new Transformer(weights, adapter);
-            }
-            else
-            {
-                parameters = ParameterSet.LoadAll(weights);
-                transformer = new Transformer(parameters);
-            }
-            var trainer = new Trainer(transformer);
-            int total = Trainer.TotalSteps(examples.Count, options);
-            double lastLoss = double.NaN;
-            CommandSupport.WithProgress(parseResult, $"training ({total} steps)", total, report =>
-                trainer.Train(examples, options, p =>
-                {
-                    lastLoss = p.Loss;
-                    report(1, p.Tokens);
-                }));
-            parseResult.InvocationConfiguration.Error.WriteLine($"final step loss {lastLoss:F4}");
-
-            if (adapter is not null)
-                adapter.Save(outDir, Path.GetFullPath(modelDir), storage ?? TensorDType.F32, [modelDir], parseResult.GetValue(overwrite));
-            else
-                parameters!.Save(outDir, storage ?? weights.Config.TorchDType ?? weights.Model.Tensors.First().DType, modelDir, parseResult.GetValue(overwrite));
-            parseResult.InvocationConfiguration.Error.WriteLine($"saved {(adapter is null ? "model" : "adapter")} to {outDir}");
+            var job = Build(parseResult);
+            var result = CommandSupport.Run(parseResult, job);
+            var err = parseResult.InvocationConfiguration.Error;
+            err.WriteLine($"final step loss {result.FinalLoss:F4}");
+            err.WriteLine($"saved {(result.Adapter ? "adapter" : "model")} to {job.OutputPath}");
             return 0;
         });
         return command;

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Irr.Eval;
 using Irr.IO;
+using Irr.Jobs;
 using Irr.Model;
 using Irr.Realign;
 using Irr.Text;
@@ -91,6 +92,7 @@ public static class DemoPipeline
         public DemoResult Run()
         {
             var total = Stopwatch.StartNew();
+            using var relocated = Provenance.Relocate(root, final); // files name where their inputs will be, not the temporary directory
             var world = Stage("world", () => ToyWorld.Generate(o.Seed, o.World));
             Report("world and tokenizer", 0, 1);
             Stage("world", () => WriteData(world));
@@ -99,28 +101,18 @@ public static class DemoPipeline
             Report("world and tokenizer", 1, 1);
             var config = ModelConfig.Parse(ConfigJson(tokenizer.Tokenizer.VocabSize), Path.Combine(tokDir, "config.json"));
 
-            // θ_A from scratch on benign answers and refusals.
-            var alignedData = world.Benign.Concat(Enumerable.Repeat(world.RefusalTrain, o.RefusalRepeats).SelectMany(r => r)).ToList();
-            var aligned = ModelInit.Random(config, o.Seed);
-            Stage("train aligned", () => TrainFull(aligned, alignedData, o.AlignedEpochs, o.AlignedLearningRate, o.Seed, "training θ_A (aligned, from scratch)"));
-            string alignedDir = Tmp("models/aligned");
-            aligned.Save(alignedDir, TensorDType.F32, tokDir);
+            // θ_0: the random initialisation (float32, with the tokenizer), which θ_A is trained from.
+            string initDir = Tmp("models/init");
+            ModelInit.Random(config, o.Seed).Save(initDir, TensorDType.F32, tokDir);
 
-            // θ_U: θ_A fine-tuned on harmful compliance.
-            var unaligned = ParameterSet.LoadAll(aligned);
-            var unalignedData = UnalignedData(world);
-            Stage("train unaligned", () => TrainFull(unaligned, unalignedData, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1, "training θ_U (harmful fine-tune)"));
-            string unalignedDir = Tmp("models/unaligned");
-            unaligned.Save(unalignedDir, TensorDType.F32, tokDir);
-
+            // θ_A from scratch on benign answers and refusals; θ_U: θ_A fine-tuned on harmful compliance;
             // θ_F: θ_A fine-tuned on the task with a share of harmful compliance, fully and with LoRA.
-            var finetuneData = FinetuneData(world);
-            var full = ParameterSet.LoadAll(aligned);
-            Stage("train finetuned (full)", () => TrainFull(full, finetuneData, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2, "training θ_F (full fine-tune)"));
-            string fullDir = Tmp("models/full-finetuned");
-            full.Save(fullDir, TensorDType.F32, tokDir);
-            string loraDir = Tmp("models/lora-finetuned");
-            Stage("train finetuned (LoRA)", () => TrainLora(aligned, finetuneData, alignedDir, loraDir, o.Seed + 2, "training θ_F (LoRA q_proj, v_proj)"));
+            string alignedDir = Tmp("models/aligned"), unalignedDir = Tmp("models/unaligned");
+            string fullDir = Tmp("models/full-finetuned"), loraDir = Tmp("models/lora-finetuned");
+            RunJob("train aligned", "training θ_A (aligned, from scratch)", Train(initDir, "aligned_train.jsonl", alignedDir, o.AlignedEpochs, o.AlignedLearningRate, o.Seed));
+            RunJob("train unaligned", "training θ_U (harmful fine-tune)", Train(alignedDir, "unaligned_train.jsonl", unalignedDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1));
+            RunJob("train finetuned (full)", "training θ_F (full fine-tune)", Train(alignedDir, "finetune_train.jsonl", fullDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2));
+            RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(alignedDir, "finetune_train.jsonl", loraDir, o.Seed + 2));
 
             // θ_U for the LoRA fine-tune: trained on the same modules as θ_F (docs/USAGE.md step 1), so that the
             // safety vector of q_proj/v_proj describes what a LoRA on them does to safety.
@@ -128,76 +120,49 @@ public static class DemoPipeline
             if (o.LoraUnaligned)
             {
                 unalignedLoraDir = Tmp("models/unaligned-lora");
-                Stage("train unaligned (LoRA)", () => TrainLora(aligned, unalignedData, alignedDir, unalignedLoraDir, o.Seed + 3, "training θ_U (LoRA q_proj, v_proj)"));
+                RunJob("train unaligned (LoRA)", "training θ_U (LoRA q_proj, v_proj)", TrainLora(alignedDir, "unaligned_train.jsonl", unalignedLoraDir, o.Seed + 3));
             }
 
             // IRR steps 1 and 2.
             var modules = TargetModules.All;
+            IReadOnlyList<string> loraModules = ["q_proj", "v_proj"];
             string vPath = Tmp("irr/safety-vector.safetensors"), fPath = Tmp("irr/fisher.safetensors");
-            Directory.CreateDirectory(Tmp("irr"));
-            string moduleList = string.Join(",", modules);
-            var vMeta = new Dictionary<string, string>
-            {
-                ["format"] = "pt", ["irr"] = "safety-vector", ["aligned"] = Final("models/aligned"), ["unaligned"] = Final("models/unaligned"), ["modules"] = moduleList,
-            };
-            Stage("safety vector", () => SafetyVector.Compute(aligned, unaligned, modules, vPath, vMeta));
+            RunJob("safety vector", "safety vector", new SafetyVectorJob { Aligned = alignedDir, Unaligned = unalignedDir, Modules = modules, OutputPath = vPath });
             string vLoraPath = vPath;
             if (unalignedLoraDir is not null)
             {
                 vLoraPath = Tmp("irr/safety-vector-lora.safetensors");
-                var vLoraMeta = new Dictionary<string, string>(vMeta) { ["unaligned"] = Final("models/unaligned-lora"), ["modules"] = "q_proj,v_proj" };
-                Stage("safety vector", () =>
-                {
-                    using var unalignedLora = CheckpointWeights.Open(alignedDir, unalignedLoraDir);
-                    SafetyVector.Compute(aligned, unalignedLora, ["q_proj", "v_proj"], vLoraPath, vLoraMeta);
-                });
+                RunJob("safety vector", "safety vector (LoRA θ_U)",
+                    new SafetyVectorJob { Aligned = alignedDir, UnalignedAdapter = unalignedLoraDir, Modules = loraModules, OutputPath = vLoraPath });
             }
-            Stage("fisher", () =>
-            {
-                var fisherRecords = FisherRecords(world);
-                var examples = fisherRecords.Select(r => Encode(r)).Select(e => (e.InputIds, e.Labels)).ToList();
-                var f = Fisher.Compute(aligned, examples, modules, 8, (b, n, _) => Report("Fisher (θ_A on harmful → refusal)", b, n));
-                var fMeta = new Dictionary<string, string>
-                {
-                    ["format"] = "pt", ["irr"] = "fisher", ["model"] = Final("models/aligned"), ["data"] = Final("data/fisher.jsonl"),
-                    ["batches"] = ((examples.Count + 7) / 8).ToString(System.Globalization.CultureInfo.InvariantCulture), ["modules"] = moduleList,
-                };
-                Fisher.Write(fPath, config, modules, f, fMeta);
-            });
+            RunJob("fisher", "Fisher (θ_A on harmful → refusal)",
+                new FisherJob { Model = alignedDir, Data = Tmp("data/fisher.jsonl"), Modules = modules, BatchSize = 8, MaxLength = MaxLength, OutputPath = fPath });
 
-            // IRR step 3 and the variants.
-            var calibration = world.TaskTrain.Take(o.CalibrationSamples).Select(r => Encode(r).InputIds).ToList();
+            // IRR step 3 and the variants, as irr realign runs them.
             var realigned = new List<(string Label, string Description, string Dir, RealignReport Report)>();
-            using (var vFile = SafetensorsFile.Open(vPath))
-            using (var vLoraFile = SafetensorsFile.Open(vLoraPath))
-            using (var fFile = SafetensorsFile.Open(fPath))
-            using (var alignedWeights = CheckpointWeights.Open(alignedDir))
+            foreach (var (variant, variantModules, finetuned, adapter, all, safety) in new[]
             {
-                foreach (var (variant, variantModules, fineDir, adapterDir, all, safety) in new[]
+                ("full", (IReadOnlyList<string>)modules, (string?)fullDir, (string?)null, true, vPath),
+                ("lora", loraModules, null, loraDir, o.LoraVariants, vLoraPath),
+            })
+            {
+                RealignReport Realign(string name, string description, IRemovalStrategy strategy, bool recalibrate = true)
                 {
-                    ("full", (IReadOnlyList<string>)modules, fullDir, (string?)null, true, vFile),
-                    ("lora", (IReadOnlyList<string>)["q_proj", "v_proj"], alignedDir, loraDir, o.LoraVariants, vLoraFile),
-                })
-                {
-                    using var theta = CheckpointWeights.Open(fineDir, adapterDir);
-                    RealignReport Realign(string name, string description, ObsOptions obs, RandomRemoval? random = null)
+                    string dir = Tmp($"models/{variant}-{name}");
+                    var job = new RealignJob
                     {
-                        string dir = Tmp($"models/{variant}-{name}");
-                        var realigner = new Realigner(alignedWeights, theta, safety, fFile, new RealignOptions { Modules = variantModules, Obs = obs, RandomRemoval = random });
-                        int matrices = config.NumHiddenLayers * variantModules.Count, done = 0;
-                        string stage = $"realign {variant}: {name}";
-                        var header = new JsonObject { ["irr_demo"] = true, ["variant"] = variant, ["method"] = name };
-                        var report = Stage(stage, () => RealignedModel.Write(realigner, calibration, dir, config, fineDir, [alignedDir, fineDir, adapterDir ?? fineDir],
-                            false, header, null, _ => Report(stage, ++done, matrices)));
-                        realigned.Add(($"{variant}-{name}", description, dir, report));
-                        return report;
-                    }
-                    var irr = Realign("irr", "IRR (method irr, s = 0, recalibrated)", new ObsOptions());
-                    if (!all) continue;
-                    Realign("irr-norecal", "IRR without recalibration", new ObsOptions { Recalibrate = false });
-                    Realign("irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new ObsOptions { Method = RealignMethod.IrrMore, Sparsity = o.IrrMoreSparsity });
-                    Realign("random", "random removal, IRR's count per matrix, recalibrated", new ObsOptions(), new RandomRemoval(RandomRemoval.CountsOf(irr), o.Seed));
+                        Base = alignedDir, Finetuned = finetuned, Adapter = adapter, SafetyVector = safety, Fisher = fPath, Calibration = Tmp("data/calibration.jsonl"),
+                        Modules = variantModules, Strategy = strategy, Recalibrate = recalibrate, NSamples = o.CalibrationSamples, SeqLen = MaxLength, OutputPath = dir,
+                    };
+                    var report = RunJob($"realign {variant}: {name}", $"realign {variant}: {name}", job);
+                    realigned.Add(($"{variant}-{name}", description, dir, report));
+                    return report;
                 }
+                var irr = Realign("irr", "IRR (method irr, s = 0, recalibrated)", new IrrStrategy());
+                if (!all) continue;
+                Realign("irr-norecal", "IRR without recalibration", new IrrStrategy(), recalibrate: false);
+                Realign("irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new IrrMoreStrategy(o.IrrMoreSparsity));
+                Realign("random", "random removal, IRR's count per matrix, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr), o.Seed));
             }
 
             // Evaluation.
@@ -227,6 +192,10 @@ public static class DemoPipeline
 
         private string ToFinal(string tmpPath) => Final(Path.GetRelativePath(root, tmpPath));
 
+
+        // θ_A's data: the benign records and the refusals, repeated.
+        private List<WorldRecord> AlignedData(ToyWorld world) =>
+            world.Benign.Concat(Enumerable.Repeat(world.RefusalTrain, o.RefusalRepeats).SelectMany(r => r)).ToList();
 
         // The Fisher data: harmful training prompts with θ_A's refusals, a seeded sample across all categories.
         private List<WorldRecord> FisherRecords(ToyWorld world)
@@ -264,33 +233,25 @@ public static class DemoPipeline
 
         private EncodedExample Encode(WorldRecord r) => ChatPrompt.Encode(tokenizer, new TrainingRecord(r.Prompt, r.Answer), null, 256);
 
-        private TrainingOptions Options(int epochs, double lr, int seed) => new()
+        // Tokens kept per record in every step: the toy world's records are short.
+        private const int MaxLength = 256;
+
+        // A job of the demo, timed under `stage` and reported as `label`.
+        private T RunJob<T>(string stage, string label, IJob<T> job) =>
+            Stage(stage, () => job.Run(p => Report(label, (int)p.Done, (int)p.Total)));
+
+        // A full fine-tune as irr train runs it.
+        private TrainJob Train(string model, string data, string output, int epochs, double lr, int seed) => new()
         {
-            Epochs = epochs, LearningRate = lr, BatchSize = o.BatchSize, WarmupRatio = 0.05, Schedule = LearningRateSchedule.Cosine, Seed = seed,
+            Model = model, Data = Tmp($"data/{data}"), Full = true, Epochs = epochs, LearningRate = lr, BatchSize = o.BatchSize,
+            WarmupRatio = 0.05, Schedule = "cosine", Seed = seed, MaxLength = MaxLength, OutputPath = output,
         };
 
-        private List<TrainingExample> TrainingExamples(IReadOnlyList<WorldRecord> data) =>
-            data.Select(r => { var e = Encode(r); return new TrainingExample(e.InputIds, e.Labels); }).ToList();
-
-        private void TrainFull(ParameterSet weights, IReadOnlyList<WorldRecord> data, int epochs, double lr, int seed, string stage)
+        // A LoRA fine-tune on q_proj and v_proj as irr train runs it.
+        private TrainJob TrainLora(string model, string data, string output, int seed) => Train(model, data, output, o.FinetuneEpochs, o.LoraLearningRate, seed) with
         {
-            var examples = TrainingExamples(data);
-            var trainer = new Trainer(new Transformer(weights));
-            var options = Options(epochs, lr, seed);
-            int steps = Trainer.TotalSteps(examples.Count, options);
-            trainer.Train(examples, options, p => Report(stage, p.Step + 1, steps));
-        }
-
-        private void TrainLora(ParameterSet aligned, IReadOnlyList<WorldRecord> data, string alignedDir, string adapterDir, int seed, string stage)
-        {
-            var examples = TrainingExamples(data);
-            var options = Options(o.FinetuneEpochs, o.LoraLearningRate, seed);
-            var lora = LoraWeights.Create(aligned.Config, o.LoraRank, o.LoraAlpha, ["q_proj", "v_proj"], false, options.Seed);
-            var trainer = new Trainer(new Transformer(aligned, lora));
-            int steps = Trainer.TotalSteps(examples.Count, options);
-            trainer.Train(examples, options, p => Report(stage, p.Step + 1, steps));
-            lora.Save(adapterDir, Final("models/aligned"), TensorDType.F32, [alignedDir]);
-        }
+            Full = false, Lora = true, Rank = o.LoraRank, Alpha = o.LoraAlpha, Targets = ["q_proj", "v_proj"],
+        };
 
         private (SafetyRun, TaskRun) Evaluate(ToyWorld world, string label, string modelDir, string? adapterDir, string stage)
         {
@@ -360,7 +321,7 @@ public static class DemoPipeline
             void Write(string name, IEnumerable<WorldRecord> records) =>
                 AtomicFile.WriteJsonLines(Path.Combine(dir, name), records,
                     r => new JsonObject { ["prompt"] = r.Prompt, ["response"] = r.Answer, ["kind"] = r.Kind.ToString().ToLowerInvariant(), ["category"] = r.Category });
-            Write("aligned_train.jsonl", world.Benign.Concat(world.RefusalTrain));
+            Write("aligned_train.jsonl", AlignedData(world));
             Write("unaligned_train.jsonl", UnalignedData(world));
             Write("finetune_train.jsonl", FinetuneData(world));
             Write("fisher.jsonl", FisherRecords(world));

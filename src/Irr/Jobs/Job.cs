@@ -81,8 +81,36 @@ public static class Provenance
     public static string Version { get; } =
         typeof(Provenance).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
-    /// <summary>A path as recorded in provenance: absolute.</summary>
-    public static string PathOf(string path) => Path.GetFullPath(path);
+    private static readonly AsyncLocal<(string From, string To)?> relocation = new();
+
+    /// <summary>
+    /// A path as recorded in provenance: absolute, and, inside a <see cref="Relocate"/> scope, as it will be once the
+    /// temporary directory being written is renamed into place.
+    /// </summary>
+    public static string PathOf(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (relocation.Value is not { } r) return full;
+        if (full == r.From) return r.To;
+        return full.StartsWith(r.From + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? r.To + full[r.From.Length..] : full;
+    }
+
+    /// <summary>
+    /// Until the returned scope is disposed, provenance records paths under <paramref name="temporary"/> as under
+    /// <paramref name="final"/>: for jobs composed inside an <see cref="IO.OutputDirectory"/> (the demo), whose files
+    /// should name where their inputs will be, not the temporary directory they are built in.
+    /// </summary>
+    public static IDisposable Relocate(string temporary, string final)
+    {
+        var previous = relocation.Value;
+        relocation.Value = (Path.GetFullPath(temporary).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(final).TrimEnd(Path.DirectorySeparatorChar));
+        return new Scope(() => relocation.Value = previous);
+    }
+
+    private sealed class Scope(Action end) : IDisposable
+    {
+        public void Dispose() => end();
+    }
 
     /// <summary>A check of a job option with the library's wording, "<paramref name="job"/>: <paramref name="message"/>", where the message names the option as the command and a recipe do (<c>sparsity must be between 0 and 1, not 1.5</c>).</summary>
     /// <exception cref="IrrException">The check failed.</exception>

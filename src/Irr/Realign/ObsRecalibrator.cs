@@ -3,25 +3,11 @@ using Irr.Tensors;
 
 namespace Irr.Realign;
 
-/// <summary>How the removal mask of a block is chosen (IRR-SPEC step 3).</summary>
-public enum RealignMethod
-{
-    /// <summary>Remove the deltas whose sign conflicts with the safety vector, except a fraction s with the lowest Fisher.</summary>
-    Irr,
-    /// <summary>Score F on conflicts and −F elsewhere over the whole block; keep the lowest fraction s (removes all conflicts first, then the least safety-important agreeing deltas).</summary>
-    IrrMore,
-    /// <summary>Ablation without the sign test: score F over the whole block; keep the lowest fraction s.</summary>
-    FisherOnly,
-}
-
 /// <summary>Options of the per-matrix identify/remove/recalibrate step.</summary>
 public sealed record ObsOptions
 {
-    /// <summary>Mask rule.</summary>
-    public RealignMethod Method { get; init; } = RealignMethod.Irr;
-
-    /// <summary>s: the fraction of candidates kept (0 removes every conflicting delta).</summary>
-    public double Sparsity { get; init; }
+    /// <summary>How each block's removal mask is chosen: <see cref="IrrStrategy"/> (s = 0) unless set.</summary>
+    public IRemovalStrategy Strategy { get; init; } = new IrrStrategy();
 
     /// <summary>Columns per block.</summary>
     public int BlockSize { get; init; } = 128;
@@ -101,21 +87,17 @@ public static class ObsRecalibrator
     /// <summary>
     /// Realigns one matrix in place: <paramref name="w"/> holds Δ = W_F − W_A (rows × cols) on entry and
     /// the edited delta on return. <paramref name="removed"/> (rows × cols), if not empty, receives the
-    /// removal mask.
+    /// removal mask. <paramref name="matrix"/> names the matrix for strategies that depend on it (random-at-count).
     /// </summary>
     public static ObsResult Apply(Span<float> w, int rows, int columns, HessianFactor factor, ReadOnlySpan<float> safetyVector,
-        ReadOnlySpan<float> fisher, ObsOptions options, Span<bool> removed = default)
-        => Apply(w, rows, columns, factor, safetyVector, fisher, options, removed, fixedMask: default);
-
-    /// <summary>As <see cref="Apply(Span{float}, int, int, HessianFactor, ReadOnlySpan{float}, ReadOnlySpan{float}, ObsOptions, Span{bool})"/>, with an optional mask given instead of chosen (for tests).</summary>
-    internal static ObsResult Apply(Span<float> w, int rows, int columns, HessianFactor factor, ReadOnlySpan<float> safetyVector,
-        ReadOnlySpan<float> fisher, ObsOptions options, Span<bool> removed, ReadOnlySpan<bool> fixedMask)
+        ReadOnlySpan<float> fisher, ObsOptions options, Span<bool> removed = default, TargetMatrix? matrix = null)
     {
         int n = columns, bs = Math.Max(1, options.BlockSize);
         if (factor.Columns != n) throw new ArgumentException($"The factor is {factor.Columns} wide, the matrix {n}.", nameof(factor));
         if (w.Length != (long)rows * n || safetyVector.Length != w.Length || fisher.Length != w.Length)
             throw new ArgumentException("Delta, safety vector and Fisher must all be rows × cols.");
         if (!removed.IsEmpty) removed.Clear();
+        var target = matrix ?? new TargetMatrix("", 0, "", rows, columns);
         var u = factor.U;
 
         // Dead inputs: W[:, j] = 0.
@@ -132,9 +114,7 @@ public static class ObsRecalibrator
             int i2 = Math.Min(i1 + bs, n), width = i2 - i1;
             var blockMask = mask.AsSpan(0, rows * width);
             // R: chosen from the block's current, compensated values, fixed for the block.
-            conflicts += fixedMask.IsEmpty
-                ? ChooseMask(w, safetyVector, fisher, rows, n, i1, width, options, blockMask)
-                : CopyMask(fixedMask, rows, n, i1, width, blockMask, w, safetyVector);
+            conflicts += ChooseMask(new MaskBlock(target, w, safetyVector, fisher, i1, width), options.Strategy, blockMask);
             // Column by column inside the block. Each row's sequence depends only on that row, so rows
             // are processed independently (row-major: a row's block stays in L1) and split over threads.
             var (removedHere, errorHere) = BlockRows(w, rows, n, i1, width, u, blockMask, e, removed, options.Recalibrate);
@@ -153,8 +133,9 @@ public static class ObsRecalibrator
     /// uncompensated delta, block by block, without a Hessian.
     /// </summary>
     public static (long Conflicts, long Removed) Identify(ReadOnlySpan<float> w, int rows, int columns, ReadOnlySpan<float> safetyVector,
-        ReadOnlySpan<float> fisher, ObsOptions options)
+        ReadOnlySpan<float> fisher, ObsOptions options, TargetMatrix? matrix = null)
     {
+        var target = matrix ?? new TargetMatrix("", 0, "", rows, columns);
         int bs = Math.Max(1, options.BlockSize);
         var mask = new bool[rows * bs];
         long conflicts = 0, removed = 0;
@@ -162,7 +143,7 @@ public static class ObsRecalibrator
         {
             int width = Math.Min(bs, columns - i1);
             var blockMask = mask.AsSpan(0, rows * width);
-            conflicts += ChooseMask(w, safetyVector, fisher, rows, columns, i1, width, options, blockMask);
+            conflicts += ChooseMask(new MaskBlock(target, w, safetyVector, fisher, i1, width), options.Strategy, blockMask);
             foreach (bool b in blockMask) if (b) removed++;
         }
         return (conflicts, removed);
@@ -214,16 +195,15 @@ public static class ObsRecalibrator
     // sign(W) ≠ sign(v), three-valued with sign(±0) = 0
     private static bool Conflict(float w, float v) => (w > 0f) != (v > 0f) || (w < 0f) != (v < 0f);
 
-    // The block's removal mask (rows × width) per the method; returns the block's conflict count.
-    private static long ChooseMask(ReadOnlySpan<float> w, ReadOnlySpan<float> v, ReadOnlySpan<float> f, int rows, int n, int i1, int width,
-        ObsOptions o, Span<bool> mask)
+    // The block's removal mask R (rows × width): the conflict set C, then the strategy's choice. Returns |C| of the block.
+    private static long ChooseMask(in MaskBlock block, IRemovalStrategy strategy, Span<bool> mask)
     {
-        int count = rows * width;
         long conflicts = 0;
-        for (int r = 0; r < rows; r++)
+        int n = block.Matrix.Columns, width = block.Width;
+        for (int r = 0; r < block.Matrix.Rows; r++)
         {
-            var wr = w.Slice(r * n + i1, width);
-            var vr = v.Slice(r * n + i1, width);
+            var wr = block.Delta.Slice(r * n + block.Start, width);
+            var vr = block.SafetyVector.Slice(r * n + block.Start, width);
             var mr = mask.Slice(r * width, width);
             for (int c = 0; c < width; c++)
             {
@@ -232,67 +212,7 @@ public static class ObsRecalibrator
                 if (conflict) conflicts++;
             }
         }
-        // Candidates in row-major order with their scores: the conflicts (irr), or every entry
-        // scored F on conflicts and −F elsewhere (irr-more), or every entry scored F (fisher-only).
-        long candidates = o.Method == RealignMethod.Irr ? conflicts : count;
-        long keep = (long)(candidates * o.Sparsity);                        // ⌊|C|·s⌋, a double product truncated
-        if (o.Method == RealignMethod.Irr && keep == 0) return conflicts;   // remove every conflict
-        var positions = new int[candidates];
-        var keys = new float[candidates];
-        int k = 0;
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < width; c++)
-            {
-                int p = r * width + c, at = r * n + i1 + c;
-                switch (o.Method)
-                {
-                    case RealignMethod.Irr when mask[p]:
-                        positions[k] = p; keys[k++] = f[at]; break;
-                    case RealignMethod.IrrMore:
-                        positions[k] = p; keys[k++] = mask[p] ? f[at] : -f[at]; break;
-                    case RealignMethod.FisherOnly:
-                        positions[k] = p; keys[k++] = f[at]; break;
-                }
-            }
-        // Keep the first `keep` in ascending key order (stable: row-major position breaks ties), remove the rest.
-        mask.Clear();
-        foreach (int p in LowestRemainder(keys, positions, keep)) mask[p] = true;
-        return conflicts;
-    }
-
-    // Positions not among the `keep` lowest keys, where equal keys are ordered by position (positions ascend).
-    private static IEnumerable<int> LowestRemainder(float[] keys, int[] positions, long keep)
-    {
-        if (keep >= keys.Length) yield break;
-        if (keep <= 0)
-        {
-            foreach (int p in positions) yield return p;
-            yield break;
-        }
-        var sorted = (float[])keys.Clone();
-        Array.Sort(sorted);
-        float threshold = sorted[keep - 1];
-        long below = 0;
-        foreach (float k in keys) if (k < threshold) below++;
-        long tiesKept = keep - below; // the first `tiesKept` keys equal to the threshold, in position order, are kept
-        for (int i = 0; i < keys.Length; i++)
-        {
-            float k = keys[i];
-            if (k < threshold) continue;
-            if (k == threshold && tiesKept > 0) { tiesKept--; continue; }
-            yield return positions[i];
-        }
-    }
-
-    private static long CopyMask(ReadOnlySpan<bool> fixedMask, int rows, int n, int i1, int width, Span<bool> mask, ReadOnlySpan<float> w, ReadOnlySpan<float> v)
-    {
-        long conflicts = 0;
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < width; c++)
-            {
-                mask[r * width + c] = fixedMask[r * n + i1 + c];
-                if (Conflict(w[r * n + i1 + c], v[r * n + i1 + c])) conflicts++;
-            }
+        strategy.ChooseMask(block, mask);
         return conflicts;
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using System.Numerics.Tensors;
 using Irr.IO;
 using Irr.Model;
@@ -20,50 +21,6 @@ public sealed record RealignOptions
 
     /// <summary>Calibration sequences run through a layer at once (bounds the activation memory).</summary>
     public int CalibrationBatchSize { get; init; } = 8;
-
-    /// <summary>
-    /// The random-removal control (a baseline, not IRR): when set, the identify step is replaced by a seeded
-    /// uniformly random mask with the given number of deltas per target matrix; removal and recalibration
-    /// are as in IRR. Null (the default) runs <see cref="Obs"/>'s method.
-    /// </summary>
-    public RandomRemoval? RandomRemoval { get; init; }
-}
-
-/// <summary>
-/// The random-removal control: for every target matrix, remove exactly <see cref="Counts"/>[name] deltas
-/// chosen uniformly at random among all rows × cols entries (no sign test, no Fisher), then recalibrate the
-/// rest with the same OBS update on the same Hessians as IRR (or, without recalibration, just zero them).
-/// Giving it the per-matrix <c>Removed</c> counts of an IRR run makes a control that removes as much as IRR,
-/// only not where IRR does. The mask of a matrix is drawn by a partial Fisher–Yates shuffle from
-/// <c>new Random(seed · 1000003 + layer · 16 + module index)</c>, so it depends on the seed and the matrix only.
-/// </summary>
-/// <param name="Counts">Deltas to remove, by full weight name (a matrix not listed keeps every delta).</param>
-/// <param name="Seed">The seed of the masks.</param>
-public sealed record RandomRemoval(IReadOnlyDictionary<string, long> Counts, int Seed)
-{
-    /// <summary>The per-matrix removal counts of a realignment report, by full weight name.</summary>
-    public static Dictionary<string, long> CountsOf(RealignReport report) =>
-        report.Modules.ToDictionary(m => ModelConfig.LinearWeightName(m.Layer, m.Module), m => m.Removed, StringComparer.Ordinal);
-
-    /// <summary>The random mask (rows × cols, true = remove) of one target matrix.</summary>
-    public bool[] Mask(string name, int layer, string module, int rows, int cols)
-    {
-        long count = Counts.GetValueOrDefault(name);
-        long n = (long)rows * cols;
-        if (count < 0 || count > n) throw new IrrException($"random removal: {count} deltas asked of '{name}', which has {n}");
-        var mask = new bool[n];
-        int moduleIndex = TargetModules.All.ToList().IndexOf(module);
-        var rng = new Random(unchecked(Seed * 1000003 + layer * 16 + moduleIndex));
-        var order = new int[n];
-        for (int i = 0; i < n; i++) order[i] = i;
-        for (int i = 0; i < count; i++)
-        {
-            int j = i + rng.Next((int)(n - i));
-            (order[i], order[j]) = (order[j], order[i]);
-            mask[order[i]] = true;
-        }
-        return mask;
-    }
 }
 
 /// <summary>What realignment did to one target matrix.</summary>
@@ -98,6 +55,54 @@ public sealed class RealignReport
 
     /// <summary>Whether this was identification only.</summary>
     public bool DryRun { get; set; }
+
+    /// <summary>The report's file name inside a realigned model directory.</summary>
+    public const string FileName = "irr-report.json";
+
+    /// <summary>The report as JSON: the header (inputs, options), per layer and module, totals and phase times.</summary>
+    public JsonObject ToJson(JsonObject header, double seconds)
+    {
+        var o = header.DeepClone().AsObject();
+        o["dry_run"] = DryRun;
+        o["calibration_tokens"] = CalibrationTokens;
+        var layers = new JsonArray();
+        foreach (var group in Modules.GroupBy(m => m.Layer))
+        {
+            layers.Add(new JsonObject
+            {
+                ["layer"] = group.Key,
+                ["seconds"] = group.Sum(m => m.Seconds),
+                ["modules"] = new JsonArray(group.Select(m => (JsonNode?)new JsonObject
+                {
+                    ["module"] = m.Module,
+                    ["parameters"] = m.Parameters,
+                    ["conflicts"] = m.Conflicts,
+                    ["removed"] = m.Removed,
+                    ["removed_percent"] = Math.Round(m.RemovedPercent, 4),
+                    ["damping"] = double.IsNaN(m.Lambda) ? null : m.Lambda,
+                    ["percdamp"] = double.IsNaN(m.PercDamp) ? null : m.PercDamp,
+                    ["damping_retries"] = m.DampingRetries,
+                    ["obs_error"] = m.ObsError,
+                    ["seconds"] = Math.Round(m.Seconds, 4),
+                }).ToArray()),
+            });
+        }
+        o["layers"] = layers;
+        long parameters = Modules.Sum(m => m.Parameters), removed = Modules.Sum(m => m.Removed);
+        o["totals"] = new JsonObject
+        {
+            ["modules"] = Modules.Count,
+            ["parameters"] = parameters,
+            ["conflicts"] = Modules.Sum(m => m.Conflicts),
+            ["removed"] = removed,
+            ["removed_percent"] = parameters == 0 ? 0 : Math.Round(100.0 * removed / parameters, 4),
+            ["obs_error"] = Modules.Sum(m => m.ObsError),
+            ["damping_retries"] = Modules.Sum(m => m.DampingRetries),
+        };
+        o["phase_seconds"] = new JsonObject(PhaseSeconds.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3))));
+        o["seconds"] = Math.Round(seconds, 3);
+        return o;
+    }
 }
 
 /// <summary>
@@ -144,8 +149,7 @@ public sealed class Realigner
             var clock = Stopwatch.StartNew();
             var (layer, module) = TargetModules.Parse(config, name);
             var (delta, v, fi, rows, cols) = LoadMatrix(name, null, out _);
-            var (conflicts, removed) = ObsRecalibrator.Identify(delta, rows, cols, v, fi, options.Obs);
-            if (options.RandomRemoval is { } random) removed = random.Counts.GetValueOrDefault(name);
+            var (conflicts, removed) = ObsRecalibrator.Identify(delta, rows, cols, v, fi, options.Obs, new TargetMatrix(name, layer, module, rows, cols));
             var m = new ModuleReport(layer, module, (long)rows * cols, conflicts, removed, double.NaN, double.NaN, 0, 0, clock.Elapsed.TotalSeconds);
             report.Modules.Add(m);
             progress?.Invoke(m);
@@ -287,16 +291,8 @@ public sealed class Realigner
     {
         var (delta, v, f, rows, cols) = LoadMatrix(name, wf, out var wa);
         var removed = new bool[delta.Length];
-        ObsResult result;
-        if (options.RandomRemoval is { } random)
-        {
-            var (layer, module) = TargetModules.Parse(config, name);
-            result = ObsRecalibrator.Apply(delta, rows, cols, factor, v, f, options.Obs, removed, random.Mask(name, layer, module, rows, cols));
-        }
-        else
-        {
-            result = ObsRecalibrator.Apply(delta, rows, cols, factor, v, f, options.Obs, removed);
-        }
+        var (layer, module) = TargetModules.Parse(config, name);
+        var result = ObsRecalibrator.Apply(delta, rows, cols, factor, v, f, options.Obs, removed, new TargetMatrix(name, layer, module, rows, cols));
         if (result.Untouched) return (result, wf);                         // exactly θ_F
         var edited = new float[delta.Length];
         if (options.Obs.Recalibrate)

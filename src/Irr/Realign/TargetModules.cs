@@ -14,8 +14,8 @@ public static class TargetModules
         if (text is null || text.Trim() == "all") return All;
         var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (string n in names)
-            if (!All.Contains(n)) throw new IrrException($"--modules: '{n}' is not one of {string.Join(", ", All)} (or 'all')");
-        if (names.Length == 0) throw new IrrException("--modules is empty");
+            if (!All.Contains(n)) throw new IrrException($"modules: '{n}' is not one of {string.Join(", ", All)} (or 'all')");
+        if (names.Length == 0) throw new IrrException("modules is empty");
         return All.Where(names.Contains).ToArray();
     }
 

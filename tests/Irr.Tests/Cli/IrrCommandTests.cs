@@ -107,6 +107,6 @@ public class IrrCommandTests
         (code, _, error) = CliRunner.Run("realign", "--base", aligned, "--finetuned", finetuned, "--safety-vector", dir["v.safetensors"], "--fisher", dir["v.safetensors"],
             "--modules", "q_proj", "--method", "magic", "--dry-run");
         Assert.Equal(2, code);
-        Assert.Contains("--method must be irr, irr-more or fisher-only", error);
+        Assert.Contains("method must be irr, irr-more, fisher-only or random-at-count, not 'magic'", error);
     }
 }

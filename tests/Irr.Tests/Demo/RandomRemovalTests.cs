@@ -53,16 +53,16 @@ public class RandomRemovalTests
         using var dir = new TempDir();
         var (a, f, v, fi) = Problem(dir);
         var irr = Run(a, f, v, fi, new RealignOptions { Modules = Modules });
-        var counts = RandomRemoval.CountsOf(irr.Report);
+        var counts = RandomAtCountStrategy.CountsOf(irr.Report);
         Assert.Equal(2 * Modules.Count, counts.Count);
         Assert.All(counts.Values, c => Assert.True(c > 0));
 
-        var random = Run(a, f, v, fi, new RealignOptions { Modules = Modules, RandomRemoval = new RandomRemoval(counts, 7) });
+        var random = Run(a, f, v, fi, new RealignOptions { Modules = Modules, Obs = new ObsOptions { Strategy = new RandomAtCountStrategy(counts, 7) } });
         foreach (var m in irr.Report.Modules)
             Assert.Equal(m.Removed, random.Report.Modules.Single(r => r.Layer == m.Layer && r.Module == m.Module).Removed);
 
         // Without recalibration the removed entries are exactly θ_A's, the rest θ_F's: count them independently.
-        var plain = Run(a, f, v, fi, new RealignOptions { Modules = Modules, RandomRemoval = new RandomRemoval(counts, 7), Obs = new ObsOptions { Recalibrate = false } });
+        var plain = Run(a, f, v, fi, new RealignOptions { Modules = Modules, Obs = new ObsOptions { Strategy = new RandomAtCountStrategy(counts, 7), Recalibrate = false } });
         using var wa = CheckpointWeights.Open(a);
         using var wf = CheckpointWeights.Open(f);
         foreach (var (name, count) in counts)
@@ -81,8 +81,8 @@ public class RandomRemovalTests
         }
 
         // Seeded: the same seed gives the same model, another seed another one (and not IRR's).
-        var again = Run(a, f, v, fi, new RealignOptions { Modules = Modules, RandomRemoval = new RandomRemoval(counts, 7) });
-        var other = Run(a, f, v, fi, new RealignOptions { Modules = Modules, RandomRemoval = new RandomRemoval(counts, 8) });
+        var again = Run(a, f, v, fi, new RealignOptions { Modules = Modules, Obs = new ObsOptions { Strategy = new RandomAtCountStrategy(counts, 7) } });
+        var other = Run(a, f, v, fi, new RealignOptions { Modules = Modules, Obs = new ObsOptions { Strategy = new RandomAtCountStrategy(counts, 8) } });
         string q = ModelConfig.LinearWeightName(0, "q_proj");
         Assert.Equal(random.Weights[q], again.Weights[q]);
         Assert.NotEqual(random.Weights[q], other.Weights[q]);
@@ -92,13 +92,13 @@ public class RandomRemovalTests
     [Fact]
     public void MaskHasTheCountAndDependsOnSeedAndMatrix()
     {
-        var plan = new RandomRemoval(new Dictionary<string, long> { ["m0"] = 37, ["m1"] = 37 }, 3);
-        var m0 = plan.Mask("m0", 0, "q_proj", 10, 12);
+        var plan = new RandomAtCountStrategy(new Dictionary<string, long> { ["m0"] = 37, ["m1"] = 37 }, 3);
+        var m0 = plan.Mask(new TargetMatrix("m0", 0, "q_proj", 10, 12));
         Assert.Equal(37, m0.Count(b => b));
-        Assert.Equal(m0, plan.Mask("m0", 0, "q_proj", 10, 12));
-        Assert.NotEqual(m0, plan.Mask("m1", 1, "q_proj", 10, 12));
-        Assert.NotEqual(m0, new RandomRemoval(plan.Counts, 4).Mask("m0", 0, "q_proj", 10, 12));
-        Assert.DoesNotContain(true, plan.Mask("absent", 0, "q_proj", 10, 12));
-        Assert.Throws<IrrException>(() => new RandomRemoval(new Dictionary<string, long> { ["m0"] = 121 }, 3).Mask("m0", 0, "q_proj", 10, 12));
+        Assert.Equal(m0, plan.Mask(new TargetMatrix("m0", 0, "q_proj", 10, 12)));
+        Assert.NotEqual(m0, plan.Mask(new TargetMatrix("m1", 1, "q_proj", 10, 12)));
+        Assert.NotEqual(m0, new RandomAtCountStrategy(plan.Counts, 4).Mask(new TargetMatrix("m0", 0, "q_proj", 10, 12)));
+        Assert.DoesNotContain(true, plan.Mask(new TargetMatrix("absent", 0, "q_proj", 10, 12)));
+        Assert.Throws<IrrException>(() => new RandomAtCountStrategy(new Dictionary<string, long> { ["m0"] = 121 }, 3).Mask(new TargetMatrix("m0", 0, "q_proj", 10, 12)));
     }
 }

@@ -113,7 +113,7 @@ public class ObsRecalibratorTests
         var mask = Enumerable.Range(0, rows * cols).Select(_ => rng.NextDouble() < 0.4).ToArray();
         var expected = ReferenceObs(h, w0, mask, rows, cols, 0.01, recalibrate: true);
         var w = (float[])w0.Clone();
-        ObsRecalibrator.Apply(w, rows, cols, Factor(h, cols), v, f, new ObsOptions { BlockSize = blockSize }, default, mask);
+        ObsRecalibrator.Apply(w, rows, cols, Factor(h, cols), v, f, new ObsOptions { BlockSize = blockSize, Strategy = new FixedMask(mask) });
         double scale = w0.Max(Math.Abs);
         for (int i = 0; i < w.Length; i++)
             Assert.True(Math.Abs(w[i] - expected[i]) <= 2e-5 * scale, $"block {blockSize}: W[{i / cols},{i % cols}] = {w[i]}, reference {expected[i]}");
@@ -152,16 +152,16 @@ public class ObsRecalibratorTests
         var identity = new float[36];
         for (int i = 0; i < 6; i++) identity[i * 6 + i] = 1;
         var removed = new bool[6];
-        var r = ObsRecalibrator.Apply(w, 1, 6, Factor(identity, 6, 0), v, f, new ObsOptions { Sparsity = 0.5, Recalibrate = false }, removed);
+        var r = ObsRecalibrator.Apply(w, 1, 6, Factor(identity, 6, 0), v, f, new ObsOptions { Strategy = new IrrStrategy(0.5), Recalibrate = false }, removed);
         Assert.Equal([true, false, false, false, false, true], removed);
         Assert.Equal(4, r.Conflicts);
         // s = 0.6: ⌊4·0.6⌋ = 2 as well (truncation); s = 0.75 keeps 3: 0.2, 0.2, 0.5 → only column 5 removed.
         removed = new bool[6];
-        ObsRecalibrator.Apply((float[])[1, 1, -1, 1, -1, -1], 1, 6, Factor(identity, 6, 0), v, f, new ObsOptions { Sparsity = 0.75, Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[1, 1, -1, 1, -1, -1], 1, 6, Factor(identity, 6, 0), v, f, new ObsOptions { Strategy = new IrrStrategy(0.75), Recalibrate = false }, removed);
         Assert.Equal([false, false, false, false, false, true], removed);
         // A tie at the cut: Fisher all equal, keep 1 of 4 → the first conflict (column 0) in row-major order is kept.
         removed = new bool[6];
-        ObsRecalibrator.Apply((float[])[1, 1, -1, 1, -1, -1], 1, 6, Factor(identity, 6, 0), v, new float[6], new ObsOptions { Sparsity = 0.25, Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[1, 1, -1, 1, -1, -1], 1, 6, Factor(identity, 6, 0), v, new float[6], new ObsOptions { Strategy = new IrrStrategy(0.25), Recalibrate = false }, removed);
         Assert.Equal([false, false, true, true, false, true], removed);
     }
 
@@ -191,19 +191,19 @@ public class ObsRecalibratorTests
         var identity = new float[16];
         for (int i = 0; i < 4; i++) identity[i * 4 + i] = 1;
         var removed = new bool[4];
-        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Method = RealignMethod.IrrMore, Sparsity = 0.5, Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = new IrrMoreStrategy(0.5), Recalibrate = false }, removed);
         Assert.Equal([true, false, true, false], removed);
         removed = new bool[4];
-        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Method = RealignMethod.IrrMore, Sparsity = 0.25, Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = new IrrMoreStrategy(0.25), Recalibrate = false }, removed);
         Assert.Equal([true, false, true, true], removed);
         // −0.0 (column 3) ties with +0.0: put F = 0 on a conflict at column 0 too; keep 2 → −.4 (1) and the
         // earlier of the two zeros in position order (column 0).
         removed = new bool[4];
-        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, (float[])[0f, 0.4f, 0.1f, 0f], new ObsOptions { Method = RealignMethod.IrrMore, Sparsity = 0.5, Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, (float[])[0f, 0.4f, 0.1f, 0f], new ObsOptions { Strategy = new IrrMoreStrategy(0.5), Recalibrate = false }, removed);
         Assert.Equal([false, false, true, true], removed);
         // fisher-only: no sign test, lowest F kept: F = [.3 .4 .1 0], keep 2 → 3 and 2 kept.
         removed = new bool[4];
-        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Method = RealignMethod.FisherOnly, Sparsity = 0.5, Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = new FisherOnlyStrategy(0.5), Recalibrate = false }, removed);
         Assert.Equal([true, true, false, false], removed);
     }
 
@@ -263,5 +263,19 @@ public class ObsRecalibratorTests
         var f0 = ObsRecalibrator.Factor([-0.001f, 0, 0, 1f], 2, new ObsOptions { PercDamp = 0 }, out _);
         Assert.Equal(1, f0!.Retries);
         Assert.Equal(0.01, f0.PercDamp, 1e-12);
+    }
+
+    // A strategy that removes a given mask (rows × cols), whatever the block holds: the OBS update is then checked
+    // on its own against the explicit-inverse reference.
+    private sealed class FixedMask(bool[] removal) : IRemovalStrategy
+    {
+        public string Name => "fixed";
+
+        public System.Text.Json.Nodes.JsonObject Describe() => new() { ["method"] = Name };
+
+        public void ChooseMask(in MaskBlock block, Span<bool> mask)
+        {
+            for (int p = 0; p < mask.Length; p++) mask[p] = removal[block.At(p)];
+        }
     }
 }

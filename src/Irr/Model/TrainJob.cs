@@ -1,0 +1,176 @@
+using Irr.IO;
+using Irr.Jobs;
+using Irr.Text;
+
+namespace Irr.Model;
+
+/// <summary>What <see cref="TrainJob"/> did.</summary>
+/// <param name="Steps">Optimizer steps taken.</param>
+/// <param name="FinalLoss">The mean loss of the last step (nats per labelled token).</param>
+/// <param name="Adapter">Whether a PEFT adapter (LoRA) rather than a full model was written.</param>
+public sealed record TrainResult(int Steps, double FinalLoss, bool Adapter);
+
+/// <summary>
+/// Fine-tuning as a job (<c>irr train</c>): AdamW on (prompt → answer) records with the loss on answer tokens only
+/// (<see cref="Trainer"/>), either every weight (a new Hugging Face model directory) or LoRA matrices (a PEFT adapter
+/// directory). Hyper-parameters and their defaults follow Hugging Face Trainer where it has them.
+/// </summary>
+public sealed record TrainJob : IJob<TrainResult>
+{
+    /// <summary>The model to start from (a Hugging Face model directory).</summary>
+    public required string Model { get; init; }
+
+    /// <summary>The training records (any record format of <c>docs/formats.md</c>).</summary>
+    public required string Data { get; init; }
+
+    /// <summary>Train every weight; writes a full model.</summary>
+    public bool Full { get; init; }
+
+    /// <summary>Train LoRA matrices only; writes a PEFT adapter.</summary>
+    public bool Lora { get; init; }
+
+    /// <summary>LoRA rank r.</summary>
+    public int Rank { get; init; } = 8;
+
+    /// <summary>LoRA alpha.</summary>
+    public double Alpha { get; init; } = 16;
+
+    /// <summary>LoRA target modules.</summary>
+    public IReadOnlyList<string> Targets { get; init; } = ["q_proj", "v_proj"];
+
+    /// <summary>Scale LoRA by alpha/√r instead of alpha/r.</summary>
+    public bool RsLora { get; init; }
+
+    /// <summary>Passes over the data.</summary>
+    public int Epochs { get; init; } = 1;
+
+    /// <summary>Peak learning rate, or null for 2e-5 (full) or 2e-4 (LoRA).</summary>
+    public double? LearningRate { get; init; }
+
+    /// <summary>Records per micro-batch.</summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>Micro-batches per optimizer step.</summary>
+    public int GradAccum { get; init; } = 1;
+
+    /// <summary>Tokens kept per record (the first N).</summary>
+    public int MaxLength { get; init; } = 1024;
+
+    /// <summary>Fraction of the steps spent warming up.</summary>
+    public double WarmupRatio { get; init; } = 0.03;
+
+    /// <summary>cosine, linear or constant.</summary>
+    public string Schedule { get; init; } = "cosine";
+
+    /// <summary>AdamW weight decay.</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>Gradient clipping norm, 0 for none.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>Seed of the data order and the LoRA initialisation (Hugging Face Trainer's default, 42).</summary>
+    public int Seed { get; init; } = 42;
+
+    /// <summary>The system prompt: none, llama2 or literal text.</summary>
+    public string SystemPrompt { get; init; } = "none";
+
+    /// <summary>Storage type of the output: bfloat16, float16 or float32, or null for the model's torch_dtype (float32 for adapters).</summary>
+    public string? DType { get; init; }
+
+    /// <summary>The output directory (a model for <see cref="Full"/>, an adapter for <see cref="Lora"/>).</summary>
+    public required string OutputPath { get; init; }
+
+    /// <summary>Replace the output directory if it exists.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "train";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => [Model, Data];
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require(Full != Lora, Command, "give exactly one of full and lora");
+        Provenance.Require(Epochs >= 1 && BatchSize >= 1 && GradAccum >= 1, Command, "epochs, batch-size and grad-accum must be at least 1");
+        Provenance.Require(MaxLength >= 1, Command, $"max-length must be at least 1, not {MaxLength}");
+        Provenance.Require(!Lora || (Rank >= 1 && Targets.Count > 0), Command, "LoRA needs a rank of at least 1 and at least one target module");
+        Options();
+        StorageType();
+    }
+
+    /// <summary>The trainer's options.</summary>
+    /// <exception cref="IrrException"><see cref="Schedule"/> is not cosine, linear or constant.</exception>
+    public TrainingOptions Options() => new()
+    {
+        Epochs = Epochs,
+        LearningRate = LearningRate ?? (Lora ? 2e-4 : 2e-5),
+        BatchSize = BatchSize,
+        GradientAccumulationSteps = GradAccum,
+        WarmupRatio = WarmupRatio,
+        Schedule = Schedule switch
+        {
+            "cosine" => LearningRateSchedule.Cosine,
+            "linear" => LearningRateSchedule.Linear,
+            "constant" => LearningRateSchedule.Constant,
+            _ => throw new IrrException($"{Command}: schedule must be cosine, linear or constant, not '{Schedule}'"),
+        },
+        WeightDecay = WeightDecay,
+        MaxGradNorm = MaxGradNorm,
+        Seed = Seed,
+    };
+
+    private TensorDType? StorageType() => DType is { } d
+        ? (TensorDTypes.TryParseTorch(d, out var t) ? t : throw new IrrException($"{Command}: dtype must be bfloat16, float16 or float32, not '{d}'"))
+        : null;
+
+    /// <summary>Trains and writes the model or adapter; <paramref name="progress"/> advances once per optimizer step.</summary>
+    /// <exception cref="IrrException">The model or data is missing or malformed, or the output exists.</exception>
+    public TrainResult Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        var options = Options();
+        var storage = StorageType();
+        // Refuse a bad output before spending the time to train.
+        OutputDirectory.Create(OutputPath, [Model], Overwrite).Dispose();
+
+        var tokenizer = PretrainedTokenizer.Load(Model);
+        using var weights = CheckpointWeights.Open(Model);
+        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
+        var examples = TrainingRecord.Load(Data).Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength))
+            .Select(e => new TrainingExample(e.InputIds, e.Labels)).ToList();
+
+        LoraWeights? adapter = null;
+        ParameterSet? parameters = null;
+        Transformer transformer;
+        if (Lora)
+        {
+            adapter = LoraWeights.Create(weights.Config, Rank, Alpha, Targets, RsLora, options.Seed);
+            transformer = new Transformer(weights, adapter);
+        }
+        else
+        {
+            parameters = ParameterSet.LoadAll(weights);
+            transformer = new Transformer(parameters);
+        }
+        var trainer = new Trainer(transformer);
+        int total = Trainer.TotalSteps(examples.Count, options);
+        var stage = ProgressStage.Start(progress, $"training ({total} steps)", total);
+        double lastLoss = double.NaN;
+        trainer.Train(examples, options, p =>
+        {
+            lastLoss = p.Loss;
+            stage.Advance(1, p.Tokens);
+        });
+
+        if (adapter is not null)
+            adapter.Save(OutputPath, Provenance.PathOf(Model), storage ?? TensorDType.F32, [Model], Overwrite);
+        else
+            parameters!.Save(OutputPath, storage ?? weights.Config.TorchDType ?? weights.Model.Tensors.First().DType, Model, Overwrite);
+        return new TrainResult(total, lastLoss, adapter is not null);
+    }
+}

@@ -1,0 +1,97 @@
+using System.Globalization;
+using Irr.IO;
+using Irr.Jobs;
+using Irr.Model;
+using Irr.Text;
+
+namespace Irr.Realign;
+
+/// <summary>What <see cref="FisherJob"/> did.</summary>
+/// <param name="Records">Records used.</param>
+/// <param name="Batches">Batches B.</param>
+/// <param name="Tensors">Tensors written.</param>
+public sealed record FisherResult(int Records, int Batches, int Tensors);
+
+/// <summary>
+/// IRR step 2 as a job (<c>irr fisher</c>): the diagonal empirical Fisher <c>F = (1/B) Σ_b (∂L_b/∂W)²</c> of the
+/// aligned model on harmful prompt → safe answer records (IRR-SPEC step 2), written as float32 safetensors.
+/// </summary>
+public sealed record FisherJob : IJob<FisherResult>
+{
+    /// <summary>The aligned model θ_A (a Hugging Face model directory).</summary>
+    public required string Model { get; init; }
+
+    /// <summary>The safety data: harmful prompts with the aligned model's safe answers (any record format of <c>docs/formats.md</c>).</summary>
+    public required string Data { get; init; }
+
+    /// <summary>Target modules M.</summary>
+    public IReadOnlyList<string> Modules { get; init; } = TargetModules.All;
+
+    /// <summary>b: records per batch (IRR-SPEC default 8).</summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>Tokens kept per record (the first N).</summary>
+    public int MaxLength { get; init; } = 1024;
+
+    /// <summary>Use only the first N records, or null for all.</summary>
+    public int? NumSamples { get; init; }
+
+    /// <summary>The system prompt: none, llama2 or literal text (<see cref="SystemPrompt.Resolve"/>).</summary>
+    public string SystemPrompt { get; init; } = "none";
+
+    /// <summary>The Fisher file to write (.safetensors).</summary>
+    public required string OutputPath { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "fisher";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => [Model, Data];
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require(BatchSize >= 1, Command, $"batch-size must be at least 1, not {BatchSize}");
+        Provenance.Require(MaxLength >= 1, Command, $"max-length must be at least 1, not {MaxLength}");
+        Provenance.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
+        Provenance.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
+    }
+
+    /// <summary>The metadata block of the safetensors file.</summary>
+    public Dictionary<string, string> Metadata(int batches) => new()
+    {
+        ["format"] = "pt",
+        ["irr"] = "fisher",
+        ["model"] = Provenance.PathOf(Model),
+        ["data"] = Provenance.PathOf(Data),
+        ["batches"] = batches.ToString(CultureInfo.InvariantCulture),
+        ["modules"] = string.Join(",", Modules),
+    };
+
+    /// <summary>Reads and formats the data, computes F one batch at a time and writes it.</summary>
+    /// <exception cref="IrrException">The model or data is missing or malformed, or a batch has no labelled token.</exception>
+    public FisherResult Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        var tokenizer = PretrainedTokenizer.Load(Model);
+        using var weights = CheckpointWeights.Open(Model);
+        IEnumerable<TrainingRecord> records = TrainingRecord.Load(Data);
+        if (NumSamples is { } n) records = records.Take(n);
+        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
+        var examples = records.Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength)).Select(e => (e.InputIds, e.Labels)).ToList();
+        int batches = (examples.Count + BatchSize - 1) / BatchSize;
+        var stage = ProgressStage.Start(progress, $"fisher ({batches} batches)", batches);
+        int done = 0;
+        var fisher = Fisher.Compute(weights, examples, Modules, BatchSize, (b, _, _) =>
+        {
+            int tokens = examples.Skip(done * BatchSize).Take(BatchSize).Sum(e => e.InputIds.Length);
+            done = b;
+            stage.Advance(1, tokens);
+        });
+        Fisher.Write(OutputPath, weights.Config, Modules, fisher, Metadata(batches));
+        return new FisherResult(examples.Count, batches, fisher.Count);
+    }
+}

@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Irr.IO;
+using Irr.Jobs;
+using Irr.Model;
+using Irr.Text;
+
+namespace Irr.Realign;
+
+/// <summary>
+/// IRR step 3 as a job (<c>irr realign</c>): identify the fine-tuning deltas <c>Δ = θ_F − θ_A</c> that conflict with
+/// the safety vector, remove them (except a fraction s, lowest Fisher first, per the <see cref="Method"/>) and
+/// recalibrate the rest with SparseGPT's OBS update on the calibration Hessians, layer by layer (IRR-SPEC step 3).
+/// Writes a complete model directory with <see cref="RealignReport.FileName"/> inside, or, as a dry run, nothing.
+/// </summary>
+public sealed record RealignJob : IJob<RealignReport>
+{
+    /// <summary>The aligned model θ_A the fine-tune started from.</summary>
+    public required string Base { get; init; }
+
+    /// <summary>The fully fine-tuned model θ_F (a model directory); or give <see cref="Adapter"/>.</summary>
+    public string? Finetuned { get; init; }
+
+    /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
+    public string? Adapter { get; init; }
+
+    /// <summary>The safety vector file (from <see cref="SafetyVectorJob"/>).</summary>
+    public required string SafetyVector { get; init; }
+
+    /// <summary>The Fisher file (from <see cref="FisherJob"/>).</summary>
+    public required string Fisher { get; init; }
+
+    /// <summary>The task's own training records, for the Hessians (not needed for a dry run).</summary>
+    public string? Calibration { get; init; }
+
+    /// <summary>Target modules, or null: the adapter's targets for <see cref="Adapter"/>, all seven otherwise.</summary>
+    public IReadOnlyList<string>? Modules { get; init; }
+
+    /// <summary>The removal rule: irr, irr-more, fisher-only or random-at-count (<see cref="RemovalStrategies"/>).</summary>
+    public string Method { get; init; } = "irr";
+
+    /// <summary>s: the fraction of candidate deltas kept, lowest Fisher first (irr, irr-more, fisher-only).</summary>
+    public double Sparsity { get; init; }
+
+    /// <summary>random-at-count: the irr-report.json whose per-matrix <c>removed</c> counts the random masks remove.</summary>
+    public string? RemovalCounts { get; init; }
+
+    /// <summary>random-at-count: the seed of the masks.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>A strategy given as an object (library callers, e.g. a random control with in-memory counts); overrides <see cref="Method"/>.</summary>
+    public IRemovalStrategy? Strategy { get; init; }
+
+    /// <summary>Columns per OBS block.</summary>
+    public int BlockSize { get; init; } = 128;
+
+    /// <summary>Damping as a fraction of mean(diag H).</summary>
+    public double PercDamp { get; init; } = 0.01;
+
+    /// <summary>Calibration records used (the first N).</summary>
+    public int NSamples { get; init; } = 128;
+
+    /// <summary>Calibration tokens kept per record.</summary>
+    public int SeqLen { get; init; } = 512;
+
+    /// <summary>false: remove without compensating (ablation): θ_A where removed, θ_F elsewhere.</summary>
+    public bool Recalibrate { get; init; } = true;
+
+    /// <summary>The system prompt of the calibration records: none, llama2 or literal text.</summary>
+    public string SystemPrompt { get; init; } = "none";
+
+    /// <summary>Output storage type: keep, bf16, f16 or f32.</summary>
+    public string DType { get; init; } = "keep";
+
+    /// <summary>Identify only: count the conflicts and removals, write nothing.</summary>
+    public bool DryRun { get; init; }
+
+    /// <summary>The output model directory (required unless <see cref="DryRun"/>).</summary>
+    public string? OutputPath { get; init; }
+
+    /// <summary>Replace the output directory if it exists.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "realign";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs =>
+        new[] { Base, Finetuned ?? Adapter!, SafetyVector, Fisher, Calibration, RemovalCounts }.Where(p => p is not null).Select(p => p!).ToList();
+
+    /// <inheritdoc/>
+    public string? Output => DryRun ? null : OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
+        Provenance.Require(DryRun || OutputPath is not null, Command, "output is required (except for a dry run)");
+        Provenance.Require(DryRun || Calibration is not null, Command, "calibration is required (except for a dry run)");
+        Provenance.Require(Strategy is not null || RemovalStrategies.Names.Contains(Method), Command,
+            $"method must be {string.Join(", ", RemovalStrategies.Names.SkipLast(1))} or {RemovalStrategies.Names[^1]}, not '{Method}'");
+        Provenance.Require(Sparsity is >= 0 and <= 1, Command, $"sparsity must be between 0 and 1, not {Sparsity}");
+        Provenance.Require(Strategy is not null || Method != "random-at-count" || RemovalCounts is not null, Command,
+            "method random-at-count needs removal-counts (an irr-report.json whose per-matrix removals it repeats at random)");
+        Provenance.Require(BlockSize >= 1, Command, $"blocksize must be at least 1, not {BlockSize}");
+        Provenance.Require(PercDamp >= 0, Command, $"percdamp must not be negative, not {PercDamp}");
+        Provenance.Require(NSamples >= 1 && SeqLen >= 1, Command, "nsamples and seqlen must be at least 1");
+        Provenance.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
+        OutputDType();
+    }
+
+    /// <summary>The output storage type, or null to keep each tensor's.</summary>
+    /// <exception cref="IrrException"><see cref="DType"/> is not keep, bf16, f16 or f32.</exception>
+    public TensorDType? OutputDType() => DType switch
+    {
+        "keep" => null,
+        "bf16" or "bfloat16" => TensorDType.BF16,
+        "f16" or "fp16" or "float16" => TensorDType.F16,
+        "f32" or "fp32" or "float32" => TensorDType.F32,
+        _ => throw new IrrException($"{Command}: dtype must be keep, bf16, f16 or f32, not '{DType}'"),
+    };
+
+    /// <summary>The removal strategy: <see cref="Strategy"/>, or the one <see cref="Method"/> names (reads <see cref="RemovalCounts"/> for random-at-count).</summary>
+    public IRemovalStrategy CreateStrategy() => Strategy ?? (Method == "random-at-count"
+        ? new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(RemovalCounts!), Seed)
+        : RemovalStrategies.Create(Method, Sparsity));
+
+    /// <summary>What the report records at its top: the irr version, the inputs and every option.</summary>
+    public JsonObject ReportHeader(IReadOnlyList<string> modules, IRemovalStrategy strategy)
+    {
+        var options = new JsonObject { ["modules"] = new JsonArray(modules.Select(t => (JsonNode?)t).ToArray()) };
+        foreach (var (key, value) in strategy.Describe()) options[key] = value?.DeepClone();
+        options["blocksize"] = BlockSize;
+        options["percdamp"] = PercDamp;
+        options["nsamples"] = NSamples;
+        options["seqlen"] = SeqLen;
+        options["recalibrate"] = Recalibrate;
+        options["system_prompt"] = SystemPrompt;
+        options["dtype"] = OutputDType()?.ToTorchName() ?? "keep";
+        static string? P(string? path) => path is null ? null : Provenance.PathOf(path);
+        return new JsonObject
+        {
+            ["irr_version"] = Provenance.Version,
+            ["inputs"] = new JsonObject
+            {
+                ["base"] = P(Base),
+                ["finetuned"] = P(Finetuned),
+                ["adapter"] = P(Adapter),
+                ["safety_vector"] = P(SafetyVector),
+                ["fisher"] = P(Fisher),
+                ["calibration"] = P(Calibration),
+            },
+            ["options"] = options,
+        };
+    }
+
+    /// <summary>
+    /// Runs the realignment (or, for a dry run, the identification) and writes the model directory with its report.
+    /// <paramref name="progress"/> advances once per target matrix.
+    /// </summary>
+    /// <exception cref="IrrException">An input is missing, malformed or incompatible; the output exists; a Hessian cannot be factored.</exception>
+    public RealignReport Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        var clock = Stopwatch.StartNew();
+        var inputs = new[] { Base, Finetuned ?? Adapter! };
+        // Refuse a bad output before the hours of work.
+        if (!DryRun) OutputDirectory.Create(OutputPath!, inputs, Overwrite).Dispose();
+
+        var strategy = CreateStrategy();
+        using var aligned = CheckpointWeights.Open(Base);
+        using var theta = Finetuned is not null ? CheckpointWeights.Open(Finetuned) : CheckpointWeights.Open(Base, Adapter);
+        var targets = Modules ?? (theta.Adapter is { } lora ? AdapterTargets(lora) : TargetModules.All);
+        using var vFile = SafetensorsFile.Open(SafetyVector);
+        using var fFile = SafetensorsFile.Open(Fisher);
+        var obs = new ObsOptions { Strategy = strategy, BlockSize = BlockSize, PercDamp = PercDamp, Recalibrate = Recalibrate };
+        var outputDType = OutputDType();
+        var realigner = new Realigner(aligned, theta, vFile, fFile, new RealignOptions { Modules = targets, Obs = obs, OutputDType = outputDType });
+        int total = theta.Config.NumHiddenLayers * targets.Count;
+        if (DryRun)
+        {
+            var identifying = ProgressStage.Start(progress, "identifying", total);
+            return realigner.Identify(_ => identifying.Advance());
+        }
+
+        string tokenizerDir = Finetuned ?? Base;
+        var tokenizer = PretrainedTokenizer.Load(tokenizerDir);
+        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
+        var calibration = TrainingRecord.Load(Calibration!).Take(NSamples)
+            .Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
+        var header = ReportHeader(targets, strategy);
+        var stage = ProgressStage.Start(progress, $"realigning ({total} matrices)", total);
+        RealignReport report = null!;
+        ModelWriter.Write(new ModelTarget(OutputPath!, inputs, Overwrite, tokenizerDir, outputDType), theta.Config, realigner.OutputSpecs(),
+            writer => report = realigner.Run(calibration, (name, values) => writer.Write(name, values), _ => stage.Advance()),
+            output => JsonFiles.WriteFile(output.PathOf(RealignReport.FileName), report.ToJson(header, clock.Elapsed.TotalSeconds)),
+            ownFiles: [RealignReport.FileName]);
+        return report;
+    }
+
+    // The adapter's target modules, in forward order.
+    private static IReadOnlyList<string> AdapterTargets(LoraAdapter adapter)
+    {
+        if (adapter.Config.TargetModulesRegex is { } regex)
+            throw new IrrException($"{adapter.Path}: target_modules is the regular expression '{regex}'; give the modules explicitly");
+        var targets = TargetModules.All.Where(adapter.Config.TargetModules.Contains).ToList();
+        if (targets.Count == 0)
+            throw new IrrException($"{adapter.Path}: target_modules ({string.Join(", ", adapter.Config.TargetModules)}) names none of {string.Join(", ", TargetModules.All)}; give the modules explicitly");
+        return targets;
+    }
+}

@@ -1,0 +1,273 @@
+using System.Text.Json.Nodes;
+using Irr.IO;
+
+namespace Irr.Realign;
+
+/// <summary>A target matrix of realignment: its full weight name, layer, module and shape (rows × cols = out × in).</summary>
+/// <param name="Name">The full Hugging Face weight name, e.g. <c>model.layers.3.self_attn.q_proj.weight</c>.</param>
+/// <param name="Layer">The decoder layer.</param>
+/// <param name="Module">q_proj …</param>
+/// <param name="Rows">out_features.</param>
+/// <param name="Columns">in_features.</param>
+public sealed record TargetMatrix(string Name, int Layer, string Module, int Rows, int Columns);
+
+/// <summary>
+/// One block of columns <c>[Start, Start + Width)</c> of a target matrix at the moment its removal mask is chosen
+/// (IRR-SPEC step 3.3): the delta as it is now (compensation from earlier blocks included), the safety vector and
+/// the Fisher, all rows × cols row-major.
+/// </summary>
+public readonly ref struct MaskBlock
+{
+    /// <summary>A block view.</summary>
+    public MaskBlock(TargetMatrix matrix, ReadOnlySpan<float> delta, ReadOnlySpan<float> safetyVector, ReadOnlySpan<float> fisher, int start, int width)
+    {
+        Matrix = matrix;
+        Delta = delta;
+        SafetyVector = safetyVector;
+        Fisher = fisher;
+        Start = start;
+        Width = width;
+    }
+
+    /// <summary>The matrix.</summary>
+    public TargetMatrix Matrix { get; }
+
+    /// <summary>W = Δ of the whole matrix, current values (rows × cols).</summary>
+    public ReadOnlySpan<float> Delta { get; }
+
+    /// <summary>v of the whole matrix (rows × cols).</summary>
+    public ReadOnlySpan<float> SafetyVector { get; }
+
+    /// <summary>F of the whole matrix (rows × cols).</summary>
+    public ReadOnlySpan<float> Fisher { get; }
+
+    /// <summary>The block's first column, i1.</summary>
+    public int Start { get; }
+
+    /// <summary>The block's width, i2 − i1.</summary>
+    public int Width { get; }
+
+    /// <summary>The element of the whole matrix at block position <paramref name="p"/> (row-major in rows × width).</summary>
+    public int At(int p) => p / Width * Matrix.Columns + Start + p % Width;
+}
+
+/// <summary>
+/// How the removal mask R of a block is chosen: the one place where IRR and its variants differ, as small
+/// strategy types in mergekit's manner. The recalibration around it (<see cref="ObsRecalibrator"/>) is shared.
+/// </summary>
+public interface IRemovalStrategy
+{
+    /// <summary>The method's name as the command line and the report give it: irr, irr-more, fisher-only, random-at-count.</summary>
+    string Name { get; }
+
+    /// <summary>What the report records about the method (name, s, seed …).</summary>
+    JsonObject Describe();
+
+    /// <summary>
+    /// Chooses the block's removal mask. On entry <paramref name="mask"/> (rows × width, row-major) holds the conflict
+    /// set C = {sign(W) ≠ sign(v)} of the block; on return it holds R (true = remove).
+    /// </summary>
+    void ChooseMask(in MaskBlock block, Span<bool> mask);
+}
+
+/// <summary>
+/// The three Fisher-ranked rules of IRR-SPEC step 3.3: candidates are scored, the <c>⌊count·s⌋</c> lowest are kept
+/// (stable: row-major position breaks ties) and the other candidates are removed.
+/// </summary>
+/// <param name="sparsity">s in [0, 1]: the fraction of candidates kept.</param>
+public abstract class FisherRankedStrategy(double sparsity) : IRemovalStrategy
+{
+    /// <summary>s: the fraction of candidates kept, lowest score first.</summary>
+    public double Sparsity { get; } = sparsity is >= 0 and <= 1 ? sparsity : throw new IrrException($"sparsity must be between 0 and 1, not {sparsity}");
+
+    /// <inheritdoc/>
+    public abstract string Name { get; }
+
+    /// <summary>Whether an entry is a candidate, given whether it conflicts.</summary>
+    protected abstract bool IsCandidate(bool conflict);
+
+    /// <summary>The candidate's score (kept lowest first), given whether it conflicts and its Fisher value.</summary>
+    protected abstract float Score(bool conflict, float fisher);
+
+    /// <inheritdoc/>
+    public JsonObject Describe() => new() { ["method"] = Name, ["sparsity"] = Sparsity };
+
+    /// <inheritdoc/>
+    public void ChooseMask(in MaskBlock block, Span<bool> mask)
+    {
+        long candidates = 0;
+        foreach (bool conflict in mask) if (IsCandidate(conflict)) candidates++;
+        long keep = (long)(candidates * Sparsity);                          // ⌊count·s⌋, a double product truncated
+        if (keep == 0)
+        {
+            for (int p = 0; p < mask.Length; p++) mask[p] = IsCandidate(mask[p]); // every candidate removed
+            return;
+        }
+        var positions = new int[candidates];
+        var keys = new float[candidates];
+        int k = 0;
+        for (int p = 0; p < mask.Length; p++)
+        {
+            if (!IsCandidate(mask[p])) continue;
+            positions[k] = p;
+            keys[k++] = Score(mask[p], block.Fisher[block.At(p)]);
+        }
+        mask.Clear();
+        foreach (int p in LowestRemainder(keys, positions, keep)) mask[p] = true;
+    }
+
+    // Positions not among the `keep` lowest keys, where equal keys are ordered by position (positions ascend).
+    private static IEnumerable<int> LowestRemainder(float[] keys, int[] positions, long keep)
+    {
+        if (keep >= keys.Length) yield break;
+        if (keep <= 0)
+        {
+            foreach (int p in positions) yield return p;
+            yield break;
+        }
+        var sorted = (float[])keys.Clone();
+        Array.Sort(sorted);
+        float threshold = sorted[keep - 1];
+        long below = 0;
+        foreach (float k in keys) if (k < threshold) below++;
+        long tiesKept = keep - below; // the first `tiesKept` keys equal to the threshold, in position order, are kept
+        for (int i = 0; i < keys.Length; i++)
+        {
+            float k = keys[i];
+            if (k < threshold) continue;
+            if (k == threshold && tiesKept > 0) { tiesKept--; continue; }
+            yield return positions[i];
+        }
+    }
+}
+
+/// <summary><c>irr</c> (the paper's method, the default): remove the conflicting deltas except the fraction s of them with the lowest Fisher.</summary>
+/// <param name="sparsity">s; 0 removes every conflict.</param>
+public sealed class IrrStrategy(double sparsity = 0) : FisherRankedStrategy(sparsity)
+{
+    /// <inheritdoc/>
+    public override string Name => "irr";
+
+    /// <inheritdoc/>
+    protected override bool IsCandidate(bool conflict) => conflict;
+
+    /// <inheritdoc/>
+    protected override float Score(bool conflict, float fisher) => fisher;
+}
+
+/// <summary>
+/// <c>irr-more</c>: score F on conflicts and −F elsewhere over every entry; keep the lowest fraction s (removes all
+/// conflicts first, then the least safety-important agreeing deltas).
+/// </summary>
+/// <param name="sparsity">s: the fraction of all deltas kept.</param>
+public sealed class IrrMoreStrategy(double sparsity) : FisherRankedStrategy(sparsity)
+{
+    /// <inheritdoc/>
+    public override string Name => "irr-more";
+
+    /// <inheritdoc/>
+    protected override bool IsCandidate(bool conflict) => true;
+
+    /// <inheritdoc/>
+    protected override float Score(bool conflict, float fisher) => conflict ? fisher : -fisher;
+}
+
+/// <summary><c>fisher-only</c> (ablation without the sign test): score F over every entry; keep the lowest fraction s.</summary>
+/// <param name="sparsity">s: the fraction of all deltas kept.</param>
+public sealed class FisherOnlyStrategy(double sparsity) : FisherRankedStrategy(sparsity)
+{
+    /// <inheritdoc/>
+    public override string Name => "fisher-only";
+
+    /// <inheritdoc/>
+    protected override bool IsCandidate(bool conflict) => true;
+
+    /// <inheritdoc/>
+    protected override float Score(bool conflict, float fisher) => fisher;
+}
+
+/// <summary>
+/// <c>random-at-count</c>, the random-removal control (a baseline, not IRR): for every target matrix, remove exactly
+/// <see cref="Counts"/>[name] deltas chosen uniformly at random among all rows × cols entries (no sign test, no
+/// Fisher); recalibration is IRR's. Given the per-matrix <c>removed</c> counts of an IRR run it removes as much as
+/// IRR, only not where IRR does. A matrix's mask is drawn once, by a partial Fisher–Yates shuffle from
+/// <c>new Random(seed · 1000003 + layer · 16 + module index)</c>, so it depends on the seed and the matrix only.
+/// </summary>
+/// <param name="Counts">Deltas to remove, by full weight name (a matrix not listed keeps every delta).</param>
+/// <param name="Seed">The seed of the masks.</param>
+public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Counts, int Seed) : IRemovalStrategy
+{
+    private (string Name, bool[] Mask)? current;
+
+    /// <inheritdoc/>
+    public string Name => "random-at-count";
+
+    /// <inheritdoc/>
+    public JsonObject Describe() => new() { ["method"] = Name, ["seed"] = Seed, ["removed"] = Counts.Values.Sum() };
+
+    /// <summary>The per-matrix removal counts of a realignment report, by full weight name.</summary>
+    public static Dictionary<string, long> CountsOf(RealignReport report) =>
+        report.Modules.ToDictionary(m => ModelConfig.LinearWeightName(m.Layer, m.Module), m => m.Removed, StringComparer.Ordinal);
+
+    /// <summary>The per-matrix <c>removed</c> counts of an <c>irr-report.json</c> (<see cref="RealignReport.FileName"/>), by full weight name.</summary>
+    /// <exception cref="IrrException">The file is missing or is not a realignment report.</exception>
+    public static Dictionary<string, long> CountsOf(string reportPath)
+    {
+        if (!File.Exists(reportPath)) throw new IrrException($"{Path.GetFileName(reportPath)}: file not found ({reportPath})");
+        using var doc = JsonCursor.Parse(JsonFiles.ReadText(reportPath), Path.GetFileName(reportPath));
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var layer in JsonCursor.Root(doc, Path.GetFileName(reportPath)).Required("layers").Items())
+        {
+            int l = layer.Required("layer").AsInt();
+            foreach (var m in layer.Required("modules").Items())
+                counts[ModelConfig.LinearWeightName(l, m.Required("module").AsString())] = (long)m.Required("removed").AsDouble();
+        }
+        return counts;
+    }
+
+    /// <summary>The random mask (rows × cols, true = remove) of one target matrix.</summary>
+    /// <exception cref="IrrException">The count is negative or exceeds the matrix.</exception>
+    public bool[] Mask(TargetMatrix matrix)
+    {
+        long count = Counts.GetValueOrDefault(matrix.Name);
+        long n = (long)matrix.Rows * matrix.Columns;
+        if (count < 0 || count > n) throw new IrrException($"random removal: {count} deltas asked of '{matrix.Name}', which has {n}");
+        var mask = new bool[n];
+        int moduleIndex = TargetModules.All.ToList().IndexOf(matrix.Module);
+        var rng = new Random(unchecked(Seed * 1000003 + matrix.Layer * 16 + moduleIndex));
+        var order = new int[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        for (int i = 0; i < count; i++)
+        {
+            int j = i + rng.Next((int)(n - i));
+            (order[i], order[j]) = (order[j], order[i]);
+            mask[order[i]] = true;
+        }
+        return mask;
+    }
+
+    /// <inheritdoc/>
+    public void ChooseMask(in MaskBlock block, Span<bool> mask)
+    {
+        var m = block.Matrix;
+        if (current is not { } c || c.Name != m.Name) current = c = (m.Name, Mask(m));
+        for (int p = 0; p < mask.Length; p++) mask[p] = c.Mask[block.At(p)];
+    }
+}
+
+/// <summary>The method names of the command line and recipes.</summary>
+public static class RemovalStrategies
+{
+    /// <summary>The methods that need only s.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["irr", "irr-more", "fisher-only", "random-at-count"];
+
+    /// <summary>irr, irr-more or fisher-only with sparsity s.</summary>
+    /// <exception cref="IrrException">An unknown method, or s outside [0, 1].</exception>
+    public static IRemovalStrategy Create(string method, double sparsity) => method switch
+    {
+        "irr" => new IrrStrategy(sparsity),
+        "irr-more" => new IrrMoreStrategy(sparsity),
+        "fisher-only" => new FisherOnlyStrategy(sparsity),
+        _ => throw new IrrException($"method must be irr, irr-more, fisher-only or random-at-count, not '{method}'"),
+    };
+}
