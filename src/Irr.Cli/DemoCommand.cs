@@ -18,41 +18,29 @@ internal static class DemoCommand
         var seed = new Option<int>("--seed") { Description = "seed of the world and of all training", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--output", "-o") { Description = "output directory", DefaultValueFactory = _ => "irr-demo" };
         var overwrite = new Option<bool>("--overwrite") { Description = "replace the output directory if it exists" };
-        var command = new Command("demo", "Run IRR end to end on a synthetic toy world: align, break by fine-tuning, realign, evaluate")
+        DemoJob Build(ParseResult r)
+        {
+            int s = r.GetValue(seed);
+            return new DemoJob
+            {
+                Options = r.GetValue(quick) ? DemoOptions.Quick(s) : DemoOptions.Default(s),
+                OutputPath = r.GetValue(output)!,
+                Overwrite = r.GetValue(overwrite),
+            };
+        }
+
+        var command = new JobCommand("demo", "Run IRR end to end on a synthetic toy world: align, break by fine-tuning, realign, evaluate", Build)
         {
             quick, seed, output, overwrite,
         };
         command.SetAction(parseResult =>
         {
-            string outDir = parseResult.GetValue(output)!;
-            bool replace = parseResult.GetValue(overwrite);
+            var job = Build(parseResult);
             // Refuse a bad output before the minutes of work.
-            OutputDirectory.Create(outDir, [], replace).Dispose();
-            int s = parseResult.GetValue(seed);
-            var options = parseResult.GetValue(quick) ? DemoOptions.Quick(s) : DemoOptions.Default(s);
-            var err = parseResult.InvocationConfiguration.Error;
-            var console = CommandSupport.ConsoleFor(err);
-            DemoResult result = null!;
-            console.Progress()
-                .AutoClear(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
-                .Start(ctx =>
-                {
-                    var tasks = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
-                    result = DemoPipeline.Run(options, outDir, replace, p =>
-                    {
-                        if (!tasks.TryGetValue(p.Stage, out var task))
-                        {
-                            foreach (var t in tasks.Values) t.Value = t.MaxValue; // the previous stage is over
-                            tasks[p.Stage] = task = ctx.AddTask(Markup.Escape(p.Stage), maxValue: Math.Max(1, p.Total));
-                        }
-                        task.MaxValue = Math.Max(1, p.Total);
-                        task.Value = p.Done;
-                    });
-                    foreach (var t in tasks.Values) t.Value = t.MaxValue;
-                });
+            OutputDirectory.Create(job.OutputPath, [], job.Overwrite).Dispose();
+            var result = CommandSupport.Run(parseResult, job);
             PrintTable(parseResult, result);
-            err.WriteLine($"wrote models, evaluations, demo.json and report/ to {outDir} in {result.TotalSeconds:F1} s");
+            parseResult.InvocationConfiguration.Error.WriteLine($"wrote models, evaluations, demo.json and report/ to {job.OutputPath} in {result.TotalSeconds:F1} s");
             return 0;
         });
         return command;

@@ -10,12 +10,6 @@ using Irr.Text;
 
 namespace Irr.Demo;
 
-/// <summary>Progress of a demo stage.</summary>
-/// <param name="Stage">A short description of the stage, e.g. "training θ_A".</param>
-/// <param name="Done">Units done in the stage.</param>
-/// <param name="Total">Units in the stage.</param>
-public sealed record DemoProgress(string Stage, int Done, int Total);
-
 /// <summary>The measured figures of one evaluated model.</summary>
 /// <param name="Label">Its name (also its directory under eval/).</param>
 /// <param name="Description">What it is.</param>
@@ -39,35 +33,62 @@ public sealed record DemoResult(DemoOptions Options, IReadOnlyList<DemoModelResu
 }
 
 /// <summary>
-/// <c>irr demo</c>: builds the toy world of a seed and runs the whole IRR story on it with the library's own
-/// code paths. It trains a tokenizer and a tiny Llama θ_A from scratch on benign answers and refusals,
-/// fine-tunes it on harmful compliance (θ_U) and on the downstream task with a share of harmful
-/// compliance mixed in (θ_F, fully and with LoRA on q_proj/v_proj), computes the safety vector and the
-/// Fisher, realigns θ_F (IRR, IRR without recalibration, IRR-more, and a random-removal control) and
-/// evaluates every model on held-out harmful prompts (keyword judge, greedy) and the held-out task
-/// (exact match). Every model is written as a Hugging Face directory under the output.
+/// <c>irr demo</c> as a job: builds the toy world of a seed and runs the whole IRR story on it with the same jobs
+/// the commands run. It trains a tokenizer and a tiny Llama θ_A from scratch on benign answers and refusals
+/// (<see cref="TrainJob"/>), fine-tunes it on harmful compliance (θ_U) and on the downstream task with a share of
+/// harmful compliance mixed in (θ_F, fully and with LoRA on q_proj/v_proj), computes the safety vector and the
+/// Fisher (<see cref="SafetyVectorJob"/>, <see cref="FisherJob"/>), realigns θ_F (<see cref="RealignJob"/>: IRR, IRR
+/// without recalibration, IRR-more, and the random-removal control) and evaluates every model on held-out harmful
+/// prompts (keyword judge, greedy) and the held-out task (exact match). Every model is written as a Hugging Face
+/// directory under the output, which is written whole at the end, or not at all.
 /// </summary>
-public static class DemoPipeline
+public sealed record DemoJob : IJob<DemoResult>
 {
     /// <summary>The Llama-2-chat template (as published in meta-llama/Llama-2-7b-chat-hf's tokenizer_config.json).</summary>
-    public const string Llama2ChatTemplate =
-        "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}" +
+    public const string Llama2ChatTemplate = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}" +
         "{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}" +
         "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
         "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}" +
         "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}" +
         "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
 
-    /// <summary>Runs the demo into <paramref name="outputDirectory"/> (written whole at the end, or not at all).</summary>
-    public static DemoResult Run(DemoOptions o, string outputDirectory, bool overwrite, Action<DemoProgress>? progress = null)
+    /// <summary>The world, model, training, IRR and evaluation settings (<see cref="DemoOptions.Default"/> or <see cref="DemoOptions.Quick"/>).</summary>
+    public required DemoOptions Options { get; init; }
+
+    /// <summary>The output directory.</summary>
+    public string OutputPath { get; init; } = "irr-demo";
+
+    /// <summary>Replace the output directory if it exists.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "demo";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => [];
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
     {
-        using var output = OutputDirectory.Create(outputDirectory, [], overwrite);
-        var result = new Runner(o, output, progress).Run();
+        Provenance.Require(Options.MaxNewTokens >= 1 && Options.BatchSize >= 1, Command, "max new tokens and batch size must be at least 1");
+        Provenance.Require(Options.HarmfulShare is >= 0 and < 1, Command, $"the harmful share must be in [0, 1), not {Options.HarmfulShare}");
+    }
+
+    /// <summary>Runs the demo; <paramref name="progress"/> receives one stage per training run, IRR step and evaluation.</summary>
+    /// <exception cref="IrrException">The output exists (without <see cref="Overwrite"/>).</exception>
+    public DemoResult Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        using var output = OutputDirectory.Create(OutputPath, [], Overwrite);
+        var result = new Runner(Options, output, progress).Run();
         output.Commit();
         return result;
     }
 
-    private sealed class Runner(DemoOptions o, OutputDirectory output, Action<DemoProgress>? progress)
+    private sealed class Runner(DemoOptions o, OutputDirectory output, Action<JobProgress>? progress)
     {
         private readonly string root = output.TemporaryPath;
         private readonly string final = output.Target;
@@ -87,7 +108,7 @@ public static class DemoPipeline
 
         private void Stage(string name, Action work) => Stage(name, () => { work(); return 0; });
 
-        private void Report(string stage, int done, int total) => progress?.Invoke(new DemoProgress(stage, done, total));
+        private void Report(string stage, double done, double total) => progress?.Invoke(new JobProgress(stage, done, total));
 
         public DemoResult Run()
         {
@@ -238,7 +259,7 @@ public static class DemoPipeline
 
         // A job of the demo, timed under `stage` and reported as `label`.
         private T RunJob<T>(string stage, string label, IJob<T> job) =>
-            Stage(stage, () => job.Run(p => Report(label, (int)p.Done, (int)p.Total)));
+            Stage(stage, () => job.Run(p => Report(label, p.Done, p.Total)));
 
         // A full fine-tune as irr train runs it.
         private TrainJob Train(string model, string data, string output, int epochs, double lr, int seed) => new()
