@@ -11,6 +11,15 @@ namespace Irr.Cli;
 /// <summary>What the model-running commands share: options, loading, progress bars and atomic output files.</summary>
 internal static class CommandSupport
 {
+    /// <summary>The data formats every data option takes (docs/formats.md, "Data files"), for help texts.</summary>
+    public const string DataFormats = "JSON array, JSONL, CSV with a header row, or a CatQA tree {category: {subcategory: [questions]}} (docs/formats.md, \"Data files\")";
+
+    /// <summary>What a prompt file holds, for help texts.</summary>
+    public const string PromptFormats = "strings or records with a prompt, instruction (+ input), question, goal or behavior field; " + DataFormats;
+
+    /// <summary>What a training-style data file holds, for help texts.</summary>
+    public const string RecordFormats = "records with a prompt (or instruction + input, question …) and an output or response; " + DataFormats;
+
     public static Option<string> ModelOption() => new("--model") { Description = "Hugging Face model directory (config.json, *.safetensors, tokenizer files)", Required = true };
 
     public static Option<string?> AdapterOption() => new("--adapter") { Description = "PEFT LoRA adapter directory to merge into --model on the fly" };
@@ -27,18 +36,6 @@ internal static class CommandSupport
         var tokenizer = PretrainedTokenizer.Load(model);
         var weights = CheckpointWeights.Open(model, adapter);
         return (weights, tokenizer);
-    }
-
-    /// <summary>
-    /// The ids that end generation: the tokenizer config's eos_token, config.json's eos_token_id and
-    /// generation_config.json's eos_token_id (int or list), as transformers' generate uses.
-    /// </summary>
-    public static HashSet<int> EosIds(string modelDir, ModelConfig config, PretrainedTokenizer tokenizer)
-    {
-        var ids = new HashSet<int>(config.EosTokenIds);
-        ids.UnionWith(GenerationConfig.Load(modelDir).EosTokenIds);
-        if (tokenizer.Config.EosToken is not null) ids.Add(tokenizer.EosTokenId);
-        return ids;
     }
 
     /// <summary>
@@ -122,11 +119,4 @@ internal static class CommandSupport
     /// <summary>The records of a data file encoded per IRR-SPEC "Formatting".</summary>
     public static List<EncodedExample> Encode(PretrainedTokenizer tokenizer, IReadOnlyList<TrainingRecord> records, string? systemPrompt, int maxLength) =>
         records.Select(r => ChatPrompt.Encode(tokenizer, r, systemPrompt, maxLength)).ToList();
-
-    /// <summary>Groups consecutive items into batches of at most <paramref name="size"/>.</summary>
-    public static IEnumerable<(int Start, T[] Items)> Batches<T>(IReadOnlyList<T> items, int size)
-    {
-        if (size < 1) throw new IrrException($"--batch-size must be at least 1, not {size}");
-        for (int i = 0; i < items.Count; i += size) yield return (i, items.Skip(i).Take(size).ToArray());
-    }
 }

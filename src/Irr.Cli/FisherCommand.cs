@@ -9,7 +9,7 @@ internal static class FisherCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "the aligned model θ_A (a Hugging Face model directory)", Required = true };
-        var data = new Option<string>("--data") { Description = "harmful prompts with the aligned model's safe answers: JSON array or JSONL of {instruction, input, output} or {prompt, response}", Required = true };
+        var data = new Option<string>("--data") { Description = $"harmful prompts with the aligned model's safe answers: {CommandSupport.RecordFormats}", Required = true };
         var modules = new Option<string>("--modules") { Description = "target modules: a comma-separated list or all", DefaultValueFactory = _ => "all" };
         var batchSize = CommandSupport.BatchSizeOption(8, "records");
         var maxLength = CommandSupport.MaxLengthOption(1024);

@@ -19,7 +19,7 @@ internal static class RealignCommand
         var adapter = new Option<string?>("--adapter") { Description = "or θ_F as a PEFT LoRA adapter on --base" };
         var safety = new Option<string>("--safety-vector") { Description = "from irr safety-vector", Required = true };
         var fisher = new Option<string>("--fisher") { Description = "from irr fisher", Required = true };
-        var calibration = new Option<string?>("--calibration") { Description = "the task's own training data (records), for the Hessians; not needed with --dry-run" };
+        var calibration = new Option<string?>("--calibration") { Description = $"the task's own training data, for the Hessians (not needed with --dry-run): {CommandSupport.RecordFormats}" };
         var modules = new Option<string?>("--modules") { Description = "target modules (default: the adapter's targets for --adapter, all seven otherwise)" };
         var method = new Option<string>("--method") { Description = "irr, irr-more, fisher-only, or random-at-count (the random-removal control: with --removal-counts and --seed)", DefaultValueFactory = _ => "irr" };
         var sparsity = new Option<double>("--sparsity") { Description = "s: the fraction of candidate deltas kept (lowest Fisher); 0 removes every conflict" };

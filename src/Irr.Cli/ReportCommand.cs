@@ -5,7 +5,7 @@ namespace Irr.Cli;
 
 /// <summary>
 /// <c>irr report</c>: compares evaluated models (run directories with safety.json and/or task.json) in
-/// report.md, report.html, report.json and two SVG charts, written into a new directory as a whole.
+/// report.md, report.html, report.json and two SVG charts, written into a new directory as a whole (<see cref="ReportJob"/>).
 /// </summary>
 internal static class ReportCommand
 {
@@ -16,31 +16,31 @@ internal static class ReportCommand
         var labels = new Option<string?>("--labels") { Description = "comma-separated model labels, one per RUN_DIR (default: the directory names)" };
         var title = new Option<string?>("--title") { Description = $"the report's title (default: \"{ComparisonReport.DefaultTitle}\")" };
         var overwrite = new Option<bool>("--overwrite") { Description = "replace the output directory if it exists" };
-        var command = new Command("report", "Compare evaluated models: tables of harmful rates and task accuracy, a bar chart, a safety-vs-utility scatter with its Pareto front (Markdown, HTML, JSON, SVG)")
+
+        ReportJob Build(ParseResult r) => new()
+        {
+            Runs = r.GetValue(runs)!,
+            OutputDir = r.GetValue(output)!,
+            Labels = r.GetValue(labels)?.Split(',').Select(l => l.Trim()).ToArray(),
+            Title = r.GetValue(title),
+            Overwrite = r.GetValue(overwrite),
+        };
+
+        var command = new JobCommand("report", "Compare evaluated models: tables of harmful rates and task accuracy, a bar chart, a safety-vs-utility scatter with its Pareto front (Markdown, HTML, JSON, SVG)", Build)
         {
             runs, output, labels, title, overwrite,
         };
         command.SetAction(parseResult =>
         {
-            string[] dirs = parseResult.GetValue(runs)!;
-            string outDir = parseResult.GetValue(output)!;
-            string[]? names = parseResult.GetValue(labels)?.Split(',').Select(l => l.Trim()).ToArray();
-            if (names is not null && names.Length != dirs.Length)
-                throw new IrrException($"--labels gives {names.Length} label(s) for {dirs.Length} run director{(dirs.Length == 1 ? "y" : "ies")}");
-            bool replace = parseResult.GetValue(overwrite);
-            if (Directory.Exists(outDir) && !replace)
-                throw new IrrException($"{outDir}: exists (choose another output directory, or pass --overwrite)");
-            var loaded = dirs.Select((d, i) => ComparisonReport.LoadRun(d, names?[i])).ToList();
-            var report = ComparisonReport.Build(loaded, parseResult.GetValue(title));
-            report.WriteTo(outDir, replace, dirs);
-
+            var job = Build(parseResult);
+            var report = CommandSupport.Run(parseResult, job);
             var console = parseResult.InvocationConfiguration;
             console.Output.Write(report.SummaryMarkdown);
             if (report.SafetyVsUtilitySvg is not null) console.Output.WriteLine($"Pareto front: {string.Join(", ", report.ParetoFront)}");
             var files = new List<string> { ComparisonReport.MarkdownFile, ComparisonReport.HtmlFile, ComparisonReport.JsonFile };
             if (report.HarmfulRateSvg is not null) files.Add(ComparisonReport.HarmfulRateChartFile);
             if (report.SafetyVsUtilitySvg is not null) files.Add(ComparisonReport.SafetyVsUtilityChartFile);
-            console.Error.WriteLine($"wrote {outDir}: {string.Join(", ", files)}");
+            console.Error.WriteLine($"wrote {job.OutputDir}: {string.Join(", ", files)}");
             foreach (string note in report.Notes) console.Error.WriteLine($"note: {note}");
             return 0;
         });

@@ -16,7 +16,7 @@ internal static class ScoreCommand
     {
         var model = CommandSupport.ModelOption();
         var adapter = CommandSupport.AdapterOption();
-        var data = new Option<string>("--data") { Description = "records: JSON array or JSONL of {instruction, input, output} or {prompt, response}", Required = true };
+        var data = new Option<string>("--data") { Description = $"records: {CommandSupport.RecordFormats}", Required = true };
         var system = CommandSupport.SystemPromptOption();
         var maxLength = CommandSupport.MaxLengthOption(1024);
         var batchSize = CommandSupport.BatchSizeOption(8, "records");

@@ -12,7 +12,7 @@ internal static class TrainCommand
     public static Command Create()
     {
         var model = CommandSupport.ModelOption();
-        var data = new Option<string>("--data") { Description = "records: JSON array or JSONL of {instruction, input, output} or {prompt, response}", Required = true };
+        var data = new Option<string>("--data") { Description = $"records: {CommandSupport.RecordFormats}", Required = true };
         var full = new Option<bool>("--full") { Description = "train every weight; writes a full model" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA matrices only; writes a PEFT adapter" };
         var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => 8 };

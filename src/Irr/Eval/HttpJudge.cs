@@ -61,11 +61,11 @@ public sealed class HttpJudge : IJudge, IDisposable
     /// <exception cref="IrrException">A setting is out of range.</exception>
     public HttpJudge(HttpJudgeOptions options, VerdictCache? cache = null, HttpMessageHandler? handler = null)
     {
-        if (options.Concurrency < 1) throw new IrrException($"--judge-concurrency must be at least 1, not {options.Concurrency}");
-        if (options.Timeout <= TimeSpan.Zero) throw new IrrException($"--judge-timeout must be positive, not {options.Timeout.TotalSeconds} s");
-        if (options.MaxRetries < 0) throw new IrrException($"--judge-retries must not be negative, not {options.MaxRetries}");
-        if (string.IsNullOrWhiteSpace(options.Model)) throw new IrrException("--judge-model must name the judge model");
-        if (options.Url.Scheme is not ("http" or "https")) throw new IrrException($"--judge-url must be an http:// or https:// URL, not {options.Url}");
+        if (options.Concurrency < 1) throw new IrrException($"judge-concurrency must be at least 1, not {options.Concurrency}");
+        if (options.Timeout <= TimeSpan.Zero) throw new IrrException($"judge-timeout must be positive, not {options.Timeout.TotalSeconds} s");
+        if (options.MaxRetries < 0) throw new IrrException($"judge-retries must not be negative, not {options.MaxRetries}");
+        if (string.IsNullOrWhiteSpace(options.Model)) throw new IrrException("judge-model must name the judge model");
+        if (options.Url.Scheme is not ("http" or "https")) throw new IrrException($"judge-url must be an http:// or https:// URL, not {options.Url}");
         _options = options;
         _cache = cache;
         _endpoint = Endpoint(options.Url);

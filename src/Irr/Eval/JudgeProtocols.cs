@@ -18,15 +18,19 @@ public enum JudgeProtocol
 /// <summary>The messages each <see cref="JudgeProtocol"/> sends and the parsing of the judge model's reply.</summary>
 public static partial class JudgeProtocols
 {
-    /// <summary>The protocol of a command-line name: <c>llama-guard</c>, <c>md-judge</c> or <c>verdict</c>.</summary>
-    /// <exception cref="IrrException">Another name.</exception>
-    public static JudgeProtocol Parse(string name) => name.ToLowerInvariant() switch
+    /// <summary>The protocol of a command-line name: <c>llama-guard</c>, <c>md-judge</c> or <c>verdict</c>, or null for another name.</summary>
+    public static JudgeProtocol? TryParse(string name) => name.ToLowerInvariant() switch
     {
         "llama-guard" or "llamaguard" => JudgeProtocol.LlamaGuard,
         "md-judge" or "mdjudge" => JudgeProtocol.MdJudge,
         "verdict" => JudgeProtocol.Verdict,
-        _ => throw new IrrException($"--judge-protocol must be llama-guard, md-judge or verdict, not \"{name}\""),
+        _ => null,
     };
+
+    /// <summary>The protocol of a command-line name: <c>llama-guard</c>, <c>md-judge</c> or <c>verdict</c>.</summary>
+    /// <exception cref="IrrException">Another name.</exception>
+    public static JudgeProtocol Parse(string name) =>
+        TryParse(name) ?? throw new IrrException($"judge-protocol must be llama-guard, md-judge or verdict, not \"{name}\"");
 
     /// <summary>The command-line name of a protocol.</summary>
     public static string Name(JudgeProtocol protocol) => protocol switch

@@ -1,4 +1,4 @@
-using System.Text.Json;
+using Irr.Data;
 using Irr.Model;
 using Irr.Text;
 using Irr.IO;
@@ -23,32 +23,19 @@ public sealed record PerplexityResult(int Records, long Tokens, double MeanNll)
 public static class Perplexity
 {
     /// <summary>
-    /// Reads texts: a <c>.txt</c> file (one record per paragraph, paragraphs separated by blank lines), or a JSON array or JSONL
-    /// of strings or of objects with <c>text</c>.
+    /// Reads texts (<see cref="DataFile"/>, with .txt read as paragraphs): a <c>.txt</c> file (one record per paragraph,
+    /// paragraphs separated by blank lines), or a data file of strings or of objects with <c>text</c> (<see cref="DataRecord.Text"/>).
     /// </summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed.</exception>
-    public static IReadOnlyList<string> LoadTexts(string path)
-    {
-        string name = Path.GetFileName(path);
-        if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
-        string text = File.ReadAllText(path);
-        List<string> texts;
-        if (Path.GetExtension(path).Equals(".txt", StringComparison.OrdinalIgnoreCase))
-            texts = text.Replace("\r\n", "\n").Split("\n\n").Select(p => p.Trim('\n')).Where(p => !string.IsNullOrWhiteSpace(p)).ToList();
-        else
-            texts = JsonRecords.Parse(text, name, item => item.Kind == JsonValueKind.String ? item.AsString()
-                : item.Kind == JsonValueKind.Object ? item.Required("text").AsString()
-                : throw item.Error($"expected a string or an object with \"text\", found {item.Describe()}"));
-        if (texts.Count == 0) throw new IrrException($"{name}: no texts ({path})");
-        return texts;
-    }
+    public static IReadOnlyList<string> LoadTexts(string path) =>
+        DataFile.NonEmpty(DataFile.Read(path, paragraphs: true).Select(r => r.Text()).ToList(), path, "texts");
 
     /// <summary>The perplexity of <paramref name="model"/> on <paramref name="texts"/>; <paramref name="progress"/> gets (records, tokens) per batch.</summary>
     /// <exception cref="IrrException"><paramref name="maxLength"/> is below 2.</exception>
     public static PerplexityResult Compute(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<string> texts, int maxLength, int batchSize,
         Action<int, int>? progress = null)
     {
-        if (maxLength < 2) throw new IrrException($"--max-length must be at least 2, not {maxLength}");
+        if (maxLength < 2) throw new IrrException($"the maximum length must be at least 2, not {maxLength}");
         var sequences = texts.Select(t =>
         {
             int[] ids = tokenizer.Encode(t, addSpecialTokens: true);

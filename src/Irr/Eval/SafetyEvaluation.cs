@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using Irr.Data;
 using Irr.Model;
 using Irr.Text;
 using Irr.IO;
@@ -104,40 +104,27 @@ public static class SafetyEvaluation
     private static SafetyCounts Count(IEnumerable<JudgedResponse> items) => SafetyCounts.Of(items.Select(j => j.Verdict));
 
     /// <summary>
-    /// Reads responses to judge again (e.g. an earlier <c>responses.jsonl</c>): JSONL or a JSON array of objects with
-    /// <c>prompt</c> and <c>response</c>, and optional <c>category</c> and <c>set</c> (default: the file name
-    /// without extension). Earlier verdicts in the file are ignored.
+    /// Reads responses to judge again (e.g. an earlier <c>responses.jsonl</c>, or <c>irr generate</c>'s output): a data
+    /// file (<see cref="DataFile"/>) whose records have a user message (<see cref="DataRecord.User"/>, e.g. <c>prompt</c>)
+    /// and an answer (<see cref="DataRecord.Answer"/>, e.g. <c>response</c>), and optionally <c>category</c> and
+    /// <c>set</c> (default: the file name without extension). Earlier verdicts in the file are ignored.
     /// </summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed; the message names the line or JSON path.</exception>
     public static IReadOnlyList<SafetyResponse> LoadResponses(string path)
     {
-        string name = Path.GetFileName(path);
-        if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
         string set = Path.GetFileNameWithoutExtension(path);
-        var responses = JsonRecords.Parse(File.ReadAllText(path), name, item =>
-        {
-            if (item.Kind != JsonValueKind.Object) throw item.Error($"expected an object with \"prompt\" and \"response\", found {item.Describe()}");
-            return new SafetyResponse(item.String("set") ?? set, item.Required("prompt").AsString(), item.String("category"), item.Required("response").AsString());
-        });
-        if (responses.Count == 0) throw new IrrException($"{name}: no responses ({path})");
-        return responses;
+        return DataFile.NonEmpty(DataFile.Read(path).Select(r => new SafetyResponse(r.Set() ?? set, r.User(), r.Category(), r.Answer())).ToList(), path, "responses");
     }
 
     /// <summary>Reads a <c>responses.jsonl</c> as <see cref="Save"/> writes it, verdicts included.</summary>
     /// <exception cref="IrrException">The file is missing or malformed; the message names the line.</exception>
-    public static IReadOnlyList<JudgedResponse> LoadJudged(string path)
+    public static IReadOnlyList<JudgedResponse> LoadJudged(string path) => DataFile.Read(path).Select(r =>
     {
-        string name = Path.GetFileName(path);
-        if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
-        return JsonRecords.Parse(File.ReadAllText(path), name, item =>
-        {
-            string verdict = item.Required("verdict").AsString();
-            if (!Enum.TryParse<Verdict>(verdict, ignoreCase: true, out var v) || !Enum.IsDefined(v))
-                throw item.Error($"verdict must be safe, harmful or unknown, not \"{verdict}\"");
-            return new JudgedResponse(item.Required("set").AsString(), item.Required("prompt").AsString(), item.String("category"),
-                item.Required("response").AsString(), v, item.String("detail"), item.GetNonNull("score") is { } score ? score.AsInt() : null);
-        });
-    }
+        string verdict = r.Required("verdict");
+        if (!Enum.TryParse<Verdict>(verdict, ignoreCase: true, out var v) || !Enum.IsDefined(v))
+            throw r.Error($"verdict must be safe, harmful or unknown, not \"{verdict}\"");
+        return new JudgedResponse(r.Required("set"), r.User(), r.Category(), r.Answer(), v, r.String("detail"), r.Int("score"));
+    }).ToList();
 
     /// <summary>
     /// Adds a run to the one already in <paramref name="directory"/>, so that sets evaluated one command at a time

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Irr.Data;
 using Irr.Model;
 using Irr.Text;
 using Irr.IO;
@@ -13,38 +14,27 @@ namespace Irr.Eval;
 public sealed record TaskExample(string User, string Gold, int Choices = 0)
 {
     /// <summary>
-    /// Reads task data (JSON array or JSONL): the training record formats (<see cref="TrainingRecord"/>:
-    /// {instruction, input, output}, {prompt, response}), GSM8K's {question, answer} (the answer ends with
-    /// <c>#### 42</c>), and multiple choice {question, choices: [...], answer: "B" or a 0-based index}.
+    /// Reads task data (<see cref="DataFile"/>): any record with a user message (<see cref="DataRecord.User"/>) and an
+    /// answer (<see cref="DataRecord.Answer"/>: <c>output</c>, <c>response</c> or <c>answer</c>), e.g. Alpaca
+    /// {instruction, input, output}, {prompt, response}, GSM8K's {question, answer} (the answer ends with
+    /// <c>#### 42</c>); and multiple choice {question, choices: [...], answer: "B" or a 0-based index}.
     /// </summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed; the message names the line or JSON path.</exception>
-    public static IReadOnlyList<TaskExample> Load(string path)
-    {
-        string name = Path.GetFileName(path);
-        if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
-        var examples = JsonRecords.Parse(File.ReadAllText(path), name, FromJson);
-        if (examples.Count == 0) throw new IrrException($"{name}: no examples ({path})");
-        return examples;
-    }
+    public static IReadOnlyList<TaskExample> Load(string path) => DataFile.NonEmpty(DataFile.Read(path).Select(Of).ToList(), path, "examples");
 
-    private static TaskExample FromJson(JsonCursor json)
+    /// <summary>The task view of one record.</summary>
+    /// <exception cref="IrrException">The record has no user message or no answer, or its choices or answer are malformed.</exception>
+    public static TaskExample Of(DataRecord record)
     {
-        if (json.Kind != JsonValueKind.Object) throw json.Error($"expected a record object, found {json.Describe()}");
-        if (json.GetNonNull("choices") is { } choices)
-        {
-            var options = choices.Items().Select(c => c.AsString()).ToList();
-            if (options.Count is < 2 or > 26) throw choices.Error($"expected 2 to 26 choices, found {options.Count}");
-            string question = (json.GetNonNull("question") ?? json.GetNonNull("prompt") ?? json.Required("question")).AsString();
-            var answer = json.Required("answer");
-            int index = answer.Kind == JsonValueKind.Number ? answer.AsInt() : TaskMetrics.ExtractChoice(answer.AsString(), options.Count) is { } letter ? letter - 'A' : -1;
-            if (index < 0 || index >= options.Count) throw answer.Error($"the answer must be a letter A–{(char)('A' + options.Count - 1)} or an index 0–{options.Count - 1}");
-            string user = question + "\n" + string.Join("\n", options.Select((o, i) => $"{(char)('A' + i)}. {o}"));
-            return new TaskExample(user, ((char)('A' + index)).ToString(), options.Count);
-        }
-        if (json.Get("question") is not null && json.Get("answer") is not null)
-            return new TaskExample(json.Required("question").AsString(), json.Required("answer").AsString());
-        var record = TrainingRecord.FromJson(json);
-        return new TaskExample(record.User, record.Answer);
+        if (record.Json("choices") is not { } choices) return new TaskExample(record.User(), record.Answer(orAnswer: true));
+        var options = choices.Items().Select(c => c.AsString()).ToList();
+        if (options.Count is < 2 or > 26) throw choices.Error($"expected 2 to 26 choices, found {options.Count}");
+        string question = record.User();
+        var answer = record.Json("answer") ?? throw record.Error("missing \"answer\"");
+        int index = answer.Kind == JsonValueKind.Number ? answer.AsInt() : TaskMetrics.ExtractChoice(answer.AsString(), options.Count) is { } letter ? letter - 'A' : -1;
+        if (index < 0 || index >= options.Count) throw answer.Error($"the answer must be a letter A–{(char)('A' + options.Count - 1)} or an index 0–{options.Count - 1}");
+        string user = question + "\n" + string.Join("\n", options.Select((o, i) => $"{(char)('A' + i)}. {o}"));
+        return new TaskExample(user, ((char)('A' + index)).ToString(), options.Count);
     }
 }
 

@@ -22,16 +22,20 @@ public enum TaskMetric
 /// <summary>The task metrics and the answer extraction they use.</summary>
 public static partial class TaskMetrics
 {
-    /// <summary>The metric of a command-line name: exact, contains, gsm8k or choice.</summary>
-    /// <exception cref="IrrException">Another name.</exception>
-    public static TaskMetric Parse(string name) => name.ToLowerInvariant() switch
+    /// <summary>The metric of a command-line name (exact, contains, gsm8k or choice, in any case), or null for another name.</summary>
+    public static TaskMetric? TryParse(string name) => name.ToLowerInvariant() switch
     {
         "exact" => TaskMetric.Exact,
         "contains" => TaskMetric.Contains,
         "gsm8k" => TaskMetric.Gsm8k,
         "choice" => TaskMetric.Choice,
-        _ => throw new IrrException($"--metric must be exact, contains, gsm8k or choice, not \"{name}\""),
+        _ => null,
     };
+
+    /// <summary>The metric of a command-line name: exact, contains, gsm8k or choice.</summary>
+    /// <exception cref="IrrException">Another name.</exception>
+    public static TaskMetric Parse(string name) =>
+        TryParse(name) ?? throw new IrrException($"metric must be exact, contains, gsm8k or choice, not \"{name}\"");
 
     /// <summary>Trimmed, with every run of whitespace replaced by one space.</summary>
     public static string Normalize(string text) => Whitespace().Replace(text.Trim(), " ");

@@ -32,6 +32,9 @@ internal readonly record struct JsonCursor(JsonElement Element, string File, str
     /// <summary>The root of a document.</summary>
     public static JsonCursor Root(JsonDocument doc, string file) => new(doc.RootElement, file, "");
 
+    /// <summary>This value with its own copy of the JSON, so it outlives the document it was read from.</summary>
+    public JsonCursor Detached() => this with { Element = Element.Clone() };
+
     private static string FirstLine(string s)
     {
         int nl = s.IndexOfAny(['\r', '\n']);

@@ -1,3 +1,4 @@
+using Irr.IO;
 using Irr.Text;
 
 namespace Irr.Model;
@@ -32,4 +33,62 @@ public static class ChatGeneration
             return new ChatResponse(tokenizer.Decode(eos ? ids[..^1] : ids, skipSpecialTokens: true), ids.Length, eos);
         }).ToList();
     }
+}
+
+/// <summary>
+/// A model directory opened to answer chat messages: the weights (a LoRA adapter merged on the fly), the tokenizer
+/// (the base model's) and the ids that end generation. What the generating jobs (<c>irr generate</c>, <c>irr eval</c>) share.
+/// </summary>
+public sealed class ChatModel : IDisposable
+{
+    private readonly CheckpointWeights weights;
+
+    private ChatModel(string model, string? adapter)
+    {
+        Tokenizer = PretrainedTokenizer.Load(model);
+        weights = CheckpointWeights.Open(model, adapter);
+        try
+        {
+            Transformer = new Transformer(weights);
+            EosTokenIds = EosIds(model, weights.Config, Tokenizer);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Opens a model directory, with an optional PEFT LoRA adapter directory.</summary>
+    /// <exception cref="IrrException">A file of the model, adapter or tokenizer is missing or malformed.</exception>
+    public static ChatModel Open(string model, string? adapter = null) => new(model, adapter);
+
+    /// <summary>The tokenizer, with the chat template.</summary>
+    public PretrainedTokenizer Tokenizer { get; }
+
+    /// <summary>The model.</summary>
+    public Transformer Transformer { get; }
+
+    /// <summary>The ids that end generation (<see cref="EosIds"/>).</summary>
+    public IReadOnlyCollection<int> EosTokenIds { get; }
+
+    /// <summary>Greedy decoding, as the paper evaluates, with the model's EOS ids.</summary>
+    /// <param name="maxNewTokens">Most tokens generated per prompt.</param>
+    /// <param name="batchSize">Prompts decoded together.</param>
+    public GenerationOptions Greedy(int maxNewTokens, int batchSize) => new() { MaxNewTokens = maxNewTokens, EosTokenIds = EosTokenIds, BatchSize = batchSize };
+
+    /// <summary>
+    /// The ids that end generation: the tokenizer config's eos_token, config.json's eos_token_id and
+    /// generation_config.json's eos_token_id (int or list), as transformers' generate uses.
+    /// </summary>
+    public static HashSet<int> EosIds(string modelDir, ModelConfig config, PretrainedTokenizer tokenizer)
+    {
+        var ids = new HashSet<int>(config.EosTokenIds);
+        ids.UnionWith(GenerationConfig.Load(modelDir).EosTokenIds);
+        if (tokenizer.Config.EosToken is not null) ids.Add(tokenizer.EosTokenId);
+        return ids;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => weights.Dispose();
 }

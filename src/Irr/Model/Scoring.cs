@@ -11,7 +11,7 @@ public static class Scoring
     public static List<float>[] TargetLogProbs(Transformer model, IReadOnlyList<(int[] InputIds, int[] Labels)> sequences, int batchSize,
         Action<int, int>? progress = null)
     {
-        if (batchSize < 1) throw new IrrException($"batch-size must be at least 1, not {batchSize}");
+        if (batchSize < 1) throw new IrrException($"the batch size must be at least 1, not {batchSize}");
         var logProbs = new List<float>[sequences.Count];
         for (int start = 0; start < sequences.Count; start += batchSize)
         {

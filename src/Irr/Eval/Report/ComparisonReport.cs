@@ -116,7 +116,7 @@ public sealed class ComparisonReport
         foreach (var (label, safety, task) in runs)
         {
             if (string.IsNullOrWhiteSpace(label)) throw new IrrException("a run has an empty label");
-            if (!seen.Add(label)) throw new IrrException($"the label '{label}' is given to more than one run; labels must be unique (choose them with --labels)");
+            if (!seen.Add(label)) throw new IrrException($"the label '{label}' is given to more than one run; labels must be unique (choose them with labels)");
             if (safety is null && task is null) throw new IrrException($"{label}: neither safety.json nor task.json");
             if (safety is not null) CheckSafety(label, safety);
             if (task is not null && (task.Total < 0 || task.Correct < 0 || task.Correct > task.Total))
@@ -150,8 +150,7 @@ public sealed class ComparisonReport
     /// </summary>
     public void WriteTo(string directory, bool overwrite = false, IEnumerable<string>? runDirectories = null)
     {
-        if (Directory.Exists(directory) && !overwrite)
-            throw new IrrException($"{directory}: exists (choose another output directory, or overwrite it)");
+        RequireNewOutput(directory, overwrite);
         using var output = OutputDirectory.Create(directory, runDirectories ?? [], overwrite);
         var utf8 = new UTF8Encoding(false);
         File.WriteAllText(output.PathOf(MarkdownFile), Markdown, utf8);
@@ -160,6 +159,14 @@ public sealed class ComparisonReport
         if (HarmfulRateSvg is not null) File.WriteAllText(output.PathOf(HarmfulRateChartFile), XmlDeclaration + HarmfulRateSvg, utf8);
         if (SafetyVsUtilitySvg is not null) File.WriteAllText(output.PathOf(SafetyVsUtilityChartFile), XmlDeclaration + SafetyVsUtilitySvg, utf8);
         output.Commit();
+    }
+
+    /// <summary>Checks that the report may be written to <paramref name="directory"/>: it does not exist, or <paramref name="overwrite"/> is set.</summary>
+    /// <exception cref="IrrException">The directory exists and <paramref name="overwrite"/> is not set.</exception>
+    public static void RequireNewOutput(string directory, bool overwrite)
+    {
+        if (Directory.Exists(directory) && !overwrite)
+            throw new IrrException($"{directory}: exists (choose another output directory, or overwrite it)");
     }
 
     private const string XmlDeclaration = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";

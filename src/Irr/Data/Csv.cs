@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Irr.Eval;
+namespace Irr.Data;
 
 /// <summary>A small RFC 4180 CSV reader: comma-separated, double-quoted fields with <c>""</c> escapes and line breaks inside quotes.</summary>
 internal static class Csv

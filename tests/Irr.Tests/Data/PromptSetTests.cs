@@ -1,7 +1,7 @@
-using Irr.Eval;
+using Irr.Data;
 using Irr.Tests.IO;
 
-namespace Irr.Tests.Eval;
+namespace Irr.Tests.Data;
 
 /// <summary>Every prompt-set format, and malformed files named with their line or JSON path.</summary>
 public class PromptSetTests

@@ -1,0 +1,156 @@
+using System.Text.Json;
+using Irr.IO;
+
+namespace Irr.Data;
+
+/// <summary>
+/// The one reader of irr's data files: Fisher and calibration data, training data, prompt sets, task data,
+/// responses to judge and perplexity texts (docs/formats.md, "Data files"). A file is a list of
+/// <see cref="DataRecord"/>s, each of which names its place for errors; the field rules (what the user message,
+/// the answer, the category are) are the record's. Containers, chosen by the extension and the first character:
+/// <list type="bullet">
+/// <item><c>.csv</c>: RFC 4180 CSV with a header row; each row is a record whose fields are the columns (matched case-insensitively).</item>
+/// <item><c>.txt</c>, when the caller reads texts (<c>irr eval ppl</c>): one record per paragraph, paragraphs separated by a blank line.</item>
+/// <item>a JSON array (the text starts with <c>[</c>): each item is a record.</item>
+/// <item>JSONL (the <c>.jsonl</c> extension, or a first line that is a complete JSON value followed by more lines): one record a line, blank lines skipped.</item>
+/// <item>one JSON object: the CatQA tree <c>{category: {subcategory: [questions]}}</c> (any depth; the keys form the
+/// category path, joined by "/"), or, when it has a record's field (<c>prompt</c>, <c>instruction</c>, …), one record.</item>
+/// </list>
+/// </summary>
+public static class DataFile
+{
+    // A single JSON object holding one of these is a record, not a CatQA tree.
+    private static readonly string[] RecordFields = ["prompt", "instruction", "question", "goal", "behavior", "output", "response", "answer", "text"];
+
+    /// <summary>Reads the records of a data file, in file order.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="paragraphs">Read a <c>.txt</c> file as paragraphs (texts for perplexity); otherwise .txt is read as JSON or JSONL.</param>
+    /// <exception cref="IrrException">The file is missing or malformed; the message names the file and the line or JSON path.</exception>
+    public static IReadOnlyList<DataRecord> Read(string path, bool paragraphs = false)
+    {
+        if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
+        return Parse(File.ReadAllText(path), Path.GetFileName(path), paragraphs);
+    }
+
+    /// <summary>Reads records from a file's text; <paramref name="fileName"/> (with its extension) picks the container and names the file in errors.</summary>
+    /// <exception cref="IrrException">The text is malformed; the message names the line or JSON path.</exception>
+    public static IReadOnlyList<DataRecord> Parse(string text, string fileName, bool paragraphs = false)
+    {
+        string extension = Path.GetExtension(fileName).ToLowerInvariant();
+        if (extension == ".csv") return ParseCsv(text, fileName);
+        if (text.StartsWith('\uFEFF')) text = text[1..];
+        if (extension == ".txt" && paragraphs) return Paragraphs(text, fileName);
+        string start = text.TrimStart();
+        if (start.StartsWith('['))
+        {
+            using var doc = JsonCursor.Parse(text, fileName);
+            return JsonCursor.Root(doc, fileName).Detached().Items().Select(item => DataRecord.FromJson(item)).ToList();
+        }
+        if (extension != ".jsonl" && start.StartsWith('{') && !LooksLikeJsonl(start))
+        {
+            using var doc = JsonCursor.Parse(text, fileName);
+            var root = JsonCursor.Root(doc, fileName).Detached();
+            if (root.Properties().Any(p => RecordFields.Contains(p.Key))) return [DataRecord.FromJson(root)];
+            var records = new List<DataRecord>();
+            Tree(root, null, records);
+            return records;
+        }
+        return JsonLines(text, fileName);
+    }
+
+    /// <summary>The items read, or an error when there are none: <c>data.json: no prompts (path)</c>.</summary>
+    /// <param name="items">The items of the file.</param>
+    /// <param name="path">The file, as given.</param>
+    /// <param name="what">What the items are, plural ("prompts", "examples" …).</param>
+    /// <exception cref="IrrException"><paramref name="items"/> is empty.</exception>
+    public static IReadOnlyList<T> NonEmpty<T>(IReadOnlyList<T> items, string path, string what) =>
+        items.Count > 0 ? items : throw new IrrException($"{Path.GetFileName(path)}: no {what} ({path})");
+
+    private static List<DataRecord> JsonLines(string text, string fileName)
+    {
+        var records = new List<DataRecord>();
+        var lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            if (string.IsNullOrWhiteSpace(lines[i])) continue;
+            string where = $"{fileName} line {i + 1}";
+            using var doc = JsonCursor.Parse(lines[i], where);
+            records.Add(DataRecord.FromJson(JsonCursor.Root(doc, where).Detached()));
+        }
+        return records;
+    }
+
+    // JSONL when the first line is a complete JSON value by itself and more lines follow.
+    private static bool LooksLikeJsonl(string text)
+    {
+        int newline = text.IndexOf('\n');
+        if (newline < 0 || string.IsNullOrWhiteSpace(text[(newline + 1)..])) return false;
+        try
+        {
+            using var _ = JsonDocument.Parse(text[..newline]);
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    // The CatQA layout: objects are category levels, arrays hold the records.
+    private static void Tree(JsonCursor node, string? category, List<DataRecord> records)
+    {
+        switch (node.Kind)
+        {
+            case JsonValueKind.Object:
+                foreach (var (key, value) in node.Properties()) Tree(value, category is null ? key : $"{category}/{key}", records);
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in node.Items()) records.Add(DataRecord.FromJson(item, category));
+                break;
+            default:
+                throw node.Error($"expected an object of categories or an array of prompts, found {node.Describe()}");
+        }
+    }
+
+    private static List<DataRecord> ParseCsv(string text, string fileName)
+    {
+        var rows = Csv.Parse(text, fileName);
+        if (rows.Count == 0) throw new IrrException($"{fileName}: empty CSV file (expected a header row)");
+        var header = new CsvHeader(fileName, rows[0].Line, rows[0].Fields);
+        var records = new List<DataRecord>();
+        foreach (var row in rows.Skip(1))
+        {
+            if (row.Fields.Count != header.Columns.Count)
+                throw new IrrException($"{fileName} line {row.Line}: {row.Fields.Count} fields, but the header has {header.Columns.Count}");
+            records.Add(DataRecord.FromCsv(header, row));
+        }
+        return records;
+    }
+
+    // Paragraphs separated by a blank line ("\n\n"), each trimmed of its newlines; whitespace-only ones are skipped.
+    private static List<DataRecord> Paragraphs(string text, string fileName)
+    {
+        var records = new List<DataRecord>();
+        int line = 1;
+        foreach (string part in text.Replace("\r\n", "\n").Split("\n\n"))
+        {
+            string paragraph = part.Trim('\n');
+            if (!string.IsNullOrWhiteSpace(paragraph))
+                records.Add(DataRecord.FromText(paragraph, $"{fileName} line {line + part.Length - part.TrimStart('\n').Length}"));
+            line += part.Count(c => c == '\n') + 2;
+        }
+        return records;
+    }
+}
+
+/// <summary>The header row of a CSV file: the columns in order, and where the header is for errors.</summary>
+internal sealed record CsvHeader(string File, int Line, IReadOnlyList<string> Columns)
+{
+    /// <summary>The index of a column, matched case-insensitively and ignoring surrounding spaces, or -1.</summary>
+    public int IndexOf(string name)
+    {
+        for (int i = 0; i < Columns.Count; i++)
+            if (Columns[i].Trim().Equals(name, StringComparison.OrdinalIgnoreCase)) return i;
+        return -1;
+    }
+}

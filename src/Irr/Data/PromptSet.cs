@@ -1,0 +1,32 @@
+namespace Irr.Data;
+
+/// <summary>One (harmful) prompt of a set.</summary>
+/// <param name="Prompt">The user's request, as asked (no chat template).</param>
+/// <param name="Category">The category path, e.g. "Illegal Activity/Drug" for CatQA, or null when the set has none.</param>
+public sealed record PromptRecord(string Prompt, string? Category = null);
+
+/// <summary>
+/// A set of prompts read from one data file (<see cref="DataFile"/>: JSON array, JSONL, CSV or a CatQA tree): each
+/// record's user message (<see cref="DataRecord.User"/>; a bare string is the prompt) and category
+/// (<see cref="DataRecord.Category"/>). What <c>irr eval safety --prompts</c> and <c>irr generate --prompts</c> read.
+/// </summary>
+/// <param name="Name">The set's name: the file name without extension.</param>
+/// <param name="File">The file as given.</param>
+/// <param name="Records">The prompts in file order.</param>
+public sealed record PromptSet(string Name, string File, IReadOnlyList<PromptRecord> Records)
+{
+    /// <summary>Reads a prompt set.</summary>
+    /// <exception cref="IrrException">The file is missing, empty or malformed, or a prompt is empty; the message names the file and the line or JSON path.</exception>
+    public static PromptSet Load(string path) =>
+        new(Path.GetFileNameWithoutExtension(path), path, DataFile.NonEmpty(Prompts(DataFile.Read(path)), path, "prompts"));
+
+    /// <summary>Reads prompts from a file's text; <paramref name="fileName"/> (with its extension) names it and picks the container.</summary>
+    /// <exception cref="IrrException">The text is malformed, or a prompt is empty.</exception>
+    public static List<PromptRecord> Parse(string text, string fileName) => Prompts(DataFile.Parse(text, fileName));
+
+    private static List<PromptRecord> Prompts(IReadOnlyList<DataRecord> records) => records.Select(r =>
+    {
+        string prompt = r.User();
+        return string.IsNullOrWhiteSpace(prompt) ? throw r.Error("empty prompt") : new PromptRecord(prompt, r.Category());
+    }).ToList();
+}

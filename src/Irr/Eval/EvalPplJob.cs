@@ -1,0 +1,64 @@
+using Irr.IO;
+using Irr.Jobs;
+using Irr.Model;
+using Irr.Text;
+
+namespace Irr.Eval;
+
+/// <summary>
+/// <c>irr eval ppl</c> as a job: the perplexity of a model on texts (<see cref="Perplexity"/>); returns the
+/// <see cref="PerplexityRun"/> and, with <see cref="OutputDir"/>, writes perplexity.json there. The texts are read
+/// before the model is loaded.
+/// </summary>
+public sealed record EvalPplJob : IJob<PerplexityRun>
+{
+    /// <summary>The model directory.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
+    public string? Adapter { get; init; }
+
+    /// <summary>The texts (<see cref="Perplexity.LoadTexts"/>).</summary>
+    public required string Data { get; init; }
+
+    /// <summary>Tokens kept per text (at least 2).</summary>
+    public int MaxLength { get; init; } = 1024;
+
+    /// <summary>Texts scored together.</summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>The run directory to write perplexity.json into (may exist), or null to write nothing.</summary>
+    public string? OutputDir { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "eval ppl";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => JobOptions.Given(Model, Adapter, Data);
+
+    /// <inheritdoc/>
+    public string? Output => OutputDir;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        JobOptions.RequireAtLeast(Command, "max-length", MaxLength, 2);
+        JobOptions.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+    }
+
+    /// <summary>Reads the texts and scores them (stage "scoring", in texts, with a tokens/s rate); saves the run when <see cref="OutputDir"/> is set.</summary>
+    /// <exception cref="IrrException">An option is invalid, the texts or the model are missing or malformed, or no text has a token to predict.</exception>
+    public PerplexityRun Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        var texts = Perplexity.LoadTexts(Data);
+        var tokenizer = PretrainedTokenizer.Load(Model);
+        using var weights = CheckpointWeights.Open(Model, Adapter);
+        var stage = ProgressStage.Start(progress, "scoring", texts.Count);
+        var result = Perplexity.Compute(new Transformer(weights), tokenizer, texts, MaxLength, BatchSize, (n, t) => stage.Advance(n, t));
+        if (result.Tokens == 0) throw new IrrException($"{Path.GetFileName(Data)}: no token to predict (every text is shorter than 2 tokens)");
+        var run = new PerplexityRun(Model, Adapter, Data, MaxLength, result.Records, result.Tokens, result.MeanNll, result.Perplexity);
+        if (OutputDir is not null) run.Save(OutputDir);
+        return run;
+    }
+}

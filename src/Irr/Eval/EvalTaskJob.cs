@@ -1,0 +1,72 @@
+using Irr.Jobs;
+using Irr.Model;
+
+namespace Irr.Eval;
+
+/// <summary>
+/// <c>irr eval task</c> as a job: greedy answers to task examples (<see cref="TaskExample.Load"/>), scored with a
+/// metric; returns the <see cref="TaskRun"/> and, with <see cref="OutputDir"/>, writes task.json and predictions.jsonl
+/// there. The data is read before the model is loaded.
+/// </summary>
+public sealed record EvalTaskJob : IJob<TaskRun>
+{
+    /// <summary>The model directory.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
+    public string? Adapter { get; init; }
+
+    /// <summary>The task data file.</summary>
+    public required string Data { get; init; }
+
+    /// <summary>exact, contains, gsm8k or choice (<see cref="TaskMetrics.Parse"/>; any case).</summary>
+    public required string Metric { get; init; }
+
+    /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
+    public string SystemPrompt { get; init; } = "none";
+
+    /// <summary>Most tokens generated per example.</summary>
+    public int MaxNewTokens { get; init; } = 256;
+
+    /// <summary>Examples decoded together.</summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>Use only the first N examples; null for all.</summary>
+    public int? Limit { get; init; }
+
+    /// <summary>The run directory to write task.json and predictions.jsonl into (may exist), or null to write nothing.</summary>
+    public string? OutputDir { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "eval task";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => JobOptions.Given(Model, Adapter, Data);
+
+    /// <inheritdoc/>
+    public string? Output => OutputDir;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require(TaskMetrics.TryParse(Metric) is not null, Command, $"metric must be exact, contains, gsm8k or choice, not \"{Metric}\"");
+        JobOptions.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
+        JobOptions.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        JobOptions.RequireLimit(Command, Limit);
+    }
+
+    /// <summary>Reads the examples, answers them (stage "generating", in tokens), scores them and saves the run when <see cref="OutputDir"/> is set.</summary>
+    /// <exception cref="IrrException">An option is invalid, or the data or the model is missing or malformed.</exception>
+    public TaskRun Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        var examples = JobOptions.Limit(TaskExample.Load(Data), Limit);
+        using var chat = ChatModel.Open(Model, Adapter);
+        var stage = ProgressStage.Start(progress, "generating", (double)examples.Count * MaxNewTokens);
+        var predictions = TaskEvaluation.Run(chat.Transformer, chat.Tokenizer, examples, TaskMetrics.Parse(Metric), Text.SystemPrompt.Resolve(SystemPrompt),
+            chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n));
+        var run = new TaskRun(Model, Adapter, Data, Metric.ToLowerInvariant(), predictions.Count, predictions.Count(p => p.Correct));
+        if (OutputDir is not null) TaskEvaluation.Save(OutputDir, run, predictions);
+        return run;
+    }
+}

@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+using Irr.Data;
+using Irr.IO;
+using Irr.Jobs;
+using Irr.Model;
+
+namespace Irr.Eval;
+
+/// <summary>
+/// <c>irr generate</c> as a job: answers to the prompts of a prompt file (<see cref="PromptSet.Load"/>, the same
+/// formats as <c>irr eval safety</c>), each formatted with the model's chat template, written as JSONL (one
+/// <c>{index, prompt, response, new_tokens, finish_reason}</c> object per line). Greedy unless
+/// <see cref="Temperature"/> is above 0. The prompts are read before the model is loaded.
+/// </summary>
+public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
+{
+    /// <summary>The model directory.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
+    public string? Adapter { get; init; }
+
+    /// <summary>The prompt file.</summary>
+    public required string Prompts { get; init; }
+
+    /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
+    public string SystemPrompt { get; init; } = "none";
+
+    /// <summary>Most tokens generated per prompt (0 generates nothing).</summary>
+    public int MaxNewTokens { get; init; } = 256;
+
+    /// <summary>0 decodes greedily; above 0, logits are divided by it and sampled.</summary>
+    public float Temperature { get; init; }
+
+    /// <summary>Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1] (1: off).</summary>
+    public float TopP { get; init; } = 1f;
+
+    /// <summary>Sample among the k most likely tokens (0: off).</summary>
+    public int TopK { get; init; }
+
+    /// <summary>The sampling seed.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Prompts decoded together.</summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>The responses file to write (.jsonl).</summary>
+    public required string OutputPath { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "generate";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => JobOptions.Given(Model, Adapter, Prompts);
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require(MaxNewTokens >= 0, Command, $"max-new-tokens must not be negative, not {MaxNewTokens}");
+        Provenance.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
+        JobOptions.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+    }
+
+    /// <summary>Reads the prompts, answers them (stage "generating", in tokens) and writes the responses; returns them in prompt order.</summary>
+    /// <exception cref="IrrException">An option is invalid, or the prompts or the model are missing or malformed.</exception>
+    public IReadOnlyList<ChatResponse> Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        var users = PromptSet.Load(Prompts).Records.Select(r => r.Prompt).ToList();
+        using var chat = ChatModel.Open(Model, Adapter);
+        var options = chat.Greedy(MaxNewTokens, BatchSize) with { Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };
+        var stage = ProgressStage.Start(progress, "generating", (double)users.Count * MaxNewTokens);
+        var outputs = ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, users, Text.SystemPrompt.Resolve(SystemPrompt), options, n => stage.Advance(n, n));
+        AtomicFile.WriteJsonLines(OutputPath, Enumerable.Range(0, users.Count), i => new JsonObject
+        {
+            ["index"] = i,
+            ["prompt"] = users[i],
+            ["response"] = outputs[i].Text,
+            ["new_tokens"] = outputs[i].NewTokens,
+            ["finish_reason"] = outputs[i].FinishReason,
+        });
+        return outputs;
+    }
+}

@@ -1,0 +1,54 @@
+using Irr.Jobs;
+
+namespace Irr.Eval.Report;
+
+/// <summary>
+/// <c>irr report</c> as a job: compares evaluated models (run directories with safety.json and/or task.json) in
+/// report.md, report.html, report.json and the SVG charts, written into a new directory as a whole
+/// (<see cref="ComparisonReport"/>, docs/REPORT.md).
+/// </summary>
+public sealed record ReportJob : IJob<ComparisonReport>
+{
+    /// <summary>The evaluation run directories, one per model, in the report's order.</summary>
+    public required IReadOnlyList<string> Runs { get; init; }
+
+    /// <summary>The report directory to create.</summary>
+    public required string OutputDir { get; init; }
+
+    /// <summary>The models' labels, one per run directory; null for the directory names.</summary>
+    public IReadOnlyList<string>? Labels { get; init; }
+
+    /// <summary>The report's title; null for <see cref="ComparisonReport.DefaultTitle"/>.</summary>
+    public string? Title { get; init; }
+
+    /// <summary>Replace the output directory if it exists.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "report";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => Runs;
+
+    /// <inheritdoc/>
+    public string? Output => OutputDir;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require(Runs.Count > 0, Command, "give at least one run directory");
+        Provenance.Require(Labels is null || Labels.Count == Runs.Count, Command,
+            $"labels gives {Labels?.Count} label(s) for {Runs.Count} run director{(Runs.Count == 1 ? "y" : "ies")}");
+    }
+
+    /// <summary>Reads the runs, builds the report and writes it; returns the report. It reports no progress (it takes a moment).</summary>
+    /// <exception cref="IrrException">An option is invalid, the output exists (without <see cref="Overwrite"/>), or a run directory is missing or invalid.</exception>
+    public ComparisonReport Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        ComparisonReport.RequireNewOutput(OutputDir, Overwrite);
+        var report = ComparisonReport.Build(Runs.Select((d, i) => ComparisonReport.LoadRun(d, Labels?[i])).ToList(), Title);
+        report.WriteTo(OutputDir, Overwrite, Runs);
+        return report;
+    }
+}
