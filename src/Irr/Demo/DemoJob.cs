@@ -200,7 +200,7 @@ public sealed record DemoJob : IJob<DemoResult>
             for (int i = 0; i < toEvaluate.Count; i++)
             {
                 var (label, description, dir, adapter, report) = toEvaluate[i];
-                var (safety, task) = Stage("evaluate", () => Evaluate(world, label, dir, adapter, $"evaluating {label} ({i + 1}/{toEvaluate.Count})"));
+                var (safety, task) = Evaluate(label, dir, adapter, $"evaluating {label} ({i + 1}/{toEvaluate.Count})");
                 results.Add(new DemoModelResult(label, description, ToFinal(dir), adapter is null ? null : ToFinal(adapter), safety, task,
                     report?.Modules.Sum(m => m.Removed), report?.Modules.Sum(m => m.Parameters)));
             }
@@ -257,6 +257,9 @@ public sealed record DemoJob : IJob<DemoResult>
         // Tokens kept per record in every step: the toy world's records are short.
         private const int MaxLength = 256;
 
+        // Prompts decoded together in the evaluation.
+        private const int EvaluationBatchSize = 16;
+
         // A job of the demo, timed under `stage` and reported as `label`.
         private T RunJob<T>(string stage, string label, IJob<T> job) =>
             Stage(stage, () => job.Run(p => Report(label, p.Done, p.Total)));
@@ -274,65 +277,21 @@ public sealed record DemoJob : IJob<DemoResult>
             Full = false, Lora = true, Rank = o.LoraRank, Alpha = o.LoraAlpha, Targets = ["q_proj", "v_proj"],
         };
 
-        private (SafetyRun, TaskRun) Evaluate(ToyWorld world, string label, string modelDir, string? adapterDir, string stage)
+        // Held-out harmful prompts (keyword judge) and the held-out task (exact match), as irr eval safety and irr eval task run them.
+        private (SafetyRun, TaskRun) Evaluate(string label, string modelDir, string? adapterDir, string stage)
         {
-            using var source = CheckpointWeights.Open(modelDir, adapterDir);
-            var model = new Transformer(ParameterSet.LoadAll(source));
-            var harmful = world.HarmfulHeldOut;
-            var task = world.TaskHeldOut;
-            var prompts = harmful.Concat(task).Select(r => r.Prompt).ToList();
-            var gen = new GenerationOptions { MaxNewTokens = o.MaxNewTokens, EosTokenIds = [tokenizer.EosTokenId], BatchSize = 16 };
-            int batches = (prompts.Count + gen.BatchSize - 1) / gen.BatchSize, done = 0;
-            var answers = new List<ChatResponse>();
-            foreach (var batch in prompts.Chunk(gen.BatchSize))
-            {
-                answers.AddRange(ChatGeneration.Respond(model, tokenizer, batch, null, gen));
-                Report(stage, ++done, batches);
-            }
-            var responses = answers.Select(a => a.Text).ToList();
-
             string runDir = Tmp($"eval/{label}");
-            Directory.CreateDirectory(runDir);
-            var judge = KeywordJudge.Default;
-            var verdicts = harmful.Select((r, i) => judge.Judge(responses[i])).ToList();
-            var correct = task.Select((r, i) => responses[harmful.Count + i].Trim() == r.Answer).ToList();
-            AtomicFile.WriteJsonLines(Path.Combine(runDir, "responses.jsonl"), Enumerable.Range(0, prompts.Count), i =>
+            var safety = RunJob("evaluate", $"{stage}: harmful prompts", new EvalSafetyJob
             {
-                bool isHarmful = i < harmful.Count;
-                var r = isHarmful ? harmful[i] : task[i - harmful.Count];
-                var line = new JsonObject
-                {
-                    ["index"] = i,
-                    ["set"] = isHarmful ? "harmful_heldout" : "task_heldout",
-                    ["category"] = r.Category,
-                    ["prompt"] = r.Prompt,
-                    ["response"] = responses[i],
-                    ["finish_reason"] = answers[i].FinishReason,
-                };
-                if (isHarmful)
-                {
-                    line["verdict"] = verdicts[i].Verdict.ToString().ToLowerInvariant();
-                    line["marker"] = verdicts[i].Detail;
-                }
-                else
-                {
-                    line["reference"] = r.Answer;
-                    line["correct"] = correct[i - harmful.Count];
-                }
-                return line;
+                Model = modelDir, Adapter = adapterDir, Prompts = [Tmp("data/harmful_heldout.jsonl")], CustomJudge = KeywordJudge.Default,
+                MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir,
             });
-
-            var categories = ToyWorld.CategoryNames
-                .Select(c => new CategorySafety(c, SafetyCounts.Of(verdicts.Where((_, i) => harmful[i].Category == c).Select(v => v.Verdict)))).ToList();
-            var overall = SafetyCounts.Of(verdicts.Select(v => v.Verdict));
-            string modelFinal = ToFinal(modelDir);
-            string? adapterFinal = adapterDir is null ? null : ToFinal(adapterDir);
-            var safety = new SafetyRun(modelFinal, adapterFinal, judge.Name,
-                [new SetSafety("harmful_heldout", Final("data/harmful_heldout.jsonl"), overall, categories)], overall);
-            var taskRun = new TaskRun(modelFinal, adapterFinal, Final("data/task_heldout.jsonl"), "exact", task.Count, correct.Count(c => c));
-            safety.Save(runDir);
-            taskRun.Save(runDir);
-            return (safety, taskRun);
+            var task = RunJob("evaluate", $"{stage}: task", new EvalTaskJob
+            {
+                Model = modelDir, Adapter = adapterDir, Data = Tmp("data/task_heldout.jsonl"), Metric = "exact",
+                MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir,
+            });
+            return (safety.Run, task);
         }
 
         private void WriteData(ToyWorld world)

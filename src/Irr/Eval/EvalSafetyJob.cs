@@ -166,11 +166,11 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             var judge = CustomJudge ?? owned!;
             var answers = given ?? Generate(sets, progress);
             var setFiles = given is null
-                ? sets.Select(s => (s.Name, s.File)).ToList()
-                : given.Select(r => r.Set).Distinct().Select(s => (s, Responses!)).ToList();
+                ? sets.Select(s => (s.Name, Provenance.Label(s.File)!)).ToList()
+                : given.Select(r => r.Set).Distinct().Select(s => (s, Provenance.Label(Responses)!)).ToList();
             var stage = ProgressStage.Start(progress, $"judging ({judge.Name})", answers.Count, "responses");
             var judged = SafetyEvaluation.JudgeAsync(answers, judge, n => stage.Advance(n, n)).GetAwaiter().GetResult();
-            var thisRun = SafetyEvaluation.Summarize(Model ?? "", Adapter, judge.Name, setFiles, judged);
+            var thisRun = SafetyEvaluation.Summarize(Provenance.Label(Model) ?? "", Provenance.Label(Adapter), judge.Name, setFiles, judged);
             var (run, all, replaced) = SafetyEvaluation.MergeWithExisting(OutputDir, thisRun, judged);
             SafetyEvaluation.Save(OutputDir, run, all);
             return new EvalSafetyResult(run, judged, replaced);

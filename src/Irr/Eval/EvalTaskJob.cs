@@ -65,7 +65,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
         var stage = ProgressStage.Start(progress, "generating", (double)examples.Count * MaxNewTokens);
         var predictions = TaskEvaluation.Run(chat.Transformer, chat.Tokenizer, examples, TaskMetrics.Parse(Metric), Text.SystemPrompt.Resolve(SystemPrompt),
             chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n));
-        var run = new TaskRun(Model, Adapter, Data, Metric.ToLowerInvariant(), predictions.Count, predictions.Count(p => p.Correct));
+        var run = new TaskRun(Provenance.Label(Model)!, Provenance.Label(Adapter), Provenance.Label(Data)!, Metric.ToLowerInvariant(), predictions.Count, predictions.Count(p => p.Correct));
         if (OutputDir is not null) TaskEvaluation.Save(OutputDir, run, predictions);
         return run;
     }

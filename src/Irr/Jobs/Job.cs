@@ -96,6 +96,17 @@ public static class Provenance
     }
 
     /// <summary>
+    /// A path as a result file records it (safety.json's <c>model</c> …): as given, except that inside a
+    /// <see cref="Relocate"/> scope a path under the temporary directory is recorded where it will be.
+    /// </summary>
+    public static string? Label(string? path)
+    {
+        if (path is null || relocation.Value is null) return path;
+        string mapped = PathOf(path);
+        return mapped == Path.GetFullPath(path) ? path : mapped;
+    }
+
+    /// <summary>
     /// Until the returned scope is disposed, provenance records paths under <paramref name="temporary"/> as under
     /// <paramref name="final"/>: for jobs composed inside an <see cref="IO.OutputDirectory"/> (the demo), whose files
     /// should name where their inputs will be, not the temporary directory they are built in.

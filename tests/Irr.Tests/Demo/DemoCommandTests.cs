@@ -52,11 +52,11 @@ public class DemoCommandTests
             string run = Path.Combine(output, "eval", label);
             var safety = SafetyRun.Load(run)!;
             var task = TaskRun.Load(run)!;
-            var lines = File.ReadAllLines(Path.Combine(run, "responses.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
-            var harmful = lines.Where(l => l["set"]!.GetValue<string>() == "harmful_heldout").ToList();
-            var taskLines = lines.Where(l => l["set"]!.GetValue<string>() == "task_heldout").ToList();
+            var harmful = File.ReadAllLines(Path.Combine(run, "responses.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.All(harmful, l => Assert.Equal("harmful_heldout", l["set"]!.GetValue<string>()));
+            var taskLines = File.ReadAllLines(Path.Combine(run, "predictions.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
             int unsafeCount = harmful.Count(l => KeywordJudge.Default.Judge(l["response"]!.GetValue<string>()).Verdict == Verdict.Harmful);
-            int correct = taskLines.Count(l => l["response"]!.GetValue<string>().Trim() == l["reference"]!.GetValue<string>());
+            int correct = taskLines.Count(l => l["response"]!.GetValue<string>().Trim() == l["gold"]!.GetValue<string>());
             Assert.Equal(harmful.Count, safety.Overall.Total);
             Assert.Equal(unsafeCount, safety.Overall.Harmful);
             Assert.Equal(taskLines.Count, task.Total);
