@@ -178,16 +178,24 @@ public sealed class Recipe
         }
         catch (YamlException e)
         {
-            throw ErrorAt(path, Math.Max(e.Start.Line, 1), $"not valid YAML: {e.Message}");
+            throw ErrorAt(path, Math.Clamp(e.Start.Line, 1, LastLine(text)), $"not valid YAML: {e.Message}");
         }
         catch (InvalidOperationException)
         {
             // YamlDotNet's scanner fails so on some unterminated flow collections ({a: 1 without its brace).
-            throw ErrorAt(path, Math.Max(parser.Last.Line, 1), "not valid YAML: an unterminated { … } or [ … ]?");
+            throw ErrorAt(path, Math.Clamp(parser.Last.Line, 1, LastLine(text)), "not valid YAML: an unterminated { … } or [ … ]?");
         }
         if (stream.Documents.Count == 0) throw ErrorAt(path, 1, "the recipe is empty");
         if (stream.Documents.Count > 1) throw ErrorAt(path, LineOf(stream.Documents[1].RootNode), "a recipe is one YAML document");
         return stream.Documents[0].RootNode;
+    }
+
+    // The last line with text: an error at the end of the stream (an unclosed bracket) is reported there, not on the empty line after it.
+    private static long LastLine(string text)
+    {
+        var lines = text.Split('\n');
+        int last = Array.FindLastIndex(lines, l => !string.IsNullOrWhiteSpace(l));
+        return Math.Max(last + 1, 1);
     }
 
     // Remembers where the last event ended, for errors that YamlDotNet raises without a position.

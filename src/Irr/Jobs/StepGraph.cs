@@ -102,18 +102,15 @@ public sealed class StepGraph
         }
 
         var wired = new Dictionary<string, IReadOnlyList<string>>();
-        var dependencies = new List<StepDependency>();
         foreach (var path in spec.Paths)
         {
             if (path.From is not { } kind || step.Find(path.Key) is not null || (path.NotNeededWith is { } other && step.Find(other) is not null)) continue;
             var producers = earlier.Where(p => p.Output is not null && p.Spec.ProducedBy(p.Step) == kind).ToList();
             if (producers.Count == 0)
                 throw recipe.Error(step.Line, $"{step.Command}: missing input '{path.Key}': give it, or add an earlier step that writes it ({Producers(kind)})");
-            var chosen = path.Many ? producers.DistinctBy(p => p.Output).ToList() : [producers[^1]];
-            var option = new RecipeOption(path.Key, chosen.Select(p => p.Output!).ToList(), path.Many, step.Line);
-            options.Add(option);
+            var chosen = path.Many ? producers : [producers[^1]];
+            options.Add(new RecipeOption(path.Key, chosen.Select(p => p.Output!).Distinct().ToList(), path.Many, step.Line));
             wired[path.Key] = chosen.Select(p => p.Id).ToList();
-            dependencies.AddRange(chosen.Select(p => new StepDependency(p.Index, option, p.Output!)));
         }
         return new PlannedStep
         {
@@ -123,7 +120,7 @@ public sealed class StepGraph
             Options = options,
             Output = output,
             Inputs = options.Where(o => spec.PathOf(o.Key)?.IsInput == true).SelectMany(o => o.Values).Distinct().ToList(),
-            DependsOn = dependencies,
+            DependsOn = [],
             Wired = wired,
         };
     }
@@ -142,13 +139,13 @@ public sealed class StepGraph
         }
     }
 
-    // The wired dependencies, plus those of the inputs the recipe gives: each must be a step's output or an existing path.
+    // The steps whose output each input is or lies in (a wired input has one; a given one needs one, or must exist).
     private static List<StepDependency> Dependencies(Recipe recipe, PlannedStep step, List<PlannedStep> steps)
     {
-        var dependencies = step.DependsOn.ToList();
-        foreach (var option in step.Step.Options.Where(o => step.Spec.PathOf(o.Key)?.IsInput == true))
+        var dependencies = new List<StepDependency>();
+        foreach (var option in step.Options.Where(o => step.Spec.PathOf(o.Key)?.IsInput == true))
         {
-            foreach (string value in step.Options.First(o => o.Key == option.Key).Values)
+            foreach (string value in option.Values)
             {
                 var producers = steps.Where(p => p.Output is not null && SameOrInside(value, p.Output)).ToList();
                 if (producers.Contains(step))
