@@ -223,6 +223,31 @@ public class RunCommandTests
         AssertRecipeError(dir, recipe, line, expected);
     }
 
+    [Fact]
+    public void TheRecipeInDocsRecipesMdIsValidAndWiredAsDocumented()
+    {
+        using var dir = new TempDir();
+        string doc = File.ReadAllText(Path.Combine(Irr.Tests.Text.Fixtures.RepoRoot, "docs", "RECIPES.md"));
+        int start = doc.IndexOf("```yaml\n", StringComparison.Ordinal) + 8;
+        File.WriteAllText(dir["code-irr.yaml"], doc[start..doc.IndexOf("```", start, StringComparison.Ordinal)]);
+        foreach (string model in new[] { "models/llama-2-7b-chat", "adapters/unaligned-lora", "adapters/code-lora" }) Directory.CreateDirectory(dir[model]);
+        Directory.CreateDirectory(dir["data"]);
+        foreach (string data in new[] { "refusals.jsonl", "code_train.json", "catqa_english.json", "harmful_behaviors.csv", "code_test.json" }) File.WriteAllText(dir["data/" + data], "");
+
+        var steps = Irr.Cli.RunCommand.Check(Recipe.Load(dir["code-irr.yaml"]));
+        Assert.Equal(["safety-vector", "fisher", "realign", "eval-safety", "eval-task", "eval-safety-2", "eval-task-2", "report"], steps.Select(s => s.Planned.Id));
+        string run = dir["runs/code-irr"];
+        Assert.Equal(["realign", "--base", dir["models/llama-2-7b-chat"], "--adapter", dir["adapters/code-lora"], "--calibration", dir["data/code_train.json"],
+            "--nsamples", "128", "--seqlen", "512", "--output", Path.Combine(run, "realign"),
+            "--safety-vector", Path.Combine(run, "safety-vector.safetensors"), "--fisher", Path.Combine(run, "fisher.safetensors")], steps[2].Arguments);
+        Assert.Equal(["eval", "safety", "--prompts", dir["data/catqa_english.json"], "--prompts", dir["data/harmful_behaviors.csv"],
+            "--output", Path.Combine(run, "irr"), "--model", Path.Combine(run, "realign")], steps[3].Arguments);
+        Assert.Equal(["report", "--title", "IRR on a code LoRA", "--output", Path.Combine(run, "report"), "--", Path.Combine(run, "irr"), Path.Combine(run, "finetuned")],
+            steps[7].Arguments);
+        Assert.Equal(128, (int)steps[2].Options["nsamples"]!);
+        Assert.Equal("irr", (string)steps[2].Options["method"]!);
+    }
+
     private static void AssertRecipeError(TempDir dir, string recipe, int line, string[] expected)
     {
         var (code, output, err) = CliRunner.Run("run", recipe);
