@@ -20,7 +20,7 @@ internal static class RunCommand
     public static Command Create()
     {
         var recipe = new Argument<string>("RECIPE") { Description = "the recipe: a YAML file with an output directory and a list of steps (docs/RECIPES.md)" };
-        var force = new Option<string[]>("--force") { Description = "redo this step (by id, e.g. eval-safety) and the steps that depend on it; repeatable" };
+        var force = new Option<string[]>("--force") { HelpName = "STEP", Description = "redo this step (by id, e.g. eval-safety) and the steps that depend on it; repeatable" };
         var command = new Command("run", "Run a recipe: a list of irr steps with their options, inputs wired from earlier steps, " +
             "every step checked before any runs, up-to-date steps skipped (OUTPUT/run.json)")
         {
