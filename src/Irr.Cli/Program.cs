@@ -79,6 +79,7 @@ public static class Program
             EvalCommand.Create(),
             ReportCommand.Create(),
             DemoCommand.Create(),
+            RunCommand.Create(),
         };
         // `irr` on its own shows the help, like `irr --help`.
         root.SetAction(parseResult => new HelpAction().Invoke(parseResult));

@@ -1,0 +1,106 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Irr.Jobs;
+
+/// <summary>A remembered hash: the SHA-256 of a path while its size and modification time stay as recorded.</summary>
+public sealed record HashEntry
+{
+    /// <summary>The file or directory (full path).</summary>
+    public required string Path { get; init; }
+
+    /// <summary>The file's size, or the sum of a directory's file sizes, in bytes.</summary>
+    public required long Size { get; init; }
+
+    /// <summary>The file's last write time, or the latest of a directory's and everything in it (UTC).</summary>
+    public required DateTime Mtime { get; init; }
+
+    /// <summary>The content hash (<see cref="ContentHash.Compute"/>), lowercase hex.</summary>
+    public required string Sha256 { get; init; }
+}
+
+/// <summary>
+/// Content hashes of <c>irr run</c>'s inputs: the SHA-256 of a file's bytes; for a directory, of its files' relative names
+/// (sorted, '/'-separated) and contents. Hashes are remembered by path, size and modification time, so that a
+/// 13 GB model is hashed once, not on every run.
+/// </summary>
+public sealed class ContentHash
+{
+    private readonly Dictionary<string, HashEntry> entries;
+
+    /// <summary>A cache that starts with <paramref name="known"/> (from run.json).</summary>
+    public ContentHash(IEnumerable<HashEntry>? known = null) =>
+        entries = (known ?? []).GroupBy(e => e.Path, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
+
+    /// <summary>How many hashes were computed rather than taken from the cache (for tests).</summary>
+    public int Computed { get; private set; }
+
+    /// <summary>The cache's entries for <paramref name="paths"/> (what run.json keeps).</summary>
+    public IReadOnlyList<HashEntry> EntriesFor(IEnumerable<string> paths) =>
+        paths.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Where(entries.ContainsKey).Select(p => entries[p]).ToList();
+
+    /// <summary>The hash of a file or directory, or null when it does not exist; from the cache while its size and time are unchanged.</summary>
+    public string? Of(string path)
+    {
+        path = Path.GetFullPath(path);
+        if (Stamp(path) is not var (size, mtime)) return null;
+        if (entries.TryGetValue(path, out var known) && known.Size == size && known.Mtime == mtime) return known.Sha256;
+        string hash = Compute(path);
+        Computed++;
+        entries[path] = new HashEntry { Path = path, Size = size, Mtime = mtime, Sha256 = hash };
+        return hash;
+    }
+
+    /// <summary>The size and last write time that decide whether a cached hash still holds, or null when the path does not exist.</summary>
+    public static (long Size, DateTime Mtime)? Stamp(string path)
+    {
+        if (File.Exists(path))
+        {
+            var file = new FileInfo(path);
+            return (file.Length, file.LastWriteTimeUtc);
+        }
+        if (!Directory.Exists(path)) return null;
+        var directory = new DirectoryInfo(path);
+        long size = 0;
+        DateTime latest = directory.LastWriteTimeUtc;
+        foreach (var entry in directory.EnumerateFileSystemInfos("*", SearchOption.AllDirectories))
+        {
+            if (entry is FileInfo f) size += f.Length;
+            if (entry.LastWriteTimeUtc > latest) latest = entry.LastWriteTimeUtc;
+        }
+        return (size, latest);
+    }
+
+    /// <summary>
+    /// The SHA-256 of a file's bytes; for a directory, of each file in ordinal order of its relative name ('/'-separated):
+    /// the name in UTF-8, a zero byte, the length as 8 bytes little-endian, the bytes.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The path does not exist.</exception>
+    public static string Compute(string path)
+    {
+        if (File.Exists(path))
+        {
+            using var stream = File.OpenRead(path);
+            return Convert.ToHexStringLower(SHA256.HashData(stream));
+        }
+        if (!Directory.Exists(path)) throw new FileNotFoundException($"{path}: no such file or directory", path);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var files = Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories)
+            .Select(f => (Full: f, Name: Path.GetRelativePath(path, f).Replace(Path.DirectorySeparatorChar, '/')))
+            .OrderBy(f => f.Name, StringComparer.Ordinal);
+        Span<byte> length = stackalloc byte[8];
+        var buffer = new byte[1 << 20];
+        foreach (var (full, name) in files)
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes(name));
+            hash.AppendData([0]);
+            using var stream = File.OpenRead(full);
+            BinaryPrimitives.WriteInt64LittleEndian(length, stream.Length);
+            hash.AppendData(length);
+            int read;
+            while ((read = stream.Read(buffer)) > 0) hash.AppendData(buffer, 0, read);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+}

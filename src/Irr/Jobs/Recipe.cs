@@ -1,0 +1,215 @@
+using System.Globalization;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+using YamlDotNet.RepresentationModel;
+
+namespace Irr.Jobs;
+
+/// <summary>One key of a recipe step: a command option (without its dashes) and its value, one scalar or a list of them.</summary>
+/// <param name="Key">The option's long name without the leading dashes ("sparsity", "dry-run"), or "runs" for positional arguments.</param>
+/// <param name="Values">The value, or the list's items, as written (a relative path not yet resolved).</param>
+/// <param name="IsList">Whether the value was written as a YAML list.</param>
+/// <param name="Line">The line of the key in the recipe (1-based).</param>
+public sealed record RecipeOption(string Key, IReadOnlyList<string> Values, bool IsList, int Line)
+{
+    /// <summary>Whether the value is the flag value <c>true</c>.</summary>
+    public bool IsTrue => !IsList && Values.Count == 1 && string.Equals(Values[0], "true", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>One step of a recipe: a command and its options.</summary>
+/// <param name="Id">The step's id: the command with spaces as dashes ("eval-safety"), with "-2", "-3" … when the command repeats.</param>
+/// <param name="Command">The command, as <c>irr</c> spells it ("realign", "eval safety").</param>
+/// <param name="Line">The line of the step in the recipe (1-based).</param>
+/// <param name="Options">The step's keys in recipe order.</param>
+public sealed record RecipeStep(string Id, string Command, int Line, IReadOnlyList<RecipeOption> Options)
+{
+    /// <summary>The option with this key, or null.</summary>
+    public RecipeOption? Find(string key) => Options.FirstOrDefault(o => o.Key == key);
+
+    /// <summary>Whether the flag <paramref name="key"/> is set to true.</summary>
+    public bool Flag(string key) => Find(key)?.IsTrue == true;
+}
+
+/// <summary>
+/// A recipe (<c>irr run RECIPE.yaml</c>): an output directory and a list of steps, each a command with its options,
+/// every part with its line so that errors can name it. Relative paths in a recipe are relative to its directory.
+/// </summary>
+/// <remarks>
+/// <code>
+/// output: runs/lora
+/// steps:
+///   - fisher: {model: models/chat, data: data/safety.jsonl}
+///   - eval safety: {prompts: [data/advbench.csv, data/catqa.json]}
+/// </code>
+/// </remarks>
+public sealed class Recipe
+{
+    private Recipe(string path, string output, int outputLine, IReadOnlyList<RecipeStep> steps)
+    {
+        Path = path;
+        Directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        Output = System.IO.Path.GetFullPath(output, Directory);
+        OutputLine = outputLine;
+        Steps = steps;
+    }
+
+    /// <summary>The recipe file as given (errors name it so).</summary>
+    public string Path { get; }
+
+    /// <summary>The directory relative paths are resolved against: the recipe file's (full path).</summary>
+    public string Directory { get; }
+
+    /// <summary>The run's output directory (full path): the default home of every step's output, and of run.json.</summary>
+    public string Output { get; }
+
+    /// <summary>The line of the <c>output</c> key.</summary>
+    public int OutputLine { get; }
+
+    /// <summary>The steps in recipe order.</summary>
+    public IReadOnlyList<RecipeStep> Steps { get; }
+
+    /// <summary>A path of the recipe as a full path: relative ones are relative to the recipe's directory.</summary>
+    public string Resolve(string path) => System.IO.Path.GetFullPath(path, Directory);
+
+    /// <summary>An error at a line of the recipe: "<c>recipe.yaml line 12: message</c>".</summary>
+    public IrrException Error(int line, string message) => ErrorAt(Path, line, message);
+
+    /// <summary>The same recipe with other steps (e.g. with their keys spelled canonically).</summary>
+    public Recipe WithSteps(IReadOnlyList<RecipeStep> steps) => new(Path, Output, OutputLine, steps);
+
+    /// <summary>Reads and parses a recipe file.</summary>
+    /// <exception cref="IrrException">The file cannot be read, is not valid YAML, or is not a recipe; the message names the file and line.</exception>
+    public static Recipe Load(string path)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IrrException($"{path}: cannot read the recipe: {e.Message}", e);
+        }
+        return Parse(text, path);
+    }
+
+    /// <summary>Parses recipe text; <paramref name="path"/> names it in errors and anchors its relative paths.</summary>
+    /// <exception cref="IrrException">The text is not valid YAML or not a recipe; the message names the file and line.</exception>
+    public static Recipe Parse(string text, string path)
+    {
+        var root = LoadYaml(text, path);
+        if (root is not YamlMappingNode top)
+            throw ErrorAt(path, LineOf(root), "a recipe is a mapping with the keys output and steps");
+        string? output = null;
+        int outputLine = 0;
+        YamlSequenceNode? steps = null;
+        foreach (var (keyNode, value) in top.Children)
+        {
+            string key = Scalar(path, keyNode, "a key");
+            switch (key)
+            {
+                case "output":
+                    output = Scalar(path, value, "output (a directory)");
+                    outputLine = LineOf(keyNode);
+                    break;
+                case "steps":
+                    steps = value as YamlSequenceNode ?? throw ErrorAt(path, LineOf(value), "steps must be a list: - command: {option: value, …}");
+                    break;
+                default:
+                    throw ErrorAt(path, LineOf(keyNode), $"unknown key '{key}' (a recipe has output and steps)");
+            }
+        }
+        if (output is null) throw ErrorAt(path, LineOf(top), "the recipe names no output directory (output: DIR)");
+        if (steps is null || steps.Children.Count == 0) throw ErrorAt(path, LineOf(top), "the recipe has no steps (steps: - command: {…})");
+
+        var parsed = new List<RecipeStep>();
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var node in steps.Children)
+        {
+            if (node is not YamlMappingNode { Children.Count: 1 } step)
+                throw ErrorAt(path, LineOf(node), "a step is one command with its options: - command: {option: value, …}");
+            var (commandNode, body) = step.Children.Single();
+            string command = string.Join(' ', Scalar(path, commandNode, "a command").Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            string baseId = command.Replace(' ', '-');
+            int n = counts[baseId] = counts.GetValueOrDefault(baseId) + 1;
+            string id = n == 1 ? baseId : string.Create(CultureInfo.InvariantCulture, $"{baseId}-{n}");
+            parsed.Add(new RecipeStep(id, command, LineOf(commandNode), Options(path, command, body)));
+        }
+        return new Recipe(path, output, outputLine, parsed);
+    }
+
+    private static List<RecipeOption> Options(string path, string command, YamlNode body)
+    {
+        if (IsPlainEmpty(body)) return [];
+        if (body is not YamlMappingNode map)
+            throw ErrorAt(path, LineOf(body), $"{command}: the options are a mapping {{option: value, …}}");
+        var options = new List<RecipeOption>();
+        foreach (var (keyNode, value) in map.Children)
+        {
+            string key = Scalar(path, keyNode, "an option name");
+            int line = LineOf(keyNode);
+            options.Add(value switch
+            {
+                YamlSequenceNode list => new RecipeOption(key, list.Children.Select(item => Scalar(path, item, $"{command}: an item of {key}")).ToList(), true, line),
+                YamlScalarNode when IsPlainEmpty(value) => throw ErrorAt(path, line, $"{command}: {key} has no value"),
+                YamlScalarNode => new RecipeOption(key, [Scalar(path, value, key)], false, line),
+                _ => throw ErrorAt(path, line, $"{command}: {key} must be a value or a list of values"),
+            });
+        }
+        return options;
+    }
+
+    // An empty plain scalar (`key:` with nothing after it, or `~`/null) rather than the string "".
+    private static bool IsPlainEmpty(YamlNode node) =>
+        node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" };
+
+    private static string Scalar(string path, YamlNode node, string what) =>
+        node is YamlScalarNode { Value: { } value } ? value : throw ErrorAt(path, LineOf(node), $"{what} must be a plain value");
+
+    private static int LineOf(YamlNode node) => checked((int)node.Start.Line);
+
+    private static IrrException ErrorAt(string path, long line, string message) =>
+        new(string.Create(CultureInfo.InvariantCulture, $"{path} line {line}: {message}"));
+
+    private static YamlNode LoadYaml(string text, string path)
+    {
+        var parser = new TrackingParser(new Parser(new StringReader(text)));
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(parser);
+        }
+        catch (YamlException e)
+        {
+            throw ErrorAt(path, Math.Clamp(e.Start.Line, 1, LastLine(text)), $"not valid YAML: {e.Message}");
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner fails so on some unterminated flow collections ({a: 1 without its brace).
+            throw ErrorAt(path, Math.Clamp(parser.Last.Line, 1, LastLine(text)), "not valid YAML: an unterminated { … } or [ … ]?");
+        }
+        if (stream.Documents.Count == 0) throw ErrorAt(path, 1, "the recipe is empty");
+        if (stream.Documents.Count > 1) throw ErrorAt(path, LineOf(stream.Documents[1].RootNode), "a recipe is one YAML document");
+        return stream.Documents[0].RootNode;
+    }
+
+    // The last line with text: an error at the end of the stream (an unclosed bracket) is reported there, not on the empty line after it.
+    private static long LastLine(string text)
+    {
+        var lines = text.Split('\n');
+        int last = Array.FindLastIndex(lines, l => !string.IsNullOrWhiteSpace(l));
+        return Math.Max(last + 1, 1);
+    }
+
+    // Remembers where the last event ended, for errors that YamlDotNet raises without a position.
+    private sealed class TrackingParser(IParser inner) : IParser
+    {
+        public Mark Last { get; private set; } = Mark.Empty;
+
+        public ParsingEvent? Current => inner.Current;
+
+        public bool MoveNext()
+        {
+            bool more = inner.MoveNext();
+            if (inner.Current is { } current) Last = current.End;
+            return more;
+        }
+    }
+}

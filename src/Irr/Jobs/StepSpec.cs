@@ -1,0 +1,86 @@
+namespace Irr.Jobs;
+
+/// <summary>The kinds of step output that <c>irr run</c> wires into later steps' inputs.</summary>
+public enum ArtifactKind
+{
+    /// <summary>A safety vector (.safetensors), from safety-vector.</summary>
+    SafetyVector,
+
+    /// <summary>A diagonal Fisher (.safetensors), from fisher.</summary>
+    Fisher,
+
+    /// <summary>A full model directory, from realign or train --full.</summary>
+    Model,
+
+    /// <summary>An evaluation run directory that irr report reads (safety.json, task.json), from eval safety or eval task.</summary>
+    EvalRun,
+}
+
+/// <summary>An option of a command that names a file or directory; its relative paths are resolved against the recipe's directory.</summary>
+/// <param name="Key">The option's long name without the dashes, or the positional key ("runs").</param>
+/// <param name="IsInput">
+/// Whether the step reads it: then it must exist or be written by a step, it is hashed into run.json, and the step depends
+/// on the step that writes it. False for a path that is only resolved (a cache the step reads and writes).
+/// </param>
+/// <param name="From">The kind of earlier output wired into it when the recipe omits it; null: never wired.</param>
+/// <param name="Many">Wired from every earlier step that produces <paramref name="From"/> (a list), not only the latest.</param>
+/// <param name="NotNeededWith">A key whose presence makes this input unnecessary, so it is not wired (eval safety's model with responses).</param>
+public sealed record PathOption(string Key, bool IsInput = true, ArtifactKind? From = null, bool Many = false, string? NotNeededWith = null);
+
+/// <summary>
+/// What <c>irr run</c> knows about one command beyond its options: which options are paths and which of them are wired
+/// from earlier steps, where its output goes by default and what kind of output that is. <see cref="All"/> is the one wiring table.
+/// </summary>
+/// <param name="Command">The command ("realign", "eval safety").</param>
+/// <param name="Paths">Its path options.</param>
+/// <param name="OutputExtension">The default output is <c>OUTPUT/&lt;step-id&gt;</c> plus this (".safetensors"); null: a directory.</param>
+/// <param name="Produces">The kind of its output, for wiring; null: never wired.</param>
+public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, string? OutputExtension = null, ArtifactKind? Produces = null)
+{
+    /// <summary>The key of every command's output option (<c>--output</c>/<c>-o</c>).</summary>
+    public const string OutputKey = "output";
+
+    /// <summary>A flag without which the output is not of kind <see cref="Produces"/> (train writes a model only with full).</summary>
+    public string? ProducesOnlyWith { get; init; }
+
+    /// <summary>A flag with which the command writes nothing (realign's dry-run): no output, and the step always runs.</summary>
+    public string? NoOutputWith { get; init; }
+
+    /// <summary>Whether several steps may write into the same output directory (an evaluation run directory "may exist").</summary>
+    public bool SharesOutput { get; init; }
+
+    /// <summary>The key that holds the command's positional arguments, or null when it has none.</summary>
+    public string? Positional { get; init; }
+
+    /// <summary>The path option with this key, or null.</summary>
+    public PathOption? PathOf(string key) => Paths.FirstOrDefault(p => p.Key == key);
+
+    /// <summary>The kind of <paramref name="step"/>'s output, or null when it is not wired into later steps.</summary>
+    public ArtifactKind? ProducedBy(RecipeStep step) =>
+        (ProducesOnlyWith is null || step.Flag(ProducesOnlyWith)) && (NoOutputWith is null || !step.Flag(NoOutputWith)) ? Produces : null;
+
+    /// <summary>Every command a recipe step may run, with its wiring.</summary>
+    public static IReadOnlyList<StepSpec> All { get; } =
+    [
+        new("safety-vector", [new("aligned"), new("unaligned"), new("unaligned-adapter")], ".safetensors", ArtifactKind.SafetyVector),
+        new("fisher", [new("model"), new("data")], ".safetensors", ArtifactKind.Fisher),
+        new("realign", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector),
+            new("fisher", From: ArtifactKind.Fisher), new("calibration")], Produces: ArtifactKind.Model) { NoOutputWith = "dry-run" },
+        new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
+        new("generate", [new("model", From: ArtifactKind.Model), new("adapter"), new("prompts")], ".jsonl"),
+        new("score", [new("model"), new("adapter"), new("data")], ".json"),
+        new("eval safety", [new("model", From: ArtifactKind.Model, NotNeededWith: "responses"), new("adapter"), new("prompts"), new("responses"),
+            new("refusal-markers"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
+        new("eval task", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
+        new("eval ppl", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")]) { SharesOutput = true },
+        new("report", [new("runs", From: ArtifactKind.EvalRun, Many: true)]) { Positional = "runs" },
+    ];
+
+    /// <summary>The spec of <paramref name="command"/>, or null when a recipe cannot run it.</summary>
+    public static StepSpec? Find(string command) => All.FirstOrDefault(s => s.Command == command);
+
+    /// <summary>The spec of <paramref name="step"/>'s command.</summary>
+    /// <exception cref="IrrException">A recipe cannot run the command; the message names the recipe and line.</exception>
+    public static StepSpec Of(Recipe recipe, RecipeStep step) => Find(step.Command)
+        ?? throw recipe.Error(step.Line, $"unknown command '{step.Command}' (a step is one of: {string.Join(", ", All.Select(s => s.Command))})");
+}
