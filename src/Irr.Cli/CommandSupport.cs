@@ -5,6 +5,7 @@ using Irr.Jobs;
 using Irr.Model;
 using Irr.Text;
 using Spectre.Console;
+using Irr.Data;
 
 namespace Irr.Cli;
 

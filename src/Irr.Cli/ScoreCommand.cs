@@ -3,6 +3,7 @@ using System.Text.Json;
 using Irr.Model;
 using Irr.Text;
 using Irr.IO;
+using Irr.Data;
 
 namespace Irr.Cli;
 

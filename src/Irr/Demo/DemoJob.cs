@@ -7,6 +7,7 @@ using Irr.Jobs;
 using Irr.Model;
 using Irr.Realign;
 using Irr.Text;
+using Irr.Data;
 
 namespace Irr.Demo;
 

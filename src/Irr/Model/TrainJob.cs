@@ -1,6 +1,7 @@
 using Irr.IO;
 using Irr.Jobs;
 using Irr.Text;
+using Irr.Data;
 
 namespace Irr.Model;
 

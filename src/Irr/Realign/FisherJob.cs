@@ -3,6 +3,7 @@ using Irr.IO;
 using Irr.Jobs;
 using Irr.Model;
 using Irr.Text;
+using Irr.Data;
 
 namespace Irr.Realign;
 

@@ -4,6 +4,7 @@ using Irr.IO;
 using Irr.Jobs;
 using Irr.Model;
 using Irr.Text;
+using Irr.Data;
 
 namespace Irr.Realign;
 

@@ -1,3 +1,5 @@
+using Irr.Data;
+
 namespace Irr.Text;
 
 /// <summary>The system prompt choices of every irr command: none, the Llama-2 default, or literal text.</summary>

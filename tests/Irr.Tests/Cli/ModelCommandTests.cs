@@ -4,6 +4,7 @@ using Irr.Model;
 using Irr.Tests.IO;
 using Irr.Tests.Text;
 using Irr.Text;
+using Irr.Data;
 
 namespace Irr.Tests.Cli;
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Irr;
 using Irr.Text;
+using Irr.Data;
 
 namespace Irr.Tests.Text;
 

@@ -1,6 +1,4 @@
-using Irr.Data;
-
-namespace Irr.Text;
+namespace Irr.Data;
 
 /// <summary>
 /// One example of a data set (Fisher data, calibration data, training data): the user's content and the answer,
