@@ -1,22 +1,19 @@
 using System.CommandLine;
 using System.Diagnostics;
-using Irr.IO;
 using Irr.Jobs;
-using Irr.Model;
-using Irr.Text;
 using Spectre.Console;
-using Irr.Data;
 
 namespace Irr.Cli;
 
-/// <summary>What the model-running commands share: options, loading, progress bars and atomic output files.</summary>
+/// <summary>What the commands share: option definitions, help-text wording, the console and the job runner with its progress bars.</summary>
 internal static class CommandSupport
 {
-    /// <summary>The data formats every data option takes (docs/formats.md, "Data files"), for help texts.</summary>
-    public const string DataFormats = "JSON array, JSONL, CSV with a header row, or a CatQA tree {category: {subcategory: [questions]}} (docs/formats.md, \"Data files\")";
+    /// <summary>The containers every data option takes (docs/formats.md, "Data files"), for help texts.</summary>
+    public const string DataFormats = "JSON array, JSONL or CSV with a header row (docs/formats.md, \"Data files\")";
 
     /// <summary>What a prompt file holds, for help texts.</summary>
-    public const string PromptFormats = "strings or records with a prompt, instruction (+ input), question, goal or behavior field; " + DataFormats;
+    public const string PromptFormats = "strings or records with a prompt, instruction (+ input), question, goal or behavior field; " +
+        "JSON array, JSONL, CSV with a header row, or a CatQA tree {category: {subcategory: [questions]}} (docs/formats.md, \"Data files\")";
 
     /// <summary>What a training-style data file holds, for help texts.</summary>
     public const string RecordFormats = "records with a prompt (or instruction + input, question …) and an output or response; " + DataFormats;
@@ -30,14 +27,6 @@ internal static class CommandSupport
     public static Option<int> MaxLengthOption(int defaultValue) => new("--max-length") { Description = $"keep the first N tokens of each record", DefaultValueFactory = _ => defaultValue };
 
     public static Option<int> BatchSizeOption(int defaultValue, string what) => new("--batch-size") { Description = $"{what} per batch", DefaultValueFactory = _ => defaultValue };
-
-    /// <summary>The weights (streamed, with the adapter merged on the fly) and the tokenizer (the base model's).</summary>
-    public static (CheckpointWeights Weights, PretrainedTokenizer Tokenizer) Load(string model, string? adapter)
-    {
-        var tokenizer = PretrainedTokenizer.Load(model);
-        var weights = CheckpointWeights.Open(model, adapter);
-        return (weights, tokenizer);
-    }
 
     /// <summary>
     /// A Spectre console writing to <paramref name="writer"/>: with colours and cursor control only when the writer
@@ -53,33 +42,6 @@ internal static class CommandSupport
             Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
             ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
         });
-    }
-
-    /// <summary>
-    /// Runs <paramref name="work"/> with a progress bar on standard error (so results on standard output
-    /// stay clean): <c>report(done, tokens)</c> advances it and updates the tokens/s figure (or another
-    /// <paramref name="rateUnit"/> per second, e.g. responses for a judge).
-    /// </summary>
-    public static void WithProgress(ParseResult parseResult, string description, double total, Action<Action<double, long>> work, string rateUnit = "tokens")
-    {
-        var console = ConsoleFor(parseResult.InvocationConfiguration.Error);
-        var clock = Stopwatch.StartNew();
-        console.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask(description, maxValue: Math.Max(total, 1e-9));
-                long tokens = 0;
-                work((done, newTokens) =>
-                {
-                    tokens += newTokens;
-                    task.Increment(done);
-                    double seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
-                    task.Description = $"{description} · {tokens / seconds:F0} {rateUnit}/s";
-                });
-                task.Value = task.MaxValue;
-            });
     }
 
     /// <summary>
@@ -116,8 +78,4 @@ internal static class CommandSupport
             });
         return result;
     }
-
-    /// <summary>The records of a data file encoded per IRR-SPEC "Formatting".</summary>
-    public static List<EncodedExample> Encode(PretrainedTokenizer tokenizer, IReadOnlyList<TrainingRecord> records, string? systemPrompt, int maxLength) =>
-        records.Select(r => ChatPrompt.Encode(tokenizer, r, systemPrompt, maxLength)).ToList();
 }

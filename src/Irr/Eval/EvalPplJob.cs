@@ -51,6 +51,7 @@ public sealed record EvalPplJob : IJob<PerplexityRun>
     public PerplexityRun Run(Action<JobProgress>? progress = null)
     {
         Validate();
+        if (OutputDir is not null) AtomicFile.RequireDirectoryTarget(OutputDir);
         var texts = Perplexity.LoadTexts(Data);
         var tokenizer = PretrainedTokenizer.Load(Model);
         using var weights = CheckpointWeights.Open(Model, Adapter);

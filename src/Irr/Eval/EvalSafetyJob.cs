@@ -1,3 +1,4 @@
+using Irr.IO;
 using Irr.Data;
 using Irr.Jobs;
 using Irr.Model;
@@ -158,6 +159,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     public EvalSafetyResult Run(Action<JobProgress>? progress = null)
     {
         Validate();
+        AtomicFile.RequireDirectoryTarget(OutputDir);
         var sets = (Sets ?? Prompts.Select(PromptSet.Load).ToList()).Select(s => s with { Records = JobOptions.Limit(s.Records, Limit) }).ToList();
         var given = Responses is null ? null : JobOptions.Limit(SafetyEvaluation.LoadResponses(Responses), Limit);
         var owned = CustomJudge is null ? CreateJudge() : null;

@@ -1,3 +1,4 @@
+using Irr.IO;
 using Irr.Jobs;
 using Irr.Model;
 
@@ -60,6 +61,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     public TaskRun Run(Action<JobProgress>? progress = null)
     {
         Validate();
+        if (OutputDir is not null) AtomicFile.RequireDirectoryTarget(OutputDir);
         var examples = JobOptions.Limit(TaskExample.Load(Data), Limit);
         using var chat = ChatModel.Open(Model, Adapter);
         var stage = ProgressStage.Start(progress, "generating", (double)examples.Count * MaxNewTokens);

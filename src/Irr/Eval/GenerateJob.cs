@@ -69,6 +69,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     public IReadOnlyList<ChatResponse> Run(Action<JobProgress>? progress = null)
     {
         Validate();
+        AtomicFile.RequireFileTarget(OutputPath);
         var users = PromptSet.Load(Prompts).Records.Select(r => r.Prompt).ToList();
         using var chat = ChatModel.Open(Model, Adapter);
         var options = chat.Greedy(MaxNewTokens, BatchSize) with { Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };

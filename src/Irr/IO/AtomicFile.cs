@@ -16,6 +16,7 @@ public static class AtomicFile
     /// </summary>
     public static void WriteText(string path, Action<TextWriter> write)
     {
+        RequireFileTarget(path);
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
@@ -41,4 +42,21 @@ public static class AtomicFile
         {
             foreach (var item in items) w.WriteLine(toJson(item).ToJsonString(JsonFiles.LineOptions));
         });
+
+    /// <summary>
+    /// Checks, before any work, that <paramref name="path"/> can become a file: it is not an existing directory.
+    /// (An existing file is replaced, as <c>torch.save</c> replaces one.)
+    /// </summary>
+    /// <exception cref="IrrException">The path is a directory.</exception>
+    public static void RequireFileTarget(string path)
+    {
+        if (Directory.Exists(path)) throw new IrrException($"{path}: is a directory; give a file name for the output");
+    }
+
+    /// <summary>Checks, before any work, that <paramref name="path"/> can be a run directory: it is not an existing file.</summary>
+    /// <exception cref="IrrException">The path is a file.</exception>
+    public static void RequireDirectoryTarget(string path)
+    {
+        if (File.Exists(path)) throw new IrrException($"{path}: is a file; give a directory for the output");
+    }
 }

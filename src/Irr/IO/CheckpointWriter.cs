@@ -85,6 +85,7 @@ public sealed class CheckpointWriter : IDisposable
     /// </summary>
     public static void WriteFile(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string> metadata, Action<CheckpointWriter> write)
     {
+        AtomicFile.RequireFileTarget(path);
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full) ?? ".";
         Directory.CreateDirectory(dir);

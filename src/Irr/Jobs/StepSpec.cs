@@ -65,7 +65,7 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
         new("safety-vector", [new("aligned"), new("unaligned"), new("unaligned-adapter")], ".safetensors", ArtifactKind.SafetyVector),
         new("fisher", [new("model"), new("data")], ".safetensors", ArtifactKind.Fisher),
         new("realign", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector),
-            new("fisher", From: ArtifactKind.Fisher), new("calibration")], Produces: ArtifactKind.Model) { NoOutputWith = "dry-run" },
+            new("fisher", From: ArtifactKind.Fisher), new("calibration"), new("removal-counts")], Produces: ArtifactKind.Model) { NoOutputWith = "dry-run" },
         new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
         new("generate", [new("model", From: ArtifactKind.Model), new("adapter"), new("prompts")], ".jsonl"),
         new("score", [new("model"), new("adapter"), new("data")], ".json"),

@@ -77,6 +77,7 @@ public sealed record FisherJob : IJob<FisherResult>
     public FisherResult Run(Action<JobProgress>? progress = null)
     {
         Validate();
+        AtomicFile.RequireFileTarget(OutputPath);
         var tokenizer = PretrainedTokenizer.Load(Model);
         using var weights = CheckpointWeights.Open(Model);
         IEnumerable<TrainingRecord> records = TrainingRecord.Load(Data);

@@ -103,6 +103,8 @@ public sealed record RealignJob : IJob<RealignReport>
         Provenance.Require(Sparsity is >= 0 and <= 1, Command, $"sparsity must be between 0 and 1, not {Sparsity}");
         Provenance.Require(Strategy is not null || Method != "random-at-count" || RemovalCounts is not null, Command,
             "method random-at-count needs removal-counts (an irr-report.json whose per-matrix removals it repeats at random)");
+        Provenance.Require(Strategy is not null || Method == "random-at-count" || (RemovalCounts is null && Seed == 0), Command,
+            "removal-counts and seed apply to method random-at-count only");
         Provenance.Require(BlockSize >= 1, Command, $"blocksize must be at least 1, not {BlockSize}");
         Provenance.Require(PercDamp >= 0, Command, $"percdamp must not be negative, not {PercDamp}");
         Provenance.Require(NSamples >= 1 && SeqLen >= 1, Command, "nsamples and seqlen must be at least 1");
@@ -150,6 +152,7 @@ public sealed record RealignJob : IJob<RealignReport>
                 ["safety_vector"] = P(SafetyVector),
                 ["fisher"] = P(Fisher),
                 ["calibration"] = P(Calibration),
+                ["removal_counts"] = P(RemovalCounts),
             },
             ["options"] = options,
         };

@@ -55,6 +55,7 @@ public sealed record SafetyVectorJob : IJob<int>
     public int Run(Action<JobProgress>? progress = null)
     {
         Validate();
+        AtomicFile.RequireFileTarget(OutputPath);
         using var a = CheckpointWeights.Open(Aligned);
         using var u = Unaligned is not null ? CheckpointWeights.Open(Unaligned) : CheckpointWeights.Open(Aligned, UnalignedAdapter);
         int total = a.Config.NumHiddenLayers * Modules.Count;

@@ -77,4 +77,28 @@ public class JobValidationTests
         e = Assert.Throws<IrrException>(() => Architecture.RequireSame(wb, wb, ["down_proj"]));
         Assert.Contains("has no target weight 'model.layers.1.mlp.down_proj.weight'", e.Message);
     }
+
+    [Fact]
+    public void AnOutputOfTheWrongKindIsRefusedBeforeAnyInputIsRead()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["existing"]);
+        File.WriteAllText(dir["file.jsonl"], "{}\n");
+        // The models do not exist: the output is checked first.
+        var e = Assert.Throws<IrrException>(() => new SafetyVectorJob { Aligned = dir["no-a"], Unaligned = dir["no-u"], OutputPath = dir["existing"] }.Run());
+        Assert.Equal($"{dir["existing"]}: is a directory; give a file name for the output", e.Message);
+        e = Assert.Throws<IrrException>(() => new FisherJob { Model = dir["no-m"], Data = dir["no-d"], OutputPath = dir["existing"] }.Run());
+        Assert.Contains("is a directory", e.Message);
+        e = Assert.Throws<IrrException>(() => new Irr.Eval.EvalTaskJob { Model = dir["no-m"], Data = dir["no-d"], Metric = "exact", OutputDir = dir["file.jsonl"] }.Run());
+        Assert.Equal($"{dir["file.jsonl"]}: is a file; give a directory for the output", e.Message);
+        Assert.Equal("{}\n", File.ReadAllText(dir["file.jsonl"])); // untouched
+    }
+
+    [Fact]
+    public void SeedAndRemovalCountsBelongToTheRandomControl()
+    {
+        Assert.Equal("realign: removal-counts and seed apply to method random-at-count only", Refused(Realign with { Seed = 3 }));
+        (Realign with { Method = "random-at-count", RemovalCounts = "r.json", Seed = 3 }).Validate();
+        Assert.Contains("r.json", (Realign with { Method = "random-at-count", RemovalCounts = "r.json" }).Inputs);
+    }
 }

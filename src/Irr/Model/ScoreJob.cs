@@ -1,0 +1,124 @@
+using System.Text.Json;
+using Irr.Data;
+using Irr.IO;
+using Irr.Jobs;
+using Irr.Text;
+
+namespace Irr.Model;
+
+/// <summary>What <see cref="ScoreJob"/> computed.</summary>
+/// <param name="Job">The job, for the provenance written with the scores.</param>
+/// <param name="Examples">The records as formatted (IRR-SPEC "Formatting"): token ids and labels.</param>
+/// <param name="LogProbs">Per record, the log-probability (nats) of every labelled token after the first, in order.</param>
+public sealed record ScoreResult(ScoreJob Job, IReadOnlyList<EncodedExample> Examples, IReadOnlyList<List<float>> LogProbs)
+{
+    /// <summary>Labelled tokens scored.</summary>
+    public int LabelledTokens => LogProbs.Sum(l => l.Count);
+
+    /// <summary>The mean next-token loss over all labelled tokens (nats), or NaN when there is none.</summary>
+    public double MeanLoss => LabelledTokens == 0 ? double.NaN : -LogProbs.Sum(l => l.Sum(x => (double)x)) / LabelledTokens;
+
+    /// <summary>
+    /// The scores as one JSON document: model, adapter, data, records, labelled_tokens, mean_loss and per record
+    /// index, input_ids, labels, token_logprobs and loss.
+    /// </summary>
+    public void WriteJson(TextWriter writer)
+    {
+        using var buffer = new MemoryStream();
+        using var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        json.WriteStartObject();
+        json.WriteString("model", Job.Model);
+        json.WriteString("adapter", Job.Adapter);
+        json.WriteString("data", Job.Data);
+        json.WriteNumber("records", Examples.Count);
+        json.WriteNumber("labelled_tokens", LabelledTokens);
+        if (double.IsNaN(MeanLoss)) json.WriteNull("mean_loss"); else json.WriteNumber("mean_loss", MeanLoss);
+        json.WriteStartArray("scores");
+        for (int i = 0; i < Examples.Count; i++)
+        {
+            json.WriteStartObject();
+            json.WriteNumber("index", i);
+            WriteInts(json, "input_ids", Examples[i].InputIds);
+            WriteInts(json, "labels", Examples[i].Labels);
+            json.WriteStartArray("token_logprobs");
+            foreach (float x in LogProbs[i]) json.WriteNumberValue(x);
+            json.WriteEndArray();
+            if (LogProbs[i].Count == 0) json.WriteNull("loss"); else json.WriteNumber("loss", -LogProbs[i].Average(x => (double)x));
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteEndObject();
+        json.Flush();
+        writer.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+    }
+
+    private static void WriteInts(Utf8JsonWriter json, string name, int[] values)
+    {
+        json.WriteStartArray(name);
+        foreach (int v in values) json.WriteNumberValue(v);
+        json.WriteEndArray();
+    }
+}
+
+/// <summary>
+/// <c>irr score</c> as a job: the log-probability the model gives every labelled (answer) token of a data set,
+/// formatted as the model was trained (IRR-SPEC "Formatting"), and the mean loss; written as JSON when
+/// <see cref="OutputPath"/> is set.
+/// </summary>
+public sealed record ScoreJob : IJob<ScoreResult>
+{
+    /// <summary>The model directory.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>A PEFT LoRA adapter merged into <see cref="Model"/> on the fly, or null.</summary>
+    public string? Adapter { get; init; }
+
+    /// <summary>The records (any record format of <c>docs/formats.md</c>).</summary>
+    public required string Data { get; init; }
+
+    /// <summary>The system prompt: none, llama2 or literal text.</summary>
+    public string SystemPrompt { get; init; } = "none";
+
+    /// <summary>Tokens kept per record (the first N).</summary>
+    public int MaxLength { get; init; } = 1024;
+
+    /// <summary>Records per forward pass.</summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>The JSON file to write, or null to write none (the command then prints the JSON).</summary>
+    public string? OutputPath { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "score";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => Adapter is null ? [Model, Data] : [Model, Adapter, Data];
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require(BatchSize >= 1, Command, $"batch-size must be at least 1, not {BatchSize}");
+        Provenance.Require(MaxLength >= 1, Command, $"max-length must be at least 1, not {MaxLength}");
+    }
+
+    /// <summary>Reads and formats the records, scores them (stage "scoring", in records) and writes the JSON when asked.</summary>
+    /// <exception cref="IrrException">The model or data is missing or malformed.</exception>
+    public ScoreResult Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        if (OutputPath is not null) AtomicFile.RequireFileTarget(OutputPath);
+        var records = TrainingRecord.Load(Data);
+        var tokenizer = PretrainedTokenizer.Load(Model);
+        using var weights = CheckpointWeights.Open(Model, Adapter);
+        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
+        var examples = records.Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength)).ToList();
+        var stage = ProgressStage.Start(progress, "scoring", examples.Count);
+        var logProbs = Scoring.TargetLogProbs(new Transformer(weights), examples.Select(e => (e.InputIds, e.Labels)).ToList(), BatchSize, (n, t) => stage.Advance(n, t));
+        var result = new ScoreResult(this, examples, logProbs);
+        if (OutputPath is not null) AtomicFile.WriteText(OutputPath, result.WriteJson);
+        return result;
+    }
+}
