@@ -56,7 +56,7 @@ public static class Program
     }
 }
 
-internal sealed record Options(int Size, int Threads, string Op, int Reps, string? Dir, string Preset)
+internal sealed record Options(int Size, int Threads, string Op, int Reps, string? Dir, string Preset, double Sparsity = 0)
 {
     public static Options Parse(ReadOnlySpan<string> args)
     {
@@ -64,6 +64,7 @@ internal sealed record Options(int Size, int Threads, string Op, int Reps, strin
         string op = "nt";
         string? dir = null;
         string preset = "125m";
+        double sparsity = 0;
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];
@@ -75,11 +76,12 @@ internal sealed record Options(int Size, int Threads, string Op, int Reps, strin
                 case "--reps": reps = PositiveInt(name, value); break;
                 case "--dir": dir = value; break;
                 case "--preset": preset = value; break;
+                case "--sparsity": sparsity = double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out double s) && s is >= 0 and <= 1 ? s : throw new ArgumentException($"--sparsity must be in [0, 1], not '{value}'"); break;
                 case "--op": op = value is "nt" or "nn" or "tn" ? value : throw new ArgumentException($"--op must be nt, nn or tn, not '{value}'"); break;
                 default: throw new ArgumentException($"unknown option '{name}'");
             }
         }
-        return new Options(size, threads, op, reps, dir, preset);
+        return new Options(size, threads, op, reps, dir, preset, sparsity);
     }
 
     private static int PositiveInt(string name, string value) =>

@@ -7,7 +7,7 @@ using Irr.Tensors;
 namespace Irr.Bench;
 
 /// <summary>
-///   obs --size N        one N × N matrix through IRR's per-matrix step (damping, Cholesky chain, block loop),
+///   obs --size N [--sparsity s]  one N × N matrix through IRR's per-matrix step (damping, Cholesky chain, block loop),
 ///                       the problem bench/torch/obs_reference.py times in PyTorch
 ///   realign [--dir D]   the scale run: a Llama-2-7B-shaped bf16 checkpoint, θ_F = θ_A + a random LoRA on
 ///                       q_proj and v_proj, random safety vector and Fisher, 8 calibration sequences of 256 tokens
@@ -24,7 +24,7 @@ internal static class RealignBenchmarks
         var w = Normal(rng, n * n, 0.01f);
         var v = Normal(rng, n * n);
         var f = Enumerable.Range(0, n * n).Select(_ => (float)rng.NextDouble()).ToArray();
-        var options = new ObsOptions { BlockSize = 128 };
+        var options = new ObsOptions { BlockSize = 128, Strategy = new IrrStrategy(o.Sparsity) };
         int reps = o.Reps > 0 ? o.Reps : 3;
         double factorBest = double.MaxValue, applyBest = double.MaxValue, totalBest = double.MaxValue;
         ObsResult result = null!;
@@ -42,7 +42,7 @@ internal static class RealignBenchmarks
             totalBest = Math.Min(totalBest, t2);
         }
         Console.WriteLine($"damping + Cholesky chain {factorBest:F3} s, block loop {applyBest:F3} s; removed {result.Removed:N0} of {result.Parameters:N0}");
-        Console.WriteLine($"obs n={n} blocksize=128 threads={ThreadTeam.DefaultThreads} seconds={totalBest:F3}");
+        Console.WriteLine($"obs n={n} blocksize=128 sparsity={o.Sparsity} threads={ThreadTeam.DefaultThreads} seconds={totalBest:F3}");
         return 0;
     }
 

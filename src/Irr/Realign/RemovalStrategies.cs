@@ -105,12 +105,16 @@ public abstract class FisherRankedStrategy(double sparsity) : IRemovalStrategy
         }
         var positions = new int[candidates];
         var keys = new float[candidates];
-        int k = 0;
-        for (int p = 0; p < mask.Length; p++)
+        int k = 0, width = block.Width;
+        for (int r = 0, p = 0; r < block.Matrix.Rows; r++)
         {
-            if (!IsCandidate(mask[p])) continue;
-            positions[k] = p;
-            keys[k++] = Score(mask[p], block.Fisher[block.At(p)]);
+            var fisher = block.Fisher.Slice(r * block.Matrix.Columns + block.Start, width);   // F[r, i1:i2]
+            for (int c = 0; c < width; c++, p++)
+            {
+                if (!IsCandidate(mask[p])) continue;
+                positions[k] = p;
+                keys[k++] = Score(mask[p], fisher[c]);
+            }
         }
         mask.Clear();
         foreach (int p in LowestRemainder(keys, positions, keep)) mask[p] = true;
@@ -251,7 +255,8 @@ public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Cou
     {
         var m = block.Matrix;
         if (current is not { } c || c.Name != m.Name) current = c = (m.Name, Mask(m));
-        for (int p = 0; p < mask.Length; p++) mask[p] = c.Mask[block.At(p)];
+        for (int r = 0; r < m.Rows; r++)
+            c.Mask.AsSpan(r * m.Columns + block.Start, block.Width).CopyTo(mask.Slice(r * block.Width, block.Width));
     }
 }
 
