@@ -21,14 +21,6 @@ internal readonly record struct JsonCursor(JsonElement Element, string File, str
         }
     }
 
-    /// <summary>Reads and parses a JSON file.</summary>
-    public static JsonDocument ParseFile(string path, string? displayName = null)
-    {
-        string name = displayName ?? System.IO.Path.GetFileName(path);
-        if (!System.IO.File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
-        return Parse(System.IO.File.ReadAllText(path), name);
-    }
-
     /// <summary>The root of a document.</summary>
     public static JsonCursor Root(JsonDocument doc, string file) => new(doc.RootElement, file, "");
 
