@@ -103,6 +103,33 @@ public sealed class RealignReport
         o["seconds"] = Math.Round(seconds, 3);
         return o;
     }
+
+    /// <summary>
+    /// Reads a report written by <see cref="ToJson"/> (an <c>irr-report.json</c>): per module the layer, module and
+    /// <c>removed</c> are required, the other figures default to 0 (damping and percdamp to NaN) when absent, so a
+    /// hand-written list of removal counts reads too.
+    /// </summary>
+    /// <exception cref="IrrException">The file is missing or is not a realignment report.</exception>
+    public static RealignReport Load(string path)
+    {
+        string name = System.IO.Path.GetFileName(path);
+        if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
+        using var doc = JsonCursor.Parse(JsonFiles.ReadText(path), name);
+        var root = JsonCursor.Root(doc, name);
+        var report = new RealignReport { DryRun = root.Bool("dry_run", false), CalibrationTokens = (long)(root.GetNonNull("calibration_tokens")?.AsDouble() ?? 0) };
+        double Number(JsonCursor c, string key, double fallback) => c.GetNonNull(key)?.AsDouble() ?? fallback;
+        foreach (var layer in root.Required("layers").Items())
+        {
+            int l = layer.Required("layer").AsInt();
+            foreach (var m in layer.Required("modules").Items())
+                report.Modules.Add(new ModuleReport(l, m.Required("module").AsString(), (long)Number(m, "parameters", 0), (long)Number(m, "conflicts", 0),
+                    (long)m.Required("removed").AsDouble(), Number(m, "damping", double.NaN), Number(m, "percdamp", double.NaN),
+                    m.Int("damping_retries", 0), Number(m, "obs_error", 0), Number(m, "seconds", 0)));
+        }
+        if (root.GetNonNull("phase_seconds") is { } phases)
+            foreach (var (key, value) in phases.Properties()) report.PhaseSeconds[key] = value.AsDouble();
+        return report;
+    }
 }
 
 /// <summary>

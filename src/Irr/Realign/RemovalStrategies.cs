@@ -215,19 +215,7 @@ public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Cou
 
     /// <summary>The per-matrix <c>removed</c> counts of an <c>irr-report.json</c> (<see cref="RealignReport.FileName"/>), by full weight name.</summary>
     /// <exception cref="IrrException">The file is missing or is not a realignment report.</exception>
-    public static Dictionary<string, long> CountsOf(string reportPath)
-    {
-        if (!File.Exists(reportPath)) throw new IrrException($"{Path.GetFileName(reportPath)}: file not found ({reportPath})");
-        using var doc = JsonCursor.Parse(JsonFiles.ReadText(reportPath), Path.GetFileName(reportPath));
-        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var layer in JsonCursor.Root(doc, Path.GetFileName(reportPath)).Required("layers").Items())
-        {
-            int l = layer.Required("layer").AsInt();
-            foreach (var m in layer.Required("modules").Items())
-                counts[ModelConfig.LinearWeightName(l, m.Required("module").AsString())] = (long)m.Required("removed").AsDouble();
-        }
-        return counts;
-    }
+    public static Dictionary<string, long> CountsOf(string reportPath) => CountsOf(RealignReport.Load(reportPath));
 
     /// <summary>The random mask (rows × cols, true = remove) of one target matrix.</summary>
     /// <exception cref="IrrException">The count is negative or exceeds the matrix.</exception>

@@ -8,6 +8,13 @@ namespace Irr.Eval.Report;
 /// <param name="Y">The y value, a fraction (e.g. a task accuracy); higher is better for the Pareto front.</param>
 public sealed record ScatterPoint(string Label, double X, double Y);
 
+/// <summary>A named series of a <see cref="Charts.SeriesChart"/>.</summary>
+/// <param name="Name">The legend's text for it.</param>
+/// <param name="Points">Its points (fractions in [0, 1]), in the order a line joins them.</param>
+/// <param name="Connected">True: a curve, its points joined by a line in order; false: points standing alone (reference models).</param>
+/// <param name="Highlight">The index of a point to ring (a chosen one), or null.</param>
+public sealed record ChartSeries(string Name, IReadOnlyList<ScatterPoint> Points, bool Connected = true, int? Highlight = null);
+
 /// <summary>
 /// The two charts of the comparison report as standalone SVG documents: a grouped bar chart and a
 /// scatter plot with its Pareto front. Values are fractions in [0, 1] drawn on percent axes (0–100).
@@ -161,26 +168,7 @@ public static class Charts
     public static string ScatterChart(string title, IReadOnlyList<ScatterPoint> points, string xTitle, string yTitle)
     {
         if (points.Count == 0) throw new ArgumentException("a scatter chart needs at least one point");
-        const double plotWidth = 620, plotHeight = 440;
-        double width = Left + plotWidth + Right;
-        var legend = LegendLayout([("on the Pareto front", Swatch.Front), ("dominated", Swatch.Dominated), ("Pareto front", Swatch.Step)], Left, width);
-        double plotTop = LegendTop + legend.Rows * LegendRow + 12, plotBottom = plotTop + plotHeight, plotRight = Left + plotWidth;
-        double height = plotBottom + 58;
-
-        var svg = Svg.Root(width, height);
-        svg.Add(Svg.Text(width / 2, TitleY, title, "middle")).Attr("font-size", 16).Attr("font-weight", "bold").Attr("class", "title");
-        DrawLegend(svg, legend, LegendTop);
-
-        Func<double, double> x = v => Left + v / 100 * plotWidth;
-        Func<double, double> y = v => plotBottom - v / 100 * plotHeight;
-        DrawYAxis(svg, Left, plotTop, plotBottom, y, plotRight, yTitle);
-        foreach (double t in NiceTicks(0, 100))
-        {
-            svg.Add(Svg.Line(x(t), plotTop, x(t), plotBottom, t == 0 ? "#333" : "#e3e3e3"));
-            svg.Add(Svg.Text(x(t), plotBottom + 8, Tick(t), "middle")).Attr("dominant-baseline", "hanging").Attr("class", "tick-x");
-        }
-        svg.Add(Svg.Line(Left, plotBottom, plotRight, plotBottom, "#333"));
-        svg.Add(Svg.Text(Left + plotWidth / 2, height - 14, xTitle, "middle")).Attr("class", "axis-title");
+        var (svg, x, y, plot) = PlotFrame(title, [("on the Pareto front", Swatch.Front), ("dominated", Swatch.Dominated), ("Pareto front", Swatch.Step)], xTitle, yTitle);
 
         var front = ParetoFront(points).ToHashSet();
         var px = points.Select(p => x(p.X * 100)).ToArray();
@@ -207,8 +195,89 @@ public static class Charts
                 .Attr("fill", onFront ? Palette[3] : "#fff").Attr("stroke", onFront ? "#000" : Palette[0]).Attr("stroke-width", onFront ? 1 : 2);
             circle.Add("title").Text($"{points[i].Label}: {xTitle} {Percent(points[i].X * 100)}, {yTitle} {Percent(points[i].Y * 100)}");
         }
-        PlacePointLabels(svg, points, px, py, obstacles, (Left, plotTop, plotRight, plotBottom));
+        PlacePointLabels(svg, points, px, py, obstacles, plot);
         return svg.ToString();
+    }
+
+    /// <summary>
+    /// A scatter plot by series on 0–100 % axes (values are fractions): each series in its palette colour, its points joined
+    /// in the given order when it is <see cref="ChartSeries.Connected"/> (a curve: circles, class <c>series-line</c> for the
+    /// line) or standing alone (reference models: squares), every point with a label labelled; a series'
+    /// <see cref="ChartSeries.Highlight"/> point is ringed (class <c>highlight</c>). The legend names the series.
+    /// </summary>
+    /// <exception cref="ArgumentException">No series has a point.</exception>
+    public static string SeriesChart(string title, IReadOnlyList<ChartSeries> series, string xTitle, string yTitle)
+    {
+        var points = series.SelectMany(s => s.Points).ToList();
+        if (points.Count == 0) throw new ArgumentException("a series chart needs at least one point");
+        var (svg, x, y, plot) = PlotFrame(title, series.Select(s => (s.Name, s.Connected ? Swatch.Curve : Swatch.Square)).ToList(), xTitle, yTitle);
+        var px = points.Select(p => x(p.X * 100)).ToArray();
+        var py = points.Select(p => y(p.Y * 100)).ToArray();
+        var obstacles = new List<(double X0, double Y0, double X1, double Y1)>();
+        int first = 0;
+        for (int s = 0; s < series.Count; s++)
+        {
+            string colour = Palette[s % Palette.Count];
+            int n = series[s].Points.Count;
+            if (series[s].Connected && n > 1)
+            {
+                var path = new System.Text.StringBuilder($"M {Svg.Num(px[first])} {Svg.Num(py[first])}");
+                for (int i = first + 1; i < first + n; i++)
+                {
+                    path.Append($" L {Svg.Num(px[i])} {Svg.Num(py[i])}");
+                    obstacles.Add((Math.Min(px[i - 1], px[i]), Math.Min(py[i - 1], py[i]), Math.Max(px[i - 1], px[i]), Math.Max(py[i - 1], py[i])));
+                }
+                svg.Add("path").Attr("class", "series-line").Attr("data-series", series[s].Name).Attr("d", path.ToString())
+                    .Attr("fill", "none").Attr("stroke", colour).Attr("stroke-width", 2);
+            }
+            for (int i = first; i < first + n; i++)
+            {
+                var mark = series[s].Connected
+                    ? svg.Add("circle").Attr("cx", px[i]).Attr("cy", py[i]).Attr("r", 5)
+                    : svg.Add("rect").Attr("x", px[i] - 5).Attr("y", py[i] - 5).Attr("width", 10).Attr("height", 10);
+                mark.Attr("class", "point").Attr("data-series", series[s].Name).Attr("data-label", points[i].Label)
+                    .Attr("fill", colour).Attr("stroke", "#000").Attr("stroke-width", 1);
+                mark.Add("title").Text($"{points[i].Label} ({series[s].Name}): {xTitle} {Percent(points[i].X * 100)}, {yTitle} {Percent(points[i].Y * 100)}");
+                if (i - first == series[s].Highlight)
+                    svg.Add("circle").Attr("class", "highlight").Attr("data-label", points[i].Label).Attr("cx", px[i]).Attr("cy", py[i]).Attr("r", 10)
+                        .Attr("fill", "none").Attr("stroke", "#000").Attr("stroke-width", 2);
+            }
+            first += n;
+        }
+        var colours = series.SelectMany((c, s) => c.Points.Select(_ => DarkPalette[s % DarkPalette.Count])).ToList();
+        PlacePointLabels(svg, points, px, py, obstacles, plot, colours);
+        return svg.ToString();
+    }
+
+    // Darker shades of the palette, in its order, for text in a series' colour (readable on white).
+    private static IReadOnlyList<string> DarkPalette { get; } = ["#005A8C", "#8F6300", "#006B4F", "#A34700", "#2B7CAB", "#9C4F82", "#8C8200"];
+
+    // The frame of a scatter plot: title, legend, both percent axes with their grids and titles; returns the
+    // document, the maps from percent to pixels and the plot's box.
+    private static (SvgElement Svg, Func<double, double> X, Func<double, double> Y, (double Left, double Top, double Right, double Bottom) Plot) PlotFrame(
+        string title, IReadOnlyList<(string Text, Swatch Swatch)> legendEntries, string xTitle, string yTitle)
+    {
+        const double plotWidth = 620, plotHeight = 440;
+        double width = Left + plotWidth + Right;
+        var legend = LegendLayout(legendEntries, Left, width);
+        double plotTop = LegendTop + legend.Rows * LegendRow + 12, plotBottom = plotTop + plotHeight, plotRight = Left + plotWidth;
+        double height = plotBottom + 58;
+
+        var svg = Svg.Root(width, height);
+        svg.Add(Svg.Text(width / 2, TitleY, title, "middle")).Attr("font-size", 16).Attr("font-weight", "bold").Attr("class", "title");
+        DrawLegend(svg, legend, LegendTop);
+
+        Func<double, double> x = v => Left + v / 100 * plotWidth;
+        Func<double, double> y = v => plotBottom - v / 100 * plotHeight;
+        DrawYAxis(svg, Left, plotTop, plotBottom, y, plotRight, yTitle);
+        foreach (double t in NiceTicks(0, 100))
+        {
+            svg.Add(Svg.Line(x(t), plotTop, x(t), plotBottom, t == 0 ? "#333" : "#e3e3e3"));
+            svg.Add(Svg.Text(x(t), plotBottom + 8, Tick(t), "middle")).Attr("dominant-baseline", "hanging").Attr("class", "tick-x");
+        }
+        svg.Add(Svg.Line(Left, plotBottom, plotRight, plotBottom, "#333"));
+        svg.Add(Svg.Text(Left + plotWidth / 2, height - 14, xTitle, "middle")).Attr("class", "axis-title");
+        return (svg, x, y, (Left, plotTop, plotRight, plotBottom));
     }
 
     private static void DrawYAxis(SvgElement svg, double left, double plotTop, double plotBottom, Func<double, double> y, double plotRight, string title)
@@ -223,7 +292,7 @@ public static class Charts
         svg.Add(Svg.Text(20, middle, title, "middle")).Attr("transform", $"rotate(-90 20 {Svg.Num(middle)})").Attr("class", "axis-title");
     }
 
-    private enum Swatch { Box, Front, Dominated, Step }
+    private enum Swatch { Box, Front, Dominated, Step, Curve, Square }
 
     private sealed record LegendItem(string Text, Swatch Swatch, string Colour, double X, int Row);
 
@@ -269,6 +338,13 @@ public static class Charts
                 case Swatch.Step:
                     group.Add(Svg.Line(item.X, cy, item.X + 22, cy, Palette[3], 2)).Attr("stroke-dasharray", "6 4");
                     break;
+                case Swatch.Curve:
+                    group.Add(Svg.Line(item.X, cy, item.X + 22, cy, item.Colour, 2));
+                    group.Add("circle").Attr("cx", item.X + 11).Attr("cy", cy).Attr("r", 4).Attr("fill", item.Colour).Attr("stroke", "#000");
+                    break;
+                case Swatch.Square:
+                    group.Add("rect").Attr("x", item.X + 6).Attr("y", cy - 5).Attr("width", 10).Attr("height", 10).Attr("fill", item.Colour).Attr("stroke", "#000");
+                    break;
             }
             group.Add(Svg.Text(item.X + 30, cy, item.Text)).Attr("dominant-baseline", "middle").Attr("class", "legend-label");
         }
@@ -303,7 +379,7 @@ public static class Charts
     // Each label goes to the first of eight positions around its point that stays inside the plot and overlaps
     // neither an earlier label, a point nor the front's line; failing that, to the position with the least overlap.
     private static void PlacePointLabels(SvgElement svg, IReadOnlyList<ScatterPoint> points, double[] px, double[] py,
-        List<(double X0, double Y0, double X1, double Y1)> obstacles, (double Left, double Top, double Right, double Bottom) plot)
+        List<(double X0, double Y0, double X1, double Y1)> obstacles, (double Left, double Top, double Right, double Bottom) plot, IReadOnlyList<string>? colours = null)
     {
         const double lineHeight = 13;
         var placed = new List<(double X0, double Y0, double X1, double Y1)>();
@@ -311,6 +387,7 @@ public static class Charts
         var pointBoxes = Enumerable.Range(0, points.Count).Select(i => (px[i] - 7, py[i] - 7, px[i] + 7, py[i] + 7)).Concat(obstacles).ToList();
         for (int i = 0; i < points.Count; i++)
         {
+            if (points[i].Label.Length == 0) continue; // a point whose label another one carries
             double w = Svg.TextWidth(points[i].Label, SmallFont);
             // (x of the text anchor, baseline y, anchor); the box follows from the anchor.
             (double X, double Y, string Anchor)[] candidates =
@@ -337,7 +414,8 @@ public static class Charts
             }
             double bx0 = best.Anchor switch { "start" => best.X, "end" => best.X - w, _ => best.X - w / 2 };
             placed.Add((bx0, best.Y - lineHeight + 3, bx0 + w, best.Y + 3));
-            svg.Add(Svg.Text(best.X, best.Y, points[i].Label, best.Anchor)).Attr("font-size", SmallFont).Attr("class", "point-label");
+            var text = svg.Add(Svg.Text(best.X, best.Y, points[i].Label, best.Anchor)).Attr("font-size", SmallFont).Attr("class", "point-label");
+            if (colours is not null) text.Attr("fill", colours[i]);
         }
     }
 
