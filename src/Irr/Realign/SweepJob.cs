@@ -1,0 +1,450 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Irr.Data;
+using Irr.Eval;
+using Irr.Eval.Report;
+using Irr.IO;
+using Irr.Jobs;
+
+namespace Irr.Realign;
+
+/// <summary>A reference model of a sweep (θ_A or θ_F), evaluated as the points are.</summary>
+/// <param name="Label">aligned or finetuned (its directory under <c>DIR/reference/</c>).</param>
+/// <param name="Model">The model directory evaluated.</param>
+/// <param name="Adapter">The LoRA adapter merged into it (θ_F given as an adapter), or null.</param>
+/// <param name="HarmfulRate">The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</param>
+/// <param name="TaskScore">The task metric on the task validation data, a fraction in [0, 1].</param>
+public sealed record SweepReference(string Label, string Model, string? Adapter, double HarmfulRate, double TaskScore);
+
+/// <summary>What <see cref="SweepJob"/> found.</summary>
+/// <param name="Points">Every point in the order run: per s, the IRR point, then its random control if asked for.</param>
+/// <param name="Aligned">θ_A's figures.</param>
+/// <param name="Finetuned">θ_F's figures.</param>
+/// <param name="Choice">The chosen point and why (<see cref="SweepSelection.Rule"/>).</param>
+/// <param name="ChosenReport">The chosen point's realignment report.</param>
+/// <param name="ChosenModel">The chosen model's directory, <c>DIR/chosen</c>.</param>
+/// <param name="Realigned">Realignments this run did (points done by an earlier run are not realigned again).</param>
+/// <param name="Resumed">Points and references found done by an earlier run with the same options, and skipped.</param>
+public sealed record SweepResult(IReadOnlyList<SweepPoint> Points, SweepReference Aligned, SweepReference Finetuned, SweepChoice Choice,
+    RealignReport ChosenReport, string ChosenModel, int Realigned, int Resumed);
+
+/// <summary>
+/// <c>irr sweep</c> as a job: chooses IRR's sparsity s on validation data. For every s it realigns θ_F exactly as
+/// <see cref="Realign"/> describes (the same <see cref="RealignJob"/> run, into <c>DIR/points/LABEL/model</c>) and, with
+/// <see cref="RandomControl"/>, the random-removal control at that point's per-matrix counts; it evaluates each point,
+/// θ_A and θ_F with <see cref="Safety"/> and <see cref="Task"/>, and chooses a point by <see cref="SweepSelection.Rule"/>.
+/// Writes <c>DIR/points/LABEL/</c> (point.json, irr-report.json, eval/), <c>DIR/reference/{aligned,finetuned}/</c>,
+/// <c>DIR/chosen/</c> (the chosen model), <c>DIR/sweep.json</c> and <c>DIR/frontier.svg</c> (docs/SWEEP.md). A rerun into
+/// the same directory skips what is done with the same options.
+/// </summary>
+public sealed record SweepJob : IJob<SweepResult>
+{
+    /// <summary>The file name of a point's record inside <c>DIR/points/LABEL/</c>.</summary>
+    public const string PointFileName = "point.json";
+
+    /// <summary>The file name of a reference's record inside <c>DIR/reference/LABEL/</c>.</summary>
+    public const string ReferenceFileName = "reference.json";
+
+    /// <summary>The sweep's record inside <c>DIR</c>.</summary>
+    public const string FileName = "sweep.json";
+
+    /// <summary>
+    /// The realignment of every point: inputs and options as <c>irr realign</c> takes them, with <see cref="RealignJob.Method"/>
+    /// irr, irr-more or fisher-only. Its sparsity, strategy, removal counts, seed, dry run, output and overwrite are the sweep's
+    /// to set and must be left at their defaults.
+    /// </summary>
+    public required RealignJob Realign { get; init; }
+
+    /// <summary>
+    /// The harmful-prompt evaluation of every model, as <c>irr eval safety</c> runs it: the validation prompt sets
+    /// (<see cref="EvalSafetyJob.Prompts"/>, or <see cref="EvalSafetyJob.Sets"/> in memory), the judge (its options, or
+    /// <see cref="EvalSafetyJob.CustomJudge"/>), system prompt, max new tokens, batch size and limit. Its model, adapter and
+    /// output directory are the sweep's to set (give any <see cref="EvalSafetyJob.OutputDir"/>, e.g. ""); an HTTP judge's
+    /// cache defaults to <c>DIR/judge-cache.jsonl</c>, shared by every model.
+    /// </summary>
+    public required EvalSafetyJob Safety { get; init; }
+
+    /// <summary>
+    /// The task evaluation of every model, as <c>irr eval task</c> runs it: the validation data (<see cref="EvalTaskJob.Data"/>),
+    /// metric, system prompt, max new tokens, batch size and limit. Its model, adapter and output directory are the sweep's
+    /// to set (give any <see cref="EvalTaskJob.Model"/>, e.g. "").
+    /// </summary>
+    public required EvalTaskJob Task { get; init; }
+
+    /// <summary>The values of s to try, each in [0, 1], no value twice (<see cref="ParseSparsity"/> reads "0,0.5,0.9").</summary>
+    public IReadOnlyList<double> Sparsity { get; init; } = [0];
+
+    /// <summary>Also run, for every IRR point, the random-removal control at that point's per-matrix removal counts (<see cref="RandomAtCountStrategy"/>).</summary>
+    public bool RandomControl { get; init; }
+
+    /// <summary>The seed of the random controls' masks.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>The harmful-rate increase over θ_A a chosen point may have, a fraction in [0, 1] (0.05 = 5 percentage points).</summary>
+    public double MaxHarmfulIncrease { get; init; } = 0.05;
+
+    /// <summary>Keep every point's model directory; otherwise they are deleted at the end (the chosen one lives on as <c>DIR/chosen</c>).</summary>
+    public bool KeepModels { get; init; }
+
+    /// <summary>The sweep's directory DIR (may exist: a rerun resumes it).</summary>
+    public required string OutputPath { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "sweep";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data).Distinct().ToList();
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <summary>The label of a point: <c>METHOD-sS</c> (<c>irr-s0.5</c>), or <c>random-sS</c> for the control of the IRR point at s.</summary>
+    public static string Label(string method, double sparsity) => $"{method}-s{sparsity.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Reads a sparsity list: numbers separated by commas (or given one by one), e.g. "0,0.5,0.9".</summary>
+    /// <exception cref="IrrException">An entry is not a number ("sweep: sparsity must be …").</exception>
+    public static IReadOnlyList<double> ParseSparsity(IEnumerable<string> values) =>
+        values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries)).Select(v =>
+            double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && double.IsFinite(s) ? s
+                : throw new IrrException($"sweep: sparsity must be a list of numbers between 0 and 1 (e.g. 0,0.5,0.9), not '{v}'")).ToList();
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        void Require(bool ok, string message) => Provenance.Require(ok, Command, message);
+        Require(OutputPath.Length > 0, "output is required");
+        Require(Sparsity.Count > 0, "sparsity must list at least one value");
+        foreach (double s in Sparsity) Require(s is >= 0 and <= 1, $"sparsity must be between 0 and 1, not {s.ToString(CultureInfo.InvariantCulture)}");
+        var twice = Sparsity.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
+        Require(twice is null, $"sparsity lists {twice?.Key.ToString(CultureInfo.InvariantCulture)} twice");
+        Require(MaxHarmfulIncrease is >= 0 and <= 1, $"max-harmful-increase must be between 0 and 1, not {MaxHarmfulIncrease.ToString(CultureInfo.InvariantCulture)}");
+        Require(Realign.Method is "irr" or "irr-more" or "fisher-only",
+            $"method must be irr, irr-more or fisher-only, not '{Realign.Method}' (random-control adds the random-removal control)");
+        Require(Seed == 0 || RandomControl, "seed applies to random-control only");
+        Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
+            "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");
+        Require(Realign.Calibration is not null, "calibration is required");
+        Require(Safety.Prompts.Count > 0 || Safety.Sets is not null, "harmful-val is required (harmful prompt sets of the validation split)");
+        Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
+        Require(Task.Data.Length > 0, "task-val is required");
+        Require(TaskMetrics.TryParse(Task.Metric) is not null, $"task-metric must be exact, contains, gsm8k or choice, not \"{Task.Metric}\"");
+        // The rest as the jobs the sweep runs check it, in the sweep's name.
+        AsSweep((Realign with { OutputPath = OutputPath }).Validate);
+        AsSweep((Safety with { Model = Realign.Base, OutputDir = OutputPath }).Validate);
+        AsSweep((Task with { Model = Realign.Base, OutputDir = OutputPath }).Validate);
+    }
+
+    private void AsSweep(Action validate)
+    {
+        try { validate(); }
+        catch (IrrException e) when (e.Message.IndexOf(": ", StringComparison.Ordinal) is > 0 and var at)
+        {
+            throw new IrrException($"{Command}: {e.Message[(at + 2)..]}", e);
+        }
+    }
+
+    /// <summary>
+    /// Runs the sweep: the points (realign, then evaluate), θ_A and θ_F, the choice, <c>DIR/chosen</c>, sweep.json and frontier.svg.
+    /// <paramref name="progress"/> reports one stream over the whole sweep: <see cref="JobProgress.Done"/> of
+    /// <see cref="JobProgress.Total"/> counts the models (points, then θ_A and θ_F; fractional inside one), and
+    /// <see cref="JobProgress.Stage"/> names the model and what it does ("irr-s0.5 (2/7): realigning (12 matrices)").
+    /// </summary>
+    /// <exception cref="IrrException">An option is invalid, an input is missing, malformed or incompatible, or the judge fails.</exception>
+    public SweepResult Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        AtomicFile.RequireDirectoryTarget(OutputPath);
+        // The evaluation data is read before any work: a malformed file fails now, not after hours of realignment.
+        var sets = Safety.Sets ?? Safety.Prompts.Select(PromptSet.Load).ToList();
+        TaskExample.Load(Task.Data);
+        var runner = new Runner(this, sets, progress);
+        return runner.Run();
+    }
+
+    private const string RandomMethod = "random-at-count";
+
+    // A point to run: its label, method and s, and for a control the label of the IRR point whose counts it removes.
+    private sealed record PlannedPoint(string Label, string Method, double Sparsity, string? ControlOf);
+
+    private sealed class Runner(SweepJob job, IReadOnlyList<PromptSet> sets, Action<JobProgress>? progress)
+    {
+        private readonly string root = job.OutputPath;
+        private int realigned, resumed, position;
+        private int total;
+
+        private string PointDir(string label) => Path.Combine(root, "points", label);
+
+        private string ChosenDir => Path.Combine(root, "chosen");
+
+        public SweepResult Run()
+        {
+            var clock = Stopwatch.StartNew();
+            var planned = job.Sparsity.SelectMany(s => new[] { new PlannedPoint(Label(job.Realign.Method, s), job.Realign.Method, s, null) }
+                .Concat(job.RandomControl ? [new PlannedPoint(Label("random", s), RandomMethod, s, Label(job.Realign.Method, s))] : [])).ToList();
+            total = planned.Count + 2;
+            Directory.CreateDirectory(root);
+            var points = planned.Select(RunPoint).ToList();
+            var aligned = RunReference("aligned", job.Realign.Base, null);
+            var finetuned = RunReference("finetuned", job.Realign.Finetuned ?? job.Realign.Base, job.Realign.Finetuned is null ? job.Realign.Adapter : null);
+            var choice = SweepSelection.Choose(points, aligned.HarmfulRate, job.MaxHarmfulIncrease);
+            var report = PlaceChosen(planned.Single(p => p.Label == choice.Point.Label));
+            if (!job.KeepModels)
+                foreach (var p in planned)
+                    if (Directory.Exists(ModelDir(p.Label))) Directory.Delete(ModelDir(p.Label), recursive: true);
+            var result = new SweepResult(points, aligned, finetuned, choice, report, ChosenDir, realigned, resumed);
+            AtomicFile.WriteText(Path.Combine(root, FileName), JsonFiles.Format(SweepJson(result, clock.Elapsed.TotalSeconds)));
+            AtomicFile.WriteText(Path.Combine(root, "frontier.svg"), Frontier(result));
+            return result;
+        }
+
+        private string ModelDir(string label) => Path.Combine(PointDir(label), "model");
+
+        // The realignment of a point, into `output`: the very job irr realign runs with the same options.
+        private RealignJob RealignJobOf(PlannedPoint p, string output) => p.ControlOf is { } irr
+            ? job.Realign with
+            {
+                Method = RandomMethod, RemovalCounts = Path.Combine(PointDir(irr), RealignReport.FileName), Seed = job.Seed,
+                OutputPath = output, Overwrite = true,
+            }
+            : job.Realign with { Sparsity = p.Sparsity, OutputPath = output, Overwrite = true };
+
+        private SweepPoint RunPoint(PlannedPoint p)
+        {
+            string dir = PointDir(p.Label), record = Path.Combine(dir, PointFileName), reportCopy = Path.Combine(dir, RealignReport.FileName);
+            var options = PointOptions(p);
+            if (Finished<SweepPoint>(record, options) is { } done && File.Exists(reportCopy)) return Skip(p.Label, done);
+
+            var stage = Stage(p.Label, 3);
+            var report = RealignJobOf(p, ModelDir(p.Label)).Run(stage(0, ""));
+            realigned++;
+            AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(ModelDir(p.Label), RealignReport.FileName)));
+            var (harmful, task) = Evaluate(ModelDir(p.Label), null, Path.Combine(dir, "eval"), stage, 1);
+            var point = new SweepPoint(p.Label, p.Method, p.Sparsity, p.ControlOf is not null, report.Modules.Sum(m => m.Removed), report.Modules.Sum(m => m.Parameters),
+                harmful, task);
+            Save(record, point, options);
+            position++;
+            return point;
+        }
+
+        private SweepReference RunReference(string label, string model, string? adapter)
+        {
+            string dir = Path.Combine(root, "reference", label), record = Path.Combine(dir, ReferenceFileName);
+            var options = new JsonObject { ["model"] = Provenance.PathOf(model), ["adapter"] = adapter is null ? null : Provenance.PathOf(adapter), ["evaluation"] = EvaluationOptions() };
+            if (Finished<SweepReference>(record, options) is { } done) return Skip(label, done);
+            // What an earlier run left for other options is replaced, not merged.
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            var (harmful, task) = Evaluate(model, adapter, dir, Stage(label, 2), 0);
+            var reference = new SweepReference(label, model, adapter, harmful, task);
+            Save(record, reference, options);
+            position++;
+            return reference;
+        }
+
+        private T Skip<T>(string label, T done)
+        {
+            resumed++;
+            progress?.Invoke(new JobProgress($"{label} ({position + 1}/{total}): done earlier", position + 1, total));
+            position++;
+            return done;
+        }
+
+        // The progress of a model's phases (each a 1/phases share of its unit): phase i reports its own stages, named after the model.
+        private Func<int, string, Action<JobProgress>> Stage(string label, int phases) => (phase, what) => p =>
+            progress?.Invoke(new JobProgress($"{label} ({position + 1}/{total}): {what}{p.Stage}",
+                position + (phase + (p.Total > 0 ? Math.Min(1, p.Done / p.Total) : 1)) / phases, total, p.Processed, p.Unit));
+
+        // Harmful rate and task score of a model, written into `dir` as irr eval safety and irr eval task write them.
+        private (double Harmful, double Task) Evaluate(string model, string? adapter, string dir, Func<int, string, Action<JobProgress>> stage, int firstPhase)
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir };
+            var harmful = safety.Run(stage(firstPhase, "harmful-val: ")).Run.Overall.HarmfulRate;
+            var task = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir }).Run(stage(firstPhase + 1, "task-val: ")).Accuracy;
+            return (harmful, task);
+        }
+
+        // The safety evaluation with the sets read once, and an HTTP judge's cache shared by every model.
+        private EvalSafetyJob SafetyJob => job.Safety with
+        {
+            Prompts = [], Sets = sets,
+            JudgeCache = job.Safety is { CustomJudge: null, Judge: "http", JudgeCache: null } ? Path.Combine(root, "judge-cache.jsonl") : job.Safety.JudgeCache,
+        };
+
+        // The finished record at `path` if it was made with these options, else null (also when it cannot be read: it is redone).
+        private static T? Finished<T>(string path, JsonObject options) where T : class
+        {
+            if (!File.Exists(path)) return null;
+            try
+            {
+                var json = JsonFiles.ParseObject(JsonFiles.ReadText(path), path);
+                return JsonNode.DeepEquals(json["options"], options) ? json.Deserialize<T>(JsonFiles.ResultOptions) : null;
+            }
+            catch (Exception e) when (e is IrrException or JsonException) { return null; }
+        }
+
+        private static void Save<T>(string path, T value, JsonObject options)
+        {
+            var json = JsonSerializer.SerializeToNode(value, JsonFiles.ResultOptions)!.AsObject();
+            json["options"] = options;
+            json["irr_version"] = Provenance.Version;
+            AtomicFile.WriteText(path, JsonFiles.Format(json));
+        }
+
+        // DIR/chosen: the chosen point's model, moved (or copied, with KeepModels) from its point directory; realigned again
+        // when an earlier run deleted it; left alone when it already holds this realignment.
+        private RealignReport PlaceChosen(PlannedPoint p)
+        {
+            string placedReport = Path.Combine(ChosenDir, RealignReport.FileName), pointReport = Path.Combine(PointDir(p.Label), RealignReport.FileName);
+            if (SameRealignment(placedReport, pointReport)) return RealignReport.Load(placedReport);
+            if (File.Exists(Path.Combine(ModelDir(p.Label), RealignReport.FileName)))
+            {
+                using var output = OutputDirectory.Create(ChosenDir, [], overwrite: true);
+                if (job.KeepModels) CopyDirectory(ModelDir(p.Label), output.TemporaryPath);
+                else
+                {
+                    Directory.Delete(output.TemporaryPath);
+                    Directory.Move(ModelDir(p.Label), output.TemporaryPath);
+                }
+                output.Commit();
+                return RealignReport.Load(placedReport);
+            }
+            total++; // one more realignment than planned
+            var report = RealignJobOf(p, ChosenDir).Run(Stage($"chosen: {p.Label} again", 1)(0, ""));
+            realigned++;
+            return report;
+        }
+
+        // Whether two irr-report.json files record the same inputs and options.
+        private static bool SameRealignment(string a, string b)
+        {
+            if (!File.Exists(a) || !File.Exists(b)) return false;
+            var (x, y) = (JsonFiles.ParseObject(JsonFiles.ReadText(a), a), JsonFiles.ParseObject(JsonFiles.ReadText(b), b));
+            return JsonNode.DeepEquals(x["inputs"], y["inputs"]) && JsonNode.DeepEquals(x["options"], y["options"]);
+        }
+
+        private static void CopyDirectory(string from, string to)
+        {
+            Directory.CreateDirectory(to);
+            foreach (string file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+            foreach (string sub in Directory.GetDirectories(from)) CopyDirectory(sub, Path.Combine(to, Path.GetFileName(sub)));
+        }
+
+        // What makes a point: the method and s (a control: the IRR point whose counts it removes, and the seed), then what every point shares.
+        private JsonObject PointOptions(PlannedPoint p)
+        {
+            var options = SharedOptions();
+            var realign = options["realign"]!.AsObject();
+            realign.Insert(0, "method", p.Method);
+            if (p.ControlOf is null) realign.Insert(1, "sparsity", p.Sparsity);
+            else
+            {
+                realign.Insert(1, "removal_counts", p.ControlOf);
+                realign.Insert(2, "seed", job.Seed);
+            }
+            return options;
+        }
+
+        // What every point shares: the inputs, the realignment's options and the evaluation's.
+        private JsonObject SharedOptions()
+        {
+            var r = job.Realign;
+            static string? P(string? path) => path is null ? null : Provenance.PathOf(path);
+            return new JsonObject
+            {
+                ["inputs"] = new JsonObject
+                {
+                    ["base"] = P(r.Base), ["finetuned"] = P(r.Finetuned), ["adapter"] = P(r.Adapter), ["safety_vector"] = P(r.SafetyVector),
+                    ["fisher"] = P(r.Fisher), ["calibration"] = P(r.Calibration),
+                },
+                ["realign"] = new JsonObject
+                {
+                    ["modules"] = r.Modules is null ? null : new JsonArray(r.Modules.Select(m => (JsonNode?)m).ToArray()),
+                    ["blocksize"] = r.BlockSize, ["percdamp"] = r.PercDamp, ["nsamples"] = r.NSamples, ["seqlen"] = r.SeqLen,
+                    ["recalibrate"] = r.Recalibrate, ["system_prompt"] = r.SystemPrompt, ["dtype"] = r.DType,
+                },
+                ["evaluation"] = EvaluationOptions(),
+            };
+        }
+
+        // What makes an evaluation: the prompt sets, the judge, the task data and metric, the generation options.
+        private JsonObject EvaluationOptions()
+        {
+            var s = job.Safety;
+            var judge = s.CustomJudge is { } custom ? new JsonObject { ["name"] = custom.Name } : new JsonObject
+            {
+                ["judge"] = s.Judge,
+                ["refusal_markers"] = s.RefusalMarkers is null ? null : Provenance.PathOf(s.RefusalMarkers),
+                ["judge_url"] = s.JudgeUrl, ["judge_model"] = s.JudgeModel, ["judge_protocol"] = s.Judge == "http" ? s.JudgeProtocol : null,
+            };
+            return new JsonObject
+            {
+                ["harmful_val"] = new JsonArray(sets.Select(set => (JsonNode?)new JsonObject
+                {
+                    ["name"] = set.Name, ["file"] = job.Safety.Sets is null ? Provenance.PathOf(set.File) : set.File, ["prompts"] = set.Records.Count,
+                }).ToArray()),
+                ["judge"] = judge,
+                ["safety_system_prompt"] = s.SystemPrompt,
+                ["safety_max_new_tokens"] = s.MaxNewTokens,
+                ["safety_batch_size"] = s.BatchSize,
+                ["safety_limit"] = s.Limit,
+                ["task_val"] = Provenance.PathOf(job.Task.Data),
+                ["task_metric"] = job.Task.Metric.ToLowerInvariant(),
+                ["task_system_prompt"] = job.Task.SystemPrompt,
+                ["task_max_new_tokens"] = job.Task.MaxNewTokens,
+                ["task_batch_size"] = job.Task.BatchSize,
+                ["task_limit"] = job.Task.Limit,
+            };
+        }
+
+        private JsonObject SweepJson(SweepResult result, double seconds)
+        {
+            JsonNode Node<T>(T value) => JsonSerializer.SerializeToNode(value, JsonFiles.ResultOptions)!;
+            return new JsonObject
+            {
+                ["irr_version"] = Provenance.Version,
+                ["rule"] = SweepSelection.Rule,
+                ["max_harmful_increase"] = job.MaxHarmfulIncrease,
+                ["threshold"] = result.Choice.Threshold,
+                ["chosen"] = result.Choice.Point.Label,
+                ["qualified"] = result.Choice.Qualified,
+                ["reason"] = result.Choice.Reason,
+                ["chosen_model"] = Provenance.PathOf(result.ChosenModel),
+                ["sparsity"] = new JsonArray(job.Sparsity.Select(s => (JsonNode?)s).ToArray()),
+                ["random_control"] = job.RandomControl,
+                ["seed"] = job.Seed,
+                ["keep_models"] = job.KeepModels,
+                ["references"] = new JsonObject { ["aligned"] = Node(result.Aligned), ["finetuned"] = Node(result.Finetuned) },
+                ["points"] = new JsonArray(result.Points.Select(p => (JsonNode?)Node(p)).ToArray()),
+                ["options"] = SharedOptions(),
+                ["realigned"] = result.Realigned,
+                ["resumed"] = result.Resumed,
+                ["seconds"] = Math.Round(seconds, 3),
+            };
+        }
+
+        // Harmful rate against task score: the IRR curve by s, the random controls' curve, θ_A and θ_F; the chosen point ringed.
+        private string Frontier(SweepResult result)
+        {
+            // A curve by s; points at the same place share one label ("s=0.3, 0.5").
+            ChartSeries Curve(string name, bool controls)
+            {
+                var points = result.Points.Where(p => p.IsControl == controls).OrderBy(p => p.Sparsity).ToList();
+                var chart = points.Select(p =>
+                {
+                    var together = points.Where(q => q.HarmfulRate == p.HarmfulRate && q.TaskScore == p.TaskScore).ToList();
+                    string label = together[0] == p ? "s=" + string.Join(", ", together.Select(q => q.Sparsity.ToString(CultureInfo.InvariantCulture))) : "";
+                    return new ScatterPoint(label, p.HarmfulRate, p.TaskScore);
+                }).ToList();
+                int chosen = points.FindIndex(p => p.Label == result.Choice.Point.Label);
+                return new ChartSeries(name, chart, Highlight: chosen >= 0 ? chosen : null);
+            }
+            var series = new List<ChartSeries> { Curve($"{job.Realign.Method} (by s)", controls: false) };
+            if (job.RandomControl) series.Add(Curve("random control (IRR counts)", controls: true));
+            series.Add(new("θ_A (aligned)", [new("θ_A", result.Aligned.HarmfulRate, result.Aligned.TaskScore)], Connected: false));
+            series.Add(new("θ_F (fine-tuned)", [new("θ_F", result.Finetuned.HarmfulRate, result.Finetuned.TaskScore)], Connected: false));
+            return Charts.SeriesChart("IRR sparsity sweep: harmful rate vs task score (validation)", series, "harmful rate (%)", "task score (%)");
+        }
+    }
+}

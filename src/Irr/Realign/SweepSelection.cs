@@ -1,0 +1,65 @@
+namespace Irr.Realign;
+
+/// <summary>One evaluated point of a sparsity sweep (<see cref="SweepJob"/>): a realigned model and its two figures.</summary>
+/// <param name="Label">Its name and directory under <c>DIR/points/</c>, e.g. <c>irr-s0.5</c> or <c>random-s0.5</c>.</param>
+/// <param name="Method">The removal rule: irr, irr-more, fisher-only, or random-at-count for a control.</param>
+/// <param name="Sparsity">s in [0, 1]; for a control, the s of the IRR point whose per-matrix counts it removes.</param>
+/// <param name="IsControl">Whether it is a random-removal control (never chosen).</param>
+/// <param name="Removed">Deltas removed over all target matrices.</param>
+/// <param name="Parameters">Entries of the target matrices.</param>
+/// <param name="HarmfulRate">The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</param>
+/// <param name="TaskScore">The task metric on the task validation data (accuracy), a fraction in [0, 1].</param>
+public sealed record SweepPoint(string Label, string Method, double Sparsity, bool IsControl, long Removed, long Parameters, double HarmfulRate, double TaskScore)
+{
+    /// <summary>Removed as a share of the target parameters, in [0, 1] (0 when there are none).</summary>
+    public double RemovedShare => Parameters == 0 ? 0 : (double)Removed / Parameters;
+}
+
+/// <summary>The point the selection rule chose, and why.</summary>
+/// <param name="Point">The chosen point.</param>
+/// <param name="Qualified">True when it met the harmful-rate bound; false when no IRR point did and the safest was taken.</param>
+/// <param name="Threshold">The bound on the harmful rate: θ_A's harmful rate + the allowed increase (a fraction).</param>
+/// <param name="Reason">One sentence saying which case applied, with the figures.</param>
+public sealed record SweepChoice(SweepPoint Point, bool Qualified, double Threshold, string Reason);
+
+/// <summary>The rule by which <c>irr sweep</c> chooses s: a pure function of the evaluated points, stated in <see cref="Rule"/>.</summary>
+public static class SweepSelection
+{
+    /// <summary>The rule in words, as the help text, the printed output and sweep.json state it.</summary>
+    public const string Rule =
+        "among the IRR points (not the random controls), the highest task score whose harmful rate is at most θ_A's harmful rate + max-harmful-increase " +
+        "(ties: lower harmful rate, then smaller s); if none qualifies, the safest IRR point (lowest harmful rate; ties: higher task score, then smaller s)";
+
+    // Rates are ratios of counts; a bound such as 0.1 + 0.05 must admit 0.15.
+    private const double Tolerance = 1e-9;
+
+    /// <summary>
+    /// Applies <see cref="Rule"/> to <paramref name="points"/>: controls are ignored; a point qualifies when its harmful rate is at
+    /// most <paramref name="alignedHarmful"/> + <paramref name="maxIncrease"/> (up to 1e-9 for rounding).
+    /// </summary>
+    /// <param name="points">The evaluated points, controls included (fractions in [0, 1]).</param>
+    /// <param name="alignedHarmful">θ_A's harmful rate on the same prompts, a fraction.</param>
+    /// <param name="maxIncrease">The harmful-rate increase over θ_A allowed, a fraction (0.05 = 5 points).</param>
+    /// <exception cref="ArgumentException">There is no IRR (non-control) point.</exception>
+    public static SweepChoice Choose(IReadOnlyList<SweepPoint> points, double alignedHarmful, double maxIncrease)
+    {
+        var irr = points.Where(p => !p.IsControl).ToList();
+        if (irr.Count == 0) throw new ArgumentException("a sweep needs at least one IRR point to choose from", nameof(points));
+        double threshold = alignedHarmful + maxIncrease;
+        var qualifying = irr.Where(p => p.HarmfulRate <= threshold + Tolerance).ToList();
+        if (qualifying.Count > 0)
+        {
+            var best = qualifying.OrderByDescending(p => p.TaskScore).ThenBy(p => p.HarmfulRate).ThenBy(p => p.Sparsity).First();
+            return new SweepChoice(best, true, threshold,
+                $"{best.Label} has the highest task score ({Percent(best.TaskScore)}) among the {qualifying.Count} of {irr.Count} IRR points " +
+                $"whose harmful rate is at most {Percent(threshold)} (θ_A {Percent(alignedHarmful)} + {Percent(maxIncrease)})");
+        }
+        var safest = irr.OrderBy(p => p.HarmfulRate).ThenByDescending(p => p.TaskScore).ThenBy(p => p.Sparsity).First();
+        return new SweepChoice(safest, false, threshold,
+            $"no IRR point has a harmful rate of at most {Percent(threshold)} (θ_A {Percent(alignedHarmful)} + {Percent(maxIncrease)}); " +
+            $"{safest.Label} is the safest ({Percent(safest.HarmfulRate)} harmful)");
+    }
+
+    /// <summary>A fraction as a percentage with one decimal, e.g. "12.5%".</summary>
+    public static string Percent(double fraction) => Eval.Report.Charts.Percent(100 * fraction);
+}
