@@ -46,9 +46,11 @@ internal static class CommandSupport
 
     /// <summary>
     /// Runs a job with progress bars on standard error (so results on standard output stay clean): one bar per
-    /// stage the job reports, with the rate of what the stage processes (tokens/s …) when it counts that.
+    /// stage the job reports, with the rate of what the stage processes (tokens/s …) when it counts that; with
+    /// <paramref name="oneBar"/>, a single bar whose text follows the stages (for a job whose Done/Total run over all
+    /// its stages, as irr sweep's do).
     /// </summary>
-    public static T Run<T>(ParseResult parseResult, IJob<T> job)
+    public static T Run<T>(ParseResult parseResult, IJob<T> job, bool oneBar = false)
     {
         job.Validate(); // before the bars: a bad option is one line, not a bar and a line
         var console = ConsoleFor(parseResult.InvocationConfiguration.Error);
@@ -59,12 +61,20 @@ internal static class CommandSupport
             .Start(ctx =>
             {
                 var tasks = new Dictionary<string, (ProgressTask Task, Stopwatch Clock)>(StringComparer.Ordinal);
+                string current = "";
                 result = job.Run(p =>
                 {
-                    if (!tasks.TryGetValue(p.Stage, out var entry))
+                    string key = oneBar ? "" : p.Stage;
+                    if (!tasks.TryGetValue(key, out var entry))
                     {
                         foreach (var (t, _) in tasks.Values) t.Value = t.MaxValue; // the previous stage is over
-                        tasks[p.Stage] = entry = (ctx.AddTask(Markup.Escape(p.Stage), maxValue: Math.Max(p.Total, 1e-9)), Stopwatch.StartNew());
+                        tasks[key] = entry = (ctx.AddTask(Markup.Escape(p.Stage), maxValue: Math.Max(p.Total, 1e-9)), Stopwatch.StartNew());
+                    }
+                    if (oneBar && p.Stage != current) // the one bar's text and rate follow the stage
+                    {
+                        current = p.Stage;
+                        entry.Task.Description = Markup.Escape(p.Stage);
+                        entry.Clock.Restart();
                     }
                     entry.Task.MaxValue = Math.Max(p.Total, 1e-9);
                     entry.Task.Value = p.Done;

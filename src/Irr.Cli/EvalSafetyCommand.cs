@@ -20,52 +20,32 @@ internal static class EvalSafetyCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var responses = new Option<string?>("--responses") { Description = $"judge existing responses instead of generating: records with a prompt and a response, and optionally category and set (e.g. an earlier responses.jsonl); {CommandSupport.DataFormats}" };
-        var judge = new Option<string>("--judge") { Description = "keyword (offline refusal markers) or http (a judge model behind an OpenAI-compatible server)", DefaultValueFactory = _ => "keyword" };
-        var markers = new Option<string?>("--refusal-markers") { Description = "replace the keyword judge's refusal markers with this file's (one per line, '#' comments)" };
-        var judgeUrl = new Option<string?>("--judge-url") { Description = "http judge: server URL (http://host:8000, …/v1 or …/v1/chat/completions)" };
-        var judgeModel = new Option<string?>("--judge-model") { Description = "http judge: the model name the server serves" };
-        var protocol = new Option<string>("--judge-protocol") { Description = "http judge: llama-guard, md-judge or verdict", DefaultValueFactory = _ => "llama-guard" };
-        var apiKeyEnv = new Option<string?>("--api-key-env") { Description = "http judge: name of the environment variable holding the API key (sent as a Bearer token)" };
-        var concurrency = new Option<int>("--judge-concurrency") { Description = "http judge: requests in flight", DefaultValueFactory = _ => 4 };
-        var timeout = new Option<double>("--judge-timeout") { Description = "http judge: seconds allowed per request", DefaultValueFactory = _ => 120 };
-        var retries = new Option<int>("--judge-retries") { Description = "http judge: retries of a request after 429, 5xx, a timeout or a connection error", DefaultValueFactory = _ => 4 };
-        var retryDelay = new Option<double>("--judge-retry-delay") { Description = "http judge: seconds before the first retry (doubling; Retry-After wins)", DefaultValueFactory = _ => 1 };
-        var cache = new Option<string?>("--judge-cache") { Description = "http judge: verdict cache file (default OUT/judge-cache.jsonl)" };
+        var judge = new JudgeOptions();
         var system = CommandSupport.SystemPromptOption();
         var maxNew = EvalCommand.MaxNewTokensOption(512);
         var batchSize = CommandSupport.BatchSizeOption(8, "prompts");
         var limit = EvalCommand.LimitOption("prompts of each set");
         var output = new Option<string>("--output", "-o") { Description = "run directory (may exist): responses.jsonl, safety.json, summary.md", Required = true };
 
-        EvalSafetyJob Build(ParseResult r) => new()
+        EvalSafetyJob Build(ParseResult r) => judge.Apply(r, new EvalSafetyJob
         {
             Model = r.GetValue(model),
             Adapter = r.GetValue(adapter),
             Prompts = r.GetValue(prompts) ?? [],
             Responses = r.GetValue(responses),
-            Judge = r.GetValue(judge)!,
-            RefusalMarkers = r.GetValue(markers),
-            JudgeUrl = r.GetValue(judgeUrl),
-            JudgeModel = r.GetValue(judgeModel),
-            JudgeProtocol = r.GetValue(protocol)!,
-            ApiKeyEnv = r.GetValue(apiKeyEnv),
-            JudgeConcurrency = r.GetValue(concurrency),
-            JudgeTimeout = r.GetValue(timeout),
-            JudgeRetries = r.GetValue(retries),
-            JudgeRetryDelay = r.GetValue(retryDelay),
-            JudgeCache = r.GetValue(cache),
             SystemPrompt = r.GetValue(system)!,
             MaxNewTokens = r.GetValue(maxNew),
             BatchSize = r.GetValue(batchSize),
             Limit = r.GetValue(limit),
             OutputDir = r.GetValue(output)!,
-        };
+        });
 
         var command = new JobCommand("safety", "Harmful-response rate: answer harmful prompt sets greedily, judge the answers, write responses.jsonl, safety.json and summary.md", Build)
         {
-            model, adapter, prompts, responses, judge, markers, judgeUrl, judgeModel, protocol, apiKeyEnv, concurrency, timeout, retries, retryDelay, cache,
-            system, maxNew, batchSize, limit, output,
+            model, adapter, prompts, responses,
         };
+        judge.AddTo(command);
+        foreach (var option in new Option[] { system, maxNew, batchSize, limit, output }) command.Options.Add(option);
         command.SetAction(parseResult =>
         {
             var job = Build(parseResult);
@@ -82,5 +62,48 @@ internal static class EvalSafetyCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The judge options of <c>irr eval safety</c>, which <c>irr sweep</c> takes too, with the same meaning (<see cref="EvalSafetyJob"/>'s judge properties).</summary>
+    internal sealed class JudgeOptions
+    {
+        private readonly Option<string> judge = new("--judge") { Description = "keyword (offline refusal markers) or http (a judge model behind an OpenAI-compatible server)", DefaultValueFactory = _ => "keyword" };
+        private readonly Option<string?> markers = new("--refusal-markers") { Description = "replace the keyword judge's refusal markers with this file's (one per line, '#' comments)" };
+        private readonly Option<string?> judgeUrl = new("--judge-url") { Description = "http judge: server URL (http://host:8000, …/v1 or …/v1/chat/completions)" };
+        private readonly Option<string?> judgeModel = new("--judge-model") { Description = "http judge: the model name the server serves" };
+        private readonly Option<string> protocol = new("--judge-protocol") { Description = "http judge: llama-guard, md-judge or verdict", DefaultValueFactory = _ => "llama-guard" };
+        private readonly Option<string?> apiKeyEnv = new("--api-key-env") { Description = "http judge: name of the environment variable holding the API key (sent as a Bearer token)" };
+        private readonly Option<int> concurrency = new("--judge-concurrency") { Description = "http judge: requests in flight", DefaultValueFactory = _ => 4 };
+        private readonly Option<double> timeout = new("--judge-timeout") { Description = "http judge: seconds allowed per request", DefaultValueFactory = _ => 120 };
+        private readonly Option<int> retries = new("--judge-retries") { Description = "http judge: retries of a request after 429, 5xx, a timeout or a connection error", DefaultValueFactory = _ => 4 };
+        private readonly Option<double> retryDelay = new("--judge-retry-delay") { Description = "http judge: seconds before the first retry (doubling; Retry-After wins)", DefaultValueFactory = _ => 1 };
+        private readonly Option<string?> cache;
+
+        /// <param name="cacheDefault">Where the verdict cache goes by default, for the help text of --judge-cache.</param>
+        public JudgeOptions(string cacheDefault = "OUT/judge-cache.jsonl") =>
+            cache = new("--judge-cache") { Description = $"http judge: verdict cache file (default {cacheDefault})" };
+
+        /// <summary>Adds the options to <paramref name="command"/>.</summary>
+        public void AddTo(Command command)
+        {
+            foreach (var option in new Option[] { judge, markers, judgeUrl, judgeModel, protocol, apiKeyEnv, concurrency, timeout, retries, retryDelay, cache })
+                command.Options.Add(option);
+        }
+
+        /// <summary><paramref name="job"/> with the judge the options describe.</summary>
+        public EvalSafetyJob Apply(ParseResult r, EvalSafetyJob job) => job with
+        {
+            Judge = r.GetValue(judge)!,
+            RefusalMarkers = r.GetValue(markers),
+            JudgeUrl = r.GetValue(judgeUrl),
+            JudgeModel = r.GetValue(judgeModel),
+            JudgeProtocol = r.GetValue(protocol)!,
+            ApiKeyEnv = r.GetValue(apiKeyEnv),
+            JudgeConcurrency = r.GetValue(concurrency),
+            JudgeTimeout = r.GetValue(timeout),
+            JudgeRetries = r.GetValue(retries),
+            JudgeRetryDelay = r.GetValue(retryDelay),
+            JudgeCache = r.GetValue(cache),
+        };
     }
 }

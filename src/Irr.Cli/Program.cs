@@ -76,6 +76,7 @@ public static class Program
             SafetyVectorCommand.Create(),
             FisherCommand.Create(),
             RealignCommand.Create(),
+            SweepCommand.Create(),
             EvalCommand.Create(),
             ReportCommand.Create(),
             DemoCommand.Create(),

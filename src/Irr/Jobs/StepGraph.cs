@@ -109,7 +109,7 @@ public sealed class StepGraph
             if (producers.Count == 0)
                 throw recipe.Error(step.Line, $"{step.Command}: missing input '{path.Key}': give it, or add an earlier step that writes it ({Producers(kind)})");
             var chosen = path.Many ? producers : [producers[^1]];
-            options.Add(new RecipeOption(path.Key, chosen.Select(p => p.Output!).Distinct().ToList(), path.Many, step.Line));
+            options.Add(new RecipeOption(path.Key, chosen.Select(p => p.Spec.ArtifactPath(p.Output!)).Distinct().ToList(), path.Many, step.Line));
             wired[path.Key] = chosen.Select(p => p.Id).ToList();
         }
         return new PlannedStep

@@ -9,7 +9,7 @@ public enum ArtifactKind
     /// <summary>A diagonal Fisher (.safetensors), from fisher.</summary>
     Fisher,
 
-    /// <summary>A full model directory, from realign or train --full.</summary>
+    /// <summary>A full model directory, from realign, sweep (its chosen model, OUTPUT/chosen) or train --full.</summary>
     Model,
 
     /// <summary>An evaluation run directory that irr report reads (safety.json, task.json), from eval safety or eval task.</summary>
@@ -49,6 +49,15 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
     /// <summary>Whether several steps may write into the same output directory (an evaluation run directory "may exist").</summary>
     public bool SharesOutput { get; init; }
 
+    /// <summary>
+    /// Where inside the output directory the produced artifact is (sweep's <c>chosen</c> model), or null when the output
+    /// itself is the artifact.
+    /// </summary>
+    public string? ProducedInside { get; init; }
+
+    /// <summary>The path of the artifact a step with output <paramref name="output"/> produces (what later steps are wired to).</summary>
+    public string ArtifactPath(string output) => ProducedInside is null ? output : Path.Combine(output, ProducedInside);
+
     /// <summary>The key that holds the command's positional arguments, or null when it has none.</summary>
     public string? Positional { get; init; }
 
@@ -66,6 +75,9 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
         new("fisher", [new("model"), new("data")], ".safetensors", ArtifactKind.Fisher),
         new("realign", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector),
             new("fisher", From: ArtifactKind.Fisher), new("calibration"), new("removal-counts")], Produces: ArtifactKind.Model) { NoOutputWith = "dry-run" },
+        new("sweep", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector), new("fisher", From: ArtifactKind.Fisher),
+            new("calibration"), new("harmful-val"), new("task-val"), new("refusal-markers"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.Model)
+            { ProducedInside = "chosen" },
         new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
         new("generate", [new("model", From: ArtifactKind.Model), new("adapter"), new("prompts")], ".jsonl"),
         new("score", [new("model"), new("adapter"), new("data")], ".json"),

@@ -28,6 +28,7 @@ public class StepSpecTests
         {
             "train" => ["--full"],
             "eval task" => ["--metric", "exact"],
+            "sweep" => ["--sparsity", "0", "--task-metric", "exact"],
             _ => [],
         });
         if (spec.Positional is { } positional) args.AddRange(["--", paths[positional]]);
