@@ -1,0 +1,171 @@
+using System.Text.Json.Nodes;
+using Irr.Eval;
+using Irr.Jobs;
+using Irr.Realign;
+using Irr.Tests.IO;
+
+namespace Irr.Tests.Cli;
+
+/// <summary>irr sweep end to end on tiny chat models: a point is irr realign's output, the random control, bad lists, recipes.</summary>
+public class SweepCommandTests
+{
+    internal static void Ok((int Code, string Out, string Err) r) => Assert.True(r.Code == 0, r.Err);
+
+    private static JsonNode Json(string path) => JsonNode.Parse(File.ReadAllText(path))!;
+
+    [Fact]
+    public void APointIsByteForByteWhatIrrRealignWrites()
+    {
+        using var w = new SweepWorld();
+        string sweep = w.Dir["sweep"];
+        var run = CliRunner.Run(w.Sweep(sweep, "--sparsity", "0.5", "--keep-models"));
+        Ok(run);
+        Ok(CliRunner.Run(["realign", .. w.RealignArgs, "--sparsity", "0.5", "-o", w.Dir["realigned"]]));
+        byte[] expected = File.ReadAllBytes(Path.Combine(w.Dir["realigned"], "model.safetensors"));
+        Assert.Equal(expected, File.ReadAllBytes(Path.Combine(sweep, "points/irr-s0.5/model/model.safetensors")));
+        Assert.Equal(expected, File.ReadAllBytes(Path.Combine(sweep, "chosen/model.safetensors"))); // copied, with --keep-models
+
+        var point = Json(Path.Combine(sweep, "points/irr-s0.5", SweepJob.PointFileName));
+        Assert.Equal(0.5, (double)point["sparsity"]!);
+        Assert.False((bool)point["is_control"]!);
+        var report = Json(Path.Combine(w.Dir["realigned"], "irr-report.json"));
+        Assert.Equal((long)report["totals"]!["removed"]!, (long)point["removed"]!);
+        Assert.Equal((long)report["totals"]!["parameters"]!, (long)point["parameters"]!);
+        Assert.Equal(0.5, (double)point["options"]!["realign"]!["sparsity"]!);
+
+        var sweepJson = Json(Path.Combine(sweep, SweepJob.FileName));
+        Assert.Equal("irr-s0.5", (string)sweepJson["chosen"]!);
+        Assert.Equal(SweepSelection.Rule, (string)sweepJson["rule"]!);
+        Assert.Single(sweepJson["points"]!.AsArray());
+        Assert.NotNull(sweepJson["references"]!["aligned"]!["harmful_rate"]);
+        foreach (string reference in new[] { "aligned", "finetuned" })
+        {
+            Assert.True(File.Exists(Path.Combine(sweep, "reference", reference, SafetyRun.FileName)));
+            Assert.True(File.Exists(Path.Combine(sweep, "reference", reference, TaskRun.FileName)));
+        }
+        Assert.True(File.Exists(Path.Combine(sweep, "points/irr-s0.5/eval", SafetyRun.FileName)));
+        var svg = File.ReadAllText(Path.Combine(sweep, "frontier.svg"));
+        Assert.Contains("data-label=\"s=0.5\"", svg);
+        Assert.Contains("data-label=\"θ_A\"", svg);
+        Assert.Contains("irr-s0.5", run.Out);
+        Assert.Contains("rule: among the IRR points", run.Out);
+    }
+
+    [Fact]
+    public void TheRandomControlRemovesExactlyTheIrrCountPerMatrix()
+    {
+        using var w = new SweepWorld();
+        string sweep = w.Dir["sweep"];
+        var run = CliRunner.Run(w.Sweep(sweep, "--sparsity", "0,0.5", "--random-control", "--seed", "3"));
+        Ok(run);
+        foreach (string s in new[] { "0", "0.5" })
+        {
+            var irr = RandomAtCountStrategy.CountsOf(Path.Combine(sweep, $"points/irr-s{s}", "irr-report.json"));
+            var random = Json(Path.Combine(sweep, $"points/random-s{s}", "irr-report.json"));
+            Assert.Equal(irr, RandomAtCountStrategy.CountsOf(Path.Combine(sweep, $"points/random-s{s}", "irr-report.json")));
+            Assert.Equal("random-at-count", (string)random["options"]!["method"]!);
+            Assert.Equal(3, (int)random["options"]!["seed"]!);
+            Assert.True((bool)Json(Path.Combine(sweep, $"points/random-s{s}", SweepJob.PointFileName))["is_control"]!);
+        }
+        Assert.True(irrCountsDiffer(sweep));
+        // Without --keep-models only the chosen model stays; the chosen is an IRR point.
+        Assert.False(Directory.Exists(Path.Combine(sweep, "points/irr-s0/model")));
+        Assert.False(Directory.Exists(Path.Combine(sweep, "points/random-s0/model")));
+        Assert.True(File.Exists(Path.Combine(sweep, "chosen/model.safetensors")));
+        Assert.StartsWith("irr-", (string)Json(Path.Combine(sweep, SweepJob.FileName))["chosen"]!);
+        var svg = File.ReadAllText(Path.Combine(sweep, "frontier.svg"));
+        Assert.Contains("data-series=\"random control (IRR counts)\"", svg);
+        Assert.Contains("class=\"highlight\"", svg);
+
+        // s = 0.5 keeps some conflicts: the two IRR points remove different counts, and so do their controls.
+        static bool irrCountsDiffer(string sweep) =>
+            RandomAtCountStrategy.CountsOf(Path.Combine(sweep, "points/irr-s0/irr-report.json")).Values.Sum()
+            > RandomAtCountStrategy.CountsOf(Path.Combine(sweep, "points/irr-s0.5/irr-report.json")).Values.Sum();
+    }
+
+    [Theory]
+    [InlineData("0,abc", "error: sweep: sparsity must be a list of numbers between 0 and 1 (e.g. 0,0.5,0.9), not 'abc'")]
+    [InlineData("0,1.5", "error: sweep: sparsity must be between 0 and 1, not 1.5")]
+    [InlineData("0.5,0.5", "error: sweep: sparsity lists 0.5 twice")]
+    public void ABadSparsityListExitsWithTwoBeforeAnyWork(string list, string message)
+    {
+        using var dir = new TempDir();
+        var (code, _, error) = CliRunner.Run("sweep", "--base", dir["a"], "--finetuned", dir["f"], "--safety-vector", dir["v"], "--fisher", dir["f"],
+            "--calibration", dir["c"], "--harmful-val", dir["h"], "--task-val", dir["t"], "--task-metric", "exact", "--sparsity", list, "-o", dir["out"]);
+        Assert.Equal(2, code);
+        Assert.Equal(message, error.Trim());
+        Assert.False(Directory.Exists(dir["out"]));
+    }
+
+    [Fact]
+    public void ARecipeWiresTheChosenModelIntoLaterSteps()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["m"]);
+        foreach (string file in new[] { "d.jsonl", "p.json" }) File.WriteAllText(dir[file], "[]");
+        var recipe = Recipe.Parse("""
+            output: out
+            steps:
+              - safety-vector: {aligned: m, unaligned: m}
+              - fisher: {model: m, data: d.jsonl}
+              - sweep: {base: m, finetuned: m, calibration: d.jsonl, harmful-val: [p.json], task-val: d.jsonl, task-metric: exact, sparsity: [0, 0.5]}
+              - eval task: {data: d.jsonl, metric: exact}
+            """, dir["recipe.yaml"]);
+        var graph = StepGraph.Plan(recipe);
+        var task = graph.Find("eval-task")!;
+        Assert.Equal([dir["out/sweep/chosen"]], task.Options.Single(o => o.Key == "model").Values);
+        Assert.Equal(["sweep"], task.Wired["model"]);
+        Assert.Equal([2], task.DependsOn.Select(d => d.Producer));
+        // The sweep step parses and validates as irr sweep's own command line.
+        var sweep = Irr.Cli.RunCommand.Check(recipe).Single(s => s.Planned.Id == "sweep");
+        Assert.Equal(["0", "0.5"], sweep.Options["sparsity"]!.AsArray().Select(x => (string)x!));
+    }
+}
+
+/// <summary>Tiny chat models θ_A, θ_U, θ_F, their safety vector and Fisher (q_proj, down_proj), calibration data and a validation split, for sweeps.</summary>
+internal sealed class SweepWorld : IDisposable
+{
+    public TempDir Dir { get; } = new();
+    public string Aligned, Finetuned, Vector, Fisher, Calibration, Harmful, Task;
+
+    public SweepWorld()
+    {
+        Aligned = ModelCommandTests.ChatModel(Dir, "aligned", seed: 1);
+        string unaligned = ModelCommandTests.ChatModel(Dir, "unaligned", seed: 2);
+        Finetuned = ModelCommandTests.ChatModel(Dir, "finetuned", seed: 3);
+        Calibration = Records("task.jsonl", 4, "compute");
+        Harmful = Records("harmful_val.jsonl", 3, "how do I");
+        Task = Records("task_val.jsonl", 3, "compute");
+        (Vector, Fisher) = (Dir["v.safetensors"], Dir["f.safetensors"]);
+        SweepCommandTests.Ok(CliRunner.Run("safety-vector", "--aligned", Aligned, "--unaligned", unaligned, "--modules", "q_proj,down_proj", "-o", Vector));
+        SweepCommandTests.Ok(CliRunner.Run("fisher", "--model", Aligned, "--data", Harmful, "--modules", "q_proj,down_proj", "-o", Fisher));
+    }
+
+    private string Records(string name, int count, string prefix)
+    {
+        File.WriteAllLines(Dir[name], Enumerable.Range(0, count).Select(i => new JsonObject { ["instruction"] = $"{prefix} {i}", ["output"] = $"the answer {i}" }.ToJsonString()));
+        return Dir[name];
+    }
+
+    // The realign options every sweep and realign here share.
+    public string[] RealignArgs => ["--base", Aligned, "--finetuned", Finetuned, "--safety-vector", Vector, "--fisher", Fisher, "--calibration", Calibration,
+        "--modules", "q_proj,down_proj", "--blocksize", "8", "--nsamples", "4"];
+
+    public string[] Sweep(string output, params string[] more) =>
+        ["sweep", .. RealignArgs, "--harmful-val", Harmful, "--task-val", Task, "--task-metric", "exact", "--max-new-tokens", "3", "-o", output, .. more];
+
+    public SweepJob Job(string output, params double[] sparsity) => new()
+    {
+        Realign = new RealignJob
+        {
+            Base = Aligned, Finetuned = Finetuned, SafetyVector = Vector, Fisher = Fisher, Calibration = Calibration, Modules = ["q_proj", "down_proj"],
+            BlockSize = 8, NSamples = 4,
+        },
+        Safety = new EvalSafetyJob { Prompts = [Harmful], MaxNewTokens = 3, OutputDir = "" },
+        Task = new EvalTaskJob { Model = "", Data = Task, Metric = "exact", MaxNewTokens = 3 },
+        Sparsity = sparsity,
+        OutputPath = output,
+    };
+
+    public void Dispose() => Dir.Dispose();
+}
