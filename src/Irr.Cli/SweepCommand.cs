@@ -16,6 +16,7 @@ internal static class SweepCommand
     public static Command Create()
     {
         var realign = new RealignCommand.SharedOptions("the points' removal rule: irr, irr-more or fisher-only");
+        realign.Calibration.Required = true; // a sweep has no dry run
         var sparsity = new Option<string[]>("--sparsity")
         {
             Description = "the values of s to try, comma-separated (e.g. 0,0.5,0.8,0.9,0.95), each in [0, 1]",

@@ -158,8 +158,8 @@ public sealed record SweepJob : IJob<SweepResult>
         AtomicFile.RequireDirectoryTarget(OutputPath);
         // The evaluation data is read before any work: a malformed file fails now, not after hours of realignment.
         var sets = Safety.Sets ?? Safety.Prompts.Select(PromptSet.Load).ToList();
-        TaskExample.Load(Task.Data);
-        var runner = new Runner(this, sets, progress);
+        var examples = TaskExample.Load(Task.Data);
+        var runner = new Runner(this, sets, examples, progress);
         return runner.Run();
     }
 
@@ -168,7 +168,7 @@ public sealed record SweepJob : IJob<SweepResult>
     // A point to run: its label, method and s, and for a control the label of the IRR point whose counts it removes.
     private sealed record PlannedPoint(string Label, string Method, double Sparsity, string? ControlOf);
 
-    private sealed class Runner(SweepJob job, IReadOnlyList<PromptSet> sets, Action<JobProgress>? progress)
+    private sealed class Runner(SweepJob job, IReadOnlyList<PromptSet> sets, IReadOnlyList<TaskExample> examples, Action<JobProgress>? progress)
     {
         private readonly string root = job.OutputPath;
         private int realigned, resumed, position;
@@ -231,7 +231,11 @@ public sealed record SweepJob : IJob<SweepResult>
         private SweepReference RunReference(string label, string model, string? adapter)
         {
             string dir = Path.Combine(root, "reference", label), record = Path.Combine(dir, ReferenceFileName);
-            var options = new JsonObject { ["model"] = Provenance.PathOf(model), ["adapter"] = adapter is null ? null : Provenance.PathOf(adapter), ["evaluation"] = EvaluationOptions() };
+            var options = new JsonObject
+            {
+                ["model"] = Provenance.PathOf(model), ["adapter"] = adapter is null ? null : Provenance.PathOf(adapter),
+                ["stamps"] = Stamps(("model", model), ("adapter", adapter)), ["evaluation"] = EvaluationOptions(),
+            };
             if (Finished<SweepReference>(record, options) is { } done) return Skip(label, done);
             // What an earlier run left for other options is replaced, not merged.
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
@@ -346,7 +350,8 @@ public sealed record SweepJob : IJob<SweepResult>
             return options;
         }
 
-        // What every point shares: the inputs, the realignment's options and the evaluation's.
+        // What every point shares: the inputs (paths, and sizes and times, so that a file replaced in place is noticed), the
+        // realignment's options and the evaluation's.
         private JsonObject SharedOptions()
         {
             var r = job.Realign;
@@ -358,6 +363,8 @@ public sealed record SweepJob : IJob<SweepResult>
                     ["base"] = P(r.Base), ["finetuned"] = P(r.Finetuned), ["adapter"] = P(r.Adapter), ["safety_vector"] = P(r.SafetyVector),
                     ["fisher"] = P(r.Fisher), ["calibration"] = P(r.Calibration),
                 },
+                ["stamps"] = Stamps(("base", r.Base), ("finetuned", r.Finetuned), ("adapter", r.Adapter), ("safety_vector", r.SafetyVector),
+                    ("fisher", r.Fisher), ("calibration", r.Calibration)),
                 ["realign"] = new JsonObject
                 {
                     ["modules"] = r.Modules is null ? null : new JsonArray(r.Modules.Select(m => (JsonNode?)m).ToArray()),
@@ -376,6 +383,7 @@ public sealed record SweepJob : IJob<SweepResult>
             {
                 ["judge"] = s.Judge,
                 ["refusal_markers"] = s.RefusalMarkers is null ? null : Provenance.PathOf(s.RefusalMarkers),
+                ["refusal_markers_stamp"] = s.RefusalMarkers is null ? null : Stamp(s.RefusalMarkers),
                 ["judge_url"] = s.JudgeUrl, ["judge_model"] = s.JudgeModel, ["judge_protocol"] = s.Judge == "http" ? s.JudgeProtocol : null,
             };
             return new JsonObject
@@ -383,6 +391,7 @@ public sealed record SweepJob : IJob<SweepResult>
                 ["harmful_val"] = new JsonArray(sets.Select(set => (JsonNode?)new JsonObject
                 {
                     ["name"] = set.Name, ["file"] = job.Safety.Sets is null ? Provenance.PathOf(set.File) : set.File, ["prompts"] = set.Records.Count,
+                    ["sha256"] = Digest(set.Records.SelectMany(p => new[] { p.Prompt, p.Category ?? "" })),
                 }).ToArray()),
                 ["judge"] = judge,
                 ["safety_system_prompt"] = s.SystemPrompt,
@@ -390,12 +399,33 @@ public sealed record SweepJob : IJob<SweepResult>
                 ["safety_batch_size"] = s.BatchSize,
                 ["safety_limit"] = s.Limit,
                 ["task_val"] = Provenance.PathOf(job.Task.Data),
+                ["task_examples"] = examples.Count,
+                ["task_sha256"] = Digest(examples.SelectMany(e => new[] { e.User, e.Gold, e.Choices.ToString(CultureInfo.InvariantCulture) })),
                 ["task_metric"] = job.Task.Metric.ToLowerInvariant(),
                 ["task_system_prompt"] = job.Task.SystemPrompt,
                 ["task_max_new_tokens"] = job.Task.MaxNewTokens,
                 ["task_batch_size"] = job.Task.BatchSize,
                 ["task_limit"] = job.Task.Limit,
             };
+        }
+
+        // Size and modification time of each given input (a directory: its files' total size and the latest time), as irr run's hash cache keys them.
+        private static JsonObject Stamps(params (string Key, string? Path)[] inputs) =>
+            new(inputs.Where(i => i.Path is not null).Select(i => KeyValuePair.Create(i.Key, (JsonNode?)Stamp(i.Path!))));
+
+        private static string? Stamp(string path) => ContentHash.Stamp(Path.GetFullPath(path)) is var (size, time)
+            ? string.Create(CultureInfo.InvariantCulture, $"{size} bytes, modified {time:O}") : null;
+
+        // The SHA-256 of texts (each UTF-8, ended by a zero byte), lowercase hex: what the evaluation data says, whatever its file.
+        private static string Digest(IEnumerable<string> texts)
+        {
+            using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            foreach (string text in texts)
+            {
+                sha.AppendData(System.Text.Encoding.UTF8.GetBytes(text));
+                sha.AppendData([0]);
+            }
+            return Convert.ToHexStringLower(sha.GetHashAndReset());
         }
 
         private JsonObject SweepJson(SweepResult result, double seconds)

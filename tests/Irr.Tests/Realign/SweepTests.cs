@@ -80,6 +80,12 @@ public class SweepTests
         Assert.Equal(1, other.Realigned);
         Assert.Equal(2, other.Resumed);
         Assert.NotEqual(written, File.GetLastWriteTimeUtc(record));
+
+        // An input replaced in place (a new modification time) is noticed: the points are redone, the references are not.
+        File.SetLastWriteTimeUtc(w.Fisher, DateTime.UtcNow.AddMinutes(1));
+        var touched = (w.Job(sweep, 0.5) with { Realign = w.Job(sweep).Realign with { NSamples = 3 } }).Run();
+        Assert.Equal(1, touched.Realigned);
+        Assert.Equal(2, touched.Resumed);
     }
 
     [Fact]
