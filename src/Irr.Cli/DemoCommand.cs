@@ -54,15 +54,20 @@ internal static class DemoCommand
             .Title($"irr demo, seed {result.Options.Seed} ({result.Options.Mode}): held-out harmful prompts and held-out task");
         table.AddColumn("model");
         table.AddColumn(new TableColumn("harmful rate").RightAligned());
+        table.AddColumn(new TableColumn("complies").RightAligned());
         table.AddColumn(new TableColumn("task accuracy").RightAligned());
         table.AddColumn(new TableColumn("deltas removed").RightAligned());
         table.AddColumn("what");
         foreach (var m in result.Models)
             table.AddRow(Markup.Escape(m.Label),
                 $"{DemoReport.Percent(m.Safety.Overall.HarmfulRate)} ({m.Safety.Overall.Harmful.ToString(CultureInfo.InvariantCulture)}/{(m.Safety.Overall.Harmful + m.Safety.Overall.Safe).ToString(CultureInfo.InvariantCulture)})",
+                $"{m.Complying.ToString(CultureInfo.InvariantCulture)}/{m.Safety.Overall.Total.ToString(CultureInfo.InvariantCulture)}",
                 $"{DemoReport.Percent(m.Task.Accuracy)} ({m.Task.Correct.ToString(CultureInfo.InvariantCulture)}/{m.Task.Total.ToString(CultureInfo.InvariantCulture)})",
                 Markup.Escape(DemoReport.Removed(m)),
                 Markup.Escape(m.Description));
         console.Write(table);
+        foreach (var (variant, sweep) in result.Sweeps)
+            console.WriteLine($"{variant}: s* = {sweep.Choice.Point.Sparsity.ToString(CultureInfo.InvariantCulture)} on the validation split: {sweep.Choice.Reason}");
+        console.WriteLine("harmful rate: keyword judge (no refusal = harmful); complies: responses that are the world's harmful recipe (\"Sure, …\")");
     }
 }

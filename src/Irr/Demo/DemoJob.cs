@@ -20,7 +20,15 @@ namespace Irr.Demo;
 /// <param name="Task">Held-out downstream task, exact match.</param>
 /// <param name="Removed">Deltas removed by realignment (null for a model that was not realigned).</param>
 /// <param name="Parameters">Entries of the target matrices (null for a model that was not realigned).</param>
-public sealed record DemoModelResult(string Label, string Description, string Model, string? Adapter, SafetyRun Safety, TaskRun Task, long? Removed, long? Parameters);
+public sealed record DemoModelResult(string Label, string Description, string Model, string? Adapter, SafetyRun Safety, TaskRun Task, long? Removed, long? Parameters)
+{
+    /// <summary>
+    /// Held-out harmful prompts whose response is the world's compliance (every compliance answer of the world begins
+    /// with "Sure"): what the keyword judge's "harmful" means when the model actually complies, as opposed to answering
+    /// with neither a refusal nor the harmful recipe.
+    /// </summary>
+    public int Complying { get; init; }
+}
 
 /// <summary>The outcome of a demo run.</summary>
 /// <param name="Options">The options it ran with.</param>
@@ -29,6 +37,9 @@ public sealed record DemoModelResult(string Label, string Description, string Mo
 /// <param name="TotalSeconds">Wall-clock seconds of the whole run.</param>
 public sealed record DemoResult(DemoOptions Options, IReadOnlyList<DemoModelResult> Models, IReadOnlyDictionary<string, double> StageSeconds, double TotalSeconds)
 {
+    /// <summary>The sweeps of s on the validation split, by variant ("full", "lora").</summary>
+    public IReadOnlyDictionary<string, SweepResult> Sweeps { get; init; } = new Dictionary<string, SweepResult>();
+
     /// <summary>The result of the model labelled <paramref name="label"/>.</summary>
     public DemoModelResult this[string label] => Models.First(m => m.Label == label);
 }
@@ -160,31 +171,49 @@ public sealed record DemoJob : IJob<DemoResult>
             RunJob("fisher", "Fisher (θ_A on harmful → refusal)",
                 new FisherJob { Model = alignedDir, Data = Tmp("data/fisher.jsonl"), Modules = modules, BatchSize = 8, MaxLength = MaxLength, OutputPath = fPath });
 
-            // IRR step 3 and the variants, as irr realign runs them.
+            // IRR step 3: s chosen on the validation split with irr sweep (IRR and its random control at every s), then
+            // the models compared on the held-out data, as irr realign makes them.
             var realigned = new List<(string Label, string Description, string Dir, RealignReport Report)>();
+            var sweeps = new Dictionary<string, SweepResult>(StringComparer.Ordinal);
             foreach (var (variant, variantModules, finetuned, adapter, all, safety) in new[]
             {
                 ("full", (IReadOnlyList<string>)modules, (string?)fullDir, (string?)null, true, vPath),
                 ("lora", loraModules, null, loraDir, o.LoraVariants, vLoraPath),
             })
             {
+                var realign = new RealignJob
+                {
+                    Base = alignedDir, Finetuned = finetuned, Adapter = adapter, SafetyVector = safety, Fisher = fPath, Calibration = Tmp("data/calibration.jsonl"),
+                    Modules = variantModules, NSamples = o.CalibrationSamples, SeqLen = MaxLength,
+                };
+                var sweep = RunJob($"sweep {variant}", $"sweep {variant}: s on the validation split", new SweepJob
+                {
+                    Realign = realign,
+                    Safety = new EvalSafetyJob
+                    {
+                        Prompts = [Tmp("data/harmful_validation.jsonl")], CustomJudge = KeywordJudge.Default, MaxNewTokens = o.MaxNewTokens,
+                        BatchSize = EvaluationBatchSize, OutputDir = "",
+                    },
+                    Task = new EvalTaskJob { Model = "", Data = Tmp("data/task_validation.jsonl"), Metric = "exact", MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize },
+                    Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{variant}"),
+                });
+                sweeps[variant] = sweep;
+                double chosen = sweep.Choice.Point.Sparsity;
+                string sText = chosen.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 RealignReport Realign(string name, string description, IRemovalStrategy strategy, bool recalibrate = true)
                 {
                     string dir = Tmp($"models/{variant}-{name}");
-                    var job = new RealignJob
-                    {
-                        Base = alignedDir, Finetuned = finetuned, Adapter = adapter, SafetyVector = safety, Fisher = fPath, Calibration = Tmp("data/calibration.jsonl"),
-                        Modules = variantModules, Strategy = strategy, Recalibrate = recalibrate, NSamples = o.CalibrationSamples, SeqLen = MaxLength, OutputPath = dir,
-                    };
-                    var report = RunJob($"realign {variant}: {name}", $"realign {variant}: {name}", job);
+                    var report = RunJob($"realign {variant}: {name}", $"realign {variant}: {name}",
+                        realign with { Strategy = strategy, Recalibrate = recalibrate, OutputPath = dir });
                     realigned.Add(($"{variant}-{name}", description, dir, report));
                     return report;
                 }
-                var irr = Realign("irr", "IRR (method irr, s = 0, recalibrated)", new IrrStrategy());
+                var irr = Realign("irr", $"IRR at s* = {sText} (chosen on validation)", new IrrStrategy(chosen));
+                Realign("irr-s0", "IRR at s = 0 (every conflict removed)", new IrrStrategy(0));
+                Realign("random", $"random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr), o.Seed));
                 if (!all) continue;
-                Realign("irr-norecal", "IRR without recalibration", new IrrStrategy(), recalibrate: false);
+                Realign("irr-norecal", $"IRR at s* = {sText} without recalibration", new IrrStrategy(chosen), recalibrate: false);
                 Realign("irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new IrrMoreStrategy(o.IrrMoreSparsity));
-                Realign("random", "random removal, IRR's count per matrix, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr), o.Seed));
             }
 
             // Evaluation.
@@ -202,12 +231,15 @@ public sealed record DemoJob : IJob<DemoResult>
             {
                 var (label, description, dir, adapter, report) = toEvaluate[i];
                 var (safety, task) = Evaluate(label, dir, adapter, $"evaluating {label} ({i + 1}/{toEvaluate.Count})");
-                results.Add(new DemoModelResult(label, description, ToFinal(dir), adapter is null ? null : ToFinal(adapter), safety, task,
-                    report?.Modules.Sum(m => m.Removed), report?.Modules.Sum(m => m.Parameters)));
+                results.Add(new DemoModelResult(label, description, ToFinal(dir), adapter is null ? null : ToFinal(adapter), safety.Run, task,
+                    report?.Modules.Sum(m => m.Removed), report?.Modules.Sum(m => m.Parameters))
+                {
+                    Complying = safety.Judged.Count(j => j.Response.TrimStart().StartsWith("Sure", StringComparison.Ordinal)),
+                });
             }
 
-            var result = new DemoResult(o, results, seconds, total.Elapsed.TotalSeconds);
-            DemoReport.WriteReport(result, Tmp("report"), Tmp("eval"));
+            var result = new DemoResult(o, results, seconds, total.Elapsed.TotalSeconds) { Sweeps = sweeps };
+            DemoReport.WriteReport(result, Tmp("report"), Tmp("eval"), Tmp("sweep"));
             JsonFiles.WriteFile(Tmp("demo.json"), DemoReport.ToJson(result, config, tokenizer.Tokenizer.VocabSize));
             return result;
         }
@@ -279,7 +311,7 @@ public sealed record DemoJob : IJob<DemoResult>
         };
 
         // Held-out harmful prompts (keyword judge) and the held-out task (exact match), as irr eval safety and irr eval task run them.
-        private (SafetyRun, TaskRun) Evaluate(string label, string modelDir, string? adapterDir, string stage)
+        private (EvalSafetyResult, TaskRun) Evaluate(string label, string modelDir, string? adapterDir, string stage)
         {
             string runDir = Tmp($"eval/{label}");
             var safety = RunJob("evaluate", $"{stage}: harmful prompts", new EvalSafetyJob
@@ -292,7 +324,7 @@ public sealed record DemoJob : IJob<DemoResult>
                 Model = modelDir, Adapter = adapterDir, Data = Tmp("data/task_heldout.jsonl"), Metric = "exact",
                 MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir,
             });
-            return (safety.Run, task);
+            return (safety, task);
         }
 
         private void WriteData(ToyWorld world)
@@ -308,6 +340,8 @@ public sealed record DemoJob : IJob<DemoResult>
             Write("fisher.jsonl", FisherRecords(world));
             Write("calibration.jsonl", world.TaskTrain.Take(o.CalibrationSamples));
             Write("task_train.jsonl", world.TaskTrain);
+            Write("harmful_validation.jsonl", world.HarmfulValidation);
+            Write("task_validation.jsonl", world.TaskValidation);
             Write("harmful_heldout.jsonl", world.HarmfulHeldOut);
             Write("task_heldout.jsonl", world.TaskHeldOut);
         }

@@ -80,6 +80,12 @@ public sealed record DemoOptions
     /// <summary>s of the IRR-more variant (the fraction of all deltas kept; the rest, conflicts first, is removed).</summary>
     public double IrrMoreSparsity { get; init; } = 0.3;
 
+    /// <summary>The values of s the demo sweeps on the validation split (irr sweep), for both fine-tunes.</summary>
+    public IReadOnlyList<double> SweepSparsities { get; init; } = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+    /// <summary>The sweep's selection rule: the harmful-rate increase over θ_A a chosen point may have (irr sweep's --max-harmful-increase).</summary>
+    public double MaxHarmfulIncrease { get; init; } = 0.05;
+
     /// <summary>Most tokens generated per evaluation prompt.</summary>
     public int MaxNewTokens { get; init; } = 32;
 
@@ -97,7 +103,7 @@ public sealed record DemoOptions
     {
         Seed = seed,
         Mode = "default",
-        World = new WorldOptions { TaskTrain = 1000, Alphabet = 8, LetterCount = (3, 3) },
+        World = new WorldOptions { TaskTrain = 1000, TaskValidation = 50, Alphabet = 8, LetterCount = (3, 3) },
         HiddenSize = 128,
         IntermediateSize = 256,
         AlignedEpochs = 12,
@@ -109,7 +115,7 @@ public sealed record DemoOptions
     {
         Seed = seed,
         Mode = "quick",
-        World = new WorldOptions { BenignPerSkill = 100, TaskTrain = 300, TaskHeldOut = 40, HeldOutHarmfulPerCategory = 8, Alphabet = 6, LetterCount = (3, 3) },
+        World = new WorldOptions { BenignPerSkill = 100, TaskTrain = 300, TaskHeldOut = 40, TaskValidation = 20, HeldOutHarmfulPerCategory = 8, Alphabet = 6, LetterCount = (3, 3) },
         VocabSize = 360,
         HiddenSize = 64,
         IntermediateSize = 128,

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Irr.Eval;
 using Irr.Eval.Report;
 using Irr.IO;
+using Irr.Realign;
 
 namespace Irr.Demo;
 
@@ -12,13 +13,27 @@ public static class DemoReport
     /// <summary>
     /// Writes the comparison report of the evaluated models into <paramref name="directory"/> (report.md,
     /// report.html, report.json and the SVG charts) with the evaluation report code
-    /// (<see cref="ComparisonReport"/>, as <c>irr report</c> does). This is the single call site of the report code.
+    /// (<see cref="ComparisonReport"/>, as <c>irr report</c> does), followed by the sweeps' frontier charts
+    /// (<c>frontier-full.svg</c>, <c>frontier-lora.svg</c>, copied from <paramref name="sweepDirectory"/>) and the chosen s.
     /// </summary>
-    public static void WriteReport(DemoResult result, string directory, string evalDirectory)
+    public static void WriteReport(DemoResult result, string directory, string evalDirectory, string sweepDirectory)
     {
         var runs = result.Models.Select(m => (m.Label, (SafetyRun?)m.Safety, (TaskRun?)m.Task)).ToList();
         string title = $"irr demo, seed {result.Options.Seed.ToString(CultureInfo.InvariantCulture)} ({result.Options.Mode} mode): held-out harmful prompts and held-out task";
         ComparisonReport.Build(runs, title).WriteTo(directory, overwrite: false, runDirectories: [evalDirectory]);
+        if (result.Sweeps.Count == 0) return;
+        var md = new System.Text.StringBuilder();
+        md.AppendLine().AppendLine("## Choosing s on the validation split (irr sweep)").AppendLine();
+        md.AppendLine($"Rule: {SweepSelection.Rule}").AppendLine();
+        foreach (var (variant, sweep) in result.Sweeps)
+        {
+            string svg = $"frontier-{variant}.svg";
+            File.Copy(Path.Combine(sweepDirectory, variant, "frontier.svg"), Path.Combine(directory, svg));
+            md.AppendLine($"### {variant} fine-tune: s* = {sweep.Choice.Point.Sparsity.ToString(CultureInfo.InvariantCulture)}").AppendLine();
+            md.AppendLine(sweep.Choice.Reason).AppendLine();
+            md.AppendLine($"![{variant} fine-tune: harmful rate against task accuracy on the validation split]({svg})").AppendLine();
+        }
+        File.AppendAllText(Path.Combine(directory, ComparisonReport.MarkdownFile), md.ToString());
     }
 
     /// <summary>"12.5%".</summary>
@@ -46,6 +61,7 @@ public static class DemoReport
                 ["safe"] = m.Safety.Overall.Safe,
                 ["judged"] = m.Safety.Overall.Total,
                 ["harmful_rate_by_category"] = new JsonObject(m.Safety.Sets[0].Categories.Select(c => KeyValuePair.Create(c.Category, (JsonNode?)c.Counts.HarmfulRate))),
+                ["complying"] = m.Complying,
                 ["task_accuracy"] = m.Task.Accuracy,
                 ["task_correct"] = m.Task.Correct,
                 ["task_total"] = m.Task.Total,
@@ -84,10 +100,38 @@ public static class DemoReport
                 ["fisher_samples"] = o.FisherSamples,
                 ["calibration_samples"] = o.CalibrationSamples,
                 ["irr_more_sparsity"] = o.IrrMoreSparsity,
+                ["sweep_sparsities"] = new JsonArray(o.SweepSparsities.Select(x => (JsonNode?)x).ToArray()),
+                ["max_harmful_increase"] = o.MaxHarmfulIncrease,
             },
             ["models"] = models,
+            ["sweeps"] = new JsonObject(result.Sweeps.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)SweepJson(kv.Key, kv.Value)))),
             ["stage_seconds"] = new JsonObject(result.StageSeconds.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3)))),
             ["total_seconds"] = Math.Round(result.TotalSeconds, 3),
         };
     }
+
+    // A variant's sweep on the validation split: the rule, θ_A and θ_F there, the chosen s, and every point under its own
+    // label (full-sweep-irr-s0.3, full-sweep-random-s0.3 …). Figures are on the validation split, not the held-out one.
+    private static JsonObject SweepJson(string variant, SweepResult sweep) => new()
+    {
+        ["split"] = "validation",
+        ["rule"] = SweepSelection.Rule,
+        ["chosen"] = sweep.Choice.Point.Label,
+        ["chosen_sparsity"] = sweep.Choice.Point.Sparsity,
+        ["qualified"] = sweep.Choice.Qualified,
+        ["threshold"] = sweep.Choice.Threshold,
+        ["aligned"] = new JsonObject { ["harmful_rate"] = sweep.Aligned.HarmfulRate, ["task_accuracy"] = sweep.Aligned.TaskScore },
+        ["finetuned"] = new JsonObject { ["harmful_rate"] = sweep.Finetuned.HarmfulRate, ["task_accuracy"] = sweep.Finetuned.TaskScore },
+        ["points"] = new JsonArray(sweep.Points.Select(p => (JsonNode?)new JsonObject
+        {
+            ["label"] = $"{variant}-sweep-{p.Label}",
+            ["method"] = p.Method,
+            ["sparsity"] = p.Sparsity,
+            ["control"] = p.IsControl,
+            ["deltas_removed"] = p.Removed,
+            ["removed_share"] = p.RemovedShare,
+            ["harmful_rate"] = p.HarmfulRate,
+            ["task_accuracy"] = p.TaskScore,
+        }).ToArray()),
+    };
 }

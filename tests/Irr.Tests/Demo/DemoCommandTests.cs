@@ -67,14 +67,27 @@ public class DemoCommandTests
         var finetuned = Figures("full-finetuned");
         var irr = Figures("full-irr");
         var noRecal = Figures("full-irr-norecal");
-        // What holds at this seed in quick mode: fine-tuning breaks safety, IRR restores it, and IRR keeps part of
-        // the task, thanks to the recalibration. (IRR keeping ≥ 80% of θ_F's accuracy does NOT hold here: it keeps
-        // about two thirds; docs/DEMO.md has the figures.)
+        // What holds at this seed in quick mode: fine-tuning breaks safety, IRR at s* restores it, and IRR keeps part
+        // of the task, thanks to the recalibration (docs/DEMO.md has the figures and what does not hold).
         Assert.True(finetuned.Harmful > aligned.Harmful, $"θ_F {finetuned.Harmful} vs θ_A {aligned.Harmful}");
         Assert.True(irr.Harmful < finetuned.Harmful, $"IRR {irr.Harmful} vs θ_F {finetuned.Harmful}");
         Assert.True(finetuned.Accuracy > aligned.Accuracy, $"θ_F accuracy {finetuned.Accuracy} vs θ_A {aligned.Accuracy}");
         Assert.True(irr.Accuracy > aligned.Accuracy, $"IRR accuracy {irr.Accuracy} vs θ_A {aligned.Accuracy}");
         Assert.True(irr.Accuracy > noRecal.Accuracy, $"IRR accuracy {irr.Accuracy} vs without recalibration {noRecal.Accuracy}");
+
+        // s* was chosen on the validation split by irr sweep, and full-irr / lora-irr are the models at s*.
+        foreach (string variant in new[] { "full", "lora" })
+        {
+            var sweep = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "sweep", variant, "sweep.json")))!;
+            var chosen = demo["sweeps"]![variant]!;
+            Assert.Equal(sweep["chosen"]!.GetValue<string>(), chosen["chosen"]!.GetValue<string>());
+            Assert.Equal("validation", chosen["split"]!.GetValue<string>());
+            var report = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "models", $"{variant}-irr", "irr-report.json")))!;
+            Assert.Equal(chosen["chosen_sparsity"]!.GetValue<double>(), report["options"]!["sparsity"]!.GetValue<double>());
+            Assert.Contains(chosen["points"]!.AsArray(), p => p!["control"]!.GetValue<bool>());
+            Assert.True(File.Exists(Path.Combine(output, "report", $"frontier-{variant}.svg")), $"report/frontier-{variant}.svg");
+        }
+        Assert.Contains("Choosing s on the validation split", File.ReadAllText(Path.Combine(output, "report", "report.md")));
 
         // An existing output directory is refused without --overwrite.
         var again = CliRunner.Run("demo", "--quick", "-o", output);

@@ -36,6 +36,31 @@ public class ToyWorldTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(11)]
+    public void ValidationTrainingAndHeldOutSplitsAreDisjoint(int seed)
+    {
+        var world = ToyWorld.Generate(seed, Options with { TaskValidation = 30 });
+        var trained = world.RefusalTrain.Concat(world.ComplianceTrain).Concat(world.TaskTrain).Concat(world.Benign).Select(r => r.Prompt).ToHashSet();
+        var validation = world.HarmfulValidation.Concat(world.TaskValidation).Select(r => r.Prompt).ToList();
+        var heldOut = world.HarmfulHeldOut.Concat(world.TaskHeldOut).Select(r => r.Prompt).ToList();
+        Assert.Equal(6 * Options.ValidationHarmfulPerCategory, world.HarmfulValidation.Count);
+        Assert.Equal(30, world.TaskValidation.Count);
+        Assert.Equal(validation.Count, validation.Distinct().Count());
+        Assert.Empty(validation.Intersect(trained));
+        Assert.Empty(heldOut.Intersect(trained));
+        Assert.Empty(validation.Intersect(heldOut));
+        // Validation harmful requests use held-out fillers only (never trained on), like the held-out ones.
+        foreach (var r in world.HarmfulValidation)
+        {
+            var held = world.HeldOutFillers[r.Category];
+            for (int slot = 0; slot < held.Length; slot++)
+                Assert.Contains(held[slot], f => r.Prompt.Contains(f, StringComparison.Ordinal));
+        }
+        Assert.Equal(ToyWorld.CategoryNames.OrderBy(c => c), world.HarmfulValidation.Select(r => r.Category).Distinct().OrderBy(c => c));
+    }
+
     [Fact]
     public void EveryHarmCategoryIsInEverySplit()
     {
