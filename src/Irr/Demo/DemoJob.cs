@@ -143,9 +143,9 @@ public sealed record DemoJob : IJob<DemoResult>
             string alignedDir = Tmp("models/aligned"), unalignedDir = Tmp("models/unaligned");
             string fullDir = Tmp("models/full-finetuned"), loraDir = Tmp("models/lora-finetuned");
             RunJob("train aligned", "training θ_A (aligned, from scratch)", Train(initDir, "aligned_train.jsonl", alignedDir, o.AlignedEpochs, o.AlignedLearningRate, o.Seed));
-            RunJob("train unaligned", "training θ_U (harmful fine-tune)", Train(alignedDir, "unaligned_train.jsonl", unalignedDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1));
+            RunJob("train unaligned", "training θ_U (harmful fine-tune)", Train(alignedDir, "unaligned_train.jsonl", unalignedDir, o.UnalignedEpochs ?? o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1));
             RunJob("train finetuned (full)", "training θ_F (full fine-tune)", Train(alignedDir, "finetune_train.jsonl", fullDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2));
-            RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(alignedDir, "finetune_train.jsonl", loraDir, o.Seed + 2));
+            RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(alignedDir, "finetune_train.jsonl", loraDir, o.FinetuneEpochs, o.Seed + 2));
 
             // θ_U for the LoRA fine-tune: trained on the same modules as θ_F (docs/USAGE.md step 1), so that the
             // safety vector of q_proj/v_proj describes what a LoRA on them does to safety.
@@ -153,7 +153,7 @@ public sealed record DemoJob : IJob<DemoResult>
             if (o.LoraUnaligned)
             {
                 unalignedLoraDir = Tmp("models/unaligned-lora");
-                RunJob("train unaligned (LoRA)", "training θ_U (LoRA q_proj, v_proj)", TrainLora(alignedDir, "unaligned_train.jsonl", unalignedLoraDir, o.Seed + 3));
+                RunJob("train unaligned (LoRA)", "training θ_U (LoRA q_proj, v_proj)", TrainLora(alignedDir, "unaligned_train.jsonl", unalignedLoraDir, o.UnalignedEpochs ?? o.FinetuneEpochs, o.Seed + 3));
             }
 
             // IRR steps 1 and 2.
@@ -305,7 +305,7 @@ public sealed record DemoJob : IJob<DemoResult>
         };
 
         // A LoRA fine-tune on q_proj and v_proj as irr train runs it.
-        private TrainJob TrainLora(string model, string data, string output, int seed) => Train(model, data, output, o.FinetuneEpochs, o.LoraLearningRate, seed) with
+        private TrainJob TrainLora(string model, string data, string output, int epochs, int seed) => Train(model, data, output, epochs, o.LoraLearningRate, seed) with
         {
             Full = false, Lora = true, Rank = o.LoraRank, Alpha = o.LoraAlpha, Targets = ["q_proj", "v_proj"],
         };

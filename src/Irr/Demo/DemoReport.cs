@@ -86,6 +86,7 @@ public static class DemoReport
                 ["aligned_epochs"] = o.AlignedEpochs,
                 ["aligned_lr"] = o.AlignedLearningRate,
                 ["finetune_epochs"] = o.FinetuneEpochs,
+                ["unaligned_epochs"] = o.UnalignedEpochs ?? o.FinetuneEpochs,
                 ["finetune_lr"] = o.FinetuneLearningRate,
                 ["lora_lr"] = o.LoraLearningRate,
                 ["lora_rank"] = o.LoraRank,
