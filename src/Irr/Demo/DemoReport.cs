@@ -53,6 +53,7 @@ public static class DemoReport
             models.Add(new JsonObject
             {
                 ["label"] = m.Label,
+                ["split"] = "heldout",
                 ["description"] = m.Description,
                 ["model"] = m.Model,
                 ["adapter"] = m.Adapter,
@@ -68,6 +69,19 @@ public static class DemoReport
                 ["deltas_removed"] = m.Removed,
                 ["target_parameters"] = m.Parameters,
             });
+        // The sweep points too, under their own labels, with their figures on the validation split.
+        foreach (var (variant, sweep) in result.Sweeps)
+            foreach (var p in sweep.Points)
+                models.Add(new JsonObject
+                {
+                    ["label"] = $"{variant}-sweep-{p.Label}",
+                    ["split"] = "validation",
+                    ["description"] = $"{variant} fine-tune, {(p.IsControl ? "random control" : "IRR")} at s = {p.Sparsity.ToString(CultureInfo.InvariantCulture)} (irr sweep)",
+                    ["harmful_rate"] = p.HarmfulRate,
+                    ["task_accuracy"] = p.TaskScore,
+                    ["deltas_removed"] = p.Removed,
+                    ["target_parameters"] = p.Parameters,
+                });
         return new JsonObject
         {
             ["irr_demo"] = 1,

@@ -62,4 +62,27 @@ public static class SweepSelection
 
     /// <summary>A fraction as a percentage with one decimal, e.g. "12.5%".</summary>
     public static string Percent(double fraction) => Eval.Report.Charts.Percent(100 * fraction);
+
+    /// <summary>
+    /// Applies <see cref="Rule"/> to the points of a <c>sweep.json</c> (<see cref="SweepJob.FileName"/>): its IRR points and
+    /// controls, θ_A's harmful rate from <c>references.aligned</c>, and its <c>max_harmful_increase</c> unless
+    /// <paramref name="maxIncrease"/> overrides it. Choosing again with another tolerance needs no new evaluation.
+    /// </summary>
+    /// <param name="path">The sweep.json file.</param>
+    /// <param name="maxIncrease">The harmful-rate increase allowed, a fraction, or null for the file's.</param>
+    /// <exception cref="IrrException">The file is missing or not a sweep.json; the message names it and the JSON path.</exception>
+    public static SweepChoice ChooseFrom(string path, double? maxIncrease = null)
+    {
+        string name = Path.GetFileName(path);
+        if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
+        using var doc = IO.JsonCursor.Parse(IO.JsonFiles.ReadText(path), name);
+        var root = IO.JsonCursor.Root(doc, name);
+        var points = root.Required("points").Items().Select(p => new SweepPoint(
+            p.Required("label").AsString(), p.Required("method").AsString(), p.Required("sparsity").AsDouble(), p.Required("is_control").AsBool(),
+            (long)p.Required("removed").AsDouble(), (long)p.Required("parameters").AsDouble(), p.Required("harmful_rate").AsDouble(),
+            p.Required("task_score").AsDouble())).ToList();
+        if (points.All(p => p.IsControl)) throw root.Required("points").Error("no IRR point to choose from");
+        double aligned = root.Required("references").Required("aligned").Required("harmful_rate").AsDouble();
+        return Choose(points, aligned, maxIncrease ?? root.Required("max_harmful_increase").AsDouble());
+    }
 }

@@ -112,5 +112,51 @@ public class SweepTests
         Assert.Equal(["a", "f", "v", "c", "h", "t"], job.Inputs);
     }
 
+    [Fact]
+    public void TheRuleOnAHandMadeSweepJson()
+    {
+        using var dir = new Irr.Tests.IO.TempDir();
+        // θ_A at 4%: the bound is 9% with the file's 0.05. Qualifying IRR points: s=0 (0%, task 60%), s=0.5 (8%, task 90%);
+        // s=0.7 has the best task score but 20% harmful; the control at s=0.5 is the best of all and must be ignored.
+        File.WriteAllText(dir["sweep.json"], """
+            {"max_harmful_increase": 0.05,
+             "references": {"aligned": {"harmful_rate": 0.04, "task_score": 0.1}, "finetuned": {"harmful_rate": 1, "task_score": 1}},
+             "points": [
+               {"label": "irr-s0",      "method": "irr", "sparsity": 0,   "is_control": false, "removed": 600, "parameters": 1000, "harmful_rate": 0,    "task_score": 0.6},
+               {"label": "random-s0",   "method": "irr", "sparsity": 0,   "is_control": true,  "removed": 600, "parameters": 1000, "harmful_rate": 0.5,  "task_score": 0.7},
+               {"label": "irr-s0.5",    "method": "irr", "sparsity": 0.5, "is_control": false, "removed": 300, "parameters": 1000, "harmful_rate": 0.08, "task_score": 0.9},
+               {"label": "random-s0.5", "method": "irr", "sparsity": 0.5, "is_control": true,  "removed": 300, "parameters": 1000, "harmful_rate": 0,    "task_score": 1},
+               {"label": "irr-s0.7",    "method": "irr", "sparsity": 0.7, "is_control": false, "removed": 180, "parameters": 1000, "harmful_rate": 0.2,  "task_score": 0.95}
+             ]}
+            """);
+        var choice = SweepSelection.ChooseFrom(dir["sweep.json"]);
+        Assert.Equal("irr-s0.5", choice.Point.Label);
+        Assert.True(choice.Qualified);
+        Assert.Equal(0.09, choice.Threshold, 12);
+        // A tighter tolerance (2 points: bound 6%) leaves only s = 0.
+        Assert.Equal("irr-s0", SweepSelection.ChooseFrom(dir["sweep.json"], maxIncrease: 0.02).Point.Label);
+        // θ_A's 4% + 0 admits nothing: the safest IRR point, s = 0 (0%), and the choice says none qualified.
+        var none = SweepSelection.ChooseFrom(dir["sweep.json"], maxIncrease: -0.05);
+        Assert.False(none.Qualified);
+        Assert.Equal("irr-s0", none.Point.Label);
+        File.WriteAllText(dir["bad.json"], """{"points": [{"label": "x"}]}""");
+        Assert.Contains("bad.json", Assert.Throws<IrrException>(() => SweepSelection.ChooseFrom(dir["bad.json"])).Message);
+    }
 
+    [Fact]
+    public void ARateExactlyAtTheBoundQualifies()
+    {
+        // θ_A at 0% with 5 points allowed: s = 0.3 at exactly 5% qualifies and has the better task score.
+        using var dir = new Irr.Tests.IO.TempDir();
+        File.WriteAllText(dir["sweep.json"], """
+            {"max_harmful_increase": 0.05, "chosen": "irr-s0.3",
+             "references": {"aligned": {"harmful_rate": 0}},
+             "points": [
+               {"label": "irr-s0",   "method": "irr", "sparsity": 0,   "is_control": false, "removed": 6, "parameters": 10, "harmful_rate": 0,    "task_score": 0.7},
+               {"label": "irr-s0.3", "method": "irr", "sparsity": 0.3, "is_control": false, "removed": 4, "parameters": 10, "harmful_rate": 0.05, "task_score": 0.94},
+               {"label": "irr-s0.5", "method": "irr", "sparsity": 0.5, "is_control": false, "removed": 3, "parameters": 10, "harmful_rate": 0.25, "task_score": 0.96}
+             ]}
+            """);
+        Assert.Equal("irr-s0.3", SweepSelection.ChooseFrom(dir["sweep.json"]).Point.Label); // 5% is exactly at the bound
+    }
 }
