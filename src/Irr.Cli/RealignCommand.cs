@@ -65,7 +65,7 @@ internal static class RealignCommand
     internal sealed class SharedOptions(string methodDescription, string calibrationNote = "")
     {
         public Option<string> Base { get; } = new("--base") { Description = "the aligned model θ_A the fine-tune started from", Required = true };
-        public Option<string?> Finetuned { get; } = new("--finetuned") { Description = "the fully fine-tuned model θ_F (a model directory)" };
+        public Option<string?> Finetuned { get; } = new("--finetuned") { Description = "the fully fine-tuned model θ_F (a model directory); give it or --adapter" };
         public Option<string?> Adapter { get; } = new("--adapter") { Description = "or θ_F as a PEFT LoRA adapter on --base" };
         public Option<string> SafetyVector { get; } = new("--safety-vector") { Description = "from irr safety-vector", Required = true };
         public Option<string> Fisher { get; } = new("--fisher") { Description = "from irr fisher", Required = true };

@@ -24,7 +24,7 @@ internal static class SweepCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var randomControl = new Option<bool>("--random-control") { Description = "also realign, for every s, the random-removal control at that IRR point's per-matrix counts" };
-        var seed = new Option<int>("--seed") { Description = "--random-control: seed of the random masks" };
+        var seed = new Option<int>("--seed") { Description = "--random-control: seed of the random masks (default 0)" };
         var harmfulVal = new Option<string[]>("--harmful-val")
         {
             Description = $"harmful prompt sets of the validation split, one per file: {CommandSupport.PromptFormats}",

@@ -156,11 +156,24 @@ public sealed record SweepJob : IJob<SweepResult>
     {
         Validate();
         AtomicFile.RequireDirectoryTarget(OutputPath);
+        // A rerun resumes a sweep directory; any other non-empty directory is not written into.
+        if (Directory.Exists(OutputPath) && Directory.EnumerateFileSystemEntries(OutputPath).Any()
+            && !File.Exists(Path.Combine(OutputPath, FileName)) && !Directory.Exists(Path.Combine(OutputPath, "points")))
+            throw new IrrException($"{OutputPath}: exists, is not empty and is not a sweep directory (no {FileName}, no points/); choose another output");
         // The evaluation data is read before any work: a malformed file fails now, not after hours of realignment.
         var sets = Safety.Sets ?? Safety.Prompts.Select(PromptSet.Load).ToList();
         var examples = TaskExample.Load(Task.Data);
         var runner = new Runner(this, sets, examples, progress);
-        return runner.Run();
+        bool existed = Directory.Exists(OutputPath);
+        try
+        {
+            return runner.Run();
+        }
+        catch when (!existed && Directory.Exists(OutputPath) && !Directory.EnumerateFiles(OutputPath, "*", SearchOption.AllDirectories).Any())
+        {
+            Directory.Delete(OutputPath, recursive: true); // a run that failed before writing anything leaves no directory behind
+            throw;
+        }
     }
 
     private const string RandomMethod = "random-at-count";
@@ -217,7 +230,17 @@ public sealed record SweepJob : IJob<SweepResult>
             if (Finished<SweepPoint>(record, options) is { } done && File.Exists(reportCopy)) return Skip(p.Label, done);
 
             var stage = Stage(p.Label, 3);
-            var report = RealignJobOf(p, ModelDir(p.Label)).Run(stage(0, ""));
+            RealignReport report;
+            try
+            {
+                report = RealignJobOf(p, ModelDir(p.Label)).Run(stage(0, ""));
+            }
+            catch
+            {
+                // Nothing of a point that failed stays behind (an earlier, finished point keeps its record).
+                if (!File.Exists(record) && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+                throw;
+            }
             realigned++;
             AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(ModelDir(p.Label), RealignReport.FileName)));
             var (harmful, task) = Evaluate(ModelDir(p.Label), null, Path.Combine(dir, "eval"), stage, 1);
@@ -240,7 +263,7 @@ public sealed record SweepJob : IJob<SweepResult>
             // What an earlier run left for other options is replaced, not merged.
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
             var (harmful, task) = Evaluate(model, adapter, dir, Stage(label, 2), 0);
-            var reference = new SweepReference(label, model, adapter, harmful, task);
+            var reference = new SweepReference(label, Provenance.Label(model)!, Provenance.Label(adapter), harmful, task);
             Save(record, reference, options);
             position++;
             return reference;

@@ -83,6 +83,26 @@ public class SweepCommandTests
             > RandomAtCountStrategy.CountsOf(Path.Combine(sweep, "points/irr-s0.5/irr-report.json")).Values.Sum();
     }
 
+    [Fact]
+    public void AnUnrelatedDirectoryIsNotWrittenIntoAndAFailedSweepLeavesNothing()
+    {
+        using var w = new SweepWorld();
+        // A non-empty directory that is not a sweep is refused, untouched.
+        Directory.CreateDirectory(w.Dir["mine"]);
+        File.WriteAllText(Path.Combine(w.Dir["mine"], "keep.txt"), "mine");
+        var (code, _, error) = CliRunner.Run(w.Sweep(w.Dir["mine"], "--sparsity", "0"));
+        Assert.Equal(2, code);
+        Assert.Contains("is not a sweep directory", error);
+        Assert.Equal(["keep.txt"], Directory.EnumerateFileSystemEntries(w.Dir["mine"]).Select(Path.GetFileName));
+        // A safety vector of other modules fails the first realignment: no output directory is left behind.
+        var args = w.Sweep(w.Dir["failed"], "--sparsity", "0");
+        args[Array.IndexOf(args, "q_proj,down_proj")] = "q_proj,v_proj";
+        (code, _, error) = CliRunner.Run(args);
+        Assert.Equal(2, code);
+        Assert.Contains("lacks", error);
+        Assert.False(Directory.Exists(w.Dir["failed"]));
+    }
+
     [Theory]
     [InlineData("0,abc", "error: sweep: sparsity must be a list of numbers between 0 and 1 (e.g. 0,0.5,0.9), not 'abc'")]
     [InlineData("0,1.5", "error: sweep: sparsity must be between 0 and 1, not 1.5")]
