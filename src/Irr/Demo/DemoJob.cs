@@ -50,10 +50,11 @@ public sealed record DemoResult(DemoOptions Options, IReadOnlyList<DemoModelResu
 /// the commands run. It trains a tokenizer and a tiny Llama θ_A from scratch on benign answers and refusals
 /// (<see cref="TrainJob"/>), fine-tunes it on harmful compliance (θ_U) and on the downstream task with a share of
 /// harmful compliance mixed in (θ_F, fully and with LoRA on q_proj/v_proj), computes the safety vector and the
-/// Fisher (<see cref="SafetyVectorJob"/>, <see cref="FisherJob"/>), realigns θ_F (<see cref="RealignJob"/>: IRR, IRR
-/// without recalibration, IRR-more, and the random-removal control) and evaluates every model on held-out harmful
-/// prompts (keyword judge, greedy) and the held-out task (exact match). Every model is written as a Hugging Face
-/// directory under the output, which is written whole at the end, or not at all.
+/// Fisher (<see cref="SafetyVectorJob"/>, <see cref="FisherJob"/>), chooses IRR's sparsity s* on the world's
+/// validation split (<see cref="SweepJob"/>, with the random control at every s), realigns θ_F (<see cref="RealignJob"/>:
+/// IRR at s*, at s = 0, without recalibration, IRR-more, and the random-removal control at s*'s counts) and evaluates
+/// every model on held-out harmful prompts (keyword judge, greedy) and the held-out task (exact match). Every model is
+/// written as a Hugging Face directory under the output, which is written whole at the end, or not at all.
 /// </summary>
 public sealed record DemoJob : IJob<DemoResult>
 {
