@@ -120,6 +120,34 @@ public abstract class FisherRankedStrategy(double sparsity) : IRemovalStrategy
         foreach (int p in LowestRemainder(keys, positions, keep)) mask[p] = true;
     }
 
+    /// <summary>
+    /// The k-th smallest value (0-based) of <paramref name="values"/>, which it reorders: the value sorting would put at
+    /// index k, found by quickselect (median-of-three pivot, three-way partition, so that many equal keys such as a
+    /// zero Fisher stay linear) in O(n) instead of a sort's O(n log n).
+    /// </summary>
+    internal static float SelectKth(Span<float> values, int k)
+    {
+        if ((uint)k >= (uint)values.Length) throw new ArgumentOutOfRangeException(nameof(k));
+        int lo = 0, hi = values.Length - 1;
+        while (lo < hi)
+        {
+            float a = values[lo], b = values[(lo + hi) >>> 1], c = values[hi];
+            float pivot = Math.Max(Math.Min(a, b), Math.Min(Math.Max(a, b), c));   // median of three
+            int lt = lo, i = lo, gt = hi;                                           // [lo, lt) < pivot, [lt, i) = pivot, (gt, hi] > pivot
+            while (i <= gt)
+            {
+                float v = values[i];
+                if (v < pivot) { values[i] = values[lt]; values[lt++] = v; i++; }
+                else if (v > pivot) { values[i] = values[gt]; values[gt--] = v; }
+                else i++;
+            }
+            if (k < lt) hi = lt - 1;
+            else if (k > gt) lo = gt + 1;
+            else return pivot;
+        }
+        return values[lo];
+    }
+
     // Positions not among the `keep` lowest keys, where equal keys are ordered by position (positions ascend).
     private static IEnumerable<int> LowestRemainder(float[] keys, int[] positions, long keep)
     {
@@ -129,9 +157,7 @@ public abstract class FisherRankedStrategy(double sparsity) : IRemovalStrategy
             foreach (int p in positions) yield return p;
             yield break;
         }
-        var sorted = (float[])keys.Clone();
-        Array.Sort(sorted);
-        float threshold = sorted[keep - 1];
+        float threshold = SelectKth((float[])keys.Clone(), (int)(keep - 1)); // the keep-th lowest key, as sorting would give it
         long below = 0;
         foreach (float k in keys) if (k < threshold) below++;
         long tiesKept = keep - below; // the first `tiesKept` keys equal to the threshold, in position order, are kept

@@ -132,4 +132,27 @@ public class RemovalStrategyTests
         Assert.Contains("sparsity must be between 0 and 1", Assert.Throws<IrrException>(() => new IrrStrategy(1.5)).Message);
         Assert.Contains("sparsity must be between 0 and 1", Assert.Throws<IrrException>(() => new IrrMoreStrategy(-0.1)).Message);
     }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 7)]
+    [InlineData(3, 1000)]
+    [InlineData(4, 4096)]
+    public void SelectionGivesTheValueSortingPutsAtEveryIndex(int seed, int n)
+    {
+        var rng = new Random(seed);
+        // Many ties (zero Fisher, a few repeated values), negatives (irr-more's −F) and distinct values.
+        var values = Enumerable.Range(0, n).Select(_ => rng.Next(4) switch
+        {
+            0 => 0f,
+            1 => rng.Next(3) * 0.25f,
+            2 => -(float)rng.NextDouble(),
+            _ => (float)rng.NextDouble(),
+        }).ToArray();
+        var sorted = (float[])values.Clone();
+        Array.Sort(sorted);
+        foreach (int k in Enumerable.Range(0, n).Where(k => n < 50 || k % 97 == 0 || k == n - 1))
+            Assert.Equal(sorted[k], FisherRankedStrategy.SelectKth((float[])values.Clone(), k));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FisherRankedStrategy.SelectKth((float[])values.Clone(), n));
+    }
 }
