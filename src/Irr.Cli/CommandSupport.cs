@@ -48,7 +48,7 @@ internal static class CommandSupport
     /// Runs a job with progress bars on standard error (so results on standard output stay clean): one bar per
     /// stage the job reports, with the rate of what the stage processes (tokens/s …) when it counts that; with
     /// <paramref name="oneBar"/>, a single bar whose text follows the stages (for a job whose Done/Total run over all
-    /// its stages, as irr sweep's do).
+    /// its stages, as irr sweep's do). The library's warnings (<see cref="Diagnostics.Warn"/>) are printed after the bars.
     /// </summary>
     public static T Run<T>(ParseResult parseResult, IJob<T> job, bool oneBar = false)
     {
@@ -86,6 +86,7 @@ internal static class CommandSupport
                 });
                 foreach (var (t, _) in tasks.Values) t.Value = t.MaxValue;
             });
+        Warnings.Current?.Flush(); // the library's warnings (a model's two weight layouts …), after the bars
         return result;
     }
 }

@@ -29,23 +29,30 @@ public static class Program
     internal static int Run(Command root, string[] args, TextWriter output, TextWriter error)
     {
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        using var listening = Warnings.Listen(error);
+        var warnings = Warnings.Current!;
         try
         {
-            return root.Parse(args).Invoke(config);
+            int code = root.Parse(args).Invoke(config);
+            warnings.Flush();
+            return code;
         }
         catch (IrrException e)
         {
+            warnings.Flush();
             error.WriteLine($"error: {e.Message}");
             return ExitBadInput;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // The runtime's messages name the path ("Could not find file '/x/model.safetensors'.").
+            warnings.Flush();
             error.WriteLine($"error: {e.Message}");
             return ExitBadInput;
         }
         catch (Exception e)
         {
+            warnings.Flush();
             error.WriteLine($"internal error: {e.GetType().Name}: {e.Message}");
             error.WriteLine(Environment.GetEnvironmentVariable("IRR_DEBUG") == "1"
                 ? e.ToString()

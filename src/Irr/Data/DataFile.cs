@@ -16,6 +16,8 @@ namespace Irr.Data;
 /// <item>one JSON object: the CatQA tree <c>{category: {subcategory: [questions]}}</c> (any depth; the keys form the
 /// category path, joined by "/"), or, when it has a record's field (<c>prompt</c>, <c>instruction</c>, …), one record.</item>
 /// </list>
+/// A data set without records (an empty file, only blank lines, a CSV header alone, <c>[]</c>) is refused here, for every
+/// command alike, with <see cref="EmptyMessage"/>.
 /// </summary>
 public static class DataFile
 {
@@ -25,7 +27,7 @@ public static class DataFile
     /// <summary>Reads the records of a data file, in file order.</summary>
     /// <param name="path">The file.</param>
     /// <param name="paragraphs">Read a <c>.txt</c> file as paragraphs (texts for perplexity); otherwise .txt is read as JSON or JSONL.</param>
-    /// <exception cref="IrrException">The file is missing or malformed; the message names the file and the line or JSON path.</exception>
+    /// <exception cref="IrrException">The file is missing, malformed or holds no records; the message names the file and the line or JSON path.</exception>
     public static IReadOnlyList<DataRecord> Read(string path, bool paragraphs = false)
     {
         if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
@@ -33,8 +35,18 @@ public static class DataFile
     }
 
     /// <summary>Reads records from a file's text; <paramref name="fileName"/> (with its extension) picks the container and names the file in errors.</summary>
-    /// <exception cref="IrrException">The text is malformed; the message names the line or JSON path.</exception>
+    /// <exception cref="IrrException">The text is malformed or holds no records; the message names the line or JSON path.</exception>
     public static IReadOnlyList<DataRecord> Parse(string text, string fileName, bool paragraphs = false)
+    {
+        var records = ParseAny(text, fileName, paragraphs);
+        return records.Count > 0 ? records : throw new IrrException(EmptyMessage(fileName));
+    }
+
+    /// <summary>The one error for a data set without records: <c>data.jsonl: no records (an empty data set)</c>.</summary>
+    /// <param name="fileName">The file's name.</param>
+    public static string EmptyMessage(string fileName) => $"{fileName}: no records (an empty data set)";
+
+    private static IReadOnlyList<DataRecord> ParseAny(string text, string fileName, bool paragraphs)
     {
         string extension = Path.GetExtension(fileName).ToLowerInvariant();
         if (extension == ".csv") return ParseCsv(text, fileName);
@@ -57,14 +69,6 @@ public static class DataFile
         }
         return JsonLines(text, fileName);
     }
-
-    /// <summary>The items read, or an error when there are none: <c>data.json: no prompts (path)</c>.</summary>
-    /// <param name="items">The items of the file.</param>
-    /// <param name="path">The file, as given.</param>
-    /// <param name="what">What the items are, plural ("prompts", "examples" …).</param>
-    /// <exception cref="IrrException"><paramref name="items"/> is empty.</exception>
-    public static IReadOnlyList<T> NonEmpty<T>(IReadOnlyList<T> items, string path, string what) =>
-        items.Count > 0 ? items : throw new IrrException($"{Path.GetFileName(path)}: no {what} ({path})");
 
     private static List<DataRecord> JsonLines(string text, string fileName)
     {
@@ -115,7 +119,7 @@ public static class DataFile
     private static List<DataRecord> ParseCsv(string text, string fileName)
     {
         var rows = Csv.Parse(text, fileName);
-        if (rows.Count == 0) throw new IrrException($"{fileName}: empty CSV file (expected a header row)");
+        if (rows.Count == 0) return [];
         var header = new CsvHeader(fileName, rows[0].Line, rows[0].Fields);
         var records = new List<DataRecord>();
         foreach (var row in rows.Skip(1))

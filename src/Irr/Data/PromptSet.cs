@@ -18,7 +18,7 @@ public sealed record PromptSet(string Name, string File, IReadOnlyList<PromptRec
     /// <summary>Reads a prompt set.</summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed, or a prompt is empty; the message names the file and the line or JSON path.</exception>
     public static PromptSet Load(string path) =>
-        new(Path.GetFileNameWithoutExtension(path), path, DataFile.NonEmpty(Prompts(DataFile.Read(path)), path, "prompts"));
+        new(Path.GetFileNameWithoutExtension(path), path, Prompts(DataFile.Read(path)));
 
     /// <summary>Reads prompts from a file's text; <paramref name="fileName"/> (with its extension) names it and picks the container.</summary>
     /// <exception cref="IrrException">The text is malformed, or a prompt is empty.</exception>

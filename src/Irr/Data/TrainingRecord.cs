@@ -11,7 +11,7 @@ namespace Irr.Data;
 public sealed record TrainingRecord(string User, string Answer)
 {
     /// <summary>Reads a data file (<see cref="DataFile"/>).</summary>
-    /// <exception cref="IrrException">The file is missing or a record is malformed; the message names the line or index.</exception>
+    /// <exception cref="IrrException">The file is missing, empty or a record is malformed; the message names the line or index.</exception>
     public static IReadOnlyList<TrainingRecord> Load(string path) => DataFile.Read(path).Select(Of).ToList();
 
     /// <summary>Reads records from the text of a data file; <paramref name="fileName"/> names it in errors and picks the container.</summary>

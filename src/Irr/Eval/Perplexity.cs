@@ -28,7 +28,7 @@ public static class Perplexity
     /// </summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed.</exception>
     public static IReadOnlyList<string> LoadTexts(string path) =>
-        DataFile.NonEmpty(DataFile.Read(path, paragraphs: true).Select(r => r.Text()).ToList(), path, "texts");
+        DataFile.Read(path, paragraphs: true).Select(r => r.Text()).ToList();
 
     /// <summary>The perplexity of <paramref name="model"/> on <paramref name="texts"/>; <paramref name="progress"/> gets (records, tokens) per batch.</summary>
     /// <exception cref="IrrException"><paramref name="maxLength"/> is below 2.</exception>

@@ -113,7 +113,7 @@ public static class SafetyEvaluation
     public static IReadOnlyList<SafetyResponse> LoadResponses(string path)
     {
         string set = Path.GetFileNameWithoutExtension(path);
-        return DataFile.NonEmpty(DataFile.Read(path).Select(r => new SafetyResponse(r.Set() ?? set, r.User(), r.Category(), r.Answer())).ToList(), path, "responses");
+        return DataFile.Read(path).Select(r => new SafetyResponse(r.Set() ?? set, r.User(), r.Category(), r.Answer())).ToList();
     }
 
     /// <summary>Reads a <c>responses.jsonl</c> as <see cref="Save"/> writes it, verdicts included.</summary>

@@ -20,7 +20,7 @@ public sealed record TaskExample(string User, string Gold, int Choices = 0)
     /// <c>#### 42</c>); and multiple choice {question, choices: [...], answer: "B" or a 0-based index}.
     /// </summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed; the message names the line or JSON path.</exception>
-    public static IReadOnlyList<TaskExample> Load(string path) => DataFile.NonEmpty(DataFile.Read(path).Select(Of).ToList(), path, "examples");
+    public static IReadOnlyList<TaskExample> Load(string path) => DataFile.Read(path).Select(Of).ToList();
 
     /// <summary>The task view of one record.</summary>
     /// <exception cref="IrrException">The record has no user message or no answer, or its choices or answer are malformed.</exception>

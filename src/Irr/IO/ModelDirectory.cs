@@ -5,7 +5,8 @@ namespace Irr.IO;
 /// <summary>
 /// A Hugging Face model directory: <c>config.json</c> and the weights, in one
 /// <c>model.safetensors</c> or in shards listed by <c>model.safetensors.index.json</c>.
-/// Opening reads only the config, the index and the shard headers.
+/// Opening reads only the config, the index and the shard headers. Where both layouts are present,
+/// <c>model.safetensors</c> is loaded, as transformers' <c>from_pretrained</c> does, with a warning.
 /// </summary>
 public sealed class ModelDirectory : IDisposable
 {
@@ -18,9 +19,10 @@ public sealed class ModelDirectory : IDisposable
     private readonly Dictionary<string, (SafetensorsFile File, TensorInfo Info)> tensors;
 
     private ModelDirectory(string path, ModelConfig config, List<SafetensorsFile> shards, string? index,
-        Dictionary<string, (SafetensorsFile, TensorInfo)> tensors)
+        Dictionary<string, (SafetensorsFile, TensorInfo)> tensors, IReadOnlyList<string> warnings)
     {
         Path = path;
+        Warnings = warnings;
         Config = config;
         Shards = shards;
         IndexPath = index;
@@ -39,6 +41,12 @@ public sealed class ModelDirectory : IDisposable
     /// <summary>The index file, or null for a single weights file.</summary>
     public string? IndexPath { get; }
 
+    /// <summary>
+    /// What the directory holds that is not loaded, one line each (e.g. a shard index beside <c>model.safetensors</c>);
+    /// each is also given to <see cref="Diagnostics.Warn"/> when the directory is opened.
+    /// </summary>
+    public IReadOnlyList<string> Warnings { get; }
+
     /// <summary>Every tensor of the checkpoint, in file and header order.</summary>
     public IEnumerable<TensorInfo> Tensors => Shards.SelectMany(s => s.Tensors);
 
@@ -54,7 +62,9 @@ public sealed class ModelDirectory : IDisposable
     /// <summary>
     /// Opens a model directory: reads config.json, the shard index if there is one, and every
     /// shard's header, and (unless <paramref name="validate"/> is false) checks the tensors against
-    /// the config. Errors are <see cref="IrrException"/>s naming the file.
+    /// the config. Errors are <see cref="IrrException"/>s naming the file. The precedence is transformers':
+    /// <c>model.safetensors</c> before <c>model.safetensors.index.json</c>; where both are present the index and
+    /// its shards are ignored, with a warning (<see cref="Warnings"/>, <see cref="Diagnostics.Warn"/>).
     /// </summary>
     public static ModelDirectory Open(string path, bool validate = true)
     {
@@ -74,23 +84,28 @@ public sealed class ModelDirectory : IDisposable
             string singlePath = System.IO.Path.Combine(path, WeightsFile);
             Dictionary<string, (SafetensorsFile, TensorInfo)> map;
             string? index = null;
-            if (File.Exists(indexPath))
+            var warnings = new List<string>();
+            // transformers (modeling_utils, from_pretrained): the single file first, then the shard index.
+            if (File.Exists(singlePath))
             {
-                index = indexPath;
-                map = OpenSharded(path, indexPath, shards);
-            }
-            else if (File.Exists(singlePath))
-            {
+                if (File.Exists(indexPath))
+                    warnings.Add($"{path}: holds both {WeightsFile} and {IndexFile}{ShardCountText(indexPath)}; loading {WeightsFile}, as transformers does");
                 var file = SafetensorsFile.Open(singlePath);
                 shards.Add(file);
                 map = new Dictionary<string, (SafetensorsFile, TensorInfo)>(StringComparer.Ordinal);
                 foreach (var t in file.Tensors) map[t.Name] = (file, t);
             }
+            else if (File.Exists(indexPath))
+            {
+                index = indexPath;
+                map = OpenSharded(path, indexPath, shards);
+            }
             else
             {
                 throw new IrrException(NoWeightsMessage(path));
             }
-            var model = new ModelDirectory(path, config, shards, index, map);
+            foreach (string warning in warnings) Diagnostics.Warn(warning);
+            var model = new ModelDirectory(path, config, shards, index, map, warnings);
             if (validate) model.CheckAgainstConfig();
             return model;
         }
@@ -236,6 +251,24 @@ public sealed class ModelDirectory : IDisposable
             }
         }
         return map;
+    }
+
+    // " (+N shards)" from an index that is not loaded; nothing when it cannot be read.
+    private static string ShardCountText(string indexPath)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("weight_map", out var map) && map.ValueKind == JsonValueKind.Object)
+            {
+                int n = map.EnumerateObject().Where(e => e.Value.ValueKind == JsonValueKind.String).Select(e => e.Value.GetString()).Distinct(StringComparer.Ordinal).Count();
+                return $" (+{n} shard{(n == 1 ? "" : "s")})";
+            }
+        }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
+        {
+        }
+        return "";
     }
 
     private static string NoWeightsMessage(string path)

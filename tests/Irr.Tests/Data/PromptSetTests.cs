@@ -95,8 +95,8 @@ public class PromptSetTests
     [InlineData("bad.csv", "goal,target\na,b\nc\"x\",d\n", "bad.csv line 3")]
     [InlineData("bad.csv", "question_text,target\na,b\n", "bad.csv line 1")]
     [InlineData("bad.csv", "goal,target\n,b\n", "bad.csv line 2")]
-    [InlineData("empty.json", "[]", "empty.json: no prompts")]
-    [InlineData("empty.csv", "", "empty.csv: empty CSV")]
+    [InlineData("empty.json", "[]", "empty.json: no records (an empty data set)")]
+    [InlineData("empty.csv", "", "empty.csv: no records (an empty data set)")]
     public void MalformedFilesNameTheFileAndThePlace(string name, string text, string expected)
     {
         using var dir = new TempDir();

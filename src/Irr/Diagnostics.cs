@@ -1,0 +1,32 @@
+namespace Irr;
+
+/// <summary>
+/// Warnings the library gives while it works (a model directory with two weight layouts …), for whoever listens:
+/// the library calls <see cref="Warn"/>, and a caller that wants them (the command line) wraps its work in
+/// <see cref="Listen"/>. The listener flows with the execution context (an <see cref="AsyncLocal{T}"/>), so
+/// concurrent callers (tests running commands in parallel, parallel loops) each hear only their own warnings.
+/// Without a listener a warning is dropped; the objects that give one also expose it (e.g. <c>ModelDirectory.Warnings</c>).
+/// </summary>
+public static class Diagnostics
+{
+    private static readonly AsyncLocal<Action<string>?> Listener = new();
+
+    /// <summary>Gives a one-line warning to the current listener, if any.</summary>
+    /// <param name="message">The warning, without a "warning: " prefix.</param>
+    public static void Warn(string message) => Listener.Value?.Invoke(message);
+
+    /// <summary>Sends the warnings given in this execution context to <paramref name="listener"/> until the result is disposed.</summary>
+    /// <param name="listener">Receives each warning.</param>
+    /// <returns>Restores the previous listener when disposed.</returns>
+    public static IDisposable Listen(Action<string> listener)
+    {
+        var previous = Listener.Value;
+        Listener.Value = listener;
+        return new Restore(previous);
+    }
+
+    private sealed class Restore(Action<string>? previous) : IDisposable
+    {
+        public void Dispose() => Listener.Value = previous;
+    }
+}
