@@ -28,16 +28,16 @@ internal static partial class Builtins
                 // transformers' tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False) = json.dumps
                 return PyJson.Dumps(v, Py.Truthy(Arg(0, "ensure_ascii", false)), Arg(1, "indent", null), Arg(2, "separators", null), Py.Truthy(Arg(3, "sort_keys", false)));
             case "upper":
-                return Py.Str(v).ToUpperInvariant();
+                return Py.Upper(Py.Str(v));
             case "lower":
-                return Py.Str(v).ToLowerInvariant();
+                return Py.Lower(Py.Str(v));
             case "capitalize":
             {
                 string s = Py.Str(v);
-                return s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant();
+                return s.Length == 0 ? s : Py.Upper(s[..1]) + Py.Lower(s[1..]);
             }
             case "title":
-                return Title(Py.Str(v));
+                return TitleFilter(Py.Str(v));
             case "default" or "d":
             {
                 var dflt = Arg(0, "default_value", "");
@@ -142,15 +142,16 @@ internal static partial class Builtins
                 {
                     long or bool => Py.ToLong(v),
                     double dd => (long)Math.Truncate(dd),
-                    string s when long.TryParse(s.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long l) => l,
-                    string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double dd) => (long)Math.Truncate(dd),
+                    // jinja2: int(value, base), then int(float(value)) so that "42.23"|int is 42, then the default.
+                    string s when PyParseInt(s, (int)Py.ToLong(Arg(1, "base", 10L))) is long l => l,
+                    string s when double.TryParse(WithoutDigitSeparators(s.Trim()), NumberStyles.Float, CultureInfo.InvariantCulture, out double dd) => (long)Math.Truncate(dd),
                     _ => Arg(0, "default", 0L),
                 };
             case "float":
                 return v switch
                 {
                     long or bool or double => Py.ToDouble(v),
-                    string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double dd) => dd,
+                    string s when double.TryParse(WithoutDigitSeparators(s.Trim()), NumberStyles.Float, CultureInfo.InvariantCulture, out double dd) => dd,
                     _ => Arg(0, "default", 0.0),
                 };
             case "abs":
@@ -162,7 +163,9 @@ internal static partial class Builtins
                 double x = Py.ToDouble(v), scale = Math.Pow(10, precision);
                 return method switch
                 {
-                    "common" => Math.Round(x * scale, MidpointRounding.AwayFromZero) / scale,
+                    // Python's round(int, n) stays an int.
+                    "common" when v is long or bool => (object)(precision >= 0 ? Py.ToLong(v) : (long)PyRound(x, precision)),
+                    "common" => PyRound(x, precision),
                     "ceil" => Math.Ceiling(x * scale) / scale,
                     "floor" => Math.Floor(x * scale) / scale,
                     _ => throw new JinjaError("method must be common, ceil or floor"),
@@ -178,11 +181,15 @@ internal static partial class Builtins
                 return Indent(Py.Str(v), Arg(0, "width", 4L), Py.Truthy(Arg(1, "first", false)), Py.Truthy(Arg(2, "blank", false)));
             case "min" or "max":
             {
+                // jinja2's min/max(case_sensitive=False, attribute=None): strings compare lower-cased.
                 var items = Py.Iterate(v);
                 if (items.Count == 0) return new Undefined($"No aggregated item, sequence was empty.");
+                bool caseSensitive = Py.Truthy(Arg(0, "case_sensitive", false));
+                var attribute = Arg(1, "attribute", null);
+                object? Key(object? x) => SortKey(attribute is null ? x : GetAttributePath(x, attribute), caseSensitive);
                 var best = items[0];
                 foreach (var x in items.Skip(1))
-                    if (name == "min" ? Py.Compare(x, best, "<") < 0 : Py.Compare(x, best, ">") > 0) best = x;
+                    if (name == "min" ? Py.Compare(Key(x), Key(best), "<") < 0 : Py.Compare(Key(x), Key(best), ">") > 0) best = x;
                 return best;
             }
             case "sum":
@@ -230,6 +237,7 @@ internal static partial class Builtins
         return value;
     }
 
+    /// <summary>Python's <c>str.title()</c>: a letter is upper-cased when the character before it is not a letter.</summary>
     private static string Title(string s)
     {
         var sb = new StringBuilder(s.Length);
@@ -237,9 +245,112 @@ internal static partial class Builtins
         foreach (char c in s)
         {
             sb.Append(start ? char.ToUpperInvariant(c) : char.ToLowerInvariant(c));
-            start = !char.IsLetterOrDigit(c);
+            start = !char.IsLetter(c);
         }
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// jinja2's <c>title</c> filter, which is not <c>str.title()</c>: words begin only after runs of
+    /// whitespace, <c>-</c>, <c>(</c>, <c>{</c>, <c>[</c> or <c>&lt;</c>; each word's first character is
+    /// upper-cased and the rest lower-cased.
+    /// </summary>
+    private static string TitleFilter(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        int i = 0;
+        while (i < s.Length)
+        {
+            int j = i;
+            bool delimiter = IsTitleDelimiter(s[i]);
+            while (j < s.Length && IsTitleDelimiter(s[j]) == delimiter) j++;
+            string item = s[i..j];
+            int first = char.IsHighSurrogate(item[0]) && item.Length > 1 ? 2 : 1;
+            sb.Append(Py.Upper(item[..first])).Append(Py.Lower(item[first..]));
+            i = j;
+        }
+        return sb.ToString();
+    }
+
+    private static bool IsTitleDelimiter(char c) => c is '-' or '(' or '{' or '[' or '<' || Lexer.IsSpace(c);
+
+    /// <summary>Python's <c>int(s, base)</c> for base 0 or 2–36: whitespace, sign, base prefix, single underscores between digits.</summary>
+    private static long? PyParseInt(string text, int numberBase)
+    {
+        string s = text.Trim(PyWhitespace);
+        if (numberBase is not 0 and (< 2 or > 36)) throw new JinjaError("int() base must be >= 2 and <= 36, or 0");
+        bool negative = false;
+        if (s.Length > 0 && s[0] is '+' or '-')
+        {
+            negative = s[0] == '-';
+            s = s[1..];
+        }
+        int b = numberBase;
+        if (s.Length > 1 && s[0] == '0' && char.ToLowerInvariant(s[1]) is 'x' or 'o' or 'b')
+        {
+            int prefixBase = char.ToLowerInvariant(s[1]) switch { 'x' => 16, 'o' => 8, _ => 2 };
+            if (b == 0 || b == prefixBase)
+            {
+                b = prefixBase;
+                s = s[2..];
+                if (s.StartsWith('_')) s = s[1..];
+            }
+        }
+        else if (b == 0)
+        {
+            b = 10;
+            if (s.Length > 1 && s[0] == '0' && s.Any(c => c is not ('0' or '_'))) return null;
+        }
+        if (s.Length == 0 || s[0] == '_' || s[^1] == '_' || s.Contains("__", StringComparison.Ordinal)) return null;
+        long value = 0;
+        foreach (char c in s)
+        {
+            if (c == '_') continue;
+            int digit = c is >= '0' and <= '9' ? c - '0' : char.ToLowerInvariant(c) is >= 'a' and <= 'z' and var lc ? lc - 'a' + 10 : 99;
+            if (digit >= b) return null;
+            value = checked(value * b + digit);
+        }
+        return negative ? -value : value;
+    }
+
+    private static readonly char[] PyWhitespace = [' ', '\t', '\n', '\r', '\v', '\f', '\u001c', '\u001d', '\u001e', '\u001f', '\u0085', '\u00a0', '\u1680', '\u2000', '\u2001', '\u2002', '\u2003', '\u2004', '\u2005', '\u2006', '\u2007', '\u2008', '\u2009', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000'];
+
+    /// <summary>Python's numeric literals in <c>int()</c>/<c>float()</c> allow single underscores between digits.</summary>
+    private static string WithoutDigitSeparators(string s)
+    {
+        if (!s.Contains('_')) return s;
+        for (int i = 0; i < s.Length; i++)
+            if (s[i] == '_' && (i == 0 || i == s.Length - 1 || !char.IsAsciiDigit(s[i - 1]) || !char.IsAsciiDigit(s[i + 1]))) return s;
+        return s.Replace("_", "", StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Python's <c>round(x, n)</c>: the exact binary value rounded half to even at <paramref name="precision"/>
+    /// decimals (so <c>round(2.5)</c> is 2.0 and <c>round(2.675, 2)</c> is 2.67), returned as a float.
+    /// </summary>
+    private static double PyRound(double x, int precision)
+    {
+        if (double.IsNaN(x) || double.IsInfinity(x) || x == 0) return x;
+        long bits = BitConverter.DoubleToInt64Bits(x);
+        int exponent = (int)((bits >> 52) & 0x7FF);
+        long mantissa = bits & 0xFFFFFFFFFFFFFL;
+        if (exponent == 0) exponent++;
+        else mantissa |= 1L << 52;
+        exponent -= 1075;
+        if (exponent >= 0 && precision >= 0) return x;
+        // |x| = mantissa * 2^exponent; scaled = |x| * 10^precision = num / den exactly.
+        var num = new System.Numerics.BigInteger(mantissa);
+        var den = System.Numerics.BigInteger.One;
+        if (exponent >= 0) num <<= exponent;
+        else den <<= -exponent;
+        if (precision >= 0) num *= System.Numerics.BigInteger.Pow(10, precision);
+        else den *= System.Numerics.BigInteger.Pow(10, -precision);
+        var q = System.Numerics.BigInteger.DivRem(num, den, out var r);
+        int cmp = (2 * r).CompareTo(den);
+        if (cmp > 0 || (cmp == 0 && !q.IsEven)) q += 1;
+        string digits = (x < 0 ? "-" : "") + q.ToString(CultureInfo.InvariantCulture) + "E" + (-precision).ToString(CultureInfo.InvariantCulture);
+        double result = double.Parse(digits, NumberStyles.Float, CultureInfo.InvariantCulture);
+        return result == 0 && x < 0 ? -0.0 : result;
     }
 
     private static string Indent(string s, object? width, bool first, bool blank)
@@ -300,8 +411,8 @@ internal static partial class Builtins
             "split" => new("split", (a, k) => PySplit(s, a.Count > 0 ? a[0] : k.GetValueOrDefault("sep"), a.Count > 1 ? Py.ToLong(a[1]) : k.TryGetValue("maxsplit", out var m) ? Py.ToLong(m) : -1)),
             "startswith" => new("startswith", (a, _) => Affix(a, p => s.StartsWith(p, StringComparison.Ordinal))),
             "endswith" => new("endswith", (a, _) => Affix(a, p => s.EndsWith(p, StringComparison.Ordinal))),
-            "upper" => new("upper", (_, _) => s.ToUpperInvariant()),
-            "lower" => new("lower", (_, _) => s.ToLowerInvariant()),
+            "upper" => new("upper", (_, _) => Py.Upper(s)),
+            "lower" => new("lower", (_, _) => Py.Lower(s)),
             "title" => new("title", (_, _) => Title(s)),
             "capitalize" => new("capitalize", (_, _) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant()),
             "replace" => new("replace", (a, _) => PyReplace(s, Py.Str(a.ElementAtOrDefault(0)), Py.Str(a.ElementAtOrDefault(1)), a.Count > 2 ? Py.ToLong(a[2]) : -1)),

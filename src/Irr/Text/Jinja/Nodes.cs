@@ -241,14 +241,17 @@ internal sealed class IfStmt(List<(Expr Test, List<Stmt> Body)> branches, List<S
     }
 }
 
+/// <summary>
+/// <c>{% for %}</c> as jinja2 scopes it: each iteration renders in a fresh scope over the enclosing one,
+/// so a <c>set</c> in the body is invisible after the loop and to the next iteration (state that must
+/// outlive an iteration goes through a <c>namespace()</c>). The <c>else</c> body has a scope of its own too.
+/// </summary>
 internal sealed class ForStmt(List<string> targets, Expr iterable, Expr? filter, List<Stmt> body, List<Stmt>? otherwise, int line) : Stmt(line)
 {
     public override Flow Render(RenderContext ctx)
     {
         var source = iterable.Evaluate(ctx);
         var outer = ctx.Scope;
-        var scope = new Scope(outer);
-        ctx.Scope = scope;
         try
         {
             var items = Py.Iterate(source).ToList();
@@ -257,12 +260,19 @@ internal sealed class ForStmt(List<string> targets, Expr iterable, Expr? filter,
                 var kept = new List<object?>();
                 foreach (var item in items)
                 {
-                    Bind(scope, item);
+                    var test = new Scope(outer);
+                    Bind(test, item);
+                    ctx.Scope = test;
                     if (Py.Truthy(filter.Evaluate(ctx))) kept.Add(item);
                 }
                 items = kept;
             }
-            if (items.Count == 0) return otherwise is null ? Flow.Normal : RenderAll(otherwise, ctx);
+            if (items.Count == 0)
+            {
+                if (otherwise is null) return Flow.Normal;
+                ctx.Scope = new Scope(outer);
+                return RenderAll(otherwise, ctx);
+            }
             var loop = new LoopContext(items, ctx.LoopDepth);
             ctx.LoopDepth++;
             try
@@ -270,8 +280,10 @@ internal sealed class ForStmt(List<string> targets, Expr iterable, Expr? filter,
                 for (int i = 0; i < items.Count; i++)
                 {
                     loop.Index0 = i;
+                    var scope = new Scope(outer);
                     Bind(scope, items[i]);
                     scope.Set("loop", loop);
+                    ctx.Scope = scope;
                     if (RenderAll(body, ctx) == Flow.Break) break;
                 }
             }

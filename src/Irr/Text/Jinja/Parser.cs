@@ -17,6 +17,7 @@ internal sealed class Parser
     private readonly string name;
     private readonly Stack<(string Opener, string EndTag)> openBlocks = new();
     private int index;
+    private HashSet<string> referencedNames = new(StringComparer.Ordinal);
 
     private Parser(List<TemplatePiece> pieces, string name)
     {
@@ -33,6 +34,12 @@ internal sealed class Parser
     }
 
     private IrrException Error(int line, string message) => new($"{name} line {line}: {message}");
+
+    private NameExpr Referenced(NameExpr expr)
+    {
+        referencedNames.Add(expr.Name);
+        return expr;
+    }
 
     /// <summary>Statements up to one of <paramref name="endTags"/> (returned with its stream positioned after the tag name).</summary>
     private (List<Stmt> Body, Token? End) ParseBody(int loopDepth, string[] endTags)
@@ -190,8 +197,16 @@ internal sealed class Parser
                 }
                 ts.Expect(")");
                 ts.ExpectEnd();
+                var outerNames = referencedNames;
+                referencedNames = new(StringComparer.Ordinal);
                 var body = ExpectBlockEnd(0, "macro", line, "endmacro", out var end);
                 CurrentEndTag().ExpectEnd();
+                // jinja2 gives a macro that reads varargs/kwargs/caller extra arguments; that is not supported.
+                foreach (var special in (string[])["varargs", "kwargs", "caller"])
+                    if (referencedNames.Contains(special) && !parameters.Any(p => p.Item1 == special))
+                        throw Error(line, $"unsupported: macro '{macroName}' reads '{special}' (macros taking extra arguments or a caller are not supported)");
+                outerNames.UnionWith(referencedNames);
+                referencedNames = outerNames;
                 return new MacroStmt(macroName, parameters, body, line);
             }
             case "break" or "continue":
@@ -398,7 +413,7 @@ internal sealed class Parser
                         "true" or "True" => new Literal(true, t.Line),
                         "false" or "False" => new Literal(false, t.Line),
                         "none" or "None" => new Literal(null, t.Line),
-                        _ => new NameExpr(t.Value, t.Line),
+                        _ => parser.Referenced(new NameExpr(t.Value, t.Line)),
                     };
                 case TokenKind.String:
                 {

@@ -2,8 +2,8 @@ namespace Irr.Text.Jinja;
 
 /// <summary>
 /// Variables as jinja2 scopes them: the render context at the root, the template's top-level
-/// <c>{% set %}</c>s above it, a new scope for each for loop and macro call (so a <c>set</c> inside a
-/// loop does not leak out of it), and none for <c>if</c>.
+/// <c>{% set %}</c>s above it, a new scope for each for-loop iteration and macro call (so a <c>set</c> inside a
+/// loop reaches neither the next iteration nor the code after the loop), and none for <c>if</c>.
 /// </summary>
 internal sealed class Scope(Scope? parent)
 {
