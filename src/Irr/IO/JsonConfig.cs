@@ -8,6 +8,9 @@ internal sealed class JsonConfig(JsonObject o, string source)
 {
     public JsonNode? Node(string key) => o.TryGetPropertyValue(key, out var v) ? v : null;
 
+    /// <summary>Whether the key is present, even with the value null.</summary>
+    public bool Has(string key) => o.ContainsKey(key);
+
     public string? String(string key) => Node(key) switch
     {
         null => null,

@@ -91,6 +91,19 @@ public sealed class ModelConfig
     /// <summary>Biases on gate_proj, up_proj and down_proj (Llama's mlp_bias).</summary>
     public bool MlpBias { get; private init; }
 
+    /// <summary>
+    /// The sliding-window size of each layer (0 = full causal attention), as transformers builds
+    /// <c>layer_types</c>: Mistral's <c>sliding_window</c> in every layer (4096 when the key is absent,
+    /// none when null); Qwen2's <c>sliding_window</c> when <c>use_sliding_window</c> is true, in the
+    /// layers with index ≥ <c>max_window_layers</c> (or those <c>layer_types</c> marks
+    /// <c>sliding_attention</c>); none for Llama. A query at position i attends to keys j with
+    /// i − window &lt; j ≤ i.
+    /// </summary>
+    public IReadOnlyList<int> SlidingWindows { get; private init; } = [];
+
+    /// <summary>The sliding window of layer <paramref name="layer"/>, 0 for full causal attention.</summary>
+    public int SlidingWindowOf(int layer) => layer < SlidingWindows.Count ? SlidingWindows[layer] : 0;
+
     /// <summary>The JSON as read, for writing it back with changes.</summary>
     public JsonObject Json { get; private init; } = [];
 
@@ -127,9 +140,20 @@ public sealed class ModelConfig
         string act = r.String("hidden_act") ?? "silu";
         if (act != "silu")
             throw new IrrException($"{source}: hidden_act '{act}' is not supported (Llama-family models use silu)");
+        RefuseUnsupportedKeys(r, source);
 
-        bool qwen2 = modelType == "qwen2";
-        bool attentionBias = r.Bool("attention_bias") ?? false;
+        bool qwen2 = modelType == "qwen2", llama = modelType == "llama";
+        // modeling_llama reads attention_bias and mlp_bias; Mistral has no biases and Qwen2 has q/k/v
+        // biases always, whatever these keys say (their configs do not take them).
+        bool attentionBias = llama && (r.Bool("attention_bias") ?? false);
+        int layers = r.RequiredInt("num_hidden_layers");
+        // transformers v5 writes rope_theta and rope_scaling inside rope_parameters
+        var ropeParameters = r.Node("rope_parameters") switch
+        {
+            null => null,
+            JsonObject o => new JsonConfig(o, source + ": rope_parameters"),
+            _ => throw new IrrException($"{source}: rope_parameters must be an object or null"),
+        };
         var config = new ModelConfig
         {
             Source = source,
@@ -137,24 +161,26 @@ public sealed class ModelConfig
             ModelType = modelType,
             HiddenSize = hidden,
             IntermediateSize = r.RequiredInt("intermediate_size"),
-            NumHiddenLayers = r.RequiredInt("num_hidden_layers"),
+            NumHiddenLayers = layers,
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             HeadDim = headDim,
             VocabSize = r.RequiredInt("vocab_size"),
             MaxPositionEmbeddings = r.Int("max_position_embeddings") ?? 2048,
             RmsNormEps = r.Double("rms_norm_eps") ?? 1e-6,
-            RopeTheta = r.Double("rope_theta") ?? 10000.0,
-            RopeScaling = ReadRopeScaling(r, source),
+            RopeTheta = ropeParameters?.Double("rope_theta") ?? r.Double("rope_theta") ?? 10000.0,
+            RopeScaling = ropeParameters is not null ? ReadRopeScaling(ropeParameters, source + ": rope_parameters") : ReadRopeScaling(r.Node("rope_scaling"), source + ": rope_scaling"),
             TieWordEmbeddings = r.Bool("tie_word_embeddings") ?? false,
             BosTokenId = r.Int("bos_token_id"),
             EosTokenIds = r.IntOrIntList("eos_token_id"),
             TorchDType = ReadTorchDType(r, source),
             QkvBias = qwen2 || attentionBias,
             OutputBias = !qwen2 && attentionBias,
-            MlpBias = !qwen2 && (r.Bool("mlp_bias") ?? false),
+            MlpBias = llama && (r.Bool("mlp_bias") ?? false),
+            SlidingWindows = ReadSlidingWindows(r, source, modelType, layers),
             Json = root,
         };
+        if (headDim % 2 != 0) throw new IrrException($"{source}: head_dim {headDim} is odd (rotary embeddings rotate pairs)");
         foreach (var (name, value) in new[] { ("hidden_size", hidden), ("intermediate_size", config.IntermediateSize), ("num_hidden_layers", config.NumHiddenLayers), ("vocab_size", config.VocabSize) })
             if (value <= 0) throw new IrrException($"{source}: {name} must be positive, not {value}");
         return config;
@@ -208,14 +234,21 @@ public sealed class ModelConfig
     public override string ToString() =>
         $"{Architecture}, {NumHiddenLayers} layers, hidden {HiddenSize}, {NumAttentionHeads} heads ({NumKeyValueHeads} KV)";
 
-    private static RopeScaling? ReadRopeScaling(JsonConfig r, string source)
+    // rope_scaling (or v5's rope_parameters, which holds the same keys plus rope_theta)
+    private static RopeScaling? ReadRopeScaling(JsonConfig s, string where) => ReadRopeScaling(s, where, allowMissingType: true);
+
+    private static RopeScaling? ReadRopeScaling(JsonNode? node, string where)
     {
-        var node = r.Node("rope_scaling");
         if (node is null) return null;
-        if (node is not JsonObject o) throw new IrrException($"{source}: rope_scaling must be an object or null");
-        var s = new JsonConfig(o, source + ": rope_scaling");
-        string type = s.String("rope_type") ?? s.String("type") ?? throw new IrrException($"{source}: rope_scaling has no rope_type");
-        switch (type)
+        if (node is not JsonObject o) throw new IrrException($"{where} must be an object or null");
+        return ReadRopeScaling(new JsonConfig(o, where), where, allowMissingType: false);
+    }
+
+    private static RopeScaling? ReadRopeScaling(JsonConfig s, string where, bool allowMissingType)
+    {
+        string? type = s.String("rope_type") ?? s.String("type");
+        if (type is null && !allowMissingType) throw new IrrException($"{where} has no rope_type");
+        switch (type ?? "default")
         {
             case "default":
                 return null;
@@ -225,8 +258,64 @@ public sealed class ModelConfig
                 return new RopeScaling("llama3", s.RequiredDouble("factor"), s.RequiredDouble("low_freq_factor"),
                     s.RequiredDouble("high_freq_factor"), s.RequiredInt("original_max_position_embeddings"));
             default:
-                throw new IrrException($"{source}: rope_scaling type '{type}' is not supported (irr supports llama3 and linear)");
+                throw new IrrException($"{where} type '{type}' is not supported (irr supports llama3 and linear)");
         }
+    }
+
+    // Keys that would change the computation and that irr does not implement: refused, never ignored.
+    private static void RefuseUnsupportedKeys(JsonConfig r, string source)
+    {
+        if (r.Double("partial_rotary_factor") is { } f && f != 1.0)
+            throw new IrrException($"{source}: partial_rotary_factor {f} is not supported (irr rotates the whole head)");
+        foreach (string key in new[] { "final_logit_softcapping", "attn_logit_softcapping" })
+            if (r.Double(key) is { } cap)
+                throw new IrrException($"{source}: {key} {cap} is not supported (logit soft-capping is not part of Llama, Mistral or Qwen2)");
+        foreach (string key in new[] { "use_qk_norm", "qk_layernorm", "qk_norm" })
+            if (r.Node(key) is JsonValue v && !(v.TryGetValue(out bool b) && !b))
+                throw new IrrException($"{source}: {key} {v.ToJsonString()} is not supported (irr has no query/key norm)");
+    }
+
+    private static int[] ReadSlidingWindows(JsonConfig r, string source, string modelType, int layers)
+    {
+        var windows = new int[Math.Max(layers, 0)];
+        int Window()
+        {
+            // MistralConfig and Qwen2Config both default sliding_window to 4096; null means none
+            int w = r.Has("sliding_window") ? r.Int("sliding_window") ?? 0 : 4096;
+            if (w < 0 || (w == 0 && r.Node("sliding_window") is not null))
+                throw new IrrException($"{source}: sliding_window {w} must be positive or null");
+            return w;
+        }
+        switch (modelType)
+        {
+            case "mistral":
+                Array.Fill(windows, Window());
+                break;
+            case "qwen2":
+                // Qwen2Config: sliding_window = None unless use_sliding_window; layer_types, when not given,
+                // marks "sliding_attention" the layers i >= max_window_layers
+                if (!(r.Bool("use_sliding_window") ?? false)) break;
+                int window = Window();
+                if (r.Node("layer_types") is JsonArray types)
+                {
+                    if (types.Count != layers)
+                        throw new IrrException($"{source}: layer_types has {types.Count} entries for {layers} layers");
+                    for (int i = 0; i < layers; i++)
+                        windows[i] = (types[i] as JsonValue)?.TryGetValue(out string? t) == true ? t switch
+                        {
+                            "sliding_attention" => window,
+                            "full_attention" => 0,
+                            _ => throw new IrrException($"{source}: layer_types[{i}] '{t}' is not supported"),
+                        } : throw new IrrException($"{source}: layer_types[{i}] must be a string");
+                }
+                else
+                {
+                    int full = r.Int("max_window_layers") ?? 28;
+                    for (int i = Math.Max(full, 0); i < layers; i++) windows[i] = window;
+                }
+                break;
+        }
+        return windows;
     }
 
     private static TensorDType? ReadTorchDType(JsonConfig r, string source)

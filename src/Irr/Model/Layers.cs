@@ -159,11 +159,13 @@ internal static class Layers
     }
 
     // ---- causal grouped-query attention over packed sequences -------------------------------------
-    //   head h reads key/value head h / (H / KVH); scores S = Q·Kᵀ/√D masked to j ≤ i; P = softmax(S); O = P·V
+    //   head h reads key/value head h / (H / KVH); scores S = Q·Kᵀ/√D masked to j ≤ i (and, with a sliding
+    //   window W > 0, to i − W < j, as transformers' sliding_window_overlay); P = softmax(S); O = P·V
 
-    // out (T, H·D), probs (Σ_s len_s², H) = attention of q (T, H·D), k, v (T, KVH·D); sequences [starts[s], starts[s+1])
+    // out (T, H·D), probs (Σ_s len_s², H) = attention of q (T, H·D), k, v (T, KVH·D); sequences [starts[s], starts[s+1]);
+    // window 0 = full causal attention
     public static void AttentionForward(Span<float> output, Span<float> probs, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim)
+        ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim, int window = 0)
     {
         int qStride = heads * headDim, kvStride = kvHeads * headDim, group = heads / kvHeads;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -178,7 +180,7 @@ internal static class Layers
                 // S (len,len) = Q_h (len,D) · K_kvh (len,D)ᵀ · scale, lower triangle only
                 Gemm.ComputeLower(Transpose.No, Transpose.Yes, len, headDim, scale, q.Slice(t0 * qStride + h * headDim), qStride,
                     k.Slice(t0 * kvStride + kvh * headDim), kvStride, 0f, p, len);
-                CausalSoftmax(p, len);
+                CausalSoftmax(p, len, window);
                 // O_h (len,D) = P (len,len) · V_kvh (len,D)
                 Gemm.Compute(Transpose.No, Transpose.No, len, headDim, len, 1f, p, len, v.Slice(t0 * kvStride + kvh * headDim), kvStride, 0f, output.Slice(t0 * qStride + h * headDim), qStride);
             }
@@ -188,6 +190,7 @@ internal static class Layers
 
     // dq, dk, dv (+=) from dout (T, H·D), with the probs the forward saved:
     //   dV_kvh += Pᵀ·dO_h;  dP = dO_h·V_kvhᵀ;  dS = P ∘ (dP − rowsum(dP ∘ P));  dQ_h += dS·K·scale;  dK_kvh += dSᵀ·Q·scale
+    //   A sliding window needs nothing here: masked entries of P are exactly 0, so their dS is 0 too.
     public static void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> probs,
         ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim)
     {
@@ -231,20 +234,21 @@ internal static class Layers
     }
 
     // out (T, H·D) = attention of each token's query q (T, H·D) over its own sequence's cached keys and
-    // values at positions 0 … its position (the cache already holds this token's key and value)
+    // values at positions 0 … its position (the cache already holds this token's key and value); with a
+    // sliding window W > 0 only positions > its position − W (the cache keeps all, the window masks)
     public static void AttentionCachedForward(Span<float> output, ReadOnlySpan<float> q, KvCache cache, int layer,
-        ReadOnlySpan<int> cacheSequenceOfToken, ReadOnlySpan<int> positions, int heads, int kvHeads, int headDim)
+        ReadOnlySpan<int> cacheSequenceOfToken, ReadOnlySpan<int> positions, int heads, int kvHeads, int headDim, int window = 0)
     {
         int qStride = heads * headDim, kvStride = kvHeads * headDim, group = heads / kvHeads;
         float scale = 1f / MathF.Sqrt(headDim);
         float[] scores = [];
         for (int t = 0; t < positions.Length; t++)
         {
-            int len = positions[t] + 1;
+            int end = positions[t] + 1, first = WindowStart(positions[t], window), len = end - first;
             if (scores.Length < len) scores = new float[Math.Max(len, 2 * scores.Length)];
             var sc = scores.AsSpan(0, len);
-            var keys = cache.Keys(cacheSequenceOfToken[t], layer, len);
-            var values = cache.Values(cacheSequenceOfToken[t], layer, len);
+            var keys = cache.Keys(cacheSequenceOfToken[t], layer, end)[(first * kvStride)..];
+            var values = cache.Values(cacheSequenceOfToken[t], layer, end)[(first * kvStride)..];
             for (int h = 0; h < heads; h++)
             {
                 int kvh = h / group;
@@ -269,12 +273,18 @@ internal static class Layers
         return n * heads;
     }
 
-    // Row-wise softmax of the lower triangle of p (len,len) in place; the upper triangle becomes 0.
-    private static void CausalSoftmax(Span<float> p, int len)
+    // The first key position a query at position i attends to: 0, or i − window + 1 with a sliding window.
+    private static int WindowStart(int i, int window) => window > 0 ? Math.Max(0, i - window + 1) : 0;
+
+    // Row-wise softmax of the lower triangle of p (len,len) in place, row i over columns
+    // WindowStart(i) … i; every other entry becomes 0.
+    private static void CausalSoftmax(Span<float> p, int len, int window)
     {
         for (int i = 0; i < len; i++)
         {
-            var row = p.Slice(i * len, i + 1);
+            int first = WindowStart(i, window);
+            p.Slice(i * len, first).Clear();
+            var row = p.Slice(i * len + first, i + 1 - first);
             float max = TensorPrimitives.Max(row);
             TensorPrimitives.Subtract(row, max, row);
             TensorPrimitives.Exp(row, row);

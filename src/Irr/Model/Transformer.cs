@@ -373,17 +373,18 @@ public sealed class Transformer
         Layers.RopeForward(s.QueryStates, batch.Positions, rope.Cos, rope.Sin, heads, d);
         Layers.RopeForward(s.KeyStates, batch.Positions, rope.Cos, rope.Sin, kvHeads, d);
 
-        // attn_output (T,H·D) = causal GQA attention (over the batch, or over each sequence's KV cache);
+        // attn_output (T,H·D) = causal GQA attention (over the batch, or over each sequence's KV cache), within
+        // the layer's sliding window if it has one;
         // mlp_residual = x + attn_output · W_oᵀ
         if (s.Cache is { } cache)
         {
             for (int i = 0; i < t; i++)
                 cache.Store(s.CacheSequenceOfToken[i], layer, batch.Positions[i], s.KeyStates.AsSpan(i * kvDim, kvDim), s.ValueStates.AsSpan(i * kvDim, kvDim));
-            Layers.AttentionCachedForward(s.AttnOutput, s.QueryStates, cache, layer, s.CacheSequenceOfToken, batch.Positions, heads, kvHeads, d);
+            Layers.AttentionCachedForward(s.AttnOutput, s.QueryStates, cache, layer, s.CacheSequenceOfToken, batch.Positions, heads, kvHeads, d, cfg.SlidingWindowOf(layer));
         }
         else
         {
-            Layers.AttentionForward(s.AttnOutput, s.AttnProbs, s.QueryStates, s.KeyStates, s.ValueStates, batch.Starts, heads, kvHeads, d);
+            Layers.AttentionForward(s.AttnOutput, s.AttnProbs, s.QueryStates, s.KeyStates, s.ValueStates, batch.Starts, heads, kvHeads, d, cfg.SlidingWindowOf(layer));
         }
         if (Input("o_proj", s.AttnOutput, qDim)) return;
         Linear(layer, "o_proj", s.AttnOutput, s.BranchOutput, t, qDim, c, s);

@@ -102,6 +102,13 @@ public class ModelDirectoryTests
     [InlineData("hidden_size", "\"sixteen\"", "\"hidden_size\" must be an integer")]
     [InlineData("num_key_value_heads", "3", "not a positive multiple")]
     [InlineData("torch_dtype", "\"int8\"", "torch_dtype 'int8'")]
+    [InlineData("rope_parameters", "{\"rope_type\": \"dynamic\", \"factor\": 2.0, \"rope_theta\": 10000.0}", "rope_parameters type 'dynamic' is not supported")]
+    [InlineData("partial_rotary_factor", "0.5", "partial_rotary_factor 0.5 is not supported")]
+    [InlineData("final_logit_softcapping", "30.0", "final_logit_softcapping 30 is not supported")]
+    [InlineData("attn_logit_softcapping", "50.0", "attn_logit_softcapping 50 is not supported")]
+    [InlineData("use_qk_norm", "true", "use_qk_norm true is not supported")]
+    [InlineData("qk_layernorm", "true", "qk_layernorm true is not supported")]
+    [InlineData("head_dim", "5", "head_dim 5 is odd")]
     public void BadConfigsAreNamed(string key, string value, string expected)
     {
         string json = WithConfig(TinyModels.LlamaConfig, o => o[key] = JsonNode.Parse(value));

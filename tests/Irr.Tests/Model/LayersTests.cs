@@ -121,8 +121,10 @@ public class LayersTests
         GradientCheck.Check("dx", x, dx, Loss, h: 0.25f, relative: 1e-4, absolute: 1e-4);
     }
 
-    [Fact]
-    public void AttentionBackwardWithGroupedHeadsAndTwoSequences()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)] // a sliding window shorter than both sequences
+    public void AttentionBackwardWithGroupedHeadsAndTwoSequences(int window)
     {
         var rng = new Random(5);
         int H = 4, KVH = 2, D = 3;
@@ -133,7 +135,7 @@ public class LayersTests
         var probs = new float[Layers.AttentionProbsLength(starts, H)];
         double Loss()
         {
-            Layers.AttentionForward(output, probs, q, k, v, starts, H, KVH, D);
+            Layers.AttentionForward(output, probs, q, k, v, starts, H, KVH, D, window);
             return GradientCheck.Dot(output, dout);
         }
         Loss();
@@ -163,6 +165,12 @@ public class LayersTests
             [1, 1, 10, 10], [1.5f, 1.5f, 15, 15],                       // sequence 1
             [4, 4, 40, 40], [4.5f, 4.5f, 45, 45], [5, 5, 50, 50],      // sequence 2 sees only its own tokens
         ];
+        for (int t = 0; t < 5; t++)
+            for (int h = 0; h < H; h++) Assert.Equal(expected[t][h], output[t * H + h], 1e-5);
+
+        // With a sliding window of 2, token i averages tokens i − 1 and i of its sequence.
+        Layers.AttentionForward(output, probs, q, k, v, starts, H, KVH, D, window: 2);
+        expected[4] = [5.5f, 5.5f, 55, 55];
         for (int t = 0; t < 5; t++)
             for (int h = 0; h < H; h++) Assert.Equal(expected[t][h], output[t * H + h], 1e-5);
     }

@@ -5,7 +5,8 @@ namespace Irr.Tests.Model;
 /// <summary>
 /// A straightforward Llama forward pass in double precision, written from Hugging Face's
 /// modeling_llama.py (one sequence, plain loops, no packing, no GEMM, no streaming): the independent
-/// reference for the model's logits.
+/// reference for the model's logits. Sliding windows come from <c>layer_types</c>-style per-layer sizes:
+/// key j is masked for query i when i − j ≥ window (transformers' sliding_window_overlay).
 /// </summary>
 internal static class NaiveLlama
 {
@@ -30,6 +31,8 @@ internal static class NaiveLlama
             Rotate(q, H, D, invFreq);
             Rotate(k, KV, D, invFreq);
             var o = new double[T, H * D];
+            int W = cfg.SlidingWindowOf(l);
+            bool Masked(int i, int j) => j > i || (W > 0 && i - j >= W);
             for (int h = 0; h < H; h++)
             {
                 int kh = h / (H / KV); // repeat_kv
@@ -39,6 +42,7 @@ internal static class NaiveLlama
                     double max = double.NegativeInfinity;
                     for (int j = 0; j <= i; j++)
                     {
+                        if (Masked(i, j)) { s[j] = double.NegativeInfinity; continue; }
                         double dot = 0;
                         for (int d = 0; d < D; d++) dot += q[i, h * D + d] * k[j, kh * D + d];
                         s[j] = dot / Math.Sqrt(D);
@@ -54,19 +58,21 @@ internal static class NaiveLlama
                     }
                 }
             }
-            Add(x, Linear(o, w(p + "self_attn.o_proj.weight"), null, C));
+            Add(x, Linear(o, w(p + "self_attn.o_proj.weight"), cfg.OutputBias ? w(p + "self_attn.o_proj.bias") : null, C));
             var b = RmsNorm(x, w(p + "post_attention_layernorm.weight"), cfg.RmsNormEps);
-            var g = Linear(b, w(p + "mlp.gate_proj.weight"), null, I);
-            var u = Linear(b, w(p + "mlp.up_proj.weight"), null, I);
+            var g = Linear(b, w(p + "mlp.gate_proj.weight"), MlpBias(cfg, w, p + "mlp.gate_proj.bias"), I);
+            var u = Linear(b, w(p + "mlp.up_proj.weight"), MlpBias(cfg, w, p + "mlp.up_proj.bias"), I);
             var m = new double[T, I];
             for (int t = 0; t < T; t++) for (int i = 0; i < I; i++) m[t, i] = g[t, i] / (1 + Math.Exp(-g[t, i])) * u[t, i];
-            Add(x, Linear(m, w(p + "mlp.down_proj.weight"), null, C));
+            Add(x, Linear(m, w(p + "mlp.down_proj.weight"), MlpBias(cfg, w, p + "mlp.down_proj.bias"), C));
         }
         var hFinal = RmsNorm(x, w("model.norm.weight"), cfg.RmsNormEps);
         return Linear(hFinal, w(cfg.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"), null, V);
     }
 
     private static float[]? Bias(ModelConfig cfg, Func<string, float[]> w, string name) => cfg.QkvBias ? w(name) : null;
+
+    private static float[]? MlpBias(ModelConfig cfg, Func<string, float[]> w, string name) => cfg.MlpBias ? w(name) : null;
 
     private static double[,] RmsNorm(double[,] x, float[] weight, double eps)
     {

@@ -40,12 +40,21 @@ public class TransformerTests
         "llama",
         "qwen2-tied",
         "llama-mha",
+        "llama-biases-head-dim",
+        "mistral-window",
+        "qwen2-window",
     };
 
-    private static ModelConfig ConfigOf(string variant) => ModelConfig.Parse(variant switch
+    internal static ModelConfig ConfigOf(string variant) => ModelConfig.Parse(variant switch
     {
         "qwen2-tied" => Variant(Tiny, o => { o["architectures"] = new JsonArray("Qwen2ForCausalLM"); o["tie_word_embeddings"] = true; }),
         "llama-mha" => Variant(Tiny, o => o["num_key_value_heads"] = 2),
+        // attention_bias (q/k/v/o), mlp_bias (gate/up/down) and a head_dim other than hidden / heads
+        "llama-biases-head-dim" => Variant(Tiny, o => { o["attention_bias"] = true; o["mlp_bias"] = true; o["head_dim"] = 6; }),
+        // a window of 3 in every layer, shorter than the sequences
+        "mistral-window" => Variant(Tiny, o => { o["architectures"] = new JsonArray("MistralForCausalLM"); o["sliding_window"] = 3; }),
+        // Qwen2: full attention in layer 0 (< max_window_layers), a window of 2 in layer 1
+        "qwen2-window" => Variant(Tiny, o => { o["architectures"] = new JsonArray("Qwen2ForCausalLM"); o["use_sliding_window"] = true; o["sliding_window"] = 2; o["max_window_layers"] = 1; }),
         _ => Tiny,
     }, "config.json");
 
