@@ -67,8 +67,8 @@ internal static class RealignCommand
         public Option<string> Base { get; } = new("--base") { Description = "the aligned model θ_A the fine-tune started from", Required = true };
         public Option<string?> Finetuned { get; } = new("--finetuned") { Description = "the fully fine-tuned model θ_F (a model directory); give it or --adapter" };
         public Option<string?> Adapter { get; } = new("--adapter") { Description = "or θ_F as a PEFT LoRA adapter on --base" };
-        public Option<string> SafetyVector { get; } = new("--safety-vector") { Description = "from irr safety-vector", Required = true };
-        public Option<string> Fisher { get; } = new("--fisher") { Description = "from irr fisher", Required = true };
+        public Option<string> SafetyVector { get; } = new("--safety-vector") { Description = "from irr safety-vector (safetensors, or a torch.save .pt/.pth state dict)", Required = true };
+        public Option<string> Fisher { get; } = new("--fisher") { Description = "from irr fisher (safetensors, or a torch.save .pt/.pth state dict)", Required = true };
         public Option<string?> Calibration { get; } = new("--calibration") { Description = $"the task's own training data, for the Hessians{calibrationNote}: {CommandSupport.RecordFormats}" };
         public Option<string?> Modules { get; } = new("--modules") { Description = "target modules (default: the adapter's targets for --adapter, all seven otherwise)" };
         public Option<string> Method { get; } = new("--method") { Description = methodDescription, DefaultValueFactory = _ => "irr" };

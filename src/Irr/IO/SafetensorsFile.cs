@@ -69,7 +69,7 @@ public sealed class TensorInfo
 /// names, shapes, and offsets (inside the data section, matching shape × element size, no overlaps).
 /// Every problem is an <see cref="IrrException"/> naming the file and, where there is one, the tensor.
 /// </remarks>
-public sealed unsafe class SafetensorsFile : IDisposable
+public sealed unsafe class SafetensorsFile : ITensorFile
 {
     /// <summary>Largest header accepted, as in the reference implementation.</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -139,6 +139,15 @@ public sealed unsafe class SafetensorsFile : IDisposable
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <inheritdoc/>
+    public bool TryGetTensor(string name, out TensorDType dtype, out IReadOnlyList<long> shape)
+    {
+        if (byName.TryGetValue(name, out var info)) { dtype = info.DType; shape = info.Shape; return true; }
+        dtype = default;
+        shape = [];
+        return false;
     }
 
     /// <summary>Reads a whole tensor converted to float32.</summary>

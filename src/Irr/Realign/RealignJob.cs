@@ -175,8 +175,8 @@ public sealed record RealignJob : IJob<RealignReport>
         using var aligned = CheckpointWeights.Open(Base);
         using var theta = Finetuned is not null ? CheckpointWeights.Open(Finetuned) : CheckpointWeights.Open(Base, Adapter);
         var targets = Modules ?? (theta.Adapter is { } lora ? AdapterTargets(lora) : TargetModules.All);
-        using var vFile = SafetensorsFile.Open(SafetyVector);
-        using var fFile = SafetensorsFile.Open(Fisher);
+        using var vFile = TensorFiles.Open(SafetyVector);
+        using var fFile = TensorFiles.Open(Fisher);
         var obs = new ObsOptions { Strategy = strategy, BlockSize = BlockSize, PercDamp = PercDamp, Recalibrate = Recalibrate };
         var outputDType = OutputDType();
         var realigner = new Realigner(aligned, theta, vFile, fFile, new RealignOptions { Modules = targets, Obs = obs, OutputDType = outputDType });

@@ -142,7 +142,7 @@ public sealed class RealignReport
 public sealed class Realigner
 {
     private readonly IWeightSource aligned, finetuned;
-    private readonly SafetensorsFile safetyVector, fisher;
+    private readonly ITensorFile safetyVector, fisher;
     private readonly RealignOptions options;
     private readonly ModelConfig config;
 
@@ -150,7 +150,7 @@ public sealed class Realigner
     private static readonly string[][] InputGroups = [["q_proj", "k_proj", "v_proj"], ["o_proj"], ["gate_proj", "up_proj"], ["down_proj"]];
 
     /// <summary>θ_A, θ_F (a model, or θ_A with a LoRA adapter), the safety vector and the Fisher, checked against each other.</summary>
-    public Realigner(IWeightSource aligned, IWeightSource finetuned, SafetensorsFile safetyVector, SafetensorsFile fisher, RealignOptions options)
+    public Realigner(IWeightSource aligned, IWeightSource finetuned, ITensorFile safetyVector, ITensorFile fisher, RealignOptions options)
     {
         this.aligned = aligned;
         this.finetuned = finetuned;
@@ -377,17 +377,17 @@ public sealed class Realigner
     }
 
     // The safety vector / Fisher file has every target with the weight's shape and a float type.
-    private void CheckVectorFile(SafetensorsFile file, string what)
+    private void CheckVectorFile(ITensorFile file, string what)
     {
         var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);
         var missing = new List<string>();
         foreach (string name in TargetModules.WeightNames(config, options.Modules))
         {
-            if (!file.TryGet(name, out var info)) { missing.Add(name); continue; }
-            if (!info.Shape.SequenceEqual(shapes[name]))
-                throw new IrrException($"{file.Path}: tensor '{name}' is {info.ShapeText} but the model's weight is [{string.Join(", ", shapes[name])}]");
-            if (!info.DType.IsFloatingSupported())
-                throw new IrrException($"{file.Path}: tensor '{name}' has unsupported dtype {info.DType}");
+            if (!file.TryGetTensor(name, out var dtype, out var shape)) { missing.Add(name); continue; }
+            if (!shape.SequenceEqual(shapes[name]))
+                throw new IrrException($"{file.Path}: tensor '{name}' is [{string.Join(", ", shape)}] but the model's weight is [{string.Join(", ", shapes[name])}]");
+            if (!dtype.IsFloatingSupported())
+                throw new IrrException($"{file.Path}: tensor '{name}' has unsupported dtype {dtype}");
         }
         if (missing.Count > 0)
             throw new IrrException($"{file.Path}: the {what} lacks {missing.Count} target weight{(missing.Count == 1 ? "" : "s")}: " +

@@ -1,0 +1,226 @@
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using Irr.IO;
+
+namespace Irr.Tests.IO;
+
+/// <summary>
+/// <see cref="TorchFile"/> against state dicts written by real PyTorch (Debian's python3-torch 1.13.1,
+/// tests/fixtures/torch/make_state_dicts.py), and against hostile pickles. Not run in parallel with
+/// other classes: the byte-flip test allocates, and SafetensorsFileTests measures allocations.
+/// </summary>
+[CollectionDefinition(nameof(TorchFileTests), DisableParallelization = true)]
+[Collection(nameof(TorchFileTests))]
+public class TorchFileTests
+{
+    private static string Fixture(string name) => Text.Fixtures.Local($"torch/state_dicts/{name}");
+
+    public static TheoryData<string> Fixtures => new() { "dtypes", "views", "module" };
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void ReadsWhatTorchWrote(string name)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Fixture(name + ".json")));
+        using var file = TorchFile.Open(Fixture(name + ".pt"));
+        var expected = doc.RootElement.GetProperty("tensors");
+        Assert.Equal(expected.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal), file.Tensors.Select(t => t.Name));
+        foreach (var p in expected.EnumerateObject())
+        {
+            var info = file.Get(p.Name);
+            Assert.Equal(p.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()), info.Shape);
+            Assert.Equal(p.Value.GetProperty("stride").EnumerateArray().Select(e => e.GetInt64()), info.Strides);
+            Assert.Equal(p.Value.GetProperty("storage_offset").GetInt64(), info.StorageOffset);
+            Assert.Equal(p.Value.GetProperty("contiguous").GetBoolean(), info.IsContiguous);
+            string dtype = p.Value.GetProperty("dtype").GetString()!;
+            Assert.Equal(dtype switch
+            {
+                "float32" => TensorDType.F32, "float16" => TensorDType.F16, "bfloat16" => TensorDType.BF16, "float64" => TensorDType.F64,
+                "int64" => TensorDType.I64, "bool" => TensorDType.BOOL, _ => throw new InvalidOperationException(dtype),
+            }, info.DType);
+            var values = p.Value.GetProperty("values");
+            if (dtype.StartsWith("float") || dtype == "bfloat16")
+            {
+                // torch's float32 value, exactly (float64 narrows to float32 as .to(float32) does).
+                Assert.Equal(values.EnumerateArray().Select(e => (float)e.GetDouble()), file.ReadSingle(p.Name));
+            }
+            else
+            {
+                var ex = Assert.Throws<IrrException>(() => file.ReadSingle(p.Name));
+                Assert.Contains($"'{p.Name}' has dtype {info.DType}; a float weight is needed", ex.Message);
+                if (info.DType == TensorDType.I64)
+                    Assert.Equal(values.EnumerateArray().Select(e => e.GetInt64()), file.ReadInt64(p.Name));
+                else
+                    Assert.Equal(values.EnumerateArray().Select(e => (byte)e.GetInt64()), file.ReadBytes(info));
+            }
+        }
+    }
+
+    [Fact]
+    public void ViewsShareOneStorage()
+    {
+        using var file = TorchFile.Open(Fixture("views.pt"));
+        Assert.Same(file.Get("m").Storage, file.Get("m.t").Storage);
+        Assert.Same(file.Get("m").Storage, file.Get("tail").Storage);
+        Assert.Equal(24, file.Get("tail").StorageOffset);
+        Assert.False(file.Get("m.t").IsContiguous);
+        // The transpose read back is the transpose of the matrix.
+        float[] m = file.ReadSingle("m"), t = file.ReadSingle("m.t");
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 5; j++)
+                Assert.Equal(m[i * 5 + j], t[j * 4 + i]);
+    }
+
+    [Fact]
+    public void OpensThroughTensorFilesAndRefusesMissingTensors()
+    {
+        using var file = TensorFiles.Open(Fixture("module.pt"));
+        Assert.IsType<TorchFile>(file);
+        Assert.True(file.TryGetTensor("0.weight", out var dtype, out var shape));
+        Assert.Equal(TensorDType.F32, dtype);
+        Assert.Equal([3L, 4L], shape);
+        Assert.False(file.TryGetTensor("2.weight", out _, out _));
+        Assert.Contains("no tensor 'nope'", Assert.Throws<IrrException>(() => file.ReadSingle("nope")).Message);
+    }
+
+    // ---- hostile and broken archives ----
+
+    /// <summary>A zip archive as torch.save lays it out, with the given pickle and storages.</summary>
+    private static string Archive(TempDir dir, byte[] pickle, string fileName = "x.pt", string? byteorder = null, params (string Key, byte[] Data)[] storages)
+    {
+        string path = dir[fileName];
+        using (var zip = new ZipArchive(File.Create(path), ZipArchiveMode.Create))
+        {
+            void Add(string name, byte[] data)
+            {
+                using var s = zip.CreateEntry("archive/" + name, CompressionLevel.NoCompression).Open();
+                s.Write(data);
+            }
+            Add("data.pkl", pickle);
+            if (byteorder is not null) Add("byteorder", Encoding.ASCII.GetBytes(byteorder));
+            foreach (var (key, data) in storages) Add("data/" + key, data);
+            Add("version", "3\n"u8.ToArray());
+        }
+        return path;
+    }
+
+    private static byte[] Bytes(string latin1) => Encoding.Latin1.GetBytes(latin1);
+
+    public static TheoryData<string, string> Hostile(string marker) => new()
+    {
+        // protocol 0/2 GLOBAL of os.system (what pickle writes for os.system on Linux), called via REDUCE
+        { "\u0080\u0002cposix\nsystem\nq\u0000X\u000c\u0000\u0000\u0000" + "touch MARKER".Replace("MARKER", marker) + "q\u0001\u0085q\u0002Rq\u0003.", "posix.system" },
+        { "cos\nsystem\n(S'touch " + marker + "'\ntR.", "os.system" },
+        { "cbuiltins\neval\n(S'__import__(\"os\").system(\"touch " + marker + "\")'\ntR.", "builtins.eval" },
+        // protocol 4: a __reduce__ to subprocess.call written with STACK_GLOBAL and memoized names
+        { "\u0080\u0004\u0095\u0030\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u008c\u000asubprocess\u0094\u008c\u0004call\u0094\u0093\u0094]\u0094(\u008c\u0005touch\u0094h\u0000e\u0085R.", "subprocess.call" },
+        // INST (protocol 0 instance creation)
+        { "(S'touch " + marker + "'\niposix\nsystem\n.", "posix.system" },
+        // a state dict whose tensor rebuild is a different callable
+        { "\u0080\u0002ccollections\nOrderedDict\n)R(X\u0001\u0000\u0000\u0000wctorch._utils\n_rebuild_parameter\n)Ru.", "torch._utils._rebuild_parameter" },
+        // an allowed global's neighbour: the ClassDict Razorvine would otherwise build
+        { "\u0080\u0002ctorch\nTensor\n)R.", "torch.Tensor" },
+        { "\u0080\u0002c__builtin__\nset\n)R.", "__builtin__.set" },
+    };
+
+    [Fact]
+    public void RefusesEveryOtherGlobalByNameWithoutEffect()
+    {
+        using var dir = new TempDir();
+        string marker = dir["PWNED"];
+        foreach (var row in Hostile(marker))
+        {
+            string pickle = (string)row[0], global = (string)row[1];
+            string path = Archive(dir, Bytes(pickle));
+            var ex = Assert.Throws<IrrException>(() => TorchFile.Open(path));
+            Assert.Equal($"{path}: refuses the pickle global '{global}' (only a state dict's tensors are read)", ex.Message);
+            var ex2 = Assert.Throws<IrrException>(() => TensorFiles.Open(path));
+            Assert.Equal(ex.Message, ex2.Message);
+            Assert.False(File.Exists(marker));
+        }
+    }
+
+    [Fact]
+    public void RefusesBigEndianArchivesAndNonStateDicts()
+    {
+        using var dir = new TempDir();
+        byte[] empty = Bytes("\u0080\u0002ccollections\nOrderedDict\n)R.");
+        using (var ok = TorchFile.Open(Archive(dir, empty, "ok.pt", byteorder: "little"))) Assert.Empty(ok.Tensors);
+        Assert.Contains("byteorder 'big' is not supported", Assert.Throws<IrrException>(() => TorchFile.Open(Archive(dir, empty, "big.pt", byteorder: "big"))).Message);
+        Assert.Contains("holds a list, not a state dict", Assert.Throws<IrrException>(() => TorchFile.Open(Archive(dir, Bytes("\u0080\u0002]."), "list.pt"))).Message);
+        Assert.Contains("entry 'a' is a int", Assert.Throws<IrrException>(() => TorchFile.Open(Archive(dir, Bytes("\u0080\u0002}X\u0001\u0000\u0000\u0000aK\u0001s."), "int.pt"))).Message);
+        // A view reaching past its storage.
+        byte[] overrun = Bytes("\u0080\u0002ccollections\nOrderedDict\n)R(X\u0001\u0000\u0000\u0000wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\u0000\u0000\u0000storagectorch\nFloatStorage\nX\u0001\u0000\u0000\u00000X\u0003\u0000\u0000\u0000cpuK\u0002tQK\u0001K\u0002\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRu.");
+        string path = Archive(dir, overrun, "overrun.pt", null, ("0", new byte[8]));
+        Assert.Contains("tensor 'w' reaches element 2 of storage '0', which has 2", Assert.Throws<IrrException>(() => TorchFile.Open(path)).Message);
+        Assert.Contains("legacy format", Assert.Throws<IrrException>(() => TensorFiles.Open(Write(dir["legacy.pt"], Bytes("\u0080\u0002\u008a\u000a")))).Message);
+    }
+
+    private static string Write(string path, byte[] bytes)
+    {
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    private static void OpenAndReadAll(string path)
+    {
+        using var file = TorchFile.Open(path);
+        foreach (var t in file.Tensors) file.ReadBytes(t);
+    }
+
+    [Fact]
+    public void RandomByteFlipsGiveACleanErrorOrARead()
+    {
+        using var dir = new TempDir();
+        var rng = new Random(14);
+        byte[] original = File.ReadAllBytes(Fixture("views.pt"));
+        byte[] pickle;
+        using (var zip = ZipFile.OpenRead(Fixture("views.pt")))
+        using (var s = zip.GetEntry("views/data.pkl")!.Open())
+        using (var ms = new MemoryStream())
+        {
+            s.CopyTo(ms);
+            pickle = ms.ToArray();
+        }
+        byte[] storage0 = new byte[160];
+        using (var zip = ZipFile.OpenRead(Fixture("views.pt")))
+        using (var s = zip.GetEntry("views/data/0")!.Open()) s.ReadExactly(storage0);
+        byte[] storage1 = new byte[30];
+        using (var zip = ZipFile.OpenRead(Fixture("views.pt")))
+        using (var s = zip.GetEntry("views/data/1")!.Open()) s.ReadExactly(storage1);
+
+        int errors = 0, reads = 0;
+        for (int round = 0; round < 400; round++)
+        {
+            string path;
+            if (round % 2 == 0)
+            {
+                // Flips anywhere in the archive (zip structure, CRCs, pickle, data).
+                var bytes = (byte[])original.Clone();
+                for (int k = rng.Next(1, 4); k > 0; k--) bytes[rng.Next(bytes.Length)] ^= (byte)(1 << rng.Next(8));
+                path = Write(dir[$"flip{round}.pt"], bytes);
+            }
+            else
+            {
+                // Flips inside the pickle, re-zipped with valid CRCs so the unpickler sees them.
+                var bytes = (byte[])pickle.Clone();
+                for (int k = rng.Next(1, 4); k > 0; k--) bytes[rng.Next(bytes.Length)] ^= (byte)(1 << rng.Next(8));
+                path = Archive(dir, bytes, $"pkl{round}.pt", null, ("0", storage0), ("1", storage1));
+            }
+            try
+            {
+                OpenAndReadAll(path);
+                reads++;
+            }
+            catch (IrrException ex)
+            {
+                Assert.StartsWith(path + ": ", ex.Message);
+                Assert.DoesNotContain('\n', ex.Message);
+                errors++;
+            }
+            File.Delete(path);
+        }
+        Assert.True(errors > 50 && reads > 0, $"{errors} errors, {reads} reads");
+    }
+}
