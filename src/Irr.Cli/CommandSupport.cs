@@ -44,6 +44,16 @@ internal static class CommandSupport
         });
     }
 
+    /// <summary>Sets the action of a command whose job writes tensors to a file: runs it, then reports "wrote N tensors to OUTPUT".</summary>
+    public static void SetTensorWriterAction(Command command, Func<ParseResult, IJob<int>> build) =>
+        command.SetAction(parseResult =>
+        {
+            var job = build(parseResult);
+            int tensors = Run(parseResult, job);
+            parseResult.InvocationConfiguration.Error.WriteLine($"wrote {tensors} tensors to {job.Output}");
+            return 0;
+        });
+
     /// <summary>
     /// Runs a job with progress bars on standard error (so results on standard output stay clean): one bar per
     /// stage the job reports, with the rate of what the stage processes (tokens/s …) when it counts that; with

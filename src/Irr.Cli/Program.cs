@@ -88,6 +88,7 @@ public static class Program
             ReportCommand.Create(),
             DemoCommand.Create(),
             RunCommand.Create(),
+            ConvertCommand.Create(),
         };
         // `irr` on its own shows the help, like `irr --help`.
         root.SetAction(parseResult => new HelpAction().Invoke(parseResult));

@@ -31,13 +31,7 @@ internal static class SafetyVectorCommand
         {
             if ((r.GetResult(unaligned) is null) == (r.GetResult(unalignedAdapter) is null)) r.AddError("give exactly one of --unaligned and --unaligned-adapter");
         });
-        command.SetAction(parseResult =>
-        {
-            var job = Build(parseResult);
-            int tensors = CommandSupport.Run(parseResult, job);
-            parseResult.InvocationConfiguration.Error.WriteLine($"wrote {tensors} tensors to {job.OutputPath}");
-            return 0;
-        });
+        CommandSupport.SetTensorWriterAction(command, Build);
         return command;
     }
 }

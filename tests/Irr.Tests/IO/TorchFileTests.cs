@@ -87,7 +87,7 @@ public class TorchFileTests
     // ---- hostile and broken archives ----
 
     /// <summary>A zip archive as torch.save lays it out, with the given pickle and storages.</summary>
-    private static string Archive(TempDir dir, byte[] pickle, string fileName = "x.pt", string? byteorder = null, params (string Key, byte[] Data)[] storages)
+    internal static string Archive(TempDir dir, byte[] pickle, string fileName = "x.pt", string? byteorder = null, params (string Key, byte[] Data)[] storages)
     {
         string path = dir[fileName];
         using (var zip = new ZipArchive(File.Create(path), ZipArchiveMode.Create))
@@ -105,7 +105,7 @@ public class TorchFileTests
         return path;
     }
 
-    private static byte[] Bytes(string latin1) => Encoding.Latin1.GetBytes(latin1);
+    internal static byte[] Bytes(string latin1) => Encoding.Latin1.GetBytes(latin1);
 
     public static TheoryData<string, string> Hostile(string marker) => new()
     {

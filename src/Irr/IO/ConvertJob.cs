@@ -1,0 +1,208 @@
+using System.Globalization;
+using System.Text.Json;
+using Irr.Jobs;
+
+namespace Irr.IO;
+
+/// <summary>
+/// <c>irr convert</c>: a PyTorch state dict (<c>.pt</c>/<c>.pth</c>/<c>.bin</c>, zip format) to one safetensors
+/// file, or a model directory with <c>pytorch_model.bin</c> (or its shard index) to a Hugging Face safetensors
+/// model directory. Every tensor keeps its dtype and its bytes (a view is written as its contiguous values); the
+/// input is never modified, and the output is written whole or not at all.
+/// </summary>
+public sealed record ConvertJob : IJob<int>
+{
+    /// <summary>The single-file PyTorch weights of a model directory.</summary>
+    public const string TorchWeightsFile = "pytorch_model.bin";
+
+    /// <summary>The shard index of a model directory's PyTorch weights.</summary>
+    public const string TorchIndexFile = "pytorch_model.bin.index.json";
+
+    /// <summary>A state dict file, or a model directory holding <see cref="TorchWeightsFile"/> or <see cref="TorchIndexFile"/>.</summary>
+    public required string Input { get; init; }
+
+    /// <summary>The safetensors file (for a file input) or model directory (for a directory input) to write.</summary>
+    public required string OutputPath { get; init; }
+
+    /// <summary>Largest shard of a model directory, in bytes of tensor data (transformers' default "5GB").</summary>
+    public long MaxShardBytes { get; init; } = 5_000_000_000;
+
+    /// <summary>Replace the output if it exists.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "convert";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => [Input];
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate() =>
+        Provenance.Require(MaxShardBytes > 0, Command, $"max-shard-size must be positive, not {MaxShardBytes}");
+
+    /// <summary>
+    /// A size as transformers' <c>max_shard_size</c> reads it: a number of bytes, or a number with a unit,
+    /// <c>GB</c>/<c>MB</c>/<c>KB</c> (powers of 10) or <c>GiB</c>/<c>MiB</c>/<c>KiB</c> (powers of 2).
+    /// </summary>
+    /// <exception cref="IrrException">Not such a size.</exception>
+    public static long ParseSize(string text)
+    {
+        string s = text.Trim();
+        (string Suffix, long Factor)[] units = [("GIB", 1L << 30), ("MIB", 1L << 20), ("KIB", 1L << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1_000), ("B", 1)];
+        long factor = 1;
+        foreach (var (suffix, f) in units)
+        {
+            if (s.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
+            {
+                s = s[..^suffix.Length].TrimEnd();
+                factor = f;
+                break;
+            }
+        }
+        if (!double.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double value) || value <= 0 || value * factor >= long.MaxValue)
+            throw new IrrException($"convert: max-shard-size must be a size such as 5GB, 500MB or 2GiB, not '{text}'");
+        return (long)(value * factor);
+    }
+
+    /// <summary>Converts <see cref="Input"/>; returns the number of tensors written.</summary>
+    /// <exception cref="IrrException">The input is missing or not a state dict, a tensor cannot be held by safetensors, or the output exists.</exception>
+    public int Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        if (Directory.Exists(Input)) return ConvertDirectory(progress);
+        if (File.Exists(Input)) return ConvertFile(progress);
+        throw new IrrException($"{Input}: no such file or directory");
+    }
+
+    private int ConvertFile(Action<JobProgress>? progress)
+    {
+        AtomicFile.RequireFileTarget(OutputPath);
+        if (OutputDirectory.RealPath(Path.GetFullPath(OutputPath)) == OutputDirectory.RealPath(Path.GetFullPath(Input)))
+            throw new IrrException($"{OutputPath}: refusing to write over the input");
+        if (File.Exists(OutputPath) && !Overwrite)
+            throw new IrrException($"{OutputPath}: exists (choose another output file, or overwrite it)");
+        using var file = TorchFile.Open(Input);
+        var tensors = file.Tensors.Select(t => (File: file, Info: t)).ToList();
+        var specs = Specs(tensors);
+        var stage = ProgressStage.Start(progress, "converting", specs.Count, "tensors");
+        CheckpointWriter.WriteFile(OutputPath, specs, new Dictionary<string, string> { ["format"] = "pt" }, writer => WriteAll(writer, tensors, stage));
+        return specs.Count;
+    }
+
+    private int ConvertDirectory(Action<JobProgress>? progress)
+    {
+        string single = Path.Combine(Input, TorchWeightsFile), index = Path.Combine(Input, TorchIndexFile);
+        if (!File.Exists(Path.Combine(Input, "config.json")))
+            throw new IrrException($"{Input}: no config.json (not a Hugging Face model directory)");
+        var files = new List<TorchFile>();
+        try
+        {
+            List<(TorchFile File, TorchTensorInfo Info)> tensors;
+            // transformers (modeling_utils): pytorch_model.bin first, then its shard index.
+            if (File.Exists(single))
+            {
+                var file = TorchFile.Open(single);
+                files.Add(file);
+                tensors = file.Tensors.Select(t => (file, t)).ToList();
+            }
+            else if (File.Exists(index))
+            {
+                tensors = OpenSharded(index, files);
+            }
+            else
+            {
+                throw new IrrException($"{Input}: no {TorchWeightsFile} or {TorchIndexFile} to convert");
+            }
+            var specs = Specs(tensors);
+            using var output = OutputDirectory.Create(OutputPath, [Input], Overwrite);
+            var stage = ProgressStage.Start(progress, "converting", specs.Count, "tensors");
+            using (var writer = CheckpointWriter.Create(output, specs, new CheckpointWriterOptions { MaxShardBytes = MaxShardBytes }))
+            {
+                WriteAll(writer, tensors, stage);
+                writer.Complete();
+            }
+            ModelDirectory.CopyAuxiliaryFiles(Input, output);
+            output.Commit();
+            return specs.Count;
+        }
+        finally
+        {
+            foreach (var f in files) f.Dispose();
+        }
+    }
+
+    // The tensors of a sharded checkpoint in the order of the index's weight_map; every shard tensor must be listed.
+    private static List<(TorchFile File, TorchTensorInfo Info)> OpenSharded(string indexPath, List<TorchFile> files)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
+        var map = new List<(string Name, string Shard)>();
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var weightMap) || weightMap.ValueKind != JsonValueKind.Object)
+                throw new IrrException($"{indexPath}: no weight_map object");
+            foreach (var p in weightMap.EnumerateObject())
+            {
+                if (p.Value.ValueKind != JsonValueKind.String) throw new IrrException($"{indexPath}: weight_map entry '{p.Name}' is not a file name");
+                map.Add((p.Name, p.Value.GetString()!));
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new IrrException($"{indexPath}: not valid JSON: {e.Message}", e);
+        }
+        var byShard = new Dictionary<string, TorchFile>(StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var result = new List<(TorchFile, TorchTensorInfo)>();
+        foreach (var (name, shard) in map)
+        {
+            if (!seen.Add(name)) throw new IrrException($"{indexPath}: tensor '{name}' is listed twice");
+            if (!OutputDirectory.IsPlainFileName(shard)) throw new IrrException($"{indexPath}: tensor '{name}': shard '{shard}' is not a plain file name");
+            if (!byShard.TryGetValue(shard, out var file))
+            {
+                string path = Path.Combine(dir, shard);
+                if (!File.Exists(path)) throw new IrrException($"{indexPath}: tensor '{name}': shard {shard} is missing");
+                file = TorchFile.Open(path);
+                files.Add(file);
+                byShard[shard] = file;
+            }
+            if (!file.TryGet(name, out var info)) throw new IrrException($"{file.Path}: no tensor '{name}', which {indexPath} places there");
+            result.Add((file, info));
+        }
+        foreach (var file in files)
+            foreach (var t in file.Tensors)
+                if (!seen.Contains(t.Name)) throw new IrrException($"{file.Path}: tensor '{t.Name}' is not in {indexPath}");
+        return result;
+    }
+
+    private static List<TensorSpec> Specs(IReadOnlyList<(TorchFile File, TorchTensorInfo Info)> tensors)
+    {
+        var specs = new List<TensorSpec>(tensors.Count);
+        foreach (var (file, t) in tensors)
+        {
+            if (!Holdable.Contains(t.DType))
+                throw new IrrException($"{file.Path}: tensor '{t.Name}' has dtype {t.DType}, which safetensors cannot hold");
+            specs.Add(new TensorSpec(t.Name, t.DType, t.Shape.ToArray()));
+        }
+        return specs;
+    }
+
+    // The torch storage types TorchFile reads, each a safetensors dtype of the same bytes.
+    private static readonly HashSet<TensorDType> Holdable =
+    [
+        TensorDType.F32, TensorDType.F16, TensorDType.BF16, TensorDType.F64,
+        TensorDType.I64, TensorDType.I32, TensorDType.I16, TensorDType.I8, TensorDType.U8, TensorDType.BOOL,
+    ];
+
+    private static void WriteAll(CheckpointWriter writer, IReadOnlyList<(TorchFile File, TorchTensorInfo Info)> tensors, ProgressStage stage)
+    {
+        foreach (var (file, t) in tensors)
+        {
+            writer.WriteRaw(t.Name, file.ReadBytes(t));
+            stage.Advance(1, 1);
+        }
+    }
+}
