@@ -34,7 +34,7 @@ public sealed record EvalPplJob : IJob<PerplexityRun>
     public string Command => "eval ppl";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Inputs => JobOptions.Given(Model, Adapter, Data);
+    public IReadOnlyList<string> Inputs => Provenance.Given(Model, Adapter, Data);
 
     /// <inheritdoc/>
     public string? Output => OutputDir;
@@ -42,8 +42,8 @@ public sealed record EvalPplJob : IJob<PerplexityRun>
     /// <inheritdoc/>
     public void Validate()
     {
-        JobOptions.RequireAtLeast(Command, "max-length", MaxLength, 2);
-        JobOptions.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Provenance.RequireAtLeast(Command, "max-length", MaxLength, 2);
+        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
     }
 
     /// <summary>Reads the texts and scores them (stage "scoring", in texts, with a tokens/s rate); saves the run when <see cref="OutputDir"/> is set.</summary>

@@ -101,8 +101,8 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 
     /// <inheritdoc/>
     public IReadOnlyList<string> Inputs => Responses is not null
-        ? JobOptions.Given(Responses, RefusalMarkers)
-        : JobOptions.Given([Model, Adapter, .. Prompts, RefusalMarkers]);
+        ? Provenance.Given(Responses, RefusalMarkers)
+        : Provenance.Given([Model, Adapter, .. Prompts, RefusalMarkers]);
 
     /// <inheritdoc/>
     public string? Output => OutputDir;
@@ -122,8 +122,8 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         if (prompts)
         {
             Provenance.Require(Model is not null, Command, "model is required to generate responses (or give responses to judge)");
-            JobOptions.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
-            JobOptions.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+            Provenance.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
+            Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
             var duplicate = SetNames.GroupBy(s => s.Name).FirstOrDefault(g => g.Count() > 1);
             Provenance.Require(duplicate is null, Command,
                 $"two prompt sets are named \"{duplicate?.Key}\" ({string.Join(", ", duplicate?.Select(s => s.File) ?? [])}); rename one");
@@ -145,7 +145,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         Provenance.Require(Uri.TryCreate(JudgeUrl, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", Command,
             $"judge-url must be an http:// or https:// URL, not {JudgeUrl}");
         Provenance.Require(JudgeProtocols.TryParse(JudgeProtocol) is not null, Command, $"judge-protocol must be llama-guard, md-judge or verdict, not \"{JudgeProtocol}\"");
-        JobOptions.RequireAtLeast(Command, "judge-concurrency", JudgeConcurrency, 1);
+        Provenance.RequireAtLeast(Command, "judge-concurrency", JudgeConcurrency, 1);
         Provenance.Require(JudgeTimeout > 0, Command, $"judge-timeout must be positive, not {JudgeTimeout}");
         Provenance.Require(JudgeRetries >= 0, Command, $"judge-retries must not be negative, not {JudgeRetries}");
         Provenance.Require(JudgeRetryDelay >= 0, Command, $"judge-retry-delay must not be negative, not {JudgeRetryDelay}");

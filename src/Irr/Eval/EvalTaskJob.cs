@@ -42,7 +42,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     public string Command => "eval task";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Inputs => JobOptions.Given(Model, Adapter, Data);
+    public IReadOnlyList<string> Inputs => Provenance.Given(Model, Adapter, Data);
 
     /// <inheritdoc/>
     public string? Output => OutputDir;
@@ -51,8 +51,8 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     public void Validate()
     {
         Provenance.Require(TaskMetrics.TryParse(Metric) is not null, Command, $"metric must be exact, contains, gsm8k or choice, not \"{Metric}\"");
-        JobOptions.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
-        JobOptions.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Provenance.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
+        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
         JobOptions.RequireLimit(Command, Limit);
     }
 

@@ -51,7 +51,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     public string Command => "generate";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Inputs => JobOptions.Given(Model, Adapter, Prompts);
+    public IReadOnlyList<string> Inputs => Provenance.Given(Model, Adapter, Prompts);
 
     /// <inheritdoc/>
     public string? Output => OutputPath;
@@ -61,7 +61,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     {
         Provenance.Require(MaxNewTokens >= 0, Command, $"max-new-tokens must not be negative, not {MaxNewTokens}");
         Provenance.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
-        JobOptions.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
     }
 
     /// <summary>Reads the prompts, answers them (stage "generating", in tokens) and writes the responses; returns them in prompt order.</summary>

@@ -2,20 +2,13 @@ using Irr.Jobs;
 
 namespace Irr.Eval;
 
-/// <summary>The option checks and the <c>limit</c> option the evaluation and generation jobs share.</summary>
+/// <summary>The <c>limit</c> option the evaluation and generation jobs share.</summary>
 internal static class JobOptions
 {
-    /// <summary>Requires <paramref name="value"/> ≥ <paramref name="min"/>: "<c>COMMAND: name must be at least min, not value</c>".</summary>
-    public static void RequireAtLeast(string command, string name, int value, int min) =>
-        Provenance.Require(value >= min, command, $"{name} must be at least {min}, not {value}");
-
     /// <summary>Requires an absent limit or one of at least 1.</summary>
     public static void RequireLimit(string command, int? limit) =>
         Provenance.Require(limit is null or >= 1, command, $"limit must be at least 1, not {limit}");
 
     /// <summary>The first <paramref name="limit"/> items, or all of them when it is null.</summary>
     public static IReadOnlyList<T> Limit<T>(IReadOnlyList<T> items, int? limit) => limit is { } n ? items.Take(n).ToList() : items;
-
-    /// <summary>The paths that are given, in order (for a job's <see cref="IJob.Inputs"/>).</summary>
-    public static IReadOnlyList<string> Given(params string?[] paths) => paths.OfType<string>().ToList();
 }

@@ -81,6 +81,14 @@ public static class Provenance
     public static string Version { get; } =
         typeof(Provenance).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
+    /// <summary>Requires <paramref name="value"/> ≥ <paramref name="min"/>: "<c>COMMAND: name must be at least min, not value</c>".</summary>
+    /// <exception cref="IrrException">The check failed.</exception>
+    public static void RequireAtLeast(string command, string name, int value, int min) =>
+        Require(value >= min, command, $"{name} must be at least {min}, not {value}");
+
+    /// <summary>The paths that are given, in order (for a job's <see cref="IJob.Inputs"/>).</summary>
+    public static IReadOnlyList<string> Given(params string?[] paths) => paths.OfType<string>().ToList();
+
     private static readonly AsyncLocal<(string From, string To)?> relocation = new();
 
     /// <summary>

@@ -92,7 +92,7 @@ public sealed record ScoreJob : IJob<ScoreResult>
     public string Command => "score";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Inputs => Adapter is null ? [Model, Data] : [Model, Adapter, Data];
+    public IReadOnlyList<string> Inputs => Provenance.Given(Model, Adapter, Data);
 
     /// <inheritdoc/>
     public string? Output => OutputPath;
@@ -100,8 +100,8 @@ public sealed record ScoreJob : IJob<ScoreResult>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(BatchSize >= 1, Command, $"batch-size must be at least 1, not {BatchSize}");
-        Provenance.Require(MaxLength >= 1, Command, $"max-length must be at least 1, not {MaxLength}");
+        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Provenance.RequireAtLeast(Command, "max-length", MaxLength, 1);
     }
 
     /// <summary>Reads and formats the records, scores them (stage "scoring", in records) and writes the JSON when asked.</summary>

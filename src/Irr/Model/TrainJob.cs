@@ -98,7 +98,7 @@ public sealed record TrainJob : IJob<TrainResult>
     {
         Provenance.Require(Full != Lora, Command, "give exactly one of full and lora");
         Provenance.Require(Epochs >= 1 && BatchSize >= 1 && GradAccum >= 1, Command, "epochs, batch-size and grad-accum must be at least 1");
-        Provenance.Require(MaxLength >= 1, Command, $"max-length must be at least 1, not {MaxLength}");
+        Provenance.RequireAtLeast(Command, "max-length", MaxLength, 1);
         Provenance.Require(!Lora || (Rank >= 1 && Targets.Count > 0), Command, "LoRA needs a rank of at least 1 and at least one target module");
         Options();
         StorageType();

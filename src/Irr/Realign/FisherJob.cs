@@ -55,8 +55,8 @@ public sealed record FisherJob : IJob<FisherResult>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(BatchSize >= 1, Command, $"batch-size must be at least 1, not {BatchSize}");
-        Provenance.Require(MaxLength >= 1, Command, $"max-length must be at least 1, not {MaxLength}");
+        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Provenance.RequireAtLeast(Command, "max-length", MaxLength, 1);
         Provenance.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
         Provenance.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
     }

@@ -87,7 +87,7 @@ public sealed record RealignJob : IJob<RealignReport>
 
     /// <inheritdoc/>
     public IReadOnlyList<string> Inputs =>
-        new[] { Base, Finetuned ?? Adapter!, SafetyVector, Fisher, Calibration, RemovalCounts }.Where(p => p is not null).Select(p => p!).ToList();
+        Provenance.Given(Base, Finetuned ?? Adapter, SafetyVector, Fisher, Calibration, RemovalCounts);
 
     /// <inheritdoc/>
     public string? Output => DryRun ? null : OutputPath;
@@ -105,7 +105,7 @@ public sealed record RealignJob : IJob<RealignReport>
             "method random-at-count needs removal-counts (an irr-report.json whose per-matrix removals it repeats at random)");
         Provenance.Require(Strategy is not null || Method == "random-at-count" || (RemovalCounts is null && Seed == 0), Command,
             "removal-counts and seed apply to method random-at-count only");
-        Provenance.Require(BlockSize >= 1, Command, $"blocksize must be at least 1, not {BlockSize}");
+        Provenance.RequireAtLeast(Command, "blocksize", BlockSize, 1);
         Provenance.Require(PercDamp >= 0, Command, $"percdamp must not be negative, not {PercDamp}");
         Provenance.Require(NSamples >= 1 && SeqLen >= 1, Command, "nsamples and seqlen must be at least 1");
         Provenance.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");

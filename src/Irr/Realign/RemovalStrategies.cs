@@ -75,7 +75,9 @@ public interface IRemovalStrategy
 /// (stable: row-major position breaks ties) and the other candidates are removed.
 /// </summary>
 /// <param name="sparsity">s in [0, 1]: the fraction of candidates kept.</param>
-public abstract class FisherRankedStrategy(double sparsity) : IRemovalStrategy
+/// <param name="conflictsOnly">Whether only the conflicts are candidates (irr), or every entry of the block.</param>
+/// <param name="agreeingSign">The score of a non-conflicting candidate is this times its Fisher (−1 for irr-more, 1 for fisher-only); a conflict scores its Fisher.</param>
+public abstract class FisherRankedStrategy(double sparsity, bool conflictsOnly, float agreeingSign) : IRemovalStrategy
 {
     /// <summary>s: the fraction of candidates kept, lowest score first.</summary>
     public double Sparsity { get; } = sparsity is >= 0 and <= 1 ? sparsity : throw new IrrException($"sparsity must be between 0 and 1, not {sparsity}");
@@ -83,24 +85,17 @@ public abstract class FisherRankedStrategy(double sparsity) : IRemovalStrategy
     /// <inheritdoc/>
     public abstract string Name { get; }
 
-    /// <summary>Whether an entry is a candidate, given whether it conflicts.</summary>
-    protected abstract bool IsCandidate(bool conflict);
-
-    /// <summary>The candidate's score (kept lowest first), given whether it conflicts and its Fisher value.</summary>
-    protected abstract float Score(bool conflict, float fisher);
-
     /// <inheritdoc/>
     public JsonObject Describe() => new() { ["method"] = Name, ["sparsity"] = Sparsity };
 
     /// <inheritdoc/>
     public void ChooseMask(in MaskBlock block, Span<bool> mask)
     {
-        long candidates = 0;
-        foreach (bool conflict in mask) if (IsCandidate(conflict)) candidates++;
+        long candidates = conflictsOnly ? mask.Count(true) : mask.Length;
         long keep = (long)(candidates * Sparsity);                          // ⌊count·s⌋, a double product truncated
         if (keep == 0)
         {
-            for (int p = 0; p < mask.Length; p++) mask[p] = IsCandidate(mask[p]); // every candidate removed
+            if (!conflictsOnly) mask.Fill(true);                            // every candidate removed (irr: R = C as it is)
             return;
         }
         var positions = new int[candidates];
@@ -111,9 +106,10 @@ public abstract class FisherRankedStrategy(double sparsity) : IRemovalStrategy
             var fisher = block.Fisher.Slice(r * block.Matrix.Columns + block.Start, width);   // F[r, i1:i2]
             for (int c = 0; c < width; c++, p++)
             {
-                if (!IsCandidate(mask[p])) continue;
+                bool conflict = mask[p];
+                if (conflictsOnly && !conflict) continue;
                 positions[k] = p;
-                keys[k++] = Score(mask[p], fisher[c]);
+                keys[k++] = conflict ? fisher[c] : agreeingSign * fisher[c];
             }
         }
         mask.Clear();
@@ -173,16 +169,10 @@ public abstract class FisherRankedStrategy(double sparsity) : IRemovalStrategy
 
 /// <summary><c>irr</c> (the paper's method, the default): remove the conflicting deltas except the fraction s of them with the lowest Fisher.</summary>
 /// <param name="sparsity">s; 0 removes every conflict.</param>
-public sealed class IrrStrategy(double sparsity = 0) : FisherRankedStrategy(sparsity)
+public sealed class IrrStrategy(double sparsity = 0) : FisherRankedStrategy(sparsity, conflictsOnly: true, agreeingSign: 1)
 {
     /// <inheritdoc/>
     public override string Name => "irr";
-
-    /// <inheritdoc/>
-    protected override bool IsCandidate(bool conflict) => conflict;
-
-    /// <inheritdoc/>
-    protected override float Score(bool conflict, float fisher) => fisher;
 }
 
 /// <summary>
@@ -190,30 +180,18 @@ public sealed class IrrStrategy(double sparsity = 0) : FisherRankedStrategy(spar
 /// conflicts first, then the least safety-important agreeing deltas).
 /// </summary>
 /// <param name="sparsity">s: the fraction of all deltas kept.</param>
-public sealed class IrrMoreStrategy(double sparsity) : FisherRankedStrategy(sparsity)
+public sealed class IrrMoreStrategy(double sparsity) : FisherRankedStrategy(sparsity, conflictsOnly: false, agreeingSign: -1)
 {
     /// <inheritdoc/>
     public override string Name => "irr-more";
-
-    /// <inheritdoc/>
-    protected override bool IsCandidate(bool conflict) => true;
-
-    /// <inheritdoc/>
-    protected override float Score(bool conflict, float fisher) => conflict ? fisher : -fisher;
 }
 
 /// <summary><c>fisher-only</c> (ablation without the sign test): score F over every entry; keep the lowest fraction s.</summary>
 /// <param name="sparsity">s: the fraction of all deltas kept.</param>
-public sealed class FisherOnlyStrategy(double sparsity) : FisherRankedStrategy(sparsity)
+public sealed class FisherOnlyStrategy(double sparsity) : FisherRankedStrategy(sparsity, conflictsOnly: false, agreeingSign: 1)
 {
     /// <inheritdoc/>
     public override string Name => "fisher-only";
-
-    /// <inheritdoc/>
-    protected override bool IsCandidate(bool conflict) => true;
-
-    /// <inheritdoc/>
-    protected override float Score(bool conflict, float fisher) => fisher;
 }
 
 /// <summary>
