@@ -39,7 +39,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <summary>The prompt set files (<see cref="PromptSet.Load"/>); each is a set named after its file.</summary>
     public IReadOnlyList<string> Prompts { get; init; } = [];
 
-    /// <summary>Prompt sets given in memory instead of <see cref="Prompts"/> (the demo's); their <see cref="PromptSet.File"/> is recorded as it is.</summary>
+    /// <summary>Prompt sets given in memory instead of <see cref="Prompts"/> (library callers); their <see cref="PromptSet.File"/> is recorded as it is.</summary>
     public IReadOnlyList<PromptSet>? Sets { get; init; }
 
     /// <summary>A file of existing responses to judge instead of generating (<see cref="SafetyEvaluation.LoadResponses"/>).</summary>

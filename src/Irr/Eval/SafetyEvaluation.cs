@@ -38,7 +38,7 @@ public static class SafetyEvaluation
     public const string SummaryFileName = "summary.md";
 
     /// <summary>
-    /// The whole evaluation in one call (what the demo uses): <see cref="Generate"/>, <see cref="JudgeAsync"/> and
+    /// The whole evaluation in one call, in memory: <see cref="Generate"/>, <see cref="JudgeAsync"/> and
     /// <see cref="Summarize"/>. Nothing is written; pass the result to <see cref="Save"/> for the run files.
     /// </summary>
     /// <param name="model">The model to answer with.</param>

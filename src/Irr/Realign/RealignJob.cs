@@ -101,9 +101,9 @@ public sealed record RealignJob : IJob<RealignReport>
         Provenance.Require(Strategy is not null || RemovalStrategies.Names.Contains(Method), Command,
             $"method must be {string.Join(", ", RemovalStrategies.Names.SkipLast(1))} or {RemovalStrategies.Names[^1]}, not '{Method}'");
         Provenance.Require(Sparsity is >= 0 and <= 1, Command, $"sparsity must be between 0 and 1, not {Sparsity}");
-        Provenance.Require(Strategy is not null || Method != "random-at-count" || RemovalCounts is not null, Command,
+        Provenance.Require(Strategy is not null || Method != RandomAtCountStrategy.MethodName || RemovalCounts is not null, Command,
             "method random-at-count needs removal-counts (an irr-report.json whose per-matrix removals it repeats at random)");
-        Provenance.Require(Strategy is not null || Method == "random-at-count" || (RemovalCounts is null && Seed == 0), Command,
+        Provenance.Require(Strategy is not null || Method == RandomAtCountStrategy.MethodName || (RemovalCounts is null && Seed == 0), Command,
             "removal-counts and seed apply to method random-at-count only");
         Provenance.RequireAtLeast(Command, "blocksize", BlockSize, 1);
         Provenance.Require(PercDamp >= 0, Command, $"percdamp must not be negative, not {PercDamp}");
@@ -124,7 +124,7 @@ public sealed record RealignJob : IJob<RealignReport>
     };
 
     /// <summary>The removal strategy: <see cref="Strategy"/>, or the one <see cref="Method"/> names (reads <see cref="RemovalCounts"/> for random-at-count).</summary>
-    public IRemovalStrategy CreateStrategy() => Strategy ?? (Method == "random-at-count"
+    public IRemovalStrategy CreateStrategy() => Strategy ?? (Method == RandomAtCountStrategy.MethodName
         ? new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(RemovalCounts!), Seed)
         : RemovalStrategies.Create(Method, Sparsity));
 

@@ -208,7 +208,10 @@ public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Cou
     private (string Name, bool[] Mask)? current;
 
     /// <inheritdoc/>
-    public string Name => "random-at-count";
+    public string Name => MethodName;
+
+    /// <summary>The method's name on the command line, in recipes and in reports.</summary>
+    public const string MethodName = "random-at-count";
 
     /// <inheritdoc/>
     public JsonObject Describe() => new() { ["method"] = Name, ["seed"] = Seed, ["removed"] = Counts.Values.Sum() };
@@ -256,7 +259,7 @@ public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Cou
 public static class RemovalStrategies
 {
     /// <summary>The methods that need only s.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["irr", "irr-more", "fisher-only", "random-at-count"];
+    public static IReadOnlyList<string> Names { get; } = ["irr", "irr-more", "fisher-only", RandomAtCountStrategy.MethodName];
 
     /// <summary>irr, irr-more or fisher-only with sparsity s.</summary>
     /// <exception cref="IrrException">An unknown method, or s outside [0, 1].</exception>

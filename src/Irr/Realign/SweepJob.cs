@@ -176,7 +176,7 @@ public sealed record SweepJob : IJob<SweepResult>
         }
     }
 
-    private const string RandomMethod = "random-at-count";
+    private const string RandomMethod = RandomAtCountStrategy.MethodName;
 
     // A point to run: its label, method and s, and for a control the label of the IRR point whose counts it removes.
     private sealed record PlannedPoint(string Label, string Method, double Sparsity, string? ControlOf);
