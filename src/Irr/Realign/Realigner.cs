@@ -281,7 +281,7 @@ public sealed class Realigner
                     string name = ModelConfig.LinearWeightName(layer, module);
                     ObsResult result = default!;
                     float[] edited = [];
-                    Phase("obs", () => (result, edited) = Realign(name, factor, layerWeights[name], specs[name]));
+                    Phase("obs", () => (result, edited) = Realign(name, layer, module, factor, layerWeights[name], specs[name]));
                     layerWeights.Set(name, edited);
                     var m = new ModuleReport(layer, module, result.Parameters, result.Conflicts, result.Removed, factor.Lambda, factor.PercDamp,
                         factor.Retries, result.Error, moduleClock.Elapsed.TotalSeconds + choleskySeconds / modules.Count);
@@ -314,11 +314,10 @@ public sealed class Realigner
     }
 
     // One target matrix: Δ = W_F − W_A, the IRR step, and the new weight (rounded to the storage type).
-    private (ObsResult, float[]) Realign(string name, HessianFactor factor, float[] wf, TensorDType dtype)
+    private (ObsResult, float[]) Realign(string name, int layer, string module, HessianFactor factor, float[] wf, TensorDType dtype)
     {
         var (delta, v, f, rows, cols) = LoadMatrix(name, wf, out var wa);
         var removed = new bool[delta.Length];
-        var (layer, module) = TargetModules.Parse(config, name);
         var result = ObsRecalibrator.Apply(delta, rows, cols, factor, v, f, options.Obs, removed, new TargetMatrix(name, layer, module, rows, cols));
         if (result.Untouched) return (result, wf);                         // exactly θ_F
         var edited = new float[delta.Length];
