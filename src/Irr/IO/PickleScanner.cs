@@ -11,22 +11,28 @@ namespace Irr.IO;
 /// </summary>
 internal static class PickleScanner
 {
-    public static void Check(byte[] data, string path)
+    /// <summary>
+    /// Checks the pickle that starts at <paramref name="start"/> and returns the offset just after its STOP
+    /// opcode (a legacy PyTorch file is several pickles in a row). <paramref name="label"/> names the pickle in
+    /// messages ("data.pkl"). A pickle that runs past the data is a <see cref="TruncatedPickleException"/>.
+    /// </summary>
+    public static int Check(byte[] data, string path, int start = 0, string label = "data.pkl")
     {
+        path = $"{path}: {label}";
         // Strings recently pushed (for STACK_GLOBAL, whose module and name come from the stack) and memoized ones.
         var memo = new Dictionary<long, string?>();
         string? previous = null, last = null;
-        int pos = 0;
+        int pos = start;
         while (true)
         {
-            if (pos >= data.Length) throw Bad(path, "ends without STOP");
+            if (pos >= data.Length) throw new TruncatedPickleException($"{path} ends without STOP; not a state dict pickle");
             byte op = data[pos++];
             string? pushed = null;
             bool keepStrings = false;
             switch (op)
             {
                 case (byte)'.': // STOP
-                    return;
+                    return pos;
                 case (byte)'(' or (byte)'0' or (byte)'1' or (byte)'2' or (byte)'N' or (byte)'Q' or (byte)'R' or (byte)'a' or (byte)'b'
                     or (byte)'d' or (byte)'}' or (byte)'e' or (byte)'l' or (byte)']' or (byte)'o' or (byte)'s' or (byte)'t' or (byte)')'
                     or (byte)'u' or 0x81 or 0x85 or 0x86 or 0x87 or 0x88 or 0x89 or 0x8f or 0x90 or 0x91 or 0x92 or 0x98:
@@ -95,9 +101,10 @@ internal static class PickleScanner
     }
 
     private static IrrException Refuse(string path, string module, string name) =>
-        new($"{path}: refuses the pickle global '{Printable(module)}.{Printable(name)}' (only a state dict's tensors are read)");
+        new($"{path[..path.LastIndexOf(": ", StringComparison.Ordinal)]}: refuses the pickle global '{Printable(module)}.{Printable(name)}' (only a state dict's tensors are read)");
 
-    private static IrrException Bad(string path, string what) => new($"{path}: data.pkl {what}; not a state dict pickle");
+    private static IrrException Bad(string path, string what) =>
+        what == "is truncated" ? new TruncatedPickleException($"{path} {what}; not a state dict pickle") : new($"{path} {what}; not a state dict pickle");
 
     private static string Printable(string s)
     {
@@ -146,3 +153,6 @@ internal static class PickleScanner
     private static long ParseLong(string s, string path) =>
         long.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long n) ? n : throw Bad(path, "has an invalid memo index");
 }
+
+/// <summary>A pickle that runs past the end of the bytes given (more of the file may hold the rest).</summary>
+internal sealed class TruncatedPickleException(string message) : IrrException(message);

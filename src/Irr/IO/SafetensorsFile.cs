@@ -1,38 +1,19 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Text;
 using System.Text.Json;
 using Irr.Tensors;
-using Microsoft.Win32.SafeHandles;
 
 namespace Irr.IO;
 
-/// <summary>One tensor's entry in a safetensors header.</summary>
-public sealed class TensorInfo
+/// <summary>One tensor's entry in a safetensors header: its byte range in the data section.</summary>
+public sealed class TensorInfo : TensorEntry
 {
     internal TensorInfo(string name, TensorDType dtype, long[] shape, long elementCount, long begin, long end)
+        : base(name, dtype, shape, elementCount)
     {
-        Name = name;
-        DType = dtype;
-        this.shape = shape;
-        ElementCount = elementCount;
         Begin = begin;
         End = end;
     }
-
-    private readonly long[] shape;
-
-    /// <summary>The tensor's name, e.g. <c>model.layers.0.self_attn.q_proj.weight</c>.</summary>
-    public string Name { get; }
-
-    /// <summary>Storage type.</summary>
-    public TensorDType DType { get; }
-
-    /// <summary>Dimensions, outermost first (a weight is <c>[out, in]</c>).</summary>
-    public IReadOnlyList<long> Shape => shape;
-
-    /// <summary>Number of elements (1 for a scalar).</summary>
-    public long ElementCount { get; }
 
     /// <summary>Start of the data, relative to the data section.</summary>
     public long Begin { get; }
@@ -42,18 +23,6 @@ public sealed class TensorInfo
 
     /// <summary>Bytes of data.</summary>
     public long ByteLength => End - Begin;
-
-    /// <summary>Rows: the first dimension (1 for a scalar).</summary>
-    public long Rows => shape.Length == 0 ? 1 : shape[0];
-
-    /// <summary>Elements per row: the product of the dimensions after the first.</summary>
-    public long RowLength => shape.Length == 0 || shape[0] == 0 ? ElementCount : ElementCount / shape[0];
-
-    /// <summary>The shape as text, e.g. <c>[4096, 11008]</c>.</summary>
-    public string ShapeText => "[" + string.Join(", ", shape) + "]";
-
-    /// <inheritdoc/>
-    public override string ToString() => $"{Name} {DType} {ShapeText}";
 }
 
 /// <summary>
@@ -69,22 +38,17 @@ public sealed class TensorInfo
 /// names, shapes, and offsets (inside the data section, matching shape × element size, no overlaps).
 /// Every problem is an <see cref="IrrException"/> naming the file and, where there is one, the tensor.
 /// </remarks>
-public sealed unsafe class SafetensorsFile : ITensorFile
+public sealed class SafetensorsFile : ITensorFile
 {
     /// <summary>Largest header accepted, as in the reference implementation.</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
-    private readonly SafeFileHandle handle;
+    private readonly MappedFile file;
     private readonly Dictionary<string, TensorInfo> byName;
-    private MemoryMappedFile? map;
-    private readonly Lock mapLock = new();
 
-    private SafetensorsFile(string path, SafeFileHandle handle, long fileLength, long dataStart,
-        IReadOnlyDictionary<string, string> metadata, List<TensorInfo> tensors)
+    private SafetensorsFile(MappedFile file, long dataStart, IReadOnlyDictionary<string, string> metadata, List<TensorInfo> tensors)
     {
-        Path = path;
-        this.handle = handle;
-        FileLength = fileLength;
+        this.file = file;
         DataStart = dataStart;
         Metadata = metadata;
         Tensors = tensors;
@@ -92,10 +56,10 @@ public sealed unsafe class SafetensorsFile : ITensorFile
     }
 
     /// <summary>The path the file was opened with.</summary>
-    public string Path { get; }
+    public string Path => file.Path;
 
     /// <summary>Size of the file in bytes.</summary>
-    public long FileLength { get; }
+    public long FileLength => file.Length;
 
     /// <summary>Offset of the data section in the file (8 + header length).</summary>
     public long DataStart { get; }
@@ -106,11 +70,21 @@ public sealed unsafe class SafetensorsFile : ITensorFile
     /// <summary>The tensors in header order.</summary>
     public IReadOnlyList<TensorInfo> Tensors { get; }
 
+    IReadOnlyList<TensorEntry> ITensorFile.Tensors => Tensors;
+
     /// <summary>Whether the file holds a tensor of that name.</summary>
     public bool Contains(string name) => byName.ContainsKey(name);
 
     /// <summary>Looks a tensor up by name.</summary>
     public bool TryGet(string name, out TensorInfo info) => byName.TryGetValue(name, out info!);
+
+    /// <inheritdoc/>
+    public bool TryGetEntry(string name, out TensorEntry entry)
+    {
+        bool found = byName.TryGetValue(name, out var info);
+        entry = info!;
+        return found;
+    }
 
     /// <summary>The tensor of that name; an <see cref="IrrException"/> if there is none.</summary>
     public TensorInfo Get(string name) =>
@@ -119,147 +93,61 @@ public sealed unsafe class SafetensorsFile : ITensorFile
     /// <summary>Opens a file and validates its header. The data is not read.</summary>
     public static SafetensorsFile Open(string path)
     {
-        SafeFileHandle handle;
+        var file = MappedFile.Open(path);
         try
         {
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IrrException($"{path}: cannot open: {e.Message}", e);
-        }
-        try
-        {
-            long length = RandomAccess.GetLength(handle);
-            var (metadata, tensors, dataStart) = ReadHeader(path, handle, length);
-            return new SafetensorsFile(path, handle, length, dataStart, metadata, tensors);
+            var (metadata, tensors, dataStart) = ReadHeader(file);
+            return new SafetensorsFile(file, dataStart, metadata, tensors);
         }
         catch
         {
-            handle.Dispose();
+            file.Dispose();
             throw;
         }
     }
 
-    /// <inheritdoc/>
-    public bool TryGetTensor(string name, out TensorDType dtype, out IReadOnlyList<long> shape)
-    {
-        if (byName.TryGetValue(name, out var info)) { dtype = info.DType; shape = info.Shape; return true; }
-        dtype = default;
-        shape = [];
-        return false;
-    }
-
-    /// <summary>Reads a whole tensor converted to float32.</summary>
-    public float[] ReadSingle(string name)
-    {
-        var info = Get(name);
-        var values = new float[checked((int)info.ElementCount)];
-        ReadSingle(info, values);
-        return values;
-    }
-
-    /// <summary>Reads a whole tensor converted to float32 into <paramref name="destination"/> (exactly its element count).</summary>
-    public void ReadSingle(TensorInfo info, Span<float> destination) => ReadRowsSingle(info, 0, info.Rows, destination);
-
     /// <summary>
     /// Reads rows <c>[firstRow, firstRow + rowCount)</c> of a tensor (rows along its first
     /// dimension) converted to float32, so one matrix or part of one can be loaded alone.
+    /// Each call maps only those bytes, and unmaps them afterwards.
     /// </summary>
-    public void ReadRowsSingle(TensorInfo info, long firstRow, long rowCount, Span<float> destination)
+    public void ReadRowsSingle(TensorEntry entry, long firstRow, long rowCount, Span<float> destination)
     {
+        var info = entry as TensorInfo ?? throw new ArgumentException($"'{entry.Name}' is not a tensor of {Path}", nameof(entry));
         if (!info.DType.IsFloatingSupported())
             throw new IrrException($"{Path}: tensor '{info.Name}': unsupported dtype {info.DType} (irr computes with F32, F16 and BF16)");
-        CheckRows(info, firstRow, rowCount);
+        TensorFiles.CheckRows(info, firstRow, rowCount, destination.Length);
         long count = rowCount * info.RowLength;
-        if (destination.Length != count)
-            throw new ArgumentException($"Destination holds {destination.Length} floats; rows {firstRow}..{firstRow + rowCount} of '{info.Name}' are {count}.", nameof(destination));
         if (count == 0) return;
         int size = info.DType.SizeOf();
-        var type = info.DType.ToDType();
-        using var view = MapView(info.Begin + firstRow * info.RowLength * size, count * size);
-        const int chunk = 1 << 20; // elements per conversion call
-        for (long done = 0; done < count; done += chunk)
-        {
-            int n = (int)Math.Min(chunk, count - done);
-            DTypes.ToSingle(type, new ReadOnlySpan<byte>(view.Pointer + done * size, n * size), destination.Slice((int)done, n));
-        }
+        using var view = file.Map(DataStart + info.Begin + firstRow * info.RowLength * size, count * size);
+        view.ToSingle(info.DType, 0, destination[..(int)count]);
     }
 
     /// <summary>Copies a tensor's stored bytes (no conversion) to <paramref name="destination"/>.</summary>
-    public void CopyRawTo(TensorInfo info, Stream destination)
-    {
-        const int chunk = 1 << 22;
-        var buffer = new byte[(int)Math.Min(chunk, Math.Max(1, info.ByteLength))];
-        for (long done = 0; done < info.ByteLength;)
-        {
-            int n = (int)Math.Min(buffer.Length, info.ByteLength - done);
-            int read = RandomAccess.Read(handle, buffer.AsSpan(0, n), DataStart + info.Begin + done);
-            if (read <= 0) throw new IrrException($"{Path}: tensor '{info.Name}': file ends before its data");
-            destination.Write(buffer, 0, read);
-            done += read;
-        }
-    }
+    public void CopyRawTo(TensorInfo info, Stream destination) =>
+        file.CopyTo(DataStart + info.Begin, info.ByteLength, destination, $"tensor '{info.Name}'");
 
     /// <summary>Releases the file and any mapping.</summary>
-    public void Dispose()
-    {
-        map?.Dispose();
-        handle.Dispose();
-    }
-
-    private void CheckRows(TensorInfo info, long firstRow, long rowCount)
-    {
-        if (firstRow < 0 || rowCount < 0 || firstRow + rowCount > info.Rows)
-            throw new ArgumentOutOfRangeException(nameof(firstRow), $"Rows {firstRow}..{firstRow + rowCount} are outside '{info.Name}' {info.ShapeText}.");
-    }
-
-    // Maps [dataStart + begin, +length) until the view is disposed, which unmaps it, so the pages
-    // do not stay in this process's working set.
-    private View MapView(long begin, long length)
-    {
-        MemoryMappedFile m;
-        lock (mapLock)
-            m = map ??= MemoryMappedFile.CreateFromFile(handle, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-        return new View(m.CreateViewAccessor(DataStart + begin, length, MemoryMappedFileAccess.Read));
-    }
-
-    private readonly struct View : IDisposable
-    {
-        private readonly MemoryMappedViewAccessor accessor;
-
-        public View(MemoryMappedViewAccessor accessor)
-        {
-            this.accessor = accessor;
-            byte* p = null;
-            accessor.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            Pointer = p + accessor.PointerOffset;
-        }
-
-        public byte* Pointer { get; }
-
-        public void Dispose()
-        {
-            accessor.SafeMemoryMappedViewHandle.ReleasePointer();
-            accessor.Dispose();
-        }
-    }
+    public void Dispose() => file.Dispose();
 
     // ---- header ------------------------------------------------------------------------------
 
-    private static (IReadOnlyDictionary<string, string>, List<TensorInfo>, long) ReadHeader(string path, SafeFileHandle handle, long fileLength)
+    private static (IReadOnlyDictionary<string, string>, List<TensorInfo>, long) ReadHeader(MappedFile file)
     {
+        string path = file.Path;
+        long fileLength = file.Length;
         if (fileLength < 8)
             throw new IrrException($"{path}: not a safetensors file: {fileLength} bytes, shorter than the 8-byte header length");
         Span<byte> prefix = stackalloc byte[8];
-        ReadExactly(path, handle, prefix, 0);
+        ReadExactly(file, prefix, 0);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (headerLength > MaxHeaderBytes)
             throw new IrrException($"{path}: header length {headerLength} bytes exceeds the 100 MB limit (corrupt or not a safetensors file)");
         if ((long)headerLength > fileLength - 8)
             throw new IrrException($"{path}: header length {headerLength} bytes runs past the end of the {fileLength}-byte file (truncated?)");
         var json = new byte[headerLength];
-        ReadExactly(path, handle, json, 8);
+        ReadExactly(file, json, 8);
         long dataStart = 8 + (long)headerLength;
         long dataLength = fileLength - dataStart;
 
@@ -357,15 +245,10 @@ public sealed unsafe class SafetensorsFile : ITensorFile
         }
     }
 
-    private static void ReadExactly(string path, SafeFileHandle handle, Span<byte> buffer, long offset)
+    private static void ReadExactly(MappedFile file, Span<byte> buffer, long offset)
     {
-        while (buffer.Length > 0)
-        {
-            int n = RandomAccess.Read(handle, buffer, offset);
-            if (n <= 0) throw new IrrException($"{path}: file ends at byte {offset} inside the header (truncated?)");
-            buffer = buffer[n..];
-            offset += n;
-        }
+        if (!file.TryRead(buffer, offset))
+            throw new IrrException($"{file.Path}: file ends inside the header (truncated?)");
     }
 
     /// <summary>Header JSON in the layout the writer uses, exposed for tests and the writer.</summary>

@@ -1,91 +1,32 @@
 using System.Collections;
-using System.IO.Compression;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Text;
-using Irr.Tensors;
 using Razorvine.Pickle;
 
 namespace Irr.IO;
 
-/// <summary>
-/// A file of named tensors read as float32: a safetensors file or a PyTorch state dict. Safety
-/// vectors and Fisher matrices are read through it, whichever format they were saved in.
-/// </summary>
-public interface ITensorFile : IDisposable
-{
-    /// <summary>The file's path, for messages.</summary>
-    string Path { get; }
-
-    /// <summary>The tensor's storage type and shape; false when the file has no such tensor.</summary>
-    bool TryGetTensor(string name, out TensorDType dtype, out IReadOnlyList<long> shape);
-
-    /// <summary>Reads a whole tensor converted to float32; an error naming it when its type is not a float type.</summary>
-    float[] ReadSingle(string name);
-}
-
-/// <summary>Opens a tensor file by its content: a zip archive is a PyTorch state dict, anything else safetensors.</summary>
-public static class TensorFiles
-{
-    /// <summary>Opens <paramref name="path"/> as a <see cref="TorchFile"/> (zip, <c>torch.save</c> since 1.6) or a <see cref="SafetensorsFile"/>.</summary>
-    public static ITensorFile Open(string path)
-    {
-        Span<byte> head = stackalloc byte[4];
-        int n;
-        try
-        {
-            using var stream = File.OpenRead(path);
-            n = stream.ReadAtLeast(head, 4, throwOnEndOfStream: false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IrrException($"{path}: cannot read: {e.Message}", e);
-        }
-        if (n == 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4) return TorchFile.Open(path);
-        if (n >= 2 && head[0] == 0x80 && head[1] <= 5)
-            throw new IrrException($"{path}: a PyTorch file in the legacy format (before torch 1.6) is not read yet; re-save it with torch.save in a current torch, or convert it to safetensors");
-        return SafetensorsFile.Open(path);
-    }
-}
-
 /// <summary>One tensor of a PyTorch state dict: a view (offset, shape, strides in elements) of a storage.</summary>
-public sealed class TorchTensorInfo
+public sealed class TorchTensorInfo : TensorEntry
 {
     internal TorchTensorInfo(string name, TorchStorage storage, long offset, long[] shape, long[] strides, long elementCount)
+        : base(name, storage.DType, shape, elementCount)
     {
-        Name = name;
         Storage = storage;
         StorageOffset = offset;
-        this.shape = shape;
         this.strides = strides;
-        ElementCount = elementCount;
     }
 
-    private readonly long[] shape, strides;
-
-    /// <summary>The state-dict key.</summary>
-    public string Name { get; }
+    private readonly long[] strides;
 
     /// <summary>The storage the tensor views (shared when several tensors view one storage).</summary>
     public TorchStorage Storage { get; }
 
-    /// <summary>Element type.</summary>
-    public TensorDType DType => Storage.DType;
-
     /// <summary>Offset of the first element in the storage, in elements.</summary>
     public long StorageOffset { get; }
 
-    /// <summary>Dimensions.</summary>
-    public IReadOnlyList<long> Shape => shape;
-
     /// <summary>Strides in elements, one per dimension.</summary>
     public IReadOnlyList<long> Strides => strides;
-
-    /// <summary>Number of elements (product of the shape).</summary>
-    public long ElementCount { get; }
-
-    /// <summary>"[a, b]".</summary>
-    public string ShapeText => "[" + string.Join(", ", shape) + "]";
 
     /// <summary>Whether the view is row-major contiguous.</summary>
     public bool IsContiguous
@@ -93,31 +34,39 @@ public sealed class TorchTensorInfo
         get
         {
             long expected = 1;
-            for (int d = shape.Length - 1; d >= 0; d--)
+            for (int d = Shape.Count - 1; d >= 0; d--)
             {
-                if (shape[d] != 1 && strides[d] != expected) return false;
-                expected *= shape[d];
+                if (Shape[d] != 1 && strides[d] != expected) return false;
+                expected *= Shape[d];
             }
             return true;
         }
     }
 
-    /// <inheritdoc/>
-    public override string ToString() => $"{Name} {DType} {ShapeText}";
+    // The last storage element the view reaches (StorageOffset − 1 for an empty tensor).
+    internal long LastElement
+    {
+        get
+        {
+            if (ElementCount == 0) return StorageOffset - 1;
+            long last = StorageOffset;
+            for (int d = 0; d < Shape.Count; d++) last += (Shape[d] - 1) * strides[d];
+            return last;
+        }
+    }
 }
 
-/// <summary>A storage of a PyTorch archive: the entry <c>ARCHIVE/data/KEY</c>.</summary>
+/// <summary>A storage of a PyTorch file: raw little-endian elements at a place in the file.</summary>
 public sealed class TorchStorage
 {
-    internal TorchStorage(string key, TensorDType dtype, long elementCount, string entryName)
+    internal TorchStorage(string key, TensorDType dtype, long elementCount)
     {
         Key = key;
         DType = dtype;
         ElementCount = elementCount;
-        EntryName = entryName;
     }
 
-    /// <summary>The storage key (the file name under <c>data/</c>).</summary>
+    /// <summary>The storage key (the file name under <c>data/</c> in the zip format).</summary>
     public string Key { get; }
 
     /// <summary>Element type.</summary>
@@ -126,39 +75,66 @@ public sealed class TorchStorage
     /// <summary>Number of elements.</summary>
     public long ElementCount { get; }
 
-    internal string EntryName { get; }
+    /// <summary>Offset of element 0 in the file, in bytes (known once the file's layout has been read).</summary>
+    public long FileOffset { get; internal set; } = -1;
+}
+
+/// <summary>The two layouts <c>torch.save</c> writes.</summary>
+public enum TorchFormat
+{
+    /// <summary>A zip archive (the default since torch 1.6): <c>ARCHIVE/data.pkl</c> and one member <c>ARCHIVE/data/KEY</c> per storage.</summary>
+    Zip,
+
+    /// <summary>
+    /// The legacy layout (torch &lt; 1.6, or <c>_use_new_zipfile_serialization=False</c>): five pickles in a row
+    /// (magic number, protocol version, system info, the object, the storage keys), then each storage as an
+    /// int64 element count and its elements.
+    /// </summary>
+    Legacy,
 }
 
 /// <summary>
-/// A PyTorch state dict saved by <c>torch.save</c> in the zip format (torch ≥ 1.6, the default):
-/// <c>ARCHIVE/data.pkl</c> (the pickled dict) and <c>ARCHIVE/data/KEY</c> (raw little-endian storages).
-/// The pickle is read safely, as <c>torch.load(weights_only=True)</c> does: it may name only
-/// <c>collections.OrderedDict</c>, <c>torch._utils._rebuild_tensor_v2</c>, <c>torch.Size</c> and the
+/// A PyTorch state dict saved by <c>torch.save</c>, in the zip format (torch ≥ 1.6) or the legacy one
+/// (<see cref="TorchFormat"/>). The pickle is read safely, as <c>torch.load(weights_only=True)</c> does: it may
+/// name only <c>collections.OrderedDict</c>, <c>torch._utils._rebuild_tensor_v2</c>, <c>torch.Size</c> and the
 /// storage types; any other global is refused with its name, and nothing from the file is executed.
-/// Views (storage offsets, strides, storages shared by several tensors) are supported.
+/// Views (storage offsets, strides, storages shared by several tensors) are supported. Opening reads only the
+/// pickles; tensor data is memory-mapped when read, a row range at a time, as for safetensors
+/// (zip members must be stored uncompressed, as <c>torch.save</c> writes them).
 /// </summary>
 public sealed class TorchFile : ITensorFile
 {
-    /// <summary>The largest <c>data.pkl</c> read (a state dict's pickle is small; the tensors are elsewhere).</summary>
+    /// <summary>The largest pickle read (a state dict's pickle is small; the tensors are elsewhere).</summary>
     public const long MaxPickleBytes = 256L << 20;
 
-    private readonly ZipArchive zip;
-    private readonly Dictionary<string, TorchTensorInfo> byName;
-    private readonly object gate = new();
+    // torch/serialization.py: MAGIC_NUMBER and PROTOCOL_VERSION of the legacy format.
+    private static readonly BigInteger LegacyMagic = BigInteger.Parse("119547037146038801333356");
+    private const int LegacyProtocol = 1001;
 
-    private TorchFile(string path, ZipArchive zip, List<TorchTensorInfo> tensors)
+    private readonly MappedFile file;
+    private readonly Dictionary<string, TorchTensorInfo> byName;
+
+    private TorchFile(MappedFile file, TorchFormat format, List<TorchTensorInfo> tensors)
     {
-        Path = path;
-        this.zip = zip;
+        this.file = file;
+        Format = format;
         Tensors = tensors;
         byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
     }
 
     /// <inheritdoc/>
-    public string Path { get; }
+    public string Path => file.Path;
+
+    /// <inheritdoc/>
+    public long FileLength => file.Length;
+
+    /// <summary>The layout the file was saved in.</summary>
+    public TorchFormat Format { get; }
 
     /// <summary>The tensors, sorted by name (ordinal).</summary>
     public IReadOnlyList<TorchTensorInfo> Tensors { get; }
+
+    IReadOnlyList<TensorEntry> ITensorFile.Tensors => Tensors;
 
     /// <summary>Whether the dict has the tensor.</summary>
     public bool Contains(string name) => byName.ContainsKey(name);
@@ -166,69 +142,74 @@ public sealed class TorchFile : ITensorFile
     /// <summary>The tensor's entry; false when absent.</summary>
     public bool TryGet(string name, out TorchTensorInfo info) => byName.TryGetValue(name, out info!);
 
+    /// <inheritdoc/>
+    public bool TryGetEntry(string name, out TensorEntry entry)
+    {
+        bool found = byName.TryGetValue(name, out var info);
+        entry = info!;
+        return found;
+    }
+
     /// <summary>The tensor's entry; an error naming it when absent.</summary>
     public TorchTensorInfo Get(string name) =>
         byName.TryGetValue(name, out var info) ? info : throw new IrrException($"{Path}: no tensor '{name}'");
 
-    /// <inheritdoc/>
-    public bool TryGetTensor(string name, out TensorDType dtype, out IReadOnlyList<long> shape)
-    {
-        if (byName.TryGetValue(name, out var info)) { dtype = info.DType; shape = info.Shape; return true; }
-        dtype = default;
-        shape = [];
-        return false;
-    }
+    /// <summary>Whether a file's first bytes are those of a <c>torch.save</c> file: a zip archive or a pickle (protocol 2–5).</summary>
+    public static bool IsTorchFile(ReadOnlySpan<byte> head) =>
+        ZipDirectory.IsZip(head) || (head.Length >= 2 && head[0] == 0x80 && head[1] is >= 2 and <= 5);
 
-    /// <summary>Opens and checks the archive and reads its pickle (the storages are read on demand).</summary>
+    /// <summary>Opens the file, checks its layout and reads its pickles (the storages are read on demand).</summary>
+    /// <exception cref="IrrException">Not a PyTorch file, a refused pickle global, or storages that do not fit the file.</exception>
     public static TorchFile Open(string path)
     {
-        FileStream stream;
+        var file = MappedFile.Open(path);
         try
         {
-            stream = File.OpenRead(path);
+            Span<byte> head = stackalloc byte[4];
+            int n = file.TryRead(head, 0) ? 4 : 0;
+            if (ZipDirectory.IsZip(head[..n])) return new TorchFile(file, TorchFormat.Zip, ReadZip(file));
+            if (IsTorchFile(head[..n])) return new TorchFile(file, TorchFormat.Legacy, ReadLegacy(file));
+            throw new IrrException($"{path}: not a PyTorch file (neither a zip archive nor a pickle)");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch
         {
-            throw new IrrException($"{path}: cannot read: {e.Message}", e);
-        }
-        ZipArchive? zip = null;
-        try
-        {
-            zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: false);
-            var tensors = ReadDict(path, zip);
-            return new TorchFile(path, zip, tensors);
-        }
-        catch (IrrException)
-        {
-            if (zip is null) stream.Dispose(); else zip.Dispose();
+            file.Dispose();
             throw;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            if (zip is null) stream.Dispose(); else zip.Dispose();
-            throw new IrrException($"{path}: not a readable PyTorch zip archive: {e.Message}", e);
         }
     }
 
     /// <inheritdoc/>
-    public float[] ReadSingle(string name)
+    public void ReadRowsSingle(TensorEntry entry, long firstRow, long rowCount, Span<float> destination)
     {
-        var info = Get(name);
+        var info = entry as TorchTensorInfo ?? throw new ArgumentException($"'{entry.Name}' is not a tensor of {Path}", nameof(entry));
         if (!info.DType.IsFloatingSupported() && info.DType != TensorDType.F64)
-            throw new IrrException($"{Path}: tensor '{name}' has dtype {info.DType}; a float weight is needed");
-        byte[] raw = ReadBytes(info);
-        var values = new float[checked((int)info.ElementCount)];
+            throw new IrrException($"{Path}: tensor '{info.Name}' has dtype {info.DType}; a float weight is needed");
+        TensorFiles.CheckRows(info, firstRow, rowCount, destination.Length);
+        long count = rowCount * info.RowLength;
+        if (count == 0) return;
+        int size = info.DType.SizeOf();
+        if (info.IsContiguous)
+        {
+            long first = info.StorageOffset + firstRow * info.RowLength;
+            using var view = file.Map(info.Storage.FileOffset + first * size, count * size);
+            view.ToSingle(info.DType, 0, destination);
+            return;
+        }
+        byte[] all = ReadBytes(info);
+        var rows = all.AsSpan(checked((int)(firstRow * info.RowLength * size)), checked((int)(count * size)));
         if (info.DType == TensorDType.F64)
         {
-            var d = MemoryMarshal.Cast<byte, double>(raw);
-            for (int i = 0; i < values.Length; i++) values[i] = (float)d[i];
+            var d = MemoryMarshal.Cast<byte, double>(rows);
+            for (int i = 0; i < d.Length; i++) destination[i] = (float)d[i];
         }
         else
         {
-            DTypes.ToSingle(info.DType.ToDType(), raw, values);
+            Irr.Tensors.DTypes.ToSingle(info.DType.ToDType(), rows, destination);
         }
-        return values;
     }
+
+    /// <summary>Reads a whole tensor converted to float32; an error naming it when its type is not a float type.</summary>
+    public float[] ReadSingle(string name) => TensorFiles.ReadSingle(this, name);
 
     /// <summary>Reads the int64 tensor <paramref name="name"/> (an error naming it for another type).</summary>
     public long[] ReadInt64(string name)
@@ -248,12 +229,11 @@ public sealed class TorchFile : ITensorFile
         long count = info.ElementCount;
         var result = new byte[checked(count * size)];
         if (count == 0) return result;
-        long last = info.StorageOffset;
-        for (int d = 0; d < info.Shape.Count; d++) last += (info.Shape[d] - 1) * info.Strides[d];
-        byte[] span = ReadStorageRange(info, info.StorageOffset, last - info.StorageOffset + 1);
+        long extent = info.LastElement - info.StorageOffset + 1;
+        using var view = file.Map(info.Storage.FileOffset + info.StorageOffset * size, extent * size);
         if (info.IsContiguous)
         {
-            Buffer.BlockCopy(span, 0, result, 0, result.Length);
+            view.Span(0, result.Length).CopyTo(result);
             return result;
         }
         int rank = info.Shape.Count;
@@ -261,7 +241,7 @@ public sealed class TorchFile : ITensorFile
         long src = 0;
         for (long i = 0; i < count; i++)
         {
-            Buffer.BlockCopy(span, checked((int)(src * size)), result, checked((int)(i * size)), size);
+            view.Span(src * size, size).CopyTo(result.AsSpan(checked((int)(i * size)), size));
             for (int d = rank - 1; d >= 0; d--)
             {
                 if (++index[d] < info.Shape[d]) { src += info.Strides[d]; break; }
@@ -272,73 +252,152 @@ public sealed class TorchFile : ITensorFile
         return result;
     }
 
-    private byte[] ReadStorageRange(TorchTensorInfo info, long first, long count)
-    {
-        int size = info.DType.SizeOf();
-        var buffer = new byte[checked(count * size)];
-        lock (gate)
-        {
-            try
-            {
-                var entry = zip.GetEntry(info.Storage.EntryName) ?? throw new IrrException($"{Path}: tensor '{info.Name}': storage '{info.Storage.Key}' is missing");
-                using var s = entry.Open();
-                long skip = first * size;
-                if (s.CanSeek) s.Seek(skip, SeekOrigin.Begin);
-                else
-                {
-                    var discard = new byte[81920];
-                    while (skip > 0)
-                    {
-                        int got = s.Read(discard, 0, (int)Math.Min(discard.Length, skip));
-                        if (got == 0) throw new EndOfStreamException();
-                        skip -= got;
-                    }
-                }
-                s.ReadExactly(buffer);
-            }
-            catch (IrrException) { throw; }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                throw new IrrException($"{Path}: tensor '{info.Name}': cannot read storage '{info.Storage.Key}': {e.Message}", e);
-            }
-        }
-        return buffer;
-    }
-
     /// <inheritdoc/>
-    public void Dispose() => zip.Dispose();
+    public void Dispose() => file.Dispose();
 
-    // ---- the archive and its pickle ----
+    // ---- the zip format ----
 
-    private static List<TorchTensorInfo> ReadDict(string path, ZipArchive zip)
+    private static List<TorchTensorInfo> ReadZip(MappedFile file)
     {
-        var pickles = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.IndexOf('/') == e.FullName.Length - "/data.pkl".Length).ToList();
+        string path = file.Path;
+        var members = ZipDirectory.Read(file);
+        var pickles = members.Values.Where(e => e.Name.EndsWith("/data.pkl", StringComparison.Ordinal) && e.Name.IndexOf('/') == e.Name.Length - "/data.pkl".Length).ToList();
         if (pickles.Count != 1)
             throw new IrrException($"{path}: not a PyTorch archive (expected one ARCHIVE/data.pkl, found {pickles.Count})");
-        string prefix = pickles[0].FullName[..^"data.pkl".Length];
-        if (zip.GetEntry(prefix + "byteorder") is { } order)
+        string prefix = pickles[0].Name[..^"data.pkl".Length];
+        if (members.TryGetValue(prefix + "byteorder", out var order))
         {
-            string text = ReadText(order, 64).Trim();
+            string text = order.Size > 64 ? "(too long)" : Encoding.ASCII.GetString(ZipDirectory.ReadAll(file, order, 64)).Trim();
             if (text != "little")
                 throw new IrrException($"{path}: byteorder '{text}' is not supported (only little-endian archives are read)");
         }
-        if (pickles[0].Length > MaxPickleBytes)
-            throw new IrrException($"{path}: data.pkl is {pickles[0].Length} bytes, more than a state dict's pickle ({MaxPickleBytes})");
-        byte[] pickle = ReadAll(pickles[0]);
-        PickleScanner.Check(pickle, path);
-
-        var unpickler = new StateDictUnpickler(path, zip, prefix);
-        object root;
+        byte[] pickle = ZipDirectory.ReadAll(file, pickles[0], MaxPickleBytes);
         try
         {
-            root = unpickler.loads(pickle);
+            PickleScanner.Check(pickle, path);
+        }
+        catch (TruncatedPickleException e)
+        {
+            throw new IrrException(e.Message);
+        }
+
+        var unpickler = new StateDictUnpickler(path, legacy: false, (key, type, numel) =>
+        {
+            string memberName = prefix + "data/" + key;
+            if (!members.TryGetValue(memberName, out var member)) throw new IrrException($"{path}: storage '{key}' is missing (no {memberName})");
+            if (!member.IsStored)
+                throw new IrrException($"{path}: storage '{key}' is compressed ({memberName}); torch.save stores storages uncompressed, so the archive was re-packed: re-save it with torch.save");
+            if (numel < 0 || numel > member.Size / type.SizeOf())
+                throw new IrrException($"{path}: storage '{key}' should hold {numel} {type} elements but {memberName} has {member.Size} bytes");
+            return new TorchStorage(key, type, numel) { FileOffset = member.DataOffset };
+        });
+        return ReadDict(path, Unpickle(unpickler, pickle, path, "data.pkl"));
+    }
+
+    // ---- the legacy format ----
+
+    private static List<TorchTensorInfo> ReadLegacy(MappedFile file)
+    {
+        string path = file.Path;
+        // The five pickles come first; read as much of the file as they need (they are small).
+        byte[] prefix = [];
+        int[] ends = new int[5];
+        for (long want = Math.Min(file.Length, 1 << 20); ; want = Math.Min(file.Length, Math.Min(want * 4, MaxPickleBytes)))
+        {
+            prefix = new byte[want];
+            file.Read(prefix, 0, "the pickles");
+            try
+            {
+                int next = 0;
+                for (int i = 0; i < 5; i++) ends[i] = next = PickleScanner.Check(prefix, path, next, LegacyPickleNames[i]);
+                break;
+            }
+            catch (TruncatedPickleException e)
+            {
+                if (want >= file.Length || want >= MaxPickleBytes) throw new IrrException(e.Message);
+            }
+        }
+
+        var plain = new Unpickler();
+        object magic = Unpickle(plain, prefix[..ends[0]], path, LegacyPickleNames[0]);
+        if (magic is not (int or long or BigInteger) || ToBig(magic) != LegacyMagic)
+            throw new IrrException($"{path}: not a PyTorch file (a pickle without torch.save's magic number)");
+        object protocol = Unpickle(plain, prefix[ends[0]..ends[1]], path, LegacyPickleNames[1]);
+        if (protocol is not (int or long) || ToLong(protocol) != LegacyProtocol)
+            throw new IrrException($"{path}: legacy PyTorch protocol {protocol} is not supported (only {LegacyProtocol})");
+        if (Unpickle(plain, prefix[ends[1]..ends[2]], path, LegacyPickleNames[2]) is not Hashtable sysInfo)
+            throw new IrrException($"{path}: legacy PyTorch system info is not a dict");
+        if (sysInfo["little_endian"] is not true)
+            throw new IrrException($"{path}: saved on a big-endian machine (only little-endian files are read)");
+
+        var storages = new Dictionary<string, TorchStorage>(StringComparer.Ordinal);
+        var views = new List<(TorchStorage View, string Root, long Offset)>();
+        var unpickler = new StateDictUnpickler(path, legacy: true, (key, type, numel) =>
+        {
+            var s = new TorchStorage(key, type, numel);
+            storages[key] = s;
+            return s;
+        }, (viewKey, root, offset, numel) =>
+        {
+            var s = new TorchStorage(viewKey, root.DType, numel);
+            views.Add((s, root.Key, offset));
+            return s;
+        });
+        object dict = Unpickle(unpickler, prefix[ends[2]..ends[3]], path, LegacyPickleNames[3]);
+        if (Unpickle(plain, prefix[ends[3]..ends[4]], path, LegacyPickleNames[4]) is not ArrayList keys || keys.Cast<object>().Any(k => k is not string))
+            throw new IrrException($"{path}: the legacy storage key list is not a list of strings");
+
+        // Each storage: an int64 element count, then its elements, in the order of the key list.
+        long at = ends[4];
+        Span<byte> countBytes = stackalloc byte[8];
+        foreach (string key in keys)
+        {
+            if (!storages.TryGetValue(key, out var storage))
+                throw new IrrException($"{path}: storage '{key}' is listed but no tensor uses it");
+            if (storage.FileOffset >= 0) throw new IrrException($"{path}: storage '{key}' is listed twice");
+            file.Read(countBytes, at, $"storage '{key}'");
+            long numel = BitConverter.ToInt64(countBytes);
+            if (numel != storage.ElementCount)
+                throw new IrrException($"{path}: storage '{key}' should hold {storage.ElementCount} elements but its record says {numel}");
+            long bytes = numel * storage.DType.SizeOf();
+            if (numel < 0 || at + 8 > file.Length - bytes)
+                throw new IrrException($"{path}: storage '{key}' runs past the end of the file (truncated?)");
+            storage.FileOffset = at + 8;
+            at += 8 + bytes;
+        }
+        foreach (var s in storages.Values)
+            if (s.FileOffset < 0) throw new IrrException($"{path}: storage '{s.Key}' has no data (it is missing from the storage key list)");
+        foreach (var (view, root, offset) in views)
+        {
+            if (!storages.TryGetValue(root, out var r)) throw new IrrException($"{path}: storage view '{view.Key}' of '{root}' has no root storage");
+            if (offset < 0 || offset > r.ElementCount - view.ElementCount)
+                throw new IrrException($"{path}: storage view '{view.Key}' reaches past the end of storage '{root}'");
+            view.FileOffset = r.FileOffset + offset * r.DType.SizeOf();
+        }
+        return ReadDict(path, dict);
+    }
+
+    private static readonly string[] LegacyPickleNames = ["magic number pickle", "protocol version pickle", "system info pickle", "state dict pickle", "storage key pickle"];
+
+    private static BigInteger ToBig(object o) => o switch { int i => i, long l => l, BigInteger b => b, _ => BigInteger.MinusOne };
+
+    private static object Unpickle(Unpickler unpickler, byte[] pickle, string path, string label)
+    {
+        try
+        {
+            return unpickler.loads(pickle);
         }
         catch (IrrException) { throw; }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new IrrException($"{path}: data.pkl is not a valid state dict pickle: {e.Message}", e);
+            throw new IrrException($"{path}: {label} is not a valid state dict pickle: {e.Message}", e);
         }
+    }
 
+    // ---- the state dict ----
+
+    private static List<TorchTensorInfo> ReadDict(string path, object root)
+    {
         IEnumerable<(object Key, object? Value)> items = root switch
         {
             Hashtable h => h.Keys.Cast<object>().OrderBy(k => k as string, StringComparer.Ordinal).Select(k => (k, h[k])),
@@ -398,20 +457,6 @@ public sealed class TorchFile : ITensorFile
         _ => o.GetType().Name,
     };
 
-    private static byte[] ReadAll(ZipArchiveEntry entry)
-    {
-        using var s = entry.Open();
-        var bytes = new byte[entry.Length];
-        s.ReadExactly(bytes);
-        return bytes;
-    }
-
-    private static string ReadText(ZipArchiveEntry entry, int max)
-    {
-        if (entry.Length > max) return "(too long)";
-        return Encoding.ASCII.GetString(ReadAll(entry));
-    }
-
     // ---- the allow-list ----
 
     private static readonly Dictionary<string, TensorDType> StorageTypes = new(StringComparer.Ordinal)
@@ -456,29 +501,43 @@ public sealed class TorchFile : ITensorFile
 
     private static long[] ToLongs(object? o) => o is object[] tuple ? tuple.Select(ToLong).ToArray() : throw new PickleException($"expected a tuple of integers, found {Describe(o)}");
 
-    private sealed class StateDictUnpickler(string path, ZipArchive zip, string prefix) : Unpickler
+    /// <summary>
+    /// Resolves persistent ids to storages: <c>('storage', type, key, location, numel)</c> in the zip format and
+    /// <c>('storage', type, key, location, numel, view_metadata)</c> in the legacy one, where view_metadata is None
+    /// or <c>(view_key, offset, view_numel)</c>, a slice of storage <c>key</c> (torch &lt; 0.4). The location
+    /// ("cpu", "cuda:0") is not used: the bytes are the same.
+    /// </summary>
+    private sealed class StateDictUnpickler(string path, bool legacy, Func<string, TensorDType, long, TorchStorage> newStorage,
+        Func<string, TorchStorage, long, long, TorchStorage>? newView = null) : Unpickler
     {
         private readonly Dictionary<string, TorchStorage> storages = new(StringComparer.Ordinal);
 
         protected override object persistentLoad(object pid)
         {
-            if (pid is not object[] { Length: 5 } t || t[0] is not "storage" || t[1] is not StorageTypeConstructor type || t[2] is not string key)
-                throw new IrrException($"{path}: data.pkl has a persistent id that is not a storage ('storage', type, key, location, numel)");
+            int arity = legacy ? 6 : 5;
+            if (pid is not object[] t || t.Length != arity || t[0] is not "storage" || t[1] is not StorageTypeConstructor type || t[2] is not string key)
+                throw new IrrException($"{path}: the pickle has a persistent id that is not a storage ('storage', type, key, location, numel{(legacy ? ", view" : "")})");
             long numel = ToLong(t[4]);
-            if (storages.TryGetValue(key, out var known))
-            {
-                if (known.DType != type.DType) throw new IrrException($"{path}: storage '{key}' is used as both {known.DType} and {type.DType}");
-                return known;
-            }
             if (key.Length == 0 || key.Contains('/') || key.Contains('\\') || key.Contains(".."))
-                throw new IrrException($"{path}: data.pkl names an invalid storage key '{key}'");
-            string entryName = prefix + "data/" + key;
-            var entry = zip.GetEntry(entryName) ?? throw new IrrException($"{path}: storage '{key}' is missing (no {entryName})");
-            if (numel < 0 || numel > entry.Length / type.DType.SizeOf())
-                throw new IrrException($"{path}: storage '{key}' should hold {numel} {type.DType} elements but {entryName} has {entry.Length} bytes");
-            var storage = new TorchStorage(key, type.DType, numel, entryName);
-            storages[key] = storage;
-            return storage;
+                throw new IrrException($"{path}: the pickle names an invalid storage key '{key}'");
+            if (!storages.TryGetValue(key, out var storage))
+            {
+                storage = newStorage(key, type.DType, numel);
+                storages[key] = storage;
+            }
+            else if (storage.ElementCount != numel && !legacy)
+            {
+                throw new IrrException($"{path}: storage '{key}' is given {storage.ElementCount} and {numel} elements");
+            }
+            if (storage.DType != type.DType) throw new IrrException($"{path}: storage '{key}' is used as both {storage.DType} and {type.DType}");
+            if (!legacy || t[5] is null) return storage;
+            if (t[5] is not object[] { Length: 3 } view || view[0] is not string viewKey)
+                throw new IrrException($"{path}: storage '{key}' has view metadata that is not (key, offset, numel)");
+            string id = "view:" + viewKey;
+            if (storages.TryGetValue(id, out var known)) return known;
+            var slice = newView!(viewKey, storage, ToLong(view[1]), ToLong(view[2]));
+            storages[id] = slice;
+            return slice;
         }
     }
 

@@ -16,14 +16,21 @@ public class TorchFileTests
 {
     private static string Fixture(string name) => Text.Fixtures.Local($"torch/state_dicts/{name}");
 
-    public static TheoryData<string> Fixtures => new() { "dtypes", "views", "module" };
+    /// <summary>Each dict in both of torch.save's layouts (NAME.pt zip, NAME.legacy.pt legacy), and the hand-laid legacy views.</summary>
+    public static TheoryData<string, string> Fixtures => new()
+    {
+        { "dtypes", "" }, { "views", "" }, { "module", "" },
+        { "dtypes", ".legacy" }, { "views", ".legacy" }, { "module", ".legacy" },
+        { "legacy_views", "" },
+    };
 
     [Theory]
     [MemberData(nameof(Fixtures))]
-    public void ReadsWhatTorchWrote(string name)
+    public void ReadsWhatTorchWrote(string name, string layout)
     {
         using var doc = JsonDocument.Parse(File.ReadAllBytes(Fixture(name + ".json")));
-        using var file = TorchFile.Open(Fixture(name + ".pt"));
+        using var file = TorchFile.Open(Fixture(name + layout + ".pt"));
+        Assert.Equal(layout == ".legacy" || name.StartsWith("legacy") ? TorchFormat.Legacy : TorchFormat.Zip, file.Format);
         var expected = doc.RootElement.GetProperty("tensors");
         Assert.Equal(expected.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal), file.Tensors.Select(t => t.Name));
         foreach (var p in expected.EnumerateObject())
@@ -57,10 +64,12 @@ public class TorchFileTests
         }
     }
 
-    [Fact]
-    public void ViewsShareOneStorage()
+    [Theory]
+    [InlineData("views.pt")]
+    [InlineData("views.legacy.pt")]
+    public void ViewsShareOneStorage(string fixture)
     {
-        using var file = TorchFile.Open(Fixture("views.pt"));
+        using var file = TorchFile.Open(Fixture(fixture));
         Assert.Same(file.Get("m").Storage, file.Get("m.t").Storage);
         Assert.Same(file.Get("m").Storage, file.Get("tail").Storage);
         Assert.Equal(24, file.Get("tail").StorageOffset);
@@ -154,7 +163,55 @@ public class TorchFileTests
         byte[] overrun = Bytes("\u0080\u0002ccollections\nOrderedDict\n)R(X\u0001\u0000\u0000\u0000wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\u0000\u0000\u0000storagectorch\nFloatStorage\nX\u0001\u0000\u0000\u00000X\u0003\u0000\u0000\u0000cpuK\u0002tQK\u0001K\u0002\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRu.");
         string path = Archive(dir, overrun, "overrun.pt", null, ("0", new byte[8]));
         Assert.Contains("tensor 'w' reaches element 2 of storage '0', which has 2", Assert.Throws<IrrException>(() => TorchFile.Open(path)).Message);
-        Assert.Contains("legacy format", Assert.Throws<IrrException>(() => TensorFiles.Open(Write(dir["legacy.pt"], Bytes("\u0080\u0002\u008a\u000a")))).Message);
+        Assert.Equal($"{dir["legacy.pt"]}: magic number pickle is truncated; not a state dict pickle",
+            Assert.Throws<IrrException>(() => TensorFiles.Open(Write(dir["legacy.pt"], Bytes("\u0080\u0002\u008a\u000a")))).Message);
+    }
+
+    // The first three pickles of a legacy file (magic number, protocol 1001, little-endian system info), as
+    // pickle.dumps(..., protocol=2) writes them in torch/serialization.py's _legacy_save.
+    private const string LegacyHead = "\u0080\u0002\u008a\nl\u00fc\u009cF\u00f9 j\u00a8P\u0019.\u0080\u0002M\u00e9\u0003.\u0080\u0002}q\u0000(X\u0010\u0000\u0000\u0000protocol_versionq\u0001M\u00e9\u0003X\r\u0000\u0000\u0000little_endianq\u0002\u0088X\n\u0000\u0000\u0000type_sizesq\u0003}q\u0004(X\u0005\u0000\u0000\u0000shortq\u0005K\u0002X\u0003\u0000\u0000\u0000intq\u0006K\u0004X\u0004\u0000\u0000\u0000longq\u0007K\u0004uu.";
+
+    [Fact]
+    public void ReadsAndRefusesLegacyFilesAsTheirParts()
+    {
+        using var dir = new TempDir();
+        const string emptyKeys = "\u0080\u0002]q\u0000.";
+        // torch.save({}, f, _use_new_zipfile_serialization=False), byte for byte.
+        using (var empty = TorchFile.Open(Write(dir["empty.pt"], Bytes(LegacyHead + "\u0080\u0002}q\u0000." + emptyKeys))))
+        {
+            Assert.Equal(TorchFormat.Legacy, empty.Format);
+            Assert.Empty(empty.Tensors);
+        }
+        string marker = dir["PWNED"];
+        foreach (var row in Hostile(marker))
+        {
+            string pickle = (string)row[0], global = (string)row[1];
+            string path = Write(dir["hostile.pt"], Bytes(LegacyHead + pickle + emptyKeys));
+            Assert.Equal($"{path}: refuses the pickle global '{global}' (only a state dict's tensors are read)", Assert.Throws<IrrException>(() => TorchFile.Open(path)).Message);
+            Assert.False(File.Exists(marker));
+        }
+        string wrongMagic = Write(dir["magic.pt"], Bytes("\u0080\u0002K\u0007." + LegacyHead[15..] + "\u0080\u0002}q\u0000." + emptyKeys));
+        Assert.Contains("a pickle without torch.save's magic number", Assert.Throws<IrrException>(() => TorchFile.Open(wrongMagic)).Message);
+        // A storage record cut short, and one whose element count disagrees with the pickle.
+        byte[] whole = File.ReadAllBytes(Fixture("module.legacy.pt"));
+        string cut = Write(dir["cut.pt"], whole[..^3]);
+        Assert.Contains("runs past the end of the file (truncated?)", Assert.Throws<IrrException>(() => TorchFile.Open(cut)).Message);
+    }
+
+    [Fact]
+    public void RefusesCompressedStorages()
+    {
+        using var dir = new TempDir();
+        string path = dir["deflated.pt"];
+        using (var source = ZipFile.OpenRead(Fixture("module.pt")))
+        using (var zip = new ZipArchive(File.Create(path), ZipArchiveMode.Create))
+            foreach (var e in source.Entries)
+            {
+                using var from = e.Open();
+                using var to = zip.CreateEntry(e.FullName, CompressionLevel.Optimal).Open();
+                from.CopyTo(to);
+            }
+        Assert.Contains("storage '0' is compressed (module/data/0); torch.save stores storages uncompressed", Assert.Throws<IrrException>(() => TorchFile.Open(path)).Message);
     }
 
     private static string Write(string path, byte[] bytes)
@@ -174,7 +231,7 @@ public class TorchFileTests
     {
         using var dir = new TempDir();
         var rng = new Random(14);
-        byte[] original = File.ReadAllBytes(Fixture("views.pt"));
+        byte[] original = File.ReadAllBytes(Fixture("views.pt")), legacy = File.ReadAllBytes(Fixture("views.legacy.pt"));
         byte[] pickle;
         using (var zip = ZipFile.OpenRead(Fixture("views.pt")))
         using (var s = zip.GetEntry("views/data.pkl")!.Open())
@@ -191,10 +248,17 @@ public class TorchFileTests
         using (var s = zip.GetEntry("views/data/1")!.Open()) s.ReadExactly(storage1);
 
         int errors = 0, reads = 0;
-        for (int round = 0; round < 400; round++)
+        for (int round = 0; round < 600; round++)
         {
             string path;
-            if (round % 2 == 0)
+            if (round % 3 == 2)
+            {
+                // Flips anywhere in a legacy file (pickles, storage records, data).
+                var bytes = (byte[])legacy.Clone();
+                for (int k = rng.Next(1, 4); k > 0; k--) bytes[rng.Next(bytes.Length)] ^= (byte)(1 << rng.Next(8));
+                path = Write(dir[$"legacy{round}.pt"], bytes);
+            }
+            else if (round % 3 == 0)
             {
                 // Flips anywhere in the archive (zip structure, CRCs, pickle, data).
                 var bytes = (byte[])original.Clone();
@@ -221,6 +285,6 @@ public class TorchFileTests
             }
             File.Delete(path);
         }
-        Assert.True(errors > 50 && reads > 0, $"{errors} errors, {reads} reads");
+        Assert.True(errors > 75 && reads > 0, $"{errors} errors, {reads} reads");
     }
 }
