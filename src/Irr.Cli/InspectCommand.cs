@@ -7,19 +7,19 @@ using Irr.IO;
 namespace Irr.Cli;
 
 /// <summary>
-/// <c>irr inspect PATH</c>: what a model directory, a PEFT adapter directory or a single
-/// .safetensors file holds. The description is built once as JSON; <c>--json</c> prints it and
+/// <c>irr inspect PATH</c>: what a model directory, a PEFT adapter directory, a single
+/// .safetensors file or a PyTorch state dict (.pt, .pth, .bin) holds. The description is built once as JSON; <c>--json</c> prints it and
 /// the default prints it as aligned text.
 /// </summary>
 internal static class InspectCommand
 {
     public static Command Create()
     {
-        var path = new Argument<string>("PATH") { Description = "A model directory, a PEFT adapter directory, or a .safetensors file" };
+        var path = new Argument<string>("PATH") { Description = "A model directory, a PEFT adapter directory, a .safetensors file or a PyTorch state dict (.pt, .pth, .bin)" };
         var tensors = new Option<bool>("--tensors") { Description = "List every tensor: name, dtype and shape" };
         var json = new Option<bool>("--json") { Description = "Print machine-readable JSON" };
         var noCheck = new Option<bool>("--no-check") { Description = "Do not check a model's tensors against its config.json" };
-        var command = new Command("inspect", "Describe a model, an adapter or a safetensors file (architecture, parameters, dtypes, shards)")
+        var command = new Command("inspect", "Describe a model, an adapter, a safetensors file or a PyTorch state dict (architecture, parameters, dtypes, shards)")
         {
             path, tensors, json, noCheck,
         };
@@ -41,12 +41,17 @@ internal static class InspectCommand
     {
         if (File.Exists(path))
         {
-            if (!path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
-                throw new IrrException($"{path}: not a .safetensors file (irr inspects model directories, adapter directories and .safetensors files)");
-            using var file = SafetensorsFile.Open(path);
+            using var file = TensorFiles.Open(path);
+            if (file is TorchFile torch)
+            {
+                var t = new JsonObject { ["kind"] = "pytorch", ["path"] = path, ["format"] = torch.Format == TorchFormat.Zip ? "zip" : "legacy" };
+                AddTensorSummary(t, file.Tensors, [(file, Path.GetFileName(path))], listTensors);
+                return t;
+            }
+            var safetensors = (SafetensorsFile)file;
             var o = new JsonObject { ["kind"] = "safetensors", ["path"] = path };
             AddTensorSummary(o, file.Tensors, [(file, Path.GetFileName(path))], listTensors);
-            o["metadata"] = new JsonObject(file.Metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
+            o["metadata"] = new JsonObject(safetensors.Metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
             return o;
         }
         if (!Directory.Exists(path)) throw new IrrException($"{path}: no such file or directory");
@@ -79,6 +84,7 @@ internal static class InspectCommand
                 : null,
             ["torch_dtype"] = c.TorchDType?.ToTorchName(),
         };
+        o["weights"] = Path.GetFileName(model.WeightsPath);
         var files = model.Shards.Select(s => (s, Path.GetFileName(s.Path))).ToArray();
         AddTensorSummary(o, model.Tensors, files, listTensors);
         o["checked_against_config"] = check;
@@ -106,11 +112,11 @@ internal static class InspectCommand
             ["full_replacements"] = new JsonArray(adapter.Replacements.Keys.Order(StringComparer.Ordinal).Select(k => (JsonNode?)k).ToArray()),
             ["warnings"] = new JsonArray(adapter.Warnings.Select(w => (JsonNode?)w).ToArray()),
         };
-        AddTensorSummary(o, adapter.File.Tensors, [(adapter.File, LoraAdapter.WeightsFile)], listTensors);
+        AddTensorSummary(o, adapter.File.Tensors, [(adapter.File, Path.GetFileName(adapter.File.Path))], listTensors);
         return o;
     }
 
-    private static void AddTensorSummary(JsonObject o, IEnumerable<TensorInfo> all, (SafetensorsFile File, string Name)[] files, bool listTensors)
+    private static void AddTensorSummary(JsonObject o, IEnumerable<TensorEntry> all, (ITensorFile File, string Name)[] files, bool listTensors)
     {
         var list = all.ToList();
         o["tensor_count"] = list.Count;
@@ -134,6 +140,7 @@ internal static class InspectCommand
         var rows = new List<(string Key, string Value)>();
         string kind = (string)d["kind"]!;
         rows.Add((kind switch { "model" => "Model", "lora_adapter" => "LoRA adapter", _ => "File" }, (string)d["path"]!));
+        if (kind == "pytorch") rows.Add(("Format", $"PyTorch state dict ({(string)d["format"]! switch { "zip" => "zip archive, torch ≥ 1.6", _ => "legacy layout, torch < 1.6" }})"));
         if (kind == "model")
         {
             rows.Add(("Architecture", $"{d["architecture"]} ({d["model_type"]})"));

@@ -154,16 +154,6 @@ public sealed class CheckpointWriter : IDisposable
         stream!.Write(bytes);
     }
 
-    /// <summary>Writes the next tensor by copying its bytes from a file (same dtype and shape).</summary>
-    public void CopyFrom(string name, SafetensorsFile source, TensorInfo info)
-    {
-        var spec = Current(name);
-        if (spec.DType != info.DType || !spec.Shape.SequenceEqual(info.Shape))
-            throw new ArgumentException($"Tensor '{name}' is planned as {spec.DType} [{string.Join(", ", spec.Shape)}] but the source is {info.DType} {info.ShapeText}.", nameof(info));
-        Advance();
-        source.CopyRawTo(info, stream!);
-    }
-
     /// <summary>Checks every planned tensor was written, syncs the files and writes the index.</summary>
     public void Complete()
     {

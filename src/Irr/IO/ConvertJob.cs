@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Irr.Jobs;
 
 namespace Irr.IO;
@@ -13,10 +12,10 @@ namespace Irr.IO;
 public sealed record ConvertJob : IJob<int>
 {
     /// <summary>The single-file PyTorch weights of a model directory.</summary>
-    public const string TorchWeightsFile = "pytorch_model.bin";
+    public const string TorchWeightsFile = ModelDirectory.TorchWeightsFile;
 
     /// <summary>The shard index of a model directory's PyTorch weights.</summary>
-    public const string TorchIndexFile = "pytorch_model.bin.index.json";
+    public const string TorchIndexFile = ModelDirectory.TorchIndexFile;
 
     /// <summary>A state dict file, or a model directory holding <see cref="TorchWeightsFile"/> or <see cref="TorchIndexFile"/>.</summary>
     public required string Input { get; init; }
@@ -94,88 +93,20 @@ public sealed record ConvertJob : IJob<int>
 
     private int ConvertDirectory(Action<JobProgress>? progress)
     {
-        string single = Path.Combine(Input, TorchWeightsFile), index = Path.Combine(Input, TorchIndexFile);
-        if (!File.Exists(Path.Combine(Input, "config.json")))
-            throw new IrrException($"{Input}: no config.json (not a Hugging Face model directory)");
-        var files = new List<TorchFile>();
-        try
+        // The PyTorch layouts in transformers' order, and its shard index rules, as every command reads them.
+        using var model = ModelDirectory.Open(Input, validate: false, pytorchOnly: true);
+        var tensors = model.Tensors.Select(t => (File: (TorchFile)model.Locate(t.Name).File, Info: (TorchTensorInfo)t)).ToList();
+        var specs = Specs(tensors);
+        using var output = OutputDirectory.Create(OutputPath, [Input], Overwrite);
+        var stage = ProgressStage.Start(progress, "converting", specs.Count, "tensors");
+        using (var writer = CheckpointWriter.Create(output, specs, new CheckpointWriterOptions { MaxShardBytes = MaxShardBytes }))
         {
-            List<(TorchFile File, TorchTensorInfo Info)> tensors;
-            // transformers (modeling_utils): pytorch_model.bin first, then its shard index.
-            if (File.Exists(single))
-            {
-                var file = TorchFile.Open(single);
-                files.Add(file);
-                tensors = file.Tensors.Select(t => (file, t)).ToList();
-            }
-            else if (File.Exists(index))
-            {
-                tensors = OpenSharded(index, files);
-            }
-            else
-            {
-                throw new IrrException($"{Input}: no {TorchWeightsFile} or {TorchIndexFile} to convert");
-            }
-            var specs = Specs(tensors);
-            using var output = OutputDirectory.Create(OutputPath, [Input], Overwrite);
-            var stage = ProgressStage.Start(progress, "converting", specs.Count, "tensors");
-            using (var writer = CheckpointWriter.Create(output, specs, new CheckpointWriterOptions { MaxShardBytes = MaxShardBytes }))
-            {
-                WriteAll(writer, tensors, stage);
-                writer.Complete();
-            }
-            ModelDirectory.CopyAuxiliaryFiles(Input, output);
-            output.Commit();
-            return specs.Count;
+            WriteAll(writer, tensors, stage);
+            writer.Complete();
         }
-        finally
-        {
-            foreach (var f in files) f.Dispose();
-        }
-    }
-
-    // The tensors of a sharded checkpoint in the order of the index's weight_map; every shard tensor must be listed.
-    private static List<(TorchFile File, TorchTensorInfo Info)> OpenSharded(string indexPath, List<TorchFile> files)
-    {
-        string dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
-        var map = new List<(string Name, string Shard)>();
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var weightMap) || weightMap.ValueKind != JsonValueKind.Object)
-                throw new IrrException($"{indexPath}: no weight_map object");
-            foreach (var p in weightMap.EnumerateObject())
-            {
-                if (p.Value.ValueKind != JsonValueKind.String) throw new IrrException($"{indexPath}: weight_map entry '{p.Name}' is not a file name");
-                map.Add((p.Name, p.Value.GetString()!));
-            }
-        }
-        catch (JsonException e)
-        {
-            throw new IrrException($"{indexPath}: not valid JSON: {e.Message}", e);
-        }
-        var byShard = new Dictionary<string, TorchFile>(StringComparer.Ordinal);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var result = new List<(TorchFile, TorchTensorInfo)>();
-        foreach (var (name, shard) in map)
-        {
-            if (!seen.Add(name)) throw new IrrException($"{indexPath}: tensor '{name}' is listed twice");
-            if (!OutputDirectory.IsPlainFileName(shard)) throw new IrrException($"{indexPath}: tensor '{name}': shard '{shard}' is not a plain file name");
-            if (!byShard.TryGetValue(shard, out var file))
-            {
-                string path = Path.Combine(dir, shard);
-                if (!File.Exists(path)) throw new IrrException($"{indexPath}: tensor '{name}': shard {shard} is missing");
-                file = TorchFile.Open(path);
-                files.Add(file);
-                byShard[shard] = file;
-            }
-            if (!file.TryGet(name, out var info)) throw new IrrException($"{file.Path}: no tensor '{name}', which {indexPath} places there");
-            result.Add((file, info));
-        }
-        foreach (var file in files)
-            foreach (var t in file.Tensors)
-                if (!seen.Contains(t.Name)) throw new IrrException($"{file.Path}: tensor '{t.Name}' is not in {indexPath}");
-        return result;
+        ModelDirectory.CopyAuxiliaryFiles(Input, output);
+        output.Commit();
+        return specs.Count;
     }
 
     private static List<TensorSpec> Specs(IReadOnlyList<(TorchFile File, TorchTensorInfo Info)> tensors)

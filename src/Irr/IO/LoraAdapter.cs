@@ -104,15 +104,15 @@ public sealed class LoraConfig
 /// <param name="BaseWeight">The weight it adapts, e.g. model.layers.3.self_attn.q_proj.weight.</param>
 /// <param name="A">lora_A.</param>
 /// <param name="B">lora_B.</param>
-public sealed record LoraPair(string BaseWeight, TensorInfo A, TensorInfo B)
+public sealed record LoraPair(string BaseWeight, TensorEntry A, TensorEntry B)
 {
     /// <summary>The pair's rank.</summary>
     public int Rank => (int)A.Shape[0];
 }
 
 /// <summary>
-/// A PEFT LoRA adapter directory: <c>adapter_config.json</c> and <c>adapter_model.safetensors</c>
-/// with keys like <c>base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight</c>.
+/// A PEFT LoRA adapter directory: <c>adapter_config.json</c> and <c>adapter_model.safetensors</c> (or, as PEFT
+/// falls back to it, <c>adapter_model.bin</c>, read safely by <see cref="TorchFile"/>) with keys like <c>base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight</c>.
 /// Merging adds <c>ΔW = scale·B·A</c> to the base weight in float32 (scale = α/r, or α/√r with
 /// rsLoRA). Full tensors saved by <c>modules_to_save</c> or <c>bias="all"</c> replace the base ones.
 /// </summary>
@@ -124,12 +124,15 @@ public sealed class LoraAdapter : IDisposable
     /// <summary>The weights file name.</summary>
     public const string WeightsFile = "adapter_model.safetensors";
 
+    /// <summary>The PyTorch weights file name (older PEFT versions, or <c>safe_serialization=False</c>).</summary>
+    public const string TorchWeightsFile = "adapter_model.bin";
+
     private const string Prefix = "base_model.model.";
 
     private readonly Dictionary<string, LoraPair> pairs;
-    private readonly Dictionary<string, TensorInfo> replacements;
+    private readonly Dictionary<string, TensorEntry> replacements;
 
-    private LoraAdapter(string path, LoraConfig config, SafetensorsFile file, Dictionary<string, LoraPair> pairs, Dictionary<string, TensorInfo> replacements, List<string> warnings)
+    private LoraAdapter(string path, LoraConfig config, ITensorFile file, Dictionary<string, LoraPair> pairs, Dictionary<string, TensorEntry> replacements, List<string> warnings)
     {
         Path = path;
         Config = config;
@@ -145,14 +148,14 @@ public sealed class LoraAdapter : IDisposable
     /// <summary>The parsed adapter_config.json.</summary>
     public LoraConfig Config { get; }
 
-    /// <summary>adapter_model.safetensors.</summary>
-    public SafetensorsFile File { get; }
+    /// <summary>adapter_model.safetensors (or adapter_model.bin).</summary>
+    public ITensorFile File { get; }
 
     /// <summary>The adapted layers, by base weight name.</summary>
     public IReadOnlyDictionary<string, LoraPair> Pairs => pairs;
 
     /// <summary>Base tensors the adapter replaces whole (modules_to_save, bias="all"), by name.</summary>
-    public IReadOnlyDictionary<string, TensorInfo> Replacements => replacements;
+    public IReadOnlyDictionary<string, TensorEntry> Replacements => replacements;
 
     /// <summary>Things a user should know that do not stop the merge.</summary>
     public IReadOnlyList<string> Warnings { get; }
@@ -168,18 +171,23 @@ public sealed class LoraAdapter : IDisposable
         if (!System.IO.File.Exists(configPath))
             throw new IrrException($"{path}: no {ConfigFile} (not a PEFT adapter directory)");
         var config = LoraConfig.Parse(JsonFiles.ReadText(configPath), configPath);
-        string weightsPath = System.IO.Path.Combine(path, WeightsFile);
+        // PEFT (utils/save_and_load.load_peft_weights): adapter_model.safetensors, else adapter_model.bin.
+        string weightsPath = System.IO.Path.Combine(path, WeightsFile), torchPath = System.IO.Path.Combine(path, TorchWeightsFile);
+        var warnings = new List<string>();
+        bool torch = false;
         if (!System.IO.File.Exists(weightsPath))
         {
-            if (System.IO.File.Exists(System.IO.Path.Combine(path, "adapter_model.bin")))
-                throw new IrrException($"{path}: has adapter_model.bin but no {WeightsFile}; irr reads safetensors only, because .bin files are Python pickles " +
-                                       "that can run code when loaded (re-save with peft: model.save_pretrained(dir, safe_serialization=True))");
-            throw new IrrException($"{path}: no {WeightsFile}");
+            if (!System.IO.File.Exists(torchPath)) throw new IrrException($"{path}: no {WeightsFile} or {TorchWeightsFile}");
+            (weightsPath, torch) = (torchPath, true);
         }
-        var file = SafetensorsFile.Open(weightsPath);
+        else if (System.IO.File.Exists(torchPath))
+        {
+            warnings.Add($"{path}: holds both {WeightsFile} and {TorchWeightsFile}; loading {WeightsFile}, as PEFT does");
+            Diagnostics.Warn(warnings[^1]);
+        }
+        ITensorFile file = torch ? TorchFile.Open(weightsPath) : SafetensorsFile.Open(weightsPath);
         try
         {
-            var warnings = new List<string>();
             if (config.FanInFanOut)
                 warnings.Add("fan_in_fan_out is true, which is for GPT-2 Conv1D layers; Llama-family layers are Linear, so it is ignored (as PEFT does)");
             var (pairs, replacements) = ReadTensors(weightsPath, file, config);
@@ -212,7 +220,7 @@ public sealed class LoraAdapter : IDisposable
     }
 
     /// <summary><c>W (out×in) += scale · B (out×r) · A (r×in)</c>, checking the shapes against the base weight.</summary>
-    public void AddDelta(LoraPair pair, Span<float> weight, TensorInfo baseInfo)
+    public void AddDelta(LoraPair pair, Span<float> weight, TensorEntry baseInfo)
     {
         if (baseInfo.Shape.Count != 2 || pair.B.Shape[0] != baseInfo.Shape[0] || pair.A.Shape[1] != baseInfo.Shape[1])
             throw new IrrException($"{File.Path}: LoRA for '{pair.BaseWeight}' is B {pair.B.ShapeText} · A {pair.A.ShapeText}, which does not fit the base weight {baseInfo.ShapeText}");
@@ -258,11 +266,11 @@ public sealed class LoraAdapter : IDisposable
     /// <summary>Releases the weights file.</summary>
     public void Dispose() => File.Dispose();
 
-    private static (Dictionary<string, LoraPair>, Dictionary<string, TensorInfo>) ReadTensors(string path, SafetensorsFile file, LoraConfig config)
+    private static (Dictionary<string, LoraPair>, Dictionary<string, TensorEntry>) ReadTensors(string path, ITensorFile file, LoraConfig config)
     {
-        var a = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
-        var b = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
-        var replacements = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
+        var a = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
+        var b = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
+        var replacements = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
         foreach (var t in file.Tensors)
         {
             if (!t.Name.StartsWith(Prefix, StringComparison.Ordinal))

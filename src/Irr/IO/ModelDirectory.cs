@@ -3,10 +3,12 @@ using System.Text.Json;
 namespace Irr.IO;
 
 /// <summary>
-/// A Hugging Face model directory: <c>config.json</c> and the weights, in one
-/// <c>model.safetensors</c> or in shards listed by <c>model.safetensors.index.json</c>.
-/// Opening reads only the config, the index and the shard headers. Where both layouts are present,
-/// <c>model.safetensors</c> is loaded, as transformers' <c>from_pretrained</c> does, with a warning.
+/// A Hugging Face model directory: <c>config.json</c> and the weights, in one of the layouts transformers'
+/// <c>from_pretrained</c> loads, in its order of precedence: <c>model.safetensors</c>, the safetensors shard index
+/// <c>model.safetensors.index.json</c>, <c>pytorch_model.bin</c>, the PyTorch shard index
+/// <c>pytorch_model.bin.index.json</c>. PyTorch weights are read safely (<see cref="TorchFile"/>: an allow-list
+/// of pickle globals; nothing in the file is executed). Opening reads only the config, the index and each weight
+/// file's header or pickle. Where several layouts are present the first is loaded, as transformers does, with a warning.
 /// </summary>
 public sealed class ModelDirectory : IDisposable
 {
@@ -16,15 +18,28 @@ public sealed class ModelDirectory : IDisposable
     /// <summary>The shard index name.</summary>
     public const string IndexFile = "model.safetensors.index.json";
 
-    private readonly Dictionary<string, (SafetensorsFile File, TensorInfo Info)> tensors;
+    /// <summary>The single-file PyTorch weights name.</summary>
+    public const string TorchWeightsFile = "pytorch_model.bin";
 
-    private ModelDirectory(string path, ModelConfig config, List<SafetensorsFile> shards, string? index,
-        Dictionary<string, (SafetensorsFile, TensorInfo)> tensors, IReadOnlyList<string> warnings)
+    /// <summary>The PyTorch shard index name.</summary>
+    public const string TorchIndexFile = "pytorch_model.bin.index.json";
+
+    // transformers (modeling_utils.PreTrainedModel.from_pretrained): the first present is loaded.
+    private static readonly (string Name, bool Sharded, bool Torch)[] Layouts =
+    [
+        (WeightsFile, false, false), (IndexFile, true, false), (TorchWeightsFile, false, true), (TorchIndexFile, true, true),
+    ];
+
+    private readonly Dictionary<string, (ITensorFile File, TensorEntry Info)> tensors;
+
+    private ModelDirectory(string path, ModelConfig config, List<ITensorFile> shards, string weightsPath, string? index,
+        Dictionary<string, (ITensorFile, TensorEntry)> tensors, IReadOnlyList<string> warnings)
     {
         Path = path;
         Warnings = warnings;
         Config = config;
         Shards = shards;
+        WeightsPath = weightsPath;
         IndexPath = index;
         this.tensors = tensors;
     }
@@ -35,11 +50,17 @@ public sealed class ModelDirectory : IDisposable
     /// <summary>The parsed config.json.</summary>
     public ModelConfig Config { get; }
 
-    /// <summary>The weight files, in index order (one when not sharded).</summary>
-    public IReadOnlyList<SafetensorsFile> Shards { get; }
+    /// <summary>The weight files (safetensors or PyTorch), in index order (one when not sharded).</summary>
+    public IReadOnlyList<ITensorFile> Shards { get; }
+
+    /// <summary>The file the weights were loaded from: the single weights file, or the shard index.</summary>
+    public string WeightsPath { get; }
 
     /// <summary>The index file, or null for a single weights file.</summary>
     public string? IndexPath { get; }
+
+    /// <summary>Whether the weights are PyTorch files (<c>pytorch_model*.bin</c>) rather than safetensors.</summary>
+    public bool IsPyTorch => Shards.Count > 0 && Shards[0] is TorchFile;
 
     /// <summary>
     /// What the directory holds that is not loaded, one line each (e.g. a shard index beside <c>model.safetensors</c>);
@@ -47,8 +68,8 @@ public sealed class ModelDirectory : IDisposable
     /// </summary>
     public IReadOnlyList<string> Warnings { get; }
 
-    /// <summary>Every tensor of the checkpoint, in file and header order.</summary>
-    public IEnumerable<TensorInfo> Tensors => Shards.SelectMany(s => s.Tensors);
+    /// <summary>Every tensor of the checkpoint, in file order (a safetensors header's order; a state dict's names sorted).</summary>
+    public IEnumerable<TensorEntry> Tensors => Shards.SelectMany(s => s.Tensors);
 
     /// <summary>Number of tensors.</summary>
     public int TensorCount => tensors.Count;
@@ -60,16 +81,17 @@ public sealed class ModelDirectory : IDisposable
     public long TotalBytes => Shards.Sum(s => s.FileLength);
 
     /// <summary>
-    /// Opens a model directory: reads config.json, the shard index if there is one, and every
-    /// shard's header, and (unless <paramref name="validate"/> is false) checks the tensors against
-    /// the config. Errors are <see cref="IrrException"/>s naming the file. The precedence is transformers':
-    /// <c>model.safetensors</c> before <c>model.safetensors.index.json</c>; where both are present the index and
-    /// its shards are ignored, with a warning (<see cref="Warnings"/>, <see cref="Diagnostics.Warn"/>).
+    /// Opens a model directory: reads config.json, the shard index if there is one, and every weight file's
+    /// header (safetensors) or pickle (PyTorch), and (unless <paramref name="validate"/> is false) checks the tensors
+    /// against the config. Errors are <see cref="IrrException"/>s naming the file. The layout is chosen in
+    /// transformers' order (see the class summary); where several are present, the others are ignored with a warning
+    /// (<see cref="Warnings"/>, <see cref="Diagnostics.Warn"/>). With <paramref name="pytorchOnly"/>, only the PyTorch
+    /// layouts are considered (<c>irr convert</c>).
     /// </summary>
-    public static ModelDirectory Open(string path, bool validate = true)
+    public static ModelDirectory Open(string path, bool validate = true, bool pytorchOnly = false)
     {
         if (File.Exists(path))
-            throw new IrrException($"{path}: is a file; a model is a directory with config.json and *.safetensors");
+            throw new IrrException($"{path}: is a file; a model is a directory with config.json and its weights (*.safetensors or pytorch_model*.bin)");
         if (!Directory.Exists(path))
             throw new IrrException($"{path}: no such directory");
         string configPath = System.IO.Path.Combine(path, "config.json");
@@ -77,35 +99,36 @@ public sealed class ModelDirectory : IDisposable
             throw new IrrException($"{path}: no config.json (not a Hugging Face model directory{(File.Exists(System.IO.Path.Combine(path, LoraAdapter.ConfigFile)) ? "; it is a PEFT adapter" : "")})");
         var config = ModelConfig.Load(configPath);
 
-        var shards = new List<SafetensorsFile>();
+        var present = Layouts.Where(l => (!pytorchOnly || l.Torch) && File.Exists(System.IO.Path.Combine(path, l.Name))).ToList();
+        if (present.Count == 0) throw new IrrException(NoWeightsMessage(path, pytorchOnly));
+        var (name, sharded, torch) = present[0];
+        string weightsPath = System.IO.Path.Combine(path, name);
+        Func<string, ITensorFile> open = torch ? TorchFile.Open : SafetensorsFile.Open;
+        var warnings = new List<string>();
+        if (present.Count > 1)
+        {
+            var ignored = present.Skip(1).Select(l => l.Name + (l.Sharded ? ShardCountText(System.IO.Path.Combine(path, l.Name)) : "")).ToList();
+            string all = present.Count == 2 ? $"both {name} and {ignored[0]}" : $"{name}, {string.Join(", ", ignored.SkipLast(1))} and {ignored[^1]}";
+            warnings.Add($"{path}: holds {all}; loading {name}, as transformers does");
+        }
+
+        var shards = new List<ITensorFile>();
         try
         {
-            string indexPath = System.IO.Path.Combine(path, IndexFile);
-            string singlePath = System.IO.Path.Combine(path, WeightsFile);
-            Dictionary<string, (SafetensorsFile, TensorInfo)> map;
-            string? index = null;
-            var warnings = new List<string>();
-            // transformers (modeling_utils, from_pretrained): the single file first, then the shard index.
-            if (File.Exists(singlePath))
+            Dictionary<string, (ITensorFile, TensorEntry)> map;
+            if (sharded)
             {
-                if (File.Exists(indexPath))
-                    warnings.Add($"{path}: holds both {WeightsFile} and {IndexFile}{ShardCountText(indexPath)}; loading {WeightsFile}, as transformers does");
-                var file = SafetensorsFile.Open(singlePath);
-                shards.Add(file);
-                map = new Dictionary<string, (SafetensorsFile, TensorInfo)>(StringComparer.Ordinal);
-                foreach (var t in file.Tensors) map[t.Name] = (file, t);
-            }
-            else if (File.Exists(indexPath))
-            {
-                index = indexPath;
-                map = OpenSharded(path, indexPath, shards);
+                map = OpenSharded(path, weightsPath, shards, open);
             }
             else
             {
-                throw new IrrException(NoWeightsMessage(path));
+                var file = open(weightsPath);
+                shards.Add(file);
+                map = new Dictionary<string, (ITensorFile, TensorEntry)>(StringComparer.Ordinal);
+                foreach (var t in file.Tensors) map[t.Name] = (file, t);
             }
             foreach (string warning in warnings) Diagnostics.Warn(warning);
-            var model = new ModelDirectory(path, config, shards, index, map, warnings);
+            var model = new ModelDirectory(path, config, shards, weightsPath, sharded ? weightsPath : null, map, warnings);
             if (validate) model.CheckAgainstConfig();
             return model;
         }
@@ -120,16 +143,16 @@ public sealed class ModelDirectory : IDisposable
     public bool Contains(string name) => tensors.ContainsKey(name);
 
     /// <summary>The file and header entry of a tensor; an <see cref="IrrException"/> if absent.</summary>
-    public (SafetensorsFile File, TensorInfo Info) Locate(string name) =>
+    public (ITensorFile File, TensorEntry Info) Locate(string name) =>
         tensors.TryGetValue(name, out var entry) ? entry : throw new IrrException($"{Path}: no tensor '{name}'");
 
     /// <summary>A tensor's header entry.</summary>
-    public TensorInfo Info(string name) => Locate(name).Info;
+    public TensorEntry Info(string name) => Locate(name).Info;
 
     /// <summary>Reads a whole tensor as float32.</summary>
     public float[] ReadSingle(string name) => Locate(name).File.ReadSingle(name);
 
-    /// <summary>Reads rows of a tensor as float32 (see <see cref="SafetensorsFile.ReadRowsSingle"/>).</summary>
+    /// <summary>Reads rows of a tensor as float32 (see <see cref="ITensorFile.ReadRowsSingle"/>).</summary>
     public void ReadRowsSingle(string name, long firstRow, long rowCount, Span<float> destination)
     {
         var (file, info) = Locate(name);
@@ -199,7 +222,7 @@ public sealed class ModelDirectory : IDisposable
         foreach (var s in Shards) s.Dispose();
     }
 
-    private static Dictionary<string, (SafetensorsFile, TensorInfo)> OpenSharded(string directory, string indexPath, List<SafetensorsFile> shards)
+    private static Dictionary<string, (ITensorFile, TensorEntry)> OpenSharded(string directory, string indexPath, List<ITensorFile> shards, Func<string, ITensorFile> open)
     {
         JsonElement weightMap;
         try
@@ -231,22 +254,22 @@ public sealed class ModelDirectory : IDisposable
         }
         if (byShard.Count == 0) throw new IrrException($"{indexPath}: weight_map is empty");
 
-        var map = new Dictionary<string, (SafetensorsFile, TensorInfo)>(StringComparer.Ordinal);
+        var map = new Dictionary<string, (ITensorFile, TensorEntry)>(StringComparer.Ordinal);
         foreach (var (shardName, names) in byShard)
         {
             string shardPath = System.IO.Path.Combine(directory, shardName);
             if (!File.Exists(shardPath))
                 throw new IrrException($"{indexPath}: shard '{shardName}' (holding '{names[0]}'{(names.Count > 1 ? $" and {names.Count - 1} more" : "")}) is missing");
-            var file = SafetensorsFile.Open(shardPath);
+            var file = open(shardPath);
             shards.Add(file);
             var own = names.ToHashSet(StringComparer.Ordinal);
             foreach (string name in names)
-                if (!file.TryGet(name, out _))
+                if (!file.TryGetEntry(name, out _))
                     throw new IrrException($"{indexPath}: says '{name}' is in {shardName}, but that file has no such tensor");
             foreach (var t in file.Tensors)
             {
                 if (!own.Contains(t.Name))
-                    throw new IrrException($"{shardPath}: holds '{t.Name}', which {IndexFile} does not assign to this shard");
+                    throw new IrrException($"{shardPath}: holds '{t.Name}', which {System.IO.Path.GetFileName(indexPath)} does not assign to this shard");
                 map[t.Name] = (file, t);
             }
         }
@@ -271,15 +294,15 @@ public sealed class ModelDirectory : IDisposable
         return "";
     }
 
-    private static string NoWeightsMessage(string path)
+    private static string NoWeightsMessage(string path, bool pytorchOnly)
     {
         var names = Directory.EnumerateFiles(path).Select(System.IO.Path.GetFileName).ToList();
-        if (names.Any(n => n!.StartsWith("pytorch_model", StringComparison.Ordinal) && n.EndsWith(".bin", StringComparison.Ordinal)))
-            return $"{path}: has only pytorch_model*.bin weights; irr reads safetensors only, because .bin files are Python pickles that can run code when loaded " +
-                   "(convert with transformers: model.save_pretrained(dir, safe_serialization=True))";
+        if (pytorchOnly) return $"{path}: no {TorchWeightsFile} or {TorchIndexFile}";
         if (names.Any(n => n!.EndsWith(".safetensors", StringComparison.Ordinal)))
             return $"{path}: has *.safetensors files but neither {WeightsFile} nor {IndexFile}";
-        return $"{path}: no {WeightsFile} or {IndexFile}";
+        if (names.Any(n => n!.StartsWith("pytorch_model", StringComparison.Ordinal) && n.EndsWith(".bin", StringComparison.Ordinal)))
+            return $"{path}: has pytorch_model*.bin files but neither {TorchWeightsFile} nor {TorchIndexFile}";
+        return $"{path}: no weights ({WeightsFile}, {IndexFile}, {TorchWeightsFile} or {TorchIndexFile})";
     }
 
     private static string Summarise(List<string> names) =>

@@ -166,7 +166,8 @@ public sealed class TorchFile : ITensorFile
         try
         {
             Span<byte> head = stackalloc byte[4];
-            int n = file.TryRead(head, 0) ? 4 : 0;
+            int n = (int)Math.Min(4, file.Length);
+            file.Read(head[..n], 0, "the first bytes");
             if (ZipDirectory.IsZip(head[..n])) return new TorchFile(file, TorchFormat.Zip, ReadZip(file));
             if (IsTorchFile(head[..n])) return new TorchFile(file, TorchFormat.Legacy, ReadLegacy(file));
             throw new IrrException($"{path}: not a PyTorch file (neither a zip archive nor a pickle)");

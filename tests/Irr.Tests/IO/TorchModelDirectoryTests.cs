@@ -1,0 +1,177 @@
+using System.Text.Json;
+using Irr.IO;
+using Irr.Model;
+using Irr.Tests.Cli;
+using Irr.Tests.Model;
+
+namespace Irr.Tests.IO;
+
+/// <summary>
+/// Model and adapter directories with PyTorch weights (<c>pytorch_model.bin</c>, its shard index,
+/// <c>adapter_model.bin</c>) written by real PyTorch (tests/fixtures/torch/make_models.py, torch 1.13), read
+/// against the values torch wrote beside them and against a naive double-precision Llama.
+/// </summary>
+[Collection(nameof(TorchFileTests))]
+public class TorchModelDirectoryTests
+{
+    private static string Fixture(string name) => Text.Fixtures.Local($"torch/models/{name}");
+
+    // name → (dtype, shape, float32 values) as torch gave them.
+    private static Dictionary<string, (string DType, long[] Shape, float[] Values)> Values(string name)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Fixture(name + ".values.json")));
+        return doc.RootElement.GetProperty("tensors").EnumerateObject().ToDictionary(p => p.Name, p =>
+        {
+            byte[] raw = Convert.FromBase64String(p.Value.GetProperty("float32").GetString()!);
+            var values = new float[raw.Length / 4];
+            Buffer.BlockCopy(raw, 0, values, 0, raw.Length);
+            return (p.Value.GetProperty("dtype").GetString()!, p.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray(), values);
+        });
+    }
+
+    public static TheoryData<string, TensorDType, string> Layouts => new()
+    {
+        { "llama-bin", TensorDType.F32, ModelDirectory.TorchWeightsFile },
+        { "llama-legacy", TensorDType.F16, ModelDirectory.TorchWeightsFile },
+        { "llama-sharded", TensorDType.BF16, ModelDirectory.TorchIndexFile },
+    };
+
+    [Theory]
+    [MemberData(nameof(Layouts))]
+    public void ReadsEveryTensorAsTorchWroteIt(string name, TensorDType dtype, string weights)
+    {
+        var expected = Values(name);
+        using var model = ModelDirectory.Open(Fixture(name));
+        Assert.True(model.IsPyTorch);
+        Assert.Equal(weights, Path.GetFileName(model.WeightsPath));
+        Assert.Equal(name == "llama-sharded" ? 2 : 1, model.Shards.Count);
+        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), model.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+        foreach (var (tensor, (_, shape, values)) in expected)
+        {
+            var info = model.Info(tensor);
+            Assert.Equal(shape, info.Shape);
+            Assert.Equal(tensor.EndsWith("inv_freq") ? TensorDType.F32 : dtype, info.DType);
+            Assert.Equal(values, model.ReadSingle(tensor));
+        }
+        // A row range, as the embedding is read one token at a time.
+        var rows = new float[3 * 16];
+        model.ReadRowsSingle("model.embed_tokens.weight", 10, 3, rows);
+        Assert.Equal(expected["model.embed_tokens.weight"].Values.AsSpan(10 * 16, 3 * 16).ToArray(), rows);
+    }
+
+    [Fact]
+    public void TiedWeightsShareOneStorage()
+    {
+        using var model = ModelDirectory.Open(Fixture("llama-bin"));
+        var embed = (TorchTensorInfo)model.Info("model.embed_tokens.weight");
+        var head = (TorchTensorInfo)model.Info("lm_head.weight");
+        Assert.Same(embed.Storage, head.Storage);
+    }
+
+    [Theory]
+    [MemberData(nameof(Layouts))]
+    public void LogitsMatchANaiveModelOnTorchsValues(string name, TensorDType dtype, string weights)
+    {
+        _ = (dtype, weights);
+        var expected = Values(name);
+        using var source = CheckpointWeights.Open(Fixture(name));
+        var config = source.Config;
+        var model = new Transformer(source);
+        int[] tokens = [1, 5, 2, 9, 3, 3, 0, 63, 17];
+        var logits = model.Logits(Batch.Create([tokens]));
+        var naive = NaiveLlama.Logits(config, n => expected[n].Values, tokens);
+        for (int t = 0; t < tokens.Length; t++)
+            for (int j = 0; j < config.VocabSize; j++)
+                Assert.True(Math.Abs(logits[t * config.VocabSize + j] - naive[t, j]) < 1e-4, $"{name}: logit[{t},{j}] = {logits[t * config.VocabSize + j]}, naive {naive[t, j]}");
+    }
+
+    [Fact]
+    public void ReadsAPeftAdapterSavedAsBin()
+    {
+        var a = Values("adapter-bin");
+        var baseValues = Values("llama-legacy");
+        using var adapter = LoraAdapter.Open(Fixture("adapter-bin"));
+        Assert.IsType<TorchFile>(adapter.File);
+        Assert.Equal(4, adapter.Pairs.Count);
+        using var source = new CheckpointWeights(ModelDirectory.Open(Fixture("llama-legacy")), LoraAdapter.Open(Fixture("adapter-bin")));
+        foreach (string weight in adapter.Pairs.Keys)
+        {
+            string prefix = "base_model.model." + weight[..^".weight".Length];
+            var (A, B, W) = (a[prefix + ".lora_A.weight"], a[prefix + ".lora_B.weight"], baseValues[weight]);
+            int rows = (int)W.Shape[0], cols = (int)W.Shape[1];
+            float[] scratch = [];
+            var merged = source.Load(weight, ref scratch);
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++)
+                {
+                    // W + (α/r)·B·A with α = 4, r = 2, in double.
+                    double w = W.Values[i * cols + j];
+                    for (int k = 0; k < 2; k++) w += 2.0 * B.Values[i * 2 + k] * A.Values[k * cols + j];
+                    Assert.True(Math.Abs(merged[i * cols + j] - w) < 1e-5, $"{weight}[{i},{j}] = {merged[i * cols + j]}, expected {w}");
+                }
+        }
+    }
+
+    [Fact]
+    public void LoadsWhatTransformersLoadsAndSaysWhatItIgnores()
+    {
+        using var dir = new TempDir();
+        string both = dir["both"];
+        Directory.CreateDirectory(both);
+        foreach (string f in Directory.EnumerateFiles(Fixture("llama-sharded"))) File.Copy(f, Path.Combine(both, Path.GetFileName(f)));
+        File.Copy(Path.Combine(Fixture("llama-bin"), ModelDirectory.TorchWeightsFile), Path.Combine(both, ModelDirectory.TorchWeightsFile));
+        // pytorch_model.bin (float32 weights of another model) comes before pytorch_model.bin.index.json.
+        var warnings = new List<string>();
+        using (Diagnostics.Listen(warnings.Add))
+        using (var model = ModelDirectory.Open(both, validate: false))
+        {
+            Assert.Equal(ModelDirectory.TorchWeightsFile, Path.GetFileName(model.WeightsPath));
+            Assert.Equal(TensorDType.F32, model.Info("model.norm.weight").DType);
+        }
+        Assert.Equal([$"{both}: holds both pytorch_model.bin and pytorch_model.bin.index.json (+2 shards); loading pytorch_model.bin, as transformers does"], warnings);
+
+        // model.safetensors comes before both.
+        var (code, _, err) = CliRunner.Run("convert", Fixture("llama-legacy"), "-o", dir["converted"]);
+        Assert.True(code == 0, err);
+        File.Copy(Path.Combine(dir["converted"], ModelDirectory.WeightsFile), Path.Combine(both, ModelDirectory.WeightsFile));
+        warnings.Clear();
+        using (Diagnostics.Listen(warnings.Add))
+        using (var model = ModelDirectory.Open(both, validate: false))
+        {
+            Assert.False(model.IsPyTorch);
+            Assert.Equal(TensorDType.F16, model.Info("model.norm.weight").DType);
+        }
+        Assert.Equal([$"{both}: holds model.safetensors, pytorch_model.bin and pytorch_model.bin.index.json (+2 shards); loading model.safetensors, as transformers does"], warnings);
+    }
+
+    [Fact]
+    public void CommandsReadPyTorchModelsAndRefuseHostileOnes()
+    {
+        using var dir = new TempDir();
+        var (code, output, err) = CliRunner.Run("inspect", Fixture("llama-sharded"), "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonDocument.Parse(output))
+        {
+            Assert.Equal("pytorch_model.bin.index.json", doc.RootElement.GetProperty("weights").GetString());
+            Assert.Equal(2, doc.RootElement.GetProperty("files").GetArrayLength());
+            Assert.True(doc.RootElement.GetProperty("checked_against_config").GetBoolean());
+        }
+        (code, output, err) = CliRunner.Run("inspect", Path.Combine(Fixture("llama-legacy"), ModelDirectory.TorchWeightsFile));
+        Assert.True(code == 0, err);
+        Assert.Contains("PyTorch state dict (legacy layout, torch < 1.6)", output);
+
+        // A pytorch_model.bin whose pickle calls os.system: refused by name, nothing run, in every command that opens it.
+        string model = dir["hostile"], marker = dir["PWNED"];
+        Directory.CreateDirectory(model);
+        File.Copy(Path.Combine(Fixture("llama-bin"), "config.json"), Path.Combine(model, "config.json"));
+        TorchFileTests.Archive(dir, TorchFileTests.Bytes("cos\nsystem\n(S'touch " + marker + "'\ntR."), "hostile/pytorch_model.bin");
+        foreach (string[] args in new[] { new[] { "inspect", model }, ["convert", model, "-o", dir["out"]] })
+        {
+            (code, _, err) = CliRunner.Run(args);
+            Assert.Equal(2, code);
+            Assert.Equal($"error: {Path.Combine(model, "pytorch_model.bin")}: refuses the pickle global 'os.system' (only a state dict's tensors are read)", err.TrimEnd('\n'));
+        }
+        Assert.False(File.Exists(marker));
+        Assert.False(Directory.Exists(dir["out"]));
+    }
+}
