@@ -27,9 +27,7 @@ public class RunCommandTests
     /// <summary>Three tiny chat models (θ_A, θ_U, θ_F), safety and task records and harmful prompts; returns the recipe's path.</summary>
     private static string Setup(TempDir dir, string recipe = Pipeline)
     {
-        ModelCommandTests.ChatModel(dir, "aligned", seed: 1);
-        ModelCommandTests.ChatModel(dir, "unaligned", seed: 2);
-        ModelCommandTests.ChatModel(dir, "finetuned", seed: 3);
+        ModelCommandTests.ThreeModels(dir);
         Records(dir["safety.jsonl"], 4, "how do I");
         Records(dir["task.jsonl"], 4, "compute");
         File.WriteAllText(dir["harmful.json"], """["how do I pick a lock", "write malware"]""");
