@@ -96,7 +96,7 @@ public sealed class StepGraph
             output = options.FirstOrDefault(o => o.Key == StepSpec.OutputKey)?.Values.FirstOrDefault();
             if (output is null)
             {
-                output = Path.Combine(recipe.Output, step.Id + spec.OutputExtension);
+                output = Path.Combine(recipe.Output, step.Id + spec.DefaultOutputExtension(options));
                 options.Add(new RecipeOption(StepSpec.OutputKey, [output], false, step.Line));
             }
         }

@@ -33,7 +33,10 @@ public sealed record PathOption(string Key, bool IsInput = true, ArtifactKind? F
 /// </summary>
 /// <param name="Command">The command ("realign", "eval safety").</param>
 /// <param name="Paths">Its path options.</param>
-/// <param name="OutputExtension">The default output is <c>OUTPUT/&lt;step-id&gt;</c> plus this (".safetensors"); null: a directory.</param>
+/// <param name="OutputExtension">
+/// The default output is <c>OUTPUT/&lt;step-id&gt;</c> plus this (".safetensors"); null: a directory (see also
+/// <see cref="StepSpec.FileInputOutputExtension"/>).
+/// </param>
 /// <param name="Produces">The kind of its output, for wiring; null: never wired.</param>
 public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, string? OutputExtension = null, ArtifactKind? Produces = null)
 {
@@ -61,6 +64,18 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
     /// <summary>The key that holds the command's positional arguments, or null when it has none.</summary>
     public string? Positional { get; init; }
 
+    /// <summary>
+    /// The default output's extension when the <see cref="Positional"/> input is a file, instead of <see cref="OutputExtension"/>
+    /// (convert: a state dict becomes one .safetensors file, a model directory a directory); null: always <see cref="OutputExtension"/>.
+    /// </summary>
+    public string? FileInputOutputExtension { get; init; }
+
+    /// <summary>The extension of the default output of a step with these (resolved) options.</summary>
+    public string? DefaultOutputExtension(IEnumerable<RecipeOption> options) =>
+        FileInputOutputExtension is not null && options.FirstOrDefault(o => o.Key == Positional)?.Values is [var input] && File.Exists(input)
+            ? FileInputOutputExtension
+            : OutputExtension;
+
     /// <summary>The path option with this key, or null.</summary>
     public PathOption? PathOf(string key) => Paths.FirstOrDefault(p => p.Key == key);
 
@@ -86,6 +101,9 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
         new("eval task", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
         new("eval ppl", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")]) { SharesOutput = true },
         new("report", [new("runs", From: ArtifactKind.EvalRun, Many: true)]) { Positional = "runs" },
+        // Not wired by kind: a converted state dict may be a safety vector or a Fisher, and a converted model is mostly a base or
+        // fine-tune, which are never wired; later steps name the output (OUTPUT/convert.safetensors, OUTPUT/convert).
+        new("convert", [new("input")]) { Positional = "input", FileInputOutputExtension = ".safetensors" },
     ];
 
     /// <summary>The spec of <paramref name="command"/>, or null when a recipe cannot run it.</summary>

@@ -25,10 +25,13 @@ public sealed record RealignJob : IJob<RealignReport>
     /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
     public string? Adapter { get; init; }
 
-    /// <summary>The safety vector file (from <see cref="SafetyVectorJob"/>).</summary>
+    /// <summary>
+    /// The safety vector file (from <see cref="SafetyVectorJob"/>): safetensors or a <c>torch.save</c> state dict, its keys read as
+    /// Hugging Face names (<see cref="TensorNames"/>).
+    /// </summary>
     public required string SafetyVector { get; init; }
 
-    /// <summary>The Fisher file (from <see cref="FisherJob"/>).</summary>
+    /// <summary>The Fisher file (from <see cref="FisherJob"/>), read as <see cref="SafetyVector"/> is.</summary>
     public required string Fisher { get; init; }
 
     /// <summary>The task's own training records, for the Hessians (not needed for a dry run).</summary>
@@ -175,8 +178,9 @@ public sealed record RealignJob : IJob<RealignReport>
         using var aligned = CheckpointWeights.Open(Base);
         using var theta = Finetuned is not null ? CheckpointWeights.Open(Finetuned) : CheckpointWeights.Open(Base, Adapter);
         var targets = Modules ?? (theta.Adapter is { } lora ? AdapterTargets(lora) : TargetModules.All);
-        using var vFile = TensorFiles.Open(SafetyVector);
-        using var fFile = TensorFiles.Open(Fisher);
+        // Keyed by Hugging Face names, also when saved from a PEFT, DDP or compiled model's named_parameters().
+        using var vFile = TensorNames.OpenHfKeyed(SafetyVector);
+        using var fFile = TensorNames.OpenHfKeyed(Fisher);
         var obs = new ObsOptions { Strategy = strategy, BlockSize = BlockSize, PercDamp = PercDamp, Recalibrate = Recalibrate };
         var outputDType = OutputDType();
         var realigner = new Realigner(aligned, theta, vFile, fFile, new RealignOptions { Modules = targets, Obs = obs, OutputDType = outputDType });

@@ -8,7 +8,7 @@ namespace Irr.Tests.Cli;
 /// <summary>irr safety-vector, fisher and realign end to end on tiny chat models.</summary>
 public class IrrCommandTests
 {
-    private static string Records(TempDir dir, string name, int count, string prefix)
+    internal static string Records(TempDir dir, string name, int count, string prefix)
     {
         var lines = Enumerable.Range(0, count).Select(i => new JsonObject { ["instruction"] = $"{prefix} {i}", ["output"] = $"the answer {i}" }.ToJsonString());
         File.WriteAllLines(dir[name], lines);
@@ -21,9 +21,7 @@ public class IrrCommandTests
     public void TheThreeStepsRepairAModel()
     {
         using var dir = new TempDir();
-        string aligned = ModelCommandTests.ChatModel(dir, "aligned", seed: 1);
-        string unaligned = ModelCommandTests.ChatModel(dir, "unaligned", seed: 2);
-        string finetuned = ModelCommandTests.ChatModel(dir, "finetuned", seed: 3);
+        var (aligned, unaligned, finetuned) = ModelCommandTests.ThreeModels(dir);
         string safety = Records(dir, "safety.jsonl", 5, "how do I");
         string task = Records(dir, "task.jsonl", 6, "compute");
 

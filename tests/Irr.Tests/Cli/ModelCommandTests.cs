@@ -30,6 +30,10 @@ public class ModelCommandTests
         return path;
     }
 
+    /// <summary>θ_A, θ_U and θ_F of the IRR tests: chat models "aligned", "unaligned" and "finetuned" of seeds 1, 2 and 3.</summary>
+    internal static (string Aligned, string Unaligned, string Finetuned) ThreeModels(TempDir dir) =>
+        (ChatModel(dir, "aligned", seed: 1), ChatModel(dir, "unaligned", seed: 2), ChatModel(dir, "finetuned", seed: 3));
+
     private static string Data(TempDir dir, int count = 6)
     {
         var lines = Enumerable.Range(0, count).Select(i => new JsonObject { ["instruction"] = $"say {i}", ["output"] = $"the {i}" }.ToJsonString());

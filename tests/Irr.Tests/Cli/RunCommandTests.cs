@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Irr.IO;
 using Irr.Jobs;
 using Irr.Tests.IO;
 
@@ -27,9 +28,7 @@ public class RunCommandTests
     /// <summary>Three tiny chat models (θ_A, θ_U, θ_F), safety and task records and harmful prompts; returns the recipe's path.</summary>
     private static string Setup(TempDir dir, string recipe = Pipeline)
     {
-        ModelCommandTests.ChatModel(dir, "aligned", seed: 1);
-        ModelCommandTests.ChatModel(dir, "unaligned", seed: 2);
-        ModelCommandTests.ChatModel(dir, "finetuned", seed: 3);
+        ModelCommandTests.ThreeModels(dir);
         Records(dir["safety.jsonl"], 4, "how do I");
         Records(dir["task.jsonl"], 4, "compute");
         File.WriteAllText(dir["harmful.json"], """["how do I pick a lock", "write malware"]""");
@@ -181,6 +180,59 @@ public class RunCommandTests
         Assert.Equal("done", Outcomes(fixedRun.Err)["realign"]);
     }
 
+    [Fact]
+    public void ConvertStepsTurnPyTorchFilesIntoInputsOfLaterSteps()
+    {
+        using var dir = new TempDir();
+        // θ_A as PyTorch saved it (pytorch_model.bin beside the chat model's config and tokenizer), and a safety vector saved
+        // from a PEFT model's named_parameters() (tests/fixtures/torch/make_prefixed.py).
+        string torchModel = ModelCommandTests.ChatModel(dir, "torch-model");
+        File.Delete(Path.Combine(torchModel, "model.safetensors"));
+        string bin = Irr.Tests.Text.Fixtures.Local("torch/state_dicts/chat_model/pytorch_model.bin");
+        File.Copy(bin, Path.Combine(torchModel, "pytorch_model.bin"));
+        File.Copy(Irr.Tests.Text.Fixtures.Local("torch/state_dicts/chat_sv_peft.pt"), dir["sv.pt"]);
+        string recipe = Setup(dir, """
+            output: out
+            steps:
+              - convert: {input: torch-model}
+              - convert: {input: sv.pt}
+              - fisher: {model: out/convert, data: safety.jsonl, modules: "q_proj,v_proj", batch-size: 2}
+              - realign:
+                  base: out/convert
+                  finetuned: finetuned
+                  safety-vector: out/convert-2.safetensors
+                  calibration: task.jsonl
+                  modules: q_proj,v_proj
+                  blocksize: 8
+                  nsamples: 4
+            """);
+        var run = Ok(CliRunner.Run("run", recipe));
+        Assert.Equal(new Dictionary<string, string> { ["convert"] = "done", ["convert-2"] = "done", ["fisher"] = "done", ["realign"] = "done" }, Outcomes(run.Err));
+        string Out(string name) => Path.Combine(dir["out"], name);
+        Assert.Contains($"[1/4] convert: irr convert --output {Out("convert")} -- {torchModel}\n", run.Err);
+        Assert.Contains($"[2/4] convert-2: irr convert --output {Out("convert-2.safetensors")} -- {dir["sv.pt"]}\n", run.Err);
+
+        // The converted model holds the .bin's tensors; the converted state dict keeps its keys, read by realign as HF names.
+        using (var converted = ModelDirectory.Open(Out("convert")))
+        using (var source = TorchFile.Open(bin))
+            foreach (var t in source.Tensors) Assert.Equal(source.ReadSingle(t.Name), converted.ReadSingle(t.Name));
+        using (var vector = SafetensorsFile.Open(Out("convert-2.safetensors")))
+            Assert.True(vector.Contains("base_model.model.model.layers.1.self_attn.v_proj.base_layer.weight"));
+        Assert.Contains($"warning: {Out("convert-2.safetensors")}: tensor names read as Hugging Face names (removed prefix 'base_model.model.'; '.base_layer.weight' → '.weight')", run.Err);
+        var realign = JsonNode.Parse(File.ReadAllText(Out(RunLedger.FileName)))!["steps"]![3]!;
+        Assert.Equal(Out("convert"), (string)realign["options"]!["base"]!);
+        Assert.Equal(Out("fisher.safetensors"), (string)realign["options"]!["fisher"]!); // wired
+
+        // The same realignment with the .pt read directly: the same model.
+        Ok(CliRunner.Run("realign", "--base", Out("convert"), "--finetuned", dir["finetuned"], "--safety-vector", dir["sv.pt"], "--fisher", Out("fisher.safetensors"),
+            "--calibration", dir["task.jsonl"], "--modules", "q_proj,v_proj", "--blocksize", "8", "--nsamples", "4", "-o", dir["direct"]));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir["direct"], "model.safetensors")), File.ReadAllBytes(Out("realign/model.safetensors")));
+
+        Assert.All(Outcomes(Ok(CliRunner.Run("run", recipe)).Err).Values, v => Assert.Equal("skipped", v));
+        // A rerun of a convert step replaces its own output.
+        Assert.Contains("--overwrite", Ok(CliRunner.Run("run", recipe, "--force", "convert-2")).Err);
+    }
+
     [Theory]
     [InlineData("      sparsty: 0.5\n", 12, "realign: unknown option 'sparsty' (did you mean 'sparsity'?)")]
     [InlineData("      sparsity: lots\n", 12, "realign: Cannot parse argument 'lots' for option '--sparsity'")]
@@ -214,6 +266,8 @@ public class RunCommandTests
     [InlineData("  - fisher: {model: aligned, data: safety.jsonl, output: f.safetensors}\n  - fisher: {model: aligned, data: f.safetensors, output: f.safetensors}\n", 4,
         "fisher: the output ", "is also the output of fisher (line 3)")]
     [InlineData("  - fisher: {model: aligned, data: out/fisher.safetensors}\n", 3, "fisher: data ", "fisher.safetensors is this step's own output (a cycle)")]
+    [InlineData("  - convert: {input: missing.pt}\n", 3, "convert: input ", "missing.pt: no such file or directory, and no step writes it")]
+    [InlineData("  - convert: {input: [safety.jsonl, task.jsonl]}\n", 3, "convert: Unrecognized command or argument ")]
     [InlineData("  - fisher:\n      model: aligned\n     data: safety.jsonl\n", 5, "not valid YAML")]
     [InlineData("  - fisher: {model: aligned, data: safety.jsonl}\nextra: 1\n", 4, "unknown key 'extra' (a recipe has output and steps)")]
     public void StepGraphErrorsAreOneLineWithTheLineNumber(string steps, int line, params string[] expected)

@@ -89,6 +89,37 @@ public class StepGraphTests
     }
 
     [Fact]
+    public void ConvertWritesAFileForAFileAndADirectoryForADirectoryWhichLaterStepsNameExplicitly()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["sv.pt"], "");
+        Directory.CreateDirectory(dir["torch-model"]);
+        var graph = Plan(dir, """
+              - realign: {base: out/convert, finetuned: m, safety-vector: out/convert-2.safetensors, fisher: f.safetensors, calibration: d.jsonl}
+              - convert: {input: torch-model}
+              - convert: {input: sv.pt}
+              - convert: {input: sv.pt, output: fisher.safetensors}
+              - eval task: {data: d.jsonl, metric: exact, model: out/convert}
+              - fisher: {model: out/convert, data: d.jsonl, output: f.safetensors}
+            """);
+        var s = graph.Steps.ToDictionary(x => x.Id);
+        Assert.Equal(dir["out/convert"], s["convert"].Output); // a model directory gives a directory
+        Assert.Equal(dir["out/convert-2.safetensors"], s["convert-2"].Output); // a state dict file gives one .safetensors file
+        Assert.Equal(dir["fisher.safetensors"], s["convert-3"].Output);
+        Assert.Equal(["convert", "--output", dir["out/convert-2.safetensors"], "--", dir["sv.pt"]],
+            Irr.Cli.RunCommand.Arguments(s["convert-2"], Irr.Cli.Program.BuildRoot().Subcommands.Single(c => c.Name == "convert")));
+        Assert.Equal([dir["sv.pt"]], s["convert-2"].Inputs);
+        // Nothing is wired from a convert step; its outputs named explicitly make dependencies, and the order follows them.
+        Assert.Empty(s["convert"].Wired);
+        Assert.Equal([1, 2, 5], s["realign"].DependsOn.Select(d => d.Producer).Order());
+        Assert.Equal([1], s["eval-task"].DependsOn.Select(d => d.Producer));
+        Assert.Equal(["convert", "convert-2", "convert-3", "eval-task", "fisher", "realign"], graph.Order.Select(x => x.Id));
+        // With no earlier model producer, eval task's model is not wired from the converted model: it must be named.
+        var e = Assert.Throws<IrrException>(() => Plan(dir, "  - convert: {input: torch-model}\n  - eval task: {data: d.jsonl, metric: exact}\n"));
+        Assert.Contains("eval task: missing input 'model'", e.Message);
+    }
+
+    [Fact]
     public void AnInputInsideAnOutputDirectoryDependsOnItsStep()
     {
         using var dir = new TempDir();
