@@ -41,6 +41,12 @@ public abstract class TensorEntry
     public override string ToString() => $"{Name} {DType} {ShapeText}";
 }
 
+/// <summary>A tensor of another file read under another name (<see cref="TensorNames"/>).</summary>
+internal sealed class RenamedEntry(string name, TensorEntry inner) : TensorEntry(name, inner.DType, [.. inner.Shape], inner.ElementCount)
+{
+    public TensorEntry Inner { get; } = inner;
+}
+
 /// <summary>
 /// A file of named tensors: a safetensors file or a PyTorch state dict (<c>torch.save</c>, zip or legacy format).
 /// Model weights, safety vectors and Fisher matrices are read through it, whichever format they were saved in.

@@ -42,17 +42,15 @@ public sealed class TensorNames : ITensorFile
 
     private readonly ITensorFile file;
     private readonly Dictionary<string, string> keyOf;
+    private readonly Dictionary<string, TensorEntry> entries;
 
-    /// <summary>
-    /// Reads <paramref name="file"/>, whose keys are <paramref name="keys"/>, under Hugging Face names; warns once when a key
-    /// is renamed.
-    /// </summary>
+    /// <summary>Reads <paramref name="file"/> under Hugging Face names; warns once when a key is renamed.</summary>
     /// <param name="file">The file; disposed with the wrapper.</param>
-    /// <param name="keys">Every key of the file (<see cref="NamesOf"/>).</param>
     /// <exception cref="IrrException">Two keys read as the same name; the message names the file, both keys and the name.</exception>
-    public TensorNames(ITensorFile file, IReadOnlyList<string> keys)
+    public TensorNames(ITensorFile file)
     {
         this.file = file;
+        var keys = file.Tensors.Select(t => t.Name).ToList();
         keyOf = new Dictionary<string, string>(keys.Count, StringComparer.Ordinal);
         var names = new List<string>(keys.Count);
         var prefixes = new HashSet<string>(StringComparer.Ordinal);
@@ -69,6 +67,16 @@ public sealed class TensorNames : ITensorFile
             used.UnionWith(renamed);
         }
         Names = names;
+        entries = new Dictionary<string, TensorEntry>(names.Count, StringComparer.Ordinal);
+        var list = new List<TensorEntry>(names.Count);
+        foreach (string name in names)
+        {
+            var inner = file.Entry(keyOf[name]);
+            var entry = name == inner.Name ? inner : new RenamedEntry(name, inner);
+            entries[name] = entry;
+            list.Add(entry);
+        }
+        Tensors = list;
         // In a fixed order: the prefixes, then the other rules as Map applies them.
         var rules = RenameRules.Where(used.Contains).ToList();
         if (prefixes.Count > 0)
@@ -87,18 +95,17 @@ public sealed class TensorNames : ITensorFile
     public IReadOnlyList<string> Rules { get; }
 
     /// <inheritdoc/>
-    public bool TryGetTensor(string name, out TensorDType dtype, out IReadOnlyList<long> shape)
-    {
-        if (keyOf.TryGetValue(name, out string? key)) return file.TryGetTensor(key, out dtype, out shape);
-        dtype = default;
-        shape = [];
-        return false;
-    }
+    public long FileLength => file.FileLength;
+
+    /// <summary>The file's tensors under the names they are read by (<see cref="Names"/>' order).</summary>
+    public IReadOnlyList<TensorEntry> Tensors { get; }
 
     /// <inheritdoc/>
-    public float[] ReadSingle(string name) => keyOf.TryGetValue(name, out string? key)
-        ? file.ReadSingle(key)
-        : throw new IrrException($"{Path}: no tensor '{name}'");
+    public bool TryGetEntry(string name, out TensorEntry entry) => entries.TryGetValue(name, out entry!);
+
+    /// <inheritdoc/>
+    public void ReadRowsSingle(TensorEntry entry, long firstRow, long rowCount, Span<float> destination) =>
+        file.ReadRowsSingle(entry is RenamedEntry renamed ? renamed.Inner : entry, firstRow, rowCount, destination);
 
     /// <inheritdoc/>
     public void Dispose() => file.Dispose();
@@ -113,7 +120,7 @@ public sealed class TensorNames : ITensorFile
         var file = TensorFiles.Open(path);
         try
         {
-            return new TensorNames(file, NamesOf(file));
+            return new TensorNames(file);
         }
         catch
         {
@@ -121,16 +128,6 @@ public sealed class TensorNames : ITensorFile
             throw;
         }
     }
-
-    /// <summary>The keys of a <see cref="SafetensorsFile"/>, <see cref="TorchFile"/> or <see cref="TensorNames"/> (its mapped names).</summary>
-    /// <exception cref="ArgumentException">Another kind of tensor file.</exception>
-    public static IReadOnlyList<string> NamesOf(ITensorFile file) => file switch
-    {
-        SafetensorsFile s => s.Tensors.Select(t => t.Name).ToList(),
-        TorchFile t => t.Tensors.Select(x => x.Name).ToList(),
-        TensorNames n => n.Names,
-        _ => throw new ArgumentException($"{file.Path}: cannot list the tensors of a {file.GetType().Name}", nameof(file)),
-    };
 
     /// <summary>The Hugging Face name a key is read as (the key itself when it is one already, or is no model tensor).</summary>
     public static string HfName(string key) => Map(key).Name;
