@@ -21,7 +21,8 @@ internal static class CheckpointBenchmarks
     {
         string dir = o.Dir ?? Path.Combine(Path.GetTempPath(), "irr-bench-tinyllama-bf16");
         if (!File.Exists(Path.Combine(dir, "config.json"))) Create(dir, Config);
-        long bytes = Directory.GetFiles(dir, "*.safetensors").Sum(f => new FileInfo(f).Length);
+        long bytes;
+        using (var opened = ModelDirectory.Open(dir, validate: false)) bytes = opened.TotalBytes; // safetensors or pytorch_model*.bin
         Warm(dir);
 
         int reps = o.Reps > 0 ? o.Reps : 3;
