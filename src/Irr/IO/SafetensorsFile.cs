@@ -114,8 +114,8 @@ public sealed class SafetensorsFile : ITensorFile
     public void ReadRowsSingle(TensorEntry entry, long firstRow, long rowCount, Span<float> destination)
     {
         var info = entry as TensorInfo ?? throw new ArgumentException($"'{entry.Name}' is not a tensor of {Path}", nameof(entry));
-        if (!info.DType.IsFloatingSupported())
-            throw new IrrException($"{Path}: tensor '{info.Name}': unsupported dtype {info.DType} (irr computes with F32, F16 and BF16)");
+        if (!info.DType.IsFloatingSupported() && info.DType != TensorDType.F64)
+            throw new IrrException($"{Path}: tensor '{info.Name}': unsupported dtype {info.DType} (irr reads F32, F16, BF16 and F64 as float32)");
         TensorFiles.CheckRows(info, firstRow, rowCount, destination.Length);
         long count = rowCount * info.RowLength;
         if (count == 0) return;

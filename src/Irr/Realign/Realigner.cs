@@ -385,11 +385,16 @@ public sealed class Realigner
             if (!file.TryGetTensor(name, out var dtype, out var shape)) { missing.Add(name); continue; }
             if (!shape.SequenceEqual(shapes[name]))
                 throw new IrrException($"{file.Path}: tensor '{name}' is [{string.Join(", ", shape)}] but the model's weight is [{string.Join(", ", shapes[name])}]");
-            if (!dtype.IsFloatingSupported())
+            if (!dtype.IsFloatingSupported() && dtype != TensorDType.F64)
                 throw new IrrException($"{file.Path}: tensor '{name}' has unsupported dtype {dtype}");
         }
         if (missing.Count > 0)
+        {
+            // Keys that are not Hugging Face names even once wrapper prefixes are removed (TensorNames): say what they look like.
+            string? foreign = file.Tensors.Count > 0 && !file.Tensors.Any(t => shapes.ContainsKey(t.Name)) ? file.Tensors[0].Name : null;
             throw new IrrException($"{file.Path}: the {what} lacks {missing.Count} target weight{(missing.Count == 1 ? "" : "s")}: " +
-                                   $"{string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")} (was it computed for other --modules?)");
+                                   $"{string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")} " +
+                                   (foreign is null ? "(was it computed for other --modules?)" : $"(none of its {file.Tensors.Count} keys, such as '{foreign}', is a tensor name of this model)"));
+        }
     }
 }

@@ -170,7 +170,7 @@ public class SafetensorsFileTests
         using var file = SafetensorsFile.Open(path);
         Assert.Equal(TensorDType.I64, file.Get("ids").DType);
         var e = Assert.Throws<IrrException>(() => file.ReadSingle("ids"));
-        Assert.Equal($"{path}: tensor 'ids': unsupported dtype I64 (irr computes with F32, F16 and BF16)", e.Message);
+        Assert.Equal($"{path}: tensor 'ids': unsupported dtype I64 (irr reads F32, F16, BF16 and F64 as float32)", e.Message);
     }
 
     [Fact]

@@ -227,5 +227,14 @@ public class TensorNamesTests
         var a = Layers(dir["plain"])!.AsArray().SelectMany(l => l!["modules"]!.AsArray()).Select(m => (long)m!["removed"]!).ToList();
         Assert.Equal(a, Layers(dir["peft"])!.AsArray().SelectMany(l => l!["modules"]!.AsArray()).Select(m => (long)m!["removed"]!));
         Assert.Contains(a, r => r > 0);
+
+        // Keys of another naming scheme (GPT-2 style) match no tensor even once mapped: refused, saying what they look like.
+        string foreign = Renamed(dir["v.safetensors"], dir["v-gpt.safetensors"], n => n.Replace("model.layers.", "transformer.h.", StringComparison.Ordinal));
+        var (code, _, err) = Realign(foreign, dir["f.safetensors"], dir["gpt"]);
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {foreign}: the safety vector lacks 4 target weights: model.layers.0.self_attn.q_proj.weight, model.layers.0.self_attn.v_proj.weight, " +
+                     "model.layers.1.self_attn.q_proj.weight, model.layers.1.self_attn.v_proj.weight (none of its 4 keys, such as 'transformer.h.0.self_attn.q_proj.weight', is a tensor name of this model)",
+            err.TrimEnd('\n'));
+        Assert.False(Directory.Exists(dir["gpt"]));
     }
 }
