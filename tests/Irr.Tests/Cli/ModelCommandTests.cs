@@ -20,7 +20,12 @@ public class ModelCommandTests
     /// <summary>A model directory with random weights, the tiny byte-level tokenizer and a chat template.</summary>
     internal static string ChatModel(TempDir dir, string name = "model", int seed = 1)
     {
-        string path = TinyModels.Create(dir[name], Config, seed: seed);
+        return AddChatTokenizer(TinyModels.Create(dir[name], Config, seed: seed));
+    }
+
+    /// <summary>Adds the tiny byte-level tokenizer (261 tokens) and a chat template to a model directory.</summary>
+    internal static string AddChatTokenizer(string path)
+    {
         File.WriteAllText(Path.Combine(path, "tokenizer.json"), TinyVocabularies.ByteLevel().ToJsonString());
         File.WriteAllText(Path.Combine(path, "tokenizer_config.json"), new JsonObject
         {

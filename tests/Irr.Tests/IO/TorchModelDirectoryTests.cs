@@ -174,4 +174,59 @@ public class TorchModelDirectoryTests
         Assert.False(File.Exists(marker));
         Assert.False(Directory.Exists(dir["out"]));
     }
+
+    [Fact]
+    public void AnIrrRunOnPyTorchWeightsEqualsTheRunOnTheirSafetensorsConversion()
+    {
+        using var dir = new TempDir();
+        string task = IrrCommandTests.Records(dir, "task.jsonl", 4, "compute");
+        static void Ok((int Code, string Out, string Err) r) => Assert.True(r.Code == 0, r.Err);
+        var outputs = new List<string>();
+        foreach (string kind in new[] { "bin", "st" })
+        {
+            var models = new Dictionary<string, string>();
+            foreach (string role in new[] { "aligned", "unaligned", "finetuned" })
+            {
+                string copy = dir[$"{kind}-{role}"];
+                if (kind == "bin")
+                {
+                    Directory.CreateDirectory(copy);
+                    foreach (string f in Directory.EnumerateFiles(Fixture("chat-" + role))) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+                }
+                else
+                {
+                    Ok(CliRunner.Run("convert", Fixture("chat-" + role), "-o", copy));
+                }
+                models[role] = ModelCommandTests.AddChatTokenizer(copy);
+            }
+            string run = dir[kind];
+            Directory.CreateDirectory(run);
+            Ok(CliRunner.Run("safety-vector", "--aligned", models["aligned"], "--unaligned", models["unaligned"], "--modules", "q_proj,v_proj", "-o", Path.Combine(run, "v.safetensors")));
+            Ok(CliRunner.Run("fisher", "--model", models["aligned"], "--data", task, "--modules", "q_proj,v_proj", "--batch-size", "2", "-o", Path.Combine(run, "f.safetensors")));
+            Ok(CliRunner.Run("realign", "--base", models["aligned"], "--finetuned", models["finetuned"], "--safety-vector", Path.Combine(run, "v.safetensors"),
+                "--fisher", Path.Combine(run, "f.safetensors"), "--calibration", task, "--modules", "q_proj,v_proj", "--nsamples", "4", "-o", Path.Combine(run, "realigned")));
+            Ok(CliRunner.Run("score", "--model", models["finetuned"], "--data", task, "-o", Path.Combine(run, "scores.json")));
+            outputs.Add(run);
+        }
+        // The same tensors, bit for bit (the metadata names the input paths, which differ).
+        foreach (string f in new[] { "v.safetensors", "f.safetensors", "realigned/model.safetensors" })
+        {
+            using var a = SafetensorsFile.Open(Path.Combine(outputs[0], f));
+            using var b = SafetensorsFile.Open(Path.Combine(outputs[1], f));
+            Assert.Equal(a.Tensors.Select(t => t.ToString()), b.Tensors.Select(t => t.ToString()));
+            foreach (var t in a.Tensors)
+            {
+                using MemoryStream x = new(), y = new();
+                a.CopyRawTo(t, x);
+                b.CopyRawTo(b.Get(t.Name), y);
+                Assert.True(x.ToArray().AsSpan().SequenceEqual(y.ToArray()), $"{f}: {t.Name} differs");
+            }
+        }
+        Assert.Equal(File.ReadAllText(Path.Combine(outputs[1], "realigned/config.json")), File.ReadAllText(Path.Combine(outputs[0], "realigned/config.json")));
+        static string Scores(string run) => System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "scores.json")))!["scores"]!.ToJsonString();
+        Assert.Equal(Scores(outputs[1]), Scores(outputs[0]));
+        // The realigned model keeps the fine-tune's storage type (bfloat16, from the shards).
+        using var realigned = ModelDirectory.Open(Path.Combine(outputs[0], "realigned"));
+        Assert.Equal(TensorDType.BF16, realigned.Info("model.layers.0.self_attn.q_proj.weight").DType);
+    }
 }
