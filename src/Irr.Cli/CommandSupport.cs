@@ -18,7 +18,7 @@ internal static class CommandSupport
     /// <summary>What a training-style data file holds, for help texts.</summary>
     public const string RecordFormats = "records with a prompt (or instruction + input, question …) and an output or response; " + DataFormats;
 
-    public static Option<string> ModelOption() => new("--model") { Description = "Hugging Face model directory (config.json, *.safetensors, tokenizer files)", Required = true };
+    public static Option<string> ModelOption() => new("--model") { Description = "Hugging Face model directory (config.json, *.safetensors or pytorch_model*.bin, tokenizer files)", Required = true };
 
     public static Option<string?> AdapterOption() => new("--adapter") { Description = "PEFT LoRA adapter directory to merge into --model on the fly" };
 

@@ -140,7 +140,7 @@ internal static class InspectCommand
         var rows = new List<(string Key, string Value)>();
         string kind = (string)d["kind"]!;
         rows.Add((kind switch { "model" => "Model", "lora_adapter" => "LoRA adapter", _ => "File" }, (string)d["path"]!));
-        if (kind == "pytorch") rows.Add(("Format", $"PyTorch state dict ({(string)d["format"]! switch { "zip" => "zip archive, torch ≥ 1.6", _ => "legacy layout, torch < 1.6" }})"));
+        if (kind == "pytorch") rows.Add(("Format", $"PyTorch state dict ({(string)d["format"]! switch { "zip" => "zip archive, torch ≥ 1.6", _ => "legacy layout: torch < 1.6, or _use_new_zipfile_serialization=False" }})"));
         if (kind == "model")
         {
             rows.Add(("Architecture", $"{d["architecture"]} ({d["model_type"]})"));
@@ -165,7 +165,8 @@ internal static class InspectCommand
         rows.Add(("Parameters", parameters < 1000 ? $"{parameters}" : $"{Grouped(parameters)} ({Scaled(parameters, "")})"));
         rows.Add(("Tensors", $"{d["tensor_count"]}, stored as {string.Join(", ", ((JsonObject)d["dtypes"]!).Select(kv => $"{kv.Key} ({kv.Value})"))}"));
         var files = (JsonArray)d["files"]!;
-        rows.Add((files.Count == 1 ? "File" : "Shards", files.Count == 1 ? (string)files[0]!["name"]! : $"{files.Count}: {files[0]!["name"]} … {files[^1]!["name"]}"));
+        if (kind is "model" or "lora_adapter")
+            rows.Add((files.Count == 1 ? "File" : "Shards", files.Count == 1 ? (string)files[0]!["name"]! : $"{files.Count}: {files[0]!["name"]} … {files[^1]!["name"]}"));
         rows.Add(("Size", $"{Grouped((long)d["total_bytes"]!)} bytes ({Scaled((long)d["total_bytes"]!, "B")})"));
         if (d["metadata"] is JsonObject { Count: > 0 } meta) rows.Add(("Metadata", string.Join(", ", meta.Select(kv => $"{kv.Key}={kv.Value}"))));
         if (d["warnings"] is JsonArray { Count: > 0 } warnings)

@@ -4,9 +4,9 @@ using Irr.Jobs;
 namespace Irr.IO;
 
 /// <summary>
-/// <c>irr convert</c>: a PyTorch state dict (<c>.pt</c>/<c>.pth</c>/<c>.bin</c>, zip format) to one safetensors
-/// file, or a model directory with <c>pytorch_model.bin</c> (or its shard index) to a Hugging Face safetensors
-/// model directory. Every tensor keeps its dtype and its bytes (a view is written as its contiguous values); the
+/// <c>irr convert</c>: a PyTorch state dict (<c>.pt</c>/<c>.pth</c>/<c>.bin</c>, zip or legacy layout) to one safetensors
+/// file, a model directory with <c>pytorch_model.bin</c> (or its shard index) to a Hugging Face safetensors
+/// model directory, or a PEFT adapter directory with <c>adapter_model.bin</c> to one with <c>adapter_model.safetensors</c>. Every tensor keeps its dtype and its bytes (a view is written as its contiguous values); the
 /// input is never modified, and the output is written whole or not at all.
 /// </summary>
 public sealed record ConvertJob : IJob<int>
@@ -93,6 +93,7 @@ public sealed record ConvertJob : IJob<int>
 
     private int ConvertDirectory(Action<JobProgress>? progress)
     {
+        if (File.Exists(Path.Combine(Input, LoraAdapter.ConfigFile))) return ConvertAdapter(progress);
         // The PyTorch layouts in transformers' order, and its shard index rules, as every command reads them.
         using var model = ModelDirectory.Open(Input, validate: false, pytorchOnly: true);
         var tensors = model.Tensors.Select(t => (File: (TorchFile)model.Locate(t.Name).File, Info: (TorchTensorInfo)t)).ToList();
@@ -104,6 +105,22 @@ public sealed record ConvertJob : IJob<int>
             WriteAll(writer, tensors, stage);
             writer.Complete();
         }
+        ModelDirectory.CopyAuxiliaryFiles(Input, output);
+        output.Commit();
+        return specs.Count;
+    }
+
+    // A PEFT adapter directory: adapter_model.bin to adapter_model.safetensors, beside copies of its other files.
+    private int ConvertAdapter(Action<JobProgress>? progress)
+    {
+        string bin = Path.Combine(Input, LoraAdapter.TorchWeightsFile);
+        if (!File.Exists(bin)) throw new IrrException($"{Input}: a PEFT adapter without {LoraAdapter.TorchWeightsFile} to convert");
+        using var file = TorchFile.Open(bin);
+        var tensors = file.Tensors.Select(t => (File: file, Info: t)).ToList();
+        var specs = Specs(tensors);
+        using var output = OutputDirectory.Create(OutputPath, [Input], Overwrite);
+        var stage = ProgressStage.Start(progress, "converting", specs.Count, "tensors");
+        CheckpointWriter.WriteFile(output.PathOf(LoraAdapter.WeightsFile), specs, new Dictionary<string, string> { ["format"] = "pt" }, writer => WriteAll(writer, tensors, stage));
         ModelDirectory.CopyAuxiliaryFiles(Input, output);
         output.Commit();
         return specs.Count;

@@ -25,7 +25,7 @@ internal static class PickleScanner
         int pos = start;
         while (true)
         {
-            if (pos >= data.Length) throw new TruncatedPickleException($"{path} ends without STOP; not a state dict pickle");
+            if (pos >= data.Length) throw new TruncatedPickleException($"{path} is cut short (the file is truncated?)");
             byte op = data[pos++];
             string? pushed = null;
             bool keepStrings = false;
@@ -101,10 +101,13 @@ internal static class PickleScanner
     }
 
     private static IrrException Refuse(string path, string module, string name) =>
-        new($"{path[..path.LastIndexOf(": ", StringComparison.Ordinal)]}: refuses the pickle global '{Printable(module)}.{Printable(name)}' (only a state dict's tensors are read)");
+        new($"{path[..path.LastIndexOf(": ", StringComparison.Ordinal)]}: refuses the pickle global '{Printable(module)}.{Printable(name)}' " +
+            (module == "__main__" || module.StartsWith("torch.nn.modules", StringComparison.Ordinal) || module.StartsWith("transformers.", StringComparison.Ordinal)
+                ? "(a whole pickled model, not a state dict; save model.state_dict() instead)"
+                : "(only a state dict's tensors are read)"));
 
     private static IrrException Bad(string path, string what) =>
-        what == "is truncated" ? new TruncatedPickleException($"{path} {what}; not a state dict pickle") : new($"{path} {what}; not a state dict pickle");
+        what == "is truncated" ? new TruncatedPickleException($"{path} is cut short (the file is truncated?)") : new($"{path} {what}; not a state dict pickle");
 
     private static string Printable(string s)
     {

@@ -121,6 +121,10 @@ public static class TensorFiles
             throw new IrrException($"{path}: cannot read: {e.Message}", e);
         }
         if (TorchFile.IsTorchFile(head[..n])) return TorchFile.Open(path);
+        if (n == 0) throw new IrrException($"{path}: an empty file (neither a safetensors file nor a PyTorch state dict)");
+        string extension = System.IO.Path.GetExtension(path).ToLowerInvariant();
+        if (extension is ".pt" or ".pth" or ".bin" or ".ckpt")
+            throw new IrrException($"{path}: not a PyTorch file (neither a zip archive nor a pickle), nor a safetensors file");
         return SafetensorsFile.Open(path);
     }
 

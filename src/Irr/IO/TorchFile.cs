@@ -96,8 +96,9 @@ public enum TorchFormat
 /// <summary>
 /// A PyTorch state dict saved by <c>torch.save</c>, in the zip format (torch ≥ 1.6) or the legacy one
 /// (<see cref="TorchFormat"/>). The pickle is read safely, as <c>torch.load(weights_only=True)</c> does: it may
-/// name only <c>collections.OrderedDict</c>, <c>torch._utils._rebuild_tensor_v2</c>, <c>torch.Size</c> and the
-/// storage types; any other global is refused with its name, and nothing from the file is executed.
+/// name only <c>collections.OrderedDict</c>, <c>torch._utils._rebuild_tensor_v2</c>, <c>torch._utils._rebuild_parameter</c>
+/// (an <c>nn.Parameter</c>, read as its tensor), <c>torch.Size</c> and the storage types; any other global is refused
+/// with its name, and nothing from the file is executed.
 /// Views (storage offsets, strides, storages shared by several tensors) are supported. Opening reads only the
 /// pickles; tensor data is memory-mapped when read, a row range at a time, as for safetensors
 /// (zip members must be stored uncompressed, as <c>torch.save</c> writes them).
@@ -402,14 +403,19 @@ public sealed class TorchFile : ITensorFile
         IEnumerable<(object Key, object? Value)> items = root switch
         {
             Hashtable h => h.Keys.Cast<object>().OrderBy(k => k as string, StringComparer.Ordinal).Select(k => (k, h[k])),
-            _ => throw new IrrException($"{path}: holds a {Describe(root)}, not a state dict (a dict of tensor name → tensor)"),
+            _ => throw new IrrException($"{path}: holds {Article(root)}, not a state dict (a dict of tensor name → tensor)"),
         };
         var tensors = new List<TorchTensorInfo>();
+        items = items.ToList();
+        // A training checkpoint ({"state_dict": {…}, "epoch": 3}): name the dict of tensors before anything else.
+        foreach (var (key, value) in items)
+            if (key is string name && value is Hashtable { Count: > 0 } inner && inner.Values.Cast<object?>().Any(v => v is RebuiltTensor))
+                throw new IrrException($"{path}: entry '{name}' is a dict of tensors, not a tensor: a checkpoint that holds a state dict; save that dict alone (torch.save(checkpoint['{name}'], …))");
         foreach (var (key, value) in items)
         {
-            if (key is not string name) throw new IrrException($"{path}: a state dict key is a {Describe(key)}, not a string");
+            if (key is not string name) throw new IrrException($"{path}: a state dict key is {Article(key)}, not a string");
             if (value is not RebuiltTensor t)
-                throw new IrrException($"{path}: entry '{name}' is a {Describe(value)}, not a tensor (only a state dict's tensors are read)");
+                throw new IrrException($"{path}: entry '{name}' is {Article(value)}, not a tensor (only a state dict's tensors are read)");
             tensors.Add(CheckView(path, name, t));
         }
         return tensors;
@@ -444,7 +450,9 @@ public sealed class TorchFile : ITensorFile
         }
     }
 
-    private static string Describe(object? o) => o switch
+    private static string Article(object? o) => Describe(o) is var d && d == "None" ? "None" : ("aeiou".Contains(char.ToLowerInvariant(d[0])) ? "an " : "a ") + d;
+
+    internal static string Describe(object? o) => o switch
     {
         null => "None",
         string => "string",
@@ -478,7 +486,7 @@ public sealed class TorchFile : ITensorFile
     internal static bool IsAllowed(string module, string name)
     {
         string full = module + "." + name;
-        return full is "collections.OrderedDict" or "torch._utils._rebuild_tensor_v2" or "torch.Size" || StorageTypes.ContainsKey(full);
+        return full is "collections.OrderedDict" or "torch._utils._rebuild_tensor_v2" or "torch._utils._rebuild_parameter" or "torch.Size" || StorageTypes.ContainsKey(full);
     }
 
     static TorchFile()
@@ -487,6 +495,7 @@ public sealed class TorchFile : ITensorFile
         // PickleScanner has refused every other global before Razorvine sees the pickle.
         Unpickler.registerConstructor("collections", "OrderedDict", new OrderedDictConstructor());
         Unpickler.registerConstructor("torch._utils", "_rebuild_tensor_v2", new RebuildTensorConstructor());
+        Unpickler.registerConstructor("torch._utils", "_rebuild_parameter", new RebuildParameterConstructor());
         Unpickler.registerConstructor("torch", "Size", new SizeConstructor());
         foreach (var (full, dtype) in StorageTypes)
             Unpickler.registerConstructor("torch", full["torch.".Length..], new StorageTypeConstructor(dtype));
@@ -576,6 +585,18 @@ public sealed class TorchFile : ITensorFile
             if (args[5] is not null and not Hashtable) throw new PickleException("_rebuild_tensor_v2 with unexpected backward hooks");
             if (args[5] is Hashtable { Count: > 0 }) throw new PickleException("a tensor with backward hooks");
             return new RebuiltTensor(storage, ToLong(args[1]), ToLongs(args[2]), ToLongs(args[3]));
+        }
+    }
+
+    // _rebuild_parameter(data, requires_grad, backward_hooks): an nn.Parameter, read as its tensor (a dict of
+    // model.named_parameters() holds them; torch.load(weights_only=True) allows it).
+    private sealed class RebuildParameterConstructor : IObjectConstructor
+    {
+        public object construct(object[] args)
+        {
+            if (args.Length != 3 || args[0] is not RebuiltTensor tensor) throw new PickleException("_rebuild_parameter with unexpected arguments");
+            if (args[2] is Hashtable { Count: > 0 }) throw new PickleException("a parameter with backward hooks");
+            return tensor;
         }
     }
 

@@ -43,7 +43,7 @@ internal static class ZipDirectory
         int end = -1;
         for (int i = tailLength - 22; i >= 0; i--)
             if (BinaryPrimitives.ReadUInt32LittleEndian(tail.AsSpan(i)) == EndSignature) { end = i; break; }
-        if (end < 0) throw new IrrException($"{path}: not a zip archive (no end of central directory record)");
+        if (end < 0) throw new IrrException($"{path}: a zip archive without its central directory: the file is truncated (an unfinished download or copy?)");
         var e = tail.AsSpan(end);
         long count = BinaryPrimitives.ReadUInt16LittleEndian(e[10..]);
         long size = BinaryPrimitives.ReadUInt32LittleEndian(e[12..]);

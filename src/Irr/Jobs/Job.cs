@@ -81,6 +81,18 @@ public static class Provenance
     public static string Version { get; } =
         typeof(Provenance).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
+    /// <summary>
+    /// Refuses an output named like a PyTorch file (<c>.pt</c>, <c>.pth</c>, <c>.bin</c>, <c>.ckpt</c>): irr writes
+    /// safetensors, and a safetensors file under such a name would fail in <c>torch.load</c>.
+    /// </summary>
+    /// <exception cref="IrrException">The name ends so.</exception>
+    public static void RequireSafetensorsName(string command, string path)
+    {
+        string extension = Path.GetExtension(path).ToLowerInvariant();
+        Require(extension is not (".pt" or ".pth" or ".bin" or ".ckpt"), command,
+            $"{path}: irr writes safetensors, which torch.load cannot read; name the output .safetensors (safetensors.torch.load_file reads it in Python)");
+    }
+
     /// <summary>Requires <paramref name="value"/> ≥ <paramref name="min"/>: "<c>COMMAND: name must be at least min, not value</c>".</summary>
     /// <exception cref="IrrException">The check failed.</exception>
     public static void RequireAtLeast(string command, string name, int value, int min) =>

@@ -59,6 +59,7 @@ public sealed record FisherJob : IJob<FisherResult>
         Provenance.RequireAtLeast(Command, "max-length", MaxLength, 1);
         Provenance.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
         Provenance.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
+        Provenance.RequireSafetensorsName(Command, OutputPath);
     }
 
     /// <summary>The metadata block of the safetensors file.</summary>

@@ -38,6 +38,7 @@ public sealed record SafetyVectorJob : IJob<int>
     {
         Provenance.Require((Unaligned is null) != (UnalignedAdapter is null), Command, "give exactly one of unaligned and unaligned-adapter");
         Provenance.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
+        Provenance.RequireSafetensorsName(Command, OutputPath);
     }
 
     /// <summary>The metadata block of the safetensors file: what was subtracted from what, for which modules.</summary>

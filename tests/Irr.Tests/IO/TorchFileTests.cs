@@ -22,6 +22,7 @@ public class TorchFileTests
         { "dtypes", "" }, { "views", "" }, { "module", "" },
         { "dtypes", ".legacy" }, { "views", ".legacy" }, { "module", ".legacy" },
         { "legacy_views", "" },
+        { "parameters", "" },
     };
 
     [Theory]
@@ -127,7 +128,7 @@ public class TorchFileTests
         // INST (protocol 0 instance creation)
         { "(S'touch " + marker + "'\niposix\nsystem\n.", "posix.system" },
         // a state dict whose tensor rebuild is a different callable
-        { "\u0080\u0002ccollections\nOrderedDict\n)R(X\u0001\u0000\u0000\u0000wctorch._utils\n_rebuild_parameter\n)Ru.", "torch._utils._rebuild_parameter" },
+        { "\u0080\u0002ccollections\nOrderedDict\n)R(X\u0001\u0000\u0000\u0000wctorch._utils\n_rebuild_qtensor\n)Ru.", "torch._utils._rebuild_qtensor" },
         // an allowed global's neighbour: the ClassDict Razorvine would otherwise build
         { "\u0080\u0002ctorch\nTensor\n)R.", "torch.Tensor" },
         { "\u0080\u0002c__builtin__\nset\n)R.", "__builtin__.set" },
@@ -158,12 +159,12 @@ public class TorchFileTests
         using (var ok = TorchFile.Open(Archive(dir, empty, "ok.pt", byteorder: "little"))) Assert.Empty(ok.Tensors);
         Assert.Contains("byteorder 'big' is not supported", Assert.Throws<IrrException>(() => TorchFile.Open(Archive(dir, empty, "big.pt", byteorder: "big"))).Message);
         Assert.Contains("holds a list, not a state dict", Assert.Throws<IrrException>(() => TorchFile.Open(Archive(dir, Bytes("\u0080\u0002]."), "list.pt"))).Message);
-        Assert.Contains("entry 'a' is a int", Assert.Throws<IrrException>(() => TorchFile.Open(Archive(dir, Bytes("\u0080\u0002}X\u0001\u0000\u0000\u0000aK\u0001s."), "int.pt"))).Message);
+        Assert.Contains("entry 'a' is an int", Assert.Throws<IrrException>(() => TorchFile.Open(Archive(dir, Bytes("\u0080\u0002}X\u0001\u0000\u0000\u0000aK\u0001s."), "int.pt"))).Message);
         // A view reaching past its storage.
         byte[] overrun = Bytes("\u0080\u0002ccollections\nOrderedDict\n)R(X\u0001\u0000\u0000\u0000wctorch._utils\n_rebuild_tensor_v2\n((X\u0007\u0000\u0000\u0000storagectorch\nFloatStorage\nX\u0001\u0000\u0000\u00000X\u0003\u0000\u0000\u0000cpuK\u0002tQK\u0001K\u0002\u0085K\u0001\u0085\u0089ccollections\nOrderedDict\n)RtRu.");
         string path = Archive(dir, overrun, "overrun.pt", null, ("0", new byte[8]));
         Assert.Contains("tensor 'w' reaches element 2 of storage '0', which has 2", Assert.Throws<IrrException>(() => TorchFile.Open(path)).Message);
-        Assert.Equal($"{dir["legacy.pt"]}: magic number pickle is truncated; not a state dict pickle",
+        Assert.Equal($"{dir["legacy.pt"]}: magic number pickle is cut short (the file is truncated?)",
             Assert.Throws<IrrException>(() => TensorFiles.Open(Write(dir["legacy.pt"], Bytes("\u0080\u0002\u008a\u000a")))).Message);
     }
 
@@ -196,6 +197,24 @@ public class TorchFileTests
         byte[] whole = File.ReadAllBytes(Fixture("module.legacy.pt"));
         string cut = Write(dir["cut.pt"], whole[..^3]);
         Assert.Contains("runs past the end of the file (truncated?)", Assert.Throws<IrrException>(() => TorchFile.Open(cut)).Message);
+    }
+
+    [Fact]
+    public void RefusesWhatIsNoStateDictWithAHint()
+    {
+        string checkpoint = Fixture("checkpoint.pt"), module = Fixture("whole_module.pt");
+        Assert.Equal($"{checkpoint}: entry 'state_dict' is a dict of tensors, not a tensor: a checkpoint that holds a state dict; save that dict alone (torch.save(checkpoint['state_dict'], …))",
+            Assert.Throws<IrrException>(() => TorchFile.Open(checkpoint)).Message);
+        Assert.Equal($"{module}: refuses the pickle global 'torch.nn.modules.container.Sequential' (a whole pickled model, not a state dict; save model.state_dict() instead)",
+            Assert.Throws<IrrException>(() => TorchFile.Open(module)).Message);
+        using var dir = new TempDir();
+        Assert.Equal($"{dir["e.pth"]}: an empty file (neither a safetensors file nor a PyTorch state dict)",
+            Assert.Throws<IrrException>(() => TensorFiles.Open(Write(dir["e.pth"], []))).Message);
+        Assert.Equal($"{dir["junk.pth"]}: not a PyTorch file (neither a zip archive nor a pickle), nor a safetensors file",
+            Assert.Throws<IrrException>(() => TensorFiles.Open(Write(dir["junk.pth"], Encoding.ASCII.GetBytes("hello, world")))).Message);
+        byte[] whole = File.ReadAllBytes(Fixture("module.pt"));
+        Assert.Equal($"{dir["cut.pt"]}: a zip archive without its central directory: the file is truncated (an unfinished download or copy?)",
+            Assert.Throws<IrrException>(() => TensorFiles.Open(Write(dir["cut.pt"], whole[..(whole.Length / 2)]))).Message);
     }
 
     [Fact]

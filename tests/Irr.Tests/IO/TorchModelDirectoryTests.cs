@@ -158,7 +158,7 @@ public class TorchModelDirectoryTests
         }
         (code, output, err) = CliRunner.Run("inspect", Path.Combine(Fixture("llama-legacy"), ModelDirectory.TorchWeightsFile));
         Assert.True(code == 0, err);
-        Assert.Contains("PyTorch state dict (legacy layout, torch < 1.6)", output);
+        Assert.Contains("PyTorch state dict (legacy layout: torch < 1.6, or _use_new_zipfile_serialization=False)", output);
 
         // A pytorch_model.bin whose pickle calls os.system: refused by name, nothing run, in every command that opens it.
         string model = dir["hostile"], marker = dir["PWNED"];
@@ -228,5 +228,27 @@ public class TorchModelDirectoryTests
         // The realigned model keeps the fine-tune's storage type (bfloat16, from the shards).
         using var realigned = ModelDirectory.Open(Path.Combine(outputs[0], "realigned"));
         Assert.Equal(TensorDType.BF16, realigned.Info("model.layers.0.self_attn.q_proj.weight").DType);
+    }
+
+    [Fact]
+    public void ConvertsAPeftAdapterAndRefusesPyTorchNamesForSafetensorsOutputs()
+    {
+        using var dir = new TempDir();
+        var (code, _, err) = CliRunner.Run("convert", Fixture("adapter-bin"), "-o", dir["adapter"]);
+        Assert.True(code == 0, err);
+        Assert.Equal(["adapter_config.json", "adapter_model.safetensors"], Directory.EnumerateFiles(dir["adapter"]).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        var expected = Values("adapter-bin");
+        using (var adapter = LoraAdapter.Open(dir["adapter"]))
+        {
+            Assert.IsType<SafetensorsFile>(adapter.File);
+            Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), adapter.File.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+            foreach (var (name, (_, _, values)) in expected) Assert.Equal(values, adapter.File.ReadSingle(name));
+        }
+
+        // irr writes safetensors; an output named like a PyTorch file is refused before anything runs.
+        (code, _, err) = CliRunner.Run("safety-vector", "--aligned", Fixture("chat-aligned"), "--unaligned", Fixture("chat-unaligned"), "-o", dir["v.pt"]);
+        Assert.Equal(2, code);
+        Assert.Equal($"error: safety-vector: {dir["v.pt"]}: irr writes safetensors, which torch.load cannot read; name the output .safetensors (safetensors.torch.load_file reads it in Python)", err.TrimEnd('\n'));
+        Assert.False(File.Exists(dir["v.pt"]));
     }
 }
