@@ -20,6 +20,13 @@ internal static class EvalSafetyCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var responses = new Option<string?>("--responses") { Description = $"judge existing responses instead of generating: records with a prompt and a response, and optionally category and set (e.g. an earlier responses.jsonl); {CommandSupport.DataFormats}" };
+        var attack = new Option<string[]>("--attack")
+        {
+            Description = $"send every prompt under these attacks, comma-separated: {string.Join(", ", Attacks.BuiltInNames)}, or the names of --attack-file's attacks (default none: each prompt as it is)",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var attackFile = new Option<string?>("--attack-file") { Description = "your own attacks, one JSON object per line: {\"name\", \"template\": \"… {prompt} …\"}, {\"name\", \"messages\": [...]} or {\"name\", \"prefill\": \"…\"}" };
+        var prefillText = new Option<string>("--prefill-text") { Description = "the prefill attack's assistant prefix", DefaultValueFactory = _ => Attacks.DefaultPrefill };
         var judge = new JudgeOptions();
         var system = CommandSupport.SystemPromptOption();
         var maxNew = EvalCommand.MaxNewTokensOption(512);
@@ -33,6 +40,9 @@ internal static class EvalSafetyCommand
             Adapter = r.GetValue(adapter),
             Prompts = r.GetValue(prompts) ?? [],
             Responses = r.GetValue(responses),
+            Attacks = r.GetValue(attack) is { Length: > 0 } attacks ? attacks : [Attacks.None],
+            AttackFile = r.GetValue(attackFile),
+            PrefillText = r.GetValue(prefillText)!,
             SystemPrompt = r.GetValue(system)!,
             MaxNewTokens = r.GetValue(maxNew),
             BatchSize = r.GetValue(batchSize),
@@ -42,7 +52,7 @@ internal static class EvalSafetyCommand
 
         var command = new JobCommand("safety", "Harmful-response rate: answer harmful prompt sets greedily, judge the answers, write responses.jsonl, safety.json and summary.md", Build)
         {
-            model, adapter, prompts, responses,
+            model, adapter, prompts, responses, attack, attackFile, prefillText,
         };
         judge.AddTo(command);
         foreach (var option in new Option[] { system, maxNew, batchSize, limit, output }) command.Options.Add(option);
@@ -53,9 +63,14 @@ internal static class EvalSafetyCommand
             var (stdout, stderr) = (parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error);
             if (result.Replaced)
                 stderr.WriteLine($"note: {job.OutputDir} held a safety evaluation of another model, adapter or judge; it is replaced");
+            if (result.Reused.Count > 0)
+                stderr.WriteLine($"note: {string.Join(", ", result.Reused)}: responses already in {job.OutputDir} (same model, generation settings and prompts); judged again, not generated again");
             foreach (var s in result.Evaluated)
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{s.Name}: harmful rate {100 * s.Counts.HarmfulRate:F1} % ({s.Counts.Harmful} of {s.Counts.Harmful + s.Counts.Safe}){(s.Counts.Unknown > 0 ? $", {s.Counts.Unknown} unknown" : "")}"));
+            foreach (var a in result.Run.Attacks ?? [])
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"attack {a.Name}: harmful rate {100 * a.Counts.HarmfulRate:F1} %, attack success rate {100 * a.AttackSuccessRate:F1} % ({a.Counts.Harmful} of {a.Counts.Total} prompts)"));
             if (result.Run.Overall.Unknown > 0)
                 stderr.WriteLine($"warning: {result.Run.Overall.Unknown} response(s) got no verdict (unknown); they are excluded from the rates and listed in {SafetyEvaluation.ResponsesFileName}");
             stderr.WriteLine($"{result.Judged.Count} responses judged by {result.Run.Judge}; results in {job.OutputDir}");

@@ -11,6 +11,9 @@ namespace Irr.Eval;
 /// <param name="Replaced">True when the output directory held a run of another model, adapter or judge, which this one replaced.</param>
 public sealed record EvalSafetyResult(SafetyRun Run, IReadOnlyList<JudgedResponse> Judged, bool Replaced)
 {
+    /// <summary>The sets (<c>SET</c> or <c>SET@ATTACK</c>) whose responses were already in the output directory and were not generated again.</summary>
+    public IReadOnlyList<string> Reused { get; init; } = [];
+
     /// <summary>The sets this evaluation judged, as they stand in <see cref="Run"/>, in its order.</summary>
     public IReadOnlyList<SetSafety> Evaluated
     {
@@ -81,6 +84,22 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <summary>HTTP judge: the verdict cache file; null for <c>OUTPUT/judge-cache.jsonl</c>.</summary>
     public string? JudgeCache { get; init; }
 
+    /// <summary>
+    /// The attacks every prompt is sent under (<see cref="Attacks.Resolve"/>): built-in names (none, prefill,
+    /// refusal-suppression, prefix-injection, roleplay, base64) and the names of <see cref="AttackFile"/>'s attacks;
+    /// an item may be a comma-separated list. Default: none (each prompt as it is).
+    /// </summary>
+    public IReadOnlyList<string> Attacks { get; init; } = [Eval.Attacks.None];
+
+    /// <summary>A file of the user's own attacks (<see cref="Eval.Attacks.Load"/>), or null.</summary>
+    public string? AttackFile { get; init; }
+
+    /// <summary>The built-in prefill attack's assistant prefix.</summary>
+    public string PrefillText { get; init; } = Eval.Attacks.DefaultPrefill;
+
+    /// <summary>Whether the attacks are the default (each prompt as it is).</summary>
+    public bool PlainOnly => AttackFile is null && Attacks.SelectMany(a => a.Split(',')).Select(a => a.Trim()).All(a => a == Eval.Attacks.None);
+
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
     public string SystemPrompt { get; init; } = "none";
 
@@ -102,7 +121,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <inheritdoc/>
     public IReadOnlyList<string> Inputs => Responses is not null
         ? Provenance.Given(Responses, RefusalMarkers)
-        : Provenance.Given([Model, Adapter, .. Prompts, RefusalMarkers]);
+        : Provenance.Given([Model, Adapter, .. Prompts, RefusalMarkers, AttackFile]);
 
     /// <inheritdoc/>
     public string? Output => OutputDir;
@@ -119,6 +138,9 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         Provenance.Require(prompts || Responses is not null, Command, "give prompts (prompt set files) or responses (a file of responses to judge)");
         Provenance.Require(Prompts.Count == 0 || Sets is null, Command, "give the prompt sets as files (prompts) or in memory, not both");
         JobOptions.RequireLimit(Command, Limit);
+        Provenance.Require(Responses is null || PlainOnly, Command, "attack applies when generating; a responses file's lines name their own attack");
+        Provenance.Require(Attacks.Count > 0, Command, "attack needs at least one name (none for each prompt as it is)");
+        Provenance.Require(PrefillText.Trim().Length > 0, Command, "prefill-text must not be empty");
         if (prompts)
         {
             Provenance.Require(Model is not null, Command, "model is required to generate responses (or give responses to judge)");
@@ -162,20 +184,27 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         AtomicFile.RequireDirectoryTarget(OutputDir);
         var sets = (Sets ?? Prompts.Select(PromptSet.Load).ToList()).Select(s => s with { Records = JobOptions.Limit(s.Records, Limit) }).ToList();
         var given = Responses is null ? null : JobOptions.Limit(SafetyEvaluation.LoadResponses(Responses), Limit);
+        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
+        var attacks = given is null ? Eval.Attacks.Resolve(Attacks, AttackFile, PrefillText) : [];
+        var prompts = given is null ? SafetyEvaluation.Prompts(sets, attacks, system) : [];
         var owned = CustomJudge is null ? CreateJudge() : null;
         try
         {
             var judge = CustomJudge ?? owned!;
-            var answers = given ?? Generate(sets, progress);
+            string modelLabel = Provenance.Label(Model) ?? "", adapterLabel = Provenance.Label(Adapter)!;
+            var generation = new SetGeneration(ContentHash.OfModel(Model), ContentHash.OfModel(Adapter), system, MaxNewTokens);
+            var reused = given is null ? SafetyEvaluation.Reusable(OutputDir, modelLabel, adapterLabel, prompts, generation) : new Dictionary<string, IReadOnlyList<SafetyResponse>>();
+            var answers = given ?? Generate(prompts, reused, progress);
             var setFiles = given is null
-                ? sets.Select(s => (s.Name, Provenance.Label(s.File)!)).ToList()
+                ? sets.SelectMany(s => attacks.Select(a => (Eval.Attacks.SetName(s.Name, a.Name), Provenance.Label(s.File)!))).ToList()
                 : given.Select(r => r.Set).Distinct().Select(s => (s, Provenance.Label(Responses)!)).ToList();
             var stage = ProgressStage.Start(progress, $"judging ({judge.Name})", answers.Count, "responses");
             var judged = SafetyEvaluation.JudgeAsync(answers, judge, n => stage.Advance(n, n)).GetAwaiter().GetResult();
-            var thisRun = SafetyEvaluation.Summarize(Provenance.Label(Model) ?? "", Provenance.Label(Adapter), judge.Name, setFiles, judged);
+            var generated = given is null ? setFiles.ToDictionary(s => s.Item1, _ => generation, StringComparer.Ordinal) : null;
+            var thisRun = SafetyEvaluation.Summarize(modelLabel, adapterLabel, judge.Name, setFiles, judged, generated);
             var (run, all, replaced) = SafetyEvaluation.MergeWithExisting(OutputDir, thisRun, judged);
             SafetyEvaluation.Save(OutputDir, run, all);
-            return new EvalSafetyResult(run, judged, replaced);
+            return new EvalSafetyResult(run, judged, replaced) { Reused = reused.Keys.ToList() };
         }
         finally
         {
@@ -183,13 +212,27 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         }
     }
 
-    private IReadOnlyList<SafetyResponse> Generate(IReadOnlyList<PromptSet> sets, Action<JobProgress>? progress)
+    // The responses to every prompt, in order: those of reused sets as they were, the others generated (the model is
+    // loaded only when something is left to generate).
+    private IReadOnlyList<SafetyResponse> Generate(IReadOnlyList<SafetyPrompt> prompts, IReadOnlyDictionary<string, IReadOnlyList<SafetyResponse>> reused,
+        Action<JobProgress>? progress)
     {
-        using var chat = ChatModel.Open(Model!, Adapter);
-        var stage = ProgressStage.Start(progress, "generating", (double)sets.Sum(s => s.Records.Count) * MaxNewTokens);
-        return SafetyEvaluation.Generate(chat.Transformer, chat.Tokenizer, sets, Text.SystemPrompt.Resolve(SystemPrompt), chat.Greedy(MaxNewTokens, BatchSize),
-            n => stage.Advance(n, n));
+        var todo = prompts.Where(p => !reused.ContainsKey(p.Set)).ToList();
+        var fresh = new Queue<SafetyResponse>();
+        if (todo.Count > 0)
+        {
+            using var chat = ChatModel.Open(Model!, Adapter);
+            var stage = ProgressStage.Start(progress, "generating", (double)todo.Count * MaxNewTokens);
+            foreach (var r in SafetyEvaluation.Generate(chat.Transformer, chat.Tokenizer, todo, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n)))
+                fresh.Enqueue(r);
+        }
+        var answers = new List<SafetyResponse>(prompts.Count);
+        var position = reused.ToDictionary(r => r.Key, _ => 0, StringComparer.Ordinal);
+        foreach (var p in prompts)
+            answers.Add(reused.TryGetValue(p.Set, out var earlier) ? earlier[position[p.Set]++] : fresh.Dequeue());
+        return answers;
     }
+
 
     // The judge the options describe; reads the markers file, the API key's variable and the verdict cache.
     private IJudge CreateJudge()

@@ -8,22 +8,59 @@ using Irr.IO;
 
 namespace Irr.Eval;
 
-/// <summary>A model's response to one prompt of a set.</summary>
-/// <param name="Set">The prompt set's name.</param>
-/// <param name="Prompt">The prompt as asked (no chat template).</param>
+/// <summary>One harmful request of a set, under one attack: what is sent to the model.</summary>
+/// <param name="Set">The set's name under the attack (<see cref="Attacks.SetName"/>: <c>SET</c> or <c>SET@ATTACK</c>).</param>
+/// <param name="Prompt">The request as the prompt set has it.</param>
 /// <param name="Category">Its category path, or null.</param>
-/// <param name="Response">The response, decoded without special tokens.</param>
-public sealed record SafetyResponse(string Set, string Prompt, string? Category, string Response);
+/// <param name="Attack">The attack's name (<see cref="Attacks.None"/> for the request as it is).</param>
+/// <param name="Sent">The conversation (and prefill) sent.</param>
+public sealed record SafetyPrompt(string Set, string Prompt, string? Category, string Attack, AttackedPrompt Sent)
+{
+    /// <summary>
+    /// What <c>responses.jsonl</c> records as <c>attacked_prompt</c>: the user turn's text, or, for a multi-turn attack,
+    /// every message sent (<c>[{role, content}, …]</c>).
+    /// </summary>
+    public JsonNode SentJson => Sent.IsMultiTurn
+        ? new JsonArray(Sent.Messages.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role, ["content"] = m.Content }).ToArray())
+        : JsonValue.Create(Sent.UserTurn);
+}
+
+/// <summary>A model's response to one prompt of a set.</summary>
+/// <param name="Set">The prompt set's name (<c>SET@ATTACK</c> under an attack).</param>
+/// <param name="Prompt">The request as the prompt set has it (no chat template, no attack).</param>
+/// <param name="Category">Its category path, or null.</param>
+/// <param name="Response">The response, decoded without special tokens (for a prefill attack, the prefix and its continuation).</param>
+public sealed record SafetyResponse(string Set, string Prompt, string? Category, string Response)
+{
+    /// <summary>The attack's name (<see cref="Attacks.None"/> for the request as it is).</summary>
+    public string Attack { get; init; } = Attacks.None;
+
+    /// <summary>What was sent (<see cref="SafetyPrompt.SentJson"/>), or null when unknown (responses judged from a file without it).</summary>
+    public JsonNode? AttackedPrompt { get; init; }
+
+    /// <summary>The prefill attack's prefix, or null.</summary>
+    public string? Prefill { get; init; }
+}
 
 /// <summary>A response with the judge's verdict: one line of <c>responses.jsonl</c>.</summary>
-/// <param name="Set">The prompt set's name.</param>
-/// <param name="Prompt">The prompt as asked.</param>
+/// <param name="Set">The prompt set's name (<c>SET@ATTACK</c> under an attack).</param>
+/// <param name="Prompt">The request as the prompt set has it.</param>
 /// <param name="Category">Its category path, or null.</param>
 /// <param name="Response">The model's response.</param>
 /// <param name="Verdict">The judge's verdict.</param>
 /// <param name="Detail">What the judge matched or said (see <see cref="JudgeResult.Detail"/>).</param>
 /// <param name="Score">The judge's score, when it gives one.</param>
-public sealed record JudgedResponse(string Set, string Prompt, string? Category, string Response, Verdict Verdict, string? Detail, int? Score);
+public sealed record JudgedResponse(string Set, string Prompt, string? Category, string Response, Verdict Verdict, string? Detail, int? Score)
+{
+    /// <summary>The attack's name (<see cref="Attacks.None"/> for the request as it is).</summary>
+    public string Attack { get; init; } = Attacks.None;
+
+    /// <summary>What was sent (<see cref="SafetyPrompt.SentJson"/>), or null when unknown.</summary>
+    public JsonNode? AttackedPrompt { get; init; }
+
+    /// <summary>The prefill attack's prefix, or null.</summary>
+    public string? Prefill { get; init; }
+}
 
 /// <summary>
 /// <c>irr eval safety</c> as a library: greedy answers to harmful prompt sets, judged, and summarized as a
@@ -38,7 +75,7 @@ public static class SafetyEvaluation
     public const string SummaryFileName = "summary.md";
 
     /// <summary>
-    /// The whole evaluation in one call, in memory: <see cref="Generate"/>, <see cref="JudgeAsync"/> and
+    /// The whole evaluation in one call, in memory: <see cref="Generate(Transformer, PretrainedTokenizer, IReadOnlyList{PromptSet}, string?, GenerationOptions, Action{int}?)"/>, <see cref="JudgeAsync"/> and
     /// <see cref="Summarize"/>. Nothing is written; pass the result to <see cref="Save"/> for the run files.
     /// </summary>
     /// <param name="model">The model to answer with.</param>
@@ -65,11 +102,30 @@ public static class SafetyEvaluation
     /// <paramref name="progress"/> gets the tokens produced per decoding step.
     /// </summary>
     public static IReadOnlyList<SafetyResponse> Generate(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<PromptSet> sets,
-        string? systemPrompt, GenerationOptions options, Action<int>? progress = null)
+        string? systemPrompt, GenerationOptions options, Action<int>? progress = null) =>
+        Generate(model, tokenizer, Prompts(sets, [new NoAttack()], systemPrompt), options, progress);
+
+    /// <summary>
+    /// Every request of every set under every attack, set by set and, within a set, attack by attack (in the order
+    /// given), each with what the attack sends after <paramref name="systemPrompt"/>.
+    /// </summary>
+    /// <exception cref="IrrException">A multi-turn attack with its own system message is given a system prompt.</exception>
+    public static IReadOnlyList<SafetyPrompt> Prompts(IReadOnlyList<PromptSet> sets, IReadOnlyList<Attack> attacks, string? systemPrompt) =>
+        sets.SelectMany(s => attacks.SelectMany(a => s.Records.Select(r =>
+            new SafetyPrompt(Attacks.SetName(s.Name, a.Name), r.Prompt, r.Category, a.Name, a.Apply(r.Prompt, systemPrompt))))).ToList();
+
+    /// <summary>
+    /// The model's answers to <paramref name="prompts"/>, in order (<see cref="ChatGeneration.Respond(Transformer, PretrainedTokenizer, IReadOnlyList{ChatRequest}, GenerationOptions, Action{int}?)"/>:
+    /// the chat template over each conversation, a prefill appended). Pass greedy <paramref name="options"/>.
+    /// </summary>
+    public static IReadOnlyList<SafetyResponse> Generate(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<SafetyPrompt> prompts,
+        GenerationOptions options, Action<int>? progress = null)
     {
-        var items = sets.SelectMany(s => s.Records.Select(r => (Set: s.Name, Record: r))).ToList();
-        var answers = ChatGeneration.Respond(model, tokenizer, items.Select(x => x.Record.Prompt).ToList(), systemPrompt, options, progress);
-        return items.Select((x, i) => new SafetyResponse(x.Set, x.Record.Prompt, x.Record.Category, answers[i].Text)).ToList();
+        var answers = ChatGeneration.Respond(model, tokenizer, prompts.Select(p => new ChatRequest(p.Sent.Messages, p.Sent.Prefill)).ToList(), options, progress);
+        return prompts.Select((p, i) => new SafetyResponse(p.Set, p.Prompt, p.Category, answers[i].Text)
+        {
+            Attack = p.Attack, AttackedPrompt = p.SentJson, Prefill = p.Sent.Prefill,
+        }).ToList();
     }
 
     /// <summary>The judge's verdicts on <paramref name="responses"/>, in order; <paramref name="progress"/> is called once per response.</summary>
@@ -78,27 +134,40 @@ public static class SafetyEvaluation
     {
         var verdicts = await judge.JudgeAsync(responses.Select(r => new JudgeRequest(r.Prompt, r.Response)).ToList(), progress, cancellationToken).ConfigureAwait(false);
         if (verdicts.Count != responses.Count) throw new InvalidOperationException($"judge {judge.Name} returned {verdicts.Count} verdicts for {responses.Count} responses");
-        return responses.Select((r, i) => new JudgedResponse(r.Set, r.Prompt, r.Category, r.Response, verdicts[i].Verdict, verdicts[i].Detail, verdicts[i].Score)).ToList();
+        return responses.Select((r, i) => new JudgedResponse(r.Set, r.Prompt, r.Category, r.Response, verdicts[i].Verdict, verdicts[i].Detail, verdicts[i].Score)
+        {
+            Attack = r.Attack, AttackedPrompt = r.AttackedPrompt, Prefill = r.Prefill,
+        }).ToList();
     }
 
     /// <summary>
-    /// The counts per set (in the order of <paramref name="sets"/>), per category (first-seen order) and overall.
+    /// The counts per set (in the order of <paramref name="sets"/>), per category (first-seen order) and overall, and,
+    /// when some response was to an attack, per attack (<see cref="SafetyRun.Attacks"/>). <see cref="SafetyRun.Overall"/>
+    /// counts the plain requests (attack <c>none</c>); a run of attacks only counts all its responses there.
     /// </summary>
     /// <param name="model">The model directory, as given.</param>
     /// <param name="adapter">The adapter directory, or null.</param>
     /// <param name="judgeName">The judge's name.</param>
-    /// <param name="sets">The sets' names and files.</param>
+    /// <param name="sets">The sets' names (<c>SET@ATTACK</c> under an attack) and files.</param>
     /// <param name="judged">The judged responses.</param>
-    public static SafetyRun Summarize(string model, string? adapter, string judgeName, IReadOnlyList<(string Name, string File)> sets, IReadOnlyList<JudgedResponse> judged)
+    /// <param name="generation">How each set's responses were generated, by set name (recorded for resuming), if known.</param>
+    public static SafetyRun Summarize(string model, string? adapter, string judgeName, IReadOnlyList<(string Name, string File)> sets, IReadOnlyList<JudgedResponse> judged,
+        IReadOnlyDictionary<string, SetGeneration>? generation = null)
     {
         var perSet = sets.Select(s =>
         {
             var mine = judged.Where(j => j.Set == s.Name).ToList();
             var categories = mine.Where(j => j.Category is not null).Select(j => j.Category!).Distinct()
                 .Select(c => new CategorySafety(c, Count(mine.Where(j => j.Category == c)))).ToList();
-            return new SetSafety(s.Name, s.File, Count(mine), categories);
+            string? attack = mine.Count > 0 && mine[0].Attack != Attacks.None ? mine[0].Attack : null;
+            return new SetSafety(s.Name, s.File, Count(mine), categories) { Attack = attack, Generation = generation?.GetValueOrDefault(s.Name) };
         }).ToList();
-        return new SafetyRun(model, adapter, judgeName, perSet, Count(judged));
+        bool attacked = judged.Any(j => j.Attack != Attacks.None);
+        var plain = judged.Where(j => j.Attack == Attacks.None).ToList();
+        var attacks = attacked
+            ? judged.Select(j => j.Attack).Distinct().Select(a => AttackSafety.Of(a, Count(judged.Where(j => j.Attack == a)))).ToList()
+            : null;
+        return new SafetyRun(model, adapter, judgeName, perSet, Count(plain.Count > 0 ? plain : judged)) { Attacks = attacks };
     }
 
     private static SafetyCounts Count(IEnumerable<JudgedResponse> items) => SafetyCounts.Of(items.Select(j => j.Verdict));
@@ -113,8 +182,24 @@ public static class SafetyEvaluation
     public static IReadOnlyList<SafetyResponse> LoadResponses(string path)
     {
         string set = Path.GetFileNameWithoutExtension(path);
-        return DataFile.Read(path).Select(r => new SafetyResponse(r.Set() ?? set, r.User(), r.Category(), r.Answer())).ToList();
+        return DataFile.Read(path).Select(r =>
+        {
+            var (attack, sent, prefill) = AttackFields(r);
+            return new SafetyResponse(SetUnder(r.Set() ?? set, attack), r.User(), r.Category(), r.Answer()) { Attack = attack, AttackedPrompt = sent, Prefill = prefill };
+        }).ToList();
     }
+
+    // A line's attack, attacked_prompt and prefill (none, null, null when absent).
+    private static (string Attack, JsonNode? Sent, string? Prefill) AttackFields(DataRecord r)
+    {
+        string attack = r.String("attack") is { Length: > 0 } a ? a : Attacks.None;
+        var sent = r.Json("attacked_prompt") is { } cursor ? JsonNode.Parse(cursor.Element.GetRawText()) : null;
+        return (attack, sent, r.String("prefill"));
+    }
+
+    // The set name of a line under its attack: SET@ATTACK, unless the set already carries it.
+    private static string SetUnder(string set, string attack) =>
+        attack == Attacks.None || set.EndsWith("@" + attack, StringComparison.Ordinal) ? set : Attacks.SetName(set, attack);
 
     /// <summary>Reads a <c>responses.jsonl</c> as <see cref="Save"/> writes it, verdicts included.</summary>
     /// <exception cref="IrrException">The file is missing or malformed; the message names the line.</exception>
@@ -123,7 +208,11 @@ public static class SafetyEvaluation
         string verdict = r.Required("verdict");
         if (!Enum.TryParse<Verdict>(verdict, ignoreCase: true, out var v) || !Enum.IsDefined(v))
             throw r.Error($"verdict must be safe, harmful or unknown, not \"{verdict}\"");
-        return new JudgedResponse(r.Required("set"), r.User(), r.Category(), r.Answer(), v, r.String("detail"), r.Int("score"));
+        var (attack, sent, prefill) = AttackFields(r);
+        return new JudgedResponse(r.Required("set"), r.User(), r.Category(), r.Answer(), v, r.String("detail"), r.Int("score"))
+        {
+            Attack = attack, AttackedPrompt = sent, Prefill = prefill,
+        };
     }).ToList();
 
     /// <summary>
@@ -147,21 +236,73 @@ public static class SafetyEvaluation
             .Concat(run.Sets.Where(s => existing.Sets.All(e => e.Name != s.Name)).Select(s => (s.Name, s.File, New: true)))
             .ToList();
         var all = order.SelectMany(o => (o.New ? judged : earlier).Where(j => j.Set == o.Name)).ToList();
-        return (Summarize(run.Model, run.Adapter, run.Judge, order.Select(o => (o.Name, o.File)).ToList(), all), all, false);
+        var generation = new Dictionary<string, SetGeneration>(StringComparer.Ordinal);
+        foreach (var s in existing.Sets) if (s.Generation is not null) generation[s.Name] = s.Generation;
+        foreach (var s in run.Sets) { generation.Remove(s.Name); if (s.Generation is not null) generation[s.Name] = s.Generation; }
+        return (Summarize(run.Model, run.Adapter, run.Judge, order.Select(o => (o.Name, o.File)).ToList(), all, generation), all, false);
+    }
+
+    /// <summary>
+    /// The responses already in <paramref name="directory"/> that answer <paramref name="prompts"/> as they would be
+    /// answered now, by set name: a set is reused whole when the earlier run is of the same model and adapter labels,
+    /// the set was generated with the same <paramref name="generation"/> (model and adapter files unchanged, same system
+    /// prompt and token limit), and its lines are the same requests, in order, sent the same way (attacked prompt and
+    /// prefill). Its responses are judged again by the current judge; they are not generated again.
+    /// </summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<SafetyResponse>> Reusable(string directory, string model, string? adapter,
+        IReadOnlyList<SafetyPrompt> prompts, SetGeneration generation)
+    {
+        var reusable = new Dictionary<string, IReadOnlyList<SafetyResponse>>(StringComparer.Ordinal);
+        string responsesPath = Path.Combine(directory, ResponsesFileName);
+        SafetyRun? existing;
+        try
+        {
+            existing = Directory.Exists(directory) ? SafetyRun.Load(directory) : null;
+        }
+        catch (IrrException)
+        {
+            return reusable; // an unreadable earlier run is replaced, not resumed
+        }
+        if (existing is null || existing.Model != model || existing.Adapter != adapter || !File.Exists(responsesPath)) return reusable;
+        var earlier = LoadJudged(responsesPath).GroupBy(j => j.Set).ToDictionary(g => g.Key, g => g.ToList());
+        foreach (var group in prompts.GroupBy(p => p.Set))
+        {
+            var set = existing.Sets.FirstOrDefault(s => s.Name == group.Key);
+            if (set?.Generation != generation || !earlier.TryGetValue(group.Key, out var lines)) continue;
+            var wanted = group.ToList();
+            if (lines.Count != wanted.Count) continue;
+            bool same = true;
+            for (int i = 0; i < lines.Count && same; i++)
+                same = lines[i].Prompt == wanted[i].Prompt && lines[i].Category == wanted[i].Category && lines[i].Attack == wanted[i].Attack
+                       && lines[i].Prefill == wanted[i].Sent.Prefill && JsonNode.DeepEquals(lines[i].AttackedPrompt, wanted[i].SentJson);
+            if (same)
+                reusable[group.Key] = lines.Select(l => new SafetyResponse(l.Set, l.Prompt, l.Category, l.Response)
+                {
+                    Attack = l.Attack, AttackedPrompt = l.AttackedPrompt, Prefill = l.Prefill,
+                }).ToList();
+        }
+        return reusable;
     }
 
     /// <summary>Writes <c>responses.jsonl</c>, <c>safety.json</c> and <c>summary.md</c> into <paramref name="directory"/> (each atomically; the directory may exist).</summary>
     public static void Save(string directory, SafetyRun run, IReadOnlyList<JudgedResponse> judged)
     {
-        AtomicFile.WriteJsonLines(Path.Combine(directory, ResponsesFileName), judged, j => new JsonObject
+        AtomicFile.WriteJsonLines(Path.Combine(directory, ResponsesFileName), judged, j =>
         {
-            ["set"] = j.Set,
-            ["prompt"] = j.Prompt,
-            ["category"] = j.Category,
-            ["response"] = j.Response,
-            ["verdict"] = j.Verdict.ToString().ToLowerInvariant(),
-            ["detail"] = j.Detail,
-            ["score"] = j.Score,
+            var line = new JsonObject
+            {
+                ["set"] = j.Set,
+                ["prompt"] = j.Prompt,
+                ["category"] = j.Category,
+                ["attack"] = j.Attack,
+                ["attacked_prompt"] = j.AttackedPrompt?.DeepClone(),
+            };
+            if (j.Prefill is not null) line["prefill"] = j.Prefill;
+            line["response"] = j.Response;
+            line["verdict"] = j.Verdict.ToString().ToLowerInvariant();
+            line["detail"] = j.Detail;
+            line["score"] = j.Score;
+            return line;
         });
         run.Save(directory);
         AtomicFile.WriteText(Path.Combine(directory, SummaryFileName), w => w.Write(SummaryMarkdown(run)));
@@ -175,11 +316,20 @@ public static class SafetyEvaluation
         sb.AppendLine(run.Model.Length == 0 ? "- model: (not given: existing responses were judged)" : $"- model: `{run.Model}`");
         if (run.Adapter is not null) sb.AppendLine($"- adapter: `{run.Adapter}`");
         sb.AppendLine($"- judge: `{run.Judge}`");
-        sb.AppendLine($"- harmful rate over all sets: **{Percent(run.Overall)}** ({run.Overall.Harmful} harmful of {run.Overall.Harmful + run.Overall.Safe} judged)");
+        sb.AppendLine($"- harmful rate over all {(run.Attacks is not null && run.Sets.Any(x => x.Attack is null) ? "plain sets (no attack)" : "sets")}: **{Percent(run.Overall)}** ({run.Overall.Harmful} harmful of {run.Overall.Harmful + run.Overall.Safe} judged)");
         if (run.Overall.Unknown > 0)
             sb.AppendLine($"- **{run.Overall.Unknown} response(s) without a verdict** (unknown): excluded from the rates; see `verdict: \"unknown\"` in {ResponsesFileName}");
         sb.AppendLine().AppendLine("| set | prompts | harmful | safe | unknown | harmful rate |").AppendLine("|---|---:|---:|---:|---:|---:|");
         foreach (var s in run.Sets) Row(sb, s.Name, s.Counts);
+        if (run.Attacks is { Count: > 0 } attacks)
+        {
+            sb.AppendLine().AppendLine("## By attack").AppendLine();
+            sb.AppendLine("| attack | prompts | harmful | safe | unknown | harmful rate | attack success rate |").AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var a in attacks)
+                sb.AppendLine($"| {a.Name.Replace("|", "\\|")} | {a.Counts.Total} | {a.Counts.Harmful} | {a.Counts.Safe} | {a.Counts.Unknown} | {Percent(a.Counts)} | " +
+                              (100 * a.AttackSuccessRate).ToString("F1", CultureInfo.InvariantCulture) + " % |");
+            sb.AppendLine().AppendLine("The attack success rate is harmful / prompts: the share of requests answered harmfully under the attack.");
+        }
         foreach (var s in run.Sets.Where(s => s.Categories.Count > 0))
         {
             sb.AppendLine().AppendLine($"## {s.Name} by category").AppendLine();

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Irr.IO;
 
 namespace Irr.Eval;
@@ -10,7 +11,33 @@ public sealed record CategorySafety(string Category, SafetyCounts Counts);
 /// <param name="File">The prompt file as given.</param>
 /// <param name="Counts">Counts over the whole set.</param>
 /// <param name="Categories">Per category path, in first-seen order; empty when the set has no categories.</param>
-public sealed record SetSafety(string Name, string File, SafetyCounts Counts, IReadOnlyList<CategorySafety> Categories);
+public sealed record SetSafety(string Name, string File, SafetyCounts Counts, IReadOnlyList<CategorySafety> Categories)
+{
+    /// <summary>The attack the set's requests were sent under (the set is named <c>SET@ATTACK</c>); null for the plain requests.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Attack { get; init; }
+
+    /// <summary>How the responses were generated (what a rerun compares before reusing them); null for judged response files.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SetGeneration? Generation { get; init; }
+}
+
+/// <summary>How a set's responses were generated: what must be unchanged for a rerun to reuse them (<see cref="SafetyEvaluation.Reusable"/>).</summary>
+/// <param name="Model">The SHA-256 of the model directory's config, weights and tokenizer files (<see cref="Jobs.ContentHash.OfModel"/>).</param>
+/// <param name="Adapter">The same of the adapter directory, or null.</param>
+/// <param name="SystemPrompt">The system prompt, or null.</param>
+/// <param name="MaxNewTokens">Most tokens generated per prompt.</param>
+public sealed record SetGeneration(string? Model, string? Adapter, string? SystemPrompt, int MaxNewTokens);
+
+/// <summary>The responses to one attack over every set of a run.</summary>
+/// <param name="Name">The attack's name (<c>none</c> for the plain requests).</param>
+/// <param name="Counts">Counts over all sets under the attack.</param>
+/// <param name="AttackSuccessRate">The share of requests answered harmfully under the attack: harmful / total (unknown verdicts count as not harmful).</param>
+public sealed record AttackSafety(string Name, SafetyCounts Counts, double AttackSuccessRate)
+{
+    /// <summary>The summary of an attack's counts.</summary>
+    public static AttackSafety Of(string name, SafetyCounts counts) => new(name, counts, counts.Total == 0 ? 0 : (double)counts.Harmful / counts.Total);
+}
 
 /// <summary>
 /// <c>safety.json</c> of an evaluation run directory, written by <c>irr eval safety</c> (and the demo),
@@ -20,9 +47,13 @@ public sealed record SetSafety(string Name, string File, SafetyCounts Counts, IR
 /// <param name="Adapter">The LoRA adapter merged into it, or null.</param>
 /// <param name="Judge">The judge's <see cref="IJudge.Name"/>.</param>
 /// <param name="Sets">One entry per prompt set, in the order given.</param>
-/// <param name="Overall">Counts over all sets.</param>
+/// <param name="Overall">Counts over all plain sets (no attack); over all sets when every set is under an attack.</param>
 public sealed record SafetyRun(string Model, string? Adapter, string Judge, IReadOnlyList<SetSafety> Sets, SafetyCounts Overall)
 {
+    /// <summary>Per attack, in first-seen order, when some set is under an attack (<c>none</c> included when present); null otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<AttackSafety>? Attacks { get; init; }
+
     /// <summary>The file name inside a run directory.</summary>
     public const string FileName = "safety.json";
 

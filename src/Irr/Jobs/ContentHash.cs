@@ -52,6 +52,10 @@ public sealed class ContentHash
         return hash;
     }
 
+    /// <summary>"N bytes, modified TIME" of <see cref="Stamp"/>, or null when the path does not exist.</summary>
+    public static string? StampText(string path) => Stamp(path) is var (size, time)
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{size} bytes, modified {time:O}") : null;
+
     /// <summary>The size and last write time that decide whether a cached hash still holds, or null when the path does not exist.</summary>
     public static (long Size, DateTime Mtime)? Stamp(string path)
     {
@@ -77,7 +81,22 @@ public sealed class ContentHash
     /// the name in UTF-8, a zero byte, the length as 8 bytes little-endian, the bytes.
     /// </summary>
     /// <exception cref="FileNotFoundException">The path does not exist.</exception>
-    public static string Compute(string path)
+    public static string Compute(string path) => ComputeWhere(path, _ => true);
+
+    /// <summary>
+    /// The SHA-256 of what a model or adapter directory is read from when it answers (<see cref="IsModelFile"/>: the
+    /// config, the weights and their index, the tokenizer and chat template files), as <see cref="Compute"/>
+    /// hashes a directory; other files (irr-report.json, a README) do not count. Null when the path does not exist.
+    /// </summary>
+    public static string? OfModel(string? path) =>
+        path is null || !Directory.Exists(path) ? null : ComputeWhere(path, name => !name.Contains('/') && IsModelFile(name));
+
+    /// <summary>Whether a file of a model or adapter directory is one the model is read from.</summary>
+    public static bool IsModelFile(string name) =>
+        IO.ModelDirectory.IsWeightFile(name) || name is "config.json" or "generation_config.json" or "tokenizer.json" or "tokenizer.model"
+            or "tokenizer_config.json" or "special_tokens_map.json" or "added_tokens.json" or "chat_template.jinja" or "chat_template.json" or "adapter_config.json";
+
+    private static string ComputeWhere(string path, Func<string, bool> include)
     {
         if (File.Exists(path))
         {
@@ -88,6 +107,7 @@ public sealed class ContentHash
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var files = Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories)
             .Select(f => (Full: f, Name: Path.GetRelativePath(path, f).Replace(Path.DirectorySeparatorChar, '/')))
+            .Where(f => include(f.Name))
             .OrderBy(f => f.Name, StringComparer.Ordinal);
         Span<byte> length = stackalloc byte[8];
         var buffer = new byte[1 << 20];

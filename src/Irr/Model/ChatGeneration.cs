@@ -15,7 +15,7 @@ public sealed record ChatResponse(string Text, int NewTokens, bool Eos)
 
 /// <summary>
 /// Answers to user messages: each is formatted with the model's chat template
-/// (<see cref="ChatPrompt.Render"/>), encoded, generated with <see cref="Generation.Generate"/> and decoded.
+/// (<see cref="ChatPrompt.Render(PretrainedTokenizer, string, string?)"/>), encoded, generated with <see cref="Generation.Generate"/> and decoded.
 /// What <c>irr generate</c>, <c>irr eval</c> and the demo share.
 /// </summary>
 public static class ChatGeneration
@@ -23,17 +23,36 @@ public static class ChatGeneration
     /// <summary>The answers, in the order of <paramref name="users"/>. <paramref name="progress"/> gets the tokens produced per decoding step.</summary>
     /// <exception cref="IrrException">The model has no chat template.</exception>
     public static IReadOnlyList<ChatResponse> Respond(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<string> users, string? systemPrompt,
+        GenerationOptions options, Action<int>? progress = null) =>
+        Respond(model, tokenizer, users.Select(u => new ChatRequest(ChatPrompt.Messages(u, systemPrompt))).ToList(), options, progress);
+
+    /// <summary>
+    /// The answers to whole conversations, in order: each is rendered with the chat template and its generation prompt
+    /// (<see cref="ChatPrompt.Render(PretrainedTokenizer, IEnumerable{ChatMessage})"/>) and encoded; a
+    /// <see cref="ChatRequest.Prefill"/> is encoded on its own (as an answer is, IRR-SPEC "Formatting") and appended, so
+    /// generation continues the answer from it. The text of such an answer is the prefill and the continuation,
+    /// decoded together. <paramref name="progress"/> gets the tokens produced per decoding step.
+    /// </summary>
+    /// <exception cref="IrrException">The model has no chat template, or the template refuses a conversation.</exception>
+    public static IReadOnlyList<ChatResponse> Respond(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<ChatRequest> requests,
         GenerationOptions options, Action<int>? progress = null)
     {
-        var encoded = users.Select(u => (IReadOnlyList<int>)tokenizer.Encode(ChatPrompt.Render(tokenizer, u, systemPrompt))).ToList();
+        var prefills = requests.Select(r => r.Prefill is null ? [] : tokenizer.Encode(r.Prefill)).ToList();
+        var encoded = requests.Select((r, i) => (IReadOnlyList<int>)[.. tokenizer.Encode(ChatPrompt.Render(tokenizer, r.Messages)), .. prefills[i]]).ToList();
         var outputs = Generation.Generate(model, encoded, options, progress);
-        return outputs.Select(ids =>
+        return outputs.Select((ids, i) =>
         {
             bool eos = ids.Length > 0 && options.EosTokenIds.Contains(ids[^1]);
-            return new ChatResponse(tokenizer.Decode(eos ? ids[..^1] : ids, skipSpecialTokens: true), ids.Length, eos);
+            int[] answer = [.. prefills[i], .. eos ? ids[..^1] : ids];
+            return new ChatResponse(tokenizer.Decode(answer, skipSpecialTokens: true), ids.Length, eos);
         }).ToList();
     }
 }
+
+/// <summary>A conversation to answer: its messages (the last is the user turn) and, optionally, the text the answer is made to begin with.</summary>
+/// <param name="Messages">The conversation; a system prompt, if any, first.</param>
+/// <param name="Prefill">The assistant prefix appended after the generation prompt, or null.</param>
+public sealed record ChatRequest(IReadOnlyList<ChatMessage> Messages, string? Prefill = null);
 
 /// <summary>
 /// A model directory opened to answer chat messages: the weights (a LoRA adapter merged on the fly), the tokenizer

@@ -128,6 +128,7 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Realign.Calibration is not null, "calibration is required");
         Require(Safety.Prompts.Count > 0 || Safety.Sets is not null, "harmful-val is required (harmful prompt sets of the validation split)");
         Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
+        Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
         Require(Task.Data.Length > 0, "task-val is required");
         Require(TaskMetrics.TryParse(Task.Metric) is not null, $"task-metric must be exact, contains, gsm8k or choice, not \"{Task.Metric}\"");
         // The rest as the jobs the sweep runs check it, in the sweep's name.
@@ -436,8 +437,7 @@ public sealed record SweepJob : IJob<SweepResult>
         private static JsonObject Stamps(params (string Key, string? Path)[] inputs) =>
             new(inputs.Where(i => i.Path is not null).Select(i => KeyValuePair.Create(i.Key, (JsonNode?)Stamp(i.Path!))));
 
-        private static string? Stamp(string path) => ContentHash.Stamp(Path.GetFullPath(path)) is var (size, time)
-            ? string.Create(CultureInfo.InvariantCulture, $"{size} bytes, modified {time:O}") : null;
+        private static string? Stamp(string path) => ContentHash.StampText(Path.GetFullPath(path));
 
         // The SHA-256 of texts (each UTF-8, ended by a zero byte), lowercase hex: what the evaluation data says, whatever its file.
         private static string Digest(IEnumerable<string> texts)

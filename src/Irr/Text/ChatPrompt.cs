@@ -39,13 +39,15 @@ public static class ChatPrompt
 
     /// <summary>The prompt text: the chat template over [system?, user] with the generation prompt.</summary>
     /// <exception cref="IrrException">The model has no chat template, or rendering failed.</exception>
-    public static string Render(PretrainedTokenizer tokenizer, string user, string? systemPrompt)
-    {
-        var messages = new List<ChatMessage>();
-        if (systemPrompt is not null) messages.Add(new ChatMessage("system", systemPrompt));
-        messages.Add(new ChatMessage("user", user));
-        return tokenizer.ApplyChatTemplate(messages, addGenerationPrompt: true);
-    }
+    public static string Render(PretrainedTokenizer tokenizer, string user, string? systemPrompt) => Render(tokenizer, Messages(user, systemPrompt));
+
+    /// <summary>The prompt text of a whole conversation: the chat template over <paramref name="messages"/> with the generation prompt.</summary>
+    /// <exception cref="IrrException">The model has no chat template, or rendering failed.</exception>
+    public static string Render(PretrainedTokenizer tokenizer, IEnumerable<ChatMessage> messages) => tokenizer.ApplyChatTemplate(messages, addGenerationPrompt: true);
+
+    /// <summary>The conversation [system?, user].</summary>
+    public static IReadOnlyList<ChatMessage> Messages(string user, string? systemPrompt) =>
+        systemPrompt is null ? [new ChatMessage("user", user)] : [new ChatMessage("system", systemPrompt), new ChatMessage("user", user)];
 
     /// <summary>Tokens and labels of one record, truncated to the first <paramref name="maxLength"/> tokens.</summary>
     /// <exception cref="IrrException">No chat template, no usable eos_token, or <paramref name="maxLength"/> is not positive.</exception>
