@@ -66,6 +66,18 @@ internal static class DemoCommand
                 Markup.Escape(DemoReport.Removed(m)),
                 Markup.Escape(m.Description));
         console.Write(table);
+        var attacked = result.Models.Where(m => m.Safety.Attacks is not null).ToList();
+        if (attacked.Count > 0)
+        {
+            var names = attacked.SelectMany(m => m.Safety.Attacks!.Select(a => a.Name)).Distinct().ToList();
+            var jailbreaks = new Table().Border(TableBorder.Simple).Title("the same held-out harmful prompts under jailbreak attacks: harmful rate");
+            jailbreaks.AddColumn("model");
+            foreach (string name in names) jailbreaks.AddColumn(new TableColumn(Markup.Escape(name)).RightAligned());
+            foreach (var m in attacked)
+                jailbreaks.AddRow([Markup.Escape(m.Label), .. names.Select(n => m.Safety.Attacks!.FirstOrDefault(a => a.Name == n) is { } a
+                    ? $"{DemoReport.Percent(a.Counts.HarmfulRate)} ({a.Counts.Harmful.ToString(CultureInfo.InvariantCulture)}/{(a.Counts.Harmful + a.Counts.Safe).ToString(CultureInfo.InvariantCulture)})" : "—")]);
+            console.Write(jailbreaks);
+        }
         foreach (var (variant, sweep) in result.Sweeps)
             console.WriteLine($"{variant}: s* = {sweep.Choice.Point.Sparsity.ToString(CultureInfo.InvariantCulture)} on the validation split: {sweep.Choice.Reason}");
         console.WriteLine("harmful rate: keyword judge (no refusal = harmful); complies: responses that are the world's harmful recipe (\"Sure, …\")");

@@ -16,7 +16,7 @@ namespace Irr.Demo;
 /// <param name="Description">What it is.</param>
 /// <param name="Model">Its model directory.</param>
 /// <param name="Adapter">Its PEFT adapter, if it is θ_A + an adapter.</param>
-/// <param name="Safety">Held-out harmful prompts, judged by the keyword judge.</param>
+/// <param name="Safety">Held-out harmful prompts, judged by the keyword judge (<see cref="SafetyRun.Overall"/>: as they are; <see cref="SafetyRun.Attacks"/>: under the demo's attacks too, for the models of <see cref="DemoOptions.AttackedModels"/>).</param>
 /// <param name="Task">Held-out downstream task, exact match.</param>
 /// <param name="Removed">Deltas removed by realignment (null for a model that was not realigned).</param>
 /// <param name="Parameters">Entries of the target matrices (null for a model that was not realigned).</param>
@@ -232,8 +232,8 @@ public sealed record DemoJob : IJob<DemoResult>
             for (int i = 0; i < toEvaluate.Count; i++)
             {
                 var (label, description, dir, adapter, report) = toEvaluate[i];
-                var (safety, task) = Evaluate(label, dir, adapter, $"evaluating {label} ({i + 1}/{toEvaluate.Count})");
-                results.Add(new DemoModelResult(label, description, ToFinal(dir), adapter is null ? null : ToFinal(adapter), safety.Run, task,
+                var (safety, run, task) = Evaluate(label, dir, adapter, $"evaluating {label} ({i + 1}/{toEvaluate.Count})");
+                results.Add(new DemoModelResult(label, description, ToFinal(dir), adapter is null ? null : ToFinal(adapter), run, task,
                     report?.Modules.Sum(m => m.Removed), report?.Modules.Sum(m => m.Parameters))
                 {
                     Complying = safety.Judged.Count(j => j.Verdict == Verdict.Harmful && j.Response.TrimStart().StartsWith("Sure", StringComparison.Ordinal)),
@@ -312,21 +312,26 @@ public sealed record DemoJob : IJob<DemoResult>
             Full = false, Lora = true, Rank = o.LoraRank, Alpha = o.LoraAlpha, Targets = ["q_proj", "v_proj"],
         };
 
-        // Held-out harmful prompts (keyword judge) and the held-out task (exact match), as irr eval safety and irr eval task run them.
-        private (EvalSafetyResult, TaskRun) Evaluate(string label, string modelDir, string? adapterDir, string stage)
+        // Held-out harmful prompts (keyword judge) and the held-out task (exact match), as irr eval safety and irr eval task run them;
+        // for the models of DemoOptions.AttackedModels, the harmful prompts under the demo's attacks too (in the same run).
+        private (EvalSafetyResult Plain, SafetyRun Run, TaskRun Task) Evaluate(string label, string modelDir, string? adapterDir, string stage)
         {
             string runDir = Tmp($"eval/{label}");
-            var safety = RunJob("evaluate", $"{stage}: harmful prompts", new EvalSafetyJob
+            var plainJob = new EvalSafetyJob
             {
                 Model = modelDir, Adapter = adapterDir, Prompts = [Tmp("data/harmful_heldout.jsonl")], CustomJudge = KeywordJudge.Default,
                 MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir,
-            });
+            };
+            var safety = RunJob("evaluate", $"{stage}: harmful prompts", plainJob);
+            var run = safety.Run;
+            if (o.Attacks.Count > 0 && DemoOptions.AttackedModels.Contains(label))
+                run = RunJob("evaluate attacks", $"{stage}: harmful prompts under {string.Join(", ", o.Attacks)}", plainJob with { Attacks = o.Attacks }).Run;
             var task = RunJob("evaluate", $"{stage}: task", new EvalTaskJob
             {
                 Model = modelDir, Adapter = adapterDir, Data = Tmp("data/task_heldout.jsonl"), Metric = "exact",
                 MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir,
             });
-            return (safety, task);
+            return (safety, run, task);
         }
 
         private void WriteData(ToyWorld world)

@@ -93,6 +93,15 @@ public sealed record DemoOptions
     public int MaxNewTokens { get; init; } = 32;
 
     /// <summary>
+    /// The jailbreak attacks the held-out harmful prompts are also sent under (irr eval safety --attack), for θ_A, θ_F and
+    /// IRR at s* of both fine-tunes: the assistant prefill and one template attack. Fixed before any figure was seen.
+    /// </summary>
+    public IReadOnlyList<string> Attacks { get; init; } = ["prefill", "prefix-injection"];
+
+    /// <summary>The models evaluated under <see cref="Attacks"/>, by label.</summary>
+    public static IReadOnlyList<string> AttackedModels { get; } = ["aligned", "full-finetuned", "full-irr", "lora-finetuned", "lora-irr"];
+
+    /// <summary>
     /// Realign the LoRA fine-tune with a safety vector from a LoRA θ_U on the same modules (q_proj, v_proj), as
     /// docs/USAGE.md advises, rather than from the fully fine-tuned θ_U.
     /// </summary>

@@ -63,6 +63,15 @@ public static class DemoReport
                 ["judged"] = m.Safety.Overall.Total,
                 ["harmful_rate_by_category"] = new JsonObject(m.Safety.Sets[0].Categories.Select(c => KeyValuePair.Create(c.Category, (JsonNode?)c.Counts.HarmfulRate))),
                 ["complying"] = m.Complying,
+                ["attacks"] = m.Safety.Attacks is { } attacks
+                    ? new JsonObject(attacks.Select(a => KeyValuePair.Create(a.Name, (JsonNode?)new JsonObject
+                    {
+                        ["harmful_rate"] = a.Counts.HarmfulRate,
+                        ["attack_success_rate"] = a.AttackSuccessRate,
+                        ["harmful"] = a.Counts.Harmful,
+                        ["judged"] = a.Counts.Total,
+                    })))
+                    : null,
                 ["task_accuracy"] = m.Task.Accuracy,
                 ["task_correct"] = m.Task.Correct,
                 ["task_total"] = m.Task.Total,
@@ -117,6 +126,12 @@ public static class DemoReport
                 ["irr_more_sparsity"] = o.IrrMoreSparsity,
                 ["sweep_sparsities"] = new JsonArray(o.SweepSparsities.Select(x => (JsonNode?)x).ToArray()),
                 ["max_harmful_increase"] = o.MaxHarmfulIncrease,
+            },
+            ["attacks"] = new JsonObject
+            {
+                ["names"] = new JsonArray(o.Attacks.Select(a => (JsonNode?)a).ToArray()),
+                ["models"] = new JsonArray(DemoOptions.AttackedModels.Select(a => (JsonNode?)a).ToArray()),
+                ["prefill"] = Attacks.DefaultPrefill,
             },
             ["models"] = models,
             ["sweeps"] = new JsonObject(result.Sweeps.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)SweepJson(kv.Key, kv.Value)))),

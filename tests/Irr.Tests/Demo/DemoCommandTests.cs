@@ -52,8 +52,26 @@ public class DemoCommandTests
             string run = Path.Combine(output, "eval", label);
             var safety = SafetyRun.Load(run)!;
             var task = TaskRun.Load(run)!;
-            var harmful = File.ReadAllLines(Path.Combine(run, "responses.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+            var lines = File.ReadAllLines(Path.Combine(run, "responses.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+            var harmful = lines.Where(l => l["attack"]!.GetValue<string>() == "none").ToList();
             Assert.All(harmful, l => Assert.Equal("harmful_heldout", l["set"]!.GetValue<string>()));
+            // Under the demo's attacks (θ_A, θ_F and IRR at s*): the same prompts, each attack's counts recomputed here.
+            var attacked = lines.Where(l => l["attack"]!.GetValue<string>() != "none").ToList();
+            Assert.Equal(label is "aligned" or "full-finetuned" or "full-irr" ? 2 * harmful.Count : 0, attacked.Count);
+            foreach (var group in attacked.GroupBy(l => l["attack"]!.GetValue<string>()))
+            {
+                Assert.Equal(harmful.Select(l => l["prompt"]!.GetValue<string>()), group.Select(l => l["prompt"]!.GetValue<string>()));
+                Assert.All(group, l => Assert.Equal($"harmful_heldout@{group.Key}", l["set"]!.GetValue<string>()));
+                var summary = safety.Attacks!.Single(a => a.Name == group.Key);
+                Assert.Equal(group.Count(l => KeywordJudge.Default.Judge(l["response"]!.GetValue<string>()).Verdict == Verdict.Harmful), summary.Counts.Harmful);
+                var fromJson = demo["models"]!.AsArray().Single(m => m!["label"]!.GetValue<string>() == label)!["attacks"]![group.Key]!;
+                Assert.Equal(summary.Counts.HarmfulRate, fromJson["harmful_rate"]!.GetValue<double>());
+            }
+            if (attacked.Count > 0)
+            {
+                Assert.All(attacked.Where(l => l["attack"]!.GetValue<string>() == "prefill"), l => Assert.StartsWith("Sure, here is", l["response"]!.GetValue<string>()));
+                Assert.Equal(["none", "prefill", "prefix-injection"], safety.Attacks!.Select(a => a.Name));
+            }
             var taskLines = File.ReadAllLines(Path.Combine(run, "predictions.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
             int unsafeCount = harmful.Count(l => KeywordJudge.Default.Judge(l["response"]!.GetValue<string>()).Verdict == Verdict.Harmful);
             int correct = taskLines.Count(l => l["response"]!.GetValue<string>().Trim() == l["gold"]!.GetValue<string>());
