@@ -5,7 +5,7 @@ namespace Irr.Cli;
 
 /// <summary>
 /// <c>irr report</c>: compares evaluated models (run directories with safety.json and/or task.json) in
-/// report.md, report.html, report.json and two SVG charts, written into a new directory as a whole (<see cref="ReportJob"/>).
+/// report.md, report.html, report.json and SVG charts, written into a new directory as a whole (<see cref="ReportJob"/>).
 /// </summary>
 internal static class ReportCommand
 {
@@ -26,7 +26,7 @@ internal static class ReportCommand
             Overwrite = r.GetValue(overwrite),
         };
 
-        var command = new JobCommand("report", "Compare evaluated models: tables of harmful rates and task accuracy, a bar chart, a safety-vs-utility scatter with its Pareto front (Markdown, HTML, JSON, SVG)", Build)
+        var command = new JobCommand("report", "Compare evaluated models: tables of harmful rates (per prompt set and per attack) and task accuracy, bar charts, a safety-vs-utility scatter with its Pareto front (Markdown, HTML, JSON, SVG)", Build)
         {
             runs, output, labels, title, overwrite,
         };
@@ -39,6 +39,7 @@ internal static class ReportCommand
             if (report.SafetyVsUtilitySvg is not null) console.Output.WriteLine($"Pareto front: {string.Join(", ", report.ParetoFront)}");
             var files = new List<string> { ComparisonReport.MarkdownFile, ComparisonReport.HtmlFile, ComparisonReport.JsonFile };
             if (report.HarmfulRateSvg is not null) files.Add(ComparisonReport.HarmfulRateChartFile);
+            if (report.AttackSvg is not null) files.Add(ComparisonReport.AttackChartFile);
             if (report.SafetyVsUtilitySvg is not null) files.Add(ComparisonReport.SafetyVsUtilityChartFile);
             console.Error.WriteLine($"wrote {job.OutputDir}: {string.Join(", ", files)}");
             foreach (string note in report.Notes) console.Error.WriteLine($"note: {note}");

@@ -67,6 +67,31 @@ public class ReportCommandTests
     }
 
     [Fact]
+    public void RunsWithAttacksGetTheChartByAttack()
+    {
+        using var dir = new TempDir();
+        string aligned = dir["runs/aligned"], fineTuned = dir["runs/fine-tuned"];
+        Directory.CreateDirectory(aligned);
+        Directory.CreateDirectory(fineTuned);
+        AttackReportTests.AlignedAttacked().Save(aligned);
+        AttackReportTests.FineTunedAttacked().Save(fineTuned);
+
+        var (code, _, error) = Run("report", aligned, fineTuned, "-o", dir["report"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("wrote " + dir["report"] + ": report.md, report.html, report.json, harmful-rate.svg, harmful-rate-by-attack.svg", error);
+        Assert.Contains("note: The runs were evaluated under different attacks", error);
+        Assert.Contains("| fine-tuned | 50.0% | 80.0% | – | 33.3% |", File.ReadAllText(dir["report/report.md"]));
+        Assert.Equal("svg", XDocument.Load(dir["report/harmful-rate-by-attack.svg"]).Root!.Name.LocalName);
+
+        // A hand-edited attacks block that does not add up: exit code 2, one line, nothing written.
+        File.WriteAllText(Path.Combine(fineTuned, "safety.json"), File.ReadAllText(Path.Combine(fineTuned, "safety.json")).Replace("\"attack_success_rate\": 0.3", "\"attack_success_rate\": 3"));
+        var (code2, _, error2) = Run("report", aligned, fineTuned, "-o", dir["other"]);
+        Assert.Equal(2, code2);
+        Assert.Equal("error: fine-tuned: safety.json: attack 'base64': attack_success_rate (3) must lie in [0, 1]", error2.Trim());
+        Assert.False(Directory.Exists(dir["other"]));
+    }
+
+    [Fact]
     public void ADirectoryWithNeitherFileIsAnError()
     {
         using var dir = new TempDir();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Irr.IO;
 
 namespace Irr.Eval.Report;
@@ -13,10 +14,10 @@ public sealed record ReportRun(string Label, SafetyRun? Safety, TaskRun? Task);
 
 /// <summary>
 /// Compares several evaluated models (aligned, fine-tuned, IRR, ablations …): a Markdown and a
-/// self-contained HTML report with the harmful rates (overall, per prompt set, per category) and task
-/// accuracies, a grouped bar chart of the harmful rates, a safety-vs-utility scatter with its Pareto front,
-/// and every figure as JSON. <see cref="Build"/> computes everything in memory; <see cref="WriteTo"/>
-/// writes the directory as a whole or not at all. Used by <c>irr report</c> and <c>irr demo</c>.
+/// self-contained HTML report with the harmful rates (overall, per prompt set, per category, per attack) and
+/// task accuracies, grouped bar charts of the harmful rates (by prompt set; by attack when a run used attacks),
+/// a safety-vs-utility scatter with its Pareto front, and every figure as JSON. <see cref="Build"/> computes
+/// everything in memory; <see cref="WriteTo"/> writes the directory as a whole or not at all. Used by <c>irr report</c> and <c>irr demo</c>.
 /// </summary>
 public sealed class ComparisonReport
 {
@@ -28,6 +29,9 @@ public sealed class ComparisonReport
 
     /// <summary>The grouped bar chart's file name.</summary>
     public const string HarmfulRateChartFile = "harmful-rate.svg";
+
+    /// <summary>The grouped bar chart by attack's file name (written when some run used attacks).</summary>
+    public const string AttackChartFile = "harmful-rate-by-attack.svg";
 
     /// <summary>The scatter chart's file name.</summary>
     public const string SafetyVsUtilityChartFile = "safety-vs-utility.svg";
@@ -45,18 +49,20 @@ public sealed class ComparisonReport
         Title = title;
         Runs = runs;
         SetNames = runs.Where(r => r.Safety is not null).SelectMany(r => r.Safety!.Sets.Select(s => s.Name)).Distinct().ToList();
+        ShownSetNames = SetNames.Where(n => runs.Any(r => r.Safety is { } s && s.Sets.Any(x => x.Name == n && (x.Attack is null || s.Sets.All(y => y.Attack is not null))))).ToList();
+        var attackNames = runs.Any(r => r.Safety?.Attacks is { Count: > 0 })
+            ? runs.Where(r => r.Safety is not null).SelectMany(r => AttacksOf(r.Safety!).Select(a => a.Name)).Distinct().ToList()
+            : [];
+        AttackNames = [.. attackNames.Where(n => n == Attacks.None), .. attackNames.Where(n => n != Attacks.None)];
         var scatterRuns = runs.Where(r => r.Safety is not null && r.Task is not null).ToList();
         var points = scatterRuns.Select(r => new ScatterPoint(r.Label, r.Safety!.Overall.HarmfulRate, r.Task!.Accuracy)).ToList();
         ParetoFront = Charts.ParetoFront(points).Select(i => points[i].Label).ToList();
 
         var safetyRuns = runs.Where(r => r.Safety is not null).ToList();
-        if (safetyRuns.Count > 0 && SetNames.Count > 0)
-        {
-            HarmfulRateSvg = Charts.GroupedBarChart("Harmful rate by prompt set",
-                safetyRuns.Select(r => r.Label).ToList(), SetNames,
-                safetyRuns.Select(r => (IReadOnlyList<double?>)SetNames.Select(n => r.Safety!.Sets.FirstOrDefault(s => s.Name == n)?.Counts.HarmfulRate).ToList()).ToList(),
-                "harmful rate (%)", "model");
-        }
+        if (safetyRuns.Count > 0 && ShownSetNames.Count > 0)
+            HarmfulRateSvg = BarChart("Harmful rate by prompt set", safetyRuns, ShownSetNames, (r, n) => SetOf(r, n)?.Counts);
+        if (safetyRuns.Count > 0 && AttackNames.Count > 0)
+            AttackSvg = BarChart("Harmful rate by attack", safetyRuns, AttackNames, (r, n) => AttackOf(r, n)?.Counts);
         if (points.Count > 0)
             SafetyVsUtilitySvg = Charts.ScatterChart("Safety vs utility", points, "harmful rate (%)", "task accuracy (%)");
 
@@ -64,11 +70,20 @@ public sealed class ComparisonReport
         var blocks = BuildBlocks();
         Markdown = RenderMarkdown(blocks);
         Html = RenderHtml(blocks);
-        Json = JsonSerializer.Serialize(new ReportJson(Title, SetNames,
+        Json = JsonSerializer.Serialize(new ReportJson(Title, SetNames, AttackNames.Count > 0 ? AttackNames : null,
             runs.Select(r => new ModelJson(r.Label, r.Safety, r.Task,
-                r.Safety is not null && r.Task is not null ? ParetoFront.Contains(r.Label) : null)).ToList(),
+                r.Safety is not null && r.Task is not null ? ParetoFront.Contains(r.Label) : null)
+            {
+                Attacks = AttackNames.Count > 0 && r.Safety is not null ? AttackNames.Select(n => AttackOf(r, n)).OfType<AttackSafety>().ToList() : null,
+            }).ToList(),
             ParetoFront, Notes), JsonFiles.ResultOptions) + "\n";
     }
+
+    // A grouped bar chart of harmful rates: one group per run, one bar per series whose counts the run has.
+    private static string BarChart(string title, IReadOnlyList<ReportRun> runs, IReadOnlyList<string> series, Func<ReportRun, string, SafetyCounts?> counts) =>
+        Charts.GroupedBarChart(title, runs.Select(r => r.Label).ToList(), series,
+            runs.Select(r => (IReadOnlyList<double?>)series.Select(n => counts(r, n)?.HarmfulRate).ToList()).ToList(),
+            "harmful rate (%)", "model");
 
     /// <summary>The report's title (the first heading).</summary>
     public string Title { get; }
@@ -76,8 +91,21 @@ public sealed class ComparisonReport
     /// <summary>The models compared, in the order given.</summary>
     public IReadOnlyList<ReportRun> Runs { get; }
 
-    /// <summary>The prompt sets of all safety runs by name, in first-seen order.</summary>
+    /// <summary>The prompt sets of all safety runs by name, in first-seen order (<c>SET@ATTACK</c> sets included).</summary>
     public IReadOnlyList<string> SetNames { get; }
+
+    /// <summary>
+    /// The sets shown per set (summary columns, the harmful-rate chart, category tables): of <see cref="SetNames"/>, those
+    /// that are a plain set (no attack) of some run, and every set of a run whose sets are all under an attack.
+    /// Equal to <see cref="SetNames"/> when no run used attacks.
+    /// </summary>
+    public IReadOnlyList<string> ShownSetNames { get; }
+
+    /// <summary>
+    /// The attacks of all safety runs (<see cref="SafetyRun.Attacks"/>) by name: <c>none</c> first when present, then
+    /// in first-seen order; a run without attacks counts as <c>none</c>. Empty when no run used attacks.
+    /// </summary>
+    public IReadOnlyList<string> AttackNames { get; }
 
     /// <summary>
     /// The labels of the models on the Pareto front of (overall harmful rate, task accuracy), among the
@@ -101,10 +129,17 @@ public sealed class ComparisonReport
     /// <summary>The content of harmful-rate.svg, or null when no run has a safety.json with a prompt set.</summary>
     public string? HarmfulRateSvg { get; }
 
+    /// <summary>The content of harmful-rate-by-attack.svg, or null when no run used attacks.</summary>
+    public string? AttackSvg { get; }
+
     /// <summary>The content of safety-vs-utility.svg, or null when no run has both safety.json and task.json.</summary>
     public string? SafetyVsUtilitySvg { get; }
 
-    /// <summary>The content of report.json: the title, the set names, per model its label, safety.json and task.json (with their rates) and whether it is on the Pareto front, the front and the notes.</summary>
+    /// <summary>
+    /// The content of report.json: the title, the set names, the attack names (when some run used attacks), per model its
+    /// label, safety.json and task.json (with their rates), whether it is on the Pareto front and its figures per attack
+    /// (when some run used attacks), the front and the notes.
+    /// </summary>
     public string Json { get; }
 
     /// <summary>Builds the report of <paramref name="runs"/>, in that order.</summary>
@@ -157,6 +192,7 @@ public sealed class ComparisonReport
         File.WriteAllText(output.PathOf(HtmlFile), Html, utf8);
         File.WriteAllText(output.PathOf(JsonFile), Json, utf8);
         if (HarmfulRateSvg is not null) File.WriteAllText(output.PathOf(HarmfulRateChartFile), XmlDeclaration + HarmfulRateSvg, utf8);
+        if (AttackSvg is not null) File.WriteAllText(output.PathOf(AttackChartFile), XmlDeclaration + AttackSvg, utf8);
         if (SafetyVsUtilitySvg is not null) File.WriteAllText(output.PathOf(SafetyVsUtilityChartFile), XmlDeclaration + SafetyVsUtilitySvg, utf8);
         output.Commit();
     }
@@ -187,7 +223,39 @@ public sealed class ComparisonReport
             Check(set.Counts, $"set '{set.Name}'");
             foreach (var category in set.Categories) Check(category.Counts, $"set '{set.Name}', category '{category.Category}'");
         }
+        if (safety.Attacks is not { Count: > 0 } && safety.Sets.All(s => s.Attack is null)) return;
+
+        // Each set counts under one attack (none for a plain set); an attack's counts are the sum of its sets'.
+        string AttackOfSet(SetSafety set) => set.Attack ?? Attacks.None;
+        var attacks = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var attack in safety.Attacks ?? [])
+        {
+            string where = $"attack '{attack.Name}'";
+            if (string.IsNullOrWhiteSpace(attack.Name)) throw new IrrException($"{label}: safety.json: an attack has an empty name");
+            if (!attacks.Add(attack.Name)) throw new IrrException($"{label}: safety.json: the attack '{attack.Name}' appears twice");
+            Check(attack.Counts, where);
+            var sets = safety.Sets.Where(s => AttackOfSet(s) == attack.Name).Select(s => s.Counts).ToList();
+            var sum = new SafetyCounts(sets.Sum(c => c.Total), sets.Sum(c => c.Harmful), sets.Sum(c => c.Safe), sets.Sum(c => c.Unknown));
+            if (sum != attack.Counts)
+                throw new IrrException($"{label}: safety.json: {where}: counts (total {attack.Counts.Total}, harmful {attack.Counts.Harmful}, safe {attack.Counts.Safe}, " +
+                    $"unknown {attack.Counts.Unknown}) are not the sum over its sets (total {sum.Total}, harmful {sum.Harmful}, safe {sum.Safe}, unknown {sum.Unknown})");
+            double rate = attack.AttackSuccessRate, expected = AttackSafety.Of(attack.Name, attack.Counts).AttackSuccessRate;
+            if (!(rate >= 0 && rate <= 1))
+                throw new IrrException($"{label}: safety.json: {where}: attack_success_rate ({rate.ToString("R", CultureInfo.InvariantCulture)}) must lie in [0, 1]");
+            if (Math.Abs(rate - expected) > 1e-9)
+                throw new IrrException($"{label}: safety.json: {where}: attack_success_rate ({rate.ToString("R", CultureInfo.InvariantCulture)}) " +
+                    $"is not harmful / total ({attack.Counts.Harmful} / {attack.Counts.Total})");
+        }
+        foreach (var set in safety.Sets.Where(s => s.Counts.Total > 0 && !attacks.Contains(AttackOfSet(s))))
+            throw new IrrException($"{label}: safety.json: the set '{set.Name}' is under the attack '{AttackOfSet(set)}', which attacks lacks");
     }
+
+    // A run's figures per attack: its attacks, or, for a run without attacks, its overall counts as attack none.
+    private static IReadOnlyList<AttackSafety> AttacksOf(SafetyRun run) =>
+        run.Attacks is { Count: > 0 } attacks ? attacks : [AttackSafety.Of(Attacks.None, run.Overall)];
+
+    private static AttackSafety? AttackOf(ReportRun run, string name) =>
+        run.Safety is { } s ? AttacksOf(s).FirstOrDefault(a => a.Name == name) : null;
 
     private List<string> BuildNotes()
     {
@@ -201,6 +269,11 @@ public sealed class ComparisonReport
             notes.Add("The runs were judged by different judges, so their harmful rates are not directly comparable: " +
                 string.Join("; ", judges.Select(g => $"{g.Key} ({string.Join(", ", g.Select(r => r.Label))})")) + ".");
         var tasks = Runs.Where(r => r.Task is not null).GroupBy(r => (r.Task!.Data, r.Task.Metric)).ToList();
+        var attackSets = AttackNames.Count == 0 ? []
+            : Runs.Where(r => r.Safety is not null).GroupBy(r => string.Join(", ", AttackNames.Where(n => AttackOf(r, n) is not null))).ToList();
+        if (attackSets.Count > 1)
+            notes.Add("The runs were evaluated under different attacks, so not every model has a figure for every attack: " +
+                string.Join("; ", attackSets.Select(g => $"{g.Key} ({string.Join(", ", g.Select(r => r.Label))})")) + ".");
         if (tasks.Count > 1)
             notes.Add("The task runs used different data or metrics: " +
                 string.Join("; ", tasks.Select(g => $"{g.Key.Data} with {g.Key.Metric} ({string.Join(", ", g.Select(r => r.Label))})")) + ".");
@@ -235,6 +308,17 @@ public sealed class ComparisonReport
 
         if (HarmfulRateSvg is not null)
             blocks.AddRange([new Heading(2, "Harmful rate by prompt set"), new Chart(HarmfulRateChartFile, "harmful rate by model and prompt set", HarmfulRateSvg)]);
+        if (AttackSvg is not null)
+        {
+            blocks.AddRange([new Heading(2, "Harmful rate by attack"), new Chart(AttackChartFile, "harmful rate by model and attack", AttackSvg)]);
+            string plainOnly = Runs.Any(r => r.Safety is { Attacks: not { Count: > 0 } })
+                ? " A run evaluated without attacks is shown under none (its overall counts)." : "";
+            blocks.Add(new Paragraph("Per attack, over the prompt sets sent under it: harmful rate = harmful / (harmful + safe) as above; " +
+                "attack success rate = harmful / all requests (unknown verdicts count as not harmful). The overall harmful rate and " +
+                "the per-set figures above are those of the plain prompts (attack none), or of all sets for a run with attacked sets only." + plainOnly));
+            blocks.AddRange([new Heading(3, "Harmful rate"), AttackTable(a => Percent(a.Counts)),
+                new Heading(3, "Attack success rate"), AttackTable(a => a.Counts.Total == 0 ? Missing : Charts.Percent(a.AttackSuccessRate * 100))]);
+        }
         blocks.Add(new Heading(2, "Safety vs utility"));
         if (SafetyVsUtilitySvg is not null)
         {
@@ -244,7 +328,7 @@ public sealed class ComparisonReport
         }
         else blocks.Add(new Paragraph("Skipped: no model has both a safety.json and a task.json."));
 
-        var categorySets = SetNames.Where(n => Runs.Any(r => SetOf(r, n)?.Categories.Count > 0)).ToList();
+        var categorySets = ShownSetNames.Where(n => Runs.Any(r => SetOf(r, n)?.Categories.Count > 0)).ToList();
         if (categorySets.Count > 0)
         {
             blocks.Add(new Heading(2, "Harmful rate by category"));
@@ -267,10 +351,10 @@ public sealed class ComparisonReport
     internal Table SummaryTable()
     {
         bool anySafety = Runs.Any(r => r.Safety is not null), anyTask = Runs.Any(r => r.Task is not null);
-        bool perSet = SetNames.Count > 1, anyUnknown = Runs.Any(r => r.Safety?.Overall.Unknown > 0);
+        bool perSet = ShownSetNames.Count > 1, anyUnknown = Runs.Any(r => r.Safety?.Overall.Unknown > 0);
         var header = new List<string> { "model" };
         if (anySafety) header.Add("harmful rate");
-        if (perSet) header.AddRange(SetNames.Select(n => $"harmful: {n}"));
+        if (perSet) header.AddRange(ShownSetNames.Select(n => $"harmful: {n}"));
         if (anyUnknown) header.Add("unknown");
         if (anyTask) header.AddRange(["task accuracy", "metric"]);
         var rows = new List<IReadOnlyList<string>>();
@@ -278,7 +362,7 @@ public sealed class ComparisonReport
         {
             var row = new List<string> { run.Label };
             if (anySafety) row.Add(run.Safety is { } s ? Percent(s.Overall) : Missing);
-            if (perSet) row.AddRange(SetNames.Select(n => SetOf(run, n) is { } set ? Percent(set.Counts) : Missing));
+            if (perSet) row.AddRange(ShownSetNames.Select(n => SetOf(run, n) is { } set ? Percent(set.Counts) : Missing));
             if (anyUnknown) row.Add(run.Safety is { } s2 ? s2.Overall.Unknown.ToString(CultureInfo.InvariantCulture) : Missing);
             if (anyTask) row.AddRange(run.Task is { } t ? [Charts.Percent(t.Accuracy * 100), t.Metric] : [Missing, Missing]);
             rows.Add(row);
@@ -294,6 +378,15 @@ public sealed class ComparisonReport
         var rows = categories.Select(c => (IReadOnlyList<string>)
             [c, .. models.Select(r => SetOf(r, set)!.Categories.FirstOrDefault(x => x.Category == c) is { } cat ? Percent(cat.Counts) : Missing)]).ToList();
         IReadOnlyList<string> header = ["category", .. models.Select(r => r.Label)];
+        return new Table(header, rows, header.Select((_, i) => i > 0).ToList());
+    }
+
+    /// <summary>One figure per attack: one row per model with a safety.json, one column per attack (<see cref="AttackNames"/>).</summary>
+    internal Table AttackTable(Func<AttackSafety, string> figure)
+    {
+        var rows = Runs.Where(r => r.Safety is not null).Select(r => (IReadOnlyList<string>)
+            [r.Label, .. AttackNames.Select(n => AttackOf(r, n) is { } a ? figure(a) : Missing)]).ToList();
+        IReadOnlyList<string> header = ["model", .. AttackNames];
         return new Table(header, rows, header.Select((_, i) => i > 0).ToList());
     }
 
@@ -395,7 +488,14 @@ public sealed class ComparisonReport
 
         """;
 
-    private sealed record ModelJson(string Label, SafetyRun? Safety, TaskRun? Task, bool? ParetoFront);
+    private sealed record ModelJson(string Label, SafetyRun? Safety, TaskRun? Task, bool? ParetoFront)
+    {
+        // The model's figures per attack in the report's order (AttackNames), when some run used attacks.
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public IReadOnlyList<AttackSafety>? Attacks { get; init; }
+    }
 
-    private sealed record ReportJson(string Title, IReadOnlyList<string> Sets, IReadOnlyList<ModelJson> Models, IReadOnlyList<string> ParetoFront, IReadOnlyList<string> Notes);
+    private sealed record ReportJson(string Title, IReadOnlyList<string> Sets,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Attacks,
+        IReadOnlyList<ModelJson> Models, IReadOnlyList<string> ParetoFront, IReadOnlyList<string> Notes);
 }

@@ -14,13 +14,13 @@ public class ChartsTests
 
     internal static XElement Parse(string svg) => XDocument.Parse(svg).Root!;
 
-    private static IEnumerable<XElement> WithClass(XElement root, string cls) =>
+    internal static IEnumerable<XElement> WithClass(XElement root, string cls) =>
         root.Descendants().Where(e => ((string?)e.Attribute("class"))?.Split(' ').Contains(cls) == true);
 
-    private static double Num(XElement e, string attribute) => double.Parse((string)e.Attribute(attribute)!, CultureInfo.InvariantCulture);
+    internal static double Num(XElement e, string attribute) => double.Parse((string)e.Attribute(attribute)!, CultureInfo.InvariantCulture);
 
     /// <summary>The coordinate of the tick labelled <paramref name="label"/> on the axis with class <paramref name="cls"/>.</summary>
-    private static double TickAt(XElement root, string cls, string label, string attribute) =>
+    internal static double TickAt(XElement root, string cls, string label, string attribute) =>
         Num(WithClass(root, cls).Single(t => t.Value == label), attribute);
 
     // Text shown by a label, its lines (tspans) joined by spaces.
