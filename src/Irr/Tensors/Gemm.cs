@@ -42,8 +42,11 @@ public static unsafe class Gemm
     /// <summary>The k-slice for a kernel: 320 for the 6×16 kernel, 160 for the 6×32 one.</summary>
     internal static int KC(GemmKernel kernel) => KcBytes / (GemmKernels.NR(kernel) * sizeof(float));
 
-    /// <summary>Below this many flops a product runs on one thread (waking the team costs more).</summary>
-    internal const double ParallelFlops = 2.0 * 48 * 48 * 48;
+    /// <summary>
+    /// Below this many flops per thread a product runs on fewer threads (waking the team costs more). Measured on the
+    /// quick demo (hidden 64, 2 cores): 2·48³ 27.0 s, 2·96³ 24.3 s, 2·128³ 22.0 s, 2·256³ 21.7 s, one thread 23.9 s; same results.
+    /// </summary>
+    internal const double ParallelFlops = 2.0 * 128 * 128 * 128;
 
     /// <summary>C (m×n) = alpha · op(A) · op(B) + beta · C, all row-major with leading dimensions lda, ldb, ldc.</summary>
     /// <param name="transA">op(A) = A (m×k, stored m rows of lda) or Aᵀ (A stored k rows of lda).</param>
