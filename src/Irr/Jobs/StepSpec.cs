@@ -97,7 +97,7 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
         new("generate", [new("model", From: ArtifactKind.Model), new("adapter"), new("prompts")], ".jsonl"),
         new("score", [new("model"), new("adapter"), new("data")], ".json"),
         new("eval safety", [new("model", From: ArtifactKind.Model, NotNeededWith: "responses"), new("adapter"), new("prompts"), new("responses"),
-            new("refusal-markers"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
+            new("refusal-markers"), new("attack-file"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
         new("eval task", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
         new("eval ppl", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")]) { SharesOutput = true },
         new("report", [new("runs", From: ArtifactKind.EvalRun, Many: true)]) { Positional = "runs" },

@@ -295,6 +295,7 @@ public class RunCommandTests
             "--nsamples", "128", "--seqlen", "512", "--output", Path.Combine(run, "realign"),
             "--safety-vector", Path.Combine(run, "safety-vector.safetensors"), "--fisher", Path.Combine(run, "fisher.safetensors")], steps[2].Arguments);
         Assert.Equal(["eval", "safety", "--prompts", dir["data/catqa_english.json"], "--prompts", dir["data/harmful_behaviors.csv"],
+            "--attack", "none", "--attack", "prefill", "--attack", "refusal-suppression",
             "--output", Path.Combine(run, "irr"), "--model", Path.Combine(run, "realign")], steps[3].Arguments);
         Assert.Equal(["report", "--title", "IRR on a code LoRA", "--output", Path.Combine(run, "report"), "--", Path.Combine(run, "irr"), Path.Combine(run, "finetuned")],
             steps[7].Arguments);
