@@ -89,6 +89,7 @@ public static class Program
             DemoCommand.Create(),
             RunCommand.Create(),
             ConvertCommand.Create(),
+            BaselineCommand.Create(),
         };
         // `irr` on its own shows the help, like `irr --help`.
         root.SetAction(parseResult => new HelpAction().Invoke(parseResult));
