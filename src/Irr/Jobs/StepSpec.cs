@@ -9,7 +9,7 @@ public enum ArtifactKind
     /// <summary>A diagonal Fisher (.safetensors), from fisher.</summary>
     Fisher,
 
-    /// <summary>A full model directory, from realign, sweep (its chosen model, OUTPUT/chosen) or train --full.</summary>
+    /// <summary>A full model directory, from realign, sweep (its chosen model, OUTPUT/chosen), train --full or baseline resta.</summary>
     Model,
 
     /// <summary>An evaluation run directory that irr report reads (safety.json, task.json), from eval safety or eval task.</summary>
@@ -94,6 +94,7 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
             new("calibration"), new("harmful-val"), new("task-val"), new("refusal-markers"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.Model)
             { ProducedInside = "chosen" },
         new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
+        new("baseline resta", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)], Produces: ArtifactKind.Model),
         new("generate", [new("model", From: ArtifactKind.Model), new("adapter"), new("prompts")], ".jsonl"),
         new("score", [new("model"), new("adapter"), new("data")], ".json"),
         new("eval safety", [new("model", From: ArtifactKind.Model, NotNeededWith: "responses"), new("adapter"), new("prompts"), new("responses"),

@@ -117,13 +117,20 @@ public sealed record RealignJob : IJob<RealignReport>
 
     /// <summary>The output storage type, or null to keep each tensor's.</summary>
     /// <exception cref="IrrException"><see cref="DType"/> is not keep, bf16, f16 or f32.</exception>
-    public TensorDType? OutputDType() => DType switch
+    public TensorDType? OutputDType() => ParseOutputDType(DType, Command);
+
+    /// <summary>
+    /// An output storage type as the model-writing commands take it (<c>--dtype</c>): keep (null: each tensor keeps
+    /// the fine-tuned model's type), bf16, f16 or f32 (and the aliases bfloat16, fp16, float16, fp32, float32).
+    /// </summary>
+    /// <exception cref="IrrException">Any other name: "<c>COMMAND: dtype must be keep, bf16, f16 or f32, not 'X'</c>".</exception>
+    public static TensorDType? ParseOutputDType(string dtype, string command) => dtype switch
     {
         "keep" => null,
         "bf16" or "bfloat16" => TensorDType.BF16,
         "f16" or "fp16" or "float16" => TensorDType.F16,
         "f32" or "fp32" or "float32" => TensorDType.F32,
-        _ => throw new IrrException($"{Command}: dtype must be keep, bf16, f16 or f32, not '{DType}'"),
+        _ => throw new IrrException($"{command}: dtype must be keep, bf16, f16 or f32, not '{dtype}'"),
     };
 
     /// <summary>The removal strategy: <see cref="Strategy"/>, or the one <see cref="Method"/> names (reads <see cref="RemovalCounts"/> for random-at-count).</summary>

@@ -159,8 +159,8 @@ public sealed class Realigner
         this.options = options;
         config = finetuned.Config;
         Architecture.RequireSame(aligned, finetuned, options.Modules);
-        CheckVectorFile(safetyVector, "safety vector");
-        CheckVectorFile(fisher, "Fisher");
+        CheckVectorFile(safetyVector, config, options.Modules, "safety vector");
+        CheckVectorFile(fisher, config, options.Modules, "Fisher");
     }
 
     /// <summary>The tensors of the output model, in order, with their storage types.</summary>
@@ -375,12 +375,20 @@ public sealed class Realigner
         return result;
     }
 
-    // The safety vector / Fisher file has every target with the weight's shape and a float type.
-    private void CheckVectorFile(ITensorFile file, string what)
+    /// <summary>
+    /// Checks that a per-weight file keyed by Hugging Face names (a safety vector, a Fisher) has every target weight of
+    /// <paramref name="modules"/> in every layer of <paramref name="config"/>, with the weight's shape and a float type.
+    /// </summary>
+    /// <param name="file">The file (read through <see cref="TensorNames"/>).</param>
+    /// <param name="config">The model whose weights it must match.</param>
+    /// <param name="modules">The target modules.</param>
+    /// <param name="what">What the file is, for the message ("safety vector").</param>
+    /// <exception cref="IrrException">A tensor is missing (the message names up to five), has another shape or a non-float type.</exception>
+    internal static void CheckVectorFile(ITensorFile file, ModelConfig config, IReadOnlyList<string> modules, string what)
     {
         var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);
         var missing = new List<string>();
-        foreach (string name in TargetModules.WeightNames(config, options.Modules))
+        foreach (string name in TargetModules.WeightNames(config, modules))
         {
             if (!file.TryGetTensor(name, out var dtype, out var shape)) { missing.Add(name); continue; }
             if (!shape.SequenceEqual(shapes[name]))

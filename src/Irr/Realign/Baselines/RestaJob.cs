@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Text.Json.Nodes;
+using Irr.IO;
+using Irr.Jobs;
+
+namespace Irr.Realign.Baselines;
+
+/// <summary>
+/// The RESTA baseline as a job (<c>irr baseline resta</c>): "REstoring Safety through Task Arithmetic" (Bhardwaj, Anh,
+/// Poria, "Language Models are Homer Simpson! Safety Re-Alignment of Fine-tuned Language Models through Task
+/// Arithmetic", ACL 2024, arXiv 2402.11746). The safety vector is added back to the fine-tuned weights:
+/// <code>W = W_F + γ · v,   v = W_A − W_U   (the paper's θ_F + β·δ_safe, its RESTA update)</code>
+/// for every target weight <c>W[out, in]</c>, element by element in float32 (γ rounded to float32, the product and the
+/// sum each rounded once), then rounded to the output storage type. Every other tensor is θ_F's, unchanged; for a LoRA
+/// fine-tune θ_F is θ_A with the adapter merged in float32 (IRR-SPEC, <see cref="CheckpointWeights"/>). No data, no
+/// gradients, no Hessians: one pass over the weights. (The paper optionally drops part of the fine-tuning delta first
+/// with DARE; that is not part of this baseline.) Writes a complete model directory with
+/// <see cref="RestaReport.FileName"/> inside, atomically.
+/// </summary>
+public sealed record RestaJob : IJob<RestaReport>
+{
+    /// <summary>The aligned model θ_A the fine-tune started from (the base of <see cref="Adapter"/>).</summary>
+    public required string Base { get; init; }
+
+    /// <summary>The fully fine-tuned model θ_F (a model directory); or give <see cref="Adapter"/>.</summary>
+    public string? Finetuned { get; init; }
+
+    /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
+    public string? Adapter { get; init; }
+
+    /// <summary>
+    /// The safety vector <c>v = θ_A − θ_U</c> (from <see cref="SafetyVectorJob"/>): safetensors or a <c>torch.save</c> state
+    /// dict, its keys read as Hugging Face names (<see cref="TensorNames"/>); each tensor has its weight's shape <c>[out, in]</c>.
+    /// </summary>
+    public required string SafetyVector { get; init; }
+
+    /// <summary>γ, the scale of the safety vector (the paper's β); 0 gives θ_F back, finite values only.</summary>
+    public double Gamma { get; init; } = 0.5;
+
+    /// <summary>
+    /// Target modules, or null: every one of the seven linear modules the safety vector has (in forward order).
+    /// Each given module must be in the safety vector for every layer.
+    /// </summary>
+    public IReadOnlyList<string>? Modules { get; init; }
+
+    /// <summary>Output storage type: keep (θ_F's type per tensor; the base's for <see cref="Adapter"/>), bf16, f16 or f32.</summary>
+    public string DType { get; init; } = "keep";
+
+    /// <summary>The output model directory.</summary>
+    public required string OutputPath { get; init; }
+
+    /// <summary>Replace the output directory if it exists.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "baseline resta";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => Provenance.Given(Base, Finetuned ?? Adapter, SafetyVector);
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
+        Provenance.Require(double.IsFinite(Gamma), Command, $"gamma must be a finite number, not {Gamma.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        Provenance.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command,
+            $"modules must be among {string.Join(", ", TargetModules.All)}");
+        RealignJob.ParseOutputDType(DType, Command);
+    }
+
+    /// <summary>
+    /// Adds γ·v to θ_F's target weights and writes the model directory with its report. <paramref name="progress"/>
+    /// advances once per tensor written.
+    /// </summary>
+    /// <returns>Per target matrix, the norms of v, γ·v and W_F.</returns>
+    /// <exception cref="IrrException">
+    /// An option is invalid; a model, adapter or the safety vector is missing or malformed; θ_A, θ_F and v differ in
+    /// architecture or shape; the safety vector lacks a target weight (the message names it) or has a non-finite value;
+    /// the output exists (without <see cref="Overwrite"/>) or is an input. Nothing is left at <see cref="OutputPath"/> then.
+    /// </exception>
+    public RestaReport Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        var clock = Stopwatch.StartNew();
+        var inputs = new[] { Base, Finetuned ?? Adapter! };
+        OutputDirectory.Create(OutputPath, inputs, Overwrite).Dispose(); // a bad output is refused before any work
+
+        using var aligned = CheckpointWeights.Open(Base);
+        using var theta = Finetuned is not null ? CheckpointWeights.Open(Finetuned) : CheckpointWeights.Open(Base, Adapter);
+        using var vector = TensorNames.OpenHfKeyed(SafetyVector);
+        var config = theta.Config;
+        var modules = Modules ?? ModulesIn(vector, config);
+        Architecture.RequireSame(aligned, theta, modules);
+        Realigner.CheckVectorFile(vector, config, modules, "safety vector");
+
+        var dtype = RealignJob.ParseOutputDType(DType, Command);
+        var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
+        var targets = TargetModules.WeightNames(config, modules).ToHashSet(StringComparer.Ordinal);
+        var report = new RestaReport();
+        float gamma = (float)Gamma;
+        var stage = ProgressStage.Start(progress, $"θ_F + γ·v ({targets.Count} matrices, {specs.Count} tensors)", specs.Count, "tensors");
+        ModelWriter.Write(new ModelTarget(OutputPath, inputs, Overwrite, Finetuned ?? Base, dtype), config, specs, writer =>
+        {
+            float[] scratch = [], edited = [];
+            foreach (var spec in specs)
+            {
+                var w = theta.Load(spec.Name, ref scratch);
+                if (targets.Contains(spec.Name))
+                {
+                    var v = vector.ReadSingle(spec.Name);
+                    global::Irr.Realign.SafetyVector.RequireFinite(v, spec.Name, vector.Path);
+                    global::Irr.Realign.SafetyVector.RequireFinite(w, spec.Name, "fine-tuned model");
+                    var (layer, module) = TargetModules.Parse(config, spec.Name);
+                    double norm = Norm(v);
+                    report.Matrices.Add(new RestaMatrix(layer, module, v.Length, norm, Math.Abs(Gamma) * norm, Norm(w)));
+                    if (gamma != 0) // γ = 0 keeps θ_F's values exactly (−0 + 0 would be +0)
+                    {
+                        if (edited.Length < v.Length) edited = new float[v.Length];
+                        var sum = edited.AsSpan(0, v.Length);
+                        TensorPrimitives.Multiply(v, gamma, sum);   // γ·v, rounded to float32
+                        TensorPrimitives.Add(w, sum, sum);          // W_F + γ·v, rounded to float32
+                        w = sum;
+                    }
+                }
+                writer.Write(spec.Name, w);                         // rounded to the storage type here
+                stage.Advance();
+            }
+        }, output => JsonFiles.WriteFile(output.PathOf(RestaReport.FileName), report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds)),
+            ownFiles: [RestaReport.FileName]);
+        return report;
+    }
+
+    /// <summary>What the report records at its top: the irr version, the method, the inputs and every option.</summary>
+    public JsonObject ReportHeader(IReadOnlyList<string> modules, TensorDType? dtype)
+    {
+        static string? P(string? path) => path is null ? null : Provenance.PathOf(path);
+        return new JsonObject
+        {
+            ["irr_version"] = Provenance.Version,
+            ["method"] = "resta",
+            ["inputs"] = new JsonObject
+            {
+                ["base"] = P(Base),
+                ["finetuned"] = P(Finetuned),
+                ["adapter"] = P(Adapter),
+                ["safety_vector"] = P(SafetyVector),
+            },
+            ["options"] = new JsonObject
+            {
+                ["gamma"] = Gamma,
+                ["modules"] = new JsonArray(modules.Select(m => (JsonNode?)m).ToArray()),
+                ["dtype"] = dtype?.ToTorchName() ?? "keep",
+            },
+        };
+    }
+
+    // The linear modules the safety vector has a weight of (in any layer), in forward order.
+    private static IReadOnlyList<string> ModulesIn(ITensorFile vector, ModelConfig config)
+    {
+        var found = TargetModules.All.Where(m => Enumerable.Range(0, config.NumHiddenLayers)
+            .Any(l => vector.TryGetEntry(ModelConfig.LinearWeightName(l, m), out _))).ToList();
+        if (found.Count == 0)
+        {
+            string example = vector.Tensors.Count > 0 ? $" (its keys are like '{vector.Tensors[0].Name}')" : " (it is empty)";
+            throw new IrrException($"{vector.Path}: the safety vector has no weight of {string.Join(", ", TargetModules.All)}{example}");
+        }
+        return found;
+    }
+
+    // The Frobenius norm, accumulated in double.
+    private static double Norm(ReadOnlySpan<float> values)
+    {
+        double sum = 0;
+        foreach (float x in values) sum += (double)x * x;
+        return Math.Sqrt(sum);
+    }
+}
+
+/// <summary>What RESTA added to one target matrix.</summary>
+/// <param name="Layer">Decoder layer.</param>
+/// <param name="Module">q_proj …</param>
+/// <param name="Parameters">Entries of the matrix (out × in).</param>
+/// <param name="VectorNorm">‖v‖_F, the safety vector's Frobenius norm for this matrix.</param>
+/// <param name="AddedNorm">‖γ·v‖_F = |γ|·‖v‖_F, the size of the edit (before rounding to the storage type).</param>
+/// <param name="FinetunedNorm">‖W_F‖_F, the fine-tuned weight's norm.</param>
+public sealed record RestaMatrix(int Layer, string Module, long Parameters, double VectorNorm, double AddedNorm, double FinetunedNorm)
+{
+    /// <summary>‖γ·v‖_F / ‖W_F‖_F (0 for a zero weight).</summary>
+    public double RelativeChange => FinetunedNorm == 0 ? 0 : AddedNorm / FinetunedNorm;
+}
+
+/// <summary>The result of RESTA: per target matrix, in layer order.</summary>
+public sealed class RestaReport
+{
+    /// <summary>The report's file name inside the output model directory.</summary>
+    public const string FileName = "baseline-report.json";
+
+    /// <summary>Per target matrix, in the order of the checkpoint (layer by layer, forward order inside a layer).</summary>
+    public List<RestaMatrix> Matrices { get; } = [];
+
+    /// <summary>‖γ·v‖ over every target matrix (the root of the sum of their squared norms).</summary>
+    public double AddedNorm => Math.Sqrt(Matrices.Sum(m => m.AddedNorm * m.AddedNorm));
+
+    /// <summary>The report as JSON: the header (version, method, inputs, options), per matrix, totals and the time.</summary>
+    public JsonObject ToJson(JsonObject header, double seconds)
+    {
+        var o = header.DeepClone().AsObject();
+        o["matrices"] = new JsonArray(Matrices.Select(m => (JsonNode?)new JsonObject
+        {
+            ["layer"] = m.Layer,
+            ["module"] = m.Module,
+            ["parameters"] = m.Parameters,
+            ["vector_norm"] = m.VectorNorm,
+            ["added_norm"] = m.AddedNorm,
+            ["finetuned_norm"] = m.FinetunedNorm,
+            ["relative_change"] = m.RelativeChange,
+        }).ToArray());
+        o["totals"] = new JsonObject
+        {
+            ["matrices"] = Matrices.Count,
+            ["parameters"] = Matrices.Sum(m => m.Parameters),
+            ["vector_norm"] = Math.Sqrt(Matrices.Sum(m => m.VectorNorm * m.VectorNorm)),
+            ["added_norm"] = AddedNorm,
+        };
+        o["seconds"] = Math.Round(seconds, 3);
+        return o;
+    }
+}
