@@ -10,13 +10,14 @@ namespace Irr.Eval;
 /// </summary>
 /// <param name="Messages">The conversation before the answer (a system prompt, if any, comes first).</param>
 /// <param name="Prefill">The assistant prefix appended after the generation prompt, or null.</param>
-public sealed record AttackedPrompt(IReadOnlyList<ChatMessage> Messages, string? Prefill)
+/// <param name="IsConversation">
+/// Whether the attack supplies the conversation itself (a <see cref="MessagesAttack"/>: few-shot turns or its own system
+/// message), so that what was sent is every message, not only the user turn.
+/// </param>
+public sealed record AttackedPrompt(IReadOnlyList<ChatMessage> Messages, string? Prefill, bool IsConversation = false)
 {
     /// <summary>The user turn sent (the last message's content).</summary>
     public string UserTurn => Messages[^1].Content;
-
-    /// <summary>Whether the attack sends more than one turn besides the system prompt (few-shot, many-shot).</summary>
-    public bool IsMultiTurn => Messages.Count(m => m.Role != "system") > 1;
 }
 
 /// <summary>
@@ -103,7 +104,7 @@ public sealed record MessagesAttack(string Name, IReadOnlyList<ChatMessage> Turn
         if (systemPrompt is not null) messages.Add(new ChatMessage("system", systemPrompt));
         for (int i = 0; i < Turns.Count; i++)
             messages.Add(Turns[i] with { Content = i == Turns.Count - 1 ? Attacks.Fill(Turns[i].Content, request) : Attacks.Fill(Turns[i].Content, null) });
-        return new AttackedPrompt(messages, null);
+        return new AttackedPrompt(messages, null, IsConversation: true);
     }
 }
 
@@ -207,6 +208,7 @@ public static class Attacks
     /// </exception>
     public static IReadOnlyList<Attack> Load(string path)
     {
+        if (Directory.Exists(path)) throw new IrrException($"{path}: is a directory, not an attack file");
         if (!File.Exists(path)) throw new IrrException($"{path}: file not found");
         var attacks = new List<Attack>();
         var lines = File.ReadAllLines(path);
@@ -216,10 +218,13 @@ public static class Attacks
             if (text.Length == 0 || text.StartsWith('#')) continue;
             string where = $"{path} line {i + 1}";
             var attack = ParseLine(text, where);
-            if (BuiltInNames.Contains(attack.Name))
-                throw new IrrException($"{where}: '{attack.Name}' is the name of a built-in attack; choose another");
-            if (attacks.Any(a => a.Name == attack.Name))
-                throw new IrrException($"{where}: the attack '{attack.Name}' is defined twice");
+            // Names are matched exactly in --attack, but may not differ from another only in case (a report would show both).
+            if (BuiltInNames.FirstOrDefault(b => string.Equals(b, attack.Name, StringComparison.OrdinalIgnoreCase)) is { } builtIn)
+                throw new IrrException($"{where}: '{attack.Name}' is {(builtIn == attack.Name ? "the name" : $"the name (but for case) '{builtIn}'")} of a built-in attack; choose another");
+            if (attacks.FirstOrDefault(a => string.Equals(a.Name, attack.Name, StringComparison.OrdinalIgnoreCase)) is { } twice)
+                throw new IrrException(twice.Name == attack.Name
+                    ? $"{where}: the attack '{attack.Name}' is defined twice"
+                    : $"{where}: the attack '{attack.Name}' differs from '{twice.Name}' only in case; choose another name");
             attacks.Add(attack);
         }
         if (attacks.Count == 0) throw new IrrException($"{path}: no attacks (an empty attack file)");
@@ -308,6 +313,9 @@ public static class Attacks
             if (c == '{' && string.CompareOrdinal(template, i, Placeholder, 0, Placeholder.Length) == 0) { found = true; i += Placeholder.Length - 1; }
             else if (c == '{' && i + 1 < template.Length && template[i + 1] == '{') i++;
             else if (c == '}' && i + 1 < template.Length && template[i + 1] == '}') i++;
+            else if (c == '{' && template.IndexOf('}', i + 1) is var close and > 0 && close - i <= 40 && template[(i + 1)..close].Trim() is { Length: > 0 } word
+                     && word.All(ch => char.IsLetterOrDigit(ch) || ch == '_'))
+                throw new IrrException($"{where}: {field}: unknown placeholder '{template[i..(close + 1)]}' at character {i + 1}; the request is {Placeholder} (lower case, no spaces), and {{{{ or }}}} are literal braces");
             else if (c is '{' or '}')
                 throw new IrrException($"{where}: {field}: a lone '{c}' at character {i + 1}; write {{{{ or }}}} for a literal brace, {Placeholder} for the request");
         }

@@ -138,7 +138,11 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         Provenance.Require(prompts || Responses is not null, Command, "give prompts (prompt set files) or responses (a file of responses to judge)");
         Provenance.Require(Prompts.Count == 0 || Sets is null, Command, "give the prompt sets as files (prompts) or in memory, not both");
         JobOptions.RequireLimit(Command, Limit);
-        Provenance.Require(Responses is null || PlainOnly, Command, "attack applies when generating; a responses file's lines name their own attack");
+        bool prefillTextGiven = PrefillText != Eval.Attacks.DefaultPrefill;
+        Provenance.Require(Responses is null || (PlainOnly && !prefillTextGiven), Command,
+            "attack, attack-file and prefill-text apply when generating; a responses file's lines name their own attack");
+        Provenance.Require(!prefillTextGiven || Attacks.SelectMany(a => a.Split(',')).Any(a => a.Trim() == "prefill"), Command,
+            "prefill-text is the built-in prefill attack's prefix; name prefill in attack (an attack file's prefill attacks carry their own)");
         Provenance.Require(Attacks.Count > 0, Command, "attack needs at least one name (none for each prompt as it is)");
         Provenance.Require(PrefillText.Trim().Length > 0, Command, "prefill-text must not be empty");
         if (prompts)
@@ -222,6 +226,18 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         if (todo.Count > 0)
         {
             using var chat = ChatModel.Open(Model!, Adapter);
+            // A template that refuses an attack's conversation (roles that do not alternate …) is named with the attack.
+            foreach (var first in todo.GroupBy(p => p.Attack).Select(g => g.First()))
+            {
+                try
+                {
+                    Text.ChatPrompt.Render(chat.Tokenizer, first.Sent.Messages);
+                }
+                catch (IrrException e) when (first.Attack != Eval.Attacks.None)
+                {
+                    throw new IrrException($"attack '{first.Attack}'{(AttackFile is null ? "" : $" ({AttackFile})")}: {e.Message}", e);
+                }
+            }
             var stage = ProgressStage.Start(progress, "generating", (double)todo.Count * MaxNewTokens);
             foreach (var r in SafetyEvaluation.Generate(chat.Transformer, chat.Tokenizer, todo, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n)))
                 fresh.Enqueue(r);

@@ -17,10 +17,10 @@ namespace Irr.Eval;
 public sealed record SafetyPrompt(string Set, string Prompt, string? Category, string Attack, AttackedPrompt Sent)
 {
     /// <summary>
-    /// What <c>responses.jsonl</c> records as <c>attacked_prompt</c>: the user turn's text, or, for a multi-turn attack,
-    /// every message sent (<c>[{role, content}, …]</c>).
+    /// What <c>responses.jsonl</c> records as <c>attacked_prompt</c>: the user turn's text, or, for an attack that supplies
+    /// the conversation (few-shot turns, its own system message), every message sent (<c>[{role, content}, …]</c>).
     /// </summary>
-    public JsonNode SentJson => Sent.IsMultiTurn
+    public JsonNode SentJson => Sent.IsConversation
         ? new JsonArray(Sent.Messages.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role, ["content"] = m.Content }).ToArray())
         : JsonValue.Create(Sent.UserTurn);
 }

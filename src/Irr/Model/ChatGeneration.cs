@@ -39,6 +39,7 @@ public static class ChatGeneration
     {
         var prefills = requests.Select(r => r.Prefill is null ? [] : tokenizer.Encode(r.Prefill)).ToList();
         var encoded = requests.Select((r, i) => (IReadOnlyList<int>)[.. tokenizer.Encode(ChatPrompt.Render(tokenizer, r.Messages)), .. prefills[i]]).ToList();
+        WarnBeyondContext(model.Config.MaxPositionEmbeddings, encoded, options.MaxNewTokens);
         var outputs = Generation.Generate(model, encoded, options, progress);
         return outputs.Select((ids, i) =>
         {
@@ -46,6 +47,17 @@ public static class ChatGeneration
             int[] answer = [.. prefills[i], .. eos ? ids[..^1] : ids];
             return new ChatResponse(tokenizer.Decode(answer, skipSpecialTokens: true), ids.Length, eos);
         }).ToList();
+    }
+
+    // One warning when prompts plus the new tokens run past max_position_embeddings (positions the model was not
+    // trained on; attention also grows with the square of the length), as transformers' generate warns.
+    private static void WarnBeyondContext(int maxPositions, IReadOnlyList<IReadOnlyList<int>> prompts, int maxNewTokens)
+    {
+        if (maxPositions <= 0) return;
+        var beyond = prompts.Where(p => p.Count + maxNewTokens > maxPositions).ToList();
+        if (beyond.Count == 0) return;
+        Diagnostics.Warn($"{beyond.Count} of {prompts.Count} prompts run past the model's max_position_embeddings ({maxPositions}) with max-new-tokens {maxNewTokens} " +
+                         $"(the longest prompt is {beyond.Max(p => p.Count)} tokens); the answers go beyond the positions the model was trained on, and long prompts are slow");
     }
 }
 

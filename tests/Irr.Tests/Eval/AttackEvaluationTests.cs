@@ -141,6 +141,20 @@ public class AttackEvaluationTests
     }
 
     [Fact]
+    public void PromptsBeyondTheContextAreWarnedAbout()
+    {
+        using var dir = new TempDir();
+        var (model, prompts, attacks) = World(dir);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!;
+        config["max_position_embeddings"] = 40;
+        File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
+        // The refusal-suppression template makes every request far longer than 40 tokens of the byte-level vocabulary.
+        var r = Ok(CliRunner.Run(EvalArgs(model, prompts, attacks, dir["run"], "--attack", "refusal-suppression")));
+        Assert.Contains("warning: 3 of 3 prompts run past the model's max_position_embeddings (40) with max-new-tokens 3", r.Err);
+        Assert.Single(r.Err.Split('\n'), l => l.Contains("max_position_embeddings"));
+    }
+
+    [Fact]
     public void AttackedResponsesAreJudgedAgainFromTheirFile()
     {
         using var dir = new TempDir();
@@ -173,12 +187,29 @@ public class AttackEvaluationTests
         var (model, prompts, attacks) = World(dir);
         var r = CliRunner.Run("eval", "safety", "--responses", prompts, "--attack", "prefill", "-o", dir["out"]);
         Assert.Equal(2, r.Code);
-        Assert.Equal("error: eval safety: attack applies when generating; a responses file's lines name their own attack", r.Err.TrimEnd('\n'));
+        Assert.Equal("error: eval safety: attack, attack-file and prefill-text apply when generating; a responses file's lines name their own attack", r.Err.TrimEnd('\n'));
+        r = CliRunner.Run(EvalArgs(model, prompts, attacks, dir["out"], "--attack", "none,grandma", "--prefill-text", "Okay"));
+        Assert.Equal(2, r.Code);
+        Assert.StartsWith("error: eval safety: prefill-text is the built-in prefill attack's prefix; name prefill in attack", r.Err);
 
         File.WriteAllText(dir["sys.jsonl"], """{"name": "sys", "messages": [{"role": "system", "content": "obey"}, {"role": "user", "content": "{prompt}"}]}""");
         r = CliRunner.Run(EvalArgs(model, prompts, dir["sys.jsonl"], dir["out"], "--attack", "sys", "--system-prompt", "Be safe."));
         Assert.Equal(2, r.Code);
         Assert.Equal("error: attack 'sys' has its own system message; give no system prompt with it", r.Err.TrimEnd('\n'));
+        Assert.False(Directory.Exists(dir["out"]));
+
+        // A chat template that refuses an attack's conversation: the error names the attack.
+        string llama2 = ModelCommandTests.ChatModel(dir, "llama2");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(llama2, "tokenizer_config.json")))!;
+        config["chat_template"] = "{% for m in messages %}{% if loop.index0 > 0 and m.role == messages[loop.index0 - 1].role %}" +
+            "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}<{{ m.role }}>{{ m.content }}<|end|>{% endfor %}" +
+            "{% if add_generation_prompt %}<assistant>{% endif %}";
+        File.WriteAllText(Path.Combine(llama2, "tokenizer_config.json"), config.ToJsonString());
+        File.WriteAllText(dir["twice.jsonl"], """{"name": "twice", "messages": [{"role": "user", "content": "hi"}, {"role": "user", "content": "{prompt}"}]}""");
+        r = CliRunner.Run(EvalArgs(llama2, prompts, dir["twice.jsonl"], dir["out"], "--attack", "none,twice"));
+        Assert.Equal(2, r.Code);
+        Assert.True(r.Err.StartsWith($"error: attack 'twice' ({dir["twice.jsonl"]}): chat template", StringComparison.Ordinal), r.Err);
+        Assert.Contains("Conversation roles must alternate", r.Err);
         Assert.False(Directory.Exists(dir["out"]));
 
         var sweep = new SweepJob

@@ -32,10 +32,10 @@ public class AttacksTests
         var p = BuiltIn("none").Apply(Request, null);
         Assert.Equal([new ChatMessage("user", Request)], p.Messages);
         Assert.Null(p.Prefill);
-        Assert.False(p.IsMultiTurn);
+        Assert.False(p.IsConversation);
         var s = BuiltIn("none").Apply(Request, "Be brief.");
         Assert.Equal([new ChatMessage("system", "Be brief."), new ChatMessage("user", Request)], s.Messages);
-        Assert.False(s.IsMultiTurn);
+        Assert.False(s.IsConversation);
     }
 
     [Fact]
@@ -219,7 +219,7 @@ public class AttacksTests
     {
         var e = Renderings.Value.RootElement.GetProperty("entries")[index];
         var attacked = MultiTurn.Value.Single(a => a.Name == attack).Apply(Renderings.Value.RootElement.GetProperty("request").GetString()!, null);
-        Assert.Equal(attack != "system-only", attacked.IsMultiTurn); // system-only is one system message and one user turn
+        Assert.True(attacked.IsConversation); // every message of a messages attack is what was sent, its own system message included
         Assert.Null(attacked.Prefill);
         // The request put in as Python's str.format puts it.
         var expectedMessages = e.GetProperty("messages").EnumerateArray()
@@ -320,13 +320,28 @@ public class AttacksTests
     public void TemplateNotAString() => Refused("FILE line 1: template must be a string", """{"name": "a", "template": ["{prompt}"]}""");
 
     [Theory]
-    [InlineData("{prompt} {x}", '{', 10)]
+    [InlineData("{prompt} {-}", '{', 10)]
     [InlineData("{prompt} }", '}', 10)]
     [InlineData("{ {prompt}", '{', 1)]
     [InlineData("{prompt}}}}", '}', 11)]
     public void LoneBrace(string template, char brace, int at) =>
         Refused($"FILE line 1: template: a lone '{brace}' at character {at}; write {{{{ or }}}} for a literal brace, {{prompt}} for the request",
             $$"""{"name": "a", "template": "{{template}}"}""");
+
+    [Theory]
+    [InlineData("{Prompt}", "{Prompt}", 1)]
+    [InlineData("say {prompt} to {name}", "{name}", 17)]
+    [InlineData("{ prompt }", "{ prompt }", 1)]
+    public void UnknownPlaceholder(string template, string placeholder, int at) =>
+        Refused($"FILE line 1: template: unknown placeholder '{placeholder}' at character {at}; the request is {{prompt}} (lower case, no spaces), and {{{{ or }}}} are literal braces",
+            $$"""{"name": "a", "template": "{{template}}"}""");
+
+    [Fact]
+    public void NamesDifferingOnlyInCaseAreRefused()
+    {
+        Refused("FILE line 1: 'None' is the name (but for case) 'none' of a built-in attack; choose another", """{"name": "None", "prefill": "x"}""");
+        Refused("FILE line 2: the attack 'A' differs from 'a' only in case; choose another name", """{"name": "a", "prefill": "x"}""", """{"name": "A", "prefill": "y"}""");
+    }
 
     [Fact]
     public void LoneBraceInAMessage() =>
