@@ -90,6 +90,7 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
         new("fisher", [new("model"), new("data")], ".safetensors", ArtifactKind.Fisher),
         new("realign", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector),
             new("fisher", From: ArtifactKind.Fisher), new("calibration"), new("removal-counts")], Produces: ArtifactKind.Model) { NoOutputWith = "dry-run" },
+        new("baseline safelora", [new("base"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)]), // writes an adapter: not wired by kind
         new("sweep", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector), new("fisher", From: ArtifactKind.Fisher),
             new("calibration"), new("harmful-val"), new("task-val"), new("refusal-markers"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.Model)
             { ProducedInside = "chosen" },

@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Irr.IO;
+using Irr.Jobs;
+
+namespace Irr.Realign.Baselines;
+
+/// <summary>One LoRA target matrix in a Safe LoRA run.</summary>
+/// <param name="Name">The base weight it adapts (model.layers.3.self_attn.q_proj.weight).</param>
+/// <param name="Similarity">The cosine between vec(C·ΔW) and vec(ΔW) (<see cref="SafeLora.Similarity"/>).</param>
+/// <param name="Projected">Whether its lora_B was replaced by C·B.</param>
+public sealed record SafeLoraMatrix(string Name, double Similarity, bool Projected);
+
+/// <summary>What a Safe LoRA run did, matrix by matrix, in matrix order.</summary>
+/// <param name="Matrices">Every LoRA target matrix of the adapter.</param>
+public sealed record SafeLoraReport(IReadOnlyList<SafeLoraMatrix> Matrices)
+{
+    /// <summary>The report's file name inside the output adapter directory.</summary>
+    public const string FileName = "baseline-report.json";
+
+    /// <summary>How many matrices were projected.</summary>
+    public int ProjectedCount => Matrices.Count(m => m.Projected);
+
+    /// <summary>The report: <paramref name="header"/> (version, method, inputs, selection), then the counts and every matrix.</summary>
+    public JsonObject ToJson(JsonObject header, double seconds)
+    {
+        var json = (JsonObject)header.DeepClone();
+        json["matrices_total"] = Matrices.Count;
+        json["matrices_projected"] = ProjectedCount;
+        json["matrices"] = new JsonArray(Matrices.Select(m => (JsonNode)new JsonObject
+        {
+            ["name"] = m.Name,
+            ["similarity"] = m.Similarity,
+            ["projected"] = m.Projected,
+        }).ToArray());
+        json["seconds"] = Math.Round(seconds, 3);
+        return json;
+    }
+}
+
+/// <summary>
+/// Safe LoRA (Hsu et al., NeurIPS 2024) as a job (<c>irr baseline safelora</c>): for every LoRA target matrix of the
+/// adapter, the alignment matrix <c>C = V·Vᵀ / ‖V‖_F</c> of its safety-vector matrix V and the cosine between
+/// <c>C·ΔW</c> and <c>ΔW = s·B·A</c>; the matrices whose similarity is below <see cref="Threshold"/> (or the
+/// <see cref="Layers"/> lowest) get <c>B' = C·B</c> (<see cref="SafeLora"/>). Writes a PEFT adapter directory (the same
+/// adapter_config.json, the same tensors with the projected lora_B, in their stored dtypes) with
+/// <see cref="SafeLoraReport.FileName"/> inside. Defined for LoRA adapters only: a full fine-tune is refused.
+/// </summary>
+public sealed record SafeLoraJob : IJob<SafeLoraReport>
+{
+    /// <summary>The aligned model θ_A the adapter was trained on (checks the adapter's and the safety vector's shapes).</summary>
+    public required string Base { get; init; }
+
+    /// <summary>The fine-tune as a PEFT LoRA adapter on <see cref="Base"/>.</summary>
+    public string? Adapter { get; init; }
+
+    /// <summary>A full fine-tune: always refused (Safe LoRA projects LoRA updates); here so that the refusal names it.</summary>
+    public string? Finetuned { get; init; }
+
+    /// <summary>The safety vector (from <see cref="SafetyVectorJob"/>, θ_A − θ_U), its keys read as Hugging Face names (<see cref="TensorNames"/>).</summary>
+    public required string SafetyVector { get; init; }
+
+    /// <summary>τ in [−1, 1]: project the matrices whose similarity is below it; or give <see cref="Layers"/>.</summary>
+    public double? Threshold { get; init; }
+
+    /// <summary>K ≥ 0: project the K matrices with the lowest similarity (ties: earlier matrix first); or give <see cref="Threshold"/>.</summary>
+    public int? Layers { get; init; }
+
+    /// <summary>The output adapter directory.</summary>
+    public required string OutputPath { get; init; }
+
+    /// <summary>Replace the output directory if it exists.</summary>
+    public bool Overwrite { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "baseline safelora";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => Provenance.Given(Base, Adapter, Finetuned, SafetyVector);
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require(Finetuned is null, Command,
+            "Safe LoRA is defined for LoRA adapters and cannot project a full fine-tune (finetuned); give adapter, or use irr realign");
+        Provenance.Require(Adapter is not null, Command, "adapter is required (Safe LoRA projects a LoRA adapter's updates)");
+        Provenance.Require(Threshold.HasValue != Layers.HasValue, Command, "give exactly one of threshold and layers");
+        Provenance.Require(Threshold is null || Threshold is >= -1 and <= 1, Command, $"threshold must be between -1 and 1, not {Threshold}");
+        if (Layers is { } k) Provenance.RequireAtLeast(Command, "layers", k, 0);
+    }
+
+    /// <summary>What the report records at its top: the irr version, the method, the inputs and the selection rule.</summary>
+    public JsonObject ReportHeader(double scale, int rank) => new()
+    {
+        ["irr_version"] = Provenance.Version,
+        ["method"] = "safelora",
+        ["inputs"] = new JsonObject
+        {
+            ["base"] = Provenance.PathOf(Base),
+            ["adapter"] = Provenance.PathOf(Adapter!),
+            ["safety_vector"] = Provenance.PathOf(SafetyVector),
+        },
+        ["selection"] = Threshold is { } t
+            ? new JsonObject { ["rule"] = "threshold", ["threshold"] = t }
+            : new JsonObject { ["rule"] = "layers", ["layers"] = Layers!.Value },
+        ["lora_scale"] = scale,
+        ["lora_rank"] = rank,
+    };
+
+    /// <summary>
+    /// Computes every matrix's similarity, selects, projects and writes the adapter with its report.
+    /// <paramref name="progress"/> advances once per LoRA matrix.
+    /// </summary>
+    /// <exception cref="IrrException">
+    /// An option is invalid; the adapter is missing, is a model directory, or does not fit the base; the safety vector
+    /// lacks a matrix or has another shape; the output exists.
+    /// </exception>
+    public SafeLoraReport Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        var clock = Stopwatch.StartNew();
+        string adapterPath = Adapter!;
+        if (Directory.Exists(adapterPath) && !File.Exists(Path.Combine(adapterPath, LoraAdapter.ConfigFile))
+            && File.Exists(Path.Combine(adapterPath, "config.json")))
+            throw new IrrException($"{Command}: {adapterPath} is a model directory (a full fine-tune), not a LoRA adapter; Safe LoRA is defined for LoRA adapters");
+        using var model = ModelDirectory.Open(Base);
+        using var adapter = LoraAdapter.Open(adapterPath);
+        using var vFile = TensorNames.OpenHfKeyed(SafetyVector);
+        var pairs = OrderedPairs(model, adapter);
+        foreach (var pair in pairs) Check(model, adapter, vFile, pair);
+        // Refuse a bad output before the work.
+        string[] inputs = [Base, adapterPath];
+        OutputDirectory.Create(OutputPath, inputs, Overwrite).Dispose();
+
+        double scale = adapter.Config.Scale;
+        var stage = ProgressStage.Start(progress, $"Safe LoRA ({pairs.Count} matrices)", pairs.Count, "matrices");
+        var similarities = new double[pairs.Count];
+        var projected = new float[pairs.Count][];
+        for (int i = 0; i < pairs.Count; i++)
+        {
+            var pair = pairs[i];
+            int rows = (int)pair.B.Shape[0], cols = (int)pair.A.Shape[1], rank = pair.Rank;
+            var v = vFile.ReadSingle(pair.BaseWeight);
+            var a = adapter.File.ReadSingle(pair.A.Name);
+            var b = adapter.File.ReadSingle(pair.B.Name);
+            var cb = SafeLora.ProjectB(v, rows, cols, b, rank);
+            similarities[i] = SafeLora.Similarity(cb, b, a, rows, rank, cols, scale);
+            projected[i] = Array.ConvertAll(cb, x => (float)x);
+            stage.Advance(1, 1);
+        }
+        var selected = Threshold is { } tau ? SafeLora.SelectBelow(similarities, tau) : SafeLora.SelectLowest(similarities, Layers!.Value);
+        var report = new SafeLoraReport(pairs.Select((p, i) => new SafeLoraMatrix(p.BaseWeight, similarities[i], selected[i])).ToList());
+
+        var replaced = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        for (int i = 0; i < pairs.Count; i++)
+            if (selected[i]) replaced[pairs[i].B.Name] = projected[i];
+        using var output = OutputDirectory.Create(OutputPath, inputs, Overwrite);
+        var specs = adapter.File.Tensors.Select(t => new TensorSpec(t.Name, t.DType, t.Shape.ToArray())).ToList();
+        using (var writer = CheckpointWriter.Create(output, specs, new CheckpointWriterOptions { FilePrefix = "adapter_model", MaxShardBytes = long.MaxValue }))
+        {
+            // Every tensor in its stored dtype (float32 holds f32, f16 and bf16 values exactly): A and the other tensors unchanged.
+            foreach (var t in adapter.File.Tensors)
+                writer.Write(t.Name, replaced.TryGetValue(t.Name, out var b) ? b : adapter.File.ReadSingle(t.Name));
+            writer.Complete();
+        }
+        File.Copy(Path.Combine(adapterPath, LoraAdapter.ConfigFile), output.PathOf(LoraAdapter.ConfigFile));
+        JsonFiles.WriteFile(output.PathOf(SafeLoraReport.FileName), report.ToJson(ReportHeader(scale, adapter.Config.R), clock.Elapsed.TotalSeconds));
+        output.Commit();
+        return report;
+    }
+
+    // The adapter's LoRA matrices in matrix order: decoder layer by layer, modules in forward order (q k v o gate up down),
+    // then any other adapted weight by name.
+    private List<LoraPair> OrderedPairs(ModelDirectory model, LoraAdapter adapter)
+    {
+        if (adapter.Pairs.Count == 0)
+            throw new IrrException($"{Command}: {adapter.Path} has no LoRA matrices (lora_A/lora_B) to project");
+        var order = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (string name in TargetModules.WeightNames(model.Config, TargetModules.All)) order[name] = order.Count;
+        return adapter.Pairs.Values
+            .OrderBy(p => order.TryGetValue(p.BaseWeight, out int i) ? i : int.MaxValue)
+            .ThenBy(p => p.BaseWeight, StringComparer.Ordinal)
+            .ToList();
+    }
+
+    // The adapted weight exists in the base with B·A's shape, and the safety vector has it with the same shape.
+    private static void Check(ModelDirectory model, LoraAdapter adapter, ITensorFile vFile, LoraPair pair)
+    {
+        if (!model.Contains(pair.BaseWeight))
+            throw new IrrException($"{adapter.File.Path}: the adapter adapts '{pair.BaseWeight}', which {model.Path} does not have");
+        var info = model.Info(pair.BaseWeight);
+        if (info.Shape.Count != 2 || pair.B.Shape[0] != info.Shape[0] || pair.A.Shape[1] != info.Shape[1])
+            throw new IrrException($"{adapter.File.Path}: LoRA for '{pair.BaseWeight}' is B {pair.B.ShapeText} · A {pair.A.ShapeText}, which does not fit the base weight {info.ShapeText}");
+        if (!vFile.TryGetTensor(pair.BaseWeight, out var dtype, out var shape))
+            throw new IrrException($"{vFile.Path}: the safety vector has no tensor '{pair.BaseWeight}', which the adapter adapts (was it computed for other --modules?)");
+        if (!shape.SequenceEqual(info.Shape))
+            throw new IrrException($"{vFile.Path}: tensor '{pair.BaseWeight}' is [{string.Join(", ", shape)}] but the model's weight is {info.ShapeText}");
+        if (!dtype.IsFloatingSupported() && dtype != TensorDType.F64)
+            throw new IrrException($"{vFile.Path}: tensor '{pair.BaseWeight}' has unsupported dtype {dtype}");
+    }
+}
