@@ -25,6 +25,16 @@ internal static class SweepCommand
         };
         var randomControl = new Option<bool>("--random-control") { Description = "also realign, for every s, the random-removal control at that IRR point's per-matrix counts" };
         var seed = new Option<int>("--seed") { Description = "--random-control: seed of the random masks (default 0)" };
+        var restaGamma = new Option<string[]>("--resta-gamma")
+        {
+            Description = "also evaluate the RESTA baseline (irr baseline resta) at these γ, comma-separated, as frontier points beside IRR (never chosen as s)",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var safeLoraThreshold = new Option<string[]>("--safelora-threshold")
+        {
+            Description = "also evaluate the Safe LoRA baseline (irr baseline safelora, LoRA fine-tunes) at these τ, comma-separated, as frontier points (never chosen as s)",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var harmfulVal = new Option<string[]>("--harmful-val")
         {
             Description = $"harmful prompt sets of the validation split, one per file: {CommandSupport.PromptFormats}",
@@ -52,6 +62,8 @@ internal static class SweepCommand
                 Sparsity = SweepJob.ParseSparsity(r.GetValue(sparsity) ?? []),
                 RandomControl = r.GetValue(randomControl),
                 Seed = r.GetValue(seed),
+                RestaGamma = SweepJob.ParseNumbers(r.GetValue(restaGamma) ?? [], "resta-gamma"),
+                SafeLoraThreshold = SweepJob.ParseNumbers(r.GetValue(safeLoraThreshold) ?? [], "safelora-threshold"),
                 MaxHarmfulIncrease = r.GetValue(maxIncrease),
                 KeepModels = r.GetValue(keepModels),
                 OutputPath = r.GetValue(output)!,
@@ -61,7 +73,7 @@ internal static class SweepCommand
         var command = new JobCommand("sweep", "Choose IRR's sparsity s on validation data: realign at every s (as irr realign does), evaluate harmful rate and task score, " +
             $"and choose {SweepSelection.Rule}. The chosen model goes to DIR/chosen", Build);
         realign.AddInputsTo(command);
-        foreach (var option in new Option[] { sparsity, randomControl, seed }) command.Options.Add(option);
+        foreach (var option in new Option[] { sparsity, randomControl, seed, restaGamma, safeLoraThreshold }) command.Options.Add(option);
         realign.AddTuningTo(command);
         foreach (var option in new Option[] { harmfulVal, taskVal, taskMetric, maxNew, batchSize }) command.Options.Add(option);
         judge.AddTo(command);
@@ -86,17 +98,19 @@ internal static class SweepCommand
         console.Profile.Width = Math.Max(console.Profile.Width, 120); // a redirected output reports 80 columns
         var table = new Table().Border(TableBorder.Simple);
         table.AddColumn("model");
-        foreach (string column in new[] { "s", "removed %", "harmful", "task" }) table.AddColumn(new TableColumn(column).RightAligned());
+        foreach (string column in new[] { "s / γ / τ", "removed %", "harmful", "task" }) table.AddColumn(new TableColumn(column).RightAligned());
         table.AddColumn("control");
         table.AddColumn("chosen");
         static string P(double fraction) => SweepSelection.Percent(fraction);
         foreach (var r in new[] { result.Aligned, result.Finetuned })
             table.AddRow(Markup.Escape(r.Label == "aligned" ? "θ_A (aligned)" : "θ_F (fine-tuned)"), "", "", P(r.HarmfulRate), P(r.TaskScore), "", "");
         foreach (var p in result.Points)
-            table.AddRow(Markup.Escape(p.Label), p.Sparsity.ToString(CultureInfo.InvariantCulture), (100 * p.RemovedShare).ToString("F2", CultureInfo.InvariantCulture),
+            table.AddRow(Markup.Escape(p.Label), p.Sparsity.ToString(CultureInfo.InvariantCulture), p.IsBaseline ? "" : (100 * p.RemovedShare).ToString("F2", CultureInfo.InvariantCulture),
                 P(p.HarmfulRate), P(p.TaskScore), p.IsControl ? "yes" : "", p.Label == result.Choice.Point.Label ? "<-" : "");
         console.Write(table);
         console.WriteLine($"rule: {SweepSelection.Rule}");
         console.WriteLine($"chosen: {result.Choice.Reason}");
+        foreach (var (method, choice) in result.Baselines)
+            console.WriteLine($"{method} at its best setting by the same rule: {choice.Reason}");
     }
 }

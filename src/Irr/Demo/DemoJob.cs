@@ -177,6 +177,7 @@ public sealed record DemoJob : IJob<DemoResult>
             // the models compared on the held-out data, as irr realign makes them.
             var realigned = new List<(string Label, string Description, string Dir, RealignReport Report)>();
             var sweeps = new Dictionary<string, SweepResult>(StringComparer.Ordinal);
+            var baselines = new List<(string Label, string Description, string Model, string? Adapter)>();
             foreach (var (variant, variantModules, finetuned, adapter, all, safety) in new[]
             {
                 ("full", (IReadOnlyList<string>)modules, (string?)fullDir, (string?)null, true, vPath),
@@ -198,6 +199,7 @@ public sealed record DemoJob : IJob<DemoResult>
                     },
                     Task = new EvalTaskJob { Model = "", Data = Tmp("data/task_validation.jsonl"), Metric = "exact", MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize },
                     Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{variant}"),
+                    RestaGamma = o.RestaGammas, SafeLoraThreshold = adapter is null ? [] : o.SafeLoraThresholds,
                 });
                 sweeps[variant] = sweep;
                 double chosen = sweep.Choice.Point.Sparsity;
@@ -213,6 +215,25 @@ public sealed record DemoJob : IJob<DemoResult>
                 var irr = Realign("irr", $"IRR at s* = {sText} (chosen on validation)", new IrrStrategy(chosen));
                 Realign("irr-s0", "IRR at s = 0 (every conflict removed)", new IrrStrategy(0));
                 Realign("random", $"random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr), o.Seed));
+                // The baselines at the setting the same rule chose among their own validation points, made as irr baseline makes them.
+                if (sweep.Baselines.TryGetValue(SweepJob.RestaMethod, out var resta))
+                {
+                    string dir = Tmp($"models/{variant}-resta"), g = resta.Point.Sparsity.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    RunJob($"baseline {variant}: resta", $"baseline {variant}: RESTA at γ = {g}", new Irr.Realign.Baselines.RestaJob
+                    {
+                        Base = alignedDir, Finetuned = finetuned, Adapter = adapter, SafetyVector = safety, Gamma = resta.Point.Sparsity, Modules = variantModules, OutputPath = dir,
+                    });
+                    baselines.Add(($"{variant}-resta", $"RESTA at γ* = {g} (chosen on validation)", dir, null));
+                }
+                if (sweep.Baselines.TryGetValue(SweepJob.SafeLoraMethod, out var safeLora))
+                {
+                    string dir = Tmp($"models/{variant}-safelora"), t = safeLora.Point.Sparsity.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    RunJob($"baseline {variant}: safelora", $"baseline {variant}: Safe LoRA at τ = {t}", new Irr.Realign.Baselines.SafeLoraJob
+                    {
+                        Base = alignedDir, Adapter = adapter, SafetyVector = safety, Threshold = safeLora.Point.Sparsity, OutputPath = dir,
+                    });
+                    baselines.Add(($"{variant}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", alignedDir, dir));
+                }
                 if (!all) continue;
                 Realign("irr-norecal", $"IRR at s* = {sText} without recalibration", new IrrStrategy(chosen), recalibrate: false);
                 Realign("irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new IrrMoreStrategy(o.IrrMoreSparsity));
@@ -226,8 +247,10 @@ public sealed record DemoJob : IJob<DemoResult>
                 ("full-finetuned", "θ_F: full fine-tune on the task + harmful share", fullDir, null, null),
             };
             toEvaluate.AddRange(realigned.Where(r => r.Label.StartsWith("full-", StringComparison.Ordinal)).Select(r => (r.Label, r.Description, r.Dir, (string?)null, (RealignReport?)r.Report)));
+            toEvaluate.AddRange(baselines.Where(b => b.Label.StartsWith("full-", StringComparison.Ordinal)).Select(b => (b.Label, b.Description, b.Model, b.Adapter, (RealignReport?)null)));
             toEvaluate.Add(("lora-finetuned", "θ_F: LoRA (q_proj, v_proj) fine-tune on the task + harmful share", alignedDir, loraDir, null));
             toEvaluate.AddRange(realigned.Where(r => r.Label.StartsWith("lora-", StringComparison.Ordinal)).Select(r => (r.Label, r.Description, r.Dir, (string?)null, (RealignReport?)r.Report)));
+            toEvaluate.AddRange(baselines.Where(b => b.Label.StartsWith("lora-", StringComparison.Ordinal)).Select(b => (b.Label, b.Description, b.Model, b.Adapter, (RealignReport?)null)));
             var results = new List<DemoModelResult>();
             for (int i = 0; i < toEvaluate.Count; i++)
             {

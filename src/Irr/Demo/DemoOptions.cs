@@ -98,6 +98,12 @@ public sealed record DemoOptions
     /// </summary>
     public IReadOnlyList<string> Attacks { get; init; } = ["prefill", "prefix-injection"];
 
+    /// <summary>RESTA's γ values swept on the validation split beside IRR (both fine-tunes); fixed before any figure was seen.</summary>
+    public IReadOnlyList<double> RestaGammas { get; init; } = [0.25, 0.5, 1.0];
+
+    /// <summary>Safe LoRA's τ values swept on the validation split (the LoRA fine-tune); fixed before any figure was seen (0.5 is the released code's default).</summary>
+    public IReadOnlyList<double> SafeLoraThresholds { get; init; } = [0.25, 0.5, 0.75];
+
     /// <summary>The models evaluated under <see cref="Attacks"/>, by label.</summary>
     public static IReadOnlyList<string> AttackedModels { get; } = ["aligned", "full-finetuned", "full-irr", "lora-finetuned", "lora-irr"];
 
@@ -139,5 +145,7 @@ public sealed record DemoOptions
         MaxNewTokens = 24,
         LoraVariants = false,
         SweepSparsities = [0, 0.2, 0.4, 0.6, 0.8], // half the default's points: the quick demo (and its test) stays well under 30 s
+        RestaGammas = [0.5, 1.0],
+        SafeLoraThresholds = [0.5],
     };
 }

@@ -85,7 +85,12 @@ public static class DemoReport
                 {
                     ["label"] = $"{variant}-sweep-{p.Label}",
                     ["split"] = "validation",
-                    ["description"] = $"{variant} fine-tune, {(p.IsControl ? "random control" : "IRR")} at s = {p.Sparsity.ToString(CultureInfo.InvariantCulture)} (irr sweep)",
+                    ["description"] = $"{variant} fine-tune, " + (p.Method switch
+                    {
+                        SweepJob.RestaMethod => "RESTA at γ = ",
+                        SweepJob.SafeLoraMethod => "Safe LoRA at τ = ",
+                        _ => p.IsControl ? "random control at s = " : "IRR at s = ",
+                    }) + $"{p.Sparsity.ToString(CultureInfo.InvariantCulture)} (irr sweep)",
                     ["harmful_rate"] = p.HarmfulRate,
                     ["task_accuracy"] = p.TaskScore,
                     ["deltas_removed"] = p.Removed,
@@ -152,12 +157,17 @@ public static class DemoReport
         ["threshold"] = sweep.Choice.Threshold,
         ["aligned"] = new JsonObject { ["harmful_rate"] = sweep.Aligned.HarmfulRate, ["task_accuracy"] = sweep.Aligned.TaskScore },
         ["finetuned"] = new JsonObject { ["harmful_rate"] = sweep.Finetuned.HarmfulRate, ["task_accuracy"] = sweep.Finetuned.TaskScore },
+        ["baselines"] = new JsonObject(sweep.Baselines.Select(b => KeyValuePair.Create(b.Key, (JsonNode?)new JsonObject
+        {
+            ["chosen"] = $"{variant}-sweep-{b.Value.Point.Label}", ["setting"] = b.Value.Point.Sparsity, ["qualified"] = b.Value.Qualified, ["reason"] = b.Value.Reason,
+        }))),
         ["points"] = new JsonArray(sweep.Points.Select(p => (JsonNode?)new JsonObject
         {
             ["label"] = $"{variant}-sweep-{p.Label}",
             ["method"] = p.Method,
             ["sparsity"] = p.Sparsity,
             ["control"] = p.IsControl,
+            ["baseline"] = p.IsBaseline,
             ["deltas_removed"] = p.Removed,
             ["removed_share"] = p.RemovedShare,
             ["harmful_rate"] = p.HarmfulRate,

@@ -28,7 +28,11 @@ public sealed record SweepReference(string Label, string Model, string? Adapter,
 /// <param name="Realigned">Realignments this run did (points done by an earlier run are not realigned again).</param>
 /// <param name="Resumed">Points and references found done by an earlier run with the same options, and skipped.</param>
 public sealed record SweepResult(IReadOnlyList<SweepPoint> Points, SweepReference Aligned, SweepReference Finetuned, SweepChoice Choice,
-    RealignReport ChosenReport, string ChosenModel, int Realigned, int Resumed);
+    RealignReport ChosenReport, string ChosenModel, int Realigned, int Resumed)
+{
+    /// <summary>Each baseline swept (resta, safelora) at its setting the same rule chooses among its own points; empty without baselines.</summary>
+    public IReadOnlyDictionary<string, SweepChoice> Baselines { get; init; } = new Dictionary<string, SweepChoice>();
+}
 
 /// <summary>
 /// <c>irr sweep</c> as a job: chooses IRR's sparsity s on validation data. For every s it realigns θ_F exactly as
@@ -100,8 +104,33 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <inheritdoc/>
     public string? Output => OutputPath;
 
+    /// <summary>The method of a RESTA point (<see cref="Baselines.RestaJob"/> at γ = the point's setting).</summary>
+    public const string RestaMethod = "resta";
+
+    /// <summary>The method of a Safe LoRA point (<see cref="Baselines.SafeLoraJob"/> at τ = the point's setting).</summary>
+    public const string SafeLoraMethod = "safelora";
+
+    /// <summary>
+    /// RESTA points (irr baseline resta: θ_F + γ·v over the realignment's modules) at these γ, evaluated beside IRR for the
+    /// safety–utility frontier (docs/BASELINES.md); never chosen as IRR's s. Labels <c>resta-g0.5</c>.
+    /// </summary>
+    public IReadOnlyList<double> RestaGamma { get; init; } = [];
+
+    /// <summary>
+    /// Safe LoRA points (irr baseline safelora: LoRA B projected where the similarity is below τ) at these τ, for a LoRA
+    /// fine-tune (<see cref="RealignJob.Adapter"/>); never chosen as IRR's s. Labels <c>safelora-t0.5</c>.
+    /// </summary>
+    public IReadOnlyList<double> SafeLoraThreshold { get; init; } = [];
+
     /// <summary>The label of a point: <c>METHOD-sS</c> (<c>irr-s0.5</c>), or <c>random-sS</c> for the control of the IRR point at s.</summary>
     public static string Label(string method, double sparsity) => $"{method}-s{sparsity.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Reads a list of numbers separated by commas (or given one by one), e.g. "0.25,0.5,1" for <paramref name="option"/>.</summary>
+    /// <exception cref="IrrException">An entry is not a finite number ("sweep: OPTION must be …").</exception>
+    public static IReadOnlyList<double> ParseNumbers(IEnumerable<string> values, string option) =>
+        values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries)).Select(v =>
+            double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) && double.IsFinite(x) ? x
+                : throw new IrrException($"sweep: {option} must be a list of numbers (e.g. 0.25,0.5,1), not '{v}'")).ToList();
 
     /// <summary>Reads a sparsity list: numbers separated by commas (or given one by one), e.g. "0,0.5,0.9".</summary>
     /// <exception cref="IrrException">An entry is not a number ("sweep: sparsity must be …").</exception>
@@ -123,6 +152,11 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Realign.Method is "irr" or "irr-more" or "fisher-only",
             $"method must be irr, irr-more or fisher-only, not '{Realign.Method}' (random-control adds the random-removal control)");
         Require(Seed == 0 || RandomControl, "seed applies to random-control only");
+        foreach (double g in RestaGamma) Require(double.IsFinite(g), $"resta-gamma must be finite numbers, not {g.ToString(CultureInfo.InvariantCulture)}");
+        Require(RestaGamma.Distinct().Count() == RestaGamma.Count, "resta-gamma lists a value twice");
+        foreach (double t in SafeLoraThreshold) Require(t is >= -1 and <= 1, $"safelora-threshold must be between -1 and 1, not {t.ToString(CultureInfo.InvariantCulture)}");
+        Require(SafeLoraThreshold.Distinct().Count() == SafeLoraThreshold.Count, "safelora-threshold lists a value twice");
+        Require(SafeLoraThreshold.Count == 0 || Realign.Adapter is not null, "safelora-threshold needs a LoRA fine-tune (adapter): Safe LoRA is defined for LoRA");
         Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
             "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");
         Require(Realign.Calibration is not null, "calibration is required");
@@ -196,18 +230,24 @@ public sealed record SweepJob : IJob<SweepResult>
         {
             var clock = Stopwatch.StartNew();
             var planned = job.Sparsity.SelectMany(s => new[] { new PlannedPoint(Label(job.Realign.Method, s), job.Realign.Method, s, null) }
-                .Concat(job.RandomControl ? [new PlannedPoint(Label("random", s), RandomMethod, s, Label(job.Realign.Method, s))] : [])).ToList();
+                .Concat(job.RandomControl ? [new PlannedPoint(Label("random", s), RandomMethod, s, Label(job.Realign.Method, s))] : []))
+                .Concat(job.RestaGamma.Select(g => new PlannedPoint($"{RestaMethod}-g{g.ToString(CultureInfo.InvariantCulture)}", RestaMethod, g, null)))
+                .Concat(job.SafeLoraThreshold.Select(t => new PlannedPoint($"{SafeLoraMethod}-t{t.ToString(CultureInfo.InvariantCulture)}", SafeLoraMethod, t, null)))
+                .ToList();
             total = planned.Count + 2;
             Directory.CreateDirectory(root);
             var points = planned.Select(RunPoint).ToList();
             var aligned = RunReference("aligned", job.Realign.Base, null);
             var finetuned = RunReference("finetuned", job.Realign.Finetuned ?? job.Realign.Base, job.Realign.Finetuned is null ? job.Realign.Adapter : null);
             var choice = SweepSelection.Choose(points, aligned.HarmfulRate, job.MaxHarmfulIncrease);
+            var baselines = new[] { RestaMethod, SafeLoraMethod }
+                .Select(m => (Method: m, Choice: SweepSelection.ChooseBaseline(points, m, aligned.HarmfulRate, job.MaxHarmfulIncrease)))
+                .Where(b => b.Choice is not null).ToDictionary(b => b.Method, b => b.Choice!);
             var report = PlaceChosen(planned.Single(p => p.Label == choice.Point.Label));
             if (!job.KeepModels)
                 foreach (var p in planned)
                     if (Directory.Exists(ModelDir(p.Label))) Directory.Delete(ModelDir(p.Label), recursive: true);
-            var result = new SweepResult(points, aligned, finetuned, choice, report, ChosenDir, realigned, resumed);
+            var result = new SweepResult(points, aligned, finetuned, choice, report, ChosenDir, realigned, resumed) { Baselines = baselines };
             AtomicFile.WriteText(Path.Combine(root, FileName), JsonFiles.Format(SweepJson(result, clock.Elapsed.TotalSeconds)));
             AtomicFile.WriteText(Path.Combine(root, "frontier.svg"), Frontier(result));
             return result;
@@ -226,6 +266,7 @@ public sealed record SweepJob : IJob<SweepResult>
 
         private SweepPoint RunPoint(PlannedPoint p)
         {
+            if (p.Method is RestaMethod or SafeLoraMethod) return RunBaseline(p);
             string dir = PointDir(p.Label), record = Path.Combine(dir, PointFileName), reportCopy = Path.Combine(dir, RealignReport.FileName);
             var options = PointOptions(p);
             if (Finished<SweepPoint>(record, options) is { } done && File.Exists(reportCopy)) return Skip(p.Label, done);
@@ -247,6 +288,42 @@ public sealed record SweepJob : IJob<SweepResult>
             var (harmful, task) = Evaluate(ModelDir(p.Label), null, Path.Combine(dir, "eval"), stage, 1);
             var point = new SweepPoint(p.Label, p.Method, p.Sparsity, p.ControlOf is not null, report.Modules.Sum(m => m.Removed), report.Modules.Sum(m => m.Parameters),
                 harmful, task);
+            Save(record, point, options);
+            position++;
+            return point;
+        }
+
+        // A baseline point: irr baseline resta (a model) or safelora (an adapter on θ_A) at the point's setting, then evaluated.
+        private SweepPoint RunBaseline(PlannedPoint p)
+        {
+            string dir = PointDir(p.Label), record = Path.Combine(dir, PointFileName), reportCopy = Path.Combine(dir, "baseline-report.json");
+            var options = PointOptions(p);
+            if (Finished<SweepPoint>(record, options) is { } done && File.Exists(reportCopy)) return Skip(p.Label, done);
+            var stage = Stage(p.Label, 3);
+            var r = job.Realign;
+            string output = ModelDir(p.Label);
+            try
+            {
+                if (p.Method == RestaMethod)
+                    new Baselines.RestaJob
+                    {
+                        Base = r.Base, Finetuned = r.Finetuned, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Gamma = p.Sparsity,
+                        Modules = r.Modules, DType = r.DType, OutputPath = output, Overwrite = true,
+                    }.Run(stage(0, ""));
+                else
+                    new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Threshold = p.Sparsity, OutputPath = output, Overwrite = true }
+                        .Run(stage(0, ""));
+            }
+            catch
+            {
+                if (!File.Exists(record) && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+                throw;
+            }
+            AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(output, "baseline-report.json")));
+            var (harmful, task) = p.Method == RestaMethod
+                ? Evaluate(output, null, Path.Combine(dir, "eval"), stage, 1)
+                : Evaluate(r.Base, output, Path.Combine(dir, "eval"), stage, 1);
+            var point = new SweepPoint(p.Label, p.Method, p.Sparsity, false, 0, 0, harmful, task);
             Save(record, point, options);
             position++;
             return point;
@@ -365,7 +442,9 @@ public sealed record SweepJob : IJob<SweepResult>
             var options = SharedOptions();
             var realign = options["realign"]!.AsObject();
             realign.Insert(0, "method", p.Method);
-            if (p.ControlOf is null) realign.Insert(1, "sparsity", p.Sparsity);
+            if (p.Method == RestaMethod) realign.Insert(1, "gamma", p.Sparsity);
+            else if (p.Method == SafeLoraMethod) realign.Insert(1, "threshold", p.Sparsity);
+            else if (p.ControlOf is null) realign.Insert(1, "sparsity", p.Sparsity);
             else
             {
                 realign.Insert(1, "removal_counts", p.ControlOf);
@@ -466,6 +545,12 @@ public sealed record SweepJob : IJob<SweepResult>
                 ["chosen_model"] = Provenance.PathOf(result.ChosenModel),
                 ["sparsity"] = new JsonArray(job.Sparsity.Select(s => (JsonNode?)s).ToArray()),
                 ["random_control"] = job.RandomControl,
+                ["resta_gamma"] = new JsonArray(job.RestaGamma.Select(g => (JsonNode?)g).ToArray()),
+                ["safelora_threshold"] = new JsonArray(job.SafeLoraThreshold.Select(t => (JsonNode?)t).ToArray()),
+                ["baselines"] = new JsonObject(result.Baselines.Select(b => KeyValuePair.Create(b.Key, (JsonNode?)new JsonObject
+                {
+                    ["chosen"] = b.Value.Point.Label, ["setting"] = b.Value.Point.Sparsity, ["qualified"] = b.Value.Qualified, ["reason"] = b.Value.Reason,
+                }))),
                 ["seed"] = job.Seed,
                 ["keep_models"] = job.KeepModels,
                 ["references"] = new JsonObject { ["aligned"] = Node(result.Aligned), ["finetuned"] = Node(result.Finetuned) },
@@ -483,7 +568,7 @@ public sealed record SweepJob : IJob<SweepResult>
             // A curve by s; points at the same place share one label ("s=0.3, 0.5").
             ChartSeries Curve(string name, bool controls)
             {
-                var points = result.Points.Where(p => p.IsControl == controls).OrderBy(p => p.Sparsity).ToList();
+                var points = result.Points.Where(p => p.IsControl == controls && !p.IsBaseline).OrderBy(p => p.Sparsity).ToList();
                 var chart = points.Select(p =>
                 {
                     var together = points.Where(q => q.HarmfulRate == p.HarmfulRate && q.TaskScore == p.TaskScore).ToList();
@@ -495,6 +580,12 @@ public sealed record SweepJob : IJob<SweepResult>
             }
             var series = new List<ChartSeries> { Curve($"{job.Realign.Method} (by s)", controls: false) };
             if (job.RandomControl) series.Add(Curve("random control (IRR counts)", controls: true));
+            foreach (var (method, name, knob) in new[] { (RestaMethod, "RESTA (by γ)", "γ"), (SafeLoraMethod, "Safe LoRA (by τ)", "τ") })
+            {
+                var points = result.Points.Where(p => p.Method == method).OrderBy(p => p.Sparsity).ToList();
+                if (points.Count == 0) continue;
+                series.Add(new(name, points.Select(p => new ScatterPoint($"{knob}={p.Sparsity.ToString(CultureInfo.InvariantCulture)}", p.HarmfulRate, p.TaskScore)).ToList()));
+            }
             series.Add(new("θ_A (aligned)", [new("θ_A", result.Aligned.HarmfulRate, result.Aligned.TaskScore)], Connected: false));
             series.Add(new("θ_F (fine-tuned)", [new("θ_F", result.Finetuned.HarmfulRate, result.Finetuned.TaskScore)], Connected: false));
             return Charts.SeriesChart("IRR sparsity sweep: harmful rate vs task score (validation)", series, "harmful rate (%)", "task score (%)");

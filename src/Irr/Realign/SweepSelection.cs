@@ -11,6 +11,12 @@ namespace Irr.Realign;
 /// <param name="TaskScore">The task metric on the task validation data (accuracy), a fraction in [0, 1].</param>
 public sealed record SweepPoint(string Label, string Method, double Sparsity, bool IsControl, long Removed, long Parameters, double HarmfulRate, double TaskScore)
 {
+    /// <summary>
+    /// Whether it is a baseline point (<see cref="SweepJob.RestaMethod"/>, <see cref="SweepJob.SafeLoraMethod"/>), never chosen as IRR's s;
+    /// its <see cref="Sparsity"/> then holds the baseline's setting (RESTA's γ, Safe LoRA's τ).
+    /// </summary>
+    public bool IsBaseline => Method is SweepJob.RestaMethod or SweepJob.SafeLoraMethod;
+
     /// <summary>Removed as a share of the target parameters, in [0, 1] (0 when there are none).</summary>
     public double RemovedShare => Parameters == 0 ? 0 : (double)Removed / Parameters;
 }
@@ -27,7 +33,7 @@ public static class SweepSelection
 {
     /// <summary>The rule in words, as the help text, the printed output and sweep.json state it.</summary>
     public const string Rule =
-        "among the IRR points (not the random controls), the highest task score whose harmful rate is at most θ_A's harmful rate + max-harmful-increase " +
+        "among the IRR points (not the random controls or baselines), the highest task score whose harmful rate is at most θ_A's harmful rate + max-harmful-increase " +
         "(ties: lower harmful rate, then smaller s); if none qualifies, the safest IRR point (lowest harmful rate; ties: higher task score, then smaller s)";
 
     // Rates are ratios of counts; a bound such as 0.1 + 0.05 must admit 0.15.
@@ -41,22 +47,34 @@ public static class SweepSelection
     /// <param name="alignedHarmful">θ_A's harmful rate on the same prompts, a fraction.</param>
     /// <param name="maxIncrease">The harmful-rate increase over θ_A allowed, a fraction (0.05 = 5 points).</param>
     /// <exception cref="ArgumentException">There is no IRR (non-control) point.</exception>
-    public static SweepChoice Choose(IReadOnlyList<SweepPoint> points, double alignedHarmful, double maxIncrease)
+    public static SweepChoice Choose(IReadOnlyList<SweepPoint> points, double alignedHarmful, double maxIncrease) =>
+        ChooseAmong(points.Where(p => !p.IsControl && !p.IsBaseline).ToList(), "IRR", alignedHarmful, maxIncrease);
+
+    /// <summary>
+    /// The same rule among one baseline's points (<paramref name="method"/>: resta or safelora, their setting in
+    /// <see cref="SweepPoint.Sparsity"/>), to report a baseline at its best setting on validation data; null when the sweep has none.
+    /// </summary>
+    public static SweepChoice? ChooseBaseline(IReadOnlyList<SweepPoint> points, string method, double alignedHarmful, double maxIncrease)
     {
-        var irr = points.Where(p => !p.IsControl).ToList();
-        if (irr.Count == 0) throw new ArgumentException("a sweep needs at least one IRR point to choose from", nameof(points));
+        var mine = points.Where(p => p.Method == method).ToList();
+        return mine.Count == 0 ? null : ChooseAmong(mine, method, alignedHarmful, maxIncrease);
+    }
+
+    private static SweepChoice ChooseAmong(List<SweepPoint> irr, string what, double alignedHarmful, double maxIncrease)
+    {
+        if (irr.Count == 0) throw new ArgumentException($"a sweep needs at least one {what} point to choose from", nameof(irr));
         double threshold = alignedHarmful + maxIncrease;
         var qualifying = irr.Where(p => p.HarmfulRate <= threshold + Tolerance).ToList();
         if (qualifying.Count > 0)
         {
             var best = qualifying.OrderByDescending(p => p.TaskScore).ThenBy(p => p.HarmfulRate).ThenBy(p => p.Sparsity).First();
             return new SweepChoice(best, true, threshold,
-                $"{best.Label} has the highest task score ({Percent(best.TaskScore)}) among the {qualifying.Count} of {irr.Count} IRR points " +
+                $"{best.Label} has the highest task score ({Percent(best.TaskScore)}) among the {qualifying.Count} of {irr.Count} {what} points " +
                 $"whose harmful rate is at most {Percent(threshold)} (θ_A {Percent(alignedHarmful)} + {Percent(maxIncrease)})");
         }
         var safest = irr.OrderBy(p => p.HarmfulRate).ThenByDescending(p => p.TaskScore).ThenBy(p => p.Sparsity).First();
         return new SweepChoice(safest, false, threshold,
-            $"no IRR point has a harmful rate of at most {Percent(threshold)} (θ_A {Percent(alignedHarmful)} + {Percent(maxIncrease)}); " +
+            $"no {what} point has a harmful rate of at most {Percent(threshold)} (θ_A {Percent(alignedHarmful)} + {Percent(maxIncrease)}); " +
             $"{safest.Label} is the safest ({Percent(safest.HarmfulRate)} harmful)");
     }
 
@@ -81,7 +99,7 @@ public static class SweepSelection
             p.Required("label").AsString(), p.Required("method").AsString(), p.Required("sparsity").AsDouble(), p.Required("is_control").AsBool(),
             (long)p.Required("removed").AsDouble(), (long)p.Required("parameters").AsDouble(), p.Required("harmful_rate").AsDouble(),
             p.Required("task_score").AsDouble())).ToList();
-        if (points.All(p => p.IsControl)) throw root.Required("points").Error("no IRR point to choose from");
+        if (points.All(p => p.IsControl || p.IsBaseline)) throw root.Required("points").Error("no IRR point to choose from");
         double aligned = root.Required("references").Required("aligned").Required("harmful_rate").AsDouble();
         return Choose(points, aligned, maxIncrease ?? root.Required("max_harmful_increase").AsDouble());
     }

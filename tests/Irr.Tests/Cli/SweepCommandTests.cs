@@ -140,6 +140,54 @@ public class SweepCommandTests
         var sweep = Irr.Cli.RunCommand.Check(recipe).Single(s => s.Planned.Id == "sweep");
         Assert.Equal(["0", "0.5"], sweep.Options["sparsity"]!.AsArray().Select(x => (string)x!));
     }
+
+    [Fact]
+    public void BaselinesArePointsBesideIrrAndAtNoChangeTheyAreTheFineTune()
+    {
+        using var w = new SweepWorld();
+        // RESTA at γ = 0 is θ_F itself, so its figures are θ_F's, evaluated apart as the reference.
+        var full = CliRunner.Run(w.Sweep(w.Dir["full"], "--sparsity", "0,0.5", "--resta-gamma", "0,1"));
+        Ok(full);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Dir["full"], SweepJob.FileName)))!;
+        var points = json["points"]!.AsArray();
+        var g0 = points.Single(p => (string)p!["label"]! == "resta-g0")!;
+        var finetuned = json["references"]!["finetuned"]!;
+        Assert.Equal((double)finetuned["harmful_rate"]!, (double)g0["harmful_rate"]!);
+        Assert.Equal((double)finetuned["task_score"]!, (double)g0["task_score"]!);
+        Assert.StartsWith("irr-s", (string)json["chosen"]!);
+        Assert.Contains((string)json["baselines"]!["resta"]!["chosen"]!, new[] { "resta-g0", "resta-g1" });
+        Assert.Contains("resta at its best setting by the same rule:", full.Out);
+        Assert.Contains("RESTA (by γ)", File.ReadAllText(Path.Combine(w.Dir["full"], "frontier.svg")));
+        Assert.True(File.Exists(Path.Combine(w.Dir["full"], "points/resta-g1/baseline-report.json")));
+
+        // Safe LoRA at τ = -1 projects nothing (no cosine is below -1): the adapter is θ_F's, and so are its figures.
+        var rng = new Random(5);
+        using (var a = Irr.IO.ModelDirectory.Open(w.Aligned))
+        {
+            string[] adapted = ["q_proj"];
+            var layers = Irr.Realign.TargetModules.WeightNames(a.Config, adapted).Select(n =>
+            {
+                var shape = a.Info(n).Shape;
+                int outDim = (int)shape[0], inDim = (int)shape[1];
+                return (n, Tensors.Reference.Uniform(rng, 2 * inDim), Tensors.Reference.Uniform(rng, outDim * 2), outDim, inDim);
+            }).ToList();
+            Irr.IO.LoraAdapter.Write(w.Dir["adapter"], Irr.IO.LoraConfig.Create(2, 4, adapted, w.Aligned), layers, Irr.IO.TensorDType.F32, [w.Aligned]);
+        }
+        string[] loraArgs = ["sweep", "--base", w.Aligned, "--adapter", w.Dir["adapter"], "--safety-vector", w.Vector, "--fisher", w.Fisher, "--calibration", w.Calibration,
+            "--modules", "q_proj", "--blocksize", "8", "--nsamples", "4", "--harmful-val", w.Harmful, "--task-val", w.Task, "--task-metric", "exact", "--max-new-tokens", "3",
+            "--sparsity", "0", "--safelora-threshold", "-1,0.5", "-o", w.Dir["lora"]];
+        Ok(CliRunner.Run(loraArgs));
+        json = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Dir["lora"], SweepJob.FileName)))!;
+        var t = json["points"]!.AsArray().Single(p => (string)p!["label"]! == "safelora-t-1")!;
+        Assert.Equal((double)json["references"]!["finetuned"]!["harmful_rate"]!, (double)t["harmful_rate"]!);
+        Assert.Equal((double)json["references"]!["finetuned"]!["task_score"]!, (double)t["task_score"]!);
+        Assert.NotNull(json["baselines"]!["safelora"]);
+
+        // Safe LoRA needs a LoRA fine-tune.
+        var r = CliRunner.Run(w.Sweep(w.Dir["bad"], "--sparsity", "0", "--safelora-threshold", "0.5"));
+        Assert.Equal(2, r.Code);
+        Assert.Equal("error: sweep: safelora-threshold needs a LoRA fine-tune (adapter): Safe LoRA is defined for LoRA", r.Err.TrimEnd('\n'));
+    }
 }
 
 /// <summary>Tiny chat models θ_A, θ_U, θ_F, their safety vector and Fisher (q_proj, down_proj), calibration data and a validation split, for sweeps.</summary>

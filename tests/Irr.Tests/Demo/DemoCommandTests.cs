@@ -107,6 +107,17 @@ public class DemoCommandTests
         }
         Assert.Contains("Choosing s on the validation split", File.ReadAllText(Path.Combine(output, "report", "report.md")));
 
+        // The baselines at the setting the rule chose on validation, made by irr baseline and evaluated like every model.
+        foreach (var (label, variant, method, block, key) in new[]
+                 { ("full-resta", "full", "resta", "options", "gamma"), ("lora-resta", "lora", "resta", "options", "gamma"), ("lora-safelora", "lora", "safelora", "selection", "threshold") })
+        {
+            double setting = demo["sweeps"]![variant]!["baselines"]![method]!["setting"]!.GetValue<double>();
+            var report = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "models", label, "baseline-report.json")))!;
+            Assert.Equal(method, report["method"]!.GetValue<string>());
+            Assert.Equal(setting, report[block]![key]!.GetValue<double>());
+            Assert.True(File.Exists(Path.Combine(output, "eval", label, "safety.json")), $"eval/{label}/safety.json");
+        }
+
         // An existing output directory is refused without --overwrite.
         var again = CliRunner.Run("demo", "--quick", "-o", output);
         Assert.Equal(2, again.Code);
