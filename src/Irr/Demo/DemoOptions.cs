@@ -147,5 +147,6 @@ public sealed record DemoOptions
         SweepSparsities = [0, 0.2, 0.4, 0.6, 0.8], // half the default's points: the quick demo (and its test) stays well under 30 s
         RestaGammas = [0.5, 1.0],
         SafeLoraThresholds = [0.5],
+        LoraUnaligned = false, // the LoRA fine-tune's safety vector from the full θ_U (its q_proj, v_proj): one training run less, so the test stays well under 30 s
     };
 }

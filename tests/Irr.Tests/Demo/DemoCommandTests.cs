@@ -29,8 +29,10 @@ public class DemoCommandTests
                 Assert.True(File.Exists(Path.Combine(output, "models", model, file)), $"models/{model}/{file}");
         Assert.True(File.Exists(Path.Combine(output, "models", "lora-finetuned", "adapter_config.json")));
         Assert.True(File.Exists(Path.Combine(output, "models", "lora-finetuned", "adapter_model.safetensors")));
-        Assert.True(File.Exists(Path.Combine(output, "models", "unaligned-lora", "adapter_model.safetensors")));
-        Assert.True(File.Exists(Path.Combine(output, "irr", "safety-vector-lora.safetensors")));
+        // Quick mode takes the LoRA fine-tune's safety vector from the full θ_U (no LoRA θ_U: DemoOptions.Quick).
+        Assert.False(Directory.Exists(Path.Combine(output, "models", "unaligned-lora")));
+        Assert.False(File.Exists(Path.Combine(output, "irr", "safety-vector-lora.safetensors")));
+        Assert.False(JsonNode.Parse(File.ReadAllText(Path.Combine(output, "demo.json")))!["training"]!["lora_unaligned"]!.GetValue<bool>());
         Assert.True(File.Exists(Path.Combine(output, "models", "full-irr", "irr-report.json")));
         Assert.True(File.Exists(Path.Combine(output, "irr", "safety-vector.safetensors")));
         Assert.True(File.Exists(Path.Combine(output, "irr", "fisher.safetensors")));
