@@ -33,11 +33,16 @@ public sealed class CheckpointWeights : IWeightSource, IDisposable
     private readonly bool owns;
 
     /// <summary>Streams <paramref name="model"/> (+ <paramref name="adapter"/>); disposes them with this object if <paramref name="owns"/>.</summary>
+    /// <exception cref="IrrException">The adapter adapts or replaces a tensor the model does not have (an adapter of a larger model).</exception>
     public CheckpointWeights(ModelDirectory model, LoraAdapter? adapter = null, bool owns = true)
     {
         Model = model;
         Adapter = adapter;
         this.owns = owns;
+        if (adapter is null) return;
+        foreach (string name in adapter.Pairs.Keys.Concat(adapter.Replacements.Keys).Order(StringComparer.Ordinal))
+            if (!model.Contains(name))
+                throw new IrrException($"{adapter.File.Path}: the adapter adapts '{name}', which {model.Path} does not have");
     }
 
     /// <summary>Opens a model directory and, optionally, an adapter directory.</summary>

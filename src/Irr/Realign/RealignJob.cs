@@ -213,8 +213,9 @@ public sealed record RealignJob : IJob<RealignReport>
         return report;
     }
 
-    // The adapter's target modules, in forward order.
-    private static IReadOnlyList<string> AdapterTargets(LoraAdapter adapter)
+    /// <summary>The adapter's target modules, in forward order (what <c>irr realign --adapter</c> realigns without --modules).</summary>
+    /// <exception cref="IrrException">target_modules is a regular expression, or names none of the seven linear modules.</exception>
+    public static IReadOnlyList<string> AdapterTargets(LoraAdapter adapter)
     {
         if (adapter.Config.TargetModulesRegex is { } regex)
             throw new IrrException($"{adapter.Path}: target_modules is the regular expression '{regex}'; give the modules explicitly");

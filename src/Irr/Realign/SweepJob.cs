@@ -235,6 +235,7 @@ public sealed record SweepJob : IJob<SweepResult>
                 .Concat(job.SafeLoraThreshold.Select(t => new PlannedPoint($"{SafeLoraMethod}-t{t.ToString(CultureInfo.InvariantCulture)}", SafeLoraMethod, t, null)))
                 .ToList();
             total = planned.Count + 2;
+            CheckBaselineInputs();
             Directory.CreateDirectory(root);
             var points = planned.Select(RunPoint).ToList();
             var aligned = RunReference("aligned", job.Realign.Base, null);
@@ -293,6 +294,31 @@ public sealed record SweepJob : IJob<SweepResult>
             return point;
         }
 
+        // RESTA works on the realignment's modules (for a LoRA fine-tune without --modules: the adapter's targets, as irr realign).
+        private IReadOnlyList<string>? BaselineModules()
+        {
+            if (job.Realign.Modules is not null || job.Realign.Adapter is null) return job.Realign.Modules;
+            using var adapter = LoraAdapter.Open(job.Realign.Adapter);
+            return RealignJob.AdapterTargets(adapter);
+        }
+
+        // Safe LoRA's inputs, checked before any point is realigned: every adapted matrix in the base and the safety vector.
+        private void CheckBaselineInputs()
+        {
+            if (job.SafeLoraThreshold.Count == 0) return;
+            var r = job.Realign;
+            using var model = ModelDirectory.Open(r.Base);
+            using var adapter = LoraAdapter.Open(r.Adapter!);
+            using var vector = TensorNames.OpenHfKeyed(r.SafetyVector);
+            foreach (var pair in adapter.Pairs.Values)
+            {
+                if (!model.Contains(pair.BaseWeight))
+                    throw new IrrException($"{adapter.File.Path}: the adapter adapts '{pair.BaseWeight}', which {model.Path} does not have");
+                if (!vector.TryGetTensor(pair.BaseWeight, out _, out _))
+                    throw new IrrException($"{vector.Path}: the safety vector has no tensor '{pair.BaseWeight}', which the adapter adapts (Safe LoRA projects every adapted matrix it selects; compute the vector for the adapter's modules)");
+            }
+        }
+
         // A baseline point: irr baseline resta (a model) or safelora (an adapter on θ_A) at the point's setting, then evaluated.
         private SweepPoint RunBaseline(PlannedPoint p)
         {
@@ -308,7 +334,7 @@ public sealed record SweepJob : IJob<SweepResult>
                     new Baselines.RestaJob
                     {
                         Base = r.Base, Finetuned = r.Finetuned, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Gamma = p.Sparsity,
-                        Modules = r.Modules, DType = r.DType, OutputPath = output, Overwrite = true,
+                        Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true,
                     }.Run(stage(0, ""));
                 else
                     new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Threshold = p.Sparsity, OutputPath = output, Overwrite = true }

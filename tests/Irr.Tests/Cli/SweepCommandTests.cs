@@ -175,13 +175,35 @@ public class SweepCommandTests
         }
         string[] loraArgs = ["sweep", "--base", w.Aligned, "--adapter", w.Dir["adapter"], "--safety-vector", w.Vector, "--fisher", w.Fisher, "--calibration", w.Calibration,
             "--modules", "q_proj", "--blocksize", "8", "--nsamples", "4", "--harmful-val", w.Harmful, "--task-val", w.Task, "--task-metric", "exact", "--max-new-tokens", "3",
-            "--sparsity", "0", "--safelora-threshold", "-1,0.5", "-o", w.Dir["lora"]];
+            "--sparsity", "0", "--safelora-threshold", "-1,0.5", "--resta-gamma", "0.5", "-o", w.Dir["lora"]];
         Ok(CliRunner.Run(loraArgs));
+        // RESTA works on the realignment's modules: here, as irr realign --adapter, the adapter's targets.
+        var restaReport = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Dir["lora"], "points/resta-g0.5/baseline-report.json")))!;
+        Assert.Equal("""["q_proj"]""", restaReport["options"]!["modules"]!.ToJsonString());
         json = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Dir["lora"], SweepJob.FileName)))!;
         var t = json["points"]!.AsArray().Single(p => (string)p!["label"]! == "safelora-t-1")!;
         Assert.Equal((double)json["references"]!["finetuned"]!["harmful_rate"]!, (double)t["harmful_rate"]!);
         Assert.Equal((double)json["references"]!["finetuned"]!["task_score"]!, (double)t["task_score"]!);
         Assert.NotNull(json["baselines"]!["safelora"]);
+
+        // A safety vector that lacks an adapted matrix is refused before any point is realigned.
+        var rng2 = new Random(6);
+        using (var a = Irr.IO.ModelDirectory.Open(w.Aligned))
+        {
+            string[] adapted = ["q_proj", "v_proj"];
+            var layers = Irr.Realign.TargetModules.WeightNames(a.Config, adapted).Select(n =>
+            {
+                var shape = a.Info(n).Shape;
+                int outDim = (int)shape[0], inDim = (int)shape[1];
+                return (n, Tensors.Reference.Uniform(rng2, 2 * inDim), Tensors.Reference.Uniform(rng2, outDim * 2), outDim, inDim);
+            }).ToList();
+            Irr.IO.LoraAdapter.Write(w.Dir["adapter2"], Irr.IO.LoraConfig.Create(2, 4, adapted, w.Aligned), layers, Irr.IO.TensorDType.F32, [w.Aligned]);
+        }
+        string[] missing = [.. loraArgs.Select(x => x == w.Dir["adapter"] ? w.Dir["adapter2"] : x == w.Dir["lora"] ? w.Dir["lora2"] : x)];
+        var m = CliRunner.Run(missing);
+        Assert.Equal(2, m.Code);
+        Assert.StartsWith($"error: {w.Vector}: the safety vector has no tensor 'model.layers.0.self_attn.v_proj.weight'", m.Err);
+        Assert.False(Directory.Exists(w.Dir["lora2"]));
 
         // Safe LoRA needs a LoRA fine-tune.
         var r = CliRunner.Run(w.Sweep(w.Dir["bad"], "--sparsity", "0", "--safelora-threshold", "0.5"));

@@ -251,4 +251,14 @@ public class TorchModelDirectoryTests
         Assert.Equal($"error: safety-vector: {dir["v.pt"]}: irr writes safetensors, which torch.load cannot read; name the output .safetensors (safetensors.torch.load_file reads it in Python)", err.TrimEnd('\n'));
         Assert.False(File.Exists(dir["v.pt"]));
     }
+
+    [Fact]
+    public void AnAdapterOfALargerModelIsRefused()
+    {
+        using var dir = new TempDir();
+        // adapter-bin adapts layers 0 and 1; this base has one layer of the same width.
+        string small = TinyModels.Create(dir["small"], TinyModels.LlamaConfig.Replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1"));
+        var e = Assert.Throws<IrrException>(() => CheckpointWeights.Open(small, Fixture("adapter-bin")).Dispose());
+        Assert.Equal($"{Path.Combine(Fixture("adapter-bin"), "adapter_model.bin")}: the adapter adapts 'model.layers.1.self_attn.q_proj.weight', which {small} does not have", e.Message);
+    }
 }

@@ -204,7 +204,8 @@ public class RestaTests
         string[] common = ["--base", aligned, "--safety-vector", vector];
         Refused(dir, "give exactly one of finetuned and adapter", [.. common]);
         Refused(dir, "give exactly one of finetuned and adapter", [.. common, "--finetuned", finetuned, "--adapter", dir["nowhere"]]);
-        Refused(dir, "gamma must be a finite number, not NaN", [.. common, "--finetuned", finetuned, "--gamma", "NaN"]);
+        Refused(dir, "gamma must be a finite number (in float32, as the weights are computed), not NaN", [.. common, "--finetuned", finetuned, "--gamma", "NaN"]);
+        Refused(dir, "gamma must be a finite number (in float32, as the weights are computed), not 1E+39", [.. common, "--finetuned", finetuned, "--gamma", "1e39"]);
         Refused(dir, "gamma must be a finite number", [.. common, "--finetuned", finetuned, "--gamma", "Infinity"]);
         Refused(dir, "dtype must be keep, bf16, f16 or f32, not 'f8'", [.. common, "--finetuned", finetuned, "--dtype", "f8"]);
         Refused(dir, "'o_projection' is not one of", [.. common, "--finetuned", finetuned, "--modules", "o_projection"]);
@@ -232,7 +233,7 @@ public class RestaTests
         job.Validate(); // nothing is read
         Assert.Equal(["/nonexistent/a", "/nonexistent/f", "v"], job.Inputs);
         Assert.Equal("baseline resta", job.Command);
-        Assert.Equal("baseline resta: gamma must be a finite number, not -Infinity", Assert.Throws<IrrException>((job with { Gamma = double.NegativeInfinity }).Validate).Message);
+        Assert.Equal("baseline resta: gamma must be a finite number (in float32, as the weights are computed), not -Infinity", Assert.Throws<IrrException>((job with { Gamma = double.NegativeInfinity }).Validate).Message);
         Assert.Equal("baseline resta: give exactly one of finetuned and adapter", Assert.Throws<IrrException>((job with { Finetuned = null }).Validate).Message);
         Assert.StartsWith("baseline resta: modules must be among", Assert.Throws<IrrException>((job with { Modules = ["lm_head"] }).Validate).Message);
 

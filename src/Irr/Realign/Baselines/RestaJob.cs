@@ -66,7 +66,8 @@ public sealed record RestaJob : IJob<RestaReport>
     public void Validate()
     {
         Provenance.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
-        Provenance.Require(double.IsFinite(Gamma), Command, $"gamma must be a finite number, not {Gamma.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        Provenance.Require(double.IsFinite(Gamma) && float.IsFinite((float)Gamma), Command,
+            $"gamma must be a finite number (in float32, as the weights are computed), not {Gamma.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
         Provenance.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command,
             $"modules must be among {string.Join(", ", TargetModules.All)}");
         RealignJob.ParseOutputDType(DType, Command);
