@@ -161,18 +161,20 @@ public class SweepCommandTests
         Assert.True(File.Exists(Path.Combine(w.Dir["full"], "points/resta-g1/baseline-report.json")));
 
         // Safe LoRA at τ = -1 projects nothing (no cosine is below -1): the adapter is θ_F's, and so are its figures.
-        var rng = new Random(5);
-        using (var a = Irr.IO.ModelDirectory.Open(w.Aligned))
+        // A seeded random rank-2 adapter on θ_A.
+        void Adapter(string path, string[] adapted, int seed)
         {
-            string[] adapted = ["q_proj"];
+            var rng = new Random(seed);
+            using var a = Irr.IO.ModelDirectory.Open(w.Aligned);
             var layers = Irr.Realign.TargetModules.WeightNames(a.Config, adapted).Select(n =>
             {
                 var shape = a.Info(n).Shape;
                 int outDim = (int)shape[0], inDim = (int)shape[1];
                 return (n, Tensors.Reference.Uniform(rng, 2 * inDim), Tensors.Reference.Uniform(rng, outDim * 2), outDim, inDim);
             }).ToList();
-            Irr.IO.LoraAdapter.Write(w.Dir["adapter"], Irr.IO.LoraConfig.Create(2, 4, adapted, w.Aligned), layers, Irr.IO.TensorDType.F32, [w.Aligned]);
+            Irr.IO.LoraAdapter.Write(path, Irr.IO.LoraConfig.Create(2, 4, adapted, w.Aligned), layers, Irr.IO.TensorDType.F32, [w.Aligned]);
         }
+        Adapter(w.Dir["adapter"], ["q_proj"], 5);
         string[] loraArgs = ["sweep", "--base", w.Aligned, "--adapter", w.Dir["adapter"], "--safety-vector", w.Vector, "--fisher", w.Fisher, "--calibration", w.Calibration,
             "--modules", "q_proj", "--blocksize", "8", "--nsamples", "4", "--harmful-val", w.Harmful, "--task-val", w.Task, "--task-metric", "exact", "--max-new-tokens", "3",
             "--sparsity", "0", "--safelora-threshold", "-1,0.5", "--resta-gamma", "0.5", "-o", w.Dir["lora"]];
@@ -187,18 +189,7 @@ public class SweepCommandTests
         Assert.NotNull(json["baselines"]!["safelora"]);
 
         // A safety vector that lacks an adapted matrix is refused before any point is realigned.
-        var rng2 = new Random(6);
-        using (var a = Irr.IO.ModelDirectory.Open(w.Aligned))
-        {
-            string[] adapted = ["q_proj", "v_proj"];
-            var layers = Irr.Realign.TargetModules.WeightNames(a.Config, adapted).Select(n =>
-            {
-                var shape = a.Info(n).Shape;
-                int outDim = (int)shape[0], inDim = (int)shape[1];
-                return (n, Tensors.Reference.Uniform(rng2, 2 * inDim), Tensors.Reference.Uniform(rng2, outDim * 2), outDim, inDim);
-            }).ToList();
-            Irr.IO.LoraAdapter.Write(w.Dir["adapter2"], Irr.IO.LoraConfig.Create(2, 4, adapted, w.Aligned), layers, Irr.IO.TensorDType.F32, [w.Aligned]);
-        }
+        Adapter(w.Dir["adapter2"], ["q_proj", "v_proj"], 6);
         string[] missing = [.. loraArgs.Select(x => x == w.Dir["adapter"] ? w.Dir["adapter2"] : x == w.Dir["lora"] ? w.Dir["lora2"] : x)];
         var m = CliRunner.Run(missing);
         Assert.Equal(2, m.Code);
