@@ -84,7 +84,8 @@ internal static class SweepCommand
             var result = CommandSupport.Run(parseResult, job, oneBar: true);
             PrintTable(parseResult, result);
             var stderr = parseResult.InvocationConfiguration.Error;
-            stderr.WriteLine($"{result.Realigned} realignment(s) run, {result.Resumed} point(s) or reference(s) done earlier and skipped");
+            stderr.WriteLine($"{result.Realigned} realignment(s) run, " + (result.BaselinesMade > 0 ? $"{result.BaselinesMade} baseline point(s) made, " : "") +
+                             $"{result.Resumed} point(s) or reference(s) done earlier and skipped");
             stderr.WriteLine($"wrote {SweepJob.FileName}, frontier.svg and the chosen model ({result.ChosenModel}) to {job.OutputPath}");
             return 0;
         });

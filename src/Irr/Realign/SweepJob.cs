@@ -30,6 +30,9 @@ public sealed record SweepReference(string Label, string Model, string? Adapter,
 public sealed record SweepResult(IReadOnlyList<SweepPoint> Points, SweepReference Aligned, SweepReference Finetuned, SweepChoice Choice,
     RealignReport ChosenReport, string ChosenModel, int Realigned, int Resumed)
 {
+    /// <summary>Baseline points made in this run (not resumed).</summary>
+    public int BaselinesMade { get; init; }
+
     /// <summary>Each baseline swept (resta, safelora) at its setting the same rule chooses among its own points; empty without baselines.</summary>
     public IReadOnlyDictionary<string, SweepChoice> Baselines { get; init; } = new Dictionary<string, SweepChoice>();
 }
@@ -219,7 +222,7 @@ public sealed record SweepJob : IJob<SweepResult>
     private sealed class Runner(SweepJob job, IReadOnlyList<PromptSet> sets, IReadOnlyList<TaskExample> examples, Action<JobProgress>? progress)
     {
         private readonly string root = job.OutputPath;
-        private int realigned, resumed, position;
+        private int realigned, resumed, position, baselinesMade;
         private int total;
 
         private string PointDir(string label) => Path.Combine(root, "points", label);
@@ -248,7 +251,7 @@ public sealed record SweepJob : IJob<SweepResult>
             if (!job.KeepModels)
                 foreach (var p in planned)
                     if (Directory.Exists(ModelDir(p.Label))) Directory.Delete(ModelDir(p.Label), recursive: true);
-            var result = new SweepResult(points, aligned, finetuned, choice, report, ChosenDir, realigned, resumed) { Baselines = baselines };
+            var result = new SweepResult(points, aligned, finetuned, choice, report, ChosenDir, realigned, resumed) { Baselines = baselines, BaselinesMade = baselinesMade };
             AtomicFile.WriteText(Path.Combine(root, FileName), JsonFiles.Format(SweepJson(result, clock.Elapsed.TotalSeconds)));
             AtomicFile.WriteText(Path.Combine(root, "frontier.svg"), Frontier(result));
             return result;
@@ -345,6 +348,7 @@ public sealed record SweepJob : IJob<SweepResult>
                 if (!File.Exists(record) && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
                 throw;
             }
+            baselinesMade++;
             AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(output, "baseline-report.json")));
             var (harmful, task) = p.Method == RestaMethod
                 ? Evaluate(output, null, Path.Combine(dir, "eval"), stage, 1)
@@ -465,18 +469,38 @@ public sealed record SweepJob : IJob<SweepResult>
         // What makes a point: the method and s (a control: the IRR point whose counts it removes, and the seed), then what every point shares.
         private JsonObject PointOptions(PlannedPoint p)
         {
+            if (p.Method is RestaMethod or SafeLoraMethod) return BaselineOptions(p);
             var options = SharedOptions();
             var realign = options["realign"]!.AsObject();
             realign.Insert(0, "method", p.Method);
-            if (p.Method == RestaMethod) realign.Insert(1, "gamma", p.Sparsity);
-            else if (p.Method == SafeLoraMethod) realign.Insert(1, "threshold", p.Sparsity);
-            else if (p.ControlOf is null) realign.Insert(1, "sparsity", p.Sparsity);
+            if (p.ControlOf is null) realign.Insert(1, "sparsity", p.Sparsity);
             else
             {
                 realign.Insert(1, "removal_counts", p.ControlOf);
                 realign.Insert(2, "seed", job.Seed);
             }
             return options;
+        }
+
+        // What makes a baseline point: only what RESTA or Safe LoRA reads (not the Fisher, the calibration data or the OBS
+        // options, so that changing those redoes the IRR points alone), and the evaluation.
+        private JsonObject BaselineOptions(PlannedPoint p)
+        {
+            var r = job.Realign;
+            static string? P(string? path) => path is null ? null : Provenance.PathOf(path);
+            return new JsonObject
+            {
+                ["inputs"] = new JsonObject { ["base"] = P(r.Base), ["finetuned"] = P(r.Finetuned), ["adapter"] = P(r.Adapter), ["safety_vector"] = P(r.SafetyVector) },
+                ["stamps"] = Stamps(("base", r.Base), ("finetuned", r.Finetuned), ("adapter", r.Adapter), ("safety_vector", r.SafetyVector)),
+                ["baseline"] = p.Method == RestaMethod
+                    ? new JsonObject
+                    {
+                        ["method"] = p.Method, ["gamma"] = p.Sparsity, ["dtype"] = r.DType,
+                        ["modules"] = r.Modules is null ? null : new JsonArray(r.Modules.Select(m => (JsonNode?)m).ToArray()),
+                    }
+                    : new JsonObject { ["method"] = p.Method, ["threshold"] = p.Sparsity },
+                ["evaluation"] = EvaluationOptions(),
+            };
         }
 
         // What every point shares: the inputs (paths, and sizes and times, so that a file replaced in place is noticed), the

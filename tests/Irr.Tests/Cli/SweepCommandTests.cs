@@ -188,6 +188,14 @@ public class SweepCommandTests
         Assert.Equal((double)json["references"]!["finetuned"]!["task_score"]!, (double)t["task_score"]!);
         Assert.NotNull(json["baselines"]!["safelora"]);
 
+        // Another IRR-only option (nsamples) redoes the IRR point, not the baselines, which do not read it.
+        string record = Path.Combine(w.Dir["lora"], "points/safelora-t-1", SweepJob.PointFileName);
+        var before = File.GetLastWriteTimeUtc(record);
+        var rerun = CliRunner.Run([.. loraArgs.Select((x, i) => i > 0 && loraArgs[i - 1] == "--nsamples" ? "3" : x)]);
+        Ok(rerun);
+        Assert.Equal(before, File.GetLastWriteTimeUtc(record));
+        Assert.Contains("1 realignment(s) run, 5 point(s) or reference(s) done earlier and skipped", rerun.Err);
+
         // A safety vector that lacks an adapted matrix is refused before any point is realigned.
         Adapter(w.Dir["adapter2"], ["q_proj", "v_proj"], 6);
         string[] missing = [.. loraArgs.Select(x => x == w.Dir["adapter"] ? w.Dir["adapter2"] : x == w.Dir["lora"] ? w.Dir["lora2"] : x)];
