@@ -15,10 +15,16 @@ internal static class FisherCommand
         var maxLength = CommandSupport.MaxLengthOption(1024);
         var numSamples = new Option<int?>("--num-samples") { Description = "use only the first N records (default: all)" };
         var system = CommandSupport.SystemPromptOption();
-        var output = new Option<string>("--output", "-o") { Description = "the Fisher file (.safetensors)", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "the Fisher file (.safetensors); with --shard, this shard's partial file", Required = true };
+        var shard = new Option<string?>("--shard") { Description = "K/N: compute only shard K of N (batches b with b mod N = K) into a partial file; combine the N parts with irr fisher merge" };
 
-        FisherJob Build(ParseResult r) => new()
+        FisherJob Build(ParseResult r)
         {
+            var (k, n) = r.GetValue(shard) is { } text ? FisherJob.ParseShard(text) : (-1, 1);
+            return new()
+            {
+                Shard = k >= 0 ? k : null,
+                ShardCount = n,
             Model = r.GetValue(model)!,
             Data = r.GetValue(data)!,
             Modules = TargetModules.Parse(r.GetValue(modules)),
@@ -27,17 +33,38 @@ internal static class FisherCommand
             NumSamples = r.GetValue(numSamples),
             SystemPrompt = r.GetValue(system)!,
             OutputPath = r.GetValue(output)!,
-        };
+            };
+        }
 
         var command = new JobCommand("fisher", "IRR step 2: the diagonal empirical Fisher F = mean over batches of squared gradients, on safety data", Build)
         {
-            model, data, modules, batchSize, maxLength, numSamples, system, output,
+            model, data, modules, batchSize, maxLength, numSamples, system, shard, output,
         };
+        command.Subcommands.Add(MergeCommand());
         command.SetAction(parseResult =>
         {
             var job = Build(parseResult);
             var result = CommandSupport.Run(parseResult, job);
-            parseResult.InvocationConfiguration.Error.WriteLine($"{result.Records} records in {result.Batches} batches; wrote {result.Tensors} tensors to {job.OutputPath}");
+            parseResult.InvocationConfiguration.Error.WriteLine(job.Shard is { } k
+                ? $"shard {k}/{job.ShardCount} of {result.Records} records in {result.Batches} batches; wrote {result.Tensors} partial sums to {job.OutputPath} (combine with irr fisher merge)"
+                : $"{result.Records} records in {result.Batches} batches; wrote {result.Tensors} tensors to {job.OutputPath}");
+            return 0;
+        });
+        return command;
+    }
+
+    // irr fisher merge PART... -o F
+    private static Command MergeCommand()
+    {
+        var parts = new Argument<string[]>("PARTS") { Description = "the partial files of irr fisher --shard K/N, K = 0 … N−1", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--output", "-o") { Description = "the Fisher file (.safetensors)", Required = true };
+        FisherMergeJob Build(ParseResult r) => new() { Parts = r.GetValue(parts)!, OutputPath = r.GetValue(output)! };
+        var command = new JobCommand("merge", "Combine the partial files of irr fisher --shard K/N into the Fisher file", Build) { parts, output };
+        command.SetAction(parseResult =>
+        {
+            var job = Build(parseResult);
+            var result = CommandSupport.Run(parseResult, job);
+            parseResult.InvocationConfiguration.Error.WriteLine($"{job.Parts.Count} shards, {result.Batches} batches; wrote {result.Tensors} tensors to {job.OutputPath}");
             return 0;
         });
         return command;

@@ -21,6 +21,27 @@ public static class Fisher
     public static Dictionary<string, float[]> Compute(IWeightSource model, IReadOnlyList<(int[] Tokens, int[] Labels)> examples,
         IReadOnlyList<string> modules, int batchSize, Action<int, int, double>? progress = null)
     {
+        var (fisher, batches) = SumOfSquares(model, examples, modules, batchSize, 0, 1, progress);
+        foreach (var f in fisher.Values) System.Numerics.Tensors.TensorPrimitives.Divide(f, batches, f); // (1/B) Σ_b
+        return fisher;
+    }
+
+    /// <summary>
+    /// <c>Σ_b (∂L_b/∂W)²</c> over the batches of one shard: batch b (0-based, in file order) belongs to shard
+    /// <c>b mod shardCount</c>. Summing the shards' sums and dividing by the total number of batches B gives
+    /// <see cref="Compute"/>'s F up to float32 rounding (the additions happen in another order).
+    /// </summary>
+    /// <param name="model">The aligned model θ_A.</param>
+    /// <param name="examples">Token ids and labels of every record, in file order (all shards see the same list).</param>
+    /// <param name="modules">Target modules.</param>
+    /// <param name="batchSize">b.</param>
+    /// <param name="shard">This shard, in [0, shardCount).</param>
+    /// <param name="shardCount">N, the number of shards.</param>
+    /// <param name="progress">Called after each of this shard's batches with (its batches done, its batch count, batch loss).</param>
+    /// <returns>The sums by tensor name, and how many batches this shard summed.</returns>
+    public static (Dictionary<string, float[]> Sums, int Batches) SumOfSquares(IWeightSource model, IReadOnlyList<(int[] Tokens, int[] Labels)> examples,
+        IReadOnlyList<string> modules, int batchSize, int shard, int shardCount, Action<int, int, double>? progress = null)
+    {
         if (batchSize < 1) throw new IrrException($"the batch size must be at least 1, not {batchSize}");
         if (examples.Count == 0) throw new IrrException("no Fisher examples");
         var config = model.Config;
@@ -30,7 +51,9 @@ public static class Fisher
         var gradients = Gradients.SharedAcrossLayers(config, modules);
         var transformer = new Transformer(model);
         int batches = (examples.Count + batchSize - 1) / batchSize;
-        for (int b = 0; b < batches; b++)
+        var mine = Enumerable.Range(0, batches).Where(b => b % shardCount == shard).ToList();
+        int done = 0;
+        foreach (int b in mine)
         {
             var items = examples.Skip(b * batchSize).Take(batchSize).ToList();
             var batch = Batch.Create(items.Select(e => (IReadOnlyList<int>)e.Tokens).ToList(), items.Select(e => (IReadOnlyList<int>)e.Labels).ToList());
@@ -47,10 +70,9 @@ public static class Fisher
                     Array.Clear(g);
                 }
             });
-            progress?.Invoke(b + 1, batches, result.Loss);
+            progress?.Invoke(++done, mine.Count, result.Loss);
         }
-        foreach (var f in fisher.Values) System.Numerics.Tensors.TensorPrimitives.Divide(f, batches, f); // (1/B) Σ_b
-        return fisher;
+        return (fisher, mine.Count);
     }
 
     /// <summary>Writes Fisher values as a float32 safetensors file, in the model's layer order.</summary>

@@ -40,7 +40,17 @@ public sealed record FisherJob : IJob<FisherResult>
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="SystemPrompt.Resolve"/>).</summary>
     public string SystemPrompt { get; init; } = "none";
 
-    /// <summary>The Fisher file to write (.safetensors).</summary>
+    /// <summary>
+    /// This job's shard K (0-based) of <see cref="ShardCount"/>, or null for the whole Fisher. A shard sums the squared
+    /// gradients of the batches b with b mod N = K and writes them, unnormalised, to a partial file that
+    /// <see cref="FisherMergeJob"/> combines (docs/SCALE.md).
+    /// </summary>
+    public int? Shard { get; init; }
+
+    /// <summary>N, the number of shards (with <see cref="Shard"/>).</summary>
+    public int ShardCount { get; init; } = 1;
+
+    /// <summary>The Fisher file to write (.safetensors), or the partial file of a shard.</summary>
     public required string OutputPath { get; init; }
 
     /// <inheritdoc/>
@@ -60,6 +70,19 @@ public sealed record FisherJob : IJob<FisherResult>
         Provenance.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
         Provenance.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
         Provenance.RequireSafetensorsName(Command, OutputPath);
+        Provenance.Require(Shard is null || (ShardCount >= 1 && Shard >= 0 && Shard < ShardCount), Command,
+            $"shard must be K/N with 0 ≤ K < N, not {Shard}/{ShardCount}");
+    }
+
+    /// <summary>Parses <c>K/N</c> (e.g. <c>0/4</c>) into (K, N).</summary>
+    /// <exception cref="IrrException">Not two integers with 0 ≤ K &lt; N.</exception>
+    public static (int Shard, int Count) ParseShard(string text)
+    {
+        var parts = text.Split('/');
+        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int k)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1 && k < n)
+            return (k, n);
+        throw new IrrException($"fisher: shard must be K/N with 0 ≤ K < N (e.g. 0/4), not '{text}'");
     }
 
     /// <summary>The metadata block of the safetensors file.</summary>
@@ -86,15 +109,29 @@ public sealed record FisherJob : IJob<FisherResult>
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var examples = records.Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength)).Select(e => (e.InputIds, e.Labels)).ToList();
         int batches = (examples.Count + BatchSize - 1) / BatchSize;
-        var stage = ProgressStage.Start(progress, $"fisher ({batches} batches)", batches);
-        int done = 0;
-        var fisher = Fisher.Compute(weights, examples, Modules, BatchSize, (b, _, _) =>
+        int shard = Shard ?? 0, count = Shard is null ? 1 : ShardCount;
+        int mine = Enumerable.Range(0, batches).Count(b => b % count == shard);
+        var stage = ProgressStage.Start(progress, Shard is null ? $"fisher ({batches} batches)" : $"fisher shard {shard}/{count} ({mine} of {batches} batches)", mine);
+        var (sums, summed) = Fisher.SumOfSquares(weights, examples, Modules, BatchSize, shard, count, (_, _, _) => stage.Advance(1, 1));
+        if (Shard is null)
         {
-            int tokens = examples.Skip(done * BatchSize).Take(BatchSize).Sum(e => e.InputIds.Length);
-            done = b;
-            stage.Advance(1, tokens);
-        });
-        Fisher.Write(OutputPath, weights.Config, Modules, fisher, Metadata(batches));
-        return new FisherResult(examples.Count, batches, fisher.Count);
+            foreach (var f in sums.Values) System.Numerics.Tensors.TensorPrimitives.Divide(f, batches, f); // (1/B) Σ_b
+            Fisher.Write(OutputPath, weights.Config, Modules, sums, Metadata(batches));
+        }
+        else
+        {
+            var metadata = Metadata(batches);
+            metadata["irr"] = FisherMergeJob.PartialKind;
+            metadata["shard"] = $"{shard}/{count}";
+            metadata["shard_batches"] = summed.ToString(CultureInfo.InvariantCulture);
+            metadata["records"] = examples.Count.ToString(CultureInfo.InvariantCulture);
+            metadata["batch_size"] = BatchSize.ToString(CultureInfo.InvariantCulture);
+            metadata["max_length"] = MaxLength.ToString(CultureInfo.InvariantCulture);
+            metadata["system_prompt"] = system ?? "";
+            metadata["model_sha256"] = ContentHash.OfModel(Model)!;
+            metadata["data_sha256"] = ContentHash.Compute(Data);
+            Fisher.Write(OutputPath, weights.Config, Modules, sums, metadata);
+        }
+        return new FisherResult(examples.Count, batches, sums.Count);
     }
 }

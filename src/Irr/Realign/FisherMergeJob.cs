@@ -1,0 +1,103 @@
+using System.Globalization;
+using Irr.IO;
+using Irr.Jobs;
+
+namespace Irr.Realign;
+
+/// <summary>
+/// <c>irr fisher merge</c>: the Fisher <c>F = (1/B) Σ_b (∂L_b/∂W)²</c> from the partial files of <c>irr fisher --shard K/N</c>,
+/// K = 0 … N−1 (each holds Σ over its batches b, those with b mod N = K). The parts must come from the same model and data
+/// files (SHA-256), batch size, maximum length, record count, system prompt, modules and N, with every shard present once.
+/// The sums are added in shard order and divided by B in float32, so F equals the unsharded one up to float32 rounding
+/// of the reordered additions (relative difference below 1e-6 per batch for the sizes tested).
+/// </summary>
+public sealed record FisherMergeJob : IJob<FisherResult>
+{
+    /// <summary>The <c>irr</c> metadata value of a partial file.</summary>
+    public const string PartialKind = "fisher-partial";
+
+    // What every part must share.
+    private static readonly string[] SharedKeys = ["model_sha256", "data_sha256", "batch_size", "max_length", "records", "system_prompt", "modules", "batches"];
+
+    /// <summary>The partial files, in any order.</summary>
+    public required IReadOnlyList<string> Parts { get; init; }
+
+    /// <summary>The Fisher file to write (.safetensors).</summary>
+    public required string OutputPath { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "fisher merge";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => Parts;
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        Provenance.Require(Parts.Count > 0, Command, "give the partial files of irr fisher --shard K/N");
+        Provenance.RequireSafetensorsName(Command, OutputPath);
+    }
+
+    /// <summary>Checks the parts, adds their sums and writes F.</summary>
+    /// <exception cref="IrrException">A part is not a partial Fisher file, the parts disagree, or a shard is missing or repeated.</exception>
+    public FisherResult Run(Action<JobProgress>? progress = null)
+    {
+        Validate();
+        AtomicFile.RequireFileTarget(OutputPath);
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            foreach (string part in Parts) files.Add(SafetensorsFile.Open(part));
+            var byShard = new SortedDictionary<int, SafetensorsFile>();
+            int count = -1;
+            var first = files[0];
+            foreach (var f in files)
+            {
+                if (f.Metadata.GetValueOrDefault("irr") != PartialKind)
+                    throw new IrrException($"{f.Path}: not a partial Fisher file (irr fisher --shard K/N writes them)");
+                foreach (string key in SharedKeys)
+                    if (f.Metadata.GetValueOrDefault(key) != first.Metadata.GetValueOrDefault(key))
+                        throw new IrrException($"{f.Path}: its {key} ({f.Metadata.GetValueOrDefault(key)}) differs from {first.Path}'s ({first.Metadata.GetValueOrDefault(key)}); the parts of one Fisher come from one model, data and options");
+                var (k, n) = FisherJob.ParseShard(f.Metadata.GetValueOrDefault("shard") ?? "");
+                if (count >= 0 && n != count)
+                    throw new IrrException($"{f.Path}: is shard {k}/{n}, but {first.Path} is of {count} shards");
+                count = n;
+                if (!byShard.TryAdd(k, f)) throw new IrrException($"{f.Path}: shard {k}/{n} is given twice (also {byShard[k].Path})");
+            }
+            var missing = Enumerable.Range(0, count).Where(k => !byShard.ContainsKey(k)).ToList();
+            if (missing.Count > 0) throw new IrrException($"{Command}: shard{(missing.Count > 1 ? "s" : "")} {string.Join(", ", missing.Select(k => $"{k}/{count}"))} missing");
+            int batches = int.Parse(first.Metadata["batches"], CultureInfo.InvariantCulture);
+            int summed = byShard.Values.Sum(f => int.Parse(f.Metadata.GetValueOrDefault("shard_batches") ?? "0", CultureInfo.InvariantCulture));
+            if (summed != batches) throw new IrrException($"{Command}: the shards summed {summed} batches, but the Fisher has {batches}");
+            foreach (var f in files)
+                if (!f.Tensors.Select(t => (t.Name, t.ShapeText)).SequenceEqual(first.Tensors.Select(t => (t.Name, t.ShapeText))))
+                    throw new IrrException($"{f.Path}: holds other tensors than {first.Path}");
+
+            var stage = ProgressStage.Start(progress, $"merging {count} shards", first.Tensors.Count, "tensors");
+            var specs = first.Tensors.Select(t => new TensorSpec(t.Name, TensorDType.F32, t.Shape.ToArray())).ToList();
+            var metadata = first.Metadata.Where(kv => kv.Key is "format" or "model" or "data" or "batches" or "modules")
+                .ToDictionary(kv => kv.Key, kv => kv.Value);
+            metadata["irr"] = "fisher";
+            CheckpointWriter.WriteFile(OutputPath, specs, metadata, writer =>
+            {
+                foreach (var t in first.Tensors)
+                {
+                    var sum = new float[t.ElementCount];
+                    foreach (var f in byShard.Values)
+                        System.Numerics.Tensors.TensorPrimitives.Add(sum, f.ReadSingle(t.Name), sum);
+                    System.Numerics.Tensors.TensorPrimitives.Divide(sum, batches, sum); // (1/B) Σ_b
+                    writer.Write(t.Name, sum);
+                    stage.Advance(1, 1);
+                }
+            });
+            return new FisherResult(int.Parse(first.Metadata["records"], CultureInfo.InvariantCulture), batches, specs.Count);
+        }
+        finally
+        {
+            foreach (var f in files) f.Dispose();
+        }
+    }
+}
