@@ -184,7 +184,7 @@ public static class Attacks
         if (attackFile is not null)
             foreach (var a in Load(attackFile)) known[a.Name] = a;
         var chosen = new List<Attack>();
-        foreach (string name in names.SelectMany(n => n.Split(',')).Select(n => n.Trim()))
+        foreach (string name in Names(names))
         {
             if (name.Length == 0) throw new IrrException("attack: an empty name in the attack list");
             if (!known.TryGetValue(name, out var attack))
@@ -350,6 +350,9 @@ public static class Attacks
         }
         return sb.ToString();
     }
+
+    /// <summary>The names of an <c>--attack</c> list: each item split at commas, trimmed (empty names kept, for <see cref="Resolve"/> to refuse).</summary>
+    public static IEnumerable<string> Names(IEnumerable<string> list) => list.SelectMany(n => n.Split(',')).Select(n => n.Trim());
 
     /// <summary>The name of a prompt set under an attack: <c>SET@ATTACK</c>, or <c>SET</c> for <see cref="None"/>.</summary>
     public static string SetName(string set, string attack) => attack == None ? set : $"{set}@{attack}";

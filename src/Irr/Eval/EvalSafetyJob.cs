@@ -98,7 +98,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     public string PrefillText { get; init; } = Eval.Attacks.DefaultPrefill;
 
     /// <summary>Whether the attacks are the default (each prompt as it is).</summary>
-    public bool PlainOnly => AttackFile is null && Attacks.SelectMany(a => a.Split(',')).Select(a => a.Trim()).All(a => a == Eval.Attacks.None);
+    public bool PlainOnly => AttackFile is null && Eval.Attacks.Names(Attacks).All(a => a == Eval.Attacks.None);
 
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
     public string SystemPrompt { get; init; } = "none";
@@ -141,7 +141,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         bool prefillTextGiven = PrefillText != Eval.Attacks.DefaultPrefill;
         Provenance.Require(Responses is null || (PlainOnly && !prefillTextGiven), Command,
             "attack, attack-file and prefill-text apply when generating; a responses file's lines name their own attack");
-        Provenance.Require(!prefillTextGiven || Attacks.SelectMany(a => a.Split(',')).Any(a => a.Trim() == "prefill"), Command,
+        Provenance.Require(!prefillTextGiven || Eval.Attacks.Names(Attacks).Contains("prefill"), Command,
             "prefill-text is the built-in prefill attack's prefix; name prefill in attack (an attack file's prefill attacks carry their own)");
         Provenance.Require(Attacks.Count > 0, Command, "attack needs at least one name (none for each prompt as it is)");
         Provenance.Require(PrefillText.Trim().Length > 0, Command, "prefill-text must not be empty");

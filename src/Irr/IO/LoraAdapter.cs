@@ -200,6 +200,15 @@ public sealed class LoraAdapter : IDisposable
         }
     }
 
+    /// <summary>Checks that <paramref name="baseModel"/> has every tensor the adapter adapts or replaces (not an adapter of a larger model).</summary>
+    /// <exception cref="IrrException">A tensor is missing; the message names it, the adapter file and the model.</exception>
+    public void RequireBase(ModelDirectory baseModel)
+    {
+        foreach (string name in pairs.Keys.Concat(replacements.Keys).Order(StringComparer.Ordinal))
+            if (!baseModel.Contains(name))
+                throw new IrrException($"{File.Path}: the adapter adapts '{name}', which {baseModel.Path} does not have");
+    }
+
     /// <summary>
     /// The base tensor <paramref name="name"/> with the adapter applied, in float32: a full
     /// replacement if the adapter has one, else the base plus <c>scale·B·A</c> if the adapter

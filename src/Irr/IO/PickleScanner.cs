@@ -16,9 +16,9 @@ internal static class PickleScanner
     /// opcode (a legacy PyTorch file is several pickles in a row). <paramref name="label"/> names the pickle in
     /// messages ("data.pkl"). A pickle that runs past the data is a <see cref="TruncatedPickleException"/>.
     /// </summary>
-    public static int Check(byte[] data, string path, int start = 0, string label = "data.pkl")
+    public static int Check(byte[] data, string file, int start = 0, string label = "data.pkl")
     {
-        path = $"{path}: {label}";
+        string path = $"{file}: {label}"; // where a malformed pickle is; a refused global names the file only
         // Strings recently pushed (for STACK_GLOBAL, whose module and name come from the stack) and memoized ones.
         var memo = new Dictionary<long, string?>();
         string? previous = null, last = null;
@@ -65,13 +65,13 @@ internal static class PickleScanner
                 case (byte)'c' or (byte)'i': // GLOBAL, INST
                 {
                     string module = Line(data, ref pos, path), name = Line(data, ref pos, path);
-                    Require(module, name, path);
-                    if (op == (byte)'i') throw Refuse(path, module, name);
+                    Require(module, name, file);
+                    if (op == (byte)'i') throw Refuse(file, module, name);
                     break;
                 }
                 case 0x93: // STACK_GLOBAL
                     if (previous is null || last is null) throw Bad(path, "names a global computed at load time (STACK_GLOBAL)");
-                    Require(previous, last, path);
+                    Require(previous, last, file);
                     break;
                 case (byte)'p': memo[ParseLong(Line(data, ref pos, path), path)] = last; keepStrings = true; break;
                 case (byte)'q': Skip(data, ref pos, 1, path); memo[data[pos - 1]] = last; keepStrings = true; break;
@@ -101,7 +101,7 @@ internal static class PickleScanner
     }
 
     private static IrrException Refuse(string path, string module, string name) =>
-        new($"{path[..path.LastIndexOf(": ", StringComparison.Ordinal)]}: refuses the pickle global '{Printable(module)}.{Printable(name)}' " +
+        new($"{path}: refuses the pickle global '{Printable(module)}.{Printable(name)}' " +
             (module == "__main__" || module.StartsWith("torch.nn.modules", StringComparison.Ordinal) || module.StartsWith("transformers.", StringComparison.Ordinal)
                 ? "(a whole pickled model, not a state dict; save model.state_dict() instead)"
                 : "(only a state dict's tensors are read)"));

@@ -210,9 +210,6 @@ public sealed class TorchFile : ITensorFile
         }
     }
 
-    /// <summary>Reads a whole tensor converted to float32; an error naming it when its type is not a float type.</summary>
-    public float[] ReadSingle(string name) => TensorFiles.ReadSingle(this, name);
-
     /// <summary>Reads the int64 tensor <paramref name="name"/> (an error naming it for another type).</summary>
     public long[] ReadInt64(string name)
     {

@@ -39,10 +39,7 @@ public sealed class CheckpointWeights : IWeightSource, IDisposable
         Model = model;
         Adapter = adapter;
         this.owns = owns;
-        if (adapter is null) return;
-        foreach (string name in adapter.Pairs.Keys.Concat(adapter.Replacements.Keys).Order(StringComparer.Ordinal))
-            if (!model.Contains(name))
-                throw new IrrException($"{adapter.File.Path}: the adapter adapts '{name}', which {model.Path} does not have");
+        adapter?.RequireBase(model);
     }
 
     /// <summary>Opens a model directory and, optionally, an adapter directory.</summary>

@@ -110,9 +110,11 @@ public sealed record FisherJob : IJob<FisherResult>
         var examples = records.Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength)).Select(e => (e.InputIds, e.Labels)).ToList();
         int batches = (examples.Count + BatchSize - 1) / BatchSize;
         int shard = Shard ?? 0, count = Shard is null ? 1 : ShardCount;
-        int mine = Enumerable.Range(0, batches).Count(b => b % count == shard);
-        var stage = ProgressStage.Start(progress, Shard is null ? $"fisher ({batches} batches)" : $"fisher shard {shard}/{count} ({mine} of {batches} batches)", mine);
-        var (sums, summed) = Fisher.SumOfSquares(weights, examples, Modules, BatchSize, shard, count, (_, _, _) => stage.Advance(1, 1));
+        var mine = Enumerable.Range(0, batches).Where(b => b % count == shard).ToList();
+        var stage = ProgressStage.Start(progress, Shard is null ? $"fisher ({batches} batches)" : $"fisher shard {shard}/{count} ({mine.Count} of {batches} batches)", mine.Count);
+        // One batch done: its tokens are what the stage processed (the tokens/s rate).
+        var (sums, summed) = Fisher.SumOfSquares(weights, examples, Modules, BatchSize, shard, count, (done, _, _) =>
+            stage.Advance(1, examples.Skip(mine[done - 1] * BatchSize).Take(BatchSize).Sum(e => e.InputIds.Length)));
         if (Shard is null)
         {
             foreach (var f in sums.Values) System.Numerics.Tensors.TensorPrimitives.Divide(f, batches, f); // (1/B) Σ_b

@@ -268,18 +268,21 @@ public sealed record SweepJob : IJob<SweepResult>
             }
             : job.Realign with { Sparsity = p.Sparsity, OutputPath = output, Overwrite = true };
 
+        // A point: realigned (IRR, or its random control) or made by a baseline, into DIR/points/LABEL/model, then evaluated.
         private SweepPoint RunPoint(PlannedPoint p)
         {
-            if (p.Method is RestaMethod or SafeLoraMethod) return RunBaseline(p);
-            string dir = PointDir(p.Label), record = Path.Combine(dir, PointFileName), reportCopy = Path.Combine(dir, RealignReport.FileName);
+            bool baseline = p.Method is RestaMethod or SafeLoraMethod;
+            string reportName = baseline ? Baselines.SafeLoraReport.FileName : RealignReport.FileName;
+            string dir = PointDir(p.Label), record = Path.Combine(dir, PointFileName), reportCopy = Path.Combine(dir, reportName), output = ModelDir(p.Label);
             var options = PointOptions(p);
             if (Finished<SweepPoint>(record, options) is { } done && File.Exists(reportCopy)) return Skip(p.Label, done);
 
             var stage = Stage(p.Label, 3);
-            RealignReport report;
+            (long Removed, long Parameters) counts = (0, 0);
             try
             {
-                report = RealignJobOf(p, ModelDir(p.Label)).Run(stage(0, ""));
+                if (baseline) MakeBaseline(p, output, stage(0, ""));
+                else counts = Realign(p, output, stage(0, ""));
             }
             catch
             {
@@ -287,14 +290,39 @@ public sealed record SweepJob : IJob<SweepResult>
                 if (!File.Exists(record) && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
                 throw;
             }
-            realigned++;
-            AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(ModelDir(p.Label), RealignReport.FileName)));
-            var (harmful, task) = Evaluate(ModelDir(p.Label), null, Path.Combine(dir, "eval"), stage, 1);
-            var point = new SweepPoint(p.Label, p.Method, p.Sparsity, p.ControlOf is not null, report.Modules.Sum(m => m.Removed), report.Modules.Sum(m => m.Parameters),
-                harmful, task);
+            AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(output, reportName)));
+            // A Safe LoRA point is an adapter on θ_A; every other point is a model.
+            var (harmful, task) = p.Method == SafeLoraMethod
+                ? Evaluate(job.Realign.Base, output, Path.Combine(dir, "eval"), stage, 1)
+                : Evaluate(output, null, Path.Combine(dir, "eval"), stage, 1);
+            var point = new SweepPoint(p.Label, p.Method, p.Sparsity, p.ControlOf is not null, counts.Removed, counts.Parameters, harmful, task);
             Save(record, point, options);
             position++;
             return point;
+        }
+
+        // IRR (or the random control) at the point, as irr realign: the deltas removed and the target parameters.
+        private (long Removed, long Parameters) Realign(PlannedPoint p, string output, Action<JobProgress> progress)
+        {
+            var report = RealignJobOf(p, output).Run(progress);
+            realigned++;
+            return (report.Modules.Sum(m => m.Removed), report.Modules.Sum(m => m.Parameters));
+        }
+
+        // irr baseline resta (a model) or safelora (an adapter on θ_A) at the point's setting.
+        private void MakeBaseline(PlannedPoint p, string output, Action<JobProgress> progress)
+        {
+            var r = job.Realign;
+            if (p.Method == RestaMethod)
+                new Baselines.RestaJob
+                {
+                    Base = r.Base, Finetuned = r.Finetuned, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Gamma = p.Sparsity,
+                    Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true,
+                }.Run(progress);
+            else
+                new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Threshold = p.Sparsity, OutputPath = output, Overwrite = true }
+                    .Run(progress);
+            baselinesMade++;
         }
 
         // RESTA works on the realignment's modules (for a LoRA fine-tune without --modules: the adapter's targets, as irr realign).
@@ -305,58 +333,12 @@ public sealed record SweepJob : IJob<SweepResult>
             return RealignJob.AdapterTargets(adapter);
         }
 
-        // Safe LoRA's inputs, checked before any point is realigned: every adapted matrix in the base and the safety vector.
+        // Safe LoRA's inputs, checked (as irr baseline safelora checks them) before any point is realigned.
         private void CheckBaselineInputs()
         {
             if (job.SafeLoraThreshold.Count == 0) return;
             var r = job.Realign;
-            using var model = ModelDirectory.Open(r.Base);
-            using var adapter = LoraAdapter.Open(r.Adapter!);
-            using var vector = TensorNames.OpenHfKeyed(r.SafetyVector);
-            foreach (var pair in adapter.Pairs.Values)
-            {
-                if (!model.Contains(pair.BaseWeight))
-                    throw new IrrException($"{adapter.File.Path}: the adapter adapts '{pair.BaseWeight}', which {model.Path} does not have");
-                if (!vector.TryGetTensor(pair.BaseWeight, out _, out _))
-                    throw new IrrException($"{vector.Path}: the safety vector has no tensor '{pair.BaseWeight}', which the adapter adapts (Safe LoRA projects every adapted matrix it selects; compute the vector for the adapter's modules)");
-            }
-        }
-
-        // A baseline point: irr baseline resta (a model) or safelora (an adapter on θ_A) at the point's setting, then evaluated.
-        private SweepPoint RunBaseline(PlannedPoint p)
-        {
-            string dir = PointDir(p.Label), record = Path.Combine(dir, PointFileName), reportCopy = Path.Combine(dir, "baseline-report.json");
-            var options = PointOptions(p);
-            if (Finished<SweepPoint>(record, options) is { } done && File.Exists(reportCopy)) return Skip(p.Label, done);
-            var stage = Stage(p.Label, 3);
-            var r = job.Realign;
-            string output = ModelDir(p.Label);
-            try
-            {
-                if (p.Method == RestaMethod)
-                    new Baselines.RestaJob
-                    {
-                        Base = r.Base, Finetuned = r.Finetuned, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Gamma = p.Sparsity,
-                        Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true,
-                    }.Run(stage(0, ""));
-                else
-                    new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Threshold = p.Sparsity, OutputPath = output, Overwrite = true }
-                        .Run(stage(0, ""));
-            }
-            catch
-            {
-                if (!File.Exists(record) && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-                throw;
-            }
-            baselinesMade++;
-            AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(output, "baseline-report.json")));
-            var (harmful, task) = p.Method == RestaMethod
-                ? Evaluate(output, null, Path.Combine(dir, "eval"), stage, 1)
-                : Evaluate(r.Base, output, Path.Combine(dir, "eval"), stage, 1);
-            var point = new SweepPoint(p.Label, p.Method, p.Sparsity, false, 0, 0, harmful, task);
-            Save(record, point, options);
-            position++;
-            return point;
+            new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Threshold = job.SafeLoraThreshold[0], OutputPath = "" }.CheckInputs();
         }
 
         private SweepReference RunReference(string label, string model, string? adapter)

@@ -123,14 +123,10 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
         Validate();
         var clock = Stopwatch.StartNew();
         string adapterPath = Adapter!;
-        if (Directory.Exists(adapterPath) && !File.Exists(Path.Combine(adapterPath, LoraAdapter.ConfigFile))
-            && File.Exists(Path.Combine(adapterPath, "config.json")))
-            throw new IrrException($"{Command}: {adapterPath} is a model directory (a full fine-tune), not a LoRA adapter; Safe LoRA is defined for LoRA adapters");
-        using var model = ModelDirectory.Open(Base);
-        using var adapter = LoraAdapter.Open(adapterPath);
-        using var vFile = TensorNames.OpenHfKeyed(SafetyVector);
-        var pairs = OrderedPairs(model, adapter);
-        foreach (var pair in pairs) Check(model, adapter, vFile, pair);
+        var (model, adapter, vFile, pairs) = OpenChecked();
+        using var _m = model;
+        using var _a = adapter;
+        using var _v = vFile;
         // Refuse a bad output before the work.
         string[] inputs = [Base, adapterPath];
         OutputDirectory.Create(OutputPath, inputs, Overwrite).Dispose();
@@ -172,6 +168,48 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
         return report;
     }
 
+    /// <summary>
+    /// Opens and checks the inputs without writing anything: the adapter is a LoRA adapter that fits the base, and the
+    /// safety vector has every adapted matrix with its shape (what <c>irr sweep</c> checks before any point is realigned).
+    /// </summary>
+    /// <exception cref="IrrException">As <see cref="Run"/>, for the inputs.</exception>
+    public void CheckInputs()
+    {
+        var (model, adapter, vFile, _) = OpenChecked();
+        vFile.Dispose();
+        adapter.Dispose();
+        model.Dispose();
+    }
+
+    // The base, the adapter, the safety vector and the adapter's matrices in matrix order, each checked; the caller disposes them.
+    private (ModelDirectory Model, LoraAdapter Adapter, ITensorFile Vector, List<LoraPair> Pairs) OpenChecked()
+    {
+        string adapterPath = Adapter!;
+        if (Directory.Exists(adapterPath) && !File.Exists(Path.Combine(adapterPath, LoraAdapter.ConfigFile))
+            && File.Exists(Path.Combine(adapterPath, "config.json")))
+            throw new IrrException($"{Command}: {adapterPath} is a model directory (a full fine-tune), not a LoRA adapter; Safe LoRA is defined for LoRA adapters");
+        ModelDirectory? model = null;
+        LoraAdapter? adapter = null;
+        ITensorFile? vFile = null;
+        try
+        {
+            model = ModelDirectory.Open(Base);
+            adapter = LoraAdapter.Open(adapterPath);
+            vFile = TensorNames.OpenHfKeyed(SafetyVector);
+            var pairs = OrderedPairs(model, adapter);
+            adapter.RequireBase(model);
+            foreach (var pair in pairs) Check(model, adapter, vFile, pair);
+            return (model, adapter, vFile, pairs);
+        }
+        catch
+        {
+            vFile?.Dispose();
+            adapter?.Dispose();
+            model?.Dispose();
+            throw;
+        }
+    }
+
     // The adapter's LoRA matrices in matrix order: decoder layer by layer, modules in forward order (q k v o gate up down),
     // then any other adapted weight by name.
     private List<LoraPair> OrderedPairs(ModelDirectory model, LoraAdapter adapter)
@@ -189,8 +227,6 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
     // The adapted weight exists in the base with B·A's shape, and the safety vector has it with the same shape.
     private static void Check(ModelDirectory model, LoraAdapter adapter, ITensorFile vFile, LoraPair pair)
     {
-        if (!model.Contains(pair.BaseWeight))
-            throw new IrrException($"{adapter.File.Path}: the adapter adapts '{pair.BaseWeight}', which {model.Path} does not have");
         var info = model.Info(pair.BaseWeight);
         if (info.Shape.Count != 2 || pair.B.Shape[0] != info.Shape[0] || pair.A.Shape[1] != info.Shape[1])
             throw new IrrException($"{adapter.File.Path}: LoRA for '{pair.BaseWeight}' is B {pair.B.ShapeText} · A {pair.A.ShapeText}, which does not fit the base weight {info.ShapeText}");
