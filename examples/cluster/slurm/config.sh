@@ -1,0 +1,24 @@
+# What the Slurm scripts of this directory run on. Edit, then run ./submit-fisher.sh or ./submit-sweep.sh.
+# Every path must be on a file system all nodes share. The scripts call `irr` from PATH (see docs/SCALE.md).
+# A variable already set in the environment wins over the value here.
+
+# The Fisher (irr fisher): the aligned model θ_A and its harmful prompt → refusal data.
+: "${MODEL:=$HOME/models/llama-2-7b-chat}"
+: "${SAFETY_DATA:=$HOME/data/refusals.jsonl}"
+: "${MODULES:=q_proj,v_proj}"
+: "${BATCH_SIZE:=8}"
+: "${MAX_LENGTH:=512}"
+: "${SHARDS:=8}"                        # array tasks; each computes the batches b with b mod SHARDS = its index
+: "${WORK:=$HOME/irr-work}"             # the parts and the merged Fisher go to $WORK/fisher
+
+# The sweep (irr sweep): every option after `irr sweep`, as one string, without --output, --point or --collect.
+: "${SWEEP_ARGS:=--base $MODEL --adapter $HOME/code-lora --safety-vector $WORK/safety-vector.safetensors --fisher $WORK/fisher.safetensors \
+  --calibration $HOME/data/code_train.json --modules q_proj,v_proj --sparsity 0,0.1,0.2,0.3,0.5,0.7 \
+  --harmful-val $HOME/data/harmful_val.csv --task-val $HOME/data/code_val.jsonl --task-metric contains}"
+: "${SWEEP_DIR:=$WORK/sweep}"
+
+# Resources of one array task (a CPU node; irr uses every core it is given).
+: "${CPUS:=32}"
+: "${MEM:=64G}"
+: "${TIME:=04:00:00}"
+export MODEL SAFETY_DATA MODULES BATCH_SIZE MAX_LENGTH SHARDS WORK SWEEP_ARGS SWEEP_DIR CPUS MEM TIME

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Submits the Fisher as a Slurm job array of $SHARDS tasks and a merge job that waits for all of them.
+# Usage: ./submit-fisher.sh            (settings in config.sh, or IRR_CONFIG=FILE, or the environment)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=config.sh
+source "${IRR_CONFIG:-$here/config.sh}"
+array=$(sbatch --parsable --array="0-$((SHARDS - 1))" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/fisher.sbatch")
+array=${array%%;*}
+merge=$(sbatch --parsable --dependency="afterok:$array" --cpus-per-task=2 --mem=8G --time=00:30:00 "$here/fisher-merge.sbatch")
+echo "Fisher: job array $array ($SHARDS shards), merge job ${merge%%;*} -> $WORK/fisher.safetensors"

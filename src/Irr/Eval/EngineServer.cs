@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Irr.Eval;
+
+/// <summary>
+/// A serving engine that irr starts for one model and stops when done (<c>--engine-serve</c>): the user's command
+/// line, e.g. <c>vllm serve {model} --served-model-name {name} --port {port}</c>, run by <c>/bin/sh -c</c> with the
+/// placeholders replaced by shell-quoted values; irr waits until <c>GET /v1/models</c> answers 200, and on
+/// <see cref="Dispose"/> kills the command's whole process tree. Its output goes to a log file, whose last lines an
+/// error quotes. The command comes only from the command line: irr never runs a command read from a file.
+/// </summary>
+public sealed class EngineServer : IDisposable
+{
+    /// <summary>The placeholders a serve command may use.</summary>
+    public static readonly IReadOnlyList<string> Placeholders = ["{model}", "{adapter}", "{name}", "{port}"];
+
+    private readonly Process _process;
+    private readonly StreamWriter _log;
+    private readonly Task _copyOut, _copyErr;
+    private bool _disposed;
+
+    private EngineServer(Process process, StreamWriter log, Task copyOut, Task copyErr, Uri url, string servedModel, string logPath)
+    {
+        _process = process;
+        _log = log;
+        _copyOut = copyOut;
+        _copyErr = copyErr;
+        Url = url;
+        ServedModel = servedModel;
+        LogPath = logPath;
+    }
+
+    /// <summary>The server's base URL (<c>http://127.0.0.1:PORT</c>).</summary>
+    public Uri Url { get; }
+
+    /// <summary>The served model's name ({name}): what requests give as <c>model</c>.</summary>
+    public string ServedModel { get; }
+
+    /// <summary>The file the command's standard output and error go to.</summary>
+    public string LogPath { get; }
+
+    /// <summary>
+    /// Checks a serve command: it must name the port ({port}) and the model ({model}), and, for a model with an adapter,
+    /// the adapter ({adapter}: e.g. vLLM's <c>--enable-lora --lora-modules {name}={adapter}</c>).
+    /// </summary>
+    /// <exception cref="IrrException">A placeholder is missing, or an unknown one is used.</exception>
+    public static void Check(string command, bool hasAdapter, string option = "engine-serve")
+    {
+        if (string.IsNullOrWhiteSpace(command)) throw new IrrException($"{option} must be a command line");
+        foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(command, @"\{[a-z_]+\}"))
+            if (!Placeholders.Contains(m.Value))
+                throw new IrrException($"{option}: unknown placeholder {m.Value} (use {string.Join(", ", Placeholders)})");
+        if (!command.Contains("{port}", StringComparison.Ordinal))
+            throw new IrrException($"{option} must contain {{port}}: irr chooses a free port for each server it starts");
+        if (!command.Contains("{model}", StringComparison.Ordinal))
+            throw new IrrException($"{option} must contain {{model}}: the model directory to serve");
+        if (hasAdapter && !command.Contains("{adapter}", StringComparison.Ordinal))
+            throw new IrrException($"{option} must contain {{adapter}} to evaluate an adapter (e.g. vllm serve {{model}} --enable-lora --lora-modules {{name}}={{adapter}} --port {{port}})");
+    }
+
+    /// <summary>The command line with its placeholders replaced by shell-quoted values.</summary>
+    public static string Expand(string command, string model, string? adapter, string name, int port) => command
+        .Replace("{model}", Quote(Path.GetFullPath(model)), StringComparison.Ordinal)
+        .Replace("{adapter}", adapter is null ? "" : Quote(Path.GetFullPath(adapter)), StringComparison.Ordinal)
+        .Replace("{name}", Quote(name), StringComparison.Ordinal)
+        .Replace("{port}", port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+
+    /// <summary>A POSIX shell single-quoted word.</summary>
+    public static string Quote(string text) => "'" + text.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    /// <summary>
+    /// Starts the command for a model and waits until it serves: <c>GET /v1/models</c> answers 200 within
+    /// <paramref name="startupTimeout"/>, polled every <paramref name="pollInterval"/> (default 1 s).
+    /// </summary>
+    /// <param name="command">The serve command with its placeholders (<see cref="Check"/>).</param>
+    /// <param name="model">The model directory ({model}).</param>
+    /// <param name="adapter">The adapter directory ({adapter}), or null.</param>
+    /// <param name="name">The served model's name ({name}).</param>
+    /// <param name="logPath">Where the command's output goes (its directory is created).</param>
+    /// <param name="startupTimeout">How long the server may take to come up (vLLM loads a 7B model in 1–3 min).</param>
+    /// <param name="client">The HTTP client the readiness checks use.</param>
+    /// <param name="pollInterval">The wait between readiness checks.</param>
+    /// <param name="cancellationToken">Stops waiting (the server is then stopped).</param>
+    /// <exception cref="IrrException">The command cannot be started, exits before it serves, or does not serve in time; the message quotes the log's last lines.</exception>
+    public static EngineServer Start(string command, string model, string? adapter, string name, string logPath, TimeSpan startupTimeout,
+        HttpClient client, TimeSpan? pollInterval = null, CancellationToken cancellationToken = default)
+    {
+        Check(command, adapter is not null);
+        int port = FreePort();
+        string line = Expand(command, model, adapter, name, port);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(logPath))!);
+        var log = new StreamWriter(logPath, append: false, new UTF8Encoding(false)) { AutoFlush = true };
+        log.WriteLine($"# irr engine-serve: {line}");
+        var info = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add(line);
+        Process process;
+        try
+        {
+            process = Process.Start(info) ?? throw new IrrException($"engine-serve: could not start /bin/sh -c {line}");
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            log.Dispose();
+            throw new IrrException($"engine-serve: could not start /bin/sh -c {line}: {e.Message}", e);
+        }
+        var gate = new Lock();
+        Task Copy(StreamReader from) => Task.Run(async () =>
+        {
+            while (await from.ReadLineAsync().ConfigureAwait(false) is { } text)
+                lock (gate) log.WriteLine(text);
+        });
+        var server = new EngineServer(process, log, Copy(process.StandardOutput), Copy(process.StandardError),
+            new Uri($"http://127.0.0.1:{port}"), name, Path.GetFullPath(logPath));
+        try
+        {
+            server.WaitReady(client, startupTimeout, pollInterval ?? TimeSpan.FromSeconds(1), cancellationToken);
+            return server;
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+    }
+
+    private void WaitReady(HttpClient client, TimeSpan timeout, TimeSpan poll, CancellationToken cancellationToken)
+    {
+        var models = new Uri(Url, "/v1/models");
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_process.HasExited)
+            {
+                StopCopying();
+                throw new IrrException($"engine-serve: the server exited with code {_process.ExitCode} before it served ({LogPath}){Tail()}");
+            }
+            try
+            {
+                using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                probe.CancelAfter(TimeSpan.FromSeconds(5));
+                using var response = client.GetAsync(models, probe.Token).GetAwaiter().GetResult();
+                if (response.StatusCode == HttpStatusCode.OK) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                // not listening yet
+            }
+            if (clock.Elapsed > timeout)
+                throw new IrrException($"engine-serve: the server did not answer GET {models} within {timeout.TotalSeconds:0} s (engine-serve-timeout; {LogPath}){Tail()}");
+            Task.Delay(poll, cancellationToken).GetAwaiter().GetResult();
+        }
+    }
+
+    // The log's last lines, for an error message.
+    private string Tail()
+    {
+        try
+        {
+            var lines = File.ReadAllLines(LogPath).Skip(1).TakeLast(5).ToList();
+            return lines.Count == 0 ? "" : "; its last output: " + string.Join(" | ", lines);
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    private void StopCopying()
+    {
+        Task.WaitAll([_copyOut, _copyErr], TimeSpan.FromSeconds(5));
+    }
+
+    // A port no one listens on now (the OS's choice for port 0); the server binds it a moment later.
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    /// <summary>Stops the server: kills the command's process tree and closes the log.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        StopCopying();
+        _log.Dispose();
+        _process.Dispose();
+    }
+}
