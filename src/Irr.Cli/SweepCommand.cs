@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Irr.Eval;
+using Irr.Jobs;
 using Irr.Realign;
 using Spectre.Console;
 
@@ -45,9 +48,27 @@ internal static class SweepCommand
         var taskMetric = new Option<string>("--task-metric") { Description = "exact, contains, gsm8k or choice", Required = true };
         var maxNew = EvalCommand.MaxNewTokensOption(256);
         var batchSize = CommandSupport.BatchSizeOption(8, "prompts");
-        var judge = new EvalSafetyCommand.JudgeOptions("DIR/judge-cache.jsonl, shared by every model");
+        var judge = new EvalSafetyCommand.JudgeOptions("DIR/judge-cache.jsonl, shared by every model; with --point, the unit's own: DIR/judge-cache.LABEL.jsonl");
         var maxIncrease = new Option<double>("--max-harmful-increase") { Description = "the harmful-rate increase over θ_A the chosen point may have, a fraction (0.05 = 5 points)", DefaultValueFactory = _ => 0.05 };
         var keepModels = new Option<bool>("--keep-models") { Description = "keep every point's model directory (by default only DIR/chosen stays)" };
+        var point = new Option<string?>("--point")
+        {
+            HelpName = "K|LABEL",
+            Description = "compute only unit K into DIR and exit (a cluster array task: --point $SLURM_ARRAY_TASK_ID); K is the unit's index " +
+                          "(0 to units-1, see --list-points) or one of its labels (irr-s0.5, random-s0.5, resta-g1, aligned …). Units never share a file, " +
+                          "so array tasks run at once; no choice, no DIR/chosen, no sweep.json, models kept; collect with --collect",
+        };
+        var listPoints = new Option<bool>("--list-points")
+        {
+            Description = "print the units and exit without any work: from 0, one per s (its IRR point, then its random control), one per baseline point, " +
+                          "then aligned and finetuned; one line each (index, a tab, its labels comma-separated), then 'units: U'",
+        };
+        var json = new Option<bool>("--json") { Description = "--list-points: print the units as JSON ({\"units\": [{\"index\", \"labels\"}], \"count\": U})" };
+        var collect = new Option<bool>("--collect")
+        {
+            Description = "the step after the --point jobs: compute whatever is still missing (as a plain rerun does), then choose, write DIR/chosen, " +
+                          "sweep.json and frontier.svg, and delete the unchosen models unless --keep-models; not with --point",
+        };
         var output = new Option<string>("--output", "-o") { Description = "the sweep's directory (a rerun into it resumes: finished points with the same options are skipped)", Required = true };
 
         SweepJob Build(ParseResult r)
@@ -67,6 +88,8 @@ internal static class SweepCommand
                 MaxHarmfulIncrease = r.GetValue(maxIncrease),
                 KeepModels = r.GetValue(keepModels),
                 OutputPath = r.GetValue(output)!,
+                Point = r.GetValue(point),
+                Collect = r.GetValue(collect),
             };
         }
 
@@ -77,19 +100,71 @@ internal static class SweepCommand
         realign.AddTuningTo(command);
         foreach (var option in new Option[] { harmfulVal, taskVal, taskMetric, maxNew, batchSize }) command.Options.Add(option);
         judge.AddTo(command);
-        foreach (var option in new Option[] { maxIncrease, keepModels, output }) command.Options.Add(option);
+        foreach (var option in new Option[] { maxIncrease, keepModels, output, point, listPoints, json, collect }) command.Options.Add(option);
         command.SetAction(parseResult =>
         {
             var job = Build(parseResult);
+            var stdout = parseResult.InvocationConfiguration.Output;
+            var stderr = parseResult.InvocationConfiguration.Error;
+            bool list = parseResult.GetValue(listPoints);
+            if (parseResult.GetValue(json) && !list) throw new IrrException("sweep: json applies to list-points only");
+            if (list)
+            {
+                if (job.Point is not null || job.Collect) throw new IrrException("sweep: list-points does no work; give it without point and collect");
+                job.Validate(); // a bad option fails here too, before any array task is started
+                PrintUnits(stdout, job.Units(), parseResult.GetValue(json));
+                return 0;
+            }
+            if (job.Point is not null)
+            {
+                var unit = CommandSupport.Run(parseResult, new UnitJob(job), oneBar: true);
+                int count = job.Units().Count;
+                foreach (var (p, dir) in unit.Points.Zip(unit.Directories))
+                    stdout.WriteLine($"{p.Label}: harmful {SweepSelection.Percent(p.HarmfulRate)}, task {SweepSelection.Percent(p.TaskScore)} ({dir})");
+                if (unit.Reference is { } r)
+                    stdout.WriteLine($"{r.Label}: harmful {SweepSelection.Percent(r.HarmfulRate)}, task {SweepSelection.Percent(r.TaskScore)} ({unit.Directories[0]})");
+                stderr.WriteLine($"unit {unit.Unit.Index} of 0..{count - 1} ({string.Join(", ", unit.Unit.Labels)}): {unit.Realigned} realignment(s) run, " +
+                                 (unit.BaselinesMade > 0 ? $"{unit.BaselinesMade} baseline point(s) made, " : "") +
+                                 $"{unit.Resumed} model(s) done earlier and skipped" + (unit.JudgeCache is null ? "" : $"; judge cache {unit.JudgeCache}"));
+                stderr.WriteLine($"wrote {string.Join(", ", unit.Directories)}; models kept for the collect step (irr sweep … --collect -o {job.OutputPath})");
+                return 0;
+            }
             var result = CommandSupport.Run(parseResult, job, oneBar: true);
             PrintTable(parseResult, result);
-            var stderr = parseResult.InvocationConfiguration.Error;
             stderr.WriteLine($"{result.Realigned} realignment(s) run, " + (result.BaselinesMade > 0 ? $"{result.BaselinesMade} baseline point(s) made, " : "") +
                              $"{result.Resumed} point(s) or reference(s) done earlier and skipped");
+            stderr.WriteLine($"units: {result.UnitsDoneEarlier} done earlier (by earlier runs or --point jobs), {result.UnitsComputed} computed now");
             stderr.WriteLine($"wrote {SweepJob.FileName}, frontier.svg and the chosen model ({result.ChosenModel}) to {job.OutputPath}");
             return 0;
         });
         return command;
+    }
+
+    // One line per unit (index, a tab, its labels joined by commas), then "units: U"; or the same as JSON.
+    private static void PrintUnits(TextWriter output, IReadOnlyList<SweepUnit> units, bool json)
+    {
+        if (json)
+        {
+            output.WriteLine(new JsonObject
+            {
+                ["units"] = new JsonArray(units.Select(u => (JsonNode?)new JsonObject
+                    { ["index"] = u.Index, ["labels"] = new JsonArray(u.Labels.Select(l => (JsonNode?)l).ToArray()) }).ToArray()),
+                ["count"] = units.Count,
+            }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return;
+        }
+        foreach (var u in units) output.WriteLine($"{u.Index}\t{string.Join(",", u.Labels)}");
+        output.WriteLine($"units: {units.Count}");
+    }
+
+    // irr sweep --point K as a job of its own, for the progress bar: the sweep's checks, then one unit.
+    private sealed class UnitJob(SweepJob sweep) : IJob<SweepUnitResult>
+    {
+        public string Command => sweep.Command;
+        public IReadOnlyList<string> Inputs => sweep.Inputs;
+        public string? Output => sweep.Output;
+        public void Validate() => sweep.Validate();
+        public SweepUnitResult Run(Action<JobProgress>? progress = null) => sweep.RunUnit(progress);
     }
 
     // θ_A and θ_F, then one row per point; the rule and the choice below.

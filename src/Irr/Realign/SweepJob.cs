@@ -33,8 +33,48 @@ public sealed record SweepResult(IReadOnlyList<SweepPoint> Points, SweepReferenc
     /// <summary>Baseline points made in this run (not resumed).</summary>
     public int BaselinesMade { get; init; }
 
+    /// <summary>Units (<see cref="SweepUnit"/>) every model of which an earlier run or a <c>--point</c> job had done.</summary>
+    public int UnitsDoneEarlier { get; init; }
+
+    /// <summary>Units at least one model of which this run computed.</summary>
+    public int UnitsComputed { get; init; }
+
     /// <summary>Each baseline swept (resta, safelora) at its setting the same rule chooses among its own points; empty without baselines.</summary>
     public IReadOnlyDictionary<string, SweepChoice> Baselines { get; init; } = new Dictionary<string, SweepChoice>();
+}
+
+/// <summary>
+/// One unit of a sweep: what one <c>irr sweep --point K</c> computes, never sharing a file with another unit, so that units
+/// can run as independent jobs (a Slurm array task each) into one directory. Units are numbered from 0: one per value of s in
+/// the order given (its IRR point, then its random control when asked for), then one per baseline point (RESTA's γ, then
+/// Safe LoRA's τ, each in the order given), then the references aligned (θ_A) and finetuned (θ_F).
+/// </summary>
+/// <param name="Index">Its number, from 0 to the number of units − 1.</param>
+/// <param name="Labels">The labels of the models it computes, in order (<c>irr-s0.5</c>, <c>random-s0.5</c>; <c>resta-g1</c>; <c>aligned</c>).</param>
+public sealed record SweepUnit(int Index, IReadOnlyList<string> Labels)
+{
+    /// <summary>Its first label, which names it (its judge cache, sweep.json's units).</summary>
+    public string Label => Labels[0];
+
+    /// <summary>Whether it is a reference (θ_A or θ_F) rather than points.</summary>
+    public bool IsReference => Label is "aligned" or "finetuned";
+}
+
+/// <summary>What one unit computed (<see cref="SweepJob.RunUnit"/>, <c>irr sweep --point K</c>).</summary>
+/// <param name="Unit">The unit.</param>
+/// <param name="Points">Its points in the order run (a unit of s: the IRR point, then its control); empty for a reference.</param>
+/// <param name="Reference">A reference unit's figures, else null.</param>
+/// <param name="Directories">Where its models' records went: <c>DIR/points/LABEL</c> or <c>DIR/reference/LABEL</c>.</param>
+/// <param name="Realigned">Realignments this run did.</param>
+/// <param name="Resumed">Models of the unit found done by an earlier run with the same options, and skipped.</param>
+public sealed record SweepUnitResult(SweepUnit Unit, IReadOnlyList<SweepPoint> Points, SweepReference? Reference, IReadOnlyList<string> Directories,
+    int Realigned, int Resumed)
+{
+    /// <summary>Baseline points made in this run (not resumed).</summary>
+    public int BaselinesMade { get; init; }
+
+    /// <summary>The HTTP judge's verdict cache this unit used (its own file, see <see cref="SweepJob.UnitJudgeCache"/>), or null.</summary>
+    public string? JudgeCache { get; init; }
 }
 
 /// <summary>
@@ -44,7 +84,8 @@ public sealed record SweepResult(IReadOnlyList<SweepPoint> Points, SweepReferenc
 /// θ_A and θ_F with <see cref="Safety"/> and <see cref="Task"/>, and chooses a point by <see cref="SweepSelection.Rule"/>.
 /// Writes <c>DIR/points/LABEL/</c> (point.json, irr-report.json, eval/), <c>DIR/reference/{aligned,finetuned}/</c>,
 /// <c>DIR/chosen/</c> (the chosen model), <c>DIR/sweep.json</c> and <c>DIR/frontier.svg</c> (docs/SWEEP.md). A rerun into
-/// the same directory skips what is done with the same options.
+/// the same directory skips what is done with the same options. With <see cref="Point"/>, <see cref="RunUnit"/> computes one
+/// <see cref="SweepUnit"/> only, so that a cluster's array tasks compute a sweep in parallel and a final run collects it.
 /// </summary>
 public sealed record SweepJob : IJob<SweepResult>
 {
@@ -69,7 +110,7 @@ public sealed record SweepJob : IJob<SweepResult>
     /// (<see cref="EvalSafetyJob.Prompts"/>, or <see cref="EvalSafetyJob.Sets"/> in memory), the judge (its options, or
     /// <see cref="EvalSafetyJob.CustomJudge"/>), system prompt, max new tokens, batch size and limit. Its model, adapter and
     /// output directory are the sweep's to set (give any <see cref="EvalSafetyJob.OutputDir"/>, e.g. ""); an HTTP judge's
-    /// cache defaults to <c>DIR/judge-cache.jsonl</c>, shared by every model.
+    /// cache defaults to <c>DIR/judge-cache.jsonl</c>, shared by every model (with <see cref="Point"/>: the unit's own file, <see cref="UnitJudgeCache"/>).
     /// </summary>
     public required EvalSafetyJob Safety { get; init; }
 
@@ -94,6 +135,20 @@ public sealed record SweepJob : IJob<SweepResult>
 
     /// <summary>Keep every point's model directory; otherwise they are deleted at the end (the chosen one lives on as <c>DIR/chosen</c>).</summary>
     public bool KeepModels { get; init; }
+
+    /// <summary>
+    /// Compute only this unit (<see cref="Units"/>): its index (0 to the number of units − 1) or one of its labels
+    /// (<c>irr-s0.5</c>, <c>random-s0.5</c>, <c>aligned</c> …), with <see cref="RunUnit"/>. Nothing is chosen, no model is
+    /// deleted and no sweep.json is written; an HTTP judge's cache is the unit's own (<see cref="UnitJudgeCache"/>). Null: the
+    /// whole sweep (<see cref="Run"/>).
+    /// </summary>
+    public string? Point { get; init; }
+
+    /// <summary>
+    /// The collect step after <see cref="Point"/> jobs: <see cref="Run"/> as always (computing what is still missing, then the
+    /// choice, DIR/chosen, sweep.json and frontier.svg); recorded in the points it computes. Exclusive with <see cref="Point"/>.
+    /// </summary>
+    public bool Collect { get; init; }
 
     /// <summary>The sweep's directory DIR (may exist: a rerun resumes it).</summary>
     public required string OutputPath { get; init; }
@@ -167,6 +222,8 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
         Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
         Require(Task.Data.Length > 0, "task-val is required");
+        Require(Point is null || !Collect, "point and collect are exclusive: compute units with point, then collect them in one run without point");
+        if (Point is not null) FindUnit(Point);
         Require(TaskMetrics.TryParse(Task.Metric) is not null, $"task-metric must be exact, contains, gsm8k or choice, not \"{Task.Metric}\"");
         // The rest as the jobs the sweep runs check it, in the sweep's name.
         AsSweep((Realign with { OutputPath = OutputPath }).Validate);
@@ -192,16 +249,8 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <exception cref="IrrException">An option is invalid, an input is missing, malformed or incompatible, or the judge fails.</exception>
     public SweepResult Run(Action<JobProgress>? progress = null)
     {
-        Validate();
-        AtomicFile.RequireDirectoryTarget(OutputPath);
-        // A rerun resumes a sweep directory; any other non-empty directory is not written into.
-        if (Directory.Exists(OutputPath) && Directory.EnumerateFileSystemEntries(OutputPath).Any()
-            && !File.Exists(Path.Combine(OutputPath, FileName)) && !Directory.Exists(Path.Combine(OutputPath, "points")))
-            throw new IrrException($"{OutputPath}: exists, is not empty and is not a sweep directory (no {FileName}, no points/); choose another output");
-        // The evaluation data is read before any work: a malformed file fails now, not after hours of realignment.
-        var sets = Safety.Sets ?? Safety.Prompts.Select(PromptSet.Load).ToList();
-        var examples = TaskExample.Load(Task.Data);
-        var runner = new Runner(this, sets, examples, progress);
+        if (Point is not null) throw new InvalidOperationException("a sweep with Point computes one unit: call RunUnit");
+        var runner = Start(progress);
         bool existed = Directory.Exists(OutputPath);
         try
         {
@@ -214,7 +263,81 @@ public sealed record SweepJob : IJob<SweepResult>
         }
     }
 
+    /// <summary>
+    /// Computes the unit <see cref="Point"/> names into DIR, as <see cref="Run"/> would compute it (the same files, resumed
+    /// the same way): a unit of s realigns and evaluates its IRR point, then its random control; a baseline unit its point; a
+    /// reference unit evaluates θ_A or θ_F. Several processes may compute different units into one directory at the same time.
+    /// <paramref name="progress"/> counts the unit's models.
+    /// </summary>
+    /// <exception cref="IrrException">An option is invalid (<see cref="Point"/> names no unit, …), an input is missing, malformed or incompatible, or the judge fails.</exception>
+    public SweepUnitResult RunUnit(Action<JobProgress>? progress = null)
+    {
+        if (Point is null) throw new InvalidOperationException("RunUnit needs Point");
+        var runner = Start(progress);
+        // No clean-up of DIR on failure: other units may be writing into it (a failed point still removes its own directory).
+        return runner.RunUnit(Plan()[FindUnit(Point).Index]);
+    }
+
+    object? IJob.Execute(Action<JobProgress>? progress) => Point is null ? Run(progress) : RunUnit(progress);
+
+    // The checks before any work, and the evaluation data read once.
+    private Runner Start(Action<JobProgress>? progress)
+    {
+        Validate();
+        AtomicFile.RequireDirectoryTarget(OutputPath);
+        // A rerun resumes a sweep directory; any other non-empty directory is not written into. A sweep creates DIR/points
+        // before it writes anything else into DIR (Runner.CreateRoot), so a directory another unit's job is writing into
+        // right now is either empty or has points/.
+        if (Directory.Exists(OutputPath) && Directory.EnumerateFileSystemEntries(OutputPath).Any()
+            && !File.Exists(Path.Combine(OutputPath, FileName)) && !Directory.Exists(Path.Combine(OutputPath, "points")))
+            throw new IrrException($"{OutputPath}: exists, is not empty and is not a sweep directory (no {FileName}, no points/); choose another output");
+        // The evaluation data is read before any work: a malformed file fails now, not after hours of realignment.
+        var sets = Safety.Sets ?? Safety.Prompts.Select(PromptSet.Load).ToList();
+        var examples = TaskExample.Load(Task.Data);
+        return new Runner(this, sets, examples, progress);
+    }
+
+    /// <summary>The sweep's units in their order (<see cref="SweepUnit"/>), from the options alone (no file is read).</summary>
+    public IReadOnlyList<SweepUnit> Units() => Plan().Select(u => u.Unit).ToList();
+
+    /// <summary>The unit <paramref name="point"/> names: its index (0, 1 …) or one of its labels.</summary>
+    /// <exception cref="IrrException">No unit has that index or label ("sweep: point must be … 0 to U − 1 (U units) …").</exception>
+    public SweepUnit FindUnit(string point)
+    {
+        var units = Units();
+        var found = int.TryParse(point, NumberStyles.Integer, CultureInfo.InvariantCulture, out int index)
+            ? (index >= 0 && index < units.Count ? units[index] : null)
+            : units.FirstOrDefault(u => u.Labels.Contains(point, StringComparer.Ordinal));
+        return found ?? throw new IrrException(
+            $"{Command}: point must be a unit's index, 0 to {units.Count - 1} ({units.Count} units), or one of its labels " +
+            $"({string.Join(", ", units.Select(u => u.Label).Take(3))}{(units.Count > 3 ? ", …" : "")}; list-points lists them), not '{point}'");
+    }
+
+    /// <summary>
+    /// The HTTP judge's verdict cache of a unit computed alone: <paramref name="cache"/> with the unit's label before its
+    /// extension (<c>DIR/judge-cache.jsonl</c> → <c>DIR/judge-cache.irr-s0.5.jsonl</c>), so that units running at the same
+    /// time never append to one file.
+    /// </summary>
+    public static string UnitJudgeCache(string cache, SweepUnit unit) =>
+        Path.Combine(Path.GetDirectoryName(cache) ?? "", $"{Path.GetFileNameWithoutExtension(cache)}.{unit.Label}{Path.GetExtension(cache)}");
+
     private const string RandomMethod = RandomAtCountStrategy.MethodName;
+
+    // A unit and the points it computes (none for a reference).
+    private sealed record PlannedUnit(SweepUnit Unit, IReadOnlyList<PlannedPoint> Points);
+
+    // Every unit: per s its IRR point (and control), each baseline point, then the references.
+    private IReadOnlyList<PlannedUnit> Plan()
+    {
+        static string N(double x) => x.ToString(CultureInfo.InvariantCulture);
+        var units = Sparsity.Select(s => new[] { new PlannedPoint(Label(Realign.Method, s), Realign.Method, s, null) }
+                .Concat(RandomControl ? [new PlannedPoint(Label("random", s), RandomMethod, s, Label(Realign.Method, s))] : []).ToList())
+            .Concat(RestaGamma.Select(g => new List<PlannedPoint> { new($"{RestaMethod}-g{N(g)}", RestaMethod, g, null) }))
+            .Concat(SafeLoraThreshold.Select(t => new List<PlannedPoint> { new($"{SafeLoraMethod}-t{N(t)}", SafeLoraMethod, t, null) }))
+            .Select(points => (Labels: points.Select(p => p.Label).ToList(), Points: points))
+            .Append((Labels: ["aligned"], Points: [])).Append((Labels: ["finetuned"], Points: []));
+        return units.Select((u, i) => new PlannedUnit(new SweepUnit(i, u.Labels), u.Points)).ToList();
+    }
 
     // A point to run: its label, method and s, and for a control the label of the IRR point whose counts it removes.
     private sealed record PlannedPoint(string Label, string Method, double Sparsity, string? ControlOf);
@@ -224,6 +347,11 @@ public sealed record SweepJob : IJob<SweepResult>
         private readonly string root = job.OutputPath;
         private int realigned, resumed, position, baselinesMade;
         private int total;
+        private SweepUnit? unit; // the unit computed alone (RunUnit), else null
+
+        private sealed record UnitRun(SweepUnit Unit, IReadOnlyList<SweepPoint> Points, SweepReference? Reference, bool Computed);
+
+        private string ReferenceDir(string label) => Path.Combine(root, "reference", label);
 
         private string PointDir(string label) => Path.Combine(root, "points", label);
 
@@ -232,17 +360,14 @@ public sealed record SweepJob : IJob<SweepResult>
         public SweepResult Run()
         {
             var clock = Stopwatch.StartNew();
-            var planned = job.Sparsity.SelectMany(s => new[] { new PlannedPoint(Label(job.Realign.Method, s), job.Realign.Method, s, null) }
-                .Concat(job.RandomControl ? [new PlannedPoint(Label("random", s), RandomMethod, s, Label(job.Realign.Method, s))] : []))
-                .Concat(job.RestaGamma.Select(g => new PlannedPoint($"{RestaMethod}-g{g.ToString(CultureInfo.InvariantCulture)}", RestaMethod, g, null)))
-                .Concat(job.SafeLoraThreshold.Select(t => new PlannedPoint($"{SafeLoraMethod}-t{t.ToString(CultureInfo.InvariantCulture)}", SafeLoraMethod, t, null)))
-                .ToList();
+            var plan = job.Plan();
+            var planned = plan.SelectMany(u => u.Points).ToList();
             total = planned.Count + 2;
             CheckBaselineInputs();
-            Directory.CreateDirectory(root);
-            var points = planned.Select(RunPoint).ToList();
-            var aligned = RunReference("aligned", job.Realign.Base, null);
-            var finetuned = RunReference("finetuned", job.Realign.Finetuned ?? job.Realign.Base, job.Realign.Finetuned is null ? job.Realign.Adapter : null);
+            CreateRoot();
+            var units = plan.Select(Compute).ToList(); // the references are the last two units
+            var points = units.SelectMany(u => u.Points).ToList();
+            var (aligned, finetuned) = (units[^2].Reference!, units[^1].Reference!);
             var choice = SweepSelection.Choose(points, aligned.HarmfulRate, job.MaxHarmfulIncrease);
             var baselines = new[] { RestaMethod, SafeLoraMethod }
                 .Select(m => (Method: m, Choice: SweepSelection.ChooseBaseline(points, m, aligned.HarmfulRate, job.MaxHarmfulIncrease)))
@@ -251,11 +376,57 @@ public sealed record SweepJob : IJob<SweepResult>
             if (!job.KeepModels)
                 foreach (var p in planned)
                     if (Directory.Exists(ModelDir(p.Label))) Directory.Delete(ModelDir(p.Label), recursive: true);
-            var result = new SweepResult(points, aligned, finetuned, choice, report, ChosenDir, realigned, resumed) { Baselines = baselines, BaselinesMade = baselinesMade };
-            AtomicFile.WriteText(Path.Combine(root, FileName), JsonFiles.Format(SweepJson(result, clock.Elapsed.TotalSeconds)));
+            var result = new SweepResult(points, aligned, finetuned, choice, report, ChosenDir, realigned, resumed)
+            {
+                Baselines = baselines, BaselinesMade = baselinesMade,
+                UnitsComputed = units.Count(u => u.Computed), UnitsDoneEarlier = units.Count(u => !u.Computed),
+            };
+            AtomicFile.WriteText(Path.Combine(root, FileName), JsonFiles.Format(SweepJson(result, units, clock.Elapsed.TotalSeconds)));
             AtomicFile.WriteText(Path.Combine(root, "frontier.svg"), Frontier(result));
             return result;
         }
+
+        // One unit alone (irr sweep --point): its models, resumed or computed, and nothing shared with other units.
+        public SweepUnitResult RunUnit(PlannedUnit u)
+        {
+            unit = u.Unit;
+            total = u.Unit.Labels.Count;
+            CheckBaselineInputs();
+            CreateRoot();
+            var run = Compute(u);
+            var dirs = u.Unit.Labels.Select(l => u.Unit.IsReference ? ReferenceDir(l) : PointDir(l)).ToList();
+            return new SweepUnitResult(u.Unit, run.Points, run.Reference, dirs, realigned, resumed) { BaselinesMade = baselinesMade, JudgeCache = SafetyJob.JudgeCache };
+        }
+
+        // DIR/points is made before anything else is written into DIR: that is what tells a sweep directory another job is writing
+        // into from an unrelated one (SweepJob.Start).
+        private void CreateRoot() => Directory.CreateDirectory(Path.Combine(root, "points"));
+
+        // A unit's models: its points in order, or its reference; Computed when this run did at least one of them.
+        private UnitRun Compute(PlannedUnit u)
+        {
+            int before = resumed;
+            var points = u.Points.Select(RunPoint).ToList();
+            var r = job.Realign;
+            var reference = u.Unit.Label switch
+            {
+                _ when !u.Unit.IsReference => null,
+                "aligned" => RunReference("aligned", r.Base, null),
+                _ => RunReference("finetuned", r.Finetuned ?? r.Base, r.Finetuned is null ? r.Adapter : null),
+            };
+            return new UnitRun(u.Unit, points, reference, Computed: resumed - before < u.Unit.Labels.Count);
+        }
+
+        // Who computed each model of a unit, as its record says (null for a record of an earlier version).
+        private JsonObject ComputedBy(SweepUnit u) => new(u.Labels.Select(l =>
+        {
+            string record = u.IsReference ? Path.Combine(ReferenceDir(l), ReferenceFileName) : Path.Combine(PointDir(l), PointFileName);
+            try { return KeyValuePair.Create(l, JsonFiles.ParseObject(JsonFiles.ReadText(record), record)["computed_by"]?.DeepClone()); }
+            catch (Exception e) when (e is IrrException or JsonException or IOException) { return KeyValuePair.Create(l, (JsonNode?)null); }
+        }));
+
+        // What a record says about the run that made it: irr sweep --point K, --collect, or a whole sweep.
+        private string Maker => unit is not null ? $"point {unit.Index}" : job.Collect ? "collect" : "sweep";
 
         private string ModelDir(string label) => Path.Combine(PointDir(label), "model");
 
@@ -343,7 +514,7 @@ public sealed record SweepJob : IJob<SweepResult>
 
         private SweepReference RunReference(string label, string model, string? adapter)
         {
-            string dir = Path.Combine(root, "reference", label), record = Path.Combine(dir, ReferenceFileName);
+            string dir = ReferenceDir(label), record = Path.Combine(dir, ReferenceFileName);
             var options = new JsonObject
             {
                 ["model"] = Provenance.PathOf(model), ["adapter"] = adapter is null ? null : Provenance.PathOf(adapter),
@@ -382,11 +553,14 @@ public sealed record SweepJob : IJob<SweepResult>
             return (harmful, task);
         }
 
-        // The safety evaluation with the sets read once, and an HTTP judge's cache shared by every model.
+        // The safety evaluation with the sets read once, and an HTTP judge's cache shared by every model (DIR/judge-cache.jsonl by
+        // default), or for a unit computed alone the unit's own file, which no other job appends to.
         private EvalSafetyJob SafetyJob => job.Safety with
         {
             Prompts = [], Sets = sets,
-            JudgeCache = job.Safety is { CustomJudge: null, Judge: "http", JudgeCache: null } ? Path.Combine(root, "judge-cache.jsonl") : job.Safety.JudgeCache,
+            JudgeCache = job.Safety is { CustomJudge: null, Judge: "http" } && (job.Safety.JudgeCache ?? Path.Combine(root, "judge-cache.jsonl")) is var cache
+                ? (unit is null ? cache : UnitJudgeCache(cache, unit))
+                : job.Safety.JudgeCache,
         };
 
         // The finished record at `path` if it was made with these options, else null (also when it cannot be read: it is redone).
@@ -401,10 +575,11 @@ public sealed record SweepJob : IJob<SweepResult>
             catch (Exception e) when (e is IrrException or JsonException) { return null; }
         }
 
-        private static void Save<T>(string path, T value, JsonObject options)
+        private void Save<T>(string path, T value, JsonObject options)
         {
             var json = JsonSerializer.SerializeToNode(value, JsonFiles.ResultOptions)!.AsObject();
             json["options"] = options;
+            json["computed_by"] = Maker;
             json["irr_version"] = Provenance.Version;
             AtomicFile.WriteText(path, JsonFiles.Format(json));
         }
@@ -562,7 +737,7 @@ public sealed record SweepJob : IJob<SweepResult>
             return Convert.ToHexStringLower(sha.GetHashAndReset());
         }
 
-        private JsonObject SweepJson(SweepResult result, double seconds)
+        private JsonObject SweepJson(SweepResult result, IReadOnlyList<UnitRun> units, double seconds)
         {
             JsonNode Node<T>(T value) => JsonSerializer.SerializeToNode(value, JsonFiles.ResultOptions)!;
             return new JsonObject
@@ -588,8 +763,15 @@ public sealed record SweepJob : IJob<SweepResult>
                 ["references"] = new JsonObject { ["aligned"] = Node(result.Aligned), ["finetuned"] = Node(result.Finetuned) },
                 ["points"] = new JsonArray(result.Points.Select(p => (JsonNode?)Node(p)).ToArray()),
                 ["options"] = SharedOptions(),
+                ["units"] = new JsonArray(units.Select(u => (JsonNode?)new JsonObject
+                {
+                    ["index"] = u.Unit.Index, ["labels"] = new JsonArray(u.Unit.Labels.Select(l => (JsonNode?)l).ToArray()),
+                    ["computed_now"] = u.Computed, ["computed_by"] = ComputedBy(u.Unit),
+                }).ToArray()),
                 ["realigned"] = result.Realigned,
                 ["resumed"] = result.Resumed,
+                ["units_computed"] = result.UnitsComputed,
+                ["units_done_earlier"] = result.UnitsDoneEarlier,
                 ["seconds"] = Math.Round(seconds, 3),
             };
         }

@@ -110,8 +110,18 @@ public class SweepCommandTests
     public void ABadSparsityListExitsWithTwoBeforeAnyWork(string list, string message)
     {
         using var dir = new TempDir();
-        var (code, _, error) = CliRunner.Run("sweep", "--base", dir["a"], "--finetuned", dir["f"], "--safety-vector", dir["v"], "--fisher", dir["f"],
-            "--calibration", dir["c"], "--harmful-val", dir["h"], "--task-val", dir["t"], "--task-metric", "exact", "--sparsity", list, "-o", dir["out"]);
+        Refused(dir, message, Unread(dir, list));
+    }
+
+    // A sweep into DIR/out over inputs that do not exist: nothing is read when an option is refused.
+    internal static string[] Unread(TempDir dir, string sparsity) =>
+        ["sweep", "--base", dir["a"], "--finetuned", dir["f"], "--safety-vector", dir["v"], "--fisher", dir["f"], "--calibration", dir["c"],
+            "--harmful-val", dir["h"], "--task-val", dir["t"], "--task-metric", "exact", "--sparsity", sparsity, "-o", dir["out"]];
+
+    // The command line exits with 2 and this one line, and makes no DIR/out.
+    internal static void Refused(TempDir dir, string message, string[] args)
+    {
+        var (code, _, error) = CliRunner.Run(args);
         Assert.Equal(2, code);
         Assert.Equal(message, error.Trim());
         Assert.False(Directory.Exists(dir["out"]));
