@@ -14,7 +14,7 @@ public class SweepPointTests
     private static JsonObject Json(string path) => JsonNode.Parse(File.ReadAllText(path))!.AsObject();
 
     // sweep.json without what depends on when and how it was computed: timings, counters, the units' record and DIR itself.
-    private static JsonObject Comparable(string sweep)
+    internal static JsonObject Comparable(string sweep)
     {
         var json = Json(Path.Combine(sweep, SweepJob.FileName));
         foreach (string key in new[] { "seconds", "realigned", "resumed", "units", "units_computed", "units_done_earlier", "chosen_model", "irr_version" })

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Submits the sweep as a Slurm job array, one task per unit, and a collect job that waits for all of them.
+# Usage: ./submit-sweep.sh            (settings in config.sh, or IRR_CONFIG=FILE, or the environment)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=config.sh
+source "${IRR_CONFIG:-$here/config.sh}"
+# The number of units, from the options alone (this checks them too: a bad option fails here, not in every task).
+# shellcheck disable=SC2086
+units=$(irr sweep $SWEEP_ARGS --output "$SWEEP_DIR" --list-points | sed -n 's/^units: //p')
+[ -n "$units" ] || { echo "submit-sweep.sh: irr sweep --list-points gave no unit count" >&2; exit 1; }
+array=$(sbatch --parsable --array="0-$((units - 1))" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/sweep.sbatch")
+array=${array%%;*}
+collect=$(sbatch --parsable --dependency="afterok:$array" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/sweep-collect.sbatch")
+echo "sweep: job array $array ($units units), collect job ${collect%%;*} -> $SWEEP_DIR"
