@@ -62,6 +62,14 @@ internal static class RunCommand
 
     private static string KeyOf(Option option) => option.Name.TrimStart('-');
 
+    // Options a recipe may not give, and why: what prints instead of running, and what runs a command.
+    private static readonly Dictionary<string, string> NotInRecipes = new(StringComparer.Ordinal)
+    {
+        ["list-points"] = "prints the sweep's units instead of running it; run irr sweep ... --list-points on the command line",
+        ["json"] = "applies to list-points, which a recipe cannot give",
+        ["engine-serve"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve on the command line",
+    };
+
     // The step with each key spelled as its option's long name (o → output), every key checked against the command.
     private static RecipeStep Canonical(Recipe recipe, Command root, RecipeStep step)
     {
@@ -76,6 +84,7 @@ internal static class RunCommand
                 var option = OptionOf(command, key)
                     ?? throw recipe.Error(given.Line, $"{step.Command}: unknown option '{key}'{Suggestion(key, OptionsOf(command).Select(KeyOf).Append(spec.Positional))}");
                 key = KeyOf(option);
+                if (NotInRecipes.TryGetValue(key, out string? why)) throw recipe.Error(given.Line, $"{step.Command}: {key} {why}");
                 if (IsFlag(option) && (given.IsList || !bool.TryParse(given.Values[0], out _)))
                     throw recipe.Error(given.Line, $"{step.Command}: {key} is a flag: true or false");
                 if (given.IsList && option.Arity.MaximumNumberOfValues <= 1)
