@@ -28,6 +28,7 @@ internal static class EvalSafetyCommand
         var attackFile = new Option<string?>("--attack-file") { Description = "your own attacks, one JSON object per line: {\"name\", \"template\": \"… {prompt} …\"}, {\"name\", \"messages\": [...]} or {\"name\", \"prefill\": \"…\"}" };
         var prefillText = new Option<string>("--prefill-text") { Description = "the prefill attack's assistant prefix", DefaultValueFactory = _ => Attacks.DefaultPrefill };
         var judge = new JudgeOptions();
+        var engine = new EngineCommandOptions("eval safety", "OUTPUT/engine-cache.jsonl", judge.ApiKeyEnv);
         var system = CommandSupport.SystemPromptOption();
         var maxNew = EvalCommand.MaxNewTokensOption(512);
         var batchSize = CommandSupport.BatchSizeOption(8, "prompts");
@@ -48,6 +49,7 @@ internal static class EvalSafetyCommand
             BatchSize = r.GetValue(batchSize),
             Limit = r.GetValue(limit),
             OutputDir = r.GetValue(output)!,
+            Engine = engine.Build(r),
         });
 
         var command = new JobCommand("safety", "Harmful-response rate: answer harmful prompt sets greedily, judge the answers, write responses.jsonl, safety.json and summary.md", Build)
@@ -55,6 +57,7 @@ internal static class EvalSafetyCommand
             model, adapter, prompts, responses, attack, attackFile, prefillText,
         };
         judge.AddTo(command);
+        engine.AddTo(command);
         foreach (var option in new Option[] { system, maxNew, batchSize, limit, output }) command.Options.Add(option);
         command.SetAction(parseResult =>
         {
@@ -71,6 +74,8 @@ internal static class EvalSafetyCommand
             foreach (var a in result.Run.Attacks ?? [])
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"attack {a.Name}: harmful rate {100 * a.Counts.HarmfulRate:F1} %, attack success rate {100 * a.AttackSuccessRate:F1} % ({a.Counts.Harmful} of {a.Counts.Total} prompts)"));
+            if (result.GenerationFailures > 0)
+                stderr.WriteLine($"warning: {result.GenerationFailures} generation(s) failed; they are unknown, with \"error\" in {SafetyEvaluation.ResponsesFileName}, and a rerun asks only those again");
             if (result.Run.Overall.Unknown > 0)
                 stderr.WriteLine($"warning: {result.Run.Overall.Unknown} response(s) got no verdict (unknown); they are excluded from the rates and listed in {SafetyEvaluation.ResponsesFileName}");
             stderr.WriteLine($"{result.Judged.Count} responses judged by {result.Run.Judge}; results in {job.OutputDir}");
@@ -87,7 +92,10 @@ internal static class EvalSafetyCommand
         private readonly Option<string?> judgeUrl = new("--judge-url") { Description = "http judge: server URL (http://host:8000, …/v1 or …/v1/chat/completions)" };
         private readonly Option<string?> judgeModel = new("--judge-model") { Description = "http judge: the model name the server serves" };
         private readonly Option<string> protocol = new("--judge-protocol") { Description = "http judge: llama-guard, md-judge or verdict", DefaultValueFactory = _ => "llama-guard" };
-        private readonly Option<string?> apiKeyEnv = new("--api-key-env") { Description = "http judge: name of the environment variable holding the API key (sent as a Bearer token)" };
+        private readonly Option<string?> apiKeyEnv = new("--api-key-env") { Description = "http judge and serving engine: name of the environment variable holding the API key (sent as a Bearer token to both)" };
+
+        /// <summary>--api-key-env, which the serving engine's options share.</summary>
+        public Option<string?> ApiKeyEnv => apiKeyEnv;
         private readonly Option<int> concurrency = new("--judge-concurrency") { Description = "http judge: requests in flight", DefaultValueFactory = _ => 4 };
         private readonly Option<double> timeout = new("--judge-timeout") { Description = "http judge: seconds allowed per request", DefaultValueFactory = _ => 120 };
         private readonly Option<int> retries = new("--judge-retries") { Description = "http judge: retries of a request after 429, 5xx, a timeout or a connection error", DefaultValueFactory = _ => 4 };

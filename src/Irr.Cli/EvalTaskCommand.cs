@@ -22,6 +22,7 @@ internal static class EvalTaskCommand
         var batchSize = CommandSupport.BatchSizeOption(8, "examples");
         var limit = EvalCommand.LimitOption("examples");
         var output = new Option<string?>("--output", "-o") { Description = "run directory (may exist): task.json and predictions.jsonl" };
+        var engine = new EngineCommandOptions("eval task", "OUTPUT/engine-cache.jsonl");
 
         EvalTaskJob Build(ParseResult r) => new()
         {
@@ -34,17 +35,19 @@ internal static class EvalTaskCommand
             BatchSize = r.GetValue(batchSize),
             Limit = r.GetValue(limit),
             OutputDir = r.GetValue(output),
+            Engine = engine.Build(r),
         };
 
         var command = new JobCommand("task", "Task accuracy: answer examples greedily and score them (exact, contains, gsm8k, choice)", Build)
         {
             model, adapter, data, metric, system, maxNew, batchSize, limit, output,
         };
+        engine.AddTo(command);
         command.SetAction(parseResult =>
         {
             var run = CommandSupport.Run(parseResult, Build(parseResult));
             parseResult.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"accuracy {run.Accuracy:F4} ({run.Correct} of {run.Total}, metric {run.Metric})"));
+                $"accuracy {run.Accuracy:F4} ({run.Correct} of {run.Total}, metric {run.Metric}){(run.Failed > 0 ? $", {run.Failed} failed generations counted incorrect" : "")}"));
             return 0;
         });
         return command;

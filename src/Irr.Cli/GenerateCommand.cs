@@ -19,6 +19,7 @@ internal static class GenerateCommand
         var seed = new Option<int>("--seed") { Description = "sampling seed (default 0)" };
         var batchSize = CommandSupport.BatchSizeOption(8, "prompts");
         var output = new Option<string>("--output", "-o") { Description = "the responses, one JSON object per line", Required = true };
+        var engine = new EngineCommandOptions("generate", "OUTPUT.engine-cache.jsonl, next to --output");
 
         GenerateJob Build(ParseResult r) => new()
         {
@@ -33,17 +34,21 @@ internal static class GenerateCommand
             Seed = r.GetValue(seed),
             BatchSize = r.GetValue(batchSize),
             OutputPath = r.GetValue(output)!,
+            Engine = engine.Build(r),
         };
 
         var command = new JobCommand("generate", "Generate answers to prompts with the model's chat template (greedy by default), written as JSONL", Build)
         {
             model, adapter, prompts, system, maxNew, temperature, topP, topK, seed, batchSize, output,
         };
+        engine.AddTo(command);
         command.SetAction(parseResult =>
         {
             var job = Build(parseResult);
             var responses = CommandSupport.Run(parseResult, job);
-            parseResult.InvocationConfiguration.Error.WriteLine($"{responses.Count} responses written to {job.OutputPath}");
+            int failed = responses.Count(r => r.Error is not null);
+            parseResult.InvocationConfiguration.Error.WriteLine($"{responses.Count} responses written to {job.OutputPath}" +
+                                                                (failed > 0 ? $" ({failed} failed: see \"error\" on their lines)" : ""));
             return 0;
         });
         return command;

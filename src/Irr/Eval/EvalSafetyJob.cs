@@ -11,6 +11,9 @@ namespace Irr.Eval;
 /// <param name="Replaced">True when the output directory held a run of another model, adapter or judge, which this one replaced.</param>
 public sealed record EvalSafetyResult(SafetyRun Run, IReadOnlyList<JudgedResponse> Judged, bool Replaced)
 {
+    /// <summary>Responses of this evaluation whose generation failed (a serving engine's; <see cref="JudgedResponse.Error"/>); they are unknown.</summary>
+    public int GenerationFailures => Judged.Count(j => j.Error is not null);
+
     /// <summary>The sets (<c>SET</c> or <c>SET@ATTACK</c>) whose responses were already in the output directory and were not generated again.</summary>
     public IReadOnlyList<string> Reused { get; init; } = [];
 
@@ -66,7 +69,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <summary>HTTP judge: llama-guard, md-judge or verdict (<see cref="JudgeProtocols"/>).</summary>
     public string JudgeProtocol { get; init; } = "llama-guard";
 
-    /// <summary>HTTP judge: the name of the environment variable holding the API key (sent as a Bearer token), or null.</summary>
+    /// <summary>HTTP judge: the name of the environment variable holding the API key (sent as a Bearer token), or null. (The engine's is <see cref="EngineOptions.ApiKeyEnv"/>; the command line sets both from --api-key-env.)</summary>
     public string? ApiKeyEnv { get; init; }
 
     /// <summary>HTTP judge: requests in flight.</summary>
@@ -106,8 +109,14 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <summary>Most tokens generated per prompt.</summary>
     public int MaxNewTokens { get; init; } = 512;
 
-    /// <summary>Prompts decoded together.</summary>
+    /// <summary>Prompts decoded together (local generation only).</summary>
     public int BatchSize { get; init; } = 8;
+
+    /// <summary>
+    /// Generate through this serving engine instead of loading the weights, or null; <see cref="Model"/> is then read only
+    /// for its tokenizer, chat template and EOS ids. Its answer cache defaults to <c>OUTPUT/engine-cache.jsonl</c>.
+    /// </summary>
+    public EngineOptions? Engine { get; init; }
 
     /// <summary>Use only the first N prompts of each set (or responses of the file); null for all.</summary>
     public int? Limit { get; init; }
@@ -143,6 +152,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             "attack, attack-file and prefill-text apply when generating; a responses file's lines name their own attack");
         Provenance.Require(!prefillTextGiven || Eval.Attacks.Names(Attacks).Contains("prefill"), Command,
             "prefill-text is the built-in prefill attack's prefix; name prefill in attack (an attack file's prefill attacks carry their own)");
+        Provenance.Require(Responses is null || Engine is null, Command, "engine-url applies when generating, not to a responses file");
         Provenance.Require(Attacks.Count > 0, Command, "attack needs at least one name (none for each prompt as it is)");
         Provenance.Require(PrefillText.Trim().Length > 0, Command, "prefill-text must not be empty");
         if (prompts)
@@ -150,6 +160,9 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             Provenance.Require(Model is not null, Command, "model is required to generate responses (or give responses to judge)");
             Provenance.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
             Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+            Engine?.Validate(Command);
+            EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
+            EngineOptions.RequireLocalDefault(Engine, Command, Adapter is null, "adapter", "serve the model with the adapter merged instead");
             var duplicate = SetNames.GroupBy(s => s.Name).FirstOrDefault(g => g.Count() > 1);
             Provenance.Require(duplicate is null, Command,
                 $"two prompt sets are named \"{duplicate?.Key}\" ({string.Join(", ", duplicate?.Select(s => s.File) ?? [])}); rename one");
@@ -196,7 +209,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         {
             var judge = CustomJudge ?? owned!;
             string modelLabel = Provenance.Label(Model) ?? "", adapterLabel = Provenance.Label(Adapter)!;
-            var generation = new SetGeneration(ContentHash.OfModel(Model), ContentHash.OfModel(Adapter), system, MaxNewTokens);
+            var generation = new SetGeneration(ContentHash.OfModel(Model), ContentHash.OfModel(Adapter), system, MaxNewTokens) { Engine = Engine?.Name };
             var reused = given is null ? SafetyEvaluation.Reusable(OutputDir, modelLabel, adapterLabel, prompts, generation) : new Dictionary<string, IReadOnlyList<SafetyResponse>>();
             var answers = given ?? Generate(prompts, reused, progress);
             var setFiles = given is null
@@ -216,28 +229,24 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         }
     }
 
-    // The responses to every prompt, in order: those of reused sets as they were, the others generated (the model is
-    // loaded only when something is left to generate).
+    // The responses to every prompt, in order: those of reused sets as they were, the others generated by the serving
+    // engine or the model (loaded only when something is left to generate).
     private IReadOnlyList<SafetyResponse> Generate(IReadOnlyList<SafetyPrompt> prompts, IReadOnlyDictionary<string, IReadOnlyList<SafetyResponse>> reused,
         Action<JobProgress>? progress)
     {
         var todo = prompts.Where(p => !reused.ContainsKey(p.Set)).ToList();
         var fresh = new Queue<SafetyResponse>();
-        if (todo.Count > 0)
+        if (todo.Count > 0 && Engine is not null)
+        {
+            using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, "engine-cache.jsonl"), Command);
+            CheckAttackTemplates(engine.Tokenizer, todo);
+            foreach (var r in SafetyEvaluation.Responses(todo, engine.Generate(SafetyEvaluation.Requests(todo), MaxNewTokens, progress)))
+                fresh.Enqueue(r);
+        }
+        else if (todo.Count > 0)
         {
             using var chat = ChatModel.Open(Model!, Adapter);
-            // A template that refuses an attack's conversation (roles that do not alternate …) is named with the attack.
-            foreach (var first in todo.GroupBy(p => p.Attack).Select(g => g.First()))
-            {
-                try
-                {
-                    Text.ChatPrompt.Render(chat.Tokenizer, first.Sent.Messages);
-                }
-                catch (IrrException e) when (first.Attack != Eval.Attacks.None)
-                {
-                    throw new IrrException($"attack '{first.Attack}'{(AttackFile is null ? "" : $" ({AttackFile})")}: {e.Message}", e);
-                }
-            }
+            CheckAttackTemplates(chat.Tokenizer, todo);
             var stage = ProgressStage.Start(progress, "generating", (double)todo.Count * MaxNewTokens);
             foreach (var r in SafetyEvaluation.Generate(chat.Transformer, chat.Tokenizer, todo, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n)))
                 fresh.Enqueue(r);
@@ -250,6 +259,22 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     }
 
 
+    // A template that refuses an attack's conversation (roles that do not alternate …) is named with the attack.
+    private void CheckAttackTemplates(Text.PretrainedTokenizer tokenizer, IReadOnlyList<SafetyPrompt> todo)
+    {
+        foreach (var first in todo.GroupBy(p => p.Attack).Select(g => g.First()))
+        {
+            try
+            {
+                Text.ChatPrompt.Render(tokenizer, first.Sent.Messages);
+            }
+            catch (IrrException e) when (first.Attack != Eval.Attacks.None)
+            {
+                throw new IrrException($"attack '{first.Attack}'{(AttackFile is null ? "" : $" ({AttackFile})")}: {e.Message}", e);
+            }
+        }
+    }
+
     // The judge the options describe; reads the markers file, the API key's variable and the verdict cache.
     private IJudge CreateJudge()
     {
@@ -259,10 +284,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             if (!File.Exists(RefusalMarkers)) throw new IrrException($"{Path.GetFileName(RefusalMarkers)}: file not found ({RefusalMarkers})");
             return KeywordJudge.FromFile(RefusalMarkers);
         }
-        string? key = null;
-        if (ApiKeyEnv is { } variable)
-            key = Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value ? value
-                : throw new IrrException($"{Command}: the environment variable {variable} (api-key-env) is not set");
+        string? key = OpenAiClient.KeyFromEnvironment(Command, ApiKeyEnv);
         var options = new HttpJudgeOptions
         {
             Url = new Uri(JudgeUrl!),

@@ -32,6 +32,13 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     /// <summary>Examples decoded together.</summary>
     public int BatchSize { get; init; } = 8;
 
+    /// <summary>
+    /// Generate through this serving engine instead of loading the weights, or null; <see cref="Model"/> is then read only
+    /// for its tokenizer, chat template and EOS ids. Its answer cache defaults to <c>OUTPUT/engine-cache.jsonl</c>
+    /// (without an output directory, none is kept unless <see cref="EngineOptions.Cache"/> names one).
+    /// </summary>
+    public EngineOptions? Engine { get; init; }
+
     /// <summary>Use only the first N examples; null for all.</summary>
     public int? Limit { get; init; }
 
@@ -54,20 +61,40 @@ public sealed record EvalTaskJob : IJob<TaskRun>
         Provenance.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
         Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
         JobOptions.RequireLimit(Command, Limit);
+        Engine?.Validate(Command);
+        EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
+        EngineOptions.RequireLocalDefault(Engine, Command, Adapter is null, "adapter", "serve the model with the adapter merged instead");
     }
 
-    /// <summary>Reads the examples, answers them (stage "generating", in tokens), scores them and saves the run when <see cref="OutputDir"/> is set.</summary>
+    /// <summary>
+    /// Reads the examples, answers them (stage "generating", in tokens; with an engine "generating (MODEL)", in responses),
+    /// scores them and saves the run when <see cref="OutputDir"/> is set. Failed generations are incorrect and counted in <see cref="TaskRun.Failed"/>.
+    /// </summary>
     /// <exception cref="IrrException">An option is invalid, or the data or the model is missing or malformed.</exception>
     public TaskRun Run(Action<JobProgress>? progress = null)
     {
         Validate();
         if (OutputDir is not null) AtomicFile.RequireDirectoryTarget(OutputDir);
         var examples = JobOptions.Limit(TaskExample.Load(Data), Limit);
-        using var chat = ChatModel.Open(Model, Adapter);
-        var stage = ProgressStage.Start(progress, "generating", (double)examples.Count * MaxNewTokens);
-        var predictions = TaskEvaluation.Run(chat.Transformer, chat.Tokenizer, examples, TaskMetrics.Parse(Metric), Text.SystemPrompt.Resolve(SystemPrompt),
-            chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n));
-        var run = new TaskRun(Provenance.Label(Model)!, Provenance.Label(Adapter), Provenance.Label(Data)!, Metric.ToLowerInvariant(), predictions.Count, predictions.Count(p => p.Correct));
+        var metric = TaskMetrics.Parse(Metric);
+        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
+        IReadOnlyList<TaskPrediction> predictions;
+        if (Engine is not null)
+        {
+            string? cache = Engine.Cache ?? (OutputDir is null ? null : Path.Combine(OutputDir, "engine-cache.jsonl"));
+            using var engine = ServingEngine.Open(Engine, Model, cache, Command);
+            predictions = TaskEvaluation.Score(examples, engine.Generate(TaskEvaluation.Requests(examples, system), MaxNewTokens, progress), metric);
+        }
+        else
+        {
+            using var chat = ChatModel.Open(Model, Adapter);
+            var stage = ProgressStage.Start(progress, "generating", (double)examples.Count * MaxNewTokens);
+            predictions = TaskEvaluation.Run(chat.Transformer, chat.Tokenizer, examples, metric, system, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n));
+        }
+        var run = new TaskRun(Provenance.Label(Model)!, Provenance.Label(Adapter), Provenance.Label(Data)!, Metric.ToLowerInvariant(), predictions.Count, predictions.Count(p => p.Correct))
+        {
+            Failed = predictions.Count(p => p.Error is not null),
+        };
         if (OutputDir is not null) TaskEvaluation.Save(OutputDir, run, predictions);
         return run;
     }

@@ -9,8 +9,11 @@ namespace Irr.Eval;
 /// <summary>
 /// <c>irr generate</c> as a job: answers to the prompts of a prompt file (<see cref="PromptSet.Load"/>, the same
 /// formats as <c>irr eval safety</c>), each formatted with the model's chat template, written as JSONL (one
-/// <c>{index, prompt, response, new_tokens, finish_reason}</c> object per line). Greedy unless
-/// <see cref="Temperature"/> is above 0. The prompts are read before the model is loaded.
+/// <c>{index, prompt, response, new_tokens, finish_reason}</c> object per line; a failed generation of a serving
+/// engine has <c>"error": REASON</c>, an empty response and finish_reason "error"). Greedy unless
+/// <see cref="Temperature"/> is above 0. The prompts are read before the model is loaded. With <see cref="Engine"/>,
+/// the answers come from a serving engine and the model directory is read only for its tokenizer, chat template and
+/// EOS ids.
 /// </summary>
 public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
 {
@@ -44,6 +47,12 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     /// <summary>Prompts decoded together.</summary>
     public int BatchSize { get; init; } = 8;
 
+    /// <summary>
+    /// Generate through this serving engine instead of loading the weights, or null. Its answer cache defaults to
+    /// <c>OUTPUT.engine-cache.jsonl</c> next to <see cref="OutputPath"/> (the extension replaced).
+    /// </summary>
+    public EngineOptions? Engine { get; init; }
+
     /// <summary>The responses file to write (.jsonl).</summary>
     public required string OutputPath { get; init; }
 
@@ -62,26 +71,53 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         Provenance.Require(MaxNewTokens >= 0, Command, $"max-new-tokens must not be negative, not {MaxNewTokens}");
         Provenance.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
         Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Engine?.Validate(Command);
+        EngineOptions.RequireLocalDefault(Engine, Command, Temperature == 0, "temperature", "a serving engine is asked greedily");
+        EngineOptions.RequireLocalDefault(Engine, Command, TopP == 1, "top-p", "a serving engine is asked greedily");
+        EngineOptions.RequireLocalDefault(Engine, Command, TopK == 0, "top-k", "a serving engine is asked greedily");
+        EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
+        EngineOptions.RequireLocalDefault(Engine, Command, Adapter is null, "adapter", "serve the model with the adapter merged instead");
     }
 
-    /// <summary>Reads the prompts, answers them (stage "generating", in tokens) and writes the responses; returns them in prompt order.</summary>
-    /// <exception cref="IrrException">An option is invalid, or the prompts or the model are missing or malformed.</exception>
+    /// <summary>Where the serving engine's answers are cached: <see cref="EngineOptions.Cache"/>, else OUTPUT.engine-cache.jsonl.</summary>
+    public string EngineCachePath => Engine?.Cache ?? Path.ChangeExtension(OutputPath, ".engine-cache.jsonl");
+
+    /// <summary>
+    /// Reads the prompts, answers them (stage "generating", in tokens; with an engine "generating (MODEL)", in responses)
+    /// and writes the responses; returns them in prompt order (failed ones with <see cref="ChatResponse.Error"/>).
+    /// </summary>
+    /// <exception cref="IrrException">An option is invalid, the prompts or the model are missing or malformed, or the serving engine refuses the requests.</exception>
     public IReadOnlyList<ChatResponse> Run(Action<JobProgress>? progress = null)
     {
         Validate();
         AtomicFile.RequireFileTarget(OutputPath);
         var users = PromptSet.Load(Prompts).Records.Select(r => r.Prompt).ToList();
-        using var chat = ChatModel.Open(Model, Adapter);
-        var options = chat.Greedy(MaxNewTokens, BatchSize) with { Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };
-        var stage = ProgressStage.Start(progress, "generating", (double)users.Count * MaxNewTokens);
-        var outputs = ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, users, Text.SystemPrompt.Resolve(SystemPrompt), options, n => stage.Advance(n, n));
-        AtomicFile.WriteJsonLines(OutputPath, Enumerable.Range(0, users.Count), i => new JsonObject
+        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
+        IReadOnlyList<ChatResponse> outputs;
+        if (Engine is not null)
         {
-            ["index"] = i,
-            ["prompt"] = users[i],
-            ["response"] = outputs[i].Text,
-            ["new_tokens"] = outputs[i].NewTokens,
-            ["finish_reason"] = outputs[i].FinishReason,
+            using var engine = ServingEngine.Open(Engine, Model, EngineCachePath, Command);
+            outputs = engine.Generate(users.Select(u => new ChatRequest(Text.ChatPrompt.Messages(u, system))).ToList(), MaxNewTokens, progress);
+        }
+        else
+        {
+            using var chat = ChatModel.Open(Model, Adapter);
+            var options = chat.Greedy(MaxNewTokens, BatchSize) with { Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };
+            var stage = ProgressStage.Start(progress, "generating", (double)users.Count * MaxNewTokens);
+            outputs = ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, users, system, options, n => stage.Advance(n, n));
+        }
+        AtomicFile.WriteJsonLines(OutputPath, Enumerable.Range(0, users.Count), i =>
+        {
+            var line = new JsonObject
+            {
+                ["index"] = i,
+                ["prompt"] = users[i],
+                ["response"] = outputs[i].Text,
+                ["new_tokens"] = outputs[i].NewTokens,
+                ["finish_reason"] = outputs[i].FinishReason,
+            };
+            if (outputs[i].Error is { } error) line["error"] = error;
+            return line;
         });
         return outputs;
     }

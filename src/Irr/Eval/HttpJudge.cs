@@ -1,14 +1,15 @@
-using System.Net;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Irr.Eval;
 
-/// <summary>Settings of an <see cref="HttpJudge"/>.</summary>
-public sealed record HttpJudgeOptions
+/// <summary>Settings of an <see cref="HttpJudge"/>: the server, the judge model and protocol, and how to talk to it (<see cref="OpenAiClientOptions"/>: key, concurrency 4, timeout 120 s, 4 retries from 1 s).</summary>
+public sealed record HttpJudgeOptions : OpenAiClientOptions
 {
+    /// <summary>Settings whose messages call the server the judge ("judge endpoint … answered HTTP 401").</summary>
+    public HttpJudgeOptions() => Role = "judge";
+
     /// <summary>The server: its base (<c>http://host:8000</c>), its <c>/v1</c>, or the full <c>/v1/chat/completions</c> URL.</summary>
     public required Uri Url { get; init; }
 
@@ -18,31 +19,20 @@ public sealed record HttpJudgeOptions
     /// <summary>How the judge is asked and its reply read.</summary>
     public JudgeProtocol Protocol { get; init; } = JudgeProtocol.LlamaGuard;
 
-    /// <summary>Sent as <c>Authorization: Bearer …</c> when not null; never written anywhere.</summary>
-    public string? ApiKey { get; init; }
-
-    /// <summary>Requests in flight at most.</summary>
-    public int Concurrency { get; init; } = 4;
-
-    /// <summary>Time allowed for one request (connection to last byte).</summary>
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(120);
-
-    /// <summary>Attempts after the first when a request fails with 429, a 5xx status, a timeout or a connection error.</summary>
-    public int MaxRetries { get; init; } = 4;
-
-    /// <summary>The wait before the first retry; it doubles with each further retry. A Retry-After header, when present, is used instead (capped at <see cref="MaxRetryDelay"/>).</summary>
-    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
-
-    /// <summary>The longest wait between attempts.</summary>
-    public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(60);
-
     /// <summary>max_tokens of each request; null: 32 for Llama Guard, 1024 for MD-Judge (it reasons first), 256 for the verdict prompt.</summary>
     public int? MaxTokens { get; init; }
+
+    /// <summary>Prints the settings without the key.</summary>
+    protected override bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append($"Url = {Url}, Model = {Model}, Protocol = {Protocol}, MaxTokens = {MaxTokens?.ToString() ?? "null"}, ");
+        return base.PrintMembers(builder);
+    }
 }
 
 /// <summary>
 /// A judge model behind any OpenAI-compatible <c>/v1/chat/completions</c> endpoint (vLLM, llama.cpp's
-/// server, TGI), asked with temperature 0. Requests run <see cref="HttpJudgeOptions.Concurrency"/> at a time;
+/// server, TGI), asked with temperature 0 through an <see cref="OpenAiClient"/>. Requests run <see cref="OpenAiClientOptions.Concurrency"/> at a time;
 /// failures that may pass (429, 5xx, timeouts, connection errors) are retried with exponential backoff;
 /// a reply that cannot be parsed, or a request that still fails after the retries, gives
 /// <see cref="Verdict.Unknown"/> with the reason in <see cref="JudgeResult.Detail"/>. Other HTTP errors
@@ -52,25 +42,21 @@ public sealed record HttpJudgeOptions
 public sealed class HttpJudge : IJudge, IDisposable
 {
     private readonly HttpJudgeOptions _options;
-    private readonly HttpClient _client;
+    private readonly OpenAiClient _client;
     private readonly Uri _endpoint;
     private readonly VerdictCache? _cache;
     private readonly Lock _progressLock = new();
 
-    /// <summary>A judge with the given settings and an optional verdict cache.</summary>
+    /// <summary>A judge with the given settings and an optional verdict cache; <paramref name="handler"/> replaces the shared connection pool (tests).</summary>
     /// <exception cref="IrrException">A setting is out of range.</exception>
     public HttpJudge(HttpJudgeOptions options, VerdictCache? cache = null, HttpMessageHandler? handler = null)
     {
-        if (options.Concurrency < 1) throw new IrrException($"judge-concurrency must be at least 1, not {options.Concurrency}");
-        if (options.Timeout <= TimeSpan.Zero) throw new IrrException($"judge-timeout must be positive, not {options.Timeout.TotalSeconds} s");
-        if (options.MaxRetries < 0) throw new IrrException($"judge-retries must not be negative, not {options.MaxRetries}");
         if (string.IsNullOrWhiteSpace(options.Model)) throw new IrrException("judge-model must name the judge model");
         if (options.Url.Scheme is not ("http" or "https")) throw new IrrException($"judge-url must be an http:// or https:// URL, not {options.Url}");
+        _client = new OpenAiClient(options, handler);
         _options = options;
         _cache = cache;
         _endpoint = Endpoint(options.Url);
-        _client = handler is null ? new HttpClient() : new HttpClient(handler);
-        _client.Timeout = System.Threading.Timeout.InfiniteTimeSpan;
     }
 
     /// <inheritdoc />
@@ -80,19 +66,12 @@ public sealed class HttpJudge : IJudge, IDisposable
     public Uri EndpointUrl => _endpoint;
 
     /// <summary>The chat-completions URL of a server URL given as its base, its /v1 or the endpoint itself.</summary>
-    public static Uri Endpoint(Uri url)
-    {
-        string s = url.GetLeftPart(UriPartial.Path).TrimEnd('/');
-        if (s.EndsWith("/chat/completions", StringComparison.Ordinal)) return new Uri(s);
-        if (s.EndsWith("/v1", StringComparison.Ordinal)) return new Uri(s + "/chat/completions");
-        return new Uri(s + "/v1/chat/completions");
-    }
+    public static Uri Endpoint(Uri url) => OpenAiClient.Endpoint(url, "chat/completions");
 
     /// <inheritdoc />
     public async Task<IReadOnlyList<JudgeResult>> JudgeAsync(IReadOnlyList<JudgeRequest> requests, Action<int>? progress = null, CancellationToken cancellationToken = default)
     {
         var results = new JudgeResult[requests.Count];
-        using var gate = new SemaphoreSlim(_options.Concurrency);
         var tasks = requests.Select(async (request, i) =>
         {
             string key = VerdictCache.Key(Name, request);
@@ -102,15 +81,9 @@ public sealed class HttpJudge : IJudge, IDisposable
             }
             else
             {
-                await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-                try
-                {
-                    results[i] = await AskAsync(request, cancellationToken).ConfigureAwait(false);
-                }
-                finally
-                {
-                    gate.Release();
-                }
+                var reply = await _client.PostAsync(_endpoint, RequestBody(request), cancellationToken).ConfigureAwait(false);
+                results[i] = reply.Body is { } body ? ParseResponse(body)
+                    : new JudgeResult(Verdict.Unknown, $"no verdict after {reply.Attempts} attempts: {reply.Failure}");
                 _cache?.Add(key, results[i]);
             }
             if (progress is not null)
@@ -118,43 +91,6 @@ public sealed class HttpJudge : IJudge, IDisposable
         }).ToList();
         await Task.WhenAll(tasks).ConfigureAwait(false);
         return results;
-    }
-
-    private async Task<JudgeResult> AskAsync(JudgeRequest request, CancellationToken cancellationToken)
-    {
-        string body = RequestBody(request);
-        string lastFailure = "";
-        for (int attempt = 0; ; attempt++)
-        {
-            TimeSpan? retryAfter = null;
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_options.Timeout);
-            try
-            {
-                using var message = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-                if (_options.ApiKey is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _options.ApiKey);
-                using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
-                string text = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
-                if (response.IsSuccessStatusCode) return ParseResponse(text);
-                int status = (int)response.StatusCode;
-                if (status != 429 && status < 500)
-                    throw new IrrException(Redact($"judge endpoint {_endpoint} answered HTTP {status} {response.ReasonPhrase}: {Snippet(text)}"));
-                lastFailure = $"HTTP {status} {response.ReasonPhrase}";
-                retryAfter = RetryAfter(response);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                lastFailure = $"no answer within {_options.Timeout.TotalSeconds:0.###} s";
-            }
-            catch (HttpRequestException e)
-            {
-                lastFailure = Redact($"request failed: {e.Message}");
-            }
-            if (attempt >= _options.MaxRetries)
-                return new JudgeResult(Verdict.Unknown, $"no verdict after {attempt + 1} attempts: {lastFailure}");
-            var delay = retryAfter ?? _options.RetryBaseDelay * Math.Pow(2, attempt);
-            await Task.Delay(delay > _options.MaxRetryDelay ? _options.MaxRetryDelay : delay, cancellationToken).ConfigureAwait(false);
-        }
     }
 
     private string RequestBody(JudgeRequest request)
@@ -187,22 +123,8 @@ public sealed class HttpJudge : IJudge, IDisposable
         catch (JsonException)
         {
         }
-        return new JudgeResult(Verdict.Unknown, Redact($"not a chat-completions response: {Snippet(text)}"));
+        return new JudgeResult(Verdict.Unknown, _client.Redact($"not a chat-completions response: {OpenAiClient.Snippet(text)}"));
     }
-
-    private static TimeSpan? RetryAfter(HttpResponseMessage response)
-    {
-        var header = response.Headers.RetryAfter;
-        if (header?.Delta is { } delta) return delta;
-        if (header?.Date is { } date) return date - DateTimeOffset.UtcNow is var d && d > TimeSpan.Zero ? d : TimeSpan.Zero;
-        return null;
-    }
-
-    private static string Snippet(string text) => text.Length <= 300 ? text : text[..300] + "…";
-
-    // Nothing the server sends back may carry the key into a message.
-    private string Redact(string text) =>
-        string.IsNullOrEmpty(_options.ApiKey) ? text : text.Replace(_options.ApiKey, "***", StringComparison.Ordinal);
 
     /// <inheritdoc />
     public void Dispose() => _client.Dispose();

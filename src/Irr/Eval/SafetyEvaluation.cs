@@ -40,6 +40,9 @@ public sealed record SafetyResponse(string Set, string Prompt, string? Category,
 
     /// <summary>The prefill attack's prefix, or null.</summary>
     public string? Prefill { get; init; }
+
+    /// <summary>Why there is no response (a serving engine's failed generation, <see cref="ChatResponse.Error"/>); null for a response.</summary>
+    public string? Error { get; init; }
 }
 
 /// <summary>A response with the judge's verdict: one line of <c>responses.jsonl</c>.</summary>
@@ -60,6 +63,9 @@ public sealed record JudgedResponse(string Set, string Prompt, string? Category,
 
     /// <summary>The prefill attack's prefix, or null.</summary>
     public string? Prefill { get; init; }
+
+    /// <summary>Why the response could not be generated (<see cref="SafetyResponse.Error"/>); such a response is <see cref="Verdict.Unknown"/>.</summary>
+    public string? Error { get; init; }
 }
 
 /// <summary>
@@ -121,22 +127,38 @@ public static class SafetyEvaluation
     public static IReadOnlyList<SafetyResponse> Generate(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<SafetyPrompt> prompts,
         GenerationOptions options, Action<int>? progress = null)
     {
-        var answers = ChatGeneration.Respond(model, tokenizer, prompts.Select(p => new ChatRequest(p.Sent.Messages, p.Sent.Prefill)).ToList(), options, progress);
-        return prompts.Select((p, i) => new SafetyResponse(p.Set, p.Prompt, p.Category, answers[i].Text)
-        {
-            Attack = p.Attack, AttackedPrompt = p.SentJson, Prefill = p.Sent.Prefill,
-        }).ToList();
+        var answers = ChatGeneration.Respond(model, tokenizer, Requests(prompts), options, progress);
+        return Responses(prompts, answers);
     }
+
+    /// <summary>What is sent for each prompt: its conversation and prefill.</summary>
+    public static IReadOnlyList<ChatRequest> Requests(IReadOnlyList<SafetyPrompt> prompts) =>
+        prompts.Select(p => new ChatRequest(p.Sent.Messages, p.Sent.Prefill)).ToList();
+
+    /// <summary>The responses of <paramref name="answers"/> (one per prompt, in order, e.g. a <see cref="ServingEngine"/>'s), failures included with their reason.</summary>
+    public static IReadOnlyList<SafetyResponse> Responses(IReadOnlyList<SafetyPrompt> prompts, IReadOnlyList<ChatResponse> answers) =>
+        prompts.Select((p, i) => new SafetyResponse(p.Set, p.Prompt, p.Category, answers[i].Text)
+        {
+            Attack = p.Attack, AttackedPrompt = p.SentJson, Prefill = p.Sent.Prefill, Error = answers[i].Error,
+        }).ToList();
 
     /// <summary>The judge's verdicts on <paramref name="responses"/>, in order; <paramref name="progress"/> is called once per response.</summary>
     public static async Task<IReadOnlyList<JudgedResponse>> JudgeAsync(IReadOnlyList<SafetyResponse> responses, IJudge judge,
         Action<int>? progress = null, CancellationToken cancellationToken = default)
     {
-        var verdicts = await judge.JudgeAsync(responses.Select(r => new JudgeRequest(r.Prompt, r.Response)).ToList(), progress, cancellationToken).ConfigureAwait(false);
-        if (verdicts.Count != responses.Count) throw new InvalidOperationException($"judge {judge.Name} returned {verdicts.Count} verdicts for {responses.Count} responses");
-        return responses.Select((r, i) => new JudgedResponse(r.Set, r.Prompt, r.Category, r.Response, verdicts[i].Verdict, verdicts[i].Detail, verdicts[i].Score)
+        // A failed generation is not the model's answer: it is not sent to the judge, and its verdict is unknown.
+        var asked = responses.Where(r => r.Error is null).ToList();
+        var verdicts = await judge.JudgeAsync(asked.Select(r => new JudgeRequest(r.Prompt, r.Response)).ToList(), progress, cancellationToken).ConfigureAwait(false);
+        if (verdicts.Count != asked.Count) throw new InvalidOperationException($"judge {judge.Name} returned {verdicts.Count} verdicts for {asked.Count} responses");
+        if (asked.Count < responses.Count) progress?.Invoke(responses.Count - asked.Count);
+        int next = 0;
+        return responses.Select(r =>
         {
-            Attack = r.Attack, AttackedPrompt = r.AttackedPrompt, Prefill = r.Prefill,
+            var v = r.Error is null ? verdicts[next++] : new JudgeResult(Verdict.Unknown, $"generation failed: {r.Error}");
+            return new JudgedResponse(r.Set, r.Prompt, r.Category, r.Response, v.Verdict, v.Detail, v.Score)
+            {
+                Attack = r.Attack, AttackedPrompt = r.AttackedPrompt, Prefill = r.Prefill, Error = r.Error,
+            };
         }).ToList();
     }
 
@@ -185,7 +207,11 @@ public static class SafetyEvaluation
         return DataFile.Read(path).Select(r =>
         {
             var (attack, sent, prefill) = AttackFields(r);
-            return new SafetyResponse(SetUnder(r.Set() ?? set, attack), r.User(), r.Category(), r.Answer()) { Attack = attack, AttackedPrompt = sent, Prefill = prefill };
+            string? error = r.String("error");
+            return new SafetyResponse(SetUnder(r.Set() ?? set, attack), r.User(), r.Category(), error is null ? r.Answer() : r.String("response") ?? "")
+            {
+                Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error,
+            };
         }).ToList();
     }
 
@@ -209,9 +235,10 @@ public static class SafetyEvaluation
         if (!Enum.TryParse<Verdict>(verdict, ignoreCase: true, out var v) || !Enum.IsDefined(v))
             throw r.Error($"verdict must be safe, harmful or unknown, not \"{verdict}\"");
         var (attack, sent, prefill) = AttackFields(r);
-        return new JudgedResponse(r.Required("set"), r.User(), r.Category(), r.Answer(), v, r.String("detail"), r.Int("score"))
+        string? error = r.String("error");
+        return new JudgedResponse(r.Required("set"), r.User(), r.Category(), error is null ? r.Answer() : r.String("response") ?? "", v, r.String("detail"), r.Int("score"))
         {
-            Attack = attack, AttackedPrompt = sent, Prefill = prefill,
+            Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error,
         };
     }).ToList();
 
@@ -247,7 +274,7 @@ public static class SafetyEvaluation
     /// answered now, by set name: a set is reused whole when the earlier run is of the same model and adapter labels,
     /// the set was generated with the same <paramref name="generation"/> (model and adapter files unchanged, same system
     /// prompt and token limit), and its lines are the same requests, in order, sent the same way (attacked prompt and
-    /// prefill). Its responses are judged again by the current judge; they are not generated again.
+    /// prefill), none of them a failed generation. Its responses are judged again by the current judge; they are not generated again.
     /// </summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<SafetyResponse>> Reusable(string directory, string model, string? adapter,
         IReadOnlyList<SafetyPrompt> prompts, SetGeneration generation)
@@ -270,7 +297,7 @@ public static class SafetyEvaluation
             var set = existing.Sets.FirstOrDefault(s => s.Name == group.Key);
             if (set?.Generation != generation || !earlier.TryGetValue(group.Key, out var lines)) continue;
             var wanted = group.ToList();
-            if (lines.Count != wanted.Count) continue;
+            if (lines.Count != wanted.Count || lines.Any(l => l.Error is not null)) continue; // failed generations are asked again
             bool same = true;
             for (int i = 0; i < lines.Count && same; i++)
                 same = lines[i].Prompt == wanted[i].Prompt && lines[i].Category == wanted[i].Category && lines[i].Attack == wanted[i].Attack
@@ -299,6 +326,7 @@ public static class SafetyEvaluation
             };
             if (j.Prefill is not null) line["prefill"] = j.Prefill;
             line["response"] = j.Response;
+            if (j.Error is not null) line["error"] = j.Error;
             line["verdict"] = j.Verdict.ToString().ToLowerInvariant();
             line["detail"] = j.Detail;
             line["score"] = j.Score;

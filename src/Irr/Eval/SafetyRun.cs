@@ -27,7 +27,12 @@ public sealed record SetSafety(string Name, string File, SafetyCounts Counts, IR
 /// <param name="Adapter">The same of the adapter directory, or null.</param>
 /// <param name="SystemPrompt">The system prompt, or null.</param>
 /// <param name="MaxNewTokens">Most tokens generated per prompt.</param>
-public sealed record SetGeneration(string? Model, string? Adapter, string? SystemPrompt, int MaxNewTokens);
+public sealed record SetGeneration(string? Model, string? Adapter, string? SystemPrompt, int MaxNewTokens)
+{
+    /// <summary>The serving engine that generated the responses (<see cref="EngineOptions.Name"/>: <c>API:SERVED-MODEL</c>); null for local generation.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Engine { get; init; }
+}
 
 /// <summary>The responses to one attack over every set of a run.</summary>
 /// <param name="Name">The attack's name (<c>none</c> for the plain requests).</param>

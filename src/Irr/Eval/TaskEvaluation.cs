@@ -45,7 +45,11 @@ public sealed record TaskExample(string User, string Gold, int Choices = 0)
 /// <param name="Response">The model's response.</param>
 /// <param name="Extracted">What the metric read from the response (number, letter, normalized text), or null.</param>
 /// <param name="Correct">Whether it counts as correct.</param>
-public sealed record TaskPrediction(int Index, string Prompt, string Gold, string Response, string? Extracted, bool Correct);
+public sealed record TaskPrediction(int Index, string Prompt, string Gold, string Response, string? Extracted, bool Correct)
+{
+    /// <summary>Why the response could not be generated (<see cref="ChatResponse.Error"/>); such a prediction is incorrect.</summary>
+    public string? Error { get; init; }
+}
 
 /// <summary><c>irr eval task</c> as a library: greedy answers to task examples, scored with a <see cref="TaskMetric"/>.</summary>
 public static class TaskEvaluation
@@ -58,8 +62,17 @@ public static class TaskEvaluation
         string? systemPrompt, GenerationOptions options, Action<int>? progress = null)
     {
         var answers = ChatGeneration.Respond(model, tokenizer, examples.Select(e => e.User).ToList(), systemPrompt, options, progress);
-        return Score(examples, answers.Select(a => a.Text).ToList(), metric);
+        return Score(examples, answers, metric);
     }
+
+    /// <summary>What is sent for each example: [system?, user].</summary>
+    public static IReadOnlyList<ChatRequest> Requests(IReadOnlyList<TaskExample> examples, string? systemPrompt) =>
+        examples.Select(e => new ChatRequest(ChatPrompt.Messages(e.User, systemPrompt))).ToList();
+
+    /// <summary>Scores generated answers (one per example, in order); a failed generation is incorrect and keeps its <see cref="TaskPrediction.Error"/>.</summary>
+    public static IReadOnlyList<TaskPrediction> Score(IReadOnlyList<TaskExample> examples, IReadOnlyList<ChatResponse> answers, TaskMetric metric) =>
+        Score(examples, answers.Select(a => a.Text).ToList(), metric)
+            .Select((p, i) => answers[i].Error is { } error ? p with { Extracted = null, Correct = false, Error = error } : p).ToList();
 
     /// <summary>Scores given responses (one per example, in order).</summary>
     public static IReadOnlyList<TaskPrediction> Score(IReadOnlyList<TaskExample> examples, IReadOnlyList<string> responses, TaskMetric metric) =>
@@ -73,14 +86,19 @@ public static class TaskEvaluation
     /// <summary>Writes <c>predictions.jsonl</c> and <c>task.json</c> into <paramref name="directory"/> (each atomically; the directory may exist).</summary>
     public static void Save(string directory, TaskRun run, IReadOnlyList<TaskPrediction> predictions)
     {
-        AtomicFile.WriteJsonLines(Path.Combine(directory, PredictionsFileName), predictions, p => new JsonObject
+        AtomicFile.WriteJsonLines(Path.Combine(directory, PredictionsFileName), predictions, p =>
         {
-            ["index"] = p.Index,
-            ["prompt"] = p.Prompt,
-            ["gold"] = p.Gold,
-            ["response"] = p.Response,
-            ["extracted"] = p.Extracted,
-            ["correct"] = p.Correct,
+            var line = new JsonObject
+            {
+                ["index"] = p.Index,
+                ["prompt"] = p.Prompt,
+                ["gold"] = p.Gold,
+                ["response"] = p.Response,
+                ["extracted"] = p.Extracted,
+                ["correct"] = p.Correct,
+            };
+            if (p.Error is not null) line["error"] = p.Error;
+            return line;
         });
         run.Save(directory);
     }

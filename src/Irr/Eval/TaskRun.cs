@@ -15,6 +15,10 @@ namespace Irr.Eval;
 /// <param name="Correct">Examples counted correct.</param>
 public sealed record TaskRun(string Model, string? Adapter, string Data, string Metric, int Total, int Correct)
 {
+    /// <summary>Examples whose generation failed (a serving engine's, after its retries); counted incorrect.</summary>
+    [JsonPropertyName("failed")]
+    public int Failed { get; init; }
+
     /// <summary>The file name inside a run directory.</summary>
     public const string FileName = "task.json";
 

@@ -1,8 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using Irr.IO;
 
 namespace Irr.Eval;
 
@@ -17,12 +15,17 @@ public sealed class VerdictCache
 {
     private readonly Dictionary<string, JudgeResult> _entries = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
-    private bool _needsNewline;
+    private readonly JsonlLog _log;
 
-    private VerdictCache(string path) => Path = path;
+    private VerdictCache(string path) =>
+        _log = JsonlLog.Open(path, o =>
+        {
+            var verdict = Enum.Parse<Verdict>((string)o["verdict"]!, ignoreCase: true);
+            if (verdict != Verdict.Unknown) _entries[(string)o["key"]!] = new JudgeResult(verdict, (string?)o["detail"], (int?)o["score"]);
+        });
 
     /// <summary>The cache file.</summary>
-    public string Path { get; }
+    public string Path => _log.Path;
 
     /// <summary>Verdicts held.</summary>
     public int Count
@@ -31,32 +34,10 @@ public sealed class VerdictCache
     }
 
     /// <summary>Lines of the file that could not be read (normally 0, or 1 after an interrupted write).</summary>
-    public int SkippedLines { get; private set; }
+    public int SkippedLines => _log.SkippedLines;
 
     /// <summary>Opens (or starts) the cache at <paramref name="path"/>; the file is created on the first <see cref="Add"/>.</summary>
-    public static VerdictCache Open(string path)
-    {
-        var cache = new VerdictCache(path);
-        if (!File.Exists(path)) return cache;
-        string text = File.ReadAllText(path);
-        cache._needsNewline = text.Length > 0 && !text.EndsWith('\n');
-        foreach (var line in text.Split('\n'))
-        {
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try
-            {
-                var o = JsonNode.Parse(line)!.AsObject();
-                var verdict = Enum.Parse<Verdict>((string)o["verdict"]!, ignoreCase: true);
-                if (verdict == Verdict.Unknown) continue;
-                cache._entries[(string)o["key"]!] = new JudgeResult(verdict, (string?)o["detail"], (int?)o["score"]);
-            }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException)
-            {
-                cache.SkippedLines++;
-            }
-        }
-        return cache;
-    }
+    public static VerdictCache Open(string path) => new(path);
 
     /// <summary>The key of one judgement: hex SHA-256 of the UTF-8 of judge name, prompt and response separated by NUL.</summary>
     public static string Key(string judgeName, JudgeRequest request) =>
@@ -72,20 +53,13 @@ public sealed class VerdictCache
     public void Add(string key, JudgeResult result)
     {
         if (result.Verdict == Verdict.Unknown) return;
-        var line = new JsonObject
+        lock (_lock) _entries[key] = result;
+        _log.Append(new JsonObject
         {
             ["key"] = key,
             ["verdict"] = result.Verdict.ToString().ToLowerInvariant(),
             ["detail"] = result.Detail,
             ["score"] = result.Score,
-        }.ToJsonString(JsonFiles.LineOptions);
-        lock (_lock)
-        {
-            _entries[key] = result;
-            string? dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            File.AppendAllText(Path, (_needsNewline ? "\n" : "") + line + "\n", new UTF8Encoding(false));
-            _needsNewline = false;
-        }
+        });
     }
 }

@@ -4,13 +4,19 @@ using Irr.Text;
 namespace Irr.Model;
 
 /// <summary>One generated answer.</summary>
-/// <param name="Text">The answer decoded without special tokens (and without the final EOS).</param>
+/// <param name="Text">The answer decoded without special tokens (and without the final EOS); empty when <see cref="Error"/> is set.</param>
 /// <param name="NewTokens">Tokens generated, including a final EOS.</param>
 /// <param name="Eos">True when generation ended on an EOS id, false when it hit the token limit.</param>
 public sealed record ChatResponse(string Text, int NewTokens, bool Eos)
 {
-    /// <summary>"eos" or "length", as transformers' finish reasons.</summary>
-    public string FinishReason => Eos ? "eos" : "length";
+    /// <summary>Why there is no answer (a serving engine that failed after its retries, or whose reply could not be read); null for an answer.</summary>
+    public string? Error { get; init; }
+
+    /// <summary>"eos" or "length", as transformers' finish reasons; "error" when <see cref="Error"/> is set.</summary>
+    public string FinishReason => Error is not null ? "error" : Eos ? "eos" : "length";
+
+    /// <summary>A failed generation: no text, no tokens, and the reason.</summary>
+    public static ChatResponse Failed(string reason) => new("", 0, false) { Error = reason };
 }
 
 /// <summary>
@@ -100,7 +106,7 @@ public sealed class ChatModel : IDisposable
     /// <summary>The model.</summary>
     public Transformer Transformer { get; }
 
-    /// <summary>The ids that end generation (<see cref="EosIds"/>).</summary>
+    /// <summary>The ids that end generation (<see cref="EosIds(string, ModelConfig, PretrainedTokenizer)"/>).</summary>
     public IReadOnlyCollection<int> EosTokenIds { get; }
 
     /// <summary>Greedy decoding, as the paper evaluates, with the model's EOS ids.</summary>
@@ -112,9 +118,23 @@ public sealed class ChatModel : IDisposable
     /// The ids that end generation: the tokenizer config's eos_token, config.json's eos_token_id and
     /// generation_config.json's eos_token_id (int or list), as transformers' generate uses.
     /// </summary>
-    public static HashSet<int> EosIds(string modelDir, ModelConfig config, PretrainedTokenizer tokenizer)
+    public static HashSet<int> EosIds(string modelDir, ModelConfig config, PretrainedTokenizer tokenizer) => EosIds(modelDir, config.EosTokenIds, tokenizer);
+
+    /// <summary>
+    /// <see cref="EosIds(string, ModelConfig, PretrainedTokenizer)"/> of a directory that may hold no weights and whose
+    /// config.json is only read for its eos_token_id (a model a serving engine serves; any architecture).
+    /// </summary>
+    /// <exception cref="IrrException">config.json or generation_config.json is malformed.</exception>
+    public static HashSet<int> EosIds(string modelDir, PretrainedTokenizer tokenizer)
     {
-        var ids = new HashSet<int>(config.EosTokenIds);
+        string path = Path.Combine(modelDir, "config.json");
+        var configIds = File.Exists(path) ? new JsonConfig(JsonFiles.ParseObject(JsonFiles.ReadText(path), path), path).IntOrIntList("eos_token_id") : [];
+        return EosIds(modelDir, configIds, tokenizer);
+    }
+
+    private static HashSet<int> EosIds(string modelDir, IReadOnlyList<int> configIds, PretrainedTokenizer tokenizer)
+    {
+        var ids = new HashSet<int>(configIds);
         ids.UnionWith(GenerationConfig.Load(modelDir).EosTokenIds);
         if (tokenizer.Config.EosToken is not null) ids.Add(tokenizer.EosTokenId);
         return ids;

@@ -1,0 +1,72 @@
+using System.CommandLine;
+using Irr.Eval;
+
+namespace Irr.Cli;
+
+/// <summary>
+/// The serving-engine options of the generating commands (<c>irr generate</c>, <c>irr eval safety</c>, <c>irr eval task</c>):
+/// <c>--engine-url --engine-model [--engine-api] [--engine-concurrency] [--engine-timeout] [--engine-retries]
+/// [--engine-retry-delay] [--engine-cache]</c> and <c>--api-key-env</c> (shared with the HTTP judge where there is one),
+/// read into one <see cref="EngineOptions"/> (docs/EVAL.md, "Generating with a serving engine").
+/// </summary>
+internal sealed class EngineCommandOptions
+{
+    private readonly Option<string?> url = new("--engine-url") { Description = "generate through an OpenAI-compatible server (vLLM …) instead of loading the weights: its URL (http://host:8000, …/v1 or an endpoint); --model is then read for its tokenizer, chat template and EOS ids only" };
+    private readonly Option<string?> model = new("--engine-model") { Description = "serving engine: the model name the server serves (vllm serve DIR --served-model-name NAME)" };
+    private readonly Option<string> api = new("--engine-api") { Description = "serving engine: completions (the prompt rendered here with the model's chat template, as local generation) or chat (the server applies its template)", DefaultValueFactory = _ => EngineOptions.Completions };
+    private readonly Option<int> concurrency = new("--engine-concurrency") { Description = "serving engine: requests in flight", DefaultValueFactory = _ => 8 };
+    private readonly Option<double> timeout = new("--engine-timeout") { Description = "serving engine: seconds allowed per request", DefaultValueFactory = _ => 300 };
+    private readonly Option<int> retries = new("--engine-retries") { Description = "serving engine: retries of a request after 429, 5xx, a timeout or a connection error", DefaultValueFactory = _ => 4 };
+    private readonly Option<double> retryDelay = new("--engine-retry-delay") { Description = "serving engine: seconds before the first retry (doubling; Retry-After wins)", DefaultValueFactory = _ => 1 };
+    private readonly Option<string?> cache;
+    private readonly Option<string?> apiKeyEnv;
+    private readonly bool ownsApiKeyEnv;
+    private readonly string commandName;
+
+    /// <param name="commandName">The job's command name for messages ("generate", "eval task").</param>
+    /// <param name="cacheDefault">Where the answer cache goes by default, for the help text of --engine-cache.</param>
+    /// <param name="sharedApiKeyEnv">The command's --api-key-env when it has one already (the judge's); else the engine adds its own.</param>
+    public EngineCommandOptions(string commandName, string cacheDefault, Option<string?>? sharedApiKeyEnv = null)
+    {
+        this.commandName = commandName;
+        cache = new("--engine-cache") { Description = $"serving engine: answer cache file (default {cacheDefault})" };
+        ownsApiKeyEnv = sharedApiKeyEnv is null;
+        apiKeyEnv = sharedApiKeyEnv ?? new("--api-key-env") { Description = "serving engine: name of the environment variable holding the API key (sent as a Bearer token)" };
+    }
+
+    /// <summary>Adds the options to <paramref name="command"/> (--api-key-env only when it is the engine's own).</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { url, model, api, concurrency, timeout, retries, retryDelay, cache })
+            command.Options.Add(option);
+        if (ownsApiKeyEnv) command.Options.Add(apiKeyEnv);
+    }
+
+    /// <summary>
+    /// The engine the options describe, or null when no engine option was given. Any engine option given makes one, so
+    /// that a missing --engine-url or --engine-model is reported (<see cref="EngineOptions.Validate"/>) rather than ignored.
+    /// </summary>
+    /// <exception cref="IrrException">--api-key-env is given to a command without an engine where it has no other use.</exception>
+    public EngineOptions? Build(ParseResult r)
+    {
+        bool given = new Option[] { url, model, api, concurrency, timeout, retries, retryDelay, cache }.Any(o => r.GetResult(o) is { Implicit: false });
+        if (!given)
+        {
+            if (ownsApiKeyEnv && r.GetValue(apiKeyEnv) is not null)
+                throw new IrrException($"{commandName}: api-key-env applies with engine-url (the key of a serving engine)");
+            return null;
+        }
+        return new EngineOptions
+        {
+            Url = r.GetValue(url) ?? "",
+            Model = r.GetValue(model) ?? "",
+            Api = r.GetValue(api)!,
+            Concurrency = r.GetValue(concurrency),
+            Timeout = r.GetValue(timeout),
+            Retries = r.GetValue(retries),
+            RetryDelay = r.GetValue(retryDelay),
+            ApiKeyEnv = r.GetValue(apiKeyEnv),
+            Cache = r.GetValue(cache),
+        };
+    }
+}

@@ -1,0 +1,63 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Irr.IO;
+
+namespace Irr.Eval;
+
+/// <summary>
+/// An append-only JSONL file of one object per line, as the caches (<see cref="VerdictCache"/>, <see cref="EngineCache"/>)
+/// keep: read whole when opened, each new object appended at once (so an interrupted run loses at most the line being
+/// written). A line that cannot be read is skipped and counted. Appending is safe from several threads.
+/// </summary>
+internal sealed class JsonlLog
+{
+    private readonly Lock _lock = new();
+    private bool _needsNewline;
+
+    private JsonlLog(string path) => Path = path;
+
+    /// <summary>The file.</summary>
+    public string Path { get; }
+
+    /// <summary>Lines that could not be read (not JSON, or refused by the reader).</summary>
+    public int SkippedLines { get; private set; }
+
+    /// <summary>
+    /// Opens the file (it need not exist) and hands every line's object to <paramref name="read"/>; a line that is not a
+    /// JSON object, or whose object <paramref name="read"/> refuses by throwing (a missing or mistyped field), is skipped.
+    /// </summary>
+    public static JsonlLog Open(string path, Action<JsonObject> read)
+    {
+        var log = new JsonlLog(path);
+        if (!File.Exists(path)) return log;
+        string text = File.ReadAllText(path);
+        log._needsNewline = text.Length > 0 && !text.EndsWith('\n');
+        foreach (var line in text.Split('\n'))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                read(JsonNode.Parse(line)!.AsObject());
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException)
+            {
+                log.SkippedLines++;
+            }
+        }
+        return log;
+    }
+
+    /// <summary>Appends one object as a line (the directory is made when missing).</summary>
+    public void Append(JsonObject item)
+    {
+        string line = item.ToJsonString(JsonFiles.LineOptions);
+        lock (_lock)
+        {
+            string? dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            File.AppendAllText(Path, (_needsNewline ? "\n" : "") + line + "\n", new UTF8Encoding(false));
+            _needsNewline = false;
+        }
+    }
+}
