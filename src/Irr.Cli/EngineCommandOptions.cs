@@ -18,6 +18,9 @@ internal sealed class EngineCommandOptions
     private readonly Option<double> timeout = new("--engine-timeout") { Description = "serving engine: seconds allowed per request", DefaultValueFactory = _ => 300 };
     private readonly Option<int> retries = new("--engine-retries") { Description = "serving engine: retries of a request after 429, 5xx, a timeout or a connection error", DefaultValueFactory = _ => 4 };
     private readonly Option<double> retryDelay = new("--engine-retry-delay") { Description = "serving engine: seconds before the first retry (doubling; Retry-After wins)", DefaultValueFactory = _ => 1 };
+    private readonly Option<string?> serve = new("--engine-serve") { Description = "serving engine: a command that serves the model, which irr starts, waits for (GET /v1/models) and stops, instead of --engine-url: e.g. \"vllm serve {model} --served-model-name {name} --port {port}\" ({adapter}: the adapter directory); run by /bin/sh with the placeholders shell-quoted; its output goes to engine-serve.log" };
+    private readonly Option<string?> serveAdapter = new("--engine-serve-adapter") { Description = "serving engine: the command that serves a model with a LoRA adapter, when --engine-serve's cannot: e.g. \"vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port}\"" };
+    private readonly Option<double> serveTimeout = new("--engine-serve-timeout") { Description = "serving engine: seconds an --engine-serve server may take to come up", DefaultValueFactory = _ => 900 };
     private readonly Option<string?> cache;
     private readonly Option<string?> apiKeyEnv;
     private readonly bool ownsApiKeyEnv;
@@ -34,10 +37,13 @@ internal sealed class EngineCommandOptions
         apiKeyEnv = sharedApiKeyEnv ?? new("--api-key-env") { Description = "serving engine: name of the environment variable holding the API key (sent as a Bearer token)" };
     }
 
+    // Every engine option but --api-key-env.
+    private Option[] Options => [url, model, serve, serveAdapter, serveTimeout, api, concurrency, timeout, retries, retryDelay, cache];
+
     /// <summary>Adds the options to <paramref name="command"/> (--api-key-env only when it is the engine's own).</summary>
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { url, model, api, concurrency, timeout, retries, retryDelay, cache })
+        foreach (var option in Options)
             command.Options.Add(option);
         if (ownsApiKeyEnv) command.Options.Add(apiKeyEnv);
     }
@@ -49,7 +55,7 @@ internal sealed class EngineCommandOptions
     /// <exception cref="IrrException">--api-key-env is given to a command without an engine where it has no other use.</exception>
     public EngineOptions? Build(ParseResult r)
     {
-        bool given = new Option[] { url, model, api, concurrency, timeout, retries, retryDelay, cache }.Any(o => r.GetResult(o) is { Implicit: false });
+        bool given = Options.Any(o => r.GetResult(o) is { Implicit: false });
         if (!given)
         {
             if (ownsApiKeyEnv && r.GetValue(apiKeyEnv) is not null)
@@ -60,6 +66,9 @@ internal sealed class EngineCommandOptions
         {
             Url = r.GetValue(url) ?? "",
             Model = r.GetValue(model) ?? "",
+            Serve = r.GetValue(serve),
+            ServeAdapter = r.GetValue(serveAdapter),
+            ServeTimeout = r.GetValue(serveTimeout),
             Api = r.GetValue(api)!,
             Concurrency = r.GetValue(concurrency),
             Timeout = r.GetValue(timeout),

@@ -68,6 +68,7 @@ internal static class RunCommand
         ["list-points"] = "prints the sweep's units instead of running it; run irr sweep ... --list-points on the command line",
         ["json"] = "applies to list-points, which a recipe cannot give",
         ["engine-serve"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve on the command line",
+        ["engine-serve-adapter"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve-adapter on the command line",
     };
 
     // The step with each key spelled as its option's long name (o → output), every key checked against the command.

@@ -71,15 +71,18 @@ internal static class SweepCommand
         };
         var output = new Option<string>("--output", "-o") { Description = "the sweep's directory (a rerun into it resumes: finished points with the same options are skipped)", Required = true };
 
+        var engine = new EngineCommandOptions("sweep", "OUTPUT/points/LABEL/eval/engine-cache.jsonl", judge.ApiKeyEnv);
+
         SweepJob Build(ParseResult r)
         {
             string system = r.GetValue(realign.SystemPrompt)!;
             int tokens = r.GetValue(maxNew), batch = r.GetValue(batchSize);
+            var served = engine.Build(r);
             return new SweepJob
             {
                 Realign = realign.Build(r),
-                Safety = judge.Apply(r, new EvalSafetyJob { Prompts = r.GetValue(harmfulVal) ?? [], SystemPrompt = system, MaxNewTokens = tokens, BatchSize = batch, OutputDir = "" }),
-                Task = new EvalTaskJob { Model = "", Data = r.GetValue(taskVal)!, Metric = r.GetValue(taskMetric)!, SystemPrompt = system, MaxNewTokens = tokens, BatchSize = batch },
+                Safety = judge.Apply(r, new EvalSafetyJob { Prompts = r.GetValue(harmfulVal) ?? [], SystemPrompt = system, MaxNewTokens = tokens, BatchSize = batch, OutputDir = "", Engine = served }),
+                Task = new EvalTaskJob { Model = "", Data = r.GetValue(taskVal)!, Metric = r.GetValue(taskMetric)!, SystemPrompt = system, MaxNewTokens = tokens, BatchSize = batch, Engine = served },
                 Sparsity = SweepJob.ParseSparsity(r.GetValue(sparsity) ?? []),
                 RandomControl = r.GetValue(randomControl),
                 Seed = r.GetValue(seed),
@@ -100,6 +103,7 @@ internal static class SweepCommand
         realign.AddTuningTo(command);
         foreach (var option in new Option[] { harmfulVal, taskVal, taskMetric, maxNew, batchSize }) command.Options.Add(option);
         judge.AddTo(command);
+        engine.AddTo(command);
         foreach (var option in new Option[] { maxIncrease, keepModels, output, point, listPoints, json, collect }) command.Options.Add(option);
         command.SetAction(parseResult =>
         {

@@ -42,6 +42,9 @@ public sealed class EngineServer : IDisposable
     /// <summary>The file the command's standard output and error go to.</summary>
     public string LogPath { get; }
 
+    /// <summary>The engine options that talk to this server: <paramref name="options"/> with its URL and served name, and no serve command.</summary>
+    public EngineOptions Serving(EngineOptions options) => options with { Url = Url.ToString(), Model = ServedModel, Serve = null, ServeAdapter = null };
+
     /// <summary>
     /// Checks a serve command: it must name the port ({port}) and the model ({model}), and, for a model with an adapter,
     /// the adapter ({adapter}: e.g. vLLM's <c>--enable-lora --lora-modules {name}={adapter}</c>).

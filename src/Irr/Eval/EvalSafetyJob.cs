@@ -160,9 +160,8 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             Provenance.Require(Model is not null, Command, "model is required to generate responses (or give responses to judge)");
             Provenance.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
             Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
-            Engine?.Validate(Command);
+            Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
             EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
-            EngineOptions.RequireLocalDefault(Engine, Command, Adapter is null, "adapter", "serve the model with the adapter merged instead");
             var duplicate = SetNames.GroupBy(s => s.Name).FirstOrDefault(g => g.Count() > 1);
             Provenance.Require(duplicate is null, Command,
                 $"two prompt sets are named \"{duplicate?.Key}\" ({string.Join(", ", duplicate?.Select(s => s.File) ?? [])}); rename one");
@@ -238,7 +237,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         var fresh = new Queue<SafetyResponse>();
         if (todo.Count > 0 && Engine is not null)
         {
-            using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, "engine-cache.jsonl"), Command);
+            using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, "engine-cache.jsonl"), Command, Adapter, Path.Combine(OutputDir, "engine-serve.log"));
             CheckAttackTemplates(engine.Tokenizer, todo);
             foreach (var r in SafetyEvaluation.Responses(todo, engine.Generate(SafetyEvaluation.Requests(todo), MaxNewTokens, progress)))
                 fresh.Enqueue(r);

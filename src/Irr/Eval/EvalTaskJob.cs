@@ -61,9 +61,8 @@ public sealed record EvalTaskJob : IJob<TaskRun>
         Provenance.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
         Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
         JobOptions.RequireLimit(Command, Limit);
-        Engine?.Validate(Command);
+        Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
         EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
-        EngineOptions.RequireLocalDefault(Engine, Command, Adapter is null, "adapter", "serve the model with the adapter merged instead");
     }
 
     /// <summary>
@@ -82,7 +81,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
         if (Engine is not null)
         {
             string? cache = Engine.Cache ?? (OutputDir is null ? null : Path.Combine(OutputDir, "engine-cache.jsonl"));
-            using var engine = ServingEngine.Open(Engine, Model, cache, Command);
+            using var engine = ServingEngine.Open(Engine, Model, cache, Command, Adapter, Path.Combine(OutputDir ?? Path.GetTempPath(), OutputDir is null ? $"irr-engine-serve-{Environment.ProcessId}.log" : "engine-serve.log"));
             predictions = TaskEvaluation.Score(examples, engine.Generate(TaskEvaluation.Requests(examples, system), MaxNewTokens, progress), metric);
         }
         else

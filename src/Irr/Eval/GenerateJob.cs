@@ -71,12 +71,11 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         Provenance.Require(MaxNewTokens >= 0, Command, $"max-new-tokens must not be negative, not {MaxNewTokens}");
         Provenance.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
         Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
-        Engine?.Validate(Command);
+        Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
         EngineOptions.RequireLocalDefault(Engine, Command, Temperature == 0, "temperature", "a serving engine is asked greedily");
         EngineOptions.RequireLocalDefault(Engine, Command, TopP == 1, "top-p", "a serving engine is asked greedily");
         EngineOptions.RequireLocalDefault(Engine, Command, TopK == 0, "top-k", "a serving engine is asked greedily");
         EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
-        EngineOptions.RequireLocalDefault(Engine, Command, Adapter is null, "adapter", "serve the model with the adapter merged instead");
     }
 
     /// <summary>Where the serving engine's answers are cached: <see cref="EngineOptions.Cache"/>, else OUTPUT.engine-cache.jsonl.</summary>
@@ -96,7 +95,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         IReadOnlyList<ChatResponse> outputs;
         if (Engine is not null)
         {
-            using var engine = ServingEngine.Open(Engine, Model, EngineCachePath, Command);
+            using var engine = ServingEngine.Open(Engine, Model, EngineCachePath, Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"));
             outputs = engine.Generate(users.Select(u => new ChatRequest(Text.ChatPrompt.Messages(u, system))).ToList(), MaxNewTokens, progress);
         }
         else

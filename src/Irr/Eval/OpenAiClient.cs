@@ -59,6 +59,9 @@ public sealed class OpenAiClient : IDisposable
         Timeout = System.Threading.Timeout.InfiniteTimeSpan,
     };
 
+    /// <summary>The process's one connection pool, for what else talks to these servers (<see cref="EngineServer"/>'s readiness checks).</summary>
+    internal static HttpClient SharedHttp => Shared;
+
     private readonly HttpClient _client;
     private readonly bool _ownsClient;
     private readonly SemaphoreSlim _gate;

@@ -120,14 +120,34 @@ public sealed class ServingEngine : IDisposable
     /// generation_config.json are read (the weights need not be there), with the cache <see cref="EngineOptions.Cache"/>
     /// or else <paramref name="defaultCache"/> (null: no cache).
     /// </summary>
-    /// <exception cref="IrrException">The tokenizer or a config is missing or malformed, or the API key's variable is not set (the message names <paramref name="command"/>).</exception>
-    public static ServingEngine Open(EngineOptions options, string modelDir, string? defaultCache, string command)
+    /// <remarks>
+    /// With <see cref="EngineOptions.Serve"/>, the server is started here for <paramref name="modelDir"/> (and
+    /// <paramref name="adapter"/>), its output going to <paramref name="serveLog"/>, and stopped when the engine is disposed.
+    /// </remarks>
+    /// <exception cref="IrrException">The tokenizer or a config is missing or malformed, the API key's variable is not set (the message names <paramref name="command"/>), or the server command fails to serve.</exception>
+    public static ServingEngine Open(EngineOptions options, string modelDir, string? defaultCache, string command, string? adapter = null, string? serveLog = null)
     {
         options.ResolveApiKey(command); // the job's name in the message
         var tokenizer = PretrainedTokenizer.Load(modelDir);
         var eosIds = ChatModel.EosIds(modelDir, tokenizer);
-        return new ServingEngine(options, tokenizer, eosIds, (options.Cache ?? defaultCache) is { } cache ? EngineCache.Open(cache) : null);
+        var cache = (options.Cache ?? defaultCache) is { } path ? EngineCache.Open(path) : null;
+        if (!options.Serves) return new ServingEngine(options, tokenizer, eosIds, cache);
+        var server = EngineServer.Start(options.ServeCommand(adapter is not null), modelDir, adapter, options.ServedName,
+            serveLog ?? throw new ArgumentNullException(nameof(serveLog), "engine-serve needs a log file"),
+            TimeSpan.FromSeconds(options.ServeTimeout), OpenAiClient.SharedHttp);
+        try
+        {
+            return new ServingEngine(server.Serving(options), tokenizer, eosIds, cache) { _server = server };
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
     }
+
+    // The server started for this engine (engine-serve), stopped with it.
+    private EngineServer? _server;
 
     /// <summary>The options.</summary>
     public EngineOptions Options { get; }
@@ -269,5 +289,9 @@ public sealed class ServingEngine : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        _client.Dispose();
+        _server?.Dispose();
+    }
 }

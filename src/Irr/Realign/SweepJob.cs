@@ -221,6 +221,11 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Safety.Prompts.Count > 0 || Safety.Sets is not null, "harmful-val is required (harmful prompt sets of the validation split)");
         Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
         Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
+        Require(Safety.Engine is null || Safety.Engine.Serves,
+            "the sweep evaluates a different model at every point: give engine-serve (a command that serves {model}, started for each model) instead of engine-url");
+        Require(Equals(Safety.Engine, Task.Engine), "the safety and task evaluations must use one serving engine");
+        // Every point is a model; θ_F of a LoRA fine-tune and Safe LoRA's points are adapters on θ_A.
+        Safety.Engine?.Validate(Command, hasAdapter: Realign.Finetuned is null && Realign.Adapter is not null, hasFullModel: true);
         Require(Task.Data.Length > 0, "task-val is required");
         Require(Point is null || !Collect, "point and collect are exclusive: compute units with point, then collect them in one run without point");
         if (Point is not null) FindUnit(Point);
@@ -464,8 +469,8 @@ public sealed record SweepJob : IJob<SweepResult>
             AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(output, reportName)));
             // A Safe LoRA point is an adapter on θ_A; every other point is a model.
             var (harmful, task) = p.Method == SafeLoraMethod
-                ? Evaluate(job.Realign.Base, output, Path.Combine(dir, "eval"), stage, 1)
-                : Evaluate(output, null, Path.Combine(dir, "eval"), stage, 1);
+                ? Evaluate(p.Label, job.Realign.Base, output, Path.Combine(dir, "eval"), stage, 1)
+                : Evaluate(p.Label, output, null, Path.Combine(dir, "eval"), stage, 1);
             var point = new SweepPoint(p.Label, p.Method, p.Sparsity, p.ControlOf is not null, counts.Removed, counts.Parameters, harmful, task);
             Save(record, point, options);
             position++;
@@ -523,7 +528,7 @@ public sealed record SweepJob : IJob<SweepResult>
             if (Finished<SweepReference>(record, options) is { } done) return Skip(label, done);
             // What an earlier run left for other options is replaced, not merged.
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            var (harmful, task) = Evaluate(model, adapter, dir, Stage(label, 2), 0);
+            var (harmful, task) = Evaluate(label, model, adapter, dir, Stage(label, 2), 0);
             var reference = new SweepReference(label, Provenance.Label(model)!, Provenance.Label(adapter), harmful, task);
             Save(record, reference, options);
             position++;
@@ -544,12 +549,18 @@ public sealed record SweepJob : IJob<SweepResult>
                 position + (phase + (p.Total > 0 ? Math.Min(1, p.Done / p.Total) : 1)) / phases, total, p.Processed, p.Unit));
 
         // Harmful rate and task score of a model, written into `dir` as irr eval safety and irr eval task write them.
-        private (double Harmful, double Task) Evaluate(string model, string? adapter, string dir, Func<int, string, Action<JobProgress>> stage, int firstPhase)
+        private (double Harmful, double Task) Evaluate(string label, string model, string? adapter, string dir, Func<int, string, Action<JobProgress>> stage, int firstPhase)
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir };
+            // With engine-serve, one server for the model, started here and named after it, serves both evaluations.
+            using var server = job.Safety.Engine is { Serves: true } served
+                ? EngineServer.Start(served.ServeCommand(adapter is not null), model, adapter, label, Path.Combine(dir, "engine-serve.log"),
+                    TimeSpan.FromSeconds(job.Safety.Engine.ServeTimeout), OpenAiClient.SharedHttp)
+                : null;
+            var engine = server is null ? job.Safety.Engine : server.Serving(job.Safety.Engine!);
+            var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine };
             var harmful = safety.Run(stage(firstPhase, "harmful-val: ")).Run.Overall.HarmfulRate;
-            var task = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir }).Run(stage(firstPhase + 1, "task-val: ")).Accuracy;
+            var task = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine }).Run(stage(firstPhase + 1, "task-val: ")).Accuracy;
             return (harmful, task);
         }
 
@@ -696,7 +707,7 @@ public sealed record SweepJob : IJob<SweepResult>
                 ["refusal_markers_stamp"] = s.RefusalMarkers is null ? null : Stamp(s.RefusalMarkers),
                 ["judge_url"] = s.JudgeUrl, ["judge_model"] = s.JudgeModel, ["judge_protocol"] = s.Judge == "http" ? s.JudgeProtocol : null,
             };
-            return new JsonObject
+            var options = new JsonObject
             {
                 ["harmful_val"] = new JsonArray(sets.Select(set => (JsonNode?)new JsonObject
                 {
@@ -717,6 +728,9 @@ public sealed record SweepJob : IJob<SweepResult>
                 ["task_batch_size"] = job.Task.BatchSize,
                 ["task_limit"] = job.Task.Limit,
             };
+            // Answers of a served model may differ from local ones (another numeric precision): the engine is part of the evaluation.
+            if (s.Engine is { } e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
+            return options;
         }
 
         // Size and modification time of each given input (a directory: its files' total size and the latest time), as irr run's hash cache keys them.

@@ -9,7 +9,7 @@ public class EngineServerTests
     private static readonly HttpClient Client = new();
 
     // dotnet PATH/Irr.Tests.dll fake-engine: the test assembly run as a program (Program.Main).
-    private static string FakeEngine(string more) =>
+    internal static string FakeEngine(string more) =>
         $"{EngineServer.Quote(Examples.ClusterScripts.DotnetHost())} {EngineServer.Quote(typeof(EngineServerTests).Assembly.Location)} fake-engine {more}";
 
     private static bool Alive(int pid)

@@ -1,14 +1,21 @@
 using System.Net;
 using System.Text;
+using System.Text.Json.Nodes;
 
 namespace Irr.Tests.Eval;
 
 /// <summary>
-/// A stand-in for <c>vllm serve</c> run as its own process (<c>dotnet Irr.Tests.dll fake-engine --port N …</c>): it prints
-/// its arguments, one per line, and serves <c>GET /v1/models</c> on 127.0.0.1 until killed.
+/// A stand-in for <c>vllm serve</c> run as its own process (<c>dotnet Irr.Tests.dll fake-engine serve MODEL --port N
+/// [--served-model-name NAME] [--lora-modules NAME=DIR] [--record FILE] [--exit-before-serving CODE]</c>): it prints its
+/// arguments, one per line, appends "MODEL ADAPTER" to the record file, and serves on 127.0.0.1 until killed:
+/// <c>GET /v1/models</c>, and <c>POST /v1/completions</c> for its served name only (404 otherwise, as vLLM), answering
+/// by <see cref="Answer"/>.
 /// </summary>
 internal static class FakeEngineProcess
 {
+    /// <summary>The answer to a prompt: its length in characters, as text; it ends with EOS (finish_reason "stop").</summary>
+    public static string Answer(string prompt) => $" <{prompt.Length} chars>";
+
     public static int Run(string[] args)
     {
         foreach (string a in args) Console.WriteLine("arg: " + a);
@@ -19,20 +26,52 @@ internal static class FakeEngineProcess
             Console.Error.WriteLine("fake-engine: failing on purpose");
             return int.Parse(code);
         }
-        string served = Value("--served-model-name") ?? "fake";
+        string? lora = Value("--lora-modules");
+        string served = lora?.Split('=')[0] ?? Value("--served-model-name") ?? Value("serve")!;
+        if (Value("--record") is { } record)
+            File.AppendAllText(record, $"{Value("serve")} {lora?.Split('=', 2)[1] ?? "-"}\n");
         using var listener = new HttpListener();
         listener.Prefixes.Add($"http://127.0.0.1:{Value("--port")}/");
         listener.Start();
-        Console.WriteLine("fake-engine: serving");
+        Console.WriteLine("fake-engine: serving " + served);
         while (true)
         {
             var context = listener.GetContext();
-            byte[] body = Encoding.UTF8.GetBytes(context.Request.Url!.AbsolutePath == "/v1/models"
-                ? $"{{\"object\":\"list\",\"data\":[{{\"id\":\"{served}\",\"object\":\"model\"}}]}}"
-                : "{\"error\":\"not found\"}");
-            context.Response.StatusCode = context.Request.Url!.AbsolutePath == "/v1/models" ? 200 : 404;
+            string path = context.Request.Url!.AbsolutePath;
+            int status = 200;
+            string body;
+            if (path == "/v1/models")
+            {
+                body = new JsonObject { ["object"] = "list", ["data"] = new JsonArray(new JsonObject { ["id"] = served, ["object"] = "model" }) }.ToJsonString();
+            }
+            else if (path == "/v1/completions" && context.Request.HttpMethod == "POST")
+            {
+                using var reader = new StreamReader(context.Request.InputStream);
+                var request = JsonNode.Parse(reader.ReadToEnd())!;
+                if ((string?)request["model"] != served)
+                {
+                    status = 404;
+                    body = $"{{\"error\":\"The model `{(string?)request["model"]}` does not exist.\"}}";
+                }
+                else
+                {
+                    body = new JsonObject
+                    {
+                        ["object"] = "text_completion",
+                        ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["text"] = Answer((string)request["prompt"]!), ["finish_reason"] = "stop" }),
+                        ["usage"] = new JsonObject { ["completion_tokens"] = 3 },
+                    }.ToJsonString();
+                }
+            }
+            else
+            {
+                status = 404;
+                body = "{\"error\":\"not found\"}";
+            }
+            byte[] bytes = Encoding.UTF8.GetBytes(body);
+            context.Response.StatusCode = status;
             context.Response.ContentType = "application/json";
-            context.Response.OutputStream.Write(body);
+            context.Response.OutputStream.Write(bytes);
             context.Response.Close();
         }
     }
