@@ -17,8 +17,23 @@
   --harmful-val $HOME/data/harmful_val.csv --task-val $HOME/data/code_val.jsonl --task-metric contains}"
 : "${SWEEP_DIR:=$WORK/sweep}"
 
+# Evaluation through a serving engine on GPU nodes (optional). ENGINE_SERVE makes every model the sweep evaluates be
+# served by this command, which irr starts and stops per model ({model}, {name}, {port} filled in by irr); leave it
+# empty to generate on the CPU. GRES is the GPU request of the sweep's tasks when ENGINE_SERVE is set.
+: "${ENGINE_SERVE:=}"                    # e.g. vllm serve {model} --served-model-name {name} --port {port} --dtype bfloat16
+: "${GRES:=gpu:1}"
+
+# eval-vllm.sbatch: the model to evaluate on the held-out test split, served by vLLM, and where the runs go.
+: "${EVAL_MODEL:=$WORK/sweep/chosen}"
+: "${HARMFUL_TEST:=$HOME/data/harmful_test.csv}"
+: "${ATTACKS:=none,prefill,prefix-injection}"
+: "${TASK_TEST:=$HOME/data/code_test.jsonl}"
+: "${TASK_METRIC:=contains}"
+: "${EVAL_DIR:=$WORK/eval}"
+
 # Resources of one array task (a CPU node; irr uses every core it is given).
 : "${CPUS:=32}"
 : "${MEM:=64G}"
 : "${TIME:=04:00:00}"
-export MODEL SAFETY_DATA MODULES BATCH_SIZE MAX_LENGTH SHARDS WORK SWEEP_ARGS SWEEP_DIR CPUS MEM TIME
+export MODEL SAFETY_DATA MODULES BATCH_SIZE MAX_LENGTH SHARDS WORK SWEEP_ARGS SWEEP_DIR ENGINE_SERVE GRES
+export EVAL_MODEL HARMFUL_TEST ATTACKS TASK_TEST TASK_METRIC EVAL_DIR CPUS MEM TIME

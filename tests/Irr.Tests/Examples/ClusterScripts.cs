@@ -7,7 +7,8 @@ namespace Irr.Tests.Examples;
 
 /// <summary>
 /// Runs the scripts of examples/cluster on this machine: `irr` on PATH is the built CLI, `sbatch` is a stand-in that runs a
-/// job array's tasks one after another with Slurm's variables (tests/fixtures/cluster/sbatch), and a Kubernetes Indexed
+/// job array's tasks one after another with Slurm's variables (tests/fixtures/cluster/sbatch), `vllm` is a fake engine
+/// that serves the rule of <see cref="Eval.FakeEngineProcess"/> and records each start in vllm-starts.txt, and a Kubernetes Indexed
 /// Job's container script is run once per index with JOB_COMPLETION_INDEX and the Job's own env (paths redirected).
 /// </summary>
 internal sealed class ClusterScripts
@@ -21,6 +22,8 @@ internal sealed class ClusterScripts
         string cli = Path.Combine(AppContext.BaseDirectory, "Irr.Cli.dll");
         File.WriteAllText(Path.Combine(Bin, "irr"), $"#!/bin/sh\nexec '{DotnetHost()}' '{cli}' \"$@\"\n");
         File.Copy(Fixtures.Local("cluster/sbatch"), Path.Combine(Bin, "sbatch"));
+        // vllm: the test assembly's fake engine (Eval.FakeEngineProcess), which takes `serve MODEL --port N --served-model-name NAME`.
+        File.WriteAllText(Path.Combine(Bin, "vllm"), $"#!/bin/sh\nexec '{DotnetHost()}' '{typeof(ClusterScripts).Assembly.Location}' fake-engine \"$@\" --record '{dir["vllm-starts.txt"]}'\n");
         if (!OperatingSystem.IsWindows())
             foreach (string f in Directory.GetFiles(Bin)) File.SetUnixFileMode(f, (UnixFileMode)0b111_101_101);
     }
