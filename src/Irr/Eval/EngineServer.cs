@@ -178,8 +178,8 @@ public sealed class EngineServer : IDisposable
         Task.WaitAll([_copyOut, _copyErr], TimeSpan.FromSeconds(5));
     }
 
-    // A port no one listens on now (the OS's choice for port 0); the server binds it a moment later.
-    private static int FreePort()
+    /// <summary>A port on 127.0.0.1 no one listens on now (the OS's choice for port 0), for a server to bind a moment later.</summary>
+    public static int FreePort()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -26,7 +26,7 @@ internal sealed class FakeJudgeServer : IDisposable
         Reply = reply;
         for (int attempt = 0; ; attempt++)
         {
-            int port = FreePort();
+            int port = Irr.Eval.EngineServer.FreePort();
             try
             {
                 _listener.Prefixes.Clear();
@@ -63,14 +63,6 @@ internal sealed class FakeJudgeServer : IDisposable
 
     public static string AssistantText(JsonNode body) => (string?)body["messages"]!.AsArray().FirstOrDefault(m => (string)m!["role"]! == "assistant")?["content"] ?? "";
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     private async Task Loop()
     {

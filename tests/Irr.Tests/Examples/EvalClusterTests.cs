@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Irr.Tests.Cli;
 using Irr.Tests.Eval;
@@ -10,14 +8,6 @@ namespace Irr.Tests.Examples;
 /// <summary>examples/cluster/slurm/eval-vllm.sbatch, submitted by submit-eval.sh: the model served by (fake) vLLM, evaluated and reported.</summary>
 public class EvalClusterTests
 {
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     [Fact]
     public void TheEvalJobServesTheModelOnceEvaluatesItUnderAttacksAndStopsTheServer()
@@ -31,7 +21,7 @@ public class EvalClusterTests
         File.WriteAllText(dir["config.sh"], $"EVAL_MODEL='{model}'\nHARMFUL_TEST='{dir["harmful_test.jsonl"]}'\nTASK_TEST='{dir["task_test.jsonl"]}'\n" +
             $"TASK_METRIC=exact\nEVAL_DIR='{eval}'\nWORK='{dir["work"]}'\n" + File.ReadAllText(ClusterScripts.Example("slurm/config.sh")));
         var (code, output) = scripts.Bash(ClusterScripts.Example("slurm/submit-eval.sh"), null,
-            new Dictionary<string, string> { ["IRR_CONFIG"] = dir["config.sh"], ["PORT"] = FreePort().ToString() });
+            new Dictionary<string, string> { ["IRR_CONFIG"] = dir["config.sh"], ["PORT"] = Irr.Eval.EngineServer.FreePort().ToString() });
         Assert.True(code == 0, output + scripts.SlurmLog());
         Assert.Contains($"eval: job 1001 ({model}) -> {eval}", output);
         Assert.Contains("--gres=gpu:1", File.ReadAllText(dir["slurm-state/log"]));
