@@ -246,7 +246,12 @@ public sealed class ServingEngine : IDisposable
             }
             return body.ToJsonString();
         }
-        body["prompt"] = ChatPrompt.Render(Tokenizer, request.Messages) + request.Prefill;
+        string rendered = ChatPrompt.Render(Tokenizer, request.Messages);
+        // A prefill is encoded on its own and appended, as local generation does (IRR-SPEC "Formatting"); the text
+        // "…[/INST]Sure" would tokenize differently at the junction ("S" "ure" instead of "▁Sure"), so such a prompt
+        // is sent as the very token ids local generation uses (the completions API takes a token array).
+        body["prompt"] = request.Prefill is null ? rendered
+            : new JsonArray([.. Tokenizer.Encode(rendered).Concat(Tokenizer.Encode(request.Prefill)).Select(id => (JsonNode)id)]);
         body["max_tokens"] = maxNewTokens;
         body["temperature"] = 0;
         body["stop_token_ids"] = new JsonArray(_stopIds.Select(id => (JsonNode)id).ToArray());

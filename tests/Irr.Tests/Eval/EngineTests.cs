@@ -64,7 +64,8 @@ public class EngineTests
         return new(RawBody: body.ToJsonString());
     }
 
-    private static string PromptOf(JsonNode body) => (string)body["prompt"]!;
+    // The prompt of a completions request: its text, or for a token-id prompt (a prefill), "ids:" and the ids.
+    private static string PromptOf(JsonNode body) => body["prompt"] is JsonArray ids ? "ids:" + string.Join(",", ids.Select(i => (int)i!)) : (string)body["prompt"]!;
 
     // The fake engine's rule for completions: the answer is "<N chars>" where N is the prompt's length; it stops
     // (EOS) when N is even, else runs into the limit; it reports N % 5 + 1 tokens.
@@ -100,7 +101,10 @@ public class EngineTests
         var reference = JsonDocument.Parse(File.ReadAllText(Fixtures.Local("jinja/attack_renderings.json"))).RootElement.GetProperty("entries").EnumerateArray()
             .Where(e => e.GetProperty("template_file").GetString() == "templates/meta-llama-Llama-2-7b-chat-hf.jinja")
             .ToDictionary(e => e.GetProperty("attack").GetString()!, e => e.GetProperty("expected").GetString()!);
-        var expected = new List<string> { Llama2Prompt, Llama2Prompt + "Sure, here is" };
+        // The prefill attack's prompt goes as token ids: the rendered prompt's, then the prefill encoded on its own
+        // ("▁Sure , ▁here ▁is" = 18585 29892 1244 338), not the text "[/INST]Sure …", which would tokenize as "S" "ure".
+        string prefilled = "ids:" + string.Join(",", Fixtures.TinyLlama.Encode(Llama2Prompt, addSpecialTokens: false).Concat([18585, 29892, 1244, 338]));
+        var expected = new List<string> { Llama2Prompt, prefilled };
         expected.AddRange(attacks.Skip(2).Select(a => reference[a.Name]));
         Assert.Equal(6, expected.Count);
         var received = bodies.ToDictionary(PromptOf, b => b);
@@ -125,7 +129,7 @@ public class EngineTests
         Assert.All(server.AuthorizationHeaders, h => Assert.Equal($"Bearer {Key}", h));
         // The answers follow the rule, the prefill before the continuation.
         Assert.Equal(Expected(Llama2Prompt), answers[0]);
-        Assert.Equal(Expected(Llama2Prompt + "Sure, here is", "Sure, here is"), answers[1]);
+        Assert.Equal(Expected(prefilled, "Sure, here is"), answers[1]);
         Assert.Equal(expected.Skip(2).Select(p => Expected(p)), answers.Skip(2));
         Assert.StartsWith("Sure, here is <", answers[1].Text);
     }

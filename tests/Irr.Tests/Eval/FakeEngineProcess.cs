@@ -16,6 +16,9 @@ internal static class FakeEngineProcess
     /// <summary>The answer to a prompt: its length in characters, as text; it ends with EOS (finish_reason "stop").</summary>
     public static string Answer(string prompt) => $" <{prompt.Length} chars>";
 
+    /// <summary>A completions prompt as text: the text itself, or for token ids (a prefill attack's prompt), "ids:" and the ids.</summary>
+    public static string PromptText(JsonNode prompt) => prompt is JsonArray ids ? "ids:" + string.Join(",", ids.Select(i => (int)i!)) : (string)prompt!;
+
     public static int Run(string[] args)
     {
         foreach (string a in args) Console.WriteLine("arg: " + a);
@@ -58,7 +61,7 @@ internal static class FakeEngineProcess
                     body = new JsonObject
                     {
                         ["object"] = "text_completion",
-                        ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["text"] = Answer((string)request["prompt"]!), ["finish_reason"] = "stop" }),
+                        ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["text"] = Answer(PromptText(request["prompt"]!)), ["finish_reason"] = "stop" }),
                         ["usage"] = new JsonObject { ["completion_tokens"] = 3 },
                     }.ToJsonString();
                 }
