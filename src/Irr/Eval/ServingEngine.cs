@@ -86,6 +86,13 @@ public sealed class ServingEngine : IDisposable
     private readonly OpenAiClient _client;
     private readonly Uri _endpoint;
     private readonly int[] _stopIds;
+
+    /// <summary>
+    /// What the answers are of, beyond the served name: the SHA-256 of the model directory's (and adapter's) files
+    /// (<see cref="Jobs.ContentHash.OfModel"/>), part of every cache key, so that answers cached for one model are never
+    /// served for another given the same name (a model realigned again into the same directory). Empty: not known.
+    /// </summary>
+    public string ModelStamp { get; init; } = "";
     private readonly EngineCache? _cache;
     private readonly Lock _progressLock = new();
 
@@ -131,13 +138,14 @@ public sealed class ServingEngine : IDisposable
         var tokenizer = PretrainedTokenizer.Load(modelDir);
         var eosIds = ChatModel.EosIds(modelDir, tokenizer);
         var cache = (options.Cache ?? defaultCache) is { } path ? EngineCache.Open(path) : null;
-        if (!options.Serves) return new ServingEngine(options, tokenizer, eosIds, cache);
+        string stamp = cache is null ? "" : $"{Jobs.ContentHash.OfModel(modelDir)}+{Jobs.ContentHash.OfModel(adapter)}";
+        if (!options.Serves) return new ServingEngine(options, tokenizer, eosIds, cache) { ModelStamp = stamp };
         var server = EngineServer.Start(options.ServeCommand(adapter is not null), modelDir, adapter, options.ServedName,
             serveLog ?? throw new ArgumentNullException(nameof(serveLog), "engine-serve needs a log file"),
             TimeSpan.FromSeconds(options.ServeTimeout), OpenAiClient.SharedHttp);
         try
         {
-            return new ServingEngine(server.Serving(options), tokenizer, eosIds, cache) { _server = server };
+            return new ServingEngine(server.Serving(options), tokenizer, eosIds, cache) { _server = server, ModelStamp = stamp };
         }
         catch
         {
@@ -260,9 +268,9 @@ public sealed class ServingEngine : IDisposable
         return body.ToJsonString();
     }
 
-    /// <summary>The cache key of a request body: hex SHA-256 of the UTF-8 of the API, the stop ids and the body (model, prompt or messages, max_tokens, temperature), NUL-separated.</summary>
+    /// <summary>The cache key of a request body: hex SHA-256 of the UTF-8 of the API, the stop ids, <see cref="ModelStamp"/> and the body (model, prompt or messages, max_tokens, temperature), NUL-separated.</summary>
     public string CacheKey(string body) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{Options.Api}\0{string.Join(",", _stopIds)}\0{body}")));
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{Options.Api}\0{string.Join(",", _stopIds)}\0{ModelStamp}\0{body}")));
 
     // The answer of a 2xx reply: choices[0].text (completions) or choices[0].message.content (chat) after the prefill;
     // finish_reason "length" is the token limit, anything else (normally "stop") an end of answer; the tokens are

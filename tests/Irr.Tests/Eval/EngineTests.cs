@@ -408,6 +408,23 @@ public class EngineTests
         }
     }
 
+    [Fact]
+    public void CachedAnswersAreOfTheModelFilesNotOnlyOfTheServedName()
+    {
+        using var dir = new TempDir();
+        string model = Llama2Dir(dir);
+        using var server = new FakeJudgeServer((body, _) => Rule(body));
+        string[] Generate() => ["generate", "--model", model, "--prompts", PromptFile(dir, "alpha", "beta"), "--engine-url", server.Url, "--engine-model", "served", "-o", dir["gen.jsonl"]];
+        Assert.Equal(0, CliRunner.Run(Generate()).Code);
+        Assert.Equal(2, server.Requests);
+        Assert.Equal(0, CliRunner.Run(Generate()).Code);
+        Assert.Equal(2, server.Requests); // the same files: from the cache
+        // The model directory changes (realigned again into it, say); served under the same name, it is asked again.
+        File.WriteAllText(Path.Combine(model, "config.json"), """{"architectures": ["SomeFutureForCausalLM"], "eos_token_id": 2, "irr": "realigned again"}""");
+        Assert.Equal(0, CliRunner.Run(Generate()).Code);
+        Assert.Equal(4, server.Requests);
+    }
+
     [Theory]
     [InlineData("generate: temperature applies to local generation, not with engine-url", "generate", "--temperature", "0.7")]
     [InlineData("generate: batch-size applies to local generation, not with engine-url", "generate", "--batch-size", "2")]
