@@ -29,6 +29,20 @@ internal static class CommandSupport
     public static Option<int> BatchSizeOption(int defaultValue, string what) => new("--batch-size") { Description = $"{what} per batch", DefaultValueFactory = _ => defaultValue };
 
     /// <summary>
+    /// The exit code of a generating command: 0, or when some generations by a serving engine failed,
+    /// <see cref="Program.ExitGenerationsFailed"/> after one line saying so (everything else is written).
+    /// </summary>
+    public static int GenerationExit(TextWriter stderr, int failed, int total)
+    {
+        if (failed == 0) return 0;
+        stderr.WriteLine($"error: {failed} of {total} generations failed (recorded with their reason); rerun the same command to ask the server for those only");
+        return Program.ExitGenerationsFailed;
+    }
+
+    /// <summary>"1 response", "2 responses".</summary>
+    public static string Plural(int count, string noun) => count == 1 ? $"1 {noun}" : $"{count} {noun}s";
+
+    /// <summary>
     /// A Spectre console writing to <paramref name="writer"/>: with colours and cursor control only when the writer
     /// is the process's own standard output or error and that is a terminal, so redirected output and files stay plain text.
     /// </summary>

@@ -74,12 +74,12 @@ internal static class EvalSafetyCommand
             foreach (var a in result.Run.Attacks ?? [])
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"attack {a.Name}: harmful rate {100 * a.Counts.HarmfulRate:F1} %, attack success rate {100 * a.AttackSuccessRate:F1} % ({a.Counts.Harmful} of {a.Counts.Total} prompts)"));
-            if (result.GenerationFailures > 0)
-                stderr.WriteLine($"warning: {result.GenerationFailures} generation(s) failed; they are unknown, with \"error\" in {SafetyEvaluation.ResponsesFileName}, and a rerun asks only those again");
-            if (result.Run.Overall.Unknown > 0)
-                stderr.WriteLine($"warning: {result.Run.Overall.Unknown} response(s) got no verdict (unknown); they are excluded from the rates and listed in {SafetyEvaluation.ResponsesFileName}");
+            int unknown = result.Judged.Count(j => j.Verdict == Verdict.Unknown);
+            if (unknown > 0)
+                stderr.WriteLine($"warning: {CommandSupport.Plural(unknown, "response")} got no verdict (unknown); they are excluded from the rates and listed in {SafetyEvaluation.ResponsesFileName}" +
+                                 (result.GenerationFailures > 0 ? $" ({result.GenerationFailures} of them because the generation failed)" : ""));
             stderr.WriteLine($"{result.Judged.Count} responses judged by {result.Run.Judge}; results in {job.OutputDir}");
-            return 0;
+            return CommandSupport.GenerationExit(stderr, result.GenerationFailures, result.Judged.Count);
         });
         return command;
     }

@@ -48,7 +48,7 @@ internal static class EvalTaskCommand
             var run = CommandSupport.Run(parseResult, Build(parseResult));
             parseResult.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"accuracy {run.Accuracy:F4} ({run.Correct} of {run.Total}, metric {run.Metric}){(run.Failed > 0 ? $", {run.Failed} failed generations counted incorrect" : "")}"));
-            return 0;
+            return CommandSupport.GenerationExit(parseResult.InvocationConfiguration.Error, run.Failed, run.Total);
         });
         return command;
     }

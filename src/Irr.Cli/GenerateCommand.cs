@@ -49,7 +49,7 @@ internal static class GenerateCommand
             int failed = responses.Count(r => r.Error is not null);
             parseResult.InvocationConfiguration.Error.WriteLine($"{responses.Count} responses written to {job.OutputPath}" +
                                                                 (failed > 0 ? $" ({failed} failed: see \"error\" on their lines)" : ""));
-            return 0;
+            return CommandSupport.GenerationExit(parseResult.InvocationConfiguration.Error, failed, responses.Count);
         });
         return command;
     }

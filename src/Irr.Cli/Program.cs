@@ -17,6 +17,13 @@ public static class Program
     /// <summary>Exit code for bad input: a malformed or missing file, an invalid value (<see cref="IrrException"/>).</summary>
     public const int ExitBadInput = 2;
 
+    /// <summary>
+    /// Exit code of a generating command that finished and wrote everything, but some of whose generations by a serving
+    /// engine failed (recorded with their reason; a rerun asks only those again), so that a job chain (Slurm afterok)
+    /// does not go on with missing answers.
+    /// </summary>
+    public const int ExitGenerationsFailed = 3;
+
     /// <summary>Exit code for an internal error (a bug in irr).</summary>
     public const int ExitInternalError = 70;
 

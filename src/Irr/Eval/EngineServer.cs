@@ -147,7 +147,11 @@ public sealed class EngineServer : IDisposable
                 using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 probe.CancelAfter(TimeSpan.FromSeconds(5));
                 using var response = client.GetAsync(models, probe.Token).GetAwaiter().GetResult();
-                if (response.StatusCode == HttpStatusCode.OK) return;
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    RequireServed(response.Content.ReadAsStringAsync(probe.Token).GetAwaiter().GetResult());
+                    return;
+                }
             }
             catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
@@ -157,6 +161,24 @@ public sealed class EngineServer : IDisposable
                 throw new IrrException($"engine-serve: the server did not answer GET {models} within {timeout.TotalSeconds:0} s (engine-serve-timeout; {LogPath}){Tail()}");
             Task.Delay(poll, cancellationToken).GetAwaiter().GetResult();
         }
+    }
+
+    // The models the server lists (an OpenAI /v1/models body: data[].id) must include the served name, or every request
+    // would be refused with 404: the command did not name the model with {name}. A body without a list is not checked.
+    private void RequireServed(string body)
+    {
+        List<string> ids;
+        try
+        {
+            ids = System.Text.Json.Nodes.JsonNode.Parse(body)?["data"]?.AsArray().Select(m => (string?)m?["id"]).OfType<string>().ToList() ?? [];
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException)
+        {
+            return;
+        }
+        if (ids.Count == 0 || ids.Contains(ServedModel)) return;
+        throw new IrrException($"engine-serve: the server serves {string.Join(", ", ids.Select(i => $"'{i}'"))}, not '{ServedModel}': name the model with {{name}} " +
+                               $"(vLLM: --served-model-name {{name}}, or with an adapter --lora-modules {{name}}={{adapter}}) ({LogPath})");
     }
 
     // The log's last lines, for an error message.

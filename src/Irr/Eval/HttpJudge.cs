@@ -83,7 +83,7 @@ public sealed class HttpJudge : IJudge, IDisposable
             {
                 var reply = await _client.PostAsync(_endpoint, RequestBody(request), cancellationToken).ConfigureAwait(false);
                 results[i] = reply.Body is { } body ? ParseResponse(body)
-                    : new JudgeResult(Verdict.Unknown, $"no verdict after {reply.Attempts} attempts: {reply.Failure}");
+                    : new JudgeResult(Verdict.Unknown, $"no verdict after {OpenAiClient.Attempts(reply.Attempts)}: {reply.Failure}");
                 _cache?.Add(key, results[i]);
             }
             if (progress is not null)

@@ -149,7 +149,8 @@ public sealed class OpenAiClient : IDisposable
             }
             catch (HttpRequestException e)
             {
-                lastFailure = Redact($"request failed: {e.Message}");
+                // .NET's own message ("An error occurred while sending the request") hides the cause: add the inner one.
+                lastFailure = Redact($"request failed: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : "")}");
             }
             if (attempt >= Options.MaxRetries)
                 return new OpenAiReply(null, lastFailure, attempt + 1);
@@ -172,6 +173,9 @@ public sealed class OpenAiClient : IDisposable
         variable is null ? null
         : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value ? value
         : throw new IrrException($"{command}: the environment variable {variable} (api-key-env) is not set");
+
+    /// <summary>"1 attempt", "3 attempts".</summary>
+    public static string Attempts(int count) => count == 1 ? "1 attempt" : $"{count} attempts";
 
     /// <summary>The first 300 characters of a server's text, for messages.</summary>
     public static string Snippet(string text) => text.Length <= 300 ? text : text[..300] + "…";

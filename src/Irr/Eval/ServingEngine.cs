@@ -230,7 +230,7 @@ public sealed class ServingEngine : IDisposable
         if (_cache?.Get(key) is { } cached) return cached;
         var reply = await _client.PostAsync(_endpoint, body, cancellationToken).ConfigureAwait(false);
         var answer = reply.Body is { } text ? Parse(text, request.Prefill)
-            : ChatResponse.Failed($"no answer after {reply.Attempts} attempts: {reply.Failure}");
+            : ChatResponse.Failed($"no answer after {OpenAiClient.Attempts(reply.Attempts)}: {reply.Failure}");
         _cache?.Add(key, answer);
         return answer;
     }

@@ -160,7 +160,7 @@ public class EvalCommandTests
             var run = SafetyRun.Load(dir["run"])!;
             Assert.Equal("http:verdict:tiny-judge", run.Judge);
             Assert.Equal(new SafetyCounts(3, 1, 1, 1), run.Overall);
-            Assert.Contains("warning: 1 response(s) got no verdict", r.Err);
+            Assert.Contains("warning: 1 response got no verdict", r.Err);
             Assert.Contains("1 response(s) without a verdict", File.ReadAllText(dir["run/summary.md"]));
             var unknown = Lines(dir["run/responses.jsonl"])[2];
             Assert.Equal(("unknown", "I cannot decide"), ((string)unknown["verdict"]!, (string)unknown["detail"]!));

@@ -89,6 +89,17 @@ public class EngineServerTests
         });
     }
 
+    [Fact]
+    public void AServerThatDoesNotServeTheNameIsRefusedAtOnce()
+    {
+        using var dir = new TempDir();
+        // The command forgets {name}: the fake engine then serves under the model's path, as vLLM does.
+        var e = Assert.Throws<IrrException>(() => EngineServer.Start(FakeEngine("serve {model} --port {port}"), dir.Path, null, "irr-s0.5",
+            dir["serve.log"], TimeSpan.FromSeconds(25), Client, TimeSpan.FromMilliseconds(100)));
+        Assert.Equal($"engine-serve: the server serves '{dir.Path}', not 'irr-s0.5': name the model with {{name}} " +
+                     $"(vLLM: --served-model-name {{name}}, or with an adapter --lora-modules {{name}}={{adapter}}) ({dir["serve.log"]})", e.Message);
+    }
+
     [Theory]
     [InlineData("vllm serve {model}", false, "engine-serve must contain {port}: irr chooses a free port for each server it starts")]
     [InlineData("vllm serve --port {port}", false, "engine-serve must contain {model}: the model directory to serve")]

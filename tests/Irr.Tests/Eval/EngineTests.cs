@@ -370,7 +370,7 @@ public class EngineTests
         var predictions = File.ReadAllLines(dir["run/predictions.jsonl"]).Select(l => JsonNode.Parse(l)!).ToList();
         Assert.Equal(["4", "7", ""], predictions.Select(p => (string)p["response"]!));
         Assert.Equal([true, false, false], predictions.Select(p => (bool)p["correct"]!));
-        Assert.Equal("no answer after 1 attempts: HTTP 503 Service Unavailable", (string)predictions[2]["error"]!);
+        Assert.Equal("no answer after 1 attempt: HTTP 503 Service Unavailable", (string)predictions[2]["error"]!);
         Assert.True(File.Exists(dir["run/engine-cache.jsonl"]));
     }
 
@@ -406,6 +406,30 @@ public class EngineTests
         {
             Environment.SetEnvironmentVariable(variable, null);
         }
+    }
+
+    [Fact]
+    public void ACommandWithFailedGenerationsWritesEverythingAndExitsWith3UntilARerunSucceeds()
+    {
+        using var dir = new TempDir();
+        string model = Llama2Dir(dir);
+        bool broken = true;
+        using var server = new FakeJudgeServer((body, _) => broken && PromptOf(body).Contains("beta") ? new(Status: 503) : Rule(body));
+        string[] Args(string command) => command == "generate"
+            ? ["generate", "--model", model, "--prompts", PromptFile(dir, "alpha", "beta"), "--engine-url", server.Url, "--engine-model", "served", "--engine-retries", "0", "-o", dir["gen.jsonl"]]
+            : ["eval", "safety", "--model", model, "--prompts", PromptFile(dir, "alpha", "beta"), "--engine-url", server.Url, "--engine-model", "served", "--engine-retries", "0", "-o", dir["run"]];
+        foreach (string command in new[] { "generate", "safety" })
+        {
+            var (code, _, error) = CliRunner.Run(Args(command));
+            Assert.Equal(3, code);
+            Assert.Contains("error: 1 of 2 generations failed (recorded with their reason); rerun the same command to ask the server for those only", error);
+        }
+        Assert.Equal(2, File.ReadAllLines(dir["gen.jsonl"]).Length);
+        Assert.Contains("warning: 1 response got no verdict (unknown); they are excluded from the rates and listed in responses.jsonl (1 of them because the generation failed)",
+            CliRunner.Run(Args("safety")).Err);
+        broken = false;
+        foreach (string command in new[] { "generate", "safety" })
+            Assert.Equal(0, CliRunner.Run(Args(command)).Code);
     }
 
     [Fact]
