@@ -46,7 +46,7 @@ internal static class FisherCommand
             var job = Build(parseResult);
             var result = CommandSupport.Run(parseResult, job);
             parseResult.InvocationConfiguration.Error.WriteLine(job.Shard is { } k
-                ? $"shard {k}/{job.ShardCount} of {result.Records} records in {result.Batches} batches; wrote {result.Tensors} partial sums to {job.OutputPath} (combine with irr fisher merge)"
+                ? $"shard {k}/{job.ShardCount}: {result.ShardBatches} of the {result.Batches} batches of {result.Records} records; wrote {result.Tensors} partial sums to {job.OutputPath} (combine with irr fisher merge)"
                 : $"{result.Records} records in {result.Batches} batches; wrote {result.Tensors} tensors to {job.OutputPath}");
             return 0;
         });

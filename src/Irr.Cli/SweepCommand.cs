@@ -115,7 +115,8 @@ internal static class SweepCommand
             if (list)
             {
                 if (job.Point is not null || job.Collect) throw new IrrException("sweep: list-points does no work; give it without point and collect");
-                job.Validate(); // a bad option fails here too, before any array task is started
+                job.Validate(); // a bad option or a missing input fails here too, before any array task is started
+                job.RequireInputs();
                 PrintUnits(stdout, job.Units(), parseResult.GetValue(json));
                 return 0;
             }

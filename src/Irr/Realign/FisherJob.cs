@@ -11,7 +11,11 @@ namespace Irr.Realign;
 /// <param name="Records">Records used.</param>
 /// <param name="Batches">Batches B.</param>
 /// <param name="Tensors">Tensors written.</param>
-public sealed record FisherResult(int Records, int Batches, int Tensors);
+public sealed record FisherResult(int Records, int Batches, int Tensors)
+{
+    /// <summary>The batches this run summed: <see cref="Batches"/>, or a shard's share of them.</summary>
+    public int ShardBatches { get; init; } = Batches;
+}
 
 /// <summary>
 /// IRR step 2 as a job (<c>irr fisher</c>): the diagonal empirical Fisher <c>F = (1/B) Σ_b (∂L_b/∂W)²</c> of the
@@ -111,6 +115,9 @@ public sealed record FisherJob : IJob<FisherResult>
         int batches = (examples.Count + BatchSize - 1) / BatchSize;
         int shard = Shard ?? 0, count = Shard is null ? 1 : ShardCount;
         var mine = Enumerable.Range(0, batches).Where(b => b % count == shard).ToList();
+        if (Shard is not null && mine.Count == 0)
+            Diagnostics.Warn($"shard {shard}/{count} holds no batch: the data makes {batches} batches of {BatchSize}, so only shards 0 to {batches - 1} have work; " +
+                             "its partial file holds zeros (merge still needs it; fewer shards waste no machines)");
         var stage = ProgressStage.Start(progress, Shard is null ? $"fisher ({batches} batches)" : $"fisher shard {shard}/{count} ({mine.Count} of {batches} batches)", mine.Count);
         // One batch done: its tokens are what the stage processed (the tokens/s rate).
         var (sums, summed) = Fisher.SumOfSquares(weights, examples, Modules, BatchSize, shard, count, (done, _, _) =>
@@ -134,6 +141,6 @@ public sealed record FisherJob : IJob<FisherResult>
             metadata["data_sha256"] = ContentHash.Compute(Data);
             Fisher.Write(OutputPath, weights.Config, Modules, sums, metadata);
         }
-        return new FisherResult(examples.Count, batches, sums.Count);
+        return new FisherResult(examples.Count, batches, sums.Count) { ShardBatches = summed };
     }
 }

@@ -222,7 +222,8 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
         Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
         Require(Safety.Engine is null || Safety.Engine.Serves,
-            "the sweep evaluates a different model at every point: give engine-serve (a command that serves {model}, started for each model) instead of engine-url");
+            "the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
+            "engine-url and engine-model name one served model (for irr eval)");
         Require(Equals(Safety.Engine, Task.Engine), "the safety and task evaluations must use one serving engine");
         // Every point is a model; θ_F of a LoRA fine-tune and Safe LoRA's points are adapters on θ_A.
         Safety.Engine?.Validate(Command, hasAdapter: Realign.Finetuned is null && Realign.Adapter is not null, hasFullModel: true);
@@ -286,9 +287,22 @@ public sealed record SweepJob : IJob<SweepResult>
     object? IJob.Execute(Action<JobProgress>? progress) => Point is null ? Run(progress) : RunUnit(progress);
 
     // The checks before any work, and the evaluation data read once.
+    /// <summary>
+    /// Checks that every input (<see cref="Inputs"/>: models, adapter, safety vector, Fisher, data) exists, so that a
+    /// missing one fails before any work in every array task (<see cref="Point"/>), and in <c>--list-points</c> before
+    /// anything is submitted, not only in the task that reads it.
+    /// </summary>
+    /// <exception cref="IrrException">An input does not exist (the message names it).</exception>
+    public void RequireInputs()
+    {
+        foreach (string path in Inputs.Where(p => p.Length > 0))
+            if (!File.Exists(path) && !Directory.Exists(path)) throw new IrrException($"{Command}: {path}: no such file or directory");
+    }
+
     private Runner Start(Action<JobProgress>? progress)
     {
         Validate();
+        RequireInputs();
         AtomicFile.RequireDirectoryTarget(OutputPath);
         // A rerun resumes a sweep directory; any other non-empty directory is not written into. A sweep creates DIR/points
         // before it writes anything else into DIR (Runner.CreateRoot), so a directory another unit's job is writing into

@@ -138,10 +138,28 @@ public class SweepPointTests
     }
 
     [Fact]
+    public void AMissingInputFailsEveryUnitAndListPointsBeforeAnyWork()
+    {
+        using var w = new SweepWorld();
+        string sweep = w.Dir["sweep"];
+        string[] Missing(params string[] more) => [.. w.Sweep(sweep, ["--sparsity", "0,0.5", .. more]).Select(a => a == w.Finetuned ? w.Dir["gone"] : a)];
+        // θ_F is read only by the IRR points and the finetuned reference; the aligned unit and list-points fail for it all the same.
+        foreach (string[] args in new[] { Missing("--list-points"), Missing("--point", "aligned"), Missing("--point", "0") })
+        {
+            var r = CliRunner.Run(args);
+            Assert.Equal(2, r.Code);
+            Assert.Equal($"error: sweep: {w.Dir["gone"]}: no such file or directory", r.Err.TrimEnd('\n'));
+            Assert.False(Directory.Exists(sweep)); // nothing made, not even DIR/points
+        }
+    }
+
+    [Fact]
     public void ListPointsPrintsTheUnitsWithoutAnyWork()
     {
         using var dir = new TempDir();
-        // Inputs need not exist: nothing is read. A LoRA fine-tune, to have Safe LoRA points too.
+        // Inputs must exist, but nothing is read: empty files and directories do. A LoRA fine-tune, to have Safe LoRA points too.
+        foreach (string d in new[] { "a", "l" }) Directory.CreateDirectory(dir[d]);
+        foreach (string f in new[] { "v", "f", "c", "h", "t" }) File.WriteAllText(dir[f], "");
         string[] args = ["sweep", "--base", dir["a"], "--adapter", dir["l"], "--safety-vector", dir["v"], "--fisher", dir["f"], "--calibration", dir["c"],
             "--harmful-val", dir["h"], "--task-val", dir["t"], "--task-metric", "exact", "--sparsity", "0.5,0", "--random-control",
             "--resta-gamma", "1,0.25", "--safelora-threshold", "0.5", "-o", dir["out"], "--list-points"];

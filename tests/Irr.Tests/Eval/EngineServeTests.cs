@@ -75,8 +75,10 @@ public class EngineServeTests
     }
 
     [Theory]
-    [InlineData("sweep: the sweep evaluates a different model at every point: give engine-serve (a command that serves {model}, started for each model) instead of engine-url",
-        "--engine-url", "http://127.0.0.1:9", "--engine-model", "m")]
+    [InlineData("sweep: the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
+        "engine-url and engine-model name one served model (for irr eval)", "--engine-url", "http://127.0.0.1:9", "--engine-model", "m")]
+    [InlineData("sweep: the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
+        "engine-url and engine-model name one served model (for irr eval)", "--engine-api", "chat")]
     [InlineData("sweep: engine-serve must contain {port}: irr chooses a free port for each server it starts", "--engine-serve", "vllm serve {model}")]
     [InlineData("sweep: give engine-url (a running server) or engine-serve (a command irr starts), not both",
         "--engine-serve", "vllm serve {model} --port {port}", "--engine-url", "http://127.0.0.1:9")]

@@ -54,6 +54,23 @@ public class FisherShardTests
     }
 
     [Fact]
+    public void AShardSaysItsShareAndAnEmptyShardIsWarnedAbout()
+    {
+        using var dir = new TempDir();
+        var (model, data) = World(dir);
+        // 4 batches over 3 shards: shard 0 holds batches 0 and 3.
+        var r = CliRunner.Run(Fisher(model, data, dir["p0.safetensors"], "--shard", "0/3"));
+        Ok(r);
+        Assert.Matches($@"shard 0/3: 2 of the 4 batches of 7 records; wrote \d+ partial sums to {System.Text.RegularExpressions.Regex.Escape(dir["p0.safetensors"])} \(combine with irr fisher merge\)", r.Err);
+        Assert.DoesNotContain("warning", r.Err);
+        // 4 batches over 5 shards: shard 4 has none.
+        r = CliRunner.Run(Fisher(model, data, dir["p4.safetensors"], "--shard", "4/5"));
+        Ok(r);
+        Assert.Contains("warning: shard 4/5 holds no batch: the data makes 4 batches of 2, so only shards 0 to 3 have work; its partial file holds zeros", r.Err);
+        Assert.Contains("shard 4/5: 0 of the 4 batches", r.Err);
+    }
+
+    [Fact]
     public void BadSetsOfPartsAreRefused()
     {
         using var dir = new TempDir();
