@@ -19,12 +19,14 @@
 
 # Evaluation through a serving engine on GPU nodes (optional). ENGINE_SERVE makes every model the sweep evaluates be
 # served by this command, which irr starts and stops per model ({model}, {name}, {port} filled in by irr); leave it
-# empty to generate on the CPU. GRES is the GPU request of the sweep's tasks when ENGINE_SERVE is set.
+# empty to generate on the CPU. A LoRA fine-tune's θ_F (and Safe LoRA's points) are a base model with an adapter:
+# ENGINE_SERVE_ADAPTER serves those ({adapter}). GRES is the GPU request of the sweep's tasks when ENGINE_SERVE is set.
 : "${ENGINE_SERVE:=}"                    # e.g. vllm serve {model} --served-model-name {name} --port {port} --dtype bfloat16
+: "${ENGINE_SERVE_ADAPTER:=}"            # e.g. vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port} --dtype bfloat16
 : "${GRES:=gpu:1}"
 
 # eval-vllm.sbatch: the model to evaluate on the held-out test split, served by vLLM, and where the runs go.
-: "${EVAL_MODEL:=$WORK/sweep/chosen}"
+: "${EVAL_MODEL:=$SWEEP_DIR/chosen}"
 : "${HARMFUL_TEST:=$HOME/data/harmful_test.csv}"
 : "${ATTACKS:=none,prefill,prefix-injection}"
 : "${TASK_TEST:=$HOME/data/code_test.jsonl}"
@@ -35,5 +37,6 @@
 : "${CPUS:=32}"
 : "${MEM:=64G}"
 : "${TIME:=04:00:00}"
-export MODEL SAFETY_DATA MODULES BATCH_SIZE MAX_LENGTH SHARDS WORK SWEEP_ARGS SWEEP_DIR ENGINE_SERVE GRES
+: "${MERGE_MEM:=8G}"                     # the Fisher merge holds one tensor at a time; raise it for very large tensors
+export MODEL SAFETY_DATA MODULES BATCH_SIZE MAX_LENGTH SHARDS WORK SWEEP_ARGS SWEEP_DIR ENGINE_SERVE ENGINE_SERVE_ADAPTER GRES MERGE_MEM
 export EVAL_MODEL HARMFUL_TEST ATTACKS TASK_TEST TASK_METRIC EVAL_DIR CPUS MEM TIME

@@ -7,5 +7,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "${IRR_CONFIG:-$here/config.sh}"
 array=$(sbatch --parsable --array="0-$((SHARDS - 1))" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/fisher.sbatch")
 array=${array%%;*}
-merge=$(sbatch --parsable --dependency="afterok:$array" --cpus-per-task=2 --mem=8G --time=00:30:00 "$here/fisher-merge.sbatch")
+merge=$(sbatch --parsable --dependency="afterok:$array" --cpus-per-task=2 --mem="$MERGE_MEM" --time=00:30:00 "$here/fisher-merge.sbatch")
 echo "Fisher: job array $array ($SHARDS shards), merge job ${merge%%;*} -> $WORK/fisher.safetensors"

@@ -7,11 +7,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "${IRR_CONFIG:-$here/config.sh}"
 # The number of units, from the options alone (this checks them too: a bad option fails here, not in every task).
 # shellcheck disable=SC2086
-units=$(irr sweep $SWEEP_ARGS --output "$SWEEP_DIR" --list-points ${ENGINE_SERVE:+--engine-serve "$ENGINE_SERVE"} | sed -n 's/^units: //p')
+units=$(irr sweep $SWEEP_ARGS --output "$SWEEP_DIR" --list-points \
+  ${ENGINE_SERVE:+--engine-serve "$ENGINE_SERVE"} ${ENGINE_SERVE_ADAPTER:+--engine-serve-adapter "$ENGINE_SERVE_ADAPTER"} | sed -n 's/^units: //p')
 [ -n "$units" ] || { echo "submit-sweep.sh: irr sweep --list-points gave no unit count" >&2; exit 1; }
 # With a serving engine, every task (and the collect job, which computes what a task left undone) gets a GPU.
 gpu=()
-[ -n "$ENGINE_SERVE" ] && gpu=(--gres="$GRES")
+[ -n "$ENGINE_SERVE$ENGINE_SERVE_ADAPTER" ] && gpu=(--gres="$GRES")
 array=$(sbatch --parsable --array="0-$((units - 1))" "${gpu[@]}" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/sweep.sbatch")
 array=${array%%;*}
 collect=$(sbatch --parsable --dependency="afterok:$array" "${gpu[@]}" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/sweep-collect.sbatch")

@@ -40,6 +40,32 @@ public class EvalClusterTests
         }
         Assert.True(File.Exists(Path.Combine(eval, "run/task.json")));
         Assert.True(File.Exists(Path.Combine(eval, "report/report.md")), string.Join(", ", Directory.GetFiles(Path.Combine(eval, "report"))));
-        Assert.Contains("fake-engine: serving irr-eval", File.ReadAllText(Path.Combine(eval, "vllm.log")));
+        Assert.Contains("fake-engine: serving irr-eval-1001", File.ReadAllText(Path.Combine(eval, "vllm.log"))); // the job's own name
+    }
+
+    [Fact]
+    public void TheEvalJobFailsWhenItsServerCannotServeInsteadOfTalkingToAnother()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir, "chosen");
+        var scripts = new ClusterScripts(dir);
+        File.WriteAllText(dir["config.sh"], $"EVAL_MODEL='{model}'\nEVAL_DIR='{dir["eval"]}'\nWORK='{dir["work"]}'\n" + File.ReadAllText(ClusterScripts.Example("slurm/config.sh")));
+        // Something else holds the port: vLLM cannot bind it and exits; the job must fail, not evaluate what answers there.
+        var squatter = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        squatter.Start();
+        try
+        {
+            string port = ((System.Net.IPEndPoint)squatter.LocalEndpoint).Port.ToString();
+            var (code, output) = scripts.Bash(ClusterScripts.Example("slurm/submit-eval.sh"), null,
+                new Dictionary<string, string> { ["IRR_CONFIG"] = dir["config.sh"], ["PORT"] = port });
+            Assert.True(code == 0, output); // sbatch submitted it
+            Assert.Equal("failed", File.ReadAllText(dir["slurm-state/1001"]).Trim());
+            Assert.Contains($"eval-vllm: vllm exited before it served; see {dir["eval"]}/vllm.log", File.ReadAllText(dir["slurm-state/1001.out"]));
+            Assert.False(Directory.Exists(Path.Combine(dir["eval"], "run")));
+        }
+        finally
+        {
+            squatter.Stop();
+        }
     }
 }

@@ -52,18 +52,20 @@ public class SweepClusterTests
         using var w = new SweepWorld();
         var scripts = new ClusterScripts(w.Dir);
         const string serve = "vllm serve {model} --served-model-name {name} --port {port}";
+        const string serveAdapter = "vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port}";
         string[] args = [.. w.Sweep("UNUSED", Options)[1..]];
         int o = Array.IndexOf(args, "-o");
         string sweepArgs = string.Join(" ", args.Take(o).Concat(args.Skip(o + 2)));
         // The reference: one run, with the same engine (the fake vllm on PATH, as the scripts see it).
         string whole = w.Dir["whole"];
-        var (code, output) = scripts.Bash(null, $"irr sweep {string.Join(" ", args.Take(o))} -o '{whole}' {string.Join(" ", args.Skip(o + 2))} --engine-serve '{serve}'",
+        var (code, output) = scripts.Bash(null, $"irr sweep {string.Join(" ", args.Take(o))} -o '{whole}' {string.Join(" ", args.Skip(o + 2))} --engine-serve '{serve}' --engine-serve-adapter '{serveAdapter}'",
             new Dictionary<string, string>());
         Assert.True(code == 0, output);
         Assert.Equal(5, File.ReadAllLines(w.Dir["vllm-starts.txt"]).Length); // 3 points, θ_A and θ_F
 
         string sweep = w.Dir["cluster-sweep"];
-        File.WriteAllText(w.Dir["config.sh"], $"SWEEP_ARGS='{sweepArgs}'\nSWEEP_DIR='{sweep}'\nENGINE_SERVE='{serve}'\n" + File.ReadAllText(ClusterScripts.Example("slurm/config.sh")));
+        File.WriteAllText(w.Dir["config.sh"], $"SWEEP_ARGS='{sweepArgs}'\nSWEEP_DIR='{sweep}'\nENGINE_SERVE='{serve}'\n" +
+$"ENGINE_SERVE_ADAPTER='{serveAdapter}'\n" + File.ReadAllText(ClusterScripts.Example("slurm/config.sh")));
         (code, output) = scripts.Bash(ClusterScripts.Example("slurm/submit-sweep.sh"), null, new Dictionary<string, string> { ["IRR_CONFIG"] = w.Dir["config.sh"] });
         Assert.True(code == 0, output + scripts.SlurmLog());
         Assert.Contains("--array=0-4 --gres=gpu:1", File.ReadAllText(w.Dir["slurm-state/log"]));
