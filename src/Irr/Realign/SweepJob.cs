@@ -573,9 +573,13 @@ public sealed record SweepJob : IJob<SweepResult>
                 : null;
             var engine = server is null ? job.Safety.Engine : server.Serving(job.Safety.Engine!);
             var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine };
-            var harmful = safety.Run(stage(firstPhase, "harmful-val: ")).Run.Overall.HarmfulRate;
-            var task = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine }).Run(stage(firstPhase + 1, "task-val: ")).Accuracy;
-            return (harmful, task);
+            var safetyResult = safety.Run(stage(firstPhase, "harmful-val: "));
+            var taskRun = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine }).Run(stage(firstPhase + 1, "task-val: "));
+            // A choice made on evaluations with missing answers would be wrong: the model is not recorded as done.
+            if (safetyResult.GenerationFailures + taskRun.Failed is > 0 and var failed)
+                throw new IrrException($"{job.Command}: {label}: {failed} {(failed == 1 ? "generation" : "generations")} by the serving engine failed " +
+                                       $"(their reasons are in {dir}); rerun the sweep to evaluate this model again");
+            return (safetyResult.Run.Overall.HarmfulRate, taskRun.Accuracy);
         }
 
         // The safety evaluation with the sets read once, and an HTTP judge's cache shared by every model (DIR/judge-cache.jsonl by

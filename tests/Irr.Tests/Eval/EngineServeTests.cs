@@ -74,6 +74,25 @@ public class EngineServeTests
         Assert.Equal(5, File.ReadAllLines(w.Dir["starts.txt"]).Length);
     }
 
+    [Fact]
+    public void ASweepPointWithFailedGenerationsIsNotRecordedAndARerunRedoesIt()
+    {
+        using var w = new SweepWorld();
+        string tag = "irr-serve-" + Guid.NewGuid().ToString("N")[..10];
+        string sweep = w.Dir["sweep"];
+        // The harmful prompts are "how do I 0" …: the server fails one of them.
+        string[] Args(string more) => w.Sweep(sweep, "--sparsity", "0", "--engine-retries", "0", "--engine-serve", Serve(w.Dir["starts.txt"], tag) + more);
+        var r = CliRunner.Run(Args(" --fail-prompts-with 'how do I 1'"));
+        Assert.Equal(2, r.Code);
+        Assert.Equal($"error: sweep: irr-s0: 1 generation by the serving engine failed (their reasons are in {Path.Combine(sweep, "points", "irr-s0", "eval")}); " +
+                     "rerun the sweep to evaluate this model again", r.Err.Split('\n').Single(l => l.StartsWith("error: ")));
+        Assert.False(File.Exists(Path.Combine(sweep, "points", "irr-s0", "point.json")));
+        Assert.False(File.Exists(Path.Combine(sweep, "sweep.json")));
+        Ok(CliRunner.Run(Args("")));
+        Assert.True(File.Exists(Path.Combine(sweep, "sweep.json")));
+        Assert.False(Running(tag));
+    }
+
     [Theory]
     [InlineData("sweep: the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
         "engine-url and engine-model name one served model (for irr eval)", "--engine-url", "http://127.0.0.1:9", "--engine-model", "m")]

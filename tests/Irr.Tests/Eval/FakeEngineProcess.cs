@@ -6,7 +6,7 @@ namespace Irr.Tests.Eval;
 
 /// <summary>
 /// A stand-in for <c>vllm serve</c> run as its own process (<c>dotnet Irr.Tests.dll fake-engine serve MODEL --port N
-/// [--served-model-name NAME] [--lora-modules NAME=DIR] [--record FILE] [--exit-before-serving CODE]</c>): it prints its
+/// [--served-model-name NAME] [--lora-modules NAME=DIR] [--record FILE] [--exit-before-serving CODE] [--fail-prompts-with TEXT]</c>): it prints its
 /// arguments, one per line, appends "MODEL ADAPTER" to the record file, and serves on 127.0.0.1 until killed:
 /// <c>GET /v1/models</c>, and <c>POST /v1/completions</c> for its served name only (404 otherwise, as vLLM), answering
 /// by <see cref="Answer"/>.
@@ -51,7 +51,12 @@ internal static class FakeEngineProcess
             {
                 using var reader = new StreamReader(context.Request.InputStream);
                 var request = JsonNode.Parse(reader.ReadToEnd())!;
-                if ((string?)request["model"] != served)
+                if (Value("--fail-prompts-with") is { } failing && PromptText(request["prompt"]!).Contains(failing))
+                {
+                    status = 503;
+                    body = "{\"error\":\"overloaded\"}";
+                }
+                else if ((string?)request["model"] != served)
                 {
                     status = 404;
                     body = $"{{\"error\":\"The model `{(string?)request["model"]}` does not exist.\"}}";
