@@ -88,8 +88,19 @@ public sealed class ContentHash
     /// config, the weights and their index, the tokenizer and chat template files), as <see cref="Compute"/>
     /// hashes a directory; other files (irr-report.json, a README) do not count. Null when the path does not exist.
     /// </summary>
-    public static string? OfModel(string? path) =>
-        path is null || !Directory.Exists(path) ? null : ComputeWhere(path, name => !name.Contains('/') && IsModelFile(name));
+    /// <remarks>
+    /// Remembered for the process, keyed by the full path and its <see cref="Stamp"/> (size and latest modification), as
+    /// irr run's hash cache is: a sweep or an evaluation that asks again for an unchanged model (its safety and its task
+    /// evaluation, the answer cache of a serving engine) reads its gigabytes once.
+    /// </remarks>
+    public static string? OfModel(string? path)
+    {
+        if (path is null || !Directory.Exists(path)) return null;
+        var key = (Path.GetFullPath(path), Stamp(path));
+        return ModelHashes.GetOrAdd(key, _ => ComputeWhere(path, name => !name.Contains('/') && IsModelFile(name)));
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Path, (long, DateTime)? Stamp), string> ModelHashes = new();
 
     /// <summary>Whether a file of a model or adapter directory is one the model is read from.</summary>
     public static bool IsModelFile(string name) =>
