@@ -14,6 +14,9 @@ namespace Irr.Cli;
 /// </summary>
 public static class Program
 {
+    /// <summary>Exit code for a wrong command line (an unknown option, a missing argument, a value that does not parse).</summary>
+    public const int ExitUsage = 1;
+
     /// <summary>Exit code for bad input: a malformed or missing file, an invalid value (<see cref="IrrException"/>).</summary>
     public const int ExitBadInput = 2;
 
@@ -40,7 +43,18 @@ public static class Program
         var warnings = Warnings.Current!;
         try
         {
-            int code = root.Parse(args).Invoke(config);
+            var parsed = root.Parse(args);
+            // A wrong command line: one "error:" line per problem and where the help is, not the whole help text.
+            if (parsed.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
+            {
+                foreach (var problem in parsed.Errors) error.WriteLine($"error: {problem.Message}");
+                var names = new List<string>();
+                for (var c = parsed.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult) names.Insert(0, c.Command.Name);
+                string path = string.Join(" ", names);
+                error.WriteLine($"(the options: {path} --help)");
+                return ExitUsage;
+            }
+            int code = parsed.Invoke(config);
             warnings.Flush();
             return code;
         }
@@ -48,7 +62,7 @@ public static class Program
         {
             warnings.Flush();
             error.WriteLine($"error: {e.Message}");
-            return ExitBadInput;
+            return e is GenerationsFailedException ? ExitGenerationsFailed : ExitBadInput;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -15,3 +15,10 @@ public class IrrException : Exception
     /// <summary>An input problem caused by a lower-level exception (kept for debugging).</summary>
     public IrrException(string message, Exception inner) : base(message, inner) { }
 }
+
+/// <summary>
+/// Generations by a serving engine failed (the server answered 5xx, timed out, sent garbage), so the work cannot be
+/// completed now, although nothing in the input is wrong: the command line exits with code 3, as the generating
+/// commands do when some of their generations failed, and a rerun asks for those again.
+/// </summary>
+public sealed class GenerationsFailedException(string message) : IrrException(message);

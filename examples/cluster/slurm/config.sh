@@ -9,7 +9,7 @@
 : "${BATCH_SIZE:=8}"
 : "${MAX_LENGTH:=512}"
 : "${SHARDS:=8}"                        # array tasks; each computes the batches b with b mod SHARDS = its index
-: "${WORK:=$HOME/irr-work}"             # the parts and the merged Fisher go to $WORK/fisher
+: "${WORK:=$HOME/irr-work}"             # the parts go to $WORK/fisher/of-$SHARDS, the merged Fisher to $WORK/fisher.safetensors
 
 # The sweep (irr sweep): every option after `irr sweep`, as one string, without --output, --point or --collect.
 : "${SWEEP_ARGS:=--base $MODEL --adapter $HOME/code-lora --safety-vector $WORK/safety-vector.safetensors --fisher $WORK/fisher.safetensors \
@@ -20,9 +20,10 @@
 # Evaluation through a serving engine on GPU nodes (optional). ENGINE_SERVE makes every model the sweep evaluates be
 # served by this command, which irr starts and stops per model ({model}, {name}, {port} filled in by irr); leave it
 # empty to generate on the CPU. A LoRA fine-tune's θ_F (and Safe LoRA's points) are a base model with an adapter:
-# ENGINE_SERVE_ADAPTER serves those ({adapter}). GRES is the GPU request of the sweep's tasks when ENGINE_SERVE is set.
-: "${ENGINE_SERVE:=}"                    # e.g. vllm serve {model} --served-model-name {name} --port {port} --dtype bfloat16
-: "${ENGINE_SERVE_ADAPTER:=}"            # e.g. vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port} --dtype bfloat16
+# ENGINE_SERVE_ADAPTER serves those ({adapter}). GRES is the GPU request of the sweep's tasks when either is set, and
+# of the eval job. Write the commands in single quotes, as below (their braces would end a ${VAR:=...} default).
+ENGINE_SERVE=${ENGINE_SERVE-}            # e.g. ENGINE_SERVE='vllm serve {model} --served-model-name {name} --port {port} --dtype bfloat16'
+ENGINE_SERVE_ADAPTER=${ENGINE_SERVE_ADAPTER-}  # e.g. ENGINE_SERVE_ADAPTER='vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port} --dtype bfloat16'
 : "${GRES:=gpu:1}"
 
 # eval-vllm.sbatch: the model to evaluate on the held-out test split, served by vLLM, and where the runs go.
@@ -32,6 +33,7 @@
 : "${TASK_TEST:=$HOME/data/code_test.jsonl}"
 : "${TASK_METRIC:=contains}"
 : "${EVAL_DIR:=$WORK/eval}"
+: "${VLLM_ARGS:=}"                       # more vllm serve options for the eval job, e.g. --dtype bfloat16 (as in ENGINE_SERVE, to compare like with like)
 
 # Resources of one array task (a CPU node; irr uses every core it is given).
 : "${CPUS:=32}"
@@ -39,4 +41,4 @@
 : "${TIME:=04:00:00}"
 : "${MERGE_MEM:=8G}"                     # the Fisher merge holds one tensor at a time; raise it for very large tensors
 export MODEL SAFETY_DATA MODULES BATCH_SIZE MAX_LENGTH SHARDS WORK SWEEP_ARGS SWEEP_DIR ENGINE_SERVE ENGINE_SERVE_ADAPTER GRES MERGE_MEM
-export EVAL_MODEL HARMFUL_TEST ATTACKS TASK_TEST TASK_METRIC EVAL_DIR CPUS MEM TIME
+export EVAL_MODEL HARMFUL_TEST ATTACKS TASK_TEST TASK_METRIC EVAL_DIR VLLM_ARGS CPUS MEM TIME

@@ -5,5 +5,5 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=config.sh
 source "${IRR_CONFIG:-$here/config.sh}"
-job=$(sbatch --parsable --gres="$GRES" --cpus-per-task=8 --mem=64G --time="$TIME" "$@" "$here/eval-vllm.sbatch")
+job=$(sbatch --parsable --gres="$GRES" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$@" "$here/eval-vllm.sbatch")
 echo "eval: job ${job%%;*} ($EVAL_MODEL) -> $EVAL_DIR"

@@ -45,7 +45,11 @@ public sealed record EngineOptions
     public string ServeCommand(bool adapter) =>
         adapter ? ServeAdapter ?? (Serve is { } s && s.Contains("{adapter}", StringComparison.Ordinal) ? s
                 : throw new IrrException("a model with an adapter is evaluated: give engine-serve-adapter (e.g. vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port})"))
-            : Serve ?? throw new IrrException("a model without an adapter is evaluated: give engine-serve (e.g. vllm serve {model} --served-model-name {name} --port {port})");
+            : Serve is null ? throw new IrrException("a model without an adapter is evaluated: give engine-serve (e.g. vllm serve {model} --served-model-name {name} --port {port})")
+            : Serve.Contains("{adapter}", StringComparison.Ordinal)
+                ? throw new IrrException("a model without an adapter is evaluated, and engine-serve places {adapter}, which would be empty: give engine-serve for full models " +
+                                         "(vllm serve {model} --served-model-name {name} --port {port}) and engine-serve-adapter for models with an adapter")
+                : Serve;
 
     /// <summary>Whether irr starts the server itself (<see cref="Serve"/> or <see cref="ServeAdapter"/>).</summary>
     public bool Serves => Serve is not null || ServeAdapter is not null;
@@ -126,7 +130,7 @@ public sealed record EngineOptions
     /// </summary>
     /// <exception cref="IrrException">The option is set with an engine.</exception>
     public static void RequireLocalDefault(EngineOptions? engine, string command, bool isDefault, string option, string why) =>
-        Provenance.Require(engine is null || isDefault, command, $"{option} applies to local generation, not with engine-url ({why})");
+        Provenance.Require(engine is null || isDefault, command, $"{option} applies to local generation, not with a serving engine ({why})");
 
     /// <summary>The key: <see cref="ApiKey"/>, else the value of <see cref="ApiKeyEnv"/>'s variable, else null.</summary>
     /// <exception cref="IrrException">The variable is named but not set.</exception>

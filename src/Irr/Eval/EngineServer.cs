@@ -57,9 +57,9 @@ public sealed class EngineServer : IDisposable
             if (!Placeholders.Contains(m.Value))
                 throw new IrrException($"{option}: unknown placeholder {m.Value} (use {string.Join(", ", Placeholders)})");
         if (!command.Contains("{port}", StringComparison.Ordinal))
-            throw new IrrException($"{option} must contain {{port}}: irr chooses a free port for each server it starts");
+            throw new IrrException($"{option} must contain {{port}}: irr chooses a free port for each server it starts (the command given: {command})");
         if (!command.Contains("{model}", StringComparison.Ordinal))
-            throw new IrrException($"{option} must contain {{model}}: the model directory to serve");
+            throw new IrrException($"{option} must contain {{model}}: the model directory to serve (the command given: {command})");
         if (hasAdapter && !command.Contains("{adapter}", StringComparison.Ordinal))
             throw new IrrException($"{option} must contain {{adapter}} to evaluate an adapter (e.g. vllm serve {{model}} --enable-lora --lora-modules {{name}}={{adapter}} --port {{port}})");
     }

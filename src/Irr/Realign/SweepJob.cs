@@ -227,6 +227,9 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Equals(Safety.Engine, Task.Engine), "the safety and task evaluations must use one serving engine");
         // Every point is a model; θ_F of a LoRA fine-tune and Safe LoRA's points are adapters on θ_A.
         Safety.Engine?.Validate(Command, hasAdapter: Realign.Finetuned is null && Realign.Adapter is not null, hasFullModel: true);
+        foreach (var (serve, option) in new[] { (Safety.Engine?.Serve, "engine-serve"), (Safety.Engine?.ServeAdapter, "engine-serve-adapter") })
+            Require(serve is null || serve.Contains("{name}", StringComparison.Ordinal),
+                $"{option} must contain {{name}}: each model of a sweep is served under its label (vLLM: --served-model-name {{name}})");
         Require(Task.Data.Length > 0, "task-val is required");
         Require(Point is null || !Collect, "point and collect are exclusive: compute units with point, then collect them in one run without point");
         if (Point is not null) FindUnit(Point);
@@ -577,7 +580,7 @@ public sealed record SweepJob : IJob<SweepResult>
             var taskRun = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine }).Run(stage(firstPhase + 1, "task-val: "));
             // A choice made on evaluations with missing answers would be wrong: the model is not recorded as done.
             if (safetyResult.GenerationFailures + taskRun.Failed is > 0 and var failed)
-                throw new IrrException($"{job.Command}: {label}: {failed} {(failed == 1 ? "generation" : "generations")} by the serving engine failed " +
+                throw new GenerationsFailedException($"{job.Command}: {label}: {failed} {(failed == 1 ? "generation" : "generations")} by the serving engine failed " +
                                        $"(their reasons are in {dir}); rerun the sweep to evaluate this model again");
             return (safetyResult.Run.Overall.HarmfulRate, taskRun.Accuracy);
         }

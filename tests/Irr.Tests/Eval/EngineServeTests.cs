@@ -83,7 +83,7 @@ public class EngineServeTests
         // The harmful prompts are "how do I 0" …: the server fails one of them.
         string[] Args(string more) => w.Sweep(sweep, "--sparsity", "0", "--engine-retries", "0", "--engine-serve", Serve(w.Dir["starts.txt"], tag) + more);
         var r = CliRunner.Run(Args(" --fail-prompts-with 'how do I 1'"));
-        Assert.Equal(2, r.Code);
+        Assert.Equal(3, r.Code); // not bad input: the server failed
         Assert.Equal($"error: sweep: irr-s0: 1 generation by the serving engine failed (their reasons are in {Path.Combine(sweep, "points", "irr-s0", "eval")}); " +
                      "rerun the sweep to evaluate this model again", r.Err.Split('\n').Single(l => l.StartsWith("error: ")));
         Assert.False(File.Exists(Path.Combine(sweep, "points", "irr-s0", "point.json")));
@@ -98,7 +98,12 @@ public class EngineServeTests
         "engine-url and engine-model name one served model (for irr eval)", "--engine-url", "http://127.0.0.1:9", "--engine-model", "m")]
     [InlineData("sweep: the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
         "engine-url and engine-model name one served model (for irr eval)", "--engine-api", "chat")]
-    [InlineData("sweep: engine-serve must contain {port}: irr chooses a free port for each server it starts", "--engine-serve", "vllm serve {model}")]
+    [InlineData("sweep: engine-serve must contain {port}: irr chooses a free port for each server it starts (the command given: vllm serve {model})", "--engine-serve", "vllm serve {model}")]
+    [InlineData("sweep: engine-serve must contain {name}: each model of a sweep is served under its label (vLLM: --served-model-name {name})",
+        "--engine-serve", "vllm serve {model} --port {port}")]
+    [InlineData("sweep: a model without an adapter is evaluated, and engine-serve places {adapter}, which would be empty: give engine-serve for full models " +
+        "(vllm serve {model} --served-model-name {name} --port {port}) and engine-serve-adapter for models with an adapter",
+        "--engine-serve", "vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port}")]
     [InlineData("sweep: give engine-url (a running server) or engine-serve (a command irr starts), not both",
         "--engine-serve", "vllm serve {model} --port {port}", "--engine-url", "http://127.0.0.1:9")]
     public void SweepEngineOptionsAreCheckedBeforeAnyWork(string message, params string[] engine)

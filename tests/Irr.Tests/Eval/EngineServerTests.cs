@@ -101,8 +101,8 @@ public class EngineServerTests
     }
 
     [Theory]
-    [InlineData("vllm serve {model}", false, "engine-serve must contain {port}: irr chooses a free port for each server it starts")]
-    [InlineData("vllm serve --port {port}", false, "engine-serve must contain {model}: the model directory to serve")]
+    [InlineData("vllm serve {model}", false, "engine-serve must contain {port}: irr chooses a free port for each server it starts (the command given: vllm serve {model})")]
+    [InlineData("vllm serve --port {port}", false, "engine-serve must contain {model}: the model directory to serve (the command given: vllm serve --port {port})")]
     [InlineData("vllm serve {model} --port {port} {gpu}", false, "engine-serve: unknown placeholder {gpu} (use {model}, {adapter}, {name}, {port})")]
     [InlineData("vllm serve {model} --port {port}", true, "engine-serve must contain {adapter} to evaluate an adapter (e.g. vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port})")]
     [InlineData("  ", false, "engine-serve must be a command line")]

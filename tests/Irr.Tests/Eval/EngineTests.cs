@@ -450,8 +450,8 @@ public class EngineTests
     }
 
     [Theory]
-    [InlineData("generate: temperature applies to local generation, not with engine-url", "generate", "--temperature", "0.7")]
-    [InlineData("generate: batch-size applies to local generation, not with engine-url", "generate", "--batch-size", "2")]
+    [InlineData("generate: temperature applies to local generation, not with a serving engine", "generate", "--temperature", "0.7")]
+    [InlineData("generate: batch-size applies to local generation, not with a serving engine", "generate", "--batch-size", "2")]
     [InlineData("generate: engine-api must be completions or chat, not \"responses\"", "generate", "--engine-api", "responses")]
     [InlineData("generate: engine-concurrency must be at least 1, not 0", "generate", "--engine-concurrency", "0")]
     [InlineData("eval task: engine-timeout must be positive, not 0", "eval", "task", "--data", "d.jsonl", "--metric", "exact", "--engine-timeout", "0")]

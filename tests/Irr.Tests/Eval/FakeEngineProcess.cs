@@ -49,6 +49,8 @@ internal static class FakeEngineProcess
             }
             else if (path == "/v1/completions" && context.Request.HttpMethod == "POST")
             {
+                Console.WriteLine("POST /v1/completions");
+                Console.Out.Flush();
                 using var reader = new StreamReader(context.Request.InputStream);
                 var request = JsonNode.Parse(reader.ReadToEnd())!;
                 if (Value("--fail-prompts-with") is { } failing && PromptText(request["prompt"]!).Contains(failing))

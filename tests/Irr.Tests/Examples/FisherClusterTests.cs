@@ -54,7 +54,7 @@ public class FisherClusterTests
         string log = File.ReadAllText(dir["slurm-state/log"]);
         Assert.Contains("--array=0-2", log);
         Assert.Contains("--dependency=afterok:1001", log);
-        Assert.Equal(3, Directory.GetFiles(Path.Combine(work, "fisher"), "part*.safetensors").Length);
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(work, "fisher", "of-3"), "part*.safetensors").Length);
         Assert.True(File.Exists(Path.Combine(work, "fisher.safetensors")), scripts.SlurmLog());
         AssertSameFisher(reference, Path.Combine(work, "fisher.safetensors"));
     }
@@ -75,7 +75,8 @@ public class FisherClusterTests
         {
             ["WORK"] = work, ["MODEL"] = model, ["SAFETY_DATA"] = data, ["MODULES"] = Modules, ["BATCH_SIZE"] = "2", ["MAX_LENGTH"] = "64", ["SHARDS"] = "3",
         });
-        scripts.RunJob(merge, new Dictionary<string, string> { ["WORK"] = work });
+        Assert.Equal(job.Env["SHARDS"], merge.Env["SHARDS"]);
+        scripts.RunJob(merge, new Dictionary<string, string> { ["WORK"] = work, ["SHARDS"] = "3" });
         AssertSameFisher(reference, Path.Combine(work, "fisher.safetensors"));
     }
 }
