@@ -41,6 +41,20 @@ public class CliTests
         Assert.Contains("frobnicate", error);
         Assert.DoesNotContain("   at ", error);
     }
+
+    [Fact]
+    public void AWrongCommandLineIsOneErrorLinePerProblemAndWhereTheHelpIs()
+    {
+        var (code, output, error) = Run("fisher", "--bogus", "--data", "d.jsonl", "-o", "f.safetensors");
+        Assert.Equal(1, code);
+        Assert.Equal("", output);
+        var lines = error.TrimEnd('\n').Split('\n');
+        Assert.Contains("error: Unrecognized command or argument '--bogus'.", lines);
+        Assert.Contains("error: Option '--model' is required.", lines);
+        Assert.All(lines[..^1], l => Assert.StartsWith("error: ", l));
+        Assert.Equal("(the options: irr fisher --help)", lines[^1]);
+        Assert.Equal(0, Run("fisher", "--help").Code); // help is still help
+    }
 }
 
 public class CliErrorTests
