@@ -77,6 +77,9 @@ public static class SafetyEvaluation
     /// <summary>The file of judged responses inside a run directory.</summary>
     public const string ResponsesFileName = "responses.jsonl";
 
+    /// <summary>The category row of the prompts without a category, in a set where others have one.</summary>
+    public const string Uncategorized = "(uncategorized)";
+
     /// <summary>The Markdown summary inside a run directory.</summary>
     public const string SummaryFileName = "summary.md";
 
@@ -181,6 +184,9 @@ public static class SafetyEvaluation
             var mine = judged.Where(j => j.Set == s.Name).ToList();
             var categories = mine.Where(j => j.Category is not null).Select(j => j.Category!).Distinct()
                 .Select(c => new CategorySafety(c, Count(mine.Where(j => j.Category == c)))).ToList();
+            // A set whose prompts are categorized only in part: the rest are a row of their own, so the rows add up to the set.
+            if (categories.Count > 0 && mine.Any(j => j.Category is null))
+                categories.Add(new CategorySafety(Uncategorized, Count(mine.Where(j => j.Category is null))));
             string? attack = mine.Count > 0 && mine[0].Attack != Attacks.None ? mine[0].Attack : null;
             return new SetSafety(s.Name, s.File, Count(mine), categories) { Attack = attack, Generation = generation?.GetValueOrDefault(s.Name) };
         }).ToList();

@@ -55,6 +55,23 @@ public class EvalJobsTests
         Assert.Equal(dir["run"], job.Output);
     }
 
+    [Fact]
+    public void PromptsWithoutACategoryInAPartlyCategorizedSetAreARowOfTheirOwn()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        var sets = new[]
+        {
+            new PromptSet("mixed", "mixed (in memory)", [new PromptRecord("how to a", "Drug"), new PromptRecord("how to b"), new PromptRecord("how to c", "Weapon"), new PromptRecord("how to d")]),
+            new PromptSet("plain", "plain (in memory)", [new PromptRecord("say x")]),
+        };
+        var run = new EvalSafetyJob { Model = model, Sets = sets, CustomJudge = new CountingJudge(), MaxNewTokens = 2, OutputDir = dir["run"] }.Run().Run;
+        // The rows add up to the set: Drug 1, Weapon 1, and the 2 without a category.
+        Assert.Equal(["Drug", "Weapon", "(uncategorized)"], run.Sets[0].Categories.Select(c => c.Category));
+        Assert.Equal([1, 1, 2], run.Sets[0].Categories.Select(c => c.Counts.Total));
+        Assert.Empty(run.Sets[1].Categories); // a set without any category has no category rows
+    }
+
     public static TheoryData<IJob, string> BadOptions => new()
     {
         { new EvalSafetyJob { Model = "m", Prompts = ["a.json"], MaxNewTokens = 0, OutputDir = "o" }, "eval safety: max-new-tokens must be at least 1, not 0" },
