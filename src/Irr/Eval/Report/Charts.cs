@@ -137,7 +137,8 @@ public static class Charts
                     .Attr("x", x + 1).Attr("y", top).Attr("width", barWidth - 2).Attr("height", plotBottom - top)
                     .Attr("fill", Palette[s % Palette.Count]);
                 bar.Add("title").Text($"{groups[g]} · {series[s]}: {Percent(percent)}");
-                if (barWidth >= 24)
+                // The value above its bar when it fits the bar's width (else it would run into its neighbours'; the tooltip has it).
+                if (Svg.TextWidth(Percent(percent), SmallFont - 1) <= barWidth)
                     svg.Add(Svg.Text(x + barWidth / 2, top - 4, Percent(percent), "middle")).Attr("font-size", SmallFont - 1).Attr("class", "value");
             }
             double center = groupLeft + groupWidth / 2;
