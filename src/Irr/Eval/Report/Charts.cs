@@ -215,11 +215,13 @@ public static class Charts
         var px = points.Select(p => x(p.X * 100)).ToArray();
         var py = points.Select(p => y(p.Y * 100)).ToArray();
         var obstacles = new List<(double X0, double Y0, double X1, double Y1)>();
-        int first = 0;
-        for (int s = 0; s < series.Count; s++)
+        var starts = series.Select((_, s) => series.Take(s).Sum(c => c.Points.Count)).ToList();
+        // Reference squares first, then the curves: a curve's point that coincides with a reference (a baseline at
+        // the setting that changes nothing, on θ_F) stays visible on top of its square.
+        foreach (int s in Enumerable.Range(0, series.Count).OrderBy(s => series[s].Connected ? 1 : 0))
         {
             string colour = Palette[s % Palette.Count];
-            int n = series[s].Points.Count;
+            int n = series[s].Points.Count, first = starts[s];
             if (series[s].Connected && n > 1)
             {
                 var path = new System.Text.StringBuilder($"M {Svg.Num(px[first])} {Svg.Num(py[first])}");
@@ -243,7 +245,6 @@ public static class Charts
                     svg.Add("circle").Attr("class", "highlight").Attr("data-label", points[i].Label).Attr("cx", px[i]).Attr("cy", py[i]).Attr("r", 10)
                         .Attr("fill", "none").Attr("stroke", "#000").Attr("stroke-width", 2);
             }
-            first += n;
         }
         var colours = series.SelectMany((c, s) => c.Points.Select(_ => DarkPalette[s % DarkPalette.Count])).ToList();
         PlacePointLabels(svg, points, px, py, obstacles, plot, colours);

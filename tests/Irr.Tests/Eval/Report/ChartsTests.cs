@@ -96,6 +96,27 @@ public class ChartsTests
     }
 
     [Fact]
+    public void APointOnAReferenceIsDrawnAboveItsSquare()
+    {
+        // Safe LoRA at the setting that changes nothing sits exactly on θ_F: its circle must not be hidden under θ_F's square.
+        ChartSeries[] series =
+        [
+            new("IRR", [new ScatterPoint("s=0", 0.9, 0.8), new ScatterPoint("s=0.5", 0.1, 0.7)]),
+            new("Safe LoRA", [new ScatterPoint("τ=0.25", 0.95, 0.9)]),
+            new("θ_F", [new ScatterPoint("finetuned", 0.95, 0.9)], Connected: false),
+        ];
+        var root = Parse(Charts.SeriesChart("frontier", series, "harmful rate", "task score"));
+        var marks = root.Descendants().Where(e => ((string?)e.Attribute("class"))?.Split(' ').Contains("point") == true).ToList();
+        Assert.Equal(4, marks.Count);
+        Assert.Equal("rect", marks[0].Name.LocalName); // the reference square first, beneath
+        Assert.All(marks.Skip(1), m => Assert.Equal("circle", m.Name.LocalName));
+        var circle = marks.Single(m => (string?)m.Attribute("data-label") == "τ=0.25");
+        var square = marks[0];
+        Assert.Equal(Num(square, "x") + 5, Num(circle, "cx"), 0.01); // the same place
+        Assert.Equal(Num(square, "y") + 5, Num(circle, "cy"), 0.01);
+    }
+
+    [Fact]
     public void ValueLabelsNeverRunIntoTheirNeighbours()
     {
         // 10 series in 2 groups: bars 26.4 px wide, too narrow for "100.0%" (32.2 px at 9.5 px); 2 series: wide bars, every value shown.
