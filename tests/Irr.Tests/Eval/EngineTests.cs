@@ -217,6 +217,25 @@ public class EngineTests
     }
 
     [Fact]
+    public async Task JsonOfAnotherShapeIsAFailedGenerationNotACrash()
+    {
+        // Valid JSON that is not a completions reply: an array, choices as an object, a choice as a string, text as an object.
+        string[] bodies = ["[1, 2]", """{"choices": {"text": "x"}}""", """{"choices": ["x"]}""", """{"choices": [{"text": {"a": 1}}]}"""];
+        using var dir = new TempDir();
+        using var server = new FakeJudgeServer((body, _) =>
+        {
+            string prompt = PromptOf(body);
+            string user = prompt[(prompt.IndexOf("[INST] ", StringComparison.Ordinal) + 7)..prompt.IndexOf(" [/INST]", StringComparison.Ordinal)];
+            return int.TryParse(user, out int i) ? new(RawBody: bodies[i]) : Rule(body);
+        });
+        using var engine = ServingEngine.Open(Options(server), Llama2Dir(dir), null, "test");
+        string[] users = ["0", "1", "2", "3", "fine"];
+        var answers = await engine.RespondAsync(users.Select(u => new ChatRequest(ChatPrompt.Messages(u, null))).ToList(), 8);
+        for (int i = 0; i < bodies.Length; i++) Assert.Equal(ChatResponse.Failed($"not a completions response: {bodies[i]}"), answers[i]);
+        Assert.Equal(Expected("<s>[INST] fine [/INST]"), answers[4]);
+    }
+
+    [Fact]
     public async Task AnAuthorizationErrorIsOneLineWithTheUrlAndWithoutTheKey()
     {
         using var dir = new TempDir();
