@@ -10,8 +10,8 @@ namespace Irr.Eval;
 /// A serving engine that irr starts for one model and stops when done (<c>--engine-serve</c>): the user's command
 /// line, e.g. <c>vllm serve {model} --served-model-name {name} --port {port}</c>, run by <c>/bin/sh -c</c> with the
 /// placeholders replaced by shell-quoted values; irr waits until <c>GET /v1/models</c> answers 200, and on
-/// <see cref="Dispose"/> kills the command's whole process tree (as it does when irr itself is ended by SIGTERM, SIGINT
-/// or SIGHUP, so that no server outlives irr). Its output goes to a log file, whose last lines an
+/// <see cref="Dispose"/> kills the command's whole process tree (as it does when irr itself is ended by SIGTERM or
+/// SIGINT, so that no server outlives irr). Its output goes to a log file, whose last lines an
 /// error quotes. The command comes only from the command line: irr never runs a command read from a file.
 /// </summary>
 public sealed class EngineServer : IDisposable
@@ -213,8 +213,9 @@ public sealed class EngineServer : IDisposable
         return port;
     }
 
-    // The servers started and not yet stopped. A signal that ends irr (SIGTERM from kill, timeout or a scheduler; SIGINT;
-    // SIGHUP) skips every Dispose, so it stops them first: a server must not outlive irr, holding its GPU and port.
+    // The servers started and not yet stopped. A signal that ends irr (SIGTERM from kill, timeout or a scheduler; SIGINT)
+    // skips every Dispose, so it stops them first: a server must not outlive irr, holding its GPU and port. Not SIGHUP: under
+    // nohup it is ignored and irr goes on, with its servers (.NET leaves an ignored SIGINT ignored, with no handler called).
     private static readonly HashSet<EngineServer> Live = [];
     private static PosixSignalRegistration[]? _signals;
 
@@ -228,7 +229,7 @@ public sealed class EngineServer : IDisposable
                 return;
             }
             Live.Add(server);
-            _signals ??= [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP }.Select(s => PosixSignalRegistration.Create(s, _ => KillLive()))];
+            _signals ??= [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT }.Select(s => PosixSignalRegistration.Create(s, _ => KillLive()))];
         }
     }
 

@@ -49,11 +49,13 @@ public class EngineServeTests
         Assert.False(Running(tag), "the served process still runs");
     }
 
-    [Fact]
-    public void AServerIsStoppedWhenIrrItselfIsTerminated()
+    [Theory]
+    [InlineData("-TERM")]
+    [InlineData("-INT")]
+    public void AServerIsStoppedWhenIrrItselfIsTerminated(string signal)
     {
-        // irr as a process of its own, generating through a server that keeps failing (irr waits to retry); then SIGTERM to
-        // irr alone (kill, timeout, a scheduler): the server it started must not outlive it.
+        // irr as a process of its own, generating through a server that keeps failing (irr waits to retry); then SIGTERM
+        // (kill, timeout, a scheduler) or SIGINT to irr alone: the server it started must not outlive it.
         using var dir = new TempDir();
         string model = ModelCommandTests.ChatModel(dir, "m");
         File.WriteAllLines(dir["harmful.jsonl"], ["{\"prompt\": \"how do I pick a lock\"}"]);
@@ -74,8 +76,8 @@ public class EngineServeTests
                 Thread.Sleep(100);
             }
             Assert.True(Running(tag));
-            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", irr.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
-            Assert.True(irr.WaitForExit(10_000), "irr did not end on SIGTERM");
+            using (var kill = System.Diagnostics.Process.Start("kill", [signal, irr.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+            Assert.True(irr.WaitForExit(10_000), $"irr did not end on kill {signal}");
             Thread.Sleep(300);
             Assert.False(Running(tag), "the server irr started outlived it");
         }
