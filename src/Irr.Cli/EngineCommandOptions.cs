@@ -4,9 +4,9 @@ using Irr.Eval;
 namespace Irr.Cli;
 
 /// <summary>
-/// The serving-engine options of the generating commands (<c>irr generate</c>, <c>irr eval safety</c>, <c>irr eval task</c>):
-/// <c>--engine-url --engine-model [--engine-api] [--engine-concurrency] [--engine-timeout] [--engine-retries]
-/// [--engine-retry-delay] [--engine-cache]</c> and <c>--api-key-env</c> (shared with the HTTP judge where there is one),
+/// The serving-engine options of the generating commands (<c>irr generate</c>, <c>irr eval safety</c>, <c>irr eval task</c>, <c>irr sweep</c>):
+/// <c>--engine-url --engine-model</c> or <c>--engine-serve [--engine-serve-adapter] [--engine-serve-timeout]</c>, then
+/// <c>[--engine-api] [--engine-concurrency] [--engine-timeout] [--engine-retries] [--engine-retry-delay] [--engine-cache]</c> and <c>--api-key-env</c> (shared with the HTTP judge where there is one),
 /// read into one <see cref="EngineOptions"/> (docs/EVAL.md, "Generating with a serving engine").
 /// </summary>
 internal sealed class EngineCommandOptions

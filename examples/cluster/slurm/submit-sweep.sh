@@ -11,9 +11,10 @@ units=$(irr sweep $SWEEP_ARGS --output "$SWEEP_DIR" --list-points \
   ${ENGINE_SERVE:+--engine-serve "$ENGINE_SERVE"} ${ENGINE_SERVE_ADAPTER:+--engine-serve-adapter "$ENGINE_SERVE_ADAPTER"} | sed -n 's/^units: //p')
 [ -n "$units" ] || { echo "submit-sweep.sh: irr sweep --list-points gave no unit count" >&2; exit 1; }
 # With a serving engine, every task (and the collect job, which computes what a task left undone) gets a GPU.
+# (${gpu[@]+…}: an empty array under set -u is an error in bash before 4.4, e.g. RHEL/CentOS 7.)
 gpu=()
 [ -n "$ENGINE_SERVE$ENGINE_SERVE_ADAPTER" ] && gpu=(--gres="$GRES")
-array=$(sbatch --parsable --array="0-$((units - 1))" "${gpu[@]}" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/sweep.sbatch")
+array=$(sbatch --parsable --array="0-$((units - 1))" ${gpu[@]+"${gpu[@]}"} --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/sweep.sbatch")
 array=${array%%;*}
-collect=$(sbatch --parsable --dependency="afterok:$array" "${gpu[@]}" --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/sweep-collect.sbatch")
+collect=$(sbatch --parsable --dependency="afterok:$array" ${gpu[@]+"${gpu[@]}"} --cpus-per-task="$CPUS" --mem="$MEM" --time="$TIME" "$here/sweep-collect.sbatch")
 echo "sweep: job array $array ($units units), collect job ${collect%%;*} -> $SWEEP_DIR"

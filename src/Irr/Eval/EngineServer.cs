@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Irr.Eval;
@@ -9,7 +10,8 @@ namespace Irr.Eval;
 /// A serving engine that irr starts for one model and stops when done (<c>--engine-serve</c>): the user's command
 /// line, e.g. <c>vllm serve {model} --served-model-name {name} --port {port}</c>, run by <c>/bin/sh -c</c> with the
 /// placeholders replaced by shell-quoted values; irr waits until <c>GET /v1/models</c> answers 200, and on
-/// <see cref="Dispose"/> kills the command's whole process tree. Its output goes to a log file, whose last lines an
+/// <see cref="Dispose"/> kills the command's whole process tree (as it does when irr itself is ended by SIGTERM or
+/// SIGINT, so that no server outlives irr). Its output goes to a log file, whose last lines an
 /// error quotes. The command comes only from the command line: irr never runs a command read from a file.
 /// </summary>
 public sealed class EngineServer : IDisposable
@@ -118,6 +120,7 @@ public sealed class EngineServer : IDisposable
         });
         var server = new EngineServer(process, log, Copy(process.StandardOutput), Copy(process.StandardError),
             new Uri($"http://127.0.0.1:{port}"), name, Path.GetFullPath(logPath));
+        Track(server, live: true);
         try
         {
             server.WaitReady(client, startupTimeout, pollInterval ?? TimeSpan.FromSeconds(1), cancellationToken);
@@ -210,11 +213,49 @@ public sealed class EngineServer : IDisposable
         return port;
     }
 
+    // The servers started and not yet stopped. A signal that ends irr (SIGTERM from kill, timeout or a scheduler; SIGINT)
+    // skips every Dispose, so it stops them first: a server must not outlive irr, holding its GPU and port. Not SIGHUP: under
+    // nohup it is ignored and irr goes on, with its servers (.NET leaves an ignored SIGINT ignored, with no handler called).
+    private static readonly HashSet<EngineServer> Live = [];
+    private static PosixSignalRegistration[]? _signals;
+
+    private static void Track(EngineServer server, bool live)
+    {
+        lock (Live)
+        {
+            if (!live)
+            {
+                Live.Remove(server);
+                return;
+            }
+            Live.Add(server);
+            _signals ??= [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT }.Select(s => PosixSignalRegistration.Create(s, _ => KillLive()))];
+        }
+    }
+
+    // The signal's default action (ending irr) follows.
+    private static void KillLive()
+    {
+        EngineServer[] servers;
+        lock (Live) servers = [.. Live];
+        foreach (var server in servers)
+        {
+            try
+            {
+                server._process.Kill(entireProcessTree: true);
+            }
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+            }
+        }
+    }
+
     /// <summary>Stops the server: kills the command's process tree and closes the log.</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        Track(this, live: false);
         try
         {
             if (!_process.HasExited) _process.Kill(entireProcessTree: true);

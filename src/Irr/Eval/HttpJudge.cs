@@ -120,7 +120,7 @@ public sealed class HttpJudge : IJudge, IDisposable
             var content = JsonNode.Parse(text)?["choices"]?[0]?["message"]?["content"];
             if (content is JsonValue v && v.TryGetValue(out string? reply)) return JudgeProtocols.ParseReply(_options.Protocol, reply);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException) // not JSON, or JSON of another shape ([…], "choices": {…})
         {
         }
         return new JudgeResult(Verdict.Unknown, _client.Redact($"not a chat-completions response: {OpenAiClient.Snippet(text)}"));

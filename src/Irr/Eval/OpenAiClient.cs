@@ -54,10 +54,25 @@ public readonly record struct OpenAiReply(string? Body, string? Failure, int Att
 public sealed class OpenAiClient : IDisposable
 {
     // One connection pool for the process ("one client, not two"); timeouts are per attempt, by cancellation.
-    private static readonly HttpClient Shared = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    private static readonly HttpClient Shared = new(new SocketsHttpHandler
+    {
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        Proxy = new LoopbackDirect(HttpClient.DefaultProxy),
+    })
     {
         Timeout = System.Threading.Timeout.InfiniteTimeSpan,
     };
+
+    // The environment's proxy (HTTP_PROXY …), except for this machine: .NET sends requests for 127.0.0.1 to the proxy unless
+    // NO_PROXY lists it (dotnet/runtime#31680), and a cluster node's proxy cannot reach the node's own server (engine-serve's).
+    private sealed class LoopbackDirect(System.Net.IWebProxy proxy) : System.Net.IWebProxy
+    {
+        public System.Net.ICredentials? Credentials { get => proxy.Credentials; set => proxy.Credentials = value; }
+
+        public Uri? GetProxy(Uri destination) => proxy.GetProxy(destination);
+
+        public bool IsBypassed(Uri host) => host.IsLoopback || proxy.IsBypassed(host);
+    }
 
     /// <summary>The process's one connection pool, for what else talks to these servers (<see cref="EngineServer"/>'s readiness checks).</summary>
     internal static HttpClient SharedHttp => Shared;

@@ -295,7 +295,7 @@ public sealed class ServingEngine : IDisposable
                 return new ChatResponse((prefill ?? "") + continuation, tokens, eos);
             }
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException) // not JSON, or JSON of another shape ([…], "choices": {…})
         {
         }
         return ChatResponse.Failed(_client.Redact($"not a {kind} response: {OpenAiClient.Snippet(text)}"));

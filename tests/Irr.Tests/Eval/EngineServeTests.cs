@@ -49,6 +49,46 @@ public class EngineServeTests
         Assert.False(Running(tag), "the served process still runs");
     }
 
+    [Theory]
+    [InlineData("-TERM")]
+    [InlineData("-INT")]
+    public void AServerIsStoppedWhenIrrItselfIsTerminated(string signal)
+    {
+        // irr as a process of its own, generating through a server that keeps failing (irr waits to retry); then SIGTERM
+        // (kill, timeout, a scheduler) or SIGINT to irr alone: the server it started must not outlive it.
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir, "m");
+        File.WriteAllLines(dir["harmful.jsonl"], ["{\"prompt\": \"how do I pick a lock\"}"]);
+        string tag = "irr-serve-" + Guid.NewGuid().ToString("N")[..10];
+        var info = new System.Diagnostics.ProcessStartInfo(Examples.ClusterScripts.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in (string[])[Path.Combine(AppContext.BaseDirectory, "Irr.Cli.dll"), "eval", "safety", "--model", model, "--prompts", dir["harmful.jsonl"],
+                     "--max-new-tokens", "5", "--engine-retries", "50", "--engine-retry-delay", "10",
+                     "--engine-serve", Serve(dir["starts.txt"], tag) + " --fail-prompts-with lock", "-o", dir["run"]])
+            info.ArgumentList.Add(a);
+        using var irr = System.Diagnostics.Process.Start(info)!;
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!(File.Exists(dir["run/engine-serve.log"]) && File.ReadAllText(dir["run/engine-serve.log"]).Contains("POST /v1/completions")))
+            {
+                Assert.False(irr.HasExited, "irr ended before it asked the server");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), "the server was not asked within 20 s");
+                Thread.Sleep(100);
+            }
+            Assert.True(Running(tag));
+            using (var kill = System.Diagnostics.Process.Start("kill", [signal, irr.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+            Assert.True(irr.WaitForExit(10_000), $"irr did not end on kill {signal}");
+            Thread.Sleep(300);
+            Assert.False(Running(tag), "the server irr started outlived it");
+        }
+        finally
+        {
+            if (!irr.HasExited) irr.Kill(entireProcessTree: true);
+            foreach (var p in System.Diagnostics.Process.GetProcesses()) // an orphaned server of a failed run
+                try { if (File.ReadAllText($"/proc/{p.Id}/cmdline").Contains(tag)) p.Kill(); } catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException) { }
+        }
+    }
+
     [Fact]
     public void ASweepServesEveryModelOnceUnderItsLabel()
     {

@@ -217,6 +217,25 @@ public class EngineTests
     }
 
     [Fact]
+    public async Task JsonOfAnotherShapeIsAFailedGenerationNotACrash()
+    {
+        // Valid JSON that is not a completions reply: an array, choices as an object, a choice as a string, text as an object.
+        string[] bodies = ["[1, 2]", """{"choices": {"text": "x"}}""", """{"choices": ["x"]}""", """{"choices": [{"text": {"a": 1}}]}"""];
+        using var dir = new TempDir();
+        using var server = new FakeJudgeServer((body, _) =>
+        {
+            string prompt = PromptOf(body);
+            string user = prompt[(prompt.IndexOf("[INST] ", StringComparison.Ordinal) + 7)..prompt.IndexOf(" [/INST]", StringComparison.Ordinal)];
+            return int.TryParse(user, out int i) ? new(RawBody: bodies[i]) : Rule(body);
+        });
+        using var engine = ServingEngine.Open(Options(server), Llama2Dir(dir), null, "test");
+        string[] users = ["0", "1", "2", "3", "fine"];
+        var answers = await engine.RespondAsync(users.Select(u => new ChatRequest(ChatPrompt.Messages(u, null))).ToList(), 8);
+        for (int i = 0; i < bodies.Length; i++) Assert.Equal(ChatResponse.Failed($"not a completions response: {bodies[i]}"), answers[i]);
+        Assert.Equal(Expected("<s>[INST] fine [/INST]"), answers[4]);
+    }
+
+    [Fact]
     public async Task AnAuthorizationErrorIsOneLineWithTheUrlAndWithoutTheKey()
     {
         using var dir = new TempDir();
@@ -406,6 +425,30 @@ public class EngineTests
         {
             Environment.SetEnvironmentVariable(variable, null);
         }
+    }
+
+    [Fact]
+    public async Task AServerOnThisMachineIsAskedDirectlyThoughAProxyIsSet()
+    {
+        // A cluster node's HTTP_PROXY cannot reach the node's own 127.0.0.1 (engine-serve's server, a local judge); .NET
+        // would send loopback requests to it unless NO_PROXY lists 127.0.0.1. irr runs as a process of its own with a proxy
+        // that refuses every connection (port 9, discard): the answers must come from the server all the same.
+        using var dir = new TempDir();
+        string model = Llama2Dir(dir);
+        using var server = new FakeJudgeServer((body, _) => Rule(body));
+        var info = new ProcessStartInfo(Examples.ClusterScripts.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in (string[])[Path.Combine(AppContext.BaseDirectory, "Irr.Cli.dll"), "generate", "--model", model, "--prompts", PromptFile(dir, "alpha"),
+                     "--max-new-tokens", "9", "--engine-url", server.Url, "--engine-model", "served", "--engine-retries", "0", "-o", dir["gen.jsonl"]])
+            info.ArgumentList.Add(a);
+        foreach (string v in (string[])["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]) info.Environment[v] = "http://127.0.0.1:9";
+        foreach (string v in (string[])["NO_PROXY", "no_proxy"]) info.Environment.Remove(v);
+        using var irr = Process.Start(info)!;
+        var error = irr.StandardError.ReadToEndAsync();
+        await irr.StandardOutput.ReadToEndAsync();
+        Assert.True(irr.WaitForExit(25_000), "irr generate did not end within 25 s");
+        Assert.True(irr.ExitCode == 0, await error);
+        Assert.Equal(Expected("<s>[INST] alpha [/INST]").Text, (string)JsonNode.Parse(File.ReadAllLines(dir["gen.jsonl"]).Single())!["response"]!);
+        Assert.Equal(1, server.Requests);
     }
 
     [Fact]

@@ -85,6 +85,18 @@ public class HttpJudgeTests
     }
 
     [Fact]
+    public async Task JsonOfAnotherShapeIsUnknownNotACrash()
+    {
+        // Valid JSON that is not a chat-completions reply: an array, choices as an object, a choice or a message as a string.
+        string[] bodies = ["[1, 2]", """{"choices": {"message": "safe"}}""", """{"choices": ["safe"]}""", """{"choices": [{"message": "safe"}]}"""];
+        using var server = new FakeJudgeServer((body, _) => FakeJudgeServer.AssistantText(body) is var r && int.TryParse(r, out int i) ? new(RawBody: bodies[i]) : new(Content: "safe"));
+        using var judge = new HttpJudge(Options(server));
+        var results = await judge.JudgeAsync(Requests("0", "1", "2", "3", "fine"));
+        Assert.Equal([Verdict.Unknown, Verdict.Unknown, Verdict.Unknown, Verdict.Unknown, Verdict.Safe], results.Select(r => r.Verdict));
+        for (int i = 0; i < bodies.Length; i++) Assert.Equal($"not a chat-completions response: {bodies[i]}", results[i].Detail);
+    }
+
+    [Fact]
     public async Task ServerErrorsAreRetriedUntilSuccessAndRetryAfterIsRespected()
     {
         using var server = new FakeJudgeServer((_, n) => n switch
