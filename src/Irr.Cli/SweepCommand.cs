@@ -71,7 +71,7 @@ internal static class SweepCommand
         };
         var output = new Option<string>("--output", "-o") { Description = "the sweep's directory (a rerun into it resumes: finished points with the same options are skipped)", Required = true };
 
-        var engine = new EngineCommandOptions("sweep", "engine-cache.jsonl in each model's evaluation directory, OUTPUT/points/LABEL/eval or OUTPUT/reference/LABEL", judge.ApiKeyEnv);
+        var engine = new EngineCommandOptions("sweep", "OUTPUT/engine-cache/LABEL.jsonl, one file per model; a given FILE.jsonl becomes FILE.LABEL.jsonl", judge.ApiKeyEnv);
 
         SweepJob Build(ParseResult r)
         {

@@ -24,6 +24,9 @@ public sealed class EngineServer : IDisposable
     private readonly Task _copyOut, _copyErr;
     private bool _disposed;
 
+    // Servers this process started, for the unique served names.
+    private static int started;
+
     private EngineServer(Process process, StreamWriter log, Task copyOut, Task copyErr, Uri url, string servedModel, string logPath)
     {
         _process = process;
@@ -38,14 +41,18 @@ public sealed class EngineServer : IDisposable
     /// <summary>The server's base URL (<c>http://127.0.0.1:PORT</c>).</summary>
     public Uri Url { get; }
 
-    /// <summary>The served model's name ({name}): what requests give as <c>model</c>.</summary>
+    /// <summary>The served model's name ({name}): what requests give as <c>model</c>, unique on the machine.</summary>
     public string ServedModel { get; }
+
+    /// <summary>The model's name the server was started for (its label), which answers are cached under (<see cref="EngineOptions.CacheName"/>).</summary>
+    public string Name { get; private init; } = "";
 
     /// <summary>The file the command's standard output and error go to.</summary>
     public string LogPath { get; }
 
     /// <summary>The engine options that talk to this server: <paramref name="options"/> with its URL and served name, and no serve command.</summary>
-    public EngineOptions Serving(EngineOptions options) => options with { Url = Url.ToString(), Model = ServedModel, Serve = null, ServeAdapter = null };
+    public EngineOptions Serving(EngineOptions options) =>
+        options with { Url = Url.ToString(), Model = ServedModel, CacheName = Name, Serve = null, ServeAdapter = null };
 
     /// <summary>
     /// Checks a serve command: it must name the port ({port}) and the model ({model}), and, for a model with an adapter,
@@ -83,7 +90,10 @@ public sealed class EngineServer : IDisposable
     /// <param name="command">The serve command with its placeholders (<see cref="Check"/>).</param>
     /// <param name="model">The model directory ({model}).</param>
     /// <param name="adapter">The adapter directory ({adapter}), or null.</param>
-    /// <param name="name">The served model's name ({name}).</param>
+    /// <param name="name">
+    /// The model's name; {name} is it with irr's process id and a count (<c>irr-s0.5-4711-1</c>), unique on the machine, so
+    /// that the readiness check can tell this server from another one that took the port first (<see cref="ServedModel"/>).
+    /// </param>
     /// <param name="logPath">Where the command's output goes (its directory is created).</param>
     /// <param name="startupTimeout">How long the server may take to come up (vLLM loads a 7B model in 1–3 min).</param>
     /// <param name="client">The HTTP client the readiness checks use.</param>
@@ -95,7 +105,8 @@ public sealed class EngineServer : IDisposable
     {
         Check(command, adapter is not null);
         int port = FreePort();
-        string line = Expand(command, model, adapter, name, port);
+        string served = $"{name}-{Environment.ProcessId}-{Interlocked.Increment(ref started)}";
+        string line = Expand(command, model, adapter, served, port);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(logPath))!);
         var log = new StreamWriter(logPath, append: false, new UTF8Encoding(false)) { AutoFlush = true };
         log.WriteLine($"# irr engine-serve: {line}");
@@ -115,11 +126,18 @@ public sealed class EngineServer : IDisposable
         var gate = new Lock();
         Task Copy(StreamReader from) => Task.Run(async () =>
         {
-            while (await from.ReadLineAsync().ConfigureAwait(false) is { } text)
-                lock (gate) log.WriteLine(text);
+            try
+            {
+                while (await from.ReadLineAsync().ConfigureAwait(false) is { } text)
+                    lock (gate) log.WriteLine(text);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The log was closed by Dispose while a process that escaped the kill still wrote: its output is dropped.
+            }
         });
         var server = new EngineServer(process, log, Copy(process.StandardOutput), Copy(process.StandardError),
-            new Uri($"http://127.0.0.1:{port}"), name, Path.GetFullPath(logPath));
+            new Uri($"http://127.0.0.1:{port}"), served, Path.GetFullPath(logPath)) { Name = name };
         Track(server, live: true);
         try
         {

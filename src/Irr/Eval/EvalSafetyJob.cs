@@ -152,7 +152,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             "attack, attack-file and prefill-text apply when generating; a responses file's lines name their own attack");
         Provenance.Require(!prefillTextGiven || Eval.Attacks.Names(Attacks).Contains("prefill"), Command,
             "prefill-text is the built-in prefill attack's prefix; name prefill in attack (an attack file's prefill attacks carry their own)");
-        Provenance.Require(Responses is null || Engine is null, Command, "engine-url applies when generating, not to a responses file");
+        Provenance.Require(Responses is null || Engine is null, Command, "a serving engine (engine-url, engine-serve) applies when generating, not to a responses file");
         Provenance.Require(Attacks.Count > 0, Command, "attack needs at least one name (none for each prompt as it is)");
         Provenance.Require(PrefillText.Trim().Length > 0, Command, "prefill-text must not be empty");
         if (prompts)
@@ -237,8 +237,9 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         var fresh = new Queue<SafetyResponse>();
         if (todo.Count > 0 && Engine is not null)
         {
+            // The attacks' conversations are checked before a server is started (loading a model takes minutes).
+            CheckAttackTemplates(Text.PretrainedTokenizer.Load(Model!), todo);
             using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, "engine-cache.jsonl"), Command, Adapter, Path.Combine(OutputDir, "engine-serve.log"));
-            CheckAttackTemplates(engine.Tokenizer, todo);
             foreach (var r in SafetyEvaluation.Responses(todo, engine.Generate(SafetyEvaluation.Requests(todo), MaxNewTokens, progress)))
                 fresh.Enqueue(r);
         }

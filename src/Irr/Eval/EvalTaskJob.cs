@@ -81,8 +81,11 @@ public sealed record EvalTaskJob : IJob<TaskRun>
         if (Engine is not null)
         {
             string? cache = Engine.Cache ?? (OutputDir is null ? null : Path.Combine(OutputDir, "engine-cache.jsonl"));
-            using var engine = ServingEngine.Open(Engine, Model, cache, Command, Adapter, Path.Combine(OutputDir ?? Path.GetTempPath(), OutputDir is null ? $"irr-engine-serve-{Environment.ProcessId}.log" : "engine-serve.log"));
-            predictions = TaskEvaluation.Score(examples, engine.Generate(TaskEvaluation.Requests(examples, system), MaxNewTokens, progress), metric);
+            // Without an output directory a started server's log is a temporary file, kept only when something went wrong.
+            string log = OutputDir is null ? Path.Combine(Path.GetTempPath(), $"irr-engine-serve-{Environment.ProcessId}.log") : Path.Combine(OutputDir, "engine-serve.log");
+            using (var engine = ServingEngine.Open(Engine, Model, cache, Command, Adapter, log))
+                predictions = TaskEvaluation.Score(examples, engine.Generate(TaskEvaluation.Requests(examples, system), MaxNewTokens, progress), metric);
+            if (OutputDir is null && File.Exists(log)) File.Delete(log);
         }
         else
         {

@@ -72,8 +72,10 @@ public sealed class HttpJudge : IJudge, IDisposable
     public async Task<IReadOnlyList<JudgeResult>> JudgeAsync(IReadOnlyList<JudgeRequest> requests, Action<int>? progress = null, CancellationToken cancellationToken = default)
     {
         var results = new JudgeResult[requests.Count];
-        var tasks = requests.Select(async (request, i) =>
+        // A configuration error (401, 404 …) stops the requests not yet sent, as the serving engine's do.
+        await OpenAiClient.ForEachAsync(requests.Count, async (i, cancellationToken) =>
         {
+            var request = requests[i];
             string key = VerdictCache.Key(Name, request);
             if (_cache?.Get(key) is { } cached)
             {
@@ -88,8 +90,7 @@ public sealed class HttpJudge : IJudge, IDisposable
             }
             if (progress is not null)
                 lock (_progressLock) progress(1);
-        }).ToList();
-        await Task.WhenAll(tasks).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
         return results;
     }
 

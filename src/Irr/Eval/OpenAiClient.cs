@@ -189,6 +189,37 @@ public sealed class OpenAiClient : IDisposable
         : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value ? value
         : throw new IrrException($"{command}: the environment variable {variable} (api-key-env) is not set");
 
+    /// <summary>
+    /// Runs <paramref name="body"/>(i, token) for i = 0 … <paramref name="count"/> − 1 at once (the client's gate bounds what
+    /// is in flight) and waits for all. The first <see cref="IrrException"/> (a configuration error: HTTP 401, 404 …)
+    /// cancels the token of the others, so requests not yet sent are not sent, and is rethrown.
+    /// </summary>
+    /// <exception cref="IrrException">A body failed with one.</exception>
+    public static async Task ForEachAsync(int count, Func<int, CancellationToken, Task> body, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var tasks = Enumerable.Range(0, count).Select(async i =>
+        {
+            try
+            {
+                await body(i, stop.Token).ConfigureAwait(false);
+            }
+            catch (IrrException)
+            {
+                await stop.CancelAsync().ConfigureAwait(false);
+                throw;
+            }
+        }).ToList();
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IrrException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw tasks.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions).OfType<IrrException>().First();
+        }
+    }
+
     /// <summary>"1 attempt", "3 attempts".</summary>
     public static string Attempts(int count) => count == 1 ? "1 attempt" : $"{count} attempts";
 

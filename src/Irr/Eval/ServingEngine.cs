@@ -192,41 +192,23 @@ public sealed class ServingEngine : IDisposable
     {
         // Rendering first: a template that refuses a conversation stops the run before anything is sent.
         var bodies = requests.Select(r => RequestBody(r, maxNewTokens)).ToList();
+        // The cache keys: the same requests under the stable name (Options.CacheName), when the server's is unique to the run.
+        var keys = Options.CacheName is { } name && name != Options.Model
+            ? requests.Select(r => CacheKey(RequestBody(r, maxNewTokens, name))).ToList()
+            : bodies.Select(CacheKey).ToList();
         var answers = new ChatResponse[requests.Count];
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var tasks = requests.Select(async (request, i) =>
+        await OpenAiClient.ForEachAsync(requests.Count, async (i, token) =>
         {
-            try
-            {
-                answers[i] = await AnswerAsync(request, bodies[i], maxNewTokens, stop.Token).ConfigureAwait(false);
-            }
-            catch (IrrException)
-            {
-                await stop.CancelAsync().ConfigureAwait(false); // a configuration error: the other requests are not sent
-                throw;
-            }
+            answers[i] = await AnswerAsync(requests[i], bodies[i], keys[i], maxNewTokens, token).ConfigureAwait(false);
             if (progress is not null)
                 lock (_progressLock) progress(1);
-        }).ToList();
-        try
-        {
-            await Task.WhenAll(tasks).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw tasks.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions).OfType<IrrException>().First();
-        }
-        catch (IrrException)
-        {
-            throw tasks.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions).OfType<IrrException>().First();
-        }
+        }, cancellationToken).ConfigureAwait(false);
         return answers;
     }
 
-    private async Task<ChatResponse> AnswerAsync(ChatRequest request, string body, int maxNewTokens, CancellationToken cancellationToken)
+    private async Task<ChatResponse> AnswerAsync(ChatRequest request, string body, string key, int maxNewTokens, CancellationToken cancellationToken)
     {
         if (maxNewTokens == 0) return new ChatResponse(request.Prefill ?? "", 0, false); // as local generation: nothing generated, nothing asked
-        string key = CacheKey(body);
         if (_cache?.Get(key) is { } cached) return cached;
         var reply = await _client.PostAsync(_endpoint, body, cancellationToken).ConfigureAwait(false);
         var answer = reply.Body is { } text ? Parse(text, request.Prefill)
@@ -235,11 +217,11 @@ public sealed class ServingEngine : IDisposable
         return answer;
     }
 
-    /// <summary>The JSON body of one request (what the cache key is computed from).</summary>
+    /// <summary>The JSON body of one request (what the cache key is computed from), for the served model or, for the key, <paramref name="model"/>.</summary>
     /// <exception cref="IrrException">The chat template refuses the conversation (completions API).</exception>
-    public string RequestBody(ChatRequest request, int maxNewTokens)
+    public string RequestBody(ChatRequest request, int maxNewTokens, string? model = null)
     {
-        var body = new JsonObject { ["model"] = Options.Model };
+        var body = new JsonObject { ["model"] = model ?? Options.Model };
         if (Options.Api == EngineOptions.Chat)
         {
             var messages = new JsonArray(request.Messages.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role, ["content"] = m.Content }).ToArray());

@@ -221,6 +221,7 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Safety.Prompts.Count > 0 || Safety.Sets is not null, "harmful-val is required (harmful prompt sets of the validation split)");
         Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
         Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
+        Require(Safety.Engine is not { Serves: true, Model.Length: > 0 }, "engine-model does not apply to a sweep: each model is served under its label");
         Require(Safety.Engine is null || Safety.Engine.Serves,
             "the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
             "engine-url and engine-model name one served model (for irr eval)");
@@ -340,8 +341,11 @@ public sealed record SweepJob : IJob<SweepResult>
     /// extension (<c>DIR/judge-cache.jsonl</c> → <c>DIR/judge-cache.irr-s0.5.jsonl</c>), so that units running at the same
     /// time never append to one file.
     /// </summary>
-    public static string UnitJudgeCache(string cache, SweepUnit unit) =>
-        Path.Combine(Path.GetDirectoryName(cache) ?? "", $"{Path.GetFileNameWithoutExtension(cache)}.{unit.Label}{Path.GetExtension(cache)}");
+    public static string UnitJudgeCache(string cache, SweepUnit unit) => WithLabel(cache, unit.Label);
+
+    // A cache file's name with a label before its extension: judge-cache.jsonl → judge-cache.irr-s0.5.jsonl.
+    private static string WithLabel(string path, string label) =>
+        Path.Combine(Path.GetDirectoryName(path) ?? "", $"{Path.GetFileNameWithoutExtension(path)}.{label}{Path.GetExtension(path)}");
 
     private const string RandomMethod = RandomAtCountStrategy.MethodName;
 
@@ -574,7 +578,9 @@ public sealed record SweepJob : IJob<SweepResult>
                 ? EngineServer.Start(served.ServeCommand(adapter is not null), model, adapter, label, Path.Combine(dir, "engine-serve.log"),
                     TimeSpan.FromSeconds(job.Safety.Engine.ServeTimeout), OpenAiClient.SharedHttp)
                 : null;
-            var engine = server is null ? job.Safety.Engine : server.Serving(job.Safety.Engine!);
+            // Its answers are cached outside the evaluation directory (which is made anew), one file per model, so that a rerun
+            // after failed generations asks only for those, and no two array tasks append to one file.
+            var engine = server is null ? null : server.Serving(job.Safety.Engine!) with { Cache = EngineCache(label) };
             var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine };
             var safetyResult = safety.Run(stage(firstPhase, "harmful-val: "));
             var taskRun = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine }).Run(stage(firstPhase + 1, "task-val: "));
@@ -584,6 +590,11 @@ public sealed record SweepJob : IJob<SweepResult>
                                        $"(their reasons are in {dir}); rerun the sweep to evaluate this model again");
             return (safetyResult.Run.Overall.HarmfulRate, taskRun.Accuracy);
         }
+
+        // A model's engine cache: DIR/engine-cache/LABEL.jsonl, or the given engine-cache's name with the label inserted.
+        private string EngineCache(string label) => job.Safety.Engine?.Cache is { } given
+            ? WithLabel(given, label)
+            : Path.Combine(root, "engine-cache", label + ".jsonl");
 
         // The safety evaluation with the sets read once, and an HTTP judge's cache shared by every model (DIR/judge-cache.jsonl by
         // default), or for a unit computed alone the unit's own file, which no other job appends to.

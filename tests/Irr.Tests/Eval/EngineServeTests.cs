@@ -47,6 +47,15 @@ public class EngineServeTests
         Assert.Equal([$"{Path.GetFullPath(model)} -"], File.ReadAllLines(dir["starts.txt"]));
         Assert.Contains("fake-engine: serving irr", File.ReadAllText(dir["run/engine-serve.log"])); // the default served name
         Assert.False(Running(tag), "the served process still runs");
+
+        // A rerun whose sets cannot be reused (safety.json gone) starts a server under a new unique name, and is
+        // answered from the cache all the same: the answers are cached under the stable name.
+        Assert.Contains("POST /v1/completions", File.ReadAllText(dir["run/engine-serve.log"]));
+        File.Delete(dir["run/safety.json"]);
+        Ok(CliRunner.Run("eval", "safety", "--model", model, "--prompts", dir["harmful.jsonl"], "--max-new-tokens", "5",
+            "--engine-serve", Serve(dir["starts.txt"], tag), "-o", dir["run"]));
+        Assert.Equal(2, File.ReadAllLines(dir["starts.txt"]).Length);
+        Assert.DoesNotContain("POST", File.ReadAllText(dir["run/engine-serve.log"]));
     }
 
     [Theory]
@@ -130,6 +139,10 @@ public class EngineServeTests
         Assert.False(File.Exists(Path.Combine(sweep, "sweep.json")));
         Ok(CliRunner.Run(Args("")));
         Assert.True(File.Exists(Path.Combine(sweep, "sweep.json")));
+        // The point was realigned again (to the same model) and its other answers came from DIR/engine-cache/irr-s0.jsonl:
+        // the rerun asked the server for the one that had failed.
+        Assert.True(File.Exists(Path.Combine(sweep, "engine-cache", "irr-s0.jsonl")));
+        Assert.Single(File.ReadAllLines(Path.Combine(sweep, "points", "irr-s0", "eval", "engine-serve.log")), l => l == "POST /v1/completions");
         Assert.False(Running(tag));
     }
 
@@ -141,6 +154,8 @@ public class EngineServeTests
     [InlineData("sweep: engine-serve must contain {port}: irr chooses a free port for each server it starts (the command given: vllm serve {model})", "--engine-serve", "vllm serve {model}")]
     [InlineData("sweep: engine-serve must contain {name}: each model of a sweep is served under its label (vLLM: --served-model-name {name})",
         "--engine-serve", "vllm serve {model} --port {port}")]
+    [InlineData("sweep: engine-model does not apply to a sweep: each model is served under its label",
+        "--engine-serve", "vllm serve {model} --served-model-name {name} --port {port}", "--engine-model", "mine")]
     [InlineData("sweep: a model without an adapter is evaluated, and engine-serve places {adapter}, which would be empty: give engine-serve for full models " +
         "(vllm serve {model} --served-model-name {name} --port {port}) and engine-serve-adapter for models with an adapter",
         "--engine-serve", "vllm serve {model} --enable-lora --lora-modules {name}={adapter} --port {port}")]

@@ -29,13 +29,15 @@ public class EngineServerTests
         using (var server = EngineServer.Start(FakeEngine("serve {model} --served-model-name {name} --port {port}"), model, null, "irr-s0.5", log,
                    TimeSpan.FromSeconds(25), Client, TimeSpan.FromMilliseconds(100)))
         {
-            Assert.Equal("irr-s0.5", server.ServedModel);
+            // {name}: the model's name, irr's process id and a count, unique on the machine.
+            Assert.Matches($"^irr-s0\\.5-{Environment.ProcessId}-[0-9]+$", server.ServedModel);
+            Assert.Equal("irr-s0.5", server.Name);
             Assert.Equal("127.0.0.1", server.Url.Host);
             using var models = await Client.GetAsync(new Uri(server.Url, "/v1/models"));
-            Assert.Contains("\"irr-s0.5\"", await models.Content.ReadAsStringAsync());
+            Assert.Contains($"\"{server.ServedModel}\"", await models.Content.ReadAsStringAsync());
             var lines = File.ReadAllLines(log);
             Assert.Contains("arg: " + model, lines);
-            Assert.Contains("arg: irr-s0.5", lines);
+            Assert.Contains("arg: " + server.ServedModel, lines);
             Assert.Contains("arg: " + server.Url.Port, lines);
             pid = FindPid(server.Url.Port);
         }
@@ -96,8 +98,10 @@ public class EngineServerTests
         // The command forgets {name}: the fake engine then serves under the model's path, as vLLM does.
         var e = Assert.Throws<IrrException>(() => EngineServer.Start(FakeEngine("serve {model} --port {port}"), dir.Path, null, "irr-s0.5",
             dir["serve.log"], TimeSpan.FromSeconds(25), Client, TimeSpan.FromMilliseconds(100)));
-        Assert.Equal($"engine-serve: the server serves '{dir.Path}', not 'irr-s0.5': name the model with {{name}} " +
-                     $"(vLLM: --served-model-name {{name}}, or with an adapter --lora-modules {{name}}={{adapter}}) ({dir["serve.log"]})", e.Message);
+        string R(string text) => System.Text.RegularExpressions.Regex.Escape(text);
+        Assert.Matches("^" + R($"engine-serve: the server serves '{dir.Path}', not 'irr-s0.5-{Environment.ProcessId}-") + "[0-9]+" +
+                       R($"': name the model with {{name}} (vLLM: --served-model-name {{name}}, or with an adapter --lora-modules {{name}}={{adapter}}) ({dir["serve.log"]})") + "$",
+            e.Message);
     }
 
     [Theory]

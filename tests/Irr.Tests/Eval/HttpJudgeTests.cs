@@ -150,6 +150,11 @@ public class HttpJudgeTests
         Assert.Contains("401", e.Message);
         Assert.DoesNotContain(Key, e.Message);
         Assert.Equal(1, server.Requests);
+
+        // Of many requests, those not yet sent when the 401 came back are not sent (3 in flight at most).
+        int before = server.Requests;
+        await Assert.ThrowsAsync<IrrException>(() => judge.JudgeAsync(Requests([.. Enumerable.Range(0, 30).Select(i => $"r{i}")])));
+        Assert.True(server.Requests - before <= 6, $"{server.Requests - before} of 30 requests sent after a configuration error");
     }
 
     [Fact]
