@@ -211,6 +211,12 @@ public class AttackEvaluationTests
         Assert.True(r.Err.StartsWith($"error: attack 'twice' ({dir["twice.jsonl"]}): chat template", StringComparison.Ordinal), r.Err);
         Assert.Contains("Conversation roles must alternate", r.Err);
         Assert.False(Directory.Exists(dir["out"]));
+        // With a server to start, the same error comes before the server is started (loading a model takes minutes).
+        r = CliRunner.Run([.. EvalArgs(llama2, prompts, dir["twice.jsonl"], dir["out"], "--attack", "none,twice"),
+            "--engine-serve", $"echo started > {Irr.Eval.EngineServer.Quote(dir["started"])}; sleep 30 # {{model}} {{port}}"]);
+        Assert.Equal(2, r.Code);
+        Assert.True(r.Err.StartsWith($"error: attack 'twice' ({dir["twice.jsonl"]}): chat template", StringComparison.Ordinal), r.Err);
+        Assert.False(File.Exists(dir["started"]));
 
         var sweep = new SweepJob
         {
