@@ -84,6 +84,14 @@ public sealed class EngineServer : IDisposable
     public static string Quote(string text) => "'" + text.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>
+    /// Starts the server <paramref name="options"/> describe (<see cref="EngineOptions.ServeCommand"/>, with or without an
+    /// adapter; <see cref="EngineOptions.ServeTimeout"/>) for a model, through the shared connection pool.
+    /// </summary>
+    /// <exception cref="IrrException">No serve command fits, or the server fails to serve (see the other overload).</exception>
+    public static EngineServer Start(EngineOptions options, string model, string? adapter, string name, string logPath) =>
+        Start(options.ServeCommand(adapter is not null), model, adapter, name, logPath, TimeSpan.FromSeconds(options.ServeTimeout), OpenAiClient.SharedHttp);
+
+    /// <summary>
     /// Starts the command for a model and waits until it serves: <c>GET /v1/models</c> answers 200 within
     /// <paramref name="startupTimeout"/>, polled every <paramref name="pollInterval"/> (default 1 s).
     /// </summary>

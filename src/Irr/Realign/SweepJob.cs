@@ -290,7 +290,6 @@ public sealed record SweepJob : IJob<SweepResult>
 
     object? IJob.Execute(Action<JobProgress>? progress) => Point is null ? Run(progress) : RunUnit(progress);
 
-    // The checks before any work, and the evaluation data read once.
     /// <summary>
     /// Checks that every input (<see cref="Inputs"/>: models, adapter, safety vector, Fisher, data) exists, so that a
     /// missing one fails before any work in every array task (<see cref="Point"/>), and in <c>--list-points</c> before
@@ -303,6 +302,7 @@ public sealed record SweepJob : IJob<SweepResult>
             if (!File.Exists(path) && !Directory.Exists(path)) throw new IrrException($"{Command}: {path}: no such file or directory");
     }
 
+    // The checks before any work, and the evaluation data read once.
     private Runner Start(Action<JobProgress>? progress)
     {
         Validate();
@@ -575,8 +575,7 @@ public sealed record SweepJob : IJob<SweepResult>
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
             // With engine-serve, one server for the model, started here and named after it, serves both evaluations.
             using var server = job.Safety.Engine is { Serves: true } served
-                ? EngineServer.Start(served.ServeCommand(adapter is not null), model, adapter, label, Path.Combine(dir, "engine-serve.log"),
-                    TimeSpan.FromSeconds(job.Safety.Engine.ServeTimeout), OpenAiClient.SharedHttp)
+                ? EngineServer.Start(served, model, adapter, label, Path.Combine(dir, "engine-serve.log"))
                 : null;
             // Its answers are cached outside the evaluation directory (which is made anew), one file per model, so that a rerun
             // after failed generations asks only for those, and no two array tasks append to one file.
