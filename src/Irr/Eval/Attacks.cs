@@ -36,14 +36,6 @@ public abstract record Attack(string Name)
     /// <summary>The conversation (and prefill) that carries <paramref name="request"/>, after <paramref name="systemPrompt"/> if one is given.</summary>
     /// <exception cref="IrrException">A system prompt is given to an attack whose messages have their own.</exception>
     public abstract AttackedPrompt Apply(string request, string? systemPrompt);
-
-    private protected static List<ChatMessage> WithSystem(string? systemPrompt, string user)
-    {
-        var messages = new List<ChatMessage>();
-        if (systemPrompt is not null) messages.Add(new ChatMessage("system", systemPrompt));
-        messages.Add(new ChatMessage("user", user));
-        return messages;
-    }
 }
 
 /// <summary>The request as it is (<c>none</c>, the default).</summary>
@@ -53,7 +45,7 @@ public sealed record NoAttack() : Attack(Attacks.None)
     public override string Kind => "none";
 
     /// <inheritdoc/>
-    public override AttackedPrompt Apply(string request, string? systemPrompt) => new(WithSystem(systemPrompt, request), null);
+    public override AttackedPrompt Apply(string request, string? systemPrompt) => new(ChatPrompt.Messages(request, systemPrompt), null);
 }
 
 /// <summary>
@@ -72,7 +64,7 @@ public record TemplateAttack(string Name, string Template) : Attack(Name)
 
     /// <inheritdoc/>
     public override AttackedPrompt Apply(string request, string? systemPrompt) =>
-        new(WithSystem(systemPrompt, Attacks.Fill(Template, Encode(request))), null);
+        new(ChatPrompt.Messages(Attacks.Fill(Template, Encode(request)), systemPrompt), null);
 }
 
 /// <summary>The request encoded in Base64 (of its UTF-8 bytes, RFC 4648 with padding), inside a template asking to decode and answer it.</summary>
@@ -121,7 +113,7 @@ public sealed record PrefillAttack(string Name, string Prefix) : Attack(Name)
     public override string Kind => "prefill";
 
     /// <inheritdoc/>
-    public override AttackedPrompt Apply(string request, string? systemPrompt) => new(WithSystem(systemPrompt, request), Prefix);
+    public override AttackedPrompt Apply(string request, string? systemPrompt) => new(ChatPrompt.Messages(request, systemPrompt), Prefix);
 }
 
 /// <summary>The built-in attacks, the attack file reader, and <c>--attack</c> lists.</summary>

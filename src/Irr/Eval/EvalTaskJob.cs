@@ -80,7 +80,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
         IReadOnlyList<TaskPrediction> predictions;
         if (Engine is not null)
         {
-            string? cache = Engine.Cache ?? (OutputDir is null ? null : Path.Combine(OutputDir, "engine-cache.jsonl"));
+            string? cache = OutputDir is null ? null : Path.Combine(OutputDir, "engine-cache.jsonl"); // the default; Engine.Cache wins in Open
             // Without an output directory a started server's log is a temporary file, kept only when something went wrong.
             string log = OutputDir is null ? Path.Combine(Path.GetTempPath(), $"irr-engine-serve-{Environment.ProcessId}.log") : Path.Combine(OutputDir, "engine-serve.log");
             using (var engine = ServingEngine.Open(Engine, Model, cache, Command, Adapter, log))

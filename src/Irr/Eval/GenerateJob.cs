@@ -91,19 +91,19 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         Validate();
         AtomicFile.RequireFileTarget(OutputPath);
         var users = PromptSet.Load(Prompts).Records.Select(r => r.Prompt).ToList();
-        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
+        var requests = ChatGeneration.Requests(users, Text.SystemPrompt.Resolve(SystemPrompt));
         IReadOnlyList<ChatResponse> outputs;
         if (Engine is not null)
         {
             using var engine = ServingEngine.Open(Engine, Model, EngineCachePath, Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"));
-            outputs = engine.Generate(users.Select(u => new ChatRequest(Text.ChatPrompt.Messages(u, system))).ToList(), MaxNewTokens, progress);
+            outputs = engine.Generate(requests, MaxNewTokens, progress);
         }
         else
         {
             using var chat = ChatModel.Open(Model, Adapter);
             var options = chat.Greedy(MaxNewTokens, BatchSize) with { Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };
             var stage = ProgressStage.Start(progress, "generating", (double)users.Count * MaxNewTokens);
-            outputs = ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, users, system, options, n => stage.Advance(n, n));
+            outputs = ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, requests, options, n => stage.Advance(n, n));
         }
         AtomicFile.WriteJsonLines(OutputPath, Enumerable.Range(0, users.Count), i =>
         {

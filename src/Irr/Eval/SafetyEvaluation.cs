@@ -66,6 +66,19 @@ public sealed record JudgedResponse(string Set, string Prompt, string? Category,
 
     /// <summary>Why the response could not be generated (<see cref="SafetyResponse.Error"/>); such a response is <see cref="Verdict.Unknown"/>.</summary>
     public string? Error { get; init; }
+
+    /// <summary><paramref name="response"/> with <paramref name="verdict"/>: its attack, what was sent, prefill and error kept.</summary>
+    public static JudgedResponse Of(SafetyResponse response, JudgeResult verdict) =>
+        new(response.Set, response.Prompt, response.Category, response.Response, verdict.Verdict, verdict.Detail, verdict.Score)
+        {
+            Attack = response.Attack, AttackedPrompt = response.AttackedPrompt, Prefill = response.Prefill, Error = response.Error,
+        };
+
+    /// <summary>The response without its verdict (<see cref="Of"/> undone).</summary>
+    public SafetyResponse ToResponse() => new(Set, Prompt, Category, Response)
+    {
+        Attack = Attack, AttackedPrompt = AttackedPrompt, Prefill = Prefill, Error = Error,
+    };
 }
 
 /// <summary>
@@ -155,14 +168,7 @@ public static class SafetyEvaluation
         if (verdicts.Count != asked.Count) throw new InvalidOperationException($"judge {judge.Name} returned {verdicts.Count} verdicts for {asked.Count} responses");
         if (asked.Count < responses.Count) progress?.Invoke(responses.Count - asked.Count);
         int next = 0;
-        return responses.Select(r =>
-        {
-            var v = r.Error is null ? verdicts[next++] : new JudgeResult(Verdict.Unknown, $"generation failed: {r.Error}");
-            return new JudgedResponse(r.Set, r.Prompt, r.Category, r.Response, v.Verdict, v.Detail, v.Score)
-            {
-                Attack = r.Attack, AttackedPrompt = r.AttackedPrompt, Prefill = r.Prefill, Error = r.Error,
-            };
-        }).ToList();
+        return responses.Select(r => JudgedResponse.Of(r, r.Error is null ? verdicts[next++] : new JudgeResult(Verdict.Unknown, $"generation failed: {r.Error}"))).ToList();
     }
 
     /// <summary>
@@ -210,23 +216,20 @@ public static class SafetyEvaluation
     public static IReadOnlyList<SafetyResponse> LoadResponses(string path)
     {
         string set = Path.GetFileNameWithoutExtension(path);
-        return DataFile.Read(path).Select(r =>
-        {
-            var (attack, sent, prefill) = AttackFields(r);
-            string? error = r.String("error");
-            return new SafetyResponse(SetUnder(r.Set() ?? set, attack), r.User(), r.Category(), error is null ? r.Answer() : r.String("response") ?? "")
-            {
-                Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error,
-            };
-        }).ToList();
+        return DataFile.Read(path).Select(r => ReadResponse(r, attack => SetUnder(r.Set() ?? set, attack))).ToList();
     }
 
-    // A line's attack, attacked_prompt and prefill (none, null, null when absent).
-    private static (string Attack, JsonNode? Sent, string? Prefill) AttackFields(DataRecord r)
+    // A line's response: its attack, attacked_prompt and prefill (none, null, null when absent), its error, and the
+    // set named by setOf(attack).
+    private static SafetyResponse ReadResponse(DataRecord r, Func<string, string> setOf)
     {
         string attack = r.String("attack") is { Length: > 0 } a ? a : Attacks.None;
         var sent = r.Json("attacked_prompt") is { } cursor ? JsonNode.Parse(cursor.Element.GetRawText()) : null;
-        return (attack, sent, r.String("prefill"));
+        string? prefill = r.String("prefill"), error = r.String("error");
+        return new SafetyResponse(setOf(attack), r.User(), r.Category(), error is null ? r.Answer() : r.String("response") ?? "")
+        {
+            Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error,
+        };
     }
 
     // The set name of a line under its attack: SET@ATTACK, unless the set already carries it.
@@ -240,12 +243,7 @@ public static class SafetyEvaluation
         string verdict = r.Required("verdict");
         if (!Enum.TryParse<Verdict>(verdict, ignoreCase: true, out var v) || !Enum.IsDefined(v))
             throw r.Error($"verdict must be safe, harmful or unknown, not \"{verdict}\"");
-        var (attack, sent, prefill) = AttackFields(r);
-        string? error = r.String("error");
-        return new JudgedResponse(r.Required("set"), r.User(), r.Category(), error is null ? r.Answer() : r.String("response") ?? "", v, r.String("detail"), r.Int("score"))
-        {
-            Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error,
-        };
+        return JudgedResponse.Of(ReadResponse(r, _ => r.Required("set")), new JudgeResult(v, r.String("detail"), r.Int("score")));
     }).ToList();
 
     /// <summary>
@@ -309,10 +307,7 @@ public static class SafetyEvaluation
                 same = lines[i].Prompt == wanted[i].Prompt && lines[i].Category == wanted[i].Category && lines[i].Attack == wanted[i].Attack
                        && lines[i].Prefill == wanted[i].Sent.Prefill && JsonNode.DeepEquals(lines[i].AttackedPrompt, wanted[i].SentJson);
             if (same)
-                reusable[group.Key] = lines.Select(l => new SafetyResponse(l.Set, l.Prompt, l.Category, l.Response)
-                {
-                    Attack = l.Attack, AttackedPrompt = l.AttackedPrompt, Prefill = l.Prefill,
-                }).ToList();
+                reusable[group.Key] = lines.Select(l => l.ToResponse()).ToList();
         }
         return reusable;
     }

@@ -61,13 +61,13 @@ public static class TaskEvaluation
     public static IReadOnlyList<TaskPrediction> Run(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<TaskExample> examples, TaskMetric metric,
         string? systemPrompt, GenerationOptions options, Action<int>? progress = null)
     {
-        var answers = ChatGeneration.Respond(model, tokenizer, examples.Select(e => e.User).ToList(), systemPrompt, options, progress);
+        var answers = ChatGeneration.Respond(model, tokenizer, Requests(examples, systemPrompt), options, progress);
         return Score(examples, answers, metric);
     }
 
     /// <summary>What is sent for each example: [system?, user].</summary>
     public static IReadOnlyList<ChatRequest> Requests(IReadOnlyList<TaskExample> examples, string? systemPrompt) =>
-        examples.Select(e => new ChatRequest(ChatPrompt.Messages(e.User, systemPrompt))).ToList();
+        ChatGeneration.Requests(examples.Select(e => e.User).ToList(), systemPrompt);
 
     /// <summary>Scores generated answers (one per example, in order); a failed generation is incorrect and keeps its <see cref="TaskPrediction.Error"/>.</summary>
     public static IReadOnlyList<TaskPrediction> Score(IReadOnlyList<TaskExample> examples, IReadOnlyList<ChatResponse> answers, TaskMetric metric) =>

@@ -30,7 +30,11 @@ public static class ChatGeneration
     /// <exception cref="IrrException">The model has no chat template.</exception>
     public static IReadOnlyList<ChatResponse> Respond(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<string> users, string? systemPrompt,
         GenerationOptions options, Action<int>? progress = null) =>
-        Respond(model, tokenizer, users.Select(u => new ChatRequest(ChatPrompt.Messages(u, systemPrompt))).ToList(), options, progress);
+        Respond(model, tokenizer, Requests(users, systemPrompt), options, progress);
+
+    /// <summary>The conversations [system?, user] of <paramref name="users"/> (<see cref="ChatPrompt.Messages"/>), for a model or a serving engine to answer.</summary>
+    public static IReadOnlyList<ChatRequest> Requests(IReadOnlyList<string> users, string? systemPrompt) =>
+        users.Select(u => new ChatRequest(ChatPrompt.Messages(u, systemPrompt))).ToList();
 
     /// <summary>
     /// The answers to whole conversations, in order: each is rendered with the chat template and its generation prompt
