@@ -16,6 +16,9 @@ namespace Irr.Eval;
 /// </summary>
 public sealed class EngineServer : IDisposable
 {
+    /// <summary>The started command's log file name in a run directory.</summary>
+    public const string LogFileName = "engine-serve.log";
+
     /// <summary>The placeholders a serve command may use.</summary>
     public static readonly IReadOnlyList<string> Placeholders = ["{model}", "{adapter}", "{name}", "{port}"];
 

@@ -238,8 +238,10 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         if (todo.Count > 0 && Engine is not null)
         {
             // The attacks' conversations are checked before a server is started (loading a model takes minutes).
-            CheckAttackTemplates(Text.PretrainedTokenizer.Load(Model!), todo);
-            using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, "engine-cache.jsonl"), Command, Adapter, Path.Combine(OutputDir, "engine-serve.log"));
+            var tokenizer = Text.PretrainedTokenizer.Load(Model!);
+            CheckAttackTemplates(tokenizer, todo);
+            using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, ServingEngine.CacheFileName), Command, Adapter,
+                Path.Combine(OutputDir, EngineServer.LogFileName), tokenizer);
             foreach (var r in SafetyEvaluation.Responses(todo, engine.Generate(SafetyEvaluation.Requests(todo), MaxNewTokens, progress)))
                 fresh.Enqueue(r);
         }

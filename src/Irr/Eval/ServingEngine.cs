@@ -83,6 +83,9 @@ public sealed class EngineCache
 /// </summary>
 public sealed class ServingEngine : IDisposable
 {
+    /// <summary>The answer cache's file name in a run directory.</summary>
+    public const string CacheFileName = "engine-cache.jsonl";
+
     private readonly OpenAiClient _client;
     private readonly Uri _endpoint;
     private readonly int[] _stopIds;
@@ -125,17 +128,19 @@ public sealed class ServingEngine : IDisposable
     /// <summary>
     /// An engine for the model directory <paramref name="modelDir"/>, of which only the tokenizer files, config.json and
     /// generation_config.json are read (the weights need not be there), with the cache <see cref="EngineOptions.Cache"/>
-    /// or else <paramref name="defaultCache"/> (null: no cache).
+    /// or else <paramref name="defaultCache"/> (null: no cache). A caller that has loaded the directory's tokenizer already
+    /// passes it as <paramref name="tokenizer"/>.
     /// </summary>
     /// <remarks>
     /// With <see cref="EngineOptions.Serve"/>, the server is started here for <paramref name="modelDir"/> (and
     /// <paramref name="adapter"/>), its output going to <paramref name="serveLog"/>, and stopped when the engine is disposed.
     /// </remarks>
     /// <exception cref="IrrException">The tokenizer or a config is missing or malformed, the API key's variable is not set (the message names <paramref name="command"/>), or the server command fails to serve.</exception>
-    public static ServingEngine Open(EngineOptions options, string modelDir, string? defaultCache, string command, string? adapter = null, string? serveLog = null)
+    public static ServingEngine Open(EngineOptions options, string modelDir, string? defaultCache, string command, string? adapter = null, string? serveLog = null,
+        PretrainedTokenizer? tokenizer = null)
     {
         options.ResolveApiKey(command); // the job's name in the message
-        var tokenizer = PretrainedTokenizer.Load(modelDir);
+        tokenizer ??= PretrainedTokenizer.Load(modelDir);
         var eosIds = ChatModel.EosIds(modelDir, tokenizer);
         var cache = (options.Cache ?? defaultCache) is { } path ? EngineCache.Open(path) : null;
         string stamp = cache is null ? "" : $"{Jobs.ContentHash.OfModel(modelDir)}+{Jobs.ContentHash.OfModel(adapter)}";

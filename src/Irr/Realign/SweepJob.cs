@@ -575,7 +575,7 @@ public sealed record SweepJob : IJob<SweepResult>
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
             // With engine-serve, one server for the model, started here and named after it, serves both evaluations.
             using var server = job.Safety.Engine is { Serves: true } served
-                ? EngineServer.Start(served, model, adapter, label, Path.Combine(dir, "engine-serve.log"))
+                ? EngineServer.Start(served, model, adapter, label, Path.Combine(dir, EngineServer.LogFileName))
                 : null;
             // Its answers are cached outside the evaluation directory (which is made anew), one file per model, so that a rerun
             // after failed generations asks only for those, and no two array tasks append to one file.
