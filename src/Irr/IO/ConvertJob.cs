@@ -11,13 +11,7 @@ namespace Irr.IO;
 /// </summary>
 public sealed record ConvertJob : IJob<int>
 {
-    /// <summary>The single-file PyTorch weights of a model directory.</summary>
-    public const string TorchWeightsFile = ModelDirectory.TorchWeightsFile;
-
-    /// <summary>The shard index of a model directory's PyTorch weights.</summary>
-    public const string TorchIndexFile = ModelDirectory.TorchIndexFile;
-
-    /// <summary>A state dict file, or a model directory holding <see cref="TorchWeightsFile"/> or <see cref="TorchIndexFile"/>.</summary>
+    /// <summary>A state dict file, or a model directory holding <see cref="ModelDirectory.TorchWeightsFile"/> or <see cref="ModelDirectory.TorchIndexFile"/>.</summary>
     public required string Input { get; init; }
 
     /// <summary>The safetensors file (for a file input) or model directory (for a directory input) to write.</summary>

@@ -92,7 +92,7 @@ public class ConvertTests
         using var dir = new TempDir();
         string model = dir["model"];
         Directory.CreateDirectory(model);
-        File.Copy(Fixture("module.pt"), Path.Combine(model, ConvertJob.TorchWeightsFile));
+        File.Copy(Fixture("module.pt"), Path.Combine(model, ModelDirectory.TorchWeightsFile));
         File.WriteAllText(Path.Combine(model, "config.json"), TinyModels.LlamaConfig);
         File.WriteAllText(Path.Combine(model, "tokenizer_config.json"), "{}");
         string before = Hash(model);
@@ -105,7 +105,7 @@ public class ConvertTests
         Assert.Equal(TinyModels.LlamaConfig, File.ReadAllText(Path.Combine(output, "config.json")));
 
         using var converted = ModelDirectory.Open(output, validate: false);
-        using var source = TorchFile.Open(Path.Combine(model, ConvertJob.TorchWeightsFile));
+        using var source = TorchFile.Open(Path.Combine(model, ModelDirectory.TorchWeightsFile));
         AssertSameTensors([source], converted.Locate, converted.TensorCount);
     }
 
@@ -122,7 +122,7 @@ public class ConvertTests
         var weightMap = new Dictionary<string, string>();
         using (var fa = TorchFile.Open(Path.Combine(model, a))) foreach (var t in fa.Tensors) weightMap[t.Name] = a;
         using (var fb = TorchFile.Open(Path.Combine(model, b))) foreach (var t in fb.Tensors) weightMap[t.Name] = b;
-        File.WriteAllText(Path.Combine(model, ConvertJob.TorchIndexFile), JsonSerializer.Serialize(new { metadata = new { total_size = 0 }, weight_map = weightMap }));
+        File.WriteAllText(Path.Combine(model, ModelDirectory.TorchIndexFile), JsonSerializer.Serialize(new { metadata = new { total_size = 0 }, weight_map = weightMap }));
         string before = Hash(model);
 
         string output = dir["out"];
@@ -162,7 +162,7 @@ public class ConvertTests
             // The same file as a model directory's weights.
             string model = dir["m"];
             Directory.CreateDirectory(model);
-            File.Copy(input, Path.Combine(model, ConvertJob.TorchWeightsFile));
+            File.Copy(input, Path.Combine(model, ModelDirectory.TorchWeightsFile));
             File.WriteAllText(Path.Combine(model, "config.json"), TinyModels.LlamaConfig);
             (code, _, err) = CliRunner.Run("convert", model, "-o", dir["out"]);
             Assert.Equal(2, code);
@@ -189,7 +189,7 @@ public class ConvertTests
 
         // An index naming a tensor its shard lacks.
         File.Copy(Fixture("module.pt"), dir["m/pytorch_model-00001-of-00001.bin"]);
-        File.WriteAllText(dir["m/" + ConvertJob.TorchIndexFile], """{"weight_map": {"0.weight": "pytorch_model-00001-of-00001.bin", "ghost": "pytorch_model-00001-of-00001.bin"}}""");
+        File.WriteAllText(dir["m/" + ModelDirectory.TorchIndexFile], """{"weight_map": {"0.weight": "pytorch_model-00001-of-00001.bin", "ghost": "pytorch_model-00001-of-00001.bin"}}""");
         (code, _, err) = CliRunner.Run("convert", dir["m"], "-o", dir["out"]);
         Assert.Equal(2, code);
         Assert.Contains("says 'ghost' is in pytorch_model-00001-of-00001.bin, but that file has no such tensor", err);
@@ -218,7 +218,7 @@ public class ConvertTests
 
         string model = dir["model"], outDir = dir["out"];
         Directory.CreateDirectory(model);
-        File.Copy(Fixture("module.pt"), Path.Combine(model, ConvertJob.TorchWeightsFile));
+        File.Copy(Fixture("module.pt"), Path.Combine(model, ModelDirectory.TorchWeightsFile));
         File.WriteAllText(Path.Combine(model, "config.json"), TinyModels.LlamaConfig);
         Directory.CreateDirectory(outDir);
         File.WriteAllText(Path.Combine(outDir, "keep.txt"), "keep");
