@@ -228,11 +228,17 @@ public sealed class LoraAdapter : IDisposable
         return weight;
     }
 
-    /// <summary><c>W (out×in) += scale · B (out×r) · A (r×in)</c>, checking the shapes against the base weight.</summary>
-    public void AddDelta(LoraPair pair, Span<float> weight, TensorEntry baseInfo)
+    /// <summary>B·A has the base weight's shape <c>[out, in]</c>; an error naming the adapter and the weight when not.</summary>
+    public void RequireFits(LoraPair pair, TensorEntry baseInfo)
     {
         if (baseInfo.Shape.Count != 2 || pair.B.Shape[0] != baseInfo.Shape[0] || pair.A.Shape[1] != baseInfo.Shape[1])
             throw new IrrException($"{File.Path}: LoRA for '{pair.BaseWeight}' is B {pair.B.ShapeText} · A {pair.A.ShapeText}, which does not fit the base weight {baseInfo.ShapeText}");
+    }
+
+    /// <summary><c>W (out×in) += scale · B (out×r) · A (r×in)</c>, checking the shapes against the base weight.</summary>
+    public void AddDelta(LoraPair pair, Span<float> weight, TensorEntry baseInfo)
+    {
+        RequireFits(pair, baseInfo);
         int rows = (int)baseInfo.Shape[0], cols = (int)baseInfo.Shape[1], r = pair.Rank;
         var a = File.ReadSingle(pair.A.Name);
         var b = File.ReadSingle(pair.B.Name);

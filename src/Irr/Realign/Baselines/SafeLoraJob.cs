@@ -228,8 +228,7 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
     private static void Check(ModelDirectory model, LoraAdapter adapter, ITensorFile vFile, LoraPair pair)
     {
         var info = model.Info(pair.BaseWeight);
-        if (info.Shape.Count != 2 || pair.B.Shape[0] != info.Shape[0] || pair.A.Shape[1] != info.Shape[1])
-            throw new IrrException($"{adapter.File.Path}: LoRA for '{pair.BaseWeight}' is B {pair.B.ShapeText} · A {pair.A.ShapeText}, which does not fit the base weight {info.ShapeText}");
+        adapter.RequireFits(pair, info);
         if (!vFile.TryGetTensor(pair.BaseWeight, out var dtype, out var shape))
             throw new IrrException($"{vFile.Path}: the safety vector has no tensor '{pair.BaseWeight}', which the adapter adapts (was it computed for other --modules?)");
         if (!shape.SequenceEqual(info.Shape))
