@@ -122,14 +122,13 @@ public sealed record FisherJob : IJob<FisherResult>
         // One batch done: its tokens are what the stage processed (the tokens/s rate).
         var (sums, summed) = Fisher.SumOfSquares(weights, examples, Modules, BatchSize, shard, count, (done, _, _) =>
             stage.Advance(1, examples.Skip(mine[done - 1] * BatchSize).Take(BatchSize).Sum(e => e.InputIds.Length)));
+        var metadata = Metadata(batches);
         if (Shard is null)
         {
             foreach (var f in sums.Values) System.Numerics.Tensors.TensorPrimitives.Divide(f, batches, f); // (1/B) Σ_b
-            Fisher.Write(OutputPath, weights.Config, Modules, sums, Metadata(batches));
         }
         else
         {
-            var metadata = Metadata(batches);
             metadata["irr"] = FisherMergeJob.PartialKind;
             metadata["shard"] = $"{shard}/{count}";
             metadata["shard_batches"] = summed.ToString(CultureInfo.InvariantCulture);
@@ -139,8 +138,8 @@ public sealed record FisherJob : IJob<FisherResult>
             metadata["system_prompt"] = system ?? "";
             metadata["model_sha256"] = ContentHash.OfModel(Model)!;
             metadata["data_sha256"] = ContentHash.Compute(Data);
-            Fisher.Write(OutputPath, weights.Config, Modules, sums, metadata);
         }
+        Fisher.Write(OutputPath, weights.Config, Modules, sums, metadata);
         return new FisherResult(examples.Count, batches, sums.Count) { ShardBatches = summed };
     }
 }
