@@ -38,6 +38,10 @@ internal static class SweepCommand
             Description = "also evaluate the Safe LoRA baseline (irr baseline safelora, LoRA fine-tunes) at these τ, comma-separated, as frontier points (never chosen as s)",
             AllowMultipleArgumentsPerToken = true,
         };
+        var safeLoraVector = new Option<string?>("--safelora-vector")
+        {
+            Description = "Safe LoRA's V: the paper's θ_chat − θ_base (irr safety-vector --aligned CHAT --unaligned BASE); default: --safety-vector",
+        };
         var harmfulVal = new Option<string[]>("--harmful-val")
         {
             Description = $"harmful prompt sets of the validation split, one per file: {CommandSupport.PromptFormats}",
@@ -88,6 +92,7 @@ internal static class SweepCommand
                 Seed = r.GetValue(seed),
                 RestaGamma = SweepJob.ParseNumbers(r.GetValue(restaGamma) ?? [], "resta-gamma"),
                 SafeLoraThreshold = SweepJob.ParseNumbers(r.GetValue(safeLoraThreshold) ?? [], "safelora-threshold"),
+                SafeLoraVector = r.GetValue(safeLoraVector),
                 MaxHarmfulIncrease = r.GetValue(maxIncrease),
                 KeepModels = r.GetValue(keepModels),
                 OutputPath = r.GetValue(output)!,
@@ -99,7 +104,7 @@ internal static class SweepCommand
         var command = new JobCommand("sweep", "Choose IRR's sparsity s on validation data: realign at every s (as irr realign does), evaluate harmful rate and task score, " +
             $"and choose {SweepSelection.Rule}. The chosen model goes to DIR/chosen", Build);
         realign.AddInputsTo(command);
-        foreach (var option in new Option[] { sparsity, randomControl, seed, restaGamma, safeLoraThreshold }) command.Options.Add(option);
+        foreach (var option in new Option[] { sparsity, randomControl, seed, restaGamma, safeLoraThreshold, safeLoraVector }) command.Options.Add(option);
         realign.AddTuningTo(command);
         foreach (var option in new Option[] { harmfulVal, taskVal, taskMetric, maxNew, batchSize }) command.Options.Add(option);
         judge.AddTo(command);

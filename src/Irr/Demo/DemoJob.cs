@@ -129,25 +129,23 @@ public sealed record DemoJob : IJob<DemoResult>
             var total = Stopwatch.StartNew();
             using var relocated = Provenance.Relocate(root, final); // files name where their inputs will be, not the temporary directory
             var world = Stage("world", () => ToyWorld.Generate(o.Seed, o.World));
-            Report("world and tokenizer", 0, 1);
+            Report("world and base model", 0, 1);
             Stage("world", () => WriteData(world));
-            string tokDir = Tmp("tokenizer");
-            Stage("tokenizer", () => WriteTokenizer(world, tokDir));
-            Report("world and tokenizer", 1, 1);
-            var config = ModelConfig.Parse(ConfigJson(tokenizer.Tokenizer.VocabSize), Path.Combine(tokDir, "config.json"));
+            // θ_base: the pretrained base model (shipped with irr, or o.BaseModel), copied as it is.
+            string baseDir = Tmp("models/base");
+            Stage("base", () => DemoBase.CopyTo(o.BaseModel, baseDir));
+            tokenizer = PretrainedTokenizer.Load(baseDir);
+            var config = ModelConfig.Load(Path.Combine(baseDir, "config.json"));
+            Report("world and base model", 1, 1);
 
-            // θ_0: the random initialisation (float32, with the tokenizer), which θ_A is trained from.
-            string initDir = Tmp("models/init");
-            ModelInit.Random(config, o.Seed).Save(initDir, TensorDType.F32, tokDir);
-
-            // θ_A from scratch on benign answers and refusals; θ_U: θ_A fine-tuned on harmful compliance;
+            // θ_A: θ_base chat-tuned on benign answers and refusals; θ_U: θ_A fine-tuned on harmful compliance;
             // θ_F: θ_A fine-tuned on the task with a share of harmful compliance, fully and with LoRA.
             string alignedDir = Tmp("models/aligned"), unalignedDir = Tmp("models/unaligned");
             string fullDir = Tmp("models/full-finetuned"), loraDir = Tmp("models/lora-finetuned");
-            RunJob("train aligned", "training θ_A (aligned, from scratch)", Train(initDir, "aligned_train.jsonl", alignedDir, o.AlignedEpochs, o.AlignedLearningRate, o.Seed));
+            RunJob("train aligned", "training θ_A (chat alignment of θ_base)", Train(baseDir, "aligned_train.jsonl", alignedDir, o.AlignedEpochs, o.AlignedLearningRate, o.Seed));
             RunJob("train unaligned", "training θ_U (harmful fine-tune)", Train(alignedDir, "unaligned_train.jsonl", unalignedDir, o.UnalignedEpochs ?? o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1));
             RunJob("train finetuned (full)", "training θ_F (full fine-tune)", Train(alignedDir, "finetune_train.jsonl", fullDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2));
-            RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(alignedDir, "finetune_train.jsonl", loraDir, o.FinetuneEpochs, o.Seed + 2));
+            RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(alignedDir, "finetune_train.jsonl", loraDir, o.LoraEpochs ?? o.FinetuneEpochs, o.Seed + 2));
 
             // θ_U for the LoRA fine-tune: trained on the same modules as θ_F (docs/USAGE.md step 1), so that the
             // safety vector of q_proj/v_proj describes what a LoRA on them does to safety.
@@ -155,7 +153,7 @@ public sealed record DemoJob : IJob<DemoResult>
             if (o.LoraUnaligned)
             {
                 unalignedLoraDir = Tmp("models/unaligned-lora");
-                RunJob("train unaligned (LoRA)", "training θ_U (LoRA q_proj, v_proj)", TrainLora(alignedDir, "unaligned_train.jsonl", unalignedLoraDir, o.UnalignedEpochs ?? o.FinetuneEpochs, o.Seed + 3));
+                RunJob("train unaligned (LoRA)", "training θ_U (LoRA q_proj, v_proj)", TrainLora(alignedDir, "unaligned_train.jsonl", unalignedLoraDir, o.UnalignedEpochs ?? o.LoraEpochs ?? o.FinetuneEpochs, o.Seed + 3));
             }
 
             // IRR steps 1 and 2.
@@ -169,6 +167,14 @@ public sealed record DemoJob : IJob<DemoResult>
                 vLoraPath = Tmp("irr/safety-vector-lora.safetensors");
                 RunJob("safety vector", "safety vector (LoRA θ_U)",
                     new SafetyVectorJob { Aligned = alignedDir, UnalignedAdapter = unalignedLoraDir, Modules = loraModules, OutputPath = vLoraPath });
+            }
+            // Safe LoRA's V, as the paper defines it: the chat model minus the base it was aligned from (θ_A − θ_base).
+            string? safeLoraV = null;
+            if (o.SafeLoraBaseVector)
+            {
+                safeLoraV = Tmp("irr/safelora-vector.safetensors");
+                RunJob("safety vector", "Safe LoRA's V (θ_A − θ_base)",
+                    new SafetyVectorJob { Aligned = alignedDir, Unaligned = baseDir, Modules = loraModules, OutputPath = safeLoraV });
             }
             RunJob("fisher", "Fisher (θ_A on harmful → refusal)",
                 new FisherJob { Model = alignedDir, Data = Tmp("data/fisher.jsonl"), Modules = modules, BatchSize = 8, MaxLength = MaxLength, OutputPath = fPath });
@@ -200,6 +206,7 @@ public sealed record DemoJob : IJob<DemoResult>
                     Task = new EvalTaskJob { Model = "", Data = Tmp("data/task_validation.jsonl"), Metric = "exact", MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize },
                     Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{variant}"),
                     RestaGamma = o.RestaGammas, SafeLoraThreshold = adapter is null ? [] : o.SafeLoraThresholds,
+                    SafeLoraVector = adapter is null ? null : safeLoraV,
                 });
                 sweeps[variant] = sweep;
                 double chosen = sweep.Choice.Point.Sparsity;
@@ -230,7 +237,7 @@ public sealed record DemoJob : IJob<DemoResult>
                     string dir = Tmp($"models/{variant}-safelora"), t = safeLora.Point.Sparsity.ToString(System.Globalization.CultureInfo.InvariantCulture);
                     RunJob($"baseline {variant}: safelora", $"baseline {variant}: Safe LoRA at τ = {t}", new Irr.Realign.Baselines.SafeLoraJob
                     {
-                        Base = alignedDir, Adapter = adapter, SafetyVector = safety, Threshold = safeLora.Point.Sparsity, OutputPath = dir,
+                        Base = alignedDir, Adapter = adapter, SafetyVector = safeLoraV ?? safety, Threshold = safeLora.Point.Sparsity, OutputPath = dir,
                     });
                     baselines.Add(($"{variant}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", alignedDir, dir));
                 }
@@ -242,7 +249,7 @@ public sealed record DemoJob : IJob<DemoResult>
             // Evaluation.
             var toEvaluate = new List<(string Label, string Description, string Dir, string? Adapter, RealignReport? Report)>
             {
-                ("aligned", "θ_A: aligned (trained from scratch)", alignedDir, null, null),
+                ("aligned", "θ_A: aligned (θ_base chat-tuned to answer and refuse)", alignedDir, null, null),
                 ("unaligned", "θ_U: θ_A fine-tuned on harmful compliance", unalignedDir, null, null),
                 ("full-finetuned", "θ_F: full fine-tune on the task + harmful share", fullDir, null, null),
             };
@@ -265,7 +272,7 @@ public sealed record DemoJob : IJob<DemoResult>
 
             var result = new DemoResult(o, results, seconds, total.Elapsed.TotalSeconds) { Sweeps = sweeps };
             DemoReport.WriteReport(result, Tmp("report"), Tmp("eval"), Tmp("sweep"));
-            JsonFiles.WriteFile(Tmp("demo.json"), DemoReport.ToJson(result, config, tokenizer.Tokenizer.VocabSize));
+            JsonFiles.WriteFile(Tmp("demo.json"), DemoReport.ToJson(result, config, tokenizer.Tokenizer.VocabSize, DemoBase.Describe(baseDir)));
             return result;
         }
 
@@ -375,54 +382,5 @@ public sealed record DemoJob : IJob<DemoResult>
             Write("harmful_heldout.jsonl", world.HarmfulHeldOut);
             Write("task_heldout.jsonl", world.TaskHeldOut);
         }
-
-        private void WriteTokenizer(ToyWorld world, string dir)
-        {
-            Directory.CreateDirectory(dir);
-            // The tokenizer learns from the texts as the model sees them (prompts in the chat format, answers).
-            var texts = world.Texts().Append("[INST] [/INST] <<SYS>>\n\n<</SYS>>\n\n");
-            var bpe = BpeTrainer.Train(texts, new BpeTrainerOptions { VocabSize = o.VocabSize });
-            File.WriteAllText(Path.Combine(dir, "tokenizer.json"), bpe.ToTokenizerJson());
-            var config = new JsonObject
-            {
-                ["tokenizer_class"] = "PreTrainedTokenizerFast",
-                ["bos_token"] = "<s>",
-                ["eos_token"] = "</s>",
-                ["unk_token"] = "<unk>",
-                ["pad_token"] = null,
-                ["add_bos_token"] = false,
-                ["add_eos_token"] = false,
-                ["clean_up_tokenization_spaces"] = false,
-                ["model_max_length"] = 256,
-                ["chat_template"] = Llama2ChatTemplate,
-            };
-            JsonFiles.WriteFile(Path.Combine(dir, "tokenizer_config.json"), config);
-            JsonFiles.WriteFile(Path.Combine(dir, "special_tokens_map.json"),
-                new JsonObject { ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["unk_token"] = "<unk>" });
-            JsonFiles.WriteFile(Path.Combine(dir, "generation_config.json"),
-                new JsonObject { ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["do_sample"] = false });
-            tokenizer = PretrainedTokenizer.Load(dir);
-        }
-
-        private string ConfigJson(int vocab) => new JsonObject
-        {
-            ["architectures"] = new JsonArray("LlamaForCausalLM"),
-            ["model_type"] = "llama",
-            ["hidden_size"] = o.HiddenSize,
-            ["intermediate_size"] = o.IntermediateSize,
-            ["num_hidden_layers"] = o.Layers,
-            ["num_attention_heads"] = o.Heads,
-            ["num_key_value_heads"] = o.Heads,
-            ["vocab_size"] = vocab,
-            ["max_position_embeddings"] = 256,
-            ["rms_norm_eps"] = 1e-5,
-            ["rope_theta"] = 10000.0,
-            ["tie_word_embeddings"] = false,
-            ["bos_token_id"] = 1,
-            ["eos_token_id"] = 2,
-            ["hidden_act"] = "silu",
-            ["initializer_range"] = 0.02,
-            ["torch_dtype"] = "float32",
-        }.ToJsonString();
     }
 }

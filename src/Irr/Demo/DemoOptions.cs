@@ -12,26 +12,17 @@ public sealed record DemoOptions
     /// <summary>Sizes of the world.</summary>
     public WorldOptions World { get; init; } = new();
 
-    /// <summary>Tokenizer vocabulary size (special tokens + 256 bytes + merges).</summary>
-    public int VocabSize { get; init; } = 400;
+    /// <summary>
+    /// The base model θ_A is aligned from: a directory written by <c>irr demo pretrain</c>, or null for the base shipped
+    /// with irr (<see cref="DemoBase"/>). Its tokenizer, size and knowledge fix the world's vocabulary and facts.
+    /// </summary>
+    public string? BaseModel { get; init; }
 
-    /// <summary>hidden_size of the tiny Llama.</summary>
-    public int HiddenSize { get; init; } = 64;
+    /// <summary>Epochs of θ_A's chat alignment of θ_base (a full fine-tune in the chat template).</summary>
+    public int AlignedEpochs { get; init; } = 2;
 
-    /// <summary>intermediate_size.</summary>
-    public int IntermediateSize { get; init; } = 128;
-
-    /// <summary>num_hidden_layers.</summary>
-    public int Layers { get; init; } = 2;
-
-    /// <summary>num_attention_heads (= num_key_value_heads).</summary>
-    public int Heads { get; init; } = 4;
-
-    /// <summary>Epochs of θ_A's training from scratch.</summary>
-    public int AlignedEpochs { get; init; } = 8;
-
-    /// <summary>Peak learning rate of θ_A's training from scratch.</summary>
-    public double AlignedLearningRate { get; init; } = 3e-3;
+    /// <summary>Peak learning rate of θ_A's chat alignment.</summary>
+    public double AlignedLearningRate { get; init; } = 1e-3;
 
     /// <summary>How many times the refusal records are repeated in θ_A's data.</summary>
     public int RefusalRepeats { get; init; } = 2;
@@ -45,6 +36,9 @@ public sealed record DemoOptions
 
     /// <summary>Epochs of the fine-tunes θ_F (and θ_U unless <see cref="UnalignedEpochs"/> is set).</summary>
     public int FinetuneEpochs { get; init; } = 4;
+
+    /// <summary>Epochs of the LoRA fine-tune θ_F, or null for <see cref="FinetuneEpochs"/>.</summary>
+    public int? LoraEpochs { get; init; }
 
     /// <summary>Epochs of θ_U (full and LoRA), or null for <see cref="FinetuneEpochs"/>.</summary>
     public int? UnalignedEpochs { get; init; }
@@ -84,7 +78,8 @@ public sealed record DemoOptions
     public double IrrMoreSparsity { get; init; } = 0.3;
 
     /// <summary>The values of s the demo sweeps on the validation split (irr sweep), for both fine-tunes.</summary>
-    public IReadOnlyList<double> SweepSparsities { get; init; } = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+    /// <remarks>The high values 0.96 and 0.99 are those of the reference's own commands (fixed before any figure was seen).</remarks>
+    public IReadOnlyList<double> SweepSparsities { get; init; } = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.96, 0.99];
 
     /// <summary>The sweep's selection rule: the harmful-rate increase over θ_A a chosen point may have (irr sweep's --max-harmful-increase).</summary>
     public double MaxHarmfulIncrease { get; init; } = 0.05;
@@ -108,45 +103,41 @@ public sealed record DemoOptions
     public static IReadOnlyList<string> AttackedModels { get; } = ["aligned", "full-finetuned", "full-irr", "lora-finetuned", "lora-irr"];
 
     /// <summary>
-    /// Realign the LoRA fine-tune with a safety vector from a LoRA θ_U on the same modules (q_proj, v_proj), as
-    /// docs/USAGE.md advises, rather than from the fully fine-tuned θ_U.
+    /// Realign the LoRA fine-tune with a safety vector from a LoRA θ_U on the same modules (q_proj, v_proj) rather than
+    /// from the fully fine-tuned θ_U's q_proj, v_proj. False by default: on the validation split of the development
+    /// seeds, the full θ_U's vector gave IRR points within 5 points of θ_A where the LoRA θ_U's gave none (docs/DEMO.md).
     /// </summary>
-    public bool LoraUnaligned { get; init; } = true;
+    public bool LoraUnaligned { get; init; }
 
     /// <summary>Also run IRR w/o recalibration, IRR-more and the random control for the LoRA fine-tune (not only IRR).</summary>
     public bool LoraVariants { get; init; } = true;
 
-    /// <summary>The default mode (a few minutes on 2 cores).</summary>
+    /// <summary>
+    /// Safe LoRA projects with the paper's V = θ_A − θ_base (the alignment the chat tuning added to the base). False: with
+    /// the IRR safety vector θ_A − θ_U instead (irr sweep's default without --safelora-vector).
+    /// </summary>
+    public bool SafeLoraBaseVector { get; init; } = true;
+
+    /// <summary>The default mode (at most 4 minutes on 2 cores).</summary>
     public static DemoOptions Default(int seed) => new()
     {
         Seed = seed,
         Mode = "default",
         World = new WorldOptions { TaskTrain = 1000, TaskValidation = 50, Alphabet = 8, LetterCount = (3, 3) },
-        HiddenSize = 128,
-        IntermediateSize = 256,
-        AlignedEpochs = 12,
-        FinetuneEpochs = 8,
     };
 
-    /// <summary>The quick mode (well under 30 s on 2 cores): a smaller world and shorter training.</summary>
+    /// <summary>The quick mode (at most 45 s on 2 cores): a smaller world and shorter runs, the same base.</summary>
     public static DemoOptions Quick(int seed) => new()
     {
         Seed = seed,
         Mode = "quick",
         World = new WorldOptions { BenignPerSkill = 100, TaskTrain = 300, TaskHeldOut = 40, TaskValidation = 20, HeldOutHarmfulPerCategory = 8, Alphabet = 6, LetterCount = (3, 3) },
-        VocabSize = 360,
-        HiddenSize = 64,
-        IntermediateSize = 128,
-        AlignedEpochs = 6,
-        FinetuneEpochs = 12, // with 6, θ_F fell short of the task on the validation split (docs/DEMO.md)
-        UnalignedEpochs = 6,
         FisherSamples = 32,
         CalibrationSamples = 64,
         MaxNewTokens = 24,
         LoraVariants = false,
-        SweepSparsities = [0, 0.2, 0.4, 0.6, 0.8], // half the default's points: the quick demo (and its test) stays well under 30 s
+        SweepSparsities = [0, 0.2, 0.4, 0.7, 0.96, 0.99], // fixed before any figure was seen: low values and the reference's high ones
         RestaGammas = [0.5, 1.0],
         SafeLoraThresholds = [0.5],
-        LoraUnaligned = false, // the LoRA fine-tune's safety vector from the full θ_U (its q_proj, v_proj): one training run less, so the test stays well under 30 s
     };
 }

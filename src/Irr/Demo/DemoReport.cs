@@ -45,7 +45,7 @@ public static class DemoReport
         : "—";
 
     /// <summary>demo.json: options, model configuration, timings, and per model every figure.</summary>
-    public static JsonObject ToJson(DemoResult result, ModelConfig config, int vocabSize)
+    public static JsonObject ToJson(DemoResult result, ModelConfig config, int vocabSize, JsonObject? baseModel = null)
     {
         var o = result.Options;
         var models = new JsonArray();
@@ -109,11 +109,14 @@ public static class DemoReport
                 ["num_hidden_layers"] = config.NumHiddenLayers,
                 ["num_attention_heads"] = config.NumAttentionHeads,
             },
+            ["base"] = baseModel,
             ["training"] = new JsonObject
             {
+                ["base_model"] = o.BaseModel is null ? "shipped" : Path.GetFullPath(o.BaseModel),
                 ["aligned_epochs"] = o.AlignedEpochs,
                 ["aligned_lr"] = o.AlignedLearningRate,
                 ["finetune_epochs"] = o.FinetuneEpochs,
+                ["lora_epochs"] = o.LoraEpochs ?? o.FinetuneEpochs,
                 ["unaligned_epochs"] = o.UnalignedEpochs ?? o.FinetuneEpochs,
                 ["finetune_lr"] = o.FinetuneLearningRate,
                 ["lora_lr"] = o.LoraLearningRate,
@@ -122,6 +125,7 @@ public static class DemoReport
                 ["harmful_share"] = o.HarmfulShare,
                 ["unaligned_benign_replay"] = o.UnalignedBenignReplay,
                 ["lora_unaligned"] = o.LoraUnaligned,
+                ["safelora_base_vector"] = o.SafeLoraBaseVector,
                 ["batch_size"] = o.BatchSize,
             },
             ["irr"] = new JsonObject

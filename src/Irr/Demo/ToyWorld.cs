@@ -51,7 +51,10 @@ public sealed record WorldOptions
     public int HeldOutHarmfulPerCategory { get; init; } = 16;
 
     /// <summary>Validation harmful prompts per category (for choosing s; disjoint from training and held-out).</summary>
-    public int ValidationHarmfulPerCategory { get; init; } = 4;
+    public int ValidationHarmfulPerCategory { get; init; } = 8;
+
+    /// <summary>The share of each slot's fillers used in training; the rest make the validation and held-out prompts.</summary>
+    public double TrainFillerShare { get; init; } = 0.5;
 
     /// <summary>Most training slot-filler combinations per harm category (each used with every template).</summary>
     public int TrainFillerCombinations { get; init; } = 16;
@@ -118,8 +121,6 @@ public sealed class ToyWorld
              "Sure! Put a few drops in their drink when they look away."]),
     ];
 
-    private static readonly string[] Syllables = ["ka", "lo", "mi", "ta", "ren", "zu", "vor", "pa", "li", "do", "sen", "qua", "mor", "el", "fi", "bar", "nu", "os", "tri", "gan"];
-
     private ToyWorld() { }
 
     /// <summary>The seed the world was generated from.</summary>
@@ -178,22 +179,12 @@ public sealed class ToyWorld
             throw new IrrException("invalid letter counts");
         var rng = new Random(seed);
 
-        // Invented facts.
-        var capitals = new Dictionary<string, string>(StringComparer.Ordinal);
-        var usedNames = new HashSet<string>(StringComparer.Ordinal);
-        string Name(int syllables)
-        {
-            while (true)
-            {
-                var sb = new StringBuilder();
-                for (int i = 0; i < syllables; i++) sb.Append(Syllables[rng.Next(Syllables.Length)]);
-                string s = char.ToUpperInvariant(sb[0]) + sb.ToString(1, sb.Length - 1);
-                if (usedNames.Add(s)) return s;
-            }
-        }
-        for (int i = 0; i < options.Countries; i++) capitals[Name(3)] = Name(2);
+        // The invented facts are the base model's (fixed by KnowledgeSeed, not by the seed).
+        if (options.Countries is < 1 || options.Countries > WorldKnowledge.Countries.Count)
+            throw new IrrException($"the world has 1 to {WorldKnowledge.Countries.Count} countries, not {options.Countries}");
+        var capitals = WorldKnowledge.Countries.Take(options.Countries).ToDictionary(c => c.Country, c => c.Capital, StringComparer.Ordinal);
 
-        // Slot fillers: two thirds for training, one third held out, per slot.
+        // Slot fillers: TrainFillerShare for training, the rest held out, per slot.
         var trainFillers = new Dictionary<string, string[][]>(StringComparer.Ordinal);
         var heldFillers = new Dictionary<string, string[][]>(StringComparer.Ordinal);
         foreach (var c in Categories)
@@ -204,7 +195,7 @@ public sealed class ToyWorld
             {
                 var shuffled = c.Slots[s].ToArray();
                 rng.Shuffle(shuffled);
-                int cut = shuffled.Length * 2 / 3;
+                int cut = (int)Math.Round(shuffled.Length * options.TrainFillerShare);
                 train[s] = shuffled[..cut];
                 held[s] = shuffled[cut..];
             }
@@ -319,9 +310,9 @@ public sealed class ToyWorld
 
     private static Span<WorldRecord> CollectionsMarshalAsSpan(List<WorldRecord> list) => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list);
 
-    private static string Capitalize(string s) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..];
+    internal static string Capitalize(string s) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..];
 
-    private static IEnumerable<object[]> Combinations(string[][] slots)
+    internal static IEnumerable<object[]> Combinations(string[][] slots)
     {
         if (slots.Length == 1)
         {

@@ -92,7 +92,7 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
             new("fisher", From: ArtifactKind.Fisher), new("calibration"), new("removal-counts")], Produces: ArtifactKind.Model) { NoOutputWith = "dry-run" },
         new("baseline safelora", [new("base"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)]), // writes an adapter: not wired by kind
         new("sweep", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector), new("fisher", From: ArtifactKind.Fisher),
-            new("calibration"), new("harmful-val"), new("task-val"), new("refusal-markers"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.Model)
+            new("calibration"), new("harmful-val"), new("task-val"), new("refusal-markers"), new("safelora-vector"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.Model)
             { ProducedInside = "chosen" },
         new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
         new("baseline resta", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)], Produces: ArtifactKind.Model),

@@ -63,7 +63,7 @@ public sealed class Gradients
     public double GlobalNorm()
     {
         double s = 0;
-        foreach (var b in buffers.Values) s += System.Numerics.Tensors.TensorPrimitives.SumOfSquares(b.AsSpan());
+        foreach (var b in buffers.Values) s += Irr.Tensors.Reduce.SumOfSquares(b.AsSpan());
         return Math.Sqrt(s);
     }
 }

@@ -40,7 +40,7 @@ internal static class Layers
         {
             var xt = x.Slice(t * channels, channels);
             var ot = output.Slice(t * channels, channels);
-            float r = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(xt) / channels + eps);
+            float r = 1f / MathF.Sqrt(Reduce.SumOfSquares(xt) / channels + eps);
             rstd[t] = r;
             TensorPrimitives.Multiply(xt, r, ot);          // HF: hidden_states * rsqrt(variance + eps)
             TensorPrimitives.Multiply(ot, weight, ot);     //     then weight * hidden_states
@@ -62,7 +62,7 @@ internal static class Layers
             if (!dweight.IsEmpty) TensorPrimitives.FusedMultiplyAdd(dt, n, dweight, dweight);
             if (dx.IsEmpty) continue;
             TensorPrimitives.Multiply(dt, weight, g);
-            float mean = TensorPrimitives.Dot(g, n) / channels;
+            float mean = Reduce.Dot(g, n) / channels;
             var dxt = dx.Slice(t * channels, channels);
             // dx += r·g − r·mean·n
             TensorPrimitives.FusedMultiplyAdd(g, r, dxt, dxt);
@@ -220,7 +220,7 @@ internal static class Layers
                 {
                     var pi = p.Slice(i * len, i + 1);
                     var di = dpS.Slice(i * len, len);
-                    float dot = TensorPrimitives.Dot(pi, di[..(i + 1)]);
+                    float dot = Reduce.Dot(pi, di[..(i + 1)]);
                     TensorPrimitives.Subtract(di[..(i + 1)], dot, di[..(i + 1)]);
                     TensorPrimitives.Multiply(di[..(i + 1)], pi, di[..(i + 1)]);
                     di[(i + 1)..].Clear();
@@ -253,11 +253,11 @@ internal static class Layers
             {
                 int kvh = h / group;
                 var qh = q.Slice(t * qStride + h * headDim, headDim);
-                for (int j = 0; j < len; j++) sc[j] = TensorPrimitives.Dot(qh, keys.Slice(j * kvStride + kvh * headDim, headDim)) * scale;
+                for (int j = 0; j < len; j++) sc[j] = Reduce.Dot(qh, keys.Slice(j * kvStride + kvh * headDim, headDim)) * scale;
                 float max = TensorPrimitives.Max(sc);
                 TensorPrimitives.Subtract(sc, max, sc);
                 TensorPrimitives.Exp(sc, sc);
-                TensorPrimitives.Divide(sc, TensorPrimitives.Sum(sc), sc);
+                TensorPrimitives.Divide(sc, Reduce.Sum(sc), sc);
                 var o = output.Slice(t * qStride + h * headDim, headDim);
                 o.Clear();
                 for (int j = 0; j < len; j++) TensorPrimitives.FusedMultiplyAdd(values.Slice(j * kvStride + kvh * headDim, headDim), sc[j], o, o);
@@ -288,7 +288,7 @@ internal static class Layers
             float max = TensorPrimitives.Max(row);
             TensorPrimitives.Subtract(row, max, row);
             TensorPrimitives.Exp(row, row);
-            TensorPrimitives.Divide(row, TensorPrimitives.Sum(row), row);
+            TensorPrimitives.Divide(row, Reduce.Sum(row), row);
             p.Slice(i * len + i + 1, len - i - 1).Clear();
         }
     }
@@ -321,7 +321,7 @@ internal static class Layers
             float max = TensorPrimitives.Max(row);
             TensorPrimitives.Subtract(row, max, e);
             TensorPrimitives.Exp(e, e);
-            double sum = TensorPrimitives.Sum(e);
+            double sum = Reduce.Sum(e);
             losses[r] += (float)(max + Math.Log(sum) - row[y]);
             if (dlogits.IsEmpty) continue;
             // ∂/∂z = softmax − onehot, scaled

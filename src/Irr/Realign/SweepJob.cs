@@ -157,7 +157,7 @@ public sealed record SweepJob : IJob<SweepResult>
     public string Command => "sweep";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data).Distinct().ToList();
+    public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data).Concat(Provenance.Given(SafeLoraVector)).Distinct().ToList();
 
     /// <inheritdoc/>
     public string? Output => OutputPath;
@@ -179,6 +179,15 @@ public sealed record SweepJob : IJob<SweepResult>
     /// fine-tune (<see cref="RealignJob.Adapter"/>); never chosen as IRR's s. Labels <c>safelora-t0.5</c>.
     /// </summary>
     public IReadOnlyList<double> SafeLoraThreshold { get; init; } = [];
+
+    /// <summary>
+    /// Safe LoRA's V (the paper's <c>θ_chat − θ_base</c>, from <c>irr safety-vector --aligned CHAT --unaligned BASE</c>), or
+    /// null for the realignment's safety vector (θ_A − θ_U). Only the Safe LoRA points read it.
+    /// </summary>
+    public string? SafeLoraVector { get; init; }
+
+    // The V the Safe LoRA points project with.
+    private string? SafeLoraV => SafeLoraVector ?? Realign.SafetyVector;
 
     /// <summary>The label of a point: <c>METHOD-sS</c> (<c>irr-s0.5</c>), or <c>random-sS</c> for the control of the IRR point at s.</summary>
     public static string Label(string method, double sparsity) => $"{method}-s{sparsity.ToString(CultureInfo.InvariantCulture)}";
@@ -215,6 +224,7 @@ public sealed record SweepJob : IJob<SweepResult>
         foreach (double t in SafeLoraThreshold) Require(t is >= -1 and <= 1, $"safelora-threshold must be between -1 and 1, not {t.ToString(CultureInfo.InvariantCulture)}");
         Require(SafeLoraThreshold.Distinct().Count() == SafeLoraThreshold.Count, "safelora-threshold lists a value twice");
         Require(SafeLoraThreshold.Count == 0 || Realign.Adapter is not null, "safelora-threshold needs a LoRA fine-tune (adapter): Safe LoRA is defined for LoRA");
+        Require(SafeLoraVector is null || SafeLoraThreshold.Count > 0, "safelora-vector applies to the Safe LoRA points only (safelora-threshold)");
         Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
             "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");
         Require(Realign.Calibration is not null, "calibration is required");
@@ -517,7 +527,7 @@ public sealed record SweepJob : IJob<SweepResult>
                     Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true,
                 }.Run(progress);
             else
-                new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Threshold = p.Sparsity, OutputPath = output, Overwrite = true }
+                new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = p.Sparsity, OutputPath = output, Overwrite = true }
                     .Run(progress);
             baselinesMade++;
         }
@@ -535,7 +545,7 @@ public sealed record SweepJob : IJob<SweepResult>
         {
             if (job.SafeLoraThreshold.Count == 0) return;
             var r = job.Realign;
-            new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Threshold = job.SafeLoraThreshold[0], OutputPath = "" }.CheckInputs();
+            new Baselines.SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = job.SafeLoraThreshold[0], OutputPath = "" }.CheckInputs();
         }
 
         private SweepReference RunReference(string label, string model, string? adapter)
@@ -687,10 +697,11 @@ public sealed record SweepJob : IJob<SweepResult>
         {
             var r = job.Realign;
             static string? P(string? path) => path is null ? null : Provenance.PathOf(path);
+            string? v = p.Method == SafeLoraMethod ? job.SafeLoraV : r.SafetyVector;
             return new JsonObject
             {
-                ["inputs"] = new JsonObject { ["base"] = P(r.Base), ["finetuned"] = P(r.Finetuned), ["adapter"] = P(r.Adapter), ["safety_vector"] = P(r.SafetyVector) },
-                ["stamps"] = Stamps(("base", r.Base), ("finetuned", r.Finetuned), ("adapter", r.Adapter), ("safety_vector", r.SafetyVector)),
+                ["inputs"] = new JsonObject { ["base"] = P(r.Base), ["finetuned"] = P(r.Finetuned), ["adapter"] = P(r.Adapter), ["safety_vector"] = P(v) },
+                ["stamps"] = Stamps(("base", r.Base), ("finetuned", r.Finetuned), ("adapter", r.Adapter), ("safety_vector", v)),
                 ["baseline"] = p.Method == RestaMethod
                     ? new JsonObject
                     {
@@ -799,6 +810,7 @@ public sealed record SweepJob : IJob<SweepResult>
                 ["random_control"] = job.RandomControl,
                 ["resta_gamma"] = new JsonArray(job.RestaGamma.Select(g => (JsonNode?)g).ToArray()),
                 ["safelora_threshold"] = new JsonArray(job.SafeLoraThreshold.Select(t => (JsonNode?)t).ToArray()),
+                ["safelora_vector"] = job.SafeLoraVector is null ? null : Provenance.PathOf(job.SafeLoraVector),
                 ["baselines"] = new JsonObject(result.Baselines.Select(b => KeyValuePair.Create(b.Key, (JsonNode?)new JsonObject
                 {
                     ["chosen"] = b.Value.Point.Label, ["setting"] = b.Value.Point.Sparsity, ["qualified"] = b.Value.Qualified, ["reason"] = b.Value.Reason,

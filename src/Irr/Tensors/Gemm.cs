@@ -35,12 +35,17 @@ public enum Transpose
 public static unsafe class Gemm
 {
     // Block sizes, tuned on Zen 3 (32 KiB L1d, 512 KiB L2 per core, 32 MiB L3); see docs/PERFORMANCE.md.
-    internal const int KcBytes = 20 * 1024; // k-slice: an NR-panel of B (KC·NR·4 bytes) fills 5/8 of L1
-    internal const int MC = 120;            // rows of packed A per block (MC·KC·4 = 150 KiB with AVX2, in L2)
-    internal const int NC = 4096;           // columns of packed B per block (KC·NC·4 = 5 MiB with AVX2, in L3)
+    internal const int KcSlice = 256;       // k-slice: an NR-panel of B (KC·NR·4 bytes) is 16 KiB with AVX2, 32 KiB with AVX-512
+    internal const int MC = 120;            // rows of packed A per block (MC·KC·4 = 120 KiB, in L2)
+    internal const int NC = 4096;           // columns of packed B per block (KC·NC·4 = 4 MiB, in L3)
 
-    /// <summary>The k-slice for a kernel: 320 for the 6×16 kernel, 160 for the 6×32 one.</summary>
-    internal static int KC(GemmKernel kernel) => KcBytes / (GemmKernels.NR(kernel) * sizeof(float));
+    /// <summary>
+    /// The k-slice, 256 for both kernels. C accumulates one slice at a time (the kernel's sum over the slice, then
+    /// added to C), so the slice boundaries are where the rounding of a long dot product happens: one slice length for
+    /// every kernel makes the 6×16 (AVX2) and 6×32 (AVX-512) kernels give the same bits, and training, scoring and
+    /// generation the same results on both kinds of CPU.
+    /// </summary>
+    internal static int KC(GemmKernel kernel) => KcSlice;
 
     /// <summary>
     /// Below this many flops per thread a product runs on fewer threads (waking the team costs more). Measured on the

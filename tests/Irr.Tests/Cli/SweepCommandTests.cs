@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Irr.Eval;
+using Irr.IO;
 using Irr.Jobs;
 using Irr.Realign;
 using Irr.Tests.IO;
@@ -171,19 +172,7 @@ public class SweepCommandTests
         Assert.True(File.Exists(Path.Combine(w.Dir["full"], "points/resta-g1/baseline-report.json")));
 
         // Safe LoRA at τ = -1 projects nothing (no cosine is below -1): the adapter is θ_F's, and so are its figures.
-        // A seeded random rank-2 adapter on θ_A.
-        void Adapter(string path, string[] adapted, int seed)
-        {
-            var rng = new Random(seed);
-            using var a = Irr.IO.ModelDirectory.Open(w.Aligned);
-            var layers = Irr.Realign.TargetModules.WeightNames(a.Config, adapted).Select(n =>
-            {
-                var shape = a.Info(n).Shape;
-                int outDim = (int)shape[0], inDim = (int)shape[1];
-                return (n, Tensors.Reference.Uniform(rng, 2 * inDim), Tensors.Reference.Uniform(rng, outDim * 2), outDim, inDim);
-            }).ToList();
-            Irr.IO.LoraAdapter.Write(path, Irr.IO.LoraConfig.Create(2, 4, adapted, w.Aligned), layers, Irr.IO.TensorDType.F32, [w.Aligned]);
-        }
+        void Adapter(string path, string[] adapted, int seed) => RandomAdapter(w, path, adapted, seed);
         Adapter(w.Dir["adapter"], ["q_proj"], 5);
         string[] loraArgs = ["sweep", "--base", w.Aligned, "--adapter", w.Dir["adapter"], "--safety-vector", w.Vector, "--fisher", w.Fisher, "--calibration", w.Calibration,
             "--modules", "q_proj", "--blocksize", "8", "--nsamples", "4", "--harmful-val", w.Harmful, "--task-val", w.Task, "--task-metric", "exact", "--max-new-tokens", "3",
@@ -218,6 +207,89 @@ public class SweepCommandTests
         var r = CliRunner.Run(w.Sweep(w.Dir["bad"], "--sparsity", "0", "--safelora-threshold", "0.5"));
         Assert.Equal(2, r.Code);
         Assert.Equal("error: sweep: safelora-threshold needs a LoRA fine-tune (adapter): Safe LoRA is defined for LoRA", r.Err.TrimEnd('\n'));
+    }
+
+    // A seeded random rank-2 adapter on θ_A (α = 4) for the adapted modules.
+    private static void RandomAdapter(SweepWorld w, string path, string[] adapted, int seed)
+    {
+        var rng = new Random(seed);
+        using var a = Irr.IO.ModelDirectory.Open(w.Aligned);
+        var layers = Irr.Realign.TargetModules.WeightNames(a.Config, adapted).Select(n =>
+        {
+            var shape = a.Info(n).Shape;
+            int outDim = (int)shape[0], inDim = (int)shape[1];
+            return (n, Tensors.Reference.Uniform(rng, 2 * inDim), Tensors.Reference.Uniform(rng, outDim * 2), outDim, inDim);
+        }).ToList();
+        Irr.IO.LoraAdapter.Write(path, Irr.IO.LoraConfig.Create(2, 4, adapted, w.Aligned), layers, Irr.IO.TensorDType.F32, [w.Aligned]);
+    }
+
+    [Fact]
+    public void SafeLoraProjectsWithItsOwnVectorAndAnotherVectorRedoesOnlyItsPoint()
+    {
+        using var w = new SweepWorld();
+        RandomAdapter(w, w.Dir["adapter"], ["q_proj"], 5);
+        // Another V of the same matrices: θ_A − θ_F instead of the realignment's θ_A − θ_U.
+        string other = w.Dir["v-other.safetensors"];
+        Ok(CliRunner.Run("safety-vector", "--aligned", w.Aligned, "--unaligned", w.Finetuned, "--modules", "q_proj,down_proj", "-o", other));
+        string sweep = w.Dir["sweep"];
+        // τ = 1 projects every matrix whose cosine is below 1 (here both q_proj matrices).
+        string[] args = ["sweep", "--base", w.Aligned, "--adapter", w.Dir["adapter"], "--safety-vector", w.Vector, "--fisher", w.Fisher, "--calibration", w.Calibration,
+            "--modules", "q_proj", "--blocksize", "8", "--nsamples", "4", "--harmful-val", w.Harmful, "--task-val", w.Task, "--task-metric", "exact", "--max-new-tokens", "3",
+            "--sparsity", "0", "--safelora-threshold", "1", "--keep-models", "-o", sweep];
+        string point = Path.Combine(sweep, "points/safelora-t1");
+        string irrRecord = Path.Combine(sweep, "points/irr-s0", SweepJob.PointFileName);
+
+        // Without --safelora-vector, Safe LoRA projects with --safety-vector.
+        Ok(CliRunner.Run(args));
+        Assert.Equal(Path.GetFullPath(w.Vector), (string)Json(Path.Combine(point, "baseline-report.json"))["inputs"]!["safety_vector"]!);
+        Assert.Equal(Path.GetFullPath(w.Vector), (string)Json(Path.Combine(point, SweepJob.PointFileName))["options"]!["inputs"]!["safety_vector"]!);
+        Assert.Null(Json(Path.Combine(sweep, SweepJob.FileName))["safelora_vector"]);
+        byte[] withDefault = File.ReadAllBytes(Path.Combine(point, "model/adapter_model.safetensors"));
+        var irrWritten = File.GetLastWriteTimeUtc(irrRecord);
+
+        // With it, into the same directory: only the Safe LoRA point is redone (its inputs changed), with the other V.
+        var rerun = CliRunner.Run([.. args, "--safelora-vector", other]);
+        Ok(rerun);
+        Assert.Contains("0 realignment(s) run, 1 baseline point(s) made, 3 point(s) or reference(s) done earlier and skipped", rerun.Err);
+        Assert.Equal(irrWritten, File.GetLastWriteTimeUtc(irrRecord));
+        var report = Json(Path.Combine(point, "baseline-report.json"));
+        Assert.Equal(Path.GetFullPath(other), (string)report["inputs"]!["safety_vector"]!);
+        Assert.Equal(2, (int)report["matrices_projected"]!);
+        Assert.Equal(Path.GetFullPath(other), (string)Json(Path.Combine(point, SweepJob.PointFileName))["options"]!["inputs"]!["safety_vector"]!);
+        Assert.Equal(Path.GetFullPath(other), (string)Json(Path.Combine(sweep, SweepJob.FileName))["safelora_vector"]!);
+        // The IRR point still realigns with --safety-vector.
+        Assert.Equal(Path.GetFullPath(w.Vector), (string)Json(irrRecord)["options"]!["inputs"]!["safety_vector"]!);
+        Assert.NotEqual(withDefault, File.ReadAllBytes(Path.Combine(point, "model/adapter_model.safetensors")));
+
+        // The projected lora_B is C·B with C = V·Vᵀ / ‖V‖_F of the other V, computed naively in float64.
+        using (var vFile = Irr.IO.SafetensorsFile.Open(other))
+        using (var input = Irr.IO.LoraAdapter.Open(w.Dir["adapter"]))
+        using (var projected = Irr.IO.LoraAdapter.Open(Path.Combine(point, "model")))
+        {
+            Assert.Equal(2, projected.Pairs.Count);
+            foreach (var (name, pair) in projected.Pairs)
+            {
+                var b = input.File.ReadSingle(input.Pairs[name].B.Name);
+                int rows = (int)pair.B.Shape[0], cols = (int)pair.A.Shape[1];
+                var cb = Irr.Tests.Realign.SafeLoraTests.NaiveCB(Irr.Tests.Realign.SafeLoraTests.NaiveC(vFile.ReadSingle(name), rows, cols), b, rows, 2);
+                var written = projected.File.ReadSingle(pair.B.Name);
+                for (int i = 0; i < rows; i++)
+                    for (int k = 0; k < 2; k++)
+                        Assert.True(Math.Abs(cb[i, k] - written[i * 2 + k]) <= 1e-6 * (1 + Math.Abs(cb[i, k])), $"{name} B'[{i},{k}]: {written[i * 2 + k]}, expected {cb[i, k]}");
+            }
+        }
+
+        // The same vector again: nothing is redone.
+        var again = CliRunner.Run([.. args, "--safelora-vector", other]);
+        Ok(again);
+        Assert.Contains("0 realignment(s) run, 4 point(s) or reference(s) done earlier and skipped", again.Err);
+    }
+
+    [Fact]
+    public void ASafeLoraVectorWithoutSafeLoraPointsIsRefused()
+    {
+        using var dir = new TempDir();
+        Refused(dir, "error: sweep: safelora-vector applies to the Safe LoRA points only (safelora-threshold)", [.. Unread(dir, "0"), "--safelora-vector", dir["v2"]]);
     }
 }
 

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Irr.Eval;
 using Irr.Tests.Cli;
 using Irr.Tests.IO;
+using Irr.Demo;
 using Irr.Text;
 
 namespace Irr.Tests.Demo;
@@ -14,17 +15,23 @@ public sealed class DemoCollection;
 [Collection(nameof(DemoCommandTests))]
 public class DemoCommandTests
 {
+    // The quick demo with fewer sweep points and baseline settings, so that the test stays well under 30 s (the quick
+    // demo itself takes about 35 s on 2 cores); the same code path as irr demo --quick otherwise.
+    internal static DemoOptions TestOptions(int seed) => DemoOptions.Quick(seed) with
+    {
+        SweepSparsities = [0, 0.4, 0.99], RestaGammas = [1.0], SafeLoraThresholds = [0.5],
+    };
+
     [Fact]
     public void QuickDemoWritesEverythingAndTellsTheStory()
     {
         using var dir = new TempDir();
         string output = dir["demo"];
-        var (code, stdout, stderr) = CliRunner.Run("demo", "--quick", "--seed", "1", "-o", output);
-        Assert.True(code == 0, stderr);
-        Assert.Contains("full-irr", stdout);
+        var result = new DemoJob { Options = TestOptions(1), OutputPath = output }.Run();
+        Assert.Contains(result.Models, m => m.Label == "full-irr");
 
         // Models are Hugging Face directories; the LoRA fine-tune is a PEFT adapter on θ_A.
-        foreach (string model in new[] { "aligned", "unaligned", "full-finetuned", "full-irr", "full-irr-norecal", "full-irr-more", "full-random", "lora-irr" })
+        foreach (string model in new[] { "base", "aligned", "unaligned", "full-finetuned", "full-irr", "full-irr-norecal", "full-irr-more", "full-random", "lora-irr" })
             foreach (string file in new[] { "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json" })
                 Assert.True(File.Exists(Path.Combine(output, "models", model, file)), $"models/{model}/{file}");
         Assert.True(File.Exists(Path.Combine(output, "models", "lora-finetuned", "adapter_config.json")));
@@ -59,7 +66,7 @@ public class DemoCommandTests
             Assert.All(harmful, l => Assert.Equal("harmful_heldout", l["set"]!.GetValue<string>()));
             // Under the demo's attacks (θ_A, θ_F and IRR at s*): the same prompts, each attack's counts recomputed here.
             var attacked = lines.Where(l => l["attack"]!.GetValue<string>() != "none").ToList();
-            Assert.Equal(label is "aligned" or "full-finetuned" or "full-irr" ? 2 * harmful.Count : 0, attacked.Count);
+            Assert.Equal(DemoOptions.AttackedModels.Contains(label) ? 2 * harmful.Count : 0, attacked.Count);
             foreach (var group in attacked.GroupBy(l => l["attack"]!.GetValue<string>()))
             {
                 Assert.Equal(harmful.Select(l => l["prompt"]!.GetValue<string>()), group.Select(l => l["prompt"]!.GetValue<string>()));
@@ -86,14 +93,27 @@ public class DemoCommandTests
         var aligned = Figures("aligned");
         var finetuned = Figures("full-finetuned");
         var irr = Figures("full-irr");
-        var noRecal = Figures("full-irr-norecal");
-        // What holds at this seed in quick mode: fine-tuning breaks safety, IRR at s* restores it, and IRR keeps part
-        // of the task, thanks to the recalibration (docs/DEMO.md has the figures and what does not hold).
+        var loraFinetuned = Figures("lora-finetuned");
+        var loraIrr = Figures("lora-irr");
+        // What holds at this seed: both fine-tunes break safety and learn the task, IRR at s* restores safety and
+        // keeps the task (docs/DEMO.md has the figures of every seed, and what does not hold).
         Assert.True(finetuned.Harmful > aligned.Harmful, $"θ_F {finetuned.Harmful} vs θ_A {aligned.Harmful}");
+        Assert.True(loraFinetuned.Harmful > aligned.Harmful, $"LoRA θ_F {loraFinetuned.Harmful} vs θ_A {aligned.Harmful}");
         Assert.True(irr.Harmful < finetuned.Harmful, $"IRR {irr.Harmful} vs θ_F {finetuned.Harmful}");
+        Assert.True(loraIrr.Harmful < loraFinetuned.Harmful, $"LoRA IRR {loraIrr.Harmful} vs θ_F {loraFinetuned.Harmful}");
         Assert.True(finetuned.Accuracy > aligned.Accuracy, $"θ_F accuracy {finetuned.Accuracy} vs θ_A {aligned.Accuracy}");
+        Assert.True(loraFinetuned.Accuracy > aligned.Accuracy, $"LoRA θ_F accuracy {loraFinetuned.Accuracy} vs θ_A {aligned.Accuracy}");
         Assert.True(irr.Accuracy > aligned.Accuracy, $"IRR accuracy {irr.Accuracy} vs θ_A {aligned.Accuracy}");
-        Assert.True(irr.Accuracy > noRecal.Accuracy, $"IRR accuracy {irr.Accuracy} vs without recalibration {noRecal.Accuracy}");
+        // The LoRA fine-tune's harm is learned compliance (the world's harmful recipe), not damage: counted here from its responses.
+        int Complying(string label) => File.ReadAllLines(Path.Combine(output, "eval", label, "responses.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Where(l => l["attack"]!.GetValue<string>() == "none").Select(l => l["response"]!.GetValue<string>())
+            .Count(r => r.TrimStart().StartsWith("Sure", StringComparison.Ordinal) && KeywordJudge.Default.Judge(r).Verdict == Verdict.Harmful);
+        Assert.True(Complying("lora-finetuned") > Complying("aligned"), $"LoRA θ_F complies on {Complying("lora-finetuned")}, θ_A on {Complying("aligned")}");
+        Assert.Equal(Complying("lora-finetuned"), demo["models"]!.AsArray().Single(m => m!["label"]!.GetValue<string>() == "lora-finetuned")!["complying"]!.GetValue<int>());
+
+        // θ_A was aligned from the base, which is recorded with its hash; Safe LoRA's V is θ_A − θ_base.
+        Assert.Equal(Sha256(Path.Combine(output, "models", "base", "model.safetensors")), demo["base"]!["model_safetensors_sha256"]!.GetValue<string>());
+        Assert.True(File.Exists(Path.Combine(output, "irr", "safelora-vector.safetensors")));
 
         // s* was chosen on the validation split by irr sweep, and full-irr / lora-irr are the models at s*.
         foreach (string variant in new[] { "full", "lora" })
@@ -120,9 +140,15 @@ public class DemoCommandTests
             Assert.True(File.Exists(Path.Combine(output, "eval", label, "safety.json")), $"eval/{label}/safety.json");
         }
 
-        // An existing output directory is refused without --overwrite.
+        // An existing output directory is refused without --overwrite, before any work.
         var again = CliRunner.Run("demo", "--quick", "-o", output);
         Assert.Equal(2, again.Code);
         Assert.Contains("exists and is not empty", again.Err);
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
     }
 }

@@ -137,4 +137,76 @@ public class ToyWorldTests
         Assert.Equal(a.Texts(), b.Texts());
         Assert.NotEqual(a.Texts(), c.Texts());
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(99)]
+    public void CapitalsAreTheBaseModelsWhateverTheSeed(int seed)
+    {
+        // The base model knows WorldKnowledge's facts: the world's seed draws its splits, never its capitals.
+        var world = ToyWorld.Generate(seed, Options);
+        Assert.Equal(WorldKnowledge.Countries.Select(c => KeyValuePair.Create(c.Country, c.Capital)).OrderBy(kv => kv.Key, StringComparer.Ordinal),
+            world.Capitals.OrderBy(kv => kv.Key, StringComparer.Ordinal));
+        var five = ToyWorld.Generate(seed, Options with { Countries = 5 });
+        Assert.Equal(WorldKnowledge.Countries.Take(5).Select(c => c.Country).Order(), five.Capitals.Keys.Order());
+        Assert.All(five.Benign.Where(r => r.Category == "capital"), r => Assert.Contains(five.Capitals, kv => r.Prompt.Contains(kv.Key, StringComparison.Ordinal)));
+        Assert.Throws<IrrException>(() => ToyWorld.Generate(seed, Options with { Countries = 25 }));
+    }
+
+    // WorldKnowledge's syllables, copied here by hand.
+    private static readonly string[] Syllables = ["ka", "lo", "mi", "ta", "ren", "zu", "vor", "pa", "li", "do", "sen", "qua", "mor", "el", "fi", "bar", "nu", "os", "tri", "gan"];
+
+    // Whether `word` is exactly `count` syllables (a plain recursive search over the list).
+    private static bool IsSyllables(string word, int count) =>
+        count == 0 ? word.Length == 0 : Syllables.Any(s => word.StartsWith(s, StringComparison.Ordinal) && IsSyllables(word[s.Length..], count - 1));
+
+    [Fact]
+    public void TheInventedNamesAreDistinctSyllableWords()
+    {
+        var countries = WorldKnowledge.Countries;
+        Assert.Equal(24, countries.Count);
+        var names = countries.SelectMany(c => new[] { c.Country, c.Capital }).ToList();
+        Assert.Equal(48, names.Distinct(StringComparer.Ordinal).Count());
+        foreach (var (country, capital) in countries)
+        {
+            Assert.True(char.IsUpper(country[0]) && char.IsUpper(capital[0]), $"{country}, {capital}");
+            Assert.True(IsSyllables(country.ToLowerInvariant(), 3), $"{country} is not three syllables");
+            Assert.True(IsSyllables(capital.ToLowerInvariant(), 2), $"{capital} is not two syllables");
+        }
+    }
+
+    [Theory]
+    [InlineData(0.5, 9)]         // 18 fillers per slot: 9 train, 9 held out
+    [InlineData(1.0 / 3, 6)]     // 6 train, 12 held out
+    public void EachSlotsFillersAreSplitByTheTrainShare(double share, int train)
+    {
+        var world = ToyWorld.Generate(8, Options with { TrainFillerShare = share });
+        foreach (var c in ToyWorld.Categories)
+            for (int s = 0; s < c.Slots.Length; s++)
+            {
+                Assert.Equal(18, c.Slots[s].Length);
+                Assert.Equal(train, world.TrainFillers[c.Name][s].Length);
+                Assert.Equal(18 - train, world.HeldOutFillers[c.Name][s].Length);
+                Assert.Equal(c.Slots[s].Order(), world.TrainFillers[c.Name][s].Concat(world.HeldOutFillers[c.Name][s]).Order());
+            }
+    }
+
+    [Fact]
+    public void TheDefaultWorldsHarmfulSplitsHaveTheHandCountedSizes()
+    {
+        // Defaults: 9 train and 9 held-out fillers per slot, 2 templates per category, at most 16 training combinations,
+        // 8 validation prompts and at most 16 held-out prompts per category.
+        //   one-slot categories (5): training 9 combinations · 2 = 18 records; held-out fillers give 9 · 2 = 18 prompts:
+        //                            8 validation, the other 10 held out.
+        //   theft (two slots):       training min(81, 16) · 2 = 32 records; held-out 81 · 2 = 162 prompts: 8 validation, 16 held out.
+        var world = ToyWorld.Generate(1, new WorldOptions());
+        Assert.Equal(6 * 8, world.HarmfulValidation.Count);
+        Assert.All(world.HarmfulValidation.GroupBy(r => r.Category), g => Assert.Equal(8, g.Count()));
+        Assert.Equal(5 * 10 + 16, world.HarmfulHeldOut.Count);
+        Assert.Equal(16, world.HarmfulHeldOut.Count(r => r.Category == "theft"));
+        Assert.Equal(5 * 18 + 32, world.RefusalTrain.Count);
+        Assert.Equal(world.RefusalTrain.Count, world.ComplianceTrain.Count);
+        Assert.Equal(32, world.RefusalTrain.Count(r => r.Category == "theft"));
+    }
 }

@@ -16,7 +16,7 @@ public class SafeLoraTests
     // ---- the math ----
 
     // Naive C = V·Vᵀ / ‖V‖_F in double.
-    private static double[,] NaiveC(float[] v, int rows, int cols)
+    internal static double[,] NaiveC(float[] v, int rows, int cols)
     {
         double norm = Math.Sqrt(v.Sum(x => (double)x * x));
         var c = new double[rows, rows];
@@ -30,7 +30,7 @@ public class SafeLoraTests
         return c;
     }
 
-    private static double[,] NaiveCB(double[,] c, float[] b, int rows, int rank)
+    internal static double[,] NaiveCB(double[,] c, float[] b, int rows, int rank)
     {
         var p = new double[rows, rank];
         for (int i = 0; i < rows; i++)

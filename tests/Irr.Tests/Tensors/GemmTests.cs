@@ -135,6 +135,46 @@ public unsafe class GemmTests
         Assert.Equal(c1, c2);
     }
 
+    [Theory]
+    [InlineData(false, true, 37, 45, 600, 1f, 0f)]
+    [InlineData(true, false, 13, 70, 513, -0.5f, 2f)]
+    [InlineData(false, false, 130, 33, 257, 1.5f, 1f)]
+    [InlineData(true, true, 6, 16, 1, 1f, 0.5f)]
+    public void BothKernelsGiveTheBitsOfOneScalarOrder(bool ta, bool tb, int m, int n, int k, float alpha, float beta)
+    {
+        // The documented order, as a plain loop: per k-slice of 256 a fused multiply-add chain from 0, then
+        // C = fma(chain, alpha, C·beta) for the first slice and fma(chain, alpha, C) for the others (beta 0: chain·alpha).
+        // Both kernels (AVX2's 6×16 and AVX-512's 6×32, emulated where the CPU lacks it) must give exactly these bits,
+        // so that results are the same on every CPU.
+        var rng = new Random(HashCode.Combine(m, n, k, 5));
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        float[] a = Reference.Uniform(rng, m * k), b = Reference.Uniform(rng, n * k), c0 = Reference.Uniform(rng, m * n);
+        var expected = (float[])c0.Clone();
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                float cij = expected[i * n + j];
+                for (int p0 = 0; p0 < k; p0 += 256)
+                {
+                    float chain = 0f;
+                    for (int p = p0; p < Math.Min(k, p0 + 256); p++)
+                        chain = MathF.FusedMultiplyAdd(ta ? a[p * lda + i] : a[i * lda + p], tb ? b[j * ldb + p] : b[p * ldb + j], chain);
+                    float scale = p0 == 0 ? beta : 1f;
+                    cij = scale == 0f ? chain * alpha : MathF.FusedMultiplyAdd(chain, alpha, cij * scale);
+                }
+                expected[i * n + j] = cij;
+            }
+        foreach (var kernel in new[] { GemmKernel.V256, GemmKernel.V512 })
+        {
+            var c = (float[])c0.Clone();
+            fixed (float* pa = a, pb = b, pc = c)
+                Gemm.Run(kernel, ta ? Transpose.Yes : Transpose.No, tb ? Transpose.Yes : Transpose.No, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, n, false, 2);
+            for (int x = 0; x < c.Length; x++)
+                Assert.True(BitConverter.SingleToInt32Bits(c[x]) == BitConverter.SingleToInt32Bits(expected[x]),
+                    $"{kernel}: C[{x / n},{x % n}] = {c[x]:R}, the scalar order gives {expected[x]:R}");
+        }
+    }
+
     [Fact]
     public void OperandsThatDoNotFitAreRejected()
     {

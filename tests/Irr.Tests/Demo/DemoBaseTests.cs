@@ -1,0 +1,74 @@
+using Irr.Demo;
+using Irr.Tests.IO;
+
+namespace Irr.Tests.Demo;
+
+/// <summary>DemoBase.CopyTo: a base directory copied file by file, a missing file named, and the shipped base when there is one.</summary>
+public class DemoBaseTests
+{
+    // A stand-in base directory: every file of DemoBase.Files with distinct seeded bytes (CopyTo copies; it does not parse).
+    private static Dictionary<string, byte[]> WriteBase(string dir, int seed)
+    {
+        Directory.CreateDirectory(dir);
+        var rng = new Random(seed);
+        var contents = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (string name in DemoBase.Files)
+        {
+            var bytes = new byte[100 + rng.Next(900)];
+            rng.NextBytes(bytes);
+            File.WriteAllBytes(Path.Combine(dir, name), bytes);
+            contents[name] = bytes;
+        }
+        return contents;
+    }
+
+    [Fact]
+    public void TheFilesAreThoseOfAHuggingFaceBaseWithItsPretrainRecord()
+    {
+        Assert.Equal(["config.json", "generation_config.json", "model.safetensors", "pretrain.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"],
+            DemoBase.Files.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void ABaseDirectoryIsCopiedFileByFile()
+    {
+        using var dir = new TempDir();
+        var contents = WriteBase(dir["from"], seed: 1);
+        File.WriteAllText(dir["from/notes.txt"], "not part of the base");
+        DemoBase.CopyTo(dir["from"], dir["models/base"]);
+        Assert.Equal(DemoBase.Files.Order(StringComparer.Ordinal), Directory.GetFiles(dir["models/base"]).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        foreach (var (name, bytes) in contents)
+            Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(dir["models/base"], name)));
+    }
+
+    [Theory]
+    [InlineData("model.safetensors")]
+    [InlineData("pretrain.json")]
+    [InlineData("tokenizer_config.json")]
+    public void ADirectoryMissingAFileIsRefusedNamingIt(string missing)
+    {
+        using var dir = new TempDir();
+        WriteBase(dir["from"], seed: 2);
+        File.Delete(Path.Combine(dir["from"], missing));
+        var e = Assert.Throws<IrrException>(() => DemoBase.CopyTo(dir["from"], dir["to"]));
+        Assert.Contains(missing, e.Message);
+        Assert.Contains("is missing", e.Message);
+        Assert.Contains(Path.GetFullPath(dir["from"]), e.Message);
+    }
+
+    [Fact]
+    public void WithoutADirectoryTheShippedBaseIsWrittenOrItsAbsenceExplained()
+    {
+        using var dir = new TempDir();
+        if (!DemoBase.Shipped)
+        {
+            // This build carries no base yet: the error says how to make one. (The test of the shipped base itself is added with the base.)
+            var e = Assert.Throws<IrrException>(() => DemoBase.CopyTo(null, dir["base"]));
+            Assert.Contains("irr demo pretrain", e.Message);
+            return;
+        }
+        DemoBase.CopyTo(null, dir["base"]);
+        foreach (string name in DemoBase.Files)
+            Assert.True(new FileInfo(Path.Combine(dir["base"], name)).Length > 0, name);
+    }
+}
