@@ -7,7 +7,7 @@ using Spectre.Console;
 namespace Irr.Cli;
 
 /// <summary>
-/// <c>irr demo</c>: a self-contained toy world in which an aligned tiny Llama loses its refusals to
+/// <c>irr demo</c>: a self-contained toy world in which a tiny Llama, chat-aligned from the world's shipped base model, loses its refusals to
 /// fine-tuning and IRR restores them; every model, evaluation and the report go under <c>-o</c>.
 /// </summary>
 internal static class DemoCommand
@@ -15,7 +15,7 @@ internal static class DemoCommand
     public static Command Create()
     {
         var quick = new Option<bool>("--quick") { Description = "a smaller world, shorter training and fewer sweep points (well under a minute instead of a few on 2 cores)" };
-        var seed = new Option<int>("--seed") { Description = "seed of the world and of all training", DefaultValueFactory = _ => 1 };
+        var seed = new Option<int>("--seed") { Description = "seed of the splits, the data order, the alignment and fine-tuning runs and LoRA's initialisation (the base and its knowledge are fixed)", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--output", "-o") { Description = "output directory", DefaultValueFactory = _ => "irr-demo" };
         var overwrite = new Option<bool>("--overwrite") { Description = "replace the output directory if it exists" };
         var baseModel = new Option<string?>("--base") { Description = "the base model to align (a directory of irr demo pretrain); default: the base shipped with irr" };
@@ -30,7 +30,7 @@ internal static class DemoCommand
             };
         }
 
-        var command = new JobCommand("demo", "Run IRR end to end on a synthetic toy world: align, break by fine-tuning, choose s on a validation split (irr sweep), realign, evaluate on held-out data", Build)
+        var command = new JobCommand("demo", "Run IRR end to end on a synthetic toy world: align the shipped base model, break it by fine-tuning, choose s on a validation split (irr sweep), realign, evaluate on held-out data", Build)
         {
             quick, seed, output, overwrite, baseModel,
         };

@@ -18,6 +18,7 @@ internal static class TrainCommand
         var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => 8 };
         var alpha = new Option<double>("--alpha") { Description = "LoRA alpha", DefaultValueFactory = _ => 16 };
         var targets = new Option<string>("--targets") { Description = "LoRA target modules, comma-separated", DefaultValueFactory = _ => "q_proj,v_proj" };
+        var trainable = new Option<string?>("--trainable-modules") { Description = "--full: train only these linear modules of every layer, comma-separated (embeddings, norms and lm_head frozen); default: every tensor" };
         var rslora = new Option<bool>("--rslora") { Description = "scale LoRA by alpha/√r instead of alpha/r" };
         var epochs = new Option<int>("--epochs") { Description = "passes over the data", DefaultValueFactory = _ => 1 };
         var lr = new Option<double>("--lr") { Description = "peak learning rate (default 2e-5 full, 2e-4 LoRA)" };
@@ -42,6 +43,7 @@ internal static class TrainCommand
             Rank = r.GetValue(rank),
             Alpha = r.GetValue(alpha),
             Targets = r.GetValue(targets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            TrainableModules = r.GetValue(trainable)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             RsLora = r.GetValue(rslora),
             Epochs = r.GetValue(epochs),
             LearningRate = r.GetResult(lr) is null ? null : r.GetValue(lr),
@@ -61,7 +63,7 @@ internal static class TrainCommand
 
         var command = new JobCommand("train", "Fine-tune a model on (prompt → answer) records, fully or with LoRA", Build)
         {
-            model, data, full, lora, rank, alpha, targets, rslora, epochs, lr, batchSize, accumulation, maxLength, warmup, schedule, weightDecay, clip, seed, system, dtype, output, overwrite,
+            model, data, full, lora, rank, alpha, targets, trainable, rslora, epochs, lr, batchSize, accumulation, maxLength, warmup, schedule, weightDecay, clip, seed, system, dtype, output, overwrite,
         };
         command.Validators.Add(result =>
         {

@@ -47,14 +47,16 @@ public sealed record DemoResult(DemoOptions Options, IReadOnlyList<DemoModelResu
 
 /// <summary>
 /// <c>irr demo</c> as a job: builds the toy world of a seed and runs the whole IRR story on it with the same jobs
-/// the commands run. It trains a tokenizer and a tiny Llama θ_A from scratch on benign answers and refusals
-/// (<see cref="TrainJob"/>), fine-tunes it on harmful compliance (θ_U) and on the downstream task with a share of
-/// harmful compliance mixed in (θ_F, fully and with LoRA on q_proj/v_proj), computes the safety vector and the
+/// the commands run. It starts from the world's pretrained base model θ_base (shipped with irr, <see cref="DemoBase"/>;
+/// made once by <see cref="PretrainJob"/>), chat-tunes it into θ_A on benign answers and refusals (<see cref="TrainJob"/>),
+/// fine-tunes θ_A on harmful compliance (θ_U) and on the downstream task with a share of harmful compliance mixed in
+/// (θ_F, fully and with LoRA on q_proj/v_proj), computes the safety vector, Safe LoRA's V = θ_A − θ_base and the
 /// Fisher (<see cref="SafetyVectorJob"/>, <see cref="FisherJob"/>), chooses IRR's sparsity s* on the world's
-/// validation split (<see cref="SweepJob"/>, with the random control at every s), realigns θ_F (<see cref="RealignJob"/>:
-/// IRR at s*, at s = 0, without recalibration, IRR-more, and the random-removal control at s*'s counts) and evaluates
-/// every model on held-out harmful prompts (keyword judge, greedy) and the held-out task (exact match). Every model is
-/// written as a Hugging Face directory under the output, which is written whole at the end, or not at all.
+/// validation split (<see cref="SweepJob"/>, with the random control at every s and the RESTA and Safe LoRA baselines),
+/// realigns θ_F (<see cref="RealignJob"/>: IRR at s*, at s = 0, without recalibration, IRR-more, and the random-removal
+/// control at s*'s counts) and evaluates every model on held-out harmful prompts (keyword judge, greedy, plain and under
+/// jailbreak attacks) and the held-out task (exact match). Every model is written as a Hugging Face directory under the
+/// output, which is written whole at the end, or not at all.
 /// </summary>
 public sealed record DemoJob : IJob<DemoResult>
 {
@@ -143,8 +145,10 @@ public sealed record DemoJob : IJob<DemoResult>
             string alignedDir = Tmp("models/aligned"), unalignedDir = Tmp("models/unaligned");
             string fullDir = Tmp("models/full-finetuned"), loraDir = Tmp("models/lora-finetuned");
             RunJob("train aligned", "training θ_A (chat alignment of θ_base)", Train(baseDir, "aligned_train.jsonl", alignedDir, o.AlignedEpochs, o.AlignedLearningRate, o.Seed));
-            RunJob("train unaligned", "training θ_U (harmful fine-tune)", Train(alignedDir, "unaligned_train.jsonl", unalignedDir, o.UnalignedEpochs ?? o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1));
-            RunJob("train finetuned (full)", "training θ_F (full fine-tune)", Train(alignedDir, "finetune_train.jsonl", fullDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2));
+            RunJob("train unaligned", "training θ_U (harmful fine-tune)",
+                Train(alignedDir, "unaligned_train.jsonl", unalignedDir, o.UnalignedEpochs ?? o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1) with { TrainableModules = o.FinetuneModules });
+            RunJob("train finetuned (full)", "training θ_F (full fine-tune)",
+                Train(alignedDir, "finetune_train.jsonl", fullDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2) with { TrainableModules = o.FinetuneModules });
             RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(alignedDir, "finetune_train.jsonl", loraDir, o.LoraEpochs ?? o.FinetuneEpochs, o.Seed + 2));
 
             // θ_U for the LoRA fine-tune: trained on the same modules as θ_F (docs/USAGE.md step 1), so that the

@@ -133,51 +133,51 @@ public sealed record PretrainJob : IJob<PretrainResult>
             .Concat(ToyWorld.Refusals)
             .Append("[INST] [/INST] <<SYS>>\n\n<</SYS>>\n\n");
         var bpe = BpeTrainer.Train(texts, new BpeTrainerOptions { VocabSize = o.VocabSize });
-        string scratch = Directory.CreateTempSubdirectory("irr-pretrain-").FullName;
-        try
+        string tokenizerJson = bpe.ToTokenizerJson();
+        var tokenizer = new PretrainedTokenizer(Tokenizer.FromJson(tokenizerJson), TokenizerConfig.FromJson(TokenizerFiles.ConfigJson(o.MaxPositions).ToJsonString()));
+        int bos = 1, eos = 2;
+        var examples = new List<TrainingExample>(documents.Count);
+        long tokens = 0;
+        progress?.Invoke(new JobProgress("tokenizing the corpus", 0, documents.Count, 0, "documents"));
+        foreach (string d in documents)
         {
-            TokenizerFiles.Write(scratch, bpe.ToTokenizerJson(), o.MaxPositions);
-            var tokenizer = PretrainedTokenizer.Load(scratch);
-            int bos = 1, eos = 2;
-            var examples = new List<TrainingExample>(documents.Count);
-            long tokens = 0;
-            progress?.Invoke(new JobProgress("tokenizing the corpus", 0, documents.Count, 0, "documents"));
-            foreach (string d in documents)
-            {
-                var ids = tokenizer.Encode(d);
-                int n = Math.Min(ids.Length + 2, o.MaxPositions);
-                var seq = new int[n];
-                seq[0] = bos;
-                Array.Copy(ids, 0, seq, 1, n - 2);
-                seq[n - 1] = eos;
-                tokens += n;
-                examples.Add(new TrainingExample(seq, seq));
-            }
+            var ids = tokenizer.Encode(d);
+            int n = Math.Min(ids.Length + 2, o.MaxPositions);
+            var seq = new int[n];
+            seq[0] = bos;
+            Array.Copy(ids, 0, seq, 1, n - 2);
+            seq[n - 1] = eos;
+            tokens += n;
+            examples.Add(new TrainingExample(seq, seq));
+        }
 
-            var config = ModelConfig.Parse(ConfigJson(o, tokenizer.Tokenizer.VocabSize).ToJsonString(), Path.Combine(scratch, "config.json"));
-            var parameters = ModelInit.Random(config, o.Seed);
-            var training = new TrainingOptions
-            {
-                Epochs = 1, LearningRate = o.LearningRate, BatchSize = o.BatchSize, WarmupRatio = o.WarmupRatio,
-                Schedule = LearningRateSchedule.Cosine, WeightDecay = o.WeightDecay, MaxGradNorm = 1.0, Seed = o.Seed,
-            };
-            int total = Trainer.TotalSteps(examples.Count, training);
-            var stage = ProgressStage.Start(progress, $"pretraining θ_base ({total} steps)", total);
-            var recent = new Queue<double>();
-            new Trainer(new Transformer(parameters)).Train(examples, training, p =>
-            {
-                recent.Enqueue(p.Loss);
-                if (recent.Count > 100) recent.Dequeue();
-                stage.Advance(1, p.Tokens);
-            });
-            double finalLoss = recent.Average();
-            long parameterCount = parameters.Tensors.Values.Sum(t => (long)t.Length);
-            var result = new PretrainResult(total, tokens, finalLoss, clock.Elapsed.TotalSeconds, parameterCount);
+        var config = ModelConfig.Parse(ConfigJson(o, tokenizer.Tokenizer.VocabSize).ToJsonString(), Path.Combine(OutputPath, "config.json"));
+        var parameters = ModelInit.Random(config, o.Seed);
+        var training = new TrainingOptions
+        {
+            Epochs = 1, LearningRate = o.LearningRate, BatchSize = o.BatchSize, WarmupRatio = o.WarmupRatio,
+            Schedule = LearningRateSchedule.Cosine, WeightDecay = o.WeightDecay, MaxGradNorm = 1.0, Seed = o.Seed,
+        };
+        int total = Trainer.TotalSteps(examples.Count, training);
+        var stage = ProgressStage.Start(progress, $"pretraining θ_base ({total} steps)", total);
+        var recent = new Queue<double>();
+        new Trainer(new Transformer(parameters)).Train(examples, training, p =>
+        {
+            recent.Enqueue(p.Loss);
+            if (recent.Count > 100) recent.Dequeue();
+            stage.Advance(1, p.Tokens);
+        });
+        double finalLoss = recent.Average();
+        long parameterCount = parameters.Tensors.Values.Sum(t => (long)t.Length);
+        var result = new PretrainResult(total, tokens, finalLoss, clock.Elapsed.TotalSeconds, parameterCount);
 
-            var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, TensorDType.F32, t.Shape)).ToList();
-            ModelWriter.Write(new ModelTarget(OutputPath, [], Overwrite, scratch, TensorDType.F32), config, specs,
-                writer => { foreach (var s in specs) writer.Write(s.Name, parameters[s.Name]); },
-                output => JsonFiles.WriteFile(output.PathOf("pretrain.json"), new JsonObject
+        var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, TensorDType.F32, t.Shape)).ToList();
+        ModelWriter.Write(new ModelTarget(OutputPath, [], Overwrite, null, TensorDType.F32), config, specs,
+            writer => { foreach (var s in specs) writer.Write(s.Name, parameters[s.Name]); },
+            output =>
+            {
+                TokenizerFiles.Write(output.TemporaryPath, tokenizerJson, o.MaxPositions);
+                JsonFiles.WriteFile(output.PathOf("pretrain.json"), new JsonObject
                 {
                     ["command"] = "irr demo pretrain",
                     ["irr_version"] = Provenance.Version,
@@ -191,13 +191,9 @@ public sealed record PretrainJob : IJob<PretrainResult>
                     ["threads"] = Tensors.ThreadTeam.DefaultThreads,
                     ["cpu"] = CpuName(),
                     ["vector_width_bits"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 512 : 256,
-                }), ["pretrain.json"]);
-            return result;
-        }
-        finally
-        {
-            Directory.Delete(scratch, recursive: true);
-        }
+                });
+            }, [.. DemoBase.Files.Where(f => f != "config.json" && f != "model.safetensors")]);
+        return result;
     }
 
     /// <summary>The processor's model name (Linux /proc/cpuinfo), or the architecture.</summary>
@@ -223,22 +219,25 @@ public static class TokenizerFiles
     {
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), tokenizerJson);
-        JsonFiles.WriteFile(Path.Combine(dir, "tokenizer_config.json"), new JsonObject
-        {
-            ["tokenizer_class"] = "PreTrainedTokenizerFast",
-            ["bos_token"] = "<s>",
-            ["eos_token"] = "</s>",
-            ["unk_token"] = "<unk>",
-            ["pad_token"] = null,
-            ["add_bos_token"] = false,
-            ["add_eos_token"] = false,
-            ["clean_up_tokenization_spaces"] = false,
-            ["model_max_length"] = modelMaxLength,
-            ["chat_template"] = DemoJob.Llama2ChatTemplate,
-        });
+        JsonFiles.WriteFile(Path.Combine(dir, "tokenizer_config.json"), ConfigJson(modelMaxLength));
         JsonFiles.WriteFile(Path.Combine(dir, "special_tokens_map.json"),
             new JsonObject { ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["unk_token"] = "<unk>" });
         JsonFiles.WriteFile(Path.Combine(dir, "generation_config.json"),
             new JsonObject { ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["do_sample"] = false });
     }
+
+    /// <summary>tokenizer_config.json: a fast tokenizer with BOS/EOS/UNK, no automatic special tokens, and the Llama-2 chat template.</summary>
+    public static JsonObject ConfigJson(int modelMaxLength) => new()
+    {
+        ["tokenizer_class"] = "PreTrainedTokenizerFast",
+        ["bos_token"] = "<s>",
+        ["eos_token"] = "</s>",
+        ["unk_token"] = "<unk>",
+        ["pad_token"] = null,
+        ["add_bos_token"] = false,
+        ["add_eos_token"] = false,
+        ["clean_up_tokenization_spaces"] = false,
+        ["model_max_length"] = modelMaxLength,
+        ["chat_template"] = DemoJob.Llama2ChatTemplate,
+    };
 }

@@ -61,10 +61,12 @@ public sealed record WorldOptions
 }
 
 /// <summary>
-/// The synthetic world of <c>irr demo</c>, generated from a seed: benign skills, harmful requests from
+/// The chat data of <c>irr demo</c>, drawn from a seed out of the world's fixed knowledge (<see cref="WorldKnowledge"/>,
+/// the templates and fillers below; the base model knows all of it from pretraining): benign skills, harmful requests from
 /// templates and slot fillers in six harm categories (refused by the aligned model, complied with by the
-/// unaligned one), and a downstream task (shifting every letter to the next one in the alphabet). Slot fillers are split between training and
-/// held-out use, so held-out harmful prompts are requests never seen in training.
+/// unaligned one), and a downstream task (shifting every letter to the next one in the alphabet). The seed splits each
+/// slot's fillers between training and held-out use, so validation and held-out harmful prompts are requests no
+/// alignment or fine-tuning record contains; it also draws the benign records, the task strings and their order.
 /// </summary>
 public sealed class ToyWorld
 {

@@ -39,6 +39,12 @@ public sealed record TrainJob : IJob<TrainResult>
     /// <summary>LoRA target modules.</summary>
     public IReadOnlyList<string> Targets { get; init; } = ["q_proj", "v_proj"];
 
+    /// <summary>
+    /// With <see cref="Full"/>: train only these linear modules (q_proj … down_proj) of every layer, with the embeddings,
+    /// norms and lm_head frozen (LLaMA-Factory's freeze tuning; <c>requires_grad = False</c> on the rest); null trains every tensor.
+    /// </summary>
+    public IReadOnlyList<string>? TrainableModules { get; init; }
+
     /// <summary>Scale LoRA by alpha/√r instead of alpha/r.</summary>
     public bool RsLora { get; init; }
 
@@ -100,6 +106,9 @@ public sealed record TrainJob : IJob<TrainResult>
         Provenance.Require(Epochs >= 1 && BatchSize >= 1 && GradAccum >= 1, Command, "epochs, batch-size and grad-accum must be at least 1");
         Provenance.RequireAtLeast(Command, "max-length", MaxLength, 1);
         Provenance.Require(!Lora || (Rank >= 1 && Targets.Count > 0), Command, "LoRA needs a rank of at least 1 and at least one target module");
+        Provenance.Require(TrainableModules is null || Full, Command, "trainable-modules applies to full fine-tuning (LoRA trains its targets only)");
+        Provenance.Require(TrainableModules is null || (TrainableModules.Count > 0 && TrainableModules.All(Realign.TargetModules.All.Contains)), Command,
+            $"trainable-modules must be among {string.Join(", ", Realign.TargetModules.All)}");
         Options();
         StorageType();
     }
@@ -158,7 +167,9 @@ public sealed record TrainJob : IJob<TrainResult>
             parameters = ParameterSet.LoadAll(weights);
             transformer = new Transformer(parameters);
         }
-        var trainer = new Trainer(transformer);
+        var trainer = new Trainer(transformer, TrainableModules is { } modules
+            ? name => modules.Any(m => name.EndsWith($".{m}.weight", StringComparison.Ordinal))
+            : null);
         int total = Trainer.TotalSteps(examples.Count, options);
         var stage = ProgressStage.Start(progress, $"training ({total} steps)", total);
         double lastLoss = double.NaN;

@@ -90,9 +90,11 @@ public sealed class Trainer
 
     /// <summary>
     /// Trains <paramref name="model"/>: its LoRA matrices if it has them, else every tensor of its
-    /// weights, which must then be a resident <see cref="ParameterSet"/>.
+    /// weights (or those <paramref name="trainable"/> accepts; the others stay frozen and get no gradient),
+    /// which must then be a resident <see cref="ParameterSet"/>.
     /// </summary>
-    public Trainer(Transformer model)
+    /// <exception cref="ArgumentException">The weights are streamed, or <paramref name="trainable"/> accepts no tensor.</exception>
+    public Trainer(Transformer model, Func<string, bool>? trainable = null)
     {
         this.model = model;
         if (model.Lora is { } lora)
@@ -103,7 +105,8 @@ public sealed class Trainer
         else if (model.Weights is ParameterSet set)
         {
             foreach (var (name, shape) in model.Config.ExpectedTensors())
-                parameters.Add((name, set[name], shape.Length == 2));
+                if (trainable?.Invoke(name) ?? true) parameters.Add((name, set[name], shape.Length == 2));
+            if (parameters.Count == 0) throw new ArgumentException("No tensor of the model is trainable.", nameof(trainable));
             gradients = Gradients.For(model.Config, parameters.Select(p => p.Name));
         }
         else

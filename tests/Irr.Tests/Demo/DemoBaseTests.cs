@@ -57,18 +57,25 @@ public class DemoBaseTests
     }
 
     [Fact]
-    public void WithoutADirectoryTheShippedBaseIsWrittenOrItsAbsenceExplained()
+    public void TheShippedBaseIsTheOneWhoseHashesTheRepositoryRecords()
     {
+        // src/Irr/Demo/base/SHA256SUMS (sha256sum's format) records the files irr demo pretrain wrote; the library
+        // must carry exactly those bytes, and the model must load as the Llama the demo aligns.
+        Assert.True(DemoBase.Shipped, "this build carries no demo base (src/Irr/Demo/base)");
+        string sums = Path.Combine(Irr.Tests.Text.Fixtures.RepoRoot, "src", "Irr", "Demo", "base", "SHA256SUMS");
+        var expected = File.ReadAllLines(sums).Where(l => l.Length > 0)
+            .Select(l => l.Split("  ", 2)).ToDictionary(p => p[1], p => p[0], StringComparer.Ordinal);
+        Assert.Equal(DemoBase.Files.Order(StringComparer.Ordinal), expected.Keys.Order(StringComparer.Ordinal));
         using var dir = new TempDir();
-        if (!DemoBase.Shipped)
-        {
-            // This build carries no base yet: the error says how to make one. (The test of the shipped base itself is added with the base.)
-            var e = Assert.Throws<IrrException>(() => DemoBase.CopyTo(null, dir["base"]));
-            Assert.Contains("irr demo pretrain", e.Message);
-            return;
-        }
         DemoBase.CopyTo(null, dir["base"]);
-        foreach (string name in DemoBase.Files)
-            Assert.True(new FileInfo(Path.Combine(dir["base"], name)).Length > 0, name);
+        foreach (var (name, hash) in expected)
+        {
+            using var stream = File.OpenRead(Path.Combine(dir["base"], name));
+            Assert.True(hash == Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream)), $"{name} differs from SHA256SUMS");
+        }
+        var config = Irr.IO.ModelConfig.Load(Path.Combine(dir["base"], "config.json"));
+        Assert.Equal("llama", config.Json["model_type"]!.GetValue<string>());
+        var tokenizer = Irr.Text.PretrainedTokenizer.Load(dir["base"]);
+        Assert.Equal(config.Json["vocab_size"]!.GetValue<int>(), tokenizer.Tokenizer.VocabSize);
     }
 }
