@@ -123,4 +123,44 @@ public class TrainingTests
         var reproduced = new Transformer(merged).Logits(batch);
         for (int i = 0; i < trained.Length; i++) Assert.Equal(trained[i], reproduced[i], 1e-4);
     }
+
+    [Fact]
+    public void FrozenTensorsStayPutAndTheTrainedOnesTakeTheUnfrozenStep()
+    {
+        // Freeze tuning: only the q_proj and down_proj weights train. Without clipping (the only coupling between
+        // tensors in AdamW is the global gradient norm), their first step must equal, bit for bit, the step of the same
+        // tensors in a run that trains every tensor, since a tensor's gradient does not depend on which others train;
+        // the frozen tensors must not move at all.
+        var config = ModelConfig.Parse(CopyConfig, "config.json");
+        var data = CopyTask(8, seed: 11);
+        var options = new TrainingOptions { Epochs = 1, LearningRate = 1e-2, BatchSize = 8, MaxGradNorm = 0, WeightDecay = 0.1, Seed = 12 };
+        var initial = TransformerTests.RandomParameters(config, seed: 13, scale: 0.1f);
+        var all = TransformerTests.RandomParameters(config, seed: 13, scale: 0.1f);
+        var frozen = TransformerTests.RandomParameters(config, seed: 13, scale: 0.1f);
+        new Trainer(new Transformer(all)).Train(data, options);
+        static bool Trainable(string name) => name.EndsWith(".q_proj.weight", StringComparison.Ordinal) || name.EndsWith(".down_proj.weight", StringComparison.Ordinal);
+        new Trainer(new Transformer(frozen), Trainable).Train(data, options);
+        int trained = 0;
+        foreach (var (name, values) in frozen.Tensors)
+        {
+            if (Trainable(name))
+            {
+                trained++;
+                Assert.NotEqual(initial[name], values);
+                Assert.Equal(all[name], values);
+            }
+            else Assert.Equal(initial[name], values);
+        }
+        Assert.Equal(2 * 2, trained); // two layers, two modules
+        Assert.Throws<ArgumentException>(() => new Trainer(new Transformer(frozen), _ => false));
+    }
+
+    [Fact]
+    public void TrainJobRefusesTrainableModulesOutsideAFullFineTune()
+    {
+        var lora = new TrainJob { Model = "m", Data = "d", OutputPath = "o", Lora = true, TrainableModules = ["q_proj"] };
+        Assert.Contains("trainable-modules applies to full fine-tuning", Assert.Throws<IrrException>(lora.Validate).Message);
+        var unknown = new TrainJob { Model = "m", Data = "d", OutputPath = "o", Full = true, TrainableModules = ["embed_tokens"] };
+        Assert.Contains("trainable-modules must be among q_proj", Assert.Throws<IrrException>(unknown.Validate).Message);
+    }
 }
