@@ -28,6 +28,8 @@ public static class DemoBase
     /// <exception cref="IrrException">The base is not shipped with this build, or <paramref name="from"/> lacks a file.</exception>
     public static void CopyTo(string? from, string directory)
     {
+        if (from is not null && !Directory.Exists(from))
+            throw new IrrException($"{Path.GetFullPath(from)}: no such directory (the base: a directory written by irr demo pretrain)");
         Directory.CreateDirectory(directory);
         var assembly = typeof(DemoBase).Assembly;
         foreach (string name in Files)

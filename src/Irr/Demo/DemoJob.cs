@@ -98,6 +98,9 @@ public sealed record DemoJob : IJob<DemoResult>
     public DemoResult Run(Action<JobProgress>? progress = null)
     {
         Validate();
+        // A missing base is refused before the output directory is made.
+        if (Options.BaseModel is { } baseModel && !Directory.Exists(baseModel))
+            throw new IrrException($"{Path.GetFullPath(baseModel)}: no such directory (the base: a directory written by irr demo pretrain)");
         using var output = OutputDirectory.Create(OutputPath, [], Overwrite);
         var result = new Runner(Options, output, progress).Run();
         output.Commit();

@@ -57,6 +57,20 @@ public class DemoBaseTests
     }
 
     [Fact]
+    public void AMissingBaseDirectoryIsNamedAndNothingIsWritten()
+    {
+        using var dir = new TempDir();
+        var e = Assert.Throws<IrrException>(() => DemoBase.CopyTo(dir["nowhere"], dir["to"]));
+        Assert.Contains("no such directory", e.Message);
+        Assert.Contains(Path.GetFullPath(dir["nowhere"]), e.Message);
+        Assert.False(Directory.Exists(dir["to"]));
+        var (code, _, stderr) = Irr.Tests.Cli.CliRunner.Run("demo", "--base", dir["nowhere"], "-o", dir["out"]);
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {Path.GetFullPath(dir["nowhere"])}: no such directory (the base: a directory written by irr demo pretrain)", stderr.Trim());
+        Assert.False(Directory.Exists(dir["out"]));
+    }
+
+    [Fact]
     public void TheShippedBaseIsTheOneWhoseHashesTheRepositoryRecords()
     {
         // src/Irr/Demo/base/SHA256SUMS (sha256sum's format) records the files irr demo pretrain wrote; the library
