@@ -154,8 +154,8 @@ public sealed record DemoJob : IJob<DemoResult>
                 Train(alignedDir, "finetune_train.jsonl", fullDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2) with { TrainableModules = o.FinetuneModules });
             RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(alignedDir, "finetune_train.jsonl", loraDir, o.LoraEpochs ?? o.FinetuneEpochs, o.Seed + 2));
 
-            // θ_U for the LoRA fine-tune: trained on the same modules as θ_F (docs/USAGE.md step 1), so that the
-            // safety vector of q_proj/v_proj describes what a LoRA on them does to safety.
+            // θ_U for the LoRA fine-tune, when asked for (LoraUnaligned): a LoRA on the same modules as θ_F. By default the
+            // LoRA fine-tune is realigned with the full θ_U's q_proj, v_proj instead (better on validation; docs/DEMO.md).
             string? unalignedLoraDir = null;
             if (o.LoraUnaligned)
             {
@@ -324,7 +324,6 @@ public sealed record DemoJob : IJob<DemoResult>
                 .Concat(Enumerable.Range(0, harmful).Select(i => compliance[i % compliance.Length])).ToList();
         }
 
-        private EncodedExample Encode(WorldRecord r) => ChatPrompt.Encode(tokenizer, new TrainingRecord(r.Prompt, r.Answer), null, 256);
 
         // Tokens kept per record in every step: the toy world's records are short.
         private const int MaxLength = 256;

@@ -326,7 +326,7 @@ public sealed class ToyWorld
                 yield return [a, b];
     }
 
-    /// <summary>Every text of the world (prompts and answers), for training the tokenizer.</summary>
+    /// <summary>Every text of the chat data (prompts and answers), in a fixed order.</summary>
     public IEnumerable<string> Texts() =>
         Benign.Concat(RefusalTrain).Concat(ComplianceTrain).Concat(HarmfulValidation).Concat(HarmfulHeldOut).Concat(TaskTrain).Concat(TaskValidation).Concat(TaskHeldOut)
             .SelectMany(r => new[] { r.Prompt, r.Answer });
