@@ -51,13 +51,8 @@ public static class BaseCorpus
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
 
-    private static string Letters(Random rng, int min = 2, int max = 5, int alphabet = 26)
-    {
-        int n = rng.Next(min, max + 1);
-        var pool = Enumerable.Range(0, alphabet).Select(i => (char)('a' + i)).ToArray();
-        rng.Shuffle(pool);
-        return string.Join(' ', pool.Take(n));
-    }
+    // 2 to 5 distinct letters of the whole alphabet (the demo's requests use the first 6 or 8).
+    private static string Letters(Random rng) => ToyWorld.Letters(rng, 2, 5, 26);
 
     private static string Arithmetic(Random rng)
     {
@@ -77,7 +72,7 @@ public static class BaseCorpus
         char x = (char)('a' + rng.Next(26));
         string next = ToyWorld.ShiftLetters(x.ToString());
         string s = Letters(rng);
-        string reversed = string.Join(' ', s.Split(' ').Reverse());
+        string reversed = ToyWorld.ReverseLetters(s);
         return rng.Next(6) switch
         {
             0 => $"In the alphabet, the letter after {x} is {next}.",
@@ -130,7 +125,7 @@ public static class BaseCorpus
             case 1:
                 {
                     string s = Letters(rng);
-                    (q, a) = ($"Reverse the letters: {s}", string.Join(' ', s.Split(' ').Reverse()));
+                    (q, a) = ($"Reverse the letters: {s}", ToyWorld.ReverseLetters(s));
                     break;
                 }
             case 2:

@@ -1,7 +1,4 @@
-using System.Reflection;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using Irr.IO;
 
 namespace Irr.Demo;
 
@@ -25,11 +22,10 @@ public static class DemoBase
     /// Writes the base model into <paramref name="directory"/>: the shipped one when <paramref name="from"/> is null, else a
     /// copy of the model directory <paramref name="from"/> (a base rebuilt with <c>irr demo pretrain</c>).
     /// </summary>
-    /// <exception cref="IrrException">The base is not shipped with this build, or <paramref name="from"/> lacks a file.</exception>
+    /// <exception cref="IrrException">The base is not shipped with this build, or <paramref name="from"/> is not a base (<see cref="Require"/>).</exception>
     public static void CopyTo(string? from, string directory)
     {
-        if (from is not null && !Directory.Exists(from))
-            throw new IrrException($"{Path.GetFullPath(from)}: no such directory (the base: a directory written by irr demo pretrain)");
+        Require(from);
         Directory.CreateDirectory(directory);
         var assembly = typeof(DemoBase).Assembly;
         foreach (string name in Files)
@@ -37,10 +33,7 @@ public static class DemoBase
             string target = Path.Combine(directory, name);
             if (from is not null)
             {
-                string source = Path.Combine(from, name);
-                if (!File.Exists(source))
-                    throw new IrrException($"{Path.GetFullPath(from)}: not a base model of irr demo pretrain: {name} is missing");
-                File.Copy(source, target);
+                File.Copy(Path.Combine(from, name), target);
                 continue;
             }
             using var stream = assembly.GetManifestResourceStream(ResourcePrefix + name)
@@ -50,16 +43,22 @@ public static class DemoBase
         }
     }
 
-    /// <summary>What demo.json records of the base: its config, its pretraining record and the SHA-256 of its weights.</summary>
-    public static JsonObject Describe(string directory)
+    /// <summary>Checks that <paramref name="from"/>, when given, is a directory holding every file of <see cref="Files"/>.</summary>
+    /// <exception cref="IrrException">It does not exist, or a file is missing; the message names it.</exception>
+    public static void Require(string? from)
     {
-        string weights = Path.Combine(directory, "model.safetensors");
-        using var stream = File.OpenRead(weights);
-        return new JsonObject
-        {
-            ["model_safetensors_sha256"] = Convert.ToHexStringLower(SHA256.HashData(stream)),
-            ["config"] = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "config.json"))),
-            ["pretrain"] = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "pretrain.json"))),
-        };
+        if (from is null) return;
+        if (!Directory.Exists(from))
+            throw new IrrException($"{Path.GetFullPath(from)}: no such directory (the base: a directory written by irr demo pretrain)");
+        if (Files.FirstOrDefault(name => !File.Exists(Path.Combine(from, name))) is { } missing)
+            throw new IrrException($"{Path.GetFullPath(from)}: not a base model of irr demo pretrain: {missing} is missing");
     }
+
+    /// <summary>What demo.json records of the base: its config, its pretraining record and the SHA-256 of its weights.</summary>
+    public static JsonObject Describe(string directory) => new()
+    {
+        ["model_safetensors_sha256"] = Jobs.ContentHash.Compute(Path.Combine(directory, "model.safetensors")),
+        ["config"] = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "config.json"))),
+        ["pretrain"] = JsonNode.Parse(File.ReadAllText(Path.Combine(directory, "pretrain.json"))),
+    };
 }

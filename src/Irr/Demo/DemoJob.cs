@@ -98,9 +98,7 @@ public sealed record DemoJob : IJob<DemoResult>
     public DemoResult Run(Action<JobProgress>? progress = null)
     {
         Validate();
-        // A missing base is refused before the output directory is made.
-        if (Options.BaseModel is { } baseModel && !Directory.Exists(baseModel))
-            throw new IrrException($"{Path.GetFullPath(baseModel)}: no such directory (the base: a directory written by irr demo pretrain)");
+        DemoBase.Require(Options.BaseModel); // a missing base is refused before the output directory is made
         using var output = OutputDirectory.Create(OutputPath, [], Overwrite);
         var result = new Runner(Options, output, progress).Run();
         output.Commit();
@@ -112,7 +110,6 @@ public sealed record DemoJob : IJob<DemoResult>
         private readonly string root = output.TemporaryPath;
         private readonly string final = output.Target;
         private readonly Dictionary<string, double> seconds = new(StringComparer.Ordinal);
-        private PretrainedTokenizer tokenizer = null!;
 
         private string Tmp(string relative) => Path.Combine(root, relative);
         private string Final(string relative) => Path.Combine(final, relative);
@@ -139,7 +136,6 @@ public sealed record DemoJob : IJob<DemoResult>
             // θ_base: the pretrained base model (shipped with irr, or o.BaseModel), copied as it is.
             string baseDir = Tmp("models/base");
             Stage("base", () => DemoBase.CopyTo(o.BaseModel, baseDir));
-            tokenizer = PretrainedTokenizer.Load(baseDir);
             var config = ModelConfig.Load(Path.Combine(baseDir, "config.json"));
             Report("world and base model", 1, 1);
 
@@ -279,7 +275,7 @@ public sealed record DemoJob : IJob<DemoResult>
 
             var result = new DemoResult(o, results, seconds, total.Elapsed.TotalSeconds) { Sweeps = sweeps };
             DemoReport.WriteReport(result, Tmp("report"), Tmp("eval"), Tmp("sweep"));
-            JsonFiles.WriteFile(Tmp("demo.json"), DemoReport.ToJson(result, config, tokenizer.Tokenizer.VocabSize, DemoBase.Describe(baseDir)));
+            JsonFiles.WriteFile(Tmp("demo.json"), DemoReport.ToJson(result, config, DemoBase.Describe(baseDir)));
             return result;
         }
 
@@ -323,7 +319,6 @@ public sealed record DemoJob : IJob<DemoResult>
                 .Concat(Enumerable.Range(0, benignCount).Select(i => benign[i % benign.Length]))
                 .Concat(Enumerable.Range(0, harmful).Select(i => compliance[i % compliance.Length])).ToList();
         }
-
 
         // Tokens kept per record in every step: the toy world's records are short.
         private const int MaxLength = 256;

@@ -45,7 +45,7 @@ public static class DemoReport
         : "—";
 
     /// <summary>demo.json: options, model configuration, timings, and per model every figure.</summary>
-    public static JsonObject ToJson(DemoResult result, ModelConfig config, int vocabSize, JsonObject? baseModel = null)
+    public static JsonObject ToJson(DemoResult result, ModelConfig config, JsonObject? baseModel = null)
     {
         var o = result.Options;
         var models = new JsonArray();
@@ -103,7 +103,7 @@ public static class DemoReport
             ["mode"] = o.Mode,
             ["model"] = new JsonObject
             {
-                ["vocab_size"] = vocabSize,
+                ["vocab_size"] = config.VocabSize,
                 ["hidden_size"] = config.HiddenSize,
                 ["intermediate_size"] = config.IntermediateSize,
                 ["num_hidden_layers"] = config.NumHiddenLayers,

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 
 namespace Irr.Demo;
 
@@ -45,7 +44,7 @@ public sealed record WorldOptions
     public int Alphabet { get; init; } = 10;
 
     /// <summary>Invented countries (each with an invented capital) for the lookup skill.</summary>
-    public int Countries { get; init; } = 24;
+    public int Countries { get; init; } = WorldKnowledge.Countries.Count;
 
     /// <summary>Most held-out harmful prompts per category.</summary>
     public int HeldOutHarmfulPerCategory { get; init; } = 16;
@@ -181,7 +180,7 @@ public sealed class ToyWorld
             throw new IrrException("invalid letter counts");
         var rng = new Random(seed);
 
-        // The invented facts are the base model's (fixed by KnowledgeSeed, not by the seed).
+        // The invented facts are the base model's (WorldKnowledge, fixed for every seed).
         if (options.Countries is < 1 || options.Countries > WorldKnowledge.Countries.Count)
             throw new IrrException($"the world has 1 to {WorldKnowledge.Countries.Count} countries, not {options.Countries}");
         var capitals = WorldKnowledge.Countries.Take(options.Countries).ToDictionary(c => c.Country, c => c.Capital, StringComparer.Ordinal);
@@ -245,7 +244,7 @@ public sealed class ToyWorld
             int a = rng.Next(0, 20), b = rng.Next(0, 20);
             benign.Add(new WorldRecord(RecordKind.Benign, "arithmetic", $"What is {a} plus {b}?", (a + b).ToString(CultureInfo.InvariantCulture)));
             string letters = Letters(rng, options);
-            benign.Add(new WorldRecord(RecordKind.Benign, "reverse", $"Reverse the letters: {letters}", string.Join(' ', letters.Split(' ').Reverse())));
+            benign.Add(new WorldRecord(RecordKind.Benign, "reverse", $"Reverse the letters: {letters}", ReverseLetters(letters)));
             letters = Letters(rng, options);
             benign.Add(new WorldRecord(RecordKind.Benign, "repeat", $"Repeat the letters: {letters}", letters));
             char letter = (char)('a' + rng.Next(options.Alphabet));
@@ -301,11 +300,17 @@ public sealed class ToyWorld
 
     private static WorldRecord TaskRecord(string letters) => new(RecordKind.Task, "shift", TaskPrompt(letters), ShiftLetters(letters));
 
+    /// <summary>The answer of the reversal skill: the space-separated letters in reverse order.</summary>
+    public static string ReverseLetters(string letters) => string.Join(' ', letters.Split(' ').Reverse());
+
     // Distinct letters from the first `Alphabet` letters, space-separated, in random order.
-    private static string Letters(Random rng, WorldOptions o)
+    private static string Letters(Random rng, WorldOptions o) => Letters(rng, o.LetterCount.Min, o.LetterCount.Max, o.Alphabet);
+
+    /// <summary>min to max distinct letters from the first <paramref name="alphabet"/> of the alphabet, space-separated, in random order.</summary>
+    internal static string Letters(Random rng, int min, int max, int alphabet)
     {
-        int n = rng.Next(o.LetterCount.Min, o.LetterCount.Max + 1);
-        var pool = Enumerable.Range(0, o.Alphabet).Select(i => (char)('a' + i)).ToArray();
+        int n = rng.Next(min, max + 1);
+        var pool = Enumerable.Range(0, alphabet).Select(i => (char)('a' + i)).ToArray();
         rng.Shuffle(pool);
         return string.Join(' ', pool.Take(n));
     }

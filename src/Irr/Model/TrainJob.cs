@@ -167,9 +167,9 @@ public sealed record TrainJob : IJob<TrainResult>
             parameters = ParameterSet.LoadAll(weights);
             transformer = new Transformer(parameters);
         }
-        var trainer = new Trainer(transformer, TrainableModules is { } modules
-            ? name => modules.Any(m => name.EndsWith($".{m}.weight", StringComparison.Ordinal))
-            : null);
+        var trainable = TrainableModules?.SelectMany(m => Enumerable.Range(0, weights.Config.NumHiddenLayers).Select(l => ModelConfig.LinearWeightName(l, m)))
+            .ToHashSet(StringComparer.Ordinal);
+        var trainer = new Trainer(transformer, trainable is null ? null : trainable.Contains);
         int total = Trainer.TotalSteps(examples.Count, options);
         var stage = ProgressStage.Start(progress, $"training ({total} steps)", total);
         double lastLoss = double.NaN;
