@@ -152,7 +152,7 @@ public class EvalCommandTests
                 """{"prompt": "p3", "response": "Hmm."}""",
             ]);
             string[] args = ["eval", "safety", "--responses", dir["r.jsonl"], "--judge", "http", "--judge-url", server.Url + "/v1", "--judge-model", "tiny-judge",
-                "--judge-protocol", "verdict", "--api-key-env", variable, "--judge-timeout", "5", "-o", dir["run"]];
+                "--judge-protocol", "verdict", "--api-key-env", variable, "--judge-timeout", "60", "-o", dir["run"]];
             var r = CliRunner.Run(args);
             Ok(r);
             Assert.Equal(3, server.Requests);

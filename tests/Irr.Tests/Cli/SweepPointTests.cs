@@ -188,7 +188,7 @@ public class SweepPointTests
         string sweep = w.Dir["sweep"];
         string[] Args(params string[] more) => HttpArgs(sweep, more);
         string[] HttpArgs(string output, params string[] more) => w.Sweep(output, ["--sparsity", "0", "--judge", "http", "--judge-url", server.Url + "/v1", "--judge-model", "tiny-judge",
-            "--judge-protocol", "verdict", "--judge-timeout", "5", .. more]);
+            "--judge-protocol", "verdict", "--judge-timeout", "60", .. more]);
         var r = CliRunner.Run(Args("--point", "0"));
         Ok(r);
         Assert.Contains($"judge cache {Path.Combine(sweep, "judge-cache.irr-s0.jsonl")}", r.Err);

@@ -47,7 +47,7 @@ public class EngineTests
         Api = api,
         ApiKey = Key,
         Concurrency = 3,
-        Timeout = 10, // generous: the machine may be busy; the hang test sets 0.5 s
+        Timeout = 30, // generous: the machine may be busy; only the hang test, whose timeout is meant to fire, sets 0.5 s
         Retries = 2,
         RetryDelay = 0.01,
     };
@@ -176,8 +176,9 @@ public class EngineTests
     }
 
     [Fact]
-    public async Task ServerErrorsAreRetriedGarbageAndHangsAreFailuresWithTheirReason()
+    public async Task ServerErrorsAreRetriedAndGarbageIsAFailureWithItsReason()
     {
+        // The engine's timeout stays at the generous default here: under load, a short one could fire on any request.
         using var dir = new TempDir();
         var asked = new ConcurrentDictionary<string, int>();
         using var server = new FakeJudgeServer((body, _) =>
@@ -190,12 +191,11 @@ public class EngineTests
                 "flaky" when n <= 2 => new(Status: n == 1 ? 500 : 503),
                 "limited" when n == 1 => new(Status: 429, RetryAfter: "1"),
                 "garbage" => new(RawBody: $"<html>proxy error {Key}</html>"),
-                "hang" => new(Delay: TimeSpan.FromSeconds(20), RawBody: "{}"),
                 _ => Rule(body),
             };
         });
-        using var engine = ServingEngine.Open(Options(server) with { Timeout = 0.5 }, Llama2Dir(dir), null, "test");
-        string[] users = ["flaky", "garbage", "hang", "limited", "fine"];
+        using var engine = ServingEngine.Open(Options(server), Llama2Dir(dir), null, "test");
+        string[] users = ["flaky", "garbage", "limited", "fine"];
         var clock = Stopwatch.StartNew();
         var answers = await engine.RespondAsync(users.Select(u => new ChatRequest(ChatPrompt.Messages(u, null))).ToList(), 8);
 
@@ -206,14 +206,31 @@ public class EngineTests
         Assert.StartsWith("not a completions response: <html>proxy error", answers[1].Error);
         Assert.DoesNotContain(Key, answers[1].Error);
         Assert.Equal(1, asked["garbage"]); // an unreadable answer is not asked again
-        Assert.Equal("no answer after 3 attempts: no answer within 0.5 s", answers[2].Error);
-        Assert.Equal(3, asked["hang"]);
-        Assert.Equal(Expected(PromptFor("limited")), answers[3]);
+        Assert.Equal(Expected(PromptFor("limited")), answers[2]);
         Assert.Equal(2, asked["limited"]);
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(0.9), $"the 429 was retried after {clock.Elapsed.TotalSeconds:F2} s although Retry-After is 1 s");
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"took {clock.Elapsed.TotalSeconds:F1} s");
-        Assert.Equal(Expected(PromptFor("fine")), answers[4]);
-        Assert.Equal(["error", "error"], answers.Where(a => a.Error is not null).Select(a => a.FinishReason));
+        Assert.Equal(Expected(PromptFor("fine")), answers[3]);
+        Assert.Equal(["error"], answers.Where(a => a.Error is not null).Select(a => a.FinishReason));
+    }
+
+    [Fact]
+    public async Task AHangIsRetriedThenAFailureWithItsReason()
+    {
+        // Only a request that never gets an answer in time (the server would answer after 20 s): the short timeout is
+        // meant to fire, so load on the machine cannot make this test fail.
+        using var dir = new TempDir();
+        int hangs = 0;
+        using var server = new FakeJudgeServer((_, _) =>
+        {
+            Interlocked.Increment(ref hangs);
+            return new(Delay: TimeSpan.FromSeconds(20), RawBody: "{}");
+        });
+        using var engine = ServingEngine.Open(Options(server) with { Timeout = 0.5 }, Llama2Dir(dir), null, "test");
+        var answers = await engine.RespondAsync([new ChatRequest(ChatPrompt.Messages("hang", null))], 8);
+        Assert.Equal("", answers[0].Text);
+        Assert.Equal("no answer after 3 attempts: no answer within 0.5 s", answers[0].Error);
+        Assert.Equal("error", answers[0].FinishReason);
+        Assert.Equal(3, Volatile.Read(ref hangs)); // the first attempt and 2 retries
     }
 
     [Fact]
