@@ -14,7 +14,7 @@ namespace Irr.Data;
 /// <item>a JSON array (the text starts with <c>[</c>): each item is a record.</item>
 /// <item>JSONL (the <c>.jsonl</c> extension, or a first line that is a complete JSON value followed by more lines): one record a line, blank lines skipped.</item>
 /// <item>one JSON object: the CatQA tree <c>{category: {subcategory: [questions]}}</c> (any depth; the keys form the
-/// category path, joined by "/"), or, when it has a record's field (<c>prompt</c>, <c>instruction</c>, …), one record.</item>
+/// category path, joined by "/"), or, when it has a record's field (<c>prompt</c>, <c>instruction</c>, <c>messages</c> …, in any case), one record.</item>
 /// </list>
 /// A data set without records (an empty file, only blank lines, a CSV header alone, <c>[]</c>) is refused here, for every
 /// command alike, with <see cref="EmptyMessage"/>.
@@ -22,7 +22,8 @@ namespace Irr.Data;
 public static class DataFile
 {
     // A single JSON object holding one of these is a record, not a CatQA tree.
-    private static readonly string[] RecordFields = ["prompt", "instruction", "question", "goal", "behavior", "output", "response", "answer", "text"];
+    private static readonly string[] RecordFields = ["prompt", "instruction", "question", "goal", "behavior", "output", "response", "answer", "text",
+        "messages", "conversations", "completion", "turns"];
 
     /// <summary>Reads the records of a data file, in file order.</summary>
     /// <param name="path">The file.</param>
@@ -62,7 +63,7 @@ public static class DataFile
         {
             using var doc = JsonCursor.Parse(text, fileName);
             var root = JsonCursor.Root(doc, fileName).Detached();
-            if (root.Properties().Any(p => RecordFields.Contains(p.Key))) return [DataRecord.FromJson(root)];
+            if (root.Properties().Any(p => RecordFields.Contains(p.Key, StringComparer.OrdinalIgnoreCase))) return [DataRecord.FromJson(root)];
             var records = new List<DataRecord>();
             Tree(root, null, records);
             return records;
