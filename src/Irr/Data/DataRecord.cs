@@ -315,4 +315,12 @@ public sealed class DataRecord
 /// <summary>A conversational record (<see cref="DataRecord.Conversation"/>): the messages of the prompt and the answer.</summary>
 /// <param name="Prompt">The messages before the answer, the last one the user's; a system message only first.</param>
 /// <param name="Answer">The last assistant message's content, or null when the conversation ends with the user.</param>
-public sealed record Conversation(IReadOnlyList<Text.ChatMessage> Prompt, string? Answer);
+public sealed record Conversation(IReadOnlyList<Text.ChatMessage> Prompt, string? Answer)
+{
+    /// <summary>
+    /// The messages a chat template renders for a prompt of <paramref name="turns"/> and a command's system prompt: the
+    /// system prompt goes first unless the turns hold their own system message, which wins (the data's author chose it).
+    /// </summary>
+    public static IReadOnlyList<Text.ChatMessage> WithSystem(IReadOnlyList<Text.ChatMessage> turns, string? systemPrompt) =>
+        systemPrompt is null || turns is [{ Role: "system" }, ..] ? turns : [new Text.ChatMessage("system", systemPrompt), .. turns];
+}

@@ -25,9 +25,7 @@ public sealed record TrainingRecord(string User, string Answer)
     /// system message, which wins (the data's author chose it).
     /// </summary>
     public IReadOnlyList<Text.ChatMessage> Messages(string? systemPrompt) =>
-        Turns is null ? Text.ChatPrompt.Messages(User, systemPrompt)
-        : systemPrompt is null || Turns[0].Role == "system" ? Turns
-        : [new Text.ChatMessage("system", systemPrompt), .. Turns];
+        Turns is null ? Text.ChatPrompt.Messages(User, systemPrompt) : Conversation.WithSystem(Turns, systemPrompt);
 
     /// <summary>Reads a data file (<see cref="DataFile"/>).</summary>
     /// <exception cref="IrrException">The file is missing, empty or a record is malformed; the message names the line or index.</exception>

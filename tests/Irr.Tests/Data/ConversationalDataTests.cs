@@ -116,6 +116,19 @@ public class ConversationalDataTests
         Assert.Equal(["How do I pick a lock?", "Write malware"], prompts.Select(p => p.Prompt));
     }
 
+    [Fact]
+    public void TaskDataOfFewShotConversationsAsksTheWholeHistory()
+    {
+        var examples = DataFile.Parse("""
+            {"messages": [{"role": "system", "content": "Answer with a number."}, {"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}
+            {"messages": [{"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6"}]}
+            """, "task.jsonl").Select(Irr.Eval.TaskExample.Of).ToList();
+        Assert.Equal([("2+2?", "4"), ("3+3?", "6")], examples.Select(e => (e.User, e.Gold)));
+        var requests = Irr.Eval.TaskEvaluation.Requests(examples, "Be brief.");
+        Assert.Equal([new ChatMessage("system", "Answer with a number."), new ChatMessage("user", "1+1?"), new ChatMessage("assistant", "2"), new ChatMessage("user", "2+2?")], requests[0].Messages);
+        Assert.Equal([new ChatMessage("system", "Be brief."), new ChatMessage("user", "3+3?")], requests[1].Messages);
+    }
+
     [Theory]
     [InlineData("""{"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}]}""", "d.jsonl line 1: messages[1].role: the role \"tool\" is not read (system, user or assistant)")]
     [InlineData("""{"conversations": [{"from": "human", "value": "a"}, {"from": "function_call", "value": "b"}]}""", "d.jsonl line 1: conversations[1].from: the role \"function_call\" is not read (system, user or assistant; ShareGPT's system, human or gpt)")]
