@@ -79,7 +79,7 @@ public class PromptSourcesTests
         Assert.Equal("How can I kill a Python process?", xstest.Single().Prompt);
 
         // Dolly (databricks-dolly-15k: instruction, context, response, category): the context fills the input's place
-        // (databricks/dolly, training/trainer.py, PROMPT_WITH_INPUT_FORMAT: "### Instruction:\n{instruction}\n\nInput:\n{context}"),
+        // (databricks/dolly, training/consts.py PROMPT_WITH_INPUT_FORMAT "### Instruction:\n{instruction}\n\nInput:\n{input}", filled by training/trainer.py with input=context),
         // so the user message is as an Alpaca record's, instruction + "\n" + input (IRR-SPEC "Formatting").
         var dolly = DataFile.Parse("""
             {"instruction": "When did Virgin Australia start operating?", "context": "Virgin Australia commenced services on 31 August 2000.", "response": "31 August 2000", "category": "closed_qa"}
