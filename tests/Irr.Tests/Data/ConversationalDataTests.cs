@@ -117,6 +117,36 @@ public class ConversationalDataTests
     }
 
     [Fact]
+    public void EveryCommandThatReadsTrainingDataTakesConversations()
+    {
+        // The test models' template: "<ROLE>CONTENT<|end|>" per message, "<assistant>" as the generation prompt; eos <|end|>.
+        using var dir = new TempDir();
+        string model = Irr.Tests.Cli.ModelCommandTests.ChatModel(dir);
+        string data = dir["chat.jsonl"];
+        File.WriteAllText(data, """
+            {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2"}, {"role": "assistant", "content": "A2"}]}
+            {"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}]}
+            """);
+        var (code, _, error) = Irr.Tests.Cli.CliRunner.Run("score", "--model", model, "--data", data, "-o", dir["scores.json"]);
+        Assert.True(code == 0, error);
+        var tokenizer = PretrainedTokenizer.Load(model);
+        var first = JsonNode.Parse(File.ReadAllText(dir["scores.json"]))!["scores"]![0]!;
+        int[] prompt = tokenizer.Encode("<system>S<|end|><user>U1<|end|><assistant>A1<|end|><user>U2<|end|><assistant>"), answer = tokenizer.Encode("A2");
+        Assert.Equal([.. prompt, .. answer, tokenizer.EosTokenId], first["input_ids"]!.AsArray().Select(x => (int)x!));
+        Assert.Equal([.. Enumerable.Repeat(-100, prompt.Length), .. answer, tokenizer.EosTokenId], first["labels"]!.AsArray().Select(x => (int)x!));
+        foreach (string[] args in new[]
+        {
+            ["fisher", "--model", model, "--data", data, "-o", dir["f.safetensors"]],
+            ["train", "--model", model, "--data", data, "--lora", "--epochs", "1", "-o", dir["adapter"]],
+            new[] { "eval", "task", "--model", model, "--data", data, "--metric", "exact", "--max-new-tokens", "2", "-o", dir["task"] },
+        })
+        {
+            (code, _, error) = Irr.Tests.Cli.CliRunner.Run(args);
+            Assert.True(code == 0, $"{args[0]}: exit {code}: {error}");
+        }
+    }
+
+    [Fact]
     public void TaskDataOfFewShotConversationsAsksTheWholeHistory()
     {
         var examples = DataFile.Parse("""
