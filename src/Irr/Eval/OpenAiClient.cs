@@ -46,7 +46,13 @@ public readonly record struct OpenAiReply(string? Body, string? Failure, int Att
     public bool Refused { get; init; }
 
     /// <summary>Why there is no answer, for a record: "refused: HTTP 400 Bad Request: …" or "no answer after 3 attempts: HTTP 503 …".</summary>
-    public string Reason => Refused ? $"refused: {Failure}" : $"no answer after {OpenAiClient.Attempts(Attempts)}: {Failure}";
+    public string Reason => Refused ? RefusedPrefix + Failure : $"no answer after {OpenAiClient.Attempts(Attempts)}: {Failure}";
+
+    /// <summary>How the reason of a refused request begins.</summary>
+    public const string RefusedPrefix = "refused: ";
+
+    /// <summary>Whether a recorded failure's reason is a refusal of the request itself (<see cref="Refused"/>), which a rerun meets again.</summary>
+    public static bool IsRefusal(string? reason) => reason?.StartsWith(RefusedPrefix, StringComparison.Ordinal) == true;
 }
 
 /// <summary>
