@@ -83,6 +83,12 @@ public sealed class DataRecord
                             "(train, fisher, realign --calibration, score); here give one user message (and the system prompt with --system-prompt)");
             return single.Content;
         }
+        return PlainUser();
+    }
+
+    // The user message of a record that is not a conversation.
+    private string PlainUser()
+    {
         string? contextual = null; // the field whose value HarmBench's context goes before
         string user;
         if (Get("prompt") is { } prompt)
@@ -122,7 +128,8 @@ public sealed class DataRecord
     /// The conversation of a conversational record, or null for any other record: <c>messages</c> (a list of
     /// <c>{role, content}</c>, roles system, user, assistant), ShareGPT's <c>conversations</c> (<c>{from, value}</c>, from
     /// system, human, gpt; or <c>{role, content}</c>), or TRL's conversational prompt-completion <c>{prompt: [messages],
-    /// completion: [one assistant message]}</c>. When the last message is the assistant's, it is the answer and the messages
+    /// completion: [one assistant message]}</c>, or LlamaFactory's alpaca record with <c>system</c> or <c>history</c> (the system
+    /// turn, the history's [user, assistant] pairs, the Alpaca user message, the output). When the last message is the assistant's, it is the answer and the messages
     /// before it the prompt, as TRL's prompt-completion records are (only the completion carries labels); otherwise there is
     /// no answer. A content given as a list of parts (<c>[{"type": "text", "text": …}]</c>) is the texts of its parts joined.
     /// </summary>
@@ -145,6 +152,27 @@ public sealed class DataRecord
                     throw completion.Error("expected one assistant message (the answer of a conversational prompt-completion record)");
                 turns.AddRange(answer);
             }
+        }
+        else if (Get("instruction") is not null && (Get("history") is not null || Get("system") is not null))
+        {
+            // LlamaFactory's alpaca format: {system?, history?: [[user, assistant], …], instruction, input, output}
+            // (AlpacaDatasetConverter: the system, the history's turns, then instruction + "\n" + input and the output).
+            turns = [];
+            if (Get("system") is { Json: { } system }) turns.Add(new ChatTurn("system", system.Kind == JsonValueKind.String ? system.AsString() : throw system.Error($"expected a string, found {system.Describe()}"), system));
+            if (Get("history") is { Json: { } history })
+            {
+                if (history.Kind != JsonValueKind.Array) throw history.Error($"expected a list of [user, assistant] pairs, found {history.Describe()}");
+                foreach (var pair in history.Items())
+                {
+                    var two = pair.Kind == JsonValueKind.Array ? pair.Items().ToList() : [];
+                    if (two.Count != 2 || two.Any(t => t.Kind != JsonValueKind.String)) throw pair.Error($"expected a pair [user, assistant] of strings, found {pair.Describe()}");
+                    turns.Add(new ChatTurn("user", two[0].AsString(), pair));
+                    turns.Add(new ChatTurn("assistant", two[1].AsString(), pair));
+                }
+            }
+            turns.Add(new ChatTurn("user", PlainUser(), json.Value));
+            if (AnswerFields.Take(3).Select(Get).FirstOrDefault(f => f is not null) is { } output)
+                turns.Add(new ChatTurn("assistant", output.AsString(), json.Value));
         }
         else
         {

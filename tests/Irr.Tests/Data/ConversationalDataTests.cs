@@ -147,6 +147,23 @@ public class ConversationalDataTests
     }
 
     [Fact]
+    public void LlamaFactorysAlpacaWithSystemAndHistoryIsAConversation()
+    {
+        // LlamaFactory's alpaca format (data/README.md; AlpacaDatasetConverter): the system column, the history's
+        // [user, assistant] pairs as turns, then instruction + "\n" + input as the user turn and output as the answer.
+        var record = TrainingRecord.Parse("""
+            {"instruction": "And in Celsius?", "input": "94F", "output": "34.4C", "system": "Be exact.", "history": [["Convert 1 km to m", "1000 m"]]}
+            """, "lf.jsonl").Single();
+        Assert.Equal([new ChatMessage("system", "Be exact."), new ChatMessage("user", "Convert 1 km to m"), new ChatMessage("assistant", "1000 m"), new ChatMessage("user", "And in Celsius?\n94F")],
+            record.Messages("ignored: the record has its own"));
+        Assert.Equal("34.4C", record.Answer);
+        var noSystem = TrainingRecord.Parse("""{"instruction": "Hi", "output": "Hello", "history": []}""" + "\n", "lf.jsonl").Single();
+        Assert.Equal([new ChatMessage("system", "S"), new ChatMessage("user", "Hi")], noSystem.Messages("S"));
+        Assert.Equal("lf.jsonl line 1: history[0]: expected a pair [user, assistant] of strings, found an array",
+            Error(() => TrainingRecord.Parse("""{"instruction": "Hi", "output": "Hello", "history": [["a"]]}""" + "\n", "lf.jsonl")));
+    }
+
+    [Fact]
     public void TaskDataOfFewShotConversationsAsksTheWholeHistory()
     {
         var examples = DataFile.Parse("""
