@@ -158,7 +158,8 @@ public sealed class DataRecord
             // LlamaFactory's alpaca format: {system?, history?: [[user, assistant], …], instruction, input, output}
             // (AlpacaDatasetConverter: the system, the history's turns, then instruction + "\n" + input and the output).
             turns = [];
-            if (Get("system") is { Json: { } system }) turns.Add(new ChatTurn("system", system.Kind == JsonValueKind.String ? system.AsString() : throw system.Error($"expected a string, found {system.Describe()}"), system));
+            if (Get("system") is { Json: { } system } && (system.Kind == JsonValueKind.String ? system.AsString() : throw system.Error($"expected a string, found {system.Describe()}")) is { Length: > 0 } text)
+                turns.Add(new ChatTurn("system", text, system)); // an empty system is none, as LlamaFactory reads it
             if (Get("history") is { Json: { } history })
             {
                 if (history.Kind != JsonValueKind.Array) throw history.Error($"expected a list of [user, assistant] pairs, found {history.Describe()}");

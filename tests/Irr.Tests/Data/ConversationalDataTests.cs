@@ -157,7 +157,7 @@ public class ConversationalDataTests
         Assert.Equal([new ChatMessage("system", "Be exact."), new ChatMessage("user", "Convert 1 km to m"), new ChatMessage("assistant", "1000 m"), new ChatMessage("user", "And in Celsius?\n94F")],
             record.Messages("ignored: the record has its own"));
         Assert.Equal("34.4C", record.Answer);
-        var noSystem = TrainingRecord.Parse("""{"instruction": "Hi", "output": "Hello", "history": []}""" + "\n", "lf.jsonl").Single();
+        var noSystem = TrainingRecord.Parse("""{"instruction": "Hi", "output": "Hello", "history": [], "system": ""}""" + "\n", "lf.jsonl").Single();
         Assert.Equal([new ChatMessage("system", "S"), new ChatMessage("user", "Hi")], noSystem.Messages("S"));
         Assert.Equal("lf.jsonl line 1: history[0]: expected a pair [user, assistant] of strings, found an array",
             Error(() => TrainingRecord.Parse("""{"instruction": "Hi", "output": "Hello", "history": [["a"]]}""" + "\n", "lf.jsonl")));
