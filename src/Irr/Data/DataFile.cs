@@ -9,12 +9,13 @@ namespace Irr.Data;
 /// <see cref="DataRecord"/>s, each of which names its place for errors; the field rules (what the user message,
 /// the answer, the category are) are the record's. Containers, chosen by the extension and the first character:
 /// <list type="bullet">
-/// <item><c>.csv</c>: RFC 4180 CSV with a header row; each row is a record whose fields are the columns (matched case-insensitively).</item>
+/// <item><c>.csv</c>: RFC 4180 CSV with a header row; each row is a record whose fields are the columns (matched case-insensitively).
+/// A CSV of one column whose first line is a sentence rather than a column name (HEx-PHI) is one prompt a line, with a warning.</item>
 /// <item><c>.txt</c>, when the caller reads texts (<c>irr eval ppl</c>): one record per paragraph, paragraphs separated by a blank line.</item>
 /// <item>a JSON array (the text starts with <c>[</c>): each item is a record.</item>
 /// <item>JSONL (the <c>.jsonl</c> extension, or a first line that is a complete JSON value followed by more lines): one record a line, blank lines skipped.</item>
 /// <item>one JSON object: the CatQA tree <c>{category: {subcategory: [questions]}}</c> (any depth; the keys form the
-/// category path, joined by "/"), or, when it has a record's field (<c>prompt</c>, <c>instruction</c>, …), one record.</item>
+/// category path, joined by "/"), or, when it has a record's field (<c>prompt</c>, <c>instruction</c>, <c>messages</c> …, in any case), one record.</item>
 /// </list>
 /// A data set without records (an empty file, only blank lines, a CSV header alone, <c>[]</c>) is refused here, for every
 /// command alike, with <see cref="EmptyMessage"/>.
@@ -22,7 +23,8 @@ namespace Irr.Data;
 public static class DataFile
 {
     // A single JSON object holding one of these is a record, not a CatQA tree.
-    private static readonly string[] RecordFields = ["prompt", "instruction", "question", "goal", "behavior", "output", "response", "answer", "text"];
+    private static readonly string[] RecordFields = ["prompt", "instruction", "question", "goal", "behavior", "output", "response", "answer", "text",
+        "messages", "conversations", "completion", "turns"];
 
     /// <summary>Reads the records of a data file, in file order.</summary>
     /// <param name="path">The file.</param>
@@ -62,7 +64,7 @@ public static class DataFile
         {
             using var doc = JsonCursor.Parse(text, fileName);
             var root = JsonCursor.Root(doc, fileName).Detached();
-            if (root.Properties().Any(p => RecordFields.Contains(p.Key))) return [DataRecord.FromJson(root)];
+            if (root.Properties().Any(p => RecordFields.Contains(p.Key, StringComparer.OrdinalIgnoreCase))) return [DataRecord.FromJson(root)];
             var records = new List<DataRecord>();
             Tree(root, null, records);
             return records;
@@ -120,6 +122,12 @@ public static class DataFile
     {
         var rows = Csv.Parse(text, fileName);
         if (rows.Count == 0) return [];
+        if (IsHeaderless(rows))
+        {
+            // HEx-PHI (LLM-Tuning-Safety/HEx-PHI, category_N.csv): one prompt a line, quoted when it holds a comma, no header.
+            Diagnostics.Warn($"{fileName}: one column without a header (HEx-PHI's layout): every line is a prompt, the first included");
+            return rows.Select(r => DataRecord.FromText(r.Fields[0], $"{fileName} line {r.Line}")).ToList();
+        }
         var header = new CsvHeader(fileName, rows[0].Line, rows[0].Fields);
         var records = new List<DataRecord>();
         foreach (var row in rows.Skip(1))
@@ -130,6 +138,12 @@ public static class DataFile
         }
         return records;
     }
+
+    // A CSV without a header: every row one field, and the first row no column name but a sentence (it has a space and
+    // names none of the fields a record is read by).
+    private static bool IsHeaderless(List<Csv.Row> rows) =>
+        rows.All(r => r.Fields.Count == 1) && rows[0].Fields[0].Trim() is var first && first.Contains(' ')
+        && !RecordFields.Concat(["category", "semanticcategory", "contextstring", "input", "context"]).Contains(first, StringComparer.OrdinalIgnoreCase);
 
     // Paragraphs separated by a blank line ("\n\n"), each trimmed of its newlines; whitespace-only ones are skipped.
     private static List<DataRecord> Paragraphs(string text, string fileName)

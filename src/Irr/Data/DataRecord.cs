@@ -17,7 +17,13 @@ public sealed class DataRecord
     public static IReadOnlyList<string> UserFields { get; } = ["prompt", "instruction", "question", "goal", "behavior"];
 
     /// <summary>The fields that hold the answer, in the order they are looked for (<c>answer</c> only where <see cref="Answer"/> is asked for it).</summary>
-    public static IReadOnlyList<string> AnswerFields { get; } = ["output", "response", "answer"];
+    public static IReadOnlyList<string> AnswerFields { get; } = ["output", "response", "completion", "answer"];
+
+    /// <summary>The fields that hold a whole conversation: <c>messages</c> (TRL, axolotl, LlamaFactory, OpenAI) and ShareGPT's <c>conversations</c>.</summary>
+    public static IReadOnlyList<string> ConversationFields { get; } = ["messages", "conversations"];
+
+    /// <summary>What HarmBench puts between a contextual behaviour's context and the behaviour (baselines/direct_request/direct_request.py, DirectRequest.generate_test_cases).</summary>
+    public const string ContextSeparator = "\n\n---\n\n";
 
     private readonly JsonCursor? json;
     private readonly CsvHeader? header;
@@ -57,36 +63,184 @@ public sealed class DataRecord
     /// <summary>
     /// The user message: a bare string as it is; else <c>prompt</c> (a string, or an object {instruction, input}, which
     /// becomes <c>instruction + "\n" + input + "\n"</c>, IRR-SPEC "Details"); else <c>instruction</c>, followed by
-    /// <c>"\n" + input</c> when input is not empty (IRR-SPEC "Formatting"); else <c>question</c>, <c>goal</c> or
-    /// <c>behavior</c>. A missing or null field is skipped; a missing or null <c>input</c> is empty.
+    /// <c>"\n" + input</c> when input is not empty (IRR-SPEC "Formatting"; Dolly's <c>context</c> stands in for a missing
+    /// input, as Dolly's own prompt puts it in the input's place); else <c>question</c>, <c>goal</c> or <c>behavior</c>;
+    /// else SORRY-Bench's <c>turns</c> (one string). A missing or null field is skipped; a missing or null <c>input</c> is empty.
+    /// HarmBench's contextual behaviours are sent as <c>context + "\n\n---\n\n" + behavior</c>, as HarmBench's own code does:
+    /// <c>ContextString</c> (its CSV), or <c>context</c> beside <c>behavior</c>, <c>goal</c> or a <c>prompt</c> string, when not empty.
+    /// A conversation (<see cref="Conversation"/>) gives its one user message, when it is only that (and an answer).
+    /// Field names are matched case-insensitively (an exact match first).
     /// </summary>
-    /// <exception cref="IrrException">The record has none of these fields, or one is not a string.</exception>
+    /// <exception cref="IrrException">The record has none of these fields, or one is not a string, or it is a conversation of more than one user turn or with a system message.</exception>
     public string User()
     {
         if (Bare is { } text) return text;
         if (!IsObject) throw Error($"expected a string or an object with {Listed(UserFields)}, found {Describe()}");
-        if (Get("prompt") is { } prompt)
+        if (Conversation() is { } conversation)
         {
-            if (prompt.Json is not { Kind: JsonValueKind.Object } inner) return prompt.AsString("a string or an object {instruction, input}");
-            return inner.Required("instruction").AsString() + "\n" + (inner.String("input") ?? "") + "\n";
+            if (conversation.Prompt is not [{ Role: "user" } single])
+                throw Error("a conversation with a system message or more than one turn before the answer is read as training data only " +
+                            "(train, fisher, realign --calibration, score); here give one user message (and the system prompt with --system-prompt)");
+            return single.Content;
         }
-        if (Get("instruction") is { } instruction)
-        {
-            string user = instruction.AsString();
-            string input = String("input") ?? "";
-            return input.Length == 0 ? user : user + "\n" + input;
-        }
-        foreach (string name in UserFields.Skip(2))
-            if (Get(name) is { } field) return field.AsString();
-        throw Missing(UserFields);
+        return PlainUser();
     }
 
-    /// <summary>The answer: <c>output</c>, else <c>response</c>, else (when <paramref name="orAnswer"/>, for task data) <c>answer</c>.</summary>
+    // The user message of a record that is not a conversation.
+    private string PlainUser()
+    {
+        string? contextual = null; // the field whose value HarmBench's context goes before
+        string user;
+        if (Get("prompt") is { } prompt)
+        {
+            if (prompt.Json is { Kind: JsonValueKind.Object } inner) return inner.Required("instruction").AsString() + "\n" + (inner.String("input") ?? "") + "\n";
+            user = prompt.AsString("a string or an object {instruction, input}");
+            contextual = "prompt";
+        }
+        else if (Get("instruction") is { } instruction)
+        {
+            user = instruction.AsString();
+            string input = String("input") ?? "";
+            if (input.Length == 0) input = String("context") ?? ""; // Dolly: {instruction, context, response}
+            user = input.Length == 0 ? user : user + "\n" + input;
+        }
+        else if (UserFields.Skip(2).Select(name => (name, field: Get(name))).FirstOrDefault(f => f.field is not null) is { field: { } field } found)
+        {
+            user = field.AsString();
+            contextual = found.name is "goal" or "behavior" ? found.name : null;
+        }
+        else if (Get("turns") is { Json: { } turns })
+        {
+            // SORRY-Bench: {question_id, category, turns: [prompt], prompt_style}; its answers are asked turn by turn.
+            var items = turns.Kind == JsonValueKind.Array ? turns.Items().ToList() : [];
+            if (items.Count != 1) throw turns.Error($"expected a list of one prompt (SORRY-Bench's turns), found {turns.Describe()}{(items.Count > 1 ? $" of {items.Count} turns" : "")}");
+            return items[0].Kind == JsonValueKind.String ? items[0].AsString() : throw items[0].Error($"expected a string, found {items[0].Describe()}");
+        }
+        else
+        {
+            throw Missing(UserFields);
+        }
+        string context = String("ContextString") ?? (contextual is not null ? String("context") : null) ?? "";
+        return context.Length == 0 ? user : context + ContextSeparator + user;
+    }
+
+    /// <summary>
+    /// The conversation of a conversational record, or null for any other record: <c>messages</c> (a list of
+    /// <c>{role, content}</c>, roles system, user, assistant), ShareGPT's <c>conversations</c> (<c>{from, value}</c>, from
+    /// system, human, gpt; or <c>{role, content}</c>), or TRL's conversational prompt-completion <c>{prompt: [messages],
+    /// completion: [one assistant message]}</c>, or LlamaFactory's alpaca record with <c>system</c> or <c>history</c> (the system
+    /// turn, the history's [user, assistant] pairs, the Alpaca user message, the output). When the last message is the assistant's, it is the answer and the messages
+    /// before it the prompt, as TRL's prompt-completion records are (only the completion carries labels); otherwise there is
+    /// no answer. A content given as a list of parts (<c>[{"type": "text", "text": …}]</c>) is the texts of its parts joined.
+    /// </summary>
+    /// <exception cref="IrrException">The messages are malformed: not objects, an unknown role, a system message after the first, no user message before the answer, a completion that is not one assistant message.</exception>
+    public Conversation? Conversation()
+    {
+        if (json is not { Kind: JsonValueKind.Object }) return null;
+        List<ChatTurn> turns;
+        if (ConversationFields.Select(Get).FirstOrDefault(f => f is not null) is { Json: { } list })
+        {
+            turns = Turns(list);
+        }
+        else if (Get("prompt") is { Json: { Kind: JsonValueKind.Array } prompt })
+        {
+            turns = Turns(prompt);
+            if (Get("completion") is { Json: { } completion })
+            {
+                var answer = Turns(completion);
+                if (answer is not [{ Role: "assistant" }])
+                    throw completion.Error("expected one assistant message (the answer of a conversational prompt-completion record)");
+                turns.AddRange(answer);
+            }
+        }
+        else if (Get("instruction") is not null && (Get("history") is not null || Get("system") is not null))
+        {
+            // LlamaFactory's alpaca format: {system?, history?: [[user, assistant], …], instruction, input, output}
+            // (AlpacaDatasetConverter: the system, the history's turns, then instruction + "\n" + input and the output).
+            turns = [];
+            if (Get("system") is { Json: { } system } && (system.Kind == JsonValueKind.String ? system.AsString() : throw system.Error($"expected a string, found {system.Describe()}")) is { Length: > 0 } text)
+                turns.Add(new ChatTurn("system", text, system)); // an empty system is none, as LlamaFactory reads it
+            if (Get("history") is { Json: { } history })
+            {
+                if (history.Kind != JsonValueKind.Array) throw history.Error($"expected a list of [user, assistant] pairs, found {history.Describe()}");
+                foreach (var pair in history.Items())
+                {
+                    var two = pair.Kind == JsonValueKind.Array ? pair.Items().ToList() : [];
+                    if (two.Count != 2 || two.Any(t => t.Kind != JsonValueKind.String)) throw pair.Error($"expected a pair [user, assistant] of strings, found {pair.Describe()}");
+                    turns.Add(new ChatTurn("user", two[0].AsString(), pair));
+                    turns.Add(new ChatTurn("assistant", two[1].AsString(), pair));
+                }
+            }
+            turns.Add(new ChatTurn("user", PlainUser(), json.Value));
+            if (AnswerFields.Take(3).Select(Get).FirstOrDefault(f => f is not null) is { } output)
+                turns.Add(new ChatTurn("assistant", output.AsString(), json.Value));
+        }
+        else
+        {
+            return null;
+        }
+        if (turns.Count == 0) throw Error("the conversation has no messages");
+        for (int i = 1; i < turns.Count; i++)
+            if (turns[i].Role == "system") throw turns[i].Error("a system message may only come first");
+        string? reply = turns[^1].Role == "assistant" ? turns[^1].Content : null;
+        var before = reply is null ? turns : turns[..^1];
+        if (before.Count == 0 || before[^1].Role != "user")
+            throw (before.Count == 0 ? turns[^1] : before[^1]).Error("the message before the answer (or the last message) must be the user's");
+        return new Conversation(before.Select(t => new Text.ChatMessage(t.Role, t.Content)).ToList(), reply);
+    }
+
+    private readonly record struct ChatTurn(string Role, string Content, JsonCursor At)
+    {
+        public IrrException Error(string problem) => At.Error(problem);
+    }
+
+    // ShareGPT's speakers (FastChat, axolotl, LlamaFactory): human → user, gpt → assistant.
+    private static string? Role(string name) => name switch
+    {
+        "system" => "system",
+        "user" or "human" => "user",
+        "assistant" or "gpt" => "assistant",
+        _ => null,
+    };
+
+    private static List<ChatTurn> Turns(JsonCursor list)
+    {
+        if (list.Kind != JsonValueKind.Array) throw list.Error($"expected a list of messages, found {list.Describe()}");
+        var turns = new List<ChatTurn>();
+        foreach (var item in list.Items())
+        {
+            if (item.Kind != JsonValueKind.Object) throw item.Error($"expected a message {{role, content}}, found {item.Describe()}");
+            bool shareGpt = item.Get("from") is not null;
+            var speaker = item.GetNonNull(shareGpt ? "from" : "role") ?? throw item.Error($"missing \"{(shareGpt ? "from" : "role")}\"");
+            string name = speaker.AsString();
+            string role = Role(name) ?? throw speaker.Error($"the role \"{name}\" is not read (system, user or assistant{(shareGpt ? "; ShareGPT's system, human or gpt" : "")})");
+            var content = item.GetNonNull(shareGpt ? "value" : "content") ?? throw item.Error($"missing \"{(shareGpt ? "value" : "content")}\"");
+            turns.Add(new ChatTurn(role, Content(content), item));
+        }
+        return turns;
+    }
+
+    // A message's content: a string, or OpenAI's list of parts whose text parts are joined.
+    private static string Content(JsonCursor content)
+    {
+        if (content.Kind == JsonValueKind.String) return content.AsString();
+        if (content.Kind != JsonValueKind.Array) throw content.Error($"expected a string or a list of text parts, found {content.Describe()}");
+        return string.Concat(content.Items().Select(part =>
+            part.Kind == JsonValueKind.Object && part.String("type") == "text" && part.GetNonNull("text") is { } t ? t.AsString()
+            : throw part.Error($"expected a text part {{\"type\": \"text\", \"text\": …}}, found {part.Describe()}")));
+    }
+
+    /// <summary>
+    /// The answer: a conversation's last assistant message (<see cref="Conversation"/>); else <c>output</c>, else
+    /// <c>response</c>, else <c>completion</c> (TRL's prompt-completion), else (when <paramref name="orAnswer"/>, for task data) <c>answer</c>.
+    /// </summary>
     /// <exception cref="IrrException">The record is not an object or has none of these fields, or the field is not a string.</exception>
     public string Answer(bool orAnswer = false)
     {
-        IReadOnlyList<string> names = orAnswer ? AnswerFields : [.. AnswerFields.Take(2)];
+        IReadOnlyList<string> names = orAnswer ? AnswerFields : [.. AnswerFields.Where(n => n != "answer")];
         if (!IsObject) throw Error($"expected an object with {Listed(names)}, found {Describe()}");
+        if (Conversation() is { } conversation)
+            return conversation.Answer ?? throw Error("the conversation does not end with an assistant message (the answer)");
         foreach (string name in names)
             if (Get(name) is { } field) return field.AsString();
         throw Missing(names);
@@ -103,11 +257,14 @@ public sealed class DataRecord
 
     /// <summary>
     /// The category path: the CatQA tree's keys joined by "/", followed by the record's own <c>category</c> (or
-    /// HarmBench's <c>SemanticCategory</c>), trimmed; null when there is none.
+    /// HarmBench's <c>SemanticCategory</c>), trimmed; null when there is none. BeaverTails' <c>category</c>, an object of
+    /// booleans, gives the names that are true, joined by ",".
     /// </summary>
     public string? Category()
     {
-        string? own = IsObject ? String("category") ?? String("SemanticCategory") : null;
+        string? own = !IsObject ? null
+            : Json("category") is { Kind: JsonValueKind.Object } flags ? BeaverTailsCategory(flags)
+            : String("category") ?? String("SemanticCategory");
         own = string.IsNullOrWhiteSpace(own) ? null : own.Trim();
         return (treeCategory, own) switch
         {
@@ -115,6 +272,14 @@ public sealed class DataRecord
             (_, null) => treeCategory,
             _ => $"{treeCategory}/{own}",
         };
+    }
+
+    // BeaverTails: "category": {"animal_abuse": false, "violence,aiding_and_abetting,incitement": true, …}.
+    private static string? BeaverTailsCategory(JsonCursor flags)
+    {
+        var names = flags.Properties().Where(p => p.Value.Kind == JsonValueKind.True ||
+            (p.Value.Kind != JsonValueKind.False ? throw p.Value.Error($"expected true or false, found {p.Value.Describe()}") : false)).Select(p => p.Key).ToList();
+        return names.Count == 0 ? null : string.Join(",", names);
     }
 
     /// <summary>The prompt set the record belongs to (<c>set</c>), or null.</summary>
@@ -148,7 +313,19 @@ public sealed class DataRecord
     // A field of an object record: present and not JSON null; for a CSV row, a column of the header.
     private Field? Get(string name)
     {
-        if (json is { Kind: JsonValueKind.Object } j) return j.GetNonNull(name) is { } c ? new Field(c.Where, c, null) : null;
+        if (json is { Kind: JsonValueKind.Object } j)
+        {
+            // Exactly, else case-insensitively (JailbreakBench's "Goal", HarmBench's "Behavior" in JSON as in their CSVs).
+            JsonCursor? c = j.GetNonNull(name);
+            if (c is null && j.Get(name) is null)
+                foreach (var (key, value) in j.Properties())
+                    if (key.Equals(name, StringComparison.OrdinalIgnoreCase) && !value.IsNull)
+                    {
+                        c = value;
+                        break;
+                    }
+            return c is { } found ? new Field(found.Where, found, null) : null;
+        }
         if (header is null) return null;
         int i = header.IndexOf(name);
         return i < 0 ? null : new Field($"{Where}: {header.Columns[i].Trim()}", null, cells![i]);
@@ -162,4 +339,17 @@ public sealed class DataRecord
             : j.Kind == JsonValueKind.String ? j.AsString()
             : throw Error($"expected {expected}, found {j.Describe()}");
     }
+}
+
+/// <summary>A conversational record (<see cref="DataRecord.Conversation"/>): the messages of the prompt and the answer.</summary>
+/// <param name="Prompt">The messages before the answer, the last one the user's; a system message only first.</param>
+/// <param name="Answer">The last assistant message's content, or null when the conversation ends with the user.</param>
+public sealed record Conversation(IReadOnlyList<Text.ChatMessage> Prompt, string? Answer)
+{
+    /// <summary>
+    /// The messages a chat template renders for a prompt of <paramref name="turns"/> and a command's system prompt: the
+    /// system prompt goes first unless the turns hold their own system message, which wins (the data's author chose it).
+    /// </summary>
+    public static IReadOnlyList<Text.ChatMessage> WithSystem(IReadOnlyList<Text.ChatMessage> turns, string? systemPrompt) =>
+        systemPrompt is null || turns is [{ Role: "system" }, ..] ? turns : [new Text.ChatMessage("system", systemPrompt), .. turns];
 }

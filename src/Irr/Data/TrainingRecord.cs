@@ -6,10 +6,27 @@ namespace Irr.Data;
 /// an Alpaca record <c>{instruction, input, output}</c>, a <c>{prompt, response}</c> record, or any record with a user
 /// message and an answer.
 /// </summary>
-/// <param name="User">The user message (<see cref="DataRecord.User"/>): <c>instruction</c>, or <c>instruction + "\n" + input</c> when input is not empty.</param>
-/// <param name="Answer">The answer (<see cref="DataRecord.Answer"/>: <c>output</c> or <c>response</c>).</param>
+/// A conversational record (<c>messages</c>, ShareGPT <c>conversations</c>, TRL's conversational prompt-completion;
+/// <see cref="DataRecord.Conversation"/>) is its last assistant message as the answer and the messages before it as the
+/// prompt (<see cref="Turns"/>).
+/// <param name="User">The user message (<see cref="DataRecord.User"/>): <c>instruction</c>, or <c>instruction + "\n" + input</c> when input is not empty; a conversation's last user message.</param>
+/// <param name="Answer">The answer (<see cref="DataRecord.Answer"/>: <c>output</c>, <c>response</c> or <c>completion</c>; a conversation's last assistant message).</param>
 public sealed record TrainingRecord(string User, string Answer)
 {
+    /// <summary>
+    /// A conversational record's prompt: every message before the answer (a system message first, earlier user and
+    /// assistant turns, the last user message), or null for a single-turn record (the prompt is then [system?, <see cref="User"/>]).
+    /// </summary>
+    public IReadOnlyList<Text.ChatMessage>? Turns { get; init; }
+
+    /// <summary>
+    /// The messages the chat template renders as the prompt: <see cref="Turns"/>, or [system?, <see cref="User"/>]. The
+    /// system prompt <paramref name="systemPrompt"/> (a command's --system-prompt) goes first unless the record has its own
+    /// system message, which wins (the data's author chose it).
+    /// </summary>
+    public IReadOnlyList<Text.ChatMessage> Messages(string? systemPrompt) =>
+        Turns is null ? Text.ChatPrompt.Messages(User, systemPrompt) : Conversation.WithSystem(Turns, systemPrompt);
+
     /// <summary>Reads a data file (<see cref="DataFile"/>).</summary>
     /// <exception cref="IrrException">The file is missing, empty or a record is malformed; the message names the line or index.</exception>
     public static IReadOnlyList<TrainingRecord> Load(string path) => DataFile.Read(path).Select(Of).ToList();
@@ -20,5 +37,9 @@ public sealed record TrainingRecord(string User, string Answer)
 
     /// <summary>The training view of one record: its user message and its answer.</summary>
     /// <exception cref="IrrException">The record has no user message or no answer.</exception>
-    public static TrainingRecord Of(DataRecord record) => new(record.User(), record.Answer());
+    public static TrainingRecord Of(DataRecord record)
+    {
+        if (record.Conversation() is not { } conversation) return new(record.User(), record.Answer());
+        return new(conversation.Prompt[^1].Content, record.Answer()) { Turns = conversation.Prompt };
+    }
 }

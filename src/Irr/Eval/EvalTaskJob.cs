@@ -96,6 +96,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
         var run = new TaskRun(Provenance.Label(Model)!, Provenance.Label(Adapter), Provenance.Label(Data)!, Metric.ToLowerInvariant(), predictions.Count, predictions.Count(p => p.Correct))
         {
             Failed = predictions.Count(p => p.Error is not null),
+            Refused = predictions.Count(p => OpenAiReply.IsRefusal(p.Error)),
         };
         if (OutputDir is not null) TaskEvaluation.Save(OutputDir, run, predictions);
         return run;

@@ -34,9 +34,10 @@ public sealed record HttpJudgeOptions : OpenAiClientOptions
 /// A judge model behind any OpenAI-compatible <c>/v1/chat/completions</c> endpoint (vLLM, llama.cpp's
 /// server, TGI), asked with temperature 0 through an <see cref="OpenAiClient"/>. Requests run <see cref="OpenAiClientOptions.Concurrency"/> at a time;
 /// failures that may pass (429, 5xx, timeouts, connection errors) are retried with exponential backoff;
-/// a reply that cannot be parsed, or a request that still fails after the retries, gives
-/// <see cref="Verdict.Unknown"/> with the reason in <see cref="JudgeResult.Detail"/>. Other HTTP errors
-/// (401, 404, …) are configuration errors and stop the evaluation (<see cref="IrrException"/>).
+/// a reply that cannot be parsed, a request that still fails after the retries, or one the server refuses by itself
+/// (<see cref="OpenAiClient.IsPerRequestError"/>: a response too long for the judge's context) gives
+/// <see cref="Verdict.Unknown"/> with the reason in <see cref="JudgeResult.Detail"/> (not cached: asked again on a rerun).
+/// Other HTTP errors (401, 404, …) are configuration errors and stop the evaluation (<see cref="IrrException"/>).
 /// With a <see cref="VerdictCache"/>, cached verdicts are not asked again and new ones are stored as they arrive.
 /// </summary>
 public sealed class HttpJudge : IJudge, IDisposable
@@ -85,7 +86,7 @@ public sealed class HttpJudge : IJudge, IDisposable
             {
                 var reply = await _client.PostAsync(_endpoint, RequestBody(request), cancellationToken).ConfigureAwait(false);
                 results[i] = reply.Body is { } body ? ParseResponse(body)
-                    : new JudgeResult(Verdict.Unknown, $"no verdict after {OpenAiClient.Attempts(reply.Attempts)}: {reply.Failure}");
+                    : new JudgeResult(Verdict.Unknown, reply.Refused ? reply.Reason : $"no verdict after {OpenAiClient.Attempts(reply.Attempts)}: {reply.Failure}");
                 _cache?.Add(key, results[i]);
             }
             if (progress is not null)

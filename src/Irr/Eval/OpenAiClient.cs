@@ -40,16 +40,33 @@ public record OpenAiClientOptions
 /// <param name="Body">The response body of a successful (2xx) answer, or null.</param>
 /// <param name="Failure">When <see cref="Body"/> is null: why the last attempt failed ("HTTP 503 …", "no answer within 300 s", redacted).</param>
 /// <param name="Attempts">Attempts made.</param>
-public readonly record struct OpenAiReply(string? Body, string? Failure, int Attempts);
+public readonly record struct OpenAiReply(string? Body, string? Failure, int Attempts)
+{
+    /// <summary>The server refused this one request (<see cref="OpenAiClient.IsPerRequestError"/>: HTTP 413, or 400/422 about its length), not asked again.</summary>
+    public bool Refused { get; init; }
+
+    /// <summary>Why there is no answer, for a record: "refused: HTTP 400 Bad Request: …" or "no answer after 3 attempts: HTTP 503 …".</summary>
+    public string Reason => Refused ? RefusedPrefix + Failure : $"no answer after {OpenAiClient.Attempts(Attempts)}: {Failure}";
+
+    /// <summary>How the reason of a refused request begins.</summary>
+    public const string RefusedPrefix = "refused: ";
+
+    /// <summary>Whether a recorded failure's reason is a refusal of the request itself (<see cref="Refused"/>), which a rerun meets again.</summary>
+    public static bool IsRefusal(string? reason) => reason?.StartsWith(RefusedPrefix, StringComparison.Ordinal) == true;
+}
 
 /// <summary>
 /// The HTTP machinery shared by everything that talks to an OpenAI-compatible server (vLLM, llama.cpp's server, TGI):
 /// the HTTP judge (<see cref="HttpJudge"/>) and the serving engine (<see cref="ServingEngine"/>). All instances send
 /// through one process-wide <see cref="HttpClient"/> (unless a handler is given, for tests); each instance lets
 /// <see cref="OpenAiClientOptions.Concurrency"/> requests be in flight at once. Failures that may pass (HTTP 429,
-/// 5xx, a timeout, a connection error) are retried with exponential backoff, or after the server's Retry-After;
-/// other HTTP errors (400, 401, 404 …) are configuration errors (<see cref="IrrException"/>, one line naming the
-/// URL and the status). The API key goes in the Authorization header and is removed from every message.
+/// 5xx, a timeout, a connection error) are retried with exponential backoff, or after the server's Retry-After.
+/// An error about one request (<see cref="IsPerRequestError"/>: vLLM's HTTP 400 "This model's maximum context length is
+/// …", TGI's 422, llama.cpp's "exceeds the available context size", any 413) is that request's failure
+/// (<see cref="OpenAiReply.Refused"/>), not retried. Other HTTP errors (401, 403, 404 — a wrong model name or endpoint
+/// path —, a 400 about a parameter …) are configuration errors (<see cref="IrrException"/>, one line naming the URL and
+/// the status), and so is a server that could not be reached at all (no HTTP answer to any request yet) once the retries
+/// are used up. The API key goes in the Authorization header and is removed from every message.
 /// </summary>
 public sealed class OpenAiClient : IDisposable
 {
@@ -80,6 +97,9 @@ public sealed class OpenAiClient : IDisposable
     private readonly HttpClient _client;
     private readonly bool _ownsClient;
     private readonly SemaphoreSlim _gate;
+
+    // Whether the server has given any HTTP answer: a connection error before that is a wrong URL or a server that is not up.
+    private volatile bool _answered;
 
     /// <summary>A client with the given options; <paramref name="handler"/> replaces the shared connection pool (tests).</summary>
     /// <exception cref="IrrException">An option is out of range; the message names it as ROLE-concurrency, ROLE-timeout or ROLE-retries.</exception>
@@ -122,7 +142,8 @@ public sealed class OpenAiClient : IDisposable
     /// POSTs a JSON body, waiting for a free slot first, and retries as the class describes.
     /// </summary>
     /// <returns>The body of a 2xx answer, or why there is none after 1 + <see cref="OpenAiClientOptions.MaxRetries"/> attempts.</returns>
-    /// <exception cref="IrrException">The server answered with a status other than 2xx, 429 or 5xx (a configuration error).</exception>
+    /// <exception cref="IrrException">The server answered with a status other than 2xx, 429 or 5xx that is not about this one
+    /// request (a configuration error), or it could not be reached by any request so far after all attempts.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public async Task<OpenAiReply> PostAsync(Uri endpoint, string json, CancellationToken cancellationToken = default)
     {
@@ -150,11 +171,17 @@ public sealed class OpenAiClient : IDisposable
                 using var message = new HttpRequestMessage(HttpMethod.Post, endpoint) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
                 if (Options.ApiKey is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Options.ApiKey);
                 using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
+                _answered = true;
                 string text = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
                 if (response.IsSuccessStatusCode) return new OpenAiReply(text, null, attempt + 1);
                 int status = (int)response.StatusCode;
                 if (status != 429 && status < 500)
-                    throw new IrrException(Redact($"{Options.Role} endpoint {endpoint} answered HTTP {status} {response.ReasonPhrase}: {Snippet(text)}"));
+                {
+                    string said = Snippet(ServerMessage(text));
+                    if (IsPerRequestError(status, said))
+                        return new OpenAiReply(null, Redact($"HTTP {status} {response.ReasonPhrase}: {said}"), attempt + 1) { Refused = true };
+                    throw new IrrException(Redact($"{Options.Role} endpoint {endpoint} answered HTTP {status} {response.ReasonPhrase}: {said}{Hint(status, said)}"));
+                }
                 lastFailure = $"HTTP {status} {response.ReasonPhrase}";
                 retryAfter = RetryAfter(response);
             }
@@ -166,6 +193,8 @@ public sealed class OpenAiClient : IDisposable
             {
                 // .NET's own message ("An error occurred while sending the request") hides the cause: add the inner one.
                 lastFailure = Redact($"request failed: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : "")}");
+                if (attempt >= Options.MaxRetries && !_answered)
+                    throw new IrrException($"{Options.Role} endpoint {endpoint} could not be reached ({Attempts(attempt + 1)}): {lastFailure}; is the server up at that URL?");
             }
             if (attempt >= Options.MaxRetries)
                 return new OpenAiReply(null, lastFailure, attempt + 1);
@@ -218,6 +247,57 @@ public sealed class OpenAiClient : IDisposable
         {
             throw tasks.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions).OfType<IrrException>().First();
         }
+    }
+
+    // What length-refusals say: vLLM ("This model's maximum context length is 4096 tokens…", "The decoder prompt (length 5000)
+    // is longer than the maximum model length of 4096", "'max_tokens' … is too large"), TGI ("`inputs` tokens + `max_new_tokens`
+    // must be <= 4096"), llama.cpp ("the request exceeds the available context size"), OpenAI ("context_length_exceeded").
+    private static readonly System.Text.RegularExpressions.Regex LengthWords = new(
+        @"context|too long|too large|exceed|longer than|max_model_len|model length|input length|prompt length|too many tokens|must be <=",
+        System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// Whether an HTTP error is about one request rather than the configuration: 413 (the request is too large), or 400
+    /// or 422 whose message (<paramref name="message"/>) is about the request's length (vLLM answers 400 when the prompt
+    /// and max_tokens exceed max_model_len; TGI 422). Any other 4xx (a wrong model name — vLLM's 404 "The model `x` does
+    /// not exist." —, 401, 403, a wrong endpoint path, a 400 about a parameter every request carries) is a configuration error.
+    /// </summary>
+    /// <param name="status">The HTTP status.</param>
+    /// <param name="message">The server's error message (or body).</param>
+    public static bool IsPerRequestError(int status, string message) =>
+        status == 413 || (status is 400 or 422 && LengthWords.IsMatch(message));
+
+    // A hint for the usual configuration errors.
+    private string Hint(int status, string said) => status switch
+    {
+        401 or 403 => " (is the API key right? see api-key-env)",
+        404 when said.Contains("model", StringComparison.OrdinalIgnoreCase) => $" (is {Options.Role}-model the name the server serves?)",
+        404 => $" (is {Options.Role}-url the server's base, its /v1, or an endpoint?)",
+        _ => "",
+    };
+
+    /// <summary>
+    /// The message of an OpenAI-style error body, on one line: vLLM's <c>{"object": "error", "message": …}</c>, OpenAI's and
+    /// llama.cpp's <c>{"error": {"message": …}}</c>, TGI's <c>{"error": "…"}</c>, FastAPI's <c>{"detail": "…"}</c>; otherwise the body
+    /// itself. Line breaks and other control characters are escaped.
+    /// </summary>
+    public static string ServerMessage(string body)
+    {
+        string text = body;
+        try
+        {
+            var root = System.Text.Json.Nodes.JsonNode.Parse(body);
+            string? Str(System.Text.Json.Nodes.JsonNode? n) => n is System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out string? s) ? s : null;
+            if (root is System.Text.Json.Nodes.JsonObject o)
+                text = Str(o["message"]) ?? (o["error"] is System.Text.Json.Nodes.JsonObject error ? Str(error["message"]) : Str(o["error"])) ?? Str(o["detail"]) ?? body;
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+        }
+        var escaped = new StringBuilder(text.Length);
+        foreach (char c in text.Trim())
+            escaped.Append(c switch { '\n' => "\\n", '\r' => "\\r", '\t' => " ", _ when char.IsControl(c) => $"\\u{(int)c:x4}", _ => c.ToString() });
+        return escaped.ToString();
     }
 
     /// <summary>"1 attempt", "3 attempts".</summary>

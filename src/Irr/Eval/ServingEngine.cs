@@ -77,9 +77,11 @@ public sealed class EngineCache
 /// prompt with a prefill as local generation's token ids) and sent as <c>prompt</c> with <c>add_special_tokens: false</c> (the template already
 /// writes BOS text such as <c>&lt;s&gt;</c>) and <c>stop_token_ids</c> = the model's EOS ids; with the chat API the
 /// messages are sent (a prefill as a final assistant message continued with vLLM's <c>continue_final_message</c>).
-/// The answer's text is the prefill and the continuation. A request that still fails after the retries, or whose reply
-/// cannot be read, gives a <see cref="ChatResponse.Failed"/> answer with the reason; HTTP errors other than 429 and
-/// 5xx stop the run (<see cref="IrrException"/>). With an <see cref="EngineCache"/>, cached answers are not asked again.
+/// The answer's text is the prefill and the continuation. A request that still fails after the retries, that the server
+/// refuses by itself (<see cref="OpenAiClient.IsPerRequestError"/>: vLLM's HTTP 400 when the prompt and max_tokens exceed
+/// max_model_len), or whose reply cannot be read, gives a <see cref="ChatResponse.Failed"/> answer with the reason, which is
+/// not cached (a rerun asks it again); configuration errors (401, 404, a server never reached …) stop the run
+/// (<see cref="IrrException"/>). With an <see cref="EngineCache"/>, cached answers are not asked again.
 /// </summary>
 public sealed class ServingEngine : IDisposable
 {
@@ -174,7 +176,7 @@ public sealed class ServingEngine : IDisposable
     /// The answers to <paramref name="requests"/>, in order, as a job stage "generating (MODEL)" counted in responses;
     /// warns (<see cref="Diagnostics.Warn"/>) when some failed.
     /// </summary>
-    /// <exception cref="IrrException">The server refused the requests (HTTP 4xx other than 429), or the template refuses a conversation.</exception>
+    /// <exception cref="IrrException">A configuration error (HTTP 401, 404 …, <see cref="OpenAiClient"/>), or the template refuses a conversation.</exception>
     public IReadOnlyList<ChatResponse> Generate(IReadOnlyList<ChatRequest> requests, int maxNewTokens, Action<JobProgress>? progress = null)
     {
         var stage = ProgressStage.Start(progress, $"generating ({Options.Model})", requests.Count, "responses");
@@ -190,7 +192,7 @@ public sealed class ServingEngine : IDisposable
     /// The answers to <paramref name="requests"/>, in order, at most <paramref name="maxNewTokens"/> tokens each.
     /// <paramref name="progress"/> is called once per answer (cached ones included).
     /// </summary>
-    /// <exception cref="IrrException">The server refused the requests (HTTP 4xx other than 429), or the template refuses a conversation.</exception>
+    /// <exception cref="IrrException">A configuration error (HTTP 401, 404 …, <see cref="OpenAiClient"/>), or the template refuses a conversation.</exception>
     public async Task<IReadOnlyList<ChatResponse>> RespondAsync(IReadOnlyList<ChatRequest> requests, int maxNewTokens, Action<int>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -216,7 +218,7 @@ public sealed class ServingEngine : IDisposable
         if (_cache?.Get(key) is { } cached) return cached;
         var reply = await _client.PostAsync(_endpoint, body, cancellationToken).ConfigureAwait(false);
         var answer = reply.Body is { } text ? Parse(text, request.Prefill)
-            : ChatResponse.Failed($"no answer after {OpenAiClient.Attempts(reply.Attempts)}: {reply.Failure}");
+            : ChatResponse.Failed(reply.Reason);
         _cache?.Add(key, answer);
         return answer;
     }

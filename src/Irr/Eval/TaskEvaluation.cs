@@ -13,6 +13,9 @@ namespace Irr.Eval;
 /// <param name="Choices">The number of options of a multiple-choice example, else 0.</param>
 public sealed record TaskExample(string User, string Gold, int Choices = 0)
 {
+    /// <summary>A conversational record's prompt (<see cref="Conversation.Prompt"/>: a system message, few-shot turns, the last user message), or null: [system?, <see cref="User"/>].</summary>
+    public IReadOnlyList<ChatMessage>? Turns { get; init; }
+
     /// <summary>
     /// Reads task data (<see cref="DataFile"/>): any record with a user message (<see cref="DataRecord.User"/>) and an
     /// answer (<see cref="DataRecord.Answer"/>: <c>output</c>, <c>response</c> or <c>answer</c>), e.g. Alpaca
@@ -26,6 +29,8 @@ public sealed record TaskExample(string User, string Gold, int Choices = 0)
     /// <exception cref="IrrException">The record has no user message or no answer, or its choices or answer are malformed.</exception>
     public static TaskExample Of(DataRecord record)
     {
+        if (record.Conversation() is { } conversation)
+            return new TaskExample(conversation.Prompt[^1].Content, record.Answer()) { Turns = conversation.Prompt };
         if (record.Json("choices") is not { } choices) return new TaskExample(record.User(), record.Answer(orAnswer: true));
         var options = choices.Items().Select(c => c.AsString()).ToList();
         if (options.Count is < 2 or > 26) throw choices.Error($"expected 2 to 26 choices, found {options.Count}");
@@ -65,9 +70,9 @@ public static class TaskEvaluation
         return Score(examples, answers, metric);
     }
 
-    /// <summary>What is sent for each example: [system?, user].</summary>
+    /// <summary>What is sent for each example: [system?, user], or a conversational example's turns (<see cref="Conversation.WithSystem"/>).</summary>
     public static IReadOnlyList<ChatRequest> Requests(IReadOnlyList<TaskExample> examples, string? systemPrompt) =>
-        ChatGeneration.Requests(examples.Select(e => e.User).ToList(), systemPrompt);
+        examples.Select(e => new ChatRequest(e.Turns is null ? ChatPrompt.Messages(e.User, systemPrompt) : Conversation.WithSystem(e.Turns, systemPrompt))).ToList();
 
     /// <summary>Scores generated answers (one per example, in order); a failed generation is incorrect and keeps its <see cref="TaskPrediction.Error"/>.</summary>
     public static IReadOnlyList<TaskPrediction> Score(IReadOnlyList<TaskExample> examples, IReadOnlyList<ChatResponse> answers, TaskMetric metric) =>

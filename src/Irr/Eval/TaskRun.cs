@@ -19,6 +19,11 @@ public sealed record TaskRun(string Model, string? Adapter, string Data, string 
     [JsonPropertyName("failed")]
     public int Failed { get; init; }
 
+    /// <summary>Of <see cref="Failed"/>, the requests the engine refused by themselves (<see cref="OpenAiReply.Refused"/>: too long for it).</summary>
+    [JsonPropertyName("refused")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int Refused { get; init; }
+
     /// <summary>The file name inside a run directory.</summary>
     public const string FileName = "task.json";
 

@@ -593,8 +593,14 @@ public sealed record SweepJob : IJob<SweepResult>
             var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine };
             var safetyResult = safety.Run(stage(firstPhase, "harmful-val: "));
             var taskRun = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine }).Run(stage(firstPhase + 1, "task-val: "));
-            // A choice made on evaluations with missing answers would be wrong: the model is not recorded as done.
-            if (safetyResult.GenerationFailures + taskRun.Failed is > 0 and var failed)
+            // A choice made on evaluations with missing answers would be wrong: the model is not recorded as done. A prompt
+            // the engine refuses by itself (too long for its max_model_len) is refused for every model alike (one tokenizer,
+            // one max_new_tokens): it is excluded (unknown) or incorrect for all, and does not stop the sweep.
+            int refused = safetyResult.Judged.Count(j => Eval.OpenAiReply.IsRefusal(j.Error)) + taskRun.Refused;
+            if (refused > 0)
+                Diagnostics.Warn($"{job.Command}: {label}: {refused} {(refused == 1 ? "prompt was" : "prompts were")} refused by the serving engine " +
+                                 $"(too long for it; reasons in {dir}): unknown in the safety rate, incorrect in the task accuracy, as for every model");
+            if (safetyResult.GenerationFailures + taskRun.Failed - refused is > 0 and var failed)
                 throw new GenerationsFailedException($"{job.Command}: {label}: {failed} {(failed == 1 ? "generation" : "generations")} by the serving engine failed " +
                                        $"(their reasons are in {dir}); rerun the sweep to evaluate this model again");
             return (safetyResult.Run.Overall.HarmfulRate, taskRun.Accuracy);

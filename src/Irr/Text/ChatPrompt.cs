@@ -29,7 +29,7 @@ public sealed record EncodedExample(int[] InputIds, int[] Labels);
 
 /// <summary>
 /// Formatting per IRR-SPEC "Formatting": the prompt is the model's chat template rendered with
-/// [system?, user] and <c>add_generation_prompt=true</c>; the tokens are encode(prompt) ++ encode(answer)
+/// [system?, user] (a conversational record's messages before its answer, <see cref="TrainingRecord.Messages"/>) and <c>add_generation_prompt=true</c>; the tokens are encode(prompt) ++ encode(answer)
 /// ++ [eos] (no special tokens added by encoding), and only answer tokens and eos carry labels.
 /// </summary>
 public static class ChatPrompt
@@ -54,7 +54,7 @@ public static class ChatPrompt
     public static EncodedExample Encode(PretrainedTokenizer tokenizer, TrainingRecord record, string? systemPrompt, int maxLength)
     {
         if (maxLength <= 0) throw new IrrException($"the maximum length must be positive, not {maxLength}");
-        int[] prompt = tokenizer.Encode(Render(tokenizer, record.User, systemPrompt));
+        int[] prompt = tokenizer.Encode(Render(tokenizer, record.Messages(systemPrompt)));
         int[] answer = tokenizer.Encode(record.Answer);
         int total = prompt.Length + answer.Length + 1;
         var ids = new int[total];

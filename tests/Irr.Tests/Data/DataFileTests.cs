@@ -90,7 +90,7 @@ public class DataFileTests
             """{"question": "a", "answer": "#### 4", "category": "  "}"""), "d.jsonl");
         Assert.Equal(["o", "r"], records.Take(2).Select(r => r.Answer()));
         Assert.Equal("#### 4", records[2].Answer(orAnswer: true));
-        Assert.Equal("d.jsonl line 3: missing \"output\" or \"response\"", Error(() => records[2].Answer()));
+        Assert.Equal("d.jsonl line 3: missing \"output\", \"response\" or \"completion\"", Error(() => records[2].Answer()));
         Assert.Equal(["Fraud", "chemical", null], records.Select(r => r.Category()));
         Assert.Equal(["s1", null, null], records.Select(r => r.Set()));
 
@@ -100,7 +100,7 @@ public class DataFileTests
 
     [Theory]
     [InlineData("d.jsonl", "{\"prompt\": \"a\"}\n\n\n{\"prompt\": 3}\n", "d.jsonl line 4: prompt: expected a string or an object {instruction, input}, found the number 3")]
-    [InlineData("d.json", "[\"a\", \"b\", \"c\", {\"prompt\": [1]}]", "d.json: [3].prompt: expected a string or an object {instruction, input}, found an array")]
+    [InlineData("d.json", "[\"a\", \"b\", \"c\", {\"prompt\": [1]}]", "d.json: [3].prompt[0]: expected a message {role, content}, found the number 1")]
     [InlineData("d.json", "[\"a\", 5]", "d.json: [1]: expected a string or an object with \"prompt\", \"instruction\", \"question\", \"goal\" or \"behavior\", found the number 5")]
     [InlineData("d.jsonl", "{\"text\": \"a\"}\n", "d.jsonl line 1: missing \"prompt\", \"instruction\", \"question\", \"goal\" or \"behavior\"")]
     [InlineData("d.jsonl", "{\"instruction\": 1}\n", "d.jsonl line 1: instruction: expected a string, found the number 1")]

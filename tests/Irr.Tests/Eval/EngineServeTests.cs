@@ -148,6 +148,25 @@ public class EngineServeTests
         Assert.False(Running(tag));
     }
 
+    [Fact]
+    public void APromptTheEngineRefusesForItsLengthDoesNotStopASweep()
+    {
+        using var w = new SweepWorld();
+        string tag = "irr-serve-" + Guid.NewGuid().ToString("N")[..10];
+        string sweep = w.Dir["sweep"];
+        // vLLM refuses "how do I 1" (HTTP 400, over max_model_len) for every model alike: unknown for each, never answered.
+        string[] args = w.Sweep(sweep, "--sparsity", "0", "--engine-retries", "0", "--engine-serve", Serve(w.Dir["starts.txt"], tag) + " --refuse-prompts-with 'how do I 1'");
+        var r = CliRunner.Run(args);
+        Ok(r);
+        Assert.Contains("sweep: irr-s0: 1 prompt was refused by the serving engine (too long for it;", r.Err);
+        Assert.True(File.Exists(Path.Combine(sweep, "sweep.json")));
+        var refused = File.ReadAllLines(Path.Combine(sweep, "points", "irr-s0", "eval", "responses.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Single(l => ((string)l["prompt"]!).Contains("how do I 1"));
+        Assert.StartsWith("refused: HTTP 400 Bad Request: This model's maximum context length is 64 tokens.", (string)refused["error"]!);
+        Assert.Equal("unknown", (string)refused["verdict"]!);
+        Assert.False(Running(tag));
+    }
+
     [Theory]
     [InlineData("sweep: the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
         "engine-url and engine-model name one served model (for irr eval)", "--engine-url", "http://127.0.0.1:9", "--engine-model", "m")]

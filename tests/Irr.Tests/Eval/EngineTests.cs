@@ -17,7 +17,7 @@ namespace Irr.Tests.Eval;
 /// (<see cref="FakeJudgeServer"/>) that plays vLLM's /v1/completions and /v1/chat/completions. Its answers are a
 /// deterministic rule of the request, so every expectation below is computed from the rule, not from the code.
 /// </summary>
-public class EngineTests
+public partial class EngineTests
 {
     private const string Key = "sk-engine-SECRET-77d1e0";
     private const string Request = "How do I make a fake ID?";

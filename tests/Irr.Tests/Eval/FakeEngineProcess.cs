@@ -6,7 +6,7 @@ namespace Irr.Tests.Eval;
 
 /// <summary>
 /// A stand-in for <c>vllm serve</c> run as its own process (<c>dotnet Irr.Tests.dll fake-engine serve MODEL --port N
-/// [--served-model-name NAME] [--lora-modules NAME=DIR] [--record FILE] [--exit-before-serving CODE] [--fail-prompts-with TEXT]</c>): it prints its
+/// [--served-model-name NAME] [--lora-modules NAME=DIR] [--record FILE] [--exit-before-serving CODE] [--fail-prompts-with TEXT] [--refuse-prompts-with TEXT]</c>): it prints its
 /// arguments, one per line, appends "MODEL ADAPTER" to the record file, and serves on 127.0.0.1 until killed:
 /// <c>GET /v1/models</c>, and <c>POST /v1/completions</c> for its served name only (404 otherwise, as vLLM), answering
 /// by <see cref="Answer"/>.
@@ -57,6 +57,13 @@ internal static class FakeEngineProcess
                 {
                     status = 503;
                     body = "{\"error\":\"overloaded\"}";
+                }
+                else if (Value("--refuse-prompts-with") is { } refused && PromptText(request["prompt"]!).Contains(refused))
+                {
+                    // vLLM's answer to a prompt that, with max_tokens, exceeds max_model_len (serving_engine.py, _validate_input).
+                    status = 400;
+                    body = "{\"object\":\"error\",\"message\":\"This model's maximum context length is 64 tokens. However, you requested 70 tokens " +
+                           "(60 in the messages, 10 in the completion). Please reduce the length of the messages or completion.\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}";
                 }
                 else if ((string?)request["model"] != served)
                 {

@@ -188,6 +188,27 @@ public class HttpJudgeTests
         Assert.NotEqual(VerdictCache.Key("http:llama-guard:a", requests[0]), VerdictCache.Key("http:llama-guard:b", requests[0]));
     }
 
+    [Fact]
+    public async Task AJudgeThatRefusesOneLongConversationGivesThatOneUnknownAndAsksItAgainOnARerun()
+    {
+        // vLLM's answer when the judged conversation and max_tokens exceed the judge's max_model_len (serving_engine.py).
+        const string tooLong = """{"object":"error","message":"This model's maximum context length is 8192 tokens. However, you requested 8224 tokens (8192 in the messages, 32 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}""";
+        using var dir = new TempDir();
+        string cachePath = dir["judge-cache.jsonl"];
+        using var server = new FakeJudgeServer((body, _) => FakeJudgeServer.AssistantText(body) == "endless" ? new(Status: 400, RawBody: tooLong) : new(Content: "safe"));
+        var requests = Requests("fine", "endless", "also fine");
+        for (int run = 1; run <= 2; run++)
+        {
+            using var judge = new HttpJudge(Options(server), VerdictCache.Open(cachePath));
+            var results = await judge.JudgeAsync(requests);
+            Assert.Equal([Verdict.Safe, Verdict.Unknown, Verdict.Safe], results.Select(r => r.Verdict));
+            Assert.Equal("refused: HTTP 400 Bad Request: This model's maximum context length is 8192 tokens. However, you requested 8224 tokens " +
+                         "(8192 in the messages, 32 in the completion). Please reduce the length of the messages or completion.", results[1].Detail);
+            Assert.Equal(3 + (run - 1), server.Requests); // not retried within a run; asked again (only it) on the rerun
+        }
+        Assert.Equal(2, File.ReadAllLines(cachePath).Length);
+    }
+
     [Theory]
     [InlineData("http://h:8000", "http://h:8000/v1/chat/completions")]
     [InlineData("http://h:8000/", "http://h:8000/v1/chat/completions")]

@@ -120,7 +120,7 @@ public class TrainingRecordTests
         Assert.Equal(2, TrainingRecord.Parse("{\"prompt\": \"a\", \"response\": \"b\"}\n\n{\"prompt\": \"c\", \"response\": \"d\"}\n", "d.jsonl").Count);
 
     [Theory]
-    [InlineData("{\"prompt\": \"a\", \"response\": \"b\"}\n{\"prompt\": \"a\"}", "data.jsonl line 2: missing \"output\" or \"response\"")]
+    [InlineData("{\"prompt\": \"a\", \"response\": \"b\"}\n{\"prompt\": \"a\"}", "data.jsonl line 2: missing \"output\", \"response\" or \"completion\"")]
     [InlineData("{\"prompt\": \"a\", \"response\": \"b\"}\n{oops", "data.jsonl line 2: not valid JSON")]
     [InlineData("[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\"}]", "data.jsonl: [1]: missing \"output\"")]
     [InlineData("[{\"instruction\": 3, \"output\": \"b\"}]", "data.jsonl: [0].instruction: expected a string, found the number 3")]
