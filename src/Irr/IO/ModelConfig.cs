@@ -187,6 +187,18 @@ public sealed class ModelConfig
     }
 
     /// <summary>
+    /// This config with <c>tie_word_embeddings</c> set to <paramref name="tied"/> (in <see cref="Json"/> too, so a model
+    /// written with it says so): an untied model holds <c>lm_head.weight</c>, a tied one reads its head from the embedding.
+    /// </summary>
+    public ModelConfig WithTiedEmbeddings(bool tied)
+    {
+        if (tied == TieWordEmbeddings) return this;
+        var json = Json.DeepClone().AsObject();
+        json["tie_word_embeddings"] = tied;
+        return Parse(json.ToJsonString(), Source);
+    }
+
+    /// <summary>
     /// Every tensor a checkpoint of this config holds, with its shape, in the order Hugging Face
     /// lists a state dict. <c>lm_head.weight</c> is absent when the embeddings are tied.
     /// </summary>
