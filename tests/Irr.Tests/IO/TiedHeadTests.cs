@@ -218,4 +218,25 @@ public class TiedHeadTests
         var head = AdapterFiles.Stored(path, Head);
         AssertLogits(weights, tied: true, n => n == Embed ? head : AdapterFiles.Stored(path, n));
     }
+
+    [Fact]
+    public void ConvertWritesUntiedWhenAPytorchCheckpointsHeadDiffers()
+    {
+        // llama-legacy (tests/fixtures/torch/make_models.py) has its own random lm_head; its config is made to say tied.
+        using var dir = new TempDir();
+        string model = dir["model"];
+        Directory.CreateDirectory(model);
+        File.Copy(Text.Fixtures.Local("torch/models/llama-legacy/pytorch_model.bin"), Path.Combine(model, "pytorch_model.bin"));
+        var config = JsonNode.Parse(File.ReadAllText(Text.Fixtures.Local("torch/models/llama-legacy/config.json")))!.AsObject();
+        config["tie_word_embeddings"] = true;
+        File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
+        var (code, _, err) = Cli.CliRunner.Run("convert", model, "-o", dir["out"]);
+        Assert.True(code == 0, err);
+        Assert.Contains("different values", err);
+        Assert.False((bool)JsonNode.Parse(File.ReadAllText(dir["out/config.json"]))!["tie_word_embeddings"]!);
+        Assert.True((bool)JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!["tie_word_embeddings"]!); // input untouched
+        using var converted = ModelDirectory.Open(dir["out"]);
+        Assert.False(converted.UntiedHead);
+        Assert.False(converted.Config.TieWordEmbeddings);
+    }
 }
