@@ -34,8 +34,8 @@ public sealed class LoraConfig
     /// <summary>The JSON as read (or to be written).</summary>
     public JsonObject Json { get; init; } = [];
 
-    /// <summary>The merge scale: α/r, or α/√r with rsLoRA.</summary>
-    public double Scale => UseRslora ? LoraAlpha / Math.Sqrt(R) : LoraAlpha / R;
+    /// <summary>The merge scale: α/r, or α/√r with rsLoRA (0 for a TRAINABLE_TOKENS adapter, which has no r).</summary>
+    public double Scale => R <= 0 ? 0 : UseRslora ? LoraAlpha / Math.Sqrt(R) : LoraAlpha / R;
 
     /// <summary>A config for a new adapter, as PEFT would write it.</summary>
     public static LoraConfig Create(int r, double alpha, IReadOnlyList<string> targetModules, string? baseModel, bool useRslora = false)
