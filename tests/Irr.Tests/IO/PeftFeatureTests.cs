@@ -272,4 +272,24 @@ public class PeftFeatureTests
         using var adapter = LoraAdapter.Open(dir["ok"]);
         Assert.Single(adapter.Pairs);
     }
+
+    [Fact]
+    public void RegularExpressionTargetsGiveTheModulesTheAdapterHas()
+    {
+        // PEFT: "all-linear" is every linear layer but the head; another string is re.fullmatch-ed against module names,
+        // so the modules it matched are those with LoRA pairs in the file.
+        using var dir = new TempDir();
+        const string v0 = "base_model.model.model.layers.0.self_attn.v_proj", d1 = "base_model.model.model.layers.1.mlp.down_proj";
+        AdapterFiles.Write(dir["regex"], """{"peft_type":"LORA","r":2,"target_modules":".*\\.(v_proj|down_proj)"}""",
+            [(v0 + ".lora_A.weight", [2, C], new float[2 * C]), (v0 + ".lora_B.weight", [8, 2], new float[16]),
+             (d1 + ".lora_A.weight", [2, 40], new float[80]), (d1 + ".lora_B.weight", [C, 2], new float[2 * C])]);
+        using (var adapter = LoraAdapter.Open(dir["regex"]))
+            Assert.Equal(["v_proj", "down_proj"], Irr.Realign.RealignJob.AdapterTargets(adapter));
+        AdapterFiles.Write(dir["all"], """{"peft_type":"LORA","r":2,"target_modules":"all-linear"}""", []);
+        using (var adapter = LoraAdapter.Open(dir["all"]))
+            Assert.Equal(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], Irr.Realign.RealignJob.AdapterTargets(adapter));
+        AdapterFiles.Write(dir["none"], """{"peft_type":"LORA","r":2,"target_modules":".*embed_tokens"}""", []);
+        using (var adapter = LoraAdapter.Open(dir["none"]))
+            Assert.Contains("give the modules explicitly", Assert.Throws<IrrException>(() => Irr.Realign.RealignJob.AdapterTargets(adapter)).Message);
+    }
 }
