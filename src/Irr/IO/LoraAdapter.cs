@@ -404,24 +404,47 @@ public sealed class LoraAdapter : IDisposable
     }
 
     /// <summary>
+    /// The vocabulary size of the adapted model: the base's, or the row count of the adapter's full
+    /// <c>embed_tokens</c>/<c>lm_head</c> copies when they have other rows (a vocabulary resized for added tokens, as
+    /// LlamaFactory's <c>resize_vocab</c> with <c>additional_target</c> saves it).
+    /// </summary>
+    public int VocabularyOver(ModelDirectory baseModel)
+    {
+        foreach (string name in new[] { EmbedWeight, HeadWeight })
+            if (replacements.TryGetValue(name, out var full) && full.Shape.Count == 2 && full.Shape[0] != baseModel.Config.VocabSize)
+                return checked((int)full.Shape[0]);
+        return baseModel.Config.VocabSize;
+    }
+
+    /// <summary>
+    /// The header of the tensor the adapter's changes of <paramref name="name"/> start from: the adapter's own full copy
+    /// when it resizes the vocabulary, else the base's tensor (for the head of a tied base, its embedding); null when the
+    /// base has neither.
+    /// </summary>
+    public TensorEntry? BaseOf(ModelDirectory baseModel, string name)
+    {
+        if (name is EmbedWeight or HeadWeight && replacements.TryGetValue(name, out var full) && full.Shape.Count == 2 && full.Shape[0] != baseModel.Config.VocabSize)
+            return full;
+        bool tied = baseModel.Config.TieWordEmbeddings;
+        if (tied && name == HeadWeight) return baseModel.Contains(EmbedWeight) ? baseModel.Info(EmbedWeight) : null;
+        return baseModel.Contains(name) ? baseModel.Info(name) : null;
+    }
+
+    /// <summary>
     /// Checks the adapter against <paramref name="baseModel"/> before any work: every tensor it adapts exists (a tied
     /// base's lm_head is its embedding) and has the shape the adapter's tensors need; trainable-token indices are rows of
-    /// the tensor; under ensure_weight_tying, lm_head tensors of the adapter equal its embed_tokens ones.
+    /// the tensor; under ensure_weight_tying, lm_head tensors of the adapter equal its embed_tokens ones; a resized
+    /// vocabulary is carried by full copies of every tensor that has one row per token.
     /// </summary>
     /// <exception cref="IrrException">The first misfit; the message names the adapter file, the tensor and the shapes.</exception>
     public void RequireBase(ModelDirectory baseModel)
     {
         bool tied = baseModel.Config.TieWordEmbeddings;
-        TensorEntry? Base(string name) =>
-            baseModel.Contains(name) && !(tied && name == HeadWeight) ? baseModel.Info(name)
-            : tied && name == HeadWeight && baseModel.Contains(EmbedWeight) ? baseModel.Info(EmbedWeight) : null;
         foreach (string name in pairs.Keys.Concat(embeddingPairs.Keys).Concat(replacements.Keys).Concat(tokens.Keys).Distinct().Order(StringComparer.Ordinal))
         {
-            var info = Base(name) ?? throw new IrrException($"{File.Path}: the adapter adapts '{name}', which {baseModel.Path} does not have");
+            var info = BaseOf(baseModel, name) ?? throw new IrrException($"{File.Path}: the adapter adapts '{name}', which {baseModel.Path} does not have");
             if (replacements.TryGetValue(name, out var full) && !full.Shape.SequenceEqual(info.Shape))
-                throw new IrrException($"{File.Path}: '{full.Name}' is {full.ShapeText} but {name} is {info.ShapeText} in {baseModel.Path}" +
-                                       (name is EmbedWeight or HeadWeight && full.Shape.Count == 2 && info.Shape.Count == 2 && full.Shape[1] == info.Shape[1]
-                                           ? " (a resized vocabulary: irr does not resize the base's embeddings)" : ""));
+                throw new IrrException($"{File.Path}: '{full.Name}' is {full.ShapeText} but {name} is {info.ShapeText} in {baseModel.Path}");
             if (pairs.TryGetValue(name, out var pair)) RequireFits(pair, info);
             if (embeddingPairs.TryGetValue(name, out var emb)) RequireFits(emb, info);
             if (tokens.TryGetValue(name, out var t))
@@ -430,6 +453,20 @@ public sealed class LoraAdapter : IDisposable
                     throw new IrrException($"{File.Path}: '{t.Delta.Name}' is {t.Delta.ShapeText}, which does not fit {name} {info.ShapeText} in {baseModel.Path}");
                 if (t.Indices.FirstOrDefault(i => i >= info.Shape[0], -1) is var bad and >= 0)
                     throw new IrrException($"{File.Path}: trainable token index {bad} is beyond the {info.Shape[0]} rows of {name} in {baseModel.Path}");
+            }
+        }
+        int vocabulary = VocabularyOver(baseModel);
+        if (vocabulary != baseModel.Config.VocabSize)
+        {
+            // Rows of added tokens exist only in the adapter's full copies: each tensor with one row per token needs one.
+            var resized = replacements[replacements.ContainsKey(EmbedWeight) ? EmbedWeight : HeadWeight];
+            var perToken = tied && HeadFollowsEmbedding ? new[] { EmbedWeight } : [EmbedWeight, HeadWeight];
+            foreach (string name in perToken)
+            {
+                var info = BaseOf(baseModel, name)!;
+                if (info.Shape.Count != 2 || info.Shape[0] != vocabulary || info.Shape[1] != baseModel.Config.HiddenSize)
+                    throw new IrrException($"{File.Path}: '{resized.Name}' is {resized.ShapeText}, a vocabulary resized from the base's {baseModel.Config.VocabSize} tokens, " +
+                                           $"but the adapter has no full {name} of that shape (the base's is {info.ShapeText}); irr does not resize embeddings itself");
             }
         }
         if (tied && Config.EnsureWeightTying && Adapts(HeadWeight))

@@ -52,10 +52,16 @@ public sealed class CheckpointWeights : IWeightSource, IDisposable
         if (adapter is null) return;
         adapter.RequireBase(model);
         bool adaptsEmbed = adapter.Adapts(LoraAdapter.EmbedWeight), adaptsHead = adapter.Adapts(LoraAdapter.HeadWeight);
+        int vocabulary = adapter.VocabularyOver(model);
+        if (vocabulary != model.Config.VocabSize)
+        {
+            Config = Config.WithVocabSize(vocabulary);
+            Diagnostics.Warn($"{adapter.Path}: the adapter resizes the vocabulary from {model.Config.VocabSize} to {vocabulary} tokens (its full embed_tokens/lm_head copies); merged models are written with vocab_size {vocabulary}");
+        }
         if (model.Config.TieWordEmbeddings && (adaptsEmbed || adaptsHead) && !adapter.HeadFollowsEmbedding)
         {
             headFromEmbedding = true;
-            Config = model.Config.WithTiedEmbeddings(false);
+            Config = Config.WithTiedEmbeddings(false);
             string what = adaptsHead
                 ? "changes lm_head.weight, which the base ties to embed_tokens: the adapted model unties them"
                 : "changes embed_tokens without ensure_weight_tying: as PEFT computes it (huggingface/peft#2777), the tied lm_head keeps the base's embedding";
@@ -93,8 +99,10 @@ public sealed class CheckpointWeights : IWeightSource, IDisposable
     /// <inheritdoc/>
     public bool Contains(string name) => Model.Contains(name) || (headFromEmbedding && name == LoraAdapter.HeadWeight);
 
-    // The base tensor a name reads: the embedding for an untied head of a tied base.
-    private TensorEntry BaseInfo(string name) => Model.Info(headFromEmbedding && name == LoraAdapter.HeadWeight ? LoraAdapter.EmbedWeight : name);
+    // The tensor a name starts from: the base's (the embedding for an untied head of a tied base), or the adapter's full copy of a resized vocabulary.
+    private TensorEntry BaseInfo(string name) => Adapter?.BaseOf(Model, name) is { } entry && Adapted(name) ? entry : Model.Info(BaseName(name));
+
+    private string BaseName(string name) => headFromEmbedding && name == LoraAdapter.HeadWeight ? LoraAdapter.EmbedWeight : name;
 
     private bool Adapted(string name) => (Adapter?.Adapts(name) ?? false) || (headFromEmbedding && name == LoraAdapter.HeadWeight);
 
@@ -124,7 +132,7 @@ public sealed class CheckpointWeights : IWeightSource, IDisposable
     }
 
     /// <inheritdoc/>
-    public TensorDType StorageType(string name) => BaseInfo(name).DType;
+    public TensorDType StorageType(string name) => Model.Info(BaseName(name)).DType;
 
     /// <summary>Releases the files.</summary>
     public void Dispose()

@@ -24,15 +24,19 @@ public class TiedHeadTests
         $$"""{"peft_type":"LORA","r":2,"lora_alpha":4,"target_modules":["q_proj"]{{extra}}}""";
 
     // The logits of `source` equal the naive model's with config `tied` and the weights `w`.
-    private static void AssertLogits(IWeightSource source, bool tied, Func<string, float[]> w)
+    private static void AssertLogits(IWeightSource source, bool tied, Func<string, float[]> w, int vocab = V, int[]? tokens = null)
     {
-        var expectedConfig = ModelConfig.Parse(AdapterFiles.TinyConfig(tied), "config.json");
+        tokens ??= Tokens;
+        var json = JsonNode.Parse(AdapterFiles.TinyConfig(tied))!.AsObject();
+        json["vocab_size"] = vocab;
+        var expectedConfig = ModelConfig.Parse(json.ToJsonString(), "config.json");
         Assert.Equal(tied, source.Config.TieWordEmbeddings);
-        var logits = new Transformer(source).Logits(Batch.Create([Tokens]));
-        var expected = NaiveLlama.Logits(expectedConfig, w, Tokens);
-        for (int t = 0; t < Tokens.Length; t++)
-            for (int j = 0; j < V; j++)
-                Assert.True(Math.Abs(logits[t * V + j] - expected[t, j]) < 1e-4, $"logit[{t},{j}] = {logits[t * V + j]}, naive {expected[t, j]}");
+        Assert.Equal(vocab, source.Config.VocabSize);
+        var logits = new Transformer(source).Logits(Batch.Create([tokens]));
+        var expected = NaiveLlama.Logits(expectedConfig, w, tokens);
+        for (int t = 0; t < tokens.Length; t++)
+            for (int j = 0; j < vocab; j++)
+                Assert.True(Math.Abs(logits[t * vocab + j] - expected[t, j]) < 1e-4, $"logit[{t},{j}] = {logits[t * vocab + j]}, naive {expected[t, j]}");
     }
 
     private static float[] Load(IWeightSource source, string name)
@@ -149,17 +153,50 @@ public class TiedHeadTests
         AssertLogits(weights, tied: false, n => n == Head ? head : AdapterFiles.Stored(baseModel, n));
     }
 
-    [Fact]
-    public void AResizedVocabularyIsRefusedNamingTheTensorAndShapes()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AResizedVocabularyCarriedByTheAdaptersFullCopiesIsMerged(bool tied)
+    {
+        // LlamaFactory resize_vocab + additional_target [embed_tokens, lm_head]: both copies have the added tokens' rows.
+        using var dir = new TempDir();
+        string baseModel = TinyModels.Create(dir["base"], AdapterFiles.TinyConfig(tied), TensorDType.F32);
+        var embed = AdapterFiles.Random(12, (V + 2) * C);
+        var head = AdapterFiles.Random(13, (V + 2) * C);
+        string adapter = AdapterFiles.Write(dir["adapter"], Config(""","modules_to_save":["embed_tokens","lm_head"]"""),
+            [("base_model.model.model.embed_tokens.weight", [V + 2, C], embed), ("base_model.model.lm_head.weight", [V + 2, C], head)]);
+        using (var weights = CheckpointWeights.Open(baseModel, adapter))
+        {
+            AssertLogits(weights, tied: false, n => n == Embed ? embed : n == Head ? head : AdapterFiles.Stored(baseModel, n), V + 2, [1, 65, 3, 64]);
+            Assert.Equal(TensorDType.F32, weights.StorageType(Embed));
+            ParameterSet.LoadAll(weights).Save(dir["merged"], TensorDType.F32, baseModel);
+        }
+        var config = JsonNode.Parse(File.ReadAllText(dir["merged/config.json"]))!;
+        Assert.Equal(V + 2, (int)config["vocab_size"]!);
+        Assert.Equal(head, AdapterFiles.Stored(dir["merged"], Head));
+    }
+
+    [Theory]
+    [InlineData(true)]    // the tied head keeps the base's embedding (PEFT's default): it has no rows for the added tokens
+    [InlineData(false)]
+    public void AResizedVocabularyWithoutEveryCopyIsRefusedNamingTheTensorAndShapes(bool tied)
     {
         using var dir = new TempDir();
-        string baseModel = TiedBase(dir);
-        string adapter = AdapterFiles.Write(dir["adapter"], Config(""","modules_to_save":["embed_tokens","lm_head"]"""),
-            [("base_model.model.model.embed_tokens.weight", [V + 2, C], new float[(V + 2) * C]), ("base_model.model.lm_head.weight", [V + 2, C], new float[(V + 2) * C])]);
+        string baseModel = TinyModels.Create(dir["base"], AdapterFiles.TinyConfig(tied), TensorDType.F32);
+        string adapter = AdapterFiles.Write(dir["adapter"], Config(""","modules_to_save":["embed_tokens"]"""),
+            [("base_model.model.model.embed_tokens.weight", [V + 2, C], new float[(V + 2) * C])]);
         var e = Assert.Throws<IrrException>(() => CheckpointWeights.Open(baseModel, adapter).Dispose());
-        Assert.Contains("'base_model.model.lm_head.weight' is [66, 16] but lm_head.weight is [64, 16]", e.Message);
-        Assert.Contains("resized vocabulary", e.Message);
+        Assert.Contains("'base_model.model.model.embed_tokens.weight' is [66, 16], a vocabulary resized from the base's 64 tokens", e.Message);
+        Assert.Contains("no full lm_head.weight of that shape (the base's is [64, 16])", e.Message);
         Assert.DoesNotContain('\n', e.Message);
+
+        // With ensure_weight_tying the head is the resized embedding: merged, tied.
+        if (!tied) return;
+        AdapterFiles.Write(dir["ensure"], Config(""","modules_to_save":["embed_tokens"],"ensure_weight_tying":true"""),
+            [("base_model.model.model.embed_tokens.weight", [V + 2, C], AdapterFiles.Random(14, (V + 2) * C))]);
+        using var weights = CheckpointWeights.Open(baseModel, dir["ensure"]);
+        Assert.Equal(V + 2, weights.Config.VocabSize);
+        Assert.True(weights.Config.TieWordEmbeddings);
     }
 
     // A checkpoint whose config ties the head but which stores a random lm_head.weight (a copy of the embedding when `same`).
