@@ -119,7 +119,7 @@ public sealed class LoraConfig
     {
         "task_type", "auto_mapping", "peft_version", "revision", "inference_mode", "lora_dropout", "exclude_modules",
         "loftq_config", "eva_config", "corda_config", "lora_ga_config", "runtime_config", "qalora_group_size", "init_weights",
-        "megatron_core", "layer_replication_config",
+        "megatron_core",
     };
 
     // Keys that change the function and that irr does not implement: refused when set (not null, false, empty).
@@ -168,7 +168,7 @@ public sealed class LoraConfig
             notes.Add($"{source}: keys unknown to irr are ignored, as PEFT ignores keys from newer versions: {string.Join(", ", unknown)}");
         bool fanInFanOut = r.Bool("fan_in_fan_out") ?? false;
         if (fanInFanOut)
-            notes.Add("fan_in_fan_out is true, which is for GPT-2 Conv1D layers; Llama-family layers are Linear, so it is ignored (as PEFT does)");
+            notes.Add($"{source}: fan_in_fan_out is true, which is for GPT-2 Conv1D layers; Llama-family layers are Linear, so it is ignored (as PEFT does)");
         if (r.Node("init_lora_weights") is JsonValue loftq && loftq.TryGetValue(out string? l) && l == "loftq")
             notes.Add($"{source}: init_lora_weights is 'loftq': the adapter was trained on LoftQ's quantised base; irr applies it to the base given");
 

@@ -257,6 +257,11 @@ public class PeftFeatureTests
         Assert.Contains("keys unknown to irr are ignored", warning);
         Assert.Contains("use_future_trick", warning);
         Assert.DoesNotContain("future_off", warning);
+
+        // fan_in_fan_out (GPT-2's Conv1D) is ignored for Linear layers, as PEFT does, and said so through the warnings channel.
+        AdapterFiles.Write(dir["fan"], """{"peft_type":"LORA","r":2,"target_modules":["q_proj"],"fan_in_fan_out":true}""", []);
+        warning = Assert.Single(AdapterFiles.Warnings(() => LoraAdapter.Open(dir["fan"]).Dispose()));
+        Assert.Contains("adapter_config.json: fan_in_fan_out is true", warning);
     }
 
     [Fact]
