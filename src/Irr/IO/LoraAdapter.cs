@@ -469,13 +469,38 @@ public sealed class LoraAdapter : IDisposable
                                            $"but the adapter has no full {name} of that shape (the base's is {info.ShapeText}); irr does not resize embeddings itself");
             }
         }
-        if (tied && Config.EnsureWeightTying && Adapts(HeadWeight))
+        if (tied && Config.EnsureWeightTying && Adapts(HeadWeight) && !HeadIsTiedCopy())
+            throw new IrrException($"{File.Path}: ensure_weight_tying is true, so PEFT ties lm_head to the adapted embed_tokens, but the adapter changes lm_head.weight otherwise");
+    }
+
+    // Under ensure_weight_tying PEFT saves lm_head's tied adapters too: a modules_to_save copy equal to the embedding's,
+    // LoRA factors that are the embedding's transposed (lora_A = lora_embedding_Bᵀ, lora_B = lora_embedding_Aᵀ), token rows
+    // equal to the embedding's. They are the embedding's change seen from the head, not a change of their own.
+    private bool HeadIsTiedCopy()
+    {
+        static bool Same(float[] x, float[] y) => x.AsSpan().SequenceEqual(y);
+        static float[] Transposed(float[] x, int rows, int cols)
         {
-            // PEFT ties lm_head to the adapted embedding; a copy of it saved with the adapter must be that embedding.
-            if (!replacements.TryGetValue(HeadWeight, out var head) || pairs.ContainsKey(HeadWeight) || tokens.ContainsKey(HeadWeight)
-                || !replacements.TryGetValue(EmbedWeight, out var embed) || !File.ReadSingle(head.Name).AsSpan().SequenceEqual(File.ReadSingle(embed.Name)))
-                throw new IrrException($"{File.Path}: ensure_weight_tying is true, so PEFT ties lm_head to the adapted embed_tokens, but the adapter changes lm_head.weight otherwise");
+            var t = new float[x.Length];
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j];
+            return t;
         }
+        if (replacements.TryGetValue(HeadWeight, out var head)
+            && !(replacements.TryGetValue(EmbedWeight, out var embed) && Same(File.ReadSingle(head.Name), File.ReadSingle(embed.Name))))
+            return false;
+        if (pairs.TryGetValue(HeadWeight, out var pair))
+        {
+            if (!embeddingPairs.TryGetValue(EmbedWeight, out var e) || !pair.A.Shape.SequenceEqual([e.B.Shape[1], e.B.Shape[0]]) || !pair.B.Shape.SequenceEqual([e.A.Shape[1], e.A.Shape[0]]))
+                return false;
+            if (!Same(File.ReadSingle(pair.A.Name), Transposed(File.ReadSingle(e.B.Name), (int)e.B.Shape[0], (int)e.B.Shape[1]))
+                || !Same(File.ReadSingle(pair.B.Name), Transposed(File.ReadSingle(e.A.Name), (int)e.A.Shape[0], (int)e.A.Shape[1])))
+                return false;
+        }
+        if (tokens.TryGetValue(HeadWeight, out var t)
+            && !(tokens.TryGetValue(EmbedWeight, out var te) && t.Indices.SequenceEqual(te.Indices) && Same(File.ReadSingle(t.Delta.Name), File.ReadSingle(te.Delta.Name))))
+            return false;
+        return !embeddingPairs.ContainsKey(HeadWeight);
     }
 
     /// <summary>

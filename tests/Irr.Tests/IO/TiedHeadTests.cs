@@ -105,6 +105,38 @@ public class TiedHeadTests
         Assert.Contains("ensure_weight_tying is true", e.Message);
     }
 
+    [Fact]
+    public void EnsureWeightTyingAcceptsTheHeadsTiedLoraFactors()
+    {
+        // PEFT (lora/model.py _create_and_replace): the tied lm_head's lora_A is lora_embedding_Bᵀ and its lora_B is
+        // lora_embedding_Aᵀ, saved with the adapter; the head is the adapted embedding.
+        using var dir = new TempDir();
+        string baseModel = TiedBase(dir);
+        var a = AdapterFiles.Random(20, 2 * V);   // lora_embedding_A [r, V]
+        var b = AdapterFiles.Random(21, C * 2);   // lora_embedding_B [C, r]
+        float[] T(float[] x, int rows, int cols) => Enumerable.Range(0, x.Length).Select(k => x[k % rows * cols + k / rows]).ToArray();
+        var headA = T(b, C, 2);                   // [2, C]
+        var headB = T(a, 2, V);                   // [V, 2]
+        const string config = """{"peft_type":"LORA","r":2,"lora_alpha":4,"target_modules":["embed_tokens","lm_head"],"ensure_weight_tying":true}""";
+        AdapterFiles.Write(dir["tied"], config,
+            [("base_model.model.model.embed_tokens.lora_embedding_A", [2, V], a), ("base_model.model.model.embed_tokens.lora_embedding_B", [C, 2], b),
+             ("base_model.model.lm_head.lora_A.weight", [2, C], headA), ("base_model.model.lm_head.lora_B.weight", [V, 2], headB)]);
+        using (var weights = CheckpointWeights.Open(baseModel, dir["tied"]))
+        {
+            var original = AdapterFiles.Stored(baseModel, Embed);
+            var embed = new float[V * C];
+            for (int v = 0; v < V; v++)
+                for (int c = 0; c < C; c++)
+                    embed[v * C + c] = (float)(original[v * C + c] + 2.0 * (b[c * 2] * (double)a[v] + b[c * 2 + 1] * (double)a[V + v]));
+            AssertLogits(weights, tied: true, n => n == Embed ? embed : AdapterFiles.Stored(baseModel, n));
+        }
+        headA[0] += 1;
+        AdapterFiles.Write(dir["other"], config,
+            [("base_model.model.model.embed_tokens.lora_embedding_A", [2, V], a), ("base_model.model.model.embed_tokens.lora_embedding_B", [C, 2], b),
+             ("base_model.model.lm_head.lora_A.weight", [2, C], headA), ("base_model.model.lm_head.lora_B.weight", [V, 2], headB)]);
+        Assert.Contains("ensure_weight_tying is true", Assert.Throws<IrrException>(() => CheckpointWeights.Open(baseModel, dir["other"]).Dispose()).Message);
+    }
+
     [Theory]
     [InlineData(true)]   // LlamaFactory additional_target: [embed_tokens, lm_head]
     [InlineData(false)]  // lm_head only
