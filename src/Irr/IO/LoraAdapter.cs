@@ -165,7 +165,7 @@ public sealed class LoraConfig
         var unknown = root.Where(kv => !Implemented.Contains(kv.Key) && !Irrelevant.Contains(kv.Key) && !Refused.Any(x => x.Key == kv.Key) && IsSet(kv.Value))
             .Select(kv => kv.Key).Order(StringComparer.Ordinal).ToList();
         if (unknown.Count > 0)
-            notes.Add($"{source}: keys unknown to irr are ignored, as PEFT ignores keys from newer versions: {string.Join(", ", unknown)}");
+            notes.Add($"{source}: keys unknown to irr are ignored, as PEFT ignores keys from newer versions: {string.Join(", ", unknown.Select(Shown))}");
         bool fanInFanOut = r.Bool("fan_in_fan_out") ?? false;
         if (fanInFanOut)
             notes.Add($"{source}: fan_in_fan_out is true, which is for GPT-2 Conv1D layers; Llama-family layers are Linear, so it is ignored (as PEFT does)");
@@ -224,12 +224,29 @@ public sealed class LoraConfig
         return text.Length <= 60 ? text : text[..57] + "...";
     }
 
-    private static List<KeyValuePair<string, T>> Pattern<T>(JsonObject root, string key, string source, Func<JsonValue, string, T> read) => root[key] switch
+    // A key as shown in a message: control characters, quotes and backslashes escaped as in JSON.
+    private static string Shown(string key) => JsonEncodedText.Encode(key, System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping).ToString();
+
+    // rank_pattern / alpha_pattern: each key must be a regular expression (PEFT matches it with re.match).
+    private static List<KeyValuePair<string, T>> Pattern<T>(JsonObject root, string key, string source, Func<JsonValue, string, T> read)
     {
-        null => [],
-        JsonObject o => o.Select(kv => KeyValuePair.Create(kv.Key, kv.Value is JsonValue v ? read(v, kv.Key) : throw new IrrException($"{source}: {key}['{kv.Key}'] must be a number"))).ToList(),
-        _ => throw new IrrException($"{source}: {key} must be an object"),
-    };
+        if (root[key] is null) return [];
+        if (root[key] is not JsonObject o) throw new IrrException($"{source}: {key} must be an object");
+        var pattern = new List<KeyValuePair<string, T>>();
+        foreach (var (k, value) in o)
+        {
+            try
+            {
+                _ = new System.Text.RegularExpressions.Regex(k);
+            }
+            catch (ArgumentException e)
+            {
+                throw new IrrException($"{source}: {key} key '{Shown(k)}' is not a regular expression: {e.Message.ReplaceLineEndings(" ")}");
+            }
+            pattern.Add(KeyValuePair.Create(k, value is JsonValue v ? read(v, Shown(k)) : throw new IrrException($"{source}: {key}['{Shown(k)}'] must be a number")));
+        }
+        return pattern;
+    }
 
     // trainable_token_indices: a list (the input embedding, embed_tokens) or {module: [indices]}; TRAINABLE_TOKENS' token_indices apply to its targets.
     private static Dictionary<string, int[]>? TokenIndices(JsonObject root, string key, string source, string[]? targets)
@@ -242,7 +259,7 @@ public sealed class LoraConfig
             case null:
                 return null;
             case JsonObject o:
-                return o.ToDictionary(kv => kv.Key, kv => List(kv.Value, $"{key}['{kv.Key}']"), StringComparer.Ordinal);
+                return o.ToDictionary(kv => kv.Key, kv => List(kv.Value, $"{key}['{Shown(kv.Key)}']"), StringComparer.Ordinal);
             default:
                 var ids = List(root[key], key);
                 return (targets is { Length: > 0 } ? targets : ["embed_tokens"]).ToDictionary(t => t, _ => ids, StringComparer.Ordinal);

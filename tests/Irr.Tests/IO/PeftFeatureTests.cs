@@ -225,6 +225,20 @@ public class PeftFeatureTests
     }
 
     [Fact]
+    public void MalformedPatternsAndKeysAreNamedOnOneLine()
+    {
+        var e = Refused("""{"peft_type":"LORA","r":2,"rank_pattern":{"q_proj(":4}}""");
+        Assert.Contains("rank_pattern key 'q_proj(' is not a regular expression", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Contains("alpha_pattern['v_proj'] must be a number", Refused("""{"peft_type":"LORA","r":2,"alpha_pattern":{"v_proj":"x"}}""").Message);
+        using var dir = new TempDir();
+        AdapterFiles.Write(dir["adapter"], """{"peft_type":"LORA","r":2,"target_modules":["q_proj"],"bad\nkey":1}""", []);
+        var warning = Assert.Single(AdapterFiles.Warnings(() => LoraAdapter.Open(dir["adapter"]).Dispose()));
+        Assert.Contains("bad\\nkey", warning);
+        Assert.DoesNotContain('\n', warning);
+    }
+
+    [Fact]
     public void OtherPeftTypesAreRefusedByName()
     {
         Assert.Contains("peft_type 'IA3' is not supported", Refused("""{"peft_type":"IA3"}""").Message);
