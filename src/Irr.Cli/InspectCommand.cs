@@ -110,6 +110,10 @@ internal static class InspectCommand
             ["base_model_name_or_path"] = c.BaseModelNameOrPath,
             ["adapted_layers"] = adapter.Pairs.Count,
             ["full_replacements"] = new JsonArray(adapter.Replacements.Keys.Order(StringComparer.Ordinal).Select(k => (JsonNode?)k).ToArray()),
+            ["adapted_embeddings"] = new JsonArray(adapter.EmbeddingPairs.Keys.Order(StringComparer.Ordinal).Select(k => (JsonNode?)k).ToArray()),
+            ["trainable_tokens"] = new JsonObject(adapter.Tokens.OrderBy(t => t.Key, StringComparer.Ordinal)
+                .Select(t => KeyValuePair.Create(t.Key, (JsonNode?)t.Value.Indices.Count))),
+            ["ensure_weight_tying"] = c.EnsureWeightTying,
             ["warnings"] = new JsonArray(adapter.Warnings.Select(w => (JsonNode?)w).ToArray()),
         };
         AddTensorSummary(o, adapter.File.Tensors, [(adapter.File, Path.GetFileName(adapter.File.Path))], listTensors);
@@ -159,6 +163,8 @@ internal static class InspectCommand
             rows.Add(("Targets", d["target_modules"] is JsonArray targets ? string.Join(", ", targets.Select(t => (string)t!)) : $"regex {d["target_modules"]}"));
             rows.Add(("Adapted layers", $"{d["adapted_layers"]}"));
             if (d["full_replacements"] is JsonArray { Count: > 0 } full) rows.Add(("Replaces", string.Join(", ", full.Select(t => (string)t!))));
+            if (d["adapted_embeddings"] is JsonArray { Count: > 0 } emb) rows.Add(("Adapted embeddings", string.Join(", ", emb.Select(t => (string)t!))));
+            if (d["trainable_tokens"] is JsonObject { Count: > 0 } tok) rows.Add(("Trainable tokens", string.Join(", ", tok.Select(t => $"{t.Key} ({t.Value} rows)"))));
             rows.Add(("Base model", d["base_model_name_or_path"]?.ToString() ?? "(not given)"));
         }
         long parameters = (long)d["parameters"]!;

@@ -99,7 +99,10 @@ public sealed record ConvertJob : IJob<int>
             WriteAll(writer, tensors, stage);
             writer.Complete();
         }
-        ModelDirectory.CopyAuxiliaryFiles(Input, output);
+        // Both tensors are written; where config.json ties them but their values differ, it says untied, so that every
+        // version of transformers loads the head the checkpoint holds (v5 would decide so, v4 would tie).
+        ModelDirectory.CopyAuxiliaryFiles(Input, output, except: model.UntiedHead ? ["config.json"] : null);
+        if (model.UntiedHead) JsonFiles.WriteFile(output.PathOf("config.json"), model.Config.Json);
         output.Commit();
         return specs.Count;
     }

@@ -187,6 +187,22 @@ public sealed class ModelConfig
     }
 
     /// <summary>
+    /// This config with <c>tie_word_embeddings</c> set to <paramref name="tied"/> (in <see cref="Json"/> too, so a model
+    /// written with it says so): an untied model holds <c>lm_head.weight</c>, a tied one reads its head from the embedding.
+    /// </summary>
+    public ModelConfig WithTiedEmbeddings(bool tied) => tied == TieWordEmbeddings ? this : With("tie_word_embeddings", tied);
+
+    /// <summary>This config with <c>vocab_size</c> <paramref name="vocabSize"/> (in <see cref="Json"/> too): an adapter's resized vocabulary.</summary>
+    public ModelConfig WithVocabSize(int vocabSize) => vocabSize == VocabSize ? this : With("vocab_size", vocabSize);
+
+    private ModelConfig With(string key, JsonNode value)
+    {
+        var json = Json.DeepClone().AsObject();
+        json[key] = value;
+        return Parse(json.ToJsonString(), Source);
+    }
+
+    /// <summary>
     /// Every tensor a checkpoint of this config holds, with its shape, in the order Hugging Face
     /// lists a state dict. <c>lm_head.weight</c> is absent when the embeddings are tied.
     /// </summary>

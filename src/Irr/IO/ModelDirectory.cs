@@ -59,6 +59,13 @@ public sealed class ModelDirectory : IDisposable
     /// <summary>The index file, or null for a single weights file.</summary>
     public string? IndexPath { get; }
 
+    /// <summary>
+    /// Whether config.json ties the head to the embedding but the checkpoint holds an <c>lm_head.weight</c> with other
+    /// values, so that, as transformers v5 decides, they are not tied and <see cref="Config"/> is untied (with a warning).
+    /// A model written from this one writes <c>tie_word_embeddings: false</c>.
+    /// </summary>
+    public bool UntiedHead { get; private init; }
+
     /// <summary>Whether the weights are PyTorch files (<c>pytorch_model*.bin</c>) rather than safetensors.</summary>
     public bool IsPyTorch => Shards.Count > 0 && Shards[0] is TorchFile;
 
@@ -127,8 +134,9 @@ public sealed class ModelDirectory : IDisposable
                 map = new Dictionary<string, (ITensorFile, TensorEntry)>(StringComparer.Ordinal);
                 foreach (var t in file.Tensors) map[t.Name] = (file, t);
             }
+            var resolved = ResolveTiedHead(path, config, map, warnings);
             foreach (string warning in warnings) Diagnostics.Warn(warning);
-            var model = new ModelDirectory(path, config, shards, weightsPath, sharded ? weightsPath : null, map, warnings);
+            var model = new ModelDirectory(path, resolved, shards, weightsPath, sharded ? weightsPath : null, map, warnings) { UntiedHead = resolved != config };
             if (validate) model.CheckAgainstConfig();
             return model;
         }
@@ -150,7 +158,13 @@ public sealed class ModelDirectory : IDisposable
     public TensorEntry Info(string name) => Locate(name).Info;
 
     /// <summary>Reads a whole tensor as float32.</summary>
-    public float[] ReadSingle(string name) => Locate(name).File.ReadSingle(name);
+    public float[] ReadSingle(string name)
+    {
+        var (file, info) = Locate(name);
+        var values = new float[info.ElementCount];
+        file.ReadSingle(info, values);
+        return values;
+    }
 
     /// <summary>Reads rows of a tensor as float32 (see <see cref="ITensorFile.ReadRowsSingle"/>).</summary>
     public void ReadRowsSingle(string name, long firstRow, long rowCount, Span<float> destination)
@@ -274,6 +288,47 @@ public sealed class ModelDirectory : IDisposable
             }
         }
         return map;
+    }
+
+    /// <summary>
+    /// A config that ties the head to the embedding, against what the checkpoint holds, decided as transformers v5 does
+    /// (modeling_utils.PreTrainedModel.tie_weights): an <c>lm_head.weight</c> equal to the embedding is tied (the
+    /// stored copy is the same function; PyTorch checkpoints always hold both); one with different values (or another
+    /// shape) is NOT tied, with transformers' warning, so the config returned is untied and the stored head is used;
+    /// a checkpoint with the head but no embedding reads the embedding from the head.
+    /// </summary>
+    private static ModelConfig ResolveTiedHead(string path, ModelConfig config, Dictionary<string, (ITensorFile File, TensorEntry Info)> map, List<string> warnings)
+    {
+        const string embed = LoraAdapter.EmbedWeight, head = LoraAdapter.HeadWeight;
+        if (!config.TieWordEmbeddings || !map.TryGetValue(head, out var h)) return config;
+        if (!map.TryGetValue(embed, out var e))
+        {
+            map[embed] = h;
+            return config;
+        }
+        if (SameValues(e.File, e.Info, h.File, h.Info)) return config;
+        warnings.Add($"{path}: config.json ties lm_head.weight to {embed} (tie_word_embeddings true), but both are in the checkpoint with different values, " +
+                     "so they are not tied, as transformers decides; lm_head.weight is used (set tie_word_embeddings to false to silence this)");
+        return config.WithTiedEmbeddings(false);
+    }
+
+    // torch.equal on the float32 values: the same shape and every element equal (NaN equals nothing), read in row blocks.
+    private static bool SameValues(ITensorFile fa, TensorEntry a, ITensorFile fb, TensorEntry b)
+    {
+        if (!a.Shape.SequenceEqual(b.Shape) || !a.DType.IsFloatingSupported() || !b.DType.IsFloatingSupported()) return false;
+        long width = Math.Max(a.RowLength, 1), block = Math.Max(1, (1 << 20) / width);
+        var x = new float[block * width];
+        var y = new float[block * width];
+        for (long row = 0; row < a.Rows; row += block)
+        {
+            long count = Math.Min(block, a.Rows - row);
+            Span<float> sx = x.AsSpan(0, (int)(count * width)), sy = y.AsSpan(0, (int)(count * width));
+            fa.ReadRowsSingle(a, row, count, sx);
+            fb.ReadRowsSingle(b, row, count, sy);
+            for (int i = 0; i < sx.Length; i++)
+                if (sx[i] != sy[i]) return false;
+        }
+        return true;
     }
 
     // " (+N shards)" from an index that is not loaded; nothing when it cannot be read.

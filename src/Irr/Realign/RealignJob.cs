@@ -213,12 +213,21 @@ public sealed record RealignJob : IJob<RealignReport>
         return report;
     }
 
-    /// <summary>The adapter's target modules, in forward order (what <c>irr realign --adapter</c> realigns without --modules).</summary>
-    /// <exception cref="IrrException">target_modules is a regular expression, or names none of the seven linear modules.</exception>
+    /// <summary>
+    /// The adapter's target modules, in forward order (what <c>irr realign --adapter</c> realigns without --modules):
+    /// those target_modules names; for PEFT's <c>"all-linear"</c> all seven; for another regular expression (which PEFT
+    /// matches against full module names), the linear modules the adapter file has LoRA pairs for.
+    /// </summary>
+    /// <exception cref="IrrException">target_modules names (or the file adapts) none of the seven linear modules.</exception>
     public static IReadOnlyList<string> AdapterTargets(LoraAdapter adapter)
     {
         if (adapter.Config.TargetModulesRegex is { } regex)
-            throw new IrrException($"{adapter.Path}: target_modules is the regular expression '{regex}'; give the modules explicitly");
+        {
+            var present = regex == "all-linear" ? TargetModules.All
+                : TargetModules.All.Where(m => adapter.Pairs.Keys.Any(k => k.EndsWith($".{m}.weight", StringComparison.Ordinal))).ToList();
+            return present.Count > 0 ? present
+                : throw new IrrException($"{adapter.Path}: target_modules is the regular expression '{regex}' and the adapter has no LoRA pair for {string.Join(", ", TargetModules.All)}; give the modules explicitly");
+        }
         var targets = TargetModules.All.Where(adapter.Config.TargetModules.Contains).ToList();
         if (targets.Count == 0)
             throw new IrrException($"{adapter.Path}: target_modules ({string.Join(", ", adapter.Config.TargetModules)}) names none of {string.Join(", ", TargetModules.All)}; give the modules explicitly");

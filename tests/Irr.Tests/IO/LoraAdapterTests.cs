@@ -126,7 +126,10 @@ public class LoraAdapterTests
             OpenFails(dir, Config, $$$"""{"{{{a}}}":{"dtype":"F32","shape":[3,16],"data_offsets":[0,192]},"{{{b}}}":{"dtype":"F32","shape":[16,3],"data_offsets":[192,384]}}""", new byte[384]).Message);
         Assert.Contains("DoRA", OpenFails(dir, """{"peft_type":"LORA","r":2,"lora_alpha":4,"use_dora":true}""", "{}", []).Message);
         Assert.Contains("peft_type 'IA3'", OpenFails(dir, """{"peft_type":"IA3"}""", "{}", []).Message);
-        Assert.Contains("rank_pattern", OpenFails(dir, """{"peft_type":"LORA","r":2,"rank_pattern":{"q_proj":4}}""", "{}", []).Message);
+        Assert.Contains("layer_replication", OpenFails(dir, """{"peft_type":"LORA","r":2,"layer_replication":[[0,1]]}""", "{}", []).Message);
+        Assert.Contains("has rank 3 but adapter_config.json says r = 4 (rank_pattern applied)",
+            OpenFails(dir, """{"peft_type":"LORA","r":2,"lora_alpha":4,"target_modules":["q_proj"],"rank_pattern":{"q_proj":4}}""",
+                $$$"""{"{{{a}}}":{"dtype":"F32","shape":[3,16],"data_offsets":[0,192]},"{{{b}}}":{"dtype":"F32","shape":[16,3],"data_offsets":[192,384]}}""", new byte[384]).Message);
     }
 
     [Fact]

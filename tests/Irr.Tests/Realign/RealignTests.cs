@@ -265,4 +265,36 @@ public class RealignTests
         e = Assert.Throws<IrrException>(() => Run(new Realigner(wa, poisoned, vqvFile, vqvFile, new RealignOptions { Modules = QV }), Calibration(2, 4, 14)));
         Assert.Contains("tensor 'model.layers.1.self_attn.q_proj.weight' has a non-finite value", e.Message);
     }
+
+    [Fact]
+    public void AnAdapterThatUntiesATiedBaseGivesARealignedModelWithBothTensors()
+    {
+        // θ_A tied; θ_F = θ_A + an adapter with q/v LoRA and a trained embedding copy (modules_to_save: [embed_tokens]).
+        // As PEFT computes θ_F, the head keeps θ_A's embedding; IRR copies both from θ_F, untied (IRR-SPEC: non-targets from θ_F).
+        using var dir = new TempDir();
+        string a = TinyModels.Create(dir["aligned"], AdapterFiles.TinyConfig(tied: true), TensorDType.F32);
+        var embed = AdapterFiles.Random(3, 64 * 16);
+        var tensors = new List<(string, long[], float[])> { ("base_model.model.model.embed_tokens.weight", [64, 16], embed) };
+        var rng = new Random(4);
+        foreach (string n in TargetModules.WeightNames(ModelConfig.Parse(TinyModels.LlamaConfig, "c"), QV))
+        {
+            string module = "base_model.model." + n[..^".weight".Length];
+            int outDim = n.Contains("q_proj") ? 16 : 8;
+            tensors.Add((module + ".lora_A.weight", [2, 16], Tensors.Reference.Uniform(rng, 2 * 16)));
+            tensors.Add((module + ".lora_B.weight", [outDim, 2], Tensors.Reference.Uniform(rng, outDim * 2)));
+        }
+        AdapterFiles.Write(dir["adapter"], """{"peft_type":"LORA","r":2,"lora_alpha":4,"target_modules":["q_proj","v_proj"],"modules_to_save":["embed_tokens"]}""", tensors);
+        using var wa = CheckpointWeights.Open(a);
+        using var theta = CheckpointWeights.Open(a, dir["adapter"]);
+        string v = VectorFile(dir, "v.safetensors", wa.Config, QV, (_, i) => (i % 3) - 1);
+        string fi = VectorFile(dir, "f.safetensors", wa.Config, QV, (_, i) => (i * 7919 % 101) / 101f);
+        using var vFile = SafetensorsFile.Open(v);
+        using var fFile = SafetensorsFile.Open(fi);
+        var realigner = new Realigner(wa, theta, vFile, fFile, new RealignOptions { Modules = QV, OutputDType = TensorDType.F32, Obs = new ObsOptions { BlockSize = 8, Strategy = new IrrStrategy(0.3) } });
+        Assert.Contains(realigner.OutputSpecs(), s => s.Name == "lm_head.weight");
+        var output = Run(realigner, Calibration(3, 6, seed: 5));
+        Assert.Equal(embed, output["model.embed_tokens.weight"]);
+        Assert.Equal(AdapterFiles.Stored(a, "model.embed_tokens.weight"), output["lm_head.weight"]);
+        Assert.False(theta.Config.TieWordEmbeddings);
+    }
 }

@@ -143,7 +143,7 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
             var a = adapter.File.ReadSingle(pair.A.Name);
             var b = adapter.File.ReadSingle(pair.B.Name);
             var cb = SafeLora.ProjectB(v, rows, cols, b, rank);
-            similarities[i] = SafeLora.Similarity(cb, b, a, rows, rank, cols, scale);
+            similarities[i] = SafeLora.Similarity(cb, b, a, rows, rank, cols, pair.Scale);
             projected[i] = Array.ConvertAll(cb, x => (float)x);
             stage.Advance(1, 1);
         }
