@@ -213,9 +213,9 @@ public sealed record RealignJob : IJob<RealignReport>
             output =>
             {
                 JsonFiles.WriteFile(output.PathOf(RealignReport.FileName), report.ToJson(header, clock.Elapsed.TotalSeconds));
-                TokenizerSource.CopyFiles(tokenizer.Directory!, output.TemporaryPath, namedTemplatesOnly: !tokenizer.FromAdapter);
+                if (tokenizer.FromAdapter) TokenizerSource.CopyFiles(tokenizer.Directory!, output.TemporaryPath);
             },
-            ownFiles: [RealignReport.FileName, .. tokenizer.FromAdapter ? TokenizerSource.FileNames : []]);
+            ownFiles: [RealignReport.FileName, .. tokenizer.FromAdapter ? [.. TokenizerSource.FileNames, TokenizerSource.ChatTemplateDir] : Array.Empty<string>()]);
         return report;
     }
 

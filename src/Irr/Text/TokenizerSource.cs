@@ -99,7 +99,7 @@ public static class TokenizerSource
     /// Copies the tokenizer files of <paramref name="fromDir"/> (<see cref="FilesIn"/>) into the directory
     /// <paramref name="toDir"/>, or only its <c>additional_chat_templates/</c>, which a copy of a model's top-level files misses.
     /// </summary>
-    public static void CopyFiles(string fromDir, string toDir, bool namedTemplatesOnly)
+    public static void CopyFiles(string fromDir, string toDir, bool namedTemplatesOnly = false)
     {
         foreach (string name in FilesIn(fromDir))
         {
