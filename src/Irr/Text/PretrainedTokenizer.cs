@@ -23,7 +23,7 @@ public sealed class PretrainedTokenizer
     /// <exception cref="IrrException">The config's BOS/EOS token is needed and is not in the vocabulary.</exception>
     public PretrainedTokenizer(Tokenizer tokenizer, TokenizerConfig config, string? chatTemplateFile = null)
         : this(tokenizer, config, chatTemplateFile is null
-            ? (config.ChatTemplateNames.ToDictionary(n => n, n => config.ChatTemplate(n)!, StringComparer.Ordinal), "tokenizer_config.json")
+            ? (config.ChatTemplates, "tokenizer_config.json")
             : (new Dictionary<string, string>(StringComparer.Ordinal) { ["default"] = chatTemplateFile }, TokenizerSource.ChatTemplateFile))
     {
     }

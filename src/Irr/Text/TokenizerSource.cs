@@ -81,8 +81,8 @@ public static class TokenizerSource
                 files[Path.GetFileNameWithoutExtension(file)] = File.ReadAllText(file);
         if (files.Count > 0)
             return (files, File.Exists(jinja) ? (files.Count > 1 ? $"{ChatTemplateFile} and {ChatTemplateDir}/" : ChatTemplateFile) : $"{ChatTemplateDir}/");
-        if (config.ChatTemplateNames.Count > 0)
-            return (config.ChatTemplateNames.ToDictionary(n => n, n => config.ChatTemplate(n)!, StringComparer.Ordinal), "tokenizer_config.json");
+        if (config.ChatTemplates.Count > 0)
+            return (config.ChatTemplates, "tokenizer_config.json");
         string legacy = Path.Combine(dir, LegacyChatTemplateFile);
         if (File.Exists(legacy))
         {
