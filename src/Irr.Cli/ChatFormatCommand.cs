@@ -13,18 +13,19 @@ internal static class ChatFormatCommand
         var system = new Option<string>("--system") { Description = "system prompt: none, llama2 (the Llama-2 default system prompt) or the text itself", DefaultValueFactory = _ => "none" };
         var assistant = new Option<string?>("--assistant") { Description = "an assistant reply after the user message (then no generation prompt is added)" };
         var noGeneration = new Option<bool>("--no-generation-prompt") { Description = "do not end with the header that opens the assistant's turn" };
-        var template = new Option<string?>("--template") { Description = "which chat template to use when tokenizer_config.json has several (by name)" };
+        var template = new Option<string?>("--template") { Description = "which chat template to use when the model has several (by name: additional_chat_templates/NAME.jinja or a named chat_template in tokenizer_config.json)" };
         var ids = new Option<bool>("--ids") { Description = "print the token ids of the rendered prompt (a JSON array) instead of the text" };
+        var adapter = new Option<string?>("--adapter") { Description = "a PEFT adapter directory: its tokenizer and chat template are used when it holds a tokenizer.json, as vLLM does" };
         var command = new Command("chat-format",
             "Print the prompt the model's chat template makes of a conversation (add_generation_prompt=True by default). " +
             "The text is printed exactly, without a newline added.")
         {
-            model, user, system, assistant, noGeneration, template, ids,
+            model, adapter, user, system, assistant, noGeneration, template, ids,
         };
         command.SetAction(parseResult =>
         {
             var output = parseResult.InvocationConfiguration.Output;
-            var tokenizer = PretrainedTokenizer.Load(parseResult.GetValue(model)!);
+            var tokenizer = PretrainedTokenizer.Load(parseResult.GetValue(model)!, parseResult.GetValue(adapter));
             var messages = new List<ChatMessage>();
             if (SystemPrompt.Resolve(parseResult.GetValue(system)) is { } sys) messages.Add(new ChatMessage("system", sys));
             messages.Add(new ChatMessage("user", parseResult.GetValue(user)!));

@@ -14,9 +14,10 @@ internal static class TokenizeCommand
         var decode = new Option<string?>("--decode") { Description = "ids to decode, separated by commas or spaces (\"1,2,3\" or \"[1, 2, 3]\")" };
         var addSpecial = new Option<bool>("--add-special-tokens") { Description = "add BOS/EOS as the model's tokenizer does (transformers' add_special_tokens=True)" };
         var skipSpecial = new Option<bool>("--skip-special-tokens") { Description = "when decoding, leave out special tokens such as <s> and </s>" };
+        var adapter = new Option<string?>("--adapter") { Description = "a PEFT adapter directory: its tokenizer and chat template are used when it holds a tokenizer.json, as vLLM does" };
         var command = new Command("tokenize", "Encode text to token ids, or decode ids to text, exactly as Hugging Face tokenizers does.")
         {
-            model, text, decode, addSpecial, skipSpecial,
+            model, adapter, text, decode, addSpecial, skipSpecial,
         };
         command.Validators.Add(result =>
         {
@@ -26,7 +27,7 @@ internal static class TokenizeCommand
         command.SetAction(parseResult =>
         {
             var output = parseResult.InvocationConfiguration.Output;
-            var tokenizer = PretrainedTokenizer.Load(parseResult.GetValue(model)!);
+            var tokenizer = PretrainedTokenizer.Load(parseResult.GetValue(model)!, parseResult.GetValue(adapter));
             if (parseResult.GetValue(text) is { } t)
             {
                 var ids = tokenizer.Encode(t, parseResult.GetValue(addSpecial));

@@ -53,8 +53,9 @@ public sealed record EvalPplJob : IJob<PerplexityRun>
         Validate();
         if (OutputDir is not null) AtomicFile.RequireDirectoryTarget(OutputDir);
         var texts = Perplexity.LoadTexts(Data);
-        var tokenizer = PretrainedTokenizer.Load(Model);
+        var tokenizer = PretrainedTokenizer.Load(Model, Adapter);
         using var weights = CheckpointWeights.Open(Model, Adapter);
+        tokenizer.RequireFits(weights.Config.VocabSize, Model);
         var stage = ProgressStage.Start(progress, "scoring", texts.Count);
         var result = Perplexity.Compute(new Transformer(weights), tokenizer, texts, MaxLength, BatchSize, (n, t) => stage.Advance(n, t));
         if (result.Tokens == 0) throw new IrrException($"{Path.GetFileName(Data)}: no token to predict (every text is shorter than 2 tokens)");

@@ -238,7 +238,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         if (todo.Count > 0 && Engine is not null)
         {
             // The attacks' conversations are checked before a server is started (loading a model takes minutes).
-            var tokenizer = Text.PretrainedTokenizer.Load(Model!);
+            var tokenizer = Text.PretrainedTokenizer.Load(Model!, Adapter);
             CheckAttackTemplates(tokenizer, todo);
             using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, ServingEngine.CacheFileName), Command, Adapter,
                 Path.Combine(OutputDir, EngineServer.LogFileName), tokenizer);

@@ -142,7 +142,7 @@ public sealed class ServingEngine : IDisposable
         PretrainedTokenizer? tokenizer = null)
     {
         options.ResolveApiKey(command); // the job's name in the message
-        tokenizer ??= PretrainedTokenizer.Load(modelDir);
+        tokenizer ??= PretrainedTokenizer.Load(modelDir, adapter);
         var eosIds = ChatModel.EosIds(modelDir, tokenizer);
         var cache = (options.Cache ?? defaultCache) is { } path ? EngineCache.Open(path) : null;
         string stamp = cache is null ? "" : $"{Jobs.ContentHash.OfModel(modelDir)}+{Jobs.ContentHash.OfModel(adapter)}";

@@ -207,7 +207,8 @@ public sealed class ModelDirectory : IDisposable
     /// Copies the files that travel with a model (tokenizer, generation config, chat template,
     /// licence …) from <paramref name="sourceDirectory"/>: every regular, non-hidden file except the
     /// weights and their indexes, and except names in <paramref name="except"/> (written by the caller).
-    /// Subdirectories are not copied.
+    /// Subdirectories are not copied, except the named chat templates transformers reads with the tokenizer
+    /// (<c>additional_chat_templates/*.jinja</c>, unless <paramref name="except"/> names that folder).
     /// </summary>
     public static void CopyAuxiliaryFiles(string sourceDirectory, OutputDirectory output, IEnumerable<string>? except = null)
     {
@@ -218,6 +219,8 @@ public sealed class ModelDirectory : IDisposable
             if (skip.Contains(name) || name.StartsWith('.') || IsWeightFile(name)) continue;
             File.Copy(file, output.PathOf(name));
         }
+        if (!skip.Contains(Text.TokenizerSource.ChatTemplateDir))
+            Text.TokenizerSource.CopyFiles(sourceDirectory, output.TemporaryPath, namedTemplatesOnly: true);
     }
 
     /// <summary>Whether a file name is model weights (safetensors, pickles, other frameworks) or their index.</summary>

@@ -97,7 +97,7 @@ public sealed class ContentHash
     {
         if (path is null || !Directory.Exists(path)) return null;
         var key = (Path.GetFullPath(path), Stamp(path));
-        return ModelHashes.GetOrAdd(key, _ => ComputeWhere(path, name => !name.Contains('/') && IsModelFile(name)));
+        return ModelHashes.GetOrAdd(key, _ => ComputeWhere(path, name => (!name.Contains('/') && IsModelFile(name)) || IsNamedChatTemplate(name)));
     }
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Path, (long, DateTime)? Stamp), string> ModelHashes = new();
@@ -106,6 +106,11 @@ public sealed class ContentHash
     public static bool IsModelFile(string name) =>
         IO.ModelDirectory.IsWeightFile(name) || name is "config.json" or "generation_config.json" or "tokenizer.json" or "tokenizer.model"
             or "tokenizer_config.json" or "special_tokens_map.json" or "added_tokens.json" or "chat_template.jinja" or "chat_template.json" or "adapter_config.json";
+
+    /// <summary>A named chat template, <c>additional_chat_templates/&lt;name&gt;.jinja</c> (transformers reads them with the tokenizer).</summary>
+    private static bool IsNamedChatTemplate(string name) =>
+        name.StartsWith(Text.TokenizerSource.ChatTemplateDir + "/", StringComparison.Ordinal) && name.EndsWith(".jinja", StringComparison.Ordinal)
+        && name.IndexOf('/') == name.LastIndexOf('/');
 
     private static string ComputeWhere(string path, Func<string, bool> include)
     {

@@ -78,7 +78,7 @@ public sealed record ChatRequest(IReadOnlyList<ChatMessage> Messages, string? Pr
 
 /// <summary>
 /// A model directory opened to answer chat messages: the weights (a LoRA adapter merged on the fly), the tokenizer
-/// (the base model's) and the ids that end generation. What the generating jobs (<c>irr generate</c>, <c>irr eval</c>) share.
+/// (the adapter folder's when it holds one, else the model's: <see cref="TokenizerSource.Directory"/>) and the ids that end generation. What the generating jobs (<c>irr generate</c>, <c>irr eval</c>) share.
 /// </summary>
 public sealed class ChatModel : IDisposable
 {
@@ -86,10 +86,11 @@ public sealed class ChatModel : IDisposable
 
     private ChatModel(string model, string? adapter)
     {
-        Tokenizer = PretrainedTokenizer.Load(model);
+        Tokenizer = PretrainedTokenizer.Load(model, adapter);
         weights = CheckpointWeights.Open(model, adapter);
         try
         {
+            Tokenizer.RequireFits(weights.Config.VocabSize, model);
             Transformer = new Transformer(weights);
             EosTokenIds = EosIds(model, weights.Config, Tokenizer);
         }

@@ -111,8 +111,9 @@ public sealed record ScoreJob : IJob<ScoreResult>
         Validate();
         if (OutputPath is not null) AtomicFile.RequireFileTarget(OutputPath);
         var records = TrainingRecord.Load(Data);
-        var tokenizer = PretrainedTokenizer.Load(Model);
+        var tokenizer = PretrainedTokenizer.Load(Model, Adapter);
         using var weights = CheckpointWeights.Open(Model, Adapter);
+        tokenizer.RequireFits(weights.Config.VocabSize, Model);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var examples = records.Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength)).ToList();
         var stage = ProgressStage.Start(progress, "scoring", examples.Count);

@@ -198,18 +198,24 @@ public sealed record RealignJob : IJob<RealignReport>
             return realigner.Identify(_ => identifying.Advance());
         }
 
-        string tokenizerDir = Finetuned ?? Base;
-        var tokenizer = PretrainedTokenizer.Load(tokenizerDir);
+        var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter);
+        tokenizer.RequireFits(theta.Config.VocabSize, Base);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var calibration = TrainingRecord.Load(Calibration!).Take(NSamples)
             .Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
         var header = ReportHeader(targets, strategy);
         var stage = ProgressStage.Start(progress, $"realigning ({total} matrices)", total);
         RealignReport report = null!;
-        ModelWriter.Write(new ModelTarget(OutputPath!, inputs, Overwrite, tokenizerDir, outputDType), theta.Config, realigner.OutputSpecs(),
+        // The files that travel with the model are θ_F's; its tokenizer and chat templates are those the calibration used
+        // (an adapter folder's when it holds a tokenizer: TokenizerSource).
+        ModelWriter.Write(new ModelTarget(OutputPath!, inputs, Overwrite, Finetuned ?? Base, outputDType), theta.Config, realigner.OutputSpecs(),
             writer => report = realigner.Run(calibration, (name, values) => writer.Write(name, values), _ => stage.Advance()),
-            output => JsonFiles.WriteFile(output.PathOf(RealignReport.FileName), report.ToJson(header, clock.Elapsed.TotalSeconds)),
-            ownFiles: [RealignReport.FileName]);
+            output =>
+            {
+                JsonFiles.WriteFile(output.PathOf(RealignReport.FileName), report.ToJson(header, clock.Elapsed.TotalSeconds));
+                if (tokenizer.FromAdapter) TokenizerSource.CopyFiles(tokenizer.Directory!, output.TemporaryPath);
+            },
+            ownFiles: [RealignReport.FileName, .. tokenizer.FromAdapter ? [.. TokenizerSource.FileNames, TokenizerSource.ChatTemplateDir] : Array.Empty<string>()]);
         return report;
     }
 

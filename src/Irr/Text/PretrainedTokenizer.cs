@@ -2,9 +2,9 @@ namespace Irr.Text;
 
 /// <summary>
 /// A model directory's tokenizer as transformers' <c>AutoTokenizer</c> sees it: <c>tokenizer.json</c> with
-/// <c>tokenizer_config.json</c> (chat template, special tokens, <c>add_bos_token</c>/<c>add_eos_token</c>).
-/// Reads nothing else of the directory except <c>chat_template.jinja</c>, which newer transformers
-/// versions write instead of a <c>chat_template</c> key.
+/// <c>tokenizer_config.json</c> (special tokens, <c>add_bos_token</c>/<c>add_eos_token</c>) and the chat templates in
+/// transformers' order (<see cref="TokenizerSource"/>): <c>chat_template.jinja</c> and
+/// <c>additional_chat_templates/*.jinja</c>, else the config's <c>chat_template</c>, else <c>chat_template.json</c>.
 /// </summary>
 public sealed class PretrainedTokenizer
 {
@@ -13,13 +13,25 @@ public sealed class PretrainedTokenizer
         ["LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast"];
 
     private readonly Dictionary<string, ChatTemplate> parsed = new(StringComparer.Ordinal);
+    private readonly IReadOnlyDictionary<string, string> templates;
+    private readonly string templateSource;
 
-    /// <summary>Wraps a tokenizer and its config.</summary>
+    /// <summary>
+    /// Wraps a tokenizer and its config; <paramref name="chatTemplateFile"/> is the text of a <c>chat_template.jinja</c>,
+    /// which takes precedence over the config's <c>chat_template</c> as in transformers.
+    /// </summary>
     /// <exception cref="IrrException">The config's BOS/EOS token is needed and is not in the vocabulary.</exception>
-    public PretrainedTokenizer(Tokenizer tokenizer, TokenizerConfig config, string? extraChatTemplate = null)
+    public PretrainedTokenizer(Tokenizer tokenizer, TokenizerConfig config, string? chatTemplateFile = null)
+        : this(tokenizer, config, chatTemplateFile is null
+            ? (config.ChatTemplates, "tokenizer_config.json")
+            : (new Dictionary<string, string>(StringComparer.Ordinal) { ["default"] = chatTemplateFile }, TokenizerSource.ChatTemplateFile))
+    {
+    }
+
+    private PretrainedTokenizer(Tokenizer tokenizer, TokenizerConfig config, (IReadOnlyDictionary<string, string> Templates, string Source) chatTemplates)
     {
         Config = config;
-        ExtraChatTemplate = extraChatTemplate;
+        (templates, templateSource) = chatTemplates;
         if (config.TokenizerClass is { } cls && BosEosClasses.Contains(cls))
         {
             // LlamaTokenizerFast.update_post_processor: BOS unless add_bos_token is false, EOS only if add_eos_token.
@@ -41,18 +53,50 @@ public sealed class PretrainedTokenizer
     /// <summary>The tokenizer config.</summary>
     public TokenizerConfig Config { get; }
 
-    private string? ExtraChatTemplate { get; }
+    /// <summary>The directory the tokenizer was loaded from, or null when it was built in memory.</summary>
+    public string? Directory { get; private init; }
 
-    /// <summary>Loads <c>tokenizer.json</c> and <c>tokenizer_config.json</c> from a Hugging Face model directory.</summary>
+    /// <summary>Whether the tokenizer is the one saved in an adapter folder (<see cref="TokenizerSource.Directory"/>).</summary>
+    public bool FromAdapter { get; private init; }
+
+    /// <summary>The names of the chat templates ("default" for the unnamed one), from the files transformers reads.</summary>
+    public IReadOnlyCollection<string> ChatTemplateNames => templates.Keys.ToList();
+
+    /// <summary>
+    /// Loads the tokenizer of a Hugging Face model directory, or of the adapter folder <paramref name="adapterDir"/> when
+    /// it holds one (<see cref="TokenizerSource.Directory"/>): <c>tokenizer.json</c>, <c>tokenizer_config.json</c> and the
+    /// chat templates.
+    /// </summary>
     /// <exception cref="IrrException">The directory or one of the two files is missing or malformed.</exception>
-    public static PretrainedTokenizer Load(string modelDir)
+    public static PretrainedTokenizer Load(string modelDir, string? adapterDir = null)
     {
-        if (!Directory.Exists(modelDir)) throw new IrrException($"{modelDir}: model directory not found");
-        string json = Path.Combine(modelDir, "tokenizer.json"), config = Path.Combine(modelDir, "tokenizer_config.json");
-        if (!File.Exists(json)) throw new IrrException($"{modelDir}: no tokenizer.json (irr reads Hugging Face fast tokenizers only)");
-        if (!File.Exists(config)) throw new IrrException($"{modelDir}: no tokenizer_config.json");
-        string jinja = Path.Combine(modelDir, "chat_template.jinja");
-        return new PretrainedTokenizer(Tokenizer.Load(json), TokenizerConfig.Load(config), File.Exists(jinja) ? File.ReadAllText(jinja) : null);
+        string dir = TokenizerSource.Directory(modelDir, adapterDir);
+        if (!System.IO.Directory.Exists(dir)) throw new IrrException($"{dir}: model directory not found");
+        string json = Path.Combine(dir, "tokenizer.json"), config = Path.Combine(dir, "tokenizer_config.json");
+        if (!File.Exists(json)) throw new IrrException($"{dir}: no tokenizer.json (irr reads Hugging Face fast tokenizers only)");
+        if (!File.Exists(config)) throw new IrrException($"{dir}: no tokenizer_config.json");
+        var tokenizerConfig = TokenizerConfig.Load(config);
+        return new PretrainedTokenizer(Tokenizer.Load(json), tokenizerConfig, TokenizerSource.ChatTemplates(dir, tokenizerConfig))
+        {
+            Directory = dir,
+            FromAdapter = dir != modelDir,
+        };
+    }
+
+    /// <summary>
+    /// Refuses a tokenizer saved with an adapter whose ids run past the model's embedding rows (an adapter trained with
+    /// added tokens whose resized embedding is not in the adapter); a tokenizer with fewer ids than rows (a padded
+    /// vocabulary) is fine.
+    /// </summary>
+    /// <param name="embeddingRows">The rows of the model's embedding (config.json's <c>vocab_size</c>), with the adapter merged.</param>
+    /// <param name="modelDir">The model directory, for the message.</param>
+    /// <exception cref="IrrException">The adapter's tokenizer has more ids than the model has rows; the message names both.</exception>
+    public void RequireFits(int embeddingRows, string modelDir)
+    {
+        if (FromAdapter && Tokenizer.VocabSize > embeddingRows)
+            throw new IrrException($"{Path.Combine(Directory!, "tokenizer.json")}: the adapter's tokenizer has {Tokenizer.VocabSize} ids (0 to {Tokenizer.VocabSize - 1}), " +
+                                   $"but {modelDir} with the adapter has {embeddingRows} embedding rows (config.json vocab_size): the adapter was trained with tokens the model has no rows for " +
+                                   "(save the resized embed_tokens and lm_head with the adapter, modules_to_save)");
     }
 
     /// <summary>Encodes text; with <paramref name="addSpecialTokens"/> BOS/EOS are added as transformers would.</summary>
@@ -68,16 +112,25 @@ public sealed class PretrainedTokenizer
         ? Tokenizer.TokenToId(eos) ?? throw new IrrException($"tokenizer_config.json: eos_token \"{eos}\" is not in tokenizer.json's vocabulary")
         : throw new IrrException("tokenizer_config.json: no eos_token");
 
-    /// <summary>The chat template (the default one, or the one named), parsed once.</summary>
-    /// <exception cref="IrrException">There is no chat template, or it is outside the supported subset.</exception>
+    /// <summary>
+    /// The chat template (the default one, or the one named), parsed once. As transformers' <c>get_chat_template</c>:
+    /// without a name, the template named "default"; several templates and none named "default" is an error that lists
+    /// them ("Available template names are ['rag', 'tool_use']").
+    /// </summary>
+    /// <exception cref="IrrException">There is no chat template (of that name), or it is outside the supported subset.</exception>
     public ChatTemplate GetChatTemplate(string? name = null)
     {
         string key = name ?? "";
         lock (parsed)
         {
             if (parsed.TryGetValue(key, out var t)) return t;
-            string source = Config.ChatTemplate(name) ?? (name is null ? ExtraChatTemplate : null)
-                ?? throw new IrrException("tokenizer_config.json: no chat_template (and no chat_template.jinja): this model has no chat format");
+            if (templates.Count == 0)
+                throw new IrrException("tokenizer_config.json: no chat_template (and no chat_template.jinja): this model has no chat format");
+            if (!templates.TryGetValue(name ?? "default", out string? source))
+                throw new IrrException(name is null
+                    ? $"{templateSource}: multiple chat templates with no default specified; pick one by name (irr chat-format --template NAME). " +
+                      $"Available template names are {TokenizerSource.NameList(templates.Keys)}."
+                    : $"{templateSource}: the specified chat template '{name}' is not available. Available template names are {TokenizerSource.NameList(templates.Keys)}.");
             return parsed[key] = ChatTemplate.Parse(source, name is null ? "chat template" : $"chat template '{name}'");
         }
     }

@@ -45,6 +45,9 @@ public sealed class TokenizerConfig
     /// <summary>The names of the chat templates ("default" for a single string template).</summary>
     public IReadOnlyCollection<string> ChatTemplateNames => templates.Keys;
 
+    /// <summary>The <c>chat_template</c> key's templates by name ("default" for a single string template); empty when there is none.</summary>
+    public IReadOnlyDictionary<string, string> ChatTemplates => templates;
+
     /// <summary>
     /// The chat template called <paramref name="name"/>, or the default one when null (a single
     /// template, or the one named "default" in a list), or null when there is none.

@@ -125,3 +125,17 @@ public class UnicodeNormalizationReferenceTests
         Assert.Equal(400, n);
     }
 }
+
+/// <summary>HF <c>tokenizers</c> normalizes with Unicode 9.0 data (unicode-normalization-alignments 0.1.12), not the newest.</summary>
+public class HfUnicodeVersionTests
+{
+    [Theory]
+    // U+089E (ccc 230) and U+089B (ccc 220) were assigned in Unicode 14: for HF they are unassigned (ccc 0), so not reordered.
+    [InlineData("a\u089E\u089B", "a\u089E\u089B")]
+    // U+0301 (230) and U+0323 (220) are Unicode 1.1: reordered (dot below first), then a+U+0323 composes to U+1EA1.
+    [InlineData("a\u0301\u0323", "\u1EA1\u0301")]
+    // U+07FD (Unicode 11, ccc 220) is not moved before U+0301 either.
+    [InlineData("e\u0301\u07FD", "\u00E9\u07FD")]
+    public void NfcLeavesCharactersAssignedAfterUnicode9AsTheyAre(string text, string expected) =>
+        Assert.Equal(expected, UnicodeNormalizer.Normalize(text, NormalizationForm.NFC));
+}

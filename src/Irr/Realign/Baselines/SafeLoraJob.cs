@@ -163,6 +163,8 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
             writer.Complete();
         }
         File.Copy(Path.Combine(adapterPath, LoraAdapter.ConfigFile), output.PathOf(LoraAdapter.ConfigFile));
+        // A tokenizer saved with θ_F's adapter goes with the new adapter too, so both are evaluated with it.
+        Text.TokenizerSource.CopyFiles(adapterPath, output.TemporaryPath);
         JsonFiles.WriteFile(output.PathOf(SafeLoraReport.FileName), report.ToJson(ReportHeader(scale, adapter.Config.R), clock.Elapsed.TotalSeconds));
         output.Commit();
         return report;
