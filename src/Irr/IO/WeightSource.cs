@@ -46,12 +46,18 @@ public sealed class CheckpointWeights : IWeightSource, IDisposable
     public static CheckpointWeights Open(string modelPath, string? adapterPath = null)
     {
         var model = ModelDirectory.Open(modelPath);
+        LoraAdapter? adapter = null;
         try
         {
-            return new CheckpointWeights(model, adapterPath is null ? null : LoraAdapter.Open(adapterPath));
+            adapter = adapterPath is null ? null : LoraAdapter.Open(adapterPath);
+            var weights = new CheckpointWeights(model, adapter);
+            // The adapter fits; now whether it was trained on this base (AdapterBase): refused when provably not, else said.
+            if (adapterPath is not null) AdapterBase.Require(adapterPath, modelPath);
+            return weights;
         }
         catch
         {
+            adapter?.Dispose();
             model.Dispose();
             throw;
         }
