@@ -169,18 +169,22 @@ public static class InputChecks
             throw new IrrException($"{command}: the Fisher {fisher} is not a Fisher (its metadata says irr={fKind})");
 
         bool svFisherLike = false;
+        var origins = new List<(string File, string What, Recorded Origin)>();
         if (svKind == SafetyVectorKind)
         {
             if (sv.GetValueOrDefault(UnalignedFingerprintKey) is { } u && Directory.Exists(models.Base) && u == models.FpBase && u != models.FpFinetuned)
                 throw new IrrException($"{command}: {models.BaseName} {models.Base} is the unaligned model θ_U the safety vector {safetyVector} subtracts (same fingerprint), not the aligned model θ_A");
-            Origin(models, safetyVector, "safety vector", sv.GetValueOrDefault(AlignedFingerprintKey), sv.GetValueOrDefault("aligned"));
+            origins.Add((safetyVector, "safety vector", OriginOf(models, sv.GetValueOrDefault(AlignedFingerprintKey), sv.GetValueOrDefault("aligned"))));
         }
         else if (Directory.Exists(models.Base))
         {
             svFisherLike = SafetyVectorValues(models, safetyVector);
         }
-        if (fisher is not null && fKind == FisherKind) Origin(models, fisher, "Fisher", f!.GetValueOrDefault(ModelFingerprintKey), f!.GetValueOrDefault("model"));
-        else if (fisher is not null && Directory.Exists(models.Base)) FisherValues(models, fisher, svFisherLike ? safetyVector : null);
+        if (fisher is not null && fKind == FisherKind)
+            origins.Add((fisher, "Fisher", OriginOf(models, f!.GetValueOrDefault(ModelFingerprintKey), f!.GetValueOrDefault("model"))));
+        else if (fisher is not null && Directory.Exists(models.Base))
+            FisherValues(models, fisher, svFisherLike ? safetyVector : null);
+        Decide(models, origins);
         if (svFisherLike)
             Diagnostics.Warn($"{command}: the safety vector {safetyVector} has no irr metadata and its sampled values are all ≥ 0, as a Fisher's are; is it a Fisher?");
     }
@@ -191,28 +195,46 @@ public static class InputChecks
         return file is SafetensorsFile s ? s.Metadata : new Dictionary<string, string>();
     }
 
-    // A file computed from the aligned model: the model it records (fingerprint, or a path) must be the base, not θ_F.
-    private static void Origin(Models models, string file, string what, string? fingerprint, string? path)
+    // Which of the two models a file computed from the aligned model records as that model.
+    private enum Source { Unknown, Base, Finetuned, Other }
+
+    private sealed record Recorded(Source Source, string? Path, string Detail);
+
+    // The model a safety vector or Fisher records as θ_A: its fingerprint, else its path (what holds there now, or the path).
+    private static Recorded OriginOf(Models models, string? fingerprint, string? path)
     {
-        string command = models.Command;
-        if (!Directory.Exists(models.Base)) return;
+        if (!Directory.Exists(models.Base)) return new(Source.Unknown, path, "");
         bool recordedPath = fingerprint is null;
         fingerprint ??= path is not null && Directory.Exists(path) ? ModelFingerprint.Of(path) : null;
         if (fingerprint is not null)
         {
-            if (fingerprint == models.FpBase) return;
-            if (fingerprint == models.FpFinetuned)
-                throw new IrrException($"{command}: {models.BaseName} {models.Base} and {models.FinetunedName} {models.FinetunedPath} are swapped: the {what} {file} was computed from " +
-                                       $"{models.FinetunedPath} as the aligned model θ_A ({(recordedPath ? $"its metadata names {path}, which holds the same weights" : "same fingerprint in its metadata")})");
-            Diagnostics.Warn($"{command}: the {what} {file} was computed from another aligned model than {models.BaseName} {models.Base}" +
-                             $" ({(recordedPath ? $"its metadata names {path}, which holds other weights" : "its metadata records another fingerprint")}); a base converted to another dtype also differs");
-            return;
+            string detail = recordedPath ? $"its metadata names {path}, which holds the same weights" : "same fingerprint in its metadata";
+            if (fingerprint == models.FpBase) return new(Source.Base, path, detail);
+            if (fingerprint == models.FpFinetuned) return new(Source.Finetuned, path, detail);
+            return new(Source.Other, path, recordedPath ? $"its metadata names {path}, which holds other weights" : "its metadata records another fingerprint");
         }
-        if (path is null) return;
-        if (models.Finetuned is not null && AdapterBase.SameDirectory(path, models.Finetuned) && !AdapterBase.SameDirectory(path, models.Base))
-            throw new IrrException($"{command}: {models.BaseName} {models.Base} and {models.FinetunedName} {models.Finetuned} are swapped: the {what} {file} was computed from {path} as the aligned model θ_A (its metadata)");
-        if (!AdapterBase.SameDirectory(path, models.Base))
-            Diagnostics.Warn($"{command}: the {what} {file} names {path} as its aligned model (which is not here), not {models.BaseName} {models.Base}; irr cannot check that they are one model");
+        if (path is null) return new(Source.Unknown, null, "");
+        if (AdapterBase.SameDirectory(path, models.Base)) return new(Source.Base, path, "its metadata names it");
+        if (models.Finetuned is not null && AdapterBase.SameDirectory(path, models.Finetuned)) return new(Source.Finetuned, path, "its metadata names it");
+        return new(Source.Other, path, $"its metadata names {path}, which is not here");
+    }
+
+    // θ_F recorded as θ_A: the two models are swapped, unless the other file records the base (then that file is wrong).
+    // Another model recorded: said (a base converted to a narrower type is another file).
+    private static void Decide(Models models, List<(string File, string What, Recorded Origin)> origins)
+    {
+        string command = models.Command;
+        foreach (var (file, what, origin) in origins.Where(o => o.Origin.Source == Source.Finetuned))
+        {
+            if (origins.FirstOrDefault(o => o.Origin.Source == Source.Base) is { File: not null } right)
+                throw new IrrException($"{command}: the {what} {file} was computed from {models.FinetunedName} {models.FinetunedPath} as the aligned model θ_A ({origin.Detail}), " +
+                                       $"but the {right.What} {right.File} from {models.BaseName} {models.Base}; compute the {what} from {models.Base}");
+            throw new IrrException($"{command}: {models.BaseName} {models.Base} and {models.FinetunedName} {models.FinetunedPath} are swapped: the {what} {file} was computed from " +
+                                   $"{models.FinetunedPath} as the aligned model θ_A ({origin.Detail})");
+        }
+        foreach (var (file, what, origin) in origins.Where(o => o.Origin.Source == Source.Other))
+            Diagnostics.Warn($"{command}: the {what} {file} was computed from another aligned model than {models.BaseName} {models.Base} ({origin.Detail}); " +
+                             "irr checks a base by its weights, and a base converted to a narrower type counts as another");
     }
 
     // A sample of a file's target tensors that have the base's shapes: up to seven, rows first, middle and last.

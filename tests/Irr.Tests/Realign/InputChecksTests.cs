@@ -152,6 +152,11 @@ public class InputChecksTests
         string v = WithoutMetadata(w.Vector, w.Dir["v-ref.safetensors"]);
         Refused(CliRunner.Run(w.Realign(output, @base: w.Finetuned, finetuned: w.Aligned, vector: v)), output,
             $"base {w.Finetuned} and finetuned {w.Aligned} are swapped", $"the Fisher {w.Fisher} was computed from {w.Aligned}");
+        // The models in their places, but the Fisher computed on θ_F: the safety vector's record says which file is wrong.
+        string fisherOfFinetuned = w.Dir["f-of-finetuned.safetensors"];
+        Ok(CliRunner.Run("fisher", "--model", w.Finetuned, "--data", w.Data, "--modules", World.Modules, "--batch-size", "2", "-o", fisherOfFinetuned));
+        Refused(CliRunner.Run(w.Realign(output, fisher: fisherOfFinetuned)), output,
+            $"the Fisher {fisherOfFinetuned} was computed from finetuned {w.Finetuned} as the aligned model θ_A", $"but the safety vector {w.Vector} from base {w.Aligned}");
         // θ_U given as the base: the safety vector records it as what it subtracts.
         Refused(CliRunner.Run(w.Realign(output, @base: w.Unaligned)), output, $"base {w.Unaligned} is the unaligned model θ_U the safety vector {w.Vector} subtracts");
     }
