@@ -54,11 +54,16 @@ public static class InputChecks
         Files(command, models, safetyVector, null);
     }
 
-    /// <summary>irr safety-vector: θ_A and θ_U (a model, or an adapter that must be on θ_A).</summary>
-    /// <exception cref="IrrException">θ_A is provably made from θ_U, or the adapter was trained on another model.</exception>
+    /// <summary>
+    /// irr safety-vector: θ_A and θ_U (a model, or an adapter that must be on θ_A). Which of two full models was made
+    /// from the other decides nothing here: IRR's θ_U is θ_A fine-tuned on harmful answers, but Safe LoRA's V is
+    /// chat − base, whose aligned model was made from the unaligned one; an irr output given as θ_A made from θ_U is
+    /// only said.
+    /// </summary>
+    /// <exception cref="IrrException">The adapter was trained on another model.</exception>
     public static void SafetyVectorInputs(string command, string aligned, string? unaligned, string? unalignedAdapter)
     {
-        var models = new Models(command, aligned, unaligned, unalignedAdapter, "aligned", "unaligned");
+        var models = new Models(command, aligned, unaligned, unalignedAdapter, "aligned", "unaligned", derivationDecides: false);
         models.Check();
     }
 
@@ -70,7 +75,9 @@ public static class InputChecks
     };
 
     // The two models of a job, with their fingerprints computed once.
-    private sealed class Models(string command, string @base, string? finetuned, string? adapter, string baseName = "base", string finetunedName = "finetuned")
+    // derivationDecides: a base made from the fine-tune is a swap (realign, baselines), or only said (safety-vector).
+    private sealed class Models(string command, string @base, string? finetuned, string? adapter, string baseName = "base", string finetunedName = "finetuned",
+        bool derivationDecides = true)
     {
         private string? fpBase, fpFinetuned;
 
@@ -100,9 +107,16 @@ public static class InputChecks
             }
             // An output irr wrote records the fingerprints of the models it was made from.
             if (MadeFrom(@base).FirstOrDefault(f => f.Fingerprint == FpFinetuned) is { Report: not null } made)
-                throw new IrrException($"{command}: {baseName} {@base} and {finetunedName} {finetuned} are swapped: {@base} was made from {finetuned} " +
-                                       $"({made.Report} records its fingerprint as inputs.fingerprints.{made.Key})");
-            if (OriginOf(@base) is { } origin && AdapterBase.SameDirectory(origin, finetuned!))
+            {
+                string record = $"{made.Report} records its fingerprint as inputs.fingerprints.{made.Key}";
+                if (!derivationDecides)
+                {
+                    Diagnostics.Warn($"{command}: {baseName} {@base} was made from {finetunedName} {finetuned} ({record}); IRR's unaligned model is made from the aligned one (fine-tuned on harmful answers): are they swapped?");
+                    return;
+                }
+                throw new IrrException($"{command}: {baseName} {@base} and {finetunedName} {finetuned} are swapped: {@base} was made from {finetuned} ({record})");
+            }
+            if (derivationDecides && OriginOf(@base) is { } origin && AdapterBase.SameDirectory(origin, finetuned!))
                 Diagnostics.Warn($"{command}: {@base}'s config.json names {finetuned} as the model it was made from (_name_or_path): are {baseName} and {finetunedName} swapped?");
         }
     }

@@ -191,21 +191,28 @@ public class InputChecksTests
     }
 
     [Fact]
-    public void TheSafetyVectorCommandRefusesAnAlignedModelMadeFromTheUnalignedOne()
+    public void WhatOnlyNamesOrDerivationsSuggestIsSaidAndTheRunProceeds()
     {
         using var w = new World();
-        // θ_U realigned (an irr output records the models it was made from): given as θ_A with θ_U as the unaligned model.
+        // θ_F realigned (an irr output records the models it was made from), given as θ_A to the next realignment: refused.
         Ok(CliRunner.Run(w.Realign(w.Dir["repaired"])));
-        string output = w.Dir["v2.safetensors"];
-        Refused(CliRunner.Run("safety-vector", "--aligned", w.Dir["repaired"], "--unaligned", w.Finetuned, "--modules", World.Modules, "-o", output), output,
-            $"safety-vector: aligned {w.Dir["repaired"]} and unaligned {w.Finetuned} are swapped", "irr-report.json records its fingerprint");
-        // A base whose config.json names the fine-tune as its origin (_name_or_path, as transformers saves it): said, not refused.
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Unaligned, "config.json")))!.AsObject();
-        config["_name_or_path"] = w.Aligned;
-        File.WriteAllText(Path.Combine(w.Unaligned, "config.json"), config.ToJsonString());
-        var run = CliRunner.Run("safety-vector", "--aligned", w.Unaligned, "--unaligned", w.Aligned, "--modules", World.Modules, "-o", output);
+        string output = w.Dir["out"];
+        Refused(CliRunner.Run(w.Realign(output, @base: w.Dir["repaired"])), output,
+            $"realign: base {w.Dir["repaired"]} and finetuned {w.Finetuned} are swapped: {w.Dir["repaired"]} was made from {w.Finetuned}", "irr-report.json records its fingerprint");
+        // The same pair to irr safety-vector: IRR's θ_U is made from θ_A, but Safe LoRA's V (chat − base) has the aligned
+        // model made from the unaligned one, so the order proves nothing there.
+        string vector = w.Dir["v2.safetensors"];
+        var sv = CliRunner.Run("safety-vector", "--aligned", w.Dir["repaired"], "--unaligned", w.Finetuned, "--modules", World.Modules, "-o", vector);
+        Ok(sv);
+        Assert.Contains($"warning: safety-vector: aligned {w.Dir["repaired"]} was made from unaligned {w.Finetuned}", sv.Err);
+        Assert.True(File.Exists(vector));
+        // A base whose config.json names the fine-tune as its origin (_name_or_path, as transformers saves it): said.
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Aligned, "config.json")))!.AsObject();
+        config["_name_or_path"] = w.Finetuned;
+        File.WriteAllText(Path.Combine(w.Aligned, "config.json"), config.ToJsonString());
+        var run = CliRunner.Run(w.Realign(output));
         Ok(run);
-        Assert.Contains($"warning: safety-vector: {w.Unaligned}'s config.json names {w.Aligned} as the model it was made from (_name_or_path): are aligned and unaligned swapped?", run.Err);
+        Assert.Contains($"warning: realign: {w.Aligned}'s config.json names {w.Finetuned} as the model it was made from (_name_or_path): are base and finetuned swapped?", run.Err);
     }
 
     [Fact]
