@@ -95,7 +95,7 @@ public static class AdapterBase
         var b = Facts(Path.Combine(baseModel, "config.json"));
         var differences = Differences(a, b);
         if (differences.Count > 0)
-            return (Verdict.Mismatch, $"{claim}, a {string.Join(", ", differences.Select(k => $"{k} {a[k]}"))} model, but the base given, {baseModel}, has {string.Join(", ", differences.Select(k => $"{k} {b[k]}"))}");
+            return (Verdict.Mismatch, $"{claim}, a model with {string.Join(", ", differences.Select(k => $"{k} {a[k]}"))}, but the base given, {baseModel}, has {string.Join(", ", differences.Select(k => $"{k} {b[k]}"))}");
         string ta, tb;
         try
         {

@@ -114,7 +114,7 @@ public static class InputChecks
                     Diagnostics.Warn($"{command}: {baseName} {@base} was made from {finetunedName} {finetuned} ({record}); IRR's unaligned model is made from the aligned one (fine-tuned on harmful answers): are they swapped?");
                     return;
                 }
-                throw new IrrException($"{command}: {baseName} {@base} and {finetunedName} {finetuned} are swapped: {@base} was made from {finetuned} ({record})");
+                throw new IrrException($"{command}: {baseName} {@base} was made from {finetunedName} {finetuned} ({record}), so it is not the aligned model the fine-tune started from: are {baseName} and {finetunedName} swapped?");
             }
             if (derivationDecides && OriginOf(@base) is { } origin && AdapterBase.SameDirectory(origin, finetuned!))
                 Diagnostics.Warn($"{command}: {@base}'s config.json names {finetuned} as the model it was made from (_name_or_path): are {baseName} and {finetunedName} swapped?");
@@ -187,7 +187,7 @@ public static class InputChecks
         if (svKind == SafetyVectorKind)
         {
             if (sv.GetValueOrDefault(UnalignedFingerprintKey) is { } u && Directory.Exists(models.Base) && u == models.FpBase && u != models.FpFinetuned)
-                throw new IrrException($"{command}: {models.BaseName} {models.Base} is the unaligned model θ_U the safety vector {safetyVector} subtracts (same fingerprint), not the aligned model θ_A");
+                throw new IrrException($"{command}: {models.BaseName} {models.Base} is the unaligned model θ_U the safety vector {safetyVector} subtracts (same fingerprint), not the aligned model θ_A: were the aligned and the unaligned model swapped when it was computed?");
             origins.Add((safetyVector, "safety vector", OriginOf(models, sv.GetValueOrDefault(AlignedFingerprintKey), sv.GetValueOrDefault("aligned"))));
         }
         else if (Directory.Exists(models.Base))
@@ -199,6 +199,11 @@ public static class InputChecks
         else if (fisher is not null && Directory.Exists(models.Base))
             FisherValues(models, fisher, svFisherLike ? safetyVector : null);
         Decide(models, origins);
+        var unstamped = new[] { (File: safetyVector, What: "safety vector", Kind: svKind), (File: fisher, What: "Fisher", Kind: fKind) }
+            .Where(x => x.File is not null && x.Kind is null).Select(x => $"the {x.What} {x.File}").ToList();
+        if (unstamped.Count > 0 && Directory.Exists(models.Base))
+            Diagnostics.Warn($"{command}: {string.Join(" and ", unstamped)} {(unstamped.Count > 1 ? "have" : "has")} no irr metadata (written by the Python reference?): " +
+                             $"{(unstamped.Count > 1 ? "their" : "its")} values were checked, not which models {(unstamped.Count > 1 ? "they were" : "it was")} computed from");
         if (svFisherLike)
             Diagnostics.Warn($"{command}: the safety vector {safetyVector} has no irr metadata and its sampled values are all ≥ 0, as a Fisher's are; is it a Fisher?");
     }

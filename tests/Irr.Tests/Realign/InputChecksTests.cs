@@ -107,10 +107,11 @@ public class InputChecksTests
         string output = w.Dir["out"];
         // A Fisher is a mean of squares: the safety vector's negative values prove the swap.
         Refused(CliRunner.Run(w.Realign(output, vector: f, fisher: v)), output, "the safety vector and the Fisher are swapped", v, f, "holds a negative value");
-        // As the reference wrote them, in their places: no refusal, no warning.
+        // As the reference wrote them, in their places: no refusal; one warning says what could not be checked.
         var run = CliRunner.Run(w.Realign(output, vector: v, fisher: f));
         Ok(run);
-        Assert.DoesNotContain("warning", run.Err);
+        Assert.Single(run.Err.Split('\n'), l => l.StartsWith("warning: ", StringComparison.Ordinal));
+        Assert.Contains($"warning: realign: the safety vector {v} and the Fisher {f} have no irr metadata (written by the Python reference?): their values were checked, not which models they were computed from", run.Err);
         Assert.True(File.Exists(Path.Combine(output, "model.safetensors")));
     }
 
@@ -159,6 +160,11 @@ public class InputChecksTests
             $"the Fisher {fisherOfFinetuned} was computed from finetuned {w.Finetuned} as the aligned model θ_A", $"but the safety vector {w.Vector} from base {w.Aligned}");
         // θ_U given as the base: the safety vector records it as what it subtracts.
         Refused(CliRunner.Run(w.Realign(output, @base: w.Unaligned)), output, $"base {w.Unaligned} is the unaligned model θ_U the safety vector {w.Vector} subtracts");
+        // A safety vector computed with θ_A and θ_U swapped (θ_U − θ_A): refused where it is used with θ_A.
+        string reversed = w.Dir["v-reversed.safetensors"];
+        Ok(CliRunner.Run("safety-vector", "--aligned", w.Unaligned, "--unaligned", w.Aligned, "--modules", World.Modules, "-o", reversed));
+        Refused(CliRunner.Run(w.Realign(output, vector: reversed)), output,
+            $"base {w.Aligned} is the unaligned model θ_U the safety vector {reversed} subtracts", "were the aligned and the unaligned model swapped when it was computed?");
     }
 
     [Fact]
@@ -198,7 +204,7 @@ public class InputChecksTests
         Ok(CliRunner.Run(w.Realign(w.Dir["repaired"])));
         string output = w.Dir["out"];
         Refused(CliRunner.Run(w.Realign(output, @base: w.Dir["repaired"])), output,
-            $"realign: base {w.Dir["repaired"]} and finetuned {w.Finetuned} are swapped: {w.Dir["repaired"]} was made from {w.Finetuned}", "irr-report.json records its fingerprint");
+            $"realign: base {w.Dir["repaired"]} was made from finetuned {w.Finetuned}", "irr-report.json records its fingerprint", "are base and finetuned swapped?");
         // The same pair to irr safety-vector: IRR's θ_U is made from θ_A, but Safe LoRA's V (chat − base) has the aligned
         // model made from the unaligned one, so the order proves nothing there.
         string vector = w.Dir["v2.safetensors"];
