@@ -175,10 +175,13 @@ public static class AdapterBase
                 names.Add(Leaf(origin));
         }
         catch (Exception e) when (e is IOException or System.Text.Json.JsonException) { }
-        // …/models--ORG--NAME/snapshots/REVISION
-        var resolved = Resolve(baseModel).Split('/');
-        if (resolved.Length >= 3 && resolved[^2] == "snapshots" && resolved[^3].StartsWith("models--", StringComparison.Ordinal))
-            names.Add(resolved[^3]["models--".Length..].Split("--")[^1]);
+        // …/models--ORG--NAME/snapshots/REVISION, as given or after links
+        foreach (string path in new[] { Path.TrimEndingDirectorySeparator(Path.GetFullPath(baseModel)), Resolve(baseModel) })
+        {
+            var parts = path.Split('/');
+            if (parts.Length >= 3 && parts[^2] == "snapshots" && parts[^3].StartsWith("models--", StringComparison.Ordinal))
+                names.Add(parts[^3]["models--".Length..].Split("--")[^1]);
+        }
         return names.Any(n => string.Equals(n, want, StringComparison.OrdinalIgnoreCase));
     }
 

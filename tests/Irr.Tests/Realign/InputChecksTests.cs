@@ -321,7 +321,12 @@ public class InputChecksTests
         var warned = CliRunner.Run(Realign(w.Aligned));
         Ok(warned);
         Assert.Contains($"warning: {adapter}: adapter_config.json names its base 'meta-llama/Llama-2-7b-chat-hf' (base_model_name_or_path), which is no directory here", warned.Err);
-        // … unless the base's config.json records that ID (a Hub download's _name_or_path).
+        // … unless the base is that ID's snapshot in the Hugging Face cache (models--ORG--NAME/snapshots/REVISION) …
+        string snapshot = Path.Combine(w.Dir["hub"], "models--meta-llama--Llama-2-7b-chat-hf", "snapshots", "08751db2aca9bf2f7f80d2e516117a53d7450235");
+        Directory.CreateDirectory(snapshot);
+        foreach (string file in Directory.EnumerateFiles(w.Aligned)) File.Copy(file, Path.Combine(snapshot, Path.GetFileName(file)));
+        Assert.Equal(AdapterBase.Verdict.Belongs, AdapterBase.Check(adapter, snapshot).Verdict);
+        // … or the base's config.json records that ID (a Hub download's _name_or_path).
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Aligned, "config.json")))!.AsObject();
         config["_name_or_path"] = "meta-llama/Llama-2-7b-chat-hf";
         File.WriteAllText(Path.Combine(w.Aligned, "config.json"), config.ToJsonString());
