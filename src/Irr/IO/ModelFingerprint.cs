@@ -9,9 +9,10 @@ namespace Irr.IO;
 /// <summary>
 /// A cheap content fingerprint of a model directory (or of a model with a LoRA adapter), for checking that the
 /// inputs of a job belong together (<see cref="Realign.InputChecks"/>) without reading a 7B model's 13 GB: the SHA-256
-/// of every tensor's name and shape and of a sample of its values, decoded to float32 (a tensor of at most 65,536
-/// elements whole; a larger one its first, middle and last row along the first dimension). About 10 MB are read for
-/// a 7B model.
+/// of every tensor config.json implies (<see cref="ModelConfig.ExpectedTensors"/>; buffers such as <c>rotary_emb.inv_freq</c>
+/// that old <c>pytorch_model.bin</c> files carry, and a tied head stored anyway, do not count), in ordinal name order: its
+/// name and shape and a sample of its values, decoded to float32 (a tensor of at most 65,536 elements whole; a larger
+/// one its first, middle and last row along the first dimension). About 10 MB are read for a 7B model.
 /// </summary>
 /// <remarks>
 /// The same model copied, moved, linked, resharded, converted from <c>pytorch_model.bin</c> to safetensors or widened
@@ -60,7 +61,8 @@ public static class ModelFingerprint
     public static string StorageTypes(string model)
     {
         using var directory = ModelDirectory.Open(model, validate: false);
-        return string.Join("+", directory.Tensors.Select(t => t.DType.ToString()).Distinct().Order(StringComparer.Ordinal));
+        return string.Join("+", directory.Config.ExpectedTensors().Where(t => directory.Contains(t.Name)).Select(t => directory.Info(t.Name).DType.ToString())
+            .Distinct().Order(StringComparer.Ordinal));
     }
 
     private static string Compute(ModelDirectory model)
@@ -68,7 +70,8 @@ public static class ModelFingerprint
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         Span<byte> number = stackalloc byte[8];
         float[] values = [];
-        foreach (var tensor in model.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
+        var expected = model.Config.ExpectedTensors().Select(t => t.Name).Where(model.Contains).Order(StringComparer.Ordinal);
+        foreach (var tensor in expected.Select(model.Info))
         {
             hash.AppendData(Encoding.UTF8.GetBytes(tensor.Name));
             hash.AppendData([0]);

@@ -11,13 +11,13 @@ public class ModelFingerprintTests
     // vocabulary 5000: embed_tokens and lm_head have 80,000 elements (> 65,536), so only rows 0, 2500 and 4999 count.
     private static readonly string BigVocabulary = TinyModels.LlamaConfig.Replace("\"vocab_size\": 64", "\"vocab_size\": 5000");
 
-    // The definition: per tensor in ordinal name order, UTF-8 name, a zero byte, each dimension as int64 little-endian,
+    // The definition: per tensor config.json implies, in ordinal name order, UTF-8 name, a zero byte, each dimension as int64 little-endian,
     // then float32 little-endian values: the whole tensor up to 65,536 elements, else rows first, middle (rows / 2), last.
     private static string Naive(string directory)
     {
         using var model = ModelDirectory.Open(directory);
         var bytes = new List<byte>();
-        foreach (var t in model.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
+        foreach (var t in model.Config.ExpectedTensors().Select(e => model.Info(e.Name)).OrderBy(t => t.Name, StringComparer.Ordinal))
         {
             bytes.AddRange(Encoding.UTF8.GetBytes(t.Name));
             bytes.Add(0);
@@ -53,6 +53,21 @@ public class ModelFingerprintTests
         string widened = Irr.Tests.Realign.InputChecksTests.Derive(one, dir["widened"], seed: 0, TensorDType.F32, scale: 0);
         Assert.Equal(ModelFingerprint.Of(one), ModelFingerprint.Of(widened));
         Assert.Equal(("BF16", "F32"), (ModelFingerprint.StorageTypes(one), ModelFingerprint.StorageTypes(widened)));
+        // The same weights with the rotary buffers old pytorch_model.bin files carry (tolerated, not part of the model's function).
+        string buffers = dir["buffers"];
+        Directory.CreateDirectory(buffers);
+        File.Copy(Path.Combine(one, "config.json"), Path.Combine(buffers, "config.json"));
+        using (var source = SafetensorsFile.Open(Path.Combine(one, "model.safetensors")))
+        {
+            var specs = source.Tensors.Select(t => new TensorSpec(t.Name, t.DType, t.Shape.ToArray()))
+                .Append(new TensorSpec("model.layers.0.self_attn.rotary_emb.inv_freq", TensorDType.F32, [2])).ToList();
+            CheckpointWriter.WriteFile(Path.Combine(buffers, "model.safetensors"), specs, new Dictionary<string, string> { ["format"] = "pt" }, w =>
+            {
+                foreach (var t in source.Tensors) w.Write(t.Name, source.ReadSingle(t.Name));
+                w.Write("model.layers.0.self_attn.rotary_emb.inv_freq", [1f, 0.01f]);
+            });
+        }
+        Assert.Equal(ModelFingerprint.Of(one), ModelFingerprint.Of(buffers));
         // Another seed: another fingerprint; no config.json: none.
         Assert.NotEqual(ModelFingerprint.Of(one), ModelFingerprint.Of(TinyModels.Create(dir["two"], BigVocabulary, seed: 5)));
         Assert.Null(ModelFingerprint.Of(dir["nowhere"]));
