@@ -24,6 +24,9 @@ public static class InputChecks
     /// <summary>The <c>irr</c> metadata value of a Fisher file.</summary>
     public const string FisherKind = "fisher";
 
+    /// <summary>The sampled positive values, with no negative one, that prove a "safety vector" is no difference (a Fisher).</summary>
+    public const int SignedValues = 64;
+
     /// <summary>The cosine above which a "difference" is taken to be a model's own weights.</summary>
     public const double WeightsCosine = 0.9;
 
@@ -182,7 +185,7 @@ public static class InputChecks
         if (fKind is not null && fKind != FisherKind)
             throw new IrrException($"{command}: the Fisher {fisher} is not a Fisher (its metadata says irr={fKind})");
 
-        bool svFisherLike = false;
+        int svPositives = 0; // > 0: the safety vector's sampled values are all ≥ 0, this many > 0 (as a Fisher's)
         var origins = new List<(string File, string What, Recorded Origin)>();
         if (svKind == SafetyVectorKind)
         {
@@ -192,20 +195,23 @@ public static class InputChecks
         }
         else if (Directory.Exists(models.Base))
         {
-            svFisherLike = SafetyVectorValues(models, safetyVector);
+            svPositives = SafetyVectorValues(models, safetyVector);
         }
         if (fisher is not null && fKind == FisherKind)
             origins.Add((fisher, "Fisher", OriginOf(models, f!.GetValueOrDefault(ModelFingerprintKey), f!.GetValueOrDefault("model"))));
         else if (fisher is not null && Directory.Exists(models.Base))
-            FisherValues(models, fisher, svFisherLike ? safetyVector : null);
+            FisherValues(models, fisher, svPositives > 0 ? safetyVector : null);
         Decide(models, origins);
+        // A difference of two fine-tunes has both signs: this many positive values and no negative one cannot be one (2⁻⁶⁴).
+        if (svPositives >= SignedValues)
+            throw new IrrException($"{command}: the safety vector {safetyVector} holds no negative value among {svPositives} sampled nonzero values, as a Fisher (a mean of squared gradients) and no difference θ_A − θ_U: is it a Fisher?");
         var unstamped = new[] { (File: safetyVector, What: "safety vector", Kind: svKind), (File: fisher, What: "Fisher", Kind: fKind) }
             .Where(x => x.File is not null && x.Kind is null).Select(x => $"the {x.What} {x.File}").ToList();
         if (unstamped.Count > 0 && Directory.Exists(models.Base))
             Diagnostics.Warn($"{command}: {string.Join(" and ", unstamped)} {(unstamped.Count > 1 ? "have" : "has")} no irr metadata (written by the Python reference?): " +
                              $"{(unstamped.Count > 1 ? "their" : "its")} values were checked, not which models {(unstamped.Count > 1 ? "they were" : "it was")} computed from");
-        if (svFisherLike)
-            Diagnostics.Warn($"{command}: the safety vector {safetyVector} has no irr metadata and its sampled values are all ≥ 0, as a Fisher's are; is it a Fisher?");
+        if (svPositives > 0)
+            Diagnostics.Warn($"{command}: the safety vector {safetyVector} has no irr metadata and its {svPositives} sampled nonzero values are all positive, as a Fisher's are; is it a Fisher?");
     }
 
     private static IReadOnlyDictionary<string, string> Metadata(string path)
@@ -280,15 +286,16 @@ public static class InputChecks
     }
 
     // A safety vector without irr metadata: refused when it holds a model's weights (parallel to the base's or θ_F's
-    // rows); true when all its sampled values are ≥ 0 (as a Fisher's).
-    private static bool SafetyVectorValues(Models models, string path)
+    // rows); the number of its sampled values > 0 when none is negative (as a Fisher's), else 0.
+    private static int SafetyVectorValues(Models models, string path)
     {
         using var vector = TensorNames.OpenHfKeyed(path);
         using var @base = ModelDirectory.Open(models.Base, validate: false);
         using var finetuned = models.Finetuned is not null && Directory.Exists(models.Finetuned) ? ModelDirectory.Open(models.Finetuned, validate: false) : null;
         var sample = Sample(vector, @base);
-        if (sample.Count == 0) return false;
-        bool negative = false, positive = false;
+        if (sample.Count == 0) return 0;
+        bool negative = false;
+        int positive = 0;
         var against = new List<(ModelDirectory Model, string Name)> { (@base, $"{models.BaseName} {models.Base}") };
         if (finetuned is not null) against.Add((finetuned, $"{models.FinetunedName} {models.Finetuned}"));
         var cosines = against.Select(_ => new List<double>()).ToList();
@@ -298,7 +305,7 @@ public static class InputChecks
             foreach (long r in rows)
             {
                 var v = Row(vector, name, r);
-                foreach (float x in v) { negative |= x < 0; positive |= x > 0; }
+                foreach (float x in v) { negative |= x < 0; positive += x > 0 ? 1 : 0; }
                 for (int m = 0; m < against.Count; m++)
                 {
                     var w = new float[v.Length];
@@ -317,7 +324,7 @@ public static class InputChecks
             string how = equal[k] ? "equal to" : $"parallel to (cosine ≥ {(Math.Floor(cosines[k].Min() * 1000) / 1000).ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)})";
             throw new IrrException($"{models.Command}: the safety vector {path} holds a model's weights, not a difference θ_A − θ_U: its sampled rows of {sample.Count} target weights are {how} those of {against[k].Name}");
         }
-        return !negative && positive;
+        return negative ? 0 : positive;
     }
 
     // A Fisher without irr metadata: a mean of squared gradients is never negative.

@@ -107,6 +107,8 @@ public class InputChecksTests
         string output = w.Dir["out"];
         // A Fisher is a mean of squares: the safety vector's negative values prove the swap.
         Refused(CliRunner.Run(w.Realign(output, vector: f, fisher: v)), output, "the safety vector and the Fisher are swapped", v, f, "holds a negative value");
+        // The reference's Fisher given as the safety vector beside irr's Fisher: no difference is positive everywhere.
+        Refused(CliRunner.Run(w.Realign(output, vector: f)), output, $"the safety vector {f} holds no negative value among", "is it a Fisher?");
         // As the reference wrote them, in their places: no refusal; one warning says what could not be checked.
         var run = CliRunner.Run(w.Realign(output, vector: v, fisher: f));
         Ok(run);
