@@ -127,7 +127,8 @@ public static class AdapterBase
         }
     }
 
-    private static List<string> Differences(Dictionary<string, string> a, Dictionary<string, string> b) =>
+    /// <summary>The <see cref="FactKeys"/> in which two <see cref="Facts"/> differ (keys present in both).</summary>
+    public static List<string> Differences(Dictionary<string, string> a, Dictionary<string, string> b) =>
         FactKeys.Where(k => a.ContainsKey(k) && b.ContainsKey(k) && a[k] != b[k]).ToList();
 
     private static string Describe(Dictionary<string, string> facts) =>

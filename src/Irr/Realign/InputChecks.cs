@@ -119,8 +119,34 @@ public static class InputChecks
                 }
                 throw new IrrException($"{command}: {baseName} {@base} was made from {finetunedName} {finetuned} ({record}), so it is not the aligned model the fine-tune started from: are {baseName} and {finetunedName} swapped?");
             }
+            if (derivationDecides && OriginOf(finetuned!) is { } loadedFrom && !AdapterBase.SameDirectory(loadedFrom, @base))
+                CheckLoadedFrom(loadedFrom);
             if (derivationDecides && OriginOf(@base) is { } origin && AdapterBase.SameDirectory(origin, finetuned!))
                 Diagnostics.Warn($"{command}: {@base}'s config.json names {finetuned} as the model it was made from (_name_or_path): are {baseName} and {finetunedName} swapped?");
+        }
+
+        // θ_F's config.json names a model here as the one it was loaded from (_name_or_path, as transformers saves it): of
+        // another size than the base, it proves another base; with other weights, it may be an intermediate checkpoint.
+        private void CheckLoadedFrom(string loadedFrom)
+        {
+            var named = AdapterBase.Facts(Path.Combine(loadedFrom, "config.json"));
+            var given = AdapterBase.Facts(Path.Combine(@base, "config.json"));
+            var differences = AdapterBase.Differences(named, given);
+            string claim = $"{command}: {finetunedName} {finetuned}'s config.json names {loadedFrom} as the model it was loaded from (_name_or_path)";
+            if (differences.Count > 0)
+                throw new IrrException($"{claim}, a model with {string.Join(", ", differences.Select(k => $"{k} {named[k]}"))}, but {baseName} {@base} has " +
+                                       $"{string.Join(", ", differences.Select(k => $"{k} {given[k]}"))}: the fine-tune was not made from the base given");
+            string? fingerprint;
+            try
+            {
+                fingerprint = ModelFingerprint.Of(loadedFrom);
+            }
+            catch (IrrException)
+            {
+                return; // not a model irr reads: nothing to compare
+            }
+            if (fingerprint != FpBase)
+                Diagnostics.Warn($"{claim}, whose weights differ from {baseName} {@base}'s (an intermediate checkpoint, or another base?)");
         }
     }
 

@@ -215,12 +215,47 @@ public class InputChecksTests
         Assert.Contains($"warning: safety-vector: aligned {w.Dir["repaired"]} was made from unaligned {w.Finetuned}", sv.Err);
         Assert.True(File.Exists(vector));
         // A base whose config.json names the fine-tune as its origin (_name_or_path, as transformers saves it): said.
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Aligned, "config.json")))!.AsObject();
-        config["_name_or_path"] = w.Finetuned;
-        File.WriteAllText(Path.Combine(w.Aligned, "config.json"), config.ToJsonString());
+        SetNameOrPath(w.Aligned, w.Finetuned);
         var run = CliRunner.Run(w.Realign(output));
         Ok(run);
         Assert.Contains($"warning: realign: {w.Aligned}'s config.json names {w.Finetuned} as the model it was made from (_name_or_path): are base and finetuned swapped?", run.Err);
+    }
+
+    private static void SetNameOrPath(string model, string origin)
+    {
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!.AsObject();
+        config["_name_or_path"] = origin;
+        File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
+    }
+
+    [Fact]
+    public void AFullFineTuneThatNamesAnotherBaseIsRefusedByItsSizeAndSaidByItsWeights()
+    {
+        using var w = new World();
+        string output = w.Dir["out"];
+        // θ_F's config.json names the model it was loaded from (transformers' _name_or_path): a model of another size.
+        string wider = TinyModels.Create(w.Dir["wider"], TinyModels.LlamaConfig.Replace("\"vocab_size\": 64", "\"vocab_size\": 96"), seed: 1);
+        SetNameOrPath(w.Finetuned, wider);
+        Refused(CliRunner.Run(w.Realign(output)), output, $"realign: finetuned {w.Finetuned}'s config.json names {wider} as the model it was loaded from (_name_or_path)",
+            "vocab_size 96", $"but base {w.Aligned} has", "vocab_size 261");
+        // Same size, other weights (an intermediate checkpoint, or another base): said.
+        SetNameOrPath(w.Finetuned, w.Unaligned);
+        var run = CliRunner.Run(w.Realign(output));
+        Ok(run);
+        Assert.Contains($"names {w.Unaligned} as the model it was loaded from (_name_or_path), whose weights differ from base {w.Aligned}'s", run.Err);
+        Directory.Delete(output, recursive: true);
+        // A copy of the base, a Hub ID or a path of another machine: nothing to say.
+        string copy = w.Dir["aligned-copy"];
+        Directory.CreateDirectory(copy);
+        foreach (string file in Directory.EnumerateFiles(w.Aligned)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        foreach (string origin in new[] { copy, "meta-llama/Llama-2-7b-chat-hf", "/home/someone/checkpoints/run-3" })
+        {
+            SetNameOrPath(w.Finetuned, origin);
+            var quiet = CliRunner.Run(w.Realign(output));
+            Ok(quiet);
+            Assert.DoesNotContain("warning", quiet.Err);
+            Directory.Delete(output, recursive: true);
+        }
     }
 
     [Fact]
