@@ -221,6 +221,14 @@ public class InputChecksTests
         Assert.Contains($"warning: realign: {w.Aligned}'s config.json names {w.Finetuned} as the model it was made from (_name_or_path): are base and finetuned swapped?", run.Err);
     }
 
+    // cp -r of a model directory (it has no subdirectories).
+    private static string Copy(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.EnumerateFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        return to;
+    }
+
     private static void SetNameOrPath(string model, string origin)
     {
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!.AsObject();
@@ -245,9 +253,7 @@ public class InputChecksTests
         Assert.Contains($"names {w.Unaligned} as the model it was loaded from (_name_or_path), whose weights differ from base {w.Aligned}'s", run.Err);
         Directory.Delete(output, recursive: true);
         // A copy of the base, a Hub ID or a path of another machine: nothing to say.
-        string copy = w.Dir["aligned-copy"];
-        Directory.CreateDirectory(copy);
-        foreach (string file in Directory.EnumerateFiles(w.Aligned)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        string copy = Copy(w.Aligned, w.Dir["aligned-copy"]);
         foreach (string origin in new[] { copy, "meta-llama/Llama-2-7b-chat-hf", "/home/someone/checkpoints/run-3" })
         {
             SetNameOrPath(w.Finetuned, origin);
@@ -281,9 +287,7 @@ public class InputChecksTests
     {
         using var w = new World();
         // cp -r, a symbolic link, and the base widened from bf16 to f32 (the same values): the safety vector's θ_A.
-        string copy = w.Dir["copy"];
-        Directory.CreateDirectory(copy);
-        foreach (string file in Directory.EnumerateFiles(w.Aligned)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        string copy = Copy(w.Aligned, w.Dir["copy"]);
         string link = w.Dir["link"];
         Directory.CreateSymbolicLink(link, w.Aligned);
         string widened = Derive(w.Aligned, w.Dir["f32"], seed: 0, TensorDType.F32, scale: 0);
@@ -336,9 +340,7 @@ public class InputChecksTests
         Refused(CliRunner.Run(Realign(w.Aligned)), output, $"names its base '{wider}'", "vocab_size 96", $"the base given, {w.Aligned}");
 
         // The base copied elsewhere, named relative to the working directory, or through a link: it belongs.
-        string copy = w.Dir["aligned-copy"];
-        Directory.CreateDirectory(copy);
-        foreach (string file in Directory.EnumerateFiles(w.Aligned)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        string copy = Copy(w.Aligned, w.Dir["aligned-copy"]);
         Directory.CreateSymbolicLink(w.Dir["aligned-link"], w.Aligned);
         foreach (string named in new[] { copy, Path.GetRelativePath(Environment.CurrentDirectory, w.Aligned), w.Dir["aligned-link"] })
         {
@@ -360,8 +362,7 @@ public class InputChecksTests
         Assert.Contains($"warning: {adapter}: adapter_config.json names its base 'meta-llama/Llama-2-7b-chat-hf' (base_model_name_or_path), which is no directory here", warned.Err);
         // … unless the base is that ID's snapshot in the Hugging Face cache (models--ORG--NAME/snapshots/REVISION) …
         string snapshot = Path.Combine(w.Dir["hub"], "models--meta-llama--Llama-2-7b-chat-hf", "snapshots", "08751db2aca9bf2f7f80d2e516117a53d7450235");
-        Directory.CreateDirectory(snapshot);
-        foreach (string file in Directory.EnumerateFiles(w.Aligned)) File.Copy(file, Path.Combine(snapshot, Path.GetFileName(file)));
+        Copy(w.Aligned, snapshot);
         Assert.Equal(AdapterBase.Verdict.Belongs, AdapterBase.Check(adapter, snapshot).Verdict);
         // … or the base's config.json records that ID (a Hub download's _name_or_path).
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(w.Aligned, "config.json")))!.AsObject();
