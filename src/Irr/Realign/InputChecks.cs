@@ -119,7 +119,7 @@ public static class InputChecks
                 }
                 throw new IrrException($"{command}: {baseName} {@base} was made from {finetunedName} {finetuned} ({record}), so it is not the aligned model the fine-tune started from: are {baseName} and {finetunedName} swapped?");
             }
-            if (derivationDecides && OriginOf(finetuned!) is { } loadedFrom && !AdapterBase.SameDirectory(loadedFrom, @base))
+            if (derivationDecides && OriginOf(finetuned!) is { } loadedFrom && !AdapterBase.SameDirectory(loadedFrom, @base) && !AdapterBase.SameDirectory(loadedFrom, finetuned!))
                 CheckLoadedFrom(loadedFrom);
             if (derivationDecides && OriginOf(@base) is { } origin && AdapterBase.SameDirectory(origin, finetuned!))
                 Diagnostics.Warn($"{command}: {@base}'s config.json names {finetuned} as the model it was made from (_name_or_path): are {baseName} and {finetunedName} swapped?");

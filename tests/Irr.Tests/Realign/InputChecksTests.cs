@@ -94,6 +94,10 @@ public class InputChecksTests
         // One of them given twice: each is refused by what it is.
         Refused(CliRunner.Run(w.Realign(output, vector: w.Fisher)), output, $"the safety vector {w.Fisher} is a Fisher (its metadata says irr=fisher)");
         Refused(CliRunner.Run(w.Realign(output, fisher: w.Vector)), output, $"the Fisher {w.Vector} is a safety vector (its metadata says irr=safety-vector)");
+        // A shard's partial Fisher is not yet a Fisher.
+        string partial = w.Dir["f.part0.safetensors"];
+        Ok(CliRunner.Run("fisher", "--model", w.Aligned, "--data", w.Data, "--modules", World.Modules, "--batch-size", "2", "--shard", "0/2", "-o", partial));
+        Refused(CliRunner.Run(w.Realign(output, fisher: partial)), output, $"the Fisher {partial} is the partial file of shard 0/2; combine the shards with irr fisher merge first");
         // RESTA and Safe LoRA take the safety vector too.
         Refused(CliRunner.Run("baseline", "resta", "--base", w.Aligned, "--finetuned", w.Finetuned, "--safety-vector", w.Fisher, "--modules", World.Modules, "-o", output), output,
             $"baseline resta: the safety vector {w.Fisher} is a Fisher");
@@ -252,9 +256,9 @@ public class InputChecksTests
         Ok(run);
         Assert.Contains($"names {w.Unaligned} as the model it was loaded from (_name_or_path), whose weights differ from base {w.Aligned}'s", run.Err);
         Directory.Delete(output, recursive: true);
-        // A copy of the base, a Hub ID or a path of another machine: nothing to say.
+        // A copy of the base, itself (saved in place after loading from there), a Hub ID or a path of another machine: nothing to say.
         string copy = Copy(w.Aligned, w.Dir["aligned-copy"]);
-        foreach (string origin in new[] { copy, "meta-llama/Llama-2-7b-chat-hf", "/home/someone/checkpoints/run-3" })
+        foreach (string origin in new[] { copy, w.Finetuned, "meta-llama/Llama-2-7b-chat-hf", "/home/someone/checkpoints/run-3" })
         {
             SetNameOrPath(w.Finetuned, origin);
             var quiet = CliRunner.Run(w.Realign(output));
