@@ -109,6 +109,8 @@ public static class TensorFiles
     /// </summary>
     public static ITensorFile Open(string path)
     {
+        if (Directory.Exists(path))
+            throw new IrrException($"{path}: is a directory, not a file of tensors (safetensors or a torch.save state dict); a model directory is no safety vector or Fisher");
         Span<byte> head = stackalloc byte[4];
         int n;
         try

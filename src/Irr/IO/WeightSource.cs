@@ -77,7 +77,10 @@ public sealed class CheckpointWeights : IWeightSource, IDisposable
         try
         {
             adapter = adapterPath is null ? null : LoraAdapter.Open(adapterPath);
-            return new CheckpointWeights(model, adapter);
+            var weights = new CheckpointWeights(model, adapter);
+            // The adapter fits; now whether it was trained on this base (AdapterBase): refused when provably not, else said.
+            if (adapterPath is not null) AdapterBase.Require(adapterPath, modelPath);
+            return weights;
         }
         catch
         {

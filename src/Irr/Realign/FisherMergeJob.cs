@@ -78,7 +78,7 @@ public sealed record FisherMergeJob : IJob<FisherResult>
 
             var stage = ProgressStage.Start(progress, $"merging {count} shards", first.Tensors.Count, "tensors");
             var specs = first.Tensors.Select(t => new TensorSpec(t.Name, TensorDType.F32, t.Shape.ToArray())).ToList();
-            var metadata = first.Metadata.Where(kv => kv.Key is "format" or "model" or "data" or "batches" or "modules")
+            var metadata = first.Metadata.Where(kv => kv.Key is "format" or "model" or InputChecks.ModelFingerprintKey or "data" or "batches" or "modules")
                 .ToDictionary(kv => kv.Key, kv => kv.Value);
             metadata["irr"] = "fisher";
             CheckpointWriter.WriteFile(OutputPath, specs, metadata, writer =>

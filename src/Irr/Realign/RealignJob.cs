@@ -163,6 +163,7 @@ public sealed record RealignJob : IJob<RealignReport>
                 ["fisher"] = P(Fisher),
                 ["calibration"] = P(Calibration),
                 ["removal_counts"] = P(RemovalCounts),
+                ["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter),
             },
             ["options"] = options,
         };
@@ -191,6 +192,8 @@ public sealed record RealignJob : IJob<RealignReport>
         var obs = new ObsOptions { Strategy = strategy, BlockSize = BlockSize, PercDamp = PercDamp, Recalibrate = Recalibrate };
         var outputDType = OutputDType();
         var realigner = new Realigner(aligned, theta, vFile, fFile, new RealignOptions { Modules = targets, Obs = obs, OutputDType = outputDType });
+        // The inputs against each other, after their shapes and before any work.
+        InputChecks.Realign(Command, Base, Finetuned, Adapter, SafetyVector, Fisher);
         int total = theta.Config.NumHiddenLayers * targets.Count;
         if (DryRun)
         {

@@ -57,11 +57,16 @@ public sealed record SafetyVectorJob : IJob<int>
     {
         Validate();
         AtomicFile.RequireFileTarget(OutputPath);
+        var metadata = Metadata();
+        // What later runs check the file against (InputChecks): the content of θ_A and θ_U.
+        if (ModelFingerprint.Of(Aligned) is { } fa) metadata[InputChecks.AlignedFingerprintKey] = fa;
+        if ((Unaligned is not null ? ModelFingerprint.Of(Unaligned) : ModelFingerprint.Of(Aligned, UnalignedAdapter)) is { } fu) metadata[InputChecks.UnalignedFingerprintKey] = fu;
         using var a = CheckpointWeights.Open(Aligned);
         using var u = Unaligned is not null ? CheckpointWeights.Open(Unaligned) : CheckpointWeights.Open(Aligned, UnalignedAdapter);
+        InputChecks.SafetyVectorInputs(Command, Aligned, Unaligned, UnalignedAdapter);
         int total = a.Config.NumHiddenLayers * Modules.Count;
         var stage = ProgressStage.Start(progress, "safety vector", total);
-        SafetyVector.Compute(a, u, Modules, OutputPath, Metadata(), _ => stage.Advance());
+        SafetyVector.Compute(a, u, Modules, OutputPath, metadata, _ => stage.Advance());
         return total;
     }
 }

@@ -317,6 +317,7 @@ public sealed record SweepJob : IJob<SweepResult>
     {
         Validate();
         RequireInputs();
+        InputChecks.Realign(Command, Realign.Base, Realign.Finetuned, Realign.Adapter, Realign.SafetyVector, Realign.Fisher);
         AtomicFile.RequireDirectoryTarget(OutputPath);
         // A rerun resumes a sweep directory; any other non-empty directory is not written into. A sweep creates DIR/points
         // before it writes anything else into DIR (Runner.CreateRoot), so a directory another unit's job is writing into

@@ -97,6 +97,7 @@ public sealed record RestaJob : IJob<RestaReport>
         var modules = Modules ?? ModulesIn(vector, config);
         Architecture.RequireSame(aligned, theta, modules);
         Realigner.CheckVectorFile(vector, config, modules, "safety vector");
+        InputChecks.Baseline(Command, Base, Finetuned, Adapter, SafetyVector);
 
         var dtype = RealignJob.ParseOutputDType(DType, Command);
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
@@ -149,6 +150,7 @@ public sealed record RestaJob : IJob<RestaReport>
                 ["finetuned"] = P(Finetuned),
                 ["adapter"] = P(Adapter),
                 ["safety_vector"] = P(SafetyVector),
+                ["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter),
             },
             ["options"] = new JsonObject
             {

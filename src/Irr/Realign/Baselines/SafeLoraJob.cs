@@ -102,6 +102,7 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
             ["base"] = Provenance.PathOf(Base),
             ["adapter"] = Provenance.PathOf(Adapter!),
             ["safety_vector"] = Provenance.PathOf(SafetyVector),
+            ["fingerprints"] = InputChecks.Fingerprints(Base, null, Adapter),
         },
         ["selection"] = Threshold is { } t
             ? new JsonObject { ["rule"] = "threshold", ["threshold"] = t }
@@ -201,6 +202,7 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
             var pairs = OrderedPairs(model, adapter);
             adapter.RequireBase(model);
             foreach (var pair in pairs) Check(model, adapter, vFile, pair);
+            InputChecks.Baseline(Command, Base, null, adapterPath, SafetyVector);
             return (model, adapter, vFile, pairs);
         }
         catch
