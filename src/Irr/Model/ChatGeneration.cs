@@ -4,13 +4,25 @@ using Irr.Text;
 namespace Irr.Model;
 
 /// <summary>One generated answer.</summary>
-/// <param name="Text">The answer decoded without special tokens (and without the final EOS); empty when <see cref="Error"/> is set.</param>
+/// <param name="Text">
+/// The answer decoded without special tokens (and without the final EOS), as the text it adds after the prompt
+/// (<see cref="Tokenizer.DecodeContinuation"/>: a leading space the tokenizer puts in its first token is kept); empty when <see cref="Error"/> is set.
+/// </param>
 /// <param name="NewTokens">Tokens generated, including a final EOS.</param>
 /// <param name="Eos">True when generation ended on an EOS id, false when it hit the token limit.</param>
 public sealed record ChatResponse(string Text, int NewTokens, bool Eos)
 {
     /// <summary>Why there is no answer (a serving engine that failed after its retries, or whose reply could not be read); null for an answer.</summary>
     public string? Error { get; init; }
+
+    /// <summary>The prompt's token ids (with a prefill's), as vLLM's <c>RequestOutput.prompt_token_ids</c>; null when not known (a serving engine).</summary>
+    public int[]? PromptTokenIds { get; init; }
+
+    /// <summary>The generated token ids (a final EOS included), as vLLM's <c>CompletionOutput.token_ids</c>; null when not known (a serving engine).</summary>
+    public int[]? TokenIds { get; init; }
+
+    /// <summary>Generated ids outside the tokenizer's vocabulary (a padded embedding's rows), which decode to "".</summary>
+    public int UnknownTokens { get; init; }
 
     /// <summary>"eos" or "length", as transformers' finish reasons; "error" when <see cref="Error"/> is set.</summary>
     public string FinishReason => Error is not null ? "error" : Eos ? "eos" : "length";
@@ -48,14 +60,18 @@ public static class ChatGeneration
         GenerationOptions options, Action<int>? progress = null)
     {
         var prefills = requests.Select(r => r.Prefill is null ? [] : tokenizer.Encode(r.Prefill)).ToList();
-        var encoded = requests.Select((r, i) => (IReadOnlyList<int>)[.. tokenizer.Encode(ChatPrompt.Render(tokenizer, r.Messages)), .. prefills[i]]).ToList();
+        var rendered = requests.Select(r => ChatPrompt.EncodePrompt(tokenizer, r.Messages)).ToList();
+        var encoded = requests.Select((r, i) => (IReadOnlyList<int>)[.. rendered[i], .. prefills[i]]).ToList();
+        if (encoded.FirstOrDefault(p => p.Count == 0) is not null)
+            throw new IrrException("an empty prompt encodes to no tokens (the tokenizer adds no BOS), so there is nothing to generate from");
         WarnBeyondContext(model.Config.MaxPositionEmbeddings, encoded, options.MaxNewTokens);
         var outputs = Generation.Generate(model, encoded, options, progress);
         return outputs.Select((ids, i) =>
         {
             bool eos = ids.Length > 0 && options.EosTokenIds.Contains(ids[^1]);
             int[] answer = [.. prefills[i], .. eos ? ids[..^1] : ids];
-            return new ChatResponse(tokenizer.Decode(answer, skipSpecialTokens: true), ids.Length, eos);
+            string text = tokenizer.Tokenizer.DecodeContinuation(rendered[i], answer, skipSpecialTokens: true, out int unknown);
+            return new ChatResponse(text, ids.Length, eos) { PromptTokenIds = [.. encoded[i]], TokenIds = ids, UnknownTokens = unknown };
         }).ToList();
     }
 
@@ -84,9 +100,9 @@ public sealed class ChatModel : IDisposable
 {
     private readonly CheckpointWeights weights;
 
-    private ChatModel(string model, string? adapter)
+    private ChatModel(string model, string? adapter, bool rawText)
     {
-        Tokenizer = PretrainedTokenizer.Load(model);
+        Tokenizer = PretrainedTokenizer.Load(model).AsRawText(rawText);
         weights = CheckpointWeights.Open(model, adapter);
         try
         {
@@ -100,9 +116,9 @@ public sealed class ChatModel : IDisposable
         }
     }
 
-    /// <summary>Opens a model directory, with an optional PEFT LoRA adapter directory.</summary>
+    /// <summary>Opens a model directory, with an optional PEFT LoRA adapter directory; with <paramref name="rawText"/> prompts are text as is (<see cref="PretrainedTokenizer.RawText"/>).</summary>
     /// <exception cref="IrrException">A file of the model, adapter or tokenizer is missing or malformed.</exception>
-    public static ChatModel Open(string model, string? adapter = null) => new(model, adapter);
+    public static ChatModel Open(string model, string? adapter = null, bool rawText = false) => new(model, adapter, rawText);
 
     /// <summary>The tokenizer, with the chat template.</summary>
     public PretrainedTokenizer Tokenizer { get; }
