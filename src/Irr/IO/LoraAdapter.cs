@@ -157,7 +157,7 @@ public sealed class LoraAdapter : IDisposable
     /// <summary>Base tensors the adapter replaces whole (modules_to_save, bias="all"), by name.</summary>
     public IReadOnlyDictionary<string, TensorEntry> Replacements => replacements;
 
-    /// <summary>Things a user should know that do not stop the merge.</summary>
+    /// <summary>Things a user should know that do not stop the merge; each is also given to <see cref="Diagnostics.Warn"/> when the adapter is opened.</summary>
     public IReadOnlyList<string> Warnings { get; }
 
     /// <summary>Trainable parameters in the adapter file.</summary>
@@ -189,7 +189,10 @@ public sealed class LoraAdapter : IDisposable
         try
         {
             if (config.FanInFanOut)
-                warnings.Add("fan_in_fan_out is true, which is for GPT-2 Conv1D layers; Llama-family layers are Linear, so it is ignored (as PEFT does)");
+            {
+                warnings.Add($"{configPath}: fan_in_fan_out is true, which is for GPT-2 Conv1D layers; Llama-family layers are Linear, so it is ignored (as PEFT does)");
+                Diagnostics.Warn(warnings[^1]);
+            }
             var (pairs, replacements) = ReadTensors(weightsPath, file, config);
             return new LoraAdapter(path, config, file, pairs, replacements, warnings);
         }

@@ -52,8 +52,8 @@ public static class ChatGeneration
     /// The answers to whole conversations, in order: each is rendered with the chat template and its generation prompt
     /// (<see cref="ChatPrompt.Render(PretrainedTokenizer, IEnumerable{ChatMessage})"/>) and encoded; a
     /// <see cref="ChatRequest.Prefill"/> is encoded on its own (as an answer is, IRR-SPEC "Formatting") and appended, so
-    /// generation continues the answer from it. The text of such an answer is the prefill and the continuation,
-    /// decoded together. <paramref name="progress"/> gets the tokens produced per decoding step.
+    /// generation continues the answer from it. The text of such an answer is the prefill as given and the text the
+    /// continuation adds after prompt and prefill (<see cref="Tokenizer.DecodeContinuation"/>). <paramref name="progress"/> gets the tokens produced per decoding step.
     /// </summary>
     /// <exception cref="IrrException">The model has no chat template, or the template refuses a conversation.</exception>
     public static IReadOnlyList<ChatResponse> Respond(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<ChatRequest> requests,
@@ -69,8 +69,8 @@ public static class ChatGeneration
         return outputs.Select((ids, i) =>
         {
             bool eos = ids.Length > 0 && options.EosTokenIds.Contains(ids[^1]);
-            int[] answer = [.. prefills[i], .. eos ? ids[..^1] : ids];
-            string text = tokenizer.Tokenizer.DecodeContinuation(rendered[i], answer, skipSpecialTokens: true, out int unknown);
+            // The prefill as given, then what generation adds after prompt and prefill (as a serving engine's answer is built).
+            string text = (requests[i].Prefill ?? "") + tokenizer.Tokenizer.DecodeContinuation(encoded[i], eos ? ids[..^1] : ids, skipSpecialTokens: true, out int unknown);
             return new ChatResponse(text, ids.Length, eos) { PromptTokenIds = [.. encoded[i]], TokenIds = ids, UnknownTokens = unknown };
         }).ToList();
     }
