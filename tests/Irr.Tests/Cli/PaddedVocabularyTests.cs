@@ -13,11 +13,7 @@ namespace Irr.Tests.Cli;
 public class PaddedVocabularyTests
 {
     // The tiny byte-level tokenizer has ids 0–260; the model has 300 rows.
-    private const string Config = """
-        {"architectures": ["LlamaForCausalLM"], "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
-         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300, "rms_norm_eps": 1e-5,
-         "torch_dtype": "float32", "eos_token_id": 260}
-        """;
+    private static readonly string Config = ModelCommandTests.Config.Replace("\"vocab_size\": 261", "\"vocab_size\": 300");
 
     /// <summary>
     /// A model whose head is zero but for rows 297 (+1 on dimension 0) and 298 (−1 on it), and whose final norm passes

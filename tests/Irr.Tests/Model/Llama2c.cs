@@ -326,10 +326,11 @@ internal sealed class Llama2cTokenizer
     }
 
     /// <summary>
-    /// A transformers Llama tokenizer for these pieces, as its <c>LlamaConverter</c> writes one: BPE with byte_fallback,
-    /// the vocabulary with " " as "▁", merges of every pair of pieces whose concatenation is a piece, ordered by that piece's
-    /// score (SentencePieceExtractor); normalizer Prepend "▁" + Replace " " → "▁"; decoder Replace, ByteFallback, Fuse, Strip;
-    /// the post-processor adds &lt;s&gt;. tokenizer_config.json has no chat template.
+    /// A transformers Llama tokenizer for these pieces, as its <c>LlamaConverter</c> writes one
+    /// (<see cref="Irr.Tests.Text.TinyVocabularies.Llama"/>: BPE with byte_fallback; normalizer Prepend "▁" + Replace " " → "▁";
+    /// decoder Replace, ByteFallback, Fuse, Strip; the post-processor adds &lt;s&gt;): the vocabulary with " " as "▁", merges of
+    /// every split of a piece into two pieces, ordered by that piece's score (SentencePieceExtractor). tokenizer_config.json
+    /// has no chat template.
     /// </summary>
     public void WriteHuggingFace(string dir)
     {
@@ -344,59 +345,7 @@ internal sealed class Llama2cTokenizer
                 if (m >= 259 && byPiece.TryGetValue(piece[..k], out int l) && byPiece.TryGetValue(piece[k..], out int r))
                     merges.Add((m, l, r, piece[..k] + " " + piece[k..]));
         var ordered = merges.OrderByDescending(x => Scores[x.Rank]).ThenBy(x => x.Rank).ThenBy(x => x.Left).ThenBy(x => x.Right).Select(x => (JsonNode)x.Text).ToArray();
-        JsonObject Added(int id, string content) => new()
-        {
-            ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = false, ["special"] = true,
-        };
-        var json = new JsonObject
-        {
-            ["version"] = "1.0",
-            ["truncation"] = null,
-            ["padding"] = null,
-            ["added_tokens"] = new JsonArray(Added(0, "<unk>"), Added(1, "<s>"), Added(2, "</s>")),
-            ["normalizer"] = new JsonObject
-            {
-                ["type"] = "Sequence",
-                ["normalizers"] = new JsonArray(
-                    new JsonObject { ["type"] = "Prepend", ["prepend"] = "▁" },
-                    new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = " " }, ["content"] = "▁" }),
-            },
-            ["pre_tokenizer"] = null,
-            ["post_processor"] = new JsonObject
-            {
-                ["type"] = "TemplateProcessing",
-                ["single"] = new JsonArray(
-                    new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = "<s>", ["type_id"] = 0 } },
-                    new JsonObject { ["Sequence"] = new JsonObject { ["id"] = "A", ["type_id"] = 0 } }),
-                ["pair"] = new JsonArray(
-                    new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = "<s>", ["type_id"] = 0 } },
-                    new JsonObject { ["Sequence"] = new JsonObject { ["id"] = "A", ["type_id"] = 0 } },
-                    new JsonObject { ["SpecialToken"] = new JsonObject { ["id"] = "<s>", ["type_id"] = 1 } },
-                    new JsonObject { ["Sequence"] = new JsonObject { ["id"] = "B", ["type_id"] = 1 } }),
-                ["special_tokens"] = new JsonObject { ["<s>"] = new JsonObject { ["id"] = "<s>", ["ids"] = new JsonArray(1), ["tokens"] = new JsonArray("<s>") } },
-            },
-            ["decoder"] = new JsonObject
-            {
-                ["type"] = "Sequence",
-                ["decoders"] = new JsonArray(
-                    new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = "▁" }, ["content"] = " " },
-                    new JsonObject { ["type"] = "ByteFallback" },
-                    new JsonObject { ["type"] = "Fuse" },
-                    new JsonObject { ["type"] = "Strip", ["content"] = " ", ["start"] = 1, ["stop"] = 0 }),
-            },
-            ["model"] = new JsonObject
-            {
-                ["type"] = "BPE",
-                ["dropout"] = null,
-                ["unk_token"] = "<unk>",
-                ["continuing_subword_prefix"] = null,
-                ["end_of_word_suffix"] = null,
-                ["fuse_unk"] = true,
-                ["byte_fallback"] = true,
-                ["vocab"] = vocab,
-                ["merges"] = new JsonArray(ordered),
-            },
-        };
+        var json = Irr.Tests.Text.TinyVocabularies.Llama(vocab, new JsonArray(ordered));
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
         File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), """
             {"add_bos_token": true, "add_eos_token": false, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
