@@ -16,6 +16,12 @@ public class RealModelTests
 {
     private const string Bin = "../realmodel/stories260K.bin";
 
+    private const string Llama2cStory =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. " +
+        "She wanted to play with it, but it was too high.\nLily's mom said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. " +
+        "She said, \"I want to play with your ball, but I can't find it.\"\nLily was sad and didn't know what to do. She said, \"I'm sorry, Lily. " +
+        "I didn't know what to do.\"\nLily didn't want to help her mom, so she";
+
     private static (Llama2cModel Model, Llama2cTokenizer Tokenizer) Load()
     {
         var model = Llama2cModel.Read(Fixtures.Shared(Bin));
@@ -32,7 +38,7 @@ public class RealModelTests
         model.WriteHuggingFace(dir, tokenizer);
         string[] prompts = ["", "Once upon a time", "Lily and Tom", "The dog said \"hello\" to the cat."];
         File.WriteAllText(tmp["prompts.json"], new JsonArray([.. prompts.Select(p => (JsonNode)p)]).ToJsonString());
-        const int steps = 160;
+        const int steps = 200; // llama2.c test_all.py: -n 200 from BOS
 
         var (code, _, err) = CliRunner.Run("generate", "--model", dir, "--prompts", tmp["prompts.json"], "--no-chat-template", "--output-ids",
             "--max-new-tokens", $"{steps}", "--output", tmp["out.jsonl"]);
@@ -69,8 +75,8 @@ public class RealModelTests
             Assert.StartsWith(text.ToString(), (string)line["response"]!);
             Assert.True(text.Length > 100, $"prompt {p}: only {text.Length} characters compared");
         }
-        // llama2.c's doc/stories260K.md: the greedy story from BOS.
-        Assert.StartsWith("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", (string)lines[0]["response"]!);
+        // llama2.c's test_all.py: stories260K with tok512 at temperature 0, 200 steps from BOS, prints exactly this.
+        Assert.Equal(Llama2cStory, (string)lines[0]["response"]!);
         Assert.StartsWith(" ", (string)lines[2]["response"]!);
     }
 
