@@ -142,6 +142,7 @@ public sealed record FisherJob : IJob<FisherResult>
             metadata["batch_size"] = BatchSize.ToString(CultureInfo.InvariantCulture);
             metadata["max_length"] = MaxLength.ToString(CultureInfo.InvariantCulture);
             metadata["system_prompt"] = system ?? "";
+            if (NoChatTemplate) metadata["no_chat_template"] = "true";
             metadata["model_sha256"] = ContentHash.OfModel(Model)!;
             metadata["data_sha256"] = ContentHash.Compute(Data);
         }
