@@ -44,4 +44,17 @@ public class RawEngineTests
         var e = Assert.Throws<IrrException>(() => new ServingEngine(Options(EngineOptions.Chat), Llama2Raw(dir), [2]));
         Assert.Contains("--no-chat-template needs the completions API", e.Message);
     }
+
+    [Fact]
+    public void OutputIdsNeedLocalGeneration()
+    {
+        using var dir = new TempDir();
+        Llama2Raw(dir);
+        File.WriteAllText(dir["prompts.json"], """["Hello"]""");
+        var (code, _, err) = Irr.Tests.Cli.CliRunner.Run("generate", "--model", dir["base"], "--prompts", dir["prompts.json"], "--no-chat-template", "--output-ids",
+            "--engine-url", "http://127.0.0.1:9/v1", "--engine-model", "served", "-o", dir["out.jsonl"]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: generate: output-ids needs local generation (a serving engine's answers come as text)", err.Trim());
+        Assert.False(File.Exists(dir["out.jsonl"]));
+    }
 }
