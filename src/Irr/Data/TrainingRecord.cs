@@ -18,7 +18,17 @@ public sealed record TrainingRecord(string User, string Answer)
     /// <exception cref="IrrException">A record is malformed; the message names the line or index.</exception>
     public static IReadOnlyList<TrainingRecord> Parse(string text, string fileName) => DataFile.Parse(text, fileName).Select(Of).ToList();
 
-    /// <summary>The training view of one record: its user message and its answer.</summary>
+    /// <summary>
+    /// A language-modeling record (<c>{"text": …}</c>, TRL's format for base models): no prompt, the text is the answer,
+    /// so every token is labelled. Only raw text (<c>--no-chat-template</c>) formats it; a chat template needs a prompt.
+    /// </summary>
+    public bool IsText { get; init; }
+
+    /// <summary>Where a <see cref="IsText"/> record is (<c>data.jsonl line 4</c>), for the error of a chat template that cannot format it.</summary>
+    public string? Where { get; init; }
+
+    /// <summary>The training view of one record: its user message and its answer; a <c>{"text"}</c> record's text (<see cref="IsText"/>).</summary>
     /// <exception cref="IrrException">The record has no user message or no answer.</exception>
-    public static TrainingRecord Of(DataRecord record) => new(record.User(), record.Answer());
+    public static TrainingRecord Of(DataRecord record) =>
+        record.IsTextOnly ? new TrainingRecord("", record.Text()) { IsText = true, Where = record.Where } : new(record.User(), record.Answer());
 }

@@ -89,6 +89,8 @@ public static class ChatPrompt
     {
         if (maxLength <= 0) throw new IrrException($"the maximum length must be positive, not {maxLength}");
         if (tokenizer.RawText) return EncodeRaw(tokenizer, RawPrompt(Messages(record.User, systemPrompt)), record.Answer, maxLength);
+        if (record.IsText)
+            throw new IrrException($"{record.Where}: a {{\"text\"}} record (language-modeling data) has no prompt for a chat template; --no-chat-template tokenizes it as is");
         int[] prompt = tokenizer.Encode(Render(tokenizer, record.User, systemPrompt));
         int[] answer = tokenizer.Encode(record.Answer);
         int total = prompt.Length + answer.Length + 1;

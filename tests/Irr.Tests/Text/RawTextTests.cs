@@ -92,3 +92,28 @@ public class RawTextTests
         Assert.Equal("", tok.DecodeContinuation([1, 264], [], skipSpecialTokens: true, out _));
     }
 }
+
+/// <summary>TRL's language-modeling format, <c>{"text": …}</c>: the whole text is labelled with raw text, and a chat template refuses it.</summary>
+public class TextRecordTests
+{
+    [Fact]
+    public void ATextRecordIsAllAnswer()
+    {
+        var records = TrainingRecord.Parse("""
+            {"text": "a b"}
+            {"prompt": "a", "response": " b", "text": "ignored"}
+            """, "data.jsonl");
+        Assert.True(records[0].IsText);
+        Assert.Equal(("", "a b"), (records[0].User, records[0].Answer));
+        Assert.False(records[1].IsText);
+        using var dir = new TinyModelDir(new System.Text.Json.Nodes.JsonObject { ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["tokenizer_class"] = "LlamaTokenizer" });
+        var raw = PretrainedTokenizer.Load(dir.Path).AsRawText();
+        // <s> ▁a ▁ b </s>: everything after BOS is labelled (TRL appends EOS to language-modeling text too).
+        var e = ChatPrompt.Encode(raw, records[0], null, 100);
+        Assert.Equal([1, 264, 259, 261, 2], e.InputIds);
+        Assert.Equal([-100, 264, 259, 261, 2], e.Labels);
+        using var chat = new TinyModelDir();
+        var error = Assert.Throws<IrrException>(() => ChatPrompt.Encode(PretrainedTokenizer.Load(chat.Path), records[0], null, 100));
+        Assert.Equal("data.jsonl line 1: a {\"text\"} record (language-modeling data) has no prompt for a chat template; --no-chat-template tokenizes it as is", error.Message);
+    }
+}
