@@ -62,8 +62,8 @@ public static class ChatGeneration
         var prefills = requests.Select(r => r.Prefill is null ? [] : tokenizer.Encode(r.Prefill)).ToList();
         var rendered = requests.Select(r => ChatPrompt.EncodePrompt(tokenizer, r.Messages)).ToList();
         var encoded = requests.Select((r, i) => (IReadOnlyList<int>)[.. rendered[i], .. prefills[i]]).ToList();
-        if (encoded.FirstOrDefault(p => p.Count == 0) is not null)
-            throw new IrrException("an empty prompt encodes to no tokens (the tokenizer adds no BOS), so there is nothing to generate from");
+        if (encoded.FindIndex(p => p.Count == 0) is var empty and >= 0)
+            throw new IrrException($"prompt {empty}: empty, and the tokenizer adds no BOS, so there is no token to generate from");
         WarnBeyondContext(model.Config.MaxPositionEmbeddings, encoded, options.MaxNewTokens);
         var outputs = Generation.Generate(model, encoded, options, progress);
         return outputs.Select((ids, i) =>

@@ -69,4 +69,20 @@ public class NoChatTemplateTests
         var (code, _, err) = CliRunner.Run("run", w.Dir["recipe.yaml"]);
         Assert.True(code == 0, err);
     }
+
+    [Fact]
+    public void AnEmptyPromptNeedsATokenizerThatAddsBos()
+    {
+        // The byte-level tokenizer adds no BOS: an empty prompt has no token to start from (stories260K's starts from BOS, RealModelTests).
+        using var w = TemplateLess();
+        File.WriteAllText(w.Dir["empty.json"], """["hi", ""]""");
+        var (code, _, err) = CliRunner.Run("generate", "--model", w.Aligned, "--prompts", w.Dir["empty.json"], "--no-chat-template", "-o", w.Dir["out.jsonl"]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: prompt 1: empty, and the tokenizer adds no BOS, so there is no token to generate from", err.Trim());
+        Assert.False(File.Exists(w.Dir["out.jsonl"]));
+        // Without the flag an empty prompt is refused as before, naming the record.
+        (code, _, err) = CliRunner.Run("generate", "--model", w.Aligned, "--prompts", w.Dir["empty.json"], "-o", w.Dir["out.jsonl"]);
+        Assert.Equal(2, code);
+        Assert.Contains("empty prompt", err);
+    }
 }
