@@ -3,7 +3,7 @@ using Irr.Eval;
 
 namespace Irr.Cli;
 
-/// <summary><c>irr generate</c>: answers to a list of prompts, formatted with the model's chat template, as JSONL (<see cref="GenerateJob"/>).</summary>
+/// <summary><c>irr generate</c>: answers to a list of prompts, formatted with the model's chat template (or raw text), as JSONL (<see cref="GenerateJob"/>).</summary>
 internal static class GenerateCommand
 {
     public static Command Create()
@@ -41,7 +41,7 @@ internal static class GenerateCommand
             Engine = engine.Build(r),
         };
 
-        var command = new JobCommand("generate", "Generate answers to prompts with the model's chat template (greedy by default), written as JSONL", Build)
+        var command = new JobCommand("generate", "Generate answers to prompts with the model's chat template, or to raw text (--no-chat-template), greedy by default, written as JSONL", Build)
         {
             model, adapter, prompts, system, noChatTemplate, maxNew, temperature, topP, topK, seed, batchSize, outputIds, output,
         };
