@@ -24,6 +24,13 @@ internal static class CommandSupport
 
     public static Option<string> SystemPromptOption() => new("--system-prompt") { Description = "none, llama2 (the Llama-2 default system prompt) or literal text", DefaultValueFactory = _ => "none" };
 
+    /// <summary><c>--no-chat-template</c>: the records' text tokenized as is, for base models and completion-style data.</summary>
+    public static Option<bool> NoChatTemplateOption() => new("--no-chat-template")
+    {
+        Description = "tokenize the text as is, without the chat template (base models, completion-style data): BOS as the tokenizer adds it " +
+                      "(add_bos_token); a prompt→answer record is prompt + answer concatenated (docs/text.md, \"Raw text\")",
+    };
+
     public static Option<int> MaxLengthOption(int defaultValue) => new("--max-length") { Description = $"keep the first N tokens of each record", DefaultValueFactory = _ => defaultValue };
 
     public static Option<int> BatchSizeOption(int defaultValue, string what) => new("--batch-size") { Description = $"{what} per batch", DefaultValueFactory = _ => defaultValue };

@@ -30,6 +30,7 @@ internal static class EvalSafetyCommand
         var judge = new JudgeOptions();
         var engine = new EngineCommandOptions("eval safety", "OUTPUT/engine-cache.jsonl", judge.ApiKeyEnv);
         var system = CommandSupport.SystemPromptOption();
+        var noChatTemplate = CommandSupport.NoChatTemplateOption();
         var maxNew = EvalCommand.MaxNewTokensOption(512);
         var batchSize = CommandSupport.BatchSizeOption(8, "prompts");
         var limit = EvalCommand.LimitOption("prompts of each set");
@@ -45,6 +46,7 @@ internal static class EvalSafetyCommand
             AttackFile = r.GetValue(attackFile),
             PrefillText = r.GetValue(prefillText)!,
             SystemPrompt = r.GetValue(system)!,
+            NoChatTemplate = r.GetValue(noChatTemplate),
             MaxNewTokens = r.GetValue(maxNew),
             BatchSize = r.GetValue(batchSize),
             Limit = r.GetValue(limit),
@@ -58,7 +60,7 @@ internal static class EvalSafetyCommand
         };
         judge.AddTo(command);
         engine.AddTo(command);
-        foreach (var option in new Option[] { system, maxNew, batchSize, limit, output }) command.Options.Add(option);
+        foreach (var option in new Option[] { system, noChatTemplate, maxNew, batchSize, limit, output }) command.Options.Add(option);
         command.SetAction(parseResult =>
         {
             var job = Build(parseResult);

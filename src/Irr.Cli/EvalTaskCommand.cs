@@ -18,6 +18,7 @@ internal static class EvalTaskCommand
         };
         var metric = new Option<string>("--metric") { Description = "exact, contains, gsm8k or choice", Required = true };
         var system = CommandSupport.SystemPromptOption();
+        var noChatTemplate = CommandSupport.NoChatTemplateOption();
         var maxNew = EvalCommand.MaxNewTokensOption(256);
         var batchSize = CommandSupport.BatchSizeOption(8, "examples");
         var limit = EvalCommand.LimitOption("examples");
@@ -31,6 +32,7 @@ internal static class EvalTaskCommand
             Data = r.GetValue(data)!,
             Metric = r.GetValue(metric)!,
             SystemPrompt = r.GetValue(system)!,
+            NoChatTemplate = r.GetValue(noChatTemplate),
             MaxNewTokens = r.GetValue(maxNew),
             BatchSize = r.GetValue(batchSize),
             Limit = r.GetValue(limit),
@@ -40,7 +42,7 @@ internal static class EvalTaskCommand
 
         var command = new JobCommand("task", "Task accuracy: answer examples greedily and score them (exact, contains, gsm8k, choice)", Build)
         {
-            model, adapter, data, metric, system, maxNew, batchSize, limit, output,
+            model, adapter, data, metric, system, noChatTemplate, maxNew, batchSize, limit, output,
         };
         engine.AddTo(command);
         command.SetAction(parseResult =>

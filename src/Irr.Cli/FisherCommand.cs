@@ -15,6 +15,7 @@ internal static class FisherCommand
         var maxLength = CommandSupport.MaxLengthOption(1024);
         var numSamples = new Option<int?>("--num-samples") { Description = "use only the first N records (default: all)" };
         var system = CommandSupport.SystemPromptOption();
+        var noChatTemplate = CommandSupport.NoChatTemplateOption();
         var output = new Option<string>("--output", "-o") { Description = "the Fisher file (.safetensors); with --shard, this shard's partial file", Required = true };
         var shard = new Option<string?>("--shard") { Description = "K/N: compute only shard K of N (batches b with b mod N = K) into a partial file; combine the N parts with irr fisher merge" };
 
@@ -32,13 +33,14 @@ internal static class FisherCommand
             MaxLength = r.GetValue(maxLength),
             NumSamples = r.GetValue(numSamples),
             SystemPrompt = r.GetValue(system)!,
+            NoChatTemplate = r.GetValue(noChatTemplate),
             OutputPath = r.GetValue(output)!,
             };
         }
 
         var command = new JobCommand("fisher", "IRR step 2: the diagonal empirical Fisher F = mean over batches of squared gradients, on safety data", Build)
         {
-            model, data, modules, batchSize, maxLength, numSamples, system, shard, output,
+            model, data, modules, batchSize, maxLength, numSamples, system, noChatTemplate, shard, output,
         };
         command.Subcommands.Add(MergeCommand());
         command.SetAction(parseResult =>

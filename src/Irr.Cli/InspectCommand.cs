@@ -175,8 +175,7 @@ internal static class InspectCommand
             rows.Add((files.Count == 1 ? "File" : "Shards", files.Count == 1 ? (string)files[0]!["name"]! : $"{files.Count}: {files[0]!["name"]} … {files[^1]!["name"]}"));
         rows.Add(("Size", $"{Grouped((long)d["total_bytes"]!)} bytes ({Scaled((long)d["total_bytes"]!, "B")})"));
         if (d["metadata"] is JsonObject { Count: > 0 } meta) rows.Add(("Metadata", string.Join(", ", meta.Select(kv => $"{kv.Key}={kv.Value}"))));
-        if (d["warnings"] is JsonArray { Count: > 0 } warnings)
-            foreach (var w in warnings) rows.Add(("Warning", (string)w!));
+        // The adapter's warnings are printed once, on standard error, as every command prints the library's warnings (--json keeps them in "warnings").
         if (kind == "model" && !(bool)d["checked_against_config"]!) rows.Add(("Note", "tensors not checked against config.json (--no-check)"));
 
         int width = rows.Max(r => r.Key.Length) + 2;

@@ -78,6 +78,7 @@ internal static class RealignCommand
         public Option<int> SeqLen { get; } = new("--seqlen") { Description = "calibration tokens kept per record", DefaultValueFactory = _ => 512 };
         public Option<bool> NoRecalibrate { get; } = new("--no-recalibrate") { Description = "remove without compensating (ablation): θ_A where removed, θ_F elsewhere" };
         public Option<string> SystemPrompt { get; } = CommandSupport.SystemPromptOption();
+        public Option<bool> NoChatTemplate { get; } = CommandSupport.NoChatTemplateOption();
         public Option<string> DType { get; } = new("--dtype") { Description = "output storage type: keep, bf16, f16 or f32", DefaultValueFactory = _ => "keep" };
 
         /// <summary>Adds the input options and the check that exactly one of --finetuned and --adapter is given.</summary>
@@ -93,7 +94,7 @@ internal static class RealignCommand
         /// <summary>Adds the tuning options.</summary>
         public void AddTuningTo(Command command)
         {
-            foreach (var option in new Option[] { BlockSize, PercDamp, NSamples, SeqLen, NoRecalibrate, SystemPrompt, DType }) command.Options.Add(option);
+            foreach (var option in new Option[] { BlockSize, PercDamp, NSamples, SeqLen, NoRecalibrate, SystemPrompt, NoChatTemplate, DType }) command.Options.Add(option);
         }
 
         /// <summary>The realignment these options describe (no output, sparsity 0).</summary>
@@ -113,6 +114,7 @@ internal static class RealignCommand
             SeqLen = r.GetValue(SeqLen),
             Recalibrate = !r.GetValue(NoRecalibrate),
             SystemPrompt = r.GetValue(SystemPrompt)!,
+            NoChatTemplate = r.GetValue(NoChatTemplate),
             DType = r.GetValue(DType)!,
         };
     }

@@ -15,6 +15,7 @@ internal static class ScoreCommand
         var adapter = CommandSupport.AdapterOption();
         var data = new Option<string>("--data") { Description = $"records: {CommandSupport.RecordFormats}", Required = true };
         var system = CommandSupport.SystemPromptOption();
+        var noChatTemplate = CommandSupport.NoChatTemplateOption();
         var maxLength = CommandSupport.MaxLengthOption(1024);
         var batchSize = CommandSupport.BatchSizeOption(8, "records");
         var output = new Option<string?>("--output", "-o") { Description = "write the JSON here (default: standard output)" };
@@ -24,6 +25,7 @@ internal static class ScoreCommand
             Adapter = r.GetValue(adapter),
             Data = r.GetValue(data)!,
             SystemPrompt = r.GetValue(system)!,
+            NoChatTemplate = r.GetValue(noChatTemplate),
             MaxLength = r.GetValue(maxLength),
             BatchSize = r.GetValue(batchSize),
             OutputPath = r.GetValue(output),
@@ -31,7 +33,7 @@ internal static class ScoreCommand
 
         var command = new JobCommand("score", "Score a data set: each record's token ids, labels and the log-probability of every answer token, and the mean loss", Build)
         {
-            model, adapter, data, system, maxLength, batchSize, output,
+            model, adapter, data, system, noChatTemplate, maxLength, batchSize, output,
         };
         command.SetAction(parseResult =>
         {

@@ -80,13 +80,14 @@ internal static class SweepCommand
         SweepJob Build(ParseResult r)
         {
             string system = r.GetValue(realign.SystemPrompt)!;
+            bool raw = r.GetValue(realign.NoChatTemplate);
             int tokens = r.GetValue(maxNew), batch = r.GetValue(batchSize);
             var served = engine.Build(r);
             return new SweepJob
             {
                 Realign = realign.Build(r),
-                Safety = judge.Apply(r, new EvalSafetyJob { Prompts = r.GetValue(harmfulVal) ?? [], SystemPrompt = system, MaxNewTokens = tokens, BatchSize = batch, OutputDir = "", Engine = served }),
-                Task = new EvalTaskJob { Model = "", Data = r.GetValue(taskVal)!, Metric = r.GetValue(taskMetric)!, SystemPrompt = system, MaxNewTokens = tokens, BatchSize = batch, Engine = served },
+                Safety = judge.Apply(r, new EvalSafetyJob { Prompts = r.GetValue(harmfulVal) ?? [], SystemPrompt = system, NoChatTemplate = raw, MaxNewTokens = tokens, BatchSize = batch, OutputDir = "", Engine = served }),
+                Task = new EvalTaskJob { Model = "", Data = r.GetValue(taskVal)!, Metric = r.GetValue(taskMetric)!, SystemPrompt = system, NoChatTemplate = raw, MaxNewTokens = tokens, BatchSize = batch, Engine = served },
                 Sparsity = SweepJob.ParseSparsity(r.GetValue(sparsity) ?? []),
                 RandomControl = r.GetValue(randomControl),
                 Seed = r.GetValue(seed),

@@ -31,6 +31,7 @@ internal static class TrainCommand
         var clip = new Option<double>("--max-grad-norm") { Description = "gradient clipping norm, 0 for none", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<int>("--seed") { Description = "seed of the data order and the LoRA initialisation", DefaultValueFactory = _ => 42 };
         var system = CommandSupport.SystemPromptOption();
+        var noChatTemplate = CommandSupport.NoChatTemplateOption();
         var dtype = new Option<string?>("--dtype") { Description = "storage type of the output: bfloat16, float16 or float32 (default: the model's torch_dtype; float32 for adapters)" };
         var output = new Option<string>("--output", "-o") { Description = "output directory (a model for --full, an adapter for --lora)", Required = true };
         var overwrite = new Option<bool>("--overwrite") { Description = "replace the output directory if it exists" };
@@ -56,6 +57,7 @@ internal static class TrainCommand
             MaxGradNorm = r.GetValue(clip),
             Seed = r.GetValue(seed),
             SystemPrompt = r.GetValue(system)!,
+            NoChatTemplate = r.GetValue(noChatTemplate),
             DType = r.GetValue(dtype),
             OutputPath = r.GetValue(output)!,
             Overwrite = r.GetValue(overwrite),
@@ -63,7 +65,7 @@ internal static class TrainCommand
 
         var command = new JobCommand("train", "Fine-tune a model on (prompt → answer) records, fully or with LoRA", Build)
         {
-            model, data, full, lora, rank, alpha, targets, trainable, rslora, epochs, lr, batchSize, accumulation, maxLength, warmup, schedule, weightDecay, clip, seed, system, dtype, output, overwrite,
+            model, data, full, lora, rank, alpha, targets, trainable, rslora, epochs, lr, batchSize, accumulation, maxLength, warmup, schedule, weightDecay, clip, seed, system, noChatTemplate, dtype, output, overwrite,
         };
         command.Validators.Add(result =>
         {

@@ -25,6 +25,19 @@ public static class Diagnostics
         return new Restore(previous);
     }
 
+    /// <summary>The listener of this execution context, for a thread that does not inherit it (<see cref="Adopt"/>).</summary>
+    internal static Action<string>? Current => Listener.Value;
+
+    /// <summary>
+    /// Makes <paramref name="listener"/> (another thread's <see cref="Current"/>) this thread's listener: what a dedicated
+    /// worker thread (the kernels' thread team), whose execution context is not the caller's, does before running the
+    /// caller's work, so that a warning given there reaches the command that asked for the work.
+    /// </summary>
+    internal static void Adopt(Action<string>? listener)
+    {
+        if (!ReferenceEquals(Listener.Value, listener)) Listener.Value = listener;
+    }
+
     private sealed class Restore(Action<string>? previous) : IDisposable
     {
         public void Dispose() => Listener.Value = previous;

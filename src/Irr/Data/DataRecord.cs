@@ -246,6 +246,12 @@ public sealed class DataRecord
         throw Missing(names);
     }
 
+    /// <summary>
+    /// Whether the record is language-modeling data (TRL's <c>{"text"}</c> format): an object with <c>text</c> and none of
+    /// the user or answer fields.
+    /// </summary>
+    public bool IsTextOnly => IsObject && Get("text") is not null && UserFields.Concat(AnswerFields).Concat(ConversationFields).All(f => Get(f) is null);
+
     /// <summary>A text to score: a bare string as it is, else the <c>text</c> field.</summary>
     /// <exception cref="IrrException">The record is neither a string nor an object with <c>text</c>.</exception>
     public string Text()

@@ -17,16 +17,20 @@ public sealed record PromptSet(string Name, string File, IReadOnlyList<PromptRec
 {
     /// <summary>Reads a prompt set.</summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed, or a prompt is empty; the message names the file and the line or JSON path.</exception>
-    public static PromptSet Load(string path) =>
-        new(Path.GetFileNameWithoutExtension(path), path, Prompts(DataFile.Read(path)));
+    public static PromptSet Load(string path) => Load(path, allowEmpty: false);
+
+    /// <summary>Reads a prompt set; with <paramref name="allowEmpty"/> an empty prompt is kept (raw text: a base model generates from BOS alone).</summary>
+    /// <exception cref="IrrException">The file is missing, empty or malformed, or a prompt is empty; the message names the file and the line or JSON path.</exception>
+    public static PromptSet Load(string path, bool allowEmpty) =>
+        new(Path.GetFileNameWithoutExtension(path), path, Prompts(DataFile.Read(path), allowEmpty));
 
     /// <summary>Reads prompts from a file's text; <paramref name="fileName"/> (with its extension) names it and picks the container.</summary>
     /// <exception cref="IrrException">The text is malformed, or a prompt is empty.</exception>
     public static List<PromptRecord> Parse(string text, string fileName) => Prompts(DataFile.Parse(text, fileName));
 
-    private static List<PromptRecord> Prompts(IReadOnlyList<DataRecord> records) => records.Select(r =>
+    private static List<PromptRecord> Prompts(IReadOnlyList<DataRecord> records, bool allowEmpty = false) => records.Select(r =>
     {
         string prompt = r.User();
-        return string.IsNullOrWhiteSpace(prompt) ? throw r.Error("empty prompt") : new PromptRecord(prompt, r.Category());
+        return string.IsNullOrWhiteSpace(prompt) && !allowEmpty ? throw r.Error("empty prompt") : new PromptRecord(prompt, r.Category());
     }).ToList();
 }

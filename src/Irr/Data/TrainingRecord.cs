@@ -5,10 +5,10 @@ namespace Irr.Data;
 /// read per IRR-SPEC "Formatting" by <see cref="DataFile"/> (the containers) and <see cref="DataRecord"/> (the fields):
 /// an Alpaca record <c>{instruction, input, output}</c>, a <c>{prompt, response}</c> record, or any record with a user
 /// message and an answer.
-/// </summary>
 /// A conversational record (<c>messages</c>, ShareGPT <c>conversations</c>, TRL's conversational prompt-completion;
 /// <see cref="DataRecord.Conversation"/>) is its last assistant message as the answer and the messages before it as the
 /// prompt (<see cref="Turns"/>).
+/// </summary>
 /// <param name="User">The user message (<see cref="DataRecord.User"/>): <c>instruction</c>, or <c>instruction + "\n" + input</c> when input is not empty; a conversation's last user message.</param>
 /// <param name="Answer">The answer (<see cref="DataRecord.Answer"/>: <c>output</c>, <c>response</c> or <c>completion</c>; a conversation's last assistant message).</param>
 public sealed record TrainingRecord(string User, string Answer)
@@ -35,10 +35,20 @@ public sealed record TrainingRecord(string User, string Answer)
     /// <exception cref="IrrException">A record is malformed; the message names the line or index.</exception>
     public static IReadOnlyList<TrainingRecord> Parse(string text, string fileName) => DataFile.Parse(text, fileName).Select(Of).ToList();
 
-    /// <summary>The training view of one record: its user message and its answer.</summary>
+    /// <summary>
+    /// A language-modeling record (<c>{"text": …}</c>, TRL's format for base models): no prompt, the text is the answer,
+    /// so every token is labelled. Only raw text (<c>--no-chat-template</c>) formats it; a chat template needs a prompt.
+    /// </summary>
+    public bool IsText { get; init; }
+
+    /// <summary>Where a <see cref="IsText"/> record is (<c>data.jsonl line 4</c>), for the error of a chat template that cannot format it.</summary>
+    public string? Where { get; init; }
+
+    /// <summary>The training view of one record: its user message and its answer; a <c>{"text"}</c> record's text (<see cref="IsText"/>).</summary>
     /// <exception cref="IrrException">The record has no user message or no answer.</exception>
     public static TrainingRecord Of(DataRecord record)
     {
+        if (record.IsTextOnly) return new TrainingRecord("", record.Text()) { IsText = true, Where = record.Where };
         if (record.Conversation() is not { } conversation) return new(record.User(), record.Answer());
         return new(conversation.Prompt[^1].Content, record.Answer()) { Turns = conversation.Prompt };
     }

@@ -42,7 +42,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
     public string? Adapter { get; init; }
 
-    /// <summary>The prompt set files (<see cref="PromptSet.Load"/>); each is a set named after its file.</summary>
+    /// <summary>The prompt set files (<see cref="PromptSet.Load(string)"/>); each is a set named after its file.</summary>
     public IReadOnlyList<string> Prompts { get; init; } = [];
 
     /// <summary>Prompt sets given in memory instead of <see cref="Prompts"/> (library callers); their <see cref="PromptSet.File"/> is recorded as it is.</summary>
@@ -105,6 +105,12 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
     public string SystemPrompt { get; init; } = "none";
+
+    /// <summary>
+    /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
+    /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
+    /// </summary>
+    public bool NoChatTemplate { get; init; }
 
     /// <summary>Most tokens generated per prompt.</summary>
     public int MaxNewTokens { get; init; } = 512;
@@ -238,7 +244,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         if (todo.Count > 0 && Engine is not null)
         {
             // The attacks' conversations are checked before a server is started (loading a model takes minutes).
-            var tokenizer = Text.PretrainedTokenizer.Load(Model!, Adapter);
+            var tokenizer = Text.PretrainedTokenizer.Load(Model!, Adapter).AsRawText(NoChatTemplate);
             CheckAttackTemplates(tokenizer, todo);
             using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, ServingEngine.CacheFileName), Command, Adapter,
                 Path.Combine(OutputDir, EngineServer.LogFileName), tokenizer);
@@ -247,7 +253,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         }
         else if (todo.Count > 0)
         {
-            using var chat = ChatModel.Open(Model!, Adapter);
+            using var chat = ChatModel.Open(Model!, Adapter, NoChatTemplate);
             CheckAttackTemplates(chat.Tokenizer, todo);
             var stage = ProgressStage.Start(progress, "generating", (double)todo.Count * MaxNewTokens);
             foreach (var r in SafetyEvaluation.Generate(chat.Transformer, chat.Tokenizer, todo, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n)))

@@ -26,6 +26,12 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
     public string SystemPrompt { get; init; } = "none";
 
+    /// <summary>
+    /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
+    /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
+    /// </summary>
+    public bool NoChatTemplate { get; init; }
+
     /// <summary>Most tokens generated per example.</summary>
     public int MaxNewTokens { get; init; } = 256;
 
@@ -83,13 +89,13 @@ public sealed record EvalTaskJob : IJob<TaskRun>
             string? cache = OutputDir is null ? null : Path.Combine(OutputDir, ServingEngine.CacheFileName); // the default; Engine.Cache wins in Open
             // Without an output directory a started server's log is a temporary file, kept only when something went wrong.
             string log = OutputDir is null ? Path.Combine(Path.GetTempPath(), $"irr-engine-serve-{Guid.NewGuid():N}.log") : Path.Combine(OutputDir, EngineServer.LogFileName);
-            using (var engine = ServingEngine.Open(Engine, Model, cache, Command, Adapter, log))
+            using (var engine = ServingEngine.Open(Engine, Model, cache, Command, Adapter, log, Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate)))
                 predictions = TaskEvaluation.Score(examples, engine.Generate(TaskEvaluation.Requests(examples, system), MaxNewTokens, progress), metric);
             if (OutputDir is null && File.Exists(log)) File.Delete(log);
         }
         else
         {
-            using var chat = ChatModel.Open(Model, Adapter);
+            using var chat = ChatModel.Open(Model, Adapter, NoChatTemplate);
             var stage = ProgressStage.Start(progress, "generating", (double)examples.Count * MaxNewTokens);
             predictions = TaskEvaluation.Run(chat.Transformer, chat.Tokenizer, examples, metric, system, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n));
         }

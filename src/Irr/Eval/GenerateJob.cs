@@ -7,10 +7,12 @@ using Irr.Model;
 namespace Irr.Eval;
 
 /// <summary>
-/// <c>irr generate</c> as a job: answers to the prompts of a prompt file (<see cref="PromptSet.Load"/>, the same
+/// <c>irr generate</c> as a job: answers to the prompts of a prompt file (<see cref="PromptSet.Load(string)"/>, the same
 /// formats as <c>irr eval safety</c>), each formatted with the model's chat template, written as JSONL (one
 /// <c>{index, prompt, response, new_tokens, finish_reason}</c> object per line; a failed generation of a serving
-/// engine has <c>"error": REASON</c>, an empty response and finish_reason "error"). Greedy unless
+/// engine has <c>"error": REASON</c>, an empty response and finish_reason "error"; generated ids outside the tokenizer's
+/// vocabulary, decoded as "", are counted in <c>unknown_token_ids</c>; with <see cref="OutputIds"/> the token ids too).
+/// With <see cref="NoChatTemplate"/> a prompt is its text as is. Greedy unless
 /// <see cref="Temperature"/> is above 0. The prompts are read before the model is loaded. With <see cref="Engine"/>,
 /// the answers come from a serving engine and the model directory is read only for its tokenizer, chat template and
 /// EOS ids.
@@ -28,6 +30,19 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
 
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
     public string SystemPrompt { get; init; } = "none";
+
+    /// <summary>
+    /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
+    /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
+    /// </summary>
+    public bool NoChatTemplate { get; init; }
+
+    /// <summary>
+    /// Write the token ids in each record: <c>prompt_token_ids</c> (the prompt as encoded, a prefill's ids included) and
+    /// <c>token_ids</c> (the generated ids, a final EOS included), as vLLM's <c>RequestOutput.prompt_token_ids</c> and
+    /// <c>CompletionOutput.token_ids</c>. Local generation only.
+    /// </summary>
+    public bool OutputIds { get; init; }
 
     /// <summary>Most tokens generated per prompt (0 generates nothing).</summary>
     public int MaxNewTokens { get; init; } = 256;
@@ -72,6 +87,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         Provenance.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
         Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
         Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
+        Provenance.Require(!(OutputIds && Engine is not null), Command, "output-ids needs local generation (a serving engine's answers come as text)");
         EngineOptions.RequireLocalDefault(Engine, Command, Temperature == 0, "temperature", "a serving engine is asked greedily");
         EngineOptions.RequireLocalDefault(Engine, Command, TopP == 1, "top-p", "a serving engine is asked greedily");
         EngineOptions.RequireLocalDefault(Engine, Command, TopK == 0, "top-k", "a serving engine is asked greedily");
@@ -90,17 +106,18 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     {
         Validate();
         AtomicFile.RequireFileTarget(OutputPath);
-        var users = PromptSet.Load(Prompts).Records.Select(r => r.Prompt).ToList();
+        var users = PromptSet.Load(Prompts, allowEmpty: NoChatTemplate).Records.Select(r => r.Prompt).ToList();
         var requests = ChatGeneration.Requests(users, Text.SystemPrompt.Resolve(SystemPrompt));
         IReadOnlyList<ChatResponse> outputs;
         if (Engine is not null)
         {
-            using var engine = ServingEngine.Open(Engine, Model, EngineCachePath, Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"));
+            using var engine = ServingEngine.Open(Engine, Model, EngineCachePath, Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"),
+                Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate));
             outputs = engine.Generate(requests, MaxNewTokens, progress);
         }
         else
         {
-            using var chat = ChatModel.Open(Model, Adapter);
+            using var chat = ChatModel.Open(Model, Adapter, NoChatTemplate);
             var options = chat.Greedy(MaxNewTokens, BatchSize) with { Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };
             var stage = ProgressStage.Start(progress, "generating", (double)users.Count * MaxNewTokens);
             outputs = ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, requests, options, n => stage.Advance(n, n));
@@ -116,8 +133,16 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
                 ["finish_reason"] = outputs[i].FinishReason,
             };
             if (outputs[i].Error is { } error) line["error"] = error;
+            if (outputs[i].UnknownTokens > 0) line["unknown_token_ids"] = outputs[i].UnknownTokens;
+            if (OutputIds)
+            {
+                line["prompt_token_ids"] = Ids(outputs[i].PromptTokenIds);
+                line["token_ids"] = Ids(outputs[i].TokenIds);
+            }
             return line;
         });
         return outputs;
     }
+
+    private static JsonArray Ids(int[]? ids) => new([.. (ids ?? []).Select(id => (JsonNode)id)]);
 }

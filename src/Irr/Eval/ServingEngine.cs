@@ -111,6 +111,8 @@ public sealed class ServingEngine : IDisposable
     public ServingEngine(EngineOptions options, PretrainedTokenizer tokenizer, IReadOnlyCollection<int> eosIds, EngineCache? cache = null, HttpMessageHandler? handler = null)
     {
         options.Validate("engine");
+        if (tokenizer.RawText && options.Api == EngineOptions.Chat)
+            throw new IrrException("--no-chat-template needs the completions API (engine-api completions): the chat API applies the server's chat template");
         Options = options;
         Tokenizer = tokenizer;
         _stopIds = eosIds.Order().ToArray();
@@ -243,11 +245,12 @@ public sealed class ServingEngine : IDisposable
             return body.ToJsonString();
         }
         string rendered = ChatPrompt.Render(Tokenizer, request.Messages);
+        // Raw text (--no-chat-template) is sent as the token ids local generation uses (BOS as the tokenizer adds it).
         // A prefill is encoded on its own and appended, as local generation does (IRR-SPEC "Formatting"); the text
         // "…[/INST]Sure" would tokenize differently at the junction ("S" "ure" instead of "▁Sure"), so such a prompt
         // is sent as the very token ids local generation uses (the completions API takes a token array).
-        body["prompt"] = request.Prefill is null ? rendered
-            : new JsonArray([.. Tokenizer.Encode(rendered).Concat(Tokenizer.Encode(request.Prefill)).Select(id => (JsonNode)id)]);
+        body["prompt"] = request.Prefill is null && !Tokenizer.RawText ? rendered
+            : new JsonArray([.. ChatPrompt.EncodePrompt(Tokenizer, request.Messages).Concat(request.Prefill is null ? [] : Tokenizer.Encode(request.Prefill)).Select(id => (JsonNode)id)]);
         body["max_tokens"] = maxNewTokens;
         body["temperature"] = 0;
         body["stop_token_ids"] = new JsonArray(_stopIds.Select(id => (JsonNode)id).ToArray());

@@ -358,7 +358,7 @@ public sealed class LoraAdapter : IDisposable
     /// <summary>Rows the adapter replaces (trainable tokens), by base weight name.</summary>
     public IReadOnlyDictionary<string, TrainableTokens> Tokens => tokens;
 
-    /// <summary>Things a user should know that do not stop the merge.</summary>
+    /// <summary>Things a user should know that do not stop the merge; each is also given to <see cref="Diagnostics.Warn"/> when the adapter is opened.</summary>
     public IReadOnlyList<string> Warnings { get; }
 
     /// <summary>Trainable parameters in the adapter file.</summary>

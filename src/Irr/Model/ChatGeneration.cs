@@ -4,13 +4,25 @@ using Irr.Text;
 namespace Irr.Model;
 
 /// <summary>One generated answer.</summary>
-/// <param name="Text">The answer decoded without special tokens (and without the final EOS); empty when <see cref="Error"/> is set.</param>
+/// <param name="Text">
+/// The answer decoded without special tokens (and without the final EOS), as the text it adds after the prompt
+/// (<see cref="Tokenizer.DecodeContinuation"/>: a leading space the tokenizer puts in its first token is kept); empty when <see cref="Error"/> is set.
+/// </param>
 /// <param name="NewTokens">Tokens generated, including a final EOS.</param>
 /// <param name="Eos">True when generation ended on an EOS id, false when it hit the token limit.</param>
 public sealed record ChatResponse(string Text, int NewTokens, bool Eos)
 {
     /// <summary>Why there is no answer (a serving engine that failed after its retries, or whose reply could not be read); null for an answer.</summary>
     public string? Error { get; init; }
+
+    /// <summary>The prompt's token ids (with a prefill's), as vLLM's <c>RequestOutput.prompt_token_ids</c>; null when not known (a serving engine).</summary>
+    public int[]? PromptTokenIds { get; init; }
+
+    /// <summary>The generated token ids (a final EOS included), as vLLM's <c>CompletionOutput.token_ids</c>; null when not known (a serving engine).</summary>
+    public int[]? TokenIds { get; init; }
+
+    /// <summary>Generated ids outside the tokenizer's vocabulary (a padded embedding's rows), which decode to "".</summary>
+    public int UnknownTokens { get; init; }
 
     /// <summary>"eos" or "length", as transformers' finish reasons; "error" when <see cref="Error"/> is set.</summary>
     public string FinishReason => Error is not null ? "error" : Eos ? "eos" : "length";
@@ -40,22 +52,26 @@ public static class ChatGeneration
     /// The answers to whole conversations, in order: each is rendered with the chat template and its generation prompt
     /// (<see cref="ChatPrompt.Render(PretrainedTokenizer, IEnumerable{ChatMessage})"/>) and encoded; a
     /// <see cref="ChatRequest.Prefill"/> is encoded on its own (as an answer is, IRR-SPEC "Formatting") and appended, so
-    /// generation continues the answer from it. The text of such an answer is the prefill and the continuation,
-    /// decoded together. <paramref name="progress"/> gets the tokens produced per decoding step.
+    /// generation continues the answer from it. The text of such an answer is the prefill as given and the text the
+    /// continuation adds after prompt and prefill (<see cref="Tokenizer.DecodeContinuation"/>). <paramref name="progress"/> gets the tokens produced per decoding step.
     /// </summary>
     /// <exception cref="IrrException">The model has no chat template, or the template refuses a conversation.</exception>
     public static IReadOnlyList<ChatResponse> Respond(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<ChatRequest> requests,
         GenerationOptions options, Action<int>? progress = null)
     {
         var prefills = requests.Select(r => r.Prefill is null ? [] : tokenizer.Encode(r.Prefill)).ToList();
-        var encoded = requests.Select((r, i) => (IReadOnlyList<int>)[.. tokenizer.Encode(ChatPrompt.Render(tokenizer, r.Messages)), .. prefills[i]]).ToList();
+        var rendered = requests.Select(r => ChatPrompt.EncodePrompt(tokenizer, r.Messages)).ToList();
+        var encoded = requests.Select((r, i) => (IReadOnlyList<int>)[.. rendered[i], .. prefills[i]]).ToList();
+        if (encoded.FindIndex(p => p.Count == 0) is var empty and >= 0)
+            throw new IrrException($"prompt {empty}: empty, and the tokenizer adds no BOS, so there is no token to generate from");
         WarnBeyondContext(model.Config.MaxPositionEmbeddings, encoded, options.MaxNewTokens);
         var outputs = Generation.Generate(model, encoded, options, progress);
         return outputs.Select((ids, i) =>
         {
             bool eos = ids.Length > 0 && options.EosTokenIds.Contains(ids[^1]);
-            int[] answer = [.. prefills[i], .. eos ? ids[..^1] : ids];
-            return new ChatResponse(tokenizer.Decode(answer, skipSpecialTokens: true), ids.Length, eos);
+            // The prefill as given, then what generation adds after prompt and prefill (as a serving engine's answer is built).
+            string text = (requests[i].Prefill ?? "") + tokenizer.Tokenizer.DecodeContinuation(encoded[i], eos ? ids[..^1] : ids, skipSpecialTokens: true, out int unknown);
+            return new ChatResponse(text, ids.Length, eos) { PromptTokenIds = [.. encoded[i]], TokenIds = ids, UnknownTokens = unknown };
         }).ToList();
     }
 
@@ -84,9 +100,9 @@ public sealed class ChatModel : IDisposable
 {
     private readonly CheckpointWeights weights;
 
-    private ChatModel(string model, string? adapter)
+    private ChatModel(string model, string? adapter, bool rawText)
     {
-        Tokenizer = PretrainedTokenizer.Load(model, adapter);
+        Tokenizer = PretrainedTokenizer.Load(model, adapter).AsRawText(rawText);
         weights = CheckpointWeights.Open(model, adapter);
         try
         {
@@ -101,9 +117,9 @@ public sealed class ChatModel : IDisposable
         }
     }
 
-    /// <summary>Opens a model directory, with an optional PEFT LoRA adapter directory.</summary>
+    /// <summary>Opens a model directory, with an optional PEFT LoRA adapter directory; with <paramref name="rawText"/> prompts are text as is (<see cref="PretrainedTokenizer.RawText"/>).</summary>
     /// <exception cref="IrrException">A file of the model, adapter or tokenizer is missing or malformed.</exception>
-    public static ChatModel Open(string model, string? adapter = null) => new(model, adapter);
+    public static ChatModel Open(string model, string? adapter = null, bool rawText = false) => new(model, adapter, rawText);
 
     /// <summary>The tokenizer, with the chat template.</summary>
     public PretrainedTokenizer Tokenizer { get; }

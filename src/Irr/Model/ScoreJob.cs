@@ -79,6 +79,12 @@ public sealed record ScoreJob : IJob<ScoreResult>
     /// <summary>The system prompt: none, llama2 or literal text.</summary>
     public string SystemPrompt { get; init; } = "none";
 
+    /// <summary>
+    /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
+    /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
+    /// </summary>
+    public bool NoChatTemplate { get; init; }
+
     /// <summary>Tokens kept per record (the first N).</summary>
     public int MaxLength { get; init; } = 1024;
 
@@ -111,7 +117,7 @@ public sealed record ScoreJob : IJob<ScoreResult>
         Validate();
         if (OutputPath is not null) AtomicFile.RequireFileTarget(OutputPath);
         var records = TrainingRecord.Load(Data);
-        var tokenizer = PretrainedTokenizer.Load(Model, Adapter);
+        var tokenizer = PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate);
         using var weights = CheckpointWeights.Open(Model, Adapter);
         tokenizer.RequireFits(weights.Config.VocabSize, Model);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);

@@ -81,6 +81,12 @@ public sealed record TrainJob : IJob<TrainResult>
     /// <summary>The system prompt: none, llama2 or literal text.</summary>
     public string SystemPrompt { get; init; } = "none";
 
+    /// <summary>
+    /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
+    /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
+    /// </summary>
+    public bool NoChatTemplate { get; init; }
+
     /// <summary>Storage type of the output: bfloat16, float16 or float32, or null for the model's torch_dtype (float32 for adapters).</summary>
     public string? DType { get; init; }
 
@@ -148,7 +154,7 @@ public sealed record TrainJob : IJob<TrainResult>
         // Refuse a bad output before spending the time to train.
         OutputDirectory.Create(OutputPath, [Model], Overwrite).Dispose();
 
-        var tokenizer = PretrainedTokenizer.Load(Model);
+        var tokenizer = PretrainedTokenizer.Load(Model).AsRawText(NoChatTemplate);
         using var weights = CheckpointWeights.Open(Model);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var examples = TrainingRecord.Load(Data).Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength))

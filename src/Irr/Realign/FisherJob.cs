@@ -45,6 +45,12 @@ public sealed record FisherJob : IJob<FisherResult>
     public string SystemPrompt { get; init; } = "none";
 
     /// <summary>
+    /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
+    /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
+    /// </summary>
+    public bool NoChatTemplate { get; init; }
+
+    /// <summary>
     /// This job's shard K (0-based) of <see cref="ShardCount"/>, or null for the whole Fisher. A shard sums the squared
     /// gradients of the batches b with b mod N = K and writes them, unnormalised, to a partial file that
     /// <see cref="FisherMergeJob"/> combines (docs/SCALE.md).
@@ -106,7 +112,7 @@ public sealed record FisherJob : IJob<FisherResult>
     {
         Validate();
         AtomicFile.RequireFileTarget(OutputPath);
-        var tokenizer = PretrainedTokenizer.Load(Model);
+        var tokenizer = PretrainedTokenizer.Load(Model).AsRawText(NoChatTemplate);
         using var weights = CheckpointWeights.Open(Model);
         IEnumerable<TrainingRecord> records = TrainingRecord.Load(Data);
         if (NumSamples is { } n) records = records.Take(n);
@@ -137,6 +143,7 @@ public sealed record FisherJob : IJob<FisherResult>
             metadata["batch_size"] = BatchSize.ToString(CultureInfo.InvariantCulture);
             metadata["max_length"] = MaxLength.ToString(CultureInfo.InvariantCulture);
             metadata["system_prompt"] = system ?? "";
+            if (NoChatTemplate) metadata["no_chat_template"] = "true";
             metadata["model_sha256"] = ContentHash.OfModel(Model)!;
             metadata["data_sha256"] = ContentHash.Compute(Data);
         }

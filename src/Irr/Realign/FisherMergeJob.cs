@@ -17,7 +17,7 @@ public sealed record FisherMergeJob : IJob<FisherResult>
     public const string PartialKind = "fisher-partial";
 
     // What every part must share.
-    private static readonly string[] SharedKeys = ["model_sha256", "data_sha256", "batch_size", "max_length", "records", "system_prompt", "modules", "batches"];
+    private static readonly string[] SharedKeys = ["model_sha256", "data_sha256", "batch_size", "max_length", "records", "system_prompt", "no_chat_template", "modules", "batches"];
 
     /// <summary>The partial files, in any order.</summary>
     public required IReadOnlyList<string> Parts { get; init; }

@@ -73,6 +73,12 @@ public sealed record RealignJob : IJob<RealignReport>
     /// <summary>The system prompt of the calibration records: none, llama2 or literal text.</summary>
     public string SystemPrompt { get; init; } = "none";
 
+    /// <summary>
+    /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
+    /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
+    /// </summary>
+    public bool NoChatTemplate { get; init; }
+
     /// <summary>Output storage type: keep, bf16, f16 or f32.</summary>
     public string DType { get; init; } = "keep";
 
@@ -149,6 +155,7 @@ public sealed record RealignJob : IJob<RealignReport>
         options["seqlen"] = SeqLen;
         options["recalibrate"] = Recalibrate;
         options["system_prompt"] = SystemPrompt;
+        if (NoChatTemplate) options["no_chat_template"] = true;
         options["dtype"] = OutputDType()?.ToTorchName() ?? "keep";
         static string? P(string? path) => path is null ? null : Provenance.PathOf(path);
         return new JsonObject
@@ -201,7 +208,7 @@ public sealed record RealignJob : IJob<RealignReport>
             return realigner.Identify(_ => identifying.Advance());
         }
 
-        var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter);
+        var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate);
         tokenizer.RequireFits(theta.Config.VocabSize, Base);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var calibration = TrainingRecord.Load(Calibration!).Take(NSamples)

@@ -735,14 +735,22 @@ public sealed record SweepJob : IJob<SweepResult>
                 },
                 ["stamps"] = Stamps(("base", r.Base), ("finetuned", r.Finetuned), ("adapter", r.Adapter), ("safety_vector", r.SafetyVector),
                     ("fisher", r.Fisher), ("calibration", r.Calibration)),
-                ["realign"] = new JsonObject
-                {
-                    ["modules"] = r.Modules is null ? null : new JsonArray(r.Modules.Select(m => (JsonNode?)m).ToArray()),
-                    ["blocksize"] = r.BlockSize, ["percdamp"] = r.PercDamp, ["nsamples"] = r.NSamples, ["seqlen"] = r.SeqLen,
-                    ["recalibrate"] = r.Recalibrate, ["system_prompt"] = r.SystemPrompt, ["dtype"] = r.DType,
-                },
+                ["realign"] = RealignOptions(r),
                 ["evaluation"] = EvaluationOptions(),
             };
+        }
+
+        private static JsonObject RealignOptions(RealignJob r)
+        {
+            var options = new JsonObject
+            {
+                ["modules"] = r.Modules is null ? null : new JsonArray(r.Modules.Select(m => (JsonNode?)m).ToArray()),
+                ["blocksize"] = r.BlockSize, ["percdamp"] = r.PercDamp, ["nsamples"] = r.NSamples, ["seqlen"] = r.SeqLen,
+                ["recalibrate"] = r.Recalibrate, ["system_prompt"] = r.SystemPrompt, ["dtype"] = r.DType,
+            };
+            // Only when set, so that the options of sweeps run before the flag existed still match.
+            if (r.NoChatTemplate) options["no_chat_template"] = true;
+            return options;
         }
 
         // What makes an evaluation: the prompt sets, the judge, the task data and metric, the generation options.
@@ -778,6 +786,7 @@ public sealed record SweepJob : IJob<SweepResult>
                 ["task_limit"] = job.Task.Limit,
             };
             // Answers of a served model may differ from local ones (another numeric precision): the engine is part of the evaluation.
+            if (s.NoChatTemplate || job.Task.NoChatTemplate) options["no_chat_template"] = true;
             if (s.Engine is { } e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
             return options;
         }

@@ -26,6 +26,7 @@ internal sealed class ThreadTeam
     private readonly SemaphoreSlim[] start;
     private readonly Lock busy = new();
     private Action<int, int>? body;
+    private Action<string>? listener; // the caller's warning listener, adopted by the workers for the body
     private int activeThreads;
     private int pending;
     private Exception? failure;
@@ -41,7 +42,8 @@ internal sealed class ThreadTeam
             int id = i + 1;
             start[i] = new SemaphoreSlim(0);
             workers[i] = new Thread(() => WorkerLoop(id)) { IsBackground = true, Name = $"irr-team-{id}" };
-            workers[i].Start();
+            // Not the first caller's execution context: each body runs with its own caller's warning listener (Run).
+            using (ExecutionContext.SuppressFlow()) workers[i].Start();
         }
     }
 
@@ -75,6 +77,7 @@ internal sealed class ThreadTeam
         try
         {
             body = work;
+            listener = Diagnostics.Current;
             activeThreads = threads;
             failure = null;
             pending = threads - 1;
@@ -100,6 +103,7 @@ internal sealed class ThreadTeam
         while (true)
         {
             start[id - 1].Wait();
+            Diagnostics.Adopt(listener);
             try { body!(id, activeThreads); }
             catch (Exception e) { Interlocked.CompareExchange(ref failure, e, null); }
             if (Interlocked.Decrement(ref pending) == 0) done.Set();

@@ -43,6 +43,27 @@ public sealed class PretrainedTokenizer
         Tokenizer = tokenizer;
     }
 
+    // A copy that formats prompts as raw text (AsRawText).
+    private PretrainedTokenizer(PretrainedTokenizer other, bool rawText)
+    {
+        Tokenizer = other.Tokenizer;
+        Config = other.Config;
+        (templates, templateSource) = (other.templates, other.templateSource);
+        Directory = other.Directory;
+        FromAdapter = other.FromAdapter;
+        RawText = rawText;
+    }
+
+    /// <summary>
+    /// True when prompts are the records' text tokenized as is (<c>--no-chat-template</c>): no chat template, BOS/EOS as
+    /// the tokenizer adds them (<c>add_bos_token</c>/<c>add_eos_token</c>, or tokenizer.json's post-processor), as
+    /// transformers' <c>tokenizer(text)</c> and vLLM's completions API do. <see cref="ChatPrompt"/> decides by it.
+    /// </summary>
+    public bool RawText { get; }
+
+    /// <summary>This tokenizer, formatting prompts as raw text when <paramref name="rawText"/> (<see cref="RawText"/>).</summary>
+    public PretrainedTokenizer AsRawText(bool rawText = true) => rawText == RawText ? this : new PretrainedTokenizer(this, rawText);
+
     private static int TokenId(Tokenizer tokenizer, string? token, string key, string flag) =>
         token is null ? throw new IrrException($"tokenizer_config.json: {flag} is true but {key} is not set")
         : tokenizer.TokenToId(token) ?? throw new IrrException($"tokenizer_config.json: {key} \"{token}\" is not in tokenizer.json's vocabulary");
@@ -102,8 +123,7 @@ public sealed class PretrainedTokenizer
     /// <summary>Encodes text; with <paramref name="addSpecialTokens"/> BOS/EOS are added as transformers would.</summary>
     public int[] Encode(string text, bool addSpecialTokens = false) => Tokenizer.Encode(text, addSpecialTokens);
 
-    /// <summary>Decodes ids.</summary>
-    /// <exception cref="IrrException">An id is not in the vocabulary.</exception>
+    /// <summary>Decodes ids; an id outside the vocabulary (a padded embedding row) decodes to "" (<see cref="Text.Tokenizer.Decode(IEnumerable{int}, bool)"/>).</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false) => Tokenizer.Decode(ids, skipSpecialTokens);
 
     /// <summary>The id of the config's <c>eos_token</c>.</summary>
@@ -125,7 +145,8 @@ public sealed class PretrainedTokenizer
         {
             if (parsed.TryGetValue(key, out var t)) return t;
             if (templates.Count == 0)
-                throw new IrrException("tokenizer_config.json: no chat_template (and no chat_template.jinja): this model has no chat format");
+                throw new IrrException("tokenizer_config.json: no chat_template (and no chat_template.jinja): this model has no chat format " +
+                                       "(for a base model, --no-chat-template tokenizes the text as is)");
             if (!templates.TryGetValue(name ?? "default", out string? source))
                 throw new IrrException(name is null
                     ? $"{templateSource}: multiple chat templates with no default specified; pick one by name (irr chat-format --template NAME). " +

@@ -206,12 +206,17 @@ public sealed class Tokenizer
 
     /// <summary>
     /// Decodes ids to text through the decoder, as HF's <c>decode</c>. Special added tokens are kept
-    /// unless <paramref name="skipSpecialTokens"/> (transformers' default is to keep them).
+    /// unless <paramref name="skipSpecialTokens"/> (transformers' default is to keep them). An id outside the
+    /// vocabulary (a padded embedding row: Qwen2's 151,936 rows against 151,665 ids) decodes to "", as HF tokenizers'
+    /// <c>decode</c> skips ids it has no token for; a warning says so (<see cref="Diagnostics.Warn"/>).
     /// </summary>
-    /// <exception cref="IrrException">An id is not in the vocabulary.</exception>
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false) => Decode(ids, skipSpecialTokens, out _);
+
+    /// <summary><see cref="Decode(IEnumerable{int}, bool)"/>, counting the ids outside the vocabulary in <paramref name="unknown"/>.</summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens, out int unknown)
     {
         var tokens = new List<string>();
+        unknown = 0;
         foreach (int id in ids)
         {
             if (addedById.TryGetValue(id, out var added))
@@ -219,9 +224,32 @@ public sealed class Tokenizer
                 if (!(skipSpecialTokens && added.Special)) tokens.Add(added.Content);
                 continue;
             }
-            tokens.Add(model.IdToToken(id) ?? throw new IrrException($"token id {id} is not in the vocabulary (ids run from 0 to {VocabSize - 1})"));
+            if ((id >= 0 ? model.IdToToken(id) : null) is { } token) tokens.Add(token);
+            else unknown++;
         }
+        if (unknown > 0)
+            Diagnostics.Warn($"token ids outside the tokenizer's vocabulary (ids 0 to {VocabSize - 1}) decode to \"\", as in Hugging Face tokenizers " +
+                             "(a model whose embedding has more rows than the tokenizer has ids can generate them)");
         return decoder is null ? string.Join(" ", tokens) : string.Concat(decoder.DecodeChain(tokens));
+    }
+
+    /// <summary>
+    /// The text that <paramref name="continuation"/> adds after <paramref name="prompt"/>: decode(prompt ++ continuation)
+    /// minus decode(prompt), as vLLM's incremental detokenizer computes it, so that an answer keeps the leading space its
+    /// first token carries (SentencePiece's "▁Once" after a prompt is " Once"; decoded alone the decoder strips it). Where
+    /// the prompt's text is not a prefix of the whole (bytes of one character split across the two), the text after the
+    /// longest common prefix. <paramref name="unknown"/> counts the continuation's ids outside the vocabulary.
+    /// </summary>
+    public string DecodeContinuation(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation, bool skipSpecialTokens, out int unknown)
+    {
+        Decode(continuation, skipSpecialTokens, out unknown);
+        if (continuation.Count == 0) return "";
+        string before = Decode(prompt, skipSpecialTokens, out _), all = Decode(prompt.Concat(continuation), skipSpecialTokens, out _);
+        int common = before.Length <= all.Length && all.StartsWith(before, StringComparison.Ordinal)
+            ? before.Length
+            : before.AsSpan().CommonPrefixLength(all);
+        if (common > 0 && common < all.Length && char.IsHighSurrogate(all[common - 1])) common--;
+        return all[common..];
     }
 
     /// <summary>The id of a token string (an added token or a vocabulary entry), or null.</summary>

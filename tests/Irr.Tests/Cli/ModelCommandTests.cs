@@ -11,7 +11,7 @@ namespace Irr.Tests.Cli;
 /// <summary>irr score, generate and train on a tiny chat model built in the test (byte-level vocabulary of 261).</summary>
 public class ModelCommandTests
 {
-    private const string Config = """
+    internal const string Config = """
         {"architectures": ["LlamaForCausalLM"], "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
          "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 261, "rms_norm_eps": 1e-5,
          "torch_dtype": "bfloat16", "eos_token_id": 260}

@@ -55,12 +55,16 @@ public class TextCommandTests
     }
 
     [Fact]
-    public void BadIdsAreAnInputError()
+    public void BadIdsAreAnInputErrorAndUnknownIdsDecodeToNothing()
     {
         var (code, _, error) = Run("tokenize", "--model", Model, "--decode", "1,x");
         Assert.Equal(2, code);
         Assert.Equal("error: --decode: 'x' is not a token id (expected non-negative integers separated by commas)", error.TrimEnd());
-        Assert.Equal(2, Run("tokenize", "--model", Model, "--decode", "99999").Code);
+        // An id outside the vocabulary decodes to "", as in HF tokenizers, with one warning.
+        var (unknownCode, output, warning) = Run("tokenize", "--model", Model, "--decode", "99999,99998");
+        Assert.Equal(0, unknownCode);
+        Assert.Equal("", output.TrimEnd());
+        Assert.Single(warning.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("warning: ") && l.Contains("outside the tokenizer's vocabulary"));
     }
 
     [Fact]

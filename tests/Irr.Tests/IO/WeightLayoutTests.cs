@@ -10,7 +10,7 @@ public class WeightLayoutTests
     private const string Tensor = "model.layers.0.self_attn.q_proj.weight";
 
     // A chat model of seed 1 in model.safetensors, plus the index and shards of the same model with seed 2.
-    private static string Mixed(TempDir dir, out int shardCount)
+    internal static string Mixed(TempDir dir, out int shardCount)
     {
         string model = ModelCommandTests.ChatModel(dir, "mixed", seed: 1);
         string resharded = TinyModels.Create(dir["resharded"], File.ReadAllText(Path.Combine(model, "config.json")), seed: 2, maxShardBytes: 2048);

@@ -124,7 +124,7 @@ public class TrainingRecordTests
     [InlineData("{\"prompt\": \"a\", \"response\": \"b\"}\n{oops", "data.jsonl line 2: not valid JSON")]
     [InlineData("[{\"instruction\": \"a\", \"output\": \"b\"}, {\"instruction\": \"a\"}]", "data.jsonl: [1]: missing \"output\"")]
     [InlineData("[{\"instruction\": 3, \"output\": \"b\"}]", "data.jsonl: [0].instruction: expected a string, found the number 3")]
-    [InlineData("[{\"text\": \"a\"}]", "data.jsonl: [0]: missing \"prompt\", \"instruction\", \"question\", \"goal\" or \"behavior\"")]
+    [InlineData("[{\"title\": \"a\"}]", "data.jsonl: [0]: missing \"prompt\", \"instruction\", \"question\", \"goal\" or \"behavior\"")]
     public void MalformedRecordsNameTheirPlace(string text, string message) =>
         Assert.StartsWith(message, Assert.Throws<IrrException>(() => TrainingRecord.Parse(text, "data.jsonl")).Message);
 }

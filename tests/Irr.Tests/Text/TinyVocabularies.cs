@@ -31,6 +31,16 @@ internal static class TinyVocabularies
         for (int b = 0; b < 256; b++) vocab[$"<0x{b:X2}>"] = 3 + b;
         string[] rest = ["▁", "a", "b", "c", "ab", "▁a", "▁ab", "bc", "abc", "▁▁", "中"];
         for (int i = 0; i < rest.Length; i++) vocab[rest[i]] = 259 + i;
+        return Llama(vocab, new JsonArray("a b", "▁ a", "b c", "▁ ab", "ab c", "▁ ▁"), byteFallback, fuseUnk);
+    }
+
+    /// <summary>
+    /// A tokenizer.json of transformers' Llama-2 layout (what its LlamaConverter writes) around a BPE vocabulary and merges
+    /// whose ids 0–2 are &lt;unk&gt; &lt;s&gt; &lt;/s&gt;: normalizer Prepend "▁" + Replace " " → "▁", BOS added by the
+    /// post-processor, decoder Replace "▁" → " ", ByteFallback, Fuse, Strip one leading space.
+    /// </summary>
+    public static JsonObject Llama(JsonObject vocab, JsonArray merges, bool byteFallback = true, bool fuseUnk = true)
+    {
         return new JsonObject
         {
             ["version"] = "1.0",
@@ -68,7 +78,7 @@ internal static class TinyVocabularies
                 ["fuse_unk"] = fuseUnk,
                 ["byte_fallback"] = byteFallback,
                 ["vocab"] = vocab,
-                ["merges"] = new JsonArray("a b", "▁ a", "b c", "▁ ab", "ab c", "▁ ▁"),
+                ["merges"] = merges,
             },
         };
     }
