@@ -88,20 +88,39 @@ public sealed class PretrainedTokenizer
     /// it holds one (<see cref="TokenizerSource.Directory"/>): <c>tokenizer.json</c>, <c>tokenizer_config.json</c> and the
     /// chat templates.
     /// </summary>
-    /// <exception cref="IrrException">The directory or one of the two files is missing or malformed.</exception>
+    /// <exception cref="IrrException">The directory or tokenizer.json is missing, or a file is malformed.</exception>
     public static PretrainedTokenizer Load(string modelDir, string? adapterDir = null)
     {
         string dir = TokenizerSource.Directory(modelDir, adapterDir);
         if (!System.IO.Directory.Exists(dir)) throw new IrrException($"{dir}: model directory not found");
         string json = Path.Combine(dir, "tokenizer.json"), config = Path.Combine(dir, "tokenizer_config.json");
         if (!File.Exists(json)) throw new IrrException($"{dir}: no tokenizer.json (irr reads Hugging Face fast tokenizers only)");
-        if (!File.Exists(config)) throw new IrrException($"{dir}: no tokenizer_config.json");
-        var tokenizerConfig = TokenizerConfig.Load(config);
-        return new PretrainedTokenizer(Tokenizer.Load(json), tokenizerConfig, TokenizerSource.ChatTemplates(dir, tokenizerConfig))
+        // As AutoTokenizer: tokenizer_config.json may be absent (its defaults then), and without tokenizer_class the class
+        // is config.json's tokenizer_class or that of its model_type (the model directory's config.json, also for an adapter's tokenizer).
+        var tokenizer = Tokenizer.Load(json);
+        var (configClass, modelType) = ModelConfigClass(dir, modelDir);
+        var tokenizerConfig = (File.Exists(config) ? TokenizerConfig.Load(config) : TokenizerConfig.Empty)
+            .WithClassDefaults(configClass, modelType, token => tokenizer.TokenToId(token) is not null);
+        return new PretrainedTokenizer(tokenizer, tokenizerConfig, TokenizerSource.ChatTemplates(dir, tokenizerConfig))
         {
             Directory = dir,
             FromAdapter = dir != modelDir,
         };
+    }
+
+    /// <summary>config.json's <c>tokenizer_class</c> and <c>model_type</c> (of the tokenizer's folder, else the model's), or nulls.</summary>
+    private static (string? Class, string? ModelType) ModelConfigClass(string dir, string modelDir)
+    {
+        foreach (string d in (string[])[dir, modelDir])
+        {
+            string path = Path.Combine(d, "config.json");
+            if (!File.Exists(path)) continue;
+            using var doc = IO.JsonCursor.Parse(IO.JsonFiles.ReadText(path), path);
+            var root = IO.JsonCursor.Root(doc, path);
+            if (root.Kind != System.Text.Json.JsonValueKind.Object) return (null, null);
+            return (root.String("tokenizer_class"), root.String("model_type"));
+        }
+        return (null, null);
     }
 
     /// <summary>

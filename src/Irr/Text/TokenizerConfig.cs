@@ -60,6 +60,47 @@ public sealed class TokenizerConfig
         throw new IrrException($"tokenizer_config.json: no chat template named '{name}' (there are: {(templates.Count == 0 ? "none" : string.Join(", ", templates.Keys))})");
     }
 
+    /// <summary>
+    /// The tokenizer class transformers' <c>AutoTokenizer</c> picks for a model type when tokenizer_config.json names
+    /// none (<c>TOKENIZER_MAPPING_NAMES</c> in models/auto/tokenization_auto.py), for the families irr reads.
+    /// </summary>
+    private static readonly Dictionary<string, string> ClassOfModelType = new(StringComparer.Ordinal)
+    {
+        ["llama"] = "LlamaTokenizerFast", ["mistral"] = "LlamaTokenizerFast", ["mixtral"] = "LlamaTokenizerFast", ["phi3"] = "LlamaTokenizerFast",
+        ["gemma"] = "GemmaTokenizerFast", ["gemma2"] = "GemmaTokenizerFast", ["gemma3"] = "GemmaTokenizerFast", ["gemma3_text"] = "GemmaTokenizerFast",
+        ["qwen2"] = "Qwen2TokenizerFast", ["qwen3"] = "Qwen2TokenizerFast",
+    };
+
+    /// <summary>The special tokens a tokenizer class's <c>__init__</c> defaults to (LlamaTokenizerFast, GemmaTokenizerFast, Qwen2TokenizerFast).</summary>
+    private static readonly Dictionary<string, (string Key, string Token)[]> ClassDefaults = new(StringComparer.Ordinal)
+    {
+        ["LlamaTokenizerFast"] = [("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>")],
+        ["GemmaTokenizerFast"] = [("bos_token", "<bos>"), ("eos_token", "<eos>"), ("unk_token", "<unk>"), ("pad_token", "<pad>")],
+        ["Qwen2TokenizerFast"] = [("eos_token", "<|endoftext|>"), ("unk_token", "<|endoftext|>"), ("pad_token", "<|endoftext|>")],
+    };
+
+    /// <summary>
+    /// This config as transformers' <c>AutoTokenizer</c> completes it: without <c>tokenizer_class</c>, the class
+    /// config.json names (<c>tokenizer_class</c>) or the one of its <c>model_type</c>; the special tokens that class
+    /// defaults to, where the file sets none and the vocabulary has them (<paramref name="inVocabulary"/>).
+    /// </summary>
+    /// <param name="configClass">config.json's <c>tokenizer_class</c>, or null.</param>
+    /// <param name="modelType">config.json's <c>model_type</c>, or null.</param>
+    /// <param name="inVocabulary">Whether a token is in tokenizer.json's vocabulary.</param>
+    public TokenizerConfig WithClassDefaults(string? configClass, string? modelType, Func<string, bool> inVocabulary)
+    {
+        string? cls = TokenizerClass ?? configClass ?? (modelType is null ? null : ClassOfModelType.GetValueOrDefault(modelType));
+        if (cls is null) return this;
+        var specials = new Dictionary<string, string?>(SpecialTokens, StringComparer.Ordinal);
+        string key = cls.EndsWith("Fast", StringComparison.Ordinal) ? cls : cls + "Fast";
+        foreach (var (name, token) in ClassDefaults.GetValueOrDefault(key) ?? [])
+            if (!specials.ContainsKey(name) && inVocabulary(token)) specials[name] = token;
+        return new TokenizerConfig(templates, specials, AddBosToken, AddEosToken, cls);
+    }
+
+    /// <summary>An empty config: what a directory without tokenizer_config.json has (transformers then uses the class defaults).</summary>
+    public static TokenizerConfig Empty => new([], [], null, null, null);
+
     /// <summary>Reads a <c>tokenizer_config.json</c> file.</summary>
     /// <exception cref="IrrException">The file is missing or malformed; the message names the key.</exception>
     public static TokenizerConfig Load(string path)

@@ -186,10 +186,50 @@ public class TokenizerConfigTests
     [Fact]
     public void MissingFilesAreNamed()
     {
-        using var noConfig = new TinyModelDir(writeConfig: false);
-        Assert.Equal($"{noConfig.Path}: no tokenizer_config.json", Assert.Throws<IrrException>(() => PretrainedTokenizer.Load(noConfig.Path)).Message);
+        using var noJson = new TinyModelDir();
+        File.Delete(Path.Combine(noJson.Path, "tokenizer.json"));
+        Assert.Equal($"{noJson.Path}: no tokenizer.json (irr reads Hugging Face fast tokenizers only)", Assert.Throws<IrrException>(() => PretrainedTokenizer.Load(noJson.Path)).Message);
         using var noTemplate = new TinyModelDir(new JsonObject { ["eos_token"] = "</s>" });
         Assert.StartsWith("tokenizer_config.json: no chat_template",
             Assert.Throws<IrrException>(() => ChatPrompt.Render(PretrainedTokenizer.Load(noTemplate.Path), "a", null)).Message);
+    }
+
+    [Fact]
+    public void WithoutTokenizerConfigTheClassOfTheModelTypeDecidesAsAutoTokenizerDoes()
+    {
+        // transformers' AutoTokenizer on a folder without tokenizer_config.json (a converted llama2.c model, say): the class is
+        // config.json's tokenizer_class, else the one of its model_type (TOKENIZER_MAPPING_NAMES: llama → LlamaTokenizerFast,
+        // qwen2 → Qwen2TokenizerFast), with that class's default special tokens; LlamaTokenizerFast adds BOS (add_bos_token
+        // defaults to true) even though tokenizer.json here has no post-processor. Ids: <s> 1, </s> 2, ▁a 264.
+        using var dir = new TinyModelDir(writeConfig: false);
+        var json = TinyVocabularies.SentencePiece();
+        json["post_processor"] = null;
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer.json"), json.ToJsonString());
+        void ModelType(string config) => File.WriteAllText(Path.Combine(dir.Path, "config.json"), config);
+
+        // No config.json either: tokenizer.json as it is (PreTrainedTokenizerFast), no eos_token.
+        var plain = PretrainedTokenizer.Load(dir.Path);
+        Assert.Equal([264], plain.Encode("a", addSpecialTokens: true));
+        Assert.Equal("tokenizer_config.json: no eos_token", Assert.Throws<IrrException>(() => plain.EosTokenId).Message);
+
+        ModelType("""{"model_type": "llama"}""");
+        var llama = PretrainedTokenizer.Load(dir.Path);
+        Assert.Equal([1, 264], llama.Encode("a", addSpecialTokens: true));
+        Assert.Equal(2, llama.EosTokenId);
+
+        ModelType("""{"model_type": "llama", "tokenizer_class": "PreTrainedTokenizerFast"}""");
+        Assert.Equal([264], PretrainedTokenizer.Load(dir.Path).Encode("a", addSpecialTokens: true));
+
+        ModelType("""{"model_type": "qwen2"}"""); // Qwen2TokenizerFast adds no BOS; its eos <|endoftext|> is not in this vocabulary
+        var qwen = PretrainedTokenizer.Load(dir.Path);
+        Assert.Equal([264], qwen.Encode("a", addSpecialTokens: true));
+        Assert.Throws<IrrException>(() => qwen.EosTokenId);
+
+        // A tokenizer_config.json without tokenizer_class: its keys, and the class of the model type for the rest.
+        ModelType("""{"model_type": "llama"}""");
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer_config.json"), """{"add_bos_token": false}""");
+        var noBos = PretrainedTokenizer.Load(dir.Path);
+        Assert.Equal([264], noBos.Encode("a", addSpecialTokens: true));
+        Assert.Equal(2, noBos.EosTokenId);
     }
 }
