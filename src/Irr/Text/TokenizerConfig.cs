@@ -89,12 +89,17 @@ public sealed class TokenizerConfig
     /// <param name="inVocabulary">Whether a token is in tokenizer.json's vocabulary.</param>
     public TokenizerConfig WithClassDefaults(string? configClass, string? modelType, Func<string, bool> inVocabulary)
     {
-        string? cls = TokenizerClass ?? configClass ?? (modelType is null ? null : ClassOfModelType.GetValueOrDefault(modelType));
+        if (TokenizerClass is not null) return this;
+        string? cls = configClass ?? (modelType is null ? null : ClassOfModelType.GetValueOrDefault(modelType));
         if (cls is null) return this;
         var specials = new Dictionary<string, string?>(SpecialTokens, StringComparer.Ordinal);
         string key = cls.EndsWith("Fast", StringComparison.Ordinal) ? cls : cls + "Fast";
         foreach (var (name, token) in ClassDefaults.GetValueOrDefault(key) ?? [])
             if (!specials.ContainsKey(name) && inVocabulary(token)) specials[name] = token;
+        // A class whose BOS the vocabulary lacks (transformers would add the token as a new id, which the model has no
+        // row for): tokenizer.json's own post-processor decides, as before.
+        if ((AddBosToken ?? true) && key is "LlamaTokenizerFast" or "GemmaTokenizerFast" && specials.GetValueOrDefault("bos_token") is null)
+            return new TokenizerConfig(templates, specials, AddBosToken, AddEosToken, null);
         return new TokenizerConfig(templates, specials, AddBosToken, AddEosToken, cls);
     }
 
