@@ -407,7 +407,7 @@ public class InputChecksTests
         SetAdapterBase(adapter, "meta-llama/Llama-2-7b-chat-hf");
         var warned = CliRunner.Run(Realign(w.Aligned));
         Ok(warned);
-        Assert.Contains($"warning: {adapter}: adapter_config.json names its base 'meta-llama/Llama-2-7b-chat-hf' (base_model_name_or_path), which is no directory here", warned.Err);
+        Assert.Contains($"warning: {adapter}: adapter_config.json names its base 'meta-llama/Llama-2-7b-chat-hf' (base_model_name_or_path), which is no model directory here", warned.Err);
         // … unless the base is that ID's snapshot in the Hugging Face cache (models--ORG--NAME/snapshots/REVISION) …
         string snapshot = Path.Combine(w.Dir["hub"], "models--meta-llama--Llama-2-7b-chat-hf", "snapshots", "08751db2aca9bf2f7f80d2e516117a53d7450235");
         Copy(w.Aligned, snapshot);
