@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Irr.Jobs;
+using Irr.Realign;
 
 namespace Irr.Cli;
 
@@ -47,7 +48,33 @@ internal static class RunCommand
     {
         var root = Program.BuildRoot();
         var graph = StepGraph.Plan(recipe.WithSteps(recipe.Steps.Select(s => Canonical(recipe, root, s)).ToList()));
-        return graph.Order.Select(s => Parse(recipe, root, s)).ToList();
+        var steps = graph.Order.Select(s => Parse(recipe, root, s)).ToList();
+        foreach (var step in graph.Order) CheckPlannedInputs(recipe, graph, step);
+        return steps;
+    }
+
+    // A realign, sweep or baseline step whose safety vector or Fisher an earlier step computes: the models that step
+    // names against this step's base and fine-tune (InputChecks.Planned), so a swap stops the run before any step runs.
+    private static void CheckPlannedInputs(Recipe recipe, StepGraph graph, PlannedStep step)
+    {
+        if (step.Command is not ("realign" or "sweep" or "baseline resta" or "baseline safelora")) return;
+        string? Value(PlannedStep s, string key) => s.Options.FirstOrDefault(o => o.Key == key) is { Values.Count: 1 } o ? o.Values[0] : null;
+        PlannedStep? Producer(string key, string command) =>
+            step.DependsOn.Where(d => d.Via.Key == key).Select(d => graph.Steps[d.Producer]).FirstOrDefault(p => p.Command == command);
+        if (Value(step, "base") is not { } @base) return;
+        var sv = Producer("safety-vector", "safety-vector");
+        var fisher = Producer("fisher", "fisher");
+        if (sv is null && fisher is null) return;
+        try
+        {
+            InputChecks.Planned(step.Command, @base, Value(step, "finetuned"), Value(step, "adapter"),
+                sv is null ? null : Value(step, "safety-vector"), sv is null ? null : Value(sv, "aligned"), sv is null ? null : Value(sv, "unaligned"),
+                fisher is null ? null : Value(step, "fisher"), fisher is null ? null : Value(fisher, "model"));
+        }
+        catch (IrrException e)
+        {
+            throw recipe.Error(step.Step.Line, e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}");
+        }
     }
 
     private static Command CommandOf(Command root, string command) =>

@@ -86,7 +86,7 @@ public static class AdapterBase
             if (matching.Count == 0)
                 return (Verdict.Mismatch, $"{claim}, which the Hugging Face cache holds as {Describe(Facts(cached[0]))}, but the base given, {baseModel}, is {Describe(facts)}");
         }
-        return (Verdict.Unknown, $"{claim}, which is no directory here and not the name of the base given, {baseModel} ({Describe(Facts(Path.Combine(baseModel, "config.json")))}); irr cannot check that they are one model");
+        return (Verdict.Unknown, $"{claim}, which is no model directory here (no config.json) and not the name of the base given, {baseModel} ({Describe(Facts(Path.Combine(baseModel, "config.json")))}); irr cannot check that they are one model");
     }
 
     private static (Verdict, string?) Compare(string named, string baseModel, string claim)

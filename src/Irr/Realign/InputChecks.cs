@@ -58,6 +58,42 @@ public static class InputChecks
     }
 
     /// <summary>
+    /// irr run, before any step runs: a realign, sweep or baseline step whose safety vector or Fisher an earlier step of
+    /// the recipe computes (so the file does not exist yet) is checked against the models that step names, as
+    /// <see cref="Realign"/> checks the files' metadata later: the safety vector's <paramref name="svAligned"/> or the
+    /// Fisher's <paramref name="fisherModel"/> being θ_F (the same directory, or the same <see cref="ModelFingerprint"/>)
+    /// is a swap, and the safety vector's <paramref name="svUnaligned"/> being the base is θ_U given as the base. Only
+    /// refusals: what would merely be said is said by the step itself.
+    /// </summary>
+    /// <exception cref="IrrException">The step would compute with swapped models.</exception>
+    public static void Planned(string command, string @base, string? finetuned, string? adapter,
+        string? safetyVector, string? svAligned, string? svUnaligned, string? fisher, string? fisherModel)
+    {
+        var models = new Models(command, @base, finetuned, adapter);
+        if (!Directory.Exists(@base)) return;
+        if (safetyVector is not null && svUnaligned is not null && PlannedOrigin(models, svUnaligned, "").Source == Source.Base && !AdapterBase.SameDirectory(svUnaligned, models.FinetunedPath))
+            throw new IrrException($"{command}: {models.BaseName} {@base} is the unaligned model θ_U from which the recipe computes the safety vector {safetyVector}, not the aligned model θ_A: are the aligned and the unaligned model swapped?");
+        var origins = new List<(string File, string What, Recorded Origin)>();
+        if (safetyVector is not null && svAligned is not null)
+            origins.Add((safetyVector, "safety vector", PlannedOrigin(models, svAligned, "the recipe computes it from there")));
+        if (fisher is not null && fisherModel is not null)
+            origins.Add((fisher, "Fisher", PlannedOrigin(models, fisherModel, "the recipe computes it from there")));
+        Decide(models, origins, warn: false);
+    }
+
+    // The model an earlier step of a recipe computes a file from: the base, θ_F, or another (or not known yet).
+    private static Recorded PlannedOrigin(Models models, string path, string detail)
+    {
+        if (AdapterBase.SameDirectory(path, models.Base)) return new(Source.Base, path, detail);
+        if (models.Finetuned is not null && AdapterBase.SameDirectory(path, models.Finetuned)) return new(Source.Finetuned, path, detail);
+        string? fingerprint = Directory.Exists(path) ? ModelFingerprint.Of(path) : null;
+        if (fingerprint is null) return new(Source.Unknown, path, "");
+        if (fingerprint == models.FpBase) return new(Source.Base, path, $"the recipe computes it from {path}, which holds the same weights");
+        if (fingerprint == models.FpFinetuned) return new(Source.Finetuned, path, $"the recipe computes it from {path}, which holds the same weights");
+        return new(Source.Other, path, detail);
+    }
+
+    /// <summary>
     /// irr safety-vector: θ_A and θ_U (a model, or an adapter that must be on θ_A). Which of two full models was made
     /// from the other decides nothing here: IRR's θ_U is θ_A fine-tuned on harmful answers, but Safe LoRA's V is
     /// chat − base, whose aligned model was made from the unaligned one; an irr output given as θ_A made from θ_U is
@@ -272,7 +308,7 @@ public static class InputChecks
 
     // θ_F recorded as θ_A: the two models are swapped, unless the other file records the base (then that file is wrong).
     // Another model recorded: said (a base converted to a narrower type is another file).
-    private static void Decide(Models models, List<(string File, string What, Recorded Origin)> origins)
+    private static void Decide(Models models, List<(string File, string What, Recorded Origin)> origins, bool warn = true)
     {
         string command = models.Command;
         foreach (var (file, what, origin) in origins.Where(o => o.Origin.Source == Source.Finetuned))
@@ -283,7 +319,7 @@ public static class InputChecks
             throw new IrrException($"{command}: {models.BaseName} {models.Base} and {models.FinetunedName} {models.FinetunedPath} are swapped: the {what} {file} was computed from " +
                                    $"{models.FinetunedPath} as the aligned model θ_A ({origin.Detail})");
         }
-        foreach (var (file, what, origin) in origins.Where(o => o.Origin.Source == Source.Other))
+        foreach (var (file, what, origin) in origins.Where(o => warn && o.Origin.Source == Source.Other))
             Diagnostics.Warn($"{command}: the {what} {file} was computed from another aligned model than {models.BaseName} {models.Base} ({origin.Detail}); " +
                              "irr checks a base by its weights, and a base converted to a narrower type counts as another");
     }

@@ -203,6 +203,50 @@ public class InputChecksTests
     }
 
     [Fact]
+    public void ARecipeThatComputesTheSafetyVectorAndFisherItselfRefusesSwappedModelsBeforeAnyStepRuns()
+    {
+        // The safety vector and the Fisher are outputs of earlier steps, so they do not exist when the recipe is checked:
+        // the models those steps name decide, as the files' metadata (aligned_fingerprint, model_fingerprint) decide later.
+        using var w = new World();
+        string Recipe(string name, string sv, string fisher, string realign)
+        {
+            File.WriteAllText(w.Dir[name], $$"""
+                output: {{name}}-out
+                steps:
+                  - safety-vector: {{{sv}}, modules: "q_proj,v_proj"}
+                  - fisher: {model: {{fisher}}, data: data.jsonl, modules: "q_proj,v_proj", batch-size: 2}
+                  - realign: {{{realign}}, calibration: data.jsonl, modules: "q_proj,v_proj", blocksize: 8, nsamples: 2}
+                """);
+            return w.Dir[name];
+        }
+        void RefusedBeforeAnyStep(string recipe, params string[] fragments)
+        {
+            var (code, stdout, err) = CliRunner.Run("run", recipe);
+            Assert.True(code == 2, $"exit {code}: {err}");
+            Assert.Equal("", stdout);
+            Assert.Single(err.Trim().Split('\n'));
+            foreach (string f in fragments) Assert.True(err.Contains(f, StringComparison.Ordinal), $"not found: {f}\nin: {err}");
+            Assert.False(Directory.Exists(recipe + "-out") && Directory.EnumerateFileSystemEntries(recipe + "-out").Any(), "a step ran");
+        }
+        // θ_A and θ_F swapped in the realign step (a copy of θ_A's directory counts as θ_A: same fingerprint).
+        string copy = w.Dir["aligned-copy"];
+        Directory.CreateDirectory(copy);
+        foreach (string f in Directory.GetFiles(w.Aligned)) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        RefusedBeforeAnyStep(Recipe("swapped.yaml", "aligned: aligned, unaligned: unaligned", "aligned", "base: finetuned, finetuned: aligned-copy"),
+            "swapped.yaml line 5: realign: ", $"base {w.Finetuned} and finetuned {copy} are swapped", $"the recipe computes it from {w.Aligned}, which holds the same weights");
+        // The Fisher step on θ_F, the models in their places.
+        RefusedBeforeAnyStep(Recipe("fisher.yaml", "aligned: aligned, unaligned: unaligned", "finetuned", "base: aligned, finetuned: finetuned"),
+            $"was computed from finetuned {w.Finetuned} as the aligned model θ_A", "but the safety vector");
+        // The safety vector step with θ_A and θ_U swapped.
+        RefusedBeforeAnyStep(Recipe("reversed.yaml", "aligned: unaligned, unaligned: aligned", "aligned", "base: aligned, finetuned: finetuned"),
+            $"base {w.Aligned} is the unaligned model θ_U from which the recipe computes the safety vector");
+        // Everything in its place runs.
+        var ok = CliRunner.Run("run", Recipe("right.yaml", "aligned: aligned, unaligned: unaligned", "aligned", "base: aligned-copy, finetuned: finetuned"));
+        Ok(ok);
+        Assert.True(File.Exists(Path.Combine(w.Dir["right.yaml-out"], "realign", "model.safetensors")), ok.Err);
+    }
+
+    [Fact]
     public void WhatOnlyNamesOrDerivationsSuggestIsSaidAndTheRunProceeds()
     {
         using var w = new World();
@@ -363,7 +407,7 @@ public class InputChecksTests
         SetAdapterBase(adapter, "meta-llama/Llama-2-7b-chat-hf");
         var warned = CliRunner.Run(Realign(w.Aligned));
         Ok(warned);
-        Assert.Contains($"warning: {adapter}: adapter_config.json names its base 'meta-llama/Llama-2-7b-chat-hf' (base_model_name_or_path), which is no directory here", warned.Err);
+        Assert.Contains($"warning: {adapter}: adapter_config.json names its base 'meta-llama/Llama-2-7b-chat-hf' (base_model_name_or_path), which is no model directory here", warned.Err);
         // … unless the base is that ID's snapshot in the Hugging Face cache (models--ORG--NAME/snapshots/REVISION) …
         string snapshot = Path.Combine(w.Dir["hub"], "models--meta-llama--Llama-2-7b-chat-hf", "snapshots", "08751db2aca9bf2f7f80d2e516117a53d7450235");
         Copy(w.Aligned, snapshot);
