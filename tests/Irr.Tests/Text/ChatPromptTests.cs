@@ -188,7 +188,7 @@ public class TokenizerConfigTests
     {
         using var noJson = new TinyModelDir();
         File.Delete(Path.Combine(noJson.Path, "tokenizer.json"));
-        Assert.Equal($"{noJson.Path}: no tokenizer.json (irr reads Hugging Face fast tokenizers only)", Assert.Throws<IrrException>(() => PretrainedTokenizer.Load(noJson.Path)).Message);
+        Assert.Equal($"{noJson.Path}: no tokenizer.json (irr reads Hugging Face fast tokenizers, and Llama SentencePiece tokenizer.model files)", Assert.Throws<IrrException>(() => PretrainedTokenizer.Load(noJson.Path)).Message);
         using var noTemplate = new TinyModelDir(new JsonObject { ["eos_token"] = "</s>" });
         Assert.StartsWith("tokenizer_config.json: no chat_template",
             Assert.Throws<IrrException>(() => ChatPrompt.Render(PretrainedTokenizer.Load(noTemplate.Path), "a", null)).Message);
