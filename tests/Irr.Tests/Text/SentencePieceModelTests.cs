@@ -39,6 +39,28 @@ public class SentencePieceModelTests
         Assert.Equal("</s>", tokenizer.Config.EosToken);
     }
 
+    [SharedFixtureFact(Model)]
+    public void AnAdapterFolderWithATokenizerModelGivesTheTokenizerAndTemplateAsVllmDoes()
+    {
+        // vLLM's get_lora_tokenizer: AutoTokenizer.from_pretrained(lora_path), which converts a tokenizer.model there.
+        var reference = Llama2cTokenizer.Read(Fixtures.Shared("../realmodel/tok512.bin"), 512);
+        using var tmp = new TempDir();
+        string model = tmp["model"], adapter = tmp["adapter"];
+        Directory.CreateDirectory(model);
+        Directory.CreateDirectory(adapter);
+        File.WriteAllText(Path.Combine(model, "config.json"), """{"model_type": "llama", "vocab_size": 512}""");
+        File.WriteAllText(Path.Combine(model, "tokenizer.json"), """{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}""");
+        File.Copy(Fixtures.Shared(Model), Path.Combine(adapter, "tokenizer.model"));
+        File.WriteAllText(Path.Combine(adapter, "chat_template.jinja"), "[{{ messages[0].content }}]");
+        var warnings = new List<string>();
+        PretrainedTokenizer tokenizer;
+        using (Diagnostics.Listen(warnings.Add)) tokenizer = PretrainedTokenizer.Load(model, adapter);
+        Assert.True(tokenizer.FromAdapter);
+        Assert.Equal(reference.Encode("Lily and Ben"), tokenizer.Encode("Lily and Ben", addSpecialTokens: true));
+        Assert.Equal("[Hi]", tokenizer.ApplyChatTemplate([new ChatMessage("user", "Hi")], addGenerationPrompt: true));
+        Assert.Single(warnings, w => w.Contains("using the tokenizer and chat template saved with the adapter"));
+    }
+
     [Fact]
     public void AUnigramModelIsRefusedByName()
     {
