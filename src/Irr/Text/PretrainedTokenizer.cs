@@ -36,7 +36,9 @@ public sealed class PretrainedTokenizer
         {
             // LlamaTokenizerFast.update_post_processor: BOS unless add_bos_token is false, EOS only if add_eos_token.
             bool addBos = config.AddBosToken ?? true, addEos = config.AddEosToken ?? false;
-            int? bos = addBos ? TokenId(tokenizer, config.BosToken, "bos_token", "add_bos_token") : null;
+            // add_bos_token by default only where there is a BOS: a class inferred from config.json's model_type (no
+            // tokenizer_config.json) over a vocabulary without the class's "<s>" (a byte-level tokenizer) adds none.
+            int? bos = addBos && (config.AddBosToken is not null || config.BosToken is not null) ? TokenId(tokenizer, config.BosToken, "bos_token", "add_bos_token") : null;
             int? eos = addEos ? TokenId(tokenizer, config.EosToken, "eos_token", "add_eos_token") : null;
             tokenizer = tokenizer.WithBosEosPostProcessor(bos, eos);
         }
