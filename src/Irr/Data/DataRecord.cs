@@ -131,7 +131,7 @@ public sealed class DataRecord
     /// completion: [one assistant message]}</c>, or LlamaFactory's alpaca record with <c>system</c> or <c>history</c> (the system
     /// turn, the history's [user, assistant] pairs, the Alpaca user message, the output). When the last message is the assistant's, it is the answer and the messages
     /// before it the prompt, as TRL's prompt-completion records are (only the completion carries labels); otherwise there is
-    /// no answer. A content given as a list of parts (<c>[{"type": "text", "text": …}]</c>) is the texts of its parts joined.
+    /// no answer. A content given as a list of parts (<c>[{"type": "text", "text": …}]</c>) is the texts of its parts joined with "\n" (as vLLM).
     /// </summary>
     /// <exception cref="IrrException">The messages are malformed: not objects, an unknown role, a system message after the first, no user message before the answer, a completion that is not one assistant message.</exception>
     public Conversation? Conversation()
@@ -220,12 +220,13 @@ public sealed class DataRecord
         return turns;
     }
 
-    // A message's content: a string, or OpenAI's list of parts whose text parts are joined.
+    // A message's content: a string, or OpenAI's list of parts whose text parts are joined with "\n", as vLLM's chat API
+    // does for a text-only chat template (vllm/entrypoints/chat_utils.py, _parse_chat_message_content_parts: "\n".join(texts)).
     private static string Content(JsonCursor content)
     {
         if (content.Kind == JsonValueKind.String) return content.AsString();
         if (content.Kind != JsonValueKind.Array) throw content.Error($"expected a string or a list of text parts, found {content.Describe()}");
-        return string.Concat(content.Items().Select(part =>
+        return string.Join("\n", content.Items().Select(part =>
             part.Kind == JsonValueKind.Object && part.String("type") == "text" && part.GetNonNull("text") is { } t ? t.AsString()
             : throw part.Error($"expected a text part {{\"type\": \"text\", \"text\": …}}, found {part.Describe()}")));
     }

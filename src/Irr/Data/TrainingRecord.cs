@@ -41,7 +41,14 @@ public sealed record TrainingRecord(string User, string Answer)
     /// </summary>
     public bool IsText { get; init; }
 
-    /// <summary>Where a <see cref="IsText"/> record is (<c>data.jsonl line 4</c>), for the error of a chat template that cannot format it.</summary>
+    /// <summary>Equal user, answer, turns and kind; where the record was read does not count.</summary>
+    public bool Equals(TrainingRecord? other) =>
+        other is not null && User == other.User && Answer == other.Answer && Equals(Turns, other.Turns) && IsText == other.IsText;
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(User, Answer, Turns, IsText);
+
+    /// <summary>Where the record is (<c>data.jsonl line 4</c>), for errors about its format (a chat template that cannot format a <see cref="IsText"/> record, raw text that cannot take a conversation).</summary>
     public string? Where { get; init; }
 
     /// <summary>The training view of one record: its user message and its answer; a <c>{"text"}</c> record's text (<see cref="IsText"/>).</summary>
@@ -49,7 +56,7 @@ public sealed record TrainingRecord(string User, string Answer)
     public static TrainingRecord Of(DataRecord record)
     {
         if (record.IsTextOnly) return new TrainingRecord("", record.Text()) { IsText = true, Where = record.Where };
-        if (record.Conversation() is not { } conversation) return new(record.User(), record.Answer());
-        return new(conversation.Prompt[^1].Content, record.Answer()) { Turns = conversation.Prompt };
+        if (record.Conversation() is not { } conversation) return new(record.User(), record.Answer()) { Where = record.Where };
+        return new(conversation.Prompt[^1].Content, record.Answer()) { Turns = conversation.Prompt, Where = record.Where };
     }
 }

@@ -256,16 +256,25 @@ public sealed class OpenAiClient : IDisposable
         @"context|too long|too large|exceed|longer than|max_model_len|model length|input length|prompt length|too many tokens|must be <=",
         System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
+    // A hosted API's refusal of one prompt's content: Azure OpenAI's HTTP 400 "The response was filtered due to the prompt
+    // triggering Azure OpenAI's content management policy" (code content_filter), OpenAI's "Invalid prompt: your prompt was
+    // flagged as potentially violating our usage policy" (code invalid_prompt) and "rejected as a result of our safety system"
+    // (content_policy_violation). Harmful prompts are what a safety evaluation sends, so one of them is refused, not the run.
+    private static readonly System.Text.RegularExpressions.Regex PolicyWords = new(
+        @"content management policy|content[_ ]filter|content[_ ]policy|usage polic|safety system",
+        System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
     /// <summary>
     /// Whether an HTTP error is about one request rather than the configuration: 413 (the request is too large), or 400
     /// or 422 whose message (<paramref name="message"/>) is about the request's length (vLLM answers 400 when the prompt
-    /// and max_tokens exceed max_model_len; TGI 422). Any other 4xx (a wrong model name — vLLM's 404 "The model `x` does
+    /// and max_tokens exceed max_model_len; TGI 422), or a 400 refusing the prompt's content (Azure OpenAI's content
+    /// filter, OpenAI's usage-policy refusal). Any other 4xx (a wrong model name — vLLM's 404 "The model `x` does
     /// not exist." —, 401, 403, a wrong endpoint path, a 400 about a parameter every request carries) is a configuration error.
     /// </summary>
     /// <param name="status">The HTTP status.</param>
     /// <param name="message">The server's error message (or body).</param>
     public static bool IsPerRequestError(int status, string message) =>
-        status == 413 || (status is 400 or 422 && LengthWords.IsMatch(message));
+        status == 413 || (status is 400 or 422 && LengthWords.IsMatch(message)) || (status == 400 && PolicyWords.IsMatch(message));
 
     // A hint for the usual configuration errors.
     private string Hint(int status, string said) => status switch

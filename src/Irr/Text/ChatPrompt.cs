@@ -88,7 +88,14 @@ public static class ChatPrompt
     public static EncodedExample Encode(PretrainedTokenizer tokenizer, TrainingRecord record, string? systemPrompt, int maxLength)
     {
         if (maxLength <= 0) throw new IrrException($"the maximum length must be positive, not {maxLength}");
-        if (tokenizer.RawText) return EncodeRaw(tokenizer, RawPrompt(record.Messages(systemPrompt)), record.Answer, maxLength);
+        if (tokenizer.RawText)
+        {
+            // The record's own turns first, named by its line: a system message or a history of its own needs the template.
+            if (!record.IsText && record.Messages(null) is var own && own is not [{ Role: "user" }])
+                throw new IrrException($"{record.Where ?? "a record"}: a conversation of {own.Count} messages ({string.Join(", ", own.Select(m => m.Role))}) needs a chat template: " +
+                                       "with --no-chat-template only a single prompt is tokenized as is");
+            return EncodeRaw(tokenizer, RawPrompt(record.Messages(systemPrompt)), record.Answer, maxLength);
+        }
         if (record.IsText)
             throw new IrrException($"{record.Where}: a {{\"text\"}} record (language-modeling data) has no prompt for a chat template; --no-chat-template tokenizes it as is");
         int[] prompt = tokenizer.Encode(Render(tokenizer, record.Messages(systemPrompt)));

@@ -36,7 +36,9 @@ public sealed class PretrainedTokenizer
         {
             // LlamaTokenizerFast.update_post_processor: BOS unless add_bos_token is false, EOS only if add_eos_token.
             bool addBos = config.AddBosToken ?? true, addEos = config.AddEosToken ?? false;
-            int? bos = addBos ? TokenId(tokenizer, config.BosToken, "bos_token", "add_bos_token") : null;
+            // add_bos_token by default only where there is a BOS: a class inferred from config.json's model_type (no
+            // tokenizer_config.json) over a vocabulary without the class's "<s>" (a byte-level tokenizer) adds none.
+            int? bos = addBos && (config.AddBosToken is not null || config.BosToken is not null) ? TokenId(tokenizer, config.BosToken, "bos_token", "add_bos_token") : null;
             int? eos = addEos ? TokenId(tokenizer, config.EosToken, "eos_token", "add_eos_token") : null;
             tokenizer = tokenizer.WithBosEosPostProcessor(bos, eos);
         }
@@ -94,11 +96,10 @@ public sealed class PretrainedTokenizer
         string dir = TokenizerSource.Directory(modelDir, adapterDir);
         if (!System.IO.Directory.Exists(dir)) throw new IrrException($"{dir}: model directory not found");
         string json = Path.Combine(dir, "tokenizer.json"), config = Path.Combine(dir, "tokenizer_config.json");
-        if (!File.Exists(json)) throw new IrrException($"{dir}: no tokenizer.json (irr reads Hugging Face fast tokenizers only)");
         // As AutoTokenizer: tokenizer_config.json may be absent (its defaults then), and without tokenizer_class the class
         // is config.json's tokenizer_class or that of its model_type (the model directory's config.json, also for an adapter's tokenizer).
-        var tokenizer = Tokenizer.Load(json);
         var (configClass, modelType) = ModelConfigClass(dir, modelDir);
+        var tokenizer = File.Exists(json) ? Tokenizer.Load(json) : FromSentencePiece(dir, config, configClass, modelType);
         var tokenizerConfig = (File.Exists(config) ? TokenizerConfig.Load(config) : TokenizerConfig.Empty)
             .WithClassDefaults(configClass, modelType, token => tokenizer.TokenToId(token) is not null);
         return new PretrainedTokenizer(tokenizer, tokenizerConfig, TokenizerSource.ChatTemplates(dir, tokenizerConfig))
@@ -106,6 +107,34 @@ public sealed class PretrainedTokenizer
             Directory = dir,
             FromAdapter = dir != modelDir,
         };
+    }
+
+    /// <summary>
+    /// A directory with a SentencePiece <c>tokenizer.model</c> and no tokenizer.json, of a Llama tokenizer class: the fast
+    /// tokenizer transformers' <c>LlamaConverter</c> builds from it (<see cref="SentencePieceModel"/>), with
+    /// tokenizer_config.json's <c>legacy</c> and <c>add_prefix_space</c> (both default true).
+    /// </summary>
+    private static Tokenizer FromSentencePiece(string dir, string configPath, string? configClass, string? modelType)
+    {
+        string model = Path.Combine(dir, "tokenizer.model");
+        if (!File.Exists(model)) throw new IrrException($"{dir}: no tokenizer.json (irr reads Hugging Face fast tokenizers, and Llama SentencePiece tokenizer.model files)");
+        bool legacy = true, addPrefixSpace = true;
+        string? cls = null;
+        if (File.Exists(configPath))
+        {
+            using var doc = IO.JsonCursor.Parse(IO.JsonFiles.ReadText(configPath), configPath);
+            var root = IO.JsonCursor.Root(doc, Path.GetFileName(configPath));
+            if (root.Kind == System.Text.Json.JsonValueKind.Object)
+            {
+                legacy = root.Bool("legacy", true);
+                addPrefixSpace = root.Bool("add_prefix_space", true);
+                cls = root.String("tokenizer_class");
+            }
+        }
+        cls ??= configClass ?? (modelType is "llama" or "mistral" or "mixtral" ? "LlamaTokenizer" : null);
+        if (cls is null || !(cls.StartsWith("LlamaTokenizer", StringComparison.Ordinal) || cls.StartsWith("CodeLlamaTokenizer", StringComparison.Ordinal)))
+            throw new IrrException($"{dir}: no tokenizer.json, and its tokenizer.model is of class {cls ?? "(none)"}: irr converts only Llama SentencePiece models; save the tokenizer as tokenizer.json (AutoTokenizer.from_pretrained(dir).save_pretrained(dir))");
+        return Tokenizer.FromJson(SentencePieceModel.ToTokenizerJson(model, legacy, addPrefixSpace), "tokenizer.model");
     }
 
     /// <summary>config.json's <c>tokenizer_class</c> and <c>model_type</c> (of the tokenizer's folder, else the model's), or nulls.</summary>

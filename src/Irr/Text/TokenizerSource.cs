@@ -9,10 +9,10 @@ namespace Irr.Text;
 /// </summary>
 /// <remarks>
 /// <para><b>The directory.</b> With a LoRA adapter whose folder holds a <c>tokenizer.json</c> (TRL, axolotl and
-/// LlamaFactory save the tokenizer beside the adapter), the adapter folder's tokenizer and chat template are used, as
+/// LlamaFactory save the tokenizer beside the adapter; or a SentencePiece <c>tokenizer.model</c>, which AutoTokenizer converts), the adapter folder's tokenizer and chat template are used, as
 /// vLLM does (<c>get_lora_tokenizer</c> loads <c>AutoTokenizer.from_pretrained(lora_path)</c> and falls back to the base
 /// model's only when that fails) and as <c>AutoTokenizer.from_pretrained(adapter_dir)</c> with a <c>PeftModel</c> does.
-/// An adapter folder with some tokenizer files but no <c>tokenizer.json</c> is warned about and the model's are used.</para>
+/// An adapter folder with some tokenizer files but neither <c>tokenizer.json</c> nor <c>tokenizer.model</c> is warned about and the model's are used.</para>
 /// <para><b>The templates of a directory</b> (transformers' <c>PreTrainedTokenizerBase._from_pretrained</c>; its test
 /// <c>test_chat_template_file_priority</c>): <c>chat_template.jinja</c> (named "default") and
 /// <c>additional_chat_templates/&lt;name&gt;.jinja</c>, when any of them exists, replace the <c>chat_template</c> key of
@@ -43,15 +43,15 @@ public static class TokenizerSource
     public static string Directory(string modelDir, string? adapterDir)
     {
         if (adapterDir is null || !System.IO.Directory.Exists(adapterDir)) return modelDir;
-        if (File.Exists(Path.Combine(adapterDir, "tokenizer.json")))
+        if (File.Exists(Path.Combine(adapterDir, "tokenizer.json")) || File.Exists(Path.Combine(adapterDir, "tokenizer.model")))
         {
             Diagnostics.Warn($"{adapterDir}: using the tokenizer and chat template saved with the adapter, not {modelDir}'s (as vLLM and AutoTokenizer.from_pretrained on the adapter folder do)");
             return adapterDir;
         }
         var partial = FilesIn(adapterDir).ToList();
         if (partial.Count > 0)
-            Diagnostics.Warn($"{adapterDir}: has {string.Join(", ", partial)} but no tokenizer.json, so they are not used: the tokenizer and chat template are {modelDir}'s " +
-                             "(irr reads fast tokenizers only; save the adapter's tokenizer with tokenizer.save_pretrained to use it)");
+            Diagnostics.Warn($"{adapterDir}: has {string.Join(", ", partial)} but no tokenizer.json or tokenizer.model, so they are not used: the tokenizer and chat template are {modelDir}'s " +
+                             "(save the adapter's tokenizer with tokenizer.save_pretrained to use it)");
         return modelDir;
     }
 

@@ -81,6 +81,33 @@ public class RealModelTests
     }
 
     [SharedFixtureFact(Bin)]
+    public void ADirectoryWithTokenizerModelAndNoTokenizerJsonGeneratesAsLlama2c()
+    {
+        // What LlamaTokenizer(vocab_file="tok512.model").save_pretrained(dir) leaves: tokenizer.model and tokenizer_config.json.
+        var (model, tokenizer) = Load();
+        using var tmp = new TempDir();
+        string dir = tmp["hf"];
+        model.WriteHuggingFace(dir, tokenizer);
+        File.Delete(Path.Combine(dir, "tokenizer.json"));
+        File.Copy(Fixtures.Shared("../realmodel/tok512.model"), Path.Combine(dir, "tokenizer.model"));
+        string[] prompts = ["", "Lily and Ben"];
+        File.WriteAllText(tmp["prompts.json"], new JsonArray([.. prompts.Select(p => (JsonNode)p)]).ToJsonString());
+        var (code, _, err) = CliRunner.Run("generate", "--model", dir, "--prompts", tmp["prompts.json"], "--no-chat-template", "--output-ids",
+            "--max-new-tokens", "60", "--output", tmp["out.jsonl"]);
+        Assert.True(code == 0, err);
+        var lines = File.ReadAllLines(tmp["out.jsonl"]).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        for (int p = 0; p < prompts.Length; p++)
+        {
+            var promptIds = lines[p]["prompt_token_ids"]!.AsArray().Select(n => (int)n!).ToList();
+            Assert.Equal(tokenizer.Encode(prompts[p]), promptIds);
+            var ids = lines[p]["token_ids"]!.AsArray().Select(n => (int)n!).ToList();
+            Assert.Equal(model.Greedy(promptIds, 60).Ids, ids);
+        }
+        Assert.StartsWith(Llama2cStory[..100], (string)lines[0]["response"]!);
+        Assert.StartsWith(" were playing in the park.", (string)lines[1]["response"]!);
+    }
+
+    [SharedFixtureFact(Bin)]
     public void ScoringRawTextIsPromptPlusAnswerWithLlama2csLogProbs()
     {
         var (model, tokenizer) = Load();

@@ -20,8 +20,20 @@ public class ConversationalDataTests
         {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2"}, {"role": "assistant", "content": "A2"}]}
         {"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "U1"}, {"from": "gpt", "value": "A1"}, {"from": "human", "value": "U2"}, {"from": "gpt", "value": "A2"}]}
         {"prompt": [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2"}], "completion": [{"role": "assistant", "content": "A2"}]}
-        {"messages": [{"role": "system", "content": [{"type": "text", "text": "S"}]}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": [{"type": "text", "text": "U"}, {"type": "text", "text": "2"}]}, {"role": "assistant", "content": "A2"}]}
+        {"messages": [{"role": "system", "content": [{"type": "text", "text": "S"}]}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": [{"type": "text", "text": "U2"}]}, {"role": "assistant", "content": "A2"}]}
         """;
+
+    [Fact]
+    public void TextPartsAreJoinedWithANewlineAsVllmsChatApiJoinsThem()
+    {
+        // vLLM (entrypoints/chat_utils.py, _parse_chat_message_content_parts): text_prompt = "\n".join(texts) for a text-only
+        // template, so [{"text": "Hi"}, {"text": "there"}] reaches the template as "Hi\nthere", not "Hithere".
+        var records = TrainingRecord.Parse("""
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}]}, {"role": "assistant", "content": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]}]}
+            """, "chat.jsonl");
+        Assert.Equal("Hi\nthere", records[0].User);
+        Assert.Equal("A\nB", records[0].Answer);
+    }
 
     /// <summary>A model directory with the TinyLlama tokenizer and the given real chat template.</summary>
     private static PretrainedTokenizer WithTemplate(TempDir dir, string template)

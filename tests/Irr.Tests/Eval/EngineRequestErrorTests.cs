@@ -30,6 +30,11 @@ public partial class EngineTests
     [InlineData(422, "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 4000 `inputs` tokens and 512 `max_new_tokens`", true)]
     [InlineData(400, "the request exceeds the available context size, try increasing it", true)]
     [InlineData(413, "Payload Too Large", true)]
+    // Hosted APIs refusing one prompt's content (Azure OpenAI's content filter, code content_filter; OpenAI's invalid_prompt
+    // and content_policy_violation), as their error documentation words them.
+    [InlineData(400, "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry.", true)]
+    [InlineData(400, "Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try again with a different prompt.", true)]
+    [InlineData(400, "Your request was rejected as a result of our safety system.", true)]
     // Configuration errors: every request would get them.
     [InlineData(404, "The model `served` does not exist.", false)]
     [InlineData(404, "Not Found", false)]

@@ -188,7 +188,7 @@ public class TokenizerConfigTests
     {
         using var noJson = new TinyModelDir();
         File.Delete(Path.Combine(noJson.Path, "tokenizer.json"));
-        Assert.Equal($"{noJson.Path}: no tokenizer.json (irr reads Hugging Face fast tokenizers only)", Assert.Throws<IrrException>(() => PretrainedTokenizer.Load(noJson.Path)).Message);
+        Assert.Equal($"{noJson.Path}: no tokenizer.json (irr reads Hugging Face fast tokenizers, and Llama SentencePiece tokenizer.model files)", Assert.Throws<IrrException>(() => PretrainedTokenizer.Load(noJson.Path)).Message);
         using var noTemplate = new TinyModelDir(new JsonObject { ["eos_token"] = "</s>" });
         Assert.StartsWith("tokenizer_config.json: no chat_template",
             Assert.Throws<IrrException>(() => ChatPrompt.Render(PretrainedTokenizer.Load(noTemplate.Path), "a", null)).Message);
@@ -231,5 +231,15 @@ public class TokenizerConfigTests
         var noBos = PretrainedTokenizer.Load(dir.Path);
         Assert.Equal([264], noBos.Encode("a", addSpecialTokens: true));
         Assert.Equal(2, noBos.EosTokenId);
+
+        // model_type llama over a vocabulary without "<s>" (a byte-level tokenizer, as Llama-3's, with only an eos set): the
+        // class's default BOS is not there, so nothing is added; the model still loads (a model_type says nothing about BOS).
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer.json"), TinyVocabularies.ByteLevel().ToJsonString());
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer_config.json"), """{"eos_token": "<|end|>"}""");
+        var byteLevel = PretrainedTokenizer.Load(dir.Path);
+        Assert.Equal(byteLevel.Encode("a"), byteLevel.Encode("a", addSpecialTokens: true));
+        // add_bos_token set explicitly without a bos_token stays an error naming both keys.
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer_config.json"), """{"eos_token": "<|end|>", "add_bos_token": true}""");
+        Assert.Equal("tokenizer_config.json: add_bos_token is true but bos_token is not set", Assert.Throws<IrrException>(() => PretrainedTokenizer.Load(dir.Path)).Message);
     }
 }

@@ -64,6 +64,13 @@ public class RawTextTests
         Assert.Contains("system prompt needs a chat template", e.Message);
         e = Assert.Throws<IrrException>(() => ChatPrompt.EncodePrompt(Raw(), [new("user", "a"), new("assistant", "b"), new("user", "c")]));
         Assert.Contains("3 messages (user, assistant, user) needs a chat template", e.Message);
+        // A record's own system message is the record's, not --system-prompt's: the error names its line and its turns.
+        var record = TrainingRecord.Parse("""
+            {"prompt": "a", "completion": "b"}
+            {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+            """, "chat.jsonl")[1];
+        e = Assert.Throws<IrrException>(() => ChatPrompt.Encode(Raw(), record, null, 100));
+        Assert.Equal("chat.jsonl line 2: a conversation of 2 messages (system, user) needs a chat template: with --no-chat-template only a single prompt is tokenized as is", e.Message);
     }
 
     [Fact]

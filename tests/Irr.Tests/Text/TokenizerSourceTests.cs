@@ -127,8 +127,8 @@ public class TokenizerSourceTests
         PretrainedTokenizer t;
         using (Diagnostics.Listen(warnings.Add)) t = PretrainedTokenizer.Load(model.Path, adapter.Path);
         Assert.Equal("base", Render(t));
-        Assert.Equal([$"{adapter.Path}: has tokenizer_config.json, chat_template.jinja but no tokenizer.json, so they are not used: the tokenizer and chat template are {model.Path}'s " +
-                      "(irr reads fast tokenizers only; save the adapter's tokenizer with tokenizer.save_pretrained to use it)"], warnings);
+        Assert.Equal([$"{adapter.Path}: has tokenizer_config.json, chat_template.jinja but no tokenizer.json or tokenizer.model, so they are not used: the tokenizer and chat template are {model.Path}'s " +
+                      "(save the adapter's tokenizer with tokenizer.save_pretrained to use it)"], warnings);
     }
 
     [Fact]
