@@ -81,16 +81,16 @@ public sealed class TokenizerConfig
 
     /// <summary>
     /// This config as transformers' <c>AutoTokenizer</c> completes it: without <c>tokenizer_class</c>, the class
-    /// config.json names (<c>tokenizer_class</c>) or the one of its <c>model_type</c>; the special tokens that class
-    /// defaults to, where the file sets none and the vocabulary has them (<paramref name="inVocabulary"/>).
+    /// config.json names (<c>tokenizer_class</c>) or the one of its <c>model_type</c>; the special tokens the class
+    /// defaults to (its <c>__init__</c>'s <c>bos_token="&lt;s&gt;"</c> …), where the file sets none and the vocabulary
+    /// has them (<paramref name="inVocabulary"/>).
     /// </summary>
     /// <param name="configClass">config.json's <c>tokenizer_class</c>, or null.</param>
     /// <param name="modelType">config.json's <c>model_type</c>, or null.</param>
     /// <param name="inVocabulary">Whether a token is in tokenizer.json's vocabulary.</param>
     public TokenizerConfig WithClassDefaults(string? configClass, string? modelType, Func<string, bool> inVocabulary)
     {
-        if (TokenizerClass is not null) return this;
-        string? cls = configClass ?? (modelType is null ? null : ClassOfModelType.GetValueOrDefault(modelType));
+        string? cls = TokenizerClass ?? configClass ?? (modelType is null ? null : ClassOfModelType.GetValueOrDefault(modelType));
         if (cls is null) return this;
         var specials = new Dictionary<string, string?>(SpecialTokens, StringComparer.Ordinal);
         string key = cls.EndsWith("Fast", StringComparison.Ordinal) ? cls : cls + "Fast";
@@ -98,7 +98,7 @@ public sealed class TokenizerConfig
             if (!specials.ContainsKey(name) && inVocabulary(token)) specials[name] = token;
         // A class whose BOS the vocabulary lacks (transformers would add the token as a new id, which the model has no
         // row for): tokenizer.json's own post-processor decides, as before.
-        if ((AddBosToken ?? true) && key is "LlamaTokenizerFast" or "GemmaTokenizerFast" && specials.GetValueOrDefault("bos_token") is null)
+        if (TokenizerClass is null && AddBosToken is null && key is "LlamaTokenizerFast" or "GemmaTokenizerFast" && specials.GetValueOrDefault("bos_token") is null)
             return new TokenizerConfig(templates, specials, AddBosToken, AddEosToken, null);
         return new TokenizerConfig(templates, specials, AddBosToken, AddEosToken, cls);
     }

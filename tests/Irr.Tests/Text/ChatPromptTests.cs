@@ -232,6 +232,15 @@ public class TokenizerConfigTests
         Assert.Equal([264], noBos.Encode("a", addSpecialTokens: true));
         Assert.Equal(2, noBos.EosTokenId);
 
+        // A tokenizer_config.json that names the class but no special tokens: the class's __init__ defaults
+        // (LlamaTokenizerFast: bos_token "<s>", eos_token "</s>"), here over a config.json that names no model type.
+        ModelType("{}");
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer_config.json"), """{"tokenizer_class": "LlamaTokenizer"}""");
+        var named = PretrainedTokenizer.Load(dir.Path);
+        Assert.Equal([1, 264], named.Encode("a", addSpecialTokens: true));
+        Assert.Equal(2, named.EosTokenId);
+        ModelType("""{"model_type": "llama"}""");
+
         // model_type llama over a vocabulary without "<s>" (a byte-level tokenizer, as Llama-3's, with only an eos set): the
         // class's default BOS is not there, so nothing is added; the model still loads (a model_type says nothing about BOS).
         File.WriteAllText(Path.Combine(dir.Path, "tokenizer.json"), TinyVocabularies.ByteLevel().ToJsonString());
