@@ -57,20 +57,23 @@ internal static class Fixtures
     }
 }
 
-/// <summary>A fact that is skipped, saying which file is missing, when a shared fixture is absent.</summary>
+/// <summary>
+/// A fact that is skipped, saying which file is missing, when a shared fixture is absent. The reason is also in the
+/// test's display name, because `dotnet test`'s console output lists skipped tests by name only.
+/// </summary>
 public sealed class SharedFixtureFactAttribute : FactAttribute
 {
-    public SharedFixtureFactAttribute(string relativePath)
+    public SharedFixtureFactAttribute(string relativePath, [System.Runtime.CompilerServices.CallerMemberName] string test = "")
     {
-        if (Fixtures.SkipUnlessShared(relativePath) is { } reason) Skip = reason;
+        if (Fixtures.SkipUnlessShared(relativePath) is { } reason) (Skip, DisplayName) = (reason, $"{test} (skipped: {reason})");
     }
 }
 
-/// <summary>A theory that is skipped, saying which file is missing, when a shared fixture is absent.</summary>
+/// <summary>A theory that is skipped, saying which file is missing (also in its display name), when a shared fixture is absent.</summary>
 public sealed class SharedFixtureTheoryAttribute : TheoryAttribute
 {
-    public SharedFixtureTheoryAttribute(string relativePath)
+    public SharedFixtureTheoryAttribute(string relativePath, [System.Runtime.CompilerServices.CallerMemberName] string test = "")
     {
-        if (Fixtures.SkipUnlessShared(relativePath) is { } reason) Skip = reason;
+        if (Fixtures.SkipUnlessShared(relativePath) is { } reason) (Skip, DisplayName) = (reason, $"{test} (skipped: {reason})");
     }
 }
