@@ -25,13 +25,22 @@ public sealed class EngineServer : IDisposable
     private readonly Process _process;
     private readonly StreamWriter _log;
     private readonly Task _copyOut, _copyErr;
+
+    // The last lines the command wrote to standard error (where vLLM and Python put their errors), for an error message: the
+    // two streams are copied to the log by two tasks, so the log's order between them is not the order they were written in.
+    private readonly Queue<string> _lastErrors;
+    private readonly Lock _gate;
+    private const int TailLines = 5;
     private bool _disposed;
 
     // Servers this process started, for the unique served names.
     private static int started;
 
-    private EngineServer(Process process, StreamWriter log, Task copyOut, Task copyErr, Uri url, string servedModel, string logPath)
+    private EngineServer(Process process, StreamWriter log, Task copyOut, Task copyErr, Uri url, string servedModel, string logPath,
+        Queue<string> lastErrors, Lock gate)
     {
+        _lastErrors = lastErrors;
+        _gate = gate;
         _process = process;
         _log = log;
         _copyOut = copyOut;
@@ -110,7 +119,7 @@ public sealed class EngineServer : IDisposable
     /// <param name="client">The HTTP client the readiness checks use.</param>
     /// <param name="pollInterval">The wait between readiness checks.</param>
     /// <param name="cancellationToken">Stops waiting (the server is then stopped).</param>
-    /// <exception cref="IrrException">The command cannot be started, exits before it serves, or does not serve in time; the message quotes the log's last lines.</exception>
+    /// <exception cref="IrrException">The command cannot be started, exits before it serves, or does not serve in time; the message quotes the last lines of its standard error (else of the log).</exception>
     public static EngineServer Start(string command, string model, string? adapter, string name, string logPath, TimeSpan startupTimeout,
         HttpClient client, TimeSpan? pollInterval = null, CancellationToken cancellationToken = default)
     {
@@ -135,20 +144,27 @@ public sealed class EngineServer : IDisposable
             throw new IrrException($"engine-serve: could not start /bin/sh -c {line}: {e.Message}", e);
         }
         var gate = new Lock();
-        Task Copy(StreamReader from) => Task.Run(async () =>
+        var lastErrors = new Queue<string>();
+        Task Copy(StreamReader from, Queue<string>? last = null) => Task.Run(async () =>
         {
             try
             {
                 while (await from.ReadLineAsync().ConfigureAwait(false) is { } text)
-                    lock (gate) log.WriteLine(text);
+                    lock (gate)
+                    {
+                        log.WriteLine(text);
+                        if (last is null || text.Length == 0) continue;
+                        last.Enqueue(text);
+                        if (last.Count > TailLines) last.Dequeue();
+                    }
             }
             catch (ObjectDisposedException)
             {
                 // The log was closed by Dispose while a process that escaped the kill still wrote: its output is dropped.
             }
         });
-        var server = new EngineServer(process, log, Copy(process.StandardOutput), Copy(process.StandardError),
-            new Uri($"http://127.0.0.1:{port}"), served, Path.GetFullPath(logPath)) { Name = name };
+        var server = new EngineServer(process, log, Copy(process.StandardOutput), Copy(process.StandardError, lastErrors),
+            new Uri($"http://127.0.0.1:{port}"), served, Path.GetFullPath(logPath), lastErrors, gate) { Name = name };
         Track(server, live: true);
         try
         {
@@ -213,12 +229,14 @@ public sealed class EngineServer : IDisposable
                                $"(vLLM: --served-model-name {{name}}, or with an adapter --lora-modules {{name}}={{adapter}}) ({LogPath})");
     }
 
-    // The log's last lines, for an error message.
+    // The last lines of standard error, else of the log, for an error message.
     private string Tail()
     {
+        lock (_gate)
+            if (_lastErrors.Count > 0) return "; its last output: " + string.Join(" | ", _lastErrors);
         try
         {
-            var lines = File.ReadAllLines(LogPath).Skip(1).TakeLast(5).ToList();
+            var lines = File.ReadAllLines(LogPath).Skip(1).TakeLast(TailLines).ToList();
             return lines.Count == 0 ? "" : "; its last output: " + string.Join(" | ", lines);
         }
         catch (IOException)

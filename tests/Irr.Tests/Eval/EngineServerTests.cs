@@ -68,7 +68,7 @@ public class EngineServerTests
         var e = Assert.Throws<IrrException>(() => EngineServer.Start(FakeEngine("serve {model} --port {port} --exit-before-serving 3"), dir.Path, null, "m",
             dir["serve.log"], TimeSpan.FromSeconds(25), Client, TimeSpan.FromMilliseconds(100)));
         Assert.StartsWith("engine-serve: the server exited with code 3 before it served (" + dir["serve.log"] + "); its last output: ", e.Message);
-        Assert.Contains("fake-engine: failing on purpose", e.Message);
+        Assert.True(e.Message.Contains("fake-engine: failing on purpose", StringComparison.Ordinal), e.Message);
         Assert.DoesNotContain('\n', e.Message);
     }
 
