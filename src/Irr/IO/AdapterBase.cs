@@ -78,15 +78,15 @@ public static class AdapterBase
         }
 
         if (NamesMatch(named, baseModel)) return (Verdict.Belongs, null);
+        var facts = Facts(Path.Combine(baseModel, "config.json"));
         var cached = HubCacheConfigs(named, hubCache).ToList();
         if (cached.Count > 0)
         {
-            var facts = Facts(Path.Combine(baseModel, "config.json"));
             var matching = cached.Where(c => Differences(Facts(c), facts).Count == 0).ToList();
             if (matching.Count == 0)
                 return (Verdict.Mismatch, $"{claim}, which the Hugging Face cache holds as {Describe(Facts(cached[0]))}, but the base given, {baseModel}, is {Describe(facts)}");
         }
-        return (Verdict.Unknown, $"{claim}, which is no model directory here (no config.json) and not the name of the base given, {baseModel} ({Describe(Facts(Path.Combine(baseModel, "config.json")))}); irr cannot check that they are one model");
+        return (Verdict.Unknown, $"{claim}, which is no model directory here (no config.json) and not the name of the base given, {baseModel} ({Describe(facts)}); irr cannot check that they are one model");
     }
 
     private static (Verdict, string?) Compare(string named, string baseModel, string claim)
@@ -124,6 +124,25 @@ public static class AdapterBase
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {
             return [];
+        }
+    }
+
+    /// <summary>
+    /// config.json's <c>_name_or_path</c> in <paramref name="model"/> (what transformers records as the model a checkpoint
+    /// was loaded from), or null when it is absent, empty or the file is unreadable.
+    /// </summary>
+    public static string? NameOrPath(string model)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json"))) is JsonObject root
+                   && root["_name_or_path"] is JsonValue v && v.TryGetValue(out string? origin) && !string.IsNullOrWhiteSpace(origin)
+                ? origin
+                : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            return null;
         }
     }
 
@@ -169,13 +188,7 @@ public static class AdapterBase
         string Leaf(string s) => Path.GetFileName(s.Replace('\\', '/').TrimEnd('/'));
         string want = Leaf(named);
         var names = new List<string> { Leaf(Path.GetFullPath(baseModel)), Leaf(Resolve(baseModel)) };
-        try
-        {
-            if (JsonNode.Parse(File.ReadAllText(Path.Combine(baseModel, "config.json"))) is JsonObject root
-                && root["_name_or_path"] is JsonValue v && v.TryGetValue(out string? origin) && !string.IsNullOrWhiteSpace(origin))
-                names.Add(Leaf(origin));
-        }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException) { }
+        if (NameOrPath(baseModel) is { } origin) names.Add(Leaf(origin));
         // …/models--ORG--NAME/snapshots/REVISION, as given or after links
         foreach (string path in new[] { Path.TrimEndingDirectorySeparator(Path.GetFullPath(baseModel)), Resolve(baseModel) })
         {

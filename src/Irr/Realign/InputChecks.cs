@@ -208,17 +208,8 @@ public static class InputChecks
     }
 
     // config.json's _name_or_path, when it is a model directory here.
-    private static string? OriginOf(string model)
-    {
-        try
-        {
-            if (JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))?["_name_or_path"] is JsonValue v
-                && v.TryGetValue(out string? origin) && !string.IsNullOrWhiteSpace(origin) && File.Exists(Path.Combine(origin, "config.json")))
-                return origin;
-        }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException or ArgumentException) { }
-        return null;
-    }
+    private static string? OriginOf(string model) =>
+        AdapterBase.NameOrPath(model) is { } origin && File.Exists(Path.Combine(origin, "config.json")) ? origin : null;
 
     // The safety vector (and the Fisher): kinds, origins and, without metadata, values.
     private static void Files(string command, Models models, string safetyVector, string? fisher)

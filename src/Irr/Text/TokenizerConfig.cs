@@ -42,9 +42,6 @@ public sealed class TokenizerConfig
     /// <summary><c>tokenizer_class</c>, e.g. "LlamaTokenizer".</summary>
     public string? TokenizerClass { get; }
 
-    /// <summary>The names of the chat templates ("default" for a single string template).</summary>
-    public IReadOnlyCollection<string> ChatTemplateNames => templates.Keys;
-
     /// <summary>The <c>chat_template</c> key's templates by name ("default" for a single string template); empty when there is none.</summary>
     public IReadOnlyDictionary<string, string> ChatTemplates => templates;
 
