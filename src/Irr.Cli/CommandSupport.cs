@@ -95,6 +95,7 @@ internal static class CommandSupport
                 string current = "";
                 result = job.Run(p =>
                 {
+                    Interruption.ThrowIfRequested(); // every progress report is a step at which Ctrl-C stops the job
                     string key = oneBar ? "" : p.Stage;
                     if (!tasks.TryGetValue(key, out var entry))
                     {

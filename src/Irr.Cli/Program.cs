@@ -10,7 +10,9 @@ namespace Irr.Cli;
 /// registered in <see cref="BuildRoot"/>. Errors never reach the user as stack traces: input problems
 /// (<see cref="IrrException"/>, I/O errors) print <c>error: …</c> and exit with 2; a bug prints
 /// <c>internal error: …</c> and exits with 70 (set <c>IRR_DEBUG=1</c> to see the trace). Usage errors
-/// found by the parser exit with 1.
+/// found by the parser exit with 1. SIGINT (Ctrl-C) and SIGTERM stop the command: it unwinds (temporaries deleted, servers
+/// stopped), one line says what was kept and what was not written, and irr exits with 130 or 143; a second signal ends
+/// irr at once (<see cref="Interruption"/>).
 /// </summary>
 public static class Program
 {
@@ -30,6 +32,12 @@ public static class Program
     /// <summary>Exit code for an internal error (a bug in irr).</summary>
     public const int ExitInternalError = 70;
 
+    /// <summary>Exit code after SIGINT (Ctrl-C): 128 + 2, as a shell reports a process the signal ended.</summary>
+    public const int ExitInterrupted = 130;
+
+    /// <summary>Exit code after SIGTERM (kill, a scheduler's time limit, an eviction): 128 + 15.</summary>
+    public const int ExitTerminated = 143;
+
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
     /// <summary>Parses and runs one command line, writing to the given streams.</summary>
@@ -37,6 +45,28 @@ public static class Program
 
     /// <summary>Parses and runs one command line against the given root command.</summary>
     internal static int Run(Command root, string[] args, TextWriter output, TextWriter error)
+    {
+        // A command run by another (irr run's steps) shares its stop request, notes and output locks: only the outermost
+        // starts afresh and says the closing line of an interruption.
+        int depth = Depth.Value;
+        if (depth == 0) Interruption.Reset();
+        Depth.Value = depth + 1;
+        try
+        {
+            using var signals = Interruption.CatchSignals(signal => error.WriteLine(
+                $"interrupted again ({signal}): stopped at once; temporary files removed, started serving engines stopped"));
+            using var holding = IO.OutputLock.HoldForCommand();
+            return RunCatching(root, args, output, error, nested: depth > 0);
+        }
+        finally
+        {
+            Depth.Value = depth;
+        }
+    }
+
+    private static readonly AsyncLocal<int> Depth = new();
+
+    private static int RunCatching(Command root, string[] args, TextWriter output, TextWriter error, bool nested)
     {
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         using var listening = Warnings.Listen(error);
@@ -57,6 +87,14 @@ public static class Program
             int code = parsed.Invoke(config);
             warnings.Flush();
             return code;
+        }
+        catch (Exception) when (Interruption.Requested)
+        {
+            // Whatever the stop ended in (OperationCanceledException, or an error of an await it cut short): one line.
+            warnings.Flush();
+            if (nested) throw;
+            error.WriteLine(InterruptedLine());
+            return Interruption.ExitCode(Interruption.Signal);
         }
         catch (IrrException e)
         {
@@ -80,6 +118,28 @@ public static class Program
                 : "This is a bug in irr. Run again with IRR_DEBUG=1 for details, and please report it.");
             return ExitInternalError;
         }
+    }
+
+    /// <summary>
+    /// The closing line of an interrupted command, e.g. "interrupted (SIGINT): nothing written to out (its temporary
+    /// files removed)", or with what it kept ("kept 3 of 8 sweep points in runs/s; run the same command to resume").
+    /// </summary>
+    internal static string InterruptedLine()
+    {
+        var parts = new List<string>();
+        var discarded = Interruption.Discarded;
+        if (discarded.Count > 0)
+            parts.Add($"nothing written to {string.Join(", ", discarded.Select(Shown))} (its temporary files removed)");
+        parts.AddRange(Interruption.Kept.Select(IO.Temporaries.Escape));
+        if (parts.Count == 0) parts.Add("stopped; no temporary files left");
+        return $"interrupted ({Interruption.Signal ?? "SIGINT"}): {string.Join("; ", parts)}";
+    }
+
+    // A path as the user would write it: relative to the current directory when inside it.
+    private static string Shown(string path)
+    {
+        string relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
+        return IO.Temporaries.Escape(relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path : relative);
     }
 
     /// <summary>The root command with every subcommand.</summary>

@@ -253,7 +253,18 @@ internal static class RunCommand
                 args.Insert(planned.Command.Split(' ').Length, "--overwrite");
             err.WriteLine($"{tag}: irr {string.Join(' ', args.Select(Quote))}");
             var clock = Stopwatch.StartNew();
-            int code = Program.Run(Program.BuildRoot(), args.ToArray(), io.Output, err);
+            int code;
+            try
+            {
+                Interruption.ThrowIfRequested();
+                code = Program.Run(Program.BuildRoot(), args.ToArray(), io.Output, err);
+            }
+            catch (Exception) when (Interruption.Requested)
+            {
+                // The interrupted step is not recorded; the ones before it are, and a rerun skips them.
+                if (k > 0) Interruption.Keep($"kept {k} finished step{(k == 1 ? "" : "s")} of {steps.Count} ({ledger.Path}); run the same command to resume from step {planned.Id}");
+                throw;
+            }
             double seconds = clock.Elapsed.TotalSeconds;
             ledger.Record(candidate with { Seconds = Math.Round(seconds, 3), Status = code == 0 ? RunLedger.Done : RunLedger.Failed });
             ledger.Save(recipe.Path, ids);

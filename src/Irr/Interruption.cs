@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Irr;
 
 /// <summary>
@@ -7,12 +9,24 @@ namespace Irr;
 /// and so ends with an <see cref="OperationCanceledException"/> that unwinds through every <c>using</c>: temporary
 /// files and directories are deleted on the way, started servers stopped. What a job keeps for a rerun (sweep points,
 /// cached answers) it says with <see cref="Keep"/>; the command line prints it in its one closing line.
+/// <para>
+/// This class owns SIGINT and SIGTERM (<see cref="CatchSignals"/>): inside a command the first signal requests a stop; a
+/// second one, or any signal when no command catches them, ends irr at once after the last resort (<see cref="LastResort"/>):
+/// started serving engines are killed and every registered temporary (<see cref="IO.Temporaries"/>) is deleted.
+/// </para>
 /// </summary>
 public static class Interruption
 {
     private static CancellationTokenSource _source = new();
     private static readonly object Gate = new();
     private static readonly List<string> KeptNotes = [];
+    private static readonly List<string> DiscardedTargets = [];
+    private static PosixSignalRegistration[]? _registrations;
+    private static int _catching;
+    private static Action<string>? _onForcedExit;
+
+    /// <summary>The exit code after <paramref name="signal"/> (128 + its number, as a shell reports it): 130 for SIGINT, 143 for SIGTERM.</summary>
+    public static int ExitCode(string? signal) => signal == "SIGTERM" ? 143 : 130;
 
     /// <summary>Cancelled once a stop is requested.</summary>
     public static CancellationToken Token => _source.Token;
@@ -53,6 +67,85 @@ public static class Interruption
         get { lock (Gate) return [.. KeptNotes]; }
     }
 
+    /// <summary>
+    /// Notes an output that was not written because of the stop (its temporary was deleted): the command line says
+    /// "nothing written to …". Called by the writers (<see cref="IO.Temporaries.Unregister"/>).
+    /// </summary>
+    /// <param name="target">The output's path.</param>
+    public static void Discard(string target)
+    {
+        lock (Gate) if (!DiscardedTargets.Contains(target)) DiscardedTargets.Add(target);
+    }
+
+    /// <summary>The outputs given to <see cref="Discard"/> since the last <see cref="Reset"/>.</summary>
+    public static IReadOnlyList<string> Discarded
+    {
+        get { lock (Gate) return [.. DiscardedTargets]; }
+    }
+
+    /// <summary>
+    /// Catches SIGINT and SIGTERM until the result is disposed: the first one calls <see cref="Request"/> (the work unwinds
+    /// and the caller reports it); a second one runs <see cref="LastResort"/>, calls <paramref name="onForcedExit"/> with the
+    /// signal's name, and ends the process at once with <see cref="ExitCode"/>. Outside such a scope a signal runs the last
+    /// resort and then its default action (ending the process).
+    /// </summary>
+    /// <param name="onForcedExit">Says the one line before a forced exit (the command line's error stream), or null.</param>
+    public static IDisposable CatchSignals(Action<string>? onForcedExit = null)
+    {
+        EnsureSignalHandlers();
+        Interlocked.Increment(ref _catching);
+        if (onForcedExit is not null) _onForcedExit = onForcedExit;
+        return new CatchScope();
+    }
+
+    private sealed class CatchScope : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) Interlocked.Decrement(ref _catching);
+        }
+    }
+
+    /// <summary>Installs the process's SIGINT and SIGTERM handlers (once; what a started serving engine needs, too).</summary>
+    internal static void EnsureSignalHandlers()
+    {
+        if (Volatile.Read(ref _registrations) is not null) return;
+        lock (Gate)
+            _registrations ??= [PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal), PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal)];
+    }
+
+    private static void OnSignal(PosixSignalContext context)
+    {
+        string name = context.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "SIGINT";
+        bool catching = Volatile.Read(ref _catching) > 0;
+        if (catching && !Requested)
+        {
+            context.Cancel = true;
+            Request(name);
+            return;
+        }
+        LastResort();
+        if (!catching) return; // the default action ends the process
+        context.Cancel = true;
+        try { _onForcedExit?.Invoke(name); }
+        catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+        Environment.Exit(ExitCode(name));
+    }
+
+    /// <summary>
+    /// What must happen even when irr ends without unwinding: kills the started serving engines and deletes every registered
+    /// temporary file and directory. Never throws.
+    /// </summary>
+    public static void LastResort()
+    {
+        try { Eval.EngineServer.KillLive(); }
+        catch (Exception) { /* best effort: ending the process must go on */ }
+        try { IO.Temporaries.DeleteAll(); }
+        catch (Exception) { /* best effort */ }
+    }
+
     /// <summary>Starts afresh (a new command in the same process: the tests run many in one).</summary>
     public static void Reset()
     {
@@ -60,6 +153,7 @@ public static class Interruption
         {
             Signal = null;
             KeptNotes.Clear();
+            DiscardedTargets.Clear();
             if (_source.IsCancellationRequested) _source = new CancellationTokenSource();
         }
     }

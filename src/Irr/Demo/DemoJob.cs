@@ -116,6 +116,7 @@ public sealed record DemoJob : IJob<DemoResult>
 
         private T Stage<T>(string name, Func<T> work)
         {
+            Interruption.ThrowIfRequested(); // a stop ends between stages (and at every kernel, every progress report)
             var clock = Stopwatch.StartNew();
             var r = work();
             seconds[name] = seconds.GetValueOrDefault(name) + clock.Elapsed.TotalSeconds;

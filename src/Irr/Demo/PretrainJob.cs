@@ -141,6 +141,7 @@ public sealed record PretrainJob : IJob<PretrainResult>
         progress?.Invoke(new JobProgress("tokenizing the corpus", 0, documents.Count, 0, "documents"));
         foreach (string d in documents)
         {
+            Interruption.ThrowIfRequested();
             var ids = tokenizer.Encode(d);
             int n = Math.Min(ids.Length + 2, o.MaxPositions);
             var seq = new int[n];

@@ -180,6 +180,9 @@ public sealed class EngineServer : IDisposable
 
     private void WaitReady(HttpClient client, TimeSpan timeout, TimeSpan poll, CancellationToken cancellationToken)
     {
+        // A stop request (Ctrl-C, SIGTERM) ends the wait for a server that is loading (the caller then stops it).
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Interruption.Token);
+        cancellationToken = stopping.Token;
         var models = new Uri(Url, "/v1/models");
         var clock = Stopwatch.StartNew();
         while (true)
@@ -260,11 +263,11 @@ public sealed class EngineServer : IDisposable
         return port;
     }
 
-    // The servers started and not yet stopped. A signal that ends irr (SIGTERM from kill, timeout or a scheduler; SIGINT)
-    // skips every Dispose, so it stops them first: a server must not outlive irr, holding its GPU and port. Not SIGHUP: under
-    // nohup it is ignored and irr goes on, with its servers (.NET leaves an ignored SIGINT ignored, with no handler called).
+    // The servers started and not yet stopped. A signal that ends irr at once (a second Ctrl-C; SIGTERM or SIGINT outside a
+    // command, in a library user) skips every Dispose, so Interruption's last resort stops them first: a server must not
+    // outlive irr, holding its GPU and port. Not SIGHUP: under nohup it is ignored and irr goes on, with its servers (.NET
+    // leaves an ignored SIGINT ignored, with no handler called). A first signal inside a command unwinds through Dispose.
     private static readonly HashSet<EngineServer> Live = [];
-    private static PosixSignalRegistration[]? _signals;
 
     private static void Track(EngineServer server, bool live)
     {
@@ -276,12 +279,12 @@ public sealed class EngineServer : IDisposable
                 return;
             }
             Live.Add(server);
-            _signals ??= [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT }.Select(s => PosixSignalRegistration.Create(s, _ => KillLive()))];
+            Interruption.EnsureSignalHandlers();
         }
     }
 
-    // The signal's default action (ending irr) follows.
-    private static void KillLive()
+    /// <summary>Kills every started server's process tree at once (<see cref="Interruption.LastResort"/>).</summary>
+    internal static void KillLive()
     {
         EngineServer[] servers;
         lock (Live) servers = [.. Live];

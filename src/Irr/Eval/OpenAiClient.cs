@@ -144,9 +144,12 @@ public sealed class OpenAiClient : IDisposable
     /// <returns>The body of a 2xx answer, or why there is none after 1 + <see cref="OpenAiClientOptions.MaxRetries"/> attempts.</returns>
     /// <exception cref="IrrException">The server answered with a status other than 2xx, 429 or 5xx that is not about this one
     /// request (a configuration error), or it could not be reached by any request so far after all attempts.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, or a stop was requested (<see cref="Interruption"/>).</exception>
     public async Task<OpenAiReply> PostAsync(Uri endpoint, string json, CancellationToken cancellationToken = default)
     {
+        // A stop request (Ctrl-C, SIGTERM) cuts every wait short: for a slot, for an answer, before a retry.
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Interruption.Token);
+        cancellationToken = stopping.Token;
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -243,7 +246,7 @@ public sealed class OpenAiClient : IDisposable
         {
             await Task.WhenAll(tasks).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IrrException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        catch (Exception e) when (e is IrrException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested && !Interruption.Requested))
         {
             throw tasks.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions).OfType<IrrException>().First();
         }

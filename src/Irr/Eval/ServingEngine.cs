@@ -182,7 +182,17 @@ public sealed class ServingEngine : IDisposable
     public IReadOnlyList<ChatResponse> Generate(IReadOnlyList<ChatRequest> requests, int maxNewTokens, Action<JobProgress>? progress = null)
     {
         var stage = ProgressStage.Start(progress, $"generating ({Options.Model})", requests.Count, "responses");
-        var answers = RespondAsync(requests, maxNewTokens, n => stage.Advance(n, n)).GetAwaiter().GetResult();
+        IReadOnlyList<ChatResponse> answers;
+        try
+        {
+            answers = RespondAsync(requests, maxNewTokens, n => stage.Advance(n, n)).GetAwaiter().GetResult();
+        }
+        catch (Exception) when (Interruption.Requested && _cache is { Count: > 0 })
+        {
+            // Each answer was appended to the cache as it came: a rerun asks only the rest.
+            Interruption.Keep($"kept {_cache.Count} cached answers in {_cache.Path}; run the same command to resume");
+            throw;
+        }
         var failed = answers.Where(a => a.Error is not null).ToList();
         if (failed.Count > 0)
             Diagnostics.Warn($"{failed.Count} of {answers.Count} generations by {Options.Model} at {_endpoint} failed and are recorded with their reason " +

@@ -20,17 +20,11 @@ public static class AtomicFile
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
-        string temporary = Path.Combine(dir, $".{Path.GetFileName(full)}.irr-tmp-{Environment.ProcessId}");
-        try
+        Temporaries.WriteFile(full, temporary =>
         {
-            using (var writer = new StreamWriter(temporary, false, new System.Text.UTF8Encoding(false)))
-                write(writer);
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary)) File.Delete(temporary);
-        }
+            using var writer = new StreamWriter(temporary, false, new System.Text.UTF8Encoding(false));
+            write(writer);
+        });
     }
 
     /// <summary>Writes <paramref name="text"/> as the whole file (see <see cref="WriteText(string, Action{TextWriter})"/>).</summary>

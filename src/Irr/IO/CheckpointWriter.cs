@@ -89,20 +89,12 @@ public sealed class CheckpointWriter : IDisposable
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full) ?? ".";
         Directory.CreateDirectory(dir);
-        string temporary = Path.Combine(dir, $".{Path.GetFileName(full)}.irr-tmp-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
-        try
+        Temporaries.WriteFile(full, temporary =>
         {
-            using (var writer = Create(_ => temporary, tensors, new CheckpointWriterOptions { MaxShardBytes = long.MaxValue, Metadata = metadata }))
-            {
-                write(writer);
-                writer.Complete();
-            }
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temporary)) File.Delete(temporary);
-        }
+            using var writer = Create(_ => temporary, tensors, new CheckpointWriterOptions { MaxShardBytes = long.MaxValue, Metadata = metadata });
+            write(writer);
+            writer.Complete();
+        });
     }
 
     /// <summary>Splits tensors, in order, into shards of at most <paramref name="maxBytes"/> (a larger tensor goes alone).</summary>
@@ -127,8 +119,10 @@ public sealed class CheckpointWriter : IDisposable
     }
 
     /// <summary>Writes the next tensor from float32 values, converted to its storage type.</summary>
+    /// <exception cref="OperationCanceledException">A stop was requested (<see cref="Interruption"/>).</exception>
     public void Write(string name, ReadOnlySpan<float> values)
     {
+        Interruption.ThrowIfRequested();
         var spec = Next(name, values.Length);
         if (!spec.DType.IsFloatingSupported())
             throw new ArgumentException($"Tensor '{name}' is stored as {spec.DType}; write its bytes with WriteRaw.", nameof(name));
@@ -145,8 +139,10 @@ public sealed class CheckpointWriter : IDisposable
     }
 
     /// <summary>Writes the next tensor from its stored bytes.</summary>
+    /// <exception cref="OperationCanceledException">A stop was requested (<see cref="Interruption"/>).</exception>
     public void WriteRaw(string name, ReadOnlySpan<byte> bytes)
     {
+        Interruption.ThrowIfRequested();
         var spec = Current(name);
         if (bytes.Length != spec.ByteLength)
             throw new ArgumentException($"Tensor '{name}' needs {spec.ByteLength} bytes, got {bytes.Length}.", nameof(bytes));

@@ -7,19 +7,25 @@ namespace Irr.IO;
 /// the target (same file system), and <see cref="Commit"/> renames it into place. Disposing without
 /// committing deletes the temporary directory, so an error or a crash never leaves a half-written
 /// model under the target name. The target may not be, contain, or lie inside an input directory.
+/// One writer per target: <see cref="Create"/> takes the target's <see cref="OutputLock"/> (a second run writing the same
+/// target fails at once, naming the first), removes what killed runs left beside it (<see cref="Temporaries.RemoveStale"/>),
+/// and registers its temporary, so that an interruption deletes it even when irr ends at once (<see cref="Interruption"/>).
 /// </summary>
 public sealed class OutputDirectory : IDisposable
 {
     private bool committed;
 
-    private OutputDirectory(string target, string temporary, bool overwrite)
+    private OutputDirectory(string target, string temporary, bool overwrite, string lockPath)
     {
         Target = target;
         TemporaryPath = temporary;
         this.overwrite = overwrite;
+        this.lockPath = lockPath;
     }
 
     private readonly bool overwrite;
+    private readonly string lockPath;
+    private bool released;
 
     /// <summary>Where the directory will be once committed (full path).</summary>
     public string Target { get; }
@@ -29,7 +35,8 @@ public sealed class OutputDirectory : IDisposable
 
     /// <summary>
     /// Starts writing <paramref name="target"/>. Fails if it is one of <paramref name="inputs"/>, lies
-    /// inside one, or contains one; or if it exists, is not empty and <paramref name="overwrite"/> is false.
+    /// inside one, or contains one; or if it exists, is not empty and <paramref name="overwrite"/> is false; or if another
+    /// run writes it now (<see cref="OutputLock"/>).
     /// </summary>
     public static OutputDirectory Create(string target, IEnumerable<string> inputs, bool overwrite = false)
     {
@@ -50,9 +57,28 @@ public sealed class OutputDirectory : IDisposable
             throw new IrrException($"{target}: exists and is not empty (choose another output directory, or overwrite it)");
         string parent = System.IO.Path.GetDirectoryName(full) ?? throw new IrrException($"{target}: cannot write to the root directory");
         Directory.CreateDirectory(parent);
-        string temporary = System.IO.Path.Combine(parent, $".{System.IO.Path.GetFileName(full)}.irr-tmp-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
-        Directory.CreateDirectory(temporary);
-        return new OutputDirectory(full, temporary, overwrite);
+        string lockPath = OutputLock.Acquire(full, target);
+        try
+        {
+            Temporaries.RemoveStale(full);
+            string temporary = Temporaries.NameFor(full);
+            Temporaries.Register(temporary, full);
+            try
+            {
+                Directory.CreateDirectory(temporary);
+            }
+            catch
+            {
+                Temporaries.Unregister(temporary, committed: true);
+                throw;
+            }
+            return new OutputDirectory(full, temporary, overwrite, lockPath);
+        }
+        catch
+        {
+            OutputLock.Release(lockPath);
+            throw;
+        }
     }
 
     /// <summary>The temporary path of a file in the directory; <paramref name="fileName"/> must be a plain name.</summary>
@@ -70,27 +96,46 @@ public sealed class OutputDirectory : IDisposable
         if (Directory.Exists(Target))
         {
             if (!overwrite && Directory.EnumerateFileSystemEntries(Target).Any())
-                throw new IrrException($"{Target}: appeared while it was being written; the result is left in {TemporaryPath}");
+                throw new IrrException($"{Target}: appeared while it was being written (by another program); this run's result is kept in {KeepAside()}");
             previous = TemporaryPath + ".previous";
             Directory.Move(Target, previous);
         }
         Directory.Move(TemporaryPath, Target);
         committed = true;
-        if (previous is not null) Directory.Delete(previous, recursive: true);
+        Temporaries.Unregister(TemporaryPath, committed: true);
+        if (previous is not null) Temporaries.TryDelete(previous);
+        Release();
+    }
+
+    // Moves the finished temporary to a visible name beside the target (TARGET.irr-PID), which nothing deletes.
+    private string KeepAside()
+    {
+        string kept = $"{Target}.irr-{Environment.ProcessId}";
+        if (Directory.Exists(kept) || File.Exists(kept)) kept += "-" + Guid.NewGuid().ToString("N")[..8];
+        Directory.Move(TemporaryPath, kept);
+        committed = true;
+        Temporaries.Unregister(TemporaryPath, committed: true);
+        Release();
+        return kept;
+    }
+
+    private void Release()
+    {
+        if (released) return;
+        released = true;
+        OutputLock.Release(lockPath);
     }
 
     /// <summary>Deletes the temporary directory unless committed.</summary>
     public void Dispose()
     {
-        if (committed) return;
-        try
+        if (!committed)
         {
-            if (Directory.Exists(TemporaryPath)) Directory.Delete(TemporaryPath, recursive: true);
+            // Best effort: a leftover hidden temporary directory is removed by the next run into the target.
+            Temporaries.TryDelete(TemporaryPath);
+            Temporaries.Unregister(TemporaryPath, committed: false);
         }
-        catch (IOException)
-        {
-            // Best effort: a leftover hidden temporary directory is harmless.
-        }
+        Release();
     }
 
     /// <summary>Whether <paramref name="name"/> is a plain file name: not empty, no directory part, not "." or "..".</summary>

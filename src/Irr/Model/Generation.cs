@@ -49,6 +49,7 @@ public static class Generation
             IReadOnlyList<IReadOnlyList<int>> next = active.Select(i => prompts[b0 + i]).ToList();
             while (active.Count > 0)
             {
+                Interruption.ThrowIfRequested(); // a stop ends between generated tokens
                 var logits = model.NextTokenLogits(next, cache, active);
                 int v = model.Config.VocabSize;
                 var stillActive = new List<int>();

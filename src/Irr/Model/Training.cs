@@ -149,6 +149,7 @@ public sealed class Trainer
             var microBatches = order.Chunk(options.BatchSize).ToList();
             foreach (var window in microBatches.Chunk(options.GradientAccumulationSteps))
             {
+                Interruption.ThrowIfRequested(); // a stop ends between optimizer steps
                 int labelled = window.Sum(mb => mb.Sum(i => CountTargets(examples[i])));
                 gradients.Clear();
                 double lossSum = 0;

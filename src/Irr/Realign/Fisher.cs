@@ -55,6 +55,7 @@ public static class Fisher
         int done = 0;
         foreach (int b in mine)
         {
+            Interruption.ThrowIfRequested(); // a stop ends between batches
             var items = examples.Skip(b * batchSize).Take(batchSize).ToList();
             var batch = Batch.Create(items.Select(e => (IReadOnlyList<int>)e.Tokens).ToList(), items.Select(e => (IReadOnlyList<int>)e.Labels).ToList());
             if (batch.ShiftedTargets().All(t => t == -100))

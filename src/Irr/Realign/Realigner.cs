@@ -217,6 +217,7 @@ public sealed class Realigner
         var targets = options.Modules.ToHashSet();
         for (int layer = 0; layer < config.NumHiddenLayers; layer++)
         {
+            Interruption.ThrowIfRequested(); // a stop ends between layers (and at every kernel)
             // This layer's weights from θ_F, resident in float32 while it is realigned.
             string prefix = $"model.layers.{layer}.";
             var layerNames = config.ExpectedTensors().Select(t => t.Name).Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).ToList();

@@ -402,7 +402,7 @@ public sealed record SweepJob : IJob<SweepResult>
             total = planned.Count + 2;
             CheckBaselineInputs();
             CreateRoot();
-            var units = plan.Select(Compute).ToList(); // the references are the last two units
+            var units = KeepingOnStop(() => plan.Select(Compute).ToList()); // the references are the last two units
             var points = units.SelectMany(u => u.Points).ToList();
             var (aligned, finetuned) = (units[^2].Reference!, units[^1].Reference!);
             var choice = SweepSelection.Choose(points, aligned.HarmfulRate, job.MaxHarmfulIncrease);
@@ -430,9 +430,23 @@ public sealed record SweepJob : IJob<SweepResult>
             total = u.Unit.Labels.Count;
             CheckBaselineInputs();
             CreateRoot();
-            var run = Compute(u);
+            var run = KeepingOnStop(() => Compute(u));
             var dirs = u.Unit.Labels.Select(l => u.Unit.IsReference ? ReferenceDir(l) : PointDir(l)).ToList();
             return new SweepUnitResult(u.Unit, run.Points, run.Reference, dirs, realigned, resumed) { BaselinesMade = baselinesMade, JudgeCache = SafetyJob.JudgeCache };
+        }
+
+        // An interrupted sweep keeps its finished models (each with its record), and says so: a rerun resumes from them.
+        private T KeepingOnStop<T>(Func<T> work)
+        {
+            try
+            {
+                return work();
+            }
+            catch (Exception) when (Interruption.Requested)
+            {
+                if (position > 0) Interruption.Keep($"kept {position} of {total} finished sweep models in {root}; run the same command to resume");
+                throw;
+            }
         }
 
         // DIR/points is made before anything else is written into DIR: that is what tells a sweep directory another job is writing
@@ -479,6 +493,7 @@ public sealed record SweepJob : IJob<SweepResult>
         // A point: realigned (IRR, or its random control) or made by a baseline, into DIR/points/LABEL/model, then evaluated.
         private SweepPoint RunPoint(PlannedPoint p)
         {
+            Interruption.ThrowIfRequested();
             bool baseline = p.Method is RestaMethod or SafeLoraMethod;
             string reportName = baseline ? Baselines.SafeLoraReport.FileName : RealignReport.FileName;
             string dir = PointDir(p.Label), record = Path.Combine(dir, PointFileName), reportCopy = Path.Combine(dir, reportName), output = ModelDir(p.Label);
@@ -551,6 +566,7 @@ public sealed record SweepJob : IJob<SweepResult>
 
         private SweepReference RunReference(string label, string model, string? adapter)
         {
+            Interruption.ThrowIfRequested();
             string dir = ReferenceDir(label), record = Path.Combine(dir, ReferenceFileName);
             var options = new JsonObject
             {

@@ -64,10 +64,14 @@ internal sealed class ThreadTeam
 
     /// <summary>
     /// Runs <paramref name="work"/>(threadId, threadCount) on <c>min(threads, Size)</c> threads and
-    /// waits for all of them. Exceptions from any member are rethrown on the caller.
+    /// waits for all of them. Exceptions from any member are rethrown on the caller, after every member has finished.
+    /// A requested stop (<see cref="Interruption"/>) ends here, before the work starts: every kernel is a step at which
+    /// an interrupted command stops.
     /// </summary>
+    /// <exception cref="OperationCanceledException">A stop was requested.</exception>
     public void Run(int threads, Action<int, int> work)
     {
+        Interruption.ThrowIfRequested();
         threads = Math.Clamp(threads, 1, size);
         if (threads == 1 || insideTeam || !busy.TryEnter())
         {
