@@ -121,17 +121,16 @@ public static class Program
     }
 
     /// <summary>
-    /// The closing line of an interrupted command, e.g. "interrupted (SIGINT): nothing written to out (its temporary
-    /// files removed)", or with what it kept ("kept 3 of 8 sweep points in runs/s; run the same command to resume").
+    /// The closing line of an interrupted command, e.g. "interrupted (SIGINT): nothing written to out; temporary files
+    /// removed", with what it kept ("kept 3 of 8 finished sweep models in runs/s; run the same command to resume").
     /// </summary>
     internal static string InterruptedLine()
     {
         var parts = new List<string>();
-        var discarded = Interruption.Discarded;
-        if (discarded.Count > 0)
-            parts.Add($"nothing written to {string.Join(", ", discarded.Select(Shown))} (its temporary files removed)");
+        var unwritten = Interruption.Discarded.Concat(IO.OutputLock.Unwritten).Distinct(StringComparer.Ordinal).ToList();
+        if (unwritten.Count > 0) parts.Add($"nothing written to {string.Join(", ", unwritten.Select(Shown))}");
+        parts.Add(IO.Temporaries.Current.Any(t => !t.EndsWith(IO.OutputLock.Suffix, StringComparison.Ordinal)) ? "some temporary files may remain" : "temporary files removed");
         parts.AddRange(Interruption.Kept.Select(IO.Temporaries.Escape));
-        if (parts.Count == 0) parts.Add("stopped; no temporary files left");
         return $"interrupted ({Interruption.Signal ?? "SIGINT"}): {string.Join("; ", parts)}";
     }
 

@@ -102,6 +102,7 @@ public sealed class OutputDirectory : IDisposable
         }
         Directory.Move(TemporaryPath, Target);
         committed = true;
+        OutputLock.MarkWritten(lockPath);
         Temporaries.Unregister(TemporaryPath, committed: true);
         if (previous is not null) Temporaries.TryDelete(previous);
         Release();
@@ -132,8 +133,7 @@ public sealed class OutputDirectory : IDisposable
         if (!committed)
         {
             // Best effort: a leftover hidden temporary directory is removed by the next run into the target.
-            Temporaries.TryDelete(TemporaryPath);
-            Temporaries.Unregister(TemporaryPath, committed: false);
+            Temporaries.Abandon(TemporaryPath);
         }
         Release();
     }

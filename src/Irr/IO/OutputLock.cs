@@ -18,11 +18,13 @@ public static class OutputLock
     /// <summary>The lock file's suffix after the target's name (and a leading dot): <c>.NAME.irr-lock</c>.</summary>
     public const string Suffix = ".irr-lock";
 
-    private sealed class Held(int fd, Scope? scope)
+    private sealed class Held(int fd, string target, Scope? scope)
     {
         public readonly int Fd = fd;
+        public readonly string Target = target;
         public readonly Scope? Scope = scope;
         public int Active;
+        public bool Written;
     }
 
     private static readonly Dictionary<string, Held> Locks = new(StringComparer.Ordinal); // lock path → held lock
@@ -71,10 +73,30 @@ public static class OutputLock
                 byte[] pid = Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
                 ftruncate(fd, 0);
                 pwrite(fd, pid, pid.Length, 0);
-                Locks[path] = new Held(fd, CurrentScope.Value) { Active = 1 };
+                Locks[path] = new Held(fd, fullTarget, CurrentScope.Value) { Active = 1 };
                 Temporaries.Register(path, fullTarget);
                 return path;
             }
+        }
+    }
+
+    /// <summary>Notes that the target of a lock was written (committed): an interruption later does not call it unwritten.</summary>
+    public static void MarkWritten(string path)
+    {
+        lock (Locks)
+            if (Locks.TryGetValue(path, out var held)) held.Written = true;
+    }
+
+    /// <summary>
+    /// The targets this command (execution context) holds a lock for and has not written: what an interrupted command did
+    /// not write, though it may not have begun writing them (<see cref="Interruption.Discarded"/> holds the others).
+    /// </summary>
+    public static IReadOnlyList<string> Unwritten
+    {
+        get
+        {
+            var scope = CurrentScope.Value;
+            lock (Locks) return [.. Locks.Values.Where(h => !h.Written && h.Scope is not null && ReferenceEquals(h.Scope, scope)).Select(h => h.Target)];
         }
     }
 
@@ -120,6 +142,7 @@ public static class OutputLock
     private static void LetGo(string path, Held held)
     {
         Locks.Remove(path);
+        if (!held.Written && Interruption.Requested) Interruption.Discard(held.Target);
         try { File.Delete(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         close(held.Fd);

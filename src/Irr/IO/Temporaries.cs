@@ -47,8 +47,8 @@ public static class Temporaries
         }
         finally
         {
-            if (!committed) TryDelete(temporary);
-            Unregister(temporary, committed);
+            if (committed) Unregister(temporary, committed: true);
+            else Abandon(temporary);
         }
     }
 
@@ -69,6 +69,21 @@ public static class Temporaries
         lock (Live)
             if (!Live.Remove(temporary, out target)) return;
         if (!committed && Interruption.Requested) Interruption.Discard(target);
+    }
+
+    /// <summary>
+    /// Deletes a temporary that will not be committed and forgets it; one that cannot be deleted stays registered (for the
+    /// last resort to try again, and so that the command line does not call it removed).
+    /// </summary>
+    public static void Abandon(string temporary)
+    {
+        if (TryDelete(temporary)) Unregister(temporary, committed: false);
+        else
+        {
+            string? target;
+            lock (Live) Live.TryGetValue(temporary, out target);
+            if (target is not null && Interruption.Requested) Interruption.Discard(target);
+        }
     }
 
     /// <summary>The live temporaries (for tests and diagnostics).</summary>
