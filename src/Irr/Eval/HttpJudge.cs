@@ -73,6 +73,11 @@ public sealed class HttpJudge : IJudge, IDisposable
     public async Task<IReadOnlyList<JudgeResult>> JudgeAsync(IReadOnlyList<JudgeRequest> requests, Action<int>? progress = null, CancellationToken cancellationToken = default)
     {
         var results = new JudgeResult[requests.Count];
+        // A stop request keeps the verdicts received so far (each was appended to the cache as it came), and says so.
+        using var keeping = Interruption.Token.Register(() =>
+        {
+            if (_cache is { Count: > 0 } c) Interruption.Keep($"kept {c.Count} cached verdicts in {c.Path}; run the same command to resume");
+        });
         // A configuration error (401, 404 …) stops the requests not yet sent, as the serving engine's do.
         await OpenAiClient.ForEachAsync(requests.Count, async (i, cancellationToken) =>
         {
