@@ -49,11 +49,15 @@ public static class Program
         // A command run by another (irr run's steps) shares its stop request, notes and output locks: only the outermost
         // starts afresh and says the closing line of an interruption.
         int depth = Depth.Value;
-        if (depth == 0) Interruption.Reset();
+        if (depth == 0)
+        {
+            Interruption.Reset();
+            lock (ClosingGate) _closingSaid = false;
+        }
         Depth.Value = depth + 1;
         try
         {
-            using var signals = Interruption.CatchSignals(signal => error.WriteLine(
+            using var signals = Interruption.CatchSignals(signal => SayClosing(error,
                 $"interrupted again ({signal}): stopped at once; temporary files removed, started serving engines stopped"));
             using var holding = IO.OutputLock.HoldForCommand();
             return RunCatching(root, args, output, error, nested: depth > 0);
@@ -65,6 +69,20 @@ public static class Program
     }
 
     private static readonly AsyncLocal<int> Depth = new();
+    private static readonly Lock ClosingGate = new();
+    private static bool _closingSaid;
+
+    // The one closing line of an interruption: whichever comes first, the unwound command's or a second signal's.
+    private static void SayClosing(TextWriter error, string line)
+    {
+        lock (ClosingGate)
+        {
+            if (_closingSaid) return;
+            _closingSaid = true;
+            error.WriteLine(line);
+            error.Flush();
+        }
+    }
 
     private static int RunCatching(Command root, string[] args, TextWriter output, TextWriter error, bool nested)
     {
@@ -93,7 +111,7 @@ public static class Program
             // Whatever the stop ended in (OperationCanceledException, or an error of an await it cut short): one line.
             warnings.Flush();
             if (nested) throw;
-            error.WriteLine(InterruptedLine());
+            SayClosing(error, InterruptedLine());
             return Interruption.ExitCode(Interruption.Signal);
         }
         catch (IrrException e)
