@@ -73,6 +73,7 @@ public static class ModelFingerprint
         var expected = model.Config.ExpectedTensors().Select(t => t.Name).Where(model.Contains).Order(StringComparer.Ordinal);
         foreach (var tensor in expected.Select(model.Info))
         {
+            Interruption.ThrowIfRequested();
             hash.AppendData(Encoding.UTF8.GetBytes(tensor.Name));
             hash.AppendData([0]);
             foreach (long d in tensor.Shape)

@@ -114,10 +114,14 @@ public sealed class ContentHash
 
     private static string ComputeWhere(string path, Func<string, bool> include)
     {
+        Span<byte> length = stackalloc byte[8];
+        var buffer = new byte[1 << 20];
         if (File.Exists(path))
         {
+            using var file = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             using var stream = File.OpenRead(path);
-            return Convert.ToHexStringLower(SHA256.HashData(stream));
+            AppendStream(file, stream, buffer);
+            return Convert.ToHexStringLower(file.GetHashAndReset());
         }
         if (!Directory.Exists(path)) throw new FileNotFoundException($"{path}: no such file or directory", path);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -125,8 +129,6 @@ public sealed class ContentHash
             .Select(f => (Full: f, Name: Path.GetRelativePath(path, f).Replace(Path.DirectorySeparatorChar, '/')))
             .Where(f => include(f.Name))
             .OrderBy(f => f.Name, StringComparer.Ordinal);
-        Span<byte> length = stackalloc byte[8];
-        var buffer = new byte[1 << 20];
         foreach (var (full, name) in files)
         {
             hash.AppendData(Encoding.UTF8.GetBytes(name));
@@ -134,9 +136,19 @@ public sealed class ContentHash
             using var stream = File.OpenRead(full);
             BinaryPrimitives.WriteInt64LittleEndian(length, stream.Length);
             hash.AppendData(length);
-            int read;
-            while ((read = stream.Read(buffer)) > 0) hash.AppendData(buffer, 0, read);
+            AppendStream(hash, stream, buffer);
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    // Hashing a 7B model's weights takes a minute: a stop request ends it between megabytes.
+    private static void AppendStream(IncrementalHash hash, Stream stream, byte[] buffer)
+    {
+        int read;
+        while ((read = stream.Read(buffer)) > 0)
+        {
+            Interruption.ThrowIfRequested();
+            hash.AppendData(buffer, 0, read);
+        }
     }
 }

@@ -58,6 +58,22 @@ public class TemporariesTests
     }
 
     [Fact]
+    public void TheCommandLineSaysWhichStaleTemporaryItRemovedInOneWarningLine()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        Cli.IrrCommandTests.Records(dir, "task.jsonl", 4, "compute");
+        int pid = DeadPid();
+        string stale = dir[$".trained.irr-tmp-{pid}-abcd1234"];
+        Directory.CreateDirectory(stale);
+        File.WriteAllText(Path.Combine(stale, "model.safetensors"), "half-written by a run killed with SIGKILL");
+        var run = CliRunner.Run("train", "--model", model, "--data", dir["task.jsonl"], "--full", "--epochs", "1", "-o", dir["trained"]);
+        Assert.True(run.Code == 0, run.Err);
+        Assert.Single(run.Err.Split('\n'), l => l == $"warning: removed {stale}, left by irr process {pid} that was killed before it finished");
+        Assert.Equal(["model", "task.jsonl", "trained"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
     public void AStaleTemporaryFileIsRemovedByTheNextAtomicWriteOfTheSameFile()
     {
         using var dir = new TempDir();
