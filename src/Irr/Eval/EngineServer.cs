@@ -194,14 +194,16 @@ public sealed class EngineServer : IDisposable
             {
                 using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 probe.CancelAfter(TimeSpan.FromSeconds(5));
-                using var response = client.GetAsync(models, probe.Token).GetAwaiter().GetResult();
+                using var response = client.GetAsync(models, HttpCompletionOption.ResponseHeadersRead, probe.Token).GetAwaiter().GetResult();
                 if (response.StatusCode == HttpStatusCode.OK)
                 {
-                    RequireServed(response.Content.ReadAsStringAsync(probe.Token).GetAwaiter().GetResult());
+                    // Read within the reply limit: a list larger than that is not checked.
+                    var (body, whole) = OpenAiClient.ReadBodyAsync(response.Content, OpenAiClient.MaxReplyBytes, probe.Token).GetAwaiter().GetResult();
+                    if (whole) RequireServed(body);
                     return;
                 }
             }
-            catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 // not listening yet
             }
@@ -225,7 +227,7 @@ public sealed class EngineServer : IDisposable
             return;
         }
         if (ids.Count == 0 || ids.Contains(ServedModel)) return;
-        throw new IrrException($"engine-serve: the server serves {string.Join(", ", ids.Select(i => $"'{i}'"))}, not '{ServedModel}': name the model with {{name}} " +
+        throw new IrrException($"engine-serve: the server serves {string.Join(", ", ids.Take(TailLines).Select(i => $"'{OpenAiClient.Snippet(i)}'"))}{(ids.Count > TailLines ? ", …" : "")}, not '{ServedModel}': name the model with {{name}} " +
                                $"(vLLM: --served-model-name {{name}}, or with an adapter --lora-modules {{name}}={{adapter}}) ({LogPath})");
     }
 
@@ -233,11 +235,11 @@ public sealed class EngineServer : IDisposable
     private string Tail()
     {
         lock (_gate)
-            if (_lastErrors.Count > 0) return "; its last output: " + string.Join(" | ", _lastErrors);
+            if (_lastErrors.Count > 0) return "; its last output: " + string.Join(" | ", _lastErrors.Select(OpenAiClient.Snippet));
         try
         {
             var lines = File.ReadAllLines(LogPath).Skip(1).TakeLast(TailLines).ToList();
-            return lines.Count == 0 ? "" : "; its last output: " + string.Join(" | ", lines);
+            return lines.Count == 0 ? "" : "; its last output: " + string.Join(" | ", lines.Select(OpenAiClient.Snippet));
         }
         catch (IOException)
         {
