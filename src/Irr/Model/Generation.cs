@@ -20,7 +20,7 @@ public sealed record GenerationOptions
     /// <summary>Keep only the k most likely tokens (0 = off).</summary>
     public int TopK { get; init; }
 
-    /// <summary>Seed of the sampler; prompt i uses its own stream derived from it, so results do not depend on batching.</summary>
+    /// <summary>Seed of the sampler; prompt i uses its own stream derived from it and i (<see cref="Generation.SamplerSeed"/>), so results depend neither on batching nor on the process.</summary>
     public int Seed { get; init; }
 
     /// <summary>Prompts decoded together.</summary>

@@ -172,6 +172,22 @@ public class GenerationCacheTests
     }
 
     [Fact]
+    public void AStoppedGenerationSaysHowManyAnswersItKeptAndWhere()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        using var chat = ChatModel.Open(model);
+        var cache = GenerationCache.Open(dir["cache.jsonl"], model, null);
+        var requests = ChatGeneration.Requests(Users, null);
+        // A stop during the second batch, as Interruption.ThrowIfRequested ends it (the request itself is process-wide,
+        // so the test throws where the check would, once the first batch's 3 answers are kept).
+        Assert.Throws<OperationCanceledException>(() => ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, requests, chat.Greedy(6, 3),
+            _ => { if (cache.Count >= 3) throw new OperationCanceledException(); }, cache));
+        Assert.Contains($"3 of 7 answers kept in {dir["cache.jsonl"]}; run the same command to resume", Interruption.Kept);
+        Assert.Equal(3, File.ReadAllLines(dir["cache.jsonl"]).Length);
+    }
+
+    [Fact]
     public void AnotherUnreadableLineIsSkippedWithOneWarningAndTheAnswerGeneratedAgain()
     {
         using var dir = new TempDir();
