@@ -197,8 +197,8 @@ public sealed class EngineServer : IDisposable
                 using var response = client.GetAsync(models, HttpCompletionOption.ResponseHeadersRead, probe.Token).GetAwaiter().GetResult();
                 if (response.StatusCode == HttpStatusCode.OK)
                 {
-                    // Read within the reply limit: a list larger than that is not checked.
-                    var (body, whole) = OpenAiClient.ReadBodyAsync(response.Content, OpenAiClient.MaxReplyBytes, probe.Token).GetAwaiter().GetResult();
+                    // A real list is a few KB: one larger than 1 MiB is not checked (nor read further).
+                    var (body, whole) = OpenAiClient.ReadBodyAsync(response.Content, Math.Min(OpenAiClient.MaxReplyBytes, 1 << 20), probe.Token).GetAwaiter().GetResult();
                     if (whole) RequireServed(body);
                     return;
                 }

@@ -385,6 +385,61 @@ public sealed class OpenAiClient : IDisposable
         return (Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length), true);
     }
 
+    /// <summary>
+    /// The scalar values at <paramref name="paths"/> of a JSON reply (property names and array indices, dot-separated:
+    /// <c>choices.0.text</c>), each with its token type (a string's text unescaped, a number's as written, null for
+    /// true, false and null), read in one pass without building the document: what is not asked for is skipped, so a
+    /// reply of millions of values costs no more memory than its text. A path to an object or array is not a value (absent).
+    /// Of a key given twice, the last counts.
+    /// </summary>
+    /// <exception cref="System.Text.Json.JsonException">The reply is not JSON, or nests deeper than 64 levels.</exception>
+    public static Dictionary<string, (System.Text.Json.JsonTokenType Type, string? Text)> Fields(string reply, params string[] paths)
+    {
+        var found = new Dictionary<string, (System.Text.Json.JsonTokenType, string?)>(StringComparer.Ordinal);
+        var wanted = paths.ToHashSet(StringComparer.Ordinal);
+        var prefixes = paths.SelectMany(p => p.Split('.').Select((_, i) => string.Join('.', p.Split('.').Take(i + 1)))).ToHashSet(StringComparer.Ordinal);
+        var reader = new System.Text.Json.Utf8JsonReader(Encoding.UTF8.GetBytes(reply), new System.Text.Json.JsonReaderOptions { MaxDepth = 64 });
+        // The containers entered (those on a wanted path): their path, whether an array, and an array's next index.
+        var open = new Stack<(string Path, bool Array, int Next)>();
+        string? property = null;
+        while (reader.Read())
+        {
+            var type = reader.TokenType;
+            if (type == System.Text.Json.JsonTokenType.PropertyName)
+            {
+                property = reader.GetString();
+                continue;
+            }
+            if (type is System.Text.Json.JsonTokenType.EndObject or System.Text.Json.JsonTokenType.EndArray)
+            {
+                open.Pop();
+                continue;
+            }
+            string path = "";
+            if (open.Count > 0)
+            {
+                var (parent, array, next) = open.Pop();
+                string segment = array ? next.ToString(System.Globalization.CultureInfo.InvariantCulture) : property!;
+                open.Push((parent, array, array ? next + 1 : next));
+                path = parent.Length == 0 ? segment : parent + "." + segment;
+            }
+            if (type is System.Text.Json.JsonTokenType.StartObject or System.Text.Json.JsonTokenType.StartArray)
+            {
+                if (open.Count == 0 || prefixes.Contains(path)) open.Push((path, type == System.Text.Json.JsonTokenType.StartArray, 0));
+                else reader.Skip();
+                continue;
+            }
+            if (wanted.Contains(path))
+                found[path] = (type, type switch
+                {
+                    System.Text.Json.JsonTokenType.String => reader.GetString(),
+                    System.Text.Json.JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
+                    _ => null,
+                });
+        }
+        return found;
+    }
+
     /// <summary>"1 attempt", "3 attempts".</summary>
     public static string Attempts(int count) => count == 1 ? "1 attempt" : $"{count} attempts";
 

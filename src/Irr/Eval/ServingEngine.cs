@@ -293,22 +293,23 @@ public sealed class ServingEngine : IDisposable
         string kind = Options.Api == EngineOptions.Chat ? "chat-completions" : "completions";
         try
         {
-            var root = JsonNode.Parse(text);
-            var choice = root?["choices"]?[0];
-            var content = Options.Api == EngineOptions.Chat ? choice?["message"]?["content"] : choice?["text"];
-            if (content is JsonValue v && v.TryGetValue(out string? continuation))
+            // The fields read, and nothing else of the reply (which may hold anything, up to the reply limit).
+            string contentPath = Options.Api == EngineOptions.Chat ? "choices.0.message.content" : "choices.0.text";
+            var fields = OpenAiClient.Fields(text, contentPath, "choices.0.finish_reason", "usage.completion_tokens");
+            if (fields.GetValueOrDefault(contentPath) is (JsonTokenType.String, { } continuation))
             {
-                string? finish = choice?["finish_reason"] is JsonValue f && f.TryGetValue(out string? s) ? s : null;
+                string? finish = fields.GetValueOrDefault("choices.0.finish_reason") is (JsonTokenType.String, { } f) ? f : null;
                 if (finish is "abort" or "error")
                     return ChatResponse.Failed(_client.Redact($"the server ended the answer with finish_reason \"{finish}\""));
                 bool eos = finish != "length";
-                int tokens = root?["usage"]?["completion_tokens"] is JsonValue u && u.TryGetValue(out int n)
+                int tokens = fields.GetValueOrDefault("usage.completion_tokens") is (JsonTokenType.Number, { } u)
+                             && int.TryParse(u, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n)
                     ? n
                     : Tokenizer.Encode(continuation).Length + (eos ? 1 : 0);
                 return new ChatResponse((prefill ?? "") + continuation, tokens, eos);
             }
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException) // not JSON, or JSON of another shape ([…], "choices": {…})
+        catch (JsonException) // not JSON
         {
         }
         return ChatResponse.Failed(_client.Redact($"not a {kind} response: {OpenAiClient.Snippet(text)}"));

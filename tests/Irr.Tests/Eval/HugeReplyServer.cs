@@ -19,8 +19,9 @@ public sealed class HugeReplyServer : IDisposable
     private readonly Task _loop;
     private int _requests;
 
-    public HugeReplyServer(Framing framing, long bytes, int status = 200)
+    public HugeReplyServer(Framing framing, long bytes, int status = 200, bool manyTokens = false)
     {
+        ManyTokens = manyTokens;
         Framing_ = framing;
         Bytes = bytes;
         Status = status;
@@ -32,6 +33,12 @@ public sealed class HugeReplyServer : IDisposable
     private Framing Framing_ { get; }
 
     public long Bytes { get; }
+
+    /// <summary>
+    /// Whether the body is a valid completion whose bulk is a list of millions of zeros before it
+    /// (<c>{"junk":[0,0,…,0],"choices":[{"index":0,"text":" ok","finish_reason":"stop"}]}</c>): JSON of the most tokens per byte.
+    /// </summary>
+    public bool ManyTokens { get; }
 
     public int Status { get; }
 
@@ -71,8 +78,8 @@ public sealed class HugeReplyServer : IDisposable
                 await ReadRequest(stream);
                 Interlocked.Increment(ref _requests);
                 // {"choices":[{"index":0,"text":"aaaa…","message":{"role":"assistant","content":"aaaa…"}}]}: too long to read, whatever the API.
-                byte[] head = "{\"choices\":[{\"index\":0,\"finish_reason\":\"stop\",\"text\":\""u8.ToArray();
-                byte[] tail = "\"}]}"u8.ToArray();
+                byte[] head = ManyTokens ? "{\"junk\":["u8.ToArray() : "{\"choices\":[{\"index\":0,\"finish_reason\":\"stop\",\"text\":\""u8.ToArray();
+                byte[] tail = ManyTokens ? "0],\"choices\":[{\"index\":0,\"text\":\" ok\",\"finish_reason\":\"stop\"}]}"u8.ToArray() : "\"}]}"u8.ToArray();
                 long fill = Bytes - head.Length - tail.Length;
                 string framing = Framing_ switch
                 {
@@ -83,7 +90,10 @@ public sealed class HugeReplyServer : IDisposable
                 };
                 await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {Status} Whatever\r\nContent-Type: application/json\r\n{framing}\r\n"));
                 var chunk = new byte[1 << 16];
-                Array.Fill(chunk, (byte)'a');
+                if (ManyTokens)
+                    for (int i = 0; i < chunk.Length; i++) chunk[i] = i % 2 == 0 ? (byte)'0' : (byte)',';
+                else
+                    Array.Fill(chunk, (byte)'a');
                 await Send(stream, head);
                 for (long left = fill; left > 0; left -= chunk.Length)
                     await Send(stream, chunk.AsMemory(0, (int)Math.Min(chunk.Length, left)));

@@ -77,6 +77,27 @@ public partial class EngineTests
         Assert.Equal(expected, OpenAiClient.ServerMessage(body));
 
     [Fact]
+    public void OnlyTheFieldsAskedForAreReadFromAReply()
+    {
+        const string reply = """
+            {"id": "x", "choices": [{"index": 0, "text": "a\nb \u00e9", "logprobs": {"tokens": [1, 2, [3]]}, "finish_reason": null},
+                                    {"text": "second"}],
+             "usage": {"completion_tokens": 7, "prompt_tokens": 3}, "choices_extra": {"text": "not this"}}
+            """;
+        var fields = OpenAiClient.Fields(reply, "choices.0.text", "choices.0.finish_reason", "usage.completion_tokens", "choices.1.text", "choices.0.logprobs", "missing.x");
+        Assert.Equal((System.Text.Json.JsonTokenType.String, "a\nb é"), fields["choices.0.text"]);
+        Assert.Equal((System.Text.Json.JsonTokenType.Null, (string?)null), fields["choices.0.finish_reason"]);
+        Assert.Equal((System.Text.Json.JsonTokenType.Number, "7"), fields["usage.completion_tokens"]);
+        Assert.Equal((System.Text.Json.JsonTokenType.String, "second"), fields["choices.1.text"]);
+        Assert.Equal(4, fields.Count); // an object is not a value; a missing path is absent
+        // The last of a key given twice counts (as Python's json.loads keeps it).
+        Assert.Equal("2", OpenAiClient.Fields("""{"n": 1, "n": 2}""", "n")["n"].Text);
+        // Not JSON, trailing garbage, or deeper than 64 levels (even where nothing is asked for): as System.Text.Json refuses it.
+        foreach (string bad in (string[])["{\"choices\": [", "{} x", "{\"junk\": " + new string('[', 100) + new string(']', 100) + "}"])
+            Assert.ThrowsAny<System.Text.Json.JsonException>(() => OpenAiClient.Fields(bad, "choices.0.text"));
+    }
+
+    [Fact]
     public void ASnippetIsBoundedAndDoesNotSplitACharacter()
     {
         Assert.Equal(new string('x', 300) + "…", OpenAiClient.Snippet(new string('x', 100_000)));
@@ -105,5 +126,13 @@ public partial class EngineTests
             "--engine-retries", "0", "--max-new-tokens", "8", "-o", dir["out.jsonl"]], env: new Dictionary<string, string> { ["IRR_MAX_REPLY_BYTES"] = "1MB" });
         Assert.True(r.Code == 3, $"exit {r.Code}: {r.Err}");
         Assert.Contains("exceeds the limit of 1,000,000 (raise it with IRR_MAX_REPLY_BYTES=…)", (string)JsonNode.Parse(File.ReadAllLines(dir["out.jsonl"]).Single())!["error"]!);
+
+        // A reply just under the limit, of the most JSON tokens per byte (a list of 30 million zeros before the completion),
+        // is read and parsed within the memory too, and its completion taken.
+        using var dense = new HugeReplyServer(HugeReplyServer.Framing.Chunked, 60_000_000, manyTokens: true);
+        r = IrrProcess.Run(["generate", "--model", model, "--prompts", PromptFile(dir, "alpha"), "--engine-url", dense.Url, "--engine-model", "served",
+            "--engine-retries", "0", "--max-new-tokens", "8", "-o", dir["out.jsonl"]]);
+        Assert.True(r.Code == 0, $"exit {r.Code}: {r.Err}");
+        Assert.Equal(" ok", (string)JsonNode.Parse(File.ReadAllLines(dir["out.jsonl"]).Single())!["response"]!);
     }
 }
