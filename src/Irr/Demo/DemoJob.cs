@@ -205,9 +205,13 @@ public sealed record DemoJob : IJob<DemoResult>
                     Safety = new EvalSafetyJob
                     {
                         Prompts = [Tmp("data/harmful_validation.jsonl")], CustomJudge = KeywordJudge.Default, MaxNewTokens = o.MaxNewTokens,
-                        BatchSize = EvaluationBatchSize, OutputDir = "",
+                        BatchSize = EvaluationBatchSize, OutputDir = "", CacheGenerations = false,
                     },
-                    Task = new EvalTaskJob { Model = "", Data = Tmp("data/task_validation.jsonl"), Metric = "exact", MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize },
+                    Task = new EvalTaskJob
+                    {
+                        Model = "", Data = Tmp("data/task_validation.jsonl"), Metric = "exact", MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize,
+                        CacheGenerations = false,
+                    },
                     Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{variant}"),
                     RestaGamma = o.RestaGammas, SafeLoraThreshold = adapter is null ? [] : o.SafeLoraThresholds,
                     SafeLoraVector = adapter is null ? null : safeLoraV,
@@ -346,13 +350,14 @@ public sealed record DemoJob : IJob<DemoResult>
 
         // Held-out harmful prompts (keyword judge) and the held-out task (exact match), as irr eval safety and irr eval task run them;
         // for the models of DemoOptions.AttackedModels, the harmful prompts under the demo's attacks too (in the same run).
+        // (No generation cache: the demo is built in a temporary directory that an interrupted run removes, so nothing would resume from it.)
         private (EvalSafetyResult Plain, SafetyRun Run, TaskRun Task) Evaluate(string label, string modelDir, string? adapterDir, string stage)
         {
             string runDir = Tmp($"eval/{label}");
             var plainJob = new EvalSafetyJob
             {
                 Model = modelDir, Adapter = adapterDir, Prompts = [Tmp("data/harmful_heldout.jsonl")], CustomJudge = KeywordJudge.Default,
-                MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir,
+                MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir, CacheGenerations = false,
             };
             var safety = RunJob("evaluate", $"{stage}: harmful prompts", plainJob);
             var run = safety.Run;
@@ -361,7 +366,7 @@ public sealed record DemoJob : IJob<DemoResult>
             var task = RunJob("evaluate", $"{stage}: task", new EvalTaskJob
             {
                 Model = modelDir, Adapter = adapterDir, Data = Tmp("data/task_heldout.jsonl"), Metric = "exact",
-                MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir,
+                MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir, CacheGenerations = false,
             });
             return (safety, run, task);
         }

@@ -149,7 +149,7 @@ public sealed class EngineServer : IDisposable
         {
             try
             {
-                while (await from.ReadLineAsync().ConfigureAwait(false) is { } text)
+                await foreach (string text in Lines(from).ConfigureAwait(false))
                     lock (gate)
                     {
                         log.WriteLine(text);
@@ -197,14 +197,16 @@ public sealed class EngineServer : IDisposable
             {
                 using var probe = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 probe.CancelAfter(TimeSpan.FromSeconds(5));
-                using var response = client.GetAsync(models, probe.Token).GetAwaiter().GetResult();
+                using var response = client.GetAsync(models, HttpCompletionOption.ResponseHeadersRead, probe.Token).GetAwaiter().GetResult();
                 if (response.StatusCode == HttpStatusCode.OK)
                 {
-                    RequireServed(response.Content.ReadAsStringAsync(probe.Token).GetAwaiter().GetResult());
+                    // A real list is a few KB: one larger than 1 MiB is not checked (nor read further).
+                    var (body, whole) = OpenAiClient.ReadBodyAsync(response.Content, Math.Min(OpenAiClient.MaxReplyBytes, 1 << 20), probe.Token).GetAwaiter().GetResult();
+                    if (whole) RequireServed(body);
                     return;
                 }
             }
-            catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 // not listening yet
             }
@@ -228,7 +230,7 @@ public sealed class EngineServer : IDisposable
             return;
         }
         if (ids.Count == 0 || ids.Contains(ServedModel)) return;
-        throw new IrrException($"engine-serve: the server serves {string.Join(", ", ids.Select(i => $"'{i}'"))}, not '{ServedModel}': name the model with {{name}} " +
+        throw new IrrException($"engine-serve: the server serves {string.Join(", ", ids.Take(TailLines).Select(i => $"'{OpenAiClient.Snippet(i)}'"))}{(ids.Count > TailLines ? ", …" : "")}, not '{ServedModel}': name the model with {{name}} " +
                                $"(vLLM: --served-model-name {{name}}, or with an adapter --lora-modules {{name}}={{adapter}}) ({LogPath})");
     }
 
@@ -236,16 +238,57 @@ public sealed class EngineServer : IDisposable
     private string Tail()
     {
         lock (_gate)
-            if (_lastErrors.Count > 0) return "; its last output: " + string.Join(" | ", _lastErrors);
+            if (_lastErrors.Count > 0) return "; its last output: " + string.Join(" | ", _lastErrors.Select(OpenAiClient.Snippet));
         try
         {
-            var lines = File.ReadAllLines(LogPath).Skip(1).TakeLast(TailLines).ToList();
-            return lines.Count == 0 ? "" : "; its last output: " + string.Join(" | ", lines);
+            var lines = LastLines(LogPath).Where(l => !l.StartsWith("# irr engine-serve: ", StringComparison.Ordinal)).TakeLast(TailLines).ToList();
+            return lines.Count == 0 ? "" : "; its last output: " + string.Join(" | ", lines.Select(OpenAiClient.Snippet));
         }
         catch (IOException)
         {
             return "";
         }
+    }
+
+    // The lines of a server's output as they come; a line longer than 64 Ki characters is passed on in pieces, so that
+    // output without line breaks is never held whole.
+    private static async IAsyncEnumerable<string> Lines(StreamReader from)
+    {
+        const int maxLine = 1 << 16;
+        var buffer = new char[4096];
+        var line = new StringBuilder();
+        int read;
+        while ((read = await from.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+        {
+            int start = 0;
+            for (int i = 0; i < read; i++)
+            {
+                if (buffer[i] != '\n') continue;
+                line.Append(buffer, start, i - start);
+                yield return line.ToString().TrimEnd('\r');
+                line.Clear();
+                start = i + 1;
+            }
+            line.Append(buffer, start, read - start);
+            while (line.Length >= maxLine)
+            {
+                yield return line.ToString(0, maxLine);
+                line.Remove(0, maxLine);
+            }
+        }
+        if (line.Length > 0) yield return line.ToString().TrimEnd('\r');
+    }
+
+    // The non-empty lines of a log's last 64 KiB (a server may have logged gigabytes).
+    private static IEnumerable<string> LastLines(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        long start = Math.Max(0, file.Length - (1 << 16));
+        file.Position = start;
+        var bytes = new byte[file.Length - start];
+        file.ReadExactly(bytes);
+        var lines = Encoding.UTF8.GetString(bytes).Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0);
+        return start > 0 ? lines.Skip(1) : lines; // the first line is cut
     }
 
     private void StopCopying()

@@ -124,6 +124,15 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// </summary>
     public EngineOptions? Engine { get; init; }
 
+    /// <summary>
+    /// Where local generation keeps each answer as it comes (<see cref="GenerationCache"/>), so that an interrupted run
+    /// resumes; null for <c>OUTPUT/generation-cache.jsonl</c>.
+    /// </summary>
+    public string? GenerationCachePath { get; init; }
+
+    /// <summary>Whether local generation keeps its answers (<see cref="GenerationCachePath"/>); false for a run whose output is thrown away when it fails (the demo's).</summary>
+    public bool CacheGenerations { get; init; } = true;
+
     /// <summary>Use only the first N prompts of each set (or responses of the file); null for all.</summary>
     public int? Limit { get; init; }
 
@@ -256,7 +265,8 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             using var chat = ChatModel.Open(Model!, Adapter, NoChatTemplate);
             CheckAttackTemplates(chat.Tokenizer, todo);
             var stage = ProgressStage.Start(progress, "generating", (double)todo.Count * MaxNewTokens);
-            foreach (var r in SafetyEvaluation.Generate(chat.Transformer, chat.Tokenizer, todo, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n)))
+            var cache = CacheGenerations ? GenerationCache.Open(GenerationCachePath ?? Path.Combine(OutputDir, GenerationCache.FileName), Model!, Adapter) : null;
+            foreach (var r in SafetyEvaluation.Generate(chat.Transformer, chat.Tokenizer, todo, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n), cache))
                 fresh.Enqueue(r);
         }
         var answers = new List<SafetyResponse>(prompts.Count);

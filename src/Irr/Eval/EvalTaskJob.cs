@@ -45,6 +45,15 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     /// </summary>
     public EngineOptions? Engine { get; init; }
 
+    /// <summary>
+    /// Where local generation keeps each answer as it comes (<see cref="Model.GenerationCache"/>), so that an interrupted run
+    /// resumes; null for <c>OUTPUT/generation-cache.jsonl</c> (without an output directory, none is kept).
+    /// </summary>
+    public string? GenerationCachePath { get; init; }
+
+    /// <summary>Whether local generation keeps its answers (<see cref="GenerationCachePath"/>); false for a run whose output is thrown away when it fails (the demo's).</summary>
+    public bool CacheGenerations { get; init; } = true;
+
     /// <summary>Use only the first N examples; null for all.</summary>
     public int? Limit { get; init; }
 
@@ -97,7 +106,9 @@ public sealed record EvalTaskJob : IJob<TaskRun>
         {
             using var chat = ChatModel.Open(Model, Adapter, NoChatTemplate);
             var stage = ProgressStage.Start(progress, "generating", (double)examples.Count * MaxNewTokens);
-            predictions = TaskEvaluation.Run(chat.Transformer, chat.Tokenizer, examples, metric, system, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n));
+            var cache = CacheGenerations && (GenerationCachePath ?? (OutputDir is null ? null : Path.Combine(OutputDir, GenerationCache.FileName))) is { } path
+                ? GenerationCache.Open(path, Model, Adapter) : null;
+            predictions = TaskEvaluation.Run(chat.Transformer, chat.Tokenizer, examples, metric, system, chat.Greedy(MaxNewTokens, BatchSize), n => stage.Advance(n, n), cache);
         }
         var run = new TaskRun(Provenance.Label(Model)!, Provenance.Label(Adapter), Provenance.Label(Data)!, Metric.ToLowerInvariant(), predictions.Count, predictions.Count(p => p.Correct))
         {

@@ -15,7 +15,8 @@ namespace Irr.Eval;
 /// With <see cref="NoChatTemplate"/> a prompt is its text as is. Greedy unless
 /// <see cref="Temperature"/> is above 0. The prompts are read before the model is loaded. With <see cref="Engine"/>,
 /// the answers come from a serving engine and the model directory is read only for its tokenizer, chat template and
-/// EOS ids.
+/// EOS ids. Local answers are kept as they come in OUTPUT.generation-cache.jsonl (<see cref="Model.GenerationCache"/>), a
+/// serving engine's in OUTPUT.engine-cache.jsonl: an interrupted run, run again, generates only the answers it lacks.
 /// </summary>
 public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
 {
@@ -67,6 +68,15 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     /// <c>OUTPUT.engine-cache.jsonl</c> next to <see cref="OutputPath"/> (the extension replaced).
     /// </summary>
     public EngineOptions? Engine { get; init; }
+
+    /// <summary>
+    /// Keep each answer of local generation as it comes in <see cref="GenerationCachePath"/> (<see cref="Model.GenerationCache"/>),
+    /// so that an interrupted run resumes; false for a run whose output is thrown away when it fails (the demo's).
+    /// </summary>
+    public bool CacheGenerations { get; init; } = true;
+
+    /// <summary>Where local generation keeps its answers: OUTPUT.generation-cache.jsonl next to <see cref="OutputPath"/> (the extension replaced).</summary>
+    public string GenerationCachePath => Path.ChangeExtension(OutputPath, ".generation-cache.jsonl");
 
     /// <summary>The responses file to write (.jsonl).</summary>
     public required string OutputPath { get; init; }
@@ -120,7 +130,8 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
             using var chat = ChatModel.Open(Model, Adapter, NoChatTemplate);
             var options = chat.Greedy(MaxNewTokens, BatchSize) with { Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };
             var stage = ProgressStage.Start(progress, "generating", (double)users.Count * MaxNewTokens);
-            outputs = ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, requests, options, n => stage.Advance(n, n));
+            var cache = CacheGenerations ? GenerationCache.Open(GenerationCachePath, Model, Adapter) : null;
+            outputs = ChatGeneration.Respond(chat.Transformer, chat.Tokenizer, requests, options, n => stage.Advance(n, n), cache);
         }
         AtomicFile.WriteJsonLines(OutputPath, Enumerable.Range(0, users.Count), i =>
         {

@@ -124,10 +124,11 @@ public sealed class HttpJudge : IJudge, IDisposable
     {
         try
         {
-            var content = JsonNode.Parse(text)?["choices"]?[0]?["message"]?["content"];
-            if (content is JsonValue v && v.TryGetValue(out string? reply)) return JudgeProtocols.ParseReply(_options.Protocol, reply);
+            // The reply's content, and nothing else of the reply (which may hold anything, up to the reply limit).
+            if (OpenAiClient.Fields(text, "choices.0.message.content").GetValueOrDefault("choices.0.message.content") is (JsonTokenType.String, { } reply))
+                return JudgeProtocols.ParseReply(_options.Protocol, reply);
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException) // not JSON, or JSON of another shape ([…], "choices": {…})
+        catch (JsonException) // not JSON
         {
         }
         return new JudgeResult(Verdict.Unknown, _client.Redact($"not a chat-completions response: {OpenAiClient.Snippet(text)}"));

@@ -24,6 +24,15 @@ internal sealed class JsonlLog
     public int SkippedLines { get; private set; }
 
     /// <summary>
+    /// Whether the file ended in a line without its line feed that could not be read: the line a killed run was writing.
+    /// It counts in <see cref="SkippedLines"/>; it is cut off before the next <see cref="Append"/>.
+    /// </summary>
+    public bool TornLastLine => _tornAt >= 0;
+
+    // Where the torn last line begins (bytes), or -1.
+    private long _tornAt = -1;
+
+    /// <summary>
     /// Opens the file (it need not exist) and hands every line's object to <paramref name="read"/>; a line that is not a
     /// JSON object, or whose object <paramref name="read"/> refuses by throwing (a missing or mistyped field), is skipped.
     /// </summary>
@@ -31,19 +40,28 @@ internal sealed class JsonlLog
     {
         var log = new JsonlLog(path);
         if (!File.Exists(path)) return log;
-        string text = File.ReadAllText(path);
-        log._needsNewline = text.Length > 0 && !text.EndsWith('\n');
-        foreach (var line in text.Split('\n'))
+        byte[] bytes = File.ReadAllBytes(path);
+        log._needsNewline = bytes.Length > 0 && bytes[^1] != (byte)'\n';
+        int start = 0;
+        while (start < bytes.Length)
         {
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try
+            int end = Array.IndexOf(bytes, (byte)'\n', start);
+            bool last = end < 0;
+            if (last) end = bytes.Length;
+            var line = bytes.AsSpan(start, end - start);
+            if (line.Trim(" \t\r"u8).Length > 0)
             {
-                read(JsonNode.Parse(line)!.AsObject());
+                try
+                {
+                    read(JsonNode.Parse(line)!.AsObject());
+                }
+                catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException)
+                {
+                    log.SkippedLines++;
+                    if (last) log._tornAt = start;
+                }
             }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException)
-            {
-                log.SkippedLines++;
-            }
+            start = end + 1;
         }
         return log;
     }
@@ -56,6 +74,12 @@ internal sealed class JsonlLog
         {
             string? dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path));
             if (dir is not null) Directory.CreateDirectory(dir);
+            if (_tornAt >= 0)
+            {
+                using (var file = new FileStream(Path, FileMode.Open, FileAccess.Write)) file.SetLength(_tornAt);
+                _tornAt = -1;
+                _needsNewline = false;
+            }
             File.AppendAllText(Path, (_needsNewline ? "\n" : "") + line + "\n", new UTF8Encoding(false));
             _needsNewline = false;
         }

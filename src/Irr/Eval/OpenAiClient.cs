@@ -173,20 +173,34 @@ public sealed class OpenAiClient : IDisposable
             {
                 using var message = new HttpRequestMessage(HttpMethod.Post, endpoint) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
                 if (Options.ApiKey is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Options.ApiKey);
-                using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
+                // Headers first, then the body read within the limit: a reply of any size never fills the memory.
+                using var response = await _client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
                 _answered = true;
-                string text = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
-                if (response.IsSuccessStatusCode) return new OpenAiReply(text, null, attempt + 1);
                 int status = (int)response.StatusCode;
+                string phrase = Printable(response.ReasonPhrase ?? "");
+                if (response.IsSuccessStatusCode)
+                {
+                    long limit = MaxReplyBytes;
+                    var (body, whole) = await ReadBodyAsync(response.Content, limit, timeout.Token).ConfigureAwait(false);
+                    // Not retried: the same request would get the same reply; it is this request's failure, recorded.
+                    if (!whole) return new OpenAiReply(null, Limits.Exceeded($"{Options.Role} endpoint {endpoint}", "the reply's size in bytes", MaxReplyBytesVariable, limit).Message, attempt + 1);
+                    return new OpenAiReply(body, null, attempt + 1);
+                }
                 if (status != 429 && status < 500)
                 {
-                    string said = Snippet(ServerMessage(text));
+                    // Of an error, only its message is quoted: the first MiB of the body is enough to find it.
+                    string said = Snippet(ServerMessage((await ReadBodyAsync(response.Content, Math.Min(MaxReplyBytes, ErrorBodyBytes), timeout.Token).ConfigureAwait(false)).Text));
                     if (IsPerRequestError(status, said))
-                        return new OpenAiReply(null, Redact($"HTTP {status} {response.ReasonPhrase}: {said}"), attempt + 1) { Refused = true };
-                    throw new IrrException(Redact($"{Options.Role} endpoint {endpoint} answered HTTP {status} {response.ReasonPhrase}: {said}{Hint(status, said)}"));
+                        return new OpenAiReply(null, Redact($"HTTP {status} {phrase}: {said}"), attempt + 1) { Refused = true };
+                    throw new IrrException(Redact($"{Options.Role} endpoint {endpoint} answered HTTP {status} {phrase}: {said}{Hint(status, said)}"));
                 }
-                lastFailure = $"HTTP {status} {response.ReasonPhrase}";
+                lastFailure = $"HTTP {status} {phrase}";
                 retryAfter = RetryAfter(response);
+            }
+            catch (IOException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The body broke off (the connection closed before the Content-Length or the last chunk): as a connection error.
+                lastFailure = Redact($"the reply broke off: {Printable(e.Message)}");
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -306,17 +320,142 @@ public sealed class OpenAiClient : IDisposable
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
         {
         }
-        var escaped = new StringBuilder(text.Length);
-        foreach (char c in text.Trim())
-            escaped.Append(c switch { '\n' => "\\n", '\r' => "\\r", '\t' => " ", _ when char.IsControl(c) => $"\\u{(int)c:x4}", _ => c.ToString() });
+        return Printable(text.Trim());
+    }
+
+    /// <summary>
+    /// A server's text as one printable line: line breaks and tabs as <c>\n</c>, <c>\r</c>, <c>\t</c>, other control
+    /// characters (C0, DEL, C1: ESC, BEL, NUL …) as <c>\x1b</c>, line and paragraph separators as <c>\u2028</c>, <c>\u2029</c>;
+    /// so that nothing a server sends can break an error line or drive the terminal.
+    /// </summary>
+    public static string Printable(string text)
+    {
+        if (!text.Any(NeedsEscape)) return text;
+        var escaped = new StringBuilder(text.Length + 16);
+        foreach (char c in text)
+            escaped.Append(c switch
+            {
+                '\n' => "\\n", '\r' => "\\r", '\t' => "\\t",
+                '\u2028' or '\u2029' => $"\\u{(int)c:x4}",
+                _ when char.IsControl(c) => $"\\x{(int)c:x2}",
+                _ => c.ToString(),
+            });
         return escaped.ToString();
+    }
+
+    private static bool NeedsEscape(char c) => char.IsControl(c) || c is '\u2028' or '\u2029';
+
+    /// <summary>The variable that sets <see cref="MaxReplyBytes"/>.</summary>
+    public const string MaxReplyBytesVariable = "IRR_MAX_REPLY_BYTES";
+
+    /// <summary>The default of <see cref="MaxReplyBytes"/>: 64 MiB, hundreds of times a long completion's reply.</summary>
+    public const long DefaultMaxReplyBytes = 64L << 20;
+
+    // How much of an error reply is read for its message.
+    private const long ErrorBodyBytes = 1L << 20;
+
+    /// <summary>
+    /// The largest reply body read from a server (a serving engine, a judge; <see cref="Limits"/>: <c>IRR_MAX_REPLY_BYTES</c>,
+    /// default 64 MiB): a larger reply is that request's failure, read no further.
+    /// </summary>
+    /// <exception cref="IrrException">The variable is set but is not a positive size.</exception>
+    public static long MaxReplyBytes => Math.Min(Limits.Get(MaxReplyBytesVariable, DefaultMaxReplyBytes), Array.MaxLength);
+
+    /// <summary>
+    /// Reads a reply body as UTF-8, streamed, at most <paramref name="limit"/> bytes (whatever Content-Length says, chunked or
+    /// not): the text and true when the body was read whole; else the first <paramref name="limit"/> bytes' text (nothing
+    /// when the declared Content-Length is already larger) and false.
+    /// </summary>
+    /// <exception cref="IOException">The body broke off.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static async Task<(string Text, bool Whole)> ReadBodyAsync(HttpContent content, long limit, CancellationToken cancellationToken)
+    {
+        if (content.Headers.ContentLength is { } declared && declared > limit) return ("", false);
+        var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using var _ = stream.ConfigureAwait(false);
+        using var body = new MemoryStream((int)Math.Min(content.Headers.ContentLength ?? 1 << 16, limit));
+        var chunk = new byte[1 << 16];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (body.Length + read > limit)
+            {
+                body.Write(chunk, 0, (int)(limit - body.Length));
+                return (Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length), false);
+            }
+            body.Write(chunk, 0, read);
+        }
+        return (Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length), true);
+    }
+
+    /// <summary>
+    /// The scalar values at <paramref name="paths"/> of a JSON reply (property names and array indices, dot-separated:
+    /// <c>choices.0.text</c>), each with its token type (a string's text unescaped, a number's as written, null for
+    /// true, false and null), read in one pass without building the document: what is not asked for is skipped, so a
+    /// reply of millions of values costs no more memory than its text. A path to an object or array is not a value (absent).
+    /// Of a key given twice, the last counts.
+    /// </summary>
+    /// <exception cref="System.Text.Json.JsonException">The reply is not JSON, or nests deeper than 64 levels.</exception>
+    public static Dictionary<string, (System.Text.Json.JsonTokenType Type, string? Text)> Fields(string reply, params string[] paths)
+    {
+        var found = new Dictionary<string, (System.Text.Json.JsonTokenType, string?)>(StringComparer.Ordinal);
+        var wanted = paths.ToHashSet(StringComparer.Ordinal);
+        var prefixes = paths.SelectMany(p => p.Split('.').Select((_, i) => string.Join('.', p.Split('.').Take(i + 1)))).ToHashSet(StringComparer.Ordinal);
+        var reader = new System.Text.Json.Utf8JsonReader(Encoding.UTF8.GetBytes(reply), new System.Text.Json.JsonReaderOptions { MaxDepth = 64 });
+        // The containers entered (those on a wanted path): their path, whether an array, and an array's next index.
+        var open = new Stack<(string Path, bool Array, int Next)>();
+        string? property = null;
+        while (reader.Read())
+        {
+            var type = reader.TokenType;
+            if (type == System.Text.Json.JsonTokenType.PropertyName)
+            {
+                property = reader.GetString();
+                continue;
+            }
+            if (type is System.Text.Json.JsonTokenType.EndObject or System.Text.Json.JsonTokenType.EndArray)
+            {
+                open.Pop();
+                continue;
+            }
+            string path = "";
+            if (open.Count > 0)
+            {
+                var (parent, array, next) = open.Pop();
+                string segment = array ? next.ToString(System.Globalization.CultureInfo.InvariantCulture) : property!;
+                open.Push((parent, array, array ? next + 1 : next));
+                path = parent.Length == 0 ? segment : parent + "." + segment;
+            }
+            if (type is System.Text.Json.JsonTokenType.StartObject or System.Text.Json.JsonTokenType.StartArray)
+            {
+                if (open.Count == 0 || prefixes.Contains(path)) open.Push((path, type == System.Text.Json.JsonTokenType.StartArray, 0));
+                else reader.Skip();
+                continue;
+            }
+            if (wanted.Contains(path))
+                found[path] = (type, type switch
+                {
+                    System.Text.Json.JsonTokenType.String => reader.GetString(),
+                    System.Text.Json.JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
+                    _ => null,
+                });
+        }
+        return found;
     }
 
     /// <summary>"1 attempt", "3 attempts".</summary>
     public static string Attempts(int count) => count == 1 ? "1 attempt" : $"{count} attempts";
 
-    /// <summary>The first 300 characters of a server's text, for messages.</summary>
-    public static string Snippet(string text) => text.Length <= 300 ? text : text[..300] + "…";
+    /// <summary>The first 300 characters of a server's text, for messages, made <see cref="Printable"/> (a surrogate pair is not split).</summary>
+    public static string Snippet(string text)
+    {
+        if (text.Length <= SnippetLength) return Printable(text);
+        int cut = char.IsHighSurrogate(text[SnippetLength - 1]) ? SnippetLength - 1 : SnippetLength;
+        return Printable(text[..cut]) + "…";
+    }
+
+    // How much of a server's text a message quotes.
+    private const int SnippetLength = 300;
 
     /// <summary><paramref name="text"/> with the API key replaced by <c>***</c>: nothing the server sends back may carry the key into a message.</summary>
     public string Redact(string text) =>

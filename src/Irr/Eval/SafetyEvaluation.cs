@@ -137,13 +137,14 @@ public static class SafetyEvaluation
             new SafetyPrompt(Attacks.SetName(s.Name, a.Name), r.Prompt, r.Category, a.Name, a.Apply(r.Prompt, systemPrompt))))).ToList();
 
     /// <summary>
-    /// The model's answers to <paramref name="prompts"/>, in order (<see cref="ChatGeneration.Respond(Transformer, PretrainedTokenizer, IReadOnlyList{ChatRequest}, GenerationOptions, Action{int}?)"/>:
-    /// the chat template over each conversation, a prefill appended). Pass greedy <paramref name="options"/>.
+    /// The model's answers to <paramref name="prompts"/>, in order (<see cref="ChatGeneration.Respond(Transformer, PretrainedTokenizer, IReadOnlyList{ChatRequest}, GenerationOptions, Action{int}?, GenerationCache?)"/>:
+    /// the chat template over each conversation, a prefill appended). Pass greedy <paramref name="options"/>. With
+    /// <paramref name="cache"/>, answers it holds are not generated again and new ones are added to it as they come.
     /// </summary>
     public static IReadOnlyList<SafetyResponse> Generate(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<SafetyPrompt> prompts,
-        GenerationOptions options, Action<int>? progress = null)
+        GenerationOptions options, Action<int>? progress = null, GenerationCache? cache = null)
     {
-        var answers = ChatGeneration.Respond(model, tokenizer, Requests(prompts), options, progress);
+        var answers = ChatGeneration.Respond(model, tokenizer, Requests(prompts), options, progress, cache);
         return Responses(prompts, answers);
     }
 

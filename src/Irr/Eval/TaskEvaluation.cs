@@ -62,11 +62,14 @@ public static class TaskEvaluation
     /// <summary>The predictions file inside a run directory.</summary>
     public const string PredictionsFileName = "predictions.jsonl";
 
-    /// <summary>Generates an answer to every example and scores it. <paramref name="progress"/> gets the tokens produced per decoding step.</summary>
+    /// <summary>
+    /// Generates an answer to every example and scores it. <paramref name="progress"/> gets the tokens produced per decoding
+    /// step. With <paramref name="cache"/>, answers it holds are not generated again and new ones are added to it as they come.
+    /// </summary>
     public static IReadOnlyList<TaskPrediction> Run(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<TaskExample> examples, TaskMetric metric,
-        string? systemPrompt, GenerationOptions options, Action<int>? progress = null)
+        string? systemPrompt, GenerationOptions options, Action<int>? progress = null, GenerationCache? cache = null)
     {
-        var answers = ChatGeneration.Respond(model, tokenizer, Requests(examples, systemPrompt), options, progress);
+        var answers = ChatGeneration.Respond(model, tokenizer, Requests(examples, systemPrompt), options, progress, cache);
         return Score(examples, answers, metric);
     }
 

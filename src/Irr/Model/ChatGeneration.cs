@@ -55,9 +55,16 @@ public static class ChatGeneration
     /// generation continues the answer from it. The text of such an answer is the prefill as given and the text the
     /// continuation adds after prompt and prefill (<see cref="Tokenizer.DecodeContinuation"/>). <paramref name="progress"/> gets the tokens produced per decoding step.
     /// </summary>
+    /// <remarks>
+    /// With <paramref name="cache"/>, answers it holds for these prompts under these options are not generated again
+    /// (<see cref="Generation.Generate"/>: a batch is decoded unless all its answers are held), and each new answer is
+    /// appended to it as its batch ends; when a stop is requested (<see cref="Interruption"/>), how many answers the
+    /// cache keeps is noted (<see cref="Interruption.Keep"/>).
+    /// </remarks>
     /// <exception cref="IrrException">The model has no chat template, or the template refuses a conversation.</exception>
+    /// <exception cref="OperationCanceledException">A stop was requested.</exception>
     public static IReadOnlyList<ChatResponse> Respond(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<ChatRequest> requests,
-        GenerationOptions options, Action<int>? progress = null)
+        GenerationOptions options, Action<int>? progress = null, GenerationCache? cache = null)
     {
         var prefills = requests.Select(r => r.Prefill is null ? [] : tokenizer.Encode(r.Prefill)).ToList();
         var rendered = requests.Select(r => ChatPrompt.EncodePrompt(tokenizer, r.Messages)).ToList();
@@ -65,7 +72,18 @@ public static class ChatGeneration
         if (encoded.FindIndex(p => p.Count == 0) is var empty and >= 0)
             throw new IrrException($"prompt {empty}: empty, and the tokenizer adds no BOS, so there is no token to generate from");
         WarnBeyondContext(model.Config.MaxPositionEmbeddings, encoded, options.MaxNewTokens);
-        var outputs = Generation.Generate(model, encoded, options, progress);
+        var keys = cache is null ? null : encoded.Select((p, i) => cache.Key(p, options, i)).ToList();
+        IReadOnlyList<int[]> outputs;
+        try
+        {
+            outputs = cache is null ? Generation.Generate(model, encoded, options, progress)
+                : Generation.Generate(model, encoded, options, progress, i => cache.Get(keys![i], options), (i, ids) => cache.Add(keys![i], ids));
+        }
+        catch (OperationCanceledException) when (cache is not null)
+        {
+            GenerationCache.NoteKept(keys!.Count(cache.Contains), keys!.Count, cache.Path);
+            throw;
+        }
         return outputs.Select((ids, i) =>
         {
             bool eos = ids.Length > 0 && options.EosTokenIds.Contains(ids[^1]);

@@ -20,7 +20,7 @@ public sealed record GenerationOptions
     /// <summary>Keep only the k most likely tokens (0 = off).</summary>
     public int TopK { get; init; }
 
-    /// <summary>Seed of the sampler; prompt i uses its own stream derived from it, so results do not depend on batching.</summary>
+    /// <summary>Seed of the sampler; prompt i uses its own stream derived from it and i (<see cref="Generation.SamplerSeed"/>), so results depend neither on batching nor on the process.</summary>
     public int Seed { get; init; }
 
     /// <summary>Prompts decoded together.</summary>
@@ -35,16 +35,34 @@ public static class Generation
     /// one was produced. <paramref name="progress"/> is called with the number of tokens each decoding
     /// step produced.
     /// </summary>
-    public static IReadOnlyList<int[]> Generate(Transformer model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Action<int>? progress = null)
+    /// <remarks>
+    /// Prompts are decoded in batches of <see cref="GenerationOptions.BatchSize"/> in order (prompts 0 … B−1, B … 2B−1, …).
+    /// With <paramref name="known"/> (answers kept from an interrupted run, by prompt index), a batch whose every answer
+    /// is known is not decoded: its answers are taken as they are; a batch with any answer missing is decoded whole, as
+    /// an uninterrupted run decodes it, so that resuming gives the same tokens. <paramref name="generated"/> is told each
+    /// answer of a decoded batch that was not known (prompt index, tokens) as soon as its batch ends. A stop request
+    /// (<see cref="Interruption"/>) ends generation between decoding steps with an <see cref="OperationCanceledException"/>.
+    /// </remarks>
+    /// <exception cref="OperationCanceledException">A stop was requested (<see cref="Interruption.Requested"/>).</exception>
+    public static IReadOnlyList<int[]> Generate(Transformer model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, Action<int>? progress = null,
+        Func<int, int[]?>? known = null, Action<int, int[]>? generated = null)
     {
         if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be at least 1.");
         var results = new int[prompts.Count][];
         for (int b0 = 0; b0 < prompts.Count; b0 += options.BatchSize)
         {
+            Interruption.ThrowIfRequested();
             int n = Math.Min(options.BatchSize, prompts.Count - b0);
+            var kept = Enumerable.Range(0, n).Select(i => known?.Invoke(b0 + i)).ToArray();
+            if (kept.All(k => k is not null))
+            {
+                for (int i = 0; i < n; i++) results[b0 + i] = kept[i]!;
+                progress?.Invoke(kept.Sum(k => k!.Length));
+                continue;
+            }
             var cache = new KvCache(model.Config, n);
             var outputs = Enumerable.Range(0, n).Select(_ => new List<int>()).ToArray();
-            var samplers = Enumerable.Range(0, n).Select(i => new Random(HashCode.Combine(options.Seed, b0 + i))).ToArray();
+            var samplers = Enumerable.Range(0, n).Select(i => new Random(SamplerSeed(options.Seed, b0 + i))).ToArray();
             var active = Enumerable.Range(0, n).Where(i => options.MaxNewTokens > 0).ToList();
             IReadOnlyList<IReadOnlyList<int>> next = active.Select(i => prompts[b0 + i]).ToList();
             while (active.Count > 0)
@@ -67,9 +85,26 @@ public static class Generation
                 active = stillActive;
                 next = nextTokens;
             }
-            for (int i = 0; i < n; i++) results[b0 + i] = [.. outputs[i]];
+            for (int i = 0; i < n; i++)
+            {
+                results[b0 + i] = [.. outputs[i]];
+                if (kept[i] is null) generated?.Invoke(b0 + i, results[b0 + i]);
+            }
         }
         return results;
+    }
+
+    /// <summary>
+    /// The seed of prompt <paramref name="index"/>'s sampler: <paramref name="seed"/> and the index mixed by SplitMix64's
+    /// finalizer, the same in every process (unlike <see cref="HashCode"/>, whose seed is random per process), so that a
+    /// sampled answer is the same whether it was generated in this run or kept from an earlier one.
+    /// </summary>
+    public static int SamplerSeed(int seed, int index)
+    {
+        ulong z = ((ulong)(uint)seed << 32 | (uint)index) + 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)(z ^ (z >> 31));
     }
 
     /// <summary>

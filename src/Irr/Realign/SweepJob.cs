@@ -607,9 +607,12 @@ public sealed record SweepJob : IJob<SweepResult>
             // Its answers are cached outside the evaluation directory (which is made anew), one file per model, so that a rerun
             // after failed generations asks only for those, and no two array tasks append to one file.
             var engine = server is null ? null : server.Serving(job.Safety.Engine!) with { Cache = EngineCache(label) };
-            var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine };
+            // Local answers likewise, in DIR/generation-cache/LABEL.jsonl: an interrupted sweep, run again, generates only those it lacks.
+            string generations = Path.Combine(root, "generation-cache", label + ".jsonl");
+            var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine, GenerationCachePath = generations };
             var safetyResult = safety.Run(stage(firstPhase, "harmful-val: "));
-            var taskRun = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine }).Run(stage(firstPhase + 1, "task-val: "));
+            var taskRun = (job.Task with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine, GenerationCachePath = generations })
+                .Run(stage(firstPhase + 1, "task-val: "));
             // A choice made on evaluations with missing answers would be wrong: the model is not recorded as done. A prompt
             // the engine refuses by itself (too long for its max_model_len) is refused for every model alike (one tokenizer,
             // one max_new_tokens): it is excluded (unknown) or incorrect for all, and does not stop the sweep.

@@ -145,7 +145,7 @@ public class InterruptionTests
         irr.Signal(SIGTERM);
         Assert.Equal(143, irr.Exit());
         string cache = Path.Combine(dir["eval"], "engine-cache.jsonl");
-        Assert.Equal($"interrupted (SIGTERM): temporary files removed; kept 1 cached answers in {cache}; run the same command to resume", ClosingLine(irr.Err));
+        Assert.Equal($"interrupted (SIGTERM): temporary files removed; 1 of 3 answers kept in {cache}; run the same command to resume", ClosingLine(irr.Err));
         Assert.Single(File.ReadAllLines(cache));
         Assert.False(File.Exists(Path.Combine(dir["eval"], "safety.json")));
         Assert.Empty(Debris(dir.Path));

@@ -109,8 +109,11 @@ public class SweepPointTests
             RandomAtCountStrategy.CountsOf(Path.Combine(sweep, "points/random-s0.5/irr-report.json")));
         Assert.True(File.Exists(Path.Combine(sweep, "points/random-s0.5", SweepJob.PointFileName)));
         Assert.Equal("point 0", (string)Json(Path.Combine(sweep, "points/irr-s0.5", SweepJob.PointFileName))["computed_by"]!);
-        // Nothing else: no reference, no choice, no chosen model, no sweep.json; the models stay for the collect step.
-        Assert.Equal(["points"], Directory.EnumerateFileSystemEntries(sweep).Select(Path.GetFileName));
+        // Nothing else: no reference, no choice, no chosen model, no sweep.json; the models stay for the collect step, and the
+        // answers their evaluations generated in one cache file per model (a rerun after an interruption generates only the rest).
+        Assert.Equal(["generation-cache", "points"], Directory.EnumerateFileSystemEntries(sweep).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(["irr-s0.5.jsonl", "random-s0.5.jsonl"],
+            Directory.EnumerateFiles(Path.Combine(sweep, "generation-cache")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.True(File.Exists(Path.Combine(sweep, "points/irr-s0.5/model/model.safetensors")));
     }
 

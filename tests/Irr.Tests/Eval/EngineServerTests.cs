@@ -73,6 +73,19 @@ public class EngineServerTests
     }
 
     [Fact]
+    public void AServersOutputIsQuotedEscapedAndBounded()
+    {
+        // Terminal escapes and a 200,000-character line without a line break on standard error, then exit 4.
+        using var dir = new TempDir();
+        string command = "printf '\\033[31mred\\007\\n' >&2; head -c 200000 /dev/zero | tr '\\0' x >&2; exit 4 # {model} {port}";
+        var e = Assert.Throws<IrrException>(() => EngineServer.Start(command, dir.Path, null, "m", dir["serve.log"], TimeSpan.FromSeconds(25), Client,
+            TimeSpan.FromMilliseconds(100)));
+        Assert.StartsWith("engine-serve: the server exited with code 4 before it served (" + dir["serve.log"] + "); its last output: \\x1b[31mred\\x07 | xxx", e.Message);
+        Tests.Cli.IrrProcess.AssertNoControlCharacters(e.Message);
+        Assert.True(e.Message.Length < 2000, $"{e.Message.Length} characters");
+    }
+
+    [Fact]
     public void AServerThatNeverServesTimesOutAndIsStopped()
     {
         using var dir = new TempDir();
