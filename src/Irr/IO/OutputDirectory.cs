@@ -53,14 +53,14 @@ public sealed class OutputDirectory : IDisposable
         }
         if (File.Exists(full))
             throw new IrrException($"{target}: exists and is a file, not a directory");
-        if (Directory.Exists(full) && !overwrite && Directory.EnumerateFileSystemEntries(full).Any())
-            throw new IrrException($"{target}: exists and is not empty (choose another output directory, or overwrite it)");
         string parent = System.IO.Path.GetDirectoryName(full) ?? throw new IrrException($"{target}: cannot write to the root directory");
         Directory.CreateDirectory(parent);
         string lockPath = OutputLock.Acquire(full, target);
         try
         {
-            Temporaries.RemoveStale(full);
+            Temporaries.RemoveStale(full); // may restore the target an overwrite killed midway had moved aside
+            if (Directory.Exists(full) && !overwrite && Directory.EnumerateFileSystemEntries(full).Any())
+                throw new IrrException($"{target}: exists and is not empty (choose another output directory, or overwrite it)");
             string temporary = Temporaries.NameFor(full);
             Temporaries.Register(temporary, full);
             try

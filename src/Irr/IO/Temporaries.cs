@@ -132,6 +132,20 @@ public static class Temporaries
             if (pid <= 0 || pid == Environment.ProcessId || IsLiveIrr(pid)) continue;
             lock (Live)
                 if (Live.ContainsKey(entry)) continue;
+            // An overwrite killed between its two renames: the target is gone and its previous copy is aside. Put it back
+            // rather than delete the user's only copy.
+            if (name.EndsWith(".previous", StringComparison.Ordinal) && !Directory.Exists(fullTarget) && !File.Exists(fullTarget))
+            {
+                try
+                {
+                    Directory.Move(entry, fullTarget);
+                    Diagnostics.Warn($"restored {Escape(fullTarget)} from {Escape(entry)}, where irr process {pid} had moved it aside before it was killed while replacing it");
+                    continue;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                }
+            }
             if (TryDelete(entry))
                 Diagnostics.Warn($"removed {Escape(entry)}, left by irr process {pid} that was killed before it finished");
         }

@@ -49,9 +49,10 @@ public class TemporariesTests
         });
 
         Assert.False(Directory.Exists(stale));
-        Assert.False(Directory.Exists(previous));
+        Assert.False(Directory.Exists(previous)); // put back as out (empty here), then replaced by this run's result
         Assert.True(Directory.Exists(other));
         Assert.Equal(2, said.Count);
+        Assert.Contains($"restored {dir["out"]} from {previous}, where irr process {pid} had moved it aside before it was killed while replacing it", said);
         Assert.Contains($"removed {stale}, left by irr process {pid} that was killed before it finished", said);
         Assert.Equal("a", File.ReadAllText(dir["out/a.txt"]));
         Assert.False(File.Exists(dir[".out.irr-lock"]));
