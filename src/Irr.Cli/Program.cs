@@ -61,20 +61,20 @@ public static class Program
         catch (IrrException e)
         {
             warnings.Flush();
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {Diagnostics.Escape(e.Message)}");
             return e is GenerationsFailedException ? ExitGenerationsFailed : ExitBadInput;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // The runtime's messages name the path ("Could not find file '/x/model.safetensors'.").
             warnings.Flush();
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {Diagnostics.Escape(e.Message)}");
             return ExitBadInput;
         }
         catch (Exception e)
         {
             warnings.Flush();
-            error.WriteLine($"internal error: {e.GetType().Name}: {e.Message}");
+            error.WriteLine($"internal error: {e.GetType().Name}: {Diagnostics.Escape(e.Message)}");
             error.WriteLine(Environment.GetEnvironmentVariable("IRR_DEBUG") == "1"
                 ? e.ToString()
                 : "This is a bug in irr. Run again with IRR_DEBUG=1 for details, and please report it.");

@@ -36,11 +36,32 @@ public static class JsonFiles
     /// <summary>Writes <paramref name="node"/> indented to <paramref name="path"/> (plainly: for files inside an <see cref="OutputDirectory"/>).</summary>
     public static void WriteFile(string path, JsonNode node) => File.WriteAllText(path, Format(node));
 
-    /// <summary>Reads a text file, as an <see cref="IrrException"/> naming it if that fails.</summary>
-    /// <exception cref="IrrException">The file cannot be read.</exception>
+    /// <summary>
+    /// The largest JSON file irr reads whole (config.json, tokenizer.json, tokenizer_config.json, adapter_config.json,
+    /// generation_config.json, index and record files): <c>IRR_MAX_JSON_BYTES</c>, 64 MB by default. The largest real
+    /// one known, Gemma 3's tokenizer.json, is 33 MB; parsing takes a few times the file's size in memory.
+    /// </summary>
+    public static long MaxJsonBytes => Limits.Get("IRR_MAX_JSON_BYTES", 64L << 20);
+
+    /// <summary>Reads a JSON (or other small text) file, as an <see cref="IrrException"/> naming it if that fails.</summary>
+    /// <exception cref="IrrException">The file cannot be read, or is larger than <see cref="MaxJsonBytes"/>.</exception>
     public static string ReadText(string path)
     {
-        try { return File.ReadAllText(path); }
+        try
+        {
+            long limit = MaxJsonBytes;
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            if (stream.CanSeek && stream.Length > limit) throw Limits.Exceeded(path, $"the file's size ({stream.Length:N0} bytes)", "IRR_MAX_JSON_BYTES", limit);
+            using var reader = new StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            var text = new System.Text.StringBuilder();
+            var buffer = new char[81920];
+            for (int n; (n = reader.Read(buffer, 0, buffer.Length)) > 0;)
+            {
+                text.Append(buffer, 0, n);
+                if (text.Length > limit) throw Limits.Exceeded(path, "the file's size", "IRR_MAX_JSON_BYTES", limit);
+            }
+            return text.ToString();
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new IrrException($"{path}: cannot read: {e.Message}", e);
@@ -48,17 +69,92 @@ public static class JsonFiles
     }
 
     /// <summary>Parses text that must be a JSON object; <paramref name="source"/> names it in errors.</summary>
-    /// <exception cref="IrrException">The text is not JSON, or not an object.</exception>
+    /// <remarks>A key given twice in one object takes its last value, as Python's <c>json</c> (and so transformers) reads it; see <see cref="ParseDocument"/>.</remarks>
+    /// <exception cref="IrrException">The text is not JSON, nests deeper than 64, or is not an object.</exception>
     public static JsonObject ParseObject(string text, string source)
+    {
+        using var doc = ParseDocument(text, source, 64);
+        return (doc.RootElement.ValueKind == JsonValueKind.Object ? JsonObject.Create(doc.RootElement.Clone()) : null)
+            ?? throw new IrrException($"{source}: not a JSON object");
+    }
+
+    /// <summary>
+    /// Parses JSON text from a file; <paramref name="source"/> names it in errors. Every JSON file irr reads goes through
+    /// here, with one rule for a key given twice in one object (which JSON leaves open): the last value wins, kept at the
+    /// first one's place, as Python's <c>json</c> builds a dict, so a file means to irr what it means to transformers,
+    /// PEFT and vLLM. A warning names the file and the first such key. NaN and Infinity (which Python writes) are not
+    /// JSON and are refused; so is nesting deeper than <paramref name="maxDepth"/>.
+    /// </summary>
+    /// <exception cref="IrrException">The text is not valid JSON (the message gives the line and byte).</exception>
+    public static JsonDocument ParseDocument(string text, string source, int maxDepth)
     {
         try
         {
-            return JsonNode.Parse(text) as JsonObject ?? throw new IrrException($"{source}: not a JSON object");
+            return JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = maxDepth, AllowDuplicateProperties = false });
+        }
+        catch (JsonException)
+        {
+            // Either not JSON, or a duplicate key: the lenient parse tells which.
+        }
+        JsonDocument lenient;
+        try
+        {
+            lenient = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = maxDepth });
         }
         catch (JsonException e)
         {
-            throw new IrrException($"{source}: not valid JSON: {e.Message}", e);
+            throw new IrrException($"{source}: not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {FirstLine(e.Message)}", e);
         }
+        using (lenient)
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>(Math.Max(256, text.Length));
+            string? duplicate = null;
+            using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, MaxDepth = maxDepth + 1, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+                WriteLastWins(lenient.RootElement, writer, "", ref duplicate);
+            if (duplicate is not null)
+                Diagnostics.Warn($"{source}: the key {duplicate} is given twice; the last value is used, as Python's json reads it");
+            return JsonDocument.Parse(buffer.WrittenMemory, new JsonDocumentOptions { MaxDepth = maxDepth });
+        }
+    }
+
+    // Writes the element with each object's duplicate keys reduced to the last value, at the first one's place (a dict's order).
+    private static void WriteLastWins(JsonElement e, Utf8JsonWriter writer, string path, ref string? duplicate)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var order = new List<string>();
+                var last = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+                foreach (var p in e.EnumerateObject())
+                {
+                    if (!last.ContainsKey(p.Name)) order.Add(p.Name);
+                    else duplicate ??= path.Length == 0 ? $"\"{p.Name}\"" : $"\"{p.Name}\" (in {path})";
+                    last[p.Name] = p.Value;
+                }
+                writer.WriteStartObject();
+                foreach (string name in order)
+                {
+                    writer.WritePropertyName(name);
+                    WriteLastWins(last[name], writer, path.Length == 0 ? name : $"{path}.{name}", ref duplicate);
+                }
+                writer.WriteEndObject();
+                break;
+            case JsonValueKind.Array:
+                writer.WriteStartArray();
+                int i = 0;
+                foreach (var item in e.EnumerateArray()) WriteLastWins(item, writer, $"{path}[{i++}]", ref duplicate);
+                writer.WriteEndArray();
+                break;
+            default:
+                e.WriteTo(writer);
+                break;
+        }
+    }
+
+    private static string FirstLine(string s)
+    {
+        int nl = s.IndexOfAny(['\r', '\n']);
+        return nl < 0 ? s : s[..nl];
     }
 
     /// <summary>Serializes a result record with <see cref="ResultOptions"/> to <paramref name="path"/>, atomically.</summary>
