@@ -10,7 +10,7 @@ namespace Irr.IO;
 /// an object with errors that name the file, and typed result files. Positions inside a document are
 /// <see cref="JsonCursor"/>'s; typed keys of a config object are <see cref="JsonConfig"/>'s.
 /// </summary>
-public static class JsonFiles
+public static partial class JsonFiles
 {
     /// <summary>Indented output (config.json, reports, metadata): what transformers' <c>to_json_file</c> writes.</summary>
     public static JsonSerializerOptions Indented { get; } = new() { WriteIndented = true };
@@ -88,6 +88,7 @@ public static class JsonFiles
     /// <exception cref="IrrException">The text is not valid JSON (the message gives the line and byte).</exception>
     public static JsonDocument ParseDocument(string text, string source, int maxDepth)
     {
+        RequireNoLoneSurrogates(text, source, maxDepth);
         try
         {
             return JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = maxDepth, AllowDuplicateProperties = false });
@@ -116,6 +117,43 @@ public static class JsonFiles
             return JsonDocument.Parse(buffer.WrittenMemory, new JsonDocumentOptions { MaxDepth = maxDepth });
         }
     }
+
+    /// <summary>
+    /// Refuses a <c>\\uD800</c>-style escape that leaves a surrogate unpaired: it is no Unicode text (System.Text.Json
+    /// cannot read such a string, Rust's serde_json refuses it as HF tokenizers does; Python would keep it).
+    /// Only a text holding such an escape is read twice; a syntax error found on the way is left to the parse to report.
+    /// </summary>
+    private static void RequireNoLoneSurrogates(string text, string source, int maxDepth)
+    {
+        if (!SurrogateEscape().IsMatch(text)) return;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = maxDepth });
+        while (true)
+        {
+            try
+            {
+                if (!reader.Read()) return;
+            }
+            catch (JsonException)
+            {
+                return;
+            }
+            if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped) continue;
+            try
+            {
+                _ = reader.GetString();
+            }
+            catch (InvalidOperationException)
+            {
+                int offset = (int)reader.TokenStartIndex, line = 1 + bytes.AsSpan(0, offset).Count((byte)'\n');
+                int column = offset - (bytes.AsSpan(0, offset).LastIndexOf((byte)'\n') + 1) + 1;
+                throw new IrrException($"{source}: not valid JSON (line {line}, byte {column}): a \\u escape leaves a surrogate unpaired (no Unicode character)");
+            }
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\\u[dD][89a-fA-F]")]
+    private static partial System.Text.RegularExpressions.Regex SurrogateEscape();
 
     // Writes the element with each object's duplicate keys reduced to the last value, at the first one's place (a dict's order).
     private static void WriteLastWins(JsonElement e, Utf8JsonWriter writer, string path, ref string? duplicate)

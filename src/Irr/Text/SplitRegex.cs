@@ -18,6 +18,9 @@ namespace Irr.Text;
 /// </summary>
 internal sealed class SplitRegex
 {
+    // Compiling takes milliseconds; a process that loads tokenizers again (tests, several models of one family) reuses them.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, TimeSpan), Regex> Compiled = new();
+
     private readonly Regex regex;
     private readonly string where;
     private readonly char[] representative = new char[32];
@@ -25,7 +28,9 @@ internal sealed class SplitRegex
     private SplitRegex(string pattern, string where)
     {
         this.where = where;
-        regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant, MatchTimeout);
+        var timeout = MatchTimeout;
+        regex = Compiled.TryGetValue((pattern, timeout), out var known) ? known : new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant, timeout);
+        if (Compiled.Count < 64) Compiled.TryAdd((pattern, timeout), regex);
         for (int cat = 0; cat < representative.Length; cat++) representative[cat] = '\uE000';
         var taken = new bool[representative.Length];
         for (int c = 0xA1; c <= 0xFFFD; c++)
