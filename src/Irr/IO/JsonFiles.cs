@@ -44,29 +44,43 @@ public static partial class JsonFiles
     public static long MaxJsonBytes => Limits.Get("IRR_MAX_JSON_BYTES", 64L << 20);
 
     /// <summary>Reads a JSON (or other small text) file, as an <see cref="IrrException"/> naming it if that fails.</summary>
+    /// <remarks>UTF-8 (a byte order mark is skipped; UTF-16 with its mark is read too); invalid bytes become U+FFFD.</remarks>
     /// <exception cref="IrrException">The file cannot be read, or is larger than <see cref="MaxJsonBytes"/>.</exception>
     public static string ReadText(string path)
     {
         try
         {
             long limit = MaxJsonBytes;
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
             if (stream.CanSeek && stream.Length > limit) throw Limits.Exceeded(path, $"the file's size ({stream.Length:N0} bytes)", "IRR_MAX_JSON_BYTES", limit);
-            using var reader = new StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-            var text = new System.Text.StringBuilder();
-            var buffer = new char[81920];
-            for (int n; (n = reader.Read(buffer, 0, buffer.Length)) > 0;)
+            var bytes = new MemoryStream(stream.CanSeek ? (int)stream.Length : 1 << 16);
+            var buffer = new byte[1 << 16];
+            for (int n; (n = stream.Read(buffer)) > 0;)
             {
-                text.Append(buffer, 0, n);
-                if (text.Length > limit) throw Limits.Exceeded(path, "the file's size", "IRR_MAX_JSON_BYTES", limit);
+                if (bytes.Length + n > limit) throw Limits.Exceeded(path, "the file's size", "IRR_MAX_JSON_BYTES", limit);
+                bytes.Write(buffer, 0, n);
             }
-            return text.ToString();
+            var data = bytes.GetBuffer().AsSpan(0, (int)bytes.Length);
+            return data switch
+            {
+                [0xEF, 0xBB, 0xBF, ..] => System.Text.Encoding.UTF8.GetString(data[3..]),
+                [0xFF, 0xFE, ..] => System.Text.Encoding.Unicode.GetString(data[2..]),
+                [0xFE, 0xFF, ..] => System.Text.Encoding.BigEndianUnicode.GetString(data[2..]),
+                _ => System.Text.Encoding.UTF8.GetString(data),
+            };
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new IrrException($"{path}: cannot read: {e.Message}", e);
         }
     }
+
+    /// <summary>
+    /// The most values (objects, arrays, keys, strings, numbers …) one JSON file may hold: <c>IRR_MAX_JSON_VALUES</c>,
+    /// 8,000,000 by default. Parsing keeps 12 bytes per value, so a file of tiny values (<c>[0,0,0,…]</c>) would take six
+    /// times its size; Gemma 3's tokenizer.json, the largest real one known, holds 2.2 million.
+    /// </summary>
+    public static long MaxJsonValues => Limits.Get("IRR_MAX_JSON_VALUES", 8_000_000);
 
     /// <summary>Parses text that must be a JSON object; <paramref name="source"/> names it in errors.</summary>
     /// <remarks>A key given twice in one object takes its last value, as Python's <c>json</c> (and so transformers) reads it; see <see cref="ParseDocument"/>.</remarks>
@@ -88,10 +102,11 @@ public static partial class JsonFiles
     /// <exception cref="IrrException">The text is not valid JSON (the message gives the line and byte).</exception>
     public static JsonDocument ParseDocument(string text, string source, int maxDepth)
     {
-        RequireNoLoneSurrogates(text, source, maxDepth);
+        var utf8 = System.Text.Encoding.UTF8.GetBytes(text);
+        Precheck(utf8, text, source, maxDepth);
         try
         {
-            return JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = maxDepth, AllowDuplicateProperties = false });
+            return JsonDocument.Parse(utf8.AsMemory(), new JsonDocumentOptions { MaxDepth = maxDepth, AllowDuplicateProperties = false });
         }
         catch (JsonException)
         {
@@ -100,7 +115,7 @@ public static partial class JsonFiles
         JsonDocument lenient;
         try
         {
-            lenient = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = maxDepth });
+            lenient = JsonDocument.Parse(utf8.AsMemory(), new JsonDocumentOptions { MaxDepth = maxDepth });
         }
         catch (JsonException e)
         {
@@ -108,7 +123,7 @@ public static partial class JsonFiles
         }
         using (lenient)
         {
-            var buffer = new System.Buffers.ArrayBufferWriter<byte>(Math.Max(256, text.Length));
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>(Math.Max(256, utf8.Length));
             string? duplicate = null;
             using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, MaxDepth = maxDepth + 1, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
                 WriteLastWins(lenient.RootElement, writer, "", ref duplicate);
@@ -119,15 +134,16 @@ public static partial class JsonFiles
     }
 
     /// <summary>
-    /// Refuses a <c>\\uD800</c>-style escape that leaves a surrogate unpaired: it is no Unicode text (System.Text.Json
-    /// cannot read such a string, Rust's serde_json refuses it as HF tokenizers does; Python would keep it).
-    /// Only a text holding such an escape is read twice; a syntax error found on the way is left to the parse to report.
+    /// One pass of the reader before the document is built: the number of values within <see cref="MaxJsonValues"/>,
+    /// and no <c>\\uD800</c>-style escape that leaves a surrogate unpaired (no Unicode text: System.Text.Json cannot
+    /// read such a string, and Rust's serde_json, which HF tokenizers uses, refuses it; Python would keep it). A syntax
+    /// error found on the way is left to the parse to report, with its position.
     /// </summary>
-    private static void RequireNoLoneSurrogates(string text, string source, int maxDepth)
+    private static void Precheck(byte[] utf8, string text, string source, int maxDepth)
     {
-        if (!SurrogateEscape().IsMatch(text)) return;
-        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
-        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = maxDepth });
+        long limit = MaxJsonValues, count = 0;
+        bool surrogates = SurrogateEscape().IsMatch(text);
+        var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = maxDepth });
         while (true)
         {
             try
@@ -138,15 +154,17 @@ public static partial class JsonFiles
             {
                 return;
             }
-            if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped) continue;
+            if (reader.TokenType is JsonTokenType.EndObject or JsonTokenType.EndArray) continue;
+            if (++count > limit) throw Limits.Exceeded(source, "the number of JSON values", "IRR_MAX_JSON_VALUES", limit);
+            if (!surrogates || reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped) continue;
             try
             {
                 _ = reader.GetString();
             }
             catch (InvalidOperationException)
             {
-                int offset = (int)reader.TokenStartIndex, line = 1 + bytes.AsSpan(0, offset).Count((byte)'\n');
-                int column = offset - (bytes.AsSpan(0, offset).LastIndexOf((byte)'\n') + 1) + 1;
+                int offset = (int)reader.TokenStartIndex, line = 1 + utf8.AsSpan(0, offset).Count((byte)'\n');
+                int column = offset - (utf8.AsSpan(0, offset).LastIndexOf((byte)'\n') + 1) + 1;
                 throw new IrrException($"{source}: not valid JSON (line {line}, byte {column}): a \\u escape leaves a surrogate unpaired (no Unicode character)");
             }
         }

@@ -87,7 +87,7 @@ public sealed class Tokenizer
     /// <summary>
     /// The largest vocabulary irr reads: every token id (of the model's vocab and of added_tokens) is below it, and neither
     /// holds more entries. <c>IRR_MAX_VOCAB_SIZE</c>, 1,048,576 by default: four times Gemma 3's 262,144, the largest
-    /// real vocabulary known. Merges may number four times as many (Gemma 3 has 514,906, about two per token).
+    /// real vocabulary known. Merges may number twice as many (Gemma 3 has 514,906, about two per token).
     /// </summary>
     internal static long MaxVocabSize => Limits.Get("IRR_MAX_VOCAB_SIZE", 1 << 20);
 
@@ -130,7 +130,7 @@ public sealed class Tokenizer
             vocab[token] = NonNegative(id);
 
         var mergesJson = model.Required("merges");
-        RequireCount(mergesJson, 4 * MaxVocabSize, "IRR_MAX_VOCAB_SIZE");
+        RequireCount(mergesJson, 2 * MaxVocabSize, "IRR_MAX_VOCAB_SIZE");
         var merges = new List<(string, string)>(mergesJson.ArrayLength);
         foreach (var m in mergesJson.Items()) merges.Add(ReadMerge(m));
 

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json.Nodes;
 using Irr.IO;
 using Irr.Tests.Cli;
@@ -101,6 +102,18 @@ public class JsonFilesTests
     {
         var e = Assert.Throws<IrrException>(() => JsonFiles.ParseObject(json, "config.json"));
         Assert.StartsWith("config.json: not valid JSON", e.Message);
+    }
+
+    [Fact]
+    public void AFileOfTinyValuesIsRefusedByItsValueCountWithinTheMemoryBudget()
+    {
+        // 16 MB of "0," would take ~100 MB of parse metadata per 8 M values; 60 MB of them was an out-of-memory internal error
+        using var dir = new TempDir();
+        var text = new StringBuilder("{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": [");
+        text.Insert(text.Length, "0,", 8_100_000).Append("0]}}");
+        File.WriteAllText(dir["tokenizer.json"], text.ToString());
+        var r = IrrProcess.Run(["tokenize", "--model", dir.Path, "--text", "hi"]);
+        IrrProcess.AssertOneLineError(r, "tokenizer.json: the number of JSON values exceeds the limit of 8,000,000 (raise it with IRR_MAX_JSON_VALUES=…)");
     }
 
     [Fact]
