@@ -47,7 +47,7 @@ public static class Program
             // A wrong command line: one "error:" line per problem and where the help is, not the whole help text.
             if (parsed.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
             {
-                foreach (var problem in parsed.Errors) error.WriteLine($"error: {problem.Message}");
+                foreach (var problem in parsed.Errors) error.WriteLine($"error: {Diagnostics.Escape(problem.Message)}");
                 var names = new List<string>();
                 for (var c = parsed.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult) names.Insert(0, c.Command.Name);
                 string path = string.Join(" ", names);

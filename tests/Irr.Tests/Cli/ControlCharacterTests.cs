@@ -96,5 +96,15 @@ public class ControlCharacterTests
         IrrProcess.AssertOneLineError(r, "config.json", EvilShown);
     }
 
+    [Fact]
+    public void AWrongCommandLineIsQuotedEscaped()
+    {
+        var (code, _, error) = CliRunner.Run("inspect", "a", "--bogus\u001b[2J\nerror: forged");
+        Assert.Equal(1, code);
+        IrrProcess.AssertNoControlCharacters(error);
+        Assert.Contains("--bogus\\x1b[2J\\nerror: forged", error);
+        Assert.DoesNotContain(error.Split('\n'), l => l.StartsWith("error: forged", StringComparison.Ordinal));
+    }
+
     private static string JsonEscaped(string s) => JsonValue.Create(s).ToJsonString()[1..^1];
 }
