@@ -179,12 +179,13 @@ internal static class InspectCommand
         if (kind == "model" && !(bool)d["checked_against_config"]!) rows.Add(("Note", "tensors not checked against config.json (--no-check)"));
 
         int width = rows.Max(r => r.Key.Length) + 2;
-        foreach (var (key, value) in rows) output.WriteLine(key.PadRight(width) + value);
+        // Names, metadata and paths come from the file: escaped, so that each row stays one line and nothing drives the terminal.
+        foreach (var (key, value) in rows) output.WriteLine(key.PadRight(width) + Diagnostics.Escape(value));
 
         if (d["tensors"] is JsonArray tensors)
         {
             output.WriteLine();
-            var lines = tensors.Select(t => (Name: (string)t!["name"]!, DType: (string)t["dtype"]!, Shape: "[" + string.Join(", ", ((JsonArray)t["shape"]!).Select(x => x!.ToString())) + "]", File: (string)t["file"]!)).ToList();
+            var lines = tensors.Select(t => (Name: Diagnostics.Escape((string)t!["name"]!), DType: (string)t["dtype"]!, Shape: "[" + string.Join(", ", ((JsonArray)t["shape"]!).Select(x => x!.ToString())) + "]", File: Diagnostics.Escape((string)t["file"]!))).ToList();
             int nameWidth = lines.Max(l => l.Name.Length) + 2, shapeWidth = lines.Max(l => l.Shape.Length) + 2;
             foreach (var l in lines)
                 output.WriteLine($"{l.Name.PadRight(nameWidth)}{l.DType,-6}{(files.Count > 1 ? l.Shape.PadRight(shapeWidth) + l.File : l.Shape)}");

@@ -95,7 +95,7 @@ public static class Program
             // A wrong command line: one "error:" line per problem and where the help is, not the whole help text.
             if (parsed.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
             {
-                foreach (var problem in parsed.Errors) error.WriteLine($"error: {problem.Message}");
+                foreach (var problem in parsed.Errors) error.WriteLine($"error: {Diagnostics.Escape(problem.Message)}");
                 var names = new List<string>();
                 for (var c = parsed.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult) names.Insert(0, c.Command.Name);
                 string path = string.Join(" ", names);
@@ -117,20 +117,20 @@ public static class Program
         catch (IrrException e)
         {
             warnings.Flush();
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {Diagnostics.Escape(e.Message)}");
             return e is GenerationsFailedException ? ExitGenerationsFailed : ExitBadInput;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // The runtime's messages name the path ("Could not find file '/x/model.safetensors'.").
             warnings.Flush();
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {Diagnostics.Escape(e.Message)}");
             return ExitBadInput;
         }
         catch (Exception e)
         {
             warnings.Flush();
-            error.WriteLine($"internal error: {e.GetType().Name}: {e.Message}");
+            error.WriteLine($"internal error: {e.GetType().Name}: {Diagnostics.Escape(e.Message)}");
             error.WriteLine(Environment.GetEnvironmentVariable("IRR_DEBUG") == "1"
                 ? e.ToString()
                 : "This is a bug in irr. Run again with IRR_DEBUG=1 for details, and please report it.");

@@ -42,7 +42,7 @@ internal static class ReportCommand
             if (report.AttackSvg is not null) files.Add(ComparisonReport.AttackChartFile);
             if (report.SafetyVsUtilitySvg is not null) files.Add(ComparisonReport.SafetyVsUtilityChartFile);
             console.Error.WriteLine($"wrote {job.OutputDir}: {string.Join(", ", files)}");
-            foreach (string note in report.Notes) console.Error.WriteLine($"note: {note}");
+            foreach (string note in report.Notes) console.Error.WriteLine($"note: {Diagnostics.Escape(note)}");
             return 0;
         });
         return command;

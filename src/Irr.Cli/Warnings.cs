@@ -34,7 +34,7 @@ internal sealed class Warnings(TextWriter error)
     {
         lock (pending)
         {
-            foreach (string message in pending) error.WriteLine($"warning: {message}");
+            foreach (string message in pending) error.WriteLine($"warning: {Diagnostics.Escape(message)}");
             pending.Clear();
         }
     }

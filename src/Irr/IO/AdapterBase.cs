@@ -62,9 +62,9 @@ public static class AdapterBase
         string? named;
         try
         {
-            named = (JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject)?["base_model_name_or_path"] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+            named = JsonFiles.ParseObject(JsonFiles.ReadText(configPath), configPath)["base_model_name_or_path"] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
         }
-        catch (System.Text.Json.JsonException)
+        catch (IrrException)
         {
             return (Verdict.Belongs, null); // the adapter's own reader reports a malformed file
         }
@@ -117,11 +117,11 @@ public static class AdapterBase
     {
         try
         {
-            if (JsonNode.Parse(File.ReadAllText(configPath)) is not JsonObject root) return [];
+            var root = JsonFiles.ParseObject(JsonFiles.ReadText(configPath), configPath);
             var config = root["text_config"] is JsonObject text && !root.ContainsKey("hidden_size") ? text : root;
             return FactKeys.Where(k => config[k] is JsonValue).ToDictionary(k => k, k => config[k]!.ToJsonString().Trim('"'));
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or IrrException)
         {
             return [];
         }
@@ -135,12 +135,12 @@ public static class AdapterBase
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json"))) is JsonObject root
-                   && root["_name_or_path"] is JsonValue v && v.TryGetValue(out string? origin) && !string.IsNullOrWhiteSpace(origin)
+            string path = Path.Combine(model, "config.json");
+            return JsonFiles.ParseObject(JsonFiles.ReadText(path), path)["_name_or_path"] is JsonValue v && v.TryGetValue(out string? origin) && !string.IsNullOrWhiteSpace(origin)
                 ? origin
                 : null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or IrrException)
         {
             return null;
         }

@@ -31,7 +31,20 @@ internal sealed class JsonConfig(JsonObject o, string source)
         var n = Node(key);
         if (n is null) return null;
         if (n is JsonValue v && v.TryGetValue(out int i)) return i;
-        throw Bad(key, "an integer");
+        throw Bad(key, n is JsonValue { } number && number.GetValueKind() == JsonValueKind.Number && number.TryGetValue(out double _)
+            ? "an integer from -2,147,483,648 to 2,147,483,647" : "an integer");
+    }
+
+    /// <summary>
+    /// An integer from 1 to <paramref name="max"/> (a size: layers, a dimension, a count), or null when absent; a larger
+    /// value is refused as exceeding the limit <paramref name="variable"/> (<see cref="Limits"/>), before anything is sized by it.
+    /// </summary>
+    public int? Positive(string key, long max, string variable)
+    {
+        if (Int(key) is not { } v) return null;
+        if (v <= 0) throw new IrrException($"{source}: \"{key}\" must be positive, not {v}");
+        if (v > max) throw Limits.Exceeded(source, $"\"{key}\" {v:N0}", variable, max);
+        return v;
     }
 
     public int RequiredInt(string key) => Int(key) ?? throw new IrrException($"{source}: missing \"{key}\"");
@@ -40,7 +53,8 @@ internal sealed class JsonConfig(JsonObject o, string source)
     {
         var n = Node(key);
         if (n is null) return null;
-        if (n is JsonValue v && v.TryGetValue(out double d)) return d;
+        if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d))
+            return double.IsFinite(d) ? d : throw Bad(key, "a finite number");
         throw Bad(key, "a number");
     }
 
@@ -63,5 +77,12 @@ internal sealed class JsonConfig(JsonObject o, string source)
         return [Int(key)!.Value];
     }
 
-    private IrrException Bad(string key, string what) => new($"{source}: \"{key}\" must be {what}");
+    private IrrException Bad(string key, string what) => new($"{source}: \"{key}\" must be {what}{Found(key)}");
+
+    // ", not 1e+400": the value given, as JSON (strings quoted and escaped), shortened.
+    private string Found(string key)
+    {
+        string text = o.TryGetPropertyValue(key.Split('[')[0], out var v) && v is not null ? v.ToJsonString() : "null";
+        return key.Contains('[') ? "" : $", not {(text.Length <= 60 ? text : text[..60] + "…")}";
+    }
 }

@@ -8,30 +8,17 @@ namespace Irr.IO;
 /// </summary>
 internal readonly record struct JsonCursor(JsonElement Element, string File, string Path)
 {
-    /// <summary>Parses <paramref name="json"/>; a syntax error becomes an <see cref="IrrException"/> naming the file and position.</summary>
-    public static JsonDocument Parse(string json, string file)
-    {
-        try
-        {
-            return JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 256 });
-        }
-        catch (JsonException e)
-        {
-            throw new IrrException($"{file}: not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {FirstLine(e.Message)}", e);
-        }
-    }
+    /// <summary>
+    /// Parses <paramref name="json"/> (nesting up to 256 deep; a key given twice takes its last value, see
+    /// <see cref="JsonFiles.ParseDocument"/>); a syntax error becomes an <see cref="IrrException"/> naming the file and position.
+    /// </summary>
+    public static JsonDocument Parse(string json, string file) => JsonFiles.ParseDocument(json, file, 256);
 
     /// <summary>The root of a document.</summary>
     public static JsonCursor Root(JsonDocument doc, string file) => new(doc.RootElement, file, "");
 
     /// <summary>This value with its own copy of the JSON, so it outlives the document it was read from.</summary>
     public JsonCursor Detached() => this with { Element = Element.Clone() };
-
-    private static string FirstLine(string s)
-    {
-        int nl = s.IndexOfAny(['\r', '\n']);
-        return nl < 0 ? s : s[..nl];
-    }
 
     public JsonValueKind Kind => Element.ValueKind;
 

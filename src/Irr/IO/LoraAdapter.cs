@@ -101,8 +101,17 @@ public sealed class LoraConfig
     private static T PatternValue<T>(IReadOnlyList<KeyValuePair<string, T>> pattern, string module, T fallback)
     {
         foreach (var (key, value) in pattern)
-            if (System.Text.RegularExpressions.Regex.IsMatch(module, $@"\A(?:.*\.)?(?:{key})\n?\z"))
-                return value;
+        {
+            try
+            {
+                if (System.Text.RegularExpressions.Regex.IsMatch(module, $@"\A(?:.*\.)?(?:{key})\n?\z", System.Text.RegularExpressions.RegexOptions.None, Text.SplitRegex.MatchTimeout))
+                    return value;
+            }
+            catch (System.Text.RegularExpressions.RegexMatchTimeoutException e)
+            {
+                throw Text.SplitRegex.TimedOut($"{LoraAdapter.ConfigFile}: the rank_pattern/alpha_pattern key matched against {module}", key, e);
+            }
+        }
         return fallback;
     }
 

@@ -128,14 +128,21 @@ public sealed class ModelConfig
                                    "(irr supports LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM)");
         modelType ??= expectedType;
 
-        int hidden = r.RequiredInt("hidden_size");
-        int heads = r.RequiredInt("num_attention_heads");
-        int kvHeads = r.Int("num_key_value_heads") ?? heads;
-        int headDim = r.Int("head_dim") ?? (heads > 0 ? hidden / heads : 0);
-        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0)
+        // Sizes first, each within its limit, before anything is sized by them (a 10**9-layer config is refused here).
+        long maxDim = MaxDimension;
+        int hidden = Required(r.Positive("hidden_size", maxDim, MaxDimensionVariable), "hidden_size", source);
+        int heads = Required(r.Positive("num_attention_heads", maxDim, MaxDimensionVariable), "num_attention_heads", source);
+        int kvHeads = r.Positive("num_key_value_heads", maxDim, MaxDimensionVariable) ?? heads;
+        int headDim = r.Positive("head_dim", maxDim, MaxDimensionVariable) ?? hidden / heads;
+        if (heads % kvHeads != 0)
             throw new IrrException($"{source}: num_attention_heads {heads} is not a positive multiple of num_key_value_heads {kvHeads}");
         if (headDim <= 0 || r.Int("head_dim") is null && hidden % heads != 0)
             throw new IrrException($"{source}: hidden_size {hidden} is not divisible by num_attention_heads {heads} and head_dim is not given");
+        if ((long)heads * headDim > maxDim)
+            throw Limits.Exceeded(source, $"num_attention_heads × head_dim ({heads} × {headDim})", MaxDimensionVariable, maxDim);
+        int layers = Required(r.Positive("num_hidden_layers", MaxLayers, "IRR_MAX_LAYERS"), "num_hidden_layers", source);
+        int intermediate = Required(r.Positive("intermediate_size", maxDim, MaxDimensionVariable), "intermediate_size", source);
+        int vocabSize = Required(r.Positive("vocab_size", Text.Tokenizer.MaxVocabSize, "IRR_MAX_VOCAB_SIZE"), "vocab_size", source);
 
         string act = r.String("hidden_act") ?? "silu";
         if (act != "silu")
@@ -146,7 +153,6 @@ public sealed class ModelConfig
         // modeling_llama reads attention_bias and mlp_bias; Mistral has no biases and Qwen2 has q/k/v
         // biases always, whatever these keys say (their configs do not take them).
         bool attentionBias = llama && (r.Bool("attention_bias") ?? false);
-        int layers = r.RequiredInt("num_hidden_layers");
         // transformers v5 writes rope_theta and rope_scaling inside rope_parameters
         var ropeParameters = r.Node("rope_parameters") switch
         {
@@ -160,14 +166,16 @@ public sealed class ModelConfig
             Architecture = architecture,
             ModelType = modelType,
             HiddenSize = hidden,
-            IntermediateSize = r.RequiredInt("intermediate_size"),
+            IntermediateSize = intermediate,
             NumHiddenLayers = layers,
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             HeadDim = headDim,
-            VocabSize = r.RequiredInt("vocab_size"),
-            MaxPositionEmbeddings = r.Int("max_position_embeddings") ?? 2048,
-            RmsNormEps = r.Double("rms_norm_eps") ?? 1e-6,
+            VocabSize = vocabSize,
+            MaxPositionEmbeddings = r.Positive("max_position_embeddings", int.MaxValue, "IRR_MAX_POSITIONS") ?? 2048,
+            RmsNormEps = r.Double("rms_norm_eps") is { } eps
+                ? eps >= 0 ? eps : throw new IrrException($"{source}: rms_norm_eps {eps} must not be negative (RMSNorm divides by √(mean(x²) + eps))")
+                : 1e-6,
             RopeTheta = ropeParameters?.Double("rope_theta") ?? r.Double("rope_theta") ?? 10000.0,
             RopeScaling = ropeParameters is not null ? ReadRopeScaling(ropeParameters, source + ": rope_parameters") : ReadRopeScaling(r.Node("rope_scaling"), source + ": rope_scaling"),
             TieWordEmbeddings = r.Bool("tie_word_embeddings") ?? false,
@@ -181,10 +189,24 @@ public sealed class ModelConfig
             Json = root,
         };
         if (headDim % 2 != 0) throw new IrrException($"{source}: head_dim {headDim} is odd (rotary embeddings rotate pairs)");
-        foreach (var (name, value) in new[] { ("hidden_size", hidden), ("intermediate_size", config.IntermediateSize), ("num_hidden_layers", config.NumHiddenLayers), ("vocab_size", config.VocabSize) })
-            if (value <= 0) throw new IrrException($"{source}: {name} must be positive, not {value}");
+        if (!(config.RopeTheta > 0))
+            throw new IrrException($"{source}: rope_theta {config.RopeTheta} must be positive (the rotary frequencies are rope_theta^(-2i/head_dim))");
         return config;
     }
+
+    /// <summary>
+    /// The largest dimension a config may give (hidden_size, intermediate_size, the heads, head_dim, and the attention's
+    /// width num_attention_heads × head_dim): <c>IRR_MAX_MODEL_DIM</c>, 262,144 by default; the largest real ones are
+    /// Llama 3.1 405B's hidden_size 16,384 and intermediate_size 53,248.
+    /// </summary>
+    public static long MaxDimension => Limits.Get(MaxDimensionVariable, 1 << 18);
+
+    private const string MaxDimensionVariable = "IRR_MAX_MODEL_DIM";
+
+    /// <summary>The most layers a config may give: <c>IRR_MAX_LAYERS</c>, 1,024 by default (Llama 3.1 405B has 126).</summary>
+    public static long MaxLayers => Limits.Get("IRR_MAX_LAYERS", 1024);
+
+    private static int Required(int? value, string key, string source) => value ?? throw new IrrException($"{source}: missing \"{key}\"");
 
     /// <summary>
     /// This config with <c>tie_word_embeddings</c> set to <paramref name="tied"/> (in <see cref="Json"/> too, so a model
@@ -269,14 +291,25 @@ public sealed class ModelConfig
             case "default":
                 return null;
             case "linear":
-                return new RopeScaling("linear", s.RequiredDouble("factor"), 0, 0, 0);
+                return new RopeScaling("linear", PositiveFactor(s, "factor", where), 0, 0, 0);
             case "llama3":
-                return new RopeScaling("llama3", s.RequiredDouble("factor"), s.RequiredDouble("low_freq_factor"),
-                    s.RequiredDouble("high_freq_factor"), s.RequiredInt("original_max_position_embeddings"));
+                var scaling = new RopeScaling("llama3", PositiveFactor(s, "factor", where), PositiveFactor(s, "low_freq_factor", where),
+                    PositiveFactor(s, "high_freq_factor", where), s.RequiredInt("original_max_position_embeddings"));
+                // transformers warns (_validate_llama3_parameters); the blend between divides by high − low, so irr refuses.
+                if (!(scaling.HighFreqFactor > scaling.LowFreqFactor))
+                    throw new IrrException($"{where}: high_freq_factor {scaling.HighFreqFactor} must be greater than low_freq_factor {scaling.LowFreqFactor} " +
+                                           "(llama3 scaling blends between them, dividing by their difference)");
+                if (scaling.OriginalMaxPositionEmbeddings <= 0)
+                    throw new IrrException($"{where}: original_max_position_embeddings {scaling.OriginalMaxPositionEmbeddings} must be positive");
+                return scaling;
             default:
                 throw new IrrException($"{where} type '{type}' is not supported (irr supports llama3 and linear)");
         }
     }
+
+    // A factor of rope scaling: a finite number > 0 (the frequencies are divided by it).
+    private static double PositiveFactor(JsonConfig s, string key, string where) =>
+        s.RequiredDouble(key) is var f && f > 0 ? f : throw new IrrException($"{where}: {key} {f} must be positive (the rotary frequencies are divided by it)");
 
     // Keys that would change the computation and that irr does not implement: refused, never ignored.
     private static void RefuseUnsupportedKeys(JsonConfig r, string source)
@@ -293,7 +326,21 @@ public sealed class ModelConfig
 
     private static int[] ReadSlidingWindows(JsonConfig r, string source, string modelType, int layers)
     {
-        var windows = new int[Math.Max(layers, 0)];
+        var windows = new int[layers];
+        // transformers' layer_type_validation: one entry per layer, each a known type (checked for every model, even
+        // those whose attention does not read it: a list of another length belongs to another model)
+        string[]? layerTypes = null;
+        if (r.Node("layer_types") is { } typesNode)
+        {
+            if (typesNode is not JsonArray types) throw new IrrException($"{source}: layer_types must be a list of strings");
+            if (types.Count != layers)
+                throw new IrrException($"{source}: layer_types has {types.Count} entries for {layers} layers (num_hidden_layers)");
+            layerTypes = new string[layers];
+            for (int i = 0; i < layers; i++)
+                layerTypes[i] = (types[i] as JsonValue)?.TryGetValue(out string? t) == true
+                    ? t is "sliding_attention" or "full_attention" ? t : throw new IrrException($"{source}: layer_types[{i}] '{t}' is not supported (full_attention or sliding_attention)")
+                    : throw new IrrException($"{source}: layer_types[{i}] must be a string");
+        }
         int Window()
         {
             // MistralConfig and Qwen2Config both default sliding_window to 4096; null means none
@@ -312,17 +359,9 @@ public sealed class ModelConfig
                 // marks "sliding_attention" the layers i >= max_window_layers
                 if (!(r.Bool("use_sliding_window") ?? false)) break;
                 int window = Window();
-                if (r.Node("layer_types") is JsonArray types)
+                if (layerTypes is not null)
                 {
-                    if (types.Count != layers)
-                        throw new IrrException($"{source}: layer_types has {types.Count} entries for {layers} layers");
-                    for (int i = 0; i < layers; i++)
-                        windows[i] = (types[i] as JsonValue)?.TryGetValue(out string? t) == true ? t switch
-                        {
-                            "sliding_attention" => window,
-                            "full_attention" => 0,
-                            _ => throw new IrrException($"{source}: layer_types[{i}] '{t}' is not supported"),
-                        } : throw new IrrException($"{source}: layer_types[{i}] must be a string");
+                    for (int i = 0; i < layers; i++) windows[i] = layerTypes[i] == "sliding_attention" ? window : 0;
                 }
                 else
                 {

@@ -196,9 +196,9 @@ public static class InputChecks
             JsonObject? fingerprints;
             try
             {
-                fingerprints = JsonNode.Parse(File.ReadAllText(report))?["inputs"]?["fingerprints"] as JsonObject;
+                fingerprints = IO.JsonFiles.ParseObject(IO.JsonFiles.ReadText(report), report)["inputs"]?["fingerprints"] as JsonObject;
             }
-            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException)
+            catch (Exception e) when (e is IOException or IrrException or InvalidOperationException)
             {
                 continue;
             }

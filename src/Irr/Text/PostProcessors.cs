@@ -52,7 +52,7 @@ internal sealed class TemplateProcessing(IReadOnlyList<int[]?> single) : PostPro
         var specials = new Dictionary<string, int[]>(StringComparer.Ordinal);
         if (json.GetNonNull("special_tokens") is { } st)
             foreach (var (name, value) in st.Properties())
-                specials[name] = value.Required("ids").Items().Select(i => i.AsInt()).ToArray();
+                specials[name] = value.Required("ids").Items().Select(Tokenizer.TokenId).ToArray();
         var pieces = new List<int[]?>();
         foreach (var piece in json.Required("single").Items())
         {

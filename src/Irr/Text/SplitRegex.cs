@@ -10,15 +10,27 @@ namespace Irr.Text;
 /// White_Space in both), except that .NET matches UTF-16 code units: a letter outside the BMP is two
 /// surrogates to it, not a <c>\p{L}</c>. So text with surrogate pairs is matched in a projection where
 /// each pair stands as one BMP character of the same general category, and the offsets are mapped back.
+/// A pattern comes from a downloaded file, so each match runs under a time limit (<see cref="MatchTimeout"/>): a pattern
+/// that backtracks without end (<c>(a+)+$</c>) is an error naming the file, the pattern's place and the pattern, not a
+/// hang. (<c>RegexOptions.NonBacktracking</c> would bound the time by construction, but it has no lookarounds, which
+/// the GPT-2 and Llama-3 patterns use: <c>\s+(?!\S)</c>; and its leftmost-longest-free semantics differ from
+/// Oniguruma's backtracking alternation order.)
 /// </summary>
 internal sealed class SplitRegex
 {
+    // Compiling takes milliseconds; a process that loads tokenizers again (tests, several models of one family) reuses them.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, TimeSpan), Regex> Compiled = new();
+
     private readonly Regex regex;
+    private readonly string where;
     private readonly char[] representative = new char[32];
 
-    private SplitRegex(string pattern)
+    private SplitRegex(string pattern, string where)
     {
-        regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+        this.where = where;
+        var timeout = MatchTimeout;
+        regex = Compiled.TryGetValue((pattern, timeout), out var known) ? known : new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant, timeout);
+        if (Compiled.Count < 64) Compiled.TryAdd((pattern, timeout), regex);
         for (int cat = 0; cat < representative.Length; cat++) representative[cat] = '\uE000';
         var taken = new bool[representative.Length];
         for (int c = 0xA1; c <= 0xFFFD; c++)
@@ -39,7 +51,7 @@ internal sealed class SplitRegex
     {
         try
         {
-            return FromPattern(json.AsString());
+            return new SplitRegex(json.AsString(), json.Where);
         }
         catch (ArgumentException e)
         {
@@ -48,10 +60,37 @@ internal sealed class SplitRegex
     }
 
     /// <summary>Compiles a pattern known to be valid.</summary>
-    public static SplitRegex FromPattern(string pattern) => new(pattern);
+    public static SplitRegex FromPattern(string pattern) => new(pattern, "the built-in pattern");
+
+    /// <summary>
+    /// The longest one match of a pattern from a file may take: <c>IRR_MAX_REGEX_SECONDS</c>, 10 s by default. The
+    /// patterns of real tokenizers match one word at a time, in microseconds.
+    /// </summary>
+    internal static TimeSpan MatchTimeout => TimeSpan.FromSeconds(Limits.Get("IRR_MAX_REGEX_SECONDS", 10));
+
+    /// <summary>The error of a match of <paramref name="pattern"/> (at <paramref name="where"/>) that ran out of time.</summary>
+    internal static IrrException TimedOut(string where, string pattern, RegexMatchTimeoutException e) =>
+        new($"{where}: the regular expression \"{Shown(pattern)}\" took longer than {e.MatchTimeout.TotalSeconds:0.###} s to match " +
+            $"a text of {e.Input.Length:N0} characters (it backtracks without end; raise the limit with IRR_MAX_REGEX_SECONDS=…)", e);
+
+    // A pattern as shown in a message: control characters escaped, at most 200 characters.
+    private static string Shown(string pattern) => Diagnostics.Escape(pattern.Length <= 200 ? pattern : pattern[..200] + "…");
 
     /// <summary>Non-overlapping matches, left to right, as (start, length) in UTF-16 units of <paramref name="text"/>.</summary>
+    /// <exception cref="IrrException">A match takes longer than <see cref="MatchTimeout"/>.</exception>
     public List<(int Start, int Length)> Matches(ReadOnlySpan<char> text)
+    {
+        try
+        {
+            return MatchesUnguarded(text);
+        }
+        catch (RegexMatchTimeoutException e)
+        {
+            throw TimedOut(where, regex.ToString(), e);
+        }
+    }
+
+    private List<(int Start, int Length)> MatchesUnguarded(ReadOnlySpan<char> text)
     {
         var result = new List<(int, int)>();
         if (text.IndexOfAnyInRange('\uD800', '\uDFFF') < 0)

@@ -59,7 +59,7 @@ public sealed class Tokenizer
     public static Tokenizer Load(string path)
     {
         if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
-        return FromJson(File.ReadAllText(path), Path.GetFileName(path));
+        return FromJson(JsonFiles.ReadText(path), Path.GetFileName(path));
     }
 
     /// <summary>Reads a tokenizer from the text of a <c>tokenizer.json</c>; <paramref name="fileName"/> names it in errors.</summary>
@@ -71,6 +71,7 @@ public sealed class Tokenizer
         var addedTokens = new List<AddedToken>();
         if (root.GetNonNull("added_tokens") is { } added)
         {
+            RequireCount(added, MaxVocabSize, "IRR_MAX_VOCAB_SIZE");
             foreach (var t in added.Items())
                 addedTokens.Add(new AddedToken(t.Required("content").AsString(), NonNegative(t.Required("id")), t.Bool("special", false),
                     t.Bool("single_word", false), t.Bool("lstrip", false), t.Bool("rstrip", false), t.Bool("normalized", !t.Bool("special", false))));
@@ -83,7 +84,36 @@ public sealed class Tokenizer
             addedTokens);
     }
 
-    private static int NonNegative(JsonCursor id) => id.AsInt() is >= 0 and var v ? v : throw id.Error($"expected a non-negative id, found {id.Describe()}");
+    /// <summary>
+    /// The largest vocabulary irr reads: every token id (of the model's vocab and of added_tokens) is below it, and neither
+    /// holds more entries. <c>IRR_MAX_VOCAB_SIZE</c>, 1,048,576 by default: four times Gemma 3's 262,144, the largest
+    /// real vocabulary known. Merges may number twice as many (Gemma 3 has 514,906, about two per token).
+    /// </summary>
+    internal static long MaxVocabSize => Limits.Get("IRR_MAX_VOCAB_SIZE", 1 << 20);
+
+    /// <summary>A token id: an integer from 0 to below <see cref="MaxVocabSize"/> (HF tokenizers' ids are u32; irr keeps tables by id).</summary>
+    internal static int TokenId(JsonCursor id)
+    {
+        if (id.Kind != System.Text.Json.JsonValueKind.Number || !id.Element.TryGetInt64(out long v))
+            throw id.Error($"expected an integer, found {id.Describe()}");
+        if (v < 0) throw id.Error($"expected a non-negative id, found {id.Describe()}");
+        long limit = MaxVocabSize;
+        if (v >= limit) throw Limits.Exceeded(id.Where, $"the token id {v:N0}", "IRR_MAX_VOCAB_SIZE", limit);
+        return (int)v;
+    }
+
+    private static int NonNegative(JsonCursor id) => TokenId(id);
+
+    private static void RequireCount(JsonCursor array, long limit, string variable)
+    {
+        int count = array.Kind switch
+        {
+            System.Text.Json.JsonValueKind.Object => array.Element.EnumerateObject().Count(),
+            System.Text.Json.JsonValueKind.Array => array.ArrayLength,
+            _ => 0, // the reader then says what it expected
+        };
+        if (count > limit) throw Limits.Exceeded(array.Where, $"the number of entries ({count:N0})", variable, limit);
+    }
 
     private static BpeModel ReadModel(JsonCursor model)
     {
@@ -94,11 +124,13 @@ public sealed class Tokenizer
             throw dropout.Error("BPE dropout makes encoding random and is not supported; set it to null");
 
         var vocabJson = model.Required("vocab");
+        RequireCount(vocabJson, MaxVocabSize, "IRR_MAX_VOCAB_SIZE");
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (token, id) in vocabJson.Properties())
             vocab[token] = NonNegative(id);
 
         var mergesJson = model.Required("merges");
+        RequireCount(mergesJson, 2 * MaxVocabSize, "IRR_MAX_VOCAB_SIZE");
         var merges = new List<(string, string)>(mergesJson.ArrayLength);
         foreach (var m in mergesJson.Items()) merges.Add(ReadMerge(m));
 
