@@ -148,7 +148,7 @@ public static class Program
         var unwritten = Interruption.Discarded.Concat(IO.OutputLock.Unwritten).Distinct(StringComparer.Ordinal).ToList();
         if (unwritten.Count > 0) parts.Add($"nothing written to {string.Join(", ", unwritten.Select(Shown))}");
         parts.Add(IO.Temporaries.Current.Any(t => !t.EndsWith(IO.OutputLock.Suffix, StringComparison.Ordinal)) ? "some temporary files may remain" : "temporary files removed");
-        parts.AddRange(Interruption.Kept.Select(IO.Temporaries.Escape));
+        parts.AddRange(Interruption.Kept.Select(Diagnostics.Escape));
         return $"interrupted ({Interruption.Signal ?? "SIGINT"}): {string.Join("; ", parts)}";
     }
 
@@ -156,7 +156,7 @@ public static class Program
     private static string Shown(string path)
     {
         string relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
-        return IO.Temporaries.Escape(relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path : relative);
+        return Diagnostics.Escape(relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path : relative);
     }
 
     /// <summary>The root command with every subcommand.</summary>

@@ -21,7 +21,7 @@ public static class Limits
         string? text = Environment.GetEnvironmentVariable(variable);
         if (string.IsNullOrWhiteSpace(text)) return defaultValue;
         if (TryParse(text.Trim(), out long value) && value > 0) return value;
-        throw new IrrException($"{variable}={Escape(text)}: not a positive number (e.g. 1000, 16MB, 1GiB)");
+        throw new IrrException($"{variable}={Diagnostics.Escape(text)}: not a positive number (e.g. 1000, 16MB, 1GiB)");
     }
 
     /// <summary>The message of an exceeded limit: "FILE: WHAT exceeds the limit of N (raise it with VAR=…)".</summary>
@@ -44,12 +44,5 @@ public static class Limits
         if (unit == 0) return false;
         try { value = checked(number * unit); } catch (OverflowException) { return false; }
         return true;
-    }
-
-    private static string Escape(string s)
-    {
-        var b = new System.Text.StringBuilder();
-        foreach (char c in s) b.Append(char.IsControl(c) ? $"\\x{(int)c:x2}" : c.ToString());
-        return b.ToString();
     }
 }

@@ -328,22 +328,7 @@ public sealed class OpenAiClient : IDisposable
     /// characters (C0, DEL, C1: ESC, BEL, NUL …) as <c>\x1b</c>, line and paragraph separators as <c>\u2028</c>, <c>\u2029</c>;
     /// so that nothing a server sends can break an error line or drive the terminal.
     /// </summary>
-    public static string Printable(string text)
-    {
-        if (!text.Any(NeedsEscape)) return text;
-        var escaped = new StringBuilder(text.Length + 16);
-        foreach (char c in text)
-            escaped.Append(c switch
-            {
-                '\n' => "\\n", '\r' => "\\r", '\t' => "\\t",
-                '\u2028' or '\u2029' => $"\\u{(int)c:x4}",
-                _ when char.IsControl(c) => $"\\x{(int)c:x2}",
-                _ => c.ToString(),
-            });
-        return escaped.ToString();
-    }
-
-    private static bool NeedsEscape(char c) => char.IsControl(c) || c is '\u2028' or '\u2029';
+    public static string Printable(string text) => Diagnostics.Escape(text);
 
     /// <summary>The variable that sets <see cref="MaxReplyBytes"/>.</summary>
     public const string MaxReplyBytesVariable = "IRR_MAX_REPLY_BYTES";

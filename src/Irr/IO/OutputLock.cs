@@ -47,7 +47,7 @@ public static class OutputLock
             if (Locks.TryGetValue(path, out var held))
             {
                 if (held.Active > 0)
-                    throw new IrrException($"{Temporaries.Escape(shownTarget)}: is being written by another job of this irr process; choose another output");
+                    throw new IrrException($"{Diagnostics.Escape(shownTarget)}: is being written by another job of this irr process; choose another output");
                 held.Active++;
                 return path;
             }
@@ -61,7 +61,7 @@ public static class OutputLock
                     close(fd);
                     if (errno != EWOULDBLOCK) return path; // a file system without locks
                     string holder = ReadHolder(path);
-                    throw new IrrException($"{Temporaries.Escape(shownTarget)}: another irr run{holder} is writing it (its lock {Temporaries.Escape(path)}); " +
+                    throw new IrrException($"{Diagnostics.Escape(shownTarget)}: another irr run{holder} is writing it (its lock {Diagnostics.Escape(path)}); " +
                                            "wait for it to finish, or choose another output");
                 }
                 // The previous holder deletes the file before it lets go: a lock taken on a deleted file locks nothing.

@@ -100,7 +100,17 @@ public static class Temporaries
     {
         string[] paths;
         lock (Live) paths = [.. Live.Keys];
-        foreach (string path in paths) TryDelete(path);
+        // The work is still running while this deletes (its threads end only with the process): a file written into a
+        // directory being deleted makes the deletion fail, and Directory.CreateDirectory of a path inside brings the
+        // directory back. So delete in passes, a moment apart, until none is left (at most about a second).
+        for (int pass = 0; pass < 20; pass++)
+        {
+            bool left = false;
+            foreach (string path in paths)
+                if (!TryDelete(path)) left = true;
+            if (pass > 0 && !left) break;
+            Thread.Sleep(pass == 0 ? 20 : 50);
+        }
     }
 
     /// <summary>
@@ -139,7 +149,7 @@ public static class Temporaries
                 try
                 {
                     Directory.Move(entry, fullTarget);
-                    Diagnostics.Warn($"restored {Escape(fullTarget)} from {Escape(entry)}, where irr process {pid} had moved it aside before it was killed while replacing it");
+                    Diagnostics.Warn($"restored {Diagnostics.Escape(fullTarget)} from {Diagnostics.Escape(entry)}, where irr process {pid} had moved it aside before it was killed while replacing it");
                     continue;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -147,7 +157,7 @@ public static class Temporaries
                 }
             }
             if (TryDelete(entry))
-                Diagnostics.Warn($"removed {Escape(entry)}, left by irr process {pid} that was killed before it finished");
+                Diagnostics.Warn($"removed {Diagnostics.Escape(entry)}, left by irr process {pid} that was killed before it finished");
         }
     }
 
@@ -216,21 +226,4 @@ public static class Temporaries
 
     private static string EscapePattern(string name) =>
         name.IndexOfAny(['*', '?', '[']) < 0 ? name : "*"; // a glob character in the name: match broadly, filter by prefix
-
-    /// <summary>A path for a one-line message: control characters as <c>\n</c>, <c>\x1b</c>, ….</summary>
-    public static string Escape(string text)
-    {
-        if (!text.Any(char.IsControl)) return text;
-        var sb = new StringBuilder(text.Length + 8);
-        foreach (char c in text)
-            sb.Append(c switch
-            {
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                _ when char.IsControl(c) => $"\\x{(int)c:x2}",
-                _ => c.ToString(),
-            });
-        return sb.ToString();
-    }
 }
