@@ -31,7 +31,7 @@ internal sealed class JsonlLog
     {
         var log = new JsonlLog(path);
         if (!File.Exists(path)) return log;
-        string text = File.ReadAllText(path);
+        string text = IO.InputFile.ReadAllText(path);
         log._needsNewline = text.Length > 0 && !text.EndsWith('\n');
         foreach (var line in text.Split('\n'))
         {

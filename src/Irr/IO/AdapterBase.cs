@@ -62,7 +62,7 @@ public static class AdapterBase
         string? named;
         try
         {
-            named = (JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject)?["base_model_name_or_path"] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+            named = (JsonNode.Parse(InputFile.ReadAllText(configPath)) as JsonObject)?["base_model_name_or_path"] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
         }
         catch (System.Text.Json.JsonException)
         {
@@ -117,7 +117,7 @@ public static class AdapterBase
     {
         try
         {
-            if (JsonNode.Parse(File.ReadAllText(configPath)) is not JsonObject root) return [];
+            if (JsonNode.Parse(InputFile.ReadAllText(configPath)) is not JsonObject root) return [];
             var config = root["text_config"] is JsonObject text && !root.ContainsKey("hidden_size") ? text : root;
             return FactKeys.Where(k => config[k] is JsonValue).ToDictionary(k => k, k => config[k]!.ToJsonString().Trim('"'));
         }
@@ -135,7 +135,7 @@ public static class AdapterBase
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json"))) is JsonObject root
+            return JsonNode.Parse(InputFile.ReadAllText(Path.Combine(model, "config.json"))) is JsonObject root
                    && root["_name_or_path"] is JsonValue v && v.TryGetValue(out string? origin) && !string.IsNullOrWhiteSpace(origin)
                 ? origin
                 : null;

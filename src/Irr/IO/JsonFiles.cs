@@ -40,7 +40,7 @@ public static class JsonFiles
     /// <exception cref="IrrException">The file cannot be read.</exception>
     public static string ReadText(string path)
     {
-        try { return File.ReadAllText(path); }
+        try { return InputFile.ReadAllText(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new IrrException($"{path}: cannot read: {e.Message}", e);
@@ -71,7 +71,7 @@ public static class JsonFiles
         if (!File.Exists(path)) return null;
         try
         {
-            return JsonSerializer.Deserialize<T>(File.ReadAllText(path), ResultOptions)
+            return JsonSerializer.Deserialize<T>(InputFile.ReadAllText(path), ResultOptions)
                 ?? throw new IrrException($"{path}: empty (null) document");
         }
         catch (JsonException e)

@@ -244,7 +244,7 @@ public sealed class ModelDirectory : IDisposable
         JsonElement weightMap;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            using var doc = JsonDocument.Parse(InputFile.ReadAllBytes(indexPath));
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
                 throw new IrrException($"{indexPath}: no \"weight_map\" object");
             weightMap = wm.Clone();
@@ -339,7 +339,7 @@ public sealed class ModelDirectory : IDisposable
     {
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            using var doc = JsonDocument.Parse(InputFile.ReadAllBytes(indexPath));
             if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("weight_map", out var map) && map.ValueKind == JsonValueKind.Object)
             {
                 int n = map.EnumerateObject().Where(e => e.Value.ValueKind == JsonValueKind.String).Select(e => e.Value.GetString()).Distinct(StringComparer.Ordinal).Count();

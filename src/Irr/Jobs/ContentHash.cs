@@ -116,7 +116,7 @@ public sealed class ContentHash
     {
         if (File.Exists(path))
         {
-            using var stream = File.OpenRead(path);
+            using var stream = IO.InputFile.OpenRead(path);
             return Convert.ToHexStringLower(SHA256.HashData(stream));
         }
         if (!Directory.Exists(path)) throw new FileNotFoundException($"{path}: no such file or directory", path);
@@ -131,7 +131,7 @@ public sealed class ContentHash
         {
             hash.AppendData(Encoding.UTF8.GetBytes(name));
             hash.AppendData([0]);
-            using var stream = File.OpenRead(full);
+            using var stream = IO.InputFile.OpenRead(full);
             BinaryPrimitives.WriteInt64LittleEndian(length, stream.Length);
             hash.AppendData(length);
             int read;

@@ -196,7 +196,7 @@ public static class InputChecks
             JsonObject? fingerprints;
             try
             {
-                fingerprints = JsonNode.Parse(File.ReadAllText(report))?["inputs"]?["fingerprints"] as JsonObject;
+                fingerprints = JsonNode.Parse(IO.InputFile.ReadAllText(report))?["inputs"]?["fingerprints"] as JsonObject;
             }
             catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException)
             {

@@ -59,7 +59,7 @@ public sealed class Tokenizer
     public static Tokenizer Load(string path)
     {
         if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
-        return FromJson(File.ReadAllText(path), Path.GetFileName(path));
+        return FromJson(IO.InputFile.ReadAllText(path), Path.GetFileName(path));
     }
 
     /// <summary>Reads a tokenizer from the text of a <c>tokenizer.json</c>; <paramref name="fileName"/> names it in errors.</summary>

@@ -108,7 +108,7 @@ public sealed class TokenizerConfig
     public static TokenizerConfig Load(string path)
     {
         if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
-        return FromJson(File.ReadAllText(path), Path.GetFileName(path));
+        return FromJson(IO.InputFile.ReadAllText(path), Path.GetFileName(path));
     }
 
     /// <summary>Reads the text of a <c>tokenizer_config.json</c>.</summary>

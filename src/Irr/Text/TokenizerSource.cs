@@ -75,10 +75,10 @@ public static class TokenizerSource
     {
         var files = new Dictionary<string, string>(StringComparer.Ordinal);
         string jinja = Path.Combine(dir, ChatTemplateFile), named = Path.Combine(dir, ChatTemplateDir);
-        if (File.Exists(jinja)) files["default"] = File.ReadAllText(jinja);
+        if (File.Exists(jinja)) files["default"] = IO.InputFile.ReadAllText(jinja);
         if (System.IO.Directory.Exists(named))
             foreach (string file in System.IO.Directory.EnumerateFiles(named, "*.jinja"))
-                files[Path.GetFileNameWithoutExtension(file)] = File.ReadAllText(file);
+                files[Path.GetFileNameWithoutExtension(file)] = IO.InputFile.ReadAllText(file);
         if (files.Count > 0)
             return (files, File.Exists(jinja) ? (files.Count > 1 ? $"{ChatTemplateFile} and {ChatTemplateDir}/" : ChatTemplateFile) : $"{ChatTemplateDir}/");
         if (config.ChatTemplates.Count > 0)
@@ -86,7 +86,7 @@ public static class TokenizerSource
         string legacy = Path.Combine(dir, LegacyChatTemplateFile);
         if (File.Exists(legacy))
         {
-            using var doc = JsonCursor.Parse(File.ReadAllText(legacy), LegacyChatTemplateFile);
+            using var doc = JsonCursor.Parse(IO.InputFile.ReadAllText(legacy), LegacyChatTemplateFile);
             var root = JsonCursor.Root(doc, LegacyChatTemplateFile);
             if (root.Kind != JsonValueKind.Object) throw root.Error($"expected an object, found {root.Describe()}");
             if (root.GetNonNull("chat_template") is { } t)
