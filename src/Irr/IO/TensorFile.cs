@@ -87,8 +87,11 @@ internal static class TensorLimits
     /// <summary>The most dimensions a tensor may have: 64 by default (a weight has 1 to 4; PyTorch's own limit is 64 for most operations).</summary>
     public static long Rank => Limits.Get(RankVariable, 64);
 
-    /// <summary>The most tensors one file may hold: 1,000,000 by default (a 7B Llama has 291, DeepSeek-V3's 163 shards ~92,000 in all).</summary>
-    public static long Count => Limits.Get(CountVariable, 1_000_000);
+    /// <summary>
+    /// The most tensors one safetensors file may hold: 300,000 by default (a 7B Llama has 291, DeepSeek-V3's 163 shards
+    /// ~92,000 in all); a header of that many entries takes ~0.5 GB to read.
+    /// </summary>
+    public static long Count => Limits.Get(CountVariable, 300_000);
 }
 
 /// <summary>Reading helpers shared by every <see cref="ITensorFile"/>, and opening one by its content.</summary>

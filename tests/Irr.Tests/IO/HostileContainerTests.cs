@@ -306,6 +306,22 @@ public class HostileContainerTests
         Assert.True(reads > 50 && refused > 1500, $"{reads} read, {refused} refused");
     }
 
+    [Fact]
+    public void NamesFromContainersAreRefusedOrShownEscaped()
+    {
+        using var dir = new TempDir();
+        // A state dict key with an ESC sequence and a newline: no tensor name holds one; refused, shown escaped.
+        string torch = ZipOf(dir, "names.pt", 4, T("w\u001b[31m\nerror: forged", 4, 0, [4], [1]));
+        Assert.Equal($"{torch}: tensor name 'w\\x1b[31m\\nerror: forged' holds control characters or invalid Unicode (not a tensor name)", Refusal(torch));
+        // A shard index and an adapter config with a lone surrogate escape (exit 70 before).
+        string model = TinyModels.Create(dir["model"]);
+        File.WriteAllText(Path.Combine(model, "model.safetensors.index.json"), """{"weight_map":{"a\ud800":"model.safetensors"}}""");
+        File.Move(Path.Combine(model, "model.safetensors"), Path.Combine(model, "model-1.safetensors"));
+        Assert.Contains("model.safetensors.index.json: weight_map holds a string that is not valid Unicode", Assert.Throws<IrrException>(() => ModelDirectory.Open(model)).Message);
+        string adapter = AdapterFiles.Write(dir["adapter"], """{"peft_type":"LORA","r":2,"lora_alpha":4,"target_modules":["q_proj\ud800"]}""", []);
+        Assert.Contains("adapter_config.json: a value cannot be read", Assert.Throws<IrrException>(() => LoraAdapter.Open(adapter)).Message);
+    }
+
     // ---- non-regular files ----
 
     private static string Fifo(string path)
