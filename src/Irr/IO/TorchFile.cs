@@ -368,7 +368,7 @@ public sealed class TorchFile : ITensorFile
             // Element count × size, overflow-checked: 2^62 four-byte elements do not "fit" a 320-byte file.
             long room = file.Length - at - 8;
             if (numel < 0 || room < 0 || numel > room / storage.DType.SizeOf())
-                throw new IrrException($"{path}: storage '{shown}' of {numel} {storage.DType} elements runs past the end of the {file.Length}-byte file (truncated?)");
+                throw new IrrException($"{path}: storage '{shown}' ({numel} {storage.DType} elements) runs past the end of the file (truncated?)");
             long bytes = numel * storage.DType.SizeOf();
             storage.FileOffset = at + 8;
             at += 8 + bytes;
