@@ -217,6 +217,7 @@ public sealed class ModelDirectory : IDisposable
         {
             string name = System.IO.Path.GetFileName(file);
             if (skip.Contains(name) || name.StartsWith('.') || IsWeightFile(name)) continue;
+            InputFile.RequireRegular(file); // a FIFO would block the copy
             File.Copy(file, output.PathOf(name));
         }
         if (!skip.Contains(Text.TokenizerSource.ChatTemplateDir))

@@ -349,6 +349,41 @@ public class HostileContainerTests
         Assert.Contains("adapter_config.json: a value cannot be read", Assert.Throws<IrrException>(() => LoraAdapter.Open(adapter)).Message);
     }
 
+    [Fact]
+    public void MutatedModelWeightsGiveAModelOrOneIrrException()
+    {
+        // The tiny Llama's model.safetensors with one value of its header replaced (300 seeded rounds): opened as a model
+        // directory (checked against config.json) and every tensor streamed, or one clean refusal.
+        using var dir = new TempDir();
+        string model = TinyModels.Create(dir["model"], dtype: TensorDType.F32);
+        string weights = Path.Combine(model, "model.safetensors");
+        byte[] original = File.ReadAllBytes(weights);
+        int headerLength = (int)BitConverter.ToInt64(original);
+        string header = Encoding.UTF8.GetString(original, 8, headerLength);
+        byte[] data = original[(8 + headerLength)..];
+        string[] values = ["0", "1", "3", "-1", "4611686018427387904", "[]", "[0]", "[1,1,1]", "[16,16]", "[65536,16]", "\"F16\"", "\"I8\"", "\"BOOL\"", "null", "\"\\u0000\"", "[0,0]", "[0,999999999]"];
+        var tokens = System.Text.RegularExpressions.Regex.Matches(header, @"\[[0-9,]*\]|""[A-Z0-9]+""|[0-9]+");
+        var rng = new Random(240);
+        int opened = 0, refused = 0;
+        for (int round = 0; round < 300; round++)
+        {
+            var pick = tokens[rng.Next(tokens.Count)];
+            File.WriteAllBytes(weights, RawSafetensors.Build(header[..pick.Index] + values[rng.Next(values.Length)] + header[(pick.Index + pick.Length)..], data));
+            try
+            {
+                using var m = ModelDirectory.Open(model);
+                foreach (var t in m.Tensors) m.Locate(t.Name).File.ReadSingle(t, new float[t.ElementCount]);
+                opened++;
+            }
+            catch (IrrException e)
+            {
+                Assert.True(InputFile.IsPrintable(e.Message), e.Message);
+                refused++;
+            }
+        }
+        Assert.True(refused > 150, $"{opened} opened, {refused} refused");
+    }
+
     // ---- non-regular files ----
 
     private static string Fifo(string path)
@@ -446,6 +481,14 @@ public class HostileContainerTests
         File.WriteAllText(Path.Combine(adapter, "adapter_config.json"), """{"peft_type":"LORA","r":2,"lora_alpha":4,"target_modules":["q_proj"]}""");
         Fifo(Path.Combine(adapter, "adapter_model.safetensors"));
         IrrProcess.AssertOneLineError(IrrProcess.Run(["inspect", adapter], wallSeconds: 60), "adapter_model.safetensors: not a regular file (a FIFO)");
+        // A FIFO among the files convert copies beside the weights.
+        string bin = dir["llama-bin"];
+        Directory.CreateDirectory(bin);
+        foreach (string f in Directory.EnumerateFiles(Text.Fixtures.Local("torch/models/llama-bin"))) File.Copy(f, Path.Combine(bin, Path.GetFileName(f)));
+        File.Delete(Path.Combine(bin, "tokenizer.json"));
+        Fifo(Path.Combine(bin, "tokenizer.json"));
+        IrrProcess.AssertOneLineError(IrrProcess.Run(["convert", bin, "-o", dir["converted"]], wallSeconds: 60), "tokenizer.json: not a regular file (a FIFO)");
+        Assert.False(Directory.Exists(dir["converted"]));
         string pt = Fifo(dir["weights.pt"]);
         IrrProcess.AssertOneLineError(IrrProcess.Run(["convert", pt, "-o", dir["weights.safetensors"]], wallSeconds: 60), "weights.pt: not a regular file (a FIFO)");
     }
