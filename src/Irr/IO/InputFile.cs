@@ -20,7 +20,7 @@ public static class InputFile
     public static void RequireRegular(string path)
     {
         string? kind = Kind(path);
-        if (kind is not null) throw new IrrException($"{Escape(path)}: not a regular file ({kind})");
+        if (kind is not null) throw new IrrException($"{Escape(path, 4096)}: not a regular file ({kind})");
     }
 
     /// <summary>Reads a whole text file (UTF-8, a BOM honoured) after <see cref="RequireRegular"/>.</summary>

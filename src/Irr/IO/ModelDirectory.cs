@@ -213,16 +213,29 @@ public sealed class ModelDirectory : IDisposable
     public static void CopyAuxiliaryFiles(string sourceDirectory, OutputDirectory output, IEnumerable<string>? except = null)
     {
         var skip = new HashSet<string>(except ?? [], StringComparer.Ordinal);
-        foreach (string file in Directory.EnumerateFiles(sourceDirectory))
+        foreach (string file in AuxiliaryFiles(sourceDirectory, skip))
         {
-            string name = System.IO.Path.GetFileName(file);
-            if (skip.Contains(name) || name.StartsWith('.') || IsWeightFile(name)) continue;
             InputFile.RequireRegular(file); // a FIFO would block the copy
-            File.Copy(file, output.PathOf(name));
+            File.Copy(file, output.PathOf(System.IO.Path.GetFileName(file)));
         }
         if (!skip.Contains(Text.TokenizerSource.ChatTemplateDir))
             Text.TokenizerSource.CopyFiles(sourceDirectory, output.TemporaryPath, namedTemplatesOnly: true);
     }
+
+    /// <summary>
+    /// Refuses, before any work, a source directory whose files that travel with the model (<see cref="CopyAuxiliaryFiles"/>)
+    /// include one that is not a regular file (a FIFO, a device): its copy would come last, after the weights are written.
+    /// </summary>
+    /// <exception cref="IrrException">One of them is not a regular file.</exception>
+    public static void RequireRegularAuxiliaryFiles(string sourceDirectory)
+    {
+        foreach (string file in AuxiliaryFiles(sourceDirectory, [])) InputFile.RequireRegular(file);
+        foreach (string name in Text.TokenizerSource.FilesIn(sourceDirectory)) InputFile.RequireRegular(System.IO.Path.Combine(sourceDirectory, name));
+    }
+
+    private static IEnumerable<string> AuxiliaryFiles(string sourceDirectory, HashSet<string> skip) =>
+        Directory.EnumerateFiles(sourceDirectory).Where(file => System.IO.Path.GetFileName(file) is var name
+            && !skip.Contains(name) && !name.StartsWith('.') && !IsWeightFile(name));
 
     /// <summary>Whether a file name is model weights (safetensors, pickles, other frameworks) or their index.</summary>
     public static bool IsWeightFile(string name) =>
