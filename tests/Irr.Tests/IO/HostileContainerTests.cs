@@ -195,12 +195,11 @@ public class HostileContainerTests
     [Fact]
     public void DeepStructuresNeedNoRecursion()
     {
-        // A list nested 200,000 deep with a constant stack (each new list is appended to the one memoized before it):
+        // A list nested 100,000 deep with a constant stack (each new list is appended to the one memoized before it):
         // refused as what it is, with no recursion into it.
-        var body = new StringBuilder("]r\0\0\0\0");
         using var dir = new TempDir();
         var bytes = new List<byte>(Encoding.Latin1.GetBytes("\u0080\u0002]r\0\0\0\0"));
-        for (int i = 0; i < 200_000; i++)
+        for (int i = 0; i < 100_000; i++)
         {
             bytes.Add((byte)'j');
             bytes.AddRange(BitConverter.GetBytes(i));
@@ -217,11 +216,11 @@ public class HostileContainerTests
     [Fact]
     public void RandomPicklesGiveAReadOrOneIrrException()
     {
-        // 3,000 seeded opcode sequences, each in both layouts: a clean refusal or a read, never another exception.
+        // 1,500 seeded opcode sequences, in both layouts: a clean refusal or a read, never another exception.
         using var dir = new TempDir();
         var rng = new Random(2424);
         int refused = 0;
-        for (int round = 0; round < 3000; round++)
+        for (int round = 0; round < 1500; round++)
         {
             byte[] pickle = HostilePickles.Random(rng);
             string path = round % 2 == 0
@@ -238,7 +237,7 @@ public class HostileContainerTests
                 refused++;
             }
         }
-        Assert.True(refused > 2000, $"{refused} refused");
+        Assert.True(refused > 1000, $"{refused} refused");
     }
 
     // ---- safetensors ----
@@ -283,7 +282,7 @@ public class HostileContainerTests
     [Fact]
     public void SafetensorsMutationsGiveAReadOrOneIrrException()
     {
-        // A valid two-tensor file, then 3,000 seeded mutations: cuts, byte flips (mostly in the header), a rewritten
+        // A valid two-tensor file, then 1,500 seeded mutations: cuts, byte flips (mostly in the header), a rewritten
         // header length, and replaced JSON values (absurd shapes, offsets, dtypes, names).
         byte[] valid = RawSafetensors.Build(ValidHeader, ValidData);
         using var dir = new TempDir();
@@ -293,7 +292,7 @@ public class HostileContainerTests
         string[] values = ["-1", "0", "1", "4611686018427387904", "18446744073709551615", "1e400", "\"x\"", "null", "[]", "{}", "[0,0]", "[22,0]", "[0,9223372036854775807]", "\"\\ud800\"", "\"\\u0000\"", "\"BF16\"", "\"F64\"", "\"I64\"", "[2,2,2,2]"];
         var rng = new Random(24);
         int reads = 0, refused = 0;
-        for (int round = 0; round < 3000; round++)
+        for (int round = 0; round < 1500; round++)
         {
             byte[] bytes;
             switch (round % 4)
@@ -330,7 +329,7 @@ public class HostileContainerTests
                 refused++;
             }
         }
-        Assert.True(reads > 50 && refused > 1500, $"{reads} read, {refused} refused");
+        Assert.True(reads > 25 && refused > 750, $"{reads} read, {refused} refused");
     }
 
     [Fact]
