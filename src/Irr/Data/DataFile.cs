@@ -33,7 +33,7 @@ public static class DataFile
     public static IReadOnlyList<DataRecord> Read(string path, bool paragraphs = false)
     {
         if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
-        return Parse(File.ReadAllText(path), Path.GetFileName(path), paragraphs);
+        return Parse(IO.InputFile.ReadAllText(path), Path.GetFileName(path), paragraphs);
     }
 
     /// <summary>Reads records from a file's text; <paramref name="fileName"/> (with its extension) picks the container and names the file in errors.</summary>

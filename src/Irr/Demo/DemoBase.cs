@@ -33,6 +33,7 @@ public static class DemoBase
             string target = Path.Combine(directory, name);
             if (from is not null)
             {
+                IO.InputFile.RequireRegular(Path.Combine(from, name));
                 File.Copy(Path.Combine(from, name), target);
                 continue;
             }

@@ -203,7 +203,7 @@ public static class Attacks
         if (Directory.Exists(path)) throw new IrrException($"{path}: is a directory, not an attack file");
         if (!File.Exists(path)) throw new IrrException($"{path}: file not found");
         var attacks = new List<Attack>();
-        var lines = File.ReadAllLines(path);
+        var lines = IO.InputFile.ReadAllLines(path);
         for (int i = 0; i < lines.Length; i++)
         {
             string text = lines[i].Trim();

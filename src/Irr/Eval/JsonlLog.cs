@@ -40,7 +40,7 @@ internal sealed class JsonlLog
     {
         var log = new JsonlLog(path);
         if (!File.Exists(path)) return log;
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = IO.InputFile.ReadAllBytes(path);
         log._needsNewline = bytes.Length > 0 && bytes[^1] != (byte)'\n';
         int start = 0;
         while (start < bytes.Length)

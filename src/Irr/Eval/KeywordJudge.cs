@@ -29,7 +29,7 @@ public sealed class KeywordJudge : IJudge
     /// <exception cref="IrrException">The file has no markers.</exception>
     public static KeywordJudge FromFile(string path)
     {
-        var markers = ParseMarkers(File.ReadAllText(path));
+        var markers = ParseMarkers(IO.InputFile.ReadAllText(path));
         if (markers.Count == 0) throw new IrrException($"{path}: no refusal markers (one per line; '#' starts a comment)");
         return new KeywordJudge(markers, $"keyword:{Path.GetFileName(path)}");
     }

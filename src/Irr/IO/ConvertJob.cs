@@ -90,6 +90,7 @@ public sealed record ConvertJob : IJob<int>
         if (File.Exists(Path.Combine(Input, LoraAdapter.ConfigFile))) return ConvertAdapter(progress);
         // The PyTorch layouts in transformers' order, and its shard index rules, as every command reads them.
         using var model = ModelDirectory.Open(Input, validate: false, pytorchOnly: true);
+        ModelDirectory.RequireRegularAuxiliaryFiles(Input);
         var tensors = model.Tensors.Select(t => (File: (TorchFile)model.Locate(t.Name).File, Info: (TorchTensorInfo)t)).ToList();
         var specs = Specs(tensors);
         using var output = OutputDirectory.Create(OutputPath, [Input], Overwrite);
@@ -113,6 +114,7 @@ public sealed record ConvertJob : IJob<int>
         string bin = Path.Combine(Input, LoraAdapter.TorchWeightsFile);
         if (!File.Exists(bin)) throw new IrrException($"{Input}: a PEFT adapter without {LoraAdapter.TorchWeightsFile} to convert");
         using var file = TorchFile.Open(bin);
+        ModelDirectory.RequireRegularAuxiliaryFiles(Input);
         var tensors = file.Tensors.Select(t => (File: file, Info: t)).ToList();
         var specs = Specs(tensors);
         using var output = OutputDirectory.Create(OutputPath, [Input], Overwrite);

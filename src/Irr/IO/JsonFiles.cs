@@ -51,6 +51,7 @@ public static partial class JsonFiles
         try
         {
             long limit = MaxJsonBytes;
+            InputFile.RequireRegular(path); // a FIFO or device would block the open, or never end
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
             if (stream.CanSeek && stream.Length > limit) throw Limits.Exceeded(path, $"the file's size ({stream.Length:N0} bytes)", "IRR_MAX_JSON_BYTES", limit);
             var bytes = new MemoryStream(stream.CanSeek ? (int)stream.Length : 1 << 16);
@@ -223,7 +224,7 @@ public static partial class JsonFiles
         if (!File.Exists(path)) return null;
         try
         {
-            return JsonSerializer.Deserialize<T>(File.ReadAllText(path), ResultOptions)
+            return JsonSerializer.Deserialize<T>(InputFile.ReadAllText(path), ResultOptions)
                 ?? throw new IrrException($"{path}: empty (null) document");
         }
         catch (JsonException e)

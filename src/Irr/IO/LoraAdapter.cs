@@ -157,7 +157,20 @@ public sealed class LoraConfig
     /// </exception>
     public static LoraConfig Parse(string text, string source)
     {
-        var root = JsonFiles.ParseObject(text, source);
+        try
+        {
+            return ParseObject(JsonFiles.ParseObject(text, source), source);
+        }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json parses a lone surrogate escape (\ud800) but makes no string of it; a value of another type
+            // than the one read is the same exception.
+            throw new IrrException($"{source}: a value cannot be read: {InputFile.Escape(e.Message)}", e);
+        }
+    }
+
+    private static LoraConfig ParseObject(JsonObject root, string source)
+    {
         var r = new JsonConfig(root, source);
         string peftType = r.String("peft_type") ?? "LORA";
         if (peftType is not ("LORA" or "TRAINABLE_TOKENS"))

@@ -213,15 +213,29 @@ public sealed class ModelDirectory : IDisposable
     public static void CopyAuxiliaryFiles(string sourceDirectory, OutputDirectory output, IEnumerable<string>? except = null)
     {
         var skip = new HashSet<string>(except ?? [], StringComparer.Ordinal);
-        foreach (string file in Directory.EnumerateFiles(sourceDirectory))
+        foreach (string file in AuxiliaryFiles(sourceDirectory, skip))
         {
-            string name = System.IO.Path.GetFileName(file);
-            if (skip.Contains(name) || name.StartsWith('.') || IsWeightFile(name)) continue;
-            File.Copy(file, output.PathOf(name));
+            InputFile.RequireRegular(file); // a FIFO would block the copy
+            File.Copy(file, output.PathOf(System.IO.Path.GetFileName(file)));
         }
         if (!skip.Contains(Text.TokenizerSource.ChatTemplateDir))
             Text.TokenizerSource.CopyFiles(sourceDirectory, output.TemporaryPath, namedTemplatesOnly: true);
     }
+
+    /// <summary>
+    /// Refuses, before any work, a source directory whose files that travel with the model (<see cref="CopyAuxiliaryFiles"/>)
+    /// include one that is not a regular file (a FIFO, a device): its copy would come last, after the weights are written.
+    /// </summary>
+    /// <exception cref="IrrException">One of them is not a regular file.</exception>
+    public static void RequireRegularAuxiliaryFiles(string sourceDirectory)
+    {
+        foreach (string file in AuxiliaryFiles(sourceDirectory, [])) InputFile.RequireRegular(file);
+        foreach (string name in Text.TokenizerSource.FilesIn(sourceDirectory)) InputFile.RequireRegular(System.IO.Path.Combine(sourceDirectory, name));
+    }
+
+    private static IEnumerable<string> AuxiliaryFiles(string sourceDirectory, HashSet<string> skip) =>
+        Directory.EnumerateFiles(sourceDirectory).Where(file => System.IO.Path.GetFileName(file) is var name
+            && !skip.Contains(name) && !name.StartsWith('.') && !IsWeightFile(name));
 
     /// <summary>Whether a file name is model weights (safetensors, pickles, other frameworks) or their index.</summary>
     public static bool IsWeightFile(string name) =>
@@ -257,17 +271,26 @@ public sealed class ModelDirectory : IDisposable
         // Every shard named by the index must be a plain file name inside the directory.
         var byShard = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var listed = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var entry in weightMap.EnumerateObject())
+        try
         {
-            if (entry.Value.ValueKind != JsonValueKind.String)
-                throw new IrrException($"{indexPath}: weight_map['{entry.Name}'] is not a file name");
-            string shard = entry.Value.GetString()!;
-            if (!OutputDirectory.IsPlainFileName(shard))
-                throw new IrrException($"{indexPath}: weight_map['{entry.Name}'] points to '{shard}', which is not a plain file name inside the model directory");
-            if (!listed.Add(entry.Name))
-                throw new IrrException($"{indexPath}: weight_map lists '{entry.Name}' twice");
-            if (!byShard.TryGetValue(shard, out var names)) byShard[shard] = names = [];
-            names.Add(entry.Name);
+            foreach (var entry in weightMap.EnumerateObject())
+            {
+                string name = entry.Name, shown = InputFile.Escape(name);
+                if (entry.Value.ValueKind != JsonValueKind.String)
+                    throw new IrrException($"{indexPath}: weight_map['{shown}'] is not a file name");
+                string shard = entry.Value.GetString()!;
+                if (!OutputDirectory.IsPlainFileName(shard) || !InputFile.IsPrintable(shard))
+                    throw new IrrException($"{indexPath}: weight_map['{shown}'] points to '{InputFile.Escape(shard)}', which is not a plain file name inside the model directory");
+                if (!listed.Add(name))
+                    throw new IrrException($"{indexPath}: weight_map lists '{shown}' twice");
+                if (!byShard.TryGetValue(shard, out var names)) byShard[shard] = names = [];
+                names.Add(name);
+            }
+        }
+        catch (InvalidOperationException e)
+        {
+            // A lone surrogate escape (\ud800): System.Text.Json parses it but makes no string of it.
+            throw new IrrException($"{indexPath}: weight_map holds a string that is not valid Unicode (a lone surrogate escape such as \\ud800)", e);
         }
         if (byShard.Count == 0) throw new IrrException($"{indexPath}: weight_map is empty");
 
@@ -276,17 +299,17 @@ public sealed class ModelDirectory : IDisposable
         {
             string shardPath = System.IO.Path.Combine(directory, shardName);
             if (!File.Exists(shardPath))
-                throw new IrrException($"{indexPath}: shard '{shardName}' (holding '{names[0]}'{(names.Count > 1 ? $" and {names.Count - 1} more" : "")}) is missing");
+                throw new IrrException($"{indexPath}: shard '{shardName}' (holding '{InputFile.Escape(names[0])}'{(names.Count > 1 ? $" and {names.Count - 1} more" : "")}) is missing");
             var file = open(shardPath);
             shards.Add(file);
             var own = names.ToHashSet(StringComparer.Ordinal);
             foreach (string name in names)
                 if (!file.TryGetEntry(name, out _))
-                    throw new IrrException($"{indexPath}: says '{name}' is in {shardName}, but that file has no such tensor");
+                    throw new IrrException($"{indexPath}: says '{InputFile.Escape(name)}' is in {shardName}, but that file has no such tensor");
             foreach (var t in file.Tensors)
             {
                 if (!own.Contains(t.Name))
-                    throw new IrrException($"{shardPath}: holds '{t.Name}', which {System.IO.Path.GetFileName(indexPath)} does not assign to this shard");
+                    throw new IrrException($"{shardPath}: holds '{InputFile.Escape(t.Name)}', which {System.IO.Path.GetFileName(indexPath)} does not assign to this shard");
                 map[t.Name] = (file, t);
             }
         }
@@ -346,7 +369,7 @@ public sealed class ModelDirectory : IDisposable
                 return $" (+{n} shard{(n == 1 ? "" : "s")})";
             }
         }
-        catch (Exception e) when (e is IrrException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IrrException or JsonException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
         }
         return "";

@@ -40,8 +40,13 @@ public sealed class TensorInfo : TensorEntry
 /// </remarks>
 public sealed class SafetensorsFile : ITensorFile
 {
-    /// <summary>Largest header accepted, as in the reference implementation.</summary>
-    public const long MaxHeaderBytes = 100_000_000;
+    /// <summary>
+    /// Largest header accepted, in bytes: <c>IRR_MAX_SAFETENSORS_HEADER</c>, 100,000,000 by default as in the reference
+    /// implementation (a 7B Llama's header is ~30 KB).
+    /// </summary>
+    public static long MaxHeaderBytes => Limits.Get(HeaderVariable, 100_000_000);
+
+    private const string HeaderVariable = "IRR_MAX_SAFETENSORS_HEADER";
 
     private readonly MappedFile file;
     private readonly Dictionary<string, TensorInfo> byName;
@@ -142,8 +147,9 @@ public sealed class SafetensorsFile : ITensorFile
         Span<byte> prefix = stackalloc byte[8];
         ReadExactly(file, prefix, 0);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
-        if (headerLength > MaxHeaderBytes)
-            throw new IrrException($"{path}: header length {headerLength} bytes exceeds the 100 MB limit (corrupt or not a safetensors file)");
+        long maxHeader = MaxHeaderBytes;
+        if (headerLength > (ulong)maxHeader)
+            throw Limits.Exceeded(path, $"the header length of {headerLength} bytes (corrupt or not a safetensors file?)", HeaderVariable, maxHeader);
         if ((long)headerLength > fileLength - 8)
             throw new IrrException($"{path}: header length {headerLength} bytes runs past the end of the {fileLength}-byte file (truncated?)");
         var json = new byte[headerLength];
@@ -169,14 +175,29 @@ public sealed class SafetensorsFile : ITensorFile
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             var tensors = new List<TensorInfo>();
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var property in doc.RootElement.EnumerateObject())
+            long maxTensors = TensorLimits.Count;
+            try
             {
-                if (!seen.Add(property.Name))
-                    throw new IrrException($"{path}: header names '{property.Name}' twice");
-                if (property.Name == "__metadata__")
-                    ReadMetadata(path, property.Value, metadata);
-                else
-                    tensors.Add(ReadTensor(path, property.Name, property.Value, dataLength));
+                foreach (var property in doc.RootElement.EnumerateObject())
+                {
+                    string name = property.Name;
+                    if (!InputFile.IsPrintable(name))
+                        throw new IrrException($"{path}: header names '{InputFile.Escape(name)}', which holds control characters (not a tensor name)");
+                    if (!seen.Add(name))
+                        throw new IrrException($"{path}: header names '{InputFile.Escape(name)}' twice");
+                    if (name == "__metadata__")
+                        ReadMetadata(path, property.Value, metadata);
+                    else if (tensors.Count >= maxTensors)
+                        throw Limits.Exceeded(path, "the number of tensors", TensorLimits.CountVariable, maxTensors);
+                    else
+                        tensors.Add(ReadTensor(path, name, property.Value, dataLength));
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // System.Text.Json reads a lone surrogate escape (\ud800) but cannot make a string of it; serde_json, which
+                // the reference implementation parses with, refuses it too.
+                throw new IrrException($"{path}: header holds a string that is not valid Unicode (a lone surrogate escape such as \\ud800): {InputFile.Escape(e.Message)}", e);
             }
             CheckOverlaps(path, tensors);
             return (metadata, tensors, dataStart);
@@ -189,6 +210,8 @@ public sealed class SafetensorsFile : ITensorFile
             throw new IrrException($"{path}: __metadata__ must be an object of strings");
         foreach (var entry in value.EnumerateObject())
         {
+            if (!InputFile.IsPrintable(entry.Name))
+                throw new IrrException($"{path}: __metadata__ has a key '{InputFile.Escape(entry.Name)}' that holds control characters");
             if (entry.Value.ValueKind != JsonValueKind.String)
                 throw new IrrException($"{path}: __metadata__ entry '{entry.Name}' is not a string");
             metadata[entry.Name] = entry.Value.GetString()!;
@@ -197,17 +220,19 @@ public sealed class SafetensorsFile : ITensorFile
 
     private static TensorInfo ReadTensor(string path, string name, JsonElement value, long dataLength)
     {
-        string where = $"{path}: tensor '{name}'";
+        string where = $"{path}: tensor '{InputFile.Escape(name)}'";
         if (value.ValueKind != JsonValueKind.Object)
             throw new IrrException($"{where}: entry is not an object");
         if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
             throw new IrrException($"{where}: missing or non-string \"dtype\"");
         string dtypeName = dtypeElement.GetString()!;
         if (!TensorDTypes.TryParse(dtypeName, out var dtype))
-            throw new IrrException($"{where}: unknown dtype '{dtypeName}'");
+            throw new IrrException($"{where}: unknown dtype '{InputFile.Escape(dtypeName)}'");
 
         if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
             throw new IrrException($"{where}: missing or non-array \"shape\"");
+        if (shapeElement.GetArrayLength() > TensorLimits.Rank)
+            throw Limits.Exceeded(where, $"the number of dimensions ({shapeElement.GetArrayLength()})", TensorLimits.RankVariable, TensorLimits.Rank);
         var shape = new long[shapeElement.GetArrayLength()];
         long count = 1;
         int i = 0;
@@ -222,8 +247,10 @@ public sealed class SafetensorsFile : ITensorFile
 
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
             throw new IrrException($"{where}: \"data_offsets\" must be [begin, end]");
-        if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
-            throw new IrrException($"{where}: data_offsets [{offsets[0]}, {offsets[1]}] are not 0 ≤ begin ≤ end");
+        long begin = 0, end = 0;
+        if (offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number ||
+            !offsets[0].TryGetInt64(out begin) || !offsets[1].TryGetInt64(out end) || begin < 0 || end < begin)
+            throw new IrrException($"{where}: data_offsets [{InputFile.Escape(offsets[0].GetRawText(), 40)}, {InputFile.Escape(offsets[1].GetRawText(), 40)}] are not 0 ≤ begin ≤ end");
         if (end > dataLength)
             throw new IrrException($"{where}: data_offsets [{begin}, {end}] run past the {dataLength}-byte data section (truncated file?)");
         long expected;
@@ -240,7 +267,7 @@ public sealed class SafetensorsFile : ITensorFile
         foreach (var t in tensors.Where(t => t.ByteLength > 0).OrderBy(t => t.Begin))
         {
             if (previous is not null && t.Begin < previous.End)
-                throw new IrrException($"{path}: tensors '{previous.Name}' [{previous.Begin}, {previous.End}) and '{t.Name}' [{t.Begin}, {t.End}) overlap");
+                throw new IrrException($"{path}: tensors '{InputFile.Escape(previous.Name)}' [{previous.Begin}, {previous.End}) and '{InputFile.Escape(t.Name)}' [{t.Begin}, {t.End}) overlap");
             previous = t;
         }
     }

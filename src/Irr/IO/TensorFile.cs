@@ -73,6 +73,27 @@ public interface ITensorFile : IDisposable
     void ReadRowsSingle(TensorEntry entry, long firstRow, long rowCount, Span<float> destination);
 }
 
+/// <summary>
+/// Budgets on a tensor file's entries (docs/formats.md, "Pickles and tensor containers"), whatever the container.
+/// </summary>
+internal static class TensorLimits
+{
+    /// <summary>The environment variable of <see cref="Rank"/>.</summary>
+    public const string RankVariable = "IRR_MAX_TENSOR_RANK";
+
+    /// <summary>The environment variable of <see cref="Count"/>.</summary>
+    public const string CountVariable = "IRR_MAX_TENSORS";
+
+    /// <summary>The most dimensions a tensor may have: 64 by default (a weight has 1 to 4; PyTorch's own limit is 64 for most operations).</summary>
+    public static long Rank => Limits.Get(RankVariable, 64);
+
+    /// <summary>
+    /// The most tensors one safetensors file may hold: 300,000 by default (a 7B Llama has 291, DeepSeek-V3's 163 shards
+    /// ~92,000 in all); a header of that many entries takes ~0.5 GB to read.
+    /// </summary>
+    public static long Count => Limits.Get(CountVariable, 300_000);
+}
+
 /// <summary>Reading helpers shared by every <see cref="ITensorFile"/>, and opening one by its content.</summary>
 public static class TensorFiles
 {
@@ -115,7 +136,7 @@ public static class TensorFiles
         int n;
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = InputFile.OpenRead(path);
             n = stream.ReadAtLeast(head, 4, throwOnEndOfStream: false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -164,6 +185,7 @@ internal sealed unsafe class MappedFile : IDisposable
     /// <summary>Opens <paramref name="path"/> for reading; an <see cref="IrrException"/> naming it when it cannot be.</summary>
     public static MappedFile Open(string path)
     {
+        InputFile.RequireRegular(path);
         try
         {
             return new MappedFile(path, File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read));

@@ -105,8 +105,12 @@ public enum TorchFormat
 /// </summary>
 public sealed class TorchFile : ITensorFile
 {
-    /// <summary>The largest pickle read (a state dict's pickle is small; the tensors are elsewhere).</summary>
-    public const long MaxPickleBytes = 256L << 20;
+    /// <summary>
+    /// The largest pickle read, in bytes (a state dict's pickle is small, ~100 bytes a tensor; the tensors are elsewhere):
+    /// <c>IRR_MAX_PICKLE_BYTES</c>, 64 MiB by default. The pickle's opcodes, memo entries, objects, stack depth and nesting
+    /// are budgeted too, before anything is unpickled (docs/formats.md, "Pickles and tensor containers").
+    /// </summary>
+    public static long MaxPickleBytes => PickleLimits.Current().Bytes;
 
     // torch/serialization.py: MAGIC_NUMBER and PROTOCOL_VERSION of the legacy format.
     private static readonly BigInteger LegacyMagic = BigInteger.Parse("119547037146038801333356");
@@ -270,7 +274,7 @@ public sealed class TorchFile : ITensorFile
             if (text != "little")
                 throw new IrrException($"{path}: byteorder '{text}' is not supported (only little-endian archives are read)");
         }
-        byte[] pickle = ZipDirectory.ReadAll(file, pickles[0], MaxPickleBytes);
+        byte[] pickle = ZipDirectory.ReadAll(file, pickles[0], MaxPickleBytes, PickleLimits.BytesVariable);
         try
         {
             PickleScanner.Check(pickle, path);
@@ -283,11 +287,11 @@ public sealed class TorchFile : ITensorFile
         var unpickler = new StateDictUnpickler(path, legacy: false, (key, type, numel) =>
         {
             string memberName = prefix + "data/" + key;
-            if (!members.TryGetValue(memberName, out var member)) throw new IrrException($"{path}: storage '{key}' is missing (no {memberName})");
+            if (!members.TryGetValue(memberName, out var member)) throw new IrrException($"{path}: storage '{InputFile.Escape(key)}' is missing (no {InputFile.Escape(memberName)})");
             if (!member.IsStored)
-                throw new IrrException($"{path}: storage '{key}' is compressed ({memberName}); torch.save stores storages uncompressed, so the archive was re-packed: re-save it with torch.save");
+                throw new IrrException($"{path}: storage '{InputFile.Escape(key)}' is compressed ({InputFile.Escape(memberName)}); torch.save stores storages uncompressed, so the archive was re-packed: re-save it with torch.save");
             if (numel < 0 || numel > member.Size / type.SizeOf())
-                throw new IrrException($"{path}: storage '{key}' should hold {numel} {type} elements but {memberName} has {member.Size} bytes");
+                throw new IrrException($"{path}: storage '{InputFile.Escape(key)}' should hold {numel} {type} elements but {InputFile.Escape(memberName)} has {member.Size} bytes");
             return new TorchStorage(key, type, numel) { FileOffset = member.DataOffset };
         });
         return ReadDict(path, Unpickle(unpickler, pickle, path, "data.pkl"));
@@ -301,7 +305,8 @@ public sealed class TorchFile : ITensorFile
         // The five pickles come first; read as much of the file as they need (they are small).
         byte[] prefix = [];
         int[] ends = new int[5];
-        for (long want = Math.Min(file.Length, 1 << 20); ; want = Math.Min(file.Length, Math.Min(want * 4, MaxPickleBytes)))
+        long max = MaxPickleBytes;
+        for (long want = Math.Min(file.Length, Math.Min(1 << 20, max)); ; want = Math.Min(file.Length, Math.Min(want * 4, max)))
         {
             prefix = new byte[want];
             file.Read(prefix, 0, "the pickles");
@@ -313,7 +318,8 @@ public sealed class TorchFile : ITensorFile
             }
             catch (TruncatedPickleException e)
             {
-                if (want >= file.Length || want >= MaxPickleBytes) throw new IrrException(e.Message);
+                if (want >= file.Length) throw new IrrException(e.Message);
+                if (want >= max) throw Limits.Exceeded(path, "the pickles' size in bytes", PickleLimits.BytesVariable, max);
             }
         }
 
@@ -351,26 +357,29 @@ public sealed class TorchFile : ITensorFile
         Span<byte> countBytes = stackalloc byte[8];
         foreach (string key in keys)
         {
+            string shown = InputFile.Escape(key);
             if (!storages.TryGetValue(key, out var storage))
-                throw new IrrException($"{path}: storage '{key}' is listed but no tensor uses it");
-            if (storage.FileOffset >= 0) throw new IrrException($"{path}: storage '{key}' is listed twice");
-            file.Read(countBytes, at, $"storage '{key}'");
+                throw new IrrException($"{path}: storage '{shown}' is listed but no tensor uses it");
+            if (storage.FileOffset >= 0) throw new IrrException($"{path}: storage '{shown}' is listed twice");
+            file.Read(countBytes, at, $"storage '{shown}'");
             long numel = BitConverter.ToInt64(countBytes);
             if (numel != storage.ElementCount)
-                throw new IrrException($"{path}: storage '{key}' should hold {storage.ElementCount} elements but its record says {numel}");
+                throw new IrrException($"{path}: storage '{shown}' should hold {storage.ElementCount} elements but its record says {numel}");
+            // Element count × size, overflow-checked: 2^62 four-byte elements do not "fit" a 320-byte file.
+            long room = file.Length - at - 8;
+            if (numel < 0 || room < 0 || numel > room / storage.DType.SizeOf())
+                throw new IrrException($"{path}: storage '{shown}' ({numel} {storage.DType} elements) runs past the end of the file (truncated?)");
             long bytes = numel * storage.DType.SizeOf();
-            if (numel < 0 || at + 8 > file.Length - bytes)
-                throw new IrrException($"{path}: storage '{key}' runs past the end of the file (truncated?)");
             storage.FileOffset = at + 8;
             at += 8 + bytes;
         }
         foreach (var s in storages.Values)
-            if (s.FileOffset < 0) throw new IrrException($"{path}: storage '{s.Key}' has no data (it is missing from the storage key list)");
+            if (s.FileOffset < 0) throw new IrrException($"{path}: storage '{InputFile.Escape(s.Key)}' has no data (it is missing from the storage key list)");
         foreach (var (view, root, offset) in views)
         {
-            if (!storages.TryGetValue(root, out var r)) throw new IrrException($"{path}: storage view '{view.Key}' of '{root}' has no root storage");
-            if (offset < 0 || offset > r.ElementCount - view.ElementCount)
-                throw new IrrException($"{path}: storage view '{view.Key}' reaches past the end of storage '{root}'");
+            if (!storages.TryGetValue(root, out var r)) throw new IrrException($"{path}: storage view '{InputFile.Escape(view.Key)}' of '{InputFile.Escape(root)}' has no root storage");
+            if (offset < 0 || view.ElementCount < 0 || offset > r.ElementCount - view.ElementCount)
+                throw new IrrException($"{path}: storage view '{InputFile.Escape(view.Key)}' reaches past the end of storage '{InputFile.Escape(root)}'");
             view.FileOffset = r.FileOffset + offset * r.DType.SizeOf();
         }
         return ReadDict(path, dict);
@@ -389,7 +398,7 @@ public sealed class TorchFile : ITensorFile
         catch (IrrException) { throw; }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new IrrException($"{path}: {label} is not a valid state dict pickle: {e.Message}", e);
+            throw new IrrException($"{path}: {label} is not a valid state dict pickle: {InputFile.Escape(e.Message)}", e);
         }
     }
 
@@ -407,44 +416,82 @@ public sealed class TorchFile : ITensorFile
         // A training checkpoint ({"state_dict": {…}, "epoch": 3}): name the dict of tensors before anything else.
         foreach (var (key, value) in items)
             if (key is string name && value is Hashtable { Count: > 0 } inner && inner.Values.Cast<object?>().Any(v => v is RebuiltTensor))
-                throw new IrrException($"{path}: entry '{name}' is a dict of tensors, not a tensor: a checkpoint that holds a state dict; save that dict alone (torch.save(checkpoint['{name}'], …))");
+                throw new IrrException($"{path}: entry '{InputFile.Escape(name)}' is a dict of tensors, not a tensor: a checkpoint that holds a state dict; save that dict alone (torch.save(checkpoint['{InputFile.Escape(name)}'], …))");
         foreach (var (key, value) in items)
         {
             if (key is not string name) throw new IrrException($"{path}: a state dict key is {Article(key)}, not a string");
+            if (!InputFile.IsPrintable(name))
+                throw new IrrException($"{path}: tensor name '{InputFile.Escape(name)}' holds control characters or invalid Unicode (not a tensor name)");
             if (value is not RebuiltTensor t)
-                throw new IrrException($"{path}: entry '{name}' is {Article(value)}, not a tensor (only a state dict's tensors are read)");
+                throw new IrrException($"{path}: entry '{InputFile.Escape(name)}' is {Article(value)}, not a tensor (only a state dict's tensors are read)");
             tensors.Add(CheckView(path, name, t));
         }
         return tensors;
     }
 
+    /// <summary>
+    /// Checks a tensor's view of its storage: sizes and strides non-negative, every product overflow-checked, the view
+    /// inside the storage, and no element of the storage read twice. A state dict's tensors are contiguous, or simple
+    /// views of a storage (transposed, sliced, tied weights sharing one storage); a view that repeats elements (stride 0
+    /// of <c>expand</c>/broadcasting, overlapping strides) would be materialised larger than its storage (a 512-byte
+    /// file could become gigabytes), and is refused by name.
+    /// </summary>
     private static TorchTensorInfo CheckView(string path, string name, RebuiltTensor t)
     {
+        string where = $"{path}: tensor '{InputFile.Escape(name)}'";
         if (t.Shape.Length != t.Strides.Length)
-            throw new IrrException($"{path}: tensor '{name}' has {t.Shape.Length} dimensions but {t.Strides.Length} strides");
+            throw new IrrException($"{where} has {t.Shape.Length} dimensions but {t.Strides.Length} strides");
+        if (t.Shape.Length > TensorLimits.Rank)
+            throw Limits.Exceeded(where, $"the number of dimensions ({t.Shape.Length})", TensorLimits.RankVariable, TensorLimits.Rank);
         try
         {
             long count = 1, last = t.Offset;
-            if (t.Offset < 0) throw new IrrException($"{path}: tensor '{name}' has a negative storage offset");
+            if (t.Offset < 0) throw new IrrException($"{where} has a negative storage offset");
             for (int d = 0; d < t.Shape.Length; d++)
             {
-                if (t.Shape[d] < 0 || t.Strides[d] < 0) throw new IrrException($"{path}: tensor '{name}' has a negative size or stride");
+                if (t.Shape[d] < 0 || t.Strides[d] < 0) throw new IrrException($"{where} has a negative size or stride");
                 count = checked(count * t.Shape[d]);
             }
             if (count > 0)
             {
-                for (int d = 0; d < t.Shape.Length; d++) last = checked(last + (t.Shape[d] - 1) * t.Strides[d]);
+                for (int d = 0; d < t.Shape.Length; d++) last = checked(last + checked((t.Shape[d] - 1) * t.Strides[d]));
                 if (last >= t.Storage.ElementCount)
-                    throw new IrrException($"{path}: tensor '{name}' reaches element {last} of storage '{t.Storage.Key}', which has {t.Storage.ElementCount}");
+                    throw new IrrException($"{where} reaches element {last} of storage '{InputFile.Escape(t.Storage.Key)}', which has {t.Storage.ElementCount}");
+                if (count > t.Storage.ElementCount)
+                    throw new IrrException($"{where} {ShapeText(t.Shape)} has {count} elements, more than the {t.Storage.ElementCount} of its storage '{InputFile.Escape(t.Storage.Key)}' (an expanded or broadcast view; save a contiguous copy, tensor.contiguous())");
+                if (Overlap(t.Shape, t.Strides) is { } overlap)
+                    throw new IrrException($"{where} {ShapeText(t.Shape)} with strides {ShapeText(t.Strides)} {overlap} (an expanded or broadcast view; save a contiguous copy, tensor.contiguous())");
             }
             if (checked(count * t.Storage.DType.SizeOf()) > Array.MaxLength)
-                throw new IrrException($"{path}: tensor '{name}' is too large to read");
+                throw new IrrException($"{where} is too large to read");
             return new TorchTensorInfo(name, t.Storage, t.Offset, t.Shape, t.Strides, count);
         }
         catch (OverflowException)
         {
-            throw new IrrException($"{path}: tensor '{name}' has sizes or strides out of range");
+            throw new IrrException($"{where} has sizes or strides out of range");
         }
+    }
+
+    private static string ShapeText(long[] values) => "[" + string.Join(", ", values) + "]";
+
+    /// <summary>
+    /// Why a view reads some storage element twice, or null when it provably does not: taken in increasing order of
+    /// stride, each dimension's stride must step over everything the smaller ones reach (PyTorch's
+    /// "non-overlapping and dense" test, without the density). Every view made by slicing, narrowing, stepping or
+    /// permuting a contiguous tensor passes; one with a stride of 0 over a size above 1, or strides that interleave,
+    /// does not. Sizes of 1 (and the empty tensor) read nothing twice whatever their stride.
+    /// </summary>
+    internal static string? Overlap(IReadOnlyList<long> shape, IReadOnlyList<long> strides)
+    {
+        var dims = Enumerable.Range(0, shape.Count).Where(d => shape[d] > 1).OrderBy(d => strides[d]).ToList();
+        long reach = 0; // the largest element offset the dimensions so far reach
+        foreach (int d in dims)
+        {
+            if (strides[d] == 0) return $"repeats its elements (stride 0 in dimension {d})";
+            if (strides[d] <= reach) return $"reads elements of its storage more than once (dimension {d} overlaps the smaller strides)";
+            reach = checked(reach + (shape[d] - 1) * strides[d]);
+        }
+        return null;
     }
 
     private static string Article(object? o) => Describe(o) is var d && d == "None" ? "None" : ("aeiou".Contains(char.ToLowerInvariant(d[0])) ? "an " : "a ") + d;
@@ -526,7 +573,7 @@ public sealed class TorchFile : ITensorFile
                 throw new IrrException($"{path}: the pickle has a persistent id that is not a storage ('storage', type, key, location, numel{(legacy ? ", view" : "")})");
             long numel = ToLong(t[4]);
             if (key.Length == 0 || key.Contains('/') || key.Contains('\\') || key.Contains(".."))
-                throw new IrrException($"{path}: the pickle names an invalid storage key '{key}'");
+                throw new IrrException($"{path}: the pickle names an invalid storage key '{InputFile.Escape(key)}'");
             if (!storages.TryGetValue(key, out var storage))
             {
                 storage = newStorage(key, type.DType, numel);
@@ -534,12 +581,12 @@ public sealed class TorchFile : ITensorFile
             }
             else if (storage.ElementCount != numel && !legacy)
             {
-                throw new IrrException($"{path}: storage '{key}' is given {storage.ElementCount} and {numel} elements");
+                throw new IrrException($"{path}: storage '{InputFile.Escape(key)}' is given {storage.ElementCount} and {numel} elements");
             }
-            if (storage.DType != type.DType) throw new IrrException($"{path}: storage '{key}' is used as both {storage.DType} and {type.DType}");
+            if (storage.DType != type.DType) throw new IrrException($"{path}: storage '{InputFile.Escape(key)}' is used as both {storage.DType} and {type.DType}");
             if (!legacy || t[5] is null) return storage;
             if (t[5] is not object[] { Length: 3 } view || view[0] is not string viewKey)
-                throw new IrrException($"{path}: storage '{key}' has view metadata that is not (key, offset, numel)");
+                throw new IrrException($"{path}: storage '{InputFile.Escape(key)}' has view metadata that is not (key, offset, numel)");
             string id = "view:" + viewKey;
             if (storages.TryGetValue(id, out var known)) return known;
             var slice = newView!(viewKey, storage, ToLong(view[1]), ToLong(view[2]));

@@ -65,9 +65,14 @@ internal static class ZipDirectory
             size = BinaryPrimitives.ReadInt64LittleEndian(record[40..]);
             offset = BinaryPrimitives.ReadInt64LittleEndian(record[48..]);
         }
-        if (offset < 0 || size < 0 || size > 1L << 30 || offset > length - size)
+        if (offset < 0 || size < 0 || offset > length - size)
             throw Bad(path, "central directory lies outside the file");
         if (count < 0 || count > size / 46) throw Bad(path, $"central directory claims {count} members in {size} bytes");
+        // One member per storage (a 7B Llama's archive has ~300 and a 100-byte-a-member directory); a directory of more
+        // would cost memory of its own, whatever the file's size.
+        long maxMembers = Limits.Get(MembersVariable, 1_000_000);
+        if (count > maxMembers) throw Limits.Exceeded(path, $"the zip archive's {count} members", MembersVariable, maxMembers);
+        if (size > maxMembers * 1024) throw Limits.Exceeded(path, $"the zip archive's {size}-byte central directory ({count} members)", MembersVariable, maxMembers);
 
         var directory = new byte[size];
         file.Read(directory, offset, "the zip central directory");
@@ -88,36 +93,55 @@ internal static class ZipDirectory
             int commentLength = BinaryPrimitives.ReadUInt16LittleEndian(h[32..]);
             long local = BinaryPrimitives.ReadUInt32LittleEndian(h[42..]);
             if (46L + nameLength + extraLength + commentLength > directory.Length - p) throw Bad(path, $"central directory entry {i} is truncated");
-            string name = Encoding.UTF8.GetString(h.Slice(46, nameLength));
+            string name = Encoding.UTF8.GetString(h.Slice(46, nameLength)), shown = InputFile.Escape(name);
             ReadZip64Extra(h.Slice(46 + nameLength, extraLength), ref uncompressed, ref compressed, ref local);
             p += 46 + nameLength + extraLength + commentLength;
-            if ((flags & 1) != 0) throw new IrrException($"{path}: member '{name}' is encrypted");
-            if (method is not (0 or 8)) throw new IrrException($"{path}: member '{name}' uses compression method {method} (only stored and deflated members are read)");
-            if (method == 0 && compressed != uncompressed) throw Bad(path, $"stored member '{name}' has different sizes");
+            if ((flags & 1) != 0) throw new IrrException($"{path}: member '{shown}' is encrypted");
+            if (method is not (0 or 8)) throw new IrrException($"{path}: member '{shown}' uses compression method {method} (only stored and deflated members are read)");
+            if (method == 0 && compressed != uncompressed) throw Bad(path, $"stored member '{shown}' has different sizes");
 
-            if (local < 0 || local > length - 30) throw Bad(path, $"member '{name}' lies outside the file");
-            file.Read(localHeader, local, $"member '{name}'");
-            if (BinaryPrimitives.ReadUInt32LittleEndian(localHeader) != LocalSignature) throw Bad(path, $"member '{name}' has no local header");
+            if (local < 0 || local > length - 30) throw Bad(path, $"member '{shown}' lies outside the file");
+            file.Read(localHeader, local, $"member '{shown}'");
+            if (BinaryPrimitives.ReadUInt32LittleEndian(localHeader) != LocalSignature) throw Bad(path, $"member '{shown}' has no local header");
             long dataOffset = local + 30 + BinaryPrimitives.ReadUInt16LittleEndian(localHeader[26..]) + BinaryPrimitives.ReadUInt16LittleEndian(localHeader[28..]);
-            if (compressed < 0 || dataOffset > length - compressed) throw Bad(path, $"member '{name}' runs past the end of the file (truncated?)");
+            if (compressed < 0 || dataOffset > length - compressed) throw Bad(path, $"member '{shown}' runs past the end of the file (truncated?)");
             if (!members.TryAdd(name, new ZipMember(name, method, compressed, uncompressed, dataOffset)))
-                throw Bad(path, $"member '{name}' appears twice");
+                throw Bad(path, $"member '{shown}' appears twice");
         }
         return members;
     }
 
-    /// <summary>A member's bytes, decompressed; an error when it is larger than <paramref name="max"/>.</summary>
-    public static byte[] ReadAll(MappedFile file, ZipMember member, long max)
+    /// <summary>The environment variable of the most members an archive may have (1,000,000 by default).</summary>
+    public const string MembersVariable = "IRR_MAX_ZIP_MEMBERS";
+
+    // Deflate's largest expansion: a 258-byte match in as little as 2 bits, ~1032 to 1 (zlib's technical notes).
+    private const long MaxDeflateRatio = 1032;
+
+    /// <summary>
+    /// A member's bytes, decompressed; an error when it is larger than <paramref name="max"/> (the limit of the
+    /// environment variable <paramref name="variable"/>, when there is one), or when its declared size is more than its
+    /// compressed bytes can inflate to (a lying header). Memory is the declared size, never more: inflation stops there.
+    /// </summary>
+    public static byte[] ReadAll(MappedFile file, ZipMember member, long max, string? variable = null)
     {
-        if (member.Size > max) throw new IrrException($"{file.Path}: member '{member.Name}' is {member.Size} bytes, more than the {max} read");
+        string shown = InputFile.Escape(member.Name);
+        if (member.Size > max)
+        {
+            if (variable is not null) throw Limits.Exceeded(file.Path, $"member '{shown}' ({member.Size} bytes)", variable, max);
+            throw new IrrException($"{file.Path}: member '{shown}' is {member.Size} bytes, more than the {max} read");
+        }
+        if (!member.IsStored && member.Size > checked(member.CompressedSize * MaxDeflateRatio + 1024))
+            throw Bad(file.Path, $"member '{shown}' claims {member.Size} bytes from {member.CompressedSize} compressed ones, more than deflate can expand to");
+        if (!member.IsStored && member.CompressedSize > member.Size + member.Size / 100 + 1024)
+            throw Bad(file.Path, $"member '{shown}' claims {member.Size} bytes from {member.CompressedSize} compressed ones, fewer than deflate leaves");
         var bytes = new byte[member.Size];
         if (member.IsStored)
         {
-            file.Read(bytes, member.DataOffset, $"member '{member.Name}'");
+            file.Read(bytes, member.DataOffset, $"member '{shown}'");
             return bytes;
         }
         var packed = new byte[member.CompressedSize];
-        file.Read(packed, member.DataOffset, $"member '{member.Name}'");
+        file.Read(packed, member.DataOffset, $"member '{shown}'");
         try
         {
             using var inflate = new DeflateStream(new MemoryStream(packed), CompressionMode.Decompress);
@@ -125,7 +149,7 @@ internal static class ZipDirectory
         }
         catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
         {
-            throw new IrrException($"{file.Path}: member '{member.Name}' cannot be decompressed: {e.Message}", e);
+            throw new IrrException($"{file.Path}: member '{shown}' cannot be decompressed: {InputFile.Escape(e.Message)}", e);
         }
         return bytes;
     }

@@ -119,7 +119,7 @@ public sealed class ContentHash
         if (File.Exists(path))
         {
             using var file = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            using var stream = File.OpenRead(path);
+            using var stream = IO.InputFile.OpenRead(path);
             AppendStream(file, stream, buffer);
             return Convert.ToHexStringLower(file.GetHashAndReset());
         }
@@ -133,7 +133,7 @@ public sealed class ContentHash
         {
             hash.AppendData(Encoding.UTF8.GetBytes(name));
             hash.AppendData([0]);
-            using var stream = File.OpenRead(full);
+            using var stream = IO.InputFile.OpenRead(full);
             BinaryPrimitives.WriteInt64LittleEndian(length, stream.Length);
             hash.AppendData(length);
             AppendStream(hash, stream, buffer);

@@ -82,7 +82,7 @@ public sealed class Recipe
     public static Recipe Load(string path)
     {
         string text;
-        try { text = File.ReadAllText(path); }
+        try { text = IO.InputFile.ReadAllText(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new IrrException($"{path}: cannot read the recipe: {e.Message}", e);

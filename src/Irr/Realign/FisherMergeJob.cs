@@ -60,7 +60,7 @@ public sealed record FisherMergeJob : IJob<FisherResult>
                     throw new IrrException($"{f.Path}: not a partial Fisher file (irr fisher --shard K/N writes them)");
                 foreach (string key in SharedKeys)
                     if (f.Metadata.GetValueOrDefault(key) != first.Metadata.GetValueOrDefault(key))
-                        throw new IrrException($"{f.Path}: its {key} ({f.Metadata.GetValueOrDefault(key)}) differs from {first.Path}'s ({first.Metadata.GetValueOrDefault(key)}); the parts of one Fisher come from one model, data and options");
+                        throw new IrrException($"{f.Path}: its {key} ({InputFile.Escape(f.Metadata.GetValueOrDefault(key) ?? "", 80)}) differs from {first.Path}'s ({InputFile.Escape(first.Metadata.GetValueOrDefault(key) ?? "", 80)}); the parts of one Fisher come from one model, data and options");
                 var (k, n) = FisherJob.ParseShard(f.Metadata.GetValueOrDefault("shard") ?? "");
                 if (count >= 0 && n != count)
                     throw new IrrException($"{f.Path}: is shard {k}/{n}, but {first.Path} is of {count} shards");
@@ -69,8 +69,8 @@ public sealed record FisherMergeJob : IJob<FisherResult>
             }
             var missing = Enumerable.Range(0, count).Where(k => !byShard.ContainsKey(k)).ToList();
             if (missing.Count > 0) throw new IrrException($"{Command}: shard{(missing.Count > 1 ? "s" : "")} {string.Join(", ", missing.Select(k => $"{k}/{count}"))} missing");
-            int batches = int.Parse(first.Metadata["batches"], CultureInfo.InvariantCulture);
-            int summed = byShard.Values.Sum(f => int.Parse(f.Metadata.GetValueOrDefault("shard_batches") ?? "0", CultureInfo.InvariantCulture));
+            int batches = MetadataCount(first, "batches");
+            int summed = byShard.Values.Sum(f => f.Metadata.ContainsKey("shard_batches") ? MetadataCount(f, "shard_batches") : 0);
             if (summed != batches) throw new IrrException($"{Command}: the shards summed {summed} batches, but the Fisher has {batches}");
             foreach (var f in files)
                 if (!f.Tensors.Select(t => (t.Name, t.ShapeText)).SequenceEqual(first.Tensors.Select(t => (t.Name, t.ShapeText))))
@@ -93,11 +93,17 @@ public sealed record FisherMergeJob : IJob<FisherResult>
                     stage.Advance(1, 1);
                 }
             });
-            return new FisherResult(int.Parse(first.Metadata["records"], CultureInfo.InvariantCulture), batches, specs.Count);
+            return new FisherResult(MetadataCount(first, "records"), batches, specs.Count);
         }
         finally
         {
             foreach (var f in files) f.Dispose();
         }
     }
+
+    // A count irr wrote in a part's __metadata__; an error naming the file when it is missing or not a count (a tampered part).
+    private static int MetadataCount(SafetensorsFile file, string key) =>
+        int.TryParse(file.Metadata.GetValueOrDefault(key), NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+            ? n
+            : throw new IrrException($"{file.Path}: __metadata__ '{key}' is {(file.Metadata.TryGetValue(key, out string? v) ? $"'{InputFile.Escape(v, 40)}'" : "missing")}, not a count (a partial Fisher file as irr fisher --shard writes it?)");
 }

@@ -28,7 +28,7 @@ public static class SentencePieceModel
     public static string ToTokenizerJson(string path, bool legacy = true, bool addPrefixSpace = true)
     {
         string name = Path.GetFileName(path);
-        var bytes = File.ReadAllBytes(path);
+        var bytes = IO.InputFile.ReadAllBytes(path);
         var pieces = new List<(string Piece, float Score, int Type)>();
         int modelType = 1; // sentencepiece's default, UNIGRAM
         try

@@ -106,6 +106,7 @@ public static class TokenizerSource
             if (namedTemplatesOnly && !name.Contains('/')) continue;
             string target = Path.Combine(toDir, name);
             System.IO.Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            IO.InputFile.RequireRegular(Path.Combine(fromDir, name));
             File.Copy(Path.Combine(fromDir, name), target, overwrite: true);
         }
     }

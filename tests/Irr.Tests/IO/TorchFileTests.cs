@@ -170,7 +170,7 @@ public class TorchFileTests
 
     // The first three pickles of a legacy file (magic number, protocol 1001, little-endian system info), as
     // pickle.dumps(..., protocol=2) writes them in torch/serialization.py's _legacy_save.
-    private const string LegacyHead = "\u0080\u0002\u008a\nl\u00fc\u009cF\u00f9 j\u00a8P\u0019.\u0080\u0002M\u00e9\u0003.\u0080\u0002}q\u0000(X\u0010\u0000\u0000\u0000protocol_versionq\u0001M\u00e9\u0003X\r\u0000\u0000\u0000little_endianq\u0002\u0088X\n\u0000\u0000\u0000type_sizesq\u0003}q\u0004(X\u0005\u0000\u0000\u0000shortq\u0005K\u0002X\u0003\u0000\u0000\u0000intq\u0006K\u0004X\u0004\u0000\u0000\u0000longq\u0007K\u0004uu.";
+    internal const string LegacyHead = "\u0080\u0002\u008a\nl\u00fc\u009cF\u00f9 j\u00a8P\u0019.\u0080\u0002M\u00e9\u0003.\u0080\u0002}q\u0000(X\u0010\u0000\u0000\u0000protocol_versionq\u0001M\u00e9\u0003X\r\u0000\u0000\u0000little_endianq\u0002\u0088X\n\u0000\u0000\u0000type_sizesq\u0003}q\u0004(X\u0005\u0000\u0000\u0000shortq\u0005K\u0002X\u0003\u0000\u0000\u0000intq\u0006K\u0004X\u0004\u0000\u0000\u0000longq\u0007K\u0004uu.";
 
     [Fact]
     public void ReadsAndRefusesLegacyFilesAsTheirParts()

@@ -163,6 +163,7 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
                 writer.Write(t.Name, replaced.TryGetValue(t.Name, out var b) ? b : adapter.File.ReadSingle(t.Name));
             writer.Complete();
         }
+        InputFile.RequireRegular(Path.Combine(adapterPath, LoraAdapter.ConfigFile));
         File.Copy(Path.Combine(adapterPath, LoraAdapter.ConfigFile), output.PathOf(LoraAdapter.ConfigFile));
         // A tokenizer saved with θ_F's adapter goes with the new adapter too, so both are evaluated with it.
         Text.TokenizerSource.CopyFiles(adapterPath, output.TemporaryPath);
