@@ -70,6 +70,18 @@ public static class InputFile
         return escaped[..cut] + "…";
     }
 
+    /// <summary>Whether <paramref name="text"/> holds no lone surrogate (is a string of Unicode scalar values, as UTF-8 can hold).</summary>
+    public static bool IsValidUnicode(string text)
+    {
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) i++;
+            else if (char.IsSurrogate(c)) return false;
+        }
+        return true;
+    }
+
     /// <summary>Whether <paramref name="text"/> holds no control character and no lone surrogate (what a tensor name or a key may hold).</summary>
     public static bool IsPrintable(string text)
     {

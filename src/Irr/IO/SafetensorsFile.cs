@@ -181,8 +181,10 @@ public sealed class SafetensorsFile : ITensorFile
                 foreach (var property in doc.RootElement.EnumerateObject())
                 {
                     string name = property.Name;
-                    if (!InputFile.IsPrintable(name))
-                        throw new IrrException($"{path}: header names '{InputFile.Escape(name)}', which holds control characters (not a tensor name)");
+                    // Control characters are kept (the safetensors library reads any string; they are escaped where shown);
+                    // a lone surrogate is no Unicode at all.
+                    if (!InputFile.IsValidUnicode(name))
+                        throw new IrrException($"{path}: header names '{InputFile.Escape(name)}', which is not valid Unicode (a lone surrogate)");
                     if (!seen.Add(name))
                         throw new IrrException($"{path}: header names '{InputFile.Escape(name)}' twice");
                     if (name == "__metadata__")
@@ -210,10 +212,10 @@ public sealed class SafetensorsFile : ITensorFile
             throw new IrrException($"{path}: __metadata__ must be an object of strings");
         foreach (var entry in value.EnumerateObject())
         {
-            if (!InputFile.IsPrintable(entry.Name))
-                throw new IrrException($"{path}: __metadata__ has a key '{InputFile.Escape(entry.Name)}' that holds control characters");
+            if (!InputFile.IsValidUnicode(entry.Name))
+                throw new IrrException($"{path}: __metadata__ has a key '{InputFile.Escape(entry.Name)}' that is not valid Unicode (a lone surrogate)");
             if (entry.Value.ValueKind != JsonValueKind.String)
-                throw new IrrException($"{path}: __metadata__ entry '{entry.Name}' is not a string");
+                throw new IrrException($"{path}: __metadata__ entry '{InputFile.Escape(entry.Name)}' is not a string");
             metadata[entry.Name] = entry.Value.GetString()!;
         }
     }

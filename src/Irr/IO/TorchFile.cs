@@ -420,8 +420,8 @@ public sealed class TorchFile : ITensorFile
         foreach (var (key, value) in items)
         {
             if (key is not string name) throw new IrrException($"{path}: a state dict key is {Article(key)}, not a string");
-            if (!InputFile.IsPrintable(name))
-                throw new IrrException($"{path}: tensor name '{InputFile.Escape(name)}' holds control characters or invalid Unicode (not a tensor name)");
+            if (!InputFile.IsValidUnicode(name)) // control characters are kept, as torch keeps them, and escaped where shown
+                throw new IrrException($"{path}: tensor name '{InputFile.Escape(name)}' is not valid Unicode (a lone surrogate)");
             if (value is not RebuiltTensor t)
                 throw new IrrException($"{path}: entry '{InputFile.Escape(name)}' is {Article(value)}, not a tensor (only a state dict's tensors are read)");
             tensors.Add(CheckView(path, name, t));
