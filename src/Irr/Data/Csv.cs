@@ -42,7 +42,7 @@ internal static class Csv
             any = false;
         }
 
-        while (lines.ReadLine() is { } text)
+        while (ReadLine() is { } text)
         {
             line = lines.LineNumber;
             if (!inQuotes) rowLine = line;
@@ -86,6 +86,12 @@ internal static class Csv
             }
         }
         if (inQuotes) throw new IrrException($"{fileName} line {rowLine}: a quoted field is not closed");
+
+        string? ReadLine()
+        {
+            lines.RecordLine = inQuotes ? rowLine : null;
+            return lines.ReadLine();
+        }
         EndRow();
         return rows;
     }

@@ -80,6 +80,7 @@ public static class DataFile
                 var json = new JsonStream(stream, fileName, limit);
                 var root = json.Value(out _);
                 json.Expect(JsonTokenType.None);
+                CheckStrings(root, root.GetRawText(), fileName);
                 return [DataRecord.FromJson(new JsonCursor(root, fileName, ""))];
             }
             stream.Position = 0;
@@ -152,9 +153,41 @@ public static class DataFile
     // One record of a JSON array, counted against the file's budget.
     private static JsonCursor Item(JsonStream json, string fileName, string path, DataBudget budget)
     {
-        var element = json.Value(out _);
+        var element = json.Value(out long line);
         budget.Add(json.LastValueBytes);
+        CheckStrings(element, element.GetRawText(), $"{fileName} line {line}");
         return new JsonCursor(element, fileName, path);
+    }
+
+    // A string escape of an unpaired surrogate ("\ud800") is valid JSON but no text (Python keeps it in a str that no
+    // tokenizer can encode; .NET cannot read it): refused by the record's line.
+    private static void CheckStrings(JsonElement element, string raw, string where)
+    {
+        if (!raw.Contains("\\ud", StringComparison.OrdinalIgnoreCase)) return;
+        static void Walk(JsonElement e)
+        {
+            switch (e.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var p in e.EnumerateObject())
+                    {
+                        _ = p.Name;
+                        Walk(p.Value);
+                    }
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in e.EnumerateArray()) Walk(item);
+                    break;
+                case JsonValueKind.String:
+                    _ = e.GetString();
+                    break;
+            }
+        }
+        try { Walk(element); }
+        catch (InvalidOperationException)
+        {
+            throw new IrrException($"{where}: {JsonStream.UnpairedSurrogate}");
+        }
     }
 
     private static List<DataRecord> JsonLines(Utf8Lines lines, string fileName, DataBudget budget)
@@ -166,6 +199,7 @@ public static class DataFile
             string where = $"{fileName} line {lines.LineNumber}";
             budget.Add(line.Length);
             using var doc = JsonCursor.Parse(line, where);
+            CheckStrings(doc.RootElement, line, where);
             records.Add(DataRecord.FromJson(JsonCursor.Root(doc, where).Detached()));
         }
         return records;
@@ -191,7 +225,8 @@ public static class DataFile
                     json.Next(out _);
                     break;
                 default:
-                    var value = new JsonCursor(json.Value(out _), fileName, child);
+                    var value = new JsonCursor(json.Value(out long line), fileName, child);
+                    CheckStrings(value.Element, value.Element.GetRawText(), $"{fileName} line {line}");
                     throw value.Error($"expected an object of categories or an array of prompts, found {value.Describe()}");
             }
         }
@@ -243,7 +278,7 @@ public static class DataFile
             paragraph.Clear();
             bytes = 0;
         }
-        while (lines.ReadLine() is { } line)
+        while (ReadLine() is { } line)
         {
             string text = line.EndsWith('\r') ? line[..^1] : line;
             if (text.Length == 0)
@@ -258,6 +293,12 @@ public static class DataFile
         }
         End();
         return records;
+
+        string? ReadLine()
+        {
+            lines.RecordLine = paragraph.Length > 0 ? start : null;
+            return lines.ReadLine();
+        }
     }
 }
 

@@ -22,8 +22,8 @@ public static class DataLimits
     /// <summary>The largest record (a JSONL line, a JSON array item, a CSV row, a paragraph), in bytes: 16 MiB unless <c>IRR_MAX_RECORD_BYTES</c> says otherwise.</summary>
     public static long RecordBytes => Limits.Get(RecordBytesVariable, 16L << 20);
 
-    /// <summary>The most records of one file: 2,000,000 unless <c>IRR_MAX_RECORDS</c> says otherwise.</summary>
-    public static long Records => Limits.Get(RecordsVariable, 2_000_000);
+    /// <summary>The most records of one file: 1,000,000 unless <c>IRR_MAX_RECORDS</c> says otherwise.</summary>
+    public static long Records => Limits.Get(RecordsVariable, 1_000_000);
 
     /// <summary>The largest sum of the record sizes of one file, in bytes: 256 MiB unless <c>IRR_MAX_DATA_BYTES</c> says otherwise.</summary>
     public static long DataBytes => Limits.Get(DataBytesVariable, 256L << 20);

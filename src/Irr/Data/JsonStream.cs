@@ -35,11 +35,14 @@ internal sealed class JsonStream
         if (_buffer.AsSpan(0, _end).StartsWith("\uFEFF"u8)) _start = 3;
     }
 
+    /// <summary>What a string escape of an unpaired surrogate (<c>"\ud800"</c>) is: valid JSON, but no text.</summary>
+    public const string UnpairedSurrogate = "a string holds an unpaired surrogate escape (\\ud800–\\udfff without its pair), which is not text";
+
     /// <summary>The type of the next token without reading it (<see cref="JsonTokenType.None"/> at the end).</summary>
     /// <exception cref="IrrException">The JSON is not valid, or a token is longer than the limit.</exception>
     public JsonTokenType Peek() => Token(consume: false, out _);
 
-    /// <summary>Reads the next token; <paramref name="text"/> is a property name's or a string's text.</summary>
+    /// <summary>Reads the next token; <paramref name="text"/> is a property name's text.</summary>
     /// <exception cref="IrrException">The JSON is not valid, or a token is longer than the limit.</exception>
     public JsonTokenType Next(out string? text) => Token(consume: true, out text);
 
@@ -116,10 +119,13 @@ internal sealed class JsonStream
                 text = null;
                 if (reader.TokenType is JsonTokenType.PropertyName or JsonTokenType.String)
                 {
-                    var raw = reader.ValueSpan;
-                    Utf8Lines.Decode(raw, string.Create(CultureInfo.InvariantCulture, $"{_file} line {_line + Newlines(_start, _start + (int)reader.TokenStartIndex)}"));
-                    try { text = reader.GetString(); }
-                    catch (InvalidOperationException e) { throw new IrrException($"{_file} line {_line}: {e.Message}", e); }
+                    string where = string.Create(CultureInfo.InvariantCulture, $"{_file} line {_line + Newlines(_start, _start + (int)reader.TokenStartIndex)}");
+                    Utf8Lines.Decode(reader.ValueSpan, where);
+                    if (reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        try { text = reader.GetString(); }
+                        catch (InvalidOperationException e) { throw new IrrException($"{where}: {UnpairedSurrogate}", e); }
+                    }
                 }
                 if (consume) Advance((int)reader.BytesConsumed, reader.CurrentState);
                 return reader.TokenType;

@@ -115,11 +115,14 @@ internal sealed class Utf8Lines : IDisposable
     {
         LineNumber++;
         _bomChecked = true;
-        if (line.Length > _limit) throw RecordTooLong(_file, LineNumber, _variable, _limit);
+        if (line.Length > _limit) throw RecordTooLong(_file, RecordLine ?? LineNumber, _variable, _limit);
         return true;
     }
 
-    private IrrException TooLong() => RecordTooLong(_file, LineNumber + 1, _variable, _limit);
+    private IrrException TooLong() => RecordTooLong(_file, RecordLine ?? LineNumber + 1, _variable, _limit);
+
+    /// <summary>The line a record that spans lines (a quoted CSV field, a paragraph) started on, for the error of a line beyond the limit; null for the line itself.</summary>
+    public int? RecordLine { get; set; }
 
     private void Fill()
     {

@@ -1,0 +1,181 @@
+using System.Text;
+using System.Text.Json;
+using Irr.Data;
+using Irr.Tests.Cli;
+using Irr.Tests.IO;
+
+namespace Irr.Tests.Data;
+
+/// <summary>
+/// Issue 24, data files: every data file is read streamed, one record at a time, within a per-record limit (16 MiB),
+/// a record count and a total size; invalid UTF-8 is refused by its line as Python's strict codec refuses it. The big
+/// inputs are generated here (a sparse 2 GB line, a 300 MB item written in chunks) and read by irr under the process's
+/// own memory and CPU limits (<see cref="IrrProcess"/>).
+/// </summary>
+public class HostileDataTests
+{
+    private const int Limit = 16 << 20;
+    private const string TooLong = "the record's size in bytes exceeds the limit of 16,777,216 (raise it with IRR_MAX_RECORD_BYTES=…)";
+
+    private static string Error(Action read) => Assert.Throws<IrrException>(read).Message;
+
+    // Each container with a record of Limit + 1 bytes starting on line 3 (counted by hand: two short records first).
+    public static TheoryData<string, string> Containers => new()
+    {
+        { "d.jsonl", "{\"prompt\": \"a\"}\n\n{\"prompt\": \"BIG\"}\n{\"prompt\": \"b\"}\n" },
+        { "d.json", "[{\"prompt\": \"a\"},\n\n  {\"prompt\": \"BIG\"}, {\"prompt\": \"b\"}]" },
+        { "d.json", "[\"a\",\n\"b\",\n\"BIG\"]" },
+        { "catqa.json", "{\"Crime\":\n {\"Drug\": [\"a\",\n \"BIG\"]}}" },
+        { "d.csv", "prompt,category\na,x\n\"first line\nBIG\",y\n" },
+        { "hexphi.csv", "How do I do a thing?\nAnother question here\nBIG!\n" },
+        { "d.txt", "first paragraph\n\nBIG\nmore\n\nlast paragraph\n" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Containers))]
+    public void RecordLongerThanTheLimitIsRefusedByTheLineItStartsOn(string name, string template)
+    {
+        // Big enough that the record is one byte longer than the limit or more, whatever the JSON/CSV around it.
+        string text = template.Replace("BIG", new string('x', Limit));
+        Assert.Equal($"{name} line 3: {TooLong}", Error(() => DataFile.Parse(text, name, paragraphs: true)));
+    }
+
+    [Fact]
+    public void ARecordOfExactlyTheLimitIsRead()
+    {
+        // {"prompt": "xxx…"} of exactly 16 MiB: 13 bytes around the text.
+        string record = "{\"prompt\": \"" + new string('x', Limit - 14) + "\"}";
+        Assert.Equal(Limit, Encoding.UTF8.GetByteCount(record));
+        Assert.Equal(Limit - 14, DataFile.Parse(record + "\n" + record + "\n", "d.jsonl")[1].User().Length);
+        Assert.Equal($"d.jsonl line 2: {TooLong}", Error(() => DataFile.Parse(record + "\n" + record + "x\n", "d.jsonl")));
+    }
+
+    [Fact]
+    public void OneObjectFileIsOneRecordAndSoWithinTheLimit()
+    {
+        Assert.Equal($"d.json line 1: {TooLong}", Error(() => DataFile.Parse("{\"prompt\": \"" + new string('x', Limit) + "\"}", "d.json")));
+        // Pretty-printed: the record is the object, which starts on line 1.
+        Assert.Equal($"d.json line 1: {TooLong}", Error(() => DataFile.Parse("{\n\"prompt\": \"" + new string('x', Limit) + "\"}", "d.json")));
+    }
+
+    // Python 3: b.decode("utf-8") raises UnicodeDecodeError at e.start (0-based, in the line), for these bytes:
+    // 0x80 at 15 (invalid start byte), 0xc0 at 13 (overlong '/'), 0xed at 12 (a surrogate), 0xf4 at 12 (above U+10FFFF),
+    // 0xe2 at 12 (truncated), 0xef at 14 (Latin-1 "naïve").
+    public static TheoryData<byte[], int, int> InvalidUtf8 => new()
+    {
+        { [.. "{\"prompt\": \"caf"u8, 0x80, .. "\"}"u8], 0x80, 16 },
+        { [.. "{\"prompt\": \"a"u8, 0xc0, 0xaf, .. "b\"}"u8], 0xc0, 14 },
+        { [.. "{\"prompt\": \""u8, 0xed, 0xa0, 0x80, .. "\"}"u8], 0xed, 13 },
+        { [.. "{\"prompt\": \""u8, 0xf4, 0x90, 0x80, 0x80, .. "\"}"u8], 0xf4, 13 },
+        { [.. "{\"prompt\": \""u8, 0xe2, 0x82, .. "\"}"u8], 0xe2, 13 },
+        { [.. "{\"prompt\": \"na"u8, 0xef, .. "ve\"}"u8], 0xef, 15 },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidUtf8))]
+    public void InvalidUtf8IsRefusedByItsLineAsPythonDoes(byte[] record, int bad, int column)
+    {
+        using var dir = new TempDir();
+        byte[] good = "{\"prompt\": \"fine\"}\n"u8.ToArray();
+        string expected = $"line 2: not valid UTF-8 (byte 0x{bad:x2} at column {column})";
+        File.WriteAllBytes(dir["d.jsonl"], [.. good, .. record, (byte)'\n', .. good]);
+        Assert.Equal($"d.jsonl {expected}", Error(() => DataFile.Read(dir["d.jsonl"])));
+        // A JSON array, the bad item on line 2 (its column counted within the line, after the "  ").
+        File.WriteAllBytes(dir["d.json"], [(byte)'[', .. good[..^1], (byte)',', (byte)'\n', .. record, (byte)']']);
+        Assert.Equal($"d.json {expected}", Error(() => DataFile.Read(dir["d.json"])));
+        // A CSV: the same bytes as a field on line 2.
+        File.WriteAllBytes(dir["d.csv"], [.. "prompt\n"u8, .. record[11..], .. "\n"u8]);
+        Assert.Equal($"d.csv line 2: not valid UTF-8 (byte 0x{bad:x2} at column {column - 11})", Error(() => DataFile.Read(dir["d.csv"])));
+    }
+
+    [Fact]
+    public void AnUnpairedSurrogateEscapeIsRefusedByItsLine()
+    {
+        // Valid JSON (Python reads "\ud800" into a str), but not text: no UTF-8 encodes it.
+        const string message = "a string holds an unpaired surrogate escape (\\ud800–\\udfff without its pair), which is not text";
+        Assert.Equal($"d.jsonl line 2: {message}", Error(() => DataFile.Parse("\"a\"\n{\"prompt\": \"x\\ud800y\"}\n", "d.jsonl")));
+        Assert.Equal($"d.json line 3: {message}", Error(() => DataFile.Parse("[\"a\",\n\"b\",\n{\"prompt\": \"\\uDFFF\"}]", "d.json")));
+        Assert.Equal($"c.json line 2: {message}", Error(() => DataFile.Parse("{\"A\": {\"B\":\n [\"\\udc00\"]}}", "c.json")));
+        // A pair is text.
+        Assert.Equal("😀", DataFile.Parse("[\"\\ud83d\\ude00\"]", "d.json").Single().User());
+    }
+
+    [Fact]
+    public void StreamedReadingGivesWhatAWholeDocumentParseGives()
+    {
+        // Seeded records of every kind of text, pretty-printed and compact, across many 64 KB buffers; the reference is
+        // System.Text.Json's parse of the whole document.
+        var random = new Random(24);
+        string[] alphabet = ["a", "é", "中", "😀", "\\n", "\\\"", "\\u00e9", " ", ",", "[", "}", "\\ud83d\\ude00"];
+        var items = Enumerable.Range(0, 3000).Select(i =>
+            "{\"prompt\": \"" + string.Concat(Enumerable.Range(0, random.Next(1, 200)).Select(_ => alphabet[random.Next(alphabet.Length)])) + "\"}").ToList();
+        string array = "\uFEFF[\r\n  " + string.Join(",\r\n  ", items) + "\r\n]\r\n";
+        using var doc = JsonDocument.Parse(array[1..]);
+        var expected = doc.RootElement.EnumerateArray().Select(e => e.GetProperty("prompt").GetString()).ToList();
+        Assert.Equal(expected, DataFile.Parse(array, "d.json").Select(r => r.User()));
+        Assert.Equal(expected, DataFile.Parse("\uFEFF" + string.Join("\r\n", items) + "\r\n", "d.jsonl").Select(r => r.User()));
+        Assert.Equal(expected, DataFile.Parse("{\"Set\": [" + string.Join(",\n", items) + "]}", "catqa.json").Select(r => r.User()));
+    }
+
+    [Fact]
+    public void ASyntaxErrorDeepInABigArrayNamesItsLine()
+    {
+        string text = "[\n" + string.Concat(Enumerable.Repeat("{\"prompt\": \"a prompt of some length to cross buffers\"},\n", 40_000)) + "{\"prompt\": \"x\",}\n]";
+        Assert.StartsWith("d.json: not valid JSON (line 40002, byte 16):", Error(() => DataFile.Parse(text, "d.json")));
+    }
+
+    [Fact]
+    public void HugeDataFilesEndInOneErrorInBoundedMemoryAndTime()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        string Run(string file, IReadOnlyDictionary<string, string>? env = null, params string[] mentions) =>
+            IrrProcess.AssertOneLineError(IrrProcess.Run(["eval", "safety", "--model", model, "--prompts", file, "--judge", "keyword", "-o", dir["out"]], env: env),
+                [Path.GetFileName(file), .. mentions]);
+
+        // A JSONL whose second line is 2 GB long: a sparse file (the gap reads as NUL bytes and takes no disk).
+        string jsonl = dir["huge.jsonl"];
+        using (var f = File.Create(jsonl))
+        {
+            f.Write("{\"prompt\": \"a\"}\n{\"prompt\": \""u8);
+            f.Seek(2L << 30, SeekOrigin.Begin);
+            f.Write("\"}\n"u8);
+        }
+        Assert.Equal($"error: huge.jsonl line 2: {TooLong}", Run(jsonl));
+        File.Delete(jsonl);
+
+        // A CSV whose quoted field never closes, over 2 GB of lines.
+        string csv = dir["huge.csv"];
+        using (var f = File.Create(csv))
+        {
+            f.Write("prompt\n\"an open quote\n"u8);
+            f.Seek(2L << 30, SeekOrigin.Begin);
+            f.Write("\n"u8);
+        }
+        Assert.Equal($"error: huge.csv line 2: {TooLong}", Run(csv));
+        File.Delete(csv);
+
+        // A JSON array whose second item is a 300 MB string, written in 1 MB chunks.
+        string json = dir["huge.json"];
+        using (var f = File.Create(json))
+        {
+            f.Write("[\"a\",\n\""u8);
+            byte[] chunk = Encoding.ASCII.GetBytes(new string('x', 1 << 20));
+            for (int i = 0; i < 300; i++) f.Write(chunk);
+            f.Write("\"]"u8);
+        }
+        Assert.Equal($"error: huge.json line 2: {TooLong}", Run(json));
+        File.Delete(json);
+
+        // Many small records: the count and the total size limits, lowered for the child alone.
+        string many = dir["many.jsonl"];
+        File.WriteAllText(many, string.Concat(Enumerable.Repeat("{\"prompt\": \"0123456789\"}\n", 5)));
+        Assert.Equal("error: many.jsonl: the number of records exceeds the limit of 4 (raise it with IRR_MAX_RECORDS=…)",
+            Run(many, new Dictionary<string, string> { ["IRR_MAX_RECORDS"] = "4" }));
+        Assert.Equal("error: many.jsonl: the records' total size in bytes exceeds the limit of 100 (raise it with IRR_MAX_DATA_BYTES=…)",
+            Run(many, new Dictionary<string, string> { ["IRR_MAX_DATA_BYTES"] = "100" }));
+        Assert.Equal("error: many.jsonl line 1: the record's size in bytes exceeds the limit of 20 (raise it with IRR_MAX_RECORD_BYTES=…)",
+            Run(many, new Dictionary<string, string> { ["IRR_MAX_RECORD_BYTES"] = "20" }));
+        Assert.False(Directory.Exists(dir["out"]));
+    }
+}
