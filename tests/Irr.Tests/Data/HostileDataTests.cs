@@ -124,6 +124,16 @@ public class HostileDataTests
         Assert.StartsWith("d.json: not valid JSON (line 40002, byte 16):", Error(() => DataFile.Parse(text, "d.json")));
     }
 
+    // A file of head, 2 GB of a hole (read as NUL bytes, taking no disk) and tail.
+    private static string Sparse(string path, ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail)
+    {
+        using var f = File.Create(path);
+        f.Write(head);
+        f.Seek(2L << 30, SeekOrigin.Begin);
+        f.Write(tail);
+        return path;
+    }
+
     [Fact]
     public void HugeDataFilesEndInOneErrorInBoundedMemoryAndTime()
     {
@@ -134,24 +144,12 @@ public class HostileDataTests
                 [Path.GetFileName(file), .. mentions]);
 
         // A JSONL whose second line is 2 GB long: a sparse file (the gap reads as NUL bytes and takes no disk).
-        string jsonl = dir["huge.jsonl"];
-        using (var f = File.Create(jsonl))
-        {
-            f.Write("{\"prompt\": \"a\"}\n{\"prompt\": \""u8);
-            f.Seek(2L << 30, SeekOrigin.Begin);
-            f.Write("\"}\n"u8);
-        }
+        string jsonl = Sparse(dir["huge.jsonl"], "{\"prompt\": \"a\"}\n{\"prompt\": \""u8, "\"}\n"u8);
         Assert.Equal($"error: huge.jsonl line 2: {TooLong}", Run(jsonl));
         File.Delete(jsonl);
 
-        // A CSV whose quoted field never closes, over 2 GB of lines.
-        string csv = dir["huge.csv"];
-        using (var f = File.Create(csv))
-        {
-            f.Write("prompt\n\"an open quote\n"u8);
-            f.Seek(2L << 30, SeekOrigin.Begin);
-            f.Write("\n"u8);
-        }
+        // A CSV whose quoted field never closes, over a 2 GB line.
+        string csv = Sparse(dir["huge.csv"], "prompt\n\"an open quote\n"u8, "\n"u8);
         Assert.Equal($"error: huge.csv line 2: {TooLong}", Run(csv));
         File.Delete(csv);
 
