@@ -7,7 +7,7 @@ namespace Irr.Eval;
 
 /// <summary>
 /// An append-only JSONL file of one object per line, as the caches (<see cref="VerdictCache"/>, <see cref="EngineCache"/>)
-/// keep: read whole when opened, each new object appended at once (so an interrupted run loses at most the line being
+/// keep: read line by line when opened (each line within <see cref="Data.DataLimits.RecordBytes"/>), each new object appended at once (so an interrupted run loses at most the line being
 /// written). A line that cannot be read is skipped and counted. Appending is safe from several threads.
 /// </summary>
 internal sealed class JsonlLog
@@ -31,10 +31,23 @@ internal sealed class JsonlLog
     {
         var log = new JsonlLog(path);
         if (!File.Exists(path)) return log;
-        string text = File.ReadAllText(path);
-        log._needsNewline = text.Length > 0 && !text.EndsWith('\n');
-        foreach (var line in text.Split('\n'))
+        // Line by line, each within the record limit (a longer line is an error naming it); a line that is not UTF-8 is unreadable.
+        using var stream = Utf8Lines.OpenRead(path);
+        if (stream.Length > 0)
         {
+            stream.Seek(-1, SeekOrigin.End);
+            log._needsNewline = stream.ReadByte() != '\n';
+            stream.Seek(0, SeekOrigin.Begin);
+        }
+        using var lines = new Utf8Lines(stream, path, Data.DataLimits.RecordBytes, Data.DataLimits.RecordBytesVariable, own: false);
+        while (lines.TryRead(out var bytes))
+        {
+            if (Utf8Lines.InvalidAt(bytes.Span) >= 0)
+            {
+                log.SkippedLines++;
+                continue;
+            }
+            string line = System.Text.Encoding.UTF8.GetString(bytes.Span);
             if (string.IsNullOrWhiteSpace(line)) continue;
             try
             {

@@ -90,36 +90,7 @@ public sealed class Recipe
     /// Reads and parses a recipe file, read within <see cref="BytesVariable"/> (1 MiB), as strict UTF-8.
     /// </summary>
     /// <exception cref="IrrException">The file cannot be read, is too large, not UTF-8, not valid YAML, beyond a limit or not a recipe; the message names the file and line.</exception>
-    public static Recipe Load(string path)
-    {
-        long limit = Limits.Get(BytesVariable, 1L << 20);
-        byte[] bytes;
-        try
-        {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
-            using var memory = new MemoryStream();
-            var chunk = new byte[64 * 1024];
-            int n;
-            while ((n = stream.Read(chunk, 0, chunk.Length)) > 0)
-            {
-                memory.Write(chunk, 0, n);
-                if (memory.Length > limit) throw Limits.Exceeded(path, "the recipe's size in bytes", BytesVariable, limit);
-            }
-            bytes = memory.ToArray();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IrrException($"{path}: cannot read the recipe: {IO.Printable.Escape(e.Message)}", e);
-        }
-        int bad = IO.Utf8Lines.InvalidAt(bytes);
-        if (bad >= 0)
-        {
-            int line = bytes.AsSpan(0, bad).Count((byte)'\n') + 1;
-            IO.Utf8Lines.Decode(bytes.AsSpan(0, bad + 1), string.Create(CultureInfo.InvariantCulture, $"{path} line {line}"));
-        }
-        string text = System.Text.Encoding.UTF8.GetString(bytes);
-        return Parse(text.StartsWith('\uFEFF') ? text[1..] : text, path);
-    }
+    public static Recipe Load(string path) => Parse(IO.BoundedText.Read(path, "the recipe", BytesVariable, Limits.Get(BytesVariable, 1L << 20)), path);
 
     /// <summary>Parses recipe text; <paramref name="path"/> names it in errors and anchors its relative paths.</summary>
     /// <exception cref="IrrException">The text is not valid YAML or not a recipe; the message names the file and line.</exception>

@@ -196,9 +196,9 @@ public static class InputChecks
             JsonObject? fingerprints;
             try
             {
-                fingerprints = JsonNode.Parse(File.ReadAllText(report))?["inputs"]?["fingerprints"] as JsonObject;
+                fingerprints = JsonNode.Parse(IO.BoundedText.Read(report))?["inputs"]?["fingerprints"] as JsonObject;
             }
-            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException)
+            catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException or IrrException)
             {
                 continue;
             }

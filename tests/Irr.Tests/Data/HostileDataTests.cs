@@ -177,3 +177,60 @@ public class HostileDataTests
         Assert.False(Directory.Exists(dir["out"]));
     }
 }
+
+/// <summary>
+/// Issue 24, the other files a user brings or irr reads back: attack files and refusal-marker lists are read line by line
+/// within the data limits; engine and verdict caches line by line; result and record files (run.json, safety.json,
+/// sweep.json, irr-report.json) within IRR_MAX_RESULT_BYTES (64 MiB); all refuse invalid UTF-8 by line.
+/// </summary>
+public class HostileListFileTests
+{
+    private const string TooLong = "the record's size in bytes exceeds the limit of 16,777,216 (raise it with IRR_MAX_RECORD_BYTES=…)";
+
+    [Fact]
+    public void AttackAndMarkerFilesAreReadLineByLine()
+    {
+        using var dir = new TempDir();
+        string attacks = dir["attacks.jsonl"], markers = dir["markers.txt"];
+        File.WriteAllText(attacks, "{\"name\": \"a\", \"template\": \"{prompt}\"}\n# " + new string('x', 16 << 20) + "\n");
+        Assert.Equal($"{attacks} line 2: {TooLong}", Assert.Throws<IrrException>(() => Irr.Eval.Attacks.Load(attacks)).Message);
+        File.WriteAllBytes(attacks, [.. "# a comment\n{\"name\": \"a\", \"template\": \"x"u8, 0xff, .. "{prompt}\"}\n"u8]);
+        Assert.Equal($"{attacks} line 2: not valid UTF-8 (byte 0xff at column 29)", Assert.Throws<IrrException>(() => Irr.Eval.Attacks.Load(attacks)).Message);
+        File.WriteAllBytes(markers, [.. "I cannot\n# comment\n\nI won"u8, 0xe2, 0x80, (byte)'\n']);
+        Assert.Equal($"{markers} line 4: not valid UTF-8 (byte 0xe2 at column 6)", Assert.Throws<IrrException>(() => Irr.Eval.KeywordJudge.FromFile(markers)).Message);
+        File.WriteAllText(markers, "I cannot # a comment\n\n  I won't  \n");
+        Assert.Equal(["i cannot", "i won't"], Irr.Eval.KeywordJudge.FromFile(markers).Markers);
+    }
+
+    [Fact]
+    public void ACacheLineThatIsNotUtf8IsSkippedAndAHugeOneIsAnError()
+    {
+        using var dir = new TempDir();
+        string cache = dir["verdicts.jsonl"];
+        File.WriteAllBytes(cache, [.. "{\"key\": \"k1\", \"verdict\": \"safe\"}\n{\"key\": \"k"u8, 0xff, .. "\", \"verdict\": \"safe\"}\n{\"key\": \"k3\", \"verdict\": \"harmful\"}"u8]);
+        var verdicts = Irr.Eval.VerdictCache.Open(cache);
+        Assert.Equal((2, 1), (verdicts.Count, verdicts.SkippedLines));
+        File.WriteAllText(cache, "{\"key\": \"k1\", \"verdict\": \"safe\"}\n{\"key\": \"" + new string('k', 16 << 20) + "\"}\n");
+        Assert.Equal($"{cache} line 2: {TooLong}", Assert.Throws<IrrException>(() => Irr.Eval.VerdictCache.Open(cache)).Message);
+    }
+
+    [Fact]
+    public void AResultFileLargerThanItsLimitOrNotUtf8IsOneError()
+    {
+        using var dir = new TempDir();
+        string run = dir["run.json"];
+        using (var f = File.Create(run))
+        {
+            f.Write("{\"irr_version\": \""u8);
+            f.Seek(64L << 20, SeekOrigin.Begin); // a hole: 64 MiB of NUL bytes in all, read but never stored on disk
+            f.Write("\"}"u8);
+        }
+        Assert.Equal($"{run}: the file's size in bytes exceeds the limit of 67,108,864 (raise it with IRR_MAX_RESULT_BYTES=…)",
+            Assert.Throws<IrrException>(() => Irr.Jobs.RunLedger.Load(dir.Path)).Message);
+        File.WriteAllBytes(run, [.. "{\n  \"irr_version\": \"1"u8, 0xc3, .. "\"}"u8]);
+        Assert.Equal($"{run} line 2: not valid UTF-8 (byte 0xc3 at column 20)", Assert.Throws<IrrException>(() => Irr.Jobs.RunLedger.Load(dir.Path)).Message);
+        File.WriteAllBytes(dir["sweep.json"], [.. "{\"points\": [\""u8, 0x80, .. "\"]}"u8]);
+        Assert.Equal($"{dir["sweep.json"]} line 1: not valid UTF-8 (byte 0x80 at column 14)",
+            Assert.Throws<IrrException>(() => Irr.Realign.SweepSelection.ChooseFrom(dir["sweep.json"])).Message);
+    }
+}
