@@ -69,7 +69,9 @@ public static class DataFile
         long limit = DataLimits.RecordBytes;
         if (extension == ".csv") return ReadCsv(Lines(stream, fileName, limit), fileName, budget);
         if (extension == ".txt" && paragraphs) return Paragraphs(Lines(stream, fileName, limit), fileName, budget);
-        var (first, jsonl) = Sniff(Lines(stream, fileName, limit));
+        char first = FirstCharacter(stream);
+        stream.Position = 0;
+        bool jsonl = first == '{' && extension != ".jsonl" && LooksLikeJsonl(Lines(stream, fileName, limit));
         stream.Position = 0;
         if (first == '[') return JsonArray(new JsonStream(stream, fileName, limit), fileName, budget);
         if (extension != ".jsonl" && first == '{' && !jsonl)
@@ -96,33 +98,42 @@ public static class DataFile
 
     private static Utf8Lines Lines(Stream stream, string fileName, long limit) => new(stream, fileName, limit, DataLimits.RecordBytesVariable, own: false);
 
-    // The first character of the text, and whether it is JSONL: a first line that is a complete JSON value by itself,
-    // and more lines after it.
-    private static (char First, bool Jsonl) Sniff(Utf8Lines lines)
+    // The first character after a BOM and whitespace ('\0' for none), read byte by byte: a minified JSON array may be one long line.
+    private static char FirstCharacter(Stream stream)
     {
-        string? first;
-        do first = lines.ReadLine();
-        while (first is not null && string.IsNullOrWhiteSpace(first));
-        if (first is null) return ('\0', false);
-        first = first.TrimStart();
+        Span<byte> bom = stackalloc byte[3];
+        stream.Position = stream.ReadAtLeast(bom, 3, throwOnEndOfStream: false) == 3 && bom.SequenceEqual("\uFEFF"u8) ? 3 : 0;
+        int b;
+        while ((b = stream.ReadByte()) is ' ' or '\t' or '\r' or '\n') { }
+        return b < 0 ? '\0' : (char)b;
+    }
+
+    // JSONL: a first line that is a complete JSON value by itself, and more lines after it. A first line longer than the
+    // record limit, or not UTF-8, is no JSONL line: the file is then read as one JSON document, which says what is wrong.
+    private static bool LooksLikeJsonl(Utf8Lines lines)
+    {
         try
         {
-            using var _ = JsonDocument.Parse(first);
+            string? first;
+            do first = lines.ReadLine();
+            while (first is not null && string.IsNullOrWhiteSpace(first));
+            if (first is null) return false;
+            using (JsonDocument.Parse(first)) { }
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or IrrException)
         {
-            return (first[0], false);
+            return false;
         }
         try
         {
             string? more;
             do more = lines.ReadLine();
             while (more is not null && string.IsNullOrWhiteSpace(more));
-            return (first[0], more is not null);
+            return more is not null;
         }
         catch (IrrException)
         {
-            return (first[0], true); // a line beyond the limit, or not UTF-8, after a JSON line: JSONL, which says so by its line
+            return true; // a line beyond the limit, or not UTF-8, after a JSON line: JSONL, which says so by its line
         }
     }
 

@@ -118,6 +118,17 @@ public class HostileDataTests
     }
 
     [Fact]
+    public void AMinifiedFileOnOneLineLongerThanTheLimitIsReadByItsItems()
+    {
+        // json.dump without indent writes one line: 20 MB of small prompts is no 20 MB record.
+        var prompts = Enumerable.Range(0, 200_000).Select(i => $"prompt number {i:D6} " + new string('x', 80)).ToList();
+        string items = string.Join(",", prompts.Select(p => $"{{\"prompt\": \"{p}\"}}"));
+        Assert.True(items.Length > Limit);
+        Assert.Equal(prompts, DataFile.Parse("[" + items + "]", "d.json").Select(r => r.User()));
+        Assert.Equal(prompts, DataFile.Parse("{\"Set\": {\"Sub\": [" + items + "]}}\n", "catqa.json").Select(r => r.User()));
+    }
+
+    [Fact]
     public void ASyntaxErrorDeepInABigArrayNamesItsLine()
     {
         string text = "[\n" + string.Concat(Enumerable.Repeat("{\"prompt\": \"a prompt of some length to cross buffers\"},\n", 40_000)) + "{\"prompt\": \"x\",}\n]";
