@@ -34,7 +34,7 @@ internal static class Csv
             EndField();
             if (any)
             {
-                budget.Add(rowBytes);
+                budget.Add(rowBytes, fields.Count);
                 rows.Add(new Row(rowLine, fields.ToArray()));
             }
             fields.Clear();

@@ -165,7 +165,7 @@ public static class DataFile
     private static JsonCursor Item(JsonStream json, string fileName, string path, DataBudget budget)
     {
         var element = json.Value(out long line);
-        budget.Add(json.LastValueBytes);
+        budget.Add(json.LastValueBytes, json.LastValueValues);
         CheckStrings(element, element.GetRawText(), $"{fileName} line {line}");
         return new JsonCursor(element, fileName, path);
     }
@@ -208,7 +208,7 @@ public static class DataFile
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             string where = $"{fileName} line {lines.LineNumber}";
-            budget.Add(line.Length);
+            budget.Add(line.Length, DataLimits.Values(line));
             using var doc = JsonCursor.Parse(line, where);
             CheckStrings(doc.RootElement, line, where);
             records.Add(DataRecord.FromJson(JsonCursor.Root(doc, where).Detached()));

@@ -25,8 +25,20 @@ public static class DataLimits
     /// <summary>The most records of one file: 1,000,000 unless <c>IRR_MAX_RECORDS</c> says otherwise.</summary>
     public static long Records => Limits.Get(RecordsVariable, 1_000_000);
 
-    /// <summary>The largest sum of the record sizes of one file, in bytes: 256 MiB unless <c>IRR_MAX_DATA_BYTES</c> says otherwise.</summary>
+    /// <summary>
+    /// The most memory the records of one file may take, in bytes: 256 MiB unless <c>IRR_MAX_DATA_BYTES</c> says otherwise.
+    /// A record takes its size, and <see cref="BytesPerValue"/> more for each JSON value (counted by its separators) or CSV field.
+    /// </summary>
     public static long DataBytes => Limits.Get(DataBytesVariable, 256L << 20);
+
+    /// <summary>What a JSON value or CSV field costs in memory beyond its text (System.Text.Json keeps 12 bytes of metadata a value; a field is a reference and a string).</summary>
+    public const int BytesPerValue = 16;
+
+    /// <summary>The JSON values of a record's text, as many as its separators (<c>,</c> and <c>:</c>) and one: a bound from above for memory's sake.</summary>
+    internal static long Values(ReadOnlySpan<byte> json) => json.Count((byte)',') + json.Count((byte)':') + 1L;
+
+    /// <inheritdoc cref="Values(ReadOnlySpan{byte})"/>
+    internal static long Values(ReadOnlySpan<char> json) => json.Count(',') + json.Count(':') + 1L;
 }
 
 /// <summary>Counts the records of one file against <see cref="DataLimits.Records"/> and <see cref="DataLimits.DataBytes"/>.</summary>
@@ -35,11 +47,12 @@ internal sealed class DataBudget(string file)
     private readonly long _records = DataLimits.Records, _bytes = DataLimits.DataBytes;
     private long _count, _total;
 
-    /// <summary>Counts one record of <paramref name="bytes"/> bytes.</summary>
-    /// <exception cref="IrrException">The file now has more records, or more bytes of them, than its limits.</exception>
-    public void Add(long bytes)
+    /// <summary>Counts one record of <paramref name="bytes"/> bytes and <paramref name="values"/> JSON values or CSV fields.</summary>
+    /// <exception cref="IrrException">The file now has more records, or records that take more memory, than its limits.</exception>
+    public void Add(long bytes, long values = 1)
     {
         if (++_count > _records) throw Limits.Exceeded(file, "the number of records", DataLimits.RecordsVariable, _records);
-        if ((_total += bytes) > _bytes) throw Limits.Exceeded(file, "the records' total size in bytes", DataLimits.DataBytesVariable, _bytes);
+        if ((_total += bytes + DataLimits.BytesPerValue * values) > _bytes)
+            throw Limits.Exceeded(file, "the records' size in memory (bytes, and 16 a value or field)", DataLimits.DataBytesVariable, _bytes);
     }
 }

@@ -82,6 +82,7 @@ internal sealed class JsonStream
                 }
                 catch (JsonException e) { throw Invalid(e); }
                 LastValueBytes = bytes.Length;
+                LastValueValues = DataLimits.Values(bytes);
                 Advance(consumed, reader.CurrentState);
                 return element;
             }
@@ -92,6 +93,9 @@ internal sealed class JsonStream
 
     /// <summary>The size of the value <see cref="Value"/> read last, in bytes.</summary>
     public int LastValueBytes { get; private set; }
+
+    /// <summary>The JSON values of the value <see cref="Value"/> read last (<see cref="DataLimits.Values(ReadOnlySpan{byte})"/>).</summary>
+    public long LastValueValues { get; private set; }
 
     /// <summary>Skips the next value (its tokens one by one, none held longer than a token).</summary>
     public void Skip()

@@ -181,8 +181,15 @@ public class HostileDataTests
         File.WriteAllText(many, string.Concat(Enumerable.Repeat("{\"prompt\": \"0123456789\"}\n", 5)));
         Assert.Equal("error: many.jsonl: the number of records exceeds the limit of 4 (raise it with IRR_MAX_RECORDS=…)",
             Run(many, new Dictionary<string, string> { ["IRR_MAX_RECORDS"] = "4" }));
-        Assert.Equal("error: many.jsonl: the records' total size in bytes exceeds the limit of 100 (raise it with IRR_MAX_DATA_BYTES=…)",
+        // A record takes its bytes and 16 a JSON value (as many as its separators and one): 24 + 2·16 = 56 each, so the
+        // second passes 100; and a record of 100 zeros, 7 + 199 + 2 = 208 bytes with 99 commas and a colon, takes
+        // 208 + 101·16 = 1,824: one byte more than a limit of 1,823.
+        const string memory = "the records' size in memory (bytes, and 16 a value or field) exceeds the limit of";
+        Assert.Equal($"error: many.jsonl: {memory} 100 (raise it with IRR_MAX_DATA_BYTES=…)",
             Run(many, new Dictionary<string, string> { ["IRR_MAX_DATA_BYTES"] = "100" }));
+        File.WriteAllText(many, "{\"a\": [" + string.Join(",", Enumerable.Repeat("0", 100)) + "]}\n");
+        Assert.Equal($"error: many.jsonl: {memory} 1,823 (raise it with IRR_MAX_DATA_BYTES=…)",
+            Run(many, new Dictionary<string, string> { ["IRR_MAX_DATA_BYTES"] = "1823" }));
         Assert.Equal("error: many.jsonl line 1: the record's size in bytes exceeds the limit of 20 (raise it with IRR_MAX_RECORD_BYTES=…)",
             Run(many, new Dictionary<string, string> { ["IRR_MAX_RECORD_BYTES"] = "20" }));
         Assert.False(Directory.Exists(dir["out"]));
