@@ -101,6 +101,17 @@ public class HostileDataTests
     }
 
     [Fact]
+    public void ControlCharactersOfTheFileAreEscapedInErrors()
+    {
+        Assert.Equal("d.jsonl line 1: messages: expected a list of messages, found the string \"a\\x1b[31m\"",
+            Error(() => DataFile.Parse("{\"messages\": \"a\\u001b[31m\"}\n", "d.jsonl")[0].User()));
+        Assert.Equal("c.json: Cat\\nerror: x[0]: expected a string or an object with \"prompt\", \"instruction\", \"question\", \"goal\" or \"behavior\", found the number 3",
+            Error(() => DataFile.Parse("{\"Cat\\nerror: x\": [3]}", "c.json")[0].User()));
+        Assert.Equal("d.csv line 1: no \"prompt\", \"instruction\", \"question\", \"goal\" or \"behavior\" column in the header (pro\\x07mpt, x)",
+            Error(() => DataFile.Parse("pro\u0007mpt,x\na,b\n", "d.csv")[0].User()));
+    }
+
+    [Fact]
     public void StreamedReadingGivesWhatAWholeDocumentParseGives()
     {
         // Seeded records of every kind of text, pretty-printed and compact, across many 64 KB buffers; the reference is
