@@ -26,101 +26,226 @@ public static class DataFile
     private static readonly string[] RecordFields = ["prompt", "instruction", "question", "goal", "behavior", "output", "response", "answer", "text",
         "messages", "conversations", "completion", "turns"];
 
-    /// <summary>Reads the records of a data file, in file order.</summary>
+    /// <summary>
+    /// Reads the records of a data file, in file order. The file is read as a stream, one record at a time, within
+    /// <see cref="DataLimits"/>: a record longer than <see cref="DataLimits.RecordBytes"/>, more records than
+    /// <see cref="DataLimits.Records"/> or more bytes of them than <see cref="DataLimits.DataBytes"/> are refused, and so is
+    /// text that is not valid UTF-8, by its line.
+    /// </summary>
     /// <param name="path">The file.</param>
     /// <param name="paragraphs">Read a <c>.txt</c> file as paragraphs (texts for perplexity); otherwise .txt is read as JSON or JSONL.</param>
-    /// <exception cref="IrrException">The file is missing, malformed or holds no records; the message names the file and the line or JSON path.</exception>
+    /// <exception cref="IrrException">The file is missing, malformed, beyond a limit or holds no records; the message names the file and the line or JSON path.</exception>
     public static IReadOnlyList<DataRecord> Read(string path, bool paragraphs = false)
     {
         if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
-        return Parse(IO.InputFile.ReadAllText(path), Path.GetFileName(path), paragraphs);
+        using var stream = Utf8Lines.OpenRead(path);
+        if (!stream.CanSeek) throw new IrrException($"{Path.GetFileName(path)}: not a regular file ({path})");
+        return Read(stream, Path.GetFileName(path), paragraphs);
     }
 
     /// <summary>Reads records from a file's text; <paramref name="fileName"/> (with its extension) picks the container and names the file in errors.</summary>
-    /// <exception cref="IrrException">The text is malformed or holds no records; the message names the line or JSON path.</exception>
+    /// <exception cref="IrrException">The text is malformed, beyond a limit or holds no records; the message names the line or JSON path.</exception>
     public static IReadOnlyList<DataRecord> Parse(string text, string fileName, bool paragraphs = false)
     {
-        var records = ParseAny(text, fileName, paragraphs);
-        return records.Count > 0 ? records : throw new IrrException(EmptyMessage(fileName));
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text), writable: false);
+        return Read(stream, fileName, paragraphs);
     }
 
     /// <summary>The one error for a data set without records: <c>data.jsonl: no records (an empty data set)</c>.</summary>
     /// <param name="fileName">The file's name.</param>
     public static string EmptyMessage(string fileName) => $"{fileName}: no records (an empty data set)";
 
-    private static IReadOnlyList<DataRecord> ParseAny(string text, string fileName, bool paragraphs)
+    // The records of a seekable stream, read from its start.
+    private static IReadOnlyList<DataRecord> Read(Stream stream, string fileName, bool paragraphs)
     {
-        string extension = Path.GetExtension(fileName).ToLowerInvariant();
-        if (extension == ".csv") return ParseCsv(text, fileName);
-        if (text.StartsWith('\uFEFF')) text = text[1..];
-        if (extension == ".txt" && paragraphs) return Paragraphs(text, fileName);
-        string start = text.TrimStart();
-        if (start.StartsWith('['))
-        {
-            using var doc = JsonCursor.Parse(text, fileName);
-            return JsonCursor.Root(doc, fileName).Detached().Items().Select(item => DataRecord.FromJson(item)).ToList();
-        }
-        if (extension != ".jsonl" && start.StartsWith('{') && !LooksLikeJsonl(start))
-        {
-            using var doc = JsonCursor.Parse(text, fileName);
-            var root = JsonCursor.Root(doc, fileName).Detached();
-            if (root.Properties().Any(p => RecordFields.Contains(p.Key, StringComparer.OrdinalIgnoreCase))) return [DataRecord.FromJson(root)];
-            var records = new List<DataRecord>();
-            Tree(root, null, records);
-            return records;
-        }
-        return JsonLines(text, fileName);
+        var records = ReadAny(stream, fileName, paragraphs);
+        return records.Count > 0 ? records : throw new IrrException(EmptyMessage(fileName));
     }
 
-    private static List<DataRecord> JsonLines(string text, string fileName)
+    private static List<DataRecord> ReadAny(Stream stream, string fileName, bool paragraphs)
+    {
+        string extension = Path.GetExtension(fileName).ToLowerInvariant();
+        var budget = new DataBudget(fileName);
+        long limit = DataLimits.RecordBytes;
+        if (extension == ".csv") return ReadCsv(Lines(stream, fileName, limit), fileName, budget);
+        if (extension == ".txt" && paragraphs) return Paragraphs(Lines(stream, fileName, limit), fileName, budget);
+        char first = FirstCharacter(stream);
+        stream.Position = 0;
+        bool jsonl = first == '{' && extension != ".jsonl" && LooksLikeJsonl(Lines(stream, fileName, limit));
+        stream.Position = 0;
+        if (first == '[') return JsonArray(new JsonStream(stream, fileName, limit), fileName, budget);
+        if (extension != ".jsonl" && first == '{' && !jsonl)
+        {
+            if (RootKeys(new JsonStream(stream, fileName, limit)).Any(k => RecordFields.Contains(k, StringComparer.OrdinalIgnoreCase)))
+            {
+                stream.Position = 0;
+                var json = new JsonStream(stream, fileName, limit);
+                var root = json.Value(out _);
+                json.Expect(JsonTokenType.None);
+                CheckStrings(root, root.GetRawText(), fileName);
+                return [DataRecord.FromJson(new JsonCursor(root, fileName, ""))];
+            }
+            stream.Position = 0;
+            var records = new List<DataRecord>();
+            var tree = new JsonStream(stream, fileName, limit);
+            tree.Expect(JsonTokenType.StartObject);
+            Tree(tree, fileName, "", null, records, budget);
+            tree.Expect(JsonTokenType.None);
+            return records;
+        }
+        return JsonLines(Lines(stream, fileName, limit), fileName, budget);
+    }
+
+    private static Utf8Lines Lines(Stream stream, string fileName, long limit) => new(stream, fileName, limit, DataLimits.RecordBytesVariable, own: false);
+
+    // The first character after a BOM and whitespace ('\0' for none), read byte by byte: a minified JSON array may be one long line.
+    private static char FirstCharacter(Stream stream)
+    {
+        Span<byte> bom = stackalloc byte[3];
+        stream.Position = stream.ReadAtLeast(bom, 3, throwOnEndOfStream: false) == 3 && bom.SequenceEqual("\uFEFF"u8) ? 3 : 0;
+        int b;
+        while ((b = stream.ReadByte()) is ' ' or '\t' or '\r' or '\n') { }
+        return b < 0 ? '\0' : (char)b;
+    }
+
+    // JSONL: a first line that is a complete JSON value by itself, and more lines after it. A first line longer than the
+    // record limit, or not UTF-8, is no JSONL line: the file is then read as one JSON document, which says what is wrong.
+    private static bool LooksLikeJsonl(Utf8Lines lines)
+    {
+        try
+        {
+            string? first;
+            do first = lines.ReadLine();
+            while (first is not null && string.IsNullOrWhiteSpace(first));
+            if (first is null) return false;
+            using (JsonDocument.Parse(first)) { }
+        }
+        catch (Exception e) when (e is JsonException or IrrException)
+        {
+            return false;
+        }
+        try
+        {
+            string? more;
+            do more = lines.ReadLine();
+            while (more is not null && string.IsNullOrWhiteSpace(more));
+            return more is not null;
+        }
+        catch (IrrException)
+        {
+            return true; // a line beyond the limit, or not UTF-8, after a JSON line: JSONL, which says so by its line
+        }
+    }
+
+    // The keys of the root object, each value skipped token by token.
+    private static List<string> RootKeys(JsonStream json)
+    {
+        json.Expect(JsonTokenType.StartObject);
+        var keys = new List<string>();
+        while (json.Next(out string? key) == JsonTokenType.PropertyName)
+        {
+            keys.Add(key!);
+            json.Skip();
+        }
+        return keys;
+    }
+
+    private static List<DataRecord> JsonArray(JsonStream json, string fileName, DataBudget budget)
+    {
+        json.Expect(JsonTokenType.StartArray);
+        var records = new List<DataRecord>();
+        for (int i = 0; json.Peek() != JsonTokenType.EndArray; i++)
+            records.Add(DataRecord.FromJson(Item(json, fileName, $"[{i}]", budget)));
+        json.Expect(JsonTokenType.EndArray);
+        json.Expect(JsonTokenType.None);
+        return records;
+    }
+
+    // One record of a JSON array, counted against the file's budget.
+    private static JsonCursor Item(JsonStream json, string fileName, string path, DataBudget budget)
+    {
+        var element = json.Value(out long line);
+        budget.Add(json.LastValueBytes, json.LastValueValues);
+        CheckStrings(element, element.GetRawText(), $"{fileName} line {line}");
+        return new JsonCursor(element, fileName, path);
+    }
+
+    // A string escape of an unpaired surrogate ("\ud800") is valid JSON but no text (Python keeps it in a str that no
+    // tokenizer can encode; .NET cannot read it): refused by the record's line.
+    private static void CheckStrings(JsonElement element, string raw, string where)
+    {
+        if (!raw.Contains("\\ud", StringComparison.OrdinalIgnoreCase)) return;
+        static void Walk(JsonElement e)
+        {
+            switch (e.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var p in e.EnumerateObject())
+                    {
+                        _ = p.Name;
+                        Walk(p.Value);
+                    }
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in e.EnumerateArray()) Walk(item);
+                    break;
+                case JsonValueKind.String:
+                    _ = e.GetString();
+                    break;
+            }
+        }
+        try { Walk(element); }
+        catch (InvalidOperationException)
+        {
+            throw new IrrException($"{where}: {JsonStream.UnpairedSurrogate}");
+        }
+    }
+
+    private static List<DataRecord> JsonLines(Utf8Lines lines, string fileName, DataBudget budget)
     {
         var records = new List<DataRecord>();
-        var lines = text.Split('\n');
-        for (int i = 0; i < lines.Length; i++)
+        while (lines.ReadLine() is { } line)
         {
-            if (string.IsNullOrWhiteSpace(lines[i])) continue;
-            string where = $"{fileName} line {i + 1}";
-            using var doc = JsonCursor.Parse(lines[i], where);
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string where = $"{fileName} line {lines.LineNumber}";
+            budget.Add(line.Length, DataLimits.Values(line));
+            using var doc = JsonCursor.Parse(line, where);
+            CheckStrings(doc.RootElement, line, where);
             records.Add(DataRecord.FromJson(JsonCursor.Root(doc, where).Detached()));
         }
         return records;
     }
 
-    // JSONL when the first line is a complete JSON value by itself and more lines follow.
-    private static bool LooksLikeJsonl(string text)
+    // The CatQA layout: objects are category levels, arrays hold the records; read after the object's "{".
+    private static void Tree(JsonStream json, string fileName, string path, string? category, List<DataRecord> records, DataBudget budget)
     {
-        int newline = text.IndexOf('\n');
-        if (newline < 0 || string.IsNullOrWhiteSpace(text[(newline + 1)..])) return false;
-        try
+        while (json.Next(out string? key) == JsonTokenType.PropertyName)
         {
-            using var _ = JsonDocument.Parse(text[..newline]);
-            return true;
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
-    }
-
-    // The CatQA layout: objects are category levels, arrays hold the records.
-    private static void Tree(JsonCursor node, string? category, List<DataRecord> records)
-    {
-        switch (node.Kind)
-        {
-            case JsonValueKind.Object:
-                foreach (var (key, value) in node.Properties()) Tree(value, category is null ? key : $"{category}/{key}", records);
-                break;
-            case JsonValueKind.Array:
-                foreach (var item in node.Items()) records.Add(DataRecord.FromJson(item, category));
-                break;
-            default:
-                throw node.Error($"expected an object of categories or an array of prompts, found {node.Describe()}");
+            string child = path.Length == 0 ? key! : $"{path}.{key}";
+            string childCategory = category is null ? key! : $"{category}/{key}";
+            switch (json.Peek())
+            {
+                case JsonTokenType.StartObject:
+                    json.Next(out _);
+                    Tree(json, fileName, child, childCategory, records, budget);
+                    break;
+                case JsonTokenType.StartArray:
+                    json.Next(out _);
+                    for (int i = 0; json.Peek() != JsonTokenType.EndArray; i++)
+                        records.Add(DataRecord.FromJson(Item(json, fileName, $"{child}[{i}]", budget), childCategory));
+                    json.Next(out _);
+                    break;
+                default:
+                    var value = new JsonCursor(json.Value(out long line), fileName, child);
+                    CheckStrings(value.Element, value.Element.GetRawText(), $"{fileName} line {line}");
+                    throw value.Error($"expected an object of categories or an array of prompts, found {value.Describe()}");
+            }
         }
     }
 
-    private static List<DataRecord> ParseCsv(string text, string fileName)
+    private static List<DataRecord> ReadCsv(Utf8Lines lines, string fileName, DataBudget budget)
     {
-        var rows = Csv.Parse(text, fileName);
+        var rows = Csv.Read(lines, fileName, DataLimits.RecordBytes, budget);
         if (rows.Count == 0) return [];
         if (IsHeaderless(rows))
         {
@@ -145,19 +270,46 @@ public static class DataFile
         rows.All(r => r.Fields.Count == 1) && rows[0].Fields[0].Trim() is var first && first.Contains(' ')
         && !RecordFields.Concat(["category", "semanticcategory", "contextstring", "input", "context"]).Contains(first, StringComparer.OrdinalIgnoreCase);
 
-    // Paragraphs separated by a blank line ("\n\n"), each trimmed of its newlines; whitespace-only ones are skipped.
-    private static List<DataRecord> Paragraphs(string text, string fileName)
+    // Paragraphs separated by a blank line ("\n\n"; a "\r" before a "\n" is dropped), each trimmed of its newlines;
+    // whitespace-only ones are skipped.
+    private static List<DataRecord> Paragraphs(Utf8Lines lines, string fileName, DataBudget budget)
     {
         var records = new List<DataRecord>();
-        int line = 1;
-        foreach (string part in text.Replace("\r\n", "\n").Split("\n\n"))
+        long limit = DataLimits.RecordBytes;
+        var paragraph = new System.Text.StringBuilder();
+        int start = 0;
+        long bytes = 0;
+        void End()
         {
-            string paragraph = part.Trim('\n');
-            if (!string.IsNullOrWhiteSpace(paragraph))
-                records.Add(DataRecord.FromText(paragraph, $"{fileName} line {line + part.Length - part.TrimStart('\n').Length}"));
-            line += part.Count(c => c == '\n') + 2;
+            if (paragraph.Length > 0 && !string.IsNullOrWhiteSpace(paragraph.ToString()))
+            {
+                budget.Add(bytes);
+                records.Add(DataRecord.FromText(paragraph.ToString(), $"{fileName} line {start}"));
+            }
+            paragraph.Clear();
+            bytes = 0;
         }
+        while (ReadLine() is { } line)
+        {
+            string text = line.EndsWith('\r') ? line[..^1] : line;
+            if (text.Length == 0)
+            {
+                End();
+                continue;
+            }
+            if (paragraph.Length == 0) start = lines.LineNumber;
+            else paragraph.Append('\n');
+            paragraph.Append(text);
+            if ((bytes += System.Text.Encoding.UTF8.GetByteCount(text) + 1) > limit + 1) throw Utf8Lines.RecordTooLong(fileName, start, DataLimits.RecordBytesVariable, limit);
+        }
+        End();
         return records;
+
+        string? ReadLine()
+        {
+            lines.RecordLine = paragraph.Length > 0 ? start : null;
+            return lines.ReadLine();
+        }
     }
 }
 

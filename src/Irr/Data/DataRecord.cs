@@ -50,8 +50,8 @@ public sealed class DataRecord
     /// <summary>Where the record is, for messages: <c>data.jsonl line 4</c>, <c>data.json: [3]</c>, <c>data.csv line 7</c>.</summary>
     public string Where { get; }
 
-    /// <summary>An error about this record: <c>"{Where}: {problem}"</c>.</summary>
-    public IrrException Error(string problem) => new($"{Where}: {problem}");
+    /// <summary>An error about this record: <c>"{Where}: {problem}"</c>, control characters (from the file's keys and text) escaped.</summary>
+    public IrrException Error(string problem) => new(Diagnostics.Escape($"{Where}: {problem}"));
 
     // A bare string: a JSON string or a paragraph.
     private string? Bare => paragraph ?? (json is { Kind: JsonValueKind.String } j ? j.AsString() : null);
@@ -311,7 +311,7 @@ public sealed class DataRecord
     internal JsonCursor? Json(string name) => Get(name)?.Json;
 
     private IrrException Missing(IReadOnlyList<string> names) => header is not null
-        ? new IrrException($"{header.File} line {header.Line}: no {Listed(names)} column in the header ({string.Join(", ", header.Columns)})")
+        ? new IrrException(Diagnostics.Escape($"{header.File} line {header.Line}: no {Listed(names)} column in the header ({string.Join(", ", header.Columns)})"))
         : Error($"missing {Listed(names)}");
 
     private static string Listed(IReadOnlyList<string> names) =>

@@ -203,12 +203,15 @@ public static class Attacks
         if (Directory.Exists(path)) throw new IrrException($"{path}: is a directory, not an attack file");
         if (!File.Exists(path)) throw new IrrException($"{path}: file not found");
         var attacks = new List<Attack>();
-        var lines = IO.InputFile.ReadAllLines(path);
-        for (int i = 0; i < lines.Length; i++)
+        // Read line by line within the data limits (DataLimits): a line too long, too many, or not UTF-8 is refused by its line.
+        using var lines = IO.Utf8Lines.Open(path, path);
+        var budget = new Data.DataBudget(path);
+        while (lines.ReadLine() is { } line)
         {
-            string text = lines[i].Trim();
+            string text = line.Trim();
             if (text.Length == 0 || text.StartsWith('#')) continue;
-            string where = $"{path} line {i + 1}";
+            budget.Add(text.Length);
+            string where = $"{path} line {lines.LineNumber}";
             var attack = ParseLine(text, where);
             // Names are matched exactly in --attack, but may not differ from another only in case (a report would show both).
             if (BuiltInNames.FirstOrDefault(b => string.Equals(b, attack.Name, StringComparison.OrdinalIgnoreCase)) is { } builtIn)

@@ -7,7 +7,7 @@ namespace Irr.Eval;
 
 /// <summary>
 /// An append-only JSONL file of one object per line, as the caches (<see cref="VerdictCache"/>, <see cref="EngineCache"/>)
-/// keep: read whole when opened, each new object appended at once (so an interrupted run loses at most the line being
+/// keep: read line by line when opened (each line within <see cref="Data.DataLimits.RecordBytes"/>), each new object appended at once (so an interrupted run loses at most the line being
 /// written). A line that cannot be read is skipped and counted. Appending is safe from several threads.
 /// </summary>
 internal sealed class JsonlLog
@@ -40,29 +40,42 @@ internal sealed class JsonlLog
     {
         var log = new JsonlLog(path);
         if (!File.Exists(path)) return log;
-        byte[] bytes = IO.InputFile.ReadAllBytes(path);
-        log._needsNewline = bytes.Length > 0 && bytes[^1] != (byte)'\n';
-        int start = 0;
-        while (start < bytes.Length)
+        // Line by line, each within the record limit (a longer line is an error naming it); a line that is not UTF-8 is unreadable.
+        using var stream = Utf8Lines.OpenRead(path);
+        long length = stream.Length;
+        if (length > 0)
         {
-            int end = Array.IndexOf(bytes, (byte)'\n', start);
-            bool last = end < 0;
-            if (last) end = bytes.Length;
-            var line = bytes.AsSpan(start, end - start);
-            if (line.Trim(" \t\r"u8).Length > 0)
-            {
-                try
-                {
-                    read(JsonNode.Parse(line)!.AsObject());
-                }
-                catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException)
-                {
-                    log.SkippedLines++;
-                    if (last) log._tornAt = start;
-                }
-            }
-            start = end + 1;
+            stream.Seek(-1, SeekOrigin.End);
+            log._needsNewline = stream.ReadByte() != '\n';
+            stream.Seek(0, SeekOrigin.Begin);
         }
+        using var lines = new Utf8Lines(stream, path, Data.DataLimits.RecordBytes, Data.DataLimits.RecordBytesVariable, own: false);
+        bool lastUnreadable = false;
+        int lastLength = 0;
+        while (lines.TryRead(out var bytes))
+        {
+            lastLength = bytes.Length;
+            lastUnreadable = false;
+            if (Utf8Lines.InvalidAt(bytes.Span) >= 0)
+            {
+                log.SkippedLines++;
+                lastUnreadable = true;
+                continue;
+            }
+            string line = System.Text.Encoding.UTF8.GetString(bytes.Span);
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                read(JsonNode.Parse(line)!.AsObject());
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException)
+            {
+                log.SkippedLines++;
+                lastUnreadable = true;
+            }
+        }
+        // The last line, without its line feed and unreadable: the one a killed run was writing.
+        if (log._needsNewline && lastUnreadable) log._tornAt = length - lastLength;
         return log;
     }
 

@@ -25,11 +25,21 @@ public sealed class KeywordJudge : IJudge
     /// <summary>The judge with the embedded default marker list.</summary>
     public static KeywordJudge Default { get; } = new(ParseMarkers(ReadEmbedded()));
 
-    /// <summary>A judge with the markers of a file (one per line, <c>#</c> comments, blank lines ignored).</summary>
-    /// <exception cref="IrrException">The file has no markers.</exception>
+    /// <summary>A judge with the markers of a file (one per line, <c>#</c> comments, blank lines ignored), read line by line within the data limits (<see cref="Data.DataLimits"/>).</summary>
+    /// <exception cref="IrrException">The file has no markers, a line is too long or not UTF-8, or the markers are too many.</exception>
     public static KeywordJudge FromFile(string path)
     {
-        var markers = ParseMarkers(IO.InputFile.ReadAllText(path));
+        var markers = new List<string>();
+        using (var lines = IO.Utf8Lines.Open(path, path))
+        {
+            var budget = new Data.DataBudget(path);
+            while (lines.ReadLine() is { } line)
+            {
+                var marker = ParseMarkers(line);
+                foreach (string m in marker) budget.Add(m.Length);
+                markers.AddRange(marker);
+            }
+        }
         if (markers.Count == 0) throw new IrrException($"{path}: no refusal markers (one per line; '#' starts a comment)");
         return new KeywordJudge(markers, $"keyword:{Path.GetFileName(path)}");
     }

@@ -27,8 +27,8 @@ internal readonly record struct JsonCursor(JsonElement Element, string File, str
     /// <summary>Where this value is, for messages: <c>tokenizer.json: model.merges[17]</c>.</summary>
     public string Where => Path.Length == 0 ? File : $"{File}: {Path}";
 
-    /// <summary>An <see cref="IrrException"/> about this value.</summary>
-    public IrrException Error(string problem) => new($"{Where}: {problem}");
+    /// <summary>An <see cref="IrrException"/> about this value; its keys and quoted text with control characters escaped.</summary>
+    public IrrException Error(string problem) => new(Diagnostics.Escape($"{Where}: {problem}"));
 
     private string Child(string key) => Path.Length == 0 ? key : $"{Path}.{key}";
 

@@ -217,14 +217,14 @@ public static partial class JsonFiles
     /// <summary>Serializes a result record with <see cref="ResultOptions"/> to <paramref name="path"/>, atomically.</summary>
     public static void Save<T>(string path, T value) => AtomicFile.WriteText(path, JsonSerializer.Serialize(value, ResultOptions) + "\n");
 
-    /// <summary>Reads a result record written by <see cref="Save{T}"/>, or null when the file does not exist.</summary>
-    /// <exception cref="IrrException">The file is not valid JSON of the expected shape.</exception>
+    /// <summary>Reads a result record written by <see cref="Save{T}"/>, or null when the file does not exist; read within <see cref="BoundedText.Limit"/>.</summary>
+    /// <exception cref="IrrException">The file is larger than the limit, not UTF-8, or not valid JSON of the expected shape.</exception>
     public static T? Load<T>(string path) where T : class
     {
         if (!File.Exists(path)) return null;
         try
         {
-            return JsonSerializer.Deserialize<T>(InputFile.ReadAllText(path), ResultOptions)
+            return JsonSerializer.Deserialize<T>(BoundedText.Read(path), ResultOptions)
                 ?? throw new IrrException($"{path}: empty (null) document");
         }
         catch (JsonException e)

@@ -77,18 +77,20 @@ public sealed class Recipe
     /// <summary>The same recipe with other steps (e.g. with their keys spelled canonically).</summary>
     public Recipe WithSteps(IReadOnlyList<RecipeStep> steps) => new(Path, Output, OutputLine, steps);
 
-    /// <summary>Reads and parses a recipe file.</summary>
-    /// <exception cref="IrrException">The file cannot be read, is not valid YAML, or is not a recipe; the message names the file and line.</exception>
-    public static Recipe Load(string path)
-    {
-        string text;
-        try { text = IO.InputFile.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IrrException($"{path}: cannot read the recipe: {e.Message}", e);
-        }
-        return Parse(text, path);
-    }
+    /// <summary>The variable of the largest recipe file (1 MiB).</summary>
+    public const string BytesVariable = "IRR_MAX_RECIPE_BYTES";
+
+    /// <summary>The variable of the deepest nesting of YAML collections in a recipe (64), aliases counted as expanded.</summary>
+    public const string DepthVariable = "IRR_MAX_RECIPE_DEPTH";
+
+    /// <summary>The variable of the most YAML nodes in a recipe (100,000), aliases counted as expanded.</summary>
+    public const string NodesVariable = "IRR_MAX_RECIPE_NODES";
+
+    /// <summary>
+    /// Reads and parses a recipe file, read within <see cref="BytesVariable"/> (1 MiB), as strict UTF-8.
+    /// </summary>
+    /// <exception cref="IrrException">The file cannot be read, is too large, not UTF-8, not valid YAML, beyond a limit or not a recipe; the message names the file and line.</exception>
+    public static Recipe Load(string path) => Parse(IO.BoundedText.Read(path, "the recipe", BytesVariable, Limits.Get(BytesVariable, 1L << 20)), path);
 
     /// <summary>Parses recipe text; <paramref name="path"/> names it in errors and anchors its relative paths.</summary>
     /// <exception cref="IrrException">The text is not valid YAML or not a recipe; the message names the file and line.</exception>
@@ -165,12 +167,14 @@ public sealed class Recipe
 
     private static int LineOf(YamlNode node) => checked((int)node.Start.Line);
 
+    // Every message is escaped: keys, commands and YAML's own messages quote the recipe's text.
     private static IrrException ErrorAt(string path, long line, string message) =>
-        new(string.Create(CultureInfo.InvariantCulture, $"{path} line {line}: {message}"));
+        new(string.Create(CultureInfo.InvariantCulture, $"{path} line {line}: {Diagnostics.Escape(message)}"));
 
     private static YamlNode LoadYaml(string text, string path)
     {
-        var parser = new TrackingParser(new Parser(new StringReader(text)));
+        var parser = new TrackingParser(new BoundedParser(new Parser(new StringReader(text)), path,
+            Limits.Get(DepthVariable, 64), Limits.Get(NodesVariable, 100_000)));
         var stream = new YamlStream();
         try
         {
@@ -196,6 +200,73 @@ public sealed class Recipe
         var lines = text.Split('\n');
         int last = Array.FindLastIndex(lines, l => !string.IsNullOrWhiteSpace(l));
         return Math.Max(last + 1, 1);
+    }
+
+    // Bounds what a recipe's YAML may make (YamlDotNet has no such settings): the nesting of collections and the number
+    // of nodes, both with aliases counted as the nodes they stand for, so that a billion laughs (an alias of an alias …,
+    // as a mapping key, which YamlDotNet hashes whole) or 100,000 nested brackets end in one error at their line.
+    private sealed class BoundedParser(IParser inner, string path, long maxDepth, long maxNodes) : IParser
+    {
+        // An open collection: its anchor, its level (1 for the outermost), the node count at its start, the deepest level inside.
+        private sealed class Open(string? anchor, int level, long nodesAtStart)
+        {
+            public string? Anchor { get; } = anchor;
+            public int Level { get; } = level;
+            public long NodesAtStart { get; } = nodesAtStart;
+            public long Deepest { get; set; } = level;
+        }
+
+        private readonly Stack<Open> _open = new();
+        private readonly Dictionary<string, (long Nodes, long Depth)> _anchors = new(StringComparer.Ordinal);
+        private long _nodes;
+
+        public ParsingEvent? Current => inner.Current;
+
+        public bool MoveNext()
+        {
+            bool more = inner.MoveNext();
+            switch (inner.Current)
+            {
+                case Scalar scalar:
+                    Count(1, scalar);
+                    if (!scalar.Anchor.IsEmpty) _anchors[scalar.Anchor.Value] = (1, 0);
+                    break;
+                case NodeEvent start and (SequenceStart or MappingStart):
+                    Count(1, start);
+                    _open.Push(new Open(start.Anchor.IsEmpty ? null : start.Anchor.Value, _open.Count + 1, _nodes - 1));
+                    Deepen(_open.Count, start);
+                    break;
+                case SequenceEnd or MappingEnd when _open.Count > 0:
+                    var done = _open.Pop();
+                    if (done.Anchor is { } anchor) _anchors[anchor] = (_nodes - done.NodesAtStart, done.Deepest - done.Level + 1);
+                    if (_open.TryPeek(out var parent)) parent.Deepest = Math.Max(parent.Deepest, done.Deepest);
+                    break;
+                case AnchorAlias alias:
+                    string name = alias.Value.Value;
+                    if (_open.Any(o => o.Anchor == name))
+                        throw ErrorAt(path, alias.Start.Line, $"the alias *{name} is inside its own anchor &{name}");
+                    if (!_anchors.TryGetValue(name, out var target))
+                        throw ErrorAt(path, alias.Start.Line, $"the alias *{name} refers to no anchor before it");
+                    Count(target.Nodes, alias);
+                    Deepen(_open.Count + target.Depth, alias);
+                    break;
+            }
+            return more;
+        }
+
+        private void Count(long nodes, ParsingEvent at)
+        {
+            if ((_nodes += nodes) > maxNodes)
+                throw Limits.Exceeded(Where(at), "the number of YAML nodes (aliases counted as what they repeat)", NodesVariable, maxNodes);
+        }
+
+        private void Deepen(long level, ParsingEvent at)
+        {
+            if (level > maxDepth) throw Limits.Exceeded(Where(at), "the YAML nesting depth (aliases counted as what they repeat)", DepthVariable, maxDepth);
+            if (_open.TryPeek(out var top)) top.Deepest = Math.Max(top.Deepest, level);
+        }
+
+        private string Where(ParsingEvent at) => string.Create(CultureInfo.InvariantCulture, $"{path} line {at.Start.Line}");
     }
 
     // Remembers where the last event ended, for errors that YamlDotNet raises without a position.

@@ -114,7 +114,7 @@ public sealed class RealignReport
     {
         string name = System.IO.Path.GetFileName(path);
         if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
-        using var doc = JsonCursor.Parse(JsonFiles.ReadText(path), name);
+        using var doc = JsonCursor.Parse(BoundedText.Read(path), name);
         var root = JsonCursor.Root(doc, name);
         var report = new RealignReport { DryRun = root.Bool("dry_run", false), CalibrationTokens = (long)(root.GetNonNull("calibration_tokens")?.AsDouble() ?? 0) };
         double Number(JsonCursor c, string key, double fallback) => c.GetNonNull(key)?.AsDouble() ?? fallback;

@@ -472,7 +472,7 @@ public sealed record SweepJob : IJob<SweepResult>
         private JsonObject ComputedBy(SweepUnit u) => new(u.Labels.Select(l =>
         {
             string record = u.IsReference ? Path.Combine(ReferenceDir(l), ReferenceFileName) : Path.Combine(PointDir(l), PointFileName);
-            try { return KeyValuePair.Create(l, JsonFiles.ParseObject(JsonFiles.ReadText(record), record)["computed_by"]?.DeepClone()); }
+            try { return KeyValuePair.Create(l, JsonFiles.ParseObject(BoundedText.Read(record), record)["computed_by"]?.DeepClone()); }
             catch (Exception e) when (e is IrrException or JsonException or IOException) { return KeyValuePair.Create(l, (JsonNode?)null); }
         }));
 
@@ -647,7 +647,7 @@ public sealed record SweepJob : IJob<SweepResult>
             if (!File.Exists(path)) return null;
             try
             {
-                var json = JsonFiles.ParseObject(JsonFiles.ReadText(path), path);
+                var json = JsonFiles.ParseObject(BoundedText.Read(path), path);
                 return JsonNode.DeepEquals(json["options"], options) ? json.Deserialize<T>(JsonFiles.ResultOptions) : null;
             }
             catch (Exception e) when (e is IrrException or JsonException) { return null; }
@@ -690,7 +690,7 @@ public sealed record SweepJob : IJob<SweepResult>
         private static bool SameRealignment(string a, string b)
         {
             if (!File.Exists(a) || !File.Exists(b)) return false;
-            var (x, y) = (JsonFiles.ParseObject(JsonFiles.ReadText(a), a), JsonFiles.ParseObject(JsonFiles.ReadText(b), b));
+            var (x, y) = (JsonFiles.ParseObject(BoundedText.Read(a), a), JsonFiles.ParseObject(BoundedText.Read(b), b));
             return JsonNode.DeepEquals(x["inputs"], y["inputs"]) && JsonNode.DeepEquals(x["options"], y["options"]);
         }
 

@@ -93,7 +93,7 @@ public static class SweepSelection
     {
         string name = Path.GetFileName(path);
         if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
-        using var doc = IO.JsonCursor.Parse(IO.JsonFiles.ReadText(path), name);
+        using var doc = IO.JsonCursor.Parse(IO.BoundedText.Read(path), name);
         var root = IO.JsonCursor.Root(doc, name);
         var points = root.Required("points").Items().Select(p => new SweepPoint(
             p.Required("label").AsString(), p.Required("method").AsString(), p.Required("sparsity").AsDouble(), p.Required("is_control").AsBool(),
