@@ -145,7 +145,10 @@ public static class Program
     internal static string InterruptedLine()
     {
         var parts = new List<string>();
-        var unwritten = Interruption.Discarded.Concat(IO.OutputLock.Unwritten).Distinct(StringComparer.Ordinal).ToList();
+        // Outputs inside another output's temporary (the demo's models, a recipe step's files) are not the user's to hear of.
+        var unwritten = Interruption.Discarded.Concat(IO.OutputLock.Unwritten).Distinct(StringComparer.Ordinal)
+            .Where(t => !t.Split(Path.DirectorySeparatorChar).SkipLast(1).Any(part => part.Contains(IO.Temporaries.Marker, StringComparison.Ordinal)))
+            .ToList();
         if (unwritten.Count > 0) parts.Add($"nothing written to {string.Join(", ", unwritten.Select(Shown))}");
         parts.Add(IO.Temporaries.Current.Any(t => !t.EndsWith(IO.OutputLock.Suffix, StringComparison.Ordinal)) ? "some temporary files may remain" : "temporary files removed");
         parts.AddRange(Interruption.Kept.Select(Diagnostics.Escape));

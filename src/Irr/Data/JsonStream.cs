@@ -36,7 +36,7 @@ internal sealed class JsonStream
     }
 
     /// <summary>What a string escape of an unpaired surrogate (<c>"\ud800"</c>) is: valid JSON, but no text.</summary>
-    public const string UnpairedSurrogate = "a string holds an unpaired surrogate escape (\\ud800–\\udfff without its pair), which is not text";
+    public const string UnpairedSurrogate = IO.JsonFiles.UnpairedSurrogate;
 
     /// <summary>The type of the next token without reading it (<see cref="JsonTokenType.None"/> at the end).</summary>
     /// <exception cref="IrrException">The JSON is not valid, or a token is longer than the limit.</exception>

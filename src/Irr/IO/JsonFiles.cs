@@ -166,10 +166,14 @@ public static partial class JsonFiles
             {
                 int offset = (int)reader.TokenStartIndex, line = 1 + utf8.AsSpan(0, offset).Count((byte)'\n');
                 int column = offset - (utf8.AsSpan(0, offset).LastIndexOf((byte)'\n') + 1) + 1;
-                throw new IrrException($"{source}: not valid JSON (line {line}, byte {column}): a \\u escape leaves a surrogate unpaired (no Unicode character)");
+                bool oneLine = utf8.AsSpan().TrimEnd("\r\n"u8).IndexOf((byte)'\n') < 0; // a JSONL record names its line itself
+                throw new IrrException(oneLine ? $"{source}: {UnpairedSurrogate}" : $"{source}: line {line}, byte {column}: {UnpairedSurrogate}");
             }
         }
     }
+
+    /// <summary>What a string escape of an unpaired surrogate (<c>"\ud800"</c>) is: valid JSON to Python, but no text (no UTF-8 encodes it).</summary>
+    public const string UnpairedSurrogate = "a string holds an unpaired surrogate escape (\\ud800–\\udfff without its pair), which is not text";
 
     [System.Text.RegularExpressions.GeneratedRegex(@"\\u[dD][89a-fA-F]")]
     private static partial System.Text.RegularExpressions.Regex SurrogateEscape();

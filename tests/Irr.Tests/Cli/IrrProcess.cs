@@ -106,7 +106,9 @@ internal static partial class IrrProcess
         Assert.False(bad.Success, $"a raw control character U+{(bad.Success ? (int)bad.Value[0] : 0):X4} in: {Tail(text)}");
     }
 
-    private static bool IsProgress(string line) => line.Contains('%') && line.Contains('|');
+    // A progress report printed before the error (Spectre's non-interactive lines, e.g. "converting ━━━ 0% 00:00:01").
+    private static bool IsProgress(string line) =>
+        line.Contains('%') && !line.StartsWith("error", StringComparison.Ordinal) && !line.StartsWith("internal error", StringComparison.Ordinal);
 
     private static string Tail(string s) => s.Length <= 600 ? s : "…" + s[^600..];
 
