@@ -295,7 +295,13 @@ internal static partial class Builtins
     {
         if (n <= 0 || s.Length == 0) return "";
         Budget.Current.Text(Budget.Times(s.Length, n));
-        return new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString();
+        // Filled by doubling copies: a few memory copies, whatever the count.
+        return string.Create((int)(s.Length * n), s, (span, unit) =>
+        {
+            unit.AsSpan().CopyTo(span);
+            for (int filled = unit.Length; filled < span.Length; filled *= 2)
+                span[..Math.Min(filled, span.Length - filled)].CopyTo(span[filled..]);
+        });
     }
 
     /// <summary><c>list * n</c>: its length checked against the limit before it is made.</summary>

@@ -458,9 +458,7 @@ internal static partial class Builtins
     private static int CountOccurrences(string s, string sub)
     {
         if (sub.Length == 0) return s.EnumerateRunes().Count() + 1;
-        int n = 0;
-        for (int i = s.IndexOf(sub, StringComparison.Ordinal); i >= 0; i = s.IndexOf(sub, i + sub.Length, StringComparison.Ordinal)) n++;
-        return n;
+        return s.AsSpan().Count(sub.AsSpan()); // non-overlapping, as Python's str.count
     }
 
     /// <summary>Adds a piece of a split string, within the list limit (<see cref="Budget.ItemsVariable"/>).</summary>

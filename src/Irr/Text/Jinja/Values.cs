@@ -255,11 +255,20 @@ internal static class Py
     public static string StringRepr(string s)
     {
         char quote = s.Contains('\'') && !s.Contains('"') ? '"' : '\'';
-        var sb = new StringBuilder().Append(quote);
-        int n = 0;
-        foreach (var rune in s.EnumerateRunes())
+        var sb = new StringBuilder(s.Length + 2).Append(quote);
+        var plain = quote == '\'' ? PlainAsciiSingle : PlainAsciiDouble;
+        int i = 0;
+        while (i < s.Length)
         {
-            if (++n % 4096 == 0) Budget.Current.CheckChars(sb.Length, "a printed value");
+            // Printable ASCII but the quote and the backslash is copied as a run; the rest rune by rune.
+            int run = s.AsSpan(i).IndexOfAnyExcept(plain);
+            if (run < 0) run = s.Length - i;
+            sb.Append(s, i, run);
+            i += run;
+            if (i == s.Length) break;
+            Budget.Current.CheckChars(sb.Length, "a printed value");
+            Rune.DecodeFromUtf16(s.AsSpan(i), out var rune, out int consumed); // a lone surrogate reads as U+FFFD, as EnumerateRunes
+            i += consumed;
             int c = rune.Value;
             if (c == quote || c == '\\') sb.Append('\\').Append((char)c);
             else if (c == '\n') sb.Append("\\n");
@@ -271,6 +280,12 @@ internal static class Py
         }
         return sb.Append(quote).ToString();
     }
+
+    private static readonly System.Buffers.SearchValues<char> PlainAsciiSingle =
+        System.Buffers.SearchValues.Create(string.Concat(Enumerable.Range(0x20, 0x5F).Select(c => (char)c).Where(c => c is not ('\'' or '\\'))));
+
+    private static readonly System.Buffers.SearchValues<char> PlainAsciiDouble =
+        System.Buffers.SearchValues.Create(string.Concat(Enumerable.Range(0x20, 0x5F).Select(c => (char)c).Where(c => c is not ('"' or '\\'))));
 
     private static bool IsPrintable(Rune r)
     {
