@@ -76,6 +76,7 @@ public class HostileTemplateTests(Xunit.Abstractions.ITestOutputHelper output)
         r => ("{{ " + Rep(r.Next(3) switch { 0 => "not ", 1 => "- ", _ => "+ " }, r.Next(1001, 100000)) + "1 }}", [Depth]),
         r => ("{{ 1" + Rep(" " + new[] { "+", "-", "*", "~", "and", "or", "//", "**", "%" }[r.Next(9)] + " 1", r.Next(1001, 100000)) + " }}", [Depth]),
         r => ("{{ 'a'" + Rep(new[] { "|trim", "|lower", "|string", "|default('b')", " is string" }[r.Next(5)], r.Next(1001, 50000)) + " }}", [Depth]),
+        r => ("{{ ['a']" + "|map(" + string.Join(", ", Enumerable.Repeat("'map'", r.Next(1001, 50000))) + ") }}", [Depth]),
         r => ("{{ messages" + Rep(new[] { ".a", "[0]", "()", "['k']", "[0:1]" }[r.Next(5)], r.Next(1001, 100000)) + " }}", [Depth]),
         // Macros that recurse: directly, mutually, through a filter, a loop, a default argument (the case).
         r => (r.Next(5) switch

@@ -49,7 +49,7 @@ internal sealed class Budget
 
     private readonly long maxDepth = Limits.Get(DepthVariable, DefaultDepth);
     private readonly long maxSteps = Limits.Get(StepsVariable, DefaultSteps);
-    private long depth, steps;
+    private long depth, steps, nextInterruptionCheck = 1_000_000;
 
     /// <summary>The longest string (and rendered prompt), in characters.</summary>
     public long MaxChars { get; } = Limits.Get(OutputVariable, DefaultOutput);
@@ -114,6 +114,12 @@ internal sealed class Budget
     public void Step(long n = 1)
     {
         steps += n;
+        if (steps >= nextInterruptionCheck)
+        {
+            // Ctrl-C or SIGTERM during a long rendering: the stop request is honoured every million steps (well under a second).
+            nextInterruptionCheck = steps + 1_000_000;
+            Interruption.ThrowIfRequested();
+        }
         if (steps > maxSteps)
             throw new LimitError("the work of rendering (steps: expressions, statements, loop iterations, items and text processed)", StepsVariable, maxSteps);
     }

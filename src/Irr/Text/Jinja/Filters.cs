@@ -114,7 +114,17 @@ internal static partial class Builtins
                 if (args.Count == 0) throw new JinjaError("map needs a filter name or attribute=");
                 string filter = Py.Str(args[0]);
                 if (!HasFilter(filter)) throw new JinjaError($"unsupported filter '{filter}'");
-                return Py.Iterate(v).Select(x => ApplyFilter(filter, x, args.Skip(1).ToList(), kwargs)).ToList();
+                // map('map', 'map', …) nests one filter call per argument: counted like any nesting.
+                var budget = Budget.Current;
+                budget.Enter();
+                try
+                {
+                    return Py.Iterate(v).Select(x => budget.Made(ApplyFilter(filter, x, args.Skip(1).ToList(), kwargs))).ToList();
+                }
+                finally
+                {
+                    budget.Leave();
+                }
             }
             case "items":
                 return v switch
