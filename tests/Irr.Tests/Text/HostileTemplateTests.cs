@@ -115,6 +115,34 @@ public class HostileTemplateTests(Xunit.Abstractions.ITestOutputHelper output)
         r => ("{% set s = 'a' * " + r.Next(5000000, 60000000) + " %}{% for i in range(1000000) %}{{ 'b' in s }}{{ s|length }}{% endfor %}", [Steps]),
     ];
 
+    /// <summary>Templates that make a string or list beyond the limits in one operation from a small input (a count, a width, case mapping, escapes).</summary>
+    private static readonly string[] OneStepGrowth =
+    [
+        "{{ ('a' * 10000000).replace('', 'xxxxxxxxxx') }}",
+        "{{ ('\\n' * 1000000)|indent(100, true, true) }}",
+        "{{ ('\\n' * 1000000)|indent(9223372036854775807, true, true) }}",
+        "{{ [[[[1]]]]|tojson(indent=100000000) }}",
+        "{{ [[[[1]]]]|tojson(indent=9223372036854775807) }}",
+        "{{ ['a' * 10000000] * 100 }}",
+        "{{ (['a' * 10000000] * 100)|join }}",
+        "{{ ('a ' * 5000000).split()|length }}",
+        "{{ ('a\\n' * 3000000).splitlines()|length }}",
+        "{{ ('ab' * 3000000)|list|length }}",
+        "{{ ('ß' * 34000000)|upper|length }}",
+        "{{ ('\\u0390' * 30000000)|upper|length }}",
+        "{{ ('\\u0130' * 40000000)|lower|length }}",
+        "{{ ('\\u0390 ' * 20000000)|title|length }}",
+        "{{ ('\\u00e9' * 20000000)|tojson(ensure_ascii=true)|length }}",
+        "{{ '%s%s%s' % ('a' * 30000000, 'b' * 30000000, 'c' * 30000000) }}",
+        "{{ ('a' * 40000000).join(['x', 'y', 'z']) }}",
+    ];
+
+    public static TheoryData<int> OneStepGrowthCases => [.. Enumerable.Range(0, OneStepGrowth.Length)];
+
+    [Theory]
+    [MemberData(nameof(OneStepGrowthCases))]
+    public void OneOperationCannotGrowPastTheLimits(int i) => AssertRefused("one step", OneStepGrowth[i], Output, Items);
+
     private static readonly Func<Random, (string Template, string[] Expected)>[] Size =
     [
         // Repetition (the issue: 'a' * 10**10, 'abcd' * 600000000), either side, strings, lists, tuples.
@@ -145,17 +173,7 @@ public class HostileTemplateTests(Xunit.Abstractions.ITestOutputHelper output)
         },
         r => ($"{{% set ns = namespace(l=[1]) %}}{{% for i in range(100) %}}{{% set ns.l = ns.l {(r.Next(2) == 0 ? "+ ns.l" : "* 2")} %}}{{% endfor %}}", [Items]),
         // Growth in one step from a small input.
-        r => (r.Next(8) switch
-        {
-            0 => "{{ ('a' * 10000000).replace('', 'xxxxxxxxxx') }}",
-            1 => "{{ ('\\n' * 1000000)|indent(" + r.NextInt64(100, long.MaxValue) + ", true, true) }}",
-            2 => "{{ [[[[1]]]]|tojson(indent=" + r.NextInt64(100_000_000, long.MaxValue) + ") }}",
-            3 => "{{ ['a' * 10000000] * 100 }}",
-            4 => "{{ (['a' * 10000000] * 100)|join }}",
-            5 => "{{ ('a ' * 5000000).split()|length }}",
-            6 => "{{ ('ab' * 3000000)|list|length }}",
-            _ => "{{ ('ß' * 34000000)|upper|length }}",
-        }, [Output, Items]),
+        r => (OneStepGrowth[r.Next(OneStepGrowth.Length)], [Output, Items]),
         // The rendered prompt itself.
         r => ("{% set s = 'x' * " + r.Next(1000, 60000) + " %}{% for i in range(1000000) %}{{ s }}{% endfor %}", [Output]),
     ];
@@ -355,5 +373,19 @@ public class HostileTemplateTests(Xunit.Abstractions.ITestOutputHelper output)
         var r = IrrProcess.Run(["chat-format", "--model", dir.Path, "--user", "hi"]);
         IrrProcess.AssertOneLineError(r, "chat template (tokenizer_config.json) line 1", mention);
         Assert.Equal("", r.Out);
+    }
+
+    [Fact]
+    public void EachLimitIsRaisedOrLoweredByItsVariable()
+    {
+        // 1,500 nested ifs: beyond the default depth, rendered with IRR_MAX_TEMPLATE_DEPTH=3000.
+        using var deep = new TinyModelDir(new JsonObject { ["chat_template"] = Rep("{% if true %}", 1500) + "deep" + Rep("{% endif %}", 1500), ["eos_token"] = "</s>" });
+        var r = IrrProcess.Run(["chat-format", "--model", deep.Path, "--user", "hi"], env: new Dictionary<string, string> { ["IRR_MAX_TEMPLATE_DEPTH"] = "3000" });
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Equal("deep", r.Out.TrimEnd());
+        // A prompt of a few characters, refused with IRR_MAX_TEMPLATE_OUTPUT=5.
+        using var small = new TinyModelDir();
+        r = IrrProcess.Run(["chat-format", "--model", small.Path, "--user", "hello world"], env: new Dictionary<string, string> { ["IRR_MAX_TEMPLATE_OUTPUT"] = "5" });
+        IrrProcess.AssertOneLineError(r, "chat template (tokenizer_config.json) line 1: the rendered text of", "exceeds the limit of 5 (raise it with IRR_MAX_TEMPLATE_OUTPUT=…)");
     }
 }

@@ -276,6 +276,7 @@ internal static partial class Builtins
         int i = 0;
         while (i < s.Length)
         {
+            Budget.Current.CheckChars(sb.Length);
             int j = i;
             bool delimiter = IsTitleDelimiter(s[i]);
             while (j < s.Length && IsTitleDelimiter(s[j]) == delimiter) j++;

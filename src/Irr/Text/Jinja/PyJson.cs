@@ -123,8 +123,10 @@ internal static class PyJson
     private static void WriteString(StringBuilder sb, string s, bool ascii)
     {
         sb.Append('"');
+        int n = 0;
         foreach (char c in s)
         {
+            if (++n % 4096 == 0) Budget.Current.CheckChars(sb.Length, "the JSON of a value"); // escapes make up to 6 characters of one
             switch (c)
             {
                 case '"': sb.Append("\\\""); break;

@@ -94,8 +94,10 @@ internal static class Py
     {
         if (s.All(char.IsAscii)) return s.ToUpperInvariant();
         var sb = new StringBuilder(s.Length);
+        int n = 0;
         foreach (var r in s.EnumerateRunes())
         {
+            if (++n % 4096 == 0) Budget.Current.CheckChars(sb.Length); // case mapping can triple the length
             if (UpperExpansions.TryGetValue(r.Value, out var expansion)) sb.Append(expansion);
             else sb.Append(Rune.ToUpperInvariant(r).ToString());
         }
@@ -107,8 +109,10 @@ internal static class Py
     {
         if (s.All(char.IsAscii)) return s.ToLowerInvariant();
         var sb = new StringBuilder(s.Length);
+        int n = 0;
         foreach (var r in s.EnumerateRunes())
         {
+            if (++n % 4096 == 0) Budget.Current.CheckChars(sb.Length); // case mapping can triple the length
             if (r.Value == 0x130) sb.Append("i\u0307");
             else sb.Append(Rune.ToLowerInvariant(r).ToString());
         }
