@@ -13,7 +13,7 @@ public sealed record ChatMessage(string Role, string Content);
 /// must alternate user/assistant/user/assistant/..."; <see cref="RaisedMessage"/> is that message.
 /// </summary>
 public sealed class TemplateRaisedException(string template, int line, string raisedMessage)
-    : IrrException($"{template} line {line}: the template raised an error: {raisedMessage}")
+    : IrrException($"{template} line {line}: the template raised an error: {Budget.Escape(raisedMessage)}")
 {
     /// <summary>The message passed to <c>raise_exception</c>, as transformers' <c>TemplateError</c> carries it.</summary>
     public string RaisedMessage { get; } = raisedMessage;
@@ -24,6 +24,11 @@ public sealed class TemplateRaisedException(string template, int line, string ra
 /// (<c>trim_blocks</c>, <c>lstrip_blocks</c>, loop controls, <c>tojson</c> = <c>json.dumps</c> with
 /// <c>ensure_ascii=False</c>, jinja2's default <c>Undefined</c>). The subset supported is documented in
 /// docs/text.md; anything outside it is rejected when the template is parsed, with its line.
+/// <para>A template is an untrusted program (it comes with a downloaded model): parsing and rendering run within the
+/// limits of docs/formats.md, "Chat templates" — nesting depth (<c>IRR_MAX_TEMPLATE_DEPTH</c>), work
+/// (<c>IRR_MAX_TEMPLATE_STEPS</c>), the length of the prompt and of any string (<c>IRR_MAX_TEMPLATE_OUTPUT</c>) and of
+/// any list (<c>IRR_MAX_TEMPLATE_ITEMS</c>) — each checked before the memory or time is spent, and exceeding one is an
+/// <see cref="IrrException"/> that names the template and the line. Error messages escape control characters.</para>
 /// </summary>
 public sealed class ChatTemplate
 {
@@ -38,11 +43,16 @@ public sealed class ChatTemplate
     /// <summary>How errors name the template, e.g. "chat template".</summary>
     public string Name { get; }
 
+    /// <summary>The steps the last rendering took (<c>IRR_MAX_TEMPLATE_STEPS</c> counts them), for measuring what real templates need.</summary>
+    internal long LastSteps { get; private set; }
+
     /// <summary>Parses a template.</summary>
     /// <param name="source">The template text.</param>
-    /// <param name="name">How errors name it.</param>
-    /// <exception cref="IrrException">A syntax error or a construct outside the subset, naming it and its line.</exception>
-    public static ChatTemplate Parse(string source, string name = "chat template") => new(Parser.Parse(source, name), name);
+    /// <param name="name">How errors name it, e.g. "chat template (tokenizer_config.json)".</param>
+    /// <exception cref="IrrException">A syntax error, a construct outside the subset, or nesting deeper than
+    /// <c>IRR_MAX_TEMPLATE_DEPTH</c>, naming it and its line.</exception>
+    public static ChatTemplate Parse(string source, string name = "chat template") =>
+        new(Budget.Run(() => Parser.Parse(source, name), out _), name);
 
     /// <summary>
     /// Renders a conversation the way transformers' <c>apply_chat_template</c> does: <c>messages</c>,
@@ -58,30 +68,51 @@ public sealed class ChatTemplate
     public string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt,
         IReadOnlyDictionary<string, string?>? specialTokens = null, JsonElement? tools = null)
     {
-        var vars = new Dictionary<string, object?>(StringComparer.Ordinal)
+        var conversation = messages.Select(m => (object?)new OrderedDictionary<string, object?>(StringComparer.Ordinal)
         {
-            ["messages"] = messages.Select(m => (object?)new OrderedDictionary<string, object?>(StringComparer.Ordinal)
+            ["role"] = m.Role,
+            ["content"] = m.Content,
+        }).ToList();
+        return RenderValues(() =>
+        {
+            var vars = new Dictionary<string, object?>(StringComparer.Ordinal)
             {
-                ["role"] = m.Role,
-                ["content"] = m.Content,
-            }).ToList(),
-            ["tools"] = tools is { } t ? PyJson.FromJson(t) : null,
-            ["documents"] = null,
-            ["add_generation_prompt"] = addGenerationPrompt,
-        };
-        foreach (var (key, value) in specialTokens ?? new Dictionary<string, string?>())
-            if (value is not null) vars[key] = value;
-        return RenderValues(vars);
+                ["messages"] = conversation,
+                ["tools"] = tools is { } t ? PyJson.FromJson(t) : null,
+                ["documents"] = null,
+                ["add_generation_prompt"] = addGenerationPrompt,
+            };
+            foreach (var (key, value) in specialTokens ?? new Dictionary<string, string?>())
+                if (value is not null) vars[key] = value;
+            return vars;
+        });
     }
 
     /// <summary>Renders with variables given as JSON values (any variable a template reads: <c>messages</c>, <c>tools</c>, <c>date_string</c> …).</summary>
     /// <exception cref="TemplateRaisedException">The template called <c>raise_exception</c>.</exception>
     /// <exception cref="IrrException">Rendering failed, naming the line.</exception>
     public string Render(IReadOnlyDictionary<string, JsonElement> variables) =>
-        RenderValues(variables.ToDictionary(kv => kv.Key, kv => PyJson.FromJson(kv.Value), StringComparer.Ordinal));
+        RenderValues(() => variables.ToDictionary(kv => kv.Key, kv => PyJson.FromJson(kv.Value), StringComparer.Ordinal));
 
-    private string RenderValues(Dictionary<string, object?> variables)
+    /// <summary>Renders on the template's own thread and budget; the variables are converted there too (their nesting counts).</summary>
+    private string RenderValues(Func<Dictionary<string, object?>> variables)
     {
+        string output = Budget.Run(() => RenderOnThisThread(variables), out long steps);
+        LastSteps = steps;
+        return output;
+    }
+
+    private string RenderOnThisThread(Func<Dictionary<string, object?>> makeVariables)
+    {
+        Dictionary<string, object?> variables;
+        try
+        {
+            variables = makeVariables();
+        }
+        catch (LimitError e)
+        {
+            throw Limits.Exceeded($"{Name}'s variables", e.What, e.Variable, e.Limit);
+        }
         var context = new Scope(null);
         foreach (var (k, v) in variables) context.Set(k, v);
         var ctx = new RenderContext(new Scope(context));
@@ -93,13 +124,17 @@ public sealed class ChatTemplate
         {
             throw new TemplateRaisedException(Name, LineOf(e), e.Message);
         }
+        catch (LimitError e)
+        {
+            throw Limits.Exceeded($"{Name} line {LineOf(e)}", e.What, e.Variable, e.Limit);
+        }
         catch (JinjaError e)
         {
-            throw new IrrException($"{Name} line {LineOf(e)}: {e.Message}", e);
+            throw new IrrException($"{Name} line {LineOf(e)}: {Budget.Escape(e.Message)}", e);
         }
         catch (OverflowException e)
         {
-            throw new IrrException($"{Name}: integer overflow", e);
+            throw new IrrException($"{Name}: integer overflow (the templates' integers are 64-bit)", e);
         }
         return ctx.Output.ToString();
     }

@@ -200,9 +200,16 @@ public sealed class PretrainedTokenizer
                     ? $"{templateSource}: multiple chat templates with no default specified; pick one by name (irr chat-format --template NAME). " +
                       $"Available template names are {TokenizerSource.NameList(templates.Keys)}."
                     : $"{templateSource}: the specified chat template '{name}' is not available. Available template names are {TokenizerSource.NameList(templates.Keys)}.");
-            return parsed[key] = ChatTemplate.Parse(source, name is null ? "chat template" : $"chat template '{name}'");
+            return parsed[key] = ChatTemplate.Parse(source, name is null ? $"chat template ({TemplateFile(name)})" : $"chat template '{name}' ({TemplateFile(name)})");
         }
     }
+
+    /// <summary>The file a template came from, for its messages: chat_template.jinja, additional_chat_templates/NAME.jinja, tokenizer_config.json, chat_template.json.</summary>
+    private string TemplateFile(string? name) =>
+        templateSource.Contains(TokenizerSource.ChatTemplateDir, StringComparison.Ordinal)
+        && ((name ?? "default") != "default" || !templateSource.StartsWith(TokenizerSource.ChatTemplateFile, StringComparison.Ordinal))
+            ? $"{TokenizerSource.ChatTemplateDir}/{name ?? "default"}.jinja"
+            : templateSource.StartsWith(TokenizerSource.ChatTemplateFile, StringComparison.Ordinal) ? TokenizerSource.ChatTemplateFile : templateSource;
 
     /// <summary>
     /// Renders a conversation with the model's chat template, passing the config's special tokens, as

@@ -80,6 +80,6 @@ public class TextCommandTests
         using var dir = new TinyModelDir(new System.Text.Json.Nodes.JsonObject { ["chat_template"] = "{{ raise_exception('no system messages') }}" });
         var (code, _, error) = Run("chat-format", "--model", dir.Path, "--user", "a");
         Assert.Equal(2, code);
-        Assert.Equal("error: chat template line 1: the template raised an error: no system messages", error.TrimEnd());
+        Assert.Equal("error: chat template (tokenizer_config.json) line 1: the template raised an error: no system messages", error.TrimEnd());
     }
 }

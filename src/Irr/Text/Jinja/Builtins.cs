@@ -48,12 +48,12 @@ internal static partial class Builtins
             default: throw new JinjaError("range expected 1 to 3 arguments");
         }
         if (step == 0) throw new JinjaError("range() arg 3 must not be zero");
-        var result = new List<object?>();
-        for (long i = start; step > 0 ? i < stop : i > stop; i += step)
-        {
-            result.Add(i);
-            if (result.Count > 10_000_000) throw new JinjaError("range too large");
-        }
+        // Python's len(range(start, stop, step)), in exact arithmetic, checked against the list limit before any item is made.
+        var span = step > 0 ? (System.Numerics.BigInteger)stop - start : (System.Numerics.BigInteger)start - stop;
+        var count = span <= 0 ? System.Numerics.BigInteger.Zero : (span - 1) / System.Numerics.BigInteger.Abs(step) + 1;
+        Budget.Current.Items(count > long.MaxValue ? long.MaxValue : (long)count, $"range({string.Join(", ", args.Select(Py.Repr))})");
+        var result = new List<object?>((int)count);
+        for (long i = 0, value = start; i < (long)count; i++, value = unchecked(value + step)) result.Add(value);
         return result;
     }
 
@@ -118,9 +118,25 @@ internal static partial class Builtins
             case OrderedDictionary<string, object?> d:
                 if (key is string k && d.TryGetValue(k, out var v)) return v;
                 break;
-            case List<object?> or PyTuple or string when key is long or bool:
+            case string s when key is long or bool:
             {
-                var seq = target is string s ? Py.Iterate(s) : Py.Iterate(target);
+                long i = Py.ToLong(key);
+                if (!Py.HasSurrogates(s))
+                {
+                    if (i < 0) i += s.Length;
+                    if (i >= 0 && i < s.Length) return s[(int)i].ToString();
+                }
+                else
+                {
+                    int[] points = Py.CodePoints(s);
+                    if (i < 0) i += points.Length;
+                    if (i >= 0 && i < points.Length) return char.ConvertFromUtf32(points[(int)i]);
+                }
+                return new Undefined($"str object has no element {Py.Repr(key)}");
+            }
+            case List<object?> or PyTuple when key is long or bool:
+            {
+                var seq = target is PyTuple t ? t.Items : (IReadOnlyList<object?>)target;
                 long i = Py.ToLong(key);
                 if (i < 0) i += seq.Count;
                 if (i >= 0 && i < seq.Count) return seq[(int)i];
@@ -137,12 +153,16 @@ internal static partial class Builtins
     public static object? Slice(object? target, long? start, long? stop, long? step)
     {
         if (target is Undefined u) throw new JinjaError(u.Hint);
-        var seq = target switch
+        int[]? points = target is string str && Py.HasSurrogates(str) ? Py.CodePoints(str) : null;
+        string? text = target as string;
+        IReadOnlyList<object?>? seq = target switch
         {
-            List<object?> or PyTuple or string => Py.Iterate(target),
+            List<object?> l => l,
+            PyTuple t => t.Items,
+            string => null,
             _ => throw new JinjaError($"'{Py.TypeName(target)}' object is not subscriptable"),
         };
-        long n = seq.Count, st = step ?? 1;
+        long n = points?.Length ?? text?.Length ?? seq!.Count, st = step ?? 1;
         if (st == 0) throw new JinjaError("slice step cannot be zero");
         long Clamp(long? v, long dflt, long lo, long hi)
         {
@@ -150,43 +170,64 @@ internal static partial class Builtins
             long x = v.Value < 0 ? v.Value + n : v.Value;
             return Math.Clamp(x, lo, hi);
         }
-        var picked = new List<object?>();
+        var indices = new List<int>();
         if (st > 0)
         {
             long a = Clamp(start, 0, 0, n), b = Clamp(stop, n, 0, n);
-            for (long i = a; i < b; i += st) picked.Add(seq[(int)i]);
+            if (st == 1 && text is not null && points is null) return text[(int)a..(int)Math.Max(a, b)];
+            for (long i = a; i < b; i += st) indices.Add((int)i);
         }
         else
         {
             long a = Clamp(start, n - 1, -1, n - 1), b = Clamp(stop, -1, -1, n - 1);
-            for (long i = a; i > b; i += st) picked.Add(seq[(int)i]);
+            for (long i = a; i > b; i += st) indices.Add((int)i);
         }
-        return target switch
-        {
-            string => string.Concat(picked.Cast<string>()),
-            PyTuple => new PyTuple(picked.ToArray()),
-            _ => picked,
-        };
+        Budget.Current.Step(indices.Count);
+        if (points is not null) return string.Concat(indices.Select(i => char.ConvertFromUtf32(points[i])));
+        if (text is not null) return string.Concat(indices.Select(i => text[i]));
+        var picked = indices.Select(i => seq![i]).ToList();
+        return target is PyTuple ? new PyTuple([.. picked]) : picked;
     }
 
     // ---- operators --------------------------------------------------------------------------------
 
     public static object? Binary(string op, object? a, object? b)
     {
-        if (op == "~") return Py.Str(a) + Py.Str(b);
+        var budget = Budget.Current;
+        if (op == "~")
+        {
+            string x = Py.Str(a), y = Py.Str(b);
+            budget.Text((long)x.Length + y.Length);
+            return x + y;
+        }
         if (a is Undefined ua) throw new JinjaError(ua.Hint);
         if (b is Undefined ub) throw new JinjaError(ub.Hint);
         switch (op)
         {
             case "+":
-                if (a is string sa && b is string sb) return sa + sb;
-                if (a is List<object?> la && b is List<object?> lb) return la.Concat(lb).ToList();
-                if (a is PyTuple ta && b is PyTuple tb) return new PyTuple([.. ta.Items, .. tb.Items]);
+                if (a is string sa && b is string sb)
+                {
+                    budget.Text((long)sa.Length + sb.Length);
+                    return sa + sb;
+                }
+                if (a is List<object?> la && b is List<object?> lb)
+                {
+                    budget.Items((long)la.Count + lb.Count);
+                    return la.Concat(lb).ToList();
+                }
+                if (a is PyTuple ta && b is PyTuple tb)
+                {
+                    budget.Items((long)ta.Items.Length + tb.Items.Length, "a tuple");
+                    return new PyTuple([.. ta.Items, .. tb.Items]);
+                }
                 break;
             case "*":
                 if (a is string s1 && b is long or bool) return Repeat(s1, Py.ToLong(b));
                 if (b is string s2 && a is long or bool) return Repeat(s2, Py.ToLong(a));
-                if (a is List<object?> l1 && b is long or bool) return Enumerable.Repeat(l1, (int)Math.Max(0, Py.ToLong(b))).SelectMany(x => x).ToList();
+                if (a is List<object?> l1 && b is long or bool) return RepeatList(l1, Py.ToLong(b));
+                if (b is List<object?> l2 && a is long or bool) return RepeatList(l2, Py.ToLong(a));
+                if (a is PyTuple t1 && b is long or bool) return new PyTuple([.. RepeatList(t1.Items, Py.ToLong(b))]);
+                if (b is PyTuple t2 && a is long or bool) return new PyTuple([.. RepeatList(t2.Items, Py.ToLong(a))]);
                 break;
             case "%":
                 if (a is string fmt) return PercentFormat(fmt, b);
@@ -197,9 +238,9 @@ internal static partial class Builtins
         bool integers = a is not double && b is not double;
         switch (op)
         {
-            case "+": return integers ? Py.ToLong(a) + Py.ToLong(b) : (object)(Py.ToDouble(a) + Py.ToDouble(b));
-            case "-": return integers ? Py.ToLong(a) - Py.ToLong(b) : (object)(Py.ToDouble(a) - Py.ToDouble(b));
-            case "*": return integers ? Py.ToLong(a) * Py.ToLong(b) : (object)(Py.ToDouble(a) * Py.ToDouble(b));
+            case "+": return integers ? Integer(op, a, b, (System.Numerics.BigInteger)Py.ToLong(a) + Py.ToLong(b)) : (object)(Py.ToDouble(a) + Py.ToDouble(b));
+            case "-": return integers ? Integer(op, a, b, (System.Numerics.BigInteger)Py.ToLong(a) - Py.ToLong(b)) : (object)(Py.ToDouble(a) - Py.ToDouble(b));
+            case "*": return integers ? Integer(op, a, b, (System.Numerics.BigInteger)Py.ToLong(a) * Py.ToLong(b)) : (object)(Py.ToDouble(a) * Py.ToDouble(b));
             case "/":
                 if (Py.ToDouble(b) == 0) throw new JinjaError("division by zero");
                 return Py.ToDouble(a) / Py.ToDouble(b);
@@ -207,7 +248,9 @@ internal static partial class Builtins
                 if (Py.ToDouble(b) == 0) throw new JinjaError("integer division or modulo by zero");
                 if (integers)
                 {
-                    long x = Py.ToLong(a), y = Py.ToLong(b), q = x / y;
+                    long x = Py.ToLong(a), y = Py.ToLong(b);
+                    if (x == long.MinValue && y == -1) return Integer(op, a, b, -(System.Numerics.BigInteger)x);
+                    long q = x / y;
                     return (x % y != 0 && (x < 0) != (y < 0)) ? q - 1 : q;
                 }
                 return Math.Floor(Py.ToDouble(a) / Py.ToDouble(b));
@@ -215,7 +258,9 @@ internal static partial class Builtins
                 if (Py.ToDouble(b) == 0) throw new JinjaError("integer division or modulo by zero");
                 if (integers)
                 {
-                    long x = Py.ToLong(a), y = Py.ToLong(b), r = x % y;
+                    long x = Py.ToLong(a), y = Py.ToLong(b);
+                    if (y == -1) return 0L;
+                    long r = x % y;
                     return r != 0 && (r < 0) != (y < 0) ? r + y : r;
                 }
                 {
@@ -225,16 +270,49 @@ internal static partial class Builtins
             case "**":
                 if (integers && Py.ToLong(b) >= 0)
                 {
-                    long result = 1, x = Py.ToLong(a);
-                    for (long i = Py.ToLong(b); i > 0; i--) result = checked(result * x);
-                    return result;
+                    // |x| ≥ 2 overflows 64 bits from the exponent 64 on: refused before any work.
+                    long x = Py.ToLong(a), e = Py.ToLong(b);
+                    if (x is 0 or 1) return e == 0 ? 1L : x;
+                    if (x == -1) return e % 2 == 0 ? 1L : -1L;
+                    var result = e < 64 ? System.Numerics.BigInteger.Pow(x, (int)e) : (System.Numerics.BigInteger)long.MaxValue + 1;
+                    return Integer(op, a, b, result);
                 }
                 return Math.Pow(Py.ToDouble(a), Py.ToDouble(b));
         }
         throw new JinjaError($"unknown operator '{op}'");
     }
 
-    private static string Repeat(string s, long n) => n <= 0 ? "" : new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString();
+    /// <summary>
+    /// An integer result as Python computes it, if it fits 64 bits. Python's integers are unbounded and irr's are
+    /// 64-bit: a result outside that range is refused by name (never wrapped).
+    /// </summary>
+    private static long Integer(string op, object? a, object? b, System.Numerics.BigInteger result) =>
+        result >= long.MinValue && result <= long.MaxValue ? (long)result
+        : throw new JinjaError($"integer overflow: {Py.Repr(a)} {op} {Py.Repr(b)} does not fit in 64 bits (the templates' integers are 64-bit)");
+
+    /// <summary><c>str * n</c>: its length checked against the limit before it is made.</summary>
+    private static string Repeat(string s, long n)
+    {
+        if (n <= 0 || s.Length == 0) return "";
+        Budget.Current.Text(Budget.Times(s.Length, n));
+        // Filled by doubling copies: a few memory copies, whatever the count.
+        return string.Create((int)(s.Length * n), s, (span, unit) =>
+        {
+            unit.AsSpan().CopyTo(span);
+            for (int filled = unit.Length; filled < span.Length; filled *= 2)
+                span[..Math.Min(filled, span.Length - filled)].CopyTo(span[filled..]);
+        });
+    }
+
+    /// <summary><c>list * n</c>: its length checked against the limit before it is made.</summary>
+    private static List<object?> RepeatList(IReadOnlyList<object?> items, long n)
+    {
+        if (n <= 0 || items.Count == 0) return [];
+        Budget.Current.Items(Budget.Times(items.Count, n));
+        var result = new List<object?>((int)(items.Count * n));
+        for (long i = 0; i < n; i++) result.AddRange(items);
+        return result;
+    }
 
     /// <summary>Python's <c>"…%s…" % value</c> for %s, %d, %r and %%.</summary>
     private static string PercentFormat(string fmt, object? args)
@@ -245,6 +323,7 @@ internal static partial class Builtins
         for (int i = 0; i < fmt.Length; i++)
         {
             if (fmt[i] != '%') { sb.Append(fmt[i]); continue; }
+            Budget.Current.CheckChars(sb.Length);
             if (++i >= fmt.Length) throw new JinjaError("incomplete format");
             char c = fmt[i];
             if (c == '%') { sb.Append('%'); continue; }
@@ -254,11 +333,12 @@ internal static partial class Builtins
             {
                 's' => Py.Str(v),
                 'r' => Py.Repr(v),
-                'd' or 'i' => Py.ToLong(v is double d ? (long)Math.Truncate(d) : v).ToString(CultureInfo.InvariantCulture),
+                'd' or 'i' => Py.ToLong(v is double d ? Py.Truncate(d) : v).ToString(CultureInfo.InvariantCulture),
                 _ => throw new JinjaError($"unsupported format character '{c}'"),
             });
         }
         if (k < values.Length) throw new JinjaError("not all arguments converted during string formatting");
+        Budget.Current.Text(sb.Length);
         return sb.ToString();
     }
 

@@ -55,7 +55,7 @@ internal static partial class Builtins
                 string sep = Py.Str(Arg(0, "d", ""));
                 var attribute = Arg(1, "attribute", null);
                 var items = Py.Iterate(v).Select(x => attribute is null ? x : GetAttributePath(x, attribute));
-                return string.Join(sep, items.Select(Py.Str));
+                return Join(sep, items.Select(Py.Str).ToList());
             }
             case "first":
             {
@@ -114,7 +114,17 @@ internal static partial class Builtins
                 if (args.Count == 0) throw new JinjaError("map needs a filter name or attribute=");
                 string filter = Py.Str(args[0]);
                 if (!HasFilter(filter)) throw new JinjaError($"unsupported filter '{filter}'");
-                return Py.Iterate(v).Select(x => ApplyFilter(filter, x, args.Skip(1).ToList(), kwargs)).ToList();
+                // map('map', 'map', …) nests one filter call per argument: counted like any nesting.
+                var budget = Budget.Current;
+                budget.Enter();
+                try
+                {
+                    return Py.Iterate(v).Select(x => budget.Made(ApplyFilter(filter, x, args.Skip(1).ToList(), kwargs))).ToList();
+                }
+                finally
+                {
+                    budget.Leave();
+                }
             }
             case "items":
                 return v switch
@@ -141,10 +151,10 @@ internal static partial class Builtins
                 return v switch
                 {
                     long or bool => Py.ToLong(v),
-                    double dd => (long)Math.Truncate(dd),
+                    double dd => double.IsNaN(dd) ? Arg(0, "default", 0L) : Py.Truncate(dd),
                     // jinja2: int(value, base), then int(float(value)) so that "42.23"|int is 42, then the default.
                     string s when PyParseInt(s, (int)Py.ToLong(Arg(1, "base", 10L))) is long l => l,
-                    string s when double.TryParse(WithoutDigitSeparators(s.Trim()), NumberStyles.Float, CultureInfo.InvariantCulture, out double dd) => (long)Math.Truncate(dd),
+                    string s when double.TryParse(WithoutDigitSeparators(s.Trim()), NumberStyles.Float, CultureInfo.InvariantCulture, out double dd) => double.IsNaN(dd) ? Arg(0, "default", 0L) : Py.Truncate(dd),
                     _ => Arg(0, "default", 0L),
                 };
             case "float":
@@ -155,16 +165,17 @@ internal static partial class Builtins
                     _ => Arg(0, "default", 0.0),
                 };
             case "abs":
-                return v switch { long l => (object)Math.Abs(l), double dd => Math.Abs(dd), bool b => b ? 1L : 0L, _ => throw new JinjaError($"bad operand type for abs(): '{Py.TypeName(v)}'") };
+                return v switch { long l => l == long.MinValue ? throw new JinjaError("integer overflow: abs(-9223372036854775808) does not fit in 64 bits (the templates' integers are 64-bit)") : (object)Math.Abs(l), double dd => Math.Abs(dd), bool b => b ? 1L : 0L, _ => throw new JinjaError($"bad operand type for abs(): '{Py.TypeName(v)}'") };
             case "round":
             {
-                int precision = (int)Py.ToLong(Arg(0, "precision", 0L));
+                // Beyond ±400 digits a double is unchanged or rounds to zero: clamped, so that 10**precision stays small.
+                int precision = (int)Math.Clamp(Py.ToLong(Arg(0, "precision", 0L)), -400, 400);
                 string method = Py.Str(Arg(1, "method", "common"));
                 double x = Py.ToDouble(v), scale = Math.Pow(10, precision);
                 return method switch
                 {
                     // Python's round(int, n) stays an int.
-                    "common" when v is long or bool => (object)(precision >= 0 ? Py.ToLong(v) : (long)PyRound(x, precision)),
+                    "common" when v is long or bool => (object)(precision >= 0 ? Py.ToLong(v) : Py.Truncate(PyRound(x, precision))),
                     "common" => PyRound(x, precision),
                     "ceil" => Math.Ceiling(x * scale) / scale,
                     "floor" => Math.Floor(x * scale) / scale,
@@ -201,7 +212,7 @@ internal static partial class Builtins
             }
             case "batch":
             {
-                int size = (int)Py.ToLong(Arg(0, "linecount", 1L));
+                int size = (int)Math.Clamp(Py.ToLong(Arg(0, "linecount", 1L)), int.MinValue, int.MaxValue);
                 if (size <= 0) throw new JinjaError("batch size must be positive");
                 return Py.Iterate(v).Chunk(size).Select(c => (object?)c.ToList()).ToList();
             }
@@ -212,7 +223,11 @@ internal static partial class Builtins
     /// <summary>Python's <c>sorted(items, key=key, reverse=reverse)</c>: stable in both directions.</summary>
     private static List<object?> SortStable(IReadOnlyList<object?> items, Func<object?, object?> key, bool reverse)
     {
-        var comparer = Comparer<object?>.Create((p, q) => Py.Compare(p, q, "<"));
+        var comparer = Comparer<object?>.Create((p, q) =>
+        {
+            Budget.Current.Step();
+            return Py.Compare(p, q, "<");
+        });
         try
         {
             return (reverse ? items.OrderByDescending(key, comparer) : items.OrderBy(key, comparer)).ToList();
@@ -261,6 +276,7 @@ internal static partial class Builtins
         int i = 0;
         while (i < s.Length)
         {
+            Budget.Current.CheckChars(sb.Length);
             int j = i;
             bool delimiter = IsTitleDelimiter(s[i]);
             while (j < s.Length && IsTitleDelimiter(s[j]) == delimiter) j++;
@@ -308,7 +324,14 @@ internal static partial class Builtins
             if (c == '_') continue;
             int digit = c is >= '0' and <= '9' ? c - '0' : char.ToLowerInvariant(c) is >= 'a' and <= 'z' and var lc ? lc - 'a' + 10 : 99;
             if (digit >= b) return null;
-            value = checked(value * b + digit);
+            try
+            {
+                value = checked(value * b + digit);
+            }
+            catch (OverflowException)
+            {
+                throw new JinjaError($"integer overflow: int({Py.StringRepr(text.Length > 40 ? text[..40] + "…" : text)}) does not fit in 64 bits (the templates' integers are 64-bit)");
+            }
         }
         return negative ? -value : value;
     }
@@ -355,8 +378,10 @@ internal static partial class Builtins
 
     private static string Indent(string s, object? width, bool first, bool blank)
     {
-        string pad = width is string w ? w : new string(' ', (int)Py.ToLong(width));
+        long padLength = width is string w0 ? w0.Length : Math.Max(0, Py.ToLong(width));
         var lines = s.Split('\n');
+        Budget.Current.Text(Budget.Sum(s.Length, Budget.Times(padLength, lines.Length)));
+        string pad = width is string w ? w : new string(' ', (int)padLength);
         var sb = new StringBuilder();
         for (int i = 0; i < lines.Length; i++)
         {
@@ -416,9 +441,9 @@ internal static partial class Builtins
             "title" => new("title", (_, _) => Title(s)),
             "capitalize" => new("capitalize", (_, _) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant()),
             "replace" => new("replace", (a, _) => PyReplace(s, Py.Str(a.ElementAtOrDefault(0)), Py.Str(a.ElementAtOrDefault(1)), a.Count > 2 ? Py.ToLong(a[2]) : -1)),
-            "find" => new("find", (a, _) => (long)CodePointIndex(s, s.IndexOf(Py.Str(a.ElementAtOrDefault(0)), StringComparison.Ordinal))),
-            "count" => new("count", (a, _) => (long)CountOccurrences(s, Py.Str(a.ElementAtOrDefault(0)))),
-            "join" => new("join", (a, _) => string.Join(s, Py.Iterate(a.ElementAtOrDefault(0)).Select(Py.Str))),
+            "find" => new("find", (a, _) => (long)CodePointIndex(s, Py.Scanned(s).IndexOf(Py.Str(a.ElementAtOrDefault(0)), StringComparison.Ordinal))),
+            "count" => new("count", (a, _) => (long)CountOccurrences(Py.Scanned(s), Py.Str(a.ElementAtOrDefault(0)))),
+            "join" => new("join", (a, _) => Join(s, Py.Iterate(a.ElementAtOrDefault(0)).Select(Py.Str).ToList())),
             "splitlines" => new("splitlines", (_, _) => SplitLines(s)),
             "removeprefix" => new("removeprefix", (a, _) => Py.Str(a.ElementAtOrDefault(0)) is var p && s.StartsWith(p, StringComparison.Ordinal) ? s[p.Length..] : s),
             "removesuffix" => new("removesuffix", (a, _) => Py.Str(a.ElementAtOrDefault(0)) is var p && p.Length > 0 && s.EndsWith(p, StringComparison.Ordinal) ? s[..^p.Length] : s),
@@ -444,9 +469,16 @@ internal static partial class Builtins
     private static int CountOccurrences(string s, string sub)
     {
         if (sub.Length == 0) return s.EnumerateRunes().Count() + 1;
-        int n = 0;
-        for (int i = s.IndexOf(sub, StringComparison.Ordinal); i >= 0; i = s.IndexOf(sub, i + sub.Length, StringComparison.Ordinal)) n++;
-        return n;
+        return s.AsSpan().Count(sub.AsSpan()); // non-overlapping, as Python's str.count
+    }
+
+    /// <summary>Adds a piece of a split string, within the list limit (<see cref="Budget.ItemsVariable"/>).</summary>
+    private static void AddItem(List<object?> list, string item)
+    {
+        var budget = Budget.Current;
+        if (list.Count >= budget.MaxItems) budget.Items(list.Count + 1L, "the pieces of a split string");
+        budget.Step();
+        list.Add(item);
     }
 
     /// <summary>Python's <c>str.splitlines()</c>: at \n, \r\n, \r and the other line boundaries, no trailing empty line.</summary>
@@ -457,7 +489,7 @@ internal static partial class Builtins
         for (int i = 0; i < s.Length; i++)
         {
             if (s[i] is not ('\n' or '\r' or '\v' or '\f' or '\x1c' or '\x1d' or '\x1e' or '\x85' or '\u2028' or '\u2029')) continue;
-            lines.Add(s[start..i]);
+            AddItem(lines, s[start..i]);
             if (s[i] == '\r' && i + 1 < s.Length && s[i + 1] == '\n') i++;
             start = i + 1;
         }
@@ -474,8 +506,21 @@ internal static partial class Builtins
         return s[a..b];
     }
 
+    /// <summary><c>sep.join(items)</c>, its length checked against the limit before it is made.</summary>
+    private static string Join(string separator, List<string> items)
+    {
+        long length = Budget.Times(separator.Length, Math.Max(0, items.Count - 1));
+        foreach (string item in items) length = Budget.Sum(length, item.Length);
+        Budget.Current.Text(length);
+        return string.Join(separator, items);
+    }
+
     private static string PyReplace(string s, string old, string replacement, long count)
     {
+        // The result's length, from the number of replacements, checked against the limit before it is made.
+        long occurrences = old.Length == 0 ? Py.Length(s) + 1 : CountOccurrences(Py.Scanned(s), old);
+        if (count >= 0) occurrences = Math.Min(occurrences, count);
+        Budget.Current.Text(Budget.Sum(s.Length - (long)old.Length * occurrences, Budget.Times(replacement.Length, occurrences)));
         if (count < 0) return old.Length == 0 ? string.Concat(s.EnumerateRunes().Select(r => replacement + r)) + replacement : s.Replace(old, replacement, StringComparison.Ordinal);
         var sb = new StringBuilder();
         int pos = 0;
@@ -507,7 +552,7 @@ internal static partial class Builtins
                 }
                 int start = i;
                 while (i < s.Length && !Lexer.IsSpace(s[i])) i++;
-                result.Add(s[start..i]);
+                AddItem(result, s[start..i]);
             }
             return result;
         }
@@ -518,7 +563,7 @@ internal static partial class Builtins
         {
             int i = s.IndexOf(separator, pos, StringComparison.Ordinal);
             if (i < 0) break;
-            result.Add(s[pos..i]);
+            AddItem(result, s[pos..i]);
             pos = i + separator.Length;
         }
         result.Add(s[pos..]);

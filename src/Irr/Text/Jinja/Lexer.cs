@@ -60,7 +60,7 @@ internal sealed class Lexer
         return (i >= 0 ? i : ~i - 1) + 1;
     }
 
-    private IrrException Error(int pos, string message) => new($"{name} line {LineAt(pos)}: {message}");
+    private IrrException Error(int pos, string message) => new($"{name} line {LineAt(pos)}: {Budget.Escape(message)}");
 
     /// <summary>Python's <c>str.isspace</c>: Unicode White_Space and the separators U+001C–U+001F.</summary>
     internal static bool IsSpace(char c) => c is (>= '\t' and <= '\r') or (>= '\x1c' and <= ' ') or '\x85' or '\xa0' or '\u1680'

@@ -7,6 +7,21 @@ internal sealed class RenderContext(Scope scope)
 {
     public StringBuilder Output { get; set; } = new();
 
+    /// <summary>
+    /// Characters written that cost one step: appending is a copy, and the text written is bounded by the output
+    /// limit (what made it was charged already), so it costs less than making text (<see cref="Budget.CharsPerStep"/>).
+    /// </summary>
+    private const int WriteCharsPerStep = 64;
+
+    /// <summary>Appends rendered text, within the size limit of a string and of the rendered prompt (<see cref="Budget.OutputVariable"/>).</summary>
+    public void Write(string text)
+    {
+        var budget = Budget.Current;
+        budget.CheckChars((long)Output.Length + text.Length, "the rendered text");
+        budget.Step(1 + text.Length / WriteCharsPerStep);
+        Output.Append(text);
+    }
+
     public Scope Scope { get; set; } = scope;
 
     public int LoopDepth { get; set; }
@@ -19,12 +34,25 @@ internal abstract class Expr(int line)
 {
     public int Line { get; } = line;
 
-    /// <summary>Evaluates, attaching this node's line to an error that has none yet.</summary>
+    /// <summary>
+    /// Evaluates, one step and one level of nesting deeper (<see cref="Budget"/>), attaching this node's line to an
+    /// error that has none yet.
+    /// </summary>
     public object? Evaluate(RenderContext ctx)
     {
+        var budget = Budget.Current;
         try
         {
-            return Eval(ctx);
+            budget.Step();
+            budget.Enter();
+            try
+            {
+                return Eval(ctx);
+            }
+            finally
+            {
+                budget.Leave();
+            }
         }
         catch (JinjaError e) when (!e.Data.Contains("line"))
         {
@@ -53,7 +81,11 @@ internal sealed class NameExpr(string name, int line) : Expr(line)
 
 internal sealed class ListExpr(List<Expr> items, int line) : Expr(line)
 {
-    protected override object? Eval(RenderContext ctx) => items.Select(i => i.Evaluate(ctx)).ToList();
+    protected override object? Eval(RenderContext ctx)
+    {
+        Budget.Current.Items(items.Count);
+        return items.Select(i => i.Evaluate(ctx)).ToList();
+    }
 }
 
 internal sealed class TupleExpr(List<Expr> items, int line) : Expr(line)
@@ -109,7 +141,7 @@ internal sealed class CallExpr(Expr function, List<Expr> args, List<(string Name
         foreach (var (name, value) in kwargs) k[name] = value.Evaluate(ctx);
         return f switch
         {
-            Callable c => c.Invoke(a, k),
+            Callable c => Budget.Current.Made(c.Invoke(a, k)),
             Undefined u => throw new JinjaError(u.Hint),
             _ => throw new JinjaError($"'{Py.TypeName(f)}' object is not callable"),
         };
@@ -122,7 +154,7 @@ internal sealed class FilterExpr(Expr value, string name, List<Expr> args, List<
     {
         var k = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (n, v) in kwargs) k[n] = v.Evaluate(ctx);
-        return Builtins.ApplyFilter(name, value.Evaluate(ctx), args.Select(x => x.Evaluate(ctx)).ToList(), k);
+        return Budget.Current.Made(Builtins.ApplyFilter(name, value.Evaluate(ctx), args.Select(x => x.Evaluate(ctx)).ToList(), k));
     }
 }
 
@@ -140,7 +172,7 @@ internal sealed class UnaryExpr(string op, Expr operand, int line) : Expr(line)
         return op switch
         {
             "not" => !Py.Truthy(v),
-            "-" => v switch { long l => (object)-l, double d => -d, bool b => b ? -1L : 0L, Undefined u => throw new JinjaError(u.Hint), _ => throw new JinjaError($"bad operand type for unary -: '{Py.TypeName(v)}'") },
+            "-" => v switch { long l => l == long.MinValue ? throw new JinjaError("integer overflow: -(-9223372036854775808) does not fit in 64 bits (the templates' integers are 64-bit)") : (object)-l, double d => -d, bool b => b ? -1L : 0L, Undefined u => throw new JinjaError(u.Hint), _ => throw new JinjaError($"bad operand type for unary -: '{Py.TypeName(v)}'") },
             _ => v switch { long or double => v, bool b => b ? 1L : 0L, Undefined u => throw new JinjaError(u.Hint), _ => throw new JinjaError($"bad operand type for unary +: '{Py.TypeName(v)}'") },
         };
     }
@@ -193,14 +225,25 @@ internal abstract class Stmt(int line)
 
     public abstract Flow Render(RenderContext ctx);
 
+    /// <summary>Renders a block's statements, one level of nesting deeper and one step per statement (<see cref="Budget"/>).</summary>
     public static Flow RenderAll(List<Stmt> body, RenderContext ctx)
     {
+        var budget = Budget.Current;
         foreach (var s in body)
         {
             Flow flow;
             try
             {
-                flow = s.Render(ctx);
+                budget.Step();
+                budget.Enter();
+                try
+                {
+                    flow = s.Render(ctx);
+                }
+                finally
+                {
+                    budget.Leave();
+                }
             }
             catch (JinjaError e) when (!e.Data.Contains("line"))
             {
@@ -217,7 +260,7 @@ internal sealed class TextStmt(string text) : Stmt(0)
 {
     public override Flow Render(RenderContext ctx)
     {
-        ctx.Output.Append(text);
+        ctx.Write(text);
         return Flow.Normal;
     }
 }
@@ -226,7 +269,7 @@ internal sealed class OutputStmt(Expr expr, int line) : Stmt(line)
 {
     public override Flow Render(RenderContext ctx)
     {
-        ctx.Output.Append(Py.Str(expr.Evaluate(ctx)));
+        ctx.Write(Py.Str(expr.Evaluate(ctx)));
         return Flow.Normal;
     }
 }
@@ -260,6 +303,7 @@ internal sealed class ForStmt(List<string> targets, Expr iterable, Expr? filter,
                 var kept = new List<object?>();
                 foreach (var item in items)
                 {
+                    Budget.Current.Step();
                     var test = new Scope(outer);
                     Bind(test, item);
                     ctx.Scope = test;
@@ -279,6 +323,7 @@ internal sealed class ForStmt(List<string> targets, Expr iterable, Expr? filter,
             {
                 for (int i = 0; i < items.Count; i++)
                 {
+                    Budget.Current.Step();
                     loop.Index0 = i;
                     var scope = new Scope(outer);
                     Bind(scope, items[i]);
@@ -353,7 +398,7 @@ internal sealed class SetBlockStmt(string target, List<Stmt> body, int line) : S
         try
         {
             RenderAll(body, ctx);
-            ctx.Scope.Set(target, ctx.Output.ToString());
+            ctx.Scope.Set(target, Budget.Current.Made(ctx.Output.ToString()));
         }
         finally
         {

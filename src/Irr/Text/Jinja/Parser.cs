@@ -33,7 +33,23 @@ internal sealed class Parser
         return body;
     }
 
-    private IrrException Error(int line, string message) => new($"{name} line {line}: {message}");
+    private IrrException Error(int line, string message) => new($"{name} line {line}: {Budget.Escape(message)}");
+
+    /// <summary>
+    /// One level deeper in the template's nesting (a block, a parenthesis, a nested expression), counted against
+    /// <see cref="Budget.DepthVariable"/>: the parser recurses per level, and the counter, not the stack, ends it.
+    /// </summary>
+    private void Enter(int line)
+    {
+        try
+        {
+            Budget.Current.Enter();
+        }
+        catch (LimitError e)
+        {
+            throw Limits.Exceeded($"{name} line {line}", e.What, e.Variable, e.Limit);
+        }
+    }
 
     private NameExpr Referenced(NameExpr expr)
     {
@@ -95,7 +111,9 @@ internal sealed class Parser
     private List<Stmt> ExpectBlockEnd(int loopDepth, string opener, int line, string endTag, out Token end, params string[] alsoEnd)
     {
         openBlocks.Push((opener, endTag));
+        Enter(line);
         var (body, found) = ParseBody(loopDepth, [endTag, .. alsoEnd]);
+        Budget.Current.Leave();
         openBlocks.Pop();
         if (found is null) throw Error(line, $"'{opener}' is not closed ('{{% {endTag} %}}' missing)");
         end = found.Value;
@@ -311,6 +329,19 @@ internal sealed class Parser
 
         public Expr ParseExpression()
         {
+            parser.Enter(Peek().Line);
+            try
+            {
+                return ParseConditional();
+            }
+            finally
+            {
+                Budget.Current.Leave();
+            }
+        }
+
+        private Expr ParseConditional()
+        {
             var expr = ParseOr();
             while (Peek().IsName("if"))
             {
@@ -341,12 +372,13 @@ internal sealed class Parser
 
         private Expr ParseNot()
         {
-            if (Peek().IsName("not"))
-            {
-                int l = Next().Line;
-                return new UnaryExpr("not", ParseNot(), l);
-            }
-            return ParseCompare();
+            if (!Peek().IsName("not")) return ParseCompare();
+            // not not not …: a run of prefixes, read in a loop; the nodes nest, and evaluation counts their depth.
+            var lines = new Stack<int>();
+            while (Peek().IsName("not")) lines.Push(Next().Line);
+            var node = ParseCompare();
+            while (lines.Count > 0) node = new UnaryExpr("not", node, lines.Pop());
+            return node;
         }
 
         private static readonly string[] CompareOps = ["==", "!=", "<", "<=", ">", ">="];
@@ -390,15 +422,15 @@ internal sealed class Parser
 
         private Expr ParseUnary(bool withFilter)
         {
-            var t = Peek();
-            Expr node;
-            if (t.Is("-") || t.Is("+"))
+            // - + - …: a run of signs, read in a loop (jinja2 binds each to the unary expression after it, without filters).
+            var signs = new Stack<Token>();
+            while (Peek().Is("-") || Peek().Is("+")) signs.Push(Next());
+            var node = ParsePostfix(ParsePrimary());
+            while (signs.Count > 0)
             {
-                Next();
-                node = new UnaryExpr(t.Value, ParseUnary(withFilter: false), t.Line);
+                var t = signs.Pop();
+                node = ParsePostfix(new UnaryExpr(t.Value, node, t.Line));
             }
-            else node = ParsePrimary();
-            node = ParsePostfix(node);
             return withFilter ? ParseFilterExpr(node) : node;
         }
 
@@ -417,9 +449,9 @@ internal sealed class Parser
                     };
                 case TokenKind.String:
                 {
-                    string s = t.Value;
-                    while (Peek().Kind == TokenKind.String) s += Next().Value; // adjacent literals concatenate
-                    return new Literal(s, t.Line);
+                    var s = new System.Text.StringBuilder(t.Value);
+                    while (Peek().Kind == TokenKind.String) s.Append(Next().Value); // adjacent literals concatenate
+                    return new Literal(s.ToString(), t.Line);
                 }
                 case TokenKind.Integer:
                     return long.TryParse(t.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long l)

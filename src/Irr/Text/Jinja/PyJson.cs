@@ -19,7 +19,8 @@ internal static class PyJson
         string? pad = indent switch
         {
             null => null,
-            long n => new string(' ', (int)Math.Max(0, n)),
+            long n => Budget.Current.MaxChars < n ? throw new LimitError($"a JSON indent of {Budget.N(n)} characters", Budget.OutputVariable, Budget.Current.MaxChars)
+                : new string(' ', (int)Math.Max(0, n)),
             string s => s,
             _ => throw new JinjaError($"tojson: indent must be an integer or a string, not {Py.TypeName(indent)}"),
         };
@@ -33,10 +34,32 @@ internal static class PyJson
         }
         var sb = new StringBuilder();
         Write(sb, value, ensureAscii, pad, itemSep, keySep, sortKeys, 0);
+        Budget.Current.Text(sb.Length);
         return sb.ToString();
     }
 
+    /// <summary>Writes one value, within the nesting and size limits (<see cref="Budget"/>): data a template built may nest without end.</summary>
     private static void Write(StringBuilder sb, object? v, bool ascii, string? pad, string itemSep, string keySep, bool sortKeys, int depth)
+    {
+        var budget = Budget.Current;
+        budget.CheckChars(sb.Length, "the JSON of a value");
+        if (v is not (List<object?> or PyTuple or OrderedDictionary<string, object?>))
+        {
+            WriteValue(sb, v, ascii, pad, itemSep, keySep, sortKeys, depth);
+            return;
+        }
+        budget.Enter();
+        try
+        {
+            WriteValue(sb, v, ascii, pad, itemSep, keySep, sortKeys, depth);
+        }
+        finally
+        {
+            budget.Leave();
+        }
+    }
+
+    private static void WriteValue(StringBuilder sb, object? v, bool ascii, string? pad, string itemSep, string keySep, bool sortKeys, int depth)
     {
         switch (v)
         {
@@ -92,6 +115,7 @@ internal static class PyJson
     private static void NewLine(StringBuilder sb, string? pad, int depth)
     {
         if (pad is null) return;
+        Budget.Current.CheckChars(Budget.Sum(sb.Length, Budget.Times(pad.Length, depth)), "the JSON of a value");
         sb.Append('\n');
         for (int i = 0; i < depth; i++) sb.Append(pad);
     }
@@ -99,8 +123,10 @@ internal static class PyJson
     private static void WriteString(StringBuilder sb, string s, bool ascii)
     {
         sb.Append('"');
+        int n = 0;
         foreach (char c in s)
         {
+            if (++n % 4096 == 0) Budget.Current.CheckChars(sb.Length, "the JSON of a value"); // escapes make up to 6 characters of one
             switch (c)
             {
                 case '"': sb.Append("\\\""); break;
@@ -120,7 +146,23 @@ internal static class PyJson
     }
 
     /// <summary>A JSON value as a template value: objects keep their key order; integers are ints, other numbers floats.</summary>
-    public static object? FromJson(JsonElement e) => e.ValueKind switch
+    /// <remarks>Nested arrays and objects count against the nesting limit (<see cref="Budget.DepthVariable"/>).</remarks>
+    public static object? FromJson(JsonElement e)
+    {
+        if (e.ValueKind is not (JsonValueKind.Object or JsonValueKind.Array)) return FromJsonValue(e);
+        var budget = Budget.Current;
+        budget.Enter();
+        try
+        {
+            return FromJsonValue(e);
+        }
+        finally
+        {
+            budget.Leave();
+        }
+    }
+
+    private static object? FromJsonValue(JsonElement e) => e.ValueKind switch
     {
         JsonValueKind.Object => ToDict(e),
         JsonValueKind.Array => e.EnumerateArray().Select(FromJson).ToList(),

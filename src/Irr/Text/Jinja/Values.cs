@@ -94,8 +94,10 @@ internal static class Py
     {
         if (s.All(char.IsAscii)) return s.ToUpperInvariant();
         var sb = new StringBuilder(s.Length);
+        int n = 0;
         foreach (var r in s.EnumerateRunes())
         {
+            if (++n % 4096 == 0) Budget.Current.CheckChars(sb.Length); // case mapping can triple the length
             if (UpperExpansions.TryGetValue(r.Value, out var expansion)) sb.Append(expansion);
             else sb.Append(Rune.ToUpperInvariant(r).ToString());
         }
@@ -107,8 +109,10 @@ internal static class Py
     {
         if (s.All(char.IsAscii)) return s.ToLowerInvariant();
         var sb = new StringBuilder(s.Length);
+        int n = 0;
         foreach (var r in s.EnumerateRunes())
         {
+            if (++n % 4096 == 0) Budget.Current.CheckChars(sb.Length); // case mapping can triple the length
             if (r.Value == 0x130) sb.Append("i\u0307");
             else sb.Append(Rune.ToLowerInvariant(r).ToString());
         }
@@ -154,21 +158,63 @@ internal static class Py
         _ => Repr(v),
     };
 
-    /// <summary>Python's <c>repr()</c>.</summary>
-    public static string Repr(object? v) => v switch
+    /// <summary>Python's <c>repr()</c>, within the size limit of a string and the nesting limit (<see cref="Budget"/>).</summary>
+    public static string Repr(object? v)
     {
-        null => "None",
-        bool b => b ? "True" : "False",
-        long l => l.ToString(CultureInfo.InvariantCulture),
-        double d => FloatRepr(d),
-        string s => StringRepr(s),
-        Undefined => "Undefined",
-        List<object?> l => "[" + string.Join(", ", l.Select(Repr)) + "]",
-        PyTuple t => t.Items.Length == 1 ? "(" + Repr(t.Items[0]) + ",)" : "(" + string.Join(", ", t.Items.Select(Repr)) + ")",
-        OrderedDictionary<string, object?> d => "{" + string.Join(", ", d.Select(kv => StringRepr(kv.Key) + ": " + Repr(kv.Value))) + "}",
-        Namespace => "<Namespace>",
-        _ => $"<{TypeName(v)}>",
-    };
+        var sb = new StringBuilder();
+        WriteRepr(sb, v);
+        Budget.Current.Text(sb.Length);
+        return sb.ToString();
+    }
+
+    private static void WriteRepr(StringBuilder sb, object? v)
+    {
+        switch (v)
+        {
+            case List<object?> or PyTuple or OrderedDictionary<string, object?>:
+            {
+                var budget = Budget.Current;
+                budget.Enter();
+                try
+                {
+                    bool tuple = v is PyTuple, dict = v is OrderedDictionary<string, object?>;
+                    sb.Append(tuple ? '(' : dict ? '{' : '[');
+                    int n = 0;
+                    foreach (var item in v is OrderedDictionary<string, object?> d ? d.Select(kv => (object?)kv) : Iterate(v))
+                    {
+                        if (n++ > 0) sb.Append(", ");
+                        if (item is KeyValuePair<string, object?> kv)
+                        {
+                            sb.Append(StringRepr(kv.Key)).Append(": ");
+                            WriteRepr(sb, kv.Value);
+                        }
+                        else WriteRepr(sb, item);
+                        budget.CheckChars(sb.Length, "a printed value");
+                    }
+                    if (tuple && n == 1) sb.Append(',');
+                    sb.Append(tuple ? ')' : dict ? '}' : ']');
+                }
+                finally
+                {
+                    budget.Leave();
+                }
+                return;
+            }
+            default:
+                sb.Append(v switch
+                {
+                    null => "None",
+                    bool b => b ? "True" : "False",
+                    long l => l.ToString(CultureInfo.InvariantCulture),
+                    double d => FloatRepr(d),
+                    string s => StringRepr(s),
+                    Undefined => "Undefined",
+                    Namespace => "<Namespace>",
+                    _ => $"<{TypeName(v)}>",
+                });
+                return;
+        }
+    }
 
     /// <summary>Python's float repr: the shortest round-trip digits, fixed notation for 1e-4 ≤ |x| &lt; 1e16.</summary>
     public static string FloatRepr(double d)
@@ -213,9 +259,20 @@ internal static class Py
     public static string StringRepr(string s)
     {
         char quote = s.Contains('\'') && !s.Contains('"') ? '"' : '\'';
-        var sb = new StringBuilder().Append(quote);
-        foreach (var rune in s.EnumerateRunes())
+        var sb = new StringBuilder(s.Length + 2).Append(quote);
+        var plain = quote == '\'' ? PlainAsciiSingle : PlainAsciiDouble;
+        int i = 0;
+        while (i < s.Length)
         {
+            // Printable ASCII but the quote and the backslash is copied as a run; the rest rune by rune.
+            int run = s.AsSpan(i).IndexOfAnyExcept(plain);
+            if (run < 0) run = s.Length - i;
+            sb.Append(s, i, run);
+            i += run;
+            if (i == s.Length) break;
+            Budget.Current.CheckChars(sb.Length, "a printed value");
+            Rune.DecodeFromUtf16(s.AsSpan(i), out var rune, out int consumed); // a lone surrogate reads as U+FFFD, as EnumerateRunes
+            i += consumed;
             int c = rune.Value;
             if (c == quote || c == '\\') sb.Append('\\').Append((char)c);
             else if (c == '\n') sb.Append("\\n");
@@ -227,6 +284,12 @@ internal static class Py
         }
         return sb.Append(quote).ToString();
     }
+
+    private static readonly System.Buffers.SearchValues<char> PlainAsciiSingle =
+        System.Buffers.SearchValues.Create(string.Concat(Enumerable.Range(0x20, 0x5F).Select(c => (char)c).Where(c => c is not ('\'' or '\\'))));
+
+    private static readonly System.Buffers.SearchValues<char> PlainAsciiDouble =
+        System.Buffers.SearchValues.Create(string.Concat(Enumerable.Range(0x20, 0x5F).Select(c => (char)c).Where(c => c is not ('"' or '\\'))));
 
     private static bool IsPrintable(Rune r)
     {
@@ -246,8 +309,25 @@ internal static class Py
         _ => throw new JinjaError($"expected a number, got {TypeName(v)}"),
     };
 
-    /// <summary>Python's <c>==</c>.</summary>
+    /// <summary>Python's <c>==</c>; nested lists, tuples and dicts count against the nesting limit (<see cref="Budget"/>).</summary>
     public static bool Equal(object? a, object? b)
+    {
+        var budget = Budget.Current;
+        budget.Step();
+        if (a is string sa && b is string sb) return (sa.Length == sb.Length ? Scanned(sa) : sa) == sb;
+        if (a is not (List<object?> or PyTuple or OrderedDictionary<string, object?>)) return EqualItems(a, b);
+        budget.Enter();
+        try
+        {
+            return EqualItems(a, b);
+        }
+        finally
+        {
+            budget.Leave();
+        }
+    }
+
+    private static bool EqualItems(object? a, object? b)
     {
         if (a is Undefined || b is Undefined) return a is Undefined && b is Undefined;
         if (IsNumber(a) && IsNumber(b))
@@ -264,6 +344,13 @@ internal static class Py
         };
     }
 
+    /// <summary>Python's <c>int(x)</c> of a float, refused by name when it is not finite or does not fit 64 bits.</summary>
+    public static long Truncate(double d) =>
+        double.IsNaN(d) ? throw new JinjaError("cannot convert float NaN to integer")
+        : double.IsInfinity(d) ? throw new JinjaError("cannot convert float infinity to integer")
+        : d >= -9223372036854775808.0 && d < 9223372036854775808.0 ? (long)Math.Truncate(d)
+        : throw new JinjaError($"integer overflow: int({FloatRepr(d)}) does not fit in 64 bits (the templates' integers are 64-bit)");
+
     public static long ToLong(object? v) => v switch
     {
         long l => l,
@@ -275,7 +362,7 @@ internal static class Py
     public static int Compare(object? a, object? b, string op)
     {
         if (IsNumber(a) && IsNumber(b)) return ToDouble(a).CompareTo(ToDouble(b));
-        if (a is string x && b is string y) return CompareCodePoints(x, y);
+        if (a is string x && b is string y) return CompareCodePoints(Scanned(x), Scanned(y));
         if (a is List<object?> la && b is List<object?> lb) return CompareSequences(la, lb, op);
         if (a is PyTuple ta && b is PyTuple tb) return CompareSequences(ta.Items, tb.Items, op);
         if (a is Undefined u) throw new JinjaError(u.Hint);
@@ -285,9 +372,18 @@ internal static class Py
 
     private static int CompareSequences(IReadOnlyList<object?> a, IReadOnlyList<object?> b, string op)
     {
-        for (int i = 0; i < Math.Min(a.Count, b.Count); i++)
-            if (!Equal(a[i], b[i])) return Compare(a[i], b[i], op);
-        return a.Count.CompareTo(b.Count);
+        var budget = Budget.Current;
+        budget.Enter();
+        try
+        {
+            for (int i = 0; i < Math.Min(a.Count, b.Count); i++)
+                if (!Equal(a[i], b[i])) return Compare(a[i], b[i], op);
+            return a.Count.CompareTo(b.Count);
+        }
+        finally
+        {
+            budget.Leave();
+        }
     }
 
     public static int CompareCodePoints(string x, string y)
@@ -303,21 +399,45 @@ internal static class Py
         }
     }
 
-    /// <summary>Python's iteration: lists, tuples, dict keys, string characters; Undefined is empty.</summary>
-    public static IReadOnlyList<object?> Iterate(object? v) => v switch
+    /// <summary>
+    /// Python's iteration: lists, tuples, dict keys, string characters; Undefined is empty. A step per item (the
+    /// caller goes through them), and a string's characters as a list within the list limit (<see cref="Budget"/>).
+    /// </summary>
+    public static IReadOnlyList<object?> Iterate(object? v)
     {
-        List<object?> l => l,
-        PyTuple t => t.Items,
-        OrderedDictionary<string, object?> d => d.Keys.Cast<object?>().ToList(),
-        string s => s.EnumerateRunes().Select(r => (object?)r.ToString()).ToList(),
-        Undefined => [],
-        _ => throw new JinjaError($"'{TypeName(v)}' object is not iterable"),
-    };
+        IReadOnlyList<object?> items = v switch
+        {
+            List<object?> l => l,
+            PyTuple t => t.Items,
+            OrderedDictionary<string, object?> d => d.Keys.Cast<object?>().ToList(),
+            string s => Characters(s),
+            Undefined => [],
+            _ => throw new JinjaError($"'{TypeName(v)}' object is not iterable"),
+        };
+        Budget.Current.Step(items.Count);
+        return items;
+    }
+
+    private static List<object?> Characters(string s)
+    {
+        Budget.Current.Items(s.Length, "the characters of a string");
+        return s.EnumerateRunes().Select(r => (object?)r.ToString()).ToList();
+    }
+
+    /// <summary>Whether <paramref name="s"/> has surrogate pairs (its characters are not its UTF-16 units).</summary>
+    public static bool HasSurrogates(string s) => s.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') >= 0;
+
+    /// <summary>The code points of a string with surrogate pairs (Python indexes and slices strings by code point).</summary>
+    public static int[] CodePoints(string s)
+    {
+        Budget.Current.Text(s.Length);
+        return s.EnumerateRunes().Select(r => r.Value).ToArray();
+    }
 
     /// <summary>Python's <c>len()</c>.</summary>
     public static long Length(object? v) => v switch
     {
-        string s => s.EnumerateRunes().Count(),
+        string s => HasSurrogates(s) ? Scanned(s).EnumerateRunes().Count() : s.Length,
         List<object?> l => l.Count,
         PyTuple t => t.Items.Length,
         OrderedDictionary<string, object?> d => d.Count,
@@ -325,10 +445,17 @@ internal static class Py
         _ => throw new JinjaError($"object of type '{TypeName(v)}' has no len()"),
     };
 
+    /// <summary>A string about to be scanned whole, its steps spent.</summary>
+    public static string Scanned(string s)
+    {
+        Budget.Current.Step(s.Length / Budget.CharsPerStep);
+        return s;
+    }
+
     /// <summary>Python's <c>in</c>.</summary>
     public static bool Contains(object? container, object? item) => container switch
     {
-        string s when item is string sub => s.Contains(sub, StringComparison.Ordinal),
+        string s when item is string sub => Scanned(s).Contains(sub, StringComparison.Ordinal),
         string => throw new JinjaError($"'in <string>' requires string as left operand, not {TypeName(item)}"),
         OrderedDictionary<string, object?> d => item is string k && d.ContainsKey(k),
         Undefined => false,
