@@ -57,8 +57,9 @@ public static class Program
         Depth.Value = depth + 1;
         try
         {
+            // The exit code goes with the line said: the second signal's, or the first's when the command said its line already.
             using var signals = Interruption.CatchSignals(signal => SayClosing(error,
-                $"interrupted again ({signal}): stopped at once; temporary files removed, started serving engines stopped"));
+                $"interrupted again ({signal}): stopped at once; temporary files removed, started serving engines stopped") ? signal : Interruption.Signal ?? signal);
             using var holding = IO.OutputLock.HoldForCommand();
             return RunCatching(root, args, output, error, nested: depth > 0);
         }
@@ -73,14 +74,15 @@ public static class Program
     private static bool _closingSaid;
 
     // The one closing line of an interruption: whichever comes first, the unwound command's or a second signal's.
-    private static void SayClosing(TextWriter error, string line)
+    private static bool SayClosing(TextWriter error, string line)
     {
         lock (ClosingGate)
         {
-            if (_closingSaid) return;
+            if (_closingSaid) return false;
             _closingSaid = true;
             error.WriteLine(line);
             error.Flush();
+            return true;
         }
     }
 

@@ -23,7 +23,7 @@ public static class Interruption
     private static readonly List<string> DiscardedTargets = [];
     private static PosixSignalRegistration[]? _registrations;
     private static int _catching;
-    private static Action<string>? _onForcedExit;
+    private static Func<string, string>? _onForcedExit;
 
     /// <summary>The exit code after <paramref name="signal"/> (128 + its number, as a shell reports it): 130 for SIGINT, 143 for SIGTERM.</summary>
     public static int ExitCode(string? signal) => signal == "SIGTERM" ? 143 : 130;
@@ -89,8 +89,9 @@ public static class Interruption
     /// signal's name, and ends the process at once with <see cref="ExitCode"/>. Outside such a scope a signal runs the last
     /// resort and then its default action (ending the process).
     /// </summary>
-    /// <param name="onForcedExit">Says the one line before a forced exit (the command line's error stream), or null.</param>
-    public static IDisposable CatchSignals(Action<string>? onForcedExit = null)
+    /// <param name="onForcedExit">Says the one line before a forced exit (the command line's error stream) and returns the signal whose
+    /// exit code to end with (the second signal's when it said the line; the first's when the unwound command had already said its line), or null.</param>
+    public static IDisposable CatchSignals(Func<string, string>? onForcedExit = null)
     {
         EnsureSignalHandlers();
         Interlocked.Increment(ref _catching);
@@ -129,9 +130,10 @@ public static class Interruption
         LastResort();
         if (!catching) return; // the default action ends the process
         context.Cancel = true;
-        try { _onForcedExit?.Invoke(name); }
+        string exitAs = name;
+        try { exitAs = _onForcedExit?.Invoke(name) ?? name; }
         catch (Exception e) when (e is IOException or ObjectDisposedException) { }
-        Environment.Exit(ExitCode(name));
+        Environment.Exit(ExitCode(exitAs));
     }
 
     /// <summary>
