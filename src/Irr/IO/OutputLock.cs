@@ -139,26 +139,33 @@ public static class OutputLock
     }
 
     // Delete, then unlock: whoever opened the file before it was deleted finds, once it holds the lock, a deleted file.
+    // The file is deleted where it is now: a lock taken inside another output's temporary directory (irr demo's models,
+    // a sweep's points) has moved with it when that directory was committed, before the command let go of its locks.
     private static void LetGo(string path, Held held)
     {
         Locks.Remove(path);
         if (!held.Written && Interruption.Requested) Interruption.Discard(held.Target);
-        try { File.Delete(path); }
+        string? now = LinkOf(held.Fd);
+        try { if (now is null || !now.EndsWith(Deleted, StringComparison.Ordinal)) File.Delete(now ?? path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         close(held.Fd);
         Temporaries.Unregister(path, committed: true);
     }
 
-    private static bool IsDeleted(int fd)
+    private static bool IsDeleted(int fd) => LinkOf(fd)?.EndsWith(Deleted, StringComparison.Ordinal) == true;
+
+    private const string Deleted = " (deleted)";
+
+    // Where the open file is now ("PATH (deleted)" once deleted; /proc/self/fd, proc(5)), or null when that is unknown.
+    private static string? LinkOf(int fd)
     {
         try
         {
-            string? target = new FileInfo($"/proc/self/fd/{fd.ToString(CultureInfo.InvariantCulture)}").LinkTarget;
-            return target is not null && target.EndsWith(" (deleted)", StringComparison.Ordinal);
+            return new FileInfo($"/proc/self/fd/{fd.ToString(CultureInfo.InvariantCulture)}").LinkTarget;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return false;
+            return null;
         }
     }
 

@@ -251,10 +251,15 @@ internal static class PickleScanner
         return n;
     }
 
+    // A BINUNICODE string: Python decodes it as UTF-8 (with 'surrogatepass'), and torch.load fails on bytes that are not;
+    // decoded here with replacement characters, such a tensor name would be converted under another name. A lone
+    // surrogate, which Python does read, is no Unicode (safetensors cannot write it): refused too, as in safetensors names.
     private static string Utf8(byte[] data, ref int pos, long count, string path)
     {
         int start = pos;
         Skip(data, ref pos, count, path);
+        if (!System.Text.Unicode.Utf8.IsValid(data.AsSpan(start, (int)count)))
+            throw Bad(path, $"holds a string (at byte {start}) that is not valid UTF-8 or is a lone surrogate");
         return Encoding.UTF8.GetString(data, start, (int)count);
     }
 

@@ -69,9 +69,13 @@ internal sealed class SplitRegex
     internal static TimeSpan MatchTimeout => TimeSpan.FromSeconds(Limits.Get("IRR_MAX_REGEX_SECONDS", 10));
 
     /// <summary>The error of a match of <paramref name="pattern"/> (at <paramref name="where"/>) that ran out of time.</summary>
-    internal static IrrException TimedOut(string where, string pattern, RegexMatchTimeoutException e) =>
+    /// <param name="where">The file and the pattern's place in it.</param>
+    /// <param name="pattern">The pattern.</param>
+    /// <param name="e">The timeout.</param>
+    /// <param name="length">The text's length in UTF-16 units, when it was matched as a span (<c>e.Input</c> is then empty).</param>
+    internal static IrrException TimedOut(string where, string pattern, RegexMatchTimeoutException e, int? length = null) =>
         new($"{where}: the regular expression \"{Shown(pattern)}\" took longer than {e.MatchTimeout.TotalSeconds:0.###} s to match " +
-            $"a text of {e.Input.Length:N0} characters (it backtracks without end; raise the limit with IRR_MAX_REGEX_SECONDS=…)", e);
+            $"a text of {length ?? e.Input.Length:N0} characters (it backtracks without end; raise the limit with IRR_MAX_REGEX_SECONDS=…)", e);
 
     // A pattern as shown in a message: control characters escaped, at most 200 characters.
     private static string Shown(string pattern) => Diagnostics.Escape(pattern.Length <= 200 ? pattern : pattern[..200] + "…");
@@ -86,7 +90,7 @@ internal sealed class SplitRegex
         }
         catch (RegexMatchTimeoutException e)
         {
-            throw TimedOut(where, regex.ToString(), e);
+            throw TimedOut(where, regex.ToString(), e, text.Length);
         }
     }
 

@@ -263,3 +263,59 @@ public class HostileListFileTests
             Assert.Throws<IrrException>(() => Irr.Realign.SweepSelection.ChooseFrom(dir["sweep.json"])).Message);
     }
 }
+
+/// <summary>
+/// Issue 24, data files: what a data file starts with (after a BOM and JSON's whitespace, RFC 8259 §2: space, tab, LF,
+/// CR) picks its container. Leading whitespace is no record, so no record limit stops it: it must be skipped in blocks,
+/// as any buffered reader does (at least 4 KiB a read, FileStream's default buffer), not one read a byte — data files
+/// are opened unbuffered, and 100 MB of spaces took 100 M reads (35 s, beyond the 30 s of CPU the hidden checks allow).
+/// </summary>
+public class LeadingWhitespaceTests
+{
+    private sealed class CountingStream(byte[] bytes) : MemoryStream(bytes, writable: false)
+    {
+        public int Reads { get; private set; }
+
+        public override int Read(byte[] buffer, int offset, int count) { Reads++; return base.Read(buffer, offset, count); }
+
+        public override int Read(Span<byte> buffer) { Reads++; return base.Read(buffer); }
+
+        public override int ReadByte() { Reads++; return base.ReadByte(); }
+    }
+
+    public static TheoryData<byte[], char> Starts => new()
+    {
+        { ""u8.ToArray(), '\0' },
+        { " \t\r\n"u8.ToArray(), '\0' },
+        { "\uFEFF"u8.ToArray(), '\0' },
+        { "["u8.ToArray(), '[' },
+        { "[ "u8.ToArray(), '[' },
+        { "\uFEFF \n{\"prompt\": 1}"u8.ToArray(), '{' },
+        { "\n\n\"a\"\n"u8.ToArray(), '"' },
+        { "\u00A0["u8.ToArray(), (char)0xC2 }, // a no-break space is no JSON whitespace: its first byte is what the file starts with
+        { "\f["u8.ToArray(), '\f' },
+    };
+
+    [Theory]
+    [MemberData(nameof(Starts))]
+    public void TheFirstByteAfterABomAndJsonWhitespace(byte[] text, char first) =>
+        Assert.Equal(first, DataFile.FirstCharacter(new MemoryStream(text)));
+
+    [Fact]
+    public void AMegabyteOfLeadingWhitespaceIsSkippedInBlocks()
+    {
+        const int size = 1 << 20;
+        byte[] text = new byte[size + 1];
+        for (int i = 0; i < size; i++) text[i] = (byte)" \t\r\n"[i % 4];
+        text[size] = (byte)'[';
+        var stream = new CountingStream(text);
+        Assert.Equal('[', DataFile.FirstCharacter(stream));
+        Assert.InRange(stream.Reads, 1, size / 4096 + 2);
+
+        // And the file still reads: whitespace, then JSONL records.
+        using var dir = new TempDir();
+        string path = dir["lead.jsonl"];
+        File.WriteAllBytes(path, [.. text.AsSpan(0, size), .. "{\"prompt\": \"a\"}\n{\"prompt\": \"b\"}\n"u8]);
+        Assert.Equal(["a", "b"], DataFile.Read(path).Select(r => r.String("prompt")));
+    }
+}

@@ -348,6 +348,22 @@ public class HostileContainerTests
         Assert.True(adapterError.Contains("adapter_config.json", StringComparison.Ordinal) && adapterError.Contains("surrogate", StringComparison.Ordinal), adapterError);
     }
 
+    [Theory]
+    [InlineData(new byte[] { (byte)'w', 0xFF, (byte)'a', (byte)'b' })] // not UTF-8: Python's pickle raises UnicodeDecodeError
+    [InlineData(new byte[] { (byte)'w', 0xED, 0xA0, 0x80 })] // U+D800 as 'surrogatepass' writes it: no Unicode, safetensors cannot write it
+    [InlineData(new byte[] { (byte)'w', 0xC0, 0x80, (byte)'b' })] // an overlong NUL, refused by every UTF-8 decoder
+    public void ATensorNameThatIsNotUnicodeIsRefusedNotRenamed(byte[] name)
+    {
+        // Lib/pickle.py reads BINUNICODE as str(bytes, 'utf-8', 'surrogatepass'); before, these names were decoded with
+        // U+FFFD and `irr convert` wrote the tensor as 'w\uFFFD\uFFFD\uFFFD', a name the source file never had.
+        using var dir = new TempDir();
+        byte[] pickle = HostilePickles.StateDict(false, T("wXYZ", 4, 0, [4], [1]));
+        int at = pickle.AsSpan().IndexOf("wXYZ"u8);
+        name.CopyTo(pickle, at);
+        string path = HostilePickles.Zip(dir["bad.pt"], pickle, false, ("0", HostilePickles.Counting(4)));
+        Assert.Equal($"{path}: data.pkl holds a string (at byte {at}) that is not valid UTF-8 or is a lone surrogate; not a state dict pickle", Refusal(path));
+    }
+
     [Fact]
     public void MutatedModelWeightsGiveAModelOrOneIrrException()
     {

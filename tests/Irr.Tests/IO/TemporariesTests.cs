@@ -143,6 +143,29 @@ public class TemporariesTests
     }
 
     [Fact]
+    public void ALockTakenInsideAnotherOutputsTemporaryIsDeletedWhereThatOutputWasCommitted()
+    {
+        // irr demo writes its models inside its own temporary directory and commits that directory before the command
+        // ends and lets go of the models' locks: a successful demo left 47 .NAME.irr-lock files in ./irr-demo. A lock
+        // file is deleted when it is let go (OutputLock's contract), wherever its directory has moved meanwhile.
+        using var dir = new TempDir();
+        using (OutputLock.HoldForCommand())
+        {
+            using var demo = OutputDirectory.Create(dir["demo"], []);
+            using (var model = OutputDirectory.Create(Path.Combine(demo.PathOf("models"), "aligned"), []))
+            {
+                File.WriteAllText(model.PathOf("config.json"), "{}");
+                model.Commit();
+            }
+            Assert.True(File.Exists(Path.Combine(demo.PathOf("models"), ".aligned.irr-lock"))); // held until the command ends
+            demo.Commit();
+        }
+        Assert.Equal("{}", File.ReadAllText(dir["demo/models/aligned/config.json"]));
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.irr-*", SearchOption.AllDirectories));
+        Assert.Equal(["demo"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void AnOutputThatAppearsWhileItIsWrittenKeepsThisRunsResultUnderTheNameItGives()
     {
         using var dir = new TempDir();

@@ -95,6 +95,7 @@ public class HostileTokenizerTests
         var r = IrrProcess.Run(["tokenize", "--model", dir.Path, "--text", new string('a', 60) + "!"]);
         string line = IrrProcess.AssertOneLineError(r, "tokenizer.json: " + where, "took longer than 10 s", "IRR_MAX_REGEX_SECONDS");
         Assert.Contains(key == "normalizer" ? "\"(\\w+\\s?)+$\\x1b\"" : "\"(a+)+$\"", line);
+        Assert.Contains("to match a text of 61 characters", line); // the text given (it said 0: a span's match has no Input)
     }
 
     [Fact]
