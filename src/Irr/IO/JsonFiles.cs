@@ -44,8 +44,11 @@ public static partial class JsonFiles
     public static long MaxJsonBytes => Limits.Get("IRR_MAX_JSON_BYTES", 64L << 20);
 
     /// <summary>Reads a JSON (or other small text) file, as an <see cref="IrrException"/> naming it if that fails.</summary>
-    /// <remarks>UTF-8 (a byte order mark is skipped; UTF-16 with its mark is read too); invalid bytes become U+FFFD.</remarks>
-    /// <exception cref="IrrException">The file cannot be read, or is larger than <see cref="MaxJsonBytes"/>.</exception>
+    /// <remarks>
+    /// UTF-8 (a byte order mark is skipped; UTF-16 with its mark is read too). Bytes that are not UTF-8 are refused by
+    /// line and column, as Python's <c>open(…, encoding="utf-8")</c>, with which transformers reads these files, refuses them.
+    /// </remarks>
+    /// <exception cref="IrrException">The file cannot be read, is larger than <see cref="MaxJsonBytes"/>, or is not UTF-8.</exception>
     public static string ReadText(string path)
     {
         try
@@ -64,16 +67,25 @@ public static partial class JsonFiles
             var data = bytes.GetBuffer().AsSpan(0, (int)bytes.Length);
             return data switch
             {
-                [0xEF, 0xBB, 0xBF, ..] => System.Text.Encoding.UTF8.GetString(data[3..]),
+                [0xEF, 0xBB, 0xBF, ..] => StrictUtf8(data[3..], path),
                 [0xFF, 0xFE, ..] => System.Text.Encoding.Unicode.GetString(data[2..]),
                 [0xFE, 0xFF, ..] => System.Text.Encoding.BigEndianUnicode.GetString(data[2..]),
-                _ => System.Text.Encoding.UTF8.GetString(data),
+                _ => StrictUtf8(data, path),
             };
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new IrrException($"{path}: cannot read: {e.Message}", e);
         }
+    }
+
+    // The text of UTF-8 bytes, or an error at the first byte that is not UTF-8: "config.json line 3: not valid UTF-8 (byte 0xff at column 17)".
+    private static string StrictUtf8(ReadOnlySpan<byte> data, string path)
+    {
+        int bad = Utf8Lines.InvalidAt(data);
+        if (bad < 0) return System.Text.Encoding.UTF8.GetString(data);
+        int line = 1 + System.MemoryExtensions.Count(data[..bad], (byte)'\n');
+        return Utf8Lines.Decode(data[..(bad + 1)], $"{path} line {line}"); // throws, naming the byte
     }
 
     /// <summary>

@@ -93,10 +93,22 @@ public static class ChatGeneration
         }).ToList();
     }
 
-    // One warning when prompts plus the new tokens run past max_position_embeddings (positions the model was not
-    // trained on; attention also grows with the square of the length), as transformers' generate warns.
+    // A prompt longer than max_position_embeddings is refused, as vLLM refuses one longer than max_model_len (whose default
+    // is that value): positions the model was never trained on, and a cost that grows with the square of the length, so
+    // that one hostile record (a 16 MB prompt) could hold the machine for hours. Without the key, IRR_MAX_PROMPT_TOKENS
+    // (32,768) bounds it. One warning when prompts plus the new tokens run past it, as transformers' generate warns.
     private static void WarnBeyondContext(int maxPositions, IReadOnlyList<IReadOnlyList<int>> prompts, int maxNewTokens)
     {
+        int limit = maxPositions > 0 ? maxPositions : (int)Math.Min(int.MaxValue, Limits.Get("IRR_MAX_PROMPT_TOKENS", 32_768));
+        var tooLong = prompts.Select((p, i) => (Tokens: p.Count, Index: i)).Where(p => p.Tokens > limit).ToList();
+        if (tooLong.Count > 0)
+        {
+            var longest = tooLong.MaxBy(p => p.Tokens);
+            throw new IrrException(maxPositions > 0
+                ? $"{tooLong.Count} of {prompts.Count} prompts are longer than the model's max_position_embeddings ({maxPositions}); the longest has {longest.Tokens} tokens " +
+                  $"(prompt {longest.Index}), as vLLM refuses such prompts (max_model_len): shorten them, or raise max_position_embeddings in config.json if the model was trained on longer ones"
+                : $"{tooLong.Count} of {prompts.Count} prompts: the longest has {longest.Tokens} tokens (prompt {longest.Index}) and exceeds the limit of {limit:N0} (raise it with IRR_MAX_PROMPT_TOKENS=…)");
+        }
         if (maxPositions <= 0) return;
         var beyond = prompts.Where(p => p.Count + maxNewTokens > maxPositions).ToList();
         if (beyond.Count == 0) return;

@@ -68,6 +68,15 @@ internal sealed class SplitRegex
     /// </summary>
     internal static TimeSpan MatchTimeout => TimeSpan.FromSeconds(Limits.Get("IRR_MAX_REGEX_SECONDS", 10));
 
+    [ThreadStatic] private static long _textDeadline;
+
+    /// <summary>
+    /// Starts the time budget of one text's matches on this thread (<see cref="MatchTimeout"/> in all, as for one match):
+    /// what <see cref="Tokenizer.Encode"/> calls before it splits a text.
+    /// </summary>
+    internal static void BeginText() =>
+        _textDeadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(MatchTimeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+
     /// <summary>The error of a match of <paramref name="pattern"/> (at <paramref name="where"/>) that ran out of time.</summary>
     /// <param name="where">The file and the pattern's place in it.</param>
     /// <param name="pattern">The pattern.</param>
@@ -86,7 +95,13 @@ internal sealed class SplitRegex
     {
         try
         {
-            return MatchesUnguarded(text);
+            var result = MatchesUnguarded(text);
+            // Each match is bounded by the timeout; all the matches of one text together by the same time (BeginText), so
+            // that a pattern slow on every word of a long text (a second a word) cannot run for hours either.
+            if (_textDeadline != 0 && System.Diagnostics.Stopwatch.GetTimestamp() > _textDeadline)
+                throw new IrrException($"{where}: the regular expression \"{Shown(regex.ToString())}\" took longer than {MatchTimeout.TotalSeconds:0.###} s in all " +
+                                       $"to match one text (it backtracks on every piece of it; raise the limit with IRR_MAX_REGEX_SECONDS=…)");
+            return result;
         }
         catch (RegexMatchTimeoutException e)
         {

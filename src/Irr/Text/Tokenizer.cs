@@ -158,13 +158,22 @@ public sealed class Tokenizer
         throw m.Error($"expected \"a b\" or [\"a\",\"b\"], found {m.Describe()}");
     }
 
+    /// <summary>The variable of the longest text <see cref="Encode"/> takes.</summary>
+    public const string MaxCharsVariable = "IRR_MAX_TOKENIZE_CHARS";
+
     /// <summary>
     /// Encodes <paramref name="text"/>. Added tokens in the text (e.g. <c>&lt;s&gt;</c>) are recognised as
     /// their ids. With <paramref name="addSpecialTokens"/> the post-processor adds BOS/EOS, as HF's
     /// <c>encode(text, add_special_tokens=True)</c>.
     /// </summary>
+    /// <exception cref="IrrException">The text is longer than <c>IRR_MAX_TOKENIZE_CHARS</c> (8,388,608 characters: encoding takes
+    /// about 50 bytes a character, and a prompt or record is far shorter).</exception>
     public int[] Encode(string text, bool addSpecialTokens = false)
     {
+        long maxChars = Limits.Get(MaxCharsVariable, 8L << 20);
+        if (text.Length > maxChars)
+            throw Limits.Exceeded("text to encode", $"its length ({text.Length:N0} characters)", MaxCharsVariable, maxChars);
+        SplitRegex.BeginText();
         var ids = new List<int>(text.Length / 3 + 4);
         text = ReplaceLoneSurrogates(text);
         var pieces = new List<PreToken>();

@@ -148,9 +148,19 @@ public class AttackEvaluationTests
         var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!;
         config["max_position_embeddings"] = 40;
         File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
-        // The refusal-suppression template makes every request far longer than 40 tokens of the byte-level vocabulary.
+        // The refusal-suppression template makes every request far longer than 40 tokens of the byte-level vocabulary:
+        // refused before any generation, as vLLM refuses a prompt longer than max_model_len.
+        var refused = CliRunner.Run(EvalArgs(model, prompts, attacks, dir["run"], "--attack", "refusal-suppression"));
+        Assert.Equal(2, refused.Code);
+        var longest = System.Text.RegularExpressions.Regex.Match(refused.Err,
+            @"^error: 3 of 3 prompts are longer than the model's max_position_embeddings \(40\); the longest has (\d+) tokens \(prompt \d\)", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.True(longest.Success, refused.Err);
+        Assert.False(Directory.Exists(dir["run"]) && File.Exists(dir["run/safety.json"]));
+        // With room for the longest prompt but not for it and its 3 new tokens: generated, with one warning, as transformers warns.
+        config["max_position_embeddings"] = int.Parse(longest.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + 1;
+        File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
         var r = Ok(CliRunner.Run(EvalArgs(model, prompts, attacks, dir["run"], "--attack", "refusal-suppression")));
-        Assert.Contains("warning: 3 of 3 prompts run past the model's max_position_embeddings (40) with max-new-tokens 3", r.Err);
+        Assert.Matches(@"warning: [123] of 3 prompts run past the model's max_position_embeddings \(\d+\) with max-new-tokens 3", r.Err);
         Assert.Single(r.Err.Split('\n'), l => l.Contains("max_position_embeddings"));
     }
 

@@ -20,6 +20,20 @@ public class JsonFilesTests
     }
 
     [Fact]
+    public void BytesThatAreNotUtf8AreRefusedByLineAndColumnAsPythonRefusesThem()
+    {
+        // Python: open(p, encoding="utf-8").read() raises UnicodeDecodeError at the 0xff byte (position 19 of line 1 here,
+        // column 20 counted from 1); transformers reads config.json so. Before, the byte became U+FFFD ("lla\ufffdma").
+        using var dir = new TempDir();
+        File.WriteAllBytes(dir["config.json"], [.. "{\"model_type\": \"lla"u8, 0xFF, .. "ma\"}"u8]);
+        Assert.Equal($"{dir["config.json"]} line 1: not valid UTF-8 (byte 0xff at column 20)", Assert.Throws<IrrException>(() => JsonFiles.ReadText(dir["config.json"])).Message);
+        File.WriteAllBytes(dir["t.json"], [.. "{\n  \"a\": \""u8, 0xC3, 0x28, .. "\"\n}"u8]); // a lead byte without its continuation
+        Assert.Equal($"{dir["t.json"]} line 2: not valid UTF-8 (byte 0xc3 at column 9)", Assert.Throws<IrrException>(() => JsonFiles.ReadText(dir["t.json"])).Message);
+        File.WriteAllBytes(dir["ok.json"], [0xEF, 0xBB, 0xBF, .. "{\"a\": \"\u00e9\u00e9\"}"u8]);
+        Assert.Equal("{\"a\": \"\u00e9\u00e9\"}", JsonFiles.ReadText(dir["ok.json"]));
+    }
+
+    [Fact]
     public void ADuplicateKeyTakesItsLastValueAtItsFirstPlaceAsPythonsJson()
     {
         var (o, warnings) = Listening(() => JsonFiles.ParseObject("""{"a": 1, "b": 3, "a": 2}""", "x/config.json"));

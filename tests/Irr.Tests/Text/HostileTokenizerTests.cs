@@ -79,8 +79,8 @@ public class HostileTokenizerTests
     }
 
     /// <summary>
-    /// The issue's <c>(a+)+$</c> as a Split pre-tokenizer, and as a Replace normalizer: 10 s of backtracking (the default
-    /// IRR_MAX_REGEX_SECONDS), then one error naming tokenizer.json, where the pattern is and the pattern, within the
+    /// The issue's <c>(a+)+$</c> as a Split pre-tokenizer, and as a Replace normalizer: 2 s of backtracking (IRR_MAX_REGEX_SECONDS
+    /// lowered from its 10 s, to keep the suite quick), then one error naming tokenizer.json, where the pattern is and the pattern, within the
     /// process's CPU limit (30 s). Before, this ran until killed.
     /// </summary>
     [Theory]
@@ -92,10 +92,44 @@ public class HostileTokenizerTests
         var t = TinyVocabularies.ByteLevel();
         t[key] = JsonNode.Parse(step);
         File.WriteAllText(dir["tokenizer.json"], t.ToJsonString());
-        var r = IrrProcess.Run(["tokenize", "--model", dir.Path, "--text", new string('a', 60) + "!"]);
-        string line = IrrProcess.AssertOneLineError(r, "tokenizer.json: " + where, "took longer than 10 s", "IRR_MAX_REGEX_SECONDS");
+        var r = IrrProcess.Run(["tokenize", "--model", dir.Path, "--text", new string('a', 60) + "!"], env: new Dictionary<string, string> { ["IRR_MAX_REGEX_SECONDS"] = "2" });
+        string line = IrrProcess.AssertOneLineError(r, "tokenizer.json: " + where, "took longer than 2 s", "IRR_MAX_REGEX_SECONDS");
         Assert.Contains(key == "normalizer" ? "\"(\\w+\\s?)+$\\x1b\"" : "\"(a+)+$\"", line);
         Assert.Contains("to match a text of 61 characters", line); // the text given (it said 0: a span's match has no Input)
+    }
+
+    /// <summary>
+    /// A pattern slow on every word but under the per-match limit: <c>(a+)+$</c> after a split on spaces, on 200 words of
+    /// 21 a's and a b (2^21 backtracking steps each, some 0.05–0.5 s). The matches of one text share the limit too, so the
+    /// text ends in one error ("in all") within the CPU limit; before, each word started a new 1 s and the run went on.
+    /// </summary>
+    [Fact]
+    public void APatternSlowOnEveryWordIsBoundedForTheWholeText()
+    {
+        using var dir = new IO.TempDir();
+        var t = TinyVocabularies.ByteLevel();
+        t["pre_tokenizer"] = JsonNode.Parse("""
+            {"type": "Sequence", "pretokenizers": [
+              {"type": "Split", "pattern": {"String": " "}, "behavior": "Removed", "invert": false},
+              {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": false}]}
+            """);
+        File.WriteAllText(dir["tokenizer.json"], t.ToJsonString());
+        string text = string.Join(' ', Enumerable.Repeat(new string('a', 21) + "b", 200));
+        var r = IrrProcess.Run(["tokenize", "--model", dir.Path, "--text", text], env: new Dictionary<string, string> { ["IRR_MAX_REGEX_SECONDS"] = "1" });
+        IrrProcess.AssertOneLineError(r, "tokenizer.json: pre_tokenizer.pretokenizers[1].pattern.Regex", "took longer than 1 s", "IRR_MAX_REGEX_SECONDS");
+    }
+
+    /// <summary>A text longer than IRR_MAX_TOKENIZE_CHARS (lowered to 1,000 here) is refused before it is encoded; one of 1,000 is encoded.</summary>
+    [Fact]
+    public void ATextBeyondTheEncodingLimitIsRefused()
+    {
+        using var dir = new IO.TempDir();
+        File.WriteAllText(dir["tokenizer.json"], TinyVocabularies.ByteLevel().ToJsonString());
+        var limit = new Dictionary<string, string> { [Tokenizer.MaxCharsVariable] = "1000" };
+        IrrProcess.AssertOneLineError(IrrProcess.Run(["tokenize", "--model", dir.Path, "--text", new string('e', 1001)], env: limit),
+            "text to encode: its length (1,001 characters) exceeds the limit of 1,000 (raise it with IRR_MAX_TOKENIZE_CHARS=…)");
+        var fits = IrrProcess.Run(["tokenize", "--model", dir.Path, "--text", new string('e', 1000)], env: limit);
+        Assert.True(fits.Code == 0, fits.Err);
     }
 
     [Fact]
