@@ -70,12 +70,26 @@ internal sealed class SplitRegex
 
     [ThreadStatic] private static long _textDeadline;
 
+    /// <summary>This thread's budget of one text's matches (a <see cref="System.Diagnostics.Stopwatch"/> timestamp), or 0 outside one.</summary>
+    internal static long TextDeadline => _textDeadline;
+
     /// <summary>
     /// Starts the time budget of one text's matches on this thread (<see cref="MatchTimeout"/> in all, as for one match):
     /// what <see cref="Tokenizer.Encode"/> calls before it splits a text.
     /// </summary>
-    internal static void BeginText() =>
+    /// <returns>Ends the budget when disposed (other matching on the thread, a BPE trainer's, has none).</returns>
+    internal static TextBudget BeginText()
+    {
+        long previous = _textDeadline;
         _textDeadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(MatchTimeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        return new TextBudget(previous);
+    }
+
+    /// <summary>The time budget of one text's matches, ended by <see cref="Dispose"/>.</summary>
+    internal readonly struct TextBudget(long previous) : IDisposable
+    {
+        public void Dispose() => _textDeadline = previous;
+    }
 
     /// <summary>The error of a match of <paramref name="pattern"/> (at <paramref name="where"/>) that ran out of time.</summary>
     /// <param name="where">The file and the pattern's place in it.</param>

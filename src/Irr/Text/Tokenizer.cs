@@ -173,7 +173,7 @@ public sealed class Tokenizer
         long maxChars = Limits.Get(MaxCharsVariable, 8L << 20);
         if (text.Length > maxChars)
             throw Limits.Exceeded("text to encode", $"its length ({text.Length:N0} characters)", MaxCharsVariable, maxChars);
-        SplitRegex.BeginText();
+        using var budget = SplitRegex.BeginText();
         var ids = new List<int>(text.Length / 3 + 4);
         text = ReplaceLoneSurrogates(text);
         var pieces = new List<PreToken>();

@@ -119,6 +119,19 @@ public class HostileTokenizerTests
         IrrProcess.AssertOneLineError(r, "tokenizer.json: pre_tokenizer.pretokenizers[1].pattern.Regex", "took longer than 1 s", "IRR_MAX_REGEX_SECONDS");
     }
 
+    /// <summary>
+    /// The budget of one text's matches ends with its encoding: matching later on the same thread (a BPE trainer's
+    /// pre-tokenization, which has no text budget) must not inherit a deadline that passed long ago (it did: the demo's
+    /// pretraining failed 10 s after the thread's last encode, under load).
+    /// </summary>
+    [Fact]
+    public void TheBudgetOfOneTextEndsWithItsEncoding()
+    {
+        Assert.Equal(0, SplitRegex.TextDeadline);
+        Assert.NotEmpty(Fixtures.TinyLlama.Encode("hello world"));
+        Assert.Equal(0, SplitRegex.TextDeadline);
+    }
+
     /// <summary>A text longer than IRR_MAX_TOKENIZE_CHARS (lowered to 1,000 here) is refused before it is encoded; one of 1,000 is encoded.</summary>
     [Fact]
     public void ATextBeyondTheEncodingLimitIsRefused()
