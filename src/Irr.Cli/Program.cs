@@ -149,7 +149,7 @@ public static class Program
         var parts = new List<string>();
         // Outputs inside another output's temporary (the demo's models, a recipe step's files) are not the user's to hear of.
         var unwritten = Interruption.Discarded.Concat(IO.OutputLock.Unwritten).Distinct(StringComparer.Ordinal)
-            .Where(t => !t.Split(Path.DirectorySeparatorChar).SkipLast(1).Any(part => part.Contains(IO.Temporaries.Marker, StringComparison.Ordinal)))
+            .Where(t => !IO.Temporaries.IsInsideTemporary(t))
             .ToList();
         if (unwritten.Count > 0) parts.Add($"nothing written to {string.Join(", ", unwritten.Select(Shown))}");
         parts.Add(IO.Temporaries.Current.Any(t => !t.EndsWith(IO.OutputLock.Suffix, StringComparison.Ordinal)) ? "some temporary files may remain" : "temporary files removed");

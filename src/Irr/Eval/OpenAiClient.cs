@@ -177,7 +177,7 @@ public sealed class OpenAiClient : IDisposable
                 using var response = await _client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
                 _answered = true;
                 int status = (int)response.StatusCode;
-                string phrase = Printable(response.ReasonPhrase ?? "");
+                string phrase = Diagnostics.Escape(response.ReasonPhrase ?? "");
                 if (response.IsSuccessStatusCode)
                 {
                     long limit = MaxReplyBytes;
@@ -200,7 +200,7 @@ public sealed class OpenAiClient : IDisposable
             catch (IOException e) when (!cancellationToken.IsCancellationRequested)
             {
                 // The body broke off (the connection closed before the Content-Length or the last chunk): as a connection error.
-                lastFailure = Redact($"the reply broke off: {Printable(e.Message)}");
+                lastFailure = Redact($"the reply broke off: {Diagnostics.Escape(e.Message)}");
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -320,15 +320,8 @@ public sealed class OpenAiClient : IDisposable
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
         {
         }
-        return Printable(text.Trim());
+        return Diagnostics.Escape(text.Trim());
     }
-
-    /// <summary>
-    /// A server's text as one printable line: line breaks and tabs as <c>\n</c>, <c>\r</c>, <c>\t</c>, other control
-    /// characters (C0, DEL, C1: ESC, BEL, NUL …) as <c>\x1b</c>, line and paragraph separators as <c>\u2028</c>, <c>\u2029</c>;
-    /// so that nothing a server sends can break an error line or drive the terminal.
-    /// </summary>
-    public static string Printable(string text) => Diagnostics.Escape(text);
 
     /// <summary>The variable that sets <see cref="MaxReplyBytes"/>.</summary>
     public const string MaxReplyBytesVariable = "IRR_MAX_REPLY_BYTES";
@@ -431,12 +424,12 @@ public sealed class OpenAiClient : IDisposable
     /// <summary>"1 attempt", "3 attempts".</summary>
     public static string Attempts(int count) => count == 1 ? "1 attempt" : $"{count} attempts";
 
-    /// <summary>The first 300 characters of a server's text, for messages, made <see cref="Printable"/> (a surrogate pair is not split).</summary>
+    /// <summary>The first 300 characters of a server's text, for messages, escaped (<see cref="Diagnostics.Escape"/>) (a surrogate pair is not split).</summary>
     public static string Snippet(string text)
     {
-        if (text.Length <= SnippetLength) return Printable(text);
+        if (text.Length <= SnippetLength) return Diagnostics.Escape(text);
         int cut = char.IsHighSurrogate(text[SnippetLength - 1]) ? SnippetLength - 1 : SnippetLength;
-        return Printable(text[..cut]) + "…";
+        return Diagnostics.Escape(text[..cut]) + "…";
     }
 
     // How much of a server's text a message quotes.

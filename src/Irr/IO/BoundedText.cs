@@ -25,28 +25,47 @@ public static class BoundedText
     /// <exception cref="IrrException">The file cannot be read, is larger than the limit, or is not valid UTF-8; the message names it.</exception>
     public static string Read(string path, string what, string variable, long limit)
     {
+        var span = ReadBytes(path, limit, _ => Limits.Exceeded(path, $"{what}'s size in bytes", variable, limit),
+            e => new IrrException($"{path}: cannot read {what}: {Diagnostics.Escape(e.Message)}", e));
+        return DecodeUtf8(span.StartsWith("\uFEFF"u8) ? span[3..] : span, path);
+    }
+
+    /// <summary>
+    /// The bytes of a regular file, read in chunks and never beyond <paramref name="limit"/>: a file that declares or turns
+    /// out larger is <paramref name="tooLarge"/>(its declared length, when it has one) before more is read.
+    /// </summary>
+    /// <exception cref="IrrException">Not a regular file, too large, or (through <paramref name="unreadable"/>) an I/O error.</exception>
+    internal static Span<byte> ReadBytes(string path, long limit, Func<long?, IrrException> tooLarge, Func<Exception, IrrException> unreadable)
+    {
         InputFile.RequireRegular(path); // a FIFO or device would block the open, or never end
         var bytes = new MemoryStream();
         try
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
-            if (stream.CanSeek && stream.Length > limit) throw Limits.Exceeded(path, $"{what}'s size in bytes", variable, limit);
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan);
+            if (stream.CanSeek && stream.Length > limit) throw tooLarge(stream.Length);
             var chunk = new byte[64 * 1024];
-            int n;
-            while ((n = stream.Read(chunk, 0, chunk.Length)) > 0)
+            for (int n; (n = stream.Read(chunk, 0, chunk.Length)) > 0;)
             {
+                if (bytes.Length + n > limit) throw tooLarge(null);
                 bytes.Write(chunk, 0, n);
-                if (bytes.Length > limit) throw Limits.Exceeded(path, $"{what}'s size in bytes", variable, limit);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new IrrException($"{path}: cannot read {what}: {Diagnostics.Escape(e.Message)}", e);
+            throw unreadable(e);
         }
-        var span = bytes.GetBuffer().AsSpan(0, (int)bytes.Length);
-        if (span.StartsWith("\uFEFF"u8)) span = span[3..];
-        int bad = Utf8Lines.InvalidAt(span);
-        if (bad >= 0) Utf8Lines.Decode(span[..(bad + 1)], $"{path} line {span[..bad].Count((byte)'\n') + 1}");
-        return System.Text.Encoding.UTF8.GetString(span);
+        return bytes.GetBuffer().AsSpan(0, (int)bytes.Length);
+    }
+
+    /// <summary>
+    /// Strict UTF-8 decoding of a file's bytes: the text, or an error at the first byte that is not UTF-8, by line and column
+    /// ("config.json line 3: not valid UTF-8 (byte 0xff at column 17)"), as Python's <c>utf-8</c> codec refuses it.
+    /// </summary>
+    /// <exception cref="IrrException">The bytes are not valid UTF-8.</exception>
+    internal static string DecodeUtf8(ReadOnlySpan<byte> data, string path)
+    {
+        int bad = Utf8Lines.InvalidAt(data);
+        if (bad < 0) return System.Text.Encoding.UTF8.GetString(data);
+        return Utf8Lines.Decode(data[..(bad + 1)], $"{path} line {System.MemoryExtensions.Count(data[..bad], (byte)'\n') + 1}"); // throws
     }
 }

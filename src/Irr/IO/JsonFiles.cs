@@ -51,41 +51,17 @@ public static partial class JsonFiles
     /// <exception cref="IrrException">The file cannot be read, is larger than <see cref="MaxJsonBytes"/>, or is not UTF-8.</exception>
     public static string ReadText(string path)
     {
-        try
+        long limit = MaxJsonBytes;
+        var data = BoundedText.ReadBytes(path, limit,
+            length => Limits.Exceeded(path, length is { } n ? $"the file's size ({n:N0} bytes)" : "the file's size", "IRR_MAX_JSON_BYTES", limit),
+            e => new IrrException($"{path}: cannot read: {e.Message}", e));
+        return data switch
         {
-            long limit = MaxJsonBytes;
-            InputFile.RequireRegular(path); // a FIFO or device would block the open, or never end
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-            if (stream.CanSeek && stream.Length > limit) throw Limits.Exceeded(path, $"the file's size ({stream.Length:N0} bytes)", "IRR_MAX_JSON_BYTES", limit);
-            var bytes = new MemoryStream(stream.CanSeek ? (int)stream.Length : 1 << 16);
-            var buffer = new byte[1 << 16];
-            for (int n; (n = stream.Read(buffer)) > 0;)
-            {
-                if (bytes.Length + n > limit) throw Limits.Exceeded(path, "the file's size", "IRR_MAX_JSON_BYTES", limit);
-                bytes.Write(buffer, 0, n);
-            }
-            var data = bytes.GetBuffer().AsSpan(0, (int)bytes.Length);
-            return data switch
-            {
-                [0xEF, 0xBB, 0xBF, ..] => StrictUtf8(data[3..], path),
-                [0xFF, 0xFE, ..] => System.Text.Encoding.Unicode.GetString(data[2..]),
-                [0xFE, 0xFF, ..] => System.Text.Encoding.BigEndianUnicode.GetString(data[2..]),
-                _ => StrictUtf8(data, path),
-            };
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IrrException($"{path}: cannot read: {e.Message}", e);
-        }
-    }
-
-    // The text of UTF-8 bytes, or an error at the first byte that is not UTF-8: "config.json line 3: not valid UTF-8 (byte 0xff at column 17)".
-    private static string StrictUtf8(ReadOnlySpan<byte> data, string path)
-    {
-        int bad = Utf8Lines.InvalidAt(data);
-        if (bad < 0) return System.Text.Encoding.UTF8.GetString(data);
-        int line = 1 + System.MemoryExtensions.Count(data[..bad], (byte)'\n');
-        return Utf8Lines.Decode(data[..(bad + 1)], $"{path} line {line}"); // throws, naming the byte
+            [0xEF, 0xBB, 0xBF, ..] => BoundedText.DecodeUtf8(data[3..], path),
+            [0xFF, 0xFE, ..] => System.Text.Encoding.Unicode.GetString(data[2..]),
+            [0xFE, 0xFF, ..] => System.Text.Encoding.BigEndianUnicode.GetString(data[2..]),
+            _ => BoundedText.DecodeUtf8(data, path),
+        };
     }
 
     /// <summary>

@@ -224,6 +224,10 @@ public static class Temporaries
         return !File.Exists(path) && !Directory.Exists(path);
     }
 
+    /// <summary>Whether <paramref name="path"/> lies inside a temporary (a directory named <c>.NAME.irr-tmp-…</c>): an output of another output's work.</summary>
+    public static bool IsInsideTemporary(string path) =>
+        path.Split(Path.DirectorySeparatorChar).SkipLast(1).Any(part => part.Contains(Marker, StringComparison.Ordinal));
+
     private static string EscapePattern(string name) =>
         name.IndexOfAny(['*', '?', '[']) < 0 ? name : "*"; // a glob character in the name: match broadly, filter by prefix
 }
