@@ -89,8 +89,8 @@ public sealed record DemoJob : IJob<DemoResult>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(Options.MaxNewTokens >= 1 && Options.BatchSize >= 1, Command, "max new tokens and batch size must be at least 1");
-        Provenance.Require(Options.HarmfulShare is >= 0 and < 1, Command, $"the harmful share must be in [0, 1), not {Options.HarmfulShare}");
+        Validation.Require(Options.MaxNewTokens >= 1 && Options.BatchSize >= 1, Command, "max new tokens and batch size must be at least 1");
+        Validation.Require(Options.HarmfulShare is >= 0 and < 1, Command, $"the harmful share must be in [0, 1), not {Options.HarmfulShare}");
     }
 
     /// <summary>Runs the demo; <paramref name="progress"/> receives one stage per training run, IRR step and evaluation.</summary>

@@ -89,11 +89,11 @@ public sealed record PretrainJob : IJob<PretrainResult>
     public void Validate()
     {
         var o = Options;
-        Provenance.Require(o.Documents >= 1 && o.TokenizerDocuments >= 1 && o.BatchSize >= 1, Command, "documents and batch size must be at least 1");
-        Provenance.Require(o.HiddenSize >= 1 && o.Heads >= 1 && o.HiddenSize % o.Heads == 0 && (o.HiddenSize / o.Heads) % 2 == 0, Command,
+        Validation.Require(o.Documents >= 1 && o.TokenizerDocuments >= 1 && o.BatchSize >= 1, Command, "documents and batch size must be at least 1");
+        Validation.Require(o.HiddenSize >= 1 && o.Heads >= 1 && o.HiddenSize % o.Heads == 0 && (o.HiddenSize / o.Heads) % 2 == 0, Command,
             "hidden size must be a multiple of the heads with an even head dimension");
-        Provenance.Require(o.VocabSize > 259, Command, "the vocabulary must hold the 3 special tokens and the 256 bytes");
-        Provenance.Require(o.LearningRate > 0, Command, "the learning rate must be positive");
+        Validation.Require(o.VocabSize > 259, Command, "the vocabulary must hold the 3 special tokens and the 256 bytes");
+        Validation.Require(o.LearningRate > 0, Command, "the learning rate must be positive");
     }
 
     /// <summary>The base model's config.json for a vocabulary of <paramref name="vocab"/> tokens.</summary>

@@ -106,7 +106,7 @@ public sealed record EngineOptions
     {
         if (Serves)
         {
-            Provenance.Require(string.IsNullOrWhiteSpace(Url), command, "give engine-url (a running server) or engine-serve (a command irr starts), not both");
+            Validation.Require(string.IsNullOrWhiteSpace(Url), command, "give engine-url (a running server) or engine-serve (a command irr starts), not both");
             try
             {
                 if (Serve is not null) EngineServer.Check(Serve, hasAdapter: false);
@@ -115,20 +115,20 @@ public sealed record EngineOptions
                 if (hasFullModel) ServeCommand(adapter: false);
             }
             catch (IrrException e) { throw new IrrException($"{command}: {e.Message}", e); }
-            Provenance.Require(ServeTimeout > 0, command, $"engine-serve-timeout must be positive, not {ServeTimeout}");
+            Validation.Require(ServeTimeout > 0, command, $"engine-serve-timeout must be positive, not {ServeTimeout}");
         }
         else
         {
-            Provenance.Require(!string.IsNullOrWhiteSpace(Url), command, "engine-url is missing: the serving engine's server URL (e.g. http://localhost:8000), or engine-serve");
-            Provenance.Require(Uri.TryCreate(Url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", command,
+            Validation.Require(!string.IsNullOrWhiteSpace(Url), command, "engine-url is missing: the serving engine's server URL (e.g. http://localhost:8000), or engine-serve");
+            Validation.Require(Uri.TryCreate(Url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", command,
                 $"engine-url must be an http:// or https:// URL, not \"{Url}\"");
-            Provenance.Require(!string.IsNullOrWhiteSpace(Model), command, "engine-model must name the model the server serves (e.g. vllm serve DIR --served-model-name NAME)");
+            Validation.Require(!string.IsNullOrWhiteSpace(Model), command, "engine-model must name the model the server serves (e.g. vllm serve DIR --served-model-name NAME)");
         }
-        Provenance.Require(Api is Completions or Chat, command, $"engine-api must be completions or chat, not \"{Api}\"");
-        Provenance.RequireAtLeast(command, "engine-concurrency", Concurrency, 1);
-        Provenance.Require(Timeout > 0, command, $"engine-timeout must be positive, not {Timeout}");
-        Provenance.Require(Retries >= 0, command, $"engine-retries must not be negative, not {Retries}");
-        Provenance.Require(RetryDelay >= 0, command, $"engine-retry-delay must not be negative, not {RetryDelay}");
+        Validation.Require(Api is Completions or Chat, command, $"engine-api must be completions or chat, not \"{Api}\"");
+        Validation.RequireAtLeast(command, "engine-concurrency", Concurrency, 1);
+        Validation.Require(Timeout > 0, command, $"engine-timeout must be positive, not {Timeout}");
+        Validation.Require(Retries >= 0, command, $"engine-retries must not be negative, not {Retries}");
+        Validation.Require(RetryDelay >= 0, command, $"engine-retry-delay must not be negative, not {RetryDelay}");
     }
 
     /// <summary>
@@ -137,7 +137,7 @@ public sealed record EngineOptions
     /// </summary>
     /// <exception cref="IrrException">The option is set with an engine.</exception>
     public static void RequireLocalDefault(EngineOptions? engine, string command, bool isDefault, string option, string why) =>
-        Provenance.Require(engine is null || isDefault, command, $"{option} applies to local generation, not with a serving engine ({why})");
+        Validation.Require(engine is null || isDefault, command, $"{option} applies to local generation, not with a serving engine ({why})");
 
     /// <summary>The key: <see cref="ApiKey"/>, else the value of <see cref="ApiKeyEnv"/>'s variable, else null.</summary>
     /// <exception cref="IrrException">The variable is named but not set.</exception>

@@ -42,8 +42,8 @@ public sealed record EvalPplJob : IJob<PerplexityRun>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.RequireAtLeast(Command, "max-length", MaxLength, 2);
-        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Validation.RequireAtLeast(Command, "max-length", MaxLength, 2);
+        Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
     }
 
     /// <summary>Reads the texts and scores them (stage "scoring", in texts, with a tokens/s rate); saves the run when <see cref="OutputDir"/> is set.</summary>

@@ -158,27 +158,27 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     public void Validate()
     {
         bool prompts = Prompts.Count > 0 || Sets is not null;
-        Provenance.Require(!(prompts && Responses is not null), Command, "give either prompts (generate and judge) or responses (judge existing responses), not both");
-        Provenance.Require(prompts || Responses is not null, Command, "give prompts (prompt set files) or responses (a file of responses to judge)");
-        Provenance.Require(Prompts.Count == 0 || Sets is null, Command, "give the prompt sets as files (prompts) or in memory, not both");
+        Validation.Require(!(prompts && Responses is not null), Command, "give either prompts (generate and judge) or responses (judge existing responses), not both");
+        Validation.Require(prompts || Responses is not null, Command, "give prompts (prompt set files) or responses (a file of responses to judge)");
+        Validation.Require(Prompts.Count == 0 || Sets is null, Command, "give the prompt sets as files (prompts) or in memory, not both");
         JobOptions.RequireLimit(Command, Limit);
         bool prefillTextGiven = PrefillText != Eval.Attacks.DefaultPrefill;
-        Provenance.Require(Responses is null || (PlainOnly && !prefillTextGiven), Command,
+        Validation.Require(Responses is null || (PlainOnly && !prefillTextGiven), Command,
             "attack, attack-file and prefill-text apply when generating; a responses file's lines name their own attack");
-        Provenance.Require(!prefillTextGiven || Eval.Attacks.Names(Attacks).Contains("prefill"), Command,
+        Validation.Require(!prefillTextGiven || Eval.Attacks.Names(Attacks).Contains("prefill"), Command,
             "prefill-text is the built-in prefill attack's prefix; name prefill in attack (an attack file's prefill attacks carry their own)");
-        Provenance.Require(Responses is null || Engine is null, Command, "a serving engine (engine-url, engine-serve) applies when generating, not to a responses file");
-        Provenance.Require(Attacks.Count > 0, Command, "attack needs at least one name (none for each prompt as it is)");
-        Provenance.Require(PrefillText.Trim().Length > 0, Command, "prefill-text must not be empty");
+        Validation.Require(Responses is null || Engine is null, Command, "a serving engine (engine-url, engine-serve) applies when generating, not to a responses file");
+        Validation.Require(Attacks.Count > 0, Command, "attack needs at least one name (none for each prompt as it is)");
+        Validation.Require(PrefillText.Trim().Length > 0, Command, "prefill-text must not be empty");
         if (prompts)
         {
-            Provenance.Require(Model is not null, Command, "model is required to generate responses (or give responses to judge)");
-            Provenance.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
-            Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+            Validation.Require(Model is not null, Command, "model is required to generate responses (or give responses to judge)");
+            Validation.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
+            Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
             Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
             EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
             var duplicate = SetNames.GroupBy(s => s.Name).FirstOrDefault(g => g.Count() > 1);
-            Provenance.Require(duplicate is null, Command,
+            Validation.Require(duplicate is null, Command,
                 $"two prompt sets are named \"{duplicate?.Key}\" ({string.Join(", ", duplicate?.Select(s => s.File) ?? [])}); rename one");
         }
         if (CustomJudge is null) ValidateJudge();
@@ -186,22 +186,22 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 
     private void ValidateJudge()
     {
-        Provenance.Require(Judge is "keyword" or "http", Command, $"judge must be keyword or http, not \"{Judge}\"");
+        Validation.Require(Judge is "keyword" or "http", Command, $"judge must be keyword or http, not \"{Judge}\"");
         if (Judge == "keyword")
         {
-            Provenance.Require(JudgeCache is null, Command, "judge-cache applies to judge http only (the keyword judge needs no cache)");
+            Validation.Require(JudgeCache is null, Command, "judge-cache applies to judge http only (the keyword judge needs no cache)");
             return;
         }
-        Provenance.Require(RefusalMarkers is null, Command, "refusal-markers applies to judge keyword only");
-        Provenance.Require(JudgeUrl is not null, Command, "judge http needs judge-url (e.g. http://localhost:8000)");
-        Provenance.Require(JudgeModel is not null, Command, "judge http needs judge-model (the model name the server serves)");
-        Provenance.Require(Uri.TryCreate(JudgeUrl, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", Command,
+        Validation.Require(RefusalMarkers is null, Command, "refusal-markers applies to judge keyword only");
+        Validation.Require(JudgeUrl is not null, Command, "judge http needs judge-url (e.g. http://localhost:8000)");
+        Validation.Require(JudgeModel is not null, Command, "judge http needs judge-model (the model name the server serves)");
+        Validation.Require(Uri.TryCreate(JudgeUrl, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", Command,
             $"judge-url must be an http:// or https:// URL, not {JudgeUrl}");
-        Provenance.Require(JudgeProtocols.TryParse(JudgeProtocol) is not null, Command, $"judge-protocol must be llama-guard, md-judge or verdict, not \"{JudgeProtocol}\"");
-        Provenance.RequireAtLeast(Command, "judge-concurrency", JudgeConcurrency, 1);
-        Provenance.Require(JudgeTimeout > 0, Command, $"judge-timeout must be positive, not {JudgeTimeout}");
-        Provenance.Require(JudgeRetries >= 0, Command, $"judge-retries must not be negative, not {JudgeRetries}");
-        Provenance.Require(JudgeRetryDelay >= 0, Command, $"judge-retry-delay must not be negative, not {JudgeRetryDelay}");
+        Validation.Require(JudgeProtocols.TryParse(JudgeProtocol) is not null, Command, $"judge-protocol must be llama-guard, md-judge or verdict, not \"{JudgeProtocol}\"");
+        Validation.RequireAtLeast(Command, "judge-concurrency", JudgeConcurrency, 1);
+        Validation.Require(JudgeTimeout > 0, Command, $"judge-timeout must be positive, not {JudgeTimeout}");
+        Validation.Require(JudgeRetries >= 0, Command, $"judge-retries must not be negative, not {JudgeRetries}");
+        Validation.Require(JudgeRetryDelay >= 0, Command, $"judge-retry-delay must not be negative, not {JudgeRetryDelay}");
     }
 
     /// <summary>

@@ -72,9 +72,9 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(TaskMetrics.TryParse(Metric) is not null, Command, $"metric must be exact, contains, gsm8k or choice, not \"{Metric}\"");
-        Provenance.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
-        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Validation.Require(TaskMetrics.TryParse(Metric) is not null, Command, $"metric must be exact, contains, gsm8k or choice, not \"{Metric}\"");
+        Validation.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
+        Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
         JobOptions.RequireLimit(Command, Limit);
         Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
         EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");

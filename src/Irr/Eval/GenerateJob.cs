@@ -93,11 +93,11 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(MaxNewTokens >= 0, Command, $"max-new-tokens must not be negative, not {MaxNewTokens}");
-        Provenance.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
-        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Validation.Require(MaxNewTokens >= 0, Command, $"max-new-tokens must not be negative, not {MaxNewTokens}");
+        Validation.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
+        Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
         Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
-        Provenance.Require(!(OutputIds && Engine is not null), Command, "output-ids needs local generation (a serving engine's answers come as text)");
+        Validation.Require(!(OutputIds && Engine is not null), Command, "output-ids needs local generation (a serving engine's answers come as text)");
         EngineOptions.RequireLocalDefault(Engine, Command, Temperature == 0, "temperature", "a serving engine is asked greedily");
         EngineOptions.RequireLocalDefault(Engine, Command, TopP == 1, "top-p", "a serving engine is asked greedily");
         EngineOptions.RequireLocalDefault(Engine, Command, TopK == 0, "top-k", "a serving engine is asked greedily");

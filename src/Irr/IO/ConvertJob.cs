@@ -34,7 +34,7 @@ public sealed record ConvertJob : IJob<int>
 
     /// <inheritdoc/>
     public void Validate() =>
-        Provenance.Require(MaxShardBytes > 0, Command, $"max-shard-size must be positive, not {MaxShardBytes}");
+        Validation.Require(MaxShardBytes > 0, Command, $"max-shard-size must be positive, not {MaxShardBytes}");
 
     /// <summary>
     /// A size as transformers' <c>max_shard_size</c> reads it: a number of bytes, or a number with a unit,

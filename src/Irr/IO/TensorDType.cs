@@ -69,12 +69,18 @@ public static class TensorDTypes
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "IRR computes only with F32, F16 and BF16."),
     };
 
-    /// <summary>The safetensors dtype of a conversion type.</summary>
-    public static TensorDType FromDType(DType type) => type switch
+    /// <summary>
+    /// An output storage type as the model-writing commands take it (<c>--dtype</c>): keep (null: each tensor keeps
+    /// the fine-tuned model's type), bf16, f16 or f32 (and the aliases bfloat16, fp16, float16, fp32, float32).
+    /// </summary>
+    /// <exception cref="IrrException">Any other name: "<c>COMMAND: dtype must be keep, bf16, f16 or f32, not 'X'</c>".</exception>
+    public static TensorDType? ParseOutput(string dtype, string command) => dtype switch
     {
-        DType.F32 => TensorDType.F32,
-        DType.F16 => TensorDType.F16,
-        _ => TensorDType.BF16,
+        "keep" => null,
+        "bf16" or "bfloat16" => TensorDType.BF16,
+        "f16" or "fp16" or "float16" => TensorDType.F16,
+        "f32" or "fp32" or "float32" => TensorDType.F32,
+        _ => throw new IrrException($"{command}: dtype must be keep, bf16, f16 or f32, not '{dtype}'"),
     };
 
     /// <summary>

@@ -48,9 +48,6 @@ public sealed class ParameterSet : IWeightSource
         tensors[name] = values;
     }
 
-    /// <summary>The shape of a tensor of this model.</summary>
-    public IReadOnlyList<long> ShapeOf(string name) => shapes[name];
-
     /// <summary>The resident array of a tensor (throws if it is not resident).</summary>
     public float[] this[string name] => tensors[name];
 

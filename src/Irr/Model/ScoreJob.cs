@@ -106,8 +106,8 @@ public sealed record ScoreJob : IJob<ScoreResult>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
-        Provenance.RequireAtLeast(Command, "max-length", MaxLength, 1);
+        Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Validation.RequireAtLeast(Command, "max-length", MaxLength, 1);
     }
 
     /// <summary>Reads and formats the records, scores them (stage "scoring", in records) and writes the JSON when asked.</summary>

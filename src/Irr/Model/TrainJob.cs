@@ -108,12 +108,12 @@ public sealed record TrainJob : IJob<TrainResult>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(Full != Lora, Command, "give exactly one of full and lora");
-        Provenance.Require(Epochs >= 1 && BatchSize >= 1 && GradAccum >= 1, Command, "epochs, batch-size and grad-accum must be at least 1");
-        Provenance.RequireAtLeast(Command, "max-length", MaxLength, 1);
-        Provenance.Require(!Lora || (Rank >= 1 && Targets.Count > 0), Command, "LoRA needs a rank of at least 1 and at least one target module");
-        Provenance.Require(TrainableModules is null || Full, Command, "trainable-modules applies to full fine-tuning (LoRA trains its targets only)");
-        Provenance.Require(TrainableModules is null || (TrainableModules.Count > 0 && TrainableModules.All(Realign.TargetModules.All.Contains)), Command,
+        Validation.Require(Full != Lora, Command, "give exactly one of full and lora");
+        Validation.Require(Epochs >= 1 && BatchSize >= 1 && GradAccum >= 1, Command, "epochs, batch-size and grad-accum must be at least 1");
+        Validation.RequireAtLeast(Command, "max-length", MaxLength, 1);
+        Validation.Require(!Lora || (Rank >= 1 && Targets.Count > 0), Command, "LoRA needs a rank of at least 1 and at least one target module");
+        Validation.Require(TrainableModules is null || Full, Command, "trainable-modules applies to full fine-tuning (LoRA trains its targets only)");
+        Validation.Require(TrainableModules is null || (TrainableModules.Count > 0 && TrainableModules.All(Realign.TargetModules.All.Contains)), Command,
             $"trainable-modules must be among {string.Join(", ", Realign.TargetModules.All)}");
         Options();
         StorageType();

@@ -75,12 +75,12 @@ public sealed record FisherJob : IJob<FisherResult>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.RequireAtLeast(Command, "batch-size", BatchSize, 1);
-        Provenance.RequireAtLeast(Command, "max-length", MaxLength, 1);
-        Provenance.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
-        Provenance.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
-        Provenance.RequireSafetensorsName(Command, OutputPath);
-        Provenance.Require(Shard is null || (ShardCount >= 1 && Shard >= 0 && Shard < ShardCount), Command,
+        Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
+        Validation.RequireAtLeast(Command, "max-length", MaxLength, 1);
+        Validation.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
+        Validation.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
+        Validation.RequireSafetensorsName(Command, OutputPath);
+        Validation.Require(Shard is null || (ShardCount >= 1 && Shard >= 0 && Shard < ShardCount), Command,
             $"shard must be K/N with 0 ≤ K < N, not {Shard}/{ShardCount}");
     }
 

@@ -37,8 +37,8 @@ public sealed record FisherMergeJob : IJob<FisherResult>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(Parts.Count > 0, Command, "give the partial files of irr fisher --shard K/N");
-        Provenance.RequireSafetensorsName(Command, OutputPath);
+        Validation.Require(Parts.Count > 0, Command, "give the partial files of irr fisher --shard K/N");
+        Validation.RequireSafetensorsName(Command, OutputPath);
     }
 
     /// <summary>Checks the parts, adds their sums and writes F.</summary>

@@ -104,40 +104,26 @@ public sealed record RealignJob : IJob<RealignReport>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
-        Provenance.Require(DryRun || OutputPath is not null, Command, "output is required (except for a dry run)");
-        Provenance.Require(DryRun || Calibration is not null, Command, "calibration is required (except for a dry run)");
-        Provenance.Require(Strategy is not null || RemovalStrategies.Names.Contains(Method), Command,
+        Validation.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
+        Validation.Require(DryRun || OutputPath is not null, Command, "output is required (except for a dry run)");
+        Validation.Require(DryRun || Calibration is not null, Command, "calibration is required (except for a dry run)");
+        Validation.Require(Strategy is not null || RemovalStrategies.Names.Contains(Method), Command,
             $"method must be {string.Join(", ", RemovalStrategies.Names.SkipLast(1))} or {RemovalStrategies.Names[^1]}, not '{Method}'");
-        Provenance.Require(Sparsity is >= 0 and <= 1, Command, $"sparsity must be between 0 and 1, not {Sparsity}");
-        Provenance.Require(Strategy is not null || Method != RandomAtCountStrategy.MethodName || RemovalCounts is not null, Command,
+        Validation.Require(Sparsity is >= 0 and <= 1, Command, $"sparsity must be between 0 and 1, not {Sparsity}");
+        Validation.Require(Strategy is not null || Method != RandomAtCountStrategy.MethodName || RemovalCounts is not null, Command,
             "method random-at-count needs removal-counts (an irr-report.json whose per-matrix removals it repeats at random)");
-        Provenance.Require(Strategy is not null || Method == RandomAtCountStrategy.MethodName || (RemovalCounts is null && Seed == 0), Command,
+        Validation.Require(Strategy is not null || Method == RandomAtCountStrategy.MethodName || (RemovalCounts is null && Seed == 0), Command,
             "removal-counts and seed apply to method random-at-count only");
-        Provenance.RequireAtLeast(Command, "blocksize", BlockSize, 1);
-        Provenance.Require(PercDamp >= 0, Command, $"percdamp must not be negative, not {PercDamp}");
-        Provenance.Require(NSamples >= 1 && SeqLen >= 1, Command, "nsamples and seqlen must be at least 1");
-        Provenance.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
+        Validation.RequireAtLeast(Command, "blocksize", BlockSize, 1);
+        Validation.Require(PercDamp >= 0, Command, $"percdamp must not be negative, not {PercDamp}");
+        Validation.Require(NSamples >= 1 && SeqLen >= 1, Command, "nsamples and seqlen must be at least 1");
+        Validation.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
         OutputDType();
     }
 
     /// <summary>The output storage type, or null to keep each tensor's.</summary>
     /// <exception cref="IrrException"><see cref="DType"/> is not keep, bf16, f16 or f32.</exception>
-    public TensorDType? OutputDType() => ParseOutputDType(DType, Command);
-
-    /// <summary>
-    /// An output storage type as the model-writing commands take it (<c>--dtype</c>): keep (null: each tensor keeps
-    /// the fine-tuned model's type), bf16, f16 or f32 (and the aliases bfloat16, fp16, float16, fp32, float32).
-    /// </summary>
-    /// <exception cref="IrrException">Any other name: "<c>COMMAND: dtype must be keep, bf16, f16 or f32, not 'X'</c>".</exception>
-    public static TensorDType? ParseOutputDType(string dtype, string command) => dtype switch
-    {
-        "keep" => null,
-        "bf16" or "bfloat16" => TensorDType.BF16,
-        "f16" or "fp16" or "float16" => TensorDType.F16,
-        "f32" or "fp32" or "float32" => TensorDType.F32,
-        _ => throw new IrrException($"{command}: dtype must be keep, bf16, f16 or f32, not '{dtype}'"),
-    };
+    public TensorDType? OutputDType() => TensorDTypes.ParseOutput(DType, Command);
 
     /// <summary>The removal strategy: <see cref="Strategy"/>, or the one <see cref="Method"/> names (reads <see cref="RemovalCounts"/> for random-at-count).</summary>
     public IRemovalStrategy CreateStrategy() => Strategy ?? (Method == RandomAtCountStrategy.MethodName

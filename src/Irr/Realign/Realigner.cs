@@ -226,7 +226,7 @@ public sealed class Realigner
                 foreach (string name in layerNames)
                 {
                     var values = LoadArray(finetuned, name);
-                    SafetyVector.RequireFinite(values, name, "fine-tuned model");
+                    FloatChecks.RequireFinite(values, name, "fine-tuned model");
                     layerWeights.Set(name, values);
                 }
             });
@@ -336,14 +336,14 @@ public sealed class Realigner
         int rows = (int)shape[0], cols = (int)shape[1];
         wa = LoadArray(aligned, name);
         wf ??= LoadArray(finetuned, name);
-        SafetyVector.RequireFinite(wa, name, "aligned model");
-        SafetyVector.RequireFinite(wf, name, "fine-tuned model");
+        FloatChecks.RequireFinite(wa, name, "aligned model");
+        FloatChecks.RequireFinite(wf, name, "fine-tuned model");
         var delta = new float[wa.Length];
         TensorPrimitives.Subtract(wf, wa, delta);
         var v = safetyVector.ReadSingle(name);
         var f = fisher.ReadSingle(name);
-        SafetyVector.RequireFinite(v, name, safetyVector.Path);
-        SafetyVector.RequireFinite(f, name, fisher.Path);
+        FloatChecks.RequireFinite(v, name, safetyVector.Path);
+        FloatChecks.RequireFinite(f, name, fisher.Path);
         return (delta, v, f, rows, cols);
     }
 
@@ -359,7 +359,7 @@ public sealed class Realigner
     private void EmitCopy(string name, Dictionary<string, TensorDType> specs, Action<string, float[]> emit)
     {
         var values = LoadArray(finetuned, name);
-        SafetyVector.RequireFinite(values, name, "fine-tuned model");
+        FloatChecks.RequireFinite(values, name, "fine-tuned model");
         emit(name, Rounded(values, specs[name]));
     }
 

@@ -31,18 +31,11 @@ public static class SafetyVector
                 var wu = unaligned.Load(name, ref u);
                 var v = new float[wa.Length];
                 TensorPrimitives.Subtract(wa, wu, v);                 // v = W_A − W_U
-                RequireFinite(wa, name, "aligned model");
-                RequireFinite(wu, name, "unaligned model");
+                FloatChecks.RequireFinite(wa, name, "aligned model");
+                FloatChecks.RequireFinite(wu, name, "unaligned model");
                 writer.Write(name, v);
                 progress?.Invoke(name);
             }
         });
-    }
-
-    /// <summary>An <see cref="IrrException"/> naming the tensor if it holds NaN or ±∞.</summary>
-    internal static void RequireFinite(ReadOnlySpan<float> values, string tensor, string where)
-    {
-        long i = FloatChecks.FirstNonFinite(values);
-        if (i >= 0) throw new IrrException($"{where}: tensor '{tensor}' has a non-finite value ({values[(int)i]}) at element {i}");
     }
 }

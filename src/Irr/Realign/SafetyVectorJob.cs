@@ -36,9 +36,9 @@ public sealed record SafetyVectorJob : IJob<int>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require((Unaligned is null) != (UnalignedAdapter is null), Command, "give exactly one of unaligned and unaligned-adapter");
-        Provenance.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
-        Provenance.RequireSafetensorsName(Command, OutputPath);
+        Validation.Require((Unaligned is null) != (UnalignedAdapter is null), Command, "give exactly one of unaligned and unaligned-adapter");
+        Validation.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
+        Validation.RequireSafetensorsName(Command, OutputPath);
     }
 
     /// <summary>The metadata block of the safetensors file: what was subtracted from what, for which modules.</summary>

@@ -209,7 +209,7 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <inheritdoc/>
     public void Validate()
     {
-        void Require(bool ok, string message) => Provenance.Require(ok, Command, message);
+        void Require(bool ok, string message) => Validation.Require(ok, Command, message);
         Require(OutputPath.Length > 0, "output is required");
         Require(Sparsity.Count > 0, "sparsity must list at least one value");
         foreach (double s in Sparsity) Require(s is >= 0 and <= 1, $"sparsity must be between 0 and 1, not {s.ToString(CultureInfo.InvariantCulture)}");

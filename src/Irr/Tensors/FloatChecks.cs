@@ -24,4 +24,11 @@ public static class FloatChecks
             if (!float.IsFinite(values[i])) return i;
         return -1;
     }
+
+    /// <summary>An <see cref="IrrException"/> naming the tensor if it holds NaN or ±∞.</summary>
+    public static void RequireFinite(ReadOnlySpan<float> values, string tensor, string where)
+    {
+        long i = FloatChecks.FirstNonFinite(values);
+        if (i >= 0) throw new IrrException($"{where}: tensor '{tensor}' has a non-finite value ({values[(int)i]}) at element {i}");
+    }
 }

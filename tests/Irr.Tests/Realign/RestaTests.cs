@@ -79,7 +79,7 @@ public class RestaTests
         Ok(CliRunner.Run("baseline", "resta", "--base", aligned, "--finetuned", finetuned, "--safety-vector", vector,
             "--gamma", gamma.ToString(System.Globalization.CultureInfo.InvariantCulture), "--dtype", dtype, "-o", dir["out"]));
         using var f = ModelDirectory.Open(finetuned);
-        var type = dtype == "keep" ? (TensorDType?)null : RealignJob.ParseOutputDType(dtype, "test");
+        var type = dtype == "keep" ? (TensorDType?)null : TensorDTypes.ParseOutput(dtype, "test");
         AssertResta(dir["out"], f.ReadSingle, n => f.Info(n).DType, vector, QVDown, gamma, type);
         Assert.True(File.Exists(Path.Combine(dir["out"], "tokenizer.json")));
         if (gamma == 0)

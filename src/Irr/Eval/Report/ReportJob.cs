@@ -36,8 +36,8 @@ public sealed record ReportJob : IJob<ComparisonReport>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(Runs.Count > 0, Command, "give at least one run directory");
-        Provenance.Require(Labels is null || Labels.Count == Runs.Count, Command,
+        Validation.Require(Runs.Count > 0, Command, "give at least one run directory");
+        Validation.Require(Labels is null || Labels.Count == Runs.Count, Command,
             $"labels gives {Labels?.Count} label(s) for {Runs.Count} run director{(Runs.Count == 1 ? "y" : "ies")}");
     }
 

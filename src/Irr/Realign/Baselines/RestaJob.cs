@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using System.Text.Json.Nodes;
 using Irr.IO;
 using Irr.Jobs;
+using Irr.Tensors;
 
 namespace Irr.Realign.Baselines;
 
@@ -65,12 +66,12 @@ public sealed record RestaJob : IJob<RestaReport>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
-        Provenance.Require(double.IsFinite(Gamma) && float.IsFinite((float)Gamma), Command,
+        Validation.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
+        Validation.Require(double.IsFinite(Gamma) && float.IsFinite((float)Gamma), Command,
             $"gamma must be a finite number (in float32, as the weights are computed), not {Gamma.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
-        Provenance.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command,
+        Validation.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command,
             $"modules must be among {string.Join(", ", TargetModules.All)}");
-        RealignJob.ParseOutputDType(DType, Command);
+        TensorDTypes.ParseOutput(DType, Command);
     }
 
     /// <summary>
@@ -99,7 +100,7 @@ public sealed record RestaJob : IJob<RestaReport>
         Realigner.CheckVectorFile(vector, config, modules, "safety vector");
         InputChecks.Baseline(Command, Base, Finetuned, Adapter, SafetyVector);
 
-        var dtype = RealignJob.ParseOutputDType(DType, Command);
+        var dtype = TensorDTypes.ParseOutput(DType, Command);
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
         var targets = TargetModules.WeightNames(config, modules).ToHashSet(StringComparer.Ordinal);
         var report = new RestaReport();
@@ -114,8 +115,8 @@ public sealed record RestaJob : IJob<RestaReport>
                 if (targets.Contains(spec.Name))
                 {
                     var v = vector.ReadSingle(spec.Name);
-                    global::Irr.Realign.SafetyVector.RequireFinite(v, spec.Name, vector.Path);
-                    global::Irr.Realign.SafetyVector.RequireFinite(w, spec.Name, "fine-tuned model");
+                    FloatChecks.RequireFinite(v, spec.Name, vector.Path);
+                    FloatChecks.RequireFinite(w, spec.Name, "fine-tuned model");
                     var (layer, module) = TargetModules.Parse(config, spec.Name);
                     double norm = Norm(v);
                     report.Matrices.Add(new RestaMatrix(layer, module, v.Length, norm, Math.Abs(Gamma) * norm, Norm(w)));

@@ -84,12 +84,12 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
     /// <inheritdoc/>
     public void Validate()
     {
-        Provenance.Require(Finetuned is null, Command,
+        Validation.Require(Finetuned is null, Command,
             "Safe LoRA is defined for LoRA adapters and cannot project a full fine-tune (finetuned); give adapter, or use irr realign");
-        Provenance.Require(Adapter is not null, Command, "adapter is required (Safe LoRA projects a LoRA adapter's updates)");
-        Provenance.Require(Threshold.HasValue != Layers.HasValue, Command, "give exactly one of threshold and layers");
-        Provenance.Require(Threshold is null || Threshold is >= -1 and <= 1, Command, $"threshold must be between -1 and 1, not {Threshold}");
-        if (Layers is { } k) Provenance.RequireAtLeast(Command, "layers", k, 0);
+        Validation.Require(Adapter is not null, Command, "adapter is required (Safe LoRA projects a LoRA adapter's updates)");
+        Validation.Require(Threshold.HasValue != Layers.HasValue, Command, "give exactly one of threshold and layers");
+        Validation.Require(Threshold is null || Threshold is >= -1 and <= 1, Command, $"threshold must be between -1 and 1, not {Threshold}");
+        if (Layers is { } k) Validation.RequireAtLeast(Command, "layers", k, 0);
     }
 
     /// <summary>What the report records at its top: the irr version, the method, the inputs and the selection rule.</summary>
