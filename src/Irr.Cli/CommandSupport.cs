@@ -8,16 +8,6 @@ namespace Irr.Cli;
 /// <summary>What the commands share: option definitions, help-text wording, the console and the job runner with its progress bars.</summary>
 internal static class CommandSupport
 {
-    /// <summary>The containers every data option takes (docs/formats.md, "Data files"), for help texts.</summary>
-    public const string DataFormats = "JSON array, JSONL or CSV with a header row (docs/formats.md, \"Data files\")";
-
-    /// <summary>What a prompt file holds, for help texts.</summary>
-    public const string PromptFormats = "strings or records with a prompt, instruction (+ input), question, goal or behavior field; " +
-        "JSON array, JSONL, CSV with a header row, or a CatQA tree {category: {subcategory: [questions]}} (docs/formats.md, \"Data files\")";
-
-    /// <summary>What a training-style data file holds, for help texts.</summary>
-    public const string RecordFormats = "records with a prompt (or instruction + input, question …) and an output or response; " + DataFormats;
-
     public static Option<string> ModelOption() => new("--model") { Description = "Hugging Face model directory (config.json, *.safetensors or pytorch_model*.bin, tokenizer files)", Required = true };
 
     public static Option<string?> AdapterOption() => new("--adapter") { Description = "PEFT LoRA adapter directory to merge into --model on the fly" };
@@ -84,6 +74,7 @@ internal static class CommandSupport
     public static T Run<T>(ParseResult parseResult, IJob<T> job, bool oneBar = false)
     {
         job.Validate(); // before the bars: a bad option is one line, not a bar and a line
+        JobSchema.Of(job.GetType()).RequireInputsExist(job); // a missing input named by its option
         var console = ConsoleFor(parseResult.InvocationConfiguration.Error);
         T result = default!;
         console.Progress()

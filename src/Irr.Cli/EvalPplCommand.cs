@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Irr.Jobs;
 using System.Globalization;
 using Irr.Eval;
 
@@ -11,7 +12,7 @@ internal static class EvalPplCommand
     {
         var model = CommandSupport.ModelOption();
         var adapter = CommandSupport.AdapterOption();
-        var data = new Option<string>("--data") { Description = $"texts: .txt (one record per paragraph), or strings or records with a text field; {CommandSupport.DataFormats}", Required = true };
+        var data = new Option<string>("--data") { Description = $"texts: .txt (one record per paragraph), or strings or records with a text field; {OptionHelp.DataFormats}", Required = true };
         var maxLength = CommandSupport.MaxLengthOption(1024);
         var batchSize = CommandSupport.BatchSizeOption(8, "texts");
         var output = new Option<string?>("--output", "-o") { Description = "run directory (may exist): perplexity.json" };

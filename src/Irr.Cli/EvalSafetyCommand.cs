@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Irr.Jobs;
 using System.Globalization;
 using Irr.Eval;
 
@@ -16,10 +17,10 @@ internal static class EvalSafetyCommand
         var adapter = CommandSupport.AdapterOption();
         var prompts = new Option<string[]>("--prompts")
         {
-            Description = $"prompt sets, one per file: {CommandSupport.PromptFormats}",
+            Description = $"prompt sets, one per file: {OptionHelp.PromptFormats}",
             AllowMultipleArgumentsPerToken = true,
         };
-        var responses = new Option<string?>("--responses") { Description = $"judge existing responses instead of generating: records with a prompt and a response, and optionally category and set (e.g. an earlier responses.jsonl); {CommandSupport.DataFormats}" };
+        var responses = new Option<string?>("--responses") { Description = $"judge existing responses instead of generating: records with a prompt and a response, and optionally category and set (e.g. an earlier responses.jsonl); {OptionHelp.DataFormats}" };
         var attack = new Option<string[]>("--attack")
         {
             Description = $"send every prompt under these attacks, comma-separated: {string.Join(", ", Attacks.BuiltInNames)}, or the names of --attack-file's attacks (default none: each prompt as it is)",

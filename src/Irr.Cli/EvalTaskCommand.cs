@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Irr.Jobs;
 using System.Globalization;
 using Irr.Eval;
 
@@ -13,7 +14,7 @@ internal static class EvalTaskCommand
         var adapter = CommandSupport.AdapterOption();
         var data = new Option<string>("--data")
         {
-            Description = $"examples: records with a user message and an answer (output, response or answer; GSM8K {{question, answer}}) or multiple choice {{question, choices, answer}}; {CommandSupport.DataFormats}",
+            Description = $"examples: records with a user message and an answer (output, response or answer; GSM8K {{question, answer}}) or multiple choice {{question, choices, answer}}; {OptionHelp.DataFormats}",
             Required = true,
         };
         var metric = new Option<string>("--metric") { Description = "exact, contains, gsm8k or choice", Required = true };

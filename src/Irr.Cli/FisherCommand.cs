@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Irr.Jobs;
 using Irr.Realign;
 
 namespace Irr.Cli;
@@ -9,7 +10,7 @@ internal static class FisherCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "the aligned model θ_A (a Hugging Face model directory)", Required = true };
-        var data = new Option<string>("--data") { Description = $"harmful prompts with the aligned model's safe answers: {CommandSupport.RecordFormats}", Required = true };
+        var data = new Option<string>("--data") { Description = $"harmful prompts with the aligned model's safe answers: {OptionHelp.Records}", Required = true };
         var modules = new Option<string>("--modules") { Description = "target modules: a comma-separated list or all", DefaultValueFactory = _ => "all" };
         var batchSize = CommandSupport.BatchSizeOption(8, "records");
         var maxLength = CommandSupport.MaxLengthOption(1024);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Irr.Jobs;
 using Irr.Eval;
 
 namespace Irr.Cli;
@@ -10,7 +11,7 @@ internal static class GenerateCommand
     {
         var model = CommandSupport.ModelOption();
         var adapter = CommandSupport.AdapterOption();
-        var prompts = new Option<string>("--prompts") { Description = $"prompts: {CommandSupport.PromptFormats}", Required = true };
+        var prompts = new Option<string>("--prompts") { Description = $"prompts: {OptionHelp.PromptFormats}", Required = true };
         var system = CommandSupport.SystemPromptOption();
         var noChatTemplate = CommandSupport.NoChatTemplateOption();
         var maxNew = new Option<int>("--max-new-tokens") { Description = "most tokens generated per prompt", DefaultValueFactory = _ => 256 };

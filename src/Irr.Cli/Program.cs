@@ -94,14 +94,10 @@ public static class Program
         try
         {
             var parsed = root.Parse(args);
-            // A wrong command line: one "error:" line per problem and where the help is, not the whole help text.
+            // A wrong command line: one line, the first problem in irr's words and where the help is, not the whole help text.
             if (parsed.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
             {
-                foreach (var problem in parsed.Errors) error.WriteLine($"error: {Diagnostics.Escape(problem.Message)}");
-                var names = new List<string>();
-                for (var c = parsed.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult) names.Insert(0, c.Command.Name);
-                string path = string.Join(" ", names);
-                error.WriteLine($"(the options: {path} --help)");
+                error.WriteLine($"error: {Diagnostics.Escape(UsageErrors.Describe(parsed))}");
                 return ExitUsage;
             }
             int code = parsed.Invoke(config);

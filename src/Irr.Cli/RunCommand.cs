@@ -127,25 +127,8 @@ internal static class RunCommand
     // " (did you mean 'sparsity'?)" for a key within two edits of an option's name.
     private static string Suggestion(string key, IEnumerable<string?> names)
     {
-        var best = names.OfType<string>().Select(n => (Name: n, Distance: Distance(key, n))).MinBy(n => n.Distance);
+        var best = names.OfType<string>().Select(n => (Name: n, Distance: UsageErrors.Distance(key, n))).MinBy(n => n.Distance);
         return best.Name is not null && best.Distance <= 2 ? $" (did you mean '{best.Name}'?)" : "";
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var row = Enumerable.Range(0, b.Length + 1).ToArray();
-        for (int i = 1; i <= a.Length; i++)
-        {
-            int diagonal = row[0];
-            row[0] = i;
-            for (int j = 1; j <= b.Length; j++)
-            {
-                int above = row[j];
-                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
-                diagonal = above;
-            }
-        }
-        return row[b.Length];
     }
 
     /// <summary>The argument vector of a step: its command's words, then --key value per value (--key for a true flag), then its positional values.</summary>
@@ -187,17 +170,30 @@ internal static class RunCommand
             int line = (key is null ? null : step.Step.Find(key)?.Line) ?? step.Step.Line;
             throw recipe.Error(line, $"{step.Command}: {error.Message}");
         }
+        IJob? built = null;
         if (command is JobCommand job)
         {
-            try { job.Build(result).Validate(); }
+            try
+            {
+                built = job.Build(result);
+                built.Validate();
+            }
             catch (IrrException e)
             {
-                throw recipe.Error(step.Step.Line, e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}");
+                // A message about one key ("realign: sparsity must be a number …") points at that key's line.
+                string message = e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}";
+                int line = step.Step.Options.FirstOrDefault(o => message.StartsWith($"{step.Command}: {o.Key} ", StringComparison.Ordinal))?.Line ?? step.Step.Line;
+                throw recipe.Error(line, message);
             }
         }
         var options = new JsonObject();
-        foreach (var option in OptionsOf(command)) options[KeyOf(option)] = Json(ValueOf(result, option.Name, option.ValueType));
-        foreach (var argument in command.Arguments) options[step.Spec.Positional ?? argument.Name] = Json(ValueOf(result, argument.Name, argument.ValueType));
+        if (built is not null && command is JobCommand { Schema: not null } schemaCommand)
+            options = schemaCommand.Schema.Describe(built);
+        else
+        {
+            foreach (var option in OptionsOf(command)) options[KeyOf(option)] = Json(ValueOf(result, option.Name, option.ValueType));
+            foreach (var argument in command.Arguments) options[step.Spec.Positional ?? argument.Name] = Json(ValueOf(result, argument.Name, argument.ValueType));
+        }
         return new StepCommand(step, args, options, OptionOf(command, "overwrite") is not null);
     }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Irr.Jobs;
 using Irr.Model;
 
 namespace Irr.Cli;
@@ -13,7 +14,7 @@ internal static class ScoreCommand
     {
         var model = CommandSupport.ModelOption();
         var adapter = CommandSupport.AdapterOption();
-        var data = new Option<string>("--data") { Description = $"records: {CommandSupport.RecordFormats}", Required = true };
+        var data = new Option<string>("--data") { Description = $"records: {OptionHelp.Records}", Required = true };
         var system = CommandSupport.SystemPromptOption();
         var noChatTemplate = CommandSupport.NoChatTemplateOption();
         var maxLength = CommandSupport.MaxLengthOption(1024);

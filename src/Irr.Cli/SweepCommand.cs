@@ -18,7 +18,7 @@ internal static class SweepCommand
 {
     public static Command Create()
     {
-        var realign = new RealignCommand.SharedOptions("the points' removal rule: irr, irr-more or fisher-only");
+        var realign = new SharedOptions("the points' removal rule: irr, irr-more or fisher-only");
         realign.Calibration.Required = true; // a sweep has no dry run
         var sparsity = new Option<string[]>("--sparsity")
         {
@@ -44,7 +44,7 @@ internal static class SweepCommand
         };
         var harmfulVal = new Option<string[]>("--harmful-val")
         {
-            Description = $"harmful prompt sets of the validation split, one per file: {CommandSupport.PromptFormats}",
+            Description = $"harmful prompt sets of the validation split, one per file: {OptionHelp.PromptFormats}",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
@@ -199,5 +199,69 @@ internal static class SweepCommand
         console.WriteLine($"chosen: {result.Choice.Reason}");
         foreach (var (method, choice) in result.Baselines)
             console.WriteLine($"{method} at its best setting by the same rule: {choice.Reason}");
+    }
+
+    /// <summary>
+    /// The options <c>irr realign</c> and <c>irr sweep</c> share, with the same meaning: the inputs (base, finetuned or adapter,
+    /// safety vector, Fisher, calibration, modules, method) and the realignment's tuning (blocksize, percdamp, nsamples, seqlen,
+    /// no-recalibrate, system-prompt, dtype).
+    /// </summary>
+    /// <param name="methodDescription">The help text of --method.</param>
+    /// <param name="calibrationNote">Appended to the help text of --calibration.</param>
+    internal sealed class SharedOptions(string methodDescription, string calibrationNote = "")
+    {
+        public Option<string> Base { get; } = new("--base") { Description = "the aligned model θ_A the fine-tune started from", Required = true };
+        public Option<string?> Finetuned { get; } = new("--finetuned") { Description = "the fully fine-tuned model θ_F (a model directory); give it or --adapter" };
+        public Option<string?> Adapter { get; } = new("--adapter") { Description = "or θ_F as a PEFT LoRA adapter on --base" };
+        public Option<string> SafetyVector { get; } = new("--safety-vector") { Description = "from irr safety-vector (safetensors, or a torch.save .pt/.pth state dict)", Required = true };
+        public Option<string> Fisher { get; } = new("--fisher") { Description = "from irr fisher (safetensors, or a torch.save .pt/.pth state dict)", Required = true };
+        public Option<string?> Calibration { get; } = new("--calibration") { Description = $"the task's own training data, for the Hessians{calibrationNote}: {OptionHelp.Records}" };
+        public Option<string?> Modules { get; } = new("--modules") { Description = "target modules (default: the adapter's targets for --adapter, all seven otherwise)" };
+        public Option<string> Method { get; } = new("--method") { Description = methodDescription, DefaultValueFactory = _ => "irr" };
+        public Option<int> BlockSize { get; } = new("--blocksize") { Description = "columns per OBS block", DefaultValueFactory = _ => 128 };
+        public Option<double> PercDamp { get; } = new("--percdamp") { Description = "damping as a fraction of mean(diag H)", DefaultValueFactory = _ => 0.01 };
+        public Option<int> NSamples { get; } = new("--nsamples") { Description = "calibration records used (the first N)", DefaultValueFactory = _ => 128 };
+        public Option<int> SeqLen { get; } = new("--seqlen") { Description = "calibration tokens kept per record", DefaultValueFactory = _ => 512 };
+        public Option<bool> NoRecalibrate { get; } = new("--no-recalibrate") { Description = "remove without compensating (ablation): θ_A where removed, θ_F elsewhere" };
+        public Option<string> SystemPrompt { get; } = CommandSupport.SystemPromptOption();
+        public Option<bool> NoChatTemplate { get; } = CommandSupport.NoChatTemplateOption();
+        public Option<string> DType { get; } = new("--dtype") { Description = "output storage type: keep, bf16, f16 or f32", DefaultValueFactory = _ => "keep" };
+
+        /// <summary>Adds the input options and the check that exactly one of --finetuned and --adapter is given.</summary>
+        public void AddInputsTo(Command command)
+        {
+            foreach (var option in new Option[] { Base, Finetuned, Adapter, SafetyVector, Fisher, Calibration, Modules, Method }) command.Options.Add(option);
+            command.Validators.Add(r =>
+            {
+                if ((r.GetResult(Finetuned) is null) == (r.GetResult(Adapter) is null)) r.AddError("give exactly one of --finetuned and --adapter");
+            });
+        }
+
+        /// <summary>Adds the tuning options.</summary>
+        public void AddTuningTo(Command command)
+        {
+            foreach (var option in new Option[] { BlockSize, PercDamp, NSamples, SeqLen, NoRecalibrate, SystemPrompt, NoChatTemplate, DType }) command.Options.Add(option);
+        }
+
+        /// <summary>The realignment these options describe (no output, sparsity 0).</summary>
+        public RealignJob Build(ParseResult r) => new()
+        {
+            Base = r.GetValue(Base)!,
+            Finetuned = r.GetValue(Finetuned),
+            Adapter = r.GetValue(Adapter),
+            SafetyVector = r.GetValue(SafetyVector)!,
+            Fisher = r.GetValue(Fisher)!,
+            Calibration = r.GetValue(Calibration),
+            Modules = r.GetValue(Modules) is { } list ? TargetModules.Parse(list) : null,
+            Method = r.GetValue(Method)!,
+            BlockSize = r.GetValue(BlockSize),
+            PercDamp = r.GetValue(PercDamp),
+            NSamples = r.GetValue(NSamples),
+            SeqLen = r.GetValue(SeqLen),
+            Recalibrate = !r.GetValue(NoRecalibrate),
+            SystemPrompt = r.GetValue(SystemPrompt)!,
+            NoChatTemplate = r.GetValue(NoChatTemplate),
+            DType = r.GetValue(DType)!,
+        };
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Irr.Jobs;
 using Irr.Model;
 
 namespace Irr.Cli;
@@ -12,7 +13,7 @@ internal static class TrainCommand
     public static Command Create()
     {
         var model = CommandSupport.ModelOption();
-        var data = new Option<string>("--data") { Description = $"records: {CommandSupport.RecordFormats}", Required = true };
+        var data = new Option<string>("--data") { Description = $"records: {OptionHelp.Records}", Required = true };
         var full = new Option<bool>("--full") { Description = "train every weight; writes a full model" };
         var lora = new Option<bool>("--lora") { Description = "train LoRA matrices only; writes a PEFT adapter" };
         var rank = new Option<int>("--rank") { Description = "LoRA rank r", DefaultValueFactory = _ => 8 };

@@ -60,7 +60,7 @@ public sealed class OutputDirectory : IDisposable
         {
             Temporaries.RemoveStale(full); // may restore the target an overwrite killed midway had moved aside
             if (Directory.Exists(full) && !overwrite && Directory.EnumerateFileSystemEntries(full).Any())
-                throw new IrrException($"{target}: exists and is not empty (choose another output directory, or overwrite it)");
+                throw new IrrException($"{target}: {OutputPolicy.Exists} is not empty ({OutputPolicy.Remedy})");
             string temporary = Temporaries.NameFor(full);
             Temporaries.Register(temporary, full);
             try

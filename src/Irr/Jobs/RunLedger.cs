@@ -113,7 +113,7 @@ public sealed class RunLedger
     {
         if (Find(candidate.Id) is not { } previous || previous.Status == Failed) return false;
         return previous.Command == candidate.Command
-            && JsonNode.DeepEquals(previous.Options, candidate.Options)
+            && UpToDate.Same(previous.Options, candidate.Options)
             && previous.Output == candidate.Output
             && candidate.Output is not null && (File.Exists(candidate.Output) || Directory.Exists(candidate.Output))
             && previous.Inputs.Count == candidate.Inputs.Count

@@ -3,6 +3,9 @@ namespace Irr.Jobs;
 /// <summary>The kinds of step output that <c>irr run</c> wires into later steps' inputs.</summary>
 public enum ArtifactKind
 {
+    /// <summary>Not wired.</summary>
+    None,
+
     /// <summary>A safety vector (.safetensors), from safety-vector.</summary>
     SafetyVector,
 

@@ -14,82 +14,112 @@ namespace Irr.Realign;
 /// recalibrate the rest with SparseGPT's OBS update on the calibration Hessians, layer by layer (IRR-SPEC step 3).
 /// Writes a complete model directory with <see cref="RealignReport.FileName"/> inside, or, as a dry run, nothing.
 /// </summary>
+[Job("realign", Help = "IRR step 3: remove the fine-tuning deltas that conflict with the safety vector and recalibrate the rest (SparseGPT's OBS), layer by layer",
+    Produces = ArtifactKind.Model, NoOutputWith = "dry-run")]
 public sealed record RealignJob : IJob<RealignReport>
 {
     /// <summary>The aligned model θ_A the fine-tune started from.</summary>
+    [Option("the aligned model θ_A the fine-tune started from", Kind = OptionKind.Input, Required = true, Group = InputGroup)]
     public required string Base { get; init; }
 
     /// <summary>The fully fine-tuned model θ_F (a model directory); or give <see cref="Adapter"/>.</summary>
+    [Option("the fully fine-tuned model θ_F (a model directory); give it or --adapter", Kind = OptionKind.Input, Group = InputGroup)]
     public string? Finetuned { get; init; }
 
     /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
+    [Option("or θ_F as a PEFT LoRA adapter on --base", Kind = OptionKind.Input, Group = InputGroup)]
     public string? Adapter { get; init; }
 
     /// <summary>
     /// The safety vector file (from <see cref="SafetyVectorJob"/>): safetensors or a <c>torch.save</c> state dict, its keys read as
     /// Hugging Face names (<see cref="TensorNames"/>).
     /// </summary>
+    [Option("from irr safety-vector (safetensors, or a torch.save .pt/.pth state dict)", Kind = OptionKind.Input, Required = true, From = ArtifactKind.SafetyVector, Group = InputGroup)]
     public required string SafetyVector { get; init; }
 
     /// <summary>The Fisher file (from <see cref="FisherJob"/>), read as <see cref="SafetyVector"/> is.</summary>
+    [Option("from irr fisher (safetensors, or a torch.save .pt/.pth state dict)", Kind = OptionKind.Input, Required = true, From = ArtifactKind.Fisher, Group = InputGroup)]
     public required string Fisher { get; init; }
 
     /// <summary>The task's own training records, for the Hessians (not needed for a dry run).</summary>
+    [Option("the task's own training data, for the Hessians (not needed with --dry-run): " + OptionHelp.Records, Kind = OptionKind.Input, Group = InputGroup)]
     public string? Calibration { get; init; }
 
     /// <summary>Target modules, or null: the adapter's targets for <see cref="Adapter"/>, all seven otherwise.</summary>
+    [Option("target modules: a comma-separated list or all (default: the adapter's targets for --adapter, all seven otherwise)", Parser = typeof(TargetModules.OptionParser), Group = InputGroup)]
     public IReadOnlyList<string>? Modules { get; init; }
 
     /// <summary>The removal rule: irr, irr-more, fisher-only or random-at-count (<see cref="RemovalStrategies"/>).</summary>
+    [Option("the removal rule: irr, irr-more, fisher-only, or random-at-count (the random-removal control: with --removal-counts and --seed)", Group = InputGroup)]
     public string Method { get; init; } = "irr";
 
     /// <summary>s: the fraction of candidate deltas kept, lowest Fisher first (irr, irr-more, fisher-only).</summary>
+    [Option("s: the fraction of candidate deltas kept (lowest Fisher); 0 removes every conflict")]
     public double Sparsity { get; init; }
 
     /// <summary>random-at-count: the irr-report.json whose per-matrix <c>removed</c> counts the random masks remove.</summary>
+    [Option("random-at-count: the irr-report.json whose per-matrix removal counts the random masks repeat", Kind = OptionKind.Input)]
     public string? RemovalCounts { get; init; }
 
     /// <summary>random-at-count: the seed of the masks.</summary>
+    [Option("random-at-count: seed of the random masks")]
     public int Seed { get; init; }
 
     /// <summary>A strategy given as an object (library callers, e.g. a random control with in-memory counts); overrides <see cref="Method"/>.</summary>
     public IRemovalStrategy? Strategy { get; init; }
 
     /// <summary>Columns per OBS block.</summary>
+    [Option("columns per OBS block", Name = "blocksize", Group = TuningGroup)]
     public int BlockSize { get; init; } = 128;
 
     /// <summary>Damping as a fraction of mean(diag H).</summary>
+    [Option("damping as a fraction of mean(diag H)", Name = "percdamp", Group = TuningGroup)]
     public double PercDamp { get; init; } = 0.01;
 
     /// <summary>Calibration records used (the first N).</summary>
+    [Option("calibration records used (the first N)", Name = "nsamples", Group = TuningGroup)]
     public int NSamples { get; init; } = 128;
 
     /// <summary>Calibration tokens kept per record.</summary>
+    [Option("calibration tokens kept per record", Name = "seqlen", Group = TuningGroup)]
     public int SeqLen { get; init; } = 512;
 
     /// <summary>false: remove without compensating (ablation): θ_A where removed, θ_F elsewhere.</summary>
+    [Option("remove without compensating (ablation): θ_A where removed, θ_F elsewhere", Name = "no-recalibrate", Negated = true, Group = TuningGroup)]
     public bool Recalibrate { get; init; } = true;
 
     /// <summary>The system prompt of the calibration records: none, llama2 or literal text.</summary>
+    [Option(OptionHelp.SystemPrompt, Group = TuningGroup)]
     public string SystemPrompt { get; init; } = "none";
 
     /// <summary>
     /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
     /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
     /// </summary>
+    [Option(OptionHelp.NoChatTemplate, Group = TuningGroup)]
     public bool NoChatTemplate { get; init; }
 
     /// <summary>Output storage type: keep, bf16, f16 or f32.</summary>
+    [Option("output storage type: keep, bf16, f16 or f32", Name = "dtype", Group = TuningGroup)]
     public string DType { get; init; } = "keep";
 
     /// <summary>Identify only: count the conflicts and removals, write nothing.</summary>
+    [Option("identify only: print how many deltas conflict and would be removed, write nothing")]
     public bool DryRun { get; init; }
 
     /// <summary>The output model directory (required unless <see cref="DryRun"/>).</summary>
+    [Option("output model directory (irr-report.json goes inside it)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Fingerprinted = false)]
     public string? OutputPath { get; init; }
 
     /// <summary>Replace the output directory if it exists.</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
+
+    /// <summary>The group of the options that name the inputs and the removal rule (the sweep takes them).</summary>
+    public const string InputGroup = "inputs";
+
+    /// <summary>The group of the options that tune the realignment (the sweep takes them).</summary>
+    public const string TuningGroup = "tuning";
 
     /// <inheritdoc/>
     public string Command => "realign";
@@ -130,34 +160,27 @@ public sealed record RealignJob : IJob<RealignReport>
         ? new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(RemovalCounts!), Seed)
         : RemovalStrategies.Create(Method, Sparsity));
 
-    /// <summary>What the report records at its top: the irr version, the inputs and every option.</summary>
+    /// <summary>
+    /// What the report records at its top: the irr version, the inputs and every option that shapes the result: the
+    /// modules, the removal rule's (<see cref="IRemovalStrategy.Describe"/>) and every tuning option (<see cref="TuningGroup"/>)
+    /// from the schema, under its key with underscores (a negated flag under what it turns off: <c>recalibrate</c>).
+    /// </summary>
     public JsonObject ReportHeader(IReadOnlyList<string> modules, IRemovalStrategy strategy)
     {
         var options = new JsonObject { ["modules"] = new JsonArray(modules.Select(t => (JsonNode?)t).ToArray()) };
         foreach (var (key, value) in strategy.Describe()) options[key] = value?.DeepClone();
-        options["blocksize"] = BlockSize;
-        options["percdamp"] = PercDamp;
-        options["nsamples"] = NSamples;
-        options["seqlen"] = SeqLen;
-        options["recalibrate"] = Recalibrate;
-        options["system_prompt"] = SystemPrompt;
-        if (NoChatTemplate) options["no_chat_template"] = true;
-        options["dtype"] = OutputDType()?.ToTorchName() ?? "keep";
-        static string? P(string? path) => path is null ? null : Provenance.PathOf(path);
+        foreach (var option in JobSchema.Of<RealignJob>().Options.Where(o => o.Attribute.Group == TuningGroup))
+            options[(option.Attribute.Negated ? option.Key["no-".Length..] : option.Key).Replace('-', '_')] =
+                JobSchema.Json(option.Properties[0].Get(this));
+        // Every input option, as an absolute path, under its key with underscores.
+        var inputs = new JsonObject();
+        foreach (var option in JobSchema.Of<RealignJob>().Options.Where(o => o.Kind == OptionKind.Input))
+            inputs[option.Key.Replace('-', '_')] = option.ValueIn(this) is string path ? Provenance.PathOf(path) : null;
+        inputs["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter);
         return new JsonObject
         {
             ["irr_version"] = Provenance.Version,
-            ["inputs"] = new JsonObject
-            {
-                ["base"] = P(Base),
-                ["finetuned"] = P(Finetuned),
-                ["adapter"] = P(Adapter),
-                ["safety_vector"] = P(SafetyVector),
-                ["fisher"] = P(Fisher),
-                ["calibration"] = P(Calibration),
-                ["removal_counts"] = P(RemovalCounts),
-                ["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter),
-            },
+            ["inputs"] = inputs,
             ["options"] = options,
         };
     }

@@ -644,13 +644,11 @@ public sealed record SweepJob : IJob<SweepResult>
         // The finished record at `path` if it was made with these options, else null (also when it cannot be read: it is redone).
         private static T? Finished<T>(string path, JsonObject options) where T : class
         {
-            if (!File.Exists(path)) return null;
             try
             {
-                var json = JsonFiles.ParseObject(BoundedText.Read(path), path);
-                return JsonNode.DeepEquals(json["options"], options) ? json.Deserialize<T>(JsonFiles.ResultOptions) : null;
+                return UpToDate.Load(path, options)?.Deserialize<T>(JsonFiles.ResultOptions);
             }
-            catch (Exception e) when (e is IrrException or JsonException) { return null; }
+            catch (JsonException) { return null; }
         }
 
         private void Save<T>(string path, T value, JsonObject options)

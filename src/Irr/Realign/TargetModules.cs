@@ -19,6 +19,13 @@ public static class TargetModules
         return All.Where(names.Contains).ToArray();
     }
 
+    /// <summary>The parser of a modules option (<c>--modules q_proj,v_proj</c>, a YAML list, or all): TargetModules.Parse.</summary>
+    public sealed class OptionParser : Jobs.IOptionParser
+    {
+        /// <inheritdoc/>
+        public object? Parse(IReadOnlyList<string> values, string key) => TargetModules.Parse(string.Join(",", values));
+    }
+
     /// <summary>Every target weight name of a model, layer by layer.</summary>
     public static IEnumerable<string> WeightNames(ModelConfig config, IReadOnlyList<string> modules) =>
         Enumerable.Range(0, config.NumHiddenLayers).SelectMany(l => modules.Select(m => ModelConfig.LinearWeightName(l, m)));

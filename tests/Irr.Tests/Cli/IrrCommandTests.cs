@@ -101,7 +101,7 @@ public class IrrCommandTests
         Assert.Equal(2, code);
         Assert.Contains("refusing to write into the input model directory", error);
         (code, _, _) = CliRunner.Run("realign", "--base", aligned, "--safety-vector", dir["v.safetensors"], "--fisher", dir["v.safetensors"], "-o", dir["out"]);
-        Assert.Equal(1, code); // neither --finetuned nor --adapter
+        Assert.Equal(2, code); // neither --finetuned nor --adapter: an option error, as every value the job's Validate refuses
         (code, _, error) = CliRunner.Run("realign", "--base", aligned, "--finetuned", finetuned, "--safety-vector", dir["v.safetensors"], "--fisher", dir["v.safetensors"],
             "--modules", "q_proj", "--method", "magic", "--dry-run");
         Assert.Equal(2, code);

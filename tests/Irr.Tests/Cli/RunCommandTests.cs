@@ -235,7 +235,7 @@ public class RunCommandTests
 
     [Theory]
     [InlineData("      sparsty: 0.5\n", 12, "realign: unknown option 'sparsty' (did you mean 'sparsity'?)")]
-    [InlineData("      sparsity: lots\n", 12, "realign: Cannot parse argument 'lots' for option '--sparsity'")]
+    [InlineData("      sparsity: lots\n", 12, "realign: sparsity must be a number, not 'lots'")]
     [InlineData("      dry-run: maybe\n", 12, "realign: dry-run is a flag: true or false")]
     [InlineData("      o: x\n      output: y\n", 13, "realign: output is given twice")]
     [InlineData("      modules: [q_proj, v_proj]\n", 12, "not valid YAML: Duplicate key modules")]

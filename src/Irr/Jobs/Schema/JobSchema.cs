@@ -1,0 +1,279 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json.Nodes;
+
+namespace Irr.Jobs;
+
+/// <summary>
+/// One option of a job as its <see cref="OptionAttribute"/> declares it: where it lives (a property, or a property of
+/// an options record the job holds), its key, kind and default.
+/// </summary>
+/// <param name="Key">The long name without dashes ("batch-size").</param>
+/// <param name="Attribute">The declaration.</param>
+/// <param name="Properties">Every property the value is bound to: one, or one per options record that declares the same key (a shared option).</param>
+/// <param name="Default">The value of a fresh job (the property's initial value).</param>
+public sealed record JobOption(string Key, OptionAttribute Attribute, IReadOnlyList<OptionPath> Properties, object? Default)
+{
+    /// <summary>The type of the value.</summary>
+    public Type ValueType => Properties[0].Property.PropertyType;
+
+    /// <summary>Whether it is a flag (a bool, true when given).</summary>
+    public bool IsFlag => ValueType == typeof(bool);
+
+    /// <summary>Whether it takes a list (a YAML list, repeated values or a comma-separated string).</summary>
+    public bool IsList => ValueType != typeof(string) && ValueType.IsAssignableTo(typeof(System.Collections.IEnumerable));
+
+    /// <summary>What it names.</summary>
+    public OptionKind Kind => Attribute.Kind;
+
+    /// <summary>Whether it names a file or directory (resolved against a recipe's directory).</summary>
+    public bool IsPath => Kind is OptionKind.Input or OptionKind.Output or OptionKind.Path;
+
+    /// <summary>The option's value in <paramref name="job"/> (the first property's, for a shared option; a negated flag's as the flag).</summary>
+    public object? ValueIn(object job) => Properties[0].Get(job) is var value && Attribute.Negated ? !(bool)value! : value;
+}
+
+/// <summary>A property reached from a job: through the options records that hold it (<c>Engine.Url</c>), then itself.</summary>
+/// <param name="Through">The options-record properties from the job down to the holder, outermost first.</param>
+/// <param name="Property">The property itself.</param>
+public sealed record OptionPath(IReadOnlyList<PropertyInfo> Through, PropertyInfo Property)
+{
+    /// <summary>The value in <paramref name="job"/>, or null when a record on the way is null.</summary>
+    public object? Get(object job)
+    {
+        object? holder = job;
+        foreach (var p in Through) holder = holder is null ? null : p.GetValue(holder);
+        return holder is null ? null : Property.GetValue(holder);
+    }
+}
+
+/// <summary>
+/// A job type's options, read from its <see cref="OptionAttribute"/>s and <see cref="OptionsAttribute"/> records: the one
+/// declaration that the command line, recipe keys, help texts, defaults, <c>irr-report.json</c>'s options and the
+/// up-to-date fingerprints of <c>irr run</c> and the sweep derive from. <see cref="Bind"/> makes a job from option values
+/// as the command line or a recipe gives them; the job's own <c>Validate</c> then checks them together.
+/// </summary>
+public sealed class JobSchema
+{
+    private static readonly ConcurrentDictionary<Type, JobSchema> Cache = new();
+
+    private JobSchema(Type type, JobAttribute? job, IReadOnlyList<JobOption> options)
+    {
+        Type = type;
+        Job = job;
+        Options = options;
+    }
+
+    /// <summary>The job's type.</summary>
+    public Type Type { get; }
+
+    /// <summary>The job's command declaration, or null for an options record.</summary>
+    public JobAttribute? Job { get; }
+
+    /// <summary>The command ("realign").</summary>
+    public string Command => Job?.Command ?? Type.Name;
+
+    /// <summary>The options in declaration order (a shared key once, where first declared).</summary>
+    public IReadOnlyList<JobOption> Options { get; }
+
+    /// <summary>The option with this key or alias ("output", "o"), or null.</summary>
+    public JobOption? Find(string key) =>
+        Options.FirstOrDefault(o => o.Key == key || (o.Attribute.Alias is { } a && a.TrimStart('-') == key));
+
+    /// <summary>The positional option, or null.</summary>
+    public JobOption? Positional => Options.FirstOrDefault(o => o.Attribute.Positional);
+
+    /// <summary>The schema of <paramref name="type"/> (a job, or a record of options).</summary>
+    public static JobSchema Of(Type type) => Cache.GetOrAdd(type, t =>
+    {
+        var options = new List<JobOption>();
+        Collect(t, [], null, options);
+        return new JobSchema(t, t.GetCustomAttribute<JobAttribute>(), options);
+    });
+
+    /// <summary>The schema of <typeparamref name="T"/>.</summary>
+    public static JobSchema Of<T>() => Of(typeof(T));
+
+    private static void Collect(Type type, IReadOnlyList<PropertyInfo> through, string[]? groups, List<JobOption> options)
+    {
+        object? fresh = null; // made only for a type that declares options
+        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).OrderBy(p => p.MetadataToken))
+        {
+            if (property.GetCustomAttribute<OptionsAttribute>() is { } nested)
+            {
+                Collect(Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType, [.. through, property], nested.Groups, options);
+                continue;
+            }
+            if (property.GetCustomAttribute<OptionAttribute>() is not { } declared) continue;
+            if (groups is not null && (declared.Group is null || !groups.Contains(declared.Group))) continue;
+            string key = declared.Name ?? Kebab(property.Name);
+            var path = new OptionPath(through, property);
+            int at = options.FindIndex(o => o.Key == key);
+            if (at >= 0)
+            {
+                if (options[at].ValueType != property.PropertyType)
+                    throw new InvalidOperationException($"{type.Name}.{property.Name}: the shared option '{key}' has another type");
+                options[at] = options[at] with { Properties = [.. options[at].Properties, path] };
+            }
+            else
+                options.Add(new JobOption(key, declared, [path], property.GetValue(fresh ??= Fresh(type))));
+        }
+    }
+
+    // A job or record as a fresh `new T()` makes it: its initial values are the options' defaults.
+    private static object Fresh(Type type) => Activator.CreateInstance(type)
+        ?? throw new InvalidOperationException($"{type.Name} has no parameterless constructor");
+
+    /// <summary>"BatchSize" → "batch-size".</summary>
+    public static string Kebab(string name) =>
+        string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 && !char.IsUpper(name[i - 1]) ? "-" : "") + char.ToLowerInvariant(c) : c.ToString()));
+
+    /// <summary>
+    /// A job from option values as the command line or a recipe gives them: by key, each value's text (a flag's
+    /// "true"/"false"; a list's items, each split at commas). Options not given keep their defaults; an options record
+    /// none of whose options is given stays as a fresh job has it (null for a nullable one).
+    /// </summary>
+    /// <exception cref="IrrException">A required option is missing, or a value does not convert: "<c>COMMAND: key must be a number, not 'abc'</c>".</exception>
+    public object Bind(IReadOnlyDictionary<string, IReadOnlyList<string>> given)
+    {
+        object job = Fresh(Type);
+        foreach (var option in Options)
+        {
+            if (!given.TryGetValue(option.Key, out var values))
+            {
+                if (option.Attribute.Required) throw new IrrException($"{Command}: {option.Key} is required");
+                continue;
+            }
+            object? value = Convert(option, values);
+            foreach (var path in option.Properties) Set(job, path, value);
+        }
+        return job;
+    }
+
+    /// <summary><see cref="Bind"/> with the job's type.</summary>
+    public T Bind<T>(IReadOnlyDictionary<string, IReadOnlyList<string>> given) => (T)Bind(given);
+
+    private static void Set(object job, OptionPath path, object? value)
+    {
+        object holder = job;
+        var chain = new List<(object Holder, PropertyInfo Property, object Value)>();
+        foreach (var p in path.Through)
+        {
+            // Records are immutable to callers but their init setters are reachable here: a copy made by reflection is set, then put back.
+            object inner = p.GetValue(holder) ?? Fresh(Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType);
+            chain.Add((holder, p, inner));
+            holder = inner;
+        }
+        path.Property.SetValue(holder, value);
+        for (int i = chain.Count - 1; i >= 0; i--) chain[i].Property.SetValue(chain[i].Holder, chain[i].Value);
+    }
+
+    private object? Convert(JobOption option, IReadOnlyList<string> values)
+    {
+        var items = option.IsList
+            ? values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList()
+            : values;
+        if (!option.IsList && items.Count != 1)
+            throw new IrrException($"{Command}: {option.Key} takes one value, not {items.Count}");
+        if (option.Attribute.Parser is { } parser)
+            return ((IOptionParser)Activator.CreateInstance(parser)!).Parse(items, option.Key);
+        var type = option.ValueType;
+        if (option.IsList)
+        {
+            var element = type.IsArray ? type.GetElementType()! : type.GetGenericArguments()[0];
+            var array = Array.CreateInstance(element, items.Count);
+            for (int i = 0; i < items.Count; i++) array.SetValue(ConvertOne(option, element, items[i]), i);
+            return array;
+        }
+        object? one = ConvertOne(option, Nullable.GetUnderlyingType(type) ?? type, items[0]);
+        return option.Attribute.Negated ? !(bool)one! : one;
+    }
+
+    private object? ConvertOne(JobOption option, Type type, string text)
+    {
+        string what;
+        if (type == typeof(string)) return text;
+        if (type == typeof(bool))
+        {
+            if (bool.TryParse(text, out bool b)) return b;
+            what = "a flag: true or false";
+        }
+        else if (type == typeof(int))
+        {
+            if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i)) return i;
+            what = "a whole number";
+        }
+        else if (type == typeof(long))
+        {
+            if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long l)) return l;
+            what = "a whole number";
+        }
+        else if (type == typeof(double))
+        {
+            if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return d;
+            what = "a number";
+        }
+        else if (type == typeof(float))
+        {
+            if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float f)) return f;
+            what = "a number";
+        }
+        else throw new InvalidOperationException($"{Type.Name}: option '{option.Key}' has the unsupported type {type.Name}");
+        throw new IrrException($"{Command}: {option.Key} must be {what}, not '{Diagnostics.Escape(text)}'");
+    }
+
+    /// <summary>
+    /// Refuses a given input option whose path does not exist, naming the option: "<c>realign: base Aa: no such file or
+    /// directory</c>" (before the job opens anything, so the error says which option it was).
+    /// </summary>
+    /// <exception cref="IrrException">An input path does not exist.</exception>
+    public void RequireInputsExist(object job)
+    {
+        foreach (var option in Options.Where(o => o.Kind == OptionKind.Input))
+        {
+            var paths = option.ValueIn(job) switch
+            {
+                string one => [one],
+                IEnumerable<string> many => many.ToList(),
+                _ => [],
+            };
+            foreach (string path in paths.Where(p => !File.Exists(p) && !Directory.Exists(p)))
+                throw new IrrException($"{Command}: {option.Key} {Diagnostics.Escape(path)}: no such file or directory");
+        }
+    }
+
+    /// <summary>
+    /// Every option of <paramref name="job"/> with its value, defaults included, by key: what run.json records of a
+    /// step. Paths are as given; null values are kept (as JSON null).
+    /// </summary>
+    public JsonObject Describe(object job) => Describe(job, _ => true);
+
+    /// <summary>
+    /// The options that can change what <paramref name="job"/> computes (<see cref="OptionAttribute.Fingerprinted"/>), by
+    /// key, with input paths as given: what a rerun compares to decide that an earlier result is still good (with the
+    /// inputs' content hashes, <see cref="UpToDate"/>).
+    /// </summary>
+    public JsonObject Fingerprint(object job) => Describe(job, o => o.Attribute.Fingerprinted && o.Kind != OptionKind.Output);
+
+    private JsonObject Describe(object job, Func<JobOption, bool> include)
+    {
+        var json = new JsonObject();
+        foreach (var option in Options.Where(include)) json[option.Key] = Json(option.ValueIn(job));
+        return json;
+    }
+
+    /// <summary>An option value as JSON: numbers, text, flags and lists as themselves, null as null.</summary>
+    public static JsonNode? Json(object? value) => value switch
+    {
+        null => null,
+        string s => JsonValue.Create(s),
+        bool b => JsonValue.Create(b),
+        int i => JsonValue.Create(i),
+        long l => JsonValue.Create(l),
+        double d => JsonValue.Create(d),
+        float f => JsonValue.Create(f),
+        System.Collections.IEnumerable list => new JsonArray(list.Cast<object?>().Select(Json).ToArray()),
+        _ => JsonValue.Create(System.Convert.ToString(value, CultureInfo.InvariantCulture)),
+    };
+}
