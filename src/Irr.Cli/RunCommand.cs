@@ -191,8 +191,8 @@ internal static class RunCommand
             options = schemaCommand.Schema.Describe(built);
         else
         {
-            foreach (var option in OptionsOf(command)) options[KeyOf(option)] = Json(ValueOf(result, option.Name, option.ValueType));
-            foreach (var argument in command.Arguments) options[step.Spec.Positional ?? argument.Name] = Json(ValueOf(result, argument.Name, argument.ValueType));
+            foreach (var option in OptionsOf(command)) options[KeyOf(option)] = JobSchema.Json(ValueOf(result, option.Name, option.ValueType));
+            foreach (var argument in command.Arguments) options[step.Spec.Positional ?? argument.Name] = JobSchema.Json(ValueOf(result, argument.Name, argument.ValueType));
         }
         return new StepCommand(step, args, options, OptionOf(command, "overwrite") is not null);
     }
@@ -200,19 +200,6 @@ internal static class RunCommand
     // The value the command gets: an option that is not given and has no default is default(T) (0 for --sparsity).
     private static object? ValueOf(ParseResult result, string name, Type type) =>
         result.GetValue<object>(name) ?? (type.IsValueType && Nullable.GetUnderlyingType(type) is null ? Activator.CreateInstance(type) : null);
-
-    private static JsonNode? Json(object? value) => value switch
-    {
-        null => null,
-        string s => JsonValue.Create(s),
-        bool b => JsonValue.Create(b),
-        int i => JsonValue.Create(i),
-        long l => JsonValue.Create(l),
-        double d => JsonValue.Create(d),
-        float f => JsonValue.Create(f),
-        IEnumerable<string> list => new JsonArray(list.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
-        _ => JsonValue.Create(Convert.ToString(value, CultureInfo.InvariantCulture)),
-    };
 
     private static int Execute(Recipe recipe, IReadOnlyList<StepCommand> steps, IReadOnlySet<string> force, InvocationConfiguration io)
     {
