@@ -16,7 +16,11 @@ namespace Irr.Cli;
 internal static class RunCommand
 {
     /// <summary>A step as its command sees it: the argument vector (without "irr"), parsed and checked, and every option's value.</summary>
-    internal sealed record StepCommand(PlannedStep Planned, IReadOnlyList<string> Arguments, JsonObject Options, bool CanOverwrite);
+    internal sealed record StepCommand(PlannedStep Planned, IReadOnlyList<string> Arguments, JsonObject Options, bool CanOverwrite)
+    {
+        /// <summary>The step's job, built and validated (null for a command that is not a job).</summary>
+        public IJob? Job { get; init; }
+    }
 
     public static Command Create()
     {
@@ -50,6 +54,7 @@ internal static class RunCommand
         var graph = StepGraph.Plan(recipe.WithSteps(recipe.Steps.Select(s => Canonical(recipe, root, s)).ToList()));
         var steps = graph.Order.Select(s => Parse(recipe, root, s)).ToList();
         foreach (var step in graph.Order) CheckPlannedInputs(recipe, graph, step);
+        foreach (var step in steps) CheckPlannedModules(recipe, steps, step);
         return steps;
     }
 
@@ -74,6 +79,35 @@ internal static class RunCommand
         catch (IrrException e)
         {
             throw recipe.Error(step.Step.Line, e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}");
+        }
+    }
+
+    // A realign or sweep step whose safety vector or Fisher an earlier step computes: those steps must cover the modules
+    // it realigns, or it would fail only when it runs, after the Fisher's hours.
+    private static void CheckPlannedModules(Recipe recipe, IReadOnlyList<StepCommand> steps, StepCommand step)
+    {
+        var realign = step.Job switch { RealignJob r => r, SweepJob s => s.Realign, _ => null };
+        if (realign is null) return;
+        var producers = new List<(string Key, string Step, int Line, IReadOnlyList<string> Modules)>();
+        foreach (var d in step.Planned.DependsOn)
+        {
+            var producer = steps.Single(s => s.Planned.Index == d.Producer);
+            IReadOnlyList<string>? modules = (d.Via.Key, producer.Job) switch
+            {
+                ("safety-vector", SafetyVectorJob v) => v.Modules,
+                ("fisher", FisherJob f) => f.Modules,
+                _ => null,
+            };
+            if (modules is not null) producers.Add((d.Via.Key, producer.Planned.Id, producer.Planned.Step.Line, modules));
+        }
+        if (producers.Count == 0 || realign.PlannedModules() is not { } realigned) return;
+        try
+        {
+            InputChecks.PlannedModules(step.Planned.Command, realigned, realign.Modules is not null, producers);
+        }
+        catch (IrrException e)
+        {
+            throw recipe.Error(step.Planned.Step.Find("modules")?.Line ?? step.Planned.Step.Line, e.Message);
         }
     }
 
@@ -194,7 +228,7 @@ internal static class RunCommand
             foreach (var option in OptionsOf(command)) options[KeyOf(option)] = JobSchema.Json(ValueOf(result, option.Name, option.ValueType));
             foreach (var argument in command.Arguments) options[step.Spec.Positional ?? argument.Name] = JobSchema.Json(ValueOf(result, argument.Name, argument.ValueType));
         }
-        return new StepCommand(step, args, options, OptionOf(command, "overwrite") is not null);
+        return new StepCommand(step, args, options, OptionOf(command, "overwrite") is not null) { Job = built };
     }
 
     // The value the command gets: an option that is not given and has no default is default(T) (0 for --sparsity).

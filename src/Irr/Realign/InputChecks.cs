@@ -81,6 +81,28 @@ public static class InputChecks
         Decide(models, origins, warn: false);
     }
 
+    /// <summary>
+    /// A recipe's realign or sweep step against the earlier steps that compute its safety vector and Fisher: each must
+    /// cover every module the step realigns (<paramref name="modules"/>), or the step would fail only when it runs.
+    /// </summary>
+    /// <param name="command">The step's command, for the message.</param>
+    /// <param name="modules">The modules the step realigns.</param>
+    /// <param name="given">Whether the step names them (else they are its default: all seven, or the adapter's targets).</param>
+    /// <param name="producers">Per producing step: the option it feeds (safety-vector, fisher), its id, its line and its modules.</param>
+    /// <exception cref="IrrException">A producer lacks a module: the message names both steps and the modules.</exception>
+    public static void PlannedModules(string command, IReadOnlyList<string> modules, bool given,
+        IEnumerable<(string Key, string Step, int Line, IReadOnlyList<string> Modules)> producers)
+    {
+        foreach (var p in producers)
+        {
+            var missing = modules.Where(m => !p.Modules.Contains(m)).ToList();
+            if (missing.Count == 0) continue;
+            string which = given ? $"modules {string.Join(",", modules)}" : $"modules {string.Join(",", modules)} (its default)";
+            throw new IrrException($"{command}: realigns {which}, but step {p.Step} (line {p.Line}) computes its {p.Key} for " +
+                $"{string.Join(",", p.Modules)} only, without {string.Join(",", missing)}; give the same modules to both steps");
+        }
+    }
+
     // The model an earlier step of a recipe computes a file from: the base, θ_F, or another (or not known yet).
     private static Recorded PlannedOrigin(Models models, string path, string detail)
     {

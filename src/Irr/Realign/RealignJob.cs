@@ -239,6 +239,27 @@ public sealed record RealignJob : IJob<RealignReport>
     }
 
     /// <summary>
+    /// The modules this job will realign, as far as its options and the adapter's adapter_config.json tell before any
+    /// step runs (for <c>irr run</c>'s check of the steps that compute its inputs): <see cref="Modules"/>, else the
+    /// adapter's listed target_modules, else all seven; null when that cannot be known yet (an adapter that is not there
+    /// or whose target_modules is a regular expression).
+    /// </summary>
+    public IReadOnlyList<string>? PlannedModules()
+    {
+        if (Modules is not null) return Modules;
+        if (Adapter is null) return TargetModules.All;
+        string config = Path.Combine(Adapter, "adapter_config.json");
+        if (!File.Exists(config)) return null;
+        try
+        {
+            var lora = LoraConfig.Parse(BoundedText.Read(config), config);
+            var targets = TargetModules.All.Where(lora.TargetModules.Contains).ToList();
+            return lora.TargetModulesRegex is null && targets.Count > 0 ? targets : null;
+        }
+        catch (IrrException) { return null; } // the step itself reports a bad adapter
+    }
+
+    /// <summary>
     /// The adapter's target modules, in forward order (what <c>irr realign --adapter</c> realigns without --modules):
     /// those target_modules names; for PEFT's <c>"all-linear"</c> all seven; for another regular expression (which PEFT
     /// matches against full module names), the linear modules the adapter file has LoRA pairs for.

@@ -271,6 +271,13 @@ public class RunCommandTests
     [InlineData("  - convert: {input: missing.pt}\n", 3, "convert: input ", "missing.pt: no such file or directory, and no step writes it")]
     [InlineData("  - convert: {input: [safety.jsonl, task.jsonl]}\n", 3, "convert: Unrecognized command or argument ")]
     [InlineData("  - fisher:\n      model: aligned\n     data: safety.jsonl\n", 5, "not valid YAML")]
+    // Issue 25: the wiring between steps is checked too: realign's default modules (all seven) against the steps that compute its inputs.
+    [InlineData("  - safety-vector: {aligned: aligned, unaligned: unaligned, modules: \"q_proj,v_proj\"}\n  - fisher: {model: aligned, data: safety.jsonl, modules: \"q_proj,v_proj\"}\n" +
+        "  - realign: {base: aligned, finetuned: finetuned, calibration: task.jsonl}\n", 5,
+        "realign: realigns modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (its default), but step safety-vector (line 3) computes its safety-vector for q_proj,v_proj only, without k_proj,o_proj,gate_proj,up_proj,down_proj; give the same modules to both steps")]
+    [InlineData("  - safety-vector: {aligned: aligned, unaligned: unaligned}\n  - fisher: {model: aligned, data: safety.jsonl, modules: \"q_proj,v_proj\"}\n" +
+        "  - realign:\n      base: aligned\n      finetuned: finetuned\n      calibration: task.jsonl\n      modules: \"q_proj,k_proj\"\n", 9,
+        "realign: realigns modules q_proj,k_proj, but step fisher (line 4) computes its fisher for q_proj,v_proj only, without k_proj; give the same modules to both steps")]
     [InlineData("  - fisher: {model: aligned, data: safety.jsonl}\nextra: 1\n", 4, "unknown key 'extra' (a recipe has output and steps)")]
     public void StepGraphErrorsAreOneLineWithTheLineNumber(string steps, int line, params string[] expected)
     {
