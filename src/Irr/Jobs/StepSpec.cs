@@ -86,8 +86,50 @@ public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, s
     public ArtifactKind? ProducedBy(RecipeStep step) =>
         (ProducesOnlyWith is null || step.Flag(ProducesOnlyWith)) && (NoOutputWith is null || !step.Flag(NoOutputWith)) ? Produces : null;
 
-    /// <summary>Every command a recipe step may run, with its wiring.</summary>
-    public static IReadOnlyList<StepSpec> All { get; } =
+    /// <summary>
+    /// The spec a job type declares: its path options (<see cref="OptionKind.Input"/> and <see cref="OptionKind.Path"/>,
+    /// with <see cref="OptionAttribute.From"/>, <see cref="OptionAttribute.Many"/> and <see cref="OptionAttribute.NotNeededWith"/>),
+    /// its positional key, and its <see cref="JobAttribute"/>'s output and wiring.
+    /// </summary>
+    public static StepSpec Of(JobSchema schema)
+    {
+        var job = schema.Job ?? throw new InvalidOperationException($"{schema.Type.Name} has no [Job] attribute");
+        static ArtifactKind? Kind(ArtifactKind kind) => kind == ArtifactKind.None ? null : kind;
+        var paths = schema.Options.Where(o => o.Kind is OptionKind.Input or OptionKind.Path)
+            .Select(o => new PathOption(o.Key, o.Kind == OptionKind.Input, Kind(o.Attribute.From), o.Attribute.Many, o.Attribute.NotNeededWith))
+            .ToList();
+        return new StepSpec(job.Command, paths, job.OutputExtension, Kind(job.Produces))
+        {
+            ProducesOnlyWith = job.ProducesOnlyWith,
+            NoOutputWith = job.NoOutputWith,
+            SharesOutput = job.SharesOutput,
+            ProducedInside = job.ProducedInside,
+            Positional = schema.Positional?.Key,
+            FileInputOutputExtension = job.FileInputOutputExtension,
+        };
+    }
+
+    /// <summary>The job types a recipe step may run, in the order <c>irr run</c> lists them.</summary>
+    public static IReadOnlyList<Type> JobTypes { get; } =
+    [
+        typeof(Realign.SafetyVectorJob), typeof(Realign.FisherJob), typeof(Realign.RealignJob), typeof(Realign.Baselines.SafeLoraJob),
+        typeof(Realign.SweepJob), typeof(Model.TrainJob), typeof(Realign.Baselines.RestaJob), typeof(Eval.GenerateJob), typeof(Model.ScoreJob),
+        typeof(Eval.EvalSafetyJob), typeof(Eval.EvalTaskJob), typeof(Eval.EvalPplJob), typeof(Eval.Report.ReportJob), typeof(IO.ConvertJob),
+    ];
+
+    /// <summary>Every command a recipe step may run, with its wiring: derived from the job's schema (TRANSITIONAL: the hand-written entry until the job declares one).</summary>
+    public static IReadOnlyList<StepSpec> All => field ??= JobTypes
+        .Select(t => JobSchema.Of(t) is { Job: not null } schema ? Of(schema) : Legacy.Single(l => l.Command == LegacyCommand(t)))
+        .ToList();
+
+    private static string LegacyCommand(Type jobType) => jobType.Name switch
+    {
+        "SafetyVectorJob" => "safety-vector", "FisherJob" => "fisher", "RealignJob" => "realign", "SafeLoraJob" => "baseline safelora",
+        "SweepJob" => "sweep", "TrainJob" => "train", "RestaJob" => "baseline resta", "GenerateJob" => "generate", "ScoreJob" => "score",
+        "EvalSafetyJob" => "eval safety", "EvalTaskJob" => "eval task", "EvalPplJob" => "eval ppl", "ReportJob" => "report", _ => "convert",
+    };
+
+    private static IReadOnlyList<StepSpec> Legacy { get; } =
     [
         new("safety-vector", [new("aligned"), new("unaligned"), new("unaligned-adapter")], ".safetensors", ArtifactKind.SafetyVector),
         new("fisher", [new("model"), new("data")], ".safetensors", ArtifactKind.Fisher),

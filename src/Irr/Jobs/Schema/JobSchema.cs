@@ -138,9 +138,15 @@ public sealed class JobSchema
     public object Bind(IReadOnlyDictionary<string, IReadOnlyList<string>> given)
     {
         object job = Fresh(Type);
+        var byKey = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var (key, values) in given)
+        {
+            var option = Find(key) ?? throw new IrrException($"{Command}: unknown option '{Diagnostics.Escape(key)}'");
+            if (!byKey.TryAdd(option.Key, values)) throw new IrrException($"{Command}: {option.Key} is given twice");
+        }
         foreach (var option in Options)
         {
-            if (!given.TryGetValue(option.Key, out var values))
+            if (!byKey.TryGetValue(option.Key, out var values))
             {
                 if (option.Attribute.Required) throw new IrrException($"{Command}: {option.Key} is required");
                 continue;
