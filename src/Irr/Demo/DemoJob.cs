@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Irr.Eval;
 using Irr.IO;
 using Irr.Jobs;
@@ -60,14 +58,6 @@ public sealed record DemoResult(DemoOptions Options, IReadOnlyList<DemoModelResu
 /// </summary>
 public sealed record DemoJob : IJob<DemoResult>
 {
-    /// <summary>The Llama-2-chat template (as published in meta-llama/Llama-2-7b-chat-hf's tokenizer_config.json).</summary>
-    public const string Llama2ChatTemplate = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}" +
-        "{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}" +
-        "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
-        "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}" +
-        "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}" +
-        "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
-
     /// <summary>The world, model, training, IRR and evaluation settings (<see cref="DemoOptions.Default"/> or <see cref="DemoOptions.Quick"/>).</summary>
     public required DemoOptions Options { get; init; }
 
@@ -105,14 +95,37 @@ public sealed record DemoJob : IJob<DemoResult>
         return result;
     }
 
+    // One fine-tune of θ_A that the demo sweeps, realigns and compares on its own: "full" (every module fine-tuned,
+    // θ_F a model) or "lora" (an adapter on q_proj, v_proj, θ_F = θ_A + the adapter), with the modules IRR realigns,
+    // the safety vector it uses, and whether the ablations (no recalibration, IRR-more) run on it too.
+    private sealed record Variant(string Name, IReadOnlyList<string> Modules, string? Finetuned, string? Adapter, string SafetyVector, bool Ablations);
+
+    // A model the demo evaluates: its label (its directory under eval/), what it is, its model directory (θ_A for an
+    // adapter), its adapter, and its realignment report (null for a model that was not realigned).
+    private sealed record Candidate(string Label, string Description, string Model, string? Adapter = null, RealignReport? Report = null);
+
     private sealed class Runner(DemoOptions o, OutputDirectory output, Action<JobProgress>? progress)
     {
+        private static readonly IReadOnlyList<string> LoraModules = ["q_proj", "v_proj"];
+
         private readonly string root = output.TemporaryPath;
         private readonly string final = output.Target;
         private readonly Dictionary<string, double> seconds = new(StringComparer.Ordinal);
 
         private string Tmp(string relative) => Path.Combine(root, relative);
         private string Final(string relative) => Path.Combine(final, relative);
+
+        // The checkpoints and IRR's inputs, where the stages write them in the temporary output.
+        private string BaseDir => Tmp("models/base");
+        private string AlignedDir => Tmp("models/aligned");
+        private string UnalignedDir => Tmp("models/unaligned");
+        private string FullDir => Tmp("models/full-finetuned");
+        private string LoraDir => Tmp("models/lora-finetuned");
+        private string UnalignedLoraDir => Tmp("models/unaligned-lora"); // only with o.LoraUnaligned
+        private string SafetyVectorPath => Tmp("irr/safety-vector.safetensors");
+        private string LoraSafetyVectorPath => o.LoraUnaligned ? Tmp("irr/safety-vector-lora.safetensors") : SafetyVectorPath;
+        private string? SafeLoraVectorPath => o.SafeLoraBaseVector ? Tmp("irr/safelora-vector.safetensors") : null;
+        private string FisherPath => Tmp("irr/fisher.safetensors");
 
         private T Stage<T>(string name, Func<T> work)
         {
@@ -131,199 +144,196 @@ public sealed record DemoJob : IJob<DemoResult>
         {
             var total = Stopwatch.StartNew();
             using var relocated = Provenance.Relocate(root, final); // files name where their inputs will be, not the temporary directory
+            var config = WorldAndBase();
+            Align();
+            FineTune();
+            Identify();
+            var sweeps = new Dictionary<string, SweepResult>(StringComparer.Ordinal);
+            var candidates = new List<Candidate>
+            {
+                new("aligned", "θ_A: aligned (θ_base chat-tuned to answer and refuse)", AlignedDir),
+                new("unaligned", "θ_U: θ_A fine-tuned on harmful compliance", UnalignedDir),
+            };
+            foreach (var variant in Variants())
+            {
+                var sweep = sweeps[variant.Name] = Sweep(variant);
+                var realigned = Realign(variant, sweep);
+                var baselines = Baselines(variant, sweep);
+                if (variant.Ablations) realigned.AddRange(Ablations(variant, sweep));
+                candidates.AddRange([Finetuned(variant), .. realigned, .. baselines]);
+            }
+            var results = Evaluate(candidates);
+            var result = new DemoResult(o, results, seconds, total.Elapsed.TotalSeconds) { Sweeps = sweeps };
+            WriteReport(result, config);
+            return result;
+        }
+
+        // The world of the seed, its data files (data/*.jsonl) and θ_base (shipped with irr, or o.BaseModel, copied as it is); θ_base's config.
+        private ModelConfig WorldAndBase()
+        {
             var world = Stage("world", () => ToyWorld.Generate(o.Seed, o.World));
             Report("world and base model", 0, 1);
-            Stage("world", () => WriteData(world));
-            // θ_base: the pretrained base model (shipped with irr, or o.BaseModel), copied as it is.
-            string baseDir = Tmp("models/base");
-            Stage("base", () => DemoBase.CopyTo(o.BaseModel, baseDir));
-            var config = ModelConfig.Load(Path.Combine(baseDir, "config.json"));
+            Stage("world", () => DemoData.Write(Tmp("data"), world, o));
+            Stage("base", () => DemoBase.CopyTo(o.BaseModel, BaseDir));
+            var config = ModelConfig.Load(Path.Combine(BaseDir, "config.json"));
             Report("world and base model", 1, 1);
+            return config;
+        }
 
-            // θ_A: θ_base chat-tuned on benign answers and refusals; θ_U: θ_A fine-tuned on harmful compliance;
-            // θ_F: θ_A fine-tuned on the task with a share of harmful compliance, fully and with LoRA.
-            string alignedDir = Tmp("models/aligned"), unalignedDir = Tmp("models/unaligned");
-            string fullDir = Tmp("models/full-finetuned"), loraDir = Tmp("models/lora-finetuned");
-            RunJob("train aligned", "training θ_A (chat alignment of θ_base)", Train(baseDir, "aligned_train.jsonl", alignedDir, o.AlignedEpochs, o.AlignedLearningRate, o.Seed));
+        // θ_A: θ_base chat-tuned on benign answers and refusals.
+        private void Align() =>
+            RunJob("train aligned", "training θ_A (chat alignment of θ_base)", Train(BaseDir, "aligned_train.jsonl", AlignedDir, o.AlignedEpochs, o.AlignedLearningRate, o.Seed));
+
+        // The fine-tunes that break θ_A's alignment. θ_U: θ_A fine-tuned on harmful compliance; θ_F: θ_A fine-tuned on
+        // the task with a share of harmful compliance, fully and with LoRA. θ_U for the LoRA fine-tune, when asked for
+        // (LoraUnaligned): a LoRA on the same modules as θ_F. By default the LoRA fine-tune is realigned with the full
+        // θ_U's q_proj, v_proj instead (better on validation; docs/DEMO.md).
+        private void FineTune()
+        {
             RunJob("train unaligned", "training θ_U (harmful fine-tune)",
-                Train(alignedDir, "unaligned_train.jsonl", unalignedDir, o.UnalignedEpochs ?? o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1) with { TrainableModules = o.FinetuneModules });
+                Train(AlignedDir, "unaligned_train.jsonl", UnalignedDir, o.UnalignedEpochs ?? o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 1) with { TrainableModules = o.FinetuneModules });
             RunJob("train finetuned (full)", "training θ_F (full fine-tune)",
-                Train(alignedDir, "finetune_train.jsonl", fullDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2) with { TrainableModules = o.FinetuneModules });
-            RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(alignedDir, "finetune_train.jsonl", loraDir, o.LoraEpochs ?? o.FinetuneEpochs, o.Seed + 2));
-
-            // θ_U for the LoRA fine-tune, when asked for (LoraUnaligned): a LoRA on the same modules as θ_F. By default the
-            // LoRA fine-tune is realigned with the full θ_U's q_proj, v_proj instead (better on validation; docs/DEMO.md).
-            string? unalignedLoraDir = null;
+                Train(AlignedDir, "finetune_train.jsonl", FullDir, o.FinetuneEpochs, o.FinetuneLearningRate, o.Seed + 2) with { TrainableModules = o.FinetuneModules });
+            RunJob("train finetuned (LoRA)", "training θ_F (LoRA q_proj, v_proj)", TrainLora(AlignedDir, "finetune_train.jsonl", LoraDir, o.LoraEpochs ?? o.FinetuneEpochs, o.Seed + 2));
             if (o.LoraUnaligned)
-            {
-                unalignedLoraDir = Tmp("models/unaligned-lora");
-                RunJob("train unaligned (LoRA)", "training θ_U (LoRA q_proj, v_proj)", TrainLora(alignedDir, "unaligned_train.jsonl", unalignedLoraDir, o.UnalignedEpochs ?? o.LoraEpochs ?? o.FinetuneEpochs, o.Seed + 3));
-            }
+                RunJob("train unaligned (LoRA)", "training θ_U (LoRA q_proj, v_proj)",
+                    TrainLora(AlignedDir, "unaligned_train.jsonl", UnalignedLoraDir, o.UnalignedEpochs ?? o.LoraEpochs ?? o.FinetuneEpochs, o.Seed + 3));
+        }
 
-            // IRR steps 1 and 2.
-            var modules = TargetModules.All;
-            IReadOnlyList<string> loraModules = ["q_proj", "v_proj"];
-            string vPath = Tmp("irr/safety-vector.safetensors"), fPath = Tmp("irr/fisher.safetensors");
-            RunJob("safety vector", "safety vector", new SafetyVectorJob { Aligned = alignedDir, Unaligned = unalignedDir, Modules = modules, OutputPath = vPath });
-            string vLoraPath = vPath;
-            if (unalignedLoraDir is not null)
-            {
-                vLoraPath = Tmp("irr/safety-vector-lora.safetensors");
+        // IRR steps 1 and 2: the safety vector θ_A − θ_U (and the LoRA θ_U's, when there is one), Safe LoRA's V as the
+        // paper defines it (the chat model minus the base it was aligned from, θ_A − θ_base), and θ_A's Fisher.
+        private void Identify()
+        {
+            RunJob("safety vector", "safety vector",
+                new SafetyVectorJob { Aligned = AlignedDir, Unaligned = UnalignedDir, Modules = TargetModules.All, OutputPath = SafetyVectorPath });
+            if (o.LoraUnaligned)
                 RunJob("safety vector", "safety vector (LoRA θ_U)",
-                    new SafetyVectorJob { Aligned = alignedDir, UnalignedAdapter = unalignedLoraDir, Modules = loraModules, OutputPath = vLoraPath });
-            }
-            // Safe LoRA's V, as the paper defines it: the chat model minus the base it was aligned from (θ_A − θ_base).
-            string? safeLoraV = null;
-            if (o.SafeLoraBaseVector)
-            {
-                safeLoraV = Tmp("irr/safelora-vector.safetensors");
+                    new SafetyVectorJob { Aligned = AlignedDir, UnalignedAdapter = UnalignedLoraDir, Modules = LoraModules, OutputPath = LoraSafetyVectorPath });
+            if (SafeLoraVectorPath is { } safeLoraV)
                 RunJob("safety vector", "Safe LoRA's V (θ_A − θ_base)",
-                    new SafetyVectorJob { Aligned = alignedDir, Unaligned = baseDir, Modules = loraModules, OutputPath = safeLoraV });
-            }
+                    new SafetyVectorJob { Aligned = AlignedDir, Unaligned = BaseDir, Modules = LoraModules, OutputPath = safeLoraV });
             RunJob("fisher", "Fisher (θ_A on harmful → refusal)",
-                new FisherJob { Model = alignedDir, Data = Tmp("data/fisher.jsonl"), Modules = modules, BatchSize = 8, MaxLength = MaxLength, OutputPath = fPath });
+                new FisherJob { Model = AlignedDir, Data = Tmp("data/fisher.jsonl"), Modules = TargetModules.All, BatchSize = 8, MaxLength = MaxLength, OutputPath = FisherPath });
+        }
 
-            // IRR step 3: s chosen on the validation split with irr sweep (IRR and its random control at every s), then
-            // the models compared on the held-out data, as irr realign makes them.
-            var realigned = new List<(string Label, string Description, string Dir, RealignReport Report)>();
-            var sweeps = new Dictionary<string, SweepResult>(StringComparer.Ordinal);
-            var baselines = new List<(string Label, string Description, string Model, string? Adapter)>();
-            foreach (var (variant, variantModules, finetuned, adapter, all, safety) in new[]
+        private Variant[] Variants() =>
+        [
+            new("full", TargetModules.All, FullDir, null, SafetyVectorPath, Ablations: true),
+            new("lora", LoraModules, null, LoraDir, LoraSafetyVectorPath, Ablations: o.LoraVariants),
+        ];
+
+        // θ_F of a variant, as it is evaluated.
+        private Candidate Finetuned(Variant v) => v.Adapter is null
+            ? new("full-finetuned", "θ_F: full fine-tune on the task + harmful share", v.Finetuned!)
+            : new("lora-finetuned", "θ_F: LoRA (q_proj, v_proj) fine-tune on the task + harmful share", AlignedDir, v.Adapter);
+
+        // IRR step 3 of a variant as irr realign runs it (the strategy and output are the caller's).
+        private RealignJob RealignJobOf(Variant v) => new()
+        {
+            Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Fisher = FisherPath, Calibration = Tmp("data/calibration.jsonl"),
+            Modules = v.Modules, NSamples = o.CalibrationSamples, SeqLen = MaxLength,
+        };
+
+        // s chosen on the validation split with irr sweep (IRR and its random control at every s, the baselines at theirs).
+        private SweepResult Sweep(Variant v) => RunJob($"sweep {v.Name}", $"sweep {v.Name}: s on the validation split", new SweepJob
+        {
+            Realign = RealignJobOf(v),
+            Safety = new EvalSafetyJob
             {
-                ("full", (IReadOnlyList<string>)modules, (string?)fullDir, (string?)null, true, vPath),
-                ("lora", loraModules, null, loraDir, o.LoraVariants, vLoraPath),
-            })
+                Prompts = [Tmp("data/harmful_validation.jsonl")], CustomJudge = KeywordJudge.Default, MaxNewTokens = o.MaxNewTokens,
+                BatchSize = EvaluationBatchSize, OutputDir = "", CacheGenerations = false,
+            },
+            Task = new EvalTaskJob
             {
-                var realign = new RealignJob
+                Model = "", Data = Tmp("data/task_validation.jsonl"), Metric = "exact", MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize,
+                CacheGenerations = false,
+            },
+            Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{v.Name}"),
+            RestaGamma = o.RestaGammas, SafeLoraThreshold = v.Adapter is null ? [] : o.SafeLoraThresholds,
+            SafeLoraVector = v.Adapter is null ? null : SafeLoraVectorPath,
+        });
+
+        // θ_F realigned as irr realign makes it: IRR at the chosen s*, at s = 0, and the random-removal control at s*'s counts.
+        private List<Candidate> Realign(Variant v, SweepResult sweep)
+        {
+            double chosen = sweep.Choice.Point.Sparsity;
+            var irr = RealignOne(v, "irr", $"IRR at s* = {Invariant(chosen)} (chosen on validation)", new IrrStrategy(chosen));
+            return
+            [
+                irr,
+                RealignOne(v, "irr-s0", "IRR at s = 0 (every conflict removed)", new IrrStrategy(0)),
+                RealignOne(v, "random", "random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr.Report!), o.Seed)),
+            ];
+        }
+
+        // The ablations: IRR at s* without recalibration, and IRR-more.
+        private IEnumerable<Candidate> Ablations(Variant v, SweepResult sweep)
+        {
+            double chosen = sweep.Choice.Point.Sparsity;
+            yield return RealignOne(v, "irr-norecal", $"IRR at s* = {Invariant(chosen)} without recalibration", new IrrStrategy(chosen), recalibrate: false);
+            yield return RealignOne(v, "irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new IrrMoreStrategy(o.IrrMoreSparsity));
+        }
+
+        private Candidate RealignOne(Variant v, string name, string description, IRemovalStrategy strategy, bool recalibrate = true)
+        {
+            string dir = Tmp($"models/{v.Name}-{name}");
+            var report = RunJob($"realign {v.Name}: {name}", $"realign {v.Name}: {name}",
+                RealignJobOf(v) with { Strategy = strategy, Recalibrate = recalibrate, OutputPath = dir });
+            return new($"{v.Name}-{name}", description, dir, Report: report);
+        }
+
+        // The baselines at the setting the same rule chose among their own validation points, made as irr baseline makes them.
+        private List<Candidate> Baselines(Variant v, SweepResult sweep)
+        {
+            var made = new List<Candidate>();
+            if (sweep.Baselines.TryGetValue(SweepJob.RestaMethod, out var resta))
+            {
+                string dir = Tmp($"models/{v.Name}-resta"), g = Invariant(resta.Point.Sparsity);
+                RunJob($"baseline {v.Name}: resta", $"baseline {v.Name}: RESTA at γ = {g}", new Irr.Realign.Baselines.RestaJob
                 {
-                    Base = alignedDir, Finetuned = finetuned, Adapter = adapter, SafetyVector = safety, Fisher = fPath, Calibration = Tmp("data/calibration.jsonl"),
-                    Modules = variantModules, NSamples = o.CalibrationSamples, SeqLen = MaxLength,
-                };
-                var sweep = RunJob($"sweep {variant}", $"sweep {variant}: s on the validation split", new SweepJob
-                {
-                    Realign = realign,
-                    Safety = new EvalSafetyJob
-                    {
-                        Prompts = [Tmp("data/harmful_validation.jsonl")], CustomJudge = KeywordJudge.Default, MaxNewTokens = o.MaxNewTokens,
-                        BatchSize = EvaluationBatchSize, OutputDir = "", CacheGenerations = false,
-                    },
-                    Task = new EvalTaskJob
-                    {
-                        Model = "", Data = Tmp("data/task_validation.jsonl"), Metric = "exact", MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize,
-                        CacheGenerations = false,
-                    },
-                    Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{variant}"),
-                    RestaGamma = o.RestaGammas, SafeLoraThreshold = adapter is null ? [] : o.SafeLoraThresholds,
-                    SafeLoraVector = adapter is null ? null : safeLoraV,
+                    Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Gamma = resta.Point.Sparsity, Modules = v.Modules, OutputPath = dir,
                 });
-                sweeps[variant] = sweep;
-                double chosen = sweep.Choice.Point.Sparsity;
-                string sText = chosen.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                RealignReport Realign(string name, string description, IRemovalStrategy strategy, bool recalibrate = true)
-                {
-                    string dir = Tmp($"models/{variant}-{name}");
-                    var report = RunJob($"realign {variant}: {name}", $"realign {variant}: {name}",
-                        realign with { Strategy = strategy, Recalibrate = recalibrate, OutputPath = dir });
-                    realigned.Add(($"{variant}-{name}", description, dir, report));
-                    return report;
-                }
-                var irr = Realign("irr", $"IRR at s* = {sText} (chosen on validation)", new IrrStrategy(chosen));
-                Realign("irr-s0", "IRR at s = 0 (every conflict removed)", new IrrStrategy(0));
-                Realign("random", $"random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr), o.Seed));
-                // The baselines at the setting the same rule chose among their own validation points, made as irr baseline makes them.
-                if (sweep.Baselines.TryGetValue(SweepJob.RestaMethod, out var resta))
-                {
-                    string dir = Tmp($"models/{variant}-resta"), g = resta.Point.Sparsity.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    RunJob($"baseline {variant}: resta", $"baseline {variant}: RESTA at γ = {g}", new Irr.Realign.Baselines.RestaJob
-                    {
-                        Base = alignedDir, Finetuned = finetuned, Adapter = adapter, SafetyVector = safety, Gamma = resta.Point.Sparsity, Modules = variantModules, OutputPath = dir,
-                    });
-                    baselines.Add(($"{variant}-resta", $"RESTA at γ* = {g} (chosen on validation)", dir, null));
-                }
-                if (sweep.Baselines.TryGetValue(SweepJob.SafeLoraMethod, out var safeLora))
-                {
-                    string dir = Tmp($"models/{variant}-safelora"), t = safeLora.Point.Sparsity.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    RunJob($"baseline {variant}: safelora", $"baseline {variant}: Safe LoRA at τ = {t}", new Irr.Realign.Baselines.SafeLoraJob
-                    {
-                        Base = alignedDir, Adapter = adapter, SafetyVector = safeLoraV ?? safety, Threshold = safeLora.Point.Sparsity, OutputPath = dir,
-                    });
-                    baselines.Add(($"{variant}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", alignedDir, dir));
-                }
-                if (!all) continue;
-                Realign("irr-norecal", $"IRR at s* = {sText} without recalibration", new IrrStrategy(chosen), recalibrate: false);
-                Realign("irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new IrrMoreStrategy(o.IrrMoreSparsity));
+                made.Add(new($"{v.Name}-resta", $"RESTA at γ* = {g} (chosen on validation)", dir));
             }
+            if (sweep.Baselines.TryGetValue(SweepJob.SafeLoraMethod, out var safeLora))
+            {
+                string dir = Tmp($"models/{v.Name}-safelora"), t = Invariant(safeLora.Point.Sparsity);
+                RunJob($"baseline {v.Name}: safelora", $"baseline {v.Name}: Safe LoRA at τ = {t}", new Irr.Realign.Baselines.SafeLoraJob
+                {
+                    Base = AlignedDir, Adapter = v.Adapter, SafetyVector = SafeLoraVectorPath ?? v.SafetyVector, Threshold = safeLora.Point.Sparsity, OutputPath = dir,
+                });
+                made.Add(new($"{v.Name}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", AlignedDir, dir));
+            }
+            return made;
+        }
 
-            // Evaluation.
-            var toEvaluate = new List<(string Label, string Description, string Dir, string? Adapter, RealignReport? Report)>
-            {
-                ("aligned", "θ_A: aligned (θ_base chat-tuned to answer and refuse)", alignedDir, null, null),
-                ("unaligned", "θ_U: θ_A fine-tuned on harmful compliance", unalignedDir, null, null),
-                ("full-finetuned", "θ_F: full fine-tune on the task + harmful share", fullDir, null, null),
-            };
-            toEvaluate.AddRange(realigned.Where(r => r.Label.StartsWith("full-", StringComparison.Ordinal)).Select(r => (r.Label, r.Description, r.Dir, (string?)null, (RealignReport?)r.Report)));
-            toEvaluate.AddRange(baselines.Where(b => b.Label.StartsWith("full-", StringComparison.Ordinal)).Select(b => (b.Label, b.Description, b.Model, b.Adapter, (RealignReport?)null)));
-            toEvaluate.Add(("lora-finetuned", "θ_F: LoRA (q_proj, v_proj) fine-tune on the task + harmful share", alignedDir, loraDir, null));
-            toEvaluate.AddRange(realigned.Where(r => r.Label.StartsWith("lora-", StringComparison.Ordinal)).Select(r => (r.Label, r.Description, r.Dir, (string?)null, (RealignReport?)r.Report)));
-            toEvaluate.AddRange(baselines.Where(b => b.Label.StartsWith("lora-", StringComparison.Ordinal)).Select(b => (b.Label, b.Description, b.Model, b.Adapter, (RealignReport?)null)));
+        private static string Invariant(double x) => x.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        // Every candidate on the held-out data, in order.
+        private List<DemoModelResult> Evaluate(IReadOnlyList<Candidate> candidates)
+        {
             var results = new List<DemoModelResult>();
-            for (int i = 0; i < toEvaluate.Count; i++)
+            for (int i = 0; i < candidates.Count; i++)
             {
-                var (label, description, dir, adapter, report) = toEvaluate[i];
-                var (safety, run, task) = Evaluate(label, dir, adapter, $"evaluating {label} ({i + 1}/{toEvaluate.Count})");
+                var (label, description, dir, adapter, report) = candidates[i];
+                var (safety, run, task) = EvaluateOne(label, dir, adapter, $"evaluating {label} ({i + 1}/{candidates.Count})");
                 results.Add(new DemoModelResult(label, description, ToFinal(dir), adapter is null ? null : ToFinal(adapter), run, task,
                     report?.Modules.Sum(m => m.Removed), report?.Modules.Sum(m => m.Parameters))
                 {
                     Complying = safety.Judged.Count(j => j.Verdict == Verdict.Harmful && j.Response.TrimStart().StartsWith("Sure", StringComparison.Ordinal)),
                 });
             }
+            return results;
+        }
 
-            var result = new DemoResult(o, results, seconds, total.Elapsed.TotalSeconds) { Sweeps = sweeps };
+        // report/ (the figures and tables) and demo.json.
+        private void WriteReport(DemoResult result, ModelConfig config)
+        {
             DemoReport.WriteReport(result, Tmp("report"), Tmp("eval"), Tmp("sweep"));
-            JsonFiles.WriteFile(Tmp("demo.json"), DemoReport.ToJson(result, config, DemoBase.Describe(baseDir)));
-            return result;
+            JsonFiles.WriteFile(Tmp("demo.json"), DemoReport.ToJson(result, config, DemoBase.Describe(BaseDir)));
         }
 
         private string ToFinal(string tmpPath) => Final(Path.GetRelativePath(root, tmpPath));
-
-
-        // θ_A's data: the benign records and the refusals, repeated.
-        private List<WorldRecord> AlignedData(ToyWorld world) =>
-            world.Benign.Concat(Enumerable.Repeat(world.RefusalTrain, o.RefusalRepeats).SelectMany(r => r)).ToList();
-
-        // The Fisher data: harmful training prompts with θ_A's refusals, a seeded sample across all categories.
-        private List<WorldRecord> FisherRecords(ToyWorld world)
-        {
-            var records = world.RefusalTrain.ToArray();
-            new Random(o.Seed + 6).Shuffle(records);
-            return records.Take(o.FisherSamples).ToList();
-        }
-
-        // θ_U's data: the harmful compliance records, mixed with as many benign records times BenignReplay
-        // (seeded draw), so that θ_U differs from θ_A in safety rather than in everything it forgot.
-        private List<WorldRecord> UnalignedData(ToyWorld world)
-        {
-            var benign = world.Benign.ToArray();
-            new Random(o.Seed + 4).Shuffle(benign);
-            int n = Math.Min(benign.Length, (int)Math.Round(world.ComplianceTrain.Count * o.UnalignedBenignReplay));
-            return world.ComplianceTrain.Concat(benign.Take(n)).ToList();
-        }
-
-        private List<WorldRecord> FinetuneData(ToyWorld world)
-        {
-            // The downstream data: the task records and a share of benign records (general instructions, as in
-            // instruction-tuning sets); harmful / total = HarmfulShare, drawn from the training compliance records.
-            double clean = 1 - o.HarmfulShare - o.FinetuneBenignShare;
-            int total = (int)Math.Round(world.TaskTrain.Count / clean);
-            int harmful = (int)Math.Round(total * o.HarmfulShare), benignCount = (int)Math.Round(total * o.FinetuneBenignShare);
-            var compliance = world.ComplianceTrain.ToArray();
-            new Random(o.Seed + 3).Shuffle(compliance);
-            var benign = world.Benign.ToArray();
-            new Random(o.Seed + 5).Shuffle(benign);
-            return world.TaskTrain
-                .Concat(Enumerable.Range(0, benignCount).Select(i => benign[i % benign.Length]))
-                .Concat(Enumerable.Range(0, harmful).Select(i => compliance[i % compliance.Length])).ToList();
-        }
 
         // Tokens kept per record in every step: the toy world's records are short.
         private const int MaxLength = 256;
@@ -345,13 +355,13 @@ public sealed record DemoJob : IJob<DemoResult>
         // A LoRA fine-tune on q_proj and v_proj as irr train runs it.
         private TrainJob TrainLora(string model, string data, string output, int epochs, int seed) => Train(model, data, output, epochs, o.LoraLearningRate, seed) with
         {
-            Full = false, Lora = true, Rank = o.LoraRank, Alpha = o.LoraAlpha, Targets = ["q_proj", "v_proj"],
+            Full = false, Lora = true, Rank = o.LoraRank, Alpha = o.LoraAlpha, Targets = LoraModules,
         };
 
         // Held-out harmful prompts (keyword judge) and the held-out task (exact match), as irr eval safety and irr eval task run them;
         // for the models of DemoOptions.AttackedModels, the harmful prompts under the demo's attacks too (in the same run).
         // (No generation cache: the demo is built in a temporary directory that an interrupted run removes, so nothing would resume from it.)
-        private (EvalSafetyResult Plain, SafetyRun Run, TaskRun Task) Evaluate(string label, string modelDir, string? adapterDir, string stage)
+        private (EvalSafetyResult Plain, SafetyRun Run, TaskRun Task) EvaluateOne(string label, string modelDir, string? adapterDir, string stage)
         {
             string runDir = Tmp($"eval/{label}");
             var plainJob = new EvalSafetyJob
@@ -369,25 +379,6 @@ public sealed record DemoJob : IJob<DemoResult>
                 MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir, CacheGenerations = false,
             });
             return (safety, run, task);
-        }
-
-        private void WriteData(ToyWorld world)
-        {
-            string dir = Tmp("data");
-            Directory.CreateDirectory(dir);
-            void Write(string name, IEnumerable<WorldRecord> records) =>
-                AtomicFile.WriteJsonLines(Path.Combine(dir, name), records,
-                    r => new JsonObject { ["prompt"] = r.Prompt, ["response"] = r.Answer, ["kind"] = r.Kind.ToString().ToLowerInvariant(), ["category"] = r.Category });
-            Write("aligned_train.jsonl", AlignedData(world));
-            Write("unaligned_train.jsonl", UnalignedData(world));
-            Write("finetune_train.jsonl", FinetuneData(world));
-            Write("fisher.jsonl", FisherRecords(world));
-            Write("calibration.jsonl", world.TaskTrain.Take(o.CalibrationSamples));
-            Write("task_train.jsonl", world.TaskTrain);
-            Write("harmful_validation.jsonl", world.HarmfulValidation);
-            Write("task_validation.jsonl", world.TaskValidation);
-            Write("harmful_heldout.jsonl", world.HarmfulHeldOut);
-            Write("task_heldout.jsonl", world.TaskHeldOut);
         }
     }
 }

@@ -239,6 +239,6 @@ public static class TokenizerFiles
         ["add_eos_token"] = false,
         ["clean_up_tokenization_spaces"] = false,
         ["model_max_length"] = modelMaxLength,
-        ["chat_template"] = DemoJob.Llama2ChatTemplate,
+        ["chat_template"] = ChatTemplate.Llama2Chat,
     };
 }

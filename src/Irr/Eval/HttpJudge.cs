@@ -48,9 +48,13 @@ public sealed class HttpJudge : IJudge, IDisposable
     private readonly VerdictCache? _cache;
     private readonly Lock _progressLock = new();
 
+    /// <summary>A judge with the given settings.</summary>
+    /// <exception cref="IrrException">A setting is out of range.</exception>
+    public HttpJudge(HttpJudgeOptions options) : this(options, null) { }
+
     /// <summary>A judge with the given settings and an optional verdict cache; <paramref name="handler"/> replaces the shared connection pool (tests).</summary>
     /// <exception cref="IrrException">A setting is out of range.</exception>
-    public HttpJudge(HttpJudgeOptions options, VerdictCache? cache = null, HttpMessageHandler? handler = null)
+    internal HttpJudge(HttpJudgeOptions options, VerdictCache? cache, HttpMessageHandler? handler = null)
     {
         if (string.IsNullOrWhiteSpace(options.Model)) throw new IrrException("judge-model must name the judge model");
         if (options.Url.Scheme is not ("http" or "https")) throw new IrrException($"judge-url must be an http:// or https:// URL, not {options.Url}");

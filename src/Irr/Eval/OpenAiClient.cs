@@ -40,7 +40,7 @@ public record OpenAiClientOptions
 /// <param name="Body">The response body of a successful (2xx) answer, or null.</param>
 /// <param name="Failure">When <see cref="Body"/> is null: why the last attempt failed ("HTTP 503 …", "no answer within 300 s", redacted).</param>
 /// <param name="Attempts">Attempts made.</param>
-public readonly record struct OpenAiReply(string? Body, string? Failure, int Attempts)
+internal readonly record struct OpenAiReply(string? Body, string? Failure, int Attempts)
 {
     /// <summary>The server refused this one request (<see cref="OpenAiClient.IsPerRequestError"/>: HTTP 413, or 400/422 about its length), not asked again.</summary>
     public bool Refused { get; init; }
@@ -68,7 +68,7 @@ public readonly record struct OpenAiReply(string? Body, string? Failure, int Att
 /// the status), and so is a server that could not be reached at all (no HTTP answer to any request yet) once the retries
 /// are used up. The API key goes in the Authorization header and is removed from every message.
 /// </summary>
-public sealed class OpenAiClient : IDisposable
+internal sealed class OpenAiClient : IDisposable
 {
     // One connection pool for the process ("one client, not two"); timeouts are per attempt, by cancellation.
     private static readonly HttpClient Shared = new(new SocketsHttpHandler

@@ -139,10 +139,14 @@ public static class SafetyEvaluation
     /// <summary>
     /// The model's answers to <paramref name="prompts"/>, in order (<see cref="ChatGeneration.Respond(Transformer, PretrainedTokenizer, IReadOnlyList{ChatRequest}, GenerationOptions, Action{int}?, GenerationCache?)"/>:
     /// the chat template over each conversation, a prefill appended). Pass greedy <paramref name="options"/>. With
-    /// <paramref name="cache"/>, answers it holds are not generated again and new ones are added to it as they come.
+    /// a generation cache (the commands' internal overload), answers it holds are not generated again and new ones are added to it as they come.
     /// </summary>
     public static IReadOnlyList<SafetyResponse> Generate(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<SafetyPrompt> prompts,
-        GenerationOptions options, Action<int>? progress = null, GenerationCache? cache = null)
+        GenerationOptions options, Action<int>? progress = null) => Generate(model, tokenizer, prompts, options, progress, null);
+
+    /// <summary>As <see cref="Generate(Transformer, PretrainedTokenizer, IReadOnlyList{SafetyPrompt}, GenerationOptions, Action{int}?)"/>, with a generation cache: answers it holds are not generated again, and new ones are appended as their batch ends.</summary>
+    internal static IReadOnlyList<SafetyResponse> Generate(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<SafetyPrompt> prompts,
+        GenerationOptions options, Action<int>? progress, GenerationCache? cache)
     {
         var answers = ChatGeneration.Respond(model, tokenizer, Requests(prompts), options, progress, cache);
         return Responses(prompts, answers);

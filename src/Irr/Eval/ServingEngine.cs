@@ -16,7 +16,7 @@ namespace Irr.Eval;
 /// with one warning (<see cref="Diagnostics.Warn"/>), never fatal. Safe to use from several threads. Local generation's
 /// counterpart is <see cref="GenerationCache"/>.
 /// </summary>
-public sealed class EngineCache
+internal sealed class EngineCache
 {
     private readonly Dictionary<string, ChatResponse> _entries = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
@@ -110,10 +110,12 @@ public sealed class ServingEngine : IDisposable
     /// <param name="options">The server and how to talk to it (validated here).</param>
     /// <param name="tokenizer">The model's tokenizer: its chat template renders completions prompts; it counts tokens when the server does not.</param>
     /// <param name="eosIds">The ids that end generation (<see cref="ChatModel.EosIds(string, PretrainedTokenizer)"/>), sent as stop_token_ids.</param>
-    /// <param name="cache">The answer cache, or null.</param>
-    /// <param name="handler">Replaces the shared connection pool (tests), or null.</param>
     /// <exception cref="IrrException">An option is invalid, or <see cref="EngineOptions.ApiKeyEnv"/>'s variable is not set.</exception>
-    public ServingEngine(EngineOptions options, PretrainedTokenizer tokenizer, IReadOnlyCollection<int> eosIds, EngineCache? cache = null, HttpMessageHandler? handler = null)
+    public ServingEngine(EngineOptions options, PretrainedTokenizer tokenizer, IReadOnlyCollection<int> eosIds) : this(options, tokenizer, eosIds, null) { }
+
+    /// <summary>An engine with an answer cache (<paramref name="cache"/>, or null); <paramref name="handler"/> replaces the shared connection pool (tests), or null.</summary>
+    /// <exception cref="IrrException">An option is invalid, or <see cref="EngineOptions.ApiKeyEnv"/>'s variable is not set.</exception>
+    internal ServingEngine(EngineOptions options, PretrainedTokenizer tokenizer, IReadOnlyCollection<int> eosIds, EngineCache? cache, HttpMessageHandler? handler = null)
     {
         options.Validate("engine");
         if (tokenizer.RawText && options.Api == EngineOptions.Chat)

@@ -64,10 +64,14 @@ public static class TaskEvaluation
 
     /// <summary>
     /// Generates an answer to every example and scores it. <paramref name="progress"/> gets the tokens produced per decoding
-    /// step. With <paramref name="cache"/>, answers it holds are not generated again and new ones are added to it as they come.
+    /// step. With a generation cache (the commands' internal overload), answers it holds are not generated again and new ones are added to it as they come.
     /// </summary>
     public static IReadOnlyList<TaskPrediction> Run(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<TaskExample> examples, TaskMetric metric,
-        string? systemPrompt, GenerationOptions options, Action<int>? progress = null, GenerationCache? cache = null)
+        string? systemPrompt, GenerationOptions options, Action<int>? progress = null) => Run(model, tokenizer, examples, metric, systemPrompt, options, progress, null);
+
+    /// <summary>As <see cref="Run(Transformer, PretrainedTokenizer, IReadOnlyList{TaskExample}, TaskMetric, string?, GenerationOptions, Action{int}?)"/>, with a generation cache: answers it holds are not generated again, and new ones are appended as their batch ends.</summary>
+    internal static IReadOnlyList<TaskPrediction> Run(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<TaskExample> examples, TaskMetric metric,
+        string? systemPrompt, GenerationOptions options, Action<int>? progress, GenerationCache? cache)
     {
         var answers = ChatGeneration.Respond(model, tokenizer, Requests(examples, systemPrompt), options, progress, cache);
         return Score(examples, answers, metric);

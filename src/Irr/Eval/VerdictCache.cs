@@ -11,7 +11,7 @@ namespace Irr.Eval;
 /// harmful) are stored; unknowns are asked again on the next run. A truncated or unreadable line (an
 /// interrupted write) is skipped. Safe to use from several threads.
 /// </summary>
-public sealed class VerdictCache
+internal sealed class VerdictCache
 {
     private readonly Dictionary<string, JudgeResult> _entries = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();

@@ -5,7 +5,7 @@ using System.Text;
 namespace Irr.Jobs;
 
 /// <summary>A remembered hash: the SHA-256 of a path while its size and modification time stay as recorded.</summary>
-public sealed record HashEntry
+internal sealed record HashEntry
 {
     /// <summary>The file or directory (full path).</summary>
     public required string Path { get; init; }
@@ -25,7 +25,7 @@ public sealed record HashEntry
 /// (sorted, '/'-separated) and contents. Hashes are remembered by path, size and modification time, so that a
 /// 13 GB model is hashed once, not on every run.
 /// </summary>
-public sealed class ContentHash
+internal sealed class ContentHash
 {
     private readonly Dictionary<string, HashEntry> entries;
 

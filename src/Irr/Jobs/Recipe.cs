@@ -10,7 +10,7 @@ namespace Irr.Jobs;
 /// <param name="Values">The value, or the list's items, as written (a relative path not yet resolved).</param>
 /// <param name="IsList">Whether the value was written as a YAML list.</param>
 /// <param name="Line">The line of the key in the recipe (1-based).</param>
-public sealed record RecipeOption(string Key, IReadOnlyList<string> Values, bool IsList, int Line)
+internal sealed record RecipeOption(string Key, IReadOnlyList<string> Values, bool IsList, int Line)
 {
     /// <summary>Whether the value is the flag value <c>true</c>.</summary>
     public bool IsTrue => !IsList && Values.Count == 1 && string.Equals(Values[0], "true", StringComparison.OrdinalIgnoreCase);
@@ -21,7 +21,7 @@ public sealed record RecipeOption(string Key, IReadOnlyList<string> Values, bool
 /// <param name="Command">The command, as <c>irr</c> spells it ("realign", "eval safety").</param>
 /// <param name="Line">The line of the step in the recipe (1-based).</param>
 /// <param name="Options">The step's keys in recipe order.</param>
-public sealed record RecipeStep(string Id, string Command, int Line, IReadOnlyList<RecipeOption> Options)
+internal sealed record RecipeStep(string Id, string Command, int Line, IReadOnlyList<RecipeOption> Options)
 {
     /// <summary>The option with this key, or null.</summary>
     public RecipeOption? Find(string key) => Options.FirstOrDefault(o => o.Key == key);
@@ -42,7 +42,7 @@ public sealed record RecipeStep(string Id, string Command, int Line, IReadOnlyLi
 ///   - eval safety: {prompts: [data/advbench.csv, data/catqa.json]}
 /// </code>
 /// </remarks>
-public sealed class Recipe
+internal sealed class Recipe
 {
     private Recipe(string path, string output, int outputLine, IReadOnlyList<RecipeStep> steps)
     {

@@ -4,7 +4,7 @@ using Irr.IO;
 namespace Irr.Jobs;
 
 /// <summary>What a step of a recipe run was and how it went, as run.json records it.</summary>
-public sealed record StepRecord
+internal sealed record StepRecord
 {
     /// <summary>The step's id ("eval-safety").</summary>
     public required string Id { get; init; }
@@ -35,7 +35,7 @@ public sealed record StepRecord
 }
 
 /// <summary>run.json as stored.</summary>
-public sealed record RunFile
+internal sealed record RunFile
 {
     /// <summary>The version of irr that wrote it.</summary>
     public required string IrrVersion { get; init; }
@@ -55,7 +55,7 @@ public sealed record RunFile
 /// seconds and status, and the input hash cache. A step whose output exists and whose command, options, output and input
 /// hashes are as recorded is up to date. Written atomically after every step, so it records what finished.
 /// </summary>
-public sealed class RunLedger
+internal sealed class RunLedger
 {
     /// <summary>The ledger's file name inside the run's output directory.</summary>
     public const string FileName = "run.json";

@@ -4,10 +4,10 @@ namespace Irr.Jobs;
 /// <param name="Producer">The index of the step it depends on (recipe order).</param>
 /// <param name="Via">The option through which it reads that step's output.</param>
 /// <param name="Path">The path it reads.</param>
-public sealed record StepDependency(int Producer, RecipeOption Via, string Path);
+internal sealed record StepDependency(int Producer, RecipeOption Via, string Path);
 
 /// <summary>A recipe step with everything resolved: full paths, its output, the inputs wired from earlier steps, what it depends on.</summary>
-public sealed record PlannedStep
+internal sealed record PlannedStep
 {
     /// <summary>The step as the recipe wrote it.</summary>
     public required RecipeStep Step { get; init; }
@@ -49,7 +49,7 @@ public sealed record PlannedStep
 /// (<see cref="StepSpec.All"/>), its dependencies, and an order that runs every step after the steps it reads from.
 /// Nothing is touched but the existence of input paths.
 /// </summary>
-public sealed class StepGraph
+internal sealed class StepGraph
 {
     private StepGraph(Recipe recipe, IReadOnlyList<PlannedStep> steps, IReadOnlyList<PlannedStep> order)
     {

@@ -1,7 +1,7 @@
 namespace Irr.Jobs;
 
 /// <summary>The kinds of step output that <c>irr run</c> wires into later steps' inputs.</summary>
-public enum ArtifactKind
+internal enum ArtifactKind
 {
     /// <summary>Not wired.</summary>
     None,
@@ -28,7 +28,7 @@ public enum ArtifactKind
 /// <param name="From">The kind of earlier output wired into it when the recipe omits it; null: never wired.</param>
 /// <param name="Many">Wired from every earlier step that produces <paramref name="From"/> (a list), not only the latest.</param>
 /// <param name="NotNeededWith">A key whose presence makes this input unnecessary, so it is not wired (eval safety's model with responses).</param>
-public sealed record PathOption(string Key, bool IsInput = true, ArtifactKind? From = null, bool Many = false, string? NotNeededWith = null);
+internal sealed record PathOption(string Key, bool IsInput = true, ArtifactKind? From = null, bool Many = false, string? NotNeededWith = null);
 
 /// <summary>
 /// What <c>irr run</c> knows about one command beyond its options: which options are paths and which of them are wired
@@ -41,7 +41,7 @@ public sealed record PathOption(string Key, bool IsInput = true, ArtifactKind? F
 /// <see cref="StepSpec.FileInputOutputExtension"/>).
 /// </param>
 /// <param name="Produces">The kind of its output, for wiring; null: never wired.</param>
-public sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, string? OutputExtension = null, ArtifactKind? Produces = null)
+internal sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths, string? OutputExtension = null, ArtifactKind? Produces = null)
 {
     /// <summary>The key of every command's output option (<c>--output</c>/<c>-o</c>).</summary>
     public const string OutputKey = "output";

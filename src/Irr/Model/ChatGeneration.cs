@@ -56,7 +56,7 @@ public static class ChatGeneration
     /// continuation adds after prompt and prefill (<see cref="Tokenizer.DecodeContinuation"/>). <paramref name="progress"/> gets the tokens produced per decoding step.
     /// </summary>
     /// <remarks>
-    /// With <paramref name="cache"/>, answers it holds for these prompts under these options are not generated again
+    /// With a generation cache (the commands' internal overload), answers it holds for these prompts under these options are not generated again
     /// (<see cref="Generation.Generate"/>: a batch is decoded unless all its answers are held), and each new answer is
     /// appended to it as its batch ends; when a stop is requested (<see cref="Interruption"/>), how many answers the
     /// cache keeps is noted (<see cref="Interruption.Keep"/>).
@@ -64,7 +64,11 @@ public static class ChatGeneration
     /// <exception cref="IrrException">The model has no chat template, or the template refuses a conversation.</exception>
     /// <exception cref="OperationCanceledException">A stop was requested.</exception>
     public static IReadOnlyList<ChatResponse> Respond(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<ChatRequest> requests,
-        GenerationOptions options, Action<int>? progress = null, GenerationCache? cache = null)
+        GenerationOptions options, Action<int>? progress = null) => Respond(model, tokenizer, requests, options, progress, null);
+
+    /// <summary>As <see cref="Respond(Transformer, PretrainedTokenizer, IReadOnlyList{ChatRequest}, GenerationOptions, Action{int}?)"/>, with a generation cache: answers it holds are not generated again, and new ones are appended as their batch ends.</summary>
+    internal static IReadOnlyList<ChatResponse> Respond(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<ChatRequest> requests,
+        GenerationOptions options, Action<int>? progress, GenerationCache? cache)
     {
         var prefills = requests.Select(r => r.Prefill is null ? [] : tokenizer.Encode(r.Prefill)).ToList();
         var rendered = requests.Select(r => ChatPrompt.EncodePrompt(tokenizer, r.Messages)).ToList();

@@ -18,7 +18,7 @@ namespace Irr.Model;
 /// (<see cref="Diagnostics.Warn"/>). Safe to use from several threads. The serving engine's counterpart is
 /// <see cref="EngineCache"/>.
 /// </summary>
-public sealed class GenerationCache
+internal sealed class GenerationCache
 {
     /// <summary>The cache's file name in a run directory (<c>irr eval safety</c>, <c>irr eval task</c>).</summary>
     public const string FileName = "generation-cache.jsonl";

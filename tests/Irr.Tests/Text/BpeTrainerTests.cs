@@ -1,7 +1,6 @@
-using Irr.Tests.Text;
 using Irr.Text;
 
-namespace Irr.Tests.Demo;
+namespace Irr.Tests.Text;
 
 /// <summary>The byte-level BPE trainer against merges worked by hand, and its tokenizer.json through the tested Tokenizer.</summary>
 public class BpeTrainerTests

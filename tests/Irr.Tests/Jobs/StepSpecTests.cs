@@ -2,7 +2,7 @@ using System.CommandLine;
 using Irr.Cli;
 using Irr.Jobs;
 
-namespace Irr.Tests.Cli;
+namespace Irr.Tests.Jobs;
 
 /// <summary>irr run's wiring table (<see cref="StepSpec.All"/>) against the jobs the commands build.</summary>
 public class StepSpecTests

@@ -3,7 +3,7 @@ using Irr.Model;
 using Irr.Realign;
 using Irr.Tests.IO;
 
-namespace Irr.Tests.Demo;
+namespace Irr.Tests.Realign;
 
 /// <summary>The random-removal control of the demo: IRR's per-matrix count, a seeded uniform mask, the same recalibration.</summary>
 public class RandomRemovalTests
