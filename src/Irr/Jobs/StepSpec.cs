@@ -1,7 +1,7 @@
 namespace Irr.Jobs;
 
 /// <summary>The kinds of step output that <c>irr run</c> wires into later steps' inputs.</summary>
-internal enum ArtifactKind
+public enum ArtifactKind
 {
     /// <summary>Not wired.</summary>
     None,
