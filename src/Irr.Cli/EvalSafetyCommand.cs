@@ -124,7 +124,8 @@ internal static class EvalSafetyCommand
         /// <summary><paramref name="job"/> with the judge the options describe.</summary>
         public EvalSafetyJob Apply(ParseResult r, EvalSafetyJob job) => job with
         {
-            Judge = Irr.Eval.JudgeOptions.Of(commandName, r.GetValue(judge)!, r.GetValue(markers), r.GetValue(judgeUrl), r.GetValue(judgeModel), r.GetValue(protocol)!,
+            // A parse with errors (which the command reports instead of running) gives no defaults: the options' own then.
+            Judge = Irr.Eval.JudgeOptions.Of(commandName, r.GetValue(judge) ?? "keyword", r.GetValue(markers), r.GetValue(judgeUrl), r.GetValue(judgeModel), r.GetValue(protocol) ?? "llama-guard",
                 EngineCommandOptions.Http(r, concurrency, timeout, retries, retryDelay, apiKeyEnv), r.GetValue(cache)),
         };
     }
