@@ -97,15 +97,6 @@ public static class SafetyEvaluation
     public const string SummaryFileName = "summary.md";
 
     /// <summary>
-    /// The model's answers to every prompt of every set, in order, formatted with the chat template and the
-    /// system prompt. Pass greedy <paramref name="options"/> (temperature 0) for the paper's protocol.
-    /// <paramref name="progress"/> gets the tokens produced per decoding step.
-    /// </summary>
-    public static IReadOnlyList<SafetyResponse> Generate(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<PromptSet> sets,
-        string? systemPrompt, GenerationOptions options, Action<int>? progress = null) =>
-        Generate(model, tokenizer, Prompts(sets, [new NoAttack()], systemPrompt), options, progress);
-
-    /// <summary>
     /// Every request of every set under every attack, set by set and, within a set, attack by attack (in the order
     /// given), each with what the attack sends after <paramref name="systemPrompt"/>.
     /// </summary>
