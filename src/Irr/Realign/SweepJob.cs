@@ -231,14 +231,14 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Safety.Prompts.Count > 0 || Safety.Sets is not null, "harmful-val is required (harmful prompt sets of the validation split)");
         Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
         Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
-        Require(Safety.Engine is not { Serves: true, Model.Length: > 0 }, "engine-model does not apply to a sweep: each model is served under its label");
-        Require(Safety.Engine is null || Safety.Engine.Serves,
+        Require(Safety.Engine is not ServedEngine { Model.Length: > 0 }, "engine-model does not apply to a sweep: each model is served under its label");
+        Require(Safety.Engine is null or ServedEngine,
             "the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
             "engine-url and engine-model name one served model (for irr eval)");
         Require(Equals(Safety.Engine, Task.Engine), "the safety and task evaluations must use one serving engine");
         // Every point is a model; θ_F of a LoRA fine-tune and Safe LoRA's points are adapters on θ_A.
         Safety.Engine?.Validate(Command, hasAdapter: Realign.Finetuned is null && Realign.Adapter is not null, hasFullModel: true);
-        foreach (var (serve, option) in new[] { (Safety.Engine?.Serve, "engine-serve"), (Safety.Engine?.ServeAdapter, "engine-serve-adapter") })
+        foreach (var (serve, option) in new[] { ((Safety.Engine as ServedEngine)?.Serve, "engine-serve"), ((Safety.Engine as ServedEngine)?.ServeAdapter, "engine-serve-adapter") })
             Require(serve is null || serve.Contains("{name}", StringComparison.Ordinal),
                 $"{option} must contain {{name}}: each model of a sweep is served under its label (vLLM: --served-model-name {{name}})");
         Require(Task.Data.Length > 0, "task-val is required");
@@ -432,7 +432,7 @@ public sealed record SweepJob : IJob<SweepResult>
             CreateRoot();
             var run = KeepingOnStop(() => Compute(u));
             var dirs = u.Unit.Labels.Select(l => u.Unit.IsReference ? ReferenceDir(l) : PointDir(l)).ToList();
-            return new SweepUnitResult(u.Unit, run.Points, run.Reference, dirs, realigned, resumed) { BaselinesMade = baselinesMade, JudgeCache = SafetyJob.JudgeCache };
+            return new SweepUnitResult(u.Unit, run.Points, run.Reference, dirs, realigned, resumed) { BaselinesMade = baselinesMade, JudgeCache = (SafetyJob.Judge as HttpJudgeOptions)?.Cache };
         }
 
         // An interrupted sweep keeps its finished models (each with its record), and says so: a rerun resumes from them.
@@ -601,12 +601,12 @@ public sealed record SweepJob : IJob<SweepResult>
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
             // With engine-serve, one server for the model, started here and named after it, serves both evaluations.
-            using var server = job.Safety.Engine is { Serves: true } served
+            using var server = job.Safety.Engine is ServedEngine served
                 ? EngineServer.Start(served, model, adapter, label, Path.Combine(dir, EngineServer.LogFileName))
                 : null;
             // Its answers are cached outside the evaluation directory (which is made anew), one file per model, so that a rerun
             // after failed generations asks only for those, and no two array tasks append to one file.
-            var engine = server is null ? null : server.Serving(job.Safety.Engine!) with { Cache = EngineCache(label) };
+            var engine = server is null ? null : server.Serving((ServedEngine)job.Safety.Engine!) with { Cache = EngineCache(label) };
             // Local answers likewise, in DIR/generation-cache/LABEL.jsonl: an interrupted sweep, run again, generates only those it lacks.
             string generations = Path.Combine(root, "generation-cache", label + ".jsonl");
             var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine, GenerationCachePath = generations };
@@ -636,9 +636,9 @@ public sealed record SweepJob : IJob<SweepResult>
         private EvalSafetyJob SafetyJob => job.Safety with
         {
             Prompts = [], Sets = sets,
-            JudgeCache = job.Safety is { CustomJudge: null, Judge: "http" } && (job.Safety.JudgeCache ?? Path.Combine(root, "judge-cache.jsonl")) is var cache
-                ? (unit is null ? cache : UnitJudgeCache(cache, unit))
-                : job.Safety.JudgeCache,
+            Judge = job.Safety is { CustomJudge: null, Judge: HttpJudgeOptions http } && (http.Cache ?? Path.Combine(root, "judge-cache.jsonl")) is var cache
+                ? http with { Cache = unit is null ? cache : UnitJudgeCache(cache, unit) }
+                : job.Safety.Judge,
         };
 
         // The finished record at `path` if it was made with these options, else null (also when it cannot be read: it is redone).
@@ -774,12 +774,13 @@ public sealed record SweepJob : IJob<SweepResult>
         private JsonObject EvaluationOptions()
         {
             var s = job.Safety;
+            var (markers, http) = ((s.Judge as KeywordJudgeOptions)?.RefusalMarkers, s.Judge as HttpJudgeOptions);
             var judge = s.CustomJudge is { } custom ? new JsonObject { ["name"] = custom.Name } : new JsonObject
             {
-                ["judge"] = s.Judge,
-                ["refusal_markers"] = s.RefusalMarkers is null ? null : Provenance.PathOf(s.RefusalMarkers),
-                ["refusal_markers_stamp"] = s.RefusalMarkers is null ? null : Stamp(s.RefusalMarkers),
-                ["judge_url"] = s.JudgeUrl, ["judge_model"] = s.JudgeModel, ["judge_protocol"] = s.Judge == "http" ? s.JudgeProtocol : null,
+                ["judge"] = s.Judge.Kind,
+                ["refusal_markers"] = markers is null ? null : Provenance.PathOf(markers),
+                ["refusal_markers_stamp"] = markers is null ? null : Stamp(markers),
+                ["judge_url"] = http?.Url, ["judge_model"] = http?.Model, ["judge_protocol"] = http?.Protocol,
             };
             var options = new JsonObject
             {
@@ -804,7 +805,7 @@ public sealed record SweepJob : IJob<SweepResult>
             };
             // Answers of a served model may differ from local ones (another numeric precision): the engine is part of the evaluation.
             if (s.NoChatTemplate || job.Task.NoChatTemplate) options["no_chat_template"] = true;
-            if (s.Engine is { } e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
+            if (s.Engine is ServedEngine e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
             return options;
         }
 

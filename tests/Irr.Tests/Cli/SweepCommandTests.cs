@@ -291,6 +291,17 @@ public class SweepCommandTests
         using var dir = new TempDir();
         Refused(dir, "error: sweep: safelora-vector applies to the Safe LoRA points only (safelora-threshold)", [.. Unread(dir, "0"), "--safelora-vector", dir["v2"]]);
     }
+
+    [Fact]
+    public void AnUnknownJudgeIsRefusedBeforeAnyWork()
+    {
+        // Moved from SweepTests.TheSweepChecksItsOptionsInItsOwnName: the judge is a JudgeOptions variant, so an unknown kind is refused as the options are read.
+        using var w = new SweepWorld();
+        var r = CliRunner.Run(w.Sweep(w.Dir["sweep"], "--sparsity", "0", "--judge", "llm"));
+        Assert.Equal(2, r.Code);
+        Assert.Equal("error: sweep: judge must be keyword or http, not \"llm\"", r.Err.TrimEnd('\n'));
+        Assert.False(Directory.Exists(w.Dir["sweep"]));
+    }
 }
 
 /// <summary>Tiny chat models θ_A, θ_U, θ_F, their safety vector and Fisher (q_proj, down_proj), calibration data and a validation split, for sweeps.</summary>
