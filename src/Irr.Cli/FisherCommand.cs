@@ -14,7 +14,7 @@ internal static class FisherCommand
         {
             var job = command.Build<FisherJob>(parseResult);
             var result = CommandSupport.Run(parseResult, job);
-            parseResult.InvocationConfiguration.Error.WriteLine(job.ShardNumbers is var (k, n)
+            parseResult.InvocationConfiguration.Error.WriteLine(job.ShardNumbers() is var (k, n)
                 ? $"shard {k}/{n}: {result.ShardBatches} of the {result.Batches} batches of {result.Records} records; wrote {result.Tensors} partial sums to {job.OutputPath} (combine with irr fisher merge)"
                 : $"{result.Records} records in {result.Batches} batches; wrote {result.Tensors} tensors to {job.OutputPath}");
             return 0;

@@ -32,7 +32,7 @@ public sealed record ConvertJob : IJob<int>
 
     /// <summary><see cref="MaxShardSize"/> in bytes of tensor data.</summary>
     /// <exception cref="IrrException">It is not a size (<see cref="ParseSize"/>).</exception>
-    public long MaxShardBytes => ParseSize(MaxShardSize);
+    public long MaxShardBytes() => ParseSize(MaxShardSize);
 
     /// <inheritdoc/>
     public string Command => "convert";
@@ -45,7 +45,7 @@ public sealed record ConvertJob : IJob<int>
 
     /// <inheritdoc/>
     public void Validate() =>
-        Validation.Require(MaxShardBytes > 0, Command, $"max-shard-size must be positive, not {MaxShardSize}");
+        Validation.Require(MaxShardBytes() > 0, Command, $"max-shard-size must be positive, not {MaxShardSize}");
 
     /// <summary>
     /// A size as transformers' <c>max_shard_size</c> reads it: a number of bytes, or a number with a unit,
@@ -104,7 +104,7 @@ public sealed record ConvertJob : IJob<int>
         var specs = Specs(tensors);
         using var output = OutputDirectory.Create(OutputPath, [Input], Overwrite);
         var stage = ProgressStage.Start(progress, "converting", specs.Count, "tensors");
-        using (var writer = CheckpointWriter.Create(output, specs, new CheckpointWriterOptions { MaxShardBytes = MaxShardBytes }))
+        using (var writer = CheckpointWriter.Create(output, specs, new CheckpointWriterOptions { MaxShardBytes = MaxShardBytes() }))
         {
             WriteAll(writer, tensors, stage);
             writer.Complete();

@@ -78,7 +78,7 @@ public sealed record FisherJob : IJob<FisherResult>
 
     /// <summary><see cref="Shard"/> as (K, N), or null for the whole Fisher.</summary>
     /// <exception cref="IrrException"><see cref="Shard"/> is not K/N with 0 ≤ K &lt; N.</exception>
-    public (int K, int N)? ShardNumbers => Shard is null ? null : ParseShard(Shard);
+    public (int K, int N)? ShardNumbers() => Shard is null ? null : ParseShard(Shard);
 
     /// <inheritdoc/>
     public string Command => "fisher";
@@ -97,7 +97,7 @@ public sealed record FisherJob : IJob<FisherResult>
         Validation.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
         Validation.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
         Validation.RequireSafetensorsName(Command, OutputPath);
-        if (Shard is not null) ParseShard(Shard);
+        ShardNumbers();
     }
 
     /// <summary>Parses <c>K/N</c> (e.g. <c>0/4</c>) into (K, N).</summary>
@@ -135,7 +135,7 @@ public sealed record FisherJob : IJob<FisherResult>
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var examples = records.Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength)).Select(e => (e.InputIds, e.Labels)).ToList();
         int batches = (examples.Count + BatchSize - 1) / BatchSize;
-        var (shard, count) = ShardNumbers ?? (0, 1);
+        var (shard, count) = ShardNumbers() ?? (0, 1);
         var mine = Enumerable.Range(0, batches).Where(b => b % count == shard).ToList();
         if (Shard is not null && mine.Count == 0)
             Diagnostics.Warn($"shard {shard}/{count} holds no batch: the data makes {batches} batches of {BatchSize}, so only shards 0 to {batches - 1} have work; " +
