@@ -58,7 +58,7 @@ public sealed record DemoResult(DemoOptions Options, IReadOnlyList<DemoModelResu
 /// jailbreak attacks) and the held-out task (exact match). Every model is written as a Hugging Face directory under the
 /// output, which is written whole at the end, or not at all.
 /// </summary>
-public sealed record DemoJob : IJob<DemoResult>
+public sealed partial record DemoJob : IJob<DemoResult>
 {
     /// <summary>The Llama-2-chat template (as published in meta-llama/Llama-2-7b-chat-hf's tokenizer_config.json).</summary>
     public const string Llama2ChatTemplate = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}" +
@@ -67,15 +67,6 @@ public sealed record DemoJob : IJob<DemoResult>
         "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}" +
         "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}" +
         "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
-
-    /// <summary>The world, model, training, IRR and evaluation settings (<see cref="DemoOptions.Default"/> or <see cref="DemoOptions.Quick"/>).</summary>
-    public required DemoOptions Options { get; init; }
-
-    /// <summary>The output directory.</summary>
-    public string OutputPath { get; init; } = "irr-demo";
-
-    /// <summary>Replace the output directory if it exists.</summary>
-    public bool Overwrite { get; init; }
 
     /// <inheritdoc/>
     public string Command => "demo";
