@@ -56,16 +56,8 @@ public sealed record DemoResult(DemoOptions Options, IReadOnlyList<DemoModelResu
 /// jailbreak attacks) and the held-out task (exact match). Every model is written as a Hugging Face directory under the
 /// output, which is written whole at the end, or not at all.
 /// </summary>
-public sealed record DemoJob : IJob<DemoResult>
+public sealed partial record DemoJob : IJob<DemoResult>
 {
-    /// <summary>The world, model, training, IRR and evaluation settings (<see cref="DemoOptions.Default"/> or <see cref="DemoOptions.Quick"/>).</summary>
-    public required DemoOptions Options { get; init; }
-
-    /// <summary>The output directory.</summary>
-    public string OutputPath { get; init; } = "irr-demo";
-
-    /// <summary>Replace the output directory if it exists.</summary>
-    public bool Overwrite { get; init; }
 
     /// <inheritdoc/>
     public string Command => "demo";

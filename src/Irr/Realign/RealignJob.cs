@@ -172,10 +172,7 @@ public sealed record RealignJob : IJob<RealignReport>
         foreach (var option in JobSchema.Of<RealignJob>().Options.Where(o => o.Attribute.Group == TuningGroup))
             options[(option.Attribute.Negated ? option.Key["no-".Length..] : option.Key).Replace('-', '_')] =
                 JobSchema.Json(option.Properties[0].Get(this));
-        // Every input option, as an absolute path, under its key with underscores.
-        var inputs = new JsonObject();
-        foreach (var option in JobSchema.Of<RealignJob>().Options.Where(o => o.Kind == OptionKind.Input))
-            inputs[option.Key.Replace('-', '_')] = option.ValueIn(this) is string path ? Provenance.PathOf(path) : null;
+        var inputs = Provenance.InputsOf(this);
         inputs["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter);
         return new JsonObject
         {
