@@ -14,7 +14,7 @@ internal static class RealignCommand
 {
     public static Command Create()
     {
-        var shared = new SharedOptions("irr, irr-more, fisher-only, or random-at-count (the random-removal control: with --removal-counts and --seed)",
+        var shared = new SharedOptions(RemovalMethods.Help,
             " (not needed with --dry-run)");
         var sparsity = new Option<double>("--sparsity") { Description = "s: the fraction of candidate deltas kept (lowest Fisher); 0 removes every conflict" };
         var dryRun = new Option<bool>("--dry-run") { Description = "identify only: print how many deltas conflict and would be removed, write nothing" };

@@ -227,9 +227,9 @@ public sealed record DemoJob : IJob<DemoResult>
                     realigned.Add(($"{variant}-{name}", description, dir, report));
                     return report;
                 }
-                var irr = Realign("irr", $"IRR at s* = {sText} (chosen on validation)", new IrrStrategy(chosen));
-                Realign("irr-s0", "IRR at s = 0 (every conflict removed)", new IrrStrategy(0));
-                Realign("random", $"random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr), o.Seed));
+                var irr = Realign("irr", $"IRR at s* = {sText} (chosen on validation)", RemovalMethods.Irr.Create(chosen));
+                Realign("irr-s0", "IRR at s = 0 (every conflict removed)", RemovalMethods.Irr.Create(0));
+                Realign("random", $"random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(irr.RemovalCounts(), o.Seed));
                 // The baselines at the setting the same rule chose among their own validation points, made as irr baseline makes them.
                 if (sweep.Baselines.TryGetValue(SweepJob.RestaMethod, out var resta))
                 {
@@ -250,8 +250,8 @@ public sealed record DemoJob : IJob<DemoResult>
                     baselines.Add(($"{variant}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", alignedDir, dir));
                 }
                 if (!all) continue;
-                Realign("irr-norecal", $"IRR at s* = {sText} without recalibration", new IrrStrategy(chosen), recalibrate: false);
-                Realign("irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new IrrMoreStrategy(o.IrrMoreSparsity));
+                Realign("irr-norecal", $"IRR at s* = {sText} without recalibration", RemovalMethods.Irr.Create(chosen), recalibrate: false);
+                Realign("irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", RemovalMethods.IrrMore.Create(o.IrrMoreSparsity));
             }
 
             // Evaluation.
