@@ -126,13 +126,15 @@ public sealed class Realigner
     private sealed class Workspace(int hiddenLength)
     {
         public readonly float[] FirstPass = new float[hiddenLength];                 // [T_chunk, d]
-        public readonly Dictionary<int, float[]> Hessians = [];                      // by d_in: [d_in, d_in]
+        public readonly float[]?[] Hessians = new float[InputGroups.Length][];       // by input group: [d_in, d_in]
         public float[] Delta = [], Aligned = [];                                     // [rows, cols]
         public bool[] Removed = [];                                                  // [rows, cols]
 
-        public float[] Hessian(int columns)
+        // The zeroed accumulator of input group g (one per group: two groups of the same width are summed apart).
+        public float[] Hessian(int g, int columns)
         {
-            if (!Hessians.TryGetValue(columns, out var h)) Hessians[columns] = h = new float[columns * columns];
+            var h = Hessians[g];
+            if (h is null || h.Length != columns * columns) Hessians[g] = h = new float[columns * columns];
             else Array.Clear(h);
             return h;
         }
@@ -155,6 +157,7 @@ public sealed class Realigner
     {
         var byModule = new Dictionary<string, int>();
         for (int g = 0; g < groups.Count; g++) byModule[groups[g][0]] = g;
+        int[] slot = groups.Select(g => Array.IndexOf(InputGroups, g)).ToArray();   // a group's workspace accumulator
         var hessians = new float[groups.Count][];                                   // [n_groups][d_in, d_in]
         long tokens = 0;
         using (clock.Phase("forward"))
@@ -165,7 +168,7 @@ public sealed class Realigner
                 model.LayerForward(layer, x, chunks[c], (_, module, input, rows, cols) =>
                 {
                     if (!byModule.TryGetValue(module, out int g)) return;
-                    using (clock.Phase("hessian")) Syrk.AddXtX(input, rows, cols, 1f, hessians[g] ??= work.Hessian(cols));
+                    using (clock.Phase("hessian")) Syrk.AddXtX(input, rows, cols, 1f, hessians[g] ??= work.Hessian(slot[g], cols));
                 }, stopAfter: groups[^1][^1]);
                 tokens += chunks[c].TokenCount;
             }

@@ -156,6 +156,32 @@ public class RealignTests
     }
 
     [Fact]
+    public void EachInputGroupHasItsOwnHessian()
+    {
+        // Every Hessian of a layer is taken before any of its edits, so layer 0's o_proj (and down_proj) come out the same
+        // whether or not q/k/v and gate/up are realigned in the same run: four groups, three of them reading width d,
+        // must not share an accumulator.
+        using var dir = new TempDir();
+        var (a, f) = Models(dir);
+        using var wa = CheckpointWeights.Open(a);
+        using var wf = CheckpointWeights.Open(f);
+        string v = VectorFile(dir, "v.safetensors", wa.Config, TargetModules.All, (_, i) => (i % 3) - 1);
+        string fi = VectorFile(dir, "f.safetensors", wa.Config, TargetModules.All, (_, i) => (i * 7919 % 101) / 101f);
+        using var vFile = SafetensorsFile.Open(v);
+        using var fFile = SafetensorsFile.Open(fi);
+        RealignOptions Options(IReadOnlyList<string> modules) => new() { Modules = modules, OutputDType = TensorDType.F32, Obs = new ObsOptions { BlockSize = 8 } };
+        var calibration = Calibration(3, 6, seed: 5);
+        var all = Run(new Realigner(wa, wf, vFile, fFile, Options(TargetModules.All)), calibration);
+        foreach (string module in new[] { "o_proj", "down_proj" })
+        {
+            string name = ModelConfig.LinearWeightName(0, module);
+            var alone = Run(new Realigner(wa, wf, vFile, fFile, Options([module])), calibration);
+            Assert.NotEqual(wf.Model.ReadSingle(name), alone[name]);   // it was realigned
+            Assert.Equal(alone[name], all[name]);
+        }
+    }
+
+    [Fact]
     public void FullSparsityOrNoConflictsReturnsTheFineTunedModelExactly()
     {
         using var dir = new TempDir();
