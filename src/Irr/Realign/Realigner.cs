@@ -122,7 +122,7 @@ public sealed class Realigner
     }
 
     // The buffers the layer loop reuses: the copy of a chunk's hidden states the first pass runs on, a Hessian
-    // accumulator per input width, and the per-matrix buffers of Δ, W_A and the removal mask.
+    // accumulator per input group, and the per-matrix buffers of Δ, W_A and the removal mask.
     private sealed class Workspace(int hiddenLength)
     {
         public readonly float[] FirstPass = new float[hiddenLength];                 // [T_chunk, d]
