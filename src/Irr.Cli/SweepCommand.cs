@@ -18,7 +18,7 @@ internal static class SweepCommand
 {
     public static Command Create()
     {
-        var realign = new SharedOptions("the points' removal rule: irr, irr-more or fisher-only");
+        var realign = new SharedOptions($"the points' removal rule: {RemovalMethods.Names(RemovalMethods.Sweepable)}");
         realign.Calibration.Required = true; // a sweep has no dry run
         var sparsity = new Option<string[]>("--sparsity")
         {

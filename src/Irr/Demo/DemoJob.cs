@@ -249,12 +249,12 @@ public sealed partial record DemoJob : IJob<DemoResult>
         private List<Candidate> Realign(Variant v, SweepResult sweep)
         {
             double chosen = sweep.Choice.Point.Sparsity;
-            var irr = RealignOne(v, "irr", $"IRR at s* = {Invariant(chosen)} (chosen on validation)", new IrrStrategy(chosen));
+            var irr = RealignOne(v, "irr", $"IRR at s* = {Invariant(chosen)} (chosen on validation)", RemovalMethods.Irr.Create(chosen));
             return
             [
                 irr,
-                RealignOne(v, "irr-s0", "IRR at s = 0 (every conflict removed)", new IrrStrategy(0)),
-                RealignOne(v, "random", "random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr.Report!), o.Seed)),
+                RealignOne(v, "irr-s0", "IRR at s = 0 (every conflict removed)", RemovalMethods.Irr.Create(0)),
+                RealignOne(v, "random", "random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(irr.Report!.RemovalCounts(), o.Seed)),
             ];
         }
 
@@ -262,8 +262,8 @@ public sealed partial record DemoJob : IJob<DemoResult>
         private IEnumerable<Candidate> Ablations(Variant v, SweepResult sweep)
         {
             double chosen = sweep.Choice.Point.Sparsity;
-            yield return RealignOne(v, "irr-norecal", $"IRR at s* = {Invariant(chosen)} without recalibration", new IrrStrategy(chosen), recalibrate: false);
-            yield return RealignOne(v, "irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new IrrMoreStrategy(o.IrrMoreSparsity));
+            yield return RealignOne(v, "irr-norecal", $"IRR at s* = {Invariant(chosen)} without recalibration", RemovalMethods.Irr.Create(chosen), recalibrate: false);
+            yield return RealignOne(v, "irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", RemovalMethods.IrrMore.Create(o.IrrMoreSparsity));
         }
 
         private Candidate RealignOne(Variant v, string name, string description, IRemovalStrategy strategy, bool recalibrate = true)

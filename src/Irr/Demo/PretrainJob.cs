@@ -186,27 +186,28 @@ public sealed record PretrainJob : IJob<PretrainResult>
         var result = new PretrainResult(total, tokens, finalLoss, clock.Elapsed.TotalSeconds, parameterCount);
 
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, TensorDType.F32, t.Shape)).ToList();
-        ModelWriter.Write(new ModelTarget(OutputPath, [], Overwrite, null, TensorDType.F32), config, specs,
-            writer => { foreach (var s in specs) writer.Write(s.Name, parameters[s.Name]); },
-            output =>
+        using (var writer = ModelWriter.Open(new ModelTarget(OutputPath, [], Overwrite, null, TensorDType.F32), config, specs,
+                   [.. DemoBase.Files.Where(f => f != "config.json" && f != "model.safetensors")]))
+        {
+            foreach (var s in specs) writer.Write(s.Name, parameters[s.Name]);
+            TokenizerFiles.Write(writer.TemporaryPath, tokenizerJson, o.MaxPositions);
+            JsonFiles.WriteFile(writer.PathOf("pretrain.json"), new JsonObject
             {
-                TokenizerFiles.Write(output.TemporaryPath, tokenizerJson, o.MaxPositions);
-                JsonFiles.WriteFile(output.PathOf("pretrain.json"), new JsonObject
-                {
-                    ["command"] = "irr demo pretrain",
-                    ["irr_version"] = Provenance.Version,
-                    ["options"] = System.Text.Json.JsonSerializer.SerializeToNode(o),
-                    ["documents"] = documents.Count,
-                    ["tokens"] = tokens,
-                    ["steps"] = total,
-                    ["parameters"] = parameterCount,
-                    ["final_loss"] = finalLoss,
-                    ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
-                    ["threads"] = Tensors.ThreadTeam.DefaultThreads,
-                    ["cpu"] = CpuName(),
-                    ["vector_width_bits"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 512 : 256,
-                });
-            }, [.. DemoBase.Files.Where(f => f != "config.json" && f != "model.safetensors")]);
+                ["command"] = "irr demo pretrain",
+                ["irr_version"] = Provenance.Version,
+                ["options"] = System.Text.Json.JsonSerializer.SerializeToNode(o),
+                ["documents"] = documents.Count,
+                ["tokens"] = tokens,
+                ["steps"] = total,
+                ["parameters"] = parameterCount,
+                ["final_loss"] = finalLoss,
+                ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
+                ["threads"] = Tensors.ThreadTeam.DefaultThreads,
+                ["cpu"] = CpuName(),
+                ["vector_width_bits"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 512 : 256,
+            });
+            writer.Commit();
+        }
         return result;
     }
 

@@ -216,8 +216,8 @@ public sealed record SweepJob : IJob<SweepResult>
         var twice = Sparsity.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
         Require(twice is null, $"sparsity lists {twice?.Key.ToString(CultureInfo.InvariantCulture)} twice");
         Require(MaxHarmfulIncrease is >= 0 and <= 1, $"max-harmful-increase must be between 0 and 1, not {MaxHarmfulIncrease.ToString(CultureInfo.InvariantCulture)}");
-        Require(Realign.Method is "irr" or "irr-more" or "fisher-only",
-            $"method must be irr, irr-more or fisher-only, not '{Realign.Method}' (random-control adds the random-removal control)");
+        Require(RemovalMethods.Sweepable.Any(m => m.Name == Realign.Method),
+            $"method must be {RemovalMethods.Names(RemovalMethods.Sweepable)}, not '{Realign.Method}' (random-control adds the random-removal control)");
         Require(Seed == 0 || RandomControl, "seed applies to random-control only");
         foreach (double g in RestaGamma) Require(double.IsFinite(g), $"resta-gamma must be finite numbers, not {g.ToString(CultureInfo.InvariantCulture)}");
         Require(RestaGamma.Distinct().Count() == RestaGamma.Count, "resta-gamma lists a value twice");
@@ -358,7 +358,7 @@ public sealed record SweepJob : IJob<SweepResult>
     private static string WithLabel(string path, string label) =>
         Path.Combine(Path.GetDirectoryName(path) ?? "", $"{Path.GetFileNameWithoutExtension(path)}.{label}{Path.GetExtension(path)}");
 
-    private const string RandomMethod = RandomAtCountStrategy.MethodName;
+    private static readonly string RandomMethod = RemovalMethods.RandomAtCount.Name;
 
     // A unit and the points it computes (none for a reference).
     private sealed record PlannedUnit(SweepUnit Unit, IReadOnlyList<PlannedPoint> Points);

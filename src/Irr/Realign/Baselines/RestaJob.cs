@@ -118,34 +118,33 @@ public sealed record RestaJob : IJob<RestaReport>
         var report = new RestaReport();
         float gamma = (float)Gamma;
         var stage = ProgressStage.Start(progress, $"θ_F + γ·v ({targets.Count} matrices, {specs.Count} tensors)", specs.Count, "tensors");
-        ModelWriter.Write(new ModelTarget(OutputPath, inputs, Overwrite, Finetuned ?? Base, dtype), config, specs, writer =>
+        using var writer = ModelWriter.Open(new ModelTarget(OutputPath, inputs, Overwrite, Finetuned ?? Base, dtype), config, specs, ownFiles: [RestaReport.FileName]);
+        float[] scratch = [], edited = [];
+        foreach (var spec in specs)
         {
-            float[] scratch = [], edited = [];
-            foreach (var spec in specs)
+            var w = theta.Load(spec.Name, ref scratch);
+            if (targets.Contains(spec.Name))
             {
-                var w = theta.Load(spec.Name, ref scratch);
-                if (targets.Contains(spec.Name))
+                var v = vector.ReadSingle(spec.Name);
+                FloatChecks.RequireFinite(v, spec.Name, vector.Path);
+                FloatChecks.RequireFinite(w, spec.Name, "fine-tuned model");
+                var (layer, module) = TargetModules.Parse(config, spec.Name);
+                double norm = Norm(v);
+                report.Matrices.Add(new RestaMatrix(layer, module, v.Length, norm, Math.Abs(Gamma) * norm, Norm(w)));
+                if (gamma != 0) // γ = 0 keeps θ_F's values exactly (−0 + 0 would be +0)
                 {
-                    var v = vector.ReadSingle(spec.Name);
-                    FloatChecks.RequireFinite(v, spec.Name, vector.Path);
-                    FloatChecks.RequireFinite(w, spec.Name, "fine-tuned model");
-                    var (layer, module) = TargetModules.Parse(config, spec.Name);
-                    double norm = Norm(v);
-                    report.Matrices.Add(new RestaMatrix(layer, module, v.Length, norm, Math.Abs(Gamma) * norm, Norm(w)));
-                    if (gamma != 0) // γ = 0 keeps θ_F's values exactly (−0 + 0 would be +0)
-                    {
-                        if (edited.Length < v.Length) edited = new float[v.Length];
-                        var sum = edited.AsSpan(0, v.Length);
-                        TensorPrimitives.Multiply(v, gamma, sum);   // γ·v, rounded to float32
-                        TensorPrimitives.Add(w, sum, sum);          // W_F + γ·v, rounded to float32
-                        w = sum;
-                    }
+                    if (edited.Length < v.Length) edited = new float[v.Length];
+                    var sum = edited.AsSpan(0, v.Length);
+                    TensorPrimitives.Multiply(v, gamma, sum);   // γ·v, rounded to float32
+                    TensorPrimitives.Add(w, sum, sum);          // W_F + γ·v, rounded to float32
+                    w = sum;
                 }
-                writer.Write(spec.Name, w);                         // rounded to the storage type here
-                stage.Advance();
             }
-        }, output => JsonFiles.WriteFile(output.PathOf(RestaReport.FileName), report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds)),
-            ownFiles: [RestaReport.FileName]);
+            writer.Write(spec.Name, w);                         // rounded to the storage type here
+            stage.Advance();
+        }
+        JsonFiles.WriteFile(writer.PathOf(RestaReport.FileName), report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds));
+        writer.Commit();
         return report;
     }
 
