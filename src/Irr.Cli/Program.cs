@@ -120,9 +120,9 @@ public static class Program
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // The runtime's messages name the path ("Could not find file '/x/model.safetensors'.").
+            // The path, in irr's words ("x: no such file or directory", not the runtime's "Could not find file 'x'.").
             warnings.Flush();
-            error.WriteLine($"error: {Diagnostics.Escape(e.Message)}");
+            error.WriteLine($"error: {IO.InputFile.Describe(e)}");
             return ExitBadInput;
         }
         catch (Exception e)

@@ -37,6 +37,7 @@ public static class DataFile
     /// <exception cref="IrrException">The file is missing, malformed, beyond a limit or holds no records; the message names the file and the line or JSON path.</exception>
     public static IReadOnlyList<DataRecord> Read(string path, bool paragraphs = false)
     {
+        if (Directory.Exists(path)) throw new IrrException($"{path}: is a directory, not a data file");
         if (!File.Exists(path)) throw new IrrException($"{Path.GetFileName(path)}: file not found ({path})");
         using var stream = Utf8Lines.OpenRead(path);
         if (!stream.CanSeek) throw new IrrException($"{Path.GetFileName(path)}: not a regular file ({path})");
@@ -217,7 +218,7 @@ public static class DataFile
             if (string.IsNullOrWhiteSpace(line)) continue;
             string where = $"{fileName} line {lines.LineNumber}";
             budget.Add(line.Length, DataLimits.Values(line));
-            using var doc = JsonCursor.Parse(line, where);
+            using var doc = JsonCursor.ParseLine(line, where);
             CheckStrings(doc.RootElement, line, where);
             records.Add(DataRecord.FromJson(JsonCursor.Root(doc, where).Detached()));
         }

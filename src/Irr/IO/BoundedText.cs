@@ -26,7 +26,7 @@ public static class BoundedText
     public static string Read(string path, string what, string variable, long limit)
     {
         var span = ReadBytes(path, limit, _ => Limits.Exceeded(path, $"{what}'s size in bytes", variable, limit),
-            e => new IrrException($"{path}: cannot read {what}: {Diagnostics.Escape(e.Message)}", e));
+            e => new IrrException($"{path}: cannot read {what}: {InputFile.Reason(e)}", e));
         return DecodeUtf8(span.StartsWith("\uFEFF"u8) ? span[3..] : span, path);
     }
 

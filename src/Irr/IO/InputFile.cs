@@ -139,4 +139,25 @@ public static class InputFile
 
     [DllImport("libSystem.Native", EntryPoint = "SystemNative_Stat", SetLastError = true)]
     private static extern unsafe int SystemNativeStat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, byte* output);
+
+    /// <summary>
+    /// Why a file could not be opened, in irr's words rather than the runtime's ("Could not find file '…'"): "no such
+    /// file or directory", "permission denied", or the runtime's message, escaped, for anything else.
+    /// </summary>
+    public static string Reason(Exception e) => e switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => "no such file or directory",
+        UnauthorizedAccessException => "permission denied",
+        _ => Diagnostics.Escape(e.Message),
+    };
+
+    /// <summary>
+    /// An I/O error as one line naming the path: "<c>PATH: no such file or directory</c>" when the runtime says which path
+    /// (<see cref="FileNotFoundException.FileName"/>), else the runtime's message, escaped.
+    /// </summary>
+    public static string Describe(Exception e) => e switch
+    {
+        FileNotFoundException { FileName: { } file } => $"{Diagnostics.Escape(file)}: {Reason(e)}",
+        _ => Diagnostics.Escape(e.Message),
+    };
 }

@@ -14,6 +14,10 @@ internal readonly record struct JsonCursor(JsonElement Element, string File, str
     /// </summary>
     public static JsonDocument Parse(string json, string file) => JsonFiles.ParseDocument(json, file, 256);
 
+    /// <summary>Parses one line of JSONL, <paramref name="where"/> naming the file and line: an error says the byte within it.</summary>
+    /// <exception cref="IrrException">The line is not valid JSON, or nests deeper than 256.</exception>
+    public static JsonDocument ParseLine(string json, string where) => JsonFiles.ParseDocument(json, where, 256, oneLine: true);
+
     /// <summary>The root of a document.</summary>
     public static JsonCursor Root(JsonDocument doc, string file) => new(doc.RootElement, file, "");
 

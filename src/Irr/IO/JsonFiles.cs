@@ -89,7 +89,7 @@ public static partial class JsonFiles
     /// JSON and are refused; so is nesting deeper than <paramref name="maxDepth"/>.
     /// </summary>
     /// <exception cref="IrrException">The text is not valid JSON (the message gives the line and byte).</exception>
-    public static JsonDocument ParseDocument(string text, string source, int maxDepth)
+    public static JsonDocument ParseDocument(string text, string source, int maxDepth, bool oneLine = false)
     {
         var utf8 = System.Text.Encoding.UTF8.GetBytes(text);
         Precheck(utf8, text, source, maxDepth);
@@ -108,7 +108,7 @@ public static partial class JsonFiles
         }
         catch (JsonException e)
         {
-            throw new IrrException($"{source}: not valid JSON {Describe(e)}", e);
+            throw new IrrException($"{source}: not valid JSON {Describe(e, oneLine: oneLine)}", e);
         }
         using (lenient)
         {
@@ -205,7 +205,10 @@ public static partial class JsonFiles
     /// without its own position and path suffixes (" LineNumber: 0 | BytePositionInLine: 31.", " Path: $.a"), one line, escaped;
     /// with <paramref name="position"/>, preceded by "(line L, byte B)".
     /// </summary>
-    public static string Describe(JsonException e, bool position = true)
+    /// <param name="e">The parser's error.</param>
+    /// <param name="position">Whether to say where.</param>
+    /// <param name="oneLine">The text is one line whose line the source names already (a JSONL record): only the byte is said.</param>
+    public static string Describe(JsonException e, bool position = true, bool oneLine = false)
     {
         string message = e.Message;
         int nl = message.IndexOfAny(['\r', '\n']);
@@ -215,8 +218,15 @@ public static partial class JsonFiles
             int at = message.IndexOf(suffix, StringComparison.Ordinal);
             if (at >= 0) message = message[..at];
         }
-        string where = position && e.LineNumber is { } line ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"(line {line + 1}, byte {(e.BytePositionInLine ?? 0) + 1})") : "";
-        string what = Diagnostics.Escape(message.Trim());
+        // One line of JSON (a JSONL record, a header) has no line to name but its own.
+        long column = (e.BytePositionInLine ?? 0) + 1;
+        string where = !position || e.LineNumber is not { } line ? ""
+            : oneLine ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"(byte {column})")
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"(line {line + 1}, byte {column})");
+        message = message.Trim();
+        if (message.StartsWith("Expected depth to be zero at the end of the JSON payload", StringComparison.Ordinal)) message = "an object or array is not closed";
+        else if (message.StartsWith("The input does not contain any JSON tokens", StringComparison.Ordinal)) message = "no JSON value (empty)";
+        string what = Diagnostics.Escape(message);
         return where.Length == 0 ? what : $"{where}: {what}";
     }
 

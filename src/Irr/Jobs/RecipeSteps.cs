@@ -48,7 +48,9 @@ internal static class RecipeSteps
             if (given.IsList && !option.IsList)
                 throw recipe.Error(given.Line, $"{step.Command}: {key} takes one value, not a list");
             if (options.Any(o => o.Key == key)) throw recipe.Error(given.Line, $"{step.Command}: {key} is given twice");
-            options.Add(given with { Key = key });
+            // A list option's comma-separated string is its list, before its paths are resolved and wired.
+            var values = option.IsList ? given.Values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList() : given.Values;
+            options.Add(given with { Key = key, Values = values, IsList = given.IsList || values.Count > 1 });
         }
         return step with { Options = options };
     }

@@ -93,14 +93,11 @@ public static class InputChecks
     public static void PlannedModules(string command, IReadOnlyList<string> modules, bool given,
         IEnumerable<(string Key, string Step, int Line, IReadOnlyList<string> Modules)> producers)
     {
-        foreach (var p in producers)
-        {
-            var missing = modules.Where(m => !p.Modules.Contains(m)).ToList();
-            if (missing.Count == 0) continue;
-            string which = given ? $"modules {string.Join(",", modules)}" : $"modules {string.Join(",", modules)} (its default)";
-            throw new IrrException($"{command}: realigns {which}, but step {p.Step} (line {p.Line}) computes its {p.Key} for " +
-                $"{string.Join(",", p.Modules)} only, without {string.Join(",", missing)}; give the same modules to both steps");
-        }
+        var lacking = producers.Select(p => (p, Missing: modules.Where(m => !p.Modules.Contains(m)).ToList())).Where(x => x.Missing.Count > 0).ToList();
+        if (lacking.Count == 0) return;
+        string which = given ? $"modules {string.Join(",", modules)}" : $"modules {string.Join(",", modules)} (its default)";
+        var steps = lacking.Select(x => $"step {x.p.Step} (line {x.p.Line}) computes its {x.p.Key} for {string.Join(",", x.p.Modules)} only, without {string.Join(",", x.Missing)}");
+        throw new IrrException($"{command}: realigns {which}, but {string.Join(", and ", steps)}; give the same modules to {(lacking.Count == 1 ? "both steps" : "every step")}");
     }
 
     // The model an earlier step of a recipe computes a file from: the base, θ_F, or another (or not known yet).

@@ -120,7 +120,7 @@ public class ModelCommandTests
 
         double Loss(string? adapterPath)
         {
-            var (c, _, e) = CliRunner.Run(["score", "--model", model, "--data", data, "-o", dir["s.json"], .. adapterPath is null ? Array.Empty<string>() : ["--adapter", adapterPath]]);
+            var (c, _, e) = CliRunner.Run(["score", "--model", model, "--data", data, "-o", dir["s.json"], "--overwrite", .. adapterPath is null ? Array.Empty<string>() : ["--adapter", adapterPath]]);
             Assert.True(c == 0, e);
             return (double)JsonNode.Parse(File.ReadAllText(dir["s.json"]))!["mean_loss"]!;
         }

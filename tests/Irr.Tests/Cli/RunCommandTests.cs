@@ -274,7 +274,8 @@ public class RunCommandTests
     // Issue 25: the wiring between steps is checked too: realign's default modules (all seven) against the steps that compute its inputs.
     [InlineData("  - safety-vector: {aligned: aligned, unaligned: unaligned, modules: \"q_proj,v_proj\"}\n  - fisher: {model: aligned, data: safety.jsonl, modules: \"q_proj,v_proj\"}\n" +
         "  - realign: {base: aligned, finetuned: finetuned, calibration: task.jsonl}\n", 5,
-        "realign: realigns modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (its default), but step safety-vector (line 3) computes its safety-vector for q_proj,v_proj only, without k_proj,o_proj,gate_proj,up_proj,down_proj; give the same modules to both steps")]
+        "realign: realigns modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (its default), but step safety-vector (line 3) computes its safety-vector for q_proj,v_proj only, without k_proj,o_proj,gate_proj,up_proj,down_proj, " +
+        "and step fisher (line 4) computes its fisher for q_proj,v_proj only, without k_proj,o_proj,gate_proj,up_proj,down_proj; give the same modules to every step")]
     [InlineData("  - safety-vector: {aligned: aligned, unaligned: unaligned}\n  - fisher: {model: aligned, data: safety.jsonl, modules: \"q_proj,v_proj\"}\n" +
         "  - realign:\n      base: aligned\n      finetuned: finetuned\n      calibration: task.jsonl\n      modules: \"q_proj,k_proj\"\n", 9,
         "realign: realigns modules q_proj,k_proj, but step fisher (line 4) computes its fisher for q_proj,v_proj only, without k_proj; give the same modules to both steps")]

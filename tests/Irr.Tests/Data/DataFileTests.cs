@@ -105,7 +105,7 @@ public class DataFileTests
     [InlineData("d.jsonl", "{\"text\": \"a\"}\n", "d.jsonl line 1: missing \"prompt\", \"instruction\", \"question\", \"goal\" or \"behavior\"")]
     [InlineData("d.jsonl", "{\"instruction\": 1}\n", "d.jsonl line 1: instruction: expected a string, found the number 1")]
     [InlineData("d.jsonl", "{\"prompt\": {\"input\": \"x\"}}\n", "d.jsonl line 1: prompt: missing \"instruction\"")]
-    [InlineData("d.jsonl", "{\"prompt\": \"a\"}\n{oops\n", "d.jsonl line 2: not valid JSON (line 1, byte 2)")]
+    [InlineData("d.jsonl", "{\"prompt\": \"a\"}\n{oops\n", "d.jsonl line 2: not valid JSON (byte 2)")] // one position: the file's line, then the byte in it
     [InlineData("d.csv", "id,target\n1,x\n", "d.csv line 1: no \"prompt\", \"instruction\", \"question\", \"goal\" or \"behavior\" column in the header (id, target)")]
     [InlineData("d.csv", "goal,target\nx,y\nz\n", "d.csv line 3: 1 fields, but the header has 2")]
     [InlineData("d.csv", "", "d.csv: no records (an empty data set)")]
