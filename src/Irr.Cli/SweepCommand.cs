@@ -192,7 +192,7 @@ internal static class SweepCommand
         foreach (var r in new[] { result.Aligned, result.Finetuned })
             table.AddRow(Markup.Escape(r.Label == "aligned" ? "θ_A (aligned)" : "θ_F (fine-tuned)"), "", "", P(r.HarmfulRate), P(r.TaskScore), "", "");
         foreach (var p in result.Points)
-            table.AddRow(Markup.Escape(p.Label), p.Sparsity.ToString(CultureInfo.InvariantCulture), p.IsBaseline ? "" : (100 * p.RemovedShare).ToString("F2", CultureInfo.InvariantCulture),
+            table.AddRow(Markup.Escape(p.Label), p.Setting.ToString(CultureInfo.InvariantCulture), p.IsBaseline ? "" : (100 * p.RemovedShare).ToString("F2", CultureInfo.InvariantCulture),
                 P(p.HarmfulRate), P(p.TaskScore), p.IsControl ? "yes" : "", p.Label == result.Choice.Point.Label ? "<-" : "");
         console.Write(table);
         console.WriteLine($"rule: {SweepSelection.Rule}");

@@ -1,0 +1,278 @@
+using System.Globalization;
+using Irr.Data;
+using Irr.Eval;
+using Irr.IO;
+using Irr.Jobs;
+
+namespace Irr.Realign;
+
+/// <summary>
+/// <c>irr sweep</c> as a job: chooses IRR's sparsity s on validation data. For every s it realigns θ_F exactly as
+/// <see cref="Realign"/> describes (the same <see cref="RealignJob"/> run, into <c>DIR/points/LABEL/model</c>) and, with
+/// <see cref="RandomControl"/>, the random-removal control at that point's per-matrix counts; it evaluates each point,
+/// θ_A and θ_F with <see cref="Safety"/> and <see cref="Task"/>, and chooses a point by <see cref="SweepSelection.Rule"/>.
+/// Writes <c>DIR/points/LABEL/</c> (point.json, irr-report.json, eval/), <c>DIR/reference/{aligned,finetuned}/</c>,
+/// <c>DIR/chosen/</c> (the chosen model), <c>DIR/sweep.json</c> and <c>DIR/frontier.svg</c> (docs/SWEEP.md). A rerun into
+/// the same directory skips what is done with the same options. With <see cref="Point"/>, <see cref="RunUnit"/> computes one
+/// <see cref="SweepUnit"/> only, so that a cluster's array tasks compute a sweep in parallel and a final run collects it.
+/// </summary>
+public sealed record SweepJob : IJob<SweepResult>
+{
+    /// <summary>The file name of a point's record inside <c>DIR/points/LABEL/</c>.</summary>
+    public const string PointFileName = "point.json";
+
+    /// <summary>The file name of a reference's record inside <c>DIR/reference/LABEL/</c>.</summary>
+    public const string ReferenceFileName = "reference.json";
+
+    /// <summary>The sweep's record inside <c>DIR</c>.</summary>
+    public const string FileName = "sweep.json";
+
+    /// <summary>
+    /// The realignment of every point: inputs and options as <c>irr realign</c> takes them, with <see cref="RealignJob.Method"/>
+    /// irr, irr-more or fisher-only. Its sparsity, strategy, removal counts, seed, dry run, output and overwrite are the sweep's
+    /// to set and must be left at their defaults.
+    /// </summary>
+    public required RealignJob Realign { get; init; }
+
+    /// <summary>
+    /// The harmful-prompt evaluation of every model, as <c>irr eval safety</c> runs it: the validation prompt sets
+    /// (<see cref="EvalSafetyJob.Prompts"/>, or <see cref="EvalSafetyJob.Sets"/> in memory), the judge (its options, or
+    /// <see cref="EvalSafetyJob.CustomJudge"/>), system prompt, max new tokens, batch size and limit. Its model, adapter and
+    /// output directory are the sweep's to set (give any <see cref="EvalSafetyJob.OutputDir"/>, e.g. ""); an HTTP judge's
+    /// cache defaults to <c>DIR/judge-cache.jsonl</c>, shared by every model (with <see cref="Point"/>: the unit's own file, <see cref="UnitJudgeCache"/>).
+    /// </summary>
+    public required EvalSafetyJob Safety { get; init; }
+
+    /// <summary>
+    /// The task evaluation of every model, as <c>irr eval task</c> runs it: the validation data (<see cref="EvalTaskJob.Data"/>),
+    /// metric, system prompt, max new tokens, batch size and limit. Its model, adapter and output directory are the sweep's
+    /// to set (give any <see cref="EvalTaskJob.Model"/>, e.g. "").
+    /// </summary>
+    public required EvalTaskJob Task { get; init; }
+
+    /// <summary>The values of s to try, each in [0, 1], no value twice (<see cref="ParseSparsity"/> reads "0,0.5,0.9").</summary>
+    public IReadOnlyList<double> Sparsity { get; init; } = [0];
+
+    /// <summary>Also run, for every IRR point, the random-removal control at that point's per-matrix removal counts (<see cref="RandomAtCountStrategy"/>).</summary>
+    public bool RandomControl { get; init; }
+
+    /// <summary>The seed of the random controls' masks.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>The harmful-rate increase over θ_A a chosen point may have, a fraction in [0, 1] (0.05 = 5 percentage points).</summary>
+    public double MaxHarmfulIncrease { get; init; } = 0.05;
+
+    /// <summary>Keep every point's model directory; otherwise they are deleted at the end (the chosen one lives on as <c>DIR/chosen</c>).</summary>
+    public bool KeepModels { get; init; }
+
+    /// <summary>
+    /// Compute only this unit (<see cref="Units"/>): its index (0 to the number of units − 1) or one of its labels
+    /// (<c>irr-s0.5</c>, <c>random-s0.5</c>, <c>aligned</c> …), with <see cref="RunUnit"/>. Nothing is chosen, no model is
+    /// deleted and no sweep.json is written; an HTTP judge's cache is the unit's own (<see cref="UnitJudgeCache"/>). Null: the
+    /// whole sweep (<see cref="Run"/>).
+    /// </summary>
+    public string? Point { get; init; }
+
+    /// <summary>
+    /// The collect step after <see cref="Point"/> jobs: <see cref="Run"/> as always (computing what is still missing, then the
+    /// choice, DIR/chosen, sweep.json and frontier.svg); recorded in the points it computes. Exclusive with <see cref="Point"/>.
+    /// </summary>
+    public bool Collect { get; init; }
+
+    /// <summary>The sweep's directory DIR (may exist: a rerun resumes it).</summary>
+    public required string OutputPath { get; init; }
+
+    /// <inheritdoc/>
+    public string Command => "sweep";
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data).Concat(Provenance.Given(SafeLoraVector)).Distinct().ToList();
+
+    /// <inheritdoc/>
+    public string? Output => OutputPath;
+
+    /// <summary>The method of a RESTA point (<see cref="Baselines.RestaJob"/> at γ = the point's setting).</summary>
+    public const string RestaMethod = "resta";
+
+    /// <summary>The method of a Safe LoRA point (<see cref="Baselines.SafeLoraJob"/> at τ = the point's setting).</summary>
+    public const string SafeLoraMethod = "safelora";
+
+    /// <summary>
+    /// RESTA points (irr baseline resta: θ_F + γ·v over the realignment's modules) at these γ, evaluated beside IRR for the
+    /// safety–utility frontier (docs/BASELINES.md); never chosen as IRR's s. Labels <c>resta-g0.5</c>.
+    /// </summary>
+    public IReadOnlyList<double> RestaGamma { get; init; } = [];
+
+    /// <summary>
+    /// Safe LoRA points (irr baseline safelora: LoRA B projected where the similarity is below τ) at these τ, for a LoRA
+    /// fine-tune (<see cref="RealignJob.Adapter"/>); never chosen as IRR's s. Labels <c>safelora-t0.5</c>.
+    /// </summary>
+    public IReadOnlyList<double> SafeLoraThreshold { get; init; } = [];
+
+    /// <summary>
+    /// Safe LoRA's V (the paper's <c>θ_chat − θ_base</c>, from <c>irr safety-vector --aligned CHAT --unaligned BASE</c>), or
+    /// null for the realignment's safety vector (θ_A − θ_U). Only the Safe LoRA points read it.
+    /// </summary>
+    public string? SafeLoraVector { get; init; }
+
+    // The V the Safe LoRA points project with.
+    internal string? SafeLoraV => SafeLoraVector ?? Realign.SafetyVector;
+
+    /// <summary>Reads a list of numbers separated by commas (or given one by one), e.g. "0.25,0.5,1" for <paramref name="option"/>.</summary>
+    /// <exception cref="IrrException">An entry is not a finite number ("sweep: OPTION must be …").</exception>
+    public static IReadOnlyList<double> ParseNumbers(IEnumerable<string> values, string option) =>
+        values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries)).Select(v =>
+            double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) && double.IsFinite(x) ? x
+                : throw new IrrException($"sweep: {option} must be a list of numbers (e.g. 0.25,0.5,1), not '{v}'")).ToList();
+
+    /// <summary>Reads a sparsity list: numbers separated by commas (or given one by one), e.g. "0,0.5,0.9".</summary>
+    /// <exception cref="IrrException">An entry is not a number ("sweep: sparsity must be …").</exception>
+    public static IReadOnlyList<double> ParseSparsity(IEnumerable<string> values) =>
+        values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries)).Select(v =>
+            double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && double.IsFinite(s) ? s
+                : throw new IrrException($"sweep: sparsity must be a list of numbers between 0 and 1 (e.g. 0,0.5,0.9), not '{v}'")).ToList();
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        void Require(bool ok, string message) => Validation.Require(ok, Command, message);
+        Require(OutputPath.Length > 0, "output is required");
+        Require(Sparsity.Count > 0, "sparsity must list at least one value");
+        foreach (double s in Sparsity) Require(s is >= 0 and <= 1, $"sparsity must be between 0 and 1, not {s.ToString(CultureInfo.InvariantCulture)}");
+        var twice = Sparsity.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
+        Require(twice is null, $"sparsity lists {twice?.Key.ToString(CultureInfo.InvariantCulture)} twice");
+        Require(MaxHarmfulIncrease is >= 0 and <= 1, $"max-harmful-increase must be between 0 and 1, not {MaxHarmfulIncrease.ToString(CultureInfo.InvariantCulture)}");
+        Require(Realign.Method is "irr" or "irr-more" or "fisher-only",
+            $"method must be irr, irr-more or fisher-only, not '{Realign.Method}' (random-control adds the random-removal control)");
+        Require(Seed == 0 || RandomControl, "seed applies to random-control only");
+        foreach (double g in RestaGamma) Require(double.IsFinite(g), $"resta-gamma must be finite numbers, not {g.ToString(CultureInfo.InvariantCulture)}");
+        Require(RestaGamma.Distinct().Count() == RestaGamma.Count, "resta-gamma lists a value twice");
+        foreach (double t in SafeLoraThreshold) Require(t is >= -1 and <= 1, $"safelora-threshold must be between -1 and 1, not {t.ToString(CultureInfo.InvariantCulture)}");
+        Require(SafeLoraThreshold.Distinct().Count() == SafeLoraThreshold.Count, "safelora-threshold lists a value twice");
+        Require(SafeLoraThreshold.Count == 0 || Realign.Adapter is not null, "safelora-threshold needs a LoRA fine-tune (adapter): Safe LoRA is defined for LoRA");
+        Require(SafeLoraVector is null || SafeLoraThreshold.Count > 0, "safelora-vector applies to the Safe LoRA points only (safelora-threshold)");
+        Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
+            "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");
+        Require(Realign.Calibration is not null, "calibration is required");
+        Require(Safety.Prompts.Count > 0 || Safety.Sets is not null, "harmful-val is required (harmful prompt sets of the validation split)");
+        Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
+        Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
+        Require(Safety.Engine is not { Serves: true, Model.Length: > 0 }, "engine-model does not apply to a sweep: each model is served under its label");
+        Require(Safety.Engine is null || Safety.Engine.Serves,
+            "the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
+            "engine-url and engine-model name one served model (for irr eval)");
+        Require(Equals(Safety.Engine, Task.Engine), "the safety and task evaluations must use one serving engine");
+        // Every point is a model; θ_F of a LoRA fine-tune and Safe LoRA's points are adapters on θ_A.
+        Safety.Engine?.Validate(Command, hasAdapter: Realign.Finetuned is null && Realign.Adapter is not null, hasFullModel: true);
+        foreach (var (serve, option) in new[] { (Safety.Engine?.Serve, "engine-serve"), (Safety.Engine?.ServeAdapter, "engine-serve-adapter") })
+            Require(serve is null || serve.Contains("{name}", StringComparison.Ordinal),
+                $"{option} must contain {{name}}: each model of a sweep is served under its label (vLLM: --served-model-name {{name}})");
+        Require(Task.Data.Length > 0, "task-val is required");
+        Require(Point is null || !Collect, "point and collect are exclusive: compute units with point, then collect them in one run without point");
+        if (Point is not null) FindUnit(Point);
+        Require(TaskMetrics.TryParse(Task.Metric) is not null, $"task-metric must be exact, contains, gsm8k or choice, not \"{Task.Metric}\"");
+        // The rest as the jobs the sweep runs check it, in the sweep's name.
+        AsSweep((Realign with { OutputPath = OutputPath }).Validate);
+        AsSweep((Safety with { Model = Realign.Base, OutputDir = OutputPath }).Validate);
+        AsSweep((Task with { Model = Realign.Base, OutputDir = OutputPath }).Validate);
+    }
+
+    private void AsSweep(Action validate)
+    {
+        try { validate(); }
+        catch (IrrException e) when (e.Message.IndexOf(": ", StringComparison.Ordinal) is > 0 and var at)
+        {
+            throw new IrrException($"{Command}: {e.Message[(at + 2)..]}", e);
+        }
+    }
+
+    /// <summary>
+    /// Runs the sweep: the points (realign, then evaluate), θ_A and θ_F, the choice, <c>DIR/chosen</c>, sweep.json and frontier.svg.
+    /// <paramref name="progress"/> reports one stream over the whole sweep: <see cref="JobProgress.Done"/> of
+    /// <see cref="JobProgress.Total"/> counts the models (points, then θ_A and θ_F; fractional inside one), and
+    /// <see cref="JobProgress.Stage"/> names the model and what it does ("irr-s0.5 (2/7): realigning (12 matrices)").
+    /// </summary>
+    /// <exception cref="IrrException">An option is invalid, an input is missing, malformed or incompatible, or the judge fails.</exception>
+    public SweepResult Run(Action<JobProgress>? progress = null)
+    {
+        if (Point is not null) throw new InvalidOperationException("a sweep with Point computes one unit: call RunUnit");
+        var runner = Start(progress);
+        bool existed = Directory.Exists(OutputPath);
+        try
+        {
+            return runner.Run();
+        }
+        catch when (!existed && Directory.Exists(OutputPath) && !Directory.EnumerateFiles(OutputPath, "*", SearchOption.AllDirectories).Any())
+        {
+            Directory.Delete(OutputPath, recursive: true); // a run that failed before writing anything leaves no directory behind
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Computes the unit <see cref="Point"/> names into DIR, as <see cref="Run"/> would compute it (the same files, resumed
+    /// the same way): a unit of s realigns and evaluates its IRR point, then its random control; a baseline unit its point; a
+    /// reference unit evaluates θ_A or θ_F. Several processes may compute different units into one directory at the same time.
+    /// <paramref name="progress"/> counts the unit's models.
+    /// </summary>
+    /// <exception cref="IrrException">An option is invalid (<see cref="Point"/> names no unit, …), an input is missing, malformed or incompatible, or the judge fails.</exception>
+    public SweepUnitResult RunUnit(Action<JobProgress>? progress = null)
+    {
+        if (Point is null) throw new InvalidOperationException("RunUnit needs Point");
+        var runner = Start(progress);
+        // No clean-up of DIR on failure: other units may be writing into it (a failed point still removes its own directory).
+        return runner.RunUnit(SweepPlan.Of(this)[FindUnit(Point).Index]);
+    }
+
+    object? IJob.Execute(Action<JobProgress>? progress) => Point is null ? Run(progress) : RunUnit(progress);
+
+    /// <summary>
+    /// Checks that every input (<see cref="Inputs"/>: models, adapter, safety vector, Fisher, data) exists, so that a
+    /// missing one fails before any work in every array task (<see cref="Point"/>), and in <c>--list-points</c> before
+    /// anything is submitted, not only in the task that reads it.
+    /// </summary>
+    /// <exception cref="IrrException">An input does not exist (the message names it).</exception>
+    public void RequireInputs()
+    {
+        foreach (string path in Inputs.Where(p => p.Length > 0))
+            if (!File.Exists(path) && !Directory.Exists(path)) throw new IrrException($"{Command}: {path}: no such file or directory");
+    }
+
+    // The checks before any work, and the evaluation data read once.
+    private SweepRunner Start(Action<JobProgress>? progress)
+    {
+        Validate();
+        RequireInputs();
+        InputChecks.Realign(Command, Realign.Base, Realign.Finetuned, Realign.Adapter, Realign.SafetyVector, Realign.Fisher);
+        AtomicFile.RequireDirectoryTarget(OutputPath);
+        // A rerun resumes a sweep directory; any other non-empty directory is not written into. A sweep creates DIR/points
+        // before it writes anything else into DIR (SweepRunner.CreateRoot), so a directory another unit's job is writing into
+        // right now is either empty or has points/.
+        if (Directory.Exists(OutputPath) && Directory.EnumerateFileSystemEntries(OutputPath).Any()
+            && !File.Exists(Path.Combine(OutputPath, FileName)) && !Directory.Exists(Path.Combine(OutputPath, "points")))
+            throw new IrrException($"{OutputPath}: exists, is not empty and is not a sweep directory (no {FileName}, no points/); choose another output");
+        // The evaluation data is read before any work: a malformed file fails now, not after hours of realignment.
+        var sets = Safety.Sets ?? Safety.Prompts.Select(PromptSet.Load).ToList();
+        var examples = TaskExample.Load(Task.Data);
+        return new SweepRunner(this, sets, examples, progress, Point is null ? null : FindUnit(Point));
+    }
+
+    /// <summary>The sweep's units in their order (<see cref="SweepUnit"/>), from the options alone (no file is read).</summary>
+    public IReadOnlyList<SweepUnit> Units() => SweepPlan.Units(this);
+
+    /// <summary>The unit <paramref name="point"/> names: its index (0, 1 …) or one of its labels.</summary>
+    /// <exception cref="IrrException">No unit has that index or label ("sweep: point must be … 0 to U − 1 (U units) …").</exception>
+    public SweepUnit FindUnit(string point) => SweepPlan.Find(this, point);
+
+    /// <summary>
+    /// The HTTP judge's verdict cache of a unit computed alone: <paramref name="cache"/> with the unit's label before its
+    /// extension (<c>DIR/judge-cache.jsonl</c> → <c>DIR/judge-cache.irr-s0.5.jsonl</c>), so that units running at the same
+    /// time never append to one file.
+    /// </summary>
+    public static string UnitJudgeCache(string cache, SweepUnit unit) => WithLabel(cache, unit.Label);
+
+    // A cache file's name with a label before its extension: judge-cache.jsonl → judge-cache.irr-s0.5.jsonl.
+    internal static string WithLabel(string path, string label) =>
+        Path.Combine(Path.GetDirectoryName(path) ?? "", $"{Path.GetFileNameWithoutExtension(path)}.{label}{Path.GetExtension(path)}");
+
+}
