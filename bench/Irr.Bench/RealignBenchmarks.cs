@@ -11,6 +11,9 @@ namespace Irr.Bench;
 ///                       the problem bench/torch/obs_reference.py times in PyTorch
 ///   realign [--dir D]   the scale run: a Llama-2-7B-shaped bf16 checkpoint, θ_F = θ_A + a random LoRA on
 ///                       q_proj and v_proj, random safety vector and Fisher, 8 calibration sequences of 256 tokens
+///   realign --preset memory [--dir D] [--size N]  peak memory of realignment: a 92 MB bf16 checkpoint (hidden 1024,
+///                       intermediate 2048, 4 layers, vocab 2048), θ_F = θ_A + a random LoRA on all seven modules,
+///                       N calibration sequences (64 by default) of 512 tokens; prints the peak RSS (VmHWM)
 /// </summary>
 internal static class RealignBenchmarks
 {
@@ -24,7 +27,7 @@ internal static class RealignBenchmarks
         var w = Normal(rng, n * n, 0.01f);
         var v = Normal(rng, n * n);
         var f = Enumerable.Range(0, n * n).Select(_ => (float)rng.NextDouble()).ToArray();
-        var options = new ObsOptions { BlockSize = 128, Strategy = new IrrStrategy(o.Sparsity) };
+        var options = new ObsOptions { BlockSize = 128, Strategy = RemovalMethods.Irr.Create(o.Sparsity) };
         int reps = o.Reps > 0 ? o.Reps : 3;
         double factorBest = double.MaxValue, applyBest = double.MaxValue, totalBest = double.MaxValue;
         ObsResult result = null!;
@@ -61,6 +64,7 @@ internal static class RealignBenchmarks
     /// <summary>The scale run of <c>irr realign</c> on a 7B-shaped checkpoint (see the class summary).</summary>
     public static int Realign(Options o)
     {
+        if (o.Preset == "memory") return RealignMemory(o);
         string root = o.Dir ?? Path.GetTempPath();
         string aligned = Path.Combine(root, "irr-bench-llama2-7b-bf16");
         if (!File.Exists(Path.Combine(aligned, "config.json"))) CheckpointBenchmarks.Create(aligned, ModelBenchmarks.Config7BJson);
@@ -77,42 +81,14 @@ internal static class RealignBenchmarks
             if (!File.Exists(vPath))
                 using (var u = CheckpointWeights.Open(aligned, harmful))
                     SafetyVector.Compute(a, u, qv, vPath, new Dictionary<string, string> { ["format"] = "pt" });
-            if (!File.Exists(fPath))
-            {
-                // A random positive Fisher: the Fisher step itself is not what this run measures.
-                var rng = new Random(3);
-                var names = TargetModules.WeightNames(a.Config, qv).ToList();
-                var shapes = a.Config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);
-                CheckpointWriter.WriteFile(fPath, names.Select(n => new TensorSpec(n, TensorDType.F32, shapes[n])).ToList(), new Dictionary<string, string> { ["format"] = "pt" }, w =>
-                {
-                    foreach (string n in names)
-                    {
-                        var values = new float[shapes[n][0] * shapes[n][1]];
-                        for (int i = 0; i < values.Length; i++) values[i] = (float)rng.NextDouble() * 1e-6f;
-                        w.Write(n, values);
-                    }
-                });
-            }
+            if (!File.Exists(fPath)) RandomFisher(a.Config, qv, fPath);
         }
         Console.WriteLine($"inputs ready in {prep.Elapsed.TotalSeconds:F0} s");
 
         var calibration = Enumerable.Range(0, 8).Select(s => { var r = new Random(10 + s); return Enumerable.Range(0, 256).Select(_ => r.Next(32000)).ToArray(); }).ToList();
         CheckpointBenchmarks.ResetPeakMemory();
         var clock = Stopwatch.StartNew();
-        RealignReport report;
-        using (var a = CheckpointWeights.Open(aligned))
-        using (var f = CheckpointWeights.Open(aligned, adapter))
-        using (var v = SafetensorsFile.Open(vPath))
-        using (var fi = SafetensorsFile.Open(fPath))
-        {
-            var realigner = new Realigner(a, f, v, fi, new RealignOptions { Modules = qv });
-            int done = 0;
-            RealignReport? result = null;
-            ModelWriter.Write(new ModelTarget(output, [aligned, adapter], Overwrite: true, FilesFrom: aligned), f.Config, realigner.OutputSpecs(),
-                writer => result = realigner.Run(calibration, (name, values) => writer.Write(name, values),
-                    m => { if (++done % 8 == 0) Console.WriteLine($"  {done}/64 matrices, {clock.Elapsed.TotalSeconds:F0} s"); }));
-            report = result!;
-        }
+        var report = WriteRealigned(aligned, adapter, vPath, fPath, qv, calibration, output);
         double seconds = clock.Elapsed.TotalSeconds;
         long peak = CheckpointBenchmarks.PeakMemory();
         Console.WriteLine("phases: " + string.Join(", ", report.PhaseSeconds.Select(kv => $"{kv.Key} {kv.Value:F1} s")));
@@ -121,11 +97,77 @@ internal static class RealignBenchmarks
         return 0;
     }
 
-    private static void RandomAdapter(ModelConfig config, string directory, string baseModel, int seed)
+    internal const string ConfigMemoryJson = """
+        {"architectures": ["LlamaForCausalLM"], "hidden_size": 1024, "intermediate_size": 2048, "num_hidden_layers": 4,
+         "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 2048, "rms_norm_eps": 1e-5,
+         "max_position_embeddings": 512, "torch_dtype": "bfloat16"}
+        """;
+
+    /// <summary>Peak memory of a realignment of every module of a small model (see the class summary).</summary>
+    private static int RealignMemory(Options o)
+    {
+        string root = o.Dir ?? Path.GetTempPath();
+        string aligned = Path.Combine(root, "irr-bench-mem-bf16"), adapter = Path.Combine(root, "irr-bench-mem-finetune-lora");
+        string harmful = Path.Combine(root, "irr-bench-mem-unaligned-lora"), vPath = Path.Combine(root, "irr-bench-mem-v.safetensors");
+        string fPath = Path.Combine(root, "irr-bench-mem-fisher.safetensors"), output = Path.Combine(root, "irr-bench-mem-realigned");
+        var modules = TargetModules.All;
+        if (!File.Exists(Path.Combine(aligned, "config.json"))) CheckpointBenchmarks.Create(aligned, ConfigMemoryJson);
+        using (var a = CheckpointWeights.Open(aligned))
+        {
+            if (!Directory.Exists(adapter)) RandomAdapter(a.Config, adapter, aligned, seed: 1, modules);
+            if (!Directory.Exists(harmful)) RandomAdapter(a.Config, harmful, aligned, seed: 2, modules);
+            if (!File.Exists(vPath))
+                using (var u = CheckpointWeights.Open(aligned, harmful))
+                    SafetyVector.Compute(a, u, modules, vPath, new Dictionary<string, string> { ["format"] = "pt" });
+            if (!File.Exists(fPath)) RandomFisher(a.Config, modules, fPath);
+        }
+        int sequences = o.Size == 1024 ? 64 : o.Size;
+        var calibration = Enumerable.Range(0, sequences).Select(s => { var r = new Random(10 + s); return Enumerable.Range(0, 512).Select(_ => r.Next(2048)).ToArray(); }).ToList();
+        var clock = Stopwatch.StartNew();
+        var report = WriteRealigned(aligned, adapter, vPath, fPath, modules, calibration, output);
+        Console.WriteLine("phases: " + string.Join(", ", report.PhaseSeconds.Select(kv => $"{kv.Key} {kv.Value:F1} s")));
+        Console.WriteLine($"realign preset=memory sequences={sequences} seqlen=512 seconds={clock.Elapsed.TotalSeconds:F0} peak_gb={CheckpointBenchmarks.PeakMemory() / 1e9:F2}");
+        return 0;
+    }
+
+    // θ_A + the adapter realigned on the calibration sequences, written to `output` as irr realign writes it.
+    private static RealignReport WriteRealigned(string aligned, string adapter, string vPath, string fPath, IReadOnlyList<string> modules,
+        IReadOnlyList<int[]> calibration, string output)
+    {
+        using var a = CheckpointWeights.Open(aligned);
+        using var f = CheckpointWeights.Open(aligned, adapter);
+        using var v = SafetensorsFile.Open(vPath);
+        using var fi = SafetensorsFile.Open(fPath);
+        var realigner = new Realigner(a, f, v, fi, new RealignOptions { Modules = modules });
+        using var writer = ModelWriter.Open(new ModelTarget(output, [aligned, adapter], Overwrite: true, FilesFrom: aligned), f.Config, realigner.OutputSpecs());
+        var report = realigner.Run(calibration, (name, values) => writer.Write(name, values));
+        writer.Commit();
+        return report;
+    }
+
+    // A random positive Fisher: the Fisher step itself is not what the realign benches measure.
+    private static void RandomFisher(ModelConfig config, IReadOnlyList<string> modules, string path)
+    {
+        var rng = new Random(3);
+        var names = TargetModules.WeightNames(config, modules).ToList();
+        var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);
+        CheckpointWriter.WriteFile(path, names.Select(n => new TensorSpec(n, TensorDType.F32, shapes[n])).ToList(), new Dictionary<string, string> { ["format"] = "pt" }, w =>
+        {
+            foreach (string n in names)
+            {
+                var values = new float[shapes[n][0] * shapes[n][1]];
+                for (int i = 0; i < values.Length; i++) values[i] = (float)rng.NextDouble() * 1e-6f;
+                w.Write(n, values);
+            }
+        });
+    }
+
+    private static void RandomAdapter(ModelConfig config, string directory, string baseModel, int seed, IReadOnlyList<string>? modules = null)
     {
         var rng = new Random(seed);
         const int rank = 16;
-        var layers = TargetModules.WeightNames(config, ["q_proj", "v_proj"]).Select(n =>
+        modules ??= ["q_proj", "v_proj"];
+        var layers = TargetModules.WeightNames(config, modules).Select(n =>
         {
             var shape = config.ExpectedTensors().First(t => t.Name == n).Shape;
             int outDim = (int)shape[0], inDim = (int)shape[1];
@@ -133,6 +175,6 @@ internal static class RealignBenchmarks
             var b = Normal(rng, outDim * rank, 0.01f);
             return (n, a, b, outDim, inDim);
         }).ToList();
-        LoraAdapter.Write(directory, LoraConfig.Create(rank, 32, ["q_proj", "v_proj"], baseModel), layers, TensorDType.F32, [baseModel], overwrite: true);
+        LoraAdapter.Write(directory, LoraConfig.Create(rank, 32, modules, baseModel), layers, TensorDType.F32, [baseModel], overwrite: true);
     }
 }

@@ -55,15 +55,19 @@ internal static class CommandSupport
         });
     }
 
-    /// <summary>Sets the action of a command whose job writes tensors to a file: runs it, then reports "wrote N tensors to OUTPUT".</summary>
-    public static void SetTensorWriterAction(Command command, Func<ParseResult, IJob<int>> build) =>
+    /// <summary>The command of a job that writes tensors (an <see cref="IJob{T}"/> of int): runs it, then reports "wrote N tensors to OUTPUT".</summary>
+    public static JobCommand TensorWriter(Type jobType)
+    {
+        var command = new JobCommand(jobType);
         command.SetAction(parseResult =>
         {
-            var job = build(parseResult);
+            var job = (IJob<int>)command.Build(parseResult);
             int tensors = Run(parseResult, job);
             parseResult.InvocationConfiguration.Error.WriteLine($"wrote {tensors} tensors to {job.Output}");
             return 0;
         });
+        return command;
+    }
 
     /// <summary>
     /// Runs a job with progress bars on standard error (so results on standard output stay clean): one bar per

@@ -14,30 +14,11 @@ internal static class DemoCommand
 {
     public static Command Create()
     {
-        var quick = new Option<bool>("--quick") { Description = "a smaller world and fewer sweep points: about 35 s instead of about 80 s on 2 cores" };
-        var seed = new Option<int>("--seed") { Description = "seed of the splits, the data order, the alignment and fine-tuning runs and LoRA's initialisation (the base and its knowledge are fixed)", DefaultValueFactory = _ => 1 };
-        var output = new Option<string>("--output", "-o") { Description = "output directory", DefaultValueFactory = _ => "irr-demo" };
-        var overwrite = new Option<bool>("--overwrite") { Description = "replace the output directory if it exists" };
-        var baseModel = new Option<string?>("--base") { Description = "the base model to align (a directory of irr demo pretrain); default: the base shipped with irr" };
-        DemoJob Build(ParseResult r)
-        {
-            int s = r.GetValue(seed);
-            return new DemoJob
-            {
-                Options = (r.GetValue(quick) ? DemoOptions.Quick(s) : DemoOptions.Default(s)) with { BaseModel = r.GetValue(baseModel) },
-                OutputPath = r.GetValue(output)!,
-                Overwrite = r.GetValue(overwrite),
-            };
-        }
-
-        var command = new JobCommand("demo", "Run IRR end to end on a synthetic toy world: align the shipped base model, break it by fine-tuning, choose s on a validation split (irr sweep), realign, evaluate on held-out data", Build)
-        {
-            quick, seed, output, overwrite, baseModel,
-        };
+        var command = new JobCommand(typeof(DemoJob));
         command.Subcommands.Add(DemoPretrainCommand.Create());
         command.SetAction(parseResult =>
         {
-            var job = Build(parseResult);
+            var job = command.Build<DemoJob>(parseResult);
             // Refuse a bad output before the minutes of work.
             OutputDirectory.Create(job.OutputPath, [], job.Overwrite).Dispose();
             var result = CommandSupport.Run(parseResult, job);

@@ -7,7 +7,7 @@ namespace Irr.Cli;
 /// The serving-engine options of the generating commands (<c>irr generate</c>, <c>irr eval safety</c>, <c>irr eval task</c>, <c>irr sweep</c>):
 /// <c>--engine-url --engine-model</c> or <c>--engine-serve [--engine-serve-adapter] [--engine-serve-timeout]</c>, then
 /// <c>[--engine-api] [--engine-concurrency] [--engine-timeout] [--engine-retries] [--engine-retry-delay] [--engine-cache]</c> and <c>--api-key-env</c> (shared with the HTTP judge where there is one),
-/// read into one <see cref="EngineOptions"/> (docs/EVAL.md, "Generating with a serving engine").
+/// read into one <see cref="EngineOptions"/> (a <see cref="RunningEngine"/> or a <see cref="ServedEngine"/>, with its <see cref="HttpSettings"/>) (docs/EVAL.md, "Generating with a serving engine").
 /// </summary>
 internal sealed class EngineCommandOptions
 {
@@ -37,6 +37,16 @@ internal sealed class EngineCommandOptions
         apiKeyEnv = sharedApiKeyEnv ?? new("--api-key-env") { Description = "serving engine: name of the environment variable holding the API key (sent as a Bearer token)" };
     }
 
+    /// <summary>The HTTP settings that <c>--PREFIX-concurrency --PREFIX-timeout --PREFIX-retries --PREFIX-retry-delay</c> and <c>--api-key-env</c> give.</summary>
+    public static HttpSettings Http(ParseResult r, Option<int> concurrency, Option<double> timeout, Option<int> retries, Option<double> retryDelay, Option<string?> apiKeyEnv) => new()
+    {
+        Concurrency = r.GetValue(concurrency),
+        Timeout = r.GetValue(timeout),
+        Retries = r.GetValue(retries),
+        RetryDelay = r.GetValue(retryDelay),
+        ApiKeyEnv = r.GetValue(apiKeyEnv),
+    };
+
     // Every engine option but --api-key-env.
     private Option[] Options => [url, model, serve, serveAdapter, serveTimeout, api, concurrency, timeout, retries, retryDelay, cache];
 
@@ -62,19 +72,15 @@ internal sealed class EngineCommandOptions
                 throw new IrrException($"{commandName}: api-key-env applies with engine-url (the key of a serving engine)");
             return null;
         }
-        return new EngineOptions
+        return EngineOptions.Of(commandName, r.GetValue(url), r.GetValue(serve), r.GetValue(serveAdapter)) switch
         {
-            Url = r.GetValue(url) ?? "",
+            ServedEngine served => served with { ServeTimeout = r.GetValue(serveTimeout) },
+            var running => running,
+        } with
+        {
             Model = r.GetValue(model) ?? "",
-            Serve = r.GetValue(serve),
-            ServeAdapter = r.GetValue(serveAdapter),
-            ServeTimeout = r.GetValue(serveTimeout),
             Api = r.GetValue(api)!,
-            Concurrency = r.GetValue(concurrency),
-            Timeout = r.GetValue(timeout),
-            Retries = r.GetValue(retries),
-            RetryDelay = r.GetValue(retryDelay),
-            ApiKeyEnv = r.GetValue(apiKeyEnv),
+            Http = Http(r, concurrency, timeout, retries, retryDelay, apiKeyEnv),
             Cache = r.GetValue(cache),
         };
     }

@@ -28,7 +28,7 @@ internal static class EvalSafetyCommand
         };
         var attackFile = new Option<string?>("--attack-file") { Description = "your own attacks, one JSON object per line: {\"name\", \"template\": \"… {prompt} …\"}, {\"name\", \"messages\": [...]} or {\"name\", \"prefill\": \"…\"}" };
         var prefillText = new Option<string>("--prefill-text") { Description = "the prefill attack's assistant prefix", DefaultValueFactory = _ => Attacks.DefaultPrefill };
-        var judge = new JudgeOptions();
+        var judge = new JudgeCommandOptions("eval safety");
         var engine = new EngineCommandOptions("eval safety", "OUTPUT/engine-cache.jsonl", judge.ApiKeyEnv);
         var system = CommandSupport.SystemPromptOption();
         var noChatTemplate = CommandSupport.NoChatTemplateOption();
@@ -87,8 +87,8 @@ internal static class EvalSafetyCommand
         return command;
     }
 
-    /// <summary>The judge options of <c>irr eval safety</c>, which <c>irr sweep</c> takes too, with the same meaning (<see cref="EvalSafetyJob"/>'s judge properties).</summary>
-    internal sealed class JudgeOptions
+    /// <summary>The judge options of <c>irr eval safety</c>, which <c>irr sweep</c> takes too, with the same meaning (<see cref="EvalSafetyJob.Judge"/>: an <see cref="Irr.Eval.JudgeOptions"/>).</summary>
+    internal sealed class JudgeCommandOptions
     {
         private readonly Option<string> judge = new("--judge") { Description = "keyword (offline refusal markers) or http (a judge model behind an OpenAI-compatible server)", DefaultValueFactory = _ => "keyword" };
         private readonly Option<string?> markers = new("--refusal-markers") { Description = "replace the keyword judge's refusal markers with this file's (one per line, '#' comments)" };
@@ -106,8 +106,14 @@ internal static class EvalSafetyCommand
         private readonly Option<string?> cache;
 
         /// <param name="cacheDefault">Where the verdict cache goes by default, for the help text of --judge-cache.</param>
-        public JudgeOptions(string cacheDefault = "OUT/judge-cache.jsonl") =>
+        /// <param name="commandName">The job's command name for messages ("eval safety", "sweep").</param>
+        public JudgeCommandOptions(string commandName, string cacheDefault = "OUT/judge-cache.jsonl")
+        {
+            this.commandName = commandName;
             cache = new("--judge-cache") { Description = $"http judge: verdict cache file (default {cacheDefault})" };
+        }
+
+        private readonly string commandName;
 
         /// <summary>Adds the options to <paramref name="command"/>.</summary>
         public void AddTo(Command command)
@@ -119,17 +125,9 @@ internal static class EvalSafetyCommand
         /// <summary><paramref name="job"/> with the judge the options describe.</summary>
         public EvalSafetyJob Apply(ParseResult r, EvalSafetyJob job) => job with
         {
-            Judge = r.GetValue(judge)!,
-            RefusalMarkers = r.GetValue(markers),
-            JudgeUrl = r.GetValue(judgeUrl),
-            JudgeModel = r.GetValue(judgeModel),
-            JudgeProtocol = r.GetValue(protocol)!,
-            ApiKeyEnv = r.GetValue(apiKeyEnv),
-            JudgeConcurrency = r.GetValue(concurrency),
-            JudgeTimeout = r.GetValue(timeout),
-            JudgeRetries = r.GetValue(retries),
-            JudgeRetryDelay = r.GetValue(retryDelay),
-            JudgeCache = r.GetValue(cache),
+            // A parse with errors (which the command reports instead of running) gives no defaults: the options' own then.
+            Judge = Irr.Eval.JudgeOptions.Of(commandName, r.GetValue(judge) ?? "keyword", r.GetValue(markers), r.GetValue(judgeUrl), r.GetValue(judgeModel), r.GetValue(protocol) ?? "llama-guard",
+                EngineCommandOptions.Http(r, concurrency, timeout, retries, retryDelay, apiKeyEnv), r.GetValue(cache)),
         };
     }
 }

@@ -80,15 +80,15 @@ internal sealed class JobCommand : Command
             : option.IsList
                 ? new Option<string[]>("--" + option.Key, aliases) { AllowMultipleArgumentsPerToken = true }
                 : new Option<string>("--" + option.Key, aliases) { DefaultValueFactory = Shown(option.Default) is { } d ? _ => d : null };
-        symbol.Description = a.Help + (option.IsList && !a.Help.Contains("comma", StringComparison.Ordinal) ? " (a list: comma-separated or repeated)" : "") + (a.Required ? " (required)" : "");
+        symbol.Description = a.Text + (option.IsList && !a.Help.Contains("comma", StringComparison.Ordinal) ? " (a list: comma-separated or repeated)" : "") + (a.Required ? " (required)" : "");
         if (a.HelpName is { } helpName) symbol.HelpName = helpName;
         if (option.IsList && Shown(option.Default) is { } list && list.Length > 0) ((Option<string[]>)symbol).DefaultValueFactory = _ => [list];
         return symbol;
     }
 
     private static Argument Positional(JobOption option) => option.IsList
-        ? new Argument<string[]>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Help, Arity = ArgumentArity.ZeroOrMore }
-        : new Argument<string>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Help, Arity = ArgumentArity.ZeroOrOne };
+        ? new Argument<string[]>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Text, Arity = ArgumentArity.ZeroOrMore }
+        : new Argument<string>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Text, Arity = ArgumentArity.ZeroOrOne };
 
     // A default as the help shows it, or null when there is none worth showing (null, false, 0 for an optional count).
     private static string? Shown(object? value) => value switch

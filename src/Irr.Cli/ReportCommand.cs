@@ -11,28 +11,10 @@ internal static class ReportCommand
 {
     public static Command Create()
     {
-        var runs = new Argument<string[]>("RUN_DIR") { Description = "evaluation run directories (safety.json and/or task.json), one per model", Arity = ArgumentArity.OneOrMore };
-        var output = new Option<string>("--output", "-o") { Description = "the report directory to create", Required = true };
-        var labels = new Option<string?>("--labels") { Description = "comma-separated model labels, one per RUN_DIR (default: the directory names)" };
-        var title = new Option<string?>("--title") { Description = $"the report's title (default: \"{ComparisonReport.DefaultTitle}\")" };
-        var overwrite = new Option<bool>("--overwrite") { Description = "replace the output directory if it exists" };
-
-        ReportJob Build(ParseResult r) => new()
-        {
-            Runs = r.GetValue(runs)!,
-            OutputDir = r.GetValue(output)!,
-            Labels = r.GetValue(labels)?.Split(',').Select(l => l.Trim()).ToArray(),
-            Title = r.GetValue(title),
-            Overwrite = r.GetValue(overwrite),
-        };
-
-        var command = new JobCommand("report", "Compare evaluated models: tables of harmful rates (per prompt set and per attack) and task accuracy, bar charts, a safety-vs-utility scatter with its Pareto front (Markdown, HTML, JSON, SVG)", Build)
-        {
-            runs, output, labels, title, overwrite,
-        };
+        var command = new JobCommand(typeof(ReportJob));
         command.SetAction(parseResult =>
         {
-            var job = Build(parseResult);
+            var job = command.Build<ReportJob>(parseResult);
             var report = CommandSupport.Run(parseResult, job);
             var console = parseResult.InvocationConfiguration;
             console.Output.Write(report.SummaryMarkdown);

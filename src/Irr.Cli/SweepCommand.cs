@@ -18,7 +18,7 @@ internal static class SweepCommand
 {
     public static Command Create()
     {
-        var realign = new SharedOptions("the points' removal rule: irr, irr-more or fisher-only");
+        var realign = new SharedOptions($"the points' removal rule: {RemovalMethods.Names(RemovalMethods.Sweepable)}");
         realign.Calibration.Required = true; // a sweep has no dry run
         var sparsity = new Option<string[]>("--sparsity")
         {
@@ -52,7 +52,7 @@ internal static class SweepCommand
         var taskMetric = new Option<string>("--task-metric") { Description = "exact, contains, gsm8k or choice", Required = true };
         var maxNew = EvalCommand.MaxNewTokensOption(256);
         var batchSize = CommandSupport.BatchSizeOption(8, "prompts");
-        var judge = new EvalSafetyCommand.JudgeOptions("DIR/judge-cache.jsonl, shared by every model; with --point, the unit's own: DIR/judge-cache.LABEL.jsonl");
+        var judge = new EvalSafetyCommand.JudgeCommandOptions("sweep", "DIR/judge-cache.jsonl, shared by every model; with --point, the unit's own: DIR/judge-cache.LABEL.jsonl");
         var maxIncrease = new Option<double>("--max-harmful-increase") { Description = "the harmful-rate increase over θ_A the chosen point may have, a fraction (0.05 = 5 points)", DefaultValueFactory = _ => 0.05 };
         var keepModels = new Option<bool>("--keep-models") { Description = "keep every point's model directory (by default only DIR/chosen stays)" };
         var point = new Option<string?>("--point")

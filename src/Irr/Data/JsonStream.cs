@@ -178,14 +178,8 @@ internal sealed class JsonStream
         _eof = !Utf8Lines.Refill(_stream, ref _buffer, ref _start, ref _end, _limit);
     }
 
-    private IrrException Invalid(JsonException e)
-    {
-        string message = e.Message;
-        int nl = message.IndexOfAny(['\r', '\n']);
-        if (nl >= 0) message = message[..nl];
-        return new IrrException(string.Create(CultureInfo.InvariantCulture,
-            $"{_file}: not valid JSON (line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}): {Diagnostics.Escape(message)}"), e);
-    }
+    private IrrException Invalid(JsonException e) =>
+        new(string.Create(CultureInfo.InvariantCulture, $"{_file}: not valid JSON (line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}): {IO.JsonFiles.Describe(e, position: false)}"), e);
 
     private static string Name(JsonTokenType type) => type switch
     {

@@ -56,16 +56,8 @@ public sealed record DemoResult(DemoOptions Options, IReadOnlyList<DemoModelResu
 /// jailbreak attacks) and the held-out task (exact match). Every model is written as a Hugging Face directory under the
 /// output, which is written whole at the end, or not at all.
 /// </summary>
-public sealed record DemoJob : IJob<DemoResult>
+public sealed partial record DemoJob : IJob<DemoResult>
 {
-    /// <summary>The world, model, training, IRR and evaluation settings (<see cref="DemoOptions.Default"/> or <see cref="DemoOptions.Quick"/>).</summary>
-    public required DemoOptions Options { get; init; }
-
-    /// <summary>The output directory.</summary>
-    public string OutputPath { get; init; } = "irr-demo";
-
-    /// <summary>Replace the output directory if it exists.</summary>
-    public bool Overwrite { get; init; }
 
     /// <inheritdoc/>
     public string Command => "demo";
@@ -257,12 +249,12 @@ public sealed record DemoJob : IJob<DemoResult>
         private List<Candidate> Realign(Variant v, SweepResult sweep)
         {
             double chosen = sweep.Choice.Point.Setting;
-            var irr = RealignOne(v, "irr", $"IRR at s* = {Invariant(chosen)} (chosen on validation)", new IrrStrategy(chosen));
+            var irr = RealignOne(v, "irr", $"IRR at s* = {Invariant(chosen)} (chosen on validation)", RemovalMethods.Irr.Create(chosen));
             return
             [
                 irr,
-                RealignOne(v, "irr-s0", "IRR at s = 0 (every conflict removed)", new IrrStrategy(0)),
-                RealignOne(v, "random", "random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(irr.Report!), o.Seed)),
+                RealignOne(v, "irr-s0", "IRR at s = 0 (every conflict removed)", RemovalMethods.Irr.Create(0)),
+                RealignOne(v, "random", "random removal, IRR's count per matrix at s*, recalibrated", new RandomAtCountStrategy(irr.Report!.RemovalCounts(), o.Seed)),
             ];
         }
 
@@ -270,8 +262,8 @@ public sealed record DemoJob : IJob<DemoResult>
         private IEnumerable<Candidate> Ablations(Variant v, SweepResult sweep)
         {
             double chosen = sweep.Choice.Point.Setting;
-            yield return RealignOne(v, "irr-norecal", $"IRR at s* = {Invariant(chosen)} without recalibration", new IrrStrategy(chosen), recalibrate: false);
-            yield return RealignOne(v, "irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", new IrrMoreStrategy(o.IrrMoreSparsity));
+            yield return RealignOne(v, "irr-norecal", $"IRR at s* = {Invariant(chosen)} without recalibration", RemovalMethods.Irr.Create(chosen), recalibrate: false);
+            yield return RealignOne(v, "irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", RemovalMethods.IrrMore.Create(o.IrrMoreSparsity));
         }
 
         private Candidate RealignOne(Variant v, string name, string description, IRemovalStrategy strategy, bool recalibrate = true)

@@ -11,33 +11,42 @@ namespace Irr.Demo;
 public sealed record PretrainOptions
 {
     /// <summary>Seed of the corpus, the initialisation and the data order.</summary>
+    [Option("seed of the corpus, the initialisation and the data order")]
     public int Seed { get; init; } = 1;
 
     /// <summary>Documents drawn from <see cref="BaseCorpus"/> (each seen once).</summary>
+    [Option("corpus documents, each trained on once")]
     public int Documents { get; init; } = 600_000;
 
     /// <summary>Documents the tokenizer is trained on (the first N).</summary>
     public int TokenizerDocuments { get; init; } = 5_000;
 
     /// <summary>Tokenizer vocabulary (special tokens + 256 bytes + merges).</summary>
+    [Option("tokenizer vocabulary")]
     public int VocabSize { get; init; } = 512;
 
     /// <summary>hidden_size.</summary>
+    [Option("hidden_size")]
     public int HiddenSize { get; init; } = 128;
 
     /// <summary>intermediate_size.</summary>
+    [Option("intermediate_size")]
     public int IntermediateSize { get; init; } = 384;
 
     /// <summary>num_hidden_layers.</summary>
+    [Option("num_hidden_layers")]
     public int Layers { get; init; } = 4;
 
     /// <summary>num_attention_heads (= num_key_value_heads).</summary>
+    [Option("num_attention_heads")]
     public int Heads { get; init; } = 4;
 
     /// <summary>Documents per optimizer step.</summary>
+    [Option("documents per optimizer step")]
     public int BatchSize { get; init; } = 64;
 
     /// <summary>Peak learning rate (linear warm-up, cosine decay to 0).</summary>
+    [Option("peak learning rate (cosine)", Name = "lr")]
     public double LearningRate { get; init; } = 3e-3;
 
     /// <summary>Share of the steps spent warming up.</summary>
@@ -65,16 +74,20 @@ public sealed record PretrainResult(int Steps, long Tokens, double FinalLoss, do
 /// models use, special_tokens_map.json, generation_config.json) with <c>pretrain.json</c>, its provenance. It is run once;
 /// the result is shipped with irr, and <c>irr demo</c> starts from it.
 /// </summary>
+[Job("demo pretrain", Help = "Pretrain the demo world's base model on its plain-text corpus (run once; irr demo ships and starts from the result)")]
 public sealed record PretrainJob : IJob<PretrainResult>
 {
-    /// <summary>The model and training settings.</summary>
-    public PretrainOptions Options { get; init; } = new();
-
     /// <summary>The model directory to write.</summary>
+    [Option("the base model directory to write", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
 
     /// <summary>Replace the output directory if it exists.</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
+
+    /// <summary>The model and training settings (the command line gives the seed, the sizes, the batch size and the learning rate).</summary>
+    [Options]
+    public PretrainOptions Options { get; init; } = new();
 
     /// <inheritdoc/>
     public string Command => "demo pretrain";
@@ -173,27 +186,28 @@ public sealed record PretrainJob : IJob<PretrainResult>
         var result = new PretrainResult(total, tokens, finalLoss, clock.Elapsed.TotalSeconds, parameterCount);
 
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, TensorDType.F32, t.Shape)).ToList();
-        ModelWriter.Write(new ModelTarget(OutputPath, [], Overwrite, null, TensorDType.F32), config, specs,
-            writer => { foreach (var s in specs) writer.Write(s.Name, parameters[s.Name]); },
-            output =>
+        using (var writer = ModelWriter.Open(new ModelTarget(OutputPath, [], Overwrite, null, TensorDType.F32), config, specs,
+                   [.. DemoBase.Files.Where(f => f != "config.json" && f != "model.safetensors")]))
+        {
+            foreach (var s in specs) writer.Write(s.Name, parameters[s.Name]);
+            TokenizerFiles.Write(writer.TemporaryPath, tokenizerJson, o.MaxPositions);
+            JsonFiles.WriteFile(writer.PathOf("pretrain.json"), new JsonObject
             {
-                TokenizerFiles.Write(output.TemporaryPath, tokenizerJson, o.MaxPositions);
-                JsonFiles.WriteFile(output.PathOf("pretrain.json"), new JsonObject
-                {
-                    ["command"] = "irr demo pretrain",
-                    ["irr_version"] = Provenance.Version,
-                    ["options"] = System.Text.Json.JsonSerializer.SerializeToNode(o),
-                    ["documents"] = documents.Count,
-                    ["tokens"] = tokens,
-                    ["steps"] = total,
-                    ["parameters"] = parameterCount,
-                    ["final_loss"] = finalLoss,
-                    ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
-                    ["threads"] = Tensors.ThreadTeam.DefaultThreads,
-                    ["cpu"] = CpuName(),
-                    ["vector_width_bits"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 512 : 256,
-                });
-            }, [.. DemoBase.Files.Where(f => f != "config.json" && f != "model.safetensors")]);
+                ["command"] = "irr demo pretrain",
+                ["irr_version"] = Provenance.Version,
+                ["options"] = System.Text.Json.JsonSerializer.SerializeToNode(o),
+                ["documents"] = documents.Count,
+                ["tokens"] = tokens,
+                ["steps"] = total,
+                ["parameters"] = parameterCount,
+                ["final_loss"] = finalLoss,
+                ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
+                ["threads"] = Tensors.ThreadTeam.DefaultThreads,
+                ["cpu"] = CpuName(),
+                ["vector_width_bits"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 512 : 256,
+            });
+            writer.Commit();
+        }
         return result;
     }
 

@@ -236,7 +236,7 @@ public static class Attacks
         }
         catch (JsonException e)
         {
-            throw new IrrException($"{where}: not valid JSON: {e.Message}", e);
+            throw new IrrException($"{where}: not valid JSON: {IO.JsonFiles.Describe(e, position: false)}", e);
         }
         if (o.ValueKind != JsonValueKind.Object) throw new IrrException($"{where}: expected an object with name and template, messages or prefill");
         string[] allowed = ["name", "template", "messages", "prefill"];

@@ -56,15 +56,15 @@ public sealed class EngineServer : IDisposable
     /// <summary>The served model's name ({name}): what requests give as <c>model</c>, unique on the machine.</summary>
     public string ServedModel { get; }
 
-    /// <summary>The model's name the server was started for (its label), which answers are cached under (<see cref="EngineOptions.CacheName"/>).</summary>
+    /// <summary>The model's name the server was started for (its label), which answers are cached under (<see cref="RunningEngine.CacheName"/>).</summary>
     public string Name { get; private init; } = "";
 
     /// <summary>The file the command's standard output and error go to.</summary>
     public string LogPath { get; }
 
-    /// <summary>The engine options that talk to this server: <paramref name="options"/> with its URL and served name, and no serve command.</summary>
-    public EngineOptions Serving(EngineOptions options) =>
-        options with { Url = Url.ToString(), Model = ServedModel, CacheName = Name, Serve = null, ServeAdapter = null };
+    /// <summary>The running engine that talks to this server: <paramref name="options"/>' API, HTTP settings and cache, with its URL and served name.</summary>
+    public RunningEngine Serving(ServedEngine options) =>
+        new() { Url = Url.ToString(), Model = ServedModel, CacheName = Name, Api = options.Api, Http = options.Http, Cache = options.Cache };
 
     /// <summary>
     /// Checks a serve command: it must name the port ({port}) and the model ({model}), and, for a model with an adapter,
@@ -96,11 +96,11 @@ public sealed class EngineServer : IDisposable
     public static string Quote(string text) => "'" + text.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>
-    /// Starts the server <paramref name="options"/> describe (<see cref="EngineOptions.ServeCommand"/>, with or without an
-    /// adapter; <see cref="EngineOptions.ServeTimeout"/>) for a model, through the shared connection pool.
+    /// Starts the server <paramref name="options"/> describe (<see cref="ServedEngine.ServeCommand"/>, with or without an
+    /// adapter; <see cref="ServedEngine.ServeTimeout"/>) for a model, through the shared connection pool.
     /// </summary>
     /// <exception cref="IrrException">No serve command fits, or the server fails to serve (see the other overload).</exception>
-    public static EngineServer Start(EngineOptions options, string model, string? adapter, string name, string logPath) =>
+    public static EngineServer Start(ServedEngine options, string model, string? adapter, string name, string logPath) =>
         Start(options.ServeCommand(adapter is not null), model, adapter, name, logPath, TimeSpan.FromSeconds(options.ServeTimeout), OpenAiClient.SharedHttp);
 
     /// <summary>

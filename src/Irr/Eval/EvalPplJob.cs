@@ -10,24 +10,31 @@ namespace Irr.Eval;
 /// <see cref="PerplexityRun"/> and, with <see cref="OutputDir"/>, writes perplexity.json there. The texts are read
 /// before the model is loaded.
 /// </summary>
+[Job("eval ppl", Help = "Perplexity of the model on texts: exp(mean NLL over all predicted tokens)", SharesOutput = true)]
 public sealed record EvalPplJob : IJob<PerplexityRun>
 {
     /// <summary>The model directory.</summary>
+    [Option(OptionHelp.Model, Kind = OptionKind.Input, Required = true, From = ArtifactKind.Model)]
     public required string Model { get; init; }
 
     /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
+    [Option(OptionHelp.Adapter, Kind = OptionKind.Input)]
     public string? Adapter { get; init; }
 
     /// <summary>The texts (<see cref="Perplexity.LoadTexts"/>).</summary>
+    [Option("texts: .txt (one record per paragraph), or strings or records with a text field; " + OptionHelp.DataFormats, Kind = OptionKind.Input, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>Tokens kept per text (at least 2).</summary>
+    [Option("keep the first N tokens of each record")]
     public int MaxLength { get; init; } = 1024;
 
     /// <summary>Texts scored together.</summary>
+    [Option("texts per batch")]
     public int BatchSize { get; init; } = 8;
 
     /// <summary>The run directory to write perplexity.json into (may exist), or null to write nothing.</summary>
+    [Option("run directory (may exist): perplexity.json", Name = "output", Alias = "-o", Kind = OptionKind.Output, Fingerprinted = false)]
     public string? OutputDir { get; init; }
 
     /// <inheritdoc/>

@@ -51,41 +51,14 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <summary>A file of existing responses to judge instead of generating (<see cref="SafetyEvaluation.LoadResponses"/>).</summary>
     public string? Responses { get; init; }
 
-    /// <summary>The judge: <c>keyword</c> (offline refusal markers) or <c>http</c> (a judge model behind an OpenAI-compatible server).</summary>
-    public string Judge { get; init; } = "keyword";
+    /// <summary>The judge: the keyword judge (the default, <c>--judge keyword</c>) or an HTTP judge (<c>--judge http</c>).</summary>
+    public JudgeOptions Judge { get; init; } = new KeywordJudgeOptions();
 
-    /// <summary>A judge given in memory (the demo's); when set, the judge options (<see cref="Judge"/>, <see cref="JudgeUrl"/> …) are not used.</summary>
+    /// <summary>A judge given in memory (the demo's); when set, <see cref="Judge"/> is not used.</summary>
     public IJudge? CustomJudge { get; init; }
 
-    /// <summary>Keyword judge: a file whose refusal markers replace the default ones (one per line, '#' comments).</summary>
-    public string? RefusalMarkers { get; init; }
-
-    /// <summary>HTTP judge: the server URL (http://host:8000, …/v1 or …/v1/chat/completions).</summary>
-    public string? JudgeUrl { get; init; }
-
-    /// <summary>HTTP judge: the model name the server serves.</summary>
-    public string? JudgeModel { get; init; }
-
-    /// <summary>HTTP judge: llama-guard, md-judge or verdict (<see cref="JudgeProtocols"/>).</summary>
-    public string JudgeProtocol { get; init; } = "llama-guard";
-
-    /// <summary>HTTP judge: the name of the environment variable holding the API key (sent as a Bearer token), or null. (The engine's is <see cref="EngineOptions.ApiKeyEnv"/>; the command line sets both from --api-key-env.)</summary>
-    public string? ApiKeyEnv { get; init; }
-
-    /// <summary>HTTP judge: requests in flight.</summary>
-    public int JudgeConcurrency { get; init; } = 4;
-
-    /// <summary>HTTP judge: seconds allowed per request.</summary>
-    public double JudgeTimeout { get; init; } = 120;
-
-    /// <summary>HTTP judge: retries of a request after 429, 5xx, a timeout or a connection error.</summary>
-    public int JudgeRetries { get; init; } = 4;
-
-    /// <summary>HTTP judge: seconds before the first retry (doubling; Retry-After wins).</summary>
-    public double JudgeRetryDelay { get; init; } = 1;
-
-    /// <summary>HTTP judge: the verdict cache file; null for <c>OUTPUT/judge-cache.jsonl</c>.</summary>
-    public string? JudgeCache { get; init; }
+    // The keyword judge's markers file, an input.
+    private string? RefusalMarkers => (Judge as KeywordJudgeOptions)?.RefusalMarkers;
 
     /// <summary>
     /// The attacks every prompt is sent under (<see cref="Attacks.Resolve"/>): built-in names (none, prefill,
@@ -181,27 +154,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             Validation.Require(duplicate is null, Command,
                 $"two prompt sets are named \"{duplicate?.Key}\" ({string.Join(", ", duplicate?.Select(s => s.File) ?? [])}); rename one");
         }
-        if (CustomJudge is null) ValidateJudge();
-    }
-
-    private void ValidateJudge()
-    {
-        Validation.Require(Judge is "keyword" or "http", Command, $"judge must be keyword or http, not \"{Judge}\"");
-        if (Judge == "keyword")
-        {
-            Validation.Require(JudgeCache is null, Command, "judge-cache applies to judge http only (the keyword judge needs no cache)");
-            return;
-        }
-        Validation.Require(RefusalMarkers is null, Command, "refusal-markers applies to judge keyword only");
-        Validation.Require(JudgeUrl is not null, Command, "judge http needs judge-url (e.g. http://localhost:8000)");
-        Validation.Require(JudgeModel is not null, Command, "judge http needs judge-model (the model name the server serves)");
-        Validation.Require(Uri.TryCreate(JudgeUrl, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", Command,
-            $"judge-url must be an http:// or https:// URL, not {JudgeUrl}");
-        Validation.Require(JudgeProtocols.TryParse(JudgeProtocol) is not null, Command, $"judge-protocol must be llama-guard, md-judge or verdict, not \"{JudgeProtocol}\"");
-        Validation.RequireAtLeast(Command, "judge-concurrency", JudgeConcurrency, 1);
-        Validation.Require(JudgeTimeout > 0, Command, $"judge-timeout must be positive, not {JudgeTimeout}");
-        Validation.Require(JudgeRetries >= 0, Command, $"judge-retries must not be negative, not {JudgeRetries}");
-        Validation.Require(JudgeRetryDelay >= 0, Command, $"judge-retry-delay must not be negative, not {JudgeRetryDelay}");
+        if (CustomJudge is null) Judge.Validate(Command);
     }
 
     /// <summary>
@@ -218,7 +171,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var attacks = given is null ? Eval.Attacks.Resolve(Attacks, AttackFile, PrefillText) : [];
         var prompts = given is null ? SafetyEvaluation.Prompts(sets, attacks, system) : [];
-        var owned = CustomJudge is null ? CreateJudge() : null;
+        var owned = CustomJudge is null ? Judge.Create(Command, OutputDir) : null;
         try
         {
             var judge = CustomJudge ?? owned!;
@@ -255,7 +208,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             // The attacks' conversations are checked before a server is started (loading a model takes minutes).
             var tokenizer = Text.PretrainedTokenizer.Load(Model!, Adapter).AsRawText(NoChatTemplate);
             CheckAttackTemplates(tokenizer, todo);
-            using var engine = ServingEngine.Open(Engine, Model!, Path.Combine(OutputDir, ServingEngine.CacheFileName), Command, Adapter,
+            using var engine = EngineSession.Open(Engine, Model!, Path.Combine(OutputDir, ServingEngine.CacheFileName), Command, Adapter,
                 Path.Combine(OutputDir, EngineServer.LogFileName), tokenizer);
             foreach (var r in SafetyEvaluation.Responses(todo, engine.Generate(SafetyEvaluation.Requests(todo), MaxNewTokens, progress)))
                 fresh.Enqueue(r);
@@ -291,29 +244,5 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
                 throw new IrrException($"attack '{first.Attack}'{(AttackFile is null ? "" : $" ({AttackFile})")}: {e.Message}", e);
             }
         }
-    }
-
-    // The judge the options describe; reads the markers file, the API key's variable and the verdict cache.
-    private IJudge CreateJudge()
-    {
-        if (Judge == "keyword")
-        {
-            if (RefusalMarkers is null) return KeywordJudge.Default;
-            if (!File.Exists(RefusalMarkers)) throw new IrrException($"{Path.GetFileName(RefusalMarkers)}: file not found ({RefusalMarkers})");
-            return KeywordJudge.FromFile(RefusalMarkers);
-        }
-        string? key = OpenAiClient.KeyFromEnvironment(Command, ApiKeyEnv);
-        var options = new HttpJudgeOptions
-        {
-            Url = new Uri(JudgeUrl!),
-            Model = JudgeModel!,
-            Protocol = JudgeProtocols.Parse(JudgeProtocol),
-            ApiKey = key,
-            Concurrency = JudgeConcurrency,
-            Timeout = TimeSpan.FromSeconds(JudgeTimeout),
-            MaxRetries = JudgeRetries,
-            RetryBaseDelay = TimeSpan.FromSeconds(JudgeRetryDelay),
-        };
-        return new HttpJudge(options, VerdictCache.Open(JudgeCache ?? Path.Combine(OutputDir, "judge-cache.jsonl")));
     }
 }

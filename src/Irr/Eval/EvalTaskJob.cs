@@ -98,7 +98,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
             string? cache = OutputDir is null ? null : Path.Combine(OutputDir, ServingEngine.CacheFileName); // the default; Engine.Cache wins in Open
             // Without an output directory a started server's log is a temporary file, kept only when something went wrong.
             string log = OutputDir is null ? Path.Combine(Path.GetTempPath(), $"irr-engine-serve-{Guid.NewGuid():N}.log") : Path.Combine(OutputDir, EngineServer.LogFileName);
-            using (var engine = ServingEngine.Open(Engine, Model, cache, Command, Adapter, log, Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate)))
+            using (var engine = EngineSession.Open(Engine, Model, cache, Command, Adapter, log, Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate)))
                 predictions = TaskEvaluation.Score(examples, engine.Generate(TaskEvaluation.Requests(examples, system), MaxNewTokens, progress), metric);
             if (OutputDir is null && File.Exists(log)) File.Delete(log);
         }

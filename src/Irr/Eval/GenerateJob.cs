@@ -121,7 +121,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         IReadOnlyList<ChatResponse> outputs;
         if (Engine is not null)
         {
-            using var engine = ServingEngine.Open(Engine, Model, EngineCachePath, Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"),
+            using var engine = EngineSession.Open(Engine, Model, EngineCachePath, Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"),
                 Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate));
             outputs = engine.Generate(requests, MaxNewTokens, progress);
         }

@@ -4,35 +4,9 @@ using System.Text.Json.Nodes;
 
 namespace Irr.Eval;
 
-/// <summary>Settings of an <see cref="HttpJudge"/>: the server, the judge model and protocol, and how to talk to it (<see cref="OpenAiClientOptions"/>: key, concurrency 4, timeout 120 s, 4 retries from 1 s).</summary>
-public sealed record HttpJudgeOptions : OpenAiClientOptions
-{
-    /// <summary>Settings whose messages call the server the judge ("judge endpoint … answered HTTP 401").</summary>
-    public HttpJudgeOptions() => Role = "judge";
-
-    /// <summary>The server: its base (<c>http://host:8000</c>), its <c>/v1</c>, or the full <c>/v1/chat/completions</c> URL.</summary>
-    public required Uri Url { get; init; }
-
-    /// <summary>The judge model's name as the server knows it (the "model" field of the request).</summary>
-    public required string Model { get; init; }
-
-    /// <summary>How the judge is asked and its reply read.</summary>
-    public JudgeProtocol Protocol { get; init; } = JudgeProtocol.LlamaGuard;
-
-    /// <summary>max_tokens of each request; null: 32 for Llama Guard, 1024 for MD-Judge (it reasons first), 256 for the verdict prompt.</summary>
-    public int? MaxTokens { get; init; }
-
-    /// <summary>Prints the settings without the key.</summary>
-    protected override bool PrintMembers(StringBuilder builder)
-    {
-        builder.Append($"Url = {Url}, Model = {Model}, Protocol = {Protocol}, MaxTokens = {MaxTokens?.ToString() ?? "null"}, ");
-        return base.PrintMembers(builder);
-    }
-}
-
 /// <summary>
 /// A judge model behind any OpenAI-compatible <c>/v1/chat/completions</c> endpoint (vLLM, llama.cpp's
-/// server, TGI), asked with temperature 0 through an <see cref="OpenAiClient"/>. Requests run <see cref="OpenAiClientOptions.Concurrency"/> at a time;
+/// server, TGI), asked with temperature 0 through an <see cref="OpenAiClient"/>. Requests run <see cref="HttpSettings.Concurrency"/> at a time;
 /// failures that may pass (429, 5xx, timeouts, connection errors) are retried with exponential backoff;
 /// a reply that cannot be parsed, a request that still fails after the retries, or one the server refuses by itself
 /// (<see cref="OpenAiClient.IsPerRequestError"/>: a response too long for the judge's context) gives
@@ -43,29 +17,35 @@ public sealed record HttpJudgeOptions : OpenAiClientOptions
 public sealed class HttpJudge : IJudge, IDisposable
 {
     private readonly HttpJudgeOptions _options;
+    private readonly JudgeProtocol _protocol;
     private readonly OpenAiClient _client;
     private readonly Uri _endpoint;
     private readonly VerdictCache? _cache;
     private readonly Lock _progressLock = new();
 
-    /// <summary>A judge with the given settings.</summary>
-    /// <exception cref="IrrException">A setting is out of range.</exception>
+    /// <summary>
+    /// A judge with the given settings (its key: <see cref="HttpSettings.ApiKey"/>, else <see cref="HttpSettings.ApiKeyEnv"/>'s
+    /// variable; the settings' <see cref="HttpJudgeOptions.Cache"/> is the job's to open).
+    /// </summary>
+    /// <exception cref="IrrException">A setting is missing or out of range.</exception>
     public HttpJudge(HttpJudgeOptions options) : this(options, null) { }
 
     /// <summary>A judge with the given settings and an optional verdict cache; <paramref name="handler"/> replaces the shared connection pool (tests).</summary>
-    /// <exception cref="IrrException">A setting is out of range.</exception>
+    /// <exception cref="IrrException">A setting is missing or out of range.</exception>
     internal HttpJudge(HttpJudgeOptions options, VerdictCache? cache, HttpMessageHandler? handler = null)
     {
         if (string.IsNullOrWhiteSpace(options.Model)) throw new IrrException("judge-model must name the judge model");
-        if (options.Url.Scheme is not ("http" or "https")) throw new IrrException($"judge-url must be an http:// or https:// URL, not {options.Url}");
-        _client = new OpenAiClient(options, handler);
+        if (!Uri.TryCreate(options.Url, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+            throw new IrrException($"judge-url must be an http:// or https:// URL, not {options.Url}");
+        _protocol = JudgeProtocols.Parse(options.Protocol);
+        _client = new OpenAiClient("judge", options.Http, handler);
         _options = options;
         _cache = cache;
-        _endpoint = Endpoint(options.Url);
+        _endpoint = Endpoint(url);
     }
 
     /// <inheritdoc />
-    public string Name => $"http:{JudgeProtocols.Name(_options.Protocol)}:{_options.Model}";
+    public string Name => $"http:{JudgeProtocols.Name(_protocol)}:{_options.Model}";
 
     /// <summary>The chat-completions URL requests go to.</summary>
     public Uri EndpointUrl => _endpoint;
@@ -107,9 +87,9 @@ public sealed class HttpJudge : IJudge, IDisposable
     private string RequestBody(JudgeRequest request)
     {
         var messages = new JsonArray();
-        foreach (var (role, content) in JudgeProtocols.Messages(_options.Protocol, request))
+        foreach (var (role, content) in JudgeProtocols.Messages(_protocol, request))
             messages.Add(new JsonObject { ["role"] = role, ["content"] = content });
-        int maxTokens = _options.MaxTokens ?? _options.Protocol switch
+        int maxTokens = _options.MaxTokens ?? _protocol switch
         {
             JudgeProtocol.LlamaGuard => 32,
             JudgeProtocol.MdJudge => 1024,
@@ -130,7 +110,7 @@ public sealed class HttpJudge : IJudge, IDisposable
         {
             // The reply's content, and nothing else of the reply (which may hold anything, up to the reply limit).
             if (OpenAiClient.Fields(text, "choices.0.message.content").GetValueOrDefault("choices.0.message.content") is (JsonTokenType.String, { } reply))
-                return JudgeProtocols.ParseReply(_options.Protocol, reply);
+                return JudgeProtocols.ParseReply(_protocol, reply);
         }
         catch (JsonException) // not JSON
         {

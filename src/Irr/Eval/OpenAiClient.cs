@@ -3,39 +3,6 @@ using System.Text;
 
 namespace Irr.Eval;
 
-/// <summary>How an <see cref="OpenAiClient"/> talks to a server: the key, the concurrency, the timeout and the retries (the HTTP judge's options extend these).</summary>
-public record OpenAiClientOptions
-{
-    /// <summary>What the server is to the user ("judge", "engine"), for messages: "judge endpoint URL answered HTTP 401 …".</summary>
-    public string Role { get; init; } = "server";
-
-    /// <summary>Sent as <c>Authorization: Bearer …</c> when not null; never written anywhere (<see cref="OpenAiClient.Redact"/>).</summary>
-    public string? ApiKey { get; init; }
-
-    /// <summary>Requests in flight at most (at least 1).</summary>
-    public int Concurrency { get; init; } = 4;
-
-    /// <summary>Time allowed for one attempt (connection to last byte).</summary>
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(120);
-
-    /// <summary>Attempts after the first when a request fails with 429, a 5xx status, a timeout or a connection error.</summary>
-    public int MaxRetries { get; init; } = 4;
-
-    /// <summary>The wait before the first retry; it doubles with each further retry. A Retry-After header, when present, is used instead (capped at <see cref="MaxRetryDelay"/>).</summary>
-    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
-
-    /// <summary>The longest wait between attempts.</summary>
-    public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(60);
-
-    /// <summary>Prints the options without the key.</summary>
-    protected virtual bool PrintMembers(StringBuilder builder)
-    {
-        builder.Append($"Role = {Role}, ApiKey = {(ApiKey is null ? "null" : "***")}, Concurrency = {Concurrency}, Timeout = {Timeout}, ");
-        builder.Append($"MaxRetries = {MaxRetries}, RetryBaseDelay = {RetryBaseDelay}, MaxRetryDelay = {MaxRetryDelay}");
-        return true;
-    }
-}
-
 /// <summary>The outcome of one <see cref="OpenAiClient.PostAsync"/>: the body of a 2xx answer, or why there is none after every attempt.</summary>
 /// <param name="Body">The response body of a successful (2xx) answer, or null.</param>
 /// <param name="Failure">When <see cref="Body"/> is null: why the last attempt failed ("HTTP 503 …", "no answer within 300 s", redacted).</param>
@@ -59,7 +26,7 @@ internal readonly record struct OpenAiReply(string? Body, string? Failure, int A
 /// The HTTP machinery shared by everything that talks to an OpenAI-compatible server (vLLM, llama.cpp's server, TGI):
 /// the HTTP judge (<see cref="HttpJudge"/>) and the serving engine (<see cref="ServingEngine"/>). All instances send
 /// through one process-wide <see cref="HttpClient"/> (unless a handler is given, for tests); each instance lets
-/// <see cref="OpenAiClientOptions.Concurrency"/> requests be in flight at once. Failures that may pass (HTTP 429,
+/// <see cref="HttpSettings.Concurrency"/> requests be in flight at once. Failures that may pass (HTTP 429,
 /// 5xx, a timeout, a connection error) are retried with exponential backoff, or after the server's Retry-After.
 /// An error about one request (<see cref="IsPerRequestError"/>: vLLM's HTTP 400 "This model's maximum context length is
 /// …", TGI's 422, llama.cpp's "exceeds the available context size", any 413) is that request's failure
@@ -101,15 +68,23 @@ internal sealed class OpenAiClient : IDisposable
     // Whether the server has given any HTTP answer: a connection error before that is a wrong URL or a server that is not up.
     private volatile bool _answered;
 
-    /// <summary>A client with the given options; <paramref name="handler"/> replaces the shared connection pool (tests).</summary>
-    /// <exception cref="IrrException">An option is out of range; the message names it as ROLE-concurrency, ROLE-timeout or ROLE-retries.</exception>
-    public OpenAiClient(OpenAiClientOptions options, HttpMessageHandler? handler = null)
+    /// <summary>
+    /// A client for a server that is, to the user, <paramref name="role"/> ("judge", "engine": messages say "judge endpoint
+    /// URL answered HTTP 401 …" and name the options ROLE-concurrency …), with the settings <paramref name="http"/>;
+    /// <paramref name="handler"/> replaces the shared connection pool (tests).
+    /// </summary>
+    /// <exception cref="IrrException">A setting is out of range (the message names it as ROLE-concurrency, ROLE-timeout or ROLE-retries), or the key's variable is not set.</exception>
+    public OpenAiClient(string role, HttpSettings http, HttpMessageHandler? handler = null)
     {
-        if (options.Concurrency < 1) throw new IrrException($"{options.Role}-concurrency must be at least 1, not {options.Concurrency}");
-        if (options.Timeout <= TimeSpan.Zero) throw new IrrException($"{options.Role}-timeout must be positive, not {options.Timeout.TotalSeconds} s");
-        if (options.MaxRetries < 0) throw new IrrException($"{options.Role}-retries must not be negative, not {options.MaxRetries}");
-        Options = options;
-        _gate = new SemaphoreSlim(options.Concurrency);
+        if (http.Concurrency < 1) throw new IrrException($"{role}-concurrency must be at least 1, not {http.Concurrency}");
+        if (http.Timeout <= 0) throw new IrrException($"{role}-timeout must be positive, not {http.Timeout} s");
+        if (http.Retries < 0) throw new IrrException($"{role}-retries must not be negative, not {http.Retries}");
+        Role = role;
+        Http = http;
+        _apiKey = http.ResolveApiKey(role);
+        _timeout = TimeSpan.FromSeconds(http.Timeout);
+        _retryDelay = TimeSpan.FromSeconds(http.RetryDelay);
+        _gate = new SemaphoreSlim(http.Concurrency);
         if (handler is null)
         {
             _client = Shared;
@@ -121,8 +96,17 @@ internal sealed class OpenAiClient : IDisposable
         }
     }
 
-    /// <summary>The options.</summary>
-    public OpenAiClientOptions Options { get; }
+    /// <summary>The longest wait between attempts (a doubled <see cref="HttpSettings.RetryDelay"/> or a Retry-After is capped at it).</summary>
+    public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(60);
+
+    /// <summary>What the server is to the user ("judge", "engine"), for messages.</summary>
+    public string Role { get; }
+
+    /// <summary>The settings.</summary>
+    public HttpSettings Http { get; }
+
+    private readonly string? _apiKey;
+    private readonly TimeSpan _timeout, _retryDelay;
 
     /// <summary>
     /// The URL of an endpoint (<c>completions</c> or <c>chat/completions</c>) of a server given as its base
@@ -141,7 +125,7 @@ internal sealed class OpenAiClient : IDisposable
     /// <summary>
     /// POSTs a JSON body, waiting for a free slot first, and retries as the class describes.
     /// </summary>
-    /// <returns>The body of a 2xx answer, or why there is none after 1 + <see cref="OpenAiClientOptions.MaxRetries"/> attempts.</returns>
+    /// <returns>The body of a 2xx answer, or why there is none after 1 + <see cref="HttpSettings.Retries"/> attempts.</returns>
     /// <exception cref="IrrException">The server answered with a status other than 2xx, 429 or 5xx that is not about this one
     /// request (a configuration error), or it could not be reached by any request so far after all attempts.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, or a stop was requested (<see cref="Interruption"/>).</exception>
@@ -168,11 +152,11 @@ internal sealed class OpenAiClient : IDisposable
         {
             TimeSpan? retryAfter = null;
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(Options.Timeout);
+            timeout.CancelAfter(_timeout);
             try
             {
                 using var message = new HttpRequestMessage(HttpMethod.Post, endpoint) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
-                if (Options.ApiKey is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Options.ApiKey);
+                if (_apiKey is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _apiKey);
                 // Headers first, then the body read within the limit: a reply of any size never fills the memory.
                 using var response = await _client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
                 _answered = true;
@@ -183,7 +167,7 @@ internal sealed class OpenAiClient : IDisposable
                     long limit = MaxReplyBytes;
                     var (body, whole) = await ReadBodyAsync(response.Content, limit, timeout.Token).ConfigureAwait(false);
                     // Not retried: the same request would get the same reply; it is this request's failure, recorded.
-                    if (!whole) return new OpenAiReply(null, Limits.Exceeded($"{Options.Role} endpoint {endpoint}", "the reply's size in bytes", MaxReplyBytesVariable, limit).Message, attempt + 1);
+                    if (!whole) return new OpenAiReply(null, Limits.Exceeded($"{Role} endpoint {endpoint}", "the reply's size in bytes", MaxReplyBytesVariable, limit).Message, attempt + 1);
                     return new OpenAiReply(body, null, attempt + 1);
                 }
                 if (status != 429 && status < 500)
@@ -192,7 +176,7 @@ internal sealed class OpenAiClient : IDisposable
                     string said = Snippet(ServerMessage((await ReadBodyAsync(response.Content, Math.Min(MaxReplyBytes, ErrorBodyBytes), timeout.Token).ConfigureAwait(false)).Text));
                     if (IsPerRequestError(status, said))
                         return new OpenAiReply(null, Redact($"HTTP {status} {phrase}: {said}"), attempt + 1) { Refused = true };
-                    throw new IrrException(Redact($"{Options.Role} endpoint {endpoint} answered HTTP {status} {phrase}: {said}{Hint(status, said)}"));
+                    throw new IrrException(Redact($"{Role} endpoint {endpoint} answered HTTP {status} {phrase}: {said}{Hint(status, said)}"));
                 }
                 lastFailure = $"HTTP {status} {phrase}";
                 retryAfter = RetryAfter(response);
@@ -204,19 +188,19 @@ internal sealed class OpenAiClient : IDisposable
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                lastFailure = $"no answer within {Options.Timeout.TotalSeconds:0.###} s";
+                lastFailure = $"no answer within {_timeout.TotalSeconds:0.###} s";
             }
             catch (HttpRequestException e)
             {
                 // .NET's own message ("An error occurred while sending the request") hides the cause: add the inner one.
                 lastFailure = Redact($"request failed: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : "")}");
-                if (attempt >= Options.MaxRetries && !_answered)
-                    throw new IrrException($"{Options.Role} endpoint {endpoint} could not be reached ({Attempts(attempt + 1)}): {lastFailure}; is the server up at that URL?");
+                if (attempt >= Http.Retries && !_answered)
+                    throw new IrrException($"{Role} endpoint {endpoint} could not be reached ({Attempts(attempt + 1)}): {lastFailure}; is the server up at that URL?");
             }
-            if (attempt >= Options.MaxRetries)
+            if (attempt >= Http.Retries)
                 return new OpenAiReply(null, lastFailure, attempt + 1);
-            var delay = retryAfter ?? Options.RetryBaseDelay * Math.Pow(2, attempt);
-            await Task.Delay(delay > Options.MaxRetryDelay ? Options.MaxRetryDelay : delay, cancellationToken).ConfigureAwait(false);
+            var delay = retryAfter ?? _retryDelay * Math.Pow(2, attempt);
+            await Task.Delay(delay > MaxRetryDelay ? MaxRetryDelay : delay, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -297,8 +281,8 @@ internal sealed class OpenAiClient : IDisposable
     private string Hint(int status, string said) => status switch
     {
         401 or 403 => " (is the API key right? see api-key-env)",
-        404 when said.Contains("model", StringComparison.OrdinalIgnoreCase) => $" (is {Options.Role}-model the name the server serves?)",
-        404 => $" (is {Options.Role}-url the server's base, its /v1, or an endpoint?)",
+        404 when said.Contains("model", StringComparison.OrdinalIgnoreCase) => $" (is {Role}-model the name the server serves?)",
+        404 => $" (is {Role}-url the server's base, its /v1, or an endpoint?)",
         _ => "",
     };
 
@@ -437,7 +421,7 @@ internal sealed class OpenAiClient : IDisposable
 
     /// <summary><paramref name="text"/> with the API key replaced by <c>***</c>: nothing the server sends back may carry the key into a message.</summary>
     public string Redact(string text) =>
-        string.IsNullOrEmpty(Options.ApiKey) ? text : text.Replace(Options.ApiKey, "***", StringComparison.Ordinal);
+        string.IsNullOrEmpty(_apiKey) ? text : text.Replace(_apiKey, "***", StringComparison.Ordinal);
 
     /// <summary>Releases the gate (and a test handler's client); the shared connection pool stays.</summary>
     public void Dispose()

@@ -97,37 +97,6 @@ public static class SafetyEvaluation
     public const string SummaryFileName = "summary.md";
 
     /// <summary>
-    /// The whole evaluation in one call, in memory: <see cref="Generate(Transformer, PretrainedTokenizer, IReadOnlyList{PromptSet}, string?, GenerationOptions, Action{int}?)"/>, <see cref="JudgeAsync"/> and
-    /// <see cref="Summarize"/>. Nothing is written; pass the result to <see cref="Save"/> for the run files.
-    /// </summary>
-    /// <param name="model">The model to answer with.</param>
-    /// <param name="tokenizer">Its tokenizer (with the chat template).</param>
-    /// <param name="sets">The prompt sets.</param>
-    /// <param name="judge">The judge.</param>
-    /// <param name="systemPrompt">The system prompt, or null.</param>
-    /// <param name="options">Generation options (greedy, the model's EOS ids, the token limit).</param>
-    /// <param name="modelLabel">What <see cref="SafetyRun.Model"/> says (usually the model directory).</param>
-    /// <param name="adapter">What <see cref="SafetyRun.Adapter"/> says, or null.</param>
-    /// <param name="cancellationToken">Stops judging.</param>
-    public static async Task<(IReadOnlyList<JudgedResponse> Judged, SafetyRun Run)> RunAsync(Transformer model, PretrainedTokenizer tokenizer,
-        IReadOnlyList<PromptSet> sets, IJudge judge, string? systemPrompt, GenerationOptions options, string modelLabel, string? adapter = null,
-        CancellationToken cancellationToken = default)
-    {
-        var responses = Generate(model, tokenizer, sets, systemPrompt, options);
-        var judged = await JudgeAsync(responses, judge, null, cancellationToken).ConfigureAwait(false);
-        return (judged, Summarize(modelLabel, adapter, judge.Name, sets.Select(s => (s.Name, s.File)).ToList(), judged));
-    }
-
-    /// <summary>
-    /// The model's answers to every prompt of every set, in order, formatted with the chat template and the
-    /// system prompt. Pass greedy <paramref name="options"/> (temperature 0) for the paper's protocol.
-    /// <paramref name="progress"/> gets the tokens produced per decoding step.
-    /// </summary>
-    public static IReadOnlyList<SafetyResponse> Generate(Transformer model, PretrainedTokenizer tokenizer, IReadOnlyList<PromptSet> sets,
-        string? systemPrompt, GenerationOptions options, Action<int>? progress = null) =>
-        Generate(model, tokenizer, Prompts(sets, [new NoAttack()], systemPrompt), options, progress);
-
-    /// <summary>
     /// Every request of every set under every attack, set by set and, within a set, attack by attack (in the order
     /// given), each with what the attack sends after <paramref name="systemPrompt"/>.
     /// </summary>

@@ -73,7 +73,7 @@ internal sealed class EngineCache
 }
 
 /// <summary>
-/// Generation through an OpenAI-compatible server (<see cref="EngineOptions"/>), greedy (temperature 0), through the
+/// Generation through an OpenAI-compatible server that is running (<see cref="RunningEngine"/>), greedy (temperature 0), through the
 /// shared <see cref="OpenAiClient"/>. With the completions API (the default) each prompt is rendered here exactly as
 /// local generation renders it (<see cref="ChatPrompt.Render(PretrainedTokenizer, IEnumerable{ChatMessage})"/>; a
 /// prompt with a prefill as local generation's token ids) and sent as <c>prompt</c> with <c>add_special_tokens: false</c> (the template already
@@ -83,7 +83,8 @@ internal sealed class EngineCache
 /// refuses by itself (<see cref="OpenAiClient.IsPerRequestError"/>: vLLM's HTTP 400 when the prompt and max_tokens exceed
 /// max_model_len), or whose reply cannot be read, gives a <see cref="ChatResponse.Failed"/> answer with the reason, which is
 /// not cached (a rerun asks it again); configuration errors (401, 404, a server never reached …) stop the run
-/// (<see cref="IrrException"/>). With an <see cref="EngineCache"/>, cached answers are not asked again.
+/// (<see cref="IrrException"/>). With an <see cref="EngineCache"/>, cached answers are not asked again. Jobs reach it
+/// through an <see cref="EngineSession"/>, which also starts and stops a served engine's server.
 /// </summary>
 public sealed class ServingEngine : IDisposable
 {
@@ -110,12 +111,12 @@ public sealed class ServingEngine : IDisposable
     /// <param name="options">The server and how to talk to it (validated here).</param>
     /// <param name="tokenizer">The model's tokenizer: its chat template renders completions prompts; it counts tokens when the server does not.</param>
     /// <param name="eosIds">The ids that end generation (<see cref="ChatModel.EosIds(string, PretrainedTokenizer)"/>), sent as stop_token_ids.</param>
-    /// <exception cref="IrrException">An option is invalid, or <see cref="EngineOptions.ApiKeyEnv"/>'s variable is not set.</exception>
-    public ServingEngine(EngineOptions options, PretrainedTokenizer tokenizer, IReadOnlyCollection<int> eosIds) : this(options, tokenizer, eosIds, null) { }
+    /// <exception cref="IrrException">An option is invalid, or <see cref="HttpSettings.ApiKeyEnv"/>'s variable is not set.</exception>
+    public ServingEngine(RunningEngine options, PretrainedTokenizer tokenizer, IReadOnlyCollection<int> eosIds) : this(options, tokenizer, eosIds, null) { }
 
     /// <summary>An engine with an answer cache (<paramref name="cache"/>, or null); <paramref name="handler"/> replaces the shared connection pool (tests), or null.</summary>
-    /// <exception cref="IrrException">An option is invalid, or <see cref="EngineOptions.ApiKeyEnv"/>'s variable is not set.</exception>
-    internal ServingEngine(EngineOptions options, PretrainedTokenizer tokenizer, IReadOnlyCollection<int> eosIds, EngineCache? cache, HttpMessageHandler? handler = null)
+    /// <exception cref="IrrException">An option is invalid, or <see cref="HttpSettings.ApiKeyEnv"/>'s variable is not set.</exception>
+    internal ServingEngine(RunningEngine options, PretrainedTokenizer tokenizer, IReadOnlyCollection<int> eosIds, EngineCache? cache, HttpMessageHandler? handler = null)
     {
         options.Validate("engine");
         if (tokenizer.RawText && options.Api == EngineOptions.Chat)
@@ -125,55 +126,11 @@ public sealed class ServingEngine : IDisposable
         _stopIds = eosIds.Order().ToArray();
         _cache = cache;
         _endpoint = OpenAiClient.Endpoint(new Uri(options.Url), options.Api == EngineOptions.Chat ? "chat/completions" : "completions");
-        _client = new OpenAiClient(new OpenAiClientOptions
-        {
-            Role = "engine",
-            ApiKey = options.ResolveApiKey("engine"),
-            Concurrency = options.Concurrency,
-            Timeout = TimeSpan.FromSeconds(options.Timeout),
-            MaxRetries = options.Retries,
-            RetryBaseDelay = TimeSpan.FromSeconds(options.RetryDelay),
-        }, handler);
+        _client = new OpenAiClient("engine", options.Http, handler);
     }
-
-    /// <summary>
-    /// An engine for the model directory <paramref name="modelDir"/>, of which only the tokenizer files, config.json and
-    /// generation_config.json are read (the weights need not be there), with the cache <see cref="EngineOptions.Cache"/>
-    /// or else <paramref name="defaultCache"/> (null: no cache). A caller that has loaded the directory's tokenizer already
-    /// passes it as <paramref name="tokenizer"/>.
-    /// </summary>
-    /// <remarks>
-    /// With <see cref="EngineOptions.Serve"/>, the server is started here for <paramref name="modelDir"/> (and
-    /// <paramref name="adapter"/>), its output going to <paramref name="serveLog"/>, and stopped when the engine is disposed.
-    /// </remarks>
-    /// <exception cref="IrrException">The tokenizer or a config is missing or malformed, the API key's variable is not set (the message names <paramref name="command"/>), or the server command fails to serve.</exception>
-    public static ServingEngine Open(EngineOptions options, string modelDir, string? defaultCache, string command, string? adapter = null, string? serveLog = null,
-        PretrainedTokenizer? tokenizer = null)
-    {
-        options.ResolveApiKey(command); // the job's name in the message
-        tokenizer ??= PretrainedTokenizer.Load(modelDir, adapter);
-        var eosIds = ChatModel.EosIds(modelDir, tokenizer);
-        var cache = (options.Cache ?? defaultCache) is { } path ? EngineCache.Open(path) : null;
-        string stamp = cache is null ? "" : $"{Jobs.ContentHash.OfModel(modelDir)}+{Jobs.ContentHash.OfModel(adapter)}";
-        if (!options.Serves) return new ServingEngine(options, tokenizer, eosIds, cache) { ModelStamp = stamp };
-        var server = EngineServer.Start(options, modelDir, adapter, options.ServedName,
-            serveLog ?? throw new ArgumentNullException(nameof(serveLog), "engine-serve needs a log file"));
-        try
-        {
-            return new ServingEngine(server.Serving(options), tokenizer, eosIds, cache) { _server = server, ModelStamp = stamp };
-        }
-        catch
-        {
-            server.Dispose();
-            throw;
-        }
-    }
-
-    // The server started for this engine (engine-serve), stopped with it.
-    private EngineServer? _server;
 
     /// <summary>The options.</summary>
-    public EngineOptions Options { get; }
+    public RunningEngine Options { get; }
 
     /// <summary>The model's tokenizer.</summary>
     public PretrainedTokenizer Tokenizer { get; }
@@ -321,6 +278,5 @@ public sealed class ServingEngine : IDisposable
     public void Dispose()
     {
         _client.Dispose();
-        _server?.Dispose();
     }
 }

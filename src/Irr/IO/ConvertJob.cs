@@ -9,19 +9,30 @@ namespace Irr.IO;
 /// model directory, or a PEFT adapter directory with <c>adapter_model.bin</c> to one with <c>adapter_model.safetensors</c>. Every tensor keeps its dtype and its bytes (a view is written as its contiguous values); the
 /// input is never modified, and the output is written whole or not at all.
 /// </summary>
+[Job("convert", Help = "Convert PyTorch weights (torch.save state dict, pytorch_model.bin, adapter_model.bin) to safetensors, tensors unchanged",
+    FileInputOutputExtension = ".safetensors")]
 public sealed record ConvertJob : IJob<int>
 {
     /// <summary>A state dict file, or a model directory holding <see cref="ModelDirectory.TorchWeightsFile"/> or <see cref="ModelDirectory.TorchIndexFile"/>.</summary>
+    [Option("a state dict file (.pt, .pth, .bin), a model directory with pytorch_model.bin or pytorch_model.bin.index.json, or a PEFT adapter directory with adapter_model.bin",
+        HelpName = "INPUT", Positional = true, Kind = OptionKind.Input, Required = true)]
     public required string Input { get; init; }
 
     /// <summary>The safetensors file (for a file input) or model directory (for a directory input) to write.</summary>
+    [Option("the .safetensors file (for a file), or the model or adapter directory (for a directory)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
 
-    /// <summary>Largest shard of a model directory, in bytes of tensor data (transformers' default "5GB").</summary>
-    public long MaxShardBytes { get; init; } = 5_000_000_000;
+    /// <summary>Largest shard of a model directory as transformers' <c>max_shard_size</c> reads it (<see cref="ParseSize"/>; its default "5GB").</summary>
+    [Option("largest shard of a model directory, e.g. 5GB, 500MB, 2GiB")]
+    public string MaxShardSize { get; init; } = "5GB";
 
     /// <summary>Replace the output if it exists.</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
+
+    /// <summary><see cref="MaxShardSize"/> in bytes of tensor data.</summary>
+    /// <exception cref="IrrException">It is not a size (<see cref="ParseSize"/>).</exception>
+    public long MaxShardBytes() => ParseSize(MaxShardSize);
 
     /// <inheritdoc/>
     public string Command => "convert";
@@ -34,7 +45,7 @@ public sealed record ConvertJob : IJob<int>
 
     /// <inheritdoc/>
     public void Validate() =>
-        Validation.Require(MaxShardBytes > 0, Command, $"max-shard-size must be positive, not {MaxShardBytes}");
+        Validation.Require(MaxShardBytes() > 0, Command, $"max-shard-size must be positive, not {MaxShardSize}");
 
     /// <summary>
     /// A size as transformers' <c>max_shard_size</c> reads it: a number of bytes, or a number with a unit,
@@ -72,11 +83,9 @@ public sealed record ConvertJob : IJob<int>
 
     private int ConvertFile(Action<JobProgress>? progress)
     {
-        AtomicFile.RequireFileTarget(OutputPath);
         if (OutputDirectory.RealPath(Path.GetFullPath(OutputPath)) == OutputDirectory.RealPath(Path.GetFullPath(Input)))
             throw new IrrException($"{OutputPath}: refusing to write over the input");
-        if (File.Exists(OutputPath) && !Overwrite)
-            throw new IrrException($"{OutputPath}: exists (choose another output file, or overwrite it)");
+        OutputPolicy.RequireNewFile(OutputPath, Overwrite);
         using var file = TorchFile.Open(Input);
         var tensors = file.Tensors.Select(t => (File: file, Info: t)).ToList();
         var specs = Specs(tensors);
@@ -95,7 +104,7 @@ public sealed record ConvertJob : IJob<int>
         var specs = Specs(tensors);
         using var output = OutputDirectory.Create(OutputPath, [Input], Overwrite);
         var stage = ProgressStage.Start(progress, "converting", specs.Count, "tensors");
-        using (var writer = CheckpointWriter.Create(output, specs, new CheckpointWriterOptions { MaxShardBytes = MaxShardBytes }))
+        using (var writer = CheckpointWriter.Create(output, specs, new CheckpointWriterOptions { MaxShardBytes = MaxShardBytes() }))
         {
             WriteAll(writer, tensors, stage);
             writer.Complete();

@@ -108,7 +108,7 @@ public static partial class JsonFiles
         }
         catch (JsonException e)
         {
-            throw new IrrException($"{source}: not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {FirstLine(e.Message)}", e);
+            throw new IrrException($"{source}: not valid JSON {Describe(e)}", e);
         }
         using (lenient)
         {
@@ -200,10 +200,24 @@ public static partial class JsonFiles
         }
     }
 
-    private static string FirstLine(string s)
+    /// <summary>
+    /// A JSON error in irr's words, for "<c>FILE: not valid JSON (line L, byte B): what</c>": System.Text.Json's message
+    /// without its own position and path suffixes (" LineNumber: 0 | BytePositionInLine: 31.", " Path: $.a"), one line, escaped;
+    /// with <paramref name="position"/>, preceded by "(line L, byte B)".
+    /// </summary>
+    public static string Describe(JsonException e, bool position = true)
     {
-        int nl = s.IndexOfAny(['\r', '\n']);
-        return nl < 0 ? s : s[..nl];
+        string message = e.Message;
+        int nl = message.IndexOfAny(['\r', '\n']);
+        if (nl >= 0) message = message[..nl];
+        foreach (string suffix in new[] { " Path: ", " LineNumber: " })
+        {
+            int at = message.IndexOf(suffix, StringComparison.Ordinal);
+            if (at >= 0) message = message[..at];
+        }
+        string where = position && e.LineNumber is { } line ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"(line {line + 1}, byte {(e.BytePositionInLine ?? 0) + 1})") : "";
+        string what = Diagnostics.Escape(message.Trim());
+        return where.Length == 0 ? what : $"{where}: {what}";
     }
 
     /// <summary>Serializes a result record with <see cref="ResultOptions"/> to <paramref name="path"/>, atomically.</summary>
@@ -221,7 +235,7 @@ public static partial class JsonFiles
         }
         catch (JsonException e)
         {
-            throw new IrrException($"{path}: not a valid {Path.GetFileName(path)}: {e.Message}");
+            throw new IrrException($"{path}: not a valid {Path.GetFileName(path)}: {Describe(e)}");
         }
     }
 }

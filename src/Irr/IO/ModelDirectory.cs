@@ -265,7 +265,7 @@ public sealed class ModelDirectory : IDisposable
         }
         catch (JsonException e)
         {
-            throw new IrrException($"{indexPath}: not valid JSON: {e.Message}", e);
+            throw new IrrException($"{indexPath}: not valid JSON {JsonFiles.Describe(e)}", e);
         }
 
         // Every shard named by the index must be a plain file name inside the directory.

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 
 namespace Irr.IO;
 
-/// <summary>Where and how <see cref="ModelWriter.Write"/> writes a model directory.</summary>
+/// <summary>Where and how a <see cref="ModelWriter"/> writes a model directory.</summary>
 /// <param name="Directory">The model directory to create.</param>
 /// <param name="Inputs">Input directories the output must not be written into or over.</param>
 /// <param name="Overwrite">Replace an existing output directory.</param>
@@ -17,40 +17,86 @@ namespace Irr.IO;
 public sealed record ModelTarget(string Directory, IReadOnlyList<string> Inputs, bool Overwrite = false, string? FilesFrom = null, TensorDType? TorchDType = null);
 
 /// <summary>
-/// The one writer of Hugging Face model directories (realign, train, the demo, baselines): the tensors as
-/// sharded safetensors with an index when needed (<see cref="CheckpointWriter"/>), config.json, the files that
-/// travel with the model, and any extra files of the producing command, all into a temporary directory that is
-/// renamed into place only when everything succeeded (<see cref="OutputDirectory"/>).
+/// The one writer of Hugging Face model directories (realign, train, the demo, baselines), an object its caller
+/// drives: <see cref="Open"/> (a temporary directory, <see cref="OutputDirectory"/>), <see cref="Write"/> each tensor in
+/// order (sharded safetensors with an index when needed, <see cref="CheckpointWriter"/>), the command's own files
+/// through <see cref="PathOf"/>, then <see cref="Commit"/>: config.json and the files that travel with the model are
+/// written and the directory is renamed into place. Disposing without a commit removes the temporary directory.
 /// </summary>
-public static class ModelWriter
+public sealed class ModelWriter : IDisposable
 {
+    private readonly ModelTarget target;
+    private readonly ModelConfig config;
+    private readonly IReadOnlyList<string> ownFiles;
+    private readonly OutputDirectory output;
+    private readonly CheckpointWriter tensors;
+
+    private ModelWriter(ModelTarget target, ModelConfig config, IReadOnlyList<string> ownFiles, OutputDirectory output, CheckpointWriter tensors)
+    {
+        this.target = target;
+        this.config = config;
+        this.ownFiles = ownFiles;
+        this.output = output;
+        this.tensors = tensors;
+    }
+
     /// <summary>
-    /// Writes a model directory. <paramref name="writeTensors"/> writes every tensor of <paramref name="specs"/>, in
-    /// order; <paramref name="extraFiles"/>, called after the tensors, writes the command's own files (e.g. a report)
-    /// with <see cref="OutputDirectory.PathOf"/>; their names in <paramref name="ownFiles"/> are never copied from
+    /// Opens the temporary directory of <paramref name="target"/>, ready for the tensors of <paramref name="specs"/>, in order.
+    /// The names in <paramref name="ownFiles"/> (files the command writes itself, e.g. a report) are never copied from
     /// <see cref="ModelTarget.FilesFrom"/>.
     /// </summary>
     /// <param name="target">Where and how to write.</param>
-    /// <param name="config">The model's config.json, written back (with <see cref="ModelTarget.TorchDType"/> applied).</param>
+    /// <param name="config">The model's config.json, written back at the commit (with <see cref="ModelTarget.TorchDType"/> applied).</param>
     /// <param name="specs">The tensors, in file order, with their storage types and shapes.</param>
-    /// <param name="writeTensors">Writes the tensors through the checkpoint writer.</param>
-    /// <param name="extraFiles">Writes the command's own files, or null.</param>
-    /// <param name="ownFiles">The names of those files.</param>
-    /// <exception cref="IrrException">The output exists (without overwrite) or is an input; a tensor is missing or out of order.</exception>
-    public static void Write(ModelTarget target, ModelConfig config, IReadOnlyList<TensorSpec> specs, Action<CheckpointWriter> writeTensors,
-        Action<OutputDirectory>? extraFiles = null, IReadOnlyList<string>? ownFiles = null)
+    /// <param name="ownFiles">The names of the command's own files, or null.</param>
+    /// <exception cref="IrrException">The output exists (without overwrite) or is an input.</exception>
+    public static ModelWriter Open(ModelTarget target, ModelConfig config, IReadOnlyList<TensorSpec> specs, IReadOnlyList<string>? ownFiles = null)
     {
-        using var output = OutputDirectory.Create(target.Directory, target.Inputs, target.Overwrite);
-        using (var writer = CheckpointWriter.Create(output, specs))
+        var output = OutputDirectory.Create(target.Directory, target.Inputs, target.Overwrite);
+        try
         {
-            writeTensors(writer);
-            writer.Complete();
+            return new ModelWriter(target, config, ownFiles ?? [], output, CheckpointWriter.Create(output, specs));
         }
+        catch
+        {
+            output.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Writes the next tensor from float32 values, converted to its storage type.</summary>
+    /// <exception cref="OperationCanceledException">A stop was requested (<see cref="Interruption"/>).</exception>
+    public void Write(string name, ReadOnlySpan<float> values) => tensors.Write(name, values);
+
+    /// <summary>Writes the next tensor from its stored bytes.</summary>
+    public void WriteRaw(string name, ReadOnlySpan<byte> bytes) => tensors.WriteRaw(name, bytes);
+
+    /// <summary>The temporary path of one of the command's own files (see <see cref="OutputDirectory.PathOf"/>).</summary>
+    public string PathOf(string fileName) => output.PathOf(fileName);
+
+    /// <summary>The temporary directory, for writers of several files (a tokenizer's).</summary>
+    public string TemporaryPath => output.TemporaryPath;
+
+    /// <summary>
+    /// Completes the tensors, writes config.json and the files that travel with the model (except the own files), and
+    /// renames the directory into place.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A planned tensor was not written.</exception>
+    public void Commit()
+    {
+        tensors.Complete();
+        tensors.Dispose();
         JsonFiles.WriteFile(output.PathOf("config.json"), ConfigJson(config, target.TorchDType));
         if (target.FilesFrom is not null)
-            ModelDirectory.CopyAuxiliaryFiles(target.FilesFrom, output, except: ["config.json", .. ownFiles ?? []]);
-        extraFiles?.Invoke(output);
+            ModelDirectory.CopyAuxiliaryFiles(target.FilesFrom, output, except: ["config.json", .. ownFiles]);
         output.Commit();
+    }
+
+    /// <summary>Closes the files; without a <see cref="Commit"/>, removes the temporary directory.</summary>
+    public void Dispose()
+    {
+        tensors.Dispose();
+        output.Dispose();
     }
 
     /// <summary>config.json as written: the original keys, with <c>torch_dtype</c> set (and <c>dtype</c> removed) when <paramref name="dtype"/> is given.</summary>

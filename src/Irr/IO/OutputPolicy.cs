@@ -15,10 +15,10 @@ public static class OutputPolicy
     public const string Remedy = "choose another output, or give --overwrite to replace it";
 
     /// <summary>Refuses an existing output file unless <paramref name="overwrite"/>.</summary>
-    /// <exception cref="IrrException">"<c>PATH: exists (choose another output, or give --overwrite to replace it)</c>"; or the path is a directory.</exception>
+    /// <exception cref="IrrException">"<c>PATH: exists (choose another output, or give --overwrite to replace it)</c>"; or the path is a directory (<see cref="AtomicFile.RequireFileTarget"/>).</exception>
     public static void RequireNewFile(string path, bool overwrite)
     {
-        if (Directory.Exists(path)) throw new IrrException($"{path}: is a directory; the output is a file");
+        AtomicFile.RequireFileTarget(path);
         if (File.Exists(path) && !overwrite) throw new IrrException($"{path}: exists ({Remedy})");
     }
 }

@@ -166,7 +166,7 @@ public sealed class SafetensorsFile : ITensorFile
         }
         catch (JsonException e)
         {
-            throw new IrrException($"{path}: header is not valid JSON: {e.Message}", e);
+            throw new IrrException($"{path}: header is not valid JSON {JsonFiles.Describe(e)}", e);
         }
         using (doc)
         {

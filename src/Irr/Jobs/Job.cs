@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Text.Json.Nodes;
 
 namespace Irr.Jobs;
 
@@ -83,6 +84,30 @@ public static class Provenance
 
     /// <summary>The paths that are given, in order (for a job's <see cref="IJob.Inputs"/>).</summary>
     public static IReadOnlyList<string> Given(params string?[] paths) => paths.OfType<string>().ToList();
+
+    /// <summary>
+    /// Every input option of <paramref name="job"/> (<see cref="OptionKind.Input"/> in its schema) as a report records it:
+    /// under its key with underscores (<c>safety_vector</c>), an absolute path (<see cref="PathOf"/>) or null when not given.
+    /// </summary>
+    public static JsonObject InputsOf(IJob job)
+    {
+        var inputs = new JsonObject();
+        foreach (var option in JobSchema.Of(job.GetType()).Options.Where(o => o.Kind == OptionKind.Input))
+            inputs[option.Key.Replace('-', '_')] = option.ValueIn(job) is string path ? PathOf(path) : null;
+        return inputs;
+    }
+
+    /// <summary>
+    /// Every option of <paramref name="job"/> that shapes its result and is not a path (<see cref="OptionKind.Value"/>,
+    /// <see cref="OptionAttribute.Fingerprinted"/>) as a report records it: under its key with underscores, its value as JSON.
+    /// </summary>
+    public static JsonObject OptionsOf(IJob job)
+    {
+        var options = new JsonObject();
+        foreach (var option in JobSchema.Of(job.GetType()).Options.Where(o => o.Kind == OptionKind.Value && o.Attribute.Fingerprinted))
+            options[option.Key.Replace('-', '_')] = JobSchema.Json(option.ValueIn(job));
+        return options;
+    }
 
     private static readonly AsyncLocal<(string From, string To)?> relocation = new();
 

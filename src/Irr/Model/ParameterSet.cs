@@ -95,9 +95,8 @@ public sealed class ParameterSet : IWeightSource
     {
         var specs = Config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
         var target = new ModelTarget(directory, filesFrom is null ? [] : [filesFrom], overwrite, filesFrom, dtype);
-        ModelWriter.Write(target, Config, specs, writer =>
-        {
-            foreach (var spec in specs) writer.Write(spec.Name, this[spec.Name]);
-        });
+        using var writer = ModelWriter.Open(target, Config, specs);
+        foreach (var spec in specs) writer.Write(spec.Name, this[spec.Name]);
+        writer.Commit();
     }
 }

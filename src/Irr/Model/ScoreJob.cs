@@ -65,33 +65,42 @@ public sealed record ScoreResult(ScoreJob Job, IReadOnlyList<EncodedExample> Exa
 /// formatted as the model was trained (IRR-SPEC "Formatting"), and the mean loss; written as JSON when
 /// <see cref="OutputPath"/> is set.
 /// </summary>
+[Job("score", Help = "Score a data set: each record's token ids, labels and the log-probability of every answer token, and the mean loss", OutputExtension = ".json")]
 public sealed record ScoreJob : IJob<ScoreResult>
 {
     /// <summary>The model directory.</summary>
+    [Option(OptionHelp.Model, Kind = OptionKind.Input, Required = true)]
     public required string Model { get; init; }
 
     /// <summary>A PEFT LoRA adapter merged into <see cref="Model"/> on the fly, or null.</summary>
+    [Option(OptionHelp.Adapter, Kind = OptionKind.Input)]
     public string? Adapter { get; init; }
 
     /// <summary>The records (any record format of <c>docs/formats.md</c>).</summary>
+    [Option("records: " + OptionHelp.Records, Kind = OptionKind.Input, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>The system prompt: none, llama2 or literal text.</summary>
+    [Option(OptionHelp.SystemPrompt)]
     public string SystemPrompt { get; init; } = "none";
 
     /// <summary>
     /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
     /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
     /// </summary>
+    [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
     /// <summary>Tokens kept per record (the first N).</summary>
+    [Option("keep the first N tokens of each record")]
     public int MaxLength { get; init; } = 1024;
 
     /// <summary>Records per forward pass.</summary>
+    [Option("records per batch")]
     public int BatchSize { get; init; } = 8;
 
     /// <summary>The JSON file to write, or null to write none (the command then prints the JSON).</summary>
+    [Option("write the JSON here (default: standard output)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Fingerprinted = false)]
     public string? OutputPath { get; init; }
 
     /// <inheritdoc/>

@@ -16,84 +16,109 @@ public sealed record TrainResult(int Steps, double FinalLoss, bool Adapter);
 /// (<see cref="Trainer"/>), either every weight (a new Hugging Face model directory) or LoRA matrices (a PEFT adapter
 /// directory). Hyper-parameters and their defaults follow Hugging Face Trainer where it has them.
 /// </summary>
+[Job("train", Help = "Fine-tune a model on (prompt → answer) records, fully or with LoRA", Produces = ArtifactKind.Model, ProducesOnlyWith = "full")]
 public sealed record TrainJob : IJob<TrainResult>
 {
     /// <summary>The model to start from (a Hugging Face model directory).</summary>
+    [Option(OptionHelp.Model, Kind = OptionKind.Input, Required = true)]
     public required string Model { get; init; }
 
     /// <summary>The training records (any record format of <c>docs/formats.md</c>).</summary>
+    [Option("records: " + OptionHelp.Records, Kind = OptionKind.Input, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>Train every weight; writes a full model.</summary>
+    [Option("train every weight; writes a full model")]
     public bool Full { get; init; }
 
     /// <summary>Train LoRA matrices only; writes a PEFT adapter.</summary>
+    [Option("train LoRA matrices only; writes a PEFT adapter")]
     public bool Lora { get; init; }
 
     /// <summary>LoRA rank r.</summary>
+    [Option("LoRA rank r")]
     public int Rank { get; init; } = 8;
 
     /// <summary>LoRA alpha.</summary>
+    [Option("LoRA alpha")]
     public double Alpha { get; init; } = 16;
 
     /// <summary>LoRA target modules.</summary>
+    [Option("LoRA target modules, comma-separated")]
     public IReadOnlyList<string> Targets { get; init; } = ["q_proj", "v_proj"];
 
     /// <summary>
     /// With <see cref="Full"/>: train only these linear modules (q_proj … down_proj) of every layer, with the embeddings,
     /// norms and lm_head frozen (LLaMA-Factory's freeze tuning; <c>requires_grad = False</c> on the rest); null trains every tensor.
     /// </summary>
+    [Option("--full: train only these linear modules of every layer, comma-separated (embeddings, norms and lm_head frozen); default: every tensor")]
     public IReadOnlyList<string>? TrainableModules { get; init; }
 
     /// <summary>Scale LoRA by alpha/√r instead of alpha/r.</summary>
+    [Option("scale LoRA by alpha/√r instead of alpha/r", Name = "rslora")]
     public bool RsLora { get; init; }
 
     /// <summary>Passes over the data.</summary>
+    [Option("passes over the data")]
     public int Epochs { get; init; } = 1;
 
     /// <summary>Peak learning rate, or null for 2e-5 (full) or 2e-4 (LoRA).</summary>
+    [Option("peak learning rate (default 2e-5 full, 2e-4 LoRA)", Name = "lr")]
     public double? LearningRate { get; init; }
 
     /// <summary>Records per micro-batch.</summary>
+    [Option("records per batch")]
     public int BatchSize { get; init; } = 8;
 
     /// <summary>Micro-batches per optimizer step.</summary>
+    [Option("micro-batches per optimizer step")]
     public int GradAccum { get; init; } = 1;
 
     /// <summary>Tokens kept per record (the first N).</summary>
+    [Option("keep the first N tokens of each record")]
     public int MaxLength { get; init; } = 1024;
 
     /// <summary>Fraction of the steps spent warming up.</summary>
+    [Option("fraction of the steps spent warming up")]
     public double WarmupRatio { get; init; } = 0.03;
 
     /// <summary>cosine, linear or constant.</summary>
+    [Option("cosine, linear or constant")]
     public string Schedule { get; init; } = "cosine";
 
     /// <summary>AdamW weight decay.</summary>
+    [Option("AdamW weight decay")]
     public double WeightDecay { get; init; }
 
     /// <summary>Gradient clipping norm, 0 for none.</summary>
+    [Option("gradient clipping norm, 0 for none")]
     public double MaxGradNorm { get; init; } = 1.0;
 
     /// <summary>Seed of the data order and the LoRA initialisation (Hugging Face Trainer's default, 42).</summary>
+    [Option("seed of the data order and the LoRA initialisation")]
     public int Seed { get; init; } = 42;
 
     /// <summary>The system prompt: none, llama2 or literal text.</summary>
+    [Option(OptionHelp.SystemPrompt)]
     public string SystemPrompt { get; init; } = "none";
 
     /// <summary>
     /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
     /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
     /// </summary>
+    [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
     /// <summary>Storage type of the output: bfloat16, float16 or float32, or null for the model's torch_dtype (float32 for adapters).</summary>
+    [Option("storage type of the output: bfloat16, float16 or float32 (default: the model's torch_dtype; float32 for adapters)", Name = "dtype")]
     public string? DType { get; init; }
 
     /// <summary>The output directory (a model for <see cref="Full"/>, an adapter for <see cref="Lora"/>).</summary>
+    [Option("output directory (a model for --full, an adapter for --lora)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
 
     /// <summary>Replace the output directory if it exists.</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
 
     /// <inheritdoc/>

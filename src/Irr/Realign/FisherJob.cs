@@ -21,47 +21,64 @@ public sealed record FisherResult(int Records, int Batches, int Tensors)
 /// IRR step 2 as a job (<c>irr fisher</c>): the diagonal empirical Fisher <c>F = (1/B) Σ_b (∂L_b/∂W)²</c> of the
 /// aligned model on harmful prompt → safe answer records (IRR-SPEC step 2), written as float32 safetensors.
 /// </summary>
+[Job("fisher", Help = "IRR step 2: the diagonal empirical Fisher F = mean over batches of squared gradients, on safety data",
+    OutputExtension = ".safetensors", Produces = ArtifactKind.Fisher)]
 public sealed record FisherJob : IJob<FisherResult>
 {
     /// <summary>The aligned model θ_A (a Hugging Face model directory).</summary>
+    [Option("the aligned model θ_A (a Hugging Face model directory)", Kind = OptionKind.Input, Required = true)]
     public required string Model { get; init; }
 
     /// <summary>The safety data: harmful prompts with the aligned model's safe answers (any record format of <c>docs/formats.md</c>).</summary>
+    [Option("harmful prompts with the aligned model's safe answers: " + OptionHelp.Records, Kind = OptionKind.Input, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>Target modules M.</summary>
+    [Option("target modules: a comma-separated list or all", Parser = typeof(TargetModules.OptionParser))]
     public IReadOnlyList<string> Modules { get; init; } = TargetModules.All;
 
     /// <summary>b: records per batch (IRR-SPEC default 8).</summary>
+    [Option("records per batch")]
     public int BatchSize { get; init; } = 8;
 
     /// <summary>Tokens kept per record (the first N).</summary>
+    [Option("keep the first N tokens of each record")]
     public int MaxLength { get; init; } = 1024;
 
     /// <summary>Use only the first N records, or null for all.</summary>
+    [Option("use only the first N records (default: all)")]
     public int? NumSamples { get; init; }
 
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="SystemPrompt.Resolve"/>).</summary>
+    [Option(OptionHelp.SystemPrompt)]
     public string SystemPrompt { get; init; } = "none";
 
     /// <summary>
     /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
     /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
     /// </summary>
+    [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
     /// <summary>
-    /// This job's shard K (0-based) of <see cref="ShardCount"/>, or null for the whole Fisher. A shard sums the squared
-    /// gradients of the batches b with b mod N = K and writes them, unnormalised, to a partial file that
+    /// <c>K/N</c>: this job's shard K (0-based) of N (<see cref="ParseShard"/>), or null for the whole Fisher. A shard sums the
+    /// squared gradients of the batches b with b mod N = K and writes them, unnormalised, to a partial file that
     /// <see cref="FisherMergeJob"/> combines (docs/SCALE.md).
     /// </summary>
-    public int? Shard { get; init; }
-
-    /// <summary>N, the number of shards (with <see cref="Shard"/>).</summary>
-    public int ShardCount { get; init; } = 1;
+    [Option("K/N: compute only shard K of N (batches b with b mod N = K) into a partial file; combine the N parts with irr fisher merge")]
+    public string? Shard { get; init; }
 
     /// <summary>The Fisher file to write (.safetensors), or the partial file of a shard.</summary>
+    [Option("the Fisher file (.safetensors); with --shard, this shard's partial file", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
+
+    /// <summary>Replace <see cref="OutputPath"/> if it exists (<see cref="OutputPolicy"/>).</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
+    public bool Overwrite { get; init; }
+
+    /// <summary><see cref="Shard"/> as (K, N), or null for the whole Fisher.</summary>
+    /// <exception cref="IrrException"><see cref="Shard"/> is not K/N with 0 ≤ K &lt; N.</exception>
+    public (int K, int N)? ShardNumbers() => Shard is null ? null : ParseShard(Shard);
 
     /// <inheritdoc/>
     public string Command => "fisher";
@@ -80,8 +97,7 @@ public sealed record FisherJob : IJob<FisherResult>
         Validation.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
         Validation.Require(Modules.Count > 0 && Modules.All(TargetModules.All.Contains), Command, $"modules must be among {string.Join(", ", TargetModules.All)}");
         Validation.RequireSafetensorsName(Command, OutputPath);
-        Validation.Require(Shard is null || (ShardCount >= 1 && Shard >= 0 && Shard < ShardCount), Command,
-            $"shard must be K/N with 0 ≤ K < N, not {Shard}/{ShardCount}");
+        ShardNumbers();
     }
 
     /// <summary>Parses <c>K/N</c> (e.g. <c>0/4</c>) into (K, N).</summary>
@@ -111,7 +127,7 @@ public sealed record FisherJob : IJob<FisherResult>
     public FisherResult Run(Action<JobProgress>? progress = null)
     {
         Validate();
-        AtomicFile.RequireFileTarget(OutputPath);
+        OutputPolicy.RequireNewFile(OutputPath, Overwrite);
         var tokenizer = PretrainedTokenizer.Load(Model).AsRawText(NoChatTemplate);
         using var weights = CheckpointWeights.Open(Model);
         IEnumerable<TrainingRecord> records = TrainingRecord.Load(Data);
@@ -119,7 +135,7 @@ public sealed record FisherJob : IJob<FisherResult>
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var examples = records.Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength)).Select(e => (e.InputIds, e.Labels)).ToList();
         int batches = (examples.Count + BatchSize - 1) / BatchSize;
-        int shard = Shard ?? 0, count = Shard is null ? 1 : ShardCount;
+        var (shard, count) = ShardNumbers() ?? (0, 1);
         var mine = Enumerable.Range(0, batches).Where(b => b % count == shard).ToList();
         if (Shard is not null && mine.Count == 0)
             Diagnostics.Warn($"shard {shard}/{count} holds no batch: the data makes {batches} batches of {BatchSize}, so only shards 0 to {batches - 1} have work; " +

@@ -11,6 +11,7 @@ namespace Irr.Realign;
 /// The sums are added in shard order and divided by B in float32, so F equals the unsharded one up to float32 rounding
 /// of the reordered additions (relative difference below 1e-6 per batch for the sizes tested).
 /// </summary>
+[Job("fisher merge", Help = "Combine the partial files of irr fisher --shard K/N into the Fisher file")]
 public sealed record FisherMergeJob : IJob<FisherResult>
 {
     /// <summary>The <c>irr</c> metadata value of a partial file.</summary>
@@ -20,10 +21,16 @@ public sealed record FisherMergeJob : IJob<FisherResult>
     private static readonly string[] SharedKeys = ["model_sha256", "data_sha256", "batch_size", "max_length", "records", "system_prompt", "no_chat_template", "modules", "batches"];
 
     /// <summary>The partial files, in any order.</summary>
+    [Option("the partial files of irr fisher --shard K/N, K = 0 … N−1", HelpName = "PARTS", Positional = true, Kind = OptionKind.Input, Required = true)]
     public required IReadOnlyList<string> Parts { get; init; }
 
     /// <summary>The Fisher file to write (.safetensors).</summary>
+    [Option("the Fisher file (.safetensors)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
+
+    /// <summary>Replace <see cref="OutputPath"/> if it exists (<see cref="OutputPolicy"/>).</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
+    public bool Overwrite { get; init; }
 
     /// <inheritdoc/>
     public string Command => "fisher merge";
@@ -46,7 +53,7 @@ public sealed record FisherMergeJob : IJob<FisherResult>
     public FisherResult Run(Action<JobProgress>? progress = null)
     {
         Validate();
-        AtomicFile.RequireFileTarget(OutputPath);
+        OutputPolicy.RequireNewFile(OutputPath, Overwrite);
         var files = new List<SafetensorsFile>();
         try
         {

@@ -6,8 +6,8 @@ namespace Irr.Realign;
 /// <summary>Options of the per-matrix identify/remove/recalibrate step.</summary>
 public sealed record ObsOptions
 {
-    /// <summary>How each block's removal mask is chosen: <see cref="IrrStrategy"/> (s = 0) unless set.</summary>
-    public IRemovalStrategy Strategy { get; init; } = new IrrStrategy();
+    /// <summary>How each block's removal mask is chosen: <see cref="RemovalMethods.Irr"/> with s = 0 unless set.</summary>
+    public IRemovalStrategy Strategy { get; init; } = RemovalMethods.Irr.Create(0);
 
     /// <summary>Columns per block.</summary>
     public int BlockSize { get; init; } = 128;

@@ -49,8 +49,8 @@ public sealed record RealignJob : IJob<RealignReport>
     [Option("target modules: a comma-separated list or all (default: the adapter's targets for --adapter, all seven otherwise)", Parser = typeof(TargetModules.OptionParser), Group = InputGroup)]
     public IReadOnlyList<string>? Modules { get; init; }
 
-    /// <summary>The removal rule: irr, irr-more, fisher-only or random-at-count (<see cref="RemovalStrategies"/>).</summary>
-    [Option("the removal rule: irr, irr-more, fisher-only, or random-at-count (the random-removal control: with --removal-counts and --seed)", Group = InputGroup)]
+    /// <summary>The removal rule: irr, irr-more, fisher-only or random-at-count (<see cref="RemovalMethods"/>).</summary>
+    [Option("the removal rule", HelpSource = typeof(RemovalMethods), Group = InputGroup)]
     public string Method { get; init; } = "irr";
 
     /// <summary>s: the fraction of candidate deltas kept, lowest Fisher first (irr, irr-more, fisher-only).</summary>
@@ -137,13 +137,13 @@ public sealed record RealignJob : IJob<RealignReport>
         Validation.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
         Validation.Require(DryRun || OutputPath is not null, Command, "output is required (except for a dry run)");
         Validation.Require(DryRun || Calibration is not null, Command, "calibration is required (except for a dry run)");
-        Validation.Require(Strategy is not null || RemovalStrategies.Names.Contains(Method), Command,
-            $"method must be {string.Join(", ", RemovalStrategies.Names.SkipLast(1))} or {RemovalStrategies.Names[^1]}, not '{Method}'");
+        var method = Strategy is null ? RemovalMethods.Find(Method) : null;
+        Validation.Require(Strategy is not null || method is not null, Command, $"method must be {RemovalMethods.Names(RemovalMethods.All)}, not '{Method}'");
         Validation.Require(Sparsity is >= 0 and <= 1, Command, $"sparsity must be between 0 and 1, not {Sparsity}");
-        Validation.Require(Strategy is not null || Method != RandomAtCountStrategy.MethodName || RemovalCounts is not null, Command,
-            "method random-at-count needs removal-counts (an irr-report.json whose per-matrix removals it repeats at random)");
-        Validation.Require(Strategy is not null || Method == RandomAtCountStrategy.MethodName || (RemovalCounts is null && Seed == 0), Command,
-            "removal-counts and seed apply to method random-at-count only");
+        Validation.Require(method is not { TakesRemovalCounts: true } || RemovalCounts is not null, Command,
+            $"method {method?.Name} needs removal-counts (an irr-report.json whose per-matrix removals it repeats at random)");
+        Validation.Require(method is not { TakesRemovalCounts: false } || (RemovalCounts is null && Seed == 0), Command,
+            $"removal-counts and seed apply to method {RemovalMethods.Names(RemovalMethods.All.Where(m => m.TakesRemovalCounts).ToList())} only");
         Validation.RequireAtLeast(Command, "blocksize", BlockSize, 1);
         Validation.Require(PercDamp >= 0, Command, $"percdamp must not be negative, not {PercDamp}");
         Validation.Require(NSamples >= 1 && SeqLen >= 1, Command, "nsamples and seqlen must be at least 1");
@@ -155,10 +155,17 @@ public sealed record RealignJob : IJob<RealignReport>
     /// <exception cref="IrrException"><see cref="DType"/> is not keep, bf16, f16 or f32.</exception>
     public TensorDType? OutputDType() => TensorDTypes.ParseOutput(DType, Command);
 
-    /// <summary>The removal strategy: <see cref="Strategy"/>, or the one <see cref="Method"/> names (reads <see cref="RemovalCounts"/> for random-at-count).</summary>
-    public IRemovalStrategy CreateStrategy() => Strategy ?? (Method == RandomAtCountStrategy.MethodName
-        ? new RandomAtCountStrategy(RandomAtCountStrategy.CountsOf(RemovalCounts!), Seed)
-        : RemovalStrategies.Create(Method, Sparsity));
+    /// <summary>
+    /// The removal strategy: <see cref="Strategy"/>, or the one <see cref="Method"/> names in <see cref="RemovalMethods"/>
+    /// (with the per-matrix counts of the <see cref="RemovalCounts"/> report when the method takes them).
+    /// </summary>
+    public IRemovalStrategy CreateStrategy()
+    {
+        if (Strategy is not null) return Strategy;
+        var method = RemovalMethods.Get(Method);
+        var counts = method.TakesRemovalCounts ? RealignReport.ReadRemovalCounts(RemovalCounts!) : null;
+        return method.Create(Sparsity, counts, Seed);
+    }
 
     /// <summary>
     /// What the report records at its top: the irr version, the inputs and every option that shapes the result: the
@@ -172,10 +179,7 @@ public sealed record RealignJob : IJob<RealignReport>
         foreach (var option in JobSchema.Of<RealignJob>().Options.Where(o => o.Attribute.Group == TuningGroup))
             options[(option.Attribute.Negated ? option.Key["no-".Length..] : option.Key).Replace('-', '_')] =
                 JobSchema.Json(option.Properties[0].Get(this));
-        // Every input option, as an absolute path, under its key with underscores.
-        var inputs = new JsonObject();
-        foreach (var option in JobSchema.Of<RealignJob>().Options.Where(o => o.Kind == OptionKind.Input))
-            inputs[option.Key.Replace('-', '_')] = option.ValueIn(this) is string path ? Provenance.PathOf(path) : null;
+        var inputs = Provenance.InputsOf(this);
         inputs["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter);
         return new JsonObject
         {
@@ -224,17 +228,14 @@ public sealed record RealignJob : IJob<RealignReport>
             .Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
         var header = ReportHeader(targets, strategy);
         var stage = ProgressStage.Start(progress, $"realigning ({total} matrices)", total);
-        RealignReport report = null!;
         // The files that travel with the model are θ_F's; its tokenizer and chat templates are those the calibration used
         // (an adapter folder's when it holds a tokenizer: TokenizerSource).
-        ModelWriter.Write(new ModelTarget(OutputPath!, inputs, Overwrite, Finetuned ?? Base, outputDType), theta.Config, realigner.OutputSpecs(),
-            writer => report = realigner.Run(calibration, (name, values) => writer.Write(name, values), _ => stage.Advance()),
-            output =>
-            {
-                JsonFiles.WriteFile(output.PathOf(RealignReport.FileName), report.ToJson(header, clock.Elapsed.TotalSeconds));
-                if (tokenizer.FromAdapter) TokenizerSource.CopyFiles(tokenizer.Directory!, output.TemporaryPath);
-            },
+        using var writer = ModelWriter.Open(new ModelTarget(OutputPath!, inputs, Overwrite, Finetuned ?? Base, outputDType), theta.Config, realigner.OutputSpecs(),
             ownFiles: [RealignReport.FileName, .. tokenizer.FromAdapter ? [.. TokenizerSource.FileNames, TokenizerSource.ChatTemplateDir] : Array.Empty<string>()]);
+        var report = realigner.Run(calibration, (name, values) => writer.Write(name, values), _ => stage.Advance());
+        if (tokenizer.FromAdapter) TokenizerSource.CopyFiles(tokenizer.Directory!, writer.TemporaryPath);
+        JsonFiles.WriteFile(writer.PathOf(RealignReport.FileName), report.ToJson(header, clock.Elapsed.TotalSeconds));
+        writer.Commit();
         return report;
     }
 

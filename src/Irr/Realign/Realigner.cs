@@ -23,115 +23,6 @@ public sealed record RealignOptions
     public int CalibrationBatchSize { get; init; } = 8;
 }
 
-/// <summary>What realignment did to one target matrix.</summary>
-/// <param name="Layer">Decoder layer.</param>
-/// <param name="Module">q_proj …</param>
-/// <param name="Parameters">Entries of the matrix.</param>
-/// <param name="Conflicts">Deltas whose sign conflicted with the safety vector (per block, on compensated values).</param>
-/// <param name="Removed">Deltas removed.</param>
-/// <param name="Lambda">Damping λ added to diag H (NaN in a dry run).</param>
-/// <param name="PercDamp">percdamp that gave λ, after retries.</param>
-/// <param name="DampingRetries">Failed Cholesky factorisations before λ worked.</param>
-/// <param name="ObsError">SparseGPT's loss Σ e²/2 (0 in a dry run).</param>
-/// <param name="Seconds">Time for this matrix (its share of the factorisation included).</param>
-public sealed record ModuleReport(int Layer, string Module, long Parameters, long Conflicts, long Removed,
-    double Lambda, double PercDamp, int DampingRetries, double ObsError, double Seconds)
-{
-    /// <summary>Removed as a percentage of the parameters.</summary>
-    public double RemovedPercent => Parameters == 0 ? 0 : 100.0 * Removed / Parameters;
-}
-
-/// <summary>The result of a realignment: per module, and the time of each phase.</summary>
-public sealed class RealignReport
-{
-    /// <summary>Per target matrix, in layer order.</summary>
-    public List<ModuleReport> Modules { get; } = [];
-
-    /// <summary>Seconds per phase: load, forward, hessian, cholesky, obs, write.</summary>
-    public Dictionary<string, double> PhaseSeconds { get; } = new() { ["load"] = 0, ["forward"] = 0, ["hessian"] = 0, ["cholesky"] = 0, ["obs"] = 0, ["write"] = 0 };
-
-    /// <summary>Calibration tokens (N).</summary>
-    public long CalibrationTokens { get; set; }
-
-    /// <summary>Whether this was identification only.</summary>
-    public bool DryRun { get; set; }
-
-    /// <summary>The report's file name inside a realigned model directory.</summary>
-    public const string FileName = "irr-report.json";
-
-    /// <summary>The report as JSON: the header (inputs, options), per layer and module, totals and phase times.</summary>
-    public JsonObject ToJson(JsonObject header, double seconds)
-    {
-        var o = header.DeepClone().AsObject();
-        o["dry_run"] = DryRun;
-        o["calibration_tokens"] = CalibrationTokens;
-        var layers = new JsonArray();
-        foreach (var group in Modules.GroupBy(m => m.Layer))
-        {
-            layers.Add(new JsonObject
-            {
-                ["layer"] = group.Key,
-                ["seconds"] = group.Sum(m => m.Seconds),
-                ["modules"] = new JsonArray(group.Select(m => (JsonNode?)new JsonObject
-                {
-                    ["module"] = m.Module,
-                    ["parameters"] = m.Parameters,
-                    ["conflicts"] = m.Conflicts,
-                    ["removed"] = m.Removed,
-                    ["removed_percent"] = Math.Round(m.RemovedPercent, 4),
-                    ["damping"] = double.IsNaN(m.Lambda) ? null : m.Lambda,
-                    ["percdamp"] = double.IsNaN(m.PercDamp) ? null : m.PercDamp,
-                    ["damping_retries"] = m.DampingRetries,
-                    ["obs_error"] = m.ObsError,
-                    ["seconds"] = Math.Round(m.Seconds, 4),
-                }).ToArray()),
-            });
-        }
-        o["layers"] = layers;
-        long parameters = Modules.Sum(m => m.Parameters), removed = Modules.Sum(m => m.Removed);
-        o["totals"] = new JsonObject
-        {
-            ["modules"] = Modules.Count,
-            ["parameters"] = parameters,
-            ["conflicts"] = Modules.Sum(m => m.Conflicts),
-            ["removed"] = removed,
-            ["removed_percent"] = parameters == 0 ? 0 : Math.Round(100.0 * removed / parameters, 4),
-            ["obs_error"] = Modules.Sum(m => m.ObsError),
-            ["damping_retries"] = Modules.Sum(m => m.DampingRetries),
-        };
-        o["phase_seconds"] = new JsonObject(PhaseSeconds.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Math.Round(kv.Value, 3))));
-        o["seconds"] = Math.Round(seconds, 3);
-        return o;
-    }
-
-    /// <summary>
-    /// Reads a report written by <see cref="ToJson"/> (an <c>irr-report.json</c>): per module the layer, module and
-    /// <c>removed</c> are required, the other figures default to 0 (damping and percdamp to NaN) when absent, so a
-    /// hand-written list of removal counts reads too.
-    /// </summary>
-    /// <exception cref="IrrException">The file is missing or is not a realignment report.</exception>
-    public static RealignReport Load(string path)
-    {
-        string name = System.IO.Path.GetFileName(path);
-        if (!File.Exists(path)) throw new IrrException($"{name}: file not found ({path})");
-        using var doc = JsonCursor.Parse(BoundedText.Read(path), name);
-        var root = JsonCursor.Root(doc, name);
-        var report = new RealignReport { DryRun = root.Bool("dry_run", false), CalibrationTokens = (long)(root.GetNonNull("calibration_tokens")?.AsDouble() ?? 0) };
-        double Number(JsonCursor c, string key, double fallback) => c.GetNonNull(key)?.AsDouble() ?? fallback;
-        foreach (var layer in root.Required("layers").Items())
-        {
-            int l = layer.Required("layer").AsInt();
-            foreach (var m in layer.Required("modules").Items())
-                report.Modules.Add(new ModuleReport(l, m.Required("module").AsString(), (long)Number(m, "parameters", 0), (long)Number(m, "conflicts", 0),
-                    (long)m.Required("removed").AsDouble(), Number(m, "damping", double.NaN), Number(m, "percdamp", double.NaN),
-                    m.Int("damping_retries", 0), Number(m, "obs_error", 0), Number(m, "seconds", 0)));
-        }
-        if (root.GetNonNull("phase_seconds") is { } phases)
-            foreach (var (key, value) in phases.Properties()) report.PhaseSeconds[key] = value.AsDouble();
-        return report;
-    }
-}
-
 /// <summary>
 /// IRR step 3 (IRR-SPEC): layer by layer, collect each target module's calibration inputs from the
 /// model as it is being repaired, form <c>H = (2/N) Σ x xᵀ</c>, and realign every target matrix with
@@ -171,12 +62,13 @@ public sealed class Realigner
     public RealignReport Identify(Action<ModuleReport>? progress = null)
     {
         var report = new RealignReport { DryRun = true };
+        float[] delta = [], scratch = [];
         foreach (string name in TargetModules.WeightNames(config, options.Modules))
         {
             var clock = Stopwatch.StartNew();
             var (layer, module) = TargetModules.Parse(config, name);
-            var (delta, v, fi, rows, cols) = LoadMatrix(name, null, out _);
-            var (conflicts, removed) = ObsRecalibrator.Identify(delta, rows, cols, v, fi, options.Obs, new TargetMatrix(name, layer, module, rows, cols));
+            var (v, fi, rows, cols) = LoadMatrix(name, null, ref delta, ref scratch, out _);
+            var (conflicts, removed) = ObsRecalibrator.Identify(delta.AsSpan(0, rows * cols), rows, cols, v, fi, options.Obs, new TargetMatrix(name, layer, module, rows, cols));
             var m = new ModuleReport(layer, module, (long)rows * cols, conflicts, removed, double.NaN, double.NaN, 0, 0, clock.Elapsed.TotalSeconds);
             report.Modules.Add(m);
             progress?.Invoke(m);
@@ -187,164 +79,177 @@ public sealed class Realigner
     /// <summary>
     /// Realigns the model. <paramref name="calibration"/> are the token sequences of the calibration set
     /// (already formatted and truncated); <paramref name="emit"/> receives every output tensor, in
-    /// <see cref="OutputSpecs"/> order, as float32 values already rounded to the output storage type;
-    /// <paramref name="progress"/> is called after each target matrix.
+    /// <see cref="OutputSpecs"/> order, as float32 values already rounded to the output storage type (an array
+    /// the receiver may keep); <paramref name="progress"/> is called after each target matrix.
     /// </summary>
     public RealignReport Run(IReadOnlyList<int[]> calibration, Action<string, float[]> emit, Action<ModuleReport>? progress = null)
     {
         if (calibration.Count == 0) throw new IrrException("no calibration examples");
         var report = new RealignReport();
-        var phases = report.PhaseSeconds;
-        var clock = new Stopwatch();
-        void Phase(string name, Action action)
-        {
-            clock.Restart();
-            action();
-            phases[name] += clock.Elapsed.TotalSeconds;
-        }
-
+        var clock = new PhaseClock(report.PhaseSeconds);
         var specs = OutputSpecs().ToDictionary(s => s.Name, s => s.DType);
         var chunks = calibration.Chunk(Math.Max(1, options.CalibrationBatchSize))
             .Select(c => Batch.Create(c.Select(s => (IReadOnlyList<int>)s).ToList())).ToList();
         report.CalibrationTokens = chunks.Sum(b => (long)b.TokenCount);
-        var hidden = new List<float[]>();
-        var embedder = new Transformer(finetuned);
-        Phase("forward", () => hidden.AddRange(chunks.Select(embedder.Embed)));
-        Phase("write", () => EmitCopy("model.embed_tokens.weight", specs, emit));
+        float[][] hidden;                                   // hidden: [n_chunks][T_chunk, d], the next layer's inputs
+        using (clock.Phase("forward")) hidden = chunks.Select(new Transformer(finetuned).Embed).ToArray();
+        using (clock.Phase("write")) EmitCopy("model.embed_tokens.weight", specs, emit);
 
         var layerWeights = new ParameterSet(config, fallback: finetuned);
         var model = new Transformer(layerWeights);
-        var targets = options.Modules.ToHashSet();
+        var work = new Workspace(hidden.Max(h => h.Length));
         for (int layer = 0; layer < config.NumHiddenLayers; layer++)
         {
             Interruption.ThrowIfRequested(); // a stop ends between layers (and at every kernel)
-            // This layer's weights from θ_F, resident in float32 while it is realigned.
             string prefix = $"model.layers.{layer}.";
             var layerNames = config.ExpectedTensors().Select(t => t.Name).Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).ToList();
-            Phase("load", () =>
-            {
-                foreach (string name in layerNames)
-                {
-                    var values = LoadArray(finetuned, name);
-                    FloatChecks.RequireFinite(values, name, "fine-tuned model");
-                    layerWeights.Set(name, values);
-                }
-            });
-
-            // Hessians of the inputs the target modules read, from the layer before any edit: H = (2/N) Σ x xᵀ.
-            var groups = InputGroups.Where(g => g.Any(targets.Contains)).ToList();
-            string lastInput = groups[^1][^1]; // the first pass only needs the module inputs: it stops there
-            var hessians = groups.ToDictionary(g => g[0], g => (float[]?)null);
-            long tokens = 0;
-            double hessianSeconds = 0;
-            var hessianClock = new Stopwatch();
-            Phase("forward", () =>
-            {
-                for (int c = 0; c < chunks.Count; c++)
-                {
-                    var x = (float[])hidden[c].Clone(); // the inputs stay for the second pass
-                    model.LayerForward(layer, x, chunks[c], (l, module, input, rows, cols) =>
-                    {
-                        if (!hessians.ContainsKey(module)) return;
-                        hessianClock.Restart();
-                        var h = hessians[module] ??= new float[cols * cols];
-                        Syrk.AddXtX(input, rows, cols, 1f, h);
-                        hessianSeconds += hessianClock.Elapsed.TotalSeconds;
-                    }, stopAfter: lastInput);
-                    tokens += chunks[c].TokenCount;
-                }
-            });
-            phases["forward"] -= hessianSeconds;
-            phases["hessian"] += hessianSeconds;
-
-            foreach (var group in groups)
-            {
-                var h = hessians[group[0]]!;
-                TensorPrimitives.Multiply(h, 2f / tokens, h);
-                if (FloatChecks.FirstNonFinite(h) >= 0)
-                    throw new IrrException($"layer {layer}: the calibration inputs of {string.Join("/", group)} are not finite (the model produces NaN or ∞ on the calibration data)");
-                HessianFactor? factor = null;
-                var failure = CholeskyResult.Ok;
-                double choleskySeconds = 0;
-                Phase("cholesky", () =>
-                {
-                    var c = Stopwatch.StartNew();
-                    factor = ObsRecalibrator.Factor(h, (int)Math.Sqrt(h.Length), options.Obs, out failure);
-                    choleskySeconds = c.Elapsed.TotalSeconds;
-                });
-                hessians[group[0]] = null;
-                var modules = group.Where(targets.Contains).ToList();
-                if (factor is null)
-                    throw new IrrException($"layer {layer}, {string.Join("/", modules)}: the Hessian is not positive definite even with {options.Obs.MaxDampingRetries} retries of 10× the damping ({failure})");
-                foreach (string module in modules)
-                {
-                    var moduleClock = Stopwatch.StartNew();
-                    string name = ModelConfig.LinearWeightName(layer, module);
-                    ObsResult result = default!;
-                    float[] edited = [];
-                    Phase("obs", () => (result, edited) = Realign(name, layer, module, factor, layerWeights[name], specs[name]));
-                    layerWeights.Set(name, edited);
-                    var m = new ModuleReport(layer, module, result.Parameters, result.Conflicts, result.Removed, factor.Lambda, factor.PercDamp,
-                        factor.Retries, result.Error, moduleClock.Elapsed.TotalSeconds + choleskySeconds / modules.Count);
-                    report.Modules.Add(m);
-                    progress?.Invoke(m);
-                }
-            }
-
-            // The realigned layer produces the next layer's inputs.
-            Phase("forward", () =>
-            {
+            using (clock.Phase("load")) LoadLayer(layerNames, layerWeights);
+            var groups = InputGroups.Where(g => g.Any(options.Modules.Contains)).ToList();
+            var hessians = CollectHessians(model, layer, hidden, chunks, groups, work, clock);   // hessians: [n_groups][d_in, d_in]
+            for (int g = 0; g < groups.Count; g++)
+                RealignGroup(layer, groups[g], hessians[g], layerWeights, specs, work, clock, report, progress);
+            using (clock.Phase("forward"))                  // the realigned layer produces the next layer's inputs
                 for (int c = 0; c < chunks.Count; c++) model.LayerForward(layer, hidden[c], chunks[c]);
-            });
-            Phase("write", () =>
-            {
+            using (clock.Phase("write"))
                 foreach (string name in layerNames) emit(name, Rounded(layerWeights[name], specs[name]));
-            });
             layerWeights.Clear();
-            // A layer's worth of large arrays just became garbage; on a machine with free memory the GC
-            // would let the heap grow by gigabytes before collecting, so collect (and compact) now.
-            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
-            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+            CollectLayerGarbage();
         }
-        Phase("write", () =>
-        {
+        using (clock.Phase("write"))
             foreach (var spec in OutputSpecs().Where(s => !s.Name.StartsWith("model.layers.", StringComparison.Ordinal) && s.Name != "model.embed_tokens.weight"))
                 EmitCopy(spec.Name, specs, emit);
-        });
         return report;
     }
 
-    // One target matrix: Δ = W_F − W_A, the IRR step, and the new weight (rounded to the storage type).
-    private (ObsResult, float[]) Realign(string name, int layer, string module, HessianFactor factor, float[] wf, TensorDType dtype)
+    // The buffers the layer loop reuses: the copy of a chunk's hidden states the first pass runs on, a Hessian
+    // accumulator per input group, and the per-matrix buffers of Δ, W_A and the removal mask.
+    private sealed class Workspace(int hiddenLength)
     {
-        var (delta, v, f, rows, cols) = LoadMatrix(name, wf, out var wa);
-        var removed = new bool[delta.Length];
-        var result = ObsRecalibrator.Apply(delta, rows, cols, factor, v, f, options.Obs, removed, new TargetMatrix(name, layer, module, rows, cols));
-        if (result.Untouched) return (result, wf);                         // exactly θ_F
-        var edited = new float[delta.Length];
-        if (options.Obs.Recalibrate)
-            TensorPrimitives.Add(wa, delta, edited);                       // W_A + Δ'
-        else
-            for (int i = 0; i < edited.Length; i++) edited[i] = removed[i] ? wa[i] : wf[i]; // θ_A where removed, θ_F elsewhere, exactly
-        return (result, Rounded(edited, dtype));
+        public readonly float[] FirstPass = new float[hiddenLength];                 // [T_chunk, d]
+        public readonly float[]?[] Hessians = new float[InputGroups.Length][];       // by input group: [d_in, d_in]
+        public float[] Delta = [], Aligned = [];                                     // [rows, cols]
+        public bool[] Removed = [];                                                  // [rows, cols]
+
+        // The zeroed accumulator of input group g (one per group: two groups of the same width are summed apart).
+        public float[] Hessian(int g, int columns)
+        {
+            var h = Hessians[g];
+            if (h is null || h.Length != columns * columns) Hessians[g] = h = new float[columns * columns];
+            else Array.Clear(h);
+            return h;
+        }
     }
 
-    // Δ = W_F − W_A, v and F of a target (W_F given, or loaded), checked finite.
-    private (float[] Delta, float[] V, float[] F, int Rows, int Cols) LoadMatrix(string name, float[]? wf, out float[] wa)
+    // This layer's weights from θ_F, resident in float32 while it is realigned.
+    private void LoadLayer(IEnumerable<string> names, ParameterSet layerWeights)
+    {
+        foreach (string name in names)
+        {
+            var values = LoadArray(finetuned, name);
+            FloatChecks.RequireFinite(values, name, "fine-tuned model");
+            layerWeights.Set(name, values);
+        }
+    }
+
+    // The Hessians of the inputs each group reads, from the layer before any edit: H = (2/N) Σ x xᵀ, checked finite.
+    // The pass runs on a copy of each chunk (the inputs stay for the second pass) and stops at the last input needed.
+    private float[][] CollectHessians(Transformer model, int layer, float[][] hidden, List<Batch> chunks, List<string[]> groups, Workspace work, PhaseClock clock)
+    {
+        var byModule = new Dictionary<string, int>();
+        for (int g = 0; g < groups.Count; g++) byModule[groups[g][0]] = g;
+        int[] slot = groups.Select(g => Array.IndexOf(InputGroups, g)).ToArray();   // a group's workspace accumulator
+        var hessians = new float[groups.Count][];                                   // [n_groups][d_in, d_in]
+        long tokens = 0;
+        using (clock.Phase("forward"))
+            for (int c = 0; c < chunks.Count; c++)
+            {
+                var x = work.FirstPass.AsSpan(0, hidden[c].Length);                  // x: [T_chunk, d]
+                hidden[c].CopyTo(x);
+                model.LayerForward(layer, x, chunks[c], (_, module, input, rows, cols) =>
+                {
+                    if (!byModule.TryGetValue(module, out int g)) return;
+                    using (clock.Phase("hessian")) Syrk.AddXtX(input, rows, cols, 1f, hessians[g] ??= work.Hessian(slot[g], cols));
+                }, stopAfter: groups[^1][^1]);
+                tokens += chunks[c].TokenCount;
+            }
+        for (int g = 0; g < groups.Count; g++)
+        {
+            TensorPrimitives.Multiply(hessians[g], 2f / tokens, hessians[g]);
+            if (FloatChecks.FirstNonFinite(hessians[g]) >= 0)
+                throw new IrrException($"layer {layer}: the calibration inputs of {string.Join("/", groups[g])} are not finite (the model produces NaN or ∞ on the calibration data)");
+        }
+        return hessians;
+    }
+
+    // One group of matrices that read the same input: factor its Hessian once, then realign each target matrix.
+    private void RealignGroup(int layer, string[] group, float[] hessian, ParameterSet layerWeights, Dictionary<string, TensorDType> specs,
+        Workspace work, PhaseClock clock, RealignReport report, Action<ModuleReport>? progress)
+    {
+        var modules = group.Where(options.Modules.Contains).ToList();
+        var choleskyClock = Stopwatch.StartNew();
+        HessianFactor? factor;
+        CholeskyResult failure;
+        using (clock.Phase("cholesky")) factor = ObsRecalibrator.Factor(hessian, (int)Math.Sqrt(hessian.Length), options.Obs, out failure);
+        double choleskyShare = choleskyClock.Elapsed.TotalSeconds / modules.Count;
+        if (factor is null)
+            throw new IrrException($"layer {layer}, {string.Join("/", modules)}: the Hessian is not positive definite even with {options.Obs.MaxDampingRetries} retries of 10× the damping ({failure})");
+        foreach (string module in modules)
+        {
+            var moduleClock = Stopwatch.StartNew();
+            string name = ModelConfig.LinearWeightName(layer, module);
+            ObsResult result;
+            using (clock.Phase("obs")) result = Realign(name, layer, module, factor, layerWeights, specs[name], work);
+            var m = new ModuleReport(layer, module, result.Parameters, result.Conflicts, result.Removed, factor.Lambda, factor.PercDamp,
+                factor.Retries, result.Error, moduleClock.Elapsed.TotalSeconds + choleskyShare);
+            report.Modules.Add(m);
+            progress?.Invoke(m);
+        }
+    }
+
+    // A layer's worth of large arrays just became garbage; on a machine with free memory the GC would let the heap
+    // grow by gigabytes before collecting, so collect (and compact) now.
+    private static void CollectLayerGarbage()
+    {
+        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+    }
+
+    // One target matrix: Δ = W_F − W_A, the IRR step, and the new weight (rounded to the storage type) set in the layer.
+    private ObsResult Realign(string name, int layer, string module, HessianFactor factor, ParameterSet layerWeights, TensorDType dtype, Workspace work)
+    {
+        var wf = layerWeights[name];
+        var (v, f, rows, cols) = LoadMatrix(name, wf, ref work.Delta, ref work.Aligned, out var wa);
+        var delta = work.Delta.AsSpan(0, wf.Length);                        // Δ: [rows, cols]
+        if (work.Removed.Length < wf.Length) work.Removed = new bool[wf.Length];
+        var removed = work.Removed.AsSpan(0, wf.Length);                    // R: [rows, cols]
+        removed.Clear();
+        var result = ObsRecalibrator.Apply(delta, rows, cols, factor, v, f, options.Obs, removed, new TargetMatrix(name, layer, module, rows, cols));
+        if (result.Untouched) return result;                                // exactly θ_F
+        var edited = new float[wf.Length];
+        if (options.Obs.Recalibrate)
+            TensorPrimitives.Add(wa, delta, edited);                        // W_A + Δ'
+        else
+            for (int i = 0; i < edited.Length; i++) edited[i] = removed[i] ? wa[i] : wf[i]; // θ_A where removed, θ_F elsewhere, exactly
+        layerWeights.Set(name, Rounded(edited, dtype));
+        return result;
+    }
+
+    // Δ = W_F − W_A (into `delta`, grown when too small), W_A (a view, or in `scratch`), v and F of a target (W_F given, or loaded), checked finite.
+    private (float[] V, float[] F, int Rows, int Cols) LoadMatrix(string name, float[]? wf, ref float[] delta, ref float[] scratch, out ReadOnlySpan<float> wa)
     {
         var shape = config.ExpectedTensors().First(t => t.Name == name).Shape;
         int rows = (int)shape[0], cols = (int)shape[1];
-        wa = LoadArray(aligned, name);
+        wa = aligned.Load(name, ref scratch);
         wf ??= LoadArray(finetuned, name);
         FloatChecks.RequireFinite(wa, name, "aligned model");
         FloatChecks.RequireFinite(wf, name, "fine-tuned model");
-        var delta = new float[wa.Length];
-        TensorPrimitives.Subtract(wf, wa, delta);
+        if (delta.Length < wa.Length) delta = new float[wa.Length];
+        TensorPrimitives.Subtract(wf, wa, delta.AsSpan(0, wa.Length));
         var v = safetyVector.ReadSingle(name);
         var f = fisher.ReadSingle(name);
         FloatChecks.RequireFinite(v, name, safetyVector.Path);
         FloatChecks.RequireFinite(f, name, fisher.Path);
-        return (delta, v, f, rows, cols);
+        return (v, f, rows, cols);
     }
 
     // A tensor as a float32 array of its own (the source's buffer when it filled a fresh one; never mutated here).

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using Irr.IO;
 
 namespace Irr.Realign;
 
@@ -71,19 +70,21 @@ public interface IRemovalStrategy
 }
 
 /// <summary>
-/// The three Fisher-ranked rules of IRR-SPEC step 3.3: candidates are scored, the <c>⌊count·s⌋</c> lowest are kept
-/// (stable: row-major position breaks ties) and the other candidates are removed.
+/// The three Fisher-ranked rules of IRR-SPEC step 3.3 (<see cref="RemovalMethods"/>' irr, irr-more and fisher-only):
+/// candidates are scored, the <c>⌊count·s⌋</c> lowest are kept (stable: row-major position breaks ties) and the other
+/// candidates are removed.
 /// </summary>
+/// <param name="name">The method's name (irr, irr-more, fisher-only).</param>
 /// <param name="sparsity">s in [0, 1]: the fraction of candidates kept.</param>
 /// <param name="conflictsOnly">Whether only the conflicts are candidates (irr), or every entry of the block.</param>
 /// <param name="agreeingSign">The score of a non-conflicting candidate is this times its Fisher (−1 for irr-more, 1 for fisher-only); a conflict scores its Fisher.</param>
-public abstract class FisherRankedStrategy(double sparsity, bool conflictsOnly, float agreeingSign) : IRemovalStrategy
+public sealed class FisherRankedStrategy(string name, double sparsity, bool conflictsOnly, float agreeingSign) : IRemovalStrategy
 {
     /// <summary>s: the fraction of candidates kept, lowest score first.</summary>
     public double Sparsity { get; } = sparsity is >= 0 and <= 1 ? sparsity : throw new IrrException($"sparsity must be between 0 and 1, not {sparsity}");
 
     /// <inheritdoc/>
-    public abstract string Name { get; }
+    public string Name => name;
 
     /// <inheritdoc/>
     public JsonObject Describe() => new() { ["method"] = Name, ["sparsity"] = Sparsity };
@@ -167,33 +168,6 @@ public abstract class FisherRankedStrategy(double sparsity, bool conflictsOnly, 
     }
 }
 
-/// <summary><c>irr</c> (the paper's method, the default): remove the conflicting deltas except the fraction s of them with the lowest Fisher.</summary>
-/// <param name="sparsity">s; 0 removes every conflict.</param>
-public sealed class IrrStrategy(double sparsity = 0) : FisherRankedStrategy(sparsity, conflictsOnly: true, agreeingSign: 1)
-{
-    /// <inheritdoc/>
-    public override string Name => "irr";
-}
-
-/// <summary>
-/// <c>irr-more</c>: score F on conflicts and −F elsewhere over every entry; keep the lowest fraction s (removes all
-/// conflicts first, then the least safety-important agreeing deltas).
-/// </summary>
-/// <param name="sparsity">s: the fraction of all deltas kept.</param>
-public sealed class IrrMoreStrategy(double sparsity) : FisherRankedStrategy(sparsity, conflictsOnly: false, agreeingSign: -1)
-{
-    /// <inheritdoc/>
-    public override string Name => "irr-more";
-}
-
-/// <summary><c>fisher-only</c> (ablation without the sign test): score F over every entry; keep the lowest fraction s.</summary>
-/// <param name="sparsity">s: the fraction of all deltas kept.</param>
-public sealed class FisherOnlyStrategy(double sparsity) : FisherRankedStrategy(sparsity, conflictsOnly: false, agreeingSign: 1)
-{
-    /// <inheritdoc/>
-    public override string Name => "fisher-only";
-}
-
 /// <summary>
 /// <c>random-at-count</c>, the random-removal control (a baseline, not IRR): for every target matrix, remove exactly
 /// <see cref="Counts"/>[name] deltas chosen uniformly at random among all rows × cols entries (no sign test, no
@@ -208,21 +182,10 @@ public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Cou
     private (string Name, bool[] Mask)? current;
 
     /// <inheritdoc/>
-    public string Name => MethodName;
-
-    /// <summary>The method's name on the command line, in recipes and in reports.</summary>
-    public const string MethodName = "random-at-count";
+    public string Name => RemovalMethods.RandomAtCount.Name;
 
     /// <inheritdoc/>
     public JsonObject Describe() => new() { ["method"] = Name, ["seed"] = Seed, ["removed"] = Counts.Values.Sum() };
-
-    /// <summary>The per-matrix removal counts of a realignment report, by full weight name.</summary>
-    public static Dictionary<string, long> CountsOf(RealignReport report) =>
-        report.Modules.ToDictionary(m => ModelConfig.LinearWeightName(m.Layer, m.Module), m => m.Removed, StringComparer.Ordinal);
-
-    /// <summary>The per-matrix <c>removed</c> counts of an <c>irr-report.json</c> (<see cref="RealignReport.FileName"/>), by full weight name.</summary>
-    /// <exception cref="IrrException">The file is missing or is not a realignment report.</exception>
-    public static Dictionary<string, long> CountsOf(string reportPath) => CountsOf(RealignReport.Load(reportPath));
 
     /// <summary>The random mask (rows × cols, true = remove) of one target matrix.</summary>
     /// <exception cref="IrrException">The count is negative or exceeds the matrix.</exception>
@@ -253,21 +216,4 @@ public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Cou
         for (int r = 0; r < m.Rows; r++)
             c.Mask.AsSpan(r * m.Columns + block.Start, block.Width).CopyTo(mask.Slice(r * block.Width, block.Width));
     }
-}
-
-/// <summary>The method names of the command line and recipes.</summary>
-public static class RemovalStrategies
-{
-    /// <summary>The methods that need only s.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["irr", "irr-more", "fisher-only", RandomAtCountStrategy.MethodName];
-
-    /// <summary>irr, irr-more or fisher-only with sparsity s.</summary>
-    /// <exception cref="IrrException">An unknown method, or s outside [0, 1].</exception>
-    public static IRemovalStrategy Create(string method, double sparsity) => method switch
-    {
-        "irr" => new IrrStrategy(sparsity),
-        "irr-more" => new IrrMoreStrategy(sparsity),
-        "fisher-only" => new FisherOnlyStrategy(sparsity),
-        _ => throw new IrrException($"method must be irr, irr-more, fisher-only or random-at-count, not '{method}'"),
-    };
 }

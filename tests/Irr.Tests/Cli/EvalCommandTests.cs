@@ -95,7 +95,7 @@ public class EvalCommandTests
     }
 
     [Fact]
-    public async Task SafetyGeneratesGreedilyAndJudges()
+    public void SafetyGeneratesGreedilyAndJudges()
     {
         using var dir = new TempDir();
         string model = ModelCommandTests.ChatModel(dir);
@@ -121,15 +121,27 @@ public class EvalCommandTests
         Assert.Equal(lines.Count(l => (string)l["verdict"]! == "harmful"), run.Overall.Harmful);
         Assert.True(File.Exists(dir["run/summary.md"]));
 
-        // The library's one-call evaluation (what the demo uses) gives the same run.
-        var tokenizer = PretrainedTokenizer.Load(model);
-        using var weights = CheckpointWeights.Open(model);
+        // The library's evaluation with the sets and the judge in memory (what the demo runs) gives the same run.
         var sets = new[] { PromptSet.Load(dir["catqa_small.json"]), PromptSet.Load(dir["adv.csv"]) }.Select(s => s with { Records = s.Records.Take(2).ToList() }).ToList();
-        var (judged, libraryRun) = await SafetyEvaluation.RunAsync(new Transformer(weights), tokenizer, sets, KeywordJudge.Default, null,
-            new GenerationOptions { MaxNewTokens = 6, EosTokenIds = [260] }, model);
+        var library = new EvalSafetyJob { Model = model, Sets = sets, CustomJudge = KeywordJudge.Default, MaxNewTokens = 6, CacheGenerations = false, OutputDir = dir["library"] }.Run();
+        var (judged, libraryRun) = (library.Judged, library.Run);
         Assert.Equal(lines.Select(l => (string)l["response"]!), judged.Select(j => j.Response));
         Assert.Equal(run.Overall, libraryRun.Overall);
         Assert.Equal(run.Sets.Select(s => (s.Name, s.Counts)), libraryRun.Sets.Select(s => (s.Name, s.Counts)));
+    }
+
+    [Theory]
+    // Moved from EvalJobsTests.BadOptions (judge-cache): the judge is a JudgeOptions variant, so the other judge's options are refused as the options are read.
+    [InlineData("eval safety: judge-cache applies to judge http only", "--judge-cache", "c.jsonl")]
+    [InlineData("eval safety: refusal-markers applies to judge keyword only", "--judge", "http", "--refusal-markers", "k.txt")]
+    [InlineData("eval safety: judge must be keyword or http, not \"llm\"", "--judge", "llm")]
+    public void OptionsOfTheOtherJudgeAreRefusedInOneLine(string message, params string[] judge)
+    {
+        using var dir = new TempDir();
+        var r = CliRunner.Run(["eval", "safety", "--responses", dir["r.jsonl"], "-o", dir["run"], .. judge]);
+        Assert.Equal(2, r.Code);
+        Assert.Equal("error: " + message, r.Err.TrimEnd('\n').Split(" (")[0]);
+        Assert.False(Directory.Exists(dir["run"]));
     }
 
     [Fact]

@@ -149,7 +149,9 @@ public class ModelCommandTests
     {
         using var dir = new TempDir();
         string model = ChatModel(dir), data = Data(dir, 2);
-        Assert.Equal(1, CliRunner.Run("train", "--model", model, "--data", data, "-o", dir["x"]).Code);              // neither --full nor --lora
+        var neither = CliRunner.Run("train", "--model", model, "--data", data, "-o", dir["x"]);                      // neither --full nor --lora
+        Assert.Equal(2, neither.Code); // a value error that Validate finds (issue 25; System.CommandLine's validator exited 1)
+        Assert.Equal("error: train: give exactly one of full and lora", neither.Err.TrimEnd('\n'));
         var (code, _, error) = CliRunner.Run("train", "--model", model, "--data", data, "--lora", "-o", Path.Combine(model, "inside"));
         Assert.Equal(2, code);
         Assert.Contains("refusing to write into the input model directory", error);

@@ -61,9 +61,9 @@ public class SweepCommandTests
         Ok(run);
         foreach (string s in new[] { "0", "0.5" })
         {
-            var irr = RandomAtCountStrategy.CountsOf(Path.Combine(sweep, $"points/irr-s{s}", "irr-report.json"));
+            var irr = RealignReport.ReadRemovalCounts(Path.Combine(sweep, $"points/irr-s{s}", "irr-report.json"));
             var random = Json(Path.Combine(sweep, $"points/random-s{s}", "irr-report.json"));
-            Assert.Equal(irr, RandomAtCountStrategy.CountsOf(Path.Combine(sweep, $"points/random-s{s}", "irr-report.json")));
+            Assert.Equal(irr, RealignReport.ReadRemovalCounts(Path.Combine(sweep, $"points/random-s{s}", "irr-report.json")));
             Assert.Equal("random-at-count", (string)random["options"]!["method"]!);
             Assert.Equal(3, (int)random["options"]!["seed"]!);
             Assert.True((bool)Json(Path.Combine(sweep, $"points/random-s{s}", SweepJob.PointFileName))["is_control"]!);
@@ -80,8 +80,8 @@ public class SweepCommandTests
 
         // s = 0.5 keeps some conflicts: the two IRR points remove different counts, and so do their controls.
         static bool irrCountsDiffer(string sweep) =>
-            RandomAtCountStrategy.CountsOf(Path.Combine(sweep, "points/irr-s0/irr-report.json")).Values.Sum()
-            > RandomAtCountStrategy.CountsOf(Path.Combine(sweep, "points/irr-s0.5/irr-report.json")).Values.Sum();
+            RealignReport.ReadRemovalCounts(Path.Combine(sweep, "points/irr-s0/irr-report.json")).Values.Sum()
+            > RealignReport.ReadRemovalCounts(Path.Combine(sweep, "points/irr-s0.5/irr-report.json")).Values.Sum();
     }
 
     [Fact]
@@ -290,6 +290,17 @@ public class SweepCommandTests
     {
         using var dir = new TempDir();
         Refused(dir, "error: sweep: safelora-vector applies to the Safe LoRA points only (safelora-threshold)", [.. Unread(dir, "0"), "--safelora-vector", dir["v2"]]);
+    }
+
+    [Fact]
+    public void AnUnknownJudgeIsRefusedBeforeAnyWork()
+    {
+        // Moved from SweepTests.TheSweepChecksItsOptionsInItsOwnName: the judge is a JudgeOptions variant, so an unknown kind is refused as the options are read.
+        using var w = new SweepWorld();
+        var r = CliRunner.Run(w.Sweep(w.Dir["sweep"], "--sparsity", "0", "--judge", "llm"));
+        Assert.Equal(2, r.Code);
+        Assert.Equal("error: sweep: judge must be keyword or http, not \"llm\"", r.Err.TrimEnd('\n'));
+        Assert.False(Directory.Exists(w.Dir["sweep"]));
     }
 }
 

@@ -63,7 +63,7 @@ public partial class EngineTests
         var job = new GenerateJob
         {
             Model = model, Prompts = PromptFile(dir, "alpha", "very long", "gamma"), MaxNewTokens = 12,
-            OutputPath = dir["out.jsonl"], Engine = Options(server) with { Retries = 2 },
+            OutputPath = dir["out.jsonl"], Engine = Options(server).WithHttp(h => h with { Retries = 2 }),
         };
         var warnings = Warnings(() => job.Run());
 
@@ -146,7 +146,7 @@ public partial class EngineTests
         using var dir = new TempDir();
         string model = Llama2Dir(dir);
         using var server = new FakeJudgeServer((_, _) => new(Status: 404, RawBody: """{"detail":"Not Found"}"""));
-        using (var engine = ServingEngine.Open(Options(server) with { Concurrency = 1 }, model, null, "test"))
+        using (var engine = EngineSession.Open(Options(server).WithHttp(h => h with { Concurrency = 1 }), model, null, "test"))
         {
             var e = await Assert.ThrowsAsync<IrrException>(() => engine.RespondAsync([new ChatRequest(ChatPrompt.Messages("q", null))], 8));
             Assert.Equal($"engine endpoint {server.Url}/v1/completions answered HTTP 404 Not Found: Not Found (is engine-url the server's base, its /v1, or an endpoint?)", e.Message);
@@ -154,7 +154,7 @@ public partial class EngineTests
 
         // Nothing listens on the port: a wrong URL or a server that is not up, once the retries are used up.
         string url = $"http://127.0.0.1:{EngineServer.FreePort()}";
-        using (var engine = ServingEngine.Open(Options(server) with { Url = url, Retries = 1 }, model, null, "test"))
+        using (var engine = EngineSession.Open((Options(server) with { Url = url }).WithHttp(h => h with { Retries = 1 }), model, null, "test"))
         {
             var requests = Enumerable.Range(0, 4).Select(i => new ChatRequest(ChatPrompt.Messages($"q{i}", null))).ToList();
             var e = await Assert.ThrowsAsync<IrrException>(() => engine.RespondAsync(requests, 8));
@@ -170,7 +170,7 @@ public partial class EngineTests
         using var dir = new TempDir();
         string model = Llama2Dir(dir);
         var server = new FakeJudgeServer((body, _) => Rule(body));
-        using var engine = ServingEngine.Open(Options(server) with { Concurrency = 1, Retries = 0 }, model, null, "test");
+        using var engine = EngineSession.Open(Options(server).WithHttp(h => h with { Concurrency = 1, Retries = 0 }), model, null, "test");
         var first = await engine.RespondAsync([new ChatRequest(ChatPrompt.Messages("alpha", null))], 8);
         Assert.Null(first[0].Error);
         server.Dispose(); // the server crashes (out of memory …): the answers so far are good, the rest are failures

@@ -40,16 +40,19 @@ public partial class EngineTests
         return path;
     }
 
-    private static EngineOptions Options(FakeJudgeServer server, string api = EngineOptions.Completions) => new()
+    private static RunningEngine Options(FakeJudgeServer server, string api = EngineOptions.Completions) => new()
     {
         Url = server.Url,
         Model = "served",
         Api = api,
-        ApiKey = Key,
-        Concurrency = 3,
-        Timeout = 30, // generous: the machine may be busy; only the hang test, whose timeout is meant to fire, sets 0.5 s
-        Retries = 2,
-        RetryDelay = 0.01,
+        Http = new()
+        {
+            ApiKey = Key,
+            Concurrency = 3,
+            Timeout = 30, // generous: the machine may be busy; only the hang test, whose timeout is meant to fire, sets 0.5 s
+            Retries = 2,
+            RetryDelay = 0.01,
+        },
     };
 
     /// <summary>A completions reply: choices[0].text, finish_reason and, unless null, usage.completion_tokens.</summary>
@@ -94,7 +97,7 @@ public partial class EngineTests
         using var server = new FakeJudgeServer((body, _) => { bodies.Enqueue(body); return Rule(body); });
         var attacks = Attacks.Resolve(["none", "prefill"], null).Concat(Attacks.Load(Fixtures.Local("attacks/multi_turn.jsonl"))).ToList();
         var sent = attacks.Select(a => a.Apply(Request, null)).ToList();
-        using var engine = ServingEngine.Open(Options(server), model, null, "test");
+        using var engine = EngineSession.Open(Options(server), model, null, "test");
         var answers = await engine.RespondAsync(sent.Select(s => new ChatRequest(s.Messages, s.Prefill)).ToList(), 40);
 
         // The prompts, by hand and from jinja2's own renderings of the Llama-2-chat template.
@@ -139,7 +142,7 @@ public partial class EngineTests
     {
         using var dir = new TempDir();
         using var server = new FakeJudgeServer((body, _) => PromptOf(body).Contains("stop") ? Completion("Sure, here is") : Completion("Sure, here is", "length"));
-        using var engine = ServingEngine.Open(Options(server), Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server), Llama2Dir(dir), null, "test");
         var answers = await engine.RespondAsync([new ChatRequest(ChatPrompt.Messages("stop", null)), new ChatRequest(ChatPrompt.Messages("go", null))], 8);
         // "▁Sure , ▁here ▁is" is 4 tokens of the Llama-2 vocabulary (18585 29892 1244 338); + 1 for the EOS that ended it.
         Assert.Equal(new ChatResponse("Sure, here is", 5, true), answers[0]);
@@ -157,7 +160,7 @@ public partial class EngineTests
             var messages = body["messages"]!.AsArray();
             return new(Content: $" [{messages.Count} messages, last {(string)messages[^1]!["role"]!}]");
         });
-        using var engine = ServingEngine.Open(Options(server, EngineOptions.Chat), Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server, EngineOptions.Chat), Llama2Dir(dir), null, "test");
         var answers = await engine.RespondAsync(
             [new ChatRequest(ChatPrompt.Messages(Request, "Be brief.")), new ChatRequest(ChatPrompt.Messages(Request, null), "Sure, here is")], 16);
 
@@ -194,7 +197,7 @@ public partial class EngineTests
                 _ => Rule(body),
             };
         });
-        using var engine = ServingEngine.Open(Options(server), Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server), Llama2Dir(dir), null, "test");
         string[] users = ["flaky", "garbage", "limited", "fine"];
         var clock = Stopwatch.StartNew();
         var answers = await engine.RespondAsync(users.Select(u => new ChatRequest(ChatPrompt.Messages(u, null))).ToList(), 8);
@@ -225,7 +228,7 @@ public partial class EngineTests
             Interlocked.Increment(ref hangs);
             return new(Delay: TimeSpan.FromSeconds(20), RawBody: "{}");
         });
-        using var engine = ServingEngine.Open(Options(server) with { Timeout = 0.5 }, Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server).WithHttp(h => h with { Timeout = 0.5 }), Llama2Dir(dir), null, "test");
         var answers = await engine.RespondAsync([new ChatRequest(ChatPrompt.Messages("hang", null))], 8);
         Assert.Equal("", answers[0].Text);
         Assert.Equal("no answer after 3 attempts: no answer within 0.5 s", answers[0].Error);
@@ -245,7 +248,7 @@ public partial class EngineTests
             string user = prompt[(prompt.IndexOf("[INST] ", StringComparison.Ordinal) + 7)..prompt.IndexOf(" [/INST]", StringComparison.Ordinal)];
             return int.TryParse(user, out int i) ? new(RawBody: bodies[i]) : Rule(body);
         });
-        using var engine = ServingEngine.Open(Options(server), Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server), Llama2Dir(dir), null, "test");
         string[] users = ["0", "1", "2", "3", "fine"];
         var answers = await engine.RespondAsync(users.Select(u => new ChatRequest(ChatPrompt.Messages(u, null))).ToList(), 8);
         for (int i = 0; i < bodies.Length; i++) Assert.Equal(ChatResponse.Failed($"not a completions response: {bodies[i]}"), answers[i]);
@@ -257,7 +260,7 @@ public partial class EngineTests
     {
         using var dir = new TempDir();
         using var server = new FakeJudgeServer((_, _) => new(Status: 401, RawBody: $"{{\"error\": \"invalid key {Key}\"}}"));
-        using var engine = ServingEngine.Open(Options(server) with { Concurrency = 1 }, Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server).WithHttp(h => h with { Concurrency = 1 }), Llama2Dir(dir), null, "test");
         var requests = Enumerable.Range(0, 5).Select(i => new ChatRequest(ChatPrompt.Messages($"q{i}", null))).ToList();
         var e = await Assert.ThrowsAsync<IrrException>(() => engine.RespondAsync(requests, 8));
         Assert.StartsWith($"engine endpoint {server.Url}/v1/completions answered HTTP 401", e.Message);
@@ -271,7 +274,7 @@ public partial class EngineTests
     {
         using var dir = new TempDir();
         using var server = new FakeJudgeServer((body, _) => Rule(body) with { Delay = TimeSpan.FromMilliseconds(60) });
-        using var engine = ServingEngine.Open(Options(server) with { Concurrency = 3 }, Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server).WithHttp(h => h with { Concurrency = 3 }), Llama2Dir(dir), null, "test");
         var answers = await engine.RespondAsync(Enumerable.Range(0, 12).Select(i => new ChatRequest(ChatPrompt.Messages($"q{i}", null))).ToList(), 8);
         Assert.Equal(12, server.Requests);
         Assert.True(server.MaxInFlight <= 3, $"{server.MaxInFlight} requests in flight with concurrency 3");
@@ -295,7 +298,7 @@ public partial class EngineTests
         var job = new GenerateJob
         {
             Model = model, Prompts = PromptFile(dir, "alpha", "beta", "gamma"), SystemPrompt = "Be brief.", MaxNewTokens = 12,
-            OutputPath = dir["out.jsonl"], Engine = Options(server) with { Retries = 1 },
+            OutputPath = dir["out.jsonl"], Engine = Options(server).WithHttp(h => h with { Retries = 1 }),
         };
         string PromptFor(string u) => $"<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n{u} [/INST]";
         var stages = new List<Irr.Jobs.JobProgress>();
@@ -400,7 +403,7 @@ public partial class EngineTests
         File.WriteAllLines(data, [
             """{"prompt": "2+2?", "response": "4"}""", """{"prompt": "3+3?", "response": "6"}""", """{"prompt": "5+5?", "response": "10"}""",
         ]);
-        var run = new EvalTaskJob { Model = model, Data = data, Metric = "exact", OutputDir = dir["run"], Engine = Options(server) with { Retries = 0 } }.Run();
+        var run = new EvalTaskJob { Model = model, Data = data, Metric = "exact", OutputDir = dir["run"], Engine = Options(server).WithHttp(h => h with { Retries = 0 }) }.Run();
         Assert.Equal((3, 1, 1), (run.Total, run.Correct, run.Failed));
         Assert.Equal(1, (int)JsonNode.Parse(File.ReadAllText(dir["run/task.json"]))!["failed"]!);
         var predictions = File.ReadAllLines(dir["run/predictions.jsonl"]).Select(l => JsonNode.Parse(l)!).ToList();
@@ -534,7 +537,7 @@ public partial class EngineTests
         Assert.Equal("http://h:8000/v1/completions", OpenAiClient.Endpoint(new Uri("http://h:8000/v1/"), "completions").ToString());
         Assert.Equal("http://h/x/v1/completions", OpenAiClient.Endpoint(new Uri("http://h/x/v1/chat/completions"), "completions").ToString());
         Assert.Equal("http://h/x/v1/chat/completions", OpenAiClient.Endpoint(new Uri("http://h/x/v1/completions"), "chat/completions").ToString());
-        string printed = new EngineOptions { Url = "http://h", Model = "m", ApiKey = Key }.ToString();
+        string printed = new RunningEngine { Url = "http://h", Model = "m", Http = new() { ApiKey = Key } }.ToString();
         Assert.DoesNotContain(Key, printed);
         Assert.Contains("ApiKey = ***", printed);
     }

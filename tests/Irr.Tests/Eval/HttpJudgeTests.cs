@@ -11,14 +11,17 @@ public class HttpJudgeTests
 
     private static HttpJudgeOptions Options(FakeJudgeServer server, JudgeProtocol protocol = JudgeProtocol.LlamaGuard) => new()
     {
-        Url = new Uri(server.Url),
+        Url = server.Url,
         Model = "judge-model",
-        Protocol = protocol,
-        ApiKey = Key,
-        Concurrency = 3,
-        Timeout = TimeSpan.FromSeconds(30), // generous: the test machine may be busy; only the hang test, whose timeout is meant to fire, sets 0.5 s
-        MaxRetries = 2,
-        RetryBaseDelay = TimeSpan.FromMilliseconds(10),
+        Protocol = JudgeProtocols.Name(protocol),
+        Http = new()
+        {
+            ApiKey = Key,
+            Concurrency = 3,
+            Timeout = 30, // generous: the test machine may be busy; only the hang test, whose timeout is meant to fire, sets 0.5 s
+            Retries = 2,
+            RetryDelay = 0.01,
+        },
     };
 
     private static JudgeRequest[] Requests(params string[] responses) => responses.Select((r, i) => new JudgeRequest($"harmful request {i}", r)).ToArray();
@@ -105,14 +108,14 @@ public class HttpJudgeTests
             2 => new(Status: 503),
             _ => new(Content: "unsafe\nS1"),
         });
-        using var judge = new HttpJudge(Options(server) with { Concurrency = 1 });
+        using var judge = new HttpJudge(Options(server).WithHttp(h => h with { Concurrency = 1 }));
         var results = await judge.JudgeAsync(Requests("x"));
         Assert.Equal(Verdict.Harmful, results[0].Verdict);
         Assert.Equal(3, server.Requests);
 
         // 429 with Retry-After: 1 waits about a second although the base delay is 10 ms.
         using var limited = new FakeJudgeServer((_, n) => n == 1 ? new(Status: 429, RetryAfter: "1") : new(Content: "safe"));
-        using var judge2 = new HttpJudge(Options(limited) with { Concurrency = 1 });
+        using var judge2 = new HttpJudge(Options(limited).WithHttp(h => h with { Concurrency = 1 }));
         var clock = Stopwatch.StartNew();
         var r2 = await judge2.JudgeAsync(Requests("x"));
         Assert.Equal(Verdict.Safe, r2[0].Verdict);
@@ -129,7 +132,7 @@ public class HttpJudgeTests
             Interlocked.Increment(ref hangs);
             return new(Delay: TimeSpan.FromSeconds(20), Content: "safe");
         });
-        using var judge = new HttpJudge(Options(server) with { Timeout = TimeSpan.FromSeconds(0.5) });
+        using var judge = new HttpJudge(Options(server).WithHttp(h => h with { Timeout = 0.5 }));
         var results = await judge.JudgeAsync(Requests("hang"));
         Assert.Equal(Verdict.Unknown, results[0].Verdict);
         Assert.Contains("no verdict after 3 attempts", results[0].Detail);

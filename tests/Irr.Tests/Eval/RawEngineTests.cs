@@ -24,7 +24,7 @@ public class RawEngineTests
         return PretrainedTokenizer.Load(dir["base"]).AsRawText();
     }
 
-    private static EngineOptions Options(string api) => new() { Url = "http://127.0.0.1:9/v1", Model = "served", Api = api };
+    private static RunningEngine Options(string api) => new() { Url = "http://127.0.0.1:9/v1", Model = "served", Api = api };
 
     [Fact]
     public void ARawPromptIsSentAsItsTokenIdsWithBos()

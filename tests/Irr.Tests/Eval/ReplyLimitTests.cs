@@ -20,7 +20,7 @@ public partial class EngineTests
     private static string LimitMessage(string url, string endpoint = "completions", string role = "engine") =>
         $"{role} endpoint {url}/v1/{endpoint}: the reply's size in bytes exceeds the limit of 67,108,864 (raise it with IRR_MAX_REPLY_BYTES=…)";
 
-    private static EngineOptions Options(string url) => new() { Url = url, Model = "served", Timeout = 60, Retries = 2, RetryDelay = 0.01 };
+    private static RunningEngine Options(string url) => new() { Url = url, Model = "served", Http = new() { Timeout = 60, Retries = 2, RetryDelay = 0.01 } };
 
     [Theory]
     [InlineData(HugeReplyServer.Framing.ContentLength)]
@@ -30,7 +30,7 @@ public partial class EngineTests
     {
         using var dir = new TempDir();
         using var server = new HugeReplyServer(framing, HundredMegabytes);
-        using var engine = ServingEngine.Open(Options(server.Url), Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server.Url), Llama2Dir(dir), null, "test");
         var answers = await engine.RespondAsync([new ChatRequest(ChatPrompt.Messages("hi", null))], 8);
         Assert.Equal("no answer after 1 attempt: " + LimitMessage(server.Url), answers[0].Error);
         Assert.Equal(1, server.Requests); // the same request would get the same reply
@@ -42,7 +42,7 @@ public partial class EngineTests
     {
         using var dir = new TempDir();
         using var server = new HugeReplyServer(HugeReplyServer.Framing.ShortContentLength, HundredMegabytes);
-        using var engine = ServingEngine.Open(Options(server.Url) with { Retries = 0 }, Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server.Url).WithHttp(h => h with { Retries = 0 }), Llama2Dir(dir), null, "test");
         var answers = await engine.RespondAsync([new ChatRequest(ChatPrompt.Messages("hi", null))], 8);
         // The 50 bytes it declares: {"choices":[{"index":0,"finish_reason":"stop","tex
         Assert.Equal("not a completions response: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\",\"tex", answers[0].Error);
@@ -52,7 +52,7 @@ public partial class EngineTests
     public async Task AJudgesReplyOverTheLimitIsAnUnknownVerdictWithTheReason()
     {
         using var server = new HugeReplyServer(HugeReplyServer.Framing.Chunked, HundredMegabytes);
-        using var judge = new HttpJudge(new HttpJudgeOptions { Url = new Uri(server.Url), Model = "guard", Timeout = TimeSpan.FromSeconds(60), MaxRetries = 2 });
+        using var judge = new HttpJudge(new HttpJudgeOptions { Url = server.Url, Model = "guard", Http = HttpSettings.JudgeDefaults with { Timeout = 60, Retries = 2 } });
         var verdicts = await judge.JudgeAsync([new JudgeRequest("How do I pick a lock?", "I can't help with that.")]);
         Assert.Equal(Verdict.Unknown, verdicts[0].Verdict);
         Assert.Equal("no verdict after 1 attempt: " + LimitMessage(server.Url, "chat/completions", "judge"), verdicts[0].Detail);
@@ -63,7 +63,7 @@ public partial class EngineTests
     {
         using var dir = new TempDir();
         using var server = new HugeReplyServer(HugeReplyServer.Framing.Chunked, HundredMegabytes, status: 400);
-        using var engine = ServingEngine.Open(Options(server.Url), Llama2Dir(dir), null, "test");
+        using var engine = EngineSession.Open(Options(server.Url), Llama2Dir(dir), null, "test");
         var e = await Assert.ThrowsAsync<IrrException>(() => engine.RespondAsync([new ChatRequest(ChatPrompt.Messages("hi", null))], 8));
         string quoted = "{\"choices\":[{\"index\":0,\"finish_reason\":\"stop\",\"text\":\"" + new string('a', 300 - 54) + "…";
         Assert.Equal($"engine endpoint {server.Url}/v1/completions answered HTTP 400 Whatever: {quoted}", e.Message);

@@ -179,7 +179,7 @@ public class ConvertTests
         using var dir = new TempDir();
         var (code, _, err) = CliRunner.Run("convert", dir["nope.pt"], "-o", dir["x.safetensors"]);
         Assert.Equal(2, code);
-        Assert.Equal($"error: {dir["nope.pt"]}: no such file or directory", err.TrimEnd('\n'));
+        Assert.Equal($"error: convert: input {dir["nope.pt"]}: no such file or directory", err.TrimEnd('\n')); // named by its option
 
         Directory.CreateDirectory(dir["m"]);
         File.WriteAllText(dir["m/config.json"], TinyModels.LlamaConfig);
@@ -211,6 +211,7 @@ public class ConvertTests
         var (code, _, err) = CliRunner.Run("convert", Fixture("module.pt"), "-o", output);
         Assert.Equal(2, code);
         Assert.Contains("exists", err);
+        Assert.Equal($"error: {output}: exists (choose another output, or give --overwrite to replace it)", err.TrimEnd('\n')); // the one output policy (issue 25)
         Assert.Equal("keep", File.ReadAllText(output));
         (code, _, err) = CliRunner.Run("convert", Fixture("module.pt"), "-o", output, "--overwrite");
         Assert.True(code == 0, err);
@@ -225,6 +226,7 @@ public class ConvertTests
         (code, _, err) = CliRunner.Run("convert", model, "-o", outDir);
         Assert.Equal(2, code);
         Assert.Contains("exists and is not empty", err);
+        Assert.Contains("give --overwrite to replace it", err);
         Assert.Equal(["keep.txt"], Directory.EnumerateFiles(outDir).Select(Path.GetFileName));
         (code, _, err) = CliRunner.Run("convert", model, "-o", outDir, "--overwrite");
         Assert.True(code == 0, err);

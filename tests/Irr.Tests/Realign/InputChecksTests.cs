@@ -51,15 +51,14 @@ public class InputChecksTests
         using var source = ModelDirectory.Open(from);
         var rng = new Random(seed);
         var specs = source.Config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? source.Info(t.Name).DType, t.Shape)).ToList();
-        ModelWriter.Write(new ModelTarget(to, [from], FilesFrom: from, TorchDType: dtype), source.Config, specs, writer =>
+        using var writer = ModelWriter.Open(new ModelTarget(to, [from], FilesFrom: from, TorchDType: dtype), source.Config, specs);
+        foreach (var spec in specs)
         {
-            foreach (var spec in specs)
-            {
-                var values = source.ReadSingle(spec.Name);
-                for (int i = 0; i < values.Length && scale > 0; i++) values[i] += (float)((rng.NextDouble() * 2 - 1) * scale);
-                writer.Write(spec.Name, values);
-            }
-        });
+            var values = source.ReadSingle(spec.Name);
+            for (int i = 0; i < values.Length && scale > 0; i++) values[i] += (float)((rng.NextDouble() * 2 - 1) * scale);
+            writer.Write(spec.Name, values);
+        }
+        writer.Commit();
         return to;
     }
 

@@ -152,16 +152,16 @@ public class ObsRecalibratorTests
         var identity = new float[36];
         for (int i = 0; i < 6; i++) identity[i * 6 + i] = 1;
         var removed = new bool[6];
-        var r = ObsRecalibrator.Apply(w, 1, 6, Factor(identity, 6, 0), v, f, new ObsOptions { Strategy = new IrrStrategy(0.5), Recalibrate = false }, removed);
+        var r = ObsRecalibrator.Apply(w, 1, 6, Factor(identity, 6, 0), v, f, new ObsOptions { Strategy = RemovalMethods.Irr.Create(0.5), Recalibrate = false }, removed);
         Assert.Equal([true, false, false, false, false, true], removed);
         Assert.Equal(4, r.Conflicts);
         // s = 0.6: ⌊4·0.6⌋ = 2 as well (truncation); s = 0.75 keeps 3: 0.2, 0.2, 0.5 → only column 5 removed.
         removed = new bool[6];
-        ObsRecalibrator.Apply((float[])[1, 1, -1, 1, -1, -1], 1, 6, Factor(identity, 6, 0), v, f, new ObsOptions { Strategy = new IrrStrategy(0.75), Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[1, 1, -1, 1, -1, -1], 1, 6, Factor(identity, 6, 0), v, f, new ObsOptions { Strategy = RemovalMethods.Irr.Create(0.75), Recalibrate = false }, removed);
         Assert.Equal([false, false, false, false, false, true], removed);
         // A tie at the cut: Fisher all equal, keep 1 of 4 → the first conflict (column 0) in row-major order is kept.
         removed = new bool[6];
-        ObsRecalibrator.Apply((float[])[1, 1, -1, 1, -1, -1], 1, 6, Factor(identity, 6, 0), v, new float[6], new ObsOptions { Strategy = new IrrStrategy(0.25), Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[1, 1, -1, 1, -1, -1], 1, 6, Factor(identity, 6, 0), v, new float[6], new ObsOptions { Strategy = RemovalMethods.Irr.Create(0.25), Recalibrate = false }, removed);
         Assert.Equal([false, false, true, true, false, true], removed);
     }
 
@@ -191,19 +191,19 @@ public class ObsRecalibratorTests
         var identity = new float[16];
         for (int i = 0; i < 4; i++) identity[i * 4 + i] = 1;
         var removed = new bool[4];
-        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = new IrrMoreStrategy(0.5), Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = RemovalMethods.IrrMore.Create(0.5), Recalibrate = false }, removed);
         Assert.Equal([true, false, true, false], removed);
         removed = new bool[4];
-        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = new IrrMoreStrategy(0.25), Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = RemovalMethods.IrrMore.Create(0.25), Recalibrate = false }, removed);
         Assert.Equal([true, false, true, true], removed);
         // −0.0 (column 3) ties with +0.0: put F = 0 on a conflict at column 0 too; keep 2 → −.4 (1) and the
         // earlier of the two zeros in position order (column 0).
         removed = new bool[4];
-        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, (float[])[0f, 0.4f, 0.1f, 0f], new ObsOptions { Strategy = new IrrMoreStrategy(0.5), Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, (float[])[0f, 0.4f, 0.1f, 0f], new ObsOptions { Strategy = RemovalMethods.IrrMore.Create(0.5), Recalibrate = false }, removed);
         Assert.Equal([false, false, true, true], removed);
         // fisher-only: no sign test, lowest F kept: F = [.3 .4 .1 0], keep 2 → 3 and 2 kept.
         removed = new bool[4];
-        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = new FisherOnlyStrategy(0.5), Recalibrate = false }, removed);
+        ObsRecalibrator.Apply((float[])[-1, 1, -1, 1], 1, 4, Factor(identity, 4, 0), v, f, new ObsOptions { Strategy = RemovalMethods.FisherOnly.Create(0.5), Recalibrate = false }, removed);
         Assert.Equal([true, true, false, false], removed);
     }
 

@@ -53,7 +53,7 @@ public class RandomRemovalTests
         using var dir = new TempDir();
         var (a, f, v, fi) = Problem(dir);
         var irr = Run(a, f, v, fi, new RealignOptions { Modules = Modules });
-        var counts = RandomAtCountStrategy.CountsOf(irr.Report);
+        var counts = irr.Report.RemovalCounts();
         Assert.Equal(2 * Modules.Count, counts.Count);
         Assert.All(counts.Values, c => Assert.True(c > 0));
 

@@ -148,11 +148,37 @@ public class RealignTests
         string fi = VectorFile(dir, "f.safetensors", wa.Config, QV, (_, i) => (i * 7919 % 101) / 101f);
         using var vFile = SafetensorsFile.Open(v);
         using var fFile = SafetensorsFile.Open(fi);
-        var options = new RealignOptions { Modules = QV, OutputDType = TensorDType.F32, Obs = new ObsOptions { BlockSize = 8, Strategy = new IrrStrategy(0.3) } };
+        var options = new RealignOptions { Modules = QV, OutputDType = TensorDType.F32, Obs = new ObsOptions { BlockSize = 8, Strategy = RemovalMethods.Irr.Create(0.3) } };
         var calibration = Calibration(4, 7, seed: 7);
         var viaAdapter = Run(new Realigner(wa, merged, vFile, fFile, options), calibration);
         var viaMerged = Run(new Realigner(wa, wm, vFile, fFile, options), calibration);
         foreach (var (name, values) in viaAdapter) Assert.Equal(values, viaMerged[name]);
+    }
+
+    [Fact]
+    public void EachInputGroupHasItsOwnHessian()
+    {
+        // Every Hessian of a layer is taken before any of its edits, so layer 0's o_proj (and down_proj) come out the same
+        // whether or not q/k/v and gate/up are realigned in the same run: four groups, three of them reading width d,
+        // must not share an accumulator.
+        using var dir = new TempDir();
+        var (a, f) = Models(dir);
+        using var wa = CheckpointWeights.Open(a);
+        using var wf = CheckpointWeights.Open(f);
+        string v = VectorFile(dir, "v.safetensors", wa.Config, TargetModules.All, (_, i) => (i % 3) - 1);
+        string fi = VectorFile(dir, "f.safetensors", wa.Config, TargetModules.All, (_, i) => (i * 7919 % 101) / 101f);
+        using var vFile = SafetensorsFile.Open(v);
+        using var fFile = SafetensorsFile.Open(fi);
+        RealignOptions Options(IReadOnlyList<string> modules) => new() { Modules = modules, OutputDType = TensorDType.F32, Obs = new ObsOptions { BlockSize = 8 } };
+        var calibration = Calibration(3, 6, seed: 5);
+        var all = Run(new Realigner(wa, wf, vFile, fFile, Options(TargetModules.All)), calibration);
+        foreach (string module in new[] { "o_proj", "down_proj" })
+        {
+            string name = ModelConfig.LinearWeightName(0, module);
+            var alone = Run(new Realigner(wa, wf, vFile, fFile, Options([module])), calibration);
+            Assert.NotEqual(wf.Model.ReadSingle(name), alone[name]);   // it was realigned
+            Assert.Equal(alone[name], all[name]);
+        }
     }
 
     [Fact]
@@ -173,7 +199,7 @@ public class RealignTests
         foreach (var options in new[]
         {
             new RealignOptions(),                                                       // no conflicts
-            new RealignOptions { Obs = new ObsOptions { Strategy = new IrrStrategy(1) } },               // s = 1 keeps every candidate
+            new RealignOptions { Obs = new ObsOptions { Strategy = RemovalMethods.Irr.Create(1) } },               // s = 1 keeps every candidate
         })
         {
             var output = Run(new Realigner(wa, wf, vFile, fFile, options), calibration);
@@ -183,7 +209,7 @@ public class RealignTests
         var rng = new Random(9);
         string v2 = VectorFile(dir, "v2.safetensors", wa.Config, TargetModules.All, (_, _) => (float)(rng.NextDouble() - 0.5));
         using var v2File = SafetensorsFile.Open(v2);
-        var kept = Run(new Realigner(wa, wf, v2File, fFile, new RealignOptions { Obs = new ObsOptions { Strategy = new IrrStrategy(1) } }), calibration);
+        var kept = Run(new Realigner(wa, wf, v2File, fFile, new RealignOptions { Obs = new ObsOptions { Strategy = RemovalMethods.Irr.Create(1) } }), calibration);
         foreach (var (name, values) in kept) Assert.Equal(wf.Model.ReadSingle(name), values);
     }
 
@@ -226,7 +252,7 @@ public class RealignTests
         string fi = VectorFile(dir, "f.safetensors", wa.Config, TargetModules.All, (_, _) => (float)rng.NextDouble());
         using var vFile = SafetensorsFile.Open(v);
         using var fFile = SafetensorsFile.Open(fi);
-        var options = new RealignOptions { Obs = new ObsOptions { Strategy = new IrrStrategy(0.2), Recalibrate = false, BlockSize = 8 } };
+        var options = new RealignOptions { Obs = new ObsOptions { Strategy = RemovalMethods.Irr.Create(0.2), Recalibrate = false, BlockSize = 8 } };
         var dry = new Realigner(wa, wf, vFile, fFile, options).Identify();
         var real = new Realigner(wa, wf, vFile, fFile, options).Run(Calibration(3, 6, 13), (_, _) => { });
         Assert.Equal(real.Modules.Select(m => (m.Layer, m.Module, m.Conflicts, m.Removed)), dry.Modules.Select(m => (m.Layer, m.Module, m.Conflicts, m.Removed)));
@@ -290,7 +316,7 @@ public class RealignTests
         string fi = VectorFile(dir, "f.safetensors", wa.Config, QV, (_, i) => (i * 7919 % 101) / 101f);
         using var vFile = SafetensorsFile.Open(v);
         using var fFile = SafetensorsFile.Open(fi);
-        var realigner = new Realigner(wa, theta, vFile, fFile, new RealignOptions { Modules = QV, OutputDType = TensorDType.F32, Obs = new ObsOptions { BlockSize = 8, Strategy = new IrrStrategy(0.3) } });
+        var realigner = new Realigner(wa, theta, vFile, fFile, new RealignOptions { Modules = QV, OutputDType = TensorDType.F32, Obs = new ObsOptions { BlockSize = 8, Strategy = RemovalMethods.Irr.Create(0.3) } });
         Assert.Contains(realigner.OutputSpecs(), s => s.Name == "lm_head.weight");
         var output = Run(realigner, Calibration(3, 6, seed: 5));
         Assert.Equal(embed, output["model.embed_tokens.weight"]);

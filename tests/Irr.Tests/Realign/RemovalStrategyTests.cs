@@ -53,7 +53,7 @@ public class RemovalStrategyTests
     {
         int rows = 7, cols = 19;
         var (matrix, w, v, f) = Problem(rows, cols, seed: method.Length * 31 + (int)(s * 100));
-        IRemovalStrategy strategy = RemovalStrategies.Create(method, s);
+        IRemovalStrategy strategy = RemovalMethods.Get(method).Create(s);
         Assert.Equal(method, strategy.Name);
         foreach (var (start, width) in new[] { (0, 8), (8, 8), (16, 3) })
         {
@@ -78,13 +78,13 @@ public class RemovalStrategyTests
             strategy.ChooseMask(new MaskBlock(matrix, w, v, f, 0, 5), mask);
             return mask;
         }
-        Assert.Equal([true, false, true, true, true], Choose(new IrrStrategy()));       // s = 0: every conflict
+        Assert.Equal([true, false, true, true, true], Choose(RemovalMethods.Irr.Create(0)));       // s = 0: every conflict
         // s = 0.5: ⌊4·0.5⌋ = 2 kept, lowest Fisher: 0.1 (at 2), 0.3 (at 4); removed 0 and 3.
-        Assert.Equal([true, false, false, true, false], Choose(new IrrStrategy(0.5)));
+        Assert.Equal([true, false, false, true, false], Choose(RemovalMethods.Irr.Create(0.5)));
         // irr-more, s = 0.4: scores [0.5, −9, 0.1, 0.5, 0.3]; ⌊5·0.4⌋ = 2 kept: −9 (at 1), 0.1 (at 2).
-        Assert.Equal([true, false, false, true, true], Choose(new IrrMoreStrategy(0.4)));
+        Assert.Equal([true, false, false, true, true], Choose(RemovalMethods.IrrMore.Create(0.4)));
         // fisher-only, s = 0.6: ⌊5·0.6⌋ = 3 kept: 0.1, 0.3 and the first 0.5 (at 0, by position).
-        Assert.Equal([false, true, false, true, false], Choose(new FisherOnlyStrategy(0.6)));
+        Assert.Equal([false, true, false, true, false], Choose(RemovalMethods.FisherOnly.Create(0.6)));
     }
 
     [Fact]
@@ -117,20 +117,20 @@ public class RemovalStrategyTests
             {"layers": [{"layer": 0, "modules": [{"module": "q_proj", "removed": 12}, {"module": "v_proj", "removed": 0}]},
                         {"layer": 1, "modules": [{"module": "q_proj", "removed": 7}]}]}
             """);
-        var counts = RandomAtCountStrategy.CountsOf(dir["irr-report.json"]);
+        var counts = RealignReport.ReadRemovalCounts(dir["irr-report.json"]);
         Assert.Equal(12, counts[ModelConfig.LinearWeightName(0, "q_proj")]);
         Assert.Equal(0, counts[ModelConfig.LinearWeightName(0, "v_proj")]);
         Assert.Equal(7, counts[ModelConfig.LinearWeightName(1, "q_proj")]);
         File.WriteAllText(dir["bad.json"], """{"layers": [{"layer": 0}]}""");
-        Assert.Contains("bad.json", Assert.Throws<IrrException>(() => RandomAtCountStrategy.CountsOf(dir["bad.json"])).Message);
+        Assert.Contains("bad.json", Assert.Throws<IrrException>(() => RealignReport.ReadRemovalCounts(dir["bad.json"])).Message);
     }
 
     [Fact]
     public void UnknownMethodsAndSparsitiesOutsideTheUnitIntervalAreRefused()
     {
-        Assert.Contains("method must be", Assert.Throws<IrrException>(() => RemovalStrategies.Create("magic", 0)).Message);
-        Assert.Contains("sparsity must be between 0 and 1", Assert.Throws<IrrException>(() => new IrrStrategy(1.5)).Message);
-        Assert.Contains("sparsity must be between 0 and 1", Assert.Throws<IrrException>(() => new IrrMoreStrategy(-0.1)).Message);
+        Assert.Contains("method must be", Assert.Throws<IrrException>(() => RemovalMethods.Get("magic").Create(0)).Message);
+        Assert.Contains("sparsity must be between 0 and 1", Assert.Throws<IrrException>(() => RemovalMethods.Irr.Create(1.5)).Message);
+        Assert.Contains("sparsity must be between 0 and 1", Assert.Throws<IrrException>(() => RemovalMethods.IrrMore.Create(-0.1)).Message);
     }
 
     [Theory]

@@ -106,7 +106,7 @@ public class SweepTests
         Assert.Equal("sweep: seed applies to random-control only", Refused(job with { Seed = 1 }));
         Assert.Equal("sweep: max-harmful-increase must be between 0 and 1, not -0.1", Refused(job with { MaxHarmfulIncrease = -0.1 }));
         Assert.Equal("sweep: blocksize must be at least 1, not 0", Refused(job with { Realign = job.Realign with { BlockSize = 0 } }));
-        Assert.Equal("sweep: judge must be keyword or http, not \"llm\"", Refused(job with { Safety = job.Safety with { Judge = "llm" } }));
+        // "judge must be keyword or http" is the command line's (a JudgeOptions is one or the other): SweepCommandTests.AnUnknownJudgeIsRefusedBeforeAnyWork.
         Assert.Equal("sweep: task-metric must be exact, contains, gsm8k or choice, not \"bleu\"", Refused(job with { Task = job.Task with { Metric = "bleu" } }));
         Assert.Equal("sweep: harmful-val is required (harmful prompt sets of the validation split)", Refused(job with { Safety = job.Safety with { Prompts = [] } }));
         Assert.Equal(["a", "f", "v", "c", "h", "t"], job.Inputs);

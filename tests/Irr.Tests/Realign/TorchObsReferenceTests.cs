@@ -22,7 +22,7 @@ public class TorchObsReferenceTests
         {
             BlockSize = root.GetProperty("blocksize").GetInt32(),
             PercDamp = root.GetProperty("percdamp").GetDouble(),
-            Strategy = new IrrStrategy(root.GetProperty("sparsity").GetDouble()),
+            Strategy = RemovalMethods.Irr.Create(root.GetProperty("sparsity").GetDouble()),
         };
         var (h, delta, v, f, expected) = (Floats("H"), Floats("delta"), Floats("v"), Floats("fisher"), Floats("expected"));
         var factor = ObsRecalibrator.Factor(h, cols, options, out _)!;

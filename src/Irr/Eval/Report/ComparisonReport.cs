@@ -202,7 +202,7 @@ public sealed class ComparisonReport
     public static void RequireNewOutput(string directory, bool overwrite)
     {
         if (Directory.Exists(directory) && !overwrite)
-            throw new IrrException($"{directory}: exists (choose another output directory, or overwrite it)");
+            throw new IrrException($"{directory}: exists ({OutputPolicy.Remedy})");
     }
 
     private const string XmlDeclaration = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";

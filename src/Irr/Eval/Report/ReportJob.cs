@@ -7,21 +7,29 @@ namespace Irr.Eval.Report;
 /// report.md, report.html, report.json and the SVG charts, written into a new directory as a whole
 /// (<see cref="ComparisonReport"/>, docs/REPORT.md).
 /// </summary>
+[Job("report", Help = "Compare evaluated models: tables of harmful rates (per prompt set and per attack) and task accuracy, bar charts, " +
+    "a safety-vs-utility scatter with its Pareto front (Markdown, HTML, JSON, SVG)")]
 public sealed record ReportJob : IJob<ComparisonReport>
 {
     /// <summary>The evaluation run directories, one per model, in the report's order.</summary>
-    public required IReadOnlyList<string> Runs { get; init; }
+    [Option("evaluation run directories (safety.json and/or task.json), one per model", Positional = true, HelpName = "RUN_DIR",
+        Kind = OptionKind.Input, Required = true, From = ArtifactKind.EvalRun, Many = true)]
+    public IReadOnlyList<string> Runs { get; init; } = [];
 
     /// <summary>The report directory to create.</summary>
+    [Option("the report directory to create", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputDir { get; init; }
 
     /// <summary>The models' labels, one per run directory; null for the directory names.</summary>
+    [Option("comma-separated model labels, one per RUN_DIR (default: the directory names)")]
     public IReadOnlyList<string>? Labels { get; init; }
 
     /// <summary>The report's title; null for <see cref="ComparisonReport.DefaultTitle"/>.</summary>
+    [Option($"the report's title (default: \"{ComparisonReport.DefaultTitle}\")")]
     public string? Title { get; init; }
 
     /// <summary>Replace the output directory if it exists.</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
 
     /// <inheritdoc/>

@@ -73,6 +73,15 @@ public sealed class OptionAttribute(string help) : Attribute
     /// <summary>A key whose presence makes this input unnecessary, so that it is not wired (eval safety's model with responses).</summary>
     public string? NotNeededWith { get; init; }
 
+    /// <summary>
+    /// A type whose public static string property <c>Help</c> is the help text instead of <see cref="Help"/>: for an option
+    /// whose values are a table's rows (--method and <c>RemovalMethods</c>), so that the table is the one place that names them.
+    /// </summary>
+    public Type? HelpSource { get; init; }
+
+    /// <summary>The help text: <see cref="HelpSource"/>'s when given, else <see cref="Help"/>.</summary>
+    public string Text => HelpSource?.GetProperty("Help", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)?.GetValue(null) as string ?? Help;
+
     /// <summary>Parses the given values into the property's type instead of the built-in conversion: a type with a parameterless constructor implementing <see cref="IOptionParser"/>.</summary>
     public Type? Parser { get; init; }
 }

@@ -19,39 +19,51 @@ namespace Irr.Realign.Baselines;
 /// with DARE; that is not part of this baseline.) Writes a complete model directory with
 /// <see cref="RestaReport.FileName"/> inside, atomically.
 /// </summary>
+[Job("baseline resta", Help = "RESTA (Bhardwaj et al., ACL 2024): add the safety vector back to the fine-tuned model, W = W_F + γ·v",
+    Produces = ArtifactKind.Model)]
 public sealed record RestaJob : IJob<RestaReport>
 {
     /// <summary>The aligned model θ_A the fine-tune started from (the base of <see cref="Adapter"/>).</summary>
+    [Option("the aligned model θ_A the fine-tune started from", Kind = OptionKind.Input, Required = true)]
     public required string Base { get; init; }
 
     /// <summary>The fully fine-tuned model θ_F (a model directory); or give <see cref="Adapter"/>.</summary>
+    [Option("the fully fine-tuned model θ_F (a model directory); give it or --adapter", Kind = OptionKind.Input)]
     public string? Finetuned { get; init; }
 
     /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
+    [Option("or θ_F as a PEFT LoRA adapter on --base (merged in float32)", Kind = OptionKind.Input)]
     public string? Adapter { get; init; }
 
     /// <summary>
     /// The safety vector <c>v = θ_A − θ_U</c> (from <see cref="SafetyVectorJob"/>): safetensors or a <c>torch.save</c> state
     /// dict, its keys read as Hugging Face names (<see cref="TensorNames"/>); each tensor has its weight's shape <c>[out, in]</c>.
     /// </summary>
+    [Option("v = θ_A − θ_U, from irr safety-vector (safetensors, or a torch.save .pt/.pth state dict)",
+        Kind = OptionKind.Input, Required = true, From = ArtifactKind.SafetyVector)]
     public required string SafetyVector { get; init; }
 
     /// <summary>γ, the scale of the safety vector (the paper's β); 0 gives θ_F back, finite values only.</summary>
+    [Option("γ: the scale of the safety vector, W = W_F + γ·v (choose it on validation data)")]
     public double Gamma { get; init; } = 0.5;
 
     /// <summary>
     /// Target modules, or null: every one of the seven linear modules the safety vector has (in forward order).
     /// Each given module must be in the safety vector for every layer.
     /// </summary>
+    [Option("target modules: a comma-separated list or all (default: those of the seven the safety vector has)", Parser = typeof(TargetModules.OptionParser))]
     public IReadOnlyList<string>? Modules { get; init; }
 
     /// <summary>Output storage type: keep (θ_F's type per tensor; the base's for <see cref="Adapter"/>), bf16, f16 or f32.</summary>
+    [Option("output storage type: keep, bf16, f16 or f32", Name = "dtype")]
     public string DType { get; init; } = "keep";
 
     /// <summary>The output model directory.</summary>
+    [Option("output model directory (baseline-report.json goes inside it)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
 
     /// <summary>Replace the output directory if it exists.</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
 
     /// <inheritdoc/>
@@ -106,59 +118,53 @@ public sealed record RestaJob : IJob<RestaReport>
         var report = new RestaReport();
         float gamma = (float)Gamma;
         var stage = ProgressStage.Start(progress, $"θ_F + γ·v ({targets.Count} matrices, {specs.Count} tensors)", specs.Count, "tensors");
-        ModelWriter.Write(new ModelTarget(OutputPath, inputs, Overwrite, Finetuned ?? Base, dtype), config, specs, writer =>
+        using var writer = ModelWriter.Open(new ModelTarget(OutputPath, inputs, Overwrite, Finetuned ?? Base, dtype), config, specs, ownFiles: [RestaReport.FileName]);
+        float[] scratch = [], edited = [];
+        foreach (var spec in specs)
         {
-            float[] scratch = [], edited = [];
-            foreach (var spec in specs)
+            var w = theta.Load(spec.Name, ref scratch);
+            if (targets.Contains(spec.Name))
             {
-                var w = theta.Load(spec.Name, ref scratch);
-                if (targets.Contains(spec.Name))
+                var v = vector.ReadSingle(spec.Name);
+                FloatChecks.RequireFinite(v, spec.Name, vector.Path);
+                FloatChecks.RequireFinite(w, spec.Name, "fine-tuned model");
+                var (layer, module) = TargetModules.Parse(config, spec.Name);
+                double norm = Norm(v);
+                report.Matrices.Add(new RestaMatrix(layer, module, v.Length, norm, Math.Abs(Gamma) * norm, Norm(w)));
+                if (gamma != 0) // γ = 0 keeps θ_F's values exactly (−0 + 0 would be +0)
                 {
-                    var v = vector.ReadSingle(spec.Name);
-                    FloatChecks.RequireFinite(v, spec.Name, vector.Path);
-                    FloatChecks.RequireFinite(w, spec.Name, "fine-tuned model");
-                    var (layer, module) = TargetModules.Parse(config, spec.Name);
-                    double norm = Norm(v);
-                    report.Matrices.Add(new RestaMatrix(layer, module, v.Length, norm, Math.Abs(Gamma) * norm, Norm(w)));
-                    if (gamma != 0) // γ = 0 keeps θ_F's values exactly (−0 + 0 would be +0)
-                    {
-                        if (edited.Length < v.Length) edited = new float[v.Length];
-                        var sum = edited.AsSpan(0, v.Length);
-                        TensorPrimitives.Multiply(v, gamma, sum);   // γ·v, rounded to float32
-                        TensorPrimitives.Add(w, sum, sum);          // W_F + γ·v, rounded to float32
-                        w = sum;
-                    }
+                    if (edited.Length < v.Length) edited = new float[v.Length];
+                    var sum = edited.AsSpan(0, v.Length);
+                    TensorPrimitives.Multiply(v, gamma, sum);   // γ·v, rounded to float32
+                    TensorPrimitives.Add(w, sum, sum);          // W_F + γ·v, rounded to float32
+                    w = sum;
                 }
-                writer.Write(spec.Name, w);                         // rounded to the storage type here
-                stage.Advance();
             }
-        }, output => JsonFiles.WriteFile(output.PathOf(RestaReport.FileName), report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds)),
-            ownFiles: [RestaReport.FileName]);
+            writer.Write(spec.Name, w);                         // rounded to the storage type here
+            stage.Advance();
+        }
+        JsonFiles.WriteFile(writer.PathOf(RestaReport.FileName), report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds));
+        writer.Commit();
         return report;
     }
 
-    /// <summary>What the report records at its top: the irr version, the method, the inputs and every option.</summary>
+    /// <summary>
+    /// What the report records at its top: the irr version, the method, every input option (<see cref="Provenance.InputsOf"/>)
+    /// and every option that shapes the result, from the schema (gamma, modules, dtype), with the modules and the dtype as resolved.
+    /// </summary>
     public JsonObject ReportHeader(IReadOnlyList<string> modules, TensorDType? dtype)
     {
-        static string? P(string? path) => path is null ? null : Provenance.PathOf(path);
+        var inputs = Provenance.InputsOf(this);
+        inputs["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter);
+        var options = Provenance.OptionsOf(this);
+        options["modules"] = new JsonArray(modules.Select(m => (JsonNode?)m).ToArray());
+        options["dtype"] = dtype?.ToTorchName() ?? "keep";
         return new JsonObject
         {
             ["irr_version"] = Provenance.Version,
             ["method"] = "resta",
-            ["inputs"] = new JsonObject
-            {
-                ["base"] = P(Base),
-                ["finetuned"] = P(Finetuned),
-                ["adapter"] = P(Adapter),
-                ["safety_vector"] = P(SafetyVector),
-                ["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter),
-            },
-            ["options"] = new JsonObject
-            {
-                ["gamma"] = Gamma,
-                ["modules"] = new JsonArray(modules.Select(m => (JsonNode?)m).ToArray()),
-                ["dtype"] = dtype?.ToTorchName() ?? "keep",
-            },
+            ["inputs"] = inputs,
+            ["options"] = options,
         };
     }
 

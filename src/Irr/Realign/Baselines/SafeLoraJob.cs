@@ -46,30 +46,42 @@ public sealed record SafeLoraReport(IReadOnlyList<SafeLoraMatrix> Matrices)
 /// adapter_config.json, the same tensors with the projected lora_B, in their stored dtypes) with
 /// <see cref="SafeLoraReport.FileName"/> inside. Defined for LoRA adapters only: a full fine-tune is refused.
 /// </summary>
+[Job("baseline safelora", Help = "Safe LoRA (Hsu et al., NeurIPS 2024): project the LoRA updates least similar to the alignment subspace onto it " +
+    "(B' = C·B, C = V·Vᵀ/‖V‖_F); writes a PEFT adapter")] // an adapter: not wired by kind
 public sealed record SafeLoraJob : IJob<SafeLoraReport>
 {
     /// <summary>The aligned model θ_A the adapter was trained on (checks the adapter's and the safety vector's shapes).</summary>
+    [Option("the aligned model θ_A the adapter was trained on", Kind = OptionKind.Input, Required = true)]
     public required string Base { get; init; }
 
     /// <summary>The fine-tune as a PEFT LoRA adapter on <see cref="Base"/>.</summary>
+    [Option("the fine-tune as a PEFT LoRA adapter on --base (Safe LoRA is defined for LoRA only)", Kind = OptionKind.Input)]
     public string? Adapter { get; init; }
 
-    /// <summary>A full fine-tune: always refused (Safe LoRA projects LoRA updates); here so that the refusal names it.</summary>
+    /// <summary>A full fine-tune: always refused (Safe LoRA projects LoRA updates); here so that the refusal names it (never read: not an input).</summary>
+    [Option("refused: a full fine-tune has no LoRA matrices to project (use irr realign)")]
     public string? Finetuned { get; init; }
 
     /// <summary>The safety vector (from <see cref="SafetyVectorJob"/>, θ_A − θ_U), its keys read as Hugging Face names (<see cref="TensorNames"/>).</summary>
+    [Option("from irr safety-vector, θ_A − θ_U (safetensors, or a torch.save .pt/.pth state dict)",
+        Kind = OptionKind.Input, Required = true, From = ArtifactKind.SafetyVector)]
     public required string SafetyVector { get; init; }
 
     /// <summary>τ in [−1, 1]: project the matrices whose similarity is below it; or give <see cref="Layers"/>.</summary>
+    [Option("τ in [-1, 1]: project the matrices whose similarity cos(C·ΔW, ΔW) is below τ; or give --layers")]
     public double? Threshold { get; init; }
 
     /// <summary>K ≥ 0: project the K matrices with the lowest similarity (ties: earlier matrix first); or give <see cref="Threshold"/>.</summary>
+    [Option("K ≥ 0: project the K matrices with the lowest similarity (ties: the earlier matrix); or give --threshold")]
     public int? Layers { get; init; }
 
     /// <summary>The output adapter directory.</summary>
+    [Option("output adapter directory (adapter_config.json, adapter_model.safetensors, baseline-report.json)",
+        Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
 
     /// <summary>Replace the output directory if it exists.</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
 
     /// <inheritdoc/>
@@ -92,24 +104,25 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
         if (Layers is { } k) Validation.RequireAtLeast(Command, "layers", k, 0);
     }
 
-    /// <summary>What the report records at its top: the irr version, the method, the inputs and the selection rule.</summary>
-    public JsonObject ReportHeader(double scale, int rank) => new()
+    /// <summary>
+    /// What the report records at its top: the irr version, the method, every input option (<see cref="Provenance.InputsOf"/>)
+    /// and the selection rule: the one of threshold and layers that was given, under <c>rule</c> and under its key.
+    /// </summary>
+    public JsonObject ReportHeader(double scale, int rank)
     {
-        ["irr_version"] = Provenance.Version,
-        ["method"] = "safelora",
-        ["inputs"] = new JsonObject
+        var inputs = Provenance.InputsOf(this);
+        inputs["fingerprints"] = InputChecks.Fingerprints(Base, null, Adapter);
+        var (rule, value) = Provenance.OptionsOf(this).Single(o => o.Value is not null); // finetuned is null (refused): threshold or layers
+        return new JsonObject
         {
-            ["base"] = Provenance.PathOf(Base),
-            ["adapter"] = Provenance.PathOf(Adapter!),
-            ["safety_vector"] = Provenance.PathOf(SafetyVector),
-            ["fingerprints"] = InputChecks.Fingerprints(Base, null, Adapter),
-        },
-        ["selection"] = Threshold is { } t
-            ? new JsonObject { ["rule"] = "threshold", ["threshold"] = t }
-            : new JsonObject { ["rule"] = "layers", ["layers"] = Layers!.Value },
-        ["lora_scale"] = scale,
-        ["lora_rank"] = rank,
-    };
+            ["irr_version"] = Provenance.Version,
+            ["method"] = "safelora",
+            ["inputs"] = inputs,
+            ["selection"] = new JsonObject { ["rule"] = rule, [rule] = value!.DeepClone() },
+            ["lora_scale"] = scale,
+            ["lora_rank"] = rank,
+        };
+    }
 
     /// <summary>
     /// Computes every matrix's similarity, selects, projects and writes the adapter with its report.

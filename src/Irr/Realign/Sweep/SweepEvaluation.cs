@@ -23,9 +23,9 @@ internal sealed class SweepEvaluation(SweepJob job, IReadOnlyList<PromptSet> set
     public EvalSafetyJob SafetyJob => job.Safety with
     {
         Prompts = [], Sets = sets,
-        JudgeCache = job.Safety is { CustomJudge: null, Judge: "http" } && (job.Safety.JudgeCache ?? Path.Combine(root, "judge-cache.jsonl")) is var cache
-            ? (unit is null ? cache : SweepJob.UnitJudgeCache(cache, unit))
-            : job.Safety.JudgeCache,
+        Judge = job.Safety is { CustomJudge: null, Judge: HttpJudgeOptions http } && (http.Cache ?? Path.Combine(root, "judge-cache.jsonl")) is var cache
+            ? http with { Cache = unit is null ? cache : SweepJob.UnitJudgeCache(cache, unit) }
+            : job.Safety.Judge,
     };
 
     /// <summary>Harmful rate and task score of a model, written into <paramref name="dir"/> as irr eval safety and irr eval task write them.</summary>
@@ -39,13 +39,13 @@ internal sealed class SweepEvaluation(SweepJob job, IReadOnlyList<PromptSet> set
     public (double Harmful, double Task) Evaluate(string label, string model, string? adapter, string dir, Func<int, string, Action<JobProgress>> stage, int firstPhase)
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        // With engine-serve, one server for the model, started here and named after it, serves both evaluations.
-        using var server = job.Safety.Engine is { Serves: true } served
-            ? EngineServer.Start(served, model, adapter, label, Path.Combine(dir, EngineServer.LogFileName))
+        // With engine-serve, one engine session for the model, its server started here and named after it, serves both evaluations.
+        using var session = job.Safety.Engine is { } served
+            ? EngineSession.Start(served, model, adapter, Path.Combine(dir, EngineServer.LogFileName), name: label)
             : null;
         // Its answers are cached outside the evaluation directory (which is made anew), one file per model, so that a rerun
         // after failed generations asks only for those, and no two array tasks append to one file.
-        var engine = server is null ? null : server.Serving(job.Safety.Engine!) with { Cache = EngineCache(label) };
+        var engine = session is null ? null : session.Running with { Cache = EngineCache(label) };
         // Local answers likewise, in DIR/generation-cache/LABEL.jsonl: an interrupted sweep, run again, generates only those it lacks.
         string generations = Path.Combine(root, "generation-cache", label + ".jsonl");
         var safety = SafetyJob with { Model = model, Adapter = adapter, OutputDir = dir, Engine = engine, GenerationCachePath = generations };

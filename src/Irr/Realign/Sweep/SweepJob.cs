@@ -142,8 +142,8 @@ public sealed record SweepJob : IJob<SweepResult>
         var twice = Sparsity.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
         Require(twice is null, $"sparsity lists {twice?.Key.ToString(CultureInfo.InvariantCulture)} twice");
         Require(MaxHarmfulIncrease is >= 0 and <= 1, $"max-harmful-increase must be between 0 and 1, not {MaxHarmfulIncrease.ToString(CultureInfo.InvariantCulture)}");
-        Require(Realign.Method is "irr" or "irr-more" or "fisher-only",
-            $"method must be irr, irr-more or fisher-only, not '{Realign.Method}' (random-control adds the random-removal control)");
+        Require(RemovalMethods.Sweepable.Any(m => m.Name == Realign.Method),
+            $"method must be {RemovalMethods.Names(RemovalMethods.Sweepable)}, not '{Realign.Method}' (random-control adds the random-removal control)");
         Require(Seed == 0 || RandomControl, "seed applies to random-control only");
         foreach (double g in RestaGamma) Require(double.IsFinite(g), $"resta-gamma must be finite numbers, not {g.ToString(CultureInfo.InvariantCulture)}");
         Require(RestaGamma.Distinct().Count() == RestaGamma.Count, "resta-gamma lists a value twice");
@@ -157,14 +157,14 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Safety.Prompts.Count > 0 || Safety.Sets is not null, "harmful-val is required (harmful prompt sets of the validation split)");
         Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
         Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
-        Require(Safety.Engine is not { Serves: true, Model.Length: > 0 }, "engine-model does not apply to a sweep: each model is served under its label");
-        Require(Safety.Engine is null || Safety.Engine.Serves,
+        Require(Safety.Engine is not ServedEngine { Model.Length: > 0 }, "engine-model does not apply to a sweep: each model is served under its label");
+        Require(Safety.Engine is null or ServedEngine,
             "the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
             "engine-url and engine-model name one served model (for irr eval)");
         Require(Equals(Safety.Engine, Task.Engine), "the safety and task evaluations must use one serving engine");
         // Every point is a model; θ_F of a LoRA fine-tune and Safe LoRA's points are adapters on θ_A.
         Safety.Engine?.Validate(Command, hasAdapter: Realign.Finetuned is null && Realign.Adapter is not null, hasFullModel: true);
-        foreach (var (serve, option) in new[] { (Safety.Engine?.Serve, "engine-serve"), (Safety.Engine?.ServeAdapter, "engine-serve-adapter") })
+        foreach (var (serve, option) in new[] { ((Safety.Engine as ServedEngine)?.Serve, "engine-serve"), ((Safety.Engine as ServedEngine)?.ServeAdapter, "engine-serve-adapter") })
             Require(serve is null || serve.Contains("{name}", StringComparison.Ordinal),
                 $"{option} must contain {{name}}: each model of a sweep is served under its label (vLLM: --served-model-name {{name}})");
         Require(Task.Data.Length > 0, "task-val is required");

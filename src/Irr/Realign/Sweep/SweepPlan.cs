@@ -43,7 +43,7 @@ public static class SweepPlan
     {
         string method = job.Realign.Method;
         var units = job.Sparsity.Select(s => new[] { new PlannedPoint(Label(method, s), method, s, null) }
-                .Concat(job.RandomControl ? [new PlannedPoint(Label("random", s), RandomAtCountStrategy.MethodName, s, Label(method, s))] : []).ToList())
+                .Concat(job.RandomControl ? [new PlannedPoint(Label("random", s), RemovalMethods.RandomAtCount.Name, s, Label(method, s))] : []).ToList())
             .Concat(job.RestaGamma.Select(g => new List<PlannedPoint> { new($"{SweepJob.RestaMethod}-g{N(g)}", SweepJob.RestaMethod, g, null) }))
             .Concat(job.SafeLoraThreshold.Select(t => new List<PlannedPoint> { new($"{SweepJob.SafeLoraMethod}-t{N(t)}", SweepJob.SafeLoraMethod, t, null) }))
             .Select(points => (Labels: points.Select(p => p.Label).ToList(), Points: points))

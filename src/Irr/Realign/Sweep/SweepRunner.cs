@@ -77,7 +77,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         var run = KeepingOnStop(() => Compute(u));
         var dirs = u.Unit.Labels.Select(l => u.Unit.IsReference ? ReferenceDir(l) : PointDir(l)).ToList();
         return new SweepUnitResult(u.Unit, run.Points, run.Reference, dirs, realigned, resumed)
-            { BaselinesMade = baselinesMade, JudgeCache = evaluation.SafetyJob.JudgeCache };
+            { BaselinesMade = baselinesMade, JudgeCache = (evaluation.SafetyJob.Judge as HttpJudgeOptions)?.Cache };
     }
 
     // An interrupted sweep keeps its finished models (each with its record), and says so: a rerun resumes from them.
@@ -121,7 +121,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
     private RealignJob RealignJobOf(PlannedPoint p, string output) => p.ControlOf is { } irr
         ? job.Realign with
         {
-            Method = RandomAtCountStrategy.MethodName, RemovalCounts = Path.Combine(PointDir(irr), RealignReport.FileName), Seed = job.Seed,
+            Method = RemovalMethods.RandomAtCount.Name, RemovalCounts = Path.Combine(PointDir(irr), RealignReport.FileName), Seed = job.Seed,
             OutputPath = output, Overwrite = true,
         }
         : job.Realign with { Sparsity = p.Setting, OutputPath = output, Overwrite = true };

@@ -1,0 +1,47 @@
+using Irr.Demo;
+using Irr.Jobs;
+
+namespace Irr.Tests.Demo;
+
+/// <summary>
+/// The options of <c>irr demo</c> and <c>irr demo pretrain</c> as their jobs declare them (DemoJob.Options.cs,
+/// PretrainOptions): what the command line binds, checked against the presets and values written out by hand.
+/// </summary>
+public class DemoJobOptionsTests
+{
+    private static Dictionary<string, IReadOnlyList<string>> Given(params (string Key, string Value)[] options) =>
+        options.ToDictionary(o => o.Key, o => (IReadOnlyList<string>)[o.Value]);
+
+    [Fact]
+    public void QuickSeedAndBaseSelectTheSettings()
+    {
+        var job = JobSchema.Of<DemoJob>().Bind<DemoJob>(Given(("quick", "true"), ("seed", "7"), ("base", "b"), ("output", "o")));
+        Assert.Equal("quick", job.Options.Mode);
+        Assert.Equal("b", job.Options.BaseModel);
+        Assert.Equal([0, 0.2, 0.4, 0.7, 0.96, 0.99], job.Options.SweepSparsities); // the quick preset's sweep
+        Assert.Equal(7, job.Options.Seed);
+        Assert.Equal(24, job.Options.MaxNewTokens); // the quick preset's, not the default 32
+        Assert.Equal("o", job.OutputPath);
+
+        var defaults = JobSchema.Of<DemoJob>().Bind<DemoJob>(Given());
+        Assert.Equal(("default", 1, 32, null, "irr-demo"),
+            (defaults.Options.Mode, defaults.Options.Seed, defaults.Options.MaxNewTokens, defaults.Options.BaseModel, defaults.OutputPath));
+    }
+
+    [Fact]
+    public void SettingsGivenAsAnObjectAreKept()
+    {
+        var mine = DemoOptions.Quick(3) with { MaxNewTokens = 5 };
+        Assert.Same(mine, new DemoJob { Options = mine }.Options);
+    }
+
+    [Fact]
+    public void PretrainBindsItsSizesAndKeepsTheOtherDefaults()
+    {
+        var job = JobSchema.Of<PretrainJob>().Bind<PretrainJob>(Given(("output", "o"), ("lr", "0.01"), ("hidden-size", "64"), ("vocab-size", "300")));
+        Assert.Equal((0.01, 64, 300, 384, 4, 1, 600_000, 5_000, 0.02), (job.Options.LearningRate, job.Options.HiddenSize, job.Options.VocabSize,
+            job.Options.IntermediateSize, job.Options.Layers, job.Options.Seed, job.Options.Documents, job.Options.TokenizerDocuments, job.Options.WarmupRatio));
+        Assert.Equal("o", job.OutputPath);
+        Assert.Equal(600_000, new PretrainJob { OutputPath = "p" }.Options.Documents); // a fresh job's options are not the bound one's
+    }
+}
