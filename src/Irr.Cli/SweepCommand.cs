@@ -18,8 +18,12 @@ internal static class SweepCommand
 {
     public static Command Create()
     {
-        var realign = new SharedOptions($"the points' removal rule: {RemovalMethods.Names(RemovalMethods.Sweepable)}");
-        realign.Calibration.Required = true; // a sweep has no dry run
+        // The realignment's inputs and tuning as irr realign declares them (RealignJob's schema); the sweep's own meaning of two.
+        var realignSchema = JobSchema.Of<RealignJob>();
+        var inputs = JobCommand.OptionsOf(realignSchema, o => o.Attribute.Group == RealignJob.InputGroup);
+        var tuning = JobCommand.OptionsOf(realignSchema, o => o.Attribute.Group == RealignJob.TuningGroup);
+        inputs.Single(o => o.Option.Key == "method").Symbol.Description = $"the points' removal rule: {RemovalMethods.Names(RemovalMethods.Sweepable)}";
+        inputs.Single(o => o.Option.Key == "calibration").Symbol.Description = $"the task's own training data, for the Hessians (required: a sweep has no dry run): {OptionHelp.Records}";
         var sparsity = new Option<string[]>("--sparsity")
         {
             Description = "the values of s to try, comma-separated (e.g. 0,0.5,0.8,0.9,0.95), each in [0, 1]",
@@ -79,13 +83,14 @@ internal static class SweepCommand
 
         SweepJob Build(ParseResult r)
         {
-            string system = r.GetValue(realign.SystemPrompt)!;
-            bool raw = r.GetValue(realign.NoChatTemplate);
+            var realign = BindRealign(realignSchema, JobCommand.Given(r, [.. inputs, .. tuning]));
+            string system = realign.SystemPrompt;
+            bool raw = realign.NoChatTemplate;
             int tokens = r.GetValue(maxNew), batch = r.GetValue(batchSize);
             var served = engine.Build(r);
             return new SweepJob
             {
-                Realign = realign.Build(r),
+                Realign = realign,
                 Safety = judge.Apply(r, new EvalSafetyJob { Prompts = r.GetValue(harmfulVal) ?? [], SystemPrompt = system, NoChatTemplate = raw, MaxNewTokens = tokens, BatchSize = batch, OutputDir = "", Engine = served }),
                 Task = new EvalTaskJob { Model = "", Data = r.GetValue(taskVal)!, Metric = r.GetValue(taskMetric)!, SystemPrompt = system, NoChatTemplate = raw, MaxNewTokens = tokens, BatchSize = batch, Engine = served },
                 Sparsity = SweepJob.ParseSparsity(r.GetValue(sparsity) ?? []),
@@ -104,9 +109,9 @@ internal static class SweepCommand
 
         var command = new JobCommand("sweep", "Choose IRR's sparsity s on validation data: realign at every s (as irr realign does), evaluate harmful rate and task score, " +
             $"and choose {SweepSelection.Rule}. The chosen model goes to DIR/chosen", Build);
-        realign.AddInputsTo(command);
+        foreach (var (_, option) in inputs) command.Options.Add(option);
         foreach (var option in new Option[] { sparsity, randomControl, seed, restaGamma, safeLoraThreshold, safeLoraVector }) command.Options.Add(option);
-        realign.AddTuningTo(command);
+        foreach (var (_, option) in tuning) command.Options.Add(option);
         foreach (var option in new Option[] { harmfulVal, taskVal, taskMetric, maxNew, batchSize }) command.Options.Add(option);
         judge.AddTo(command);
         engine.AddTo(command);
@@ -201,67 +206,13 @@ internal static class SweepCommand
             console.WriteLine($"{method} at its best setting by the same rule: {choice.Reason}");
     }
 
-    /// <summary>
-    /// The options <c>irr realign</c> and <c>irr sweep</c> share, with the same meaning: the inputs (base, finetuned or adapter,
-    /// safety vector, Fisher, calibration, modules, method) and the realignment's tuning (blocksize, percdamp, nsamples, seqlen,
-    /// no-recalibrate, system-prompt, dtype).
-    /// </summary>
-    /// <param name="methodDescription">The help text of --method.</param>
-    /// <param name="calibrationNote">Appended to the help text of --calibration.</param>
-    internal sealed class SharedOptions(string methodDescription, string calibrationNote = "")
+    // The realignment the given options describe (no output, sparsity 0), a missing or malformed one named in the sweep's name.
+    private static RealignJob BindRealign(JobSchema schema, Dictionary<string, IReadOnlyList<string>> given)
     {
-        public Option<string> Base { get; } = new("--base") { Description = "the aligned model θ_A the fine-tune started from", Required = true };
-        public Option<string?> Finetuned { get; } = new("--finetuned") { Description = "the fully fine-tuned model θ_F (a model directory); give it or --adapter" };
-        public Option<string?> Adapter { get; } = new("--adapter") { Description = "or θ_F as a PEFT LoRA adapter on --base" };
-        public Option<string> SafetyVector { get; } = new("--safety-vector") { Description = "from irr safety-vector (safetensors, or a torch.save .pt/.pth state dict)", Required = true };
-        public Option<string> Fisher { get; } = new("--fisher") { Description = "from irr fisher (safetensors, or a torch.save .pt/.pth state dict)", Required = true };
-        public Option<string?> Calibration { get; } = new("--calibration") { Description = $"the task's own training data, for the Hessians{calibrationNote}: {OptionHelp.Records}" };
-        public Option<string?> Modules { get; } = new("--modules") { Description = "target modules (default: the adapter's targets for --adapter, all seven otherwise)" };
-        public Option<string> Method { get; } = new("--method") { Description = methodDescription, DefaultValueFactory = _ => "irr" };
-        public Option<int> BlockSize { get; } = new("--blocksize") { Description = "columns per OBS block", DefaultValueFactory = _ => 128 };
-        public Option<double> PercDamp { get; } = new("--percdamp") { Description = "damping as a fraction of mean(diag H)", DefaultValueFactory = _ => 0.01 };
-        public Option<int> NSamples { get; } = new("--nsamples") { Description = "calibration records used (the first N)", DefaultValueFactory = _ => 128 };
-        public Option<int> SeqLen { get; } = new("--seqlen") { Description = "calibration tokens kept per record", DefaultValueFactory = _ => 512 };
-        public Option<bool> NoRecalibrate { get; } = new("--no-recalibrate") { Description = "remove without compensating (ablation): θ_A where removed, θ_F elsewhere" };
-        public Option<string> SystemPrompt { get; } = CommandSupport.SystemPromptOption();
-        public Option<bool> NoChatTemplate { get; } = CommandSupport.NoChatTemplateOption();
-        public Option<string> DType { get; } = new("--dtype") { Description = "output storage type: keep, bf16, f16 or f32", DefaultValueFactory = _ => "keep" };
-
-        /// <summary>Adds the input options and the check that exactly one of --finetuned and --adapter is given.</summary>
-        public void AddInputsTo(Command command)
+        try { return schema.Bind<RealignJob>(given); }
+        catch (IrrException e) when (e.Message.StartsWith(schema.Command + ": ", StringComparison.Ordinal))
         {
-            foreach (var option in new Option[] { Base, Finetuned, Adapter, SafetyVector, Fisher, Calibration, Modules, Method }) command.Options.Add(option);
-            command.Validators.Add(r =>
-            {
-                if ((r.GetResult(Finetuned) is null) == (r.GetResult(Adapter) is null)) r.AddError("give exactly one of --finetuned and --adapter");
-            });
+            throw new IrrException("sweep: " + e.Message[(schema.Command.Length + 2)..], e);
         }
-
-        /// <summary>Adds the tuning options.</summary>
-        public void AddTuningTo(Command command)
-        {
-            foreach (var option in new Option[] { BlockSize, PercDamp, NSamples, SeqLen, NoRecalibrate, SystemPrompt, NoChatTemplate, DType }) command.Options.Add(option);
-        }
-
-        /// <summary>The realignment these options describe (no output, sparsity 0).</summary>
-        public RealignJob Build(ParseResult r) => new()
-        {
-            Base = r.GetValue(Base)!,
-            Finetuned = r.GetValue(Finetuned),
-            Adapter = r.GetValue(Adapter),
-            SafetyVector = r.GetValue(SafetyVector)!,
-            Fisher = r.GetValue(Fisher)!,
-            Calibration = r.GetValue(Calibration),
-            Modules = r.GetValue(Modules) is { } list ? TargetModules.Parse(list) : null,
-            Method = r.GetValue(Method)!,
-            BlockSize = r.GetValue(BlockSize),
-            PercDamp = r.GetValue(PercDamp),
-            NSamples = r.GetValue(NSamples),
-            SeqLen = r.GetValue(SeqLen),
-            Recalibrate = !r.GetValue(NoRecalibrate),
-            SystemPrompt = r.GetValue(SystemPrompt)!,
-            NoChatTemplate = r.GetValue(NoChatTemplate),
-            DType = r.GetValue(DType)!,
-        };
     }
 }
