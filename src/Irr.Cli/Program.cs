@@ -109,7 +109,7 @@ public static class Program
             // Whatever the stop ended in (OperationCanceledException, or an error of an await it cut short): one line.
             warnings.Flush();
             if (nested) throw;
-            SayClosing(error, InterruptedLine());
+            SayClosing(error, Interruption.ClosingLine());
             return Interruption.ExitCode(Interruption.Signal);
         }
         catch (IrrException e)
@@ -134,30 +134,6 @@ public static class Program
                 : "This is a bug in irr. Run again with IRR_DEBUG=1 for details, and please report it.");
             return ExitInternalError;
         }
-    }
-
-    /// <summary>
-    /// The closing line of an interrupted command, e.g. "interrupted (SIGINT): nothing written to out; temporary files
-    /// removed", with what it kept ("kept 3 of 8 finished sweep models in runs/s; run the same command to resume").
-    /// </summary>
-    internal static string InterruptedLine()
-    {
-        var parts = new List<string>();
-        // Outputs inside another output's temporary (the demo's models, a recipe step's files) are not the user's to hear of.
-        var unwritten = Interruption.Discarded.Concat(IO.OutputLock.Unwritten).Distinct(StringComparer.Ordinal)
-            .Where(t => !IO.Temporaries.IsInsideTemporary(t))
-            .ToList();
-        if (unwritten.Count > 0) parts.Add($"nothing written to {string.Join(", ", unwritten.Select(Shown))}");
-        parts.Add(IO.Temporaries.Current.Any(t => !t.EndsWith(IO.OutputLock.Suffix, StringComparison.Ordinal)) ? "some temporary files may remain" : "temporary files removed");
-        parts.AddRange(Interruption.Kept.Select(Diagnostics.Escape));
-        return $"interrupted ({Interruption.Signal ?? "SIGINT"}): {string.Join("; ", parts)}";
-    }
-
-    // A path as the user would write it: relative to the current directory when inside it.
-    private static string Shown(string path)
-    {
-        string relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
-        return Diagnostics.Escape(relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path : relative);
     }
 
     /// <summary>The root command with every subcommand.</summary>

@@ -15,13 +15,6 @@ namespace Irr.Cli;
 /// </summary>
 internal static class RunCommand
 {
-    /// <summary>A step as its command sees it: the argument vector (without "irr"), parsed and checked, and every option's value.</summary>
-    internal sealed record StepCommand(PlannedStep Planned, IReadOnlyList<string> Arguments, JsonObject Options, bool CanOverwrite)
-    {
-        /// <summary>The step's job, built and validated (null for a command that is not a job).</summary>
-        public IJob? Job { get; init; }
-    }
-
     public static Command Create()
     {
         var recipe = new Argument<string>("RECIPE") { Description = "the recipe: a YAML file with an output directory and a list of steps (docs/RECIPES.md)" };
@@ -44,72 +37,36 @@ internal static class RunCommand
     }
 
     /// <summary>
-    /// Checks every step before any runs: its command and keys, the wiring and the graph (<see cref="StepGraph"/>), its
-    /// argument vector parsed by the command, and a job command's job built and validated. Returns the steps in run order.
+    /// Checks every step before any runs (<see cref="RecipeSteps"/>): its command and keys, the wiring and the graph
+    /// (<see cref="StepGraph"/>), its job bound and validated, and the steps against each other. Returns the steps in run order.
     /// </summary>
     /// <exception cref="IrrException">The first problem, as "RECIPE line N: command: message".</exception>
-    internal static List<StepCommand> Check(Recipe recipe)
+    internal static List<CheckedStep> Check(Recipe recipe)
     {
         var root = Program.BuildRoot();
         var graph = StepGraph.Plan(recipe.WithSteps(recipe.Steps.Select(s => Canonical(recipe, root, s)).ToList()));
-        var steps = graph.Order.Select(s => Parse(recipe, root, s)).ToList();
-        foreach (var step in graph.Order) CheckPlannedInputs(recipe, graph, step);
-        foreach (var step in steps) CheckPlannedModules(recipe, steps, step);
+        var steps = graph.Order.Select(s => RecipeSteps.SchemaOf(s.Command) is { } schema ? RecipeSteps.Check(recipe, s, schema) : Legacy(recipe, root, s)).ToList();
+        RecipeSteps.CheckBetween(recipe, graph, steps);
         return steps;
     }
 
-    // A realign, sweep or baseline step whose safety vector or Fisher an earlier step computes: the models that step
-    // names against this step's base and fine-tune (InputChecks.Planned), so a swap stops the run before any step runs.
-    private static void CheckPlannedInputs(Recipe recipe, StepGraph graph, PlannedStep step)
+    private static RecipeStep Canonical(Recipe recipe, Command root, RecipeStep step)
     {
-        if (step.Command is not ("realign" or "sweep" or "baseline resta" or "baseline safelora")) return;
-        string? Value(PlannedStep s, string key) => s.Options.FirstOrDefault(o => o.Key == key) is { Values.Count: 1 } o ? o.Values[0] : null;
-        PlannedStep? Producer(string key, string command) =>
-            step.DependsOn.Where(d => d.Via.Key == key).Select(d => graph.Steps[d.Producer]).FirstOrDefault(p => p.Command == command);
-        if (Value(step, "base") is not { } @base) return;
-        var sv = Producer("safety-vector", "safety-vector");
-        var fisher = Producer("fisher", "fisher");
-        if (sv is null && fisher is null) return;
-        try
-        {
-            InputChecks.Planned(step.Command, @base, Value(step, "finetuned"), Value(step, "adapter"),
-                sv is null ? null : Value(step, "safety-vector"), sv is null ? null : Value(sv, "aligned"), sv is null ? null : Value(sv, "unaligned"),
-                fisher is null ? null : Value(step, "fisher"), fisher is null ? null : Value(fisher, "model"));
-        }
-        catch (IrrException e)
-        {
-            throw recipe.Error(step.Step.Line, e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}");
-        }
+        var spec = StepSpec.Of(recipe, step);
+        var command = CommandOf(root, step.Command);
+        if (RecipeSteps.SchemaOf(step.Command) is { } schema)
+            return RecipeSteps.Canonical(recipe, step, schema, key => OptionOf(command, key) is null ? null : NotInRecipes.GetValueOrDefault(key, "is an option of the command line only"));
+        return LegacyCanonical(recipe, command, spec, step);
     }
 
-    // A realign or sweep step whose safety vector or Fisher an earlier step computes: those steps must cover the modules
-    // it realigns, or it would fail only when it runs, after the Fisher's hours.
-    private static void CheckPlannedModules(Recipe recipe, IReadOnlyList<StepCommand> steps, StepCommand step)
+    // Options of the command line that are not a job's, and why a recipe may not give them: what prints instead of running.
+    private static readonly Dictionary<string, string> NotInRecipes = new(StringComparer.Ordinal)
     {
-        var realign = step.Job switch { RealignJob r => r, SweepJob s => s.Realign, _ => null };
-        if (realign is null) return;
-        var producers = new List<(string Key, string Step, int Line, IReadOnlyList<string> Modules)>();
-        foreach (var d in step.Planned.DependsOn)
-        {
-            var producer = steps.Single(s => s.Planned.Index == d.Producer);
-            IReadOnlyList<string>? modules = (d.Via.Key, producer.Job) switch
-            {
-                ("safety-vector", SafetyVectorJob v) => v.Modules,
-                ("fisher", FisherJob f) => f.Modules,
-                _ => null,
-            };
-            if (modules is not null) producers.Add((d.Via.Key, producer.Planned.Id, producer.Planned.Step.Line, modules));
-        }
-        if (producers.Count == 0 || realign.PlannedModules() is not { } realigned) return;
-        try
-        {
-            InputChecks.PlannedModules(step.Planned.Command, realigned, realign.Modules is not null, producers);
-        }
-        catch (IrrException e)
-        {
-            throw recipe.Error(step.Planned.Step.Find("modules")?.Line ?? step.Planned.Step.Line, e.Message);
-        }
-    }
+        ["list-points"] = "prints the sweep's units instead of running it; run irr sweep ... --list-points on the command line",
+        ["json"] = "applies to list-points, which a recipe cannot give",
+        ["engine-serve"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve on the command line",
+        ["engine-serve-adapter"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve-adapter on the command line",
+    };
 
     private static Command CommandOf(Command root, string command) =>
         command.Split(' ').Aggregate(root, (parent, word) => parent.Subcommands.Single(c => c.Name == word));
@@ -119,24 +76,11 @@ internal static class RunCommand
     private static Option? OptionOf(Command command, string key) =>
         OptionsOf(command).FirstOrDefault(o => o.Name == "--" + key || o.Aliases.Contains("--" + key) || o.Aliases.Contains("-" + key));
 
-    private static bool IsFlag(Option option) => option.ValueType == typeof(bool);
-
     private static string KeyOf(Option option) => option.Name.TrimStart('-');
 
-    // Options a recipe may not give, and why: what prints instead of running, and what runs a command.
-    private static readonly Dictionary<string, string> NotInRecipes = new(StringComparer.Ordinal)
+    // TRANSITIONAL (issue 25): a command whose options are still written by hand, checked through its parser.
+    private static RecipeStep LegacyCanonical(Recipe recipe, Command command, StepSpec spec, RecipeStep step)
     {
-        ["list-points"] = "prints the sweep's units instead of running it; run irr sweep ... --list-points on the command line",
-        ["json"] = "applies to list-points, which a recipe cannot give",
-        ["engine-serve"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve on the command line",
-        ["engine-serve-adapter"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve-adapter on the command line",
-    };
-
-    // The step with each key spelled as its option's long name (o → output), every key checked against the command.
-    private static RecipeStep Canonical(Recipe recipe, Command root, RecipeStep step)
-    {
-        var spec = StepSpec.Of(recipe, step);
-        var command = CommandOf(root, step.Command);
         var options = new List<RecipeOption>();
         foreach (var given in step.Options)
         {
@@ -144,10 +88,10 @@ internal static class RunCommand
             if (key != spec.Positional)
             {
                 var option = OptionOf(command, key)
-                    ?? throw recipe.Error(given.Line, $"{step.Command}: unknown option '{key}'{Suggestion(key, OptionsOf(command).Select(KeyOf).Append(spec.Positional))}");
+                    ?? throw recipe.Error(given.Line, $"{step.Command}: unknown option '{key}'{RecipeSteps.Suggestion(key, OptionsOf(command).Select(KeyOf))}");
                 key = KeyOf(option);
                 if (NotInRecipes.TryGetValue(key, out string? why)) throw recipe.Error(given.Line, $"{step.Command}: {key} {why}");
-                if (IsFlag(option) && (given.IsList || !bool.TryParse(given.Values[0], out _)))
+                if (option.ValueType == typeof(bool) && (given.IsList || !bool.TryParse(given.Values[0], out _)))
                     throw recipe.Error(given.Line, $"{step.Command}: {key} is a flag: true or false");
                 if (given.IsList && option.Arity.MaximumNumberOfValues <= 1)
                     throw recipe.Error(given.Line, $"{step.Command}: {key} takes one value, not a list");
@@ -158,84 +102,46 @@ internal static class RunCommand
         return step with { Options = options };
     }
 
-    // " (did you mean 'sparsity'?)" for a key within two edits of an option's name.
-    private static string Suggestion(string key, IEnumerable<string?> names)
+    // TRANSITIONAL (issue 25): the argument vector and job of a command whose options are still written by hand.
+    private static CheckedStep Legacy(Recipe recipe, Command root, PlannedStep step)
     {
-        var best = names.OfType<string>().Select(n => (Name: n, Distance: UsageErrors.Distance(key, n))).MinBy(n => n.Distance);
-        return best.Name is not null && best.Distance <= 2 ? $" (did you mean '{best.Name}'?)" : "";
-    }
-
-    /// <summary>The argument vector of a step: its command's words, then --key value per value (--key for a true flag), then its positional values.</summary>
-    internal static List<string> Arguments(PlannedStep step, Command command)
-    {
+        var command = CommandOf(root, step.Command);
         var args = step.Command.Split(' ').ToList();
         foreach (var option in step.Options.Where(o => o.Key != step.Spec.Positional))
         {
-            if (IsFlag(OptionOf(command, option.Key)!))
+            if (OptionOf(command, option.Key)!.ValueType == typeof(bool))
             {
                 if (option.IsTrue) args.Add("--" + option.Key);
                 continue;
             }
-            // A value that starts with a dash would read as an option.
             foreach (string value in option.Values) args.AddRange(value.StartsWith('-') ? [$"--{option.Key}={value}"] : ["--" + option.Key, value]);
         }
-        if (step.Spec.Positional is { } positional && step.Options.FirstOrDefault(o => o.Key == positional) is { } values)
-        {
-            args.Add("--");
-            args.AddRange(values.Values);
-        }
-        return args;
-    }
-
-    private static StepCommand Parse(Recipe recipe, Command root, PlannedStep step)
-    {
-        var command = CommandOf(root, step.Command);
-        var args = Arguments(step, command);
         var result = root.Parse(args);
         if (result.Errors.Count > 0)
         {
             var error = result.Errors[0];
-            string? key = error.SymbolResult switch
-            {
-                OptionResult o => KeyOf(o.Option),
-                ArgumentResult => step.Spec.Positional,
-                _ => null,
-            };
-            int line = (key is null ? null : step.Step.Find(key)?.Line) ?? step.Step.Line;
-            throw recipe.Error(line, $"{step.Command}: {error.Message}");
+            string? key = error.SymbolResult is OptionResult o ? KeyOf(o.Option) : null;
+            throw recipe.Error((key is null ? null : step.Step.Find(key)?.Line) ?? step.Step.Line, $"{step.Command}: {error.Message}");
         }
-        IJob? built = null;
-        if (command is JobCommand job)
+        IJob built;
+        try
         {
-            try
-            {
-                built = job.Build(result);
-                built.Validate();
-            }
-            catch (IrrException e)
-            {
-                // A message about one key ("realign: sparsity must be a number …") points at that key's line.
-                string message = e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}";
-                int line = step.Step.Options.FirstOrDefault(o => message.StartsWith($"{step.Command}: {o.Key} ", StringComparison.Ordinal))?.Line ?? step.Step.Line;
-                throw recipe.Error(line, message);
-            }
+            built = ((JobCommand)command).Build(result);
+            built.Validate();
+        }
+        catch (IrrException e)
+        {
+            string message = e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}";
+            int line = step.Step.Options.FirstOrDefault(o => message.StartsWith($"{step.Command}: {o.Key} ", StringComparison.Ordinal))?.Line ?? step.Step.Line;
+            throw recipe.Error(line, message);
         }
         var options = new JsonObject();
-        if (built is not null && command is JobCommand { Schema: not null } schemaCommand)
-            options = schemaCommand.Schema.Describe(built);
-        else
-        {
-            foreach (var option in OptionsOf(command)) options[KeyOf(option)] = JobSchema.Json(ValueOf(result, option.Name, option.ValueType));
-            foreach (var argument in command.Arguments) options[step.Spec.Positional ?? argument.Name] = JobSchema.Json(ValueOf(result, argument.Name, argument.ValueType));
-        }
-        return new StepCommand(step, args, options, OptionOf(command, "overwrite") is not null) { Job = built };
+        foreach (var option in OptionsOf(command))
+            options[KeyOf(option)] = JobSchema.Json(result.GetValue<object>(option.Name) ?? (option.ValueType.IsValueType && Nullable.GetUnderlyingType(option.ValueType) is null ? Activator.CreateInstance(option.ValueType) : null));
+        return new CheckedStep(step, args, built, options);
     }
 
-    // The value the command gets: an option that is not given and has no default is default(T) (0 for --sparsity).
-    private static object? ValueOf(ParseResult result, string name, Type type) =>
-        result.GetValue<object>(name) ?? (type.IsValueType && Nullable.GetUnderlyingType(type) is null ? Activator.CreateInstance(type) : null);
-
-    private static int Execute(Recipe recipe, IReadOnlyList<StepCommand> steps, IReadOnlySet<string> force, InvocationConfiguration io)
+    private static int Execute(Recipe recipe, IReadOnlyList<CheckedStep> steps, IReadOnlySet<string> force, InvocationConfiguration io)
     {
         var err = io.Error;
         var ledger = RunLedger.Load(recipe.Output);
@@ -243,7 +149,8 @@ internal static class RunCommand
         var reran = new HashSet<int>();
         for (int k = 0; k < steps.Count; k++)
         {
-            var (planned, arguments, options, canOverwrite) = steps[k];
+            var (planned, arguments, _, options) = steps[k];
+            bool canOverwrite = steps[k].CanOverwrite;
             string tag = $"[{k + 1}/{steps.Count}] {planned.Id}";
             var candidate = new StepRecord
             {

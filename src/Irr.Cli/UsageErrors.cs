@@ -36,26 +36,8 @@ internal static partial class UsageErrors
     // The candidate within two edits of the token, if one is.
     private static string? Nearest(string token, IEnumerable<string> candidates)
     {
-        var best = candidates.Select(c => (Name: c, Distance: Distance(token, c))).MinBy(c => c.Distance);
+        var best = candidates.Select(c => (Name: c, Distance: Irr.Jobs.RecipeSteps.Distance(token, c))).MinBy(c => c.Distance);
         return best.Name is not null && best.Distance <= 2 ? best.Name : null;
-    }
-
-    /// <summary>The edit distance of two words.</summary>
-    public static int Distance(string a, string b)
-    {
-        var row = Enumerable.Range(0, b.Length + 1).ToArray();
-        for (int i = 1; i <= a.Length; i++)
-        {
-            int diagonal = row[0];
-            row[0] = i;
-            for (int j = 1; j <= b.Length; j++)
-            {
-                int above = row[j];
-                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
-                diagonal = above;
-            }
-        }
-        return row[b.Length];
     }
 
     [GeneratedRegex("^Unrecognized command or argument '(.*)'\\.?$")]

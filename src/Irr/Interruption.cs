@@ -1,3 +1,4 @@
+using Irr.IO;
 using System.Runtime.InteropServices;
 
 namespace Irr;
@@ -158,5 +159,29 @@ public static class Interruption
             DiscardedTargets.Clear();
             if (_source.IsCancellationRequested) _source = new CancellationTokenSource();
         }
+    }
+
+    /// <summary>
+    /// The closing line of an interrupted command, e.g. "interrupted (SIGINT): nothing written to out; temporary files
+    /// removed", with what it kept ("kept 3 of 8 finished sweep models in runs/s; run the same command to resume").
+    /// </summary>
+    public static string ClosingLine()
+    {
+        var parts = new List<string>();
+        // Outputs inside another output's temporary (the demo's models, a recipe step's files) are not the user's to hear of.
+        var unwritten = Interruption.Discarded.Concat(OutputLock.Unwritten).Distinct(StringComparer.Ordinal)
+            .Where(t => !Temporaries.IsInsideTemporary(t))
+            .ToList();
+        if (unwritten.Count > 0) parts.Add($"nothing written to {string.Join(", ", unwritten.Select(Shown))}");
+        parts.Add(Temporaries.Current.Any(t => !t.EndsWith(OutputLock.Suffix, StringComparison.Ordinal)) ? "some temporary files may remain" : "temporary files removed");
+        parts.AddRange(Interruption.Kept.Select(Diagnostics.Escape));
+        return $"interrupted ({Interruption.Signal ?? "SIGINT"}): {string.Join("; ", parts)}";
+    }
+
+    // A path as the user would write it: relative to the current directory when inside it.
+    private static string Shown(string path)
+    {
+        string relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
+        return Diagnostics.Escape(relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path : relative);
     }
 }

@@ -103,6 +103,10 @@ public sealed record ScoreJob : IJob<ScoreResult>
     [Option("write the JSON here (default: standard output)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Fingerprinted = false)]
     public string? OutputPath { get; init; }
 
+    /// <summary>Replace the output file if it exists.</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
+    public bool Overwrite { get; init; }
+
     /// <inheritdoc/>
     public string Command => "score";
 
@@ -124,7 +128,7 @@ public sealed record ScoreJob : IJob<ScoreResult>
     public ScoreResult Run(Action<JobProgress>? progress = null)
     {
         Validate();
-        if (OutputPath is not null) AtomicFile.RequireFileTarget(OutputPath);
+        if (OutputPath is not null) OutputPolicy.RequireNewFile(OutputPath, Overwrite);
         var records = TrainingRecord.Load(Data);
         var tokenizer = PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate);
         using var weights = CheckpointWeights.Open(Model, Adapter);

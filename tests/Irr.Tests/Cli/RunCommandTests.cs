@@ -269,7 +269,7 @@ public class RunCommandTests
         "fisher: the output ", "is also the output of fisher (line 3)")]
     [InlineData("  - fisher: {model: aligned, data: out/fisher.safetensors}\n", 3, "fisher: data ", "fisher.safetensors is this step's own output (a cycle)")]
     [InlineData("  - convert: {input: missing.pt}\n", 3, "convert: input ", "missing.pt: no such file or directory, and no step writes it")]
-    [InlineData("  - convert: {input: [safety.jsonl, task.jsonl]}\n", 3, "convert: Unrecognized command or argument ")]
+    [InlineData("  - convert: {input: [safety.jsonl, task.jsonl]}\n", 3, "convert: input takes one value, not a list")]
     [InlineData("  - fisher:\n      model: aligned\n     data: safety.jsonl\n", 5, "not valid YAML")]
     // Issue 25: the wiring between steps is checked too: realign's default modules (all seven) against the steps that compute its inputs.
     [InlineData("  - safety-vector: {aligned: aligned, unaligned: unaligned, modules: \"q_proj,v_proj\"}\n  - fisher: {model: aligned, data: safety.jsonl, modules: \"q_proj,v_proj\"}\n" +

@@ -107,7 +107,7 @@ public class StepGraphTests
         Assert.Equal(dir["out/convert-2.safetensors"], s["convert-2"].Output); // a state dict file gives one .safetensors file
         Assert.Equal(dir["fisher.safetensors"], s["convert-3"].Output);
         Assert.Equal(["convert", "--output", dir["out/convert-2.safetensors"], "--", dir["sv.pt"]],
-            Irr.Cli.RunCommand.Arguments(s["convert-2"], Irr.Cli.Program.BuildRoot().Subcommands.Single(c => c.Name == "convert")));
+            RecipeSteps.Arguments(s["convert-2"], RecipeSteps.SchemaOf("convert")!));
         Assert.Equal([dir["sv.pt"]], s["convert-2"].Inputs);
         // Nothing is wired from a convert step; its outputs named explicitly make dependencies, and the order follows them.
         Assert.Empty(s["convert"].Wired);

@@ -5,7 +5,7 @@ using Irr.Tests.IO;
 namespace Irr.Tests.Realign;
 
 /// <summary>
-/// The one output policy for IRR's first two steps (issue 25): irr safety-vector, irr fisher and irr fisher merge refuse
+/// The one output policy (issue 25): irr safety-vector, irr fisher, irr fisher merge and irr score refuse
 /// an existing output file in one line naming --overwrite, leaving it as it was, and replace it with --overwrite.
 /// </summary>
 public class ExistingOutputTests
@@ -58,5 +58,23 @@ public class ExistingOutputTests
             Assert.True(r.Code == 0, r.Err);
         }
         RefusedThenReplaced(dir["f.safetensors"], ["fisher", "merge", .. parts, "-o", dir["f.safetensors"]], 2, "fisher");
+    }
+
+    [Fact]
+    public void Score()
+    {
+        using var dir = new TempDir();
+        var (aligned, _, _) = ModelCommandTests.ThreeModels(dir);
+        File.WriteAllText(dir["d.jsonl"], "{\"prompt\": \"a\", \"output\": \"b\"}\n");
+        string output = dir["scores.json"];
+        File.WriteAllText(output, Old);
+        string[] command = ["score", "--model", aligned, "--data", dir["d.jsonl"], "-o", output];
+        var (code, _, err) = CliRunner.Run(command);
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {output}: exists (choose another output, or give --overwrite to replace it)", err.TrimEnd('\n'));
+        Assert.Equal(Old, File.ReadAllText(output));
+        (code, _, err) = CliRunner.Run([.. command, "--overwrite"]);
+        Assert.True(code == 0, err);
+        Assert.Equal(1, System.Text.Json.JsonDocument.Parse(File.ReadAllText(output)).RootElement.GetProperty("records").GetInt32()); // the one record scored
     }
 }

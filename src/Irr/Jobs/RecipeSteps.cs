@@ -1,0 +1,185 @@
+using System.Text.Json.Nodes;
+using Irr.Realign;
+
+namespace Irr.Jobs;
+
+/// <summary>A recipe step checked before any step runs: its plan, the command line that runs it, its job and every option's value.</summary>
+/// <param name="Planned">The step with its paths resolved and inputs wired (<see cref="StepGraph"/>).</param>
+/// <param name="Arguments">The command line that runs it, without "irr": what running the step on its own takes.</param>
+/// <param name="Job">Its job, bound from the step's keys and validated.</param>
+/// <param name="Options">Every option of the job with its value, defaults included (run.json's <c>options</c>).</param>
+internal sealed record CheckedStep(PlannedStep Planned, IReadOnlyList<string> Arguments, IJob Job, JsonObject Options)
+{
+    /// <summary>Whether the command takes <c>--overwrite</c> (a rerun replaces the step's own earlier output).</summary>
+    public bool CanOverwrite => JobSchema.Of(Job.GetType()).Find("overwrite") is not null;
+}
+
+/// <summary>
+/// What <c>irr run</c> checks of a recipe before any step runs, through each job's schema (<see cref="JobSchema"/>): every
+/// key against the job's options (spelled canonically, "did you mean"), the wiring and order (<see cref="StepGraph"/>), each
+/// step's job bound and validated, and the steps against each other (swapped models, modules). Errors name the recipe's line.
+/// </summary>
+internal static class RecipeSteps
+{
+    /// <summary>The schema of the job a recipe step's command runs, or null when a recipe cannot run it.</summary>
+    public static JobSchema? SchemaOf(string command) =>
+        StepSpec.JobTypes.Select(JobSchema.Of).FirstOrDefault(s => s.Job?.Command == command);
+
+    /// <summary>
+    /// The step with each key spelled as its option's long name (o → output), every key checked against the job's schema:
+    /// unknown keys (with a suggestion), keys a recipe may not give (<see cref="OptionAttribute.CommandLineOnly"/>, or
+    /// <paramref name="commandLineOnly"/>'s reason for an option of the command line only), flags, lists and repeats.
+    /// </summary>
+    /// <exception cref="IrrException">The first bad key, as "RECIPE line N: command: message".</exception>
+    public static RecipeStep Canonical(Recipe recipe, RecipeStep step, JobSchema schema, Func<string, string?> commandLineOnly)
+    {
+        var options = new List<RecipeOption>();
+        foreach (var given in step.Options)
+        {
+            string key = given.Key;
+            var option = schema.Find(key);
+            string? why = option?.Attribute.CommandLineOnly ?? (option is null ? commandLineOnly(key) : null);
+            if (why is not null) throw recipe.Error(given.Line, $"{step.Command}: {option?.Key ?? key} {why}");
+            if (option is null)
+                throw recipe.Error(given.Line, $"{step.Command}: unknown option '{key}'{Suggestion(key, schema.Options.Select(o => o.Key))}");
+            key = option.Key;
+            if (option.IsFlag && (given.IsList || !bool.TryParse(given.Values[0], out _)))
+                throw recipe.Error(given.Line, $"{step.Command}: {key} is a flag: true or false");
+            if (given.IsList && !option.IsList)
+                throw recipe.Error(given.Line, $"{step.Command}: {key} takes one value, not a list");
+            if (options.Any(o => o.Key == key)) throw recipe.Error(given.Line, $"{step.Command}: {key} is given twice");
+            options.Add(given with { Key = key });
+        }
+        return step with { Options = options };
+    }
+
+    /// <summary>" (did you mean 'sparsity'?)" for a word within two edits of a name, else "".</summary>
+    public static string Suggestion(string word, IEnumerable<string> names)
+    {
+        var best = names.Select(n => (Name: n, Distance: Distance(word, n))).MinBy(n => n.Distance);
+        return best.Name is not null && best.Distance <= 2 ? $" (did you mean '{best.Name}'?)" : "";
+    }
+
+    /// <summary>The edit distance of two words (Levenshtein).</summary>
+    public static int Distance(string a, string b)
+    {
+        var row = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+        return row[b.Length];
+    }
+
+    /// <summary>The command line of a step: its command's words, then --key value per value (--key for a true flag), then its positional values.</summary>
+    public static List<string> Arguments(PlannedStep step, JobSchema schema)
+    {
+        var args = step.Command.Split(' ').ToList();
+        foreach (var given in step.Options.Where(o => o.Key != step.Spec.Positional))
+        {
+            if (schema.Find(given.Key)!.IsFlag)
+            {
+                if (given.IsTrue) args.Add("--" + given.Key);
+                continue;
+            }
+            // A value that starts with a dash would read as an option.
+            foreach (string value in given.Values) args.AddRange(value.StartsWith('-') ? [$"--{given.Key}={value}"] : ["--" + given.Key, value]);
+        }
+        if (step.Spec.Positional is { } positional && step.Options.FirstOrDefault(o => o.Key == positional) is { } values)
+        {
+            args.Add("--");
+            args.AddRange(values.Values);
+        }
+        return args;
+    }
+
+    /// <summary>The step's job, bound from its keys through the schema and validated.</summary>
+    /// <exception cref="IrrException">A value does not convert, a required key is missing or Validate refuses: at the key's line when the message names one.</exception>
+    public static CheckedStep Check(Recipe recipe, PlannedStep step, JobSchema schema)
+    {
+        IJob job;
+        try
+        {
+            job = (IJob)schema.Bind(step.Options.ToDictionary(o => o.Key, o => o.Values));
+            job.Validate();
+        }
+        catch (IrrException e)
+        {
+            // A message about one key ("realign: sparsity must be a number …") points at that key's line.
+            string message = e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}";
+            int line = step.Step.Options.FirstOrDefault(o => message.StartsWith($"{step.Command}: {o.Key} ", StringComparison.Ordinal))?.Line ?? step.Step.Line;
+            throw recipe.Error(line, message);
+        }
+        return new CheckedStep(step, Arguments(step, schema), job, schema.Describe(job));
+    }
+
+    /// <summary>
+    /// The checks between steps: a realign, sweep or baseline step whose safety vector or Fisher an earlier step computes,
+    /// against the models that step names (<see cref="InputChecks.Planned"/>: a swap stops the run before any step runs),
+    /// and a realign or sweep step's modules against those of the steps that compute its safety vector and Fisher.
+    /// </summary>
+    /// <exception cref="IrrException">The first problem, at the step's line.</exception>
+    public static void CheckBetween(Recipe recipe, StepGraph graph, IReadOnlyList<CheckedStep> steps)
+    {
+        foreach (var step in graph.Order) PlannedInputs(recipe, graph, step);
+        foreach (var step in steps) PlannedModules(recipe, steps, step);
+    }
+
+    private static void PlannedInputs(Recipe recipe, StepGraph graph, PlannedStep step)
+    {
+        if (step.Command is not ("realign" or "sweep" or "baseline resta" or "baseline safelora")) return;
+        string? Value(PlannedStep s, string key) => s.Options.FirstOrDefault(o => o.Key == key) is { Values.Count: 1 } o ? o.Values[0] : null;
+        PlannedStep? Producer(string key, string command) =>
+            step.DependsOn.Where(d => d.Via.Key == key).Select(d => graph.Steps[d.Producer]).FirstOrDefault(p => p.Command == command);
+        if (Value(step, "base") is not { } @base) return;
+        var sv = Producer("safety-vector", "safety-vector");
+        var fisher = Producer("fisher", "fisher");
+        if (sv is null && fisher is null) return;
+        try
+        {
+            InputChecks.Planned(step.Command, @base, Value(step, "finetuned"), Value(step, "adapter"),
+                sv is null ? null : Value(step, "safety-vector"), sv is null ? null : Value(sv, "aligned"), sv is null ? null : Value(sv, "unaligned"),
+                fisher is null ? null : Value(step, "fisher"), fisher is null ? null : Value(fisher, "model"));
+        }
+        catch (IrrException e)
+        {
+            throw recipe.Error(step.Step.Line, e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}");
+        }
+    }
+
+    // A realign or sweep step whose safety vector or Fisher an earlier step computes: those steps must cover the modules
+    // it realigns, or it would fail only when it runs, after the Fisher's hours.
+    private static void PlannedModules(Recipe recipe, IReadOnlyList<CheckedStep> steps, CheckedStep step)
+    {
+        var realign = step.Job switch { RealignJob r => r, SweepJob s => s.Realign, _ => null };
+        if (realign is null) return;
+        var producers = new List<(string Key, string Step, int Line, IReadOnlyList<string> Modules)>();
+        foreach (var d in step.Planned.DependsOn)
+        {
+            var producer = steps.Single(s => s.Planned.Index == d.Producer);
+            IReadOnlyList<string>? modules = (d.Via.Key, producer.Job) switch
+            {
+                ("safety-vector", SafetyVectorJob v) => v.Modules,
+                ("fisher", FisherJob f) => f.Modules,
+                _ => null,
+            };
+            if (modules is not null) producers.Add((d.Via.Key, producer.Planned.Id, producer.Planned.Step.Line, modules));
+        }
+        if (producers.Count == 0 || realign.PlannedModules() is not { } realigned) return;
+        try
+        {
+            InputChecks.PlannedModules(step.Planned.Command, realigned, realign.Modules is not null, producers);
+        }
+        catch (IrrException e)
+        {
+            throw recipe.Error(step.Planned.Step.Find("modules")?.Line ?? step.Planned.Step.Line, e.Message);
+        }
+    }
+}
