@@ -29,10 +29,11 @@ internal static class CommandSupport
     /// The exit code of a generating command: 0, or when some generations by a serving engine failed,
     /// <see cref="Program.ExitGenerationsFailed"/> after one line saying so (everything else is written).
     /// </summary>
-    public static int GenerationExit(TextWriter stderr, int failed, int total)
+    /// <param name="rerun">How to rerun: "rerun the same command", or with --overwrite for a command that refuses its existing output.</param>
+    public static int GenerationExit(TextWriter stderr, int failed, int total, string rerun = "rerun the same command")
     {
         if (failed == 0) return 0;
-        stderr.WriteLine($"error: {failed} of {total} generations failed (recorded with their reason); rerun the same command to ask the server for those only");
+        stderr.WriteLine($"error: {failed} of {total} generations failed (recorded with their reason); {rerun} to ask the server for those only");
         return Program.ExitGenerationsFailed;
     }
 

@@ -4,7 +4,9 @@ using Irr.Eval;
 namespace Irr.Cli;
 
 /// <summary>
-/// The serving-engine options of the generating commands (<c>irr generate</c>, <c>irr eval safety</c>, <c>irr eval task</c>, <c>irr sweep</c>):
+/// TRANSITIONAL (issue 25): the serving-engine options of <c>irr sweep</c>'s hand-built command, deleted when the sweep is
+/// converted to its job's schema (<c>irr generate</c>, <c>irr eval safety</c> and <c>irr eval task</c> declare them once
+/// in <see cref="EngineSettings"/>):
 /// <c>--engine-url --engine-model</c> or <c>--engine-serve [--engine-serve-adapter] [--engine-serve-timeout]</c>, then
 /// <c>[--engine-api] [--engine-concurrency] [--engine-timeout] [--engine-retries] [--engine-retry-delay] [--engine-cache]</c> and <c>--api-key-env</c> (shared with the HTTP judge where there is one),
 /// read into one <see cref="EngineOptions"/> (a <see cref="RunningEngine"/> or a <see cref="ServedEngine"/>, with its <see cref="HttpSettings"/>) (docs/EVAL.md, "Generating with a serving engine").
@@ -82,6 +84,54 @@ internal sealed class EngineCommandOptions
             Api = r.GetValue(api)!,
             Http = Http(r, concurrency, timeout, retries, retryDelay, apiKeyEnv),
             Cache = r.GetValue(cache),
+        };
+    }
+}
+
+/// <summary>TRANSITIONAL (issue 25): the judge options of <c>irr sweep</c>'s hand-built command (<see cref="JudgeSettings"/> declares them for the converted commands).</summary>
+internal static partial class EvalSafetyCommand
+{
+    /// <summary>The judge options of <c>irr eval safety</c>, which <c>irr sweep</c> takes too, with the same meaning (<see cref="EvalSafetyJob.Judge"/>: an <see cref="Irr.Eval.JudgeOptions"/>).</summary>
+    internal sealed class JudgeCommandOptions
+    {
+        private readonly Option<string> judge = new("--judge") { Description = "keyword (offline refusal markers) or http (a judge model behind an OpenAI-compatible server)", DefaultValueFactory = _ => "keyword" };
+        private readonly Option<string?> markers = new("--refusal-markers") { Description = "replace the keyword judge's refusal markers with this file's (one per line, '#' comments)" };
+        private readonly Option<string?> judgeUrl = new("--judge-url") { Description = "http judge: server URL (http://host:8000, …/v1 or …/v1/chat/completions)" };
+        private readonly Option<string?> judgeModel = new("--judge-model") { Description = "http judge: the model name the server serves" };
+        private readonly Option<string> protocol = new("--judge-protocol") { Description = "http judge: llama-guard, md-judge or verdict", DefaultValueFactory = _ => "llama-guard" };
+        private readonly Option<string?> apiKeyEnv = new("--api-key-env") { Description = "http judge and serving engine: name of the environment variable holding the API key (sent as a Bearer token to both)" };
+
+        /// <summary>--api-key-env, which the serving engine's options share.</summary>
+        public Option<string?> ApiKeyEnv => apiKeyEnv;
+        private readonly Option<int> concurrency = new("--judge-concurrency") { Description = "http judge: requests in flight", DefaultValueFactory = _ => 4 };
+        private readonly Option<double> timeout = new("--judge-timeout") { Description = "http judge: seconds allowed per request", DefaultValueFactory = _ => 120 };
+        private readonly Option<int> retries = new("--judge-retries") { Description = "http judge: retries of a request after 429, 5xx, a timeout or a connection error", DefaultValueFactory = _ => 4 };
+        private readonly Option<double> retryDelay = new("--judge-retry-delay") { Description = "http judge: seconds before the first retry (doubling; Retry-After wins)", DefaultValueFactory = _ => 1 };
+        private readonly Option<string?> cache;
+
+        /// <param name="cacheDefault">Where the verdict cache goes by default, for the help text of --judge-cache.</param>
+        /// <param name="commandName">The job's command name for messages ("eval safety", "sweep").</param>
+        public JudgeCommandOptions(string commandName, string cacheDefault = "OUT/judge-cache.jsonl")
+        {
+            this.commandName = commandName;
+            cache = new("--judge-cache") { Description = $"http judge: verdict cache file (default {cacheDefault})" };
+        }
+
+        private readonly string commandName;
+
+        /// <summary>Adds the options to <paramref name="command"/>.</summary>
+        public void AddTo(Command command)
+        {
+            foreach (var option in new Option[] { judge, markers, judgeUrl, judgeModel, protocol, apiKeyEnv, concurrency, timeout, retries, retryDelay, cache })
+                command.Options.Add(option);
+        }
+
+        /// <summary><paramref name="job"/> with the judge the options describe.</summary>
+        public EvalSafetyJob Apply(ParseResult r, EvalSafetyJob job) => job with
+        {
+            // A parse with errors (which the command reports instead of running) gives no defaults: the options' own then.
+            Judge = Irr.Eval.JudgeOptions.Of(commandName, r.GetValue(judge) ?? "keyword", r.GetValue(markers), r.GetValue(judgeUrl), r.GetValue(judgeModel), r.GetValue(protocol) ?? "llama-guard",
+                EngineCommandOptions.Http(r, concurrency, timeout, retries, retryDelay, apiKeyEnv), r.GetValue(cache)),
         };
     }
 }

@@ -1,3 +1,4 @@
+using Irr.Jobs;
 using System.Text;
 using System.Text.Json;
 using Irr.Text;
@@ -164,6 +165,9 @@ public static class Attacks
 
     /// <summary>The names of the built-in attacks.</summary>
     public static IReadOnlyList<string> BuiltInNames { get; } = BuiltIn().Select(a => a.Name).ToList();
+
+    /// <summary>The help text of the attack option (<see cref="OptionAttribute.HelpSource"/>): the built-in names, read from the table.</summary>
+    public static string Help { get; } = $"send every prompt under these attacks, comma-separated: {string.Join(", ", BuiltInNames)}, or the names of --attack-file's attacks (default none: each prompt as it is)";
 
     /// <summary>
     /// The attacks <paramref name="names"/> asks for (a comma-separated list, e.g. <c>none,prefill,base64</c>, or several

@@ -34,65 +34,99 @@ public sealed record EvalSafetyResult(SafetyRun Run, IReadOnlyList<JudgedRespons
 /// directory, and written there as <c>responses.jsonl</c>, <c>safety.json</c> and <c>summary.md</c> (docs/EVAL.md).
 /// Every input is read and checked before the model is loaded, so bad input leaves no output behind.
 /// </summary>
+[Job("eval safety", Help = "Harmful-response rate: answer harmful prompt sets greedily, judge the answers, write responses.jsonl, safety.json and summary.md",
+    Produces = ArtifactKind.EvalRun, SharesOutput = true)]
 public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 {
     /// <summary>The model directory to generate with; with <see cref="Responses"/>, only the label written into safety.json (may be null).</summary>
+    [Option("Hugging Face model directory (required unless --responses is given)", Kind = OptionKind.Input, From = ArtifactKind.Model, NotNeededWith = "responses")]
     public string? Model { get; init; }
 
     /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
+    [Option(OptionHelp.Adapter, Kind = OptionKind.Input)]
     public string? Adapter { get; init; }
 
     /// <summary>The prompt set files (<see cref="PromptSet.Load(string)"/>); each is a set named after its file.</summary>
+    [Option($"prompt sets, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input)]
     public IReadOnlyList<string> Prompts { get; init; } = [];
 
     /// <summary>Prompt sets given in memory instead of <see cref="Prompts"/> (library callers); their <see cref="PromptSet.File"/> is recorded as it is.</summary>
     public IReadOnlyList<PromptSet>? Sets { get; init; }
 
     /// <summary>A file of existing responses to judge instead of generating (<see cref="SafetyEvaluation.LoadResponses"/>).</summary>
+    [Option("judge existing responses instead of generating: records with a prompt and a response, and optionally category and set (e.g. an earlier responses.jsonl); " + OptionHelp.DataFormats,
+        Kind = OptionKind.Input)]
     public string? Responses { get; init; }
 
-    /// <summary>The judge: the keyword judge (the default, <c>--judge keyword</c>) or an HTTP judge (<c>--judge http</c>).</summary>
+    /// <summary>
+    /// The judge given in memory (library callers and the sweep; the command line gives <see cref="JudgeSettings"/>): the
+    /// keyword judge (the default) or an HTTP judge.
+    /// </summary>
     public JudgeOptions Judge { get; init; } = new KeywordJudgeOptions();
 
     /// <summary>A judge given in memory (the demo's); when set, <see cref="Judge"/> is not used.</summary>
     public IJudge? CustomJudge { get; init; }
 
     // The keyword judge's markers file, an input.
-    private string? RefusalMarkers => (Judge as KeywordJudgeOptions)?.RefusalMarkers;
+    private string? RefusalMarkers => JudgeSettings?.RefusalMarkers ?? (Judge as KeywordJudgeOptions)?.RefusalMarkers;
 
     /// <summary>
     /// The attacks every prompt is sent under (<see cref="Attacks.Resolve"/>): built-in names (none, prefill,
     /// refusal-suppression, prefix-injection, roleplay, base64) and the names of <see cref="AttackFile"/>'s attacks;
     /// an item may be a comma-separated list. Default: none (each prompt as it is).
     /// </summary>
+    [Option("", Name = "attack", HelpSource = typeof(Eval.Attacks))]
     public IReadOnlyList<string> Attacks { get; init; } = [Eval.Attacks.None];
 
     /// <summary>A file of the user's own attacks (<see cref="Eval.Attacks.Load"/>), or null.</summary>
+    [Option("your own attacks, one JSON object per line: {\"name\", \"template\": \"… {prompt} …\"}, {\"name\", \"messages\": [...]} or {\"name\", \"prefill\": \"…\"}", Kind = OptionKind.Input)]
     public string? AttackFile { get; init; }
 
     /// <summary>The built-in prefill attack's assistant prefix.</summary>
+    [Option("the prefill attack's assistant prefix")]
     public string PrefillText { get; init; } = Eval.Attacks.DefaultPrefill;
+
+    /// <summary>The judge options as given (<see cref="Judge"/> and <see cref="CustomJudge"/> are the in-memory alternatives).</summary>
+    [Options]
+    public JudgeSettings? JudgeSettings { get; init; }
+
+    /// <summary>The HTTP judge's verdict cache; null for OUTPUT/judge-cache.jsonl (<see cref="HttpJudgeOptions.Cache"/>).</summary>
+    [Option("http judge: verdict cache file (default OUT/judge-cache.jsonl)", Kind = OptionKind.Path, Fingerprinted = false)]
+    public string? JudgeCache { get; init; }
+
+    /// <summary>The serving-engine options as given (<see cref="Engine"/> is the in-memory alternative).</summary>
+    [Options]
+    public EngineSettings? EngineSettings { get; init; }
+
+    /// <summary>The serving engine's answer cache; null for OUTPUT/engine-cache.jsonl (<see cref="EngineOptions.Cache"/>).</summary>
+    [Option("serving engine: answer cache file (default OUTPUT/engine-cache.jsonl)", Kind = OptionKind.Path, Fingerprinted = false)]
+    public string? EngineCache { get; init; }
 
     /// <summary>Whether the attacks are the default (each prompt as it is).</summary>
     public bool PlainOnly => AttackFile is null && Eval.Attacks.Names(Attacks).All(a => a == Eval.Attacks.None);
 
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
+    [Option(OptionHelp.SystemPrompt)]
     public string SystemPrompt { get; init; } = "none";
 
     /// <summary>
     /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
     /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
     /// </summary>
+    [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
     /// <summary>Most tokens generated per prompt.</summary>
+    [Option("most tokens generated per prompt")]
     public int MaxNewTokens { get; init; } = 512;
 
     /// <summary>Prompts decoded together (local generation only).</summary>
+    [Option("prompts per batch")]
     public int BatchSize { get; init; } = 8;
 
     /// <summary>
-    /// Generate through this serving engine instead of loading the weights, or null; <see cref="Model"/> is then read only
+    /// Generate through this serving engine instead of loading the weights, or null (library callers and the sweep; the
+    /// command line gives <see cref="EngineSettings"/>); <see cref="Model"/> is then read only
     /// for its tokenizer, chat template and EOS ids. Its answer cache defaults to <c>OUTPUT/engine-cache.jsonl</c>.
     /// </summary>
     public EngineOptions? Engine { get; init; }
@@ -107,10 +141,20 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     public bool CacheGenerations { get; init; } = true;
 
     /// <summary>Use only the first N prompts of each set (or responses of the file); null for all.</summary>
+    [Option("use only the first N prompts of each set")]
     public int? Limit { get; init; }
 
     /// <summary>The run directory (may exist): responses.jsonl, safety.json, summary.md.</summary>
+    [Option("run directory (may exist): responses.jsonl, safety.json, summary.md", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputDir { get; init; }
+
+    /// <summary>The serving engine generated with: <see cref="Engine"/>, or the one <see cref="EngineSettings"/> describe, or null (<see cref="EngineSettings.Resolve"/>).</summary>
+    /// <exception cref="IrrException">The engine options contradict each other.</exception>
+    public EngineOptions? ResolveEngine() => EngineSettings.Resolve(Command, Engine, EngineSettings, EngineCache, keyShared: true);
+
+    /// <summary>The judge: the one <see cref="JudgeSettings"/> and <see cref="JudgeCache"/> describe when given, else <see cref="Judge"/>.</summary>
+    /// <exception cref="IrrException">The judge options contradict each other (<see cref="JudgeOptions.Of"/>).</exception>
+    public JudgeOptions ResolveJudge() => JudgeSettings is not null || JudgeCache is not null ? (JudgeSettings ?? new JudgeSettings()).ToJudge(Command, JudgeCache) : Judge;
 
     /// <inheritdoc/>
     public string Command => "eval safety";
@@ -140,7 +184,8 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             "attack, attack-file and prefill-text apply when generating; a responses file's lines name their own attack");
         Validation.Require(!prefillTextGiven || Eval.Attacks.Names(Attacks).Contains("prefill"), Command,
             "prefill-text is the built-in prefill attack's prefix; name prefill in attack (an attack file's prefill attacks carry their own)");
-        Validation.Require(Responses is null || Engine is null, Command, "a serving engine (engine-url, engine-serve) applies when generating, not to a responses file");
+        var engine = ResolveEngine();
+        Validation.Require(Responses is null || engine is null, Command, "a serving engine (engine-url, engine-serve) applies when generating, not to a responses file");
         Validation.Require(Attacks.Count > 0, Command, "attack needs at least one name (none for each prompt as it is)");
         Validation.Require(PrefillText.Trim().Length > 0, Command, "prefill-text must not be empty");
         if (prompts)
@@ -148,13 +193,13 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             Validation.Require(Model is not null, Command, "model is required to generate responses (or give responses to judge)");
             Validation.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
             Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
-            Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
-            EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
+            engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
+            EngineOptions.RequireLocalDefault(engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
             var duplicate = SetNames.GroupBy(s => s.Name).FirstOrDefault(g => g.Count() > 1);
             Validation.Require(duplicate is null, Command,
                 $"two prompt sets are named \"{duplicate?.Key}\" ({string.Join(", ", duplicate?.Select(s => s.File) ?? [])}); rename one");
         }
-        if (CustomJudge is null) Judge.Validate(Command);
+        if (CustomJudge is null) ResolveJudge().Validate(Command);
     }
 
     /// <summary>
@@ -171,14 +216,15 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var attacks = given is null ? Eval.Attacks.Resolve(Attacks, AttackFile, PrefillText) : [];
         var prompts = given is null ? SafetyEvaluation.Prompts(sets, attacks, system) : [];
-        var owned = CustomJudge is null ? Judge.Create(Command, OutputDir) : null;
+        var engine = ResolveEngine();
+        var owned = CustomJudge is null ? ResolveJudge().Create(Command, OutputDir) : null;
         try
         {
             var judge = CustomJudge ?? owned!;
             string modelLabel = Provenance.Label(Model) ?? "", adapterLabel = Provenance.Label(Adapter)!;
-            var generation = new SetGeneration(ContentHash.OfModel(Model), ContentHash.OfModel(Adapter), system, MaxNewTokens) { Engine = Engine?.Name };
+            var generation = new SetGeneration(ContentHash.OfModel(Model), ContentHash.OfModel(Adapter), system, MaxNewTokens) { Engine = engine?.Name };
             var reused = given is null ? SafetyEvaluation.Reusable(OutputDir, modelLabel, adapterLabel, prompts, generation) : new Dictionary<string, IReadOnlyList<SafetyResponse>>();
-            var answers = given ?? Generate(prompts, reused, progress);
+            var answers = given ?? Generate(engine, prompts, reused, progress);
             var setFiles = given is null
                 ? sets.SelectMany(s => attacks.Select(a => (Eval.Attacks.SetName(s.Name, a.Name), Provenance.Label(s.File)!))).ToList()
                 : given.Select(r => r.Set).Distinct().Select(s => (s, Provenance.Label(Responses)!)).ToList();
@@ -198,17 +244,17 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 
     // The responses to every prompt, in order: those of reused sets as they were, the others generated by the serving
     // engine or the model (loaded only when something is left to generate).
-    private IReadOnlyList<SafetyResponse> Generate(IReadOnlyList<SafetyPrompt> prompts, IReadOnlyDictionary<string, IReadOnlyList<SafetyResponse>> reused,
+    private IReadOnlyList<SafetyResponse> Generate(EngineOptions? engineOptions, IReadOnlyList<SafetyPrompt> prompts, IReadOnlyDictionary<string, IReadOnlyList<SafetyResponse>> reused,
         Action<JobProgress>? progress)
     {
         var todo = prompts.Where(p => !reused.ContainsKey(p.Set)).ToList();
         var fresh = new Queue<SafetyResponse>();
-        if (todo.Count > 0 && Engine is not null)
+        if (todo.Count > 0 && engineOptions is not null)
         {
             // The attacks' conversations are checked before a server is started (loading a model takes minutes).
             var tokenizer = Text.PretrainedTokenizer.Load(Model!, Adapter).AsRawText(NoChatTemplate);
             CheckAttackTemplates(tokenizer, todo);
-            using var engine = EngineSession.Open(Engine, Model!, Path.Combine(OutputDir, ServingEngine.CacheFileName), Command, Adapter,
+            using var engine = EngineSession.Open(engineOptions, Model!, Path.Combine(OutputDir, ServingEngine.CacheFileName), Command, Adapter,
                 Path.Combine(OutputDir, EngineServer.LogFileName), tokenizer);
             foreach (var r in SafetyEvaluation.Responses(todo, engine.Generate(SafetyEvaluation.Requests(todo), MaxNewTokens, progress)))
                 fresh.Enqueue(r);

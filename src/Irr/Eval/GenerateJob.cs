@@ -18,56 +18,91 @@ namespace Irr.Eval;
 /// EOS ids. Local answers are kept as they come in OUTPUT.generation-cache.jsonl (<see cref="Model.GenerationCache"/>), a
 /// serving engine's in OUTPUT.engine-cache.jsonl: an interrupted run, run again, generates only the answers it lacks.
 /// </summary>
+[Job("generate", Help = "Generate answers to prompts with the model's chat template, or to raw text (--no-chat-template), greedy by default, written as JSONL",
+    OutputExtension = ".jsonl")]
 public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
 {
     /// <summary>The model directory.</summary>
+    [Option(OptionHelp.Model, Kind = OptionKind.Input, Required = true, From = ArtifactKind.Model)]
     public required string Model { get; init; }
 
     /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
+    [Option(OptionHelp.Adapter, Kind = OptionKind.Input)]
     public string? Adapter { get; init; }
 
     /// <summary>The prompt file.</summary>
+    [Option($"prompts: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, Required = true)]
     public required string Prompts { get; init; }
 
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>
+    [Option(OptionHelp.SystemPrompt)]
     public string SystemPrompt { get; init; } = "none";
 
     /// <summary>
     /// Tokenize the records' text as is, without the chat template (<c>--no-chat-template</c>, for base models and
     /// completion-style data; <see cref="Text.PretrainedTokenizer.RawText"/>).
     /// </summary>
+    [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
+
+    /// <summary>Most tokens generated per prompt (0 generates nothing).</summary>
+    [Option("most tokens generated per prompt")]
+    public int MaxNewTokens { get; init; } = 256;
+
+    /// <summary>0 decodes greedily; above 0, logits are divided by it and sampled.</summary>
+    [Option("0 (the default) decodes greedily; above 0 samples")]
+    public float Temperature { get; init; }
+
+    /// <summary>Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1] (1: off).</summary>
+    [Option("nucleus sampling: keep the most likely tokens up to this probability mass (1: off)")]
+    public float TopP { get; init; } = 1f;
+
+    /// <summary>Sample among the k most likely tokens (0: off).</summary>
+    [Option("sample among the k most likely tokens (default 0: off)")]
+    public int TopK { get; init; }
+
+    /// <summary>The sampling seed.</summary>
+    [Option("sampling seed (default 0)")]
+    public int Seed { get; init; }
+
+    /// <summary>Prompts decoded together.</summary>
+    [Option("prompts per batch")]
+    public int BatchSize { get; init; } = 8;
 
     /// <summary>
     /// Write the token ids in each record: <c>prompt_token_ids</c> (the prompt as encoded, a prefill's ids included) and
     /// <c>token_ids</c> (the generated ids, a final EOS included), as vLLM's <c>RequestOutput.prompt_token_ids</c> and
     /// <c>CompletionOutput.token_ids</c>. Local generation only.
     /// </summary>
+    [Option("write prompt_token_ids and token_ids in each record (vLLM's names; local generation only)")]
     public bool OutputIds { get; init; }
 
-    /// <summary>Most tokens generated per prompt (0 generates nothing).</summary>
-    public int MaxNewTokens { get; init; } = 256;
+    /// <summary>The responses file to write (.jsonl).</summary>
+    [Option("the responses, one JSON object per line", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
+    public required string OutputPath { get; init; }
 
-    /// <summary>0 decodes greedily; above 0, logits are divided by it and sampled.</summary>
-    public float Temperature { get; init; }
+    /// <summary>Replace an existing <see cref="OutputPath"/> (<see cref="OutputPolicy"/>).</summary>
+    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
+    public bool Overwrite { get; init; }
 
-    /// <summary>Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1] (1: off).</summary>
-    public float TopP { get; init; } = 1f;
+    /// <summary>The serving-engine options as given (<see cref="Engine"/> is the in-memory alternative).</summary>
+    [Options]
+    public EngineSettings? EngineSettings { get; init; }
 
-    /// <summary>Sample among the k most likely tokens (0: off).</summary>
-    public int TopK { get; init; }
-
-    /// <summary>The sampling seed.</summary>
-    public int Seed { get; init; }
-
-    /// <summary>Prompts decoded together.</summary>
-    public int BatchSize { get; init; } = 8;
+    /// <summary>The serving engine's answer cache; null for OUTPUT.engine-cache.jsonl next to <see cref="OutputPath"/> (the extension replaced).</summary>
+    [Option("serving engine: answer cache file (default OUTPUT.engine-cache.jsonl, next to --output)", Kind = OptionKind.Path, Fingerprinted = false)]
+    public string? EngineCache { get; init; }
 
     /// <summary>
-    /// Generate through this serving engine instead of loading the weights, or null. Its answer cache defaults to
-    /// <c>OUTPUT.engine-cache.jsonl</c> next to <see cref="OutputPath"/> (the extension replaced).
+    /// Generate through this serving engine instead of loading the weights, or null (library callers; the command line
+    /// gives <see cref="EngineSettings"/>). Its answer cache defaults to <c>OUTPUT.engine-cache.jsonl</c> next to
+    /// <see cref="OutputPath"/> (the extension replaced).
     /// </summary>
     public EngineOptions? Engine { get; init; }
+
+    /// <summary>The serving engine generated with (its cache null for OUTPUT.engine-cache.jsonl): <see cref="Engine"/>, or the one <see cref="EngineSettings"/> describe, or null (<see cref="EngineSettings.Resolve"/>).</summary>
+    /// <exception cref="IrrException">The engine options contradict each other.</exception>
+    public EngineOptions? ResolveEngine() => EngineSettings.Resolve(Command, Engine, EngineSettings, EngineCache, keyShared: false);
 
     /// <summary>
     /// Keep each answer of local generation as it comes in <see cref="GenerationCachePath"/> (<see cref="Model.GenerationCache"/>),
@@ -77,9 +112,6 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
 
     /// <summary>Where local generation keeps its answers: OUTPUT.generation-cache.jsonl next to <see cref="OutputPath"/> (the extension replaced).</summary>
     public string GenerationCachePath => Path.ChangeExtension(OutputPath, ".generation-cache.jsonl");
-
-    /// <summary>The responses file to write (.jsonl).</summary>
-    public required string OutputPath { get; init; }
 
     /// <inheritdoc/>
     public string Command => "generate";
@@ -96,16 +128,15 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         Validation.Require(MaxNewTokens >= 0, Command, $"max-new-tokens must not be negative, not {MaxNewTokens}");
         Validation.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
         Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
-        Engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
-        Validation.Require(!(OutputIds && Engine is not null), Command, "output-ids needs local generation (a serving engine's answers come as text)");
-        EngineOptions.RequireLocalDefault(Engine, Command, Temperature == 0, "temperature", "a serving engine is asked greedily");
-        EngineOptions.RequireLocalDefault(Engine, Command, TopP == 1, "top-p", "a serving engine is asked greedily");
-        EngineOptions.RequireLocalDefault(Engine, Command, TopK == 0, "top-k", "a serving engine is asked greedily");
-        EngineOptions.RequireLocalDefault(Engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
+        var engine = ResolveEngine();
+        engine?.Validate(Command, hasAdapter: Adapter is not null, hasFullModel: Adapter is null);
+        Validation.Require(!(OutputIds && engine is not null), Command, "output-ids needs local generation (a serving engine's answers come as text)");
+        EngineOptions.RequireLocalDefault(engine, Command, Temperature == 0, "temperature", "a serving engine is asked greedily");
+        EngineOptions.RequireLocalDefault(engine, Command, TopP == 1, "top-p", "a serving engine is asked greedily");
+        EngineOptions.RequireLocalDefault(engine, Command, TopK == 0, "top-k", "a serving engine is asked greedily");
+        EngineOptions.RequireLocalDefault(engine, Command, BatchSize == 8, "batch-size", "the server batches on its own");
     }
 
-    /// <summary>Where the serving engine's answers are cached: <see cref="EngineOptions.Cache"/>, else OUTPUT.engine-cache.jsonl.</summary>
-    public string EngineCachePath => Engine?.Cache ?? Path.ChangeExtension(OutputPath, ".engine-cache.jsonl");
 
     /// <summary>
     /// Reads the prompts, answers them (stage "generating", in tokens; with an engine "generating (MODEL)", in responses)
@@ -115,13 +146,13 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     public IReadOnlyList<ChatResponse> Run(Action<JobProgress>? progress = null)
     {
         Validate();
-        AtomicFile.RequireFileTarget(OutputPath);
+        OutputPolicy.RequireNewFile(OutputPath, Overwrite);
         var users = PromptSet.Load(Prompts, allowEmpty: NoChatTemplate).Records.Select(r => r.Prompt).ToList();
         var requests = ChatGeneration.Requests(users, Text.SystemPrompt.Resolve(SystemPrompt));
         IReadOnlyList<ChatResponse> outputs;
-        if (Engine is not null)
+        if (ResolveEngine() is { } served)
         {
-            using var engine = EngineSession.Open(Engine, Model, EngineCachePath, Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"),
+            using var engine = EngineSession.Open(served, Model, served.Cache ?? Path.ChangeExtension(OutputPath, ".engine-cache.jsonl"), Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"),
                 Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate));
             outputs = engine.Generate(requests, MaxNewTokens, progress);
         }

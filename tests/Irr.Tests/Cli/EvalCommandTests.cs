@@ -210,14 +210,14 @@ public class EvalCommandTests
             Assert.False(Directory.Exists(dir["out"]), "an output directory was left behind");
         }
 
-        Fails("missing.json: file not found", "eval", "safety", "--model", model, "--prompts", dir["good.json"], dir["missing.json"], "-o", dir["out"]);
+        Fails($"eval safety: prompts {dir["missing.json"]}: no such file or directory", "eval", "safety", "--model", model, "--prompts", dir["good.json"], dir["missing.json"], "-o", dir["out"]);
         Fails("broken.jsonl line 2: prompt", "eval", "safety", "--model", model, "--prompts", dir["good.json"], dir["broken.jsonl"], "-o", dir["out"]);
         Fails("eval safety: judge http needs judge-url", "eval", "safety", "--model", model, "--prompts", dir["good.json"], "--judge", "http", "--judge-model", "m", "-o", dir["out"]);
         Fails("IRR_TEST_UNSET_VARIABLE_X", "eval", "safety", "--model", model, "--prompts", dir["good.json"], "--judge", "http", "--judge-url", "http://127.0.0.1:9",
             "--judge-model", "m", "--api-key-env", "IRR_TEST_UNSET_VARIABLE_X", "-o", dir["out"]);
         Fails("eval safety: model is required", "eval", "safety", "--prompts", dir["good.json"], "-o", dir["out"]);
         Fails("not both", "eval", "safety", "--prompts", dir["good.json"], "--responses", dir["good.json"], "-o", dir["out"]);
-        Fails("missing.jsonl: file not found", "eval", "task", "--model", model, "--data", dir["missing.jsonl"], "--metric", "exact", "-o", dir["out"]);
+        Fails($"eval task: data {dir["missing.jsonl"]}: no such file or directory", "eval", "task", "--model", model, "--data", dir["missing.jsonl"], "--metric", "exact", "-o", dir["out"]);
         Fails("eval task: metric must be", "eval", "task", "--model", model, "--data", dir["good.json"], "--metric", "bleu", "-o", dir["out"]);
         Fails("broken.jsonl line 1: missing \"text\"", "eval", "ppl", "--model", model, "--data", dir["broken.jsonl"], "-o", dir["out"]);
     }

@@ -242,7 +242,7 @@ public class RunCommandTests
     [InlineData("     data: b\n", 12, "not valid YAML")]
     [InlineData("  - realine: {base: aligned}\n", 12, "unknown command 'realine' (a step is one of: safety-vector, fisher, realign")]
     [InlineData("  - eval task: {data: missing.jsonl, metric: exact}\n", 12, "eval task: data ", "missing.jsonl: no such file or directory, and no step writes it")]
-    [InlineData("  - eval task: {data: task.jsonl}\n", 12, "eval task: Option '--metric' is required.")]
+    [InlineData("  - eval task: {data: task.jsonl}\n", 12, "eval task: metric is required")]
     [InlineData("  - safety-vector: {aligned: aligned, unaligned: unaligned, unaligned-adapter: unaligned}\n", 12, "safety-vector: give exactly one of unaligned and unaligned-adapter")]
     [InlineData("  - safety-vector: {aligned: aligned, unaligned: unaligned, modules: bogus}\n", 12, "safety-vector: ", "bogus")]
     [InlineData("  - report: {title: [a, b]}\n", 12, "report: title takes one value, not a list")]

@@ -63,7 +63,7 @@ public partial class EngineTests
         var job = new GenerateJob
         {
             Model = model, Prompts = PromptFile(dir, "alpha", "very long", "gamma"), MaxNewTokens = 12,
-            OutputPath = dir["out.jsonl"], Engine = Options(server).WithHttp(h => h with { Retries = 2 }),
+            OutputPath = dir["out.jsonl"], Overwrite = true, Engine = Options(server).WithHttp(h => h with { Retries = 2 }),
         };
         var warnings = Warnings(() => job.Run());
 
@@ -100,7 +100,7 @@ public partial class EngineTests
         string prompts = PromptFile(dir, "alpha", "very long", "gamma");
         string[] Args(string command) => command switch
         {
-            "generate" => ["generate", "--model", model, "--prompts", prompts, "--engine-url", server.Url, "--engine-model", "served", "-o", dir["gen.jsonl"]],
+            "generate" => ["generate", "--model", model, "--prompts", prompts, "--engine-url", server.Url, "--engine-model", "served", "--overwrite", "-o", dir["gen.jsonl"]],
             "safety" => ["eval", "safety", "--model", model, "--prompts", prompts, "--engine-url", server.Url, "--engine-model", "served", "-o", dir["run"]],
             _ => ["eval", "task", "--model", model, "--data", TaskFile(dir), "--metric", "exact", "--engine-url", server.Url, "--engine-model", "served", "-o", dir["task"]],
         };

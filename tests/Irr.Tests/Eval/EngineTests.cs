@@ -298,7 +298,7 @@ public partial class EngineTests
         var job = new GenerateJob
         {
             Model = model, Prompts = PromptFile(dir, "alpha", "beta", "gamma"), SystemPrompt = "Be brief.", MaxNewTokens = 12,
-            OutputPath = dir["out.jsonl"], Engine = Options(server).WithHttp(h => h with { Retries = 1 }),
+            OutputPath = dir["out.jsonl"], Overwrite = true, Engine = Options(server).WithHttp(h => h with { Retries = 1 }),
         };
         string PromptFor(string u) => $"<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n{u} [/INST]";
         var stages = new List<Irr.Jobs.JobProgress>();
@@ -437,7 +437,7 @@ public partial class EngineTests
             // Served from the cache: no new request.
             int before = server.Requests;
             (code, _, error) = CliRunner.Run("generate", "--model", model, "--prompts", dir["prompts.jsonl"], "--max-new-tokens", "9",
-                "--engine-url", server.Url, "--engine-model", "served", "--api-key-env", variable, "-o", dir["gen.jsonl"]);
+                "--engine-url", server.Url, "--engine-model", "served", "--api-key-env", variable, "--overwrite", "-o", dir["gen.jsonl"]);
             Assert.True(code == 0, error);
             Assert.Equal(before, server.Requests);
         }
@@ -458,7 +458,7 @@ public partial class EngineTests
         using var server = new FakeJudgeServer((body, _) => Rule(body));
         var info = new ProcessStartInfo(Examples.ClusterScripts.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in (string[])[Path.Combine(AppContext.BaseDirectory, "Irr.Cli.dll"), "generate", "--model", model, "--prompts", PromptFile(dir, "alpha"),
-                     "--max-new-tokens", "9", "--engine-url", server.Url, "--engine-model", "served", "--engine-retries", "0", "-o", dir["gen.jsonl"]])
+                     "--max-new-tokens", "9", "--engine-url", server.Url, "--engine-model", "served", "--engine-retries", "0", "--overwrite", "-o", dir["gen.jsonl"]])
             info.ArgumentList.Add(a);
         foreach (string v in (string[])["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]) info.Environment[v] = "http://127.0.0.1:9";
         foreach (string v in (string[])["NO_PROXY", "no_proxy"]) info.Environment.Remove(v);
@@ -479,7 +479,7 @@ public partial class EngineTests
         bool broken = true;
         using var server = new FakeJudgeServer((body, _) => broken && PromptOf(body).Contains("beta") ? new(Status: 503) : Rule(body));
         string[] Args(string command) => command == "generate"
-            ? ["generate", "--model", model, "--prompts", PromptFile(dir, "alpha", "beta"), "--engine-url", server.Url, "--engine-model", "served", "--engine-retries", "0", "-o", dir["gen.jsonl"]]
+            ? ["generate", "--model", model, "--prompts", PromptFile(dir, "alpha", "beta"), "--engine-url", server.Url, "--engine-model", "served", "--engine-retries", "0", "--overwrite", "-o", dir["gen.jsonl"]]
             : ["eval", "safety", "--model", model, "--prompts", PromptFile(dir, "alpha", "beta"), "--engine-url", server.Url, "--engine-model", "served", "--engine-retries", "0", "-o", dir["run"]];
         foreach (string command in new[] { "generate", "safety" })
         {
@@ -501,7 +501,7 @@ public partial class EngineTests
         using var dir = new TempDir();
         string model = Llama2Dir(dir);
         using var server = new FakeJudgeServer((body, _) => Rule(body));
-        string[] Generate() => ["generate", "--model", model, "--prompts", PromptFile(dir, "alpha", "beta"), "--engine-url", server.Url, "--engine-model", "served", "-o", dir["gen.jsonl"]];
+        string[] Generate() => ["generate", "--model", model, "--prompts", PromptFile(dir, "alpha", "beta"), "--engine-url", server.Url, "--engine-model", "served", "--overwrite", "-o", dir["gen.jsonl"]];
         Assert.Equal(0, CliRunner.Run(Generate()).Code);
         Assert.Equal(2, server.Requests);
         Assert.Equal(0, CliRunner.Run(Generate()).Code);

@@ -123,7 +123,7 @@ public partial class EngineTests
         // but it is read within the budget); a lowered one refuses smaller replies, with the value in the message.
         using var small = new HugeReplyServer(HugeReplyServer.Framing.Chunked, 2_000_000);
         r = IrrProcess.Run(["generate", "--model", model, "--prompts", PromptFile(dir, "alpha"), "--engine-url", small.Url, "--engine-model", "served",
-            "--engine-retries", "0", "--max-new-tokens", "8", "-o", dir["out.jsonl"]], env: new Dictionary<string, string> { ["IRR_MAX_REPLY_BYTES"] = "1MB" });
+            "--engine-retries", "0", "--max-new-tokens", "8", "--overwrite", "-o", dir["out.jsonl"]], env: new Dictionary<string, string> { ["IRR_MAX_REPLY_BYTES"] = "1MB" });
         Assert.True(r.Code == 3, $"exit {r.Code}: {r.Err}");
         Assert.Contains("exceeds the limit of 1,000,000 (raise it with IRR_MAX_REPLY_BYTES=…)", (string)JsonNode.Parse(File.ReadAllLines(dir["out.jsonl"]).Single())!["error"]!);
 
@@ -131,7 +131,7 @@ public partial class EngineTests
         // is read and parsed within the memory too, and its completion taken.
         using var dense = new HugeReplyServer(HugeReplyServer.Framing.Chunked, 60_000_000, manyTokens: true);
         r = IrrProcess.Run(["generate", "--model", model, "--prompts", PromptFile(dir, "alpha"), "--engine-url", dense.Url, "--engine-model", "served",
-            "--engine-retries", "0", "--max-new-tokens", "8", "-o", dir["out.jsonl"]]);
+            "--engine-retries", "0", "--max-new-tokens", "8", "--overwrite", "-o", dir["out.jsonl"]]);
         Assert.True(r.Code == 0, $"exit {r.Code}: {r.Err}");
         Assert.Equal(" ok", (string)JsonNode.Parse(File.ReadAllLines(dir["out.jsonl"]).Single())!["response"]!);
     }

@@ -19,6 +19,7 @@ public class GenerationCacheTests
     private static GenerateJob Job(TempDir dir, string model, string output) => new()
     {
         Model = model, Prompts = PromptFile(dir), MaxNewTokens = 6, BatchSize = 3, OutputIds = true, OutputPath = dir[output],
+        Overwrite = true, // the tests rerun into the same output (issue 25: generate refuses an existing output without it)
     };
 
     private static string PromptFile(TempDir dir)

@@ -231,13 +231,16 @@ public sealed class JobSchema
 
     /// <summary>
     /// Refuses a given input option whose path does not exist, naming the option: "<c>realign: base Aa: no such file or
-    /// directory</c>" (before the job opens anything, so the error says which option it was).
+    /// directory</c>" (before the job opens anything, so the error says which option it was). An input whose
+    /// <see cref="OptionAttribute.NotNeededWith"/> key is given is not checked.
     /// </summary>
     /// <exception cref="IrrException">An input path does not exist.</exception>
     public void RequireInputsExist(object job)
     {
         foreach (var option in Options.Where(o => o.Kind == OptionKind.Input))
         {
+            // An input that another given key makes unnecessary is only a label then (eval safety's model with responses).
+            if (option.Attribute.NotNeededWith is { } other && Find(other)?.ValueIn(job) is not null) continue;
             var paths = option.ValueIn(job) switch
             {
                 string one => [one],
