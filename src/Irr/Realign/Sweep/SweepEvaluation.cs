@@ -23,9 +23,9 @@ internal sealed class SweepEvaluation(SweepJob job, IReadOnlyList<PromptSet> set
     public EvalSafetyJob SafetyJob => job.Safety with
     {
         Prompts = [], Sets = sets,
-        Judge = job.Safety is { CustomJudge: null, Judge: HttpJudgeOptions http } && (http.Cache ?? Path.Combine(root, "judge-cache.jsonl")) is var cache
+        Judge = job.Safety.CustomJudge is null && job.Judge() is HttpJudgeOptions http && (http.Cache ?? Path.Combine(root, "judge-cache.jsonl")) is var cache
             ? http with { Cache = unit is null ? cache : SweepJob.UnitJudgeCache(cache, unit) }
-            : job.Safety.Judge,
+            : job.Judge(),
     };
 
     /// <summary>Harmful rate and task score of a model, written into <paramref name="dir"/> as irr eval safety and irr eval task write them.</summary>
@@ -40,7 +40,7 @@ internal sealed class SweepEvaluation(SweepJob job, IReadOnlyList<PromptSet> set
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         // With engine-serve, one engine session for the model, its server started here and named after it, serves both evaluations.
-        using var session = job.Safety.Engine is { } served
+        using var session = job.Engine() is { } served
             ? EngineSession.Start(served, model, adapter, Path.Combine(dir, EngineServer.LogFileName), name: label)
             : null;
         // Its answers are cached outside the evaluation directory (which is made anew), one file per model, so that a rerun
@@ -66,7 +66,7 @@ internal sealed class SweepEvaluation(SweepJob job, IReadOnlyList<PromptSet> set
     }
 
     // A model's engine cache: DIR/engine-cache/LABEL.jsonl, or the given engine-cache's name with the label inserted.
-    private string EngineCache(string label) => job.Safety.Engine?.Cache is { } given
+    private string EngineCache(string label) => job.Engine()?.Cache is { } given
         ? SweepJob.WithLabel(given, label)
         : Path.Combine(root, "engine-cache", label + ".jsonl");
 }

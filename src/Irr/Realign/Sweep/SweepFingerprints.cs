@@ -84,10 +84,10 @@ internal sealed class SweepFingerprints(SweepJob job, IReadOnlyList<PromptSet> s
     private JsonObject Evaluation()
     {
         var s = job.Safety;
-        var (markers, http) = ((s.Judge as KeywordJudgeOptions)?.RefusalMarkers, s.Judge as HttpJudgeOptions);
+        var (markers, http) = ((job.Judge() as KeywordJudgeOptions)?.RefusalMarkers, job.Judge() as HttpJudgeOptions);
         var judge = s.CustomJudge is { } custom ? new JsonObject { ["name"] = custom.Name } : new JsonObject
         {
-            ["judge"] = s.Judge.Kind,
+            ["judge"] = job.Judge().Kind,
             ["refusal_markers"] = PathOf(markers),
             ["refusal_markers_stamp"] = markers is null ? null : Stamp(markers),
             ["judge_url"] = http?.Url, ["judge_model"] = http?.Model, ["judge_protocol"] = http?.Protocol,
@@ -115,7 +115,7 @@ internal sealed class SweepFingerprints(SweepJob job, IReadOnlyList<PromptSet> s
         };
         // Answers of a served model may differ from local ones (another numeric precision): the engine is part of the evaluation.
         if (s.NoChatTemplate || job.Task.NoChatTemplate) options["no_chat_template"] = true;
-        if (s.Engine is ServedEngine e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
+        if (job.Engine() is ServedEngine e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
         return options;
     }
 

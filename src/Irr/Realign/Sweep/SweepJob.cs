@@ -16,8 +16,13 @@ namespace Irr.Realign;
 /// the same directory skips what is done with the same options. With <see cref="Point"/>, <see cref="RunUnit"/> computes one
 /// <see cref="SweepUnit"/> only, so that a cluster's array tasks compute a sweep in parallel and a final run collects it.
 /// </summary>
+[Job("sweep", Help = "Choose IRR's sparsity s on validation data: realign at every s (as irr realign does), evaluate harmful rate and task score, " +
+    "and choose " + SweepSelection.Rule + ". The chosen model goes to DIR/chosen", Produces = ArtifactKind.Model, ProducedInside = "chosen")]
 public sealed record SweepJob : IJob<SweepResult>
 {
+    private readonly EvalSafetyJob? safety;
+    private readonly EvalTaskJob? task;
+
     /// <summary>The file name of a point's record inside <c>DIR/points/LABEL/</c>.</summary>
     public const string PointFileName = "point.json";
 
@@ -30,8 +35,9 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <summary>
     /// The realignment of every point: inputs and options as <c>irr realign</c> takes them, with <see cref="RealignJob.Method"/>
     /// irr, irr-more or fisher-only. Its sparsity, strategy, removal counts, seed, dry run, output and overwrite are the sweep's
-    /// to set and must be left at their defaults.
+    /// to set and must be left at their defaults. Its system prompt and no-chat-template are the evaluations' too (one option each).
     /// </summary>
+    [Options(Groups = [RealignJob.InputGroup, RealignJob.TuningGroup])]
     public required RealignJob Realign { get; init; }
 
     /// <summary>
@@ -40,29 +46,51 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <see cref="EvalSafetyJob.CustomJudge"/>), system prompt, max new tokens, batch size and limit. Its model, adapter and
     /// output directory are the sweep's to set (give any <see cref="EvalSafetyJob.OutputDir"/>, e.g. ""); an HTTP judge's
     /// cache defaults to <c>DIR/judge-cache.jsonl</c>, shared by every model (with <see cref="Point"/>: the unit's own file, <see cref="UnitJudgeCache"/>).
+    /// Given in memory (library callers), or else the one the options describe: <see cref="HarmfulVal"/>, <see cref="MaxNewTokens"/>,
+    /// <see cref="BatchSize"/>, the realignment's system prompt and no-chat-template (the judge and engine: <see cref="Judge"/>, <see cref="Engine"/>).
     /// </summary>
-    public required EvalSafetyJob Safety { get; init; }
+    public EvalSafetyJob Safety
+    {
+        get => safety ?? new EvalSafetyJob
+        {
+            Prompts = HarmfulVal, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize, OutputDir = "",
+        };
+        init => safety = value;
+    }
 
     /// <summary>
     /// The task evaluation of every model, as <c>irr eval task</c> runs it: the validation data (<see cref="EvalTaskJob.Data"/>),
     /// metric, system prompt, max new tokens, batch size and limit. Its model, adapter and output directory are the sweep's
-    /// to set (give any <see cref="EvalTaskJob.Model"/>, e.g. "").
+    /// to set (give any <see cref="EvalTaskJob.Model"/>, e.g. ""). Given in memory, or else the one the options describe
+    /// (<see cref="TaskVal"/>, <see cref="TaskMetric"/>, <see cref="MaxNewTokens"/>, <see cref="BatchSize"/>, the realignment's system prompt and no-chat-template).
     /// </summary>
-    public required EvalTaskJob Task { get; init; }
+    public EvalTaskJob Task
+    {
+        get => task ?? new EvalTaskJob
+        {
+            Model = "", Data = TaskVal, Metric = TaskMetric, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize,
+        };
+        init => task = value;
+    }
 
     /// <summary>The values of s to try, each in [0, 1], no value twice (<see cref="ParseSparsity"/> reads "0,0.5,0.9").</summary>
-    public IReadOnlyList<double> Sparsity { get; init; } = [0];
+    [Option("the values of s to try, comma-separated (e.g. 0,0.5,0.8,0.9,0.95), each in [0, 1]", Required = true, Parser = typeof(SparsityParser))]
+    public IReadOnlyList<double> Sparsity { get; init; } = [];
 
     /// <summary>Also run, for every IRR point, the random-removal control at that point's per-matrix removal counts (<see cref="RandomAtCountStrategy"/>).</summary>
+    [Option("also realign, for every s, the random-removal control at that IRR point's per-matrix counts")]
     public bool RandomControl { get; init; }
 
     /// <summary>The seed of the random controls' masks.</summary>
+    [Option("--random-control: seed of the random masks (default 0)")]
     public int Seed { get; init; }
 
     /// <summary>The harmful-rate increase over θ_A a chosen point may have, a fraction in [0, 1] (0.05 = 5 percentage points).</summary>
+    [Option("the harmful-rate increase over θ_A the chosen point may have, a fraction (0.05 = 5 points)")]
     public double MaxHarmfulIncrease { get; init; } = 0.05;
 
     /// <summary>Keep every point's model directory; otherwise they are deleted at the end (the chosen one lives on as <c>DIR/chosen</c>).</summary>
+    [Option("keep every point's model directory (by default only DIR/chosen stays)")]
     public bool KeepModels { get; init; }
 
     /// <summary>
@@ -71,22 +99,30 @@ public sealed record SweepJob : IJob<SweepResult>
     /// deleted and no sweep.json is written; an HTTP judge's cache is the unit's own (<see cref="UnitJudgeCache"/>). Null: the
     /// whole sweep (<see cref="Run"/>).
     /// </summary>
+    [Option("compute only unit K into DIR and exit (a cluster array task: --point $SLURM_ARRAY_TASK_ID); K is the unit's index " +
+            "(0 to units-1, see --list-points) or one of its labels (irr-s0.5, random-s0.5, resta-g1, aligned …). Units never share a file, " +
+            "so array tasks run at once; no choice, no DIR/chosen, no sweep.json, models kept; collect with --collect", HelpName = "K|LABEL")]
     public string? Point { get; init; }
 
     /// <summary>
     /// The collect step after <see cref="Point"/> jobs: <see cref="Run"/> as always (computing what is still missing, then the
     /// choice, DIR/chosen, sweep.json and frontier.svg); recorded in the points it computes. Exclusive with <see cref="Point"/>.
     /// </summary>
+    [Option("the step after the --point jobs: compute whatever is still missing (as a plain rerun does), then choose, write DIR/chosen, " +
+            "sweep.json and frontier.svg, and delete the unchosen models unless --keep-models; not with --point")]
     public bool Collect { get; init; }
 
     /// <summary>The sweep's directory DIR (may exist: a rerun resumes it).</summary>
+    [Option("the sweep's directory (a rerun into it resumes: finished points with the same options are skipped)", Name = "output", Alias = "-o",
+        Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
 
     /// <inheritdoc/>
     public string Command => "sweep";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data).Concat(Provenance.Given(SafeLoraVector)).Distinct().ToList();
+    public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data)
+        .Concat(Provenance.Given(SafeLoraVector, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
 
     /// <inheritdoc/>
     public string? Output => OutputPath;
@@ -101,22 +137,85 @@ public sealed record SweepJob : IJob<SweepResult>
     /// RESTA points (irr baseline resta: θ_F + γ·v over the realignment's modules) at these γ, evaluated beside IRR for the
     /// safety–utility frontier (docs/BASELINES.md); never chosen as IRR's s. Labels <c>resta-g0.5</c>.
     /// </summary>
+    [Option("also evaluate the RESTA baseline (irr baseline resta) at these γ, comma-separated, as frontier points beside IRR (never chosen as s)", Parser = typeof(NumbersParser))]
     public IReadOnlyList<double> RestaGamma { get; init; } = [];
 
     /// <summary>
     /// Safe LoRA points (irr baseline safelora: LoRA B projected where the similarity is below τ) at these τ, for a LoRA
     /// fine-tune (<see cref="RealignJob.Adapter"/>); never chosen as IRR's s. Labels <c>safelora-t0.5</c>.
     /// </summary>
+    [Option("also evaluate the Safe LoRA baseline (irr baseline safelora, LoRA fine-tunes) at these τ, comma-separated, as frontier points (never chosen as s)",
+        Name = "safelora-threshold", Parser = typeof(NumbersParser))]
     public IReadOnlyList<double> SafeLoraThreshold { get; init; } = [];
 
     /// <summary>
     /// Safe LoRA's V (the paper's <c>θ_chat − θ_base</c>, from <c>irr safety-vector --aligned CHAT --unaligned BASE</c>), or
     /// null for the realignment's safety vector (θ_A − θ_U). Only the Safe LoRA points read it.
     /// </summary>
+    [Option("Safe LoRA's V: the paper's θ_chat − θ_base (irr safety-vector --aligned CHAT --unaligned BASE); default: --safety-vector",
+        Name = "safelora-vector", Kind = OptionKind.Input)]
     public string? SafeLoraVector { get; init; }
 
     // The V the Safe LoRA points project with.
     internal string? SafeLoraV => SafeLoraVector ?? Realign.SafetyVector;
+
+    /// <summary>The harmful prompt sets of the validation split, one per file (the options' <see cref="Safety"/>).</summary>
+    [Option($"harmful prompt sets of the validation split, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, Required = true)]
+    public IReadOnlyList<string> HarmfulVal { get; init; } = [];
+
+    /// <summary>The task examples of the validation split (the options' <see cref="Task"/>).</summary>
+    [Option("task examples of the validation split (as irr eval task --data reads them)", Kind = OptionKind.Input, Required = true)]
+    public string TaskVal { get; init; } = "";
+
+    /// <summary>The task metric: exact, contains, gsm8k or choice (the options' <see cref="Task"/>).</summary>
+    [Option("exact, contains, gsm8k or choice", Required = true)]
+    public string TaskMetric { get; init; } = "";
+
+    /// <summary>Most tokens generated per prompt, in both evaluations.</summary>
+    [Option("most tokens generated per prompt")]
+    public int MaxNewTokens { get; init; } = 256;
+
+    /// <summary>Prompts decoded together (local generation), in both evaluations.</summary>
+    [Option("prompts per batch")]
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>The judge options as given (as <c>irr eval safety</c> declares them), or null for the keyword judge.</summary>
+    [Options]
+    public JudgeSettings? JudgeSettings { get; init; }
+
+    /// <summary>The HTTP judge's verdict cache; null for <c>DIR/judge-cache.jsonl</c>.</summary>
+    [Option("http judge: verdict cache file (default DIR/judge-cache.jsonl, shared by every model; with --point, the unit's own: DIR/judge-cache.LABEL.jsonl)",
+        Kind = OptionKind.Path, Fingerprinted = false)]
+    public string? JudgeCache { get; init; }
+
+    /// <summary>The serving-engine options as given (as the eval commands declare them), or null for local generation.</summary>
+    [Options]
+    public EngineSettings? EngineSettings { get; init; }
+
+    /// <summary>The serving engine's answer cache; null for <c>DIR/engine-cache/LABEL.jsonl</c>, one file per model.</summary>
+    [Option("serving engine: answer cache file (default OUTPUT/engine-cache/LABEL.jsonl, one file per model; a given FILE.jsonl becomes FILE.LABEL.jsonl)",
+        Kind = OptionKind.Path, Fingerprinted = false)]
+    public string? EngineCache { get; init; }
+
+    /// <summary>The judge of every model: <see cref="Safety"/>'s when given in memory, else the one the options describe.</summary>
+    /// <exception cref="IrrException">The judge options contradict each other ("sweep: judge must be keyword or http …").</exception>
+    public JudgeOptions Judge() => safety is not null ? safety.Judge : (JudgeSettings ?? new JudgeSettings()).ToJudge(Command, JudgeCache);
+
+    /// <summary>The serving engine of every model: <see cref="Safety"/>'s when given in memory, else the one the options describe, or null (local generation).</summary>
+    /// <exception cref="IrrException">The engine options contradict each other.</exception>
+    public EngineOptions? Engine() => safety is not null ? safety.Engine : EngineSettings.Resolve(Command, null, EngineSettings, EngineCache, keyShared: true);
+
+    // The sparsity list's parser: the sweep's own wording for a bad entry.
+    private sealed class SparsityParser : IOptionParser
+    {
+        public object? Parse(IReadOnlyList<string> values, string key) => ParseSparsity(values);
+    }
+
+    // A list of numbers (resta-gamma, safelora-threshold).
+    private sealed class NumbersParser : IOptionParser
+    {
+        public object? Parse(IReadOnlyList<string> values, string key) => ParseNumbers(values, key);
+    }
 
     /// <summary>Reads a list of numbers separated by commas (or given one by one), e.g. "0.25,0.5,1" for <paramref name="option"/>.</summary>
     /// <exception cref="IrrException">An entry is not a finite number ("sweep: OPTION must be …").</exception>
@@ -137,6 +236,7 @@ public sealed record SweepJob : IJob<SweepResult>
     {
         void Require(bool ok, string message) => Validation.Require(ok, Command, message);
         Require(OutputPath.Length > 0, "output is required");
+        var (judge, engine) = (Judge(), Engine());
         Require(Sparsity.Count > 0, "sparsity must list at least one value");
         foreach (double s in Sparsity) Require(s is >= 0 and <= 1, $"sparsity must be between 0 and 1, not {s.ToString(CultureInfo.InvariantCulture)}");
         var twice = Sparsity.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
@@ -157,14 +257,14 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Safety.Prompts.Count > 0 || Safety.Sets is not null, "harmful-val is required (harmful prompt sets of the validation split)");
         Require(Safety.Responses is null, "the sweep generates every model's responses; it judges no responses file");
         Require(Safety.PlainOnly, "the sweep measures the plain harmful prompts; evaluate attacks on the chosen model with irr eval safety --attack");
-        Require(Safety.Engine is not ServedEngine { Model.Length: > 0 }, "engine-model does not apply to a sweep: each model is served under its label");
-        Require(Safety.Engine is null or ServedEngine,
+        Require(engine is not ServedEngine { Model.Length: > 0 }, "engine-model does not apply to a sweep: each model is served under its label");
+        Require(engine is null or ServedEngine,
             "the sweep evaluates a different model at every point, so it needs engine-serve (a command that serves {model}, started for each model under its label); " +
             "engine-url and engine-model name one served model (for irr eval)");
         Require(Equals(Safety.Engine, Task.Engine), "the safety and task evaluations must use one serving engine");
         // Every point is a model; θ_F of a LoRA fine-tune and Safe LoRA's points are adapters on θ_A.
-        Safety.Engine?.Validate(Command, hasAdapter: Realign.Finetuned is null && Realign.Adapter is not null, hasFullModel: true);
-        foreach (var (serve, option) in new[] { ((Safety.Engine as ServedEngine)?.Serve, "engine-serve"), ((Safety.Engine as ServedEngine)?.ServeAdapter, "engine-serve-adapter") })
+        engine?.Validate(Command, hasAdapter: Realign.Finetuned is null && Realign.Adapter is not null, hasFullModel: true);
+        foreach (var (serve, option) in new[] { ((engine as ServedEngine)?.Serve, "engine-serve"), ((engine as ServedEngine)?.ServeAdapter, "engine-serve-adapter") })
             Require(serve is null || serve.Contains("{name}", StringComparison.Ordinal),
                 $"{option} must contain {{name}}: each model of a sweep is served under its label (vLLM: --served-model-name {{name}})");
         Require(Task.Data.Length > 0, "task-val is required");
@@ -173,8 +273,8 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(TaskMetrics.TryParse(Task.Metric) is not null, $"task-metric must be exact, contains, gsm8k or choice, not \"{Task.Metric}\"");
         // The rest as the jobs the sweep runs check it, in the sweep's name.
         AsSweep((Realign with { OutputPath = OutputPath }).Validate);
-        AsSweep((Safety with { Model = Realign.Base, OutputDir = OutputPath }).Validate);
-        AsSweep((Task with { Model = Realign.Base, OutputDir = OutputPath }).Validate);
+        AsSweep((Safety with { Model = Realign.Base, OutputDir = OutputPath, Judge = judge, Engine = engine }).Validate);
+        AsSweep((Task with { Model = Realign.Base, OutputDir = OutputPath, Engine = engine }).Validate);
     }
 
     private void AsSweep(Action validate)
