@@ -8,9 +8,6 @@ namespace Irr.Cli;
 /// <summary>What the commands share: option definitions, help-text wording, the console and the job runner with its progress bars.</summary>
 internal static class CommandSupport
 {
-    public static Option<string> ModelOption() => new("--model") { Description = "Hugging Face model directory (config.json, *.safetensors or pytorch_model*.bin, tokenizer files)", Required = true };
-
-    public static Option<string?> AdapterOption() => new("--adapter") { Description = "PEFT LoRA adapter directory to merge into --model on the fly" };
 
     public static Option<string> SystemPromptOption() => new("--system-prompt") { Description = "none, llama2 (the Llama-2 default system prompt) or literal text", DefaultValueFactory = _ => "none" };
 
@@ -20,8 +17,6 @@ internal static class CommandSupport
         Description = "tokenize the text as is, without the chat template (base models, completion-style data): BOS as the tokenizer adds it " +
                       "(add_bos_token); a prompt→answer record is prompt + answer concatenated (docs/text.md, \"Raw text\")",
     };
-
-    public static Option<int> MaxLengthOption(int defaultValue) => new("--max-length") { Description = $"keep the first N tokens of each record", DefaultValueFactory = _ => defaultValue };
 
     public static Option<int> BatchSizeOption(int defaultValue, string what) => new("--batch-size") { Description = $"{what} per batch", DefaultValueFactory = _ => defaultValue };
 

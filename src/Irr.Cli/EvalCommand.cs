@@ -13,6 +13,4 @@ internal static class EvalCommand
     };
 
     public static Option<int> MaxNewTokensOption(int defaultValue) => new("--max-new-tokens") { Description = "most tokens generated per prompt", DefaultValueFactory = _ => defaultValue };
-
-    public static Option<int?> LimitOption(string what) => new("--limit") { Description = $"use only the first N {what}" };
 }

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Irr.Jobs;
 using Irr.Data;
 using Irr.Model;
 using Irr.Text;
@@ -247,6 +249,13 @@ public static class SafetyEvaluation
         return (Summarize(run.Model, run.Adapter, run.Judge, order.Select(o => (o.Name, o.File)).ToList(), all, generation), all, false);
     }
 
+    // A prompt set's generation and requests as JSON, for UpToDate.Same.
+    private static JsonObject Fingerprint(SetGeneration? generation, IEnumerable<(string Prompt, string? Category, string Attack, string? Prefill, JsonNode? Sent)> requests) => new()
+    {
+        ["generation"] = generation is null ? null : JsonSerializer.SerializeToNode(generation, IO.JsonFiles.ResultOptions),
+        ["requests"] = new JsonArray(requests.Select(r => (JsonNode?)new JsonArray(r.Prompt, r.Category, r.Attack, r.Prefill, r.Sent?.DeepClone())).ToArray()),
+    };
+
     /// <summary>
     /// The responses already in <paramref name="directory"/> that answer <paramref name="prompts"/> as they would be
     /// answered now, by set name: a set is reused whole when the earlier run is of the same model and adapter labels,
@@ -273,14 +282,11 @@ public static class SafetyEvaluation
         foreach (var group in prompts.GroupBy(p => p.Set))
         {
             var set = existing.Sets.FirstOrDefault(s => s.Name == group.Key);
-            if (set?.Generation != generation || !earlier.TryGetValue(group.Key, out var lines)) continue;
-            var wanted = group.ToList();
-            if (lines.Count != wanted.Count || lines.Any(l => l.Error is not null)) continue; // failed generations are asked again
-            bool same = true;
-            for (int i = 0; i < lines.Count && same; i++)
-                same = lines[i].Prompt == wanted[i].Prompt && lines[i].Category == wanted[i].Category && lines[i].Attack == wanted[i].Attack
-                       && lines[i].Prefill == wanted[i].Sent.Prefill && JsonNode.DeepEquals(lines[i].AttackedPrompt, wanted[i].SentJson);
-            if (same)
+            if (set is null || !earlier.TryGetValue(group.Key, out var lines) || lines.Any(l => l.Error is not null)) continue; // failed generations are asked again
+            // The set's fingerprint: how it was generated and every request as sent, in order (UpToDate's one rule).
+            var recorded = Fingerprint(set.Generation, lines.Select(l => (l.Prompt, l.Category, l.Attack, l.Prefill, l.AttackedPrompt)));
+            var wanted = Fingerprint(generation, group.Select(w => (w.Prompt, w.Category, w.Attack, w.Sent.Prefill, (JsonNode?)w.SentJson)));
+            if (UpToDate.Same(recorded, wanted))
                 reusable[group.Key] = lines.Select(l => l.ToResponse()).ToList();
         }
         return reusable;
