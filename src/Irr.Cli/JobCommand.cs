@@ -49,17 +49,7 @@ internal sealed class JobCommand : Command
     public T Build<T>(ParseResult parseResult) where T : IJob => (T)Build(parseResult);
 
     /// <summary>The option values given on the command line, by key, as text (what <see cref="JobSchema.Bind"/> takes).</summary>
-    public Dictionary<string, IReadOnlyList<string>> Given(ParseResult parseResult) => Given(parseResult, bound);
-
-    /// <summary>
-    /// The command-line options of the options of <paramref name="schema"/> that <paramref name="include"/> selects, for a
-    /// command that binds part of a job itself (TRANSITIONAL: the sweep's realignment, until the sweep is a JobCommand).
-    /// </summary>
-    public static IReadOnlyList<(JobOption Option, Option Symbol)> OptionsOf(JobSchema schema, Func<JobOption, bool> include) =>
-        schema.Options.Where(include).Select(o => (o, Flag(o))).ToList();
-
-    /// <summary>The values given on the command line for <paramref name="bound"/>, by key, as text (what <see cref="JobSchema.Bind"/> takes).</summary>
-    public static Dictionary<string, IReadOnlyList<string>> Given(ParseResult parseResult, IEnumerable<(JobOption Option, Symbol Symbol)> bound)
+    public Dictionary<string, IReadOnlyList<string>> Given(ParseResult parseResult)
     {
         var given = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         foreach (var (option, symbol) in bound)

@@ -21,56 +21,39 @@ namespace Irr.Realign;
 internal sealed class SweepFingerprints(SweepJob job, IReadOnlyList<PromptSet> sets, IReadOnlyList<TaskExample> examples)
 {
     /// <summary>
-    /// An IRR point or a random control, realigned by <paramref name="realign"/>: its inputs, its options and the evaluation.
-    /// A control's removal-counts is the IRR point's label (that point's own fingerprint says what its counts are).
+    /// A point made by <paramref name="made"/>: an IRR point or a random control (a <see cref="RealignJob"/>), or a baseline
+    /// point (a RESTA or Safe LoRA job, so that changing the Fisher, the calibration data or the OBS options redoes the IRR
+    /// points alone); then the evaluation. A control's removal-counts is the IRR point's label (that point's own fingerprint
+    /// says what its counts are).
     /// </summary>
-    public JsonObject Point(PlannedPoint p, RealignJob realign) => p.ControlOf is { } irr
-        ? Realignment(realign with { RemovalCounts = null }, ("removal-counts", irr))
-        : Realignment(realign);
+    public JsonObject Point(PlannedPoint p, IJob made) => made switch
+    {
+        RealignJob r when p.ControlOf is { } irr => Declared(r with { RemovalCounts = null }, "realign", ("removal-counts", irr)),
+        RealignJob r => Declared(r, "realign"),
+        _ => Declared(made, "baseline", ("method", p.Method)),
+    };
 
     /// <summary>What every point shares (sweep.json's options): the inputs, the realignment's options and the evaluation.</summary>
-    public JsonObject Shared() => Realignment(job.Realign);
+    public JsonObject Shared() => Declared(job.Realign, "realign");
 
-    // The realignment's fingerprinted options from its schema, its input paths made absolute and stamped apart under
-    // "inputs" and "stamps" (keys with underscores, as irr-report.json's inputs), then the evaluation.
-    private JsonObject Realignment(RealignJob realign, params (string Key, string Value)[] extra)
+    // A job's fingerprinted options as its schema declares them (JobSchema.Fingerprint: an option added to the job is in
+    // the fingerprint without a line here) under `section`, its input paths made absolute and stamped apart under "inputs"
+    // and "stamps" (keys with underscores, as irr-report.json's inputs), then the evaluation.
+    private JsonObject Declared(IJob made, string section, params (string Key, string Value)[] extra)
     {
-        var schema = JobSchema.Of<RealignJob>();
-        var options = schema.Fingerprint(realign);
+        var schema = JobSchema.Of(made.GetType());
+        var options = schema.Fingerprint(made);
         var (inputs, stamps) = (new JsonObject(), new JsonObject());
         foreach (var input in schema.Options.Where(o => o.Kind == OptionKind.Input))
         {
             options.Remove(input.Key);
             string key = input.Key.Replace('-', '_');
-            string? path = input.ValueIn(realign) as string;
-            inputs[key] = path is null ? null : Provenance.PathOf(path);
+            string? path = input.ValueIn(made) as string;
+            inputs[key] = PathOf(path);
             if (path is not null) stamps[key] = Stamp(path);
         }
         foreach (var (key, value) in extra) options[key] = value;
-        return new JsonObject { ["inputs"] = inputs, ["stamps"] = stamps, ["realign"] = options, ["evaluation"] = Evaluation() };
-    }
-
-    /// <summary>
-    /// A baseline point: only what RESTA or Safe LoRA reads (not the Fisher, the calibration data or the OBS options, so that
-    /// changing those redoes the IRR points alone), and the evaluation.
-    /// </summary>
-    public JsonObject Baseline(PlannedPoint p)
-    {
-        var r = job.Realign;
-        string? v = p.Method == SweepJob.SafeLoraMethod ? job.SafeLoraV : r.SafetyVector;
-        return new JsonObject
-        {
-            ["inputs"] = new JsonObject { ["base"] = PathOf(r.Base), ["finetuned"] = PathOf(r.Finetuned), ["adapter"] = PathOf(r.Adapter), ["safety_vector"] = PathOf(v) },
-            ["stamps"] = Stamps(("base", r.Base), ("finetuned", r.Finetuned), ("adapter", r.Adapter), ("safety_vector", v)),
-            ["baseline"] = p.Method == SweepJob.RestaMethod
-                ? new JsonObject
-                {
-                    ["method"] = p.Method, ["gamma"] = p.Setting, ["dtype"] = r.DType,
-                    ["modules"] = r.Modules is null ? null : new JsonArray(r.Modules.Select(m => (JsonNode?)m).ToArray()),
-                }
-                : new JsonObject { ["method"] = p.Method, ["threshold"] = p.Setting },
-            ["evaluation"] = Evaluation(),
-        };
+        return new JsonObject { ["inputs"] = inputs, ["stamps"] = stamps, [section] = options, ["evaluation"] = Evaluation() };
     }
 
     /// <summary>A reference (θ_A, or θ_F as a model or an adapter on θ_A): the model evaluated and the evaluation.</summary>

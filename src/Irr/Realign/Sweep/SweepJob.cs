@@ -75,7 +75,7 @@ public sealed record SweepJob : IJob<SweepResult>
 
     /// <summary>The values of s to try, each in [0, 1], no value twice (<see cref="ParseSparsity"/> reads "0,0.5,0.9").</summary>
     [Option("the values of s to try, comma-separated (e.g. 0,0.5,0.8,0.9,0.95), each in [0, 1]", Required = true, Parser = typeof(SparsityParser))]
-    public IReadOnlyList<double> Sparsity { get; init; } = [];
+    public IReadOnlyList<double> Sparsity { get; init; } = [0];
 
     /// <summary>Also run, for every IRR point, the random-removal control at that point's per-matrix removal counts (<see cref="RandomAtCountStrategy"/>).</summary>
     [Option("also realign, for every s, the random-removal control at that IRR point's per-matrix counts")]
@@ -84,38 +84,6 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <summary>The seed of the random controls' masks.</summary>
     [Option("--random-control: seed of the random masks (default 0)")]
     public int Seed { get; init; }
-
-    /// <summary>The harmful-rate increase over θ_A a chosen point may have, a fraction in [0, 1] (0.05 = 5 percentage points).</summary>
-    [Option("the harmful-rate increase over θ_A the chosen point may have, a fraction (0.05 = 5 points)")]
-    public double MaxHarmfulIncrease { get; init; } = 0.05;
-
-    /// <summary>Keep every point's model directory; otherwise they are deleted at the end (the chosen one lives on as <c>DIR/chosen</c>).</summary>
-    [Option("keep every point's model directory (by default only DIR/chosen stays)")]
-    public bool KeepModels { get; init; }
-
-    /// <summary>
-    /// Compute only this unit (<see cref="Units"/>): its index (0 to the number of units − 1) or one of its labels
-    /// (<c>irr-s0.5</c>, <c>random-s0.5</c>, <c>aligned</c> …), with <see cref="RunUnit"/>. Nothing is chosen, no model is
-    /// deleted and no sweep.json is written; an HTTP judge's cache is the unit's own (<see cref="UnitJudgeCache"/>). Null: the
-    /// whole sweep (<see cref="Run"/>).
-    /// </summary>
-    [Option("compute only unit K into DIR and exit (a cluster array task: --point $SLURM_ARRAY_TASK_ID); K is the unit's index " +
-            "(0 to units-1, see --list-points) or one of its labels (irr-s0.5, random-s0.5, resta-g1, aligned …). Units never share a file, " +
-            "so array tasks run at once; no choice, no DIR/chosen, no sweep.json, models kept; collect with --collect", HelpName = "K|LABEL")]
-    public string? Point { get; init; }
-
-    /// <summary>
-    /// The collect step after <see cref="Point"/> jobs: <see cref="Run"/> as always (computing what is still missing, then the
-    /// choice, DIR/chosen, sweep.json and frontier.svg); recorded in the points it computes. Exclusive with <see cref="Point"/>.
-    /// </summary>
-    [Option("the step after the --point jobs: compute whatever is still missing (as a plain rerun does), then choose, write DIR/chosen, " +
-            "sweep.json and frontier.svg, and delete the unchosen models unless --keep-models; not with --point")]
-    public bool Collect { get; init; }
-
-    /// <summary>The sweep's directory DIR (may exist: a rerun resumes it).</summary>
-    [Option("the sweep's directory (a rerun into it resumes: finished points with the same options are skipped)", Name = "output", Alias = "-o",
-        Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
-    public required string OutputPath { get; init; }
 
     /// <inheritdoc/>
     public string Command => "sweep";
@@ -196,6 +164,38 @@ public sealed record SweepJob : IJob<SweepResult>
     [Option("serving engine: answer cache file (default OUTPUT/engine-cache/LABEL.jsonl, one file per model; a given FILE.jsonl becomes FILE.LABEL.jsonl)",
         Kind = OptionKind.Path, Fingerprinted = false)]
     public string? EngineCache { get; init; }
+
+    /// <summary>The harmful-rate increase over θ_A a chosen point may have, a fraction in [0, 1] (0.05 = 5 percentage points).</summary>
+    [Option("the harmful-rate increase over θ_A the chosen point may have, a fraction (0.05 = 5 points)")]
+    public double MaxHarmfulIncrease { get; init; } = 0.05;
+
+    /// <summary>Keep every point's model directory; otherwise they are deleted at the end (the chosen one lives on as <c>DIR/chosen</c>).</summary>
+    [Option("keep every point's model directory (by default only DIR/chosen stays)")]
+    public bool KeepModels { get; init; }
+
+    /// <summary>
+    /// Compute only this unit (<see cref="Units"/>): its index (0 to the number of units − 1) or one of its labels
+    /// (<c>irr-s0.5</c>, <c>random-s0.5</c>, <c>aligned</c> …), with <see cref="RunUnit"/>. Nothing is chosen, no model is
+    /// deleted and no sweep.json is written; an HTTP judge's cache is the unit's own (<see cref="UnitJudgeCache"/>). Null: the
+    /// whole sweep (<see cref="Run"/>).
+    /// </summary>
+    [Option("compute only unit K into DIR and exit (a cluster array task: --point $SLURM_ARRAY_TASK_ID); K is the unit's index " +
+            "(0 to units-1, see --list-points) or one of its labels (irr-s0.5, random-s0.5, resta-g1, aligned …). Units never share a file, " +
+            "so array tasks run at once; no choice, no DIR/chosen, no sweep.json, models kept; collect with --collect", HelpName = "K|LABEL")]
+    public string? Point { get; init; }
+
+    /// <summary>
+    /// The collect step after <see cref="Point"/> jobs: <see cref="Run"/> as always (computing what is still missing, then the
+    /// choice, DIR/chosen, sweep.json and frontier.svg); recorded in the points it computes. Exclusive with <see cref="Point"/>.
+    /// </summary>
+    [Option("the step after the --point jobs: compute whatever is still missing (as a plain rerun does), then choose, write DIR/chosen, " +
+            "sweep.json and frontier.svg, and delete the unchosen models unless --keep-models; not with --point")]
+    public bool Collect { get; init; }
+
+    /// <summary>The sweep's directory DIR (may exist: a rerun resumes it).</summary>
+    [Option("the sweep's directory (a rerun into it resumes: finished points with the same options are skipped)", Name = "output", Alias = "-o",
+        Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
+    public required string OutputPath { get; init; }
 
     /// <summary>The judge of every model: <see cref="Safety"/>'s when given in memory, else the one the options describe.</summary>
     /// <exception cref="IrrException">The judge options contradict each other ("sweep: judge must be keyword or http …").</exception>

@@ -132,7 +132,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         Interruption.ThrowIfRequested();
         string reportName = p.IsBaseline ? SafeLoraReport.FileName : RealignReport.FileName;
         string dir = PointDir(p.Label), record = Path.Combine(dir, SweepJob.PointFileName), reportCopy = Path.Combine(dir, reportName), output = ModelDir(p.Label);
-        var fingerprint = p.IsBaseline ? fingerprints.Baseline(p) : fingerprints.Point(p, RealignJobOf(p, output));
+        var fingerprint = fingerprints.Point(p, p.IsBaseline ? BaselineJob(p, output) : RealignJobOf(p, output));
         if (SweepRecords.Finished<SweepPoint>(record, fingerprint) is { } done && File.Exists(reportCopy)) return Skip(p.Label, done);
 
         var stage = Stage(p.Label, 3);
@@ -167,19 +167,22 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         return (report.Modules.Sum(m => m.Removed), report.Modules.Sum(m => m.Parameters));
     }
 
-    // irr baseline resta (a model) or safelora (an adapter on θ_A) at the point's setting.
-    private void MakeBaseline(PlannedPoint p, string output, Action<JobProgress> progress)
+    // irr baseline resta (a model) or safelora (an adapter on θ_A) at the point's setting, into `output`.
+    private IJob BaselineJob(PlannedPoint p, string output)
     {
         var r = job.Realign;
-        if (p.Method == SweepJob.RestaMethod)
-            new RestaJob
+        return p.Method == SweepJob.RestaMethod
+            ? new RestaJob
             {
                 Base = r.Base, Finetuned = r.Finetuned, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Gamma = p.Setting,
                 Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true,
-            }.Run(progress);
-        else
-            new SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = p.Setting, OutputPath = output, Overwrite = true }
-                .Run(progress);
+            }
+            : new SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = p.Setting, OutputPath = output, Overwrite = true };
+    }
+
+    private void MakeBaseline(PlannedPoint p, string output, Action<JobProgress> progress)
+    {
+        BaselineJob(p, output).Execute(progress);
         baselinesMade++;
     }
 
