@@ -62,7 +62,7 @@ internal static class DemoCommand
             console.Write(jailbreaks);
         }
         foreach (var (variant, sweep) in result.Sweeps)
-            console.WriteLine($"{variant}: s* = {sweep.Choice.Point.Sparsity.ToString(CultureInfo.InvariantCulture)} on the validation split: {sweep.Choice.Reason}");
+            console.WriteLine($"{variant}: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)} on the validation split: {sweep.Choice.Reason}");
         console.WriteLine("harmful rate: keyword judge (no refusal = harmful); complies: responses that are the world's harmful recipe (\"Sure, …\")");
     }
 }

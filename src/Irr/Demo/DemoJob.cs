@@ -248,7 +248,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
         // θ_F realigned as irr realign makes it: IRR at the chosen s*, at s = 0, and the random-removal control at s*'s counts.
         private List<Candidate> Realign(Variant v, SweepResult sweep)
         {
-            double chosen = sweep.Choice.Point.Sparsity;
+            double chosen = sweep.Choice.Point.Setting;
             var irr = RealignOne(v, "irr", $"IRR at s* = {Invariant(chosen)} (chosen on validation)", RemovalMethods.Irr.Create(chosen));
             return
             [
@@ -261,7 +261,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
         // The ablations: IRR at s* without recalibration, and IRR-more.
         private IEnumerable<Candidate> Ablations(Variant v, SweepResult sweep)
         {
-            double chosen = sweep.Choice.Point.Sparsity;
+            double chosen = sweep.Choice.Point.Setting;
             yield return RealignOne(v, "irr-norecal", $"IRR at s* = {Invariant(chosen)} without recalibration", RemovalMethods.Irr.Create(chosen), recalibrate: false);
             yield return RealignOne(v, "irr-more", $"IRR-more (s = {o.IrrMoreSparsity})", RemovalMethods.IrrMore.Create(o.IrrMoreSparsity));
         }
@@ -280,19 +280,19 @@ public sealed partial record DemoJob : IJob<DemoResult>
             var made = new List<Candidate>();
             if (sweep.Baselines.TryGetValue(SweepJob.RestaMethod, out var resta))
             {
-                string dir = Tmp($"models/{v.Name}-resta"), g = Invariant(resta.Point.Sparsity);
+                string dir = Tmp($"models/{v.Name}-resta"), g = Invariant(resta.Point.Setting);
                 RunJob($"baseline {v.Name}: resta", $"baseline {v.Name}: RESTA at γ = {g}", new Irr.Realign.Baselines.RestaJob
                 {
-                    Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Gamma = resta.Point.Sparsity, Modules = v.Modules, OutputPath = dir,
+                    Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Gamma = resta.Point.Setting, Modules = v.Modules, OutputPath = dir,
                 });
                 made.Add(new($"{v.Name}-resta", $"RESTA at γ* = {g} (chosen on validation)", dir));
             }
             if (sweep.Baselines.TryGetValue(SweepJob.SafeLoraMethod, out var safeLora))
             {
-                string dir = Tmp($"models/{v.Name}-safelora"), t = Invariant(safeLora.Point.Sparsity);
+                string dir = Tmp($"models/{v.Name}-safelora"), t = Invariant(safeLora.Point.Setting);
                 RunJob($"baseline {v.Name}: safelora", $"baseline {v.Name}: Safe LoRA at τ = {t}", new Irr.Realign.Baselines.SafeLoraJob
                 {
-                    Base = AlignedDir, Adapter = v.Adapter, SafetyVector = SafeLoraVectorPath ?? v.SafetyVector, Threshold = safeLora.Point.Sparsity, OutputPath = dir,
+                    Base = AlignedDir, Adapter = v.Adapter, SafetyVector = SafeLoraVectorPath ?? v.SafetyVector, Threshold = safeLora.Point.Setting, OutputPath = dir,
                 });
                 made.Add(new($"{v.Name}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", AlignedDir, dir));
             }

@@ -29,7 +29,7 @@ public static class DemoReport
         {
             string svg = $"frontier-{variant}.svg";
             File.Copy(Path.Combine(sweepDirectory, variant, "frontier.svg"), Path.Combine(directory, svg));
-            md.AppendLine($"### {variant} fine-tune: s* = {sweep.Choice.Point.Sparsity.ToString(CultureInfo.InvariantCulture)}").AppendLine();
+            md.AppendLine($"### {variant} fine-tune: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)}").AppendLine();
             md.AppendLine(sweep.Choice.Reason).AppendLine();
             md.AppendLine($"![{variant} fine-tune: harmful rate against task accuracy on the validation split]({svg})").AppendLine();
         }
@@ -90,7 +90,7 @@ public static class DemoReport
                         SweepJob.RestaMethod => "RESTA at γ = ",
                         SweepJob.SafeLoraMethod => "Safe LoRA at τ = ",
                         _ => p.IsControl ? "random control at s = " : "IRR at s = ",
-                    }) + $"{p.Sparsity.ToString(CultureInfo.InvariantCulture)} (irr sweep)",
+                    }) + $"{p.Setting.ToString(CultureInfo.InvariantCulture)} (irr sweep)",
                     ["harmful_rate"] = p.HarmfulRate,
                     ["task_accuracy"] = p.TaskScore,
                     ["deltas_removed"] = p.Removed,
@@ -157,20 +157,20 @@ public static class DemoReport
         ["split"] = "validation",
         ["rule"] = SweepSelection.Rule,
         ["chosen"] = sweep.Choice.Point.Label,
-        ["chosen_sparsity"] = sweep.Choice.Point.Sparsity,
+        ["chosen_sparsity"] = sweep.Choice.Point.Setting,
         ["qualified"] = sweep.Choice.Qualified,
         ["threshold"] = sweep.Choice.Threshold,
         ["aligned"] = new JsonObject { ["harmful_rate"] = sweep.Aligned.HarmfulRate, ["task_accuracy"] = sweep.Aligned.TaskScore },
         ["finetuned"] = new JsonObject { ["harmful_rate"] = sweep.Finetuned.HarmfulRate, ["task_accuracy"] = sweep.Finetuned.TaskScore },
         ["baselines"] = new JsonObject(sweep.Baselines.Select(b => KeyValuePair.Create(b.Key, (JsonNode?)new JsonObject
         {
-            ["chosen"] = $"{variant}-sweep-{b.Value.Point.Label}", ["setting"] = b.Value.Point.Sparsity, ["qualified"] = b.Value.Qualified, ["reason"] = b.Value.Reason,
+            ["chosen"] = $"{variant}-sweep-{b.Value.Point.Label}", ["setting"] = b.Value.Point.Setting, ["qualified"] = b.Value.Qualified, ["reason"] = b.Value.Reason,
         }))),
         ["points"] = new JsonArray(sweep.Points.Select(p => (JsonNode?)new JsonObject
         {
             ["label"] = $"{variant}-sweep-{p.Label}",
             ["method"] = p.Method,
-            ["sparsity"] = p.Sparsity,
+            ["sparsity"] = p.Setting,
             ["control"] = p.IsControl,
             ["baseline"] = p.IsBaseline,
             ["deltas_removed"] = p.Removed,

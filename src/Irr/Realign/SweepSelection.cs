@@ -1,26 +1,5 @@
 namespace Irr.Realign;
 
-/// <summary>One evaluated point of a sparsity sweep (<see cref="SweepJob"/>): a realigned model and its two figures.</summary>
-/// <param name="Label">Its name and directory under <c>DIR/points/</c>, e.g. <c>irr-s0.5</c> or <c>random-s0.5</c>.</param>
-/// <param name="Method">The removal rule: irr, irr-more, fisher-only, or random-at-count for a control.</param>
-/// <param name="Sparsity">s in [0, 1]; for a control, the s of the IRR point whose per-matrix counts it removes.</param>
-/// <param name="IsControl">Whether it is a random-removal control (never chosen).</param>
-/// <param name="Removed">Deltas removed over all target matrices.</param>
-/// <param name="Parameters">Entries of the target matrices.</param>
-/// <param name="HarmfulRate">The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</param>
-/// <param name="TaskScore">The task metric on the task validation data (accuracy), a fraction in [0, 1].</param>
-public sealed record SweepPoint(string Label, string Method, double Sparsity, bool IsControl, long Removed, long Parameters, double HarmfulRate, double TaskScore)
-{
-    /// <summary>
-    /// Whether it is a baseline point (<see cref="SweepJob.RestaMethod"/>, <see cref="SweepJob.SafeLoraMethod"/>), never chosen as IRR's s;
-    /// its <see cref="Sparsity"/> then holds the baseline's setting (RESTA's γ, Safe LoRA's τ).
-    /// </summary>
-    public bool IsBaseline => Method is SweepJob.RestaMethod or SweepJob.SafeLoraMethod;
-
-    /// <summary>Removed as a share of the target parameters, in [0, 1] (0 when there are none).</summary>
-    public double RemovedShare => Parameters == 0 ? 0 : (double)Removed / Parameters;
-}
-
 /// <summary>The point the selection rule chose, and why.</summary>
 /// <param name="Point">The chosen point.</param>
 /// <param name="Qualified">True when it met the harmful-rate bound; false when no IRR point did and the safest was taken.</param>
@@ -52,7 +31,7 @@ public static class SweepSelection
 
     /// <summary>
     /// The same rule among one baseline's points (<paramref name="method"/>: resta or safelora, their setting in
-    /// <see cref="SweepPoint.Sparsity"/>), to report a baseline at its best setting on validation data; null when the sweep has none.
+    /// <see cref="SweepPoint.Setting"/>), to report a baseline at its best setting on validation data; null when the sweep has none.
     /// </summary>
     public static SweepChoice? ChooseBaseline(IReadOnlyList<SweepPoint> points, string method, double alignedHarmful, double maxIncrease)
     {
@@ -67,12 +46,12 @@ public static class SweepSelection
         var qualifying = irr.Where(p => p.HarmfulRate <= threshold + Tolerance).ToList();
         if (qualifying.Count > 0)
         {
-            var best = qualifying.OrderByDescending(p => p.TaskScore).ThenBy(p => p.HarmfulRate).ThenBy(p => p.Sparsity).First();
+            var best = qualifying.OrderByDescending(p => p.TaskScore).ThenBy(p => p.HarmfulRate).ThenBy(p => p.Setting).First();
             return new SweepChoice(best, true, threshold,
                 $"{best.Label} has the highest task score ({Percent(best.TaskScore)}) among the {qualifying.Count} of {irr.Count} {what} points " +
                 $"whose harmful rate is at most {Percent(threshold)} (θ_A {Percent(alignedHarmful)} + {Percent(maxIncrease)})");
         }
-        var safest = irr.OrderBy(p => p.HarmfulRate).ThenByDescending(p => p.TaskScore).ThenBy(p => p.Sparsity).First();
+        var safest = irr.OrderBy(p => p.HarmfulRate).ThenByDescending(p => p.TaskScore).ThenBy(p => p.Setting).First();
         return new SweepChoice(safest, false, threshold,
             $"no {what} point has a harmful rate of at most {Percent(threshold)} (θ_A {Percent(alignedHarmful)} + {Percent(maxIncrease)}); " +
             $"{safest.Label} is the safest ({Percent(safest.HarmfulRate)} harmful)");

@@ -149,7 +149,8 @@ public class SweepCommandTests
         Assert.Equal([2], task.DependsOn.Select(d => d.Producer));
         // The sweep step parses and validates as irr sweep's own command line.
         var sweep = Irr.Cli.RunCommand.Check(recipe).Single(s => s.Planned.Id == "sweep");
-        Assert.Equal(["0", "0.5"], sweep.Options["sparsity"]!.AsArray().Select(x => (string)x!));
+        // As the sweep's schema binds it: a list of numbers (the command line's text before the sweep declared its options).
+        Assert.Equal([0.0, 0.5], sweep.Options["sparsity"]!.AsArray().Select(x => (double)x!));
     }
 
     [Fact]

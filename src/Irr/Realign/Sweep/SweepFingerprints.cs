@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Irr.Data;
+using Irr.Eval;
+using Irr.IO;
+using Irr.Jobs;
+
+namespace Irr.Realign;
+
+/// <summary>
+/// What makes each model of a sweep, recorded in its point.json or reference.json and compared by <see cref="UpToDate"/> when
+/// a rerun decides whether it is done: the inputs (absolute paths, and content stamps so that a file replaced in place is
+/// noticed), the realignment's options as <see cref="RealignJob"/>'s schema declares them (<see cref="JobSchema.Fingerprint"/>:
+/// an option added to the realignment is in every point's fingerprint without a line here), and the evaluation's.
+/// </summary>
+/// <param name="job">The sweep.</param>
+/// <param name="sets">The harmful validation prompt sets, read once.</param>
+/// <param name="examples">The task validation examples, read once.</param>
+internal sealed class SweepFingerprints(SweepJob job, IReadOnlyList<PromptSet> sets, IReadOnlyList<TaskExample> examples)
+{
+    /// <summary>
+    /// A point made by <paramref name="made"/>: an IRR point or a random control (a <see cref="RealignJob"/>), or a baseline
+    /// point (a RESTA or Safe LoRA job, so that changing the Fisher, the calibration data or the OBS options redoes the IRR
+    /// points alone); then the evaluation. A control's removal-counts is the IRR point's label (that point's own fingerprint
+    /// says what its counts are).
+    /// </summary>
+    public JsonObject Point(PlannedPoint p, IJob made) => made switch
+    {
+        RealignJob r when p.ControlOf is { } irr => Declared(r with { RemovalCounts = null }, "realign", ("removal-counts", irr)),
+        RealignJob r => Declared(r, "realign"),
+        _ => Declared(made, "baseline", ("method", p.Method)),
+    };
+
+    /// <summary>What every point shares (sweep.json's options): the inputs, the realignment's options and the evaluation.</summary>
+    public JsonObject Shared() => Declared(job.Realign, "realign");
+
+    // A job's fingerprinted options as its schema declares them (JobSchema.Fingerprint: an option added to the job is in
+    // the fingerprint without a line here) under `section`, its input paths made absolute and stamped apart under "inputs"
+    // and "stamps" (keys with underscores, as irr-report.json's inputs), then the evaluation.
+    private JsonObject Declared(IJob made, string section, params (string Key, string Value)[] extra)
+    {
+        var schema = JobSchema.Of(made.GetType());
+        var options = schema.Fingerprint(made);
+        var (inputs, stamps) = (new JsonObject(), new JsonObject());
+        foreach (var input in schema.Options.Where(o => o.Kind == OptionKind.Input))
+        {
+            options.Remove(input.Key);
+            string key = input.Key.Replace('-', '_');
+            string? path = input.ValueIn(made) as string;
+            inputs[key] = PathOf(path);
+            if (path is not null) stamps[key] = Stamp(path);
+        }
+        foreach (var (key, value) in extra) options[key] = value;
+        return new JsonObject { ["inputs"] = inputs, ["stamps"] = stamps, [section] = options, ["evaluation"] = Evaluation() };
+    }
+
+    /// <summary>A reference (θ_A, or θ_F as a model or an adapter on θ_A): the model evaluated and the evaluation.</summary>
+    public JsonObject Reference(string model, string? adapter) => new()
+    {
+        ["model"] = Provenance.PathOf(model), ["adapter"] = PathOf(adapter),
+        ["stamps"] = Stamps(("model", model), ("adapter", adapter)), ["evaluation"] = Evaluation(),
+    };
+
+    // What makes an evaluation: the prompt sets, the judge, the task data and metric, the generation options.
+    private JsonObject Evaluation()
+    {
+        var s = job.Safety;
+        var (markers, http) = ((job.Judge() as KeywordJudgeOptions)?.RefusalMarkers, job.Judge() as HttpJudgeOptions);
+        var judge = s.CustomJudge is { } custom ? new JsonObject { ["name"] = custom.Name } : new JsonObject
+        {
+            ["judge"] = job.Judge().Kind,
+            ["refusal_markers"] = PathOf(markers),
+            ["refusal_markers_stamp"] = markers is null ? null : Stamp(markers),
+            ["judge_url"] = http?.Url, ["judge_model"] = http?.Model, ["judge_protocol"] = http?.Protocol,
+        };
+        var options = new JsonObject
+        {
+            ["harmful_val"] = new JsonArray(sets.Select(set => (JsonNode?)new JsonObject
+            {
+                ["name"] = set.Name, ["file"] = s.Sets is null ? Provenance.PathOf(set.File) : set.File, ["prompts"] = set.Records.Count,
+                ["sha256"] = Digest(set.Records.SelectMany(p => new[] { p.Prompt, p.Category ?? "" })),
+            }).ToArray()),
+            ["judge"] = judge,
+            ["safety_system_prompt"] = s.SystemPrompt,
+            ["safety_max_new_tokens"] = s.MaxNewTokens,
+            ["safety_batch_size"] = s.BatchSize,
+            ["safety_limit"] = s.Limit,
+            ["task_val"] = Provenance.PathOf(job.Task.Data),
+            ["task_examples"] = examples.Count,
+            ["task_sha256"] = Digest(examples.SelectMany(e => new[] { e.User, e.Gold, e.Choices.ToString(CultureInfo.InvariantCulture) })),
+            ["task_metric"] = job.Task.Metric.ToLowerInvariant(),
+            ["task_system_prompt"] = job.Task.SystemPrompt,
+            ["task_max_new_tokens"] = job.Task.MaxNewTokens,
+            ["task_batch_size"] = job.Task.BatchSize,
+            ["task_limit"] = job.Task.Limit,
+        };
+        // Answers of a served model may differ from local ones (another numeric precision): the engine is part of the evaluation.
+        if (s.NoChatTemplate || job.Task.NoChatTemplate) options["no_chat_template"] = true;
+        if (job.Engine() is ServedEngine e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
+        return options;
+    }
+
+    private static string? PathOf(string? path) => path is null ? null : Provenance.PathOf(path);
+
+    // Size and modification time of each given input (a directory: its files' total size and the latest time), as irr run's hash cache keys them.
+    private static JsonObject Stamps(params (string Key, string? Path)[] inputs) =>
+        new(inputs.Where(i => i.Path is not null).Select(i => KeyValuePair.Create(i.Key, (JsonNode?)Stamp(i.Path!))));
+
+    private static string? Stamp(string path) => ContentHash.StampText(Path.GetFullPath(path));
+
+    // The SHA-256 of texts (each UTF-8, ended by a zero byte), lowercase hex: what the evaluation data says, whatever its file.
+    private static string Digest(IEnumerable<string> texts)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (string text in texts)
+        {
+            sha.AppendData(Encoding.UTF8.GetBytes(text));
+            sha.AppendData([0]);
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+}
