@@ -117,41 +117,8 @@ internal sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths,
         typeof(Eval.EvalSafetyJob), typeof(Eval.EvalTaskJob), typeof(Eval.EvalPplJob), typeof(Eval.Report.ReportJob), typeof(IO.ConvertJob),
     ];
 
-    /// <summary>Every command a recipe step may run, with its wiring: derived from the job's schema (TRANSITIONAL: the hand-written entry until the job declares one).</summary>
-    public static IReadOnlyList<StepSpec> All => field ??= JobTypes
-        .Select(t => JobSchema.Of(t) is { Job: not null } schema ? Of(schema) : Legacy.Single(l => l.Command == LegacyCommand(t)))
-        .ToList();
-
-    private static string LegacyCommand(Type jobType) => jobType.Name switch
-    {
-        "SafetyVectorJob" => "safety-vector", "FisherJob" => "fisher", "RealignJob" => "realign", "SafeLoraJob" => "baseline safelora",
-        "SweepJob" => "sweep", "TrainJob" => "train", "RestaJob" => "baseline resta", "GenerateJob" => "generate", "ScoreJob" => "score",
-        "EvalSafetyJob" => "eval safety", "EvalTaskJob" => "eval task", "EvalPplJob" => "eval ppl", "ReportJob" => "report", _ => "convert",
-    };
-
-    private static IReadOnlyList<StepSpec> Legacy { get; } =
-    [
-        new("safety-vector", [new("aligned"), new("unaligned"), new("unaligned-adapter")], ".safetensors", ArtifactKind.SafetyVector),
-        new("fisher", [new("model"), new("data")], ".safetensors", ArtifactKind.Fisher),
-        new("realign", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector),
-            new("fisher", From: ArtifactKind.Fisher), new("calibration"), new("removal-counts")], Produces: ArtifactKind.Model) { NoOutputWith = "dry-run" },
-        new("baseline safelora", [new("base"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)]), // writes an adapter: not wired by kind
-        new("sweep", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector), new("fisher", From: ArtifactKind.Fisher),
-            new("calibration"), new("harmful-val"), new("task-val"), new("refusal-markers"), new("safelora-vector"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.Model)
-            { ProducedInside = "chosen" },
-        new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
-        new("baseline resta", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)], Produces: ArtifactKind.Model),
-        new("generate", [new("model", From: ArtifactKind.Model), new("adapter"), new("prompts")], ".jsonl"),
-        new("score", [new("model"), new("adapter"), new("data")], ".json"),
-        new("eval safety", [new("model", From: ArtifactKind.Model, NotNeededWith: "responses"), new("adapter"), new("prompts"), new("responses"),
-            new("refusal-markers"), new("attack-file"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
-        new("eval task", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
-        new("eval ppl", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")]) { SharesOutput = true },
-        new("report", [new("runs", From: ArtifactKind.EvalRun, Many: true)]) { Positional = "runs" },
-        // Not wired by kind: a converted state dict may be a safety vector or a Fisher, and a converted model is mostly a base or
-        // fine-tune, which are never wired; later steps name the output (OUTPUT/convert.safetensors, OUTPUT/convert).
-        new("convert", [new("input")]) { Positional = "input", FileInputOutputExtension = ".safetensors" },
-    ];
+    /// <summary>Every command a recipe step may run, with its wiring, derived from the job's declarations.</summary>
+    public static IReadOnlyList<StepSpec> All => field ??= JobTypes.Select(t => Of(JobSchema.Of(t))).ToList();
 
     /// <summary>The spec of <paramref name="command"/>, or null when a recipe cannot run it.</summary>
     public static StepSpec? Find(string command) => All.FirstOrDefault(s => s.Command == command);
