@@ -123,14 +123,21 @@ internal static class RunCommand
 
     private static string KeyOf(Option option) => option.Name.TrimStart('-');
 
-    // Options a recipe may not give, and why: what prints instead of running, and what runs a command.
+    // Options of a command's own that a recipe may not give, and why: what prints instead of running (the sweep's
+    // --list-points and --json). A job option says so in its declaration (OptionAttribute.CommandLineOnly).
     private static readonly Dictionary<string, string> NotInRecipes = new(StringComparer.Ordinal)
     {
         ["list-points"] = "prints the sweep's units instead of running it; run irr sweep ... --list-points on the command line",
         ["json"] = "applies to list-points, which a recipe cannot give",
-        ["engine-serve"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve on the command line",
-        ["engine-serve-adapter"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve-adapter on the command line",
+        // TRANSITIONAL (issue 25): the sweep's hand-built engine options, until the sweep holds EngineSettings.
+        ["engine-serve"] = Irr.Eval.EngineSettings.ServeCommandLineOnly,
+        ["engine-serve-adapter"] = Irr.Eval.EngineSettings.ServeAdapterCommandLineOnly,
     };
+
+    // Why a recipe may not give the option with this key, or null: the job option's declaration says (a command derived
+    // from a job's schema), else the command's own options above.
+    private static string? CommandLineOnly(Command command, string key) =>
+        (command is JobCommand { Schema: not null } job ? job.Schema.Find(key)?.Attribute.CommandLineOnly : null) ?? NotInRecipes.GetValueOrDefault(key);
 
     // The step with each key spelled as its option's long name (o → output), every key checked against the command.
     private static RecipeStep Canonical(Recipe recipe, Command root, RecipeStep step)
@@ -146,7 +153,7 @@ internal static class RunCommand
                 var option = OptionOf(command, key)
                     ?? throw recipe.Error(given.Line, $"{step.Command}: unknown option '{key}'{Suggestion(key, OptionsOf(command).Select(KeyOf).Append(spec.Positional))}");
                 key = KeyOf(option);
-                if (NotInRecipes.TryGetValue(key, out string? why)) throw recipe.Error(given.Line, $"{step.Command}: {key} {why}");
+                if (CommandLineOnly(command, key) is { } why) throw recipe.Error(given.Line, $"{step.Command}: {key} {why}");
                 if (IsFlag(option) && (given.IsList || !bool.TryParse(given.Values[0], out _)))
                     throw recipe.Error(given.Line, $"{step.Command}: {key} is a flag: true or false");
                 if (given.IsList && option.Arity.MaximumNumberOfValues <= 1)
