@@ -8,10 +8,6 @@ namespace Irr.Cli;
 /// <summary>What the commands share: option definitions, help-text wording, the console and the job runner with its progress bars.</summary>
 internal static class CommandSupport
 {
-    public static Option<string> ModelOption() => new("--model") { Description = "Hugging Face model directory (config.json, *.safetensors or pytorch_model*.bin, tokenizer files)", Required = true };
-
-    public static Option<string?> AdapterOption() => new("--adapter") { Description = "PEFT LoRA adapter directory to merge into --model on the fly" };
-
     public static Option<string> SystemPromptOption() => new("--system-prompt") { Description = "none, llama2 (the Llama-2 default system prompt) or literal text", DefaultValueFactory = _ => "none" };
 
     /// <summary><c>--no-chat-template</c>: the records' text tokenized as is, for base models and completion-style data.</summary>
