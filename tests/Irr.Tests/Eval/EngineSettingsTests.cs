@@ -45,6 +45,8 @@ public class EngineSettingsTests
         var job = Bind<GenerateJob>(("model", "m"), ("prompts", "p"), ("output", "o"), ("engine-cache", "c.jsonl"));
         Assert.Equal("generate: engine-url is missing: the serving engine's server URL (e.g. http://localhost:8000), or engine-serve",
             Assert.Throws<IrrException>(job.Validate).Message);
+        job = Bind<GenerateJob>(("model", "m"), ("prompts", "p"), ("output", "o"), ("engine-api", "completions")); // at its default, but given
+        Assert.StartsWith("generate: engine-url is missing", Assert.Throws<IrrException>(job.Validate).Message);
         job = Bind<GenerateJob>(("model", "m"), ("prompts", "p"), ("output", "o"), ("engine-url", "http://h"), ("engine-serve", "vllm serve {model}"));
         Assert.Equal("generate: give engine-url (a running server) or engine-serve (a command irr starts), not both", Assert.Throws<IrrException>(job.Validate).Message);
     }
