@@ -8,7 +8,6 @@ namespace Irr.Cli;
 /// <summary>What the commands share: option definitions, help-text wording, the console and the job runner with its progress bars.</summary>
 internal static class CommandSupport
 {
-
     public static Option<string> SystemPromptOption() => new("--system-prompt") { Description = "none, llama2 (the Llama-2 default system prompt) or literal text", DefaultValueFactory = _ => "none" };
 
     /// <summary><c>--no-chat-template</c>: the records' text tokenized as is, for base models and completion-style data.</summary>

@@ -13,15 +13,6 @@ namespace Irr.Cli;
 internal sealed class JobCommand : Command
 {
     private readonly List<(JobOption Option, Symbol Symbol)> bound = [];
-    private readonly Func<ParseResult, IJob>? legacy;
-
-    /// <summary>TRANSITIONAL (issue 25): a command whose options are still written by hand; removed once every job has a schema.</summary>
-    public JobCommand(string name, string description, Func<ParseResult, IJob> build) : base(name, description)
-    {
-        Schema = null!;
-        legacy = build;
-    }
-
     /// <summary>A command for the job type <paramref name="jobType"/>, named and described by its <see cref="JobAttribute"/>.</summary>
     /// <param name="jobType">The job's type.</param>
     /// <param name="name">The command's own word ("safety" for "eval safety"); default: the job's command.</param>
@@ -43,7 +34,7 @@ internal sealed class JobCommand : Command
 
     /// <summary>The job the parsed options describe (no file is touched; <c>Validate</c> is the job's).</summary>
     /// <exception cref="IrrException">A required option is missing or a value does not convert.</exception>
-    public IJob Build(ParseResult parseResult) => legacy?.Invoke(parseResult) ?? (IJob)Schema.Bind(Given(parseResult));
+    public IJob Build(ParseResult parseResult) => (IJob)Schema.Bind(Given(parseResult));
 
     /// <summary>The job the parsed options describe, typed.</summary>
     public T Build<T>(ParseResult parseResult) where T : IJob => (T)Build(parseResult);

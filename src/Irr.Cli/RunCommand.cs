@@ -45,101 +45,29 @@ internal static class RunCommand
     {
         var root = Program.BuildRoot();
         var graph = StepGraph.Plan(recipe.WithSteps(recipe.Steps.Select(s => Canonical(recipe, root, s)).ToList()));
-        var steps = graph.Order.Select(s => RecipeSteps.SchemaOf(s.Command) is { } schema ? RecipeSteps.Check(recipe, s, schema) : Legacy(recipe, root, s)).ToList();
+        var steps = graph.Order.Select(s => RecipeSteps.Check(recipe, s, RecipeSteps.SchemaOf(s.Command)!)).ToList();
         RecipeSteps.CheckBetween(recipe, graph, steps);
         return steps;
     }
 
+    // The step with each key spelled as its option's long name, checked against its job's schema; an option of the command
+    // line that is not the job's (the sweep's --list-points) is refused with its reason.
     private static RecipeStep Canonical(Recipe recipe, Command root, RecipeStep step)
     {
-        var spec = StepSpec.Of(recipe, step);
-        var command = CommandOf(root, step.Command);
-        if (RecipeSteps.SchemaOf(step.Command) is { } schema)
-            return RecipeSteps.Canonical(recipe, step, schema, key => OptionOf(command, key) is null ? null : NotInRecipes.GetValueOrDefault(key, "is an option of the command line only"));
-        return LegacyCanonical(recipe, command, spec, step);
+        StepSpec.Of(recipe, step); // an unknown command, named with the commands a recipe can run
+        var command = step.Command.Split(' ').Aggregate(root, (parent, word) => parent.Subcommands.Single(c => c.Name == word));
+        bool OnCommandLine(string key) => command.Options.Any(o => o is not HelpOption && (o.Name == "--" + key || o.Aliases.Contains("--" + key)));
+        return RecipeSteps.Canonical(recipe, step, RecipeSteps.SchemaOf(step.Command)!,
+            key => OnCommandLine(key) ? NotInRecipes.GetValueOrDefault(key, "is an option of the command line only") : null);
     }
 
-    // Options of the command line that are not a job's, and why a recipe may not give them: what prints instead of running.
+    // Options of a command's own that a recipe may not give, and why: what prints instead of running. A job option says so
+    // in its declaration (OptionAttribute.CommandLineOnly).
     private static readonly Dictionary<string, string> NotInRecipes = new(StringComparer.Ordinal)
     {
         ["list-points"] = "prints the sweep's units instead of running it; run irr sweep ... --list-points on the command line",
         ["json"] = "applies to list-points, which a recipe cannot give",
-        ["engine-serve"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve on the command line",
-        ["engine-serve-adapter"] = "runs a command, and irr never runs a command read from a file; start the server yourself and give engine-url and engine-model, or give engine-serve-adapter on the command line",
     };
-
-    private static Command CommandOf(Command root, string command) =>
-        command.Split(' ').Aggregate(root, (parent, word) => parent.Subcommands.Single(c => c.Name == word));
-
-    private static IEnumerable<Option> OptionsOf(Command command) => command.Options.Where(o => o is not HelpOption);
-
-    private static Option? OptionOf(Command command, string key) =>
-        OptionsOf(command).FirstOrDefault(o => o.Name == "--" + key || o.Aliases.Contains("--" + key) || o.Aliases.Contains("-" + key));
-
-    private static string KeyOf(Option option) => option.Name.TrimStart('-');
-
-    // TRANSITIONAL (issue 25): a command whose options are still written by hand, checked through its parser.
-    private static RecipeStep LegacyCanonical(Recipe recipe, Command command, StepSpec spec, RecipeStep step)
-    {
-        var options = new List<RecipeOption>();
-        foreach (var given in step.Options)
-        {
-            string key = given.Key;
-            if (key != spec.Positional)
-            {
-                var option = OptionOf(command, key)
-                    ?? throw recipe.Error(given.Line, $"{step.Command}: unknown option '{key}'{RecipeSteps.Suggestion(key, OptionsOf(command).Select(KeyOf))}");
-                key = KeyOf(option);
-                if (NotInRecipes.TryGetValue(key, out string? why)) throw recipe.Error(given.Line, $"{step.Command}: {key} {why}");
-                if (option.ValueType == typeof(bool) && (given.IsList || !bool.TryParse(given.Values[0], out _)))
-                    throw recipe.Error(given.Line, $"{step.Command}: {key} is a flag: true or false");
-                if (given.IsList && option.Arity.MaximumNumberOfValues <= 1)
-                    throw recipe.Error(given.Line, $"{step.Command}: {key} takes one value, not a list");
-            }
-            if (options.Any(o => o.Key == key)) throw recipe.Error(given.Line, $"{step.Command}: {key} is given twice");
-            options.Add(given with { Key = key });
-        }
-        return step with { Options = options };
-    }
-
-    // TRANSITIONAL (issue 25): the argument vector and job of a command whose options are still written by hand.
-    private static CheckedStep Legacy(Recipe recipe, Command root, PlannedStep step)
-    {
-        var command = CommandOf(root, step.Command);
-        var args = step.Command.Split(' ').ToList();
-        foreach (var option in step.Options.Where(o => o.Key != step.Spec.Positional))
-        {
-            if (OptionOf(command, option.Key)!.ValueType == typeof(bool))
-            {
-                if (option.IsTrue) args.Add("--" + option.Key);
-                continue;
-            }
-            foreach (string value in option.Values) args.AddRange(value.StartsWith('-') ? [$"--{option.Key}={value}"] : ["--" + option.Key, value]);
-        }
-        var result = root.Parse(args);
-        if (result.Errors.Count > 0)
-        {
-            var error = result.Errors[0];
-            string? key = error.SymbolResult is OptionResult o ? KeyOf(o.Option) : null;
-            throw recipe.Error((key is null ? null : step.Step.Find(key)?.Line) ?? step.Step.Line, $"{step.Command}: {error.Message}");
-        }
-        IJob built;
-        try
-        {
-            built = ((JobCommand)command).Build(result);
-            built.Validate();
-        }
-        catch (IrrException e)
-        {
-            string message = e.Message.StartsWith(step.Command + ": ", StringComparison.Ordinal) ? e.Message : $"{step.Command}: {e.Message}";
-            int line = step.Step.Options.FirstOrDefault(o => message.StartsWith($"{step.Command}: {o.Key} ", StringComparison.Ordinal))?.Line ?? step.Step.Line;
-            throw recipe.Error(line, message);
-        }
-        var options = new JsonObject();
-        foreach (var option in OptionsOf(command))
-            options[KeyOf(option)] = JobSchema.Json(result.GetValue<object>(option.Name) ?? (option.ValueType.IsValueType && Nullable.GetUnderlyingType(option.ValueType) is null ? Activator.CreateInstance(option.ValueType) : null));
-        return new CheckedStep(step, args, built, options);
-    }
 
     private static int Execute(Recipe recipe, IReadOnlyList<CheckedStep> steps, IReadOnlySet<string> force, InvocationConfiguration io)
     {

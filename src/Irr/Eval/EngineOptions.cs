@@ -9,8 +9,8 @@ namespace Irr.Eval;
 /// <c>--engine-serve</c>); either way talked to with <see cref="Api"/> and <see cref="Http"/>, and opened, asked and
 /// closed by an <see cref="EngineSession"/>. Every generating job takes one as its <c>Engine</c>
 /// (<see cref="GenerateJob"/>, <see cref="EvalSafetyJob"/>, <see cref="EvalTaskJob"/>). The command-line options are
-/// the properties' names with <c>engine-</c> before them (<c>--engine-url</c> …), except <see cref="HttpSettings.ApiKeyEnv"/>
-/// (<c>--api-key-env</c>).
+/// declared once in <see cref="EngineSettings"/>, which resolves to this: the properties' names with <c>engine-</c> before
+/// them (<c>--engine-url</c> …), except <see cref="HttpSettings.ApiKeyEnv"/> (<c>--api-key-env</c>).
 /// </summary>
 public abstract record EngineOptions
 {

@@ -100,7 +100,9 @@ public sealed record EngineSettings
     /// <exception cref="IrrException">The engine is given both ways, both a URL and a serve command are given, or <c>--api-key-env</c> is given alone where only the engine uses it.</exception>
     public static EngineOptions? Resolve(string command, EngineOptions? engine, EngineSettings? settings, string? cache, bool keyShared)
     {
-        bool given = settings is { Given: true } || cache is not null;
+        // A record the binder made has an option given: an engine option (even at its default value), unless only the key
+        // variable differs, which the judge may share.
+        bool given = settings is not null && (settings.Given || settings.ApiKeyEnv is null) || cache is not null;
         if (engine is not null)
         {
             Validation.Require(!given, command, "the serving engine is given in memory and as options; give one");

@@ -13,8 +13,9 @@ namespace Irr.Eval;
 /// engine has <c>"error": REASON</c>, an empty response and finish_reason "error"; generated ids outside the tokenizer's
 /// vocabulary, decoded as "", are counted in <c>unknown_token_ids</c>; with <see cref="OutputIds"/> the token ids too).
 /// With <see cref="NoChatTemplate"/> a prompt is its text as is. Greedy unless
-/// <see cref="Temperature"/> is above 0. The prompts are read before the model is loaded. With <see cref="Engine"/>,
-/// the answers come from a serving engine and the model directory is read only for its tokenizer, chat template and
+/// <see cref="Temperature"/> is above 0. The prompts are read before the model is loaded; an existing output file is
+/// refused unless <see cref="Overwrite"/>. With a serving engine (<see cref="EngineSettings"/> or <see cref="Engine"/>),
+/// the answers come from it and the model directory is read only for its tokenizer, chat template and
 /// EOS ids. Local answers are kept as they come in OUTPUT.generation-cache.jsonl (<see cref="Model.GenerationCache"/>), a
 /// serving engine's in OUTPUT.engine-cache.jsonl: an interrupted run, run again, generates only the answers it lacks.
 /// </summary>

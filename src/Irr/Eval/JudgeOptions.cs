@@ -5,7 +5,8 @@ namespace Irr.Eval;
 /// <summary>
 /// The judge of <c>irr eval safety</c> (and <c>irr sweep</c>): the offline keyword judge (<see cref="KeywordJudgeOptions"/>,
 /// <c>--judge keyword</c>) or a judge model behind an OpenAI-compatible server (<see cref="HttpJudgeOptions"/>,
-/// <c>--judge http</c>). <see cref="Create"/> builds the <see cref="IJudge"/>.
+/// <c>--judge http</c>), as <see cref="JudgeSettings"/> (the options' one declaration) resolves to. <see cref="Create"/>
+/// builds the <see cref="IJudge"/>.
 /// </summary>
 public abstract record JudgeOptions
 {

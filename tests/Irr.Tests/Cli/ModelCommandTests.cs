@@ -106,6 +106,25 @@ public class ModelCommandTests
     }
 
     [Fact]
+    public void GenerateRefusesAnExistingOutputUnlessOverwriteIsGiven()
+    {
+        using var dir = new TempDir();
+        string model = ChatModel(dir);
+        File.WriteAllText(dir["prompts.json"], """["hi"]""");
+        File.WriteAllText(dir["out.jsonl"], "earlier\n");
+        string[] args = ["generate", "--model", model, "--prompts", dir["prompts.json"], "--max-new-tokens", "2", "-o", dir["out.jsonl"]];
+
+        var (code, _, error) = CliRunner.Run(args);
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {dir["out.jsonl"]}: exists (choose another output, or give --overwrite to replace it)", error.Trim());
+        Assert.Equal("earlier\n", File.ReadAllText(dir["out.jsonl"]));
+
+        (code, _, error) = CliRunner.Run([.. args, "--overwrite"]);
+        Assert.True(code == 0, error);
+        Assert.Equal("hi", (string)JsonNode.Parse(File.ReadAllLines(dir["out.jsonl"]).Single())!["prompt"]!);
+    }
+
+    [Fact]
     public void TrainLoraWritesAnAdapterThatLowersTheLoss()
     {
         using var dir = new TempDir();

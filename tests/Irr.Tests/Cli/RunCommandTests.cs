@@ -247,6 +247,8 @@ public class RunCommandTests
     [InlineData("  - safety-vector: {aligned: aligned, unaligned: unaligned, modules: bogus}\n", 12, "safety-vector: ", "bogus")]
     [InlineData("  - report: {title: [a, b]}\n", 12, "report: title takes one value, not a list")]
     [InlineData("  - eval task: {data: task.jsonl, metric: exact, engine-serve: \"sh -c evil {model} {port}\"}\n", 12, "eval task: engine-serve runs a command, and irr never runs a command read from a file")]
+    [InlineData("  - generate: {prompts: harmful.json, engine-serve-adapter: \"sh -c evil {model} {adapter} {port}\"}\n", 12, "generate: engine-serve-adapter runs a command, and irr never runs a command read from a file")]
+    [InlineData("  - eval safety: {prompts: [harmful.json], engine-serve: \"sh -c evil {model} {port}\"}\n", 12, "eval safety: engine-serve runs a command, and irr never runs a command read from a file")]
     [InlineData("  - sweep: {list-points: true}\n", 12, "sweep: list-points prints the sweep's units instead of running it; run irr sweep ... --list-points on the command line")]
     [InlineData("  - eval task: {data: task.jsonl, metric: exact\n  - report: {}\n", 12, "not valid YAML")]
     public void ABadRecipeIsOneLineWithItsLineNumberAndWritesNothing(string appended, int line, params string[] expected)
