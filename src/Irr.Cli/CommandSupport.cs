@@ -5,20 +5,9 @@ using Spectre.Console;
 
 namespace Irr.Cli;
 
-/// <summary>What the commands share: option definitions, help-text wording, the console and the job runner with its progress bars.</summary>
+/// <summary>What the commands share: the console, the exit code of a generating command and the job runner with its progress bars.</summary>
 internal static class CommandSupport
 {
-    public static Option<string> SystemPromptOption() => new("--system-prompt") { Description = "none, llama2 (the Llama-2 default system prompt) or literal text", DefaultValueFactory = _ => "none" };
-
-    /// <summary><c>--no-chat-template</c>: the records' text tokenized as is, for base models and completion-style data.</summary>
-    public static Option<bool> NoChatTemplateOption() => new("--no-chat-template")
-    {
-        Description = "tokenize the text as is, without the chat template (base models, completion-style data): BOS as the tokenizer adds it " +
-                      "(add_bos_token); a prompt→answer record is prompt + answer concatenated (docs/text.md, \"Raw text\")",
-    };
-
-    public static Option<int> BatchSizeOption(int defaultValue, string what) => new("--batch-size") { Description = $"{what} per batch", DefaultValueFactory = _ => defaultValue };
-
     /// <summary>
     /// The exit code of a generating command: 0, or when some generations by a serving engine failed,
     /// <see cref="Program.ExitGenerationsFailed"/> after one line saying so (everything else is written).

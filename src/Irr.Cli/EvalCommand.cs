@@ -11,6 +11,4 @@ internal static class EvalCommand
         EvalTaskCommand.Create(),
         EvalPplCommand.Create(),
     };
-
-    public static Option<int> MaxNewTokensOption(int defaultValue) => new("--max-new-tokens") { Description = "most tokens generated per prompt", DefaultValueFactory = _ => defaultValue };
 }

@@ -74,6 +74,12 @@ internal static class RunCommand
         var err = io.Error;
         var ledger = RunLedger.Load(recipe.Output);
         var ids = recipe.Steps.Select(s => s.Id).ToList();
+        // Before any step runs: an output that exists, is not the step's own earlier one (run.json) and that the step would
+        // refuse, is refused now, not after the hours of the steps before it.
+        foreach (var step in steps.Where(s => s.CanOverwrite && s.Planned.Output is { } o && (File.Exists(o) || Directory.Exists(o))))
+            if (ledger.Find(step.Planned.Id)?.Output != step.Planned.Output && !step.Planned.Step.Flag("overwrite"))
+                throw recipe.Error(step.Planned.Step.Find("output")?.Line ?? step.Planned.Step.Line,
+                    $"{step.Planned.Command}: the output {step.Planned.Output} exists and is not this step's earlier output (choose another output, or give overwrite: true to replace it)");
         var reran = new HashSet<int>();
         for (int k = 0; k < steps.Count; k++)
         {

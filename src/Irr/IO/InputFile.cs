@@ -103,6 +103,9 @@ public static class InputFile
     private static bool statMissing;
 
     // The kind of a non-regular file ("a FIFO", …); null for a regular file, or when the path cannot be examined.
+    /// <summary>What the path leads to when it is not a regular file ("a FIFO", "a character device" …), or null (a regular file, nothing, or unknown).</summary>
+    internal static string? KindOf(string path) => Kind(path);
+
     private static string? Kind(string path)
     {
         if (OperatingSystem.IsWindows() || statMissing) return null;

@@ -18,7 +18,19 @@ public static class OutputPolicy
     /// <exception cref="IrrException">"<c>PATH: exists (choose another output, or give --overwrite to replace it)</c>"; or the path is a directory (<see cref="AtomicFile.RequireFileTarget"/>).</exception>
     public static void RequireNewFile(string path, bool overwrite)
     {
+        RequireReplaceable(path);
         AtomicFile.RequireFileTarget(path);
         if (File.Exists(path) && !overwrite) throw new IrrException($"{path}: exists ({Remedy})");
+    }
+
+    /// <summary>
+    /// Refuses an output path that leads to something other than a regular file or a directory (<c>/dev/null</c>, a FIFO, a
+    /// socket): an output is written beside it and renamed over it, which would replace the device itself (as root, /dev/null).
+    /// </summary>
+    /// <exception cref="IrrException">"<c>/dev/null: not a regular file (a character device); irr writes an output by renaming a new file over it</c>".</exception>
+    public static void RequireReplaceable(string path)
+    {
+        if (InputFile.KindOf(path) is { } kind && kind != "a directory")
+            throw new IrrException($"{path}: not a regular file ({kind}); irr writes an output by renaming a new file over it, which would replace it");
     }
 }

@@ -35,6 +35,7 @@ public static class Temporaries
     /// </summary>
     public static void WriteFile(string fullTarget, Action<string> write)
     {
+        OutputPolicy.RequireReplaceable(fullTarget); // never renamed over /dev/null or a FIFO
         RemoveStale(fullTarget);
         string temporary = NameFor(fullTarget);
         Register(temporary, fullTarget);

@@ -315,6 +315,30 @@ public class RunCommandTests
         Assert.Equal("irr", (string)steps[2].Options["method"]!);
     }
 
+    [Fact]
+    public void AnExistingOutputAStepWouldRefuseIsRefusedBeforeAnyStepRuns()
+    {
+        using var dir = new TempDir();
+        string recipe = Setup(dir, """
+            output: out
+            steps:
+              - safety-vector: {aligned: aligned, unaligned: unaligned, modules: "q_proj,v_proj"}
+              - fisher:
+                  model: aligned
+                  data: safety.jsonl
+                  modules: "q_proj,v_proj"
+                  output: f.safetensors
+            """);
+        File.WriteAllText(dir["f.safetensors"], "someone else's file");
+        AssertRecipeError(dir, recipe, 8, [$"fisher: the output {dir["f.safetensors"]} exists and is not this step's earlier output (choose another output, or give overwrite: true to replace it)"]);
+        Assert.Equal("someone else's file", File.ReadAllText(dir["f.safetensors"]));
+        // Said in the step, it is replaced.
+        File.WriteAllText(recipe, File.ReadAllText(recipe).Replace("output: f.safetensors", "output: f.safetensors\n      overwrite: true"));
+        var (code, _, err) = CliRunner.Run("run", recipe);
+        Assert.True(code == 0, err);
+        Assert.NotEqual("someone else's file", File.ReadAllText(dir["f.safetensors"]));
+    }
+
     private static void AssertRecipeError(TempDir dir, string recipe, int line, string[] expected)
     {
         var (code, output, err) = CliRunner.Run("run", recipe);

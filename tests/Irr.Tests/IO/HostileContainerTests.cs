@@ -442,6 +442,23 @@ public class HostileContainerTests
         foreach (var read in readers) Assert.Equal($"{fifo}: not a regular file (a FIFO)", RefusedWithoutBlocking(read));
     }
 
+    [Fact]
+    public void AnOutputIsNeverRenamedOverADeviceOrAFifo()
+    {
+        // As root, a rename over /dev/null replaces the device with a regular file, for every process on the machine.
+        using var dir = new TempDir();
+        string fifo = Fifo(dir["out.json"]);
+        foreach (string target in new[] { "/dev/null", fifo })
+        {
+            var e = Assert.Throws<IrrException>(() => AtomicFile.WriteText(target, "x"));
+            Assert.StartsWith($"{target}: not a regular file (", e.Message);
+            Assert.Throws<IrrException>(() => OutputPolicy.RequireNewFile(target, overwrite: true));
+        }
+        Assert.Equal("/dev/null: not a regular file (a character device); irr writes an output by renaming a new file over it, which would replace it",
+            Assert.Throws<IrrException>(() => OutputPolicy.RequireNewFile("/dev/null", overwrite: true)).Message);
+        Assert.Empty(Directory.GetFiles(dir.Path, ".*")); // no temporary left beside the FIFO
+    }
+
     // ---- through the process's own limits ----
 
     [Fact]
