@@ -167,7 +167,7 @@ public static class Attacks
     public static IReadOnlyList<string> BuiltInNames { get; } = BuiltIn().Select(a => a.Name).ToList();
 
     /// <summary>The help text of the attack option (<see cref="OptionAttribute.HelpSource"/>): the built-in names, read from the table.</summary>
-    public static string Help { get; } = $"send every prompt under these attacks, comma-separated: {string.Join(", ", BuiltInNames)}, or the names of --attack-file's attacks (default none: each prompt as it is)";
+    public static string Help { get; } = $"send every prompt under these attacks, comma-separated: {string.Join(", ", BuiltInNames)}, or the names of --attack-file's attacks (none: each prompt as it is)";
 
     /// <summary>
     /// The attacks <paramref name="names"/> asks for (a comma-separated list, e.g. <c>none,prefill,base64</c>, or several

@@ -51,7 +51,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     public int MaxNewTokens { get; init; } = 256;
 
     /// <summary>0 decodes greedily; above 0, logits are divided by it and sampled.</summary>
-    [Option("0 (the default) decodes greedily; above 0 samples")]
+    [Option("0 decodes greedily; above 0 samples")]
     public float Temperature { get; init; }
 
     /// <summary>Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1] (1: off).</summary>
@@ -59,11 +59,11 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     public float TopP { get; init; } = 1f;
 
     /// <summary>Sample among the k most likely tokens (0: off).</summary>
-    [Option("sample among the k most likely tokens (default 0: off)")]
+    [Option("sample among the k most likely tokens (0: off)")]
     public int TopK { get; init; }
 
     /// <summary>The sampling seed.</summary>
-    [Option("sampling seed (default 0)")]
+    [Option("sampling seed")]
     public int Seed { get; init; }
 
     /// <summary>Prompts decoded together.</summary>

@@ -148,7 +148,10 @@ public sealed class JobSchema
         {
             if (!byKey.TryGetValue(option.Key, out var values))
             {
-                if (option.Attribute.Required) throw new IrrException($"{Command}: {option.Key} is required");
+                if (option.Attribute.Required)
+                    throw new IrrException(option.Attribute.Positional && option.Attribute.HelpName is { } name
+                        ? $"{Command}: {name} is required (in a recipe: {option.Key})"
+                        : $"{Command}: {option.Key} is required");
                 continue;
             }
             object? value = Convert(option, values);

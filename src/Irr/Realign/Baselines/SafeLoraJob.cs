@@ -55,7 +55,7 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
     public required string Base { get; init; }
 
     /// <summary>The fine-tune as a PEFT LoRA adapter on <see cref="Base"/>.</summary>
-    [Option("the fine-tune as a PEFT LoRA adapter on --base (Safe LoRA is defined for LoRA only)", Kind = OptionKind.Input)]
+    [Option("the fine-tune as a PEFT LoRA adapter on --base (required: Safe LoRA is defined for LoRA only)", Kind = OptionKind.Input)]
     public string? Adapter { get; init; }
 
     /// <summary>A full fine-tune: always refused (Safe LoRA projects LoRA updates); here so that the refusal names it (never read: not an input).</summary>

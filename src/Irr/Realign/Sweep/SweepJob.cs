@@ -82,7 +82,7 @@ public sealed record SweepJob : IJob<SweepResult>
     public bool RandomControl { get; init; }
 
     /// <summary>The seed of the random controls' masks.</summary>
-    [Option("--random-control: seed of the random masks (default 0)")]
+    [Option("--random-control: seed of the random masks")]
     public int Seed { get; init; }
 
     /// <inheritdoc/>
