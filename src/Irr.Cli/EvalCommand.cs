@@ -2,7 +2,7 @@ using System.CommandLine;
 
 namespace Irr.Cli;
 
-/// <summary><c>irr eval</c>: the evaluation commands (safety, task, ppl); and --max-new-tokens for the sweep's hand-built command (TRANSITIONAL, issue 25).</summary>
+/// <summary><c>irr eval</c>: the evaluation commands (safety, task, ppl).</summary>
 internal static class EvalCommand
 {
     public static Command Create() => new("eval", "Evaluate a model: harmful-response rate (safety), task accuracy (task), perplexity (ppl)")
