@@ -186,7 +186,16 @@ public sealed class JobSchema
         if (!option.IsList && items.Count != 1)
             throw new IrrException($"{Command}: {option.Key} takes one value, not {items.Count}");
         if (option.Attribute.Parser is { } parser)
-            return ((IOptionParser)Activator.CreateInstance(parser)!).Parse(items, option.Key);
+        {
+            try
+            {
+                return ((IOptionParser)Activator.CreateInstance(parser)!).Parse(items, option.Key);
+            }
+            catch (IrrException e) when (!e.Message.StartsWith(Command + ": ", StringComparison.Ordinal))
+            {
+                throw new IrrException($"{Command}: {e.Message}", e); // "realign: modules: 'foo_proj' is not one of …"
+            }
+        }
         var type = option.ValueType;
         if (option.IsList)
         {
