@@ -15,17 +15,22 @@ public class ExistingOutputTests
     // The run without --overwrite is refused and leaves the file; the run with it writes a safetensors file of its kind.
     private static void RefusedThenReplaced(string output, string[] command, int tensors, string kind)
     {
+        Refused(output, command);
+        var (code, _, err) = CliRunner.Run([.. command, "--overwrite"]);
+        Assert.True(code == 0, err);
+        using var written = SafetensorsFile.Open(output);
+        Assert.Equal(tensors, written.Tensors.Count); // the tiny models' 2 layers × the modules
+        Assert.Equal(kind, written.Metadata["irr"]);
+    }
+
+    // The run without --overwrite is refused in one line naming it and leaves the earlier output as it was.
+    private static void Refused(string output, string[] command)
+    {
         File.WriteAllText(output, Old);
         var (code, _, err) = CliRunner.Run(command);
         Assert.Equal(2, code);
         Assert.Equal($"error: {output}: exists (choose another output, or give --overwrite to replace it)", err.TrimEnd('\n'));
         Assert.Equal(Old, File.ReadAllText(output));
-
-        (code, _, err) = CliRunner.Run([.. command, "--overwrite"]);
-        Assert.True(code == 0, err);
-        using var written = SafetensorsFile.Open(output);
-        Assert.Equal(tensors, written.Tensors.Count); // the tiny models' 2 layers × the modules
-        Assert.Equal(kind, written.Metadata["irr"]);
     }
 
     [Fact]
@@ -67,13 +72,9 @@ public class ExistingOutputTests
         var (aligned, _, _) = ModelCommandTests.ThreeModels(dir);
         File.WriteAllText(dir["d.jsonl"], "{\"prompt\": \"a\", \"output\": \"b\"}\n");
         string output = dir["scores.json"];
-        File.WriteAllText(output, Old);
         string[] command = ["score", "--model", aligned, "--data", dir["d.jsonl"], "-o", output];
-        var (code, _, err) = CliRunner.Run(command);
-        Assert.Equal(2, code);
-        Assert.Equal($"error: {output}: exists (choose another output, or give --overwrite to replace it)", err.TrimEnd('\n'));
-        Assert.Equal(Old, File.ReadAllText(output));
-        (code, _, err) = CliRunner.Run([.. command, "--overwrite"]);
+        Refused(output, command);
+        var (code, _, err) = CliRunner.Run([.. command, "--overwrite"]);
         Assert.True(code == 0, err);
         Assert.Equal(1, System.Text.Json.JsonDocument.Parse(File.ReadAllText(output)).RootElement.GetProperty("records").GetInt32()); // the one record scored
     }

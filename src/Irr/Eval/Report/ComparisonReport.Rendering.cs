@@ -1,8 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
-using Irr.IO;
 
 namespace Irr.Eval.Report;
 
