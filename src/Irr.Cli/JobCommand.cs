@@ -20,9 +20,12 @@ internal sealed class JobCommand : Command
         : base(name ?? JobSchema.Of(jobType).Command, JobSchema.Of(jobType).Job?.Help)
     {
         Schema = JobSchema.Of(jobType);
+        // A list option takes several words after it ("--prompts a.json b.json") unless the command has positional arguments,
+        // which those words would swallow ("irr report --labels a,b RUN1 RUN2").
+        bool manyPerToken = Schema.Positional is null;
         foreach (var option in Schema.Options)
         {
-            Symbol symbol = option.Attribute.Positional ? Positional(option) : Flag(option);
+            Symbol symbol = option.Attribute.Positional ? Positional(option) : Flag(option, manyPerToken);
             if (symbol is Argument argument) Arguments.Add(argument);
             else Options.Add((Option)symbol);
             bound.Add((option, symbol));
@@ -62,18 +65,18 @@ internal sealed class JobCommand : Command
     /// <summary>The command-line option of a job option (for a command that reads one itself).</summary>
     public Option OptionOf(string key) => (Option)bound.Single(b => b.Option.Key == key).Symbol;
 
-    private static Option Flag(JobOption option)
+    private static Option Flag(JobOption option, bool manyPerToken)
     {
         var a = option.Attribute;
         string[] aliases = a.Alias is { } alias ? [alias] : [];
         Option symbol = option.IsFlag
             ? new Option<bool>("--" + option.Key, aliases)
             : option.IsList
-                ? new Option<string[]>("--" + option.Key, aliases) { AllowMultipleArgumentsPerToken = true }
-                : new Option<string>("--" + option.Key, aliases) { DefaultValueFactory = Shown(option.Default) is { } d ? _ => d : null };
+                ? new Option<string[]>("--" + option.Key, aliases) { AllowMultipleArgumentsPerToken = manyPerToken }
+                : new Option<string>("--" + option.Key, aliases) { DefaultValueFactory = !a.Required && Shown(option.Default) is { } d ? _ => d : null };
         symbol.Description = a.Text + (option.IsList && !a.Text.Contains("comma", StringComparison.Ordinal) ? " (a list: comma-separated or repeated)" : "") + (a.Required ? " (required)" : "");
         if (a.HelpName is { } helpName) symbol.HelpName = helpName;
-        if (option.IsList && Shown(option.Default) is { } list && list.Length > 0) ((Option<string[]>)symbol).DefaultValueFactory = _ => [list];
+        if (option.IsList && !a.Required && Shown(option.Default) is { } list && list.Length > 0) ((Option<string[]>)symbol).DefaultValueFactory = _ => [list];
         return symbol;
     }
 
@@ -81,7 +84,8 @@ internal sealed class JobCommand : Command
         ? new Argument<string[]>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Text, Arity = ArgumentArity.ZeroOrMore }
         : new Argument<string>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Text, Arity = ArgumentArity.ZeroOrOne };
 
-    // A default as the help shows it, or null when there is none worth showing (null, false, 0 for an optional count).
+    // A default as the help shows it, or null when there is none worth showing (null, false, an empty text); a required
+    // option shows none.
     private static string? Shown(object? value) => value switch
     {
         null or false => null,

@@ -92,6 +92,7 @@ internal static class RunCommand
                 Command = planned.Command,
                 Arguments = arguments,
                 Options = options,
+                Fingerprint = steps[k].Fingerprint,
                 Output = planned.Output,
                 Inputs = ledger.HashInputs(planned.Inputs),
                 Started = DateTime.UtcNow,

@@ -10,6 +10,9 @@ namespace Irr.Jobs;
 /// <param name="Options">Every option of the job with its value, defaults included (run.json's <c>options</c>).</param>
 internal sealed record CheckedStep(PlannedStep Planned, IReadOnlyList<string> Arguments, IJob Job, JsonObject Options)
 {
+    /// <summary>The options that can change the step's result (what a rerun compares).</summary>
+    public JsonObject Fingerprint => JobSchema.Of(Job.GetType()).Fingerprint(Job);
+
     /// <summary>Whether the command takes <c>--overwrite</c> (a rerun replaces the step's own earlier output).</summary>
     public bool CanOverwrite => JobSchema.Of(Job.GetType()).Find("overwrite") is not null;
 }
@@ -49,7 +52,7 @@ internal static class RecipeSteps
                 throw recipe.Error(given.Line, $"{step.Command}: {key} takes one value, not a list");
             if (options.Any(o => o.Key == key)) throw recipe.Error(given.Line, $"{step.Command}: {key} is given twice");
             // A list option's comma-separated string is its list, before its paths are resolved and wired.
-            var values = option.IsList ? given.Values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList() : given.Values;
+            var values = option.IsList ? given.Values.SelectMany(v => JobSchema.SplitList(option, v, recipe.Resolve(v))).ToList() : given.Values;
             options.Add(given with { Key = key, Values = values, IsList = given.IsList || values.Count > 1 });
         }
         return step with { Options = options };

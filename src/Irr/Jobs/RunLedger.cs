@@ -18,6 +18,12 @@ internal sealed record StepRecord
     /// <summary>Every option of the command with its value, defaults included, by key.</summary>
     public required JsonObject Options { get; init; }
 
+    /// <summary>
+    /// The options that can change the step's result (<see cref="JobSchema.Fingerprint"/>): what a rerun compares, so that
+    /// a new timeout or concurrency does not redo the step; null in a run.json written before it (the step reruns once).
+    /// </summary>
+    public JsonObject? Fingerprint { get; init; }
+
     /// <summary>What it writes (full path), or null.</summary>
     public required string? Output { get; init; }
 
@@ -113,7 +119,7 @@ internal sealed class RunLedger
     {
         if (Find(candidate.Id) is not { } previous || previous.Status == Failed) return false;
         return previous.Command == candidate.Command
-            && UpToDate.Same(previous.Options, candidate.Options)
+            && UpToDate.Same(previous.Fingerprint, candidate.Fingerprint)
             && previous.Output == candidate.Output
             && candidate.Output is not null && (File.Exists(candidate.Output) || Directory.Exists(candidate.Output))
             && previous.Inputs.Count == candidate.Inputs.Count

@@ -17,17 +17,6 @@ public static class UpToDate
     /// <summary>The key under which a result file records its fingerprint.</summary>
     public const string Key = "options";
 
-    /// <summary>
-    /// The fingerprint of <paramref name="job"/>: its fingerprinted options (<see cref="JobSchema.Fingerprint"/>), and, when
-    /// <paramref name="stamp"/> is given, <c>inputs</c>: each input path's content stamp (<see cref="ContentHash"/>).
-    /// </summary>
-    public static JsonObject Fingerprint(IJob job, Func<string, string?>? stamp = null)
-    {
-        var json = JobSchema.Of(job.GetType()).Fingerprint(job);
-        if (stamp is not null) json["inputs"] = new JsonObject(job.Inputs.Distinct().Select(p => KeyValuePair.Create(p, (JsonNode?)stamp(p))));
-        return json;
-    }
-
     /// <summary>Whether a recorded fingerprint is the one asked for now (JSON equality; a missing record never is).</summary>
     public static bool Same(JsonNode? recorded, JsonNode? wanted) => recorded is not null && JsonNode.DeepEquals(recorded, wanted);
 

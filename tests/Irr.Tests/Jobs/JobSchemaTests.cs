@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Irr.Jobs;
 using Irr.Realign;
+using Irr.Tests.IO;
 
 namespace Irr.Tests.Jobs;
 
@@ -28,6 +29,9 @@ public class JobSchemaTests
 
         [Option("records per batch")]
         public int BatchSize { get; init; } = 4;
+
+        [Option("data files", Kind = OptionKind.Input)]
+        public IReadOnlyList<string> Files { get; init; } = [];
 
         [Option("rates", Name = "rate")]
         public IReadOnlyList<double> Rates { get; init; } = [0.5];
@@ -61,7 +65,7 @@ public class JobSchemaTests
     public void KeysDefaultsAndKindsComeFromTheDeclarations()
     {
         var schema = JobSchema.Of<ToyJob>();
-        Assert.Equal(["model", "batch-size", "rate", "no-ablation", "modules", "seed", "engine-url", "engine-concurrency", "output"], schema.Options.Select(o => o.Key));
+        Assert.Equal(["model", "batch-size", "files", "rate", "no-ablation", "modules", "seed", "engine-url", "engine-concurrency", "output"], schema.Options.Select(o => o.Key));
         Assert.Equal(4, schema.Find("batch-size")!.Default);
         Assert.Same(schema.Find("output"), schema.Find("o"));
         Assert.True(schema.Find("no-ablation")!.IsFlag);
@@ -91,6 +95,15 @@ public class JobSchemaTests
         Assert.Equal([0.5], plain.Rates);
     }
 
+    [Fact]
+    public void APathListSplitsAtCommasUnlessTheWholeValueIsAPath()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["a,b.json"], "[]");
+        var job = JobSchema.Of<ToyJob>().Bind<ToyJob>(Given(("model", ["m"]), ("files", [dir["a,b.json"], "x.json,y.json"])));
+        Assert.Equal([dir["a,b.json"], "x.json", "y.json"], job.Files);
+    }
+
     [Theory]
     [InlineData("batch-size", "four", "toy: batch-size must be a whole number, not 'four'")]
     [InlineData("rate", "0.1,x", "toy: rate must be a number, not 'x'")]
@@ -114,7 +127,7 @@ public class JobSchemaTests
     {
         var job = JobSchema.Of<ToyJob>().Bind<ToyJob>(Given(("model", ["m"]), ("engine-url", ["http://x"]), ("o", ["out"])));
         var fingerprint = JobSchema.Of<ToyJob>().Fingerprint(job);
-        Assert.Equal("""{"model":"m","batch-size":4,"rate":[0.5],"no-ablation":false,"modules":null,"seed":0,"engine-url":"http://x"}""",
+        Assert.Equal("""{"model":"m","batch-size":4,"files":[],"rate":[0.5],"no-ablation":false,"modules":null,"seed":0,"engine-url":"http://x"}""",
             fingerprint.ToJsonString());
         var all = JobSchema.Of<ToyJob>().Describe(job);
         Assert.Equal(8, (int)all["engine-concurrency"]!);
@@ -130,7 +143,6 @@ public class JobSchemaTests
         Assert.Equal("toy", spec.Command);
         Assert.Equal(".safetensors", spec.OutputExtension);
         Assert.Equal(ArtifactKind.Fisher, spec.Produces);
-        var model = Assert.Single(spec.Paths);
-        Assert.Equal(new PathOption("model", true, ArtifactKind.SafetyVector), model);
+        Assert.Equal([new PathOption("model", true, ArtifactKind.SafetyVector), new PathOption("files")], spec.Paths);
     }
 }

@@ -180,9 +180,7 @@ public sealed class JobSchema
 
     private object? Convert(JobOption option, IReadOnlyList<string> values)
     {
-        var items = option.IsList
-            ? values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList()
-            : values;
+        var items = option.IsList ? values.SelectMany(v => SplitList(option, v, v)).ToList() : values;
         if (!option.IsList && items.Count != 1)
             throw new IrrException($"{Command}: {option.Key} takes one value, not {items.Count}");
         if (option.Attribute.Parser is { } parser)
@@ -207,6 +205,15 @@ public sealed class JobSchema
         object? one = ConvertOne(option, Nullable.GetUnderlyingType(type) ?? type, items[0]);
         return option.Attribute.Negated ? !(bool)one! : one;
     }
+
+    /// <summary>
+    /// The items of one value of a list option: a comma-separated string split at its commas, except a path option's value
+    /// that names an existing file or directory as a whole (<paramref name="resolved"/>: the value as a path), which stays one.
+    /// </summary>
+    public static IEnumerable<string> SplitList(JobOption option, string value, string resolved) =>
+        option.IsPath && (File.Exists(resolved) || Directory.Exists(resolved))
+            ? [value]
+            : value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     private object? ConvertOne(JobOption option, Type type, string text)
     {
