@@ -83,23 +83,26 @@ internal sealed class SweepFingerprints(SweepJob job, IReadOnlyList<PromptSet> s
                 ["sha256"] = Digest(set.Records.SelectMany(p => new[] { p.Prompt, p.Category ?? "" })),
             }).ToArray()),
             ["judge"] = judge,
-            ["safety_system_prompt"] = s.SystemPrompt,
-            ["safety_max_new_tokens"] = s.MaxNewTokens,
-            ["safety_batch_size"] = s.BatchSize,
-            ["safety_limit"] = s.Limit,
             ["task_val"] = Provenance.PathOf(job.Task.Data),
             ["task_examples"] = examples.Count,
             ["task_sha256"] = Digest(examples.SelectMany(e => new[] { e.User, e.Gold, e.Choices.ToString(CultureInfo.InvariantCulture) })),
-            ["task_metric"] = job.Task.Metric.ToLowerInvariant(),
-            ["task_system_prompt"] = job.Task.SystemPrompt,
-            ["task_max_new_tokens"] = job.Task.MaxNewTokens,
-            ["task_batch_size"] = job.Task.BatchSize,
-            ["task_limit"] = job.Task.Limit,
+            // Every other option of the two evaluations as their schemas declare them: one added there is here without a line.
+            ["safety"] = Generation(JobSchema.Of<EvalSafetyJob>(), s),
+            ["task"] = Generation(JobSchema.Of<EvalTaskJob>(), job.Task),
         };
         // Answers of a served model may differ from local ones (another numeric precision): the engine is part of the evaluation.
-        if (s.NoChatTemplate || job.Task.NoChatTemplate) options["no_chat_template"] = true;
         if (job.Engine() is ServedEngine e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
         return options;
+    }
+
+    // An evaluation's fingerprint without what the sweep records otherwise: the model evaluated (the point's own), the data
+    // (by content digest above) and the judge and engine settings (resolved above).
+    private static JsonObject Generation(JobSchema schema, IJob evaluation)
+    {
+        var fingerprint = schema.Fingerprint(evaluation);
+        foreach (var option in schema.Options.Where(o => o.Kind != OptionKind.Value || o.Properties[0].Through.Count > 0))
+            fingerprint.Remove(option.Key);
+        return fingerprint;
     }
 
     private static string? PathOf(string? path) => path is null ? null : Provenance.PathOf(path);
