@@ -78,7 +78,8 @@ public class RunLedgerTests
         Id = id,
         Command = "realign",
         Arguments = ["realign", "--sparsity", sparsity.ToString(System.Globalization.CultureInfo.InvariantCulture)],
-        Options = new JsonObject { ["sparsity"] = sparsity, ["modules"] = new JsonArray("q_proj") },
+        Options = new JsonObject { ["sparsity"] = sparsity, ["modules"] = new JsonArray("q_proj"), ["overwrite"] = false },
+        Fingerprint = new JsonObject { ["sparsity"] = sparsity, ["modules"] = new JsonArray("q_proj") }, // what a rerun compares
         Output = output,
         Inputs = new SortedDictionary<string, string>(inputs, StringComparer.Ordinal),
         Started = new DateTime(2026, 1, 2, 3, 4, 5, DateTimeKind.Utc),
@@ -139,7 +140,8 @@ public class RunLedgerTests
         Assert.Equal(ContentHash.Compute(dir["f.bin"]), realign.Inputs[dir["f.bin"]]);
         Assert.Equal(1.5, realign.Seconds);
         Assert.Equal(["realign", "--sparsity", "0"], realign.Arguments);
-        Assert.True(JsonNode.DeepEquals(new JsonObject { ["sparsity"] = 0, ["modules"] = new JsonArray("q_proj") }, realign.Options));
+        Assert.True(JsonNode.DeepEquals(new JsonObject { ["sparsity"] = 0, ["modules"] = new JsonArray("q_proj"), ["overwrite"] = false }, realign.Options));
+        Assert.True(JsonNode.DeepEquals(new JsonObject { ["sparsity"] = 0, ["modules"] = new JsonArray("q_proj") }, realign.Fingerprint));
         Assert.Null(again.Find("old"));
         Assert.Equal(realign.Inputs[dir["f.bin"]], again.Hashes.Of(dir["f.bin"]));
         Assert.Equal(0, again.Hashes.Computed); // from the cache in run.json
