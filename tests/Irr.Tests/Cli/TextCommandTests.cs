@@ -70,8 +70,9 @@ public class TextCommandTests
     [Fact]
     public void TextAndDecodeAreExclusive()
     {
-        Assert.Equal(1, Run("tokenize", "--model", Model).Code);
-        Assert.Equal(1, Run("tokenize", "--model", Model, "--text", "a", "--decode", "1").Code);
+        // The job's Validate, as every command's option check: one line, exit 2 (issue 25).
+        Assert.Equal((2, "", "error: tokenize: give exactly one of text and decode\n"), Run("tokenize", "--model", Model));
+        Assert.Equal((2, "", "error: tokenize: give exactly one of text and decode\n"), Run("tokenize", "--model", Model, "--text", "a", "--decode", "1"));
     }
 
     [Fact]
