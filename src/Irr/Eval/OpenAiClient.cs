@@ -64,6 +64,7 @@ internal sealed class OpenAiClient : IDisposable
     private readonly HttpClient _client;
     private readonly bool _ownsClient;
     private readonly SemaphoreSlim _gate;
+    private volatile IrrException? _configurationError; // set before the gate is released, so that no request waiting for it is sent
 
     // Whether the server has given any HTTP answer: a connection error before that is a wrong URL or a server that is not up.
     private volatile bool _answered;
@@ -137,6 +138,8 @@ internal sealed class OpenAiClient : IDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // After a configuration error (HTTP 401, 404 …) no other request is sent: every one would fail the same way.
+            if (_configurationError is not null) throw new OperationCanceledException("an earlier request met a configuration error");
             return await PostWithRetriesAsync(endpoint, json, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -176,7 +179,7 @@ internal sealed class OpenAiClient : IDisposable
                     string said = Snippet(ServerMessage((await ReadBodyAsync(response.Content, Math.Min(MaxReplyBytes, ErrorBodyBytes), timeout.Token).ConfigureAwait(false)).Text));
                     if (IsPerRequestError(status, said))
                         return new OpenAiReply(null, Redact($"HTTP {status} {phrase}: {said}"), attempt + 1) { Refused = true };
-                    throw new IrrException(Redact($"{Role} endpoint {endpoint} answered HTTP {status} {phrase}: {said}{Hint(status, said)}"));
+                    throw _configurationError = new IrrException(Redact($"{Role} endpoint {endpoint} answered HTTP {status} {phrase}: {said}{Hint(status, said)}"));
                 }
                 lastFailure = $"HTTP {status} {phrase}";
                 retryAfter = RetryAfter(response);
@@ -195,7 +198,7 @@ internal sealed class OpenAiClient : IDisposable
                 // .NET's own message ("An error occurred while sending the request") hides the cause: add the inner one.
                 lastFailure = Redact($"request failed: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : "")}");
                 if (attempt >= Http.Retries && !_answered)
-                    throw new IrrException($"{Role} endpoint {endpoint} could not be reached ({Attempts(attempt + 1)}): {lastFailure}; is the server up at that URL?");
+                    throw _configurationError = new IrrException($"{Role} endpoint {endpoint} could not be reached ({Attempts(attempt + 1)}): {lastFailure}; is the server up at that URL?");
             }
             if (attempt >= Http.Retries)
                 return new OpenAiReply(null, lastFailure, attempt + 1);
