@@ -139,7 +139,7 @@ internal sealed class OpenAiClient : IDisposable
         try
         {
             // After a configuration error (HTTP 401, 404 …) no other request is sent: every one would fail the same way.
-            if (_configurationError is not null) throw new OperationCanceledException("an earlier request met a configuration error");
+            if (_configurationError is { } error) throw new IrrException(error.Message, error);
             return await PostWithRetriesAsync(endpoint, json, cancellationToken).ConfigureAwait(false);
         }
         finally
