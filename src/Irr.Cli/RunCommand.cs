@@ -76,8 +76,11 @@ internal static class RunCommand
         var ids = recipe.Steps.Select(s => s.Id).ToList();
         // Before any step runs: an output that exists, is not the step's own earlier one (run.json) and that the step would
         // refuse, is refused now, not after the hours of the steps before it.
-        foreach (var step in steps.Where(s => s.CanOverwrite && s.Planned.Output is { } o && (File.Exists(o) || Directory.Exists(o))))
-            if (ledger.Find(step.Planned.Id)?.Output != step.Planned.Output && !step.Planned.Step.Flag("overwrite"))
+        // The step's output exists and run.json records it as that step's own (what a rerun may replace).
+        bool Exists(CheckedStep s) => s.Planned.Output is { } o && (File.Exists(o) || Directory.Exists(o));
+        bool Own(CheckedStep s) => ledger.Find(s.Planned.Id)?.Output == s.Planned.Output;
+        foreach (var step in steps.Where(s => s.CanOverwrite && Exists(s)))
+            if (!Own(step) && !step.Planned.Step.Flag("overwrite"))
                 throw recipe.Error(step.Planned.Step.Find("output")?.Line ?? step.Planned.Step.Line,
                     $"{step.Planned.Command}: the output {step.Planned.Output} exists and is not this step's earlier output (choose another output, or give overwrite: true to replace it)");
         var reran = new HashSet<int>();
@@ -107,8 +110,7 @@ internal static class RunCommand
             }
             var args = arguments.ToList();
             // A rerun replaces the step's own earlier output, which the command would otherwise refuse to write over.
-            if (canOverwrite && !args.Contains("--overwrite") && planned.Output is { } output && ledger.Find(planned.Id)?.Output == output
-                && (File.Exists(output) || Directory.Exists(output)))
+            if (canOverwrite && !args.Contains("--overwrite") && Exists(steps[k]) && Own(steps[k]))
                 args.Insert(planned.Command.Split(' ').Length, "--overwrite");
             err.WriteLine($"{tag}: irr {string.Join(' ', args.Select(Quote))}");
             var clock = Stopwatch.StartNew();

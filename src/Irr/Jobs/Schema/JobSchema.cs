@@ -215,37 +215,22 @@ public sealed class JobSchema
             ? [value]
             : value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
+    // The built-in conversions: what a value of the type must be (for the message) and its parse (null: it does not parse).
+    private static readonly Dictionary<Type, (string What, Func<string, object?> Parse)> Conversions = new()
+    {
+        [typeof(string)] = ("text", t => t),
+        [typeof(bool)] = ("a flag: true or false", t => bool.TryParse(t, out bool b) ? b : null),
+        [typeof(int)] = ("a whole number", t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i) ? i : null),
+        [typeof(long)] = ("a whole number", t => long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out long l) ? l : null),
+        [typeof(double)] = ("a number", t => double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) ? d : null),
+        [typeof(float)] = ("a number", t => float.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out float f) ? f : null),
+    };
+
     private object? ConvertOne(JobOption option, Type type, string text)
     {
-        string what;
-        if (type == typeof(string)) return text;
-        if (type == typeof(bool))
-        {
-            if (bool.TryParse(text, out bool b)) return b;
-            what = "a flag: true or false";
-        }
-        else if (type == typeof(int))
-        {
-            if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i)) return i;
-            what = "a whole number";
-        }
-        else if (type == typeof(long))
-        {
-            if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long l)) return l;
-            what = "a whole number";
-        }
-        else if (type == typeof(double))
-        {
-            if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return d;
-            what = "a number";
-        }
-        else if (type == typeof(float))
-        {
-            if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float f)) return f;
-            what = "a number";
-        }
-        else throw new InvalidOperationException($"{Type.Name}: option '{option.Key}' has the unsupported type {type.Name}");
-        throw new IrrException($"{Command}: {option.Key} must be {what}, not '{Diagnostics.Escape(text)}'");
+        if (!Conversions.TryGetValue(type, out var conversion))
+            throw new InvalidOperationException($"{Type.Name}: option '{option.Key}' has the unsupported type {type.Name}");
+        return conversion.Parse(text) ?? throw new IrrException($"{Command}: {option.Key} must be {conversion.What}, not '{Diagnostics.Escape(text)}'");
     }
 
     /// <summary>
