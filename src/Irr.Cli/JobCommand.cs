@@ -74,7 +74,7 @@ internal sealed class JobCommand : Command
             : option.IsList
                 ? new Option<string[]>("--" + option.Key, aliases) { AllowMultipleArgumentsPerToken = manyPerToken }
                 : new Option<string>("--" + option.Key, aliases) { DefaultValueFactory = !a.Required && Shown(option.Default) is { } d ? _ => d : null };
-        symbol.Description = a.Text + (option.IsList && !a.Text.Contains("comma", StringComparison.Ordinal) ? " (a list: comma-separated or repeated)" : "") + (a.Required ? " (required)" : "");
+        symbol.Description = a.Text + (option.IsList && !a.KeyValue && !a.Text.Contains("comma", StringComparison.Ordinal) ? " (a list: comma-separated or repeated)" : "") + (a.Required ? " (required)" : "");
         if (a.HelpName is { } helpName) symbol.HelpName = helpName;
         if (option.IsList && !a.Required && Shown(option.Default) is { } list && list.Length > 0) ((Option<string[]>)symbol).DefaultValueFactory = _ => [list];
         return symbol;

@@ -116,6 +116,10 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
+    /// <summary>The chat template's extra variables (<c>--template-arg KEY=VALUE</c>, <see cref="Text.ChatTemplateOptions"/>).</summary>
+    [Options]
+    public Text.ChatTemplateOptions Chat { get; init; } = new();
+
     /// <summary>Most tokens generated per prompt.</summary>
     [Option("most tokens generated per prompt")]
     public int MaxNewTokens { get; init; } = 512;
@@ -174,6 +178,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <inheritdoc/>
     public void Validate()
     {
+        Chat.Validate(Command, NoChatTemplate);
         bool prompts = Prompts.Count > 0 || Sets is not null;
         Validation.Require(!(prompts && Responses is not null), Command, "give either prompts (generate and judge) or responses (judge existing responses), not both");
         Validation.Require(prompts || Responses is not null, Command, "give prompts (prompt set files) or responses (a file of responses to judge)");
@@ -222,7 +227,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         {
             var judge = CustomJudge ?? owned!;
             string modelLabel = Provenance.Label(Model) ?? "", adapterLabel = Provenance.Label(Adapter)!;
-            var generation = new SetGeneration(ContentHash.OfModel(Model), ContentHash.OfModel(Adapter), system, MaxNewTokens) { Engine = engine?.Name };
+            var generation = new SetGeneration(ContentHash.OfModel(Model), ContentHash.OfModel(Adapter), system, MaxNewTokens) { Engine = engine?.Name, TemplateArgs = Chat.TemplateArg.Length == 0 ? null : Chat.TemplateArg };
             var reused = given is null ? SafetyEvaluation.Reusable(OutputDir, modelLabel, adapterLabel, prompts, generation) : new Dictionary<string, IReadOnlyList<SafetyResponse>>();
             var answers = given ?? Generate(engine, prompts, reused, progress);
             var setFiles = given is null
@@ -252,7 +257,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         if (todo.Count > 0 && engineOptions is not null)
         {
             // The attacks' conversations are checked before a server is started (loading a model takes minutes).
-            var tokenizer = Text.PretrainedTokenizer.Load(Model!, Adapter).AsRawText(NoChatTemplate);
+            var tokenizer = Text.PretrainedTokenizer.Load(Model!, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
             CheckAttackTemplates(tokenizer, todo);
             using var engine = EngineSession.Open(engineOptions, Model!, Path.Combine(OutputDir, ServingEngine.CacheFileName), Command, Adapter,
                 Path.Combine(OutputDir, EngineServer.LogFileName), tokenizer);
@@ -261,7 +266,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         }
         else if (todo.Count > 0)
         {
-            using var chat = ChatModel.Open(Model!, Adapter, NoChatTemplate);
+            using var chat = ChatModel.Open(Model!, Adapter, NoChatTemplate, Chat.Args);
             CheckAttackTemplates(chat.Tokenizer, todo);
             var stage = ProgressStage.Start(progress, "generating", (double)todo.Count * MaxNewTokens);
             var cache = CacheGenerations ? GenerationCache.Open(GenerationCachePath ?? Path.Combine(OutputDir, GenerationCache.FileName), Model!, Adapter) : null;

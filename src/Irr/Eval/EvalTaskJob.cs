@@ -40,6 +40,10 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
+    /// <summary>The chat template's extra variables (<c>--template-arg KEY=VALUE</c>, <see cref="Text.ChatTemplateOptions"/>).</summary>
+    [Options]
+    public Text.ChatTemplateOptions Chat { get; init; } = new();
+
     /// <summary>Most tokens generated per example.</summary>
     [Option("most tokens generated per prompt")]
     public int MaxNewTokens { get; init; } = 256;
@@ -97,6 +101,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
     /// <inheritdoc/>
     public void Validate()
     {
+        Chat.Validate(Command, NoChatTemplate);
         Validation.Require(TaskMetrics.TryParse(Metric) is not null, Command, $"metric must be exact, contains, gsm8k or choice, not \"{Metric}\"");
         Validation.RequireAtLeast(Command, "max-new-tokens", MaxNewTokens, 1);
         Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
@@ -124,13 +129,13 @@ public sealed record EvalTaskJob : IJob<TaskRun>
             string? cache = OutputDir is null ? null : Path.Combine(OutputDir, ServingEngine.CacheFileName); // the default; Engine.Cache wins in Open
             // Without an output directory a started server's log is a temporary file, kept only when something went wrong.
             string log = OutputDir is null ? Path.Combine(Path.GetTempPath(), $"irr-engine-serve-{Guid.NewGuid():N}.log") : Path.Combine(OutputDir, EngineServer.LogFileName);
-            using (var engine = EngineSession.Open(served, Model, cache, Command, Adapter, log, Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate)))
+            using (var engine = EngineSession.Open(served, Model, cache, Command, Adapter, log, Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args)))
                 predictions = TaskEvaluation.Score(examples, engine.Generate(TaskEvaluation.Requests(examples, system), MaxNewTokens, progress), metric);
             if (OutputDir is null && File.Exists(log)) File.Delete(log);
         }
         else
         {
-            using var chat = ChatModel.Open(Model, Adapter, NoChatTemplate);
+            using var chat = ChatModel.Open(Model, Adapter, NoChatTemplate, Chat.Args);
             var stage = ProgressStage.Start(progress, "generating", (double)examples.Count * MaxNewTokens);
             var cache = CacheGenerations && (GenerationCachePath ?? (OutputDir is null ? null : Path.Combine(OutputDir, GenerationCache.FileName))) is { } path
                 ? GenerationCache.Open(path, Model, Adapter) : null;

@@ -46,6 +46,10 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
+    /// <summary>The chat template's extra variables (<c>--template-arg KEY=VALUE</c>, <see cref="Text.ChatTemplateOptions"/>).</summary>
+    [Options]
+    public Text.ChatTemplateOptions Chat { get; init; } = new();
+
     /// <summary>Most tokens generated per prompt (0 generates nothing).</summary>
     [Option("most tokens generated per prompt")]
     public int MaxNewTokens { get; init; } = 256;
@@ -126,6 +130,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     /// <inheritdoc/>
     public void Validate()
     {
+        Chat.Validate(Command, NoChatTemplate);
         Validation.Require(MaxNewTokens >= 0, Command, $"max-new-tokens must not be negative, not {MaxNewTokens}");
         Validation.Require(TopP is > 0 and <= 1, Command, $"top-p must be in (0, 1], not {TopP}");
         Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
@@ -154,12 +159,12 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         if (ResolveEngine() is { } served)
         {
             using var engine = EngineSession.Open(served, Model, served.Cache ?? Path.ChangeExtension(OutputPath, ".engine-cache.jsonl"), Command, Adapter, Path.ChangeExtension(OutputPath, ".engine-serve.log"),
-                Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate));
+                Text.PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args));
             outputs = engine.Generate(requests, MaxNewTokens, progress);
         }
         else
         {
-            using var chat = ChatModel.Open(Model, Adapter, NoChatTemplate);
+            using var chat = ChatModel.Open(Model, Adapter, NoChatTemplate, Chat.Args);
             var options = chat.Greedy(MaxNewTokens, BatchSize) with { Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed };
             var stage = ProgressStage.Start(progress, "generating", (double)users.Count * MaxNewTokens);
             var cache = CacheGenerations ? GenerationCache.Open(GenerationCachePath, Model, Adapter) : null;

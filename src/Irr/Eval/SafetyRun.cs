@@ -32,6 +32,10 @@ public sealed record SetGeneration(string? Model, string? Adapter, string? Syste
     /// <summary>The serving engine that generated the responses (<see cref="EngineOptions.Name"/>: <c>API:SERVED-MODEL</c>); null for local generation.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Engine { get; init; }
+
+    /// <summary>The chat template's extra variables the prompts were rendered with (<c>--template-arg</c> items, values as JSON); null when none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? TemplateArgs { get; init; }
 }
 
 /// <summary>The responses to one attack over every set of a run.</summary>

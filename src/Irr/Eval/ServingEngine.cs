@@ -78,7 +78,8 @@ internal sealed class EngineCache
 /// local generation renders it (<see cref="ChatPrompt.Render(PretrainedTokenizer, IEnumerable{ChatMessage})"/>; a
 /// prompt with a prefill as local generation's token ids) and sent as <c>prompt</c> with <c>add_special_tokens: false</c> (the template already
 /// writes BOS text such as <c>&lt;s&gt;</c>) and <c>stop_token_ids</c> = the model's EOS ids; with the chat API the
-/// messages are sent (a prefill as a final assistant message continued with vLLM's <c>continue_final_message</c>).
+/// messages are sent (a prefill as a final assistant message continued with vLLM's <c>continue_final_message</c>; the
+/// tokenizer's <see cref="PretrainedTokenizer.TemplateArgs"/> as vLLM's <c>chat_template_kwargs</c>).
 /// The answer's text is the prefill and the continuation. A request that still fails after the retries, that the server
 /// refuses by itself (<see cref="OpenAiClient.IsPerRequestError"/>: vLLM's HTTP 400 when the prompt and max_tokens exceed
 /// max_model_len), or whose reply cannot be read, gives a <see cref="ChatResponse.Failed"/> answer with the reason, which is
@@ -223,6 +224,8 @@ public sealed class ServingEngine : IDisposable
                 body["continue_final_message"] = true;
                 body["add_generation_prompt"] = false;
             }
+            // --template-arg: vLLM renders its chat template with these (its chat_template_kwargs, as apply_chat_template's **kwargs).
+            if (!Tokenizer.TemplateArgs.IsEmpty) body["chat_template_kwargs"] = Tokenizer.TemplateArgs.ToJsonObject();
             return body.ToJsonString();
         }
         string rendered = ChatPrompt.Render(Tokenizer, request.Messages);

@@ -10,7 +10,8 @@ namespace Irr.Jobs;
 /// <param name="Values">The value, or the list's items, as written (a relative path not yet resolved).</param>
 /// <param name="IsList">Whether the value was written as a YAML list.</param>
 /// <param name="Line">The line of the key in the recipe (1-based).</param>
-internal sealed record RecipeOption(string Key, IReadOnlyList<string> Values, bool IsList, int Line)
+/// <param name="IsMapping">Whether the value was written as a YAML mapping {KEY: VALUE}: then the items are "KEY=JSON" (<see cref="OptionAttribute.KeyValue"/>).</param>
+internal sealed record RecipeOption(string Key, IReadOnlyList<string> Values, bool IsList, int Line, bool IsMapping = false)
 {
     /// <summary>Whether the value is the flag value <c>true</c>.</summary>
     public bool IsTrue => !IsList && Values.Count == 1 && string.Equals(Values[0], "true", StringComparison.OrdinalIgnoreCase);
@@ -152,10 +153,41 @@ internal sealed class Recipe
                 YamlSequenceNode list => new RecipeOption(key, list.Children.Select(item => Scalar(path, item, $"{command}: an item of {key}")).ToList(), true, line),
                 YamlScalarNode when IsPlainEmpty(value) => throw ErrorAt(path, line, $"{command}: {key} has no value"),
                 YamlScalarNode => new RecipeOption(key, [Scalar(path, value, key)], false, line),
+                YamlMappingNode pairs => new RecipeOption(key, pairs.Children.Select(p => $"{Scalar(path, p.Key, $"{command}: a key of {key}")}={Json(path, p.Value)}").ToList(), true, line, IsMapping: true),
                 _ => throw ErrorAt(path, line, $"{command}: {key} must be a value or a list of values"),
             });
         }
         return options;
+    }
+
+    /// <summary>
+    /// A YAML value as JSON text, as YAML's core schema reads it: a plain scalar is null (<c>~</c>, <c>null</c>, empty),
+    /// a flag (<c>true</c>/<c>false</c> in any of YAML's spellings) or a number when it is one, else a string; a quoted
+    /// scalar is a string; sequences and mappings nest.
+    /// </summary>
+    private static string Json(string path, YamlNode node) => node switch
+    {
+        YamlScalarNode when IsPlainEmpty(node) => "null",
+        YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: "true" or "True" or "TRUE" } => "true",
+        YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: "false" or "False" or "FALSE" } => "false",
+        YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: { } v } when double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out _) && IsJsonNumber(v) => v,
+        YamlScalarNode { Value: var v } => System.Text.Json.JsonSerializer.Serialize(v ?? ""),
+        YamlSequenceNode list => "[" + string.Join(",", list.Children.Select(n => Json(path, n))) + "]",
+        YamlMappingNode map => "{" + string.Join(",", map.Children.Select(p => System.Text.Json.JsonSerializer.Serialize(Scalar(path, p.Key, "a key")) + ":" + Json(path, p.Value))) + "}",
+        _ => "null",
+    };
+
+    private static bool IsJsonNumber(string text)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(text);
+            return doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Number;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
     }
 
     // An empty plain scalar (`key:` with nothing after it, or `~`/null) rather than the string "".

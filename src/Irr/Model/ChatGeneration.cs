@@ -134,9 +134,9 @@ public sealed class ChatModel : IDisposable
 {
     private readonly CheckpointWeights weights;
 
-    private ChatModel(string model, string? adapter, bool rawText)
+    private ChatModel(string model, string? adapter, bool rawText, TemplateArgs? args)
     {
-        Tokenizer = PretrainedTokenizer.Load(model, adapter).AsRawText(rawText);
+        Tokenizer = PretrainedTokenizer.Load(model, adapter).AsRawText(rawText).WithTemplateArgs(args ?? TemplateArgs.None);
         weights = CheckpointWeights.Open(model, adapter);
         try
         {
@@ -151,9 +151,12 @@ public sealed class ChatModel : IDisposable
         }
     }
 
-    /// <summary>Opens a model directory, with an optional PEFT LoRA adapter directory; with <paramref name="rawText"/> prompts are text as is (<see cref="PretrainedTokenizer.RawText"/>).</summary>
+    /// <summary>
+    /// Opens a model directory, with an optional PEFT LoRA adapter directory; with <paramref name="rawText"/> prompts are text as is
+    /// (<see cref="PretrainedTokenizer.RawText"/>), else the chat template renders them with <paramref name="args"/> (<c>--template-arg</c>).
+    /// </summary>
     /// <exception cref="IrrException">A file of the model, adapter or tokenizer is missing or malformed.</exception>
-    public static ChatModel Open(string model, string? adapter = null, bool rawText = false) => new(model, adapter, rawText);
+    public static ChatModel Open(string model, string? adapter = null, bool rawText = false, TemplateArgs? args = null) => new(model, adapter, rawText, args);
 
     /// <summary>The tokenizer, with the chat template.</summary>
     public PretrainedTokenizer Tokenizer { get; }

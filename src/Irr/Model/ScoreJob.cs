@@ -91,6 +91,10 @@ public sealed record ScoreJob : IJob<ScoreResult>
     [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
+    /// <summary>The chat template's extra variables (<c>--template-arg KEY=VALUE</c>, <see cref="Text.ChatTemplateOptions"/>).</summary>
+    [Options]
+    public Text.ChatTemplateOptions Chat { get; init; } = new();
+
     /// <summary>Tokens kept per record (the first N).</summary>
     [Option("keep the first N tokens of each record")]
     public int MaxLength { get; init; } = 1024;
@@ -119,6 +123,7 @@ public sealed record ScoreJob : IJob<ScoreResult>
     /// <inheritdoc/>
     public void Validate()
     {
+        Chat.Validate(Command, NoChatTemplate);
         Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
         Validation.RequireAtLeast(Command, "max-length", MaxLength, 1);
     }
@@ -130,7 +135,7 @@ public sealed record ScoreJob : IJob<ScoreResult>
         Validate();
         if (OutputPath is not null) OutputPolicy.RequireNewFile(OutputPath, Overwrite);
         var records = TrainingRecord.Load(Data);
-        var tokenizer = PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate);
+        var tokenizer = PretrainedTokenizer.Load(Model, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         using var weights = CheckpointWeights.Open(Model, Adapter);
         tokenizer.RequireFits(weights.Config.VocabSize, Model);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);

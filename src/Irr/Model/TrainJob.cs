@@ -109,6 +109,10 @@ public sealed record TrainJob : IJob<TrainResult>
     [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
+    /// <summary>The chat template's extra variables (<c>--template-arg KEY=VALUE</c>, <see cref="Text.ChatTemplateOptions"/>).</summary>
+    [Options]
+    public Text.ChatTemplateOptions Chat { get; init; } = new();
+
     /// <summary>Storage type of the output: bfloat16, float16 or float32, or null for the model's torch_dtype (float32 for adapters).</summary>
     [Option("storage type of the output: bfloat16, float16 or float32 (default: the model's torch_dtype; float32 for adapters)", Name = "dtype")]
     public string? DType { get; init; }
@@ -133,6 +137,7 @@ public sealed record TrainJob : IJob<TrainResult>
     /// <inheritdoc/>
     public void Validate()
     {
+        Chat.Validate(Command, NoChatTemplate);
         Validation.Require(Full != Lora, Command, "give exactly one of full and lora");
         Validation.Require(Epochs >= 1 && BatchSize >= 1 && GradAccum >= 1, Command, "epochs, batch-size and grad-accum must be at least 1");
         Validation.RequireAtLeast(Command, "max-length", MaxLength, 1);
@@ -179,7 +184,7 @@ public sealed record TrainJob : IJob<TrainResult>
         // Refuse a bad output before spending the time to train.
         OutputDirectory.Create(OutputPath, [Model], Overwrite).Dispose();
 
-        var tokenizer = PretrainedTokenizer.Load(Model).AsRawText(NoChatTemplate);
+        var tokenizer = PretrainedTokenizer.Load(Model).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         using var weights = CheckpointWeights.Open(Model);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var examples = TrainingRecord.Load(Data).Select(r => ChatPrompt.Encode(tokenizer, r, system, MaxLength))

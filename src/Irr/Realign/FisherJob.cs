@@ -60,6 +60,10 @@ public sealed record FisherJob : IJob<FisherResult>
     [Option(OptionHelp.NoChatTemplate)]
     public bool NoChatTemplate { get; init; }
 
+    /// <summary>The chat template's extra variables (<c>--template-arg KEY=VALUE</c>, <see cref="Text.ChatTemplateOptions"/>).</summary>
+    [Options]
+    public Text.ChatTemplateOptions Chat { get; init; } = new();
+
     /// <summary>
     /// <c>K/N</c>: this job's shard K (0-based) of N (<see cref="ParseShard"/>), or null for the whole Fisher. A shard sums the
     /// squared gradients of the batches b with b mod N = K and writes them, unnormalised, to a partial file that
@@ -92,6 +96,7 @@ public sealed record FisherJob : IJob<FisherResult>
     /// <inheritdoc/>
     public void Validate()
     {
+        Chat.Validate(Command, NoChatTemplate);
         Validation.RequireAtLeast(Command, "batch-size", BatchSize, 1);
         Validation.RequireAtLeast(Command, "max-length", MaxLength, 1);
         Validation.Require(NumSamples is null or >= 1, Command, $"num-samples must be at least 1, not {NumSamples}");
@@ -128,7 +133,7 @@ public sealed record FisherJob : IJob<FisherResult>
     {
         Validate();
         OutputPolicy.RequireNewFile(OutputPath, Overwrite);
-        var tokenizer = PretrainedTokenizer.Load(Model).AsRawText(NoChatTemplate);
+        var tokenizer = PretrainedTokenizer.Load(Model).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         using var weights = CheckpointWeights.Open(Model);
         IEnumerable<TrainingRecord> records = TrainingRecord.Load(Data);
         if (NumSamples is { } n) records = records.Take(n);

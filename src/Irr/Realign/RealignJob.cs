@@ -99,6 +99,10 @@ public sealed record RealignJob : IJob<RealignReport>
     [Option(OptionHelp.NoChatTemplate, Group = TuningGroup)]
     public bool NoChatTemplate { get; init; }
 
+    /// <summary>The chat template's extra variables (<c>--template-arg KEY=VALUE</c>, <see cref="Text.ChatTemplateOptions"/>).</summary>
+    [Options]
+    public Text.ChatTemplateOptions Chat { get; init; } = new();
+
     /// <summary>Output storage type: keep, bf16, f16 or f32.</summary>
     [Option("output storage type: keep, bf16, f16 or f32", Name = "dtype", Group = TuningGroup)]
     public string DType { get; init; } = "keep";
@@ -134,6 +138,7 @@ public sealed record RealignJob : IJob<RealignReport>
     /// <inheritdoc/>
     public void Validate()
     {
+        Chat.Validate(Command, NoChatTemplate);
         Validation.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
         Validation.Require(DryRun || OutputPath is not null, Command, "output is required (except for a dry run)");
         Validation.Require(DryRun || Calibration is not null, Command, "calibration is required (except for a dry run)");
@@ -221,7 +226,7 @@ public sealed record RealignJob : IJob<RealignReport>
             return realigner.Identify(_ => identifying.Advance());
         }
 
-        var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate);
+        var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         tokenizer.RequireFits(theta.Config.VocabSize, Base);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var calibration = TrainingRecord.Load(Calibration!).Take(NSamples)

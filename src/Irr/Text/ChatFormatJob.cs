@@ -38,6 +38,10 @@ public sealed record ChatFormatJob : IJob<ChatFormatResult>
     [Option("which chat template to use when the model has several (by name: additional_chat_templates/NAME.jinja or a named chat_template in tokenizer_config.json)")]
     public string? Template { get; init; }
 
+    /// <summary>The chat template's extra variables (<c>--template-arg KEY=VALUE</c>).</summary>
+    [Options]
+    public ChatTemplateOptions Chat { get; init; } = new();
+
     /// <summary>Give the token ids of the rendered prompt instead of its text.</summary>
     [Option("print the token ids of the rendered prompt (a JSON array) instead of the text")]
     public bool Ids { get; init; }
@@ -58,7 +62,7 @@ public sealed record ChatFormatJob : IJob<ChatFormatResult>
     /// <exception cref="IrrException">The model has no readable tokenizer or template, or the template raised an error.</exception>
     public ChatFormatResult Run(Action<JobProgress>? progress = null)
     {
-        var tokenizer = PretrainedTokenizer.Load(Model, Adapter);
+        var tokenizer = PretrainedTokenizer.Load(Model, Adapter).WithTemplateArgs(Chat.Args);
         var messages = new List<ChatMessage>();
         if (SystemPrompt.Resolve(System) is { } system) messages.Add(new ChatMessage("system", system));
         messages.Add(new ChatMessage("user", User));

@@ -74,10 +74,11 @@ public sealed class ChatTemplate
     /// <param name="addGenerationPrompt">Whether to end with the header that starts an assistant turn.</param>
     /// <param name="specialTokens">Special tokens by name (<c>bos_token</c>, <c>eos_token</c> …); null values are left out.</param>
     /// <param name="tools">JSON tool schemas (an array), or null.</param>
+    /// <param name="args">Extra variables (<c>--template-arg</c>, transformers' <c>**kwargs</c>), or null.</param>
     /// <exception cref="TemplateRaisedException">The template called <c>raise_exception</c>.</exception>
     /// <exception cref="IrrException">Rendering failed (e.g. an undefined value used in arithmetic), naming the line.</exception>
     public string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt,
-        IReadOnlyDictionary<string, string?>? specialTokens = null, JsonElement? tools = null)
+        IReadOnlyDictionary<string, string?>? specialTokens = null, JsonElement? tools = null, TemplateArgs? args = null)
     {
         var conversation = messages.Select(m => (object?)new OrderedDictionary<string, object?>(StringComparer.Ordinal)
         {
@@ -95,6 +96,7 @@ public sealed class ChatTemplate
             };
             foreach (var (key, value) in specialTokens ?? new Dictionary<string, string?>())
                 if (value is not null) vars[key] = value;
+            foreach (var (key, value) in (args ?? TemplateArgs.None).Values) vars[key] = PyJson.FromJson(value);
             return vars;
         });
     }

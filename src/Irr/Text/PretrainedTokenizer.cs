@@ -45,15 +45,16 @@ public sealed class PretrainedTokenizer
         Tokenizer = tokenizer;
     }
 
-    // A copy that formats prompts as raw text (AsRawText).
-    private PretrainedTokenizer(PretrainedTokenizer other, bool rawText)
+    // A copy that formats prompts as raw text (AsRawText) or with other template arguments (WithTemplateArgs); parsed templates are shared.
+    private PretrainedTokenizer(PretrainedTokenizer other, bool rawText, TemplateArgs args)
     {
         Tokenizer = other.Tokenizer;
         Config = other.Config;
-        (templates, templateSource) = (other.templates, other.templateSource);
+        (templates, templateSource, parsed) = (other.templates, other.templateSource, other.parsed);
         Directory = other.Directory;
         FromAdapter = other.FromAdapter;
         RawText = rawText;
+        TemplateArgs = args;
     }
 
     /// <summary>
@@ -64,7 +65,16 @@ public sealed class PretrainedTokenizer
     public bool RawText { get; }
 
     /// <summary>This tokenizer, formatting prompts as raw text when <paramref name="rawText"/> (<see cref="RawText"/>).</summary>
-    public PretrainedTokenizer AsRawText(bool rawText = true) => rawText == RawText ? this : new PretrainedTokenizer(this, rawText);
+    public PretrainedTokenizer AsRawText(bool rawText = true) => rawText == RawText ? this : new PretrainedTokenizer(this, rawText, TemplateArgs);
+
+    /// <summary>
+    /// The extra variables every rendering of the chat template gets (<c>--template-arg</c>, transformers'
+    /// <c>apply_chat_template(**kwargs)</c>); a serving engine's chat API gets them as vLLM's <c>chat_template_kwargs</c>.
+    /// </summary>
+    public TemplateArgs TemplateArgs { get; } = TemplateArgs.None;
+
+    /// <summary>This tokenizer, rendering its chat template with <paramref name="args"/> (<see cref="TemplateArgs"/>).</summary>
+    public PretrainedTokenizer WithTemplateArgs(TemplateArgs args) => new(this, RawText, args);
 
     private static int TokenId(Tokenizer tokenizer, string? token, string key, string flag) =>
         token is null ? throw new IrrException($"tokenizer_config.json: {flag} is true but {key} is not set")
@@ -212,10 +222,10 @@ public sealed class PretrainedTokenizer
             : templateSource.StartsWith(TokenizerSource.ChatTemplateFile, StringComparison.Ordinal) ? TokenizerSource.ChatTemplateFile : templateSource;
 
     /// <summary>
-    /// Renders a conversation with the model's chat template, passing the config's special tokens, as
-    /// transformers' <c>apply_chat_template(…, tokenize=False)</c>.
+    /// Renders a conversation with the model's chat template, passing the config's special tokens and
+    /// <see cref="TemplateArgs"/>, as transformers' <c>apply_chat_template(…, tokenize=False, **kwargs)</c>.
     /// </summary>
     /// <exception cref="IrrException">No template, an unsupported construct, or the template raised an error.</exception>
     public string ApplyChatTemplate(IEnumerable<ChatMessage> messages, bool addGenerationPrompt, string? templateName = null) =>
-        GetChatTemplate(templateName).Render(messages, addGenerationPrompt, Config.SpecialTokens);
+        GetChatTemplate(templateName).Render(messages, addGenerationPrompt, Config.SpecialTokens, args: TemplateArgs);
 }

@@ -208,10 +208,11 @@ public sealed class JobSchema
 
     /// <summary>
     /// The items of one value of a list option: a comma-separated string split at its commas, except a path option's value
-    /// that names an existing file or directory as a whole (<paramref name="resolved"/>: the value as a path), which stays one.
+    /// that names an existing file or directory as a whole (<paramref name="resolved"/>: the value as a path), which stays one,
+    /// and a <see cref="OptionAttribute.KeyValue"/> item, which may hold commas.
     /// </summary>
     public static IEnumerable<string> SplitList(JobOption option, string value, string resolved) =>
-        option.IsPath && (File.Exists(resolved) || Directory.Exists(resolved))
+        option.Attribute.KeyValue || (option.IsPath && (File.Exists(resolved) || Directory.Exists(resolved)))
             ? [value]
             : value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 

@@ -82,6 +82,12 @@ public sealed class OptionAttribute(string help) : Attribute
     /// <summary>The help text: <see cref="HelpSource"/>'s when given, else <see cref="Help"/>.</summary>
     public string Text => HelpSource?.GetProperty("Help", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)?.GetValue(null) as string ?? Help;
 
+    /// <summary>
+    /// Its values are <c>KEY=VALUE</c> items (<c>--template-arg</c>): repeatable, never split at commas (a VALUE may hold
+    /// them), and a recipe may give them as a mapping <c>{KEY: VALUE, …}</c>, each value written as JSON.
+    /// </summary>
+    public bool KeyValue { get; init; }
+
     /// <summary>Parses the given values into the property's type instead of the built-in conversion: a type with a parameterless constructor implementing <see cref="IOptionParser"/>.</summary>
     public Type? Parser { get; init; }
 }

@@ -35,7 +35,7 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <summary>
     /// The realignment of every point: inputs and options as <c>irr realign</c> takes them, with <see cref="RealignJob.Method"/>
     /// irr, irr-more or fisher-only. Its sparsity, strategy, removal counts, seed, dry run, output and overwrite are the sweep's
-    /// to set and must be left at their defaults. Its system prompt and no-chat-template are the evaluations' too (one option each).
+    /// to set and must be left at their defaults. Its system prompt, no-chat-template and template-arg are the evaluations' too (one option each).
     /// </summary>
     [Options(Groups = [RealignJob.InputGroup, RealignJob.TuningGroup])]
     public required RealignJob Realign { get; init; }
@@ -53,7 +53,7 @@ public sealed record SweepJob : IJob<SweepResult>
     {
         get => safety ?? new EvalSafetyJob
         {
-            Prompts = HarmfulVal, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize, OutputDir = "",
+            Prompts = HarmfulVal, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, Chat = Realign.Chat, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize, OutputDir = "",
         };
         init => safety = value;
     }
@@ -68,7 +68,7 @@ public sealed record SweepJob : IJob<SweepResult>
     {
         get => task ?? new EvalTaskJob
         {
-            Model = "", Data = TaskVal, Metric = TaskMetric, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize,
+            Model = "", Data = TaskVal, Metric = TaskMetric, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, Chat = Realign.Chat, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize,
         };
         init => task = value;
     }
