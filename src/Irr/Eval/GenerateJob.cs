@@ -9,7 +9,8 @@ namespace Irr.Eval;
 /// <summary>
 /// <c>irr generate</c> as a job: answers to the prompts of a prompt file (<see cref="PromptSet.Load(string)"/>, the same
 /// formats as <c>irr eval safety</c>), each formatted with the model's chat template, written as JSONL (one
-/// <c>{index, prompt, response, new_tokens, finish_reason}</c> object per line; a failed generation of a serving
+/// <c>{index, prompt, response, new_tokens, finish_reason}</c> object per line; a thinking model's reasoning apart from
+/// the response in <c>reasoning</c> (<see cref="ChatResponse.Parts"/>); a failed generation of a serving
 /// engine has <c>"error": REASON</c>, an empty response and finish_reason "error"; generated ids outside the tokenizer's
 /// vocabulary, decoded as "", are counted in <c>unknown_token_ids</c>; with <see cref="OutputIds"/> the token ids too).
 /// With <see cref="NoChatTemplate"/> a prompt is its text as is. Greedy unless
@@ -176,10 +177,11 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
             {
                 ["index"] = i,
                 ["prompt"] = users[i],
-                ["response"] = outputs[i].Text,
+                ["response"] = outputs[i].Parts.Answer,
                 ["new_tokens"] = outputs[i].NewTokens,
                 ["finish_reason"] = outputs[i].FinishReason,
             };
+            if (outputs[i].Parts.Reasoning is { } reasoning) line["reasoning"] = reasoning;
             if (outputs[i].Error is { } error) line["error"] = error;
             if (outputs[i].UnknownTokens > 0) line["unknown_token_ids"] = outputs[i].UnknownTokens;
             if (OutputIds)

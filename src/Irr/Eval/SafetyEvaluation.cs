@@ -45,6 +45,9 @@ public sealed record SafetyResponse(string Set, string Prompt, string? Category,
 
     /// <summary>Why there is no response (a serving engine's failed generation, <see cref="ChatResponse.Error"/>); null for a response.</summary>
     public string? Error { get; init; }
+
+    /// <summary>A thinking model's reasoning, kept apart from <see cref="Response"/> (the answer the judge sees: <see cref="ChatResponse.Parts"/>); null when there is none.</summary>
+    public string? Reasoning { get; init; }
 }
 
 /// <summary>A response with the judge's verdict: one line of <c>responses.jsonl</c>.</summary>
@@ -69,17 +72,20 @@ public sealed record JudgedResponse(string Set, string Prompt, string? Category,
     /// <summary>Why the response could not be generated (<see cref="SafetyResponse.Error"/>); such a response is <see cref="Verdict.Unknown"/>.</summary>
     public string? Error { get; init; }
 
+    /// <summary>The reasoning kept apart from the judged answer (<see cref="SafetyResponse.Reasoning"/>), or null.</summary>
+    public string? Reasoning { get; init; }
+
     /// <summary><paramref name="response"/> with <paramref name="verdict"/>: its attack, what was sent, prefill and error kept.</summary>
     public static JudgedResponse Of(SafetyResponse response, JudgeResult verdict) =>
         new(response.Set, response.Prompt, response.Category, response.Response, verdict.Verdict, verdict.Detail, verdict.Score)
         {
-            Attack = response.Attack, AttackedPrompt = response.AttackedPrompt, Prefill = response.Prefill, Error = response.Error,
+            Attack = response.Attack, AttackedPrompt = response.AttackedPrompt, Prefill = response.Prefill, Error = response.Error, Reasoning = response.Reasoning,
         };
 
     /// <summary>The response without its verdict (<see cref="Of"/> undone).</summary>
     public SafetyResponse ToResponse() => new(Set, Prompt, Category, Response)
     {
-        Attack = Attack, AttackedPrompt = AttackedPrompt, Prefill = Prefill, Error = Error,
+        Attack = Attack, AttackedPrompt = AttackedPrompt, Prefill = Prefill, Error = Error, Reasoning = Reasoning,
     };
 }
 
@@ -127,11 +133,18 @@ public static class SafetyEvaluation
     public static IReadOnlyList<ChatRequest> Requests(IReadOnlyList<SafetyPrompt> prompts) =>
         prompts.Select(p => new ChatRequest(p.Sent.Messages, p.Sent.Prefill)).ToList();
 
-    /// <summary>The responses of <paramref name="answers"/> (one per prompt, in order, e.g. a <see cref="ServingEngine"/>'s), failures included with their reason.</summary>
+    /// <summary>
+    /// The responses of <paramref name="answers"/> (one per prompt, in order, e.g. a <see cref="ServingEngine"/>'s), failures
+    /// included with their reason; a thinking model's reasoning apart from the answer that is judged (<see cref="ChatResponse.Parts"/>).
+    /// </summary>
     public static IReadOnlyList<SafetyResponse> Responses(IReadOnlyList<SafetyPrompt> prompts, IReadOnlyList<ChatResponse> answers) =>
-        prompts.Select((p, i) => new SafetyResponse(p.Set, p.Prompt, p.Category, answers[i].Text)
+        prompts.Select((p, i) =>
         {
-            Attack = p.Attack, AttackedPrompt = p.SentJson, Prefill = p.Sent.Prefill, Error = answers[i].Error,
+            var (reasoning, answer) = answers[i].Parts;
+            return new SafetyResponse(p.Set, p.Prompt, p.Category, answer)
+            {
+                Attack = p.Attack, AttackedPrompt = p.SentJson, Prefill = p.Sent.Prefill, Error = answers[i].Error, Reasoning = reasoning,
+            };
         }).ToList();
 
     /// <summary>The judge's verdicts on <paramref name="responses"/>, in order; <paramref name="progress"/> is called once per response.</summary>
@@ -195,16 +208,18 @@ public static class SafetyEvaluation
         return DataFile.Read(path).Select(r => ReadResponse(r, attack => SetUnder(r.Set() ?? set, attack))).ToList();
     }
 
-    // A line's response: its attack, attacked_prompt and prefill (none, null, null when absent), its error, and the
-    // set named by setOf(attack).
+    // A line's response: its attack, attacked_prompt and prefill (none, null, null when absent), its error, its reasoning
+    // (a "reasoning" field, else a <think>…</think> block of the response taken apart: ThinkBlock), and the set named by setOf(attack).
     private static SafetyResponse ReadResponse(DataRecord r, Func<string, string> setOf)
     {
         string attack = r.String("attack") is { Length: > 0 } a ? a : Attacks.None;
         var sent = r.Json("attacked_prompt") is { } cursor ? JsonNode.Parse(cursor.Element.GetRawText()) : null;
         string? prefill = r.String("prefill"), error = r.String("error");
-        return new SafetyResponse(setOf(attack), r.User(), r.Category(), error is null ? r.Answer() : r.String("response") ?? "")
+        string response = error is null ? r.Answer() : r.String("response") ?? "";
+        var (reasoning, answer) = r.String("reasoning") is { } given ? (given, response) : ThinkBlock.Split(response);
+        return new SafetyResponse(setOf(attack), r.User(), r.Category(), answer)
         {
-            Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error,
+            Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error, Reasoning = reasoning,
         };
     }
 
@@ -307,6 +322,7 @@ public static class SafetyEvaluation
             };
             if (j.Prefill is not null) line["prefill"] = j.Prefill;
             line["response"] = j.Response;
+            if (j.Reasoning is not null) line["reasoning"] = j.Reasoning;
             if (j.Error is not null) line["error"] = j.Error;
             line["verdict"] = j.Verdict.ToString().ToLowerInvariant();
             line["detail"] = j.Detail;

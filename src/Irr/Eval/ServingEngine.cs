@@ -28,7 +28,7 @@ internal sealed class EngineCache
         {
             string finish = (string)o["finish_reason"]!;
             if (finish is not ("eos" or "length")) throw new FormatException(finish);
-            _entries[(string)o["key"]!] = new ChatResponse((string)o["text"]!, (int)o["new_tokens"]!, finish == "eos");
+            _entries[(string)o["key"]!] = new ChatResponse((string)o["text"]!, (int)o["new_tokens"]!, finish == "eos") { Reasoning = (string?)o["reasoning"] };
         });
         // A torn last line is the one a killed run was writing: ignored without a word.
         if (_log.SkippedLines - (_log.TornLastLine ? 1 : 0) is > 0 and var unreadable)
@@ -68,6 +68,7 @@ internal sealed class EngineCache
             ["text"] = response.Text,
             ["new_tokens"] = response.NewTokens,
             ["finish_reason"] = response.FinishReason,
+            ["reasoning"] = response.Reasoning,
         });
     }
 }
@@ -249,15 +250,22 @@ public sealed class ServingEngine : IDisposable
 
     // The answer of a 2xx reply: choices[0].text (completions) or choices[0].message.content (chat) after the prefill;
     // finish_reason "length" is the token limit, anything else (normally "stop") an end of answer; the tokens are
-    // usage.completion_tokens, or the text's tokens (+1 for the EOS) when the server gives no usage.
+    // usage.completion_tokens, or the text's tokens (+1 for the EOS) when the server gives no usage. A chat reply's
+    // reasoning, given apart by vLLM's --reasoning-parser (message.reasoning_content, or message.reasoning in newer
+    // versions), is kept as the answer's Reasoning (a null content then is an empty answer: all of it was reasoning).
     private ChatResponse Parse(string text, string? prefill)
     {
         string kind = Options.Api == EngineOptions.Chat ? "chat-completions" : "completions";
         try
         {
             // The fields read, and nothing else of the reply (which may hold anything, up to the reply limit).
-            string contentPath = Options.Api == EngineOptions.Chat ? "choices.0.message.content" : "choices.0.text";
-            var fields = OpenAiClient.Fields(text, contentPath, "choices.0.finish_reason", "usage.completion_tokens");
+            bool chat = Options.Api == EngineOptions.Chat;
+            string contentPath = chat ? "choices.0.message.content" : "choices.0.text";
+            string[] reasoningPaths = chat ? ["choices.0.message.reasoning_content", "choices.0.message.reasoning"] : [];
+            var fields = OpenAiClient.Fields(text, [contentPath, "choices.0.finish_reason", "usage.completion_tokens", .. reasoningPaths]);
+            string? reasoning = reasoningPaths.Select(p => fields.GetValueOrDefault(p) is (JsonTokenType.String, { } r) ? r : null).FirstOrDefault(r => r is not null);
+            if (reasoning is not null && fields.GetValueOrDefault(contentPath) is (JsonTokenType.Null, _) or (JsonTokenType.None, _))
+                fields[contentPath] = (JsonTokenType.String, "");
             if (fields.GetValueOrDefault(contentPath) is (JsonTokenType.String, { } continuation))
             {
                 string? finish = fields.GetValueOrDefault("choices.0.finish_reason") is (JsonTokenType.String, { } f) ? f : null;
@@ -268,7 +276,7 @@ public sealed class ServingEngine : IDisposable
                              && int.TryParse(u, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n)
                     ? n
                     : Tokenizer.Encode(continuation).Length + (eos ? 1 : 0);
-                return new ChatResponse((prefill ?? "") + continuation, tokens, eos);
+                return new ChatResponse((prefill ?? "") + continuation, tokens, eos) { Reasoning = reasoning };
             }
         }
         catch (JsonException) // not JSON

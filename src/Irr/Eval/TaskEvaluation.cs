@@ -54,6 +54,9 @@ public sealed record TaskPrediction(int Index, string Prompt, string Gold, strin
 {
     /// <summary>Why the response could not be generated (<see cref="ChatResponse.Error"/>); such a prediction is incorrect.</summary>
     public string? Error { get; init; }
+
+    /// <summary>A thinking model's reasoning, apart from <c>Response</c> (the answer that is scored: <see cref="ChatResponse.Parts"/>), or null.</summary>
+    public string? Reasoning { get; init; }
 }
 
 /// <summary><c>irr eval task</c> as a library: greedy answers to task examples, scored with a <see cref="TaskMetric"/>.</summary>
@@ -81,9 +84,13 @@ public static class TaskEvaluation
     public static IReadOnlyList<ChatRequest> Requests(IReadOnlyList<TaskExample> examples, string? systemPrompt) =>
         examples.Select(e => new ChatRequest(e.Turns is null ? ChatPrompt.Messages(e.User, systemPrompt) : Conversation.WithSystem(e.Turns, systemPrompt))).ToList();
 
-    /// <summary>Scores generated answers (one per example, in order); a failed generation is incorrect and keeps its <see cref="TaskPrediction.Error"/>.</summary>
+    /// <summary>
+    /// Scores generated answers (one per example, in order): a thinking model's answer without its reasoning, which is kept
+    /// in <see cref="TaskPrediction.Reasoning"/> (<see cref="ChatResponse.Parts"/>); a failed generation is incorrect and keeps its <see cref="TaskPrediction.Error"/>.
+    /// </summary>
     public static IReadOnlyList<TaskPrediction> Score(IReadOnlyList<TaskExample> examples, IReadOnlyList<ChatResponse> answers, TaskMetric metric) =>
-        Score(examples, answers.Select(a => a.Text).ToList(), metric)
+        Score(examples, answers.Select(a => a.Parts.Answer).ToList(), metric)
+            .Select((p, i) => p with { Reasoning = answers[i].Parts.Reasoning })
             .Select((p, i) => answers[i].Error is { } error ? p with { Extracted = null, Correct = false, Error = error } : p).ToList();
 
     /// <summary>Scores given responses (one per example, in order).</summary>
@@ -109,6 +116,7 @@ public static class TaskEvaluation
                 ["extracted"] = p.Extracted,
                 ["correct"] = p.Correct,
             };
+            if (p.Reasoning is not null) line["reasoning"] = p.Reasoning;
             if (p.Error is not null) line["error"] = p.Error;
             return line;
         });

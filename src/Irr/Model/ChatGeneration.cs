@@ -24,6 +24,18 @@ public sealed record ChatResponse(string Text, int NewTokens, bool Eos)
     /// <summary>Generated ids outside the tokenizer's vocabulary (a padded embedding's rows), which decode to "".</summary>
     public int UnknownTokens { get; init; }
 
+    /// <summary>
+    /// The reasoning a serving engine gave apart from the answer (vLLM's <c>message.reasoning_content</c> with a
+    /// <c>--reasoning-parser</c>), then <see cref="Text"/> is the answer alone; null otherwise.
+    /// </summary>
+    public string? Reasoning { get; init; }
+
+    /// <summary>
+    /// The answer and its reasoning apart, what evaluations judge and record: <see cref="Reasoning"/> as the server gave it,
+    /// else <see cref="ThinkBlock.Split"/> of <see cref="Text"/> (a thinking model's <c>&lt;think&gt;…&lt;/think&gt;answer</c>).
+    /// </summary>
+    public (string? Reasoning, string Answer) Parts => Reasoning is not null ? (Reasoning, Text) : ThinkBlock.Split(Text);
+
     /// <summary>"eos" or "length", as transformers' finish reasons; "error" when <see cref="Error"/> is set.</summary>
     public string FinishReason => Error is not null ? "error" : Eos ? "eos" : "length";
 
