@@ -10,8 +10,7 @@ namespace Irr.Jobs;
 /// <param name="Values">The value, or the list's items, as written (a relative path not yet resolved).</param>
 /// <param name="IsList">Whether the value was written as a YAML list.</param>
 /// <param name="Line">The line of the key in the recipe (1-based).</param>
-/// <param name="IsMapping">Whether the value was written as a YAML mapping {KEY: VALUE}: then the items are "KEY=JSON" (<see cref="OptionAttribute.KeyValue"/>).</param>
-internal sealed record RecipeOption(string Key, IReadOnlyList<string> Values, bool IsList, int Line, bool IsMapping = false)
+internal sealed record RecipeOption(string Key, IReadOnlyList<string> Values, bool IsList, int Line)
 {
     /// <summary>Whether the value is the flag value <c>true</c>.</summary>
     public bool IsTrue => !IsList && Values.Count == 1 && string.Equals(Values[0], "true", StringComparison.OrdinalIgnoreCase);
@@ -153,7 +152,9 @@ internal sealed class Recipe
                 YamlSequenceNode list => new RecipeOption(key, list.Children.Select(item => Scalar(path, item, $"{command}: an item of {key}")).ToList(), true, line),
                 YamlScalarNode when IsPlainEmpty(value) => throw ErrorAt(path, line, $"{command}: {key} has no value"),
                 YamlScalarNode => new RecipeOption(key, [Scalar(path, value, key)], false, line),
-                YamlMappingNode pairs => new RecipeOption(key, pairs.Children.Select(p => $"{Scalar(path, p.Key, $"{command}: a key of {key}")}={Json(path, p.Value)}").ToList(), true, line, IsMapping: true),
+                // A KEY=VALUE option's mapping {KEY: VALUE, …} (template-arg): its items "KEY=JSON".
+                YamlMappingNode pairs when RecipeSteps.SchemaOf(command)?.Find(key)?.Attribute.KeyValue == true =>
+                    new RecipeOption(key, pairs.Children.Select(p => $"{Scalar(path, p.Key, $"{command}: a key of {key}")}={Json(path, p.Value)}").ToList(), true, line),
                 _ => throw ErrorAt(path, line, $"{command}: {key} must be a value or a list of values"),
             });
         }

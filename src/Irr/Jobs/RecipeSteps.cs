@@ -48,8 +48,6 @@ internal static class RecipeSteps
             key = option.Key;
             if (option.IsFlag && (given.IsList || !bool.TryParse(given.Values[0], out _)))
                 throw recipe.Error(given.Line, $"{step.Command}: {key} is a flag: true or false");
-            if (given.IsMapping && !option.Attribute.KeyValue)
-                throw recipe.Error(given.Line, $"{step.Command}: {key} takes a value or a list, not a mapping");
             if (given.IsList && !option.IsList)
                 throw recipe.Error(given.Line, $"{step.Command}: {key} takes one value, not a list");
             if (options.Any(o => o.Key == key)) throw recipe.Error(given.Line, $"{step.Command}: {key} is given twice");

@@ -139,8 +139,7 @@ public class TemplateArgCommandTests
         var e = Assert.Throws<IrrException>(() => schema.Bind(step.Options.ToDictionary(o => o.Key, o => o.Values)));
         Assert.StartsWith("generate: template-arg 'messages=[]': messages is set by irr itself", e.Message);
         // A mapping for an option that takes none.
-        var other = Recipe.Parse("output: out\nsteps:\n  - generate:\n      model: m\n      prompts: {a: b}\n", "r.yaml");
-        Assert.Equal("r.yaml line 5: generate: prompts takes a value or a list, not a mapping",
-            Assert.Throws<IrrException>(() => RecipeSteps.Canonical(other, other.Steps[0], schema, _ => null)).Message);
+        Assert.Equal("r.yaml line 5: generate: prompts must be a value or a list of values",
+            Assert.Throws<IrrException>(() => Recipe.Parse("output: out\nsteps:\n  - generate:\n      model: m\n      prompts: {a: b}\n", "r.yaml")).Message);
     }
 }
