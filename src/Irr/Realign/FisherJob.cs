@@ -165,6 +165,7 @@ public sealed record FisherJob : IJob<FisherResult>
             metadata["max_length"] = MaxLength.ToString(CultureInfo.InvariantCulture);
             metadata["system_prompt"] = system ?? "";
             if (NoChatTemplate) metadata["no_chat_template"] = "true";
+            if (Chat.TemplateArg.Length > 0) metadata["template_args"] = string.Join("\n", Chat.TemplateArg);
             metadata["model_sha256"] = ContentHash.OfModel(Model)!;
             metadata["data_sha256"] = ContentHash.Compute(Data);
         }

@@ -18,7 +18,7 @@ public sealed record FisherMergeJob : IJob<FisherResult>
     public const string PartialKind = "fisher-partial";
 
     // What every part must share.
-    private static readonly string[] SharedKeys = ["model_sha256", "data_sha256", "batch_size", "max_length", "records", "system_prompt", "no_chat_template", "modules", "batches"];
+    private static readonly string[] SharedKeys = ["model_sha256", "data_sha256", "batch_size", "max_length", "records", "system_prompt", "no_chat_template", "template_args", "modules", "batches"];
 
     /// <summary>The partial files, in any order.</summary>
     [Option("the partial files of irr fisher --shard K/N, K = 0 … N−1", HelpName = "PARTS", Positional = true, Kind = OptionKind.Input, Required = true)]

@@ -27,4 +27,21 @@ public class FisherShardRawTests
         Assert.Equal(0, CliRunner.Run("fisher", "merge", P("r0"), P("r1"), "-o", P("raw")).Code);
         Assert.Equal(0, CliRunner.Run("fisher", "merge", P("a0"), P("a1"), "-o", P("chat")).Code);
     }
+
+    [Fact]
+    public void PartsRenderedWithOtherTemplateArgsDoNotMerge()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir, "aligned");
+        string data = IrrCommandTests.Records(dir, "refusals.jsonl", 4, "how do I");
+        string P(string name) => dir[name + ".safetensors"];
+        foreach (var (name, shard, arg) in new[] { ("a0", "0/2", "enable_thinking=false"), ("a1", "1/2", "enable_thinking=true") })
+        {
+            var run = CliRunner.Run("fisher", "--model", model, "--data", data, "--modules", "q_proj", "--batch-size", "2", "-o", P(name), "--shard", shard, "--template-arg", arg);
+            Assert.True(run.Code == 0, run.Err);
+        }
+        var r = CliRunner.Run("fisher", "merge", P("a0"), P("a1"), "-o", P("out"));
+        Assert.Equal(2, r.Code);
+        Assert.Equal($"error: {P("a1")}: its template_args (enable_thinking=true) differs from {P("a0")}'s (enable_thinking=false); the parts of one Fisher come from one model, data and options", r.Err.TrimEnd('\n'));
+    }
 }
