@@ -12,7 +12,8 @@ namespace Irr.Tests.Text;
 /// of a rendered conversation equal Hugging Face tokenizers' (Tokenizers.DotNet) encoding of real jinja2's rendering
 /// (jinja/family_renderings.json), as transformers' <c>apply_chat_template(tokenize=True)</c> encodes it
 /// (<c>add_special_tokens=False</c>: the template writes BOS); BOS as transformers adds it to raw text; the stop ids of
-/// config.json, generation_config.json and the tokenizer's eos_token.
+/// config.json, generation_config.json and the tokenizer's eos_token; and <c>irr generate --template-arg</c> on a tiny
+/// random Qwen3 with the real tokenizer.
 /// </summary>
 public class FamilyTokensTests
 {
@@ -91,6 +92,41 @@ public class FamilyTokensTests
 
     [SharedFixtureFact(Phi3)]
     public void Phi3ChatIdsEqualJinja2AndHfTokenizers() => ChatIdsEqualJinja2AndHfTokenizers(Phi3, "microsoft-Phi-3-mini-4k-instruct.jinja", bos: null);
+
+    [SharedFixtureFact(Qwen3)]
+    public void GenerateRendersWithTheTemplateArgsEndToEnd()
+    {
+        // A tiny random Qwen3 with the real Qwen3 tokenizer folder: irr generate's prompt ids are HF tokenizers' ids of
+        // jinja2's rendering with enable_thinking=false (the empty think block ends the prompt).
+        using var dir = new TempDir();
+        string model = dir["qwen3-tiny"];
+        var config = System.Text.Json.Nodes.JsonNode.Parse(TinyModels.LlamaConfig)!.AsObject();
+        config["architectures"] = new System.Text.Json.Nodes.JsonArray("Qwen3ForCausalLM");
+        config["model_type"] = "qwen3";
+        config["head_dim"] = 4;
+        config["vocab_size"] = 151936;
+        config["tie_word_embeddings"] = true;
+        config["bos_token_id"] = 151643;
+        config["eos_token_id"] = 151645;
+        TinyModels.Create(model, config.ToJsonString());
+        string tokenizerDir = ModelDir(dir, Qwen3);
+        foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json", "generation_config.json" })
+            File.Copy(Path.Combine(tokenizerDir, file), Path.Combine(model, file), overwrite: true);
+        var entry = FamilyTemplateTests.Entries.Single(e => e.GetProperty("template_file").GetString() == "templates/Qwen-Qwen3-0.6B.jinja"
+            && e.GetProperty("case").GetString() == "user" && e.GetProperty("add_generation_prompt").GetBoolean()
+            && e.GetProperty("kwargs").EnumerateObject().Any(p => p.Name == "enable_thinking" && p.Value.ValueKind == JsonValueKind.False));
+        File.WriteAllText(dir["prompts.jsonl"], new System.Text.Json.Nodes.JsonObject { ["prompt"] = entry.GetProperty("messages")[0].GetProperty("content").GetString() }.ToJsonString());
+
+        var run = Irr.Tests.Cli.CliRunner.Run("generate", "--model", model, "--prompts", dir["prompts.jsonl"], "--max-new-tokens", "3", "--output-ids",
+            "--template-arg", "enable_thinking=false", "-o", dir["out.jsonl"]);
+        Assert.True(run.Code == 0, run.Err);
+        var line = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllLines(dir["out.jsonl"]).Single())!;
+        var (withSpecials, plain) = Oracles(tokenizerDir);
+        using (withSpecials)
+        using (plain)
+            Assert.Equal(Ints(plain.Encode(entry.GetProperty("expected").GetString()!)), line["prompt_token_ids"]!.AsArray().Select(n => (int)n!));
+        Assert.EndsWith("<think>\n\n</think>\n\n", entry.GetProperty("expected").GetString());
+    }
 
     [SharedFixtureTheory(Gemma3)]
     [InlineData(Gemma3, new[] { "<eos>", "<end_of_turn>" }, new[] { 1, 106 })]
