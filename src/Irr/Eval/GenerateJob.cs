@@ -173,15 +173,16 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
         }
         AtomicFile.WriteJsonLines(OutputPath, Enumerable.Range(0, users.Count), i =>
         {
+            var (reasoning, answer) = outputs[i].Parts;
             var line = new JsonObject
             {
                 ["index"] = i,
                 ["prompt"] = users[i],
-                ["response"] = outputs[i].Parts.Answer,
+                ["response"] = answer,
                 ["new_tokens"] = outputs[i].NewTokens,
                 ["finish_reason"] = outputs[i].FinishReason,
             };
-            if (outputs[i].Parts.Reasoning is { } reasoning) line["reasoning"] = reasoning;
+            if (reasoning is not null) line["reasoning"] = reasoning;
             if (outputs[i].Error is { } error) line["error"] = error;
             if (outputs[i].UnknownTokens > 0) line["unknown_token_ids"] = outputs[i].UnknownTokens;
             if (OutputIds)

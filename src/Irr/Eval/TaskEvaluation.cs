@@ -90,8 +90,8 @@ public static class TaskEvaluation
     /// </summary>
     public static IReadOnlyList<TaskPrediction> Score(IReadOnlyList<TaskExample> examples, IReadOnlyList<ChatResponse> answers, TaskMetric metric) =>
         Score(examples, answers.Select(a => a.Parts.Answer).ToList(), metric)
-            .Select((p, i) => p with { Reasoning = answers[i].Parts.Reasoning })
-            .Select((p, i) => answers[i].Error is { } error ? p with { Extracted = null, Correct = false, Error = error } : p).ToList();
+            .Select((p, i) => answers[i].Error is { } error ? p with { Extracted = null, Correct = false, Error = error } : p with { Reasoning = answers[i].Parts.Reasoning })
+            .ToList();
 
     /// <summary>Scores given responses (one per example, in order).</summary>
     public static IReadOnlyList<TaskPrediction> Score(IReadOnlyList<TaskExample> examples, IReadOnlyList<string> responses, TaskMetric metric) =>

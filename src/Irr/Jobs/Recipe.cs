@@ -171,7 +171,7 @@ internal sealed class Recipe
         YamlScalarNode when IsPlainEmpty(node) => "null",
         YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: "true" or "True" or "TRUE" } => "true",
         YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: "false" or "False" or "FALSE" } => "false",
-        YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: { } v } when double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out _) && IsJsonNumber(v) => v,
+        YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: { } v } when IsJsonNumber(v) => v,
         YamlScalarNode { Value: var v } => System.Text.Json.JsonSerializer.Serialize(v ?? ""),
         YamlSequenceNode list => "[" + string.Join(",", list.Children.Select(n => Json(path, n))) + "]",
         YamlMappingNode map => "{" + string.Join(",", map.Children.Select(p => System.Text.Json.JsonSerializer.Serialize(Scalar(path, p.Key, "a key")) + ":" + Json(path, p.Value))) + "}",
