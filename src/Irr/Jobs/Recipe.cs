@@ -153,13 +153,19 @@ internal sealed class Recipe
                 YamlScalarNode when IsPlainEmpty(value) => throw ErrorAt(path, line, $"{command}: {key} has no value"),
                 YamlScalarNode => new RecipeOption(key, [Scalar(path, value, key)], false, line),
                 // A KEY=VALUE option's mapping {KEY: VALUE, …} (template-arg): its items "KEY=JSON".
-                YamlMappingNode pairs when RecipeSteps.SchemaOf(command)?.Find(key)?.Attribute.KeyValue == true =>
+                YamlMappingNode pairs when TakesMapping(command, key) =>
                     new RecipeOption(key, pairs.Children.Select(p => $"{Scalar(path, p.Key, $"{command}: a key of {key}")}={Json(path, p.Value)}").ToList(), true, line),
                 _ => throw ErrorAt(path, line, $"{command}: {key} must be a value or a list of values"),
             });
         }
         return options;
     }
+
+    // Whether the key is a KEY=VALUE option of the command, or a misspelling of one (template_args), which the step's
+    // check then names with its suggestion.
+    private static bool TakesMapping(string command, string key) => RecipeSteps.SchemaOf(command) is { } schema
+        && (schema.Find(key) is { Attribute.KeyValue: true }
+            || (schema.Find(key) is null && RecipeSteps.Suggestion(key, schema.Options.Where(o => o.Attribute.KeyValue).Select(o => o.Key)).Length > 0));
 
     /// <summary>
     /// A YAML value as JSON text, as YAML's core schema reads it: a plain scalar is null (<c>~</c>, <c>null</c>, empty),

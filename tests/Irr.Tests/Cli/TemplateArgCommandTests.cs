@@ -138,6 +138,10 @@ public class TemplateArgCommandTests
         var step = RecipeSteps.Canonical(recipe, recipe.Steps[0], schema, _ => null);
         var e = Assert.Throws<IrrException>(() => schema.Bind(step.Options.ToDictionary(o => o.Key, o => o.Values)));
         Assert.StartsWith("generate: template-arg 'messages=[]': messages is set by irr itself", e.Message);
+        // transformers' spelling is suggested.
+        var underscored = Recipe.Parse("output: out\nsteps:\n  - generate:\n      model: m\n      template_args: {enable_thinking: false}\n", "r.yaml");
+        Assert.Equal("r.yaml line 5: generate: unknown option 'template_args' (did you mean 'template-arg'?)",
+            Assert.Throws<IrrException>(() => RecipeSteps.Canonical(underscored, underscored.Steps[0], schema, _ => null)).Message);
         // A mapping for an option that takes none.
         Assert.Equal("r.yaml line 5: generate: prompts must be a value or a list of values",
             Assert.Throws<IrrException>(() => Recipe.Parse("output: out\nsteps:\n  - generate:\n      model: m\n      prompts: {a: b}\n", "r.yaml")).Message);
