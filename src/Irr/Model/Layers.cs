@@ -158,17 +158,96 @@ internal static class Layers
         }
     }
 
+    // ---- GeGLU (Gemma): m = gelu_tanh(g) · u, gelu_tanh(g) = ½·g·(1 + tanh(k·(g + 0.044715·g³))), k = √(2/π) -----
+
+    private const float GeluKappa = 0.044715f;
+    private static readonly float GeluBeta = (float)(Math.Sqrt(2.0) * (2.0 / Math.Sqrt(Math.PI)) * 0.5); // PyTorch's M_SQRT2 · M_2_SQRTPI · ½
+
+    // out (T,I) = gelu_tanh(gate (T,I)) · up (T,I), as PyTorch's gelu(approximate="tanh")
+    public static void GeGluForward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    {
+        const int chunk = 4096;
+        Span<float> tanh = stackalloc float[chunk];
+        for (int i0 = 0; i0 < gate.Length; i0 += chunk)
+        {
+            int n = Math.Min(chunk, gate.Length - i0);
+            ReadOnlySpan<float> g = gate.Slice(i0, n);
+            Span<float> t = tanh[..n], o = output.Slice(i0, n);
+            GeluTanh(g, t);                                    // t = tanh(k·(g + κg³))
+            TensorPrimitives.Add(t, 1f, t);                    // 1 + t
+            TensorPrimitives.Multiply(t, g, o);                // g·(1 + t)
+            TensorPrimitives.Multiply(o, 0.5f, o);             // gelu = ½·g·(1 + t)
+            TensorPrimitives.Multiply(o, up.Slice(i0, n), o);
+        }
+    }
+
+    // dgate += dout·u·gelu'(g),  gelu'(g) = ½(1 + t) + ½·g·(1 − t²)·k·(1 + 3κg²);  dup += dout·gelu(g)
+    public static void GeGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> doutput, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    {
+        const int chunk = 2048;
+        Span<float> tanh = stackalloc float[chunk], gelu = stackalloc float[chunk], deriv = stackalloc float[chunk];
+        for (int i0 = 0; i0 < doutput.Length; i0 += chunk)
+        {
+            int n = Math.Min(chunk, doutput.Length - i0);
+            ReadOnlySpan<float> g = gate.Slice(i0, n), u = up.Slice(i0, n), d = doutput.Slice(i0, n);
+            Span<float> t = tanh[..n], ge = gelu[..n], dv = deriv[..n];
+            GeluTanh(g, t);
+            for (int i = 0; i < n; i++)
+            {
+                float x = g[i], ti = t[i];
+                ge[i] = 0.5f * x * (1f + ti);
+                dv[i] = 0.5f * (1f + ti) + 0.5f * x * (1f - ti * ti) * GeluBeta * (1f + 3f * GeluKappa * x * x);
+            }
+            TensorPrimitives.FusedMultiplyAdd(d, ge, dup.Slice(i0, n), dup.Slice(i0, n));
+            TensorPrimitives.Multiply(dv, u, dv);
+            TensorPrimitives.FusedMultiplyAdd(d, dv, dgate.Slice(i0, n), dgate.Slice(i0, n));
+        }
+    }
+
+    // t = tanh(k·(g + κ·g³))
+    private static void GeluTanh(ReadOnlySpan<float> g, Span<float> t)
+    {
+        TensorPrimitives.Multiply(g, g, t);
+        TensorPrimitives.Multiply(t, g, t);                    // g³
+        TensorPrimitives.FusedMultiplyAdd(t, GeluKappa, g, t); // g + κg³
+        TensorPrimitives.Multiply(t, GeluBeta, t);
+        TensorPrimitives.Tanh(t, t);
+    }
+
+    // ---- logit soft-capping (Gemma-2): y = c·tanh(x/c) ---------------------------------------------
+
+    // x (N) soft-capped in place; c ≤ 0 leaves it unchanged
+    public static void SoftcapForward(Span<float> x, float cap)
+    {
+        if (cap <= 0) return;
+        TensorPrimitives.Divide(x, cap, x);
+        TensorPrimitives.Tanh(x, x);
+        TensorPrimitives.Multiply(x, cap, x);
+    }
+
+    // dx (N) in place: ∂L/∂y → ∂L/∂x = ∂L/∂y · (1 − (y/c)²), from the capped output y
+    public static void SoftcapBackward(Span<float> dx, ReadOnlySpan<float> capped, float cap)
+    {
+        if (cap <= 0) return;
+        for (int i = 0; i < dx.Length; i++)
+        {
+            float t = capped[i] / cap;
+            dx[i] *= 1f - t * t;
+        }
+    }
+
     // ---- causal grouped-query attention over packed sequences -------------------------------------
-    //   head h reads key/value head h / (H / KVH); scores S = Q·Kᵀ/√D masked to j ≤ i (and, with a sliding
-    //   window W > 0, to i − W < j, as transformers' sliding_window_overlay); P = softmax(S); O = P·V
+    //   head h reads key/value head h / (H / KVH); scores S = Q·Kᵀ·scale (scale 1/√D, or Gemma's query_pre_attn_scalar^-½),
+    //   soft-capped to c·tanh(S/c) when softcap c > 0 (Gemma-2), masked to j ≤ i (and, with a sliding window W > 0, to
+    //   i − W < j, as transformers' sliding_window_overlay); P = softmax(S); O = P·V
 
     // out (T, H·D), probs (Σ_s len_s², H) = attention of q (T, H·D), k, v (T, KVH·D); sequences [starts[s], starts[s+1]);
     // window 0 = full causal attention
     public static void AttentionForward(Span<float> output, Span<float> probs, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim, int window = 0)
+        ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim, int window = 0, float scale = 0f, float softcap = 0f)
     {
         int qStride = heads * headDim, kvStride = kvHeads * headDim, group = heads / kvHeads;
-        float scale = 1f / MathF.Sqrt(headDim);
+        if (scale <= 0) scale = 1f / MathF.Sqrt(headDim);
         long probOffset = 0;
         for (int s = 0; s + 1 < starts.Length; s++)
         {
@@ -180,6 +259,8 @@ internal static class Layers
                 // S (len,len) = Q_h (len,D) · K_kvh (len,D)ᵀ · scale, lower triangle only
                 Gemm.ComputeLower(Transpose.No, Transpose.Yes, len, headDim, scale, q.Slice(t0 * qStride + h * headDim), qStride,
                     k.Slice(t0 * kvStride + kvh * headDim), kvStride, 0f, p, len);
+                if (softcap > 0)
+                    for (int i = 0; i < len; i++) SoftcapForward(p.Slice(i * len, i + 1), softcap);
                 CausalSoftmax(p, len, window);
                 // O_h (len,D) = P (len,len) · V_kvh (len,D)
                 Gemm.Compute(Transpose.No, Transpose.No, len, headDim, len, 1f, p, len, v.Slice(t0 * kvStride + kvh * headDim), kvStride, 0f, output.Slice(t0 * qStride + h * headDim), qStride);
@@ -191,17 +272,20 @@ internal static class Layers
     // dq, dk, dv (+=) from dout (T, H·D), with the probs the forward saved:
     //   dV_kvh += Pᵀ·dO_h;  dP = dO_h·V_kvhᵀ;  dS = P ∘ (dP − rowsum(dP ∘ P));  dQ_h += dS·K·scale;  dK_kvh += dSᵀ·Q·scale
     //   A sliding window needs nothing here: masked entries of P are exactly 0, so their dS is 0 too.
+    //   With a soft-cap c, dS (of the capped scores) × (1 − tanh²(S_raw/c)), S_raw recomputed from Q and K.
     public static void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> probs,
-        ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim)
+        ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> starts, int heads, int kvHeads, int headDim,
+        float scale = 0f, float softcap = 0f)
     {
         int qStride = heads * headDim, kvStride = kvHeads * headDim, group = heads / kvHeads;
-        float scale = 1f / MathF.Sqrt(headDim);
+        if (scale <= 0) scale = 1f / MathF.Sqrt(headDim);
         long probOffset = 0;
-        float[] dp = [];
+        float[] dp = [], capped = [];
         for (int s = 0; s + 1 < starts.Length; s++)
         {
             int t0 = starts[s], len = starts[s + 1] - t0;
             if (dp.Length < len * len) dp = new float[len * len];
+            if (softcap > 0 && capped.Length < len * len) capped = new float[len * len];
             var dpS = dp.AsSpan(0, len * len);
             for (int h = 0; h < heads; h++)
             {
@@ -225,6 +309,17 @@ internal static class Layers
                     TensorPrimitives.Multiply(di[..(i + 1)], pi, di[..(i + 1)]);
                     di[(i + 1)..].Clear();
                 }
+                if (softcap > 0)
+                {
+                    // capped (len,len) = c·tanh(Q·Kᵀ·scale / c), lower triangle;  dS_raw = dS · (1 − (capped/c)²)
+                    var cs = capped.AsSpan(0, len * len);
+                    Gemm.ComputeLower(Transpose.No, Transpose.Yes, len, headDim, scale, qh, qStride, kh, kvStride, 0f, cs, len);
+                    for (int i = 0; i < len; i++)
+                    {
+                        SoftcapForward(cs.Slice(i * len, i + 1), softcap);
+                        SoftcapBackward(dpS.Slice(i * len, i + 1), cs.Slice(i * len, i + 1), softcap);
+                    }
+                }
                 // dQ (len,D) += dS · K · scale;  dK (len,D) += dSᵀ · Q · scale
                 Gemm.Compute(Transpose.No, Transpose.No, len, headDim, len, scale, dpS, len, kh, kvStride, 1f, dq.Slice(t0 * qStride + h * headDim), qStride);
                 Gemm.Compute(Transpose.Yes, Transpose.No, len, headDim, len, scale, dpS, len, qh, qStride, 1f, dk.Slice(t0 * kvStride + kvh * headDim), kvStride);
@@ -237,10 +332,11 @@ internal static class Layers
     // values at positions 0 … its position (the cache already holds this token's key and value); with a
     // sliding window W > 0 only positions > its position − W (the cache keeps all, the window masks)
     public static void AttentionCachedForward(Span<float> output, ReadOnlySpan<float> q, KvCache cache, int layer,
-        ReadOnlySpan<int> cacheSequenceOfToken, ReadOnlySpan<int> positions, int heads, int kvHeads, int headDim, int window = 0)
+        ReadOnlySpan<int> cacheSequenceOfToken, ReadOnlySpan<int> positions, int heads, int kvHeads, int headDim, int window = 0,
+        float scale = 0f, float softcap = 0f)
     {
         int qStride = heads * headDim, kvStride = kvHeads * headDim, group = heads / kvHeads;
-        float scale = 1f / MathF.Sqrt(headDim);
+        if (scale <= 0) scale = 1f / MathF.Sqrt(headDim);
         float[] scores = [];
         for (int t = 0; t < positions.Length; t++)
         {
@@ -254,6 +350,7 @@ internal static class Layers
                 int kvh = h / group;
                 var qh = q.Slice(t * qStride + h * headDim, headDim);
                 for (int j = 0; j < len; j++) sc[j] = Reduce.Dot(qh, keys.Slice(j * kvStride + kvh * headDim, headDim)) * scale;
+                SoftcapForward(sc, softcap);
                 float max = TensorPrimitives.Max(sc);
                 TensorPrimitives.Subtract(sc, max, sc);
                 TensorPrimitives.Exp(sc, sc);

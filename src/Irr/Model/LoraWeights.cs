@@ -41,8 +41,8 @@ public sealed class LoraWeights
     public static LoraWeights Create(ModelConfig config, int rank, double alpha, IReadOnlyList<string> targets, bool rslora, int seed)
     {
         foreach (string t in targets)
-            if (!ModelConfig.LinearModules.Contains(t))
-                throw new IrrException($"LoRA target '{t}' is not one of {string.Join(", ", ModelConfig.LinearModules)}");
+            if (!config.LinearModules.Contains(t))
+                throw new IrrException($"LoRA target '{t}' is not a linear module of {config.ModelType} (its modules: {string.Join(", ", config.LinearModules)})");
         if (rank <= 0) throw new IrrException($"LoRA rank must be positive, not {rank}");
         var lora = new LoraWeights(rank, alpha, rslora, targets);
         var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);

@@ -5,8 +5,22 @@ namespace Irr.Realign;
 /// <summary>The target modules M of IRR: names of linear layers inside each decoder layer.</summary>
 public static class TargetModules
 {
-    /// <summary>All seven, in the order of the forward pass.</summary>
-    public static IReadOnlyList<string> All => ModelConfig.LinearModules;
+    /// <summary>Every linear module name of any family, in the order of the forward pass ("all": resolved per model by <see cref="For"/>).</summary>
+    public static IReadOnlyList<string> All => ModelConfig.KnownLinearModules;
+
+    /// <summary>
+    /// The modules of <paramref name="config"/>'s family that <paramref name="modules"/> names: all of them for "all"
+    /// (<see cref="All"/>), else the named ones, each of which must be a linear module of that family.
+    /// </summary>
+    /// <exception cref="IrrException">A named module the family does not have (e.g. q_proj on Phi-3, whose attention is one qkv_proj).</exception>
+    public static IReadOnlyList<string> For(ModelConfig config, IReadOnlyList<string> modules)
+    {
+        if (ReferenceEquals(modules, All) || modules.SequenceEqual(All)) return config.LinearModules;
+        foreach (string m in modules)
+            if (!config.LinearModules.Contains(m))
+                throw new IrrException($"{config.Source}: modules: '{m}' is not a linear module of {config.ModelType} (its modules: {string.Join(", ", config.LinearModules)})");
+        return modules;
+    }
 
     /// <summary>"all" or a comma-separated list such as "q_proj,v_proj" (validated, in forward order).</summary>
     public static IReadOnlyList<string> Parse(string? text)
@@ -34,7 +48,7 @@ public static class TargetModules
     public static (int Layer, string Module) Parse(ModelConfig config, string weightName)
     {
         foreach (int l in Enumerable.Range(0, config.NumHiddenLayers))
-            foreach (string m in All)
+            foreach (string m in config.LinearModules)
                 if (ModelConfig.LinearWeightName(l, m) == weightName) return (l, m);
         throw new ArgumentException($"'{weightName}' is not a linear weight.", nameof(weightName));
     }
