@@ -209,6 +209,21 @@ public class TransformerTests
         Assert.Equal(new Transformer(resident).Logits(batch), new Transformer(streamed).Logits(batch));
     }
 
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("gemma2")]
+    public void FreshlyInitialisedNormsAreTheIdentityScaleAsTransformersInitialisesThem(string variant)
+    {
+        // LlamaRMSNorm starts at w = 1, Gemma2RMSNorm at w = 0 (it multiplies by 1 + w): both give x / √(mean(x²) + eps)
+        var config = ConfigOf(variant);
+        var model = new Transformer(ModelInit.Random(config, seed: 1));
+        float[] x = [1, 2, 3, 4, 5, 6, 7, 8];
+        double rms = Math.Sqrt(x.Sum(v => (double)v * v) / 8 + config.RmsNormEps);
+        var normed = (float[])x.Clone();
+        model.FinalNorm(normed, rows: 1);
+        for (int i = 0; i < 8; i++) Assert.Equal(x[i] / rms, normed[i], 5);
+    }
+
     [Fact]
     public void HooksSeeEveryTargetModuleInputOfEveryLayer()
     {
