@@ -139,6 +139,44 @@ public class FamilyRealignCommandTests
         Assert.All(scores["scores"]!.AsArray(), s => Assert.True(double.IsFinite((double)s!["loss"]!)));
     }
 
+    [Theory]
+    [InlineData("qwen3", "q_proj,v_proj")]
+    [InlineData("gemma2", "q_proj,v_proj")]
+    [InlineData("phi3", "qkv_proj")]
+    public void TrainsLoraDefaultTargetsAreTheFamilysAndRealignRepairsThem(string family, string targets)
+    {
+        using var dir = new TempDir();
+        string json = ChatConfig(family);
+        string aligned = ChatModel(dir, "aligned", json, 1), unaligned = ChatModel(dir, "unaligned", json, 2);
+        string task = IrrCommandTests.Records(dir, "task.jsonl", 4, "compute");
+        Ok(CliRunner.Run("train", "--model", aligned, "--data", task, "--lora", "--rank", "2", "--epochs", "2", "--lr", "1e-2", "-o", dir["adapter"]));
+        var peft = JsonNode.Parse(File.ReadAllText(Path.Combine(dir["adapter"], "adapter_config.json")))!;
+        Assert.Equal(targets.Split(','), peft["target_modules"]!.AsArray().Select(t => (string)t!));
+        Ok(CliRunner.Run("safety-vector", "--aligned", aligned, "--unaligned", unaligned, "-o", dir["v.safetensors"]));
+        Ok(CliRunner.Run("fisher", "--model", aligned, "--data", task, "-o", dir["f.safetensors"]));
+        Ok(CliRunner.Run("realign", "--base", aligned, "--adapter", dir["adapter"], "--safety-vector", dir["v.safetensors"], "--fisher", dir["f.safetensors"],
+            "--calibration", task, "-o", dir["repaired"]));
+        var report = JsonNode.Parse(File.ReadAllText(Path.Combine(dir["repaired"], "irr-report.json")))!;
+        Assert.Equal(targets.Split(','), report["options"]!["modules"]!.AsArray().Select(x => (string)x!));
+    }
+
+    [Fact]
+    public void TrainableModulesOfPhi3AreItsFusedOnesAndAnotherFamilysAreNamed()
+    {
+        using var dir = new TempDir();
+        string json = ChatConfig("phi3");
+        string model = ChatModel(dir, "model", json, 1);
+        string task = IrrCommandTests.Records(dir, "task.jsonl", 2, "compute");
+        Ok(CliRunner.Run("train", "--model", model, "--data", task, "--full", "--trainable-modules", "gate_up_proj", "--lr", "1e-2", "--batch-size", "1", "--dtype", "float32", "-o", dir["tuned"]));
+        var before = Tensors(model);
+        foreach (var (name, (_, _, values)) in Tensors(dir["tuned"]))
+            Assert.True(name.EndsWith("gate_up_proj.weight", StringComparison.Ordinal) != before[name].Values.SequenceEqual(values), name);
+        var (code, _, error) = CliRunner.Run("train", "--model", model, "--data", task, "--full", "--trainable-modules", "gate_proj", "-o", dir["x"]);
+        Assert.Equal(2, code);
+        Assert.Contains("'gate_proj' is not a linear module of phi3 (its modules: qkv_proj, o_proj, gate_up_proj, down_proj)", error);
+        Assert.False(Directory.Exists(dir["x"]));
+    }
+
     [Fact]
     public void AModuleTheFamilyLacksIsRefusedByName()
     {
