@@ -262,7 +262,8 @@ public sealed record RealignJob : IJob<RealignReport>
 
     /// <summary>
     /// The adapter's target modules, in forward order (what <c>irr realign --adapter</c> realigns without --modules):
-    /// those target_modules names; for PEFT's <c>"all-linear"</c> all of them; for another regular expression (which PEFT
+    /// those target_modules names; for PEFT's <c>"all-linear"</c> <see cref="TargetModules.All"/> (the base family's, once resolved by
+    /// <see cref="TargetModules.For"/>); for another regular expression (which PEFT
     /// matches against full module names), the linear modules the adapter file has LoRA pairs for.
     /// </summary>
     /// <exception cref="IrrException">target_modules names (or the file adapts) none of the linear modules.</exception>
