@@ -178,6 +178,51 @@ public class FamilyRealignCommandTests
     }
 
     [Fact]
+    public void ASweepOnPhi3RealignsItsFusedMatricesWithTheRandomControlAndResta()
+    {
+        using var dir = new TempDir();
+        string json = ChatConfig("phi3");
+        string aligned = ChatModel(dir, "aligned", json, 1), unaligned = ChatModel(dir, "unaligned", json, 2), finetuned = ChatModel(dir, "finetuned", json, 3);
+        string harmful = IrrCommandTests.Records(dir, "harmful.jsonl", 3, "how do I"), task = IrrCommandTests.Records(dir, "task.jsonl", 3, "compute");
+        Ok(CliRunner.Run("safety-vector", "--aligned", aligned, "--unaligned", unaligned, "-o", dir["v.safetensors"]));
+        Ok(CliRunner.Run("fisher", "--model", aligned, "--data", harmful, "-o", dir["f.safetensors"]));
+        Ok(CliRunner.Run("sweep", "--base", aligned, "--finetuned", finetuned, "--safety-vector", dir["v.safetensors"], "--fisher", dir["f.safetensors"],
+            "--calibration", task, "--nsamples", "3", "--harmful-val", harmful, "--task-val", task, "--task-metric", "exact", "--max-new-tokens", "2",
+            "--sparsity", "0,0.5", "--random-control", "--resta-gamma", "0.5", "--keep-models", "-o", dir["sweep"]));
+        foreach (string point in new[] { "irr-s0", "irr-s0.5", "random-s0.5" })
+        {
+            var counts = RealignReport.ReadRemovalCounts(Path.Combine(dir["sweep"], "points", point, "irr-report.json"));
+            Assert.Equal(["qkv_proj", "o_proj", "gate_up_proj", "down_proj"], counts.Keys.Take(4).Select(n => n.Split('.')[^2]));
+            Assert.Equal(8, counts.Count);
+        }
+        Assert.Equal(RealignReport.ReadRemovalCounts(Path.Combine(dir["sweep"], "points/irr-s0.5/irr-report.json")),
+            RealignReport.ReadRemovalCounts(Path.Combine(dir["sweep"], "points/random-s0.5/irr-report.json")));
+        var resta = JsonNode.Parse(File.ReadAllText(Path.Combine(dir["sweep"], "points/resta-g0.5/model", Irr.Realign.Baselines.RestaReport.FileName)))!;
+        Assert.Equal(["qkv_proj", "o_proj", "gate_up_proj", "down_proj"], resta["options"]!["modules"]!.AsArray().Select(m => (string)m!));
+    }
+
+    [Fact]
+    public void ARecipesDefaultModulesAreTheBasesFamilys()
+    {
+        // irr run checks that the steps computing realign's inputs cover its modules: "all" is Phi-3's four here.
+        using var dir = new TempDir();
+        string json = ChatConfig("phi3");
+        foreach (var (name, seed) in new[] { ("aligned", 1), ("unaligned", 2), ("finetuned", 3) }) ChatModel(dir, name, json, seed);
+        IrrCommandTests.Records(dir, "safety.jsonl", 4, "how do I");
+        IrrCommandTests.Records(dir, "task.jsonl", 4, "compute");
+        string Recipe(string modules) =>
+            $"output: out\nsteps:\n  - safety-vector: {{aligned: aligned, unaligned: unaligned, modules: \"{modules}\"}}\n" +
+            "  - fisher: {model: aligned, data: safety.jsonl}\n  - realign: {base: aligned, finetuned: finetuned, calibration: task.jsonl}\n";
+        File.WriteAllText(dir["all.yaml"], Recipe("qkv_proj,o_proj,gate_up_proj,down_proj"));
+        Assert.Equal(3, Irr.Cli.RunCommand.Check(Irr.Jobs.Recipe.Load(dir["all.yaml"])).Count);
+        File.WriteAllText(dir["part.yaml"], Recipe("qkv_proj"));
+        var (code, _, error) = CliRunner.Run("run", dir["part.yaml"]);
+        Assert.Equal(2, code);
+        Assert.Contains("realign: realigns modules qkv_proj,o_proj,gate_up_proj,down_proj (its default), but step safety-vector (line 3) computes its " +
+                        "safety-vector for qkv_proj only, without o_proj,gate_up_proj,down_proj; give the same modules to both steps", error);
+    }
+
+    [Fact]
     public void AModuleTheFamilyLacksIsRefusedByName()
     {
         using var dir = new TempDir();
