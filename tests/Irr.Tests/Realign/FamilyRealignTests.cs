@@ -41,6 +41,41 @@ public class FamilyRealignTests
         Assert.Throws<ArgumentException>(() => Gradients.SharedAcrossLayers(phi3, ["q_proj"]));
     }
 
+    [Theory]
+    [InlineData("phi3")]
+    [InlineData("gemma3")]
+    public void TheFisherOfEveryModuleIsTheSquaredFiniteDifferenceGradient(string variant)
+    {
+        // One batch: F = (∂L/∂W)², with ∂L/∂W by central differences of the loss (double sums of the float32 model).
+        var config = TransformerTests.ConfigOf(variant);
+        var weights = TransformerTests.RandomParameters(config, seed: 4);
+        (int[], int[])[] examples = [([1, 5, 2, 9, 3], [-100, -100, 2, 9, 3]), ([7, 4, 4, 6], [-100, 4, 4, 6])];
+        var fisher = Fisher.Compute(weights, examples, TargetModules.All, batchSize: 2);
+        Assert.Equal(TargetModules.WeightNames(config, TargetModules.All).Order(), fisher.Keys.Order());
+        var batch = Batch.Create(examples.Select(e => (IReadOnlyList<int>)e.Item1).ToList(), examples.Select(e => (IReadOnlyList<int>)e.Item2).ToList());
+        var model = new Transformer(weights);
+        var rng = new Random(5);
+        const float h = 1e-2f;
+        int large = 0, probes = 0;
+        foreach (string name in fisher.Keys)
+            for (int probe = 0; probe < 3; probe++)
+            {
+                var w = weights[name];
+                int i = rng.Next(w.Length);
+                float saved = w[i];
+                w[i] = saved + h;
+                double plus = model.Loss(batch).Loss;
+                w[i] = saved - h;
+                double minus = model.Loss(batch).Loss;
+                w[i] = saved;
+                double g = (plus - minus) / (2 * h);
+                probes++;
+                if (Math.Abs(g) > 1e-2) large++;
+                Assert.True(Math.Abs(Math.Sqrt(fisher[name][i]) - Math.Abs(g)) <= 2e-4 + 0.02 * Math.Abs(g), $"{variant} {name}[{i}]: √F = {Math.Sqrt(fisher[name][i])}, |finite difference| = {Math.Abs(g)}");
+            }
+        Assert.True(large >= probes / 2, $"{large} of {probes} probes have a gradient above 0.01");
+    }
+
     /// <summary>
     /// Phi-3's qkv_proj of layer 0 realigned as one matrix, equal to IRR-SPEC step 3 written naively in double precision:
     /// H = (2/N) Σ x xᵀ of the normed embeddings (computed here), the removal mask chosen over the whole fused matrix by
