@@ -10,7 +10,7 @@ namespace Irr.Realign;
 /// <summary>Options of <see cref="Realigner"/>.</summary>
 public sealed record RealignOptions
 {
-    /// <summary>Target modules M.</summary>
+    /// <summary>Target modules M (<see cref="TargetModules.All"/>: every linear module of the model's family; resolved by <see cref="TargetModules.For"/>).</summary>
     public IReadOnlyList<string> Modules { get; init; } = TargetModules.All;
 
     /// <summary>The per-matrix step's options (method, sparsity, block size, damping, recalibration).</summary>

@@ -30,6 +30,20 @@ public class FamilyRealignTests
         Assert.Equal(6, gemma3.NormWeightNames(0).Count());
     }
 
+    [Theory]
+    [InlineData("phi3")]     // fused projections
+    [InlineData("qwen3")]    // q_norm, k_norm (same dimensions once head_dim is hidden / heads)
+    [InlineData("gemma2")]   // Gemma's four norms per layer
+    public void ModelsOfTheSameSizesButAnotherFamilysLayoutAreNotCombined(string variant)
+    {
+        var llama = TransformerTests.RandomParameters(TransformerTests.ConfigOf("llama"), seed: 1);
+        var other = TransformerTests.ConfigOf(variant);
+        other = ModelConfig.Parse(TransformerTests.Variant(other.Json.ToJsonString(), o => o["head_dim"] = 4), "other/config.json");
+        var e = Assert.Throws<IrrException>(() => Architecture.RequireSame(llama, TransformerTests.RandomParameters(other, seed: 2)));
+        Assert.Equal($"other/config.json: does not share the architecture of config.json: model_type {other.ModelType}, not llama", e.Message);
+        Architecture.RequireSame(TransformerTests.RandomParameters(other, seed: 3), TransformerTests.RandomParameters(other, seed: 4), TargetModules.All);
+    }
+
     [Fact]
     public void TheSharedGradientBuffersOfPhi3AreTheFusedMatrices()
     {
