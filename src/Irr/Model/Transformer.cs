@@ -5,7 +5,7 @@ namespace Irr.Model;
 
 /// <summary>Called with the input of a target linear module (rows × columns) as a layer runs.</summary>
 /// <param name="layer">Decoder layer index.</param>
-/// <param name="module">q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj.</param>
+/// <param name="module">A linear module of the family (<see cref="ModelConfig.LinearModules"/>): q_proj … down_proj, or Phi-3's qkv_proj and gate_up_proj.</param>
 /// <param name="input">The module's input activations, row-major (T × in).</param>
 /// <param name="rows">T.</param>
 /// <param name="columns">The module's input size.</param>
