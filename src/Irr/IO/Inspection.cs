@@ -56,8 +56,8 @@ public static class Inspection
             ["vocab_size"] = c.VocabSize,
             ["tie_word_embeddings"] = c.TieWordEmbeddings,
             ["max_position_embeddings"] = c.MaxPositionEmbeddings,
-            ["rope_theta"] = c.RopeTheta,
-            ["rope_scaling"] = RopeScalingOf(c.RopeScaling),
+            ["rope_theta"] = GlobalRotary(c).Theta,
+            ["rope_scaling"] = RopeScalingOf(GlobalRotary(c).Scaling),
             ["rope_local_base_freq"] = LocalRopeTheta(c),
             ["torch_dtype"] = c.TorchDType?.ToTorchName(),
             // the family's features (docs/model.md, Families)
@@ -92,9 +92,14 @@ public static class Inspection
         _ => new JsonObject { ["rope_type"] = rs.Type, ["factor"] = rs.Factor },
     };
 
-    // The rope base of the sliding layers when it differs from rope_theta (Gemma-3's rope_local_base_freq), else null
+    // The rotary embedding of the full-attention layers (the first layer's when every layer slides); v5's rope_parameters
+    // keyed by layer type give it only per layer
+    private static RotaryParameters GlobalRotary(ModelConfig c) =>
+        c.RotaryOf(Enumerable.Range(0, c.NumHiddenLayers).FirstOrDefault(l => c.SlidingWindowOf(l) == 0));
+
+    // The rope base of the sliding layers when their rotary embedding differs (Gemma-3's rope_local_base_freq), else null
     private static double? LocalRopeTheta(ModelConfig c) =>
-        Enumerable.Range(0, c.NumHiddenLayers).Select(c.RotaryOf).FirstOrDefault(r => r.Theta != c.RopeTheta || r.Scaling != c.RopeScaling)?.Theta;
+        Enumerable.Range(0, c.NumHiddenLayers).Select(c.RotaryOf).FirstOrDefault(r => r != GlobalRotary(c))?.Theta;
 
     // "full causal", "sliding window 2047 in every layer", "sliding window 512 in 22 of 26 layers (full: 5, 11, 17, 23)"
     private static string WindowSummary(JsonArray windows)

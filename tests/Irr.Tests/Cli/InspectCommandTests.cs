@@ -87,6 +87,17 @@ public class InspectCommandTests
         Assert.Equal([3, 0], d["sliding_windows"]!.AsArray().Select(x => (int)x!));
         Assert.True((bool)d["qk_norm"]!);
         Assert.Equal(1f, (float)d["norm_weight_offset"]!);
+
+        // transformers v5's rope_parameters keyed by layer type: the global layers' base and scaling, the local base
+        string v5 = TinyModels.Create(dir["v5"], Irr.Tests.Model.TransformerTests.Variant(Irr.Tests.Model.TransformerTests.Tiny, o =>
+        {
+            o["architectures"] = new JsonArray("Gemma3ForCausalLM"); o["model_type"] = "gemma3_text"; o.Remove("rope_theta");
+            o["layer_types"] = new JsonArray("sliding_attention", "full_attention");
+            o["rope_parameters"] = JsonNode.Parse("""
+                {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 500000.0}, "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}
+                """);
+        }));
+        Assert.Contains("RoPE          theta 500000, linear scaling ×8 (global layers); sliding layers theta 10000, unscaled", Rows(v5));
     }
 
     [Fact]
