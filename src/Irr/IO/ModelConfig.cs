@@ -209,11 +209,13 @@ public sealed class ModelConfig
         long maxDim = MaxDimension;
         int hidden = Required(r.Positive("hidden_size", maxDim, MaxDimensionVariable), "hidden_size", source);
         int heads = Required(r.Positive("num_attention_heads", maxDim, MaxDimensionVariable), "num_attention_heads", source);
-        int kvHeads = r.Positive("num_key_value_heads", maxDim, MaxDimensionVariable) ?? heads;
-        int headDim = r.Positive("head_dim", maxDim, MaxDimensionVariable) ?? hidden / heads;
+        // absent: the config class's default (Qwen3Config 32 and 128, Gemma2/3 4 and 256, Mistral 8), else heads and hidden / heads
+        var (defaultKvHeads, defaultHeadDim) = FamilyHeadDefaults(modelType);
+        int kvHeads = r.Positive("num_key_value_heads", maxDim, MaxDimensionVariable) ?? defaultKvHeads ?? heads;
+        int headDim = r.Positive("head_dim", maxDim, MaxDimensionVariable) ?? defaultHeadDim ?? hidden / heads;
         if (heads % kvHeads != 0)
             throw new IrrException($"{source}: num_attention_heads {heads} is not a positive multiple of num_key_value_heads {kvHeads}");
-        if (headDim <= 0 || r.Int("head_dim") is null && hidden % heads != 0)
+        if (headDim <= 0 || r.Int("head_dim") is null && defaultHeadDim is null && hidden % heads != 0)
             throw new IrrException($"{source}: hidden_size {hidden} is not divisible by num_attention_heads {heads} and head_dim is not given");
         if ((long)heads * headDim > maxDim)
             throw Limits.Exceeded(source, $"num_attention_heads × head_dim ({heads} × {headDim})", MaxDimensionVariable, maxDim);
@@ -419,6 +421,8 @@ public sealed class ModelConfig
         {
             case "default":
                 return null;
+            case "linear" or "llama3" when modelType == "phi3":
+                throw new IrrException($"{where} type '{type}' is not supported for phi3 (Phi3Config accepts only longrope)");
             case "linear":
                 return new RopeScaling("linear", PositiveFactor(s, "factor", where), 0, 0, 0);
             case "llama3":
@@ -478,6 +482,13 @@ public sealed class ModelConfig
         return cap > 0 ? cap : throw new IrrException($"{source}: {key} {cap} must be positive or null (the logits become cap·tanh(x/cap))");
     }
 
+    // The defaults of num_key_value_heads and head_dim in transformers' config classes, where they are numbers (Llama's
+    // and Phi-3's are None: all heads, hidden / heads). Qwen2's is 32 too; irr keeps its earlier reading (all heads) for it.
+    private static (int? KvHeads, int? HeadDim) FamilyHeadDefaults(string modelType) => modelType switch
+    {
+        "qwen3" => (32, 128), "gemma2" or "gemma3_text" => (4, 256), "mistral" => (8, null), _ => (null, null),
+    };
+
     // transformers' defaults of max_position_embeddings for the newer families (irr keeps 2048 for the Llama-2-era ones)
     private static int DefaultMaxPositions(string modelType) => modelType switch
     {
@@ -489,6 +500,9 @@ public sealed class ModelConfig
     {
         if (r.Double("partial_rotary_factor") is { } f && f != 1.0)
             throw new IrrException($"{source}: partial_rotary_factor {f} is not supported (irr rotates the whole head)");
+        // transformers v5 writes it inside rope_parameters
+        if (r.Node("rope_parameters") is JsonObject rope && new JsonConfig(rope, source).Double("partial_rotary_factor") is { } pf && pf != 1.0)
+            throw new IrrException($"{source}: rope_parameters.partial_rotary_factor {pf} is not supported (irr rotates the whole head)");
         if (modelType is not ("gemma2" or "gemma3_text"))
             foreach (string key in new[] { "final_logit_softcapping", "attn_logit_softcapping" })
                 if (r.Double(key) is { } cap)

@@ -68,6 +68,7 @@ public static class Generation
             while (active.Count > 0)
             {
                 Interruption.ThrowIfRequested(); // a stop ends between generated tokens
+                next = RecomputeAtLongRopeSwitch(model.Config, next, active, cache, i => prompts[b0 + i], outputs);
                 var logits = model.NextTokenLogits(next, cache, active);
                 int v = model.Config.VocabSize;
                 var stillActive = new List<int>();
@@ -92,6 +93,25 @@ public static class Generation
             }
         }
         return results;
+    }
+
+    // Phi-3's longrope, as transformers' Phi3ForCausalLM.prepare_inputs_for_generation: when a sequence first grows past
+    // original_max_position_embeddings (its cache rotated with the short factors), the cache is dropped and the whole
+    // sequence runs again, now with the long factors, so every cached key is rotated as the new queries are.
+    private static IReadOnlyList<IReadOnlyList<int>> RecomputeAtLongRopeSwitch(IO.ModelConfig config, IReadOnlyList<IReadOnlyList<int>> next,
+        List<int> active, KvCache cache, Func<int, IReadOnlyList<int>> prompt, List<int>[] outputs)
+    {
+        if (config.RopeScaling is not { Type: "longrope", OriginalMaxPositionEmbeddings: var original }) return next;
+        List<IReadOnlyList<int>>? changed = null;
+        for (int k = 0; k < active.Count; k++)
+        {
+            int i = active[k], past = cache.Length(i);
+            if (past == 0 || past > original || past + next[k].Count < original + 1) continue;
+            changed ??= [.. next];
+            changed[k] = [.. prompt(i), .. outputs[i]];
+            cache.SetLength(i, 0);
+        }
+        return changed ?? next;
     }
 
     /// <summary>

@@ -216,13 +216,12 @@ internal static class Layers
 
     // ---- logit soft-capping (Gemma-2): y = c·tanh(x/c) ---------------------------------------------
 
-    // x (N) soft-capped in place; c ≤ 0 leaves it unchanged
+    // x (N) soft-capped in place; c ≤ 0 leaves it unchanged. MathF.Tanh, accurate to an ulp as PyTorch's float32 tanh
+    // (TensorPrimitives.Tanh is off by ~6e-8 absolute near 0, i.e. c·6e-8 after the cap)
     public static void SoftcapForward(Span<float> x, float cap)
     {
         if (cap <= 0) return;
-        TensorPrimitives.Divide(x, cap, x);
-        TensorPrimitives.Tanh(x, x);
-        TensorPrimitives.Multiply(x, cap, x);
+        for (int i = 0; i < x.Length; i++) x[i] = MathF.Tanh(x[i] / cap) * cap;
     }
 
     // dx (N) in place: ∂L/∂y → ∂L/∂x = ∂L/∂y · (1 − (y/c)²), from the capped output y

@@ -4,7 +4,8 @@ namespace Irr.Model;
 
 /// <summary>
 /// Fresh weights for training from scratch, as transformers' <c>LlamaPreTrainedModel._init_weights</c>
-/// sets them: linear and embedding weights ~ normal(0, initializer_range), biases 0, RMSNorm weights 1.
+/// sets them: linear and embedding weights ~ normal(0, initializer_range), biases 0, RMSNorm weights 1 (Gemma's,
+/// which multiply by 1 + w, 0, as Gemma2RMSNorm's <c>torch.zeros(dim)</c>: the same identity norm).
 /// The draws come from a seeded <see cref="Random"/> (Box–Muller), tensor by tensor in the config's order,
 /// so the same seed gives the same weights.
 /// </summary>
@@ -21,7 +22,7 @@ public static class ModelInit
         {
             long n = shape.Aggregate(1L, (a, d) => a * d);
             var values = new float[n];
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) Array.Fill(values, 1f);
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) Array.Fill(values, 1f - config.NormWeightOffset);
             else if (!name.EndsWith(".bias", StringComparison.Ordinal))
                 for (long i = 0; i < n; i += 2)
                 {

@@ -63,13 +63,13 @@ public class TransformerTests
         // a window of 2 in layer 0 (layer 1 full), tied head by default
         "gemma2" => Variant(Tiny, o =>
         {
-            o["architectures"] = new JsonArray("Gemma2ForCausalLM"); o["model_type"] = "gemma2"; o["sliding_window"] = 2;
+            o["architectures"] = new JsonArray("Gemma2ForCausalLM"); o["model_type"] = "gemma2"; o["sliding_window"] = 2; o["head_dim"] = 4;
             o["attn_logit_softcapping"] = 1.5; o["final_logit_softcapping"] = 2.0; o["query_pre_attn_scalar"] = 3;
         }),
         // Gemma-3: qk-norm (1 + w), layer 0 sliding with the local base, layer 1 global with linear scaling
         "gemma3" => Variant(Tiny, o =>
         {
-            o["architectures"] = new JsonArray("Gemma3ForCausalLM"); o["model_type"] = "gemma3_text"; o["sliding_window"] = 3;
+            o["architectures"] = new JsonArray("Gemma3ForCausalLM"); o["model_type"] = "gemma3_text"; o["sliding_window"] = 3; o["head_dim"] = 4;
             o["layer_types"] = new JsonArray("sliding_attention", "full_attention"); o["rope_local_base_freq"] = 7.0;
             o["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = 3.0 }; o["final_logit_softcapping"] = 2.5;
         }),
@@ -207,6 +207,21 @@ public class TransformerTests
         var resident = ParameterSet.LoadAll(streamed);
         var batch = Batch.Create([[1, 2, 3, 4, 5], [9, 8]]);
         Assert.Equal(new Transformer(resident).Logits(batch), new Transformer(streamed).Logits(batch));
+    }
+
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("gemma2")]
+    public void FreshlyInitialisedNormsAreTheIdentityScaleAsTransformersInitialisesThem(string variant)
+    {
+        // LlamaRMSNorm starts at w = 1, Gemma2RMSNorm at w = 0 (it multiplies by 1 + w): both give x / √(mean(x²) + eps)
+        var config = ConfigOf(variant);
+        var model = new Transformer(ModelInit.Random(config, seed: 1));
+        float[] x = [1, 2, 3, 4, 5, 6, 7, 8];
+        double rms = Math.Sqrt(x.Sum(v => (double)v * v) / 8 + config.RmsNormEps);
+        var normed = (float[])x.Clone();
+        model.FinalNorm(normed, rows: 1);
+        for (int i = 0; i < 8; i++) Assert.Equal(x[i] / rms, normed[i], 5);
     }
 
     [Fact]
