@@ -137,7 +137,7 @@ public class ModelConfigValidationTests
 
     private static readonly Dictionary<string, string> ArchitectureOf = new()
     {
-        ["llama"] = "LlamaForCausalLM", ["qwen3"] = "Qwen3ForCausalLM", ["gemma2"] = "Gemma2ForCausalLM",
+        ["llama"] = "LlamaForCausalLM", ["mistral"] = "MistralForCausalLM", ["qwen3"] = "Qwen3ForCausalLM", ["gemma2"] = "Gemma2ForCausalLM",
         ["gemma3_text"] = "Gemma3ForCausalLM", ["phi3"] = "Phi3ForCausalLM",
     };
 
@@ -409,27 +409,28 @@ public class ModelConfigValidationTests
         Assert.Equal("Gemma2ForCausalLM", Parsed(Family("gemma2", o => o.Remove("architectures"))).Architecture);
     }
 
-    // ---- defects found by this audit (transformers reads these keys otherwise); kept as skipped tests for the lead ----
+    // ---- found by this audit and fixed (transformers read these keys otherwise) ----------------------------------------
 
-    [Theory(Skip = "lead: an absent head_dim / num_key_value_heads takes the config class's default in transformers (Qwen3Config head_dim 128, " +
-                   "num_key_value_heads 32; Gemma2Config and Gemma3TextConfig head_dim 256, num_key_value_heads 4), irr takes hidden/heads and heads")]
+    [Theory]
     [InlineData("qwen3", 128, 32)]
     [InlineData("gemma2", 256, 4)]
     [InlineData("gemma3_text", 256, 4)]
+    [InlineData("mistral", 2, 8)]   // MistralConfig: num_key_value_heads 8, head_dim None → hidden / heads
+    [InlineData("llama", 2, 64)]    // LlamaConfig: num_key_value_heads None → num_attention_heads
+    [InlineData("phi3", 2, 64)]     // Phi3Config: the same
     public void AbsentHeadDimAndKeyValueHeadsTakeTheFamilysDefault(string modelType, int headDim, int kvHeads)
     {
         var c = Parsed(Family(modelType, o => { o.Remove("num_key_value_heads"); o["num_attention_heads"] = 64; o["hidden_size"] = 128; }));
         Assert.Equal((headDim, kvHeads), (c.HeadDim, c.NumKeyValueHeads));
     }
 
-    [Theory(Skip = "lead: Phi3Config raises for a rope type other than default/longrope (validate_rope: \"must be one of ['longrope']\"); irr runs linear and llama3 on phi3")]
+    [Theory]
     [InlineData("""{"rope_type": "linear", "factor": 2.0}""")]
     [InlineData("""{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 8192}""")]
     public void Phi3RefusesRopeTypesPhi3ConfigRefuses(string scaling) =>
         Assert.Contains("rope_scaling", Refused(Family("phi3", o => o["rope_scaling"] = JsonNode.Parse(scaling))));
 
-    [Fact(Skip = "lead: transformers v5 writes partial_rotary_factor inside rope_parameters (Phi3Config.convert_rope_params_to_dict; " +
-                 "_compute_longrope_parameters and the default rope read it there); irr checks only the top-level key and rotates the whole head")]
+    [Fact]
     public void PartialRotaryFactorInsideRopeParametersIsRefused() =>
         Assert.Contains("partial_rotary_factor", Refused(Family("phi3", o => o["rope_parameters"] = JsonNode.Parse("""{"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75}"""))));
 }

@@ -144,8 +144,7 @@ public class LayersTests
         Assert.Equal(x, same);
     }
 
-    [Fact(Skip = "lead: SoftcapForward's TensorPrimitives.Tanh (System.Numerics.Tensors 10.0.11) has an absolute error of ~6e-8 near 0 " +
-                 "(tanh(1e-9) = -5.96e-8), so c·tanh(x/c) is off by c·6e-8: 2e-6 at Gemma-2's cap 30 (PyTorch: ~1 ulp), 60 at a cap of 1e9")]
+    [Fact]
     public void SoftcapIsAccurateInFloat32ForScoresSmallBesideTheCap()
     {
         // PyTorch's float32 tanh is accurate to about an ulp: c·tanh(x/c) for |x| ≤ 1 is within a few ulps of x's size
