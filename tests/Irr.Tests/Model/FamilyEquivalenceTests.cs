@@ -244,6 +244,55 @@ public class FamilyEquivalenceTests
         foreach (string n in names) Near(g2[n].ToArray(), g1[n].ToArray(), 1e-5, n);
     }
 
+    [Theory]
+    [InlineData("gemma2", TensorDType.BF16, 2.828125f)]    // √8 = 2.8284271 rounded to bfloat16 (8 bits of mantissa)
+    [InlineData("gemma3", TensorDType.F16, 2.828125f)]     // … and to float16 (11 bits): 2.828125 as well
+    [InlineData("gemma2", TensorDType.F32, 2.8284271f)]
+    public void GemmasEmbeddingsAreScaledBySqrtHiddenInTheEmbeddingsDType(string variant, TensorDType dtype, float normalizer)
+    {
+        // Gemma2Model: normalizer = torch.tensor(hidden_size ** 0.5, dtype=hidden_states.dtype); Gemma3: embed_scale.to(weight.dtype)
+        using var dir = new Irr.Tests.IO.TempDir();
+        string path = Irr.Tests.IO.TinyModels.Create(dir["m"], TransformerTests.ConfigOf(variant).Json.ToJsonString(), dtype);
+        using var weights = CheckpointWeights.Open(path);
+        var x = new Transformer(weights).Embed(Batch.Create([[3, 7]]));
+        var rows = new float[2 * 8];
+        weights.LoadRows("model.embed_tokens.weight", 3, 1, rows.AsSpan(0, 8));
+        weights.LoadRows("model.embed_tokens.weight", 7, 1, rows.AsSpan(8, 8));
+        Assert.Equal(rows.Select(r => r * normalizer), x);
+    }
+
+    [Fact]
+    public void Gemma3sSlidingLayersRotateWithTheLocalBaseAndNoScaling()
+    {
+        // Both layers sliding with a window longer than the sequence, rope_local_base_freq 7 and linear scaling (global only):
+        // the model of both layers full with rope_theta 7 and no scaling
+        string Gemma3(Action<JsonObject> edit) => TransformerTests.Variant(TransformerTests.Tiny, o =>
+        {
+            o["architectures"] = new JsonArray("Gemma3ForCausalLM"); o["model_type"] = "gemma3_text"; o["head_dim"] = 4; o["sliding_window"] = 64;
+            edit(o);
+        });
+        var local = ModelConfig.Parse(Gemma3(o =>
+        {
+            o["layer_types"] = new JsonArray("sliding_attention", "sliding_attention"); o["rope_theta"] = 1e6; o["rope_local_base_freq"] = 7.0;
+            o["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = 5.0 };
+        }), "config.json");
+        var global = ModelConfig.Parse(Gemma3(o => { o["layer_types"] = new JsonArray("full_attention", "full_attention"); o["rope_theta"] = 7.0; }), "config.json");
+        var weights = TransformerTests.RandomParameters(local, seed: 43, scale: 0.8f);
+        var same = new ParameterSet(global);
+        foreach (var (name, _) in global.ExpectedTensors()) same.Set(name, weights[name]);
+        var batch = Batch.Create([[1, 5, 2, 9, 3, 8, 4, 4, 0]]);
+        Near(new Transformer(same).Logits(batch), new Transformer(weights).Logits(batch), 0, "logits");
+        // and the base matters: the global layers of the first config rotate with 1e6 and the factor 5
+        var full = ModelConfig.Parse(Gemma3(o =>
+        {
+            o["layer_types"] = new JsonArray("full_attention", "full_attention"); o["rope_theta"] = 1e6;
+            o["rope_scaling"] = new JsonObject { ["rope_type"] = "linear", ["factor"] = 5.0 };
+        }), "config.json");
+        var other = new ParameterSet(full);
+        foreach (var (name, _) in full.ExpectedTensors()) other.Set(name, weights[name]);
+        Assert.True(new Transformer(other).Logits(batch).Zip(new Transformer(weights).Logits(batch)).Max(p => Math.Abs(p.First - p.Second)) > 1e-3);
+    }
+
     [Fact(Skip = "lead: a head_dim larger than hidden_size fails (ArgumentException in RmsNormForward): LayerState.NormWeight is " +
                  "rented at max(hidden_size, head_dim) and the layer norms pass all of it as the (hidden_size) weight; Gemma's absent " +
                  "head_dim is 256, so a tiny Gemma config without head_dim no longer runs")]
