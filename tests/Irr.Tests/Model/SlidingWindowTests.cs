@@ -17,7 +17,8 @@ public class SlidingWindowTests
         o["sliding_window"] = window;
     }), "config.json");
 
-    private static double[] TokenLogProbs(Transformer model, int[] tokens)
+    /// <summary>log p(token t + 1 | tokens 0..t) for every t, from one forward of <paramref name="tokens"/> alone.</summary>
+    internal static double[] TokenLogProbs(Transformer model, int[] tokens)
     {
         var logits = model.Logits(Batch.Create([tokens]));
         int v = model.Config.VocabSize;
