@@ -372,8 +372,8 @@ public class ModelConfigValidationTests
     [InlineData("gemma3_text", "rope_parameters", """{"full_attention": {"rope_type": "dynamic", "factor": 2.0}, "sliding_attention": {"rope_type": "default"}}""", "type 'dynamic' is not supported")]
     [InlineData("gemma3_text", "rope_parameters", """{"full_attention": {"rope_type": "default", "rope_theta": -1}, "sliding_attention": {"rope_type": "default"}}""", "rope base -1 must be positive")]
     [InlineData("gemma3_text", "rope_local_base_freq", "0", "rope base 0 must be positive")]
-    [InlineData("gemma3_text", "rope_parameters", """{"full_attention": {"rope_type": "default", "rope_theta": 1000000.0, "partial_rotary_factor": 0.5}, "sliding_attention": {"rope_type": "default"}}""", "partial_rotary_factor 0.5 is not supported", Skip = "lead: v5's rope_parameters keyed by layer type (gemma3_text) are read per kind, but a partial_rotary_factor inside them (which v5's _compute_default_rope_parameters reads per layer type) is silently ignored")]
-    [InlineData("gemma3_text", "rope_parameters", """{"full_attention": {"rope_type": "default"}, "sliding_attention": {"rope_type": "default", "partial_rotary_factor": 0.25}}""", "partial_rotary_factor 0.25 is not supported", Skip = "lead: v5's rope_parameters keyed by layer type (gemma3_text) are read per kind, but a partial_rotary_factor inside them (which v5's _compute_default_rope_parameters reads per layer type) is silently ignored")]
+    [InlineData("gemma3_text", "rope_parameters", """{"full_attention": {"rope_type": "default", "rope_theta": 1000000.0, "partial_rotary_factor": 0.5}, "sliding_attention": {"rope_type": "default"}}""", "partial_rotary_factor 0.5 is not supported")]
+    [InlineData("gemma3_text", "rope_parameters", """{"full_attention": {"rope_type": "default"}, "sliding_attention": {"rope_type": "default", "partial_rotary_factor": 0.25}}""", "partial_rotary_factor 0.25 is not supported")]
     public void AFamilyKeyIrrDoesNotImplementIsRefusedByName(string modelType, string key, string value, string expected)
     {
         string message = Refused(Family(modelType, o => o[key] = JsonNode.Parse(value)));
