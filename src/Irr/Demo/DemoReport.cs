@@ -119,7 +119,7 @@ public static class DemoReport
                 ["lora_epochs"] = o.LoraEpochs ?? o.FinetuneEpochs,
                 ["unaligned_epochs"] = o.UnalignedEpochs ?? o.FinetuneEpochs,
                 ["finetune_lr"] = o.FinetuneLearningRate,
-                ["finetune_modules"] = o.FinetuneModules is null ? null : new JsonArray(o.FinetuneModules.Select(m => (JsonNode?)m).ToArray()),
+                ["finetune_modules"] = o.FinetuneModules is null ? null : new JsonArray(Realign.TargetModules.For(config, o.FinetuneModules).Select(m => (JsonNode?)m).ToArray()),
                 ["lora_lr"] = o.LoraLearningRate,
                 ["lora_rank"] = o.LoraRank,
                 ["lora_alpha"] = o.LoraAlpha,

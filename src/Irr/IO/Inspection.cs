@@ -56,17 +56,61 @@ public static class Inspection
             ["vocab_size"] = c.VocabSize,
             ["tie_word_embeddings"] = c.TieWordEmbeddings,
             ["max_position_embeddings"] = c.MaxPositionEmbeddings,
-            ["rope_theta"] = c.RopeTheta,
-            ["rope_scaling"] = c.RopeScaling is { } rs
-                ? new JsonObject { ["rope_type"] = rs.Type, ["factor"] = rs.Factor }
-                : null,
+            ["rope_theta"] = GlobalRotary(c).Theta,
+            ["rope_scaling"] = RopeScalingOf(GlobalRotary(c).Scaling),
+            ["rope_local_base_freq"] = LocalRopeTheta(c),
             ["torch_dtype"] = c.TorchDType?.ToTorchName(),
+            // the family's features (docs/model.md, Families)
+            ["hidden_act"] = c.HiddenAct,
+            ["sliding_windows"] = new JsonArray(c.SlidingWindows.Select(w => (JsonNode?)w).ToArray()),
+            ["query_pre_attn_scalar"] = c.QueryPreAttnScalar,
+            ["attn_logit_softcapping"] = c.AttnLogitSoftcapping,
+            ["final_logit_softcapping"] = c.FinalLogitSoftcapping,
+            ["qk_norm"] = c.QkNorm,
+            ["norm_weight_offset"] = c.NormWeightOffset,
+            ["sandwich_norms"] = c.SandwichNorms,
+            ["scale_embeddings"] = c.ScaleEmbeddings,
+            ["fused_projections"] = c.FusedProjections,
+            ["linear_modules"] = new JsonArray(c.LinearModules.Select(m => (JsonNode?)m).ToArray()),
         };
         o["weights"] = Path.GetFileName(model.WeightsPath);
         var files = model.Shards.Select(s => (s, Path.GetFileName(s.Path))).ToArray();
         AddTensorSummary(o, model.Tensors, files, listTensors);
         o["checked_against_config"] = check;
         return o;
+    }
+
+    // rope_scaling as read (longrope: its context ratio, original context and attention factor), or null
+    private static JsonObject? RopeScalingOf(RopeScaling? rs) => rs switch
+    {
+        null => null,
+        { Type: "longrope" } => new JsonObject
+        {
+            ["rope_type"] = rs.Type, ["factor"] = rs.Factor, ["original_max_position_embeddings"] = rs.OriginalMaxPositionEmbeddings,
+            ["attention_factor"] = rs.AttentionFactor,
+        },
+        _ => new JsonObject { ["rope_type"] = rs.Type, ["factor"] = rs.Factor },
+    };
+
+    // The rotary embedding of the full-attention layers (the first layer's when every layer slides); v5's rope_parameters
+    // keyed by layer type give it only per layer
+    private static RotaryParameters GlobalRotary(ModelConfig c) =>
+        c.RotaryOf(Enumerable.Range(0, c.NumHiddenLayers).FirstOrDefault(l => c.SlidingWindowOf(l) == 0));
+
+    // The rope base of the sliding layers when their rotary embedding differs (Gemma-3's rope_local_base_freq), else null
+    private static double? LocalRopeTheta(ModelConfig c) =>
+        Enumerable.Range(0, c.NumHiddenLayers).Select(c.RotaryOf).FirstOrDefault(r => r != GlobalRotary(c))?.Theta;
+
+    // "full causal", "sliding window 2047 in every layer", "sliding window 512 in 22 of 26 layers (full: 5, 11, 17, 23)"
+    private static string WindowSummary(JsonArray windows)
+    {
+        var w = windows.Select(x => (int)x!).ToArray();
+        var sizes = w.Where(x => x > 0).Distinct().ToArray();
+        if (sizes.Length == 0) return "full causal";
+        if (w.All(x => x == w[0])) return $"sliding window {w[0]} in every layer";
+        var full = Enumerable.Range(0, w.Length).Where(i => w[i] == 0).ToArray();
+        string listed = string.Join(", ", full.Take(8)) + (full.Length > 8 ? ", …" : "");
+        return $"sliding window {string.Join("/", sizes)} in {w.Length - full.Length} of {w.Length} layers (full: {listed})";
     }
 
     private static JsonObject DescribeAdapter(string path, bool listTensors)
@@ -136,9 +180,32 @@ public static class Inspection
             rows.Add(("Heads", $"{d["num_attention_heads"]} query, {d["num_key_value_heads"]} key/value, head_dim {d["head_dim"]}"));
             rows.Add(("Vocabulary", $"{d["vocab_size"]}{((bool)d["tie_word_embeddings"]! ? ", embeddings tied to lm_head" : "")}"));
             string rope = $"theta {d["rope_theta"]}";
-            if (d["rope_scaling"] is JsonObject rs) rope += $", {rs["rope_type"]} scaling ×{rs["factor"]}";
+            if (d["rope_scaling"] is JsonObject rs)
+                rope += (string?)rs["rope_type"] == "longrope"
+                    ? $", longrope (long factors beyond {rs["original_max_position_embeddings"]} positions, ×{Number((double)rs["factor"]!)} context, attention factor {(double)rs["attention_factor"]!:0.####})"
+                    : $", {rs["rope_type"]} scaling ×{rs["factor"]}";
+            if (d["rope_local_base_freq"] is { } local) rope += d["rope_scaling"] is null ? $"; sliding layers theta {local}" : $" (global layers); sliding layers theta {local}, unscaled";
             rows.Add(("RoPE", rope));
             rows.Add(("torch_dtype", d["torch_dtype"]?.ToString() ?? "(not given)"));
+            if (d["hidden_act"] is { } act) // descriptions written before the families lack these keys
+            {
+                rows.Add(("Activation", (string)act! == "gelu_pytorch_tanh" ? "gelu_pytorch_tanh (GeGLU)" : $"{act} (SwiGLU)"));
+                var attention = new List<string> { WindowSummary((JsonArray)d["sliding_windows"]!) };
+                if (d["query_pre_attn_scalar"] is { } qs) attention.Add($"scores × query_pre_attn_scalar^-½ ({qs})");
+                if ((bool)d["qk_norm"]!) attention.Add("q_norm/k_norm per head before RoPE");
+                rows.Add(("Attention", string.Join("; ", attention)));
+                var caps = new List<string>();
+                if (d["attn_logit_softcapping"] is { } ac) caps.Add($"attention scores {ac}");
+                if (d["final_logit_softcapping"] is { } fc) caps.Add($"final logits {fc}");
+                if (caps.Count > 0) rows.Add(("Soft-caps", string.Join(", ", caps) + " (c·tanh(x/c))"));
+                var norms = new List<string>();
+                if ((float)d["norm_weight_offset"]! != 0) norms.Add($"RMSNorm x̂·({d["norm_weight_offset"]} + w) in float32");
+                if ((bool)d["sandwich_norms"]!) norms.Add("four per layer (input, post-attention, pre- and post-feedforward)");
+                if ((bool)d["scale_embeddings"]!) norms.Add("embeddings × √hidden_size");
+                if (norms.Count > 0) rows.Add(("Norms", string.Join("; ", norms)));
+                if ((bool)d["fused_projections"]!) rows.Add(("Projections", "fused qkv_proj (q, k, v rows) and gate_up_proj (gate, up rows)"));
+                rows.Add(("Modules", string.Join(", ", ((JsonArray)d["linear_modules"]!).Select(m => (string)m!))));
+            }
         }
         else if (kind == "lora_adapter")
         {

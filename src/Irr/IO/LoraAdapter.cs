@@ -481,7 +481,7 @@ public sealed class LoraAdapter : IDisposable
         bool tied = baseModel.Config.TieWordEmbeddings;
         foreach (string name in pairs.Keys.Concat(embeddingPairs.Keys).Concat(replacements.Keys).Concat(tokens.Keys).Distinct().Order(StringComparer.Ordinal))
         {
-            var info = BaseOf(baseModel, name) ?? throw new IrrException($"{File.Path}: the adapter adapts '{name}', which {baseModel.Path} does not have");
+            var info = BaseOf(baseModel, name) ?? throw new IrrException($"{File.Path}: the adapter adapts '{name}', which {baseModel.Path} does not have{OtherFamily(name, baseModel.Config)}");
             if (replacements.TryGetValue(name, out var full) && !full.Shape.SequenceEqual(info.Shape))
                 throw new IrrException($"{File.Path}: '{full.Name}' is {full.ShapeText} but {name} is {info.ShapeText} in {baseModel.Path}");
             if (pairs.TryGetValue(name, out var pair)) RequireFits(pair, info);
@@ -511,6 +511,11 @@ public sealed class LoraAdapter : IDisposable
         if (tied && Config.EnsureWeightTying && Adapts(HeadWeight) && !HeadIsTiedCopy())
             throw new IrrException($"{File.Path}: ensure_weight_tying is true, so PEFT ties lm_head to the adapted embed_tokens, but the adapter changes lm_head.weight otherwise");
     }
+
+    // A linear module of another family (q_proj on Phi-3, whose attention is one qkv_proj): the base's modules, said.
+    private static string OtherFamily(string name, ModelConfig config) =>
+        name.Split('.') is [.., var module, "weight"] && ModelConfig.KnownLinearModules.Contains(module) && !config.LinearModules.Contains(module)
+            ? $" ({module} is not a linear module of {config.ModelType}; its modules: {string.Join(", ", config.LinearModules)})" : "";
 
     // Under ensure_weight_tying PEFT saves lm_head's tied adapters too: a modules_to_save copy equal to the embedding's,
     // LoRA factors that are the embedding's transposed (lora_A = lora_embedding_Bᵀ, lora_B = lora_embedding_Aᵀ), token rows

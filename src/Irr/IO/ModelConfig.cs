@@ -602,6 +602,8 @@ public sealed class ModelConfig
                 string where = $"{source}: rope_parameters.{type}";
                 if (byType[type] is not JsonObject o) return byType.ContainsKey(type) ? throw new IrrException($"{where} must be an object") : absent;
                 var c = new JsonConfig(o, where);
+                if (c.Double("partial_rotary_factor") is { } pf && pf != 1.0)
+                    throw new IrrException($"{where}: partial_rotary_factor {pf} is not supported (irr rotates the whole head)");
                 return new RotaryParameters(c.Double("rope_theta") ?? absent.Theta, ReadRopeScaling(c, where, allowMissingType: true, modelType));
             }
             (global, local) = (Of("full_attention", global), Of("sliding_attention", local));

@@ -159,6 +159,22 @@ internal static class RecipeSteps
         }
     }
 
+    // "all" as the modules of the base's family: from its config.json when it is there, else (the base is a later output)
+    // Phi-3's four when a producer names a fused module, the seven projections otherwise.
+    private static IReadOnlyList<string> PlannedFamilyModules(string @base, IReadOnlyList<string> modules,
+        IEnumerable<(string Key, string Step, int Line, IReadOnlyList<string> Modules)> producers)
+    {
+        if (!modules.SequenceEqual(TargetModules.All)) return modules;
+        string configPath = Path.Combine(@base, "config.json");
+        if (File.Exists(configPath))
+        {
+            try { return IO.ModelConfig.Load(configPath).LinearModules; }
+            catch (IrrException) { } // the step itself reports a bad config
+        }
+        bool fused = producers.Any(p => p.Modules.Any(m => m is "qkv_proj" or "gate_up_proj") && !p.Modules.SequenceEqual(TargetModules.All));
+        return TargetModules.All.Where(m => fused ? m is not ("q_proj" or "k_proj" or "v_proj" or "gate_proj" or "up_proj") : m is not ("qkv_proj" or "gate_up_proj")).ToList();
+    }
+
     // A realign or sweep step whose safety vector or Fisher an earlier step computes: those steps must cover the modules
     // it realigns, or it would fail only when it runs, after the Fisher's hours.
     private static void PlannedModules(Recipe recipe, IReadOnlyList<CheckedStep> steps, CheckedStep step)
@@ -180,7 +196,7 @@ internal static class RecipeSteps
         if (producers.Count == 0 || realign.PlannedModules() is not { } realigned) return;
         try
         {
-            InputChecks.PlannedModules(step.Planned.Command, realigned, realign.Modules is not null, producers);
+            InputChecks.PlannedModules(step.Planned.Command, PlannedFamilyModules(realign.Base, realigned, producers), realign.Modules is not null, producers);
         }
         catch (IrrException e)
         {

@@ -28,13 +28,17 @@ public sealed class Gradients
     /// Buffers for <paramref name="modules"/> (q_proj …) of every layer, where all layers share one
     /// buffer per module: valid only for a caller that consumes a layer's gradients before the backward
     /// pass reaches the next layer (the <c>afterLayer</c> callback of the backward pass) and clears them.
+    /// Phi-3's fused qkv_proj and gate_up_proj get one buffer each, of the fused shape.
     /// </summary>
+    /// <exception cref="ArgumentException">A module that is not a linear module of this family (resolve "all" with TargetModules.For first).</exception>
     public static Gradients SharedAcrossLayers(IO.ModelConfig config, IReadOnlyList<string> modules)
     {
         var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape.Aggregate(1L, (a, d) => a * d), StringComparer.Ordinal);
         var g = new Gradients();
         foreach (string module in modules)
         {
+            if (!config.LinearModules.Contains(module))
+                throw new ArgumentException($"'{module}' is not a linear module of {config.ModelType} ({string.Join(", ", config.LinearModules)}).", nameof(modules));
             var shared = new float[checked((int)shapes[IO.ModelConfig.LinearWeightName(0, module)])];
             for (int l = 0; l < config.NumHiddenLayers; l++) g.buffers[IO.ModelConfig.LinearWeightName(l, module)] = shared;
         }

@@ -43,9 +43,16 @@ public sealed record TrainJob : IJob<TrainResult>
     [Option("LoRA alpha")]
     public double Alpha { get; init; } = 16;
 
-    /// <summary>LoRA target modules.</summary>
-    [Option("LoRA target modules, comma-separated")]
-    public IReadOnlyList<string> Targets { get; init; } = ["q_proj", "v_proj"];
+    /// <summary>LoRA target modules, or null for the family's default (<see cref="DefaultTargets"/>).</summary>
+    [Option("LoRA target modules, comma-separated (default: PEFT's for the model type: q_proj,v_proj; qkv_proj for phi3)")]
+    public IReadOnlyList<string>? Targets { get; init; }
+
+    /// <summary>
+    /// The LoRA targets PEFT picks when <c>target_modules</c> is not given (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING):
+    /// q_proj, v_proj for llama, mistral, qwen2, qwen3, gemma2 and gemma3_text. PEFT has no entry for phi3 (it asks for
+    /// target_modules); irr takes qkv_proj, the fused projection that holds q_proj and v_proj.
+    /// </summary>
+    public static IReadOnlyList<string> DefaultTargets(ModelConfig config) => config.FusedProjections ? ["qkv_proj"] : ["q_proj", "v_proj"];
 
     /// <summary>
     /// With <see cref="Full"/>: train only these linear modules (q_proj … down_proj) of every layer, with the embeddings,
@@ -141,7 +148,7 @@ public sealed record TrainJob : IJob<TrainResult>
         Validation.Require(Full != Lora, Command, "give exactly one of full and lora");
         Validation.Require(Epochs >= 1 && BatchSize >= 1 && GradAccum >= 1, Command, "epochs, batch-size and grad-accum must be at least 1");
         Validation.RequireAtLeast(Command, "max-length", MaxLength, 1);
-        Validation.Require(!Lora || (Rank >= 1 && Targets.Count > 0), Command, "LoRA needs a rank of at least 1 and at least one target module");
+        Validation.Require(!Lora || (Rank >= 1 && Targets is not { Count: 0 }), Command, "LoRA needs a rank of at least 1 and at least one target module");
         Validation.Require(TrainableModules is null || Full, Command, "trainable-modules applies to full fine-tuning (LoRA trains its targets only)");
         Validation.Require(TrainableModules is null || (TrainableModules.Count > 0 && TrainableModules.All(Realign.TargetModules.All.Contains)), Command,
             $"trainable-modules must be among {string.Join(", ", Realign.TargetModules.All)}");
@@ -195,7 +202,7 @@ public sealed record TrainJob : IJob<TrainResult>
         Transformer transformer;
         if (Lora)
         {
-            adapter = LoraWeights.Create(weights.Config, Rank, Alpha, Targets, RsLora, options.Seed);
+            adapter = LoraWeights.Create(weights.Config, Rank, Alpha, Targets ?? DefaultTargets(weights.Config), RsLora, options.Seed);
             transformer = new Transformer(weights, adapter);
         }
         else
@@ -203,8 +210,7 @@ public sealed record TrainJob : IJob<TrainResult>
             parameters = ParameterSet.LoadAll(weights);
             transformer = new Transformer(parameters);
         }
-        var trainable = TrainableModules?.SelectMany(m => Enumerable.Range(0, weights.Config.NumHiddenLayers).Select(l => ModelConfig.LinearWeightName(l, m)))
-            .ToHashSet(StringComparer.Ordinal);
+        var trainable = TrainableModules is null ? null : Realign.TargetModules.WeightNames(weights.Config, TrainableModules).ToHashSet(StringComparer.Ordinal);
         var trainer = new Trainer(transformer, trainable is null ? null : trainable.Contains);
         int total = Trainer.TotalSteps(examples.Count, options);
         var stage = ProgressStage.Start(progress, $"training ({total} steps)", total);

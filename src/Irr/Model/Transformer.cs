@@ -5,7 +5,7 @@ namespace Irr.Model;
 
 /// <summary>Called with the input of a target linear module (rows × columns) as a layer runs.</summary>
 /// <param name="layer">Decoder layer index.</param>
-/// <param name="module">q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj.</param>
+/// <param name="module">A linear module of the family (<see cref="ModelConfig.LinearModules"/>): q_proj … down_proj, or Phi-3's qkv_proj and gate_up_proj.</param>
 /// <param name="input">The module's input activations, row-major (T × in).</param>
 /// <param name="rows">T.</param>
 /// <param name="columns">The module's input size.</param>
@@ -312,8 +312,9 @@ public sealed class Transformer
             AttnProbs = withProbs ? pool.Rent(checked((int)Layers.AttentionProbsLength(batch.Starts, config.NumAttentionHeads))) : [];
             MlpGate = pool.Rent(t * inter); MlpUp = pool.Rent(t * inter); MlpAct = pool.Rent(t * inter);
             BranchOutput = pool.Rent(t * c);
-            NormWeight = pool.Rent(Math.Max(c, config.HeadDim));
+            NormWeight = pool.Rent(c);
             bool qk = config.QkNorm, fused = config.FusedProjections, sandwich = config.SandwichNorms;
+            HeadNormWeight = qk ? pool.Rent(config.HeadDim) : [];
             QueryPreNorm = qk ? pool.Rent(t * qDim) : []; KeyPreNorm = qk ? pool.Rent(t * kvDim) : [];
             QueryRstd = qk ? pool.Rent(t * config.NumAttentionHeads) : []; KeyRstd = qk ? pool.Rent(t * config.NumKeyValueHeads) : [];
             QkvStates = fused ? pool.Rent(t * (qDim + 2 * kvDim)) : []; MlpGateUp = fused ? pool.Rent(t * 2 * inter) : [];
@@ -365,7 +366,8 @@ public sealed class Transformer
         public readonly float[] MlpBranch;     // (T, C) down_proj(mlp_act) before Gemma's post_feedforward_layernorm (empty otherwise)
         public readonly float[] MlpPostRstd;   // (T) Gemma's post_feedforward_layernorm's 1/√(mean(x²) + eps)
         public readonly float[] BranchOutput;  // (T, C) o_proj(attn_output), then down_proj(mlp_act) (normed for Gemma): what a block adds to the residual stream
-        public readonly float[] NormWeight;    // (max(C, HD)) offset weight of the RMSNorm at hand (input_layernorm, q_norm, …)
+        public readonly float[] NormWeight;    // (C) offset weight of the RMSNorm at hand (input_layernorm, then post_attention_layernorm, …)
+        public readonly float[] HeadNormWeight; // (HD) offset weight of q_norm, then k_norm (Qwen3, Gemma-3; empty otherwise)
         public readonly Dictionary<string, float[]> LoraHidden = new(StringComparer.Ordinal); // x·Aᵀ per module
     }
 
@@ -435,10 +437,10 @@ public sealed class Transformer
         {
             s.QueryStates.CopyTo(s.QueryPreNorm, 0);
             s.KeyStates.CopyTo(s.KeyPreNorm, 0);
-            LoadNorm(p + "self_attn.q_norm.weight", s.NormWeight.AsSpan(0, d));
-            Layers.RmsNormForward(s.QueryStates, s.QueryRstd, s.QueryPreNorm, s.NormWeight.AsSpan(0, d), t * heads, d, eps);
-            LoadNorm(p + "self_attn.k_norm.weight", s.NormWeight.AsSpan(0, d));
-            Layers.RmsNormForward(s.KeyStates, s.KeyRstd, s.KeyPreNorm, s.NormWeight.AsSpan(0, d), t * kvHeads, d, eps);
+            LoadNorm(p + "self_attn.q_norm.weight", s.HeadNormWeight);
+            Layers.RmsNormForward(s.QueryStates, s.QueryRstd, s.QueryPreNorm, s.HeadNormWeight, t * heads, d, eps);
+            LoadNorm(p + "self_attn.k_norm.weight", s.HeadNormWeight);
+            Layers.RmsNormForward(s.KeyStates, s.KeyRstd, s.KeyPreNorm, s.HeadNormWeight, t * kvHeads, d, eps);
         }
         Rotate(layer, s.QueryStates, s.KeyStates, batch, backward: false);
 
@@ -535,11 +537,11 @@ public sealed class Transformer
         if (cfg.QkNorm)
         {
             var dQuery = buf.Get(ref buf.DQueryPreNorm, t * qDim);
-            LoadNorm(p + "self_attn.q_norm.weight", s.NormWeight.AsSpan(0, d));
-            Layers.RmsNormBackward(dQuery, g.Of(p + "self_attn.q_norm.weight"), dQueryStates, s.QueryPreNorm, s.NormWeight.AsSpan(0, d), s.QueryRstd, t * heads, d);
+            LoadNorm(p + "self_attn.q_norm.weight", s.HeadNormWeight);
+            Layers.RmsNormBackward(dQuery, g.Of(p + "self_attn.q_norm.weight"), dQueryStates, s.QueryPreNorm, s.HeadNormWeight, s.QueryRstd, t * heads, d);
             var dKey = buf.Get(ref buf.DKeyPreNorm, t * kvDim);
-            LoadNorm(p + "self_attn.k_norm.weight", s.NormWeight.AsSpan(0, d));
-            Layers.RmsNormBackward(dKey, g.Of(p + "self_attn.k_norm.weight"), dKeyStates, s.KeyPreNorm, s.NormWeight.AsSpan(0, d), s.KeyRstd, t * kvHeads, d);
+            LoadNorm(p + "self_attn.k_norm.weight", s.HeadNormWeight);
+            Layers.RmsNormBackward(dKey, g.Of(p + "self_attn.k_norm.weight"), dKeyStates, s.KeyPreNorm, s.HeadNormWeight, s.KeyRstd, t * kvHeads, d);
             (dQueryStates, dKeyStates) = (dQuery, dKey);
         }
         var dAttnNorm = buf.Get(ref buf.DAttnNorm, t * c);

@@ -45,6 +45,7 @@ public static class Fisher
         if (batchSize < 1) throw new IrrException($"the batch size must be at least 1, not {batchSize}");
         if (examples.Count == 0) throw new IrrException("no Fisher examples");
         var config = model.Config;
+        modules = TargetModules.For(config, modules);
         var names = TargetModules.WeightNames(config, modules).ToList();
         var shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape.Aggregate(1L, (a, d) => a * d));
         var fisher = names.ToDictionary(n => n, n => new float[shapes[n]], StringComparer.Ordinal);

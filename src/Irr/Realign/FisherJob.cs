@@ -150,6 +150,7 @@ public sealed record FisherJob : IJob<FisherResult>
         var (sums, summed) = Fisher.SumOfSquares(weights, examples, Modules, BatchSize, shard, count, (done, _, _) =>
             stage.Advance(1, examples.Skip(mine[done - 1] * BatchSize).Take(BatchSize).Sum(e => e.InputIds.Length)));
         var metadata = Metadata(batches);
+        metadata["modules"] = string.Join(",", TargetModules.For(weights.Config, Modules));
         if (ModelFingerprint.Of(Model) is { } fingerprint) metadata[InputChecks.ModelFingerprintKey] = fingerprint; // what realign checks the file against
         if (Shard is null)
         {

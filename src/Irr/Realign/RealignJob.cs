@@ -45,8 +45,8 @@ public sealed record RealignJob : IJob<RealignReport>
     [Option("the task's own training data, for the Hessians (not needed with --dry-run): " + OptionHelp.Records, Kind = OptionKind.Input, Group = InputGroup)]
     public string? Calibration { get; init; }
 
-    /// <summary>Target modules, or null: the adapter's targets for <see cref="Adapter"/>, all seven otherwise.</summary>
-    [Option("target modules: a comma-separated list or all (default: the adapter's targets for --adapter, all seven otherwise)", Parser = typeof(TargetModules.OptionParser), Group = InputGroup)]
+    /// <summary>Target modules, or null: the adapter's targets for <see cref="Adapter"/>, all of the model's family otherwise.</summary>
+    [Option("target modules: a comma-separated list or all (default: the adapter's targets for --adapter, all of the model's linear modules otherwise)", Parser = typeof(TargetModules.OptionParser), Group = InputGroup)]
     public IReadOnlyList<string>? Modules { get; init; }
 
     /// <summary>The removal rule: irr, irr-more, fisher-only or random-at-count (<see cref="RemovalMethods"/>).</summary>
@@ -210,7 +210,7 @@ public sealed record RealignJob : IJob<RealignReport>
         var strategy = CreateStrategy();
         using var aligned = CheckpointWeights.Open(Base);
         using var theta = Finetuned is not null ? CheckpointWeights.Open(Finetuned) : CheckpointWeights.Open(Base, Adapter);
-        var targets = Modules ?? (theta.Adapter is { } lora ? AdapterTargets(lora) : TargetModules.All);
+        var targets = TargetModules.For(theta.Config, Modules ?? (theta.Adapter is { } lora ? AdapterTargets(lora) : TargetModules.All));
         // Keyed by Hugging Face names, also when saved from a PEFT, DDP or compiled model's named_parameters().
         using var vFile = TensorNames.OpenHfKeyed(SafetyVector);
         using var fFile = TensorNames.OpenHfKeyed(Fisher);
@@ -247,7 +247,7 @@ public sealed record RealignJob : IJob<RealignReport>
     /// <summary>
     /// The modules this job will realign, as far as its options and the adapter's adapter_config.json tell before any
     /// step runs (for <c>irr run</c>'s check of the steps that compute its inputs): <see cref="Modules"/>, else the
-    /// adapter's listed target_modules, else all seven; null when that cannot be known yet (an adapter that is not there
+    /// adapter's listed target_modules, else all (the family's linear modules); null when that cannot be known yet (an adapter that is not there
     /// or whose target_modules is a regular expression).
     /// </summary>
     public IReadOnlyList<string>? PlannedModules()
@@ -267,10 +267,11 @@ public sealed record RealignJob : IJob<RealignReport>
 
     /// <summary>
     /// The adapter's target modules, in forward order (what <c>irr realign --adapter</c> realigns without --modules):
-    /// those target_modules names; for PEFT's <c>"all-linear"</c> all seven; for another regular expression (which PEFT
+    /// those target_modules names; for PEFT's <c>"all-linear"</c> <see cref="TargetModules.All"/> (the base family's, once resolved by
+    /// <see cref="TargetModules.For"/>); for another regular expression (which PEFT
     /// matches against full module names), the linear modules the adapter file has LoRA pairs for.
     /// </summary>
-    /// <exception cref="IrrException">target_modules names (or the file adapts) none of the seven linear modules.</exception>
+    /// <exception cref="IrrException">target_modules names (or the file adapts) none of the linear modules.</exception>
     public static IReadOnlyList<string> AdapterTargets(LoraAdapter adapter)
     {
         if (adapter.Config.TargetModulesRegex is { } regex)

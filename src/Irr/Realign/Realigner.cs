@@ -10,7 +10,7 @@ namespace Irr.Realign;
 /// <summary>Options of <see cref="Realigner"/>.</summary>
 public sealed record RealignOptions
 {
-    /// <summary>Target modules M.</summary>
+    /// <summary>Target modules M (<see cref="TargetModules.All"/>: every linear module of the model's family; resolved by <see cref="TargetModules.For"/>).</summary>
     public IReadOnlyList<string> Modules { get; init; } = TargetModules.All;
 
     /// <summary>The per-matrix step's options (method, sparsity, block size, damping, recalibration).</summary>
@@ -36,9 +36,8 @@ public sealed class Realigner
     private readonly ITensorFile safetyVector, fisher;
     private readonly RealignOptions options;
     private readonly ModelConfig config;
-
-    // The linear modules that read the same input: q/k/v the normed hidden state, gate/up the post-attention one.
-    private static readonly string[][] InputGroups = [["q_proj", "k_proj", "v_proj"], ["o_proj"], ["gate_proj", "up_proj"], ["down_proj"]];
+    private readonly IReadOnlyList<string> modules;   // the target modules of this model's family, in forward order
+    private readonly string[][] inputGroups;         // this family's modules by the input they read (one H each)
 
     /// <summary>θ_A, θ_F (a model, or θ_A with a LoRA adapter), the safety vector and the Fisher, checked against each other.</summary>
     public Realigner(IWeightSource aligned, IWeightSource finetuned, ITensorFile safetyVector, ITensorFile fisher, RealignOptions options)
@@ -49,10 +48,26 @@ public sealed class Realigner
         this.fisher = fisher;
         this.options = options;
         config = finetuned.Config;
-        Architecture.RequireSame(aligned, finetuned, options.Modules);
-        CheckVectorFile(safetyVector, config, options.Modules, "safety vector");
-        CheckVectorFile(fisher, config, options.Modules, "Fisher");
+        modules = TargetModules.For(config, options.Modules);
+        inputGroups = InputGroups(config);
+        Architecture.RequireSame(aligned, finetuned, modules);
+        CheckVectorFile(safetyVector, config, modules, "safety vector");
+        CheckVectorFile(fisher, config, modules, "Fisher");
     }
+
+    /// <summary>
+    /// The linear modules of <paramref name="config"/>'s family grouped by the input they read, in forward order (one
+    /// Hessian each): [q_proj, k_proj, v_proj] the normed hidden state, [o_proj] the attention output, [gate_proj, up_proj]
+    /// the MLP's normed input, [down_proj] the GLU product; Phi-3's fused qkv_proj and gate_up_proj are one-module groups.
+    /// </summary>
+    public static string[][] InputGroups(ModelConfig config) =>
+        config.LinearModules.GroupBy(m => m switch
+        {
+            "q_proj" or "k_proj" or "v_proj" or "qkv_proj" => 0,
+            "o_proj" => 1,
+            "gate_proj" or "up_proj" or "gate_up_proj" => 2,
+            _ => 3,
+        }).Select(g => g.ToArray()).ToArray();
 
     /// <summary>The tensors of the output model, in order, with their storage types.</summary>
     public IReadOnlyList<TensorSpec> OutputSpecs() =>
@@ -63,7 +78,7 @@ public sealed class Realigner
     {
         var report = new RealignReport { DryRun = true };
         float[] delta = [], scratch = [];
-        foreach (string name in TargetModules.WeightNames(config, options.Modules))
+        foreach (string name in TargetModules.WeightNames(config, modules))
         {
             var clock = Stopwatch.StartNew();
             var (layer, module) = TargetModules.Parse(config, name);
@@ -97,14 +112,14 @@ public sealed class Realigner
 
         var layerWeights = new ParameterSet(config, fallback: finetuned);
         var model = new Transformer(layerWeights);
-        var work = new Workspace(hidden.Max(h => h.Length));
+        var work = new Workspace(hidden.Max(h => h.Length), inputGroups.Length);
         for (int layer = 0; layer < config.NumHiddenLayers; layer++)
         {
             Interruption.ThrowIfRequested(); // a stop ends between layers (and at every kernel)
             string prefix = $"model.layers.{layer}.";
             var layerNames = config.ExpectedTensors().Select(t => t.Name).Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).ToList();
             using (clock.Phase("load")) LoadLayer(layerNames, layerWeights);
-            var groups = InputGroups.Where(g => g.Any(options.Modules.Contains)).ToList();
+            var groups = inputGroups.Where(g => g.Any(modules.Contains)).ToList();
             var hessians = CollectHessians(model, layer, hidden, chunks, groups, work, clock);   // hessians: [n_groups][d_in, d_in]
             for (int g = 0; g < groups.Count; g++)
                 RealignGroup(layer, groups[g], hessians[g], layerWeights, specs, work, clock, report, progress);
@@ -123,10 +138,10 @@ public sealed class Realigner
 
     // The buffers the layer loop reuses: the copy of a chunk's hidden states the first pass runs on, a Hessian
     // accumulator per input group, and the per-matrix buffers of Δ, W_A and the removal mask.
-    private sealed class Workspace(int hiddenLength)
+    private sealed class Workspace(int hiddenLength, int inputGroups)
     {
         public readonly float[] FirstPass = new float[hiddenLength];                 // [T_chunk, d]
-        public readonly float[]?[] Hessians = new float[InputGroups.Length][];       // by input group: [d_in, d_in]
+        public readonly float[]?[] Hessians = new float[inputGroups][];              // by input group: [d_in, d_in]
         public float[] Delta = [], Aligned = [];                                     // [rows, cols]
         public bool[] Removed = [];                                                  // [rows, cols]
 
@@ -157,7 +172,7 @@ public sealed class Realigner
     {
         var byModule = new Dictionary<string, int>();
         for (int g = 0; g < groups.Count; g++) byModule[groups[g][0]] = g;
-        int[] slot = groups.Select(g => Array.IndexOf(InputGroups, g)).ToArray();   // a group's workspace accumulator
+        int[] slot = groups.Select(g => Array.IndexOf(inputGroups, g)).ToArray();   // a group's workspace accumulator
         var hessians = new float[groups.Count][];                                   // [n_groups][d_in, d_in]
         long tokens = 0;
         using (clock.Phase("forward"))
@@ -185,15 +200,15 @@ public sealed class Realigner
     private void RealignGroup(int layer, string[] group, float[] hessian, ParameterSet layerWeights, Dictionary<string, TensorDType> specs,
         Workspace work, PhaseClock clock, RealignReport report, Action<ModuleReport>? progress)
     {
-        var modules = group.Where(options.Modules.Contains).ToList();
+        var targets = group.Where(modules.Contains).ToList();
         var choleskyClock = Stopwatch.StartNew();
         HessianFactor? factor;
         CholeskyResult failure;
         using (clock.Phase("cholesky")) factor = ObsRecalibrator.Factor(hessian, (int)Math.Sqrt(hessian.Length), options.Obs, out failure);
-        double choleskyShare = choleskyClock.Elapsed.TotalSeconds / modules.Count;
+        double choleskyShare = choleskyClock.Elapsed.TotalSeconds / targets.Count;
         if (factor is null)
-            throw new IrrException($"layer {layer}, {string.Join("/", modules)}: the Hessian is not positive definite even with {options.Obs.MaxDampingRetries} retries of 10× the damping ({failure})");
-        foreach (string module in modules)
+            throw new IrrException($"layer {layer}, {string.Join("/", targets)}: the Hessian is not positive definite even with {options.Obs.MaxDampingRetries} retries of 10× the damping ({failure})");
+        foreach (string module in targets)
         {
             var moduleClock = Stopwatch.StartNew();
             string name = ModelConfig.LinearWeightName(layer, module);

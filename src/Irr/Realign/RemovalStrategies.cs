@@ -173,13 +173,18 @@ public sealed class FisherRankedStrategy(string name, double sparsity, bool conf
 /// <see cref="Counts"/>[name] deltas chosen uniformly at random among all rows × cols entries (no sign test, no
 /// Fisher); recalibration is IRR's. Given the per-matrix <c>removed</c> counts of an IRR run it removes as much as
 /// IRR, only not where IRR does. A matrix's mask is drawn once, by a partial Fisher–Yates shuffle from
-/// <c>new Random(seed · 1000003 + layer · 16 + module index)</c>, so it depends on the seed and the matrix only.
+/// <c>new Random(seed · 1000003 + layer · 16 + module index)</c> (the index among q, k, v, o, gate, up, down; Phi-3's
+/// qkv_proj and gate_up_proj count as q and gate), so it depends on the seed and the matrix only.
 /// </summary>
 /// <param name="Counts">Deltas to remove, by full weight name (a matrix not listed keeps every delta).</param>
 /// <param name="Seed">The seed of the masks.</param>
 public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Counts, int Seed) : IRemovalStrategy
 {
     private (string Name, bool[] Mask)? current;
+
+    // A module's index in the seed: its place among the seven separate projections (Phi-3's fused qkv_proj and
+    // gate_up_proj take their first part's), so masks drawn before the families were added stay the same.
+    private static readonly string[] SeedModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
     /// <inheritdoc/>
     public string Name => RemovalMethods.RandomAtCount.Name;
@@ -195,7 +200,7 @@ public sealed record RandomAtCountStrategy(IReadOnlyDictionary<string, long> Cou
         long n = (long)matrix.Rows * matrix.Columns;
         if (count < 0 || count > n) throw new IrrException($"random removal: {count} deltas asked of '{matrix.Name}', which has {n}");
         var mask = new bool[n];
-        int moduleIndex = TargetModules.All.ToList().IndexOf(matrix.Module);
+        int moduleIndex = Array.IndexOf(SeedModules, matrix.Module switch { "qkv_proj" => "q_proj", "gate_up_proj" => "gate_proj", var m => m });
         var rng = new Random(unchecked(Seed * 1000003 + matrix.Layer * 16 + moduleIndex));
         var order = new int[n];
         for (int i = 0; i < n; i++) order[i] = i;

@@ -18,6 +18,7 @@ public static class SafetyVector
     public static void Compute(IWeightSource aligned, IWeightSource unaligned, IReadOnlyList<string> modules, string output,
         IReadOnlyDictionary<string, string> metadata, Action<string>? progress = null)
     {
+        modules = TargetModules.For(aligned.Config, modules);
         Architecture.RequireSame(aligned, unaligned, modules);
         var names = TargetModules.WeightNames(aligned.Config, modules).ToList();
         var shapes = aligned.Config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape);

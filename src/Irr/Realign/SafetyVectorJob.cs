@@ -75,9 +75,11 @@ public sealed record SafetyVectorJob : IJob<int>
         using var a = CheckpointWeights.Open(Aligned);
         using var u = Unaligned is not null ? CheckpointWeights.Open(Unaligned) : CheckpointWeights.Open(Aligned, UnalignedAdapter);
         InputChecks.SafetyVectorInputs(Command, Aligned, Unaligned, UnalignedAdapter);
-        int total = a.Config.NumHiddenLayers * Modules.Count;
+        var modules = TargetModules.For(a.Config, Modules);
+        metadata["modules"] = string.Join(",", modules);
+        int total = a.Config.NumHiddenLayers * modules.Count;
         var stage = ProgressStage.Start(progress, "safety vector", total);
-        SafetyVector.Compute(a, u, Modules, OutputPath, metadata, _ => stage.Advance());
+        SafetyVector.Compute(a, u, modules, OutputPath, metadata, _ => stage.Advance());
         return total;
     }
 }

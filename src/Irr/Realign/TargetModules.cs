@@ -40,9 +40,13 @@ public static class TargetModules
         public object? Parse(IReadOnlyList<string> values, string key) => TargetModules.Parse(string.Join(",", values));
     }
 
-    /// <summary>Every target weight name of a model, layer by layer.</summary>
-    public static IEnumerable<string> WeightNames(ModelConfig config, IReadOnlyList<string> modules) =>
-        Enumerable.Range(0, config.NumHiddenLayers).SelectMany(l => modules.Select(m => ModelConfig.LinearWeightName(l, m)));
+    /// <summary>Every target weight name of a model, layer by layer (<paramref name="modules"/> resolved for its family by <see cref="For"/>).</summary>
+    /// <exception cref="IrrException">A named module the family does not have.</exception>
+    public static IEnumerable<string> WeightNames(ModelConfig config, IReadOnlyList<string> modules)
+    {
+        var resolved = For(config, modules);
+        return Enumerable.Range(0, config.NumHiddenLayers).SelectMany(l => resolved.Select(m => ModelConfig.LinearWeightName(l, m)));
+    }
 
     /// <summary>The layer and module of a target weight name.</summary>
     public static (int Layer, string Module) Parse(ModelConfig config, string weightName)

@@ -26,6 +26,81 @@ public class InspectCommandTests
     }
 
     [Fact]
+    public void ShowsWhatSetsEachFamilyApart()
+    {
+        using var dir = new TempDir();
+        string Model(string name, string variant) => TinyModels.Create(dir[name], Irr.Tests.Model.TransformerTests.ConfigOf(variant).Json.ToJsonString());
+        string Rows(string model)
+        {
+            var (code, output, error) = Run("inspect", model);
+            Assert.True(code == 0, error);
+            return output.Replace("\r", "");
+        }
+
+        var llama = Rows(TinyModels.Create(dir["llama"]));
+        Assert.Contains("Activation    silu (SwiGLU)\n", llama);
+        Assert.Contains("Attention     full causal\n", llama);
+        Assert.Contains("Modules       q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj\n", llama);
+        Assert.DoesNotContain("Soft-caps", llama);
+        Assert.DoesNotContain("Norms", llama);
+        Assert.DoesNotContain("Projections", llama);
+
+        // Gemma-2: GeGLU, a window in layer 0, query_pre_attn_scalar 3, caps 1.5 and 2, (1 + w) sandwich norms
+        var gemma2 = Rows(Model("gemma2", "gemma2"));
+        Assert.Contains("Architecture  Gemma2ForCausalLM (gemma2)", gemma2);
+        Assert.Contains("Activation    gelu_pytorch_tanh (GeGLU)", gemma2);
+        Assert.Contains("Attention     sliding window 2 in 1 of 2 layers (full: 1); scores × query_pre_attn_scalar^-½ (3)\n", gemma2);
+        Assert.Contains("Soft-caps     attention scores 1.5, final logits 2 (c·tanh(x/c))", gemma2);
+        Assert.Contains("Norms         RMSNorm x̂·(1 + w) in float32; four per layer (input, post-attention, pre- and post-feedforward); embeddings × √hidden_size", gemma2);
+        Assert.Contains("embeddings tied to lm_head", gemma2);
+
+        // Gemma-3: qk-norm, the local rope base of the sliding layer, linear scaling on the global one
+        var gemma3 = Rows(Model("gemma3", "gemma3"));
+        Assert.Contains("RoPE          theta 100, linear scaling ×3 (global layers); sliding layers theta 7, unscaled", gemma3);
+        Assert.Contains("q_norm/k_norm per head before RoPE", gemma3);
+        Assert.Contains("Soft-caps     final logits 2.5 (c·tanh(x/c))", gemma3);
+
+        // Qwen3: qk-norm, no caps, no Gemma norms
+        var qwen3 = Rows(Model("qwen3", "qwen3"));
+        Assert.Contains("Attention     full causal; q_norm/k_norm per head before RoPE\n", qwen3);
+        Assert.Contains("head_dim 6", qwen3);
+        Assert.DoesNotContain("Norms", qwen3);
+
+        // Phi-3: fused projections, a window in every layer; longrope's switch and attention factor √(1 + ln 4 / ln 4)
+        var phi3 = Rows(Model("phi3", "phi3"));
+        Assert.Contains("Attention     sliding window 3 in every layer\n", phi3);
+        Assert.Contains("Projections   fused qkv_proj (q, k, v rows) and gate_up_proj (gate, up rows)", phi3);
+        Assert.Contains("Modules       qkv_proj, o_proj, gate_up_proj, down_proj\n", phi3);
+        var longrope = Rows(Model("longrope", "phi3-longrope"));
+        Assert.Contains("RoPE          theta 100, longrope (long factors beyond 4 positions, ×4.00 context, attention factor 1.4142)", longrope);
+
+        var (_, json, _) = Run("inspect", dir["longrope"], "--json");
+        var d = JsonNode.Parse(json)!;
+        Assert.Equal("longrope", (string)d["rope_scaling"]!["rope_type"]!);
+        Assert.Equal(4, (int)d["rope_scaling"]!["original_max_position_embeddings"]!);
+        Assert.Equal(Math.Sqrt(2), (double)d["rope_scaling"]!["attention_factor"]!, 12);
+        Assert.True((bool)d["fused_projections"]!);
+        Assert.Equal([0, 0], d["sliding_windows"]!.AsArray().Select(x => (int)x!));
+        (_, json, _) = Run("inspect", dir["gemma3"], "--json");
+        d = JsonNode.Parse(json)!;
+        Assert.Equal(7.0, (double)d["rope_local_base_freq"]!);
+        Assert.Equal([3, 0], d["sliding_windows"]!.AsArray().Select(x => (int)x!));
+        Assert.True((bool)d["qk_norm"]!);
+        Assert.Equal(1f, (float)d["norm_weight_offset"]!);
+
+        // transformers v5's rope_parameters keyed by layer type: the global layers' base and scaling, the local base
+        string v5 = TinyModels.Create(dir["v5"], Irr.Tests.Model.TransformerTests.Variant(Irr.Tests.Model.TransformerTests.Tiny, o =>
+        {
+            o["architectures"] = new JsonArray("Gemma3ForCausalLM"); o["model_type"] = "gemma3_text"; o.Remove("rope_theta");
+            o["layer_types"] = new JsonArray("sliding_attention", "full_attention");
+            o["rope_parameters"] = JsonNode.Parse("""
+                {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 500000.0}, "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}
+                """);
+        }));
+        Assert.Contains("RoPE          theta 500000, linear scaling ×8 (global layers); sliding layers theta 10000, unscaled", Rows(v5));
+    }
+
+    [Fact]
     public void JsonOutputIsMachineReadable()
     {
         using var dir = new TempDir();

@@ -76,6 +76,200 @@ public class LayersTests
         GradientCheck.Check("dup", u, du, Loss, h: 1e-3f);
     }
 
+    // PyTorch's gelu(approximate="tanh") in double: ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+    private static double GeluTanh(double x) => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+
+    [Fact]
+    public void GeGluForwardIsPyTorchsTanhGeluTimesUp()
+    {
+        var rng = new Random(21);
+        int n = 5000; // more than one chunk of the forward
+        float[] g = R(rng, n, 6), u = R(rng, n, 2);
+        var output = new float[n];
+        Layers.GeGluForward(output, g, u);
+        for (int i = 0; i < n; i++)
+        {
+            double expected = GeluTanh(g[i]) * u[i];
+            Assert.True(Math.Abs(output[i] - expected) <= 1e-6 + 1e-5 * Math.Abs(expected), $"[{i}] gelu({g[i]})·{u[i]}: {output[i]}, naive {expected}");
+        }
+        // gelu(0) = 0, gelu(x) → x for large x, → 0 for very negative x
+        Layers.GeGluForward(output.AsSpan(0, 3), [0f, 10f, -10f], [1f, 1f, 1f]);
+        Assert.Equal([0f, 10f, 0f], output[..3]);
+    }
+
+    [Fact]
+    public void GeGluBackward()
+    {
+        var rng = new Random(22);
+        int n = 2100; // more than one chunk of the backward
+        float[] g = R(rng, n, 3), u = R(rng, n), dout = R(rng, n);
+        var output = new float[n];
+        double Loss()
+        {
+            Layers.GeGluForward(output, g, u);
+            return GradientCheck.Dot(output, dout);
+        }
+        float[] dg = new float[n], du = new float[n];
+        Layers.GeGluBackward(dg, du, dout, g, u);
+        GradientCheck.Check("dgate", g, dg, Loss, h: 1e-3f);
+        GradientCheck.Check("dup", u, du, Loss, h: 1e-3f);
+        // accumulates (+=) like the other backward passes
+        float[] dg2 = (float[])dg.Clone(), du2 = (float[])du.Clone();
+        Layers.GeGluBackward(dg2, du2, dout, g, u);
+        for (int i = 0; i < n; i++) Assert.Equal(2 * dg[i], dg2[i], 1e-5);
+    }
+
+    [Fact]
+    public void SoftcapIsCapTimesTanhOfXOverCapAndItsBackwardMatchesFiniteDifferences()
+    {
+        var rng = new Random(23);
+        int n = 40;
+        float cap = 2.5f;
+        float[] x = R(rng, n, 8), dout = R(rng, n);
+        var y = (float[])x.Clone();
+        Layers.SoftcapForward(y, cap);
+        for (int i = 0; i < n; i++) Assert.Equal(cap * Math.Tanh(x[i] / (double)cap), y[i], 1e-5);
+        double Loss()
+        {
+            var z = (float[])x.Clone();
+            Layers.SoftcapForward(z, cap);
+            return GradientCheck.Dot(z, dout);
+        }
+        var dx = (float[])dout.Clone();
+        Layers.SoftcapBackward(dx, y, cap);
+        GradientCheck.Check("dx", x, dx, Loss, h: 1e-3f);
+        // cap ≤ 0: no capping either way
+        var same = (float[])x.Clone();
+        Layers.SoftcapForward(same, 0f);
+        Assert.Equal(x, same);
+    }
+
+    [Fact]
+    public void SoftcapIsAccurateInFloat32ForScoresSmallBesideTheCap()
+    {
+        // PyTorch's float32 tanh is accurate to about an ulp: c·tanh(x/c) for |x| ≤ 1 is within a few ulps of x's size
+        var rng = new Random(27);
+        foreach (float cap in new[] { 30f, 50f, 1e4f, 1e9f })
+        {
+            float[] x = R(rng, 64);
+            var y = (float[])x.Clone();
+            Layers.SoftcapForward(y, cap);
+            for (int i = 0; i < x.Length; i++)
+            {
+                double expected = cap * Math.Tanh(x[i] / (double)cap);
+                Assert.True(Math.Abs(y[i] - expected) <= 4e-7 * Math.Abs(expected) + 1e-9, $"cap {cap}: {cap}·tanh({x[i]}/{cap}) = {y[i]}, double {expected}");
+            }
+        }
+    }
+
+    // The attention of one sequence in double, as transformers' eager_attention_forward with Gemma-2's soft-cap:
+    // S = Q·Kᵀ·scale → c·tanh(S/c) → masked to i − W < j ≤ i → softmax → ·V
+    private static double[] NaiveAttention(float[] q, float[] k, float[] v, int t0, int len, int heads, int kvHeads, int d, int window, double scale, double cap)
+    {
+        var o = new double[len * heads * d];
+        for (int h = 0; h < heads; h++)
+        {
+            int kvh = h / (heads / kvHeads);
+            for (int i = 0; i < len; i++)
+            {
+                var s = new double[len];
+                double max = double.NegativeInfinity;
+                for (int j = 0; j < len; j++)
+                {
+                    if (j > i || (window > 0 && j <= i - window)) { s[j] = double.NegativeInfinity; continue; }
+                    double dot = 0;
+                    for (int e = 0; e < d; e++) dot += (double)q[((t0 + i) * heads + h) * d + e] * k[((t0 + j) * kvHeads + kvh) * d + e];
+                    dot *= scale;
+                    if (cap > 0) dot = cap * Math.Tanh(dot / cap);
+                    s[j] = dot;
+                    max = Math.Max(max, dot);
+                }
+                double z = 0;
+                for (int j = 0; j < len; j++) z += s[j] = Math.Exp(s[j] - max);
+                for (int j = 0; j < len; j++)
+                    for (int e = 0; e < d; e++) o[(i * heads + h) * d + e] += s[j] / z * v[((t0 + j) * kvHeads + kvh) * d + e];
+            }
+        }
+        return o;
+    }
+
+    [Theory]
+    [InlineData(0, 0.0, 0.0)]
+    [InlineData(0, 0.7, 0.0)]   // Gemma's query_pre_attn_scalar^-½ instead of head_dim^-½
+    [InlineData(0, 0.0, 1.5)]   // Gemma-2's attn_logit_softcapping
+    [InlineData(2, 0.45, 1.2)]  // both, in a sliding window
+    public void AttentionWithScaleAndSoftcapMatchesANaiveDoubleLoop(int window, double scale, double cap)
+    {
+        var rng = new Random(24);
+        int H = 4, KVH = 2, D = 3, T = 7;
+        int[] starts = [0, 3, 7];
+        float[] q = R(rng, T * H * D, 3), k = R(rng, T * KVH * D, 3), v = R(rng, T * KVH * D);
+        var output = new float[T * H * D];
+        var probs = new float[Layers.AttentionProbsLength(starts, H)];
+        Layers.AttentionForward(output, probs, q, k, v, starts, H, KVH, D, window, (float)scale, (float)cap);
+        for (int s = 0; s + 1 < starts.Length; s++)
+        {
+            int t0 = starts[s], len = starts[s + 1] - t0;
+            var expected = NaiveAttention(q, k, v, t0, len, H, KVH, D, window, scale > 0 ? scale : 1 / Math.Sqrt(D), cap);
+            for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], output[t0 * H * D + i], 1e-5);
+        }
+    }
+
+    [Theory]
+    [InlineData(0, 0.0)]
+    [InlineData(2, 0.6)]
+    public void AttentionBackwardWithSoftcapMatchesFiniteDifferences(int window, double scale)
+    {
+        var rng = new Random(25);
+        int H = 4, KVH = 2, D = 3, T = 7;
+        int[] starts = [0, 3, 7];
+        float cap = 1.3f;
+        // scores around ±3 reach the cap's curved part (|S/c| ≈ 2)
+        float[] q = R(rng, T * H * D, 2), k = R(rng, T * KVH * D, 2), v = R(rng, T * KVH * D), dout = R(rng, T * H * D);
+        var output = new float[T * H * D];
+        var probs = new float[Layers.AttentionProbsLength(starts, H)];
+        double Loss()
+        {
+            Layers.AttentionForward(output, probs, q, k, v, starts, H, KVH, D, window, (float)scale, cap);
+            return GradientCheck.Dot(output, dout);
+        }
+        Loss();
+        float[] dq = new float[q.Length], dk = new float[k.Length], dv = new float[v.Length];
+        Layers.AttentionBackward(dq, dk, dv, dout, probs, q, k, v, starts, H, KVH, D, (float)scale, cap);
+        GradientCheck.Check("dq", q, dq, Loss, h: 1e-3f);
+        GradientCheck.Check("dk", k, dk, Loss, h: 1e-3f);
+        GradientCheck.Check("dv", v, dv, Loss, h: 1e-3f);
+    }
+
+    [Theory]
+    [InlineData(0, 0.0, 0.0)]
+    [InlineData(0, 0.6, 1.4)]
+    [InlineData(3, 0.6, 1.4)]
+    public void CachedAttentionWithScaleAndSoftcapEqualsTheFullAttention(int window, double scale, double cap)
+    {
+        var rng = new Random(26);
+        int H = 4, KVH = 2, D = 4, T = 6, kvDim = KVH * D;
+        float[] q = R(rng, T * H * D, 3), k = R(rng, T * kvDim, 3), v = R(rng, T * kvDim);
+        var full = new float[T * H * D];
+        Layers.AttentionForward(full, new float[Layers.AttentionProbsLength([0, T], H)], q, k, v, [0, T], H, KVH, D, window, (float)scale, (float)cap);
+        // The first 4 tokens as a prompt, then 2 one at a time, through the cache of a one-layer model of these heads.
+        var config = Irr.IO.ModelConfig.Parse(TransformerTests.Variant(TransformerTests.Tiny, o =>
+        {
+            o["num_hidden_layers"] = 1; o["num_attention_heads"] = H; o["num_key_value_heads"] = KVH; o["head_dim"] = D;
+        }), "config.json");
+        var cache = new KvCache(config, 1);
+        var cached = new float[T * H * D];
+        foreach (var (from, to) in new[] { (0, 4), (4, 5), (5, 6) })
+        {
+            for (int t = from; t < to; t++) cache.Store(0, 0, t, k.AsSpan(t * kvDim, kvDim), v.AsSpan(t * kvDim, kvDim));
+            int[] positions = Enumerable.Range(from, to - from).ToArray();
+            Layers.AttentionCachedForward(cached.AsSpan(from * H * D, (to - from) * H * D), q.AsSpan(from * H * D, (to - from) * H * D), cache, 0,
+                new int[to - from], positions, H, KVH, D, window, (float)scale, (float)cap);
+            cache.SetLength(0, to);
+        }
+        for (int i = 0; i < full.Length; i++) Assert.Equal(full[i], cached[i], 1e-5);
+    }
+
     [Fact]
     public void RopeIsTheRotateHalfConventionWorkedByHand()
     {

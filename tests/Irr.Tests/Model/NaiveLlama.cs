@@ -10,7 +10,10 @@ namespace Irr.Tests.Model;
 /// </summary>
 internal static class NaiveLlama
 {
-    public static double[,] Logits(ModelConfig cfg, Func<string, float[]> w, int[] tokens)
+    /// <param name="invFreqAt">The rotary frequencies of the token at a position (Phi-3's longrope, whose factors depend on
+    /// the forward call that processed the token); default: <c>1 / θ^(2i/D)</c> everywhere.</param>
+    /// <param name="attentionFactor">cos and sin are multiplied by it (longrope's attention_factor).</param>
+    public static double[,] Logits(ModelConfig cfg, Func<string, float[]> w, int[] tokens, Func<int, double[]>? invFreqAt = null, double attentionFactor = 1)
     {
         int T = tokens.Length, C = cfg.HiddenSize, H = cfg.NumAttentionHeads, KV = cfg.NumKeyValueHeads, D = cfg.HeadDim, I = cfg.IntermediateSize, V = cfg.VocabSize;
         var x = new double[T, C];
@@ -20,6 +23,7 @@ internal static class NaiveLlama
         // inv_freq = 1 / theta^(2i/D); cos/sin of position · inv_freq (default rope only)
         var invFreq = new double[D / 2];
         for (int i = 0; i < D / 2; i++) invFreq[i] = 1.0 / Math.Pow(cfg.RopeTheta, 2.0 * i / D);
+        invFreqAt ??= _ => invFreq;
 
         for (int l = 0; l < cfg.NumHiddenLayers; l++)
         {
@@ -28,8 +32,8 @@ internal static class NaiveLlama
             var q = Linear(a, w(p + "self_attn.q_proj.weight"), Bias(cfg, w, p + "self_attn.q_proj.bias"), H * D);
             var k = Linear(a, w(p + "self_attn.k_proj.weight"), Bias(cfg, w, p + "self_attn.k_proj.bias"), KV * D);
             var v = Linear(a, w(p + "self_attn.v_proj.weight"), Bias(cfg, w, p + "self_attn.v_proj.bias"), KV * D);
-            Rotate(q, H, D, invFreq);
-            Rotate(k, KV, D, invFreq);
+            Rotate(q, H, D, invFreqAt, attentionFactor);
+            Rotate(k, KV, D, invFreqAt, attentionFactor);
             var o = new double[T, H * D];
             int W = cfg.SlidingWindowOf(l);
             bool Masked(int i, int j) => j > i || (W > 0 && i - j >= W);
@@ -103,15 +107,16 @@ internal static class NaiveLlama
     }
 
     // rotate_half: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin) on the halves of each head
-    private static void Rotate(double[,] x, int heads, int D, double[] invFreq)
+    private static void Rotate(double[,] x, int heads, int D, Func<int, double[]> invFreqAt, double factor)
     {
         for (int t = 0; t < x.GetLength(0); t++)
             for (int h = 0; h < heads; h++)
                 for (int i = 0; i < D / 2; i++)
                 {
-                    double a = t * invFreq[i], x1 = x[t, h * D + i], x2 = x[t, h * D + i + D / 2];
-                    x[t, h * D + i] = x1 * Math.Cos(a) - x2 * Math.Sin(a);
-                    x[t, h * D + i + D / 2] = x2 * Math.Cos(a) + x1 * Math.Sin(a);
+                    double a = t * invFreqAt(t)[i], x1 = x[t, h * D + i], x2 = x[t, h * D + i + D / 2];
+                    double cos = factor * Math.Cos(a), sin = factor * Math.Sin(a);
+                    x[t, h * D + i] = x1 * cos - x2 * sin;
+                    x[t, h * D + i + D / 2] = x2 * cos + x1 * sin;
                 }
     }
 

@@ -41,7 +41,7 @@ public class ObsRecalibratorTests
     /// w_ri / [H⁻¹]_ii compensated on the columns after i through row i of H⁻¹; then column i is
     /// eliminated from H⁻¹ (H⁻¹ ← H⁻¹ − H⁻¹[:, i]·H⁻¹[i, :] / H⁻¹_ii). Dead columns and damping as the spec says.
     /// </summary>
-    private static double[] ReferenceObs(float[] hIn, float[] wIn, bool[] mask, int rows, int cols, double percdamp, bool recalibrate)
+    internal static double[] ReferenceObs(float[] hIn, float[] wIn, bool[] mask, int rows, int cols, double percdamp, bool recalibrate)
     {
         var h = Array.ConvertAll(hIn, x => (double)x);
         var w = Array.ConvertAll(wIn, x => (double)x);

@@ -20,7 +20,7 @@ public class RemovalStrategyTests
 
     // IRR-SPEC step 3.3 written out: candidates in row-major order, scored; the ⌊count·s⌋ lowest are kept
     // (ties by position, LINQ's OrderBy being stable), the other candidates removed.
-    private static bool[] Naive(string method, double s, float[] w, float[] v, float[] f, int rows, int cols, int start, int width)
+    internal static bool[] Naive(string method, double s, float[] w, float[] v, float[] f, int rows, int cols, int start, int width)
     {
         var candidates = new List<(int P, float Key)>();
         for (int r = 0; r < rows; r++)

@@ -40,7 +40,7 @@ public class SafeLoraTests
     }
 
     // Naive cos(vec(C·ΔW), vec(ΔW)) with ΔW = s·B·A formed explicitly.
-    private static double NaiveSimilarity(double[,] c, float[] b, float[] a, int rows, int rank, int cols, double scale)
+    internal static double NaiveSimilarity(double[,] c, float[] b, float[] a, int rows, int rank, int cols, double scale)
     {
         var dw = new double[rows, cols];
         for (int i = 0; i < rows; i++)
@@ -348,6 +348,47 @@ public class SafeLoraTests
         }
         AssertRefused(dir, ["--base", s.Aligned, "--adapter", s.Adapter, "--safety-vector", wrong, "--layers", "1"],
             "tensor 'model.layers.0.self_attn.v_proj.weight' is [16, 8] but the model's weight is [8, 16]", "shape");
+    }
+
+    [Fact]
+    public void APhi3AdapterOnTheFusedMatricesIsProjectedMatrixByMatrix()
+    {
+        // Phi-3's LoRA targets are the fused qkv_proj and gate_up_proj: each is one matrix with its own C = V·Vᵀ/‖V‖_F.
+        using var dir = new TempDir();
+        string json = FamilyRealignCommandTests.ChatConfig("phi3");
+        string aligned = FamilyRealignCommandTests.ChatModel(dir, "aligned", json, 1), unaligned = FamilyRealignCommandTests.ChatModel(dir, "unaligned", json, 2);
+        string vector = dir["v.safetensors"];
+        var (code, _, err) = CliRunner.Run("safety-vector", "--aligned", aligned, "--unaligned", unaligned, "-o", vector);
+        Assert.True(code == 0, err);
+        string[] targets = ["qkv_proj", "gate_up_proj"];
+        var config = ModelConfig.Parse(json, "config.json");
+        var rng = new Random(19);
+        var layers = new[] { 0, 1 }.SelectMany(l => targets.Select(m => ModelConfig.LinearWeightName(l, m))).ToDictionary(n => n, n =>
+        {
+            var (outDim, inDim) = config.LinearShape(n.Split('.')[^2]);
+            return (A: Tensors.Reference.Uniform(rng, Rank * inDim), B: Tensors.Reference.Uniform(rng, outDim * Rank), Out: outDim, In: inDim);
+        });
+        LoraAdapter.Write(dir["adapter"], LoraConfig.Create(Rank, Alpha, targets, aligned), layers.Select(kv => (kv.Key, kv.Value.A, kv.Value.B, kv.Value.Out, kv.Value.In)).ToList(), TensorDType.F32, [aligned]);
+        (code, _, err) = SafeLoraCli("--base", aligned, "--adapter", dir["adapter"], "--safety-vector", vector, "--layers", "2", "-o", dir["safe"]);
+        Assert.True(code == 0, err);
+
+        using var vFile = SafetensorsFile.Open(vector);
+        var naive = layers.ToDictionary(kv => kv.Key, kv =>
+        {
+            var c = NaiveC(vFile.ReadSingle(kv.Key), kv.Value.Out, kv.Value.In);
+            return (Similarity: NaiveSimilarity(c, kv.Value.B, kv.Value.A, kv.Value.Out, Rank, kv.Value.In, Alpha / Rank), CB: NaiveCB(c, kv.Value.B, kv.Value.Out, Rank));
+        });
+        var report = JsonNode.Parse(File.ReadAllText(Path.Combine(dir["safe"], SafeLoraReport.FileName)))!;
+        Assert.Equal(layers.Keys, report["matrices"]!.AsArray().Select(m => (string)m!["name"]!));   // layer by layer, qkv before gate_up
+        var lowest = layers.Keys.OrderBy(n => naive[n].Similarity).Take(2).ToHashSet();
+        using var projected = LoraAdapter.Open(dir["safe"]);
+        foreach (var (name, (a, b, outDim, _)) in layers)
+        {
+            var written = projected.File.ReadSingle(projected.Pairs[name].B.Name);
+            if (!lowest.Contains(name)) { Assert.Equal(b, written); continue; }
+            for (int i = 0; i < outDim; i++)
+                for (int k = 0; k < Rank; k++) Close(naive[name].CB[i, k], written[i * Rank + k], 1e-6, $"{name} B'[{i},{k}]");
+        }
     }
 
     [Fact]

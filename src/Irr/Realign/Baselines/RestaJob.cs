@@ -48,10 +48,10 @@ public sealed record RestaJob : IJob<RestaReport>
     public double Gamma { get; init; } = 0.5;
 
     /// <summary>
-    /// Target modules, or null: every one of the seven linear modules the safety vector has (in forward order).
+    /// Target modules, or null: every linear module of the model's family the safety vector has (in forward order).
     /// Each given module must be in the safety vector for every layer.
     /// </summary>
-    [Option("target modules: a comma-separated list or all (default: those of the seven the safety vector has)", Parser = typeof(TargetModules.OptionParser))]
+    [Option("target modules: a comma-separated list or all (default: those of the model's linear modules the safety vector has)", Parser = typeof(TargetModules.OptionParser))]
     public IReadOnlyList<string>? Modules { get; init; }
 
     /// <summary>Output storage type: keep (θ_F's type per tensor; the base's for <see cref="Adapter"/>), bf16, f16 or f32.</summary>
@@ -107,7 +107,7 @@ public sealed record RestaJob : IJob<RestaReport>
         using var theta = Finetuned is not null ? CheckpointWeights.Open(Finetuned) : CheckpointWeights.Open(Base, Adapter);
         using var vector = TensorNames.OpenHfKeyed(SafetyVector);
         var config = theta.Config;
-        var modules = Modules ?? ModulesIn(vector, config);
+        var modules = TargetModules.For(config, Modules ?? ModulesIn(vector, config));
         Architecture.RequireSame(aligned, theta, modules);
         Realigner.CheckVectorFile(vector, config, modules, "safety vector");
         InputChecks.Baseline(Command, Base, Finetuned, Adapter, SafetyVector);
@@ -168,15 +168,15 @@ public sealed record RestaJob : IJob<RestaReport>
         };
     }
 
-    // The linear modules the safety vector has a weight of (in any layer), in forward order.
+    // The linear modules of the model's family the safety vector has a weight of (in any layer), in forward order.
     private static IReadOnlyList<string> ModulesIn(ITensorFile vector, ModelConfig config)
     {
-        var found = TargetModules.All.Where(m => Enumerable.Range(0, config.NumHiddenLayers)
+        var found = config.LinearModules.Where(m => Enumerable.Range(0, config.NumHiddenLayers)
             .Any(l => vector.TryGetEntry(ModelConfig.LinearWeightName(l, m), out _))).ToList();
         if (found.Count == 0)
         {
             string example = vector.Tensors.Count > 0 ? $" (its keys are like '{vector.Tensors[0].Name}')" : " (it is empty)";
-            throw new IrrException($"{vector.Path}: the safety vector has no weight of {string.Join(", ", TargetModules.All)}{example}");
+            throw new IrrException($"{vector.Path}: the safety vector has no weight of {string.Join(", ", config.LinearModules)}{example}");
         }
         return found;
     }

@@ -228,7 +228,7 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
         }
     }
 
-    // The adapter's LoRA matrices in matrix order: decoder layer by layer, modules in forward order (q k v o gate up down),
+    // The adapter's LoRA matrices in matrix order: decoder layer by layer, modules in forward order (q k v o gate up down; Phi-3: qkv o gate_up down),
     // then any other adapted weight by name.
     private List<LoraPair> OrderedPairs(ModelDirectory model, LoraAdapter adapter)
     {
