@@ -210,7 +210,7 @@ public static class Inspection
         else if (kind == "lora_adapter")
         {
             rows.Add(("Rank, alpha", $"r {d["r"]}, alpha {d["lora_alpha"]}, scale {Number((double)d["scale"]!)}{((bool)d["use_rslora"]! ? " (rsLoRA: alpha/√r)" : " (alpha/r)")}"));
-            rows.Add(("Targets", d["target_modules"] is JsonArray targets ? string.Join(", ", targets.Select(t => (string)t!)) : $"regex {d["target_modules"]}"));
+            rows.Add(("Targets", d["target_modules"] is JsonArray targets ? string.Join(", ", targets.Select(t => (string)t!)) : d["target_modules"]?.ToString() == "all-linear" ? "all-linear (every linear module but the head)" : $"regex {d["target_modules"]}"));
             rows.Add(("Adapted layers", $"{d["adapted_layers"]}"));
             if (d["full_replacements"] is JsonArray { Count: > 0 } full) rows.Add(("Replaces", string.Join(", ", full.Select(t => (string)t!))));
             if (d["adapted_embeddings"] is JsonArray { Count: > 0 } emb) rows.Add(("Adapted embeddings", string.Join(", ", emb.Select(t => (string)t!))));

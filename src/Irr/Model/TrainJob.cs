@@ -44,7 +44,8 @@ public sealed record TrainJob : IJob<TrainResult>
     public double Alpha { get; init; } = 16;
 
     /// <summary>LoRA target modules, or null for the family's default (<see cref="DefaultTargets"/>).</summary>
-    [Option("LoRA target modules, comma-separated (default: PEFT's for the model type: q_proj,v_proj; qkv_proj for phi3)")]
+    [Option("LoRA target modules, comma-separated, or all (PEFT's all-linear) (default: PEFT's for the model type: q_proj,v_proj; qkv_proj for phi3)",
+        Parser = typeof(Realign.TargetModules.OptionParser))]
     public IReadOnlyList<string>? Targets { get; init; }
 
     /// <summary>
@@ -58,7 +59,8 @@ public sealed record TrainJob : IJob<TrainResult>
     /// With <see cref="Full"/>: train only these linear modules (q_proj … down_proj) of every layer, with the embeddings,
     /// norms and lm_head frozen (LLaMA-Factory's freeze tuning; <c>requires_grad = False</c> on the rest); null trains every tensor.
     /// </summary>
-    [Option("--full: train only these linear modules of every layer, comma-separated (embeddings, norms and lm_head frozen); default: every tensor")]
+    [Option("--full: train only these linear modules of every layer, comma-separated, or all (embeddings, norms and lm_head frozen); default: every tensor",
+        Parser = typeof(Realign.TargetModules.OptionParser))]
     public IReadOnlyList<string>? TrainableModules { get; init; }
 
     /// <summary>Scale LoRA by alpha/√r instead of alpha/r.</summary>
@@ -151,7 +153,7 @@ public sealed record TrainJob : IJob<TrainResult>
         Validation.Require(!Lora || (Rank >= 1 && Targets is not { Count: 0 }), Command, "LoRA needs a rank of at least 1 and at least one target module");
         Validation.Require(TrainableModules is null || Full, Command, "trainable-modules applies to full fine-tuning (LoRA trains its targets only)");
         Validation.Require(TrainableModules is null || (TrainableModules.Count > 0 && TrainableModules.All(Realign.TargetModules.All.Contains)), Command,
-            $"trainable-modules must be among {string.Join(", ", Realign.TargetModules.All)}");
+            $"trainable-modules must be among {string.Join(", ", Realign.TargetModules.All)} (those of the model's family), or all");
         Options();
         StorageType();
     }
@@ -202,7 +204,7 @@ public sealed record TrainJob : IJob<TrainResult>
         Transformer transformer;
         if (Lora)
         {
-            adapter = LoraWeights.Create(weights.Config, Rank, Alpha, Targets ?? DefaultTargets(weights.Config), RsLora, options.Seed);
+            adapter = LoraWeights.Create(weights.Config, Rank, Alpha, Targets is null ? DefaultTargets(weights.Config) : Realign.TargetModules.For(weights.Config, Targets), RsLora, options.Seed);
             transformer = new Transformer(weights, adapter);
         }
         else

@@ -281,7 +281,9 @@ public sealed record RealignJob : IJob<RealignReport>
             return present.Count > 0 ? present
                 : throw new IrrException($"{adapter.Path}: target_modules is the regular expression '{regex}' and the adapter has no LoRA pair for {string.Join(", ", TargetModules.All)}; give the modules explicitly");
         }
-        var targets = TargetModules.All.Where(adapter.Config.TargetModules.Contains).ToList();
+        // PEFT matches a list entry as a module name's suffix ("self_attn.qkv_proj" names every layer's qkv_proj)
+        var named = adapter.Config.TargetModules.Select(t => t[(t.LastIndexOf('.') + 1)..]).ToHashSet(StringComparer.Ordinal);
+        var targets = TargetModules.All.Where(named.Contains).ToList();
         if (targets.Count == 0)
             throw new IrrException($"{adapter.Path}: target_modules ({string.Join(", ", adapter.Config.TargetModules)}) names none of {string.Join(", ", TargetModules.All)}; give the modules explicitly");
         return targets;

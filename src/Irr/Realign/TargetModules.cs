@@ -25,7 +25,7 @@ public static class TargetModules
     /// <summary>"all" or a comma-separated list such as "q_proj,v_proj" (validated, in forward order).</summary>
     public static IReadOnlyList<string> Parse(string? text)
     {
-        if (text is null || text.Trim() == "all") return All;
+        if (text is null || text.Trim() is "all" or "all-linear") return All; // PEFT's target_modules="all-linear"
         var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (string n in names)
             if (!All.Contains(n)) throw new IrrException($"modules: '{n}' is not one of {string.Join(", ", All)} (or 'all')");

@@ -177,6 +177,19 @@ public class FamilyRealignCommandTests
         Assert.False(Directory.Exists(dir["x"]));
     }
 
+    [Theory]
+    [InlineData("all")]
+    [InlineData("all-linear")]
+    public void LoraTargetsAllAreTheFamilysLinearModulesAsPeftsAllLinear(string all)
+    {
+        using var dir = new TempDir();
+        string model = ChatModel(dir, "model", ChatConfig("phi3"), 1);
+        string task = IrrCommandTests.Records(dir, "task.jsonl", 2, "compute");
+        Ok(CliRunner.Run("train", "--model", model, "--data", task, "--lora", "--targets", all, "--rank", "2", "--batch-size", "1", "-o", dir["adapter"]));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir["adapter"], "adapter_config.json")))!;
+        Assert.Equal(new HashSet<string> { "qkv_proj", "o_proj", "gate_up_proj", "down_proj" }, config["target_modules"]!.AsArray().Select(x => (string)x!).ToHashSet());
+    }
+
     [Fact]
     public void ASweepOnPhi3RealignsItsFusedMatricesWithTheRandomControlAndResta()
     {

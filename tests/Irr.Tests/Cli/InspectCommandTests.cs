@@ -149,6 +149,12 @@ public class InspectCommandTests
         Assert.Contains("meta-llama/Llama-2-7b-chat-hf", output);
         Assert.Contains("Parameters      224\n", output.Replace("\r", "")); // A 4·16 + B 16·4 (q_proj), A 4·16 + B 8·4 (v_proj)
 
+        // PEFT's "all-linear" is a keyword, not a regular expression
+        AdapterFiles.Write(dir["all"], """{"peft_type":"LORA","r":2,"lora_alpha":4,"target_modules":"all-linear"}""", []);
+        (code, output, _) = Run("inspect", dir["all"]);
+        Assert.Equal(0, code);
+        Assert.Contains("Targets         all-linear (every linear module but the head)", output);
+
         (code, output, _) = Run("inspect", Path.Combine(m, "model.safetensors"), "--json");
         Assert.Equal(0, code);
         var d = JsonNode.Parse(output)!;

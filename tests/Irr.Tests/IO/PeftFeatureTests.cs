@@ -308,6 +308,10 @@ public class PeftFeatureTests
         using (var adapter = LoraAdapter.Open(dir["all"]))   // "all": every linear module of the base's family (FamilyAdapterTests: Phi-3's four)
             Assert.Equal(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                 Irr.Realign.TargetModules.For(ModelConfig.Parse(TinyModels.LlamaConfig, "config.json"), Irr.Realign.RealignJob.AdapterTargets(adapter)));
+        // a list entry matches as a suffix of the module's name (PEFT: key == target or key.endswith("." + target))
+        AdapterFiles.Write(dir["suffix"], """{"peft_type":"LORA","r":2,"target_modules":["self_attn.v_proj","mlp.down_proj"]}""", []);
+        using (var adapter = LoraAdapter.Open(dir["suffix"]))
+            Assert.Equal(["v_proj", "down_proj"], Irr.Realign.RealignJob.AdapterTargets(adapter));
         AdapterFiles.Write(dir["none"], """{"peft_type":"LORA","r":2,"target_modules":".*embed_tokens"}""", []);
         using (var adapter = LoraAdapter.Open(dir["none"]))
             Assert.Contains("give the modules explicitly", Assert.Throws<IrrException>(() => Irr.Realign.RealignJob.AdapterTargets(adapter)).Message);

@@ -37,6 +37,18 @@ public class RunLedgerFingerprintTests
     }
 
     [Fact]
+    public void TheTargetModulesAllAreRecordedAsAllNotAsEveryFamilysNames()
+    {
+        // "all" resolves per model (Phi-3's four, the others' seven): run.json says "all", not the nine names of every family
+        var schema = JobSchema.Of<Irr.Realign.SafetyVectorJob>();
+        var bind = (string? modules) => schema.Fingerprint(schema.Bind(new Dictionary<string, IReadOnlyList<string>>(
+            modules is null ? [] : [new("modules", [modules])]) { ["aligned"] = ["a"], ["unaligned"] = ["u"], ["output"] = ["v.safetensors"] }));
+        Assert.Equal("all", (string)bind(null)["modules"]!);
+        Assert.Equal("all", (string)bind("all")["modules"]!);
+        Assert.Equal(["q_proj", "v_proj"], bind("v_proj,q_proj")["modules"]!.AsArray().Select(x => (string)x!));
+    }
+
+    [Fact]
     public void EvalSafetysTimeoutsAndConcurrencyAreOutsideItsFingerprint()
     {
         var schema = JobSchema.Of<Irr.Eval.EvalSafetyJob>();

@@ -277,10 +277,14 @@ public sealed class JobSchema
         return json;
     }
 
-    /// <summary>An option value as JSON: numbers, text, flags and lists as themselves, null as null.</summary>
+    /// <summary>
+    /// An option value as JSON: numbers, text, flags and lists as themselves, null as null; the target modules "all"
+    /// (every family's names, resolved per model when a job runs) as "all".
+    /// </summary>
     public static JsonNode? Json(object? value) => value switch
     {
         null => null,
+        IReadOnlyList<string> modules when modules.SequenceEqual(IO.ModelConfig.KnownLinearModules) => JsonValue.Create("all"),
         string s => JsonValue.Create(s),
         bool b => JsonValue.Create(b),
         int i => JsonValue.Create(i),
