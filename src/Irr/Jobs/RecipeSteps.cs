@@ -134,7 +134,39 @@ internal static class RecipeSteps
     public static void CheckBetween(Recipe recipe, StepGraph graph, IReadOnlyList<CheckedStep> steps)
     {
         foreach (var step in graph.Order) PlannedInputs(recipe, graph, step);
+        foreach (var step in steps) ModulesOfItsModel(recipe, step);
         foreach (var step in steps) PlannedModules(recipe, steps, step);
+    }
+
+    // A step's modules against the family of its model when that model exists before the run (its config.json): q_proj on
+    // Phi-3 stops the run here, not when the step starts after the earlier ones ran. A model a step computes is checked
+    // when that step runs.
+    private static void ModulesOfItsModel(Recipe recipe, CheckedStep step)
+    {
+        (string? model, IReadOnlyList<string>?[] lists) = step.Job switch
+        {
+            SafetyVectorJob v => (v.Aligned, [v.Modules]),
+            FisherJob f => (f.Model, [f.Modules]),
+            RealignJob r => (r.Base, [r.Modules]),
+            SweepJob s => (s.Realign.Base, [s.Realign.Modules]),
+            Realign.Baselines.RestaJob r => (r.Base, [r.Modules]),
+            Irr.Model.TrainJob t => (t.Model, [t.Targets, t.TrainableModules]),
+            _ => ((string?)null, Array.Empty<IReadOnlyList<string>?>()),
+        };
+        string? configPath = model is null ? null : Path.Combine(model, "config.json");
+        if (configPath is null || !File.Exists(configPath) || lists.All(l => l is null)) return;
+        IO.ModelConfig config;
+        try { config = IO.ModelConfig.Load(configPath); }
+        catch (IrrException) { return; } // the step itself reports a bad config
+        try
+        {
+            foreach (var modules in lists.OfType<IReadOnlyList<string>>()) TargetModules.For(config, modules);
+        }
+        catch (IrrException e)
+        {
+            var line = step.Planned.Step.Find("modules") ?? step.Planned.Step.Find("targets") ?? step.Planned.Step.Find("trainable-modules");
+            throw recipe.Error(line?.Line ?? step.Planned.Step.Line, $"{step.Planned.Command}: {e.Message}");
+        }
     }
 
     private static void PlannedInputs(Recipe recipe, StepGraph graph, PlannedStep step)

@@ -233,6 +233,15 @@ public class FamilyRealignCommandTests
         Assert.Equal(2, code);
         Assert.Contains("realign: realigns modules qkv_proj,o_proj,gate_up_proj,down_proj (its default), but step safety-vector (line 3) computes its " +
                         "safety-vector for qkv_proj only, without o_proj,gate_up_proj,down_proj; give the same modules to both steps", error);
+
+        // a module the existing model's family lacks, in a later step: refused before the first step runs
+        File.WriteAllText(dir["lacks.yaml"], "output: out2\nsteps:\n  - safety-vector: {aligned: aligned, unaligned: unaligned}\n" +
+                                             "  - fisher:\n      model: aligned\n      data: safety.jsonl\n      modules: q_proj,v_proj\n");
+        (code, _, error) = CliRunner.Run("run", dir["lacks.yaml"]);
+        Assert.Equal(2, code);
+        Assert.Contains("line 7: fisher: ", error);
+        Assert.Contains("'q_proj' is not a linear module of phi3 (its modules: qkv_proj, o_proj, gate_up_proj, down_proj)", error);
+        Assert.False(Directory.Exists(dir["out2"]));
     }
 
     [Fact]
