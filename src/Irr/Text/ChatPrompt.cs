@@ -50,8 +50,17 @@ public static class ChatPrompt
     /// prompt; for a raw-text tokenizer the user message itself (<see cref="RawPrompt"/>).
     /// </summary>
     /// <exception cref="IrrException">The model has no chat template, or rendering failed; raw: not a single user message.</exception>
-    public static string Render(PretrainedTokenizer tokenizer, IEnumerable<ChatMessage> messages) =>
-        tokenizer.RawText ? RawPrompt(messages) : tokenizer.ApplyChatTemplate(messages, addGenerationPrompt: true);
+    public static string Render(PretrainedTokenizer tokenizer, IEnumerable<ChatMessage> messages)
+    {
+        if (tokenizer.RawText) return RawPrompt(messages);
+        try { return tokenizer.ApplyChatTemplate(messages, addGenerationPrompt: true); }
+        catch (TemplateRaisedException e) when (e.RaisedMessage.Contains("system", StringComparison.OrdinalIgnoreCase) && messages.Any(m => m.Role == "system"))
+        {
+            // Gemma-2's "System role not supported": say where the system message came from
+            throw new IrrException(e.Message + " (the conversation has a system message, from --system-prompt or the record's own; " +
+                                   "this template takes none: use --system-prompt none and put instructions in the user turn)");
+        }
+    }
 
     /// <summary>
     /// The prompt's token ids: the rendered chat template encoded without special tokens (the template writes them), or

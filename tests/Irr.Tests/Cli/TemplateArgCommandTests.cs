@@ -66,6 +66,18 @@ public class TemplateArgCommandTests
     }
 
     [Fact]
+    public void ASystemPromptGemma2RefusesSaysWhereItCameFrom()
+    {
+        // the commands that build prompts (generate, eval, train, fisher, realign) name --system-prompt as the way out
+        using var dir = new TempDir();
+        var tokenizer = Irr.Text.PretrainedTokenizer.Load(WithTemplate(dir, "google-gemma-2-2b-it.jinja"));
+        var e = Assert.Throws<IrrException>(() => Irr.Text.ChatPrompt.Render(tokenizer, "Hi", "Be brief."));
+        Assert.StartsWith("chat template (chat_template.jinja) line 1: the template raised an error: System role not supported (", e.Message);
+        Assert.Contains("use --system-prompt none", e.Message);
+        Assert.StartsWith("<s><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", Irr.Text.ChatPrompt.Render(tokenizer, "Hi", null)); // bos_token of the tokenizer copied here
+    }
+
+    [Fact]
     public void TheyNeedAChatTemplate()
     {
         using var dir = new TempDir();
