@@ -140,7 +140,10 @@ public sealed class ModelConfig
     /// </summary>
     public bool SandwichNorms { get; private init; }
 
-    /// <summary>attn_logit_softcapping c: attention scores become c·tanh(s/c) before the mask (Gemma-2), or null.</summary>
+    /// <summary>
+    /// attn_logit_softcapping c: attention scores become c·tanh(s/c) before the mask (Gemma-2), or null. Always null for
+    /// Gemma-3: Gemma3Attention.forward does not pass it to the attention, so transformers ignores the key there.
+    /// </summary>
     public double? AttnLogitSoftcapping { get; private init; }
 
     /// <summary>final_logit_softcapping c: logits become c·tanh(z/c) (Gemma-2), or null.</summary>
@@ -281,7 +284,8 @@ public sealed class ModelConfig
             NormWeightOffset = gemma ? 1f : 0f,
             QkNorm = modelType is "qwen3" or "gemma3_text",
             SandwichNorms = gemma,
-            AttnLogitSoftcapping = gemma ? Softcap(r, "attn_logit_softcapping", source, modelType == "gemma2" ? 50.0 : null) : null,
+            // Gemma-2 only: Gemma3TextConfig keeps the key, but Gemma3Attention.forward passes no softcap to the attention
+            AttnLogitSoftcapping = modelType == "gemma2" ? Softcap(r, "attn_logit_softcapping", source, 50.0) : null,
             FinalLogitSoftcapping = gemma ? Softcap(r, "final_logit_softcapping", source, modelType == "gemma2" ? 30.0 : null) : null,
             QueryPreAttnScalar = gemma ? r.Double("query_pre_attn_scalar") is { } qs
                 ? qs > 0 ? qs : throw new IrrException($"{source}: query_pre_attn_scalar {qs} must be positive (scores are scaled by its −½ power)")

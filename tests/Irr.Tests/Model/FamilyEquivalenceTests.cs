@@ -244,6 +244,28 @@ public class FamilyEquivalenceTests
         foreach (string n in names) Near(g2[n].ToArray(), g1[n].ToArray(), 1e-5, n);
     }
 
+    [Fact]
+    public void Gemma3IgnoresAttnLogitSoftcappingAsTransformersDoes()
+    {
+        // Gemma3TextConfig keeps attn_logit_softcapping, but Gemma3Attention.forward (modeling_gemma3.py, unlike
+        // Gemma2Attention) passes no softcap to the attention function: a binding cap of 0.5 changes nothing there.
+        // (Its final_logit_softcapping is applied, by Gemma3ForCausalLM.)
+        string Gemma3(JsonNode? cap) => TransformerTests.Variant(TransformerTests.Tiny, o =>
+        {
+            o["architectures"] = new JsonArray("Gemma3ForCausalLM"); o["model_type"] = "gemma3_text"; o["head_dim"] = 4; o["sliding_window"] = 3;
+            o["layer_types"] = new JsonArray("sliding_attention", "full_attention"); o["query_pre_attn_scalar"] = 1;
+            o["attn_logit_softcapping"] = cap?.DeepClone();
+        });
+        var withCap = ModelConfig.Parse(Gemma3(0.5), "config.json");
+        var plain = ModelConfig.Parse(Gemma3(null), "config.json");
+        Assert.Null(withCap.AttnLogitSoftcapping);
+        var weights = TransformerTests.RandomParameters(withCap, seed: 44, scale: 1f);
+        var other = new ParameterSet(plain);
+        foreach (var (name, _) in plain.ExpectedTensors()) other.Set(name, weights[name]);
+        var batch = Batch.Create([[1, 5, 2, 9, 3, 8], [7, 4, 4]]);
+        Near(new Transformer(other).Logits(batch), new Transformer(weights).Logits(batch), 0, "logits");
+    }
+
     [Theory]
     [InlineData("gemma2", TensorDType.BF16, 2.828125f)]    // √8 = 2.8284271 rounded to bfloat16 (8 bits of mantissa)
     [InlineData("gemma3", TensorDType.F16, 2.828125f)]     // … and to float16 (11 bits): 2.828125 as well
