@@ -10,6 +10,7 @@ public sealed class ParameterSet : IWeightSource
 {
     private readonly Dictionary<string, float[]> tensors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long[]> shapes;
+    private readonly Dictionary<string, TensorDType> loadedFrom = new(StringComparer.Ordinal); // LoadAll: each tensor's stored dtype
     private readonly IWeightSource? fallback;
 
     /// <summary>An empty set for <paramref name="config"/>, reading what it lacks from <paramref name="fallback"/>.</summary>
@@ -20,7 +21,10 @@ public sealed class ParameterSet : IWeightSource
         shapes = config.ExpectedTensors().ToDictionary(t => t.Name, t => t.Shape, StringComparer.Ordinal);
     }
 
-    /// <summary>Every tensor of <paramref name="source"/> loaded into memory.</summary>
+    /// <summary>
+    /// Every tensor of <paramref name="source"/> loaded into memory; <see cref="StorageType"/> still says how each was
+    /// stored (Gemma's embedding normalizer is rounded to it, as for the streamed checkpoint).
+    /// </summary>
     public static ParameterSet LoadAll(IWeightSource source)
     {
         var set = new ParameterSet(source.Config);
@@ -28,6 +32,7 @@ public sealed class ParameterSet : IWeightSource
         {
             float[] scratch = [];
             set.tensors[name] = source.Load(name, ref scratch).ToArray();
+            set.loadedFrom[name] = source.StorageType(name);
         }
         return set;
     }
@@ -55,7 +60,8 @@ public sealed class ParameterSet : IWeightSource
     public bool Contains(string name) => tensors.ContainsKey(name) || (fallback?.Contains(name) ?? false);
 
     /// <inheritdoc/>
-    public TensorDType StorageType(string name) => !tensors.ContainsKey(name) && fallback is not null ? fallback.StorageType(name) : TensorDType.F32;
+    public TensorDType StorageType(string name) =>
+        loadedFrom.TryGetValue(name, out var dtype) ? dtype : !tensors.ContainsKey(name) && fallback is not null ? fallback.StorageType(name) : TensorDType.F32;
 
     /// <summary>Drops every resident tensor (reads fall back again).</summary>
     public void Clear() => tensors.Clear();

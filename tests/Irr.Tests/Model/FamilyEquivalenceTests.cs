@@ -316,6 +316,18 @@ public class FamilyEquivalenceTests
     }
 
     [Fact]
+    public void AGemmaCheckpointLoadedForFullFineTuningScalesItsEmbeddingsAsWhenStreamed()
+    {
+        // bf16 Gemma-2 (hidden 32: √32 rounds to 5.65625 in bf16): the resident copy full fine-tuning trains keeps the
+        // stored dtype, so its normalizer is rounded as the checkpoint's own forward rounds it
+        using var weights = CheckpointWeights.Open(Text.Fixtures.Local("torch/families/gemma2-bf16"));
+        var batch = Batch.Create([[5, 17, 99, 3, 42, 8]]);
+        var streamed = new Transformer(weights).Logits(batch);
+        var resident = new Transformer(ParameterSet.LoadAll(weights)).Logits(batch);
+        Assert.Equal(streamed, resident);
+    }
+
+    [Fact]
     public void AHeadDimLargerThanTheHiddenSizeRuns()
     {
         // Llama with head_dim 12 > hidden_size 8 (attention width 2 × 12 = 24), against the double-precision reference
