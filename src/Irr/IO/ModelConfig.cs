@@ -487,10 +487,10 @@ public sealed class ModelConfig
     }
 
     // The defaults of num_key_value_heads and head_dim in transformers' config classes, where they are numbers (Llama's
-    // and Phi-3's are None: all heads, hidden / heads). Qwen2's is 32 too; irr keeps its earlier reading (all heads) for it.
+    // and Phi-3's are None: all heads, hidden / heads).
     private static (int? KvHeads, int? HeadDim) FamilyHeadDefaults(string modelType) => modelType switch
     {
-        "qwen3" => (32, 128), "gemma2" or "gemma3_text" => (4, 256), "mistral" => (8, null), _ => (null, null),
+        "qwen3" => (32, 128), "qwen2" => (32, null), "gemma2" or "gemma3_text" => (4, 256), "mistral" => (8, null), _ => (null, null),
     };
 
     // transformers' defaults of max_position_embeddings for the newer families (irr keeps 2048 for the Llama-2-era ones)

@@ -417,6 +417,7 @@ public class ModelConfigValidationTests
     [InlineData("qwen3", 128, 32)]
     [InlineData("gemma2", 256, 4)]
     [InlineData("gemma3_text", 256, 4)]
+    [InlineData("qwen2", 2, 32)]    // Qwen2Config: num_key_value_heads 32
     [InlineData("mistral", 2, 8)]   // MistralConfig: num_key_value_heads 8, head_dim None → hidden / heads
     [InlineData("llama", 2, 64)]    // LlamaConfig: num_key_value_heads None → num_attention_heads
     [InlineData("phi3", 2, 64)]     // Phi3Config: the same
