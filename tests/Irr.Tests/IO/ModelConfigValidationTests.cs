@@ -137,7 +137,7 @@ public class ModelConfigValidationTests
 
     private static readonly Dictionary<string, string> ArchitectureOf = new()
     {
-        ["llama"] = "LlamaForCausalLM", ["mistral"] = "MistralForCausalLM", ["qwen3"] = "Qwen3ForCausalLM", ["gemma2"] = "Gemma2ForCausalLM",
+        ["llama"] = "LlamaForCausalLM", ["mistral"] = "MistralForCausalLM", ["qwen2"] = "Qwen2ForCausalLM", ["qwen3"] = "Qwen3ForCausalLM", ["gemma2"] = "Gemma2ForCausalLM",
         ["gemma3_text"] = "Gemma3ForCausalLM", ["phi3"] = "Phi3ForCausalLM",
     };
 
