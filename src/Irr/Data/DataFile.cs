@@ -11,6 +11,7 @@ namespace Irr.Data;
 /// <list type="bullet">
 /// <item><c>.csv</c>: RFC 4180 CSV with a header row; each row is a record whose fields are the columns (matched case-insensitively).
 /// A CSV of one column whose first line is a sentence rather than a column name (HEx-PHI) is one prompt a line, with a warning.</item>
+/// <item><c>.parquet</c>: each row is a record, the JSON object of its columns (<see cref="ParquetData"/>).</item>
 /// <item><c>.txt</c>, when the caller reads texts (<c>irr eval ppl</c>): one record per paragraph, paragraphs separated by a blank line.</item>
 /// <item>a JSON array (the text starts with <c>[</c>): each item is a record.</item>
 /// <item>JSONL (the <c>.jsonl</c> extension, or a first line that is a complete JSON value followed by more lines): one record a line, blank lines skipped.</item>
@@ -68,6 +69,7 @@ public static class DataFile
         string extension = Path.GetExtension(fileName).ToLowerInvariant();
         var budget = new DataBudget(fileName);
         long limit = DataLimits.RecordBytes;
+        if (extension == ".parquet") return ParquetData.Read(stream, fileName, budget);
         if (extension == ".csv") return ReadCsv(Lines(stream, fileName, limit), fileName, budget);
         if (extension == ".txt" && paragraphs) return Paragraphs(Lines(stream, fileName, limit), fileName, budget);
         char first = FirstCharacter(stream);

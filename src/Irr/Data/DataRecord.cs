@@ -64,7 +64,7 @@ public sealed class DataRecord
     /// The user message: a bare string as it is; else <c>prompt</c> (a string, or an object {instruction, input}, which
     /// becomes <c>instruction + "\n" + input + "\n"</c>, IRR-SPEC "Details"); else <c>instruction</c>, followed by
     /// <c>"\n" + input</c> when input is not empty (IRR-SPEC "Formatting"; Dolly's <c>context</c> stands in for a missing
-    /// input, as Dolly's own prompt puts it in the input's place); else <c>question</c>, <c>goal</c> or <c>behavior</c>;
+    /// input, as Dolly's own prompt puts it in the input's place); else Salad-Data's attack-enhanced <c>augq</c>; else <c>question</c>, <c>goal</c> or <c>behavior</c>;
     /// else SORRY-Bench's <c>turns</c> (one string). A missing or null field is skipped; a missing or null <c>input</c> is empty.
     /// HarmBench's contextual behaviours are sent as <c>context + "\n\n---\n\n" + behavior</c>, as HarmBench's own code does:
     /// <c>ContextString</c> (its CSV), or <c>context</c> beside <c>behavior</c>, <c>goal</c> or a <c>prompt</c> string, when not empty.
@@ -103,6 +103,10 @@ public sealed class DataRecord
             string input = String("input") ?? "";
             if (input.Length == 0) input = String("context") ?? ""; // Dolly: {instruction, context, response}
             user = input.Length == 0 ? user : user + "\n" + input;
+        }
+        else if (Get("augq") is { } augq)
+        {
+            user = augq.AsString(); // Salad-Data's attack_enhanced_set: the attack-enhanced question, beside the base question
         }
         else if (UserFields.Skip(2).Select(name => (name, field: Get(name))).FirstOrDefault(f => f.field is not null) is { field: { } field } found)
         {
@@ -264,14 +268,14 @@ public sealed class DataRecord
 
     /// <summary>
     /// The category path: the CatQA tree's keys joined by "/", followed by the record's own <c>category</c> (or
-    /// HarmBench's <c>SemanticCategory</c>), trimmed; null when there is none. BeaverTails' <c>category</c>, an object of
+    /// HarmBench's <c>SemanticCategory</c>, Salad-Data's <c>1-category</c>, or XSTest's <c>type</c> beside its <c>label</c>), trimmed; null when there is none. BeaverTails' <c>category</c>, an object of
     /// booleans, gives the names that are true, joined by ",".
     /// </summary>
     public string? Category()
     {
         string? own = !IsObject ? null
             : Json("category") is { Kind: JsonValueKind.Object } flags ? BeaverTailsCategory(flags)
-            : String("category") ?? String("SemanticCategory");
+            : String("category") ?? String("SemanticCategory") ?? String("1-category") ?? (Get("label") is not null ? String("type") : null);
         own = string.IsNullOrWhiteSpace(own) ? null : own.Trim();
         return (treeCategory, own) switch
         {
