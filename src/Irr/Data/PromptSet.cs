@@ -6,7 +6,7 @@ namespace Irr.Data;
 public sealed record PromptRecord(string Prompt, string? Category = null);
 
 /// <summary>
-/// A set of prompts read from one data file (<see cref="DataFile"/>: JSON array, JSONL, CSV or a CatQA tree): each
+/// A set of prompts read from one data file (<see cref="DataFile"/>: JSON array, JSONL, CSV, parquet or a CatQA tree): each
 /// record's user message (<see cref="DataRecord.User"/>; a bare string is the prompt) and category
 /// (<see cref="DataRecord.Category"/>). What <c>irr eval safety --prompts</c> and <c>irr generate --prompts</c> read.
 /// </summary>

@@ -4,11 +4,11 @@ namespace Irr.Jobs;
 public static class OptionHelp
 {
     /// <summary>The containers every data option takes (docs/formats.md, "Data files").</summary>
-    public const string DataFormats = "JSON array, JSONL or CSV with a header row (docs/formats.md, \"Data files\")";
+    public const string DataFormats = "JSON array, JSONL, CSV with a header row, or parquet (docs/formats.md, \"Data files\")";
 
     /// <summary>What a prompt file holds.</summary>
     public const string PromptFormats = "strings or records with a prompt, instruction (+ input), question, goal or behavior field; " +
-        "JSON array, JSONL, CSV with a header row, or a CatQA tree {category: {subcategory: [questions]}} (docs/formats.md, \"Data files\")";
+        "JSON array, JSONL, CSV with a header row, parquet, or a CatQA tree {category: {subcategory: [questions]}} (docs/formats.md, \"Data files\")";
 
     /// <summary>What a training-style data file holds.</summary>
     public const string Records = "records with a prompt (or instruction + input, question …) and an output or response; " + DataFormats;
