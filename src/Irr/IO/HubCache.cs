@@ -94,6 +94,19 @@ public static partial class HubCache
     public static string RepoFolderName(string repoId, string repoType = "model") => $"{repoType}s--" + string.Join("--", repoId.Split('/'));
 
     /// <summary>
+    /// The repo ID and commit of a model snapshot directory <c>…/models--org--name/snapshots/&lt;commit&gt;</c> (what
+    /// <see cref="Resolve"/> returns), or null for any other path: what provenance records of a model read from the cache.
+    /// </summary>
+    public static (string RepoId, string Commit)? RepoOfSnapshot(string path)
+    {
+        var snapshot = new DirectoryInfo(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar));
+        if (!IsCommit(snapshot.Name) || snapshot.Parent is not { Name: "snapshots", Parent: { } repo }) return null;
+        if (!repo.Name.StartsWith("models--", StringComparison.Ordinal)) return null;
+        string repoId = repo.Name["models--".Length..].Replace("--", "/");
+        return RepoIdProblem(repoId) is null ? (repoId, snapshot.Name) : null;
+    }
+
+    /// <summary>
     /// The snapshot directory of <paramref name="repoId"/> at <paramref name="revision"/> in the cache at
     /// <paramref name="cache"/>: a branch or tag through <c>refs/&lt;revision&gt;</c>, a 40-hex commit directly (as
     /// <c>try_to_load_from_cache</c>), with the commit it resolved to. Every symlink under the snapshot is checked to stay

@@ -47,3 +47,27 @@ public class HubModelCommandTests
         Assert.False(File.Exists(dir["s.json"]));
     }
 }
+
+public class HubProvenanceTests
+{
+    private const string Commit = "00112233445566778899aabbccddeeff00112233";
+
+    [Fact]
+    public void ReportsRecordTheRepoAndTheResolvedCommit()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["src"]);
+        File.WriteAllText(dir["src/config.json"], "{}");
+        string snapshot = HubCacheTrees.Add(dir["hub"], "my-org/tiny", dir["src"], Commit, "v1");
+        using var cache = HubCache.Override(dir["hub"]);
+        var job = Irr.Jobs.JobSchema.Of<Irr.Model.ScoreJob>().Bind<Irr.Model.ScoreJob>(new Dictionary<string, IReadOnlyList<string>>
+        {
+            ["model"] = ["my-org/tiny@v1"], ["data"] = [dir["d.jsonl"]], ["output"] = [dir["s.json"]],
+        });
+        Assert.Equal(snapshot, job.Model);
+        var inputs = Irr.Jobs.Provenance.InputsOf(job);
+        Assert.Equal("""{"repo_id":"my-org/tiny","commit":"00112233445566778899aabbccddeeff00112233"}""", inputs["model_hub"]!.ToJsonString());
+        Assert.Null(inputs["data_hub"]);
+        Assert.Null(HubCache.RepoOfSnapshot(dir["src"]));
+    }
+}
