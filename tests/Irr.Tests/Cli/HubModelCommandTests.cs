@@ -46,6 +46,19 @@ public class HubModelCommandTests
         Assert.Single(error.TrimEnd().Split('\n'));
         Assert.False(File.Exists(dir["s.json"]));
     }
+
+    [Fact]
+    public void AFileMissingFromTheSnapshotIsNamed()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        File.Delete(Path.Combine(model, "config.json"));
+        string snapshot = HubCacheTrees.Add(dir["hub"], "my-org/partial", model, Commit);
+        using var cache = HubCache.Override(dir["hub"]);
+        var (code, _, error) = CliRunner.Run("inspect", "my-org/partial");
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {snapshot}: no config.json (not a Hugging Face model directory)", error.TrimEnd());
+    }
 }
 
 public class HubProvenanceTests
