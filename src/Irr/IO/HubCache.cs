@@ -121,7 +121,7 @@ public static partial class HubCache
             throw new IrrException($"{what}: not a revision");
         string repo = Path.Combine(cache, RepoFolderName(repoId, repoType));
         if (!System.IO.Directory.Exists(repo))
-            throw new IrrException($"{what}: the {repoType} repo {repoId} is not in the Hugging Face cache at {Diagnostics.Escape(cache)}{Hint(repoId, revision)}");
+            throw new IrrException($"{what}: no such local directory, and the {repoType} repo {repoId} is not in the Hugging Face cache at {Diagnostics.Escape(cache)}{Hint(repoId, revision)}");
         string commit = IsCommit(revision) ? revision : ReadRef(repo, revision, what, cache, repoId);
         string snapshot = Path.Combine(repo, "snapshots", commit);
         if (!System.IO.Directory.Exists(snapshot))

@@ -42,7 +42,7 @@ public class HubModelCommandTests
         using var cache = HubCache.Override(dir["hub"]);
         var (code, _, error) = CliRunner.Run("score", "--model", "my-org/absent@v1", "--data", dir["data.jsonl"], "-o", dir["s.json"]);
         Assert.Equal(2, code);
-        Assert.StartsWith($"error: score: model my-org/absent@v1: the model repo my-org/absent is not in the Hugging Face cache at {dir["hub"]}", error);
+        Assert.StartsWith($"error: score: model my-org/absent@v1: no such local directory, and the model repo my-org/absent is not in the Hugging Face cache at {dir["hub"]}", error);
         Assert.Single(error.TrimEnd().Split('\n'));
         Assert.False(File.Exists(dir["s.json"]));
     }

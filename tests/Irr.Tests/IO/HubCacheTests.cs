@@ -105,7 +105,7 @@ public class HubCacheTests
         HubCacheTrees.Add(cache, "org/name", Source(dir, "a", "A"), CommitA, "main");
         string Error(string repo, string revision) => Assert.Throws<IrrException>(() => HubCache.Resolve(repo, revision, cache)).Message;
 
-        Assert.StartsWith($"org/other@main: the model repo org/other is not in the Hugging Face cache at {cache}", Error("org/other", "main"));
+        Assert.StartsWith($"org/other@main: no such local directory, and the model repo org/other is not in the Hugging Face cache at {cache}", Error("org/other", "main"));
         Assert.StartsWith($"org/name@dev: revision dev is not in the Hugging Face cache at {cache}", Error("org/name", "dev"));
         Assert.StartsWith($"org/name@{CommitB}: commit {CommitB} is not in the Hugging Face cache at {cache}", Error("org/name", CommitB));
         Assert.Equal("org/name@../x: not a revision", Error("org/name", "../x"));
