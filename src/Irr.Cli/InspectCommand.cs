@@ -15,7 +15,7 @@ internal static class InspectCommand
 {
     public static Command Create()
     {
-        var path = new Argument<string>("PATH") { Description = "A model directory, a PEFT adapter directory, a .safetensors file or a PyTorch state dict (.pt, .pth, .bin)" };
+        var path = new Argument<string>("PATH") { Description = "A model directory, a Hub repo org/name[@revision] in the local Hugging Face cache, a PEFT adapter directory, a .safetensors file or a PyTorch state dict (.pt, .pth, .bin)" };
         var tensors = new Option<bool>("--tensors") { Description = "List every tensor: name, dtype and shape" };
         var json = new Option<bool>("--json") { Description = "Print machine-readable JSON" };
         var noCheck = new Option<bool>("--no-check") { Description = "Do not check a model's tensors against its config.json" };
@@ -25,7 +25,8 @@ internal static class InspectCommand
         };
         command.SetAction(parseResult =>
         {
-            var description = Inspection.Describe(parseResult.GetValue(path)!, parseResult.GetValue(tensors), !parseResult.GetValue(noCheck));
+            string target = ModelReference.Parse(parseResult.GetValue(path)!).Resolve().Path; // a Hub repo from the local cache
+            var description = Inspection.Describe(target, parseResult.GetValue(tensors), !parseResult.GetValue(noCheck));
             var output = parseResult.InvocationConfiguration.Output;
             if (parseResult.GetValue(json))
                 output.WriteLine(description.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));

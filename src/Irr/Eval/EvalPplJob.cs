@@ -14,11 +14,11 @@ namespace Irr.Eval;
 public sealed record EvalPplJob : IJob<PerplexityRun>
 {
     /// <summary>The model directory.</summary>
-    [Option(OptionHelp.Model, Kind = OptionKind.Input, Required = true, From = ArtifactKind.Model)]
+    [Option(OptionHelp.Model, Kind = OptionKind.Input, Hub = true, Required = true, From = ArtifactKind.Model)]
     public required string Model { get; init; }
 
     /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
-    [Option(OptionHelp.Adapter, Kind = OptionKind.Input)]
+    [Option(OptionHelp.Adapter, Kind = OptionKind.Input, Hub = true)]
     public string? Adapter { get; init; }
 
     /// <summary>The texts (<see cref="Perplexity.LoadTexts"/>).</summary>

@@ -39,11 +39,11 @@ public sealed record EvalSafetyResult(SafetyRun Run, IReadOnlyList<JudgedRespons
 public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 {
     /// <summary>The model directory to generate with; with <see cref="Responses"/>, only the label written into safety.json (may be null).</summary>
-    [Option("Hugging Face model directory (required unless --responses is given)", Kind = OptionKind.Input, From = ArtifactKind.Model, NotNeededWith = "responses")]
+    [Option("Hugging Face model directory (required unless --responses is given)", Kind = OptionKind.Input, Hub = true, From = ArtifactKind.Model, NotNeededWith = "responses")]
     public string? Model { get; init; }
 
     /// <summary>A PEFT LoRA adapter directory merged into <see cref="Model"/> on the fly, or null.</summary>
-    [Option(OptionHelp.Adapter, Kind = OptionKind.Input)]
+    [Option(OptionHelp.Adapter, Kind = OptionKind.Input, Hub = true)]
     public string? Adapter { get; init; }
 
     /// <summary>The prompt set files (<see cref="PromptSet.Load(string)"/>); each is a set named after its file.</summary>

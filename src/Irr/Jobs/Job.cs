@@ -87,13 +87,19 @@ public static class Provenance
 
     /// <summary>
     /// Every input option of <paramref name="job"/> (<see cref="OptionKind.Input"/> in its schema) as a report records it:
-    /// under its key with underscores (<c>safety_vector</c>), an absolute path (<see cref="PathOf"/>) or null when not given.
+    /// under its key with underscores (<c>safety_vector</c>), an absolute path (<see cref="PathOf"/>) or null when not given;
+    /// a model or adapter read from the Hub cache also as <c>KEY_hub</c>: <c>{"repo_id", "commit"}</c> (<see cref="IO.HubCache.RepoOfSnapshot"/>).
     /// </summary>
     public static JsonObject InputsOf(IJob job)
     {
         var inputs = new JsonObject();
         foreach (var option in JobSchema.Of(job.GetType()).Options.Where(o => o.Kind == OptionKind.Input))
-            inputs[option.Key.Replace('-', '_')] = option.ValueIn(job) is string path ? PathOf(path) : null;
+        {
+            string key = option.Key.Replace('-', '_');
+            inputs[key] = option.ValueIn(job) is string path ? PathOf(path) : null;
+            if (option.Attribute.Hub && option.ValueIn(job) is string p && IO.HubCache.RepoOfSnapshot(p) is var (repoId, commit))
+                inputs[key + "_hub"] = new JsonObject { ["repo_id"] = repoId, ["commit"] = commit };
+        }
         return inputs;
     }
 

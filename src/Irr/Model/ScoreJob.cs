@@ -69,11 +69,11 @@ public sealed record ScoreResult(ScoreJob Job, IReadOnlyList<EncodedExample> Exa
 public sealed record ScoreJob : IJob<ScoreResult>
 {
     /// <summary>The model directory.</summary>
-    [Option(OptionHelp.Model, Kind = OptionKind.Input, Required = true)]
+    [Option(OptionHelp.Model, Kind = OptionKind.Input, Hub = true, Required = true)]
     public required string Model { get; init; }
 
     /// <summary>A PEFT LoRA adapter merged into <see cref="Model"/> on the fly, or null.</summary>
-    [Option(OptionHelp.Adapter, Kind = OptionKind.Input)]
+    [Option(OptionHelp.Adapter, Kind = OptionKind.Input, Hub = true)]
     public string? Adapter { get; init; }
 
     /// <summary>The records (any record format of <c>docs/formats.md</c>).</summary>

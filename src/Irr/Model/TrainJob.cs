@@ -20,7 +20,7 @@ public sealed record TrainResult(int Steps, double FinalLoss, bool Adapter);
 public sealed record TrainJob : IJob<TrainResult>
 {
     /// <summary>The model to start from (a Hugging Face model directory).</summary>
-    [Option(OptionHelp.Model, Kind = OptionKind.Input, Required = true)]
+    [Option(OptionHelp.Model, Kind = OptionKind.Input, Hub = true, Required = true)]
     public required string Model { get; init; }
 
     /// <summary>The training records (any record format of <c>docs/formats.md</c>).</summary>

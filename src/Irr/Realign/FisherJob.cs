@@ -26,7 +26,7 @@ public sealed record FisherResult(int Records, int Batches, int Tensors)
 public sealed record FisherJob : IJob<FisherResult>
 {
     /// <summary>The aligned model θ_A (a Hugging Face model directory).</summary>
-    [Option("the aligned model θ_A (a Hugging Face model directory)", Kind = OptionKind.Input, Required = true)]
+    [Option("the aligned model θ_A (a Hugging Face model directory)", Kind = OptionKind.Input, Hub = true, Required = true)]
     public required string Model { get; init; }
 
     /// <summary>The safety data: harmful prompts with the aligned model's safe answers (any record format of <c>docs/formats.md</c>).</summary>

@@ -19,15 +19,15 @@ namespace Irr.Realign;
 public sealed record RealignJob : IJob<RealignReport>
 {
     /// <summary>The aligned model θ_A the fine-tune started from.</summary>
-    [Option("the aligned model θ_A the fine-tune started from", Kind = OptionKind.Input, Required = true, Group = InputGroup)]
+    [Option("the aligned model θ_A the fine-tune started from", Kind = OptionKind.Input, Hub = true, Required = true, Group = InputGroup)]
     public required string Base { get; init; }
 
     /// <summary>The fully fine-tuned model θ_F (a model directory); or give <see cref="Adapter"/>.</summary>
-    [Option("the fully fine-tuned model θ_F (a model directory); give it or --adapter", Kind = OptionKind.Input, Group = InputGroup)]
+    [Option("the fully fine-tuned model θ_F (a model directory); give it or --adapter", Kind = OptionKind.Input, Hub = true, Group = InputGroup)]
     public string? Finetuned { get; init; }
 
     /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
-    [Option("or θ_F as a PEFT LoRA adapter on --base", Kind = OptionKind.Input, Group = InputGroup)]
+    [Option("or θ_F as a PEFT LoRA adapter on --base", Kind = OptionKind.Input, Hub = true, Group = InputGroup)]
     public string? Adapter { get; init; }
 
     /// <summary>

@@ -12,15 +12,15 @@ namespace Irr.Realign;
 public sealed record SafetyVectorJob : IJob<int>
 {
     /// <summary>The aligned model θ_A (a Hugging Face model directory).</summary>
-    [Option("the aligned model θ_A (a Hugging Face model directory)", Kind = OptionKind.Input, Required = true)]
+    [Option("the aligned model θ_A (a Hugging Face model directory)", Kind = OptionKind.Input, Hub = true, Required = true)]
     public required string Aligned { get; init; }
 
     /// <summary>The unaligned model θ_U as a model directory (θ_A fine-tuned on harmful answers); or give <see cref="UnalignedAdapter"/>.</summary>
-    [Option("the unaligned model θ_U: θ_A fine-tuned on harmful answers (a model directory)", Kind = OptionKind.Input)]
+    [Option("the unaligned model θ_U: θ_A fine-tuned on harmful answers (a model directory)", Kind = OptionKind.Input, Hub = true)]
     public string? Unaligned { get; init; }
 
     /// <summary>θ_U as a PEFT LoRA adapter on <see cref="Aligned"/>; or give <see cref="Unaligned"/>.</summary>
-    [Option("or θ_U as a PEFT LoRA adapter on --aligned", Kind = OptionKind.Input)]
+    [Option("or θ_U as a PEFT LoRA adapter on --aligned", Kind = OptionKind.Input, Hub = true)]
     public string? UnalignedAdapter { get; init; }
 
     /// <summary>Target modules M, in forward order (<see cref="TargetModules.Parse(string?)"/>).</summary>

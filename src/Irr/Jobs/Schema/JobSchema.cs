@@ -155,9 +155,23 @@ public sealed class JobSchema
                 continue;
             }
             object? value = Convert(option, values);
+            if (option.Attribute.Hub && value is string reference) value = FromHub(option, reference);
             foreach (var path in option.Properties) Set(job, path, value);
         }
         return job;
+    }
+
+    // A Hub repo "org/name[@revision]" as its snapshot directory in the local cache; a local path as itself.
+    private string FromHub(JobOption option, string reference)
+    {
+        try
+        {
+            return IO.ModelReference.Parse(reference).Resolve().Path;
+        }
+        catch (IrrException e)
+        {
+            throw new IrrException($"{Command}: {option.Key} {e.Message}", e); // "score: model org/name@main: … not in the Hugging Face cache at …"
+        }
     }
 
     /// <summary><see cref="Bind"/> with the job's type.</summary>

@@ -70,6 +70,12 @@ public sealed class OptionAttribute(string help) : Attribute
     /// <summary>Wired from every earlier step that produces <see cref="From"/> (a list), not only the latest.</summary>
     public bool Many { get; init; }
 
+    /// <summary>
+    /// An input that may also be a Hugging Face Hub repo <c>org/name[@revision]</c> (a model or adapter): bound to the
+    /// repo's snapshot directory in the local Hub cache (<see cref="IO.ModelReference"/>).
+    /// </summary>
+    public bool Hub { get; init; }
+
     /// <summary>A key whose presence makes this input unnecessary, so that it is not wired (eval safety's model with responses).</summary>
     public string? NotNeededWith { get; init; }
 

@@ -24,15 +24,15 @@ namespace Irr.Realign.Baselines;
 public sealed record RestaJob : IJob<RestaReport>
 {
     /// <summary>The aligned model θ_A the fine-tune started from (the base of <see cref="Adapter"/>).</summary>
-    [Option("the aligned model θ_A the fine-tune started from", Kind = OptionKind.Input, Required = true)]
+    [Option("the aligned model θ_A the fine-tune started from", Kind = OptionKind.Input, Hub = true, Required = true)]
     public required string Base { get; init; }
 
     /// <summary>The fully fine-tuned model θ_F (a model directory); or give <see cref="Adapter"/>.</summary>
-    [Option("the fully fine-tuned model θ_F (a model directory); give it or --adapter", Kind = OptionKind.Input)]
+    [Option("the fully fine-tuned model θ_F (a model directory); give it or --adapter", Kind = OptionKind.Input, Hub = true)]
     public string? Finetuned { get; init; }
 
     /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
-    [Option("or θ_F as a PEFT LoRA adapter on --base (merged in float32)", Kind = OptionKind.Input)]
+    [Option("or θ_F as a PEFT LoRA adapter on --base (merged in float32)", Kind = OptionKind.Input, Hub = true)]
     public string? Adapter { get; init; }
 
     /// <summary>

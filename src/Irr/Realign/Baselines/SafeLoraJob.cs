@@ -51,11 +51,11 @@ public sealed record SafeLoraReport(IReadOnlyList<SafeLoraMatrix> Matrices)
 public sealed record SafeLoraJob : IJob<SafeLoraReport>
 {
     /// <summary>The aligned model θ_A the adapter was trained on (checks the adapter's and the safety vector's shapes).</summary>
-    [Option("the aligned model θ_A the adapter was trained on", Kind = OptionKind.Input, Required = true)]
+    [Option("the aligned model θ_A the adapter was trained on", Kind = OptionKind.Input, Hub = true, Required = true)]
     public required string Base { get; init; }
 
     /// <summary>The fine-tune as a PEFT LoRA adapter on <see cref="Base"/>.</summary>
-    [Option("the fine-tune as a PEFT LoRA adapter on --base (required: Safe LoRA is defined for LoRA only)", Kind = OptionKind.Input)]
+    [Option("the fine-tune as a PEFT LoRA adapter on --base (required: Safe LoRA is defined for LoRA only)", Kind = OptionKind.Input, Hub = true)]
     public string? Adapter { get; init; }
 
     /// <summary>A full fine-tune: always refused (Safe LoRA projects LoRA updates); here so that the refusal names it (never read: not an input).</summary>

@@ -1,0 +1,48 @@
+namespace Irr.IO;
+
+/// <summary>
+/// Where a model or adapter comes from: a local path, or a Hugging Face Hub repo <c>org/name[@revision]</c> (as
+/// transformers' <c>from_pretrained</c> and mergekit's <c>path@revision</c> take it), resolved from the local Hub cache
+/// (<see cref="HubCache"/>) to its snapshot directory.
+/// </summary>
+/// <param name="Text">The reference as given.</param>
+/// <param name="RepoId">The Hub repo ("org/name"), or null for a local path.</param>
+/// <param name="Revision">The branch, tag or commit asked for ("main" when none is given), or null for a local path.</param>
+public sealed record ModelReference(string Text, string? RepoId, string? Revision)
+{
+    /// <summary>Whether it names a Hub repo.</summary>
+    public bool IsHub => RepoId is not null;
+
+    /// <summary>
+    /// Reads <paramref name="text"/>: a local path when it exists on disk or starts with "./", "../", "/" or "~" (or is
+    /// rooted), else a Hub ID <c>org/name[@revision]</c> when it is one (<see cref="HubCache.RepoIdProblem"/>), else a
+    /// local path (which then does not exist, and is refused as one).
+    /// </summary>
+    public static ModelReference Parse(string text)
+    {
+        if (LooksLocal(text)) return new ModelReference(text, null, null);
+        int at = text.IndexOf('@');
+        string repoId = at < 0 ? text : text[..at];
+        string revision = at < 0 ? HubCache.DefaultRevision : text[(at + 1)..];
+        return repoId.Contains('/') && HubCache.RepoIdProblem(repoId) is null && revision.Length > 0
+            ? new ModelReference(text, repoId, revision)
+            : new ModelReference(text, null, null);
+    }
+
+    private static bool LooksLocal(string text) =>
+        File.Exists(text) || System.IO.Directory.Exists(text) || Path.IsPathRooted(text)
+        || text.StartsWith("./", StringComparison.Ordinal) || text.StartsWith("../", StringComparison.Ordinal)
+        || text.StartsWith('~') || text.StartsWith(".\\", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The directory to open: the path itself, or the Hub repo's snapshot in <paramref name="cache"/> (default
+    /// <see cref="HubCache.Directory"/>) with the commit it resolved to.
+    /// </summary>
+    /// <exception cref="IrrException">The repo or revision is not in the cache, or the cache entry is unsafe (<see cref="HubCache.Resolve"/>).</exception>
+    public (string Path, string? Commit) Resolve(string? cache = null)
+    {
+        if (!IsHub) return (Text, null);
+        var (snapshot, commit) = HubCache.Resolve(RepoId!, Revision!, cache ?? HubCache.Directory);
+        return (snapshot, commit);
+    }
+}

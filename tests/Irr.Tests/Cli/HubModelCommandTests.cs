@@ -1,0 +1,86 @@
+using Irr.IO;
+using Irr.Tests.IO;
+
+namespace Irr.Tests.Cli;
+
+/// <summary>
+/// <c>--model org/name</c> and <c>irr inspect org/name</c> from a cache laid out as huggingface_hub lays it out: the same
+/// result as the model's own directory. The cache is given through <see cref="HubCache.Override"/> (the CLI runs
+/// in-process, in parallel with other tests, so the environment is not changed).
+/// </summary>
+public class HubModelCommandTests
+{
+    private const string Commit = "fedcba9876543210fedcba9876543210fedcba98";
+
+    [Fact]
+    public void ScoreAndInspectTakeAHubIdFromTheCache()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        string snapshot = HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, Commit);
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        using var cache = HubCache.Override(dir["hub"]);
+
+        var (code, _, error) = CliRunner.Run("score", "--model", model, "--data", dir["data.jsonl"], "-o", dir["local.json"]);
+        Assert.True(code == 0, error);
+        (code, _, error) = CliRunner.Run("score", "--model", "my-org/tiny-chat", "--data", dir["data.jsonl"], "-o", dir["hub.json"]);
+        Assert.True(code == 0, error);
+        Assert.Equal(File.ReadAllText(dir["local.json"]).Replace(model, snapshot), File.ReadAllText(dir["hub.json"]));
+
+        (code, string local, error) = CliRunner.Run("inspect", model);
+        Assert.True(code == 0, error);
+        (code, string hub, error) = CliRunner.Run("inspect", $"my-org/tiny-chat@{Commit}");
+        Assert.True(code == 0, error);
+        Assert.Equal(local.Replace(model, snapshot), hub);
+    }
+
+    [Fact]
+    public void AModelMissingFromTheCacheIsOneLine()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "a", "output": "b"}""" + "\n");
+        using var cache = HubCache.Override(dir["hub"]);
+        var (code, _, error) = CliRunner.Run("score", "--model", "my-org/absent@v1", "--data", dir["data.jsonl"], "-o", dir["s.json"]);
+        Assert.Equal(2, code);
+        Assert.StartsWith($"error: score: model my-org/absent@v1: no such local directory, and the model repo my-org/absent is not in the Hugging Face cache at {dir["hub"]}", error);
+        Assert.Single(error.TrimEnd().Split('\n'));
+        Assert.False(File.Exists(dir["s.json"]));
+    }
+
+    [Fact]
+    public void AFileMissingFromTheSnapshotIsNamed()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        File.Delete(Path.Combine(model, "config.json"));
+        string snapshot = HubCacheTrees.Add(dir["hub"], "my-org/partial", model, Commit);
+        using var cache = HubCache.Override(dir["hub"]);
+        var (code, _, error) = CliRunner.Run("inspect", "my-org/partial");
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {snapshot}: no config.json (not a Hugging Face model directory)", error.TrimEnd());
+    }
+}
+
+public class HubProvenanceTests
+{
+    private const string Commit = "00112233445566778899aabbccddeeff00112233";
+
+    [Fact]
+    public void ReportsRecordTheRepoAndTheResolvedCommit()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["src"]);
+        File.WriteAllText(dir["src/config.json"], "{}");
+        string snapshot = HubCacheTrees.Add(dir["hub"], "my-org/tiny", dir["src"], Commit, "v1");
+        using var cache = HubCache.Override(dir["hub"]);
+        var job = Irr.Jobs.JobSchema.Of<Irr.Model.ScoreJob>().Bind<Irr.Model.ScoreJob>(new Dictionary<string, IReadOnlyList<string>>
+        {
+            ["model"] = ["my-org/tiny@v1"], ["data"] = [dir["d.jsonl"]], ["output"] = [dir["s.json"]],
+        });
+        Assert.Equal(snapshot, job.Model);
+        var inputs = Irr.Jobs.Provenance.InputsOf(job);
+        Assert.Equal("""{"repo_id":"my-org/tiny","commit":"00112233445566778899aabbccddeeff00112233"}""", inputs["model_hub"]!.ToJsonString());
+        Assert.Null(inputs["data_hub"]);
+        Assert.Null(HubCache.RepoOfSnapshot(dir["src"]));
+    }
+}
