@@ -176,9 +176,9 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
             ? new RestaJob
             {
                 Base = r.Base, Finetuned = r.Finetuned, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Gamma = p.Setting,
-                Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true,
+                Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true, Card = job.Card,
             }
-            : new SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = p.Setting, OutputPath = output, Overwrite = true };
+            : new SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = p.Setting, OutputPath = output, Overwrite = true, Card = job.Card };
     }
 
     private void MakeBaseline(PlannedPoint p, string output, Action<JobProgress> progress)
