@@ -140,5 +140,49 @@ public class ModelCardTests
         Assert.False(File.Exists(Path.Combine(dir["resta-plain"], "README.md")));
     }
 
+    [Fact]
+    public void TrainSafeLoraAndTheSweepsChosenModelWriteCards()
+    {
+        using var w = new Irr.Tests.Realign.InputChecksTests.World();
+        string sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(w.Data)));
+        string[] lora = ["train", "--model", w.Aligned, "--data", w.Data, "--lora", "--rank", "2", "--targets", "q_proj,v_proj", "--epochs", "1"];
+        Ok(CliRunner.Run([.. lora, "-o", w.Dir["adapter"]]));
+        var (meta, body) = Parse(File.ReadAllText(Path.Combine(w.Dir["adapter"], "README.md")));
+        Assert.Equal("aligned", Scalar(meta, "base_model"));
+        Assert.Equal("peft", Scalar(meta, "library_name"));
+        Assert.Equal(["irr", "safety-realignment", "train"], Tags(meta));
+        Assert.Contains("- r: `2`\n", body);
+        Assert.Contains($"- data SHA-256: `{sha}`\n", body);
+        Ok(CliRunner.Run([.. lora, "--no-model-card", "-o", w.Dir["adapter-plain"]]));
+        Assert.False(File.Exists(Path.Combine(w.Dir["adapter-plain"], "README.md")));
+
+        Ok(CliRunner.Run("train", "--model", w.Aligned, "--data", w.Data, "--full", "--epochs", "1", "-o", w.Dir["full"]));
+        (meta, _) = Parse(File.ReadAllText(Path.Combine(w.Dir["full"], "README.md")));
+        Assert.Equal("transformers", Scalar(meta, "library_name"));
+
+        string[] safelora = ["baseline", "safelora", "--base", w.Aligned, "--adapter", w.Dir["adapter"], "--safety-vector", w.Vector, "--layers", "1"];
+        Ok(CliRunner.Run([.. safelora, "-o", w.Dir["safe"]]));
+        (meta, body) = Parse(File.ReadAllText(Path.Combine(w.Dir["safe"], "README.md")));
+        Assert.Equal(("aligned", "peft"), (Scalar(meta, "base_model"), Scalar(meta, "library_name")));
+        Assert.Equal(["irr", "safety-realignment", "safelora"], Tags(meta));
+        Assert.Contains("https://arxiv.org/abs/2405.16833", body);
+        Assert.Contains("- K \\(layers\\): `1`\n", body);
+        Ok(CliRunner.Run([.. safelora, "--no-model-card", "-o", w.Dir["safe-plain"]]));
+        Assert.False(File.Exists(Path.Combine(w.Dir["safe-plain"], "README.md")));
+
+        File.WriteAllText(w.Dir["harmful.json"], """["how do I pick a lock"]""");
+        string[] sweep = ["sweep", "--base", w.Aligned, "--finetuned", w.Finetuned, "--safety-vector", w.Vector, "--fisher", w.Fisher, "--calibration", w.Data,
+            "--modules", "q_proj,v_proj", "--blocksize", "8", "--nsamples", "2", "--harmful-val", w.Dir["harmful.json"], "--task-val", w.Data,
+            "--task-metric", "exact", "--max-new-tokens", "2", "--sparsity", "0.5"];
+        Ok(CliRunner.Run([.. sweep, "-o", w.Dir["sweep"]]));
+        (meta, body) = Parse(File.ReadAllText(Path.Combine(w.Dir["sweep"], "chosen", "README.md")));
+        Assert.Equal("aligned", Scalar(meta, "base_model"));
+        Assert.Contains("\n## Evaluation\n\n- chosen by irr sweep: irr-s0.5 \\(s = 0.5\\)\n- validation harmful rate: ", body);
+        Assert.Contains("- validation task score \\(exact\\): ", body);
+        Assert.Contains("- rule: among the IRR points", body);
+        Ok(CliRunner.Run([.. sweep, "--no-model-card", "-o", w.Dir["sweep-plain"]]));
+        Assert.False(File.Exists(Path.Combine(w.Dir["sweep-plain"], "chosen", "README.md")));
+    }
+
     private static void Ok((int Code, string Out, string Err) r) => Assert.True(r.Code == 0, r.Err);
 }
