@@ -54,7 +54,7 @@ public sealed record ModelCard(string BaseModel, string LibraryName, string Meth
         text.Append("tags:\n");
         foreach (string tag in (string[])["irr", "safety-realignment", Method]) text.Append($"- {Quote(tag)}\n");
         text.Append("---\n\n");
-        text.Append($"# {Inline(BaseModel)}, safety-realigned ({Inline(Method)})\n\n");
+        text.Append($"# {Inline(BaseModel)} ({Inline(Method)})\n\n");
         text.Append($"Written by irr (IRR.NET) with {Inline(Title)}");
         text.Append(Paper is null ? ".\n\n" : $" ({Paper}).\n\n");
         text.Append("## Settings\n\n");
