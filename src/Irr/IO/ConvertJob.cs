@@ -26,6 +26,10 @@ public sealed record ConvertJob : IJob<int>
     [Option("largest shard of a model directory, e.g. 5GB, 500MB, 2GiB")]
     public string MaxShardSize { get; init; } = "5GB";
 
+    /// <summary>The model card of a converted directory (<c>--no-model-card</c>, <see cref="WriteCard"/>).</summary>
+    [Options]
+    public ModelCardOptions Card { get; init; } = new();
+
     /// <summary>Replace the output if it exists.</summary>
     [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
@@ -113,6 +117,7 @@ public sealed record ConvertJob : IJob<int>
         // version of transformers loads the head the checkpoint holds (v5 would decide so, v4 would tie).
         ModelDirectory.CopyAuxiliaryFiles(Input, output, except: model.UntiedHead ? ["config.json"] : null);
         if (model.UntiedHead) JsonFiles.WriteFile(output.PathOf("config.json"), model.Config.Json);
+        WriteCard(output, "transformers");
         output.Commit();
         return specs.Count;
     }
@@ -130,8 +135,21 @@ public sealed record ConvertJob : IJob<int>
         var stage = ProgressStage.Start(progress, "converting", specs.Count, "tensors");
         CheckpointWriter.WriteFile(output.PathOf(LoraAdapter.WeightsFile), specs, new Dictionary<string, string> { ["format"] = "pt" }, writer => WriteAll(writer, tensors, stage));
         ModelDirectory.CopyAuxiliaryFiles(Input, output);
+        WriteCard(output, "peft");
         output.Commit();
         return specs.Count;
+    }
+
+    /// <summary>
+    /// A converted directory's model card, unless <c>--no-model-card</c>: the input's own README.md is kept when it has
+    /// one (it describes the same weights); otherwise a card naming the input as the base, written before the rename.
+    /// </summary>
+    private void WriteCard(OutputDirectory output, string library)
+    {
+        string path = output.PathOf(ModelCard.FileName);
+        if (!Card.ModelCard || File.Exists(path)) return;
+        new ModelCard(ModelCard.BaseModelOf(Input), library, "convert", "irr convert (PyTorch weights to safetensors, every tensor unchanged)", null,
+            [("method", "convert"), ("input", ModelCard.BaseModelOf(Input)), ("max shard size", MaxShardSize)]).Write(path);
     }
 
     private static List<TensorSpec> Specs(IReadOnlyList<(TorchFile File, TorchTensorInfo Info)> tensors)

@@ -626,10 +626,10 @@ public sealed class LoraAdapter : IDisposable
 
     /// <summary>
     /// Writes an adapter in PEFT's format: adapter_config.json and adapter_model.safetensors with
-    /// <c>base_model.model.{module}.lora_A.weight</c> (r × in) and <c>lora_B.weight</c> (out × r).
+    /// <c>base_model.model.{module}.lora_A.weight</c> (r × in) and <c>lora_B.weight</c> (out × r), and the model card when given.
     /// </summary>
     public static void Write(string directory, LoraConfig config, IReadOnlyList<(string BaseWeight, float[] A, float[] B, int Out, int In)> layers,
-        TensorDType dtype, IEnumerable<string> inputs, bool overwrite = false)
+        TensorDType dtype, IEnumerable<string> inputs, bool overwrite = false, ModelCard? card = null)
     {
         using var output = OutputDirectory.Create(directory, inputs, overwrite);
         var specs = new List<TensorSpec>();
@@ -654,6 +654,7 @@ public sealed class LoraAdapter : IDisposable
             writer.Complete();
         }
         JsonFiles.WriteFile(output.PathOf(ConfigFile), config.Json);
+        card?.Write(output.PathOf(ModelCard.FileName));
         output.Commit();
     }
 

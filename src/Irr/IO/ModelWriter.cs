@@ -78,17 +78,19 @@ public sealed class ModelWriter : IDisposable
     public string TemporaryPath => output.TemporaryPath;
 
     /// <summary>
-    /// Completes the tensors, writes config.json and the files that travel with the model (except the own files), and
-    /// renames the directory into place.
+    /// Completes the tensors, writes config.json, the files that travel with the model (except the own files) and the
+    /// model card when given (which replaces the input folder's README.md), and renames the directory into place.
     /// </summary>
+    /// <param name="card">The model card (<see cref="ModelCard"/>), or null for none.</param>
     /// <exception cref="InvalidOperationException">A planned tensor was not written.</exception>
-    public void Commit()
+    public void Commit(ModelCard? card = null)
     {
         tensors.Complete();
         tensors.Dispose();
         JsonFiles.WriteFile(output.PathOf("config.json"), ConfigJson(config, target.TorchDType));
         if (target.FilesFrom is not null)
-            ModelDirectory.CopyAuxiliaryFiles(target.FilesFrom, output, except: ["config.json", .. ownFiles]);
+            ModelDirectory.CopyAuxiliaryFiles(target.FilesFrom, output, except: ["config.json", .. ownFiles, .. card is null ? Array.Empty<string>() : [ModelCard.FileName]]);
+        card?.Write(output.PathOf(ModelCard.FileName));
         output.Commit();
     }
 

@@ -87,9 +87,9 @@ public sealed class LoraWeights
     }
 
     /// <summary>Saves as a PEFT adapter directory.</summary>
-    public void Save(string directory, string? baseModel, TensorDType dtype, IEnumerable<string> inputs, bool overwrite = false)
+    public void Save(string directory, string? baseModel, TensorDType dtype, IEnumerable<string> inputs, bool overwrite = false, ModelCard? card = null)
     {
         var config = LoraConfig.Create(Rank, Alpha, TargetModules, baseModel, UseRslora);
-        LoraAdapter.Write(directory, config, layers.Select(kv => (kv.Key, kv.Value.A, kv.Value.B, kv.Value.Out, kv.Value.In)).ToList(), dtype, inputs, overwrite);
+        LoraAdapter.Write(directory, config, layers.Select(kv => (kv.Key, kv.Value.A, kv.Value.B, kv.Value.Out, kv.Value.In)).ToList(), dtype, inputs, overwrite, card);
     }
 }

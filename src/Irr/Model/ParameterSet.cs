@@ -96,13 +96,14 @@ public sealed class ParameterSet : IWeightSource
     /// <param name="dtype">The storage type of every tensor.</param>
     /// <param name="filesFrom">The directory whose tokenizer and other files are copied (usually the base model's), or null.</param>
     /// <param name="overwrite">Replace an existing output directory.</param>
+    /// <param name="card">The model card (replaces <paramref name="filesFrom"/>'s README.md), or null for none.</param>
     /// <exception cref="IrrException">The output exists (without <paramref name="overwrite"/>) or is <paramref name="filesFrom"/>.</exception>
-    public void Save(string directory, TensorDType dtype, string? filesFrom, bool overwrite = false)
+    public void Save(string directory, TensorDType dtype, string? filesFrom, bool overwrite = false, ModelCard? card = null)
     {
         var specs = Config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
         var target = new ModelTarget(directory, filesFrom is null ? [] : [filesFrom], overwrite, filesFrom, dtype);
         using var writer = ModelWriter.Open(target, Config, specs);
         foreach (var spec in specs) writer.Write(spec.Name, this[spec.Name]);
-        writer.Commit();
+        writer.Commit(card);
     }
 }

@@ -126,6 +126,10 @@ public sealed record TrainJob : IJob<TrainResult>
     [Option("storage type of the output: bfloat16, float16 or float32 (default: the model's torch_dtype; float32 for adapters)", Name = "dtype")]
     public string? DType { get; init; }
 
+    /// <summary>The model card written with the output (<c>--no-model-card</c>, <see cref="ModelCard"/>).</summary>
+    [Options]
+    public ModelCardOptions Card { get; init; } = new();
+
     /// <summary>The output directory (a model for <see cref="Full"/>, an adapter for <see cref="Lora"/>).</summary>
     [Option("output directory (a model for --full, an adapter for --lora)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
@@ -183,6 +187,27 @@ public sealed record TrainJob : IJob<TrainResult>
         ? (TensorDTypes.TryParseTorch(d, out var t) ? t : throw new IrrException($"{Command}: dtype must be bfloat16, float16 or float32, not '{d}'"))
         : null;
 
+    /// <summary>
+    /// The output's model card: the trained model as the base (its licence), <c>peft</c> for <see cref="Lora"/>, and the
+    /// training settings with the data file's name and SHA-256.
+    /// </summary>
+    public ModelCard ModelCardOf(int steps)
+    {
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        var options = Options();
+        List<(string, string)> settings =
+        [
+            ("method", Lora ? "lora" : "full"),
+            ("steps", steps.ToString(invariant)),
+            ("learning rate", options.LearningRate.ToString("R", invariant)),
+            ("data", Path.GetFileName(Data)),
+            ("data SHA-256", ContentHash.Compute(Data)),
+        ];
+        if (Lora) settings.InsertRange(1, [("r", Rank.ToString(invariant)), ("alpha", Alpha.ToString(invariant))]);
+        return new ModelCard(ModelCard.BaseModelOf(Model), Lora ? "peft" : "transformers", "train", Lora ? "LoRA fine-tuning (irr train --lora)" : "full fine-tuning (irr train --full)",
+            null, settings, ModelCard.LicenseOf(Model));
+    }
+
     /// <summary>Trains and writes the model or adapter; <paramref name="progress"/> advances once per optimizer step.</summary>
     /// <exception cref="IrrException">The model or data is missing or malformed, or the output exists.</exception>
     public TrainResult Run(Action<JobProgress>? progress = null)
@@ -224,9 +249,9 @@ public sealed record TrainJob : IJob<TrainResult>
         });
 
         if (adapter is not null)
-            adapter.Save(OutputPath, Provenance.PathOf(Model), storage ?? TensorDType.F32, [Model], Overwrite);
+            adapter.Save(OutputPath, Provenance.PathOf(Model), storage ?? TensorDType.F32, [Model], Overwrite, Card.ModelCard ? ModelCardOf(total) : null);
         else
-            parameters!.Save(OutputPath, storage ?? weights.Config.TorchDType ?? weights.Model.Tensors.First().DType, Model, Overwrite);
+            parameters!.Save(OutputPath, storage ?? weights.Config.TorchDType ?? weights.Model.Tensors.First().DType, Model, Overwrite, Card.ModelCard ? ModelCardOf(total) : null);
         return new TrainResult(total, lastLoss, adapter is not null);
     }
 }

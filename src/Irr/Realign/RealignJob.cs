@@ -111,6 +111,13 @@ public sealed record RealignJob : IJob<RealignReport>
     [Option("identify only: print how many deltas conflict and would be removed, write nothing")]
     public bool DryRun { get; init; }
 
+    /// <summary>The model card written with the output (<c>--no-model-card</c>, <see cref="ModelCard"/>).</summary>
+    [Options]
+    public ModelCardOptions Card { get; init; } = new();
+
+    /// <summary>The model card's evaluation summary (the sweep's chosen point's figures), empty for none.</summary>
+    public IReadOnlyList<string> CardEvaluation { get; init; } = [];
+
     /// <summary>The output model directory (required unless <see cref="DryRun"/>).</summary>
     [Option("output model directory (irr-report.json goes inside it)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Fingerprinted = false)]
     public string? OutputPath { get; init; }
@@ -195,6 +202,29 @@ public sealed record RealignJob : IJob<RealignReport>
     }
 
     /// <summary>
+    /// The output's model card: <c>base_model</c> is θ_A's (<see cref="ModelCard.BaseModelOf"/>), its licence θ_A's
+    /// README.md's; the settings are the removal rule, s, the modules, the OBS options and the calibration file's name and SHA-256.
+    /// </summary>
+    public ModelCard ModelCardOf(IReadOnlyList<string> modules, IRemovalStrategy strategy)
+    {
+        var settings = new List<(string, string)>
+        {
+            ("method", Strategy is null ? Method : strategy.GetType().Name),
+            ("s (sparsity)", Sparsity.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
+            ("modules", string.Join(", ", modules)),
+            ("blocksize", BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("percdamp", PercDamp.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
+            ("recalibrate", Recalibrate ? "true" : "false"),
+            ("nsamples", NSamples.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("seqlen", SeqLen.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("calibration", Path.GetFileName(Calibration!)),
+            ("calibration SHA-256", ContentHash.Compute(Calibration!)),
+        };
+        return new ModelCard(ModelCard.BaseModelOf(Base), "transformers", Method, "IRR: Identify, Remove, and Recalibrate", ModelCard.IrrPaper,
+            settings, ModelCard.LicenseOf(Base)) { Evaluation = CardEvaluation };
+    }
+
+    /// <summary>
     /// Runs the realignment (or, for a dry run, the identification) and writes the model directory with its report.
     /// <paramref name="progress"/> advances once per target matrix.
     /// </summary>
@@ -240,7 +270,7 @@ public sealed record RealignJob : IJob<RealignReport>
         var report = realigner.Run(calibration, (name, values) => writer.Write(name, values), _ => stage.Advance());
         if (tokenizer.FromAdapter) TokenizerSource.CopyFiles(tokenizer.Directory!, writer.TemporaryPath);
         JsonFiles.WriteFile(writer.PathOf(RealignReport.FileName), report.ToJson(header, clock.Elapsed.TotalSeconds));
-        writer.Commit();
+        writer.Commit(Card.ModelCard ? ModelCardOf(targets, strategy) : null);
         return report;
     }
 

@@ -101,8 +101,17 @@ public class ConvertTests
         var (code, _, err) = CliRunner.Run("convert", model, "-o", output);
         Assert.True(code == 0, err);
         Assert.Equal(before, Hash(model));
-        Assert.Equal(["config.json", "model.safetensors", "tokenizer_config.json"], Directory.EnumerateFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(["README.md", "config.json", "model.safetensors", "tokenizer_config.json"], Directory.EnumerateFiles(output).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Equal(TinyModels.LlamaConfig, File.ReadAllText(Path.Combine(output, "config.json")));
+        var (meta, _) = ModelCardTests.Parse(File.ReadAllText(Path.Combine(output, "README.md")));
+        Assert.Equal("model", ((YamlDotNet.RepresentationModel.YamlScalarNode)meta[new YamlDotNet.RepresentationModel.YamlScalarNode("base_model")]).Value);
+        // The input's own card is kept (it describes the same weights); --no-model-card writes none.
+        File.WriteAllText(Path.Combine(model, "README.md"), "# the model\n");
+        Assert.True(CliRunner.Run("convert", model, "-o", dir["kept"]).Item1 == 0);
+        Assert.Equal("# the model\n", File.ReadAllText(Path.Combine(dir["kept"], "README.md")));
+        File.Delete(Path.Combine(model, "README.md"));
+        Assert.True(CliRunner.Run("convert", model, "-o", dir["plain"], "--no-model-card").Item1 == 0);
+        Assert.False(File.Exists(Path.Combine(dir["plain"], "README.md")));
 
         using var converted = ModelDirectory.Open(output, validate: false);
         using var source = TorchFile.Open(Path.Combine(model, ModelDirectory.TorchWeightsFile));
@@ -230,7 +239,7 @@ public class ConvertTests
         Assert.Equal(["keep.txt"], Directory.EnumerateFiles(outDir).Select(Path.GetFileName));
         (code, _, err) = CliRunner.Run("convert", model, "-o", outDir, "--overwrite");
         Assert.True(code == 0, err);
-        Assert.Equal(["config.json", "model.safetensors"], Directory.EnumerateFiles(outDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(["README.md", "config.json", "model.safetensors"], Directory.EnumerateFiles(outDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
     [Theory]

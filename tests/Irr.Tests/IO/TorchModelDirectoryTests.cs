@@ -236,7 +236,9 @@ public class TorchModelDirectoryTests
         using var dir = new TempDir();
         var (code, _, err) = CliRunner.Run("convert", Fixture("adapter-bin"), "-o", dir["adapter"]);
         Assert.True(code == 0, err);
-        Assert.Equal(["adapter_config.json", "adapter_model.safetensors"], Directory.EnumerateFiles(dir["adapter"]).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(["README.md", "adapter_config.json", "adapter_model.safetensors"], Directory.EnumerateFiles(dir["adapter"]).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        var (card, _) = ModelCardTests.Parse(File.ReadAllText(Path.Combine(dir["adapter"], "README.md")));
+        Assert.Equal("peft", ((YamlDotNet.RepresentationModel.YamlScalarNode)card[new YamlDotNet.RepresentationModel.YamlScalarNode("library_name")]).Value);
         var expected = Values("adapter-bin");
         using (var adapter = LoraAdapter.Open(dir["adapter"]))
         {

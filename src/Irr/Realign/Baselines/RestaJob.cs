@@ -62,6 +62,10 @@ public sealed record RestaJob : IJob<RestaReport>
     [Option("output model directory (baseline-report.json goes inside it)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
     public required string OutputPath { get; init; }
 
+    /// <summary>The model card written with the output (<c>--no-model-card</c>, <see cref="ModelCard"/>).</summary>
+    [Options]
+    public ModelCardOptions Card { get; init; } = new();
+
     /// <summary>Replace the output directory if it exists.</summary>
     [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
@@ -144,9 +148,17 @@ public sealed record RestaJob : IJob<RestaReport>
             stage.Advance();
         }
         JsonFiles.WriteFile(writer.PathOf(RestaReport.FileName), report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds));
-        writer.Commit();
+        writer.Commit(Card.ModelCard ? ModelCardOf(modules) : null);
         return report;
     }
+
+    /// <summary>The output's model card: θ_A as the base (its licence), γ and the modules.</summary>
+    public ModelCard ModelCardOf(IReadOnlyList<string> modules) =>
+        new(ModelCard.BaseModelOf(Base), "transformers", "resta", "RESTA, safety re-alignment by adding the safety vector back, W = W_F + γ·v",
+            "https://arxiv.org/abs/2402.11746",
+            [("method", "resta"), ("γ (gamma)", Gamma.ToString("R", System.Globalization.CultureInfo.InvariantCulture)), ("modules", string.Join(", ", modules)),
+             ("safety vector", Path.GetFileName(SafetyVector)), ("dtype", DType)],
+            ModelCard.LicenseOf(Base));
 
     /// <summary>
     /// What the report records at its top: the irr version, the method, every input option (<see cref="Provenance.InputsOf"/>)

@@ -169,6 +169,10 @@ public sealed record SweepJob : IJob<SweepResult>
     [Option("the harmful-rate increase over θ_A the chosen point may have, a fraction (0.05 = 5 points)")]
     public double MaxHarmfulIncrease { get; init; } = 0.05;
 
+    /// <summary>The model card of every model written (<c>--no-model-card</c>); DIR/chosen's also summarises the choice.</summary>
+    [Options]
+    public IO.ModelCardOptions Card { get; init; } = new();
+
     /// <summary>Keep every point's model directory; otherwise they are deleted at the end (the chosen one lives on as <c>DIR/chosen</c>).</summary>
     [Option("keep every point's model directory (by default only DIR/chosen stays)")]
     public bool KeepModels { get; init; }

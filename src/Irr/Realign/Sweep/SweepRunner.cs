@@ -53,7 +53,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         var baselines = new[] { SweepJob.RestaMethod, SweepJob.SafeLoraMethod }
             .Select(m => (Method: m, Choice: SweepSelection.ChooseBaseline(points, m, aligned.HarmfulRate, job.MaxHarmfulIncrease)))
             .Where(b => b.Choice is not null).ToDictionary(b => b.Method, b => b.Choice!);
-        var report = PlaceChosen(planned.Single(p => p.Label == choice.Point.Label));
+        var report = PlaceChosen(planned.Single(p => p.Label == choice.Point.Label), choice);
         if (!job.KeepModels)
             foreach (var p in planned)
                 if (Directory.Exists(ModelDir(p.Label))) Directory.Delete(ModelDir(p.Label), recursive: true);
@@ -121,10 +121,11 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
     private RealignJob RealignJobOf(PlannedPoint p, string output) => p.ControlOf is { } irr
         ? job.Realign with
         {
+            Card = job.Card,
             Method = RemovalMethods.RandomAtCount.Name, RemovalCounts = Path.Combine(PointDir(irr), RealignReport.FileName), Seed = job.Seed,
             OutputPath = output, Overwrite = true,
         }
-        : job.Realign with { Sparsity = p.Setting, OutputPath = output, Overwrite = true };
+        : job.Realign with { Card = job.Card, Sparsity = p.Setting, OutputPath = output, Overwrite = true };
 
     // A point: realigned (IRR, or its random control) or made by a baseline, into DIR/points/LABEL/model, then evaluated.
     private SweepPoint RunPoint(PlannedPoint p)
@@ -175,9 +176,9 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
             ? new RestaJob
             {
                 Base = r.Base, Finetuned = r.Finetuned, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Gamma = p.Setting,
-                Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true,
+                Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true, Card = job.Card,
             }
-            : new SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = p.Setting, OutputPath = output, Overwrite = true };
+            : new SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = p.Setting, OutputPath = output, Overwrite = true, Card = job.Card };
     }
 
     private void MakeBaseline(PlannedPoint p, string output, Action<JobProgress> progress)
@@ -231,9 +232,10 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
             position + (phase + (p.Total > 0 ? Math.Min(1, p.Done / p.Total) : 1)) / phases, total, p.Processed, p.Unit));
 
     // DIR/chosen: the chosen point's model, moved (or copied, with KeepModels) from its point directory; realigned again
-    // when an earlier run deleted it; left alone when it already holds this realignment.
-    private RealignReport PlaceChosen(PlannedPoint p)
+    // when an earlier run deleted it; left alone when it already holds this realignment. Its model card ends with the choice.
+    private RealignReport PlaceChosen(PlannedPoint p, SweepChoice choice)
     {
+        var evaluation = CardEvaluation(choice);
         string placedReport = Path.Combine(ChosenDir, RealignReport.FileName), pointReport = Path.Combine(PointDir(p.Label), RealignReport.FileName);
         if (SameRealignment(placedReport, pointReport)) return RealignReport.Load(placedReport);
         if (File.Exists(Path.Combine(ModelDir(p.Label), RealignReport.FileName)))
@@ -245,14 +247,28 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
                 Directory.Delete(output.TemporaryPath);
                 Directory.Move(ModelDir(p.Label), output.TemporaryPath);
             }
+            string card = output.PathOf(ModelCard.FileName);
+            if (job.Card.ModelCard && File.Exists(card)) File.AppendAllText(card, ModelCard.EvaluationSection(evaluation));
             output.Commit();
             return RealignReport.Load(placedReport);
         }
         total++; // one more realignment than planned
-        var report = RealignJobOf(p, ChosenDir).Run(Stage($"chosen: {p.Label} again", 1)(0, ""));
+        var report = (RealignJobOf(p, ChosenDir) with { CardEvaluation = evaluation }).Run(Stage($"chosen: {p.Label} again", 1)(0, ""));
         realigned++;
         return report;
     }
+
+    // The chosen point's validation figures and the rule, for DIR/chosen's model card.
+    private IReadOnlyList<string> CardEvaluation(SweepChoice choice) =>
+    [
+        $"chosen by irr sweep: {choice.Point.Label} (s = {Number(choice.Point.Setting)})",
+        $"validation harmful rate: {Number(choice.Point.HarmfulRate)} (allowed at most {Number(choice.Threshold)}: θ_A's + max-harmful-increase {Number(job.MaxHarmfulIncrease)})",
+        $"validation task score ({job.TaskMetric}): {Number(choice.Point.TaskScore)}",
+        $"choice: {choice.Reason}",
+        $"rule: {SweepSelection.Rule}",
+    ];
+
+    private static string Number(double value) => value.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture);
 
     // Whether two irr-report.json files record the same inputs and options.
     private static bool SameRealignment(string a, string b)
