@@ -52,7 +52,9 @@ public sealed record ModelCard(string BaseModel, string LibraryName, string Meth
         if (License is not null) text.Append($"license: {Quote(License)}\n");
         text.Append("pipeline_tag: text-generation\n");
         text.Append("tags:\n");
-        foreach (string tag in (string[])["irr", "safety-realignment", Method]) text.Append($"- {Quote(tag)}\n");
+        // safety-realignment only on what a realignment wrote (not on train's or convert's output)
+        foreach (string tag in (Method is "train" or "convert" ? ["irr", Method] : (string[])["irr", "safety-realignment", Method]).Distinct())
+            text.Append($"- {Quote(tag)}\n");
         text.Append("---\n\n");
         text.Append($"# {Inline(BaseModel)} ({Inline(Method)})\n\n");
         text.Append($"Written by irr (IRR.NET) with {Inline(Title)}");
@@ -73,11 +75,20 @@ public sealed record ModelCard(string BaseModel, string LibraryName, string Meth
     public void Write(string path) => File.WriteAllText(path, Render(), new UTF8Encoding(false));
 
     /// <summary>
-    /// The <c>base_model</c> of a local input: the directory's name (a trailing separator ignored). The hook for a Hub
-    /// ID: a reference resolved from the Hub should pass its <c>org/name</c> instead.
+    /// The <c>base_model</c> of an input: its Hub ID <c>org/name</c> when it is a snapshot of the Hugging Face cache
+    /// (<c>…/models--org--name/snapshots/&lt;commit&gt;</c>, where a Hub ID resolves), else the directory's name (a
+    /// trailing separator ignored).
     /// </summary>
-    public static string BaseModelOf(string path) =>
-        Path.GetFileName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)) is { Length: > 0 } name ? name : path;
+    public static string BaseModelOf(string path)
+    {
+        string full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
+        var snapshots = Path.GetDirectoryName(full);
+        var repo = snapshots is null ? null : Path.GetDirectoryName(snapshots);
+        if (Path.GetFileName(snapshots) == "snapshots" && Path.GetFileName(repo) is { } folder && folder.StartsWith("models--", StringComparison.Ordinal)
+            && folder["models--".Length..].Split("--") is [var org, var name] && org.Length > 0 && name.Length > 0)
+            return $"{org}/{name}";
+        return Path.GetFileName(full) is { Length: > 0 } last ? last : path;
+    }
 
     /// <summary>
     /// The <c>license</c> of the model card in <paramref name="directory"/> (README.md's front matter, a top-level

@@ -29,6 +29,14 @@ public class ModelCardTests
 
     private static string[] Keys(YamlMappingNode meta) => meta.Children.Keys.Select(k => ((YamlScalarNode)k).Value!).ToArray();
 
+
+    [Theory]
+    [InlineData("hub/models--meta-llama--Llama-2-7b-chat-hf/snapshots/0123456789abcdef0123456789abcdef01234567", "meta-llama/Llama-2-7b-chat-hf")]
+    [InlineData("hub/models--org--name/snapshots/0123456789abcdef0123456789abcdef01234567/", "org/name")]
+    [InlineData("runs/Llama-2-7b-chat-hf", "Llama-2-7b-chat-hf")]
+    [InlineData("runs/snapshots/abc", "abc")]
+    public void TheBaseModelIsTheHubIdOfACacheSnapshotElseTheDirectorysName(string path, string expected) =>
+        Assert.Equal(expected, ModelCard.BaseModelOf(path));
     [Fact]
     public void TheFrontMatterHasTheHubsKeys()
     {
@@ -39,7 +47,7 @@ public class ModelCardTests
         Assert.Equal("transformers", Scalar(meta, "library_name"));
         Assert.Equal("llama2", Scalar(meta, "license"));
         Assert.Equal("text-generation", Scalar(meta, "pipeline_tag"));
-        Assert.Equal(["irr", "safety-realignment", "irr"], Tags(meta));
+        Assert.Equal(["irr", "safety-realignment"], Tags(meta));
         Assert.Contains("https://arxiv.org/abs/2412.11041", body);
         Assert.Contains("- s \\(sparsity\\): `0.5`\n", body);
         Assert.DoesNotContain("## Evaluation", body);
@@ -120,7 +128,7 @@ public class ModelCardTests
         Assert.Equal("aligned", Scalar(meta, "base_model"));
         Assert.Equal("transformers", Scalar(meta, "library_name"));
         Assert.Equal("apache-2.0", Scalar(meta, "license"));
-        Assert.Equal(["irr", "safety-realignment", "irr"], Tags(meta));
+        Assert.Equal(["irr", "safety-realignment"], Tags(meta));
         Assert.DoesNotContain("the fine-tune's own card", body);
         foreach (string line in (string[])["- method: `irr`", "- s \\(sparsity\\): `0.25`", "- modules: `q_proj, v_proj`", "- blocksize: `8`",
                      "- percdamp: `0.01`", "- calibration: `task.jsonl`", $"- calibration SHA-256: `{sha}`"])
@@ -150,7 +158,7 @@ public class ModelCardTests
         var (meta, body) = Parse(File.ReadAllText(Path.Combine(w.Dir["adapter"], "README.md")));
         Assert.Equal("aligned", Scalar(meta, "base_model"));
         Assert.Equal("peft", Scalar(meta, "library_name"));
-        Assert.Equal(["irr", "safety-realignment", "train"], Tags(meta));
+        Assert.Equal(["irr", "train"], Tags(meta)); // no safety-realignment tag on a fine-tune
         Assert.Contains("- r: `2`\n", body);
         Assert.Contains($"- data SHA-256: `{sha}`\n", body);
         Ok(CliRunner.Run([.. lora, "--no-model-card", "-o", w.Dir["adapter-plain"]]));
