@@ -79,16 +79,9 @@ public sealed record ModelCard(string BaseModel, string LibraryName, string Meth
     /// (<c>…/models--org--name/snapshots/&lt;commit&gt;</c>, where a Hub ID resolves), else the directory's name (a
     /// trailing separator ignored).
     /// </summary>
-    public static string BaseModelOf(string path)
-    {
-        string full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
-        var snapshots = Path.GetDirectoryName(full);
-        var repo = snapshots is null ? null : Path.GetDirectoryName(snapshots);
-        if (Path.GetFileName(snapshots) == "snapshots" && Path.GetFileName(repo) is { } folder && folder.StartsWith("models--", StringComparison.Ordinal)
-            && folder["models--".Length..].Split("--") is [var org, var name] && org.Length > 0 && name.Length > 0)
-            return $"{org}/{name}";
-        return Path.GetFileName(full) is { Length: > 0 } last ? last : path;
-    }
+    public static string BaseModelOf(string path) =>
+        HubCache.RepoOfSnapshot(path)?.RepoId
+        ?? (Path.GetFileName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)) is { Length: > 0 } name ? name : path);
 
     /// <summary>
     /// The <c>license</c> of the model card in <paramref name="directory"/> (README.md's front matter, a top-level

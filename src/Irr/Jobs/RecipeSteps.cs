@@ -153,11 +153,7 @@ internal static class RecipeSteps
             Irr.Model.TrainJob t => (t.Model, [t.Targets, t.TrainableModules]),
             _ => ((string?)null, Array.Empty<IReadOnlyList<string>?>()),
         };
-        string? configPath = model is null ? null : Path.Combine(model, "config.json");
-        if (configPath is null || !File.Exists(configPath) || lists.All(l => l is null)) return;
-        IO.ModelConfig config;
-        try { config = IO.ModelConfig.Load(configPath); }
-        catch (IrrException) { return; } // the step itself reports a bad config
+        if (lists.All(l => l is null) || ConfigBeforeTheRun(model) is not { } config) return;
         try
         {
             foreach (var modules in lists.OfType<IReadOnlyList<string>>()) TargetModules.For(config, modules);
@@ -191,18 +187,22 @@ internal static class RecipeSteps
         }
     }
 
+    // The config of a model that exists before the run, or null (a later step's output, or a bad config the step itself reports)
+    private static IO.ModelConfig? ConfigBeforeTheRun(string? model)
+    {
+        string? configPath = model is null ? null : Path.Combine(model, "config.json");
+        if (configPath is null || !File.Exists(configPath)) return null;
+        try { return IO.ModelConfig.Load(configPath); }
+        catch (IrrException) { return null; }
+    }
+
     // "all" as the modules of the base's family: from its config.json when it is there, else (the base is a later output)
     // Phi-3's four when a producer names a fused module, the seven projections otherwise.
     private static IReadOnlyList<string> PlannedFamilyModules(string @base, IReadOnlyList<string> modules,
         IEnumerable<(string Key, string Step, int Line, IReadOnlyList<string> Modules)> producers)
     {
         if (!modules.SequenceEqual(TargetModules.All)) return modules;
-        string configPath = Path.Combine(@base, "config.json");
-        if (File.Exists(configPath))
-        {
-            try { return IO.ModelConfig.Load(configPath).LinearModules; }
-            catch (IrrException) { } // the step itself reports a bad config
-        }
+        if (ConfigBeforeTheRun(@base) is { } config) return config.LinearModules;
         bool fused = producers.Any(p => p.Modules.Any(m => m is "qkv_proj" or "gate_up_proj") && !p.Modules.SequenceEqual(TargetModules.All));
         return TargetModules.All.Where(m => fused ? m is not ("q_proj" or "k_proj" or "v_proj" or "gate_proj" or "up_proj") : m is not ("qkv_proj" or "gate_up_proj")).ToList();
     }
