@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json.Nodes;
 using Irr.IO;
 
 namespace Irr.Tests.IO;
@@ -368,5 +369,46 @@ public class HubClientTests
         File.WriteAllText(dir["index.json"], "{\"weight_map\": {\"a\": \"../../secret\"}}");
         Assert.Equal($"{dir["index.json"]}: weight_map names '../../secret' for a, not a file beside the index",
             Assert.Throws<IrrException>(() => HubFiles.ShardsOf(dir["index.json"], "model.safetensors.index.json")).Message);
+    }
+
+    /// <summary>
+    /// The tree @huggingface/hub's <c>snapshotDownload</c> (the Hub's JavaScript client, which writes the cache
+    /// huggingface_hub reads) wrote for a tiny repo (tests/fixtures/hub/make-reference.mjs → reference-tree.json): the same
+    /// files at the same commit, served by FakeHubServer and downloaded by HubClient, give the same entries, link targets,
+    /// ref and blob contents. CACHEDIR.TAG, which huggingface_hub writes and @huggingface/hub does not, is left out.
+    /// </summary>
+    [Fact]
+    public void TheTreeMatchesWhatTheHubsJavaScriptClientWrites()
+    {
+        var reference = JsonNode.Parse(File.ReadAllText(Text.Fixtures.Local("hub/reference-tree.json")))!;
+        string repoId = (string)reference["repo"]!, commit = (string)reference["commit"]!;
+        var files = reference["files"]!.AsObject().ToDictionary(f => f.Key, f => Convert.FromBase64String((string)f.Value!));
+        using var dir = new TempDir();
+        using var hub = new FakeHubServer();
+        hub.Add(repoId).Commit(files, "main", commit);
+
+        var (snapshot, got) = Client(hub, dir["hub"]).Snapshot(repoId, "main", "model", all => all);
+
+        Assert.Equal(commit, got);
+        Assert.Equal(Path.Combine(dir["hub"], (string)reference["snapshot"]!), snapshot);
+        var expected = reference["tree"]!.AsArray().Select(e => e!.ToJsonString()).ToList();
+        Assert.Equal(expected, Tree(dir["hub"], dir["hub"]).Select(e => e.ToJsonString()).ToList());
+    }
+
+    /// <summary>The cache's entries as make-reference.mjs records them: by path, each folder's names in ordinal order.</summary>
+    private static IEnumerable<JsonObject> Tree(string root, string folder)
+    {
+        foreach (var entry in new DirectoryInfo(folder).EnumerateFileSystemInfos().Where(e => e.Name != "CACHEDIR.TAG").OrderBy(e => e.Name, StringComparer.Ordinal))
+        {
+            string path = Path.GetRelativePath(root, entry.FullName);
+            if (entry.LinkTarget is { } target) yield return new JsonObject { ["path"] = path, ["kind"] = "link", ["target"] = target };
+            else if (entry is DirectoryInfo)
+            {
+                yield return new JsonObject { ["path"] = path, ["kind"] = "dir" };
+                foreach (var inner in Tree(root, entry.FullName)) yield return inner;
+            }
+            else if (path.Split('/').Contains("refs")) yield return new JsonObject { ["path"] = path, ["kind"] = "ref", ["content"] = File.ReadAllText(entry.FullName) };
+            else yield return new JsonObject { ["path"] = path, ["kind"] = "file", ["sha256"] = FakeHubServer.Sha256(File.ReadAllBytes(entry.FullName)) };
+        }
     }
 }
