@@ -169,12 +169,25 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
         }
         WriteRef(repo, info.Commit);
         var wanted = Known(repo, select(info.Files), info.Files, "the repo");
-        foreach (string path in wanted.Where(HubFiles.IsShardIndex)) await EnsureAsync(repo, info.Commit, path, token);
+        foreach (string path in wanted.Where(HubFiles.IsShardIndex)) await FetchAsync(repo, info.Commit, path, token);
         var shards = wanted.Where(HubFiles.IsShardIndex).SelectMany(index => HubFiles.ShardsOf(Pointer(repo, info.Commit, index), index));
         foreach (string path in Known(repo, shards.ToList(), info.Files, "the shard index"))
-            await EnsureAsync(repo, info.Commit, path, token);
-        foreach (string path in wanted.Where(p => !HubFiles.IsShardIndex(p))) await EnsureAsync(repo, info.Commit, path, token);
+            await FetchAsync(repo, info.Commit, path, token);
+        foreach (string path in wanted.Where(p => !HubFiles.IsShardIndex(p))) await FetchAsync(repo, info.Commit, path, token);
         return Resolved(repo, info.Commit);
+    }
+
+    /// <summary>One file of a snapshot whose commit the Hub gave: a Hub that stops answering now is an error, not a reason to fall back.</summary>
+    private async Task FetchAsync(HubRepo repo, string commit, string path, CancellationToken token)
+    {
+        try
+        {
+            await EnsureAsync(repo, commit, path, token);
+        }
+        catch (HubUnreachableException e)
+        {
+            throw new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: cannot reach the Hub at {Settings.Endpoint} ({e.Message})", e);
+        }
     }
 
     private async Task<(string, string)> FileAsync(HubRepo repo, string path, CancellationToken token)

@@ -305,8 +305,7 @@ public sealed partial class HubClient
             await file.WriteAsync(buffer.AsMemory(0, n), token);
             sha?.AppendData(buffer, 0, n);
             Report(path, file.Length, meta.Size);
-            Interruption.ThrowIfRequested();
-            token.ThrowIfCancellationRequested();
+            token.ThrowIfCancellationRequested(); // Interruption.Token is linked in: Ctrl-C stops here, between chunks
         }
         if (file.Length < meta.Size) throw new HubUnreachableException($"the connection closed after {file.Length:N0} of {meta.Size:N0} bytes");
     }

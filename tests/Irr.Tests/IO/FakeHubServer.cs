@@ -95,6 +95,15 @@ internal sealed class FakeHubServer : IDisposable
     /// <summary>Answers 200 with the whole body to a Range request.</summary>
     public bool IgnoreRange { get; set; }
 
+    /// <summary>Bytes the CDN sends beyond an LFS file's X-Linked-Size.</summary>
+    public int ExtraBytes { get; set; }
+
+    /// <summary>Characters of padding added to the revision API's answer (to exceed the client's bound).</summary>
+    public int RevisionPadding { get; set; }
+
+    /// <summary>A status every resolve request answers with (500: the Hub is down), or null.</summary>
+    public int? ResolveStatus { get; set; }
+
     /// <summary>Bytes per write of a body (the client sees it arrive in pieces).</summary>
     public int WriteBytes { get; set; } = 64 << 10;
 
@@ -178,6 +187,7 @@ internal sealed class FakeHubServer : IDisposable
         if (await Find(context, type, id, revision) is not var (repo, commit)) return;
         var siblings = new JsonArray(repo.Commits[commit].Keys.Order(StringComparer.Ordinal).Select(p => (JsonNode)new JsonObject { ["rfilename"] = p }).ToArray());
         var body = new JsonObject { ["_id"] = "0123", ["id"] = repo.Id, ["private"] = false, ["gated"] = repo.Gated ? "auto" : false, ["sha"] = commit, ["siblings"] = siblings };
+        if (RevisionPadding > 0) body["padding"] = new string('x', RevisionPadding);
         await Send(context, 200, Encoding.UTF8.GetBytes(body.ToJsonString()), "application/json");
     }
 
@@ -188,6 +198,11 @@ internal sealed class FakeHubServer : IDisposable
             context.Response.StatusCode = 307;
             context.Response.Headers["Location"] = $"{typePrefix}/{renamed}/resolve/{Uri.EscapeDataString(revision)}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}";
             context.Response.Close();
+            return;
+        }
+        if (ResolveStatus is { } status)
+        {
+            await Error(context, status, null);
             return;
         }
         if (await Find(context, type, id, revision) is not var (repo, commit)) return;
@@ -224,6 +239,7 @@ internal sealed class FakeHubServer : IDisposable
         }
         byte[] bytes = content.Value;
         if (WrongBody.Contains(path)) bytes = bytes.Select(b => (byte)(b ^ 0x5a)).ToArray();
+        if (ExtraBytes > 0) bytes = [.. bytes, .. new byte[ExtraBytes]];
         await Body(context, path, bytes);
     }
 

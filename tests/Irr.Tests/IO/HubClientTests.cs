@@ -221,7 +221,7 @@ public class HubClientTests
         string repo = Path.Combine(dir["hub"], "models--org--name");
         Assert.False(File.Exists(Path.Combine(repo, "blobs", sha)));
         Assert.False(File.Exists(Path.Combine(repo, "blobs", sha + ".incomplete")));
-        Assert.False(File.Exists(Path.Combine(repo, "snapshots", commit, Shard1)) || new FileInfo(Path.Combine(repo, "snapshots", commit, Shard1)).LinkTarget is not null);
+        Assert.False(Path.Exists(Path.Combine(repo, "snapshots", commit, Shard1)));
     }
 
     [Fact]
@@ -302,6 +302,29 @@ public class HubClientTests
         Assert.EndsWith($"; using commit {commit} from the Hugging Face cache", warnings[0]);
         Assert.StartsWith($"org/other@main: cannot reach the Hub at {down} (",
             Assert.Throws<IrrException>(() => client.Snapshot("org/other", "main", "model", HubFiles.Model)).Message);
+    }
+
+    [Fact]
+    public void AnswersBeyondTheirBoundsAreRefused()
+    {
+        using var dir = new TempDir();
+        using var hub = new FakeHubServer();
+        var files = ModelRepo();
+        string commit = hub.Add("org/name").Commit(files);
+        hub.RevisionPadding = HubClient.MaxRevisionBytes;
+        Assert.Equal($"org/name@main: the Hub's revision API answered more than {HubClient.MaxRevisionBytes:N0} bytes; refused",
+            Assert.Throws<IrrException>(() => Client(hub, dir["hub"]).Snapshot("org/name", "main", "model", HubFiles.Model)).Message);
+
+        hub.RevisionPadding = 0;
+        hub.ExtraBytes = 10;
+        Assert.Equal($"org/name@main: {Shard1}: the server sends 300,010 bytes, more than the 300,000 announced; refused",
+            Assert.Throws<IrrException>(() => Client(hub, dir["hub"]).Snapshot("org/name", "main", "model", HubFiles.Model)).Message);
+        Assert.False(File.Exists(Path.Combine(dir["hub"], "models--org--name", "blobs", FakeHubServer.Sha256(files[Shard1]))));
+        Assert.False(Path.Exists(Path.Combine(dir["hub"], "models--org--name", "snapshots", commit, Shard1)));
+
+        hub.ResolveStatus = 500; // the revision API answers, the files do not: no fallback for a commit not cached
+        Assert.Equal($"org/name@main: {Shard1}: cannot reach the Hub at {hub.Url} (the Hub answered 500)",
+            Assert.Throws<IrrException>(() => Client(hub, dir["hub"]).Snapshot("org/name", "main", "model", HubFiles.Model)).Message);
     }
 
     [Fact]
