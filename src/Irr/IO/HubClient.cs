@@ -151,7 +151,7 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
     private static T Run<T>(CancellationToken cancellation, Func<CancellationToken, Task<T>> work)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, Interruption.Token);
-        return work(linked.Token).GetAwaiter().GetResult();
+        return Task.Run(() => work(linked.Token)).GetAwaiter().GetResult(); // off any synchronization context; AsyncLocals flow in
     }
 
     private async Task<(string, string)> SnapshotAsync(HubRepo repo, Func<IReadOnlyList<string>, IReadOnlyList<string>> select, CancellationToken token)

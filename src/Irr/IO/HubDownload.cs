@@ -165,7 +165,7 @@ public sealed partial class HubClient
             int status = (int)response.StatusCode;
             if (status is >= 300 and <= 399 && response.Headers.Location is { } location && !location.IsAbsoluteUri && hop < MaxRedirects)
             {
-                url = new UriBuilder(url) { Path = new Uri(url, location).AbsolutePath, Query = "" }.Uri;
+                url = new Uri(new Uri(url, location).GetLeftPart(UriPartial.Path)); // its path on this host, as huggingface_hub takes it
                 continue;
             }
             if (status is < 200 or > 399) throw Failure(repo, path, response);
@@ -388,7 +388,7 @@ public sealed partial class HubClient
     {
         HubUnreachableException u => u,
         OperationCanceledException when !token.IsCancellationRequested => new HubUnreachableException("no answer in time"),
-        HttpRequestException or IOException when !token.IsCancellationRequested => new HubUnreachableException(Innermost(e).Message),
+        HttpRequestException or IOException when !token.IsCancellationRequested => new HubUnreachableException(Diagnostics.Escape(Innermost(e).Message)),
         _ => null,
     };
 

@@ -339,6 +339,10 @@ public class HubClientTests
         Assert.Equal(commit, got);
         Assert.Equal(files["config.json"], File.ReadAllBytes(path));
         Assert.Contains(hub.Log, r => r.Method == "HEAD" && r.Path == "/org/name/resolve/main/config.json");
+
+        hub.Add("org/name").Commit(files, "refs/pr/1"); // a revision with '/' keeps its escaping through the redirect
+        Client(hub, dir["hub"]).File("org/old", "refs/pr/1", "model", "tokenizer.json");
+        Assert.Contains(hub.Log, r => r.Method == "HEAD" && r.Path == "/org/name/resolve/refs%2Fpr%2F1/tokenizer.json");
     }
 
     [Fact]
