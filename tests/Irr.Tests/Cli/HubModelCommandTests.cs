@@ -48,6 +48,16 @@ public class HubModelCommandTests
     }
 
     [Fact]
+    public void MergekitsModelPlusLoraFormSaysToGiveTheAdapterApart()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "a", "output": "b"}""" + "\n");
+        var (code, _, error) = CliRunner.Run("score", "--model", "my-org/base@v1+my-org/code-lora", "--data", dir["data.jsonl"], "-o", dir["s.json"]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: score: model my-org/base@v1+my-org/code-lora: give the adapter apart: --model my-org/base@v1 --adapter my-org/code-lora (mergekit's model+lora form is not read)", error.TrimEnd());
+    }
+
+    [Fact]
     public void AFileMissingFromTheSnapshotIsNamed()
     {
         using var dir = new TempDir();
