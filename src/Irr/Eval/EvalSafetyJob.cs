@@ -173,7 +173,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 
     // The sets' names and files, as known before reading them.
     private IEnumerable<(string Name, string File)> SetNames =>
-        Sets?.Select(s => (s.Name, s.File)) ?? Prompts.Select(p => (Path.GetFileNameWithoutExtension(p), p));
+        Sets?.Select(s => (s.Name, s.File)) ?? Prompts.Select(p => (PromptSet.NameOf(p), p));
 
     /// <inheritdoc/>
     public void Validate()
