@@ -13,7 +13,8 @@ namespace Irr.Tests.IO;
 /// <list type="bullet">
 /// <item><c>GET /api/{models|datasets}/{org}/{name}/revision/{rev}</c> → <c>{"id", "sha", "siblings": [{"rfilename"}]}</c>;</item>
 /// <item><c>HEAD|GET /{datasets/}{org}/{name}/resolve/{rev}/{path}</c> → a regular file's body (200, <c>ETag</c> = its git blob
-/// SHA-1, <c>Content-Length</c>, <c>Accept-Ranges</c>, 206 for a Range), or for an LFS file a 302 to <c>/cdn/{sha256}</c> with
+/// SHA-1, <c>Content-Length</c>, <c>Accept-Ranges</c>, 206 for a Range), or for an LFS file a 302 to <c>/cdn/{sha256}</c> on
+/// another host name (<see cref="CdnUrl"/>) with
 /// <c>X-Linked-Etag</c> (the SHA-256) and <c>X-Linked-Size</c>; always <c>X-Repo-Commit</c>;</item>
 /// <item>a renamed repo answers a relative 307 to its new name;</item>
 /// <item>errors with <c>X-Error-Code</c>: 404 RepoNotFound, RevisionNotFound, EntryNotFound; a gated repo 401 without a token
@@ -67,8 +68,10 @@ internal sealed class FakeHubServer : IDisposable
             {
                 _listener.Prefixes.Clear();
                 _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+                _listener.Prefixes.Add($"http://localhost:{port}/"); // the CDN's host: another host name, so no token goes there
                 _listener.Start();
                 Url = $"http://127.0.0.1:{port}";
+                CdnUrl = $"http://localhost:{port}";
                 break;
             }
             catch (HttpListenerException) when (attempt < 5)
@@ -80,6 +83,9 @@ internal sealed class FakeHubServer : IDisposable
 
     /// <summary>The server's base URL (HF_ENDPOINT), e.g. http://127.0.0.1:41234.</summary>
     public string Url { get; } = "";
+
+    /// <summary>The CDN's base URL: the same server under another host name (http://localhost:41234).</summary>
+    public string CdnUrl { get; } = "";
 
     public ConcurrentQueue<Request> Log { get; } = new();
 
@@ -219,7 +225,7 @@ internal sealed class FakeHubServer : IDisposable
             context.Response.Headers["ETag"] = $"\"{GitBlobSha1(Encoding.ASCII.GetBytes("pointer " + sha))}\"";
             context.Response.Headers["X-Linked-Etag"] = $"\"{sha}\"";
             context.Response.Headers["X-Linked-Size"] = content.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            context.Response.Headers["Location"] = $"{Url}/cdn/{sha}?path={Uri.EscapeDataString(path)}&sig=x";
+            context.Response.Headers["Location"] = $"{CdnUrl}/cdn/{sha}?path={Uri.EscapeDataString(path)}&sig=x";
             context.Response.ContentLength64 = 0;
             context.Response.Close();
             return;

@@ -284,6 +284,8 @@ public class HubClientTests
         hub.Log.Clear();
         Client(hub, dir["hub"], "hf_good").Snapshot("org/gated", "main", "model", HubFiles.Model);
         Assert.All(hub.Requests("/api/").Concat(hub.Requests("/org/")), r => Assert.Equal("Bearer hf_good", r.Authorization));
+        Assert.NotEmpty(hub.Requests("/cdn/"));
+        Assert.All(hub.Requests("/cdn/"), r => Assert.Null(r.Authorization)); // a signed CDN URL on another host gets no token
     }
 
     [Fact]
@@ -365,6 +367,17 @@ public class HubClientTests
         File.WriteAllText(dir["other"], "\n");
         Assert.Null(Of(("HF_HOME", dir["home"]), ("HF_TOKEN_PATH", dir["other"])).Token);
         Assert.Equal(TimeSpan.FromSeconds(30), Of(("HF_HOME", dir["home"]), ("HF_HUB_DOWNLOAD_TIMEOUT", "30")).StallTimeout);
+    }
+
+    [Fact]
+    public void TheCurrentClientIsTheOverrideElseTheEnvironmentsWithTheCacheOverride()
+    {
+        using var dir = new TempDir();
+        using (HubCache.Override(dir["cache"]))
+            Assert.Equal(dir["cache"], HubClient.Current.Settings.Cache);
+        var client = new HubClient(new HubSettings("http://127.0.0.1:9", "t", dir["x"], true));
+        using (HubClient.Override(client)) Assert.Same(client, HubClient.Current);
+        Assert.NotSame(client, HubClient.Current);
     }
 
     [Fact]
