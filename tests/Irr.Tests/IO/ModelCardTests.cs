@@ -269,6 +269,13 @@ public class ModelCardTests
         Assert.Equal(["irr", "safety-realignment", "resta"], Tags(meta));
         Assert.Contains("https://arxiv.org/abs/2402.11746", body);
         Assert.Contains("- γ \\(gamma\\): `0.5`\n", body);
+        // A base card whose front matter does not parse: a warning, and a card without a licence (never a failure).
+        File.WriteAllText(Path.Combine(aligned, "README.md"), "---\nlicense: [apache-2.0\n---\n");
+        var warned = CliRunner.Run([.. resta, "-o", dir["resta-warned"]]);
+        Ok(warned);
+        Assert.Contains("warning: ", warned.Err);
+        Assert.Contains("does not parse", warned.Err);
+        Assert.DoesNotContain("license", Keys(Parse(Valid(Path.Combine(dir["resta-warned"], "README.md"))).Meta));
         File.Delete(Path.Combine(finetuned, "README.md"));
         Ok(CliRunner.Run([.. resta, "--no-model-card", "-o", dir["resta-plain"]]));
         Assert.False(File.Exists(Path.Combine(dir["resta-plain"], "README.md")));
