@@ -134,32 +134,12 @@ public sealed record ModelCard(string? BaseModel, string LibraryName, string Met
         ?? (Path.GetFileName(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)) is { Length: > 0 } name ? name : path);
 
     /// <summary>
-    /// The Hub data set of a data file, for <see cref="Datasets"/>: <c>org/name</c> of
-    /// <c>hf://datasets/org/name[@revision]/path</c> (the form datasets and pandas use), or a file of a data set's
-    /// snapshot in the Hugging Face cache (<c>…/datasets--org--name/snapshots/&lt;commit&gt;/path</c>); null for any other path.
+    /// The Hub data set of a data file, for <see cref="Datasets"/>: <c>org/name</c> when the file is in a data set's
+    /// snapshot in the Hugging Face cache (<see cref="HubCache.RepoOfCachedPath"/>; an <c>hf://datasets/…</c> option is
+    /// bound to that file before the job runs); null for any other path.
     /// </summary>
-    public static string? DatasetOf(string? path)
-    {
-        if (path is null) return null;
-        const string scheme = "hf://datasets/";
-        string? id = null;
-        if (path.StartsWith(scheme, StringComparison.Ordinal))
-        {
-            string[] parts = path[scheme.Length..].Split('/');
-            if (parts.Length >= 2) id = parts[0] + "/" + parts[1].Split('@')[0];
-        }
-        else
-        {
-            var dir = new DirectoryInfo(Path.GetFullPath(path));
-            for (; dir?.Parent?.Parent is { } repo; dir = dir.Parent)
-                if (dir.Parent.Name == "snapshots" && repo.Name.StartsWith("datasets--", StringComparison.Ordinal))
-                {
-                    id = repo.Name["datasets--".Length..].Replace("--", "/");
-                    break;
-                }
-        }
-        return id is not null && HubCache.RepoIdProblem(id) is null ? id : null;
-    }
+    public static string? DatasetOf(string? path) =>
+        path is not null && HubCache.RepoOfCachedPath(path) is { RepoType: "dataset" } cached ? cached.RepoId : null;
 
     /// <summary>
     /// A YAML double-quoted scalar: <c>"</c> and <c>\</c> escaped, every control character, line or paragraph separator

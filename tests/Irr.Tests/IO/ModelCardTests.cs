@@ -109,11 +109,10 @@ public class ModelCardTests
     }
 
     [Theory]
-    [InlineData("hf://datasets/walledai/XSTest/data/train-00000-of-00001.parquet", "walledai/XSTest")]
-    [InlineData("hf://datasets/JailbreakBench/JBB-Behaviors@refs%2Fconvert%2Fparquet/x.parquet", "JailbreakBench/JBB-Behaviors")]
     [InlineData("hub/datasets--org--name/snapshots/0123456789abcdef0123456789abcdef01234567/data/train.jsonl", "org/name")]
+    [InlineData("hub/datasets--walledai--XSTest/snapshots/0123456789abcdef0123456789abcdef01234567/data/train-00000-of-00001.parquet", "walledai/XSTest")]
+    [InlineData("hub/models--org--name/snapshots/0123456789abcdef0123456789abcdef01234567/train.jsonl", null)]
     [InlineData("data/train.jsonl", null)]
-    [InlineData("hf://datasets/bad--id/x/y", null)]
     public void ADataFileIsAHubDatasetOnlyWhenItCameFromOne(string path, string? expected) => Assert.Equal(expected, ModelCard.DatasetOf(path));
 
     [Theory]
@@ -327,6 +326,28 @@ public class ModelCardTests
         Assert.Contains("- rule: among the IRR points", body);
         Ok(CliRunner.Run([.. sweep, "--no-model-card", "-o", w.Dir["sweep-plain"]]));
         Assert.False(File.Exists(Path.Combine(w.Dir["sweep-plain"], "chosen", "README.md")));
+    }
+
+    [Fact]
+    public void AHubModelAndAHubDataSetAreNamedByTheirIds()
+    {
+        const string commit = "fedcba9876543210fedcba9876543210fedcba98";
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        File.WriteAllText(Path.Combine(model, "README.md"), "---\nlicense: other\nlicense_name: tiny-license\nlicense_link: LICENSE\n---\n# tiny chat\n");
+        HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, commit);
+        Directory.CreateDirectory(dir["set/data"]);
+        File.WriteAllText(dir["set/data/train.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        string set = HubCacheTrees.Add(dir["hub"], "my-org/tiny-set", dir["set"], commit, repoType: "datasets");
+        using var cache = HubCache.Override(dir["hub"]);
+
+        Ok(CliRunner.Run("train", "--model", "my-org/tiny-chat", "--data", Path.Combine(set, "data", "train.jsonl"), "--lora", "--rank", "2",
+            "--targets", "q_proj,v_proj", "--epochs", "1", "-o", dir["adapter"]));
+        var (meta, _) = Parse(Valid(Path.Combine(dir["adapter"], "README.md")));
+        Assert.Equal(("my-org/tiny-chat", "adapter", "peft"), (Scalar(meta, "base_model"), Scalar(meta, "base_model_relation"), Scalar(meta, "library_name")));
+        Assert.Equal(["my-org/tiny-set"], ((YamlSequenceNode)meta[new YamlScalarNode("datasets")]).Children.Select(c => ((YamlScalarNode)c).Value));
+        Assert.Equal(("other", "tiny-license", $"https://huggingface.co/my-org/tiny-chat/blob/{commit}/LICENSE"),
+            (Scalar(meta, "license"), Scalar(meta, "license_name"), Scalar(meta, "license_link")));
     }
 
     private static void Ok((int Code, string Out, string Err) r) => Assert.True(r.Code == 0, r.Err);
