@@ -6,7 +6,8 @@ using Irr.Jobs;
 namespace Irr.IO;
 
 /// <summary>
-/// The model-card option of every command that writes a model or an adapter (realign, train, convert, the baselines),
+/// The model-card option of every command that writes a model or an adapter (realign, sweep, the baselines, train,
+/// convert, demo, demo pretrain),
 /// declared once here and held by each job as <c>[Options]</c>.
 /// </summary>
 public sealed record ModelCardOptions
