@@ -11,10 +11,11 @@ namespace Irr.Data;
 /// The records of a parquet file (the Hub's data sets, and their <c>refs/convert/parquet</c> copies), read with Parquet.Net:
 /// each row is the JSON object of its columns, in schema order, read exactly as a JSONL line would be
 /// (<see cref="DataRecord.FromJson"/>); it is named <c>data.parquet row 7</c> (1-based) in errors. Columns of strings,
-/// booleans, integers and floating-point numbers are read (a null is JSON null, a NaN or infinity null too); other columns
-/// (nested, lists, bytes, dates) are left out with one warning. The file is untrusted: its footer, its row groups' row
-/// counts and their columns' uncompressed sizes are checked against <see cref="DataLimits"/> before anything is allocated
-/// for them, and every row is counted against the file's budget as it is made.
+/// booleans, integers and floating-point numbers are read (a null is JSON null, a NaN or infinity null too), and structs
+/// and lists of them as JSON objects and arrays (<see cref="ParquetColumn"/>); other columns (maps, lists of structs,
+/// bytes, dates …) are left out with one warning. The file is untrusted: its footer, its row groups' row counts, their
+/// leaf columns' uncompressed sizes and value counts are checked against <see cref="DataLimits"/> before anything is
+/// allocated for them, and every row, nested values included, is counted against the file's budget as it is made.
 /// </summary>
 internal static class ParquetData
 {
