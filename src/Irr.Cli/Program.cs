@@ -90,6 +90,7 @@ public static class Program
     {
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         using var listening = Warnings.Listen(error);
+        using var downloads = DownloadBars.Listen(error); // a bar per file fetched from the Hub (while options bind)
         var warnings = Warnings.Current!;
         try
         {

@@ -97,7 +97,7 @@ internal static class RunCommand
                 Options = options,
                 Fingerprint = steps[k].Fingerprint,
                 Output = planned.Output,
-                Inputs = ledger.HashInputs(planned.Inputs),
+                Inputs = new SortedDictionary<string, string>(ledger.HashInputs(planned.Inputs).Concat(RecipeSteps.HubInputs(steps[k])).ToDictionary(), StringComparer.Ordinal),
                 Started = DateTime.UtcNow,
                 Seconds = 0,
                 Status = RunLedger.Done,

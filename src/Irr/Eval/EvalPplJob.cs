@@ -22,7 +22,7 @@ public sealed record EvalPplJob : IJob<PerplexityRun>
     public string? Adapter { get; init; }
 
     /// <summary>The texts (<see cref="Perplexity.LoadTexts"/>).</summary>
-    [Option("texts: .txt (one record per paragraph), or strings or records with a text field; " + OptionHelp.DataFormats, Kind = OptionKind.Input, Required = true)]
+    [Option("texts: .txt (one record per paragraph), or strings or records with a text field; " + OptionHelp.DataFormats, Kind = OptionKind.Input, HubFile = true, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>Tokens kept per text (at least 2).</summary>

@@ -47,7 +47,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     public string? Adapter { get; init; }
 
     /// <summary>The prompt set files (<see cref="PromptSet.Load(string)"/>); each is a set named after its file.</summary>
-    [Option($"prompt sets, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input)]
+    [Option($"prompt sets, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, HubFile = true)]
     public IReadOnlyList<string> Prompts { get; init; } = [];
 
     /// <summary>Prompt sets given in memory instead of <see cref="Prompts"/> (library callers); their <see cref="PromptSet.File"/> is recorded as it is.</summary>
@@ -55,7 +55,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 
     /// <summary>A file of existing responses to judge instead of generating (<see cref="SafetyEvaluation.LoadResponses"/>).</summary>
     [Option("judge existing responses instead of generating: records with a prompt and a response, and optionally category and set (e.g. an earlier responses.jsonl); " + OptionHelp.DataFormats,
-        Kind = OptionKind.Input)]
+        Kind = OptionKind.Input, HubFile = true)]
     public string? Responses { get; init; }
 
     /// <summary>
@@ -173,7 +173,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 
     // The sets' names and files, as known before reading them.
     private IEnumerable<(string Name, string File)> SetNames =>
-        Sets?.Select(s => (s.Name, s.File)) ?? Prompts.Select(p => (Path.GetFileNameWithoutExtension(p), p));
+        Sets?.Select(s => (s.Name, s.File)) ?? Prompts.Select(p => (PromptSet.NameOf(p), p));
 
     /// <inheritdoc/>
     public void Validate()

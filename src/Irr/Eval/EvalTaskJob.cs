@@ -22,7 +22,7 @@ public sealed record EvalTaskJob : IJob<TaskRun>
 
     /// <summary>The task data file.</summary>
     [Option("examples: records with a user message and an answer (output, response or answer; GSM8K {question, answer}) or multiple choice {question, choices, answer}; " + OptionHelp.DataFormats,
-        Kind = OptionKind.Input, Required = true)]
+        Kind = OptionKind.Input, HubFile = true, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>exact, contains, gsm8k or choice (<see cref="TaskMetrics.Parse"/>; any case).</summary>

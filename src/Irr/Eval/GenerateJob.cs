@@ -33,7 +33,7 @@ public sealed record GenerateJob : IJob<IReadOnlyList<ChatResponse>>
     public string? Adapter { get; init; }
 
     /// <summary>The prompt file.</summary>
-    [Option($"prompts: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, Required = true)]
+    [Option($"prompts: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, HubFile = true, Required = true)]
     public required string Prompts { get; init; }
 
     /// <summary>The system prompt: none, llama2 or literal text (<see cref="Text.SystemPrompt.Resolve"/>).</summary>

@@ -204,7 +204,7 @@ public static class SafetyEvaluation
     /// <exception cref="IrrException">The file is missing, empty or malformed; the message names the line or JSON path.</exception>
     public static IReadOnlyList<SafetyResponse> LoadResponses(string path)
     {
-        string set = Path.GetFileNameWithoutExtension(path);
+        string set = PromptSet.NameOf(path);
         return DataFile.Read(path).Select(r => ReadResponse(r, attack => SetUnder(r.Set() ?? set, attack))).ToList();
     }
 

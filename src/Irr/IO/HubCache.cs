@@ -97,13 +97,29 @@ public static partial class HubCache
     /// The repo ID and commit of a model snapshot directory <c>…/models--org--name/snapshots/&lt;commit&gt;</c> (what
     /// <see cref="Resolve"/> returns), or null for any other path: what provenance records of a model read from the cache.
     /// </summary>
-    public static (string RepoId, string Commit)? RepoOfSnapshot(string path)
+    public static (string RepoId, string Commit)? RepoOfSnapshot(string path) =>
+        RepoOfCachedPath(path) is { RepoType: "model", PathInRepo: "" } r ? (r.RepoId, r.Commit) : null;
+
+    /// <summary>
+    /// The repo of a path in a cache snapshot: <c>…/{models|datasets}--org--name/snapshots/&lt;commit&gt;[/path/in/repo]</c>
+    /// as (repo type "model" or "dataset", repo ID, commit, path in the repo with '/' or "" for the snapshot itself); null
+    /// for any other path. Read from the path's text only (the file is not opened).
+    /// </summary>
+    public static (string RepoType, string RepoId, string Commit, string PathInRepo)? RepoOfCachedPath(string path)
     {
-        var snapshot = new DirectoryInfo(Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar));
-        if (!IsCommit(snapshot.Name) || snapshot.Parent is not { Name: "snapshots", Parent: { } repo }) return null;
-        if (!repo.Name.StartsWith("models--", StringComparison.Ordinal)) return null;
-        string repoId = repo.Name["models--".Length..].Replace("--", "/");
-        return RepoIdProblem(repoId) is null ? (repoId, snapshot.Name) : null;
+        var parts = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar).Split(Path.DirectorySeparatorChar);
+        for (int i = parts.Length - 1; i >= 2; i--)
+        {
+            if (!IsCommit(parts[i]) || parts[i - 1] != "snapshots") continue;
+            string folder = parts[i - 2];
+            string? type = folder.StartsWith("models--", StringComparison.Ordinal) ? "model"
+                : folder.StartsWith("datasets--", StringComparison.Ordinal) ? "dataset" : null;
+            if (type is null) continue;
+            string repoId = folder[(type.Length + 3)..].Replace("--", "/");
+            if (RepoIdProblem(repoId) is not null) continue;
+            return (type, repoId, parts[i], string.Join('/', parts[(i + 1)..]));
+        }
+        return null;
     }
 
     /// <summary>

@@ -34,7 +34,19 @@ public sealed class HubClient(HubSettings settings, HttpMessageHandler? handler 
     public static IDisposable Override(HubClient client) => throw new NotSupportedException("Hub downloads are not built yet");
 
     /// <summary>Where this async flow's downloads report progress (the command line draws a bar per file); dispose to restore.</summary>
-    public static IDisposable Observe(Action<HubDownloadProgress> observer) => throw new NotSupportedException("Hub downloads are not built yet");
+    public static IDisposable Observe(Action<HubDownloadProgress> observer)
+    {
+        var previous = Observer.Value;
+        Observer.Value = observer;
+        return new Restore(() => Observer.Value = previous);
+    }
+
+    private static readonly AsyncLocal<Action<HubDownloadProgress>?> Observer = new();
+
+    private sealed class Restore(Action action) : IDisposable
+    {
+        public void Dispose() => action();
+    }
 
     /// <summary>
     /// The snapshot directory of <paramref name="repoId"/> at <paramref name="revision"/> with the files

@@ -18,9 +18,11 @@ public sealed record ModelReference(string Text, string? RepoId, string? Revisio
     /// rooted), else a Hub ID <c>org/name[@revision]</c> when it is one (<see cref="HubCache.RepoIdProblem"/>), else a
     /// local path (which then does not exist, and is refused as one).
     /// </summary>
-    public static ModelReference Parse(string text)
+    /// <param name="text">The reference as given.</param>
+    /// <param name="baseDirectory">The directory a relative path is relative to (a recipe's); default: the current one.</param>
+    public static ModelReference Parse(string text, string? baseDirectory = null)
     {
-        if (LooksLocal(text)) return new ModelReference(text, null, null);
+        if (LooksLocal(text, baseDirectory ?? System.IO.Directory.GetCurrentDirectory())) return new ModelReference(text, null, null);
         int at = text.IndexOf('@');
         string repoId = at < 0 ? text : text[..at];
         string revision = at < 0 ? HubCache.DefaultRevision : text[(at + 1)..];
@@ -29,8 +31,19 @@ public sealed record ModelReference(string Text, string? RepoId, string? Revisio
             : new ModelReference(text, null, null);
     }
 
-    private static bool LooksLocal(string text) =>
-        File.Exists(text) || System.IO.Directory.Exists(text) || Path.IsPathRooted(text)
+    /// <summary>
+    /// Whether <paramref name="text"/>, given relative to <paramref name="baseDirectory"/>, names something on the Hub
+    /// rather than a local path: a repo <c>org/name[@revision]</c> for a model option (<paramref name="repo"/>), an
+    /// <c>hf://</c> file for a data option (<paramref name="file"/>). What a recipe keeps as given instead of making it a path.
+    /// </summary>
+    public static bool IsRemote(string text, string baseDirectory, bool repo, bool file) =>
+        (file && text.StartsWith(HfScheme, StringComparison.Ordinal)) || (repo && Parse(text, baseDirectory).IsHub);
+
+    /// <summary>The scheme of a Hub file reference, <c>hf://</c>.</summary>
+    public const string HfScheme = "hf://";
+
+    private static bool LooksLocal(string text, string baseDirectory) =>
+        File.Exists(Path.Combine(baseDirectory, text)) || System.IO.Directory.Exists(Path.Combine(baseDirectory, text)) || Path.IsPathRooted(text)
         || text.StartsWith("./", StringComparison.Ordinal) || text.StartsWith("../", StringComparison.Ordinal)
         || text.StartsWith('~') || text.StartsWith(".\\", StringComparison.Ordinal);
 

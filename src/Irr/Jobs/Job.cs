@@ -87,8 +87,10 @@ public static class Provenance
 
     /// <summary>
     /// Every input option of <paramref name="job"/> (<see cref="OptionKind.Input"/> in its schema) as a report records it:
-    /// under its key with underscores (<c>safety_vector</c>), an absolute path (<see cref="PathOf"/>) or null when not given;
-    /// a model or adapter read from the Hub cache also as <c>KEY_hub</c>: <c>{"repo_id", "commit"}</c> (<see cref="IO.HubCache.RepoOfSnapshot"/>).
+    /// under its key with underscores (<c>safety_vector</c>), an absolute path (<see cref="PathOf"/>) or null when not given
+    /// (a list option: a list of paths); an input read from the Hub cache (a model, adapter or <c>hf://</c> file) also as
+    /// <c>KEY_hub</c>: <c>{"repo_id", "repo_type", "commit", "path"}</c> (<see cref="IO.HubCache.RepoOfCachedPath"/>; a list
+    /// option: a list of those, null for a local item).
     /// </summary>
     public static JsonObject InputsOf(IJob job)
     {
@@ -96,12 +98,25 @@ public static class Provenance
         foreach (var option in JobSchema.Of(job.GetType()).Options.Where(o => o.Kind == OptionKind.Input))
         {
             string key = option.Key.Replace('-', '_');
-            inputs[key] = option.ValueIn(job) is string path ? PathOf(path) : null;
-            if (option.Attribute.Hub && option.ValueIn(job) is string p && IO.HubCache.RepoOfSnapshot(p) is var (repoId, commit))
-                inputs[key + "_hub"] = new JsonObject { ["repo_id"] = repoId, ["commit"] = commit };
+            object? value = option.ValueIn(job);
+            inputs[key] = value switch
+            {
+                string path => PathOf(path),
+                IEnumerable<string> paths => new JsonArray(paths.Select(p => (JsonNode?)PathOf(p)).ToArray()),
+                _ => null,
+            };
+            if (!option.Attribute.Hub && !option.Attribute.HubFile) continue;
+            if (value is string one && HubOf(one) is { } hub) inputs[key + "_hub"] = hub;
+            if (value is IEnumerable<string> many && many.Select(HubOf).ToList() is var hubs && hubs.Any(h => h is not null))
+                inputs[key + "_hub"] = new JsonArray(hubs.ToArray());
         }
         return inputs;
     }
+
+    /// <summary>The Hub repo, its type, commit and the file of a path in the Hub cache (<see cref="IO.HubCache.RepoOfCachedPath"/>), or null.</summary>
+    public static JsonObject? HubOf(string path) => IO.HubCache.RepoOfCachedPath(path) is { } hub
+        ? new JsonObject { ["repo_id"] = hub.RepoId, ["repo_type"] = hub.RepoType, ["commit"] = hub.Commit, ["path"] = hub.PathInRepo }
+        : null;
 
     /// <summary>
     /// Every option of <paramref name="job"/> that shapes its result and is not a path (<see cref="OptionKind.Value"/>,

@@ -126,6 +126,31 @@ internal static class RecipeSteps
     }
 
     /// <summary>
+    /// The Hub inputs of a checked step as run.json records them beside the content hashes of its local inputs: each
+    /// repo or <c>hf://</c> file as given → "<c>hub org/name@COMMIT</c>", the commit it resolved to when the step was
+    /// checked, so a rerun after the branch moved is not up to date.
+    /// </summary>
+    public static SortedDictionary<string, string> HubInputs(CheckedStep step)
+    {
+        var inputs = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var schema = JobSchema.Of(step.Job.GetType());
+        foreach (var given in step.Planned.Options)
+        {
+            if (schema.Find(given.Key) is not { } option || !(option.Attribute.Hub || option.Attribute.HubFile)) continue;
+            var bound = option.ValueIn(step.Job) switch
+            {
+                string one => [one],
+                IEnumerable<string> many => many.ToList(),
+                _ => new List<string>(),
+            };
+            foreach (var (text, path) in given.Values.Zip(bound))
+                if (text != path && IO.HubCache.RepoOfCachedPath(path) is { } hub)
+                    inputs[text] = $"hub {hub.RepoId}@{hub.Commit}";
+        }
+        return inputs;
+    }
+
+    /// <summary>
     /// The checks between steps: a realign, sweep or baseline step whose safety vector or Fisher an earlier step computes,
     /// against the models that step names (<see cref="InputChecks.Planned"/>: a swap stops the run before any step runs),
     /// and a realign or sweep step's modules against those of the steps that compute its safety vector and Fisher.

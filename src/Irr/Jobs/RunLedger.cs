@@ -27,7 +27,10 @@ internal sealed record StepRecord
     /// <summary>What it writes (full path), or null.</summary>
     public required string? Output { get; init; }
 
-    /// <summary>The content hash of each input (full path → SHA-256), as they were when it ran.</summary>
+    /// <summary>
+    /// The content hash of each input (full path → SHA-256), as they were when it ran; a Hub repo or <c>hf://</c> file as
+    /// given → "<c>hub org/name@COMMIT</c>", the commit it resolved to (<see cref="RecipeSteps.HubInputs"/>).
+    /// </summary>
     public required SortedDictionary<string, string> Inputs { get; init; }
 
     /// <summary>When it started (UTC).</summary>

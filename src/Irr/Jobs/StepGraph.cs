@@ -80,6 +80,7 @@ internal sealed class StepGraph
         var steps = new List<PlannedStep>();
         foreach (var step in recipe.Steps) steps.Add(Wire(recipe, step, steps));
         CheckOutputs(recipe, steps);
+        steps = steps.Select(s => WithHubIds(recipe, s, steps)).ToList();
         steps = steps.Select(s => s with { DependsOn = Dependencies(recipe, s, steps) }).ToList();
         return new StepGraph(recipe, steps, Sort(recipe, steps));
     }
@@ -125,6 +126,24 @@ internal sealed class StepGraph
         };
     }
 
+    // A Hub repo "org/name[@revision]" or an hf:// file, given to an option that takes one, stays as given (the command
+    // resolves it) unless the recipe's directory holds that path or a step writes it: as transformers, a local path wins.
+    private static PlannedStep WithHubIds(Recipe recipe, PlannedStep step, List<PlannedStep> steps)
+    {
+        var options = step.Options.Select(o =>
+        {
+            if (step.Step.Find(o.Key) is not { } given || given.Values.Count != o.Values.Count) return o; // wired, or not a path
+            var values = o.Values.Zip(given.Values, (resolved, text) =>
+                !File.Exists(resolved) && !Directory.Exists(resolved) && !steps.Any(p => p.Output is not null && SameOrInside(resolved, p.Output))
+                && step.Spec.IsRemote(o.Key, text, recipe.Directory) ? text : resolved).ToList();
+            return o with { Values = values };
+        }).ToList();
+        return step with { Options = options, Inputs = step.Inputs.Where(i => options.Any(o => o.Values.Contains(i))).ToList() };
+    }
+
+    /// <summary>Whether a planned input is a Hub repo or file kept as given (every path of a plan is a full path).</summary>
+    public static bool IsHub(string value) => !Path.IsPathRooted(value);
+
     // The commands that produce a kind, from the table: "realign or train with full".
     private static string Producers(ArtifactKind kind) => string.Join(" or ", StepSpec.All.Where(s => s.Produces == kind)
         .Select(s => s.ProducesOnlyWith is null ? s.Command : $"{s.Command} with {s.ProducesOnlyWith}"));
@@ -150,7 +169,7 @@ internal sealed class StepGraph
                 var producers = steps.Where(p => p.Output is not null && SameOrInside(value, p.Output)).ToList();
                 if (producers.Contains(step))
                     throw recipe.Error(option.Line, $"{step.Command}: {option.Key} {value} is this step's own output (a cycle)");
-                if (producers.Count == 0 && !File.Exists(value) && !Directory.Exists(value))
+                if (producers.Count == 0 && !File.Exists(value) && !Directory.Exists(value) && !IsHub(value))
                     throw recipe.Error(option.Line, $"{step.Command}: {option.Key} {value}: no such file or directory, and no step writes it");
                 dependencies.AddRange(producers.Select(p => new StepDependency(p.Index, option, value)));
             }

@@ -28,7 +28,9 @@ public enum ArtifactKind
 /// <param name="From">The kind of earlier output wired into it when the recipe omits it; null: never wired.</param>
 /// <param name="Many">Wired from every earlier step that produces <paramref name="From"/> (a list), not only the latest.</param>
 /// <param name="NotNeededWith">A key whose presence makes this input unnecessary, so it is not wired (eval safety's model with responses).</param>
-internal sealed record PathOption(string Key, bool IsInput = true, ArtifactKind? From = null, bool Many = false, string? NotNeededWith = null);
+/// <param name="HubRepo">It may be a Hub repo <c>org/name[@revision]</c> (<see cref="OptionAttribute.Hub"/>), kept as given.</param>
+/// <param name="HubFile">It may be an <c>hf://</c> file (<see cref="OptionAttribute.HubFile"/>), kept as given.</param>
+internal sealed record PathOption(string Key, bool IsInput = true, ArtifactKind? From = null, bool Many = false, string? NotNeededWith = null, bool HubRepo = false, bool HubFile = false);
 
 /// <summary>
 /// What <c>irr run</c> knows about one command beyond its options: which options are paths and which of them are wired
@@ -82,6 +84,10 @@ internal sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths,
     /// <summary>The path option with this key, or null.</summary>
     public PathOption? PathOf(string key) => Paths.FirstOrDefault(p => p.Key == key);
 
+    /// <summary>Whether <paramref name="value"/> of the option <paramref name="key"/> names the Hub, not a path (<see cref="IO.ModelReference.IsRemote"/>).</summary>
+    public bool IsRemote(string key, string value, string baseDirectory) =>
+        PathOf(key) is { } p && IO.ModelReference.IsRemote(value, baseDirectory, p.HubRepo, p.HubFile);
+
     /// <summary>The kind of <paramref name="step"/>'s output, or null when it is not wired into later steps.</summary>
     public ArtifactKind? ProducedBy(RecipeStep step) =>
         (ProducesOnlyWith is null || step.Flag(ProducesOnlyWith)) && (NoOutputWith is null || !step.Flag(NoOutputWith)) ? Produces : null;
@@ -96,7 +102,7 @@ internal sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths,
         var job = schema.Job ?? throw new InvalidOperationException($"{schema.Type.Name} has no [Job] attribute");
         static ArtifactKind? Kind(ArtifactKind kind) => kind == ArtifactKind.None ? null : kind;
         var paths = schema.Options.Where(o => o.Kind is OptionKind.Input or OptionKind.Path)
-            .Select(o => new PathOption(o.Key, o.Kind == OptionKind.Input, Kind(o.Attribute.From), o.Attribute.Many, o.Attribute.NotNeededWith))
+            .Select(o => new PathOption(o.Key, o.Kind == OptionKind.Input, Kind(o.Attribute.From), o.Attribute.Many, o.Attribute.NotNeededWith, o.Attribute.Hub, o.Attribute.HubFile))
             .ToList();
         return new StepSpec(job.Command, paths, job.OutputExtension, Kind(job.Produces))
         {

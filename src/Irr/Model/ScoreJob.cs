@@ -77,7 +77,7 @@ public sealed record ScoreJob : IJob<ScoreResult>
     public string? Adapter { get; init; }
 
     /// <summary>The records (any record format of <c>docs/formats.md</c>).</summary>
-    [Option("records: " + OptionHelp.Records, Kind = OptionKind.Input, Required = true)]
+    [Option("records: " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>The system prompt: none, llama2 or literal text.</summary>

@@ -24,7 +24,7 @@ public sealed record TrainJob : IJob<TrainResult>
     public required string Model { get; init; }
 
     /// <summary>The training records (any record format of <c>docs/formats.md</c>).</summary>
-    [Option("records: " + OptionHelp.Records, Kind = OptionKind.Input, Required = true)]
+    [Option("records: " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>Train every weight; writes a full model.</summary>

@@ -30,7 +30,7 @@ public sealed record FisherJob : IJob<FisherResult>
     public required string Model { get; init; }
 
     /// <summary>The safety data: harmful prompts with the aligned model's safe answers (any record format of <c>docs/formats.md</c>).</summary>
-    [Option("harmful prompts with the aligned model's safe answers: " + OptionHelp.Records, Kind = OptionKind.Input, Required = true)]
+    [Option("harmful prompts with the aligned model's safe answers: " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true, Required = true)]
     public required string Data { get; init; }
 
     /// <summary>Target modules M.</summary>

@@ -42,7 +42,7 @@ public sealed record RealignJob : IJob<RealignReport>
     public required string Fisher { get; init; }
 
     /// <summary>The task's own training records, for the Hessians (not needed for a dry run).</summary>
-    [Option("the task's own training data, for the Hessians (not needed with --dry-run): " + OptionHelp.Records, Kind = OptionKind.Input, Group = InputGroup)]
+    [Option("the task's own training data, for the Hessians (not needed with --dry-run): " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true, Group = InputGroup)]
     public string? Calibration { get; init; }
 
     /// <summary>Target modules, or null: the adapter's targets for <see cref="Adapter"/>, all of the model's family otherwise.</summary>

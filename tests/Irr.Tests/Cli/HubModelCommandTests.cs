@@ -48,6 +48,16 @@ public class HubModelCommandTests
     }
 
     [Fact]
+    public void MergekitsModelPlusLoraFormSaysToGiveTheAdapterApart()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "a", "output": "b"}""" + "\n");
+        var (code, _, error) = CliRunner.Run("score", "--model", "my-org/base@v1+my-org/code-lora", "--data", dir["data.jsonl"], "-o", dir["s.json"]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: score: model my-org/base@v1+my-org/code-lora: give the adapter apart: --model my-org/base@v1 --adapter my-org/code-lora (mergekit's model+lora form is not read)", error.TrimEnd());
+    }
+
+    [Fact]
     public void AFileMissingFromTheSnapshotIsNamed()
     {
         using var dir = new TempDir();
@@ -79,8 +89,86 @@ public class HubProvenanceTests
         });
         Assert.Equal(snapshot, job.Model);
         var inputs = Irr.Jobs.Provenance.InputsOf(job);
-        Assert.Equal("""{"repo_id":"my-org/tiny","commit":"00112233445566778899aabbccddeeff00112233"}""", inputs["model_hub"]!.ToJsonString());
+        Assert.Equal("""{"repo_id":"my-org/tiny","repo_type":"model","commit":"00112233445566778899aabbccddeeff00112233","path":""}""", inputs["model_hub"]!.ToJsonString());
         Assert.Null(inputs["data_hub"]);
         Assert.Null(HubCache.RepoOfSnapshot(dir["src"]));
+    }
+}
+
+/// <summary>Hub IDs in recipes: kept as given (not made paths of the recipe's directory), resolved per step, and recorded in run.json with the commit they resolved to.</summary>
+public class HubRecipeTests
+{
+    private const string First = "1111111111111111111111111111111111111111";
+    private const string Second = "2222222222222222222222222222222222222222";
+
+    [Fact]
+    public void ARecipeStepTakesAHubIdAndRerunsWhenTheBranchMoves()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, First);
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        File.WriteAllText(dir["recipe.yaml"], """
+            output: out
+            steps:
+              - score: {model: my-org/tiny-chat, data: data.jsonl}
+            """);
+        using var cache = HubCache.Override(dir["hub"]);
+
+        var (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("irr score --model my-org/tiny-chat --data", error); // the step's command line as given
+        var run = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(dir["out/run.json"]))!;
+        var inputs = run["steps"]![0]!["inputs"]!.AsObject();
+        Assert.Equal($"hub my-org/tiny-chat@{First}", (string?)inputs["my-org/tiny-chat"]);
+        Assert.Equal(dir["data.jsonl"], Assert.Single(inputs, kv => kv.Key != "my-org/tiny-chat").Key);
+
+        (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("skipped (up to date)", error);
+
+        // main moves to another commit (the same files): the step is not up to date any more.
+        HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, Second);
+        (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
+        Assert.True(code == 0, error);
+        Assert.DoesNotContain("skipped", error);
+        run = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(dir["out/run.json"]))!;
+        Assert.Equal($"hub my-org/tiny-chat@{Second}", (string?)run["steps"]![0]!["inputs"]!["my-org/tiny-chat"]);
+    }
+
+    [Fact]
+    public void ALocalDirectoryBesideTheRecipeWinsOverAHubId()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        Directory.CreateDirectory(dir["my-org"]);
+        Directory.Move(model, dir["my-org/tiny-chat"]); // a local directory of the same name, as transformers prefers one
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        File.WriteAllText(dir["recipe.yaml"], """
+            output: out
+            steps:
+              - score: {model: my-org/tiny-chat, data: data.jsonl}
+            """);
+        using var cache = HubCache.Override(dir["hub"]); // empty: the Hub is not asked
+        var (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
+        Assert.True(code == 0, error);
+        Assert.Contains($"--model {dir["my-org/tiny-chat"]}", error);
+    }
+
+    [Fact]
+    public void AHubIdMissingFromTheCacheStopsTheRecipeBeforeAnyStep()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        File.WriteAllText(dir["recipe.yaml"], """
+            output: out
+            steps:
+              - score: {model: my-org/absent, data: data.jsonl}
+            """);
+        using var cache = HubCache.Override(dir["hub"]);
+        var (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
+        Assert.Equal(2, code);
+        Assert.StartsWith($"error: {dir["recipe.yaml"]} line 3: score: model my-org/absent@main: no such local directory, and the model repo my-org/absent is not in the Hugging Face cache", error);
+        Assert.False(File.Exists(dir["out/run.json"]));
     }
 }

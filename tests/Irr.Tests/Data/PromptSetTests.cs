@@ -110,4 +110,14 @@ public class PromptSetTests
         var e = Assert.Throws<IrrException>(() => PromptSet.Load("/nonexistent/catqa.json"));
         Assert.Contains("catqa.json: file not found", e.Message);
     }
+
+    [Theory]
+    [InlineData("/data/harmful.json", "harmful")]
+    [InlineData("/h/datasets--walledai--XSTest/snapshots/0123456789abcdef0123456789abcdef01234567/data/train-00000-of-00001.parquet", "XSTest")]
+    [InlineData("/h/datasets--walledai--XSTest/snapshots/0123456789abcdef0123456789abcdef01234567/data/test-00000-of-00002.parquet", "XSTest/test")]
+    [InlineData("/h/datasets--OpenSafetyLab--Salad-Data/snapshots/0123456789abcdef0123456789abcdef01234567/base_set/train/0000.parquet", "Salad-Data")]
+    [InlineData("/h/datasets--OpenSafetyLab--Salad-Data/snapshots/0123456789abcdef0123456789abcdef01234567/default/test/0000.parquet", "Salad-Data/test")]
+    [InlineData("/h/datasets--JailbreakBench--JBB-Behaviors/snapshots/0123456789abcdef0123456789abcdef01234567/data/harmful-behaviors.csv", "JBB-Behaviors/harmful-behaviors")]
+    [InlineData("/h/models--org--x/snapshots/0123456789abcdef0123456789abcdef01234567/train-00000-of-00001.parquet", "train-00000-of-00001")] // a model repo's file: its own name
+    public void ASetFromTheHubIsNamedAfterItsDataSet(string path, string name) => Assert.Equal(name, PromptSet.NameOf(path));
 }

@@ -164,6 +164,10 @@ public sealed class JobSchema
     // A Hub repo "org/name[@revision]" as its snapshot directory in the local cache; a local path as itself.
     private string FromHub(JobOption option, string reference)
     {
+        // mergekit's "model+lora" is two options here: said so, rather than "no such file or directory".
+        if (reference.IndexOf('+') is > 0 and var plus && plus < reference.Length - 1 && !File.Exists(reference) && !Directory.Exists(reference)
+            && Find("adapter") is { } adapter && adapter != option)
+            throw new IrrException($"{Command}: {option.Key} {Diagnostics.Escape(reference)}: give the adapter apart: --{option.Key} {Diagnostics.Escape(reference[..plus])} --adapter {Diagnostics.Escape(reference[(plus + 1)..])} (mergekit's model+lora form is not read)");
         try
         {
             return IO.ModelReference.Parse(reference).Resolve().Path;

@@ -76,6 +76,13 @@ public sealed class OptionAttribute(string help) : Attribute
     /// </summary>
     public bool Hub { get; init; }
 
+    /// <summary>
+    /// A data file that may also be a file of a Hub repo, <c>hf://datasets/org/name[@revision]/path/in/repo</c> (the
+    /// <c>hf://</c> form of huggingface_hub's HfFileSystem, which datasets and pandas read): bound to the file in the
+    /// local Hub cache, downloaded when missing (<see cref="IO.HubClient.File"/>).
+    /// </summary>
+    public bool HubFile { get; init; }
+
     /// <summary>A key whose presence makes this input unnecessary, so that it is not wired (eval safety's model with responses).</summary>
     public string? NotNeededWith { get; init; }
 

@@ -50,6 +50,7 @@ internal sealed class SweepFingerprints(SweepJob job, IReadOnlyList<PromptSet> s
             string key = input.Key.Replace('-', '_');
             string? path = input.ValueIn(made) as string;
             inputs[key] = PathOf(path);
+            if (path is not null && Provenance.HubOf(path) is { } hub) inputs[key + "_hub"] = hub; // a model from the Hub: its repo and commit
             if (path is not null) stamps[key] = Stamp(path);
         }
         foreach (var (key, value) in extra) options[key] = value;

@@ -128,11 +128,11 @@ public sealed record SweepJob : IJob<SweepResult>
     internal string? SafeLoraV => SafeLoraVector ?? Realign.SafetyVector;
 
     /// <summary>The harmful prompt sets of the validation split, one per file (the options' <see cref="Safety"/>).</summary>
-    [Option($"harmful prompt sets of the validation split, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, Required = true)]
+    [Option($"harmful prompt sets of the validation split, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, HubFile = true, Required = true)]
     public IReadOnlyList<string> HarmfulVal { get; init; } = [];
 
     /// <summary>The task examples of the validation split (the options' <see cref="Task"/>).</summary>
-    [Option("task examples of the validation split (as irr eval task --data reads them)", Kind = OptionKind.Input, Required = true)]
+    [Option("task examples of the validation split (as irr eval task --data reads them)", Kind = OptionKind.Input, HubFile = true, Required = true)]
     public string TaskVal { get; init; } = "";
 
     /// <summary>The task metric: exact, contains, gsm8k or choice (the options' <see cref="Task"/>).</summary>
