@@ -21,8 +21,8 @@ namespace Irr.Data;
 /// <param name="PathInRepo">The path inside the repo, "" for the repo's root.</param>
 public sealed partial record HubDataPath(string RepoType, string RepoId, string Revision, string PathInRepo)
 {
-    /// <summary>The scheme, <c>hf://</c> (<c>constants.HF_PROTOCOL</c>).</summary>
-    public const string Scheme = "hf://";
+    // constants.HF_PROTOCOL.
+    private const string Scheme = ModelReference.HfScheme;
 
     // constants.HF_URI_TYPE_PREFIXES: the plural prefix of each repo type.
     private static readonly Dictionary<string, string> Types = new(StringComparer.Ordinal)
