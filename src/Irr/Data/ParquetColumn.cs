@@ -56,7 +56,7 @@ internal sealed class ParquetColumn
         {
             Shape.Scalar => ScalarCells(leaves[0], rows, fileName),
             Shape.Struct => StructCells(leaves, rows, fileName),
-            _ => ListCells(leaves[0], rows, fileName),
+            _ => ListCells(leaves[0], Field.MaxDefinitionLevel, rows, problem => Corrupt(fileName, problem)),
         };
     }
 
@@ -75,18 +75,23 @@ internal sealed class ParquetColumn
         var cells = new object?[rows];
         for (int r = 0; r < rows; r++)
         {
-            var fields = leaves.Select(l => (l.Field.Name, Value: l.Next(r))).ToArray();
+            var fields = leaves.Select(l => (l.Name, Value: l.Next(r))).ToArray();
             cells[r] = leaves[0].Definitions[r] < Field.MaxDefinitionLevel ? null : fields;
         }
         return cells;
     }
 
-    // A list's entries: a repetition level of 0 starts a row; its definition level says whether the list is null (below
-    // the list's level less one), empty (the list's level less one), or holds an item (the list's level and up; the item
-    // null below the leaf's maximum).
-    private object?[] ListCells(Leaf leaf, int rows, string fileName)
+    /// <summary>
+    /// The lists of a list column's leaf: a repetition level of 0 starts a row; its definition level says whether the list
+    /// is null (below <paramref name="item"/> - 1), empty (<paramref name="item"/> - 1), or holds an item
+    /// (<paramref name="item"/> and up; the item null below the leaf's maximum): [rows] of <c>object?[]</c> or null.
+    /// </summary>
+    /// <param name="leaf">The leaf's values and levels.</param>
+    /// <param name="item">The definition level at which an item is there: the list field's maximum definition level.</param>
+    /// <param name="rows">The row group's rows.</param>
+    /// <param name="corrupt">Makes the error for levels that describe no lists or another number of rows.</param>
+    internal static object?[] ListCells(Leaf leaf, int item, int rows, Func<string, IrrException> corrupt)
     {
-        int item = Field.MaxDefinitionLevel;
         var cells = new object?[rows];
         List<object?>? current = null;
         int row = -1;
@@ -95,17 +100,17 @@ internal sealed class ParquetColumn
             if (leaf.Repetitions[i] == 0)
             {
                 Close(cells, row, current);
-                if (++row >= rows) throw Corrupt(fileName, $"its levels hold more than the row group's {rows} rows");
+                if (++row >= rows) throw corrupt($"its levels hold more than the row group's {rows} rows");
                 current = leaf.Definitions[i] < item - 1 ? null : [];
             }
             else if (current is not { Count: > 0 } || leaf.Definitions[i] < item)
             {
-                throw Corrupt(fileName, "an item continues a null or empty list");
+                throw corrupt("an item continues a null or empty list");
             }
             if (leaf.Definitions[i] >= item) current!.Add(leaf.Next(i));
         }
         Close(cells, row, current);
-        if (row + 1 != rows) throw Corrupt(fileName, $"its levels hold {row + 1} rows, the row group {rows}");
+        if (row + 1 != rows) throw corrupt($"its levels hold {row + 1} rows, the row group {rows}");
         return cells;
     }
 
@@ -116,24 +121,30 @@ internal sealed class ParquetColumn
 
     private IrrException Corrupt(string fileName, string problem) => new(Diagnostics.Escape($"{fileName}: corrupt parquet column {Field.Name}: {problem}"));
 
-    // One leaf column of a row group: its present values in order ([present]) and its levels, one an entry ([entries]).
-    private sealed class Leaf(DataField leaf, object?[] values, int[] definitions, int[] repetitions)
+    /// <summary>One leaf column of a row group: its present values in order ([present]) and its levels, one an entry ([entries]).</summary>
+    /// <param name="name">The leaf's name (a struct's field name).</param>
+    /// <param name="path">The leaf's path in the schema, for errors ("turns/list/element").</param>
+    /// <param name="maxDefinition">The leaf's maximum definition level: an entry at it holds a value.</param>
+    /// <param name="values">The present values: [present].</param>
+    /// <param name="definitions">The definition level of each entry: [entries].</param>
+    /// <param name="repetitions">The repetition level of each entry (0 starts a row): [entries].</param>
+    internal sealed class Leaf(string name, string path, int maxDefinition, object?[] values, int[] definitions, int[] repetitions)
     {
         private int _next;
 
-        public DataField Field => leaf;
+        public string Name => name;
 
         public int[] Definitions => definitions;
 
         public int[] Repetitions => repetitions;
 
         // The value of entry i: the next present value, or null where the entry's definition level is below the leaf's.
-        public object? Next(int i) => definitions[i] == leaf.MaxDefinitionLevel ? values[_next++] : null;
+        public object? Next(int i) => definitions[i] == maxDefinition ? values[_next++] : null;
 
         public void RequireEntries(int rows, string fileName)
         {
             if (definitions.Length != rows)
-                throw new IrrException(Diagnostics.Escape($"{fileName}: corrupt parquet column {leaf.Path}: {definitions.Length} entries for {rows} rows"));
+                throw new IrrException(Diagnostics.Escape($"{fileName}: corrupt parquet column {path}: {definitions.Length} entries for {rows} rows"));
         }
 
         public static Leaf Read(ParquetRowGroupReader group, DataField field, string column, string fileName)
@@ -153,7 +164,7 @@ internal sealed class ParquetColumn
                 int present = definitions.Count(d => d == field.MaxDefinitionLevel);
                 if (present > values.Length || repetitions.Length != definitions.Length || definitions.Any(d => d < 0 || d > field.MaxDefinitionLevel))
                     throw new IrrException(Diagnostics.Escape($"{fileName}: corrupt parquet column {field.Path}: its levels and values disagree"));
-                return new Leaf(field, values[..present], definitions, repetitions);
+                return new Leaf(field.Name, field.Path.ToString(), field.MaxDefinitionLevel, values[..present], definitions, repetitions);
             }
         }
 

@@ -125,6 +125,25 @@ public class ParquetDataTests
     }
 
     [Fact]
+    public void ListLevelsAreAssembledAsTheParquetFormatDefinesThem()
+    {
+        // Hand-worked: optional group x (LIST) { repeated group list { optional binary element } }, so a list is null at
+        // definition level 0, empty at 1, holds a null item at 2 and a value at 3; a repetition level of 0 starts a row.
+        // Rows ["a", "b"], null, [], [null, "c"]:
+        int[] definitions = [3, 3, 0, 1, 2, 3], repetitions = [0, 1, 0, 0, 0, 1];
+        var leaf = new ParquetColumn.Leaf("element", "x/list/element", 3, ["a", "b", "c"], definitions, repetitions);
+        var cells = ParquetColumn.ListCells(leaf, 2, 4, p => new IrrException(p));
+        Assert.Equal([new object?[] { "a", "b" }, null, Array.Empty<object?>(), new object?[] { null, "c" }], cells);
+
+        string Corrupt(int[] d, int[] r, int rows) => Assert.Throws<IrrException>(() =>
+            ParquetColumn.ListCells(new ParquetColumn.Leaf("element", "x/list/element", 3, ["a", "b"], d, r), 2, rows, p => new IrrException(p))).Message;
+        Assert.Equal("an item continues a null or empty list", Corrupt([0, 3], [0, 1], 1));
+        Assert.Equal("an item continues a null or empty list", Corrupt([1, 3], [0, 1], 1));
+        Assert.Equal("its levels hold more than the row group's 1 rows", Corrupt([3, 3], [0, 0], 1));
+        Assert.Equal("its levels hold 1 rows, the row group 3", Corrupt([3], [0], 3));
+    }
+
+    [Fact]
     public void ColumnsNoRuleReadsAreNamedInOneWarning()
     {
         var (records, warnings) = ReadHearing("unmapped.parquet"); // a list of structs, a struct holding a list
