@@ -49,9 +49,18 @@ public static partial class HubCache
     public static string FromEnvironment(Func<string, string?> variable)
     {
         string? NonEmpty(string name) => variable(name) is { Length: > 0 } v ? v : null;
+        return ExpandUser(NonEmpty("HF_HUB_CACHE") ?? NonEmpty("HUGGINGFACE_HUB_CACHE") ?? Path.Combine(Home(variable), "hub"));
+    }
+
+    /// <summary>
+    /// <c>HF_HOME</c> as <c>huggingface_hub.constants</c> computes it: <c>HF_HOME</c>, else <c>$XDG_CACHE_HOME/huggingface</c>,
+    /// else <c>~/.cache/huggingface</c>; a leading <c>~</c> expanded. The token file <c>HF_HOME/token</c> lives there.
+    /// </summary>
+    public static string Home(Func<string, string?> variable)
+    {
+        string? NonEmpty(string name) => variable(name) is { Length: > 0 } v ? v : null;
         string xdg = NonEmpty("XDG_CACHE_HOME") ?? Path.Combine("~", ".cache");
-        string home = ExpandUser(NonEmpty("HF_HOME") ?? Path.Combine(xdg, "huggingface"));
-        return ExpandUser(NonEmpty("HF_HUB_CACHE") ?? NonEmpty("HUGGINGFACE_HUB_CACHE") ?? Path.Combine(home, "hub"));
+        return ExpandUser(NonEmpty("HF_HOME") ?? Path.Combine(xdg, "huggingface"));
     }
 
     /// <summary>Whether <c>HF_HUB_OFFLINE</c> is set to a true value ("1", "ON", "YES", "TRUE", as huggingface_hub's <c>_is_true</c>).</summary>
