@@ -25,7 +25,7 @@ internal static class InspectCommand
         };
         command.SetAction(parseResult =>
         {
-            string target = ModelReference.Parse(parseResult.GetValue(path)!).Resolve().Path; // a Hub repo from the local cache
+            string target = ModelReference.Parse(parseResult.GetValue(path)!).Resolve().Path; // a Hub repo: from the cache, or downloaded
             var description = Inspection.Describe(target, parseResult.GetValue(tensors), !parseResult.GetValue(noCheck));
             var output = parseResult.InvocationConfiguration.Output;
             if (parseResult.GetValue(json))

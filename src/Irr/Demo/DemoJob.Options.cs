@@ -31,6 +31,10 @@ public sealed partial record DemoJob
     [Option("the base model to align (a directory of irr demo pretrain); default: the base shipped with irr", Name = "base")]
     public string? BaseModel { get; init; }
 
+    /// <summary>The model cards of the demo's models (<c>--no-model-card</c>): every model and adapter under models/ carries one, saying it is a toy world's.</summary>
+    [Options]
+    public IO.ModelCardOptions Card { get; init; } = new();
+
     /// <summary>
     /// The world, model, training, IRR and evaluation settings: as given (library callers), or else those that
     /// <see cref="Quick"/>, <see cref="Seed"/> and <see cref="BaseModel"/> select (<see cref="DemoOptions.Quick"/> or

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Irr.Eval;
 using Irr.IO;
 using Irr.Jobs;
@@ -82,7 +83,8 @@ public sealed partial record DemoJob : IJob<DemoResult>
         Validate();
         DemoBase.Require(Options.BaseModel); // a missing base is refused before the output directory is made
         using var output = OutputDirectory.Create(OutputPath, [], Overwrite);
-        var result = new Runner(Options, output, progress).Run();
+        var card = Card with { Note = $"A model of irr demo's synthetic toy world (seed {Options.Seed}), made to show IRR end to end on generated data: not a language model for use." };
+        var result = new Runner(Options, card, output, progress).Run();
         output.Commit();
         return result;
     }
@@ -96,7 +98,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
     // adapter), its adapter, and its realignment report (null for a model that was not realigned).
     private sealed record Candidate(string Label, string Description, string Model, string? Adapter = null, RealignReport? Report = null);
 
-    private sealed class Runner(DemoOptions o, OutputDirectory output, Action<JobProgress>? progress)
+    private sealed class Runner(DemoOptions o, ModelCardOptions card, OutputDirectory output, Action<JobProgress>? progress)
     {
         private static readonly IReadOnlyList<string> LoraModules = ["q_proj", "v_proj"];
 
@@ -167,6 +169,8 @@ public sealed partial record DemoJob : IJob<DemoResult>
             Report("world and base model", 0, 1);
             Stage("world", () => DemoData.Write(Tmp("data"), world, o));
             Stage("base", () => DemoBase.CopyTo(o.BaseModel, BaseDir));
+            card.Of(() => PretrainJob.ModelCardOf(JsonNode.Parse(File.ReadAllText(Path.Combine(BaseDir, "pretrain.json")))!.AsObject()))
+                ?.Write(Path.Combine(BaseDir, ModelCard.FileName));
             var config = ModelConfig.Load(Path.Combine(BaseDir, "config.json"));
             Report("world and base model", 1, 1);
             return config;
@@ -223,7 +227,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
         private RealignJob RealignJobOf(Variant v) => new()
         {
             Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Fisher = FisherPath, Calibration = Tmp("data/calibration.jsonl"),
-            Modules = v.Modules, NSamples = o.CalibrationSamples, SeqLen = MaxLength,
+            Modules = v.Modules, NSamples = o.CalibrationSamples, SeqLen = MaxLength, Card = card,
         };
 
         // s chosen on the validation split with irr sweep (IRR and its random control at every s, the baselines at theirs).
@@ -242,7 +246,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
             },
             Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{v.Name}"),
             RestaGamma = o.RestaGammas, SafeLoraThreshold = v.Adapter is null ? [] : o.SafeLoraThresholds,
-            SafeLoraVector = v.Adapter is null ? null : SafeLoraVectorPath,
+            SafeLoraVector = v.Adapter is null ? null : SafeLoraVectorPath, Card = card,
         });
 
         // θ_F realigned as irr realign makes it: IRR at the chosen s*, at s = 0, and the random-removal control at s*'s counts.
@@ -283,7 +287,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
                 string dir = Tmp($"models/{v.Name}-resta"), g = Invariant(resta.Point.Setting);
                 RunJob($"baseline {v.Name}: resta", $"baseline {v.Name}: RESTA at γ = {g}", new Irr.Realign.Baselines.RestaJob
                 {
-                    Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Gamma = resta.Point.Setting, Modules = v.Modules, OutputPath = dir,
+                    Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Gamma = resta.Point.Setting, Modules = v.Modules, OutputPath = dir, Card = card,
                 });
                 made.Add(new($"{v.Name}-resta", $"RESTA at γ* = {g} (chosen on validation)", dir));
             }
@@ -292,7 +296,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
                 string dir = Tmp($"models/{v.Name}-safelora"), t = Invariant(safeLora.Point.Setting);
                 RunJob($"baseline {v.Name}: safelora", $"baseline {v.Name}: Safe LoRA at τ = {t}", new Irr.Realign.Baselines.SafeLoraJob
                 {
-                    Base = AlignedDir, Adapter = v.Adapter, SafetyVector = SafeLoraVectorPath ?? v.SafetyVector, Threshold = safeLora.Point.Setting, OutputPath = dir,
+                    Base = AlignedDir, Adapter = v.Adapter, SafetyVector = SafeLoraVectorPath ?? v.SafetyVector, Threshold = safeLora.Point.Setting, OutputPath = dir, Card = card,
                 });
                 made.Add(new($"{v.Name}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", AlignedDir, dir));
             }
@@ -341,7 +345,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
         private TrainJob Train(string model, string data, string output, int epochs, double lr, int seed) => new()
         {
             Model = model, Data = Tmp($"data/{data}"), Full = true, Epochs = epochs, LearningRate = lr, BatchSize = o.BatchSize,
-            WarmupRatio = 0.05, Schedule = "cosine", Seed = seed, MaxLength = MaxLength, OutputPath = output,
+            WarmupRatio = 0.05, Schedule = "cosine", Seed = seed, MaxLength = MaxLength, OutputPath = output, Card = card,
         };
 
         // A LoRA fine-tune on q_proj and v_proj as irr train runs it.

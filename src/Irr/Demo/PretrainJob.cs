@@ -89,6 +89,10 @@ public sealed record PretrainJob : IJob<PretrainResult>
     [Options]
     public PretrainOptions Options { get; init; } = new();
 
+    /// <summary>The output's model card (<c>--no-model-card</c>, <see cref="ModelCardOf"/>).</summary>
+    [Options]
+    public ModelCardOptions Card { get; init; } = new();
+
     /// <inheritdoc/>
     public string Command => "demo pretrain";
 
@@ -191,7 +195,7 @@ public sealed record PretrainJob : IJob<PretrainResult>
         {
             foreach (var s in specs) writer.Write(s.Name, parameters[s.Name]);
             TokenizerFiles.Write(writer.TemporaryPath, tokenizerJson, o.MaxPositions);
-            JsonFiles.WriteFile(writer.PathOf("pretrain.json"), new JsonObject
+            var record = new JsonObject
             {
                 ["command"] = "irr demo pretrain",
                 ["irr_version"] = Provenance.Version,
@@ -205,10 +209,29 @@ public sealed record PretrainJob : IJob<PretrainResult>
                 ["threads"] = Tensors.ThreadTeam.DefaultThreads,
                 ["cpu"] = CpuName(),
                 ["vector_width_bits"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? 512 : 256,
-            });
-            writer.Commit();
+            };
+            JsonFiles.WriteFile(writer.PathOf("pretrain.json"), record);
+            writer.Commit(Card.Of(() => ModelCardOf(record)));
         }
         return result;
+    }
+
+    /// <summary>
+    /// The model card of the demo world's base model, from its <c>pretrain.json</c> <paramref name="record"/>: no
+    /// <c>base_model</c> (trained from scratch), <c>library_name: transformers</c>, the pretraining options, steps and
+    /// tokens, and a note that it is a toy world's model. <c>irr demo</c> writes it into its copy of the base too.
+    /// </summary>
+    public static ModelCard ModelCardOf(JsonObject record)
+    {
+        var settings = new List<(string, string)> { ("method", "pretrain") };
+        if (record["options"] is JsonObject options)
+            settings.AddRange(options.Select(o => (JobSchema.Kebab(o.Key), o.Value?.ToJsonString() ?? "null")));
+        foreach (string key in (string[])["documents", "tokens", "steps", "parameters"])
+            if (record[key] is { } value) settings.Add((key, value.ToJsonString()));
+        return new ModelCard(null, "transformers", "pretrain", "pretraining from scratch on the toy world's plain-text corpus (irr demo pretrain)", null, settings)
+        {
+            Note = "The base model of irr demo's synthetic toy world, pretrained on its generated corpus: not a language model for use.",
+        };
     }
 
     /// <summary>The processor's model name (Linux /proc/cpuinfo), or the architecture.</summary>

@@ -142,14 +142,15 @@ public sealed record ConvertJob : IJob<int>
 
     /// <summary>
     /// A converted directory's model card, unless <c>--no-model-card</c>: the input's own README.md is kept when it has
-    /// one (it describes the same weights); otherwise a card naming the input as the base, written before the rename.
+    /// one (it describes the same weights); otherwise a card naming the input as the base, written before the rename. No
+    /// <c>base_model_relation</c>: the same weights in another file format are none of the Hub's four relations.
     /// </summary>
     private void WriteCard(OutputDirectory output, string library)
     {
         string path = output.PathOf(ModelCard.FileName);
-        if (!Card.ModelCard || File.Exists(path)) return;
-        new ModelCard(ModelCard.BaseModelOf(Input), library, "convert", "irr convert (PyTorch weights to safetensors, every tensor unchanged)", null,
-            [("method", "convert"), ("input", ModelCard.BaseModelOf(Input)), ("max shard size", MaxShardSize)]).Write(path);
+        if (File.Exists(path)) return;
+        Card.Of(() => new ModelCard(ModelCard.BaseModelOf(Input), library, "convert", "irr convert (PyTorch weights to safetensors, every tensor unchanged)", null,
+            [("method", "convert"), ("input", ModelCard.BaseModelOf(Input)), ("max shard size", MaxShardSize)]))?.Write(path);
     }
 
     private static List<TensorSpec> Specs(IReadOnlyList<(TorchFile File, TorchTensorInfo Info)> tensors)

@@ -48,14 +48,23 @@ public sealed record ModelReference(string Text, string? RepoId, string? Revisio
         || text.StartsWith('~') || text.StartsWith(".\\", StringComparison.Ordinal);
 
     /// <summary>
-    /// The directory to open: the path itself, or the Hub repo's snapshot in <paramref name="cache"/> (default
-    /// <see cref="HubCache.Directory"/>) with the commit it resolved to.
+    /// The directory to open: the path itself, or the Hub repo's snapshot with the commit it resolved to, through
+    /// <see cref="HubClient.Current"/>: read from the cache offline (<c>HF_HUB_OFFLINE</c>) or when the commit's files are
+    /// there, else downloaded into it (only the files <see cref="Needed"/> picks; a bar per file through <see cref="HubClient.Observe"/>).
     /// </summary>
-    /// <exception cref="IrrException">The repo or revision is not in the cache, or the cache entry is unsafe (<see cref="HubCache.Resolve"/>).</exception>
-    public (string Path, string? Commit) Resolve(string? cache = null)
+    /// <exception cref="IrrException">The repo, revision or a needed file does not exist, is gated or private, cannot be fetched, or the cache entry is unsafe; one line.</exception>
+    /// <exception cref="OperationCanceledException">A stop was requested (only resumable <c>.incomplete</c> files are left).</exception>
+    public (string Path, string? Commit) Resolve()
     {
         if (!IsHub) return (Text, null);
-        var (snapshot, commit) = HubCache.Resolve(RepoId!, Revision!, cache ?? HubCache.Directory);
+        var (snapshot, commit) = HubClient.Current.Snapshot(RepoId!, Revision!, "model", Needed);
         return (snapshot, commit);
     }
+
+    /// <summary>
+    /// The files a model or adapter option needs from a repo's file list: a PEFT adapter's (<see cref="HubFiles.Adapter"/>)
+    /// when the repo holds <c>adapter_config.json</c> and no <c>config.json</c>, else a model's (<see cref="HubFiles.Model"/>).
+    /// </summary>
+    public static IReadOnlyList<string> Needed(IReadOnlyList<string> files) =>
+        files.Contains(LoraAdapter.ConfigFile) && !files.Contains("config.json") ? HubFiles.Adapter(files) : HubFiles.Model(files);
 }

@@ -189,7 +189,8 @@ public sealed record TrainJob : IJob<TrainResult>
 
     /// <summary>
     /// The output's model card: the trained model as the base (its licence), <c>peft</c> for <see cref="Lora"/>, and the
-    /// training settings with the data file's name and SHA-256.
+    /// training settings with the data file's name and SHA-256. <c>base_model_relation</c>: <c>adapter</c> for LoRA (an
+    /// adapter loaded on the model), <c>finetune</c> for full fine-tuning.
     /// </summary>
     public ModelCard ModelCardOf(int steps)
     {
@@ -205,7 +206,10 @@ public sealed record TrainJob : IJob<TrainResult>
         ];
         if (Lora) settings.InsertRange(1, [("r", Rank.ToString(invariant)), ("alpha", Alpha.ToString(invariant))]);
         return new ModelCard(ModelCard.BaseModelOf(Model), Lora ? "peft" : "transformers", "train", Lora ? "LoRA fine-tuning (irr train --lora)" : "full fine-tuning (irr train --full)",
-            null, settings, ModelCard.LicenseOf(Model));
+            null, settings, CardLicense.Of(Model))
+        {
+            BaseModelRelation = Lora ? ModelCard.Adapter : ModelCard.Finetune, Datasets = ModelCard.DatasetOf(Data) is { } data ? [data] : [],
+        };
     }
 
     /// <summary>Trains and writes the model or adapter; <paramref name="progress"/> advances once per optimizer step.</summary>
@@ -249,9 +253,9 @@ public sealed record TrainJob : IJob<TrainResult>
         });
 
         if (adapter is not null)
-            adapter.Save(OutputPath, Provenance.PathOf(Model), storage ?? TensorDType.F32, [Model], Overwrite, Card.ModelCard ? ModelCardOf(total) : null);
+            adapter.Save(OutputPath, Provenance.PathOf(Model), storage ?? TensorDType.F32, [Model], Overwrite, Card.Of(() => ModelCardOf(total)));
         else
-            parameters!.Save(OutputPath, storage ?? weights.Config.TorchDType ?? weights.Model.Tensors.First().DType, Model, Overwrite, Card.ModelCard ? ModelCardOf(total) : null);
+            parameters!.Save(OutputPath, storage ?? weights.Config.TorchDType ?? weights.Model.Tensors.First().DType, Model, Overwrite, Card.Of(() => ModelCardOf(total)));
         return new TrainResult(total, lastLoss, adapter is not null);
     }
 }

@@ -204,6 +204,9 @@ public sealed record RealignJob : IJob<RealignReport>
     /// <summary>
     /// The output's model card: <c>base_model</c> is θ_A's (<see cref="ModelCard.BaseModelOf"/>), its licence θ_A's
     /// README.md's; the settings are the removal rule, s, the modules, the OBS options and the calibration file's name and SHA-256.
+    /// <c>base_model_relation: finetune</c>: θ_F is a fine-tune of θ_A and the output is θ_F with some of its updates
+    /// removed and the rest recalibrated, a fine-tune of θ_A still (not <c>merge</c>, which the Hub keeps for a list of
+    /// two or more base models; not <c>adapter</c>: the output is a whole model, also when θ_F was θ_A + a LoRA adapter).
     /// </summary>
     public ModelCard ModelCardOf(IReadOnlyList<string> modules, IRemovalStrategy strategy)
     {
@@ -221,7 +224,10 @@ public sealed record RealignJob : IJob<RealignReport>
             ("calibration SHA-256", ContentHash.Compute(Calibration!)),
         };
         return new ModelCard(ModelCard.BaseModelOf(Base), "transformers", Method, "IRR: Identify, Remove, and Recalibrate", ModelCard.IrrPaper,
-            settings, ModelCard.LicenseOf(Base)) { Evaluation = CardEvaluation };
+            settings, CardLicense.Of(Base))
+        {
+            BaseModelRelation = ModelCard.Finetune, Datasets = ModelCard.DatasetOf(Calibration) is { } data ? [data] : [], Evaluation = CardEvaluation,
+        };
     }
 
     /// <summary>
@@ -270,7 +276,7 @@ public sealed record RealignJob : IJob<RealignReport>
         var report = realigner.Run(calibration, (name, values) => writer.Write(name, values), _ => stage.Advance());
         if (tokenizer.FromAdapter) TokenizerSource.CopyFiles(tokenizer.Directory!, writer.TemporaryPath);
         JsonFiles.WriteFile(writer.PathOf(RealignReport.FileName), report.ToJson(header, clock.Elapsed.TotalSeconds));
-        writer.Commit(Card.ModelCard ? ModelCardOf(targets, strategy) : null);
+        writer.Commit(Card.Of(() => ModelCardOf(targets, strategy)));
         return report;
     }
 

@@ -63,11 +63,11 @@ public class HubModelCommandTests
         using var dir = new TempDir();
         string model = ModelCommandTests.ChatModel(dir);
         File.Delete(Path.Combine(model, "config.json"));
-        string snapshot = HubCacheTrees.Add(dir["hub"], "my-org/partial", model, Commit);
+        HubCacheTrees.Add(dir["hub"], "my-org/partial", model, Commit);
         using var cache = HubCache.Override(dir["hub"]);
-        var (code, _, error) = CliRunner.Run("inspect", "my-org/partial");
+        var (code, _, error) = CliRunner.Run("inspect", "my-org/partial"); // offline (the tests' HF_HUB_OFFLINE): the snapshot is incomplete
         Assert.Equal(2, code);
-        Assert.Equal($"error: {snapshot}: no config.json (not a Hugging Face model directory)", error.TrimEnd());
+        Assert.Equal($"error: my-org/partial@main: config.json is not in the Hugging Face cache at {dir["hub"]} (commit {Commit}; HF_HUB_OFFLINE is set)", error.TrimEnd());
     }
 }
 
@@ -81,6 +81,7 @@ public class HubProvenanceTests
         using var dir = new TempDir();
         Directory.CreateDirectory(dir["src"]);
         File.WriteAllText(dir["src/config.json"], "{}");
+        File.WriteAllText(dir["src/model.safetensors"], "not read: binding only resolves the snapshot");
         string snapshot = HubCacheTrees.Add(dir["hub"], "my-org/tiny", dir["src"], Commit, "v1");
         using var cache = HubCache.Override(dir["hub"]);
         var job = Irr.Jobs.JobSchema.Of<Irr.Model.ScoreJob>().Bind<Irr.Model.ScoreJob>(new Dictionary<string, IReadOnlyList<string>>

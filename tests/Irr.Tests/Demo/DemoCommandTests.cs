@@ -146,10 +146,50 @@ public class DemoCommandTests
             Assert.True(File.Exists(Path.Combine(output, "eval", label, "safety.json")), $"eval/{label}/safety.json");
         }
 
+        // Every model and adapter carries a model card the Hub accepts, saying it is a toy world's; the base was pretrained
+        // from scratch (no base_model), the rest name the local directory they came from.
+        var models = Directory.GetDirectories(Path.Combine(output, "models"));
+        Assert.All(models, m => Assert.True(File.Exists(Path.Combine(m, "README.md")), m));
+        foreach (string model in models)
+        {
+            string card = File.ReadAllText(Path.Combine(model, "README.md"));
+            var meta = HubCardRules.Check(card, model);
+            Assert.Contains("toy world", card);
+            string? Key(string key) => meta.Children.TryGetValue(new YamlDotNet.RepresentationModel.YamlScalarNode(key), out var v) ? v.ToString() : null;
+            var expected = Path.GetFileName(model) switch
+            {
+                "base" => (null, null, "transformers"),
+                "aligned" => ("base", "finetune", "transformers"),
+                "lora-finetuned" or "lora-safelora" => ("aligned", "adapter", "peft"),
+                _ => ((string?)"aligned", (string?)"finetune", "transformers"),
+            };
+            Assert.Equal(expected, (Key("base_model"), Key("base_model_relation"), Key("library_name")));
+        }
+        // The base's weights are the shipped ones, unchanged (the card is the only file added to what irr ships).
+        Assert.Equal(Sha256(Irr.Tests.Text.Fixtures.RepoRoot + "/src/Irr/Demo/base/model.safetensors"), Sha256(Path.Combine(output, "models", "base", "model.safetensors")));
+
         // An existing output directory is refused without --overwrite, before any work.
         var again = CliRunner.Run("demo", "--quick", "-o", output);
         Assert.Equal(2, again.Code);
         Assert.Contains("exists and is not empty", again.Err);
+    }
+
+    [Fact]
+    public void NoModelCardReachesEveryModelOfTheDemo()
+    {
+        using var dir = new TempDir();
+        var quick = TestOptions(1);
+        // Only what decides which models are written matters here: one epoch each, a few tokens, one sweep point.
+        var options = quick with
+        {
+            World = quick.World with { BenignPerSkill = 20, TaskTrain = 50, TaskHeldOut = 4, TaskValidation = 4, HeldOutHarmfulPerCategory = 1, ValidationHarmfulPerCategory = 1 },
+            Attacks = [], AlignedEpochs = 1, FinetuneEpochs = 1, MaxNewTokens = 2, FisherSamples = 4, CalibrationSamples = 4, SweepSparsities = [0.5],
+        };
+        new DemoJob { Options = options, OutputPath = dir["demo"], Card = new() { ModelCard = false } }.Run();
+        // Models of every kind the demo writes: pretrained, trained (full and LoRA), realigned, swept, baselines.
+        foreach (string model in new[] { "base", "aligned", "full-finetuned", "lora-finetuned", "full-irr", "lora-irr", "full-resta", "lora-safelora" })
+            Assert.True(Directory.Exists(Path.Combine(dir["demo/models"], model)), model);
+        Assert.Empty(Directory.EnumerateFiles(dir["demo"], "README.md", SearchOption.AllDirectories));
     }
 
     private static string Sha256(string path)

@@ -29,6 +29,15 @@ public class DemoJobOptionsTests
     }
 
     [Fact]
+    public void NoModelCardIsAnOptionOfTheDemoAndItsPretraining()
+    {
+        Assert.True(JobSchema.Of<DemoJob>().Bind<DemoJob>(Given()).Card.ModelCard);
+        Assert.False(JobSchema.Of<DemoJob>().Bind<DemoJob>(Given(("no-model-card", "true"))).Card.ModelCard);
+        Assert.True(JobSchema.Of<PretrainJob>().Bind<PretrainJob>(Given(("output", "o"))).Card.ModelCard);
+        Assert.False(JobSchema.Of<PretrainJob>().Bind<PretrainJob>(Given(("output", "o"), ("no-model-card", "true"))).Card.ModelCard);
+    }
+
+    [Fact]
     public void SettingsGivenAsAnObjectAreKept()
     {
         var mine = DemoOptions.Quick(3) with { MaxNewTokens = 5 };

@@ -126,12 +126,26 @@ public class PretrainJobTests(TinyPretrain tiny) : IClassFixture<TinyPretrain>
     }
 
     [Fact]
+    public void ItsModelCardHasNoBaseModelAndSaysItIsAToyWorlds()
+    {
+        string card = File.ReadAllText(Path.Combine(tiny.Base, "README.md"));
+        var meta = Irr.Tests.IO.HubCardRules.Check(card, "pretrain");
+        Assert.False(meta.Children.ContainsKey(new YamlDotNet.RepresentationModel.YamlScalarNode("base_model"))); // trained from scratch
+        Assert.Contains("toy world", card);
+        Assert.Contains($"- vocab-size: `{TinyPretrain.Options.VocabSize}`\n", card);
+        Assert.Contains($"- steps: `{tiny.Result.Steps}`\n", card);
+    }
+
+    [Fact]
     public void TheSameSeedGivesTheSameBytesAndAnotherSeedOthers()
     {
         using var dir = new TempDir();
-        new PretrainJob { Options = TinyPretrain.Options, OutputPath = dir["again"] }.Run();
+        new PretrainJob { Options = TinyPretrain.Options, OutputPath = dir["again"], Card = new() { ModelCard = false } }.Run();
         foreach (string file in new[] { "model.safetensors", "tokenizer.json", "config.json", "tokenizer_config.json" })
             Assert.True(File.ReadAllBytes(Path.Combine(tiny.Base, file)).SequenceEqual(File.ReadAllBytes(Path.Combine(dir["again"], file))), file);
+        // The model card is the only file --no-model-card leaves out.
+        Assert.Equal(Directory.EnumerateFiles(tiny.Base).Select(Path.GetFileName).Where(f => f != "README.md").Order(StringComparer.Ordinal),
+            Directory.EnumerateFiles(dir["again"]).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         new PretrainJob { Options = TinyPretrain.Options with { Seed = 4 }, OutputPath = dir["other"] }.Run();
         Assert.False(File.ReadAllBytes(Path.Combine(tiny.Base, "model.safetensors")).SequenceEqual(File.ReadAllBytes(Path.Combine(dir["other"], "model.safetensors"))));
     }

@@ -49,10 +49,25 @@ public class StepSpecDerivationTests
             // The same path options, in the job's declaration order, plus one the table missed: a serving engine's answer
             // cache is a path a recipe resolves against its directory, as the judge's cache always was.
             var expected = before.Paths.Concat(Added.GetValueOrDefault(now.Command, [])).OrderBy(p => p.Key, StringComparer.Ordinal);
-            Assert.True(expected.SequenceEqual(now.Paths.OrderBy(p => p.Key, StringComparer.Ordinal)),
+            // (Issue 27's Hub flags are not the table's: they are checked below.)
+            var paths = now.Paths.Select(p => p with { HubRepo = false, HubFile = false }).OrderBy(p => p.Key, StringComparer.Ordinal);
+            Assert.True(expected.SequenceEqual(paths),
                 $"{now.Command}: paths {string.Join(", ", now.Paths)} differ from {string.Join(", ", before.Paths)}");
             Assert.Equal((before.OutputExtension, before.Produces, before.ProducesOnlyWith, before.NoOutputWith, before.SharesOutput, before.ProducedInside, before.Positional, before.FileInputOutputExtension),
                 (now.OutputExtension, now.Produces, now.ProducesOnlyWith, now.NoOutputWith, now.SharesOutput, now.ProducedInside, now.Positional, now.FileInputOutputExtension));
         }
+    }
+
+    [Fact]
+    public void ModelOptionsTakeHubRepoIdsAndDataOptionsHubFiles()
+    {
+        string[] models = ["aligned", "unaligned", "unaligned-adapter", "model", "base", "finetuned", "adapter", "input"];
+        string[] data = ["data", "calibration", "harmful-val", "task-val", "prompts", "responses"];
+        foreach (var spec in StepSpec.All)
+            foreach (var path in spec.Paths)
+            {
+                Assert.True(path.HubRepo == models.Contains(path.Key), $"{spec.Command}: {path.Key} HubRepo is {path.HubRepo}");
+                Assert.True(path.HubFile == data.Contains(path.Key), $"{spec.Command}: {path.Key} HubFile is {path.HubFile}");
+            }
     }
 }

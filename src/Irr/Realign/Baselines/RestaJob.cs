@@ -148,17 +148,21 @@ public sealed record RestaJob : IJob<RestaReport>
             stage.Advance();
         }
         JsonFiles.WriteFile(writer.PathOf(RestaReport.FileName), report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds));
-        writer.Commit(Card.ModelCard ? ModelCardOf(modules) : null);
+        writer.Commit(Card.Of(() => ModelCardOf(modules)));
         return report;
     }
 
-    /// <summary>The output's model card: θ_A as the base (its licence), γ and the modules.</summary>
+    /// <summary>
+    /// The output's model card: θ_A as the base (its licence), γ and the modules. <c>base_model_relation: finetune</c>:
+    /// the output is θ_F (a fine-tune of θ_A) plus γ·v, a whole model with one base (the Hub's <c>merge</c> is for a list of
+    /// two or more base models).
+    /// </summary>
     public ModelCard ModelCardOf(IReadOnlyList<string> modules) =>
         new(ModelCard.BaseModelOf(Base), "transformers", "resta", "RESTA, safety re-alignment by adding the safety vector back, W = W_F + γ·v",
             "https://arxiv.org/abs/2402.11746",
             [("method", "resta"), ("γ (gamma)", Gamma.ToString("R", System.Globalization.CultureInfo.InvariantCulture)), ("modules", string.Join(", ", modules)),
              ("safety vector", Path.GetFileName(SafetyVector)), ("dtype", DType)],
-            ModelCard.LicenseOf(Base));
+            CardLicense.Of(Base)) { BaseModelRelation = ModelCard.Finetune };
 
     /// <summary>
     /// What the report records at its top: the irr version, the method, every input option (<see cref="Provenance.InputsOf"/>)

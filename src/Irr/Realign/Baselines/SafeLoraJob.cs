@@ -185,18 +185,21 @@ public sealed record SafeLoraJob : IJob<SafeLoraReport>
         // A tokenizer saved with θ_F's adapter goes with the new adapter too, so both are evaluated with it.
         Text.TokenizerSource.CopyFiles(adapterPath, output.TemporaryPath);
         JsonFiles.WriteFile(output.PathOf(SafeLoraReport.FileName), report.ToJson(ReportHeader(scale, adapter.Config.R), clock.Elapsed.TotalSeconds));
-        if (Card.ModelCard) ModelCardOf().Write(output.PathOf(ModelCard.FileName));
+        Card.Of(ModelCardOf)?.Write(output.PathOf(ModelCard.FileName));
         output.Commit();
         return report;
     }
 
-    /// <summary>The output adapter's model card (<c>library_name: peft</c>): θ_A as the base (its licence), τ or K.</summary>
+    /// <summary>
+    /// The output adapter's model card (<c>library_name: peft</c>, <c>base_model_relation: adapter</c>: a LoRA adapter
+    /// loaded on θ_A): θ_A as the base (its licence), τ or K.
+    /// </summary>
     public ModelCard ModelCardOf() =>
         new(ModelCard.BaseModelOf(Base), "peft", "safelora", "Safe LoRA, projecting the LoRA updates least similar to the alignment subspace onto it",
             "https://arxiv.org/abs/2405.16833",
             [("method", "safelora"), Threshold is { } tau ? ("τ (threshold)", tau.ToString("R", System.Globalization.CultureInfo.InvariantCulture)) : ("K (layers)", $"{Layers}"),
              ("adapter", ModelCard.BaseModelOf(Adapter!)), ("safety vector", Path.GetFileName(SafetyVector))],
-            ModelCard.LicenseOf(Base));
+            CardLicense.Of(Base)) { BaseModelRelation = ModelCard.Adapter };
 
     /// <summary>
     /// Opens and checks the inputs without writing anything: the adapter is a LoRA adapter that fits the base, and the
