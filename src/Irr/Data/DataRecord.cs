@@ -269,7 +269,7 @@ public sealed class DataRecord
     /// <summary>
     /// The category path: the CatQA tree's keys joined by "/", followed by the record's own <c>category</c> (or
     /// HarmBench's <c>SemanticCategory</c>, Salad-Data's <c>1-category</c>, or XSTest's <c>type</c> beside its <c>label</c>), trimmed; null when there is none. BeaverTails' <c>category</c>, an object of
-    /// booleans, gives the names that are true, joined by ",".
+    /// booleans (a struct in its parquet), gives the first name that is true, in field order (a record has one category).
     /// </summary>
     public string? Category()
     {
@@ -285,12 +285,17 @@ public sealed class DataRecord
         };
     }
 
-    // BeaverTails: "category": {"animal_abuse": false, "violence,aiding_and_abetting,incitement": true, …}.
+    // BeaverTails: "category": {"animal_abuse": false, "violence,aiding_and_abetting,incitement": true, …}. A record is
+    // counted in one category, and the names hold commas themselves, so the first name flagged true (in the object's, or
+    // the parquet struct's, field order) is the category; a null flag (parquet) is false.
     private static string? BeaverTailsCategory(JsonCursor flags)
     {
-        var names = flags.Properties().Where(p => p.Value.Kind == JsonValueKind.True ||
-            (p.Value.Kind != JsonValueKind.False ? throw p.Value.Error($"expected true or false, found {p.Value.Describe()}") : false)).Select(p => p.Key).ToList();
-        return names.Count == 0 ? null : string.Join(",", names);
+        foreach (var (name, flag) in flags.Properties())
+        {
+            if (flag.Kind == JsonValueKind.True) return name;
+            if (flag.Kind is not (JsonValueKind.False or JsonValueKind.Null)) throw flag.Error($"expected true or false, found {flag.Describe()}");
+        }
+        return null;
     }
 
     /// <summary>The prompt set the record belongs to (<c>set</c>), or null.</summary>

@@ -11,16 +11,14 @@ namespace Irr.Data;
 /// The records of a parquet file (the Hub's data sets, and their <c>refs/convert/parquet</c> copies), read with Parquet.Net:
 /// each row is the JSON object of its columns, in schema order, read exactly as a JSONL line would be
 /// (<see cref="DataRecord.FromJson"/>); it is named <c>data.parquet row 7</c> (1-based) in errors. Columns of strings,
-/// booleans, integers and floating-point numbers are read (a null is JSON null, a NaN or infinity null too); other columns
-/// (nested, lists, bytes, dates) are left out with one warning. The file is untrusted: its footer, its row groups' row
-/// counts and their columns' uncompressed sizes are checked against <see cref="DataLimits"/> before anything is allocated
-/// for them, and every row is counted against the file's budget as it is made.
+/// booleans, integers and floating-point numbers are read (a null is JSON null, a NaN or infinity null too), and structs
+/// and lists of them as JSON objects and arrays (<see cref="ParquetColumn"/>); other columns (maps, lists of structs,
+/// bytes, dates …) are left out with one warning. The file is untrusted: its footer, its row groups' row counts, their
+/// leaf columns' uncompressed sizes and value counts are checked against <see cref="DataLimits"/> before anything is
+/// allocated for them, and every row, nested values included, is counted against the file's budget as it is made.
 /// </summary>
 internal static class ParquetData
 {
-    // Parquet.Net 6 gives a string column the type ReadOnlyMemory<char>; it is read as strings.
-    private static readonly Type[] Scalars = [typeof(string), typeof(ReadOnlyMemory<char>), typeof(bool), typeof(int), typeof(long), typeof(float), typeof(double)];
-
     /// <summary>Reads the records of a seekable parquet stream; <paramref name="fileName"/> names the file in errors.</summary>
     /// <exception cref="IrrException">The file is no parquet file, is corrupt, or is beyond a limit of <see cref="DataLimits"/>.</exception>
     public static List<DataRecord> Read(Stream stream, string fileName, DataBudget budget)
@@ -42,21 +40,27 @@ internal static class ParquetData
     // The rows of every row group, in order.
     private static List<DataRecord> Rows(ParquetReader reader, string fileName, DataBudget budget)
     {
-        var fields = Columns(reader.Schema, fileName);
+        var columns = Columns(reader.Schema, fileName);
+        var leaves = columns.SelectMany(c => c.Leaves).ToList();
         var records = new List<DataRecord>();
-        long uncompressed = 0;
+        long uncompressed = 0, entries = 0;
         for (int g = 0; g < reader.RowGroupCount; g++)
         {
             using var group = reader.OpenRowGroupReader(g);
             long rows = group.RowCount;
-            uncompressed = checked(uncompressed + fields.Sum(f => group.GetMetadata(f)?.MetaData?.TotalUncompressedSize ?? 0)); // hostile sizes overflow: refused
+            foreach (var leaf in leaves)
+            {
+                var meta = group.GetMetadata(leaf)?.MetaData;
+                uncompressed = checked(uncompressed + (meta?.TotalUncompressedSize ?? 0)); // hostile sizes overflow: refused
+                entries = checked(entries + Math.Max(meta?.NumValues ?? rows, rows));
+            }
             if (rows < 0 || records.Count + rows > DataLimits.Records)
                 throw Limits.Exceeded(fileName, "the number of records", DataLimits.RecordsVariable, DataLimits.Records);
-            if (uncompressed < 0 || checked(uncompressed + rows * fields.Count * DataLimits.BytesPerValue) > DataLimits.DataBytes)
+            if (uncompressed < 0 || entries < 0 || checked(uncompressed + entries * DataLimits.BytesPerValue) > DataLimits.DataBytes)
                 throw Limits.Exceeded(fileName, "the records' size in memory (bytes, and 16 a value or field)", DataLimits.DataBytesVariable, DataLimits.DataBytes);
-            var columns = fields.Select(f => Column(group, f, (int)rows)).ToList(); // [field][row]
+            var cells = columns.Select(c => c.Read(group, (int)rows, fileName)).ToList(); // [column][row]
             for (int r = 0; r < rows; r++)
-                records.Add(Row(fields, columns, r, $"{fileName} row {records.Count + 1}", budget));
+                records.Add(Row(columns, cells, r, $"{fileName} row {records.Count + 1}", budget));
         }
         return records;
     }
@@ -81,63 +85,60 @@ internal static class ParquetData
             throw Limits.Exceeded(fileName, "the parquet footer's size", DataLimits.DataBytesVariable, DataLimits.DataBytes);
     }
 
-    // The top-level scalar columns; the others are named in one warning.
-    private static List<DataField> Columns(ParquetSchema schema, string fileName)
+    // The top-level columns read (scalars, structs of scalars, lists of scalars); the others are named in one warning.
+    private static List<ParquetColumn> Columns(ParquetSchema schema, string fileName)
     {
-        var read = schema.Fields.OfType<DataField>().Where(f => !f.IsArray && Scalars.Contains(f.ClrType)).ToList();
-        var skipped = schema.Fields.Where(f => !read.Contains(f)).Select(f => f.Name).ToList();
-        if (skipped.Count > 0) Diagnostics.Warn(Diagnostics.Escape($"{fileName}: columns left out (not strings, booleans or numbers): {string.Join(", ", skipped)}"));
+        var read = schema.Fields.Select(ParquetColumn.Of).OfType<ParquetColumn>().ToList();
+        var skipped = schema.Fields.Where(f => read.All(c => c.Field != f)).Select(f => f.Name).ToList();
+        if (skipped.Count > 0)
+            Diagnostics.Warn(Diagnostics.Escape($"{fileName}: columns left out (not strings, booleans or numbers, nor structs or lists of them): {string.Join(", ", skipped)}"));
         return read;
     }
 
-    // One column of a row group, its values boxed (null for null): [rows].
-    private static object?[] Column(ParquetRowGroupReader group, DataField field, int rows)
-    {
-        if (field.ClrType == typeof(string) || field.ClrType == typeof(ReadOnlyMemory<char>))
-        {
-            var strings = new string?[rows];
-            group.ReadAsync(field, strings.AsMemory()).AsTask().GetAwaiter().GetResult();
-            return strings;
-        }
-        return field.ClrType == typeof(bool) ? Boxed<bool>(group, field, rows)
-            : field.ClrType == typeof(int) ? Boxed<int>(group, field, rows)
-            : field.ClrType == typeof(long) ? Boxed<long>(group, field, rows)
-            : field.ClrType == typeof(float) ? Boxed<float>(group, field, rows)
-            : Boxed<double>(group, field, rows);
-    }
-
-    private static object?[] Boxed<T>(ParquetRowGroupReader group, DataField field, int rows) where T : struct
-    {
-        var values = new T?[rows];
-        group.ReadAsync(field, values.AsMemory()).AsTask().GetAwaiter().GetResult();
-        return values.Select(v => (object?)v).ToArray();
-    }
-
-    // Row r as a JSON object {column: value}, counted against the record and file limits.
-    private static DataRecord Row(List<DataField> fields, List<object?[]> columns, int r, string where, DataBudget budget)
+    // Row r as a JSON object {column: value}, counted against the record and file limits (a list's items and a struct's
+    // fields are values too).
+    private static DataRecord Row(List<ParquetColumn> columns, List<object?[]> cells, int r, string where, DataBudget budget)
     {
         var buffer = new ArrayBufferWriter<byte>();
+        long values = 0;
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true }))
         {
             json.WriteStartObject();
-            for (int c = 0; c < fields.Count; c++)
+            for (int c = 0; c < columns.Count; c++)
             {
-                json.WritePropertyName(fields[c].Name);
-                Write(json, columns[c][r]);
+                json.WritePropertyName(columns[c].Field.Name);
+                values += Write(json, cells[c][r]);
                 if (json.BytesPending + json.BytesCommitted > DataLimits.RecordBytes)
                     throw Limits.Exceeded(where, "the record's size in bytes", DataLimits.RecordBytesVariable, DataLimits.RecordBytes);
             }
             json.WriteEndObject();
         }
-        budget.Add(buffer.WrittenCount, fields.Count);
+        budget.Add(buffer.WrittenCount, values);
         using var doc = JsonDocument.Parse(buffer.WrittenMemory);
         return DataRecord.FromJson(JsonCursor.Root(doc, where).Detached());
     }
 
-    private static void Write(Utf8JsonWriter json, object? value)
+    // Writes a cell (a scalar, a list object?[], a struct of (name, value) pairs); returns the JSON values written.
+    private static long Write(Utf8JsonWriter json, object? value)
     {
         switch (value)
         {
+            case object?[] items:
+                json.WriteStartArray();
+                long inList = 1;
+                foreach (var item in items) inList += Write(json, item);
+                json.WriteEndArray();
+                return inList;
+            case (string Name, object? Value)[] fields:
+                json.WriteStartObject();
+                long inStruct = 1;
+                foreach (var (name, field) in fields)
+                {
+                    json.WritePropertyName(name);
+                    inStruct += Write(json, field);
+                }
+                json.WriteEndObject();
+                return inStruct;
             case string s: json.WriteStringValue(s); break;
             case bool b: json.WriteBooleanValue(b); break;
             case int i: json.WriteNumberValue(i); break;
@@ -146,5 +147,6 @@ internal static class ParquetData
             case double d when double.IsFinite(d): json.WriteNumberValue(d); break;
             default: json.WriteNullValue(); break;
         }
+        return 1;
     }
 }
