@@ -37,7 +37,7 @@ public sealed record ModelReference(string Text, string? RepoId, string? Revisio
     /// <c>hf://</c> file for a data option (<paramref name="file"/>). What a recipe keeps as given instead of making it a path.
     /// </summary>
     public static bool IsRemote(string text, string baseDirectory, bool repo, bool file) =>
-        (file && text.StartsWith(HfScheme, StringComparison.Ordinal)) || (repo && Parse(text, baseDirectory).IsHub);
+        (file && Data.HubDataPath.IsHubPath(text)) || (repo && Parse(text, baseDirectory).IsHub);
 
     /// <summary>The scheme of a Hub file reference, <c>hf://</c>.</summary>
     public const string HfScheme = "hf://";

@@ -156,6 +156,12 @@ public sealed class JobSchema
             }
             object? value = Convert(option, values);
             if (option.Attribute.Hub && value is string reference) value = FromHub(option, reference);
+            if (option.Attribute.HubFile) value = value switch
+            {
+                string file => FromHubFile(option, file),
+                string[] files => files.Select(f => FromHubFile(option, f)).ToArray(),
+                _ => value,
+            };
             foreach (var path in option.Properties) Set(job, path, value);
         }
         return job;
@@ -175,6 +181,22 @@ public sealed class JobSchema
         catch (IrrException e)
         {
             throw new IrrException($"{Command}: {option.Key} {e.Message}", e); // "score: model org/name@main: … not in the Hugging Face cache at …"
+        }
+    }
+
+    // An hf://datasets/org/name[@revision]/path file as its path in the local cache, downloaded when missing; a local path as itself.
+    private string FromHubFile(JobOption option, string text)
+    {
+        if (!Data.HubDataPath.IsHubPath(text)) return text;
+        try
+        {
+            var hub = Data.HubDataPath.Parse(text);
+            if (hub.PathInRepo.Length == 0) throw new IrrException($"{Diagnostics.Escape(text)}: names a repo, not a file in it (hf://datasets/org/name/path/to/file.parquet)");
+            return IO.HubClient.Current.File(hub.RepoId, hub.Revision, hub.RepoType, hub.PathInRepo).Path;
+        }
+        catch (IrrException e)
+        {
+            throw new IrrException($"{Command}: {option.Key} {e.Message}", e);
         }
     }
 
