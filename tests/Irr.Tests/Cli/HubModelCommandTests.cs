@@ -48,6 +48,21 @@ public class HubModelCommandTests
     }
 
     [Fact]
+    public void AnAdapterTrainedOnAHubModelNamesItsBaseByHubIdAndCommit()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, Commit, "v1");
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        using var cache = HubCache.Override(dir["hub"]);
+        var (code, _, error) = CliRunner.Run("train", "--model", "my-org/tiny-chat@v1", "--data", dir["data.jsonl"], "--lora", "--rank", "2", "--targets", "q_proj", "--epochs", "1", "-o", dir["lora"]);
+        Assert.True(code == 0, error);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(dir["lora/adapter_config.json"]))!;
+        Assert.Equal("my-org/tiny-chat", (string?)config["base_model_name_or_path"]); // what PEFT loads on another machine, not this one's cache path
+        Assert.Equal(Commit, (string?)config["revision"]);
+    }
+
+    [Fact]
     public void MergekitsModelPlusLoraFormSaysToGiveTheAdapterApart()
     {
         using var dir = new TempDir();
