@@ -110,6 +110,12 @@ public static partial class HubCache
         RepoOfCachedPath(path) is { RepoType: "model", PathInRepo: "" } r ? (r.RepoId, r.Commit) : null;
 
     /// <summary>
+    /// How a message names <paramref name="path"/>: a model snapshot of the cache as its Hub ID and commit
+    /// (<c>org/name@0123abc…</c>, what the user gave rather than the cache's path), any other path as itself.
+    /// </summary>
+    public static string Display(string path) => RepoOfSnapshot(path) is var (repoId, commit) ? $"{repoId}@{commit}" : path;
+
+    /// <summary>
     /// The repo of a path in a cache snapshot: <c>…/{models|datasets}--org--name/snapshots/&lt;commit&gt;[/path/in/repo]</c>
     /// as (repo type "model" or "dataset", repo ID, commit, path in the repo with '/' or "" for the snapshot itself); null
     /// for any other path. Read from the path's text only (the file is not opened).

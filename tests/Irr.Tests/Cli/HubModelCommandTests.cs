@@ -63,6 +63,24 @@ public class HubModelCommandTests
     }
 
     [Fact]
+    public void AHubAdapterGivenAsTheModelSaysWhereItGoes()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["lora"]);
+        File.WriteAllText(dir["lora/adapter_config.json"], """{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]}""");
+        File.WriteAllText(dir["lora/adapter_model.safetensors"], "not read");
+        HubCacheTrees.Add(dir["hub"], "my-org/code-lora", dir["lora"], Commit);
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "a", "output": "b"}""" + "\n");
+        using var cache = HubCache.Override(dir["hub"]);
+        var (code, _, error) = CliRunner.Run("score", "--model", "my-org/code-lora", "--data", dir["data.jsonl"], "-o", dir["s.json"]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: score: model my-org/code-lora: a PEFT adapter (adapter_config.json, no config.json), not a model; give it with --adapter", error.TrimEnd());
+        (code, _, error) = CliRunner.Run("safety-vector", "--aligned", "my-org/code-lora", "--unaligned", "my-org/code-lora", "-o", dir["v.safetensors"]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: safety-vector: aligned my-org/code-lora: a PEFT adapter (adapter_config.json, no config.json), not a model; give it with an adapter option", error.TrimEnd());
+    }
+
+    [Fact]
     public void MergekitsModelPlusLoraFormSaysToGiveTheAdapterApart()
     {
         using var dir = new TempDir();
