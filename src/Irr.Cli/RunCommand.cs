@@ -89,6 +89,7 @@ internal static class RunCommand
             var (planned, arguments, _, options) = steps[k];
             bool canOverwrite = steps[k].CanOverwrite;
             string tag = $"[{k + 1}/{steps.Count}] {planned.Id}";
+            var hub = RecipeSteps.HubInputs(steps[k]);
             var candidate = new StepRecord
             {
                 Id = planned.Id,
@@ -97,7 +98,8 @@ internal static class RunCommand
                 Options = options,
                 Fingerprint = steps[k].Fingerprint,
                 Output = planned.Output,
-                Inputs = new SortedDictionary<string, string>(ledger.HashInputs(planned.Inputs).Concat(RecipeSteps.HubInputs(steps[k])).ToDictionary(), StringComparer.Ordinal),
+                Inputs = new SortedDictionary<string, string>(ledger.HashInputs(planned.Inputs).Concat(hub.Hashes).ToDictionary(), StringComparer.Ordinal),
+                Hub = hub.Commits.Count > 0 ? hub.Commits : null,
                 Started = DateTime.UtcNow,
                 Seconds = 0,
                 Status = RunLedger.Done,

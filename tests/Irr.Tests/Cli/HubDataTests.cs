@@ -79,7 +79,8 @@ public class HubDataTests
             Assert.True(r.Code == 0, r.Err);
         }
         var step = JsonNode.Parse(File.ReadAllText(dir["out/run.json"]))!["steps"]![0]!;
-        Assert.Equal($"hub walledai/XSTest@{commit}", (string?)step["inputs"]![XsTest]);
+        Assert.Equal($"walledai/XSTest@{commit}", (string?)step["hub"]![XsTest]);
+        Assert.Equal("blob " + FakeHubServer.Sha256(File.ReadAllBytes(Fixtures.Local("parquet/xstest.parquet"))), (string?)step["inputs"]![XsTest]); // its LFS ETag
         Assert.Equal(6, Lines(dir["out/eval-safety/responses.jsonl"]).Count);
     }
 
