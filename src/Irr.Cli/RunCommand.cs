@@ -28,6 +28,7 @@ internal static class RunCommand
         {
             var theRecipe = Recipe.Load(parseResult.GetValue(recipe)!);
             var steps = Check(theRecipe);
+            Warnings.Current?.Flush(); // what checking said (a Hub input read from the cache while the Hub is down …), before the steps
             var forced = parseResult.GetValue(force) ?? [];
             foreach (string id in forced.Where(id => steps.All(s => s.Planned.Id != id)))
                 throw new IrrException($"--force {id}: {theRecipe.Path} has no step '{id}' (its steps: {string.Join(", ", theRecipe.Steps.Select(s => s.Id))})");
