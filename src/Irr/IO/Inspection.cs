@@ -33,8 +33,9 @@ public static class Inspection
             return o;
         }
         if (!Directory.Exists(path)) throw new IrrException($"{path}: no such file or directory");
-        if (File.Exists(Path.Combine(path, LoraAdapter.ConfigFile))) return DescribeAdapter(path, listTensors);
-        return DescribeModel(path, listTensors, check);
+        var described = File.Exists(Path.Combine(path, LoraAdapter.ConfigFile)) ? DescribeAdapter(path, listTensors) : DescribeModel(path, listTensors, check);
+        if (HubCache.RepoOfSnapshot(path) is var (repoId, commit)) described["hub"] = new JsonObject { ["repo_id"] = repoId, ["commit"] = commit };
+        return described;
     }
 
     private static JsonObject DescribeModel(string path, bool listTensors, bool check)
@@ -171,6 +172,7 @@ public static class Inspection
         var rows = new List<(string Key, string Value)>();
         string kind = (string)d["kind"]!;
         rows.Add((kind switch { "model" => "Model", "lora_adapter" => "LoRA adapter", _ => "File" }, (string)d["path"]!));
+        if (d["hub"] is JsonObject hub) rows.Add(("Hub repo", $"{(string?)hub["repo_id"]} at commit {(string?)hub["commit"]}"));
         if (kind == "pytorch") rows.Add(("Format", $"PyTorch state dict ({(string)d["format"]! switch { "zip" => "zip archive, torch ≥ 1.6", _ => "legacy layout: torch < 1.6, or _use_new_zipfile_serialization=False" }})"));
         if (kind == "model")
         {

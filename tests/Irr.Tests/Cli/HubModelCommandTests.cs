@@ -32,7 +32,10 @@ public class HubModelCommandTests
         Assert.True(code == 0, error);
         (code, string hub, error) = CliRunner.Run("inspect", $"my-org/tiny-chat@{Commit}");
         Assert.True(code == 0, error);
-        Assert.Equal(local.Replace(model, snapshot), hub);
+        // The same description, with the repo and commit the ID resolved to under the path.
+        string hubLine = "Hub repo".PadRight(local.Split('\n')[0].IndexOf(model, StringComparison.Ordinal)) + $"my-org/tiny-chat at commit {Commit}\n";
+        int firstLine = local.IndexOf('\n') + 1;
+        Assert.Equal((local[..firstLine] + hubLine + local[firstLine..]).Replace(model, snapshot), hub);
     }
 
     [Fact]
