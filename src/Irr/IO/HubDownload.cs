@@ -337,12 +337,17 @@ public sealed partial class HubClient
         }
     }
 
-    /// <summary>GET the body from <paramref name="from"/>, following redirects (the CDN's); the token is sent only to the endpoint's host.</summary>
+    /// <summary>
+    /// GET the body from <paramref name="from"/>, following redirects (the CDN's), over http or https only; the token is sent
+    /// only to the endpoint's origin (its scheme, host and port: not over a downgrade to http, as requests' <c>should_strip_auth</c>).
+    /// </summary>
     private async Task<HttpResponseMessage> GetBodyAsync(HubRepo repo, string path, string location, long from, CancellationToken token)
     {
         var url = new Uri(location);
         for (int hop = 0; ; hop++)
         {
+            if (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)
+                throw new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: the Hub sent the download to '{Diagnostics.Escape(url.Scheme)}:', not http or https; refused");
             var response = await SendAsync(HttpMethod.Get, url.AbsoluteUri, auth: SameHost(url), from, Settings.StallTimeout, token);
             int status = (int)response.StatusCode;
             if (status is >= 300 and <= 399 && response.Headers.Location is { } next && hop < MaxRedirects)
@@ -356,7 +361,8 @@ public sealed partial class HubClient
         }
     }
 
-    private bool SameHost(Uri url) => Uri.TryCreate(Settings.Endpoint, UriKind.Absolute, out var endpoint) && endpoint.Authority == url.Authority;
+    private bool SameHost(Uri url) => Uri.TryCreate(Settings.Endpoint, UriKind.Absolute, out var endpoint)
+        && endpoint.Scheme == url.Scheme && endpoint.Authority == url.Authority;
 
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, bool auth, long from, TimeSpan timeout, CancellationToken token)
     {
