@@ -67,6 +67,24 @@ public sealed partial class HubClient
 
     private static string Pointer(HubRepo repo, string commit, string path) => Path.Combine(repo.Folder, "snapshots", commit, path);
 
+    /// <summary>
+    /// Whether the snapshot file <paramref name="commit"/>/<paramref name="path"/> is there, its link followed as
+    /// <c>os.path.exists</c> follows it: a link whose blob is gone is missing (<see cref="System.IO.File.Exists"/> says true for it).
+    /// </summary>
+    private static bool Present(HubRepo repo, string commit, string path)
+    {
+        string pointer = Pointer(repo, commit, path);
+        if (!System.IO.File.Exists(pointer)) return false;
+        try
+        {
+            return new FileInfo(pointer).LinkTarget is null || System.IO.File.ResolveLinkTarget(pointer, returnFinalTarget: true) is { Exists: true };
+        }
+        catch (IOException)
+        {
+            return false; // a loop of links
+        }
+    }
+
     /// <summary><c>refs/&lt;revision&gt;</c> ← the commit, atomically, when the revision is a branch or tag and the ref differs (<c>_cache_commit_hash_for_specific_revision</c>).</summary>
     private static void WriteRef(HubRepo repo, string commit)
     {
@@ -140,12 +158,12 @@ public sealed partial class HubClient
     /// </summary>
     private async Task<string> EnsureAsync(HubRepo repo, string revision, string path, CancellationToken token)
     {
-        if (HubCache.IsCommit(revision) && System.IO.File.Exists(Pointer(repo, revision, path))) return revision;
+        if (HubCache.IsCommit(revision) && Present(repo, revision, path)) return revision;
         var meta = await MetadataAsync(repo, revision, path, token);
         if (HubCache.IsCommit(revision) && meta.Commit != revision)
             throw new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: the Hub answered commit {meta.Commit} for commit {revision}");
         string pointer = Pointer(repo, meta.Commit, path);
-        if (System.IO.File.Exists(pointer)) return meta.Commit;
+        if (Present(repo, meta.Commit, path)) return meta.Commit;
         string blob = Path.Combine(repo.Folder, "blobs", meta.Etag);
         if (!System.IO.File.Exists(blob)) await DownloadAsync(repo, path, meta, blob, token);
         Link(pointer, blob);
