@@ -94,9 +94,17 @@ public sealed partial class HubClient
         AtomicFile.WriteText(path, commit);
     }
 
+    /// <summary>Refuses, before the first request, an endpoint that is not an absolute http(s) URL (a misspelt <c>HF_ENDPOINT</c>).</summary>
+    private void RequireEndpoint()
+    {
+        if (!Uri.TryCreate(Settings.Endpoint, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https") || endpoint.Host.Length == 0)
+            throw new IrrException($"HF_ENDPOINT '{Diagnostics.Escape(Settings.Endpoint)}' is not an http or https URL (default {HubSettings.DefaultEndpoint})");
+    }
+
     /// <summary>GET <c>{endpoint}/api/{models|datasets}/{repo_id}/revision/{quote(revision, safe='')}</c>: the commit and file list, read bounded.</summary>
     private async Task<RevisionInfo> RevisionAsync(HubRepo repo, CancellationToken token)
     {
+        RequireEndpoint();
         string url = $"{Settings.Endpoint}/api/{repo.RepoType}s/{repo.RepoId}/revision/{Uri.EscapeDataString(repo.Revision)}";
         using var response = await SendAsync(HttpMethod.Get, url, auth: true, from: 0, Settings.MetadataTimeout, token);
         if (!response.IsSuccessStatusCode) throw Failure(repo, null, response);
@@ -176,6 +184,7 @@ public sealed partial class HubClient
     /// </summary>
     private async Task<HubFileMetadata> MetadataAsync(HubRepo repo, string revision, string path, CancellationToken token)
     {
+        RequireEndpoint();
         var url = new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}");
         for (int hop = 0; ; hop++)
         {

@@ -71,4 +71,22 @@ public class HubClientHostileTests
         Assert.DoesNotContain('\n', e.Message);
         Assert.DoesNotContain(Directory.EnumerateFiles(dir["hub"], "*", SearchOption.AllDirectories), f => f.Contains("snapshots", StringComparison.Ordinal));
     }
+
+    [Theory]
+    [InlineData("huggingface.co")]
+    [InlineData("ftp://hub.example")]
+    [InlineData("https://")]
+    public void AnEndpointThatIsNotAnHttpUrlIsOneLineNamingHfEndpoint(string endpoint)
+    {
+        using var dir = new TempDir();
+        var stub = new Stub(_ => throw new InvalidOperationException("no request should be made"));
+        var client = new HubClient(new HubSettings(endpoint, null, dir["hub"], false), stub);
+
+        var snapshot = Assert.Throws<IrrException>(() => client.Snapshot("org/name", "main", "model", HubFiles.Model)).Message;
+        var file = Assert.Throws<IrrException>(() => client.File("org/data", "main", "dataset", "data.parquet")).Message;
+
+        Assert.Equal($"HF_ENDPOINT '{endpoint}' is not an http or https URL (default {HubSettings.DefaultEndpoint})", snapshot);
+        Assert.Equal(snapshot, file);
+        Assert.Empty(stub.Seen);
+    }
 }
