@@ -32,6 +32,9 @@ public sealed partial class HubClient
     private const int MaxRedirects = 10;
     private const int ChunkBytes = 1 << 20;
 
+    // The longest blob name taken from an ETag: a SHA-256 is 64, a git SHA-1 40; blobs/<etag>.incomplete must fit a file name.
+    private const int MaxEtagLength = 128;
+
     private static readonly SocketsHttpHandler SharedHandler = new()
     {
         AllowAutoRedirect = false,
@@ -210,7 +213,7 @@ public sealed partial class HubClient
         if (commit is null || !HubCache.IsCommit(commit))
             throw new IrrException($"{what}: the server answered without a commit (X-Repo-Commit): not a Hugging Face Hub, or a proxy in the way");
         string blob = NormalizeEtag(etag ?? "");
-        if (blob.Length == 0 || blob is "." or ".." || !blob.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        if (blob.Length is 0 or > MaxEtagLength || blob is "." or ".." || !blob.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
             throw new IrrException($"{what}: the server's ETag '{Diagnostics.Escape(etag)}' is missing or not a blob name");
         if (!long.TryParse(size, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long bytes))
             throw new IrrException($"{what}: the server gave no file size (X-Linked-Size or Content-Length)");

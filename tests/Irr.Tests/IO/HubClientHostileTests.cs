@@ -89,4 +89,24 @@ public class HubClientHostileTests
         Assert.Equal(snapshot, file);
         Assert.Empty(stub.Seen);
     }
+
+    [Fact]
+    public void AnEtagTooLongForAFileNameIsRefusedAsNotABlobName()
+    {
+        // blobs/<etag>.incomplete must fit a file name (255 bytes): a longer ETag is the server's fault, said so.
+        using var dir = new TempDir();
+        string etag = new('a', 250);
+        var stub = new Stub(r =>
+        {
+            var answer = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent("{}"u8.ToArray()) };
+            answer.Headers.TryAddWithoutValidation("X-Repo-Commit", Commit);
+            answer.Headers.TryAddWithoutValidation("ETag", "\"" + etag + "\"");
+            return answer;
+        });
+        var client = new HubClient(new HubSettings("https://hub.example", null, dir["hub"], false), stub);
+
+        var e = Assert.Throws<IrrException>(() => client.File("org/name", "main", "model", "config.json"));
+
+        Assert.StartsWith($"org/name@main: config.json: the server's ETag '\"{etag}\"' is missing or not a blob name", e.Message);
+    }
 }
