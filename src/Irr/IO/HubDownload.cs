@@ -94,6 +94,7 @@ public sealed partial class HubClient
         if (repo.Revision == commit) return;
         string path = Path.Combine(repo.Folder, "refs", repo.Revision);
         if (System.IO.File.Exists(path) && new FileInfo(path).Length == commit.Length && System.IO.File.ReadAllText(path) == commit) return;
+        HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(path)!, repo.What);
         AtomicFile.WriteText(path, commit);
     }
 
@@ -177,6 +178,7 @@ public sealed partial class HubClient
         if (Present(repo, meta.Commit, path)) return meta.Commit;
         string blob = Path.Combine(repo.Folder, "blobs", meta.Etag);
         if (!System.IO.File.Exists(blob)) await DownloadAsync(repo, path, meta, blob, token);
+        HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(pointer)!, repo.What);
         Link(pointer, blob);
         return meta.Commit;
     }
@@ -238,7 +240,7 @@ public sealed partial class HubClient
     private async Task DownloadAsync(HubRepo repo, string path, HubFileMetadata meta, string blob, CancellationToken token)
     {
         string what = $"{repo.What}: {Diagnostics.Escape(path)}";
-        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
+        HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(blob)!, repo.What);
         TagCache();
         string incomplete = blob + ".incomplete";
         using (var file = OpenIncomplete(what, incomplete))

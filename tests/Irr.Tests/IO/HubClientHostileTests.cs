@@ -109,4 +109,35 @@ public class HubClientHostileTests
 
         Assert.StartsWith($"org/name@main: config.json: the server's ETag '\"{etag}\"' is missing or not a blob name", e.Message);
     }
+
+    [Theory]
+    [InlineData("blobs")]
+    [InlineData("snapshots/" + Commit)]
+    [InlineData("refs")]
+    public void ACacheFolderLinkedOutsideTheRepoIsNotWrittenThrough(string folder)
+    {
+        // Someone else's cache: a folder of the repo is a symlink to a directory outside it. Nothing is written there.
+        using var dir = new TempDir();
+        string outside = dir["outside"];
+        Directory.CreateDirectory(outside);
+        File.WriteAllText(Path.Combine(outside, "keep.txt"), "mine");
+        string link = Path.Combine(dir["hub"], "models--org--name", folder);
+        Directory.CreateDirectory(Path.GetDirectoryName(link)!);
+        Directory.CreateSymbolicLink(link, outside);
+        byte[] body = "{}"u8.ToArray();
+        var stub = new Stub(r =>
+        {
+            var answer = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(r.Method == HttpMethod.Head ? [] : body) };
+            answer.Headers.TryAddWithoutValidation("X-Repo-Commit", Commit);
+            answer.Headers.TryAddWithoutValidation("ETag", "\"" + FakeHubServer.GitBlobSha1(body) + "\"");
+            answer.Headers.TryAddWithoutValidation("X-Linked-Size", "2");
+            return answer;
+        });
+        var client = new HubClient(new HubSettings("https://hub.example", null, dir["hub"], false), stub);
+
+        var e = Assert.Throws<IrrException>(() => client.File("org/name", "main", "model", "config.json"));
+
+        Assert.Contains("links outside the repo folder", e.Message);
+        Assert.Equal(["keep.txt"], Directory.GetFileSystemEntries(outside).Select(Path.GetFileName));
+    }
 }
