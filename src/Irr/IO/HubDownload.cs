@@ -109,8 +109,8 @@ public sealed partial class HubClient
     private async Task<RevisionInfo> RevisionAsync(HubRepo repo, CancellationToken token)
     {
         RequireEndpoint();
-        string url = $"{Settings.Endpoint}/api/{repo.RepoType}s/{repo.RepoId}/revision/{Uri.EscapeDataString(repo.Revision)}";
-        using var response = await SendAsync(HttpMethod.Get, url, auth: true, from: 0, Settings.MetadataTimeout, token);
+        var url = new Uri($"{Settings.Endpoint}/api/{repo.RepoType}s/{repo.RepoId}/revision/{Uri.EscapeDataString(repo.Revision)}");
+        using var response = (await FollowRelativeAsync(HttpMethod.Get, url, token)).Response; // a renamed or mis-cased repo's 307
         if (!response.IsSuccessStatusCode) throw Failure(repo, null, response);
         byte[] body = await ReadBoundedAsync(repo, response, token);
         try
@@ -190,18 +190,31 @@ public sealed partial class HubClient
     private async Task<HubFileMetadata> MetadataAsync(HubRepo repo, string revision, string path, CancellationToken token)
     {
         RequireEndpoint();
-        var url = new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}");
+        var (response, url) = await FollowRelativeAsync(HttpMethod.Head, new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}"), token);
+        using (response)
+        {
+            if ((int)response.StatusCode is < 200 or > 399) throw Failure(repo, path, response);
+            return Metadata(repo, path, response, url);
+        }
+    }
+
+    /// <summary>
+    /// Sends a metadata request (with the token) to <paramref name="url"/>, following relative redirects on the same host,
+    /// a renamed or mis-cased repo's 307, but not an absolute one (the CDN's), as huggingface_hub's
+    /// <c>_httpx_follow_relative_redirects</c>: the last answer and the URL it came from.
+    /// </summary>
+    private async Task<(HttpResponseMessage Response, Uri Url)> FollowRelativeAsync(HttpMethod method, Uri url, CancellationToken token)
+    {
         for (int hop = 0; ; hop++)
         {
-            using var response = await SendAsync(HttpMethod.Head, url.AbsoluteUri, auth: true, from: 0, Settings.MetadataTimeout, token);
-            int status = (int)response.StatusCode;
-            if (status is >= 300 and <= 399 && response.Headers.Location is { } location && !location.IsAbsoluteUri && hop < MaxRedirects)
+            var response = await SendAsync(method, url.AbsoluteUri, auth: true, from: 0, Settings.MetadataTimeout, token);
+            if ((int)response.StatusCode is >= 300 and <= 399 && response.Headers.Location is { IsAbsoluteUri: false } location && hop < MaxRedirects)
             {
+                response.Dispose();
                 url = new Uri(new Uri(url, location).GetLeftPart(UriPartial.Path)); // its path on this host, as huggingface_hub takes it
                 continue;
             }
-            if (status is < 200 or > 399) throw Failure(repo, path, response);
-            return Metadata(repo, path, response, url);
+            return (response, url);
         }
     }
 

@@ -361,16 +361,24 @@ public class HubClientTests
         using var dir = new TempDir();
         using var hub = new FakeHubServer();
         var files = ModelRepo();
-        string commit = hub.Add("org/name").Commit(files);
+        var repo = hub.Add("org/name");
+        string commit = repo.Commit(files);
         hub.Renamed["org/old"] = "org/name";
         var (path, got) = Client(hub, dir["hub"]).File("org/old", "main", "model", "config.json");
         Assert.Equal(commit, got);
         Assert.Equal(files["config.json"], File.ReadAllBytes(path));
         Assert.Contains(hub.Log, r => r.Method == "HEAD" && r.Path == "/org/name/resolve/main/config.json");
 
-        hub.Add("org/name").Commit(files, "refs/pr/1"); // a revision with '/' keeps its escaping through the redirect
+        repo.Commit(files, "refs/pr/1"); // a revision with '/' keeps its escaping through the redirect
         Client(hub, dir["hub"]).File("org/old", "refs/pr/1", "model", "tokenizer.json");
         Assert.Contains(hub.Log, r => r.Method == "HEAD" && r.Path == "/org/name/resolve/refs%2Fpr%2F1/tokenizer.json");
+
+        // A snapshot asks the revision API first, which redirects too (requests and httpx follow it for huggingface_hub);
+        // the cache folder is the ID as given, as huggingface_hub names it.
+        var (snapshot, snapshotCommit) = Client(hub, dir["hub"]).Snapshot("org/old", "main", "model", HubFiles.Model);
+        Assert.Equal((Path.Combine(dir["hub"], "models--org--old", "snapshots", commit), commit), (snapshot, snapshotCommit));
+        Assert.Contains(hub.Log, r => r.Method == "GET" && r.Path == "/api/models/org/name/revision/main");
+        AssertLayout(dir["hub"], "models--org--old", commit, files, Picked);
     }
 
     [Fact]
