@@ -25,11 +25,34 @@ internal sealed class DownloadBars
         terminal = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
     }
 
-    /// <summary>Draws the downloads of this command line until the result is disposed.</summary>
-    public static IDisposable Listen(TextWriter error)
+    /// <summary>Draws the downloads of this command line until the result is disposed (which ends an unfinished bar's line).</summary>
+    public static Scope Listen(TextWriter error)
     {
         var bars = new DownloadBars(error);
-        return HubClient.Observe(bars.Report);
+        return new Scope(bars, HubClient.Observe(bars.Report));
+    }
+
+    /// <summary>The downloads drawn for one command line.</summary>
+    internal sealed class Scope(DownloadBars bars, IDisposable observing) : IDisposable
+    {
+        /// <summary>Ends the line of a bar a stop or an error cut short, so that the next line (the error, the closing line) starts at the margin.</summary>
+        public void EndLine() => bars.EndLine();
+
+        /// <inheritdoc/>
+        public void Dispose()
+        {
+            observing.Dispose();
+            bars.EndLine();
+        }
+    }
+
+    private void EndLine()
+    {
+        lock (clock)
+        {
+            if (terminal && file is not null) error.WriteLine();
+            file = null;
+        }
     }
 
     private void Report(HubDownloadProgress p)

@@ -15,7 +15,7 @@ internal static class InspectCommand
 {
     public static Command Create()
     {
-        var path = new Argument<string>("PATH") { Description = "A model directory, a Hub repo org/name[@revision] in the local Hugging Face cache, a PEFT adapter directory, a .safetensors file or a PyTorch state dict (.pt, .pth, .bin)" };
+        var path = new Argument<string>("PATH") { Description = "A model directory, a Hub repo org/name[@revision] (from the Hugging Face cache, or downloaded), a PEFT adapter directory, a .safetensors file or a PyTorch state dict (.pt, .pth, .bin)" };
         var tensors = new Option<bool>("--tensors") { Description = "List every tensor: name, dtype and shape" };
         var json = new Option<bool>("--json") { Description = "Print machine-readable JSON" };
         var noCheck = new Option<bool>("--no-check") { Description = "Do not check a model's tensors against its config.json" };

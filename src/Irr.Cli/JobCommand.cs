@@ -74,7 +74,7 @@ internal sealed class JobCommand : Command
             : option.IsList
                 ? new Option<string[]>("--" + option.Key, aliases) { AllowMultipleArgumentsPerToken = manyPerToken }
                 : new Option<string>("--" + option.Key, aliases) { DefaultValueFactory = !a.Required && Shown(option.Default) is { } d ? _ => d : null };
-        symbol.Description = a.Text + (option.IsList && !a.KeyValue && !a.Text.Contains("comma", StringComparison.Ordinal) ? " (a list: comma-separated or repeated)" : "") + (a.Required ? " (required)" : "");
+        symbol.Description = a.Text + (a.Hub ? OptionHelp.HubRepo : "") + (a.HubFile ? OptionHelp.HubFile : "") + (option.IsList && !a.KeyValue && !a.Text.Contains("comma", StringComparison.Ordinal) ? " (a list: comma-separated or repeated)" : "") + (a.Required ? " (required)" : "");
         if (a.HelpName is { } helpName) symbol.HelpName = helpName;
         if (option.IsList && !a.Required && Shown(option.Default) is { } list && list.Length > 0) ((Option<string[]>)symbol).DefaultValueFactory = _ => [list];
         return symbol;
@@ -82,7 +82,7 @@ internal sealed class JobCommand : Command
 
     private static Argument Positional(JobOption option) => option.IsList
         ? new Argument<string[]>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Text, Arity = ArgumentArity.ZeroOrMore }
-        : new Argument<string>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Text, Arity = ArgumentArity.ZeroOrOne };
+        : new Argument<string>(option.Attribute.HelpName ?? option.Key.ToUpperInvariant()) { Description = option.Attribute.Text + (option.Attribute.Hub ? OptionHelp.HubRepo : ""), Arity = ArgumentArity.ZeroOrOne };
 
     // A default as the help shows it, or null when there is none worth showing (null, false, an empty text); a required
     // option shows none.

@@ -108,6 +108,7 @@ public static class Program
         catch (Exception) when (Interruption.Requested)
         {
             // Whatever the stop ended in (OperationCanceledException, or an error of an await it cut short): one line.
+            downloads.EndLine();
             warnings.Flush();
             if (nested) throw;
             SayClosing(error, Interruption.ClosingLine());
@@ -115,6 +116,7 @@ public static class Program
         }
         catch (IrrException e)
         {
+            downloads.EndLine();
             warnings.Flush();
             error.WriteLine($"error: {Diagnostics.Escape(e.Message)}");
             return e is GenerationsFailedException ? ExitGenerationsFailed : ExitBadInput;
@@ -122,12 +124,14 @@ public static class Program
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // The path, in irr's words ("x: no such file or directory", not the runtime's "Could not find file 'x'.").
+            downloads.EndLine();
             warnings.Flush();
             error.WriteLine($"error: {IO.InputFile.Describe(e)}");
             return ExitBadInput;
         }
         catch (Exception e)
         {
+            downloads.EndLine();
             warnings.Flush();
             error.WriteLine($"internal error: {e.GetType().Name}: {Diagnostics.Escape(e.Message)}");
             error.WriteLine(Environment.GetEnvironmentVariable("IRR_DEBUG") == "1"

@@ -28,6 +28,7 @@ internal static class RunCommand
         {
             var theRecipe = Recipe.Load(parseResult.GetValue(recipe)!);
             var steps = Check(theRecipe);
+            Warnings.Current?.Flush(); // what checking said (a Hub input read from the cache while the Hub is down …), before the steps
             var forced = parseResult.GetValue(force) ?? [];
             foreach (string id in forced.Where(id => steps.All(s => s.Planned.Id != id)))
                 throw new IrrException($"--force {id}: {theRecipe.Path} has no step '{id}' (its steps: {string.Join(", ", theRecipe.Steps.Select(s => s.Id))})");
@@ -89,6 +90,7 @@ internal static class RunCommand
             var (planned, arguments, _, options) = steps[k];
             bool canOverwrite = steps[k].CanOverwrite;
             string tag = $"[{k + 1}/{steps.Count}] {planned.Id}";
+            var hub = RecipeSteps.HubInputs(steps[k]);
             var candidate = new StepRecord
             {
                 Id = planned.Id,
@@ -97,7 +99,8 @@ internal static class RunCommand
                 Options = options,
                 Fingerprint = steps[k].Fingerprint,
                 Output = planned.Output,
-                Inputs = new SortedDictionary<string, string>(ledger.HashInputs(planned.Inputs).Concat(RecipeSteps.HubInputs(steps[k])).ToDictionary(), StringComparer.Ordinal),
+                Inputs = new SortedDictionary<string, string>(ledger.HashInputs(planned.Inputs).Concat(hub.Hashes).ToDictionary(), StringComparer.Ordinal),
+                Hub = hub.Commits.Count > 0 ? hub.Commits : null,
                 Started = DateTime.UtcNow,
                 Seconds = 0,
                 Status = RunLedger.Done,

@@ -20,6 +20,10 @@ public sealed record SetSafety(string Name, string File, SafetyCounts Counts, IR
     /// <summary>How the responses were generated (what a rerun compares before reusing them); null for judged response files.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SetGeneration? Generation { get; init; }
+
+    /// <summary>The Hub data set the prompt file came from (an <c>hf://</c> file read from the cache), or null.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IO.HubCache.Source? FileHub => IO.HubCache.Source.Of(File);
 }
 
 /// <summary>How a set's responses were generated: what must be unchanged for a rerun to reuse them (<see cref="SafetyEvaluation.Reusable"/>).</summary>
@@ -62,6 +66,14 @@ public sealed record SafetyRun(string Model, string? Adapter, string Judge, IRea
     /// <summary>Per attack, in first-seen order, when some set is under an attack (<c>none</c> included when present); null otherwise.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<AttackSafety>? Attacks { get; init; }
+
+    /// <summary>The Hub repo and commit of <see cref="Model"/> when it was read from the Hugging Face cache, or null.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IO.HubCache.Source? ModelHub => IO.HubCache.Source.Of(Model);
+
+    /// <summary>The same of <see cref="Adapter"/>, or null.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IO.HubCache.Source? AdapterHub => IO.HubCache.Source.Of(Adapter);
 
     /// <summary>The file name inside a run directory.</summary>
     public const string FileName = "safety.json";

@@ -69,7 +69,8 @@ public static class AdapterBase
             return (Verdict.Belongs, null); // the adapter's own reader reports a malformed file
         }
         if (string.IsNullOrWhiteSpace(named)) return (Verdict.Belongs, null);
-        string claim = $"{adapter}: adapter_config.json names its base '{named}' (base_model_name_or_path)";
+        string claim = $"{HubCache.Display(adapter)}: adapter_config.json names its base '{named}' (base_model_name_or_path)";
+        string given = HubCache.Display(baseModel);
 
         if (LocalDirectory(named, adapter) is { } local)
         {
@@ -84,9 +85,10 @@ public static class AdapterBase
         {
             var matching = cached.Where(c => Differences(Facts(c), facts).Count == 0).ToList();
             if (matching.Count == 0)
-                return (Verdict.Mismatch, $"{claim}, which the Hugging Face cache holds as {Describe(Facts(cached[0]))}, but the base given, {baseModel}, is {Describe(facts)}");
+                return (Verdict.Mismatch, $"{claim}, which the Hugging Face cache holds as {Describe(Facts(cached[0]))}, but the base given, {given}, is {Describe(facts)}");
+            return (Verdict.Unknown, $"{claim}, which the Hugging Face cache holds with the same shapes as the base given, {given} ({Describe(facts)}), under another name; irr cannot check that they are one model");
         }
-        return (Verdict.Unknown, $"{claim}, which is no model directory here (no config.json) and not the name of the base given, {baseModel} ({Describe(facts)}); irr cannot check that they are one model");
+        return (Verdict.Unknown, $"{claim}, which is no model directory here (no config.json) and not the name of the base given, {given} ({Describe(facts)}); irr cannot check that they are one model");
     }
 
     private static (Verdict, string?) Compare(string named, string baseModel, string claim)
@@ -95,7 +97,7 @@ public static class AdapterBase
         var b = Facts(Path.Combine(baseModel, "config.json"));
         var differences = Differences(a, b);
         if (differences.Count > 0)
-            return (Verdict.Mismatch, $"{claim}, a model with {string.Join(", ", differences.Select(k => $"{k} {a[k]}"))}, but the base given, {baseModel}, has {string.Join(", ", differences.Select(k => $"{k} {b[k]}"))}");
+            return (Verdict.Mismatch, $"{claim}, a model with {string.Join(", ", differences.Select(k => $"{k} {a[k]}"))}, but the base given, {HubCache.Display(baseModel)}, has {string.Join(", ", differences.Select(k => $"{k} {b[k]}"))}");
         string ta, tb;
         try
         {
@@ -105,11 +107,11 @@ public static class AdapterBase
         }
         catch (IrrException e)
         {
-            return (Verdict.Unknown, $"{claim}, whose weights irr cannot compare with those of the base given, {baseModel} ({e.Message})");
+            return (Verdict.Unknown, $"{claim}, whose weights irr cannot compare with those of the base given, {HubCache.Display(baseModel)} ({e.Message})");
         }
         if (ta != tb)
-            return (Verdict.Unknown, $"{claim}, stored as {ta}, and the base given, {baseModel}, is stored as {tb}; irr cannot check that they are one model");
-        return (Verdict.Mismatch, $"{claim}, whose weights differ from those of the base given, {baseModel} (same architecture, other values): the adapter was trained on another model");
+            return (Verdict.Unknown, $"{claim}, stored as {ta}, and the base given, {HubCache.Display(baseModel)}, is stored as {tb}; irr cannot check that they are one model");
+        return (Verdict.Mismatch, $"{claim}, whose weights differ from those of the base given, {HubCache.Display(baseModel)} (same architecture, other values): the adapter was trained on another model");
     }
 
     /// <summary>The <see cref="FactKeys"/> a config.json holds, as JSON text (empty when unreadable).</summary>

@@ -14,7 +14,7 @@ namespace Irr.IO;
 public sealed record ConvertJob : IJob<int>
 {
     /// <summary>A state dict file, or a model directory holding <see cref="ModelDirectory.TorchWeightsFile"/> or <see cref="ModelDirectory.TorchIndexFile"/>.</summary>
-    [Option("a state dict file (.pt, .pth, .bin), a model directory with pytorch_model.bin or pytorch_model.bin.index.json, or a PEFT adapter directory with adapter_model.bin (or a Hub repo org/name[@revision] holding those)",
+    [Option("a state dict file (.pt, .pth, .bin), a model directory with pytorch_model.bin or pytorch_model.bin.index.json, or a PEFT adapter directory with adapter_model.bin",
         HelpName = "INPUT", Positional = true, Kind = OptionKind.Input, Hub = true, Required = true)]
     public required string Input { get; init; }
 

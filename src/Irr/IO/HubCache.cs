@@ -109,6 +109,24 @@ public static partial class HubCache
     public static (string RepoId, string Commit)? RepoOfSnapshot(string path) =>
         RepoOfCachedPath(path) is { RepoType: "model", PathInRepo: "" } r ? (r.RepoId, r.Commit) : null;
 
+    /// <summary>Where a path of the cache came from: its repo, type, commit and path in the repo (what reports record beside the path).</summary>
+    /// <param name="RepoId">"org/name".</param>
+    /// <param name="RepoType">"model" or "dataset".</param>
+    /// <param name="Commit">The 40-hex commit.</param>
+    /// <param name="Path">The file's path in the repo, "" for the snapshot itself.</param>
+    public sealed record Source(string RepoId, string RepoType, string Commit, string Path)
+    {
+        /// <summary>The source of <paramref name="path"/> when it lies in a cache snapshot (<see cref="RepoOfCachedPath"/>), else null.</summary>
+        public static Source? Of(string? path) =>
+            path is not null && RepoOfCachedPath(path) is { } r ? new Source(r.RepoId, r.RepoType, r.Commit, r.PathInRepo) : null;
+    }
+
+    /// <summary>
+    /// How a message names <paramref name="path"/>: a model snapshot of the cache as its Hub ID and commit
+    /// (<c>org/name@0123abc…</c>, what the user gave rather than the cache's path), any other path as itself.
+    /// </summary>
+    public static string Display(string path) => RepoOfSnapshot(path) is var (repoId, commit) ? $"{repoId}@{commit}" : path;
+
     /// <summary>
     /// The repo of a path in a cache snapshot: <c>…/{models|datasets}--org--name/snapshots/&lt;commit&gt;[/path/in/repo]</c>
     /// as (repo type "model" or "dataset", repo ID, commit, path in the repo with '/' or "" for the snapshot itself); null
@@ -116,6 +134,7 @@ public static partial class HubCache
     /// </summary>
     public static (string RepoType, string RepoId, string Commit, string PathInRepo)? RepoOfCachedPath(string path)
     {
+        if (string.IsNullOrEmpty(path) || path.Contains('\0')) return null;
         var parts = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar).Split(Path.DirectorySeparatorChar);
         for (int i = parts.Length - 1; i >= 2; i--)
         {

@@ -38,8 +38,15 @@ public sealed class LoraConfig
     public double Scale => R <= 0 ? 0 : UseRslora ? LoraAlpha / Math.Sqrt(R) : LoraAlpha / R;
 
     /// <summary>A config for a new adapter, as PEFT would write it.</summary>
+    /// <param name="r">The rank.</param>
+    /// <param name="alpha">lora_alpha.</param>
+    /// <param name="targetModules">The modules adapted.</param>
+    /// <param name="baseModel">The base's directory; a Hugging Face cache snapshot is written as its Hub ID, with its commit as <c>revision</c> (what PEFT loads the base from on another machine).</param>
+    /// <param name="useRslora">rsLoRA scaling.</param>
     public static LoraConfig Create(int r, double alpha, IReadOnlyList<string> targetModules, string? baseModel, bool useRslora = false)
     {
+        var hub = baseModel is null ? null : HubCache.RepoOfSnapshot(baseModel);
+        if (hub is var (repoId, _)) baseModel = repoId;
         var json = new JsonObject
         {
             ["peft_type"] = "LORA",
@@ -55,6 +62,7 @@ public sealed class LoraConfig
             ["inference_mode"] = true,
             ["modules_to_save"] = null,
             ["base_model_name_or_path"] = baseModel,
+            ["revision"] = hub?.Commit,
             ["init_lora_weights"] = true,
             ["rank_pattern"] = new JsonObject(),
             ["alpha_pattern"] = new JsonObject(),

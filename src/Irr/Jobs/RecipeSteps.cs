@@ -10,8 +10,11 @@ namespace Irr.Jobs;
 /// <param name="Options">Every option of the job with its value, defaults included (run.json's <c>options</c>).</param>
 internal sealed record CheckedStep(PlannedStep Planned, IReadOnlyList<string> Arguments, IJob Job, JsonObject Options)
 {
-    /// <summary>The options that can change the step's result (what a rerun compares).</summary>
-    public JsonObject Fingerprint => JobSchema.Of(Job.GetType()).Fingerprint(Job);
+    /// <summary>
+    /// The options that can change the step's result (what a rerun compares), a Hub input as given (<c>org/name</c>, not
+    /// the snapshot of the commit it resolved to: what it read is compared by content, <see cref="RecipeSteps.HubInputs"/>).
+    /// </summary>
+    public JsonObject Fingerprint => RecipeSteps.HubAsGiven(Planned, Job, JobSchema.Of(Job.GetType()).Fingerprint(Job));
 
     /// <summary>Whether the command takes <c>--overwrite</c> (a rerun replaces the step's own earlier output).</summary>
     public bool CanOverwrite => JobSchema.Of(Job.GetType()).Find("overwrite") is not null;
@@ -122,17 +125,36 @@ internal static class RecipeSteps
             int line = step.Step.Options.FirstOrDefault(o => message.StartsWith($"{step.Command}: {o.Key} ", StringComparison.Ordinal))?.Line ?? step.Step.Line;
             throw recipe.Error(line, message);
         }
-        return new CheckedStep(step, Arguments(step, schema), job, schema.Describe(job));
+        return new CheckedStep(step, Arguments(step, schema), job, HubAsGiven(step, job, schema.Describe(job)));
+    }
+
+    /// <summary>The options of <paramref name="described"/> that took a Hub repo or file, with their values as the recipe gives them.</summary>
+    public static JsonObject HubAsGiven(PlannedStep step, IJob job, JsonObject described)
+    {
+        var schema = JobSchema.Of(job.GetType());
+        foreach (var given in step.Options)
+        {
+            if (schema.Find(given.Key) is not { } option || !(option.Attribute.Hub || option.Attribute.HubFile) || !described.ContainsKey(option.Key)) continue;
+            if (!given.Values.Any(StepGraph.IsHub)) continue;
+            described[option.Key] = option.IsList
+                ? new JsonArray(given.Values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray())
+                : JsonValue.Create(given.Values[0]);
+        }
+        return described;
     }
 
     /// <summary>
-    /// The Hub inputs of a checked step as run.json records them beside the content hashes of its local inputs: each
-    /// repo or <c>hf://</c> file as given → "<c>hub org/name@COMMIT</c>", the commit it resolved to when the step was
-    /// checked, so a rerun after the branch moved is not up to date.
+    /// The Hub inputs of a checked step as run.json records them: each repo or <c>hf://</c> file as given → the commit it
+    /// resolved to (<c>Commits</c>: "org/name@COMMIT") and the content of what the step reads (<c>Hashes</c>, beside the
+    /// content hashes of its local inputs): a file's blob name (its ETag: SHA-256 of an LFS file, git's SHA-1 of another),
+    /// a model's or adapter's "blobs SHA-256" over the path and blob of each file it needs (<see cref="IO.ModelReference.Needed"/>,
+    /// with the shards of an index). So a step whose files are unchanged is up to date after its branch moved (a commit
+    /// that only touched other files), and one whose files changed reruns.
     /// </summary>
-    public static SortedDictionary<string, string> HubInputs(CheckedStep step)
+    public static (SortedDictionary<string, string> Hashes, SortedDictionary<string, string> Commits) HubInputs(CheckedStep step)
     {
-        var inputs = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var commits = new SortedDictionary<string, string>(StringComparer.Ordinal);
         var schema = JobSchema.Of(step.Job.GetType());
         foreach (var given in step.Planned.Options)
         {
@@ -144,10 +166,29 @@ internal static class RecipeSteps
                 _ => new List<string>(),
             };
             foreach (var (text, path) in given.Values.Zip(bound))
-                if (text != path && IO.HubCache.RepoOfCachedPath(path) is { } hub)
-                    inputs[text] = $"hub {hub.RepoId}@{hub.Commit}";
+            {
+                if (text == path || IO.HubCache.RepoOfCachedPath(path) is not { } hub) continue;
+                commits[text] = $"{hub.RepoId}@{hub.Commit}";
+                hashes[text] = hub.PathInRepo.Length > 0 ? "blob " + BlobOf(path) : "blobs " + SnapshotHash(path);
+            }
         }
-        return inputs;
+        return (hashes, commits);
+    }
+
+    // The blob a snapshot file links to (its ETag), or "?" for a file that is not a link into blobs/.
+    private static string BlobOf(string file) =>
+        new FileInfo(file).LinkTarget is { } target ? Path.GetFileName(target) : "?";
+
+    // SHA-256 over "path blob" lines of the files a model or adapter command reads from a snapshot.
+    private static string SnapshotHash(string snapshot)
+    {
+        var files = Directory.EnumerateFiles(snapshot, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(snapshot, f).Replace(Path.DirectorySeparatorChar, '/')).ToList();
+        var needed = IO.ModelReference.Needed(files).Where(files.Contains).ToList();
+        foreach (string index in needed.Where(IO.HubFiles.IsShardIndex).ToList())
+            needed.AddRange(IO.HubFiles.ShardsOf(Path.Combine(snapshot, index), index));
+        var lines = needed.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(p => $"{p} {BlobOf(Path.Combine(snapshot, p))}\n");
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Concat(lines))));
     }
 
     /// <summary>

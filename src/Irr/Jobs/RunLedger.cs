@@ -29,9 +29,13 @@ internal sealed record StepRecord
 
     /// <summary>
     /// The content hash of each input (full path → SHA-256), as they were when it ran; a Hub repo or <c>hf://</c> file as
-    /// given → "<c>hub org/name@COMMIT</c>", the commit it resolved to (<see cref="RecipeSteps.HubInputs"/>).
+    /// given → the blobs it read ("<c>blob ETAG</c>", "<c>blobs SHA-256</c>": <see cref="RecipeSteps.HubInputs"/>).
     /// </summary>
     public required SortedDictionary<string, string> Inputs { get; init; }
+
+    /// <summary>Each Hub repo or <c>hf://</c> file as given → the commit it resolved to ("<c>org/name@COMMIT</c>"); null without any.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public SortedDictionary<string, string>? Hub { get; init; }
 
     /// <summary>When it started (UTC).</summary>
     public required DateTime Started { get; init; }

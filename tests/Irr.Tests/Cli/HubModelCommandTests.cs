@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Irr.IO;
 using Irr.Tests.IO;
 
@@ -45,6 +46,39 @@ public class HubModelCommandTests
         Assert.StartsWith($"error: score: model my-org/absent@v1: no such local directory, and the model repo my-org/absent is not in the Hugging Face cache at {dir["hub"]}", error);
         Assert.Single(error.TrimEnd().Split('\n'));
         Assert.False(File.Exists(dir["s.json"]));
+    }
+
+    [Fact]
+    public void AnAdapterTrainedOnAHubModelNamesItsBaseByHubIdAndCommit()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, Commit, "v1");
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        using var cache = HubCache.Override(dir["hub"]);
+        var (code, _, error) = CliRunner.Run("train", "--model", "my-org/tiny-chat@v1", "--data", dir["data.jsonl"], "--lora", "--rank", "2", "--targets", "q_proj", "--epochs", "1", "-o", dir["lora"]);
+        Assert.True(code == 0, error);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(dir["lora/adapter_config.json"]))!;
+        Assert.Equal("my-org/tiny-chat", (string?)config["base_model_name_or_path"]); // what PEFT loads on another machine, not this one's cache path
+        Assert.Equal(Commit, (string?)config["revision"]);
+    }
+
+    [Fact]
+    public void AHubAdapterGivenAsTheModelSaysWhereItGoes()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["lora"]);
+        File.WriteAllText(dir["lora/adapter_config.json"], """{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]}""");
+        File.WriteAllText(dir["lora/adapter_model.safetensors"], "not read");
+        HubCacheTrees.Add(dir["hub"], "my-org/code-lora", dir["lora"], Commit);
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "a", "output": "b"}""" + "\n");
+        using var cache = HubCache.Override(dir["hub"]);
+        var (code, _, error) = CliRunner.Run("score", "--model", "my-org/code-lora", "--data", dir["data.jsonl"], "-o", dir["s.json"]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: score: model my-org/code-lora: a PEFT adapter (adapter_config.json, no config.json), not a model; give it with --adapter", error.TrimEnd());
+        (code, _, error) = CliRunner.Run("safety-vector", "--aligned", "my-org/code-lora", "--unaligned", "my-org/code-lora", "-o", dir["v.safetensors"]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: safety-vector: aligned my-org/code-lora: a PEFT adapter (adapter_config.json, no config.json), not a model; give it with an adapter option", error.TrimEnd());
     }
 
     [Fact]
@@ -101,9 +135,10 @@ public class HubRecipeTests
 {
     private const string First = "1111111111111111111111111111111111111111";
     private const string Second = "2222222222222222222222222222222222222222";
+    private const string Third = "3333333333333333333333333333333333333333";
 
     [Fact]
-    public void ARecipeStepTakesAHubIdAndRerunsWhenTheBranchMoves()
+    public void ARecipeStepTakesAHubIdAndRerunsWhenTheFilesItReadsChange()
     {
         using var dir = new TempDir();
         string model = ModelCommandTests.ChatModel(dir);
@@ -115,26 +150,36 @@ public class HubRecipeTests
               - score: {model: my-org/tiny-chat, data: data.jsonl}
             """);
         using var cache = HubCache.Override(dir["hub"]);
+        JsonNode Step() => JsonNode.Parse(File.ReadAllText(dir["out/run.json"]))!["steps"]![0]!;
 
         var (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
         Assert.True(code == 0, error);
         Assert.Contains("irr score --model my-org/tiny-chat --data", error); // the step's command line as given
-        var run = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(dir["out/run.json"]))!;
-        var inputs = run["steps"]![0]!["inputs"]!.AsObject();
-        Assert.Equal($"hub my-org/tiny-chat@{First}", (string?)inputs["my-org/tiny-chat"]);
+        Assert.Equal($"my-org/tiny-chat@{First}", (string?)Step()["hub"]!["my-org/tiny-chat"]);
+        var inputs = Step()["inputs"]!.AsObject();
+        Assert.StartsWith("blobs ", (string?)inputs["my-org/tiny-chat"]);
         Assert.Equal(dir["data.jsonl"], Assert.Single(inputs, kv => kv.Key != "my-org/tiny-chat").Key);
 
         (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
         Assert.True(code == 0, error);
         Assert.Contains("skipped (up to date)", error);
 
-        // main moves to another commit (the same files): the step is not up to date any more.
+        // main moves to a commit that adds a file the step does not read: still up to date.
+        File.WriteAllText(Path.Combine(model, "notes.txt"), "not read by any command");
         HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, Second);
         (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
         Assert.True(code == 0, error);
+        Assert.Contains("skipped (up to date)", error);
+
+        // main moves to a commit that changes a file it reads (the tokenizer's config): the step reruns.
+        var tokenizerConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(model, "tokenizer_config.json")))!.AsObject();
+        tokenizerConfig["model_max_length"] = 4096;
+        File.WriteAllText(Path.Combine(model, "tokenizer_config.json"), tokenizerConfig.ToJsonString());
+        HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, Third);
+        (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
+        Assert.True(code == 0, error);
         Assert.DoesNotContain("skipped", error);
-        run = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(dir["out/run.json"]))!;
-        Assert.Equal($"hub my-org/tiny-chat@{Second}", (string?)run["steps"]![0]!["inputs"]!["my-org/tiny-chat"]);
+        Assert.Equal($"my-org/tiny-chat@{Third}", (string?)Step()["hub"]!["my-org/tiny-chat"]);
     }
 
     [Fact]

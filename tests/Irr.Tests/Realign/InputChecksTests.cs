@@ -459,6 +459,9 @@ public class InputChecksTests
         Assert.Contains("num_hidden_layers 4", message);
         // The same configuration: nothing proves another model, nothing proves the same one.
         File.WriteAllText(Path.Combine(snapshot, "config.json"), File.ReadAllText(Path.Combine(w.Aligned, "config.json")));
-        Assert.Equal(AdapterBase.Verdict.Unknown, AdapterBase.Check(adapter, w.Aligned, w.Dir["hub"]).Verdict);
+        (verdict, message) = AdapterBase.Check(adapter, w.Aligned, w.Dir["hub"]);
+        Assert.Equal(AdapterBase.Verdict.Unknown, verdict);
+        Assert.Contains("names its base 'org/some-model' (base_model_name_or_path), which the Hugging Face cache holds with the same shapes as the base given", message);
+        Assert.DoesNotContain("no config.json", message); // the cache does hold it
     }
 }

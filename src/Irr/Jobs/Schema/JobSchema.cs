@@ -176,13 +176,23 @@ public sealed class JobSchema
             throw new IrrException($"{Command}: {option.Key} {Diagnostics.Escape(reference)}: give the adapter apart: --{option.Key} {Diagnostics.Escape(reference[..plus])} --adapter {Diagnostics.Escape(reference[(plus + 1)..])} (mergekit's model+lora form is not read)");
         try
         {
-            return IO.ModelReference.Parse(reference).Resolve().Path;
+            var parsed = IO.ModelReference.Parse(reference);
+            string path = parsed.Resolve().Path;
+            // A Hub adapter given where a model goes: say where it goes (a local directory says "no config.json" when opened).
+            if (parsed.IsHub && !option.Key.Contains("adapter", StringComparison.Ordinal) && File.Exists(Path.Combine(path, IO.LoraAdapter.ConfigFile))
+                && !File.Exists(Path.Combine(path, "config.json")))
+                throw new IrrException($"{Diagnostics.Escape(reference)}: a PEFT adapter (adapter_config.json, no config.json), not a model; give it with {AdapterOptionFor(option)}");
+            return path;
         }
         catch (IrrException e)
         {
             throw new IrrException($"{Command}: {option.Key} {e.Message}", e); // "score: model org/name@main: … not in the Hugging Face cache at …"
         }
     }
+
+    // The option that takes an adapter on the model option `option`: safety-vector's --unaligned-adapter for --unaligned, else --adapter.
+    private string AdapterOptionFor(JobOption option) =>
+        Find(option.Key + "-adapter") is { } own ? "--" + own.Key : Find("adapter") is { } adapter ? "--" + adapter.Key : "an adapter option";
 
     // An hf://datasets/org/name[@revision]/path file as its path in the local cache, downloaded when missing; a local path as itself.
     private string FromHubFile(JobOption option, string text)

@@ -14,10 +14,16 @@ public static class OptionHelp
     public const string Records = "records with a prompt (or instruction + input, question …) and an output or response; " + DataFormats;
 
     /// <summary>--model of the commands that load a model.</summary>
-    public const string Model = "Hugging Face model directory (config.json, *.safetensors or pytorch_model*.bin, tokenizer files), or a Hub repo org/name[@revision] in the local Hugging Face cache";
+    public const string Model = "Hugging Face model directory (config.json, *.safetensors or pytorch_model*.bin, tokenizer files)";
 
     /// <summary>--adapter of the commands that load a model.</summary>
-    public const string Adapter = "PEFT LoRA adapter directory (or Hub repo org/name[@revision] in the local Hugging Face cache) to merge into --model on the fly";
+    public const string Adapter = "PEFT LoRA adapter directory to merge into --model on the fly";
+
+    /// <summary>What the help adds to an option that takes a Hub repo (<see cref="OptionAttribute.Hub"/>).</summary>
+    public const string HubRepo = " (or a Hub repo org/name[@revision], from the cache or downloaded)";
+
+    /// <summary>What the help adds to an option that takes a Hub file (<see cref="OptionAttribute.HubFile"/>).</summary>
+    public const string HubFile = " (or a Hub file hf://datasets/org/name[@revision]/path/in/repo)";
 
     /// <summary>--system-prompt.</summary>
     public const string SystemPrompt = "none, llama2 (the Llama-2 default system prompt) or literal text";
