@@ -217,6 +217,21 @@ public static partial class HubCache
         }
     }
 
+    /// <summary>
+    /// Creates <paramref name="directory"/> (a folder under <paramref name="repo"/> that a download writes in: blobs,
+    /// snapshots/&lt;commit&gt;/…, refs/…) and refuses it when it, or a symlink on the way, resolves outside the repo
+    /// folder: a cache written by someone else cannot make a download write elsewhere.
+    /// </summary>
+    /// <exception cref="IrrException">The directory resolves outside the repo folder.</exception>
+    internal static void RequireWritableInside(string repo, string directory, string what)
+    {
+        System.IO.Directory.CreateDirectory(directory);
+        string root = RealPath(Path.GetFullPath(repo).TrimEnd(Path.DirectorySeparatorChar)) + Path.DirectorySeparatorChar;
+        string real = RealPath(Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar)) + Path.DirectorySeparatorChar;
+        if (!real.StartsWith(root, StringComparison.Ordinal))
+            throw new IrrException($"{what}: {Diagnostics.Escape(directory)} links outside the repo folder {Diagnostics.Escape(repo)}; refused to write there");
+    }
+
     /// <summary>The path with every symlink on the way resolved (the last component and each parent).</summary>
     private static string RealPath(string path, int depth = 0)
     {

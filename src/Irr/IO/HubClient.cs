@@ -194,7 +194,7 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
     {
         RequireSafePath(repo, path);
         if (Settings.Offline) return InSnapshot(FromCache(repo, _ => [path], null), path);
-        if (HubCache.IsCommit(repo.Revision) && System.IO.File.Exists(Pointer(repo, repo.Revision, path)))
+        if (HubCache.IsCommit(repo.Revision) && Present(repo, repo.Revision, path))
             return InSnapshot(Resolved(repo, repo.Revision), path);
         string commit;
         try
@@ -248,11 +248,11 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
         foreach (string path in wanted)
         {
             RequireSafePath(repo, path);
-            if (!System.IO.File.Exists(Pointer(repo, commit, path))) return path;
+            if (!Present(repo, commit, path)) return path;
         }
         foreach (string index in wanted.Where(HubFiles.IsShardIndex))
             foreach (string shard in HubFiles.ShardsOf(Pointer(repo, commit, index), index))
-                if (!System.IO.File.Exists(Pointer(repo, commit, shard))) return shard;
+                if (!Present(repo, commit, shard)) return shard;
         return null;
     }
 

@@ -32,6 +32,9 @@ public sealed partial class HubClient
     private const int MaxRedirects = 10;
     private const int ChunkBytes = 1 << 20;
 
+    // The longest blob name taken from an ETag: a SHA-256 is 64, a git SHA-1 40; blobs/<etag>.incomplete must fit a file name.
+    private const int MaxEtagLength = 128;
+
     private static readonly SocketsHttpHandler SharedHandler = new()
     {
         AllowAutoRedirect = false,
@@ -67,20 +70,47 @@ public sealed partial class HubClient
 
     private static string Pointer(HubRepo repo, string commit, string path) => Path.Combine(repo.Folder, "snapshots", commit, path);
 
+    /// <summary>
+    /// Whether the snapshot file <paramref name="commit"/>/<paramref name="path"/> is there, its link followed as
+    /// <c>os.path.exists</c> follows it: a link whose blob is gone is missing (<see cref="System.IO.File.Exists"/> says true for it).
+    /// </summary>
+    private static bool Present(HubRepo repo, string commit, string path)
+    {
+        string pointer = Pointer(repo, commit, path);
+        if (!System.IO.File.Exists(pointer)) return false;
+        try
+        {
+            return new FileInfo(pointer).LinkTarget is null || System.IO.File.ResolveLinkTarget(pointer, returnFinalTarget: true) is { Exists: true };
+        }
+        catch (IOException)
+        {
+            return false; // a loop of links
+        }
+    }
+
     /// <summary><c>refs/&lt;revision&gt;</c> ← the commit, atomically, when the revision is a branch or tag and the ref differs (<c>_cache_commit_hash_for_specific_revision</c>).</summary>
     private static void WriteRef(HubRepo repo, string commit)
     {
         if (repo.Revision == commit) return;
         string path = Path.Combine(repo.Folder, "refs", repo.Revision);
         if (System.IO.File.Exists(path) && new FileInfo(path).Length == commit.Length && System.IO.File.ReadAllText(path) == commit) return;
+        HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(path)!, repo.What);
         AtomicFile.WriteText(path, commit);
+    }
+
+    /// <summary>Refuses, before the first request, an endpoint that is not an absolute http(s) URL (a misspelt <c>HF_ENDPOINT</c>).</summary>
+    private void RequireEndpoint()
+    {
+        if (!Uri.TryCreate(Settings.Endpoint, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https") || endpoint.Host.Length == 0)
+            throw new IrrException($"HF_ENDPOINT '{Diagnostics.Escape(Settings.Endpoint)}' is not an http or https URL (default {HubSettings.DefaultEndpoint})");
     }
 
     /// <summary>GET <c>{endpoint}/api/{models|datasets}/{repo_id}/revision/{quote(revision, safe='')}</c>: the commit and file list, read bounded.</summary>
     private async Task<RevisionInfo> RevisionAsync(HubRepo repo, CancellationToken token)
     {
-        string url = $"{Settings.Endpoint}/api/{repo.RepoType}s/{repo.RepoId}/revision/{Uri.EscapeDataString(repo.Revision)}";
-        using var response = await SendAsync(HttpMethod.Get, url, auth: true, from: 0, Settings.MetadataTimeout, token);
+        RequireEndpoint();
+        var url = new Uri($"{Settings.Endpoint}/api/{repo.RepoType}s/{repo.RepoId}/revision/{Uri.EscapeDataString(repo.Revision)}");
+        using var response = (await FollowRelativeAsync(HttpMethod.Get, url, token)).Response; // a renamed or mis-cased repo's 307
         if (!response.IsSuccessStatusCode) throw Failure(repo, null, response);
         byte[] body = await ReadBoundedAsync(repo, response, token);
         try
@@ -140,14 +170,15 @@ public sealed partial class HubClient
     /// </summary>
     private async Task<string> EnsureAsync(HubRepo repo, string revision, string path, CancellationToken token)
     {
-        if (HubCache.IsCommit(revision) && System.IO.File.Exists(Pointer(repo, revision, path))) return revision;
+        if (HubCache.IsCommit(revision) && Present(repo, revision, path)) return revision;
         var meta = await MetadataAsync(repo, revision, path, token);
         if (HubCache.IsCommit(revision) && meta.Commit != revision)
             throw new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: the Hub answered commit {meta.Commit} for commit {revision}");
         string pointer = Pointer(repo, meta.Commit, path);
-        if (System.IO.File.Exists(pointer)) return meta.Commit;
+        if (Present(repo, meta.Commit, path)) return meta.Commit;
         string blob = Path.Combine(repo.Folder, "blobs", meta.Etag);
         if (!System.IO.File.Exists(blob)) await DownloadAsync(repo, path, meta, blob, token);
+        HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(pointer)!, repo.What);
         Link(pointer, blob);
         return meta.Commit;
     }
@@ -158,18 +189,32 @@ public sealed partial class HubClient
     /// </summary>
     private async Task<HubFileMetadata> MetadataAsync(HubRepo repo, string revision, string path, CancellationToken token)
     {
-        var url = new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}");
+        RequireEndpoint();
+        var (response, url) = await FollowRelativeAsync(HttpMethod.Head, new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}"), token);
+        using (response)
+        {
+            if ((int)response.StatusCode is < 200 or > 399) throw Failure(repo, path, response);
+            return Metadata(repo, path, response, url);
+        }
+    }
+
+    /// <summary>
+    /// Sends a metadata request (with the token) to <paramref name="url"/>, following relative redirects on the same host,
+    /// a renamed or mis-cased repo's 307, but not an absolute one (the CDN's), as huggingface_hub's
+    /// <c>_httpx_follow_relative_redirects</c>: the last answer and the URL it came from.
+    /// </summary>
+    private async Task<(HttpResponseMessage Response, Uri Url)> FollowRelativeAsync(HttpMethod method, Uri url, CancellationToken token)
+    {
         for (int hop = 0; ; hop++)
         {
-            using var response = await SendAsync(HttpMethod.Head, url.AbsoluteUri, auth: true, from: 0, Settings.MetadataTimeout, token);
-            int status = (int)response.StatusCode;
-            if (status is >= 300 and <= 399 && response.Headers.Location is { } location && !location.IsAbsoluteUri && hop < MaxRedirects)
+            var response = await SendAsync(method, url.AbsoluteUri, auth: true, from: 0, Settings.MetadataTimeout, token);
+            if ((int)response.StatusCode is >= 300 and <= 399 && response.Headers.Location is { IsAbsoluteUri: false } location && hop < MaxRedirects)
             {
+                response.Dispose();
                 url = new Uri(new Uri(url, location).GetLeftPart(UriPartial.Path)); // its path on this host, as huggingface_hub takes it
                 continue;
             }
-            if (status is < 200 or > 399) throw Failure(repo, path, response);
-            return Metadata(repo, path, response, url);
+            return (response, url);
         }
     }
 
@@ -183,7 +228,7 @@ public sealed partial class HubClient
         if (commit is null || !HubCache.IsCommit(commit))
             throw new IrrException($"{what}: the server answered without a commit (X-Repo-Commit): not a Hugging Face Hub, or a proxy in the way");
         string blob = NormalizeEtag(etag ?? "");
-        if (blob.Length == 0 || blob is "." or ".." || !blob.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        if (blob.Length is 0 or > MaxEtagLength || blob is "." or ".." || !blob.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
             throw new IrrException($"{what}: the server's ETag '{Diagnostics.Escape(etag)}' is missing or not a blob name");
         if (!long.TryParse(size, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long bytes))
             throw new IrrException($"{what}: the server gave no file size (X-Linked-Size or Content-Length)");
@@ -208,7 +253,7 @@ public sealed partial class HubClient
     private async Task DownloadAsync(HubRepo repo, string path, HubFileMetadata meta, string blob, CancellationToken token)
     {
         string what = $"{repo.What}: {Diagnostics.Escape(path)}";
-        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
+        HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(blob)!, repo.What);
         TagCache();
         string incomplete = blob + ".incomplete";
         using (var file = OpenIncomplete(what, incomplete))
@@ -337,12 +382,17 @@ public sealed partial class HubClient
         }
     }
 
-    /// <summary>GET the body from <paramref name="from"/>, following redirects (the CDN's); the token is sent only to the endpoint's host.</summary>
+    /// <summary>
+    /// GET the body from <paramref name="from"/>, following redirects (the CDN's), over http or https only; the token is sent
+    /// only to the endpoint's origin (its scheme, host and port: not over a downgrade to http, as requests' <c>should_strip_auth</c>).
+    /// </summary>
     private async Task<HttpResponseMessage> GetBodyAsync(HubRepo repo, string path, string location, long from, CancellationToken token)
     {
         var url = new Uri(location);
         for (int hop = 0; ; hop++)
         {
+            if (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)
+                throw new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: the Hub sent the download to '{Diagnostics.Escape(url.Scheme)}:', not http or https; refused");
             var response = await SendAsync(HttpMethod.Get, url.AbsoluteUri, auth: SameHost(url), from, Settings.StallTimeout, token);
             int status = (int)response.StatusCode;
             if (status is >= 300 and <= 399 && response.Headers.Location is { } next && hop < MaxRedirects)
@@ -356,7 +406,8 @@ public sealed partial class HubClient
         }
     }
 
-    private bool SameHost(Uri url) => Uri.TryCreate(Settings.Endpoint, UriKind.Absolute, out var endpoint) && endpoint.Authority == url.Authority;
+    private bool SameHost(Uri url) => Uri.TryCreate(Settings.Endpoint, UriKind.Absolute, out var endpoint)
+        && endpoint.Scheme == url.Scheme && endpoint.Authority == url.Authority;
 
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, bool auth, long from, TimeSpan timeout, CancellationToken token)
     {

@@ -199,7 +199,7 @@ internal static class RecipeSteps
     /// <exception cref="IrrException">The first problem, at the step's line.</exception>
     public static void CheckBetween(Recipe recipe, StepGraph graph, IReadOnlyList<CheckedStep> steps)
     {
-        foreach (var step in graph.Order) PlannedInputs(recipe, graph, step);
+        foreach (var step in graph.Order) PlannedInputs(recipe, graph, step, steps);
         foreach (var step in steps) ModulesOfItsModel(recipe, step);
         foreach (var step in steps) PlannedModules(recipe, steps, step);
     }
@@ -231,10 +231,14 @@ internal static class RecipeSteps
         }
     }
 
-    private static void PlannedInputs(Recipe recipe, StepGraph graph, PlannedStep step)
+    private static void PlannedInputs(Recipe recipe, StepGraph graph, PlannedStep step, IReadOnlyList<CheckedStep> steps)
     {
         if (step.Command is not ("realign" or "sweep" or "baseline resta" or "baseline safelora")) return;
-        string? Value(PlannedStep s, string key) => s.Options.FirstOrDefault(o => o.Key == key) is { Values.Count: 1 } o ? o.Values[0] : null;
+        // A Hub ID kept as given is compared as the snapshot directory the step's job was bound to.
+        string Bound(PlannedStep s, string key, string value) =>
+            StepGraph.IsHub(value) && steps.FirstOrDefault(c => c.Planned.Index == s.Index) is { } bound
+            && JobSchema.Of(bound.Job.GetType()).Find(key)?.ValueIn(bound.Job) is string path ? path : value;
+        string? Value(PlannedStep s, string key) => s.Options.FirstOrDefault(o => o.Key == key) is { Values.Count: 1 } o ? Bound(s, key, o.Values[0]) : null;
         PlannedStep? Producer(string key, string command) =>
             step.DependsOn.Where(d => d.Via.Key == key).Select(d => graph.Steps[d.Producer]).FirstOrDefault(p => p.Command == command);
         if (Value(step, "base") is not { } @base) return;

@@ -16,7 +16,8 @@ namespace Irr.Tests.IO;
 /// SHA-1, <c>Content-Length</c>, <c>Accept-Ranges</c>, 206 for a Range), or for an LFS file a 302 to <c>/cdn/{sha256}</c> on
 /// another host name (<see cref="CdnUrl"/>) with
 /// <c>X-Linked-Etag</c> (the SHA-256) and <c>X-Linked-Size</c>; always <c>X-Repo-Commit</c>;</item>
-/// <item>a renamed repo answers a relative 307 to its new name;</item>
+/// <item>a renamed repo answers a relative 307 to its new name, on the revision API and on resolve (huggingface_hub#981;
+/// the Hub answers a mis-cased ID so too);</item>
 /// <item>errors with <c>X-Error-Code</c>: 404 RepoNotFound, RevisionNotFound, EntryNotFound; a gated repo 401 without a token
 /// and 403 with a token not in <see cref="Repo.Tokens"/> (GatedRepo).</item>
 /// </list>
@@ -190,6 +191,13 @@ internal sealed class FakeHubServer : IDisposable
 
     private async Task RevisionApi(HttpListenerContext context, string type, string id, string revision)
     {
+        if (Renamed.TryGetValue(id, out string? renamed)) // the API redirects a renamed (or mis-cased) repo too
+        {
+            context.Response.StatusCode = 307;
+            context.Response.Headers["Location"] = $"/api/{type}s/{renamed}/revision/{Uri.EscapeDataString(revision)}";
+            context.Response.Close();
+            return;
+        }
         if (await Find(context, type, id, revision) is not var (repo, commit)) return;
         var siblings = new JsonArray(repo.Commits[commit].Keys.Order(StringComparer.Ordinal).Select(p => (JsonNode)new JsonObject { ["rfilename"] = p }).ToArray());
         var body = new JsonObject { ["_id"] = "0123", ["id"] = repo.Id, ["private"] = false, ["gated"] = repo.Gated ? "auto" : false, ["sha"] = commit, ["siblings"] = siblings };

@@ -137,6 +137,32 @@ public class HubClientTests
     }
 
     [Fact]
+    public void ALinkWhoseBlobIsGoneIsMissingAsOsPathExistsSaysAndIsFetchedAgain()
+    {
+        // huggingface_hub checks a snapshot file with os.path.exists, which follows the link: a link left dangling (its blob
+        // deleted to free space) is a missing file, downloaded again online and named offline, never returned.
+        using var dir = new TempDir();
+        using var hub = new FakeHubServer();
+        var files = ModelRepo();
+        string commit = hub.Add("org/name").Commit(files);
+        var (snapshot, _) = Client(hub, dir["hub"]).Snapshot("org/name", "main", "model", HubFiles.Model);
+        string tokenizer = Path.Combine(dir["hub"], "models--org--name", "blobs", Etag("tokenizer.json", files["tokenizer.json"]));
+        string shard = Path.Combine(dir["hub"], "models--org--name", "blobs", Etag(Shard2, files[Shard2]));
+        File.Delete(tokenizer);
+        File.Delete(shard);
+
+        var error = Assert.Throws<IrrException>(() => Client(hub, dir["hub"], offline: true).Snapshot("org/name", "main", "model", HubFiles.Model)).Message;
+        Assert.Equal($"org/name@main: tokenizer.json is not in the Hugging Face cache at {dir["hub"]} (commit {commit}; HF_HUB_OFFLINE is set)", error);
+        Assert.Throws<IrrException>(() => Client(hub, dir["hub"], offline: true).File("org/name", commit, "model", Shard2));
+
+        var (path, _) = Client(hub, dir["hub"]).File("org/name", commit, "model", "tokenizer.json");
+        Assert.Equal(files["tokenizer.json"], File.ReadAllBytes(path));
+        Client(hub, dir["hub"]).Snapshot("org/name", commit, "model", HubFiles.Model);
+        AssertLayout(dir["hub"], "models--org--name", commit, files, Picked);
+        Assert.Equal(files[Shard2], File.ReadAllBytes(Path.Combine(snapshot, Shard2)));
+    }
+
+    [Fact]
     public void NestedFilesDataSetsAndBlobsSharedBetweenCommits()
     {
         using var dir = new TempDir();
@@ -335,16 +361,24 @@ public class HubClientTests
         using var dir = new TempDir();
         using var hub = new FakeHubServer();
         var files = ModelRepo();
-        string commit = hub.Add("org/name").Commit(files);
+        var repo = hub.Add("org/name");
+        string commit = repo.Commit(files);
         hub.Renamed["org/old"] = "org/name";
         var (path, got) = Client(hub, dir["hub"]).File("org/old", "main", "model", "config.json");
         Assert.Equal(commit, got);
         Assert.Equal(files["config.json"], File.ReadAllBytes(path));
         Assert.Contains(hub.Log, r => r.Method == "HEAD" && r.Path == "/org/name/resolve/main/config.json");
 
-        hub.Add("org/name").Commit(files, "refs/pr/1"); // a revision with '/' keeps its escaping through the redirect
+        repo.Commit(files, "refs/pr/1"); // a revision with '/' keeps its escaping through the redirect
         Client(hub, dir["hub"]).File("org/old", "refs/pr/1", "model", "tokenizer.json");
         Assert.Contains(hub.Log, r => r.Method == "HEAD" && r.Path == "/org/name/resolve/refs%2Fpr%2F1/tokenizer.json");
+
+        // A snapshot asks the revision API first, which redirects too (requests and httpx follow it for huggingface_hub);
+        // the cache folder is the ID as given, as huggingface_hub names it.
+        var (snapshot, snapshotCommit) = Client(hub, dir["hub"]).Snapshot("org/old", "main", "model", HubFiles.Model);
+        Assert.Equal((Path.Combine(dir["hub"], "models--org--old", "snapshots", commit), commit), (snapshot, snapshotCommit));
+        Assert.Contains(hub.Log, r => r.Method == "GET" && r.Path == "/api/models/org/name/revision/main");
+        AssertLayout(dir["hub"], "models--org--old", commit, files, Picked);
     }
 
     [Fact]

@@ -246,6 +246,30 @@ public class InputChecksTests
     }
 
     [Fact]
+    public void ARecipeWithHubIdsRefusesSwappedModelsBeforeAnyStepRunsAsWithPaths()
+    {
+        // The same check with the models given as Hub IDs (from the cache): they are compared as the snapshots they resolve to.
+        using var w = new World();
+        string chat = IO.HubCacheTrees.Add(w.Dir["hub"], "org/chat", w.Aligned, "1111111111111111111111111111111111111111");
+        IO.HubCacheTrees.Add(w.Dir["hub"], "org/harm", w.Unaligned, "2222222222222222222222222222222222222222");
+        File.WriteAllText(w.Dir["hub.yaml"], """
+            output: hub-out
+            steps:
+              - safety-vector: {aligned: org/harm, unaligned: org/chat, modules: "q_proj,v_proj"}
+              - fisher: {model: org/chat, data: data.jsonl, modules: "q_proj,v_proj", batch-size: 2}
+              - realign: {base: org/chat, finetuned: finetuned, calibration: data.jsonl, modules: "q_proj,v_proj", blocksize: 8, nsamples: 2}
+            """);
+        using var cache = HubCache.Override(w.Dir["hub"]);
+
+        var (code, stdout, err) = CliRunner.Run("run", w.Dir["hub.yaml"]);
+
+        Assert.True(code == 2, $"exit {code}: {err}");
+        Assert.Equal("", stdout);
+        Assert.Contains($"hub.yaml line 5: realign: base {chat} is the unaligned model θ_U from which the recipe computes the safety vector", err);
+        Assert.False(Directory.Exists(w.Dir["hub-out"]) && Directory.EnumerateFileSystemEntries(w.Dir["hub-out"]).Any(), "a step ran");
+    }
+
+    [Fact]
     public void WhatOnlyNamesOrDerivationsSuggestIsSaidAndTheRunProceeds()
     {
         using var w = new World();
