@@ -54,12 +54,22 @@ public sealed record ModelReference(string Text, string? RepoId, string? Revisio
     /// </summary>
     /// <exception cref="IrrException">The repo, revision or a needed file does not exist, is gated or private, cannot be fetched, or the cache entry is unsafe; one line.</exception>
     /// <exception cref="OperationCanceledException">A stop was requested (only resumable <c>.incomplete</c> files are left).</exception>
-    public (string Path, string? Commit) Resolve()
+    public (string Path, string? Commit) Resolve() => Resolve(Needed);
+
+    /// <summary><see cref="Resolve()"/> fetching the files <paramref name="select"/> picks (<see cref="Needed"/>, <see cref="TokenizerFiles"/>).</summary>
+    public (string Path, string? Commit) Resolve(Func<IReadOnlyList<string>, IReadOnlyList<string>> select)
     {
         if (!IsHub) return (Text, null);
-        var (snapshot, commit) = HubClient.Current.Snapshot(RepoId!, Revision!, "model", Needed);
+        var (snapshot, commit) = HubClient.Current.Snapshot(RepoId!, Revision!, "model", select);
         return (snapshot, commit);
     }
+
+    /// <summary>
+    /// The files a command that only tokenizes needs (irr tokenize, chat-format): the configs, tokenizer files and chat
+    /// templates of <see cref="HubFiles.ModelFiles"/> and an adapter's config, without the weights.
+    /// </summary>
+    public static IReadOnlyList<string> TokenizerFiles(IReadOnlyList<string> files) =>
+        files.Where(f => HubFiles.ModelFiles.Contains(f) || f == LoraAdapter.ConfigFile || f.StartsWith("additional_chat_templates/", StringComparison.Ordinal)).ToList();
 
     /// <summary>
     /// The files a model or adapter option needs from a repo's file list: a PEFT adapter's (<see cref="HubFiles.Adapter"/>)

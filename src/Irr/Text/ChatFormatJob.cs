@@ -11,11 +11,11 @@ namespace Irr.Text;
 public sealed record ChatFormatJob : IJob<ChatFormatResult>
 {
     /// <summary>The model directory whose tokenizer and chat template are used.</summary>
-    [Option("Hugging Face model directory with tokenizer.json and tokenizer_config.json", Required = true)]
+    [Option("Hugging Face model directory with tokenizer.json and tokenizer_config.json", Required = true, Hub = true, HubTokenizerOnly = true)]
     public string Model { get; init; } = "";
 
     /// <summary>A PEFT adapter whose tokenizer and template, when it holds a tokenizer, are used instead (as vLLM does).</summary>
-    [Option("a PEFT adapter directory: its tokenizer and chat template are used when it holds a tokenizer.json, as vLLM does")]
+    [Option("a PEFT adapter directory: its tokenizer and chat template are used when it holds a tokenizer.json, as vLLM does", Hub = true, HubTokenizerOnly = true)]
     public string? Adapter { get; init; }
 
     /// <summary>The user message.</summary>

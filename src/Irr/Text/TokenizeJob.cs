@@ -11,11 +11,11 @@ namespace Irr.Text;
 public sealed record TokenizeJob : IJob<string>
 {
     /// <summary>The model directory whose tokenizer is used.</summary>
-    [Option("Hugging Face model directory with tokenizer.json and tokenizer_config.json", Required = true)]
+    [Option("Hugging Face model directory with tokenizer.json and tokenizer_config.json", Required = true, Hub = true, HubTokenizerOnly = true)]
     public string Model { get; init; } = "";
 
     /// <summary>A PEFT adapter whose tokenizer, when it holds one, is used instead (as vLLM does).</summary>
-    [Option("a PEFT adapter directory: its tokenizer and chat template are used when it holds a tokenizer.json, as vLLM does")]
+    [Option("a PEFT adapter directory: its tokenizer and chat template are used when it holds a tokenizer.json, as vLLM does", Hub = true, HubTokenizerOnly = true)]
     public string? Adapter { get; init; }
 
     /// <summary>Text to encode.</summary>

@@ -74,6 +74,22 @@ public class HubRealignTests
     }
 
     [Fact]
+    public void TokenizeAndChatFormatFetchTheTokenizerNotTheWeights()
+    {
+        using var dir = new TempDir();
+        string aligned = ModelCommandTests.ChatModel(dir, "aligned", seed: 1);
+        using var hub = new FakeHubServer();
+        hub.Add(Base).Commit(FilesOf(aligned));
+        using var client = HubClient.Override(new HubClient(new HubSettings(hub.Url, null, dir["hub"], Offline: false)));
+        var local = Ok(CliRunner.Run("chat-format", "--model", aligned, "--user", "hello"));
+        var fromHub = Ok(CliRunner.Run("chat-format", "--model", Base, "--user", "hello"));
+        Assert.Equal(local.Out, fromHub.Out);
+        Assert.Equal(Ok(CliRunner.Run("tokenize", "--model", aligned, "--text", "hello")).Out, Ok(CliRunner.Run("tokenize", "--model", Base, "--text", "hello")).Out);
+        Assert.DoesNotContain(hub.Log, r => r.Path.EndsWith(".safetensors", StringComparison.Ordinal) || r.Path.Contains("/cdn/", StringComparison.Ordinal));
+        Assert.Contains(hub.Log, r => r.Path.EndsWith("/tokenizer.json", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void AGatedBaseIsOneLineAndWritesNothing()
     {
         using var dir = new TempDir();

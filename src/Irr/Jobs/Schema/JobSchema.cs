@@ -177,7 +177,7 @@ public sealed class JobSchema
         try
         {
             var parsed = IO.ModelReference.Parse(reference);
-            string path = parsed.Resolve().Path;
+            string path = parsed.Resolve(option.Attribute.HubTokenizerOnly ? IO.ModelReference.TokenizerFiles : IO.ModelReference.Needed).Path;
             // A Hub adapter given where a model goes: say where it goes (a local directory says "no config.json" when opened).
             if (parsed.IsHub && !option.Key.Contains("adapter", StringComparison.Ordinal) && File.Exists(Path.Combine(path, IO.LoraAdapter.ConfigFile))
                 && !File.Exists(Path.Combine(path, "config.json")))

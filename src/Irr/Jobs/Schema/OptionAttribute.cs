@@ -76,6 +76,9 @@ public sealed class OptionAttribute(string help) : Attribute
     /// </summary>
     public bool Hub { get; init; }
 
+    /// <summary>With <see cref="Hub"/>: only the tokenizer's files are fetched (config, tokenizer, chat template, adapter config), not the weights.</summary>
+    public bool HubTokenizerOnly { get; init; }
+
     /// <summary>
     /// A data file that may also be a file of a Hub repo, <c>hf://datasets/org/name[@revision]/path/in/repo</c> (the
     /// <c>hf://</c> form of huggingface_hub's HfFileSystem, which datasets and pandas read): bound to the file in the
