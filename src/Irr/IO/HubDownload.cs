@@ -208,7 +208,9 @@ public sealed partial class HubClient
         {
             try
             {
-                return new FileStream(file, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                var held = new FileStream(file, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                GroupWritable(held);
+                return held;
             }
             catch (IOException e) when (e.HResult is EWouldBlockLinux or EWouldBlockMac)
             {
@@ -219,6 +221,19 @@ public sealed partial class HubClient
                 CacheWrite(() => throw e);
             }
             await Task.Delay(LockPoll, token);
+        }
+    }
+
+    /// <summary>Makes a lock file group-writable (0664), as huggingface_hub's <c>WeakFileLock</c> does (<c>os.fchmod</c>), so users sharing a cache can wait on each other's; best effort.</summary>
+    private static void GroupWritable(FileStream held)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        try
+        {
+            System.IO.File.SetUnixFileMode(held.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
         }
     }
 

@@ -390,6 +390,8 @@ public class HubClientTests
         Assert.Single(hub.Requests("/cdn/" + sha));
         string lockFile = Path.Combine(dir["hub"], ".locks", "models--org--name", sha + ".lock");
         Assert.True(File.Exists(lockFile));
+        if (!OperatingSystem.IsWindows()) // 0664, as huggingface_hub's WeakFileLock makes it
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead, File.GetUnixFileMode(lockFile));
         Assert.Equal($"org/name@main: {Shard1}: waiting for another download of it (lock {lockFile})", Assert.Single(warnings));
         AssertLayout(dir["hub"], "models--org--name", commit, files, [Shard1]);
     }
