@@ -109,8 +109,7 @@ public sealed partial class HubClient
     private async Task<RevisionInfo> RevisionAsync(HubRepo repo, int retries, CancellationToken token)
     {
         var url = new Uri($"{Settings.Endpoint}/api/{repo.RepoType}s/{repo.RepoId}/revision/{Uri.EscapeDataString(repo.Revision)}");
-        var (response, _) = await SendFollowingAsync(HttpMethod.Get, url, retries, token);
-        using var _response = response;
+        using var response = (await SendFollowingAsync(HttpMethod.Get, url, retries, token)).Response;
         if (!response.IsSuccessStatusCode) throw Failure(repo, null, response);
         byte[] body = await ReadBoundedAsync(repo, response, token);
         try
@@ -246,10 +245,10 @@ public sealed partial class HubClient
     /// </summary>
     private async Task<HubFileMetadata> MetadataAsync(HubRepo repo, string revision, string path, int retries, CancellationToken token)
     {
-        var (response, url) = await SendFollowingAsync(HttpMethod.Head, new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}"), retries, token);
-        using var _response = response;
+        var answer = await SendFollowingAsync(HttpMethod.Head, new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}"), retries, token);
+        using var response = answer.Response;
         if ((int)response.StatusCode is < 200 or > 399) throw Failure(repo, path, response);
-        return Metadata(repo, path, response, url);
+        return Metadata(repo, path, response, answer.Url);
     }
 
     /// <summary>
@@ -257,7 +256,7 @@ public sealed partial class HubClient
     /// up to <see cref="MaxRedirects"/> but not absolute ones (the CDN's): huggingface_hub's
     /// <c>_httpx_follow_relative_redirects_with_backoff</c>. Returns the last answer (the caller disposes it) and its URL.
     /// </summary>
-    private async Task<(HttpResponseMessage, Uri)> SendFollowingAsync(HttpMethod method, Uri url, int retries, CancellationToken token)
+    private async Task<(HttpResponseMessage Response, Uri Url)> SendFollowingAsync(HttpMethod method, Uri url, int retries, CancellationToken token)
     {
         for (int hop = 0; ; hop++)
         {
