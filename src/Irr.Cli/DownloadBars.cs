@@ -6,8 +6,10 @@ namespace Irr.Cli;
 
 /// <summary>
 /// A progress bar per file the Hub client downloads (<see cref="HubClient.Observe"/>), on standard error: on a terminal one
-/// line redrawn in place (file, bar, percent, bytes, rate) and kept when the file is whole; redirected, a line when a file
-/// starts and one when it is whole, so a cluster's log shows what was fetched without carriage returns.
+/// line redrawn in place (file, bar, percent, bytes, rate) and kept when the file is finished; redirected, a line when a file
+/// starts and one when it is finished, so a cluster's log shows what was fetched without carriage returns. A file is
+/// finished when the client says so (<see cref="HubDownloadProgress.Finished"/>: verified and in the cache), not when its
+/// bytes are all in: a download refused for its SHA-256 is never "downloaded".
 /// </summary>
 internal sealed class DownloadBars
 {
@@ -60,7 +62,7 @@ internal sealed class DownloadBars
         lock (clock)
         {
             if (p.File != file) Start(p);
-            bool whole = p.Total > 0 && p.Done >= p.Total;
+            bool whole = p.Finished;
             if (terminal && (whole || clock.ElapsedMilliseconds - lastDrawn >= 100))
             {
                 lastDrawn = clock.ElapsedMilliseconds;

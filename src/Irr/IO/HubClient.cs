@@ -7,6 +7,10 @@ namespace Irr.IO;
 /// <param name="Offline">Whether <c>HF_HUB_OFFLINE</c> is set: nothing is requested, only the cache is read.</param>
 public sealed record HubSettings(string Endpoint, string? Token, string Cache, bool Offline)
 {
+    /// <summary>The endpoint, checked: an absolute http(s) URL with a host, no trailing '/'.</summary>
+    /// <exception cref="IrrException">Not an http(s) URL: "HF_ENDPOINT 'ftp://x': not an http(s) URL".</exception>
+    public string Endpoint { get; init; } = CheckEndpoint(Endpoint);
+
     /// <summary>huggingface_hub's default endpoint.</summary>
     public const string DefaultEndpoint = "https://huggingface.co";
 
@@ -25,15 +29,16 @@ public sealed record HubSettings(string Endpoint, string? Token, string Cache, b
         FromEnvironment(Environment.GetEnvironmentVariable) with { Cache = HubCache.Directory };
 
     /// <summary>The settings the environment <paramref name="variable"/> reads gives, as huggingface_hub reads them.</summary>
-    /// <exception cref="IrrException">The token file exists but cannot be read or is too large.</exception>
+    /// <exception cref="IrrException">The token file exists but cannot be read or is too large; <c>HF_ENDPOINT</c> is not an
+    /// http(s) URL; <c>HF_HUB_ETAG_TIMEOUT</c> or <c>HF_HUB_DOWNLOAD_TIMEOUT</c> is not a positive number of seconds.</exception>
     public static HubSettings FromEnvironment(Func<string, string?> variable)
     {
         string endpoint = (variable("HF_ENDPOINT") is { Length: > 0 } e ? e : DefaultEndpoint).TrimEnd('/');
         bool offline = variable("HF_HUB_OFFLINE")?.Trim().ToUpperInvariant() is "1" or "ON" or "YES" or "TRUE";
         return new HubSettings(endpoint, TokenFromEnvironment(variable), HubCache.FromEnvironment(variable), offline)
         {
-            MetadataTimeout = Seconds(variable("HF_HUB_ETAG_TIMEOUT"), 10),
-            StallTimeout = Seconds(variable("HF_HUB_DOWNLOAD_TIMEOUT"), 10),
+            MetadataTimeout = Seconds(variable, "HF_HUB_ETAG_TIMEOUT", 10),
+            StallTimeout = Seconds(variable, "HF_HUB_DOWNLOAD_TIMEOUT", 10),
         };
     }
 
@@ -57,15 +62,38 @@ public sealed record HubSettings(string Endpoint, string? Token, string Cache, b
     // huggingface_hub's _clean_token: line breaks removed, stripped, empty is none.
     private static string? Clean(string? token) => token?.Replace("\r", "").Replace("\n", "").Trim() is { Length: > 0 } t ? t : null;
 
-    private static TimeSpan Seconds(string? text, double fallback) =>
-        TimeSpan.FromSeconds(int.TryParse(text, out int s) && s > 0 ? s : fallback);
+    /// <summary>The longest timeout accepted, in seconds (a week).</summary>
+    public const double MaxTimeoutSeconds = 7 * 24 * 3600;
+
+    /// <summary><paramref name="endpoint"/> without trailing '/', refused unless an absolute http(s) URL with a host and no query (huggingface_hub would fail on its first request).</summary>
+    /// <exception cref="IrrException">"HF_ENDPOINT 'ftp://x': not an http(s) URL".</exception>
+    public static string CheckEndpoint(string endpoint)
+    {
+        string trimmed = endpoint.TrimEnd('/');
+        if (trimmed.Any(char.IsWhiteSpace) || !Uri.TryCreate(trimmed, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")
+            || uri.Host.Length == 0 || uri.Query.Length > 0 || uri.Fragment.Length > 0)
+            throw new IrrException($"HF_ENDPOINT '{Diagnostics.Escape(endpoint)}': not an http(s) URL");
+        return trimmed;
+    }
+
+    // A timeout variable in seconds (huggingface_hub's _as_int, here any positive number); unset or empty is the default.
+    private static TimeSpan Seconds(Func<string, string?> variable, string name, double fallback)
+    {
+        string? text = variable(name);
+        if (string.IsNullOrWhiteSpace(text)) return TimeSpan.FromSeconds(fallback);
+        if (!double.TryParse(text.Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds)
+            || !(seconds > 0) || seconds > MaxTimeoutSeconds)
+            throw new IrrException($"{name} '{Diagnostics.Escape(text)}': not a positive number of seconds (at most {MaxTimeoutSeconds:0})");
+        return TimeSpan.FromSeconds(seconds);
+    }
 }
 
 /// <summary>One file's download progress, for a progress bar per file.</summary>
 /// <param name="File">The file's path in the repo.</param>
 /// <param name="Done">Bytes on disk so far (a resumed download starts at its .incomplete's size).</param>
 /// <param name="Total">The file's size in bytes (<c>X-Linked-Size</c> or <c>Content-Length</c>), 0 when unknown.</param>
-public readonly record struct HubDownloadProgress(string File, long Done, long Total);
+/// <param name="Finished">Reported once per file, after its blob is verified (LFS SHA-256) and in place; <paramref name="Done"/> then equals <paramref name="Total"/>.</param>
+public readonly record struct HubDownloadProgress(string File, long Done, long Total, bool Finished = false);
 
 /// <summary>
 /// Downloads repo files into the Hub cache as <c>huggingface_hub</c> does (<c>file_download.py</c>,
@@ -93,8 +121,17 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
     /// <summary>The settings.</summary>
     public HubSettings Settings { get; } = settings;
 
-    /// <summary>The pause before resuming a download that broke off (huggingface_hub waits 1 s).</summary>
+    /// <summary>How many times a request answered 408, 429 or 5xx, or not answered at all, is retried (huggingface_hub's <c>http_backoff</c>: 5).</summary>
+    public const int MaxRetries = 5;
+
+    /// <summary>
+    /// The pause before resuming a download that broke off (huggingface_hub waits 1 s), and the first of the retries'
+    /// backoff: doubled per retry up to 8 times it; a <c>Retry-After</c> is honoured up to 60 times it.
+    /// </summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often a download waiting for another's lock on the same blob checks it again.</summary>
+    public TimeSpan LockPoll { get; init; } = TimeSpan.FromMilliseconds(200);
 
     private static readonly AsyncLocal<HubClient?> OverrideClient = new();
     private static readonly AsyncLocal<Action<HubDownloadProgress>?> Observer = new();
@@ -158,15 +195,9 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
     {
         if (Settings.Offline) return FromCache(repo, select, null);
         if (HubCache.IsCommit(repo.Revision) && CachedComplete(repo, repo.Revision, select)) return Resolved(repo, repo.Revision);
-        RevisionInfo info;
-        try
-        {
-            info = await RevisionAsync(repo, token);
-        }
-        catch (HubUnreachableException e)
-        {
-            return FromCache(repo, select, e);
-        }
+        var online = await OnlineAsync(retries => RevisionAsync(repo, retries, token), () => Cached(repo, select));
+        if (online.Failure is { } failure) return FromCache(repo, select, failure);
+        var info = online.Value!;
         WriteRef(repo, info.Commit);
         var wanted = Known(repo, select(info.Files), info.Files, "the repo");
         foreach (string path in wanted.Where(HubFiles.IsShardIndex)) await FetchAsync(repo, info.Commit, path, token);
@@ -182,11 +213,62 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
     {
         try
         {
-            await EnsureAsync(repo, commit, path, token);
+            await EnsureAsync(repo, commit, path, MaxRetries, token);
         }
         catch (HubUnreachableException e)
         {
-            throw new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: cannot reach the Hub at {Settings.Endpoint} ({e.Message})", e);
+            throw Fatal(repo, path, e);
+        }
+    }
+
+    /// <summary>The one-line error of a Hub that failed with no cache to fall back to: the answer's own error (not found, gated), else what went wrong.</summary>
+    private IrrException Fatal(HubRepo repo, string path, HubUnreachableException e) =>
+        e.Uncached ?? new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: {Trouble(e)}", e);
+
+    /// <summary>"cannot reach the Hub at X (no answer in time)", or for an answer "the Hub at X answered 429 (Too Many Requests) after 6 tries".</summary>
+    private string Trouble(HubUnreachableException e) =>
+        e.Answered ? $"the Hub at {Settings.Endpoint} {e.Message}" : $"cannot reach the Hub at {Settings.Endpoint} ({e.Message})";
+
+    /// <summary>
+    /// huggingface_hub's order for a metadata call (<c>_hf_hub_download_to_cache_dir</c>): one try without retries; when it
+    /// fails, the cache if it holds the files (<paramref name="cached"/>), else, when a retry may help (no connection, a
+    /// timeout, 408, 429, 5xx), the call again with <see cref="MaxRetries"/> retries and backoff. The failure is returned
+    /// for <see cref="FromCache"/>.
+    /// </summary>
+    private static async Task<(T? Value, HubUnreachableException? Failure)> OnlineAsync<T>(Func<int, Task<T>> call, Func<bool> cached)
+    {
+        try
+        {
+            return (await call(0), null);
+        }
+        catch (HubUnreachableException e) when (!e.Retryable || cached())
+        {
+            return (default, e);
+        }
+        catch (HubUnreachableException)
+        {
+        }
+        try
+        {
+            return (await call(MaxRetries), null);
+        }
+        catch (HubUnreachableException e)
+        {
+            return (default, e);
+        }
+    }
+
+    /// <summary>Whether the cache holds the revision with every file <paramref name="select"/> picks.</summary>
+    private bool Cached(HubRepo repo, Func<IReadOnlyList<string>, IReadOnlyList<string>> select)
+    {
+        try
+        {
+            var found = HubCache.Resolve(repo.RepoId, repo.Revision, Settings.Cache, repo.RepoType);
+            return Missing(repo, found.Commit, select) is null;
+        }
+        catch (IrrException)
+        {
+            return false;
         }
     }
 
@@ -196,15 +278,9 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
         if (Settings.Offline) return InSnapshot(FromCache(repo, _ => [path], null), path);
         if (HubCache.IsCommit(repo.Revision) && Present(repo, repo.Revision, path))
             return InSnapshot(Resolved(repo, repo.Revision), path);
-        string commit;
-        try
-        {
-            commit = await EnsureAsync(repo, repo.Revision, path, token);
-        }
-        catch (HubUnreachableException e)
-        {
-            return InSnapshot(FromCache(repo, _ => [path], e), path);
-        }
+        var online = await OnlineAsync(retries => EnsureAsync(repo, repo.Revision, path, retries, token), () => Cached(repo, _ => [path]));
+        if (online.Failure is { } failure) return InSnapshot(FromCache(repo, _ => [path], failure), path);
+        string commit = online.Value!;
         WriteRef(repo, commit);
         return InSnapshot(Resolved(repo, commit), path);
     }
@@ -228,12 +304,14 @@ public sealed partial class HubClient(HubSettings settings, HttpMessageHandler? 
         }
         catch (IrrException e) when (unreachable is not null)
         {
-            throw new IrrException($"{repo.What}: cannot reach the Hub at {Settings.Endpoint} ({unreachable.Message}), and the Hugging Face cache at {Diagnostics.Escape(Settings.Cache)} does not hold it", e);
+            throw unreachable.Uncached ?? new IrrException($"{repo.What}: {Trouble(unreachable)}, and the Hugging Face cache at {Diagnostics.Escape(Settings.Cache)} does not hold it", e);
         }
         var missing = Missing(repo, found.Commit, select);
-        string why = unreachable is null ? "HF_HUB_OFFLINE is set" : $"the Hub at {Settings.Endpoint} cannot be reached: {unreachable.Message}";
+        string why = unreachable is null ? "HF_HUB_OFFLINE is set"
+            : unreachable.Answered ? $"the Hub at {Settings.Endpoint} {unreachable.Message}"
+            : $"the Hub at {Settings.Endpoint} cannot be reached: {unreachable.Message}";
         if (missing is not null)
-            throw new IrrException($"{repo.What}: {Diagnostics.Escape(missing)} is not in the Hugging Face cache at {Diagnostics.Escape(Settings.Cache)} (commit {found.Commit}; {why})");
+            throw unreachable?.Uncached ?? new IrrException($"{repo.What}: {Diagnostics.Escape(missing)} is not in the Hugging Face cache at {Diagnostics.Escape(Settings.Cache)} (commit {found.Commit}; {why})");
         if (unreachable is not null) Diagnostics.Warn($"{repo.What}: {why}; using commit {found.Commit} from the Hugging Face cache");
         return found;
     }

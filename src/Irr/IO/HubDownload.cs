@@ -5,8 +5,23 @@ using System.Text.Json;
 
 namespace Irr.IO;
 
-/// <summary>The Hub cannot be reached (connection refused, DNS, timeout, a broken-off body, 5xx or 429): the cases huggingface_hub falls back to its cache for.</summary>
-internal sealed class HubUnreachableException(string message) : Exception(message);
+/// <summary>
+/// A Hub request that failed in a way huggingface_hub falls back to its cache for (<c>_get_metadata_or_catch_error</c>,
+/// <c>snapshot_download</c>): no answer (connection refused, DNS, timeout, a broken-off body), or an answer other than
+/// RevisionNotFound and EntryNotFound (5xx, 429, a proxy's 404, a missing or gated repo).
+/// </summary>
+/// <param name="message">What happened: "no answer in time", or for an answer "answered 429 (Too Many Requests) after 6 tries".</param>
+/// <param name="answered">Whether the Hub answered with a status (rather than not at all).</param>
+/// <param name="retryable">Whether a retry may help: no answer, 408, 429, 5xx (huggingface_hub's <c>_DEFAULT_RETRY_ON_STATUS_CODES</c>).</param>
+/// <param name="uncached">The error to raise when the cache does not hold the files either (a missing or gated repo: <c>_raise_on_head_call_error</c>), or null.</param>
+internal sealed class HubUnreachableException(string message, bool answered = false, bool retryable = true, IrrException? uncached = null) : Exception(message)
+{
+    public bool Answered { get; } = answered;
+
+    public bool Retryable { get; } = retryable;
+
+    public IrrException? Uncached { get; } = uncached;
+}
 
 /// <summary>A repo at a revision, with the names its messages and URLs use.</summary>
 /// <param name="RepoId">"org/name".</param>
@@ -31,6 +46,7 @@ public sealed partial class HubClient
 {
     private const int MaxRedirects = 10;
     private const int ChunkBytes = 1 << 20;
+    private static readonly HttpRequestOptionsKey<int> TriesKey = new("irr.tries");
 
     // The longest blob name taken from an ETag: a SHA-256 is 64, a git SHA-1 40; blobs/<etag>.incomplete must fit a file name.
     private const int MaxEtagLength = 128;
@@ -89,28 +105,36 @@ public sealed partial class HubClient
     }
 
     /// <summary><c>refs/&lt;revision&gt;</c> ← the commit, atomically, when the revision is a branch or tag and the ref differs (<c>_cache_commit_hash_for_specific_revision</c>).</summary>
-    private static void WriteRef(HubRepo repo, string commit)
+    private void WriteRef(HubRepo repo, string commit)
     {
         if (repo.Revision == commit) return;
         string path = Path.Combine(repo.Folder, "refs", repo.Revision);
         if (System.IO.File.Exists(path) && new FileInfo(path).Length == commit.Length && System.IO.File.ReadAllText(path) == commit) return;
-        HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(path)!, repo.What);
-        AtomicFile.WriteText(path, commit);
+        CacheWrite(() =>
+        {
+            HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(path)!, repo.What);
+            AtomicFile.WriteText(path, commit);
+        });
     }
 
-    /// <summary>Refuses, before the first request, an endpoint that is not an absolute http(s) URL (a misspelt <c>HF_ENDPOINT</c>).</summary>
-    private void RequireEndpoint()
+    /// <summary>Runs a first write into the cache, its failure (the cache is a regular file, or not writable) one line naming the cache and where it comes from.</summary>
+    private void CacheWrite(Action write)
     {
-        if (!Uri.TryCreate(Settings.Endpoint, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https") || endpoint.Host.Length == 0)
-            throw new IrrException($"HF_ENDPOINT '{Diagnostics.Escape(Settings.Endpoint)}' is not an http or https URL (default {HubSettings.DefaultEndpoint})");
+        try
+        {
+            write();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IrrException($"the Hugging Face cache {Diagnostics.Escape(Settings.Cache)} (HF_HUB_CACHE, else HF_HOME/hub) cannot be written: {Diagnostics.Escape(e.Message)}", e);
+        }
     }
 
     /// <summary>GET <c>{endpoint}/api/{models|datasets}/{repo_id}/revision/{quote(revision, safe='')}</c>: the commit and file list, read bounded.</summary>
-    private async Task<RevisionInfo> RevisionAsync(HubRepo repo, CancellationToken token)
+    private async Task<RevisionInfo> RevisionAsync(HubRepo repo, int retries, CancellationToken token)
     {
-        RequireEndpoint();
         var url = new Uri($"{Settings.Endpoint}/api/{repo.RepoType}s/{repo.RepoId}/revision/{Uri.EscapeDataString(repo.Revision)}");
-        using var response = (await FollowRelativeAsync(HttpMethod.Get, url, token)).Response; // a renamed or mis-cased repo's 307
+        using var response = (await SendFollowingAsync(HttpMethod.Get, url, retries, token)).Response;
         if (!response.IsSuccessStatusCode) throw Failure(repo, null, response);
         byte[] body = await ReadBoundedAsync(repo, response, token);
         try
@@ -168,46 +192,101 @@ public sealed partial class HubClient
     /// Makes <c>snapshots/&lt;commit&gt;/&lt;path&gt;</c> exist: nothing when it does (and <paramref name="revision"/> is the
     /// commit), else the metadata HEAD, the blob when missing, and the link. Returns the commit.
     /// </summary>
-    private async Task<string> EnsureAsync(HubRepo repo, string revision, string path, CancellationToken token)
+    private async Task<string> EnsureAsync(HubRepo repo, string revision, string path, int retries, CancellationToken token)
     {
         if (HubCache.IsCommit(revision) && Present(repo, revision, path)) return revision;
-        var meta = await MetadataAsync(repo, revision, path, token);
+        var meta = await MetadataAsync(repo, revision, path, retries, token);
         if (HubCache.IsCommit(revision) && meta.Commit != revision)
             throw new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: the Hub answered commit {meta.Commit} for commit {revision}");
         string pointer = Pointer(repo, meta.Commit, path);
         if (Present(repo, meta.Commit, path)) return meta.Commit;
         string blob = Path.Combine(repo.Folder, "blobs", meta.Etag);
-        if (!System.IO.File.Exists(blob)) await DownloadAsync(repo, path, meta, blob, token);
+        if (!System.IO.File.Exists(blob))
+        {
+            using var held = await LockAsync(repo, path, meta.Etag, token);
+            try
+            {
+                if (!System.IO.File.Exists(blob)) await DownloadAsync(repo, path, meta, blob, token); // else another download finished it while we waited
+            }
+            catch (HubUnreachableException e)
+            {
+                throw Fatal(repo, path, e); // the Hub answered the metadata: a failing body is an error, not a reason to fall back
+            }
+        }
         HubCache.RequireWritableInside(repo.Folder, Path.GetDirectoryName(pointer)!, repo.What);
         Link(pointer, blob);
         return meta.Commit;
     }
 
     /// <summary>
-    /// HEAD <c>{prefix}/resolve/{quote(revision, safe='')}/{quote(path)}</c>, following relative redirects on the same host
-    /// (a renamed repo) but not the CDN's (<c>_httpx_follow_relative_redirects_with_backoff</c>, <c>get_hf_file_metadata</c>).
+    /// Holds <c>{cache}/.locks/{repo folder}/{etag}.lock</c> exclusively, as huggingface_hub does around a blob's download
+    /// (<c>_hf_hub_download_to_cache_dir</c>, <c>WeakFileLock</c>): .NET's <see cref="FileShare.None"/> is
+    /// <c>flock(LOCK_EX | LOCK_NB)</c> on Unix, the lock Python's <c>filelock</c> takes, so irr and Python processes (and two
+    /// clients in one process) exclude each other. While another holds it, waits (as huggingface_hub does, without a time
+    /// limit: an flock dies with its process), polling every <see cref="LockPoll"/> and saying so once; a stop ends the wait.
     /// </summary>
-    private async Task<HubFileMetadata> MetadataAsync(HubRepo repo, string revision, string path, CancellationToken token)
+    private async Task<FileStream> LockAsync(HubRepo repo, string path, string etag, CancellationToken token)
     {
-        RequireEndpoint();
-        var (response, url) = await FollowRelativeAsync(HttpMethod.Head, new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}"), token);
-        using (response)
+        string file = Path.Combine(Settings.Cache, ".locks", Path.GetFileName(repo.Folder), etag + ".lock");
+        CacheWrite(() => Directory.CreateDirectory(Path.GetDirectoryName(file)!));
+        for (bool told = false; ; told = true)
         {
-            if ((int)response.StatusCode is < 200 or > 399) throw Failure(repo, path, response);
-            return Metadata(repo, path, response, url);
+            try
+            {
+                var held = new FileStream(file, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                GroupWritable(held);
+                return held;
+            }
+            catch (IOException e) when (e.HResult is EWouldBlockLinux or EWouldBlockMac)
+            {
+                if (!told) Diagnostics.Warn($"{repo.What}: {Diagnostics.Escape(path)}: waiting for another download of it (lock {Diagnostics.Escape(file)})");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                CacheWrite(() => throw e);
+            }
+            await Task.Delay(LockPoll, token);
         }
     }
 
+    /// <summary>Makes a lock file group-writable (0664), as huggingface_hub's <c>WeakFileLock</c> does (<c>os.fchmod</c>), so users sharing a cache can wait on each other's; best effort.</summary>
+    private static void GroupWritable(FileStream held)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        try
+        {
+            System.IO.File.SetUnixFileMode(held.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    // The errno .NET's IOException carries when flock finds the file locked (EWOULDBLOCK).
+    private const int EWouldBlockLinux = 11, EWouldBlockMac = 35;
+
     /// <summary>
-    /// Sends a metadata request (with the token) to <paramref name="url"/>, following relative redirects on the same host,
-    /// a renamed or mis-cased repo's 307, but not an absolute one (the CDN's), as huggingface_hub's
-    /// <c>_httpx_follow_relative_redirects</c>: the last answer and the URL it came from.
+    /// HEAD <c>{prefix}/resolve/{quote(revision, safe='')}/{quote(path)}</c>, following relative redirects on the same host
+    /// (a renamed repo) but not the CDN's (<c>_httpx_follow_relative_redirects_with_backoff</c>, <c>get_hf_file_metadata</c>).
     /// </summary>
-    private async Task<(HttpResponseMessage Response, Uri Url)> FollowRelativeAsync(HttpMethod method, Uri url, CancellationToken token)
+    private async Task<HubFileMetadata> MetadataAsync(HubRepo repo, string revision, string path, int retries, CancellationToken token)
+    {
+        var answer = await SendFollowingAsync(HttpMethod.Head, new Uri($"{repo.UrlPrefix}/resolve/{Uri.EscapeDataString(revision)}/{QuotePath(path)}"), retries, token);
+        using var response = answer.Response;
+        if ((int)response.StatusCode is < 200 or > 399) throw Failure(repo, path, response);
+        return Metadata(repo, path, response, answer.Url);
+    }
+
+    /// <summary>
+    /// A metadata request to the endpoint, following relative redirects on the same host (a renamed or mis-cased repo's 307)
+    /// up to <see cref="MaxRedirects"/> but not absolute ones (the CDN's): huggingface_hub's
+    /// <c>_httpx_follow_relative_redirects_with_backoff</c>. Returns the last answer (the caller disposes it) and its URL.
+    /// </summary>
+    private async Task<(HttpResponseMessage Response, Uri Url)> SendFollowingAsync(HttpMethod method, Uri url, int retries, CancellationToken token)
     {
         for (int hop = 0; ; hop++)
         {
-            var response = await SendAsync(method, url.AbsoluteUri, auth: true, from: 0, Settings.MetadataTimeout, token);
+            var response = await SendAsync(method, url.AbsoluteUri, auth: true, from: 0, Settings.MetadataTimeout, retries, token);
             if ((int)response.StatusCode is >= 300 and <= 399 && response.Headers.Location is { IsAbsoluteUri: false } location && hop < MaxRedirects)
             {
                 response.Dispose();
@@ -260,8 +339,16 @@ public sealed partial class HubClient
         {
             using var sha = IsSha256(meta.Etag) ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
             if (file.Length > meta.Size) file.SetLength(0);
-            await HashPrefixAsync(file, sha, token);
-            await ReceiveAllAsync(repo, path, meta, file, sha, token);
+            try
+            {
+                await HashPrefixAsync(file, sha, token);
+                await ReceiveAllAsync(repo, path, meta, file, sha, token);
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested && file.Length > 0)
+            {
+                Interruption.Keep(PartialKept);
+                throw;
+            }
             if (sha is not null && Convert.ToHexStringLower(sha.GetHashAndReset()) is var actual && actual != meta.Etag)
             {
                 file.Close();
@@ -278,7 +365,11 @@ public sealed partial class HubClient
         {
             System.IO.File.Delete(incomplete); // another process finished the same blob first
         }
+        Observer.Value?.Invoke(new HubDownloadProgress(path, meta.Size, meta.Size, Finished: true));
     }
+
+    /// <summary>What a stop mid-file leaves, for the closing line (<see cref="Interruption.Keep"/>).</summary>
+    public const string PartialKept = "a partial download is kept in the Hugging Face cache; run the same command to resume it";
 
     private static FileStream OpenIncomplete(string what, string incomplete)
     {
@@ -319,7 +410,7 @@ public sealed partial class HubClient
             {
                 await ReceiveAsync(repo, path, meta, file, sha, token);
             }
-            catch (HubUnreachableException e)
+            catch (HubUnreachableException e) when (!e.Answered)
             {
                 if (file.Length > before) attempts = MaxResumeAttempts;
                 if (attempts-- <= 0)
@@ -393,7 +484,7 @@ public sealed partial class HubClient
         {
             if (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)
                 throw new IrrException($"{repo.What}: {Diagnostics.Escape(path)}: the Hub sent the download to '{Diagnostics.Escape(url.Scheme)}:', not http or https; refused");
-            var response = await SendAsync(HttpMethod.Get, url.AbsoluteUri, auth: SameHost(url), from, Settings.StallTimeout, token);
+            var response = await SendAsync(HttpMethod.Get, url.AbsoluteUri, auth: SameHost(url), from, Settings.StallTimeout, MaxRetries, token);
             int status = (int)response.StatusCode;
             if (status is >= 300 and <= 399 && response.Headers.Location is { } next && hop < MaxRedirects)
             {
@@ -409,7 +500,54 @@ public sealed partial class HubClient
     private bool SameHost(Uri url) => Uri.TryCreate(Settings.Endpoint, UriKind.Absolute, out var endpoint)
         && endpoint.Scheme == url.Scheme && endpoint.Authority == url.Authority;
 
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, bool auth, long from, TimeSpan timeout, CancellationToken token)
+    /// <summary>
+    /// One request, retried up to <paramref name="retries"/> times when not answered or answered 408, 429 or 5xx, after
+    /// <see cref="Backoff"/> (huggingface_hub's <c>http_backoff</c>). The last answer is returned with its number of tries
+    /// (read by <see cref="Failure"/>); the last failure to answer is thrown.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, bool auth, long from, TimeSpan timeout, int retries, CancellationToken token)
+    {
+        for (int tries = 1; ; tries++)
+        {
+            HttpResponseMessage response;
+            try
+            {
+                response = await SendOnceAsync(method, url, auth, from, timeout, token);
+            }
+            catch (HubUnreachableException) when (tries <= retries)
+            {
+                await Task.Delay(Backoff(tries, null), token);
+                continue;
+            }
+            catch (HubUnreachableException e) when (tries > 1)
+            {
+                throw new HubUnreachableException($"{e.Message}; {tries} tries");
+            }
+            if (!IsRetryable((int)response.StatusCode) || tries > retries)
+            {
+                response.RequestMessage?.Options.Set(TriesKey, tries);
+                return response;
+            }
+            var wait = Backoff(tries, response);
+            response.Dispose();
+            await Task.Delay(wait, token);
+        }
+    }
+
+    /// <summary>huggingface_hub's <c>_DEFAULT_RETRY_ON_STATUS_CODES</c> (408, 429, 500, 502, 503, 504), here every 5xx.</summary>
+    private static bool IsRetryable(int status) => status is 408 or 429 or >= 500;
+
+    /// <summary>
+    /// The wait before retry <paramref name="tries"/>: the answer's <c>Retry-After</c> seconds, at most 60 × <see cref="RetryDelay"/>,
+    /// else <see cref="RetryDelay"/> doubled per retry up to 8 × it (huggingface_hub: 1 s, 2 s, 4 s, 8 s, 8 s).
+    /// </summary>
+    private TimeSpan Backoff(int tries, HttpResponseMessage? response)
+    {
+        if (response?.Headers.RetryAfter?.Delta is { } after) return after < RetryDelay * 60 ? after : RetryDelay * 60;
+        return RetryDelay * Math.Min(1 << Math.Min(tries - 1, 3), 8);
+    }
+
+    private async Task<HttpResponseMessage> SendOnceAsync(HttpMethod method, string url, bool auth, long from, TimeSpan timeout, CancellationToken token)
     {
         var request = new HttpRequestMessage(method, url);
         request.Headers.TryAddWithoutValidation("user-agent", UserAgent);
@@ -489,8 +627,25 @@ public sealed partial class HubClient
     private IrrException NoRepo(HubRepo repo) =>
         new($"{repo.What}: no {repo.RepoType} repo {repo.RepoId} on {Settings.Endpoint}{(Settings.Token is null ? " (if it is private, set HF_TOKEN)" : "")}");
 
-    /// <summary>The one-line error of a failed answer (huggingface_hub's <c>hf_raise_for_status</c>, by <c>X-Error-Code</c>); 5xx and 429 are <see cref="HubUnreachableException"/>.</summary>
+    /// <summary>
+    /// The error of a failed answer (huggingface_hub's <c>hf_raise_for_status</c>, by <c>X-Error-Code</c>): RevisionNotFound and
+    /// EntryNotFound are one-line errors; anything else is a <see cref="HubUnreachableException"/> (the cache is used when it
+    /// holds the files, as <c>_get_metadata_or_catch_error</c> and <c>snapshot_download</c> do), retryable for 408, 429 and 5xx,
+    /// carrying the one-line error to give when the cache does not hold them.
+    /// </summary>
     private Exception Failure(HubRepo repo, string? path, HttpResponseMessage response)
+    {
+        int status = (int)response.StatusCode;
+        int tries = response.RequestMessage?.Options.TryGetValue(TriesKey, out int n) == true ? n : 1;
+        string answer = $"answered {status} ({Diagnostics.Escape(response.ReasonPhrase)}){(tries > 1 ? $" after {tries} tries" : "")}";
+        if (IsRetryable(status)) return new HubUnreachableException(answer, answered: true);
+        var error = Refusal(repo, path, response);
+        string? code = Header(response, "X-Error-Code");
+        return code is "RevisionNotFound" or "EntryNotFound" ? error : new HubUnreachableException(answer, answered: true, retryable: false, uncached: error);
+    }
+
+    /// <summary>The one-line error of a refusing answer, by status and <c>X-Error-Code</c>.</summary>
+    private IrrException Refusal(HubRepo repo, string? path, HttpResponseMessage response)
     {
         int status = (int)response.StatusCode;
         string? code = Header(response, "X-Error-Code");
@@ -498,7 +653,6 @@ public sealed partial class HubClient
         string page = $"{Settings.Endpoint}/{(repo.RepoType == "dataset" ? "datasets/" : "")}{repo.RepoId}";
         string sent = Settings.Token is null ? "" : " (a token was sent; it has no access to this repo)";
         string access = $"accept its licence on {page} and set HF_TOKEN (or run `hf auth login`){sent}";
-        if (status >= 500 || status == 429) return new HubUnreachableException($"the Hub answered {status}");
         return (status, code) switch
         {
             (_, "GatedRepo") => new IrrException($"{what}: gated or private ({status}, gated repo); {access}"),

@@ -22,7 +22,8 @@ namespace Irr.Tests.IO;
 /// and 403 with a token not in <see cref="Repo.Tokens"/> (GatedRepo).</item>
 /// </list>
 /// Switches: <see cref="DropAfter"/> breaks a file's body off once, <see cref="WrongBody"/> serves other bytes for an LFS
-/// file, <see cref="IgnoreRange"/> answers 200 to a Range. Every request is logged (<see cref="Log"/>).
+/// file, <see cref="IgnoreRange"/> answers 200 to a Range, <see cref="FailFiles"/> and <see cref="FailCdn"/> answer a file request with an error status
+/// (429 with <c>Retry-After: 0</c>), <see cref="WriteDelay"/> slows a body down. Every request is logged (<see cref="Log"/>).
 /// </summary>
 internal sealed class FakeHubServer : IDisposable
 {
@@ -111,6 +112,15 @@ internal sealed class FakeHubServer : IDisposable
     /// <summary>A status every resolve request answers with (500: the Hub is down), or null.</summary>
     public int? ResolveStatus { get; set; }
 
+    /// <summary>Statuses the next resolve requests are answered with, one each, without X-Error-Code (429 with Retry-After: 0).</summary>
+    public ConcurrentQueue<int> FailFiles { get; } = new();
+
+    /// <summary>Statuses the next CDN requests are answered with, one each.</summary>
+    public ConcurrentQueue<int> FailCdn { get; } = new();
+
+    /// <summary>A pause after each write of a body (a slow download).</summary>
+    public TimeSpan WriteDelay { get; set; }
+
     /// <summary>Bytes per write of a body (the client sees it arrive in pieces).</summary>
     public int WriteBytes { get; set; } = 64 << 10;
 
@@ -154,7 +164,9 @@ internal sealed class FakeHubServer : IDisposable
         try
         {
             var parts = raw.Trim('/').Split('/').Select(Uri.UnescapeDataString).ToArray();
-            if (parts is ["api", var types, var org, var name, "revision", var rev]) await RevisionApi(context, types.TrimEnd('s'), org + "/" + name, rev);
+            if (parts is ["api", var types, var org, var name, "revision", var rev]) await RevisionApi(context, types, org + "/" + name, rev);
+            else if (parts is [_, _, "resolve", ..] or ["datasets", _, _, "resolve", ..] && FailFiles.TryDequeue(out int failure)) await Fail(context, failure);
+            else if (parts is ["cdn", ..] && FailCdn.TryDequeue(out int cdnFailure)) await Fail(context, cdnFailure);
             else if (parts is ["cdn", var sha]) await Cdn(context, sha);
             else if (parts is ["datasets", var dorg, var dname, "resolve", var drev, ..]) await Resolve(context, "dataset", dorg + "/" + dname, drev, string.Join('/', parts[5..]), "/datasets");
             else if (parts is [var morg, var mname, "resolve", var mrev, ..]) await Resolve(context, "model", morg + "/" + mname, mrev, string.Join('/', parts[4..]), "");
@@ -189,16 +201,16 @@ internal sealed class FakeHubServer : IDisposable
         return (repo, commit);
     }
 
-    private async Task RevisionApi(HttpListenerContext context, string type, string id, string revision)
+    private async Task RevisionApi(HttpListenerContext context, string types, string id, string revision)
     {
-        if (Renamed.TryGetValue(id, out string? renamed)) // the API redirects a renamed (or mis-cased) repo too
+        if (Renamed.TryGetValue(id, out string? renamed))
         {
             context.Response.StatusCode = 307;
-            context.Response.Headers["Location"] = $"/api/{type}s/{renamed}/revision/{Uri.EscapeDataString(revision)}";
+            context.Response.Headers["Location"] = $"/api/{types}/{renamed}/revision/{Uri.EscapeDataString(revision)}";
             context.Response.Close();
             return;
         }
-        if (await Find(context, type, id, revision) is not var (repo, commit)) return;
+        if (await Find(context, types.TrimEnd('s'), id, revision) is not var (repo, commit)) return;
         var siblings = new JsonArray(repo.Commits[commit].Keys.Order(StringComparer.Ordinal).Select(p => (JsonNode)new JsonObject { ["rfilename"] = p }).ToArray());
         var body = new JsonObject { ["_id"] = "0123", ["id"] = repo.Id, ["private"] = false, ["gated"] = repo.Gated ? "auto" : false, ["sha"] = commit, ["siblings"] = siblings };
         if (RevisionPadding > 0) body["padding"] = new string('x', RevisionPadding);
@@ -287,6 +299,7 @@ internal sealed class FakeHubServer : IDisposable
         {
             await response.OutputStream.WriteAsync(content.AsMemory((int)at, (int)Math.Min(WriteBytes, end - at)));
             await response.OutputStream.FlushAsync();
+            if (WriteDelay > TimeSpan.Zero) await Task.Delay(WriteDelay);
         }
         if (drop is not null && end < content.Length)
         {
@@ -304,6 +317,12 @@ internal sealed class FakeHubServer : IDisposable
         context.Response.ContentLength64 = body.Length;
         if (context.Request.HttpMethod != "HEAD") await context.Response.OutputStream.WriteAsync(body);
         context.Response.Close();
+    }
+
+    private static Task Fail(HttpListenerContext context, int status)
+    {
+        if (status == 429) context.Response.Headers["Retry-After"] = "0";
+        return Error(context, status, null);
     }
 
     private static Task Error(HttpListenerContext context, int status, string? code)

@@ -275,7 +275,8 @@ public class HubClientTests
         using (HubClient.Observe(seen.Add)) Client(hub, dir["hub"]).Snapshot("org/name", "main", "model", HubFiles.Model);
         Assert.Equal($"bytes={kept}-", hub.Requests("/cdn/" + sha)[^1].Range);
         Assert.Equal(new HubDownloadProgress(Shard1, kept, 3 << 20), seen.First(p => p.File == Shard1));
-        Assert.Equal(new HubDownloadProgress(Shard1, 3 << 20, 3 << 20), seen.Last(p => p.File == Shard1));
+        Assert.Equal(new HubDownloadProgress(Shard1, 3 << 20, 3 << 20, Finished: true), seen.Last(p => p.File == Shard1));
+        Assert.Single(seen, p => p.File == Shard1 && p.Finished);
         AssertLayout(dir["hub"], "models--org--name", commit, files, Picked);
     }
 
@@ -322,7 +323,7 @@ public class HubClientTests
         string commit = hub.Add("org/name").Commit(ModelRepo());
         Client(hub, dir["hub"]).Snapshot("org/name", "main", "model", HubFiles.Model);
         string down = $"http://127.0.0.1:{Irr.Eval.EngineServer.FreePort()}";
-        var client = new HubClient(new HubSettings(down, null, dir["hub"], false));
+        var client = new HubClient(new HubSettings(down, null, dir["hub"], false)) { RetryDelay = TimeSpan.Zero };
         var warnings = new List<string>();
         using (Diagnostics.Listen(warnings.Add))
             Assert.Equal(commit, client.Snapshot("org/name", "main", "model", HubFiles.Model).Commit);
@@ -351,8 +352,10 @@ public class HubClientTests
         Assert.False(Path.Exists(Path.Combine(dir["hub"], "models--org--name", "snapshots", commit, Shard1)));
 
         hub.ResolveStatus = 500; // the revision API answers, the files do not: no fallback for a commit not cached
-        Assert.Equal($"org/name@main: {Shard1}: cannot reach the Hub at {hub.Url} (the Hub answered 500)",
+        hub.Log.Clear();
+        Assert.Equal($"org/name@main: {Shard1}: the Hub at {hub.Url} answered 500 (Internal Server Error) after 6 tries",
             Assert.Throws<IrrException>(() => Client(hub, dir["hub"]).Snapshot("org/name", "main", "model", HubFiles.Model)).Message);
+        Assert.Equal(1 + HubClient.MaxRetries, hub.Requests($"/org/name/resolve/{commit}/{Shard1}").Count);
     }
 
     [Fact]
@@ -379,6 +382,134 @@ public class HubClientTests
         Assert.Equal((Path.Combine(dir["hub"], "models--org--old", "snapshots", commit), commit), (snapshot, snapshotCommit));
         Assert.Contains(hub.Log, r => r.Method == "GET" && r.Path == "/api/models/org/name/revision/main");
         AssertLayout(dir["hub"], "models--org--old", commit, files, Picked);
+    }
+
+    [Fact]
+    public void TheRevisionApiFollowsARenamedReposRelativeRedirect()
+    {
+        using var dir = new TempDir();
+        using var hub = new FakeHubServer();
+        var files = ModelRepo();
+        string commit = hub.Add("org/name").Commit(files);
+        hub.Renamed["org/Old"] = "org/name";
+        Assert.Equal(commit, Client(hub, dir["hub"]).Snapshot("org/Old", "main", "model", HubFiles.Model).Commit);
+        Assert.Equal(["/api/models/org/Old/revision/main", "/api/models/org/name/revision/main"], hub.Requests("/api/").Select(r => r.Path));
+        AssertLayout(dir["hub"], "models--org--Old", commit, files, Picked); // cached under the name asked for, as huggingface_hub does
+    }
+
+    [Fact]
+    public async Task TwoClientsDownloadingTheSameBlobTakeTurnsThroughHuggingFaceHubsLockAndFetchItOnce()
+    {
+        using var dir = new TempDir();
+        using var hub = new FakeHubServer { WriteBytes = 8 << 10, WriteDelay = TimeSpan.FromMilliseconds(30) };
+        var files = ModelRepo();
+        string commit = hub.Add("org/name").Commit(files);
+        string sha = FakeHubServer.Sha256(files[Shard1]);
+        using var started = new ManualResetEventSlim();
+        var first = Task.Run(() =>
+        {
+            using (HubClient.Observe(p => { if (p.Done > 0) started.Set(); }))
+                return Client(hub, dir["hub"]).File("org/name", "main", "model", Shard1);
+        });
+        Assert.True(started.Wait(TimeSpan.FromSeconds(20)));
+        var warnings = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var second = Task.Run(() =>
+        {
+            using (Diagnostics.Listen(warnings.Enqueue))
+                return Client(hub, dir["hub"]).File("org/name", "main", "model", Shard1);
+        });
+        var (a, b) = (await first, await second);
+        Assert.Equal(a, b);
+        Assert.Equal(files[Shard1], File.ReadAllBytes(a.Path));
+        Assert.Single(hub.Requests("/cdn/" + sha));
+        string lockFile = Path.Combine(dir["hub"], ".locks", "models--org--name", sha + ".lock");
+        Assert.True(File.Exists(lockFile));
+        if (!OperatingSystem.IsWindows()) // 0664, as huggingface_hub's WeakFileLock makes it
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead, File.GetUnixFileMode(lockFile));
+        Assert.Equal($"org/name@main: {Shard1}: waiting for another download of it (lock {lockFile})", Assert.Single(warnings));
+        AssertLayout(dir["hub"], "models--org--name", commit, files, [Shard1]);
+    }
+
+    [Fact]
+    public void TooManyRequestsAndServerErrorsAreRetriedThenSaidAsTheHubsAnswer()
+    {
+        using var dir = new TempDir();
+        using var hub = new FakeHubServer();
+        var files = ModelRepo();
+        string commit = hub.Add("org/name").Commit(files);
+        foreach (int status in new[] { 429, 503, 429 }) hub.FailFiles.Enqueue(status);
+        Assert.Equal(files[Shard1], File.ReadAllBytes(Client(hub, dir["hub"]).File("org/name", "main", "model", Shard1).Path));
+        Assert.Equal(4, hub.Requests("/org/name/resolve/main/" + Shard1).Count); // one try, then (not cached) retries
+        hub.FailCdn.Enqueue(502); // the body's GET is retried too
+        Assert.Equal(files[Shard2], File.ReadAllBytes(Client(hub, dir["hub"]).File("org/name", "main", "model", Shard2).Path));
+        Assert.Equal(2, hub.Requests("/cdn/" + FakeHubServer.Sha256(files[Shard2])).Count);
+
+        hub.ResolveStatus = 429;
+        hub.Log.Clear();
+        Assert.Equal($"org/name@main: config.json is not in the Hugging Face cache at {dir["hub"]} (commit {commit}; the Hub at {hub.Url} answered 429 (Too Many Requests) after 6 tries)",
+            Assert.Throws<IrrException>(() => Client(hub, dir["hub"]).File("org/name", "main", "model", "config.json")).Message);
+        Assert.Equal(1 + 1 + HubClient.MaxRetries, hub.Log.Count);
+        Assert.Equal($"org/other@main: the Hub at {hub.Url} answered 429 (Too Many Requests) after 6 tries, and the Hugging Face cache at {dir["hub"]} does not hold it",
+            Assert.Throws<IrrException>(() => Client(hub, dir["hub"]).File("org/other", "main", "model", "config.json")).Message);
+
+        var warnings = new List<string>(); // cached: one try, then the cache
+        hub.Log.Clear();
+        using (Diagnostics.Listen(warnings.Add))
+            Client(hub, dir["hub"]).File("org/name", "main", "model", Shard1);
+        Assert.Single(hub.Log);
+        Assert.Equal($"org/name@main: the Hub at {hub.Url} answered 429 (Too Many Requests); using commit {commit} from the Hugging Face cache", Assert.Single(warnings));
+    }
+
+    [Fact]
+    public void AProxys404WithoutAnErrorCodeFallsBackToTheCacheAsHuggingFaceHubDoes()
+    {
+        using var dir = new TempDir();
+        using var hub = new FakeHubServer();
+        var files = ModelRepo();
+        string commit = hub.Add("org/name").Commit(files);
+        Client(hub, dir["hub"]).File("org/name", "main", "model", "config.json");
+        hub.ResolveStatus = 404; // no X-Error-Code: not the Hub's own answer
+        var warnings = new List<string>();
+        using (Diagnostics.Listen(warnings.Add))
+            Assert.Equal(files["config.json"], File.ReadAllBytes(Client(hub, dir["hub"]).File("org/name", "main", "model", "config.json").Path));
+        Assert.Equal($"org/name@main: the Hub at {hub.Url} answered 404 (Not Found); using commit {commit} from the Hugging Face cache", Assert.Single(warnings));
+        Assert.Equal($"org/name@main: tokenizer.json: not found on {hub.Url} (404)",
+            Assert.Throws<IrrException>(() => Client(hub, dir["hub"]).File("org/name", "main", "model", "tokenizer.json")).Message);
+
+        hub.ResolveStatus = null; // the Hub's own EntryNotFound is raised even when the repo is cached
+        Assert.Equal("org/name@main: nope.json: no such file in the repo",
+            Assert.Throws<IrrException>(() => Client(hub, dir["hub"]).File("org/name", "main", "model", "nope.json")).Message);
+    }
+
+    [Fact]
+    public void AMalformedEndpointTimeoutOrCacheIsOneLineNamingItsVariable()
+    {
+        using var dir = new TempDir();
+        HubSettings Of(params (string Key, string Value)[] env) => HubSettings.FromEnvironment(k => env.FirstOrDefault(e => e.Key == k).Value);
+        string Error(Action act) => Assert.Throws<IrrException>(act).Message;
+        foreach (string bad in new[] { "127.0.0.1:18080", "ftp://x", "http://exa mple", "http://x/?a=1" })
+        {
+            Assert.Equal($"HF_ENDPOINT '{bad}': not an http(s) URL", Error(() => Of(("HF_ENDPOINT", bad), ("HF_HOME", dir["home"]))));
+            Assert.Equal($"HF_ENDPOINT '{bad}': not an http(s) URL", Error(() => new HubSettings(bad, null, dir["hub"], false)));
+        }
+        foreach (string name in new[] { "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT" })
+            foreach (string bad in new[] { "0", "-3", "ten", "NaN", "1e9" })
+                Assert.Equal($"{name} '{bad}': not a positive number of seconds (at most 604800)", Error(() => Of((name, bad), ("HF_HOME", dir["home"]))));
+        Assert.Equal(TimeSpan.FromSeconds(2.5), Of(("HF_HUB_ETAG_TIMEOUT", "2.5"), ("HF_HOME", dir["home"])).MetadataTimeout);
+
+        using var hub = new FakeHubServer();
+        hub.Add("org/name").Commit(ModelRepo());
+        File.WriteAllText(dir["file"], "not a directory");
+        foreach (Action act in new Action[]
+                 {
+                     () => Client(hub, dir["file"]).Snapshot("org/name", "main", "model", HubFiles.Model),
+                     () => Client(hub, dir["file"]).File("org/name", "main", "model", "config.json"),
+                 })
+        {
+            string error = Error(act);
+            Assert.StartsWith($"the Hugging Face cache {dir["file"]} (HF_HUB_CACHE, else HF_HOME/hub) cannot be written: ", error);
+            Assert.DoesNotContain('\n', error);
+        }
     }
 
     [Fact]
@@ -449,7 +580,7 @@ public class HubClientTests
     /// The tree @huggingface/hub's <c>snapshotDownload</c> (the Hub's JavaScript client, which writes the cache
     /// huggingface_hub reads) wrote for a tiny repo (tests/fixtures/hub/make-reference.mjs → reference-tree.json): the same
     /// files at the same commit, served by FakeHubServer and downloaded by HubClient, give the same entries, link targets,
-    /// ref and blob contents. CACHEDIR.TAG, which huggingface_hub writes and @huggingface/hub does not, is left out.
+    /// ref and blob contents. CACHEDIR.TAG and .locks/, which huggingface_hub writes and @huggingface/hub does not, are left out.
     /// </summary>
     [Fact]
     public void TheTreeMatchesWhatTheHubsJavaScriptClientWrites()
@@ -472,7 +603,7 @@ public class HubClientTests
     /// <summary>The cache's entries as make-reference.mjs records them: by path, each folder's names in ordinal order.</summary>
     private static IEnumerable<JsonObject> Tree(string root, string folder)
     {
-        foreach (var entry in new DirectoryInfo(folder).EnumerateFileSystemInfos().Where(e => e.Name != "CACHEDIR.TAG").OrderBy(e => e.Name, StringComparer.Ordinal))
+        foreach (var entry in new DirectoryInfo(folder).EnumerateFileSystemInfos().Where(e => e.Name is not ("CACHEDIR.TAG" or ".locks")).OrderBy(e => e.Name, StringComparer.Ordinal))
         {
             string path = Path.GetRelativePath(root, entry.FullName);
             if (entry.LinkTarget is { } target) yield return new JsonObject { ["path"] = path, ["kind"] = "link", ["target"] = target };
