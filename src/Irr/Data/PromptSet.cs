@@ -36,14 +36,17 @@ public sealed partial record PromptSet(string Name, string File, IReadOnlyList<P
         if (IO.HubCache.RepoOfCachedPath(path) is not { RepoType: "dataset" } hub) return stem;
         string name = hub.RepoId[(hub.RepoId.IndexOf('/') + 1)..];
         string[] parts = hub.PathInRepo.Split('/');
+        // A split in one file: SPLIT-00000-of-00001, or the auto-converted CONFIG/SPLIT/0000.parquet. A split in several
+        // shards keeps each shard's name, so that two shards of one split are two sets ("XSTest/test-00001-of-00002").
         var shard = SplitShard().Match(stem);
-        string? split = shard.Success ? shard.Groups[1].Value
-            : stem.All(char.IsAsciiDigit) && parts.Length >= 2 ? parts[^2] // refs/convert/parquet: CONFIG/SPLIT/0000.parquet
+        string? split = shard.Success && shard.Groups[2].Value == "00001" ? shard.Groups[1].Value
+            : stem == "0000" && parts.Length >= 2 ? parts[^2]
             : null;
+        if (split is null && stem.All(char.IsAsciiDigit) && parts.Length >= 2) return $"{name}/{parts[^2]}-{stem}";
         return split is null ? $"{name}/{stem}" : split == "train" ? name : $"{name}/{split}";
     }
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"^([A-Za-z0-9_]+)-\d{5}-of-\d{5}$")]
+    [System.Text.RegularExpressions.GeneratedRegex(@"^([A-Za-z0-9_]+)-\d{5}-of-(\d{5})$")]
     private static partial System.Text.RegularExpressions.Regex SplitShard();
 
     /// <summary>Reads prompts from a file's text; <paramref name="fileName"/> (with its extension) names it and picks the container.</summary>

@@ -114,7 +114,9 @@ public class PromptSetTests
     [Theory]
     [InlineData("/data/harmful.json", "harmful")]
     [InlineData("/h/datasets--walledai--XSTest/snapshots/0123456789abcdef0123456789abcdef01234567/data/train-00000-of-00001.parquet", "XSTest")]
-    [InlineData("/h/datasets--walledai--XSTest/snapshots/0123456789abcdef0123456789abcdef01234567/data/test-00000-of-00002.parquet", "XSTest/test")]
+    [InlineData("/h/datasets--walledai--XSTest/snapshots/0123456789abcdef0123456789abcdef01234567/data/test-00000-of-00001.parquet", "XSTest/test")]
+    [InlineData("/h/datasets--walledai--XSTest/snapshots/0123456789abcdef0123456789abcdef01234567/data/test-00000-of-00002.parquet", "XSTest/test-00000-of-00002")] // one of two shards: a set of its own
+    [InlineData("/h/datasets--OpenSafetyLab--Salad-Data/snapshots/0123456789abcdef0123456789abcdef01234567/default/train/0001.parquet", "Salad-Data/train-0001")]
     [InlineData("/h/datasets--OpenSafetyLab--Salad-Data/snapshots/0123456789abcdef0123456789abcdef01234567/base_set/train/0000.parquet", "Salad-Data")]
     [InlineData("/h/datasets--OpenSafetyLab--Salad-Data/snapshots/0123456789abcdef0123456789abcdef01234567/default/test/0000.parquet", "Salad-Data/test")]
     [InlineData("/h/datasets--JailbreakBench--JBB-Behaviors/snapshots/0123456789abcdef0123456789abcdef01234567/data/harmful-behaviors.csv", "JBB-Behaviors/harmful-behaviors")]
