@@ -111,7 +111,8 @@ internal static class RunCommand
                 err.WriteLine($"{tag} … skipped (up to date)");
                 continue;
             }
-            var args = arguments.ToList();
+            // A Hub input runs at the commit the recipe was checked against (and run.json records), even if its branch moves meanwhile.
+            var args = arguments.Select(a => RecipeSteps.PinnedToCommit(a, hub.Commits)).ToList();
             // A rerun replaces the step's own earlier output, which the command would otherwise refuse to write over.
             if (canOverwrite && !args.Contains("--overwrite") && Exists(steps[k]) && Own(steps[k]))
                 args.Insert(planned.Command.Split(' ').Length, "--overwrite");

@@ -175,6 +175,20 @@ internal static class RecipeSteps
         return (hashes, commits);
     }
 
+    /// <summary>
+    /// A step's argument with a Hub input pinned to the commit it resolved to when the recipe was checked (<paramref name="commits"/>,
+    /// from <see cref="HubInputs"/>): <c>org/name</c> → <c>org/name@COMMIT</c>, <c>hf://datasets/org/name/path</c> →
+    /// <c>hf://datasets/org/name@COMMIT/path</c>; any other argument as it is.
+    /// </summary>
+    public static string PinnedToCommit(string argument, IReadOnlyDictionary<string, string> commits)
+    {
+        if (!commits.TryGetValue(argument, out string? pinned)) return argument;
+        string commit = pinned[(pinned.LastIndexOf('@') + 1)..];
+        if (Data.HubDataPath.IsHubPath(argument)) return (Data.HubDataPath.Parse(argument) with { Revision = commit }).ToString();
+        var reference = IO.ModelReference.Parse(argument);
+        return reference.IsHub ? $"{reference.RepoId}@{commit}" : argument;
+    }
+
     // The blob a snapshot file links to (its ETag), or "?" for a file that is not a link into blobs/.
     private static string BlobOf(string file) =>
         new FileInfo(file).LinkTarget is { } target ? Path.GetFileName(target) : "?";

@@ -77,6 +77,7 @@ public class HubDataTests
         {
             var r = CliRunner.Run("run", dir["recipe.yaml"]);
             Assert.True(r.Code == 0, r.Err);
+            Assert.Contains($"--prompts hf://datasets/walledai/XSTest@{commit}/data/train-00000-of-00001.parquet", r.Err); // pinned to the checked commit
         }
         var step = JsonNode.Parse(File.ReadAllText(dir["out/run.json"]))!["steps"]![0]!;
         Assert.Equal($"walledai/XSTest@{commit}", (string?)step["hub"]![XsTest]);

@@ -157,7 +157,7 @@ public class HubRecipeTests
 
         var (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
         Assert.True(code == 0, error);
-        Assert.Contains("irr score --model my-org/tiny-chat --data", error); // the step's command line as given
+        Assert.Contains($"irr score --model my-org/tiny-chat@{First} --data", error); // pinned to the commit the recipe was checked against
         Assert.Equal($"my-org/tiny-chat@{First}", (string?)Step()["hub"]!["my-org/tiny-chat"]);
         var inputs = Step()["inputs"]!.AsObject();
         Assert.StartsWith("blobs ", (string?)inputs["my-org/tiny-chat"]);

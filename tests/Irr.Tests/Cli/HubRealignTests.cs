@@ -108,6 +108,12 @@ public class HubRealignTests
         Assert.Single(error.TrimEnd().Split('\n'));
         Assert.False(File.Exists(dir["s.json"]));
         Assert.False(Directory.Exists(Path.Combine(dir["hub"], "models--meta-llama--Llama-2-7b-chat-hf", "snapshots")));
+
+        // A misspelt local path is asked of the Hub too (as transformers does); the error says it is no directory here either.
+        (code, _, error) = CliRunner.Run("score", "--model", "out/mymodel", "--data", dir["data.jsonl"], "-o", dir["s.json"]);
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: score: model out/mymodel: no such local directory, and as a Hub repo out/mymodel@main: ", error);
+        Assert.Single(error.TrimEnd().Split('\n'));
     }
 
     [Fact]

@@ -174,20 +174,25 @@ public sealed class JobSchema
         if (reference.IndexOf('+') is > 0 and var plus && plus < reference.Length - 1 && !File.Exists(reference) && !Directory.Exists(reference)
             && Find("adapter") is { } adapter && adapter != option)
             throw new IrrException($"{Command}: {option.Key} {Diagnostics.Escape(reference)}: give the adapter apart: --{option.Key} {Diagnostics.Escape(reference[..plus])} --adapter {Diagnostics.Escape(reference[(plus + 1)..])} (mergekit's model+lora form is not read)");
+        var parsed = IO.ModelReference.Parse(reference);
+        string path;
         try
         {
-            var parsed = IO.ModelReference.Parse(reference);
-            string path = parsed.Resolve(option.Attribute.HubTokenizerOnly ? IO.ModelReference.TokenizerFiles : IO.ModelReference.Needed).Path;
-            // A Hub adapter given where a model goes: say where it goes (a local directory says "no config.json" when opened).
-            if (parsed.IsHub && !option.Key.Contains("adapter", StringComparison.Ordinal) && File.Exists(Path.Combine(path, IO.LoraAdapter.ConfigFile))
-                && !File.Exists(Path.Combine(path, "config.json")))
-                throw new IrrException($"{Diagnostics.Escape(reference)}: a PEFT adapter (adapter_config.json, no config.json), not a model; give it with {AdapterOptionFor(option)}");
-            return path;
+            path = parsed.Resolve(option.Attribute.HubTokenizerOnly ? IO.ModelReference.TokenizerFiles : IO.ModelReference.Needed).Path;
         }
         catch (IrrException e)
         {
-            throw new IrrException($"{Command}: {option.Key} {e.Message}", e); // "score: model org/name@main: … not in the Hugging Face cache at …"
+            // "score: model org/name@main: … not in the Hugging Face cache at …"; asked of the Hub, a misspelt local path ("out/mdl")
+            // also says that it is no directory here, which the Hub's "not found, or gated or private (401)" does not.
+            string local = e.Message.Contains("no such local directory", StringComparison.Ordinal) || !parsed.IsHub
+                ? "" : $"{Diagnostics.Escape(reference)}: no such local directory, and as a Hub repo ";
+            throw new IrrException($"{Command}: {option.Key} {local}{e.Message}", e);
         }
+        // A Hub adapter given where a model goes: say where it goes (a local directory says "no config.json" when opened).
+        if (parsed.IsHub && !option.Key.Contains("adapter", StringComparison.Ordinal) && File.Exists(Path.Combine(path, IO.LoraAdapter.ConfigFile))
+            && !File.Exists(Path.Combine(path, "config.json")))
+            throw new IrrException($"{Command}: {option.Key} {Diagnostics.Escape(reference)}: a PEFT adapter (adapter_config.json, no config.json), not a model; give it with {AdapterOptionFor(option)}");
+        return path;
     }
 
     // The option that takes an adapter on the model option `option`: safety-vector's --unaligned-adapter for --unaligned, else --adapter.
