@@ -210,10 +210,17 @@ public sealed record RealignJob : IJob<RealignReport>
     /// </summary>
     public ModelCard ModelCardOf(IReadOnlyList<string> modules, IRemovalStrategy strategy)
     {
-        var settings = new List<(string, string)>
+        static string CardValue(JsonNode? value) => value switch
         {
-            ("method", Strategy is null ? Method : strategy.GetType().Name),
-            ("s (sparsity)", Sparsity.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
+            JsonValue v when v.TryGetValue(out string? text) => text,
+            JsonValue v when v.TryGetValue(out double number) => number.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            null => "null",
+            _ => value.ToJsonString(),
+        };
+        // The removal rule as the report records it (the rule a caller gave, e.g. the demo's, says its own name and s).
+        var settings = strategy.Describe().Select(kv => (kv.Key == "sparsity" ? "s (sparsity)" : kv.Key, CardValue(kv.Value))).ToList();
+        settings.AddRange(new List<(string, string)>
+        {
             ("modules", string.Join(", ", modules)),
             ("blocksize", BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             ("percdamp", PercDamp.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
@@ -222,8 +229,8 @@ public sealed record RealignJob : IJob<RealignReport>
             ("seqlen", SeqLen.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             ("calibration", Path.GetFileName(Calibration!)),
             ("calibration SHA-256", ContentHash.Compute(Calibration!)),
-        };
-        return new ModelCard(ModelCard.BaseModelOf(Base), "transformers", Method, "IRR: Identify, Remove, and Recalibrate", ModelCard.IrrPaper,
+        });
+        return new ModelCard(ModelCard.BaseModelOf(Base), "transformers", strategy.Name, "IRR: Identify, Remove, and Recalibrate", ModelCard.IrrPaper,
             settings, CardLicense.Of(Base))
         {
             BaseModelRelation = ModelCard.Finetune, Datasets = ModelCard.DatasetOf(Calibration) is { } data ? [data] : [], Evaluation = CardEvaluation,

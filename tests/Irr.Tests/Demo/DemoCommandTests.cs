@@ -164,6 +164,13 @@ public class DemoCommandTests
                 _ => ((string?)"aligned", (string?)"finetune", "transformers"),
             };
             Assert.Equal(expected, (Key("base_model"), Key("base_model_relation"), Key("library_name")));
+            // A realigned model's card says the removal rule and s its report records (the demo gives the rule as an object).
+            if (File.Exists(Path.Combine(model, "irr-report.json")))
+            {
+                var options = JsonNode.Parse(File.ReadAllText(Path.Combine(model, "irr-report.json")))!["options"]!;
+                Assert.Contains($"- method: `{(string?)options["method"]}`\n", card);
+                if (options["sparsity"] is { } sparsity) Assert.Contains($"- s \\(sparsity\\): `{sparsity.GetValue<double>().ToString("R", System.Globalization.CultureInfo.InvariantCulture)}`\n", card);
+            }
         }
         // The base's weights are the shipped ones, unchanged (the card is the only file added to what irr ships).
         Assert.Equal(Sha256(Irr.Tests.Text.Fixtures.RepoRoot + "/src/Irr/Demo/base/model.safetensors"), Sha256(Path.Combine(output, "models", "base", "model.safetensors")));
