@@ -156,6 +156,7 @@ internal static class RecipeSteps
         var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
         var commits = new SortedDictionary<string, string>(StringComparer.Ordinal);
         var schema = JobSchema.Of(step.Job.GetType());
+        bool readsCard = schema.Find("no-model-card") is not null; // a step that writes a model card reads the base's README.md (its licence)
         foreach (var given in step.Planned.Options)
         {
             if (schema.Find(given.Key) is not { } option || !(option.Attribute.Hub || option.Attribute.HubFile)) continue;
@@ -169,7 +170,7 @@ internal static class RecipeSteps
             {
                 if (text == path || IO.HubCache.RepoOfCachedPath(path) is not { } hub) continue;
                 commits[text] = $"{hub.RepoId}@{hub.Commit}";
-                hashes[text] = hub.PathInRepo.Length > 0 ? "blob " + BlobOf(path) : "blobs " + SnapshotHash(path);
+                hashes[text] = hub.PathInRepo.Length > 0 ? "blob " + BlobOf(path) : "blobs " + SnapshotHash(path, readsCard);
             }
         }
         return (hashes, commits);
@@ -193,12 +194,13 @@ internal static class RecipeSteps
     private static string BlobOf(string file) =>
         new FileInfo(file).LinkTarget is { } target ? Path.GetFileName(target) : "?";
 
-    // SHA-256 over "path blob" lines of the files a model or adapter command reads from a snapshot.
-    private static string SnapshotHash(string snapshot)
+    // SHA-256 over "path blob" lines of the files a model or adapter command reads from a snapshot (README.md only for a
+    // command that writes a model card, whose licence it reads).
+    private static string SnapshotHash(string snapshot, bool readsCard)
     {
         var files = Directory.EnumerateFiles(snapshot, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(snapshot, f).Replace(Path.DirectorySeparatorChar, '/')).ToList();
-        var needed = IO.ModelReference.Needed(files).Where(files.Contains).ToList();
+        var needed = IO.ModelReference.Needed(files).Where(f => files.Contains(f) && (readsCard || f != IO.ModelCard.FileName)).ToList();
         foreach (string index in needed.Where(IO.HubFiles.IsShardIndex).ToList())
             needed.AddRange(IO.HubFiles.ShardsOf(Path.Combine(snapshot, index), index));
         var lines = needed.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(p => $"{p} {BlobOf(Path.Combine(snapshot, p))}\n");

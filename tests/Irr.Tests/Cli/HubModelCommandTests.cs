@@ -139,6 +139,7 @@ public class HubRecipeTests
     private const string First = "1111111111111111111111111111111111111111";
     private const string Second = "2222222222222222222222222222222222222222";
     private const string Third = "3333333333333333333333333333333333333333";
+    private const string Fourth = "4444444444444444444444444444444444444444";
 
     [Fact]
     public void ARecipeStepTakesAHubIdAndRerunsWhenTheFilesItReadsChange()
@@ -170,6 +171,13 @@ public class HubRecipeTests
         // main moves to a commit that adds a file the step does not read: still up to date.
         File.WriteAllText(Path.Combine(model, "notes.txt"), "not read by any command");
         HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, Second);
+        (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("skipped (up to date)", error);
+
+        // ... or that changes only the model's card (README.md), which score, writing no card, does not read.
+        File.WriteAllText(Path.Combine(model, "README.md"), "---\nlicense: mit\n---\n# tiny\n");
+        HubCacheTrees.Add(dir["hub"], "my-org/tiny-chat", model, Fourth);
         (code, _, error) = CliRunner.Run("run", dir["recipe.yaml"]);
         Assert.True(code == 0, error);
         Assert.Contains("skipped (up to date)", error);
