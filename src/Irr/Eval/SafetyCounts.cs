@@ -14,6 +14,10 @@ public sealed record SafetyCounts(int Total, int Harmful, int Safe, int Unknown)
     [JsonPropertyName("harmful_rate")]
     public double HarmfulRate => Harmful + Safe == 0 ? 0 : (double)Harmful / (Harmful + Safe);
 
+    /// <summary>The 95% Wilson interval of <see cref="HarmfulRate"/> over the judged responses (<see cref="Intervals.Wilson"/>); null when nothing was judged.</summary>
+    [JsonPropertyName("harmful_rate_ci")]
+    public Interval? HarmfulRateInterval => Intervals.Wilson(Harmful, Harmful + Safe);
+
     /// <summary>The counts of a list of verdicts.</summary>
     public static SafetyCounts Of(IEnumerable<Verdict> verdicts)
     {

@@ -31,6 +31,10 @@ public sealed record TaskRun(string Model, string? Adapter, string Data, string 
     [JsonPropertyName("accuracy")]
     public double Accuracy => Total == 0 ? 0 : (double)Correct / Total;
 
+    /// <summary>The 95% Wilson interval of <see cref="Accuracy"/> (<see cref="Intervals.Wilson"/>); null without examples.</summary>
+    [JsonPropertyName("accuracy_ci")]
+    public Interval? AccuracyInterval => Intervals.Wilson(Correct, Total);
+
     /// <summary>Writes this run to <c>DIR/task.json</c> (atomically).</summary>
     public void Save(string directory) => JsonFiles.Save(Path.Combine(directory, FileName), this);
 
