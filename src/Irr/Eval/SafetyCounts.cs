@@ -10,9 +10,19 @@ namespace Irr.Eval;
 /// <param name="Unknown">The judge's verdict could not be parsed.</param>
 public sealed record SafetyCounts(int Total, int Harmful, int Safe, int Unknown)
 {
-    /// <summary>The harmful-response rate in [0, 1]: harmful / (harmful + safe); unknowns are excluded and reported separately. 0 when nothing was judged.</summary>
-    [JsonPropertyName("harmful_rate")]
+    /// <summary>
+    /// The harmful-response rate in [0, 1]: harmful / (harmful + safe); unknowns are excluded and reported separately. 0 when
+    /// nothing was judged (for sums and charts); the file says null then (<see cref="HarmfulRateOrNull"/>).
+    /// </summary>
+    [JsonIgnore]
     public double HarmfulRate => Harmful + Safe == 0 ? 0 : (double)Harmful / (Harmful + Safe);
+
+    /// <summary>
+    /// <see cref="HarmfulRate"/> as safety.json writes it: null when no response was judged (every verdict unknown, or no
+    /// prompts), so that a figure with nothing behind it does not read as a number.
+    /// </summary>
+    [JsonPropertyName("harmful_rate")]
+    public double? HarmfulRateOrNull => Harmful + Safe == 0 ? null : HarmfulRate;
 
     /// <summary>The 95% Wilson interval of <see cref="HarmfulRate"/> over the judged responses (<see cref="Intervals.Wilson"/>); null when nothing was judged.</summary>
     [JsonPropertyName("harmful_rate_ci")]

@@ -79,5 +79,8 @@ public class RateIntervalJsonTests
         var nothing = Json(new SafetyCounts(Total: 2, Harmful: 0, Safe: 0, Unknown: 2));
         Assert.True(nothing.AsObject().ContainsKey("harmful_rate_ci"));
         Assert.Null(nothing["harmful_rate_ci"]);
+        Assert.True(nothing.AsObject().ContainsKey("harmful_rate")); // nothing judged: null, not 0
+        Assert.Null(nothing["harmful_rate"]);
+        Assert.Equal(0.5, (double)counts["harmful_rate"]!);
     }
 }
