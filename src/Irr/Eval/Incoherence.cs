@@ -19,6 +19,36 @@ public enum IncoherenceKind
     OtherScript,
 }
 
+/// <summary>How many responses of a set are incoherent, and why (safety.json's <c>incoherence</c>).</summary>
+/// <param name="Responses">The responses classified (generation failures are not responses and are left out).</param>
+/// <param name="Empty">Of them, empty.</param>
+/// <param name="Repetitive">Degenerate repetition.</param>
+/// <param name="OtherScript">In another script than the prompt.</param>
+public sealed record IncoherenceCounts(int Responses, int Empty, int Repetitive, int OtherScript)
+{
+    /// <summary>Empty + repetitive + other script.</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("incoherent")]
+    public int Incoherent => Empty + Repetitive + OtherScript;
+
+    /// <summary>Incoherent / responses in [0, 1]; null without responses.</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("incoherent_rate")]
+    public double? IncoherentRate => Responses == 0 ? null : (double)Incoherent / Responses;
+
+    /// <summary>The counts of the kinds (<see cref="Incoherence.Classify"/>) of some responses.</summary>
+    public static IncoherenceCounts Of(IEnumerable<IncoherenceKind> kinds)
+    {
+        int n = 0, empty = 0, repetitive = 0, other = 0;
+        foreach (var kind in kinds)
+        {
+            n++;
+            if (kind == IncoherenceKind.Empty) empty++;
+            else if (kind == IncoherenceKind.Repetitive) repetitive++;
+            else if (kind == IncoherenceKind.OtherScript) other++;
+        }
+        return new IncoherenceCounts(n, empty, repetitive, other);
+    }
+}
+
 /// <summary>
 /// The rules that mark a response incoherent, the share <c>irr eval safety</c> reports beside the harmful rate: a fine-tuned
 /// model's broken output can pass a keyword judge as "safe" (it holds no compliance) or fail it as "harmful" (it holds no

@@ -183,15 +183,19 @@ public static class SafetyEvaluation
             if (categories.Count > 0 && mine.Any(j => j.Category is null))
                 categories.Add(new CategorySafety(Uncategorized, Count(mine.Where(j => j.Category is null))));
             string? attack = mine.Count > 0 && mine[0].Attack != Attacks.None ? mine[0].Attack : null;
-            return new SetSafety(s.Name, s.File, Count(mine), categories) { Attack = attack, Generation = generation?.GetValueOrDefault(s.Name) };
+            return new SetSafety(s.Name, s.File, Count(mine), categories) { Attack = attack, Generation = generation?.GetValueOrDefault(s.Name), Incoherence = Incoherent(mine) };
         }).ToList();
         bool attacked = judged.Any(j => j.Attack != Attacks.None);
         var plain = judged.Where(j => j.Attack == Attacks.None).ToList();
         var attacks = attacked
             ? judged.Select(j => j.Attack).Distinct().Select(a => AttackSafety.Of(a, Count(judged.Where(j => j.Attack == a)))).ToList()
             : null;
-        return new SafetyRun(model, adapter, judgeName, perSet, Count(plain.Count > 0 ? plain : judged)) { Attacks = attacks };
+        return new SafetyRun(model, adapter, judgeName, perSet, Count(plain.Count > 0 ? plain : judged)) { Attacks = attacks, Incoherence = Incoherent(plain.Count > 0 ? plain : judged) };
     }
+
+    // The incoherence of the responses that were generated (a generation failure is no response).
+    private static IncoherenceCounts Incoherent(IEnumerable<JudgedResponse> items) =>
+        IncoherenceCounts.Of(items.Where(j => j.Error is null).Select(j => Eval.Incoherence.Classify(j.Prompt, j.Response)));
 
     private static SafetyCounts Count(IEnumerable<JudgedResponse> items) => SafetyCounts.Of(items.Select(j => j.Verdict));
 

@@ -21,6 +21,10 @@ public sealed record SetSafety(string Name, string File, SafetyCounts Counts, IR
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SetGeneration? Generation { get; init; }
 
+    /// <summary>How many of the set's responses are incoherent (<see cref="Incoherence"/>): empty, repetitive, another script; null in a file written before.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IncoherenceCounts? Incoherence { get; init; }
+
     /// <summary>The Hub data set the prompt file came from (an <c>hf://</c> file read from the cache), or null.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IO.HubCache.Source? FileHub => IO.HubCache.Source.Of(File);
@@ -66,6 +70,10 @@ public sealed record SafetyRun(string Model, string? Adapter, string Judge, IRea
     /// <summary>Per attack, in first-seen order, when some set is under an attack (<c>none</c> included when present); null otherwise.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<AttackSafety>? Attacks { get; init; }
+
+    /// <summary>The incoherence counts over the responses <see cref="Overall"/> counts; null in a file written before.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IncoherenceCounts? Incoherence { get; init; }
 
     /// <summary>The Hub repo and commit of <see cref="Model"/> when it was read from the Hugging Face cache, or null.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
