@@ -153,6 +153,8 @@ internal sealed class ParquetColumn
             try { raw = group.ReadRawColumnDataBaseAsync(field).GetAwaiter().GetResult(); }
             catch (NotImplementedException) when (field.MaxRepetitionLevel > 0)
             {
+                // Parquet.Net's own limit, not ours: its reader throws NotImplementedException for the repetition levels of a
+                // data page v2 (ParquetDataTests reads such a file, sorry-bench-v2.parquet); said as one line naming the column.
                 throw new IrrException(Diagnostics.Escape($"{fileName}: column {column} is a list in data page v2 pages, which Parquet.Net 6.1 does not read " +
                                                           "(pyarrow writes data page v1 unless told data_page_version='2.0'; rewrite the file with v1 pages)"));
             }

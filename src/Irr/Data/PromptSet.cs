@@ -35,7 +35,7 @@ public sealed partial record PromptSet(string Name, string File, IReadOnlyList<P
         string stem = Path.GetFileNameWithoutExtension(path);
         if (IO.HubCache.RepoOfCachedPath(path) is not { RepoType: "dataset" } hub) return stem;
         string name = hub.RepoId[(hub.RepoId.IndexOf('/') + 1)..];
-        string[] parts = hub.PathInRepo.Split('/');
+        string[] parts = hub.Path.Split('/');
         // A split in one file: SPLIT-00000-of-00001, or the auto-converted CONFIG/SPLIT/0000.parquet. A split in several
         // shards keeps each shard's name, so that two shards of one split are two sets ("XSTest/test-00001-of-00002").
         var shard = SplitShard().Match(stem);

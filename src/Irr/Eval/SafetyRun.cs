@@ -27,7 +27,7 @@ public sealed record SetSafety(string Name, string File, SafetyCounts Counts, IR
 
     /// <summary>The Hub data set the prompt file came from (an <c>hf://</c> file read from the cache), or null.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public IO.HubCache.Source? FileHub => IO.HubCache.Source.Of(File);
+    public IO.HubCache.Source? FileHub => IO.HubCache.RepoOfCachedPath(File);
 }
 
 /// <summary>How a set's responses were generated: what must be unchanged for a rerun to reuse them (<see cref="SafetyEvaluation.Reusable"/>).</summary>
@@ -77,11 +77,11 @@ public sealed record SafetyRun(string Model, string? Adapter, string Judge, IRea
 
     /// <summary>The Hub repo and commit of <see cref="Model"/> when it was read from the Hugging Face cache, or null.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public IO.HubCache.Source? ModelHub => IO.HubCache.Source.Of(Model);
+    public IO.HubCache.Source? ModelHub => IO.HubCache.RepoOfCachedPath(Model);
 
     /// <summary>The same of <see cref="Adapter"/>, or null.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public IO.HubCache.Source? AdapterHub => IO.HubCache.Source.Of(Adapter);
+    public IO.HubCache.Source? AdapterHub => IO.HubCache.RepoOfCachedPath(Adapter);
 
     /// <summary>The file name inside a run directory.</summary>
     public const string FileName = "safety.json";

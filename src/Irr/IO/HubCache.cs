@@ -64,8 +64,11 @@ public static partial class HubCache
     }
 
     /// <summary>Whether <c>HF_HUB_OFFLINE</c> is set to a true value ("1", "ON", "YES", "TRUE", as huggingface_hub's <c>_is_true</c>).</summary>
-    public static bool Offline =>
-        Environment.GetEnvironmentVariable("HF_HUB_OFFLINE")?.Trim().ToUpperInvariant() is "1" or "ON" or "YES" or "TRUE";
+    public static bool Offline => OfflineIn(Environment.GetEnvironmentVariable);
+
+    /// <summary>Whether the environment <paramref name="variable"/> reads sets <c>HF_HUB_OFFLINE</c> to a true value (see <see cref="Offline"/>).</summary>
+    public static bool OfflineIn(Func<string, string?> variable) =>
+        variable("HF_HUB_OFFLINE")?.Trim().ToUpperInvariant() is "1" or "ON" or "YES" or "TRUE";
 
     /// <summary>"~" or "~/…" with the user's home directory, as Python's <c>os.path.expanduser</c>.</summary>
     public static string ExpandUser(string path) =>
@@ -107,19 +110,14 @@ public static partial class HubCache
     /// <see cref="Resolve"/> returns), or null for any other path: what provenance records of a model read from the cache.
     /// </summary>
     public static (string RepoId, string Commit)? RepoOfSnapshot(string path) =>
-        RepoOfCachedPath(path) is { RepoType: "model", PathInRepo: "" } r ? (r.RepoId, r.Commit) : null;
+        RepoOfCachedPath(path) is { RepoType: "model", Path: "" } r ? (r.RepoId, r.Commit) : null;
 
     /// <summary>Where a path of the cache came from: its repo, type, commit and path in the repo (what reports record beside the path).</summary>
     /// <param name="RepoId">"org/name".</param>
     /// <param name="RepoType">"model" or "dataset".</param>
     /// <param name="Commit">The 40-hex commit.</param>
     /// <param name="Path">The file's path in the repo, "" for the snapshot itself.</param>
-    public sealed record Source(string RepoId, string RepoType, string Commit, string Path)
-    {
-        /// <summary>The source of <paramref name="path"/> when it lies in a cache snapshot (<see cref="RepoOfCachedPath"/>), else null.</summary>
-        public static Source? Of(string? path) =>
-            path is not null && RepoOfCachedPath(path) is { } r ? new Source(r.RepoId, r.RepoType, r.Commit, r.PathInRepo) : null;
-    }
+    public sealed record Source(string RepoId, string RepoType, string Commit, string Path);
 
     /// <summary>
     /// How a message names <paramref name="path"/>: a model snapshot of the cache as its Hub ID and commit
@@ -129,10 +127,10 @@ public static partial class HubCache
 
     /// <summary>
     /// The repo of a path in a cache snapshot: <c>…/{models|datasets}--org--name/snapshots/&lt;commit&gt;[/path/in/repo]</c>
-    /// as (repo type "model" or "dataset", repo ID, commit, path in the repo with '/' or "" for the snapshot itself); null
-    /// for any other path. Read from the path's text only (the file is not opened).
+    /// as its <see cref="Source"/> (the path in the repo with '/', "" for the snapshot itself); null for any other path
+    /// (or none). Read from the path's text only (the file is not opened).
     /// </summary>
-    public static (string RepoType, string RepoId, string Commit, string PathInRepo)? RepoOfCachedPath(string path)
+    public static Source? RepoOfCachedPath(string? path)
     {
         if (string.IsNullOrEmpty(path) || path.Contains('\0')) return null;
         var parts = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar).Split(Path.DirectorySeparatorChar);
@@ -145,7 +143,7 @@ public static partial class HubCache
             if (type is null) continue;
             string repoId = folder[(type.Length + 3)..].Replace("--", "/");
             if (RepoIdProblem(repoId) is not null) continue;
-            return (type, repoId, parts[i], string.Join('/', parts[(i + 1)..]));
+            return new Source(repoId, type, parts[i], string.Join('/', parts[(i + 1)..]));
         }
         return null;
     }

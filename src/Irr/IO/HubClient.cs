@@ -34,8 +34,7 @@ public sealed record HubSettings(string Endpoint, string? Token, string Cache, b
     public static HubSettings FromEnvironment(Func<string, string?> variable)
     {
         string endpoint = (variable("HF_ENDPOINT") is { Length: > 0 } e ? e : DefaultEndpoint).TrimEnd('/');
-        bool offline = variable("HF_HUB_OFFLINE")?.Trim().ToUpperInvariant() is "1" or "ON" or "YES" or "TRUE";
-        return new HubSettings(endpoint, TokenFromEnvironment(variable), HubCache.FromEnvironment(variable), offline)
+        return new HubSettings(endpoint, TokenFromEnvironment(variable), HubCache.FromEnvironment(variable), HubCache.OfflineIn(variable))
         {
             MetadataTimeout = Seconds(variable, "HF_HUB_ETAG_TIMEOUT", 10),
             StallTimeout = Seconds(variable, "HF_HUB_DOWNLOAD_TIMEOUT", 10),

@@ -115,7 +115,7 @@ public static class Provenance
 
     /// <summary>The Hub repo, its type, commit and the file of a path in the Hub cache (<see cref="IO.HubCache.RepoOfCachedPath"/>), or null.</summary>
     public static JsonObject? HubOf(string path) => IO.HubCache.RepoOfCachedPath(path) is { } hub
-        ? new JsonObject { ["repo_id"] = hub.RepoId, ["repo_type"] = hub.RepoType, ["commit"] = hub.Commit, ["path"] = hub.PathInRepo }
+        ? System.Text.Json.JsonSerializer.SerializeToNode(hub, IO.JsonFiles.ResultOptions)!.AsObject() // repo_id, repo_type, commit, path: as safety.json writes it
         : null;
 
     /// <summary>

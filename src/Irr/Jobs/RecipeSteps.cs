@@ -170,7 +170,7 @@ internal static class RecipeSteps
             {
                 if (text == path || IO.HubCache.RepoOfCachedPath(path) is not { } hub) continue;
                 commits[text] = $"{hub.RepoId}@{hub.Commit}";
-                hashes[text] = hub.PathInRepo.Length > 0 ? "blob " + BlobOf(path) : "blobs " + SnapshotHash(path, readsCard);
+                hashes[text] = hub.Path.Length > 0 ? "blob " + BlobOf(path) : "blobs " + SnapshotHash(path, readsCard);
             }
         }
         return (hashes, commits);

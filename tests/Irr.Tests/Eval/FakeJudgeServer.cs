@@ -16,30 +16,14 @@ internal sealed class FakeJudgeServer : IDisposable
     /// <summary>What the server does with one request.</summary>
     public sealed record Answer(int Status = 200, string? Content = null, string? RawBody = null, TimeSpan? Delay = null, string? RetryAfter = null);
 
-    private readonly HttpListener _listener = new();
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _loop;
+    private readonly LoopbackHttpServer _server;
     private int _requests;
 
     public FakeJudgeServer(Func<JsonNode, int, Answer> reply)
     {
         Reply = reply;
-        for (int attempt = 0; ; attempt++)
-        {
-            int port = Irr.Eval.EngineServer.FreePort();
-            try
-            {
-                _listener.Prefixes.Clear();
-                _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-                _listener.Start();
-                Url = $"http://127.0.0.1:{port}";
-                break;
-            }
-            catch (HttpListenerException) when (attempt < 5)
-            {
-            }
-        }
-        _loop = Task.Run(Loop);
+        _server = new LoopbackHttpServer(Handle, "127.0.0.1");
+        Url = $"http://127.0.0.1:{_server.Port}";
     }
 
     /// <summary>The server's base URL, e.g. http://127.0.0.1:41234.</summary>
@@ -64,23 +48,6 @@ internal sealed class FakeJudgeServer : IDisposable
     public static string AssistantText(JsonNode body) => (string?)body["messages"]!.AsArray().FirstOrDefault(m => (string)m!["role"]! == "assistant")?["content"] ?? "";
 
 
-    private async Task Loop()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync();
-            }
-            catch (Exception) when (_stop.IsCancellationRequested || !_listener.IsListening)
-            {
-                return;
-            }
-            _ = Task.Run(() => Handle(context));
-        }
-    }
-
     private async Task Handle(HttpListenerContext context)
     {
         int n = Interlocked.Increment(ref _requests);
@@ -94,7 +61,7 @@ internal sealed class FakeJudgeServer : IDisposable
             string text;
             using (var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8)) text = await reader.ReadToEndAsync();
             var answer = Reply(JsonNode.Parse(text)!, n);
-            if (answer.Delay is { } delay) await Task.Delay(delay, _stop.Token).ContinueWith(_ => { });
+            if (answer.Delay is { } delay) await Task.Delay(delay, _server.Stopping).ContinueWith(_ => { });
             context.Response.StatusCode = answer.Status;
             if (answer.RetryAfter is not null) context.Response.Headers["Retry-After"] = answer.RetryAfter;
             string body = answer.RawBody ?? new JsonObject
@@ -120,13 +87,5 @@ internal sealed class FakeJudgeServer : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        _stop.Cancel();
-        // Close alone (it stops the listener too): Stop then Close removes the prefix twice, and the second removal can
-        // look the port's listener up anew and try to bind it, failing with "Address already in use" when another test has
-        // taken the port meanwhile (seen under load). A failure to close a test server changes nothing the test checks.
-        try { _listener.Close(); } catch (HttpListenerException) { }
-        try { _loop.Wait(TimeSpan.FromSeconds(2)); } catch (AggregateException) { }
-    }
+    public void Dispose() => _server.Dispose();
 }

@@ -56,31 +56,15 @@ internal sealed class FakeHubServer : IDisposable
         }
     }
 
-    private readonly HttpListener _listener = new();
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _loop;
+    private readonly Irr.Tests.Eval.LoopbackHttpServer _server;
     private readonly ConcurrentDictionary<string, Repo> _repos = new(StringComparer.Ordinal);
 
     public FakeHubServer()
     {
-        for (int attempt = 0; ; attempt++)
-        {
-            int port = Irr.Eval.EngineServer.FreePort();
-            try
-            {
-                _listener.Prefixes.Clear();
-                _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-                _listener.Prefixes.Add($"http://localhost:{port}/"); // the CDN's host: another host name, so no token goes there
-                _listener.Start();
-                Url = $"http://127.0.0.1:{port}";
-                CdnUrl = $"http://localhost:{port}";
-                break;
-            }
-            catch (HttpListenerException) when (attempt < 5)
-            {
-            }
-        }
-        _loop = Task.Run(Loop);
+        // The CDN's host is "localhost": another host name, so no token goes there.
+        _server = new Irr.Tests.Eval.LoopbackHttpServer(Handle, "127.0.0.1", "localhost");
+        Url = $"http://127.0.0.1:{_server.Port}";
+        CdnUrl = $"http://localhost:{_server.Port}";
     }
 
     /// <summary>The server's base URL (HF_ENDPOINT), e.g. http://127.0.0.1:41234.</summary>
@@ -138,23 +122,6 @@ internal sealed class FakeHubServer : IDisposable
         Convert.ToHexStringLower(SHA1.HashData([.. Encoding.ASCII.GetBytes($"blob {content.Length}\0"), .. content]));
 
     public static string Sha256(byte[] content) => Convert.ToHexStringLower(SHA256.HashData(content));
-
-    private async Task Loop()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync();
-            }
-            catch (Exception) when (_stop.IsCancellationRequested || !_listener.IsListening)
-            {
-                return;
-            }
-            _ = Task.Run(() => Handle(context));
-        }
-    }
 
     private async Task Handle(HttpListenerContext context)
     {
@@ -332,10 +299,5 @@ internal sealed class FakeHubServer : IDisposable
         return Send(context, status, Encoding.UTF8.GetBytes($"{{\"error\":\"{code ?? "Not found"}\"}}"), "application/json");
     }
 
-    public void Dispose()
-    {
-        _stop.Cancel();
-        try { _listener.Close(); } catch (HttpListenerException) { }
-        try { _loop.Wait(TimeSpan.FromSeconds(2)); } catch (AggregateException) { }
-    }
+    public void Dispose() => _server.Dispose();
 }
