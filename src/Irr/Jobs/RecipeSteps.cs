@@ -128,14 +128,21 @@ internal static class RecipeSteps
         return new CheckedStep(step, Arguments(step, schema), job, HubAsGiven(step, job, schema.Describe(job)));
     }
 
-    /// <summary>The options of <paramref name="described"/> that took a Hub repo or file, with their values as the recipe gives them.</summary>
-    public static JsonObject HubAsGiven(PlannedStep step, IJob job, JsonObject described)
+    // The step's given options that take a Hub repo or file, with their schema entry.
+    private static IEnumerable<(JobOption Option, RecipeOption Given)> HubOptions(PlannedStep step, IJob job)
     {
         var schema = JobSchema.Of(job.GetType());
         foreach (var given in step.Options)
+            if (schema.Find(given.Key) is { } option && (option.Attribute.Hub || option.Attribute.HubFile))
+                yield return (option, given);
+    }
+
+    /// <summary>The options of <paramref name="described"/> that took a Hub repo or file, with their values as the recipe gives them.</summary>
+    public static JsonObject HubAsGiven(PlannedStep step, IJob job, JsonObject described)
+    {
+        foreach (var (option, given) in HubOptions(step, job))
         {
-            if (schema.Find(given.Key) is not { } option || !(option.Attribute.Hub || option.Attribute.HubFile) || !described.ContainsKey(option.Key)) continue;
-            if (!given.Values.Any(StepGraph.IsHub)) continue;
+            if (!described.ContainsKey(option.Key) || !given.Values.Any(StepGraph.IsHub)) continue;
             described[option.Key] = option.IsList
                 ? new JsonArray(given.Values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray())
                 : JsonValue.Create(given.Values[0]);
@@ -157,9 +164,8 @@ internal static class RecipeSteps
         var commits = new SortedDictionary<string, string>(StringComparer.Ordinal);
         var schema = JobSchema.Of(step.Job.GetType());
         bool readsCard = schema.Find("no-model-card") is not null; // a step that writes a model card reads the base's README.md (its licence)
-        foreach (var given in step.Planned.Options)
+        foreach (var (option, given) in HubOptions(step.Planned, step.Job))
         {
-            if (schema.Find(given.Key) is not { } option || !(option.Attribute.Hub || option.Attribute.HubFile)) continue;
             var bound = option.ValueIn(step.Job) switch
             {
                 string one => [one],
