@@ -25,6 +25,17 @@ public sealed record SetSafety(string Name, string File, SafetyCounts Counts, IR
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IncoherenceCounts? Incoherence { get; init; }
 
+    /// <summary>
+    /// Whether the set is benign (safe requests: <c>--benign-prompts</c>, or a label column marking them safe, as XSTest's
+    /// <c>label</c>): its figure is <see cref="Refusal"/>, the over-refusal rate, and it is left out of the run's harmful counts.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Benign { get; init; }
+
+    /// <summary>For a benign set, how often the model refused (<see cref="RefusalCounts"/>); null for a harmful set.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public RefusalCounts? Refusal { get; init; }
+
     /// <summary>The Hub data set the prompt file came from (an <c>hf://</c> file read from the cache), or null.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IO.HubCache.Source? FileHub => IO.HubCache.RepoOfCachedPath(File);
@@ -74,6 +85,10 @@ public sealed record SafetyRun(string Model, string? Adapter, string Judge, IRea
     /// <summary>The incoherence counts over the responses <see cref="Overall"/> counts; null in a file written before.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IncoherenceCounts? Incoherence { get; init; }
+
+    /// <summary>The over-refusal figure: <see cref="RefusalCounts"/> summed over the benign sets (plain requests); null when the run has none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public RefusalCounts? OverRefusal { get; init; }
 
     /// <summary>The Hub repo and commit of <see cref="Model"/> when it was read from the Hugging Face cache, or null.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
