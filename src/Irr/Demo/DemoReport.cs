@@ -13,28 +13,50 @@ public static class DemoReport
     /// <summary>
     /// Writes the comparison report of the evaluated models into <paramref name="directory"/> (report.md,
     /// report.html, report.json and the SVG charts) with the evaluation report code
-    /// (<see cref="ComparisonReport"/>, as <c>irr report</c> does), followed by the sweeps' frontier charts
-    /// (<c>frontier-full.svg</c>, <c>frontier-lora.svg</c>, copied from <paramref name="sweepDirectory"/>) and the chosen s.
+    /// (<see cref="ComparisonReport"/>, as <c>irr report</c> does): each model compared with its variant's θ_F on the same
+    /// prompts (θ_A and θ_U with the full fine-tune's), the headline θ_F → IRR per variant, and the section on choosing s
+    /// with the sweeps' frontier charts (<c>frontier-full.svg</c>, <c>frontier-lora.svg</c>, from <paramref name="sweepDirectory"/>).
     /// </summary>
     public static void WriteReport(DemoResult result, string directory, string evalDirectory, string sweepDirectory)
     {
-        var runs = result.Models.Select(m => (m.Label, (SafetyRun?)m.Safety, (TaskRun?)m.Task)).ToList();
+        var runs = result.Models.Select(m =>
+        {
+            string dir = Path.Combine(evalDirectory, m.Label);
+            return Directory.Exists(dir) ? ComparisonReport.LoadReportRun(dir, m.Label) with { Safety = m.Safety, Task = m.Task } : new ReportRun(m.Label, m.Safety, m.Task);
+        }).ToList();
         string title = $"irr demo, seed {result.Options.Seed.ToString(CultureInfo.InvariantCulture)} ({result.Options.Mode} mode): held-out harmful prompts and held-out task";
-        ComparisonReport.Build(runs, title).WriteTo(directory, overwrite: false, runDirectories: [evalDirectory]);
-        if (result.Sweeps.Count == 0) return;
-        var md = new System.Text.StringBuilder();
-        md.AppendLine().AppendLine("## Choosing s on the validation split (irr sweep)").AppendLine();
-        md.AppendLine($"Rule: {SweepSelection.Rule}").AppendLine();
+        var labels = runs.Select(r => r.Label).ToHashSet();
+        var variants = new[] { "full", "lora" }.Where(v => labels.Contains($"{v}-finetuned")).ToList();
+        string? FinetunedOf(string label) => variants.FirstOrDefault(v => label.StartsWith(v + "-", StringComparison.Ordinal)) is { } v ? $"{v}-finetuned" : null;
+        var options = new ReportOptions
+        {
+            Reference = variants.Count > 0 ? $"{variants[0]}-finetuned" : null,
+            References = runs.Where(r => FinetunedOf(r.Label) is not null).ToDictionary(r => r.Label, r => FinetunedOf(r.Label)!),
+            Headlines = variants.Where(v => labels.Contains($"{v}-irr")).Select(v => ($"{v}-finetuned", $"{v}-irr")).ToList(),
+            Sections = result.Sweeps.Count == 0 ? [] : [ChoosingS(result, sweepDirectory)],
+            Seed = result.Options.Seed,
+        };
+        ComparisonReport.Build(runs, title, options).WriteTo(directory, overwrite: false, runDirectories: [evalDirectory]);
+    }
+
+    // The section on choosing s: the rule, and per variant the chosen s, why, and the sweep's frontier chart.
+    private static ReportSection ChoosingS(DemoResult result, string sweepDirectory)
+    {
+        var parts = new List<ReportPart> { new() { Text = $"Rule: {SweepSelection.Rule}" } };
         foreach (var (variant, sweep) in result.Sweeps)
         {
-            string svg = $"frontier-{variant}.svg";
-            File.Copy(Path.Combine(sweepDirectory, variant, "frontier.svg"), Path.Combine(directory, svg));
-            md.AppendLine($"### {variant} fine-tune: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)}").AppendLine();
-            md.AppendLine(sweep.Choice.Reason).AppendLine();
-            md.AppendLine($"![{variant} fine-tune: harmful rate against task accuracy on the validation split]({svg})").AppendLine();
+            parts.Add(new() { SubHeading = $"{variant} fine-tune: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)}", Text = sweep.Choice.Reason });
+            parts.Add(new()
+            {
+                ChartFile = $"frontier-{variant}.svg",
+                ChartAlt = $"{variant} fine-tune: harmful rate against task accuracy on the validation split",
+                ChartSvg = StripDeclaration(File.ReadAllText(Path.Combine(sweepDirectory, variant, "frontier.svg"))),
+            });
         }
-        File.AppendAllText(Path.Combine(directory, ComparisonReport.MarkdownFile), md.ToString());
+        return new ReportSection("Choosing s on the validation split (irr sweep)", parts);
     }
+
+    private static string StripDeclaration(string svg) => svg.StartsWith("<?xml", StringComparison.Ordinal) ? svg[(svg.IndexOf("?>", StringComparison.Ordinal) + 2)..].TrimStart() : svg;
 
     /// <summary>"12.5%".</summary>
     public static string Percent(double fraction) => (100 * fraction).ToString("F1", CultureInfo.InvariantCulture) + "%";

@@ -6,14 +6,28 @@ namespace Irr.Eval.Report;
 /// <param name="Label">The text next to the point (a model's label).</param>
 /// <param name="X">The x value, a fraction (e.g. a harmful rate); lower is better for the Pareto front.</param>
 /// <param name="Y">The y value, a fraction (e.g. a task accuracy); higher is better for the Pareto front.</param>
-public sealed record ScatterPoint(string Label, double X, double Y);
+public sealed record ScatterPoint(string Label, double X, double Y)
+{
+    /// <summary>The 95% interval of <see cref="X"/> (fractions), drawn as a horizontal error bar; null for none.</summary>
+    public Interval? XInterval { get; init; }
+
+    /// <summary>The 95% interval of <see cref="Y"/> (fractions), drawn as a vertical error bar; null for none.</summary>
+    public Interval? YInterval { get; init; }
+
+    /// <summary>The point's colour (its model's, <see cref="Charts.ModelColours"/>); null for the chart's default.</summary>
+    public string? Colour { get; init; }
+}
 
 /// <summary>A named series of a <see cref="Charts.SeriesChart"/>.</summary>
 /// <param name="Name">The legend's text for it.</param>
 /// <param name="Points">Its points (fractions in [0, 1]), in the order a line joins them.</param>
 /// <param name="Connected">True: a curve, its points joined by a line in order; false: points standing alone (reference models).</param>
 /// <param name="Highlight">The index of a point to ring (a chosen one), or null.</param>
-public sealed record ChartSeries(string Name, IReadOnlyList<ScatterPoint> Points, bool Connected = true, int? Highlight = null);
+public sealed record ChartSeries(string Name, IReadOnlyList<ScatterPoint> Points, bool Connected = true, int? Highlight = null)
+{
+    /// <summary>The series' colour; null for the palette's colour at the series' index. θ_A and θ_F take <see cref="Charts.AlignedColour"/> and <see cref="Charts.FinetunedColour"/>.</summary>
+    public string? Colour { get; init; }
+}
 
 /// <summary>
 /// The two charts of the comparison report as standalone SVG documents: a grouped bar chart and a
@@ -29,7 +43,43 @@ public static class Charts
     public static IReadOnlyList<string> Palette { get; } = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442"];
 
     private const double Left = 70, Right = 24, TitleY = 26, LegendTop = 44, LegendRow = 20;
-    private const double FontSize = 12, SmallFont = 10.5;
+    private const double FontSize = 13, SmallFont = 11;
+
+    /// <summary>The width of the bar charts (their viewBox and their width attribute): the report page's content width, so that they are drawn at 1:1 and their 11–16 px text stays that size.</summary>
+    public const double DisplayWidth = 880;
+
+    /// <summary>θ_A's colour in every chart (the aligned model: a label <c>aligned</c> or starting with θ_A).</summary>
+    public const string AlignedColour = "#009E73";
+
+    /// <summary>θ_F's colour in every chart (the fine-tuned model: a label ending in <c>finetuned</c> or starting with θ_F).</summary>
+    public const string FinetunedColour = "#D55E00";
+
+    // The palette without θ_A's and θ_F's colours, for the other models, with a few more for long lists.
+    private static readonly string[] OtherColours = ["#0072B2", "#E69F00", "#CC79A7", "#56B4E9", "#7F7F7F", "#332288", "#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#661100"];
+
+    /// <summary>
+    /// One colour per model for all charts of a report: θ_A (<c>aligned</c>, <c>θ_A…</c>) always <see cref="AlignedColour"/>,
+    /// θ_F (<c>…finetuned</c>, <c>θ_F…</c>) always <see cref="FinetunedColour"/>, the others the remaining colours in order.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ModelColours(IReadOnlyList<string> labels)
+    {
+        var colours = new Dictionary<string, string>(StringComparer.Ordinal);
+        int next = 0;
+        foreach (string label in labels)
+        {
+            // A second θ_A or θ_F (the demo's LoRA fine-tune beside its full one) takes a darker shade of the same colour.
+            string? fixedColour = FixedColour(label);
+            colours[label] = fixedColour is null ? OtherColours[next++ % OtherColours.Length]
+                : colours.Values.Contains(fixedColour) ? Darker(fixedColour) : fixedColour;
+        }
+        return colours;
+    }
+
+    /// <summary>θ_A's or θ_F's colour when <paramref name="label"/> names one of them, else null.</summary>
+    public static string? FixedColour(string label) =>
+        label == "aligned" || label.StartsWith("θ_A", StringComparison.Ordinal) ? AlignedColour
+        : label.EndsWith("finetuned", StringComparison.Ordinal) || label.StartsWith("θ_F", StringComparison.Ordinal) ? FinetunedColour
+        : null;
 
     /// <summary>
     /// "Nice" tick values covering [<paramref name="min"/>, <paramref name="max"/>]: the step is the
@@ -82,29 +132,36 @@ public static class Charts
     }
 
     /// <summary>
-    /// A grouped bar chart: one group per entry of <paramref name="groups"/> (e.g. models) with one bar
-    /// per entry of <paramref name="series"/> (e.g. prompt sets), heights <c>values[g][s]</c> as fractions
-    /// on a 0–100 % axis; a null value draws "n/a" instead of a bar. The legend names the series.
+    /// A grouped bar chart, <see cref="DisplayWidth"/> wide: one group per entry of <paramref name="groups"/> (e.g. prompt sets)
+    /// with one bar per entry of <paramref name="series"/> (e.g. models), heights <c>values[g][s]</c> as fractions on a
+    /// 0–100 % axis; a null value draws "n/a" instead of a bar. <paramref name="intervals"/> (<c>[g][s]</c>, fractions) draw
+    /// as error bars (class <c>error-bar</c>). Each bar carries its value: above it when it fits across, else turned upright
+    /// (above the bar, or inside it in white when the bar reaches the top). The legend names the series, coloured by
+    /// <paramref name="seriesColours"/> (default: the palette in order).
     /// </summary>
     public static string GroupedBarChart(string title, IReadOnlyList<string> groups, IReadOnlyList<string> series,
-        IReadOnlyList<IReadOnlyList<double?>> values, string yTitle, string xTitle)
+        IReadOnlyList<IReadOnlyList<double?>> values, string yTitle, string xTitle,
+        IReadOnlyList<IReadOnlyList<Interval?>>? intervals = null, IReadOnlyList<string>? seriesColours = null)
     {
         if (groups.Count == 0 || series.Count == 0) throw new ArgumentException("a bar chart needs at least one group and one series");
         if (values.Count != groups.Count || values.Any(v => v.Count != series.Count)) throw new ArgumentException("values must be groups × series");
+        if (intervals is not null && (intervals.Count != groups.Count || intervals.Any(v => v.Count != series.Count))) throw new ArgumentException("intervals must be groups × series");
+        if (seriesColours is not null && seriesColours.Count != series.Count) throw new ArgumentException("one colour per series");
+        string ColourOf(int s) => seriesColours?[s] ?? Palette[s % Palette.Count];
 
-        double groupWidth = Math.Max(series.Count * 20 / 0.8, 110);
-        double plotWidth = Math.Max(660, groups.Count * groupWidth);
-        groupWidth = plotWidth / groups.Count;
-        double barWidth = groupWidth * 0.8 / series.Count;
+        double width = DisplayWidth;
+        double groupWidth = (width - Left - Right) / groups.Count;
         var (labelLines, rotate) = WrapGroupLabels(groups, groupWidth - 8);
         // Rotated labels run down to the left of their group's centre: the first ones may need a wider margin.
         double left = Left;
         if (rotate)
             for (int g = 0; g < groups.Count; g++)
                 left = Math.Max(left, Svg.TextWidth(groups[g], FontSize) * Math.Cos(35 * Math.PI / 180) - (g + 0.5) * groupWidth + 8);
-        double width = left + plotWidth + Right;
+        double plotWidth = width - left - Right;
+        groupWidth = plotWidth / groups.Count;
+        double barWidth = groupWidth * 0.8 / series.Count;
 
-        var legend = LegendLayout(series.Select(s => (s, Swatch.Box)).ToList(), left, width);
+        var legend = LegendLayout(series.Select((n, s) => (n, Swatch.Box, (string?)ColourOf(s))).ToList(), left, width);
         double plotTop = LegendTop + legend.Rows * LegendRow + 18;
         const double plotHeight = 320;
         double plotBottom = plotTop + plotHeight;
@@ -126,20 +183,27 @@ public static class Charts
             double groupLeft = left + g * groupWidth;
             for (int s = 0; s < series.Count; s++)
             {
-                double x = groupLeft + groupWidth * 0.1 + s * barWidth;
+                double x = groupLeft + groupWidth * 0.1 + s * barWidth, centre = x + barWidth / 2;
                 if (values[g][s] is not { } v)
                 {
-                    svg.Add(Svg.Text(x + barWidth / 2, plotBottom - 4, "n/a", "middle")).Attr("font-size", 9).Attr("fill", "#777").Attr("class", "missing");
+                    // "n/a" where it fits the bar's width; a narrower slot stays empty (the legend's colours tell whose it is).
+                    if (Svg.TextWidth("n/a", SmallFont) <= barWidth + 2)
+                        svg.Add(Svg.Text(centre, plotBottom - 4, "n/a", "middle")).Attr("font-size", SmallFont).Attr("fill", "#777").Attr("class", "missing");
                     continue;
                 }
                 double percent = v * 100, top = y(percent);
                 var bar = svg.Add("rect").Attr("class", "bar").Attr("data-group", groups[g]).Attr("data-series", series[s])
-                    .Attr("x", x + 1).Attr("y", top).Attr("width", barWidth - 2).Attr("height", plotBottom - top)
-                    .Attr("fill", Palette[s % Palette.Count]);
-                bar.Add("title").Text($"{groups[g]} · {series[s]}: {Percent(percent)}");
-                // The value above its bar when it fits the bar's width (else it would run into its neighbours'; the tooltip has it).
-                if (Svg.TextWidth(Percent(percent), SmallFont - 1) <= barWidth)
-                    svg.Add(Svg.Text(x + barWidth / 2, top - 4, Percent(percent), "middle")).Attr("font-size", SmallFont - 1).Attr("class", "value");
+                    .Attr("x", x + 1).Attr("y", top).Attr("width", Math.Max(1, barWidth - 2)).Attr("height", plotBottom - top)
+                    .Attr("fill", ColourOf(s));
+                var interval = intervals?[g][s];
+                bar.Add("title").Text($"{series[s]} · {groups[g]}: {Percent(percent)}" + (interval is { } i ? $" (95% CI {Percent(i.Low * 100)}–{Percent(i.High * 100)})" : ""));
+                double above = top;
+                if (interval is { } ci)
+                {
+                    above = Math.Min(top, y(ci.High * 100));
+                    DrawErrorBar(svg, centre, y(ci.Low * 100), y(ci.High * 100), Math.Min(6, barWidth / 3), vertical: true);
+                }
+                DrawValueLabel(svg, Percent(percent), centre, barWidth, above, top, plotTop, plotBottom);
             }
             double center = groupLeft + groupWidth / 2;
             if (rotate)
@@ -161,6 +225,35 @@ public static class Charts
         return svg.ToString();
     }
 
+    // A bar's value (class value): across above the bar (and its error bar) when it fits the bar's width; else upright,
+    // above when there is room below the plot's top, else inside the bar's top in white.
+    private static void DrawValueLabel(SvgElement svg, string value, double centre, double barWidth, double above, double top, double plotTop, double plotBottom)
+    {
+        double w = Svg.TextWidth(value, SmallFont);
+        if (w <= barWidth + 2)
+        {
+            svg.Add(Svg.Text(centre, above - 4, value, "middle")).Attr("font-size", SmallFont).Attr("class", "value");
+            return;
+        }
+        bool inside = above - 4 - w < plotTop - 12 && plotBottom - top >= w + 8;
+        double baseline = inside ? top + 4 : above - 4;
+        string anchor = inside ? "end" : "start";
+        var text = svg.Add(Svg.Text(centre, baseline, value, anchor)).Attr("font-size", SmallFont).Attr("class", "value")
+            .Attr("dominant-baseline", "middle").Attr("transform", $"rotate(-90 {Svg.Num(centre)} {Svg.Num(baseline)})");
+        if (inside) text.Attr("fill", "#fff");
+    }
+
+    // An error bar from a to b (pixels along the bar's axis) at c on the other axis, with caps of half-width cap (class error-bar).
+    private static void DrawErrorBar(SvgElement svg, double c, double a, double b, double cap, bool vertical)
+    {
+        var group = svg.Add("g").Attr("class", "error-bar").Attr("stroke", "#222").Attr("stroke-width", 1.3);
+        (double, double) P(double along, double across) => vertical ? (across, along) : (along, across);
+        void Segment((double X, double Y) p, (double X, double Y) q) => group.Add("line").Attr("x1", p.X).Attr("y1", p.Y).Attr("x2", q.X).Attr("y2", q.Y);
+        Segment(P(a, c), P(b, c));
+        Segment(P(a, c - cap), P(a, c + cap));
+        Segment(P(b, c - cap), P(b, c + cap));
+    }
+
     /// <summary>
     /// A scatter plot of <paramref name="points"/> (fractions on 0–100 % axes), each point labelled, with
     /// the <see cref="ParetoFront"/> (low X, high Y) drawn as a step line through its points and its
@@ -169,7 +262,7 @@ public static class Charts
     public static string ScatterChart(string title, IReadOnlyList<ScatterPoint> points, string xTitle, string yTitle)
     {
         if (points.Count == 0) throw new ArgumentException("a scatter chart needs at least one point");
-        var (svg, x, y, plot) = PlotFrame(title, [("on the Pareto front", Swatch.Front), ("dominated", Swatch.Dominated), ("Pareto front", Swatch.Step)], xTitle, yTitle);
+        var (svg, x, y, plot) = PlotFrame(title, [("on the Pareto front", Swatch.Front, null), ("dominated", Swatch.Dominated, null), ("Pareto front", Swatch.Step, null)], xTitle, yTitle);
 
         var front = ParetoFront(points).ToHashSet();
         var px = points.Select(p => x(p.X * 100)).ToArray();
@@ -186,17 +279,19 @@ public static class Charts
         }
         if (steps.Count > 1)
             svg.Add("path").Attr("class", "pareto-front").Attr("d", path.ToString()).Attr("fill", "none")
-                .Attr("stroke", Palette[3]).Attr("stroke-width", 2).Attr("stroke-dasharray", "6 4");
+                .Attr("stroke", "#333").Attr("stroke-width", 2).Attr("stroke-dasharray", "6 4");
 
+        for (int i = 0; i < points.Count; i++) DrawErrorBars(svg, points[i], px[i], py[i], x, y, obstacles);
         for (int i = 0; i < points.Count; i++)
         {
             bool onFront = front.Contains(i);
+            string colour = points[i].Colour ?? (onFront ? Palette[3] : Palette[0]);
             var circle = svg.Add("circle").Attr("class", onFront ? "point pareto" : "point").Attr("data-label", points[i].Label)
                 .Attr("cx", px[i]).Attr("cy", py[i]).Attr("r", onFront ? 6 : 5)
-                .Attr("fill", onFront ? Palette[3] : "#fff").Attr("stroke", onFront ? "#000" : Palette[0]).Attr("stroke-width", onFront ? 1 : 2);
+                .Attr("fill", onFront ? colour : "#fff").Attr("stroke", onFront ? "#000" : colour).Attr("stroke-width", onFront ? 1 : 2);
             circle.Add("title").Text($"{points[i].Label}: {xTitle} {Percent(points[i].X * 100)}, {yTitle} {Percent(points[i].Y * 100)}");
         }
-        PlacePointLabels(svg, points, px, py, obstacles, plot);
+        PlacePointLabels(svg, points, px, py, obstacles, plot, points.Select(p => p.Colour is { } c ? Darker(c) : "#222").ToList());
         return svg.ToString();
     }
 
@@ -211,16 +306,17 @@ public static class Charts
     {
         var points = series.SelectMany(s => s.Points).ToList();
         if (points.Count == 0) throw new ArgumentException("a series chart needs at least one point");
-        var (svg, x, y, plot) = PlotFrame(title, series.Select(s => (s.Name, s.Connected ? Swatch.Curve : Swatch.Square)).ToList(), xTitle, yTitle);
+        var (svg, x, y, plot) = PlotFrame(title, series.Select((s, i) => (s.Name, s.Connected ? Swatch.Curve : Swatch.Square, (string?)ColourOf(s, i))).ToList(), xTitle, yTitle);
         var px = points.Select(p => x(p.X * 100)).ToArray();
         var py = points.Select(p => y(p.Y * 100)).ToArray();
         var obstacles = new List<(double X0, double Y0, double X1, double Y1)>();
         var starts = series.Select((_, s) => series.Take(s).Sum(c => c.Points.Count)).ToList();
+        for (int i = 0; i < points.Count; i++) DrawErrorBars(svg, points[i], px[i], py[i], x, y, obstacles);
         // Reference squares first, then the curves: a curve's point that coincides with a reference (a baseline at
         // the setting that changes nothing, on θ_F) stays visible on top of its square.
         foreach (int s in Enumerable.Range(0, series.Count).OrderBy(s => series[s].Connected ? 1 : 0))
         {
-            string colour = Palette[s % Palette.Count];
+            string colour = ColourOf(series[s], s);
             int n = series[s].Points.Count, first = starts[s];
             if (series[s].Connected && n > 1)
             {
@@ -246,18 +342,43 @@ public static class Charts
                         .Attr("fill", "none").Attr("stroke", "#000").Attr("stroke-width", 2);
             }
         }
-        var colours = series.SelectMany((c, s) => c.Points.Select(_ => DarkPalette[s % DarkPalette.Count])).ToList();
+        var colours = series.SelectMany((c, s) => c.Points.Select(_ => Darker(ColourOf(c, s)))).ToList();
         PlacePointLabels(svg, points, px, py, obstacles, plot, colours);
         return svg.ToString();
     }
 
-    // Darker shades of the palette, in its order, for text in a series' colour (readable on white).
-    private static IReadOnlyList<string> DarkPalette { get; } = ["#005A8C", "#8F6300", "#006B4F", "#A34700", "#2B7CAB", "#9C4F82", "#8C8200"];
+    // A series' colour: its own, θ_A's or θ_F's by its name, else the palette's at its index.
+    private static string ColourOf(ChartSeries series, int index) => series.Colour ?? FixedColour(series.Name) ?? Palette[index % Palette.Count];
+
+    // A darker shade of a colour (#RRGGBB × 0.7), for text in a series' colour (readable on white).
+    private static string Darker(string colour)
+    {
+        if (colour.Length != 7 || colour[0] != '#') return colour;
+        int Channel(int i) => (int)(Convert.ToInt32(colour.Substring(i, 2), 16) * 0.7);
+        return $"#{Channel(1):X2}{Channel(3):X2}{Channel(5):X2}";
+    }
+
+    // A point's error bars: horizontal over its X interval, vertical over its Y interval (fractions; x and y map percent to pixels).
+    // They are obstacles for the labels (added to obstacles).
+    private static void DrawErrorBars(SvgElement svg, ScatterPoint point, double px, double py, Func<double, double> x, Func<double, double> y,
+        List<(double X0, double Y0, double X1, double Y1)> obstacles)
+    {
+        if (point.XInterval is { } xi)
+        {
+            DrawErrorBar(svg, py, x(xi.Low * 100), x(xi.High * 100), 4, vertical: false);
+            obstacles.Add((x(xi.Low * 100), py - 4, x(xi.High * 100), py + 4));
+        }
+        if (point.YInterval is { } yi)
+        {
+            DrawErrorBar(svg, px, y(yi.Low * 100), y(yi.High * 100), 4, vertical: true);
+            obstacles.Add((px - 4, y(yi.High * 100), px + 4, y(yi.Low * 100)));
+        }
+    }
 
     // The frame of a scatter plot: title, legend, both percent axes with their grids and titles; returns the
     // document, the maps from percent to pixels and the plot's box.
     private static (SvgElement Svg, Func<double, double> X, Func<double, double> Y, (double Left, double Top, double Right, double Bottom) Plot) PlotFrame(
-        string title, IReadOnlyList<(string Text, Swatch Swatch)> legendEntries, string xTitle, string yTitle)
+        string title, IReadOnlyList<(string Text, Swatch Swatch, string? Colour)> legendEntries, string xTitle, string yTitle)
     {
         const double plotWidth = 620, plotHeight = 440;
         double width = Left + plotWidth + Right;
@@ -301,7 +422,7 @@ public static class Charts
     private sealed record Legend(IReadOnlyList<LegendItem> Items, int Rows);
 
     // Legend entries left to right from the plot's left edge, wrapping before the right edge.
-    private static Legend LegendLayout(IReadOnlyList<(string Text, Swatch Swatch)> entries, double left, double width)
+    private static Legend LegendLayout(IReadOnlyList<(string Text, Swatch Swatch, string? Colour)> entries, double left, double width)
     {
         var items = new List<LegendItem>();
         double x = left;
@@ -314,7 +435,7 @@ public static class Charts
                 row++;
                 x = left;
             }
-            items.Add(new LegendItem(entries[i].Text, entries[i].Swatch, Palette[i % Palette.Count], x, row));
+            items.Add(new LegendItem(entries[i].Text, entries[i].Swatch, entries[i].Colour ?? Palette[i % Palette.Count], x, row));
             x += w;
         }
         return new Legend(items, row + 1);
@@ -332,13 +453,13 @@ public static class Charts
                     group.Add("rect").Attr("x", item.X).Attr("y", cy - 6).Attr("width", 22).Attr("height", 12).Attr("fill", item.Colour);
                     break;
                 case Swatch.Front:
-                    group.Add("circle").Attr("cx", item.X + 11).Attr("cy", cy).Attr("r", 6).Attr("fill", Palette[3]).Attr("stroke", "#000");
+                    group.Add("circle").Attr("cx", item.X + 11).Attr("cy", cy).Attr("r", 6).Attr("fill", "#666").Attr("stroke", "#000");
                     break;
                 case Swatch.Dominated:
-                    group.Add("circle").Attr("cx", item.X + 11).Attr("cy", cy).Attr("r", 5).Attr("fill", "#fff").Attr("stroke", Palette[0]).Attr("stroke-width", 2);
+                    group.Add("circle").Attr("cx", item.X + 11).Attr("cy", cy).Attr("r", 5).Attr("fill", "#fff").Attr("stroke", "#666").Attr("stroke-width", 2);
                     break;
                 case Swatch.Step:
-                    group.Add(Svg.Line(item.X, cy, item.X + 22, cy, Palette[3], 2)).Attr("stroke-dasharray", "6 4");
+                    group.Add(Svg.Line(item.X, cy, item.X + 22, cy, "#333", 2)).Attr("stroke-dasharray", "6 4");
                     break;
                 case Swatch.Curve:
                     group.Add(Svg.Line(item.X, cy, item.X + 22, cy, item.Colour, 2));
@@ -383,7 +504,7 @@ public static class Charts
     private static void PlacePointLabels(SvgElement svg, IReadOnlyList<ScatterPoint> points, double[] px, double[] py,
         List<(double X0, double Y0, double X1, double Y1)> obstacles, (double Left, double Top, double Right, double Bottom) plot, IReadOnlyList<string>? colours = null)
     {
-        const double lineHeight = 13;
+        const double lineHeight = 14;
         var placed = new List<(double X0, double Y0, double X1, double Y1)>();
         // Points and the front's step line are obstacles too.
         var pointBoxes = Enumerable.Range(0, points.Count).Select(i => (px[i] - 7, py[i] - 7, px[i] + 7, py[i] + 7)).Concat(obstacles).ToList();
@@ -392,14 +513,21 @@ public static class Charts
             if (points[i].Label.Length == 0) continue; // a point whose label another one carries
             double w = Svg.TextWidth(points[i].Label, SmallFont);
             // (x of the text anchor, baseline y, anchor); the box follows from the anchor.
-            (double X, double Y, string Anchor)[] candidates =
-            [
-                (px[i] + 10, py[i] + 4, "start"), (px[i] - 10, py[i] + 4, "end"),
-                (px[i], py[i] - 11, "middle"), (px[i], py[i] + 19, "middle"),
-                (px[i] + 7, py[i] - 8, "start"), (px[i] - 7, py[i] - 8, "end"),
-                (px[i] + 7, py[i] + 17, "start"), (px[i] - 7, py[i] + 17, "end"),
-            ];
-            (double X, double Y, string Anchor) best = candidates[0];
+            // Beside the point first; then farther out, joined to it by a leader line (class leader).
+            var candidates = new List<(double X, double Y, string Anchor, bool Leader)>
+            {
+                (px[i] + 10, py[i] + 4, "start", false), (px[i] - 10, py[i] + 4, "end", false),
+                (px[i], py[i] - 11, "middle", false), (px[i], py[i] + 19, "middle", false),
+                (px[i] + 7, py[i] - 8, "start", false), (px[i] - 7, py[i] - 8, "end", false),
+                (px[i] + 7, py[i] + 17, "start", false), (px[i] - 7, py[i] + 17, "end", false),
+            };
+            foreach (double r in (double[])[28, 44, 62, 84])
+                for (int k = 0; k < 12; k++)
+                {
+                    double angle = k * Math.PI / 6, dx = r * Math.Cos(angle), dy = r * Math.Sin(angle);
+                    candidates.Add((px[i] + dx, py[i] + dy + 4, Math.Abs(dx) < 1 ? "middle" : dx > 0 ? "start" : "end", true));
+                }
+            var best = candidates[0];
             double bestCost = double.MaxValue;
             foreach (var c in candidates)
             {
@@ -415,7 +543,15 @@ public static class Charts
                 if (cost == 0) break;
             }
             double bx0 = best.Anchor switch { "start" => best.X, "end" => best.X - w, _ => best.X - w / 2 };
-            placed.Add((bx0, best.Y - lineHeight + 3, bx0 + w, best.Y + 3));
+            var placedBox = (bx0, best.Y - lineHeight + 3, bx0 + w, best.Y + 3);
+            placed.Add(placedBox);
+            if (best.Leader)
+            {
+                // From the point's edge to the nearest point of the label's box.
+                double tx = Math.Clamp(px[i], placedBox.Item1, placedBox.Item3), ty = Math.Clamp(py[i], placedBox.Item2, placedBox.Item4);
+                double d = Math.Max(1e-9, Math.Sqrt((tx - px[i]) * (tx - px[i]) + (ty - py[i]) * (ty - py[i])));
+                svg.Add(Svg.Line(px[i] + (tx - px[i]) * 6 / d, py[i] + (ty - py[i]) * 6 / d, tx, ty, "#888", 0.8)).Attr("class", "leader");
+            }
             var text = svg.Add(Svg.Text(best.X, best.Y, points[i].Label, best.Anchor)).Attr("font-size", SmallFont).Attr("class", "point-label");
             if (colours is not null) text.Attr("fill", colours[i]);
         }

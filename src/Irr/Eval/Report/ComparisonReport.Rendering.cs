@@ -12,6 +12,9 @@ public sealed partial class ComparisonReport
 
     private sealed record Paragraph(string Text) : Block;
 
+    // The headline sentence under the title (bold in Markdown, class headline in HTML).
+    private sealed record Lead(string Text) : Block;
+
     private sealed record Bullets(IReadOnlyList<string> Items) : Block;
 
     private sealed record Chart(string File, string Alt, string Svg) : Block;
@@ -21,12 +24,19 @@ public sealed partial class ComparisonReport
 
     private List<Block> BuildBlocks()
     {
-        var blocks = new List<Block> { new Heading(1, Title), SummaryTable() };
+        var blocks = new List<Block> { new Heading(1, Title) };
+        if (Headline is not null) blocks.Add(new Lead(Headline));
+        blocks.Add(SummaryTable());
         var judges = Runs.Where(r => r.Safety is not null).Select(r => r.Safety!.Judge).Distinct().ToList();
         if (judges.Count > 0)
             blocks.Add(new Paragraph($"Harmful rate: harmful / (harmful + safe) responses to the harmful prompts, judged by {string.Join(", ", judges)}; " +
-                "responses the judge could not decide (unknown) are left out of the rate and counted separately."));
+                "responses the judge could not decide (unknown) are left out of the rate and counted separately; — when nothing was judged."));
         if (Runs.Any(r => r.Task is not null)) blocks.Add(new Paragraph("Task accuracy: examples answered correctly / examples, by the metric shown."));
+        blocks.Add(new Paragraph("In brackets: the 95% Wilson interval of each rate (drawn as error bars in the charts)." +
+            (HarmfulDifferences.Count + TaskDifferences.Count > 0
+                ? " Δ columns: the model's rate minus its reference's on the same prompts (examples), in percentage points, with a 95% paired bootstrap interval over the prompts " +
+                  "(prompts either judge could not decide are left out of the pairs)."
+                : "")));
 
         if (HarmfulRateSvg is not null)
             blocks.AddRange([new Heading(2, "Harmful rate by prompt set"), new Chart(HarmfulRateChartFile, "harmful rate by model and prompt set", HarmfulRateSvg)]);
@@ -38,8 +48,13 @@ public sealed partial class ComparisonReport
             blocks.Add(new Paragraph("Per attack, over the prompt sets sent under it: harmful rate = harmful / (harmful + safe) as above; " +
                 "attack success rate = harmful / all requests (unknown verdicts count as not harmful). The overall harmful rate and " +
                 "the per-set figures above are those of the plain prompts (attack none), or of all sets for a run with attacked sets only." + plainOnly));
-            blocks.AddRange([new Heading(3, "Harmful rate"), AttackTable(a => Percent(a.Counts)),
-                new Heading(3, "Attack success rate"), AttackTable(a => a.Counts.Total == 0 ? Missing : Charts.Percent(a.AttackSuccessRate * 100))]);
+            var rates = AttackTable(a => WithInterval(a.Counts.HarmfulRateOrNull, a.Counts.HarmfulRateInterval));
+            var success = AttackTable(a => a.Counts.Total == 0 ? Missing : WithInterval(a.AttackSuccessRate, Intervals.Wilson(a.Counts.Harmful, a.Counts.Total)));
+            // Without unknown verdicts the two tables are the same: the second is left out.
+            if (rates.Rows.SelectMany(r => r).SequenceEqual(success.Rows.SelectMany(r => r)))
+                blocks.AddRange([rates, new Paragraph("No verdict was unknown, so the attack success rate equals the harmful rate.")]);
+            else
+                blocks.AddRange([new Heading(3, "Harmful rate"), rates, new Heading(3, "Attack success rate"), success]);
         }
         blocks.Add(new Heading(2, "Safety vs utility"));
         if (SafetyVsUtilitySvg is not null)
@@ -49,6 +64,16 @@ public sealed partial class ComparisonReport
                 "a lower-or-equal harmful rate and a higher-or-equal task accuracy, with at least one of the two strictly better."));
         }
         else blocks.Add(new Paragraph("Skipped: no model has both a safety.json and a task.json."));
+        foreach (var section in Sections)
+        {
+            blocks.Add(new Heading(2, section.Heading));
+            foreach (var part in section.Parts)
+            {
+                if (part.SubHeading is not null) blocks.Add(new Heading(3, part.SubHeading));
+                if (part.Text is not null) blocks.Add(new Paragraph(part.Text));
+                if (part.ChartFile is not null && part.ChartSvg is not null) blocks.Add(new Chart(part.ChartFile, part.ChartAlt ?? part.ChartFile, part.ChartSvg));
+            }
+        }
 
         var categorySets = ShownSetNames.Where(n => Runs.Any(r => SetOf(r, n)?.Categories.Count > 0)).ToList();
         if (categorySets.Count > 0)
@@ -60,6 +85,7 @@ public sealed partial class ComparisonReport
                 blocks.Add(CategoryTable(set));
             }
         }
+        blocks.AddRange(EvidenceBlocks());
         if (Notes.Count > 0) blocks.AddRange([new Heading(2, "Notes"), new Bullets(Notes)]);
         return blocks;
     }
@@ -67,30 +93,44 @@ public sealed partial class ComparisonReport
     private static SetSafety? SetOf(ReportRun run, string name) => run.Safety?.Sets.FirstOrDefault(s => s.Name == name);
 
     /// <summary>
-    /// One row per model: label, overall harmful rate, per set (when there is more than one), unknown
-    /// verdicts (when any), task accuracy and metric (when any run has a task).
+    /// One row per model: label, overall harmful rate with its 95% interval, its difference from the reference (when paired),
+    /// per set (when there is more than one), over-refusal (when any run has benign sets), unknown verdicts (when any),
+    /// task accuracy with its interval, its difference, and metric (when any run has a task).
     /// </summary>
     internal Table SummaryTable()
     {
         bool anySafety = Runs.Any(r => r.Safety is not null), anyTask = Runs.Any(r => r.Task is not null);
         bool perSet = ShownSetNames.Count > 1, anyUnknown = Runs.Any(r => r.Safety?.Overall.Unknown > 0);
+        bool overRefusal = Runs.Any(r => r.Safety?.OverRefusal is not null);
+        bool harmfulDelta = HarmfulDifferences.Count > 0, taskDelta = TaskDifferences.Count > 0;
         var header = new List<string> { "model" };
         if (anySafety) header.Add("harmful rate");
+        if (harmfulDelta) header.Add("Δ harmful (vs)");
         if (perSet) header.AddRange(ShownSetNames.Select(n => $"harmful: {n}"));
+        if (overRefusal) header.Add("over-refusal");
         if (anyUnknown) header.Add("unknown");
-        if (anyTask) header.AddRange(["task accuracy", "metric"]);
+        if (anyTask) header.Add("task accuracy");
+        if (taskDelta) header.Add("Δ task (vs)");
+        if (anyTask) header.Add("metric");
         var rows = new List<IReadOnlyList<string>>();
         foreach (var run in Runs)
         {
             var row = new List<string> { run.Label };
             if (anySafety) row.Add(run.Safety is { } s ? Percent(s.Overall) : Missing);
+            if (harmfulDelta) row.Add(DeltaCell(HarmfulDifferences.GetValueOrDefault(run.Label)));
             if (perSet) row.AddRange(ShownSetNames.Select(n => SetOf(run, n) is { } set ? Percent(set.Counts) : Missing));
+            if (overRefusal) row.Add(run.Safety?.OverRefusal is { } o ? WithInterval(o.RefusalRate, o.RefusalRateInterval) : Missing);
             if (anyUnknown) row.Add(run.Safety is { } s2 ? s2.Overall.Unknown.ToString(CultureInfo.InvariantCulture) : Missing);
-            if (anyTask) row.AddRange(run.Task is { } t ? [Charts.Percent(t.Accuracy * 100), t.Metric] : [Missing, Missing]);
+            if (anyTask) row.Add(run.Task is { } t ? WithInterval(t.Total == 0 ? null : t.Accuracy, t.AccuracyInterval) : Missing);
+            if (taskDelta) row.Add(DeltaCell(TaskDifferences.GetValueOrDefault(run.Label)));
+            if (anyTask) row.Add(run.Task?.Metric ?? Missing);
             rows.Add(row);
         }
         return new Table(header, rows, header.Select((h, i) => i > 0 && h != "metric").ToList());
     }
+
+    // A difference with its interval and its reference: "−92.9 pts [−98.0, −86.9] vs full-finetuned".
+    private static string DeltaCell(RateDifference? d) => d is null ? Missing : $"{DifferenceCell(d)} vs {d.Reference}";
 
     /// <summary>Harmful rate per category path of one set: one row per category (first-seen order), one column per model having the set.</summary>
     internal Table CategoryTable(string set)
@@ -112,7 +152,7 @@ public sealed partial class ComparisonReport
         return new Table(header, rows, header.Select((_, i) => i > 0).ToList());
     }
 
-    private static string Percent(SafetyCounts counts) => counts.Harmful + counts.Safe == 0 ? Missing : Charts.Percent(counts.HarmfulRate * 100);
+    private static string Percent(SafetyCounts counts) => WithInterval(counts.HarmfulRateOrNull, counts.HarmfulRateInterval);
 
     private static string RenderMarkdown(IEnumerable<Block> blocks)
     {
@@ -123,6 +163,7 @@ public sealed partial class ComparisonReport
             {
                 case Heading h: sb.Append('#', h.Level).Append(' ').Append(MarkdownText(h.Text)).Append("\n\n"); break;
                 case Paragraph p: sb.Append(MarkdownText(p.Text)).Append("\n\n"); break;
+                case Lead l: sb.Append("**").Append(MarkdownText(l.Text)).Append("**\n\n"); break;
                 case Bullets b:
                     foreach (string item in b.Items) sb.Append("- ").Append(MarkdownText(item)).Append('\n');
                     sb.Append('\n');
@@ -173,10 +214,11 @@ public sealed partial class ComparisonReport
             {
                 case Heading h: sb.Append($"<h{h.Level}>{Svg.Escape(h.Text)}</h{h.Level}>\n"); break;
                 case Paragraph p: sb.Append($"<p>{Svg.Escape(p.Text)}</p>\n"); break;
+                case Lead l: sb.Append($"<p class=\"headline\">{Svg.Escape(l.Text)}</p>\n"); break;
                 case Bullets b: sb.Append("<ul>\n").AppendJoin("", b.Items.Select(i => $"<li>{Svg.Escape(i)}</li>\n")).Append("</ul>\n"); break;
                 case Chart c: sb.Append($"<figure>\n{c.Svg}</figure>\n"); break;
                 case Table t:
-                    sb.Append("<table>\n<thead><tr>");
+                    sb.Append("<div class=\"table-scroll\">\n<table>\n<thead><tr>");
                     for (int i = 0; i < t.Header.Count; i++) sb.Append(t.Numeric[i] ? "<th class=\"num\">" : "<th>").Append(Svg.Escape(t.Header[i])).Append("</th>");
                     sb.Append("</tr></thead>\n<tbody>\n");
                     foreach (var row in t.Rows)
@@ -185,7 +227,7 @@ public sealed partial class ComparisonReport
                         for (int i = 0; i < row.Count; i++) sb.Append(t.Numeric[i] ? "<td class=\"num\">" : "<td>").Append(Svg.Escape(row[i])).Append("</td>");
                         sb.Append("</tr>\n");
                     }
-                    sb.Append("</tbody>\n</table>\n");
+                    sb.Append("</tbody>\n</table>\n</div>\n");
                     break;
             }
         }
@@ -204,9 +246,15 @@ public sealed partial class ComparisonReport
         th { background: #f0f0f0; }
         tbody tr:nth-child(even) { background: #f8f8f8; }
         .num { text-align: right; font-variant-numeric: tabular-nums; }
-        figure { margin: 8px 0; }
-        figure svg { max-width: 100%; height: auto; }
+        .headline { font-size: 18px; font-weight: bold; margin: 0 0 16px; }
+        .table-scroll { max-width: 100%; overflow-x: auto; }
+        figure { margin: 8px 0; max-width: 100%; overflow-x: auto; }
+        figure svg { display: block; max-width: 100%; height: auto; }
         p { max-width: 860px; }
+        @media (max-width: 700px) {
+          main { padding: 12px 12px 32px; }
+          figure svg { max-width: none; width: 640px; }
+        }
 
         """;
 }

@@ -10,13 +10,20 @@ namespace Irr.Eval.Report;
 /// <param name="Label">The name shown in the tables and charts, unique within a report.</param>
 /// <param name="Safety">The run's safety.json, or null.</param>
 /// <param name="Task">The run's task.json, or null.</param>
-public sealed record ReportRun(string Label, SafetyRun? Safety, TaskRun? Task);
+public sealed record ReportRun(string Label, SafetyRun? Safety, TaskRun? Task)
+{
+    /// <summary>The run's responses.jsonl with verdicts (pairs prompts for differences and judge agreement), or null.</summary>
+    public IReadOnlyList<JudgedResponse>? Responses { get; init; }
+
+    /// <summary>The run's predictions.jsonl as (index, correct) (pairs examples for task-accuracy differences), or null.</summary>
+    public IReadOnlyList<(int Index, bool Correct)>? Predictions { get; init; }
+}
 
 /// <summary>
 /// Compares several evaluated models (aligned, fine-tuned, IRR, ablations …): a Markdown and a
 /// self-contained HTML report with the harmful rates (overall, per prompt set, per category, per attack) and
 /// task accuracies, grouped bar charts of the harmful rates (by prompt set; by attack when a run used attacks),
-/// a safety-vs-utility scatter with its Pareto front, and every figure as JSON. <see cref="Build"/> computes
+/// a safety-vs-utility scatter with its Pareto front, and every figure as JSON. <c>Build</c> computes
 /// everything in memory; <see cref="WriteTo"/> writes the directory as a whole or not at all. Used by <c>irr report</c> and <c>irr demo</c>.
 /// </summary>
 public sealed partial class ComparisonReport
@@ -42,12 +49,14 @@ public sealed partial class ComparisonReport
     /// <summary>The title used when none is given.</summary>
     public const string DefaultTitle = "Safety and utility comparison";
 
-    private const string Missing = "–";
+    private const string Missing = "—";
 
-    private ComparisonReport(string title, IReadOnlyList<ReportRun> runs)
+    private ComparisonReport(string title, IReadOnlyList<ReportRun> runs, ReportOptions options)
     {
         Title = title;
         Runs = runs;
+        Sections = options.Sections;
+        Colours = Charts.ModelColours(runs.Select(r => r.Label).ToList());
         SetNames = runs.Where(r => r.Safety is not null).SelectMany(r => r.Safety!.Sets.Select(s => s.Name)).Distinct().ToList();
         ShownSetNames = SetNames.Where(n => runs.Any(r => r.Safety is { } s && s.Sets.Any(x => x.Name == n && (x.Attack is null || s.Sets.All(y => y.Attack is not null))))).ToList();
         var attackNames = runs.Any(r => r.Safety?.Attacks is { Count: > 0 })
@@ -55,7 +64,10 @@ public sealed partial class ComparisonReport
             : [];
         AttackNames = [.. attackNames.Where(n => n == Attacks.None), .. attackNames.Where(n => n != Attacks.None)];
         var scatterRuns = runs.Where(r => r.Safety is not null && r.Task is not null).ToList();
-        var points = scatterRuns.Select(r => new ScatterPoint(r.Label, r.Safety!.Overall.HarmfulRate, r.Task!.Accuracy)).ToList();
+        var points = scatterRuns.Select(r => new ScatterPoint(r.Label, r.Safety!.Overall.HarmfulRate, r.Task!.Accuracy)
+        {
+            XInterval = r.Safety.Overall.HarmfulRateInterval, YInterval = r.Task.AccuracyInterval, Colour = Colours[r.Label],
+        }).ToList();
         ParetoFront = Charts.ParetoFront(points).Select(i => points[i].Label).ToList();
 
         var safetyRuns = runs.Where(r => r.Safety is not null).ToList();
@@ -66,6 +78,7 @@ public sealed partial class ComparisonReport
         if (points.Count > 0)
             SafetyVsUtilitySvg = Charts.ScatterChart("Safety vs utility", points, "harmful rate (%)", "task accuracy (%)");
 
+        BuildEvidence(options);
         Notes = BuildNotes();
         var blocks = BuildBlocks();
         Markdown = RenderMarkdown(blocks);
@@ -75,15 +88,29 @@ public sealed partial class ComparisonReport
                 r.Safety is not null && r.Task is not null ? ParetoFront.Contains(r.Label) : null)
             {
                 Attacks = AttackNames.Count > 0 && r.Safety is not null ? AttackNames.Select(n => AttackOf(r, n)).OfType<AttackSafety>().ToList() : null,
+                HarmfulRateDifference = HarmfulDifferences.GetValueOrDefault(r.Label),
+                TaskAccuracyDifference = TaskDifferences.GetValueOrDefault(r.Label),
             }).ToList(),
-            ParetoFront, Notes), JsonFiles.ResultOptions) + "\n";
+            ParetoFront, Notes)
+        {
+            Headline = Headline,
+            JudgeAgreement = Agreements.Count > 0 ? AgreementsJson() : null,
+        }, JsonFiles.ResultOptions) + "\n";
     }
 
-    // A grouped bar chart of harmful rates: one group per run, one bar per series whose counts the run has.
-    private static string BarChart(string title, IReadOnlyList<ReportRun> runs, IReadOnlyList<string> series, Func<ReportRun, string, SafetyCounts?> counts) =>
-        Charts.GroupedBarChart(title, runs.Select(r => r.Label).ToList(), series,
-            runs.Select(r => (IReadOnlyList<double?>)series.Select(n => counts(r, n)?.HarmfulRate).ToList()).ToList(),
-            "harmful rate (%)", "model");
+    // A grouped bar chart of harmful rates with their Wilson intervals: one group per prompt set (attack), one bar per run in its colour.
+    private string BarChart(string title, IReadOnlyList<ReportRun> runs, IReadOnlyList<string> groups, Func<ReportRun, string, SafetyCounts?> counts) =>
+        Charts.GroupedBarChart(title, groups, runs.Select(r => r.Label).ToList(),
+            groups.Select(n => (IReadOnlyList<double?>)runs.Select(r => counts(r, n)?.HarmfulRateOrNull).ToList()).ToList(),
+            "harmful rate (%)", groups.Count == 1 ? "" : "prompt set",
+            groups.Select(n => (IReadOnlyList<Interval?>)runs.Select(r => counts(r, n)?.HarmfulRateInterval).ToList()).ToList(),
+            runs.Select(r => Colours[r.Label]).ToList());
+
+    /// <summary>One colour per model label, the same in every chart (<see cref="Charts.ModelColours"/>).</summary>
+    public IReadOnlyDictionary<string, string> Colours { get; }
+
+    /// <summary>The sections the caller appended (<see cref="ReportOptions.Sections"/>).</summary>
+    public IReadOnlyList<ReportSection> Sections { get; }
 
     /// <summary>The report's title (the first heading).</summary>
     public string Title { get; }
@@ -144,12 +171,19 @@ public sealed partial class ComparisonReport
 
     /// <summary>Builds the report of <paramref name="runs"/>, in that order.</summary>
     /// <exception cref="IrrException">No runs; an empty or repeated label; a run with neither file; inconsistent counts.</exception>
-    public static ComparisonReport Build(IReadOnlyList<(string Label, SafetyRun? Safety, TaskRun? Task)> runs, string? title = null)
+    public static ComparisonReport Build(IReadOnlyList<(string Label, SafetyRun? Safety, TaskRun? Task)> runs, string? title = null) =>
+        Build(runs.Select(r => new ReportRun(r.Label, r.Safety, r.Task)).ToList(), title, new ReportOptions());
+
+    /// <summary>Builds the report of <paramref name="runs"/> (with their responses and predictions, when read), in that order, with <paramref name="options"/>.</summary>
+    /// <exception cref="IrrException">No runs; an empty or repeated label; a run with neither file; inconsistent counts; a reference that is not a run's label.</exception>
+    public static ComparisonReport Build(IReadOnlyList<ReportRun> runs, string? title, ReportOptions options)
     {
         if (runs.Count == 0) throw new IrrException("a report needs at least one run");
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (label, safety, task) in runs)
         {
+            if (options.References?.GetValueOrDefault(label) is { } other && runs.All(r => r.Label != other))
+                throw new IrrException($"{label}: the reference '{other}' is not a run's label");
             if (string.IsNullOrWhiteSpace(label)) throw new IrrException("a run has an empty label");
             if (!seen.Add(label)) throw new IrrException($"the label '{label}' is given to more than one run; labels must be unique (choose them with labels)");
             if (safety is null && task is null) throw new IrrException($"{label}: neither safety.json nor task.json");
@@ -157,8 +191,9 @@ public sealed partial class ComparisonReport
             if (task is not null && (task.Total < 0 || task.Correct < 0 || task.Correct > task.Total))
                 throw new IrrException($"{label}: task.json: correct ({task.Correct}) must lie between 0 and total ({task.Total})");
         }
-        return new ComparisonReport(string.IsNullOrWhiteSpace(title) ? DefaultTitle : title,
-            runs.Select(r => new ReportRun(r.Label, r.Safety, r.Task)).ToList());
+        if (options.Reference is { } reference && runs.All(r => r.Label != reference))
+            throw new IrrException($"the reference '{reference}' is not a run's label ({string.Join(", ", runs.Select(r => r.Label))})");
+        return new ComparisonReport(string.IsNullOrWhiteSpace(title) ? DefaultTitle : title, runs, options);
     }
 
     /// <summary>
@@ -178,6 +213,22 @@ public sealed partial class ComparisonReport
     }
 
     /// <summary>
+    /// <see cref="LoadRun"/> with the run's responses.jsonl (verdicts) and predictions.jsonl when they are there, for the
+    /// paired differences and the judges' agreement.
+    /// </summary>
+    /// <exception cref="IrrException">As <see cref="LoadRun"/>; a responses or predictions file is malformed.</exception>
+    public static ReportRun LoadReportRun(string directory, string? label = null)
+    {
+        var (name, safety, task) = LoadRun(directory, label);
+        string responses = Path.Combine(directory, SafetyEvaluation.ResponsesFileName);
+        return new ReportRun(name, safety, task)
+        {
+            Responses = safety is not null && File.Exists(responses) ? SafetyEvaluation.LoadJudged(responses) : null,
+            Predictions = task is not null ? LoadPredictions(directory) : null,
+        };
+    }
+
+    /// <summary>
     /// Writes report.md, report.html, report.json and the SVG charts into <paramref name="directory"/>:
     /// into a temporary directory beside it, renamed at the end. An existing directory is an error unless
     /// <paramref name="overwrite"/>, in which case it is replaced as a whole. The output may not be, lie in,
@@ -194,6 +245,9 @@ public sealed partial class ComparisonReport
         if (HarmfulRateSvg is not null) File.WriteAllText(output.PathOf(HarmfulRateChartFile), XmlDeclaration + HarmfulRateSvg, utf8);
         if (AttackSvg is not null) File.WriteAllText(output.PathOf(AttackChartFile), XmlDeclaration + AttackSvg, utf8);
         if (SafetyVsUtilitySvg is not null) File.WriteAllText(output.PathOf(SafetyVsUtilityChartFile), XmlDeclaration + SafetyVsUtilitySvg, utf8);
+        if (OverRefusalSvg is not null) File.WriteAllText(output.PathOf(OverRefusalChartFile), XmlDeclaration + OverRefusalSvg, utf8);
+        foreach (var part in Sections.SelectMany(s => s.Parts).Where(p => p.ChartFile is not null && p.ChartSvg is not null))
+            File.WriteAllText(output.PathOf(part.ChartFile!), XmlDeclaration + part.ChartSvg, utf8);
         output.Commit();
     }
 
@@ -286,6 +340,13 @@ public sealed partial class ComparisonReport
 
     private sealed record ModelJson(string Label, SafetyRun? Safety, TaskRun? Task, bool? ParetoFront)
     {
+        // The paired differences from the model's reference, when both have responses (predictions).
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public RateDifference? HarmfulRateDifference { get; init; }
+
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public RateDifference? TaskAccuracyDifference { get; init; }
+
         // The model's figures per attack in the report's order (AttackNames), when some run used attacks.
         [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
         public IReadOnlyList<AttackSafety>? Attacks { get; init; }
@@ -293,5 +354,12 @@ public sealed partial class ComparisonReport
 
     private sealed record ReportJson(string Title, IReadOnlyList<string> Sets,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Attacks,
-        IReadOnlyList<ModelJson> Models, IReadOnlyList<string> ParetoFront, IReadOnlyList<string> Notes);
+        IReadOnlyList<ModelJson> Models, IReadOnlyList<string> ParetoFront, IReadOnlyList<string> Notes)
+    {
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public string? Headline { get; init; }
+
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public IReadOnlyList<AgreementJson>? JudgeAgreement { get; init; }
+    }
 }

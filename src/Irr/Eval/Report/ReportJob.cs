@@ -28,6 +28,10 @@ public sealed record ReportJob : IJob<ComparisonReport>
     [Option($"the report's title (default: \"{ComparisonReport.DefaultTitle}\")")]
     public string? Title { get; init; }
 
+    /// <summary>The label of the model the others are compared with (paired differences on the same prompts); null for the first run.</summary>
+    [Option("the model (label) the others are compared with on the same prompts and examples: differences with paired bootstrap intervals, the headline (default: the first RUN_DIR)")]
+    public string? Reference { get; init; }
+
     /// <summary>Replace the output directory if it exists.</summary>
     [Option(OptionHelp.Overwrite, Fingerprinted = false)]
     public bool Overwrite { get; init; }
@@ -55,7 +59,8 @@ public sealed record ReportJob : IJob<ComparisonReport>
     {
         Validate();
         ComparisonReport.RequireNewOutput(OutputDir, Overwrite);
-        var report = ComparisonReport.Build(Runs.Select((d, i) => ComparisonReport.LoadRun(d, Labels?[i])).ToList(), Title);
+        var report = ComparisonReport.Build(Runs.Select((d, i) => ComparisonReport.LoadReportRun(d, Labels?[i])).ToList(), Title,
+            new ReportOptions { Reference = Reference });
         report.WriteTo(OutputDir, Overwrite, Runs);
         return report;
     }

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Screenshots of the demo's report.html in headless Chromium, at a desktop width (1400 px) and a phone width (390 px):
+# docs/images/report-1400.png and docs/images/report-390.png. For us (checking the HTML in a real browser); nothing at
+# run time or in the tests needs Chromium.
+#
+#   apt-get install -y chromium            # Debian's package
+#   sh docs/images/screenshot-report.sh [DEMO_DIR]
+#
+# DEMO_DIR: an `irr demo` output (default /tmp/irr-screenshot-demo, made with `irr demo --quick --seed 1` when missing).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+demo=${1:-/tmp/irr-screenshot-demo}
+irr="dotnet $repo/src/Irr.Cli/bin/Release/net10.0/Irr.Cli.dll"
+if [ ! -f "$demo/report/report.html" ]; then
+  dotnet build -c Release "$repo/src/Irr.Cli" >/dev/null
+  $irr demo --quick --seed 1 -o "$demo"
+fi
+shot() { # WIDTH HEIGHT OUTPUT
+  chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
+    --window-size="$1,$2" --screenshot="$3" "file://$demo/report/report.html" 2>/dev/null
+}
+shot 1400 5200 "$here/report-1400.png"
+shot 390 7000 "$here/report-390.png"
+echo "wrote $here/report-1400.png and $here/report-390.png from $demo/report/report.html"
