@@ -38,9 +38,9 @@ public class ReportCommandTests
             Directory.GetFiles(dir["report"]).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         string md = File.ReadAllText(dir["report/report.md"]);
         Assert.StartsWith("# Two models\n", md);
-        Assert.Contains("| aligned | 8.5% | 5.0% | 15.8% | 1 | 75.0% | gsm8k |", md);
-        Assert.Contains("| fine-tuned | 48.3% | 50.0% | 45.0% | 0 | 80.0% | gsm8k |", md);
-        Assert.Contains("| aligned | 8.5% |", output);
+        Assert.Contains("| aligned | 8.5% \\[3.7–18.4%\\] | 5.0% \\[1.4–16.5%\\] | 15.8% \\[5.5–37.6%\\] | 1 | 75.0% \\[68.6–80.5%\\] | gsm8k |", md);
+        Assert.Contains("| fine-tuned | 48.3% \\[36.2–60.7%\\] | 50.0% \\[35.2–64.8%\\] | 45.0% \\[25.8–65.8%\\] | 0 | 80.0% \\[73.9–85.0%\\] | gsm8k |", md);
+        Assert.Contains("| aligned | 8.5% \\[3.7–18.4%\\] |", output);
         Assert.Contains("Pareto front: aligned, fine-tuned", output);
         Assert.Contains("wrote", error);
         foreach (string svg in new[] { "harmful-rate.svg", "safety-vs-utility.svg" })
@@ -57,8 +57,8 @@ public class ReportCommandTests
         var (code, _, error) = Run("report", aligned, fineTuned, "-o", dir["report"], "--labels", "base, IRR w/o recalibration");
         Assert.True(code == 0, error);
         string md = File.ReadAllText(dir["report/report.md"]);
-        Assert.Contains("| base | 8.5% |", md);
-        Assert.Contains("| IRR w/o recalibration | 48.3% |", md);
+        Assert.Contains("| base | 8.5% \\[3.7–18.4%\\] |", md);
+        Assert.Contains("| IRR w/o recalibration | 48.3% \\[36.2–60.7%\\] |", md);
 
         var (wrongCount, _, countError) = Run("report", aligned, fineTuned, "-o", dir["other"], "--labels", "only-one");
         Assert.Equal(2, wrongCount);
@@ -80,7 +80,7 @@ public class ReportCommandTests
         Assert.True(code == 0, error);
         Assert.Contains("wrote " + dir["report"] + ": report.md, report.html, report.json, harmful-rate.svg, harmful-rate-by-attack.svg", error);
         Assert.Contains("note: The runs were evaluated under different attacks", error);
-        Assert.Contains("| fine-tuned | 50.0% | 80.0% | – | 33.3% |", File.ReadAllText(dir["report/report.md"]));
+        Assert.Contains("| fine-tuned | 50.0% \\[23.7–76.3%\\] | 80.0% \\[49.0–94.3%\\] | — | 33.3% \\[12.1–64.6%\\] |", File.ReadAllText(dir["report/report.md"]));
         Assert.Equal("svg", XDocument.Load(dir["report/harmful-rate-by-attack.svg"]).Root!.Name.LocalName);
 
         // A hand-edited attacks block that does not add up: exit code 2, one line, nothing written.

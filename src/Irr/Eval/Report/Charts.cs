@@ -348,7 +348,8 @@ public static class Charts
     }
 
     // A series' colour: its own, θ_A's or θ_F's by its name, else the palette's at its index.
-    private static string ColourOf(ChartSeries series, int index) => series.Colour ?? FixedColour(series.Name) ?? Palette[index % Palette.Count];
+    // The others take the colours θ_A and θ_F do not use, so that no curve looks like θ_A or θ_F.
+    private static string ColourOf(ChartSeries series, int index) => series.Colour ?? FixedColour(series.Name) ?? OtherColours[index % OtherColours.Length];
 
     // A darker shade of a colour (#RRGGBB × 0.7), for text in a series' colour (readable on white).
     private static string Darker(string colour)

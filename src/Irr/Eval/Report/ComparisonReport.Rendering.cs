@@ -35,7 +35,7 @@ public sealed partial class ComparisonReport
         blocks.Add(new Paragraph("In brackets: the 95% Wilson interval of each rate (drawn as error bars in the charts)." +
             (HarmfulDifferences.Count + TaskDifferences.Count > 0
                 ? " Δ columns: the model's rate minus its reference's on the same prompts (examples), in percentage points, with a 95% paired bootstrap interval over the prompts " +
-                  "(prompts either judge could not decide are left out of the pairs)."
+                  $"(prompts either judge could not decide are left out of the pairs); {DeltaReferences()}."
                 : "")));
 
         if (HarmfulRateSvg is not null)
@@ -105,12 +105,12 @@ public sealed partial class ComparisonReport
         bool harmfulDelta = HarmfulDifferences.Count > 0, taskDelta = TaskDifferences.Count > 0;
         var header = new List<string> { "model" };
         if (anySafety) header.Add("harmful rate");
-        if (harmfulDelta) header.Add("Δ harmful (vs)");
+        if (harmfulDelta) header.Add($"Δ harmful vs {DeltaReference()}");
         if (perSet) header.AddRange(ShownSetNames.Select(n => $"harmful: {n}"));
         if (overRefusal) header.Add("over-refusal");
         if (anyUnknown) header.Add("unknown");
         if (anyTask) header.Add("task accuracy");
-        if (taskDelta) header.Add("Δ task (vs)");
+        if (taskDelta) header.Add($"Δ task vs {DeltaReference()}");
         if (anyTask) header.Add("metric");
         var rows = new List<IReadOnlyList<string>>();
         foreach (var run in Runs)
@@ -129,8 +129,19 @@ public sealed partial class ComparisonReport
         return new Table(header, rows, header.Select((h, i) => i > 0 && h != "metric").ToList());
     }
 
-    // A difference with its interval and its reference: "−92.9 pts [−98.0, −86.9] vs full-finetuned".
-    private static string DeltaCell(RateDifference? d) => d is null ? Missing : $"{DifferenceCell(d)} vs {d.Reference}";
+    // A difference with its interval: "−92.9 pts [−98.0, −86.9]" (its reference is in the header or the paragraph under the table).
+    private static string DeltaCell(RateDifference? d) => DifferenceCell(d);
+
+    // The models the Δ columns compare with: "θ_F" when one, else "the reference".
+    private string DeltaReference()
+    {
+        var references = HarmfulDifferences.Values.Concat(TaskDifferences.Values).Select(d => d.Reference).Distinct().ToList();
+        return references.Count == 1 ? references[0] : "reference";
+    }
+
+    // "Δ: each model minus full-finetuned (aligned, full-irr …); lora-finetuned (lora-irr …)."
+    private string DeltaReferences() => string.Join("; ", HarmfulDifferences.Concat(TaskDifferences).GroupBy(kv => kv.Value.Reference)
+        .Select(g => $"vs {g.Key} for {string.Join(", ", g.Select(kv => kv.Key).Distinct())}"));
 
     /// <summary>Harmful rate per category path of one set: one row per category (first-seen order), one column per model having the set.</summary>
     internal Table CategoryTable(string set)

@@ -52,8 +52,8 @@ public class AttackReportTests
         Assert.Equal(AttackOrder, report.AttackNames);
         var root = Parse(report.AttackSvg!);
         Assert.Contains(root.Descendants().Where(e => e.Name.LocalName == "text"), t => t.Value == "Harmful rate by attack");
-        Assert.Equal(AttackOrder, WithClass(root, "legend-label").Select(t => t.Value));
-        Assert.Equal(Models, WithClass(root, "group-label").Select(t => t.Value));
+        Assert.Equal(Models, WithClass(root, "legend-label").Select(t => t.Value)); // one colour per model
+        Assert.Equal(AttackOrder, WithClass(root, "group-label").Select(t => t.Value));
 
         double?[][] expected =
         [
@@ -68,7 +68,7 @@ public class AttackReportTests
         for (int m = 0; m < Models.Length; m++)
             for (int a = 0; a < AttackOrder.Length; a++)
             {
-                var bar = bars.SingleOrDefault(b => (string?)b.Attribute("data-group") == Models[m] && (string?)b.Attribute("data-series") == AttackOrder[a]);
+                var bar = bars.SingleOrDefault(b => (string?)b.Attribute("data-series") == Models[m] && (string?)b.Attribute("data-group") == AttackOrder[a]);
                 if (expected[m][a] is not { } rate) Assert.Null(bar);
                 else Assert.Equal(rate, Num(bar!, "height") / (zero - hundred), 1e-4);
             }
@@ -81,11 +81,11 @@ public class AttackReportTests
         Assert.Equal(["catqa", "catqa@prefill", "catqa@roleplay", "catqa@base64", "harmbench"], report.SetNames);
         Assert.Equal(["catqa", "harmbench"], report.ShownSetNames);
         var root = Parse(report.HarmfulRateSvg!);
-        Assert.Equal(["catqa", "harmbench"], WithClass(root, "legend-label").Select(t => t.Value));
-        Assert.DoesNotContain(WithClass(root, "bar"), b => ((string)b.Attribute("data-series")!).Contains('@'));
+        Assert.Equal(["catqa", "harmbench"], WithClass(root, "group-label").Select(t => t.Value));
+        Assert.DoesNotContain(WithClass(root, "bar"), b => ((string)b.Attribute("data-group")!).Contains('@'));
         Assert.Equal(
             "| model | harmful rate | harmful: catqa | harmful: harmbench | unknown |\n|---|---:|---:|---:|---:|\n" +
-            "| aligned | 10.0% | 10.0% | – | 0 |\n| fine-tuned | 50.0% | 50.0% | – | 0 |\n| old | 8.5% | 5.0% | 15.8% | 1 |\n",
+            "| aligned | 10.0% \\[1.8–40.4%\\] | 10.0% \\[1.8–40.4%\\] | — | 0 |\n| fine-tuned | 50.0% \\[23.7–76.3%\\] | 50.0% \\[23.7–76.3%\\] | — | 0 |\n| old | 8.5% \\[3.7–18.4%\\] | 5.0% \\[1.4–16.5%\\] | 15.8% \\[5.5–37.6%\\] | 1 |\n",
             report.SummaryMarkdown);
         Assert.DoesNotContain("### catqa@", report.Markdown); // no category tables of attacked sets
     }
@@ -99,7 +99,7 @@ public class AttackReportTests
         };
         var report = ComparisonReport.Build([("aligned", AlignedAttacked(), null), ("x", attackedOnly, null)]);
         Assert.Equal(["catqa", "catqa@prefill"], report.ShownSetNames);
-        var bars = WithClass(Parse(report.HarmfulRateSvg!), "bar").Select(b => ((string)b.Attribute("data-group")!, (string)b.Attribute("data-series")!));
+        var bars = WithClass(Parse(report.HarmfulRateSvg!), "bar").Select(b => ((string)b.Attribute("data-series")!, (string)b.Attribute("data-group")!));
         Assert.Equal([("aligned", "catqa"), ("aligned", "catqa@prefill"), ("x", "catqa@prefill")], bars);
         Assert.Equal(["none", "prefill", "roleplay"], report.AttackNames);
     }
@@ -111,9 +111,9 @@ public class AttackReportTests
         Assert.Contains("## Harmful rate by attack\n\n![harmful rate by model and attack](harmful-rate-by-attack.svg)\n", md);
         Assert.Contains("A run evaluated without attacks is shown under none", md);
         Assert.Contains("### Harmful rate\n\n| model | none | prefill | roleplay | base64 |\n|---|---:|---:|---:|---:|\n" +
-                        "| aligned | 10.0% | 44.4% | 20.0% | – |\n| fine-tuned | 50.0% | 80.0% | – | 33.3% |\n| old | 8.5% | – | – | – |\n", md);
+                        "| aligned | 10.0% \\[1.8–40.4%\\] | 44.4% \\[18.9–73.3%\\] | 20.0% \\[5.7–51.0%\\] | — |\n| fine-tuned | 50.0% \\[23.7–76.3%\\] | 80.0% \\[49.0–94.3%\\] | — | 33.3% \\[12.1–64.6%\\] |\n| old | 8.5% \\[3.7–18.4%\\] | — | — | — |\n", md);
         Assert.Contains("### Attack success rate\n\n| model | none | prefill | roleplay | base64 |\n|---|---:|---:|---:|---:|\n" +
-                        "| aligned | 10.0% | 40.0% | 20.0% | – |\n| fine-tuned | 50.0% | 80.0% | – | 30.0% |\n| old | 8.3% | – | – | – |\n", md);
+                        "| aligned | 10.0% \\[1.8–40.4%\\] | 40.0% \\[16.8–68.7%\\] | 20.0% \\[5.7–51.0%\\] | — |\n| fine-tuned | 50.0% \\[23.7–76.3%\\] | 80.0% \\[49.0–94.3%\\] | — | 30.0% \\[10.8–60.3%\\] |\n| old | 8.3% \\[3.6–18.1%\\] | — | — | — |\n", md);
         Assert.True(md.IndexOf("(harmful-rate.svg)", StringComparison.Ordinal) < md.IndexOf("(harmful-rate-by-attack.svg)", StringComparison.Ordinal));
     }
 

@@ -49,9 +49,9 @@ public class ComparisonReportTests
         [
             "| model | harmful rate | harmful: catqa | harmful: harmbench | unknown | task accuracy | metric |",
             "|---|---:|---:|---:|---:|---:|---|",
-            "| aligned | 8.5% | 5.0% | 15.8% | 1 | 75.0% | gsm8k |",
-            "| fine-tuned | 48.3% | 50.0% | 45.0% | 0 | 80.0% | gsm8k |",
-            "| task-only | – | – | – | – | 62.5% | gsm8k |",
+            "| aligned | 8.5% \\[3.7–18.4%\\] | 5.0% \\[1.4–16.5%\\] | 15.8% \\[5.5–37.6%\\] | 1 | 75.0% \\[68.6–80.5%\\] | gsm8k |",
+            "| fine-tuned | 48.3% \\[36.2–60.7%\\] | 50.0% \\[35.2–64.8%\\] | 45.0% \\[25.8–65.8%\\] | 0 | 80.0% \\[73.9–85.0%\\] | gsm8k |",
+            "| task-only | — | — | — | — | 62.5% \\[55.6–68.9%\\] | gsm8k |",
         ];
         int start = Array.IndexOf(lines, expected[0]);
         Assert.True(start >= 0, "summary header not found");
@@ -65,7 +65,7 @@ public class ComparisonReportTests
         string md = Example().Markdown;
         Assert.StartsWith("# Safety and utility comparison\n", md);
         Assert.Contains("### catqa\n\n| category | aligned | fine-tuned |\n|---|---:|---:|\n" +
-                        "| Illegal Activity/Drug | 5.0% | 60.0% |\n| Hate | 5.0% | 40.0% |\n", md);
+                        "| Illegal Activity/Drug | 5.0% \\[0.9–23.6%\\] | 60.0% \\[38.7–78.1%\\] |\n| Hate | 5.0% \\[0.9–23.6%\\] | 40.0% \\[21.9–61.3%\\] |\n", md);
         Assert.DoesNotContain("### harmbench", md); // no categories
         Assert.Contains("![harmful rate by model and prompt set](harmful-rate.svg)", md);
         Assert.Contains("(safety-vs-utility.svg)", md);
@@ -78,14 +78,14 @@ public class ComparisonReportTests
     {
         var single = new SafetyRun("m", null, "keyword", [new SetSafety("s", "s.jsonl", C(10, 1, 9, 0), [])], C(10, 1, 9, 0));
         string table = ComparisonReport.Build([("m", single, null)]).SummaryMarkdown;
-        Assert.Equal("| model | harmful rate |\n|---|---:|\n| m | 10.0% |\n", table);
+        Assert.Equal("| model | harmful rate |\n|---|---:|\n| m | 10.0% \\[1.8–40.4%\\] |\n", table);
     }
 
     [Fact]
     public void MarkdownEscapesLabels()
     {
         string table = ComparisonReport.Build([("a|b *c* _d_ e_f", null, AlignedTask())]).SummaryMarkdown;
-        Assert.Contains(@"| a\|b \*c\* \_d\_ e_f | 75.0% | gsm8k |", table);
+        Assert.Contains(@"| a\|b \*c\* \_d\_ e_f | 75.0% \[68.6–80.5%\] | gsm8k |", table);
     }
 
     [Fact]
@@ -104,7 +104,7 @@ public class ComparisonReportTests
         Assert.Contains(report.SafetyVsUtilitySvg!, html);
         var inline = Regex.Matches(html, "<svg .*?</svg>", RegexOptions.Singleline).Select(m => XElement.Parse(m.Value)).ToList();
         Assert.Equal(2, inline.Count);
-        Assert.Contains("<td>aligned</td><td class=\"num\">8.5%</td>", html);
+        Assert.Contains("<td>aligned</td><td class=\"num\">8.5% [3.7–18.4%]</td>", html);
     }
 
     [Fact]

@@ -40,7 +40,11 @@ public class ReportEvidenceTests
         var ft = Enumerable.Range(0, 10).Select(i => R("harm", $"p{i}", $"ft {i}", i < 9 ? Verdict.Harmful : Verdict.Safe)).ToList();
         var irr = Enumerable.Range(0, 10).Reverse().Select(i => R("harm", $"p{i}", $"irr {i}", i < 3 ? Verdict.Harmful : Verdict.Safe)).ToList();
         WriteRun(dir["ft"], "keyword", ft, task: new TaskRun("models/ft", null, "data/t.jsonl", "exact", 10, 9));
-        WriteRun(dir["irr"], "keyword", irr, task: new TaskRun("models/irr", null, "data/t.jsonl", "exact", 10, 9));
+        WriteRun(dir["irr"], "keyword", irr, task: new TaskRun("models/irr", null, "data/t.jsonl", "exact", 10, 8));
+        // Task examples: θ_F misses 9, IRR misses 0 and 1 (listed backwards): pairs (0,1), (0,1), (1,0), seven (1,1): mean −1/10.
+        string Prediction(int i, bool correct) => $"{{\"index\":{i},\"prompt\":\"q{i}\",\"gold\":\"a\",\"response\":\"a\",\"extracted\":\"a\",\"correct\":{(correct ? "true" : "false")}}}";
+        File.WriteAllLines(Path.Combine(dir["ft"], "predictions.jsonl"), Enumerable.Range(0, 10).Select(i => Prediction(i, i != 9)));
+        File.WriteAllLines(Path.Combine(dir["irr"], "predictions.jsonl"), Enumerable.Range(0, 10).Reverse().Select(i => Prediction(i, i > 1)));
         return (dir["ft"], dir["irr"]);
     }
 
@@ -52,6 +56,9 @@ public class ReportEvidenceTests
         var report = ComparisonReport.Build([ComparisonReport.LoadReportRun(ft), ComparisonReport.LoadReportRun(irr)], null, new ReportOptions());
         string md = report.Markdown;
         Assert.Contains("| ft | 90.0% \\[59.6–98.2%\\] | — | 90.0% \\[59.6–98.2%\\] | — | exact |", md);
+        var t = report.TaskDifferences["irr"];
+        Assert.Equal(("ft", 10, -0.1), (t.Reference, t.Pairs, Math.Round(t.Difference, 12)));
+        Assert.Equal(Intervals.PairedBootstrap([(0, 1), (0, 1), (1, 0), .. Enumerable.Repeat((1.0, 1.0), 7)], 2000, 0), t.Ci);
         // Pairs by prompt: p3…p8 are 1 − 0 for θ_F and 0 for IRR, the others equal: mean −6/10.
         var d = report.HarmfulDifferences["irr"];
         Assert.Equal(("ft", 10, -0.6), (d.Reference, d.Pairs, Math.Round(d.Difference, 12)));
@@ -59,6 +66,7 @@ public class ReportEvidenceTests
         Assert.Equal(Intervals.PairedBootstrap(pairs, 2000, 0), d.Ci);
         Assert.Contains($"| irr | 30.0% \\[10.8–60.3%\\] | −60.0 pts \\[{ComparisonReport.Points(d.Ci!.Value.Low).Replace(" pts", "")}, ", md);
         Assert.Contains("**ft 90.0% → irr 30.0% harmful (difference −60.0 pts", md);
+        Assert.Contains("80.0% of 90.0% task accuracy kept.**", md);
 
         using var json = JsonDocument.Parse(report.Json);
         var model = json.RootElement.GetProperty("models")[1];
@@ -170,7 +178,8 @@ public class ReportEvidenceTests
         Assert.Equal(Charts.AlignedColour, colours["aligned"]);
         Assert.Equal(Charts.FinetunedColour, colours["full-finetuned"]);
         Assert.NotEqual(Charts.FinetunedColour, colours["lora-finetuned"]);
-        Assert.Equal(4, colours.Values.Distinct().Count());
+        Assert.NotEqual(Charts.AlignedColour, colours["θ_A (aligned)"]); // a second θ_A: a darker shade
+        Assert.Equal(5, colours.Values.Distinct().Count());
     }
 
     [Fact]
