@@ -20,6 +20,15 @@ shot() { # WIDTH HEIGHT OUTPUT
   chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
     --window-size="$1,$2" --screenshot="$3" "file://$demo/report/report.html" 2>/dev/null
 }
-shot 1400 5200 "$here/report-1400.png"
-shot 390 7000 "$here/report-390.png"
+shot 1400 8200 "$here/report-1400.png"
+shot 390 16000 "$here/report-390.png"
+# Cut the blank page below the report off, when Python with Pillow is there (Debian: python3-pil).
+/usr/bin/python3 - "$here/report-1400.png" "$here/report-390.png" <<'PY' 2>/dev/null || true
+import sys
+from PIL import Image, ImageChops
+for path in sys.argv[1:]:
+    image = Image.open(path).convert("RGB")
+    box = ImageChops.difference(image, Image.new("RGB", image.size, image.getpixel((0, image.height - 1)))).getbbox()
+    if box: image.crop((0, 0, image.width, min(image.height, box[3] + 24))).save(path, optimize=True)
+PY
 echo "wrote $here/report-1400.png and $here/report-390.png from $demo/report/report.html"

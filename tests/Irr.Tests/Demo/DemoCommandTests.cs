@@ -134,6 +134,11 @@ public class DemoCommandTests
             Assert.True(File.Exists(Path.Combine(output, "report", $"frontier-{variant}.svg")), $"report/frontier-{variant}.svg");
         }
         Assert.Contains("Choosing s on the validation split", File.ReadAllText(Path.Combine(output, "report", "report.md")));
+        // report.html has the section and its frontier charts inline too, and the headline θ_F → IRR.
+        string html = File.ReadAllText(Path.Combine(output, "report", "report.html"));
+        Assert.Contains("<h2>Choosing s on the validation split (irr sweep)</h2>", html);
+        Assert.Contains("IRR sparsity sweep", html);
+        Assert.Contains("<p class=\"headline\">full-finetuned ", html);
 
         // The baselines at the setting the rule chose on validation, made by irr baseline and evaluated like every model.
         foreach (var (label, variant, method, block, key) in new[]

@@ -137,11 +137,12 @@ public static class Charts
     /// 0–100 % axis; a null value draws "n/a" instead of a bar. <paramref name="intervals"/> (<c>[g][s]</c>, fractions) draw
     /// as error bars (class <c>error-bar</c>). Each bar carries its value: above it when it fits across, else turned upright
     /// (above the bar, or inside it in white when the bar reaches the top). The legend names the series, coloured by
-    /// <paramref name="seriesColours"/> (default: the palette in order).
+    /// <paramref name="seriesColours"/> (default: the palette in order). With <paramref name="skipMissing"/> a group's bars are
+    /// only those with a value, side by side and centred (no "n/a" gaps: for series most groups lack, such as models under attacks).
     /// </summary>
     public static string GroupedBarChart(string title, IReadOnlyList<string> groups, IReadOnlyList<string> series,
         IReadOnlyList<IReadOnlyList<double?>> values, string yTitle, string xTitle,
-        IReadOnlyList<IReadOnlyList<Interval?>>? intervals = null, IReadOnlyList<string>? seriesColours = null)
+        IReadOnlyList<IReadOnlyList<Interval?>>? intervals = null, IReadOnlyList<string>? seriesColours = null, bool skipMissing = false)
     {
         if (groups.Count == 0 || series.Count == 0) throw new ArgumentException("a bar chart needs at least one group and one series");
         if (values.Count != groups.Count || values.Any(v => v.Count != series.Count)) throw new ArgumentException("values must be groups × series");
@@ -159,7 +160,8 @@ public static class Charts
                 left = Math.Max(left, Svg.TextWidth(groups[g], FontSize) * Math.Cos(35 * Math.PI / 180) - (g + 0.5) * groupWidth + 8);
         double plotWidth = width - left - Right;
         groupWidth = plotWidth / groups.Count;
-        double barWidth = groupWidth * 0.8 / series.Count;
+        int slots = skipMissing ? Math.Max(1, values.Max(v => v.Count(x => x is not null))) : series.Count;
+        double barWidth = groupWidth * 0.8 / slots;
 
         var legend = LegendLayout(series.Select((n, s) => (n, Swatch.Box, (string?)ColourOf(s))).ToList(), left, width);
         double plotTop = LegendTop + legend.Rows * LegendRow + 18;
@@ -181,9 +183,12 @@ public static class Charts
         for (int g = 0; g < groups.Count; g++)
         {
             double groupLeft = left + g * groupWidth;
+            int shown = values[g].Count(v => v is not null), slot = 0;
+            double first = skipMissing ? groupLeft + (groupWidth - shown * barWidth) / 2 : groupLeft + groupWidth * 0.1;
             for (int s = 0; s < series.Count; s++)
             {
-                double x = groupLeft + groupWidth * 0.1 + s * barWidth, centre = x + barWidth / 2;
+                if (skipMissing && values[g][s] is null) continue;
+                double x = first + (skipMissing ? slot++ : s) * barWidth, centre = x + barWidth / 2;
                 if (values[g][s] is not { } v)
                 {
                     // "n/a" where it fits the bar's width; a narrower slot stays empty (the legend's colours tell whose it is).
@@ -265,6 +270,9 @@ public static class Charts
         var (svg, x, y, plot) = PlotFrame(title, [("on the Pareto front", Swatch.Front, null), ("dominated", Swatch.Dominated, null), ("Pareto front", Swatch.Step, null)], xTitle, yTitle);
 
         var front = ParetoFront(points).ToHashSet();
+        // Points at the same place share one label, "a, b, c", on the first of them.
+        var labelled = points.Select((p, i) => points.Take(i).Any(q => q.X == p.X && q.Y == p.Y) ? p with { Label = "" }
+            : p with { Label = string.Join(", ", points.Where(q => q.X == p.X && q.Y == p.Y).Select(q => q.Label)) }).ToList();
         var px = points.Select(p => x(p.X * 100)).ToArray();
         var py = points.Select(p => y(p.Y * 100)).ToArray();
         var steps = front.OrderBy(i => points[i].X).ThenBy(i => points[i].Y).ToList();
@@ -291,7 +299,7 @@ public static class Charts
                 .Attr("fill", onFront ? colour : "#fff").Attr("stroke", onFront ? "#000" : colour).Attr("stroke-width", onFront ? 1 : 2);
             circle.Add("title").Text($"{points[i].Label}: {xTitle} {Percent(points[i].X * 100)}, {yTitle} {Percent(points[i].Y * 100)}");
         }
-        PlacePointLabels(svg, points, px, py, obstacles, plot, points.Select(p => p.Colour is { } c ? Darker(c) : "#222").ToList());
+        PlacePointLabels(svg, labelled, px, py, obstacles, plot, labelled.Select(p => p.Colour is { } c && p.Label.Contains(", ") == false ? Darker(c) : "#222").ToList());
         return svg.ToString();
     }
 

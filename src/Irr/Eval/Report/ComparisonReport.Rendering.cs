@@ -264,7 +264,8 @@ public sealed partial class ComparisonReport
         p { max-width: 860px; }
         @media (max-width: 700px) {
           main { padding: 12px 12px 32px; }
-          figure svg { max-width: none; width: 640px; }
+          .headline { font-size: 16px; }
+          figure svg { max-width: none; }
         }
 
         """;

@@ -72,9 +72,9 @@ public sealed partial class ComparisonReport
 
         var safetyRuns = runs.Where(r => r.Safety is not null).ToList();
         if (safetyRuns.Count > 0 && ShownSetNames.Count > 0)
-            HarmfulRateSvg = BarChart("Harmful rate by prompt set", safetyRuns, ShownSetNames, (r, n) => SetOf(r, n)?.Counts);
+            HarmfulRateSvg = BarChart("Harmful rate by prompt set", safetyRuns, ShownSetNames, (r, n) => SetOf(r, n)?.Counts, "prompt set");
         if (safetyRuns.Count > 0 && AttackNames.Count > 0)
-            AttackSvg = BarChart("Harmful rate by attack", safetyRuns, AttackNames, (r, n) => AttackOf(r, n)?.Counts);
+            AttackSvg = BarChart("Harmful rate by attack", safetyRuns, AttackNames, (r, n) => AttackOf(r, n)?.Counts, "attack", skipMissing: true);
         if (points.Count > 0)
             SafetyVsUtilitySvg = Charts.ScatterChart("Safety vs utility", points, "harmful rate (%)", "task accuracy (%)");
 
@@ -99,12 +99,12 @@ public sealed partial class ComparisonReport
     }
 
     // A grouped bar chart of harmful rates with their Wilson intervals: one group per prompt set (attack), one bar per run in its colour.
-    private string BarChart(string title, IReadOnlyList<ReportRun> runs, IReadOnlyList<string> groups, Func<ReportRun, string, SafetyCounts?> counts) =>
+    private string BarChart(string title, IReadOnlyList<ReportRun> runs, IReadOnlyList<string> groups, Func<ReportRun, string, SafetyCounts?> counts, string xTitle, bool skipMissing = false) =>
         Charts.GroupedBarChart(title, groups, runs.Select(r => r.Label).ToList(),
             groups.Select(n => (IReadOnlyList<double?>)runs.Select(r => counts(r, n)?.HarmfulRateOrNull).ToList()).ToList(),
-            "harmful rate (%)", groups.Count == 1 ? "" : "prompt set",
+            "harmful rate (%)", groups.Count == 1 ? "" : xTitle,
             groups.Select(n => (IReadOnlyList<Interval?>)runs.Select(r => counts(r, n)?.HarmfulRateInterval).ToList()).ToList(),
-            runs.Select(r => Colours[r.Label]).ToList());
+            runs.Select(r => Colours[r.Label]).ToList(), skipMissing);
 
     /// <summary>One colour per model label, the same in every chart (<see cref="Charts.ModelColours"/>).</summary>
     public IReadOnlyDictionary<string, string> Colours { get; }
