@@ -238,6 +238,7 @@ internal static class RecipeSteps
             RealignJob r => (r.Base, [r.Modules]),
             SweepJob s => (s.Realign.Base, [s.Realign.Modules]),
             Realign.Baselines.RestaJob r => (r.Base, [r.Modules]),
+            Realign.Baselines.SafeDeltaJob d => (d.Base, [d.Modules]),
             Irr.Model.TrainJob t => (t.Model, [t.Targets, t.TrainableModules]),
             _ => ((string?)null, Array.Empty<IReadOnlyList<string>?>()),
         };
