@@ -31,7 +31,7 @@ public sealed record SafeDeltaJob : IJob<SafeDeltaReport>
     [Option("or θ_F as a PEFT LoRA adapter on --base (merged in float32)", Kind = OptionKind.Input, Hub = true)]
     public string? Adapter { get; init; }
 
-    /// <summary>The safety data: harmful prompts with safe answers (the paper's 128 self-generated refusals), as irr fisher reads its records.</summary>
+    /// <summary>The safety data: harmful prompts with safe answers (the released code uses 128 self-generated refusals), read as irr fisher reads its records.</summary>
     [Option("the safety data, harmful prompts with safe answers, for θ_A's Hessians: " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true, Required = true)]
     public required string SafetyData { get; init; }
 
@@ -43,7 +43,7 @@ public sealed record SafeDeltaJob : IJob<SafeDeltaReport>
     [Option("target modules: a comma-separated list or all (default: the adapter's targets for --adapter, all of the model's linear modules otherwise)", Parser = typeof(TargetModules.OptionParser))]
     public IReadOnlyList<string>? Modules { get; init; }
 
-    /// <summary>Safety records used (the first N; the paper's 128).</summary>
+    /// <summary>Safety records used (the first N; the released code uses 128).</summary>
     [Option("safety records used (the first N)", Name = "nsamples")]
     public int NSamples { get; init; } = 128;
 
