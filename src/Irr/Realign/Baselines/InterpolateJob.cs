@@ -10,7 +10,7 @@ namespace Irr.Realign.Baselines;
 
 /// <summary>
 /// Plain interpolation of the aligned and the fine-tuned weights as a job (<c>irr baseline interpolate</c>), the linear
-/// merge of "Safeguard Fine-Tuned LLMs Through Pre- and Post-Tuning Model Merging" (Pai et al., arXiv 2412.19512):
+/// merge of "Safeguard Fine-Tuned LLMs Through Pre- and Post-Tuning Model Merging" (Farn et al., Findings of EMNLP 2025, arXiv 2412.19512):
 /// <code>θ = θ_A + α·(θ_F − θ_A)      (α = 1 gives θ_F, α = 0 gives θ_A)</code>
 /// on every tensor of the model, as the paper merges the whole model (embeddings, norms and head included; for a LoRA
 /// fine-tune only the adapted tensors differ), or, with <see cref="Modules"/>, on those linear modules' weights only (every
@@ -19,7 +19,7 @@ namespace Irr.Realign.Baselines;
 /// gradients: one pass over the weights. For a LoRA fine-tune θ_F is θ_A with the adapter merged in float32. Writes a
 /// complete model directory with <see cref="InterpolateReport.FileName"/> inside, atomically.
 /// </summary>
-[Job("baseline interpolate", Help = "interpolation (Pai et al., arXiv 2412.19512): θ = θ_A + α·(θ_F − θ_A), no data",
+[Job("baseline interpolate", Help = "interpolation (Farn et al., arXiv 2412.19512): θ = θ_A + α·(θ_F − θ_A), no data",
     Produces = ArtifactKind.Model)]
 public sealed record InterpolateJob : WeightEditJob, IJob<InterpolateReport>, IWeightEditJob
 {
