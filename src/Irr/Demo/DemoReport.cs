@@ -85,12 +85,8 @@ public static class DemoReport
                 {
                     ["label"] = $"{variant}-sweep-{p.Label}",
                     ["split"] = "validation",
-                    ["description"] = $"{variant} fine-tune, " + (p.Method switch
-                    {
-                        SweepJob.RestaMethod => "RESTA at γ = ",
-                        SweepJob.SafeLoraMethod => "Safe LoRA at τ = ",
-                        _ => p.IsControl ? "random control at s = " : "IRR at s = ",
-                    }) + $"{p.Setting.ToString(CultureInfo.InvariantCulture)} (irr sweep)",
+                    ["description"] = $"{variant} fine-tune, " + (SweepBaselines.Of(p.Method)?.Describe(p.Setting)
+                        ?? (p.IsControl ? "random control at s = " : "IRR at s = ") + p.Setting.ToString(CultureInfo.InvariantCulture)) + " (irr sweep)",
                     ["harmful_rate"] = p.HarmfulRate,
                     ["task_accuracy"] = p.TaskScore,
                     ["deltas_removed"] = p.Removed,
