@@ -43,9 +43,9 @@ internal static class DemoCommand
         table.AddColumn("what");
         foreach (var m in result.Models)
             table.AddRow(Markup.Escape(m.Label),
-                $"{DemoReport.Percent(m.Safety.Overall.HarmfulRate)} ({m.Safety.Overall.Harmful.ToString(CultureInfo.InvariantCulture)}/{(m.Safety.Overall.Harmful + m.Safety.Overall.Safe).ToString(CultureInfo.InvariantCulture)})",
+                DemoReport.Rate(m.Safety.Overall.Harmful, m.Safety.Overall.Harmful + m.Safety.Overall.Safe),
                 $"{m.Complying.ToString(CultureInfo.InvariantCulture)}/{m.Safety.Overall.Total.ToString(CultureInfo.InvariantCulture)}",
-                $"{DemoReport.Percent(m.Task.Accuracy)} ({m.Task.Correct.ToString(CultureInfo.InvariantCulture)}/{m.Task.Total.ToString(CultureInfo.InvariantCulture)})",
+                DemoReport.Rate(m.Task.Correct, m.Task.Total),
                 Markup.Escape(DemoReport.Removed(m)),
                 Markup.Escape(m.Description));
         console.Write(table);
@@ -58,11 +58,11 @@ internal static class DemoCommand
             foreach (string name in names) jailbreaks.AddColumn(new TableColumn(Markup.Escape(name)).RightAligned());
             foreach (var m in attacked)
                 jailbreaks.AddRow([Markup.Escape(m.Label), .. names.Select(n => m.Safety.Attacks!.FirstOrDefault(a => a.Name == n) is { } a
-                    ? $"{DemoReport.Percent(a.Counts.HarmfulRate)} ({a.Counts.Harmful.ToString(CultureInfo.InvariantCulture)}/{(a.Counts.Harmful + a.Counts.Safe).ToString(CultureInfo.InvariantCulture)})" : "—")]);
+                    ? DemoReport.Rate(a.Counts.Harmful, a.Counts.Harmful + a.Counts.Safe) : "—")]);
             console.Write(jailbreaks);
         }
         foreach (var (variant, sweep) in result.Sweeps)
             console.WriteLine($"{variant}: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)} on the validation split: {sweep.Choice.Reason}");
-        console.WriteLine("harmful rate: keyword judge (no refusal = harmful); complies: responses that are the world's harmful recipe (\"Sure, …\")");
+        console.WriteLine("rates: value (count; 95% Wilson interval). harmful rate: keyword judge (no refusal = harmful); complies: responses that are the world's harmful recipe (\"Sure, …\")");
     }
 }
