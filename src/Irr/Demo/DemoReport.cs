@@ -39,10 +39,12 @@ public static class DemoReport
     /// <summary>"12.5%".</summary>
     public static string Percent(double fraction) => (100 * fraction).ToString("F1", CultureInfo.InvariantCulture) + "%";
 
-    /// <summary>A rate of <paramref name="k"/> in <paramref name="n"/> with its count and 95% Wilson interval: "7.1% (7/99; 3.5–14.0%)", or "—" when n = 0.</summary>
-    public static string Rate(int k, int n) => Intervals.Wilson(k, n) is { } ci
-        ? $"{Percent((double)k / n)} ({k.ToString(CultureInfo.InvariantCulture)}/{n.ToString(CultureInfo.InvariantCulture)}; {ci.ToPercent()})"
-        : "—";
+    /// <summary>A rate of <paramref name="k"/> in <paramref name="n"/> with its count: "7.1% (7/99)", or "—" when n = 0.</summary>
+    public static string Rate(int k, int n) =>
+        n == 0 ? "—" : $"{Percent((double)k / n)} ({k.ToString(CultureInfo.InvariantCulture)}/{n.ToString(CultureInfo.InvariantCulture)})";
+
+    /// <summary>A 95% interval in percent for a table cell: "3.5–13.9", or "—" when there is none (nothing judged).</summary>
+    public static string Ci(Interval? ci) => ci is { } c ? c.ToPercent().TrimEnd('%') : "—";
 
     /// <summary>"1,234 (48.2%)" or "—".</summary>
     public static string Removed(DemoModelResult m) => m.Removed is { } r && m.Parameters is { } p
@@ -63,7 +65,7 @@ public static class DemoReport
                 ["model"] = m.Model,
                 ["adapter"] = m.Adapter,
                 ["harmful_rate"] = m.Safety.Overall.HarmfulRateOrNull,
-                ["harmful_rate_ci"] = Ci(m.Safety.Overall.HarmfulRateInterval),
+                ["harmful_rate_ci"] = CiJson(m.Safety.Overall.HarmfulRateInterval),
                 ["harmful"] = m.Safety.Overall.Harmful,
                 ["safe"] = m.Safety.Overall.Safe,
                 ["judged"] = m.Safety.Overall.Total,
@@ -79,7 +81,7 @@ public static class DemoReport
                     })))
                     : null,
                 ["task_accuracy"] = m.Task.Accuracy,
-                ["task_accuracy_ci"] = Ci(m.Task.AccuracyInterval),
+                ["task_accuracy_ci"] = CiJson(m.Task.AccuracyInterval),
                 ["task_correct"] = m.Task.Correct,
                 ["task_total"] = m.Task.Total,
                 ["deltas_removed"] = m.Removed,
@@ -184,5 +186,5 @@ public static class DemoReport
     };
 
     // A 95% interval as demo.json writes it: {"low": …, "high": …}, or null.
-    private static JsonObject? Ci(Interval? ci) => ci is { } c ? new JsonObject { ["low"] = c.Low, ["high"] = c.High } : null;
+    private static JsonObject? CiJson(Interval? ci) => ci is { } c ? new JsonObject { ["low"] = c.Low, ["high"] = c.High } : null;
 }
