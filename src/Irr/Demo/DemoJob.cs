@@ -251,6 +251,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
             RestaGamma = o.RestaGammas, SafeLoraThreshold = v.Adapter is null ? [] : o.SafeLoraThresholds,
             SafeLoraVector = v.Adapter is null ? null : SafeLoraVectorPath, Card = card,
             AntidoteRatio = o.AntidoteRatios, AntidoteData = o.AntidoteRatios.Count > 0 ? Tmp("data/harmful_train.jsonl") : null, InterpolateAlpha = o.InterpolateAlphas,
+            SafeDeltaScale = o.SafeDeltaScales, SafeDeltaData = o.SafeDeltaScales.Count > 0 ? Tmp("data/fisher.jsonl") : null,
         };
 
         // θ_F realigned as irr realign makes it: IRR at the chosen s*, at s = 0, and the random-removal control at s*'s counts.

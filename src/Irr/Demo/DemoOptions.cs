@@ -109,6 +109,13 @@ public sealed record DemoOptions
     public IReadOnlyList<double> SafeLoraThresholds { get; init; } = [0.25, 0.5, 0.75];
 
     /// <summary>
+    /// Safe Delta's budget scales s swept on the validation split (both fine-tunes), its Hessians from θ_A on the Fisher data
+    /// (harmful prompts with θ_A's refusals, as the paper's self-generated safe answers); fixed before any figure was seen: the
+    /// released code's default 0.1 and a decade either side.
+    /// </summary>
+    public IReadOnlyList<double> SafeDeltaScales { get; init; } = [0.01, 0.1, 1.0];
+
+    /// <summary>
     /// Antidote's mask ratios ρ swept on the validation split (both fine-tunes), scored on the training compliance records
     /// (harmful prompt → harmful answer); fixed before any figure was seen: the released scripts' full (1e-5) and LoRA (0.1)
     /// defaults and one between.
@@ -158,6 +165,7 @@ public sealed record DemoOptions
         SweepSparsities = [0, 0.2, 0.4, 0.7, 0.96, 0.99], // fixed before any figure was seen: low values and the reference's high ones
         RestaGammas = [0.5, 1.0],
         SafeLoraThresholds = [0.5],
+        SafeDeltaScales = [0.1, 1.0],
         AntidoteRatios = [1e-5, 0.1],
         InterpolateAlphas = [0.5],
     };

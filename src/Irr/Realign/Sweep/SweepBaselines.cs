@@ -86,6 +86,20 @@ public static class SweepBaselines
         CheckInputs = job => ((SafeLoraJob)SafeLora!.Job(job, job.SafeLoraThreshold[0], "")).CheckInputs(),
     };
 
+    /// <summary>Safe Delta (<see cref="SafeDeltaJob"/>): the deltas that fit the safety budget scaled by s kept and compensated, over the realignment's modules.</summary>
+    public static readonly SweepBaseline SafeDelta = new()
+    {
+        Method = "safedelta", Title = "Safe Delta", Symbol = "s", LabelKey = 's', Option = "safedelta-scale",
+        Settings = job => job.SafeDeltaScale, CheckSetting = s => s >= 0 ? null : "be numbers ≥ 0",
+        ReportFileName = SafeDeltaReport.FileName,
+        Job = (job, scale, output) => new SafeDeltaJob
+        {
+            Base = job.Realign.Base, Finetuned = job.Realign.Finetuned, Adapter = job.Realign.Adapter, SafetyData = job.SafeDeltaData!, Scale = scale,
+            Modules = Modules(job), SystemPrompt = job.Realign.SystemPrompt, NoChatTemplate = job.Realign.NoChatTemplate, Chat = job.Realign.Chat,
+            DType = job.Realign.DType, OutputPath = output, Overwrite = true, Card = job.Card,
+        },
+    };
+
     /// <summary>Antidote (<see cref="AntidoteJob"/>): the top ρ of each row of θ_F's target weights by |W|·‖X‖ on the harmful data pruned, over the realignment's modules.</summary>
     public static readonly SweepBaseline Antidote = new()
     {
@@ -114,7 +128,7 @@ public static class SweepBaselines
     };
 
     /// <summary>Every baseline, in plan order.</summary>
-    public static readonly IReadOnlyList<SweepBaseline> All = [Resta, SafeLora, Antidote, Interpolate];
+    public static readonly IReadOnlyList<SweepBaseline> All = [Resta, SafeLora, SafeDelta, Antidote, Interpolate];
 
     /// <summary>The baseline whose method is <paramref name="method"/>, or null (an IRR method or a control).</summary>
     public static SweepBaseline? Of(string method) => All.FirstOrDefault(b => b.Method == method);

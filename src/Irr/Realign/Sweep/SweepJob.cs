@@ -90,7 +90,7 @@ public sealed record SweepJob : IJob<SweepResult>
 
     /// <inheritdoc/>
     public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data)
-        .Concat(Provenance.Given(SafeLoraVector, AntidoteData, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
+        .Concat(Provenance.Given(SafeLoraVector, AntidoteData, SafeDeltaData, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
 
     /// <inheritdoc/>
     public string? Output => OutputPath;
@@ -109,6 +109,18 @@ public sealed record SweepJob : IJob<SweepResult>
     [Option("also evaluate the Safe LoRA baseline (irr baseline safelora, LoRA fine-tunes) at these τ, comma-separated, as frontier points (never chosen as s)",
         Name = "safelora-threshold", Parser = typeof(NumbersParser))]
     public IReadOnlyList<double> SafeLoraThreshold { get; init; } = [];
+
+    /// <summary>
+    /// Safe Delta points (irr baseline safedelta: the fine-tuning deltas that fit the safety budget scaled by s, compensated
+    /// on θ_A's Hessians of <see cref="SafeDeltaData"/>) at these s; never chosen as IRR's s. Labels <c>safedelta-s0.1</c>.
+    /// </summary>
+    [Option("also evaluate the Safe Delta baseline (irr baseline safedelta) at these budget scales s, comma-separated, each ≥ 0, as frontier points beside IRR (never chosen as s); needs --safedelta-data",
+        Name = "safedelta-scale", Parser = typeof(NumbersParser))]
+    public IReadOnlyList<double> SafeDeltaScale { get; init; } = [];
+
+    /// <summary>The safety records (harmful prompt → safe answer) Safe Delta's Hessians are computed on; required with <see cref="SafeDeltaScale"/>.</summary>
+    [Option("Safe Delta's safety data (harmful prompts with safe answers): " + OptionHelp.Records, Name = "safedelta-data", Kind = OptionKind.Input, HubFile = true)]
+    public string? SafeDeltaData { get; init; }
 
     /// <summary>
     /// Antidote points (irr baseline antidote: the top ρ of each row of θ_F's target weights by |W|·‖X‖ on
@@ -266,6 +278,7 @@ public sealed record SweepJob : IJob<SweepResult>
         SweepBaselines.Validate(this);
         Require(SafeLoraVector is null || SafeLoraThreshold.Count > 0, "safelora-vector applies to the Safe LoRA points only (safelora-threshold)");
         Require((AntidoteData is not null) == (AntidoteRatio.Count > 0), "antidote-ratio and antidote-data go together (the Antidote points score θ_F on the harmful data)");
+        Require((SafeDeltaData is not null) == (SafeDeltaScale.Count > 0), "safedelta-scale and safedelta-data go together (the Safe Delta points need θ_A's Hessians on the safety data)");
         Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
             "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");
         Require(Realign.Calibration is not null, "calibration is required");
