@@ -179,8 +179,9 @@ public static class SafeDelta
             for (int g = 0; g < groups.Count; g++)
             {
                 int cols = (int)Math.Sqrt(hessians[g].Length);
-                var factor = ObsRecalibrator.Factor(hessians[g], cols, new ObsOptions { PercDamp = options.PercDamp }, out var failure)
-                    ?? throw new IrrException($"layer {layer}, {string.Join("/", groups[g])}: the Hessian of the safety data is not positive definite even with 4 retries of 10× the damping ({failure})");
+                var damping = new ObsOptions { PercDamp = options.PercDamp };
+                var factor = ObsRecalibrator.Factor(hessians[g], cols, damping, out var failure)
+                    ?? throw new IrrException($"layer {layer}, {string.Join("/", groups[g])}: the Hessian of the safety data is not positive definite even with {damping.MaxDampingRetries} retries of 10× the damping ({failure})");
                 foreach (string module in groups[g].Where(modules.Contains))
                 {
                     string name = ModelConfig.LinearWeightName(layer, module);
