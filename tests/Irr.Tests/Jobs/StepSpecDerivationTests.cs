@@ -20,6 +20,7 @@ public class StepSpecDerivationTests
             { ProducedInside = "chosen" },
         new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
         new("baseline resta", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)], Produces: ArtifactKind.Model),
+        new("baseline safedelta", [new("base"), new("finetuned"), new("adapter"), new("safety-data")], Produces: ArtifactKind.Model),
         // Issue 28's baselines.
         new("baseline antidote", [new("base"), new("finetuned"), new("adapter"), new("data")], Produces: ArtifactKind.Model),
         new("baseline interpolate", [new("base"), new("finetuned"), new("adapter")], Produces: ArtifactKind.Model),
@@ -37,7 +38,7 @@ public class StepSpecDerivationTests
 
     private static readonly Dictionary<string, PathOption[]> Added = new()
     {
-        ["sweep"] = [new("engine-cache", IsInput: false), new("antidote-data")],
+        ["sweep"] = [new("engine-cache", IsInput: false), new("antidote-data"), new("safedelta-data")],
         ["generate"] = [new("engine-cache", IsInput: false)],
         ["eval safety"] = [new("engine-cache", IsInput: false)],
         ["eval task"] = [new("engine-cache", IsInput: false)],
@@ -65,7 +66,7 @@ public class StepSpecDerivationTests
     public void ModelOptionsTakeHubRepoIdsAndDataOptionsHubFiles()
     {
         string[] models = ["aligned", "unaligned", "unaligned-adapter", "model", "base", "finetuned", "adapter", "input"];
-        string[] data = ["data", "calibration", "harmful-val", "task-val", "prompts", "responses", "antidote-data"];
+        string[] data = ["data", "calibration", "harmful-val", "task-val", "prompts", "responses", "antidote-data", "safety-data", "safedelta-data"];
         foreach (var spec in StepSpec.All)
             foreach (var path in spec.Paths)
             {
