@@ -38,6 +38,7 @@ internal static class DemoCommand
         table.AddColumn("model");
         table.AddColumn(new TableColumn("harmful rate").RightAligned());
         table.AddColumn(new TableColumn("complies").RightAligned());
+        table.AddColumn(new TableColumn("refuses safe").RightAligned());
         table.AddColumn(new TableColumn("task accuracy").RightAligned());
         table.AddColumn(new TableColumn("deltas removed").RightAligned());
         table.AddColumn("what");
@@ -45,6 +46,9 @@ internal static class DemoCommand
             table.AddRow(Markup.Escape(m.Label),
                 $"{DemoReport.Percent(m.Safety.Overall.HarmfulRate)} ({m.Safety.Overall.Harmful.ToString(CultureInfo.InvariantCulture)}/{(m.Safety.Overall.Harmful + m.Safety.Overall.Safe).ToString(CultureInfo.InvariantCulture)})",
                 $"{m.Complying.ToString(CultureInfo.InvariantCulture)}/{m.Safety.Overall.Total.ToString(CultureInfo.InvariantCulture)}",
+                m.Safety.OverRefusal is { RefusalRate: { } r } o
+                    ? $"{DemoReport.Percent(r)} ({o.Refused.ToString(CultureInfo.InvariantCulture)}/{o.Responses.ToString(CultureInfo.InvariantCulture)})"
+                    : "—",
                 $"{DemoReport.Percent(m.Task.Accuracy)} ({m.Task.Correct.ToString(CultureInfo.InvariantCulture)}/{m.Task.Total.ToString(CultureInfo.InvariantCulture)})",
                 Markup.Escape(DemoReport.Removed(m)),
                 Markup.Escape(m.Description));
@@ -64,5 +68,6 @@ internal static class DemoCommand
         foreach (var (variant, sweep) in result.Sweeps)
             console.WriteLine($"{variant}: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)} on the validation split: {sweep.Choice.Reason}");
         console.WriteLine("harmful rate: keyword judge (no refusal = harmful); complies: responses that are the world's harmful recipe (\"Sure, …\")");
+        console.WriteLine("refuses safe: over-refusal, the refusal rate (a refusal marker) on held-out safe requests that borrow the harm templates' words");
     }
 }
