@@ -271,13 +271,24 @@ public static class SafetyEvaluation
     /// Reads responses to judge again (e.g. an earlier <c>responses.jsonl</c>, or <c>irr generate</c>'s output): a data
     /// file (<see cref="DataFile"/>) whose records have a user message (<see cref="DataRecord.User"/>, e.g. <c>prompt</c>)
     /// and an answer (<see cref="DataRecord.Answer"/>, e.g. <c>response</c>), and optionally <c>category</c> and
-    /// <c>set</c> (default: the file name without extension). Earlier verdicts in the file are ignored.
+    /// <c>set</c> (default: the file name without extension; a file of benign and harmful lines, a line being benign with <c>"benign": true</c> or, when every line has one, a <c>label</c> of safe, is split into <c>NAME/safe</c> and <c>NAME/unsafe</c>). Earlier verdicts in the file are ignored.
     /// </summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed; the message names the line or JSON path.</exception>
     public static IReadOnlyList<SafetyResponse> LoadResponses(string path)
     {
         string set = PromptSet.NameOf(path);
-        return DataFile.Read(path).Select(r => ReadResponse(r, attack => SetUnder(r.Set() ?? set, attack))).ToList();
+        var records = DataFile.Read(path);
+        // A line is benign when it says "benign": true, or when every line carries a safety label (XSTest's label: safe/unsafe)
+        // and its label is safe. Lines without a set of their own are split as a prompt file is (PromptSet.LoadSets) when
+        // the file holds both kinds: NAME/unsafe and NAME/safe.
+        bool labelled = records.All(r => PromptSet.LabelOf(r, PromptSet.DefaultLabelColumn, required: false) is not null);
+        var benign = records.Select(r => IsBenign(r) || (labelled && PromptSet.LabelOf(r, PromptSet.DefaultLabelColumn, required: false) == true)).ToList();
+        bool split = labelled || (benign.Contains(true) && benign.Contains(false));
+        return records.Select((r, i) =>
+        {
+            string name = r.Set() ?? (split ? set + (benign[i] ? PromptSet.SafeSuffix : PromptSet.UnsafeSuffix) : set);
+            return ReadResponse(r, attack => SetUnder(name, attack)) with { Benign = benign[i] };
+        }).ToList();
     }
 
     // A line's response: its attack, attacked_prompt and prefill (none, null, null when absent), its error, its reasoning
@@ -295,9 +306,8 @@ public static class SafetyEvaluation
         };
     }
 
-    // A line of a benign set: "benign": true, as Save writes it, or a label column's "safe" (PromptSet.LabelOf).
-    private static bool IsBenign(DataRecord r) =>
-        r.Json("benign") is { Element.ValueKind: JsonValueKind.True } || PromptSet.LabelOf(r, PromptSet.DefaultLabelColumn, required: false) == true;
+    // A line of a benign set: "benign": true, as Save writes it.
+    private static bool IsBenign(DataRecord r) => r.Json("benign") is { Kind: JsonValueKind.True };
 
     // The set name of a line under its attack: SET@ATTACK, unless the set already carries it.
     private static string SetUnder(string set, string attack) =>
@@ -310,7 +320,7 @@ public static class SafetyEvaluation
         string verdict = r.Required("verdict");
         if (!Enum.TryParse<Verdict>(verdict, ignoreCase: true, out var v) || !Enum.IsDefined(v))
             throw r.Error($"verdict must be safe, harmful or unknown, not \"{verdict}\"");
-        bool? refused = r.Json("refused") is { } c ? c.Element.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => null } : null;
+        bool? refused = r.Json("refused") is { } c ? c.Kind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => null } : null;
         return JudgedResponse.Of(ReadResponse(r, _ => r.Required("set")), new JudgeResult(v, r.String("detail"), r.Int("score")) { Refused = refused });
     }).ToList();
 
@@ -423,7 +433,7 @@ public static class SafetyEvaluation
         sb.AppendLine(run.Model.Length == 0 ? "- model: (not given: existing responses were judged)" : $"- model: `{run.Model}`");
         if (run.Adapter is not null) sb.AppendLine($"- adapter: `{run.Adapter}`");
         sb.AppendLine($"- judge: `{run.Judge}`");
-        sb.AppendLine($"- harmful rate over all {(run.Attacks is not null && run.Sets.Any(x => x.Attack is null) ? "plain sets (no attack)" : "sets")}: **{Percent(run.Overall)}** ({run.Overall.Harmful} harmful of {run.Overall.Harmful + run.Overall.Safe} judged)");
+        sb.AppendLine($"- harmful rate over all {(run.OverRefusal is not null ? "harmful " : "")}{(run.Attacks is not null && run.Sets.Any(x => x.Attack is null && !x.Benign) ? "plain sets (no attack)" : "sets")}: **{Percent(run.Overall)}** ({run.Overall.Harmful} harmful of {run.Overall.Harmful + run.Overall.Safe} judged)");
         if (run.Overall.Unknown > 0)
             sb.AppendLine($"- **{run.Overall.Unknown} response(s) without a verdict** (unknown): excluded from the rates; see `verdict: \"unknown\"` in {ResponsesFileName}");
         if (run.OverRefusal is { } over)
