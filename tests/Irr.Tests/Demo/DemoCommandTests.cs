@@ -35,6 +35,16 @@ public class DemoCommandTests
         string output = dir["demo"];
         var result = new DemoJob { Options = TestOptions(1), OutputPath = output }.Run();
         Assert.Contains(result.Models, m => m.Label == "full-irr");
+        // What irr demo prints: each rate with its count and its Wilson interval, the attacks' too.
+        var printed = new StringWriter();
+        Irr.Cli.DemoCommand.PrintTable(printed, result);
+        var printedF = result.Models.Single(m => m.Label == "full-finetuned").Safety.Overall;
+        string finetunedCi = DemoReport.Ci(Intervals.Wilson(printedF.Harmful, printedF.Harmful + printedF.Safe));
+        Assert.Contains($"{DemoReport.Rate(printedF.Harmful, printedF.Harmful + printedF.Safe)}   {finetunedCi}", printed.ToString());
+        Assert.Contains($"[{finetunedCi}]", printed.ToString()); // the jailbreak table (markup brackets escaped)
+        // Over-refusal beside them: the refusal rate on the held-out benign-looking requests, with its interval.
+        var refusalF = result.Models.Single(m => m.Label == "full-finetuned").Safety.OverRefusal!;
+        Assert.Contains($"{DemoReport.Rate(refusalF.Refused, refusalF.Responses)}   {DemoReport.Ci(refusalF.RefusalRateInterval)}", printed.ToString());
 
         // Models are Hugging Face directories; the LoRA fine-tune is a PEFT adapter on θ_A.
         foreach (string model in new[] { "base", "aligned", "unaligned", "full-finetuned", "full-irr", "full-irr-norecal", "full-irr-more", "full-random", "lora-irr" })

@@ -95,12 +95,6 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <inheritdoc/>
     public string? Output => OutputPath;
 
-    /// <summary>The method of a RESTA point (<see cref="Baselines.RestaJob"/> at γ = the point's setting).</summary>
-    public const string RestaMethod = "resta";
-
-    /// <summary>The method of a Safe LoRA point (<see cref="Baselines.SafeLoraJob"/> at τ = the point's setting).</summary>
-    public const string SafeLoraMethod = "safelora";
-
     /// <summary>
     /// RESTA points (irr baseline resta: θ_F + γ·v over the realignment's modules) at these γ, evaluated beside IRR for the
     /// safety–utility frontier (docs/BASELINES.md); never chosen as IRR's s. Labels <c>resta-g0.5</c>.
@@ -257,11 +251,7 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(RemovalMethods.Sweepable.Any(m => m.Name == Realign.Method),
             $"method must be {RemovalMethods.Names(RemovalMethods.Sweepable)}, not '{Realign.Method}' (random-control adds the random-removal control)");
         Require(Seed == 0 || RandomControl, "seed applies to random-control only");
-        foreach (double g in RestaGamma) Require(double.IsFinite(g), $"resta-gamma must be finite numbers, not {g.ToString(CultureInfo.InvariantCulture)}");
-        Require(RestaGamma.Distinct().Count() == RestaGamma.Count, "resta-gamma lists a value twice");
-        foreach (double t in SafeLoraThreshold) Require(t is >= -1 and <= 1, $"safelora-threshold must be between -1 and 1, not {t.ToString(CultureInfo.InvariantCulture)}");
-        Require(SafeLoraThreshold.Distinct().Count() == SafeLoraThreshold.Count, "safelora-threshold lists a value twice");
-        Require(SafeLoraThreshold.Count == 0 || Realign.Adapter is not null, "safelora-threshold needs a LoRA fine-tune (adapter): Safe LoRA is defined for LoRA");
+        SweepBaselines.Validate(this);
         Require(SafeLoraVector is null || SafeLoraThreshold.Count > 0, "safelora-vector applies to the Safe LoRA points only (safelora-threshold)");
         Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
             "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");

@@ -22,10 +22,10 @@ public sealed record SweepPoint(string Label, string Method, [property: JsonProp
     double HarmfulRate, double TaskScore)
 {
     /// <summary>
-    /// Whether it is a baseline point (<see cref="SweepJob.RestaMethod"/>, <see cref="SweepJob.SafeLoraMethod"/>), never chosen as IRR's s;
+    /// Whether it is a baseline point (<see cref="SweepBaselines"/>: resta, safelora …), never chosen as IRR's s;
     /// its <see cref="Setting"/> then holds the baseline's γ or τ.
     /// </summary>
-    public bool IsBaseline => Method is SweepJob.RestaMethod or SweepJob.SafeLoraMethod;
+    public bool IsBaseline => SweepBaselines.IsBaseline(Method);
 
     /// <summary>The refusal rate on the benign validation prompts (<see cref="SweepJob.BenignVal"/>: over-refusal); null without them.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -138,7 +138,7 @@ internal static class SweepRecords
     {
         static JsonNode Node<T>(T value) => JsonSerializer.SerializeToNode(value, JsonFiles.ResultOptions)!;
         static JsonArray Numbers(IEnumerable<double> values) => new(values.Select(v => (JsonNode?)v).ToArray());
-        return new JsonObject
+        var json = new JsonObject
         {
             ["irr_version"] = Provenance.Version,
             ["rule"] = SweepSelection.Rule,
@@ -150,8 +150,6 @@ internal static class SweepRecords
             ["chosen_model"] = Provenance.PathOf(result.ChosenModel),
             ["sparsity"] = Numbers(job.Sparsity),
             ["random_control"] = job.RandomControl,
-            ["resta_gamma"] = Numbers(job.RestaGamma),
-            ["safelora_threshold"] = Numbers(job.SafeLoraThreshold),
             ["safelora_vector"] = job.SafeLoraVector is null ? null : Provenance.PathOf(job.SafeLoraVector),
             ["baselines"] = new JsonObject(result.Baselines.Select(b => KeyValuePair.Create(b.Key, (JsonNode?)new JsonObject
             {
@@ -173,5 +171,7 @@ internal static class SweepRecords
             ["units_done_earlier"] = result.UnitsDoneEarlier,
             ["seconds"] = Math.Round(seconds, 3),
         };
+        foreach (var b in SweepBaselines.All) json[b.Option.Replace('-', '_')] = Numbers(b.Settings(job)); // resta_gamma: [0.5, 1]
+        return json;
     }
 }
