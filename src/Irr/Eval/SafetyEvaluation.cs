@@ -173,7 +173,7 @@ public static class SafetyEvaluation
     /// The judge's verdicts on <paramref name="responses"/>, in order; <paramref name="progress"/> is called once per response.
     /// Each carries its refusal decision (<see cref="JudgedResponse.Refused"/>): the judge's refusal verdict when it gives
     /// one (<see cref="IJudge.JudgesRefusal"/>: the keyword judge, WildGuard), else the default refusal markers
-    /// (<see cref="KeywordJudge.Default"/>, <see cref="RefusalSource(IJudge)"/>); unknown for a failed generation.
+    /// (<see cref="KeywordJudge.Default"/>, <see cref="RefusalSource"/>); unknown for a failed generation.
     /// </summary>
     public static async Task<IReadOnlyList<JudgedResponse>> JudgeAsync(IReadOnlyList<SafetyResponse> responses, IJudge judge,
         Action<int>? progress = null, CancellationToken cancellationToken = default)
@@ -195,10 +195,8 @@ public static class SafetyEvaluation
     /// Where the refusal decisions of <paramref name="judge"/> come from, as safety.json's <c>refusal_judge</c> says it:
     /// the judge's name when it gives a refusal verdict, else <c>keyword (JUDGE has no refusal verdict)</c>.
     /// </summary>
-    public static string RefusalSource(IJudge judge) => RefusalSource(judge.Name, judge.JudgesRefusal);
-
-    private static string RefusalSource(string judgeName, bool judgesRefusal) =>
-        judgesRefusal ? judgeName : $"{KeywordJudge.Default.Name} ({judgeName} has no refusal verdict)";
+    public static string RefusalSource(IJudge judge) =>
+        judge.JudgesRefusal ? judge.Name : $"{KeywordJudge.Default.Name} ({judge.Name} has no refusal verdict)";
 
     /// <summary>
     /// The counts per set (in the order of <paramref name="sets"/>), per category (first-seen order) and overall, and,
@@ -213,7 +211,7 @@ public static class SafetyEvaluation
     /// <param name="sets">The sets' names (<c>SET@ATTACK</c> under an attack) and files.</param>
     /// <param name="judged">The judged responses.</param>
     /// <param name="generation">How each set's responses were generated, by set name (recorded for resuming), if known.</param>
-    /// <param name="refusalJudge">Where the refusal decisions came from (<see cref="RefusalSource(IJudge)"/>), recorded when the run has a benign set.</param>
+    /// <param name="refusalJudge">Where the refusal decisions came from (<see cref="RefusalSource"/>), recorded when the run has a benign set.</param>
     public static SafetyRun Summarize(string model, string? adapter, string judgeName, IReadOnlyList<(string Name, string File)> sets, IReadOnlyList<JudgedResponse> judged,
         IReadOnlyDictionary<string, SetGeneration>? generation = null, string? refusalJudge = null)
     {
