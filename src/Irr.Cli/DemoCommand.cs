@@ -40,8 +40,6 @@ internal static class DemoCommand
         table.AddColumn(new TableColumn("harmful rate").RightAligned());
         table.AddColumn(new TableColumn("95% CI").RightAligned());
         table.AddColumn(new TableColumn("complies").RightAligned());
-        table.AddColumn(new TableColumn("refuses safe").RightAligned());
-        table.AddColumn(new TableColumn("95% CI").RightAligned());
         table.AddColumn(new TableColumn("task accuracy").RightAligned());
         table.AddColumn(new TableColumn("95% CI").RightAligned());
         table.AddColumn(new TableColumn("deltas removed").RightAligned());
@@ -51,8 +49,6 @@ internal static class DemoCommand
                 DemoReport.Rate(m.Safety.Overall.Harmful, m.Safety.Overall.Harmful + m.Safety.Overall.Safe),
                 DemoReport.Ci(m.Safety.Overall.HarmfulRateInterval),
                 $"{m.Complying.ToString(CultureInfo.InvariantCulture)}/{m.Safety.Overall.Total.ToString(CultureInfo.InvariantCulture)}",
-                m.Safety.OverRefusal is { } o ? DemoReport.Rate(o.Refused, o.Responses) : "—",
-                DemoReport.Ci(m.Safety.OverRefusal?.RefusalRateInterval),
                 DemoReport.Rate(m.Task.Correct, m.Task.Total),
                 DemoReport.Ci(m.Task.AccuracyInterval),
                 Markup.Escape(DemoReport.Removed(m)));
@@ -61,6 +57,14 @@ internal static class DemoCommand
         foreach (var m in result.Models) legend.AddRow(Markup.Escape(m.Label), Markup.Escape(m.Description));
         console.Write(legend);
         console.WriteLine();
+        // Over-refusal: the refusal rate on the held-out safe requests that borrow the harm templates' words.
+        var overRefusal = new Table().Border(TableBorder.Simple).Title("held-out safe requests that look harmful: refusal rate (over-refusal)");
+        overRefusal.AddColumn("model");
+        overRefusal.AddColumn(new TableColumn("refuses safe").RightAligned().NoWrap());
+        overRefusal.AddColumn(new TableColumn("95% CI").RightAligned().NoWrap());
+        foreach (var m in result.Models.Where(m => m.Safety.OverRefusal is not null))
+            overRefusal.AddRow(Markup.Escape(m.Label), DemoReport.Rate(m.Safety.OverRefusal!.Refused, m.Safety.OverRefusal.Responses), DemoReport.Ci(m.Safety.OverRefusal.RefusalRateInterval));
+        if (overRefusal.Rows.Count > 0) console.Write(overRefusal);
         var attacked = result.Models.Where(m => m.Safety.Attacks is not null).ToList();
         if (attacked.Count > 0)
         {

@@ -29,12 +29,12 @@ public sealed record EvalSafetyResult(SafetyRun Run, IReadOnlyList<JudgedRespons
 }
 
 /// <summary>
-/// <c>irr eval safety</c> as a job: greedy answers to harmful prompt sets (or existing responses), judged by the
+/// <c>irr eval safety</c> as a job: greedy answers to harmful and benign prompt sets (or existing responses), judged by the
 /// keyword judge, an HTTP judge or a judge given in memory, summarized, merged with the run already in the output
 /// directory, and written there as <c>responses.jsonl</c>, <c>safety.json</c> and <c>summary.md</c> (docs/EVAL.md).
 /// Every input is read and checked before the model is loaded, so bad input leaves no output behind.
 /// </summary>
-[Job("eval safety", Help = "Harmful-response rate: answer harmful prompt sets greedily, judge the answers, write responses.jsonl, safety.json and summary.md",
+[Job("eval safety", Help = "Harmful-response rate (and over-refusal: the refusal rate of benign sets): answer prompt sets greedily, judge the answers, write responses.jsonl, safety.json and summary.md",
     Produces = ArtifactKind.EvalRun, SharesOutput = true)]
 public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 {

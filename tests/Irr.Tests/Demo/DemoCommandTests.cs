@@ -44,7 +44,7 @@ public class DemoCommandTests
         Assert.Contains($"[{finetunedCi}]", printed.ToString()); // the jailbreak table (markup brackets escaped)
         // Over-refusal beside them: the refusal rate on the held-out benign-looking requests, with its interval.
         var refusalF = result.Models.Single(m => m.Label == "full-finetuned").Safety.OverRefusal!;
-        Assert.Contains($"{DemoReport.Rate(refusalF.Refused, refusalF.Responses)}   {DemoReport.Ci(refusalF.RefusalRateInterval)}", printed.ToString());
+        Assert.Matches($@"full-finetuned +{System.Text.RegularExpressions.Regex.Escape(DemoReport.Rate(refusalF.Refused, refusalF.Responses))} +{System.Text.RegularExpressions.Regex.Escape(DemoReport.Ci(refusalF.RefusalRateInterval))}", printed.ToString());
 
         // Models are Hugging Face directories; the LoRA fine-tune is a PEFT adapter on θ_A.
         foreach (string model in new[] { "base", "aligned", "unaligned", "full-finetuned", "full-irr", "full-irr-norecal", "full-irr-more", "full-random", "lora-irr" })
