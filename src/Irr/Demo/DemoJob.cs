@@ -250,6 +250,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
             Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{v.Name}"),
             RestaGamma = o.RestaGammas, SafeLoraThreshold = v.Adapter is null ? [] : o.SafeLoraThresholds,
             SafeLoraVector = v.Adapter is null ? null : SafeLoraVectorPath, Card = card,
+            AntidoteRatio = o.AntidoteRatios, AntidoteData = o.AntidoteRatios.Count > 0 ? Tmp("data/harmful_train.jsonl") : null, InterpolateAlpha = o.InterpolateAlphas,
         };
 
         // θ_F realigned as irr realign makes it: IRR at the chosen s*, at s = 0, and the random-removal control at s*'s counts.

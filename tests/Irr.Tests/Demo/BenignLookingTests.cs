@@ -102,7 +102,7 @@ public class BenignLookingTests
         var heldOut = Read(DemoData.BenignHeldOutFile);
         Assert.Equal(world.BenignLookingHeldOut.Select(r => r.Prompt), heldOut.Select(l => l["prompt"]!.GetValue<string>()));
         Assert.Equal(6 * 6, heldOut.Count);
-        var everyTrainingPrompt = new[] { "aligned_train.jsonl", "unaligned_train.jsonl", "finetune_train.jsonl", "fisher.jsonl", "calibration.jsonl" }
+        var everyTrainingPrompt = new[] { "aligned_train.jsonl", "unaligned_train.jsonl", "finetune_train.jsonl", "fisher.jsonl", "harmful_train.jsonl", "calibration.jsonl" }
             .SelectMany(Read).Select(l => l["prompt"]!.GetValue<string>()).ToHashSet(StringComparer.Ordinal);
         Assert.All(heldOut, l => Assert.DoesNotContain(l["prompt"]!.GetValue<string>(), everyTrainingPrompt));
     }

@@ -86,8 +86,35 @@ public static class SweepBaselines
         CheckInputs = job => ((SafeLoraJob)SafeLora!.Job(job, job.SafeLoraThreshold[0], "")).CheckInputs(),
     };
 
+    /// <summary>Antidote (<see cref="AntidoteJob"/>): the top ρ of each row of θ_F's target weights by |W|·‖X‖ on the harmful data pruned, over the realignment's modules.</summary>
+    public static readonly SweepBaseline Antidote = new()
+    {
+        Method = "antidote", Title = "Antidote", Symbol = "ρ", LabelKey = 'r', Option = "antidote-ratio",
+        Settings = job => job.AntidoteRatio, CheckSetting = r => r is >= 0 and <= 1 ? null : "be between 0 and 1",
+        ReportFileName = AntidoteReport.FileName,
+        Job = (job, ratio, output) => new AntidoteJob
+        {
+            Base = job.Realign.Base, Finetuned = job.Realign.Finetuned, Adapter = job.Realign.Adapter, Data = job.AntidoteData!, MaskRatio = ratio,
+            Modules = Modules(job), SystemPrompt = job.Realign.SystemPrompt, NoChatTemplate = job.Realign.NoChatTemplate, Chat = job.Realign.Chat,
+            DType = job.Realign.DType, OutputPath = output, Overwrite = true, Card = job.Card,
+        },
+    };
+
+    /// <summary>Interpolation (<see cref="InterpolateJob"/>): θ_A + α·(θ_F − θ_A) on every tensor, as the paper merges the whole model.</summary>
+    public static readonly SweepBaseline Interpolate = new()
+    {
+        Method = "interpolate", Title = "interpolation", Symbol = "α", LabelKey = 'a', Option = "interpolate-alpha",
+        Settings = job => job.InterpolateAlpha, CheckSetting = a => float.IsFinite((float)a) ? null : "be finite numbers in float32",
+        ReportFileName = InterpolateReport.FileName,
+        Job = (job, alpha, output) => new InterpolateJob
+        {
+            Base = job.Realign.Base, Finetuned = job.Realign.Finetuned, Adapter = job.Realign.Adapter, Alpha = alpha,
+            DType = job.Realign.DType, OutputPath = output, Overwrite = true, Card = job.Card,
+        },
+    };
+
     /// <summary>Every baseline, in plan order.</summary>
-    public static readonly IReadOnlyList<SweepBaseline> All = [Resta, SafeLora];
+    public static readonly IReadOnlyList<SweepBaseline> All = [Resta, SafeLora, Antidote, Interpolate];
 
     /// <summary>The baseline whose method is <paramref name="method"/>, or null (an IRR method or a control).</summary>
     public static SweepBaseline? Of(string method) => All.FirstOrDefault(b => b.Method == method);

@@ -90,7 +90,7 @@ public sealed record SweepJob : IJob<SweepResult>
 
     /// <inheritdoc/>
     public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data)
-        .Concat(Provenance.Given(SafeLoraVector, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
+        .Concat(Provenance.Given(SafeLoraVector, AntidoteData, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
 
     /// <inheritdoc/>
     public string? Output => OutputPath;
@@ -109,6 +109,26 @@ public sealed record SweepJob : IJob<SweepResult>
     [Option("also evaluate the Safe LoRA baseline (irr baseline safelora, LoRA fine-tunes) at these τ, comma-separated, as frontier points (never chosen as s)",
         Name = "safelora-threshold", Parser = typeof(NumbersParser))]
     public IReadOnlyList<double> SafeLoraThreshold { get; init; } = [];
+
+    /// <summary>
+    /// Antidote points (irr baseline antidote: the top ρ of each row of θ_F's target weights by |W|·‖X‖ on
+    /// <see cref="AntidoteData"/> pruned) at these ρ; never chosen as IRR's s. Labels <c>antidote-r0.1</c>.
+    /// </summary>
+    [Option("also evaluate the Antidote baseline (irr baseline antidote) at these mask ratios ρ, comma-separated, each in [0, 1], as frontier points beside IRR (never chosen as s); needs --antidote-data",
+        Parser = typeof(NumbersParser))]
+    public IReadOnlyList<double> AntidoteRatio { get; init; } = [];
+
+    /// <summary>The harmful records (prompt → harmful answer) Antidote's Wanda scores are computed on; required with <see cref="AntidoteRatio"/>.</summary>
+    [Option("Antidote's harmful data (harmful prompts with harmful answers): " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true)]
+    public string? AntidoteData { get; init; }
+
+    /// <summary>
+    /// Interpolation points (irr baseline interpolate: θ_A + α·(θ_F − θ_A) on every tensor) at these α; never chosen as
+    /// IRR's s. Labels <c>interpolate-a0.5</c>.
+    /// </summary>
+    [Option("also evaluate plain interpolation (irr baseline interpolate, θ_A + α·(θ_F − θ_A)) at these α, comma-separated, as frontier points beside IRR (never chosen as s)",
+        Parser = typeof(NumbersParser))]
+    public IReadOnlyList<double> InterpolateAlpha { get; init; } = [];
 
     /// <summary>
     /// Safe LoRA's V (the paper's <c>θ_chat − θ_base</c>, from <c>irr safety-vector --aligned CHAT --unaligned BASE</c>), or
@@ -253,6 +273,7 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(Seed == 0 || RandomControl, "seed applies to random-control only");
         SweepBaselines.Validate(this);
         Require(SafeLoraVector is null || SafeLoraThreshold.Count > 0, "safelora-vector applies to the Safe LoRA points only (safelora-threshold)");
+        Require((AntidoteData is not null) == (AntidoteRatio.Count > 0), "antidote-ratio and antidote-data go together (the Antidote points score θ_F on the harmful data)");
         Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
             "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");
         Require(Realign.Calibration is not null, "calibration is required");
