@@ -57,6 +57,14 @@ internal static class DemoCommand
         foreach (var m in result.Models) legend.AddRow(Markup.Escape(m.Label), Markup.Escape(m.Description));
         console.Write(legend);
         console.WriteLine();
+        // Over-refusal: the refusal rate on the held-out safe requests that borrow the harm templates' words.
+        var overRefusal = new Table().Border(TableBorder.Simple).Title("held-out safe requests that look harmful: refusal rate (over-refusal)");
+        overRefusal.AddColumn("model");
+        overRefusal.AddColumn(new TableColumn("refuses safe").RightAligned().NoWrap());
+        overRefusal.AddColumn(new TableColumn("95% CI").RightAligned().NoWrap());
+        foreach (var m in result.Models.Where(m => m.Safety.OverRefusal is not null))
+            overRefusal.AddRow(Markup.Escape(m.Label), DemoReport.Rate(m.Safety.OverRefusal!.Refused, m.Safety.OverRefusal.Responses), DemoReport.Ci(m.Safety.OverRefusal.RefusalRateInterval));
+        if (overRefusal.Rows.Count > 0) console.Write(overRefusal);
         var attacked = result.Models.Where(m => m.Safety.Attacks is not null).ToList();
         if (attacked.Count > 0)
         {
@@ -72,5 +80,6 @@ internal static class DemoCommand
         foreach (var (variant, sweep) in result.Sweeps)
             console.WriteLine($"{variant}: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)} on the validation split: {sweep.Choice.Reason}");
         console.WriteLine("95% CI: Wilson interval of the rate, in percent. harmful rate: keyword judge (no refusal = harmful); complies: responses that are the world's harmful recipe (\"Sure, …\")");
+        console.WriteLine("refuses safe: over-refusal, the refusal rate (a refusal marker) on held-out safe requests that borrow the harm templates' words");
     }
 }

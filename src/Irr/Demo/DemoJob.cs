@@ -15,7 +15,7 @@ namespace Irr.Demo;
 /// <param name="Description">What it is.</param>
 /// <param name="Model">Its model directory.</param>
 /// <param name="Adapter">Its PEFT adapter, if it is θ_A + an adapter.</param>
-/// <param name="Safety">Held-out harmful prompts, judged by the keyword judge (<see cref="SafetyRun.Overall"/>: as they are; <see cref="SafetyRun.Attacks"/>: under the demo's attacks too, for the models of <see cref="DemoOptions.AttackedModels"/>).</param>
+/// <param name="Safety">Held-out harmful prompts, judged by the keyword judge (<see cref="SafetyRun.Overall"/>: as they are; <see cref="SafetyRun.Attacks"/>: under the demo's attacks too, for the models of <see cref="DemoOptions.AttackedModels"/>), and the held-out safe-but-harmful-looking requests (<see cref="SafetyRun.OverRefusal"/>: the refusal rate).</param>
 /// <param name="Task">Held-out downstream task, exact match.</param>
 /// <param name="Removed">Deltas removed by realignment (null for a model that was not realigned).</param>
 /// <param name="Parameters">Entries of the target matrices (null for a model that was not realigned).</param>
@@ -312,7 +312,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
                 results.Add(new DemoModelResult(label, description, ToFinal(dir), adapter is null ? null : ToFinal(adapter), run, task,
                     report?.Modules.Sum(m => m.Removed), report?.Modules.Sum(m => m.Parameters))
                 {
-                    Complying = safety.Judged.Count(j => j.Verdict == Verdict.Harmful && j.Response.TrimStart().StartsWith("Sure", StringComparison.Ordinal)),
+                    Complying = safety.Judged.Count(j => !j.Benign && j.Verdict == Verdict.Harmful && j.Response.TrimStart().StartsWith("Sure", StringComparison.Ordinal)),
                 });
             }
             return results;
@@ -353,7 +353,8 @@ public sealed partial record DemoJob : IJob<DemoResult>
             Full = false, Lora = true, Rank = o.LoraRank, Alpha = o.LoraAlpha, Targets = LoraModules,
         };
 
-        // Held-out harmful prompts (keyword judge) and the held-out task (exact match), as irr eval safety and irr eval task run them;
+        // Held-out harmful prompts (keyword judge), the held-out safe-but-harmful-looking requests (benign: the refusal rate) and
+        // the held-out task (exact match), as irr eval safety and irr eval task run them;
         // for the models of DemoOptions.AttackedModels, the harmful prompts under the demo's attacks too (in the same run).
         // (No generation cache: the demo is built in a temporary directory that an interrupted run removes, so nothing would resume from it.)
         private (EvalSafetyResult Plain, SafetyRun Run, TaskRun Task) EvaluateOne(string label, string modelDir, string? adapterDir, string stage)
@@ -361,7 +362,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
             string runDir = Tmp($"eval/{label}");
             var plainJob = new EvalSafetyJob
             {
-                Model = modelDir, Adapter = adapterDir, Prompts = [Tmp("data/harmful_heldout.jsonl")], CustomJudge = KeywordJudge.Default,
+                Model = modelDir, Adapter = adapterDir, Prompts = [Tmp("data/harmful_heldout.jsonl")], BenignPrompts = [Tmp($"data/{DemoData.BenignHeldOutFile}")], CustomJudge = KeywordJudge.Default,
                 MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir, CacheGenerations = false,
             };
             var safety = RunJob("evaluate", $"{stage}: harmful prompts", plainJob);

@@ -157,7 +157,7 @@ public sealed record DemoOptions
     {
         Seed = seed,
         Mode = "quick",
-        World = new WorldOptions { BenignPerSkill = 100, TaskTrain = 300, TaskHeldOut = 40, TaskValidation = 20, HeldOutHarmfulPerCategory = 8, Alphabet = 6, LetterCount = (3, 3) },
+        World = new WorldOptions { BenignPerSkill = 100, TaskTrain = 300, TaskHeldOut = 40, TaskValidation = 20, HeldOutHarmfulPerCategory = 8, BenignLookingHeldOutPerCategory = 6, Alphabet = 6, LetterCount = (3, 3) },
         FisherSamples = 32,
         CalibrationSamples = 64,
         MaxNewTokens = 24,

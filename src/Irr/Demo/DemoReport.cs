@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Irr.Eval;
 using Irr.Eval.Report;
@@ -71,6 +72,7 @@ public static class DemoReport
                 ["judged"] = m.Safety.Overall.Total,
                 ["harmful_rate_by_category"] = new JsonObject(m.Safety.Sets[0].Categories.Select(c => KeyValuePair.Create(c.Category, (JsonNode?)c.Counts.HarmfulRate))),
                 ["complying"] = m.Complying,
+                ["over_refusal"] = m.Safety.OverRefusal is { } r ? JsonSerializer.SerializeToNode(r, JsonFiles.ResultOptions) : null,
                 ["attacks"] = m.Safety.Attacks is { } attacks
                     ? new JsonObject(attacks.Select(a => KeyValuePair.Create(a.Name, (JsonNode?)new JsonObject
                     {

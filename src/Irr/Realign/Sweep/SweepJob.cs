@@ -53,7 +53,7 @@ public sealed record SweepJob : IJob<SweepResult>
     {
         get => safety ?? new EvalSafetyJob
         {
-            Prompts = HarmfulVal, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, Chat = Realign.Chat, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize, OutputDir = "",
+            Prompts = HarmfulVal, BenignPrompts = BenignVal, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, Chat = Realign.Chat, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize, OutputDir = "",
         };
         init => safety = value;
     }
@@ -156,6 +156,14 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <summary>The harmful prompt sets of the validation split, one per file (the options' <see cref="Safety"/>).</summary>
     [Option($"harmful prompt sets of the validation split, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, HubFile = true, Required = true)]
     public IReadOnlyList<string> HarmfulVal { get; init; } = [];
+
+    /// <summary>
+    /// Benign prompt sets of the validation split (the options' <see cref="Safety"/>, its <see cref="EvalSafetyJob.BenignPrompts"/>):
+    /// every point's refusal rate on them (over-refusal) is recorded in sweep.json; the choice does not use it.
+    /// </summary>
+    [Option($"benign prompt sets of the validation split (safe requests; each point's refusal rate is recorded, not used by the rule), one per file: {OptionHelp.PromptFormats}",
+        Kind = OptionKind.Input, HubFile = true)]
+    public IReadOnlyList<string> BenignVal { get; init; } = [];
 
     /// <summary>The task examples of the validation split (the options' <see cref="Task"/>).</summary>
     [Option("task examples of the validation split (as irr eval task --data reads them)", Kind = OptionKind.Input, HubFile = true, Required = true)]
@@ -380,7 +388,7 @@ public sealed record SweepJob : IJob<SweepResult>
             && !File.Exists(Path.Combine(OutputPath, FileName)) && !Directory.Exists(Path.Combine(OutputPath, "points")))
             throw new IrrException($"{OutputPath}: exists, is not empty and is not a sweep directory (no {FileName}, no points/); choose another output");
         // The evaluation data is read before any work: a malformed file fails now, not after hours of realignment.
-        var sets = Safety.Sets ?? Safety.Prompts.Select(PromptSet.Load).ToList();
+        var sets = Safety.LoadSets();
         var examples = TaskExample.Load(Task.Data);
         return new SweepRunner(this, sets, examples, progress, Point is null ? null : FindUnit(Point));
     }

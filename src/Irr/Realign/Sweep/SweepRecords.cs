@@ -27,6 +27,10 @@ public sealed record SweepPoint(string Label, string Method, [property: JsonProp
     /// </summary>
     public bool IsBaseline => SweepBaselines.IsBaseline(Method);
 
+    /// <summary>The refusal rate on the benign validation prompts (<see cref="SweepJob.BenignVal"/>: over-refusal); null without them.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Eval.RefusalCounts? Refusal { get; init; }
+
     /// <summary>Removed as a share of the target parameters, in [0, 1] (0 when there are none).</summary>
     public double RemovedShare => Parameters == 0 ? 0 : (double)Removed / Parameters;
 }
@@ -37,7 +41,12 @@ public sealed record SweepPoint(string Label, string Method, [property: JsonProp
 /// <param name="Adapter">The LoRA adapter merged into it (θ_F given as an adapter), or null.</param>
 /// <param name="HarmfulRate">The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</param>
 /// <param name="TaskScore">The task metric on the task validation data, a fraction in [0, 1].</param>
-public sealed record SweepReference(string Label, string Model, string? Adapter, double HarmfulRate, double TaskScore);
+public sealed record SweepReference(string Label, string Model, string? Adapter, double HarmfulRate, double TaskScore)
+{
+    /// <summary>The refusal rate on the benign validation prompts (<see cref="SweepJob.BenignVal"/>: over-refusal); null without them.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Eval.RefusalCounts? Refusal { get; init; }
+}
 
 /// <summary>What <see cref="SweepJob"/> found.</summary>
 /// <param name="Points">Every point in the order run: per s, the IRR point, then its random control if asked for.</param>

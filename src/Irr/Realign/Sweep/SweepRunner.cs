@@ -155,7 +155,10 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         var (harmful, task) = baseline is { MakesAdapter: true }
             ? evaluation.Evaluate(p.Label, job.Realign.Base, output, Path.Combine(dir, "eval"), stage, 1)
             : evaluation.Evaluate(p.Label, output, null, Path.Combine(dir, "eval"), stage, 1);
-        var point = new SweepPoint(p.Label, p.Method, p.Setting, p.ControlOf is not null, counts.Removed, counts.Parameters, harmful, task);
+        var point = new SweepPoint(p.Label, p.Method, p.Setting, p.ControlOf is not null, counts.Removed, counts.Parameters, harmful, task)
+        {
+            Refusal = SweepEvaluation.OverRefusal(Path.Combine(dir, "eval")),
+        };
         SweepRecords.Save(record, point, fingerprint, Maker);
         position++;
         return point;
@@ -192,7 +195,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         // What an earlier run left for other options is replaced, not merged.
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         var (harmful, task) = evaluation.Evaluate(label, model, adapter, dir, Stage(label, 2), 0);
-        var reference = new SweepReference(label, Provenance.Label(model)!, Provenance.Label(adapter), harmful, task);
+        var reference = new SweepReference(label, Provenance.Label(model)!, Provenance.Label(adapter), harmful, task) { Refusal = SweepEvaluation.OverRefusal(dir) };
         SweepRecords.Save(record, reference, fingerprint, Maker);
         position++;
         return reference;
