@@ -23,8 +23,13 @@ internal static partial class EvalSafetyCommand
             if (result.Reused.Count > 0)
                 stderr.WriteLine($"note: {string.Join(", ", result.Reused)}: responses already in {job.OutputDir} (same model, generation settings and prompts); judged again, not generated again");
             foreach (var s in result.Evaluated)
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{s.Name}: harmful rate {100 * s.Counts.HarmfulRate:F1} % ({s.Counts.Harmful} of {s.Counts.Harmful + s.Counts.Safe}){(s.Counts.Unknown > 0 ? $", {s.Counts.Unknown} unknown" : "")}"));
+                stdout.WriteLine(s.Refusal is { } r
+                    ? string.Create(CultureInfo.InvariantCulture,
+                        $"{s.Name} (benign): refusal rate {(r.RefusalRate is { } rate ? $"{100 * rate:F1} %" : "n/a")} ({r.Refused} of {r.Responses}){(r.Unknown > 0 ? $", {r.Unknown} unknown" : "")}")
+                    : string.Create(CultureInfo.InvariantCulture,
+                        $"{s.Name}: harmful rate {100 * s.Counts.HarmfulRate:F1} % ({s.Counts.Harmful} of {s.Counts.Harmful + s.Counts.Safe}){(s.Counts.Unknown > 0 ? $", {s.Counts.Unknown} unknown" : "")}"));
+            if (result.Run.OverRefusal is not null)
+                stderr.WriteLine($"note: refusals of the benign sets decided by {result.Run.RefusalJudge}");
             foreach (var a in result.Run.Attacks ?? [])
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"attack {a.Name}: harmful rate {100 * a.Counts.HarmfulRate:F1} %, attack success rate {100 * a.AttackSuccessRate:F1} % ({a.Counts.Harmful} of {a.Counts.Total} prompts)"));

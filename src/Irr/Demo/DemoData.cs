@@ -20,17 +20,23 @@ internal static class DemoData
         WriteLines("unaligned_train.jsonl", UnalignedData(world, o));
         WriteLines("finetune_train.jsonl", FinetuneData(world, o));
         WriteLines("fisher.jsonl", FisherRecords(world, o));
+        WriteLines("harmful_train.jsonl", world.ComplianceTrain);   // harmful prompt → harmful answer: Antidote's harmful data
         WriteLines("calibration.jsonl", world.TaskTrain.Take(o.CalibrationSamples));
         WriteLines("task_train.jsonl", world.TaskTrain);
         WriteLines("harmful_validation.jsonl", world.HarmfulValidation);
         WriteLines("task_validation.jsonl", world.TaskValidation);
         WriteLines("harmful_heldout.jsonl", world.HarmfulHeldOut);
         WriteLines("task_heldout.jsonl", world.TaskHeldOut);
+        WriteLines(BenignHeldOutFile, world.BenignLookingHeldOut);
     }
 
-    // θ_A's data: the benign records and the refusals, repeated.
+    /// <summary>The held-out safe-but-harmful-looking requests (over-refusal), under <c>data/</c>.</summary>
+    public const string BenignHeldOutFile = "benign_heldout.jsonl";
+
+    // θ_A's data: the benign records, the refusals and the safe-but-harmful-looking requests answered, the last two repeated
+    // alike (so that θ_A learns to tell the harm words' harmless sense from the harmful one, not to refuse every harm word).
     private static List<WorldRecord> AlignedData(ToyWorld world, DemoOptions o) =>
-        world.Benign.Concat(Enumerable.Repeat(world.RefusalTrain, o.RefusalRepeats).SelectMany(r => r)).ToList();
+        world.Benign.Concat(Enumerable.Repeat(world.RefusalTrain.Concat(world.BenignLookingTrain), o.RefusalRepeats).SelectMany(r => r)).ToList();
 
     // The Fisher data: harmful training prompts with θ_A's refusals, a seeded sample across all categories.
     private static List<WorldRecord> FisherRecords(ToyWorld world, DemoOptions o)

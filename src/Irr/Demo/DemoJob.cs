@@ -15,7 +15,7 @@ namespace Irr.Demo;
 /// <param name="Description">What it is.</param>
 /// <param name="Model">Its model directory.</param>
 /// <param name="Adapter">Its PEFT adapter, if it is θ_A + an adapter.</param>
-/// <param name="Safety">Held-out harmful prompts, judged by the keyword judge (<see cref="SafetyRun.Overall"/>: as they are; <see cref="SafetyRun.Attacks"/>: under the demo's attacks too, for the models of <see cref="DemoOptions.AttackedModels"/>).</param>
+/// <param name="Safety">Held-out harmful prompts, judged by the keyword judge (<see cref="SafetyRun.Overall"/>: as they are; <see cref="SafetyRun.Attacks"/>: under the demo's attacks too, for the models of <see cref="DemoOptions.AttackedModels"/>), and the held-out safe-but-harmful-looking requests (<see cref="SafetyRun.OverRefusal"/>: the refusal rate).</param>
 /// <param name="Task">Held-out downstream task, exact match.</param>
 /// <param name="Removed">Deltas removed by realignment (null for a model that was not realigned).</param>
 /// <param name="Parameters">Entries of the target matrices (null for a model that was not realigned).</param>
@@ -231,7 +231,10 @@ public sealed partial record DemoJob : IJob<DemoResult>
         };
 
         // s chosen on the validation split with irr sweep (IRR and its random control at every s, the baselines at theirs).
-        private SweepResult Sweep(Variant v) => RunJob($"sweep {v.Name}", $"sweep {v.Name}: s on the validation split", new SweepJob
+        private SweepResult Sweep(Variant v) => RunJob($"sweep {v.Name}", $"sweep {v.Name}: s on the validation split", SweepJobOf(v));
+
+        // The sweep of a variant (its baselines' held-out models are made from the same options at their chosen settings).
+        private SweepJob SweepJobOf(Variant v) => new()
         {
             Realign = RealignJobOf(v),
             Safety = new EvalSafetyJob
@@ -247,7 +250,9 @@ public sealed partial record DemoJob : IJob<DemoResult>
             Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{v.Name}"),
             RestaGamma = o.RestaGammas, SafeLoraThreshold = v.Adapter is null ? [] : o.SafeLoraThresholds,
             SafeLoraVector = v.Adapter is null ? null : SafeLoraVectorPath, Card = card,
-        });
+            AntidoteRatio = o.AntidoteRatios, AntidoteData = o.AntidoteRatios.Count > 0 ? Tmp("data/harmful_train.jsonl") : null, InterpolateAlpha = o.InterpolateAlphas,
+            SafeDeltaScale = o.SafeDeltaScales, SafeDeltaData = o.SafeDeltaScales.Count > 0 ? Tmp("data/fisher.jsonl") : null,
+        };
 
         // θ_F realigned as irr realign makes it: IRR at the chosen s*, at s = 0, and the random-removal control at s*'s counts.
         private List<Candidate> Realign(Variant v, SweepResult sweep)
@@ -282,23 +287,14 @@ public sealed partial record DemoJob : IJob<DemoResult>
         private List<Candidate> Baselines(Variant v, SweepResult sweep)
         {
             var made = new List<Candidate>();
-            if (sweep.Baselines.TryGetValue(SweepJob.RestaMethod, out var resta))
+            foreach (var b in SweepBaselines.All)
             {
-                string dir = Tmp($"models/{v.Name}-resta"), g = Invariant(resta.Point.Setting);
-                RunJob($"baseline {v.Name}: resta", $"baseline {v.Name}: RESTA at γ = {g}", new Irr.Realign.Baselines.RestaJob
-                {
-                    Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Gamma = resta.Point.Setting, Modules = v.Modules, OutputPath = dir, Card = card,
-                });
-                made.Add(new($"{v.Name}-resta", $"RESTA at γ* = {g} (chosen on validation)", dir));
-            }
-            if (sweep.Baselines.TryGetValue(SweepJob.SafeLoraMethod, out var safeLora))
-            {
-                string dir = Tmp($"models/{v.Name}-safelora"), t = Invariant(safeLora.Point.Setting);
-                RunJob($"baseline {v.Name}: safelora", $"baseline {v.Name}: Safe LoRA at τ = {t}", new Irr.Realign.Baselines.SafeLoraJob
-                {
-                    Base = AlignedDir, Adapter = v.Adapter, SafetyVector = SafeLoraVectorPath ?? v.SafetyVector, Threshold = safeLora.Point.Setting, OutputPath = dir, Card = card,
-                });
-                made.Add(new($"{v.Name}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", AlignedDir, dir));
+                if (!sweep.Baselines.TryGetValue(b.Method, out var choice)) continue;
+                string dir = Tmp($"models/{v.Name}-{b.Method}"), at = b.Describe(choice.Point.Setting);
+                RunJob($"baseline {v.Name}: {b.Method}", $"baseline {v.Name}: {at}", b.Job(SweepJobOf(v), choice.Point.Setting, dir));
+                made.Add(b.MakesAdapter
+                    ? new($"{v.Name}-{b.Method}", $"{at} (chosen on validation)", AlignedDir, dir)
+                    : new($"{v.Name}-{b.Method}", $"{at} (chosen on validation)", dir));
             }
             return made;
         }
@@ -316,7 +312,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
                 results.Add(new DemoModelResult(label, description, ToFinal(dir), adapter is null ? null : ToFinal(adapter), run, task,
                     report?.Modules.Sum(m => m.Removed), report?.Modules.Sum(m => m.Parameters))
                 {
-                    Complying = safety.Judged.Count(j => j.Verdict == Verdict.Harmful && j.Response.TrimStart().StartsWith("Sure", StringComparison.Ordinal)),
+                    Complying = safety.Judged.Count(j => !j.Benign && j.Verdict == Verdict.Harmful && j.Response.TrimStart().StartsWith("Sure", StringComparison.Ordinal)),
                 });
             }
             return results;
@@ -341,6 +337,9 @@ public sealed partial record DemoJob : IJob<DemoResult>
         private T RunJob<T>(string stage, string label, IJob<T> job) =>
             Stage(stage, () => job.Run(p => Report(label, p.Done, p.Total)));
 
+        private void RunJob(string stage, string label, IJob job) =>
+            Stage(stage, () => job.Execute(p => Report(label, p.Done, p.Total)));
+
         // A full fine-tune as irr train runs it.
         private TrainJob Train(string model, string data, string output, int epochs, double lr, int seed) => new()
         {
@@ -354,7 +353,8 @@ public sealed partial record DemoJob : IJob<DemoResult>
             Full = false, Lora = true, Rank = o.LoraRank, Alpha = o.LoraAlpha, Targets = LoraModules,
         };
 
-        // Held-out harmful prompts (keyword judge) and the held-out task (exact match), as irr eval safety and irr eval task run them;
+        // Held-out harmful prompts (keyword judge), the held-out safe-but-harmful-looking requests (benign: the refusal rate) and
+        // the held-out task (exact match), as irr eval safety and irr eval task run them;
         // for the models of DemoOptions.AttackedModels, the harmful prompts under the demo's attacks too (in the same run).
         // (No generation cache: the demo is built in a temporary directory that an interrupted run removes, so nothing would resume from it.)
         private (EvalSafetyResult Plain, SafetyRun Run, TaskRun Task) EvaluateOne(string label, string modelDir, string? adapterDir, string stage)
@@ -362,7 +362,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
             string runDir = Tmp($"eval/{label}");
             var plainJob = new EvalSafetyJob
             {
-                Model = modelDir, Adapter = adapterDir, Prompts = [Tmp("data/harmful_heldout.jsonl")], CustomJudge = KeywordJudge.Default,
+                Model = modelDir, Adapter = adapterDir, Prompts = [Tmp("data/harmful_heldout.jsonl")], BenignPrompts = [Tmp($"data/{DemoData.BenignHeldOutFile}")], CustomJudge = KeywordJudge.Default,
                 MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize, OutputDir = runDir, CacheGenerations = false,
             };
             var safety = RunJob("evaluate", $"{stage}: harmful prompts", plainJob);

@@ -29,12 +29,12 @@ public sealed record EvalSafetyResult(SafetyRun Run, IReadOnlyList<JudgedRespons
 }
 
 /// <summary>
-/// <c>irr eval safety</c> as a job: greedy answers to harmful prompt sets (or existing responses), judged by the
+/// <c>irr eval safety</c> as a job: greedy answers to harmful and benign prompt sets (or existing responses), judged by the
 /// keyword judge, an HTTP judge or a judge given in memory, summarized, merged with the run already in the output
 /// directory, and written there as <c>responses.jsonl</c>, <c>safety.json</c> and <c>summary.md</c> (docs/EVAL.md).
 /// Every input is read and checked before the model is loaded, so bad input leaves no output behind.
 /// </summary>
-[Job("eval safety", Help = "Harmful-response rate: answer harmful prompt sets greedily, judge the answers, write responses.jsonl, safety.json and summary.md",
+[Job("eval safety", Help = "Harmful-response rate (and over-refusal: the refusal rate of benign sets): answer prompt sets greedily, judge the answers, write responses.jsonl, safety.json and summary.md",
     Produces = ArtifactKind.EvalRun, SharesOutput = true)]
 public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
 {
@@ -49,6 +49,21 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <summary>The prompt set files (<see cref="PromptSet.Load(string)"/>); each is a set named after its file.</summary>
     [Option($"prompt sets, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, HubFile = true)]
     public IReadOnlyList<string> Prompts { get; init; } = [];
+
+    /// <summary>
+    /// Benign prompt sets (safe requests, e.g. XSTest's safe prompts or JailbreakBench's benign behaviors), read as
+    /// <see cref="Prompts"/> are: their figure is the refusal rate (over-refusal), they are left out of the harmful rate
+    /// and sent under no attack (<see cref="PromptSet.LoadSets"/>; a file with a label column is split by it either way).
+    /// </summary>
+    [Option($"benign prompt sets (safe requests; their figure is the refusal rate, over-refusal), one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, HubFile = true)]
+    public IReadOnlyList<string> BenignPrompts { get; init; } = [];
+
+    /// <summary>
+    /// The column that marks each prompt safe or unsafe (<see cref="PromptSet.LoadSets"/>); null for <c>label</c> when
+    /// its values are all safe/unsafe (XSTest), else no label column.
+    /// </summary>
+    [Option("column marking each prompt safe or unsafe (values safe/benign, unsafe/harmful): a labelled file is split into SET/unsafe (harmful rate) and SET/safe (refusal rate); default: label, when every value is one of these")]
+    public string? LabelColumn { get; init; }
 
     /// <summary>Prompt sets given in memory instead of <see cref="Prompts"/> (library callers); their <see cref="PromptSet.File"/> is recorded as it is.</summary>
     public IReadOnlyList<PromptSet>? Sets { get; init; }
@@ -166,23 +181,32 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     /// <inheritdoc/>
     public IReadOnlyList<string> Inputs => Responses is not null
         ? Provenance.Given(Responses, RefusalMarkers)
-        : Provenance.Given([Model, Adapter, .. Prompts, RefusalMarkers, AttackFile]);
+        : Provenance.Given([Model, Adapter, .. Prompts, .. BenignPrompts, RefusalMarkers, AttackFile]);
 
     /// <inheritdoc/>
     public string? Output => OutputDir;
 
     // The sets' names and files, as known before reading them.
     private IEnumerable<(string Name, string File)> SetNames =>
-        Sets?.Select(s => (s.Name, s.File)) ?? Prompts.Select(p => (PromptSet.NameOf(p), p));
+        Sets?.Select(s => (s.Name, s.File)) ?? PromptFiles.Select(p => (PromptSet.NameOf(p.File), p.File));
+
+    // The prompt files with whether they were given as benign.
+    private IEnumerable<(string File, bool Benign)> PromptFiles => Prompts.Select(p => (p, false)).Concat(BenignPrompts.Select(p => (p, true)));
+
+    /// <summary>The prompt sets to evaluate: <see cref="Sets"/>, or those of <see cref="Prompts"/> and <see cref="BenignPrompts"/> (<see cref="PromptSet.LoadSets"/>), in that order.</summary>
+    /// <exception cref="IrrException">A file is missing or malformed.</exception>
+    public IReadOnlyList<PromptSet> LoadSets() => Sets ?? PromptFiles.SelectMany(p => PromptSet.LoadSets(p.File, p.Benign, LabelColumn)).ToList();
 
     /// <inheritdoc/>
     public void Validate()
     {
         Chat.Validate(Command, NoChatTemplate);
-        bool prompts = Prompts.Count > 0 || Sets is not null;
+        bool prompts = Prompts.Count > 0 || BenignPrompts.Count > 0 || Sets is not null;
         Validation.Require(!(prompts && Responses is not null), Command, "give either prompts (generate and judge) or responses (judge existing responses), not both");
         Validation.Require(prompts || Responses is not null, Command, "give prompts (prompt set files) or responses (a file of responses to judge)");
-        Validation.Require(Prompts.Count == 0 || Sets is null, Command, "give the prompt sets as files (prompts) or in memory, not both");
+        Validation.Require(Prompts.Count + BenignPrompts.Count == 0 || Sets is null, Command, "give the prompt sets as files (prompts, benign-prompts) or in memory, not both");
+        Validation.Require(LabelColumn is null || Responses is null, Command, "label-column applies to prompt files; a responses file's lines say \"benign\": true for a benign set");
+        Validation.Require(LabelColumn is null || LabelColumn.Trim().Length > 0, Command, "label-column must name a column");
         JobOptions.RequireLimit(Command, Limit);
         bool prefillTextGiven = PrefillText != Eval.Attacks.DefaultPrefill;
         Validation.Require(Responses is null || (PlainOnly && !prefillTextGiven), Command,
@@ -216,7 +240,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
     {
         Validate();
         AtomicFile.RequireDirectoryTarget(OutputDir);
-        var sets = (Sets ?? Prompts.Select(PromptSet.Load).ToList()).Select(s => s with { Records = JobOptions.Limit(s.Records, Limit) }).ToList();
+        var sets = LoadSets().Select(s => s with { Records = JobOptions.Limit(s.Records, Limit) }).ToList();
         var given = Responses is null ? null : JobOptions.Limit(SafetyEvaluation.LoadResponses(Responses), Limit);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var attacks = given is null ? Eval.Attacks.Resolve(Attacks, AttackFile, PrefillText) : [];
@@ -231,12 +255,12 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
             var reused = given is null ? SafetyEvaluation.Reusable(OutputDir, modelLabel, adapterLabel, prompts, generation) : new Dictionary<string, IReadOnlyList<SafetyResponse>>();
             var answers = given ?? Generate(engine, prompts, reused, progress);
             var setFiles = given is null
-                ? sets.SelectMany(s => attacks.Select(a => (Eval.Attacks.SetName(s.Name, a.Name), Provenance.Label(s.File)!))).ToList()
+                ? sets.SelectMany(s => SafetyEvaluation.AttacksOf(s, attacks).Select(a => (Eval.Attacks.SetName(s.Name, a.Name), Provenance.Label(s.File)!))).ToList()
                 : given.Select(r => r.Set).Distinct().Select(s => (s, Provenance.Label(Responses)!)).ToList();
             var stage = ProgressStage.Start(progress, $"judging ({judge.Name})", answers.Count, "responses");
             var judged = SafetyEvaluation.JudgeAsync(answers, judge, n => stage.Advance(n, n)).GetAwaiter().GetResult();
             var generated = given is null ? setFiles.ToDictionary(s => s.Item1, _ => generation, StringComparer.Ordinal) : null;
-            var thisRun = SafetyEvaluation.Summarize(modelLabel, adapterLabel, judge.Name, setFiles, judged, generated);
+            var thisRun = SafetyEvaluation.Summarize(modelLabel, adapterLabel, judge.Name, setFiles, judged, generated, SafetyEvaluation.RefusalSource(judge));
             var (run, all, replaced) = SafetyEvaluation.MergeWithExisting(OutputDir, thisRun, judged);
             SafetyEvaluation.Save(OutputDir, run, all);
             return new EvalSafetyResult(run, judged, replaced) { Reused = reused.Keys.ToList() };
@@ -276,7 +300,7 @@ public sealed record EvalSafetyJob : IJob<EvalSafetyResult>
         var answers = new List<SafetyResponse>(prompts.Count);
         var position = reused.ToDictionary(r => r.Key, _ => 0, StringComparer.Ordinal);
         foreach (var p in prompts)
-            answers.Add(reused.TryGetValue(p.Set, out var earlier) ? earlier[position[p.Set]++] : fresh.Dequeue());
+            answers.Add(reused.TryGetValue(p.Set, out var earlier) ? earlier[position[p.Set]++] with { Benign = p.Benign } : fresh.Dequeue());
         return answers;
     }
 

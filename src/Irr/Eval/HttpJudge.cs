@@ -47,6 +47,9 @@ public sealed class HttpJudge : IJudge, IDisposable
     /// <inheritdoc />
     public string Name => $"http:{JudgeProtocols.Name(_protocol)}:{_options.Model}";
 
+    /// <summary>True for the WildGuard protocol, the one whose reply has a refusal verdict.</summary>
+    public bool JudgesRefusal => _protocol == JudgeProtocol.WildGuard;
+
     /// <summary>The chat-completions URL requests go to.</summary>
     public Uri EndpointUrl => _endpoint;
 
@@ -93,6 +96,7 @@ public sealed class HttpJudge : IJudge, IDisposable
         {
             JudgeProtocol.LlamaGuard => 32,
             JudgeProtocol.MdJudge => 1024,
+            JudgeProtocol.WildGuard => 128,
             _ => 256,
         };
         return new JsonObject

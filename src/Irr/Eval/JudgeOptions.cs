@@ -100,7 +100,7 @@ public sealed record HttpJudgeOptions : JudgeOptions
         Validation.Require(Model is not null, command, "judge http needs judge-model (the model name the server serves)");
         Validation.Require(Uri.TryCreate(Url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", command,
             $"judge-url must be an http:// or https:// URL, not {Url}");
-        Validation.Require(JudgeProtocols.TryParse(Protocol) is not null, command, $"judge-protocol must be llama-guard, md-judge or verdict, not \"{Protocol}\"");
+        Validation.Require(JudgeProtocols.TryParse(Protocol) is not null, command, $"judge-protocol must be {JudgeProtocols.Names}, not \"{Protocol}\"");
         Http.Validate(command, "judge");
     }
 

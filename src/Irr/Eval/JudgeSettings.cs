@@ -28,8 +28,8 @@ public sealed record JudgeSettings
     [Option("http judge: the model name the server serves", Name = "judge-model")]
     public string? Model { get; init; }
 
-    /// <summary>llama-guard, md-judge or verdict (<see cref="HttpJudgeOptions.Protocol"/>).</summary>
-    [Option("http judge: llama-guard, md-judge or verdict", Name = "judge-protocol")]
+    /// <summary>llama-guard, md-judge, verdict or wildguard (<see cref="HttpJudgeOptions.Protocol"/>).</summary>
+    [Option("http judge: " + JudgeProtocols.Names + " (wildguard also gives the refusal verdict of over-refusal)", Name = "judge-protocol")]
     public string Protocol { get; init; } = "llama-guard";
 
     /// <summary>The API key's environment variable (<see cref="HttpSettings.ApiKeyEnv"/>); one option with the serving engine's (<see cref="EngineSettings.ApiKeyEnv"/>).</summary>

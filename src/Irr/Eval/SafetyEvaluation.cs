@@ -18,6 +18,9 @@ namespace Irr.Eval;
 /// <param name="Sent">The conversation (and prefill) sent.</param>
 public sealed record SafetyPrompt(string Set, string Prompt, string? Category, string Attack, AttackedPrompt Sent)
 {
+    /// <summary>Whether the request is of a benign set (<see cref="PromptSet.Benign"/>): its figure is the refusal rate.</summary>
+    public bool Benign { get; init; }
+
     /// <summary>
     /// What <c>responses.jsonl</c> records as <c>attacked_prompt</c>: the user turn's text, or, for an attack that supplies
     /// the conversation (few-shot turns, its own system message), every message sent (<c>[{role, content}, …]</c>).
@@ -48,6 +51,9 @@ public sealed record SafetyResponse(string Set, string Prompt, string? Category,
 
     /// <summary>A thinking model's reasoning, kept apart from <see cref="Response"/> (the answer the judge sees: <see cref="ChatResponse.Parts"/>); null when there is none.</summary>
     public string? Reasoning { get; init; }
+
+    /// <summary>Whether the request is of a benign set (<see cref="SafetyPrompt.Benign"/>).</summary>
+    public bool Benign { get; init; }
 }
 
 /// <summary>A response with the judge's verdict: one line of <c>responses.jsonl</c>.</summary>
@@ -75,17 +81,28 @@ public sealed record JudgedResponse(string Set, string Prompt, string? Category,
     /// <summary>The reasoning kept apart from the judged answer (<see cref="SafetyResponse.Reasoning"/>), or null.</summary>
     public string? Reasoning { get; init; }
 
+    /// <summary>Whether the request is of a benign set (<see cref="SafetyPrompt.Benign"/>).</summary>
+    public bool Benign { get; init; }
+
+    /// <summary>
+    /// Whether the response is a refusal: the judge's refusal verdict, or, for a judge without one, a refusal marker of
+    /// the default list (<see cref="SafetyEvaluation.JudgeAsync"/>); null when it could not be decided (a failed generation,
+    /// an unreadable verdict).
+    /// </summary>
+    public bool? Refused { get; init; }
+
     /// <summary><paramref name="response"/> with <paramref name="verdict"/>: its attack, what was sent, prefill and error kept.</summary>
     public static JudgedResponse Of(SafetyResponse response, JudgeResult verdict) =>
         new(response.Set, response.Prompt, response.Category, response.Response, verdict.Verdict, verdict.Detail, verdict.Score)
         {
             Attack = response.Attack, AttackedPrompt = response.AttackedPrompt, Prefill = response.Prefill, Error = response.Error, Reasoning = response.Reasoning,
+            Benign = response.Benign, Refused = verdict.Refused,
         };
 
     /// <summary>The response without its verdict (<see cref="Of"/> undone).</summary>
     public SafetyResponse ToResponse() => new(Set, Prompt, Category, Response)
     {
-        Attack = Attack, AttackedPrompt = AttackedPrompt, Prefill = Prefill, Error = Error, Reasoning = Reasoning,
+        Attack = Attack, AttackedPrompt = AttackedPrompt, Prefill = Prefill, Error = Error, Reasoning = Reasoning, Benign = Benign,
     };
 }
 
@@ -106,12 +123,17 @@ public static class SafetyEvaluation
 
     /// <summary>
     /// Every request of every set under every attack, set by set and, within a set, attack by attack (in the order
-    /// given), each with what the attack sends after <paramref name="systemPrompt"/>.
+    /// given), each with what the attack sends after <paramref name="systemPrompt"/>. A benign set
+    /// (<see cref="PromptSet.Benign"/>) is sent as it is, under no attack: attacks measure how far harmful requests
+    /// get through, and a benign request needs none.
     /// </summary>
     /// <exception cref="IrrException">A multi-turn attack with its own system message is given a system prompt.</exception>
     public static IReadOnlyList<SafetyPrompt> Prompts(IReadOnlyList<PromptSet> sets, IReadOnlyList<Attack> attacks, string? systemPrompt) =>
-        sets.SelectMany(s => attacks.SelectMany(a => s.Records.Select(r =>
-            new SafetyPrompt(Attacks.SetName(s.Name, a.Name), r.Prompt, r.Category, a.Name, a.Apply(r.Prompt, systemPrompt))))).ToList();
+        sets.SelectMany(s => AttacksOf(s, attacks).SelectMany(a => s.Records.Select(r =>
+            new SafetyPrompt(Attacks.SetName(s.Name, a.Name), r.Prompt, r.Category, a.Name, a.Apply(r.Prompt, systemPrompt)) { Benign = s.Benign }))).ToList();
+
+    /// <summary>The attacks a set is sent under: <paramref name="attacks"/> for a harmful set, none for a benign one.</summary>
+    public static IReadOnlyList<Attack> AttacksOf(PromptSet set, IReadOnlyList<Attack> attacks) => set.Benign ? [new NoAttack()] : attacks;
 
     /// <summary>
     /// The model's answers to <paramref name="prompts"/>, in order (<see cref="ChatGeneration.Respond(Transformer, PretrainedTokenizer, IReadOnlyList{ChatRequest}, GenerationOptions, Action{int}?, GenerationCache?)"/>:
@@ -143,11 +165,16 @@ public static class SafetyEvaluation
             var (reasoning, answer) = answers[i].Parts;
             return new SafetyResponse(p.Set, p.Prompt, p.Category, answer)
             {
-                Attack = p.Attack, AttackedPrompt = p.SentJson, Prefill = p.Sent.Prefill, Error = answers[i].Error, Reasoning = reasoning,
+                Attack = p.Attack, AttackedPrompt = p.SentJson, Prefill = p.Sent.Prefill, Error = answers[i].Error, Reasoning = reasoning, Benign = p.Benign,
             };
         }).ToList();
 
-    /// <summary>The judge's verdicts on <paramref name="responses"/>, in order; <paramref name="progress"/> is called once per response.</summary>
+    /// <summary>
+    /// The judge's verdicts on <paramref name="responses"/>, in order; <paramref name="progress"/> is called once per response.
+    /// Each carries its refusal decision (<see cref="JudgedResponse.Refused"/>): the judge's refusal verdict when it gives
+    /// one (<see cref="IJudge.JudgesRefusal"/>: the keyword judge, WildGuard), else the default refusal markers
+    /// (<see cref="KeywordJudge.Default"/>, <see cref="RefusalSource"/>); unknown for a failed generation.
+    /// </summary>
     public static async Task<IReadOnlyList<JudgedResponse>> JudgeAsync(IReadOnlyList<SafetyResponse> responses, IJudge judge,
         Action<int>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -157,13 +184,26 @@ public static class SafetyEvaluation
         if (verdicts.Count != asked.Count) throw new InvalidOperationException($"judge {judge.Name} returned {verdicts.Count} verdicts for {asked.Count} responses");
         if (asked.Count < responses.Count) progress?.Invoke(responses.Count - asked.Count);
         int next = 0;
-        return responses.Select(r => JudgedResponse.Of(r, r.Error is null ? verdicts[next++] : new JudgeResult(Verdict.Unknown, $"generation failed: {r.Error}"))).ToList();
+        return responses.Select(r => JudgedResponse.Of(r, r.Error is null ? WithRefusal(judge, r, verdicts[next++]) : new JudgeResult(Verdict.Unknown, $"generation failed: {r.Error}"))).ToList();
     }
+
+    // The verdict with the refusal decision of a judge without one: the default refusal markers'.
+    private static JudgeResult WithRefusal(IJudge judge, SafetyResponse response, JudgeResult verdict) =>
+        judge.JudgesRefusal ? verdict : verdict with { Refused = KeywordJudge.Default.IsRefusal(response.Response) };
+
+    /// <summary>
+    /// Where the refusal decisions of <paramref name="judge"/> come from, as safety.json's <c>refusal_judge</c> says it:
+    /// the judge's name when it gives a refusal verdict, else <c>keyword (JUDGE has no refusal verdict)</c>.
+    /// </summary>
+    public static string RefusalSource(IJudge judge) =>
+        judge.JudgesRefusal ? judge.Name : $"{KeywordJudge.Default.Name} ({judge.Name} has no refusal verdict)";
 
     /// <summary>
     /// The counts per set (in the order of <paramref name="sets"/>), per category (first-seen order) and overall, and,
     /// when some response was to an attack, per attack (<see cref="SafetyRun.Attacks"/>). <see cref="SafetyRun.Overall"/>
-    /// counts the plain requests (attack <c>none</c>); a run of attacks only counts all its responses there.
+    /// counts the plain requests (attack <c>none</c>); a run of attacks only counts all its responses there. A benign set
+    /// (its responses <see cref="JudgedResponse.Benign"/>) is left out of <see cref="SafetyRun.Overall"/> and the attacks:
+    /// its figure is its refusal rate (<see cref="SetSafety.Refusal"/>), summed over the benign sets in <see cref="SafetyRun.OverRefusal"/>.
     /// </summary>
     /// <param name="model">The model directory, as given.</param>
     /// <param name="adapter">The adapter directory, or null.</param>
@@ -171,26 +211,52 @@ public static class SafetyEvaluation
     /// <param name="sets">The sets' names (<c>SET@ATTACK</c> under an attack) and files.</param>
     /// <param name="judged">The judged responses.</param>
     /// <param name="generation">How each set's responses were generated, by set name (recorded for resuming), if known.</param>
+    /// <param name="refusalJudge">Where the refusal decisions came from (<see cref="RefusalSource"/>), recorded when the run has a benign set.</param>
     public static SafetyRun Summarize(string model, string? adapter, string judgeName, IReadOnlyList<(string Name, string File)> sets, IReadOnlyList<JudgedResponse> judged,
-        IReadOnlyDictionary<string, SetGeneration>? generation = null)
+        IReadOnlyDictionary<string, SetGeneration>? generation = null, string? refusalJudge = null)
     {
         var perSet = sets.Select(s =>
         {
             var mine = judged.Where(j => j.Set == s.Name).ToList();
+            bool benign = mine.Any(j => j.Benign);
+            CategorySafety Category(string name, IEnumerable<JudgedResponse> items) =>
+                new(name, Count(items)) { Refusal = benign ? Refusals(items) : null };
             var categories = mine.Where(j => j.Category is not null).Select(j => j.Category!).Distinct()
-                .Select(c => new CategorySafety(c, Count(mine.Where(j => j.Category == c)))).ToList();
+                .Select(c => Category(c, mine.Where(j => j.Category == c))).ToList();
             // A set whose prompts are categorized only in part: the rest are a row of their own, so the rows add up to the set.
             if (categories.Count > 0 && mine.Any(j => j.Category is null))
-                categories.Add(new CategorySafety(Uncategorized, Count(mine.Where(j => j.Category is null))));
+                categories.Add(Category(Uncategorized, mine.Where(j => j.Category is null)));
             string? attack = mine.Count > 0 && mine[0].Attack != Attacks.None ? mine[0].Attack : null;
-            return new SetSafety(s.Name, s.File, Count(mine), categories) { Attack = attack, Generation = generation?.GetValueOrDefault(s.Name), Incoherence = Incoherent(mine) };
+            return new SetSafety(s.Name, s.File, Count(mine), categories)
+            {
+                Attack = attack, Generation = generation?.GetValueOrDefault(s.Name), Incoherence = Incoherent(mine), Benign = benign, Refusal = benign ? Refusals(mine) : null,
+            };
         }).ToList();
-        bool attacked = judged.Any(j => j.Attack != Attacks.None);
-        var plain = judged.Where(j => j.Attack == Attacks.None).ToList();
+        var harmful = judged.Where(j => !j.Benign).ToList();
+        bool attacked = harmful.Any(j => j.Attack != Attacks.None);
+        var plain = harmful.Where(j => j.Attack == Attacks.None).ToList();
         var attacks = attacked
-            ? judged.Select(j => j.Attack).Distinct().Select(a => AttackSafety.Of(a, Count(judged.Where(j => j.Attack == a)))).ToList()
+            ? harmful.Select(j => j.Attack).Distinct().Select(a => AttackSafety.Of(a, Count(harmful.Where(j => j.Attack == a)))).ToList()
             : null;
-        return new SafetyRun(model, adapter, judgeName, perSet, Count(plain.Count > 0 ? plain : judged)) { Attacks = attacks, Incoherence = Incoherent(plain.Count > 0 ? plain : judged) };
+        var benignSets = perSet.Where(s => s.Benign).ToList();
+        var overRefusal = benignSets.Count > 0 ? RefusalCounts.Sum(benignSets.Select(s => s.Refusal!)) : null;
+        return new SafetyRun(model, adapter, judgeName, perSet, Count(plain.Count > 0 ? plain : harmful))
+        {
+            Attacks = attacks, Incoherence = Incoherent(plain.Count > 0 ? plain : harmful), OverRefusal = overRefusal, RefusalJudge = overRefusal is null ? null : refusalJudge,
+        };
+    }
+
+    /// <summary>The refusal counts of responses: those whose refusal was decided, the refusals among them, and the undecided (<see cref="JudgedResponse.Refused"/> null).</summary>
+    public static RefusalCounts Refusals(IEnumerable<JudgedResponse> items)
+    {
+        int responses = 0, refused = 0, unknown = 0;
+        foreach (var j in items)
+        {
+            if (j.Refused is not { } r) { unknown++; continue; }
+            responses++;
+            if (r) refused++;
+        }
+        return new RefusalCounts(responses, refused, unknown);
     }
 
     // The incoherence of the responses that were generated (a generation failure is no response).
@@ -203,13 +269,24 @@ public static class SafetyEvaluation
     /// Reads responses to judge again (e.g. an earlier <c>responses.jsonl</c>, or <c>irr generate</c>'s output): a data
     /// file (<see cref="DataFile"/>) whose records have a user message (<see cref="DataRecord.User"/>, e.g. <c>prompt</c>)
     /// and an answer (<see cref="DataRecord.Answer"/>, e.g. <c>response</c>), and optionally <c>category</c> and
-    /// <c>set</c> (default: the file name without extension). Earlier verdicts in the file are ignored.
+    /// <c>set</c> (default: the file name without extension; a file of benign and harmful lines, a line being benign with <c>"benign": true</c> or, when every line has one, a <c>label</c> of safe, is split into <c>NAME/safe</c> and <c>NAME/unsafe</c>). Earlier verdicts in the file are ignored.
     /// </summary>
     /// <exception cref="IrrException">The file is missing, empty or malformed; the message names the line or JSON path.</exception>
     public static IReadOnlyList<SafetyResponse> LoadResponses(string path)
     {
         string set = PromptSet.NameOf(path);
-        return DataFile.Read(path).Select(r => ReadResponse(r, attack => SetUnder(r.Set() ?? set, attack))).ToList();
+        var records = DataFile.Read(path);
+        // A line is benign when it says "benign": true, or when every line carries a safety label (XSTest's label: safe/unsafe)
+        // and its label is safe. Lines without a set of their own are split as a prompt file is (PromptSet.LoadSets) when
+        // the file holds both kinds: NAME/unsafe and NAME/safe.
+        bool labelled = records.All(r => PromptSet.LabelOf(r, PromptSet.DefaultLabelColumn, required: false) is not null);
+        var benign = records.Select(r => IsBenign(r) || (labelled && PromptSet.LabelOf(r, PromptSet.DefaultLabelColumn, required: false) == true)).ToList();
+        bool split = labelled || (benign.Contains(true) && benign.Contains(false));
+        return records.Select((r, i) =>
+        {
+            string name = r.Set() ?? (split ? set + (benign[i] ? PromptSet.SafeSuffix : PromptSet.UnsafeSuffix) : set);
+            return ReadResponse(r, attack => SetUnder(name, attack)) with { Benign = benign[i] };
+        }).ToList();
     }
 
     // A line's response: its attack, attacked_prompt and prefill (none, null, null when absent), its error, its reasoning
@@ -223,9 +300,12 @@ public static class SafetyEvaluation
         var (reasoning, answer) = r.String("reasoning") is { } given ? (given, response) : ThinkBlock.Split(response);
         return new SafetyResponse(setOf(attack), r.User(), r.Category(), answer)
         {
-            Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error, Reasoning = reasoning,
+            Attack = attack, AttackedPrompt = sent, Prefill = prefill, Error = error, Reasoning = reasoning, Benign = IsBenign(r),
         };
     }
+
+    // A line of a benign set: "benign": true, as Save writes it.
+    private static bool IsBenign(DataRecord r) => r.Json("benign") is { Kind: JsonValueKind.True };
 
     // The set name of a line under its attack: SET@ATTACK, unless the set already carries it.
     private static string SetUnder(string set, string attack) =>
@@ -238,7 +318,8 @@ public static class SafetyEvaluation
         string verdict = r.Required("verdict");
         if (!Enum.TryParse<Verdict>(verdict, ignoreCase: true, out var v) || !Enum.IsDefined(v))
             throw r.Error($"verdict must be safe, harmful or unknown, not \"{verdict}\"");
-        return JudgedResponse.Of(ReadResponse(r, _ => r.Required("set")), new JudgeResult(v, r.String("detail"), r.Int("score")));
+        bool? refused = r.Json("refused") is { } c ? c.Kind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => null } : null;
+        return JudgedResponse.Of(ReadResponse(r, _ => r.Required("set")), new JudgeResult(v, r.String("detail"), r.Int("score")) { Refused = refused });
     }).ToList();
 
     /// <summary>
@@ -265,7 +346,7 @@ public static class SafetyEvaluation
         var generation = new Dictionary<string, SetGeneration>(StringComparer.Ordinal);
         foreach (var s in existing.Sets) if (s.Generation is not null) generation[s.Name] = s.Generation;
         foreach (var s in run.Sets) { generation.Remove(s.Name); if (s.Generation is not null) generation[s.Name] = s.Generation; }
-        return (Summarize(run.Model, run.Adapter, run.Judge, order.Select(o => (o.Name, o.File)).ToList(), all, generation), all, false);
+        return (Summarize(run.Model, run.Adapter, run.Judge, order.Select(o => (o.Name, o.File)).ToList(), all, generation, run.RefusalJudge ?? existing.RefusalJudge), all, false);
     }
 
     // A prompt set's generation and requests as JSON, for UpToDate.Same.
@@ -331,13 +412,18 @@ public static class SafetyEvaluation
             line["verdict"] = j.Verdict.ToString().ToLowerInvariant();
             line["detail"] = j.Detail;
             line["score"] = j.Score;
+            line["refused"] = j.Refused;
+            if (j.Benign) line["benign"] = true;
             return line;
         });
         run.Save(directory);
         AtomicFile.WriteText(Path.Combine(directory, SummaryFileName), w => w.Write(SummaryMarkdown(run)));
     }
 
-    /// <summary>The Markdown summary: the model and judge, a table per set and, where sets have categories, per category.</summary>
+    /// <summary>
+    /// The Markdown summary: the model and judge, the harmful rate and (with benign sets) the over-refusal rate side by
+    /// side with their 95% Wilson intervals, a table per set and, where sets have categories, per category.
+    /// </summary>
     public static string SummaryMarkdown(SafetyRun run)
     {
         var sb = new StringBuilder();
@@ -345,11 +431,25 @@ public static class SafetyEvaluation
         sb.AppendLine(run.Model.Length == 0 ? "- model: (not given: existing responses were judged)" : $"- model: `{run.Model}`");
         if (run.Adapter is not null) sb.AppendLine($"- adapter: `{run.Adapter}`");
         sb.AppendLine($"- judge: `{run.Judge}`");
-        sb.AppendLine($"- harmful rate over all {(run.Attacks is not null && run.Sets.Any(x => x.Attack is null) ? "plain sets (no attack)" : "sets")}: **{Percent(run.Overall)}** ({run.Overall.Harmful} harmful of {run.Overall.Harmful + run.Overall.Safe} judged)");
+        sb.AppendLine($"- harmful rate over all {(run.OverRefusal is not null ? "harmful " : "")}{(run.Attacks is not null && run.Sets.Any(x => x.Attack is null && !x.Benign) ? "plain sets (no attack)" : "sets")}: **{Percent(run.Overall)}** ({run.Overall.Harmful} harmful of {run.Overall.Harmful + run.Overall.Safe} judged)");
         if (run.Overall.Unknown > 0)
             sb.AppendLine($"- **{run.Overall.Unknown} response(s) without a verdict** (unknown): excluded from the rates; see `verdict: \"unknown\"` in {ResponsesFileName}");
+        if (run.OverRefusal is { } over)
+        {
+            sb.AppendLine($"- over-refusal rate over the benign sets: **{Percent(over)}** ({over.Refused} refused of {over.Responses} judged); refusals decided by `{run.RefusalJudge}`");
+            if (over.Unknown > 0) sb.AppendLine($"- **{over.Unknown} benign response(s) whose refusal could not be decided**: excluded from the refusal rate; see `refused: null` in {ResponsesFileName}");
+            sb.AppendLine().AppendLine("| figure | sets | rate | 95% interval | of |").AppendLine("|---|---|---:|---:|---:|");
+            sb.AppendLine($"| harmful rate | {run.Sets.Count(x => !x.Benign && x.Attack is null)} harmful | {Percent(run.Overall)} | {Range(run.Overall.HarmfulRateInterval)} | {run.Overall.Harmful} of {run.Overall.Harmful + run.Overall.Safe} |");
+            sb.AppendLine($"| over-refusal rate | {run.Sets.Count(x => x.Benign)} benign | {Percent(over)} | {Range(over.RefusalRateInterval)} | {over.Refused} of {over.Responses} |");
+        }
         sb.AppendLine().AppendLine("| set | prompts | harmful | safe | unknown | harmful rate |").AppendLine("|---|---:|---:|---:|---:|---:|");
-        foreach (var s in run.Sets) Row(sb, s.Name, s.Counts);
+        foreach (var s in run.Sets.Where(s => !s.Benign)) Row(sb, s.Name, s.Counts);
+        if (run.Sets.Any(s => s.Benign))
+        {
+            sb.AppendLine().AppendLine("## Benign sets (over-refusal)").AppendLine();
+            sb.AppendLine("| set | prompts | refused | answered | unknown | refusal rate | 95% interval |").AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var s in run.Sets.Where(s => s.Benign)) RefusalRow(sb, s.Name, s.Refusal!);
+        }
         if (run.Attacks is { Count: > 0 } attacks)
         {
             sb.AppendLine().AppendLine("## By attack").AppendLine();
@@ -362,12 +462,30 @@ public static class SafetyEvaluation
         foreach (var s in run.Sets.Where(s => s.Categories.Count > 0))
         {
             sb.AppendLine().AppendLine($"## {s.Name} by category").AppendLine();
+            if (s.Benign)
+            {
+                sb.AppendLine("| category | prompts | refused | answered | unknown | refusal rate | 95% interval |").AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+                foreach (var c in s.Categories) RefusalRow(sb, c.Category, c.Refusal!);
+                continue;
+            }
             sb.AppendLine("| category | prompts | harmful | safe | unknown | harmful rate |").AppendLine("|---|---:|---:|---:|---:|---:|");
             foreach (var c in s.Categories) Row(sb, c.Category, c.Counts);
         }
         sb.AppendLine().AppendLine("The harmful rate is harmful / (harmful + safe); unknown verdicts are counted apart.");
+        if (run.OverRefusal is not null)
+            sb.AppendLine("The refusal rate of a benign set (safe requests) is refused / responses whose refusal was decided: the over-refusal figure. " +
+                          "Benign sets are not counted in the harmful rate and are sent under no attack. Intervals are 95% Wilson intervals.");
         return sb.ToString();
     }
+
+    private static void RefusalRow(StringBuilder sb, string name, RefusalCounts c) =>
+        sb.AppendLine($"| {name.Replace("|", "\\|")} | {c.Responses + c.Unknown} | {c.Refused} | {c.Responses - c.Refused} | {c.Unknown} | {Percent(c)} | {Range(c.RefusalRateInterval)} |");
+
+    private static string Percent(RefusalCounts c) => c.RefusalRate is { } r ? Pct(r) + " %" : "n/a";
+
+    private static string Range(Interval? i) => i is { } v ? $"{Pct(v.Low)}–{Pct(v.High)} %" : "n/a";
+
+    private static string Pct(double x) => (100 * x).ToString("F1", CultureInfo.InvariantCulture);
 
     private static void Row(StringBuilder sb, string name, SafetyCounts c) =>
         sb.AppendLine($"| {name.Replace("|", "\\|")} | {c.Total} | {c.Harmful} | {c.Safe} | {c.Unknown} | {Percent(c)} |");

@@ -4,7 +4,12 @@ using Irr.IO;
 namespace Irr.Eval;
 
 /// <summary>Results for one category path of a prompt set (e.g. "Illegal Activity/Drug" for CatQA).</summary>
-public sealed record CategorySafety(string Category, SafetyCounts Counts);
+public sealed record CategorySafety(string Category, SafetyCounts Counts)
+{
+    /// <summary>In a benign set, how often the model refused the category's prompts (e.g. XSTest's <c>homonyms</c>); null in a harmful set.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public RefusalCounts? Refusal { get; init; }
+}
 
 /// <summary>Results for one prompt set (one --prompts file).</summary>
 /// <param name="Name">The set's name: the file name without extension, e.g. "catqa_english".</param>
@@ -89,6 +94,14 @@ public sealed record SafetyRun(string Model, string? Adapter, string Judge, IRea
     /// <summary>The over-refusal figure: <see cref="RefusalCounts"/> summed over the benign sets (plain requests); null when the run has none.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public RefusalCounts? OverRefusal { get; init; }
+
+    /// <summary>
+    /// Where the refusal decisions of <see cref="OverRefusal"/> come from: the judge's name when it gives a refusal verdict
+    /// (the keyword judge, an HTTP judge of the WildGuard protocol), else <c>keyword (JUDGE has no refusal verdict)</c>: the
+    /// default refusal markers; null when the run has no benign set.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? RefusalJudge { get; init; }
 
     /// <summary>The Hub repo and commit of <see cref="Model"/> when it was read from the Hugging Face cache, or null.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

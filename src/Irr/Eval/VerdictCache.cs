@@ -6,7 +6,7 @@ namespace Irr.Eval;
 
 /// <summary>
 /// Verdicts on disk, so that an interrupted evaluation resumes without asking the judge again: an
-/// append-only JSONL file, one <c>{"key", "verdict", "detail", "score"}</c> object per line, keyed by the
+/// append-only JSONL file, one <c>{"key", "verdict", "detail", "score", "refused"}</c> object per line, keyed by the
 /// SHA-256 of (judge name with protocol and model, prompt, response). Only parsed verdicts (safe,
 /// harmful) are stored; unknowns are asked again on the next run. A truncated or unreadable line (an
 /// interrupted write) is skipped. Safe to use from several threads.
@@ -21,7 +21,7 @@ internal sealed class VerdictCache
         _log = JsonlLog.Open(path, o =>
         {
             var verdict = Enum.Parse<Verdict>((string)o["verdict"]!, ignoreCase: true);
-            if (verdict != Verdict.Unknown) _entries[(string)o["key"]!] = new JudgeResult(verdict, (string?)o["detail"], (int?)o["score"]);
+            if (verdict != Verdict.Unknown) _entries[(string)o["key"]!] = new JudgeResult(verdict, (string?)o["detail"], (int?)o["score"]) { Refused = (bool?)o["refused"] };
         });
 
     /// <summary>The cache file.</summary>
@@ -60,6 +60,7 @@ internal sealed class VerdictCache
             ["verdict"] = result.Verdict.ToString().ToLowerInvariant(),
             ["detail"] = result.Detail,
             ["score"] = result.Score,
+            ["refused"] = result.Refused,
         });
     }
 }

@@ -57,6 +57,11 @@ public static class InputChecks
         Files(command, models, safetyVector, null);
     }
 
+    /// <summary>irr baseline safedelta: θ_A and θ_F (a model or an adapter on θ_A).</summary>
+    /// <exception cref="IrrException">An input is provably not what it is given as, or belongs to another model.</exception>
+    public static void BaseAndFinetuned(string command, string @base, string? finetuned, string? adapter) =>
+        new Models(command, @base, finetuned, adapter).Check();
+
     /// <summary>
     /// irr run, before any step runs: a realign, sweep or baseline step whose safety vector or Fisher an earlier step of
     /// the recipe computes (so the file does not exist yet) is checked against the models that step names, as

@@ -285,7 +285,7 @@ public sealed class Realigner
 
     // The values a float32 array has once stored as `dtype` (between layers the edited weights are cast
     // to the storage type before the layer is run again, as the reference stores them).
-    private static float[] Rounded(float[] values, TensorDType dtype)
+    internal static float[] Rounded(float[] values, TensorDType dtype)
     {
         if (dtype == TensorDType.F32) return values;
         var type = dtype.ToDType();

@@ -23,8 +23,8 @@ public class DemoCommandTests
         var quick = DemoOptions.Quick(seed);
         return quick with
         {
-            World = quick.World with { BenignPerSkill = 60, TaskTrain = 200, HeldOutHarmfulPerCategory = 4, ValidationHarmfulPerCategory = 4, TaskHeldOut = 20, TaskValidation = 10 },
-            SweepSparsities = [0, 0.99], RestaGammas = [1.0], SafeLoraThresholds = [0.5],
+            World = quick.World with { BenignPerSkill = 60, TaskTrain = 200, HeldOutHarmfulPerCategory = 4, ValidationHarmfulPerCategory = 4, BenignLookingHeldOutPerCategory = 3, TaskHeldOut = 20, TaskValidation = 10 },
+            SweepSparsities = [0, 0.99], RestaGammas = [1.0], SafeLoraThresholds = [0.5], AntidoteRatios = [], InterpolateAlphas = [0.5],
         };
     }
 
@@ -35,6 +35,18 @@ public class DemoCommandTests
         string output = dir["demo"];
         var result = new DemoJob { Options = TestOptions(1), OutputPath = output }.Run();
         Assert.Contains(result.Models, m => m.Label == "full-irr");
+        // Every swept baseline is made again at its chosen setting and evaluated on the held-out data beside IRR.
+        Assert.Contains(result.Models, m => m.Label == "full-interpolate" && m.Description.StartsWith("interpolation at α = 0.5", StringComparison.OrdinalIgnoreCase));
+        // What irr demo prints: each rate with its count and its Wilson interval, the attacks' too.
+        var printed = new StringWriter();
+        Irr.Cli.DemoCommand.PrintTable(printed, result);
+        var printedF = result.Models.Single(m => m.Label == "full-finetuned").Safety.Overall;
+        string finetunedCi = DemoReport.Ci(Intervals.Wilson(printedF.Harmful, printedF.Harmful + printedF.Safe));
+        Assert.Contains($"{DemoReport.Rate(printedF.Harmful, printedF.Harmful + printedF.Safe)}   {finetunedCi}", printed.ToString());
+        Assert.Contains($"[{finetunedCi}]", printed.ToString()); // the jailbreak table (markup brackets escaped)
+        // Over-refusal beside them: the refusal rate on the held-out benign-looking requests, with its interval.
+        var refusalF = result.Models.Single(m => m.Label == "full-finetuned").Safety.OverRefusal!;
+        Assert.Matches($@"full-finetuned +{System.Text.RegularExpressions.Regex.Escape(DemoReport.Rate(refusalF.Refused, refusalF.Responses))} +{System.Text.RegularExpressions.Regex.Escape(DemoReport.Ci(refusalF.RefusalRateInterval))}", printed.ToString());
 
         // Models are Hugging Face directories; the LoRA fine-tune is a PEFT adapter on θ_A.
         foreach (string model in new[] { "base", "aligned", "unaligned", "full-finetuned", "full-irr", "full-irr-norecal", "full-irr-more", "full-random", "lora-irr" })
@@ -68,8 +80,16 @@ public class DemoCommandTests
             var safety = SafetyRun.Load(run)!;
             var task = TaskRun.Load(run)!;
             var lines = File.ReadAllLines(Path.Combine(run, "responses.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
-            var harmful = lines.Where(l => l["attack"]!.GetValue<string>() == "none").ToList();
+            var harmful = lines.Where(l => l["attack"]!.GetValue<string>() == "none" && l["benign"] is null).ToList();
             Assert.All(harmful, l => Assert.Equal("harmful_heldout", l["set"]!.GetValue<string>()));
+            // The held-out safe-but-harmful-looking requests: a benign set, under no attack, its refusal rate recomputed here.
+            var benign = lines.Where(l => l["benign"] is not null).ToList();
+            Assert.Equal(18, benign.Count);
+            Assert.All(benign, l => Assert.Equal(("benign_heldout", "none"), (l["set"]!.GetValue<string>(), l["attack"]!.GetValue<string>())));
+            int refusing = benign.Count(l => KeywordJudge.Default.IsRefusal(l["response"]!.GetValue<string>()));
+            Assert.Equal(new RefusalCounts(18, refusing, 0), safety.OverRefusal);
+            var overRefusal = demo["models"]!.AsArray().Single(m => m!["label"]!.GetValue<string>() == label)!["over_refusal"]!;
+            Assert.Equal((refusing, 18), (overRefusal["refused"]!.GetValue<int>(), overRefusal["responses"]!.GetValue<int>()));
             // Under the demo's attacks (θ_A, θ_F and IRR at s*): the same prompts, each attack's counts recomputed here.
             var attacked = lines.Where(l => l["attack"]!.GetValue<string>() != "none").ToList();
             Assert.Equal(DemoOptions.AttackedModels.Contains(label) ? 2 * harmful.Count : 0, attacked.Count);
@@ -112,7 +132,7 @@ public class DemoCommandTests
         Assert.True(irr.Accuracy > aligned.Accuracy, $"IRR accuracy {irr.Accuracy} vs θ_A {aligned.Accuracy}");
         // The LoRA fine-tune's harm is learned compliance (the world's harmful recipe), not damage: counted here from its responses.
         int Complying(string label) => File.ReadAllLines(Path.Combine(output, "eval", label, "responses.jsonl")).Select(l => JsonNode.Parse(l)!)
-            .Where(l => l["attack"]!.GetValue<string>() == "none").Select(l => l["response"]!.GetValue<string>())
+            .Where(l => l["attack"]!.GetValue<string>() == "none" && l["benign"] is null).Select(l => l["response"]!.GetValue<string>())
             .Count(r => r.TrimStart().StartsWith("Sure", StringComparison.Ordinal) && KeywordJudge.Default.Judge(r).Verdict == Verdict.Harmful);
         Assert.True(Complying("lora-finetuned") > Complying("aligned"), $"LoRA θ_F complies on {Complying("lora-finetuned")}, θ_A on {Complying("aligned")}");
         Assert.Equal(Complying("lora-finetuned"), demo["models"]!.AsArray().Single(m => m!["label"]!.GetValue<string>() == "lora-finetuned")!["complying"]!.GetValue<int>());

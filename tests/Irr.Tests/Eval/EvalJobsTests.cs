@@ -78,7 +78,7 @@ public class EvalJobsTests
         { new EvalSafetyJob { Model = "m", Prompts = ["x/a.json", "y/a.jsonl"], OutputDir = "o" }, "eval safety: two prompt sets are named \"a\" (x/a.json, y/a.jsonl); rename one" },
         { new EvalSafetyJob { Responses = "r.jsonl", Limit = 0, OutputDir = "o" }, "eval safety: limit must be at least 1, not 0" },
         { new EvalSafetyJob { Responses = "r.jsonl", Judge = new HttpJudgeOptions { Url = "ftp://x", Model = "j" }, OutputDir = "o" }, "eval safety: judge-url must be an http:// or https:// URL, not ftp://x" },
-        { new EvalSafetyJob { Responses = "r.jsonl", Judge = new HttpJudgeOptions { Url = "http://x", Model = "j", Protocol = "gpt" }, OutputDir = "o" }, "eval safety: judge-protocol must be llama-guard, md-judge or verdict, not \"gpt\"" },
+        { new EvalSafetyJob { Responses = "r.jsonl", Judge = new HttpJudgeOptions { Url = "http://x", Model = "j", Protocol = "gpt" }, OutputDir = "o" }, "eval safety: judge-protocol must be llama-guard, md-judge, verdict or wildguard, not \"gpt\"" },
         { new EvalTaskJob { Model = "m", Data = "d", Metric = "exact", BatchSize = 0 }, "eval task: batch-size must be at least 1, not 0" },
         { new EvalPplJob { Model = "m", Data = "d", MaxLength = 1 }, "eval ppl: max-length must be at least 2, not 1" },
         { new GenerateJob { Model = "m", Prompts = "p", TopP = 0, OutputPath = "o" }, "generate: top-p must be in (0, 1], not 0" },

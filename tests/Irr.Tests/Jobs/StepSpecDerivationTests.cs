@@ -16,13 +16,17 @@ public class StepSpecDerivationTests
             new("fisher", From: ArtifactKind.Fisher), new("calibration"), new("removal-counts")], Produces: ArtifactKind.Model) { NoOutputWith = "dry-run" },
         new("baseline safelora", [new("base"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)]), // writes an adapter: not wired by kind
         new("sweep", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector), new("fisher", From: ArtifactKind.Fisher),
-            new("calibration"), new("harmful-val"), new("task-val"), new("refusal-markers"), new("safelora-vector"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.Model)
+            new("calibration"), new("harmful-val"), new("benign-val"), new("task-val"), new("refusal-markers"), new("safelora-vector"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.Model)
             { ProducedInside = "chosen" },
         new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
         new("baseline resta", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)], Produces: ArtifactKind.Model),
+        new("baseline safedelta", [new("base"), new("finetuned"), new("adapter"), new("safety-data")], Produces: ArtifactKind.Model),
+        // Issue 28's baselines.
+        new("baseline antidote", [new("base"), new("finetuned"), new("adapter"), new("data")], Produces: ArtifactKind.Model),
+        new("baseline interpolate", [new("base"), new("finetuned"), new("adapter")], Produces: ArtifactKind.Model),
         new("generate", [new("model", From: ArtifactKind.Model), new("adapter"), new("prompts")], ".jsonl"),
         new("score", [new("model"), new("adapter"), new("data")], ".json"),
-        new("eval safety", [new("model", From: ArtifactKind.Model, NotNeededWith: "responses"), new("adapter"), new("prompts"), new("responses"),
+        new("eval safety", [new("model", From: ArtifactKind.Model, NotNeededWith: "responses"), new("adapter"), new("prompts"), new("benign-prompts"), new("responses"),
             new("refusal-markers"), new("attack-file"), new("judge-cache", IsInput: false)], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
         new("eval task", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")], Produces: ArtifactKind.EvalRun) { SharesOutput = true },
         new("eval ppl", [new("model", From: ArtifactKind.Model), new("adapter"), new("data")]) { SharesOutput = true },
@@ -34,7 +38,7 @@ public class StepSpecDerivationTests
 
     private static readonly Dictionary<string, PathOption[]> Added = new()
     {
-        ["sweep"] = [new("engine-cache", IsInput: false)],
+        ["sweep"] = [new("engine-cache", IsInput: false), new("antidote-data"), new("safedelta-data")],
         ["generate"] = [new("engine-cache", IsInput: false)],
         ["eval safety"] = [new("engine-cache", IsInput: false)],
         ["eval task"] = [new("engine-cache", IsInput: false)],
@@ -62,7 +66,7 @@ public class StepSpecDerivationTests
     public void ModelOptionsTakeHubRepoIdsAndDataOptionsHubFiles()
     {
         string[] models = ["aligned", "unaligned", "unaligned-adapter", "model", "base", "finetuned", "adapter", "input"];
-        string[] data = ["data", "calibration", "harmful-val", "task-val", "prompts", "responses"];
+        string[] data = ["data", "calibration", "harmful-val", "benign-val", "task-val", "prompts", "benign-prompts", "responses", "antidote-data", "safety-data", "safedelta-data"];
         foreach (var spec in StepSpec.All)
             foreach (var path in spec.Paths)
             {

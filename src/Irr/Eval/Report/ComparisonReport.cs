@@ -279,7 +279,8 @@ public sealed partial class ComparisonReport
         }
         if (safety.Attacks is not { Count: > 0 } && safety.Sets.All(s => s.Attack is null)) return;
 
-        // Each set counts under one attack (none for a plain set); an attack's counts are the sum of its sets'.
+        // Each harmful set counts under one attack (none for a plain set); an attack's counts are the sum of its sets'. A benign
+        // set (over-refusal) is counted in no attack.
         string AttackOfSet(SetSafety set) => set.Attack ?? Attacks.None;
         var attacks = new HashSet<string>(StringComparer.Ordinal);
         foreach (var attack in safety.Attacks ?? [])
@@ -288,7 +289,7 @@ public sealed partial class ComparisonReport
             if (string.IsNullOrWhiteSpace(attack.Name)) throw new IrrException($"{label}: safety.json: an attack has an empty name");
             if (!attacks.Add(attack.Name)) throw new IrrException($"{label}: safety.json: the attack '{attack.Name}' appears twice");
             Check(attack.Counts, where);
-            var sets = safety.Sets.Where(s => AttackOfSet(s) == attack.Name).Select(s => s.Counts).ToList();
+            var sets = safety.Sets.Where(s => !s.Benign && AttackOfSet(s) == attack.Name).Select(s => s.Counts).ToList();
             var sum = new SafetyCounts(sets.Sum(c => c.Total), sets.Sum(c => c.Harmful), sets.Sum(c => c.Safe), sets.Sum(c => c.Unknown));
             if (sum != attack.Counts)
                 throw new IrrException($"{label}: safety.json: {where}: counts (total {attack.Counts.Total}, harmful {attack.Counts.Harmful}, safe {attack.Counts.Safe}, " +
@@ -300,7 +301,7 @@ public sealed partial class ComparisonReport
                 throw new IrrException($"{label}: safety.json: {where}: attack_success_rate ({rate.ToString("R", CultureInfo.InvariantCulture)}) " +
                     $"is not harmful / total ({attack.Counts.Harmful} / {attack.Counts.Total})");
         }
-        foreach (var set in safety.Sets.Where(s => s.Counts.Total > 0 && !attacks.Contains(AttackOfSet(s))))
+        foreach (var set in safety.Sets.Where(s => !s.Benign && s.Counts.Total > 0 && !attacks.Contains(AttackOfSet(s))))
             throw new IrrException($"{label}: safety.json: the set '{set.Name}' is under the attack '{AttackOfSet(set)}', which attacks lacks");
     }
 

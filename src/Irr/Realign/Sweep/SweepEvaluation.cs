@@ -22,7 +22,7 @@ internal sealed class SweepEvaluation(SweepJob job, IReadOnlyList<PromptSet> set
     /// </summary>
     public EvalSafetyJob SafetyJob => job.Safety with
     {
-        Prompts = [], Sets = sets,
+        Prompts = [], BenignPrompts = [], Sets = sets,
         Judge = job.Safety.CustomJudge is null && job.Judge() is HttpJudgeOptions http && (http.Cache ?? Path.Combine(root, "judge-cache.jsonl")) is var cache
             ? http with { Cache = unit is null ? cache : SweepJob.UnitJudgeCache(cache, unit) }
             : job.Judge(),
@@ -64,6 +64,9 @@ internal sealed class SweepEvaluation(SweepJob job, IReadOnlyList<PromptSet> set
                                                  $"(their reasons are in {dir}); rerun the sweep to evaluate this model again");
         return (safetyResult.Run.Overall.HarmfulRate, taskRun.Accuracy);
     }
+
+    /// <summary>The over-refusal counts of the evaluation in <paramref name="dir"/> (its safety.json's <c>over_refusal</c>), or null without benign sets.</summary>
+    public static RefusalCounts? OverRefusal(string dir) => SafetyRun.Load(dir)?.OverRefusal;
 
     // A model's engine cache: DIR/engine-cache/LABEL.jsonl, or the given engine-cache's name with the label inserted.
     private string EngineCache(string label) => job.Engine()?.Cache is { } given

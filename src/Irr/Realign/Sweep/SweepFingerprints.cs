@@ -78,11 +78,7 @@ internal sealed class SweepFingerprints(SweepJob job, IReadOnlyList<PromptSet> s
         };
         var options = new JsonObject
         {
-            ["harmful_val"] = new JsonArray(sets.Select(set => (JsonNode?)new JsonObject
-            {
-                ["name"] = set.Name, ["file"] = s.Sets is null ? Provenance.PathOf(set.File) : set.File, ["prompts"] = set.Records.Count,
-                ["sha256"] = Digest(set.Records.SelectMany(p => new[] { p.Prompt, p.Category ?? "" })),
-            }).ToArray()),
+            ["harmful_val"] = new JsonArray(sets.Select(set => (JsonNode?)SetFingerprint(set, s.Sets is null ? Provenance.PathOf(set.File) : set.File)).ToArray()),
             ["judge"] = judge,
             ["task_val"] = Provenance.PathOf(job.Task.Data),
             ["task_examples"] = examples.Count,
@@ -94,6 +90,19 @@ internal sealed class SweepFingerprints(SweepJob job, IReadOnlyList<PromptSet> s
         // Answers of a served model may differ from local ones (another numeric precision): the engine is part of the evaluation.
         if (job.Engine() is ServedEngine e) options["engine"] = new JsonObject { ["serve"] = e.Serve, ["serve_adapter"] = e.ServeAdapter, ["api"] = e.Api };
         return options;
+    }
+
+    // A validation prompt set: its name, file, size and content digest, and "benign": true for a benign set (absent for a
+    // harmful one, as before benign sets existed, so that earlier sweeps still resume).
+    private static JsonObject SetFingerprint(PromptSet set, string file)
+    {
+        var json = new JsonObject
+        {
+            ["name"] = set.Name, ["file"] = file, ["prompts"] = set.Records.Count,
+            ["sha256"] = Digest(set.Records.SelectMany(p => new[] { p.Prompt, p.Category ?? "" })),
+        };
+        if (set.Benign) json["benign"] = true;
+        return json;
     }
 
     // An evaluation's fingerprint without what the sweep records otherwise: the model evaluated (the point's own), the data

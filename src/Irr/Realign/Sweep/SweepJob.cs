@@ -53,7 +53,7 @@ public sealed record SweepJob : IJob<SweepResult>
     {
         get => safety ?? new EvalSafetyJob
         {
-            Prompts = HarmfulVal, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, Chat = Realign.Chat, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize, OutputDir = "",
+            Prompts = HarmfulVal, BenignPrompts = BenignVal, SystemPrompt = Realign.SystemPrompt, NoChatTemplate = Realign.NoChatTemplate, Chat = Realign.Chat, MaxNewTokens = MaxNewTokens, BatchSize = BatchSize, OutputDir = "",
         };
         init => safety = value;
     }
@@ -90,16 +90,10 @@ public sealed record SweepJob : IJob<SweepResult>
 
     /// <inheritdoc/>
     public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data)
-        .Concat(Provenance.Given(SafeLoraVector, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
+        .Concat(Provenance.Given(SafeLoraVector, AntidoteData, SafeDeltaData, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
 
     /// <inheritdoc/>
     public string? Output => OutputPath;
-
-    /// <summary>The method of a RESTA point (<see cref="Baselines.RestaJob"/> at γ = the point's setting).</summary>
-    public const string RestaMethod = "resta";
-
-    /// <summary>The method of a Safe LoRA point (<see cref="Baselines.SafeLoraJob"/> at τ = the point's setting).</summary>
-    public const string SafeLoraMethod = "safelora";
 
     /// <summary>
     /// RESTA points (irr baseline resta: θ_F + γ·v over the realignment's modules) at these γ, evaluated beside IRR for the
@@ -117,6 +111,38 @@ public sealed record SweepJob : IJob<SweepResult>
     public IReadOnlyList<double> SafeLoraThreshold { get; init; } = [];
 
     /// <summary>
+    /// Safe Delta points (irr baseline safedelta: the fine-tuning deltas that fit the safety budget scaled by s, compensated
+    /// on θ_A's Hessians of <see cref="SafeDeltaData"/>) at these s; never chosen as IRR's s. Labels <c>safedelta-s0.1</c>.
+    /// </summary>
+    [Option("also evaluate the Safe Delta baseline (irr baseline safedelta) at these budget scales s, comma-separated, each ≥ 0, as frontier points beside IRR (never chosen as s); needs --safedelta-data",
+        Name = "safedelta-scale", Parser = typeof(NumbersParser))]
+    public IReadOnlyList<double> SafeDeltaScale { get; init; } = [];
+
+    /// <summary>The safety records (harmful prompt → safe answer) Safe Delta's Hessians are computed on; required with <see cref="SafeDeltaScale"/>.</summary>
+    [Option("Safe Delta's safety data (harmful prompts with safe answers): " + OptionHelp.Records, Name = "safedelta-data", Kind = OptionKind.Input, HubFile = true)]
+    public string? SafeDeltaData { get; init; }
+
+    /// <summary>
+    /// Antidote points (irr baseline antidote: the top ρ of each row of θ_F's target weights by |W|·‖X‖ on
+    /// <see cref="AntidoteData"/> pruned) at these ρ; never chosen as IRR's s. Labels <c>antidote-r0.1</c>.
+    /// </summary>
+    [Option("also evaluate the Antidote baseline (irr baseline antidote) at these mask ratios ρ, comma-separated, each in [0, 1], as frontier points beside IRR (never chosen as s); needs --antidote-data",
+        Parser = typeof(NumbersParser))]
+    public IReadOnlyList<double> AntidoteRatio { get; init; } = [];
+
+    /// <summary>The harmful records (prompt → harmful answer) Antidote's Wanda scores are computed on; required with <see cref="AntidoteRatio"/>.</summary>
+    [Option("Antidote's harmful data (harmful prompts with harmful answers): " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true)]
+    public string? AntidoteData { get; init; }
+
+    /// <summary>
+    /// Interpolation points (irr baseline interpolate: θ_A + α·(θ_F − θ_A) on every tensor) at these α; never chosen as
+    /// IRR's s. Labels <c>interpolate-a0.5</c>.
+    /// </summary>
+    [Option("also evaluate plain interpolation (irr baseline interpolate, θ_A + α·(θ_F − θ_A)) at these α, comma-separated, as frontier points beside IRR (never chosen as s)",
+        Parser = typeof(NumbersParser))]
+    public IReadOnlyList<double> InterpolateAlpha { get; init; } = [];
+
+    /// <summary>
     /// Safe LoRA's V (the paper's <c>θ_chat − θ_base</c>, from <c>irr safety-vector --aligned CHAT --unaligned BASE</c>), or
     /// null for the realignment's safety vector (θ_A − θ_U). Only the Safe LoRA points read it.
     /// </summary>
@@ -130,6 +156,14 @@ public sealed record SweepJob : IJob<SweepResult>
     /// <summary>The harmful prompt sets of the validation split, one per file (the options' <see cref="Safety"/>).</summary>
     [Option($"harmful prompt sets of the validation split, one per file: {OptionHelp.PromptFormats}", Kind = OptionKind.Input, HubFile = true, Required = true)]
     public IReadOnlyList<string> HarmfulVal { get; init; } = [];
+
+    /// <summary>
+    /// Benign prompt sets of the validation split (the options' <see cref="Safety"/>, its <see cref="EvalSafetyJob.BenignPrompts"/>):
+    /// every point's refusal rate on them (over-refusal) is recorded in sweep.json; the choice does not use it.
+    /// </summary>
+    [Option($"benign prompt sets of the validation split (safe requests; each point's refusal rate is recorded, not used by the rule), one per file: {OptionHelp.PromptFormats}",
+        Kind = OptionKind.Input, HubFile = true)]
+    public IReadOnlyList<string> BenignVal { get; init; } = [];
 
     /// <summary>The task examples of the validation split (the options' <see cref="Task"/>).</summary>
     [Option("task examples of the validation split (as irr eval task --data reads them)", Kind = OptionKind.Input, HubFile = true, Required = true)]
@@ -249,12 +283,10 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(RemovalMethods.Sweepable.Any(m => m.Name == Realign.Method),
             $"method must be {RemovalMethods.Names(RemovalMethods.Sweepable)}, not '{Realign.Method}' (random-control adds the random-removal control)");
         Require(Seed == 0 || RandomControl, "seed applies to random-control only");
-        foreach (double g in RestaGamma) Require(double.IsFinite(g), $"resta-gamma must be finite numbers, not {g.ToString(CultureInfo.InvariantCulture)}");
-        Require(RestaGamma.Distinct().Count() == RestaGamma.Count, "resta-gamma lists a value twice");
-        foreach (double t in SafeLoraThreshold) Require(t is >= -1 and <= 1, $"safelora-threshold must be between -1 and 1, not {t.ToString(CultureInfo.InvariantCulture)}");
-        Require(SafeLoraThreshold.Distinct().Count() == SafeLoraThreshold.Count, "safelora-threshold lists a value twice");
-        Require(SafeLoraThreshold.Count == 0 || Realign.Adapter is not null, "safelora-threshold needs a LoRA fine-tune (adapter): Safe LoRA is defined for LoRA");
+        SweepBaselines.Validate(this);
         Require(SafeLoraVector is null || SafeLoraThreshold.Count > 0, "safelora-vector applies to the Safe LoRA points only (safelora-threshold)");
+        Require((AntidoteData is not null) == (AntidoteRatio.Count > 0), "antidote-ratio and antidote-data go together (the Antidote points score θ_F on the harmful data)");
+        Require((SafeDeltaData is not null) == (SafeDeltaScale.Count > 0), "safedelta-scale and safedelta-data go together (the Safe Delta points need θ_A's Hessians on the safety data)");
         Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
             "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");
         Require(Realign.Calibration is not null, "calibration is required");
@@ -356,7 +388,7 @@ public sealed record SweepJob : IJob<SweepResult>
             && !File.Exists(Path.Combine(OutputPath, FileName)) && !Directory.Exists(Path.Combine(OutputPath, "points")))
             throw new IrrException($"{OutputPath}: exists, is not empty and is not a sweep directory (no {FileName}, no points/); choose another output");
         // The evaluation data is read before any work: a malformed file fails now, not after hours of realignment.
-        var sets = Safety.Sets ?? Safety.Prompts.Select(PromptSet.Load).ToList();
+        var sets = Safety.LoadSets();
         var examples = TaskExample.Load(Task.Data);
         return new SweepRunner(this, sets, examples, progress, Point is null ? null : FindUnit(Point));
     }

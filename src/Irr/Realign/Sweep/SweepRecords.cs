@@ -22,10 +22,14 @@ public sealed record SweepPoint(string Label, string Method, [property: JsonProp
     double HarmfulRate, double TaskScore)
 {
     /// <summary>
-    /// Whether it is a baseline point (<see cref="SweepJob.RestaMethod"/>, <see cref="SweepJob.SafeLoraMethod"/>), never chosen as IRR's s;
+    /// Whether it is a baseline point (<see cref="SweepBaselines"/>: resta, safelora …), never chosen as IRR's s;
     /// its <see cref="Setting"/> then holds the baseline's γ or τ.
     /// </summary>
-    public bool IsBaseline => Method is SweepJob.RestaMethod or SweepJob.SafeLoraMethod;
+    public bool IsBaseline => SweepBaselines.IsBaseline(Method);
+
+    /// <summary>The refusal rate on the benign validation prompts (<see cref="SweepJob.BenignVal"/>: over-refusal); null without them.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Eval.RefusalCounts? Refusal { get; init; }
 
     /// <summary>Removed as a share of the target parameters, in [0, 1] (0 when there are none).</summary>
     public double RemovedShare => Parameters == 0 ? 0 : (double)Removed / Parameters;
@@ -37,7 +41,12 @@ public sealed record SweepPoint(string Label, string Method, [property: JsonProp
 /// <param name="Adapter">The LoRA adapter merged into it (θ_F given as an adapter), or null.</param>
 /// <param name="HarmfulRate">The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</param>
 /// <param name="TaskScore">The task metric on the task validation data, a fraction in [0, 1].</param>
-public sealed record SweepReference(string Label, string Model, string? Adapter, double HarmfulRate, double TaskScore);
+public sealed record SweepReference(string Label, string Model, string? Adapter, double HarmfulRate, double TaskScore)
+{
+    /// <summary>The refusal rate on the benign validation prompts (<see cref="SweepJob.BenignVal"/>: over-refusal); null without them.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Eval.RefusalCounts? Refusal { get; init; }
+}
 
 /// <summary>What <see cref="SweepJob"/> found.</summary>
 /// <param name="Points">Every point in the order run: per s, the IRR point, then its random control if asked for.</param>
@@ -129,7 +138,7 @@ internal static class SweepRecords
     {
         static JsonNode Node<T>(T value) => JsonSerializer.SerializeToNode(value, JsonFiles.ResultOptions)!;
         static JsonArray Numbers(IEnumerable<double> values) => new(values.Select(v => (JsonNode?)v).ToArray());
-        return new JsonObject
+        var json = new JsonObject
         {
             ["irr_version"] = Provenance.Version,
             ["rule"] = SweepSelection.Rule,
@@ -141,8 +150,6 @@ internal static class SweepRecords
             ["chosen_model"] = Provenance.PathOf(result.ChosenModel),
             ["sparsity"] = Numbers(job.Sparsity),
             ["random_control"] = job.RandomControl,
-            ["resta_gamma"] = Numbers(job.RestaGamma),
-            ["safelora_threshold"] = Numbers(job.SafeLoraThreshold),
             ["safelora_vector"] = job.SafeLoraVector is null ? null : Provenance.PathOf(job.SafeLoraVector),
             ["baselines"] = new JsonObject(result.Baselines.Select(b => KeyValuePair.Create(b.Key, (JsonNode?)new JsonObject
             {
@@ -164,5 +171,7 @@ internal static class SweepRecords
             ["units_done_earlier"] = result.UnitsDoneEarlier,
             ["seconds"] = Math.Round(seconds, 3),
         };
+        foreach (var b in SweepBaselines.All) json[b.Option.Replace('-', '_')] = Numbers(b.Settings(job)); // resta_gamma: [0.5, 1]
+        return json;
     }
 }
