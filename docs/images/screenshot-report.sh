@@ -20,7 +20,7 @@ shot() { # WIDTH HEIGHT OUTPUT
   chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
     --window-size="$1,$2" --screenshot="$3" "file://$demo/report/report.html" 2>/dev/null
 }
-shot 1400 8200 "$here/report-1400.png"
+shot 1400 11000 "$here/report-1400.png"
 shot 390 16000 "$here/report-390.png"
 # Cut the blank page below the report off, when Python with Pillow is there (Debian: python3-pil).
 /usr/bin/python3 - "$here/report-1400.png" "$here/report-390.png" <<'PY' 2>/dev/null || true

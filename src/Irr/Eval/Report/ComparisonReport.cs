@@ -58,7 +58,7 @@ public sealed partial class ComparisonReport
         Sections = options.Sections;
         Colours = Charts.ModelColours(runs.Select(r => r.Label).ToList());
         SetNames = runs.Where(r => r.Safety is not null).SelectMany(r => r.Safety!.Sets.Select(s => s.Name)).Distinct().ToList();
-        ShownSetNames = SetNames.Where(n => runs.Any(r => r.Safety is { } s && s.Sets.Any(x => x.Name == n && (x.Attack is null || s.Sets.All(y => y.Attack is not null))))).ToList();
+        ShownSetNames = SetNames.Where(n => runs.Any(r => r.Safety is { } s && s.Sets.Any(x => x.Name == n && !x.Benign && (x.Attack is null || s.Sets.All(y => y.Attack is not null || y.Benign))))).ToList();
         var attackNames = runs.Any(r => r.Safety?.Attacks is { Count: > 0 })
             ? runs.Where(r => r.Safety is not null).SelectMany(r => AttacksOf(r.Safety!).Select(a => a.Name)).Distinct().ToList()
             : [];
@@ -123,7 +123,8 @@ public sealed partial class ComparisonReport
 
     /// <summary>
     /// The sets shown per set (summary columns, the harmful-rate chart, category tables): of <see cref="SetNames"/>, those
-    /// that are a plain set (no attack) of some run, and every set of a run whose sets are all under an attack.
+    /// that are a plain harmful set (no attack, not benign) of some run, and every harmful set of a run whose harmful sets are all
+    /// under an attack. Benign sets have their own figure (over-refusal).
     /// Equal to <see cref="SetNames"/> when no run used attacks.
     /// </summary>
     public IReadOnlyList<string> ShownSetNames { get; }
