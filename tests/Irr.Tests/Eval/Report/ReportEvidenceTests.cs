@@ -102,6 +102,7 @@ public class ReportEvidenceTests
             """);
         var report = ComparisonReport.Build([ComparisonReport.LoadReportRun(dir["r"])], null, new ReportOptions());
         Assert.Contains("| r | 30.0% \\[10.8–60.3%\\] | 20.0% \\[8.1–41.6%\\] | 20 |", report.Markdown);
+        Assert.Equal(["harm"], report.ShownSetNames); // the benign set has no harmful rate to show per set
         Assert.Contains("| r | 10 | 1 | 0 | 0 | 10.0% \\[1.8–40.4%\\] |", report.Markdown);
         var svg = XDocument.Parse(report.OverRefusalSvg!);
         var bars = svg.Descendants().Where(e => (string?)e.Attribute("class") == "bar").ToList();
