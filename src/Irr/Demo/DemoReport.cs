@@ -24,7 +24,7 @@ public static class DemoReport
         if (result.Sweeps.Count == 0) return;
         var md = new System.Text.StringBuilder();
         md.AppendLine().AppendLine("## Choosing s on the validation split (irr sweep)").AppendLine();
-        md.AppendLine($"Rule: {SweepSelection.Rule}").AppendLine();
+        md.AppendLine($"Rule ({result.Options.SweepRule}): {SweepSelection.Describe(result.Options.SweepRule)}").AppendLine();
         foreach (var (variant, sweep) in result.Sweeps)
         {
             string svg = $"frontier-{variant}.svg";
@@ -155,7 +155,7 @@ public static class DemoReport
     private static JsonObject SweepJson(string variant, SweepResult sweep) => new()
     {
         ["split"] = "validation",
-        ["rule"] = SweepSelection.Rule,
+        ["rule"] = SweepSelection.Describe(sweep.Choice.Rule),
         ["chosen"] = sweep.Choice.Point.Label,
         ["chosen_sparsity"] = sweep.Choice.Point.Setting,
         ["qualified"] = sweep.Choice.Qualified,
