@@ -31,6 +31,7 @@ public static class DemoReport
             File.Copy(Path.Combine(sweepDirectory, variant, "frontier.svg"), Path.Combine(directory, svg));
             md.AppendLine($"### {variant} fine-tune: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)}").AppendLine();
             md.AppendLine(sweep.Choice.Reason).AppendLine();
+            md.AppendLine($"On validation (95% Wilson intervals): s* {SweepSelection.Figures(sweep.Choice.Point)}; θ_A {SweepSelection.Figures(sweep.Aligned)}; θ_F {SweepSelection.Figures(sweep.Finetuned)}.").AppendLine();
             md.AppendLine($"![{variant} fine-tune: harmful rate against task accuracy on the validation split]({svg})").AppendLine();
         }
         File.AppendAllText(Path.Combine(directory, ComparisonReport.MarkdownFile), md.ToString());

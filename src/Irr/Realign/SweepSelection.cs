@@ -105,6 +105,13 @@ public static class SweepSelection
     private static string UpperBound(SweepPoint p, string rule) =>
         rule == Conservative && p.HarmfulRateInterval is { } ci ? $"; its 95% upper bound: {Percent(ci.High)}" : "";
 
+    /// <summary>A model's two figures with their 95% intervals: "4.2% harmful (1.2%–14.0%), task 100.0% (92.9%–100.0%)".</summary>
+    public static string Figures(SweepEvaluated model)
+    {
+        static string Ci(Eval.Interval? i) => i is { } v ? $" ({Percent(v.Low)}–{Percent(v.High)})" : "";
+        return $"{Percent(model.HarmfulRate)} harmful{Ci(model.HarmfulRateInterval)}, task {Percent(model.TaskScore)}{Ci(model.TaskScoreInterval)}";
+    }
+
     /// <summary>A fraction as a percentage with one decimal, e.g. "12.5%".</summary>
     public static string Percent(double fraction) => Eval.Report.Charts.Percent(100 * fraction);
 

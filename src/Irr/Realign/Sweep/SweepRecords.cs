@@ -48,6 +48,12 @@ public sealed record SweepReference(string Label, string Model, string? Adapter,
 /// </summary>
 public abstract record SweepEvaluated
 {
+    /// <summary>The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</summary>
+    public abstract double HarmfulRate { get; init; }
+
+    /// <summary>The task metric on the task validation data, a fraction in [0, 1].</summary>
+    public abstract double TaskScore { get; init; }
+
     /// <summary>Each prompt's and example's outcome, in the order of the validation data (the same for every model of a sweep).</summary>
     public SweepOutcomes? Outcomes { get; init; }
 
