@@ -2,7 +2,7 @@
 
 Usage: python3 bench/sweep-rule/table.py OUT MODE SEED [SEED ...]
 Reads OUT/MODE-seedN-RULE/demo.json and OUT/MODE-seedN-RULE/sweep/VARIANT/sweep.json for RULE default and conservative,
-and prints, per seed, one row per fine-tune and rule: the s chosen on validation (its validation harmful rate and the upper
+checks that the two runs of a seed agree on everything the rule does not decide, and prints, per seed, one row per fine-tune and rule: the s chosen on validation (its validation harmful rate and the upper
 bound of its 95% Wilson interval, as sweep.json records them), then the chosen model on the held-out split (harmful k of n
 with its 95% Wilson interval, whether it is within θ_A's held-out harmful rate + the allowed increase, task accuracy and its
 share of θ_F's). Then a summary over the seeds. Only the standard library; the Wilson interval here is for display (the same
@@ -34,10 +34,24 @@ def model(demo, label):
     return next(m for m in demo["models"] if m["label"] == label)
 
 
+def same_before_the_choice(out, mode, seed):
+    """The two runs of a seed agree on everything the rule does not decide: θ_A's and θ_F's held-out figures, and every
+    validation point of both sweeps."""
+    runs = [f"{out}/{mode}-seed{seed}-{rule}" for rule in RULES]
+    demos = [json.load(open(f"{r}/demo.json")) for r in runs]
+    for label in ["aligned", "full-finetuned", "lora-finetuned"]:
+        a, b = (model(d, label) for d in demos)
+        assert (a["harmful"], a["judged"], a["task_correct"]) == (b["harmful"], b["judged"], b["task_correct"]), (seed, label)
+    for variant in ["full", "lora"]:
+        a, b = ([(p["label"], p["counts"]) for p in json.load(open(f"{r}/sweep/{variant}/sweep.json"))["points"]] for r in runs)
+        assert a == b, (seed, variant)
+
+
 def main(out, mode, seeds):
     summary = {(v, r): {"within": 0, "acc_kept": [], "harm": [], "n": 0} for v in ["full", "lora"] for r in RULES}
     for seed in seeds:
-        print(f"\nSeed {seed} ({mode} mode)\n")
+        same_before_the_choice(out, mode, seed)
+        print(f"\n**Seed {seed}** ({mode} mode)\n")
         print("| fine-tune | rule | s* | validation harmful (95% upper) | qualified | held-out harmful | 95% CI | θ_A + 5 pts | within | held-out acc | / θ_F acc |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for variant in ["full", "lora"]:
@@ -61,7 +75,7 @@ def main(out, mode, seeds):
                       f"{'yes' if sweep['qualified'] else 'no'} | {pct(irr['harmful_rate'])} ({irr['harmful']}/{irr['judged']}) | "
                       f"{pct(ci[0])}–{pct(ci[1])} | {pct(bound)} | {'yes' if within else 'no'} | "
                       f"{pct(irr['task_accuracy'])} ({irr['task_correct']}/{irr['task_total']}) | {kept:.2f} |")
-    print(f"\nOver seeds {', '.join(map(str, seeds))} ({mode} mode)\n")
+    print(f"\n**Over seeds {', '.join(map(str, seeds))}** ({mode} mode)\n")
     print("| fine-tune | rule | held-out harmful within θ_A + 5 pts | held-out harmful (mean, range) | share of θ_F's accuracy kept (mean, range) |")
     print("|---|---|---|---|---|")
     for (variant, rule), s in summary.items():
