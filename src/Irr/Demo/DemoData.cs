@@ -20,6 +20,7 @@ internal static class DemoData
         WriteLines("unaligned_train.jsonl", UnalignedData(world, o));
         WriteLines("finetune_train.jsonl", FinetuneData(world, o));
         WriteLines("fisher.jsonl", FisherRecords(world, o));
+        WriteLines("harmful_train.jsonl", world.ComplianceTrain);   // harmful prompt → harmful answer: Antidote's harmful data
         WriteLines("calibration.jsonl", world.TaskTrain.Take(o.CalibrationSamples));
         WriteLines("task_train.jsonl", world.TaskTrain);
         WriteLines("harmful_validation.jsonl", world.HarmfulValidation);

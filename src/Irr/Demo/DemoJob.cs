@@ -232,7 +232,10 @@ public sealed partial record DemoJob : IJob<DemoResult>
         };
 
         // s chosen on the validation split with irr sweep (IRR and its random control at every s, the baselines at theirs).
-        private SweepResult Sweep(Variant v) => RunJob($"sweep {v.Name}", $"sweep {v.Name}: s on the validation split", new SweepJob
+        private SweepResult Sweep(Variant v) => RunJob($"sweep {v.Name}", $"sweep {v.Name}: s on the validation split", SweepJobOf(v));
+
+        // The sweep of a variant (its baselines' held-out models are made from the same options at their chosen settings).
+        private SweepJob SweepJobOf(Variant v) => new()
         {
             Realign = RealignJobOf(v),
             Safety = new EvalSafetyJob
@@ -248,7 +251,8 @@ public sealed partial record DemoJob : IJob<DemoResult>
             Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, Rule = o.SweepRule, OutputPath = Tmp($"sweep/{v.Name}"),
             RestaGamma = o.RestaGammas, SafeLoraThreshold = v.Adapter is null ? [] : o.SafeLoraThresholds,
             SafeLoraVector = v.Adapter is null ? null : SafeLoraVectorPath, Card = card,
-        });
+            AntidoteRatio = o.AntidoteRatios, AntidoteData = o.AntidoteRatios.Count > 0 ? Tmp("data/harmful_train.jsonl") : null, InterpolateAlpha = o.InterpolateAlphas,
+        };
 
         // θ_F realigned as irr realign makes it: IRR at the chosen s*, at s = 0, and the random-removal control at s*'s counts.
         private List<Candidate> Realign(Variant v, SweepResult sweep)
@@ -283,23 +287,14 @@ public sealed partial record DemoJob : IJob<DemoResult>
         private List<Candidate> Baselines(Variant v, SweepResult sweep)
         {
             var made = new List<Candidate>();
-            if (sweep.Baselines.TryGetValue(SweepJob.RestaMethod, out var resta))
+            foreach (var b in SweepBaselines.All)
             {
-                string dir = Tmp($"models/{v.Name}-resta"), g = Invariant(resta.Point.Setting);
-                RunJob($"baseline {v.Name}: resta", $"baseline {v.Name}: RESTA at γ = {g}", new Irr.Realign.Baselines.RestaJob
-                {
-                    Base = AlignedDir, Finetuned = v.Finetuned, Adapter = v.Adapter, SafetyVector = v.SafetyVector, Gamma = resta.Point.Setting, Modules = v.Modules, OutputPath = dir, Card = card,
-                });
-                made.Add(new($"{v.Name}-resta", $"RESTA at γ* = {g} (chosen on validation)", dir));
-            }
-            if (sweep.Baselines.TryGetValue(SweepJob.SafeLoraMethod, out var safeLora))
-            {
-                string dir = Tmp($"models/{v.Name}-safelora"), t = Invariant(safeLora.Point.Setting);
-                RunJob($"baseline {v.Name}: safelora", $"baseline {v.Name}: Safe LoRA at τ = {t}", new Irr.Realign.Baselines.SafeLoraJob
-                {
-                    Base = AlignedDir, Adapter = v.Adapter, SafetyVector = SafeLoraVectorPath ?? v.SafetyVector, Threshold = safeLora.Point.Setting, OutputPath = dir, Card = card,
-                });
-                made.Add(new($"{v.Name}-safelora", $"Safe LoRA at τ* = {t} (chosen on validation)", AlignedDir, dir));
+                if (!sweep.Baselines.TryGetValue(b.Method, out var choice)) continue;
+                string dir = Tmp($"models/{v.Name}-{b.Method}"), at = b.Describe(choice.Point.Setting);
+                RunJob($"baseline {v.Name}: {b.Method}", $"baseline {v.Name}: {at}", b.Job(SweepJobOf(v), choice.Point.Setting, dir));
+                made.Add(b.MakesAdapter
+                    ? new($"{v.Name}-{b.Method}", $"{at} (chosen on validation)", AlignedDir, dir)
+                    : new($"{v.Name}-{b.Method}", $"{at} (chosen on validation)", dir));
             }
             return made;
         }
@@ -341,6 +336,9 @@ public sealed partial record DemoJob : IJob<DemoResult>
         // A job of the demo, timed under `stage` and reported as `label`.
         private T RunJob<T>(string stage, string label, IJob<T> job) =>
             Stage(stage, () => job.Run(p => Report(label, p.Done, p.Total)));
+
+        private void RunJob(string stage, string label, IJob job) =>
+            Stage(stage, () => job.Execute(p => Report(label, p.Done, p.Total)));
 
         // A full fine-tune as irr train runs it.
         private TrainJob Train(string model, string data, string output, int epochs, double lr, int seed) => new()

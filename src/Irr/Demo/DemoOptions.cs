@@ -111,6 +111,16 @@ public sealed record DemoOptions
     /// <summary>Safe LoRA's τ values swept on the validation split (the LoRA fine-tune); fixed before any figure was seen (0.5 is the released code's default).</summary>
     public IReadOnlyList<double> SafeLoraThresholds { get; init; } = [0.25, 0.5, 0.75];
 
+    /// <summary>
+    /// Antidote's mask ratios ρ swept on the validation split (both fine-tunes), scored on the training compliance records
+    /// (harmful prompt → harmful answer); fixed before any figure was seen: the released scripts' full (1e-5) and LoRA (0.1)
+    /// defaults and one between.
+    /// </summary>
+    public IReadOnlyList<double> AntidoteRatios { get; init; } = [1e-5, 0.01, 0.1];
+
+    /// <summary>Interpolation's α values swept on the validation split (both fine-tunes); fixed before any figure was seen.</summary>
+    public IReadOnlyList<double> InterpolateAlphas { get; init; } = [0.25, 0.5, 0.75];
+
     /// <summary>The models evaluated under <see cref="Attacks"/>, by label.</summary>
     public static IReadOnlyList<string> AttackedModels { get; } = ["aligned", "full-finetuned", "full-irr", "lora-finetuned", "lora-irr"];
 
@@ -151,5 +161,7 @@ public sealed record DemoOptions
         SweepSparsities = [0, 0.2, 0.4, 0.7, 0.96, 0.99], // fixed before any figure was seen: low values and the reference's high ones
         RestaGammas = [0.5, 1.0],
         SafeLoraThresholds = [0.5],
+        AntidoteRatios = [1e-5, 0.1],
+        InterpolateAlphas = [0.5],
     };
 }

@@ -40,6 +40,13 @@ public static class DemoReport
     /// <summary>"12.5%".</summary>
     public static string Percent(double fraction) => (100 * fraction).ToString("F1", CultureInfo.InvariantCulture) + "%";
 
+    /// <summary>A rate of <paramref name="k"/> in <paramref name="n"/> with its count: "7.1% (7/99)", or "—" when n = 0.</summary>
+    public static string Rate(int k, int n) =>
+        n == 0 ? "—" : $"{Percent((double)k / n)} ({k.ToString(CultureInfo.InvariantCulture)}/{n.ToString(CultureInfo.InvariantCulture)})";
+
+    /// <summary>A 95% interval in percent for a table cell: "3.5–13.9", or "—" when there is none (nothing judged).</summary>
+    public static string Ci(Interval? ci) => ci is { } c ? c.ToPercent().TrimEnd('%') : "—";
+
     /// <summary>"1,234 (48.2%)" or "—".</summary>
     public static string Removed(DemoModelResult m) => m.Removed is { } r && m.Parameters is { } p
         ? $"{r.ToString("N0", CultureInfo.InvariantCulture)} ({(100.0 * r / Math.Max(1, p)).ToString("F1", CultureInfo.InvariantCulture)}%)"
@@ -58,7 +65,8 @@ public static class DemoReport
                 ["description"] = m.Description,
                 ["model"] = m.Model,
                 ["adapter"] = m.Adapter,
-                ["harmful_rate"] = m.Safety.Overall.HarmfulRate,
+                ["harmful_rate"] = m.Safety.Overall.HarmfulRateOrNull,
+                ["harmful_rate_ci"] = CiJson(m.Safety.Overall.HarmfulRateInterval),
                 ["harmful"] = m.Safety.Overall.Harmful,
                 ["safe"] = m.Safety.Overall.Safe,
                 ["judged"] = m.Safety.Overall.Total,
@@ -74,6 +82,7 @@ public static class DemoReport
                     })))
                     : null,
                 ["task_accuracy"] = m.Task.Accuracy,
+                ["task_accuracy_ci"] = CiJson(m.Task.AccuracyInterval),
                 ["task_correct"] = m.Task.Correct,
                 ["task_total"] = m.Task.Total,
                 ["deltas_removed"] = m.Removed,
@@ -86,12 +95,8 @@ public static class DemoReport
                 {
                     ["label"] = $"{variant}-sweep-{p.Label}",
                     ["split"] = "validation",
-                    ["description"] = $"{variant} fine-tune, " + (p.Method switch
-                    {
-                        SweepJob.RestaMethod => "RESTA at γ = ",
-                        SweepJob.SafeLoraMethod => "Safe LoRA at τ = ",
-                        _ => p.IsControl ? "random control at s = " : "IRR at s = ",
-                    }) + $"{p.Setting.ToString(CultureInfo.InvariantCulture)} (irr sweep)",
+                    ["description"] = $"{variant} fine-tune, " + (SweepBaselines.Of(p.Method)?.Describe(p.Setting)
+                        ?? (p.IsControl ? "random control at s = " : "IRR at s = ") + p.Setting.ToString(CultureInfo.InvariantCulture)) + " (irr sweep)",
                     ["harmful_rate"] = p.HarmfulRate,
                     ["task_accuracy"] = p.TaskScore,
                     ["deltas_removed"] = p.Removed,
@@ -180,4 +185,7 @@ public static class DemoReport
             ["task_accuracy"] = p.TaskScore,
         }).ToArray()),
     };
+
+    // A 95% interval as demo.json writes it: {"low": …, "high": …}, or null.
+    private static JsonObject? CiJson(Interval? ci) => ci is { } c ? new JsonObject { ["low"] = c.Low, ["high"] = c.High } : null;
 }

@@ -3,7 +3,13 @@ namespace Irr.Eval;
 /// <summary>A confidence interval [Low, High] of a rate or a difference of rates (fractions, not percent).</summary>
 /// <param name="Low">The lower bound.</param>
 /// <param name="High">The upper bound.</param>
-public readonly record struct Interval(double Low, double High);
+public readonly record struct Interval(double Low, double High)
+{
+    /// <summary>The interval in percent with one decimal, as tables print it: "3.5–14.0%".</summary>
+    public string ToPercent() => $"{Pct(Low)}–{Pct(High)}%";
+
+    private static string Pct(double fraction) => (100 * fraction).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
+}
 
 /// <summary>
 /// The 95% confidence intervals irr puts beside its rates (issue 28): Wilson's score interval for one proportion

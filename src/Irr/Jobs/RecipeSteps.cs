@@ -238,6 +238,8 @@ internal static class RecipeSteps
             RealignJob r => (r.Base, [r.Modules]),
             SweepJob s => (s.Realign.Base, [s.Realign.Modules]),
             Realign.Baselines.RestaJob r => (r.Base, [r.Modules]),
+            Realign.Baselines.AntidoteJob a => (a.Base, [a.Modules]),
+            Realign.Baselines.InterpolateJob i => (i.Base, [i.Modules]),
             Irr.Model.TrainJob t => (t.Model, [t.Targets, t.TrainableModules]),
             _ => ((string?)null, Array.Empty<IReadOnlyList<string>?>()),
         };

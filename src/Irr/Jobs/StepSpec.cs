@@ -119,7 +119,8 @@ internal sealed record StepSpec(string Command, IReadOnlyList<PathOption> Paths,
     public static IReadOnlyList<Type> JobTypes { get; } =
     [
         typeof(Realign.SafetyVectorJob), typeof(Realign.FisherJob), typeof(Realign.RealignJob), typeof(Realign.Baselines.SafeLoraJob),
-        typeof(Realign.SweepJob), typeof(Model.TrainJob), typeof(Realign.Baselines.RestaJob), typeof(Eval.GenerateJob), typeof(Model.ScoreJob),
+        typeof(Realign.SweepJob), typeof(Model.TrainJob), typeof(Realign.Baselines.RestaJob), typeof(Realign.Baselines.AntidoteJob),
+        typeof(Realign.Baselines.InterpolateJob), typeof(Eval.GenerateJob), typeof(Model.ScoreJob),
         typeof(Eval.EvalSafetyJob), typeof(Eval.EvalTaskJob), typeof(Eval.EvalPplJob), typeof(Eval.Report.ReportJob), typeof(IO.ConvertJob),
     ];
 

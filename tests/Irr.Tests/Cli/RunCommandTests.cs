@@ -261,7 +261,7 @@ public class RunCommandTests
     [Theory]
     [InlineData("  - realign: {base: aligned, finetuned: finetuned, safety-vector: sv.safetensors, calibration: task.jsonl}\n", 3,
         "realign: missing input 'fisher': give it, or add an earlier step that writes it (fisher)")]
-    [InlineData("  - eval safety: {prompts: [harmful.json]}\n", 3, "eval safety: missing input 'model': give it, or add an earlier step that writes it (realign or sweep or train with full or baseline resta)")]
+    [InlineData("  - eval safety: {prompts: [harmful.json]}\n", 3, "eval safety: missing input 'model': give it, or add an earlier step that writes it (realign or sweep or train with full or baseline resta or baseline antidote or baseline interpolate)")]
     [InlineData("  - report: {}\n", 3, "report: missing input 'runs': give it, or add an earlier step that writes it (eval safety or eval task)")]
     // safety-vector reads realign's output, and realign reads the safety vector: a cycle.
     [InlineData("  - fisher: {model: aligned, data: safety.jsonl}\n  - safety-vector: {aligned: out/realign, unaligned: unaligned}\n" +

@@ -24,7 +24,7 @@ public class DemoCommandTests
         return quick with
         {
             World = quick.World with { BenignPerSkill = 60, TaskTrain = 200, HeldOutHarmfulPerCategory = 4, ValidationHarmfulPerCategory = 4, TaskHeldOut = 20, TaskValidation = 10 },
-            SweepSparsities = [0, 0.99], RestaGammas = [1.0], SafeLoraThresholds = [0.5],
+            SweepSparsities = [0, 0.99], RestaGammas = [1.0], SafeLoraThresholds = [0.5], AntidoteRatios = [], InterpolateAlphas = [0.5],
         };
     }
 
@@ -35,6 +35,15 @@ public class DemoCommandTests
         string output = dir["demo"];
         var result = new DemoJob { Options = TestOptions(1), OutputPath = output }.Run();
         Assert.Contains(result.Models, m => m.Label == "full-irr");
+        // Every swept baseline is made again at its chosen setting and evaluated on the held-out data beside IRR.
+        Assert.Contains(result.Models, m => m.Label == "full-interpolate" && m.Description.StartsWith("interpolation at α = 0.5", StringComparison.OrdinalIgnoreCase));
+        // What irr demo prints: each rate with its count and its Wilson interval, the attacks' too.
+        var printed = new StringWriter();
+        Irr.Cli.DemoCommand.PrintTable(printed, result);
+        var printedF = result.Models.Single(m => m.Label == "full-finetuned").Safety.Overall;
+        string finetunedCi = DemoReport.Ci(Intervals.Wilson(printedF.Harmful, printedF.Harmful + printedF.Safe));
+        Assert.Contains($"{DemoReport.Rate(printedF.Harmful, printedF.Harmful + printedF.Safe)}   {finetunedCi}", printed.ToString());
+        Assert.Contains($"[{finetunedCi}]", printed.ToString()); // the jailbreak table (markup brackets escaped)
 
         // Models are Hugging Face directories; the LoRA fine-tune is a PEFT adapter on θ_A.
         foreach (string model in new[] { "base", "aligned", "unaligned", "full-finetuned", "full-irr", "full-irr-norecal", "full-irr-more", "full-random", "lora-irr" })

@@ -20,6 +20,9 @@ public class StepSpecDerivationTests
             { ProducedInside = "chosen" },
         new("train", [new("model"), new("data")], Produces: ArtifactKind.Model) { ProducesOnlyWith = "full" },
         new("baseline resta", [new("base"), new("finetuned"), new("adapter"), new("safety-vector", From: ArtifactKind.SafetyVector)], Produces: ArtifactKind.Model),
+        // Issue 28's baselines.
+        new("baseline antidote", [new("base"), new("finetuned"), new("adapter"), new("data")], Produces: ArtifactKind.Model),
+        new("baseline interpolate", [new("base"), new("finetuned"), new("adapter")], Produces: ArtifactKind.Model),
         new("generate", [new("model", From: ArtifactKind.Model), new("adapter"), new("prompts")], ".jsonl"),
         new("score", [new("model"), new("adapter"), new("data")], ".json"),
         new("eval safety", [new("model", From: ArtifactKind.Model, NotNeededWith: "responses"), new("adapter"), new("prompts"), new("responses"),
@@ -34,7 +37,7 @@ public class StepSpecDerivationTests
 
     private static readonly Dictionary<string, PathOption[]> Added = new()
     {
-        ["sweep"] = [new("engine-cache", IsInput: false)],
+        ["sweep"] = [new("engine-cache", IsInput: false), new("antidote-data")],
         ["generate"] = [new("engine-cache", IsInput: false)],
         ["eval safety"] = [new("engine-cache", IsInput: false)],
         ["eval task"] = [new("engine-cache", IsInput: false)],
@@ -62,7 +65,7 @@ public class StepSpecDerivationTests
     public void ModelOptionsTakeHubRepoIdsAndDataOptionsHubFiles()
     {
         string[] models = ["aligned", "unaligned", "unaligned-adapter", "model", "base", "finetuned", "adapter", "input"];
-        string[] data = ["data", "calibration", "harmful-val", "task-val", "prompts", "responses"];
+        string[] data = ["data", "calibration", "harmful-val", "task-val", "prompts", "responses", "antidote-data"];
         foreach (var spec in StepSpec.All)
             foreach (var path in spec.Paths)
             {

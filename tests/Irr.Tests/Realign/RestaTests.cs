@@ -31,7 +31,7 @@ public class RestaTests
         return BitConverter.UInt32BitsToSingle(bits & 0xFFFF0000u);
     }
 
-    private static float Round(float x, TensorDType dtype) => dtype switch
+    internal static float Round(float x, TensorDType dtype) => dtype switch
     {
         TensorDType.BF16 => RoundBf16(x),
         TensorDType.F16 => (float)(Half)x,

@@ -82,8 +82,8 @@ public class SweepTests
         Assert.Contains("irr-s0 has none", Assert.Throws<ArgumentException>(() => SweepSelection.Choose([Point("irr-s0", 0, 0, 1)], 0, 0.05, SweepSelection.Conservative)).Message);
         Assert.Throws<ArgumentException>(() => SweepSelection.Choose(points, 0, 0.05, "strict"));
         // The baselines are chosen by the same rule.
-        SweepPoint[] resta = [.. points.Select(p => p with { Method = SweepJob.RestaMethod, Label = p.Label.Replace("irr-s", "resta-g") })];
-        Assert.Equal("resta-g0", SweepSelection.ChooseBaseline(resta, SweepJob.RestaMethod, 0.02, 0.05, SweepSelection.Conservative)!.Point.Label);
+        SweepPoint[] resta = [.. points.Select(p => p with { Method = SweepBaselines.Resta.Method, Label = p.Label.Replace("irr-s", "resta-g") })];
+        Assert.Equal("resta-g0", SweepSelection.ChooseBaseline(resta, SweepBaselines.Resta.Method, 0.02, 0.05, SweepSelection.Conservative)!.Point.Label);
     }
 
     [Fact]

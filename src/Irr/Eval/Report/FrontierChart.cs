@@ -17,11 +17,11 @@ public static class FrontierChart
     {
         var series = new List<ChartSeries> { Curve(result, $"{method} (by s)", controls: false) };
         if (randomControl) series.Add(Curve(result, "random control (IRR counts)", controls: true));
-        foreach (var (baseline, name, knob) in new[] { (SweepJob.RestaMethod, "RESTA (by γ)", "γ"), (SweepJob.SafeLoraMethod, "Safe LoRA (by τ)", "τ") })
+        foreach (var baseline in SweepBaselines.All)
         {
-            var points = result.Points.Where(p => p.Method == baseline).OrderBy(p => p.Setting).ToList();
+            var points = result.Points.Where(p => p.Method == baseline.Method).OrderBy(p => p.Setting).ToList();
             if (points.Count == 0) continue;
-            series.Add(new(name, points.Select(p => new ScatterPoint($"{knob}={N(p.Setting)}", p.HarmfulRate, p.TaskScore)).ToList()));
+            series.Add(new($"{baseline.Title} (by {baseline.Symbol})", points.Select(p => new ScatterPoint($"{baseline.Symbol}={N(p.Setting)}", p.HarmfulRate, p.TaskScore)).ToList()));
         }
         series.Add(new("θ_A (aligned)", [new("θ_A", result.Aligned.HarmfulRate, result.Aligned.TaskScore)], Connected: false));
         series.Add(new("θ_F (fine-tuned)", [new("θ_F", result.Finetuned.HarmfulRate, result.Finetuned.TaskScore)], Connected: false));

@@ -98,7 +98,8 @@ public sealed class JobSchema
     private static void Collect(Type type, IReadOnlyList<PropertyInfo> through, string[]? groups, List<JobOption> options)
     {
         object? fresh = null; // made only for a type that declares options
-        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).OrderBy(p => p.MetadataToken))
+        // In declaration order, a base record's options (WeightEditJob's) before the derived job's own.
+        foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).OrderBy(p => Depth(p.DeclaringType)).ThenBy(p => p.MetadataToken))
         {
             if (property.GetCustomAttribute<OptionsAttribute>() is { } nested)
             {
@@ -120,6 +121,9 @@ public sealed class JobSchema
                 options.Add(new JobOption(key, declared, [path], property.GetValue(fresh ??= Fresh(type))));
         }
     }
+
+    // How many base types a type has (object: 0).
+    private static int Depth(Type? type) => type?.BaseType is { } b ? 1 + Depth(b) : 0;
 
     // A job or record as a fresh `new T()` makes it: its initial values are the options' defaults.
     private static object Fresh(Type type) => Activator.CreateInstance(type)

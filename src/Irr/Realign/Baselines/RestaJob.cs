@@ -21,20 +21,8 @@ namespace Irr.Realign.Baselines;
 /// </summary>
 [Job("baseline resta", Help = "RESTA (Bhardwaj et al., ACL 2024): add the safety vector back to the fine-tuned model, W = W_F + γ·v",
     Produces = ArtifactKind.Model)]
-public sealed record RestaJob : IJob<RestaReport>
+public sealed record RestaJob : WeightEditJob, IJob<RestaReport>, IWeightEditJob
 {
-    /// <summary>The aligned model θ_A the fine-tune started from (the base of <see cref="Adapter"/>).</summary>
-    [Option("the aligned model θ_A the fine-tune started from", Kind = OptionKind.Input, Hub = true, Required = true)]
-    public required string Base { get; init; }
-
-    /// <summary>The fully fine-tuned model θ_F (a model directory); or give <see cref="Adapter"/>.</summary>
-    [Option("the fully fine-tuned model θ_F (a model directory); give it or --adapter", Kind = OptionKind.Input, Hub = true)]
-    public string? Finetuned { get; init; }
-
-    /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
-    [Option("or θ_F as a PEFT LoRA adapter on --base (merged in float32)", Kind = OptionKind.Input, Hub = true)]
-    public string? Adapter { get; init; }
-
     /// <summary>
     /// The safety vector <c>v = θ_A − θ_U</c> (from <see cref="SafetyVectorJob"/>): safetensors or a <c>torch.save</c> state
     /// dict, its keys read as Hugging Face names (<see cref="TensorNames"/>); each tensor has its weight's shape <c>[out, in]</c>.
@@ -54,22 +42,6 @@ public sealed record RestaJob : IJob<RestaReport>
     [Option("target modules: a comma-separated list or all (default: those of the model's linear modules the safety vector has)", Parser = typeof(TargetModules.OptionParser))]
     public IReadOnlyList<string>? Modules { get; init; }
 
-    /// <summary>Output storage type: keep (θ_F's type per tensor; the base's for <see cref="Adapter"/>), bf16, f16 or f32.</summary>
-    [Option("output storage type: keep, bf16, f16 or f32", Name = "dtype")]
-    public string DType { get; init; } = "keep";
-
-    /// <summary>The output model directory.</summary>
-    [Option("output model directory (baseline-report.json goes inside it)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
-    public required string OutputPath { get; init; }
-
-    /// <summary>The model card written with the output (<c>--no-model-card</c>, <see cref="ModelCard"/>).</summary>
-    [Options]
-    public ModelCardOptions Card { get; init; } = new();
-
-    /// <summary>Replace the output directory if it exists.</summary>
-    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
-    public bool Overwrite { get; init; }
-
     /// <inheritdoc/>
     public string Command => "baseline resta";
 
@@ -77,17 +49,10 @@ public sealed record RestaJob : IJob<RestaReport>
     public IReadOnlyList<string> Inputs => Provenance.Given(Base, Finetuned ?? Adapter, SafetyVector);
 
     /// <inheritdoc/>
-    public string? Output => OutputPath;
-
-    /// <inheritdoc/>
     public void Validate()
     {
-        Validation.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
-        Validation.Require(double.IsFinite(Gamma) && float.IsFinite((float)Gamma), Command,
-            $"gamma must be a finite number (in float32, as the weights are computed), not {Gamma.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
-        Validation.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command,
-            $"modules must be among {string.Join(", ", TargetModules.All)}");
-        TensorDTypes.ParseOutput(DType, Command);
+        WeightEdit.Validate(this, Modules);
+        WeightEdit.RequireFloat32(this, "gamma", Gamma);
     }
 
     /// <summary>
@@ -98,17 +63,13 @@ public sealed record RestaJob : IJob<RestaReport>
     /// <exception cref="IrrException">
     /// An option is invalid; a model, adapter or the safety vector is missing or malformed; θ_A, θ_F and v differ in
     /// architecture or shape; the safety vector lacks a target weight (the message names it) or has a non-finite value;
-    /// the output exists (without <see cref="Overwrite"/>) or is an input. Nothing is left at <see cref="OutputPath"/> then.
+    /// the output exists (without <see cref="WeightEditJob.Overwrite"/>) or is an input. Nothing is left at <see cref="WeightEditJob.OutputPath"/> then.
     /// </exception>
     public RestaReport Run(Action<JobProgress>? progress = null)
     {
-        Validate();
         var clock = Stopwatch.StartNew();
-        var inputs = new[] { Base, Finetuned ?? Adapter! };
-        OutputDirectory.Create(OutputPath, inputs, Overwrite).Dispose(); // a bad output is refused before any work
-
-        using var aligned = CheckpointWeights.Open(Base);
-        using var theta = Finetuned is not null ? CheckpointWeights.Open(Finetuned) : CheckpointWeights.Open(Base, Adapter);
+        using var models = WeightEdit.Open(this);   // validated, a bad output refused before any work
+        var (aligned, theta) = (models.Aligned, models.Theta);
         using var vector = TensorNames.OpenHfKeyed(SafetyVector);
         var config = theta.Config;
         var modules = TargetModules.For(config, Modules ?? ModulesIn(vector, config));
@@ -117,38 +78,23 @@ public sealed record RestaJob : IJob<RestaReport>
         InputChecks.Baseline(Command, Base, Finetuned, Adapter, SafetyVector);
 
         var dtype = TensorDTypes.ParseOutput(DType, Command);
-        var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
         var targets = TargetModules.WeightNames(config, modules).ToHashSet(StringComparer.Ordinal);
         var report = new RestaReport();
         float gamma = (float)Gamma;
-        var stage = ProgressStage.Start(progress, $"θ_F + γ·v ({targets.Count} matrices, {specs.Count} tensors)", specs.Count, "tensors");
-        using var writer = ModelWriter.Open(new ModelTarget(OutputPath, inputs, Overwrite, Finetuned ?? Base, dtype), config, specs, ownFiles: [RestaReport.FileName]);
-        float[] scratch = [], edited = [];
-        foreach (var spec in specs)
+        WeightEdit.Write(this, theta, dtype, "θ_F + γ·v", targets.Count, (name, w, sum) =>
         {
-            var w = theta.Load(spec.Name, ref scratch);
-            if (targets.Contains(spec.Name))
-            {
-                var v = vector.ReadSingle(spec.Name);
-                FloatChecks.RequireFinite(v, spec.Name, vector.Path);
-                FloatChecks.RequireFinite(w, spec.Name, "fine-tuned model");
-                var (layer, module) = TargetModules.Parse(config, spec.Name);
-                double norm = Norm(v);
-                report.Matrices.Add(new RestaMatrix(layer, module, v.Length, norm, Math.Abs(Gamma) * norm, Norm(w)));
-                if (gamma != 0) // γ = 0 keeps θ_F's values exactly (−0 + 0 would be +0)
-                {
-                    if (edited.Length < v.Length) edited = new float[v.Length];
-                    var sum = edited.AsSpan(0, v.Length);
-                    TensorPrimitives.Multiply(v, gamma, sum);   // γ·v, rounded to float32
-                    TensorPrimitives.Add(w, sum, sum);          // W_F + γ·v, rounded to float32
-                    w = sum;
-                }
-            }
-            writer.Write(spec.Name, w);                         // rounded to the storage type here
-            stage.Advance();
-        }
-        JsonFiles.WriteFile(writer.PathOf(RestaReport.FileName), report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds));
-        writer.Commit(Card.Of(() => ModelCardOf(modules)));
+            if (!targets.Contains(name)) return w;
+            var v = vector.ReadSingle(name);
+            FloatChecks.RequireFinite(v, name, vector.Path);
+            FloatChecks.RequireFinite(w, name, "fine-tuned model");
+            var (layer, module) = TargetModules.Parse(config, name);
+            double norm = WeightEdit.Norm(v);
+            report.Matrices.Add(new RestaMatrix(layer, module, v.Length, norm, Math.Abs(Gamma) * norm, WeightEdit.Norm(w)));
+            if (gamma == 0) return w;                       // γ = 0 keeps θ_F's values exactly (−0 + 0 would be +0)
+            TensorPrimitives.Multiply(v, gamma, sum);       // γ·v, rounded to float32
+            TensorPrimitives.Add(w, sum, sum);              // W_F + γ·v, rounded to float32
+            return sum;
+        }, RestaReport.FileName, () => report.ToJson(ReportHeader(modules, dtype), clock.Elapsed.TotalSeconds), () => ModelCardOf(modules), progress);
         return report;
     }
 
@@ -158,31 +104,15 @@ public sealed record RestaJob : IJob<RestaReport>
     /// two or more base models).
     /// </summary>
     public ModelCard ModelCardOf(IReadOnlyList<string> modules) =>
-        new(ModelCard.BaseModelOf(Base), "transformers", "resta", "RESTA, safety re-alignment by adding the safety vector back, W = W_F + γ·v",
-            "https://arxiv.org/abs/2402.11746",
-            [("method", "resta"), ("γ (gamma)", Gamma.ToString("R", System.Globalization.CultureInfo.InvariantCulture)), ("modules", string.Join(", ", modules)),
-             ("safety vector", Path.GetFileName(SafetyVector)), ("dtype", DType)],
-            CardLicense.Of(Base)) { BaseModelRelation = ModelCard.Finetune };
+        WeightEdit.CardOf(this, "resta", "RESTA, safety re-alignment by adding the safety vector back, W = W_F + γ·v", "https://arxiv.org/abs/2402.11746",
+            [("γ (gamma)", Gamma.ToString("R", System.Globalization.CultureInfo.InvariantCulture)), ("modules", string.Join(", ", modules)),
+             ("safety vector", Path.GetFileName(SafetyVector))]);
 
     /// <summary>
     /// What the report records at its top: the irr version, the method, every input option (<see cref="Provenance.InputsOf"/>)
     /// and every option that shapes the result, from the schema (gamma, modules, dtype), with the modules and the dtype as resolved.
     /// </summary>
-    public JsonObject ReportHeader(IReadOnlyList<string> modules, TensorDType? dtype)
-    {
-        var inputs = Provenance.InputsOf(this);
-        inputs["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter);
-        var options = Provenance.OptionsOf(this);
-        options["modules"] = new JsonArray(modules.Select(m => (JsonNode?)m).ToArray());
-        options["dtype"] = dtype?.ToTorchName() ?? "keep";
-        return new JsonObject
-        {
-            ["irr_version"] = Provenance.Version,
-            ["method"] = "resta",
-            ["inputs"] = inputs,
-            ["options"] = options,
-        };
-    }
+    public JsonObject ReportHeader(IReadOnlyList<string> modules, TensorDType? dtype) => WeightEdit.ReportHeader(this, "resta", modules, dtype);
 
     // The linear modules of the model's family the safety vector has a weight of (in any layer), in forward order.
     private static IReadOnlyList<string> ModulesIn(ITensorFile vector, ModelConfig config)
@@ -195,14 +125,6 @@ public sealed record RestaJob : IJob<RestaReport>
             throw new IrrException($"{vector.Path}: the safety vector has no weight of {string.Join(", ", config.LinearModules)}{example}");
         }
         return found;
-    }
-
-    // The Frobenius norm, accumulated in double.
-    private static double Norm(ReadOnlySpan<float> values)
-    {
-        double sum = 0;
-        foreach (float x in values) sum += (double)x * x;
-        return Math.Sqrt(sum);
     }
 }
 

@@ -90,16 +90,10 @@ public sealed record SweepJob : IJob<SweepResult>
 
     /// <inheritdoc/>
     public IReadOnlyList<string> Inputs => Realign.Inputs.Concat(Safety.Inputs).Append(Task.Data)
-        .Concat(Provenance.Given(SafeLoraVector, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
+        .Concat(Provenance.Given(SafeLoraVector, AntidoteData, safety is null ? JudgeSettings?.RefusalMarkers : null)).Distinct().ToList();
 
     /// <inheritdoc/>
     public string? Output => OutputPath;
-
-    /// <summary>The method of a RESTA point (<see cref="Baselines.RestaJob"/> at γ = the point's setting).</summary>
-    public const string RestaMethod = "resta";
-
-    /// <summary>The method of a Safe LoRA point (<see cref="Baselines.SafeLoraJob"/> at τ = the point's setting).</summary>
-    public const string SafeLoraMethod = "safelora";
 
     /// <summary>
     /// RESTA points (irr baseline resta: θ_F + γ·v over the realignment's modules) at these γ, evaluated beside IRR for the
@@ -115,6 +109,26 @@ public sealed record SweepJob : IJob<SweepResult>
     [Option("also evaluate the Safe LoRA baseline (irr baseline safelora, LoRA fine-tunes) at these τ, comma-separated, as frontier points (never chosen as s)",
         Name = "safelora-threshold", Parser = typeof(NumbersParser))]
     public IReadOnlyList<double> SafeLoraThreshold { get; init; } = [];
+
+    /// <summary>
+    /// Antidote points (irr baseline antidote: the top ρ of each row of θ_F's target weights by |W|·‖X‖ on
+    /// <see cref="AntidoteData"/> pruned) at these ρ; never chosen as IRR's s. Labels <c>antidote-r0.1</c>.
+    /// </summary>
+    [Option("also evaluate the Antidote baseline (irr baseline antidote) at these mask ratios ρ, comma-separated, each in [0, 1], as frontier points beside IRR (never chosen as s); needs --antidote-data",
+        Parser = typeof(NumbersParser))]
+    public IReadOnlyList<double> AntidoteRatio { get; init; } = [];
+
+    /// <summary>The harmful records (prompt → harmful answer) Antidote's Wanda scores are computed on; required with <see cref="AntidoteRatio"/>.</summary>
+    [Option("Antidote's harmful data (harmful prompts with harmful answers): " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true)]
+    public string? AntidoteData { get; init; }
+
+    /// <summary>
+    /// Interpolation points (irr baseline interpolate: θ_A + α·(θ_F − θ_A) on every tensor) at these α; never chosen as
+    /// IRR's s. Labels <c>interpolate-a0.5</c>.
+    /// </summary>
+    [Option("also evaluate plain interpolation (irr baseline interpolate, θ_A + α·(θ_F − θ_A)) at these α, comma-separated, as frontier points beside IRR (never chosen as s)",
+        Parser = typeof(NumbersParser))]
+    public IReadOnlyList<double> InterpolateAlpha { get; init; } = [];
 
     /// <summary>
     /// Safe LoRA's V (the paper's <c>θ_chat − θ_base</c>, from <c>irr safety-vector --aligned CHAT --unaligned BASE</c>), or
@@ -258,12 +272,9 @@ public sealed record SweepJob : IJob<SweepResult>
         Require(RemovalMethods.Sweepable.Any(m => m.Name == Realign.Method),
             $"method must be {RemovalMethods.Names(RemovalMethods.Sweepable)}, not '{Realign.Method}' (random-control adds the random-removal control)");
         Require(Seed == 0 || RandomControl, "seed applies to random-control only");
-        foreach (double g in RestaGamma) Require(double.IsFinite(g), $"resta-gamma must be finite numbers, not {g.ToString(CultureInfo.InvariantCulture)}");
-        Require(RestaGamma.Distinct().Count() == RestaGamma.Count, "resta-gamma lists a value twice");
-        foreach (double t in SafeLoraThreshold) Require(t is >= -1 and <= 1, $"safelora-threshold must be between -1 and 1, not {t.ToString(CultureInfo.InvariantCulture)}");
-        Require(SafeLoraThreshold.Distinct().Count() == SafeLoraThreshold.Count, "safelora-threshold lists a value twice");
-        Require(SafeLoraThreshold.Count == 0 || Realign.Adapter is not null, "safelora-threshold needs a LoRA fine-tune (adapter): Safe LoRA is defined for LoRA");
+        SweepBaselines.Validate(this);
         Require(SafeLoraVector is null || SafeLoraThreshold.Count > 0, "safelora-vector applies to the Safe LoRA points only (safelora-threshold)");
+        Require((AntidoteData is not null) == (AntidoteRatio.Count > 0), "antidote-ratio and antidote-data go together (the Antidote points score θ_F on the harmful data)");
         Require(Realign is { Sparsity: 0, Strategy: null, RemovalCounts: null, Seed: 0, DryRun: false, OutputPath: null, Overwrite: false },
             "the realignment's sparsity, strategy, removal-counts, seed, dry-run, output and overwrite are the sweep's own");
         Require(Realign.Calibration is not null, "calibration is required");

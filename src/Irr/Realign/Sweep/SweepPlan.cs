@@ -5,8 +5,8 @@ namespace Irr.Realign;
 /// <summary>
 /// One unit of a sweep: what one <c>irr sweep --point K</c> computes, never sharing a file with another unit, so that units
 /// can run as independent jobs (a Slurm array task each) into one directory. Units are numbered from 0: one per value of s in
-/// the order given (its IRR point, then its random control when asked for), then one per baseline point (RESTA's γ, then
-/// Safe LoRA's τ, each in the order given), then the references aligned (θ_A) and finetuned (θ_F).
+/// the order given (its IRR point, then its random control when asked for), then one per baseline point (in the order of
+/// <see cref="SweepBaselines.All"/>: RESTA's γ, then Safe LoRA's τ …, each in the order given), then the references aligned (θ_A) and finetuned (θ_F).
 /// </summary>
 /// <param name="Index">Its number, from 0 to the number of units − 1.</param>
 /// <param name="Labels">The labels of the models it computes, in order (<c>irr-s0.5</c>, <c>random-s0.5</c>; <c>resta-g1</c>; <c>aligned</c>).</param>
@@ -23,7 +23,7 @@ public sealed record SweepUnit(int Index, IReadOnlyList<string> Labels)
 internal sealed record PlannedPoint(string Label, string Method, double Setting, string? ControlOf)
 {
     /// <summary>Whether a baseline (RESTA, Safe LoRA) makes it rather than a realignment.</summary>
-    public bool IsBaseline => Method is SweepJob.RestaMethod or SweepJob.SafeLoraMethod;
+    public bool IsBaseline => SweepBaselines.IsBaseline(Method);
 }
 
 /// <summary>A unit and the points it computes (none for a reference).</summary>
@@ -44,8 +44,7 @@ public static class SweepPlan
         string method = job.Realign.Method;
         var units = job.Sparsity.Select(s => new[] { new PlannedPoint(Label(method, s), method, s, null) }
                 .Concat(job.RandomControl ? [new PlannedPoint(Label("random", s), RemovalMethods.RandomAtCount.Name, s, Label(method, s))] : []).ToList())
-            .Concat(job.RestaGamma.Select(g => new List<PlannedPoint> { new($"{SweepJob.RestaMethod}-g{N(g)}", SweepJob.RestaMethod, g, null) }))
-            .Concat(job.SafeLoraThreshold.Select(t => new List<PlannedPoint> { new($"{SweepJob.SafeLoraMethod}-t{N(t)}", SweepJob.SafeLoraMethod, t, null) }))
+            .Concat(SweepBaselines.All.SelectMany(b => b.Settings(job).Select(x => new List<PlannedPoint> { new(b.Label(x), b.Method, x, null) })))
             .Select(points => (Labels: points.Select(p => p.Label).ToList(), Points: points))
             .Append((Labels: ["aligned"], Points: [])).Append((Labels: ["finetuned"], Points: []));
         return units.Select((u, i) => new PlannedUnit(new SweepUnit(i, u.Labels), u.Points)).ToList();

@@ -23,10 +23,10 @@ public sealed record SweepPoint(string Label, string Method, [property: JsonProp
     double HarmfulRate, double TaskScore) : SweepEvaluated
 {
     /// <summary>
-    /// Whether it is a baseline point (<see cref="SweepJob.RestaMethod"/>, <see cref="SweepJob.SafeLoraMethod"/>), never chosen as IRR's s;
+    /// Whether it is a baseline point (<see cref="SweepBaselines"/>: resta, safelora …), never chosen as IRR's s;
     /// its <see cref="Setting"/> then holds the baseline's γ or τ.
     /// </summary>
-    public bool IsBaseline => Method is SweepJob.RestaMethod or SweepJob.SafeLoraMethod;
+    public bool IsBaseline => SweepBaselines.IsBaseline(Method);
 
     /// <summary>Removed as a share of the target parameters, in [0, 1] (0 when there are none).</summary>
     public double RemovedShare => Parameters == 0 ? 0 : (double)Removed / Parameters;
@@ -224,7 +224,7 @@ internal static class SweepRecords
             return node;
         }
         static JsonArray Numbers(IEnumerable<double> values) => new(values.Select(v => (JsonNode?)v).ToArray());
-        return new JsonObject
+        var json = new JsonObject
         {
             ["irr_version"] = Provenance.Version,
             ["rule"] = SweepSelection.Describe(job.Rule),
@@ -237,8 +237,6 @@ internal static class SweepRecords
             ["chosen_model"] = Provenance.PathOf(result.ChosenModel),
             ["sparsity"] = Numbers(job.Sparsity),
             ["random_control"] = job.RandomControl,
-            ["resta_gamma"] = Numbers(job.RestaGamma),
-            ["safelora_threshold"] = Numbers(job.SafeLoraThreshold),
             ["safelora_vector"] = job.SafeLoraVector is null ? null : Provenance.PathOf(job.SafeLoraVector),
             ["baselines"] = new JsonObject(result.Baselines.Select(b => KeyValuePair.Create(b.Key, (JsonNode?)new JsonObject
             {
@@ -260,6 +258,8 @@ internal static class SweepRecords
             ["units_done_earlier"] = result.UnitsDoneEarlier,
             ["seconds"] = Math.Round(seconds, 3),
         };
+        foreach (var b in SweepBaselines.All) json[b.Option.Replace('-', '_')] = Numbers(b.Settings(job)); // resta_gamma: [0.5, 1]
+        return json;
     }
 }
 

@@ -50,8 +50,8 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         var points = units.SelectMany(u => u.Points).ToList();
         var (aligned, finetuned) = (units[^2].Reference!, units[^1].Reference!);
         var choice = SweepSelection.Choose(points, aligned.HarmfulRate, job.MaxHarmfulIncrease, job.Rule);
-        var baselines = new[] { SweepJob.RestaMethod, SweepJob.SafeLoraMethod }
-            .Select(m => (Method: m, Choice: SweepSelection.ChooseBaseline(points, m, aligned.HarmfulRate, job.MaxHarmfulIncrease, job.Rule)))
+        var baselines = SweepBaselines.All
+            .Select(b => (b.Method, Choice: SweepSelection.ChooseBaseline(points, b.Method, aligned.HarmfulRate, job.MaxHarmfulIncrease, job.Rule)))
             .Where(b => b.Choice is not null).ToDictionary(b => b.Method, b => b.Choice!);
         var report = PlaceChosen(planned.Single(p => p.Label == choice.Point.Label), choice);
         if (!job.KeepModels)
@@ -131,9 +131,10 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
     private SweepPoint RunPoint(PlannedPoint p)
     {
         Interruption.ThrowIfRequested();
-        string reportName = p.IsBaseline ? SafeLoraReport.FileName : RealignReport.FileName;
+        var baseline = SweepBaselines.Of(p.Method);
+        string reportName = baseline?.ReportFileName ?? RealignReport.FileName;
         string dir = PointDir(p.Label), record = Path.Combine(dir, SweepJob.PointFileName), reportCopy = Path.Combine(dir, reportName), output = ModelDir(p.Label);
-        var fingerprint = fingerprints.Point(p, p.IsBaseline ? BaselineJob(p, output) : RealignJobOf(p, output));
+        var fingerprint = fingerprints.Point(p, baseline is not null ? baseline.Job(job, p.Setting, output) : RealignJobOf(p, output));
         if (SweepRecords.Finished<SweepPoint>(record, fingerprint) is { } done && File.Exists(reportCopy))
             return Skip(p.Label, WithOutcomes(done, Path.Combine(dir, "eval")));
 
@@ -141,7 +142,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         (long Removed, long Parameters) counts = (0, 0);
         try
         {
-            if (p.IsBaseline) MakeBaseline(p, output, stage(0, ""));
+            if (baseline is not null) MakeBaseline(baseline.Job(job, p.Setting, output), stage(0, ""));
             else counts = Realign(p, output, stage(0, ""));
         }
         catch
@@ -152,7 +153,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         }
         AtomicFile.WriteText(reportCopy, File.ReadAllText(Path.Combine(output, reportName)));
         // A Safe LoRA point is an adapter on θ_A; every other point is a model.
-        var (harmful, task) = p.Method == SweepJob.SafeLoraMethod
+        var (harmful, task) = baseline is { MakesAdapter: true }
             ? evaluation.Evaluate(p.Label, job.Realign.Base, output, Path.Combine(dir, "eval"), stage, 1)
             : evaluation.Evaluate(p.Label, output, null, Path.Combine(dir, "eval"), stage, 1);
         var point = new SweepPoint(p.Label, p.Method, p.Setting, p.ControlOf is not null, counts.Removed, counts.Parameters, harmful, task)
@@ -170,39 +171,18 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         return (report.Modules.Sum(m => m.Removed), report.Modules.Sum(m => m.Parameters));
     }
 
-    // irr baseline resta (a model) or safelora (an adapter on θ_A) at the point's setting, into `output`.
-    private IJob BaselineJob(PlannedPoint p, string output)
+    // A baseline point (irr baseline … at the point's setting), made into its output.
+    private void MakeBaseline(IJob baseline, Action<JobProgress> progress)
     {
-        var r = job.Realign;
-        return p.Method == SweepJob.RestaMethod
-            ? new RestaJob
-            {
-                Base = r.Base, Finetuned = r.Finetuned, Adapter = r.Adapter, SafetyVector = r.SafetyVector, Gamma = p.Setting,
-                Modules = BaselineModules(), DType = r.DType, OutputPath = output, Overwrite = true, Card = job.Card,
-            }
-            : new SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = p.Setting, OutputPath = output, Overwrite = true, Card = job.Card };
-    }
-
-    private void MakeBaseline(PlannedPoint p, string output, Action<JobProgress> progress)
-    {
-        BaselineJob(p, output).Execute(progress);
+        baseline.Execute(progress);
         baselinesMade++;
     }
 
-    // RESTA works on the realignment's modules (for a LoRA fine-tune without --modules: the adapter's targets, as irr realign).
-    private IReadOnlyList<string>? BaselineModules()
-    {
-        if (job.Realign.Modules is not null || job.Realign.Adapter is null) return job.Realign.Modules;
-        using var adapter = LoraAdapter.Open(job.Realign.Adapter);
-        return RealignJob.AdapterTargets(adapter);
-    }
-
-    // Safe LoRA's inputs, checked (as irr baseline safelora checks them) before any point is realigned.
+    // The swept baselines' own input checks (as their irr baseline commands make them), before any point is realigned.
     private void CheckBaselineInputs()
     {
-        if (job.SafeLoraThreshold.Count == 0) return;
-        var r = job.Realign;
-        new SafeLoraJob { Base = r.Base, Adapter = r.Adapter, SafetyVector = job.SafeLoraV!, Threshold = job.SafeLoraThreshold[0], OutputPath = "" }.CheckInputs();
+        foreach (var b in SweepBaselines.All)
+            if (b.CheckInputs is { } check && b.Settings(job).Count > 0) check(job);
     }
 
     private SweepReference RunReference(string label, string model, string? adapter)
