@@ -109,7 +109,7 @@ internal static class SweepCommand
         table.AddColumn("control");
         table.AddColumn("chosen");
         static string P(double fraction) => SweepSelection.Percent(fraction);
-        static string Ci(Interval? i) => i is { } v ? $"{P(v.Low)}–{P(v.High)}" : "";
+        static string Ci(Interval? i) => i?.ToPercent() ?? "";
         foreach (var r in new[] { result.Aligned, result.Finetuned })
             table.AddRow(Markup.Escape(r.Label == "aligned" ? "θ_A (aligned)" : "θ_F (fine-tuned)"), "", "",
                 P(r.HarmfulRate), Ci(r.HarmfulRateInterval), P(r.TaskScore), Ci(r.TaskScoreInterval), "", "");

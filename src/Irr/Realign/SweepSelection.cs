@@ -93,22 +93,19 @@ public static class SweepSelection
     }
 
     // What a point's harmful rate is held to under a rule: its point estimate, or the upper bound of its Wilson interval.
-    private static Func<SweepPoint, double> Bound(string rule) => rule switch
-    {
-        Default => p => p.HarmfulRate,
-        Conservative => p => p.HarmfulRateInterval?.High ?? throw new ArgumentException(
-            $"the conservative rule needs every point's counts; {p.Label} has none (harmful_rate_ci)", nameof(rule)),
-        _ => throw new ArgumentException($"no selection rule '{rule}' ({string.Join(" or ", Names)})", nameof(rule)),
-    };
+    private static Func<SweepPoint, double> Bound(string rule) => Describe(rule) == ConservativeRule
+        ? p => p.HarmfulRateInterval?.High ?? throw new ArgumentException(
+            $"the conservative rule needs every point's counts; {p.Label} has none (harmful_rate_ci)", nameof(rule))
+        : p => p.HarmfulRate;
 
-    // ", 95% upper bound U" under the conservative rule.
+    // "; its 95% upper bound: U" under the conservative rule.
     private static string UpperBound(SweepPoint p, string rule) =>
         rule == Conservative && p.HarmfulRateInterval is { } ci ? $"; its 95% upper bound: {Percent(ci.High)}" : "";
 
-    /// <summary>A model's two figures with their 95% intervals: "4.2% harmful (1.2%–14.0%), task 100.0% (92.9%–100.0%)".</summary>
+    /// <summary>A model's two figures with their 95% intervals: "4.2% harmful (1.2–14.0%), task 100.0% (92.9–100.0%)".</summary>
     public static string Figures(SweepEvaluated model)
     {
-        static string Ci(Eval.Interval? i) => i is { } v ? $" ({Percent(v.Low)}–{Percent(v.High)})" : "";
+        static string Ci(Eval.Interval? i) => i is { } v ? $" ({v.ToPercent()})" : "";
         return $"{Percent(model.HarmfulRate)} harmful{Ci(model.HarmfulRateInterval)}, task {Percent(model.TaskScore)}{Ci(model.TaskScoreInterval)}";
     }
 
