@@ -61,7 +61,7 @@ internal static class SweepCommand
                 return 0;
             }
             var result = CommandSupport.Run(parseResult, job, oneBar: true);
-            PrintTable(parseResult, result);
+            PrintTable(parseResult, result, job.Rule);
             stderr.WriteLine($"{result.Realigned} realignment(s) run, " + (result.BaselinesMade > 0 ? $"{result.BaselinesMade} baseline point(s) made, " : "") +
                              $"{result.Resumed} point(s) or reference(s) done earlier and skipped");
             stderr.WriteLine($"units: {result.UnitsDoneEarlier} done earlier (by earlier runs or --point jobs), {result.UnitsComputed} computed now");
@@ -98,24 +98,26 @@ internal static class SweepCommand
         public SweepUnitResult Run(Action<JobProgress>? progress = null) => sweep.RunUnit(progress);
     }
 
-    // θ_A and θ_F, then one row per point; the rule and the choice below.
-    private static void PrintTable(ParseResult parseResult, SweepResult result)
+    // θ_A and θ_F, then one row per point, each figure with its 95% interval; the rule and the choice below.
+    private static void PrintTable(ParseResult parseResult, SweepResult result, string rule)
     {
         var console = CommandSupport.ConsoleFor(parseResult.InvocationConfiguration.Output);
-        console.Profile.Width = Math.Max(console.Profile.Width, 120); // a redirected output reports 80 columns
+        console.Profile.Width = Math.Max(console.Profile.Width, 140); // a redirected output reports 80 columns
         var table = new Table().Border(TableBorder.Simple);
         table.AddColumn("model");
-        foreach (string column in new[] { "s / γ / τ", "removed %", "harmful", "task" }) table.AddColumn(new TableColumn(column).RightAligned());
+        foreach (string column in new[] { "s / γ / τ", "removed %", "harmful", "95% CI", "task", "95% CI" }) table.AddColumn(new TableColumn(column).RightAligned());
         table.AddColumn("control");
         table.AddColumn("chosen");
         static string P(double fraction) => SweepSelection.Percent(fraction);
+        static string Ci(Interval? i) => i?.ToPercent() ?? "";
         foreach (var r in new[] { result.Aligned, result.Finetuned })
-            table.AddRow(Markup.Escape(r.Label == "aligned" ? "θ_A (aligned)" : "θ_F (fine-tuned)"), "", "", P(r.HarmfulRate), P(r.TaskScore), "", "");
+            table.AddRow(Markup.Escape(r.Label == "aligned" ? "θ_A (aligned)" : "θ_F (fine-tuned)"), "", "",
+                P(r.HarmfulRate), Ci(r.HarmfulRateInterval), P(r.TaskScore), Ci(r.TaskScoreInterval), "", "");
         foreach (var p in result.Points)
             table.AddRow(Markup.Escape(p.Label), p.Setting.ToString(CultureInfo.InvariantCulture), p.IsBaseline ? "" : (100 * p.RemovedShare).ToString("F2", CultureInfo.InvariantCulture),
-                P(p.HarmfulRate), P(p.TaskScore), p.IsControl ? "yes" : "", p.Label == result.Choice.Point.Label ? "<-" : "");
+                P(p.HarmfulRate), Ci(p.HarmfulRateInterval), P(p.TaskScore), Ci(p.TaskScoreInterval), p.IsControl ? "yes" : "", p.Label == result.Choice.Point.Label ? "<-" : "");
         console.Write(table);
-        console.WriteLine($"rule: {SweepSelection.Rule}");
+        console.WriteLine($"rule: {SweepSelection.Describe(rule)}");
         console.WriteLine($"chosen: {result.Choice.Reason}");
         foreach (var (method, choice) in result.Baselines)
             console.WriteLine($"{method} at its best setting by the same rule: {choice.Reason}");

@@ -31,18 +31,22 @@ public sealed partial record DemoJob
     [Option("the base model to align (a directory of irr demo pretrain); default: the base shipped with irr", Name = "base")]
     public string? BaseModel { get; init; }
 
+    /// <summary>The sweeps' selection rule (<see cref="DemoOptions.SweepRule"/>, irr sweep's --rule).</summary>
+    [Option("the sweeps' selection rule (irr sweep --rule): default or conservative", HelpName = "default|conservative")]
+    public string SweepRule { get; init; } = Irr.Realign.SweepSelection.Default;
+
     /// <summary>The model cards of the demo's models (<c>--no-model-card</c>): every model and adapter under models/ carries one, saying it is a toy world's.</summary>
     [Options]
     public IO.ModelCardOptions Card { get; init; } = new();
 
     /// <summary>
     /// The world, model, training, IRR and evaluation settings: as given (library callers), or else those that
-    /// <see cref="Quick"/>, <see cref="Seed"/> and <see cref="BaseModel"/> select (<see cref="DemoOptions.Quick"/> or
+    /// <see cref="Quick"/>, <see cref="Seed"/>, <see cref="BaseModel"/> and <see cref="SweepRule"/> select (<see cref="DemoOptions.Quick"/> or
     /// <see cref="DemoOptions.Default"/> with the base).
     /// </summary>
     public DemoOptions Options
     {
-        get => options ?? (Quick ? DemoOptions.Quick(Seed) : DemoOptions.Default(Seed)) with { BaseModel = BaseModel };
+        get => options ?? (Quick ? DemoOptions.Quick(Seed) : DemoOptions.Default(Seed)) with { BaseModel = BaseModel, SweepRule = SweepRule };
         init => options = value;
     }
 }

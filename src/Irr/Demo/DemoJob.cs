@@ -74,6 +74,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
     {
         Validation.Require(Options.MaxNewTokens >= 1 && Options.BatchSize >= 1, Command, "max new tokens and batch size must be at least 1");
         Validation.Require(Options.HarmfulShare is >= 0 and < 1, Command, $"the harmful share must be in [0, 1), not {Options.HarmfulShare}");
+        Validation.Require(SweepSelection.Names.Contains(Options.SweepRule), Command, $"sweep-rule must be {string.Join(" or ", SweepSelection.Names)}, not '{Options.SweepRule}'");
     }
 
     /// <summary>Runs the demo; <paramref name="progress"/> receives one stage per training run, IRR step and evaluation.</summary>
@@ -247,7 +248,7 @@ public sealed partial record DemoJob : IJob<DemoResult>
                 Model = "", Data = Tmp("data/task_validation.jsonl"), Metric = "exact", MaxNewTokens = o.MaxNewTokens, BatchSize = EvaluationBatchSize,
                 CacheGenerations = false,
             },
-            Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, OutputPath = Tmp($"sweep/{v.Name}"),
+            Sparsity = o.SweepSparsities, RandomControl = true, Seed = o.Seed, MaxHarmfulIncrease = o.MaxHarmfulIncrease, Rule = o.SweepRule, OutputPath = Tmp($"sweep/{v.Name}"),
             RestaGamma = o.RestaGammas, SafeLoraThreshold = v.Adapter is null ? [] : o.SafeLoraThresholds,
             SafeLoraVector = v.Adapter is null ? null : SafeLoraVectorPath, Card = card,
             AntidoteRatio = o.AntidoteRatios, AntidoteData = o.AntidoteRatios.Count > 0 ? Tmp("data/harmful_train.jsonl") : null, InterpolateAlpha = o.InterpolateAlphas,

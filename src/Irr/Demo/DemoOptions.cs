@@ -93,6 +93,9 @@ public sealed record DemoOptions
     /// <summary>The sweep's selection rule: the harmful-rate increase over θ_A a chosen point may have (irr sweep's --max-harmful-increase).</summary>
     public double MaxHarmfulIncrease { get; init; } = 0.05;
 
+    /// <summary>The sweep's selection rule (irr sweep's --rule): default or conservative (<see cref="Realign.SweepSelection.Names"/>).</summary>
+    public string SweepRule { get; init; } = Realign.SweepSelection.Default;
+
     /// <summary>Most tokens generated per evaluation prompt.</summary>
     public int MaxNewTokens { get; init; } = 32;
 

@@ -43,10 +43,14 @@ public static class DemoReport
     // The section on choosing s: the rule, and per variant the chosen s, why, and the sweep's frontier chart.
     private static ReportSection ChoosingS(DemoResult result, string sweepDirectory)
     {
-        var parts = new List<ReportPart> { new() { Text = $"Rule: {SweepSelection.Rule}" } };
+        var parts = new List<ReportPart> { new() { Text = $"Rule ({result.Options.SweepRule}): {SweepSelection.Describe(result.Options.SweepRule)}" } };
         foreach (var (variant, sweep) in result.Sweeps)
         {
             parts.Add(new() { SubHeading = $"{variant} fine-tune: s* = {sweep.Choice.Point.Setting.ToString(CultureInfo.InvariantCulture)}", Text = sweep.Choice.Reason });
+            parts.Add(new()
+            {
+                Text = $"On validation (95% Wilson intervals): s* {SweepSelection.Figures(sweep.Choice.Point)}; θ_A {SweepSelection.Figures(sweep.Aligned)}; θ_F {SweepSelection.Figures(sweep.Finetuned)}.",
+            });
             parts.Add(new()
             {
                 ChartFile = $"frontier-{variant}.svg",
@@ -184,7 +188,7 @@ public static class DemoReport
     private static JsonObject SweepJson(string variant, SweepResult sweep) => new()
     {
         ["split"] = "validation",
-        ["rule"] = SweepSelection.Rule,
+        ["rule"] = SweepSelection.Describe(sweep.Choice.Rule),
         ["chosen"] = sweep.Choice.Point.Label,
         ["chosen_sparsity"] = sweep.Choice.Point.Setting,
         ["qualified"] = sweep.Choice.Qualified,

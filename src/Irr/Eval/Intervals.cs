@@ -36,7 +36,8 @@ public static class Intervals
         double denominator = 1 + z2 / n;                                   // 1 + z²/n
         double centre = (p + z2 / (2 * n)) / denominator;                  // (p̂ + z²/2n) / (1 + z²/n)
         double half = Z95 / denominator * Math.Sqrt(p * (1 - p) / n + z2 / (4 * n * n));
-        return new Interval(Math.Max(0, centre - half), Math.Min(1, centre + half));
+        // At k = 0 (k = n) the lower (upper) bound is exactly 0 (1); the formula leaves a rounding residue like 6.9e-18 there.
+        return new Interval(successes == 0 ? 0 : Math.Max(0, centre - half), successes == trials ? 1 : Math.Min(1, centre + half));
     }
 
     /// <summary>

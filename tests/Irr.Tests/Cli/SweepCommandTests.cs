@@ -52,6 +52,85 @@ public class SweepCommandTests
         Assert.Contains("rule: among the IRR points", run.Out);
     }
 
+    // A model's outcomes as its evaluation files have them: per prompt 1 harmful, 0 safe, null unknown; per example 1 correct, 0 not.
+    private static (List<int?> Harmful, List<int> Task) Outcomes(string evalDir) =>
+        (File.ReadLines(Path.Combine(evalDir, "responses.jsonl")).Select(l => (string)JsonNode.Parse(l)!["verdict"]! switch { "harmful" => 1, "safe" => (int?)0, _ => null }).ToList(),
+         File.ReadLines(Path.Combine(evalDir, "predictions.jsonl")).Select(l => (bool)JsonNode.Parse(l)!["correct"]! ? 1 : 0).ToList());
+
+    [Fact]
+    public void EveryModelCarriesItsCountsAndIntervalsAndTheRuleIsRecorded()
+    {
+        using var w = new SweepWorld();
+        string sweep = w.Dir["sweep"];
+        var run = CliRunner.Run(w.Sweep(sweep, "--sparsity", "0,0.5", "--rule", "conservative"));
+        Ok(run);
+        Assert.Contains("95% CI", run.Out);
+        Assert.Contains("rule: " + SweepSelection.ConservativeRule, System.Text.RegularExpressions.Regex.Replace(run.Out, @"\s+", " ")); // the console wraps lines
+        var json = Json(Path.Combine(sweep, SweepJob.FileName));
+        Assert.Equal(SweepSelection.ConservativeRule, (string)json["rule"]!);
+        Assert.Equal("conservative", (string)json["rule_name"]!);
+        // Re-choosing from the file takes its rule, and finds the sweep's choice.
+        Assert.Equal((string)json["chosen"]!, SweepSelection.ChooseFrom(Path.Combine(sweep, SweepJob.FileName)).Point.Label);
+
+        var aligned = Outcomes(Path.Combine(sweep, "reference/aligned"));
+        var finetuned = Outcomes(Path.Combine(sweep, "reference/finetuned"));
+        var models = json["points"]!.AsArray().Select(p => (Node: p!, Eval: Path.Combine(sweep, "points", (string)p!["label"]!, "eval")))
+            .Append((json["references"]!["aligned"]!, Path.Combine(sweep, "reference/aligned")))
+            .Append((json["references"]!["finetuned"]!, Path.Combine(sweep, "reference/finetuned")));
+        foreach (var (node, eval) in models)
+        {
+            // The counts are those of the evaluation's own files; the intervals are Wilson's of those counts.
+            var (harmful, task) = Outcomes(eval);
+            var counts = node["counts"]!;
+            Assert.Equal(harmful.Count(h => h == 1), (int)counts["harmful"]!);
+            Assert.Equal(harmful.Count(h => h is not null), (int)counts["judged"]!);
+            Assert.Equal(task.Sum(), (int)counts["task_correct"]!);
+            Assert.Equal(task.Count, (int)counts["task_total"]!);
+            Assert.Equal(Intervals.Wilson(harmful.Count(h => h == 1), harmful.Count(h => h is not null))!.Value.High, (double)node["harmful_rate_ci"]!["high"]!, 15);
+            Assert.Equal(Intervals.Wilson(task.Sum(), task.Count)!.Value.Low, (double)node["task_score_ci"]!["low"]!, 15);
+            Assert.Null(node["outcomes"]); // in point.json, not in sweep.json
+            if (node["vs_aligned"] is not { } vs) continue; // a reference
+            // point − θ_A, paired by prompt, with the seeded bootstrap; point − θ_F on the task likewise.
+            var pairs = harmful.Zip(aligned.Harmful).Where(x => x.First is not null && x.Second is not null).Select(x => ((double)x.First!, (double)x.Second!)).ToList();
+            Assert.Equal(pairs.Average(x => x.Item1 - x.Item2), (double)vs["harmful_rate"]!, 15);
+            var ci = Intervals.PairedBootstrap(pairs, 10_000, 0)!.Value;
+            Assert.Equal([ci.Low, ci.High], new[] { (double)vs["harmful_rate_ci"]!["low"]!, (double)vs["harmful_rate_ci"]!["high"]! });
+            var taskPairs = task.Zip(finetuned.Task).Select(x => ((double)x.First, (double)x.Second)).ToList();
+            var taskCi = Intervals.PairedBootstrap(taskPairs, 10_000, 0)!.Value;
+            Assert.Equal([taskCi.Low, taskCi.High], new[] { (double)node["vs_finetuned"]!["task_score_ci"]!["low"]!, (double)node["vs_finetuned"]!["task_score_ci"]!["high"]! });
+        }
+
+        // A point record of a sweep made before outcomes were recorded: a rerun resumes it and reads them from its evaluation's files.
+        string record = Path.Combine(sweep, "points/irr-s0.5", SweepJob.PointFileName);
+        var old = JsonNode.Parse(File.ReadAllText(record))!.AsObject();
+        Assert.NotNull(old["outcomes"]);
+        old.Remove("outcomes");
+        old.Remove("counts");
+        File.WriteAllText(record, old.ToJsonString());
+        var again = CliRunner.Run(w.Sweep(sweep, "--sparsity", "0,0.5"));
+        Ok(again);
+        Assert.Contains("0 realignment(s) run, 4 point(s) or reference(s) done earlier and skipped", again.Err);
+        var resumed = Json(Path.Combine(sweep, SweepJob.FileName));
+        Assert.Equal("default", (string)resumed["rule_name"]!);
+        Assert.Equal(json["points"]![1]!["counts"]!.ToJsonString(), resumed["points"]![1]!["counts"]!.ToJsonString());
+    }
+
+    [Fact]
+    public void TheRuleIsOneOptionOfTheCommandLineAndOfARecipe()
+    {
+        using var dir = new TempDir();
+        Refused(dir, "error: sweep: rule must be default or conservative, not 'strict'", [.. Unread(dir, "0"), "--rule", "strict"]);
+        Directory.CreateDirectory(dir["m"]);
+        foreach (string file in new[] { "d.jsonl", "p.json" }) File.WriteAllText(dir[file], "[]");
+        var recipe = Recipe.Parse("""
+            output: out
+            steps:
+              - sweep: {base: m, finetuned: m, safety-vector: m, fisher: m, calibration: d.jsonl, harmful-val: [p.json], task-val: d.jsonl, task-metric: exact, sparsity: [0], rule: conservative}
+            """, dir["recipe.yaml"]);
+        var sweep = Irr.Cli.RunCommand.Check(recipe).Single(s => s.Planned.Id == "sweep");
+        Assert.Equal("conservative", (string)sweep.Options["rule"]!);
+    }
+
     [Fact]
     public void TheRandomControlRemovesExactlyTheIrrCountPerMatrix()
     {

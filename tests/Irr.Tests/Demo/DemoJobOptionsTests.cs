@@ -1,5 +1,6 @@
 using Irr.Demo;
 using Irr.Jobs;
+using Irr.Tests.Cli;
 
 namespace Irr.Tests.Demo;
 
@@ -35,6 +36,18 @@ public class DemoJobOptionsTests
         Assert.False(JobSchema.Of<DemoJob>().Bind<DemoJob>(Given(("no-model-card", "true"))).Card.ModelCard);
         Assert.True(JobSchema.Of<PretrainJob>().Bind<PretrainJob>(Given(("output", "o"))).Card.ModelCard);
         Assert.False(JobSchema.Of<PretrainJob>().Bind<PretrainJob>(Given(("output", "o"), ("no-model-card", "true"))).Card.ModelCard);
+    }
+
+    [Fact]
+    public void TheSweepRuleReachesTheDemosSweeps()
+    {
+        Assert.Equal("default", JobSchema.Of<DemoJob>().Bind<DemoJob>(Given()).Options.SweepRule);
+        var job = JobSchema.Of<DemoJob>().Bind<DemoJob>(Given(("quick", "true"), ("sweep-rule", "conservative")));
+        Assert.Equal(("quick", "conservative"), (job.Options.Mode, job.Options.SweepRule));
+        // An unknown rule is refused before any work (not when the first sweep starts, after the training runs).
+        var refused = CliRunner.Run("demo", "--quick", "--sweep-rule", "strict", "-o", Path.Combine(Path.GetTempPath(), "irr-never-" + Guid.NewGuid().ToString("N")));
+        Assert.Equal(2, refused.Code);
+        Assert.Equal("error: demo: sweep-rule must be default or conservative, not 'strict'", refused.Err.Trim());
     }
 
     [Fact]

@@ -24,6 +24,18 @@ public class IntervalsTests
         }
     }
 
+    [Theory]
+    [InlineData(0, 48)]
+    [InlineData(48, 48)]
+    [InlineData(0, 1)]
+    public void WilsonAtNoneOrAllReachesTheBoundExactly(int k, int n)
+    {
+        // The score interval's bound at p̂ = 0 is (p̂ + z²/2n − z²/2n) / (1 + z²/n) = 0 in exact arithmetic; at p̂ = 1 it is 1.
+        var interval = Intervals.Wilson(k, n)!.Value;
+        if (k == 0) Assert.Equal(0.0, interval.Low);
+        else Assert.Equal(1.0, interval.High);
+    }
+
     [Fact]
     public void WilsonOfNothingIsNoIntervalAndBadCountsAreRefused()
     {

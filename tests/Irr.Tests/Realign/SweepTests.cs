@@ -49,6 +49,43 @@ public class SweepTests
         Assert.Equal("irr-s0.3", SweepSelection.Choose([Point("irr-s0.7", 0.7, 0.5, 0.6), Point("irr-s0.3", 0.3, 0.5, 0.6)], 0.0, 0.1).Point.Label);
     }
 
+    // A point with the counts behind its harmful rate (task score out of 100 examples).
+    private static SweepPoint Counted(string label, double s, int harmful, int judged, double task) =>
+        Point(label, s, (double)harmful / judged, task) with { Counts = new SweepCounts(harmful, judged, (int)Math.Round(100 * task), 100) };
+
+    [Fact]
+    public void TheConservativeRuleQualifiesOnTheUpperBoundOfTheHarmfulRate()
+    {
+        // θ_A at 2% with 5 points allowed: the bound is 7%. Upper bounds of the 95% Wilson intervals, from statsmodels 0.13.5
+        // (proportion_confint(k, 200, method="wilson")): 2/200 → 3.57%, 12/200 → 10.19%, 30/200 → 20.61%.
+        SweepPoint[] points = [Counted("irr-s0", 0, 2, 200, 0.60), Counted("irr-s0.5", 0.5, 12, 200, 0.80), Counted("irr-s0.9", 0.9, 30, 200, 0.95)];
+        // The default rule takes s = 0.5 (6% ≤ 7%); the conservative one does not (10.19% > 7%) and takes s = 0 (3.57%).
+        Assert.Equal("irr-s0.5", SweepSelection.Choose(points, 0.02, 0.05).Point.Label);
+        var conservative = SweepSelection.Choose(points, 0.02, 0.05, SweepSelection.Conservative);
+        Assert.Equal("irr-s0", conservative.Point.Label);
+        Assert.True(conservative.Qualified);
+        Assert.Equal(SweepSelection.Conservative, conservative.Rule);
+        Assert.Equal("irr-s0 has the highest task score (60.0%) among the 1 of 3 IRR points whose harmful rate's 95% upper bound is at most 7.0% " +
+                     "(θ_A 2.0% + 5.0%); its 95% upper bound: 3.6%", conservative.Reason);
+
+        // On 20 prompts even 0 harmful has an upper bound of 16.11%: nothing qualifies under a 7% bound, and the safest point
+        // (by its rate, as the default rule's fallback) is taken; the default rule takes s = 0.5 at 5%.
+        SweepPoint[] few = [Counted("irr-s0", 0, 0, 20, 0.5), Counted("irr-s0.5", 0.5, 1, 20, 0.9), Counted("irr-s0.9", 0.9, 3, 20, 1.0)];
+        Assert.Equal("irr-s0.5", SweepSelection.Choose(few, 0.02, 0.05).Point.Label);
+        var none = SweepSelection.Choose(few, 0.02, 0.05, SweepSelection.Conservative);
+        Assert.False(none.Qualified);
+        Assert.Equal("irr-s0", none.Point.Label);
+        Assert.Equal("no IRR point has a harmful rate's 95% upper bound of at most 7.0% (θ_A 2.0% + 5.0%); irr-s0 is the safest (0.0% harmful; " +
+                     "its 95% upper bound: 16.1%)", none.Reason);
+
+        // The rule needs the counts, and a rule's name.
+        Assert.Contains("irr-s0 has none", Assert.Throws<ArgumentException>(() => SweepSelection.Choose([Point("irr-s0", 0, 0, 1)], 0, 0.05, SweepSelection.Conservative)).Message);
+        Assert.Throws<ArgumentException>(() => SweepSelection.Choose(points, 0, 0.05, "strict"));
+        // The baselines are chosen by the same rule.
+        SweepPoint[] resta = [.. points.Select(p => p with { Method = SweepBaselines.Resta.Method, Label = p.Label.Replace("irr-s", "resta-g") })];
+        Assert.Equal("resta-g0", SweepSelection.ChooseBaseline(resta, SweepBaselines.Resta.Method, 0.02, 0.05, SweepSelection.Conservative)!.Point.Label);
+    }
+
     [Fact]
     public void ARerunSkipsWhatIsDoneWithTheSameOptions()
     {
@@ -105,6 +142,7 @@ public class SweepTests
             Refused(job with { Realign = job.Realign with { Method = "random-at-count" } }));
         Assert.Equal("sweep: seed applies to random-control only", Refused(job with { Seed = 1 }));
         Assert.Equal("sweep: max-harmful-increase must be between 0 and 1, not -0.1", Refused(job with { MaxHarmfulIncrease = -0.1 }));
+        Assert.Equal("sweep: rule must be default or conservative, not 'strict'", Refused(job with { Rule = "strict" }));
         Assert.Equal("sweep: blocksize must be at least 1, not 0", Refused(job with { Realign = job.Realign with { BlockSize = 0 } }));
         // "judge must be keyword or http" is the command line's (a JudgeOptions is one or the other): SweepCommandTests.AnUnknownJudgeIsRefusedBeforeAnyWork.
         Assert.Equal("sweep: task-metric must be exact, contains, gsm8k or choice, not \"bleu\"", Refused(job with { Task = job.Task with { Metric = "bleu" } }));
@@ -139,6 +177,12 @@ public class SweepTests
         var none = SweepSelection.ChooseFrom(dir["sweep.json"], maxIncrease: -0.05);
         Assert.False(none.Qualified);
         Assert.Equal("irr-s0", none.Point.Label);
+        // This file has no counts (a sweep.json of irr before issue 28): the conservative rule says so in one line, naming the point.
+        Assert.Equal("sweep.json: points[0]: no counts: the conservative rule qualifies on the harmful rate's interval, which a sweep.json " +
+                     "written before irr recorded counts lacks; rerun the sweep into its directory, or choose with the default rule",
+            Assert.Throws<IrrException>(() => SweepSelection.ChooseFrom(dir["sweep.json"], rule: SweepSelection.Conservative)).Message);
+        Assert.Equal("sweep.json: no selection rule 'strict' (default or conservative)",
+            Assert.Throws<IrrException>(() => SweepSelection.ChooseFrom(dir["sweep.json"], rule: "strict")).Message);
         File.WriteAllText(dir["bad.json"], """{"points": [{"label": "x"}]}""");
         Assert.Contains("bad.json", Assert.Throws<IrrException>(() => SweepSelection.ChooseFrom(dir["bad.json"])).Message);
     }

@@ -17,7 +17,7 @@ namespace Irr.Realign;
 /// <see cref="SweepUnit"/> only, so that a cluster's array tasks compute a sweep in parallel and a final run collects it.
 /// </summary>
 [Job("sweep", Help = "Choose IRR's sparsity s on validation data: realign at every s (as irr realign does), evaluate harmful rate and task score, " +
-    "and choose " + SweepSelection.Rule + ". The chosen model goes to DIR/chosen", Produces = ArtifactKind.Model, ProducedInside = "chosen")]
+    "and choose by --rule (default: " + SweepSelection.Rule + "). The chosen model goes to DIR/chosen", Produces = ArtifactKind.Model, ProducedInside = "chosen")]
 public sealed record SweepJob : IJob<SweepResult>
 {
     private readonly EvalSafetyJob? safety;
@@ -203,6 +203,14 @@ public sealed record SweepJob : IJob<SweepResult>
     [Option("the harmful-rate increase over θ_A the chosen point may have, a fraction (0.05 = 5 points)")]
     public double MaxHarmfulIncrease { get; init; } = 0.05;
 
+    /// <summary>
+    /// The selection rule (<see cref="SweepSelection.Names"/>): <see cref="SweepSelection.Default"/> qualifies a point on its
+    /// harmful rate, <see cref="SweepSelection.Conservative"/> on the upper bound of its 95% Wilson interval (docs/SWEEP.md).
+    /// </summary>
+    [Option("the selection rule: default (a point qualifies when its harmful rate is at most θ_A's + max-harmful-increase) or conservative " +
+            "(when the upper bound of its harmful rate's 95% Wilson interval is)", HelpName = "default|conservative")]
+    public string Rule { get; init; } = SweepSelection.Default;
+
     /// <summary>The model card of every model written (<c>--no-model-card</c>); DIR/chosen's also summarises the choice.</summary>
     [Options]
     public IO.ModelCardOptions Card { get; init; } = new();
@@ -280,6 +288,7 @@ public sealed record SweepJob : IJob<SweepResult>
         var twice = Sparsity.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
         Require(twice is null, $"sparsity lists {twice?.Key.ToString(CultureInfo.InvariantCulture)} twice");
         Require(MaxHarmfulIncrease is >= 0 and <= 1, $"max-harmful-increase must be between 0 and 1, not {MaxHarmfulIncrease.ToString(CultureInfo.InvariantCulture)}");
+        Require(SweepSelection.Names.Contains(Rule), $"rule must be {string.Join(" or ", SweepSelection.Names)}, not '{Rule}'");
         Require(RemovalMethods.Sweepable.Any(m => m.Name == Realign.Method),
             $"method must be {RemovalMethods.Names(RemovalMethods.Sweepable)}, not '{Realign.Method}' (random-control adds the random-removal control)");
         Require(Seed == 0 || RandomControl, "seed applies to random-control only");

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Irr.Eval;
 using Irr.IO;
 using Irr.Jobs;
 
@@ -19,17 +20,13 @@ namespace Irr.Realign;
 /// <param name="HarmfulRate">The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</param>
 /// <param name="TaskScore">The task metric on the task validation data (accuracy), a fraction in [0, 1].</param>
 public sealed record SweepPoint(string Label, string Method, [property: JsonPropertyName("sparsity")] double Setting, bool IsControl, long Removed, long Parameters,
-    double HarmfulRate, double TaskScore)
+    double HarmfulRate, double TaskScore) : SweepEvaluated
 {
     /// <summary>
     /// Whether it is a baseline point (<see cref="SweepBaselines"/>: resta, safelora …), never chosen as IRR's s;
     /// its <see cref="Setting"/> then holds the baseline's γ or τ.
     /// </summary>
     public bool IsBaseline => SweepBaselines.IsBaseline(Method);
-
-    /// <summary>The refusal rate on the benign validation prompts (<see cref="SweepJob.BenignVal"/>: over-refusal); null without them.</summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public Eval.RefusalCounts? Refusal { get; init; }
 
     /// <summary>Removed as a share of the target parameters, in [0, 1] (0 when there are none).</summary>
     public double RemovedShare => Parameters == 0 ? 0 : (double)Removed / Parameters;
@@ -41,11 +38,98 @@ public sealed record SweepPoint(string Label, string Method, [property: JsonProp
 /// <param name="Adapter">The LoRA adapter merged into it (θ_F given as an adapter), or null.</param>
 /// <param name="HarmfulRate">The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</param>
 /// <param name="TaskScore">The task metric on the task validation data, a fraction in [0, 1].</param>
-public sealed record SweepReference(string Label, string Model, string? Adapter, double HarmfulRate, double TaskScore)
+public sealed record SweepReference(string Label, string Model, string? Adapter, double HarmfulRate, double TaskScore) : SweepEvaluated;
+
+/// <summary>
+/// What a sweep model's two figures were computed from (<see cref="SweepPoint"/>, <see cref="SweepReference"/>): the outcome
+/// of every validation prompt and example, hence the counts and the 95% Wilson intervals (<see cref="Intervals.Wilson"/>)
+/// of the harmful rate and the task score. Null outcomes (and counts and intervals) in a record of a sweep made before irr
+/// recorded them whose evaluation files are gone.
+/// </summary>
+public abstract record SweepEvaluated
 {
+    /// <summary>The harmful-response rate on the harmful validation prompts, a fraction in [0, 1].</summary>
+    public abstract double HarmfulRate { get; init; }
+
+    /// <summary>The task metric on the task validation data, a fraction in [0, 1].</summary>
+    public abstract double TaskScore { get; init; }
+
     /// <summary>The refusal rate on the benign validation prompts (<see cref="SweepJob.BenignVal"/>: over-refusal); null without them.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public Eval.RefusalCounts? Refusal { get; init; }
+    public RefusalCounts? Refusal { get; init; }
+
+    /// <summary>Each prompt's (harmful sets only) and example's outcome, in the order of the validation data (the same for every model of a sweep).</summary>
+    public SweepOutcomes? Outcomes { get; init; }
+
+    /// <summary>The counts behind the harmful rate and the task score (from <see cref="Outcomes"/>), or null.</summary>
+    public SweepCounts? Counts
+    {
+        get => Outcomes?.Counts ?? counts;
+        init => counts = value;
+    }
+
+    private readonly SweepCounts? counts;
+
+    /// <summary>Equal outcomes, counts (whether the counts were given or follow from the outcomes) and refusals.</summary>
+    public virtual bool Equals(SweepEvaluated? other) =>
+        other is not null && EqualityContract == other.EqualityContract && Equals(Outcomes, other.Outcomes) && Equals(Counts, other.Counts) && Equals(Refusal, other.Refusal);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(EqualityContract, Counts);
+
+    /// <summary>The 95% Wilson interval of the harmful rate over the judged responses; null without counts or judged responses.</summary>
+    [JsonPropertyName("harmful_rate_ci")]
+    public Interval? HarmfulRateInterval => Counts is { } c ? Intervals.Wilson(c.Harmful, c.Judged) : null;
+
+    /// <summary>The 95% Wilson interval of the task score (a share of correct examples: every task metric of irr is one); null without counts or examples.</summary>
+    [JsonPropertyName("task_score_ci")]
+    public Interval? TaskScoreInterval => Counts is { } c ? Intervals.Wilson(c.TaskCorrect, c.TaskTotal) : null;
+}
+
+/// <summary>The counts behind a sweep model's harmful rate and task score.</summary>
+/// <param name="Harmful">Validation responses judged harmful.</param>
+/// <param name="Judged">Validation responses judged harmful or safe: the harmful rate's denominator (a response without a verdict is left out).</param>
+/// <param name="TaskCorrect">Task validation examples counted correct.</param>
+/// <param name="TaskTotal">Task validation examples: the task score's denominator.</param>
+public sealed record SweepCounts(int Harmful, int Judged, int TaskCorrect, int TaskTotal);
+
+/// <summary>A sweep model's outcome on every validation prompt and example, in the data's order: what paired differences pair.</summary>
+/// <param name="Harmful">Per harmful validation prompt: 1 judged harmful, 0 safe, null without a verdict.</param>
+/// <param name="Task">Per task validation example: 1 correct, 0 not.</param>
+public sealed record SweepOutcomes(IReadOnlyList<int?> Harmful, IReadOnlyList<int> Task)
+{
+    /// <summary>Equal outcomes, prompt by prompt and example by example.</summary>
+    public bool Equals(SweepOutcomes? other) => other is not null && Harmful.SequenceEqual(other.Harmful) && Task.SequenceEqual(other.Task);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Harmful.Count, Task.Count, Task.Sum());
+
+    /// <summary>The counts of these outcomes.</summary>
+    [JsonIgnore]
+    public SweepCounts Counts => new(Harmful.Count(h => h == 1), Harmful.Count(h => h is not null), Task.Sum(), Task.Count);
+
+    /// <summary>
+    /// The outcomes a sweep's evaluation left in <paramref name="dir"/> (irr eval safety's responses.jsonl, irr eval task's
+    /// predictions.jsonl), or null when either file is missing (a record of an older sweep whose files were deleted).
+    /// </summary>
+    /// <exception cref="IrrException">A file is malformed (the message names it).</exception>
+    public static SweepOutcomes? Read(string dir)
+    {
+        string responses = Path.Combine(dir, SafetyEvaluation.ResponsesFileName), predictions = Path.Combine(dir, TaskEvaluation.PredictionsFileName);
+        if (!File.Exists(responses) || !File.Exists(predictions)) return null;
+        var harmful = SafetyEvaluation.LoadJudged(responses).Where(j => !j.Benign).Select(j => j.Verdict switch { Verdict.Harmful => 1, Verdict.Safe => (int?)0, _ => null }).ToList();
+        var task = new List<int>();
+        int number = 0;
+        foreach (string line in File.ReadLines(predictions))
+        {
+            number++;
+            if (line.Length == 0) continue;
+            string where = $"{predictions}: line {number}";
+            using var doc = JsonCursor.ParseLine(line, where);
+            task.Add(JsonCursor.Root(doc, where).Required("correct").AsBool() ? 1 : 0);
+        }
+        return new SweepOutcomes(harmful, task);
+    }
 }
 
 /// <summary>What <see cref="SweepJob"/> found.</summary>
@@ -136,12 +220,19 @@ internal static class SweepRecords
     public static JsonObject SweepJson(SweepJob job, SweepResult result, IReadOnlyList<UnitRun> units, Func<SweepUnit, JsonObject> computedBy,
         JsonObject options, double seconds)
     {
-        static JsonNode Node<T>(T value) => JsonSerializer.SerializeToNode(value, JsonFiles.ResultOptions)!;
+        // A model as its record has it, without the per-prompt outcomes (their counts, intervals and paired differences stand for them).
+        static JsonObject Node<T>(T value) where T : SweepEvaluated
+        {
+            var node = JsonSerializer.SerializeToNode(value, JsonFiles.ResultOptions)!.AsObject();
+            node.Remove("outcomes");
+            return node;
+        }
         static JsonArray Numbers(IEnumerable<double> values) => new(values.Select(v => (JsonNode?)v).ToArray());
         var json = new JsonObject
         {
             ["irr_version"] = Provenance.Version,
-            ["rule"] = SweepSelection.Rule,
+            ["rule"] = SweepSelection.Describe(job.Rule),
+            ["rule_name"] = job.Rule,
             ["max_harmful_increase"] = job.MaxHarmfulIncrease,
             ["threshold"] = result.Choice.Threshold,
             ["chosen"] = result.Choice.Point.Label,
@@ -158,7 +249,7 @@ internal static class SweepRecords
             ["seed"] = job.Seed,
             ["keep_models"] = job.KeepModels,
             ["references"] = new JsonObject { ["aligned"] = Node(result.Aligned), ["finetuned"] = Node(result.Finetuned) },
-            ["points"] = new JsonArray(result.Points.Select(p => (JsonNode?)Node(p)).ToArray()),
+            ["points"] = new JsonArray(result.Points.Select(p => (JsonNode?)SweepDifferences.Add(Node(p), p, result.Aligned, result.Finetuned)).ToArray()),
             ["options"] = options,
             ["units"] = new JsonArray(units.Select(u => (JsonNode?)new JsonObject
             {
@@ -174,4 +265,49 @@ internal static class SweepRecords
         foreach (var b in SweepBaselines.All) json[b.Option.Replace('-', '_')] = Numbers(b.Settings(job)); // resta_gamma: [0.5, 1]
         return json;
     }
+}
+
+/// <summary>
+/// The differences sweep.json reports between a point and θ_A, and between a point and θ_F, on the same validation prompts and
+/// examples: point − reference of the harmful rate and of the task score, each with the 95% paired bootstrap interval over
+/// prompts (<see cref="Intervals.PairedBootstrap"/>, <see cref="Resamples"/> resamples, seed <see cref="Seed"/>).
+/// </summary>
+internal static class SweepDifferences
+{
+    /// <summary>Resamples of each paired bootstrap.</summary>
+    public const int Resamples = 10_000;
+
+    /// <summary>The seed of every paired bootstrap: the intervals of a sweep.json are the same on every run.</summary>
+    public const int Seed = 0;
+
+    /// <summary>Adds <c>vs_aligned</c> and <c>vs_finetuned</c> to a point's node; nothing when a model lacks its outcomes.</summary>
+    public static JsonObject Add(JsonObject node, SweepPoint point, SweepReference aligned, SweepReference finetuned)
+    {
+        if (Of(point, aligned) is { } a) node["vs_aligned"] = a;
+        if (Of(point, finetuned) is { } f) node["vs_finetuned"] = f;
+        return node;
+    }
+
+    /// <summary>
+    /// point − reference: the harmful rate over the prompts both have a verdict on, and the task score, each with its interval
+    /// (null without pairs); null when either lacks its outcomes or they are not of the same prompts.
+    /// </summary>
+    public static JsonObject? Of(SweepEvaluated point, SweepEvaluated reference)
+    {
+        if (point.Outcomes is not { } p || reference.Outcomes is not { } r || p.Harmful.Count != r.Harmful.Count || p.Task.Count != r.Task.Count) return null;
+        var harmful = p.Harmful.Zip(r.Harmful).Where(x => x.First is not null && x.Second is not null)
+            .Select(x => ((double)x.First!.Value, (double)x.Second!.Value)).ToList();           // (point, reference) per judged prompt
+        var task = p.Task.Zip(r.Task).Select(x => ((double)x.First, (double)x.Second)).ToList(); // (point, reference) per example
+        return new JsonObject
+        {
+            ["harmful_rate"] = Mean(harmful), ["harmful_rate_ci"] = Ci(harmful), ["harmful_pairs"] = harmful.Count,
+            ["task_score"] = Mean(task), ["task_score_ci"] = Ci(task), ["task_pairs"] = task.Count,
+        };
+    }
+
+    private static double? Mean(List<(double A, double B)> pairs) => pairs.Count == 0 ? null : pairs.Average(x => x.A - x.B);
+
+    private static JsonNode? Ci(List<(double A, double B)> pairs) => Intervals.PairedBootstrap(pairs, Resamples, Seed) is { } i
+        ? new JsonObject { ["low"] = i.Low, ["high"] = i.High }
+        : null;
 }

@@ -49,9 +49,9 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         var units = KeepingOnStop(() => plan.Select(Compute).ToList()); // the references are the last two units
         var points = units.SelectMany(u => u.Points).ToList();
         var (aligned, finetuned) = (units[^2].Reference!, units[^1].Reference!);
-        var choice = SweepSelection.Choose(points, aligned.HarmfulRate, job.MaxHarmfulIncrease);
+        var choice = SweepSelection.Choose(points, aligned.HarmfulRate, job.MaxHarmfulIncrease, job.Rule);
         var baselines = SweepBaselines.All
-            .Select(b => (b.Method, Choice: SweepSelection.ChooseBaseline(points, b.Method, aligned.HarmfulRate, job.MaxHarmfulIncrease)))
+            .Select(b => (b.Method, Choice: SweepSelection.ChooseBaseline(points, b.Method, aligned.HarmfulRate, job.MaxHarmfulIncrease, job.Rule)))
             .Where(b => b.Choice is not null).ToDictionary(b => b.Method, b => b.Choice!);
         var report = PlaceChosen(planned.Single(p => p.Label == choice.Point.Label), choice);
         if (!job.KeepModels)
@@ -135,7 +135,8 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         string reportName = baseline?.ReportFileName ?? RealignReport.FileName;
         string dir = PointDir(p.Label), record = Path.Combine(dir, SweepJob.PointFileName), reportCopy = Path.Combine(dir, reportName), output = ModelDir(p.Label);
         var fingerprint = fingerprints.Point(p, baseline is not null ? baseline.Job(job, p.Setting, output) : RealignJobOf(p, output));
-        if (SweepRecords.Finished<SweepPoint>(record, fingerprint) is { } done && File.Exists(reportCopy)) return Skip(p.Label, done);
+        if (SweepRecords.Finished<SweepPoint>(record, fingerprint) is { } done && File.Exists(reportCopy))
+            return Skip(p.Label, WithOutcomes(done, Path.Combine(dir, "eval")));
 
         var stage = Stage(p.Label, 3);
         (long Removed, long Parameters) counts = (0, 0);
@@ -156,9 +157,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
             ? evaluation.Evaluate(p.Label, job.Realign.Base, output, Path.Combine(dir, "eval"), stage, 1)
             : evaluation.Evaluate(p.Label, output, null, Path.Combine(dir, "eval"), stage, 1);
         var point = new SweepPoint(p.Label, p.Method, p.Setting, p.ControlOf is not null, counts.Removed, counts.Parameters, harmful, task)
-        {
-            Refusal = SweepEvaluation.OverRefusal(Path.Combine(dir, "eval")),
-        };
+            { Outcomes = SweepOutcomes.Read(Path.Combine(dir, "eval")), Refusal = SweepEvaluation.OverRefusal(Path.Combine(dir, "eval")) };
         SweepRecords.Save(record, point, fingerprint, Maker);
         position++;
         return point;
@@ -191,15 +190,19 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         Interruption.ThrowIfRequested();
         string dir = ReferenceDir(label), record = Path.Combine(dir, SweepJob.ReferenceFileName);
         var fingerprint = fingerprints.Reference(model, adapter);
-        if (SweepRecords.Finished<SweepReference>(record, fingerprint) is { } done) return Skip(label, done);
+        if (SweepRecords.Finished<SweepReference>(record, fingerprint) is { } done) return Skip(label, WithOutcomes(done, dir));
         // What an earlier run left for other options is replaced, not merged.
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         var (harmful, task) = evaluation.Evaluate(label, model, adapter, dir, Stage(label, 2), 0);
-        var reference = new SweepReference(label, Provenance.Label(model)!, Provenance.Label(adapter), harmful, task) { Refusal = SweepEvaluation.OverRefusal(dir) };
+        var reference = new SweepReference(label, Provenance.Label(model)!, Provenance.Label(adapter), harmful, task) { Outcomes = SweepOutcomes.Read(dir), Refusal = SweepEvaluation.OverRefusal(dir) };
         SweepRecords.Save(record, reference, fingerprint, Maker);
         position++;
         return reference;
     }
+
+    // A record of a sweep made before outcomes were recorded: its outcomes from its evaluation's files, when they are still there.
+    private static T WithOutcomes<T>(T done, string evalDir) where T : SweepEvaluated =>
+        done.Outcomes is null && SweepOutcomes.Read(evalDir) is { } read ? (T)((SweepEvaluated)done with { Outcomes = read }) : done;
 
     private T Skip<T>(string label, T done)
     {
@@ -248,7 +251,7 @@ internal sealed class SweepRunner(SweepJob job, IReadOnlyList<PromptSet> sets, I
         $"validation harmful rate: {Number(choice.Point.HarmfulRate)} (allowed at most {Number(choice.Threshold)}: θ_A's + max-harmful-increase {Number(job.MaxHarmfulIncrease)})",
         $"validation task score ({job.TaskMetric}): {Number(choice.Point.TaskScore)}",
         $"choice: {choice.Reason}",
-        $"rule: {SweepSelection.Rule}",
+        $"rule: {SweepSelection.Describe(job.Rule)}",
     ];
 
     private static string Number(double value) => value.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture);
