@@ -31,6 +31,17 @@ def acc(m):
     return None if m is None else m["task_accuracy"]
 
 
+def refusal(m):
+    o = None if m is None else m.get("over_refusal")
+    return 0.0 if not o or o["refusal_rate"] is None else o["refusal_rate"]
+
+
+def dominates(x, y):
+    """Whether x is no worse than y on all three figures (harmful rate, task accuracy, refusal rate) and better on one."""
+    a, b = (harm(x), -acc(x), refusal(x)), (harm(y), -acc(y), refusal(y))
+    return all(p <= q for p, q in zip(a, b)) and a != b
+
+
 def refuses(m):
     o = None if m is None else m.get("over_refusal")
     return "—" if not o or o["refusal_rate"] is None else f"{o['refused']}/{o['responses']}"
@@ -69,7 +80,7 @@ for v in ("full", "lora"):
     head = ["seed", "θ_A", "θ_F", "IRR (s*)"] + [name + " (setting)" for _, name in present]
     print("| " + " | ".join(head) + " |")
     print("|" + "---:|" + "---|" * (len(head) - 1))
-    safer = {m: 0 for m, _ in present}
+    wins = {m: [0, 0] for m, _ in present}  # [IRR dominates the baseline, the baseline dominates IRR]
     for s in seeds:
         run, ms = runs[s], models(runs[s])
         chosen = run["sweeps"][v].get("baselines", {})
@@ -84,8 +95,9 @@ for v in ("full", "lora"):
         for m, _ in present:
             b = ms.get(f"{v}-{m}")
             row.append(cell(b, chosen.get(m, {}).get("setting")))
-            if b is not None and harm(irr) < harm(b) and acc(irr) >= acc(b):
-                safer[m] += 1
+            if b is not None:
+                wins[m][0] += dominates(irr, b)
+                wins[m][1] += dominates(b, irr)
         print("| " + " | ".join(str(x) for x in row) + " |")
-    print(f"\n{v}: IRR at s* strictly safer at no less task accuracy than " +
-          ", ".join(f"{name} on {safer[m]}/{sum(1 for s in seeds if f'{v}-{m}' in models(runs[s]))}" for m, name in present))
+    print(f"\n{v}: IRR at s* dominates / is dominated by (no worse on harmful rate, task accuracy and refusal rate, better on one): " +
+          ", ".join(f"{name} {wins[m][0]}/{wins[m][1]} of {sum(1 for s in seeds if f'{v}-{m}' in models(runs[s]))}" for m, name in present))
