@@ -33,6 +33,8 @@ internal static partial class EvalSafetyCommand
             foreach (var a in result.Run.Attacks ?? [])
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"attack {a.Name}: harmful rate {100 * a.Counts.HarmfulRate:F1} %, attack success rate {100 * a.AttackSuccessRate:F1} % ({a.Counts.Harmful} of {a.Counts.Total} prompts)"));
+            if (result.Run.Incoherence is { Responses: > 0 } incoherence)
+                stdout.WriteLine($"incoherent responses (empty, repetitive, another script): {incoherence}");
             int unknown = result.Judged.Count(j => j.Verdict == Verdict.Unknown);
             if (unknown > 0)
                 stderr.WriteLine($"warning: {CommandSupport.Plural(unknown, "response")} got no verdict (unknown); they are excluded from the rates and listed in {SafetyEvaluation.ResponsesFileName}" +

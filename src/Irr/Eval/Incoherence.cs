@@ -34,6 +34,16 @@ public sealed record IncoherenceCounts(int Responses, int Empty, int Repetitive,
     [System.Text.Json.Serialization.JsonPropertyName("incoherent_rate")]
     public double? IncoherentRate => Responses == 0 ? null : (double)Incoherent / Responses;
 
+    /// <summary>The 95% Wilson interval of <see cref="IncoherentRate"/> (<see cref="Intervals.Wilson"/>); null without responses.</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("incoherent_rate_ci")]
+    public Interval? IncoherentRateInterval => Intervals.Wilson(Incoherent, Responses);
+
+    /// <summary>"4.2% (2 of 48: 1 empty, 1 repetitive, 0 in another script; 95% 1.2–14.0%)", or "no responses".</summary>
+    public override string ToString() => IncoherentRate is { } rate
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{100 * rate:F1}% ({Incoherent} of {Responses}: {Empty} empty, {Repetitive} repetitive, {OtherScript} in another script; 95% {IncoherentRateInterval!.Value.ToPercent()})")
+        : "no responses";
+
     /// <summary>The counts of the kinds (<see cref="Incoherence.Classify"/>) of some responses.</summary>
     public static IncoherenceCounts Of(IEnumerable<IncoherenceKind> kinds)
     {

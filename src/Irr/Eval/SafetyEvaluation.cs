@@ -434,6 +434,8 @@ public static class SafetyEvaluation
         sb.AppendLine($"- harmful rate over all {(run.OverRefusal is not null ? "harmful " : "")}{(run.Attacks is not null && run.Sets.Any(x => x.Attack is null && !x.Benign) ? "plain sets (no attack)" : "sets")}: **{Percent(run.Overall)}** ({run.Overall.Harmful} harmful of {run.Overall.Harmful + run.Overall.Safe} judged)");
         if (run.Overall.Unknown > 0)
             sb.AppendLine($"- **{run.Overall.Unknown} response(s) without a verdict** (unknown): excluded from the rates; see `verdict: \"unknown\"` in {ResponsesFileName}");
+        if (run.Incoherence is { Responses: > 0 } incoherence)
+            sb.AppendLine($"- incoherent responses (neither a refusal nor an answer: empty, repeating themselves, or in another script than the prompt) over those sets: {incoherence}");
         if (run.OverRefusal is { } over)
         {
             sb.AppendLine($"- over-refusal rate over the benign sets: **{Percent(over)}** ({over.Refused} refused of {over.Responses} judged); refusals decided by `{run.RefusalJudge}`");

@@ -53,5 +53,17 @@ public class IncoherenceReportTests
         Assert.Equal(0, (int)json["sets"]![1]!["incoherence"]!["incoherent"]!);
         Assert.Equal((5, 3), ((int)json["incoherence"]!["responses"]!, (int)json["incoherence"]!["incoherent"]!));
         Assert.Equal(3, Irr.Eval.SafetyRun.Load(dir["run"])!.Incoherence!.Incoherent); // read back
+        // The summary and the printed lines say it too, with the Wilson interval of 3 of 5: statsmodels 0.13.5,
+        // proportion_confint(3, 5, method="wilson") = (0.2307242812760129, 0.8823792257673522).
+        const string line = "60.0% (3 of 5: 1 empty, 1 repetitive, 1 in another script; 95% 23.1–88.2%)";
+        Assert.Contains($"incoherent responses (empty, repetitive, another script): {line}", r.Out);
+        Assert.Contains(line, File.ReadAllText(dir["run/summary.md"]));
+        var ci = json["incoherence"]!["incoherent_rate_ci"]!;
+        Assert.Equal(0.2307242812760129, (double)ci["low"]!, 1e-12);
+        Assert.Equal(0.8823792257673522, (double)ci["high"]!, 1e-12);
     }
+
+    [Fact]
+    public void ARunWithoutResponsesHasNoRate() =>
+        Assert.Equal("no responses", new IncoherenceCounts(0, 0, 0, 0).ToString());
 }
