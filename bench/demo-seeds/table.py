@@ -101,3 +101,19 @@ for v in ("full", "lora"):
         print("| " + " | ".join(str(x) for x in row) + " |")
     print(f"\n{v}: IRR at s* dominates / is dominated by (no worse on harmful rate, task accuracy and refusal rate, better on one): " +
           ", ".join(f"{name} {wins[m][0]}/{wins[m][1]} of {sum(1 for s in seeds if f'{v}-{m}' in models(runs[s]))}" for m, name in present))
+
+print("\n**Jailbreak attacks** (held-out harmful %, none / prefill / prefix-injection):\n")
+attacked = ["aligned", "full-finetuned", "full-irr", "lora-finetuned", "lora-irr"]
+print("| seed | " + " | ".join(attacked) + " |")
+print("|---:|" + "---|" * len(attacked))
+sums = {label: [0.0, 0.0, 0.0] for label in attacked}
+for s in seeds:
+    ms = models(runs[s])
+    cells = []
+    for label in attacked:
+        a = ms[label].get("attacks") or {}
+        rates = [a.get(k, {}).get("harmful_rate") for k in ("none", "prefill", "prefix-injection")]
+        sums[label] = [t + (r or 0) for t, r in zip(sums[label], rates)]
+        cells.append(" / ".join(pct(r) for r in rates))
+    print(f"| {s} | " + " | ".join(cells) + " |")
+print("\nmeans: " + "; ".join(f"{label} " + " / ".join(f"{100 * t / len(seeds):.1f}" for t in sums[label]) for label in attacked))
