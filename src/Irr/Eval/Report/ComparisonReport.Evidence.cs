@@ -186,7 +186,7 @@ public sealed partial class ComparisonReport
         return reference is null || to is null ? [] : [(reference, to.Label)];
     }
 
-    // "θ_F 100.0% → IRR 7.1% harmful, 93.0% of 99.0% task accuracy kept" for each pair whose models have both figures.
+    // "θ_F 100.0% → IRR 7.1% harmful (difference …), task accuracy 93.0% against 99.0%." for each pair whose models have both figures.
     private string? BuildHeadline(IReadOnlyList<(string From, string To)> pairs)
     {
         var byLabel = Runs.ToDictionary(r => r.Label);
@@ -198,7 +198,7 @@ public sealed partial class ComparisonReport
             string difference = HarmfulDifferences.TryGetValue(to, out var d) && d.Reference == from && d.Ci is { } ci
                 ? $" (difference {Points(d.Difference)}, 95% CI {Points(ci.Low)} to {Points(ci.High)})" : "";
             sentences.Add($"{from} {Charts.Percent(ha * 100)} → {to} {Charts.Percent(hb * 100)} harmful{difference}, " +
-                $"{Charts.Percent(b.Task.Accuracy * 100)} of {Charts.Percent(a.Task.Accuracy * 100)} task accuracy kept.");
+                $"task accuracy {Charts.Percent(b.Task.Accuracy * 100)} against {Charts.Percent(a.Task.Accuracy * 100)}.");
         }
         return sentences.Count == 0 ? null : string.Join(" ", sentences);
     }

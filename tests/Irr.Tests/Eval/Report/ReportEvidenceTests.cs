@@ -66,7 +66,7 @@ public class ReportEvidenceTests
         Assert.Equal(Intervals.PairedBootstrap(pairs, 2000, 0), d.Ci);
         Assert.Contains($"| irr | 30.0% \\[10.8–60.3%\\] | −60.0 pts \\[{ComparisonReport.Points(d.Ci!.Value.Low).Replace(" pts", "")}, ", md);
         Assert.Contains("**ft 90.0% → irr 30.0% harmful (difference −60.0 pts", md);
-        Assert.Contains("80.0% of 90.0% task accuracy kept.**", md);
+        Assert.Contains("task accuracy 80.0% against 90.0%.**", md);
 
         using var json = JsonDocument.Parse(report.Json);
         var model = json.RootElement.GetProperty("models")[1];
