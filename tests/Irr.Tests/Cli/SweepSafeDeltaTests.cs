@@ -24,7 +24,7 @@ public class SweepSafeDeltaTests
         Assert.Equal("safedelta", (string)report["method"]!);
         Assert.Equal(2, (int)report["safety_records"]!);
         Assert.Equal(0, (long)JsonNode.Parse(File.ReadAllText(Path.Combine(w.Dir["sweep"], "points/safedelta-s0/baseline-report.json")))!["totals"]!["kept"]!);
-        Assert.Contains("Safe Delta (by s)", File.ReadAllText(Path.Combine(w.Dir["sweep"], "frontier.svg")));
+        Assert.Contains("Safe Delta (by scale)", File.ReadAllText(Path.Combine(w.Dir["sweep"], "frontier.svg")));
     }
 
     [Fact]

@@ -89,7 +89,7 @@ public static class SweepBaselines
     /// <summary>Safe Delta (<see cref="SafeDeltaJob"/>): the deltas that fit the safety budget scaled by s kept and compensated, over the realignment's modules.</summary>
     public static readonly SweepBaseline SafeDelta = new()
     {
-        Method = "safedelta", Title = "Safe Delta", Symbol = "s", LabelKey = 's', Option = "safedelta-scale",
+        Method = "safedelta", Title = "Safe Delta", Symbol = "scale", LabelKey = 's', Option = "safedelta-scale",
         Settings = job => job.SafeDeltaScale, CheckSetting = s => s >= 0 ? null : "be numbers ≥ 0",
         ReportFileName = SafeDeltaReport.FileName,
         Job = (job, scale, output) => new SafeDeltaJob
