@@ -101,7 +101,6 @@ public sealed record SafeDeltaJob : WeightEditJob, IJob<SafeDeltaReport>, IWeigh
         tokenizer.RequireFits(config.VocabSize, Base);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var safety = TrainingRecord.Load(SafetyData).Take(NSamples).Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
-        if (safety.Count == 0) throw new IrrException($"{SafetyData}: no safety records");
 
         var dtype = TensorDTypes.ParseOutput(DType, Command);
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
