@@ -145,11 +145,13 @@ public class SafeDeltaTests
     [InlineData("--scale", "-1", "scale")]
     [InlineData("--nsamples", "0", "nsamples")]
     [InlineData("--safety-data", "missing.jsonl", "missing.jsonl")]
+    [InlineData("--safety-data", "empty.jsonl", "empty.jsonl: no records")]
     public void BadInputIsOneLineAndExitTwo(string option, string value, string named)
     {
         using var dir = new TempDir();
         var (aligned, _, finetuned) = ModelCommandTests.ThreeModels(dir);
         var args = new List<string> { "baseline", "safedelta", "--base", aligned, "--finetuned", finetuned, "--safety-data", SafetyData(dir), "-o", dir["out"] };
+        if (value == "empty.jsonl") File.WriteAllText(dir[value], "");
         int at = args.IndexOf(option);
         if (at >= 0) args[at + 1] = option == "--safety-data" ? dir[value] : value;
         else args.AddRange([option, value]);

@@ -110,7 +110,6 @@ public sealed record AntidoteJob : WeightEditJob, IJob<AntidoteReport>, IWeightE
         tokenizer.RequireFits(config.VocabSize, Base);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var records = TrainingRecord.Load(Data).Take(NSamples).Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
-        if (records.Count == 0) throw new IrrException($"{Data}: no records");
 
         var scoring = ProgressStage.Start(progress, $"Wanda scores on {records.Count} harmful records", config.NumHiddenLayers, "layers");
         var inputs = new InputStatistics(theta, targets);

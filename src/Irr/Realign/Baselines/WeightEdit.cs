@@ -6,7 +6,7 @@ using Irr.Tensors;
 namespace Irr.Realign.Baselines;
 
 /// <summary>
-/// The options every baseline that writes θ_F with some of its tensors edited has (RESTA, interpolation, Antidote): θ_A,
+/// The options every baseline that writes θ_F with some of its tensors edited has (RESTA, interpolation, Antidote, Safe Delta): θ_A,
 /// θ_F as a model or a LoRA adapter on θ_A, the output storage type, the output directory, its model card and overwrite.
 /// </summary>
 public interface IWeightEditJob : IJob
@@ -72,7 +72,7 @@ public abstract record WeightEditJob
 }
 
 /// <summary>
-/// What the weight-editing baselines share (<see cref="RestaJob"/>, <see cref="InterpolateJob"/>, <see cref="AntidoteJob"/>):
+/// What the weight-editing baselines share (<see cref="RestaJob"/>, <see cref="InterpolateJob"/>, <see cref="AntidoteJob"/>, <see cref="SafeDeltaJob"/>):
 /// opening θ_A and θ_F (a model, or θ_A with a LoRA adapter merged in float32, <see cref="CheckpointWeights"/>), the
 /// output's tensors (θ_F's, each in θ_F's storage type or the one asked for), the one pass that writes θ_F with a
 /// per-tensor edit, the report header and the model card.

@@ -190,4 +190,16 @@ public class ReportEvidenceTests
             [Enumerable.Range(0, 12).Select(_ => (double?)1.0).ToList()], "y", "x"));
         Assert.Equal(12, svg.Descendants().Count(e => (string?)e.Attribute("class") == "value" && e.Value == "100.0%"));
     }
+
+    [Fact]
+    public void AMalformedPredictionsLineIsAOneLineErrorNamingTheFileAndLine()
+    {
+        using var dir = new TempDir();
+        var (ft, _) = TwoModels(dir);
+        string path = Path.Combine(ft, "predictions.jsonl");
+        File.AppendAllLines(path, ["{\"index\":10,\"prompt\":\"q\"}"]);   // line 11: no "correct"
+        var e = Assert.Throws<IrrException>(() => ComparisonReport.LoadReportRun(ft));
+        Assert.StartsWith($"{path}: line 11", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
 }
