@@ -42,6 +42,25 @@ public class AdapterTokenizerTests
     }
 
     [Fact]
+    public void AWeightEditBaselineOfAnAdapterCarriesTheAdaptersTokenizer()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        var (code, _, error) = CliRunner.Run("train", "--model", model, "--data", dir["data.jsonl"], "--lora", "--rank", "2", "--alpha", "4",
+            "--targets", "q_proj", "--epochs", "1", "--batch-size", "1", "-o", dir["adapter"]);
+        Assert.True(code == 0, error);
+        File.Copy(Path.Combine(model, "tokenizer.json"), dir["adapter/tokenizer.json"]);
+        File.WriteAllText(dir["adapter/tokenizer_config.json"], new JsonObject { ["eos_token"] = "<|end|>" }.ToJsonString());
+        File.WriteAllText(dir["adapter/chat_template.jinja"], AdapterTemplate);
+        (code, _, error) = CliRunner.Run("baseline", "interpolate", "--base", model, "--adapter", dir["adapter"], "--alpha", "0.5", "-o", dir["out"]);
+        Assert.True(code == 0, error);
+        // The files the fine-tune is served with (vLLM's get_lora_tokenizer), not θ_A's, as irr realign writes them.
+        Assert.Equal(AdapterTemplate, File.ReadAllText(dir["out/chat_template.jinja"]));
+        Assert.Equal(File.ReadAllText(dir["adapter/tokenizer_config.json"]), File.ReadAllText(dir["out/tokenizer_config.json"]));
+    }
+
+    [Fact]
     public void AnAdapterTokenizerWithMoreIdsThanTheEmbeddingIsRefused()
     {
         using var dir = new TempDir();

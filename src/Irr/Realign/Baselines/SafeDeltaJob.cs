@@ -106,7 +106,7 @@ public sealed record SafeDeltaJob : WeightEditJob, IJob<SafeDeltaReport>, IWeigh
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
         var options = new SafeDeltaOptions { Scale = Scale, BlockSize = BlockSize, PercDamp = PercDamp, Modules = modules, OutputDType = dtype };
         var stage = ProgressStage.Start(progress, $"Safe Delta ({config.NumHiddenLayers * modules.Count} matrices)", config.NumHiddenLayers * modules.Count);
-        using var writer = ModelWriter.Open(new ModelTarget(OutputPath, WeightEdit.ModelInputs(this), Overwrite, Finetuned ?? Base, dtype), config, specs, ownFiles: [SafeDeltaReport.FileName]);
+        using var writer = WeightEdit.OpenOutput(this, config, specs, dtype, SafeDeltaReport.FileName);
         var report = new SafeDeltaReport(SafeDelta.Run(aligned, theta, safety, options, (name, values) => writer.Write(name, values), _ => stage.Advance()))
         {
             SafetyTokens = safety.Sum(s => (long)s.Length),

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Irr.IO;
 using Irr.Jobs;
 using Irr.Tensors;
+using Irr.Text;
 
 namespace Irr.Realign.Baselines;
 
@@ -154,7 +155,7 @@ public static class WeightEdit
         var config = theta.Config;
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
         var stage = ProgressStage.Start(progress, $"{what} ({(matrices is { } m ? $"{m} matrices, " : "")}{specs.Count} tensors)", specs.Count, "tensors");
-        using var writer = ModelWriter.Open(new ModelTarget(job.OutputPath, ModelInputs(job), job.Overwrite, job.Finetuned ?? job.Base, dtype), config, specs, ownFiles: [reportFile]);
+        using var writer = OpenOutput(job, config, specs, dtype, reportFile);
         float[] loaded = [], scratch = [];
         foreach (var spec in specs)
         {
@@ -165,6 +166,22 @@ public static class WeightEdit
         }
         JsonFiles.WriteFile(writer.PathOf(reportFile), report());
         writer.Commit(job.Card.Of(card));
+    }
+
+    /// <summary>
+    /// Opens the output model directory of a weight-edit baseline with θ_F's other files; for a LoRA fine-tune whose
+    /// adapter folder holds a tokenizer (<c>tokenizer.json</c> or <c>tokenizer.model</c>), that tokenizer and its chat
+    /// templates go with the output instead of θ_A's, as <c>irr realign</c> writes them (the files the fine-tune was
+    /// trained and is served with: <see cref="TokenizerSource.Directory"/>).
+    /// </summary>
+    public static ModelWriter OpenOutput(IWeightEditJob job, ModelConfig config, IReadOnlyList<TensorSpec> specs, TensorDType? dtype, string reportFile)
+    {
+        string? adapterTokenizer = job.Finetuned is null && job.Adapter is { } a
+            && (File.Exists(Path.Combine(a, "tokenizer.json")) || File.Exists(Path.Combine(a, "tokenizer.model"))) ? a : null;
+        var writer = ModelWriter.Open(new ModelTarget(job.OutputPath, ModelInputs(job), job.Overwrite, job.Finetuned ?? job.Base, dtype), config, specs,
+            ownFiles: [reportFile, .. adapterTokenizer is null ? Array.Empty<string>() : [.. TokenizerSource.FileNames, TokenizerSource.ChatTemplateDir]]);
+        if (adapterTokenizer is not null) TokenizerSource.CopyFiles(adapterTokenizer, writer.TemporaryPath);
+        return writer;
     }
 
     /// <summary>
