@@ -82,7 +82,8 @@ public sealed record AntidoteJob : WeightEditJob, IJob<AntidoteReport>, IWeightE
         Chat.Validate(Command, NoChatTemplate);
         Validation.Require(MaskRatio is null or (>= 0 and <= 1), Command,
             $"mask-ratio must be between 0 and 1, not {MaskRatio?.ToString(CultureInfo.InvariantCulture)}");
-        Validation.Require(NSamples >= 1 && SeqLen >= 1, Command, "nsamples and seqlen must be at least 1");
+        Validation.RequireAtLeast(Command, "nsamples", NSamples, 1);
+        Validation.RequireAtLeast(Command, "seqlen", SeqLen, 1);
     }
 
     /// <summary>
@@ -105,6 +106,8 @@ public sealed record AntidoteJob : WeightEditJob, IJob<AntidoteReport>, IWeightE
         Architecture.RequireSame(aligned, theta, modules);
         var targets = TargetModules.WeightNames(config, modules)
             .Where(n => theta.Adapter is null || theta.Adapter.Pairs.ContainsKey(n)).ToHashSet(StringComparer.Ordinal);
+        if (targets.Count == 0 && theta.Adapter is { } adapter)   // nothing to prune: the output would be θ_F, silently
+            throw new IrrException($"{Command}: modules {string.Join(",", modules)}: the adapter adapts none of them (it adapts {string.Join(", ", RealignJob.AdapterTargets(adapter))})");
 
         var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         tokenizer.RequireFits(config.VocabSize, Base);
