@@ -106,8 +106,7 @@ public sealed record AntidoteJob : WeightEditJob, IJob<AntidoteReport>, IWeightE
         Architecture.RequireSame(aligned, theta, modules);
         var targets = TargetModules.WeightNames(config, modules)
             .Where(n => theta.Adapter is null || theta.Adapter.Pairs.ContainsKey(n)).ToHashSet(StringComparer.Ordinal);
-        if (targets.Count == 0 && theta.Adapter is { } adapter)   // nothing to prune: the output would be θ_F, silently
-            throw new IrrException($"{Command}: modules {string.Join(",", modules)}: the adapter adapts none of them (it adapts {string.Join(", ", RealignJob.AdapterTargets(adapter))})");
+        RealignJob.RequireAdapted(Command, theta.Adapter, config, modules);
 
         var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         tokenizer.RequireFits(config.VocabSize, Base);
