@@ -141,6 +141,19 @@ public class SafeDeltaTests
             Assert.Equal(Read(baseModel, name), Read(dir["full"], name));
     }
 
+    [Fact]
+    public void ModulesTheAdapterDoesNotAdaptAreRefused()
+    {
+        using var dir = new TempDir();
+        var (aligned, _, _) = ModelCommandTests.ThreeModels(dir);
+        RestaTests.WriteRandomAdapter(aligned, dir["adapter"], ["q_proj", "v_proj"], new Random(5));
+        var (code, _, err) = CliRunner.Run(["baseline", "safedelta", "--base", aligned, "--adapter", dir["adapter"], "--safety-data", SafetyData(dir),
+            "--modules", "k_proj,o_proj", "-o", dir["out"]]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: baseline safedelta: modules k_proj,o_proj: the adapter adapts none of them (it adapts q_proj, v_proj)", err.Trim());
+        Assert.False(Directory.Exists(dir["out"]));
+    }
+
     [Theory]
     [InlineData("--scale", "-1", "scale")]
     [InlineData("--nsamples", "0", "nsamples")]

@@ -96,6 +96,7 @@ public sealed record SafeDeltaJob : WeightEditJob, IJob<SafeDeltaReport>, IWeigh
         var modules = TargetModules.For(config, Modules ?? (theta.Adapter is { } lora ? RealignJob.AdapterTargets(lora) : TargetModules.All));
         Architecture.RequireSame(aligned, theta, modules);
         InputChecks.BaseAndFinetuned(Command, Base, Finetuned, Adapter);
+        RealignJob.RequireAdapted(Command, theta.Adapter, config, modules);
 
         var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         tokenizer.RequireFits(config.VocabSize, Base);
