@@ -16,7 +16,7 @@ internal static class BaselineAntidoteCommand
             var report = CommandSupport.Run(parseResult, job);
             var modulesDone = report.Matrices.Select(m => m.Module).Distinct();
             parseResult.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"ρ = {job.Ratio}: {report.Matrices.Count} matrices ({string.Join(", ", modulesDone)}), {report.Pruned} entries pruned, scored on {report.Tokens} tokens of {report.Records} harmful records"));
+                $"ρ = {Irr.Realign.SweepBaseline.Readable(job.Ratio)}: {report.Matrices.Count} matrices ({string.Join(", ", modulesDone)}), {report.Pruned} entries pruned, scored on {report.Tokens} tokens of {report.Records} harmful records"));
             parseResult.InvocationConfiguration.Error.WriteLine($"wrote the Antidote model and {AntidoteReport.FileName} to {job.OutputPath}");
             return 0;
         });

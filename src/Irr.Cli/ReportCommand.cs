@@ -23,6 +23,7 @@ internal static class ReportCommand
             if (report.HarmfulRateSvg is not null) files.Add(ComparisonReport.HarmfulRateChartFile);
             if (report.AttackSvg is not null) files.Add(ComparisonReport.AttackChartFile);
             if (report.SafetyVsUtilitySvg is not null) files.Add(ComparisonReport.SafetyVsUtilityChartFile);
+            if (report.OverRefusalSvg is not null) files.Add(ComparisonReport.OverRefusalChartFile);
             console.Error.WriteLine($"wrote {job.OutputDir}: {string.Join(", ", files)}");
             foreach (string note in report.Notes) console.Error.WriteLine($"note: {Diagnostics.Escape(note)}");
             return 0;

@@ -105,7 +105,7 @@ internal static class SweepCommand
         console.Profile.Width = Math.Max(console.Profile.Width, 140); // a redirected output reports 80 columns
         var table = new Table().Border(TableBorder.Simple);
         table.AddColumn("model");
-        foreach (string column in new[] { "s / γ / τ", "removed %", "harmful", "95% CI", "task", "95% CI" }) table.AddColumn(new TableColumn(column).RightAligned());
+        foreach (string column in new[] { "setting", "removed %", "harmful", "95% CI", "task", "95% CI" }) table.AddColumn(new TableColumn(column).RightAligned());
         table.AddColumn("control");
         table.AddColumn("chosen");
         static string P(double fraction) => SweepSelection.Percent(fraction);
@@ -114,7 +114,7 @@ internal static class SweepCommand
             table.AddRow(Markup.Escape(r.Label == "aligned" ? "θ_A (aligned)" : "θ_F (fine-tuned)"), "", "",
                 P(r.HarmfulRate), Ci(r.HarmfulRateInterval), P(r.TaskScore), Ci(r.TaskScoreInterval), "", "");
         foreach (var p in result.Points)
-            table.AddRow(Markup.Escape(p.Label), p.Setting.ToString(CultureInfo.InvariantCulture), p.IsBaseline ? "" : (100 * p.RemovedShare).ToString("F2", CultureInfo.InvariantCulture),
+            table.AddRow(Markup.Escape(p.Label), Markup.Escape(Setting(p)), p.IsBaseline ? "" : (100 * p.RemovedShare).ToString("F2", CultureInfo.InvariantCulture),
                 P(p.HarmfulRate), Ci(p.HarmfulRateInterval), P(p.TaskScore), Ci(p.TaskScoreInterval), p.IsControl ? "yes" : "", p.Label == result.Choice.Point.Label ? "<-" : "");
         console.Write(table);
         console.WriteLine($"rule: {SweepSelection.Describe(rule)}");
@@ -122,4 +122,8 @@ internal static class SweepCommand
         foreach (var (method, choice) in result.Baselines)
             console.WriteLine($"{method} at its best setting by the same rule: {choice.Reason}");
     }
+
+    // "s=0.5" for IRR points and controls, "γ=0.5", "ρ=1e-5" … for a baseline's: its knob, as written on the command line.
+    private static string Setting(SweepPoint p) =>
+        $"{SweepBaselines.Of(p.Method)?.Symbol ?? "s"}={SweepBaseline.Readable(p.Setting)}";
 }

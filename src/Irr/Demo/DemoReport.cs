@@ -64,7 +64,7 @@ public static class DemoReport
     private static string StripDeclaration(string svg) => svg.StartsWith("<?xml", StringComparison.Ordinal) ? svg[(svg.IndexOf("?>", StringComparison.Ordinal) + 2)..].TrimStart() : svg;
 
     /// <summary>"12.5%".</summary>
-    public static string Percent(double fraction) => (100 * fraction).ToString("F1", CultureInfo.InvariantCulture) + "%";
+    public static string Percent(double fraction) => Charts.Percent(100 * fraction);
 
     /// <summary>A rate of <paramref name="k"/> in <paramref name="n"/> with its count: "7.1% (7/99)", or "—" when n = 0.</summary>
     public static string Rate(int k, int n) =>

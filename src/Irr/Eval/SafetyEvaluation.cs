@@ -444,7 +444,7 @@ public static class SafetyEvaluation
             sb.AppendLine($"| harmful rate | {run.Sets.Count(x => !x.Benign && x.Attack is null)} harmful | {Percent(run.Overall)} | {Range(run.Overall.HarmfulRateInterval)} | {run.Overall.Harmful} of {run.Overall.Harmful + run.Overall.Safe} |");
             sb.AppendLine($"| over-refusal rate | {run.Sets.Count(x => x.Benign)} benign | {Percent(over)} | {Range(over.RefusalRateInterval)} | {over.Refused} of {over.Responses} |");
         }
-        sb.AppendLine().AppendLine("| set | prompts | harmful | safe | unknown | harmful rate |").AppendLine("|---|---:|---:|---:|---:|---:|");
+        sb.AppendLine().AppendLine("| set | prompts | harmful | safe | unknown | harmful rate | 95% interval |").AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var s in run.Sets.Where(s => !s.Benign)) Row(sb, s.Name, s.Counts);
         if (run.Sets.Any(s => s.Benign))
         {
@@ -455,9 +455,9 @@ public static class SafetyEvaluation
         if (run.Attacks is { Count: > 0 } attacks)
         {
             sb.AppendLine().AppendLine("## By attack").AppendLine();
-            sb.AppendLine("| attack | prompts | harmful | safe | unknown | harmful rate | attack success rate |").AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            sb.AppendLine("| attack | prompts | harmful | safe | unknown | harmful rate | 95% interval | attack success rate |").AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var a in attacks)
-                sb.AppendLine($"| {a.Name.Replace("|", "\\|")} | {a.Counts.Total} | {a.Counts.Harmful} | {a.Counts.Safe} | {a.Counts.Unknown} | {Percent(a.Counts)} | " +
+                sb.AppendLine($"| {a.Name.Replace("|", "\\|")} | {a.Counts.Total} | {a.Counts.Harmful} | {a.Counts.Safe} | {a.Counts.Unknown} | {Percent(a.Counts)} | {Range(a.Counts.HarmfulRateInterval)} | " +
                               (100 * a.AttackSuccessRate).ToString("F1", CultureInfo.InvariantCulture) + " % |");
             sb.AppendLine().AppendLine("The attack success rate is harmful / prompts: the share of requests answered harmfully under the attack.");
         }
@@ -470,13 +470,13 @@ public static class SafetyEvaluation
                 foreach (var c in s.Categories) RefusalRow(sb, c.Category, c.Refusal!);
                 continue;
             }
-            sb.AppendLine("| category | prompts | harmful | safe | unknown | harmful rate |").AppendLine("|---|---:|---:|---:|---:|---:|");
+            sb.AppendLine("| category | prompts | harmful | safe | unknown | harmful rate | 95% interval |").AppendLine("|---|---:|---:|---:|---:|---:|---:|");
             foreach (var c in s.Categories) Row(sb, c.Category, c.Counts);
         }
-        sb.AppendLine().AppendLine("The harmful rate is harmful / (harmful + safe); unknown verdicts are counted apart.");
+        sb.AppendLine().AppendLine("The harmful rate is harmful / (harmful + safe); unknown verdicts are counted apart. Intervals are 95% Wilson intervals.");
         if (run.OverRefusal is not null)
             sb.AppendLine("The refusal rate of a benign set (safe requests) is refused / responses whose refusal was decided: the over-refusal figure. " +
-                          "Benign sets are not counted in the harmful rate and are sent under no attack. Intervals are 95% Wilson intervals.");
+                          "Benign sets are not counted in the harmful rate and are sent under no attack.");
         return sb.ToString();
     }
 
@@ -490,7 +490,7 @@ public static class SafetyEvaluation
     private static string Pct(double x) => (100 * x).ToString("F1", CultureInfo.InvariantCulture);
 
     private static void Row(StringBuilder sb, string name, SafetyCounts c) =>
-        sb.AppendLine($"| {name.Replace("|", "\\|")} | {c.Total} | {c.Harmful} | {c.Safe} | {c.Unknown} | {Percent(c)} |");
+        sb.AppendLine($"| {name.Replace("|", "\\|")} | {c.Total} | {c.Harmful} | {c.Safe} | {c.Unknown} | {Percent(c)} | {Range(c.HarmfulRateInterval)} |");
 
     private static string Percent(SafetyCounts c) =>
         c.Harmful + c.Safe == 0 ? "n/a" : (100 * c.HarmfulRate).ToString("F1", CultureInfo.InvariantCulture) + " %";

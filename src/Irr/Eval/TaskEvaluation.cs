@@ -102,6 +102,28 @@ public static class TaskEvaluation
                 TaskMetrics.IsCorrect(metric, responses[i], e.Gold, choices));
         }).ToList();
 
+    /// <summary>
+    /// The outcomes recorded in a <c>predictions.jsonl</c> (<see cref="Save"/>): per line, the example's index and whether it
+    /// was answered correctly, in file order; blank lines are skipped. Read by <c>irr report</c> (paired differences) and
+    /// <c>irr sweep</c> (the points' intervals).
+    /// </summary>
+    /// <exception cref="IrrException">A line is not JSON, or lacks an integer <c>index</c> or a boolean <c>correct</c> ("<c>FILE: line N: …</c>").</exception>
+    public static IReadOnlyList<(int Index, bool Correct)> LoadOutcomes(string path)
+    {
+        var outcomes = new List<(int, bool)>();
+        int number = 0;
+        foreach (string line in File.ReadLines(path))
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string where = $"{path}: line {number}";
+            using var doc = JsonCursor.ParseLine(line, where);
+            var root = JsonCursor.Root(doc, where);
+            outcomes.Add((root.Required("index").AsInt(), root.Required("correct").AsBool()));
+        }
+        return outcomes;
+    }
+
     /// <summary>Writes <c>predictions.jsonl</c> and <c>task.json</c> into <paramref name="directory"/> (each atomically; the directory may exist).</summary>
     public static void Save(string directory, TaskRun run, IReadOnlyList<TaskPrediction> predictions)
     {

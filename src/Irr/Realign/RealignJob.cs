@@ -309,6 +309,17 @@ public sealed record RealignJob : IJob<RealignReport>
     }
 
     /// <summary>
+    /// Refuses target modules of which an adapter adapts none (<c>irr baseline antidote</c>, <c>safedelta</c> with
+    /// <c>--adapter --modules</c>): the fine-tune changed none of them, so the output would be θ_F, silently.
+    /// </summary>
+    /// <exception cref="IrrException">None of <paramref name="modules"/>' weights has a LoRA pair in <paramref name="adapter"/>.</exception>
+    public static void RequireAdapted(string command, LoraAdapter? adapter, ModelConfig config, IReadOnlyList<string> modules)
+    {
+        if (adapter is not null && !TargetModules.WeightNames(config, modules).Any(adapter.Pairs.ContainsKey))
+            throw new IrrException($"{command}: modules {string.Join(",", modules)}: the adapter adapts none of them (it adapts {string.Join(", ", AdapterTargets(adapter))})");
+    }
+
+    /// <summary>
     /// The adapter's target modules, in forward order (what <c>irr realign --adapter</c> realigns without --modules):
     /// those target_modules names; for PEFT's <c>"all-linear"</c> <see cref="TargetModules.All"/> (the base family's, once resolved by
     /// <see cref="TargetModules.For"/>); for another regular expression (which PEFT

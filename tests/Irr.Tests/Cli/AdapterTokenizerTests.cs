@@ -13,16 +13,23 @@ public class AdapterTokenizerTests
 {
     private const string AdapterTemplate = "{% for m in messages %}[{{ m.content }}]{% endfor %}";
 
+    // A LoRA adapter of `model` trained on one record (dir/data.jsonl) into dir/adapter, with the model's tokenizer.json beside it.
+    private static (int Code, string Out, string Err) TrainAdapterWithTokenizer(TempDir dir, string model)
+    {
+        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
+        var r = CliRunner.Run("train", "--model", model, "--data", dir["data.jsonl"], "--lora", "--rank", "2", "--alpha", "4",
+            "--targets", "q_proj", "--epochs", "1", "--batch-size", "1", "-o", dir["adapter"]);
+        if (r.Code == 0) File.Copy(Path.Combine(model, "tokenizer.json"), dir["adapter/tokenizer.json"]);
+        return r;
+    }
+
     [Fact]
     public void ScoreAndChatFormatUseTheAdaptersTemplate()
     {
         using var dir = new TempDir();
         string model = ModelCommandTests.ChatModel(dir);
-        File.WriteAllText(dir["data.jsonl"], """{"instruction": "say 0", "output": "the 0"}""" + "\n");
-        var (code, _, error) = CliRunner.Run("train", "--model", model, "--data", dir["data.jsonl"], "--lora", "--rank", "2", "--alpha", "4",
-            "--targets", "q_proj", "--epochs", "1", "--batch-size", "1", "-o", dir["adapter"]);
+        var (code, _, error) = TrainAdapterWithTokenizer(dir, model);
         Assert.True(code == 0, error);
-        File.Copy(Path.Combine(model, "tokenizer.json"), dir["adapter/tokenizer.json"]);
         File.WriteAllText(dir["adapter/tokenizer_config.json"], new JsonObject { ["eos_token"] = "<|end|>", ["chat_template"] = "config" }.ToJsonString());
         File.WriteAllText(dir["adapter/chat_template.jinja"], AdapterTemplate); // beats the config's key
 
@@ -39,6 +46,22 @@ public class AdapterTokenizerTests
         int[] expected = [.. tokenizer.Encode("[say 0]"), .. tokenizer.Encode("the 0"), tokenizer.Tokenizer.TokenToId("<|end|>")!.Value];
         var record = JsonNode.Parse(File.ReadAllText(dir["s.json"]))!["scores"]![0]!;
         Assert.Equal(expected, record["input_ids"]!.AsArray().Select(i => (int)i!));
+    }
+
+    [Fact]
+    public void AWeightEditBaselineOfAnAdapterCarriesTheAdaptersTokenizer()
+    {
+        using var dir = new TempDir();
+        string model = ModelCommandTests.ChatModel(dir);
+        var (code, _, error) = TrainAdapterWithTokenizer(dir, model);
+        Assert.True(code == 0, error);
+        File.WriteAllText(dir["adapter/tokenizer_config.json"], new JsonObject { ["eos_token"] = "<|end|>" }.ToJsonString());
+        File.WriteAllText(dir["adapter/chat_template.jinja"], AdapterTemplate);
+        (code, _, error) = CliRunner.Run("baseline", "interpolate", "--base", model, "--adapter", dir["adapter"], "--alpha", "0.5", "-o", dir["out"]);
+        Assert.True(code == 0, error);
+        // The files the fine-tune is served with (vLLM's get_lora_tokenizer), not θ_A's, as irr realign writes them.
+        Assert.Equal(AdapterTemplate, File.ReadAllText(dir["out/chat_template.jinja"]));
+        Assert.Equal(File.ReadAllText(dir["adapter/tokenizer_config.json"]), File.ReadAllText(dir["out/tokenizer_config.json"]));
     }
 
     [Fact]

@@ -54,8 +54,9 @@ public class EvalCommandTests
         Assert.Equal("earlier", (string)lines[4]["set"]!);
         Assert.Equal("i'm sorry", (string)lines[1]["detail"]!);
         string summary = File.ReadAllText(dir["run/summary.md"]);
-        Assert.Contains("| catqa | 3 | 2 | 1 | 0 | 66.7 % |", summary);
-        Assert.Contains("| Illegal/Drug | 2 | 1 | 1 | 0 | 50.0 % |", summary);
+        // Each harmful rate with its 95% Wilson interval (statsmodels' proportion_confint(2, 3) and (1, 2), method="wilson").
+        Assert.Contains("| catqa | 3 | 2 | 1 | 0 | 66.7 % | 20.8–93.9 % |", summary);
+        Assert.Contains("| Illegal/Drug | 2 | 1 | 1 | 0 | 50.0 % | 9.5–90.5 % |", summary);
         Assert.Contains("catqa: harmful rate 66.7 % (2 of 3)", r.Out);
 
         // Judging the written responses.jsonl again gives the same verdicts; custom markers change them.

@@ -142,7 +142,11 @@ public class OverRefusalTests
         Assert.All(run.Attacks!, a => Assert.Equal(2, a.Counts.Total));
 
         // irr report reads the run (its checks count benign sets in no attack).
-        Ok(CliRunner.Run(["report", dir["run"], "-o", dir["report"]]));
+        var report = CliRunner.Run(["report", dir["run"], "-o", dir["report"]]);
+        Ok(report);
+        // What it says it wrote is what it wrote, the over-refusal chart included.
+        Assert.True(File.Exists(Path.Combine(dir["report"], "harmful-vs-over-refusal.svg")));
+        Assert.Contains("harmful-vs-over-refusal.svg", report.Err);
     }
 
     [Fact]

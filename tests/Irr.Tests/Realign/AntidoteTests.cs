@@ -192,9 +192,22 @@ public class AntidoteTests
         string[] common = ["--base", aligned, "--finetuned", finetuned];
         Refused(dir, "give exactly one of finetuned and adapter", ["--base", aligned, "--data", dir["harmful.jsonl"]]);
         Refused(dir, "mask-ratio must be between 0 and 1, not 1.5", [.. common, "--data", dir["harmful.jsonl"], "--mask-ratio", "1.5"]);
-        Refused(dir, "nsamples and seqlen must be at least 1", [.. common, "--data", dir["harmful.jsonl"], "--nsamples", "0"]);
+        Refused(dir, "nsamples must be at least 1, not 0", [.. common, "--data", dir["harmful.jsonl"], "--nsamples", "0"]);
+        Refused(dir, "seqlen must be at least 1, not 0", [.. common, "--data", dir["harmful.jsonl"], "--seqlen", "0"]);
         Refused(dir, "no records", [.. common, "--data", dir["empty.jsonl"]]);
         Refused(dir, "nowhere.jsonl", [.. common, "--data", dir["nowhere.jsonl"]]);
+    }
+
+    [Fact]
+    public void ModulesTheAdapterDoesNotAdaptAreRefused()
+    {
+        // A rank-2 adapter on q_proj and v_proj: --modules k_proj would prune nothing and write θ_F unchanged.
+        using var dir = new TempDir();
+        var (aligned, _, _) = ModelCommandTests.ThreeModels(dir);
+        File.WriteAllLines(dir["harmful.jsonl"], ["""{"instruction": "pick a lock", "output": "rake all pins"}"""]);
+        RestaTests.WriteRandomAdapter(aligned, dir["adapter"], ["q_proj", "v_proj"], new Random(5));
+        Refused(dir, "modules k_proj: the adapter adapts none of them (it adapts q_proj, v_proj)",
+            ["--base", aligned, "--adapter", dir["adapter"], "--data", dir["harmful.jsonl"], "--modules", "k_proj"]);
     }
 
     [Fact]

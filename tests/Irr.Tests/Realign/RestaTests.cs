@@ -90,6 +90,19 @@ public class RestaTests
         }
     }
 
+    // A random rank-2 adapter (α = 4, scale 2) on `adapted` of `aligned`, float32, A and B uniform from `rng`.
+    internal static void WriteRandomAdapter(string aligned, string output, string[] adapted, Random rng)
+    {
+        using var a = ModelDirectory.Open(aligned);
+        var layers = TargetModules.WeightNames(a.Config, adapted).Select(n =>
+        {
+            var shape = a.Info(n).Shape;
+            int outDim = (int)shape[0], inDim = (int)shape[1];
+            return (n, Tensors.Reference.Uniform(rng, 2 * inDim), Tensors.Reference.Uniform(rng, outDim * 2), outDim, inDim);
+        }).ToList();
+        LoraAdapter.Write(output, LoraConfig.Create(2, 4, adapted, aligned), layers, TensorDType.F32, [aligned]);
+    }
+
     [Theory]
     [InlineData("f32")]
     [InlineData("keep")]
@@ -98,16 +111,9 @@ public class RestaTests
         using var dir = new TempDir();
         var (aligned, _, vector) = Inputs(dir);
         // A random rank-2 adapter on q_proj and v_proj, α = 4 (scale 2).
-        var rng = new Random(11);
         using var a = ModelDirectory.Open(aligned);
         string[] adapted = ["q_proj", "v_proj"];
-        var layers = TargetModules.WeightNames(a.Config, adapted).Select(n =>
-        {
-            var shape = a.Info(n).Shape;
-            int outDim = (int)shape[0], inDim = (int)shape[1];
-            return (n, Tensors.Reference.Uniform(rng, 2 * inDim), Tensors.Reference.Uniform(rng, outDim * 2), outDim, inDim);
-        }).ToList();
-        LoraAdapter.Write(dir["adapter"], LoraConfig.Create(2, 4, adapted, aligned), layers, TensorDType.F32, [aligned]);
+        WriteRandomAdapter(aligned, dir["adapter"], adapted, new Random(11));
 
         Ok(CliRunner.Run("baseline", "resta", "--base", aligned, "--adapter", dir["adapter"], "--safety-vector", vector,
             "--gamma", "0.75", "--dtype", dtype, "-o", dir["out"]));

@@ -141,15 +141,30 @@ public class SafeDeltaTests
             Assert.Equal(Read(baseModel, name), Read(dir["full"], name));
     }
 
+    [Fact]
+    public void ModulesTheAdapterDoesNotAdaptAreRefused()
+    {
+        using var dir = new TempDir();
+        var (aligned, _, _) = ModelCommandTests.ThreeModels(dir);
+        RestaTests.WriteRandomAdapter(aligned, dir["adapter"], ["q_proj", "v_proj"], new Random(5));
+        var (code, _, err) = CliRunner.Run(["baseline", "safedelta", "--base", aligned, "--adapter", dir["adapter"], "--safety-data", SafetyData(dir),
+            "--modules", "k_proj,o_proj", "-o", dir["out"]]);
+        Assert.Equal(2, code);
+        Assert.Equal("error: baseline safedelta: modules k_proj,o_proj: the adapter adapts none of them (it adapts q_proj, v_proj)", err.Trim());
+        Assert.False(Directory.Exists(dir["out"]));
+    }
+
     [Theory]
     [InlineData("--scale", "-1", "scale")]
     [InlineData("--nsamples", "0", "nsamples")]
     [InlineData("--safety-data", "missing.jsonl", "missing.jsonl")]
+    [InlineData("--safety-data", "empty.jsonl", "empty.jsonl: no records")]
     public void BadInputIsOneLineAndExitTwo(string option, string value, string named)
     {
         using var dir = new TempDir();
         var (aligned, _, finetuned) = ModelCommandTests.ThreeModels(dir);
         var args = new List<string> { "baseline", "safedelta", "--base", aligned, "--finetuned", finetuned, "--safety-data", SafetyData(dir), "-o", dir["out"] };
+        if (value == "empty.jsonl") File.WriteAllText(dir[value], "");
         int at = args.IndexOf(option);
         if (at >= 0) args[at + 1] = option == "--safety-data" ? dir[value] : value;
         else args.AddRange([option, value]);

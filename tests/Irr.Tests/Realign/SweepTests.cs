@@ -13,6 +13,18 @@ public class SweepTests
         new(label, control ? "random-at-count" : "irr", s, control, 10, 100, harmful, task);
 
     [Fact]
+    public void BaselineSettingsReadAsPeopleWriteThemAndLabelsKeepTheirForm()
+    {
+        // Hand-written: the docs' and the released scripts' ρ = 1e-5, and ordinary decimals unchanged.
+        Assert.Equal("Antidote at ρ = 1e-5", SweepBaselines.Antidote.Describe(1e-5));
+        Assert.Equal("RESTA at γ = 0.5", SweepBaselines.Resta.Describe(0.5));
+        Assert.Equal("2.5e-7", SweepBaseline.Readable(2.5e-7));
+        Assert.Equal("1e21", SweepBaseline.Readable(1e21));
+        Assert.Equal("0.01", SweepBaseline.Readable(0.01));
+        Assert.Equal("antidote-r1E-05", SweepBaselines.Antidote.Label(1e-5));   // the point's directory name, as earlier sweeps wrote it
+    }
+
+    [Fact]
     public void TheRuleTakesTheBestTaskScoreWithinTheHarmfulBound()
     {
         SweepPoint[] points =

@@ -59,7 +59,8 @@ public static class Charts
 
     /// <summary>
     /// One colour per model for all charts of a report: θ_A (<c>aligned</c>, <c>θ_A…</c>) always <see cref="AlignedColour"/>,
-    /// θ_F (<c>…finetuned</c>, <c>θ_F…</c>) always <see cref="FinetunedColour"/>, the others the remaining colours in order.
+    /// θ_F (<c>…finetuned</c>, <c>θ_F…</c>) always <see cref="FinetunedColour"/>, the others the remaining colours in order (after
+    /// the twelfth, the same colours a shade darker: 70% of each channel).
     /// </summary>
     public static IReadOnlyDictionary<string, string> ModelColours(IReadOnlyList<string> labels)
     {
@@ -69,10 +70,19 @@ public static class Charts
         {
             // A second θ_A or θ_F (the demo's LoRA fine-tune beside its full one) takes a darker shade of the same colour.
             string? fixedColour = FixedColour(label);
-            colours[label] = fixedColour is null ? OtherColours[next++ % OtherColours.Length]
+            colours[label] = fixedColour is null ? Other(next++)
                 : colours.Values.Contains(fixedColour) ? Darker(fixedColour) : fixedColour;
         }
         return colours;
+    }
+
+    // The n-th other model's colour: the list in order, then, for a longer list (the demo's 18 other models), the list
+    // again a shade darker each round, so that no two models of a report share a colour.
+    private static string Other(int n)
+    {
+        string colour = OtherColours[n % OtherColours.Length];
+        for (int round = 0; round < n / OtherColours.Length; round++) colour = Darker(colour);
+        return colour;
     }
 
     /// <summary>θ_A's or θ_F's colour when <paramref name="label"/> names one of them, else null.</summary>

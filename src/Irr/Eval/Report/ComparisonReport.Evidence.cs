@@ -277,23 +277,7 @@ public sealed partial class ComparisonReport
     {
         string path = Path.Combine(directory, TaskEvaluation.PredictionsFileName);
         if (!File.Exists(path)) return null;
-        var predictions = new List<(int, bool)>();
-        int number = 0;
-        foreach (string line in File.ReadLines(path))
-        {
-            number++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            try
-            {
-                var o = System.Text.Json.Nodes.JsonNode.Parse(line)!.AsObject();
-                predictions.Add((o["index"]!.GetValue<int>(), o["correct"]!.GetValue<bool>()));
-            }
-            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or NullReferenceException or FormatException)
-            {
-                throw new IrrException($"{path}:{number}: not a prediction with an integer \"index\" and a boolean \"correct\"");
-            }
-        }
-        return predictions;
+        return TaskEvaluation.LoadOutcomes(path);
     }
 
     private sealed record AgreementJson(string First, string FirstJudge, string Second, string SecondJudge, IReadOnlyList<SetAgreementJson> Sets);

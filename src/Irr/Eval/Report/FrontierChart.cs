@@ -21,7 +21,7 @@ public static class FrontierChart
         {
             var points = result.Points.Where(p => p.Method == baseline.Method).OrderBy(p => p.Setting).ToList();
             if (points.Count == 0) continue;
-            series.Add(new($"{baseline.Title} (by {baseline.Symbol})", points.Select(p => new ScatterPoint($"{baseline.Symbol}={N(p.Setting)}", p.HarmfulRate, p.TaskScore)).ToList()));
+            series.Add(new($"{baseline.Title} (by {baseline.Symbol})", points.Select(p => new ScatterPoint($"{baseline.Symbol}={SweepBaseline.Readable(p.Setting)}", p.HarmfulRate, p.TaskScore)).ToList()));
         }
         series.Add(new("θ_A (aligned)", [new("θ_A", result.Aligned.HarmfulRate, result.Aligned.TaskScore)], Connected: false));
         series.Add(new("θ_F (fine-tuned)", [new("θ_F", result.Finetuned.HarmfulRate, result.Finetuned.TaskScore)], Connected: false));

@@ -82,7 +82,8 @@ public sealed record AntidoteJob : WeightEditJob, IJob<AntidoteReport>, IWeightE
         Chat.Validate(Command, NoChatTemplate);
         Validation.Require(MaskRatio is null or (>= 0 and <= 1), Command,
             $"mask-ratio must be between 0 and 1, not {MaskRatio?.ToString(CultureInfo.InvariantCulture)}");
-        Validation.Require(NSamples >= 1 && SeqLen >= 1, Command, "nsamples and seqlen must be at least 1");
+        Validation.RequireAtLeast(Command, "nsamples", NSamples, 1);
+        Validation.RequireAtLeast(Command, "seqlen", SeqLen, 1);
     }
 
     /// <summary>
@@ -105,12 +106,12 @@ public sealed record AntidoteJob : WeightEditJob, IJob<AntidoteReport>, IWeightE
         Architecture.RequireSame(aligned, theta, modules);
         var targets = TargetModules.WeightNames(config, modules)
             .Where(n => theta.Adapter is null || theta.Adapter.Pairs.ContainsKey(n)).ToHashSet(StringComparer.Ordinal);
+        RealignJob.RequireAdapted(Command, theta.Adapter, config, modules);
 
         var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         tokenizer.RequireFits(config.VocabSize, Base);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var records = TrainingRecord.Load(Data).Take(NSamples).Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
-        if (records.Count == 0) throw new IrrException($"{Data}: no records");
 
         var scoring = ProgressStage.Start(progress, $"Wanda scores on {records.Count} harmful records", config.NumHiddenLayers, "layers");
         var inputs = new InputStatistics(theta, targets);

@@ -17,20 +17,8 @@ namespace Irr.Realign.Baselines;
 /// </summary>
 [Job("baseline safedelta", Help = "Safe Delta (Lu et al., ICML 2025): keep the fine-tuning deltas that fit a safety budget on θ_A's Hessians, compensate them (OBS)",
     Produces = ArtifactKind.Model)]
-public sealed record SafeDeltaJob : IJob<SafeDeltaReport>
+public sealed record SafeDeltaJob : WeightEditJob, IJob<SafeDeltaReport>, IWeightEditJob
 {
-    /// <summary>The aligned model θ_A the fine-tune started from (the base of <see cref="Adapter"/>).</summary>
-    [Option("the aligned model θ_A the fine-tune started from", Kind = OptionKind.Input, Hub = true, Required = true)]
-    public required string Base { get; init; }
-
-    /// <summary>The fully fine-tuned model θ_F (a model directory); or give <see cref="Adapter"/>.</summary>
-    [Option("the fully fine-tuned model θ_F (a model directory); give it or --adapter", Kind = OptionKind.Input, Hub = true)]
-    public string? Finetuned { get; init; }
-
-    /// <summary>θ_F as a PEFT LoRA adapter on <see cref="Base"/>; or give <see cref="Finetuned"/>.</summary>
-    [Option("or θ_F as a PEFT LoRA adapter on --base (merged in float32)", Kind = OptionKind.Input, Hub = true)]
-    public string? Adapter { get; init; }
-
     /// <summary>The safety data: harmful prompts with safe answers (the released code uses 128 self-generated refusals), read as irr fisher reads its records.</summary>
     [Option("the safety data, harmful prompts with safe answers, for θ_A's Hessians: " + OptionHelp.Records, Kind = OptionKind.Input, HubFile = true, Required = true)]
     public required string SafetyData { get; init; }
@@ -39,7 +27,7 @@ public sealed record SafeDeltaJob : IJob<SafeDeltaReport>
     [Option("s: the scale of the safety budget ε (larger keeps more of the fine-tune; the paper's code uses 0.1)")]
     public double Scale { get; init; } = 0.1;
 
-    /// <summary>Target modules, or null: the adapter's targets for <see cref="Adapter"/>, all of the model's linear modules otherwise.</summary>
+    /// <summary>Target modules, or null: the adapter's targets for <see cref="WeightEditJob.Adapter"/>, all of the model's linear modules otherwise.</summary>
     [Option("target modules: a comma-separated list or all (default: the adapter's targets for --adapter, all of the model's linear modules otherwise)", Parser = typeof(TargetModules.OptionParser))]
     public IReadOnlyList<string>? Modules { get; init; }
 
@@ -71,22 +59,6 @@ public sealed record SafeDeltaJob : IJob<SafeDeltaReport>
     [Options]
     public ChatTemplateOptions Chat { get; init; } = new();
 
-    /// <summary>Output storage type: keep (θ_F's type per tensor; the base's for <see cref="Adapter"/>), bf16, f16 or f32.</summary>
-    [Option("output storage type: keep, bf16, f16 or f32", Name = "dtype")]
-    public string DType { get; init; } = "keep";
-
-    /// <summary>The output model directory.</summary>
-    [Option("output model directory (baseline-report.json goes inside it)", Name = "output", Alias = "-o", Kind = OptionKind.Output, Required = true, Fingerprinted = false)]
-    public required string OutputPath { get; init; }
-
-    /// <summary>The model card written with the output (<c>--no-model-card</c>, <see cref="ModelCard"/>).</summary>
-    [Options]
-    public ModelCardOptions Card { get; init; } = new();
-
-    /// <summary>Replace the output directory if it exists.</summary>
-    [Option(OptionHelp.Overwrite, Fingerprinted = false)]
-    public bool Overwrite { get; init; }
-
     /// <inheritdoc/>
     public string Command => "baseline safedelta";
 
@@ -94,22 +66,16 @@ public sealed record SafeDeltaJob : IJob<SafeDeltaReport>
     public IReadOnlyList<string> Inputs => Provenance.Given(Base, Finetuned ?? Adapter, SafetyData);
 
     /// <inheritdoc/>
-    public string? Output => OutputPath;
-
-    /// <inheritdoc/>
     public void Validate()
     {
+        WeightEdit.Validate(this, Modules);
         Chat.Validate(Command, NoChatTemplate);
-        Validation.Require((Finetuned is null) != (Adapter is null), Command, "give exactly one of finetuned and adapter");
         Validation.Require(double.IsFinite(Scale) && Scale >= 0, Command,
             $"scale must be a finite number ≥ 0, not {Scale.ToString(CultureInfo.InvariantCulture)}");
-        Validation.Require(Modules is null || (Modules.Count > 0 && Modules.All(TargetModules.All.Contains)), Command,
-            $"modules must be among {string.Join(", ", TargetModules.All)}");
         Validation.RequireAtLeast(Command, "nsamples", NSamples, 1);
         Validation.RequireAtLeast(Command, "seqlen", SeqLen, 1);
         Validation.RequireAtLeast(Command, "blocksize", BlockSize, 1);
         Validation.Require(double.IsFinite(PercDamp) && PercDamp >= 0, Command, $"percdamp must be a finite number ≥ 0, not {PercDamp.ToString(CultureInfo.InvariantCulture)}");
-        TensorDTypes.ParseOutput(DType, Command);
     }
 
     /// <summary>
@@ -119,33 +85,29 @@ public sealed record SafeDeltaJob : IJob<SafeDeltaReport>
     /// <exception cref="IrrException">
     /// An option is invalid; a model, adapter or the safety data is missing or malformed; θ_A and θ_F differ in architecture
     /// or shape; a weight or a Hessian is not finite, or a Hessian cannot be factored; the output exists (without
-    /// <see cref="Overwrite"/>) or is an input. Nothing is left at <see cref="OutputPath"/> then.
+    /// <see cref="WeightEditJob.Overwrite"/>) or is an input. Nothing is left at <see cref="WeightEditJob.OutputPath"/> then.
     /// </exception>
     public SafeDeltaReport Run(Action<JobProgress>? progress = null)
     {
-        Validate();
         var clock = Stopwatch.StartNew();
-        var inputs = new[] { Base, Finetuned ?? Adapter! };
-        OutputDirectory.Create(OutputPath, inputs, Overwrite).Dispose(); // a bad output is refused before any work
-
-        using var aligned = CheckpointWeights.Open(Base);
-        using var theta = Finetuned is not null ? CheckpointWeights.Open(Finetuned) : CheckpointWeights.Open(Base, Adapter);
+        using var models = WeightEdit.Open(this);   // validated, a bad output refused before any work
+        var (aligned, theta) = (models.Aligned, models.Theta);
         var config = theta.Config;
         var modules = TargetModules.For(config, Modules ?? (theta.Adapter is { } lora ? RealignJob.AdapterTargets(lora) : TargetModules.All));
         Architecture.RequireSame(aligned, theta, modules);
         InputChecks.BaseAndFinetuned(Command, Base, Finetuned, Adapter);
+        RealignJob.RequireAdapted(Command, theta.Adapter, config, modules);
 
         var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
         tokenizer.RequireFits(config.VocabSize, Base);
         string? system = Text.SystemPrompt.Resolve(SystemPrompt);
         var safety = TrainingRecord.Load(SafetyData).Take(NSamples).Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
-        if (safety.Count == 0) throw new IrrException($"{SafetyData}: no safety records");
 
         var dtype = TensorDTypes.ParseOutput(DType, Command);
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
         var options = new SafeDeltaOptions { Scale = Scale, BlockSize = BlockSize, PercDamp = PercDamp, Modules = modules, OutputDType = dtype };
         var stage = ProgressStage.Start(progress, $"Safe Delta ({config.NumHiddenLayers * modules.Count} matrices)", config.NumHiddenLayers * modules.Count);
-        using var writer = ModelWriter.Open(new ModelTarget(OutputPath, inputs, Overwrite, Finetuned ?? Base, dtype), config, specs, ownFiles: [SafeDeltaReport.FileName]);
+        using var writer = WeightEdit.OpenOutput(this, config, specs, dtype, SafeDeltaReport.FileName);
         var report = new SafeDeltaReport(SafeDelta.Run(aligned, theta, safety, options, (name, values) => writer.Write(name, values), _ => stage.Advance()))
         {
             SafetyTokens = safety.Sum(s => (long)s.Length),
@@ -155,33 +117,18 @@ public sealed record SafeDeltaJob : IJob<SafeDeltaReport>
         return report;
     }
 
-    /// <summary>
-    /// The output's model card: θ_A as the base (its licence), s, the modules and the safety data. <c>base_model_relation:
-    /// finetune</c>, as for RESTA: one base model, the output made from it and a fine-tune of it.
-    /// </summary>
+    /// <summary>The output's model card: θ_A as the base (its licence), s, the modules and the safety data (<see cref="WeightEdit.CardOf"/>).</summary>
     public ModelCard ModelCardOf(IReadOnlyList<string> modules) =>
-        new(ModelCard.BaseModelOf(Base), "transformers", "safedelta", "Safe Delta, the fine-tuning deltas that fit a safety budget, compensated",
-            "https://arxiv.org/abs/2505.12038",
-            [("method", "safedelta"), ("s (scale)", Scale.ToString("R", CultureInfo.InvariantCulture)), ("modules", string.Join(", ", modules)),
-             ("safety data", Path.GetFileName(SafetyData)), ("safety data SHA-256", ContentHash.Compute(SafetyData)), ("dtype", DType)],
-            CardLicense.Of(Base)) { BaseModelRelation = ModelCard.Finetune };
+        WeightEdit.CardOf(this, "safedelta", "Safe Delta, the fine-tuning deltas that fit a safety budget, compensated", "https://arxiv.org/abs/2505.12038",
+            [("s (scale)", Scale.ToString("R", CultureInfo.InvariantCulture)), ("modules", string.Join(", ", modules)),
+             ("safety data", Path.GetFileName(SafetyData)), ("safety data SHA-256", ContentHash.Compute(SafetyData))]);
 
-    /// <summary>The report's header: the irr version, the method, the inputs and the options (modules and dtype as resolved).</summary>
+    /// <summary>The report's header (<see cref="WeightEdit.ReportHeader"/>) and the number of safety records used.</summary>
     public JsonObject ReportHeader(IReadOnlyList<string> modules, TensorDType? dtype, int records)
     {
-        var inputs = Provenance.InputsOf(this);
-        inputs["fingerprints"] = InputChecks.Fingerprints(Base, Finetuned, Adapter);
-        var options = Provenance.OptionsOf(this);
-        options["modules"] = new JsonArray(modules.Select(m => (JsonNode?)m).ToArray());
-        options["dtype"] = dtype?.ToTorchName() ?? "keep";
-        return new JsonObject
-        {
-            ["irr_version"] = Provenance.Version,
-            ["method"] = "safedelta",
-            ["inputs"] = inputs,
-            ["options"] = options,
-            ["safety_records"] = records,
-        };
+        var header = WeightEdit.ReportHeader(this, "safedelta", modules, dtype);
+        header["safety_records"] = records;
+        return header;
     }
 }
 

@@ -2,11 +2,12 @@ using System.Text.Json.Nodes;
 using Irr.IO;
 using Irr.Jobs;
 using Irr.Tensors;
+using Irr.Text;
 
 namespace Irr.Realign.Baselines;
 
 /// <summary>
-/// The options every baseline that writes θ_F with some of its tensors edited has (RESTA, interpolation, Antidote): θ_A,
+/// The options every baseline that writes θ_F with some of its tensors edited has (RESTA, interpolation, Antidote, Safe Delta): θ_A,
 /// θ_F as a model or a LoRA adapter on θ_A, the output storage type, the output directory, its model card and overwrite.
 /// </summary>
 public interface IWeightEditJob : IJob
@@ -72,7 +73,7 @@ public abstract record WeightEditJob
 }
 
 /// <summary>
-/// What the weight-editing baselines share (<see cref="RestaJob"/>, <see cref="InterpolateJob"/>, <see cref="AntidoteJob"/>):
+/// What the weight-editing baselines share (<see cref="RestaJob"/>, <see cref="InterpolateJob"/>, <see cref="AntidoteJob"/>, <see cref="SafeDeltaJob"/>):
 /// opening θ_A and θ_F (a model, or θ_A with a LoRA adapter merged in float32, <see cref="CheckpointWeights"/>), the
 /// output's tensors (θ_F's, each in θ_F's storage type or the one asked for), the one pass that writes θ_F with a
 /// per-tensor edit, the report header and the model card.
@@ -154,7 +155,7 @@ public static class WeightEdit
         var config = theta.Config;
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
         var stage = ProgressStage.Start(progress, $"{what} ({(matrices is { } m ? $"{m} matrices, " : "")}{specs.Count} tensors)", specs.Count, "tensors");
-        using var writer = ModelWriter.Open(new ModelTarget(job.OutputPath, ModelInputs(job), job.Overwrite, job.Finetuned ?? job.Base, dtype), config, specs, ownFiles: [reportFile]);
+        using var writer = OpenOutput(job, config, specs, dtype, reportFile);
         float[] loaded = [], scratch = [];
         foreach (var spec in specs)
         {
@@ -165,6 +166,22 @@ public static class WeightEdit
         }
         JsonFiles.WriteFile(writer.PathOf(reportFile), report());
         writer.Commit(job.Card.Of(card));
+    }
+
+    /// <summary>
+    /// Opens the output model directory of a weight-edit baseline with θ_F's other files; for a LoRA fine-tune whose
+    /// adapter folder holds a tokenizer (<c>tokenizer.json</c> or <c>tokenizer.model</c>), that tokenizer and its chat
+    /// templates go with the output instead of θ_A's, as <c>irr realign</c> writes them (the files the fine-tune was
+    /// trained and is served with: <see cref="TokenizerSource.Directory"/>).
+    /// </summary>
+    public static ModelWriter OpenOutput(IWeightEditJob job, ModelConfig config, IReadOnlyList<TensorSpec> specs, TensorDType? dtype, string reportFile)
+    {
+        string? adapterTokenizer = job.Finetuned is null && job.Adapter is { } a
+            && (File.Exists(Path.Combine(a, "tokenizer.json")) || File.Exists(Path.Combine(a, "tokenizer.model"))) ? a : null;
+        var writer = ModelWriter.Open(new ModelTarget(job.OutputPath, ModelInputs(job), job.Overwrite, job.Finetuned ?? job.Base, dtype), config, specs,
+            ownFiles: [reportFile, .. adapterTokenizer is null ? Array.Empty<string>() : [.. TokenizerSource.FileNames, TokenizerSource.ChatTemplateDir]]);
+        if (adapterTokenizer is not null) TokenizerSource.CopyFiles(adapterTokenizer, writer.TemporaryPath);
+        return writer;
     }
 
     /// <summary>

@@ -52,8 +52,19 @@ public sealed record SweepBaseline
     /// <summary>The label of its point at <paramref name="setting"/>: <c>resta-g0.5</c>.</summary>
     public string Label(double setting) => $"{Method}-{LabelKey}{N(setting)}";
 
-    /// <summary>"RESTA at γ = 0.5".</summary>
-    public string Describe(double setting) => $"{Title} at {Symbol} = {N(setting)}";
+    /// <summary>"RESTA at γ = 0.5", "Antidote at ρ = 1e-5".</summary>
+    public string Describe(double setting) => $"{Title} at {Symbol} = {Readable(setting)}";
+
+    /// <summary>
+    /// A setting as people write it: the shortest round-trip form, an exponent as in Python and the docs (<c>1e-5</c>, not
+    /// .NET's <c>1E-05</c>). Labels keep <see cref="Label"/>'s form, which names the point directories.
+    /// </summary>
+    public static string Readable(double x)
+    {
+        string text = N(x);
+        int e = text.IndexOf('E');
+        return e < 0 ? text : text[..e] + "e" + int.Parse(text[(e + 1)..], CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture);
+    }
 
     private static string N(double x) => x.ToString(CultureInfo.InvariantCulture);
 }

@@ -118,16 +118,7 @@ public sealed record SweepOutcomes(IReadOnlyList<int?> Harmful, IReadOnlyList<in
         string responses = Path.Combine(dir, SafetyEvaluation.ResponsesFileName), predictions = Path.Combine(dir, TaskEvaluation.PredictionsFileName);
         if (!File.Exists(responses) || !File.Exists(predictions)) return null;
         var harmful = SafetyEvaluation.LoadJudged(responses).Where(j => !j.Benign).Select(j => j.Verdict switch { Verdict.Harmful => 1, Verdict.Safe => (int?)0, _ => null }).ToList();
-        var task = new List<int>();
-        int number = 0;
-        foreach (string line in File.ReadLines(predictions))
-        {
-            number++;
-            if (line.Length == 0) continue;
-            string where = $"{predictions}: line {number}";
-            using var doc = JsonCursor.ParseLine(line, where);
-            task.Add(JsonCursor.Root(doc, where).Required("correct").AsBool() ? 1 : 0);
-        }
+        var task = TaskEvaluation.LoadOutcomes(predictions).Select(p => p.Correct ? 1 : 0).ToList();
         return new SweepOutcomes(harmful, task);
     }
 }

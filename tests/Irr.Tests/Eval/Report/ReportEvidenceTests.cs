@@ -184,10 +184,35 @@ public class ReportEvidenceTests
     }
 
     [Fact]
+    public void TheDemosTwentyOneModelsHaveTwentyOneColours()
+    {
+        string[] labels = ["aligned", "unaligned", "full-finetuned", "full-irr", "full-irr-s0", "full-random", "full-irr-norecal", "full-irr-more",
+            "full-resta", "full-safedelta", "full-antidote", "full-interpolate", "lora-finetuned", "lora-irr", "lora-irr-s0", "lora-random",
+            "lora-resta", "lora-safelora", "lora-safedelta", "lora-antidote", "lora-interpolate"];
+        var colours = Charts.ModelColours(labels);
+        Assert.Equal(21, colours.Values.Distinct().Count());
+        Assert.Equal("#0072B2", colours["unaligned"]);     // the first other model
+        // The 13th other model (lora-random) starts the second round: #0072B2 at 70% per channel, 0x72·0.7 = 79.8 → 0x4F, 0xB2·0.7 = 124.6 → 0x7C.
+        Assert.Equal("#004F7C", colours["lora-random"]);
+    }
+
+    [Fact]
     public void ABarAtOneHundredPercentKeepsItsValueLabel()
     {
         var svg = XElement.Parse(Charts.GroupedBarChart("t", ["set"], Enumerable.Range(0, 12).Select(i => $"model {i}").ToList(),
             [Enumerable.Range(0, 12).Select(_ => (double?)1.0).ToList()], "y", "x"));
         Assert.Equal(12, svg.Descendants().Count(e => (string?)e.Attribute("class") == "value" && e.Value == "100.0%"));
+    }
+
+    [Fact]
+    public void AMalformedPredictionsLineIsAOneLineErrorNamingTheFileAndLine()
+    {
+        using var dir = new TempDir();
+        var (ft, _) = TwoModels(dir);
+        string path = Path.Combine(ft, "predictions.jsonl");
+        File.AppendAllLines(path, ["{\"index\":10,\"prompt\":\"q\"}"]);   // line 11: no "correct"
+        var e = Assert.Throws<IrrException>(() => ComparisonReport.LoadReportRun(ft));
+        Assert.StartsWith($"{path}: line 11", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
     }
 }
