@@ -8,7 +8,7 @@ using Irr.Tests.IO;
 
 namespace Irr.Tests.Realign;
 
-/// <summary>irr baseline interpolate (θ = θ_A + α·(θ_F − θ_A)) against a naive element-by-element computation.</summary>
+/// <summary>irr baseline interpolate (θ = θ_A + α·(θ_F − θ_A)) against a naive element-by-element computation and a float64 PyTorch reference.</summary>
 public class InterpolateTests
 {
     private static void Ok((int Code, string Out, string Err) r) => Assert.True(r.Code == 0, r.Err);
@@ -118,6 +118,49 @@ public class InterpolateTests
             Assert.Single(lines);
             Assert.Contains(expected, lines[0]);
             Assert.False(Directory.Exists(dir["out"]));
+        }
+    }
+
+    public static TheoryData<int> Float64Cases() => [0, 1, 2];
+
+    // The interpolated model of a LoRA fine-tune against tests/fixtures/interpolate/reference.json (make_interpolate.py,
+    // float64 PyTorch written from the paper and transformers' modeling code): every next-token log-probability of
+    // three chat records through irr score, and every target weight's sum and sum of squares.
+    [Theory]
+    [MemberData(nameof(Float64Cases))]
+    public void TheInterpolatedModelEqualsTheFloat64Reference(int index)
+    {
+        var reference = JsonNode.Parse(File.ReadAllText(Text.Fixtures.Local("interpolate/reference.json")))!;
+        var c = reference["cases"]![index]!;
+        string variant = (string)c["variant"]!;
+        double alpha = (double)c["alpha"]!;
+        using var dir = new TempDir();
+        string model = dir[variant];
+        Directory.CreateDirectory(model);
+        foreach (string f in Directory.EnumerateFiles(Family(variant))) File.Copy(f, Path.Combine(model, Path.GetFileName(f)));
+        ModelCommandTests.AddChatTokenizer(model);
+        Ok(CliRunner.Run("baseline", "interpolate", "--base", model, "--adapter", Family(variant + "-lora"), "--dtype", "f32",
+            "--alpha", alpha.ToString("R", CultureInfo.InvariantCulture), "-o", dir["out"]));
+        File.WriteAllLines(dir["records.jsonl"], reference["records"]!.AsArray().Select(r => r!.ToJsonString()));
+        Ok(CliRunner.Run("score", "--model", dir["out"], "--data", dir["records.jsonl"], "-o", dir["scores.json"]));
+        var scores = JsonNode.Parse(File.ReadAllText(dir["scores.json"]))!["scores"]!.AsArray();
+        for (int r = 0; r < scores.Count; r++)
+        {
+            var ids = scores[r]!["input_ids"]!.AsArray().Select(x => (int)x!).ToArray();
+            Assert.Equal(reference["input_ids"]![r]!.AsArray().Select(x => (int)x!), ids);
+            var labels = scores[r]!["labels"]!.AsArray().Select(x => (int)x!).ToArray();
+            var expected = c["logprobs"]![r]!.AsArray().Select(x => (double)x!).Where((_, t) => labels[t + 1] != -100).ToArray();
+            var actual = scores[r]!["token_logprobs"]!.AsArray().Select(x => (double)x!).ToArray();
+            Assert.Equal(expected.Length, actual.Length);
+            for (int t = 0; t < expected.Length; t++) Assert.True(Math.Abs(expected[t] - actual[t]) < 1e-4, $"record {r}, token {t}: {actual[t]} against {expected[t]}");
+        }
+        using var output = ModelDirectory.Open(dir["out"]);
+        foreach (var (name, sums) in c["tensors"]!.AsObject())
+        {
+            var w = output.ReadSingle(name);
+            double sum = w.Sum(x => (double)x), squares = w.Sum(x => (double)x * x);
+            Assert.Equal((double)sums![0]!, sum, 1e-6 * w.Length);
+            Assert.Equal((double)sums[1]!, squares, 1e-5 * Math.Max(1, (double)sums[1]!));
         }
     }
 }
