@@ -24,7 +24,7 @@ public class AntidoteTests
     private static int[] Bits(float[] values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();
 
     // A copy of a families/ checkpoint with the byte-level test tokenizer and chat template, named after it.
-    private static string Copy(TempDir dir, string variant)
+    internal static string Copy(TempDir dir, string variant)
     {
         string model = dir[variant];
         Directory.CreateDirectory(model);

@@ -135,10 +135,7 @@ public class InterpolateTests
         string variant = (string)c["variant"]!;
         double alpha = (double)c["alpha"]!;
         using var dir = new TempDir();
-        string model = dir[variant];
-        Directory.CreateDirectory(model);
-        foreach (string f in Directory.EnumerateFiles(Family(variant))) File.Copy(f, Path.Combine(model, Path.GetFileName(f)));
-        ModelCommandTests.AddChatTokenizer(model);
+        string model = AntidoteTests.Copy(dir, variant); // with the byte-level test tokenizer and chat template
         Ok(CliRunner.Run("baseline", "interpolate", "--base", model, "--adapter", Family(variant + "-lora"), "--dtype", "f32",
             "--alpha", alpha.ToString("R", CultureInfo.InvariantCulture), "-o", dir["out"]));
         File.WriteAllLines(dir["records.jsonl"], reference["records"]!.AsArray().Select(r => r!.ToJsonString()));
