@@ -153,7 +153,8 @@ public sealed partial class ComparisonReport
         return run.Predictions.Where(p => theirs.ContainsKey(p.Index)).Select(p => (p.Correct ? 1.0 : 0.0, theirs[p.Index] ? 1.0 : 0.0)).ToList();
     }
 
-    // Every two runs with responses files that judged the same responses (same set, attack, prompt and response text) with different judges.
+    // Every two runs with responses files that judged the same responses (same set, attack, prompt and response text) with
+    // different judges; the harmful / safe verdicts of the harmful sets (a benign set's figure is its refusal rate, not a verdict).
     private List<JudgeAgreement> JudgeAgreements()
     {
         var judged = Runs.Where(r => r.Responses is not null && r.Safety is not null).ToList();
@@ -165,7 +166,7 @@ public sealed partial class ComparisonReport
                 if (a.Safety!.Judge == b.Safety!.Judge) continue;
                 var theirs = Keyed(b.Responses!);
                 var pairs = Keyed(a.Responses!)
-                    .Where(kv => theirs.TryGetValue(kv.Key, out var other) && other.Response == kv.Value.Response)
+                    .Where(kv => !kv.Value.Benign && theirs.TryGetValue(kv.Key, out var other) && other.Response == kv.Value.Response)
                     .Select(kv => (kv.Key.Set, A: kv.Value.Verdict, B: theirs[kv.Key].Verdict)).ToList();
                 if (pairs.Count == 0) continue;
                 var sets = pairs.GroupBy(p => p.Set).Select(g => (g.Key, Agreement.Of(g.Select(p => p.A).ToList(), g.Select(p => p.B).ToList()))).ToList();

@@ -119,8 +119,10 @@ public class ReportEvidenceTests
         Verdict H = Verdict.Harmful, S = Verdict.Safe, U = Verdict.Unknown;
         Verdict[] a = [H, H, S, S, S, U, H, S], b = [H, S, S, S, H, S, H, S];
         JudgedResponse Line(int i, Verdict v) => R(i < 4 ? "one" : "two", $"p{i}", $"answer {i}", v);
-        WriteRun(dir["kw"], "keyword", a.Select((v, i) => Line(i, v)).ToList());
-        WriteRun(dir["llm"], "llamaguard", b.Select((v, i) => Line(i, v)).ToList());
+        // A benign set's lines (judged apart: their figure is the refusal rate) are left out of the agreement.
+        JudgedResponse Benign(Verdict v) => R("xstest", "p-benign", "answer benign", v) with { Benign = true };
+        WriteRun(dir["kw"], "keyword", [.. a.Select((v, i) => Line(i, v)), Benign(S)]);
+        WriteRun(dir["llm"], "llamaguard", [.. b.Select((v, i) => Line(i, v)), Benign(H)]);
         var report = ComparisonReport.Build([ComparisonReport.LoadReportRun(dir["kw"]), ComparisonReport.LoadReportRun(dir["llm"])], null, new ReportOptions());
         var agreement = Assert.Single(report.Agreements);
         Assert.Equal(["one", "two", "all"], agreement.Sets.Select(s => s.Set));
