@@ -202,6 +202,22 @@ public sealed record RealignJob : IJob<RealignReport>
     }
 
     /// <summary>
+    /// The token ids of the first <paramref name="count"/> records of <paramref name="data"/> (prompt ++ answer ++ eos,
+    /// IRR-SPEC's formatting, at most <paramref name="seqLen"/> tokens), with θ_F's tokenizer and chat template (an adapter
+    /// folder's when it holds one), raw text with <paramref name="noChatTemplate"/>: what irr realign's calibration data, Antidote's
+    /// harmful data and Safe Delta's safety data go through. Also the tokenizer (whose files travel with the output).
+    /// </summary>
+    /// <exception cref="IrrException">The tokenizer has ids beyond the model's <paramref name="vocabSize"/> embedding rows; the data is missing or malformed.</exception>
+    internal static (PretrainedTokenizer Tokenizer, List<int[]> Ids) EncodeRecords(string @base, string? finetuned, string? adapter, int vocabSize,
+        bool noChatTemplate, ChatTemplateOptions chat, string systemPrompt, string data, int count, int seqLen)
+    {
+        var tokenizer = PretrainedTokenizer.Load(finetuned ?? @base, adapter).AsRawText(noChatTemplate).WithTemplateArgs(chat.Args);
+        tokenizer.RequireFits(vocabSize, @base);
+        string? system = Text.SystemPrompt.Resolve(systemPrompt);
+        return (tokenizer, TrainingRecord.Load(data).Take(count).Select(r => ChatPrompt.Encode(tokenizer, r, system, seqLen).InputIds).ToList());
+    }
+
+    /// <summary>
     /// The output's model card: <c>base_model</c> is θ_A's (<see cref="ModelCard.BaseModelOf"/>), its licence θ_A's
     /// README.md's; the settings are the removal rule, s, the modules, the OBS options and the calibration file's name and SHA-256.
     /// <c>base_model_relation: finetune</c>: θ_F is a fine-tune of θ_A and the output is θ_F with some of its updates
@@ -269,11 +285,7 @@ public sealed record RealignJob : IJob<RealignReport>
             return realigner.Identify(_ => identifying.Advance());
         }
 
-        var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
-        tokenizer.RequireFits(theta.Config.VocabSize, Base);
-        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
-        var calibration = TrainingRecord.Load(Calibration!).Take(NSamples)
-            .Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
+        var (tokenizer, calibration) = EncodeRecords(Base, Finetuned, Adapter, theta.Config.VocabSize, NoChatTemplate, Chat, SystemPrompt, Calibration!, NSamples, SeqLen);
         var header = ReportHeader(targets, strategy);
         var stage = ProgressStage.Start(progress, $"realigning ({total} matrices)", total);
         // The files that travel with the model are θ_F's; its tokenizer and chat templates are those the calibration used

@@ -108,10 +108,7 @@ public sealed record AntidoteJob : WeightEditJob, IJob<AntidoteReport>, IWeightE
             .Where(n => theta.Adapter is null || theta.Adapter.Pairs.ContainsKey(n)).ToHashSet(StringComparer.Ordinal);
         RealignJob.RequireAdapted(Command, theta.Adapter, config, modules);
 
-        var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
-        tokenizer.RequireFits(config.VocabSize, Base);
-        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
-        var records = TrainingRecord.Load(Data).Take(NSamples).Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
+        var (_, records) = RealignJob.EncodeRecords(Base, Finetuned, Adapter, config.VocabSize, NoChatTemplate, Chat, SystemPrompt, Data, NSamples, SeqLen);
 
         var scoring = ProgressStage.Start(progress, $"Wanda scores on {records.Count} harmful records", config.NumHiddenLayers, "layers");
         var inputs = new InputStatistics(theta, targets);

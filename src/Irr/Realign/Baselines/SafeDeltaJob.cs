@@ -98,10 +98,7 @@ public sealed record SafeDeltaJob : WeightEditJob, IJob<SafeDeltaReport>, IWeigh
         InputChecks.BaseAndFinetuned(Command, Base, Finetuned, Adapter);
         RealignJob.RequireAdapted(Command, theta.Adapter, config, modules);
 
-        var tokenizer = PretrainedTokenizer.Load(Finetuned ?? Base, Adapter).AsRawText(NoChatTemplate).WithTemplateArgs(Chat.Args);
-        tokenizer.RequireFits(config.VocabSize, Base);
-        string? system = Text.SystemPrompt.Resolve(SystemPrompt);
-        var safety = TrainingRecord.Load(SafetyData).Take(NSamples).Select(r => ChatPrompt.Encode(tokenizer, r, system, SeqLen).InputIds).ToList();
+        var (_, safety) = RealignJob.EncodeRecords(Base, Finetuned, Adapter, config.VocabSize, NoChatTemplate, Chat, SystemPrompt, SafetyData, NSamples, SeqLen);
 
         var dtype = TensorDTypes.ParseOutput(DType, Command);
         var specs = config.ExpectedTensors().Select(t => new TensorSpec(t.Name, dtype ?? theta.StorageType(t.Name), t.Shape)).ToList();
